@@ -1,0 +1,100 @@
+package dotmesh
+
+import (
+	"context"
+	"io"
+)
+
+// StorageBackend keeps the data of dots: one writable working state per
+// branch, and immutable commits of it.
+//
+// Lifecycle of a branch's storage, driven by the Node:
+//
+//	CreateBranch(b, nil)        empty working state (a dot's first branch)
+//	CreateBranch(b, &c)         working state equal to commit c, which may
+//	                            live on another branch of the same dot
+//	SubdotPath(b, s)            where a frontend mounts subdot s; created on
+//	                            first use. RootSubdot is the whole tree.
+//	Commit(c)                   atomic snapshot of every subdot of c.Branch
+//	Rollback(b, c)              working state := commit c (discarding
+//	                            uncommitted changes); c is an ancestor of the
+//	                            branch head and may live on another branch
+//	DeleteCommit(c)             forget a commit nothing refers to any more
+//	DeleteBranch(b)             remove the working state and the branch's
+//	                            own commits
+//
+// The Node keeps all metadata (names, parents, messages) in the ClusterStore
+// and serialises operations on one branch; a backend only stores data, keyed
+// by dot id, branch name and commit id, which it must treat as opaque but
+// validated path components (see BranchRef.Validate).
+//
+// Crash safety: each mutating call either completes or leaves the previous
+// state, so after a SIGKILL the Node can reconcile what Branches and Commits
+// report with the store. In particular a commit is never listed by Commits
+// until all of its data is durable.
+//
+// Errors wrap the sentinels in this package (ErrNotFound, ErrAlreadyExists,
+// ErrUnavailable, ErrCorrupt, ...), classified by the backend itself.
+type StorageBackend interface {
+	// Name is the key the backend is registered under ("files", "zfs"...);
+	// a dot records it at creation.
+	Name() string
+
+	// CreateBranch makes the working state of b: empty when from is nil,
+	// otherwise a writable copy of commit *from. ErrAlreadyExists if b exists.
+	CreateBranch(ctx context.Context, b BranchRef, from *CommitRef) error
+	// DeleteBranch removes b's working state and the commits stored on b.
+	// Deleting a missing branch is not an error.
+	DeleteBranch(ctx context.Context, b BranchRef) error
+	// Branches lists every branch whose storage exists, for reconciliation.
+	Branches(ctx context.Context) ([]BranchRef, error)
+
+	// SubdotPath returns the host path of subdot's working directory in b,
+	// creating the directory if needed. RootSubdot returns the whole tree.
+	SubdotPath(ctx context.Context, b BranchRef, subdot string) (string, error)
+	// Subdots lists the subdots present in b's working state.
+	Subdots(ctx context.Context, b BranchRef) ([]string, error)
+	// Usage reports size and dirtiness of b relative to head (nil before
+	// the first commit).
+	Usage(ctx context.Context, b BranchRef, head *CommitRef) (Usage, error)
+
+	// Commit snapshots every subdot of c.Branch atomically as commit c.ID
+	// and returns backend facts to record with it (may be nil).
+	Commit(ctx context.Context, c CommitRef) (map[string]string, error)
+	// Commits lists the commits whose data is stored on b.
+	Commits(ctx context.Context, b BranchRef) ([]CommitID, error)
+	// Rollback replaces b's working state with commit c.
+	Rollback(ctx context.Context, b BranchRef, c CommitRef) error
+	// DeleteCommit removes a commit's data. The Node only asks for commits
+	// that no branch head, ancestry or origin refers to.
+	DeleteCommit(ctx context.Context, c CommitRef) error
+
+	// Send writes commit target as a stream: complete, or incremental from
+	// base (a commit the receiver already holds) when base is not nil.
+	Send(ctx context.Context, target CommitRef, base *CommitRef, w io.Writer) error
+	// Receive reads a stream made by Send of the same backend kind and
+	// stores it as commit target on target.Branch, creating that branch's
+	// storage if needed. Nothing becomes visible unless the whole stream
+	// arrived intact (ErrCorrupt otherwise).
+	Receive(ctx context.Context, target CommitRef, base *CommitRef, r io.Reader) error
+
+	// Close releases resources; the backend is not used afterwards.
+	Close() error
+}
+
+// GarbageCollector is an optional capability: backends with a shared
+// content store reclaim space that no commit or working state uses.
+type GarbageCollector interface {
+	CollectGarbage(ctx context.Context) (GCStats, error)
+}
+
+// GCStats reports what a garbage collection removed.
+type GCStats struct {
+	ObjectsRemoved int64 `json:"objects_removed"`
+	BytesRemoved   int64 `json:"bytes_removed"`
+}
+
+// Checker is an optional capability: verify every stored object's integrity.
+type Checker interface {
+	Check(ctx context.Context) error
+}

@@ -1,0 +1,109 @@
+package dotmesh
+
+import (
+	"context"
+	"time"
+)
+
+// ClusterStore is the registry every node of a cluster shares: dots,
+// branches, commit metadata, nodes, branch-master leases and transfers.
+//
+// It is a small key-value contract that both bbolt (one node) and etcd
+// (many nodes) implement, and that the conformance suite in
+// cluster/storetest checks:
+//
+//   - Keys are '/'-separated strings; values are opaque bytes.
+//   - Every successful write increments one store-wide revision. A key's
+//     Revision is the store revision of its last write (etcd's ModRevision).
+//   - Txn is atomic: either every condition holds and every op is applied
+//     at one new revision, or nothing changes and ErrConflict is returned.
+//   - Watch delivers every change under a prefix made after it returned,
+//     in revision order, until ctx ends (then the channel is closed).
+//   - A key written with a lease disappears when the lease expires or is
+//     revoked.
+//
+// Errors: ErrNotFound for missing keys or leases, ErrConflict for failed
+// conditions, ErrUnavailable when the store cannot be reached.
+type ClusterStore interface {
+	// Get returns the key, or ErrNotFound.
+	Get(ctx context.Context, key string) (KV, error)
+	// List returns every key with the prefix, sorted by key.
+	List(ctx context.Context, prefix string) ([]KV, error)
+	// Put writes the key unconditionally and returns the new revision.
+	Put(ctx context.Context, key string, value []byte) (int64, error)
+	// Delete removes the key unconditionally; a missing key is no error.
+	Delete(ctx context.Context, key string) error
+	// Txn applies ops atomically if every condition holds, returning the
+	// new revision, or ErrConflict naming the first failed condition.
+	Txn(ctx context.Context, conds []Condition, ops []Op) (int64, error)
+	// Watch streams changes under prefix made after the call returned.
+	Watch(ctx context.Context, prefix string) (<-chan Event, error)
+
+	// Grant creates a lease that expires after ttl unless kept alive.
+	Grant(ctx context.Context, ttl time.Duration) (LeaseID, error)
+	// KeepAlive renews a lease for another ttl; ErrNotFound once expired.
+	KeepAlive(ctx context.Context, id LeaseID) error
+	// Revoke ends a lease now, deleting its keys.
+	Revoke(ctx context.Context, id LeaseID) error
+
+	Close() error
+}
+
+// KV is one stored key.
+type KV struct {
+	Key      string
+	Value    []byte
+	Revision int64
+	Lease    LeaseID
+}
+
+// LeaseID identifies a lease; 0 means none.
+type LeaseID int64
+
+// Condition guards a Txn on the revision of one key.
+type Condition struct {
+	Key string
+	// Revision the key must have; 0 means the key must not exist.
+	Revision int64
+}
+
+// Op is one write in a Txn.
+type Op struct {
+	Key    string
+	Value  []byte
+	Delete bool
+	Lease  LeaseID
+}
+
+// PutOp and DeleteOp build Ops.
+func PutOp(key string, value []byte) Op { return Op{Key: key, Value: value} }
+func DeleteOp(key string) Op            { return Op{Key: key, Delete: true} }
+
+// IfRevision and IfAbsent build Conditions.
+func IfRevision(key string, rev int64) Condition { return Condition{Key: key, Revision: rev} }
+func IfAbsent(key string) Condition              { return Condition{Key: key} }
+
+// EventType says what happened to a watched key.
+type EventType int
+
+const (
+	EventPut EventType = iota + 1
+	EventDelete
+)
+
+func (t EventType) String() string {
+	switch t {
+	case EventPut:
+		return "put"
+	case EventDelete:
+		return "delete"
+	}
+	return "unknown"
+}
+
+// Event is one change seen by Watch. For deletes, KV.Value is empty and
+// KV.Revision is the revision of the delete.
+type Event struct {
+	Type EventType
+	KV   KV
+}

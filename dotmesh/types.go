@@ -1,0 +1,138 @@
+package dotmesh
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+)
+
+// DotID is the immutable identity of a dot. Names can be reused after a
+// delete; ids never are. Backends key their storage by DotID.
+type DotID string
+
+// CommitID identifies a commit: 32 lowercase hex digits, unique across all
+// dots and nodes, so any unique prefix names it.
+type CommitID string
+
+// NewDotID returns a fresh random dot id.
+func NewDotID() DotID { return DotID(randomHex(16)) }
+
+// NewCommitID returns a fresh random commit id.
+func NewCommitID() CommitID { return CommitID(randomHex(16)) }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err))
+	}
+	return hex.EncodeToString(b)
+}
+
+// ValidateID checks that s looks like an id made by NewDotID/NewCommitID
+// (or a prefix of one, when prefix is true). Ids reach backends as path and
+// dataset components, so nothing else may pass.
+func ValidateID(what, s string, prefix bool) error {
+	if s == "" || len(s) > 32 || (!prefix && len(s) != 32) {
+		return fmt.Errorf("%w: %s id %q must be 32 hex digits", ErrInvalidName, what, truncate(s))
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return fmt.Errorf("%w: %s id %q must be lowercase hex", ErrInvalidName, what, truncate(s))
+		}
+	}
+	return nil
+}
+
+// Dot is a named, versioned unit of application state.
+type Dot struct {
+	ID        DotID             `json:"id"`
+	Namespace string            `json:"namespace"`
+	Name      string            `json:"name"`
+	Backend   string            `json:"backend"` // the backend the dot was created on
+	Current   string            `json:"current"` // the checked-out branch
+	Created   time.Time         `json:"created"`
+	Upstreams map[string]string `json:"upstreams,omitempty"` // remote name -> remote dot, set by push/pull
+}
+
+// DotName returns the dot's name.
+func (d *Dot) DotName() DotName { return DotName{Namespace: d.Namespace, Name: d.Name} }
+
+// Branch is a line of commits in a dot with its own writable working state.
+type Branch struct {
+	Dot     DotID     `json:"dot"`
+	Name    string    `json:"name"`
+	Head    CommitID  `json:"head,omitempty"`   // empty until the first commit
+	Origin  CommitID  `json:"origin,omitempty"` // commit the branch was made from
+	Created time.Time `json:"created"`
+}
+
+// Ref returns the backend reference of the branch.
+func (b *Branch) Ref() BranchRef { return BranchRef{Dot: b.Dot, Branch: b.Name} }
+
+// Commit is an immutable, atomic point-in-time state of all subdots of a
+// branch. Its metadata lives in the ClusterStore, never in the user's tree.
+type Commit struct {
+	ID       CommitID          `json:"id"`
+	Dot      DotID             `json:"dot"`
+	Branch   string            `json:"branch"` // the branch it was made on; its data lives there
+	Parent   CommitID          `json:"parent,omitempty"`
+	Author   string            `json:"author"`
+	Time     time.Time         `json:"time"`
+	Message  string            `json:"message"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// Info is what the backend reported about the commit (sizes, tool
+	// versions...). Backends choose the keys.
+	Info map[string]string `json:"info,omitempty"`
+}
+
+// Ref returns the backend reference of the commit.
+func (c *Commit) Ref() CommitRef {
+	return CommitRef{BranchRef: BranchRef{Dot: c.Dot, Branch: c.Branch}, ID: c.ID}
+}
+
+// BranchRef names a branch's working state to a backend.
+type BranchRef struct {
+	Dot    DotID
+	Branch string
+}
+
+func (b BranchRef) String() string { return string(b.Dot) + "@" + b.Branch }
+
+// Validate checks that the reference is safe to use as a path or dataset
+// component.
+func (b BranchRef) Validate() error {
+	if err := ValidateID("dot", string(b.Dot), false); err != nil {
+		return err
+	}
+	return ValidateName("branch", b.Branch)
+}
+
+// CommitRef names one commit to a backend: the branch whose storage holds
+// it, and its id.
+type CommitRef struct {
+	BranchRef
+	ID CommitID
+}
+
+func (c CommitRef) String() string { return c.BranchRef.String() + "#" + string(c.ID) }
+
+// Validate checks the branch reference and the id.
+func (c CommitRef) Validate() error {
+	if err := c.BranchRef.Validate(); err != nil {
+		return err
+	}
+	return ValidateID("commit", string(c.ID), false)
+}
+
+// Usage is what a backend reports about a branch's working state.
+type Usage struct {
+	// Size is the bytes the working state occupies.
+	Size int64 `json:"size"`
+	// Dirty is true when the working state differs from the branch head
+	// (or, before the first commit, is not empty).
+	Dirty bool `json:"dirty"`
+	// DirtyBytes estimates how many bytes differ from the head.
+	DirtyBytes int64 `json:"dirty_bytes"`
+}
