@@ -1,0 +1,84 @@
+package dotmesh
+
+import (
+	"context"
+	"fmt"
+)
+
+// reconcile removes storage the registry does not know about: branches and
+// commits whose data was written by an operation that died before its
+// registry transaction. The registry is the source of truth, so after a
+// crash every dot is at its old state or at a complete new one.
+//
+// Registry entries without data are left alone: in a cluster they are
+// normal (not replicated to this node yet), and deleting metadata would
+// lose history.
+func (n *Node) reconcile(ctx context.Context) error {
+	dots, err := n.reg.dots(ctx)
+	if err != nil {
+		return err
+	}
+	known := make(map[BranchRef]map[CommitID]bool)
+	dotBackend := make(map[DotID]string)
+	for _, d := range dots {
+		dotBackend[d.ID] = d.Backend
+		branches, err := n.reg.branches(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		commits, err := n.reg.commits(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		for _, b := range branches {
+			known[b.Ref()] = make(map[CommitID]bool)
+		}
+		for _, c := range commits {
+			if m, ok := known[BranchRef{Dot: d.ID, Branch: c.Branch}]; ok {
+				m[c.ID] = true
+			} else {
+				// The commit's branch was deleted but another branch still
+				// needs its data: keep that storage.
+				known[BranchRef{Dot: d.ID, Branch: c.Branch}] = map[CommitID]bool{c.ID: true}
+			}
+		}
+	}
+	for _, name := range n.BackendNames() {
+		be := n.backends[name]
+		refs, err := be.Branches(ctx)
+		if err != nil {
+			return fmt.Errorf("listing branches of backend %s: %w", name, err)
+		}
+		for _, ref := range refs {
+			ids, err := be.Commits(ctx, ref)
+			if err != nil {
+				return fmt.Errorf("listing commits of %s: %w", ref, err)
+			}
+			commitsKnown, ok := known[ref]
+			if !ok || dotBackend[ref.Dot] != name {
+				// An interrupted create leaves storage without commits. Storage
+				// with commits, or any storage when the registry is empty, more
+				// likely means the wrong registry: never delete data for that.
+				if len(ids) > 0 || len(dots) == 0 {
+					n.log.Warn("keeping branch storage the registry does not know; is this the right data directory and store?", "backend", name, "branch", ref.String(), "commits", len(ids))
+					continue
+				}
+				n.log.Warn("removing branch storage left by an interrupted operation", "backend", name, "branch", ref.String())
+				if err := be.DeleteBranch(ctx, ref); err != nil {
+					return fmt.Errorf("removing orphaned branch %s: %w", ref, err)
+				}
+				continue
+			}
+			for _, id := range ids {
+				if commitsKnown[id] {
+					continue
+				}
+				n.log.Warn("removing commit data unknown to the registry (left by an interrupted commit)", "backend", name, "branch", ref.String(), "commit", id)
+				if err := be.DeleteCommit(ctx, CommitRef{BranchRef: ref, ID: id}); err != nil {
+					return fmt.Errorf("removing orphaned commit %s: %w", id, err)
+				}
+			}
+		}
+	}
+	return nil
+}

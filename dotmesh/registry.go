@@ -1,0 +1,142 @@
+package dotmesh
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// Key layout of the registry in the ClusterStore. One key per dot, branch
+// and commit, so no value grows with the history.
+//
+//	names/<namespace>/<name>     -> dot id
+//	dots/<dotid>                 -> Dot
+//	branches/<dotid>/<branch>    -> Branch
+//	commits/<dotid>/<commitid>   -> Commit
+//	apikeys/<user>               -> APIKey
+const (
+	namesPrefix    = "names/"
+	dotsPrefix     = "dots/"
+	branchesPrefix = "branches/"
+	commitsPrefix  = "commits/"
+	apiKeysPrefix  = "apikeys/"
+)
+
+func nameKey(n DotName) string            { return namesPrefix + n.Namespace + "/" + n.Name }
+func dotKey(id DotID) string              { return dotsPrefix + string(id) }
+func branchKey(id DotID, b string) string { return branchesPrefix + string(id) + "/" + b }
+func branchPrefix(id DotID) string        { return branchesPrefix + string(id) + "/" }
+func commitKey(id DotID, c CommitID) string {
+	return commitsPrefix + string(id) + "/" + string(c)
+}
+func commitPrefix(id DotID) string { return commitsPrefix + string(id) + "/" }
+
+// registry wraps a ClusterStore with typed, JSON-encoded access.
+type registry struct{ s ClusterStore }
+
+func encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("encoding %T: %v", v, err)) // only our own types are encoded
+	}
+	return b
+}
+
+func decode[T any](kv KV) (*T, error) {
+	v := new(T)
+	if err := json.Unmarshal(kv.Value, v); err != nil {
+		return nil, fmt.Errorf("%w: registry key %s: %v", ErrCorrupt, kv.Key, err)
+	}
+	return v, nil
+}
+
+func (r registry) dotID(ctx context.Context, n DotName) (DotID, error) {
+	kv, err := r.s.Get(ctx, nameKey(n))
+	if err != nil {
+		return "", notFound(err, "dot %s does not exist; `dm list` shows the dots", n)
+	}
+	return DotID(kv.Value), nil
+}
+
+func (r registry) dot(ctx context.Context, id DotID) (*Dot, int64, error) {
+	kv, err := r.s.Get(ctx, dotKey(id))
+	if err != nil {
+		return nil, 0, notFound(err, "dot %s does not exist", id)
+	}
+	d, err := decode[Dot](kv)
+	return d, kv.Revision, err
+}
+
+func (r registry) dotByName(ctx context.Context, n DotName) (*Dot, int64, error) {
+	id, err := r.dotID(ctx, n)
+	if err != nil {
+		return nil, 0, err
+	}
+	return r.dot(ctx, id)
+}
+
+func (r registry) branch(ctx context.Context, d *Dot, name string) (*Branch, int64, error) {
+	kv, err := r.s.Get(ctx, branchKey(d.ID, name))
+	if err != nil {
+		return nil, 0, notFound(err, "dot %s has no branch %s; `dm branch` lists them", d.DotName(), name)
+	}
+	b, err := decode[Branch](kv)
+	return b, kv.Revision, err
+}
+
+func (r registry) branches(ctx context.Context, id DotID) ([]*Branch, error) {
+	kvs, err := r.s.List(ctx, branchPrefix(id))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Branch, 0, len(kvs))
+	for _, kv := range kvs {
+		b, err := decode[Branch](kv)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+func (r registry) commits(ctx context.Context, id DotID) (map[CommitID]*Commit, error) {
+	kvs, err := r.s.List(ctx, commitPrefix(id))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[CommitID]*Commit, len(kvs))
+	for _, kv := range kvs {
+		c, err := decode[Commit](kv)
+		if err != nil {
+			return nil, err
+		}
+		out[c.ID] = c
+	}
+	return out, nil
+}
+
+func (r registry) dots(ctx context.Context) ([]*Dot, error) {
+	kvs, err := r.s.List(ctx, dotsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Dot, 0, len(kvs))
+	for _, kv := range kvs {
+		d, err := decode[Dot](kv)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// notFound rewrites a store's ErrNotFound into a message for users and
+// passes other errors (an unreachable store) through unchanged.
+func notFound(err error, format string, args ...any) error {
+	if isNotFound(err) {
+		return fmt.Errorf("%w: "+format, append([]any{ErrNotFound}, args...)...)
+	}
+	return err
+}
