@@ -1,0 +1,147 @@
+// Package api is the wire contract between a dotmesh node's HTTP server
+// and its clients: routes, request and response bodies, and the mapping of
+// errors to status codes and back, so errors.Is works on both sides.
+//
+// Every route except GET /healthz needs an API key, sent as HTTP basic auth
+// (user "admin", password = key) or as "Authorization: Bearer KEY".
+//
+//	GET    /healthz                                   "ok", no auth
+//	GET    /v1/ping                                    Ping
+//	GET    /v1/dots                                    []dotmesh.DotStatus
+//	POST   /v1/dots                                    CreateDotRequest -> dotmesh.Dot
+//	GET    /v1/dots/{ns}/{dot}                         dotmesh.DotStatus
+//	DELETE /v1/dots/{ns}/{dot}
+//	GET    /v1/dots/{ns}/{dot}/branches                []dotmesh.Branch
+//	POST   /v1/dots/{ns}/{dot}/branches                CreateBranchRequest -> dotmesh.Branch
+//	DELETE /v1/dots/{ns}/{dot}/branches/{branch}
+//	POST   /v1/dots/{ns}/{dot}/checkout                CheckoutRequest -> dotmesh.Dot
+//	POST   /v1/dots/{ns}/{dot}/commits                 CommitRequest -> dotmesh.Commit
+//	GET    /v1/dots/{ns}/{dot}/commits?branch=&limit=  []dotmesh.Commit, newest first
+//	GET    /v1/dots/{ns}/{dot}/refs/{ref}?branch=      dotmesh.Commit
+//	POST   /v1/dots/{ns}/{dot}/reset                   ResetRequest -> dotmesh.Commit
+//	GET    /v1/dots/{ns}/{dot}/subdots?branch=         []string
+//	POST   /v1/path                                    PathRequest -> PathResponse
+//
+// Errors come back as a non-2xx status with an Error body.
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// DefaultPort is where `dm serve` listens unless told otherwise.
+const DefaultPort = 32607
+
+// AdminUser is the user name of the admin API key.
+const AdminUser = "admin"
+
+// Ping answers GET /v1/ping.
+type Ping struct {
+	Version  string   `json:"version"`
+	Backends []string `json:"backends"`
+	User     string   `json:"user"`
+}
+
+// CreateDotRequest creates a dot.
+type CreateDotRequest struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Backend   string `json:"backend,omitempty"`
+}
+
+// CreateBranchRequest creates a branch from a ref of the current branch.
+type CreateBranchRequest struct {
+	Name string `json:"name"`
+	From string `json:"from,omitempty"` // ref; empty = HEAD
+}
+
+// CheckoutRequest switches the current branch (Create: make it first).
+type CheckoutRequest struct {
+	Branch string `json:"branch"`
+	Create bool   `json:"create,omitempty"`
+}
+
+// CommitRequest makes a commit on Branch (empty = current).
+type CommitRequest struct {
+	Branch   string            `json:"branch,omitempty"`
+	Message  string            `json:"message"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// ResetRequest moves Branch (empty = current) back to Ref.
+type ResetRequest struct {
+	Branch string `json:"branch,omitempty"`
+	Ref    string `json:"ref"`
+	Hard   bool   `json:"hard,omitempty"`
+}
+
+// PathRequest asks for the host path of a subdot, named in the shared
+// volume syntax "[namespace/]dot[@branch][.subdot]".
+type PathRequest struct {
+	Volume string `json:"volume"`
+}
+
+// PathResponse carries the path.
+type PathResponse struct {
+	Path string `json:"path"`
+}
+
+// Error is the body of every error response.
+type Error struct {
+	Error string `json:"error"` // one line, for people
+	Code  string `json:"code"`  // stable, for programs; see codes
+}
+
+// codes maps sentinels to wire codes and HTTP statuses, in match order.
+var codes = []struct {
+	err    error
+	code   string
+	status int
+}{
+	{dotmesh.ErrUnauthorized, "unauthorized", http.StatusUnauthorized},
+	{dotmesh.ErrInvalidName, "invalid_name", http.StatusBadRequest},
+	{dotmesh.ErrInvalidArgument, "invalid_argument", http.StatusBadRequest},
+	{dotmesh.ErrNotFound, "not_found", http.StatusNotFound},
+	{dotmesh.ErrAlreadyExists, "already_exists", http.StatusConflict},
+	{dotmesh.ErrConflict, "conflict", http.StatusConflict},
+	{dotmesh.ErrAmbiguous, "ambiguous", http.StatusConflict},
+	{dotmesh.ErrDirty, "dirty", http.StatusConflict},
+	{dotmesh.ErrInUse, "in_use", http.StatusConflict},
+	{dotmesh.ErrNotSupported, "not_supported", http.StatusNotImplemented},
+	{dotmesh.ErrCorrupt, "corrupt", http.StatusUnprocessableEntity},
+	{dotmesh.ErrUnavailable, "unavailable", http.StatusServiceUnavailable},
+}
+
+// ErrorFor returns the status and body for err.
+func ErrorFor(err error) (int, Error) {
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return c.status, Error{Error: err.Error(), Code: c.code}
+		}
+	}
+	return http.StatusInternalServerError, Error{Error: err.Error(), Code: "internal"}
+}
+
+// Sentinel returns the dotmesh sentinel for a wire code, or nil.
+func Sentinel(code string) error {
+	for _, c := range codes {
+		if c.code == code {
+			return c.err
+		}
+	}
+	return nil
+}
+
+// RemoteError is an error a server returned. It unwraps to the matching
+// dotmesh sentinel, and prints as the server's message alone.
+type RemoteError struct {
+	Status  int
+	Message string
+	Code    string
+}
+
+func (e *RemoteError) Error() string { return e.Message }
+func (e *RemoteError) Unwrap() error { return Sentinel(e.Code) }

@@ -1,0 +1,236 @@
+package cas
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+)
+
+type objState uint8
+
+const (
+	stateExisting objState = iota + 1 // already in objects/
+	stateClaimed                      // a writer will stage it
+	stateStaged                       // complete in the staging dir
+)
+
+// Batch collects the new objects of one commit or one received stream.
+// They stay invisible to other batches' deduplication until Commit, and
+// vanish with Abort. A Batch is safe for concurrent use.
+type Batch struct {
+	s   *Store
+	dir string
+
+	mu    sync.Mutex
+	state map[Hash]objState
+	done  bool
+
+	newObjects atomic.Int64
+	newStored  atomic.Int64 // compressed bytes
+	newPlain   atomic.Int64
+}
+
+// NewBatch starts a batch with its own staging directory.
+func (s *Store) NewBatch() (*Batch, error) {
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, fmt.Errorf("random staging name: %w", err)
+	}
+	dir := filepath.Join(s.dir, stagingDir, fmt.Sprintf("%d-%s", os.Getpid(), hex.EncodeToString(rnd[:])))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create staging directory: %w", err)
+	}
+	return &Batch{s: s, dir: dir, state: make(map[Hash]objState)}, nil
+}
+
+// Stats returns how many objects the batch added, their stored
+// (compressed) bytes and their plaintext bytes.
+func (b *Batch) Stats() (objects, stored, plain int64) {
+	return b.newObjects.Load(), b.newStored.Load(), b.newPlain.Load()
+}
+
+// Claim reports whether the caller must write object h: true exactly once
+// per batch for an object the store lacks; false when it is stored
+// already or another writer of this batch claimed it.
+func (b *Batch) Claim(h Hash) (bool, error) {
+	b.mu.Lock()
+	if _, seen := b.state[h]; seen {
+		b.mu.Unlock()
+		return false, nil
+	}
+	b.state[h] = stateClaimed
+	b.mu.Unlock()
+
+	ok, err := b.s.Has(h)
+	if err != nil {
+		b.mu.Lock()
+		delete(b.state, h)
+		b.mu.Unlock()
+		return false, err
+	}
+	if ok {
+		b.mu.Lock()
+		b.state[h] = stateExisting
+		b.mu.Unlock()
+		return false, nil
+	}
+	return true, nil
+}
+
+// WriteClaimed compresses plain (whose hash is h, claimed by the caller)
+// into the staging directory. scratch is a reusable compression buffer;
+// the possibly grown buffer is returned.
+func (b *Batch) WriteClaimed(h Hash, plain, scratch []byte) ([]byte, error) {
+	comp := b.s.Compress(plain, scratch)
+	if err := b.stage(h, comp); err != nil {
+		return comp, err
+	}
+	b.newPlain.Add(int64(len(plain)))
+	return comp, nil
+}
+
+// Put stores plain unless present and returns its hash and whether it was
+// new.
+func (b *Batch) Put(plain []byte) (Hash, bool, error) {
+	h := Sum(plain)
+	claimed, err := b.Claim(h)
+	if err != nil || !claimed {
+		return h, false, err
+	}
+	_, err = b.WriteClaimed(h, plain, nil)
+	return h, err == nil, err
+}
+
+// PutStored stores an object received in stored (compressed) form after
+// checking that it decompresses to content hashing to h; scratch is a
+// reusable decompression buffer. It reports whether the object was new.
+// A mismatch wraps dotmesh.ErrCorrupt and stores nothing.
+func (b *Batch) PutStored(h Hash, comp, scratch []byte) (bool, []byte, error) {
+	plain, err := b.s.Decode(h, comp, scratch)
+	if err != nil {
+		return false, scratch, err
+	}
+	claimed, err := b.Claim(h)
+	if err != nil || !claimed {
+		return false, plain, err
+	}
+	if err := b.stage(h, comp); err != nil {
+		return false, plain, err
+	}
+	b.newPlain.Add(int64(len(plain)))
+	return true, plain, nil
+}
+
+func (b *Batch) stage(h Hash, comp []byte) error {
+	if len(comp) > MaxStoredSize {
+		return fmt.Errorf("object %s compresses to %d bytes, over the %d limit", h, len(comp), MaxStoredSize)
+	}
+	p := filepath.Join(b.dir, h.String())
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return fmt.Errorf("stage object %s: %w", h, err)
+	}
+	if _, err := f.Write(comp); err != nil {
+		f.Close()
+		return fmt.Errorf("stage object %s: %w", h, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("stage object %s: %w", h, err)
+	}
+	b.mu.Lock()
+	b.state[h] = stateStaged
+	b.mu.Unlock()
+	b.newObjects.Add(1)
+	b.newStored.Add(int64(len(comp)))
+	return nil
+}
+
+// Has reports whether h is in the store or staged in this batch.
+func (b *Batch) Has(h Hash) (bool, error) {
+	b.mu.Lock()
+	st := b.state[h]
+	b.mu.Unlock()
+	if st == stateStaged || st == stateExisting {
+		return true, nil
+	}
+	return b.s.Has(h)
+}
+
+// Get returns the verified plaintext of h from this batch or the store.
+func (b *Batch) Get(h Hash, dst []byte) ([]byte, error) {
+	b.mu.Lock()
+	st := b.state[h]
+	b.mu.Unlock()
+	if st != stateStaged {
+		return b.s.Get(h, dst)
+	}
+	comp, err := readObjectFile(filepath.Join(b.dir, h.String()), h)
+	if err != nil {
+		return nil, err
+	}
+	return b.s.Decode(h, comp, dst)
+}
+
+// Commit makes the staged objects durable and visible: one syncfs for
+// their data, renames into objects/, one more syncfs for the renames.
+//
+// Commit syncs even when nothing is staged: an object this batch found
+// present may have been renamed in by a concurrent batch whose final
+// syncfs has not run yet, and the caller is about to write a record that
+// relies on it.
+func (b *Batch) Commit() error {
+	b.mu.Lock()
+	if b.done {
+		b.mu.Unlock()
+		return errors.New("cas: batch already finished")
+	}
+	b.done = true
+	var staged []Hash
+	for h, st := range b.state {
+		switch st {
+		case stateStaged:
+			staged = append(staged, h)
+		case stateClaimed:
+			b.mu.Unlock()
+			b.cleanup()
+			return fmt.Errorf("cas: object %s was claimed but never written; the batch is incomplete", h)
+		}
+	}
+	b.mu.Unlock()
+	defer b.cleanup()
+
+	if len(staged) > 0 {
+		if err := b.s.syncFS(); err != nil {
+			return err
+		}
+		for _, h := range staged {
+			if err := os.Rename(filepath.Join(b.dir, h.String()), b.s.path(h)); err != nil {
+				return fmt.Errorf("publish object %s: %w", h, err)
+			}
+		}
+	}
+	return b.s.syncFS()
+}
+
+// Abort drops every staged object. It is safe after Commit (a no-op then).
+func (b *Batch) Abort() {
+	b.mu.Lock()
+	done := b.done
+	b.done = true
+	b.mu.Unlock()
+	if !done {
+		b.cleanup()
+	}
+}
+
+func (b *Batch) cleanup() {
+	if err := os.RemoveAll(b.dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		b.s.log.Warn("could not remove staging directory; it is removed on next open", "dir", b.dir, "err", err)
+	}
+}

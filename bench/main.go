@@ -1,0 +1,300 @@
+// Command bench measures dotmesh against the raw tools it competes with,
+// side by side in one run, and prints ratios (medians over -runs). Run it
+// with `make bench`; it uses bin/dm and Debian's restic.
+//
+// Machines here are shared and noisy: compare the ratios, not the absolute
+// times.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io/fs"
+	"math/rand"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+func main() {
+	size := flag.Int64("size", 1<<30, "bytes of the generated tree")
+	runs := flag.Int("runs", 3, "repetitions; medians are reported")
+	dm := flag.String("dm", "bin/dm", "the dm binary")
+	keep := flag.Bool("keep", false, "keep the work directory")
+	flag.Parse()
+	if err := run(*dm, *size, *runs, *keep); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type sample struct {
+	dmFirst, dmSame, dmChanged, restic   time.Duration
+	dmStored, dmSameAdded, dmChangeAdded int64
+	resticStored                         int64
+}
+
+func run(dm string, size int64, runs int, keep bool) error {
+	dm, err := filepath.Abs(dm)
+	if err != nil {
+		return err
+	}
+	if _, err := exec.LookPath("restic"); err != nil {
+		return fmt.Errorf("restic is not installed (apt-get install restic); the bench compares against it")
+	}
+	work, err := os.MkdirTemp("", "dotmesh-bench-")
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer os.RemoveAll(work)
+	}
+	fmt.Printf("generating a %s tree of mixed file sizes...\n", human(size))
+	tree := filepath.Join(work, "tree")
+	nfiles, err := generate(tree, size)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%d files; %d runs; medians below\n\n", nfiles, runs)
+
+	var samples []sample
+	for i := 0; i < runs; i++ {
+		s, err := oneRun(dm, work, tree, size, i)
+		if err != nil {
+			return err
+		}
+		samples = append(samples, s)
+		fmt.Printf("run %d: dm first %v, restic %v, unchanged %v, 1%% change %v\n", i+1,
+			s.dmFirst.Round(time.Millisecond), s.restic.Round(time.Millisecond), s.dmSame.Round(time.Millisecond), s.dmChanged.Round(time.Millisecond))
+	}
+	med := func(f func(sample) float64) float64 {
+		v := make([]float64, len(samples))
+		for i, s := range samples {
+			v[i] = f(s)
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nmeasure\tratio\ttarget\tverdict")
+	row := func(name string, ratio float64, target string, ok bool) {
+		v := "ok"
+		if !ok {
+			v = "MISSED"
+		}
+		fmt.Fprintf(tw, "%s\t%.3f\t%s\t%s\n", name, ratio, target, v)
+	}
+	r := med(func(s sample) float64 { return s.dmFirst.Seconds() / s.restic.Seconds() })
+	row("first commit time / restic backup time", r, "<= 1", r <= 1)
+	r = med(func(s sample) float64 { return float64(s.dmStored) / float64(s.resticStored) })
+	row("first commit stored bytes / restic repo bytes", r, "~1", r <= 1.25)
+	r = med(func(s sample) float64 { return s.dmSame.Seconds() / s.dmFirst.Seconds() })
+	row("unchanged re-commit time / first commit time", r, "< 0.10", r < 0.10)
+	r = med(func(s sample) float64 { return float64(s.dmSameAdded) / float64(size) })
+	row("unchanged re-commit stored bytes / tree size", r, "~0", r < 0.001)
+	r = med(func(s sample) float64 { return float64(s.dmChangeAdded) / float64(size) })
+	row("1% change: stored bytes added / tree size", r, "< 0.05", r < 0.05)
+	return tw.Flush()
+}
+
+// oneRun starts a fresh node, commits the tree three times (first,
+// unchanged, after a 1% change) and backs up the same tree with restic.
+func oneRun(dm, work, tree string, size int64, i int) (sample, error) {
+	var s sample
+	dir := filepath.Join(work, fmt.Sprint("run", i))
+	data := filepath.Join(dir, "data")
+	env := append(os.Environ(), "DOTMESH_CONFIG="+filepath.Join(dir, "config"))
+	port, err := freePort()
+	if err != nil {
+		return s, err
+	}
+	sh := func(args ...string) (string, error) {
+		cmd := exec.Command(dm, args...)
+		cmd.Env = env
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("dm %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+		}
+		return strings.TrimSpace(out.String()), nil
+	}
+	if _, err := sh("cluster", "init", "--data-dir", data, "--port", strconv.Itoa(port)); err != nil {
+		return s, err
+	}
+	defer sh("cluster", "stop")
+	if _, err := sh("init", "bench"); err != nil {
+		return s, err
+	}
+	sub, err := sh("path", "bench.files")
+	if err != nil {
+		return s, err
+	}
+	// Hard links would share inodes with the source; copy for real.
+	if out, err := exec.Command("cp", "-a", tree+"/.", sub).CombinedOutput(); err != nil {
+		return s, fmt.Errorf("copying the tree: %v: %s", err, out)
+	}
+	store := filepath.Join(data, "dump", "store")
+	timed := func(args ...string) (time.Duration, int64, error) {
+		before, _ := du(store)
+		start := time.Now()
+		_, err := sh(args...)
+		d := time.Since(start)
+		after, _ := du(store)
+		return d, after - before, err
+	}
+	if s.dmFirst, s.dmStored, err = timed("commit", "--dot", "bench", "-m", "first"); err != nil {
+		return s, err
+	}
+	if s.dmSame, s.dmSameAdded, err = timed("commit", "--dot", "bench", "-m", "unchanged"); err != nil {
+		return s, err
+	}
+	if err := changeOnePercent(sub, size, int64(i)); err != nil {
+		return s, err
+	}
+	if s.dmChanged, s.dmChangeAdded, err = timed("commit", "--dot", "bench", "-m", "1% changed"); err != nil {
+		return s, err
+	}
+
+	repo := filepath.Join(dir, "restic")
+	renv := append(os.Environ(), "RESTIC_PASSWORD=bench", "RESTIC_CACHE_DIR="+filepath.Join(dir, "restic-cache"))
+	init := exec.Command("restic", "init", "--repo", repo)
+	init.Env = renv
+	if out, err := init.CombinedOutput(); err != nil {
+		return s, fmt.Errorf("restic init: %v: %s", err, out)
+	}
+	backup := exec.Command("restic", "backup", "--quiet", "--repo", repo, tree)
+	backup.Env = renv
+	start := time.Now()
+	if out, err := backup.CombinedOutput(); err != nil {
+		return s, fmt.Errorf("restic backup: %v: %s", err, out)
+	}
+	s.restic = time.Since(start)
+	s.resticStored, err = du(repo)
+	return s, err
+}
+
+// generate writes a deterministic tree: many small text-like files, some
+// medium binaries, a few large files; half of the bytes compress well.
+func generate(root string, total int64) (int, error) {
+	rng := rand.New(rand.NewSource(42))
+	words := []string{"lorem", "ipsum", "customer", "order", "INSERT", "VALUES", "select", "2026-11-22", "dotmesh", "\n"}
+	var written int64
+	n := 0
+	for written < total {
+		var size int64
+		switch r := rng.Intn(100); {
+		case r < 70:
+			size = 1<<10 + rng.Int63n(64<<10)
+		case r < 97:
+			size = 256<<10 + rng.Int63n(4<<20)
+		default:
+			size = 16<<20 + rng.Int63n(48<<20)
+		}
+		if written+size > total {
+			size = total - written
+		}
+		p := filepath.Join(root, fmt.Sprintf("d%02d", n%37), fmt.Sprintf("s%d", n%5), fmt.Sprintf("f%06d.dat", n))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return n, err
+		}
+		buf := make([]byte, size)
+		if n%2 == 0 {
+			rng.Read(buf)
+		} else {
+			var b strings.Builder
+			for int64(b.Len()) < size {
+				b.WriteString(words[rng.Intn(len(words))])
+				b.WriteByte(' ')
+			}
+			copy(buf, b.String())
+		}
+		if err := os.WriteFile(p, buf, 0o644); err != nil {
+			return n, err
+		}
+		written += size
+		n++
+	}
+	return n, nil
+}
+
+// changeOnePercent overwrites about 1% of the tree's bytes in place, in
+// 256 KiB runs spread over many files (a database changes pages here and
+// there, not one contiguous region).
+func changeOnePercent(root string, size, seed int64) error {
+	var files []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewSource(seed + 7))
+	budget := size / 100
+	run := make([]byte, 256<<10)
+	for budget > 0 {
+		p := files[rng.Intn(len(files))]
+		fi, err := os.Stat(p)
+		if err != nil || fi.Size() < int64(len(run)) {
+			continue
+		}
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		rng.Read(run)
+		_, err = f.WriteAt(run, rng.Int63n(fi.Size()-int64(len(run))+1))
+		f.Close()
+		if err != nil {
+			return err
+		}
+		budget -= int64(len(run))
+	}
+	return nil
+}
+
+// du returns the bytes allocated under root.
+func du(root string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if fi, err := d.Info(); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				total += st.Blocks * 512
+			}
+		}
+		return nil
+	})
+	return total, err
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
+}

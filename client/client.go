@@ -1,0 +1,200 @@
+// Package client talks to a dotmesh node's HTTP API (package api). The CLI
+// uses it for local and remote nodes alike.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// Client calls one node's API with one API key. It is safe for concurrent
+// use.
+type Client struct {
+	base *url.URL
+	user string
+	key  string
+	http *http.Client
+}
+
+type options struct {
+	caPEM   []byte
+	timeout time.Duration
+	hc      *http.Client
+}
+
+// Option tunes New.
+type Option func(*options)
+
+// WithCACert trusts the PEM certificates (a cluster CA) for https URLs.
+func WithCACert(pem []byte) Option { return func(o *options) { o.caPEM = pem } }
+
+// WithTimeout bounds every call, including reading the answer. Without it
+// only ctx bounds a call, since commits of large dots can take a while.
+func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithHTTPClient uses h as is (for tests and custom transports).
+func WithHTTPClient(h *http.Client) Option { return func(o *options) { o.hc = h } }
+
+// New returns a client for the node at baseURL ("http://127.0.0.1:32607")
+// that authenticates as user (empty means admin) with apiKey.
+func New(baseURL, user, apiKey string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: node URL %q: %v", dotmesh.ErrInvalidArgument, baseURL, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("%w: node URL %q must look like http://HOST:%d or https://HOST:%d", dotmesh.ErrInvalidArgument, baseURL, api.DefaultPort, api.DefaultPort)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawPath = ""
+	if user == "" {
+		user = api.AdminUser
+	}
+	if apiKey == "" {
+		return nil, fmt.Errorf("%w: no API key for %s; it is in the node's data directory (admin-api-key)", dotmesh.ErrUnauthorized, u.Redacted())
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	hc := o.hc
+	switch {
+	case hc != nil && o.caPEM != nil:
+		return nil, fmt.Errorf("%w: WithCACert and WithHTTPClient conflict; set the CA on the http.Client's transport", dotmesh.ErrInvalidArgument)
+	case hc == nil:
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.Proxy = nil // nodes are reached directly; a proxy would see the key
+		if o.caPEM != nil {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(o.caPEM) {
+				return nil, fmt.Errorf("%w: the CA certificate holds no PEM certificate", dotmesh.ErrInvalidArgument)
+			}
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
+		hc = &http.Client{Transport: tr}
+	}
+	if o.timeout > 0 {
+		c := *hc
+		c.Timeout = o.timeout
+		hc = &c
+	}
+	return &Client{base: u, user: user, key: apiKey, http: hc}, nil
+}
+
+// URL returns the node's base URL.
+func (c *Client) URL() string { return c.base.String() }
+
+// maxResponse bounds what is read from a node: big enough for thousands of
+// dots, small enough that a wrong server cannot exhaust memory.
+const maxResponse = 256 << 20
+
+// do sends one request. in is encoded as the JSON body when not nil; out
+// receives the JSON answer when not nil.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	u := *c.base
+	u.RawPath = c.base.EscapedPath() + path // path is escaped already
+	u.Path, _ = url.PathUnescape(u.RawPath)
+	u.RawQuery = query.Encode()
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encoding the request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return fmt.Errorf("%w: %v", dotmesh.ErrInvalidArgument, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.SetBasicAuth(c.user, c.key)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.transportError(err)
+	}
+	defer resp.Body.Close()
+	lr := io.LimitReader(resp.Body, maxResponse)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return remoteError(resp, lr)
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, lr) // lets the connection be reused
+		return nil
+	}
+	if err := json.NewDecoder(lr).Decode(out); err != nil {
+		return fmt.Errorf("%w: reading the answer of %s %s from %s: %v", dotmesh.ErrCorrupt, method, path, c.base.Redacted(), err)
+	}
+	return nil
+}
+
+func (c *Client) transportError(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%w: no dotmesh node answers at %s; is `dm serve` running? (`dm cluster init` starts one)", dotmesh.ErrUnavailable, c.base.Redacted())
+	}
+	return fmt.Errorf("%w: talking to the dotmesh node at %s: %w", dotmesh.ErrUnavailable, c.base.Redacted(), err)
+}
+
+// remoteError turns an error answer into an *api.RemoteError, also when a
+// proxy or a non-dotmesh server answered with something that is not an
+// api.Error.
+func remoteError(resp *http.Response, body io.Reader) error {
+	data, _ := io.ReadAll(io.LimitReader(body, 64<<10))
+	var e api.Error
+	if err := json.Unmarshal(data, &e); err == nil && e.Error != "" {
+		return &api.RemoteError{Status: resp.StatusCode, Message: e.Error, Code: e.Code}
+	}
+	msg := strings.TrimSpace(string(data))
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	if len(msg) > 200 {
+		msg = msg[:200] + "..."
+	}
+	if msg == "" {
+		msg = http.StatusText(resp.StatusCode)
+	}
+	return &api.RemoteError{
+		Status:  resp.StatusCode,
+		Message: fmt.Sprintf("the server answered %s: %s (is this a dotmesh node?)", resp.Status, msg),
+		Code:    codeForStatus(resp.StatusCode),
+	}
+}
+
+func codeForStatus(status int) string {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return "unauthorized"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusConflict:
+		return "conflict"
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusMethodNotAllowed:
+		return "invalid_argument"
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return "unavailable"
+	case http.StatusNotImplemented:
+		return "not_supported"
+	}
+	return "internal"
+}

@@ -1,0 +1,231 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// dotPath returns the escaped path of a dot, defaulting the namespace and
+// validating both parts here, so a bad name fails before any request.
+func dotPath(name dotmesh.DotName, rest ...string) (string, error) {
+	if name.Namespace == "" {
+		name.Namespace = dotmesh.DefaultNamespace
+	}
+	if err := name.Validate(); err != nil {
+		return "", err
+	}
+	p := "/v1/dots/" + url.PathEscape(name.Namespace) + "/" + url.PathEscape(name.Name)
+	for _, r := range rest {
+		p += "/" + url.PathEscape(r)
+	}
+	return p, nil
+}
+
+func branchQuery(branch string) url.Values {
+	q := url.Values{}
+	if branch != "" {
+		q.Set("branch", branch)
+	}
+	return q
+}
+
+// Ping checks the node answers and the key is accepted.
+func (c *Client) Ping(ctx context.Context) (*api.Ping, error) {
+	var p api.Ping
+	if err := c.do(ctx, http.MethodGet, "/v1/ping", nil, nil, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// ListDots returns every dot's status, sorted by namespace and name.
+func (c *Client) ListDots(ctx context.Context) ([]dotmesh.DotStatus, error) {
+	var out []dotmesh.DotStatus
+	if err := c.do(ctx, http.MethodGet, "/v1/dots", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CreateDot creates a dot on backend (empty: the node's default).
+func (c *Client) CreateDot(ctx context.Context, name dotmesh.DotName, backend string) (*dotmesh.Dot, error) {
+	if name.Namespace == "" {
+		name.Namespace = dotmesh.DefaultNamespace
+	}
+	if err := name.Validate(); err != nil {
+		return nil, err
+	}
+	var d dotmesh.Dot
+	req := api.CreateDotRequest{Namespace: name.Namespace, Name: name.Name, Backend: backend}
+	if err := c.do(ctx, http.MethodPost, "/v1/dots", nil, req, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// Status returns one dot's status.
+func (c *Client) Status(ctx context.Context, name dotmesh.DotName) (*dotmesh.DotStatus, error) {
+	p, err := dotPath(name)
+	if err != nil {
+		return nil, err
+	}
+	var st dotmesh.DotStatus
+	if err := c.do(ctx, http.MethodGet, p, nil, nil, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// DeleteDot deletes a dot with all its branches and commits.
+func (c *Client) DeleteDot(ctx context.Context, name dotmesh.DotName) error {
+	p, err := dotPath(name)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodDelete, p, nil, nil, nil)
+}
+
+// Branches lists a dot's branches, sorted by name.
+func (c *Client) Branches(ctx context.Context, name dotmesh.DotName) ([]dotmesh.Branch, error) {
+	p, err := dotPath(name, "branches")
+	if err != nil {
+		return nil, err
+	}
+	var out []dotmesh.Branch
+	if err := c.do(ctx, http.MethodGet, p, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CreateBranch makes branch from a ref of the current branch (empty: HEAD).
+func (c *Client) CreateBranch(ctx context.Context, name dotmesh.DotName, branch, from string) (*dotmesh.Branch, error) {
+	p, err := dotPath(name, "branches")
+	if err != nil {
+		return nil, err
+	}
+	var b dotmesh.Branch
+	if err := c.do(ctx, http.MethodPost, p, nil, api.CreateBranchRequest{Name: branch, From: from}, &b); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// DeleteBranch deletes a branch that is not the current one.
+func (c *Client) DeleteBranch(ctx context.Context, name dotmesh.DotName, branch string) error {
+	if err := dotmesh.ValidateName("branch", branch); err != nil {
+		return err
+	}
+	p, err := dotPath(name, "branches", branch)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodDelete, p, nil, nil, nil)
+}
+
+// Checkout switches the dot's current branch, creating it first if create.
+func (c *Client) Checkout(ctx context.Context, name dotmesh.DotName, branch string, create bool) (*dotmesh.Dot, error) {
+	p, err := dotPath(name, "checkout")
+	if err != nil {
+		return nil, err
+	}
+	var d dotmesh.Dot
+	if err := c.do(ctx, http.MethodPost, p, nil, api.CheckoutRequest{Branch: branch, Create: create}, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// Commit commits branch (empty: the current one). The author is the
+// client's user.
+func (c *Client) Commit(ctx context.Context, name dotmesh.DotName, branch, message string, metadata map[string]string) (*dotmesh.Commit, error) {
+	p, err := dotPath(name, "commits")
+	if err != nil {
+		return nil, err
+	}
+	var out dotmesh.Commit
+	req := api.CommitRequest{Branch: branch, Message: message, Metadata: metadata}
+	if err := c.do(ctx, http.MethodPost, p, nil, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Log returns a branch's history (empty: current branch), newest first;
+// limit <= 0 means all.
+func (c *Client) Log(ctx context.Context, name dotmesh.DotName, branch string, limit int) ([]dotmesh.Commit, error) {
+	p, err := dotPath(name, "commits")
+	if err != nil {
+		return nil, err
+	}
+	q := branchQuery(branch)
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out []dotmesh.Commit
+	if err := c.do(ctx, http.MethodGet, p, q, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ResolveRef resolves ref (HEAD^, an id prefix...) on branch (empty:
+// current branch).
+func (c *Client) ResolveRef(ctx context.Context, name dotmesh.DotName, branch, ref string) (*dotmesh.Commit, error) {
+	if _, err := dotmesh.ParseRef(ref); err != nil {
+		return nil, err
+	}
+	p, err := dotPath(name, "refs", ref)
+	if err != nil {
+		return nil, err
+	}
+	var out dotmesh.Commit
+	if err := c.do(ctx, http.MethodGet, p, branchQuery(branch), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Reset moves branch (empty: current) back to ref; hard discards
+// uncommitted changes.
+func (c *Client) Reset(ctx context.Context, name dotmesh.DotName, branch, ref string, hard bool) (*dotmesh.Commit, error) {
+	p, err := dotPath(name, "reset")
+	if err != nil {
+		return nil, err
+	}
+	var out dotmesh.Commit
+	if err := c.do(ctx, http.MethodPost, p, nil, api.ResetRequest{Branch: branch, Ref: ref, Hard: hard}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Subdots lists the subdots of branch (empty: current).
+func (c *Client) Subdots(ctx context.Context, name dotmesh.DotName, branch string) ([]string, error) {
+	p, err := dotPath(name, "subdots")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	if err := c.do(ctx, http.MethodGet, p, branchQuery(branch), nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Path returns the host path of a subdot named "[namespace/]dot[@branch][.subdot]".
+func (c *Client) Path(ctx context.Context, volume string) (string, error) {
+	if _, err := dotmesh.ParseVolumeName(volume); err != nil {
+		return "", err
+	}
+	var out api.PathResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/path", nil, api.PathRequest{Volume: volume}, &out); err != nil {
+		return "", err
+	}
+	return out.Path, nil
+}

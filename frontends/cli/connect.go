@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/client"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// session is one invocation's connection to a remote, with the config it
+// came from (so that commands can update the current dot).
+type session struct {
+	a          *app
+	cfgPath    string
+	cfg        *Config
+	remoteName string
+	remote     *Remote
+	c          *client.Client
+}
+
+// connect loads the config and makes a client for the chosen remote. No
+// request is sent yet.
+func (a *app) connect() (*session, error) {
+	path, cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	name, r, err := a.remote(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c, err := newClient(r)
+	if err != nil {
+		return nil, fmt.Errorf("remote %s: %w", name, err)
+	}
+	return &session{a: a, cfgPath: path, cfg: cfg, remoteName: name, remote: r, c: c}, nil
+}
+
+func newClient(r *Remote) (*client.Client, error) {
+	return client.New(r.URL(), r.User, r.APIKey)
+}
+
+// wrap turns a client error into the one-line message dm prints: server
+// errors as the server said them (with a hint where one helps), transport
+// errors naming the remote that could not be reached.
+func (s *session) wrap(err error) error {
+	return wrapRemoteErr(err, s.remoteName, s.remote.Address)
+}
+
+func wrapRemoteErr(err error, name, addr string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return errors.New("interrupted")
+	}
+	var re *api.RemoteError
+	if errors.As(err, &re) {
+		if errors.Is(err, dotmesh.ErrUnauthorized) {
+			return fmt.Errorf("remote %s at %s refused the API key (%v); add the remote again with the right key", name, addr, err)
+		}
+		return err
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		msg := ue.Err.Error()
+		if strings.Contains(msg, "connection refused") {
+			return fmt.Errorf("cannot reach remote %s at %s: connection refused (is the node running? `dm cluster init` starts a local one)", name, addr)
+		}
+		return fmt.Errorf("cannot reach remote %s at %s: %v", name, addr, ue.Err)
+	}
+	return err
+}
+
+// currentDot returns the dot a command acts on: the explicit name when
+// given, else the remote's current dot.
+func (s *session) currentDot(explicit string) (dotmesh.DotName, error) {
+	if explicit != "" {
+		return parseDotName(explicit)
+	}
+	if s.remote.CurrentDot == "" {
+		return dotmesh.DotName{}, fmt.Errorf("no current dot on remote %s: pass --dot DOT, or choose one with `dm switch DOT`", s.remoteName)
+	}
+	d, err := dotmesh.ParseDotName(s.remote.CurrentDot)
+	if err != nil {
+		return dotmesh.DotName{}, fmt.Errorf("the current dot %q in %s is invalid: %w", s.remote.CurrentDot, s.cfgPath, err)
+	}
+	return d, nil
+}
+
+// setCurrentDot records d as the current dot of the session's remote.
+func (s *session) setCurrentDot(d string) error {
+	// Reload so that a concurrent change to another part of the config is
+	// not undone.
+	cfg, err := LoadConfig(s.cfgPath)
+	if err != nil {
+		return err
+	}
+	r, ok := cfg.Remotes[s.remoteName]
+	if !ok {
+		return fmt.Errorf("remote %s vanished from %s", s.remoteName, s.cfgPath)
+	}
+	r.CurrentDot = d
+	s.remote.CurrentDot = d
+	return SaveConfig(s.cfgPath, cfg)
+}

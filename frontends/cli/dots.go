@@ -1,0 +1,360 @@
+package cli
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+func (a *app) initCmd() *cobra.Command {
+	var backend string
+	c := &cobra.Command{
+		Use:   "init DOT",
+		Short: "Create a dot and make it the current one",
+		Long: `Create an empty dot named DOT ([namespace/]name) on the current remote,
+with one branch, master, and make it the current dot.
+
+Names are 1 to 64 letters, digits, '_' and '-'. Its subdots appear when
+first used (see ` + "`dm path`" + `).`,
+		Example: `  dm init app
+  dm init team/app --backend files`,
+		Args: usageArgs(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := parseDotName(args[0])
+			if err != nil {
+				return err
+			}
+			if backend != "" {
+				if err := dotmesh.ValidateName("backend", backend); err != nil {
+					return err
+				}
+			}
+			s, err := a.connect()
+			if err != nil {
+				return err
+			}
+			d, err := s.c.CreateDot(cmd.Context(), name, backend)
+			if err != nil {
+				return s.wrap(err)
+			}
+			if err := s.setCurrentDot(name.String()); err != nil {
+				return fmt.Errorf("created dot %s, but could not make it current: %w", name, err)
+			}
+			if a.jsonOut {
+				return writeJSON(a.out(), d)
+			}
+			if a.scripting {
+				_, err := fmt.Fprintln(a.out(), d.ID)
+				return err
+			}
+			a.info("Created dot %s (backend %s); it is now the current dot.", name, d.Backend)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&backend, "backend", "", "storage backend for the dot (default: the node's default)")
+	return c
+}
+
+// listItem is one row of `dm list --json`.
+type listItem struct {
+	Name    string `json:"name"`
+	Current bool   `json:"current"`
+	dotmesh.DotStatus
+}
+
+func (a *app) listCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List the dots on the remote",
+		Long: `List the dots on the current remote, with their current branch, size,
+number of commits on that branch and whether they have uncommitted
+changes. The current dot is marked with *.
+
+With -H the fields are tab-separated, sizes are in bytes, and a last field
+says whether the dot is the current one (yes/no).`,
+		Example: `  dm list
+  dm list -H | cut -f1
+  dm --remote prod list --json`,
+		Args: usageArgs(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.connect()
+			if err != nil {
+				return err
+			}
+			dots, err := s.c.ListDots(cmd.Context())
+			if err != nil {
+				return s.wrap(err)
+			}
+			current := ""
+			if cur, err := dotmesh.ParseDotName(s.remote.CurrentDot); err == nil {
+				current = cur.String()
+			}
+			items := make([]listItem, 0, len(dots))
+			for _, st := range dots {
+				if st.Dot == nil {
+					continue
+				}
+				n := st.Dot.DotName().String()
+				items = append(items, listItem{Name: n, Current: n == current, DotStatus: st})
+			}
+			if a.jsonOut {
+				return writeJSON(a.out(), items)
+			}
+			t := &table{scripting: a.scripting, header: []string{"  DOT", "BRANCH", "SIZE", "COMMITS", "DIRTY"}}
+			for _, it := range items {
+				branch, size, dirty := "", "?", "?"
+				if it.Branch != nil {
+					branch = it.Branch.Name
+				}
+				if it.Error == "" {
+					size, dirty = a.size(it.Usage.Size), yesNo(it.Usage.Dirty)
+				}
+				commits := fmt.Sprint(it.Commits)
+				if a.scripting {
+					t.add(it.Name, branch, size, commits, dirty, yesNo(it.Current))
+					continue
+				}
+				mark := "  "
+				if it.Current {
+					mark = "* "
+				}
+				t.add(mark+it.Name, branch, size, commits, dirty)
+			}
+			return t.write(a.out())
+		},
+	}
+}
+
+func (a *app) switchCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "switch DOT",
+		Short: "Make DOT the current dot",
+		Long: `Make DOT the current dot of the current remote: the dot that commit, log,
+branch, checkout and reset act on when no --dot is given. The dot must
+exist. The choice is stored in the client config.`,
+		Example: `  dm switch app`,
+		Args:    usageArgs(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := parseDotName(args[0])
+			if err != nil {
+				return err
+			}
+			s, err := a.connect()
+			if err != nil {
+				return err
+			}
+			if _, err := s.c.Status(cmd.Context(), name); err != nil {
+				return s.wrap(err)
+			}
+			if err := s.setCurrentDot(name.String()); err != nil {
+				return err
+			}
+			a.info("Switched to dot %s.", name)
+			return nil
+		},
+	}
+}
+
+func (a *app) dotCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "dot",
+		Short: "Show or delete a dot",
+		Long:  `Commands that act on a whole dot.`,
+		Args:  usageArgs(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
+	}
+	c.AddCommand(a.dotShowCmd(), a.dotDeleteCmd())
+	return c
+}
+
+// dotShow is `dm dot show --json`.
+type dotShow struct {
+	dotmesh.DotStatus
+	Subdots []string `json:"subdots"`
+}
+
+func (a *app) dotShowCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show [DOT]",
+		Short: "Show the details of a dot",
+		Long: `Show a dot's id, backend, current branch, branches, head commit, size,
+uncommitted changes and subdots. Without DOT, the current dot.`,
+		Example: `  dm dot show
+  dm dot show app --json`,
+		Args: usageArgs(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			explicit := ""
+			if len(args) == 1 {
+				explicit = args[0]
+				if _, err := parseDotName(explicit); err != nil {
+					return err
+				}
+			}
+			s, err := a.connect()
+			if err != nil {
+				return err
+			}
+			name, err := s.currentDot(explicit)
+			if err != nil {
+				return err
+			}
+			st, err := s.c.Status(cmd.Context(), name)
+			if err != nil {
+				return s.wrap(err)
+			}
+			branch := ""
+			if st.Branch != nil {
+				branch = st.Branch.Name
+			}
+			subdots, err := s.c.Subdots(cmd.Context(), name, branch)
+			if err != nil {
+				return s.wrap(err)
+			}
+			if a.jsonOut {
+				return writeJSON(a.out(), dotShow{DotStatus: *st, Subdots: subdots})
+			}
+			head := "(no commits)"
+			if st.Head != nil {
+				head = string(st.Head.ID)
+				if !a.scripting {
+					head += " " + firstLine(st.Head.Message)
+				}
+			}
+			size, dirty := "?", "?"
+			if st.Error == "" {
+				size = a.size(st.Usage.Size)
+				dirty = yesNo(st.Usage.Dirty)
+				if st.Usage.Dirty && !a.scripting {
+					dirty += fmt.Sprintf(" (%s changed)", HumanSize(st.Usage.DirtyBytes))
+				}
+			}
+			t := &table{scripting: a.scripting}
+			t.add("Dot:", name.String())
+			t.add("ID:", string(st.Dot.ID))
+			t.add("Backend:", st.Dot.Backend)
+			t.add("Branch:", branch)
+			t.add("Branches:", strings.Join(st.Branches, ", "))
+			t.add("Head:", head)
+			t.add("Commits:", fmt.Sprint(st.Commits))
+			t.add("Size:", size)
+			t.add("Dirty:", dirty)
+			t.add("Subdots:", strings.Join(subdots, ", "))
+			if st.Error != "" {
+				t.add("Error:", st.Error)
+			}
+			if a.scripting {
+				for _, r := range t.rows {
+					r[0] = strings.ToLower(strings.TrimSuffix(r[0], ":"))
+				}
+			}
+			return t.write(a.out())
+		},
+	}
+}
+
+func (a *app) dotDeleteCmd() *cobra.Command {
+	var force bool
+	c := &cobra.Command{
+		Use:   "delete [-f] DOT",
+		Short: "Delete a dot with all its branches and commits",
+		Long: `Delete DOT with all its branches, commits and working state. This cannot
+be undone.
+
+On a terminal, dm asks you to type the dot's name to confirm. Without a
+terminal (in scripts) -f is required.`,
+		Example: `  dm dot delete app
+  dm dot delete -f app`,
+		Args: usageArgs(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := parseDotName(args[0])
+			if err != nil {
+				return err
+			}
+			s, err := a.connect()
+			if err != nil {
+				return err
+			}
+			// Check it exists first, so nobody confirms the deletion of a
+			// typo.
+			if _, err := s.c.Status(cmd.Context(), name); err != nil {
+				return s.wrap(err)
+			}
+			if !force {
+				if err := a.confirm(name.String()); err != nil {
+					return err
+				}
+			}
+			if err := s.c.DeleteDot(cmd.Context(), name); err != nil {
+				return s.wrap(err)
+			}
+			if cur, err := dotmesh.ParseDotName(s.remote.CurrentDot); err == nil && cur == name {
+				if err := s.setCurrentDot(""); err != nil {
+					return fmt.Errorf("deleted dot %s, but could not clear the current dot: %w", name, err)
+				}
+			}
+			a.info("Deleted dot %s.", name)
+			return nil
+		},
+	}
+	c.Flags().BoolVarP(&force, "force", "f", false, "delete without asking")
+	return c
+}
+
+// confirm asks on the terminal for the dot's name.
+func (a *app) confirm(name string) error {
+	if _, ok := terminalFd(a.io.Stdin); !ok {
+		return fmt.Errorf("refusing to delete dot %s without confirmation: stdin is not a terminal; pass -f to delete it", name)
+	}
+	fmt.Fprintf(a.io.Stderr, "This deletes dot %s with all its branches and commits. Type its name to confirm: ", name)
+	line, err := bufio.NewReader(a.io.Stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return errors.New("not deleted: no confirmation given")
+	}
+	if strings.TrimSpace(line) != name {
+		return fmt.Errorf("not deleted: %q does not match %s", strings.TrimSpace(line), name)
+	}
+	return nil
+}
+
+func (a *app) pathCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "path DOT[@BRANCH][.SUBDOT]",
+		Short: "Print the host path of a subdot's working directory",
+		Long: `Print the host path of the working directory of a subdot, creating the
+subdot if it does not exist yet. Services keep their state there.
+
+Without @BRANCH, the dot's current branch; without .SUBDOT, the default
+subdot (__default__). __root__ is the branch's whole working tree. Other
+subdot names starting with '_' are reserved.`,
+		Example: `  dm path app.db
+  cp -r ./pgdata "$(dm path app@feature.db)"`,
+		Args: usageArgs(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, err := parseVolumeName(args[0])
+			if err != nil {
+				return err
+			}
+			s, err := a.connect()
+			if err != nil {
+				return err
+			}
+			p, err := s.c.Path(cmd.Context(), v.String())
+			if err != nil {
+				return s.wrap(err)
+			}
+			if a.jsonOut {
+				return writeJSON(a.out(), map[string]string{"volume": v.String(), "path": p})
+			}
+			_, err = fmt.Fprintln(a.out(), p)
+			return err
+		},
+	}
+}

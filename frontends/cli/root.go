@@ -1,0 +1,169 @@
+// Package cli is the `dm` command: a thin cobra frontend that talks to
+// dotmesh nodes through the API client (package client), plus `dm serve`,
+// which runs a node in the foreground via package daemon.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Version is the dm version, set at build time with
+// -ldflags "-X github.com/dotmesh-io/dotmesh/frontends/cli.Version=...".
+var Version = "dev"
+
+// IO is what a dm invocation reads from and writes to. Getenv defaults to
+// os.Getenv; tests replace it to run without touching the process
+// environment.
+type IO struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+}
+
+// app holds the global flags and the streams of one invocation.
+type app struct {
+	io IO
+
+	configFlag string // -c
+	remoteFlag string // --remote
+	scripting  bool   // -H
+	jsonOut    bool   // --json
+}
+
+// Main runs dm with args (without the program name) and returns the exit
+// status: 0 on success, 1 on any error, which is printed as one line
+// "dm: <error>" on stderr.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := NewRootCommand(IO{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "dm: %s\n", oneLine(err.Error()))
+		return 1
+	}
+	return 0
+}
+
+// oneLine folds a multi-line message (cobra's suggestions, say) into one
+// line, so every error is a single line on stderr.
+func oneLine(s string) string {
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// NewRootCommand builds the dm command tree.
+func NewRootCommand(streams IO) *cobra.Command {
+	if streams.Getenv == nil {
+		streams.Getenv = os.Getenv
+	}
+	if streams.Stdin == nil {
+		streams.Stdin = strings.NewReader("")
+	}
+	if streams.Stdout == nil {
+		streams.Stdout = io.Discard
+	}
+	if streams.Stderr == nil {
+		streams.Stderr = io.Discard
+	}
+	a := &app{io: streams}
+	root := &cobra.Command{
+		Use:   "dm",
+		Short: "dm gives application state a git-like life",
+		Long: `dm commits, branches and resets the state of applications — the data
+directories and databases behind a stack of services — atomically across
+all of them, like git does for source code.
+
+A dot is a named, versioned unit of state; each service uses one subdot of
+it (a subdirectory of the dot's working tree). A commit captures all
+subdots of a branch at once.
+
+dm talks to a dotmesh node over its HTTP API. ` + "`dm cluster init`" + ` starts a local
+node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes.`,
+		Example: `  dm cluster init
+  dm init app
+  cp -r ./pgdata "$(dm path app.db)"
+  dm commit -m "seed data"
+  dm checkout -b experiment
+  dm reset --hard HEAD^`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+	}
+	root.SetIn(streams.Stdin)
+	root.SetOut(streams.Stdout)
+	root.SetErr(streams.Stderr)
+	// Flag errors would otherwise be bare; point at the help instead of
+	// dumping the usage.
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
+	})
+
+	pf := root.PersistentFlags()
+	pf.StringVarP(&a.configFlag, "config", "c", "", "client config file (default $DOTMESH_CONFIG, else ~/.dotmesh/config)")
+	pf.StringVar(&a.remoteFlag, "remote", "", "use this remote instead of the current one")
+	pf.BoolVarP(&a.scripting, "scripting", "H", false, "scripting mode: no headers, tab-separated fields, exact byte counts")
+	pf.BoolVar(&a.jsonOut, "json", false, "print the result as JSON")
+
+	root.AddGroup(
+		&cobra.Group{ID: "dots", Title: "Dots:"},
+		&cobra.Group{ID: "commits", Title: "Commits and branches:"},
+		&cobra.Group{ID: "nodes", Title: "Nodes and remotes:"},
+	)
+	for _, c := range []*cobra.Command{
+		a.initCmd(), a.listCmd(), a.switchCmd(), a.dotCmd(), a.pathCmd(),
+	} {
+		c.GroupID = "dots"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{
+		a.commitCmd(), a.logCmd(), a.branchCmd(), a.checkoutCmd(), a.resetCmd(),
+	} {
+		c.GroupID = "commits"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{a.clusterCmd(), a.remoteCmd(), a.serveCmd()} {
+		c.GroupID = "nodes"
+		root.AddCommand(c)
+	}
+	root.AddCommand(a.versionCmd())
+	return root
+}
+
+// usageArgs is cobra.RangeArgs with an error that shows the usage line
+// instead of "accepts 1 arg(s), received 0".
+func usageArgs(min, max int) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) < min || (max >= 0 && len(args) > max) {
+			return fmt.Errorf("usage: %s", c.UseLine())
+		}
+		return nil
+	}
+}
+
+var errNoTerminal = errors.New("not a terminal")
+
+// terminalFd returns the file descriptor of r when it is a terminal.
+func terminalFd(r io.Reader) (int, bool) {
+	f, ok := r.(*os.File)
+	if !ok {
+		return 0, false
+	}
+	fd := int(f.Fd())
+	return fd, isTerminal(fd)
+}

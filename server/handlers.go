@@ -1,0 +1,327 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *server) ping(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Ping{Version: s.version, Backends: s.node.BackendNames(), User: requestInfo(r).user})
+}
+
+func (s *server) listDots(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
+	dots, err := s.node.ListDots(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, dots)
+}
+
+func (s *server) createDot(w http.ResponseWriter, r *http.Request) {
+	var req api.CreateDotRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	name := dotmesh.DotName{Namespace: req.Namespace, Name: req.Name}
+	if name.Namespace == "" {
+		name.Namespace = dotmesh.DefaultNamespace
+	}
+	if err := name.Validate(); err != nil {
+		writeError(w, err)
+		return
+	}
+	backend := req.Backend
+	if alias, ok := s.aliases[backend]; ok {
+		backend = alias
+	}
+	d, err := s.node.CreateDot(r.Context(), name, dotmesh.CreateDotOptions{Backend: backend})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Location", dotPath(name))
+	writeJSON(w, http.StatusCreated, d)
+}
+
+func (s *server) status(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok || !noQuery(w, r) {
+		return
+	}
+	st, err := s.node.Status(r.Context(), name)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *server) deleteDot(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok || !noQuery(w, r) {
+		return
+	}
+	if err := s.node.DeleteDot(r.Context(), name); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) branches(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok || !noQuery(w, r) {
+		return
+	}
+	bs, err := s.node.Branches(r.Context(), name)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(bs))
+}
+
+func (s *server) createBranch(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok || !noQuery(w, r) {
+		return
+	}
+	var req api.CreateBranchRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	b, err := s.node.CreateBranch(r.Context(), name, req.Name, req.From)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, b)
+}
+
+func (s *server) deleteBranch(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok || !noQuery(w, r) {
+		return
+	}
+	branch := r.PathValue("branch")
+	if err := dotmesh.ValidateName("branch", branch); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.node.DeleteBranch(r.Context(), name, branch); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) checkout(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok || !noQuery(w, r) {
+		return
+	}
+	var req api.CheckoutRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	d, err := s.node.Checkout(r.Context(), name, req.Branch, req.Create)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *server) commit(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok || !noQuery(w, r) {
+		return
+	}
+	var req api.CommitRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	c, err := s.node.Commit(r.Context(), name, req.Branch, dotmesh.CommitOptions{
+		Message:  req.Message,
+		Author:   requestInfo(r).user,
+		Metadata: req.Metadata,
+	})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, c)
+}
+
+func (s *server) log_(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok {
+		return
+	}
+	q, ok := query(w, r, "branch", "limit")
+	if !ok {
+		return
+	}
+	limit := 0
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, fmt.Errorf("%w: limit %q must be a whole number >= 0 (0 = all)", dotmesh.ErrInvalidArgument, v))
+			return
+		}
+		limit = n
+	}
+	cs, err := s.node.Log(r.Context(), name, q.Get("branch"), limit)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(cs))
+}
+
+func (s *server) resolveRef(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok {
+		return
+	}
+	q, ok := query(w, r, "branch")
+	if !ok {
+		return
+	}
+	c, err := s.node.ResolveRef(r.Context(), name, q.Get("branch"), r.PathValue("ref"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (s *server) reset(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok || !noQuery(w, r) {
+		return
+	}
+	var req api.ResetRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	c, err := s.node.Reset(r.Context(), name, req.Branch, req.Ref, dotmesh.ResetOptions{Hard: req.Hard})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (s *server) subdots(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok {
+		return
+	}
+	q, ok := query(w, r, "branch")
+	if !ok {
+		return
+	}
+	subs, err := s.node.Subdots(r.Context(), name, q.Get("branch"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(subs))
+}
+
+func (s *server) path(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
+	var req api.PathRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	v, err := dotmesh.ParseVolumeName(req.Volume)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	p, err := s.node.SubdotPath(r.Context(), v)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.PathResponse{Path: p})
+}
+
+// dotName reads and validates the {ns} and {dot} wildcards.
+func dotName(w http.ResponseWriter, r *http.Request) (dotmesh.DotName, bool) {
+	name := dotmesh.DotName{Namespace: r.PathValue("ns"), Name: r.PathValue("dot")}
+	if err := name.Validate(); err != nil {
+		writeError(w, err)
+		return name, false
+	}
+	return name, true
+}
+
+func dotPath(n dotmesh.DotName) string {
+	return "/v1/dots/" + url.PathEscape(n.Namespace) + "/" + url.PathEscape(n.Name)
+}
+
+// query parses the query string, refusing parameters the route does not
+// know and repeated ones, so a typo is an error rather than ignored.
+func query(w http.ResponseWriter, r *http.Request, allowed ...string) (url.Values, bool) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, fmt.Errorf("%w: query string: %v", dotmesh.ErrInvalidArgument, err))
+		return nil, false
+	}
+next:
+	for k, vs := range q {
+		for _, a := range allowed {
+			if k == a {
+				if len(vs) > 1 {
+					writeError(w, fmt.Errorf("%w: query parameter %q is given %d times", dotmesh.ErrInvalidArgument, k, len(vs)))
+					return nil, false
+				}
+				continue next
+			}
+		}
+		writeError(w, fmt.Errorf("%w: unknown query parameter %q", dotmesh.ErrInvalidArgument, oneLine(k)))
+		return nil, false
+	}
+	return q, true
+}
+
+func noQuery(w http.ResponseWriter, r *http.Request) bool {
+	_, ok := query(w, r)
+	return ok
+}
+
+// nonNil makes empty lists encode as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,76 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// recorder remembers what a handler answered, for the request log.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	err    error
+}
+
+func (r *recorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// info is per-request state shared between the logger and the handlers.
+type info struct{ user string }
+
+type infoKey struct{}
+
+func requestInfo(r *http.Request) *info {
+	if i, ok := r.Context().Value(infoKey{}).(*info); ok {
+		return i
+	}
+	return &info{}
+}
+
+// logRequests logs method, path, status, duration and user of every
+// request. Credentials live only in headers, which are never logged.
+func (s *server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		in := &info{}
+		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, in))
+		rec := &recorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		attrs := []slog.Attr{
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("remote", r.RemoteAddr),
+		}
+		if in.user != "" {
+			attrs = append(attrs, slog.String("user", in.user))
+		}
+		level := slog.LevelInfo
+		if rec.status >= 500 {
+			level = slog.LevelError
+		}
+		if rec.err != nil {
+			attrs = append(attrs, slog.String("err", rec.err.Error()))
+		}
+		s.log.LogAttrs(r.Context(), level, "http request", attrs...)
+	})
+}
