@@ -4,7 +4,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/dotmesh-io/dotmesh/frontends/cli.Version=$(VERSION)
 # Debian packages the tests and the bench need; installed only when missing.
-TEST_PACKAGES :=
+TEST_PACKAGES := zfs-fuse btrfs-progs postgresql
 BENCH_PACKAGES := restic
 FUZZTIME ?= 10s
 

@@ -3,7 +3,10 @@
 // errors to status codes and back, so errors.Is works on both sides.
 //
 // Every route except GET /healthz needs an API key, sent as HTTP basic auth
-// (user "admin", password = key) or as "Authorization: Bearer KEY".
+// (user = the key's user, "admin" for the admin key; password = key) or as
+// "Authorization: Bearer KEY" (the admin key). Without a valid key the
+// answer is 401 with `WWW-Authenticate: Basic realm="dotmesh"`, whatever
+// the path. The authenticated user is the Author of commits.
 //
 //	GET    /healthz                                   "ok", no auth
 //	GET    /v1/ping                                    Ping
@@ -22,7 +25,15 @@
 //	GET    /v1/dots/{ns}/{dot}/subdots?branch=         []string
 //	POST   /v1/path                                    PathRequest -> PathResponse
 //
-// Errors come back as a non-2xx status with an Error body.
+// Successful creates (POST /v1/dots, /branches, /commits) answer 201,
+// deletes 204 with no body, everything else 200. Request bodies are one
+// JSON object (Content-Type application/json or none, at most 1 MiB,
+// unknown fields refused); query parameters other than those listed are
+// refused too. CreateDotRequest.Backend may also be an alias the server
+// knows ("files" for "dump").
+//
+// Errors come back as a non-2xx status with an Error body, unknown routes
+// (404) and methods (405, with Allow) and too large bodies (413) included.
 package api
 
 import (

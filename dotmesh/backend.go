@@ -59,11 +59,17 @@ type StorageBackend interface {
 	Usage(ctx context.Context, b BranchRef, head *CommitRef) (Usage, error)
 
 	// Commit snapshots every subdot of c.Branch atomically as commit c.ID
-	// and returns backend facts to record with it (may be nil).
+	// and returns backend facts to record with it (may be nil). Everything
+	// in the working tree is committed, also files outside any subdot
+	// directory. ErrAlreadyExists if the id is taken.
 	Commit(ctx context.Context, c CommitRef) (map[string]string, error)
-	// Commits lists the commits whose data is stored on b.
+	// Commits lists the commits whose data is stored on b; ErrNotFound if
+	// b has no storage at all.
 	Commits(ctx context.Context, b BranchRef) ([]CommitID, error)
-	// Rollback replaces b's working state with commit c.
+	// Rollback replaces b's working state with commit c. A backend may drop
+	// b's commits newer than c on the way (as `zfs rollback -r` does), but
+	// never one that another branch was made from: the Node deletes what is
+	// unreachable itself, and tolerates commits that are already gone.
 	Rollback(ctx context.Context, b BranchRef, c CommitRef) error
 	// DeleteCommit removes a commit's data. The Node only asks for commits
 	// that no branch head, ancestry or origin refers to.
@@ -73,9 +79,10 @@ type StorageBackend interface {
 	// base (a commit the receiver already holds) when base is not nil.
 	Send(ctx context.Context, target CommitRef, base *CommitRef, w io.Writer) error
 	// Receive reads a stream made by Send of the same backend kind and
-	// stores it as commit target on target.Branch, creating that branch's
-	// storage if needed. Nothing becomes visible unless the whole stream
-	// arrived intact (ErrCorrupt otherwise).
+	// stores it as commit target on target.Branch, creating storage for
+	// that branch's commits if needed. It makes no working state: the Node
+	// calls CreateBranch(b, &target) or Rollback for that. Nothing becomes
+	// visible unless the whole stream arrived intact (ErrCorrupt otherwise).
 	Receive(ctx context.Context, target CommitRef, base *CommitRef, r io.Reader) error
 
 	// Close releases resources; the backend is not used afterwards.

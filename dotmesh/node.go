@@ -754,7 +754,26 @@ func (n *Node) DeleteBranch(ctx context.Context, name DotName, branch string) er
 	if err != nil {
 		return err
 	}
+	// Data of a branch lives in its storage, so a branch others were made
+	// from cannot go before them (git can, having one object store).
 	keep := make(map[CommitID]bool)
+	var dependents []string
+	for _, other := range branches {
+		if other.Name == b.Name {
+			continue
+		}
+		for _, c := range ancestry(commits, other.Head) {
+			keep[c.ID] = true
+			if c.Branch == b.Name {
+				dependents = append(dependents, other.Name)
+				break
+			}
+		}
+	}
+	if len(dependents) > 0 {
+		sort.Strings(dependents)
+		return fmt.Errorf("%w: branches %s were made from commits of branch %s; delete them first", ErrInUse, strings.Join(dependents, ", "), b.Name)
+	}
 	for _, other := range branches {
 		if other.Name != b.Name {
 			for _, c := range ancestry(commits, other.Head) {
@@ -763,15 +782,14 @@ func (n *Node) DeleteBranch(ctx context.Context, name DotName, branch string) er
 		}
 	}
 	ops := []Op{DeleteOp(branchKey(d.ID, b.Name))}
-	var drop []*Commit
-	ownStillNeeded := false // another branch grew from a commit stored here
+	var elsewhere []*Commit // unreachable commits stored on other branches
 	for _, c := range commits {
-		switch {
-		case !keep[c.ID]:
-			drop = append(drop, c)
-			ops = append(ops, DeleteOp(commitKey(d.ID, c.ID)))
-		case c.Branch == b.Name:
-			ownStillNeeded = true
+		if keep[c.ID] {
+			continue
+		}
+		ops = append(ops, DeleteOp(commitKey(d.ID, c.ID)))
+		if c.Branch != b.Name {
+			elsewhere = append(elsewhere, c)
 		}
 	}
 	if _, err := n.store.Txn(ctx, []Condition{IfRevision(branchKey(d.ID, b.Name), rev)}, ops); err != nil {
@@ -780,17 +798,12 @@ func (n *Node) DeleteBranch(ctx context.Context, name DotName, branch string) er
 		}
 		return err
 	}
-	for _, c := range drop {
-		if c.Branch == b.Name && !ownStillNeeded {
-			continue // goes with the branch's storage below
-		}
+	if err := be.DeleteBranch(ctx, b.Ref()); err != nil {
+		n.log.Warn("removing storage of a deleted branch", "branch", b.Ref().String(), "err", err)
+	}
+	for _, c := range elsewhere {
 		if err := be.DeleteCommit(ctx, c.Ref()); err != nil {
 			n.log.Warn("deleting data of an unreachable commit", "commit", c.ID, "err", err)
-		}
-	}
-	if !ownStillNeeded {
-		if err := be.DeleteBranch(ctx, b.Ref()); err != nil {
-			n.log.Warn("removing storage of a deleted branch", "branch", b.Ref().String(), "err", err)
 		}
 	}
 	return nil

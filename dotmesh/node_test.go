@@ -269,8 +269,22 @@ func TestBranchesAreIndependent(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, bs, 2)
 	require.ErrorIs(t, e.node.DeleteBranch(ctx, app, "master"), dotmesh.ErrInUse)
+	_, err = e.node.Checkout(ctx, app, "feature", false)
+	require.NoError(t, err)
+	err = e.node.DeleteBranch(ctx, app, "master")
+	require.ErrorIs(t, err, dotmesh.ErrInUse, "feature was made from master's commits")
+	require.Contains(t, err.Error(), "feature")
+	_, err = e.node.Checkout(ctx, app, "master", false)
+	require.NoError(t, err)
 	require.NoError(t, e.node.DeleteBranch(ctx, app, "feature"))
 	require.Equal(t, []string{"m1"}, e.logMessages("master"))
+	// m2 was only reachable from feature: gone from the registry.
+	_, err = e.node.ResolveRef(ctx, app, "", string(m2.ID))
+	require.ErrorIs(t, err, dotmesh.ErrNotFound)
+	// The name is free again.
+	_, err = e.node.Checkout(ctx, app, "feature", true)
+	require.NoError(t, err)
+	require.Equal(t, "m1", e.read("app", "f"))
 }
 
 func TestConcurrentCommitsAreSerialised(t *testing.T) {

@@ -18,9 +18,18 @@ import (
 //   - Txn is atomic: either every condition holds and every op is applied
 //     at one new revision, or nothing changes and ErrConflict is returned.
 //   - Watch delivers every change under a prefix made after it returned,
-//     in revision order, until ctx ends (then the channel is closed).
+//     in revision order, until ctx ends (then the channel is closed). To
+//     follow a prefix without missing anything, Watch first, then List, and
+//     apply only events newer than the Revision List showed for that key.
+//     A channel closed before ctx ended means the watch was lost (a slow
+//     consumer, an etcd compaction): Watch and List again.
 //   - A key written with a lease disappears when the lease expires or is
-//     revoked.
+//     revoked. A plain Put or a Txn op without a lease detaches the key
+//     from its lease, as in etcd. Stores may round TTLs up (etcd: whole
+//     seconds, at least a few), so callers use TTLs of seconds.
+//   - Empty keys, and a Txn that writes one key twice, are rejected with
+//     ErrInvalidArgument. Writes that change nothing (deleting a missing
+//     key) may or may not advance the revision.
 //
 // Errors: ErrNotFound for missing keys or leases, ErrConflict for failed
 // conditions, ErrUnavailable when the store cannot be reached.

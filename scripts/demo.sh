@@ -16,7 +16,11 @@ trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 32607)
 
 say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
+run() {
+	local shown=(dm "${@:2}")
+	printf '$'; printf ' %q' "${shown[@]}"; printf '\n'
+	"$@"
+}
 
 say "Start a node in $work/data (files backend, bbolt registry)"
 run "$DM" cluster init --data-dir "$work/data" --port "$port"
@@ -50,7 +54,7 @@ printf 'db: %s   web: %s\n' "$(tr '\n' ' ' <"$db/customers")" "$(cat "$web/index
 
 say "History; the experiment branch is untouched"
 run "$DM" log --dot shop
-run "$DM" log --dot shop --branch experiment 2>/dev/null || "$DM" checkout --dot shop experiment >/dev/null && "$DM" log --dot shop
+run "$DM" log --dot shop --branch experiment
 
 say "Clean up"
 run "$DM" dot delete -f shop

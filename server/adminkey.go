@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
@@ -48,7 +49,7 @@ func EnsureAdminKey(ctx context.Context, node *dotmesh.Node, dataDir string) (ke
 	if err != nil && !errors.Is(err, dotmesh.ErrNotFound) {
 		return "", false, fmt.Errorf("reading the admin API key from the registry: %w", err)
 	}
-	if err := node.PutAPIKey(ctx, dotmesh.APIKey{User: api.AdminUser, Hash: hash}); err != nil {
+	if err := node.PutAPIKey(ctx, dotmesh.APIKey{User: api.AdminUser, Hash: hash, Created: time.Now().UTC()}); err != nil {
 		return "", false, fmt.Errorf("storing the admin API key in the registry: %w", err)
 	}
 	return key, created, nil

@@ -73,7 +73,7 @@ func (s *server) register() {
 // every path (known or not) so that an anonymous caller learns nothing
 // about the routes, and no handler runs before the key is checked.
 func (s *server) serve(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/healthz" {
+	if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		s.routes.ServeHTTP(w, r)
 		return
 	}

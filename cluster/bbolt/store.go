@@ -179,7 +179,9 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
-	s.wlock <- struct{}{} // no write is in flight; none will start (closed)
+	// Wait for the write in flight; writers queued behind it see closed.
+	s.wlock <- struct{}{}
+	defer func() { <-s.wlock }()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("%w: close cluster store %s: %w", dotmesh.ErrUnavailable, s.path, err)
 	}
@@ -198,8 +200,11 @@ func (s *Store) errClosed() error {
 
 // wrapDB classifies errors coming out of bbolt.
 func (s *Store) wrapDB(op string, err error) error {
-	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+	switch {
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
 		return s.errClosed()
+	case errors.Is(err, berrors.ErrKeyTooLarge), errors.Is(err, berrors.ErrValueTooLarge):
+		return fmt.Errorf("%w: cluster store: %s: %w", dotmesh.ErrInvalidArgument, op, err)
 	}
 	return fmt.Errorf("%w: cluster store %s: %s: %w", dotmesh.ErrUnavailable, s.path, op, err)
 }
@@ -470,7 +475,10 @@ func (s *Store) update(ctx context.Context, what string, fn func(w *writeTx) err
 		return tx.Bucket(bucketMeta).Put(metaRev, u64(uint64(w.rev)))
 	})
 	if fnErr != nil {
-		return 0, fnErr
+		if errors.Is(fnErr, dotmesh.ErrConflict) || errors.Is(fnErr, dotmesh.ErrNotFound) {
+			return 0, fnErr
+		}
+		return 0, s.wrapDB(what, fnErr)
 	}
 	if err != nil {
 		return 0, s.wrapDB(what, err)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/client"
@@ -66,13 +64,11 @@ func wrapRemoteErr(err error, name, addr string) error {
 		}
 		return err
 	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		msg := ue.Err.Error()
-		if strings.Contains(msg, "connection refused") {
-			return fmt.Errorf("cannot reach remote %s at %s: connection refused (is the node running? `dm cluster init` starts a local one)", name, addr)
-		}
-		return fmt.Errorf("cannot reach remote %s at %s: %v", name, addr, ue.Err)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("remote %s at %s did not answer in time", name, addr)
+	}
+	if errors.Is(err, dotmesh.ErrUnavailable) {
+		return fmt.Errorf("remote %s: %w", name, err)
 	}
 	return err
 }

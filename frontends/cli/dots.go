@@ -56,7 +56,7 @@ first used (see ` + "`dm path`" + `).`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&backend, "backend", "", "storage backend for the dot (default: the node's default)")
+	c.Flags().StringVar(&backend, "backend", "", "storage `BACKEND` of the dot (default: the node's default)")
 	return c
 }
 

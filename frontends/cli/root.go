@@ -5,7 +5,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -46,9 +45,18 @@ type app struct {
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := NewRootCommand(IO{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	return Run(ctx, IO{Stdin: stdin, Stdout: stdout, Stderr: stderr}, args)
+}
+
+// Run is Main with a context and explicit streams and environment.
+func Run(ctx context.Context, streams IO, args []string) int {
+	root := NewRootCommand(streams)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
+		stderr := streams.Stderr
+		if stderr == nil {
+			stderr = io.Discard
+		}
 		fmt.Fprintf(stderr, "dm: %s\n", oneLine(err.Error()))
 		return 1
 	}
@@ -64,7 +72,9 @@ func oneLine(s string) string {
 			parts = append(parts, l)
 		}
 	}
-	return strings.Join(parts, " ")
+	// cobra's "unknown command" suggestions come as a paragraph.
+	s = strings.Join(parts, " ")
+	return strings.Replace(s, " Did you mean this? ", "; did you mean: ", 1)
 }
 
 // NewRootCommand builds the dm command tree.
@@ -115,8 +125,8 @@ node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes.`,
 	})
 
 	pf := root.PersistentFlags()
-	pf.StringVarP(&a.configFlag, "config", "c", "", "client config file (default $DOTMESH_CONFIG, else ~/.dotmesh/config)")
-	pf.StringVar(&a.remoteFlag, "remote", "", "use this remote instead of the current one")
+	pf.StringVarP(&a.configFlag, "config", "c", "", "client config `FILE` (default $DOTMESH_CONFIG, else ~/.dotmesh/config)")
+	pf.StringVar(&a.remoteFlag, "remote", "", "use remote `NAME` instead of the current one")
 	pf.BoolVarP(&a.scripting, "scripting", "H", false, "scripting mode: no headers, tab-separated fields, exact byte counts")
 	pf.BoolVar(&a.jsonOut, "json", false, "print the result as JSON")
 
@@ -155,8 +165,6 @@ func usageArgs(min, max int) cobra.PositionalArgs {
 		return nil
 	}
 }
-
-var errNoTerminal = errors.New("not a terminal")
 
 // terminalFd returns the file descriptor of r when it is a terminal.
 func terminalFd(r io.Reader) (int, bool) {

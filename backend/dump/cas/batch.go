@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+
+	"github.com/dotmesh-io/dotmesh/backend/dump/internal/durable"
+	"golang.org/x/sys/unix"
 )
 
 type objState uint8
@@ -27,9 +30,14 @@ type Batch struct {
 	s   *Store
 	dir string
 
-	mu    sync.Mutex
-	state map[Hash]objState
-	done  bool
+	mu      sync.Mutex
+	state   map[Hash]objState
+	subdirs [256]bool // staging fan-out dirs made so far
+	done    bool
+
+	syncer     *durable.Syncer // fsyncs staged objects as they come
+	syncOnce   sync.Once
+	syncResult error
 
 	newObjects atomic.Int64
 	newStored  atomic.Int64 // compressed bytes
@@ -46,7 +54,7 @@ func (s *Store) NewBatch() (*Batch, error) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create staging directory: %w", err)
 	}
-	return &Batch{s: s, dir: dir, state: make(map[Hash]objState)}, nil
+	return &Batch{s: s, dir: dir, state: make(map[Hash]objState), syncer: durable.NewSyncer(syncWorkers, 4*syncWorkers)}, nil
 }
 
 // Stats returns how many objects the batch added, their stored
@@ -131,7 +139,10 @@ func (b *Batch) stage(h Hash, comp []byte) error {
 	if len(comp) > MaxStoredSize {
 		return fmt.Errorf("object %s compresses to %d bytes, over the %d limit", h, len(comp), MaxStoredSize)
 	}
-	p := filepath.Join(b.dir, h.String())
+	p, err := b.stagePath(h)
+	if err != nil {
+		return err
+	}
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	if err != nil {
 		return fmt.Errorf("stage object %s: %w", h, err)
@@ -140,15 +151,39 @@ func (b *Batch) stage(h Hash, comp []byte) error {
 		f.Close()
 		return fmt.Errorf("stage object %s: %w", h, err)
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("stage object %s: %w", h, err)
-	}
+	// Start writeback now, without waiting for it, so the disk works while
+	// we compute; the syncer's fsync then finds little left to do.
+	_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	b.syncer.Add(f)
 	b.mu.Lock()
 	b.state[h] = stateStaged
 	b.mu.Unlock()
 	b.newObjects.Add(1)
 	b.newStored.Add(int64(len(comp)))
 	return nil
+}
+
+// stagePath returns where h is staged, creating its fan-out directory on
+// first use: like objects/, staging spreads files over 256 directories,
+// because creating files in one large directory gets slow on some
+// filesystems (linear directory scans).
+func (b *Batch) stagePath(h Hash) (string, error) {
+	name := h.String()
+	sub := filepath.Join(b.dir, name[:2])
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.subdirs[h[0]] {
+		if err := os.Mkdir(sub, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("create staging directory: %w", err)
+		}
+		b.subdirs[h[0]] = true
+	}
+	return filepath.Join(sub, name), nil
+}
+
+func (b *Batch) stagedPath(h Hash) string {
+	name := h.String()
+	return filepath.Join(b.dir, name[:2], name)
 }
 
 // Has reports whether h is in the store or staged in this batch.
@@ -170,20 +205,21 @@ func (b *Batch) Get(h Hash, dst []byte) ([]byte, error) {
 	if st != stateStaged {
 		return b.s.Get(h, dst)
 	}
-	comp, err := readObjectFile(filepath.Join(b.dir, h.String()), h)
+	comp, err := readObjectFile(b.stagedPath(h), h)
 	if err != nil {
 		return nil, err
 	}
 	return b.s.Decode(h, comp, dst)
 }
 
-// Commit makes the staged objects durable and visible: one syncfs for
-// their data, renames into objects/, one more syncfs for the renames.
+// Commit makes the staged objects visible: once each is durable (fsynced
+// in the background as it was staged), they are renamed into objects/
+// and the directories they went to are fsynced.
 //
-// Commit syncs even when nothing is staged: an object this batch found
-// present may have been renamed in by a concurrent batch whose final
-// syncfs has not run yet, and the caller is about to write a record that
-// relies on it.
+// Publishing is serialised store-wide, and Commit takes that lock even
+// when nothing is staged: an object this batch found present may have
+// been renamed in by a concurrent batch that has not synced its directory
+// yet, and the caller is about to write a record that relies on it.
 func (b *Batch) Commit() error {
 	b.mu.Lock()
 	if b.done {
@@ -192,30 +228,47 @@ func (b *Batch) Commit() error {
 	}
 	b.done = true
 	var staged []Hash
+	var incomplete error
 	for h, st := range b.state {
 		switch st {
 		case stateStaged:
 			staged = append(staged, h)
 		case stateClaimed:
-			b.mu.Unlock()
-			b.cleanup()
-			return fmt.Errorf("cas: object %s was claimed but never written; the batch is incomplete", h)
+			incomplete = fmt.Errorf("cas: object %s was claimed but never written; the batch is incomplete", h)
 		}
 	}
 	b.mu.Unlock()
 	defer b.cleanup()
+	if err := b.waitSynced(); err != nil {
+		return err
+	}
+	if incomplete != nil {
+		return incomplete
+	}
 
-	if len(staged) > 0 {
-		if err := b.s.syncFS(); err != nil {
-			return err
+	b.s.publishMu.Lock()
+	defer b.s.publishMu.Unlock()
+	var dirs []string
+	var seen [256]bool
+	for _, h := range staged {
+		if err := os.Rename(b.stagedPath(h), b.s.path(h)); err != nil {
+			return fmt.Errorf("publish object %s: %w", h, err)
 		}
-		for _, h := range staged {
-			if err := os.Rename(filepath.Join(b.dir, h.String()), b.s.path(h)); err != nil {
-				return fmt.Errorf("publish object %s: %w", h, err)
-			}
+		if !seen[h[0]] {
+			seen[h[0]] = true
+			dirs = append(dirs, filepath.Dir(b.s.path(h)))
 		}
 	}
-	return b.s.syncFS()
+	return durable.SyncDirs(dirs, syncWorkers)
+}
+
+// syncWorkers is how many fsyncs run at once; the filesystem folds
+// concurrent ones into shared journal commits.
+const syncWorkers = 16
+
+func (b *Batch) waitSynced() error {
+	b.syncOnce.Do(func() { b.syncResult = b.syncer.Wait() })
+	return b.syncResult
 }
 
 // Abort drops every staged object. It is safe after Commit (a no-op then).
@@ -230,6 +283,7 @@ func (b *Batch) Abort() {
 }
 
 func (b *Batch) cleanup() {
+	_ = b.waitSynced() // closes the staged files
 	if err := os.RemoveAll(b.dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		b.s.log.Warn("could not remove staging directory; it is removed on next open", "dir", b.dir, "err", err)
 	}

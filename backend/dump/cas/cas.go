@@ -3,10 +3,10 @@
 // own under objects/<first two hex digits>/<hash>. Every read decompresses
 // and re-hashes, so a flipped bit is reported, never returned.
 //
-// New objects are written through a Batch: staged in staging/<batch>/, made
-// durable with one syncfs, then renamed into objects/. An object file
-// therefore only ever appears under objects/ complete and durable, so a
-// crash can never turn a torn write into a deduplication hit.
+// New objects are written through a Batch: staged in staging/<batch>/,
+// fsynced, then renamed into objects/. An object file therefore only ever
+// appears under objects/ complete and durable, so a crash can never turn a
+// torn write into a deduplication hit.
 //
 // The store does not lock itself against garbage collection: the caller
 // keeps Remove away from batches in flight (the dump backend uses a
@@ -22,10 +22,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sys/unix"
 )
 
 const (
@@ -58,6 +58,8 @@ type Store struct {
 	enc *zstd.Encoder
 	dec *zstd.Decoder
 	log *slog.Logger
+
+	publishMu sync.Mutex // see Batch.Commit
 }
 
 // Open opens (creating if needed) the store in dir and removes staging
@@ -252,20 +254,6 @@ func (s *Store) List(fn func(h Hash, size int64) error) error {
 				return err
 			}
 		}
-	}
-	return nil
-}
-
-// syncFS flushes the whole filesystem holding the store: one journal
-// commit instead of an fsync per object.
-func (s *Store) syncFS() error {
-	f, err := os.Open(s.dir)
-	if err != nil {
-		return fmt.Errorf("open store to sync: %w", err)
-	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return fmt.Errorf("syncfs %s: %w", s.dir, err)
 	}
 	return nil
 }

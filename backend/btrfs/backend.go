@@ -1,0 +1,252 @@
+//go:build linux && cgo
+
+package btrfs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"golang.org/x/sys/unix"
+)
+
+// Backend is the btrfs StorageBackend; see the package documentation for
+// the layout.
+type Backend struct {
+	pool *pool
+	root string // pool.root
+	log  *slog.Logger
+	lock *os.File // flock: one Backend per data directory
+
+	branchMu sync.Mutex
+	branches map[dotmesh.BranchRef]*sync.Mutex
+
+	sizeMu sync.Mutex
+	sizes  map[string]sizeEntry // by subvolume path
+
+	closeMu sync.RWMutex // shared by every operation, exclusive in Close
+	closed  atomic.Bool
+}
+
+var _ dotmesh.StorageBackend = (*Backend)(nil)
+
+// Open opens (making it when needed) the btrfs backend in opts.DataDir and
+// removes what operations interrupted by a crash left behind.
+func Open(ctx context.Context, opts Options) (*Backend, error) {
+	if opts.DataDir == "" {
+		return nil, fmt.Errorf("%w: btrfs backend needs a data directory", dotmesh.ErrInvalidArgument)
+	}
+	if opts.PoolSize == 0 {
+		opts.PoolSize = DefaultPoolSize
+	}
+	if opts.PoolSize < minPoolSize {
+		return nil, fmt.Errorf("%w: btrfs pool size %d is below the minimum of %d bytes", dotmesh.ErrInvalidArgument, opts.PoolSize, minPoolSize)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	dir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("btrfs data directory %q: %w", opts.DataDir, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create btrfs data directory: %w", err)
+	}
+	p, err := openPool(ctx, dir, opts.PoolSize)
+	if err != nil {
+		return nil, err
+	}
+	b := &Backend{
+		pool:     p,
+		root:     p.root,
+		log:      opts.Logger.With("backend", Name),
+		branches: make(map[dotmesh.BranchRef]*sync.Mutex),
+		sizes:    make(map[string]sizeEntry),
+	}
+	if err := b.init(); err != nil {
+		return nil, errors.Join(err, p.close())
+	}
+	if p.atime {
+		b.log.Warn("the btrfs filesystem is mounted without noatime: reading a file can make a committed branch look dirty", "root", b.root)
+	}
+	b.log.Info("opened btrfs backend", "root", b.root, "image", p.image, "mounted", p.mounted)
+	return b, nil
+}
+
+func (b *Backend) init() error {
+	for _, d := range []string{b.dotsDir(), b.trashDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	lock, err := os.OpenFile(filepath.Join(b.root, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("open lock: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("%w: btrfs data directory %s is open in another backend or process", dotmesh.ErrInUse, b.root)
+		}
+		return fmt.Errorf("lock %s: %w", b.root, err)
+	}
+	b.lock = lock
+	if err := b.recover(); err != nil {
+		lock.Close()
+		return err
+	}
+	return nil
+}
+
+// Name implements dotmesh.StorageBackend.
+func (b *Backend) Name() string { return Name }
+
+// Root is the directory holding the layout (the mount point of the image
+// when file-backed).
+func (b *Backend) Root() string { return b.root }
+
+// Close waits for operations in flight, releases the lock and unmounts
+// the image if Open mounted it.
+func (b *Backend) Close() error {
+	b.closeMu.Lock()
+	defer b.closeMu.Unlock()
+	if b.closed.Swap(true) {
+		return nil
+	}
+	err := b.lock.Close()
+	return errors.Join(err, b.pool.close())
+}
+
+// enter checks the backend is open and keeps Close waiting until the
+// returned function is called.
+func (b *Backend) enter() (func(), error) {
+	b.closeMu.RLock()
+	if b.closed.Load() {
+		b.closeMu.RUnlock()
+		return nil, fmt.Errorf("%w: btrfs backend %s is closed", dotmesh.ErrUnavailable, b.root)
+	}
+	return b.closeMu.RUnlock, nil
+}
+
+// begin enters and locks br; call the returned function when done.
+func (b *Backend) begin(br dotmesh.BranchRef) (func(), error) {
+	done, err := b.enter()
+	if err != nil {
+		return nil, err
+	}
+	unlock := b.lockBranch(br)
+	return func() { unlock(); done() }, nil
+}
+
+// lockBranch serialises operations on one branch's directory.
+func (b *Backend) lockBranch(br dotmesh.BranchRef) func() {
+	b.branchMu.Lock()
+	mu, ok := b.branches[br]
+	if !ok {
+		mu = new(sync.Mutex)
+		b.branches[br] = mu
+	}
+	b.branchMu.Unlock()
+	mu.Lock()
+	return mu.Unlock
+}
+
+// Layout. Everything a branch owns is under its directory, so deleting a
+// branch is one rename into the trash.
+func (b *Backend) dotsDir() string  { return filepath.Join(b.root, "dots") }
+func (b *Backend) trashDir() string { return filepath.Join(b.root, "trash") }
+
+func (b *Backend) branchDir(br dotmesh.BranchRef) string {
+	return filepath.Join(b.dotsDir(), string(br.Dot), br.Branch)
+}
+func (b *Backend) livePath(br dotmesh.BranchRef) string {
+	return filepath.Join(b.branchDir(br), "live")
+}
+func (b *Backend) rollbackPath(br dotmesh.BranchRef) string {
+	return filepath.Join(b.branchDir(br), "rollback")
+}
+func (b *Backend) commitsDir(br dotmesh.BranchRef) string {
+	return filepath.Join(b.branchDir(br), "commits")
+}
+func (b *Backend) commitDir(c dotmesh.CommitRef) string {
+	return filepath.Join(b.commitsDir(c.BranchRef), string(c.ID))
+}
+
+// snapPath is the read-only snapshot of a commit. It sits one directory
+// below the commit's name because btrfs refuses to move a read-only
+// subvolume to another directory: a received snapshot becomes visible by
+// renaming its (plain) staging directory instead.
+func (b *Backend) snapPath(c dotmesh.CommitRef) string {
+	return filepath.Join(b.commitDir(c), "snap")
+}
+
+// toTrash moves path into the trash (atomically, so it vanishes from the
+// layout at once) and removes it; what cannot be removed now goes on the
+// next Open.
+func (b *Backend) toTrash(path string) error {
+	dst := filepath.Join(b.trashDir(), randomName())
+	if err := os.Rename(path, dst); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("move %s to the trash: %w", path, err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	if err := removeTree(dst); err != nil {
+		b.log.Warn("cannot empty the trash now; retried on next open", "path", dst, "err", err)
+	}
+	return nil
+}
+
+func randomName() string {
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err))
+	}
+	return hex.EncodeToString(r[:])
+}
+
+func exists(path string) (bool, error) {
+	_, err := os.Lstat(path)
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return false, err
+}
+
+// needLive returns ErrNotFound unless br has a working state.
+func (b *Backend) needLive(br dotmesh.BranchRef) error {
+	ok, err := exists(b.livePath(br))
+	if err != nil {
+		return fmt.Errorf("working state of %s: %w", br, err)
+	}
+	if !ok {
+		return fmt.Errorf("%w: branch %s has no working state on this backend", dotmesh.ErrNotFound, br)
+	}
+	return nil
+}
+
+// needCommit returns ErrNotFound unless c's snapshot is stored.
+func (b *Backend) needCommit(c dotmesh.CommitRef) error {
+	ok, err := exists(b.snapPath(c))
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", c, err)
+	}
+	if !ok {
+		return fmt.Errorf("%w: commit %s is not stored on this backend", dotmesh.ErrNotFound, c)
+	}
+	return nil
+}

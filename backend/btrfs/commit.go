@@ -1,0 +1,162 @@
+//go:build linux && cgo
+
+package btrfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"strconv"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"golang.org/x/sys/unix"
+)
+
+// Commit implements dotmesh.StorageBackend: one read-only snapshot of the
+// branch's subvolume, so all subdots are captured at the same instant.
+// The snapshot ioctl commits a transaction, so the commit is durable when
+// it appears, and it appears whole or not at all.
+func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]string, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	unlock, err := b.begin(c.BranchRef)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := b.needLive(c.BranchRef); err != nil {
+		return nil, err
+	}
+	dir := b.commitDir(c)
+	if ok, err := exists(b.snapPath(c)); err != nil {
+		return nil, fmt.Errorf("commit %s: %w", c, err)
+	} else if ok {
+		return nil, fmt.Errorf("%w: commit %s is already stored", dotmesh.ErrAlreadyExists, c)
+	}
+	if err := removeTree(dir); err != nil { // a Commit that died before its snapshot
+		return nil, fmt.Errorf("commit %s: %w", c, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("commit %s: %w", c, err)
+	}
+	if err := subvolSnapshot(b.snapPath(c), b.livePath(c.BranchRef), true); err != nil {
+		_ = os.Remove(dir)
+		return nil, fmt.Errorf("commit %s: %w", c, err)
+	}
+	info, err := getSubvolInfo(b.snapPath(c))
+	if err != nil {
+		return nil, nil // the commit is made; its facts are optional
+	}
+	return map[string]string{
+		"btrfs_uuid":       info.UUID,
+		"btrfs_generation": strconv.FormatUint(info.OTransID, 10),
+	}, nil
+}
+
+// Commits implements dotmesh.StorageBackend: the commit directories of br
+// that hold a snapshot, sorted by id. Staging directories of receives in
+// flight start with "." and are not listed.
+func (b *Backend) Commits(ctx context.Context, br dotmesh.BranchRef) ([]dotmesh.CommitID, error) {
+	if err := br.Validate(); err != nil {
+		return nil, err
+	}
+	done, err := b.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if ok, err := exists(b.branchDir(br)); err != nil {
+		return nil, fmt.Errorf("list commits of %s: %w", br, err)
+	} else if !ok {
+		return nil, fmt.Errorf("%w: branch %s has no storage on this backend", dotmesh.ErrNotFound, br)
+	}
+	ents, err := os.ReadDir(b.commitsDir(br))
+	if errors.Is(err, fs.ErrNotExist) {
+		return []dotmesh.CommitID{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list commits of %s: %w", br, err)
+	}
+	out := []dotmesh.CommitID{}
+	for _, e := range ents {
+		if !e.IsDir() || dotmesh.ValidateID("commit", e.Name(), false) != nil {
+			continue
+		}
+		c := dotmesh.CommitRef{BranchRef: br, ID: dotmesh.CommitID(e.Name())}
+		if ok, _ := exists(b.snapPath(c)); ok {
+			out = append(out, c.ID)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+// Rollback implements dotmesh.StorageBackend. The commit (which may live
+// on another branch) is snapshotted writable next to the working state,
+// the two are exchanged in one atomic renameat2(RENAME_EXCHANGE), and the
+// old working state goes to the trash. A crash at any point leaves "live"
+// complete, old or new; Open removes the other one. No other branch, and
+// no commit, is touched: btrfs snapshots do not depend on their source.
+func (b *Backend) Rollback(ctx context.Context, br dotmesh.BranchRef, c dotmesh.CommitRef) error {
+	if err := br.Validate(); err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	unlock, err := b.begin(br)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := b.needLive(br); err != nil {
+		return err
+	}
+	if err := b.needCommit(c); err != nil {
+		return err
+	}
+	if c.Dot != br.Dot {
+		return fmt.Errorf("%w: cannot roll %s back to commit %s of another dot", dotmesh.ErrInvalidArgument, br, c)
+	}
+	live, tmp := b.livePath(br), b.rollbackPath(br)
+	if err := removeTree(tmp); err != nil {
+		return fmt.Errorf("roll back %s: stale %s: %w", br, tmp, err)
+	}
+	if err := subvolSnapshot(tmp, b.snapPath(c), false); err != nil {
+		return fmt.Errorf("roll back %s to %s: %w", br, c.ID, err)
+	}
+	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, live, unix.RENAME_EXCHANGE); err != nil {
+		_ = removeTree(tmp)
+		return fmt.Errorf("roll back %s: exchanging working states: %w", br, err)
+	}
+	if err := syncFS(b.branchDir(br)); err != nil {
+		return fmt.Errorf("roll back %s: %w", br, err)
+	}
+	b.forgetSize(live)
+	if err := b.toTrash(tmp); err != nil {
+		b.log.Warn("cannot remove the replaced working state; it goes on next open", "branch", br.String(), "err", err)
+	}
+	return nil
+}
+
+// DeleteCommit implements dotmesh.StorageBackend. Branches made from the
+// commit keep their data. Missing is not an error.
+func (b *Backend) DeleteCommit(ctx context.Context, c dotmesh.CommitRef) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	unlock, err := b.begin(c.BranchRef)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	b.forgetSize(b.commitDir(c))
+	if err := b.toTrash(b.commitDir(c)); err != nil {
+		return fmt.Errorf("delete commit %s: %w", c, err)
+	}
+	return nil
+}

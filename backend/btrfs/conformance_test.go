@@ -1,0 +1,24 @@
+//go:build linux && cgo
+
+package btrfs
+
+import (
+	"context"
+	"testing"
+
+	"github.com/dotmesh-io/dotmesh/backend/backendtest"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// TestConformance runs the shared suite; every backend gets a fresh
+// directory on the test binary's btrfs image (a loop image per backend
+// is tested in mount_test.go).
+func TestConformance(t *testing.T) {
+	backendtest.Run(t, func(t *testing.T) dotmesh.StorageBackend {
+		b, err := Open(context.Background(), Options{DataDir: sharedRoot(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+}

@@ -1,0 +1,34 @@
+// Package btrfs is a dotmesh StorageBackend on btrfs: a branch's working
+// state is a subvolume, a commit a read-only snapshot of it, a branch a
+// writable snapshot of its origin commit.
+//
+// # Layout
+//
+// Under the root (DataDir when it is on btrfs, otherwise the mount point
+// DataDir/btrfs of the sparse image DataDir/btrfs.img, made and mounted
+// with noatime by Open and unmounted by Close):
+//
+//	dots/<dot id>/<branch>/live                 working state (subvolume)
+//	dots/<dot id>/<branch>/commits/<id>/snap    a commit (read-only snapshot)
+//	dots/<dot id>/<branch>/commits/.recv-*/     a receive in progress
+//	dots/<dot id>/<branch>/rollback             a rollback in progress
+//	trash/                                      being deleted
+//	lock                                        one Backend per root
+//
+// Subdots are directories directly in live; RootSubdot is live itself,
+// so one snapshot covers every subdot atomically. Subvolumes a user nests
+// inside a working state are not part of its snapshots (btrfs snapshots
+// stop at subvolume boundaries).
+//
+// # Crash safety
+//
+// Every step that makes something visible is one atomic operation: a
+// snapshot or subvolume-create ioctl (each a committed transaction), a
+// rename, or renameat2(RENAME_EXCHANGE) for a rollback's swap of working
+// states. Deletions first rename into the trash. Open removes the trash,
+// rollback leftovers and receive staging directories, so after a crash
+// every branch is as it was before or after the interrupted call.
+//
+// Only the cgo build has the backend (containerd/btrfs needs cgo); other
+// builds get an Open that fails with dotmesh.ErrNotSupported.
+package btrfs

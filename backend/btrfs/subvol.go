@@ -1,0 +1,152 @@
+//go:build linux && cgo
+
+package btrfs
+
+/*
+#include <linux/btrfs.h>
+#include <linux/btrfs_tree.h>
+
+static unsigned long dm_ioc_get_subvol_info(void) { return BTRFS_IOC_GET_SUBVOL_INFO; }
+static unsigned long dm_ioc_snap_destroy(void) { return BTRFS_IOC_SNAP_DESTROY; }
+*/
+import "C"
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"unsafe"
+
+	cbtrfs "github.com/containerd/btrfs/v2"
+	"golang.org/x/sys/unix"
+)
+
+// Subvolume operations. Create and snapshot go through containerd/btrfs;
+// the two ioctls that library lacks (GET_SUBVOL_INFO, and a delete that
+// does not walk the whole tree looking for nested subvolumes) are here.
+
+func subvolCreate(path string) error {
+	if err := cbtrfs.SubvolCreate(path); err != nil {
+		return fmt.Errorf("create subvolume %s: %w", path, err)
+	}
+	return nil
+}
+
+// subvolSnapshot snapshots src to dst. Snapshot creation is one
+// transaction: after a crash dst is either absent or complete.
+func subvolSnapshot(dst, src string, readonly bool) error {
+	if err := cbtrfs.SubvolSnapshot(dst, src, readonly); err != nil {
+		return fmt.Errorf("snapshot %s to %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+// isSubvolume reports whether path is the root of a subvolume.
+func isSubvolume(path string) bool { return cbtrfs.IsSubvolume(path) == nil }
+
+// subvolDelete removes the subvolume at path. Commit snapshots never hold
+// nested subvolumes, so one ioctl does; a working state where a user made
+// nested subvolumes falls back to containerd's recursive delete.
+func subvolDelete(path string) error {
+	dir, name := filepath.Split(path)
+	if len(name) > C.BTRFS_PATH_NAME_MAX {
+		return fmt.Errorf("delete subvolume %s: name too long", path)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("delete subvolume %s: %w", path, err)
+	}
+	defer d.Close()
+	var args C.struct_btrfs_ioctl_vol_args
+	for i := 0; i < len(name); i++ {
+		args.name[i] = C.char(name[i])
+	}
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, d.Fd(), uintptr(C.dm_ioc_snap_destroy()), uintptr(unsafe.Pointer(&args)))
+	switch {
+	case errno == 0:
+		return nil
+	case errno == unix.ENOTEMPTY:
+		if err := cbtrfs.SubvolDelete(path); err != nil {
+			return fmt.Errorf("delete subvolume %s with nested subvolumes: %w", path, err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("delete subvolume %s: %w", path, errno)
+	}
+}
+
+// subvolInfo is what dirty detection and receive checks need.
+type subvolInfo struct {
+	Generation   uint64 // transid of the last change committed to the tree
+	OTransID     uint64 // transid the subvolume was created in
+	Readonly     bool
+	UUID         string
+	ParentUUID   string // the subvolume this one is a snapshot of
+	ReceivedUUID string // empty unless completely received
+}
+
+// getSubvolInfo reads the root item of the subvolume holding path. It
+// reflects committed transactions only: sync first to see recent writes.
+func getSubvolInfo(path string) (subvolInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return subvolInfo{}, err
+	}
+	defer f.Close()
+	var a C.struct_btrfs_ioctl_get_subvol_info_args
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), uintptr(C.dm_ioc_get_subvol_info()), uintptr(unsafe.Pointer(&a)))
+	if errno != 0 {
+		return subvolInfo{}, fmt.Errorf("subvolume info of %s: %w", path, errno)
+	}
+	return subvolInfo{
+		Generation:   uint64(a.generation),
+		OTransID:     uint64(a.otransid),
+		Readonly:     uint64(a.flags)&C.BTRFS_ROOT_SUBVOL_RDONLY != 0, // root item flags, not ioctl ones,
+		UUID:         uuidString(a.uuid),
+		ParentUUID:   uuidString(a.parent_uuid),
+		ReceivedUUID: uuidString(a.received_uuid),
+	}, nil
+}
+
+func uuidString(u [C.BTRFS_UUID_SIZE]C.__u8) string {
+	var b [16]byte
+	zero := true
+	for i := range b {
+		b[i] = byte(u[i])
+		zero = zero && b[i] == 0
+	}
+	if zero {
+		return ""
+	}
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// removeTree removes path whatever it is: a subvolume (with nested ones), a
+// directory holding subvolumes, or plain files. Missing is fine.
+func removeTree(path string) error {
+	st, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st.IsDir() && isSubvolume(path) {
+		return subvolDelete(path)
+	}
+	if st.IsDir() {
+		ents, err := os.ReadDir(path)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if err := removeTree(filepath.Join(path, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return os.RemoveAll(path)
+}

@@ -1,0 +1,245 @@
+package dump
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// CreateBranch implements dotmesh.StorageBackend. The tree is built in
+// dir/tmp and renamed into place, so a crash or an error leaves either no
+// branch or a complete one.
+func (b *Backend) CreateBranch(ctx context.Context, br dotmesh.BranchRef, from *dotmesh.CommitRef) error {
+	if err := br.Validate(); err != nil {
+		return err
+	}
+	if from != nil {
+		if err := from.Validate(); err != nil {
+			return err
+		}
+	}
+	if err := b.checkOpen(); err != nil {
+		return err
+	}
+	defer b.lockBranch(br)()
+	exists, err := b.treeExists(br)
+	if err != nil {
+		return err
+	}
+	if exists {
+		return fmt.Errorf("%w: branch %s already has a working state", dotmesh.ErrAlreadyExists, br)
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(b.dir, "tmp"), "tree-")
+	if err != nil {
+		return fmt.Errorf("create branch %s: %w", br, err)
+	}
+	defer removeAll(tmp) // a no-op once renamed
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("create branch %s: %w", br, err)
+	}
+	var synced cas.Hash
+	if from != nil {
+		if synced, err = b.restoreNew(ctx, tmp, *from); err != nil {
+			return fmt.Errorf("create branch %s from %s: %w", br, from, err)
+		}
+	}
+
+	bdir := b.branchDir(br)
+	_, statErr := os.Lstat(bdir)
+	created := errors.Is(statErr, fs.ErrNotExist)
+	fail := func(err error) error {
+		if created {
+			removeAll(bdir)
+		}
+		return fmt.Errorf("create branch %s: %w", br, err)
+	}
+	if err := os.MkdirAll(bdir, 0o755); err != nil {
+		return fail(err)
+	}
+	// No tree means no synced state either (a crash may have left one).
+	if err := os.Remove(b.syncedPath(br)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, b.treeDir(br)); err != nil {
+		return fail(err)
+	}
+	if err := os.Mkdir(b.commitsDir(br), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create branch %s: %w", br, err)
+	}
+	if err := syncDirectory(bdir); err != nil {
+		return fmt.Errorf("create branch %s: %w", br, err)
+	}
+	if from == nil {
+		return nil
+	}
+	return b.writeSynced(br, synced)
+}
+
+// restoreNew fills the empty directory dir with commit c and returns the
+// root of its synced manifest.
+func (b *Backend) restoreNew(ctx context.Context, dir string, c dotmesh.CommitRef) (cas.Hash, error) {
+	done, err := b.useStore()
+	if err != nil {
+		return cas.Hash{}, err
+	}
+	defer done()
+	_, root, err := b.readRecord(c)
+	if err != nil {
+		return cas.Hash{}, err
+	}
+	target, err := loadManifest(b.store, root)
+	if err != nil {
+		return cas.Hash{}, err
+	}
+	return b.restore(ctx, dir, nil, target.Manifest)
+}
+
+// DeleteBranch implements dotmesh.StorageBackend: the branch directory is
+// renamed into the trash (atomic), then removed.
+func (b *Backend) DeleteBranch(ctx context.Context, br dotmesh.BranchRef) error {
+	if err := br.Validate(); err != nil {
+		return err
+	}
+	if err := b.checkOpen(); err != nil {
+		return err
+	}
+	defer b.lockBranch(br)()
+	bdir := b.branchDir(br)
+	if _, err := os.Lstat(bdir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	trash := filepath.Join(b.dir, "trash", randomSuffix())
+	if err := os.Rename(bdir, trash); err != nil {
+		return fmt.Errorf("delete branch %s: %w", br, err)
+	}
+	if err := syncDirectory(filepath.Dir(bdir)); err != nil {
+		return fmt.Errorf("delete branch %s: %w", br, err)
+	}
+	if err := removeAll(trash); err != nil {
+		// Deleted as far as anyone can see; Open retries the removal.
+		b.log.Warn("cannot remove a deleted branch's files; they go on next open", "branch", br, "path", trash, "err", err)
+	}
+	return nil
+}
+
+// Branches implements dotmesh.StorageBackend: every branch with a working
+// tree or a commit directory, including branches that hold received
+// commits but no working tree yet.
+func (b *Backend) Branches(ctx context.Context) ([]dotmesh.BranchRef, error) {
+	if err := b.checkOpen(); err != nil {
+		return nil, err
+	}
+	return b.listBranchDirs()
+}
+
+func (b *Backend) listBranchDirs() ([]dotmesh.BranchRef, error) {
+	root := filepath.Join(b.dir, "branches")
+	dots, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("list branches: %w", err)
+	}
+	var out []dotmesh.BranchRef
+	for _, d := range dots {
+		if !d.IsDir() || dotmesh.ValidateID("dot", d.Name(), false) != nil {
+			continue
+		}
+		brs, err := os.ReadDir(filepath.Join(root, d.Name()))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return nil, fmt.Errorf("list branches: %w", err)
+		}
+		for _, e := range brs {
+			ref := dotmesh.BranchRef{Dot: dotmesh.DotID(d.Name()), Branch: e.Name()}
+			if e.IsDir() && ref.Validate() == nil && b.branchExists(ref) {
+				out = append(out, ref)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out, nil
+}
+
+// SubdotPath implements dotmesh.StorageBackend.
+func (b *Backend) SubdotPath(ctx context.Context, br dotmesh.BranchRef, subdot string) (string, error) {
+	if err := br.Validate(); err != nil {
+		return "", err
+	}
+	if err := dotmesh.ValidateSubdot(subdot); err != nil {
+		return "", err
+	}
+	if err := b.checkOpen(); err != nil {
+		return "", err
+	}
+	defer b.lockBranch(br)()
+	if err := b.needTree(br); err != nil {
+		return "", err
+	}
+	tree := b.treeDir(br)
+	if subdot == dotmesh.RootSubdot {
+		return tree, nil
+	}
+	p := filepath.Join(tree, subdot)
+	st, err := os.Lstat(p)
+	switch {
+	case err == nil && st.IsDir():
+		return p, nil
+	case err == nil:
+		return "", fmt.Errorf("%w: subdot %q of %s is a %s, not a directory; move it away first", dotmesh.ErrConflict, subdot, br, st.Mode().Type())
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("subdot %q of %s: %w", subdot, br, err)
+	}
+	if err := os.Mkdir(p, 0o755); err != nil {
+		return "", fmt.Errorf("create subdot %q of %s: %w", subdot, br, err)
+	}
+	if err := os.Chmod(p, 0o755); err != nil { // whatever the umask
+		return "", fmt.Errorf("create subdot %q of %s: %w", subdot, br, err)
+	}
+	return p, nil
+}
+
+// Subdots implements dotmesh.StorageBackend: the top-level directories of
+// the tree that carry valid subdot names.
+func (b *Backend) Subdots(ctx context.Context, br dotmesh.BranchRef) ([]string, error) {
+	if err := br.Validate(); err != nil {
+		return nil, err
+	}
+	if err := b.checkOpen(); err != nil {
+		return nil, err
+	}
+	defer b.lockBranch(br)()
+	if err := b.needTree(br); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(b.treeDir(br))
+	if err != nil {
+		return nil, fmt.Errorf("list subdots of %s: %w", br, err)
+	}
+	out := []string{}
+	for _, e := range ents {
+		if e.IsDir() && dotmesh.ValidateSubdot(e.Name()) == nil && e.Name() != dotmesh.RootSubdot {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// branchExists: the branch has a working tree or a commits directory
+// (received commits only). A bare branch directory is debris of an
+// interrupted CreateBranch and does not count.
+func (b *Backend) branchExists(br dotmesh.BranchRef) bool {
+	for _, p := range []string{b.treeDir(br), b.commitsDir(br)} {
+		if st, err := os.Lstat(p); err == nil && st.IsDir() {
+			return true
+		}
+	}
+	return false
+}

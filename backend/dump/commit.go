@@ -1,0 +1,203 @@
+package dump
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// Commit implements dotmesh.StorageBackend: one manifest of the whole tree
+// (every subdot), new chunks staged and synced, then the record.
+func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]string, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if err := b.checkOpen(); err != nil {
+		return nil, err
+	}
+	br := c.BranchRef
+	defer b.lockBranch(br)()
+	if err := b.needTree(br); err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(b.recordPath(c)); err == nil {
+		return nil, fmt.Errorf("%w: commit %s exists already", dotmesh.ErrAlreadyExists, c)
+	}
+	done, err := b.useStore()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	start := time.Now()
+
+	batch, err := b.store.NewBatch()
+	if err != nil {
+		return nil, err
+	}
+	defer batch.Abort()
+	m, st, err := b.snapshot(ctx, br, batch)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", c, err)
+	}
+	root, err := storeManifest(batch, m)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", c, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	tSync := time.Now()
+	if err := batch.Commit(); err != nil {
+		return nil, fmt.Errorf("commit %s: %w", c, err)
+	}
+	st.sync = time.Since(tSync)
+	rec := recordFor(root, m)
+	if err := b.writeRecord(c, rec); err != nil {
+		return nil, err
+	}
+	if err := b.writeSynced(br, root); err != nil {
+		// The commit is complete; only the change cache falls behind.
+		b.log.Warn("commit stored but the change cache was not updated", "commit", c, "err", err)
+	}
+	if st.skipped > 0 {
+		b.log.Warn("commit skipped special files (only files, directories and symlinks are stored) or files deleted during the walk", "commit", c, "count", st.skipped)
+	}
+
+	objects, stored, plain := batch.Stats()
+	elapsed := time.Since(start)
+	b.log.Debug("committed", "commit", c, "files", rec.Files, "bytes", rec.Bytes, "read", st.read,
+		"new_chunks", objects, "new_bytes_stored", stored, "took", elapsed, "reading", st.reading, "syncing", st.sync)
+	facts := map[string]string{
+		"files":            strconv.FormatInt(rec.Files, 10),
+		"dirs":             strconv.FormatInt(rec.Dirs, 10),
+		"symlinks":         strconv.FormatInt(rec.Symlinks, 10),
+		"bytes":            strconv.FormatInt(rec.Bytes, 10),
+		"bytes_read":       strconv.FormatInt(st.read, 10),
+		"new_chunks":       strconv.FormatInt(objects, 10),
+		"new_bytes":        strconv.FormatInt(plain, 10),
+		"new_bytes_stored": strconv.FormatInt(stored, 10),
+		"manifest":         root.String(),
+		"duration_ms":      strconv.FormatInt(elapsed.Milliseconds(), 10),
+	}
+	if st.skipped > 0 {
+		facts["skipped"] = strconv.Itoa(st.skipped)
+	}
+	return facts, nil
+}
+
+type snapshotStats struct {
+	read          int64 // file bytes read
+	skipped       int   // special files, and files gone before they were read
+	reading, sync time.Duration
+}
+
+// snapshot walks br's tree and returns its manifest, reading only files
+// that the synced manifest does not vouch for; new chunks go to batch.
+func (b *Backend) snapshot(ctx context.Context, br dotmesh.BranchRef, batch *cas.Batch) (*Manifest, snapshotStats, error) {
+	var st snapshotStats
+	// The clock probe comes before the walk: see forgetRacy and fsTick.
+	fsNow, err := fsTick(b.branchDir(br))
+	if err != nil {
+		return nil, st, err
+	}
+	cache := map[string]*Entry{}
+	if sm := b.loadSynced(br); sm != nil {
+		for i := range sm.Entries {
+			if e := &sm.Entries[i]; e.Type == TypeFile {
+				cache[e.Path] = e
+			}
+		}
+	}
+	tree := b.treeDir(br)
+	entries, err := scanTree(tree)
+	if err != nil {
+		return nil, st, err
+	}
+	var todo []int
+	for i := range entries {
+		e := &entries[i]
+		if e.Type != TypeFile {
+			continue
+		}
+		if old := cache[e.Path]; statMatches(old, e) {
+			e.Chunks = old.Chunks
+			continue
+		}
+		todo = append(todo, i)
+	}
+	start := time.Now()
+	if st.read, err = b.readFiles(ctx, tree, entries, todo, batch); err != nil {
+		return nil, st, err
+	}
+	st.reading = time.Since(start)
+	m := &Manifest{Entries: entries[:0]}
+	for _, e := range entries {
+		if e.Type == 0 {
+			st.skipped++
+			continue
+		}
+		m.Entries = append(m.Entries, e)
+	}
+	forgetRacy(m.Entries, fsNow)
+	return m, st, nil
+}
+
+// Commits implements dotmesh.StorageBackend: the commits whose record is
+// on br, sorted by id.
+func (b *Backend) Commits(ctx context.Context, br dotmesh.BranchRef) ([]dotmesh.CommitID, error) {
+	if err := br.Validate(); err != nil {
+		return nil, err
+	}
+	if err := b.checkOpen(); err != nil {
+		return nil, err
+	}
+	if !b.branchExists(br) {
+		return nil, fmt.Errorf("%w: branch %s is not stored on this backend", dotmesh.ErrNotFound, br)
+	}
+	ents, err := os.ReadDir(b.commitsDir(br))
+	if errors.Is(err, fs.ErrNotExist) {
+		return []dotmesh.CommitID{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list commits of %s: %w", br, err)
+	}
+	out := []dotmesh.CommitID{}
+	for _, e := range ents {
+		if e.Type().IsRegular() && dotmesh.ValidateID("commit", e.Name(), false) == nil {
+			out = append(out, dotmesh.CommitID(e.Name()))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+// DeleteCommit implements dotmesh.StorageBackend: the record goes; its
+// objects are reclaimed by CollectGarbage. Missing is not an error.
+func (b *Backend) DeleteCommit(ctx context.Context, c dotmesh.CommitRef) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if err := b.checkOpen(); err != nil {
+		return err
+	}
+	defer b.lockBranch(c.BranchRef)()
+	err := os.Remove(b.recordPath(c))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete commit %s: %w", c, err)
+	}
+	if err := syncDirectory(b.commitsDir(c.BranchRef)); err != nil {
+		return fmt.Errorf("delete commit %s: %w", c, err)
+	}
+	return nil
+}

@@ -1,0 +1,20 @@
+package dump
+
+import (
+	"testing"
+
+	"github.com/dotmesh-io/dotmesh/backend/backendtest"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+func TestConformance(t *testing.T) {
+	backendtest.Run(t, func(t *testing.T) dotmesh.StorageBackend {
+		dir := t.TempDir()
+		b, err := Open(dir, Options{Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { makeWritable(dir) }) // after the suite closes b
+		return b
+	})
+}

@@ -1,0 +1,81 @@
+// Package dump is the embedded default dotmesh.StorageBackend: plain
+// directories as working state, commits as deduplicated, compressed,
+// content-addressed snapshots. It needs no root, no kernel feature and no
+// server. Users call it "files" too (the CLI maps the name); Name reports
+// "dump".
+//
+// # Layout
+//
+// Everything lives under the directory given to Open:
+//
+//	lock                                 flock: one Backend per directory
+//	branches/<dot>/<branch>/tree/        the working state; subdot s is
+//	                                     tree/s/, the root subdot tree/ itself
+//	branches/<dot>/<branch>/commits/<id> commit record (JSON): manifest root
+//	                                     hash and counts; written last and
+//	                                     durably, so a listed commit is whole
+//	branches/<dot>/<branch>/synced       root of the manifest the tree was
+//	                                     last made equal to (change cache)
+//	store/objects/<xx>/<hash>            objects shared by all dots (package cas)
+//	store/staging/<batch>/               objects of a commit in progress
+//	tmp/                                 trees being built by CreateBranch
+//	trash/                               deleted branches being removed
+//
+// A branch exists when it has a tree or a commits directory: one that
+// only received commits is listed by Branches and Commits, and
+// CreateBranch gives it a tree.
+//
+// # Commits
+//
+// A commit walks the tree in a fixed order and records every file,
+// directory and symlink in one manifest, so it is atomic across subdots.
+// Regular files are split by a content-defined chunker (restic's Rabin
+// chunker with a fixed polynomial, ~512 KiB chunks), each chunk stored
+// once under the BLAKE3 hash of its plaintext, compressed with zstd after
+// chunking. Special files (fifos, sockets, devices) are skipped; hard
+// links are stored, and restored, as separate files; extended attributes
+// are not kept.
+//
+// Files are not read again when their size, mtime, ctime and inode match
+// the branch's synced manifest (the manifest of its last Commit, Rollback
+// or CreateBranch, with this node's stat data). Commits and restores wait
+// for the filesystem clock to tick once before trusting stat data, so that
+// a later write can never leave size, mtime and ctime as they were; files
+// changed during a commit are "racily clean", keep no cache data and are
+// read again next time.
+//
+// The manifest itself is serialized deterministically and stored through
+// the same chunker, so an unchanged tree adds nothing. New objects are
+// staged and fsynced (in the background, many at once, so the disk works
+// while chunks are computed), renamed into the store, their directories
+// fsynced, and only then is the commit record written: after a crash a
+// commit either does not exist or is complete, and no torn object is ever
+// found by deduplication. (syncfs would be one call, but it flushes every
+// dirty byte of the filesystem, such as a working tree just copied in.)
+//
+// # Restores
+//
+// Rollback and CreateBranch make a tree equal to a commit: contents, modes,
+// mtimes, symlinks, empty directories, owners when running as root, and
+// deletion of everything else. Unchanged files (by the synced manifest)
+// are left alone; others are written under a temporary name and renamed.
+// CreateBranch builds the tree under a temporary name and renames it into
+// place; Rollback works in place so that mounts of the tree stay valid.
+//
+// # Streams
+//
+// Send writes a commit as a self-checking stream (see stream.go): header,
+// the objects the receiver lacks (all, or those not in the base commit),
+// the commit record and a trailer with counts and a BLAKE3 checksum of
+// the stream. Receive verifies each object's hash, stages them, checks the
+// trailer and that every object of the commit is present, and only then
+// publishes objects and record. Anything else wraps dotmesh.ErrCorrupt
+// and leaves no trace.
+//
+// # Garbage collection
+//
+// DeleteCommit only removes the record. CollectGarbage marks every object
+// reachable from a commit record or a synced manifest and removes the rest,
+// holding every other store user off meanwhile. Check re-reads and
+// verifies every object.
+package dump

@@ -1,0 +1,460 @@
+package dump
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
+	"github.com/dotmesh-io/dotmesh/backend/dump/internal/durable"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"golang.org/x/sys/unix"
+)
+
+// Rollback implements dotmesh.StorageBackend: the working tree is made
+// equal to commit c in place (mounts of the tree stay valid), touching
+// only what differs.
+//
+// A crash in the middle leaves a tree that is partly restored; the branch
+// then reads as dirty and Rollback can simply be repeated.
+func (b *Backend) Rollback(ctx context.Context, br dotmesh.BranchRef, c dotmesh.CommitRef) error {
+	if err := br.Validate(); err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if err := b.checkOpen(); err != nil {
+		return err
+	}
+	defer b.lockBranch(br)()
+	if err := b.needTree(br); err != nil {
+		return err
+	}
+	done, err := b.useStore()
+	if err != nil {
+		return err
+	}
+	defer done()
+	_, root, err := b.readRecord(c)
+	if err != nil {
+		return err
+	}
+	target, err := loadManifest(b.store, root)
+	if err != nil {
+		return fmt.Errorf("roll back %s to %s: %w", br, c, err)
+	}
+	var synced *Manifest
+	if sm := b.loadSynced(br); sm != nil {
+		synced = sm.Manifest
+	}
+	newSynced, err := b.restore(ctx, b.treeDir(br), synced, target.Manifest)
+	if err != nil {
+		return fmt.Errorf("roll back %s to %s: %w", br, c, err)
+	}
+	return b.writeSynced(br, newSynced)
+}
+
+// restorer makes one directory tree equal to a manifest.
+type restorer struct {
+	b      *Backend
+	dir    string
+	isRoot bool
+	syncer *durable.Syncer // fsyncs written files in the background
+
+	touchedMu sync.Mutex
+	touched   map[string]bool // dirs whose entries changed: their mtime needs resetting
+}
+
+// restore makes dir equal to target. synced is the manifest dir was last
+// synced with (nil when unknown): a file that still matches its synced
+// entry by stat and has the target's chunks is left alone. It returns the
+// root of the new synced manifest (the target with this node's stat data),
+// stored durably along with the tree.
+func (b *Backend) restore(ctx context.Context, dir string, cached, target *Manifest) (cas.Hash, error) {
+	r := &restorer{b: b, dir: dir, isRoot: os.Geteuid() == 0, touched: map[string]bool{},
+		syncer: durable.NewSyncer(16, 64)}
+	synced := false
+	defer func() {
+		if !synced {
+			r.syncer.Wait() // close every file
+		}
+	}()
+	cur, err := scanTree(dir)
+	if err != nil {
+		return cas.Hash{}, err
+	}
+	if !r.isRoot {
+		// Without CAP_DAC_OVERRIDE a read-only directory cannot be
+		// changed; its final mode is set again at the end.
+		for _, c := range cur {
+			if c.Type == TypeDir && c.Mode&0o700 != 0o700 {
+				if err := unix.Chmod(r.path(c.Path), c.Mode|0o700); err != nil {
+					return cas.Hash{}, fmt.Errorf("make %s writable: %w", r.path(c.Path), err)
+				}
+			}
+		}
+	}
+	want := make(map[string]*Entry, len(target.Entries))
+	for i := range target.Entries {
+		want[target.Entries[i].Path] = &target.Entries[i]
+	}
+	have, err := r.removeExtra(cur, want)
+	if err != nil {
+		return cas.Hash{}, err
+	}
+	cache := map[string]*Entry{}
+	if cached != nil {
+		for i := range cached.Entries {
+			cache[cached.Entries[i].Path] = &cached.Entries[i]
+		}
+	}
+
+	// Directories and symlinks in tree order, so parents exist first;
+	// files that differ are collected and written in parallel.
+	var writes []*Entry
+	for i := range target.Entries {
+		t := &target.Entries[i]
+		c := have[t.Path]
+		switch t.Type {
+		case TypeDir:
+			if c == nil {
+				if err := os.Mkdir(r.path(t.Path), 0o700); err != nil {
+					return cas.Hash{}, fmt.Errorf("create directory: %w", err)
+				}
+				r.touch(t.Path)
+			}
+		case TypeSymlink:
+			if c != nil && c.Target == t.Target {
+				if err := r.fixMeta(t, c); err != nil {
+					return cas.Hash{}, err
+				}
+				continue
+			}
+			if err := r.writeSymlink(t); err != nil {
+				return cas.Hash{}, err
+			}
+		case TypeFile:
+			if c != nil && statMatches(cache[t.Path], c) && chunksEqual(cache[t.Path].Chunks, t.Chunks) {
+				if err := r.fixMeta(t, c); err != nil {
+					return cas.Hash{}, err
+				}
+				continue
+			}
+			writes = append(writes, t)
+		}
+	}
+	if err := r.writeFiles(ctx, writes); err != nil {
+		return cas.Hash{}, err
+	}
+	if err := r.finishDirs(target, have); err != nil {
+		return cas.Hash{}, err
+	}
+	// The synced manifest about to be written vouches for these files'
+	// contents: they must be on disk first.
+	synced = true
+	if err := r.syncer.Wait(); err != nil {
+		return cas.Hash{}, err
+	}
+	var dirs []string
+	for rel := range r.touched {
+		dirs = append(dirs, r.path(rel))
+	}
+	if err := durable.SyncDirs(dirs, 16); err != nil {
+		return cas.Hash{}, err
+	}
+	return r.storeSynced(target)
+}
+
+func (r *restorer) path(rel string) string { return filepath.Join(r.dir, rel) }
+
+func (r *restorer) touch(rel string) {
+	r.touchedMu.Lock()
+	r.touched[parentOf(rel)] = true
+	r.touchedMu.Unlock()
+}
+
+// removeExtra deletes what the target lacks or has with another type, and
+// returns what is left, by path.
+func (r *restorer) removeExtra(cur []Entry, want map[string]*Entry) (map[string]*Entry, error) {
+	have := make(map[string]*Entry, len(cur))
+	gone := "" // prefix of a removed directory's contents
+	for i := range cur {
+		c := &cur[i]
+		if gone != "" && strings.HasPrefix(c.Path, gone) {
+			continue
+		}
+		if t := want[c.Path]; t != nil && t.Type == c.Type && c.Type != 0 {
+			have[c.Path] = c
+			continue
+		}
+		p := r.path(c.Path)
+		if c.Type == TypeDir {
+			if err := removeAll(p); err != nil {
+				return nil, fmt.Errorf("remove %s: %w", p, err)
+			}
+			gone = c.Path + "/"
+		} else if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("remove %s: %w", p, err)
+		}
+		r.touch(c.Path)
+	}
+	return have, nil
+}
+
+// fixMeta brings a kept file or symlink's owner, mode and mtime in line.
+func (r *restorer) fixMeta(t, c *Entry) error {
+	p := r.path(t.Path)
+	if r.isRoot && (c.UID != t.UID || c.GID != t.GID) {
+		if err := chown(p, t.UID, t.GID); err != nil {
+			return err
+		}
+		c.Mode = ^uint32(0) // chown clears setuid bits: set the mode again
+	}
+	if t.Type == TypeFile && c.Mode != t.Mode {
+		if err := unix.Chmod(p, t.Mode); err != nil {
+			return fmt.Errorf("chmod %s: %w", p, err)
+		}
+	}
+	if c.MTime != t.MTime {
+		if err := setMTime(p, t.MTime); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *restorer) writeSymlink(t *Entry) error {
+	p := r.path(t.Path)
+	tmp := filepath.Join(filepath.Dir(p), tmpPrefix+randomSuffix())
+	if err := os.Symlink(t.Target, tmp); err != nil {
+		return fmt.Errorf("create symlink %s: %w", p, err)
+	}
+	if r.isRoot {
+		if err := chown(tmp, t.UID, t.GID); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+	}
+	if err := setMTime(tmp, t.MTime); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("create symlink %s: %w", p, err)
+	}
+	r.touch(t.Path)
+	return nil
+}
+
+// writeFiles writes files in parallel, each under a temporary name in its
+// directory, renamed over the old one when complete.
+func (r *restorer) writeFiles(ctx context.Context, files []*Entry) error {
+	if len(files) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan *Entry)
+	var (
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
+	for i := 0; i < r.b.workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for t := range jobs {
+				if ctx.Err() != nil {
+					continue
+				}
+				var err error
+				if buf, err = r.writeFile(t, buf); err != nil {
+					errMu.Lock()
+					if first == nil {
+						first = err
+						cancel()
+					}
+					errMu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, t := range files {
+		if ctx.Err() != nil {
+			break
+		}
+		jobs <- t
+	}
+	close(jobs)
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}
+
+func (r *restorer) writeFile(t *Entry, buf []byte) ([]byte, error) {
+	p := r.path(t.Path)
+	tmp := filepath.Join(filepath.Dir(p), tmpPrefix+randomSuffix())
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return buf, fmt.Errorf("restore %s: %w", p, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	for _, c := range t.Chunks {
+		buf, err = r.b.store.Get(c.Hash, buf)
+		if err != nil {
+			return buf, fmt.Errorf("restore %s: %w", p, corruptIfMissing(err))
+		}
+		if len(buf) != int(c.Size) {
+			return buf, fmt.Errorf("%w: restore %s: chunk %s holds %d bytes, the manifest says %d", dotmesh.ErrCorrupt, p, c.Hash, len(buf), c.Size)
+		}
+		if _, err := f.Write(buf); err != nil {
+			return buf, fmt.Errorf("restore %s: %w", p, err)
+		}
+	}
+	if r.isRoot {
+		if err := f.Chown(int(t.UID), int(t.GID)); err != nil && !errors.Is(err, unix.EPERM) {
+			return buf, fmt.Errorf("chown %s: %w", p, err)
+		}
+	}
+	if err := unix.Fchmod(int(f.Fd()), t.Mode); err != nil {
+		return buf, fmt.Errorf("chmod %s: %w", p, err)
+	}
+	if err := setMTime(tmp, t.MTime); err != nil {
+		return buf, err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return buf, fmt.Errorf("restore %s: %w", p, err)
+	}
+	ok = true
+	r.touch(t.Path)
+	r.syncer.Add(f) // fsynced and closed in the background
+	return buf, nil
+}
+
+// finishDirs sets directory owners, modes and mtimes deepest first, after
+// their contents are complete (writing into a directory moves its mtime).
+func (r *restorer) finishDirs(target *Manifest, have map[string]*Entry) error {
+	for i := len(target.Entries) - 1; i >= 0; i-- {
+		t := &target.Entries[i]
+		if t.Type != TypeDir {
+			continue
+		}
+		p := r.path(t.Path)
+		c := have[t.Path]
+		if r.isRoot && (c == nil || c.UID != t.UID || c.GID != t.GID) {
+			if err := chown(p, t.UID, t.GID); err != nil {
+				return err
+			}
+			c = nil
+		}
+		if c == nil || c.Mode != t.Mode || !r.isRoot && t.Mode&0o700 != 0o700 {
+			if err := unix.Chmod(p, t.Mode); err != nil {
+				return fmt.Errorf("chmod %s: %w", p, err)
+			}
+		}
+		if c == nil || c.MTime != t.MTime || r.touched[t.Path] {
+			if err := setMTime(p, t.MTime); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// storeSynced records what the tree now is: the target's entries with this
+// node's stat data, so the next commit or restore can trust the cache.
+func (r *restorer) storeSynced(target *Manifest) (cas.Hash, error) {
+	fsNow, err := fsTick(filepath.Dir(r.dir))
+	if err != nil {
+		return cas.Hash{}, err
+	}
+	now, err := scanTree(r.dir)
+	if err != nil {
+		return cas.Hash{}, err
+	}
+	byPath := make(map[string]*Entry, len(now))
+	for i := range now {
+		byPath[now[i].Path] = &now[i]
+	}
+	m := &Manifest{Entries: make([]Entry, len(target.Entries))}
+	for i := range target.Entries {
+		e := target.Entries[i]
+		e.Dev, e.Inode, e.CTime = 0, 0, 0
+		if n := byPath[e.Path]; n != nil && n.Type == e.Type && (e.Type != TypeFile || n.Size == e.Size) {
+			e.Mode, e.UID, e.GID, e.MTime = n.Mode, n.UID, n.GID, n.MTime
+			e.Dev, e.Inode, e.CTime = n.Dev, n.Inode, n.CTime
+		}
+		m.Entries[i] = e
+	}
+	forgetRacy(m.Entries, fsNow)
+	batch, err := r.b.store.NewBatch()
+	if err != nil {
+		return cas.Hash{}, err
+	}
+	defer batch.Abort()
+	root, err := storeManifest(batch, m)
+	if err != nil {
+		return cas.Hash{}, err
+	}
+	if err := batch.Commit(); err != nil {
+		return cas.Hash{}, err
+	}
+	return root, nil
+}
+
+func chunksEqual(a, b []Chunk) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// chown sets owner and group without following symlinks. EPERM is
+// ignored: in a user namespace even root may not own every id.
+func chown(p string, uid, gid uint32) error {
+	if err := os.Lchown(p, int(uid), int(gid)); err != nil && !errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("chown %s: %w", p, err)
+	}
+	return nil
+}
+
+// setMTime sets the modification time without following symlinks, leaving
+// the access time alone.
+func setMTime(p string, mtime int64) error {
+	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtime)}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("set mtime of %s: %w", p, err)
+	}
+	return nil
+}
+
+// corruptIfMissing classifies a missing object during a restore as store
+// damage: the commit record promised it.
+func corruptIfMissing(err error) error {
+	if errors.Is(err, dotmesh.ErrNotFound) && !errors.Is(err, dotmesh.ErrCorrupt) {
+		return fmt.Errorf("%w: %w", dotmesh.ErrCorrupt, err)
+	}
+	return err
+}

@@ -1,0 +1,147 @@
+package dump
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// Usage implements dotmesh.StorageBackend by stat alone: a file counts as
+// unchanged when it still matches the branch's synced manifest by stat
+// (size, mtime, ctime, inode) and that entry has head's content. Added and
+// changed files count their size, deleted files their old size; changes
+// of mode, symlink target or the set of directories make the branch dirty
+// without adding bytes. Owners and directory mtimes are not compared.
+//
+// A file whose inode, size and mtime are unchanged but whose ctime moved
+// (chmod, chown) counts as dirty without bytes: this is only an estimate,
+// the commit reads it again to be sure.
+//
+// Before the first commit (head nil) the branch is dirty when the tree
+// holds any file or symlink; empty directories, such as subdots that were
+// only mounted, do not count.
+func (b *Backend) Usage(ctx context.Context, br dotmesh.BranchRef, head *dotmesh.CommitRef) (dotmesh.Usage, error) {
+	var u dotmesh.Usage
+	if err := br.Validate(); err != nil {
+		return u, err
+	}
+	if head != nil {
+		if err := head.Validate(); err != nil {
+			return u, err
+		}
+	}
+	if err := b.checkOpen(); err != nil {
+		return u, err
+	}
+	defer b.lockBranch(br)()
+	if err := b.needTree(br); err != nil {
+		return u, err
+	}
+	entries, err := scanTree(b.treeDir(br))
+	if err != nil {
+		return u, fmt.Errorf("usage of %s: %w", br, err)
+	}
+	for i := range entries {
+		if entries[i].Type == TypeFile {
+			u.Size += entries[i].Size
+		}
+	}
+	if head == nil {
+		for i := range entries {
+			if t := entries[i].Type; t == TypeFile || t == TypeSymlink {
+				u.Dirty = true
+			}
+		}
+		u.DirtyBytes = u.Size
+		return u, nil
+	}
+
+	done, err := b.useStore()
+	if err != nil {
+		return u, err
+	}
+	defer done()
+	_, root, err := b.readRecord(*head)
+	if err != nil {
+		return u, err
+	}
+	hm, err := loadManifest(b.store, root)
+	if err != nil {
+		return u, fmt.Errorf("usage of %s: %w", br, err)
+	}
+	want := make(map[string]*Entry, len(hm.Entries))
+	for i := range hm.Entries {
+		want[hm.Entries[i].Path] = &hm.Entries[i]
+	}
+	cache := want // when the tree was last synced with head itself
+	if sroot, ok := b.readSynced(br); !ok || sroot != root {
+		cache = map[string]*Entry{}
+		if sm := b.loadSynced(br); sm != nil {
+			for i := range sm.Entries {
+				cache[sm.Entries[i].Path] = &sm.Entries[i]
+			}
+		}
+	}
+
+	seen := 0
+	for i := range entries {
+		c := &entries[i]
+		if c.Type == 0 {
+			continue // never committed, so not a difference a commit would record
+		}
+		t := want[c.Path]
+		if t != nil {
+			seen++
+		}
+		switch {
+		case t == nil || t.Type != c.Type:
+			u.Dirty = true
+			u.DirtyBytes += c.Size
+			if t != nil {
+				u.DirtyBytes += t.Size
+			}
+		case c.Type == TypeSymlink:
+			if c.Target != t.Target {
+				u.Dirty = true
+			}
+		case c.Type == TypeDir:
+			if c.Mode != t.Mode {
+				u.Dirty = true
+			}
+		default: // file
+			s := cache[c.Path]
+			switch {
+			case statMatches(s, c) && chunksEqual(s.Chunks, t.Chunks):
+				if c.Mode != t.Mode {
+					u.Dirty = true
+				}
+			case metaOnlyChange(s, c) && chunksEqual(s.Chunks, t.Chunks):
+				// Same inode, size and mtime, new ctime: a chmod or
+				// chown, most likely. Dirty, but no content bytes.
+				u.Dirty = true
+			default:
+				u.Dirty = true
+				u.DirtyBytes += c.Size
+			}
+		}
+	}
+	if seen < len(hm.Entries) {
+		for i := range entries {
+			delete(want, entries[i].Path)
+		}
+		for _, t := range want {
+			u.Dirty = true
+			u.DirtyBytes += t.Size
+		}
+	}
+	return u, nil
+}
+
+// metaOnlyChange: the file kept inode, size and mtime since cached was
+// recorded, only its ctime moved.
+func metaOnlyChange(cached, cur *Entry) bool {
+	return cached != nil && cached.Type == TypeFile && cur.Type == TypeFile &&
+		cached.Inode != 0 && cached.Inode == cur.Inode &&
+		cached.MTime == cur.MTime && cached.Size == cur.Size
+}

@@ -1,0 +1,153 @@
+package zfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// Backend is the ZFS StorageBackend: see the package documentation.
+type Backend struct {
+	z    *cli
+	log  *slog.Logger
+	pool string
+	root dataset
+	mnt  string
+
+	mu    sync.Mutex
+	locks map[dotmesh.DotID]*sync.Mutex
+
+	closed atomic.Bool
+}
+
+var _ dotmesh.StorageBackend = (*Backend)(nil)
+
+// Open finds the ZFS tools, imports or creates the pool, makes the root
+// dataset and repairs what operations interrupted by a crash left behind.
+func Open(ctx context.Context, opts Options) (*Backend, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	z, err := findTools(opts.CommandTimeout)
+	if err != nil {
+		return nil, err
+	}
+	b := &Backend{
+		z: z, log: opts.Logger.With("backend", Name, "root", opts.Root),
+		pool: opts.Pool, root: dataset{opts.Root}, mnt: opts.Mountpoint,
+		locks: make(map[dotmesh.DotID]*sync.Mutex),
+	}
+	if err := b.openPool(ctx, opts); err != nil {
+		return nil, err
+	}
+	if err := b.ensureRoot(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.recover(ctx); err != nil {
+		return nil, fmt.Errorf("zfs backend: repairing after an interrupted operation: %w", err)
+	}
+	return b, nil
+}
+
+// Name implements dotmesh.StorageBackend.
+func (b *Backend) Name() string { return Name }
+
+// Close implements dotmesh.StorageBackend. The pool stays imported and the
+// branches mounted: containers may still use them.
+func (b *Backend) Close() error {
+	b.closed.Store(true)
+	return nil
+}
+
+// Root returns the dataset under which the backend keeps dots.
+func (b *Backend) Root() string { return b.root.name }
+
+// Mountpoint returns the directory branches are mounted below.
+func (b *Backend) Mountpoint() string { return b.mnt }
+
+func (b *Backend) checkOpen() error {
+	if b.closed.Load() {
+		return fmt.Errorf("%w: zfs backend %s is closed", dotmesh.ErrUnavailable, b.root)
+	}
+	return nil
+}
+
+// lockDot serialises changes to one dot. The unit is the dot, not the
+// branch: zfs promote moves snapshots between a dot's filesystems.
+func (b *Backend) lockDot(dot dotmesh.DotID) func() {
+	b.mu.Lock()
+	l, ok := b.locks[dot]
+	if !ok {
+		l = new(sync.Mutex)
+		b.locks[dot] = l
+	}
+	b.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// ensureRoot creates the root dataset, or corrects its properties: every
+// dataset below inherits the mountpoint (so a renamed dataset's mountpoint
+// follows its name) and atime=off (so reading does not make a branch dirty).
+func (b *Backend) ensureRoot(ctx context.Context) error {
+	mp, err := newProp("mountpoint", b.mnt)
+	if err != nil {
+		return err
+	}
+	want := []prop{mp, mustProp("canmount", "off"), mustProp("atime", "off")}
+	rows, err := b.z.get(ctx, false, []string{"mountpoint", "canmount", "atime"}, b.root)
+	if errors.Is(err, ErrNoDataset) {
+		if err := b.ensureParents(ctx, b.root); err != nil {
+			return err
+		}
+		err = b.z.create(ctx, b.root, want...)
+		if err == nil || errors.Is(err, ErrExists) {
+			b.log.Info("created root dataset", "mountpoint", b.mnt)
+			return os.MkdirAll(b.mnt, 0o755)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("zfs backend root %s: %w", b.root, err)
+	}
+	have := map[string]string{}
+	for _, r := range rows {
+		have[r.prop] = r.value
+	}
+	for _, p := range want {
+		if have[p.key] != p.value {
+			if err := b.z.set(ctx, b.root.name, p); err != nil {
+				return fmt.Errorf("zfs backend root %s: %w", b.root, err)
+			}
+		}
+	}
+	return os.MkdirAll(b.mnt, 0o755)
+}
+
+// ensureParents creates the datasets between the pool and d, unmounted.
+func (b *Backend) ensureParents(ctx context.Context, d dataset) error {
+	var chain []dataset
+	for p := parentOf(d); p.name != d.Pool(); p = parentOf(p) {
+		chain = append([]dataset{p}, chain...)
+	}
+	for _, p := range chain {
+		err := b.z.create(ctx, p, mustProp("canmount", "off"))
+		if err != nil && !errors.Is(err, ErrExists) {
+			return fmt.Errorf("creating %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func parentOf(d dataset) dataset {
+	i := len(d.name) - len(d.Leaf()) - 1
+	if i <= 0 {
+		return d
+	}
+	return dataset{d.name[:i]}
+}

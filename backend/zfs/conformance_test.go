@@ -1,0 +1,40 @@
+package zfs_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+
+	"github.com/dotmesh-io/dotmesh/backend/backendtest"
+	"github.com/dotmesh-io/dotmesh/backend/zfs"
+	"github.com/dotmesh-io/dotmesh/backend/zfs/zfstest"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// testPoolSize is small: the file is sparse, and zfs-fuse is happy with it.
+const testPoolSize = 1 << 30
+
+func logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// openBackend opens a backend that creates its own pool, unique to the test
+// and destroyed when it ends.
+func openBackend(t *testing.T) (*zfs.Backend, zfs.Options) {
+	t.Helper()
+	pool, dir := zfstest.Pool(t)
+	opts := zfs.Options{Pool: pool, DataDir: dir, PoolSize: testPoolSize, Logger: logger()}
+	b, err := zfs.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("zfs.Open: %v", err)
+	}
+	return b, opts
+}
+
+func TestConformance(t *testing.T) {
+	backendtest.Run(t, func(t *testing.T) dotmesh.StorageBackend {
+		b, _ := openBackend(t)
+		return b
+	})
+}

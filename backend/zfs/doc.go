@@ -1,0 +1,134 @@
+// Package zfs is the dotmesh StorageBackend on ZFS: a branch is a
+// filesystem, a commit is a snapshot of it, a new branch is a clone, and
+// transfers are zfs send/receive streams. It works on OpenZFS and on
+// zfs-fuse (pool version 23), which the tests run against, using only the
+// command forms both accept.
+//
+// # Pool
+//
+// Open uses Options.Pool (default "pool"). When it is not imported, the
+// file DataDir/dotmesh_data is imported (`zpool import -d DataDir`), or
+// created as a sparse file of PoolSize (default 10 GiB) with a pool on it,
+// as the original dotmesh did. Missing ZFS tools, or ZFS not running
+// ("zfs-fuse is not running: start it with `zfs-fuse` or install
+// zfs-fuse"), are errors wrapping dotmesh.ErrUnavailable.
+//
+// # Layout
+//
+//	<Root>                          default <Pool>/dmfs; mountpoint=<Mountpoint>,
+//	                                canmount=off, atime=off (inherited)
+//	<Root>/<dot id>                 one container per dot, canmount=off
+//	<Root>/<dot id>/<branch>.<gen>  working states of a branch, generation gen
+//	<Root>/<dot id>/<branch>.recv-<hex>  a complete stream being received
+//	...@<commit id>                 a commit: one snapshot of the filesystem
+//	                                that holds every subdot
+//
+// Each subdot is a directory of the branch's filesystem (RootSubdot is the
+// filesystem itself), so one `zfs snapshot` commits all subdots
+// atomically. The live generation of a branch (io.dotmesh:state=live; the
+// highest if a crash left two) is mounted at Mountpoint/<dot id>/<branch>
+// - an explicit mountpoint, so the path SubdotPath returns stays the same
+// when a rollback replaces the filesystem. Other generations are holders
+// (state old, mountpoint=none) kept only for snapshots something still
+// needs. Dot ids, branch names and commit ids are validated before they
+// become dataset names; SubdotPath only returns the mountpoint or a real
+// directory directly inside it.
+//
+// Every commit snapshot is tagged io.dotmesh:branch=<branch> when it is
+// made (`zfs snapshot -o`), because zfs promote moves snapshots between a
+// dot's filesystems: Commits(b) lists the tagged snapshots wherever they
+// are, and commit ids are looked up across the dot.
+//
+// # Keeping other branches alive
+//
+// No operation ever destroys a snapshot with clones or uses -r/-R:
+//
+//   - Rollback(b, c): when c is the latest snapshot of b's live filesystem,
+//     `zfs rollback`. Otherwise c (on b's filesystem or any other) is cloned
+//     as the next generation and swapped in; the old filesystem becomes a
+//     holder, so later commits and branches cloned from them stay intact.
+//     When c is b's own history the new generation is promoted, taking c
+//     and everything before it over, so the holder keeps only the later
+//     snapshots and vanishes when the Node deletes those.
+//   - DeleteCommit uses `zfs destroy -d`: a snapshot another branch was
+//     cloned from is only marked (defer_destroy, no longer listed) and ZFS
+//     destroys it when the last clone goes. Missing is not an error.
+//   - DeleteBranch destroys the branch's commits that way, then the
+//     filesystem, or keeps it as a holder while such snapshots remain.
+//     Holders without snapshots are destroyed whenever a deletion may have
+//     emptied one, and with them their own deferred origins: deleting every
+//     branch leaves nothing.
+//
+// zfs-fuse refuses to rename a filesystem while a clone of it is mounted,
+// which is why generations switch by a property change rather than by
+// renaming the old working state away.
+//
+// # Dirty detection
+//
+// zfs-fuse lacks `written`, `logicalused`, `zfs diff` and `zfs list -p`,
+// and space accounting cannot see a same-size overwrite or a chmod (nor
+// can a snapshot's `used` when the previous snapshot shares its blocks).
+// Usage takes a temporary snapshot (which also syncs, so `referenced` is
+// current), reads `zfs send -i <head> <temporary>` and reports dirty as
+// soon as the stream has a record other than BEGIN, FREE, FREEOBJECTS and
+// END: every change visible through the filesystem (data, size, mode,
+// owner, times, links, names, directories) rewrites a dnode and so appears
+// as an OBJECT or WRITE record. DirtyBytes is the size of those records:
+// changed blocks at record granularity plus metadata, like OpenZFS's
+// written@head. The cost is proportional to the uncommitted data. The head
+// is always an incremental source of the working state (its latest
+// snapshot or its origin) under this package's operations. atime is off,
+// so reading does not dirty a branch. Before the first commit, a branch is
+// dirty when its tree holds anything but directories.
+//
+// # Send and Receive
+//
+// Send writes `zfs send [-i base]` inside a framing with a BLAKE3 trailer
+// (stream.go); when base is not an incremental source of the target on
+// this node (not an earlier snapshot of its filesystem nor its origin),
+// the stream is complete instead. Receive keeps the end of the zfs stream,
+// which holds its END record, from zfs until the trailer is verified, so a
+// truncated or altered stream never completes a snapshot (ErrCorrupt).
+// Streams land directly on the live filesystem when their base is its
+// latest snapshot (`zfs receive -F`, which ZFS applies to a hidden clone
+// and swaps in at END), else in a staging filesystem (made by zfs receive
+// for complete and clone streams; a promoted clone of the base otherwise)
+// that is swapped in like a rollback. The received commit becomes the
+// branch's working state.
+//
+// # Crash safety
+//
+// Snapshot, clone, create, promote, property changes and renames are each
+// atomic. Multi-step operations order them so that every intermediate
+// state is recognisable from names and io.dotmesh:state, and Open repairs
+// them (recover.go): unverified receives and unswitched rollbacks are
+// undone (dissolve hands back snapshots a promote moved), a switch that
+// happened is finished, interrupted deletes are completed, temporary
+// snapshots are removed and untagged commits tagged.
+//
+// # zfs-fuse quirks handled
+//
+//   - the first destroy or unmount of a dataset can answer "dataset is
+//     busy": unmount first, retry briefly (busyRetry);
+//   - rename needs the dataset unmounted and does not remount it; it fails
+//     while a clone is mounted (see above);
+//   - clones are mounted at creation even with canmount=noauto, so staged
+//     clones are made with mountpoint=none;
+//   - no zvols, no xattrs through FUSE (not needed).
+//
+// # Why not github.com/mistifyio/go-zfs
+//
+// go-zfs v4 reads datasets with `zfs list -Hp -o ...` including
+// `written`, `logicalused` and `usedbydataset`; zfs-fuse has no `-p` for
+// list and none of those properties, so GetDataset fails there - and
+// every go-zfs call that creates something (CreateFilesystem, Snapshot,
+// Clone, Rename, ReceiveSnapshot) ends with GetDataset. What would remain
+// (Destroy, Rollback, SendSnapshot, SetProperty) takes no context, returns
+// untyped errors and uses a global runner. So this package uses only its
+// own small exec layer (exec.go, zfscmd.go): plain functions taking a
+// context, arguments that are validated types (dataset, snapshot, prop)
+// so nothing can turn into an option or a wrong kind of name, typed errors
+// parsed from zfs's stderr (CmdError, ErrBusy, ErrNoDataset...), and only
+// `zfs get -Hp -o name,property,value` for reading, which gives exact
+// numbers on both implementations.
+package zfs

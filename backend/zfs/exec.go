@@ -1,0 +1,141 @@
+package zfs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// Kinds of command failure, parsed from what zfs and zpool print. Each
+// wraps the dotmesh sentinel callers test for; a *CmdError unwraps to one.
+var (
+	ErrNoDataset    = fmt.Errorf("zfs: dataset does not exist: %w", dotmesh.ErrNotFound)
+	ErrNoPool       = fmt.Errorf("zfs: no such pool: %w", dotmesh.ErrNotFound)
+	ErrExists       = fmt.Errorf("zfs: dataset already exists: %w", dotmesh.ErrAlreadyExists)
+	ErrBusy         = fmt.Errorf("zfs: dataset is busy: %w", dotmesh.ErrInUse)
+	ErrDependents   = fmt.Errorf("zfs: dataset has dependent clones or children: %w", dotmesh.ErrConflict)
+	ErrModified     = fmt.Errorf("zfs: destination modified since its last snapshot: %w", dotmesh.ErrDirty)
+	ErrBadStream    = fmt.Errorf("zfs: invalid send stream: %w", dotmesh.ErrCorrupt)
+	ErrNoDaemon     = fmt.Errorf("zfs: ZFS is not running: %w", dotmesh.ErrUnavailable)
+	ErrNotMounted   = errors.New("zfs: not mounted")
+	ErrMounted      = errors.New("zfs: already mounted")
+	ErrNotIncrement = fmt.Errorf("zfs: not a valid incremental source: %w", dotmesh.ErrInvalidArgument)
+)
+
+// classify maps stderr of zfs/zpool (zfs-fuse and OpenZFS wording) to a kind.
+// Order matters: the first match wins.
+var classes = []struct {
+	kind error
+	subs []string
+}{
+	{ErrNoDaemon, []string{"zfs-fuse daemon is running", "failed to initialize ZFS library", "modules are not loaded", "/dev/zfs and /proc/self/mounts are required", "Unable to open /dev/zfs"}},
+	{ErrBadStream, []string{"invalid backup stream", "checksum mismatch", "invalid stream", "incomplete stream", "stream ends early", "bad magic number", "unsupported version", "stream has unsupported feature", "local origin for clone", "cannot receive: failed to read from stream"}},
+	{ErrModified, []string{"has been modified", "modified since most recent snapshot"}},
+	{ErrNotIncrement, []string{"incremental source must be in same filesystem", "not an earlier snapshot", "incremental source", "most recent snapshot of", "does not match incremental source"}},
+	{ErrDependents, []string{"has dependent clones", "has children", "use '-r' to destroy", "use '-R' to destroy", "more recent snapshots"}},
+	{ErrNoPool, []string{"no such pool", "cannot import", "no pools available to import"}},
+	{ErrExists, []string{"already exists"}},
+	{ErrNotMounted, []string{"not currently mounted", "not mounted"}},
+	{ErrMounted, []string{"already mounted", "filesystem already mounted"}},
+	{ErrBusy, []string{"dataset is busy", "pool is busy", "device busy", "Device or resource busy", "is busy"}},
+	{ErrNoDataset, []string{"dataset does not exist", "does not exist", "could not find any snapshots"}},
+}
+
+func classify(stderr string) error {
+	for _, c := range classes {
+		for _, s := range c.subs {
+			if strings.Contains(stderr, s) {
+				return c.kind
+			}
+		}
+	}
+	return nil
+}
+
+// CmdError is a failed zfs or zpool command.
+type CmdError struct {
+	Args   []string // the command line
+	Stderr string
+	Err    error // from exec: exit status, or why it could not run
+	Kind   error // one of the Err* kinds above, or nil when unrecognised
+}
+
+func (e *CmdError) Error() string {
+	msg := strings.TrimSpace(e.Stderr)
+	if i := strings.IndexByte(msg, '\n'); i >= 0 && e.Kind != ErrNoDaemon {
+		msg = msg[:i] // zfs prints usage after the reason
+	}
+	if msg == "" {
+		msg = e.Err.Error()
+	}
+	return fmt.Sprintf("%s: %s", strings.Join(e.Args, " "), msg)
+}
+
+func (e *CmdError) Unwrap() []error {
+	if e.Kind == nil {
+		return []error{e.Err}
+	}
+	return []error{e.Kind, e.Err}
+}
+
+// cli runs the zfs and zpool binaries found at Open.
+type cli struct {
+	zfs, zpool string
+	timeout    time.Duration // for commands that do not stream data
+}
+
+// maxStderr bounds what is kept of a command's stderr.
+const maxStderr = 64 << 10
+
+type limitedBuffer struct{ bytes.Buffer }
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := maxStderr - b.Len(); room > 0 {
+		if len(p) > room {
+			b.Buffer.Write(p[:room])
+		} else {
+			b.Buffer.Write(p)
+		}
+	}
+	return len(p), nil
+}
+
+// run runs one command to completion and returns its stdout.
+func (c *cli) run(ctx context.Context, prog string, args ...string) ([]byte, error) {
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	var out bytes.Buffer
+	cmd := c.command(ctx, prog, args...)
+	cmd.Stdout = &out
+	var stderr limitedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, c.cmdError(ctx, cmd, stderr.String(), err)
+	}
+	return out.Bytes(), nil
+}
+
+func (c *cli) command(ctx context.Context, prog string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, prog, args...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"} // stable messages
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
+}
+
+func (c *cli) cmdError(ctx context.Context, cmd *exec.Cmd, stderr string, err error) error {
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return &CmdError{Args: append([]string{progName(cmd.Path)}, cmd.Args[1:]...), Stderr: stderr, Err: err, Kind: classify(stderr)}
+}
+
+func progName(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }

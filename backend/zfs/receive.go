@@ -1,0 +1,197 @@
+package zfs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// holdBack is how much of the end of a zfs stream Receive keeps from zfs
+// until the trailer is verified; it must exceed the END record.
+const holdBack = 4 * drrHeaderLen
+
+// Receive implements dotmesh.StorageBackend. The received commit becomes
+// the branch's working state (uncommitted changes are discarded, as by a
+// rollback). Where the stream lands:
+//
+//   - incremental, base = latest snapshot of the live filesystem:
+//     `zfs receive -F live@target` directly (ZFS receives into a hidden
+//     clone and swaps it in at the END record; -F only discards the
+//     uncommitted changes);
+//   - complete stream, or incremental from a clone's origin: a new staging
+//     filesystem "<branch>.recv-*" that zfs receive creates (finding the
+//     origin itself), renamed to the next generation to switch;
+//   - incremental from any other snapshot: the base is cloned as the next
+//     generation (state recv) and promoted, which makes the base its
+//     latest snapshot, then received into; the switch is a state change.
+//
+// In every case the end of the zfs stream is held back until the framing
+// trailer verified the whole transfer, so a truncated or altered stream
+// never completes a snapshot (ErrCorrupt). A staging filesystem is swapped
+// in like a rollback; on failure it is dissolved, handing back any
+// snapshots promote moved into it.
+func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef, r io.Reader) (err error) {
+	if err := target.Validate(); err != nil {
+		return err
+	}
+	if base != nil {
+		if err := base.Validate(); err != nil {
+			return err
+		}
+		if base.Dot != target.Dot {
+			return fmt.Errorf("%w: base %s is a commit of another dot than %s", dotmesh.ErrInvalidArgument, base, target)
+		}
+	}
+	if err := b.checkOpen(); err != nil {
+		return err
+	}
+	hdr, fr, err := readHeader(r)
+	if err != nil {
+		return err
+	}
+	if hdr.target != target.ID {
+		return fmt.Errorf("%w: the stream carries commit %s, not %s", dotmesh.ErrCorrupt, hdr.target, target.ID)
+	}
+	if hdr.kind == kindIncr && (base == nil || base.ID != hdr.base) {
+		return fmt.Errorf("%w: the stream is incremental from commit %s; receive it with that base", dotmesh.ErrInvalidArgument, hdr.base)
+	}
+	first := make([]byte, drrHeaderLen)
+	if _, err := io.ReadFull(fr, first); err != nil {
+		return corrupt("reading the zfs stream", err)
+	}
+	begin, err := parseBegin(first)
+	if err != nil {
+		return err
+	}
+	if begin.full() != (hdr.kind == kindFull) {
+		return fmt.Errorf("%w: the stream header and the zfs stream disagree about being incremental", dotmesh.ErrCorrupt)
+	}
+	produce := func(w io.Writer) error {
+		hb := &holdback{w: w, keep: holdBack}
+		if _, err := io.Copy(hb, io.MultiReader(bytes.NewReader(first), fr)); err != nil {
+			return err // the END record stays with us: zfs gives up
+		}
+		return hb.Flush()
+	}
+
+	defer b.lockDot(target.Dot)()
+	inv, err := b.inventory(ctx, target.Dot)
+	if err != nil {
+		return err
+	}
+	if s := inv.snaps[string(target.ID)]; s != nil {
+		return fmt.Errorf("%w: commit %s is stored here already", dotmesh.ErrAlreadyExists, target)
+	}
+	var bs *snapInfo
+	if !begin.full() {
+		if bs = inv.commit(base.ID); bs == nil {
+			return fmt.Errorf("%w: base commit %s has no data on this node", dotmesh.ErrNotFound, base)
+		}
+	}
+	cur := inv.live(target.Branch)
+	if err := b.ensureContainer(ctx, target.Dot); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = b.prune(context.WithoutCancel(ctx), target.Dot) // an empty container, say
+		}
+	}()
+
+	if !begin.full() && !begin.clone() && cur != nil && bs.fs == cur && cur.last() == bs {
+		dest, err := cur.ds.Snapshot(string(target.ID))
+		if err != nil {
+			return err
+		}
+		if err := b.z.receive(ctx, dest.String(), true, produce); err != nil {
+			return receiveError(target, err)
+		}
+		if err := b.z.set(ctx, dest.String(), mustProp(userBranchProp, target.Branch)); err != nil {
+			// Untagged, it still counts as this branch's (its owner's).
+			b.log.Warn("tagging a received commit", "commit", target.ID, "err", err)
+		}
+		return nil
+	}
+
+	next := b.genDataset(target.BranchRef, inv.nextGen(target.Branch))
+	var st dataset // where the stream lands
+	var switchTo func() (dataset, error)
+	if !begin.full() && !begin.clone() {
+		st = next
+		err := b.z.clone(ctx, bs.snap(), st, mustProp(stateProp, stateRecv), mustProp("mountpoint", "none"))
+		if err != nil {
+			return fmt.Errorf("receiving %s: %w", target, err)
+		}
+		if err := b.z.promote(ctx, st); err != nil {
+			b.cleanupStaged(ctx, st)
+			return fmt.Errorf("receiving %s: %w", target, err)
+		}
+		switchTo = func() (dataset, error) { return next, b.setState(ctx, next, stateLive) }
+	} else {
+		st = b.recvDataset(target.BranchRef)
+		switchTo = func() (dataset, error) { return next, b.renameFresh(ctx, st, next) }
+	}
+	dest, err := st.Snapshot(string(target.ID))
+	if err != nil {
+		return err
+	}
+	if err := b.z.receive(ctx, dest.String(), false, produce); err != nil {
+		b.cleanupStaged(ctx, st)
+		return receiveError(target, err)
+	}
+	if err := b.checkReceived(ctx, target, bs, begin, st, dest); err != nil {
+		b.cleanupStaged(ctx, st)
+		return fmt.Errorf("receiving %s: %w", target, err)
+	}
+	if err := b.swap(ctx, target.BranchRef, cur, switchTo); err != nil {
+		b.cleanupStaged(ctx, st)
+		return fmt.Errorf("receiving %s: %w", target, err)
+	}
+	b.promoteLineage(ctx, target.BranchRef)
+	return b.prune(ctx, target.Dot)
+}
+
+// checkReceived checks and tags the received snapshot and prepares a
+// staging filesystem made by zfs receive for the switch: unmounted, and
+// marked live ahead of the rename that makes it a generation (until then
+// its name keeps it out of every listing).
+func (b *Backend) checkReceived(ctx context.Context, target dotmesh.CommitRef, bs *snapInfo, begin beginRecord, st dataset, dest snapshot) error {
+	if begin.clone() {
+		inv, err := b.inventory(ctx, target.Dot)
+		if err != nil {
+			return err
+		}
+		if f := inv.fs(st); f == nil || f.origin == nil || f.origin.name != bs.name {
+			return fmt.Errorf("%w: zfs received the clone stream onto another origin than base %s", dotmesh.ErrCorrupt, bs.name)
+		}
+	}
+	if err := b.z.set(ctx, dest.String(), mustProp(userBranchProp, target.Branch)); err != nil {
+		return err
+	}
+	if begin.full() || begin.clone() {
+		if err := b.z.set(ctx, st.name, mustProp("mountpoint", "none")); err != nil {
+			return err
+		}
+		return b.setState(ctx, st, stateLive)
+	}
+	return nil
+}
+
+func (b *Backend) cleanupStaged(ctx context.Context, st dataset) {
+	if err := b.dissolve(ctx, st); err != nil {
+		b.log.Warn("removing a failed receive (Open retries)", "dataset", st, "err", err)
+	}
+}
+
+// receiveError classifies a failed zfs receive: a bad stream is
+// ErrCorrupt whichever side noticed.
+func receiveError(target dotmesh.CommitRef, err error) error {
+	if errors.Is(err, ErrBadStream) { // wraps dotmesh.ErrCorrupt already
+		return fmt.Errorf("receiving %s: the stream is damaged: %w", target, err)
+	}
+	return fmt.Errorf("receiving %s: %w", target, err)
+}

@@ -1,0 +1,317 @@
+package zfs
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// These tests need no ZFS.
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		stderr string
+		want   error
+		is     error
+	}{
+		{"connect: No such file or directory\nPlease make sure that the zfs-fuse daemon is running.\ninternal error: failed to initialize ZFS library\n", ErrNoDaemon, dotmesh.ErrUnavailable},
+		{"The ZFS modules are not loaded.\nTry running '/sbin/modprobe zfs' as root to load them.\n", ErrNoDaemon, dotmesh.ErrUnavailable},
+		{"cannot open 'p/x': dataset does not exist\n", ErrNoDataset, dotmesh.ErrNotFound},
+		{"cannot create 'p/x': dataset already exists\n", ErrExists, dotmesh.ErrAlreadyExists},
+		{"cannot destroy 'p/x': dataset is busy\n", ErrBusy, dotmesh.ErrInUse},
+		{"cannot rename 'p/x': dataset is busy\n", ErrBusy, dotmesh.ErrInUse},
+		{"cannot receive new filesystem stream: invalid backup stream\n", ErrBadStream, dotmesh.ErrCorrupt},
+		{"cannot receive new filesystem stream: invalid stream (checksum mismatch)\n", ErrBadStream, dotmesh.ErrCorrupt},
+		{"cannot receive incremental stream: destination p/x has been modified\nsince most recent snapshot\n", ErrModified, dotmesh.ErrDirty},
+		{"cannot destroy 'p/x@s': snapshot has dependent clones\nuse '-R' to destroy the following datasets:\n", ErrDependents, dotmesh.ErrConflict},
+		{"cannot unmount 'p/x': not currently mounted\n", ErrNotMounted, ErrNotMounted},
+		{"cannot open 'nopool': no such pool\n", ErrNoPool, dotmesh.ErrNotFound},
+		{"something new\n", nil, nil},
+	} {
+		got := classify(tc.stderr)
+		if got != tc.want {
+			t.Errorf("classify(%q) = %v, want %v", tc.stderr, got, tc.want)
+		}
+		err := &CmdError{Args: []string{"zfs"}, Stderr: tc.stderr, Err: errors.New("exit status 1"), Kind: got}
+		if tc.is != nil && !errors.Is(err, tc.is) {
+			t.Errorf("%v does not wrap %v", err, tc.is)
+		}
+	}
+}
+
+func TestParseLeaf(t *testing.T) {
+	for leaf, want := range map[string]struct {
+		branch string
+		gen    int
+		ok     bool
+	}{
+		"master.1":                    {"master", 1, true},
+		"feat-x_2.17":                 {"feat-x_2", 17, true},
+		"master.recv-0123abcd":        {"master", 0, true},
+		"master":                      {},
+		"master.0":                    {},
+		"master.01":                   {},
+		"master.-1":                   {},
+		"master.1x":                   {},
+		"master.recv-xyz":             {},
+		"master.recv-0123ABCD":        {},
+		"ma ster.1":                   {},
+		".1":                          {},
+		"master.99999999999999999999": {},
+	} {
+		b, g, ok := parseLeaf(leaf)
+		if b != want.branch || g != want.gen || ok != want.ok {
+			t.Errorf("parseLeaf(%q) = %q, %d, %v; want %+v", leaf, b, g, ok, want)
+		}
+	}
+}
+
+func TestNames(t *testing.T) {
+	for _, s := range []string{"pool", "pool/dmfs", "p/a-b_c.d:e/f"} {
+		if _, err := parseDataset(s); err != nil {
+			t.Errorf("parseDataset(%q): %v", s, err)
+		}
+	}
+	for _, s := range []string{"", "-R", "pool/-R", "pool//x", "pool/x@y", "pool/x%y", "1pool", "mirror", "raidz2", "c0t0", "pool/..", "pool/a b", strings.Repeat("a", 256)} {
+		if _, err := parseDataset(s); !errors.Is(err, dotmesh.ErrInvalidName) {
+			t.Errorf("parseDataset(%q) = %v, want ErrInvalidName", s, err)
+		}
+	}
+	if _, err := parseSnapshot("pool/x@-d"); err == nil {
+		t.Error("a snapshot name starting with - was accepted")
+	}
+	if _, err := newProp("sharenfs", "on"); err == nil {
+		t.Error("an unexpected property was accepted")
+	}
+	if _, err := newProp("mountpoint", "/a\n-o"); err == nil {
+		t.Error("a property value with a newline was accepted")
+	}
+}
+
+func frame(t testing.TB, h streamHeader, data []byte, chunk int) []byte {
+	var buf bytes.Buffer
+	fw, err := newFrameWriter(&buf, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(data) > 0 {
+		n := min(chunk, len(data))
+		if _, err := fw.Write(data[:n]); err != nil {
+			t.Fatal(err)
+		}
+		data = data[n:]
+	}
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func unframe(in []byte) (streamHeader, []byte, error) {
+	h, fr, err := readHeader(bytes.NewReader(in))
+	if err != nil {
+		return h, nil, err
+	}
+	data, err := io.ReadAll(fr)
+	return h, data, err
+}
+
+func TestFraming(t *testing.T) {
+	data := bytes.Repeat([]byte("zfs stream "), 300_000) // > maxFrame
+	for _, h := range []streamHeader{
+		{kind: kindFull, target: dotmesh.NewCommitID()},
+		{kind: kindIncr, target: dotmesh.NewCommitID(), base: dotmesh.NewCommitID()},
+	} {
+		for _, chunk := range []int{1, 1000, maxFrame + 7} {
+			s := frame(t, h, data[:min(len(data), chunk*50)], chunk)
+			gh, got, err := unframe(s)
+			if err != nil || gh != h || !bytes.Equal(got, data[:min(len(data), chunk*50)]) {
+				t.Fatalf("round trip (chunk %d): header %+v, %d bytes, %v", chunk, gh, len(got), err)
+			}
+			for _, bad := range [][]byte{s[:len(s)-1], s[:len(s)/2], append(s[:len(s)-1:len(s)-1], s[len(s)-1]^1)} {
+				if _, _, err := unframe(bad); !errors.Is(err, dotmesh.ErrCorrupt) {
+					t.Errorf("damaged stream: %v, want ErrCorrupt", err)
+				}
+			}
+		}
+	}
+	empty := frame(t, streamHeader{kind: kindFull, target: dotmesh.NewCommitID()}, nil, 1)
+	if _, got, err := unframe(empty); err != nil || len(got) != 0 {
+		t.Errorf("empty stream: %d bytes, %v", len(got), err)
+	}
+}
+
+func TestHoldback(t *testing.T) {
+	var out bytes.Buffer
+	h := &holdback{w: &out, keep: 10}
+	for _, s := range []string{"abc", "defghijklmnop", "q", "rstuvwxyz"} {
+		h.Write([]byte(s))
+		if out.Len() > 26-10 {
+			t.Fatalf("%d bytes passed before Flush", out.Len())
+		}
+	}
+	if out.String() != "abcdefghijklmnop" {
+		t.Errorf("before Flush: %q", out.String())
+	}
+	h.Flush()
+	if out.String() != "abcdefghijklmnopqrstuvwxyz" {
+		t.Errorf("after Flush: %q", out.String())
+	}
+}
+
+// record builds a send stream record header.
+func record(typ uint32, f func(h []byte)) []byte {
+	h := make([]byte, drrHeaderLen)
+	binary.LittleEndian.PutUint32(h, typ)
+	if f != nil {
+		f(h)
+	}
+	return h
+}
+
+func beginRec(from uint64, flags uint32) []byte {
+	return record(drrBegin, func(h []byte) {
+		binary.LittleEndian.PutUint64(h[8:], drrMagic)
+		binary.LittleEndian.PutUint32(h[36:], flags)
+		binary.LittleEndian.PutUint64(h[40:], 42)
+		binary.LittleEndian.PutUint64(h[48:], from)
+	})
+}
+
+func TestSendStreamRecords(t *testing.T) {
+	b, err := parseBegin(beginRec(7, drrFlagClone))
+	if err != nil || b.full() || !b.clone() || b.fromGUID != 7 {
+		t.Errorf("parseBegin = %+v, %v", b, err)
+	}
+	if b, err := parseBegin(beginRec(0, 0)); err != nil || !b.full() {
+		t.Errorf("parseBegin of a full stream = %+v, %v", b, err)
+	}
+	if _, err := parseBegin(record(drrBegin, nil)); !errors.Is(err, dotmesh.ErrCorrupt) {
+		t.Errorf("no magic: %v", err)
+	}
+	cat := func(rs ...[]byte) io.Reader { return bytes.NewReader(bytes.Join(rs, nil)) }
+	end := record(drrEnd, nil)
+	if dirty, _, err := inspectIncremental(cat(beginRec(7, 0), end)); dirty || err != nil {
+		t.Errorf("BEGIN END: dirty %v, %v", dirty, err)
+	}
+	if dirty, _, err := inspectIncremental(cat(beginRec(7, 0), record(drrFreeObjects, nil), record(drrFree, nil), end)); dirty || err != nil {
+		t.Errorf("only frees: dirty %v, %v", dirty, err)
+	}
+	dirty, n, err := inspectIncremental(cat(beginRec(7, 0), record(1, nil), make([]byte, 1000), end))
+	if !dirty || n != 1000+drrHeaderLen || err != nil {
+		t.Errorf("an OBJECT record: dirty %v, %d bytes, %v", dirty, n, err)
+	}
+	if _, _, err := inspectIncremental(cat(beginRec(7, 0))); err == nil {
+		t.Error("a stream without END was accepted")
+	}
+}
+
+func TestParseInventory(t *testing.T) {
+	c1, c2 := dotmesh.NewCommitID(), dotmesh.NewCommitID()
+	dot := dotmesh.NewDotID()
+	con := "p/dmfs/" + string(dot)
+	out := strings.Join([]string{
+		con + "\ttype\tfilesystem",
+		con + "/master.1\ttype\tfilesystem",
+		con + "/master.1\torigin\t-",
+		con + "/master.1\tio.dotmesh:state\told",
+		con + "/master.1@" + string(c1) + "\ttype\tsnapshot",
+		con + "/master.1@" + string(c1) + "\tio.dotmesh:branch\tmaster",
+		con + "/master.1@" + string(c2) + "\ttype\tsnapshot",
+		con + "/master.1@" + string(c2) + "\tdefer_destroy\ton",
+		con + "/master.2\ttype\tfilesystem",
+		con + "/master.2\torigin\t" + con + "/master.1@" + string(c1),
+		con + "/master.2\tio.dotmesh:state\tlive",
+		con + "/master.2\tmountpoint\t/mnt/x/master",
+		con + "/master.2\tmounted\tyes",
+		con + "/stranger\ttype\tfilesystem",
+		con + "/master.2/nested\ttype\tfilesystem",
+		"",
+	}, "\n")
+	rows, err := parsePropRows([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := parseInventory(dot, dataset{con}, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := inv.live("master")
+	if !inv.exists || len(inv.fss) != 2 || live == nil || live.gen != 2 || !live.mounted || live.origin == nil || live.origin.name != string(c1) {
+		t.Fatalf("inventory: %+v, live %+v", inv, live)
+	}
+	if inv.commit(c1) == nil || inv.commit(c2) != nil || inv.snaps[string(c2)] == nil {
+		t.Errorf("commits: c1 %v, c2 %v (deferred)", inv.commit(c1), inv.commit(c2))
+	}
+	if s := inv.commit(c1); s.branch() != "master" || len(s.clones) != 1 {
+		t.Errorf("c1: branch %q, %d clones", s.branch(), len(s.clones))
+	}
+	if inv.nextGen("master") != 3 || inv.nextGen("other") != 1 {
+		t.Errorf("nextGen = %d, %d", inv.nextGen("master"), inv.nextGen("other"))
+	}
+}
+
+func FuzzFrameReader(f *testing.F) {
+	h := streamHeader{kind: kindIncr, target: dotmesh.NewCommitID(), base: dotmesh.NewCommitID()}
+	f.Add(frame(f, h, []byte("some zfs stream bytes"), 5))
+	f.Add(frame(f, streamHeader{kind: kindFull, target: dotmesh.NewCommitID()}, nil, 1))
+	f.Add([]byte(streamMagic))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		h, data, err := unframe(in)
+		if err != nil {
+			return
+		}
+		// Whatever is accepted must be exactly what a writer produces.
+		if again := frame(t, h, data, maxFrame); !bytes.HasPrefix(in, again[:headerLen]) || int64(len(data)) > int64(len(in)) {
+			t.Fatalf("accepted a stream that does not re-encode: %d bytes in, %d out", len(in), len(data))
+		}
+	})
+}
+
+func FuzzSendStream(f *testing.F) {
+	f.Add(append(beginRec(7, 0), record(drrEnd, nil)...))
+	f.Add(append(beginRec(0, 0), record(1, nil)...))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		_, _ = parseBegin(in)
+		_, _, _ = inspectIncremental(bytes.NewReader(in))
+	})
+}
+
+func FuzzParseInventory(f *testing.F) {
+	dot := dotmesh.NewDotID()
+	f.Add("p/d/" + string(dot) + "/master.1\ttype\tfilesystem\np/d/" + string(dot) + "/master.1@x\ttype\tsnapshot\n")
+	f.Fuzz(func(t *testing.T, out string) {
+		rows, err := parsePropRows([]byte(out))
+		if err != nil {
+			return
+		}
+		inv, err := parseInventory(dot, dataset{"p/d/" + string(dot)}, rows)
+		if err != nil {
+			return
+		}
+		for _, fs := range inv.fss {
+			if _, err := parseDataset(fs.ds.name); err != nil {
+				t.Fatalf("inventory holds an invalid dataset name %q", fs.ds.name)
+			}
+			for _, s := range fs.snaps {
+				if _, err := parseSnapshot(s.snap().String()); err != nil {
+					t.Fatalf("inventory holds an invalid snapshot name %q", s.snap())
+				}
+			}
+		}
+	})
+}
+
+func TestDaemonHint(t *testing.T) {
+	err := &CmdError{Args: []string{"zpool", "list"}, Err: errors.New("exit status 1"), Kind: ErrNoDaemon,
+		Stderr: "connect: No such file or directory\nPlease make sure that the zfs-fuse daemon is running.\n"}
+	got := daemonHint(err)
+	if !errors.Is(got, dotmesh.ErrUnavailable) || !strings.Contains(got.Error(), "zfs-fuse is not running: start it with `zfs-fuse` or install zfs-fuse") {
+		t.Errorf("daemonHint = %v", got)
+	}
+}

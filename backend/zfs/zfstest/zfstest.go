@@ -1,0 +1,242 @@
+// Package zfstest gives tests real ZFS: it starts the zfs-fuse daemon
+// when no ZFS answers, and makes file-backed pools that are destroyed when
+// the test ends, also when it fails.
+//
+// The daemon is a system service shared by every test binary running at
+// the time, so a daemon started here is left running afterwards; it
+// holds nothing once the pools are destroyed. Pools are named
+// "dmt-<pid>-<random>"; pools of test processes that died without cleaning
+// up are destroyed by the next caller of Require.
+//
+// Without ZFS tools, or when the daemon cannot be started, tests fail (not
+// skip) with a message naming zfs-fuse.
+package zfstest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const poolPrefix = "dmt-"
+
+var (
+	once    sync.Once
+	onceErr error
+)
+
+// Require fails the test unless ZFS tools are installed and ZFS answers,
+// starting zfs-fuse when needed.
+func Require(t testing.TB) {
+	t.Helper()
+	once.Do(func() { onceErr = ensureZFS() })
+	if onceErr != nil {
+		t.Fatalf("real ZFS is needed for this test: %v", onceErr)
+	}
+}
+
+func tool(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if p := filepath.Join(dir, name); isFile(p) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found: install zfs-fuse (apt-get install zfs-fuse)", name)
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// run runs zfs or zpool and returns combined output.
+func run(name string, args ...string) (string, error) {
+	p, err := tool(name)
+	if err != nil {
+		return "", err
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(p, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
+	err = cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+	}
+	return out.String(), err
+}
+
+func answers() bool {
+	_, err := run("zpool", "list", "-H", "-o", "name")
+	return err == nil
+}
+
+func ensureZFS() error {
+	if _, err := tool("zfs"); err != nil {
+		return err
+	}
+	if _, err := tool("zpool"); err != nil {
+		return err
+	}
+	if !answers() {
+		if _, err := os.Stat("/dev/zfs"); err == nil {
+			return fmt.Errorf("/dev/zfs exists but zpool does not answer: %v", lastErr())
+		}
+		if err := startDaemon(); err != nil {
+			return err
+		}
+	}
+	destroyStalePools()
+	return nil
+}
+
+func lastErr() error {
+	_, err := run("zpool", "list")
+	return err
+}
+
+// startDaemon starts zfs-fuse, which forks into the background, and waits
+// until it answers.
+func startDaemon() error {
+	bin, err := tool("zfs-fuse")
+	if err != nil {
+		return fmt.Errorf("ZFS does not answer and zfs-fuse is not installed: apt-get install zfs-fuse (%v)", lastErr())
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return fmt.Errorf("zfs-fuse needs /dev/fuse: %v", err)
+	}
+	pidfile := filepath.Join(os.TempDir(), "dotmesh-zfstest-zfs-fuse.pid")
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "--pidfile", pidfile)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("starting zfs-fuse: %v: %s", err, out.String())
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !answers() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("zfs-fuse was started but does not answer: %v", lastErr())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
+}
+
+// destroyStalePools destroys test pools whose process is gone.
+func destroyStalePools() {
+	out, err := run("zpool", "list", "-H", "-o", "name")
+	if err != nil {
+		return
+	}
+	for _, name := range strings.Fields(out) {
+		rest, ok := strings.CutPrefix(name, poolPrefix)
+		if !ok {
+			continue
+		}
+		pidStr, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		_ = destroyPool(name)
+	}
+}
+
+// Pool reserves a unique pool name and a directory for its file, and
+// destroys the pool at the end of the test if it exists then. It does not
+// create the pool: the backend under test does, from Options{Pool, DataDir}.
+func Pool(t testing.TB) (name, dir string) {
+	t.Helper()
+	Require(t)
+	name = fmt.Sprintf("%s%d-%s", poolPrefix, os.Getpid(), randHex(6))
+	dir = t.TempDir() // registered first, so removed after the pool is gone
+	t.Cleanup(func() {
+		if err := destroyPool(name); err != nil {
+			t.Errorf("destroying test pool: %v", err)
+		}
+	})
+	return name, dir
+}
+
+// NewPool creates a pool on a sparse file of size bytes, as Pool but made
+// here.
+func NewPool(t testing.TB, size int64) (name, dir string) {
+	t.Helper()
+	name, dir = Pool(t)
+	file := filepath.Join(dir, "pool.img")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := run("zpool", "create", "-m", "none", name, file); err != nil {
+		t.Fatal(err)
+	}
+	return name, dir
+}
+
+func exists(pool string) bool {
+	_, err := run("zpool", "list", "-H", "-o", "name", pool)
+	return err == nil
+}
+
+// destroyPool destroys a pool, retrying while zfs-fuse calls it busy.
+func destroyPool(name string) error {
+	var err error
+	for i := 0; i < 50; i++ {
+		if !exists(name) {
+			return nil
+		}
+		if _, err = run("zpool", "destroy", "-f", name); err == nil {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return err
+}
+
+// Export exports a pool, retrying while busy: a restart as the daemon
+// sees it.
+func Export(t testing.TB, name string) {
+	t.Helper()
+	var err error
+	for i := 0; i < 50; i++ {
+		if _, err = run("zpool", "export", name); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("exporting pool %s: %v", name, err)
+}
+
+// ZFS runs a zfs command for test assertions and returns its output.
+func ZFS(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := run("zfs", args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)[:n]
+}

@@ -1,0 +1,166 @@
+// Package daemon runs a dotmesh node: what `dm serve` does. It wires the
+// concrete store and backend chosen by configuration into a dotmesh.Node
+// and serves it over HTTP until its context ends.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dotmesh-io/dotmesh/api"
+	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/server"
+)
+
+// DefaultListen is where the API listens unless Config.Listen says.
+var DefaultListen = fmt.Sprintf("127.0.0.1:%d", api.DefaultPort)
+
+// Config configures Run.
+type Config struct {
+	DataDir string // required; created with mode 0700 if missing
+	Listen  string // TCP address; default DefaultListen
+	Backend string // backend of new dots: "files" (alias of "dump") or "dump"
+	Logger  *slog.Logger
+	Version string
+	// Ready, when set, is called once with the address listened on, when
+	// the API accepts requests (tests listen on port 0 and read it here).
+	Ready func(addr string)
+}
+
+// How long shutdown waits for requests in flight (a commit, say) before
+// cutting them off.
+const drainTimeout = 30 * time.Second
+
+// Run opens the node in cfg.DataDir and serves its API until ctx is done,
+// then stops accepting requests, drains those in flight and closes the
+// node. It returns nil after a clean shutdown.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.DataDir == "" {
+		return fmt.Errorf("%w: no data directory given", dotmesh.ErrInvalidArgument)
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
+	}
+	listen := cfg.Listen
+	if listen == "" {
+		listen = DefaultListen
+	}
+	bname, openBackend, err := canonicalBackend(cfg.Backend)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("creating the data directory: %w", err)
+	}
+	pid, err := lockPIDFile(dataDir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := pid.release(); err != nil {
+			log.Warn("removing the pid file", "err", err)
+		}
+	}()
+
+	node, err := openNode(ctx, dataDir, bname, openBackend, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := node.Close(); err != nil {
+			log.Warn("closing the node", "err", err)
+		}
+	}()
+	_, created, err := server.EnsureAdminKey(ctx, node, dataDir)
+	if err != nil {
+		return err
+	}
+	keyPath := filepath.Join(dataDir, server.AdminKeyFile)
+	if created {
+		log.Info("wrote a new admin API key", "file", keyPath)
+	} else {
+		log.Info("using the admin API key", "file", keyPath)
+	}
+
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("%w: listening on %s: %w (is another dm serve running? choose another address with --listen)", dotmesh.ErrUnavailable, listen, err)
+	}
+	if host, _, err := net.SplitHostPort(ln.Addr().String()); err == nil {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			log.Warn("the API listens beyond this machine over plain HTTP; API keys can be sniffed on the network", "addr", ln.Addr().String())
+		}
+	}
+	srv := &http.Server{
+		Handler:           server.New(node, server.Options{Logger: log, Version: cfg.Version, BackendAliases: aliases}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute, // bodies are at most 1 MiB
+		// No WriteTimeout: a commit of a large dot may take minutes before
+		// the answer is written; clients bound calls with their own ctx.
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("dotmesh node serving", "addr", ln.Addr().String(), "data", dataDir, "backend", bname, "version", cfg.Version)
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr().String())
+	}
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving the API: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining requests", "timeout", drainTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("requests still running after the drain timeout; closing them", "err", err)
+		_ = srv.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("serving the API", "err", err)
+	}
+	return nil
+}
+
+// openNode opens the registry and the backend and builds the node, which
+// reconciles them. On failure everything opened is closed again.
+func openNode(ctx context.Context, dataDir, bname string, open opener, log *slog.Logger) (*dotmesh.Node, error) {
+	store, err := bboltstore.Open(filepath.Join(dataDir, "registry.db"), bboltstore.Options{Logger: log, Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("opening the registry in %s: %w", dataDir, err)
+	}
+	be, err := open(dataDir, log)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("opening the %s backend in %s: %w", bname, dataDir, err)
+	}
+	node, err := dotmesh.NewNode(ctx, dotmesh.Options{
+		Store:          store,
+		Backends:       []dotmesh.StorageBackend{be},
+		DefaultBackend: bname,
+		Logger:         log,
+	})
+	if err != nil {
+		be.Close()
+		store.Close()
+		return nil, err
+	}
+	return node, nil
+}

@@ -1,0 +1,186 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+// branchItem is one row of `dm branch --json`.
+type branchItem struct {
+	Name    string `json:"name"`
+	Current bool   `json:"current"`
+	Head    string `json:"head,omitempty"`
+}
+
+func (a *app) branchCmd() *cobra.Command {
+	var (
+		dot, del string
+	)
+	c := &cobra.Command{
+		Use:   "branch [NAME [FROM]]",
+		Short: "List, create or delete branches",
+		Long: `Without arguments, list the dot's branches; the current one is marked
+with *. With NAME, create a branch from FROM (a ref of the current branch,
+default HEAD) without switching to it. With -d NAME, delete a branch that
+is not the current one, with the commits only it reaches.
+
+Every branch has its own working state: switching branches never discards
+anything.
+
+With -H: one branch per line, its head commit, and whether it is current
+(yes/no).`,
+		Example: `  dm branch
+  dm branch hotfix HEAD^
+  dm branch -d hotfix`,
+		Args: usageArgs(0, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if del != "" && len(args) > 0 {
+				return fmt.Errorf("usage: dm branch -d NAME (no other arguments)")
+			}
+			if del != "" {
+				if err := validateBranch(del); err != nil {
+					return err
+				}
+			}
+			if len(args) > 0 {
+				if err := validateBranch(args[0]); err != nil {
+					return err
+				}
+			}
+			if len(args) == 2 {
+				if err := validateRef(args[1]); err != nil {
+					return err
+				}
+			}
+			if dot != "" {
+				if _, err := parseDotName(dot); err != nil {
+					return err
+				}
+			}
+			s, err := a.connect()
+			if err != nil {
+				return err
+			}
+			name, err := s.currentDot(dot)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			switch {
+			case del != "":
+				if err := s.c.DeleteBranch(ctx, name, del); err != nil {
+					return s.wrap(err)
+				}
+				a.info("Deleted branch %s of %s.", del, name)
+				return nil
+			case len(args) > 0:
+				from := ""
+				if len(args) == 2 {
+					from = args[1]
+				}
+				b, err := s.c.CreateBranch(ctx, name, args[0], from)
+				if err != nil {
+					return s.wrap(err)
+				}
+				if a.jsonOut {
+					return writeJSON(a.out(), b)
+				}
+				a.info("Created branch %s of %s at %s.", b.Name, name, shortID(string(b.Head)))
+				return nil
+			}
+			st, err := s.c.Status(ctx, name)
+			if err != nil {
+				return s.wrap(err)
+			}
+			branches, err := s.c.Branches(ctx, name)
+			if err != nil {
+				return s.wrap(err)
+			}
+			current := ""
+			if st.Branch != nil {
+				current = st.Branch.Name
+			}
+			items := make([]branchItem, 0, len(branches))
+			for _, b := range branches {
+				items = append(items, branchItem{Name: b.Name, Current: b.Name == current, Head: string(b.Head)})
+			}
+			if a.jsonOut {
+				return writeJSON(a.out(), items)
+			}
+			t := &table{scripting: a.scripting}
+			for _, it := range items {
+				if a.scripting {
+					t.add(it.Name, it.Head, yesNo(it.Current))
+					continue
+				}
+				mark := "  "
+				if it.Current {
+					mark = "* "
+				}
+				t.add(mark + it.Name)
+			}
+			return t.write(a.out())
+		},
+	}
+	f := c.Flags()
+	f.StringVarP(&del, "delete", "d", "", "delete branch `NAME`")
+	f.StringVar(&dot, "dot", "", "act on `DOT` instead of the current dot")
+	return c
+}
+
+func (a *app) checkoutCmd() *cobra.Command {
+	var (
+		dot    string
+		create bool
+	)
+	c := &cobra.Command{
+		Use:   "checkout [-b] BRANCH",
+		Short: "Switch the dot to another branch",
+		Long: `Make BRANCH the dot's current branch: from now on, ` + "`dm path`" + ` and the
+services using the dot see that branch's working state. With -b, create
+the branch first from the current branch's HEAD.
+
+Each branch keeps its own working state, so uncommitted changes stay on
+the branch they were made on.`,
+		Example: `  dm checkout -b feature
+  dm checkout master`,
+		Args: usageArgs(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			branch := args[0]
+			if err := validateBranch(branch); err != nil {
+				return err
+			}
+			if dot != "" {
+				if _, err := parseDotName(dot); err != nil {
+					return err
+				}
+			}
+			s, err := a.connect()
+			if err != nil {
+				return err
+			}
+			name, err := s.currentDot(dot)
+			if err != nil {
+				return err
+			}
+			d, err := s.c.Checkout(cmd.Context(), name, branch, create)
+			if err != nil {
+				return s.wrap(err)
+			}
+			if a.jsonOut {
+				return writeJSON(a.out(), d)
+			}
+			if create {
+				a.info("Switched %s to a new branch %s.", name, branch)
+			} else {
+				a.info("Switched %s to branch %s.", name, branch)
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.BoolVarP(&create, "create", "b", false, "create the branch first")
+	f.StringVar(&dot, "dot", "", "act on `DOT` instead of the current dot")
+	return c
+}

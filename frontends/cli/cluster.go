@@ -1,0 +1,444 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/daemon"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// dataDir resolves a --data-dir value to an absolute path, defaulting to
+// ~/.dotmesh/data. Absolute, because the path is recorded in the config
+// and passed to a process with another working directory.
+func (a *app) dataDir(flag string) (string, error) {
+	d := flag
+	if d == "" {
+		var err error
+		if d, err = DefaultDataDir(a.io.Getenv); err != nil {
+			return "", err
+		}
+	}
+	return filepath.Abs(d)
+}
+
+func (a *app) serveCmd() *cobra.Command {
+	var dir, listen, backend string
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a dotmesh node in the foreground",
+		Long: `Run a dotmesh node: the engine behind its HTTP API, until SIGINT or
+SIGTERM. Logs go to stderr. The node writes DIR/dm.pid and, on first
+start, an admin API key to DIR/admin-api-key.
+
+` + "`dm cluster init`" + ` runs this in the background for you; run it directly under
+a service manager or to watch the logs.`,
+		Example: `  dm serve --data-dir /var/lib/dotmesh --listen 0.0.0.0:32607`,
+		Args:    usageArgs(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := a.dataDir(dir)
+			if err != nil {
+				return err
+			}
+			// daemon.Run creates the directory and locks DIR/dm.pid,
+			// refusing a second node on the same data.
+			//
+			// Main already cancels on these; this covers embedders of
+			// NewRootCommand.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			logger := slog.New(slog.NewTextHandler(a.io.Stderr, nil))
+			return daemon.Run(ctx, daemon.Config{
+				DataDir: d,
+				Listen:  listen,
+				Backend: backend,
+				Logger:  logger,
+				Version: Version,
+				Ready: func(addr string) {
+					logger.Info("dotmesh node ready", "addr", addr, "data_dir", d, "pid", os.Getpid())
+				},
+			})
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&dir, "data-dir", "", "data directory `DIR` (default ~/.dotmesh/data)")
+	f.StringVar(&listen, "listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(api.DefaultPort)), "listen on `ADDR` for the HTTP API")
+	f.StringVar(&backend, "backend", "files", "default storage `BACKEND` of new dots (files = dump)")
+	return c
+}
+
+func (a *app) clusterCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "cluster",
+		Short: "Start, stop and reset the local node",
+		Long: `Manage the dotmesh node on this machine: ` + "`init`" + ` starts it in the background
+and points dm at it as the remote "local"; ` + "`stop`" + ` stops it; ` + "`reset`" + ` stops it and
+forgets it on the client side, keeping its data.`,
+		Args: subcommandArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+	}
+	c.AddCommand(a.clusterInitCmd(), a.clusterStopCmd(), a.clusterResetCmd())
+	return c
+}
+
+func (a *app) clusterInitCmd() *cobra.Command {
+	var (
+		dir, backend string
+		port         int
+		timeout      time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "init",
+		Short: "Start a local node and make it the current remote",
+		Long: `Start a dotmesh node (` + "`dm serve`" + `) in the background on 127.0.0.1:PORT with
+its data in DIR, wait until it answers, and write the client config with a
+remote named "local" that holds its address and admin API key, made the
+current remote. The node's log is DIR/dm.log.
+
+Running it again on the same data directory after ` + "`dm cluster stop`" + ` restarts
+the node with all its dots. It refuses when a node already runs there.`,
+		Example: `  dm cluster init
+  dm cluster init --data-dir /srv/dotmesh --port 32608`,
+		Args: usageArgs(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if port < 1 || port > 65535 {
+				return fmt.Errorf("%w: --port %d must be from 1 to 65535", dotmesh.ErrInvalidArgument, port)
+			}
+			if err := dotmesh.ValidateName("backend", backend); err != nil {
+				return err
+			}
+			d, err := a.dataDir(dir)
+			if err != nil {
+				return err
+			}
+			cfgPath, err := a.configPath()
+			if err != nil {
+				return err
+			}
+			cfg, err := LoadConfig(cfgPath)
+			if err != nil {
+				return err // fail before starting anything
+			}
+			// Replacing "local" while its node still runs would leave that
+			// node running with nothing pointing at it.
+			if old, ok := cfg.Remotes[LocalRemote]; ok && old.DataDir != "" && old.DataDir != d {
+				if pid, running, _ := nodeRunning(old.DataDir); running {
+					return fmt.Errorf("remote %q is the node in %s (pid %d), which still runs; `dm cluster stop` it first, or use another config with -c", LocalRemote, old.DataDir, pid)
+				}
+			}
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return fmt.Errorf("creating data directory: %w", err)
+			}
+			if pid, running, err := nodeRunning(d); err != nil {
+				return err
+			} else if running {
+				return fmt.Errorf("a node already runs in %s (pid %d); `dm cluster stop` stops it", d, pid)
+			}
+			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+			r, pid, err := startNode(cmd.Context(), d, addr, backend, timeout)
+			if err != nil {
+				return err
+			}
+			// Reload: keep whatever changed meanwhile, and the current dot
+			// when this is a restart of the same node.
+			cfg, err = LoadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			if old, ok := cfg.Remotes[LocalRemote]; ok && old.DataDir == d {
+				r.CurrentDot = old.CurrentDot
+			}
+			cfg.Remotes[LocalRemote] = r
+			cfg.CurrentRemote = LocalRemote
+			if err := SaveConfig(cfgPath, cfg); err != nil {
+				return fmt.Errorf("node started (pid %d) but the config could not be written: %w", pid, err)
+			}
+			if a.jsonOut {
+				return writeJSON(a.out(), map[string]any{"pid": pid, "address": addr, "data_dir": d, "config": cfgPath})
+			}
+			a.info("Started a dotmesh node (pid %d) on %s with data in %s.", pid, addr, d)
+			a.info("Remote %q is now the current remote (config %s).", LocalRemote, cfgPath)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&dir, "data-dir", "", "data directory `DIR` of the node (default ~/.dotmesh/data)")
+	f.IntVar(&port, "port", api.DefaultPort, "`PORT` of the node's HTTP API on 127.0.0.1")
+	f.StringVar(&backend, "backend", "files", "default storage `BACKEND` of new dots (files = dump)")
+	f.DurationVar(&timeout, "timeout", 60*time.Second, "how long to wait for the node to answer")
+	return c
+}
+
+// startNode starts `dm serve` detached, in its own session so that it
+// outlives this process and the terminal, and waits until it answers with
+// its admin key. On failure the started process is killed.
+func startNode(ctx context.Context, dir, addr, backend string, timeout time.Duration) (*Remote, int, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, 0, fmt.Errorf("finding the dm binary to start the node: %w", err)
+	}
+	logPath := filepath.Join(dir, logFileName)
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, 0, fmt.Errorf("opening the node's log: %w", err)
+	}
+	defer logf.Close() // the child has its own copy
+	cmd := exec.Command(exe, "serve", "--data-dir", dir, "--listen", addr, "--backend", backend)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, 0, fmt.Errorf("starting dm serve: %w", err)
+	}
+	pid := cmd.Process.Pid
+	// Closed when the child exits, so that every waiter sees it.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+
+	r, err := waitReady(ctx, dir, addr, timeout, exited, func() error { return waitErr })
+	if err != nil {
+		select {
+		case <-exited:
+		default:
+			cmd.Process.Kill() // only the process we started
+			<-exited
+		}
+		return nil, 0, fmt.Errorf("%v (see %s)", err, logPath)
+	}
+	return r, pid, nil
+}
+
+// waitReady polls GET /healthz, then pings with the admin key.
+func waitReady(ctx context.Context, dir, addr string, timeout time.Duration, exited <-chan struct{}, exitErr func() error) (*Remote, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	hc := &http.Client{Timeout: 2 * time.Second}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var lastErr error
+	for {
+		select {
+		case <-exited:
+			return nil, fmt.Errorf("the node did not start (%v): %s", exitErr(), strings.TrimPrefix(lastLogLine(filepath.Join(dir, logFileName)), "dm: "))
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return nil, errors.New("interrupted while waiting for the node")
+			}
+			return nil, fmt.Errorf("the node did not answer on %s within %s (last error: %v)", addr, timeout, lastErr)
+		case <-tick.C:
+		}
+		if lastErr = healthz(ctx, hc, addr); lastErr != nil {
+			continue
+		}
+		key, err := os.ReadFile(filepath.Join(dir, keyFileName))
+		if err != nil {
+			lastErr = fmt.Errorf("reading the admin API key: %w", err)
+			continue
+		}
+		r := &Remote{User: api.AdminUser, Address: addr, APIKey: strings.TrimSpace(string(key)), DataDir: dir}
+		if err := pingRemote(ctx, LocalRemote, r); err != nil {
+			// Another node on that port would answer /healthz but refuse
+			// our key; ours then fails to listen and exits, which the
+			// next round reports.
+			lastErr = err
+			continue
+		}
+		return r, nil
+	}
+}
+
+func healthz(ctx context.Context, hc *http.Client, addr string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /healthz: %s", resp.Status)
+	}
+	return nil
+}
+
+// lastLogLine returns the last non-empty line of the node's log, the most
+// likely explanation of why it stopped.
+func lastLogLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "no log"
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	l := strings.TrimSpace(lines[len(lines)-1])
+	if l == "" {
+		return "empty log"
+	}
+	if len(l) > 300 {
+		l = l[:297] + "..."
+	}
+	return l
+}
+
+// localDataDir finds the data dir of the local node: the flag, else the
+// one recorded in the config, else the default.
+func (a *app) localDataDir(flag string, cfg *Config) (string, error) {
+	if flag == "" {
+		if r, ok := cfg.Remotes[LocalRemote]; ok && r.DataDir != "" {
+			return r.DataDir, nil
+		}
+	}
+	return a.dataDir(flag)
+}
+
+func (a *app) clusterStopCmd() *cobra.Command {
+	var (
+		dir     string
+		timeout time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "stop",
+		Short: "Stop the local node",
+		Long: `Stop the node ` + "`dm cluster init`" + ` started: send SIGTERM to the process in
+DIR/dm.pid, wait for it to exit, and send SIGKILL after --timeout. The data
+directory is the one recorded in the config unless --data-dir is given.
+Stopping a node that does not run is not an error.`,
+		Example: `  dm cluster stop
+  dm cluster stop --data-dir /srv/dotmesh`,
+		Args: usageArgs(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			d, err := a.localDataDir(dir, cfg)
+			if err != nil {
+				return err
+			}
+			return a.stopNode(d, timeout)
+		},
+	}
+	c.Flags().StringVar(&dir, "data-dir", "", "data directory `DIR` of the node (default: the one in the config)")
+	c.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait after SIGTERM before SIGKILL")
+	return c
+}
+
+// stopNode stops the node in dir, if one runs. Only the PID in its locked
+// pid file is signalled.
+func (a *app) stopNode(dir string, timeout time.Duration) error {
+	var (
+		pid     int
+		running bool
+		err     error
+	)
+	// A node that has just locked its pid file may not have written its
+	// PID yet.
+	for i := 0; i < 20; i++ {
+		if pid, running, err = nodeRunning(dir); err == nil || !running {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	if !running {
+		a.info("No node runs in %s.", dir)
+		return nil
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("stopping node (pid %d): %w", pid, err)
+	}
+	if waitStopped(dir, timeout) {
+		a.info("Stopped the node in %s (pid %d).", dir, pid)
+		return nil
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("killing node (pid %d): %w", pid, err)
+	}
+	if !waitStopped(dir, 10*time.Second) {
+		return fmt.Errorf("node (pid %d) in %s did not exit even after SIGKILL", pid, dir)
+	}
+	a.info("Killed the node in %s (pid %d): it did not stop within %s.", dir, pid, timeout)
+	return nil
+}
+
+// waitStopped waits until nobody holds the pid file lock, which the kernel
+// drops when the process exits (zombie or not).
+func waitStopped(dir string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if _, running, _ := nodeRunning(dir); !running {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (a *app) clusterResetCmd() *cobra.Command {
+	var (
+		dir     string
+		timeout time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "reset",
+		Short: "Stop the local node and forget it on the client side",
+		Long: `Stop the local node (as ` + "`dm cluster stop`" + `) and remove the "local" remote
+from the client config; the config file goes when no remote is left. The
+node's data directory is kept: ` + "`dm cluster init`" + ` on it brings everything back.`,
+		Example: `  dm cluster reset`,
+		Args:    usageArgs(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			d, err := a.localDataDir(dir, cfg)
+			if err != nil {
+				return err
+			}
+			if err := a.stopNode(d, timeout); err != nil {
+				return err
+			}
+			if cfg, err = LoadConfig(path); err != nil {
+				return err
+			}
+			delete(cfg.Remotes, LocalRemote)
+			if cfg.CurrentRemote == LocalRemote {
+				cfg.CurrentRemote = ""
+			}
+			if len(cfg.Remotes) == 0 {
+				if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
+			} else if err := SaveConfig(path, cfg); err != nil {
+				return err
+			}
+			a.info("Removed remote %q; the data stays in %s.", LocalRemote, d)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&dir, "data-dir", "", "data directory `DIR` of the node (default: the one in the config)")
+	c.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait after SIGTERM before SIGKILL")
+	return c
+}

@@ -1,0 +1,94 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/dotmesh-io/dotmesh/server/servertest"
+)
+
+// withNode starts a real in-process node and a config pointing at it.
+func withNode(t *testing.T) (map[string]string, *servertest.Node) {
+	t.Helper()
+	n := servertest.Start(t)
+	e, path := testEnv(t)
+	addr := strings.TrimPrefix(n.URL, "http://")
+	writeConfig(t, path, &Config{CurrentRemote: "local", Remotes: map[string]*Remote{
+		"local": {User: "admin", Address: addr, APIKey: n.Key},
+	}})
+	return e, n
+}
+
+func mustRun(t *testing.T, e map[string]string, args ...string) string {
+	t.Helper()
+	r := runDM(t, e, args...)
+	if r.code != 0 {
+		t.Fatalf("dm %v: %+v", args, r)
+	}
+	return r.out
+}
+
+func TestListAndLogOutputModes(t *testing.T) {
+	e, _ := withNode(t)
+	mustRun(t, e, "init", "app")
+	mustRun(t, e, "init", "zeta")
+	mustRun(t, e, "switch", "app")
+	p := strings.TrimSpace(mustRun(t, e, "path", "app.web"))
+	if err := os.WriteFile(filepath.Join(p, "f"), make([]byte, 3000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, e, "commit", "-m", "first\nbody", "-d", "k=v w", "-d", "a=1")
+
+	human := mustRun(t, e, "list")
+	if !regexp.MustCompile(`^  DOT\s+BRANCH\s+SIZE\s+COMMITS\s+DIRTY\n\* app\s+master\s+2\.9 KiB\s+1\s+no\n  zeta\s+master\s+0 B\s+0\s+no\n$`).MatchString(human) {
+		t.Fatalf("dm list:\n%s", human)
+	}
+	if got := mustRun(t, e, "list", "-H"); got != "app\tmaster\t3000\t1\tno\tyes\nzeta\tmaster\t0\t0\tno\tno\n" {
+		t.Fatalf("dm list -H: %q", got)
+	}
+	var items []listItem
+	if err := json.Unmarshal([]byte(mustRun(t, e, "list", "--json")), &items); err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 2 || items[0].Name != "app" || !items[0].Current || items[0].Commits != 1 || items[0].Usage.Size != 3000 || items[1].Current {
+		t.Fatalf("dm list --json: %+v", items)
+	}
+
+	logH := mustRun(t, e, "log", "-H")
+	if !regexp.MustCompile(`^[0-9a-f]{32}\tadmin\t\d{4}-\d\d-\d\dT[^\t]+\tfirst\ta=1 k=v w\n$`).MatchString(logH) {
+		t.Fatalf("dm log -H: %q", logH)
+	}
+	logText := mustRun(t, e, "log")
+	for _, want := range []string{"commit ", "Author: admin", "Date:   ", "Meta:   a=1", "Meta:   k=v w", "    first\n    body\n"} {
+		if !strings.Contains(logText, want) {
+			t.Fatalf("dm log lacks %q:\n%s", want, logText)
+		}
+	}
+	if got := mustRun(t, e, "log", "--dot", "zeta"); !strings.Contains(got, "No commits yet") {
+		t.Fatalf("empty log: %q", got)
+	}
+	if got := mustRun(t, e, "log", "--dot", "zeta", "--json"); strings.TrimSpace(got) != "[]" {
+		t.Fatalf("empty log --json: %q", got)
+	}
+	// -H and --json print only the result: commit prints its id.
+	id := strings.TrimSpace(mustRun(t, e, "commit", "-m", "second", "-H"))
+	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(id) {
+		t.Fatalf("commit -H: %q", id)
+	}
+	if got := mustRun(t, e, "log", "-n", "1", "-H"); !strings.HasPrefix(got, id+"\t") || strings.Count(got, "\n") != 1 {
+		t.Fatalf("log -n 1 -H: %q", got)
+	}
+}
+
+func TestUnauthorizedIsOneLine(t *testing.T) {
+	e, n := withNode(t)
+	path := filepath.Join(e["HOME"], ".dotmesh", "config")
+	cfg, _ := LoadConfig(path)
+	cfg.Remotes["local"].APIKey = n.Key + "x"
+	writeConfig(t, path, cfg)
+	failsWith(t, runDM(t, e, "list"), "refused the API key")
+}

@@ -1,0 +1,269 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+func isTerminal(fd int) bool { return term.IsTerminal(fd) }
+
+// subcommandArgs rejects arguments to a command whose arguments are its
+// subcommands, naming the unknown one.
+func subcommandArgs(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unknown command %q for %q (see '%s --help')", args[0], c.CommandPath(), c.CommandPath())
+	}
+	return nil
+}
+
+func (a *app) remoteCmd() *cobra.Command {
+	var verbose bool
+	c := &cobra.Command{
+		Use:   "remote [-v]",
+		Short: "List, add, remove and switch remotes",
+		Long: `A remote is a dotmesh node (or cluster) dm talks to, with the user and
+API key to use. Without a subcommand, list the remotes; the current one is
+marked with *. -v adds their users and addresses (never their keys).
+
+The remotes live in the client config (~/.dotmesh/config, or -c FILE, or
+$DOTMESH_CONFIG).`,
+		Example: `  dm remote -v
+  DOTMESH_PASSWORD=$KEY dm remote add prod admin@dm.example.com
+  dm remote switch prod`,
+		Args: subcommandArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			type item struct {
+				Name    string `json:"name"`
+				Current bool   `json:"current"`
+				User    string `json:"user,omitempty"`
+				Address string `json:"address,omitempty"`
+			}
+			items := []item{}
+			for _, n := range cfg.RemoteNames() {
+				r := cfg.Remotes[n]
+				it := item{Name: n, Current: n == cfg.CurrentRemote}
+				if verbose {
+					it.User, it.Address = r.User, r.Address
+				}
+				items = append(items, it)
+			}
+			if a.jsonOut {
+				return writeJSON(a.out(), items)
+			}
+			t := &table{scripting: a.scripting}
+			for _, it := range items {
+				switch {
+				case a.scripting && verbose:
+					t.add(it.Name, it.User+"@"+it.Address, yesNo(it.Current))
+				case a.scripting:
+					t.add(it.Name, yesNo(it.Current))
+				default:
+					mark := "  "
+					if it.Current {
+						mark = "* "
+					}
+					if verbose {
+						t.add(mark+it.Name, it.User+"@"+it.Address)
+					} else {
+						t.add(mark + it.Name)
+					}
+				}
+			}
+			return t.write(a.out())
+		},
+	}
+	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "show users and addresses")
+	c.AddCommand(a.remoteAddCmd(), a.remoteRmCmd(), a.remoteSwitchCmd())
+	return c
+}
+
+// ParseRemoteAddress parses USER@HOST[:PORT] (an IPv6 host in brackets)
+// into the user and a host:port address.
+func ParseRemoteAddress(s string) (user, addr string, err error) {
+	user, hostport, ok := strings.Cut(s, "@")
+	if !ok {
+		return "", "", fmt.Errorf("%w: remote address %q must be USER@HOST[:PORT]", dotmesh.ErrInvalidArgument, s)
+	}
+	if err := dotmesh.ValidateName("user", user); err != nil {
+		return "", "", err
+	}
+	host, port := hostport, strconv.Itoa(api.DefaultPort)
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		host, port = h, p
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return "", "", fmt.Errorf("%w: port %q in %q must be a number from 1 to 65535", dotmesh.ErrInvalidArgument, p, s)
+		}
+	} else if strings.HasPrefix(hostport, "[") && strings.HasSuffix(hostport, "]") {
+		host = hostport[1 : len(hostport)-1]
+	}
+	if host == "" || strings.ContainsAny(host, "/@?#[] \t") || (strings.Contains(host, ":") && net.ParseIP(host) == nil) {
+		return "", "", fmt.Errorf("%w: host %q in %q is not a host name or IP address", dotmesh.ErrInvalidArgument, host, s)
+	}
+	return user, net.JoinHostPort(host, port), nil
+}
+
+func (a *app) remoteAddCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "add NAME USER@HOST[:PORT]",
+		Short: "Add a remote, checking its API key",
+		Long: `Add a remote named NAME: the node at HOST (port 32607 unless given), used
+as USER with an API key. The key is read from $DOTMESH_PASSWORD, or asked
+for on the terminal without echo. dm pings the node with it first and
+saves nothing when that fails.`,
+		Example: `  dm remote add prod admin@dm.example.com
+  DOTMESH_PASSWORD=$(cat key) dm remote add backup admin@10.0.0.5:32607`,
+		Args: usageArgs(2, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if err := dotmesh.ValidateName("remote", name); err != nil {
+				return err
+			}
+			user, addr, err := ParseRemoteAddress(args[1])
+			if err != nil {
+				return err
+			}
+			path, cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			if _, ok := cfg.Remotes[name]; ok {
+				return fmt.Errorf("remote %s exists already; `dm remote rm %s` first", name, name)
+			}
+			key, err := a.readAPIKey(user, addr)
+			if err != nil {
+				return err
+			}
+			r := &Remote{User: user, Address: addr, APIKey: key}
+			if err := pingRemote(cmd.Context(), name, r); err != nil {
+				return err
+			}
+			cfg.Remotes[name] = r
+			if cfg.CurrentRemote == "" {
+				cfg.CurrentRemote = name
+			}
+			if err := SaveConfig(path, cfg); err != nil {
+				return err
+			}
+			a.info("Added remote %s (%s@%s).", name, user, addr)
+			return nil
+		},
+	}
+}
+
+// readAPIKey gets the key from DOTMESH_PASSWORD or, on a terminal, a
+// prompt without echo.
+func (a *app) readAPIKey(user, addr string) (string, error) {
+	// Keys never hold whitespace; a trailing newline from $(cat key) or a
+	// key file must not make them wrong.
+	if k := strings.TrimSpace(a.io.Getenv("DOTMESH_PASSWORD")); k != "" {
+		return k, nil
+	}
+	fd, ok := terminalFd(a.io.Stdin)
+	if !ok {
+		return "", errors.New("no API key: set DOTMESH_PASSWORD, or run dm on a terminal to be asked for it")
+	}
+	fmt.Fprintf(a.io.Stderr, "API key for %s@%s: ", user, addr)
+	b, err := term.ReadPassword(fd)
+	fmt.Fprintln(a.io.Stderr)
+	if err != nil {
+		return "", fmt.Errorf("reading the API key: %w", err)
+	}
+	key := strings.TrimSpace(string(b))
+	if key == "" {
+		return "", errors.New("no API key given")
+	}
+	return key, nil
+}
+
+// pingRemote checks that the remote answers and accepts the key.
+func pingRemote(ctx context.Context, name string, r *Remote) error {
+	c, err := newClient(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := c.Ping(ctx); err != nil {
+		return wrapRemoteErr(err, name, r.Address)
+	}
+	return nil
+}
+
+func (a *app) remoteRmCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm NAME",
+		Aliases: []string{"remove"},
+		Short:   "Forget a remote",
+		Long: `Remove the remote NAME from the client config. Nothing changes on the
+node itself.`,
+		Example: `  dm remote rm prod`,
+		Args:    usageArgs(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if err := dotmesh.ValidateName("remote", name); err != nil {
+				return err
+			}
+			path, cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			if _, ok := cfg.Remotes[name]; !ok {
+				return fmt.Errorf("no remote named %s; `dm remote` lists them", name)
+			}
+			delete(cfg.Remotes, name)
+			if cfg.CurrentRemote == name {
+				cfg.CurrentRemote = ""
+			}
+			if err := SaveConfig(path, cfg); err != nil {
+				return err
+			}
+			a.info("Removed remote %s.", name)
+			return nil
+		},
+	}
+}
+
+func (a *app) remoteSwitchCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "switch NAME",
+		Short:   "Make NAME the current remote",
+		Long:    `Make NAME the remote that commands use unless --remote says otherwise.`,
+		Example: `  dm remote switch local`,
+		Args:    usageArgs(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if err := dotmesh.ValidateName("remote", name); err != nil {
+				return err
+			}
+			path, cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			if _, ok := cfg.Remotes[name]; !ok {
+				return fmt.Errorf("no remote named %s; `dm remote` lists them", name)
+			}
+			cfg.CurrentRemote = name
+			if err := SaveConfig(path, cfg); err != nil {
+				return err
+			}
+			a.info("Switched to remote %s.", name)
+			return nil
+		},
+	}
+}

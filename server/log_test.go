@@ -1,0 +1,61 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/server"
+	"github.com/dotmesh-io/dotmesh/server/servertest"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Every request is logged with method, path, status and duration, and
+// never with the key, right or wrong.
+func TestRequestLog(t *testing.T) {
+	dir := t.TempDir()
+	node, _ := servertest.OpenNode(t, dir)
+	defer node.Close()
+	key, _, err := server.EnsureAdminKey(context.Background(), node, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf syncBuffer
+	srv := httptest.NewServer(server.New(node, server.Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))}))
+	defer srv.Close()
+	n := &servertest.Node{Node: node, Key: key, URL: srv.URL}
+
+	ok(t, n, 201, "POST", "/v1/dots", `{"name":"web"}`, nil)
+	call(t, n, basic(api.AdminUser, "wrong-"+key), "GET", "/v1/dots", "")
+	call(t, n, bearer(key), "GET", "/v1/dots?branch="+key, "")
+	out := buf.String()
+	for _, want := range []string{"method=POST path=/v1/dots status=201", "duration=", "user=admin", "method=GET path=/v1/dots status=401"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, key) {
+		t.Errorf("the log contains the API key:\n%s", out)
+	}
+}
