@@ -71,8 +71,9 @@ type CreateBranchRequest struct {
 
 // CheckoutRequest switches the current branch (Create: make it first).
 type CheckoutRequest struct {
-	Branch string `json:"branch"`
-	Create bool   `json:"create,omitempty"`
+	Branch  string `json:"branch"`
+	Create  bool   `json:"create,omitempty"`
+	Restart bool   `json:"restart,omitempty"` // stop and start consumers of mounts around it
 }
 
 // CommitRequest makes a commit on Branch (empty = current).
@@ -86,7 +87,8 @@ type CommitRequest struct {
 type ResetRequest struct {
 	Branch string `json:"branch,omitempty"`
 	Ref    string `json:"ref"`
-	Hard   bool   `json:"hard,omitempty"`
+	Hard    bool   `json:"hard,omitempty"`
+	Restart bool   `json:"restart,omitempty"` // stop and start consumers of mounts around it
 }
 
 // PathRequest asks for the host path of a subdot, named in the shared

@@ -41,8 +41,9 @@ type Node struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	mu    sync.Mutex
-	locks map[DotID]*sync.Mutex
+	mu          sync.Mutex
+	locks       map[DotID]*sync.Mutex
+	controllers map[string]MountController
 }
 
 // NewNode checks the options, then reconciles what the backends hold with
@@ -209,7 +210,8 @@ type DotStatus struct {
 	Commits  int      `json:"commits"`  // in the current branch's history
 	Branches []string `json:"branches"` // all branch names, sorted
 	Head     *Commit  `json:"head,omitempty"`
-	Error    string   `json:"error,omitempty"` // why Usage could not be read
+	Mounts   []Mount  `json:"mounts,omitempty"` // who uses the dot, for people
+	Error    string   `json:"error,omitempty"`  // why Usage could not be read
 }
 
 // ListDots returns the status of every dot, sorted by namespace and name.
@@ -255,6 +257,9 @@ func (n *Node) status(ctx context.Context, d *Dot) (*DotStatus, error) {
 		return nil, err
 	}
 	st := &DotStatus{Dot: d}
+	if st.Mounts, err = n.mounts(ctx, d.ID); err != nil {
+		return nil, err
+	}
 	for _, b := range branches {
 		st.Branches = append(st.Branches, b.Name)
 		if b.Name == d.Current {
@@ -322,6 +327,13 @@ func (n *Node) DeleteDot(ctx context.Context, name DotName) error {
 	commits, err := n.reg.commits(ctx, d.ID)
 	if err != nil {
 		return err
+	}
+	mounts, err := n.mounts(ctx, d.ID)
+	if err != nil {
+		return err
+	}
+	if len(mounts) > 0 {
+		return fmt.Errorf("%w: dot %s is used by %s; stop them first", ErrInUse, name, describeMounts(mounts))
 	}
 	ops := []Op{DeleteOp(nameKey(name)), DeleteOp(dotKey(d.ID))}
 	for _, b := range branches {
@@ -434,10 +446,19 @@ func (n *Node) createBranch(ctx context.Context, d *Dot, newName, srcBranch, fro
 	return br, nil
 }
 
-// Checkout makes branch the dot's current branch, creating it from the
-// current branch's HEAD first when create is true. Every branch keeps its
+// CheckoutOptions tune Checkout.
+type CheckoutOptions struct {
+	// Create makes the branch from the current branch's HEAD first.
+	Create bool
+	// Restart stops and starts consumers of unpinned mounts (which follow
+	// the current branch) around the switch; without it, Checkout refuses
+	// while there are any.
+	Restart bool
+}
+
+// Checkout makes branch the dot's current branch. Every branch keeps its
 // own working state, so nothing is discarded.
-func (n *Node) Checkout(ctx context.Context, name DotName, branch string, create bool) (*Dot, error) {
+func (n *Node) Checkout(ctx context.Context, name DotName, branch string, opts CheckoutOptions) (*Dot, error) {
 	if err := ValidateName("branch", branch); err != nil {
 		return nil, err
 	}
@@ -445,7 +466,20 @@ func (n *Node) Checkout(ctx context.Context, name DotName, branch string, create
 	if err != nil {
 		return nil, err
 	}
+	if d.Current == branch && !opts.Create {
+		return d, nil
+	}
+	restart, err := n.guardMounts(ctx, d, "", "checkout", opts.Restart)
+	if err != nil {
+		return nil, err
+	}
+	defer restart() // after the lock below is released: consumers mount again
+	return n.checkout(ctx, d, branch, opts.Create)
+}
+
+func (n *Node) checkout(ctx context.Context, d *Dot, branch string, create bool) (*Dot, error) {
 	defer n.lockDot(d.ID)()
+	name := d.DotName()
 	d, rev, err := n.reg.dot(ctx, d.ID)
 	if err != nil {
 		return nil, err
@@ -601,6 +635,9 @@ type ResetOptions struct {
 	// Hard discards uncommitted changes. Without it, Reset refuses when the
 	// branch has any.
 	Hard bool
+	// Restart stops and starts consumers of the branch's mounts around the
+	// reset; without it, Reset refuses while there are any.
+	Restart bool
 }
 
 // Reset moves a branch (the current one when branch is empty) back to the
@@ -608,6 +645,22 @@ type ResetOptions struct {
 // that no branch can reach any more are deleted; other branches' commits
 // are never touched.
 func (n *Node) Reset(ctx context.Context, name DotName, branch, ref string, opts ResetOptions) (*Commit, error) {
+	d, b, _, err := n.resolveBranch(ctx, name, branch)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := n.resolve(ctx, d, b, ref); err != nil {
+		return nil, err // a bad ref must not stop anybody's containers
+	}
+	restart, err := n.guardMounts(ctx, d, b.Name, "reset", opts.Restart)
+	if err != nil {
+		return nil, err
+	}
+	defer restart() // after the lock in reset is released: consumers mount again
+	return n.reset(ctx, name, b.Name, ref, opts)
+}
+
+func (n *Node) reset(ctx context.Context, name DotName, branch, ref string, opts ResetOptions) (*Commit, error) {
 	d, err := n.Dot(ctx, name)
 	if err != nil {
 		return nil, err

@@ -239,22 +239,22 @@ func TestBranchesAreIndependent(t *testing.T) {
 	e.write("app", "f", "m2")
 	m2 := e.commit("m2")
 
-	_, err = e.node.Checkout(ctx, app, "feature", false)
+	_, err = e.node.Checkout(ctx, app, "feature", dotmesh.CheckoutOptions{})
 	require.ErrorIs(t, err, dotmesh.ErrNotFound)
-	_, err = e.node.Checkout(ctx, app, "feature", true)
+	_, err = e.node.Checkout(ctx, app, "feature", dotmesh.CheckoutOptions{Create: true})
 	require.NoError(t, err)
 	require.Equal(t, "m2", e.read("app", "f"))
 	e.write("app", "f", "f1")
 	e.commit("f1")
 	require.Equal(t, []string{"f1", "m2", "m1"}, e.logMessages("feature"))
-	_, err = e.node.Checkout(ctx, app, "feature", true)
+	_, err = e.node.Checkout(ctx, app, "feature", dotmesh.CheckoutOptions{Create: true})
 	require.ErrorIs(t, err, dotmesh.ErrAlreadyExists)
 
 	// master's working state is its own.
 	require.Equal(t, "m2", e.read("app@master", "f"))
 
 	// Resetting master before the feature's origin keeps feature's history.
-	_, err = e.node.Checkout(ctx, app, "master", false)
+	_, err = e.node.Checkout(ctx, app, "master", dotmesh.CheckoutOptions{})
 	require.NoError(t, err)
 	_, err = e.node.Reset(ctx, app, "", "HEAD^", dotmesh.ResetOptions{Hard: true})
 	require.NoError(t, err)
@@ -269,12 +269,12 @@ func TestBranchesAreIndependent(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, bs, 2)
 	require.ErrorIs(t, e.node.DeleteBranch(ctx, app, "master"), dotmesh.ErrInUse)
-	_, err = e.node.Checkout(ctx, app, "feature", false)
+	_, err = e.node.Checkout(ctx, app, "feature", dotmesh.CheckoutOptions{})
 	require.NoError(t, err)
 	err = e.node.DeleteBranch(ctx, app, "master")
 	require.ErrorIs(t, err, dotmesh.ErrInUse, "feature was made from master's commits")
 	require.Contains(t, err.Error(), "feature")
-	_, err = e.node.Checkout(ctx, app, "master", false)
+	_, err = e.node.Checkout(ctx, app, "master", dotmesh.CheckoutOptions{})
 	require.NoError(t, err)
 	require.NoError(t, e.node.DeleteBranch(ctx, app, "feature"))
 	require.Equal(t, []string{"m1"}, e.logMessages("master"))
@@ -282,7 +282,7 @@ func TestBranchesAreIndependent(t *testing.T) {
 	_, err = e.node.ResolveRef(ctx, app, "", string(m2.ID))
 	require.ErrorIs(t, err, dotmesh.ErrNotFound)
 	// The name is free again.
-	_, err = e.node.Checkout(ctx, app, "feature", true)
+	_, err = e.node.Checkout(ctx, app, "feature", dotmesh.CheckoutOptions{Create: true})
 	require.NoError(t, err)
 	require.Equal(t, "m1", e.read("app", "f"))
 }

@@ -144,7 +144,7 @@ func (s *server) checkout(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	d, err := s.node.Checkout(r.Context(), name, req.Branch, req.Create)
+	d, err := s.node.Checkout(r.Context(), name, req.Branch, dotmesh.CheckoutOptions{Create: req.Create, Restart: req.Restart})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -227,7 +227,7 @@ func (s *server) reset(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	c, err := s.node.Reset(r.Context(), name, req.Branch, req.Ref, dotmesh.ResetOptions{Hard: req.Hard})
+	c, err := s.node.Reset(r.Context(), name, req.Branch, req.Ref, dotmesh.ResetOptions{Hard: req.Hard, Restart: req.Restart})
 	if err != nil {
 		writeError(w, err)
 		return

@@ -89,7 +89,7 @@ func TestNodeKeepsBranches(t *testing.T) {
 	c1 := commit(n, "master")
 	write(n, "master", "2")
 	c2 := commit(n, "master")
-	_, err = n.Checkout(ctx, name, "feature", true)
+	_, err = n.Checkout(ctx, name, "feature", dotmesh.CheckoutOptions{Create: true})
 	must(err)
 	write(n, "feature", "feature")
 	c3 := commit(n, "feature")

@@ -95,7 +95,7 @@ func run(ctx context.Context, out *os.File) error {
 	}
 	fmt.Fprintf(out, "committed %s: db=%q web=%q\n", second.ID[:8], read("db", "rows"), read("web", "config"))
 
-	if _, err := node.Checkout(ctx, app, "feature", true); err != nil {
+	if _, err := node.Checkout(ctx, app, "feature", dotmesh.CheckoutOptions{Create: true}); err != nil {
 		return err
 	}
 	if err := write("web", "config", "feature\n"); err != nil {
@@ -106,7 +106,7 @@ func run(ctx context.Context, out *os.File) error {
 	}
 	fmt.Fprintf(out, "feature branch: web=%q\n", read("web", "config"))
 
-	if _, err := node.Checkout(ctx, app, dotmesh.DefaultBranch, false); err != nil {
+	if _, err := node.Checkout(ctx, app, dotmesh.DefaultBranch, dotmesh.CheckoutOptions{}); err != nil {
 		return err
 	}
 	if _, err := node.Reset(ctx, app, "", "HEAD^", dotmesh.ResetOptions{Hard: true}); err != nil {
