@@ -4,8 +4,8 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/dotmesh-io/dotmesh/frontends/cli.Version=$(VERSION)
 # Debian packages the tests and the bench need; installed only when missing.
-TEST_PACKAGES := zfs-fuse btrfs-progs postgresql
-BENCH_PACKAGES := restic
+TEST_PACKAGES := zfs-fuse btrfs-progs postgresql mariadb-server redis-server sqlite3 docker.io busybox-static
+BENCH_PACKAGES := restic zfs-fuse btrfs-progs
 FUZZTIME ?= 10s
 
 .PHONY: all build test unit e2e fuzz vet demo bench clean
@@ -20,7 +20,9 @@ vet:
 
 test: build vet
 	@scripts/ensure-packages.sh $(TEST_PACKAGES)
-	$(GO) test -count=1 -timeout 30m ./...
+	# -p 1: one zfs-fuse daemon serves every test pool, and it can wedge when
+	# several test binaries mount and receive at once.
+	$(GO) test -count=1 -p 1 -timeout 30m ./...
 	$(GO) test -count=1 -race -timeout 30m ./dotmesh/... ./cluster/... ./server/... ./client/...
 	@$(MAKE) --no-print-directory fuzz
 

@@ -24,6 +24,10 @@
 //	POST   /v1/dots/{ns}/{dot}/reset                   ResetRequest -> dotmesh.Commit
 //	GET    /v1/dots/{ns}/{dot}/subdots?branch=         []string
 //	POST   /v1/path                                    PathRequest -> PathResponse
+//	...    /v1/dots/{ns}/{dot}/transfer..., /v1/transfers  push, pull, clone: see transfer.go
+//	POST   /v1/gc                                      GCRequest -> dotmesh.GCResult
+//	POST   /v1/verify                                  VerifyRequest -> dotmesh.VerifyResult
+//	...    /v1/dots/{ns}/{dot}/sources[/{subdot}...]     see sources.go
 //
 // Successful creates (POST /v1/dots, /branches, /commits) answer 201,
 // deletes 204 with no body, everything else 200. Request bodies are one
@@ -85,8 +89,8 @@ type CommitRequest struct {
 
 // ResetRequest moves Branch (empty = current) back to Ref.
 type ResetRequest struct {
-	Branch string `json:"branch,omitempty"`
-	Ref    string `json:"ref"`
+	Branch  string `json:"branch,omitempty"`
+	Ref     string `json:"ref"`
 	Hard    bool   `json:"hard,omitempty"`
 	Restart bool   `json:"restart,omitempty"` // stop and start consumers of mounts around it
 }
@@ -100,6 +104,22 @@ type PathRequest struct {
 // PathResponse carries the path.
 type PathResponse struct {
 	Path string `json:"path"`
+}
+
+// GCRequest applies retention (Keep newest commits per branch; 0 = none
+// removed) to one dot (Name set) or all, then sweeps unreferenced data.
+type GCRequest struct {
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name,omitempty"`
+	Keep      int    `json:"keep"`
+	DryRun    bool   `json:"dry_run,omitempty"`
+}
+
+// VerifyRequest re-reads the stored data of one dot's backend (Name set)
+// or of every backend.
+type VerifyRequest struct {
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name,omitempty"`
 }
 
 // Error is the body of every error response.

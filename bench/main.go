@@ -1,6 +1,16 @@
 // Command bench measures dotmesh against the raw tools it competes with,
 // side by side in one run, and prints ratios (medians over -runs). Run it
-// with `make bench`; it uses bin/dm and Debian's restic.
+// with `make bench`; it uses bin/dm and, per section (-only):
+//
+//	dump   the files backend against Debian's restic
+//	zfs    dm commit and branch at 1 MiB and -snap-size against each other
+//	       and against the raw `zfs snapshot` (root, zfs-fuse or OpenZFS)
+//	btrfs  the same against `btrfs subvolume snapshot -r` (root,
+//	       btrfs-progs, loop devices)
+//	pg     a pgbench database as a postgresql source against pg_dump
+//	       (postgresql; not in the default list: BENCHFLAGS=-only=pg)
+//
+// A section whose part is missing says so and is skipped.
 //
 // Machines here are shared and noisy: compare the ratios, not the absolute
 // times.
@@ -8,6 +18,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -25,15 +36,75 @@ import (
 )
 
 func main() {
-	size := flag.Int64("size", 1<<30, "bytes of the generated tree")
-	runs := flag.Int("runs", 3, "repetitions; medians are reported")
+	size := flag.Int64("size", 1<<30, "bytes of the generated tree (dump)")
+	runs := flag.Int("runs", 3, "repetitions of the dump section; medians are reported")
+	snapSize := flag.Int64("snap-size", 1<<30, "bytes in the large dot (zfs, btrfs)")
+	snapRuns := flag.Int("snap-runs", 7, "repetitions of each measure of the zfs and btrfs sections")
+	only := flag.String("only", "dump,zfs,btrfs", "comma-separated `SECTIONS` to run: dump, zfs, btrfs, pg")
 	dm := flag.String("dm", "bin/dm", "the dm binary")
+	pgScale := flag.Int("pg-scale", 10, "pgbench scale of the pg section (10: ~150 MB)")
 	keep := flag.Bool("keep", false, "keep the work directory")
 	flag.Parse()
-	if err := run(*dm, *size, *runs, *keep); err != nil {
+	dmPath, err := filepath.Abs(*dm)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+	sections := map[string]func() error{
+		"dump":  func() error { return run(dmPath, *size, *runs, *keep) },
+		"zfs":   func() error { return runSnapshots(zfsKind, dmPath, *snapSize, *snapRuns, *keep) },
+		"btrfs": func() error { return runSnapshots(btrfsKind, dmPath, *snapSize, *snapRuns, *keep) },
+		"pg":    func() error { return runPG(dmPath, *pgScale, *keep) },
+	}
+	failed := false
+	for _, name := range strings.Split(*only, ",") {
+		name = strings.TrimSpace(name)
+		sec, ok := sections[name]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q in -only; choose from dump, zfs, btrfs, pg\n", name)
+			os.Exit(2)
+		}
+		fmt.Printf("== %s ==\n", name)
+		var skip skipped
+		switch err := sec(); {
+		case errors.As(err, &skip):
+			fmt.Printf("%s: skipped: %s\n\n", name, skip.why)
+		case err != nil:
+			fmt.Fprintf(os.Stderr, "bench: %s: %v\n\n", name, err)
+			failed = true
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+// skipped is returned by a section whose part is missing.
+type skipped struct{ why string }
+
+func (s skipped) Error() string { return "skipped: " + s.why }
+
+// verdicts prints rows of ratios with their targets.
+type verdicts struct{ tw *tabwriter.Writer }
+
+func newVerdicts() *verdicts {
+	v := &verdicts{tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)}
+	fmt.Fprintln(v.tw, "\nmeasure\tratio\ttarget\tverdict")
+	return v
+}
+
+func (v *verdicts) row(name string, ratio float64, target string, ok bool) {
+	verdict := "ok"
+	if !ok {
+		verdict = "MISSED"
+	}
+	fmt.Fprintf(v.tw, "%s\t%.3f\t%s\t%s\n", name, ratio, target, verdict)
+}
+
+func (v *verdicts) flush() error {
+	err := v.tw.Flush()
+	fmt.Println()
+	return err
 }
 
 type sample struct {
@@ -43,12 +114,8 @@ type sample struct {
 }
 
 func run(dm string, size int64, runs int, keep bool) error {
-	dm, err := filepath.Abs(dm)
-	if err != nil {
-		return err
-	}
 	if _, err := exec.LookPath("restic"); err != nil {
-		return fmt.Errorf("restic is not installed (apt-get install restic); the bench compares against it")
+		return skipped{"restic is not installed (apt-get install restic); this section compares against it"}
 	}
 	work, err := os.MkdirTemp("", "dotmesh-bench-")
 	if err != nil {
@@ -83,15 +150,8 @@ func run(dm string, size int64, runs int, keep bool) error {
 		sort.Float64s(v)
 		return v[len(v)/2]
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nmeasure\tratio\ttarget\tverdict")
-	row := func(name string, ratio float64, target string, ok bool) {
-		v := "ok"
-		if !ok {
-			v = "MISSED"
-		}
-		fmt.Fprintf(tw, "%s\t%.3f\t%s\t%s\n", name, ratio, target, v)
-	}
+	v := newVerdicts()
+	row := v.row
 	r := med(func(s sample) float64 { return s.dmFirst.Seconds() / s.restic.Seconds() })
 	row("first commit time / restic backup time", r, "<= 1", r <= 1)
 	r = med(func(s sample) float64 { return float64(s.dmStored) / float64(s.resticStored) })
@@ -102,7 +162,7 @@ func run(dm string, size int64, runs int, keep bool) error {
 	row("unchanged re-commit stored bytes / tree size", r, "~0", r < 0.001)
 	r = med(func(s sample) float64 { return float64(s.dmChangeAdded) / float64(size) })
 	row("1% change: stored bytes added / tree size", r, "< 0.05", r < 0.05)
-	return tw.Flush()
+	return v.flush()
 }
 
 // oneRun starts a fresh node, commits the tree three times (first,

@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/dotmesh-io/dotmesh/api"
@@ -27,9 +29,36 @@ var DefaultListen = fmt.Sprintf("127.0.0.1:%d", api.DefaultPort)
 type Config struct {
 	DataDir string // required; created with mode 0700 if missing
 	Listen  string // TCP address; default DefaultListen
-	Backend string // backend of new dots: "files" (alias of "dump") or "dump"
-	Logger  *slog.Logger
-	Version string
+	// Backend is the backend of new dots: "files" (alias of "dump"),
+	// "dump", "zfs" or "btrfs". The dump backend always runs too.
+	Backend string
+	// EnableBackends are more backends to run, for dots created with an
+	// explicit backend and those made before a change of Backend.
+	EnableBackends []string
+	// ZFSPool is the ZFS pool (default "pool"), imported as it is or made
+	// on the sparse file DataDir/zfs/dotmesh_data; ZFSRoot the dataset
+	// under it that holds the dots (default "<pool>/dmfs").
+	ZFSPool, ZFSRoot string
+	// PoolSize is the size in bytes of a new zfs pool file or btrfs image
+	// (sparse; default 10 GiB).
+	//
+	// Backend, EnableBackends (when nil) and these three (when zero)
+	// default to what the node last started with in DataDir, so a restart
+	// needs no flags.
+	PoolSize int64
+	Logger   *slog.Logger
+	Version  string
+	// DockerSocket is where the Docker volume plugin listens (`dm serve`
+	// defaults to docker.DefaultSocket); empty serves no plugin.
+	// DockerEngine is the Docker engine API socket the plugin asks for
+	// container names and restarts through; empty: docker.DefaultEngine.
+	DockerSocket, DockerEngine string
+	// CSISocket is where the Kubernetes CSI plugin listens; empty serves
+	// none. CSINodeID names this node in CSI topology (default: host name).
+	CSISocket, CSINodeID string
+	// TLSCert and TLSKey (PEM files), when set, make the API serve HTTPS
+	// only; clients pin the CA with `dm remote add --ca-cert`.
+	TLSCert, TLSKey string
 	// Ready, when set, is called once with the address listened on, when
 	// the API accepts requests (tests listen on port 0 and read it here).
 	Ready func(addr string)
@@ -58,7 +87,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if listen == "" {
 		listen = DefaultListen
 	}
-	bname, openBackend, err := canonicalBackend(cfg.Backend)
+	settings, err := resolveSettings(cfg, dataDir)
 	if err != nil {
 		return err
 	}
@@ -75,9 +104,12 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 
-	node, err := openNode(ctx, dataDir, bname, openBackend, log)
+	node, store, err := openNode(ctx, dataDir, settings, log)
 	if err != nil {
 		return err
+	}
+	if err := settings.save(dataDir); err != nil {
+		log.Warn("the next start will need the backend flags again", "err", err)
 	}
 	defer func() {
 		if err := node.Close(); err != nil {
@@ -95,12 +127,23 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Info("using the admin API key", "file", keyPath)
 	}
 
+	stopDocker, err := serveDocker(cfg, node, dataDir, log)
+	if err != nil {
+		return err
+	}
+	defer stopDocker()
+	stopCSI, err := serveCSI(cfg, node, store, log)
+	if err != nil {
+		return err
+	}
+	defer stopCSI()
+
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("%w: listening on %s: %w (is another dm serve running? choose another address with --listen)", dotmesh.ErrUnavailable, listen, err)
 	}
 	if host, _, err := net.SplitHostPort(ln.Addr().String()); err == nil {
-		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && cfg.TLSCert == "" {
 			log.Warn("the API listens beyond this machine over plain HTTP; API keys can be sniffed on the network", "addr", ln.Addr().String())
 		}
 	}
@@ -115,8 +158,21 @@ func Run(ctx context.Context, cfg Config) error {
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		ln.Close()
+		return fmt.Errorf("%w: --tls-cert and --tls-key go together", dotmesh.ErrInvalidArgument)
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("loading the TLS certificate and key: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("dotmesh node serving", "addr", ln.Addr().String(), "data", dataDir, "backend", bname, "version", cfg.Version)
+	log.Info("dotmesh node serving", "addr", ln.Addr().String(), "data", dataDir, "backend", settings.Default, "backends", strings.Join(settings.Enabled, ","), "version", cfg.Version)
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr().String())
 	}
@@ -139,28 +195,30 @@ func Run(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// openNode opens the registry and the backend and builds the node, which
+// openNode opens the registry and the backends and builds the node, which
 // reconciles them. On failure everything opened is closed again.
-func openNode(ctx context.Context, dataDir, bname string, open opener, log *slog.Logger) (*dotmesh.Node, error) {
+func openNode(ctx context.Context, dataDir string, s backendSettings, log *slog.Logger) (*dotmesh.Node, dotmesh.ClusterStore, error) {
 	store, err := bboltstore.Open(filepath.Join(dataDir, "registry.db"), bboltstore.Options{Logger: log, Timeout: 5 * time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("opening the registry in %s: %w", dataDir, err)
+		return nil, nil, fmt.Errorf("opening the registry in %s: %w", dataDir, err)
 	}
-	be, err := open(dataDir, log)
+	bes, err := openBackends(ctx, dataDir, s, log)
 	if err != nil {
 		store.Close()
-		return nil, fmt.Errorf("opening the %s backend in %s: %w", bname, dataDir, err)
+		return nil, nil, err
 	}
 	node, err := dotmesh.NewNode(ctx, dotmesh.Options{
 		Store:          store,
-		Backends:       []dotmesh.StorageBackend{be},
-		DefaultBackend: bname,
+		Backends:       bes,
+		DefaultBackend: s.Default,
 		Logger:         log,
 	})
 	if err != nil {
-		be.Close()
+		for _, be := range bes {
+			be.Close()
+		}
 		store.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return node, nil
+	return node, store, nil
 }

@@ -162,7 +162,7 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestBackendNames(t *testing.T) {
-	if got := strings.Join(daemon.BackendNames(), ","); got != "dump,files" {
+	if got := strings.Join(daemon.BackendNames(), ","); got != "btrfs,dump,files,zfs" {
 		t.Errorf("BackendNames = %s", got)
 	}
 }

@@ -351,9 +351,9 @@ func (n *Node) DeleteDot(ctx context.Context, name DotName) error {
 		return err
 	}
 	if be, err := n.backendOf(d); err == nil {
-		for _, b := range branches {
-			if err := be.DeleteBranch(ctx, b.Ref()); err != nil {
-				n.log.Warn("removing branch storage of a deleted dot", "dot", name.String(), "branch", b.Name, "err", err)
+		for _, b := range storageBranches(branches, commits) {
+			if err := be.DeleteBranch(ctx, BranchRef{Dot: d.ID, Branch: b}); err != nil {
+				n.log.Warn("removing branch storage of a deleted dot", "dot", name.String(), "branch", b, "err", err)
 			}
 		}
 	}

@@ -18,6 +18,11 @@ func (n *Node) reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	staged, err := n.stagedDots(ctx) // commits of unfinished transfers are kept
+	if err != nil {
+		return err
+	}
+	dots = append(dots, staged...)
 	known := make(map[BranchRef]map[CommitID]bool)
 	dotBackend := make(map[DotID]string)
 	for _, d := range dots {

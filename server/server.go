@@ -46,6 +46,7 @@ func New(node *dotmesh.Node, opts Options) http.Handler {
 		s.log = slog.Default()
 	}
 	s.register()
+	s.registerMounts()
 	return s.logRequests(http.HandlerFunc(s.serve))
 }
 
@@ -67,6 +68,10 @@ func (s *server) register() {
 	m.HandleFunc("POST /v1/dots/{ns}/{dot}/reset", s.reset)
 	m.HandleFunc("GET /v1/dots/{ns}/{dot}/subdots", s.subdots)
 	m.HandleFunc("POST /v1/path", s.path)
+	s.registerTransfers()
+	m.HandleFunc("POST /v1/gc", s.gc)
+	m.HandleFunc("POST /v1/verify", s.verify)
+	s.registerSources()
 }
 
 // serve authenticates, then dispatches. Authentication comes first for

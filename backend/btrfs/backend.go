@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/dotmesh-io/dotmesh/backend/internal/keylock"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"golang.org/x/sys/unix"
 )
@@ -26,8 +27,7 @@ type Backend struct {
 	log  *slog.Logger
 	lock *os.File // flock: one Backend per data directory
 
-	branchMu sync.Mutex
-	branches map[dotmesh.BranchRef]*sync.Mutex
+	branches keylock.Map[dotmesh.BranchRef]
 
 	sizeMu sync.Mutex
 	sizes  map[string]sizeEntry // by subvolume path
@@ -65,11 +65,10 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 		return nil, err
 	}
 	b := &Backend{
-		pool:     p,
-		root:     p.root,
-		log:      opts.Logger.With("backend", Name),
-		branches: make(map[dotmesh.BranchRef]*sync.Mutex),
-		sizes:    make(map[string]sizeEntry),
+		pool:  p,
+		root:  p.root,
+		log:   opts.Logger.With("backend", Name),
+		sizes: make(map[string]sizeEntry),
 	}
 	if err := b.init(); err != nil {
 		return nil, errors.Join(err, p.close())
@@ -147,17 +146,7 @@ func (b *Backend) begin(br dotmesh.BranchRef) (func(), error) {
 }
 
 // lockBranch serialises operations on one branch's directory.
-func (b *Backend) lockBranch(br dotmesh.BranchRef) func() {
-	b.branchMu.Lock()
-	mu, ok := b.branches[br]
-	if !ok {
-		mu = new(sync.Mutex)
-		b.branches[br] = mu
-	}
-	b.branchMu.Unlock()
-	mu.Lock()
-	return mu.Unlock
-}
+func (b *Backend) lockBranch(br dotmesh.BranchRef) func() { return b.branches.Lock(br) }
 
 // Layout. Everything a branch owns is under its directory, so deleting a
 // branch is one rename into the trash.

@@ -4,13 +4,13 @@ package btrfs
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 
+	"github.com/dotmesh-io/dotmesh/backend/internal/branchdirs"
+	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
+	"github.com/dotmesh-io/dotmesh/backend/internal/worktree"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"golang.org/x/sys/unix"
 )
@@ -19,13 +19,8 @@ import (
 // writable snapshot of the origin commit (on any branch of the dot). Both
 // are single ioctls, so a crash leaves no branch or a complete one.
 func (b *Backend) CreateBranch(ctx context.Context, br dotmesh.BranchRef, from *dotmesh.CommitRef) error {
-	if err := br.Validate(); err != nil {
+	if err := refs.Validate(br, from); err != nil {
 		return err
-	}
-	if from != nil {
-		if err := from.Validate(); err != nil {
-			return err
-		}
 	}
 	unlock, err := b.begin(br)
 	if err != nil {
@@ -94,30 +89,7 @@ func (b *Backend) Branches(ctx context.Context) ([]dotmesh.BranchRef, error) {
 }
 
 func (b *Backend) listBranchDirs() ([]dotmesh.BranchRef, error) {
-	dots, err := os.ReadDir(b.dotsDir())
-	if err != nil {
-		return nil, fmt.Errorf("list branches: %w", err)
-	}
-	var out []dotmesh.BranchRef
-	for _, d := range dots {
-		if !d.IsDir() || dotmesh.ValidateID("dot", d.Name(), false) != nil {
-			continue
-		}
-		brs, err := os.ReadDir(filepath.Join(b.dotsDir(), d.Name()))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		} else if err != nil {
-			return nil, fmt.Errorf("list branches: %w", err)
-		}
-		for _, e := range brs {
-			ref := dotmesh.BranchRef{Dot: dotmesh.DotID(d.Name()), Branch: e.Name()}
-			if e.IsDir() && ref.Validate() == nil {
-				out = append(out, ref)
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
-	return out, nil
+	return branchdirs.List(b.dotsDir(), nil)
 }
 
 // SubdotPath implements dotmesh.StorageBackend: RootSubdot is the
@@ -139,26 +111,7 @@ func (b *Backend) SubdotPath(ctx context.Context, br dotmesh.BranchRef, subdot s
 		return "", err
 	}
 	live := b.livePath(br)
-	if subdot == dotmesh.RootSubdot {
-		return live, nil
-	}
-	p := filepath.Join(live, subdot)
-	st, err := os.Lstat(p) // Lstat: a symlink planted here is refused, not followed
-	switch {
-	case err == nil && st.IsDir():
-		return p, nil
-	case err == nil:
-		return "", fmt.Errorf("%w: subdot %q of %s is a %s, not a directory; move it away first", dotmesh.ErrConflict, subdot, br, st.Mode().Type())
-	case !errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("subdot %q of %s: %w", subdot, br, err)
-	}
-	if err := os.Mkdir(p, 0o755); err != nil {
-		return "", fmt.Errorf("create subdot %q of %s: %w", subdot, br, err)
-	}
-	if err := os.Chmod(p, 0o755); err != nil { // whatever the umask
-		return "", fmt.Errorf("create subdot %q of %s: %w", subdot, br, err)
-	}
-	return p, nil
+	return worktree.SubdotDir(live, br, subdot)
 }
 
 // Subdots implements dotmesh.StorageBackend: the top-level directories of
@@ -175,17 +128,7 @@ func (b *Backend) Subdots(ctx context.Context, br dotmesh.BranchRef) ([]string, 
 	if err := b.needLive(br); err != nil {
 		return nil, err
 	}
-	ents, err := os.ReadDir(b.livePath(br))
-	if err != nil {
-		return nil, fmt.Errorf("list subdots of %s: %w", br, err)
-	}
-	out := []string{}
-	for _, e := range ents {
-		if e.IsDir() && e.Name() != dotmesh.RootSubdot && dotmesh.ValidateSubdot(e.Name()) == nil {
-			out = append(out, e.Name())
-		}
-	}
-	return out, nil
+	return worktree.Subdots(b.livePath(br), br)
 }
 
 // syncFS commits the btrfs transaction of the filesystem holding path, so

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/dotmesh-io/dotmesh/backend/framing"
+	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -19,13 +21,8 @@ import (
 // reaches the receiver as a truncated stream. Commits on the branch are
 // not blocked while a stream is being sent.
 func (b *Backend) Send(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef, w io.Writer) error {
-	if err := target.Validate(); err != nil {
+	if err := refs.Validate(target, base); err != nil {
 		return err
-	}
-	if base != nil {
-		if err := base.Validate(); err != nil {
-			return err
-		}
 	}
 	done, err := b.enter()
 	if err != nil {
@@ -35,7 +32,7 @@ func (b *Backend) Send(ctx context.Context, target dotmesh.CommitRef, base *dotm
 	if err := b.needCommit(target); err != nil {
 		return err
 	}
-	h := streamHeader{Commit: target.ID}
+	h := framing.Header{Target: target.ID}
 	parent := ""
 	if base != nil {
 		if err := b.needCommit(*base); err != nil {
@@ -43,7 +40,7 @@ func (b *Backend) Send(ctx context.Context, target dotmesh.CommitRef, base *dotm
 		}
 		h.Base, parent = base.ID, b.snapPath(*base)
 	}
-	fw, err := newFrameWriter(w, h)
+	fw, err := streamFormat.NewWriter(w, h)
 	if err != nil {
 		return fmt.Errorf("send %s: %w", target, err)
 	}
@@ -66,13 +63,8 @@ func (b *Backend) Send(ctx context.Context, target dotmesh.CommitRef, base *dotm
 // Open to remove, so a retry starts clean. The branch gets no working
 // state: CreateBranch from the received commit makes one.
 func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef, r io.Reader) error {
-	if err := target.Validate(); err != nil {
+	if err := refs.Validate(target, base); err != nil {
 		return err
-	}
-	if base != nil {
-		if err := base.Validate(); err != nil {
-			return err
-		}
 	}
 	unlock, err := b.begin(target.BranchRef)
 	if err != nil {
@@ -89,15 +81,15 @@ func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *d
 			return fmt.Errorf("receive %s incrementally: base: %w", target, err)
 		}
 	}
-	fr, err := newFrameReader(r)
+	hdr, fr, err := streamFormat.NewReader(r)
 	if err != nil {
 		return fmt.Errorf("receive %s: %w", target, err)
 	}
-	if fr.header.Commit != target.ID {
-		return fmt.Errorf("%w: the stream carries commit %s, not %s", dotmesh.ErrInvalidArgument, fr.header.Commit, target.ID)
+	if hdr.Target != target.ID {
+		return fmt.Errorf("%w: the stream carries commit %s, not %s", dotmesh.ErrInvalidArgument, hdr.Target, target.ID)
 	}
-	if fr.header.Base != "" && (base == nil || base.ID != fr.header.Base) {
-		return fmt.Errorf("%w: the stream of %s is incremental from %s, which the receive did not name as its base", dotmesh.ErrInvalidArgument, target.ID, fr.header.Base)
+	if hdr.Base != "" && (base == nil || base.ID != hdr.Base) {
+		return fmt.Errorf("%w: the stream of %s is incremental from %s, which the receive did not name as its base", dotmesh.ErrInvalidArgument, target.ID, hdr.Base)
 	}
 	if err := os.MkdirAll(b.commitsDir(target.BranchRef), 0o755); err != nil {
 		return fmt.Errorf("receive %s: %w", target, err)
@@ -125,15 +117,15 @@ func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *d
 }
 
 // receiveInto pipes the payload of fr into btrfs receive in dir.
-func (b *Backend) receiveInto(ctx context.Context, dir string, fr *frameReader) error {
+func (b *Backend) receiveInto(ctx context.Context, dir string, fr *framing.Reader) error {
 	rc, err := startReceive(ctx, dir)
 	if err != nil {
 		return err
 	}
 	_, err = io.Copy(rc.stdin, fr)
-	if fr.err != nil { // our framing failed: the stream is bad, whatever btrfs says
+	if ferr := fr.Err(); ferr != nil { // our framing failed: the stream is bad, whatever btrfs says
 		rc.abort()
-		return fr.err
+		return ferr
 	}
 	if err == nil {
 		return rc.finish(ctx)
@@ -142,8 +134,8 @@ func (b *Backend) receiveInto(ctx context.Context, dir string, fr *frameReader) 
 	// why, and the caller should hear ErrCorrupt: read on (up to a
 	// bound) to find out. Otherwise btrfs's own verdict says why.
 	rerr := rc.finish(ctx)
-	if _, derr := io.Copy(io.Discard, io.LimitReader(fr, drainLimit)); derr != nil && fr.err != nil {
-		return fr.err
+	if _, derr := io.Copy(io.Discard, io.LimitReader(fr, drainLimit)); derr != nil && fr.Err() != nil {
+		return fr.Err()
 	}
 	if rerr != nil {
 		return rerr

@@ -77,13 +77,13 @@ func TestSendReceive(t *testing.T) {
 		return b.Receive(ctx, c, base, bytes.NewReader(data))
 	}
 	t.Run("truncated or corrupt streams change nothing", func(t *testing.T) {
-		cuts := []int{0, 5, headerLen, headerLen + 3, len(full) / 2, len(full) - 45, len(full) - 20, len(full) - 1}
+		cuts := []int{0, 5, streamFormat.HeaderLen(), streamFormat.HeaderLen() + 3, len(full) / 2, len(full) - 45, len(full) - 20, len(full) - 1}
 		for _, n := range cuts {
 			if err := recv(c1, nil, full[:n]); !errors.Is(err, dotmesh.ErrCorrupt) {
 				t.Fatalf("stream cut at %d of %d: %v, want ErrCorrupt", n, len(full), err)
 			}
 		}
-		for _, pos := range []int{headerLen + 10, len(full) / 2, len(full) - 10} {
+		for _, pos := range []int{streamFormat.HeaderLen() + 10, len(full) / 2, len(full) - 10} {
 			bad := slices.Clone(full)
 			bad[pos] ^= 0x40
 			if err := recv(c1, nil, bad); !errors.Is(err, dotmesh.ErrCorrupt) {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -45,13 +46,8 @@ import (
 // were only mounted do not count.
 func (b *Backend) Usage(ctx context.Context, br dotmesh.BranchRef, head *dotmesh.CommitRef) (dotmesh.Usage, error) {
 	var u dotmesh.Usage
-	if err := br.Validate(); err != nil {
+	if err := refs.Validate(br, head); err != nil {
 		return u, err
-	}
-	if head != nil {
-		if err := head.Validate(); err != nil {
-			return u, err
-		}
 	}
 	unlock, err := b.begin(br)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
+	"github.com/dotmesh-io/dotmesh/backend/internal/keylock"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"golang.org/x/sys/unix"
 )
@@ -41,8 +42,7 @@ type Backend struct {
 	// deduplication hit can never be swept before its commit record lands.
 	gcMu sync.RWMutex
 
-	branchMu sync.Mutex
-	branches map[dotmesh.BranchRef]*sync.Mutex
+	branches keylock.Map[dotmesh.BranchRef]
 
 	closed atomic.Bool
 
@@ -101,12 +101,11 @@ func Open(dir string, opts Options) (*Backend, error) {
 		return nil, err
 	}
 	b := &Backend{
-		dir:      abs,
-		log:      opts.Logger.With("backend", "dump"),
-		workers:  opts.Workers,
-		store:    store,
-		lock:     lock,
-		branches: make(map[dotmesh.BranchRef]*sync.Mutex),
+		dir:     abs,
+		log:     opts.Logger.With("backend", "dump"),
+		workers: opts.Workers,
+		store:   store,
+		lock:    lock,
 	}
 	b.cleanLeftovers()
 	return b, nil
@@ -175,17 +174,7 @@ func (b *Backend) checkOpen() error {
 
 // lockBranch serialises operations on one branch; different branches run
 // in parallel.
-func (b *Backend) lockBranch(br dotmesh.BranchRef) func() {
-	b.branchMu.Lock()
-	mu, ok := b.branches[br]
-	if !ok {
-		mu = new(sync.Mutex)
-		b.branches[br] = mu
-	}
-	b.branchMu.Unlock()
-	mu.Lock()
-	return mu.Unlock
-}
+func (b *Backend) lockBranch(br dotmesh.BranchRef) func() { return b.branches.Lock(br) }
 
 // useStore takes the shared side of gcMu, after checking the backend is
 // open; call the returned function when done with objects.

@@ -7,9 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
+	"github.com/dotmesh-io/dotmesh/backend/internal/branchdirs"
+	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
+	"github.com/dotmesh-io/dotmesh/backend/internal/worktree"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -17,13 +19,8 @@ import (
 // dir/tmp and renamed into place, so a crash or an error leaves either no
 // branch or a complete one.
 func (b *Backend) CreateBranch(ctx context.Context, br dotmesh.BranchRef, from *dotmesh.CommitRef) error {
-	if err := br.Validate(); err != nil {
+	if err := refs.Validate(br, from); err != nil {
 		return err
-	}
-	if from != nil {
-		if err := from.Validate(); err != nil {
-			return err
-		}
 	}
 	if err := b.checkOpen(); err != nil {
 		return err
@@ -140,32 +137,7 @@ func (b *Backend) Branches(ctx context.Context) ([]dotmesh.BranchRef, error) {
 }
 
 func (b *Backend) listBranchDirs() ([]dotmesh.BranchRef, error) {
-	root := filepath.Join(b.dir, "branches")
-	dots, err := os.ReadDir(root)
-	if err != nil {
-		return nil, fmt.Errorf("list branches: %w", err)
-	}
-	var out []dotmesh.BranchRef
-	for _, d := range dots {
-		if !d.IsDir() || dotmesh.ValidateID("dot", d.Name(), false) != nil {
-			continue
-		}
-		brs, err := os.ReadDir(filepath.Join(root, d.Name()))
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			return nil, fmt.Errorf("list branches: %w", err)
-		}
-		for _, e := range brs {
-			ref := dotmesh.BranchRef{Dot: dotmesh.DotID(d.Name()), Branch: e.Name()}
-			if e.IsDir() && ref.Validate() == nil && b.branchExists(ref) {
-				out = append(out, ref)
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
-	return out, nil
+	return branchdirs.List(filepath.Join(b.dir, "branches"), b.branchExists)
 }
 
 // SubdotPath implements dotmesh.StorageBackend.
@@ -184,26 +156,7 @@ func (b *Backend) SubdotPath(ctx context.Context, br dotmesh.BranchRef, subdot s
 		return "", err
 	}
 	tree := b.treeDir(br)
-	if subdot == dotmesh.RootSubdot {
-		return tree, nil
-	}
-	p := filepath.Join(tree, subdot)
-	st, err := os.Lstat(p)
-	switch {
-	case err == nil && st.IsDir():
-		return p, nil
-	case err == nil:
-		return "", fmt.Errorf("%w: subdot %q of %s is a %s, not a directory; move it away first", dotmesh.ErrConflict, subdot, br, st.Mode().Type())
-	case !errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("subdot %q of %s: %w", subdot, br, err)
-	}
-	if err := os.Mkdir(p, 0o755); err != nil {
-		return "", fmt.Errorf("create subdot %q of %s: %w", subdot, br, err)
-	}
-	if err := os.Chmod(p, 0o755); err != nil { // whatever the umask
-		return "", fmt.Errorf("create subdot %q of %s: %w", subdot, br, err)
-	}
-	return p, nil
+	return worktree.SubdotDir(tree, br, subdot)
 }
 
 // Subdots implements dotmesh.StorageBackend: the top-level directories of
@@ -219,17 +172,7 @@ func (b *Backend) Subdots(ctx context.Context, br dotmesh.BranchRef) ([]string, 
 	if err := b.needTree(br); err != nil {
 		return nil, err
 	}
-	ents, err := os.ReadDir(b.treeDir(br))
-	if err != nil {
-		return nil, fmt.Errorf("list subdots of %s: %w", br, err)
-	}
-	out := []string{}
-	for _, e := range ents {
-		if e.IsDir() && dotmesh.ValidateSubdot(e.Name()) == nil && e.Name() != dotmesh.RootSubdot {
-			out = append(out, e.Name())
-		}
-	}
-	return out, nil
+	return worktree.Subdots(b.treeDir(br), br)
 }
 
 // branchExists: the branch has a working tree or a commits directory

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"sort"
 	"strconv"
@@ -30,6 +31,10 @@ func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]s
 	}
 	if _, err := os.Lstat(b.recordPath(c)); err == nil {
 		return nil, fmt.Errorf("%w: commit %s exists already", dotmesh.ErrAlreadyExists, c)
+	}
+	srcFacts, err := b.dumpSources(ctx, br) // see sources.go
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", c, err)
 	}
 	done, err := b.useStore()
 	if err != nil {
@@ -90,6 +95,7 @@ func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]s
 	if st.skipped > 0 {
 		facts["skipped"] = strconv.Itoa(st.skipped)
 	}
+	maps.Copy(facts, srcFacts)
 	return facts, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
+	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -17,13 +18,8 @@ import (
 // become visible, followed by the commit record. The branch needs no
 // working tree: CreateBranch from the received commit makes one.
 func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef, r io.Reader) error {
-	if err := target.Validate(); err != nil {
+	if err := refs.Validate(target, base); err != nil {
 		return err
-	}
-	if base != nil {
-		if err := base.Validate(); err != nil {
-			return err
-		}
 	}
 	if err := b.checkOpen(); err != nil {
 		return err

@@ -57,7 +57,10 @@ func (b *Backend) Rollback(ctx context.Context, br dotmesh.BranchRef, c dotmesh.
 	if err != nil {
 		return fmt.Errorf("roll back %s to %s: %w", br, c, err)
 	}
-	return b.writeSynced(br, newSynced)
+	if err := b.writeSynced(br, newSynced); err != nil {
+		return err
+	}
+	return b.restoreSources(ctx, br) // see sources.go
 }
 
 // restorer makes one directory tree equal to a manifest.

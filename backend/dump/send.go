@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
+	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -16,13 +17,8 @@ import (
 // verified before they leave, so local damage is reported here and not
 // blamed on the network.
 func (b *Backend) Send(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef, w io.Writer) error {
-	if err := target.Validate(); err != nil {
+	if err := refs.Validate(target, base); err != nil {
 		return err
-	}
-	if base != nil {
-		if err := base.Validate(); err != nil {
-			return err
-		}
 	}
 	done, err := b.useStore()
 	if err != nil {

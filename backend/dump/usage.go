@@ -135,7 +135,7 @@ func (b *Backend) Usage(ctx context.Context, br dotmesh.BranchRef, head *dotmesh
 			u.DirtyBytes += t.Size
 		}
 	}
-	return u, nil
+	return b.sourcesUsage(ctx, br, u) // see sources.go
 }
 
 // metaOnlyChange: the file kept inode, size and mtime since cached was

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 	"sync/atomic"
 
+	"github.com/dotmesh-io/dotmesh/backend/internal/keylock"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -20,8 +20,7 @@ type Backend struct {
 	root dataset
 	mnt  string
 
-	mu    sync.Mutex
-	locks map[dotmesh.DotID]*sync.Mutex
+	locks keylock.Map[dotmesh.DotID]
 
 	closed atomic.Bool
 }
@@ -41,7 +40,6 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 	b := &Backend{
 		z: z, log: opts.Logger.With("backend", Name, "root", opts.Root),
 		pool: opts.Pool, root: dataset{opts.Root}, mnt: opts.Mountpoint,
-		locks: make(map[dotmesh.DotID]*sync.Mutex),
 	}
 	if err := b.openPool(ctx, opts); err != nil {
 		return nil, err
@@ -80,17 +78,7 @@ func (b *Backend) checkOpen() error {
 
 // lockDot serialises changes to one dot. The unit is the dot, not the
 // branch: zfs promote moves snapshots between a dot's filesystems.
-func (b *Backend) lockDot(dot dotmesh.DotID) func() {
-	b.mu.Lock()
-	l, ok := b.locks[dot]
-	if !ok {
-		l = new(sync.Mutex)
-		b.locks[dot] = l
-	}
-	b.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+func (b *Backend) lockDot(dot dotmesh.DotID) func() { return b.locks.Lock(dot) }
 
 // ensureRoot creates the root dataset, or corrects its properties: every
 // dataset below inherits the mountpoint (so a renamed dataset's mountpoint

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
 
+	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
+	"github.com/dotmesh-io/dotmesh/backend/internal/worktree"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -18,13 +18,8 @@ import (
 // empty branch, `zfs clone` of the commit's snapshot otherwise, either
 // made live and given its mountpoint in the same atomic command.
 func (b *Backend) CreateBranch(ctx context.Context, ref dotmesh.BranchRef, from *dotmesh.CommitRef) error {
-	if err := ref.Validate(); err != nil {
+	if err := refs.Validate(ref, from); err != nil {
 		return err
-	}
-	if from != nil {
-		if err := from.Validate(); err != nil {
-			return err
-		}
 	}
 	if err := b.checkOpen(); err != nil {
 		return err
@@ -232,26 +227,7 @@ func (b *Backend) SubdotPath(ctx context.Context, ref dotmesh.BranchRef, subdot 
 	if err != nil {
 		return "", err
 	}
-	if subdot == dotmesh.RootSubdot {
-		return root, nil
-	}
-	p := filepath.Join(root, subdot)
-	st, err := os.Lstat(p)
-	switch {
-	case err == nil && st.IsDir():
-		return p, nil
-	case err == nil:
-		return "", fmt.Errorf("%w: subdot %q of %s is a %s, not a directory; move it away first", dotmesh.ErrConflict, subdot, ref, st.Mode().Type())
-	case !errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("subdot %q of %s: %w", subdot, ref, err)
-	}
-	if err := os.Mkdir(p, 0o755); err != nil {
-		return "", fmt.Errorf("creating subdot %q of %s: %w", subdot, ref, err)
-	}
-	if err := os.Chmod(p, 0o755); err != nil { // whatever the umask
-		return "", fmt.Errorf("creating subdot %q of %s: %w", subdot, ref, err)
-	}
-	return p, nil
+	return worktree.SubdotDir(root, ref, subdot)
 }
 
 // Subdots implements dotmesh.StorageBackend: the top-level directories of
@@ -268,15 +244,5 @@ func (b *Backend) Subdots(ctx context.Context, ref dotmesh.BranchRef) ([]string,
 	if err != nil {
 		return nil, err
 	}
-	ents, err := os.ReadDir(root)
-	if err != nil {
-		return nil, fmt.Errorf("listing subdots of %s: %w", ref, err)
-	}
-	out := []string{}
-	for _, e := range ents {
-		if e.IsDir() && dotmesh.ValidateSubdot(e.Name()) == nil && e.Name() != dotmesh.RootSubdot {
-			out = append(out, e.Name())
-		}
-	}
-	return out, nil
+	return worktree.Subdots(root, ref)
 }

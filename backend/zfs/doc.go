@@ -84,11 +84,12 @@
 // # Send and Receive
 //
 // Send writes `zfs send [-i base]` inside a framing with a BLAKE3 trailer
-// (stream.go); when base is not an incremental source of the target on
-// this node (not an earlier snapshot of its filesystem nor its origin),
-// the stream is complete instead. Receive keeps the end of the zfs stream,
-// which holds its END record, from zfs until the trailer is verified, so a
-// truncated or altered stream never completes a snapshot (ErrCorrupt).
+// (package framing; the format is in stream.go); when base is not an
+// incremental source of the target on this node (not an earlier snapshot
+// of its filesystem nor its origin), the stream is complete instead.
+// Receive keeps the end of the zfs stream, which holds its END record,
+// from zfs until the trailer is verified, so a truncated or altered stream
+// never completes a snapshot (ErrCorrupt).
 // Streams land directly on the live filesystem when their base is its
 // latest snapshot (`zfs receive -F`, which ZFS applies to a hidden clone
 // and swaps in at END), else in a staging filesystem (made by zfs receive

@@ -35,39 +35,31 @@ const holdBack = 4 * drrHeaderLen
 // in like a rollback; on failure it is dissolved, handing back any
 // snapshots promote moved into it.
 func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef, r io.Reader) (err error) {
-	if err := target.Validate(); err != nil {
+	if err := checkTransfer(target, base); err != nil {
 		return err
-	}
-	if base != nil {
-		if err := base.Validate(); err != nil {
-			return err
-		}
-		if base.Dot != target.Dot {
-			return fmt.Errorf("%w: base %s is a commit of another dot than %s", dotmesh.ErrInvalidArgument, base, target)
-		}
 	}
 	if err := b.checkOpen(); err != nil {
 		return err
 	}
-	hdr, fr, err := readHeader(r)
+	hdr, fr, err := streamFormat.NewReader(r)
 	if err != nil {
 		return err
 	}
-	if hdr.target != target.ID {
-		return fmt.Errorf("%w: the stream carries commit %s, not %s", dotmesh.ErrCorrupt, hdr.target, target.ID)
+	if hdr.Target != target.ID {
+		return fmt.Errorf("%w: the stream carries commit %s, not %s", dotmesh.ErrCorrupt, hdr.Target, target.ID)
 	}
-	if hdr.kind == kindIncr && (base == nil || base.ID != hdr.base) {
-		return fmt.Errorf("%w: the stream is incremental from commit %s; receive it with that base", dotmesh.ErrInvalidArgument, hdr.base)
+	if hdr.Base != "" && (base == nil || base.ID != hdr.Base) {
+		return fmt.Errorf("%w: the stream is incremental from commit %s; receive it with that base", dotmesh.ErrInvalidArgument, hdr.Base)
 	}
 	first := make([]byte, drrHeaderLen)
 	if _, err := io.ReadFull(fr, first); err != nil {
-		return corrupt("reading the zfs stream", err)
+		return streamFormat.ReadError("reading the zfs stream", err)
 	}
 	begin, err := parseBegin(first)
 	if err != nil {
 		return err
 	}
-	if begin.full() != (hdr.kind == kindFull) {
+	if begin.full() != (hdr.Base == "") {
 		return fmt.Errorf("%w: the stream header and the zfs stream disagree about being incremental", dotmesh.ErrCorrupt)
 	}
 	produce := func(w io.Writer) error {

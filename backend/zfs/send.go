@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/dotmesh-io/dotmesh/backend/framing"
+	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -16,16 +18,8 @@ import (
 // one of those here; for any other base the stream is complete instead (a
 // receiver holding the base accepts either).
 func (b *Backend) Send(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef, w io.Writer) error {
-	if err := target.Validate(); err != nil {
+	if err := checkTransfer(target, base); err != nil {
 		return err
-	}
-	if base != nil {
-		if err := base.Validate(); err != nil {
-			return err
-		}
-		if base.Dot != target.Dot {
-			return fmt.Errorf("%w: base %s is a commit of another dot than %s", dotmesh.ErrInvalidArgument, base, target)
-		}
 	}
 	if err := b.checkOpen(); err != nil {
 		return err
@@ -34,15 +28,15 @@ func (b *Backend) Send(ctx context.Context, target dotmesh.CommitRef, base *dotm
 	if err != nil {
 		return err
 	}
-	h := streamHeader{kind: kindFull, target: target.ID}
+	h := framing.Header{Target: target.ID}
 	if from != nil {
-		h.kind, h.base = kindIncr, base.ID
+		h.Base = base.ID
 	}
-	fw, err := newFrameWriter(w, h)
+	fw, err := streamFormat.NewWriter(w, h)
 	if err != nil {
 		return fmt.Errorf("sending %s: %w", target, err)
 	}
-	buf := make([]byte, maxFrame)
+	buf := make([]byte, framing.MaxFrame)
 	err = b.z.send(ctx, from, to, func(r io.Reader) error {
 		_, err := io.CopyBuffer(fw, r, buf)
 		return err
@@ -52,6 +46,18 @@ func (b *Backend) Send(ctx context.Context, target dotmesh.CommitRef, base *dotm
 	}
 	if err := fw.Close(); err != nil {
 		return fmt.Errorf("sending %s: %w", target, err)
+	}
+	return nil
+}
+
+// checkTransfer checks the arguments of Send and Receive. ZFS streams are
+// incremental only within one dot.
+func checkTransfer(target dotmesh.CommitRef, base *dotmesh.CommitRef) error {
+	if err := refs.Validate(target, base); err != nil {
+		return err
+	}
+	if base != nil && base.Dot != target.Dot {
+		return fmt.Errorf("%w: base %s is a commit of another dot than %s", dotmesh.ErrInvalidArgument, base, target)
 	}
 	return nil
 }

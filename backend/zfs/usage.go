@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path/filepath"
 
+	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -31,13 +32,8 @@ import (
 // only mounted, do not count (as in the dump backend).
 func (b *Backend) Usage(ctx context.Context, ref dotmesh.BranchRef, head *dotmesh.CommitRef) (dotmesh.Usage, error) {
 	var u dotmesh.Usage
-	if err := ref.Validate(); err != nil {
+	if err := refs.Validate(ref, head); err != nil {
 		return u, err
-	}
-	if head != nil {
-		if err := head.Validate(); err != nil {
-			return u, err
-		}
 	}
 	if err := b.checkOpen(); err != nil {
 		return u, err

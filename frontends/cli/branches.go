@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/dotmesh-io/dotmesh/api"
 )
 
 // branchItem is one row of `dm branch --json`.
@@ -131,18 +133,24 @@ With -H: one branch per line, its head commit, and whether it is current
 
 func (a *app) checkoutCmd() *cobra.Command {
 	var (
-		dot    string
-		create bool
+		dot     string
+		create  bool
+		restart bool
 	)
 	c := &cobra.Command{
-		Use:   "checkout [-b] BRANCH",
+		Use:   "checkout [-b] [--restart] BRANCH",
 		Short: "Switch the dot to another branch",
 		Long: `Make BRANCH the dot's current branch: from now on, ` + "`dm path`" + ` and the
 services using the dot see that branch's working state. With -b, create
 the branch first from the current branch's HEAD.
 
 Each branch keeps its own working state, so uncommitted changes stay on
-the branch they were made on.`,
+the branch they were made on.
+
+Containers (or pods) using the dot without a pinned @branch would see the
+switch only when they mount again, so checkout refuses while any run and
+names them; --restart stops them, switches, and starts them again on the
+new branch.`,
 		Example: `  dm checkout -b feature
   dm checkout master`,
 		Args: usageArgs(1, 1),
@@ -164,7 +172,7 @@ the branch they were made on.`,
 			if err != nil {
 				return err
 			}
-			d, err := s.c.Checkout(cmd.Context(), name, branch, create)
+			d, err := s.c.CheckoutWith(cmd.Context(), name, api.CheckoutRequest{Branch: branch, Create: create, Restart: restart})
 			if err != nil {
 				return s.wrap(err)
 			}
@@ -181,6 +189,7 @@ the branch they were made on.`,
 	}
 	f := c.Flags()
 	f.BoolVarP(&create, "create", "b", false, "create the branch first")
+	f.BoolVar(&restart, "restart", false, "stop the containers using the dot, switch, and start them again")
 	f.StringVar(&dot, "dot", "", "act on `DOT` instead of the current dot")
 	return c
 }

@@ -38,7 +38,13 @@ func (a *app) dataDir(flag string) (string, error) {
 }
 
 func (a *app) serveCmd() *cobra.Command {
-	var dir, listen, backend string
+	var (
+		dir, listen string
+		bf          backendFlags
+		df          dockerFlags
+		tf          tlsFlags
+		kf          csiFlags
+	)
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run a dotmesh node in the foreground",
@@ -47,9 +53,20 @@ SIGTERM. Logs go to stderr. The node writes DIR/dm.pid and, on first
 start, an admin API key to DIR/admin-api-key.
 
 ` + "`dm cluster init`" + ` runs this in the background for you; run it directly under
-a service manager or to watch the logs.`,
-		Example: `  dm serve --data-dir /var/lib/dotmesh --listen 0.0.0.0:32607`,
-		Args:    usageArgs(0, 0),
+a service manager or to watch the logs.
+
+It also serves the Docker volume plugin on --docker-socket, so that
+` + "`docker run --volume-driver dm -v app.db:/data ...`" + ` mounts subdot db of dot app
+(the driver name is the socket's base name; --docker-socket "" disables
+it). The plugin asks the Docker engine on $DOCKER_HOST (default
+/var/run/docker.sock) for container names and restarts.
+
+` + backendHelp,
+		Example: `  dm serve --data-dir /var/lib/dotmesh --listen 0.0.0.0:32607
+  dm serve --backend zfs --zfs-pool tank --pool-size 50G
+  dm serve --backend btrfs --enable-backends zfs
+  dm serve --csi-socket /var/lib/kubelet/plugins/dotmesh.io/csi.sock`,
+		Args: usageArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := a.dataDir(dir)
 			if err != nil {
@@ -63,22 +80,29 @@ a service manager or to watch the logs.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			logger := slog.New(slog.NewTextHandler(a.io.Stderr, nil))
-			return daemon.Run(ctx, daemon.Config{
+			cfg := daemon.Config{
 				DataDir: d,
 				Listen:  listen,
-				Backend: backend,
 				Logger:  logger,
 				Version: Version,
 				Ready: func(addr string) {
 					logger.Info("dotmesh node ready", "addr", addr, "data_dir", d, "pid", os.Getpid())
 				},
-			})
+			}
+			bf.apply(&cfg)
+			df.apply(&cfg, a.io.Getenv)
+			tf.apply(&cfg)
+			kf.apply(&cfg)
+			return daemon.Run(ctx, cfg)
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&dir, "data-dir", "", "data directory `DIR` (default ~/.dotmesh/data)")
 	f.StringVar(&listen, "listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(api.DefaultPort)), "listen on `ADDR` for the HTTP API")
-	f.StringVar(&backend, "backend", "files", "default storage `BACKEND` of new dots (files = dump)")
+	bf.add(f)
+	df.add(f)
+	tf.add(f)
+	kf.add(f)
 	return c
 }
 
@@ -98,9 +122,11 @@ forgets it on the client side, keeping its data.`,
 
 func (a *app) clusterInitCmd() *cobra.Command {
 	var (
-		dir, backend string
-		port         int
-		timeout      time.Duration
+		dir     string
+		bf      backendFlags
+		df      dockerFlags
+		port    int
+		timeout time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "init",
@@ -111,15 +137,21 @@ remote named "local" that holds its address and admin API key, made the
 current remote. The node's log is DIR/dm.log.
 
 Running it again on the same data directory after ` + "`dm cluster stop`" + ` restarts
-the node with all its dots. It refuses when a node already runs there.`,
+the node with all its dots. It refuses when a node already runs there.
+
+The backend flags are passed to ` + "`dm serve`" + ` (see ` + "`dm serve --help`" + `): files
+(the default), zfs or btrfs. When the backend cannot start, the error says
+what it lacks.`,
 		Example: `  dm cluster init
-  dm cluster init --data-dir /srv/dotmesh --port 32608`,
+  dm cluster init --data-dir /srv/dotmesh --port 32608
+  dm cluster init --backend zfs --zfs-pool tank
+  dm cluster init --backend btrfs --pool-size 20G`,
 		Args: usageArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if port < 1 || port > 65535 {
 				return fmt.Errorf("%w: --port %d must be from 1 to 65535", dotmesh.ErrInvalidArgument, port)
 			}
-			if err := dotmesh.ValidateName("backend", backend); err != nil {
+			if err := bf.validate(); err != nil {
 				return err
 			}
 			d, err := a.dataDir(dir)
@@ -150,7 +182,7 @@ the node with all its dots. It refuses when a node already runs there.`,
 				return fmt.Errorf("a node already runs in %s (pid %d); `dm cluster stop` stops it", d, pid)
 			}
 			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-			r, pid, err := startNode(cmd.Context(), d, addr, backend, timeout)
+			r, pid, err := startNode(cmd.Context(), d, addr, append(bf.args(), df.args()...), timeout)
 			if err != nil {
 				return err
 			}
@@ -179,7 +211,8 @@ the node with all its dots. It refuses when a node already runs there.`,
 	f := c.Flags()
 	f.StringVar(&dir, "data-dir", "", "data directory `DIR` of the node (default ~/.dotmesh/data)")
 	f.IntVar(&port, "port", api.DefaultPort, "`PORT` of the node's HTTP API on 127.0.0.1")
-	f.StringVar(&backend, "backend", "files", "default storage `BACKEND` of new dots (files = dump)")
+	bf.add(f)
+	df.add(f)
 	f.DurationVar(&timeout, "timeout", 60*time.Second, "how long to wait for the node to answer")
 	return c
 }
@@ -187,7 +220,7 @@ the node with all its dots. It refuses when a node already runs there.`,
 // startNode starts `dm serve` detached, in its own session so that it
 // outlives this process and the terminal, and waits until it answers with
 // its admin key. On failure the started process is killed.
-func startNode(ctx context.Context, dir, addr, backend string, timeout time.Duration) (*Remote, int, error) {
+func startNode(ctx context.Context, dir, addr string, serveArgs []string, timeout time.Duration) (*Remote, int, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, 0, fmt.Errorf("finding the dm binary to start the node: %w", err)
@@ -198,7 +231,7 @@ func startNode(ctx context.Context, dir, addr, backend string, timeout time.Dura
 		return nil, 0, fmt.Errorf("opening the node's log: %w", err)
 	}
 	defer logf.Close() // the child has its own copy
-	cmd := exec.Command(exe, "serve", "--data-dir", dir, "--listen", addr, "--backend", backend)
+	cmd := exec.Command(exe, append([]string{"serve", "--data-dir", dir, "--listen", addr}, serveArgs...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -167,11 +168,12 @@ func writeLog(w io.Writer, commits []dotmesh.Commit) error {
 
 func (a *app) resetCmd() *cobra.Command {
 	var (
-		dot  string
-		hard bool
+		dot     string
+		hard    bool
+		restart bool
 	)
 	c := &cobra.Command{
-		Use:   "reset [--hard] REF",
+		Use:   "reset [--hard] [--restart] REF",
 		Short: "Move the current branch back to a commit, restoring its state",
 		Long: `Move the dot's current branch back to the commit REF names and restore
 the working state of all its subdots to that commit, atomically.
@@ -181,10 +183,15 @@ prefix of one (at least 4 hex digits), optionally followed by ^ or ~N.
 
 Without --hard, reset refuses when the branch has uncommitted changes;
 --hard discards them. Commits after REF that no other branch reaches are
-deleted.`,
+deleted.
+
+While containers (or pods) use the branch, reset refuses and names them,
+rather than change data under them; --restart stops them, resets, and
+starts them again, so they see the restored state.`,
 		Example: `  dm reset --hard HEAD^
   dm reset 3f2a9c
-  dm reset --hard HEAD~3 --dot app`,
+  dm reset --hard HEAD~3 --dot app
+  dm reset --hard --restart HEAD^`,
 		Args: usageArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref := args[0]
@@ -204,7 +211,7 @@ deleted.`,
 			if err != nil {
 				return err
 			}
-			cm, err := s.c.Reset(cmd.Context(), name, "", ref, hard)
+			cm, err := s.c.ResetWith(cmd.Context(), name, api.ResetRequest{Ref: ref, Hard: hard, Restart: restart})
 			if err != nil {
 				return s.wrap(err)
 			}
@@ -221,6 +228,7 @@ deleted.`,
 	}
 	f := c.Flags()
 	f.BoolVar(&hard, "hard", false, "discard uncommitted changes")
+	f.BoolVar(&restart, "restart", false, "stop the containers using the branch, reset, and start them again")
 	f.StringVar(&dot, "dot", "", "reset `DOT` instead of the current dot")
 	return c
 }

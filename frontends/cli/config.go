@@ -33,10 +33,19 @@ type Remote struct {
 	// DataDir is set for the node `dm cluster init` started, so that
 	// `dm cluster stop` and `reset` find it.
 	DataDir string `json:"data_dir,omitempty"`
+	// TLS means the node serves HTTPS; CACert (PEM) pins the CA its
+	// certificate must chain to (and implies TLS).
+	TLS    bool   `json:"tls,omitempty"`
+	CACert string `json:"ca_cert,omitempty"`
 }
 
 // URL is the base URL of the remote's API.
-func (r *Remote) URL() string { return "http://" + r.Address }
+func (r *Remote) URL() string {
+	if r.TLS || r.CACert != "" {
+		return "https://" + r.Address
+	}
+	return "http://" + r.Address
+}
 
 // RemoteNames returns the remote names, sorted.
 func (c *Config) RemoteNames() []string {

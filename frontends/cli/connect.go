@@ -40,6 +40,9 @@ func (a *app) connect() (*session, error) {
 }
 
 func newClient(r *Remote) (*client.Client, error) {
+	if r.CACert != "" {
+		return client.New(r.URL(), r.User, r.APIKey, client.WithCACert([]byte(r.CACert)))
+	}
 	return client.New(r.URL(), r.User, r.APIKey)
 }
 

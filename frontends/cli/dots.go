@@ -56,7 +56,7 @@ first used (see ` + "`dm path`" + `).`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&backend, "backend", "", "storage `BACKEND` of the dot (default: the node's default)")
+	c.Flags().StringVar(&backend, "backend", "", "storage `BACKEND` of the dot: files, zfs or btrfs, one the node runs (default: the node's default)")
 	return c
 }
 
@@ -73,11 +73,14 @@ func (a *app) listCmd() *cobra.Command {
 		Aliases: []string{"ls"},
 		Short:   "List the dots on the remote",
 		Long: `List the dots on the current remote, with their current branch, size,
-number of commits on that branch and whether they have uncommitted
-changes. The current dot is marked with *.
+number of commits on that branch, whether they have uncommitted
+changes, and, once any dot is in use, who uses them (USED BY: containers
+by name where Docker tells, else consumer:mount-id). The current dot is
+marked with *.
 
 With -H the fields are tab-separated, sizes are in bytes, and a last field
-says whether the dot is the current one (yes/no).`,
+says whether the dot is the current one (yes/no); who uses a dot is in
+` + "`dm dot show -H`" + ` and in --json (mounts).`,
 		Example: `  dm list
   dm list -H | cut -f1
   dm --remote prod list --json`,
@@ -107,6 +110,14 @@ says whether the dot is the current one (yes/no).`,
 				return writeJSON(a.out(), items)
 			}
 			t := &table{scripting: a.scripting, header: []string{"  DOT", "BRANCH", "SIZE", "COMMITS", "DIRTY"}}
+			// Who uses the dots, once any is used (by a container, a pod).
+			used := false
+			for _, it := range items {
+				used = used || len(it.Mounts) > 0
+			}
+			if used {
+				t.header = append(t.header, "USED BY")
+			}
 			for _, it := range items {
 				branch, size, dirty := "", "?", "?"
 				if it.Branch != nil {
@@ -123,6 +134,10 @@ says whether the dot is the current one (yes/no).`,
 				mark := "  "
 				if it.Current {
 					mark = "* "
+				}
+				if used {
+					t.add(mark+it.Name, branch, size, commits, dirty, usedBy(it.Mounts))
+					continue
 				}
 				t.add(mark+it.Name, branch, size, commits, dirty)
 			}
@@ -247,6 +262,7 @@ uncommitted changes and subdots. Without DOT, the current dot.`,
 			t.add("Size:", size)
 			t.add("Dirty:", dirty)
 			t.add("Subdots:", strings.Join(subdots, ", "))
+			t.add("Used by:", usedBy(st.Mounts))
 			if st.Error != "" {
 				t.add("Error:", st.Error)
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -119,15 +120,22 @@ func ParseRemoteAddress(s string) (user, addr string, err error) {
 }
 
 func (a *app) remoteAddCmd() *cobra.Command {
-	return &cobra.Command{
+	var caFile string
+	var useTLS bool
+	c := &cobra.Command{
 		Use:   "add NAME USER@HOST[:PORT]",
 		Short: "Add a remote, checking its API key",
 		Long: `Add a remote named NAME: the node at HOST (port 32607 unless given), used
 as USER with an API key. The key is read from $DOTMESH_PASSWORD, or asked
 for on the terminal without echo. dm pings the node with it first and
-saves nothing when that fails.`,
+saves nothing when that fails.
+
+For a node served over HTTPS (` + "`dm serve --tls-cert/--tls-key`" + `), --ca-cert FILE
+pins the CA its certificate must chain to (the PEM is copied into the
+config), or --tls trusts the system's CAs.`,
 		Example: `  dm remote add prod admin@dm.example.com
-  DOTMESH_PASSWORD=$(cat key) dm remote add backup admin@10.0.0.5:32607`,
+  DOTMESH_PASSWORD=$(cat key) dm remote add backup admin@10.0.0.5:32607
+  dm remote add prod admin@dm.example.com --ca-cert prod-ca.pem`,
 		Args: usageArgs(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
@@ -149,7 +157,14 @@ saves nothing when that fails.`,
 			if err != nil {
 				return err
 			}
-			r := &Remote{User: user, Address: addr, APIKey: key}
+			r := &Remote{User: user, Address: addr, APIKey: key, TLS: useTLS}
+			if caFile != "" {
+				pem, err := os.ReadFile(caFile)
+				if err != nil {
+					return fmt.Errorf("reading the CA certificate: %w", err)
+				}
+				r.CACert = string(pem)
+			}
 			if err := pingRemote(cmd.Context(), name, r); err != nil {
 				return err
 			}
@@ -164,6 +179,9 @@ saves nothing when that fails.`,
 			return nil
 		},
 	}
+	c.Flags().StringVar(&caFile, "ca-cert", "", "PEM `FILE` of the CA the node's TLS certificate must chain to (implies --tls)")
+	c.Flags().BoolVar(&useTLS, "tls", false, "talk HTTPS to the node, trusting the system's CAs")
+	return c
 }
 
 // readAPIKey gets the key from DOTMESH_PASSWORD or, on a terminal, a

@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/dotmesh-io/dotmesh/frontends/flex"
 )
 
 // Version is the dm version, set at build time with
@@ -45,11 +47,17 @@ type app struct {
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) > 0 && flex.IsDriverPath(os.Args[0]) { // kubelet runs .../dotmesh.io~dm/dm
+		args = append([]string{"flex"}, args...)
+	}
 	return Run(ctx, IO{Stdin: stdin, Stdout: stdout, Stderr: stderr}, args)
 }
 
 // Run is Main with a context and explicit streams and environment.
 func Run(ctx context.Context, streams IO, args []string) int {
+	if flexCall(args) {
+		return runFlex(ctx, streams, args[1:])
+	}
 	root := NewRootCommand(streams)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
@@ -147,11 +155,15 @@ node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes.`,
 		c.GroupID = "commits"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.clusterCmd(), a.remoteCmd(), a.serveCmd()} {
+	for _, c := range []*cobra.Command{a.clusterCmd(), a.remoteCmd(), a.serveCmd(), a.pushCmd(), a.pullCmd(), a.cloneCmd()} {
 		c.GroupID = "nodes"
 		root.AddCommand(c)
 	}
-	root.AddCommand(a.versionCmd())
+	for _, c := range []*cobra.Command{a.gcCmd(), a.verifyCmd(), a.sourceCmd()} {
+		c.GroupID = "dots"
+		root.AddCommand(c)
+	}
+	root.AddCommand(a.flexCmd(), a.versionCmd())
 	return root
 }
 

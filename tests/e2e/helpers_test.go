@@ -93,12 +93,24 @@ func (e *env) cmd(args ...string) *exec.Cmd {
 	return c
 }
 
+// dmTimeout bounds one dm command.
+const dmTimeout = 5 * time.Minute
+
 func (e *env) dm(args ...string) result {
 	e.t.Helper()
 	c := e.cmd(args...)
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
-	err := c.Run()
+	if err := c.Start(); err != nil {
+		e.t.Fatalf("running dm %v: %v", args, err)
+	}
+	// A part that hangs (a deadlocked zfs-fuse, say) fails the test
+	// instead of the whole run.
+	hung := time.AfterFunc(dmTimeout, func() { c.Process.Kill() })
+	err := c.Wait()
+	if !hung.Stop() {
+		e.t.Fatalf("dm %v did not finish within %s and was killed; is a part it uses (zfs-fuse, a database) hung? stderr: %q", args, dmTimeout, errb.String())
+	}
 	code := 0
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

@@ -1,6 +1,7 @@
 // Package pgcrash is a crash-consistency scenario shared by the
 // snapshotting backends (btrfs, zfs): PostgreSQL runs on one subdot while
-// a real dotmesh.Node commits, a second subdot gets plain files in step
+// a real dotmesh.Node (Run) or the dm CLI (Scenario with a Target that
+// runs it) commits, a second subdot gets plain files in step
 // with the inserts, more rows follow, then the branch is reset hard to
 // that commit and PostgreSQL must recover by itself to exactly a
 // gap-free prefix of the rows, containing every row whose INSERT had
@@ -33,13 +34,23 @@ import (
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
-// Run runs the scenario on be, which the Node it builds takes over and
-// closes at the end of the test.
+// Target is the dot the scenario drives.
+type Target interface {
+	// SubdotPath returns the working directory of a subdot of the dot's
+	// current branch, made on first use.
+	SubdotPath(subdot string) (string, error)
+	// Commit commits every subdot of the current branch at once and
+	// returns the commit's id.
+	Commit(message string) (string, error)
+	// ResetHard resets the current branch to the commit, discarding
+	// uncommitted changes.
+	ResetHard(commit string) error
+}
+
+// Run runs the scenario on be, through a Node that takes be over and
+// closes it at the end of the test.
 func Run(t *testing.T, be dotmesh.StorageBackend) {
 	ctx := context.Background()
-	bin := findPostgres(t)
-	uid, gid := postgresUser(t)
-
 	store, err := bboltstore.Open(filepath.Join(t.TempDir(), "registry.db"), bboltstore.Options{})
 	if err != nil {
 		t.Fatalf("open bbolt store: %v", err)
@@ -55,10 +66,45 @@ func Run(t *testing.T, be dotmesh.StorageBackend) {
 	if _, err := node.CreateDot(ctx, name, dotmesh.CreateDotOptions{Backend: be.Name()}); err != nil {
 		t.Fatalf("CreateDot: %v", err)
 	}
+	Scenario(t, nodeTarget{ctx, node, name})
+}
+
+// nodeTarget drives a dot of a Node.
+type nodeTarget struct {
+	ctx  context.Context
+	node *dotmesh.Node
+	name dotmesh.DotName
+}
+
+func (n nodeTarget) SubdotPath(s string) (string, error) {
+	return n.node.SubdotPath(n.ctx, dotmesh.VolumeName{Dot: n.name, Subdot: s})
+}
+
+func (n nodeTarget) Commit(msg string) (string, error) {
+	c, err := n.node.Commit(n.ctx, n.name, "", dotmesh.CommitOptions{Message: msg, Author: "pgcrash"})
+	if err != nil {
+		return "", err
+	}
+	return string(c.ID), nil
+}
+
+func (n nodeTarget) ResetHard(commit string) error {
+	_, err := n.node.Reset(n.ctx, n.name, "", commit, dotmesh.ResetOptions{Hard: true})
+	return err
+}
+
+// Scenario runs the scenario on the dot of target: subdots "db"
+// (PostgreSQL's data directory) and "files". Postgres runs as the
+// postgres user, on a unix socket only, and is stopped by PID at the end
+// of the test even when it fails.
+func Scenario(t *testing.T, target Target) {
+	bin := findPostgres(t)
+	uid, gid := postgresUser(t)
 	subdot := func(s string) string {
-		p, err := node.SubdotPath(ctx, dotmesh.VolumeName{Dot: name, Subdot: s})
+		t.Helper()
+		p, err := target.SubdotPath(s)
 		if err != nil {
-			t.Fatalf("SubdotPath %s: %v", s, err)
+			t.Fatalf("subdot %s: %v", s, err)
 		}
 		return p
 	}
@@ -82,7 +128,7 @@ func Run(t *testing.T, be dotmesh.StorageBackend) {
 	w := p.writer(filepath.Join(filesDir, "rows"))
 	waitFor(t, "30 rows before the commit", func() bool { return w.last.Load() >= 30 })
 	k0 := w.last.Load() // every row up to k0 has returned
-	c, err := node.Commit(ctx, name, "", dotmesh.CommitOptions{Message: "postgres running", Author: "pgcrash"})
+	c, err := target.Commit("postgres running")
 	if err != nil {
 		w.stop()
 		t.Fatalf("Commit while postgres runs: %v", err)
@@ -93,8 +139,8 @@ func Run(t *testing.T, be dotmesh.StorageBackend) {
 	p.stop()
 	t.Logf("rows: %d returned before the commit, %d when it returned, %d in all", k0, k1, n)
 
-	if _, err := node.Reset(ctx, name, "", string(c.ID), dotmesh.ResetOptions{Hard: true}); err != nil {
-		t.Fatalf("Reset --hard to %s: %v", c.ID, err)
+	if err := target.ResetHard(c); err != nil {
+		t.Fatalf("reset --hard to %s: %v", c, err)
 	}
 	if got := subdot("db"); got != dbDir {
 		t.Logf("db subdot moved from %s to %s", dbDir, got)

@@ -8,8 +8,9 @@
 // "dmt-<pid>-<random>"; pools of test processes that died without cleaning
 // up are destroyed by the next caller of Require.
 //
-// Without ZFS tools, or when the daemon cannot be started, tests fail (not
-// skip) with a message naming zfs-fuse.
+// Without ZFS tools, when the daemon cannot be started, or when it answers
+// zpool but not file system requests (zfs-fuse can deadlock), tests fail
+// (not skip) with a message naming zfs-fuse.
 package zfstest
 
 import (
@@ -100,7 +101,59 @@ func ensureZFS() error {
 		}
 	}
 	destroyStalePools()
-	return nil
+	return probeIO()
+}
+
+// probeIO writes and reads a file on a dataset of a small pool of its
+// own, within a deadline: a zfs-fuse that still answers zpool can be
+// deadlocked for file system requests, and a test would then hang until
+// its binary times out instead of failing with a reason.
+func probeIO() error {
+	dir, err := os.MkdirTemp("", "dmt-probe-")
+	if err != nil {
+		return err
+	}
+	name := fmt.Sprintf("%s%d-probe%s", poolPrefix, os.Getpid(), randHex(4))
+	img, mnt := filepath.Join(dir, "pool.img"), filepath.Join(dir, "mnt")
+	done := make(chan error, 1)
+	go func() {
+		done <- func() error {
+			if err := os.WriteFile(img, nil, 0o600); err != nil {
+				return err
+			}
+			if err := os.Truncate(img, 64<<20); err != nil {
+				return err
+			}
+			if _, err := run("zpool", "create", "-m", "none", name, img); err != nil {
+				return err
+			}
+			if _, err := run("zfs", "create", "-o", "mountpoint="+mnt, name+"/probe"); err != nil {
+				return err
+			}
+			f := filepath.Join(mnt, "probe")
+			if err := os.WriteFile(f, []byte("ok"), 0o644); err != nil {
+				return err
+			}
+			if b, err := os.ReadFile(f); err != nil || string(b) != "ok" {
+				return fmt.Errorf("reading back %s: %q, %v", f, b, err)
+			}
+			return nil
+		}()
+	}()
+	select {
+	case err := <-done:
+		if derr := destroyPool(name); err == nil && derr != nil {
+			err = derr
+		}
+		os.RemoveAll(dir)
+		if err != nil {
+			return fmt.Errorf("zfs-fuse fails a write to a new dataset: %v", err)
+		}
+		return nil
+	case <-time.After(30 * time.Second):
+		// Left behind: removing it would hang on the same requests.
+		return fmt.Errorf("zfs-fuse answers zpool but not file system requests within 30s (deadlocked): restart it (kill zfs-fuse, umount -l its mounts, start zfs-fuse again); the probe pool %s on %s stays behind", name, img)
+	}
 }
 
 func lastErr() error {

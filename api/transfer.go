@@ -1,0 +1,123 @@
+package api
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// Transfer routes. The first four are one node's side of a transfer
+// (dotmesh.Transport over HTTP); POST /v1/transfers asks a node to run a
+// whole push, pull or clone against a peer it reaches itself.
+//
+//	GET  /v1/dots/{ns}/{dot}/transfer?branch=B          dotmesh.TransferState (200 also for a missing dot)
+//	POST /v1/dots/{ns}/{dot}/transfer/commits?branch=B&format=F[&base=ID]
+//	     body: CommitHeader frame, then the commit's data stream    -> 204
+//	GET  /v1/dots/{ns}/{dot}/transfer/commits/{id}?format=F[&base=ID]
+//	     -> application/octet-stream: the data stream (cut off, not
+//	        ended cleanly, when the sender fails midway)
+//	POST /v1/dots/{ns}/{dot}/transfer/finish?branch=B   dotmesh.FinishRequest -> dotmesh.FinishResult
+//	POST /v1/transfers                                  TransferRequest -> NDJSON TransferEvents
+//
+// The commit stream of a POST .../transfer/commits is read without the
+// server's usual body limit and read timeout; everything else is as for
+// the other routes.
+
+// TransferRequest asks a node to push to, pull from or clone from a peer.
+// It carries the peer's API key: the node uses it for this transfer only
+// and never logs or stores it.
+type TransferRequest struct {
+	Op        string         `json:"op"`                   // "push", "pull" or "clone"
+	Dot       string         `json:"dot"`                  // local dot, [ns/]name
+	Branch    string         `json:"branch,omitempty"`     // empty: current (push/pull), master (clone)
+	RemoteDot string         `json:"remote_dot,omitempty"` // empty: the upstream, else the same name
+	Remote    TransferRemote `json:"remote"`
+	Stash     bool           `json:"stash_on_divergence,omitempty"`
+	Neutral   bool           `json:"neutral,omitempty"` // force the backend-neutral stream
+}
+
+// TransferRemote says how the node reaches the peer.
+type TransferRemote struct {
+	Name   string `json:"name,omitempty"` // remote name, to record the upstream under
+	URL    string `json:"url"`
+	User   string `json:"user,omitempty"`
+	APIKey string `json:"api_key"`
+	CACert string `json:"ca_cert,omitempty"` // PEM to trust for https URLs
+}
+
+// TransferEvent is one line of the answer to POST /v1/transfers: progress
+// lines, then exactly one line with Result or Error.
+type TransferEvent struct {
+	Progress *dotmesh.Progress       `json:"progress,omitempty"`
+	Result   *dotmesh.TransferResult `json:"result,omitempty"`
+	Error    *Error                  `json:"error,omitempty"`
+}
+
+// Commit header frame: magic, big-endian uint32 length, the commit as
+// JSON, and the SHA-256 of that JSON (the data stream that follows has its
+// own checksum).
+const (
+	commitMagic     = "DMC1"
+	maxCommitHeader = 1 << 20
+)
+
+// WriteCommitHeader writes c as a commit header frame.
+func WriteCommitHeader(w io.Writer, c dotmesh.Commit) error {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if len(data) > maxCommitHeader {
+		return fmt.Errorf("%w: commit %s's metadata is %d bytes; the limit is %d", dotmesh.ErrInvalidArgument, c.ID, len(data), maxCommitHeader)
+	}
+	var buf bytes.Buffer
+	buf.WriteString(commitMagic)
+	_ = binary.Write(&buf, binary.BigEndian, uint32(len(data)))
+	buf.Write(data)
+	sum := sha256.Sum256(data)
+	buf.Write(sum[:])
+	_, err = w.Write(buf.Bytes())
+	return err
+}
+
+// ReadCommitHeader reads a commit header frame, leaving r at the data
+// stream. Anything malformed is ErrCorrupt or ErrInvalidArgument.
+func ReadCommitHeader(r io.Reader) (dotmesh.Commit, error) {
+	var c dotmesh.Commit
+	var hdr [8]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return c, fmt.Errorf("%w: reading the commit header: %v", dotmesh.ErrCorrupt, err)
+	}
+	if string(hdr[:4]) != commitMagic {
+		return c, fmt.Errorf("%w: the transfer body does not start with a commit header (is the peer a matching dotmesh version?)", dotmesh.ErrInvalidArgument)
+	}
+	n := binary.BigEndian.Uint32(hdr[4:])
+	if n > maxCommitHeader {
+		return c, fmt.Errorf("%w: commit header of %d bytes exceeds the limit of %d", dotmesh.ErrInvalidArgument, n, maxCommitHeader)
+	}
+	data := make([]byte, int(n)+sha256.Size)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return c, fmt.Errorf("%w: reading the commit header: %v", dotmesh.ErrCorrupt, err)
+	}
+	body, sum := data[:n], data[n:]
+	if want := sha256.Sum256(body); !bytes.Equal(want[:], sum) {
+		return c, fmt.Errorf("%w: the commit header's checksum does not match", dotmesh.ErrCorrupt)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("%w: commit header: %v", dotmesh.ErrInvalidArgument, err)
+	}
+	if dec.More() {
+		return c, fmt.Errorf("%w: commit header has data after the JSON object", dotmesh.ErrInvalidArgument)
+	}
+	if err := dotmesh.ValidateID("commit", string(c.ID), false); err != nil {
+		return c, err
+	}
+	return c, nil
+}

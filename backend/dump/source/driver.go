@@ -1,0 +1,50 @@
+package source
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// Info describes one dump, recorded with the commit.
+type Info struct {
+	Tool   string    // the dump tool's version line
+	Server string    // the server's version
+	Time   time.Time // when the dump's snapshot was taken (at its start)
+}
+
+// Driver dumps and restores one live database. Every method runs the
+// kind's own tools and fails, naming the tool and its message, unless
+// they exit successfully with complete output.
+type Driver interface {
+	// FileName is the dump's name in the subdot's directory.
+	FileName() string
+	// Dump writes a consistent, deterministic dump to w.
+	Dump(ctx context.Context, w io.Writer) (Info, error)
+	// Restore replaces the database's contents with the dump in file.
+	Restore(ctx context.Context, file string) error
+	// Exists reports whether the database exists.
+	Exists(ctx context.Context) (bool, error)
+	// Create makes the (missing) database and loads schema into it.
+	Create(ctx context.Context, schema string) error
+	// Drop removes the database and its data.
+	Drop(ctx context.Context) error
+}
+
+// Open returns the driver for c; files sources have none.
+func Open(c *Conn) (Driver, error) {
+	switch c.Kind {
+	case PostgreSQL:
+		return &postgres{c: c}, nil
+	case SQLite:
+		return &sqlite{c: c}, nil
+	case Redis:
+		return &redis{c: c}, nil
+	case MySQL:
+		return &mysql{c: c}, nil
+	}
+	return nil, fmt.Errorf("%w: %s sources have nothing to dump", dotmesh.ErrNotSupported, c.Kind)
+}

@@ -1,0 +1,236 @@
+package main
+
+// The pg section: a pgbench database (scale -pg-scale, ~15 MB per unit)
+// as a postgresql source of a dump-backed dot. dm commit against plain
+// pg_dump to /dev/null; an unchanged re-commit; the bytes stored after
+// updating 1% of pgbench_accounts (a contiguous range of aid: random
+// single-row updates touch every ~512 KiB chunk of a table this size, see
+// README); the store after 10 such commits against 10 full compressed
+// dumps (pg_dump -Fc) side by side.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type pgServer struct {
+	bin, dir string
+	port     int
+	cmd      *exec.Cmd
+}
+
+func (p *pgServer) tool(name string, args ...string) *exec.Cmd {
+	return exec.Command(filepath.Join(p.bin, name), append([]string{"-h", p.dir, "-p", strconv.Itoa(p.port), "-U", "postgres"}, args...)...)
+}
+
+func (p *pgServer) url(db string) string {
+	return fmt.Sprintf("postgres://postgres@/%s?host=%s&port=%d", db, p.dir, p.port)
+}
+
+func (p *pgServer) sql(db, script string) error {
+	c := p.tool("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", script)
+	if out, err := c.CombinedOutput(); err != nil {
+		return fmt.Errorf("psql: %v: %s", err, out)
+	}
+	return nil
+}
+
+// startPG initdbs and starts a private server as the postgres user.
+func startPG(work string) (*pgServer, error) {
+	ms, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pgbench")
+	if len(ms) == 0 {
+		return nil, skipped{"PostgreSQL is not installed (apt-get install postgresql)"}
+	}
+	sort.Strings(ms)
+	p := &pgServer{bin: filepath.Dir(ms[len(ms)-1]), dir: filepath.Join(work, "pg")}
+	var cred *syscall.SysProcAttr
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, skipped{"no postgres user (apt-get install postgresql)"}
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cred = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		os.MkdirAll(p.dir, 0o700)
+		os.Chown(work, uid, gid)
+		os.Chown(p.dir, uid, gid)
+	}
+	initdb := exec.Command(filepath.Join(p.bin, "initdb"), "-D", filepath.Join(p.dir, "data"), "-U", "postgres", "--auth=trust", "--no-sync")
+	initdb.SysProcAttr = cred
+	if out, err := initdb.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("initdb: %v: %s", err, out)
+	}
+	var err error
+	if p.port, err = freePort(); err != nil {
+		return nil, err
+	}
+	p.cmd = exec.Command(filepath.Join(p.bin, "postgres"), "-D", filepath.Join(p.dir, "data"), "-k", p.dir, "-p", strconv.Itoa(p.port), "-c", "listen_addresses=")
+	p.cmd.SysProcAttr = cred
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	for i := 0; i < 300; i++ {
+		if p.tool("psql", "-X", "-d", "postgres", "-c", "SELECT 1").Run() == nil {
+			return p, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p.stop()
+	return nil, fmt.Errorf("postgres did not start")
+}
+
+func (p *pgServer) stop() {
+	p.cmd.Process.Signal(syscall.SIGINT)
+	p.cmd.Wait()
+}
+
+func timed(f func() error) (time.Duration, error) {
+	start := time.Now()
+	err := f()
+	return time.Since(start), err
+}
+
+func runPG(dm string, scale int, keep bool) error {
+	work, err := os.MkdirTemp("", "dotmesh-bench-pg-")
+	if err != nil {
+		return err
+	}
+	os.Chmod(work, 0o755)
+	if !keep {
+		defer os.RemoveAll(work)
+	}
+	pg, err := startPG(work)
+	if err != nil {
+		return err
+	}
+	defer pg.stop()
+	if err := pg.sql("postgres", "CREATE DATABASE bench"); err != nil {
+		return err
+	}
+	fmt.Printf("pgbench -i -s %d...\n", scale)
+	if out, err := pg.tool("pgbench", "-i", "-q", "-s", strconv.Itoa(scale), "bench").CombinedOutput(); err != nil {
+		return fmt.Errorf("pgbench: %v: %s", err, out)
+	}
+	pgDump := func() error {
+		c := pg.tool("pg_dump", "-Fp", "-d", "bench")
+		c.Stdout = nil // /dev/null
+		return c.Run()
+	}
+	var dumpTimes []time.Duration
+	for i := 0; i < 3; i++ {
+		d, err := timed(pgDump)
+		if err != nil {
+			return fmt.Errorf("pg_dump: %w", err)
+		}
+		dumpTimes = append(dumpTimes, d)
+	}
+	sort.Slice(dumpTimes, func(i, j int) bool { return dumpTimes[i] < dumpTimes[j] })
+	pgDumpTime := dumpTimes[1]
+
+	dir := filepath.Join(work, "dm")
+	env := append(os.Environ(), "DOTMESH_CONFIG="+filepath.Join(dir, "config"))
+	sh := func(args ...string) (string, error) {
+		cmd := exec.Command(dm, args...)
+		cmd.Env = env
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("dm %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+		}
+		return strings.TrimSpace(out.String()), nil
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	data := filepath.Join(dir, "data")
+	if _, err := sh("cluster", "init", "--data-dir", data, "--port", strconv.Itoa(port)); err != nil {
+		return err
+	}
+	defer sh("cluster", "stop")
+	for _, args := range [][]string{{"init", "pgb"}, {"source", "add", "pgb.db", "postgresql", pg.url("bench")}} {
+		if _, err := sh(args...); err != nil {
+			return err
+		}
+	}
+	info := func() (map[string]string, error) {
+		out, err := sh("log", "--dot", "pgb", "-n", "1", "--json")
+		if err != nil {
+			return nil, err
+		}
+		var cs []struct {
+			Info map[string]string `json:"info"`
+		}
+		if err := json.Unmarshal([]byte(out), &cs); err != nil || len(cs) == 0 {
+			return nil, fmt.Errorf("dm log --json: %v", err)
+		}
+		return cs[0].Info, nil
+	}
+	num := func(m map[string]string, k string) int64 { n, _ := strconv.ParseInt(m[k], 10, 64); return n }
+	commit := func(msg string) (time.Duration, map[string]string, error) {
+		d, err := timed(func() error { _, err := sh("commit", "--dot", "pgb", "-m", msg); return err })
+		if err != nil {
+			return d, nil, err
+		}
+		m, err := info()
+		return d, m, err
+	}
+	firstTime, first, err := commit("first")
+	if err != nil {
+		return err
+	}
+	dumpSize := num(first, "source.db.dump_bytes")
+	sameTime, same, err := commit("unchanged")
+	if err != nil {
+		return err
+	}
+	accounts := int64(scale) * 100000
+	step := accounts / 100
+	var changeAdded []int64
+	for i := int64(0); i < 10; i++ {
+		if err := pg.sql("bench", fmt.Sprintf("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid > %d AND aid <= %d", i*step, (i+1)*step)); err != nil {
+			return err
+		}
+		_, m, err := commit(fmt.Sprint("1% change ", i))
+		if err != nil {
+			return err
+		}
+		changeAdded = append(changeAdded, num(m, "new_bytes_stored"))
+	}
+	storeSize, err := du(filepath.Join(data, "dump", "store"))
+	if err != nil {
+		return err
+	}
+	var fc bytes.Buffer
+	c := pg.tool("pg_dump", "-Fc", "-d", "bench")
+	c.Stdout = &fc
+	if err := c.Run(); err != nil {
+		return fmt.Errorf("pg_dump -Fc: %w", err)
+	}
+	sort.Slice(changeAdded, func(i, j int) bool { return changeAdded[i] < changeAdded[j] })
+	fmt.Printf("dump %s; pg_dump %v, first dm commit %v, unchanged %v; store after 12 commits %s; pg_dump -Fc %s\n",
+		human(dumpSize), pgDumpTime.Round(time.Millisecond), firstTime.Round(time.Millisecond), sameTime.Round(time.Millisecond), human(storeSize), human(int64(fc.Len())))
+	v := newVerdicts()
+	r := firstTime.Seconds() / pgDumpTime.Seconds()
+	v.row("dm commit time / pg_dump to /dev/null", r, "<= 1.3", r <= 1.3)
+	r = sameTime.Seconds() / pgDumpTime.Seconds()
+	v.row("unchanged re-commit time / pg_dump", r, "<= 1.3", r <= 1.3)
+	r = float64(num(same, "new_bytes_stored")) / float64(dumpSize)
+	v.row("unchanged re-commit stored bytes / dump", r, "~0", r < 0.01)
+	r = float64(changeAdded[len(changeAdded)/2]) / float64(dumpSize)
+	v.row("1% of accounts updated: stored bytes / dump", r, "< 0.05", r < 0.05)
+	r = float64(storeSize) / float64(10*fc.Len())
+	v.row("store after 10 changes / 10 pg_dump -Fc", r, "< 0.25", r < 0.25)
+	return v.flush()
+}

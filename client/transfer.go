@@ -1,0 +1,151 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// The Client is a dotmesh.Transport to the node it talks to: a Node can
+// Push to, Pull from and Clone from it directly.
+var _ dotmesh.Transport = (*Client)(nil)
+
+// State implements dotmesh.Transport.
+func (c *Client) State(ctx context.Context, dot dotmesh.DotName, branch string) (*dotmesh.TransferState, error) {
+	p, err := dotPath(dot, "transfer")
+	if err != nil {
+		return nil, err
+	}
+	var st dotmesh.TransferState
+	if err := c.do(ctx, http.MethodGet, p, url.Values{"branch": {branch}}, nil, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// SendCommit implements dotmesh.Transport: the commit header frame and
+// the data stream go in one streamed request body.
+func (c *Client) SendCommit(ctx context.Context, dot dotmesh.DotName, branch string, cm dotmesh.Commit, base *dotmesh.CommitID, format string, data io.Reader) error {
+	p, err := dotPath(dot, "transfer", "commits")
+	if err != nil {
+		return err
+	}
+	q := url.Values{"branch": {branch}, "format": {format}}
+	if base != nil {
+		q.Set("base", string(*base))
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		err := api.WriteCommitHeader(pw, cm)
+		if err == nil {
+			_, err = io.Copy(pw, data)
+		}
+		pw.CloseWithError(err)
+	}()
+	defer pr.Close() // unblocks the writer when the request fails early
+	resp, err := c.stream(ctx, http.MethodPost, p, q, pr, "application/octet-stream")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// FetchCommit implements dotmesh.Transport.
+func (c *Client) FetchCommit(ctx context.Context, dot dotmesh.DotName, id dotmesh.CommitID, base *dotmesh.CommitID, format string) (io.ReadCloser, error) {
+	p, err := dotPath(dot, "transfer", "commits", string(id))
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{"format": {format}}
+	if base != nil {
+		q.Set("base", string(*base))
+	}
+	resp, err := c.stream(ctx, http.MethodGet, p, q, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// Finish implements dotmesh.Transport.
+func (c *Client) Finish(ctx context.Context, dot dotmesh.DotName, branch string, req dotmesh.FinishRequest) (*dotmesh.FinishResult, error) {
+	p, err := dotPath(dot, "transfer", "finish")
+	if err != nil {
+		return nil, err
+	}
+	var res dotmesh.FinishResult
+	if err := c.do(ctx, http.MethodPost, p, url.Values{"branch": {branch}}, req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// Transfer asks the node to run a push, pull or clone against the peer in
+// req, calling progress (when not nil) for each progress event.
+func (c *Client) Transfer(ctx context.Context, req api.TransferRequest, progress func(dotmesh.Progress)) (*dotmesh.TransferResult, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() { _, err := pw.Write(body); pw.CloseWithError(err) }()
+	resp, err := c.stream(ctx, http.MethodPost, "/v1/transfers", nil, pr, "application/json")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, maxResponse))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var ev api.TransferEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return nil, fmt.Errorf("%w: reading the transfer's progress from %s: %v", dotmesh.ErrCorrupt, c.base.Redacted(), err)
+		}
+		switch {
+		case ev.Error != nil:
+			return nil, &api.RemoteError{Status: http.StatusOK, Message: ev.Error.Error, Code: ev.Error.Code}
+		case ev.Result != nil:
+			return ev.Result, nil
+		case ev.Progress != nil && progress != nil:
+			progress(*ev.Progress)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, c.transportError(err)
+	}
+	return nil, fmt.Errorf("%w: the node at %s stopped answering before the transfer finished (did it restart?); run the command again to resume", dotmesh.ErrUnavailable, c.base.Redacted())
+}
+
+// stream sends one request with a streamed body and returns the response
+// when its status is 2xx; the caller closes its body.
+func (c *Client) stream(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string) (*http.Response, error) {
+	u := *c.base
+	u.RawPath = c.base.EscapedPath() + path
+	u.Path, _ = url.PathUnescape(u.RawPath)
+	u.RawQuery = query.Encode()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", dotmesh.ErrInvalidArgument, err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.SetBasicAuth(c.user, c.key)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, c.transportError(err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer resp.Body.Close()
+		return nil, remoteError(resp, io.LimitReader(resp.Body, maxResponse))
+	}
+	return resp, nil
+}

@@ -1,0 +1,77 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/client"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/server/servertest"
+)
+
+// TestTransferOverHTTP runs a push between two served nodes the way the
+// CLI does (POST /v1/transfers to the sender), then a pull with the client
+// as the Transport of a Node, and checks a wrong key changes nothing.
+func TestTransferOverHTTP(t *testing.T) {
+	ctx := context.Background()
+	a, b := servertest.Start(t), servertest.Start(t)
+	app := dotmesh.DotName{Namespace: "admin", Name: "app"}
+	_, err := a.Node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	noErr(t, err)
+	p, err := a.Node.SubdotPath(ctx, dotmesh.VolumeName{Dot: app})
+	noErr(t, err)
+	must(t, os.WriteFile(filepath.Join(p, "f"), []byte(strings.Repeat("x", 3<<20)), 0o644))
+	_, err = a.Node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one", Author: "t"})
+	noErr(t, err)
+
+	ca, err := client.New(a.URL, "", a.Key)
+	noErr(t, err)
+	req := api.TransferRequest{Op: "push", Dot: "app", Remote: api.TransferRemote{Name: "b", URL: b.URL, APIKey: "wrong"}}
+	_, err = ca.Transfer(ctx, req, nil)
+	if !errors.Is(err, dotmesh.ErrUnauthorized) {
+		t.Fatalf("push with a wrong key: %v", err)
+	}
+	if st, err := b.Node.TransferState(ctx, app, "master"); err != nil || st.Exists || len(st.Have) > 0 {
+		t.Fatalf("b changed after a refused push: %+v %v", st, err)
+	}
+
+	req.Remote.APIKey = b.Key
+	var events int
+	res, err := ca.Transfer(ctx, req, func(dotmesh.Progress) { events++ })
+	noErr(t, err)
+	if res.Commits != 1 || res.Bytes == 0 {
+		t.Fatalf("push: %+v", res)
+	}
+	d, err := a.Node.Dot(ctx, app)
+	noErr(t, err)
+	if d.Upstreams["b"] != "app" {
+		t.Fatalf("upstream not recorded: %v", d.Upstreams)
+	}
+
+	// Pull back into a third node with the client as Transport.
+	c := servertest.Start(t)
+	cb, err := client.New(b.URL, "", b.Key)
+	noErr(t, err)
+	res, err = c.Node.Clone(ctx, app, "", cb, dotmesh.TransferOptions{})
+	noErr(t, err)
+	if res.Commits != 1 {
+		t.Fatalf("clone: %+v", res)
+	}
+	log, err := c.Node.Log(ctx, app, "", 0)
+	noErr(t, err)
+	if len(log) != 1 || log[0].Message != "one" {
+		t.Fatalf("clone log: %+v", log)
+	}
+}
+
+func noErr(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

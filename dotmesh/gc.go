@@ -1,0 +1,176 @@
+package dotmesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// GarbagePlanner is an optional capability of a GarbageCollector: what a
+// collection would free if the given commits were deleted too, without
+// changing anything (for `dm gc --dry-run`).
+type GarbagePlanner interface {
+	PlanGarbage(ctx context.Context, without []CommitRef) (GCStats, error)
+}
+
+// GCOptions tune Node.GC.
+type GCOptions struct {
+	// Dot limits commit removal to one dot; nil means every dot. Chunks
+	// are shared by all dots of a backend, so the sweep is backend-wide.
+	Dot *DotName
+	// Keep is how many of the newest commits of each branch survive; at
+	// least 1 (the head). 0 removes no commit and only sweeps data.
+	Keep int
+	// DryRun reports what would go and changes nothing.
+	DryRun bool
+}
+
+// GCResult reports what Node.GC removed (or, dry, would remove).
+type GCResult struct {
+	DryRun  bool            `json:"dry_run"`
+	Removed []RemovedCommit `json:"removed"`
+	// Stats sums the backends' sweeps; with DryRun, estimates where a
+	// backend can plan (GarbagePlanner), else zero.
+	Stats GCStats `json:"stats"`
+}
+
+// RemovedCommit names a commit GC removed.
+type RemovedCommit struct {
+	Dot    DotName  `json:"dot"`
+	Branch string   `json:"branch"`
+	ID     CommitID `json:"id"`
+}
+
+// GC applies the retention policy (Dysnomia's generations): it keeps the
+// newest opts.Keep commits of each branch and every branch's origin, and
+// removes every other commit in some branch's history — registry record
+// and backend data. The oldest kept commit keeps its parent id; `dm log`
+// simply ends there, as it does for history not replicated yet. Commits in
+// no branch's history are left alone (they may be arriving). Then every
+// backend that collects garbage sweeps what nothing references; the dump
+// backend's GC lock keeps concurrent commits safe.
+func (n *Node) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
+	if opts.Keep < 0 {
+		return nil, fmt.Errorf("%w: --keep must be >= 1 (0: remove no commits)", ErrInvalidArgument)
+	}
+	var dots []*Dot
+	if opts.Dot != nil {
+		d, err := n.Dot(ctx, *opts.Dot)
+		if err != nil {
+			return nil, err
+		}
+		dots = []*Dot{d}
+	} else {
+		var err error
+		if dots, err = n.reg.dots(ctx); err != nil {
+			return nil, err
+		}
+	}
+	res := &GCResult{DryRun: opts.DryRun, Removed: []RemovedCommit{}}
+	without := map[string][]CommitRef{} // per backend, for planning
+	if opts.Keep > 0 {
+		for _, d := range dots {
+			refs, err := n.pruneDot(ctx, d, opts.Keep, opts.DryRun, res)
+			if err != nil {
+				return res, err
+			}
+			without[d.Backend] = append(without[d.Backend], refs...)
+		}
+	}
+	for _, name := range n.BackendNames() {
+		be := n.backends[name]
+		var (
+			st  GCStats
+			err error
+		)
+		if opts.DryRun {
+			p, ok := be.(GarbagePlanner)
+			if !ok {
+				continue
+			}
+			st, err = p.PlanGarbage(ctx, without[name])
+		} else {
+			gc, ok := be.(GarbageCollector)
+			if !ok {
+				continue
+			}
+			st, err = gc.CollectGarbage(ctx)
+		}
+		if err != nil {
+			return res, fmt.Errorf("garbage collection on backend %s: %w", name, err)
+		}
+		res.Stats.ObjectsRemoved += st.ObjectsRemoved
+		res.Stats.BytesRemoved += st.BytesRemoved
+	}
+	n.log.Info("gc", "keep", opts.Keep, "dry_run", opts.DryRun, "commits_removed", len(res.Removed), "bytes_removed", res.Stats.BytesRemoved)
+	return res, nil
+}
+
+// pruneDot removes (or, dry, lists) the commits of d beyond keep per
+// branch, registry first in one transaction guarded by every branch's
+// revision, then the backend data.
+func (n *Node) pruneDot(ctx context.Context, d *Dot, keep int, dry bool, res *GCResult) ([]CommitRef, error) {
+	defer n.lockDot(d.ID)()
+	kvs, err := n.store.List(ctx, branchPrefix(d.ID))
+	if err != nil {
+		return nil, err
+	}
+	commits, err := n.reg.commits(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	kept := map[CommitID]bool{}
+	inHistory := map[CommitID]bool{}
+	var conds []Condition
+	for _, kv := range kvs {
+		b, err := decode[Branch](kv)
+		if err != nil {
+			return nil, err
+		}
+		conds = append(conds, IfRevision(kv.Key, kv.Revision))
+		kept[b.Origin] = true
+		for i, c := range ancestry(commits, b.Head) {
+			inHistory[c.ID] = true
+			if i < keep {
+				kept[c.ID] = true
+			}
+		}
+	}
+	var drop []*Commit
+	for id := range inHistory {
+		if !kept[id] {
+			drop = append(drop, commits[id])
+		}
+	}
+	if len(drop) == 0 {
+		return nil, nil
+	}
+	sort.Slice(drop, func(i, j int) bool { return drop[i].Time.Before(drop[j].Time) })
+	refs := make([]CommitRef, 0, len(drop))
+	ops := make([]Op, 0, len(drop))
+	for _, c := range drop {
+		refs = append(refs, c.Ref())
+		ops = append(ops, DeleteOp(commitKey(d.ID, c.ID)))
+		res.Removed = append(res.Removed, RemovedCommit{Dot: d.DotName(), Branch: c.Branch, ID: c.ID})
+	}
+	if dry {
+		return refs, nil
+	}
+	if _, err := n.store.Txn(ctx, conds, ops); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return nil, fmt.Errorf("%w: dot %s changed during gc; run it again", ErrConflict, d.DotName())
+		}
+		return nil, err
+	}
+	be, err := n.backendOf(d)
+	if err != nil {
+		return refs, nil // data stays; nothing refers to it any more
+	}
+	for _, r := range refs {
+		if err := be.DeleteCommit(ctx, r); err != nil {
+			n.log.Warn("gc: deleting data of a removed commit", "commit", r.ID, "err", err)
+		}
+	}
+	return refs, nil
+}

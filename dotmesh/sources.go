@@ -1,0 +1,151 @@
+package dotmesh
+
+import (
+	"context"
+	"fmt"
+)
+
+// Source binds a subdot of a branch to a live database, which commits dump
+// and resets restore. What lists return never holds a password.
+type Source struct {
+	Subdot string `json:"subdot"`
+	Kind   string `json:"kind"` // files, postgresql, mysql, redis, sqlite
+	URL    string `json:"url"`  // redacted
+	// State is "active", "garbage" (deactivated: kept, but marked for
+	// collection) or "collected" (its database was dropped).
+	State      string `json:"state"`
+	InitSchema bool   `json:"init_schema,omitempty"` // an initial schema is stored
+}
+
+// SourceSpec describes a source to add.
+type SourceSpec struct {
+	Kind       string `json:"kind"`
+	URL        string `json:"url"`
+	InitSchema string `json:"init_schema,omitempty"` // SQL (or commands) run by activate
+}
+
+// Source lifecycle actions (Dysnomia's).
+const (
+	// SourceActivate creates the database if missing and loads the
+	// initial schema; nothing happens when it exists.
+	SourceActivate = "activate"
+	// SourceDeactivate marks the source's database as garbage; the data
+	// stays.
+	SourceDeactivate = "deactivate"
+	// SourceCollectGarbage drops the database if, and only if, marked.
+	SourceCollectGarbage = "collect-garbage"
+)
+
+// SourceManager is an optional capability of backends that can dump live
+// databases. The configuration is per branch and local to the node.
+type SourceManager interface {
+	AddSource(ctx context.Context, b BranchRef, subdot string, spec SourceSpec) error
+	RemoveSource(ctx context.Context, b BranchRef, subdot string) error
+	Sources(ctx context.Context, b BranchRef) ([]Source, error)
+	SourceLifecycle(ctx context.Context, b BranchRef, subdot, action string) error
+}
+
+func (n *Node) sourceManager(ctx context.Context, v VolumeName) (SourceManager, *Dot, *Branch, error) {
+	d, b, _, err := n.resolveBranch(ctx, v.Dot, v.Branch)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	be, err := n.backendOf(d)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sm, ok := be.(SourceManager)
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("%w: dot %s lives on backend %s, which cannot bind subdots to databases (the dump backend can)", ErrNotSupported, d.DotName(), d.Backend)
+	}
+	return sm, d, b, nil
+}
+
+func sourceSubdot(v VolumeName) (string, error) {
+	s := v.SubdotOrDefault()
+	if err := ValidateSubdot(s); err != nil {
+		return "", err
+	}
+	if s == RootSubdot {
+		return "", fmt.Errorf("%w: the root subdot %s is the whole tree and cannot be a database source", ErrInvalidName, RootSubdot)
+	}
+	return s, nil
+}
+
+// AddSource binds subdot v (on v.Branch, or the current branch) to a
+// database. The next commit dumps it.
+func (n *Node) AddSource(ctx context.Context, v VolumeName, spec SourceSpec) error {
+	sub, err := sourceSubdot(v)
+	if err != nil {
+		return err
+	}
+	d, err := n.Dot(ctx, v.Dot)
+	if err != nil {
+		return err
+	}
+	defer n.lockDot(d.ID)()
+	sm, _, b, err := n.sourceManager(ctx, v)
+	if err != nil {
+		return err
+	}
+	if err := sm.AddSource(ctx, b.Ref(), sub, spec); err != nil {
+		return err
+	}
+	n.log.Info("added source", "dot", v.Dot.String(), "branch", b.Name, "subdot", sub, "kind", spec.Kind)
+	return nil
+}
+
+// RemoveSource unbinds subdot v; the database and its dumps stay.
+func (n *Node) RemoveSource(ctx context.Context, v VolumeName) error {
+	sub, err := sourceSubdot(v)
+	if err != nil {
+		return err
+	}
+	d, err := n.Dot(ctx, v.Dot)
+	if err != nil {
+		return err
+	}
+	defer n.lockDot(d.ID)()
+	sm, _, b, err := n.sourceManager(ctx, v)
+	if err != nil {
+		return err
+	}
+	return sm.RemoveSource(ctx, b.Ref(), sub)
+}
+
+// Sources lists a branch's sources (the current branch when empty).
+func (n *Node) Sources(ctx context.Context, name DotName, branch string) ([]Source, error) {
+	sm, _, b, err := n.sourceManager(ctx, VolumeName{Dot: name, Branch: branch})
+	if err != nil {
+		return nil, err
+	}
+	return sm.Sources(ctx, b.Ref())
+}
+
+// SourceLifecycle runs one of SourceActivate, SourceDeactivate and
+// SourceCollectGarbage on subdot v's source.
+func (n *Node) SourceLifecycle(ctx context.Context, v VolumeName, action string) error {
+	switch action {
+	case SourceActivate, SourceDeactivate, SourceCollectGarbage:
+	default:
+		return fmt.Errorf("%w: unknown source action %q; use %s, %s or %s", ErrInvalidArgument, action, SourceActivate, SourceDeactivate, SourceCollectGarbage)
+	}
+	sub, err := sourceSubdot(v)
+	if err != nil {
+		return err
+	}
+	d, err := n.Dot(ctx, v.Dot)
+	if err != nil {
+		return err
+	}
+	defer n.lockDot(d.ID)()
+	sm, _, b, err := n.sourceManager(ctx, v)
+	if err != nil {
+		return err
+	}
+	if err := sm.SourceLifecycle(ctx, b.Ref(), sub, action); err != nil {
+		return err
+	}
+	n.log.Info("source "+action, "dot", v.Dot.String(), "branch", b.Name, "subdot", sub)
+	return nil
+}

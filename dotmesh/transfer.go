@@ -1,0 +1,341 @@
+package dotmesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// TransferOptions tune Push, Pull and Clone.
+type TransferOptions struct {
+	// RemoteDot names the dot on the peer; empty means the same name.
+	RemoteDot DotName
+	// RemoteName is the peer's name in the client config; when set, a
+	// successful transfer records RemoteDot as the dot's upstream there.
+	RemoteName string
+	// StashOnDivergence moves the receiving side's diverged commits to a
+	// new branch <branch>-DIVERGED-<UTC time> instead of refusing.
+	StashOnDivergence bool
+	// Neutral forces the backend-neutral stream even between nodes with
+	// the same backend.
+	Neutral bool
+	// Progress, when set, is called as data flows (from one goroutine).
+	Progress func(Progress)
+}
+
+// Progress reports a running transfer.
+type Progress struct {
+	Commit  CommitID `json:"commit"`
+	Index   int      `json:"index"`   // 1-based number of the commit being sent
+	Commits int      `json:"commits"` // commits to send in all
+	Bytes   int64    `json:"bytes"`   // stream bytes moved so far, all commits
+	// Total estimates the stream bytes of the whole transfer; 0 when the
+	// backend gives no estimate.
+	Total int64 `json:"total"`
+}
+
+// TransferResult summarises a transfer.
+type TransferResult struct {
+	Dot      string        `json:"dot"`
+	Branch   string        `json:"branch"`
+	Head     CommitID      `json:"head,omitempty"`
+	Commits  int           `json:"commits"`           // commits whose data was sent
+	Skipped  int           `json:"skipped,omitempty"` // already at the receiver (resume)
+	Bytes    int64         `json:"bytes"`             // stream bytes sent
+	Format   string        `json:"format,omitempty"`  // stream format used
+	UpToDate bool          `json:"up_to_date"`        // nothing to do
+	Behind   int           `json:"behind,omitempty"`  // receiver is this many commits ahead
+	Stashed  string        `json:"stashed,omitempty"` // branch holding the receiver's diverged commits
+	Created  bool          `json:"created,omitempty"` // the receiver got a new dot or branch
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Push sends branch (the current one when empty) of dot to the peer
+// behind t: the commits the peer lacks, then moves the peer's branch.
+func (n *Node) Push(ctx context.Context, dot DotName, branch string, t Transport, opts TransferOptions) (*TransferResult, error) {
+	d, err := n.Dot(ctx, dot)
+	if err != nil {
+		return nil, err
+	}
+	if branch == "" {
+		branch = d.Current
+	}
+	remote := remoteDot(dot, opts)
+	res, err := runTransfer(ctx, LocalTransport(n), dot, t, remote, branch, "the remote", opts)
+	if err != nil {
+		return nil, err
+	}
+	return res, n.recordUpstream(ctx, dot, remote, opts.RemoteName)
+}
+
+// Pull fetches branch (the current one when empty) of dot from the peer
+// behind t into the existing local dot.
+func (n *Node) Pull(ctx context.Context, dot DotName, branch string, t Transport, opts TransferOptions) (*TransferResult, error) {
+	d, err := n.Dot(ctx, dot)
+	if err != nil {
+		return nil, fmt.Errorf("%w (use clone to fetch a dot this node lacks)", err)
+	}
+	if branch == "" {
+		branch = d.Current
+	}
+	remote := remoteDot(dot, opts)
+	res, err := runTransfer(ctx, t, remote, LocalTransport(n), dot, branch, "this node", opts)
+	if err != nil {
+		return nil, err
+	}
+	return res, n.recordUpstream(ctx, dot, remote, opts.RemoteName)
+}
+
+// Clone fetches branch (master when empty) of the peer's dot
+// opts.RemoteDot (default: dot) as the new local dot dot. Re-running an
+// interrupted clone resumes it.
+func (n *Node) Clone(ctx context.Context, dot DotName, branch string, t Transport, opts TransferOptions) (*TransferResult, error) {
+	if err := dot.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := n.Dot(ctx, dot); err == nil {
+		return nil, fmt.Errorf("%w: dot %s exists here already; pull into it, or clone under another name", ErrAlreadyExists, dot)
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	if branch == "" {
+		branch = DefaultBranch
+	}
+	remote := remoteDot(dot, opts)
+	res, err := runTransfer(ctx, t, remote, LocalTransport(n), dot, branch, "this node", opts)
+	if err != nil {
+		return nil, err
+	}
+	return res, n.recordUpstream(ctx, dot, remote, opts.RemoteName)
+}
+
+func remoteDot(local DotName, opts TransferOptions) DotName {
+	if opts.RemoteDot.Name == "" {
+		return local
+	}
+	if opts.RemoteDot.Namespace == "" {
+		opts.RemoteDot.Namespace = DefaultNamespace
+	}
+	return opts.RemoteDot
+}
+
+// recordUpstream remembers which dot of remote this dot transfers with.
+func (n *Node) recordUpstream(ctx context.Context, dot, remote DotName, remoteName string) error {
+	if remoteName == "" {
+		return nil
+	}
+	if err := ValidateName("remote", remoteName); err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		d, rev, err := n.reg.dotByName(ctx, dot)
+		if err != nil {
+			return err
+		}
+		if d.Upstreams[remoteName] == remote.String() {
+			return nil
+		}
+		if d.Upstreams == nil {
+			d.Upstreams = map[string]string{}
+		}
+		d.Upstreams[remoteName] = remote.String()
+		_, err = n.store.Txn(ctx, []Condition{IfRevision(dotKey(d.ID), rev)}, []Op{PutOp(dotKey(d.ID), encode(d))})
+		if !errors.Is(err, ErrConflict) || attempt == 5 {
+			return err
+		}
+	}
+}
+
+// runTransfer moves branch from src to dst; dstWhere names dst for
+// messages. The plan: compare histories, refuse a dirty or diverged
+// receiver before sending anything, send the missing commits oldest
+// first, each incremental from the newest ancestor the receiver has, then
+// Finish on the receiver (which checks again, atomically).
+func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transport, dstDot DotName, branch, dstWhere string, opts TransferOptions) (*TransferResult, error) {
+	start := time.Now()
+	if err := ValidateName("branch", branch); err != nil {
+		return nil, err
+	}
+	from, err := src.State(ctx, srcDot, branch)
+	if err != nil {
+		return nil, err
+	}
+	if !from.Exists || from.Branch == nil {
+		return nil, fmt.Errorf("%w: dot %s has no branch %s on the sending side", ErrNotFound, srcDot, branch)
+	}
+	if len(from.History) == 0 {
+		return nil, fmt.Errorf("%w: branch %s of %s has no commits to transfer; commit first", ErrInvalidArgument, branch, srcDot)
+	}
+	to, err := dst.State(ctx, dstDot, branch)
+	if err != nil {
+		return nil, err
+	}
+	res := &TransferResult{Dot: dstDot.String(), Branch: branch, Head: from.Branch.Head}
+	defer func() { res.Duration = time.Since(start) }()
+
+	srcHas := make(map[CommitID]bool, len(from.History))
+	for _, c := range from.History {
+		srcHas[c.ID] = true
+	}
+	dstHas := make(map[CommitID]bool, len(to.Have))
+	for _, id := range to.Have {
+		dstHas[id] = true
+	}
+	var oldHead CommitID
+	if to.Branch != nil {
+		oldHead = to.Branch.Head
+	}
+	switch {
+	case oldHead == from.Branch.Head:
+		res.UpToDate = true
+		return res, nil
+	case oldHead != "" && !srcHas[oldHead]:
+		dstHist := make(map[CommitID]bool, len(to.History))
+		for _, c := range to.History {
+			dstHist[c.ID] = true
+		}
+		if dstHist[from.Branch.Head] {
+			// The receiver is ahead: nothing to send, nothing to change.
+			res.UpToDate = true
+			for i := len(to.History) - 1; i >= 0 && to.History[i].ID != from.Branch.Head; i-- {
+				res.Behind++
+			}
+			return res, nil
+		}
+		if !opts.StashOnDivergence {
+			var common CommitID
+			for i := len(from.History) - 1; i >= 0; i-- {
+				if dstHist[from.History[i].ID] {
+					common = from.History[i].ID
+					break
+				}
+			}
+			return nil, divergedError(dstDot, branch, common)
+		}
+	}
+	if to.Branch != nil && to.Usage.Dirty {
+		return nil, dirtyError(dstDot, branch, to.Usage, dstWhere)
+	}
+
+	format := FormatNative + from.Backend
+	// A new dot gets the receiver's default backend (to.Backend), so a
+	// push from a laptop's files to a zfs node lands on zfs.
+	if opts.Neutral || to.Backend != from.Backend {
+		format = FormatNeutral
+	}
+	res.Format = format
+	var todo []Commit
+	var total int64
+	for _, c := range from.History {
+		if dstHas[c.ID] {
+			if c.ID != oldHead && !inList(to.History, c.ID) {
+				res.Skipped++
+			}
+			continue
+		}
+		todo = append(todo, c)
+		total += estimate(c)
+	}
+	var moved atomic.Int64
+	for i, c := range todo {
+		var base *CommitID
+		if format != FormatNeutral {
+			base = newestHeld(from.History, c, dstHas)
+		}
+		report := func() {
+			if opts.Progress != nil {
+				opts.Progress(Progress{Commit: c.ID, Index: i + 1, Commits: len(todo), Bytes: moved.Load(), Total: total})
+			}
+		}
+		report()
+		if err := copyCommit(ctx, src, srcDot, dst, dstDot, branch, c, base, format, &moved, report); err != nil {
+			return nil, fmt.Errorf("%w (%d of %d commits had arrived; what arrived is kept, so running the same command again resumes)", err, i+res.Skipped, len(todo)+res.Skipped)
+		}
+		dstHas[c.ID] = true
+		res.Commits++
+	}
+	res.Bytes = moved.Load()
+	fin, err := dst.Finish(ctx, dstDot, branch, FinishRequest{Head: from.Branch.Head, OldHead: oldHead, Stash: opts.StashOnDivergence})
+	if err != nil {
+		return nil, err
+	}
+	res.Stashed, res.Created = fin.Stashed, fin.Created
+	return res, nil
+}
+
+// copyCommit streams one commit from src to dst, counting bytes.
+func copyCommit(ctx context.Context, src Transport, srcDot DotName, dst Transport, dstDot DotName, branch string, c Commit, base *CommitID, format string, moved *atomic.Int64, report func()) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rc, err := src.FetchCommit(ctx, srcDot, c.ID, base, format)
+	if err != nil {
+		return fmt.Errorf("reading commit %s: %w", c.ID, err)
+	}
+	defer rc.Close()
+	cr := &countingReader{r: rc, n: moved, every: 1 << 20, report: report}
+	if err := dst.SendCommit(ctx, dstDot, branch, c, base, format, cr); err != nil {
+		return fmt.Errorf("transferring commit %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// newestHeld returns the nearest ancestor of c the receiver holds.
+func newestHeld(history []Commit, c Commit, held map[CommitID]bool) *CommitID {
+	byID := make(map[CommitID]*Commit, len(history))
+	for i := range history {
+		byID[history[i].ID] = &history[i]
+	}
+	for id := c.Parent; id != ""; {
+		if held[id] {
+			return &id
+		}
+		p, ok := byID[id]
+		if !ok {
+			return nil
+		}
+		id = p.Parent
+	}
+	return nil
+}
+
+// estimate guesses a commit's stream size from what its backend reported.
+func estimate(c Commit) int64 {
+	for _, k := range []string{"new_bytes_stored", "stream_bytes", "written", "bytes"} {
+		if v, err := strconv.ParseInt(c.Info[k], 10, 64); err == nil && v >= 0 {
+			return v
+		}
+	}
+	return 0
+}
+
+func inList(list []Commit, id CommitID) bool {
+	for _, c := range list {
+		if c.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+type countingReader struct {
+	r       io.Reader
+	n       *atomic.Int64
+	pending int64
+	every   int64
+	report  func()
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(int64(k))
+	c.pending += int64(k)
+	if c.pending >= c.every || err != nil {
+		c.pending = 0
+		c.report()
+	}
+	return k, err
+}

@@ -1,0 +1,80 @@
+package dotmesh
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Every received commit is stored on a hidden per-branch receiving
+// storage "_recv-<branch>", which then holds the data of the received
+// commits (Commit.Branch names it; a commit's data may live on another
+// branch's storage) and is never listed as a branch.
+//
+// Neutral transfers restore the commit into a scratch branch on the
+// sender and stream its tree; the receiver writes the tree into the
+// working state of the receiving storage and commits it there with the
+// SAME commit id. Neutral streams are always complete trees.
+
+func recvBranch(branch string) string {
+	b := "_recv-" + branch
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	return b
+}
+
+func (n *Node) sendNeutral(ctx context.Context, d *Dot, be StorageBackend, c *Commit, w io.Writer) error {
+	tmp := BranchRef{Dot: d.ID, Branch: "_send-" + randomHex(8)}
+	ref := c.Ref()
+	if err := be.CreateBranch(ctx, tmp, &ref); err != nil {
+		return fmt.Errorf("restoring commit %s to send it: %w", c.ID, err)
+	}
+	// Reconcile removes the scratch branch if we die before this.
+	defer n.cleanupBranch(be, tmp)
+	dir, err := be.SubdotPath(ctx, tmp, RootSubdot)
+	if err != nil {
+		return err
+	}
+	return writeNeutral(dir, w)
+}
+
+func (n *Node) receiveNeutral(ctx context.Context, t *transferTarget, c Commit, r io.Reader) (map[string]string, error) {
+	tmp := BranchRef{Dot: t.dot.ID, Branch: c.Branch}
+	dir, err := t.be.SubdotPath(ctx, tmp, RootSubdot)
+	if err != nil {
+		if err := t.be.CreateBranch(ctx, tmp, nil); err != nil {
+			return nil, fmt.Errorf("making a working state to receive into: %w", err)
+		}
+		if dir, err = t.be.SubdotPath(ctx, tmp, RootSubdot); err != nil {
+			return nil, err
+		}
+	}
+	if err := emptyDir(dir); err != nil {
+		return nil, fmt.Errorf("clearing the receiving working state: %w", err)
+	}
+	if err := readNeutral(r, dir); err != nil {
+		_ = emptyDir(dir) // a damaged stream leaves nothing behind
+		return nil, err
+	}
+	info, err := t.be.Commit(ctx, c.Ref())
+	if err != nil {
+		return nil, fmt.Errorf("committing the received tree: %w", err)
+	}
+	return info, nil
+}
+
+func emptyDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,444 @@
+package dotmesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// Receiving side of transfers. Commits arrive one at a time: each one's
+// data is stored by the backend and then its registry record is written,
+// but no branch head moves until Finish. So a transfer cut off at any
+// point shows nothing partial, and a re-run finds the commits that did
+// arrive in TransferState.Have and does not send them again.
+//
+// A dot that does not exist here yet is staged under
+// transfers/<namespace>/<name> (a Dot record with a fresh id that nothing
+// lists); Finish turns it into a real dot in one transaction.
+
+const transfersPrefix = "transfers/"
+
+func stagingKey(n DotName) string { return transfersPrefix + n.Namespace + "/" + n.Name }
+
+// FormatNative is the stream format prefix of a backend's own Send stream:
+// "native:<backend>". FormatNeutral is the backend-neutral tree stream.
+const (
+	FormatNative  = "native:"
+	FormatNeutral = "neutral"
+)
+
+// transferTarget is the dot commits are received into: an existing dot,
+// or a staged one.
+type transferTarget struct {
+	dot     *Dot
+	staged  bool
+	rev     int64 // revision of the staging key
+	be      StorageBackend
+	commits map[CommitID]*Commit
+}
+
+func (n *Node) transferTarget(ctx context.Context, name DotName, create string) (*transferTarget, error) {
+	if err := name.Validate(); err != nil {
+		return nil, err
+	}
+	d, _, err := n.reg.dotByName(ctx, name)
+	t := &transferTarget{dot: d}
+	switch {
+	case err == nil:
+	case !errors.Is(err, ErrNotFound):
+		return nil, err
+	default:
+		kv, gerr := n.store.Get(ctx, stagingKey(name))
+		switch {
+		case gerr == nil:
+			if t.dot, err = decode[Dot](kv); err != nil {
+				return nil, err
+			}
+			t.staged, t.rev = true, kv.Revision
+		case !errors.Is(gerr, ErrNotFound):
+			return nil, gerr
+		case create == "":
+			return nil, nil
+		default:
+			if _, ok := n.backends[create]; !ok {
+				return nil, fmt.Errorf("%w: the incoming dot %s is stored with backend %q, which this node does not run (it has %s)", ErrNotSupported, name, create, strings.Join(n.BackendNames(), ", "))
+			}
+			nd := &Dot{ID: NewDotID(), Namespace: name.Namespace, Name: name.Name, Backend: create, Created: n.now().UTC()}
+			rev, err := n.store.Txn(ctx, []Condition{IfAbsent(stagingKey(name))}, []Op{PutOp(stagingKey(name), encode(nd))})
+			if err != nil {
+				return nil, fmt.Errorf("staging incoming dot %s: %w", name, err)
+			}
+			t.dot, t.staged, t.rev = nd, true, rev
+		}
+	}
+	if t.be, err = n.backendOf(t.dot); err != nil {
+		return nil, err
+	}
+	if t.commits, err = n.reg.commits(ctx, t.dot.ID); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// TransferState describes a branch of a dot on this node for a transfer
+// (the Transport.State of this node).
+func (n *Node) TransferState(ctx context.Context, name DotName, branch string) (*TransferState, error) {
+	if err := ValidateName("branch", branch); err != nil {
+		return nil, err
+	}
+	st := &TransferState{Backend: n.def, Backends: n.BackendNames()}
+	t, err := n.transferTarget(ctx, name, "")
+	if err != nil || t == nil {
+		return st, err
+	}
+	st.Backend = t.dot.Backend
+	for id := range t.commits {
+		st.Have = append(st.Have, id)
+	}
+	slices.Sort(st.Have)
+	if t.staged {
+		return st, nil
+	}
+	st.Exists = true
+	b, _, err := n.reg.branch(ctx, t.dot, branch)
+	if errors.Is(err, ErrNotFound) {
+		return st, nil
+	} else if err != nil {
+		return nil, err
+	}
+	st.Branch = b
+	chain := ancestry(t.commits, b.Head)
+	for i := len(chain) - 1; i >= 0; i-- {
+		st.History = append(st.History, *chain[i])
+	}
+	if st.Usage, err = t.be.Usage(ctx, b.Ref(), headRef(t.commits[b.Head])); err != nil {
+		return nil, fmt.Errorf("reading the working state of %s@%s: %w", name, branch, err)
+	}
+	return st, nil
+}
+
+// ReceiveCommit stores commit c, whose data r carries in format, on
+// branch of dot (the Transport.SendCommit of this node). Nothing becomes
+// visible until FinishReceive; a commit that is here already is accepted
+// and its stream discarded.
+func (n *Node) ReceiveCommit(ctx context.Context, name DotName, branch string, c Commit, base *CommitID, format string, r io.Reader) error {
+	if err := ValidateName("branch", branch); err != nil {
+		return err
+	}
+	if err := validateIncoming(c, base); err != nil {
+		return err
+	}
+	kind, err := parseFormat(format)
+	if err != nil {
+		return err
+	}
+	create := kind
+	if kind == FormatNeutral {
+		create = n.def
+	}
+	t, err := n.transferTarget(ctx, name, create)
+	if err != nil {
+		return err
+	}
+	defer n.lockDot(t.dot.ID)()
+	if t.commits, err = n.reg.commits(ctx, t.dot.ID); err != nil {
+		return err
+	}
+	if _, ok := t.commits[c.ID]; ok {
+		_, _ = io.Copy(io.Discard, r)
+		return nil
+	}
+	if c.Parent != "" && t.commits[c.Parent] == nil {
+		return fmt.Errorf("%w: commit %s arrived before its parent %s; send the history oldest first", ErrInvalidArgument, c.ID, c.Parent)
+	}
+	var baseRef *CommitRef
+	if base != nil {
+		bc, ok := t.commits[*base]
+		if !ok {
+			return fmt.Errorf("%w: commit %s was sent incrementally from %s, which this node does not have; run the transfer again", ErrNotFound, c.ID, *base)
+		}
+		ref := bc.Ref()
+		baseRef = &ref
+	}
+	// Received data lands on the hidden storage of recvBranch, never on
+	// the branch's own working state: backends like zfs make a received
+	// snapshot the working state, which must not change before Finish.
+	rc := c
+	rc.Dot, rc.Branch = t.dot.ID, recvBranch(branch)
+	ref := rc.Ref()
+	if err := n.dropLeftover(ctx, t.be, ref); err != nil {
+		return err
+	}
+	switch {
+	case kind == FormatNeutral:
+		var info map[string]string
+		if info, err = n.receiveNeutral(ctx, t, rc, r); err == nil {
+			rc.Info = info // this backend's facts, not the sender's
+		}
+	case kind != t.dot.Backend:
+		return fmt.Errorf("%w: dot %s is stored with backend %s here but the stream is from backend %s; the sender must use the neutral format", ErrNotSupported, name, t.dot.Backend, kind)
+	default:
+		err = t.be.Receive(ctx, ref, baseRef, r)
+	}
+	if err != nil {
+		return fmt.Errorf("receiving commit %s of %s: %w", c.ID, name, err)
+	}
+	if _, err := n.store.Txn(ctx, []Condition{IfAbsent(commitKey(t.dot.ID, c.ID))}, []Op{PutOp(commitKey(t.dot.ID, c.ID), encode(rc))}); err != nil {
+		if derr := t.be.DeleteCommit(context.WithoutCancel(ctx), ref); derr != nil {
+			n.log.Warn("removing data of a received commit the registry refused", "commit", c.ID, "err", derr)
+		}
+		return fmt.Errorf("recording received commit %s: %w", c.ID, err)
+	}
+	n.log.Info("received commit", "dot", name.String(), "branch", branch, "commit", c.ID, "format", format)
+	return nil
+}
+
+// dropLeftover removes data of ref that an interrupted receive stored
+// without its registry record (the record is written after the data).
+func (n *Node) dropLeftover(ctx context.Context, be StorageBackend, ref CommitRef) error {
+	ids, err := be.Commits(ctx, ref.BranchRef)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if slices.Contains(ids, ref.ID) {
+		n.log.Warn("removing commit data left by an interrupted transfer", "commit", ref.ID)
+		return be.DeleteCommit(ctx, ref)
+	}
+	return nil
+}
+
+func validateIncoming(c Commit, base *CommitID) error {
+	if err := ValidateID("commit", string(c.ID), false); err != nil {
+		return err
+	}
+	if c.Parent != "" {
+		if err := ValidateID("parent commit", string(c.Parent), false); err != nil {
+			return err
+		}
+	}
+	if base != nil {
+		if err := ValidateID("base commit", string(*base), false); err != nil {
+			return err
+		}
+	}
+	for k := range c.Metadata {
+		if err := ValidateName("metadata key", k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseFormat returns the backend name of a native format, or
+// FormatNeutral.
+func parseFormat(f string) (string, error) {
+	if f == FormatNeutral {
+		return f, nil
+	}
+	if be, ok := strings.CutPrefix(f, FormatNative); ok && ValidateName("backend", be) == nil {
+		return be, nil
+	}
+	return "", fmt.Errorf("%w: stream format %q is neither %q nor %sBACKEND", ErrInvalidArgument, f, FormatNeutral, FormatNative)
+}
+
+// ErrDiverged is returned (wrapping ErrConflict) when both sides of a
+// transfer have commits the other lacks.
+var ErrDiverged = fmt.Errorf("%w: diverged", ErrConflict)
+
+// FinishReceive moves branch of dot to req.Head (the Transport.Finish of
+// this node): it creates the dot or branch when new, refuses to discard
+// uncommitted changes or diverged commits (unless req.Stash), restores
+// the working state and moves the head with one conditioned transaction.
+func (n *Node) FinishReceive(ctx context.Context, name DotName, branch string, req FinishRequest) (*FinishResult, error) {
+	if err := ValidateName("branch", branch); err != nil {
+		return nil, err
+	}
+	if err := ValidateID("head commit", string(req.Head), false); err != nil {
+		return nil, err
+	}
+	t, err := n.transferTarget(ctx, name, "")
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		return nil, fmt.Errorf("%w: dot %s has not received any commit here; run the transfer again", ErrNotFound, name)
+	}
+	defer n.lockDot(t.dot.ID)()
+	if t.commits, err = n.reg.commits(ctx, t.dot.ID); err != nil {
+		return nil, err
+	}
+	head, ok := t.commits[req.Head]
+	if !ok {
+		return nil, fmt.Errorf("%w: commit %s has not arrived at this node; run the transfer again", ErrNotFound, req.Head)
+	}
+	if chain := ancestry(t.commits, req.Head); chain[len(chain)-1].Parent != "" {
+		return nil, fmt.Errorf("%w: the history of %s is incomplete here (%s is missing); run the transfer again", ErrNotFound, req.Head, chain[len(chain)-1].Parent)
+	}
+	headR := head.Ref()
+	if t.staged {
+		return n.finishNewDot(ctx, t, name, branch, head)
+	}
+	b, rev, err := n.reg.branch(ctx, t.dot, branch)
+	if errors.Is(err, ErrNotFound) {
+		br := &Branch{Dot: t.dot.ID, Name: branch, Head: head.ID, Created: n.now().UTC()}
+		if err := t.be.CreateBranch(ctx, br.Ref(), &headR); err != nil {
+			return nil, fmt.Errorf("creating the working state of %s@%s: %w", name, branch, err)
+		}
+		if _, err := n.store.Txn(ctx, []Condition{IfAbsent(branchKey(t.dot.ID, branch))}, []Op{PutOp(branchKey(t.dot.ID, branch), encode(br))}); err != nil {
+			return nil, fmt.Errorf("recording branch %s of %s: %w", branch, name, err)
+		}
+		n.log.Info("transfer created branch", "dot", name.String(), "branch", branch, "head", head.ID)
+		return &FinishResult{Head: head.ID, Created: true}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if b.Head != req.OldHead {
+		return nil, fmt.Errorf("%w: branch %s of %s moved from %s to %s during the transfer; run it again", ErrConflict, branch, name, short(req.OldHead), short(b.Head))
+	}
+	res := &FinishResult{Head: head.ID}
+	if b.Head == head.ID {
+		return res, nil
+	}
+	u, err := t.be.Usage(ctx, b.Ref(), headRef(t.commits[b.Head]))
+	if err != nil {
+		return nil, err
+	}
+	if u.Dirty {
+		return nil, dirtyError(name, branch, u, "this node")
+	}
+	if ms, err := n.affected(ctx, t.dot, branch); err != nil {
+		return nil, err
+	} else if len(ms) > 0 {
+		return nil, fmt.Errorf("%w: the transfer would change data under %s; stop them first and run it again", ErrInUse, describeMounts(ms))
+	}
+	if b.Head != "" && !inHistory(t.commits, head.ID, b.Head) {
+		common := lastCommon(t.commits, head.ID, b.Head)
+		if !req.Stash {
+			return nil, divergedError(name, branch, common)
+		}
+		stash := branch + "-DIVERGED-" + n.now().UTC().Format("20060102T150405Z")
+		if _, err := n.createBranch(ctx, t.dot, stash, branch, string(b.Head)); err != nil {
+			return nil, fmt.Errorf("stashing the diverged commits of %s@%s: %w", name, branch, err)
+		}
+		res.Stashed = stash
+		n.log.Info("stashed diverged commits", "dot", name.String(), "branch", branch, "stash", stash, "common", common)
+	}
+	if err := t.be.Rollback(ctx, b.Ref(), headR); err != nil {
+		return nil, fmt.Errorf("updating the working state of %s@%s to %s: %w", name, branch, head.ID, err)
+	}
+	b.Head = head.ID
+	if _, err := n.store.Txn(ctx, []Condition{IfRevision(branchKey(t.dot.ID, branch), rev)}, []Op{PutOp(branchKey(t.dot.ID, branch), encode(b))}); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return nil, fmt.Errorf("%w: branch %s of %s moved during the transfer; run it again", ErrConflict, branch, name)
+		}
+		return nil, err
+	}
+	n.log.Info("transfer moved branch", "dot", name.String(), "branch", branch, "head", head.ID)
+	return res, nil
+}
+
+func (n *Node) finishNewDot(ctx context.Context, t *transferTarget, name DotName, branch string, head *Commit) (*FinishResult, error) {
+	d := *t.dot
+	d.Current = branch
+	br := &Branch{Dot: d.ID, Name: branch, Head: head.ID, Created: n.now().UTC()}
+	headR := head.Ref()
+	if err := t.be.CreateBranch(ctx, br.Ref(), &headR); err != nil && !errors.Is(err, ErrAlreadyExists) {
+		return nil, fmt.Errorf("creating the working state of %s@%s: %w", name, branch, err)
+	}
+	_, err := n.store.Txn(ctx,
+		[]Condition{IfAbsent(nameKey(name)), IfRevision(stagingKey(name), t.rev)},
+		[]Op{PutOp(nameKey(name), []byte(d.ID)), PutOp(dotKey(d.ID), encode(&d)), PutOp(branchKey(d.ID, branch), encode(br)), DeleteOp(stagingKey(name))})
+	if err != nil {
+		if errors.Is(err, ErrConflict) {
+			return nil, fmt.Errorf("%w: dot %s was created here during the transfer; run it again", ErrConflict, name)
+		}
+		return nil, err
+	}
+	n.log.Info("transfer created dot", "dot", name.String(), "id", d.ID, "branch", branch, "head", head.ID)
+	return &FinishResult{Head: head.ID, Created: true}, nil
+}
+
+// inHistory reports whether id is head or one of its ancestors.
+func inHistory(commits map[CommitID]*Commit, head, id CommitID) bool {
+	for _, c := range ancestry(commits, head) {
+		if c.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// lastCommon returns the newest commit in both histories, or "".
+func lastCommon(commits map[CommitID]*Commit, a, b CommitID) CommitID {
+	inA := make(map[CommitID]bool)
+	for _, c := range ancestry(commits, a) {
+		inA[c.ID] = true
+	}
+	for _, c := range ancestry(commits, b) {
+		if inA[c.ID] {
+			return c.ID
+		}
+	}
+	return ""
+}
+
+func divergedError(name DotName, branch string, common CommitID) error {
+	at := "they share no commit"
+	if common != "" {
+		at = "the last common commit is " + string(common)
+	}
+	return fmt.Errorf("%w: branch %s of %s has diverged: both sides have commits the other lacks (%s); nothing was changed. Pass --stash-on-divergence to move the receiving side's commits to a new branch and take the incoming ones", ErrDiverged, branch, name, at)
+}
+
+func dirtyError(name DotName, branch string, u Usage, where string) error {
+	return fmt.Errorf("%w: branch %s of %s on %s has uncommitted changes (about %d bytes); nothing was transferred. Commit them there (`dm commit`) or discard them (`dm reset --hard HEAD`), then run the transfer again", ErrDirty, branch, name, where, u.DirtyBytes)
+}
+
+func short(id CommitID) string {
+	if id == "" {
+		return "(no commit)"
+	}
+	return string(id)
+}
+
+// stagedDots lists the dots of unfinished incoming transfers.
+func (n *Node) stagedDots(ctx context.Context) ([]*Dot, error) {
+	kvs, err := n.store.List(ctx, transfersPrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Dot, 0, len(kvs))
+	for _, kv := range kvs {
+		d, err := decode[Dot](kv)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// storageBranches lists every branch storage a dot uses: its branches and
+// those holding commit data only (deleted branches others still need,
+// and the receiving storage of transfers).
+func storageBranches(branches []*Branch, commits map[CommitID]*Commit) []string {
+	seen := make(map[string]bool)
+	var out []string
+	add := func(b string) {
+		if !seen[b] {
+			seen[b] = true
+			out = append(out, b)
+		}
+	}
+	for _, b := range branches {
+		add(b.Name)
+	}
+	for _, c := range commits {
+		add(c.Branch)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,201 @@
+package dotmesh_test
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+func TestPushPullCloneDiverge(t *testing.T) {
+	ctx := context.Background()
+	a, b := newEnv(t), newEnv(t)
+	_, err := a.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	a.write("app.db", "f", "v1")
+	c1 := a.commit("one")
+
+	// First push creates the dot on b, with identical commit records.
+	res, err := a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{RemoteName: "b"})
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Commits)
+	require.True(t, res.Created)
+	require.Equal(t, "v1", b.read("app.db", "f"))
+	bl, err := b.node.Log(ctx, app, "", 0)
+	require.NoError(t, err)
+	require.Len(t, bl, 1)
+	require.Equal(t, c1.ID, bl[0].ID)
+	require.Equal(t, c1.Author, bl[0].Author)
+	require.True(t, c1.Time.Equal(bl[0].Time))
+	d, err := a.node.Dot(ctx, app)
+	require.NoError(t, err)
+	require.Equal(t, "app", d.Upstreams["b"])
+
+	// Incremental: only the new commit moves.
+	a.write("app.db", "g", "v2")
+	c2 := a.commit("two")
+	res, err = a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Commits)
+	require.Equal(t, "v2", b.read("app.db", "g"))
+	res, err = a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.True(t, res.UpToDate)
+
+	// Clone into a third node, pull into it later.
+	c := newEnv(t)
+	_, err = c.node.Clone(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"two", "one"}, c.logMessages(""))
+
+	// Uncommitted changes on the receiver are protected.
+	b.write("app.db", "dirty", "x")
+	a.write("app.db", "h", "v3")
+	a.commit("three")
+	_, err = a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.ErrorIs(t, err, dotmesh.ErrDirty)
+	require.Equal(t, []string{"two", "one"}, b.logMessages(""))
+	_, err = b.node.Reset(ctx, app, "", "HEAD", dotmesh.ResetOptions{Hard: true})
+	require.NoError(t, err)
+
+	// Divergence: b commits on its own, a pushes: refused, naming c2.
+	b.write("app.db", "mine", "b")
+	b.commit("b-only")
+	_, err = a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.ErrorIs(t, err, dotmesh.ErrConflict)
+	require.Contains(t, err.Error(), "diverged")
+	require.Contains(t, err.Error(), string(c2.ID))
+	require.Equal(t, []string{"b-only", "two", "one"}, b.logMessages(""))
+
+	res, err = a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{StashOnDivergence: true})
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(res.Stashed, "master-DIVERGED-"), res.Stashed)
+	require.Equal(t, []string{"three", "two", "one"}, b.logMessages(""))
+	require.Equal(t, []string{"b-only", "two", "one"}, b.logMessages(res.Stashed))
+	require.Equal(t, "<missing>", b.read("app.db", "mine"))
+	require.Equal(t, "v3", b.read("app.db", "h"))
+
+	// Pull: c fetches only "three".
+	res, err = c.node.Pull(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Commits)
+	require.Equal(t, "v3", c.read("app.db", "h"))
+}
+
+// flakyTransport cuts the stream of one commit after limit bytes.
+type flakyTransport struct {
+	dotmesh.Transport
+	cut   int
+	limit int64
+	sent  []dotmesh.CommitID
+	flip  bool
+}
+
+func (f *flakyTransport) SendCommit(ctx context.Context, dot dotmesh.DotName, branch string, c dotmesh.Commit, base *dotmesh.CommitID, format string, data io.Reader) error {
+	f.sent = append(f.sent, c.ID)
+	if len(f.sent) == f.cut {
+		if f.flip {
+			return f.Transport.SendCommit(ctx, dot, branch, c, base, format, &flipReader{r: data, at: f.limit})
+		}
+		return f.Transport.SendCommit(ctx, dot, branch, c, base, format, io.LimitReader(data, f.limit))
+	}
+	return f.Transport.SendCommit(ctx, dot, branch, c, base, format, data)
+}
+
+type flipReader struct {
+	r   io.Reader
+	at  int64
+	off int64
+}
+
+func (f *flipReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if f.off <= f.at && f.at < f.off+int64(n) {
+		p[f.at-f.off] ^= 0x40
+	}
+	f.off += int64(n)
+	return n, err
+}
+
+func TestTransferResumeAndIntegrity(t *testing.T) {
+	ctx := context.Background()
+	for _, flip := range []bool{false, true} {
+		a, b := newEnv(t), newEnv(t)
+		_, err := a.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+		require.NoError(t, err)
+		for i := range 3 {
+			a.write("app.db", "f"+string(rune('0'+i)), strings.Repeat("data", 10000*(i+1)))
+			a.commit("c" + string(rune('0'+i)))
+		}
+		ft := &flakyTransport{Transport: dotmesh.LocalTransport(b.node), cut: 2, limit: 300, flip: flip}
+		_, err = a.node.Push(ctx, app, "", ft, dotmesh.TransferOptions{})
+		require.Error(t, err, "flip=%v", flip)
+		if flip {
+			require.ErrorIs(t, err, dotmesh.ErrCorrupt)
+		}
+		// Nothing visible on b; the first commit is staged.
+		_, err = b.node.Dot(ctx, app)
+		require.ErrorIs(t, err, dotmesh.ErrNotFound)
+		st, err := b.node.TransferState(ctx, app, "master")
+		require.NoError(t, err)
+		require.Len(t, st.Have, 1)
+
+		b.reopen() // reconcile must keep the staged commit
+		ft = &flakyTransport{Transport: dotmesh.LocalTransport(b.node)}
+		res, err := a.node.Push(ctx, app, "", ft, dotmesh.TransferOptions{})
+		require.NoError(t, err)
+		require.Equal(t, 2, res.Commits, "the first commit is not sent again")
+		require.Equal(t, 1, res.Skipped)
+		require.Equal(t, []string{"c2", "c1", "c0"}, b.logMessages(""))
+		require.Equal(t, strings.Repeat("data", 30000), b.read("app.db", "f2"))
+	}
+}
+
+func TestNeutralTransfer(t *testing.T) {
+	ctx := context.Background()
+	a, b := newEnv(t), newEnv(t)
+	_, err := a.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	a.write("app.db", "f", "v1")
+	c1 := a.commit("one")
+	a.write("app.web", "g", "v2")
+	a.commit("two")
+	res, err := a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{Neutral: true})
+	require.NoError(t, err)
+	require.Equal(t, dotmesh.FormatNeutral, res.Format)
+	require.Equal(t, 2, res.Commits)
+	require.Equal(t, []string{"two", "one"}, b.logMessages(""))
+	require.Equal(t, "v1", b.read("app.db", "f"))
+	require.Equal(t, "v2", b.read("app.web", "g"))
+	bs, err := b.node.Branches(ctx, app)
+	require.NoError(t, err)
+	require.Len(t, bs, 1, "the receiving storage is not a branch")
+
+	// A corrupted neutral stream is refused and leaves no commit.
+	a.write("app.db", "f", strings.Repeat("v3", 50000))
+	a.commit("three")
+	ft := &flakyTransport{Transport: dotmesh.LocalTransport(b.node), cut: 1, limit: 20000, flip: true}
+	_, err = a.node.Push(ctx, app, "", ft, dotmesh.TransferOptions{Neutral: true})
+	require.ErrorIs(t, err, dotmesh.ErrCorrupt)
+	st, err := b.node.TransferState(ctx, app, "master")
+	require.NoError(t, err)
+	require.Len(t, st.Have, 2)
+	res, err = a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{Neutral: true})
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Commits)
+	require.Equal(t, strings.Repeat("v3", 50000), b.read("app.db", "f"))
+
+	// And back with pull, natively, from commits received neutrally.
+	a2 := newEnv(t)
+	_, err = a2.node.Clone(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"three", "two", "one"}, a2.logMessages(""))
+	l, err := a2.node.Log(ctx, app, "", 0)
+	require.NoError(t, err)
+	require.Equal(t, c1.ID, l[2].ID, "the same commit ids on every node")
+	require.Equal(t, "v2", a2.read("app.web", "g"))
+}

@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// optionalDotArg parses [DOT]; nil means every dot.
+func optionalDotArg(args []string) (*dotmesh.DotName, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	d, err := parseDotName(args[0])
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+func (a *app) gcCmd() *cobra.Command {
+	var (
+		keep   int
+		dryRun bool
+	)
+	c := &cobra.Command{
+		Use:   "gc [DOT] [--keep N] [--dry-run]",
+		Short: "Remove old commits and reclaim space nothing uses",
+		Long: `Apply a retention policy and collect garbage, like Dysnomia's generations.
+
+With --keep N, the newest N commits of each branch of DOT (every dot when
+none is named) are kept, and so is the commit each branch was made from;
+every other commit in a branch's history is removed from the registry and
+from storage. Removed commits disappear from ` + "`dm log`" + `, which then ends at
+the oldest kept commit. Without --keep no commit is removed.
+
+Then every stored chunk that no commit and no working state references is
+deleted, and the bytes freed are printed. Chunks are shared by all dots of
+a backend, so this sweep is node-wide even when DOT is named. Commits that
+run meanwhile are safe: the sweep holds them off.
+
+--dry-run prints what would be removed and freed, and changes nothing.`,
+		Example: `  dm gc --keep 10 --dry-run
+  dm gc app --keep 3
+  dm gc`,
+		Args: usageArgs(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if keep < 0 {
+				return fmt.Errorf("%w: --keep must be >= 1 (or 0, the default: remove no commits)", dotmesh.ErrInvalidArgument)
+			}
+			dot, err := optionalDotArg(args)
+			if err != nil {
+				return err
+			}
+			s, err := a.connect()
+			if err != nil {
+				return err
+			}
+			res, err := s.c.GC(cmd.Context(), dot, keep, dryRun)
+			if err != nil {
+				return s.wrap(err)
+			}
+			switch {
+			case a.jsonOut:
+				return writeJSON(a.out(), res)
+			case a.scripting:
+				_, err = fmt.Fprintf(a.out(), "%d\t%d\t%d\n", len(res.Removed), res.Stats.ObjectsRemoved, res.Stats.BytesRemoved)
+				return err
+			}
+			verb, freed := "removed", "freed"
+			if res.DryRun {
+				verb, freed = "would remove", "would free"
+			}
+			for _, r := range res.Removed {
+				fmt.Fprintf(a.out(), "%s commit %s of %s@%s\n", verb, shortID(string(r.ID)), r.Dot, r.Branch)
+			}
+			_, err = fmt.Fprintf(a.out(), "%s %d commits and %d chunks; %s %s\n", verb, len(res.Removed), res.Stats.ObjectsRemoved, freed, HumanSize(res.Stats.BytesRemoved))
+			return err
+		},
+	}
+	c.Flags().IntVar(&keep, "keep", 0, "keep the newest `N` commits of each branch (0: remove no commits)")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be removed and freed; change nothing")
+	return c
+}
+
+// errDamage makes dm exit 1 after verify printed its findings.
+var errDamage = errors.New("verify found damaged data (see above)")
+
+func (a *app) verifyCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "verify [DOT]",
+		Short: "Re-read every stored chunk and check its hash",
+		Long: `Re-read every stored chunk of the node (of DOT's backend when DOT is named;
+chunks are shared by the dots of a backend) and check it against its hash.
+Each damaged chunk is printed with the commits that use it; other problems
+(unreadable manifests, missing chunks) are printed too. dm exits 1 when
+anything is found.`,
+		Example: `  dm verify
+  dm verify app --json`,
+		Args: usageArgs(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dot, err := optionalDotArg(args)
+			if err != nil {
+				return err
+			}
+			s, err := a.connect()
+			if err != nil {
+				return err
+			}
+			res, err := s.c.Verify(cmd.Context(), dot)
+			if err != nil {
+				return s.wrap(err)
+			}
+			if a.jsonOut {
+				if err := writeJSON(a.out(), res); err != nil {
+					return err
+				}
+			} else {
+				for name, rep := range res.Backends {
+					for _, d := range rep.Damaged {
+						fmt.Fprintf(a.out(), "damaged chunk %s (%s) used by %d commits:\n", d.Object, printable(d.Error), len(d.Users))
+						for _, u := range d.Users {
+							fmt.Fprintf(a.out(), "  %s\n", u)
+						}
+					}
+					for _, p := range rep.Problems {
+						fmt.Fprintf(a.out(), "problem: %s\n", printable(p))
+					}
+					a.info("backend %s: %d chunks, %s checked; %d damaged, %d other problems", name, rep.Objects, HumanSize(rep.Bytes), len(rep.Damaged), len(rep.Problems))
+				}
+			}
+			if !res.OK() {
+				return errDamage
+			}
+			return nil
+		},
+	}
+	return c
+}

@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dotmesh-io/dotmesh/api"
+)
+
+// push, pull and clone: dm asks the node it talks to (the current remote,
+// or --remote) to transfer with the node REMOTE names, handing it REMOTE's
+// URL, key and CA for this one call. The nodes then talk directly; dm only
+// shows progress.
+
+type transferFlags struct {
+	remoteName string // --remote-name / --local-name
+	stash      bool
+	neutral    bool
+	quiet      bool
+}
+
+func (a *app) pushCmd() *cobra.Command {
+	var f transferFlags
+	c := &cobra.Command{
+		Use:   "push REMOTE [DOT [BRANCH]]",
+		Short: "Send a dot's commits to another node",
+		Long: `Send the commits of BRANCH (default: the current branch) of DOT (default: the
+current dot) that the node REMOTE lacks, then move REMOTE's branch to the
+same head. The first push creates the dot there and records it as the
+dot's upstream on REMOTE, so later pushes need no arguments beyond REMOTE.
+
+Only missing commits travel, each as the backend's incremental stream from
+the newest commit REMOTE has (or, between different backends, as a
+backend-neutral stream). Every stream is checksummed end to end; nothing
+becomes visible on REMOTE before it arrived whole. An interrupted push is
+resumed by running it again: commits that arrived are not sent again.
+
+REMOTE refuses when its branch has uncommitted changes, and when both sides
+have commits the other lacks ("diverged"); --stash-on-divergence then moves
+REMOTE's own commits to a new branch BRANCH-DIVERGED-<UTC time> instead.
+
+The node dm talks to (--remote, default the current remote) runs the
+transfer and talks to REMOTE directly, with REMOTE's address, key and CA
+from the client config. A progress line shows on a terminal; --json prints
+a summary (commits, bytes, duration) at the end.`,
+		Example: `  dm push prod
+  dm push prod app master --remote-name team/app
+  dm push backup app --json`,
+		Args: usageArgs(1, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.transfer(cmd, "push", args, f)
+		},
+	}
+	c.Flags().StringVar(&f.remoteName, "remote-name", "", "name `[NS/]DOT` of the dot on REMOTE (default: its upstream, else the same name)")
+	a.transferFlags(c, &f)
+	return c
+}
+
+func (a *app) pullCmd() *cobra.Command {
+	var f transferFlags
+	c := &cobra.Command{
+		Use:   "pull REMOTE [DOT [BRANCH]]",
+		Short: "Fetch a dot's new commits from another node",
+		Long: `Fetch the commits of BRANCH (default: the current branch) of DOT (default:
+the current dot) that this node lacks from the node REMOTE, then move the
+local branch and its working state to REMOTE's head. DOT must exist here;
+` + "`dm clone`" + ` fetches a dot this node does not have yet.
+
+The local branch must have no uncommitted changes. When both sides have
+commits the other lacks, the pull is refused ("diverged") unless
+--stash-on-divergence moves the local commits to a new branch
+BRANCH-DIVERGED-<UTC time>. Re-running an interrupted pull resumes it.`,
+		Example: `  dm pull prod
+  dm pull prod app master --remote-name team/app`,
+		Args: usageArgs(1, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.transfer(cmd, "pull", args, f)
+		},
+	}
+	c.Flags().StringVar(&f.remoteName, "remote-name", "", "name `[NS/]DOT` of the dot on REMOTE (default: its upstream, else the same name)")
+	a.transferFlags(c, &f)
+	return c
+}
+
+func (a *app) cloneCmd() *cobra.Command {
+	var f transferFlags
+	c := &cobra.Command{
+		Use:   "clone REMOTE DOT [BRANCH]",
+		Short: "Copy a dot from another node",
+		Long: `Copy BRANCH (default master) of DOT from the node REMOTE to this node, with
+its whole history, as DOT (or --local-name). REMOTE becomes the new dot's
+upstream, so ` + "`dm pull REMOTE`" + ` and ` + "`dm push REMOTE`" + ` work without more arguments.
+Re-running an interrupted clone resumes it.`,
+		Example: `  dm clone prod app
+  dm clone prod team/app master --local-name app-copy`,
+		Args: usageArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.transfer(cmd, "clone", args, f)
+		},
+	}
+	c.Flags().StringVar(&f.remoteName, "local-name", "", "name `[NS/]DOT` of the new local dot (default: DOT)")
+	a.transferFlags(c, &f)
+	return c
+}
+
+func (a *app) transferFlags(c *cobra.Command, f *transferFlags) {
+	c.Flags().BoolVar(&f.stash, "stash-on-divergence", false, "on divergence, move the receiving side's commits to BRANCH-DIVERGED-<time> and take the incoming ones")
+	c.Flags().BoolVar(&f.neutral, "neutral", false, "send the backend-neutral stream even between nodes with the same backend")
+	c.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "no progress output")
+}
+
+func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferFlags) error {
+	s, err := a.connect()
+	if err != nil {
+		return err
+	}
+	peerName := args[0]
+	peer, ok := s.cfg.Remotes[peerName]
+	if !ok {
+		return fmt.Errorf("no remote named %s; `dm remote add %s USER@HOST` adds it, `dm remote` lists them", peerName, peerName)
+	}
+	if peerName == s.remoteName {
+		return fmt.Errorf("remote %s is the node dm talks to; name another remote (or choose the local node with --remote NAME)", peerName)
+	}
+	req := api.TransferRequest{Op: op, Stash: f.stash, Neutral: f.neutral,
+		Remote: api.TransferRemote{Name: peerName, URL: peer.URL(), User: peer.User, APIKey: peer.APIKey, CACert: peer.CACert}}
+	var dotArg string
+	if len(args) > 1 {
+		dotArg = args[1]
+	}
+	if len(args) > 2 {
+		req.Branch = args[2]
+	}
+	switch op {
+	case "clone":
+		remote, err := parseDotName(dotArg)
+		if err != nil {
+			return err
+		}
+		local := remote
+		if f.remoteName != "" {
+			if local, err = parseDotName(f.remoteName); err != nil {
+				return err
+			}
+		}
+		req.Dot, req.RemoteDot = local.String(), remote.String()
+	default:
+		local, err := s.currentDot(dotArg)
+		if err != nil {
+			return err
+		}
+		req.Dot = local.String()
+		if f.remoteName != "" {
+			remote, err := parseDotName(f.remoteName)
+			if err != nil {
+				return err
+			}
+			req.RemoteDot = remote.String()
+		}
+	}
+	bar := newProgressBar(a.io.Stderr, op, f.quiet || a.jsonOut || a.scripting)
+	res, err := s.c.Transfer(cmd.Context(), req, bar.update)
+	bar.done()
+	if err != nil {
+		return s.wrap(err)
+	}
+	if op == "clone" && s.remote.CurrentDot == "" {
+		_ = s.setCurrentDot(req.Dot)
+	}
+	if a.jsonOut {
+		return writeJSON(a.out(), res)
+	}
+	if a.scripting {
+		fmt.Fprintf(a.out(), "%s\t%s\t%s\t%d\t%d\t%d\n", res.Dot, res.Branch, res.Head, res.Commits, res.Bytes, res.Duration.Milliseconds())
+		return nil
+	}
+	switch {
+	case res.UpToDate && res.Behind > 0:
+		a.info("Nothing to %s: the receiving side of %s@%s is %d commit(s) ahead; pull them first.", op, res.Dot, res.Branch, res.Behind)
+	case res.UpToDate:
+		a.info("%s@%s is up to date (%s).", res.Dot, res.Branch, shortID(string(res.Head)))
+	default:
+		msg := fmt.Sprintf("%sed %s@%s to %s: %d commit(s), %s in %s", pastTense(op), res.Dot, res.Branch, shortID(string(res.Head)), res.Commits, HumanSize(res.Bytes), res.Duration.Round(time.Millisecond))
+		if res.Skipped > 0 {
+			msg += fmt.Sprintf(" (%d already there from an interrupted transfer)", res.Skipped)
+		}
+		a.info("%s.", msg)
+		if res.Stashed != "" {
+			a.info("The receiving side's diverged commits are on branch %s.", res.Stashed)
+		}
+	}
+	return nil
+}
+
+func pastTense(op string) string {
+	switch op {
+	case "push":
+		return "Push"
+	case "pull":
+		return "Pull"
+	}
+	return "Clon"
+}

@@ -1,0 +1,172 @@
+// Package csi serves a dotmesh Node as a Kubernetes CSI plugin (identity,
+// controller and node services on one unix socket).
+//
+// A volume is a subdot of a dot; a snapshot is a commit. Dots are local to
+// the node that holds them, so every volume carries the topology segment
+// TopologyKey=NodeID and the node service bind-mounts subdot directories.
+//
+// Ids (both opaque to Kubernetes, but readable by people and by `dm`):
+//
+//	volume id:   [namespace/]dot@branch[.subdot]   the shared volume syntax
+//	snapshot id: <volume id>#<commit id>
+//
+// Any volume id in the shared syntax works for NodePublishVolume, so a
+// statically provisioned PersistentVolume can name an existing dot.
+package csi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// DriverName is the CSI driver name (the CSIDriver object and
+// StorageClass provisioner use it).
+const DriverName = "dotmesh.io"
+
+// TopologyKey is the topology segment that pins a volume to its node.
+const TopologyKey = "dotmesh.io/node"
+
+// Consumer is the Mount.Consumer of CSI mounts.
+const Consumer = "csi"
+
+// Options configure a Server.
+type Options struct {
+	Node *dotmesh.Node
+	// Store is the node's registry; CSI keeps its volume and snapshot
+	// records there (under "csi/"), so they live as long as the dots.
+	Store dotmesh.ClusterStore
+	// NodeID names this node in topology; empty means the host name.
+	NodeID  string
+	Version string
+	Logger  *slog.Logger
+}
+
+// Server implements the CSI identity, controller and node services.
+type Server struct {
+	csi.UnimplementedIdentityServer
+	csi.UnimplementedControllerServer
+	csi.UnimplementedNodeServer
+
+	node    *dotmesh.Node
+	store   dotmesh.ClusterStore
+	nodeID  string
+	version string
+	log     *slog.Logger
+
+	// mu serialises controller calls: idempotency checks and the steps
+	// of a create must not interleave.
+	mu sync.Mutex
+}
+
+// New checks the options and returns a Server.
+func New(opts Options) (*Server, error) {
+	if opts.Node == nil || opts.Store == nil {
+		return nil, fmt.Errorf("%w: csi.Options needs Node and Store", dotmesh.ErrInvalidArgument)
+	}
+	s := &Server{node: opts.Node, store: opts.Store, nodeID: opts.NodeID, version: opts.Version, log: opts.Logger}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.version == "" {
+		s.version = "dev"
+	}
+	if s.nodeID == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("finding the node id (host name): %w", err)
+		}
+		s.nodeID = h
+	}
+	return s, nil
+}
+
+// Listen creates the unix socket path (replacing a stale socket) with
+// mode 0600: kubelet and the CSI sidecars run as root.
+func (s *Server) Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating the CSI socket directory: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("removing the old CSI socket %s: %w", path, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listening on the CSI socket %s: %w", dotmesh.ErrUnavailable, path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("restricting the CSI socket %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+// Serve serves CSI on ln until ctx ends, then stops gracefully.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	g := grpc.NewServer(grpc.UnaryInterceptor(s.logCalls))
+	csi.RegisterIdentityServer(g, s)
+	csi.RegisterControllerServer(g, s)
+	csi.RegisterNodeServer(g, s)
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(ln) }()
+	s.log.Info("CSI plugin serving", "socket", ln.Addr().String(), "driver", DriverName, "node", s.nodeID)
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving CSI: %w", err)
+	case <-ctx.Done():
+	}
+	g.GracefulStop()
+	<-served
+	return nil
+}
+
+// ListenAndServe is Listen then Serve.
+func (s *Server) ListenAndServe(ctx context.Context, path string) error {
+	ln, err := s.Listen(path)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
+// logCalls logs every call with its outcome; failures at warn level.
+func (s *Server) logCalls(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	resp, err := h(ctx, req)
+	if err != nil {
+		s.log.Warn("CSI call failed", "method", info.FullMethod, "err", err)
+	} else {
+		s.log.Debug("CSI call", "method", info.FullMethod)
+	}
+	return resp, err
+}
+
+// GetPluginInfo names the driver.
+func (s *Server) GetPluginInfo(context.Context, *csi.GetPluginInfoRequest) (*csi.GetPluginInfoResponse, error) {
+	return &csi.GetPluginInfoResponse{Name: DriverName, VendorVersion: s.version}, nil
+}
+
+// GetPluginCapabilities: a controller service, and volumes bound to nodes.
+func (s *Server) GetPluginCapabilities(context.Context, *csi.GetPluginCapabilitiesRequest) (*csi.GetPluginCapabilitiesResponse, error) {
+	svc := func(t csi.PluginCapability_Service_Type) *csi.PluginCapability {
+		return &csi.PluginCapability{Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{Type: t}}}
+	}
+	return &csi.GetPluginCapabilitiesResponse{Capabilities: []*csi.PluginCapability{
+		svc(csi.PluginCapability_Service_CONTROLLER_SERVICE),
+		svc(csi.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS),
+	}}, nil
+}
+
+// Probe: the plugin is ready as soon as it serves.
+func (s *Server) Probe(context.Context, *csi.ProbeRequest) (*csi.ProbeResponse, error) {
+	return &csi.ProbeResponse{}, nil
+}

@@ -1,0 +1,123 @@
+package csi
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/frontends/bindmount"
+)
+
+// NodeGetCapabilities: no staging; publish is a bind mount.
+func (s *Server) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
+	return &csi.NodeGetCapabilitiesResponse{}, nil
+}
+
+// NodeGetInfo names the node and its topology segment.
+func (s *Server) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
+	return &csi.NodeGetInfoResponse{
+		NodeId:             s.nodeID,
+		AccessibleTopology: &csi.Topology{Segments: map[string]string{TopologyKey: s.nodeID}},
+	}, nil
+}
+
+// podName takes what kubelet passes with podInfoOnMount, for `dm list`.
+func podName(ctx map[string]string) string {
+	ns, pod := ctx["csi.storage.k8s.io/pod.namespace"], ctx["csi.storage.k8s.io/pod.name"]
+	if pod == "" {
+		return ""
+	}
+	return "pod " + ns + "/" + pod
+}
+
+// NodePublishVolume records the mount with the node (so `dm` refuses to
+// reset data under the pod) and bind-mounts the subdot onto the target.
+func (s *Server) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, invalid("volume id is required")
+	}
+	if req.GetTargetPath() == "" {
+		return nil, invalid("target path is required")
+	}
+	if req.GetVolumeCapability() == nil {
+		return nil, invalid("volume capability is required")
+	}
+	if err := checkCapabilities([]*csi.VolumeCapability{req.GetVolumeCapability()}); err != nil {
+		return nil, err
+	}
+	v, err := parseVolumeID(req.GetVolumeId())
+	if err != nil {
+		return nil, status.Errorf(codes.NotFound, "volume %q not found: %v", req.GetVolumeId(), err)
+	}
+	target := filepath.Clean(req.GetTargetPath())
+	ro := req.GetReadonly() || req.GetVolumeCapability().GetAccessMode().GetMode() == csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY
+
+	info, err := bindmount.Stat(target)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	if info.Mounted {
+		// Ours with the same volume and mode: a retry. Anything else is
+		// somebody else's mount point.
+		if s.hasMount(ctx, v.Dot, target) && info.ReadOnly == ro {
+			return &csi.NodePublishVolumeResponse{}, nil
+		}
+		return nil, status.Errorf(codes.AlreadyExists, "target %s is mounted already, with another volume or mode", target)
+	}
+	m, err := s.node.Mount(ctx, v, Consumer, target, podName(req.GetVolumeContext()))
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	if err := bindmount.Bind(m.Path, target, ro); err != nil {
+		if uerr := s.node.Unmount(context.WithoutCancel(ctx), v.Dot, Consumer, target); uerr != nil {
+			s.log.Warn("forgetting a failed CSI mount", "target", target, "err", uerr)
+		}
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	s.log.Info("CSI volume published", "volume", req.GetVolumeId(), "target", target, "readonly", ro)
+	return &csi.NodePublishVolumeResponse{}, nil
+}
+
+func (s *Server) hasMount(ctx context.Context, dot dotmesh.DotName, target string) bool {
+	ms, err := s.node.Mounts(ctx, dot)
+	if err != nil {
+		return false
+	}
+	for _, m := range ms {
+		if m.Consumer == Consumer && m.ID == target {
+			return true
+		}
+	}
+	return false
+}
+
+// NodeUnpublishVolume unmounts the target, removes the directory (the
+// spec has the plugin delete what it created) and releases the mount.
+func (s *Server) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, invalid("volume id is required")
+	}
+	if req.GetTargetPath() == "" {
+		return nil, invalid("target path is required")
+	}
+	target := filepath.Clean(req.GetTargetPath())
+	if err := bindmount.Unmount(target); err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, status.Errorf(codes.Internal, "removing target %s: %v", target, err)
+	}
+	if v, err := parseVolumeID(req.GetVolumeId()); err == nil {
+		if err := s.node.Unmount(ctx, v.Dot, Consumer, target); err != nil {
+			return nil, grpcError(err)
+		}
+	}
+	s.log.Info("CSI volume unpublished", "volume", req.GetVolumeId(), "target", target)
+	return &csi.NodeUnpublishVolumeResponse{}, nil
+}

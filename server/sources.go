@@ -1,0 +1,87 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+func (s *server) registerSources() {
+	m := s.routes
+	m.HandleFunc("GET /v1/dots/{ns}/{dot}/sources", s.sources)
+	m.HandleFunc("POST /v1/dots/{ns}/{dot}/sources", s.addSource)
+	m.HandleFunc("DELETE /v1/dots/{ns}/{dot}/sources/{subdot}", s.removeSource)
+	m.HandleFunc("POST /v1/dots/{ns}/{dot}/sources/{subdot}/lifecycle", s.sourceLifecycle)
+}
+
+func (s *server) sources(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok {
+		return
+	}
+	q, ok := query(w, r, "branch")
+	if !ok {
+		return
+	}
+	srcs, err := s.node.Sources(r.Context(), name, q.Get("branch"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(srcs))
+}
+
+func (s *server) addSource(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok || !noQuery(w, r) {
+		return
+	}
+	var req api.AddSourceRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	v := dotmesh.VolumeName{Dot: name, Branch: req.Branch, Subdot: req.Subdot}
+	err := s.node.AddSource(r.Context(), v, dotmesh.SourceSpec{Kind: req.Kind, URL: req.URL, InitSchema: req.InitSchema})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (s *server) removeSource(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok {
+		return
+	}
+	q, ok := query(w, r, "branch")
+	if !ok {
+		return
+	}
+	v := dotmesh.VolumeName{Dot: name, Branch: q.Get("branch"), Subdot: r.PathValue("subdot")}
+	if err := s.node.RemoveSource(r.Context(), v); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) sourceLifecycle(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok || !noQuery(w, r) {
+		return
+	}
+	var req api.SourceLifecycleRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	v := dotmesh.VolumeName{Dot: name, Branch: req.Branch, Subdot: r.PathValue("subdot")}
+	if err := s.node.SourceLifecycle(r.Context(), v, req.Action); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

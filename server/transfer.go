@@ -1,0 +1,251 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/client"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// Transfer handlers: this node's side of dotmesh.Transport, and
+// POST /v1/transfers, which runs a whole transfer against a peer.
+
+func (s *server) registerTransfers() {
+	m := s.routes
+	m.HandleFunc("GET /v1/dots/{ns}/{dot}/transfer", s.transferState)
+	m.HandleFunc("POST /v1/dots/{ns}/{dot}/transfer/commits", s.receiveCommit)
+	m.HandleFunc("GET /v1/dots/{ns}/{dot}/transfer/commits/{id}", s.sendCommit)
+	m.HandleFunc("POST /v1/dots/{ns}/{dot}/transfer/finish", s.finishTransfer)
+	m.HandleFunc("POST /v1/transfers", s.runTransfer)
+}
+
+func (s *server) transferState(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok {
+		return
+	}
+	q, ok := query(w, r, "branch")
+	if !ok {
+		return
+	}
+	st, err := s.node.TransferState(r.Context(), name, q.Get("branch"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func baseParam(q map[string][]string) *dotmesh.CommitID {
+	if v := q["base"]; len(v) == 1 && v[0] != "" {
+		id := dotmesh.CommitID(v[0])
+		return &id
+	}
+	return nil
+}
+
+func (s *server) receiveCommit(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok {
+		return
+	}
+	q, ok := query(w, r, "branch", "format", "base")
+	if !ok {
+		return
+	}
+	// The stream is as long as the commit: lift the server's read timeout
+	// for this body (the peer's connection dropping still ends it).
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	c, err := api.ReadCommitHeader(r.Body)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.node.ReceiveCommit(r.Context(), name, q.Get("branch"), c, baseParam(q), q.Get("format"), r.Body); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) sendCommit(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok {
+		return
+	}
+	q, ok := query(w, r, "format", "base")
+	if !ok {
+		return
+	}
+	id := dotmesh.CommitID(r.PathValue("id"))
+	// Headers go out with the first byte of data, so that an error before
+	// the stream starts is still a proper error answer.
+	fw := &firstWrite{w: w}
+	err := s.node.SendCommitStream(r.Context(), name, id, baseParam(q), q.Get("format"), fw)
+	if err == nil {
+		return
+	}
+	if !fw.started {
+		writeError(w, err)
+		return
+	}
+	// Cut the connection rather than end the body cleanly: the receiver
+	// must see a truncated stream.
+	s.log.Warn("sending a commit failed midway; cutting the stream", "dot", name.String(), "commit", id, "err", err)
+	panic(http.ErrAbortHandler)
+}
+
+type firstWrite struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (f *firstWrite) Write(p []byte) (int, error) {
+	if !f.started {
+		f.started = true
+		f.w.Header().Set("Content-Type", "application/octet-stream")
+		f.w.WriteHeader(http.StatusOK)
+	}
+	return f.w.Write(p)
+}
+
+func (s *server) finishTransfer(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok {
+		return
+	}
+	q, ok := query(w, r, "branch")
+	if !ok {
+		return
+	}
+	var req dotmesh.FinishRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	res, err := s.node.FinishReceive(r.Context(), name, q.Get("branch"), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// runTransfer runs a push, pull or clone against the peer named in the
+// request and streams progress as NDJSON. The peer's key is used for this
+// call only; it is never logged (the request log has no bodies).
+func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
+	var req api.TransferRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	local, remote, err := parseTransferRequest(req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var opts []client.Option
+	if req.Remote.CACert != "" {
+		opts = append(opts, client.WithCACert([]byte(req.Remote.CACert)))
+	}
+	peer, err := client.New(req.Remote.URL, req.Remote.User, req.Remote.APIKey, opts...)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ctx := r.Context()
+	if req.RemoteDot == "" && req.Op != "clone" {
+		if d, err := s.node.Dot(ctx, local); err == nil && d.Upstreams[req.Remote.Name] != "" {
+			remote, _ = dotmesh.ParseDotName(d.Upstreams[req.Remote.Name])
+		}
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	var mu sync.Mutex
+	enc := json.NewEncoder(w)
+	rc := http.NewResponseController(w)
+	emit := func(ev api.TransferEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		_ = enc.Encode(ev)
+		_ = rc.Flush()
+	}
+	var last time.Time
+	o := dotmesh.TransferOptions{
+		RemoteDot: remote, RemoteName: req.Remote.Name, StashOnDivergence: req.Stash, Neutral: req.Neutral,
+		Progress: func(p dotmesh.Progress) {
+			mu.Lock()
+			now := time.Now()
+			due := now.Sub(last) >= 200*time.Millisecond
+			if due {
+				last = now
+			}
+			mu.Unlock()
+			if due {
+				emit(api.TransferEvent{Progress: &p})
+			}
+		},
+	}
+	var res *dotmesh.TransferResult
+	switch req.Op {
+	case "push":
+		res, err = s.node.Push(ctx, local, req.Branch, peer, o)
+	case "pull":
+		res, err = s.node.Pull(ctx, local, req.Branch, peer, o)
+	case "clone":
+		res, err = s.node.Clone(ctx, local, req.Branch, peer, o)
+	}
+	if err != nil {
+		if rec, ok := w.(*recorder); ok {
+			rec.err = err
+		}
+		_, body := api.ErrorFor(err)
+		emit(api.TransferEvent{Error: &body})
+		return
+	}
+	s.log.Info("transfer done", "op", req.Op, "dot", local.String(), "remote", req.Remote.Name, "remote_dot", remote.String(),
+		"commits", res.Commits, "bytes", res.Bytes, "took", res.Duration)
+	emit(api.TransferEvent{Result: res})
+}
+
+// parseTransferRequest checks a TransferRequest and returns the local and
+// remote dot names.
+func parseTransferRequest(req api.TransferRequest) (local, remote dotmesh.DotName, err error) {
+	switch req.Op {
+	case "push", "pull", "clone":
+	default:
+		return local, remote, fmt.Errorf("%w: op %q must be push, pull or clone", dotmesh.ErrInvalidArgument, req.Op)
+	}
+	if local, err = dotmesh.ParseDotName(req.Dot); err != nil {
+		return local, remote, err
+	}
+	remote = local
+	if req.RemoteDot != "" {
+		if remote, err = dotmesh.ParseDotName(req.RemoteDot); err != nil {
+			return local, remote, err
+		}
+	}
+	if req.Branch != "" {
+		if err = dotmesh.ValidateName("branch", req.Branch); err != nil {
+			return local, remote, err
+		}
+	}
+	if req.Remote.Name != "" {
+		if err = dotmesh.ValidateName("remote", req.Remote.Name); err != nil {
+			return local, remote, err
+		}
+	}
+	if req.Remote.URL == "" || req.Remote.APIKey == "" {
+		return local, remote, fmt.Errorf("%w: remote.url and remote.api_key are required", dotmesh.ErrInvalidArgument)
+	}
+	return local, remote, nil
+}
