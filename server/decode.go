@@ -93,3 +93,19 @@ func oneLine(s string) string {
 	}
 	return s
 }
+
+// dotRequest reads the common shape of a POST on a dot: the dot from the
+// path, no query parameters, and a strict JSON body of type T. On a bad
+// request it has written the error and returns false.
+func dotRequest[T any](w http.ResponseWriter, r *http.Request) (dotmesh.DotName, *T, bool) {
+	name, ok := dotName(w, r)
+	if !ok || !noQuery(w, r) {
+		return name, nil, false
+	}
+	req := new(T)
+	if err := readJSON(r, req); err != nil {
+		writeError(w, err)
+		return name, nil, false
+	}
+	return name, req, true
+}

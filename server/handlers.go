@@ -27,11 +27,7 @@ func (s *server) listDots(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dots, err := s.node.ListDots(r.Context())
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, dots)
+	reply(w, http.StatusOK, dots, err)
 }
 
 func (s *server) createDot(w http.ResponseWriter, r *http.Request) {
@@ -67,11 +63,7 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st, err := s.node.Status(r.Context(), name)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
+	reply(w, http.StatusOK, st, err)
 }
 
 func (s *server) deleteDot(w http.ResponseWriter, r *http.Request) {
@@ -92,29 +84,16 @@ func (s *server) branches(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	bs, err := s.node.Branches(r.Context(), name)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, nonNil(bs))
+	reply(w, http.StatusOK, nonNil(bs), err)
 }
 
 func (s *server) createBranch(w http.ResponseWriter, r *http.Request) {
-	name, ok := dotName(w, r)
-	if !ok || !noQuery(w, r) {
-		return
-	}
-	var req api.CreateBranchRequest
-	if err := readJSON(r, &req); err != nil {
-		writeError(w, err)
+	name, req, ok := dotRequest[api.CreateBranchRequest](w, r)
+	if !ok {
 		return
 	}
 	b, err := s.node.CreateBranch(r.Context(), name, req.Name, req.From)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, b)
+	reply(w, http.StatusCreated, b, err)
 }
 
 func (s *server) deleteBranch(w http.ResponseWriter, r *http.Request) {
@@ -135,31 +114,17 @@ func (s *server) deleteBranch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) checkout(w http.ResponseWriter, r *http.Request) {
-	name, ok := dotName(w, r)
-	if !ok || !noQuery(w, r) {
-		return
-	}
-	var req api.CheckoutRequest
-	if err := readJSON(r, &req); err != nil {
-		writeError(w, err)
+	name, req, ok := dotRequest[api.CheckoutRequest](w, r)
+	if !ok {
 		return
 	}
 	d, err := s.node.Checkout(r.Context(), name, req.Branch, dotmesh.CheckoutOptions{Create: req.Create, Restart: req.Restart})
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, d)
+	reply(w, http.StatusOK, d, err)
 }
 
 func (s *server) commit(w http.ResponseWriter, r *http.Request) {
-	name, ok := dotName(w, r)
-	if !ok || !noQuery(w, r) {
-		return
-	}
-	var req api.CommitRequest
-	if err := readJSON(r, &req); err != nil {
-		writeError(w, err)
+	name, req, ok := dotRequest[api.CommitRequest](w, r)
+	if !ok {
 		return
 	}
 	c, err := s.node.Commit(r.Context(), name, req.Branch, dotmesh.CommitOptions{
@@ -167,11 +132,7 @@ func (s *server) commit(w http.ResponseWriter, r *http.Request) {
 		Author:   requestInfo(r).user,
 		Metadata: req.Metadata,
 	})
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, c)
+	reply(w, http.StatusCreated, c, err)
 }
 
 func (s *server) log_(w http.ResponseWriter, r *http.Request) {
@@ -193,11 +154,7 @@ func (s *server) log_(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	cs, err := s.node.Log(r.Context(), name, q.Get("branch"), limit)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, nonNil(cs))
+	reply(w, http.StatusOK, nonNil(cs), err)
 }
 
 func (s *server) resolveRef(w http.ResponseWriter, r *http.Request) {
@@ -210,29 +167,16 @@ func (s *server) resolveRef(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := s.node.ResolveRef(r.Context(), name, q.Get("branch"), r.PathValue("ref"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
+	reply(w, http.StatusOK, c, err)
 }
 
 func (s *server) reset(w http.ResponseWriter, r *http.Request) {
-	name, ok := dotName(w, r)
-	if !ok || !noQuery(w, r) {
-		return
-	}
-	var req api.ResetRequest
-	if err := readJSON(r, &req); err != nil {
-		writeError(w, err)
+	name, req, ok := dotRequest[api.ResetRequest](w, r)
+	if !ok {
 		return
 	}
 	c, err := s.node.Reset(r.Context(), name, req.Branch, req.Ref, dotmesh.ResetOptions{Hard: req.Hard, Restart: req.Restart})
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
+	reply(w, http.StatusOK, c, err)
 }
 
 func (s *server) subdots(w http.ResponseWriter, r *http.Request) {
@@ -245,11 +189,7 @@ func (s *server) subdots(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	subs, err := s.node.Subdots(r.Context(), name, q.Get("branch"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, nonNil(subs))
+	reply(w, http.StatusOK, nonNil(subs), err)
 }
 
 func (s *server) path(w http.ResponseWriter, r *http.Request) {
@@ -267,11 +207,7 @@ func (s *server) path(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := s.node.SubdotPath(r.Context(), v)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, api.PathResponse{Path: p})
+	reply(w, http.StatusOK, api.PathResponse{Path: p}, err)
 }
 
 // dotName reads and validates the {ns} and {dot} wildcards.

@@ -36,3 +36,13 @@ func writeErrorStatus(w http.ResponseWriter, status int, code, msg string) {
 }
 
 func isUnauthorized(err error) bool { return errors.Is(err, dotmesh.ErrUnauthorized) }
+
+// reply writes v with status, or err when it is not nil: the last step of
+// nearly every handler.
+func reply(w http.ResponseWriter, status int, v any, err error) {
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, status, v)
+}

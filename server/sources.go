@@ -25,21 +25,12 @@ func (s *server) sources(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	srcs, err := s.node.Sources(r.Context(), name, q.Get("branch"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, nonNil(srcs))
+	reply(w, http.StatusOK, nonNil(srcs), err)
 }
 
 func (s *server) addSource(w http.ResponseWriter, r *http.Request) {
-	name, ok := dotName(w, r)
-	if !ok || !noQuery(w, r) {
-		return
-	}
-	var req api.AddSourceRequest
-	if err := readJSON(r, &req); err != nil {
-		writeError(w, err)
+	name, req, ok := dotRequest[api.AddSourceRequest](w, r)
+	if !ok {
 		return
 	}
 	v := dotmesh.VolumeName{Dot: name, Branch: req.Branch, Subdot: req.Subdot}
@@ -69,13 +60,8 @@ func (s *server) removeSource(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) sourceLifecycle(w http.ResponseWriter, r *http.Request) {
-	name, ok := dotName(w, r)
-	if !ok || !noQuery(w, r) {
-		return
-	}
-	var req api.SourceLifecycleRequest
-	if err := readJSON(r, &req); err != nil {
-		writeError(w, err)
+	name, req, ok := dotRequest[api.SourceLifecycleRequest](w, r)
+	if !ok {
 		return
 	}
 	v := dotmesh.VolumeName{Dot: name, Branch: req.Branch, Subdot: r.PathValue("subdot")}
