@@ -263,7 +263,10 @@ func (c *cli) pools(ctx context.Context) ([]string, error) {
 }
 
 func (c *cli) poolImport(ctx context.Context, dir, pool string, force bool) error {
-	args := []string{"import", "-d", dir}
+	// cachefile=none: the node imports its pool from the data dir itself
+	// on every start; a pool in the daemon's cache whose file is gone
+	// would come back FAULTED after a daemon restart.
+	args := []string{"import", "-o", "cachefile=none", "-d", dir}
 	if force {
 		args = append(args, "-f")
 	}
@@ -273,6 +276,6 @@ func (c *cli) poolImport(ctx context.Context, dir, pool string, force bool) erro
 
 // poolCreate makes a pool on one file vdev, its root dataset unmounted.
 func (c *cli) poolCreate(ctx context.Context, pool, file string) error {
-	_, err := c.run(ctx, c.zpool, "create", "-m", "none", pool, file)
+	_, err := c.run(ctx, c.zpool, "create", "-o", "cachefile=none", "-m", "none", pool, file)
 	return err
 }

@@ -8,15 +8,23 @@
 // "dmt-<pid>-<random>"; pools of test processes that died without cleaning
 // up are destroyed by the next caller of Require.
 //
-// Without ZFS tools, when the daemon cannot be started, or when it answers
-// zpool but not file system requests (zfs-fuse can deadlock), tests fail
-// (not skip) with a message naming zfs-fuse.
+// zfs-fuse can deadlock: it then answers zpool but no file system
+// request. Require probes for that. A daemon this package started (its
+// PID is in the pidfile) is restarted once; one started by someone else is
+// left alone. Without ZFS tools, when the daemon cannot be started, or
+// when it stays deadlocked, tests fail (not skip) with a message naming
+// zfs-fuse.
+//
+// Test pools are created with cachefile=none, so a restarted daemon never
+// brings back pools of earlier runs.
 package zfstest
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -63,14 +71,17 @@ func isFile(p string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// run runs zfs or zpool and returns combined output.
+// run runs zfs or zpool and returns combined output. A deadline keeps a
+// wedged daemon from hanging the test binary.
 func run(name string, args ...string) (string, error) {
 	p, err := tool(name)
 	if err != nil {
 		return "", err
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	var out bytes.Buffer
-	cmd := exec.Command(p, args...)
+	cmd := exec.CommandContext(ctx, p, args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
 	err = cmd.Run()
@@ -101,7 +112,78 @@ func ensureZFS() error {
 		}
 	}
 	destroyStalePools()
+	err := probeIO()
+	if !errors.Is(err, errDeadlocked) {
+		return err
+	}
+	pid, ours := ourDaemon()
+	if !ours {
+		return fmt.Errorf("%w; this zfs-fuse was not started by the tests, so they leave it alone: restart it (kill zfs-fuse, umount -l its mounts, start zfs-fuse again)", err)
+	}
+	fmt.Fprintf(os.Stderr, "zfstest: %v; restarting zfs-fuse (pid %d), which the tests started\n", err, pid)
+	if rerr := restartDaemon(pid); rerr != nil {
+		return fmt.Errorf("%w; restarting it failed: %v", err, rerr)
+	}
+	destroyStalePools()
 	return probeIO()
+}
+
+// errDeadlocked marks a zfs-fuse that answers zpool but not file system
+// requests.
+var errDeadlocked = errors.New("zfs-fuse answers zpool but not file system requests within 30s (deadlocked)")
+
+// pidfile is where startDaemon has zfs-fuse record its PID, so that later
+// test binaries know the daemon is the tests' own.
+func pidfile() string { return filepath.Join(os.TempDir(), "dotmesh-zfstest-zfs-fuse.pid") }
+
+// ourDaemon returns the PID of a running zfs-fuse started by startDaemon.
+func ourDaemon() (int, bool) {
+	b, err := os.ReadFile(pidfile())
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil || strings.TrimSpace(string(comm)) != "zfs-fuse" {
+		return 0, false
+	}
+	return pid, true
+}
+
+// restartDaemon kills the tests' deadlocked zfs-fuse by PID, lazily
+// unmounts the file systems of test pools (their requests would hang
+// forever), and starts a new daemon.
+func restartDaemon(pid int) error {
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("killing zfs-fuse %d: %v", pid, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("zfs-fuse %d did not exit after SIGKILL", pid)
+		}
+	}
+	mounts, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(mounts), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[2] != "fuse.zfs" || !strings.HasPrefix(f[0], poolPrefix) {
+			continue
+		}
+		target := strings.ReplaceAll(f[1], `\040`, " ")
+		if err := syscall.Unmount(target, syscall.MNT_DETACH); err != nil {
+			fmt.Fprintf(os.Stderr, "zfstest: unmounting %s of a test pool: %v\n", target, err)
+		}
+	}
+	_ = os.Remove(pidfile())
+	return startDaemon()
 }
 
 // probeIO writes and reads a file on a dataset of a small pool of its
@@ -124,7 +206,7 @@ func probeIO() error {
 			if err := os.Truncate(img, 64<<20); err != nil {
 				return err
 			}
-			if _, err := run("zpool", "create", "-m", "none", name, img); err != nil {
+			if _, err := run("zpool", "create", "-o", "cachefile=none", "-m", "none", name, img); err != nil {
 				return err
 			}
 			if _, err := run("zfs", "create", "-o", "mountpoint="+mnt, name+"/probe"); err != nil {
@@ -151,8 +233,9 @@ func probeIO() error {
 		}
 		return nil
 	case <-time.After(30 * time.Second):
-		// Left behind: removing it would hang on the same requests.
-		return fmt.Errorf("zfs-fuse answers zpool but not file system requests within 30s (deadlocked): restart it (kill zfs-fuse, umount -l its mounts, start zfs-fuse again); the probe pool %s on %s stays behind", name, img)
+		// Left behind: removing it would hang on the same requests. With
+		// cachefile=none a restarted daemon forgets it.
+		return fmt.Errorf("%w (the probe pool %s on %s stays behind)", errDeadlocked, name, img)
 	}
 }
 
@@ -171,9 +254,13 @@ func startDaemon() error {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		return fmt.Errorf("zfs-fuse needs /dev/fuse: %v", err)
 	}
-	pidfile := filepath.Join(os.TempDir(), "dotmesh-zfstest-zfs-fuse.pid")
+	// zfs-fuse silently exits 1 when its pidfile exists, also when the
+	// daemon that wrote it is long gone.
+	if _, running := ourDaemon(); !running {
+		_ = os.Remove(pidfile())
+	}
 	var out bytes.Buffer
-	cmd := exec.Command(bin, "--pidfile", pidfile)
+	cmd := exec.Command(bin, "--pidfile", pidfile())
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("starting zfs-fuse: %v: %s", err, out.String())
@@ -238,7 +325,7 @@ func NewPool(t testing.TB, size int64) (name, dir string) {
 		t.Fatal(err)
 	}
 	f.Close()
-	if _, err := run("zpool", "create", "-m", "none", name, file); err != nil {
+	if _, err := run("zpool", "create", "-o", "cachefile=none", "-m", "none", name, file); err != nil {
 		t.Fatal(err)
 	}
 	return name, dir
