@@ -9,6 +9,12 @@
 //	       btrfs-progs, loop devices)
 //	pg     a pgbench database as a postgresql source against pg_dump
 //	       (postgresql; not in the default list: BENCHFLAGS=-only=pg)
+//	cluster  three nodes on etcd: replication lag of a commit to the two
+//	       others; dm list and dm log on etcd against bbolt (etcd-server;
+//	       not in the default list: BENCHFLAGS=-only=cluster)
+//	push   an incremental dm push of a 1% change to a -push-size dot
+//	       between two nodes: zfs→zfs against zfs send -i (bytes) and a
+//	       local send | receive pipe (time), files→files against rsync
 //
 // A section whose part is missing says so and is skipped.
 //
@@ -40,10 +46,15 @@ func main() {
 	runs := flag.Int("runs", 3, "repetitions of the dump section; medians are reported")
 	snapSize := flag.Int64("snap-size", 1<<30, "bytes in the large dot (zfs, btrfs)")
 	snapRuns := flag.Int("snap-runs", 7, "repetitions of each measure of the zfs and btrfs sections")
-	only := flag.String("only", "dump,zfs,btrfs", "comma-separated `SECTIONS` to run: dump, zfs, btrfs, pg")
+	only := flag.String("only", "dump,zfs,btrfs,push", "comma-separated `SECTIONS` to run: dump, zfs, btrfs, pg, cluster, push")
 	dm := flag.String("dm", "bin/dm", "the dm binary")
 	pgScale := flag.Int("pg-scale", 10, "pgbench scale of the pg section (10: ~150 MB)")
 	keep := flag.Bool("keep", false, "keep the work directory")
+	clCommits := flag.Int("cluster-commits", 9, "commits whose replication lag the cluster section measures")
+	clDots := flag.Int("cluster-dots", 1000, "dots `dm list` lists in the cluster section")
+	clLog := flag.Int("cluster-log", 10000, "commits `dm log` shows in the cluster section")
+	pushSize := flag.Int64("push-size", 1<<30, "bytes in the dot the push section pushes a 1% change of")
+	pushRuns := flag.Int("push-runs", 3, "repetitions of the push section's incremental push; medians are reported")
 	flag.Parse()
 	dmPath, err := filepath.Abs(*dm)
 	if err != nil {
@@ -55,13 +66,17 @@ func main() {
 		"zfs":   func() error { return runSnapshots(zfsKind, dmPath, *snapSize, *snapRuns, *keep) },
 		"btrfs": func() error { return runSnapshots(btrfsKind, dmPath, *snapSize, *snapRuns, *keep) },
 		"pg":    func() error { return runPG(dmPath, *pgScale, *keep) },
+		"cluster": func() error {
+			return runCluster(dmPath, *clCommits, *clDots, *clLog, *keep)
+		},
+		"push": func() error { return runPush(dmPath, *pushSize, *pushRuns, *keep) },
 	}
 	failed := false
 	for _, name := range strings.Split(*only, ",") {
 		name = strings.TrimSpace(name)
 		sec, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q in -only; choose from dump, zfs, btrfs, pg\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q in -only; choose from dump, zfs, btrfs, pg, cluster, push\n", name)
 			os.Exit(2)
 		}
 		fmt.Printf("== %s ==\n", name)

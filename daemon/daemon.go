@@ -59,6 +59,27 @@ type Config struct {
 	// TLSCert and TLSKey (PEM files), when set, make the API serve HTTPS
 	// only; clients pin the CA with `dm remote add --ca-cert`.
 	TLSCert, TLSKey string
+	// Store is the registry: "bbolt" (default; one node, in DataDir) or
+	// "etcd" (a cluster: nodes sharing EtcdEndpoints). EtcdCAFile verifies
+	// etcd's certificate; EtcdCertFile and EtcdKeyFile are the client
+	// certificate etcd may demand; EtcdPrefix keeps several clusters
+	// apart in one etcd (default "/dotmesh/").
+	Store                                 string
+	EtcdEndpoints                         []string
+	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
+	EtcdPrefix                            string
+	// NodeID names the node in its cluster (default: the host name, up to
+	// its first dot). Advertise is the URL the other nodes reach this
+	// node's API at (default http(s)://Listen). PeerCAFile is the CA of the
+	// other nodes' HTTPS certificates, when they serve HTTPS.
+	NodeID, Advertise, PeerCAFile string
+	// ClusterKey is the cluster's admin API key, which every node shares
+	// (they call each other with it): given to a node joining a cluster,
+	// checked against the registry and written to DataDir/admin-api-key.
+	//
+	// The store and cluster fields (not ClusterKey) default to what the
+	// node last started with in DataDir, like the backend fields.
+	ClusterKey string
 	// Ready, when set, is called once with the address listened on, when
 	// the API accepts requests (tests listen on port 0 and read it here).
 	Ready func(addr string)
@@ -91,6 +112,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	cs, err := resolveClusterSettings(cfg, dataDir, listen)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
@@ -104,21 +129,38 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 
-	node, store, err := openNode(ctx, dataDir, settings, log)
+	peers := &lazyPeers{}
+	node, store, err := openNode(ctx, dataDir, settings, cs, peers, cfg.Version, log)
 	if err != nil {
 		return err
 	}
 	if err := settings.save(dataDir); err != nil {
 		log.Warn("the next start will need the backend flags again", "err", err)
 	}
+	if err := cs.save(dataDir); err != nil {
+		log.Warn("the next start will need the store flags again", "err", err)
+	}
 	defer func() {
 		if err := node.Close(); err != nil {
 			log.Warn("closing the node", "err", err)
 		}
 	}()
-	_, created, err := server.EnsureAdminKey(ctx, node, dataDir)
-	if err != nil {
-		return err
+	var created bool
+	if cs.etcd() {
+		var key string
+		key, created, err = server.EnsureClusterAdminKey(ctx, node, dataDir, cfg.ClusterKey)
+		if err != nil {
+			return err
+		}
+		if err := peers.set(key, cs.PeerCAFile); err != nil {
+			return err
+		}
+		go func() { _ = node.Sync(ctx) }() // the first pass ran without the key
+	} else {
+		_, created, err = server.EnsureAdminKey(ctx, node, dataDir)
+		if err != nil {
+			return err
+		}
 	}
 	keyPath := filepath.Join(dataDir, server.AdminKeyFile)
 	if created {
@@ -172,7 +214,10 @@ func Run(ctx context.Context, cfg Config) error {
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("dotmesh node serving", "addr", ln.Addr().String(), "data", dataDir, "backend", settings.Default, "backends", strings.Join(settings.Enabled, ","), "version", cfg.Version)
+	log.Info("dotmesh node serving", "addr", ln.Addr().String(), "data", dataDir, "backend", settings.Default, "backends", strings.Join(settings.Enabled, ","), "store", cs.Store, "version", cfg.Version)
+	if cs.etcd() {
+		log.Info("cluster node", "node", cs.NodeID, "advertise", cs.Advertise, "etcd", strings.Join(cs.EtcdEndpoints, ","))
+	}
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr().String())
 	}
@@ -197,22 +242,26 @@ func Run(ctx context.Context, cfg Config) error {
 
 // openNode opens the registry and the backends and builds the node, which
 // reconciles them. On failure everything opened is closed again.
-func openNode(ctx context.Context, dataDir string, s backendSettings, log *slog.Logger) (*dotmesh.Node, dotmesh.ClusterStore, error) {
-	store, err := bboltstore.Open(filepath.Join(dataDir, "registry.db"), bboltstore.Options{Logger: log, Timeout: 5 * time.Second})
+func openNode(ctx context.Context, dataDir string, s backendSettings, cs clusterSettings, peers dotmesh.Peers, version string, log *slog.Logger) (*dotmesh.Node, dotmesh.ClusterStore, error) {
+	store, err := openStore(ctx, dataDir, cs, log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening the registry in %s: %w", dataDir, err)
+		return nil, nil, err
 	}
 	bes, err := openBackends(ctx, dataDir, s, log)
 	if err != nil {
 		store.Close()
 		return nil, nil, err
 	}
-	node, err := dotmesh.NewNode(ctx, dotmesh.Options{
+	opts := dotmesh.Options{
 		Store:          store,
 		Backends:       bes,
 		DefaultBackend: s.Default,
 		Logger:         log,
-	})
+	}
+	if cs.etcd() {
+		opts.Cluster = &dotmesh.ClusterOptions{NodeID: cs.NodeID, Address: cs.Advertise, Peers: peers, Version: version}
+	}
+	node, err := dotmesh.NewNode(ctx, opts)
 	if err != nil {
 		for _, be := range bes {
 			be.Close()
@@ -221,4 +270,12 @@ func openNode(ctx context.Context, dataDir string, s backendSettings, log *slog.
 		return nil, nil, err
 	}
 	return node, store, nil
+}
+
+func openBBolt(dataDir string, log *slog.Logger) (dotmesh.ClusterStore, error) {
+	store, err := bboltstore.Open(filepath.Join(dataDir, "registry.db"), bboltstore.Options{Logger: log, Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("opening the registry in %s: %w", dataDir, err)
+	}
+	return store, nil
 }

@@ -105,3 +105,28 @@ type GCStats struct {
 type Checker interface {
 	Check(ctx context.Context) error
 }
+
+// ObjectNegotiator is an optional capability of backends whose native
+// stream is a set of content-addressed objects (dump): before a commit is
+// sent, the sender lists the objects its stream would carry, the receiver
+// says which of them it holds already, and the stream leaves those out
+// ("chunk have/want"). That makes a re-run after an interruption send
+// only what did not arrive, and an incremental push send only the chunks
+// the receiver lacks, even without a common base commit.
+//
+// Backends without it (zfs, btrfs) are sent whole streams, unchanged.
+type ObjectNegotiator interface {
+	// StreamObjects lists, in stream order and without duplicates, the
+	// objects Send(target, base) would write.
+	StreamObjects(ctx context.Context, target CommitRef, base *CommitRef) ([]ObjectID, error)
+	// HaveObjects reports, for each of ids, whether the backend holds
+	// that object, and keeps the held ones from garbage collection until
+	// target has been received or the reservation expires: a stream that
+	// leaves them out must still find them. ids are valid (ValidateObjectID)
+	// and at most MaxObjectBatch.
+	HaveObjects(ctx context.Context, target CommitRef, ids []ObjectID) ([]bool, error)
+	// SendWithout is Send leaving out the objects in have (the receiver
+	// holds them). Receive of the same backend accepts such a stream; it
+	// still checks that every object the commit needs is present.
+	SendWithout(ctx context.Context, target CommitRef, base *CommitRef, have []ObjectID, w io.Writer) error
+}

@@ -21,6 +21,8 @@ type Mount struct {
 	ID string `json:"id"`
 	// Name says who uses it, for people (a container or pod name), if known.
 	Name string `json:"name,omitempty"`
+	// Node is the cluster node the consumer runs on; empty on a single node.
+	Node string `json:"node,omitempty"`
 
 	Dot    DotID  `json:"dot"`
 	Branch string `json:"branch"`
@@ -35,9 +37,14 @@ type Mount struct {
 
 const mountsPrefix = "mounts/"
 
-func mountKey(dot DotID, consumer, id string) string {
-	// IDs can be paths; hashing keeps the key one clean segment.
-	h := sha256.Sum256([]byte(consumer + "\x00" + id))
+func mountKey(dot DotID, node, consumer, id string) string {
+	// IDs can be paths; hashing keeps the key one clean segment. Kubelet
+	// paths repeat across nodes, so a cluster node's mounts include its id.
+	seed := consumer + "\x00" + id
+	if node != "" {
+		seed = node + "\x00" + seed
+	}
+	h := sha256.Sum256([]byte(seed))
 	return mountsPrefix + string(dot) + "/" + hex.EncodeToString(h[:16])
 }
 
@@ -78,8 +85,16 @@ func (n *Node) Mount(ctx context.Context, v VolumeName, consumer, id, name strin
 	if err != nil {
 		return nil, err
 	}
+	key := mountKey(d.ID, n.NodeID(), consumer, id)
+	if kv, err := n.store.Get(ctx, key); err == nil {
+		return decode[Mount](kv)
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	if err := n.acquire(ctx, d, b.Name); err != nil {
+		return nil, err
+	}
 	defer n.lockDot(d.ID)()
-	key := mountKey(d.ID, consumer, id)
 	if kv, err := n.store.Get(ctx, key); err == nil {
 		return decode[Mount](kv)
 	} else if !errors.Is(err, ErrNotFound) {
@@ -98,8 +113,11 @@ func (n *Node) Mount(ctx context.Context, v VolumeName, consumer, id, name strin
 	if err != nil {
 		return nil, err
 	}
+	if err := n.checkMaster(d, b); err != nil {
+		return nil, err
+	}
 	m := &Mount{
-		Consumer: consumer, ID: id, Name: name,
+		Consumer: consumer, ID: id, Name: name, Node: n.NodeID(),
 		Dot: d.ID, Branch: b.Name, Subdot: v.SubdotOrDefault(), Pinned: v.Branch != "",
 		Volume: v.String(), Path: path, Created: n.now().UTC(),
 	}
@@ -118,7 +136,7 @@ func (n *Node) Unmount(ctx context.Context, dot DotName, consumer, id string) er
 	} else if err != nil {
 		return err
 	}
-	return n.store.Delete(ctx, mountKey(d.ID, consumer, id))
+	return n.store.Delete(ctx, mountKey(d.ID, n.NodeID(), consumer, id))
 }
 
 // Mounts lists the mounts of a dot, oldest first.

@@ -26,6 +26,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Cluster, when set, makes the node one of several sharing Store.
+	Cluster *ClusterOptions
 }
 
 // Node is the dotmesh engine: every operation on dots, branches and commits,
@@ -40,6 +42,11 @@ type Node struct {
 	def      string
 	log      *slog.Logger
 	now      func() time.Time
+
+	cl *cluster // nil on a single node
+
+	closeOnce sync.Once
+	closeErr  error
 
 	mu          sync.Mutex
 	locks       map[DotID]*sync.Mutex
@@ -86,17 +93,27 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	if err := n.reconcile(ctx); err != nil {
 		return nil, fmt.Errorf("reconciling storage with the registry: %w", err)
 	}
+	if opts.Cluster != nil {
+		if err := n.startCluster(ctx, *opts.Cluster); err != nil {
+			return nil, err
+		}
+	}
 	return n, nil
 }
 
-// Close closes the backends and the store.
+// Close leaves the cluster, then closes the backends and the store.
+// Closing again does nothing.
 func (n *Node) Close() error {
-	var errs []error
-	for _, b := range n.backends {
-		errs = append(errs, b.Close())
-	}
-	errs = append(errs, n.store.Close())
-	return errors.Join(errs...)
+	n.closeOnce.Do(func() {
+		n.stopCluster()
+		var errs []error
+		for _, b := range n.backends {
+			errs = append(errs, b.Close())
+		}
+		errs = append(errs, n.store.Close())
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
 }
 
 // BackendNames lists the node's backends, sorted.
@@ -163,7 +180,7 @@ func (n *Node) CreateDot(ctx context.Context, name DotName, opts CreateDotOption
 	}
 	now := n.now().UTC()
 	d := &Dot{ID: NewDotID(), Namespace: name.Namespace, Name: name.Name, Backend: bname, Current: DefaultBranch, Created: now}
-	br := &Branch{Dot: d.ID, Name: DefaultBranch, Created: now}
+	br := &Branch{Dot: d.ID, Name: DefaultBranch, Created: now, Master: n.NodeID()}
 	// Storage first: if we die before the registry write, reconcile removes
 	// the orphaned branch storage on the next start.
 	if err := be.CreateBranch(ctx, br.Ref(), nil); err != nil {
@@ -220,9 +237,25 @@ func (n *Node) ListDots(ctx context.Context) ([]DotStatus, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One List per key space rather than three per dot: on etcd every
+	// List is a round trip, and a team may have thousands of dots.
+	var all dotRecords
+	if all.branches, err = groupByDot[Branch](ctx, n.store, branchesPrefix); err != nil {
+		return nil, err
+	}
+	if all.commits, err = groupByDot[Commit](ctx, n.store, commitsPrefix); err != nil {
+		return nil, err
+	}
+	if all.mounts, err = groupByDot[Mount](ctx, n.store, mountsPrefix); err != nil {
+		return nil, err
+	}
 	out := make([]DotStatus, 0, len(dots))
 	for _, d := range dots {
-		st, err := n.status(ctx, d)
+		commits := make(map[CommitID]*Commit, len(all.commits[d.ID]))
+		for _, c := range all.commits[d.ID] {
+			commits[c.ID] = c
+		}
+		st, err := n.statusOf(ctx, d, all.branches[d.ID], commits, all.mounts[d.ID])
 		if err != nil {
 			return nil, err
 		}
@@ -238,16 +271,41 @@ func (n *Node) ListDots(ctx context.Context) ([]DotStatus, error) {
 	return out, nil
 }
 
+// dotRecords are registry records of every dot, by dot id.
+type dotRecords struct {
+	branches map[DotID][]*Branch
+	commits  map[DotID][]*Commit
+	mounts   map[DotID][]*Mount
+}
+
+// groupByDot lists prefix ("<prefix><dotid>/...") and decodes each value,
+// grouped by the dot id in its key.
+func groupByDot[T any](ctx context.Context, s ClusterStore, prefix string) (map[DotID][]*T, error) {
+	kvs, err := s.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[DotID][]*T)
+	for _, kv := range kvs {
+		id, _, ok := strings.Cut(strings.TrimPrefix(kv.Key, prefix), "/")
+		if !ok {
+			continue
+		}
+		v, err := decode[T](kv)
+		if err != nil {
+			return nil, err
+		}
+		out[DotID(id)] = append(out[DotID(id)], v)
+	}
+	return out, nil
+}
+
 // Status returns one dot's status.
 func (n *Node) Status(ctx context.Context, name DotName) (*DotStatus, error) {
 	d, err := n.Dot(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	return n.status(ctx, d)
-}
-
-func (n *Node) status(ctx context.Context, d *Dot) (*DotStatus, error) {
 	branches, err := n.reg.branches(ctx, d.ID)
 	if err != nil {
 		return nil, err
@@ -256,16 +314,30 @@ func (n *Node) status(ctx context.Context, d *Dot) (*DotStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &DotStatus{Dot: d}
-	if st.Mounts, err = n.mounts(ctx, d.ID); err != nil {
+	ms, err := n.mounts(ctx, d.ID)
+	if err != nil {
 		return nil, err
 	}
+	mounts := make([]*Mount, len(ms))
+	for i := range ms {
+		mounts[i] = &ms[i]
+	}
+	return n.statusOf(ctx, d, branches, commits, mounts)
+}
+
+func (n *Node) statusOf(ctx context.Context, d *Dot, branches []*Branch, commits map[CommitID]*Commit, mounts []*Mount) (*DotStatus, error) {
+	st := &DotStatus{Dot: d}
+	for _, m := range mounts {
+		st.Mounts = append(st.Mounts, *m)
+	}
+	sort.Slice(st.Mounts, func(i, j int) bool { return st.Mounts[i].Created.Before(st.Mounts[j].Created) })
 	for _, b := range branches {
 		st.Branches = append(st.Branches, b.Name)
 		if b.Name == d.Current {
 			st.Branch = b
 		}
 	}
+	sort.Strings(st.Branches)
 	if st.Branch == nil {
 		return nil, fmt.Errorf("%w: dot %s's current branch %s is missing from the registry", ErrCorrupt, d.DotName(), d.Current)
 	}
@@ -273,6 +345,9 @@ func (n *Node) status(ctx context.Context, d *Dot) (*DotStatus, error) {
 	st.Commits = len(chain)
 	if len(chain) > 0 {
 		st.Head = chain[0]
+	}
+	if n.cl != nil && st.Branch.Master != n.cl.opts.NodeID {
+		return st, nil // the working state is on the master node
 	}
 	be, err := n.backendOf(d)
 	if err == nil {
@@ -339,9 +414,6 @@ func (n *Node) DeleteDot(ctx context.Context, name DotName) error {
 	for _, b := range branches {
 		ops = append(ops, DeleteOp(branchKey(d.ID, b.Name)))
 	}
-	for id := range commits {
-		ops = append(ops, DeleteOp(commitKey(d.ID, id)))
-	}
 	// Registry first: the dot vanishes atomically; storage left behind by a
 	// crash after this point is removed by reconcile.
 	if _, err := n.store.Txn(ctx, []Condition{IfRevision(dotKey(d.ID), rev)}, ops); err != nil {
@@ -349,6 +421,24 @@ func (n *Node) DeleteDot(ctx context.Context, name DotName) error {
 			return fmt.Errorf("%w: dot %s changed while deleting it; try again", ErrConflict, name)
 		}
 		return err
+	}
+	// Commit records go after, in batches: etcd caps a transaction at 128
+	// operations by default, and a dot may have thousands of commits.
+	// Nothing reads them once the dot is gone.
+	var stale []string
+	for id := range commits {
+		stale = append(stale, commitKey(d.ID, id))
+	}
+	if n.cl != nil {
+		kvs, err := n.store.List(ctx, replicaPrefix(d.ID))
+		if err == nil {
+			for _, kv := range kvs {
+				stale = append(stale, kv.Key)
+			}
+		}
+	}
+	if err := n.deleteKeys(ctx, stale); err != nil {
+		n.log.Warn("removing commit records of a deleted dot", "dot", name.String(), "err", err)
 	}
 	if be, err := n.backendOf(d); err == nil {
 		for _, b := range storageBranches(branches, commits) {
@@ -360,6 +450,25 @@ func (n *Node) DeleteDot(ctx context.Context, name DotName) error {
 	n.log.Info("deleted dot", "dot", name.String(), "id", d.ID)
 	return nil
 }
+
+// deleteKeys deletes keys in transactions of at most maxTxnOps.
+func (n *Node) deleteKeys(ctx context.Context, keys []string) error {
+	for len(keys) > 0 {
+		k := min(len(keys), maxTxnOps)
+		ops := make([]Op, 0, k)
+		for _, key := range keys[:k] {
+			ops = append(ops, DeleteOp(key))
+		}
+		if _, err := n.store.Txn(ctx, nil, ops); err != nil {
+			return err
+		}
+		keys = keys[k:]
+	}
+	return nil
+}
+
+// maxTxnOps keeps transactions within etcd's default --max-txn-ops.
+const maxTxnOps = 100
 
 // Branches lists a dot's branches, sorted by name.
 func (n *Node) Branches(ctx context.Context, name DotName) ([]*Branch, error) {
@@ -405,8 +514,31 @@ func (n *Node) CreateBranch(ctx context.Context, name DotName, newName, from str
 	if err != nil {
 		return nil, err
 	}
+	if err := n.prefetch(ctx, d, d.Current, from); err != nil {
+		return nil, err
+	}
 	defer n.lockDot(d.ID)()
 	return n.createBranch(ctx, d, newName, d.Current, from)
+}
+
+// prefetch fetches the commit ref names on branch, in a cluster, before
+// the dot lock is taken (fetching takes it too).
+func (n *Node) prefetch(ctx context.Context, d *Dot, branch, ref string) error {
+	if n.cl == nil {
+		return nil
+	}
+	if ref == "" {
+		ref = "HEAD"
+	}
+	b, _, err := n.reg.branch(ctx, d, branch)
+	if err != nil {
+		return err
+	}
+	c, err := n.resolve(ctx, d, b, ref)
+	if err != nil {
+		return err
+	}
+	return n.ensureHeld(ctx, d, c.ID)
 }
 
 func (n *Node) createBranch(ctx context.Context, d *Dot, newName, srcBranch, from string) (*Branch, error) {
@@ -430,7 +562,10 @@ func (n *Node) createBranch(ctx context.Context, d *Dot, newName, srcBranch, fro
 	if err != nil {
 		return nil, err
 	}
-	br := &Branch{Dot: d.ID, Name: newName, Head: origin.ID, Origin: origin.ID, Created: n.now().UTC()}
+	br := &Branch{Dot: d.ID, Name: newName, Head: origin.ID, Origin: origin.ID, Created: n.now().UTC(), Master: n.NodeID()}
+	if err := n.ensureHeldLocked(ctx, d, origin.ID); err != nil {
+		return nil, err
+	}
 	ref := origin.Ref()
 	if err := be.CreateBranch(ctx, br.Ref(), &ref); err != nil {
 		return nil, fmt.Errorf("creating storage for branch %s of %s: %w", newName, d.DotName(), err)
@@ -468,6 +603,11 @@ func (n *Node) Checkout(ctx context.Context, name DotName, branch string, opts C
 	}
 	if d.Current == branch && !opts.Create {
 		return d, nil
+	}
+	if opts.Create {
+		if err := n.prefetch(ctx, d, d.Current, "HEAD"); err != nil {
+			return nil, err
+		}
 	}
 	restart, err := n.guardMounts(ctx, d, "", "checkout", opts.Restart)
 	if err != nil {
@@ -520,15 +660,43 @@ func (n *Node) Commit(ctx context.Context, name DotName, branch string, opts Com
 			return nil, err
 		}
 	}
-	d, err := n.Dot(ctx, name)
+	d, b, _, err := n.resolveBranch(ctx, name, branch)
 	if err != nil {
+		return nil, err
+	}
+	if err := n.acquire(ctx, d, b.Name); err != nil {
 		return nil, err
 	}
 	defer n.lockDot(d.ID)()
-	d, b, rev, err := n.resolveBranch(ctx, name, branch)
+	d, b, rev, err := n.resolveBranch(ctx, name, b.Name)
 	if err != nil {
 		return nil, err
 	}
+	if err := n.checkMaster(d, b); err != nil {
+		return nil, err
+	}
+	return n.commitLocked(ctx, d, b, rev, opts)
+}
+
+// checkMaster refuses writes to a branch whose working state is not
+// here (it moved away after acquire), or that is being handed over.
+func (n *Node) checkMaster(d *Dot, b *Branch) error {
+	if n.cl == nil {
+		return nil
+	}
+	if b.Master != n.cl.opts.NodeID {
+		return fmt.Errorf("%w: branch %s of %s moved to node %s meanwhile; try again", ErrConflict, b.Name, d.DotName(), b.Master)
+	}
+	if b.Moving != "" {
+		return fmt.Errorf("%w: branch %s of %s is being moved to node %s; use it there", ErrConflict, b.Name, d.DotName(), b.Moving)
+	}
+	return nil
+}
+
+// commitLocked is Commit for callers that hold the dot lock and read b at
+// revision rev.
+func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, opts CommitOptions) (*Commit, error) {
+	name := d.DotName()
 	be, err := n.backendOf(d)
 	if err != nil {
 		return nil, err
@@ -548,7 +716,7 @@ func (n *Node) Commit(ctx context.Context, name DotName, branch string, opts Com
 	b.Head = c.ID
 	_, err = n.store.Txn(ctx,
 		[]Condition{IfRevision(branchKey(d.ID, b.Name), rev), IfAbsent(commitKey(d.ID, c.ID))},
-		[]Op{PutOp(commitKey(d.ID, c.ID), encode(c)), PutOp(branchKey(d.ID, b.Name), encode(b))})
+		append([]Op{PutOp(commitKey(d.ID, c.ID), encode(c)), PutOp(branchKey(d.ID, b.Name), encode(b))}, n.replicaOps(d.ID, c.ID)...))
 	if err != nil {
 		if derr := be.DeleteCommit(context.WithoutCancel(ctx), c.Ref()); derr != nil {
 			n.log.Warn("removing data of a commit the registry refused", "commit", c.ID, "err", derr)
@@ -652,6 +820,9 @@ func (n *Node) Reset(ctx context.Context, name DotName, branch, ref string, opts
 	if _, err := n.resolve(ctx, d, b, ref); err != nil {
 		return nil, err // a bad ref must not stop anybody's containers
 	}
+	if err := n.acquire(ctx, d, b.Name); err != nil {
+		return nil, err
+	}
 	restart, err := n.guardMounts(ctx, d, b.Name, "reset", opts.Restart)
 	if err != nil {
 		return nil, err
@@ -668,6 +839,9 @@ func (n *Node) reset(ctx context.Context, name DotName, branch, ref string, opts
 	defer n.lockDot(d.ID)()
 	d, b, rev, err := n.resolveBranch(ctx, name, branch)
 	if err != nil {
+		return nil, err
+	}
+	if err := n.checkMaster(d, b); err != nil {
 		return nil, err
 	}
 	target, err := n.resolve(ctx, d, b, ref)
@@ -755,6 +929,9 @@ func (n *Node) SubdotPath(ctx context.Context, v VolumeName) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := n.acquire(ctx, d, b.Name); err != nil {
+		return "", err
+	}
 	be, err := n.backendOf(d)
 	if err != nil {
 		return "", err
@@ -767,6 +944,9 @@ func (n *Node) Subdots(ctx context.Context, name DotName, branch string) ([]stri
 	d, b, _, err := n.resolveBranch(ctx, name, branch)
 	if err != nil {
 		return nil, err
+	}
+	if n.cl != nil && b.Master != n.cl.opts.NodeID {
+		return nil, fmt.Errorf("%w: the working state of %s@%s is on node %s; ask that node (using the branch here moves it)", ErrUnavailable, name, b.Name, b.Master)
 	}
 	be, err := n.backendOf(d)
 	if err != nil {
@@ -876,6 +1056,20 @@ func (n *Node) PutAPIKey(ctx context.Context, k APIKey) error {
 		return err
 	}
 	_, err := n.store.Put(ctx, apiKeysPrefix+k.User, encode(k))
+	return err
+}
+
+// CreateAPIKey stores a user's API key hash unless the user has one:
+// ErrAlreadyExists then, so two nodes starting a cluster at once cannot
+// both set the admin key.
+func (n *Node) CreateAPIKey(ctx context.Context, k APIKey) error {
+	if err := ValidateName("user", k.User); err != nil {
+		return err
+	}
+	_, err := n.store.Txn(ctx, []Condition{IfAbsent(apiKeysPrefix + k.User)}, []Op{PutOp(apiKeysPrefix+k.User, encode(k))})
+	if errors.Is(err, ErrConflict) {
+		return fmt.Errorf("%w: user %s has an API key already", ErrAlreadyExists, k.User)
+	}
 	return err
 }
 

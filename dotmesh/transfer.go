@@ -40,18 +40,21 @@ type Progress struct {
 
 // TransferResult summarises a transfer.
 type TransferResult struct {
-	Dot      string        `json:"dot"`
-	Branch   string        `json:"branch"`
-	Head     CommitID      `json:"head,omitempty"`
-	Commits  int           `json:"commits"`           // commits whose data was sent
-	Skipped  int           `json:"skipped,omitempty"` // already at the receiver (resume)
-	Bytes    int64         `json:"bytes"`             // stream bytes sent
-	Format   string        `json:"format,omitempty"`  // stream format used
-	UpToDate bool          `json:"up_to_date"`        // nothing to do
-	Behind   int           `json:"behind,omitempty"`  // receiver is this many commits ahead
-	Stashed  string        `json:"stashed,omitempty"` // branch holding the receiver's diverged commits
-	Created  bool          `json:"created,omitempty"` // the receiver got a new dot or branch
-	Duration time.Duration `json:"duration_ns"`
+	Dot     string   `json:"dot"`
+	Branch  string   `json:"branch"`
+	Head    CommitID `json:"head,omitempty"`
+	Commits int      `json:"commits"`           // commits whose data was sent
+	Skipped int      `json:"skipped,omitempty"` // already at the receiver (resume)
+	Bytes   int64    `json:"bytes"`             // stream bytes sent
+	// ObjectsHeld counts objects of the sent commits that the receiver
+	// held already, so their streams left them out (have/want: dump).
+	ObjectsHeld int           `json:"objects_held,omitempty"`
+	Format      string        `json:"format,omitempty"`  // stream format used
+	UpToDate    bool          `json:"up_to_date"`        // nothing to do
+	Behind      int           `json:"behind,omitempty"`  // receiver is this many commits ahead
+	Stashed     string        `json:"stashed,omitempty"` // branch holding the receiver's diverged commits
+	Created     bool          `json:"created,omitempty"` // the receiver got a new dot or branch
+	Duration    time.Duration `json:"duration_ns"`
 }
 
 // Push sends branch (the current one when empty) of dot to the peer
@@ -252,9 +255,11 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 			}
 		}
 		report()
-		if err := copyCommit(ctx, src, srcDot, dst, dstDot, branch, c, base, format, &moved, report); err != nil {
+		held, err := copyCommitNegotiated(ctx, src, srcDot, dst, dstDot, branch, c, base, format, &moved, report)
+		if err != nil {
 			return nil, fmt.Errorf("%w (%d of %d commits had arrived; what arrived is kept, so running the same command again resumes)", err, i+res.Skipped, len(todo)+res.Skipped)
 		}
+		res.ObjectsHeld += held
 		dstHas[c.ID] = true
 		res.Commits++
 	}
@@ -267,7 +272,7 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 	return res, nil
 }
 
-// copyCommit streams one commit from src to dst, counting bytes.
+// copyCommit streams one whole commit from src to dst, counting bytes.
 func copyCommit(ctx context.Context, src Transport, srcDot DotName, dst Transport, dstDot DotName, branch string, c Commit, base *CommitID, format string, moved *atomic.Int64, report func()) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -186,7 +186,7 @@ func (n *Node) ReceiveCommit(ctx context.Context, name DotName, branch string, c
 	if err != nil {
 		return fmt.Errorf("receiving commit %s of %s: %w", c.ID, name, err)
 	}
-	if _, err := n.store.Txn(ctx, []Condition{IfAbsent(commitKey(t.dot.ID, c.ID))}, []Op{PutOp(commitKey(t.dot.ID, c.ID), encode(rc))}); err != nil {
+	if _, err := n.store.Txn(ctx, []Condition{IfAbsent(commitKey(t.dot.ID, c.ID))}, append([]Op{PutOp(commitKey(t.dot.ID, c.ID), encode(rc))}, n.replicaOps(t.dot.ID, c.ID)...)); err != nil {
 		if derr := t.be.DeleteCommit(context.WithoutCancel(ctx), ref); derr != nil {
 			n.log.Warn("removing data of a received commit the registry refused", "commit", c.ID, "err", derr)
 		}
@@ -266,6 +266,12 @@ func (n *Node) FinishReceive(ctx context.Context, name DotName, branch string, r
 	if t == nil {
 		return nil, fmt.Errorf("%w: dot %s has not received any commit here; run the transfer again", ErrNotFound, name)
 	}
+	if !t.staged {
+		// In a cluster the branch's working state must be here to move.
+		if err := n.acquire(ctx, t.dot, branch); err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+	}
 	defer n.lockDot(t.dot.ID)()
 	if t.commits, err = n.reg.commits(ctx, t.dot.ID); err != nil {
 		return nil, err
@@ -283,7 +289,7 @@ func (n *Node) FinishReceive(ctx context.Context, name DotName, branch string, r
 	}
 	b, rev, err := n.reg.branch(ctx, t.dot, branch)
 	if errors.Is(err, ErrNotFound) {
-		br := &Branch{Dot: t.dot.ID, Name: branch, Head: head.ID, Created: n.now().UTC()}
+		br := &Branch{Dot: t.dot.ID, Name: branch, Head: head.ID, Created: n.now().UTC(), Master: n.NodeID()}
 		if err := t.be.CreateBranch(ctx, br.Ref(), &headR); err != nil {
 			return nil, fmt.Errorf("creating the working state of %s@%s: %w", name, branch, err)
 		}
@@ -343,7 +349,7 @@ func (n *Node) FinishReceive(ctx context.Context, name DotName, branch string, r
 func (n *Node) finishNewDot(ctx context.Context, t *transferTarget, name DotName, branch string, head *Commit) (*FinishResult, error) {
 	d := *t.dot
 	d.Current = branch
-	br := &Branch{Dot: d.ID, Name: branch, Head: head.ID, Created: n.now().UTC()}
+	br := &Branch{Dot: d.ID, Name: branch, Head: head.ID, Created: n.now().UTC(), Master: n.NodeID()}
 	headR := head.Ref()
 	if err := t.be.CreateBranch(ctx, br.Ref(), &headR); err != nil && !errors.Is(err, ErrAlreadyExists) {
 		return nil, fmt.Errorf("creating the working state of %s@%s: %w", name, branch, err)

@@ -2,6 +2,9 @@ package dotmesh
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"io"
 )
 
@@ -69,4 +72,110 @@ type FinishResult struct {
 	Stashed string `json:"stashed,omitempty"`
 	// Created is true when the dot or branch was new on the receiver.
 	Created bool `json:"created,omitempty"`
+}
+
+// ObjectID names one object of a backend's content-addressed store, as
+// lower-case hex (dump: the BLAKE3-256 of the object's content).
+type ObjectID string
+
+// MaxObjectBatch bounds how many object ids one have/want request or one
+// page of an object list carries.
+const MaxObjectBatch = 8192
+
+// MaxObjectList bounds the objects of one commit's stream that take part
+// in have/want (about 2 TiB of dump chunks); a larger commit is sent
+// whole.
+const MaxObjectList = 1 << 22
+
+// ValidateObjectID checks an object id from a peer: 2 to 128 lower-case
+// hex digits, an even number of them.
+func ValidateObjectID(id ObjectID) error {
+	if len(id) < 2 || len(id) > 128 || len(id)%2 != 0 {
+		return fmt.Errorf("%w: object id %q must be 2 to 128 lower-case hex digits (an even number)", ErrInvalidArgument, clip(string(id)))
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return fmt.Errorf("%w: object id %q must be lower-case hex digits", ErrInvalidArgument, clip(string(id)))
+		}
+	}
+	return nil
+}
+
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+// ObjectList is what a commit's native stream is made of, as listed by
+// the sending node.
+type ObjectList struct {
+	IDs []ObjectID `json:"ids"`
+	// Digest identifies the list (ObjectListDigest), so a filter made for
+	// it is never applied to another.
+	Digest string `json:"digest"`
+}
+
+// ObjectListDigest is the SHA-256 (hex) of ids, each followed by '\n'.
+func ObjectListDigest(ids []ObjectID) string {
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write([]byte(id))
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// ObjectFilter narrows a commit's stream to the objects the receiver
+// lacks: bit i of Have (least significant bit first) set means the
+// receiver holds the i-th object of the ObjectList whose digest is Digest
+// and whose length is Count.
+type ObjectFilter struct {
+	Count  int    `json:"count"`
+	Digest string `json:"digest"`
+	Have   []byte `json:"have"` // JSON: base64
+}
+
+// Validate checks a filter's shape (not yet against a list).
+func (f *ObjectFilter) Validate() error {
+	switch {
+	case f.Count < 0 || f.Count > MaxObjectList:
+		return fmt.Errorf("%w: object filter counts %d objects; the limit is %d", ErrInvalidArgument, f.Count, MaxObjectList)
+	case len(f.Have) != (f.Count+7)/8:
+		return fmt.Errorf("%w: object filter bitmap has %d bytes; %d objects need %d", ErrInvalidArgument, len(f.Have), f.Count, (f.Count+7)/8)
+	case f.Count%8 != 0 && f.Have[len(f.Have)-1]>>(f.Count%8) != 0:
+		return fmt.Errorf("%w: object filter bitmap has bits set past its %d objects", ErrInvalidArgument, f.Count)
+	}
+	if len(f.Digest) != 64 {
+		return fmt.Errorf("%w: object filter digest must be 64 hex digits", ErrInvalidArgument)
+	}
+	if _, err := hex.DecodeString(f.Digest); err != nil {
+		return fmt.Errorf("%w: object filter digest must be 64 hex digits", ErrInvalidArgument)
+	}
+	return nil
+}
+
+// Held reports bit i of the filter.
+func (f *ObjectFilter) Held(i int) bool { return f.Have[i/8]&(1<<(i%8)) != 0 }
+
+// ObjectTransport is an optional Transport capability (checked with a
+// type assertion, like ObjectNegotiator on backends): the have/want
+// exchange of a native stream made of objects. runTransfer uses it when
+// both sides offer it and the sending backend is an ObjectNegotiator;
+// otherwise whole streams are sent, as before. An implementation answers
+// ErrNotSupported when the dot's backend cannot negotiate.
+type ObjectTransport interface {
+	Transport
+	// CommitObjects lists, on the sending node, the objects of commit
+	// id's stream in format (incremental from base when not nil).
+	CommitObjects(ctx context.Context, dot DotName, id CommitID, base *CommitID, format string) (*ObjectList, error)
+	// HaveObjects asks the receiving node which of ids (at most
+	// MaxObjectBatch) it holds for a coming SendCommit of commit c to
+	// branch; it keeps those until then.
+	HaveObjects(ctx context.Context, dot DotName, branch string, c CommitID, format string, ids []ObjectID) ([]bool, error)
+	// FetchCommitWithout is FetchCommit leaving out the objects f marks
+	// as held by the receiver.
+	FetchCommitWithout(ctx context.Context, dot DotName, id CommitID, base *CommitID, format string, f *ObjectFilter) (io.ReadCloser, error)
 }

@@ -9,7 +9,10 @@ import (
 // LocalTransport is a Transport to a Node in the same process: the other
 // side of a Push or Pull that runs on this node, and a peer in tests and
 // in programs that hold two nodes.
+// It offers the optional ObjectTransport too.
 func LocalTransport(n *Node) Transport { return localTransport{n} }
+
+var _ ObjectTransport = localTransport{}
 
 type localTransport struct{ n *Node }
 
@@ -29,6 +32,23 @@ func (l localTransport) FetchCommit(ctx context.Context, dot DotName, id CommitI
 	}
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(l.n.SendCommitStream(ctx, dot, id, base, format, pw)) }()
+	return pr, nil
+}
+
+func (l localTransport) CommitObjects(ctx context.Context, dot DotName, id CommitID, base *CommitID, format string) (*ObjectList, error) {
+	return l.n.CommitObjects(ctx, dot, id, base, format)
+}
+
+func (l localTransport) HaveObjects(ctx context.Context, dot DotName, branch string, c CommitID, format string, ids []ObjectID) ([]bool, error) {
+	return l.n.HaveObjects(ctx, dot, branch, c, format, ids)
+}
+
+func (l localTransport) FetchCommitWithout(ctx context.Context, dot DotName, id CommitID, base *CommitID, format string, f *ObjectFilter) (io.ReadCloser, error) {
+	if _, _, _, err := l.n.negotiatingSource(ctx, dot, id, base, format); err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(l.n.SendCommitStreamWithout(ctx, dot, id, base, format, f, pw)) }()
 	return pr, nil
 }
 

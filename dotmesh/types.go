@@ -66,7 +66,15 @@ type Branch struct {
 	Head    CommitID  `json:"head,omitempty"`   // empty until the first commit
 	Origin  CommitID  `json:"origin,omitempty"` // commit the branch was made from
 	Created time.Time `json:"created"`
+	// Master is the cluster node with the branch's working state; empty
+	// on a single node. Moving names the node it is being handed to
+	// (since MovingSince), see Node.Release.
+	Master      string    `json:"master,omitempty"`
+	Moving      string    `json:"moving,omitempty"`
+	MovingSince time.Time `json:"moving_since,omitzero"`
 }
+
+var zeroTime time.Time
 
 // Ref returns the backend reference of the branch.
 func (b *Branch) Ref() BranchRef { return BranchRef{Dot: b.Dot, Branch: b.Name} }

@@ -69,6 +69,7 @@ func (s *server) register() {
 	m.HandleFunc("GET /v1/dots/{ns}/{dot}/subdots", s.subdots)
 	m.HandleFunc("POST /v1/path", s.path)
 	s.registerTransfers()
+	s.registerCluster()
 	m.HandleFunc("POST /v1/gc", s.gc)
 	m.HandleFunc("POST /v1/verify", s.verify)
 	s.registerSources()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -21,6 +22,10 @@ func (s *server) registerTransfers() {
 	m.HandleFunc("POST /v1/dots/{ns}/{dot}/transfer/commits", s.receiveCommit)
 	m.HandleFunc("GET /v1/dots/{ns}/{dot}/transfer/commits/{id}", s.sendCommit)
 	m.HandleFunc("POST /v1/dots/{ns}/{dot}/transfer/finish", s.finishTransfer)
+	// Object have/want (dotmesh.ObjectTransport, api/objects.go).
+	m.HandleFunc("GET /v1/dots/{ns}/{dot}/transfer/commits/{id}/objects", s.commitObjects)
+	m.HandleFunc("POST /v1/dots/{ns}/{dot}/transfer/have", s.haveObjects)
+	m.HandleFunc("POST /v1/dots/{ns}/{dot}/transfer/commits/{id}/fetch", s.sendCommitWithout)
 	m.HandleFunc("POST /v1/transfers", s.runTransfer)
 }
 
@@ -96,6 +101,108 @@ func (s *server) sendCommit(w http.ResponseWriter, r *http.Request) {
 	}
 	// Cut the connection rather than end the body cleanly: the receiver
 	// must see a truncated stream.
+	s.log.Warn("sending a commit failed midway; cutting the stream", "dot", name.String(), "commit", id, "err", err)
+	panic(http.ErrAbortHandler)
+}
+
+// commitObjects answers one page of a commit's object list.
+func (s *server) commitObjects(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok {
+		return
+	}
+	q, ok := query(w, r, "format", "base", "offset")
+	if !ok {
+		return
+	}
+	offset := 0
+	if v := q.Get("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > dotmesh.MaxObjectList {
+			writeError(w, fmt.Errorf("%w: offset %.40q must be a number from 0 to %d", dotmesh.ErrInvalidArgument, v, dotmesh.MaxObjectList))
+			return
+		}
+		offset = n
+	}
+	list, err := s.node.CommitObjects(r.Context(), name, dotmesh.CommitID(r.PathValue("id")), baseParam(q), q.Get("format"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if offset > len(list.IDs) {
+		writeError(w, fmt.Errorf("%w: offset %d is past the %d objects", dotmesh.ErrInvalidArgument, offset, len(list.IDs)))
+		return
+	}
+	end := min(offset+dotmesh.MaxObjectBatch, len(list.IDs))
+	writeJSON(w, http.StatusOK, api.ObjectsPage{Total: len(list.IDs), Offset: offset, Digest: list.Digest, IDs: nonNil(list.IDs[offset:end])})
+}
+
+// haveObjects tells a sender which of its objects this node holds.
+func (s *server) haveObjects(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok {
+		return
+	}
+	q, ok := query(w, r, "branch")
+	if !ok {
+		return
+	}
+	var req api.HaveRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	have, err := s.node.HaveObjects(r.Context(), name, q.Get("branch"), req.Commit, req.Format, req.IDs)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.HaveResponse{Have: haveBitmap(have)})
+}
+
+func haveBitmap(have []bool) []byte {
+	bm := make([]byte, (len(have)+7)/8)
+	for i, h := range have {
+		if h {
+			bm[i/8] |= 1 << (i % 8)
+		}
+	}
+	return bm
+}
+
+// sendCommitWithout is sendCommit leaving out the objects the receiver
+// holds.
+func (s *server) sendCommitWithout(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok {
+		return
+	}
+	if !noQuery(w, r) {
+		return
+	}
+	var req api.FetchRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Filter == nil {
+		writeError(w, fmt.Errorf("%w: filter is required (use GET for the whole stream)", dotmesh.ErrInvalidArgument))
+		return
+	}
+	if err := req.Filter.Validate(); err != nil {
+		writeError(w, err)
+		return
+	}
+	id := dotmesh.CommitID(r.PathValue("id"))
+	fw := &firstWrite{w: w}
+	err := s.node.SendCommitStreamWithout(r.Context(), name, id, req.Base, req.Format, req.Filter, fw)
+	if err == nil {
+		return
+	}
+	if !fw.started {
+		writeError(w, err)
+		return
+	}
 	s.log.Warn("sending a commit failed midway; cutting the stream", "dot", name.String(), "commit", id, "err", err)
 	panic(http.ErrAbortHandler)
 }

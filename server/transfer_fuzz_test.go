@@ -1,9 +1,11 @@
 package server
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
 func FuzzTransferRequest(f *testing.F) {
@@ -24,6 +26,35 @@ func FuzzTransferRequest(f *testing.F) {
 		}
 		if req.Op != "push" && req.Op != "pull" && req.Op != "clone" {
 			t.Fatalf("accepted op %q", req.Op)
+		}
+	})
+}
+
+// FuzzHaveWantRequests: the have/want bodies from peers decode strictly,
+// and a filter that validates can be read at every index without panic.
+func FuzzHaveWantRequests(f *testing.F) {
+	f.Add([]byte(`{"commit":"0123456789abcdef0123456789abcdef","format":"native:dump","ids":["ab","cd"]}`))
+	f.Add([]byte(`{"format":"native:dump","filter":{"count":9,"digest":"` + strings.Repeat("a", 64) + `","have":"AAE="}}`))
+	f.Add([]byte(`{"format":"native:dump","filter":{"count":3,"digest":"x","have":"/w=="}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var hr api.HaveRequest
+		if decodeJSON(data, &hr) == nil {
+			for _, id := range hr.IDs {
+				_ = dotmesh.ValidateObjectID(id)
+			}
+		}
+		var fr api.FetchRequest
+		if decodeJSON(data, &fr) != nil || fr.Filter == nil || fr.Filter.Validate() != nil {
+			return
+		}
+		set := 0
+		for i := 0; i < fr.Filter.Count; i++ {
+			if fr.Filter.Held(i) {
+				set++
+			}
+		}
+		if set > fr.Filter.Count {
+			t.Fatal("more bits than objects")
 		}
 	})
 }

@@ -22,3 +22,15 @@ func TestConformance(t *testing.T) {
 		return b
 	})
 }
+
+// Cluster mode with one btrfs root per node: replication uses btrfs
+// send/receive.
+func TestCluster(t *testing.T) {
+	backendtest.RunCluster(t, func(t *testing.T, _ string) dotmesh.StorageBackend {
+		b, err := Open(context.Background(), Options{DataDir: sharedRoot(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+}

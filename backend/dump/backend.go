@@ -49,6 +49,8 @@ type Backend struct {
 	// bytesRead counts file content read by commits, for tests that check
 	// the change cache.
 	bytesRead atomic.Int64
+	// recvFlushTest overrides recvFlushBytes in tests (0: the default).
+	recvFlushTest atomic.Int64
 }
 
 var (

@@ -32,10 +32,6 @@ func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]s
 	if _, err := os.Lstat(b.recordPath(c)); err == nil {
 		return nil, fmt.Errorf("%w: commit %s exists already", dotmesh.ErrAlreadyExists, c)
 	}
-	srcFacts, err := b.dumpSources(ctx, br) // see sources.go
-	if err != nil {
-		return nil, fmt.Errorf("commit %s: %w", c, err)
-	}
 	done, err := b.useStore()
 	if err != nil {
 		return nil, err
@@ -48,7 +44,12 @@ func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]s
 		return nil, err
 	}
 	defer batch.Abort()
-	m, st, err := b.snapshot(ctx, br, batch)
+	// Sources stream their dumps into the batch; see sources.go.
+	srcFacts, placed, states, err := b.dumpSources(ctx, br, batch)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", c, err)
+	}
+	m, st, err := b.snapshot(ctx, br, batch, placed)
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", c, err)
 	}
@@ -71,6 +72,11 @@ func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]s
 	if err := b.writeSynced(br, root); err != nil {
 		// The commit is complete; only the change cache falls behind.
 		b.log.Warn("commit stored but the change cache was not updated", "commit", c, "err", err)
+	}
+	if len(states) > 0 {
+		if err := b.saveSourceStates(br, states); err != nil {
+			b.log.Warn("commit stored but the sources' fingerprints were not", "commit", c, "err", err)
+		}
 	}
 	if st.skipped > 0 {
 		b.log.Warn("commit skipped special files (only files, directories and symlinks are stored) or files deleted during the walk", "commit", c, "count", st.skipped)
@@ -106,8 +112,9 @@ type snapshotStats struct {
 }
 
 // snapshot walks br's tree and returns its manifest, reading only files
-// that the synced manifest does not vouch for; new chunks go to batch.
-func (b *Backend) snapshot(ctx context.Context, br dotmesh.BranchRef, batch *cas.Batch) (*Manifest, snapshotStats, error) {
+// that neither placed (files whose chunks are known, with their stat
+// data) nor the synced manifest vouch for; new chunks go to batch.
+func (b *Backend) snapshot(ctx context.Context, br dotmesh.BranchRef, batch *cas.Batch, placed map[string]*Entry) (*Manifest, snapshotStats, error) {
 	var st snapshotStats
 	// The clock probe comes before the walk: see forgetRacy and fsTick.
 	fsNow, err := fsTick(b.branchDir(br))
@@ -131,6 +138,10 @@ func (b *Backend) snapshot(ctx context.Context, br dotmesh.BranchRef, batch *cas
 	for i := range entries {
 		e := &entries[i]
 		if e.Type != TypeFile {
+			continue
+		}
+		if p := placed[e.Path]; statMatches(p, e) {
+			e.Chunks = p.Chunks
 			continue
 		}
 		if old := cache[e.Path]; statMatches(old, e) {

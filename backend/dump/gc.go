@@ -58,7 +58,8 @@ type gcRoot struct {
 }
 
 // CollectGarbage implements dotmesh.GarbageCollector: mark every object
-// reachable from a commit record or a synced manifest, sweep the rest. It
+// reachable from a commit record or a synced manifest, or pinned for a
+// transfer in progress (pins.go), sweep the rest. It
 // excludes every other store user while it runs. If any manifest cannot
 // be read, nothing is swept.
 func (b *Backend) CollectGarbage(ctx context.Context) (dotmesh.GCStats, error) {
@@ -92,6 +93,10 @@ func (b *Backend) CollectGarbage(ctx context.Context) (dotmesh.GCStats, error) {
 			return stats, fmt.Errorf("garbage collection stopped, nothing removed: %s: %w", r.what, err)
 		}
 		_ = sm.objects(func(h cas.Hash) error { live[h] = struct{}{}; return nil })
+	}
+	// Objects pinned for transfers in progress (see pins.go) are live too.
+	if _, err := b.pinned(live, true); err != nil {
+		return stats, fmt.Errorf("garbage collection stopped, nothing removed: %w", err)
 	}
 	err = b.store.List(func(h cas.Hash, size int64) error {
 		if _, ok := live[h]; ok {

@@ -17,6 +17,68 @@ import (
 // verified before they leave, so local damage is reported here and not
 // blamed on the network.
 func (b *Backend) Send(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef, w io.Writer) error {
+	return b.send(ctx, target, base, nil, w)
+}
+
+// SendWithout implements dotmesh.ObjectNegotiator: Send leaving out the
+// objects the receiver said it holds.
+func (b *Backend) SendWithout(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef, have []dotmesh.ObjectID, w io.Writer) error {
+	held := make(map[cas.Hash]struct{}, len(have))
+	for _, id := range have {
+		h, err := parseObjectID(id)
+		if err != nil {
+			return err
+		}
+		held[h] = struct{}{}
+	}
+	return b.send(ctx, target, base, held, w)
+}
+
+// streamPlan is what a stream of target carries.
+type streamPlan struct {
+	rec  *commitRecord
+	hdr  streamHeader
+	todo []cas.Hash // objects, in stream order
+}
+
+// planStream lists the objects of target's stream: its manifest's,
+// without those of base. The caller holds useStore.
+func (b *Backend) planStream(target dotmesh.CommitRef, base *dotmesh.CommitRef) (*streamPlan, error) {
+	if err := refs.Validate(target, base); err != nil {
+		return nil, err
+	}
+	rec, root, err := b.readRecord(target)
+	if err != nil {
+		return nil, err
+	}
+	sm, err := loadManifest(b.store, root)
+	if err != nil {
+		return nil, fmt.Errorf("send %s: %w", target, err)
+	}
+	skip := map[cas.Hash]struct{}{}
+	p := &streamPlan{rec: rec, hdr: streamHeader{Dot: string(target.Dot), Branch: target.Branch, Commit: string(target.ID)}}
+	if base != nil {
+		_, broot, err := b.readRecord(*base)
+		if err != nil {
+			return nil, fmt.Errorf("send %s incrementally: base: %w", target, err)
+		}
+		bm, err := loadManifest(b.store, broot)
+		if err != nil {
+			return nil, fmt.Errorf("send %s incrementally: base %s: %w", target, base, err)
+		}
+		_ = bm.objects(func(h cas.Hash) error { skip[h] = struct{}{}; return nil })
+		p.hdr.Base = string(base.ID)
+	}
+	_ = sm.objects(func(h cas.Hash) error {
+		if _, ok := skip[h]; !ok {
+			p.todo = append(p.todo, h)
+		}
+		return nil
+	})
+	return p, nil
+}
+
+func (b *Backend) send(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef, held map[cas.Hash]struct{}, w io.Writer) error {
 	if err := refs.Validate(target, base); err != nil {
 		return err
 	}
@@ -25,47 +87,31 @@ func (b *Backend) Send(ctx context.Context, target dotmesh.CommitRef, base *dotm
 		return err
 	}
 	defer done()
-	rec, root, err := b.readRecord(target)
+	p, err := b.planStream(target, base)
 	if err != nil {
 		return err
 	}
-	sm, err := loadManifest(b.store, root)
-	if err != nil {
-		return fmt.Errorf("send %s: %w", target, err)
-	}
-	skip := map[cas.Hash]struct{}{}
-	hdr := streamHeader{Dot: string(target.Dot), Branch: target.Branch, Commit: string(target.ID)}
-	if base != nil {
-		_, broot, err := b.readRecord(*base)
-		if err != nil {
-			return fmt.Errorf("send %s incrementally: base: %w", target, err)
-		}
-		bm, err := loadManifest(b.store, broot)
-		if err != nil {
-			return fmt.Errorf("send %s incrementally: base %s: %w", target, base, err)
-		}
-		_ = bm.objects(func(h cas.Hash) error { skip[h] = struct{}{}; return nil })
-		hdr.Base = string(base.ID)
-	}
-	recData, err := json.Marshal(rec)
+	recData, err := json.Marshal(p.rec)
 	if err != nil {
 		return err
+	}
+	todo := p.todo
+	if len(held) > 0 {
+		todo = todo[:0:0]
+		for _, h := range p.todo {
+			if _, ok := held[h]; !ok {
+				todo = append(todo, h)
+			}
+		}
 	}
 
 	sw, err := newStreamWriter(w)
 	if err != nil {
 		return fmt.Errorf("send %s: %w", target, err)
 	}
-	if err := sw.frame(frameHeader, hdr.encode()); err != nil {
+	if err := sw.frame(frameHeader, p.hdr.encode()); err != nil {
 		return fmt.Errorf("send %s: %w", target, err)
 	}
-	var todo []cas.Hash
-	_ = sm.objects(func(h cas.Hash) error {
-		if _, ok := skip[h]; !ok {
-			todo = append(todo, h)
-		}
-		return nil
-	})
 	err = b.fetchVerified(ctx, todo, func(h cas.Hash, stored []byte) error {
 		return sw.object(h, stored)
 	})

@@ -1,8 +1,10 @@
 package dump
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,8 +16,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
 	"github.com/dotmesh-io/dotmesh/backend/dump/source"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"golang.org/x/sys/unix"
 )
 
 // Sources: a subdot of a branch can be bound to a live database. The
@@ -23,13 +27,20 @@ import (
 // may hold passwords), is local to this node and is not inherited by new
 // branches (they get the dump files as plain files).
 //
-// A commit first dumps every source into a temporary file, checking each
-// tool's exit status and output; only when all succeeded are the dumps
-// renamed into tree/<subdot>/<kind file>, and the usual snapshot stores
-// them with the rest of the tree, in the same manifest. Rollback restores
-// the tree, then loads each source's dump file into its database.
-// Dirtiness (Usage) dumps each database and compares the bytes with the
-// dump file in the tree: exact, but as costly as a dump.
+// A commit streams every source's dump into a temporary file and, while
+// the tool runs, through the chunker into the commit's batch (see
+// dumpSink), checking each tool's exit status and output; only when all
+// succeeded are the dumps renamed into tree/<subdot>/<kind file>, and the
+// snapshot puts them in the manifest with the rest of the tree, taking
+// their chunks from the dump instead of reading the files again.
+// Rollback restores the tree, then loads each source's dump file into its
+// database.
+//
+// Dirtiness (Usage): a database that can fingerprint its state cheaply
+// (PostgreSQL) is clean when its fingerprint is the one recorded when its
+// dump last equalled head's (at a commit, or at an earlier Usage);
+// otherwise Usage dumps it and compares the bytes with the dump file in
+// the tree as they come, stopping at the first difference.
 
 var _ dotmesh.SourceManager = (*Backend)(nil)
 
@@ -252,74 +263,162 @@ func (b *Backend) liveSources(br dotmesh.BranchRef) ([]sourceConfig, []source.Dr
 	return live, drvs, nil
 }
 
-// dumpToTemp dumps one source into a temporary file in the branch
-// directory (outside the tree), returning its path; removed on error.
-func (b *Backend) dumpToTemp(ctx context.Context, br dotmesh.BranchRef, s *sourceConfig, drv source.Driver) (string, source.Info, error) {
+// sourceDump is one source's dump of a commit, in a temporary file until
+// placed in the tree.
+type sourceDump struct {
+	tmp    string
+	rel    string // its path in the tree
+	chunks []Chunk
+	size   int64
+	fp     string // the database's fingerprint before the dump, if any
+}
+
+// dumpSource streams one source's dump through a dumpSink into a
+// temporary file in the branch directory (outside the tree) and the
+// batch. The file is removed on error.
+func (b *Backend) dumpSource(ctx context.Context, br dotmesh.BranchRef, batch *cas.Batch, s *sourceConfig, drv source.Driver, fp string) (*sourceDump, source.Info, error) {
+	d := &sourceDump{rel: s.Subdot + "/" + drv.FileName(), fp: fp}
 	f, err := os.CreateTemp(b.branchDir(br), tmpPrefix+"dump-*")
 	if err != nil {
-		return "", source.Info{}, err
+		return nil, source.Info{}, err
 	}
-	// No fsync: the tree's copy is a cache; the commit syncs its chunks.
-	info, err := drv.Dump(ctx, f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	defer f.Close() // no fsync: the tree's copy is a cache; the commit syncs its chunks
+	sink := b.newDumpSink(batch, f)
+	info, err := drv.Dump(ctx, sink)
+	if err != nil {
+		sink.Abort()
+		if serr := sink.err; serr != nil {
+			err = fmt.Errorf("%w (%v)", serr, err)
+		}
+	} else {
+		d.chunks, d.size, err = sink.Close()
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return "", info, sourceErr(s, err)
+		return nil, info, sourceErr(s, err)
 	}
-	return f.Name(), info, nil
+	d.tmp = f.Name()
+	return d, info, nil
+}
+
+// fingerprint returns drv's fingerprint, "" when it has none (an error
+// only means none: the dump then decides).
+func fingerprint(ctx context.Context, drv source.Driver) string {
+	f, ok := drv.(source.Fingerprinter)
+	if !ok {
+		return ""
+	}
+	fp, err := f.Fingerprint(ctx)
+	if err != nil {
+		return ""
+	}
+	return fp
 }
 
 // dumpSources dumps every live source of br, all before any reaches the
-// tree, so a failed dump leaves the tree as it was. It returns the facts
-// to record with the commit.
-func (b *Backend) dumpSources(ctx context.Context, br dotmesh.BranchRef) (map[string]string, error) {
+// tree, so a failed dump leaves the tree as it was; their chunks go to
+// batch as the dumps run. It returns the facts to record with the
+// commit, the tree entries of the dump files it placed (with their
+// chunks, for the snapshot) and what saveSourceStates needs once the
+// commit is stored.
+func (b *Backend) dumpSources(ctx context.Context, br dotmesh.BranchRef, batch *cas.Batch) (map[string]string, map[string]*Entry, []sourceState, error) {
 	srcs, drvs, err := b.liveSources(br)
 	if err != nil || len(srcs) == 0 {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	facts := map[string]string{}
-	temps := make([]string, len(srcs))
+	dumps := make([]*sourceDump, len(srcs))
 	defer func() {
-		for _, t := range temps {
-			if t != "" {
-				os.Remove(t)
+		for _, d := range dumps {
+			if d != nil && d.tmp != "" {
+				os.Remove(d.tmp)
 			}
 		}
 	}()
+	synced := map[string]*Entry{}
+	if sm := b.loadSynced(br); sm != nil {
+		for i := range sm.Entries {
+			synced[sm.Entries[i].Path] = &sm.Entries[i]
+		}
+	}
+	// inTree returns the tree's dump file's entry when the change cache
+	// vouches for it: its chunks are the synced ones.
+	inTree := func(rel string) *Entry {
+		old := synced[rel]
+		var cur unix.Stat_t
+		if old == nil || unix.Lstat(filepath.Join(b.treeDir(br), filepath.FromSlash(rel)), &cur) != nil {
+			return nil
+		}
+		if e := entryFromStat(rel, &cur); statMatches(old, &e) {
+			return old
+		}
+		return nil
+	}
+	known := b.readSourceStates(br)
+	var states []sourceState
 	for i := range srcs {
 		start := time.Now()
-		tmp, info, err := b.dumpToTemp(ctx, br, &srcs[i], drvs[i])
-		if err != nil {
-			return nil, fmt.Errorf("dump failed, nothing committed: %w", err)
+		s := &srcs[i]
+		p := "source." + s.Subdot + "."
+		rel := s.Subdot + "/" + drvs[i].FileName()
+		fp := fingerprint(ctx, drvs[i]) // before the dump's snapshot: see Fingerprinter
+		// A database whose fingerprint is the one it had when it dumped to
+		// what the tree holds needs no dump: the tree's file is its dump.
+		if st, ok := known[s.Subdot]; ok && fp != "" && st.Fingerprint == fp && st.Key == stateKey(s) && st.Tool != "" {
+			if old := inTree(rel); old != nil && chunkDigest(old.Chunks) == st.Content {
+				facts[p+"kind"] = s.Kind
+				facts[p+"tool"] = st.Tool
+				facts[p+"server"] = st.Server
+				facts[p+"snapshot_time"] = start.UTC().Format(time.RFC3339Nano)
+				facts[p+"dump_bytes"] = strconv.FormatInt(old.Size, 10)
+				facts[p+"dump_ms"] = "0"
+				facts[p+"unchanged"] = "fingerprint"
+				states = append(states, st)
+				continue
+			}
 		}
-		temps[i] = tmp
-		st, _ := os.Stat(tmp)
-		p := "source." + srcs[i].Subdot + "."
-		facts[p+"kind"] = srcs[i].Kind
+		d, info, err := b.dumpSource(ctx, br, batch, s, drvs[i], fp)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("dump failed, nothing committed: %w", err)
+		}
+		dumps[i] = d
+		states = append(states, sourceState{Subdot: s.Subdot, Key: stateKey(s), Fingerprint: fp, Content: chunkDigest(d.chunks), Tool: info.Tool, Server: info.Server})
+		facts[p+"kind"] = s.Kind
 		facts[p+"tool"] = info.Tool
 		facts[p+"server"] = info.Server
 		facts[p+"snapshot_time"] = info.Time.Format(time.RFC3339Nano)
-		facts[p+"dump_bytes"] = strconv.FormatInt(st.Size(), 10)
+		facts[p+"dump_bytes"] = strconv.FormatInt(d.size, 10)
 		facts[p+"dump_ms"] = strconv.FormatInt(time.Since(start).Milliseconds(), 10)
 	}
-	for i := range srcs {
-		dst := filepath.Join(b.treeDir(br), srcs[i].Subdot, drvs[i].FileName())
+	placed := map[string]*Entry{}
+	for i, d := range dumps {
+		if d == nil {
+			continue // unchanged by its fingerprint
+		}
+		dst := filepath.Join(b.treeDir(br), filepath.FromSlash(d.rel))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		// An identical dump keeps the old file, whose stat data the change
-		// cache vouches for: the snapshot then need not read it again.
-		if same, _, err := sameFile(temps[i], dst); err == nil && same {
+		// cache vouches for: the snapshot then takes its chunks from there.
+		if old := inTree(d.rel); old != nil && chunksEqual(old.Chunks, d.chunks) {
 			continue
 		}
-		if err := os.Rename(temps[i], dst); err != nil {
-			return nil, fmt.Errorf("placing the dump of source %s: %w", srcs[i].Subdot, err)
+		var cur unix.Stat_t
+		if err := os.Rename(d.tmp, dst); err != nil {
+			return nil, nil, nil, fmt.Errorf("placing the dump of source %s: %w", srcs[i].Subdot, err)
 		}
-		temps[i] = ""
+		d.tmp = ""
+		if err := unix.Lstat(dst, &cur); err != nil {
+			return nil, nil, nil, fmt.Errorf("placing the dump of source %s: %w", srcs[i].Subdot, err)
+		}
+		e := entryFromStat(d.rel, &cur)
+		if e.Type == TypeFile && e.Size == d.size {
+			e.Chunks = d.chunks
+			placed[d.rel] = &e
+		}
 	}
-	return facts, nil
+	return facts, placed, states, nil
 }
 
 // restoreSources loads each live source's dump file (as the tree now
@@ -344,62 +443,211 @@ func (b *Backend) restoreSources(ctx context.Context, br dotmesh.BranchRef) erro
 }
 
 // sourcesUsage adds the sources' changes to u: a database is dirty when a
-// fresh dump differs from the dump file in the tree (which equals head's
-// unless the files part already counts it). Skipped once u is dirty.
-func (b *Backend) sourcesUsage(ctx context.Context, br dotmesh.BranchRef, u dotmesh.Usage) (dotmesh.Usage, error) {
+// fresh dump differs from the dump file in the tree (which equals head's,
+// whose entries are in head, unless the files part already counts it).
+// Skipped once u is dirty. A database whose fingerprint is the one it had
+// when its dump last equalled head's is clean without a dump.
+func (b *Backend) sourcesUsage(ctx context.Context, br dotmesh.BranchRef, u dotmesh.Usage, head map[string]*Entry) (dotmesh.Usage, error) {
 	if u.Dirty {
 		return u, nil
 	}
 	srcs, drvs, err := b.liveSources(br)
-	if err != nil {
+	if err != nil || len(srcs) == 0 {
 		return u, err
 	}
+	states := b.readSourceStates(br)
+	var learnt []sourceState
 	for i := range srcs {
-		tmp, _, err := b.dumpToTemp(ctx, br, &srcs[i], drvs[i])
+		s := &srcs[i]
+		rel := s.Subdot + "/" + drvs[i].FileName()
+		fp := fingerprint(ctx, drvs[i])
+		var content string
+		if e := head[rel]; e != nil && e.Type == TypeFile {
+			content = chunkDigest(e.Chunks)
+		}
+		if fp != "" && content != "" {
+			if st, ok := states[s.Subdot]; ok && st.Key == stateKey(s) && st.Fingerprint == fp && st.Content == content {
+				continue // unchanged since its dump equalled head's
+			}
+		}
+		same, size, err := b.compareDump(ctx, s, drvs[i], filepath.Join(b.treeDir(br), filepath.FromSlash(rel)))
 		if err != nil {
 			return u, fmt.Errorf("checking for changes: %w", err)
-		}
-		same, size, err := sameFile(tmp, filepath.Join(b.treeDir(br), srcs[i].Subdot, drvs[i].FileName()))
-		os.Remove(tmp)
-		if err != nil {
-			return u, err
 		}
 		if !same {
 			u.Dirty = true
 			u.DirtyBytes += size
+		} else if fp != "" && content != "" {
+			st := sourceState{Subdot: s.Subdot, Key: stateKey(s), Fingerprint: fp, Content: content}
+			if old, ok := states[s.Subdot]; ok && old.Key == st.Key && old.Content == content {
+				st.Tool, st.Server = old.Tool, old.Server // still the versions of that content's dump
+			}
+			learnt = append(learnt, st)
+		}
+	}
+	if len(learnt) > 0 {
+		if err := b.saveSourceStates(br, learnt); err != nil {
+			b.log.Warn("could not record the sources' fingerprints", "branch", br.String(), "err", err)
 		}
 	}
 	return u, nil
 }
 
-// sameFile compares two files' bytes; a missing b differs. It returns a's size.
-func sameFile(a, b string) (bool, int64, error) {
-	fa, err := os.Open(a)
-	if err != nil {
-		return false, 0, err
-	}
-	defer fa.Close()
-	sa, _ := fa.Stat()
-	fb, err := os.Open(b)
+// errDumpDiffers stops a comparing dump at the first difference.
+var errDumpDiffers = errors.New("the dump differs")
+
+// compareDump dumps the source and compares the bytes with file as they
+// come, stopping at the first difference. It returns the dump's size
+// (at least the file's when stopped early).
+func (b *Backend) compareDump(ctx context.Context, s *sourceConfig, drv source.Driver, file string) (bool, int64, error) {
+	f, err := os.Open(file)
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, sa.Size(), nil
+		f = nil
+	} else if err != nil {
+		return false, 0, err
+	} else {
+		defer f.Close()
+	}
+	cw := &compareWriter{}
+	var fileSize int64
+	if f != nil {
+		cw.r = bufio.NewReaderSize(f, 1<<20)
+		if st, err := f.Stat(); err == nil {
+			fileSize = st.Size()
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	_, err = drv.Dump(ctx, cw)
+	if cw.differ {
+		return false, max(cw.n, fileSize), nil
 	}
 	if err != nil {
-		return false, 0, err
+		return false, 0, sourceErr(s, err)
 	}
-	defer fb.Close()
-	if sb, _ := fb.Stat(); sb.Size() != sa.Size() {
-		return false, sa.Size(), nil
+	if cw.r == nil {
+		return false, cw.n, nil
 	}
-	ba, bb := make([]byte, 1<<20), make([]byte, 1<<20)
-	for {
-		na, ea := io.ReadFull(fa, ba)
-		nb, eb := io.ReadFull(fb, bb)
-		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
-			return false, sa.Size(), nil
+	if _, err := cw.r.ReadByte(); err != io.EOF {
+		return false, max(cw.n, fileSize), nil // the file is longer
+	}
+	return true, cw.n, nil
+}
+
+// compareWriter compares what is written with r.
+type compareWriter struct {
+	r      *bufio.Reader // nil: there is nothing to compare with
+	buf    []byte
+	n      int64
+	differ bool
+}
+
+func (c *compareWriter) Write(p []byte) (int, error) {
+	if c.differ {
+		return 0, errDumpDiffers
+	}
+	if c.r == nil {
+		c.differ = true
+		c.n += int64(len(p))
+		return 0, errDumpDiffers
+	}
+	done := 0
+	for done < len(p) {
+		k := min(len(p)-done, 1<<20)
+		if cap(c.buf) < k {
+			c.buf = make([]byte, 1<<20)
 		}
-		if ea != nil || eb != nil {
-			return ea != nil && eb != nil, sa.Size(), nil
+		got, _ := io.ReadFull(c.r, c.buf[:k])
+		if got < k || !bytes.Equal(c.buf[:k], p[done:done+k]) {
+			c.differ = true
+			c.n += int64(done + got)
+			return done, errDumpDiffers
+		}
+		done += k
+	}
+	c.n += int64(len(p))
+	return len(p), nil
+}
+
+// sourceState records that a source's database, while it had
+// Fingerprint, dumped to content Content (a chunkDigest), with Tool from
+// Server when a commit made the dump. Kept in
+// branches/<dot>/<branch>/source-states.json, a cache: lost or stale, it
+// only costs a dump.
+type sourceState struct {
+	Subdot      string `json:"subdot"`
+	Key         string `json:"key"` // stateKey of the binding
+	Fingerprint string `json:"fingerprint"`
+	Content     string `json:"content"`
+	Tool        string `json:"tool,omitempty"` // the dump's, for commits that skip it
+	Server      string `json:"server,omitempty"`
+}
+
+func (b *Backend) sourceStatesPath(br dotmesh.BranchRef) string {
+	return filepath.Join(b.branchDir(br), "source-states.json")
+}
+
+// stateKey identifies a binding (kind and URL) without keeping the URL,
+// which may hold a password.
+func stateKey(s *sourceConfig) string {
+	return cas.Sum([]byte(s.Kind + "\x00" + s.URL)).String()
+}
+
+// chunkDigest identifies content by its chunk list.
+func chunkDigest(chunks []Chunk) string {
+	buf := make([]byte, 0, len(chunks)*(cas.HashSize+4))
+	for _, c := range chunks {
+		buf = append(buf, c.Hash[:]...)
+		buf = binary.BigEndian.AppendUint32(buf, c.Size)
+	}
+	return cas.Sum(buf).String()
+}
+
+func (b *Backend) readSourceStates(br dotmesh.BranchRef) map[string]sourceState {
+	out := map[string]sourceState{}
+	data, err := os.ReadFile(b.sourceStatesPath(br))
+	if err != nil {
+		return out
+	}
+	var list []sourceState
+	if json.Unmarshal(data, &list) != nil {
+		return out
+	}
+	for _, s := range list {
+		out[s.Subdot] = s
+	}
+	return out
+}
+
+// saveSourceStates replaces the states of the given subdots (one without
+// a fingerprint is forgotten). Not synced: after a crash an old or no
+// state only costs a dump, and a state is a fact about the database
+// whenever it was written.
+func (b *Backend) saveSourceStates(br dotmesh.BranchRef, states []sourceState) error {
+	cur := b.readSourceStates(br)
+	for _, s := range states {
+		if s.Fingerprint == "" {
+			delete(cur, s.Subdot)
+		} else {
+			cur[s.Subdot] = s
 		}
 	}
+	list := make([]sourceState, 0, len(cur))
+	for _, s := range cur {
+		list = append(list, s)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Subdot < list[j].Subdot })
+	data, err := json.MarshalIndent(list, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(b.branchDir(br), tmpPrefix+"states-"+randomSuffix())
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, b.sourceStatesPath(br)); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }

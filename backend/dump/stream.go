@@ -143,6 +143,10 @@ type streamHandler struct {
 // errStream marks format errors; readStream wraps them with ErrCorrupt.
 var errStream = errors.New("bad stream")
 
+// errTruncated marks a stream that ends early (wrapped with ErrCorrupt
+// too): what arrived before the cut was intact, so Receive keeps it.
+var errTruncated = errors.New("truncated")
+
 // readStream parses and checks a whole stream, up to and including its
 // trailer, and reads nothing beyond it. Format, framing and checksum
 // errors wrap dotmesh.ErrCorrupt; errors of r itself are returned as
@@ -154,7 +158,7 @@ func readStream(r io.Reader, fn streamHandler) error {
 		return nil
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w: the stream ends early (truncated after %d bytes)", dotmesh.ErrCorrupt, sr.n)
+		return fmt.Errorf("%w: the stream ends early (%w after %d bytes)", dotmesh.ErrCorrupt, errTruncated, sr.n)
 	}
 	if errors.Is(err, errStream) {
 		return fmt.Errorf("%w: %w (at byte %d)", dotmesh.ErrCorrupt, err, sr.n)

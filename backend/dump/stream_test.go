@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -82,25 +83,34 @@ func TestReceiveRejectsDamage(t *testing.T) {
 	stream := send(t, src, c, nil)
 
 	dst := openTest(t)
-	nothingVisible := func(what string) {
+	nothingVisible := func(what string, objectsKept bool) {
 		t.Helper()
 		if ids, _ := dst.Commits(ctx, br); len(ids) != 0 {
 			t.Fatalf("%s: commit became visible", what)
 		}
-		if n := len(objectSet(t, dst)); n != 0 {
-			t.Fatalf("%s: %d objects became visible", what, n)
+		objs := objectSet(t, dst)
+		if !objectsKept && len(objs) != 0 {
+			t.Fatalf("%s: %d objects became visible", what, len(objs))
+		}
+		// Objects kept from a stream that broke off are intact and
+		// pinned for the commit, so a re-run need not send them.
+		pinned := map[cas.Hash]struct{}{}
+		if _, err := dst.pinned(pinned, false); err != nil {
+			t.Fatal(err)
+		}
+		for h := range objs {
+			if _, ok := pinned[h]; !ok {
+				t.Fatalf("%s: object %s kept but not pinned", what, h)
+			}
+		}
+		if err := dst.Check(ctx); err != nil {
+			t.Fatalf("%s: %v", what, err)
 		}
 		if ents, _ := os.ReadDir(filepath.Join(dst.dir, "store", "staging")); len(ents) != 0 {
 			t.Fatalf("%s: staging left behind", what)
 		}
 	}
-	for _, n := range []int{0, 5, 8, 9, 20, len(stream) / 3, len(stream) / 2, len(stream) - 40, len(stream) - 1} {
-		err := dst.Receive(ctx, c, nil, bytes.NewReader(stream[:n]))
-		if !errors.Is(err, dotmesh.ErrCorrupt) {
-			t.Fatalf("stream truncated to %d of %d bytes: %v", n, len(stream), err)
-		}
-		nothingVisible("truncated")
-	}
+	// Altered streams keep nothing.
 	for _, pos := range []int{3, 12, 40, 100, len(stream) / 2, len(stream) - 300, len(stream) - 33, len(stream) - 2} {
 		bad := append([]byte(nil), stream...)
 		bad[pos] ^= 0x04
@@ -108,21 +118,35 @@ func TestReceiveRejectsDamage(t *testing.T) {
 		if !errors.Is(err, dotmesh.ErrCorrupt) {
 			t.Fatalf("byte %d of %d flipped: %v", pos, len(stream), err)
 		}
-		nothingVisible("flipped")
+		nothingVisible("flipped", false)
 	}
 	// A stream for another commit id.
 	other := dotmesh.CommitRef{BranchRef: br, ID: dotmesh.NewCommitID()}
 	if err := dst.Receive(ctx, other, nil, bytes.NewReader(stream)); err == nil {
 		t.Fatal("stream accepted under another commit id")
 	}
-	nothingVisible("wrong id")
+	nothingVisible("wrong id", false)
+	// Streams that break off keep their intact objects, never a commit.
+	for _, n := range []int{0, 5, 8, 9, 20, len(stream) / 3, len(stream) / 2, len(stream) - 40, len(stream) - 1} {
+		err := dst.Receive(ctx, c, nil, bytes.NewReader(stream[:n]))
+		if !errors.Is(err, dotmesh.ErrCorrupt) {
+			t.Fatalf("stream truncated to %d of %d bytes: %v", n, len(stream), err)
+		}
+		nothingVisible("truncated", true)
+	}
+	if len(objectSet(t, dst)) == 0 {
+		t.Fatal("a stream cut near its end kept no object")
+	}
 	// A reader that fails.
 	if err := dst.Receive(ctx, c, nil, io.MultiReader(bytes.NewReader(stream[:100]), iotestErr{})); err == nil {
 		t.Fatal("failing reader accepted")
 	}
-	nothingVisible("reader error")
+	nothingVisible("reader error", true)
 	if err := dst.Receive(ctx, c, nil, bytes.NewReader(stream)); err != nil {
 		t.Fatalf("intact stream after all that: %v", err)
+	}
+	if _, err := os.Stat(dst.pinPath(c)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the pin outlives the received commit: %v", err)
 	}
 }
 

@@ -135,7 +135,7 @@ func (b *Backend) Usage(ctx context.Context, br dotmesh.BranchRef, head *dotmesh
 			u.DirtyBytes += t.Size
 		}
 	}
-	return b.sourcesUsage(ctx, br, u) // see sources.go
+	return b.sourcesUsage(ctx, br, u, want) // see sources.go (want is complete unless u is dirty)
 }
 
 // metaOnlyChange: the file kept inode, size and mtime since cached was

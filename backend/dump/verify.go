@@ -172,6 +172,9 @@ func (b *Backend) PlanGarbage(ctx context.Context, without []dotmesh.CommitRef) 
 			}
 		}
 	}
+	if _, err := b.pinned(live, false); err != nil {
+		return st, err
+	}
 	err = b.store.List(func(h cas.Hash, size int64) error {
 		if _, ok := live[h]; !ok {
 			st.ObjectsRemoved++

@@ -38,3 +38,11 @@ func TestConformance(t *testing.T) {
 		return b
 	})
 }
+
+// Cluster mode with one pool per node: replication uses zfs send/receive.
+func TestCluster(t *testing.T) {
+	backendtest.RunCluster(t, func(t *testing.T, _ string) dotmesh.StorageBackend {
+		b, _ := openBackend(t)
+		return b
+	})
+}

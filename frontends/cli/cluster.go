@@ -44,6 +44,7 @@ func (a *app) serveCmd() *cobra.Command {
 		df          dockerFlags
 		tf          tlsFlags
 		kf          csiFlags
+		cf          clusterFlags
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -61,11 +62,16 @@ It also serves the Docker volume plugin on --docker-socket, so that
 it). The plugin asks the Docker engine on $DOCKER_HOST (default
 /var/run/docker.sock) for container names and restarts.
 
-` + backendHelp,
+` + backendHelp + `
+
+` + clusterHelp,
 		Example: `  dm serve --data-dir /var/lib/dotmesh --listen 0.0.0.0:32607
   dm serve --backend zfs --zfs-pool tank --pool-size 50G
   dm serve --backend btrfs --enable-backends zfs
-  dm serve --csi-socket /var/lib/kubelet/plugins/dotmesh.io/csi.sock`,
+  dm serve --csi-socket /var/lib/kubelet/plugins/dotmesh.io/csi.sock
+  dm serve --store etcd --etcd-endpoints http://10.0.0.9:2379 --node-id n1 --listen 10.0.0.1:32607
+  dm serve --store etcd --etcd-endpoints http://10.0.0.9:2379 --node-id n2 --listen 10.0.0.2:32607 \
+      --cluster-key-file /root/cluster-key`,
 		Args: usageArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := a.dataDir(dir)
@@ -93,6 +99,9 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 			df.apply(&cfg, a.io.Getenv)
 			tf.apply(&cfg)
 			kf.apply(&cfg)
+			if err := cf.apply(&cfg); err != nil {
+				return err
+			}
 			return daemon.Run(ctx, cfg)
 		},
 	}
@@ -103,28 +112,35 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 	df.add(f)
 	tf.add(f)
 	kf.add(f)
+	cf.add(f, true)
 	return c
 }
 
 func (a *app) clusterCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "cluster",
-		Short: "Start, stop and reset the local node",
+		Short: "Start, stop and reset the local node; join and list cluster nodes",
 		Long: `Manage the dotmesh node on this machine: ` + "`init`" + ` starts it in the background
-and points dm at it as the remote "local"; ` + "`stop`" + ` stops it; ` + "`reset`" + ` stops it and
-forgets it on the client side, keeping its data.`,
+and points dm at it as the remote "local"; ` + "`join`" + ` does the same for a node
+that joins an etcd cluster; ` + "`stop`" + ` stops it; ` + "`reset`" + ` stops it and forgets
+it on the client side, keeping its data; ` + "`nodes`" + ` lists the nodes of the
+current remote's cluster.`,
 		Args: subcommandArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	c.AddCommand(a.clusterInitCmd(), a.clusterStopCmd(), a.clusterResetCmd())
+	c.AddCommand(a.clusterInitCmd(false), a.clusterInitCmd(true), a.clusterStopCmd(), a.clusterResetCmd(), a.clusterNodesCmd())
 	return c
 }
 
-func (a *app) clusterInitCmd() *cobra.Command {
+// clusterInitCmd is `dm cluster init`, or with join `dm cluster join`:
+// both start a node in the background and make it the remote "local".
+func (a *app) clusterInitCmd(join bool) *cobra.Command {
 	var (
 		dir     string
+		listen  string
 		bf      backendFlags
 		df      dockerFlags
+		cf      clusterFlags
 		port    int
 		timeout time.Duration
 	)
@@ -141,78 +157,140 @@ the node with all its dots. It refuses when a node already runs there.
 
 The backend flags are passed to ` + "`dm serve`" + ` (see ` + "`dm serve --help`" + `): files
 (the default), zfs or btrfs. When the backend cannot start, the error says
-what it lacks.`,
+what it lacks.
+
+With --store etcd it starts the first node of a cluster and prints how the
+other nodes join (` + "`dm cluster join`" + `, with a copy of DIR/admin-api-key).
+Give --listen (and --advertise when other machines reach it by another
+address) so that the other nodes can reach it.`,
 		Example: `  dm cluster init
   dm cluster init --data-dir /srv/dotmesh --port 32608
   dm cluster init --backend zfs --zfs-pool tank
-  dm cluster init --backend btrfs --pool-size 20G`,
+  dm cluster init --backend btrfs --pool-size 20G
+  dm cluster init --store etcd --etcd-endpoints http://10.0.0.9:2379 --node-id n1 --listen 10.0.0.1:32607`,
 		Args: usageArgs(0, 0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if port < 1 || port > 65535 {
-				return fmt.Errorf("%w: --port %d must be from 1 to 65535", dotmesh.ErrInvalidArgument, port)
+	}
+	if join {
+		c.Use = "join"
+		c.Short = "Start a local node that joins an etcd cluster"
+		c.Long = `Start a dotmesh node (` + "`dm serve --store etcd`" + `) in the background that joins
+the cluster whose registry is in etcd at --etcd-endpoints, and make it the
+remote "local", as ` + "`dm cluster init`" + ` does. --cluster-key-file is a copy of the
+admin-api-key file of a node of the cluster (every node shares that key;
+the node checks it against the cluster's before using it). The node lists
+the cluster's dots at once and copies their commits in the background.
+
+Give --listen (and --advertise when other machines reach it by another
+address) so that the other nodes can reach it, and --node-id when the host
+name is not a unique node name. Running it again on the same data
+directory restarts the node; the flags are remembered.`
+		c.Example = `  dm cluster join --etcd-endpoints http://10.0.0.9:2379 --cluster-key-file ./cluster-key \
+      --node-id n2 --listen 10.0.0.2:32607`
+	}
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if port < 1 || port > 65535 {
+			return fmt.Errorf("%w: --port %d must be from 1 to 65535", dotmesh.ErrInvalidArgument, port)
+		}
+		if err := bf.validate(); err != nil {
+			return err
+		}
+		if join {
+			if len(cf.endpoints) == 0 || cf.keyFile == "" {
+				return fmt.Errorf("%w: dm cluster join needs --etcd-endpoints and --cluster-key-file (a copy of a cluster node's admin-api-key)", dotmesh.ErrInvalidArgument)
 			}
-			if err := bf.validate(); err != nil {
-				return err
+			cf.store = daemon.StoreEtcd
+		}
+		if err := cf.validate(); err != nil {
+			return err
+		}
+		d, err := a.dataDir(dir)
+		if err != nil {
+			return err
+		}
+		cfgPath, err := a.configPath()
+		if err != nil {
+			return err
+		}
+		cfg, err := LoadConfig(cfgPath)
+		if err != nil {
+			return err // fail before starting anything
+		}
+		// Replacing "local" while its node still runs would leave that
+		// node running with nothing pointing at it.
+		if old, ok := cfg.Remotes[LocalRemote]; ok && old.DataDir != "" && old.DataDir != d {
+			if pid, running, _ := nodeRunning(old.DataDir); running {
+				return fmt.Errorf("remote %q is the node in %s (pid %d), which still runs; `dm cluster stop` it first, or use another config with -c", LocalRemote, old.DataDir, pid)
 			}
-			d, err := a.dataDir(dir)
-			if err != nil {
-				return err
+		}
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("creating data directory: %w", err)
+		}
+		if pid, running, err := nodeRunning(d); err != nil {
+			return err
+		} else if running {
+			return fmt.Errorf("a node already runs in %s (pid %d); `dm cluster stop` stops it", d, pid)
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if listen != "" {
+			if _, _, err := net.SplitHostPort(listen); err != nil {
+				return fmt.Errorf("%w: --listen %q must be HOST:PORT", dotmesh.ErrInvalidArgument, listen)
 			}
-			cfgPath, err := a.configPath()
-			if err != nil {
-				return err
+			addr = listen
+		}
+		clusterArgs, err := cf.args()
+		if err != nil {
+			return err
+		}
+		if join {
+			clusterArgs = append(clusterArgs, "--store=etcd")
+		}
+		serveArgs := append(append(bf.args(), df.args()...), clusterArgs...)
+		r, pid, err := startNode(cmd.Context(), d, addr, serveArgs, timeout)
+		if err != nil {
+			return err
+		}
+		// Reload: keep whatever changed meanwhile, and the current dot
+		// when this is a restart of the same node.
+		cfg, err = LoadConfig(cfgPath)
+		if err != nil {
+			return err
+		}
+		if old, ok := cfg.Remotes[LocalRemote]; ok && old.DataDir == d {
+			r.CurrentDot = old.CurrentDot
+		}
+		cfg.Remotes[LocalRemote] = r
+		cfg.CurrentRemote = LocalRemote
+		if err := SaveConfig(cfgPath, cfg); err != nil {
+			return fmt.Errorf("node started (pid %d) but the config could not be written: %w", pid, err)
+		}
+		keyPath := filepath.Join(d, keyFileName)
+		if a.jsonOut {
+			out := map[string]any{"pid": pid, "address": addr, "data_dir": d, "config": cfgPath}
+			if cf.store == daemon.StoreEtcd {
+				out["cluster_key_file"] = keyPath
 			}
-			cfg, err := LoadConfig(cfgPath)
-			if err != nil {
-				return err // fail before starting anything
-			}
-			// Replacing "local" while its node still runs would leave that
-			// node running with nothing pointing at it.
-			if old, ok := cfg.Remotes[LocalRemote]; ok && old.DataDir != "" && old.DataDir != d {
-				if pid, running, _ := nodeRunning(old.DataDir); running {
-					return fmt.Errorf("remote %q is the node in %s (pid %d), which still runs; `dm cluster stop` it first, or use another config with -c", LocalRemote, old.DataDir, pid)
+			return writeJSON(a.out(), out)
+		}
+		a.info("Started a dotmesh node (pid %d) on %s with data in %s.", pid, addr, d)
+		a.info("Remote %q is now the current remote (config %s).", LocalRemote, cfgPath)
+		if cf.store == daemon.StoreEtcd && !join {
+			a.info("Other nodes join this cluster with a copy of the cluster key %s (keep it secret):", keyPath)
+			a.info("  dm cluster join --etcd-endpoints %s --cluster-key-file FILE --node-id ID --listen ADDR", strings.Join(cf.endpoints, ","))
+			if host, _, err := net.SplitHostPort(addr); err == nil {
+				if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() && cf.advertise == "" {
+					a.info("This node listens on %s, which only this machine reaches: nodes on other machines need --listen/--advertise.", addr)
 				}
 			}
-			if err := os.MkdirAll(d, 0o700); err != nil {
-				return fmt.Errorf("creating data directory: %w", err)
-			}
-			if pid, running, err := nodeRunning(d); err != nil {
-				return err
-			} else if running {
-				return fmt.Errorf("a node already runs in %s (pid %d); `dm cluster stop` stops it", d, pid)
-			}
-			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-			r, pid, err := startNode(cmd.Context(), d, addr, append(bf.args(), df.args()...), timeout)
-			if err != nil {
-				return err
-			}
-			// Reload: keep whatever changed meanwhile, and the current dot
-			// when this is a restart of the same node.
-			cfg, err = LoadConfig(cfgPath)
-			if err != nil {
-				return err
-			}
-			if old, ok := cfg.Remotes[LocalRemote]; ok && old.DataDir == d {
-				r.CurrentDot = old.CurrentDot
-			}
-			cfg.Remotes[LocalRemote] = r
-			cfg.CurrentRemote = LocalRemote
-			if err := SaveConfig(cfgPath, cfg); err != nil {
-				return fmt.Errorf("node started (pid %d) but the config could not be written: %w", pid, err)
-			}
-			if a.jsonOut {
-				return writeJSON(a.out(), map[string]any{"pid": pid, "address": addr, "data_dir": d, "config": cfgPath})
-			}
-			a.info("Started a dotmesh node (pid %d) on %s with data in %s.", pid, addr, d)
-			a.info("Remote %q is now the current remote (config %s).", LocalRemote, cfgPath)
-			return nil
-		},
+		}
+		return nil
 	}
 	f := c.Flags()
 	f.StringVar(&dir, "data-dir", "", "data directory `DIR` of the node (default ~/.dotmesh/data)")
 	f.IntVar(&port, "port", api.DefaultPort, "`PORT` of the node's HTTP API on 127.0.0.1")
+	f.StringVar(&listen, "listen", "", "listen on `ADDR` (HOST:PORT) instead of 127.0.0.1:PORT")
 	bf.add(f)
 	df.add(f)
+	cf.add(f, !join)
 	f.DurationVar(&timeout, "timeout", 60*time.Second, "how long to wait for the node to answer")
 	return c
 }

@@ -179,14 +179,14 @@ exist. The choice is stored in the client config.`,
 func (a *app) dotCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "dot",
-		Short: "Show or delete a dot",
+		Short: "Show or delete a dot, or take over its branch",
 		Long:  `Commands that act on a whole dot.`,
 		Args:  usageArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cmd.Help()
 		},
 	}
-	c.AddCommand(a.dotShowCmd(), a.dotDeleteCmd())
+	c.AddCommand(a.dotShowCmd(), a.dotDeleteCmd(), a.dotTakeOverCmd())
 	return c
 }
 
@@ -194,6 +194,8 @@ func (a *app) dotCmd() *cobra.Command {
 type dotShow struct {
 	dotmesh.DotStatus
 	Subdots []string `json:"subdots"`
+	// Replication is, in a cluster, what each node holds of the dot.
+	Replication []dotmesh.NodeReplication `json:"replication,omitempty"`
 }
 
 func (a *app) dotShowCmd() *cobra.Command {
@@ -201,7 +203,12 @@ func (a *app) dotShowCmd() *cobra.Command {
 		Use:   "show [DOT]",
 		Short: "Show the details of a dot",
 		Long: `Show a dot's id, backend, current branch, branches, head commit, size,
-uncommitted changes and subdots. Without DOT, the current dot.`,
+uncommitted changes and subdots. Without DOT, the current dot.
+
+In a cluster (` + "`dm serve --store etcd`" + `) it also shows, per node, whether the
+node has all the dot's commits or which it still lacks (they are copied in
+the background), the branches it is the master of (holds the working
+state of), and whether it is running; and the master of each branch.`,
 		Example: `  dm dot show
   dm dot show app --json`,
 		Args: usageArgs(0, 1),
@@ -229,12 +236,26 @@ uncommitted changes and subdots. Without DOT, the current dot.`,
 			if st.Branch != nil {
 				branch = st.Branch.Name
 			}
-			subdots, err := s.c.Subdots(cmd.Context(), name, branch)
+			reps, err := s.c.Replication(cmd.Context(), name)
 			if err != nil {
 				return s.wrap(err)
 			}
+			// In a cluster, the working state (size, changes, subdots)
+			// is on the branch's master node only.
+			elsewhere := ""
+			if len(reps) > 0 && st.Branch != nil && st.Branch.Master != "" {
+				if ns, err := s.c.Nodes(cmd.Context()); err == nil && ns.Node != st.Branch.Master {
+					elsewhere = "(on node " + st.Branch.Master + ")"
+				}
+			}
+			var subdots []string
+			if elsewhere == "" {
+				if subdots, err = s.c.Subdots(cmd.Context(), name, branch); err != nil {
+					return s.wrap(err)
+				}
+			}
 			if a.jsonOut {
-				return writeJSON(a.out(), dotShow{DotStatus: *st, Subdots: subdots})
+				return writeJSON(a.out(), dotShow{DotStatus: *st, Subdots: subdots, Replication: reps})
 			}
 			head := "(no commits)"
 			if st.Head != nil {
@@ -244,7 +265,10 @@ uncommitted changes and subdots. Without DOT, the current dot.`,
 				}
 			}
 			size, dirty := "?", "?"
-			if st.Error == "" {
+			switch {
+			case elsewhere != "":
+				size, dirty = elsewhere, elsewhere
+			case st.Error == "":
 				size = a.size(st.Usage.Size)
 				dirty = yesNo(st.Usage.Dirty)
 				if st.Usage.Dirty && !a.scripting {
@@ -261,10 +285,21 @@ uncommitted changes and subdots. Without DOT, the current dot.`,
 			t.add("Commits:", fmt.Sprint(st.Commits))
 			t.add("Size:", size)
 			t.add("Dirty:", dirty)
-			t.add("Subdots:", strings.Join(subdots, ", "))
+			if elsewhere != "" {
+				t.add("Subdots:", elsewhere)
+			} else {
+				t.add("Subdots:", strings.Join(subdots, ", "))
+			}
 			t.add("Used by:", usedBy(st.Mounts))
 			if st.Error != "" {
 				t.add("Error:", st.Error)
+			}
+			if len(reps) > 0 {
+				nodes, masters := replicationRows(reps)
+				t.add("Masters:", masters)
+				for _, n := range nodes {
+					t.add(n[0], n[1])
+				}
 			}
 			if a.scripting {
 				for _, r := range t.rows {

@@ -207,7 +207,9 @@ type transferSummary struct {
 	Skipped  int    `json:"skipped"`
 	Bytes    int64  `json:"bytes"`
 	UpToDate bool   `json:"up_to_date"`
-	Stashed  string `json:"stashed"`
+	// ObjectsHeld: objects the receiver had already (dump have/want).
+	ObjectsHeld int    `json:"objects_held"`
+	Stashed     string `json:"stashed"`
 }
 
 func (e *env) transfer(n *serveNode, args ...string) transferSummary {

@@ -103,6 +103,37 @@ func (b *Batch) WriteClaimed(h Hash, plain, scratch []byte) ([]byte, error) {
 	return comp, nil
 }
 
+// WriteCompressed stages the stored form comp (made by Compress) of an
+// object h of plainLen bytes claimed by the caller.
+func (b *Batch) WriteCompressed(h Hash, comp []byte, plainLen int) error {
+	if err := b.stage(h, comp); err != nil {
+		return err
+	}
+	b.newPlain.Add(int64(plainLen))
+	return nil
+}
+
+// Unstage takes back an object the caller claimed and staged (comp
+// bytes stored for plainLen): it leaves the batch as if never claimed.
+// For writers that stage ahead of knowing whether they keep an object.
+func (b *Batch) Unstage(h Hash, plainLen, storedLen int) error {
+	b.mu.Lock()
+	st := b.state[h]
+	if st != stateStaged || b.done {
+		b.mu.Unlock()
+		return fmt.Errorf("cas: unstage object %s: not staged in an open batch", h)
+	}
+	delete(b.state, h)
+	b.mu.Unlock()
+	if err := os.Remove(b.stagedPath(h)); err != nil {
+		return fmt.Errorf("unstage object %s: %w", h, err)
+	}
+	b.newObjects.Add(-1)
+	b.newStored.Add(-int64(storedLen))
+	b.newPlain.Add(-int64(plainLen))
+	return nil
+}
+
 // Put stores plain unless present and returns its hash and whether it was
 // new.
 func (b *Batch) Put(plain []byte) (Hash, bool, error) {

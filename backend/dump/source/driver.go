@@ -48,3 +48,13 @@ func Open(c *Conn) (Driver, error) {
 	}
 	return nil, fmt.Errorf("%w: %s sources have nothing to dump", dotmesh.ErrNotSupported, c.Kind)
 }
+
+// Fingerprinter is a Driver that can tell cheaply, without a dump, that
+// its database has not changed. Fingerprint returns a string that is the
+// same at two moments only if the database's dump would be the same
+// (changes without one are allowed: they cost a dump), or "" when the
+// database cannot vouch for that now. Taken before a dump starts, it
+// describes that dump.
+type Fingerprinter interface {
+	Fingerprint(ctx context.Context) (string, error)
+}

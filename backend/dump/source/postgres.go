@@ -1,14 +1,11 @@
 package source
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -127,128 +124,33 @@ func (p *postgres) Dump(ctx context.Context, w io.Writer) (Info, error) {
 	return info, nil
 }
 
-// pgNormalizer makes pg_dump's plain output deterministic: the rows of
-// each COPY block are sorted (pg_dump emits them in physical order, which
-// updates and VACUUM shuffle), and the per-run \restrict key lines are
-// dropped. COPY text format keeps one row per line, so sorting lines is
-// safe, and the order of rows does not matter to COPY. It also picks the
-// versions out of the header, sparing extra connections.
-type pgNormalizer struct {
-	w        *bufio.Writer
-	partial  []byte
-	inCopy   bool
-	block    []byte   // the COPY block's rows, back to back
-	rows     [][2]int // their offsets in block
-	complete bool
-	server   string
-	tool     string
-	err      error
-}
+// pgFingerprint changes whenever the database's dump can: the insert
+// position of the write-ahead log moves on with every logged change and
+// commit, in any database of the server (so also with role and
+// tablespace renames); sequences advanced by nextval log only every 32
+// values, so their current values are part of it; the server's start
+// time and version change with a restart, a restore from a backup or an
+// upgrade. Unlogged tables change without any of this, and a standby has
+// no insert position: then there is no fingerprint.
+const pgFingerprint = `SELECT CASE
+  WHEN pg_is_in_recovery() THEN ''
+  WHEN EXISTS (SELECT 1 FROM pg_class WHERE relpersistence = 'u' AND relkind IN ('r', 'S', 'm')) THEN ''
+  ELSE concat_ws(' ', 'pg1', current_setting('server_version_num'),
+    extract(epoch FROM pg_postmaster_start_time()),
+    (SELECT oid FROM pg_database WHERE datname = current_database()),
+    pg_current_wal_insert_lsn(),
+    (SELECT md5(coalesce(string_agg(format('%I.%I %s', schemaname, sequencename, coalesce(last_value::text, '-')), ',' ORDER BY schemaname, sequencename), '')) FROM pg_sequences))
+END;
+`
 
-func newPGNormalizer(w io.Writer) *pgNormalizer {
-	return &pgNormalizer{w: bufio.NewWriterSize(w, 1<<20)}
-}
-
-func (n *pgNormalizer) Write(p []byte) (int, error) {
-	if n.err != nil {
-		return 0, n.err
+// Fingerprint implements Fingerprinter.
+func (p *postgres) Fingerprint(ctx context.Context) (string, error) {
+	out, err := p.sql(ctx, p.c.Database, pgFingerprint)
+	if err != nil {
+		return "", fmt.Errorf("fingerprint of %s: %w", p.c.Database, err)
 	}
-	size := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			n.partial = append(n.partial, p...)
-			break
-		}
-		line := p[:i+1]
-		if len(n.partial) > 0 {
-			line = append(n.partial, line...)
-			n.partial = n.partial[:0]
-		}
-		n.line(line)
-		p = p[i+1:]
+	if strings.ContainsAny(out, "\n") {
+		return "", fmt.Errorf("fingerprint of %s: unexpected output %q", p.c.Database, out)
 	}
-	return size, n.err
-}
-
-var (
-	pgServerPrefix = []byte("-- Dumped from database version ")
-	pgToolPrefix   = []byte("-- Dumped by pg_dump version ")
-)
-
-func (n *pgNormalizer) line(l []byte) {
-	switch {
-	case n.inCopy && string(l) == "\\.\n":
-		n.flushBlock()
-		n.write(l)
-	case n.inCopy:
-		n.rows = append(n.rows, [2]int{len(n.block), len(n.block) + len(l)})
-		n.block = append(n.block, l...)
-	case bytes.HasPrefix(l, []byte("\\restrict ")) || bytes.HasPrefix(l, []byte("\\unrestrict ")):
-	default:
-		switch {
-		case bytes.HasPrefix(l, []byte("COPY ")) && bytes.HasSuffix(l, []byte("FROM stdin;\n")):
-			n.inCopy = true
-		case bytes.HasPrefix(l, []byte(pgTrailer)):
-			n.complete = true
-		case bytes.HasPrefix(l, pgServerPrefix):
-			n.server = "PostgreSQL " + string(bytes.TrimSpace(l[len(pgServerPrefix):]))
-		case bytes.HasPrefix(l, pgToolPrefix):
-			n.tool = "pg_dump (PostgreSQL) " + string(bytes.TrimSpace(l[len(pgToolPrefix):]))
-		}
-		n.write(l)
-	}
-}
-
-// flushBlock writes the block's rows in order; rows already in order (the
-// common case) are written as they came.
-func (n *pgNormalizer) flushBlock() {
-	row := func(r [2]int) []byte { return n.block[r[0]:r[1]] }
-	cmp := func(a, b [2]int) int { return compareRows(row(a), row(b)) }
-	if slices.IsSortedFunc(n.rows, cmp) {
-		n.write(n.block)
-	} else {
-		slices.SortFunc(n.rows, cmp)
-		for _, r := range n.rows {
-			n.write(row(r))
-		}
-	}
-	n.block, n.rows, n.inCopy = n.block[:0], n.rows[:0], false
-}
-
-func (n *pgNormalizer) write(b []byte) {
-	if n.err == nil {
-		_, n.err = n.w.Write(b)
-	}
-}
-
-// Close flushes; a dump cut inside a COPY block or mid-line is truncated.
-func (n *pgNormalizer) Close() error {
-	if n.err != nil {
-		return n.err
-	}
-	if n.inCopy || len(n.partial) > 0 {
-		n.complete = false
-		return fmt.Errorf("%w: pg_dump output ends in the middle of table data: truncated", dotmesh.ErrUnavailable)
-	}
-	return n.w.Flush()
-}
-
-// compareRows orders rows by the length of their leading digit run, then
-// bytewise: a total order (so deterministic) under which integer keys
-// dumped in key order, the common case, are sorted already, which the
-// sort detects in linear time.
-func compareRows(a, b []byte) int {
-	if da, db := digitRun(a), digitRun(b); da != db {
-		return da - db
-	}
-	return bytes.Compare(a, b)
-}
-
-func digitRun(b []byte) int {
-	i := 0
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		i++
-	}
-	return i
+	return out, nil
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"golang.org/x/sys/unix"
 )
 
 // tool runs one external program. Its exit status is always checked;
@@ -66,13 +67,18 @@ func (t *tool) run(ctx context.Context) error {
 	if cmd.Stdin == nil {
 		cmd.Stdin = strings.NewReader("")
 	}
-	cmd.Stdout = t.stdout
-	if cmd.Stdout == nil {
-		cmd.Stdout = io.Discard
-	}
 	var stderr tailBuffer
 	cmd.Stderr = &stderr
-	err = cmd.Run()
+	switch t.stdout.(type) {
+	case nil:
+		cmd.Stdout = io.Discard
+		err = cmd.Run()
+	case *os.File:
+		cmd.Stdout = t.stdout
+		err = cmd.Run()
+	default:
+		err = runPiped(cmd, t.stdout)
+	}
 	msg := strings.TrimSpace(stderr.String())
 	if t.secret != "" {
 		msg = strings.ReplaceAll(msg, t.secret, "xxxxx")
@@ -114,3 +120,55 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 
 func (t *tailBuffer) String() string { return string(t.b) }
+
+// runPiped runs cmd with its output through a pipe of a megabyte (Linux
+// gives 64 KiB): a dump tool then runs ahead instead of stalling every
+// time the reader (sorting, chunking, hashing on a busy machine) falls a
+// little behind. It returns cmd's error, or else w's.
+func runPiped(cmd *exec.Cmd, w io.Writer) error {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	_, _ = unix.FcntlInt(pw.Fd(), unix.F_SETPIPE_SZ, 1<<20) // best effort
+	cmd.Stdout = pw
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return err
+	}
+	pw.Close()
+	copied := make(chan error, 1)
+	go func() {
+		if rf, ok := w.(io.ReaderFrom); ok {
+			_, err := rf.ReadFrom(pr)
+			if err != nil {
+				pr.Close() // the tool gets EPIPE instead of blocking
+			}
+			copied <- err
+			return
+		}
+		buf := make([]byte, 256<<10)
+		var werr error
+		for {
+			n, rerr := pr.Read(buf)
+			if n > 0 && werr == nil {
+				if _, werr = w.Write(buf[:n]); werr != nil {
+					pr.Close() // the tool gets EPIPE instead of blocking
+					break
+				}
+			}
+			if rerr != nil {
+				break
+			}
+		}
+		copied <- werr
+	}()
+	werr := <-copied
+	err = cmd.Wait()
+	pr.Close()
+	if err == nil {
+		err = werr
+	}
+	return err
+}

@@ -1,0 +1,115 @@
+package dump
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
+)
+
+// TestDumpSinkRewind: whatever the writes and rewinds, the sink's chunks
+// and file are those of the final bytes, cut as the commit cuts a file.
+func TestDumpSinkRewind(t *testing.T) {
+	var final bytes.Buffer
+	for i := 0; final.Len() < 6<<20; i++ {
+		fmt.Fprintf(&final, "%d\trow %d of a table %x\n", i, i*7, i*i)
+	}
+	want := func(data []byte) []Chunk {
+		var out []Chunk
+		c := newChunker()
+		resetChunker(c, bytes.NewReader(data), fileChunks)
+		for {
+			ch, err := c.Next(nil)
+			if err == io.EOF {
+				return out
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, Chunk{Hash: cas.Sum(ch.Data), Size: uint32(ch.Length)})
+		}
+	}(final.Bytes())
+	type step struct {
+		write   int   // write final up to here
+		garbage int   // then this many other bytes
+		rewind  int64 // then rewind here (-1: no)
+	}
+	for n, plan := range [][]step{
+		{{6 << 20, 0, -1}},
+		{{5 << 20, 0, 3<<20 + 12345}, {6 << 20, 0, -1}},
+		{{1 << 20, 0, 10}, {4 << 20, 0, 2 << 20}, {5 << 20, 0, 4<<20 + 1}, {6 << 20, 0, -1}},
+		{{6 << 20, 0, 0}, {6 << 20, 0, -1}},
+		{{2 << 20, 3 << 20, 1 << 20}, {3 << 20, 1 << 20, 2<<20 + 7}, {6 << 20, 0, -1}},
+	} {
+		b := openTest(t)
+		batch, err := b.store.NewBatch()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Create(filepath.Join(t.TempDir(), "dump"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := b.newDumpSink(batch, f)
+		data := final.Bytes()
+		var pos int
+		for _, st := range plan {
+			end := min(st.write, len(data))
+			for pos < end { // odd write sizes
+				k := min(end-pos, 77777)
+				if _, err := s.Write(data[pos : pos+k]); err != nil {
+					t.Fatal(err)
+				}
+				pos += k
+			}
+			if st.garbage > 0 {
+				junk := randomBytes(int64(n), st.garbage)
+				if _, err := s.Write(junk); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if st.rewind >= 0 {
+				if err := s.Rewind(st.rewind); err != nil {
+					t.Fatal(err)
+				}
+				pos = int(st.rewind)
+			}
+		}
+		if _, err := s.Write(data[pos:]); err != nil {
+			t.Fatal(err)
+		}
+		chunks, size, err := s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size != int64(len(data)) || !chunksEqual(chunks, want) {
+			t.Fatalf("plan %d: size %d of %d, %d chunks, want %d (equal %v)", n, size, len(data), len(chunks), len(want), chunksEqual(chunks, want))
+		}
+		got, _ := os.ReadFile(f.Name())
+		if !bytes.Equal(got, data) {
+			t.Fatalf("plan %d: the file differs from the dump", n)
+		}
+		fresh := map[cas.Hash]bool{}
+		for _, c := range chunks {
+			if ok, _ := b.store.Has(c.Hash); !ok {
+				fresh[c.Hash] = true
+			}
+		}
+		if objects, _, plain := batch.Stats(); objects != int64(len(fresh)) {
+			t.Fatalf("plan %d: %d objects staged (%d bytes), %d new chunks kept", n, objects, plain, len(fresh))
+		}
+		if err := batch.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range chunks {
+			if ok, _ := b.store.Has(c.Hash); !ok {
+				t.Fatalf("plan %d: chunk %s not stored", n, c.Hash.Short())
+			}
+		}
+		f.Close()
+	}
+}

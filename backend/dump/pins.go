@@ -1,0 +1,123 @@
+package dump
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// Pins keep objects that no commit refers to yet alive for a commit that
+// is being received:
+//
+//	pins/<dot>/<branch>/<commit>   the 32-byte hashes, concatenated
+//
+// Receive pins the objects of a stream as it publishes them (in steps,
+// so a receive that breaks off, even by a crash, keeps what arrived), and
+// HaveObjects pins what it tells a sender it need not send. Garbage
+// collection treats pinned objects as live, under gcMu like everything
+// else, so an object promised to a sender cannot be swept before the
+// stream that relies on it arrives. A completed Receive removes its pin;
+// an abandoned transfer's pin expires pinTTL after it was last written,
+// and its objects become ordinary garbage.
+//
+// Objects still in a batch's staging directory are not in objects/ at
+// all, so collection never sees them; they are published or dropped by
+// the Receive that staged them, which holds gcMu shared throughout.
+
+// pinTTL is how long an abandoned transfer's objects survive collection.
+const pinTTL = 24 * time.Hour
+
+func (b *Backend) pinsDir() string { return filepath.Join(b.dir, "pins") }
+
+func (b *Backend) pinPath(c dotmesh.CommitRef) string {
+	return filepath.Join(b.pinsDir(), string(c.Dot), c.Branch, string(c.ID))
+}
+
+// addPins appends hs to c's pin. The caller holds useStore. A torn append
+// (crash) leaves a partial hash at the end, which readPins ignores.
+func (b *Backend) addPins(c dotmesh.CommitRef, hs []cas.Hash) error {
+	if len(hs) == 0 {
+		return nil
+	}
+	p := b.pinPath(c)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("pin objects for %s: %w", c, err)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("pin objects for %s: %w", c, err)
+	}
+	buf := make([]byte, 0, len(hs)*cas.HashSize)
+	for _, h := range hs {
+		buf = append(buf, h[:]...)
+	}
+	if _, err := f.Write(buf); err != nil {
+		f.Close()
+		return fmt.Errorf("pin objects for %s: %w", c, err)
+	}
+	return f.Close()
+}
+
+// dropPin removes c's pin; its objects are then live only if a commit
+// refers to them.
+func (b *Backend) dropPin(c dotmesh.CommitRef) {
+	if err := os.Remove(b.pinPath(c)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		b.log.Warn("cannot remove a transfer's object pin; it expires by itself", "commit", c, "err", err)
+	}
+}
+
+// pinned adds every object of an unexpired pin to live; with prune it
+// removes expired pins (the caller then holds gcMu exclusively).
+func (b *Backend) pinned(live map[cas.Hash]struct{}, prune bool) (pins int, err error) {
+	now := time.Now()
+	err = filepath.WalkDir(b.pinsDir(), func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if now.Sub(info.ModTime()) > pinTTL {
+			if !prune {
+				return nil
+			}
+			b.log.Info("an abandoned transfer's objects are no longer kept", "pin", p)
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for len(data) >= cas.HashSize {
+			var h cas.Hash
+			copy(h[:], data)
+			live[h] = struct{}{}
+			data = data[cas.HashSize:]
+		}
+		pins++
+		return nil
+	})
+	if err != nil {
+		return pins, fmt.Errorf("reading transfer pins: %w", err)
+	}
+	return pins, nil
+}

@@ -1,0 +1,202 @@
+package source
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// refNormalize is the plain definition of the normalizer's output.
+func refNormalize(in string) (string, bool) {
+	var out strings.Builder
+	var rows []string
+	inCopy := false
+	lines := strings.SplitAfter(in, "\n")
+	if last := lines[len(lines)-1]; last != "" {
+		return "", false // a partial last line
+	}
+	for _, l := range lines[:len(lines)-1] {
+		switch {
+		case inCopy && l == "\\.\n":
+			slices.SortFunc(rows, func(a, b string) int { return compareRows([]byte(a), []byte(b)) })
+			for _, r := range rows {
+				out.WriteString(r)
+			}
+			out.WriteString(l)
+			rows, inCopy = nil, false
+		case inCopy:
+			rows = append(rows, l)
+		case strings.HasPrefix(l, "\\restrict ") || strings.HasPrefix(l, "\\unrestrict "):
+		default:
+			if strings.HasPrefix(l, "COPY ") && strings.HasSuffix(l, "FROM stdin;\n") {
+				inCopy = true
+			}
+			out.WriteString(l)
+		}
+	}
+	return out.String(), !inCopy
+}
+
+// rewindBuffer is a Rewinder in memory that counts its rewinds.
+type rewindBuffer struct {
+	bytes.Buffer
+	rewinds   int
+	maxRewind int64 // the last rewind's offset
+}
+
+func (r *rewindBuffer) Rewind(off int64) error {
+	if off > int64(r.Len()) {
+		return fmt.Errorf("rewind to %d past the end %d", off, r.Len())
+	}
+	r.Truncate(int(off))
+	r.rewinds++
+	r.maxRewind = off
+	return nil
+}
+
+// stepReader returns in in reads of the given sizes.
+type stepReader struct {
+	in    string
+	sizes []int
+	i     int
+}
+
+func (r *stepReader) Read(p []byte) (int, error) {
+	if len(r.in) == 0 {
+		return 0, io.EOF
+	}
+	k := min(len(r.in), len(p), max(1, r.sizes[r.i%len(r.sizes)]))
+	r.i++
+	copy(p, r.in[:k])
+	r.in = r.in[k:]
+	return k, nil
+}
+
+// normalize runs in through a normalizer in writes of the given sizes,
+// or through ReadFrom in reads of those sizes when sizes[0] is odd.
+func normalize(t testing.TB, in string, w io.Writer, sizes []int) (string, error) {
+	n := newPGNormalizer(w)
+	if len(sizes) > 0 && sizes[0]%2 == 1 {
+		if _, err := n.ReadFrom(&stepReader{in: in, sizes: sizes}); err != nil {
+			return "", err
+		}
+		return "", n.Close()
+	}
+	for i := 0; len(in) > 0; i++ {
+		k := len(in)
+		if len(sizes) > 0 {
+			k = min(k, max(1, sizes[i%len(sizes)]))
+		}
+		if _, err := n.Write([]byte(in[:k])); err != nil {
+			return "", err
+		}
+		in = in[k:]
+	}
+	return "", n.Close()
+}
+
+func checkNormalizer(t testing.TB, in string, sizes []int) {
+	want, ok := refNormalize(in)
+	for _, rewind := range []bool{false, true} {
+		var got string
+		var err error
+		if rewind {
+			var rb rewindBuffer
+			_, err = normalize(t, in, &rb, sizes)
+			got = rb.String()
+		} else {
+			var b bytes.Buffer
+			_, err = normalize(t, in, &b, sizes)
+			got = b.String()
+		}
+		if (err == nil) != ok {
+			t.Fatalf("rewind=%v: error %v, reference complete=%v, input %q", rewind, err, ok, in)
+		}
+		if ok && got != want {
+			t.Fatalf("rewind=%v: input %q\n got %q\nwant %q", rewind, in, got, want)
+		}
+	}
+}
+
+func TestPGNormalizerOrders(t *testing.T) {
+	defer func(old int) { pgSlabSize = old }(pgSlabSize)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for iter := 0; iter < 300; iter++ {
+		pgSlabSize = []int{8, 64, 1 << 10, 2 << 20}[iter%4]
+		var b strings.Builder
+		b.WriteString("-- head\n\\restrict k\n")
+		for blk := 0; blk < 1+rng.IntN(3); blk++ {
+			fmt.Fprintf(&b, "CREATE TABLE t%d;\nCOPY public.t%d (a, b) FROM stdin;\n", blk, blk)
+			nrows := rng.IntN(200)
+			keys := make([]int, nrows)
+			for i := range keys {
+				keys[i] = i * 3
+			}
+			switch rng.IntN(4) { // in order; a few moved; moved to the end; shuffled
+			case 1:
+				for j := 0; j < 3 && nrows > 1; j++ {
+					a, c := rng.IntN(nrows), rng.IntN(nrows)
+					keys[a], keys[c] = keys[c], keys[a]
+				}
+			case 2:
+				if nrows > 0 {
+					k := rng.IntN(nrows)
+					keys = append(keys[k:], keys[:k]...)
+				}
+			case 3:
+				rng.Shuffle(nrows, func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+			}
+			for _, k := range keys {
+				fmt.Fprintf(&b, "%d\tvalue %s\n", k, strings.Repeat("x", rng.IntN(30)))
+				if rng.IntN(20) == 0 {
+					fmt.Fprintf(&b, "%d\tdup\n", k) // duplicates and equal keys
+					fmt.Fprintf(&b, "%d\tdup\n", k)
+				}
+			}
+			b.WriteString("\\.\n\n")
+		}
+		b.WriteString("\\unrestrict k\n" + pgTrailer + "\n")
+		sizes := []int{1 + rng.IntN(7), 1 + rng.IntN(100), 32 << 10}
+		checkNormalizer(t, b.String(), sizes)
+	}
+}
+
+// TestPGNormalizerRewindsLittle: rows moved to the end of the table (what
+// UPDATE does) rewind the output only to where the first of them goes.
+func TestPGNormalizerRewindsLittle(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("COPY public.t (a) FROM stdin;\n")
+	for i := 100; i < 1000; i++ {
+		if i != 950 { // updated: at the end of the table now
+			fmt.Fprintf(&b, "%d\n", i)
+		}
+	}
+	b.WriteString("950\n\\.\n" + pgTrailer + "\n")
+	in := b.String()
+	var rb rewindBuffer
+	if _, err := normalize(t, in, &rb, []int{4096}); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := refNormalize(in)
+	if rb.String() != want || rb.rewinds != 1 {
+		t.Fatalf("rewinds %d, output equal %v", rb.rewinds, rb.String() == want)
+	}
+	if max := int64(len(in)); rb.maxRewind < max-int64(len(in))/10 {
+		t.Fatalf("rewound to %d of %d: further than the moved row's place", rb.maxRewind, max)
+	}
+}
+
+func FuzzPGNormalizer(f *testing.F) {
+	f.Add("COPY x FROM stdin;\nb\na\n\\.\n"+pgTrailer+"\n", uint8(3), uint8(16))
+	f.Add("\\restrict a\nCOPY x FROM stdin;\n1\n10\n2\n\\.\nCOPY y FROM stdin;\n\\.\n", uint8(1), uint8(8))
+	f.Add("COPY x FROM stdin;\n3\n1\n2", uint8(5), uint8(9))
+	f.Fuzz(func(t *testing.T, in string, step, slab uint8) {
+		defer func(old int) { pgSlabSize = old }(pgSlabSize)
+		pgSlabSize = 1 + int(slab)
+		checkNormalizer(t, in, []int{1 + int(step), 1 + int(step)/3})
+	})
+}

@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dotmesh-io/dotmesh/cluster/etcd/etcdtest"
+)
+
+// The cluster section: three `dm serve --store etcd` nodes on 127.0.0.1-3
+// sharing one etcd (Debian's etcd-server), the files backend.
+//
+//   - replication lag: the time from `dm commit` returning on node 1 until
+//     nodes 2 and 3 hold the commit (a 1 MiB change each time);
+//   - `dm list` with -cluster-dots dots and `dm log` of -cluster-commits
+//     commits, on node 1 (etcd) against a single bbolt node: ratios.
+
+type benchNode struct {
+	name, addr, data, key string
+	cmd                   *exec.Cmd
+	done                  chan struct{}
+}
+
+func (n *benchNode) stop() {
+	if n.cmd == nil {
+		return
+	}
+	select {
+	case <-n.done:
+		return
+	default:
+	}
+	n.cmd.Process.Signal(syscall.SIGTERM) // only the process we started
+	select {
+	case <-n.done:
+	case <-time.After(30 * time.Second):
+		n.cmd.Process.Kill()
+		<-n.done
+	}
+}
+
+// call sends one API request as admin and decodes the answer into out.
+func (n *benchNode) call(method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://"+n.addr+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.SetBasicAuth("admin", n.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+func startBenchNode(dm, work, name, ip string, args ...string) (*benchNode, error) {
+	l, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s (loopback aliases 127.0.0.x are needed): %w", ip, err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	n := &benchNode{name: name, addr: addr, data: filepath.Join(work, name), done: make(chan struct{})}
+	logf, err := os.Create(filepath.Join(work, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	n.cmd = exec.Command(dm, append([]string{"serve", "--data-dir", n.data, "--listen", addr, "--docker-socket", ""}, args...)...)
+	n.cmd.Stdout, n.cmd.Stderr = logf, logf
+	if err := n.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { n.cmd.Wait(); close(n.done) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-n.done:
+			b, _ := os.ReadFile(logf.Name())
+			return nil, fmt.Errorf("dm serve %s exited: %s", name, lastLines(string(b)))
+		default:
+		}
+		if k, err := os.ReadFile(filepath.Join(n.data, "admin-api-key")); err == nil {
+			n.key = strings.TrimSpace(string(k))
+			if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return n, nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			n.stop()
+			return nil, fmt.Errorf("dm serve %s did not answer within 30s", name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func lastLines(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// startEtcd runs one etcd member on free loopback ports.
+func startEtcd(work string) (endpoint string, stop func(), err error) {
+	bin, err := etcdtest.Binary()
+	if err != nil {
+		return "", nil, skipped{err.Error()}
+	}
+	cp, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	pp, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	client, peer := fmt.Sprintf("http://127.0.0.1:%d", cp), fmt.Sprintf("http://127.0.0.1:%d", pp)
+	logf, err := os.Create(filepath.Join(work, "etcd.log"))
+	if err != nil {
+		return "", nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, "--name", "bench", "--data-dir", filepath.Join(work, "etcd"),
+		"--listen-client-urls", client, "--advertise-client-urls", client,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+		"--initial-cluster", "bench="+peer, "--initial-cluster-state", "new")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	stop = func() {
+		cmd.Process.Kill() // only the process we started
+		<-done
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(client + "/health"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), `"health":"true"`) {
+				return client, stop, nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop()
+	return "", nil, fmt.Errorf("etcd did not become healthy within 30s")
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+func runCluster(dm string, commits, ndots, nlog int, keep bool) (err error) {
+	work, err := os.MkdirTemp("", "dotmesh-bench-cluster-")
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer os.RemoveAll(work)
+	}
+	ep, stopEtcd, err := startEtcd(work)
+	if err != nil {
+		return err
+	}
+	defer stopEtcd()
+	var nodes []*benchNode
+	defer func() {
+		for _, n := range nodes {
+			n.stop()
+		}
+	}()
+	for i, ip := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"} {
+		name := "n" + strconv.Itoa(i+1)
+		args := []string{"--store", "etcd", "--etcd-endpoints", ep, "--node-id", name}
+		if i > 0 {
+			args = append(args, "--cluster-key-file", filepath.Join(nodes[0].data, "admin-api-key"))
+		}
+		n, err := startBenchNode(dm, work, name, ip, args...)
+		if err != nil {
+			return err
+		}
+		nodes = append(nodes, n)
+	}
+	n1 := nodes[0]
+
+	// Replication lag.
+	if err := n1.call("POST", "/v1/dots", map[string]string{"name": "lag"}, nil); err != nil {
+		return err
+	}
+	var path struct{ Path string }
+	if err := n1.call("POST", "/v1/path", map[string]string{"volume": "lag.data"}, &path); err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewSource(1))
+	var lags []time.Duration
+	for i := 0; i < commits; i++ {
+		buf := make([]byte, 1<<20)
+		rng.Read(buf)
+		if err := os.WriteFile(filepath.Join(path.Path, fmt.Sprintf("f%d", i)), buf, 0o644); err != nil {
+			return err
+		}
+		if err := n1.call("POST", "/v1/dots/admin/lag/commits", map[string]string{"message": fmt.Sprint(i)}, nil); err != nil {
+			return err
+		}
+		start := time.Now()
+		for {
+			var reps []struct {
+				Node  string   `json:"node"`
+				Lacks []string `json:"lacks"`
+			}
+			if err := n1.call("GET", "/v1/dots/admin/lag/replication", nil, &reps); err != nil {
+				return err
+			}
+			done := 0
+			for _, r := range reps {
+				if r.Node != "n1" && len(r.Lacks) == 0 {
+					done++
+				}
+			}
+			if done == 2 {
+				break
+			}
+			if time.Since(start) > time.Minute {
+				return fmt.Errorf("commit %d did not reach n2 and n3 within a minute: %+v", i, reps)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		lags = append(lags, time.Since(start))
+	}
+	fmt.Printf("replication lag of a 1 MiB commit to 2 other nodes over %d commits: median %v (min %v, max %v)\n",
+		commits, median(lags).Round(time.Millisecond), minD(lags).Round(time.Millisecond), maxD(lags).Round(time.Millisecond))
+
+	// list and log: n1 alone on etcd (the others stopped, so that their
+	// replication does not weigh on it) against a bbolt node.
+	for _, n := range nodes[1:] {
+		n.stop()
+	}
+	bb, err := startBenchNode(dm, work, "bbolt", "127.0.0.1")
+	if err != nil {
+		return err
+	}
+	nodes = append(nodes, bb)
+	v := newVerdicts()
+	type res struct{ list, log time.Duration }
+	results := map[string]res{}
+	for _, n := range []*benchNode{n1, bb} {
+		start := time.Now()
+		for i := 0; i < ndots; i++ {
+			if err := n.call("POST", "/v1/dots", map[string]string{"name": fmt.Sprintf("d%04d", i)}, nil); err != nil {
+				return err
+			}
+		}
+		if err := n.call("POST", "/v1/dots", map[string]string{"name": "long"}, nil); err != nil {
+			return err
+		}
+		made := time.Since(start)
+		start = time.Now()
+		for i := 0; i < nlog; i++ {
+			if err := n.call("POST", "/v1/dots/admin/long/commits", map[string]string{"message": fmt.Sprint(i)}, nil); err != nil {
+				return err
+			}
+		}
+		fmt.Printf("%s: %d dots made in %v, %d commits in %v\n", n.name, ndots+1, made.Round(time.Millisecond), nlog, time.Since(start).Round(time.Millisecond))
+		cfg := filepath.Join(work, n.name+".config")
+		env := append(os.Environ(), "DOTMESH_CONFIG="+cfg, "DOTMESH_PASSWORD="+n.key)
+		dmc := func(args ...string) (time.Duration, error) {
+			cmd := exec.Command(dm, args...)
+			cmd.Env = env
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = io.Discard, &out
+			start := time.Now()
+			err := cmd.Run()
+			if err != nil {
+				return 0, fmt.Errorf("dm %s: %v: %s", strings.Join(args, " "), err, out.String())
+			}
+			return time.Since(start), nil
+		}
+		if _, err := dmc("remote", "add", "b", "admin@"+n.addr); err != nil {
+			return err
+		}
+		var lists, logs []time.Duration
+		for i := 0; i < 5; i++ {
+			d, err := dmc("list")
+			if err != nil {
+				return err
+			}
+			lists = append(lists, d)
+			if d, err = dmc("log", "--dot", "long"); err != nil {
+				return err
+			}
+			logs = append(logs, d)
+		}
+		results[n.name] = res{median(lists), median(logs)}
+		fmt.Printf("%s: dm list (%d dots) %v, dm log (%d commits) %v (medians of 5)\n", n.name, ndots+1, median(lists).Round(time.Millisecond), nlog, median(logs).Round(time.Millisecond))
+	}
+	e, b := results["n1"], results["bbolt"]
+	r := e.list.Seconds() / b.list.Seconds()
+	v.row(fmt.Sprintf("dm list, %d dots: etcd / bbolt", ndots), r, "<= 3", r <= 3)
+	r = e.log.Seconds() / b.log.Seconds()
+	v.row(fmt.Sprintf("dm log, %d commits: etcd / bbolt", nlog), r, "<= 3", r <= 3)
+	return v.flush()
+}
+
+func minD(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[0]
+}
+func maxD(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)-1]
+}

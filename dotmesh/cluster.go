@@ -1,0 +1,395 @@
+package dotmesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Cluster mode: several nodes share one ClusterStore (etcd). The registry
+// of dots, branches and commits is common to all of them; the data is not.
+// Each node holds, in its own backends, the data of every commit it has
+// replicated (see replicate.go), and every branch has one master node, the
+// only one with a writable working state for it. A write on another node
+// first moves the branch there (see handover.go).
+//
+// Key layout added to the registry's:
+//
+//	nodes/<node>                     -> NodeInfo, under the node's lease
+//	replicas/<dot>/<commit>/<node>   -> "" : node holds the commit's data
+
+// ClusterOptions make a Node one of several sharing its Store.
+type ClusterOptions struct {
+	// NodeID names this node in the cluster; stable across restarts.
+	NodeID string
+	// Address is the URL other nodes reach this node's API at.
+	Address string
+	// Peers reaches the other nodes. Required.
+	Peers Peers
+	// LeaseTTL bounds how long a node that died still counts as alive;
+	// zero means 10s.
+	LeaseTTL time.Duration
+	// SyncInterval is how often replication looks for missing commits
+	// besides reacting to registry changes; zero means 30s.
+	SyncInterval time.Duration
+	// MoveTimeout is how long a branch stays promised to a node that asked
+	// for it before another may ask; zero means 2m.
+	MoveTimeout time.Duration
+	// Version is published with the node, for people.
+	Version string
+}
+
+// NodeInfo is what a node publishes about itself.
+type NodeInfo struct {
+	ID      string    `json:"id"`
+	Address string    `json:"address"`
+	Started time.Time `json:"started"`
+	Version string    `json:"version,omitempty"`
+}
+
+// Peers reaches the other nodes of a cluster; the daemon implements it over
+// their HTTP API, authenticated with the cluster's key.
+type Peers interface {
+	Peer(node NodeInfo) (Peer, error)
+}
+
+// Peer is another node as this one sees it: a Transport for commit data,
+// and the branch hand-over call.
+type Peer interface {
+	Transport
+	// Release asks the peer, a branch's master, to hand the branch to node
+	// to: it commits uncommitted changes and promises the branch to to.
+	Release(ctx context.Context, dot DotName, branch, to string) (*ReleaseResult, error)
+}
+
+// ReleaseResult is what the old master says when it lets a branch go.
+type ReleaseResult struct {
+	// Head is the branch's head, which the new master must hold.
+	Head CommitID `json:"head,omitempty"`
+	// AutoCommit is the commit made of uncommitted changes, if any.
+	AutoCommit CommitID `json:"auto_commit,omitempty"`
+}
+
+const (
+	nodesPrefix    = "nodes/"
+	replicasPrefix = "replicas/"
+)
+
+func nodeKey(id string) string { return nodesPrefix + id }
+func replicaKey(d DotID, c CommitID, node string) string {
+	return replicasPrefix + string(d) + "/" + string(c) + "/" + node
+}
+func replicaPrefix(d DotID) string { return replicasPrefix + string(d) + "/" }
+
+// cluster is the cluster-mode state of a Node; nil on a single node.
+type cluster struct {
+	opts ClusterOptions
+	info NodeInfo
+
+	stop chan struct{}
+	done sync.WaitGroup
+	kick chan struct{} // wakes the replicator
+
+	mu    sync.Mutex
+	lease LeaseID
+	seen  map[DotID]bool // dots registered at the last replication pass
+}
+
+func (o *ClusterOptions) validate() error {
+	if err := ValidateName("node id", o.NodeID); err != nil {
+		return err
+	}
+	if o.Address == "" {
+		return fmt.Errorf("%w: cluster node %s needs the address other nodes reach it at", ErrInvalidArgument, o.NodeID)
+	}
+	if o.Peers == nil {
+		return fmt.Errorf("%w: cluster node %s needs Peers to reach the others", ErrInvalidArgument, o.NodeID)
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 10 * time.Second
+	}
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = 30 * time.Second
+	}
+	if o.MoveTimeout <= 0 {
+		o.MoveTimeout = 2 * time.Minute
+	}
+	return nil
+}
+
+// NodeID is this node's name in its cluster; empty on a single node.
+func (n *Node) NodeID() string {
+	if n.cl == nil {
+		return ""
+	}
+	return n.cl.opts.NodeID
+}
+
+// startCluster registers the node, brings its replica records in line with
+// what its backends hold, and starts the background loops.
+func (n *Node) startCluster(ctx context.Context, opts ClusterOptions) error {
+	if err := opts.validate(); err != nil {
+		return err
+	}
+	n.cl = &cluster{
+		opts: opts,
+		info: NodeInfo{ID: opts.NodeID, Address: opts.Address, Started: n.now().UTC(), Version: opts.Version},
+		stop: make(chan struct{}),
+		kick: make(chan struct{}, 1),
+	}
+	if err := n.register(ctx); err != nil {
+		return err
+	}
+	if err := n.reconcileReplicas(ctx); err != nil {
+		return fmt.Errorf("reconciling replica records: %w", err)
+	}
+	n.cl.done.Add(2)
+	go n.heartbeat()
+	go n.replicator()
+	return nil
+}
+
+func (n *Node) stopCluster() {
+	if n.cl == nil {
+		return
+	}
+	close(n.cl.stop)
+	n.cl.done.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n.cl.mu.Lock()
+	lease := n.cl.lease
+	n.cl.mu.Unlock()
+	if lease != 0 {
+		_ = n.store.Revoke(ctx, lease) // others see us gone at once
+	}
+}
+
+// register publishes the node under a fresh lease.
+func (n *Node) register(ctx context.Context) error {
+	c := n.cl
+	lease, err := n.store.Grant(ctx, c.opts.LeaseTTL)
+	if err != nil {
+		return fmt.Errorf("registering node %s: %w", c.opts.NodeID, err)
+	}
+	if _, err := n.store.Txn(ctx, nil, []Op{{Key: nodeKey(c.opts.NodeID), Value: encode(c.info), Lease: lease}}); err != nil {
+		return fmt.Errorf("registering node %s: %w", c.opts.NodeID, err)
+	}
+	c.mu.Lock()
+	c.lease = lease
+	c.mu.Unlock()
+	return nil
+}
+
+// heartbeat keeps the node's lease alive, and registers again when it
+// expired (the store was unreachable for longer than the TTL).
+func (n *Node) heartbeat() {
+	defer n.cl.done.Done()
+	t := time.NewTicker(n.cl.opts.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.cl.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), n.cl.opts.LeaseTTL/3)
+		n.cl.mu.Lock()
+		lease := n.cl.lease
+		n.cl.mu.Unlock()
+		err := n.store.KeepAlive(ctx, lease)
+		if errors.Is(err, ErrNotFound) {
+			n.log.Warn("the node's lease expired; registering again", "node", n.cl.opts.NodeID)
+			err = n.register(ctx)
+			n.kickReplicator()
+		}
+		if err != nil {
+			n.log.Warn("keeping the node registered", "err", err)
+		}
+		cancel()
+	}
+}
+
+// Nodes lists the nodes of the cluster that are alive, by id.
+func (n *Node) Nodes(ctx context.Context) ([]NodeInfo, error) {
+	kvs, err := n.store.List(ctx, nodesPrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]NodeInfo, 0, len(kvs))
+	for _, kv := range kvs {
+		ni, err := decode[NodeInfo](kv)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *ni)
+	}
+	return out, nil
+}
+
+// node returns a live node's info, or ErrUnavailable naming it.
+func (n *Node) node(ctx context.Context, id string) (*NodeInfo, error) {
+	kv, err := n.store.Get(ctx, nodeKey(id))
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w: node %s is not running (its registration expired)", ErrUnavailable, id)
+	} else if err != nil {
+		return nil, err
+	}
+	return decode[NodeInfo](kv)
+}
+
+func (n *Node) peer(ctx context.Context, id string) (Peer, error) {
+	ni, err := n.node(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return n.cl.opts.Peers.Peer(*ni)
+}
+
+// replicaOps records that this node holds commit c; nil on a single node.
+func (n *Node) replicaOps(d DotID, c CommitID) []Op {
+	if n.cl == nil {
+		return nil
+	}
+	return []Op{PutOp(replicaKey(d, c, n.cl.opts.NodeID), nil)}
+}
+
+// holders returns the nodes that hold commit c's data, per the registry.
+func (n *Node) holders(ctx context.Context, d DotID, c CommitID) ([]string, error) {
+	prefix := replicaPrefix(d) + string(c) + "/"
+	kvs, err := n.store.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(kvs))
+	for _, kv := range kvs {
+		out = append(out, strings.TrimPrefix(kv.Key, prefix))
+	}
+	return out, nil
+}
+
+// replicas maps each commit of a dot to the set of nodes holding it.
+func (n *Node) replicas(ctx context.Context, d DotID) (map[CommitID]map[string]bool, error) {
+	kvs, err := n.store.List(ctx, replicaPrefix(d))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[CommitID]map[string]bool)
+	for _, kv := range kvs {
+		c, node, ok := strings.Cut(strings.TrimPrefix(kv.Key, replicaPrefix(d)), "/")
+		if !ok {
+			continue
+		}
+		if out[CommitID(c)] == nil {
+			out[CommitID(c)] = make(map[string]bool)
+		}
+		out[CommitID(c)][node] = true
+	}
+	return out, nil
+}
+
+// NodeReplication says what one node holds of a dot.
+type NodeReplication struct {
+	Node  string `json:"node"`
+	Alive bool   `json:"alive"`
+	// Lacks lists the dot's commits the node does not hold yet, oldest
+	// first.
+	Lacks []CommitID `json:"lacks,omitempty"`
+	// Masters lists the branches whose writable state lives on the node.
+	Masters []string `json:"masters,omitempty"`
+}
+
+// Replication reports, per node, which commits of a dot it still lacks:
+// every node that is alive or holds any commit of the dot.
+func (n *Node) Replication(ctx context.Context, name DotName) ([]NodeReplication, error) {
+	if n.cl == nil {
+		return nil, nil
+	}
+	d, err := n.Dot(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	commits, reps, err := n.replicaState(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	live, err := n.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	branches, err := n.reg.branches(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	byNode := make(map[string]*NodeReplication)
+	get := func(id string) *NodeReplication {
+		if byNode[id] == nil {
+			byNode[id] = &NodeReplication{Node: id}
+		}
+		return byNode[id]
+	}
+	for _, ni := range live {
+		get(ni.ID).Alive = true
+	}
+	for _, holders := range reps {
+		for id := range holders {
+			get(id)
+		}
+	}
+	for _, b := range branches {
+		if b.Master != "" {
+			get(b.Master).Masters = append(get(b.Master).Masters, b.Name)
+		}
+	}
+	ordered := oldestFirst(commits)
+	out := make([]NodeReplication, 0, len(byNode))
+	for id, r := range byNode {
+		for _, c := range ordered {
+			if !reps[c.ID][id] {
+				r.Lacks = append(r.Lacks, c.ID)
+			}
+		}
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out, nil
+}
+
+// oldestFirst orders commits so that every parent comes before its
+// children (by time, then id, which parents never exceed in practice;
+// the replicator relies on parents first, so it is checked).
+func oldestFirst(commits map[CommitID]*Commit) []*Commit {
+	out := make([]*Commit, 0, len(commits))
+	for _, c := range commits {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Time.Equal(out[j].Time) {
+			return out[i].Time.Before(out[j].Time)
+		}
+		return out[i].ID < out[j].ID
+	})
+	// Clock skew between nodes can put a child first: a stable pass that
+	// moves each commit after its parent fixes that.
+	placed := make(map[CommitID]bool, len(out))
+	res := make([]*Commit, 0, len(out))
+	var place func(c *Commit)
+	place = func(c *Commit) {
+		if placed[c.ID] {
+			return
+		}
+		placed[c.ID] = true
+		if p, ok := commits[c.Parent]; ok {
+			place(p)
+		}
+		res = append(res, c)
+	}
+	for _, c := range out {
+		place(c)
+	}
+	return res
+}

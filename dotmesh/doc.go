@@ -1,0 +1,36 @@
+// Package dotmesh is the dotmesh engine: application state with a git-like
+// life. A dot is a named, versioned unit of state made of subdots (one per
+// service: a directory, or with the dump backend a live database); a branch
+// is a line of commits with its own writable working state; a commit is an
+// atomic point-in-time state of every subdot of a branch.
+//
+// The package knows no concrete storage, store or frontend. A Node
+// implements every operation (CreateDot, Commit, Log, CreateBranch,
+// Checkout, Reset, Push/Pull/Clone, Mount...) on top of three interfaces:
+//
+//   - StorageBackend keeps the data: working states and commits, keyed by
+//     dot id, branch and commit id (backend/zfs, backend/btrfs,
+//     backend/dump). Optional capabilities, such as GarbageCollector, are
+//     small separate interfaces checked with a type assertion.
+//   - ClusterStore keeps all metadata: names, dots, branches, one key per
+//     commit, API keys, mounts (cluster/bbolt for one node, cluster/etcd for
+//     many). Its contract is written on the interface and checked by
+//     cluster/storetest.
+//   - Transport moves commits between nodes for Push, Pull and Clone.
+//
+// Crash safety follows one rule: data first, then one registry
+// transaction. A node killed in between leaves data the registry does not
+// know, which NewNode's reconciliation removes, so every dot is at its old
+// state or at the complete new one.
+//
+// Cluster mode (Options.Cluster): nodes share one ClusterStore. Every node
+// replicates every commit in the background; each branch has one master
+// node with its working state, and a write on another node moves the
+// branch there (Release, then a compare-and-swap of the master), committing
+// uncommitted changes on the way. A branch whose master died is moved with
+// TakeOver. See cluster.go, replicate.go and handover.go.
+//
+// Errors wrap the sentinels in errors.go (ErrNotFound, ErrConflict,
+// ErrDirty, ErrUnavailable...) with %w, so callers test them with
+// errors.Is and frontends map them to exit codes and HTTP statuses.
+package dotmesh
