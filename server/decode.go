@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -102,10 +103,31 @@ func dotRequest[T any](w http.ResponseWriter, r *http.Request) (dotmesh.DotName,
 	if !ok || !noQuery(w, r) {
 		return name, nil, false
 	}
+	req, ok := jsonBody[T](w, r)
+	return name, req, ok
+}
+
+// dotQueryRequest is dotRequest for routes that also take the query
+// parameters allowed.
+func dotQueryRequest[T any](w http.ResponseWriter, r *http.Request, allowed ...string) (dotmesh.DotName, url.Values, *T, bool) {
+	name, ok := dotName(w, r)
+	if !ok {
+		return name, nil, nil, false
+	}
+	q, ok := query(w, r, allowed...)
+	if !ok {
+		return name, nil, nil, false
+	}
+	req, ok := jsonBody[T](w, r)
+	return name, q, req, ok
+}
+
+// jsonBody decodes the request body, answering the error itself.
+func jsonBody[T any](w http.ResponseWriter, r *http.Request) (*T, bool) {
 	req := new(T)
 	if err := readJSON(r, req); err != nil {
 		writeError(w, err)
-		return name, nil, false
+		return nil, false
 	}
-	return name, req, true
+	return req, true
 }

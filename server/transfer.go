@@ -139,17 +139,8 @@ func (s *server) commitObjects(w http.ResponseWriter, r *http.Request) {
 
 // haveObjects tells a sender which of its objects this node holds.
 func (s *server) haveObjects(w http.ResponseWriter, r *http.Request) {
-	name, ok := dotName(w, r)
+	name, q, req, ok := dotQueryRequest[api.HaveRequest](w, r, "branch")
 	if !ok {
-		return
-	}
-	q, ok := query(w, r, "branch")
-	if !ok {
-		return
-	}
-	var req api.HaveRequest
-	if err := readJSON(r, &req); err != nil {
-		writeError(w, err)
 		return
 	}
 	have, err := s.node.HaveObjects(r.Context(), name, q.Get("branch"), req.Commit, req.Format, req.IDs)
@@ -222,20 +213,11 @@ func (f *firstWrite) Write(p []byte) (int, error) {
 }
 
 func (s *server) finishTransfer(w http.ResponseWriter, r *http.Request) {
-	name, ok := dotName(w, r)
+	name, q, req, ok := dotQueryRequest[dotmesh.FinishRequest](w, r, "branch")
 	if !ok {
 		return
 	}
-	q, ok := query(w, r, "branch")
-	if !ok {
-		return
-	}
-	var req dotmesh.FinishRequest
-	if err := readJSON(r, &req); err != nil {
-		writeError(w, err)
-		return
-	}
-	res, err := s.node.FinishReceive(r.Context(), name, q.Get("branch"), req)
+	res, err := s.node.FinishReceive(r.Context(), name, q.Get("branch"), *req)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -1,43 +1,35 @@
 package dump
 
 import (
-	"github.com/restic/chunker"
+	"io"
+
+	"github.com/dotmesh-io/dotmesh/backend/dump/internal/cdc"
 )
 
-// polynomial is the Rabin polynomial of the content-defined chunker. It is
-// fixed (an irreducible polynomial of degree 53, picked once at random), so
-// chunk boundaries, and therefore deduplication, agree across runs, branches
-// and nodes. Changing it would make every existing chunk useless.
-const polynomial = chunker.Pol(0x2eb32992146e89)
-
-// chunkParams are the boundaries of one chunker configuration. The chunker
-// only looks for a cut after min bytes, so chunks average min + 2^avgBits.
-type chunkParams struct {
-	min, max uint
-	avgBits  int
-}
+// Content-defined chunking (package cdc: a gear hash with normalized
+// chunking, FastCDC-style). Boundaries depend only on the gear table,
+// which is generated from a fixed seed, and on the params below: they
+// agree across runs, branches, nodes and versions, which deduplication
+// depends on. Changing the table or the params makes every existing
+// chunk useless for deduplication (the store stays readable: objects are
+// content-addressed, and manifests list chunks by hash and size).
+// TestChunkBoundariesAreStable pins them.
 
 var (
 	// fileChunks splits file contents into ~512 KiB chunks (restic: ~1.5
 	// MiB), so that pages changed here and there in a database file store
-	// about a chunk each. min equals the average past min: the chunker
-	// does not roll its hash over the first min bytes of a chunk, so this
-	// halves the cost of chunking, the most expensive step of a first
-	// commit. Files under min are one chunk and bypass the chunker.
-	fileChunks = chunkParams{min: 256 << 10, max: 4 << 20, avgBits: 18}
+	// about a chunk each. The chunker does not hash the first min bytes
+	// of a chunk (but for the 64 its first candidate cut depends on), so
+	// a large min halves the cost of chunking, the most expensive step of
+	// a first commit. Files under min are one chunk and bypass the
+	// chunker.
+	fileChunks = cdc.Params{Min: 256 << 10, Max: 4 << 20, AvgBits: 18}
 	// metaChunks splits serialized manifests, which are small and change
 	// in a few places at a time.
-	metaChunks = chunkParams{min: 16 << 10, max: 1 << 20, avgBits: 16}
+	metaChunks = cdc.Params{Min: 16 << 10, Max: 1 << 20, AvgBits: 16}
 )
 
-// newChunker returns a chunker over no input yet; reset arms it.
-func newChunker() *chunker.Chunker {
-	return chunker.NewWithBoundaries(nil, polynomial, fileChunks.min, fileChunks.max)
-}
-
-// resetChunker points c at rd with params p. Reset also resets the split
-// mask, so the average has to be set after it every time.
-func resetChunker(c *chunker.Chunker, rd interface{ Read([]byte) (int, error) }, p chunkParams) {
-	c.ResetWithBoundaries(rd, polynomial, p.min, p.max)
-	c.SetAverageBits(p.avgBits)
+// newChunker returns a chunker over rd with params p; Reset re-arms it.
+func newChunker(rd io.Reader, p cdc.Params) *cdc.Chunker {
+	return cdc.New(rd, p)
 }

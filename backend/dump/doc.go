@@ -29,8 +29,9 @@
 //
 // A commit walks the tree in a fixed order and records every file,
 // directory and symlink in one manifest, so it is atomic across subdots.
-// Regular files are split by a content-defined chunker (restic's Rabin
-// chunker with a fixed polynomial, ~512 KiB chunks), each chunk stored
+// Regular files are split by a content-defined chunker (package
+// internal/cdc: a FastCDC-style gear hash with a fixed table, ~512 KiB
+// chunks; see chunk.go), each chunk stored
 // once under the BLAKE3 hash of its plaintext, compressed with zstd after
 // chunking. Special files (fifos, sockets, devices) are skipped; hard
 // links are stored, and restored, as separate files; extended attributes

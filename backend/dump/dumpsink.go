@@ -248,13 +248,12 @@ func (s *dumpSink) run() {
 	defer close(s.done)
 	defer close(s.jobs)
 	rd := &sinkReader{s: s}
-	c := newChunker()
+	c := newChunker(rd, fileChunks)
 	var base int64 // stream offset of the chunker's start
-	resetChunker(c, rd, fileChunks)
 	for {
 		buf := <-s.bufs
-		if cap(buf) < int(fileChunks.max) {
-			buf = make([]byte, 0, fileChunks.max)
+		if cap(buf) < fileChunks.Max {
+			buf = make([]byte, 0, fileChunks.Max)
 		}
 		ch, err := c.Next(buf[:0])
 		switch {
@@ -275,13 +274,13 @@ func (s *dumpSink) run() {
 			}
 			rd.pos, rd.data = off, nil
 			rd.replay = io.NewSectionReader(s.file, base, off-base)
-			resetChunker(c, rd, fileChunks)
+			c.Reset(rd, fileChunks)
 		case err != nil:
 			s.bufs <- buf[:0]
 			s.fail(err)
 			return
 		default:
-			sc := &sinkChunk{hash: cas.Sum(ch.Data), start: base + int64(ch.Start), size: uint32(ch.Length)}
+			sc := &sinkChunk{hash: cas.Sum(ch.Data), start: base + ch.Start, size: uint32(ch.Length)}
 			s.chunks = append(s.chunks, sc)
 			has, err := s.batch.Has(sc.hash)
 			if err != nil {

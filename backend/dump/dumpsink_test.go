@@ -20,8 +20,7 @@ func TestDumpSinkRewind(t *testing.T) {
 	}
 	want := func(data []byte) []Chunk {
 		var out []Chunk
-		c := newChunker()
-		resetChunker(c, bytes.NewReader(data), fileChunks)
+		c := newChunker(bytes.NewReader(data), fileChunks)
 		for {
 			ch, err := c.Next(nil)
 			if err == io.EOF {

@@ -33,9 +33,8 @@ type storedManifest struct {
 // storeManifest writes m through batch and returns its root hash.
 func storeManifest(batch *cas.Batch, m *Manifest) (cas.Hash, error) {
 	data := m.Encode()
-	c := newChunker()
-	resetChunker(c, bytes.NewReader(data), metaChunks)
-	buf := make([]byte, 0, metaChunks.max)
+	c := newChunker(bytes.NewReader(data), metaChunks)
+	buf := make([]byte, 0, min(len(data), metaChunks.Max))
 	var pieces []Chunk
 	for {
 		chunk, err := c.Next(buf)

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
-	"github.com/restic/chunker"
+	"github.com/dotmesh-io/dotmesh/backend/dump/internal/cdc"
 	"golang.org/x/sys/unix"
 )
 
@@ -100,7 +100,7 @@ func (b *Backend) readFiles(ctx context.Context, tree string, entries []Entry, t
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			c := newChunker()
+			c := newChunker(nil, fileChunks)
 			for idx := range files {
 				if s.ctx.Err() != nil {
 					continue
@@ -142,7 +142,7 @@ func openNoFollow(path string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
-func (s *snapshotter) readFile(c *chunker.Chunker, e *Entry) error {
+func (s *snapshotter) readFile(c *cdc.Chunker, e *Entry) error {
 	path := filepath.Join(s.tree, e.Path)
 	f, err := openNoFollow(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -173,9 +173,9 @@ func (s *snapshotter) readFile(c *chunker.Chunker, e *Entry) error {
 	// Files below the minimum chunk size are one chunk whatever the
 	// chunker would do: read them directly and skip its extra copy.
 	var rd io.Reader = f
-	if e.Size < int64(fileChunks.min) {
+	if e.Size < int64(fileChunks.Min) {
 		buf := s.getBuf()
-		n, err := io.ReadFull(f, buf[:fileChunks.min])
+		n, err := io.ReadFull(f, buf[:fileChunks.Min])
 		total += int64(n)
 		switch {
 		case err == io.EOF || err == io.ErrUnexpectedEOF:
@@ -195,7 +195,7 @@ func (s *snapshotter) readFile(c *chunker.Chunker, e *Entry) error {
 		s.bufs <- buf[:0]
 	}
 	cr := &countingReader{r: rd}
-	resetChunker(c, cr, fileChunks)
+	c.Reset(cr, fileChunks)
 	for {
 		if err := s.ctx.Err(); err != nil {
 			return err
@@ -221,8 +221,8 @@ func (s *snapshotter) readFile(c *chunker.Chunker, e *Entry) error {
 
 func (s *snapshotter) getBuf() []byte {
 	buf := <-s.bufs
-	if cap(buf) < int(fileChunks.max) {
-		buf = make([]byte, 0, fileChunks.max)
+	if cap(buf) < fileChunks.Max {
+		buf = make([]byte, 0, fileChunks.Max)
 	}
 	return buf[:0]
 }

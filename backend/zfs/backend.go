@@ -37,6 +37,7 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	z.log = opts.Logger.With("backend", Name)
 	b := &Backend{
 		z: z, log: opts.Logger.With("backend", Name, "root", opts.Root),
 		pool: opts.Pool, root: dataset{opts.Root}, mnt: opts.Mountpoint,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"strings"
 	"time"
@@ -88,6 +89,7 @@ func (e *CmdError) Unwrap() []error {
 type cli struct {
 	zfs, zpool string
 	timeout    time.Duration // for commands that do not stream data
+	log        *slog.Logger  // commands and their durations, at debug level
 }
 
 // maxStderr bounds what is kept of a command's stderr.
@@ -118,7 +120,12 @@ func (c *cli) run(ctx context.Context, prog string, args ...string) ([]byte, err
 	cmd.Stdout = &out
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	start := time.Now()
+	err := cmd.Run()
+	if c.log != nil {
+		c.log.Debug("zfs command", "args", cmd.Args, "took", time.Since(start), "err", err)
+	}
+	if err != nil {
 		return nil, c.cmdError(ctx, cmd, stderr.String(), err)
 	}
 	return out.Bytes(), nil

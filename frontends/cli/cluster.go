@@ -39,12 +39,12 @@ func (a *app) dataDir(flag string) (string, error) {
 
 func (a *app) serveCmd() *cobra.Command {
 	var (
-		dir, listen string
-		bf          backendFlags
-		df          dockerFlags
-		tf          tlsFlags
-		kf          csiFlags
-		cf          clusterFlags
+		dir, listen, logLevel string
+		bf                    backendFlags
+		df                    dockerFlags
+		tf                    tlsFlags
+		kf                    csiFlags
+		cf                    clusterFlags
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -85,7 +85,11 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 			// NewRootCommand.
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			logger := slog.New(slog.NewTextHandler(a.io.Stderr, nil))
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("%w: --log-level %q: choose debug, info, warn or error", dotmesh.ErrInvalidArgument, logLevel)
+			}
+			logger := slog.New(slog.NewTextHandler(a.io.Stderr, &slog.HandlerOptions{Level: level}))
 			cfg := daemon.Config{
 				DataDir: d,
 				Listen:  listen,
@@ -108,6 +112,7 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 	f := c.Flags()
 	f.StringVar(&dir, "data-dir", "", "data directory `DIR` (default ~/.dotmesh/data)")
 	f.StringVar(&listen, "listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(api.DefaultPort)), "listen on `ADDR` for the HTTP API")
+	f.StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug (also every zfs/btrfs command and its duration), info, warn or error")
 	bf.add(f)
 	df.add(f)
 	tf.add(f)

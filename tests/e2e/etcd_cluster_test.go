@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dotmesh-io/dotmesh/backend/zfs/zfstest"
 	"github.com/dotmesh-io/dotmesh/cluster/etcd/etcdtest"
 )
 
@@ -25,12 +26,22 @@ type etcdNodes struct {
 
 func startEtcdNodes(t *testing.T, etcd *etcdtest.Cluster) *etcdNodes {
 	t.Helper()
+	return startEtcdNodesWith(t, etcd, 3, nil)
+}
+
+// startEtcdNodesWith starts count nodes, node i with the extra flags
+// extra(i) when extra is not nil.
+func startEtcdNodesWith(t *testing.T, etcd *etcdtest.Cluster, count int, extra func(i int) []string) *etcdNodes {
+	t.Helper()
 	eps := strings.Join(etcd.Endpoints(), ",")
 	c := &etcdNodes{t: t, etcd: etcd, e: newEnv(t)}
 	var keyFile string
-	for i, ip := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"} {
+	for i, ip := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}[:count] {
 		id := "n" + string(rune('1'+i))
 		args := []string{"--store", "etcd", "--etcd-endpoints", eps, "--node-id", id}
+		if extra != nil {
+			args = append(args, extra(i)...)
+		}
 		if keyFile != "" {
 			args = append(args, "--cluster-key-file", keyFile)
 		}
@@ -414,4 +425,45 @@ func TestEtcdClusterInitJoin(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "key")
 	writeFile(t, bad, strings.Repeat("x", 64))
 	e3.fails("does not match", "cluster", "join", "--data-dir", e3.data, "--listen", "127.0.0.3:"+strconv.Itoa(freePort(t)), "--etcd-endpoints", eps, "--cluster-key-file", bad, "--node-id", "third")
+}
+
+// TestEtcdClusterZFS: two nodes on ZFS, a pool each: commits replicate
+// with zfs send/receive, and a branch moves with its uncommitted changes.
+func TestEtcdClusterZFS(t *testing.T) {
+	zfstest.Require(t)
+	etcd := etcdtest.Start(t, 1)
+	// Pools are destroyed after the nodes are killed: cleanups run last-first.
+	pools := []string{}
+	for range 2 {
+		p, _ := zfstest.Pool(t)
+		pools = append(pools, p)
+	}
+	c := startEtcdNodesWith(t, etcd, 2, func(i int) []string {
+		return []string{"--backend", "zfs", "--zfs-pool", pools[i], "--pool-size", "1G"}
+	})
+	e, n1, n2 := c.e, c.nodes[0], c.nodes[1]
+	e.on(n1, "init", "app")
+	db1 := e.pathOn(n1, "app.db")
+	writeFile(t, filepath.Join(db1, "f"), "one")
+	e.commitOn(n1, "app", "one")
+	writeFile(t, filepath.Join(db1, "f"), "two")
+	e.commitOn(n1, "app", "two")
+	c.waitReplicated(n1, "app", "n1", "n2")
+	writeFile(t, filepath.Join(db1, "f"), "uncommitted")
+
+	e.commitOn(n2, "app", "on n2")
+	l := e.logOn(n2, "app")
+	if len(l) != 4 || l[1].Message != "Automatic commit while moving from n1 to n2" {
+		t.Fatalf("log after the move: %+v", l)
+	}
+	if got := readFile(t, filepath.Join(e.pathOn(n2, "app.db"), "f")); got != "uncommitted" {
+		t.Fatalf("f on n2 after the move: %q", got)
+	}
+	c.waitReplicated(n2, "app", "n1", "n2")
+	// Back on n1, reset to the first commit: its working state is the
+	// replicated history, not what it had before.
+	e.on(n1, "reset", "--dot", "app", "--hard", "HEAD~3")
+	if got := readFile(t, filepath.Join(e.pathOn(n1, "app.db"), "f")); got != "one" {
+		t.Fatalf("f on n1 after reset: %q", got)
+	}
 }

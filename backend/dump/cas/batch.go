@@ -30,10 +30,9 @@ type Batch struct {
 	s   *Store
 	dir string
 
-	mu      sync.Mutex
-	state   map[Hash]objState
-	subdirs [256]bool // staging fan-out dirs made so far
-	done    bool
+	mu    sync.Mutex
+	state map[Hash]objState
+	done  bool
 
 	syncer     *durable.Syncer // fsyncs staged objects as they come
 	syncOnce   sync.Once
@@ -194,27 +193,16 @@ func (b *Batch) stage(h Hash, comp []byte) error {
 	return nil
 }
 
-// stagePath returns where h is staged, creating its fan-out directory on
-// first use: like objects/, staging spreads files over 256 directories,
-// because creating files in one large directory gets slow on some
-// filesystems (linear directory scans).
+// stagePath returns where h is staged: flat in the batch's directory. A
+// batch holds one commit's new objects, few enough for one directory, and
+// a fan-out would cost a directory create (and its fsync) per new object
+// on a first commit.
 func (b *Batch) stagePath(h Hash) (string, error) {
-	name := h.String()
-	sub := filepath.Join(b.dir, name[:2])
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.subdirs[h[0]] {
-		if err := os.Mkdir(sub, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return "", fmt.Errorf("create staging directory: %w", err)
-		}
-		b.subdirs[h[0]] = true
-	}
-	return filepath.Join(sub, name), nil
+	return b.stagedPath(h), nil
 }
 
 func (b *Batch) stagedPath(h Hash) string {
-	name := h.String()
-	return filepath.Join(b.dir, name[:2], name)
+	return filepath.Join(b.dir, h.String())
 }
 
 // Has reports whether h is in the store or staged in this batch.
