@@ -112,7 +112,7 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 	f := c.Flags()
 	f.StringVar(&dir, "data-dir", "", "data directory `DIR` (default ~/.dotmesh/data)")
 	f.StringVar(&listen, "listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(api.DefaultPort)), "listen on `ADDR` for the HTTP API")
-	f.StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug (also every zfs/btrfs command and its duration), info, warn or error")
+	f.StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug (also every zfs/zpool command and its duration), info, warn or error")
 	bf.add(f)
 	df.add(f)
 	tf.add(f)

@@ -467,3 +467,38 @@ func TestEtcdClusterZFS(t *testing.T) {
 		t.Fatalf("f on n1 after reset: %q", got)
 	}
 }
+
+// TestEtcdClusterTLS: etcd demands client certificates, and the nodes
+// serve HTTPS and call each other with a pinned CA. Commits replicate and
+// a branch moves, all over TLS.
+func TestEtcdClusterTLS(t *testing.T) {
+	etcd := etcdtest.StartTLS(t, 1)
+	f := etcd.TLS()
+	dir := t.TempDir()
+	caPEM, cert, key := makeCA(t, dir, "127.0.0.1", "127.0.0.2")
+	caFile := filepath.Join(dir, "ca.pem")
+	must(t, os.WriteFile(caFile, caPEM, 0o644))
+	common := []string{"--store", "etcd", "--etcd-endpoints", strings.Join(etcd.Endpoints(), ","),
+		"--etcd-ca", f.CA, "--etcd-cert", f.ClientCert, "--etcd-key", f.ClientKey, "--peer-ca", caFile}
+	n1 := startServeTLS(t, "n1", "127.0.0.1", caPEM, cert, key, append(common, "--node-id", "n1")...)
+	n2 := startServeTLS(t, "n2", "127.0.0.2", caPEM, cert, key,
+		append(common, "--node-id", "n2", "--cluster-key-file", filepath.Join(n1.data, "admin-api-key"))...)
+	c := &etcdNodes{t: t, etcd: etcd, nodes: []*serveNode{n1, n2}, e: newEnv(t)}
+	e := c.e
+	e.addRemote(n1, "--ca-cert", caFile)
+	e.addRemote(n2, "--ca-cert", caFile)
+
+	e.on(n1, "init", "app")
+	db1 := e.pathOn(n1, "app.db")
+	writeFile(t, filepath.Join(db1, "f"), "committed over TLS")
+	e.commitOn(n1, "app", "one")
+	c.waitReplicated(n2, "app", "n1", "n2")
+	writeFile(t, filepath.Join(db1, "f"), "moved over TLS")
+	e.commitOn(n2, "app", "on n2")
+	if got := readFile(t, filepath.Join(e.pathOn(n2, "app.db"), "f")); got != "moved over TLS" {
+		t.Fatalf("f on n2 after the move: %q", got)
+	}
+	if l := e.logOn(n2, "app"); len(l) != 3 || l[1].Message != "Automatic commit while moving from n1 to n2" {
+		t.Fatalf("log after the move: %+v", l)
+	}
+}

@@ -149,7 +149,7 @@ func TestTransferTLS(t *testing.T) {
 	}
 }
 
-func startServeTLS(t *testing.T, name, ip string, caPEM []byte, cert, key string) *serveNode {
+func startServeTLS(t *testing.T, name, ip string, caPEM []byte, cert, key string, extra ...string) *serveNode {
 	t.Helper()
 	// startServe waits on plain HTTP; start by hand with the CA known.
 	l, err := net.Listen("tcp", ip+":0")
@@ -158,7 +158,7 @@ func startServeTLS(t *testing.T, name, ip string, caPEM []byte, cert, key string
 	l.Close()
 	d := t.TempDir()
 	n := &serveNode{t: t, name: name, addr: addr, data: filepath.Join(d, "data"), log: filepath.Join(d, "serve.log"), caPEM: caPEM}
-	n.args = []string{"serve", "--data-dir", n.data, "--listen", addr, "--tls-cert", cert, "--tls-key", key}
+	n.args = append([]string{"serve", "--data-dir", n.data, "--listen", addr, "--tls-cert", cert, "--tls-key", key}, extra...)
 	if serveHasDockerFlag {
 		n.args = append(n.args, "--docker-socket", "")
 	}
@@ -170,9 +170,9 @@ func startServeTLS(t *testing.T, name, ip string, caPEM []byte, cert, key string
 	return n
 }
 
-// makeCA writes a CA and a server certificate for ip into dir and returns
-// the CA's PEM and the certificate and key files.
-func makeCA(t *testing.T, dir, ip string) ([]byte, string, string) {
+// makeCA writes a CA and a server certificate for ips into dir and
+// returns the CA's PEM and the certificate and key files.
+func makeCA(t *testing.T, dir string, ips ...string) ([]byte, string, string) {
 	t.Helper()
 	must(t, os.MkdirAll(dir, 0o700))
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -187,8 +187,12 @@ func makeCA(t *testing.T, dir, ip string) ([]byte, string, string) {
 	must(t, err)
 	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	must(t, err)
-	srvTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: ip},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.ParseIP(ip)},
+	var addrs []net.IP
+	for _, ip := range ips {
+		addrs = append(addrs, net.ParseIP(ip))
+	}
+	srvTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: ips[0]},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: addrs,
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
 	must(t, err)
