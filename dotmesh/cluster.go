@@ -39,6 +39,9 @@ type ClusterOptions struct {
 	// MoveTimeout is how long a branch stays promised to a node that asked
 	// for it before another may ask; zero means 2m.
 	MoveTimeout time.Duration
+	// FetchIdleTimeout cancels a replication fetch from a node that sent
+	// nothing for that long; zero means 2m.
+	FetchIdleTimeout time.Duration
 	// Version is published with the node, for people.
 	Version string
 }
@@ -117,6 +120,9 @@ func (o *ClusterOptions) validate() error {
 	}
 	if o.MoveTimeout <= 0 {
 		o.MoveTimeout = 2 * time.Minute
+	}
+	if o.FetchIdleTimeout <= 0 {
+		o.FetchIdleTimeout = 2 * time.Minute
 	}
 	return nil
 }

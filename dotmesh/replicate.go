@@ -268,15 +268,8 @@ func (n *Node) fetchCommit(ctx context.Context, d *Dot, c *Commit, commits map[C
 			lastErr = err
 			continue
 		}
-		rc, err := n.fetchFrom(ctx, peer, be, d, c, baseID)
-		if err != nil {
-			lastErr = fmt.Errorf("asking node %s for commit %s: %w", holder, short(c.ID), err)
-			continue
-		}
-		err = be.Receive(ctx, c.Ref(), base, rc)
-		rc.Close()
-		if err != nil {
-			lastErr = fmt.Errorf("receiving commit %s from node %s: %w", short(c.ID), holder, err)
+		if err := n.fetchOnce(ctx, peer, holder, be, d, c, base, baseID); err != nil {
+			lastErr = err
 			continue
 		}
 		if _, err := n.store.Put(ctx, replicaKey(d.ID, c.ID, me), nil); err != nil {
@@ -293,6 +286,51 @@ func (n *Node) fetchCommit(ctx context.Context, d *Dot, c *Commit, commits map[C
 		lastErr = fmt.Errorf("%w: no running node holds commit %s of %s", ErrUnavailable, short(c.ID), d.DotName())
 	}
 	return lastErr
+}
+
+// fetchOnce receives commit c from one holder. The dot lock is held
+// meanwhile, so a holder that stops sending (hung, or cut off without a
+// reset) must not stall it for ever: the fetch is cancelled once no data
+// has arrived for FetchIdleTimeout, and another holder is tried.
+func (n *Node) fetchOnce(ctx context.Context, peer Peer, holder string, be StorageBackend, d *Dot, c *Commit, base *CommitRef, baseID *CommitID) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	idle := n.cl.opts.FetchIdleTimeout
+	stalled := fmt.Errorf("%w: node %s sent nothing for %s", ErrUnavailable, holder, idle)
+	timer := time.AfterFunc(idle, func() { cancel(stalled) })
+	defer timer.Stop()
+	rc, err := n.fetchFrom(ctx, peer, be, d, c, baseID)
+	if err != nil {
+		return fmt.Errorf("asking node %s for commit %s: %w", holder, short(c.ID), causeOr(ctx, err))
+	}
+	defer rc.Close()
+	err = be.Receive(ctx, c.Ref(), base, &progressReader{r: rc, progress: func() { timer.Reset(idle) }})
+	if err != nil {
+		return fmt.Errorf("receiving commit %s from node %s: %w", short(c.ID), holder, causeOr(ctx, err))
+	}
+	return nil
+}
+
+// causeOr prefers why ctx was cancelled (a stall) to the error it caused.
+func causeOr(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
+}
+
+// progressReader calls progress whenever bytes arrive.
+type progressReader struct {
+	r        io.Reader
+	progress func()
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.progress()
+	}
+	return n, err
 }
 
 // fetchFrom opens the stream of commit c from peer, leaving out the

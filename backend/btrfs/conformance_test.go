@@ -26,7 +26,7 @@ func TestConformance(t *testing.T) {
 // Cluster mode with one btrfs root per node: replication uses btrfs
 // send/receive.
 func TestCluster(t *testing.T) {
-	backendtest.RunCluster(t, func(t *testing.T, _ string) dotmesh.StorageBackend {
+	backendtest.RunCluster(t, 3, func(t *testing.T, _ string) dotmesh.StorageBackend {
 		b, err := Open(context.Background(), Options{DataDir: sharedRoot(t)})
 		if err != nil {
 			t.Fatal(err)
