@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 
 	"github.com/dotmesh-io/dotmesh/backend/internal/keylock"
@@ -21,6 +22,9 @@ type Backend struct {
 	mnt  string
 
 	locks keylock.Map[dotmesh.DotID]
+	// sends runs one `zfs send` at a time: zfs-fuse deadlocked when a pool
+	// sent to two receivers at once (cluster replication to two nodes).
+	sends sync.Mutex
 
 	closed atomic.Bool
 }

@@ -37,6 +37,8 @@ func (b *Backend) Send(ctx context.Context, target dotmesh.CommitRef, base *dotm
 		return fmt.Errorf("sending %s: %w", target, err)
 	}
 	buf := make([]byte, framing.MaxFrame)
+	b.sends.Lock()
+	defer b.sends.Unlock()
 	err = b.z.send(ctx, from, to, func(r io.Reader) error {
 		_, err := io.CopyBuffer(fw, r, buf)
 		return err
