@@ -61,6 +61,25 @@ func (n *Node) sourceManager(ctx context.Context, v VolumeName) (SourceManager, 
 	return sm, d, b, nil
 }
 
+// withSource runs fn on subdot v's source manager and branch, under the
+// dot's lock.
+func (n *Node) withSource(ctx context.Context, v VolumeName, fn func(sm SourceManager, b *Branch, sub string) error) error {
+	sub, err := sourceSubdot(v)
+	if err != nil {
+		return err
+	}
+	d, err := n.Dot(ctx, v.Dot)
+	if err != nil {
+		return err
+	}
+	defer n.lockDot(d.ID)()
+	sm, _, b, err := n.sourceManager(ctx, v)
+	if err != nil {
+		return err
+	}
+	return fn(sm, b, sub)
+}
+
 func sourceSubdot(v VolumeName) (string, error) {
 	s := v.SubdotOrDefault()
 	if err := ValidateSubdot(s); err != nil {
@@ -75,42 +94,20 @@ func sourceSubdot(v VolumeName) (string, error) {
 // AddSource binds subdot v (on v.Branch, or the current branch) to a
 // database. The next commit dumps it.
 func (n *Node) AddSource(ctx context.Context, v VolumeName, spec SourceSpec) error {
-	sub, err := sourceSubdot(v)
-	if err != nil {
-		return err
-	}
-	d, err := n.Dot(ctx, v.Dot)
-	if err != nil {
-		return err
-	}
-	defer n.lockDot(d.ID)()
-	sm, _, b, err := n.sourceManager(ctx, v)
-	if err != nil {
-		return err
-	}
-	if err := sm.AddSource(ctx, b.Ref(), sub, spec); err != nil {
-		return err
-	}
-	n.log.Info("added source", "dot", v.Dot.String(), "branch", b.Name, "subdot", sub, "kind", spec.Kind)
-	return nil
+	return n.withSource(ctx, v, func(sm SourceManager, b *Branch, sub string) error {
+		if err := sm.AddSource(ctx, b.Ref(), sub, spec); err != nil {
+			return err
+		}
+		n.log.Info("added source", "dot", v.Dot.String(), "branch", b.Name, "subdot", sub, "kind", spec.Kind)
+		return nil
+	})
 }
 
 // RemoveSource unbinds subdot v; the database and its dumps stay.
 func (n *Node) RemoveSource(ctx context.Context, v VolumeName) error {
-	sub, err := sourceSubdot(v)
-	if err != nil {
-		return err
-	}
-	d, err := n.Dot(ctx, v.Dot)
-	if err != nil {
-		return err
-	}
-	defer n.lockDot(d.ID)()
-	sm, _, b, err := n.sourceManager(ctx, v)
-	if err != nil {
-		return err
-	}
-	return sm.RemoveSource(ctx, b.Ref(), sub)
+	return n.withSource(ctx, v, func(sm SourceManager, b *Branch, sub string) error {
+		return sm.RemoveSource(ctx, b.Ref(), sub)
+	})
 }
 
 // Sources lists a branch's sources (the current branch when empty).
@@ -130,22 +127,11 @@ func (n *Node) SourceLifecycle(ctx context.Context, v VolumeName, action string)
 	default:
 		return fmt.Errorf("%w: unknown source action %q; use %s, %s or %s", ErrInvalidArgument, action, SourceActivate, SourceDeactivate, SourceCollectGarbage)
 	}
-	sub, err := sourceSubdot(v)
-	if err != nil {
-		return err
-	}
-	d, err := n.Dot(ctx, v.Dot)
-	if err != nil {
-		return err
-	}
-	defer n.lockDot(d.ID)()
-	sm, _, b, err := n.sourceManager(ctx, v)
-	if err != nil {
-		return err
-	}
-	if err := sm.SourceLifecycle(ctx, b.Ref(), sub, action); err != nil {
-		return err
-	}
-	n.log.Info("source "+action, "dot", v.Dot.String(), "branch", b.Name, "subdot", sub)
-	return nil
+	return n.withSource(ctx, v, func(sm SourceManager, b *Branch, sub string) error {
+		if err := sm.SourceLifecycle(ctx, b.Ref(), sub, action); err != nil {
+			return err
+		}
+		n.log.Info("source "+action, "dot", v.Dot.String(), "branch", b.Name, "subdot", sub)
+		return nil
+	})
 }

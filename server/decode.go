@@ -110,16 +110,23 @@ func dotRequest[T any](w http.ResponseWriter, r *http.Request) (dotmesh.DotName,
 // dotQueryRequest is dotRequest for routes that also take the query
 // parameters allowed.
 func dotQueryRequest[T any](w http.ResponseWriter, r *http.Request, allowed ...string) (dotmesh.DotName, url.Values, *T, bool) {
-	name, ok := dotName(w, r)
-	if !ok {
-		return name, nil, nil, false
-	}
-	q, ok := query(w, r, allowed...)
+	name, q, ok := dotQuery(w, r, allowed...)
 	if !ok {
 		return name, nil, nil, false
 	}
 	req, ok := jsonBody[T](w, r)
 	return name, q, req, ok
+}
+
+// dotQuery reads the dot from the path and the query parameters allowed,
+// answering errors itself.
+func dotQuery(w http.ResponseWriter, r *http.Request, allowed ...string) (dotmesh.DotName, url.Values, bool) {
+	name, ok := dotName(w, r)
+	if !ok {
+		return name, nil, false
+	}
+	q, ok := query(w, r, allowed...)
+	return name, q, ok
 }
 
 // jsonBody decodes the request body, answering the error itself.

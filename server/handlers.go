@@ -136,11 +136,7 @@ func (s *server) commit(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) log_(w http.ResponseWriter, r *http.Request) {
-	name, ok := dotName(w, r)
-	if !ok {
-		return
-	}
-	q, ok := query(w, r, "branch", "limit")
+	name, q, ok := dotQuery(w, r, "branch", "limit")
 	if !ok {
 		return
 	}
@@ -158,11 +154,7 @@ func (s *server) log_(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) resolveRef(w http.ResponseWriter, r *http.Request) {
-	name, ok := dotName(w, r)
-	if !ok {
-		return
-	}
-	q, ok := query(w, r, "branch")
+	name, q, ok := dotQuery(w, r, "branch")
 	if !ok {
 		return
 	}
@@ -180,11 +172,7 @@ func (s *server) reset(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) subdots(w http.ResponseWriter, r *http.Request) {
-	name, ok := dotName(w, r)
-	if !ok {
-		return
-	}
-	q, ok := query(w, r, "branch")
+	name, q, ok := dotQuery(w, r, "branch")
 	if !ok {
 		return
 	}

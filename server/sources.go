@@ -16,11 +16,7 @@ func (s *server) registerSources() {
 }
 
 func (s *server) sources(w http.ResponseWriter, r *http.Request) {
-	name, ok := dotName(w, r)
-	if !ok {
-		return
-	}
-	q, ok := query(w, r, "branch")
+	name, q, ok := dotQuery(w, r, "branch")
 	if !ok {
 		return
 	}
@@ -43,11 +39,7 @@ func (s *server) addSource(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) removeSource(w http.ResponseWriter, r *http.Request) {
-	name, ok := dotName(w, r)
-	if !ok {
-		return
-	}
-	q, ok := query(w, r, "branch")
+	name, q, ok := dotQuery(w, r, "branch")
 	if !ok {
 		return
 	}

@@ -30,11 +30,7 @@ func (s *server) registerTransfers() {
 }
 
 func (s *server) transferState(w http.ResponseWriter, r *http.Request) {
-	name, ok := dotName(w, r)
-	if !ok {
-		return
-	}
-	q, ok := query(w, r, "branch")
+	name, q, ok := dotQuery(w, r, "branch")
 	if !ok {
 		return
 	}
@@ -55,11 +51,7 @@ func baseParam(q map[string][]string) *dotmesh.CommitID {
 }
 
 func (s *server) receiveCommit(w http.ResponseWriter, r *http.Request) {
-	name, ok := dotName(w, r)
-	if !ok {
-		return
-	}
-	q, ok := query(w, r, "branch", "format", "base")
+	name, q, ok := dotQuery(w, r, "branch", "format", "base")
 	if !ok {
 		return
 	}
@@ -79,11 +71,7 @@ func (s *server) receiveCommit(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) sendCommit(w http.ResponseWriter, r *http.Request) {
-	name, ok := dotName(w, r)
-	if !ok {
-		return
-	}
-	q, ok := query(w, r, "format", "base")
+	name, q, ok := dotQuery(w, r, "format", "base")
 	if !ok {
 		return
 	}
@@ -107,11 +95,7 @@ func (s *server) sendCommit(w http.ResponseWriter, r *http.Request) {
 
 // commitObjects answers one page of a commit's object list.
 func (s *server) commitObjects(w http.ResponseWriter, r *http.Request) {
-	name, ok := dotName(w, r)
-	if !ok {
-		return
-	}
-	q, ok := query(w, r, "format", "base", "offset")
+	name, q, ok := dotQuery(w, r, "format", "base", "offset")
 	if !ok {
 		return
 	}
