@@ -68,7 +68,11 @@
 // Send writes a commit as a self-checking stream (see stream.go): header,
 // the objects the receiver lacks (all, or those not in the base commit),
 // the commit record and a trailer with counts and a BLAKE3 checksum of
-// the stream. Receive verifies each object's hash, stages them, checks the
+// the stream. An incremental stream sends a changed chunk as a delta
+// against the base commit's chunks at the same offsets of the same file
+// when that is clearly smaller (delta.go); the receiver rebuilds and
+// stores it whole, so storage stays chunk-granular and only the wire
+// shrinks. Receive verifies each object's hash, stages them, checks the
 // trailer and that every object of the commit is present, and only then
 // publishes objects and record. Anything else wraps dotmesh.ErrCorrupt
 // and leaves no trace.

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
+	"github.com/dotmesh-io/dotmesh/backend/dump/internal/delta"
 	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -62,7 +63,8 @@ func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *d
 			}
 			return nil
 		},
-		object: st.put,
+		object: func(h cas.Hash, stored []byte) error { return st.put(h, nil, stored) },
+		delta:  st.put,
 		record: func(data []byte) error {
 			recData = append([]byte(nil), data...)
 			return nil
@@ -164,7 +166,8 @@ type objectStager struct {
 type stagedObject struct {
 	batch  *cas.Batch
 	hash   cas.Hash
-	stored []byte
+	stored []byte     // or a delta, with bases
+	bases  []cas.Hash // of a delta
 }
 
 func (b *Backend) newObjectStager(ctx context.Context, target dotmesh.CommitRef) (*objectStager, error) {
@@ -188,11 +191,17 @@ func (b *Backend) newObjectStager(ctx context.Context, target dotmesh.CommitRef)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			var scratch []byte
+			var scratch, comp []byte
+			var sc deltaScratch
 			for j := range s.jobs {
 				if s.failed() == nil {
 					var err error
-					if _, scratch, err = j.batch.PutStored(j.hash, j.stored, scratch); err != nil {
+					if j.bases == nil {
+						_, scratch, err = j.batch.PutStored(j.hash, j.stored, scratch)
+					} else {
+						comp, err = s.putDelta(j, &scratch, comp, &sc)
+					}
+					if err != nil {
 						s.fail(err)
 					}
 				}
@@ -225,8 +234,24 @@ func (s *objectStager) failed() error {
 	return s.err
 }
 
-// put queues a copy of stored (the stream reader reuses its buffer).
-func (s *objectStager) put(h cas.Hash, stored []byte) error {
+// putDelta rebuilds a received delta's object, checks it and stages it
+// like a received object; comp is a compression buffer, returned grown.
+func (s *objectStager) putDelta(j stagedObject, plain *[]byte, comp []byte, sc *deltaScratch) ([]byte, error) {
+	out, err := s.b.applyDelta(j.hash, j.bases, j.stored, *plain, sc)
+	if err != nil {
+		return comp, err
+	}
+	*plain = out
+	claimed, err := j.batch.Claim(j.hash)
+	if err != nil || !claimed {
+		return comp, err
+	}
+	return j.batch.WriteClaimed(j.hash, out, comp)
+}
+
+// put queues a copy of stored, an object or (with bases) a delta; the
+// stream reader reuses its buffers.
+func (s *objectStager) put(h cas.Hash, bases []cas.Hash, stored []byte) error {
 	if err := s.failed(); err != nil {
 		return err
 	}
@@ -237,9 +262,16 @@ func (s *objectStager) put(h cas.Hash, stored []byte) error {
 		return s.ctx.Err()
 	}
 	s.inflight.Add(1)
-	s.jobs <- stagedObject{batch: s.batch, hash: h, stored: append(buf[:0], stored...)}
+	s.jobs <- stagedObject{batch: s.batch, hash: h, stored: append(buf[:0], stored...), bases: bases}
 	s.pending = append(s.pending, h)
-	s.bytes += int64(len(stored))
+	n := len(stored)
+	if bases != nil {
+		// What it will store: about its size (bounded, checked later).
+		if size, err := delta.Size(stored); err == nil {
+			n = int(min(size, cas.MaxObjectSize))
+		}
+	}
+	s.bytes += int64(n)
 	if s.bytes < s.flush {
 		return nil
 	}

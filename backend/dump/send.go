@@ -36,9 +36,10 @@ func (b *Backend) SendWithout(ctx context.Context, target dotmesh.CommitRef, bas
 
 // streamPlan is what a stream of target carries.
 type streamPlan struct {
-	rec  *commitRecord
-	hdr  streamHeader
-	todo []cas.Hash // objects, in stream order
+	rec      *commitRecord
+	hdr      streamHeader
+	todo     []cas.Hash // objects, in stream order
+	sm, base *storedManifest
 }
 
 // planStream lists the objects of target's stream: its manifest's,
@@ -68,7 +69,9 @@ func (b *Backend) planStream(target dotmesh.CommitRef, base *dotmesh.CommitRef) 
 		}
 		_ = bm.objects(func(h cas.Hash) error { skip[h] = struct{}{}; return nil })
 		p.hdr.Base = string(base.ID)
+		p.base = bm
 	}
+	p.sm = sm
 	_ = sm.objects(func(h cas.Hash) error {
 		if _, ok := skip[h]; !ok {
 			p.todo = append(p.todo, h)
@@ -105,6 +108,15 @@ func (b *Backend) send(ctx context.Context, target dotmesh.CommitRef, base *dotm
 		}
 	}
 
+	var srcs map[cas.Hash][]cas.Hash
+	if p.base != nil {
+		want := make(map[cas.Hash]struct{}, len(todo))
+		for _, h := range todo {
+			want[h] = struct{}{}
+		}
+		srcs = deltaSources(p.sm, p.base, want)
+	}
+
 	sw, err := newStreamWriter(w)
 	if err != nil {
 		return fmt.Errorf("send %s: %w", target, err)
@@ -112,8 +124,11 @@ func (b *Backend) send(ctx context.Context, target dotmesh.CommitRef, base *dotm
 	if err := sw.frame(frameHeader, p.hdr.encode()); err != nil {
 		return fmt.Errorf("send %s: %w", target, err)
 	}
-	err = b.fetchVerified(ctx, todo, func(h cas.Hash, stored []byte) error {
-		return sw.object(h, stored)
+	err = b.fetchVerified(ctx, todo, srcs, func(h cas.Hash, f fetched) error {
+		if f.delta != nil {
+			return sw.delta(h, srcs[h], f.delta)
+		}
+		return sw.object(h, f.stored)
 	})
 	if err != nil {
 		return fmt.Errorf("send %s: %w", target, err)
@@ -127,15 +142,19 @@ func (b *Backend) send(ctx context.Context, target dotmesh.CommitRef, base *dotm
 	return nil
 }
 
-// fetchVerified reads and verifies objects on all workers and hands them
-// to fn in the order given; a bounded window of objects is in memory.
-func (b *Backend) fetchVerified(ctx context.Context, hashes []cas.Hash, fn func(h cas.Hash, stored []byte) error) error {
+// fetched is an object read for sending: its stored form, or a delta
+// against the bases deltaSources picked for it.
+type fetched struct {
+	stored, delta []byte
+	err           error
+}
+
+// fetchVerified reads and verifies objects on all workers, makes deltas
+// for those with sources in srcs, and hands them to fn in the order
+// given; a bounded window of objects is in memory.
+func (b *Backend) fetchVerified(ctx context.Context, hashes []cas.Hash, srcs map[cas.Hash][]cas.Hash, fn func(h cas.Hash, f fetched) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	type fetched struct {
-		stored []byte
-		err    error
-	}
 	slots := make([]chan fetched, len(hashes))
 	for i := range slots {
 		slots[i] = make(chan fetched, 1)
@@ -148,12 +167,18 @@ func (b *Backend) fetchVerified(ctx context.Context, hashes []cas.Hash, fn func(
 		go func() {
 			defer wg.Done()
 			var scratch []byte
+			var sc deltaScratch
 			for i := range jobs {
-				stored, err := b.store.ReadStored(hashes[i])
+				h := hashes[i]
+				stored, err := b.store.ReadStored(h)
 				if err == nil {
-					scratch, err = b.store.Decode(hashes[i], stored, scratch)
+					scratch, err = b.store.Decode(h, stored, scratch)
 				}
-				slots[i] <- fetched{stored, corruptIfMissing(err)}
+				f := fetched{stored: stored, err: corruptIfMissing(err)}
+				if err == nil && srcs[h] != nil {
+					f.delta = b.makeDelta(h, srcs[h], scratch, len(stored), &sc)
+				}
+				slots[i] <- f
 			}
 		}()
 	}
@@ -179,7 +204,7 @@ func (b *Backend) fetchVerified(ctx context.Context, hashes []cas.Hash, fn func(
 		if r.err != nil {
 			return r.err
 		}
-		if err := fn(h, r.stored); err != nil {
+		if err := fn(h, r); err != nil {
 			return err
 		}
 		<-window

@@ -12,37 +12,50 @@ import (
 	"github.com/zeebo/blake3"
 )
 
-// Stream format (version 1), produced by Send and consumed by Receive:
+// Stream format (version 2), produced by Send and consumed by Receive:
 //
 //	stream  = magic frame*
-//	magic   = "DMDUMP" 0x00 0x01
+//	magic   = "DMDUMP" 0x00 0x02
 //	frame   = kind:byte length:uvarint payload:[length]byte
 //
-// Frames come in this order: one 'H', any number of 'O', one 'R', one 'T'.
+// Frames come in this order: one 'H', any number of 'O' and 'D', one 'R',
+// one 'T'.
 //
 //	'H' header   dot, branch, commit, base commit ("" for a full stream),
 //	             each a uvarint length and bytes
 //	'O' object   BLAKE3 hash (32 bytes), then the object as stored
 //	             (zstd); the receiver decompresses it, bounded, and checks
 //	             the hash
+//	'D' delta    BLAKE3 hash (32 bytes), base count n (1 byte, 1 to
+//	             maxDeltaBases), n base hashes (32 bytes each), then a
+//	             delta (package internal/delta) against the bases'
+//	             plaintexts concatenated: the object in fewer bytes, for a
+//	             receiver that holds the bases. Only incremental streams
+//	             carry deltas, against objects of their base commit. The
+//	             receiver reads the bases from its store, applies the
+//	             delta (bounded), checks the hash and stores the result
+//	             like an 'O' object.
 //	'R' record   the commit record (JSON), naming the manifest root
-//	'T' trailer  object count (uvarint), total object payload bytes
-//	             (uvarint), and the BLAKE3-256 of every byte of the stream
-//	             before this frame
+//	'T' trailer  object count (uvarint; 'O' and 'D' frames), total
+//	             payload bytes of those frames (uvarint), and the
+//	             BLAKE3-256 of every byte of the stream before this frame
 //
 // Every length is bounded before anything is allocated, so a hostile peer
 // cannot make the receiver allocate more than one object's worth.
 
-const streamMagic = "DMDUMP\x00\x01"
+const streamMagic = "DMDUMP\x00\x02"
 
 const (
 	frameHeader  = 'H'
 	frameObject  = 'O'
+	frameDelta   = 'D'
 	frameRecord  = 'R'
 	frameTrailer = 'T'
 
 	maxHeaderSize  = 1 << 10
 	maxObjectFrame = cas.HashSize + cas.MaxStoredSize
+	// A delta is sent only when smaller than the object's stored form.
+	maxDeltaFrame  = cas.HashSize + 1 + maxDeltaBases*cas.HashSize + cas.MaxStoredSize
 	maxTrailerSize = 2*binary.MaxVarintLen64 + 32
 )
 
@@ -116,6 +129,17 @@ func (s *streamWriter) object(h cas.Hash, stored []byte) error {
 	return s.frame(frameObject, h[:], stored)
 }
 
+func (s *streamWriter) delta(h cas.Hash, bases []cas.Hash, d []byte) error {
+	p := make([]byte, 0, cas.HashSize+1+len(bases)*cas.HashSize)
+	p = append(append(p, h[:]...), byte(len(bases)))
+	for _, b := range bases {
+		p = append(p, b[:]...)
+	}
+	s.objects++
+	s.bytes += uint64(len(p) + len(d))
+	return s.frame(frameDelta, p, d)
+}
+
 // finish writes the trailer and flushes.
 func (s *streamWriter) finish() error {
 	var p []byte
@@ -136,7 +160,8 @@ func (s *streamWriter) finish() error {
 // checked; any error it returns stops the reading.
 type streamHandler struct {
 	header func(streamHeader) error
-	object func(h cas.Hash, stored []byte) error // stored is reused afterwards
+	object func(h cas.Hash, stored []byte) error              // stored is reused afterwards
+	delta  func(h cas.Hash, bases []cas.Hash, d []byte) error // d too
 	record func(data []byte) error
 }
 
@@ -233,7 +258,7 @@ func (s *streamReader) run(fn streamHandler) error {
 	}
 	s.sum.Write(magic)
 	var objects, objBytes uint64
-	sawHeader, sawRecord := false, false
+	sawHeader, sawRecord, incremental := false, false, false
 	for {
 		kind, n, head, err := s.frameHead()
 		if err != nil {
@@ -245,6 +270,8 @@ func (s *streamReader) run(fn streamHandler) error {
 			limit = maxHeaderSize
 		case kind == frameObject && sawHeader && !sawRecord:
 			limit = maxObjectFrame
+		case kind == frameDelta && sawHeader && !sawRecord:
+			limit = maxDeltaFrame
 		case kind == frameRecord && sawHeader && !sawRecord:
 			limit = maxRecordSize
 		case kind == frameTrailer && sawRecord:
@@ -288,6 +315,7 @@ func (s *streamReader) run(fn streamHandler) error {
 			if err != nil {
 				return fmt.Errorf("%w: %v", errStream, err)
 			}
+			incremental = h.Base != ""
 			if err := fn.header(h); err != nil {
 				return err
 			}
@@ -300,6 +328,29 @@ func (s *streamReader) run(fn streamHandler) error {
 			var h cas.Hash
 			copy(h[:], p)
 			if err := fn.object(h, p[cas.HashSize:]); err != nil {
+				return err
+			}
+		case frameDelta:
+			objects++
+			objBytes += n
+			if !incremental {
+				return fmt.Errorf("%w: delta frame in a full stream", errStream)
+			}
+			if n < cas.HashSize+1 {
+				return fmt.Errorf("%w: delta frame of %d bytes is too short", errStream, n)
+			}
+			var h cas.Hash
+			copy(h[:], p)
+			nb := int(p[cas.HashSize])
+			p = p[cas.HashSize+1:]
+			if nb < 1 || nb > maxDeltaBases || len(p) < nb*cas.HashSize {
+				return fmt.Errorf("%w: delta frame for object %s names %d bases in %d bytes (1 to %d allowed)", errStream, h, nb, len(p), maxDeltaBases)
+			}
+			bases := make([]cas.Hash, nb)
+			for i := range bases {
+				copy(bases[i][:], p[i*cas.HashSize:])
+			}
+			if err := fn.delta(h, bases, p[nb*cas.HashSize:]); err != nil {
 				return err
 			}
 		case frameRecord:

@@ -181,6 +181,7 @@ func TestReceiveBoundsLengths(t *testing.T) {
 	dst := openTest(t)
 	c := dotmesh.CommitRef{BranchRef: dotmesh.BranchRef{Dot: dotmesh.NewDotID(), Branch: "master"}, ID: dotmesh.NewCommitID()}
 	hdr := streamHeader{Dot: string(c.Dot), Branch: c.Branch, Commit: string(c.ID)}.encode()
+	ihdr := streamHeader{Dot: string(c.Dot), Branch: c.Branch, Commit: string(c.ID), Base: string(dotmesh.NewCommitID())}.encode()
 	mk := func(frames ...[]byte) []byte {
 		out := []byte(streamMagic)
 		for _, f := range frames {
@@ -210,6 +211,10 @@ func TestReceiveBoundsLengths(t *testing.T) {
 		"record not json":  mk(frame('H', uint64(len(hdr)), hdr), frame('R', 3, []byte("{{{")), frame('T', 34, make([]byte, 34))),
 		"two headers":      mk(frame('H', uint64(len(hdr)), hdr), frame('H', uint64(len(hdr)), hdr)),
 		"nothing after it": mk(frame('H', uint64(len(hdr)), hdr)),
+		"huge delta":       mk(frame('H', uint64(len(ihdr)), ihdr), frame('D', 1<<40, nil)),
+		"delta, full":      mk(frame('H', uint64(len(hdr)), hdr), frame('D', 70, make([]byte, 70))),
+		"delta, no bases":  mk(frame('H', uint64(len(ihdr)), ihdr), frame('D', 40, make([]byte, 40))),
+		"delta too short":  mk(frame('H', uint64(len(ihdr)), ihdr), frame('D', 3, []byte{1, 2, 3})),
 	}
 	for name, data := range cases {
 		err := dst.Receive(ctx, c, nil, bytes.NewReader(data))
@@ -219,9 +224,10 @@ func TestReceiveBoundsLengths(t *testing.T) {
 	}
 }
 
-// FuzzReceive feeds arbitrary bytes to Receive: it must fail cleanly or
-// store a complete, verifiable commit; never panic, hang or allocate
-// without bound.
+// FuzzReceive feeds arbitrary bytes to Receive, as a full stream and as an
+// incremental one (with deltas) to a node holding the base: it must fail
+// cleanly or store a complete, verifiable commit; never panic, hang or
+// allocate without bound.
 func FuzzReceive(f *testing.F) {
 	src := openTest(f)
 	br := newBranch(f, src)
@@ -230,27 +236,44 @@ func FuzzReceive(f *testing.F) {
 	os.Symlink("a", filepath.Join(tree, "d", "l"))
 	c1, _ := commit(f, src, br)
 	writeFile(f, filepath.Join(tree, "d", "b"), bytes.Repeat([]byte("beta"), 1000), 0o644)
+	r := randomBytes(5, 8<<10)
+	writeFile(f, filepath.Join(tree, "d", "r"), r, 0o644)
 	c2, _ := commit(f, src, br)
+	copy(r[1000:], "changed in place")
+	writeFile(f, filepath.Join(tree, "d", "r"), r, 0o644)
+	c3, _ := commit(f, src, br)
 	full := send(f, src, c1, nil)
 	f.Add(full)
 	f.Add(send(f, src, c2, &c1))
 	f.Add(full[:len(full)/2])
+	withDelta := send(f, src, c3, &c2)
+	if frameKinds(f, withDelta)[frameDelta] == 0 {
+		f.Fatal("the incremental seed carries no delta")
+	}
+	f.Add(withDelta)
 
-	dst := openTest(f)
-	f.Fuzz(func(t *testing.T, data []byte) {
-		err := dst.Receive(ctx, c1, nil, bytes.NewReader(data))
+	dst, dst2 := openTest(f), openTest(f)
+	if err := dst2.Receive(ctx, c2, nil, bytes.NewReader(send(f, src, c2, nil))); err != nil {
+		f.Fatal(err)
+	}
+	try := func(t *testing.T, b *Backend, c dotmesh.CommitRef, base *dotmesh.CommitRef, data []byte) {
+		err := b.Receive(ctx, c, base, bytes.NewReader(data))
 		if err != nil {
-			if ids, _ := dst.Commits(ctx, br); len(ids) != 0 {
+			if _, _, err := b.readRecord(c); err == nil {
 				t.Fatal("failed receive left a commit")
 			}
 			return
 		}
 		// Accepted: it must be a complete commit.
 		nb := dotmesh.BranchRef{Dot: br.Dot, Branch: "fuzz"}
-		if err := dst.CreateBranch(ctx, nb, &c1); err != nil {
+		if err := b.CreateBranch(ctx, nb, &c); err != nil {
 			t.Fatalf("accepted stream does not restore: %v", err)
 		}
-		dst.DeleteBranch(ctx, nb)
-		dst.DeleteCommit(ctx, c1)
+		b.DeleteBranch(ctx, nb)
+		b.DeleteCommit(ctx, c)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		try(t, dst, c1, nil, data)
+		try(t, dst2, c3, &c2, data)
 	})
 }
