@@ -125,6 +125,11 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	if !dotmesh.UsageWanted(ctx) {
+		// The sending side of a transfer: the node need not read its
+		// working state (a header, which nodes that predate it ignore).
+		req.Header.Set(dotmesh.SkipUsageHeader, "1")
+	}
 	req.SetBasicAuth(c.user, c.key)
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -25,6 +25,11 @@ func (n *Node) reconcile(ctx context.Context) error {
 	dots = append(dots, staged...)
 	known := make(map[BranchRef]map[CommitID]bool)
 	dotBackend := make(map[DotID]string)
+	type dotState struct {
+		branches []*Branch
+		commits  map[CommitID]*Commit
+	}
+	states := make(map[DotID]dotState, len(dots))
 	for _, d := range dots {
 		dotBackend[d.ID] = d.Backend
 		branches, err := n.reg.branches(ctx, d.ID)
@@ -35,6 +40,7 @@ func (n *Node) reconcile(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		states[d.ID] = dotState{branches, commits}
 		for _, b := range branches {
 			known[b.Ref()] = make(map[CommitID]bool)
 		}
@@ -81,6 +87,22 @@ func (n *Node) reconcile(ctx context.Context) error {
 				n.log.Warn("removing commit data unknown to the registry (left by an interrupted commit)", "backend", name, "branch", ref.String(), "commit", id)
 				if err := be.DeleteCommit(ctx, CommitRef{BranchRef: ref, ID: id}); err != nil {
 					return fmt.Errorf("removing orphaned commit %s: %w", id, err)
+				}
+			}
+		}
+	}
+	// Working states that a crash left at another commit than their head
+	// while nothing uncommitted is in them (see HeadFollower).
+	for _, d := range dots {
+		hf, ok := n.backends[d.Backend].(HeadFollower)
+		if !ok {
+			continue
+		}
+		st := states[d.ID]
+		for _, b := range st.branches {
+			if h := headRef(st.commits[b.Head]); h != nil {
+				if err := hf.FollowHead(ctx, b.Ref(), *h); err != nil {
+					n.log.Warn("moving a working state to its branch's head", "branch", b.Ref().String(), "head", b.Head, "err", err)
 				}
 			}
 		}

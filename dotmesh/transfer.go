@@ -163,7 +163,9 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 	if err := ValidateName("branch", branch); err != nil {
 		return nil, err
 	}
-	from, err := src.State(ctx, srcDot, branch)
+	// The sender's working state plays no part: only the receiver's dirty
+	// check guards data, so the sender is not asked for it.
+	from, err := src.State(WithoutUsage(ctx), srcDot, branch)
 	if err != nil {
 		return nil, err
 	}
@@ -270,6 +272,27 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 	}
 	res.Stashed, res.Created = fin.Stashed, fin.Created
 	return res, nil
+}
+
+type withoutUsageKey struct{}
+
+// WithoutUsage marks ctx of a Transport.State call whose answer needs no
+// TransferState.Usage (the sending side of a transfer): a node then skips
+// reading its working state, which on some backends costs a snapshot.
+// Transports that reach another node pass the mark on (see
+// SkipUsageHeader); a peer that ignores it just answers with Usage.
+func WithoutUsage(ctx context.Context) context.Context {
+	return context.WithValue(ctx, withoutUsageKey{}, true)
+}
+
+// SkipUsageHeader is the HTTP request header by which a Transport to
+// another node passes WithoutUsage on.
+const SkipUsageHeader = "Dotmesh-Skip-Usage"
+
+// UsageWanted reports whether a State call under ctx needs Usage.
+func UsageWanted(ctx context.Context) bool {
+	v, _ := ctx.Value(withoutUsageKey{}).(bool)
+	return !v
 }
 
 // copyCommit streams one whole commit from src to dst, counting bytes.

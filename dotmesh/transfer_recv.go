@@ -84,7 +84,8 @@ func (n *Node) transferTarget(ctx context.Context, name DotName, create string) 
 }
 
 // TransferState describes a branch of a dot on this node for a transfer
-// (the Transport.State of this node).
+// (the Transport.State of this node). Usage is left zero when ctx says
+// it is not wanted (WithoutUsage).
 func (n *Node) TransferState(ctx context.Context, name DotName, branch string) (*TransferState, error) {
 	if err := ValidateName("branch", branch); err != nil {
 		return nil, err
@@ -114,10 +115,41 @@ func (n *Node) TransferState(ctx context.Context, name DotName, branch string) (
 	for i := len(chain) - 1; i >= 0; i-- {
 		st.History = append(st.History, *chain[i])
 	}
-	if st.Usage, err = t.be.Usage(ctx, b.Ref(), headRef(t.commits[b.Head])); err != nil {
+	if !UsageWanted(ctx) {
+		return st, nil
+	}
+	if st.Usage, err = dirtiness(ctx, t.be, b.Ref(), headRef(t.commits[b.Head])); err != nil {
 		return nil, fmt.Errorf("reading the working state of %s@%s: %w", name, branch, err)
 	}
 	return st, nil
+}
+
+// DirtyChecker is an optional StorageBackend capability: Dirty answers
+// the Dirty and DirtyBytes of Usage (Size may be left 0), when that is
+// cheaper than the whole of Usage. Transfers use it for their checks.
+type DirtyChecker interface {
+	Dirty(ctx context.Context, b BranchRef, head *CommitRef) (Usage, error)
+}
+
+// HeadFollower is an optional StorageBackend capability for recovery: a
+// backend that can switch a branch's working state before the Node
+// records the new head (so a crash between the two leaves the working
+// state at another commit than the head) implements FollowHead, which the
+// Node calls for every branch when it starts. When the working state is
+// provably unchanged since it was made from some commit other than head
+// (nothing uncommitted can be lost), it is switched to head; otherwise
+// nothing happens.
+type HeadFollower interface {
+	FollowHead(ctx context.Context, b BranchRef, head CommitRef) error
+}
+
+// dirtiness reports whether b has uncommitted changes relative to head:
+// Usage, or the backend's cheaper DirtyChecker.
+func dirtiness(ctx context.Context, be StorageBackend, b BranchRef, head *CommitRef) (Usage, error) {
+	if dc, ok := be.(DirtyChecker); ok {
+		return dc.Dirty(ctx, b, head)
+	}
+	return be.Usage(ctx, b, head)
 }
 
 // ReceiveCommit stores commit c, whose data r carries in format, on
@@ -308,7 +340,7 @@ func (n *Node) FinishReceive(ctx context.Context, name DotName, branch string, r
 	if b.Head == head.ID {
 		return res, nil
 	}
-	u, err := t.be.Usage(ctx, b.Ref(), headRef(t.commits[b.Head]))
+	u, err := dirtiness(ctx, t.be, b.Ref(), headRef(t.commits[b.Head]))
 	if err != nil {
 		return nil, err
 	}

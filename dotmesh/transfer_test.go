@@ -199,3 +199,34 @@ func TestNeutralTransfer(t *testing.T) {
 	require.Equal(t, c1.ID, l[2].ID, "the same commit ids on every node")
 	require.Equal(t, "v2", a2.read("app.web", "g"))
 }
+
+// TestTransferStateWithoutUsage: the sending side of a transfer is asked
+// for its state without Usage (WithoutUsage), so a sender with uncommitted
+// changes is neither slowed by reading them nor refused; the receiver's
+// are still checked, and refused with the amount in the message.
+func TestTransferStateWithoutUsage(t *testing.T) {
+	ctx := context.Background()
+	a, b := newEnv(t), newEnv(t)
+	_, err := a.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	a.write("app.db", "f", "v1")
+	a.commit("one")
+	a.write("app.db", "uncommitted", "on the sender")
+
+	st, err := a.node.TransferState(ctx, app, "master")
+	require.NoError(t, err)
+	require.True(t, st.Usage.Dirty)
+	st, err = a.node.TransferState(dotmesh.WithoutUsage(ctx), app, "master")
+	require.NoError(t, err)
+	require.Equal(t, dotmesh.Usage{}, st.Usage)
+	require.Len(t, st.History, 1)
+
+	_, err = a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	b.write("app.db", "dirty", "on the receiver")
+	a.write("app.db", "g", "v2")
+	a.commit("two")
+	_, err = a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.ErrorIs(t, err, dotmesh.ErrDirty)
+	require.Contains(t, err.Error(), "uncommitted changes (about ")
+}

@@ -34,7 +34,11 @@ func (s *server) transferState(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	st, err := s.node.TransferState(r.Context(), name, q.Get("branch"))
+	ctx := r.Context()
+	if r.Header.Get(dotmesh.SkipUsageHeader) == "1" {
+		ctx = dotmesh.WithoutUsage(ctx) // asked by the sending side of a transfer
+	}
+	st, err := s.node.TransferState(ctx, name, q.Get("branch"))
 	if err != nil {
 		writeError(w, err)
 		return

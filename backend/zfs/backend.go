@@ -27,6 +27,15 @@ type Backend struct {
 	sends sync.Mutex
 
 	closed atomic.Bool
+	invs   invCache
+	// bg counts work that finishes an operation after it returned (see
+	// switchToClone); Close waits for it.
+	bg sync.WaitGroup
+	// dataDir holds the records of deferred switches (pending.go); failed
+	// are those whose clone failed at run time, retried by inventory.
+	dataDir   string
+	pendingMu sync.Mutex
+	failed    map[dotmesh.DotID]map[dotmesh.BranchRef]pendingSwitch
 }
 
 var _ dotmesh.StorageBackend = (*Backend)(nil)
@@ -45,12 +54,16 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 	b := &Backend{
 		z: z, log: opts.Logger.With("backend", Name, "root", opts.Root),
 		pool: opts.Pool, root: dataset{opts.Root}, mnt: opts.Mountpoint,
+		dataDir: opts.DataDir,
 	}
 	if err := b.openPool(ctx, opts); err != nil {
 		return nil, err
 	}
 	if err := b.ensureRoot(ctx); err != nil {
 		return nil, err
+	}
+	if err := b.replayPending(ctx); err != nil {
+		return nil, fmt.Errorf("zfs backend: finishing an interrupted switch: %w", err)
 	}
 	if err := b.recover(ctx); err != nil {
 		return nil, fmt.Errorf("zfs backend: repairing after an interrupted operation: %w", err)
@@ -65,6 +78,7 @@ func (b *Backend) Name() string { return Name }
 // branches mounted: containers may still use them.
 func (b *Backend) Close() error {
 	b.closed.Store(true)
+	b.bg.Wait()
 	return nil
 }
 

@@ -15,8 +15,9 @@ import (
 )
 
 // CreateBranch implements dotmesh.StorageBackend: `zfs create` for an
-// empty branch, `zfs clone` of the commit's snapshot otherwise, either
-// made live and given its mountpoint in the same atomic command.
+// empty branch, made live and mounted in the same atomic command, or `zfs
+// clone` of the commit's snapshot, made live in the same command and
+// mounted on first use (SubdotPath).
 func (b *Backend) CreateBranch(ctx context.Context, ref dotmesh.BranchRef, from *dotmesh.CommitRef) error {
 	if err := refs.Validate(ref, from); err != nil {
 		return err
@@ -47,11 +48,13 @@ func (b *Backend) CreateBranch(ctx context.Context, ref dotmesh.BranchRef, from 
 		return err
 	}
 	d := b.genDataset(ref, inv.nextGen(ref.Branch))
-	props := []prop{mustProp(stateProp, stateLive), mp}
 	if s == nil {
-		err = b.z.create(ctx, d, props...)
+		err = b.z.create(ctx, d, mustProp(stateProp, stateLive), mp)
 	} else {
-		err = b.z.clone(ctx, s.snap(), d, props...)
+		// Unmounted until first used, and known clean until then (see
+		// fsInfo.pristineAt): a branch that only receives transfers is
+		// never mounted.
+		err = b.z.clone(ctx, s.snap(), d, mustProp(stateProp, stateLive), mustProp("mountpoint", "none"), mustProp(pristineProp, s.name))
 	}
 	if err != nil {
 		return fmt.Errorf("creating branch %s: %w", ref, err)
@@ -186,7 +189,7 @@ func (b *Backend) mountedIn(ctx context.Context, ref dotmesh.BranchRef, inv *dot
 	if cur.mounted && cur.mountpoint == p && isMountpoint(p) {
 		return p, nil
 	}
-	if err := b.activate(ctx, ref, cur.ds); err != nil {
+	if err := b.activateFS(ctx, ref, cur); err != nil {
 		return "", fmt.Errorf("mounting %s: %w", ref, err)
 	}
 	if !isMountpoint(p) {

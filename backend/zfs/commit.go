@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
@@ -36,9 +37,14 @@ func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]s
 	if err != nil {
 		return nil, err
 	}
+	seq := invSeq()
 	if err := b.z.snapshot(ctx, s, mustProp(userBranchProp, c.Branch)); err != nil {
 		return nil, fmt.Errorf("committing %s: %w", c, err)
 	}
+	// A push usually follows: its send finds the snapshot without a listing.
+	b.patchInventory(c.Dot, seq, 1, func(rows []propRow) []propRow {
+		return append(rows, snapshotRows(s, c.Branch)...)
+	})
 	return nil, nil
 }
 
@@ -117,7 +123,12 @@ func (b *Backend) Rollback(ctx context.Context, ref dotmesh.BranchRef, c dotmesh
 	if err := b.checkOpen(); err != nil {
 		return err
 	}
-	defer b.lockDot(ref.Dot)()
+	unlock := b.lockDot(ref.Dot)
+	defer func() {
+		if unlock != nil {
+			unlock()
+		}
+	}()
 	inv, err := b.inventory(ctx, ref.Dot)
 	if err != nil {
 		return err
@@ -131,25 +142,212 @@ func (b *Backend) Rollback(ctx context.Context, ref dotmesh.BranchRef, c dotmesh
 		return fmt.Errorf("%w: commit %s has no data in dot %s on this node", dotmesh.ErrNotFound, c, ref.Dot)
 	}
 	if s.fs == cur && cur.last() == s {
+		if cur.pristineAt(c.ID) {
+			return nil // holds c's data already
+		}
+		if cur.pristine != "" { // its data is about to change (see pristineAt)
+			if err := b.z.inherit(ctx, cur.ds.name, pristineProp); err != nil {
+				return fmt.Errorf("rolling %s back to %s: %w", ref, c.ID, err)
+			}
+		}
 		if err := busyRetry(ctx, func() error { return b.z.rollback(ctx, s.snap()) }); err != nil {
 			return fmt.Errorf("rolling %s back to %s: %w", ref, c.ID, err)
 		}
 		return nil
 	}
 	next := b.genDataset(ref, inv.nextGen(ref.Branch))
-	err = b.z.clone(ctx, s.snap(), next, mustProp(stateProp, stateStaged), mustProp("mountpoint", "none"))
-	if err != nil {
+	if err := b.switchToClone(ctx, ref, inv, cur, s, next, &unlock); err != nil {
 		return fmt.Errorf("rolling %s back to %s: %w", ref, c.ID, err)
 	}
-	err = b.swap(ctx, ref, cur, func() (dataset, error) {
-		return next, b.setState(ctx, next, stateLive)
-	})
-	if err != nil {
-		if derr := b.dissolve(ctx, next); derr != nil {
-			b.log.Warn("removing a staged rollback (Open retries)", "dataset", next, "err", derr)
+	return nil
+}
+
+var _ dotmesh.HeadFollower = (*Backend)(nil)
+
+// FollowHead implements dotmesh.HeadFollower. A working state made from a
+// commit unmounted and never mounted since (marked pristine) holds
+// nothing uncommitted; when that commit is not head - a crash came
+// between a switch and the Node recording the new head, one way or the
+// other - it is switched to head, like a rollback.
+func (b *Backend) FollowHead(ctx context.Context, ref dotmesh.BranchRef, head dotmesh.CommitRef) error {
+	if err := ref.Validate(); err != nil {
+		return err
+	}
+	if err := head.Validate(); err != nil {
+		return err
+	}
+	if err := b.checkOpen(); err != nil {
+		return err
+	}
+	unlock := b.lockDot(ref.Dot)
+	defer func() {
+		if unlock != nil {
+			unlock()
 		}
-		return fmt.Errorf("rolling %s back to %s: %w", ref, c.ID, err)
+	}()
+	inv, err := b.inventory(ctx, ref.Dot)
+	if err != nil {
+		return err
 	}
-	b.promoteLineage(ctx, ref)
+	cur := inv.live(ref.Branch)
+	if cur == nil || cur.pristine == "" || cur.pristine == string(head.ID) || cur.mounted || cur.mountpoint != "none" {
+		return nil
+	}
+	s := inv.commit(head.ID)
+	if s == nil || head.Dot != ref.Dot {
+		return nil // not here (yet)
+	}
+	b.log.Warn("moving an untouched working state to its branch's head", "branch", ref.String(), "from", cur.pristine, "head", head.ID)
+	if s.fs == cur && cur.last() == s {
+		if err := b.z.inherit(ctx, cur.ds.name, pristineProp); err != nil {
+			return err
+		}
+		return busyRetry(ctx, func() error { return b.z.rollback(ctx, s.snap()) })
+	}
+	return b.switchToClone(ctx, ref, inv, cur, s, b.genDataset(ref, inv.nextGen(ref.Branch)), &unlock)
+}
+
+// switchToClone makes a clone of s, as filesystem next, ref's working
+// state in place of cur. Steps, each one atomic ZFS command, and what a
+// crash after each leaves for Open (see recover):
+//
+//  1. unmount cur, when mounted - refused while in use: nothing changed.
+//     After it cur is still the live one (mounted again on first use):
+//     the old state.
+//  2. clone s as next, live - the switch. After it two are live and the
+//     newer generation wins: Open retires cur. The new state is complete.
+//     When cur was mounted, next is mounted at the branch's path by the
+//     clone itself; otherwise it is left unmounted (mountpoint none) and
+//     marked pristine at s.
+//  3. retire cur (destroyed, or a holder while it has snapshots).
+//
+// When cur is unmounted and has no snapshots, nobody can see the switch
+// but the next operation on the dot: with a journal (pending.go), steps 2
+// and 3 run after switchToClone returns, else step 3 alone does; either
+// way still holding the dot's lock, which *unlock hands over (set to nil),
+// so the next operation on the dot starts after them as before.
+//
+// A working state nobody had mounted stays so: it is mounted on first use
+// (SubdotPath, Usage), and until then needs no dirty check
+// (fsInfo.pristineAt); a branch that only receives is never mounted. inv is the dot's
+// listing taken under the lock; what it shows decides whether the
+// lineage promotion and the pruning of holders have anything to do.
+func (b *Backend) switchToClone(ctx context.Context, ref dotmesh.BranchRef, inv *dotInv, cur *fsInfo, s *snapInfo, next dataset, unlock *func()) error {
+	p := b.livePath(ref)
+	mounted := cur.mounted || (cur.mountpoint == p && isMountpoint(p))
+	// Destroying cur makes ZFS destroy its origin when that was deleted
+	// (deferred), which can empty a holder; promote moves snapshots out
+	// of holders. Otherwise no holder can have become empty.
+	prune := cur.origin != nil && cur.origin.deferred
+	for _, f := range inv.fss {
+		if f.state == stateOld && len(f.snaps) == 0 {
+			prune = true
+		}
+	}
+	// promoteLineage acts when next's origin is on a holder of ref's
+	// branch; cur is one after the switch if it keeps snapshots.
+	promote := s.fs.branch == ref.Branch && (s.fs.state == stateOld || s.fs == cur)
+	simple := !mounted && len(cur.snaps) == 0 && !prune && !promote && unlock != nil && *unlock != nil
+	if simple && b.pendingDir() != "" {
+		// Nothing is mounted, so nobody but the next operation on the
+		// dot can see the switch: record it and let it run after return,
+		// under the lock (see pending.go).
+		ps := pendingSwitch{snap: s.snap(), next: next}
+		if err := b.recordSwitch(ref, ps); err != nil {
+			b.log.Warn("recording a switch of working state; switching now", "branch", ref.String(), "err", err)
+		} else {
+			b.finishInBackground(ref, unlock, func(ctx context.Context) {
+				seq := invSeq()
+				if err := b.doSwitch(ctx, ps); err != nil {
+					b.log.Error("switching a working state (the next operation on the dot retries)", "branch", ref.String(), "commit", s.name, "err", err)
+					b.pendingMu.Lock()
+					if b.failed == nil {
+						b.failed = map[dotmesh.DotID]map[dotmesh.BranchRef]pendingSwitch{}
+					}
+					if b.failed[ref.Dot] == nil {
+						b.failed[ref.Dot] = map[dotmesh.BranchRef]pendingSwitch{}
+					}
+					b.failed[ref.Dot][ref] = ps
+					b.pendingMu.Unlock()
+					return
+				}
+				b.finishSwitch(ctx, ref, cur, s, next, seq)
+				if err := os.Remove(b.pendingFile(ref)); err != nil {
+					b.log.Warn("removing the record of a switch (Open does)", "branch", ref.String(), "err", err)
+				}
+			})
+			return nil
+		}
+	}
+	if mounted {
+		if err := b.umount(ctx, cur.ds); err != nil {
+			if errors.Is(err, ErrBusy) {
+				return fmt.Errorf("%w: the working state of %s is in use (mounted by a running process?); stop its users first: %v", dotmesh.ErrInUse, ref, err)
+			}
+			return err
+		}
+	}
+	props := []prop{mustProp(stateProp, stateLive), mustProp("mountpoint", "none"), mustProp(pristineProp, s.name)}
+	if mounted {
+		// In use at its path (by a shell, or by whoever asked for the path
+		// earlier): the new one is mounted there at once.
+		mp, err := newProp("mountpoint", p)
+		if err != nil {
+			return err
+		}
+		props = []prop{mustProp(stateProp, stateLive), mp}
+	}
+	seq := invSeq()
+	err := b.z.clone(ctx, s.snap(), next, props...)
+	if err != nil {
+		if mounted {
+			_ = b.z.mount(context.WithoutCancel(ctx), cur.ds)
+		}
+		return err
+	}
+	if simple {
+		// Without a journal: only the retirement of cur runs after return.
+		b.finishInBackground(ref, unlock, func(ctx context.Context) { b.finishSwitch(ctx, ref, cur, s, next, seq) })
+		return nil
+	}
+	ctx = context.WithoutCancel(ctx) // the switch is made: finish it
+	if err := b.retireUnmounted(ctx, cur); err != nil {
+		b.log.Warn("retiring a replaced working state (Open finishes it)", "dataset", cur.ds, "err", err)
+	}
+	if promote {
+		b.promoteLineage(ctx, ref)
+	}
 	return b.prune(ctx, ref.Dot)
+}
+
+// finishInBackground runs f after the caller returns, holding the dot's
+// lock, which *unlock hands over (and is set to nil).
+func (b *Backend) finishInBackground(ref dotmesh.BranchRef, unlock *func(), f func(context.Context)) {
+	release := *unlock
+	*unlock = nil
+	b.bg.Add(1)
+	go func() {
+		defer b.bg.Done()
+		defer release()
+		f(context.Background())
+	}()
+}
+
+// finishSwitch retires cur, a working state without snapshots, after the
+// switch to next (a clone of s made when the change counter was seq), and
+// keeps the dot's listing current for the next dirty check.
+func (b *Backend) finishSwitch(ctx context.Context, ref dotmesh.BranchRef, cur *fsInfo, s *snapInfo, next dataset, seq uint64) {
+	if err := b.retireUnmounted(ctx, cur); err != nil {
+		b.log.Warn("retiring a replaced working state (Open finishes it)", "dataset", cur.ds, "err", err)
+		return
+	}
+	b.patchInventory(ref.Dot, seq, 2, func(rows []propRow) []propRow {
+		n := next.name
+		rows = withoutDataset(rows, cur.ds)
+		return append(rows,
+			propRow{n, "type", "filesystem"}, propRow{n, "origin", s.snap().String()},
+			propRow{n, "defer_destroy", "-"}, propRow{n, "mounted", "no"},
+			propRow{n, "mountpoint", "none"}, propRow{n, "referenced", propValue(rows, s.snap().String(), "referenced")},
+			propRow{n, stateProp, stateLive}, propRow{n, userBranchProp, "-"}, propRow{n, pristineProp, s.name})
+	})
 }

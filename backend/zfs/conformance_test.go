@@ -29,6 +29,9 @@ func openBackend(t *testing.T) (*zfs.Backend, zfs.Options) {
 	if err != nil {
 		t.Fatalf("zfs.Open: %v", err)
 	}
+	// Before the pool goes (cleanups run last-first): Close waits for
+	// work that finishes operations after they returned.
+	t.Cleanup(func() { b.Close() })
 	return b, opts
 }
 

@@ -28,7 +28,11 @@
 // atomically. The live generation of a branch (io.dotmesh:state=live; the
 // highest if a crash left two) is mounted at Mountpoint/<dot id>/<branch>
 // - an explicit mountpoint, so the path SubdotPath returns stays the same
-// when a rollback replaces the filesystem. Other generations are holders
+// when a rollback replaces the filesystem. A live generation made from a
+// commit (CreateBranch from a commit, or a rollback or receive of a
+// working state nobody had mounted) is left unmounted, with mountpoint
+// none, until first used (SubdotPath, Usage mount it): a branch that only
+// receives transfers is never mounted. Other generations are holders
 // (state old, mountpoint=none) kept only for snapshots something still
 // needs. Dot ids, branch names and commit ids are validated before they
 // become dataset names; SubdotPath only returns the mountpoint or a real
@@ -37,7 +41,17 @@
 // Every commit snapshot is tagged io.dotmesh:branch=<branch> when it is
 // made (`zfs snapshot -o`), because zfs promote moves snapshots between a
 // dot's filesystems: Commits(b) lists the tagged snapshots wherever they
-// are, and commit ids are looked up across the dot.
+// are, and commit ids are looked up across the dot. A snapshot received
+// onto the branch's own filesystem is left untagged (zfs receive cannot
+// set it, and a `zfs set` per commit is a txg sync): an untagged commit
+// belongs to its filesystem's owner, and every promote first tags the
+// snapshots it moves (tagBeforeMove).
+//
+// One `zfs get -r` lists a dot (inventory). The listing is reused while
+// no zfs command that changes anything has run in the process since
+// (counted in exec.go), for at most a few seconds; operations that know
+// what their own commands changed patch it (patchInventory), so a
+// transfer's State, receive and Finish share one listing.
 //
 // # Keeping other branches alive
 //
@@ -81,6 +95,14 @@
 // so reading does not dirty a branch. Before the first commit, a branch is
 // dirty when its tree holds anything but directories.
 //
+// A working state that was cloned from a commit unmounted and has not
+// been mounted since needs none of that: it is marked
+// io.dotmesh:pristine=<commit> at the clone, and everything that can
+// change its data (mounting, receiving into it, rolling it back) removes
+// the mark first; while marked it is clean relative to that commit. So
+// the dirty checks of a transfer onto a branch nobody uses cost no zfs
+// command beyond the listing.
+//
 // # Send and Receive
 //
 // Send writes `zfs send [-i base]` inside a framing with a BLAKE3 trailer
@@ -95,7 +117,8 @@
 // and swaps in at END), else in a staging filesystem (made by zfs receive
 // for complete and clone streams; a promoted clone of the base otherwise)
 // that is swapped in like a rollback. The received commit becomes the
-// branch's working state.
+// branch's working state. (The Node receives into a hidden branch and
+// moves the real one with Rollback at Finish.)
 //
 // # Crash safety
 //
@@ -105,7 +128,14 @@
 // them (recover.go): unverified receives and unswitched rollbacks are
 // undone (dissolve hands back snapshots a promote moved), a switch that
 // happened is finished, interrupted deletes are completed, temporary
-// snapshots are removed and untagged commits tagged.
+// snapshots are removed and untagged commits tagged. A rollback of an
+// unmounted working state returns once its switch is recorded in a
+// journal file (pending.go) and makes it after returning, holding the
+// dot's lock; Open makes recorded switches a crash cut short. The Node
+// then moves any untouched working state (still marked pristine) that a
+// crash left at another commit than its branch's head to the head
+// (FollowHead), so a crash between a switch and the Node's registry
+// update leaves one consistent state.
 //
 // # zfs-fuse quirks handled
 //

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
@@ -108,8 +109,22 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// zfsChanges counts the zfs and zpool commands run by this process that
+// may have changed something (all but listings), counted when they end,
+// whether they failed or not. Inventory listings are reused only while it
+// stays put.
+var zfsChanges atomic.Uint64
+
+// readOnly reports whether a zfs or zpool command only reads.
+func readOnly(args []string) bool {
+	return len(args) > 0 && (args[0] == "get" || args[0] == "list" || args[0] == "status")
+}
+
 // run runs one command to completion and returns its stdout.
 func (c *cli) run(ctx context.Context, prog string, args ...string) ([]byte, error) {
+	if !readOnly(args) {
+		defer zfsChanges.Add(1)
+	}
 	if c.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -20,7 +24,20 @@ type fsInfo struct {
 	originName string // "" unless a clone
 	origin     *snapInfo
 	mounted    bool
+	referenced int64       // bytes, -1 when unknown
+	pristine   string      // pristineProp: "" when unset
 	snaps      []*snapInfo // oldest first
+}
+
+// pristineAt reports whether f is known to hold exactly the data of
+// commit id: Rollback or CreateBranch made it as a clone of id's
+// snapshot, unmounted, with pristineProp set to id, and nothing has
+// changed its data since.
+// Only three things can: mounting it (activateFS), receiving into it
+// (Receive) and rolling it back (Rollback), and each of them removes the
+// mark first. A promote moves snapshots, not data, and keeps it.
+func (f *fsInfo) pristineAt(id dotmesh.CommitID) bool {
+	return f.pristine != "" && f.pristine == string(id) && !f.mounted && f.mountpoint == "none"
 }
 
 // snapInfo is one snapshot of a dot.
@@ -125,18 +142,126 @@ func (inv *dotInv) commitsOf(branch string) []*snapInfo {
 	return out
 }
 
-var invProps = []string{"type", "origin", "defer_destroy", "mounted", "mountpoint", stateProp, userBranchProp}
+var invProps = []string{"type", "origin", "defer_destroy", "mounted", "mountpoint", "referenced", stateProp, userBranchProp, pristineProp}
+
+// invCacheTTL bounds how long a dot's listing is reused (see inventory).
+const invCacheTTL = 5 * time.Second
+
+// invCache keeps the last listing of each dot.
+type invCache struct {
+	mu sync.Mutex
+	m  map[dotmesh.DotID]cachedInv
+}
+
+type cachedInv struct {
+	rows    []propRow // read-only once cached
+	missing bool      // the container did not exist
+	seq     uint64    // zfsChanges before the listing was read
+	at      time.Time
+}
 
 // inventory reads every filesystem and snapshot of a dot.
+//
+// One listing costs a zfs command (5-10 ms on zfs-fuse), and one transfer
+// asks several times (State, the receive, Finish), so the rows are reused
+// while no zfs command that changes anything has run in this process since
+// they were read (zfsChanges, counted by every backend instance; the
+// counter is read before the listing, so a change racing with it
+// invalidates it too) and for at most invCacheTTL, which bounds how long
+// a change made behind the backend's back (by hand, say) goes unseen. What
+// the listing does not show, file contents, never comes from it: dirty
+// checks snapshot the working state or rely on it being unmounted.
 func (b *Backend) inventory(ctx context.Context, dot dotmesh.DotID) (*dotInv, error) {
-	rows, err := b.z.get(ctx, true, invProps, b.container(dot))
-	if errors.Is(err, ErrNoDataset) {
-		return &dotInv{dot: dot, snaps: map[string]*snapInfo{}}, nil
+	b.pendingMu.Lock()
+	failed := len(b.failed[dot]) > 0
+	b.pendingMu.Unlock()
+	if failed {
+		if err := b.finishPending(ctx, dot); err != nil {
+			return nil, err
+		}
 	}
-	if err != nil {
+	seq := zfsChanges.Load()
+	b.invs.mu.Lock()
+	c, ok := b.invs.m[dot]
+	b.invs.mu.Unlock()
+	if ok && c.seq == seq && time.Since(c.at) < invCacheTTL {
+		if c.missing {
+			return &dotInv{dot: dot, snaps: map[string]*snapInfo{}}, nil
+		}
+		return parseInventory(dot, b.container(dot), c.rows)
+	}
+	at := time.Now()
+	rows, err := b.z.get(ctx, true, invProps, b.container(dot))
+	missing := errors.Is(err, ErrNoDataset)
+	if err != nil && !missing {
 		return nil, fmt.Errorf("listing datasets of dot %s: %w", dot, err)
 	}
+	b.invs.mu.Lock()
+	if b.invs.m == nil {
+		b.invs.m = map[dotmesh.DotID]cachedInv{}
+	}
+	if len(b.invs.m) > 1024 {
+		clear(b.invs.m)
+	}
+	b.invs.m[dot] = cachedInv{rows: rows, missing: missing, seq: seq, at: at}
+	b.invs.mu.Unlock()
+	if missing {
+		return &dotInv{dot: dot, snaps: map[string]*snapInfo{}}, nil
+	}
 	return parseInventory(dot, b.container(dot), rows)
+}
+
+// patchInventory keeps dot's cached listing current across changes this
+// backend has just made to the dot, under its lock: when the listing was
+// current right before them (read with counter value seq) and they are
+// the only zfs changes since (they count n commands), edit applies their
+// effect to a copy of the rows; otherwise the listing is dropped. Either
+// way the next inventory is right; the patch only saves a listing.
+func (b *Backend) patchInventory(dot dotmesh.DotID, seq, n uint64, edit func([]propRow) []propRow) {
+	b.invs.mu.Lock()
+	defer b.invs.mu.Unlock()
+	c, ok := b.invs.m[dot]
+	if !ok {
+		return
+	}
+	if c.missing || c.seq != seq || zfsChanges.Load() != seq+n || time.Since(c.at) >= invCacheTTL {
+		delete(b.invs.m, dot)
+		return
+	}
+	c.rows = edit(slices.Clone(c.rows))
+	c.seq = seq + n
+	b.invs.m[dot] = c
+}
+
+// invSeq returns the change counter to pass to patchInventory, read
+// before the changes.
+func invSeq() uint64 { return zfsChanges.Load() }
+
+// snapshotRows are the listing rows of a new snapshot (appended after its
+// filesystem's rows, as zfs lists the newest last).
+func snapshotRows(s snapshot, tag string) []propRow {
+	if tag == "" {
+		tag = "-"
+	}
+	n := s.String()
+	return []propRow{{n, "type", "snapshot"}, {n, "defer_destroy", "off"}, {n, userBranchProp, tag}}
+}
+
+// withoutDataset drops the rows of filesystem d and of its snapshots.
+func withoutDataset(rows []propRow, d dataset) []propRow {
+	return slices.DeleteFunc(rows, func(r propRow) bool {
+		return r.name == d.name || strings.HasPrefix(r.name, d.name+"@")
+	})
+}
+
+// propValue returns the value of property p of name in rows, or "-".
+func propValue(rows []propRow, name, p string) string {
+	for _, r := range rows {
+		if r.name == name && r.prop == p {
+			return r.value
+		}
+	}
+	return "-"
 }
 
 func parseInventory(dot dotmesh.DotID, container dataset, rows []propRow) (*dotInv, error) {
@@ -176,7 +301,13 @@ func parseInventory(dot dotmesh.DotID, container dataset, rows []propRow) (*dotI
 			if !ok {
 				continue
 			}
-			f := &fsInfo{ds: dataset{e.name}, branch: branch, gen: gen, mounted: e.props["mounted"] == "yes", mountpoint: e.props["mountpoint"]}
+			f := &fsInfo{ds: dataset{e.name}, branch: branch, gen: gen, mounted: e.props["mounted"] == "yes", mountpoint: e.props["mountpoint"], referenced: -1}
+			if n, err := strconv.ParseInt(e.props["referenced"], 10, 64); err == nil {
+				f.referenced = n
+			}
+			if p := e.props[pristineProp]; p != "-" && dotmesh.ValidateID("commit", p, false) == nil {
+				f.pristine = p
+			}
 			switch st := e.props[stateProp]; {
 			case gen == 0:
 				f.state = stateRecv

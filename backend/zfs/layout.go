@@ -22,7 +22,9 @@ import (
 //
 //	live    the branch's working state, mounted at
 //	        <Mountpoint>/<dot id>/<branch> (an explicit mountpoint, so the
-//	        path stays the same when a rollback swaps filesystems). When a
+//	        path stays the same when a rollback swaps filesystems), or
+//	        with mountpoint none until first used when a rollback or
+//	        receive switched it in (SubdotPath and Usage mount it). When a
 //	        crash left two, the higher generation wins.
 //	staged  a rollback's or receive's new working state before the switch
 //	recv    a receive in progress, unverified
@@ -53,6 +55,12 @@ const (
 
 // stateProp holds a branch filesystem's state.
 const stateProp = "io.dotmesh:state"
+
+// pristineProp marks a working state cloned from a commit unmounted (by
+// Rollback or CreateBranch) with that commit, until something changes its
+// data (first of all mounting it): while marked it cannot differ from the
+// commit, so a dirty check needs no snapshot (see fsInfo.pristineAt).
+const pristineProp = "io.dotmesh:pristine"
 
 func (b *Backend) container(dot dotmesh.DotID) dataset {
 	return dataset{b.root.name + "/" + string(dot)} // dot ids are validated hex

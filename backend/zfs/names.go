@@ -132,7 +132,7 @@ type prop struct{ key, value string }
 const userBranchProp = "io.dotmesh:branch"
 
 var settable = map[string]bool{
-	"mountpoint": true, "canmount": true, "atime": true, userBranchProp: true, stateProp: true,
+	"mountpoint": true, "canmount": true, "atime": true, userBranchProp: true, stateProp: true, pristineProp: true,
 }
 
 func newProp(key, value string) (prop, error) {

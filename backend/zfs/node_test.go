@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/dotmesh-io/dotmesh/backend/zfs"
@@ -127,4 +128,171 @@ func TestNodeKeepsBranches(t *testing.T) {
 	must(err)
 	check(n, "feature", "1")
 	history(n, "feature", c1)
+}
+
+// TestNodePushKeepsReceiverChanges: pushes between two zfs nodes. The
+// receiving branch is rolled forward without being mounted, checked
+// without snapshots while nobody uses it, and uncommitted changes made on
+// it once it is used are still refused, saying how much there is.
+func TestNodePushKeepsReceiverChanges(t *testing.T) {
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	openNode := func() *dotmesh.Node {
+		t.Helper()
+		pool, dir := zfstest.Pool(t)
+		be, err := zfs.Open(ctx, zfs.Options{Pool: pool, DataDir: dir, PoolSize: testPoolSize, Logger: logger()})
+		must(err)
+		store, err := bboltstore.Open(filepath.Join(t.TempDir(), "registry.db"), bboltstore.Options{Logger: logger()})
+		must(err)
+		n, err := dotmesh.NewNode(ctx, dotmesh.Options{Store: store, Backends: []dotmesh.StorageBackend{be}, Logger: logger()})
+		must(err)
+		t.Cleanup(func() { n.Close() }) // before the pool goes
+		return n
+	}
+	a, b := openNode(), openNode()
+	name := dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "app"}
+	path := func(n *dotmesh.Node, f string) string {
+		t.Helper()
+		p, err := n.SubdotPath(ctx, dotmesh.VolumeName{Dot: name})
+		must(err)
+		return filepath.Join(p, f)
+	}
+	commitOnA := func(f, s string) {
+		t.Helper()
+		must(os.WriteFile(path(a, f), []byte(s), 0o644))
+		_, err := a.Commit(ctx, name, "", dotmesh.CommitOptions{Message: f})
+		must(err)
+	}
+	push := func() error {
+		_, err := a.Push(ctx, name, "", dotmesh.LocalTransport(b), dotmesh.TransferOptions{})
+		return err
+	}
+	_, err := a.CreateDot(ctx, name, dotmesh.CreateDotOptions{})
+	must(err)
+	for i, f := range []string{"one", "two", "three"} {
+		commitOnA(f, f)
+		must(push())
+		if i > 0 {
+			st, err := b.TransferState(ctx, name, "master")
+			must(err)
+			if st.Usage.Dirty {
+				t.Fatalf("after push %d: receiver dirty: %+v", i+1, st.Usage)
+			}
+		}
+	}
+	for _, f := range []string{"one", "two", "three"} {
+		if got, err := os.ReadFile(path(b, f)); err != nil || string(got) != f {
+			t.Fatalf("receiver's %s = %q, %v", f, got, err)
+		}
+	}
+	must(os.WriteFile(path(b, "two"), []byte("changed on b"), 0o644))
+	commitOnA("four", "four")
+	err = push()
+	if !errors.Is(err, dotmesh.ErrDirty) || !strings.Contains(err.Error(), "uncommitted changes (about ") {
+		t.Fatalf("push onto a changed receiver: %v; want ErrDirty with the amount", err)
+	}
+	if got, _ := os.ReadFile(path(b, "two")); string(got) != "changed on b" {
+		t.Fatalf("the receiver's change is gone: %q", got)
+	}
+	_, err = b.Reset(ctx, name, "", "HEAD", dotmesh.ResetOptions{Hard: true})
+	must(err)
+	must(push())
+	for _, f := range []string{"two", "four"} {
+		if got, err := os.ReadFile(path(b, f)); err != nil || string(got) != f {
+			t.Fatalf("after the reset and push, receiver's %s = %q, %v", f, got, err)
+		}
+	}
+}
+
+// TestNodeRestartAfterSwitchBeforeHead: a crash after the backend switched
+// the receiving branch's working state but before the Node recorded the
+// new head (here: the switch made by hand, then a restart) leaves the
+// working state at the recorded head after the restart, and the push
+// that was cut off completes when run again.
+func TestNodeRestartAfterSwitchBeforeHead(t *testing.T) {
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	type node struct {
+		opts zfs.Options
+		db   string
+		n    *dotmesh.Node
+		be   *zfs.Backend
+	}
+	open := func(x *node) {
+		t.Helper()
+		be, err := zfs.Open(ctx, x.opts)
+		must(err)
+		store, err := bboltstore.Open(x.db, bboltstore.Options{Logger: logger()})
+		must(err)
+		x.n, err = dotmesh.NewNode(ctx, dotmesh.Options{Store: store, Backends: []dotmesh.StorageBackend{be}, Logger: logger()})
+		must(err)
+		x.be = be
+	}
+	newNode := func() *node {
+		pool, dir := zfstest.Pool(t)
+		x := &node{opts: zfs.Options{Pool: pool, DataDir: dir, PoolSize: testPoolSize, Logger: logger()}, db: filepath.Join(t.TempDir(), "registry.db")}
+		open(x)
+		return x
+	}
+	a, b := newNode(), newNode()
+	defer func() { a.n.Close(); b.n.Close() }()
+	name := dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "app"}
+	file := func(n *dotmesh.Node) string {
+		t.Helper()
+		p, err := n.SubdotPath(ctx, dotmesh.VolumeName{Dot: name})
+		must(err)
+		return filepath.Join(p, "f")
+	}
+	commitOnA := func(s string) dotmesh.CommitID {
+		t.Helper()
+		must(os.WriteFile(file(a.n), []byte(s), 0o644))
+		c, err := a.n.Commit(ctx, name, "", dotmesh.CommitOptions{Message: s})
+		must(err)
+		return c.ID
+	}
+	push := func() error {
+		_, err := a.n.Push(ctx, name, "", dotmesh.LocalTransport(b.n), dotmesh.TransferOptions{})
+		return err
+	}
+	_, err := a.n.CreateDot(ctx, name, dotmesh.CreateDotOptions{})
+	must(err)
+	commitOnA("one")
+	must(push())
+	commitOnA("two")
+	must(push())
+	c3 := commitOnA("three")
+	// The commit arrives, then the working state switches to it, and the
+	// node dies before recording the new head.
+	_, err = a.n.Push(ctx, name, "", transportWithoutFinish{dotmesh.LocalTransport(b.n)}, dotmesh.TransferOptions{})
+	must(err)
+	d, err := b.n.Dot(ctx, name)
+	must(err)
+	must(b.be.Rollback(ctx, dotmesh.BranchRef{Dot: d.ID, Branch: "master"}, dotmesh.CommitRef{BranchRef: dotmesh.BranchRef{Dot: d.ID, Branch: "_recv-master"}, ID: c3}))
+	must(b.n.Close())
+	open(b)
+	if got, err := os.ReadFile(file(b.n)); err != nil || string(got) != "two" {
+		t.Fatalf("after the restart the receiver has %q, %v; want its head's \"two\"", got, err)
+	}
+	must(push())
+	if got, err := os.ReadFile(file(b.n)); err != nil || string(got) != "three" {
+		t.Fatalf("after pushing again the receiver has %q, %v; want \"three\"", got, err)
+	}
+}
+
+// transportWithoutFinish sends commits but never finishes, as a transfer
+// cut off before Finish.
+type transportWithoutFinish struct{ dotmesh.Transport }
+
+func (transportWithoutFinish) Finish(context.Context, dotmesh.DotName, string, dotmesh.FinishRequest) (*dotmesh.FinishResult, error) {
+	return &dotmesh.FinishResult{}, nil
 }

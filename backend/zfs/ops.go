@@ -65,7 +65,20 @@ func (b *Backend) setState(ctx context.Context, d dataset, state string) error {
 	return b.z.set(ctx, d.name, mustProp(stateProp, state))
 }
 
-// activate mounts ref's live filesystem d at the branch's path.
+// activateFS mounts ref's live filesystem f at the branch's path, first
+// removing the mark that says it was never mounted (a crash between the
+// two leaves it unmarked and unmounted: mounted again on first use).
+func (b *Backend) activateFS(ctx context.Context, ref dotmesh.BranchRef, f *fsInfo) error {
+	if f.pristine != "" {
+		if err := b.z.inherit(ctx, f.ds.name, pristineProp); err != nil {
+			return err
+		}
+	}
+	return b.activate(ctx, ref, f.ds)
+}
+
+// activate mounts ref's live filesystem d at the branch's path. d must
+// not carry pristineProp (use activateFS).
 func (b *Backend) activate(ctx context.Context, ref dotmesh.BranchRef, d dataset) error {
 	mp, err := newProp("mountpoint", b.livePath(ref))
 	if err != nil {
@@ -84,6 +97,23 @@ func (b *Backend) retire(ctx context.Context, f *fsInfo) error {
 	if len(f.snaps) == 0 {
 		return b.destroyEmpty(ctx, f.ds)
 	}
+	return b.retireHolder(ctx, f)
+}
+
+// retireUnmounted is retire of a filesystem the caller has just unmounted
+// (or found unmounted), without asking zfs to unmount it again.
+func (b *Backend) retireUnmounted(ctx context.Context, f *fsInfo) error {
+	if len(f.snaps) == 0 {
+		err := busyRetry(ctx, func() error { return b.z.destroyFS(ctx, f.ds) })
+		if errors.Is(err, ErrNoDataset) {
+			return nil
+		}
+		return err
+	}
+	return b.retireHolder(ctx, f)
+}
+
+func (b *Backend) retireHolder(ctx context.Context, f *fsInfo) error {
 	if err := b.z.set(ctx, f.ds.name, mustProp("mountpoint", "none")); err != nil {
 		return err
 	}
@@ -114,10 +144,19 @@ func (b *Backend) dropWorkingData(ctx context.Context, f *fsInfo) {
 //     rename). Before it, Open dissolves the prepared one (the old state
 //     stays); after it, two are live and the newer generation wins: Open
 //     retires cur.
-//  3. retire cur (holder or destroyed), 4. mount the new one at the
-//     branch's path.
+//  3. retire cur (holder or destroyed).
+//
+// The new working state is mounted at the branch's path when cur was
+// mounted; otherwise it stays unmounted (mountpoint none) until first use
+// (SubdotPath, Usage): a branch that only receives, like the hidden one
+// transfers receive into, is never mounted.
 func (b *Backend) swap(ctx context.Context, ref dotmesh.BranchRef, cur *fsInfo, switchTo func() (dataset, error)) error {
+	mounted := false
 	if cur != nil {
+		p := b.livePath(ref)
+		mounted = cur.mounted || (cur.mountpoint == p && isMountpoint(p))
+	}
+	if mounted {
 		if err := b.umount(ctx, cur.ds); err != nil {
 			if errors.Is(err, ErrBusy) {
 				return fmt.Errorf("%w: the working state of %s is in use (mounted by a running process?); stop its users first: %v", dotmesh.ErrInUse, ref, err)
@@ -127,20 +166,39 @@ func (b *Backend) swap(ctx context.Context, ref dotmesh.BranchRef, cur *fsInfo, 
 	}
 	next, err := switchTo()
 	if err != nil {
-		if cur != nil {
+		if mounted {
 			_ = b.z.mount(context.WithoutCancel(ctx), cur.ds)
 		}
 		return err
 	}
 	ctx = context.WithoutCancel(ctx) // the switch is made: finish it
 	if cur != nil {
-		if err := b.retire(ctx, cur); err != nil {
+		if err := b.retireUnmounted(ctx, cur); err != nil {
 			b.log.Warn("retiring a replaced working state (Open finishes it)", "dataset", cur.ds, "err", err)
 		}
 	}
-	if err := b.activate(ctx, ref, next); err != nil {
-		// SubdotPath and Open mount lazily.
-		b.log.Warn("mounting a new working state", "branch", ref.String(), "err", err)
+	if mounted {
+		if err := b.activate(ctx, ref, next); err != nil {
+			// SubdotPath and Open mount lazily.
+			b.log.Warn("mounting a new working state", "branch", ref.String(), "err", err)
+		}
+	}
+	return nil
+}
+
+// tagBeforeMove tags f's untagged commit snapshots with f's owner, as
+// `zfs promote` is about to move them to another filesystem. An untagged
+// commit snapshot (Receive leaves them so, and a crash can) counts as its
+// filesystem owner's (snapInfo.branch), so every promote tags first: a
+// snapshot never changes hands by moving.
+func (b *Backend) tagBeforeMove(ctx context.Context, f *fsInfo) error {
+	for _, s := range f.snaps {
+		if s.isCommit() && s.tag == "" {
+			if err := b.z.set(ctx, s.snap().String(), mustProp(userBranchProp, f.branch)); err != nil {
+				return fmt.Errorf("tagging %s: %w", s.snap(), err)
+			}
+			s.tag = f.branch
+		}
 	}
 	return nil
 }
@@ -164,7 +222,11 @@ func (b *Backend) promoteLineage(ctx context.Context, ref dotmesh.BranchRef) {
 		if cur == nil || cur.origin == nil || cur.origin.fs.branch != ref.Branch || cur.origin.fs.state != stateOld {
 			return
 		}
-		if err := b.z.promote(ctx, cur.ds); err != nil {
+		err = b.tagBeforeMove(ctx, cur.origin.fs)
+		if err == nil {
+			err = b.z.promote(ctx, cur.ds)
+		}
+		if err != nil {
 			b.log.Warn("promoting a working state", "dataset", cur.ds, "err", err)
 			return
 		}
@@ -231,6 +293,9 @@ func (b *Backend) dissolve(ctx context.Context, st dataset) error {
 		}
 		if cut < 0 {
 			return b.destroyEmpty(ctx, st)
+		}
+		if err := b.tagBeforeMove(ctx, f); err != nil {
+			return fmt.Errorf("handing the snapshots of %s back: %w", st, err)
 		}
 		if err := b.z.promote(ctx, f.snaps[cut].clones[0].ds); err != nil {
 			return fmt.Errorf("handing the snapshots of %s back: %w", st, err)

@@ -1,7 +1,6 @@
 package zfs
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,10 @@ import (
 // until the trailer is verified; it must exceed the END record.
 const holdBack = 4 * drrHeaderLen
 
+// errCloneStream stops a receive started before the stream turned out to
+// be a clone stream.
+var errCloneStream = errors.New("a clone stream")
+
 // Receive implements dotmesh.StorageBackend. The received commit becomes
 // the branch's working state (uncommitted changes are discarded, as by a
 // rollback). Where the stream lands:
@@ -21,7 +24,8 @@ const holdBack = 4 * drrHeaderLen
 //   - incremental, base = latest snapshot of the live filesystem:
 //     `zfs receive -F live@target` directly (ZFS receives into a hidden
 //     clone and swaps it in at the END record; -F only discards the
-//     uncommitted changes);
+//     uncommitted changes); the snapshot is left untagged (see
+//     tagBeforeMove);
 //   - complete stream, or incremental from a clone's origin: a new staging
 //     filesystem "<branch>.recv-*" that zfs receive creates (finding the
 //     origin itself), renamed to the next generation to switch;
@@ -51,20 +55,30 @@ func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *d
 	if hdr.Base != "" && (base == nil || base.ID != hdr.Base) {
 		return fmt.Errorf("%w: the stream is incremental from commit %s; receive it with that base", dotmesh.ErrInvalidArgument, hdr.Base)
 	}
-	first := make([]byte, drrHeaderLen)
-	if _, err := io.ReadFull(fr, first); err != nil {
-		return streamFormat.ReadError("reading the zfs stream", err)
-	}
-	begin, err := parseBegin(first)
-	if err != nil {
-		return err
-	}
-	if begin.full() != (hdr.Base == "") {
-		return fmt.Errorf("%w: the stream header and the zfs stream disagree about being incremental", dotmesh.ErrCorrupt)
+	// The first record of the zfs stream says which kind it is.
+	var first []byte
+	var begin beginRecord
+	readBegin := func() error {
+		first = make([]byte, drrHeaderLen)
+		if _, err := io.ReadFull(fr, first); err != nil {
+			return streamFormat.ReadError("reading the zfs stream", err)
+		}
+		var err error
+		if begin, err = parseBegin(first); err != nil {
+			return err
+		}
+		if begin.full() != (hdr.Base == "") {
+			return fmt.Errorf("%w: the stream header and the zfs stream disagree about being incremental", dotmesh.ErrCorrupt)
+		}
+		return nil
 	}
 	produce := func(w io.Writer) error {
 		hb := &holdback{w: w, keep: holdBack}
-		if _, err := io.Copy(hb, io.MultiReader(bytes.NewReader(first), fr)); err != nil {
+		if _, err := hb.Write(first); err != nil {
+			return err
+		}
+		buf := make([]byte, 256<<10) // fewer, larger writes to zfs
+		if _, err := io.CopyBuffer(hb, fr, buf); err != nil {
 			return err // the END record stays with us: zfs gives up
 		}
 		return hb.Flush()
@@ -79,14 +93,16 @@ func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *d
 		return fmt.Errorf("%w: commit %s is stored here already", dotmesh.ErrAlreadyExists, target)
 	}
 	var bs *snapInfo
-	if !begin.full() {
+	if hdr.Base != "" {
 		if bs = inv.commit(base.ID); bs == nil {
 			return fmt.Errorf("%w: base commit %s has no data on this node", dotmesh.ErrNotFound, base)
 		}
 	}
 	cur := inv.live(target.Branch)
-	if err := b.ensureContainer(ctx, target.Dot); err != nil {
-		return err
+	if !inv.exists {
+		if err := b.ensureContainer(ctx, target.Dot); err != nil {
+			return err
+		}
 	}
 	defer func() {
 		if err != nil {
@@ -94,17 +110,59 @@ func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *d
 		}
 	}()
 
-	if !begin.full() && !begin.clone() && cur != nil && bs.fs == cur && cur.last() == bs {
+	if hdr.Base != "" && cur != nil && bs.fs == cur && cur.last() == bs && cur.pristine == "" {
+		// Straight onto the live filesystem. zfs receive starts before
+		// the stream's first record is here (it takes a while to start,
+		// as does the sender's zfs send); should the stream be a clone
+		// stream, the only other kind an incremental one can be, zfs gets
+		// nothing at all, and the general path below takes it.
 		dest, err := cur.ds.Snapshot(string(target.ID))
 		if err != nil {
 			return err
 		}
-		if err := b.z.receive(ctx, dest.String(), true, produce); err != nil {
+		seq := invSeq()
+		err = b.z.receive(ctx, dest.String(), true, func(w io.Writer) error {
+			if err := readBegin(); err != nil {
+				return err
+			}
+			if begin.clone() {
+				return errCloneStream
+			}
+			return produce(w)
+		})
+		if err == nil {
+			// Left untagged: on the branch's own filesystem it counts as
+			// the branch's (snapInfo.branch), and whatever moves it
+			// elsewhere tags it first (tagBeforeMove). That saves a
+			// command per commit.
+			//
+			// The transfer's Finish follows: it finds the commit without
+			// a listing. (The filesystem's own size changed too, which
+			// only matters for working states without snapshots.)
+			b.patchInventory(target.Dot, seq, 1, func(rows []propRow) []propRow {
+				return append(rows, snapshotRows(dest, "")...)
+			})
+			return nil
+		}
+		if !errors.Is(err, errCloneStream) {
 			return receiveError(target, err)
 		}
-		if err := b.z.set(ctx, dest.String(), mustProp(userBranchProp, target.Branch)); err != nil {
-			// Untagged, it still counts as this branch's (its owner's).
-			b.log.Warn("tagging a received commit", "commit", target.ID, "err", err)
+		b.log.Debug("a clone stream onto the live filesystem's latest snapshot; receiving it into a staging filesystem", "commit", target.ID)
+	} else if err := readBegin(); err != nil {
+		return err
+	}
+	if !begin.full() && !begin.clone() && cur != nil && bs.fs == cur && cur.last() == bs {
+		// cur carries pristineProp: its data is about to change (see
+		// pristineAt).
+		dest, err := cur.ds.Snapshot(string(target.ID))
+		if err != nil {
+			return err
+		}
+		if err := b.z.inherit(ctx, cur.ds.name, pristineProp); err != nil {
+			return fmt.Errorf("receiving %s: %w", target, err)
+		}
+		if err := b.z.receive(ctx, dest.String(), true, produce); err != nil {
+			return receiveError(target, err)
 		}
 		return nil
 	}
@@ -118,7 +176,11 @@ func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *d
 		if err != nil {
 			return fmt.Errorf("receiving %s: %w", target, err)
 		}
-		if err := b.z.promote(ctx, st); err != nil {
+		err = b.tagBeforeMove(ctx, bs.fs)
+		if err == nil {
+			err = b.z.promote(ctx, st)
+		}
+		if err != nil {
 			b.cleanupStaged(ctx, st)
 			return fmt.Errorf("receiving %s: %w", target, err)
 		}

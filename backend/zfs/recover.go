@@ -16,16 +16,20 @@ import (
 //
 //	"dm-*" snapshots              Usage's temporary snapshot: destroyed
 //	state recv, "<b>.recv-*"      unverified receive: dissolved
-//	state staged                  rollback before the switch: dissolved
-//	                              (the old state stays)
+//	state staged                  rollback before the switch (older
+//	                              versions): dissolved (the old state
+//	                              stays)
 //	two live generations          crash after the switch of a rollback or
 //	                              receive: the newer stays, the older is
 //	                              retired (the new state)
 //	state del                     interrupted DeleteBranch: finished
 //	state old, mounted            interrupted retire: unmounted
-//	live at another mountpoint    interrupted switch: mountpoint set
-//	untagged commit snapshots     crash between receive and tagging:
-//	                              tagged with their filesystem's owner
+//	live at another mountpoint    interrupted mount: mountpoint set
+//	                              (mountpoint none is a working state
+//	                              not mounted yet: left to first use)
+//	untagged commit snapshots     left by Receive: they are their
+//	                              filesystem owner's (tagBeforeMove);
+//	                              tagged so when a dot is repaired anyway
 //	holders without snapshots     destroyed (prune)
 func (b *Backend) recover(ctx context.Context) error {
 	// One listing of everything; only dots with leftovers get more.
@@ -75,12 +79,14 @@ func (b *Backend) needsRepair(inv *dotInv) bool {
 			}
 		case stateLive:
 			ref := dotmesh.BranchRef{Dot: inv.dot, Branch: f.branch}
-			if inv.live(f.branch) != f || f.mountpoint != b.livePath(ref) {
+			if inv.live(f.branch) != f || (f.mountpoint != b.livePath(ref) && f.mountpoint != "none") {
 				return true
 			}
 		}
 		for _, s := range f.snaps {
-			if strings.HasPrefix(s.name, tempSnapPrefix) || (s.isCommit() && s.tag == "" && !s.deferred) {
+			// Untagged commits need nothing: they are their filesystem
+			// owner's, and promote tags before moving them.
+			if strings.HasPrefix(s.name, tempSnapPrefix) {
 				return true
 			}
 		}
@@ -142,8 +148,8 @@ func (b *Backend) recoverDot(ctx context.Context, dot dotmesh.DotID) error {
 	}
 	for _, f := range inv.fss {
 		ref := dotmesh.BranchRef{Dot: dot, Branch: f.branch}
-		if f.state == stateLive && inv.live(f.branch) == f && f.mountpoint != b.livePath(ref) {
-			if err := b.activate(ctx, ref, f.ds); err != nil {
+		if f.state == stateLive && inv.live(f.branch) == f && f.mountpoint != b.livePath(ref) && f.mountpoint != "none" {
+			if err := b.activateFS(ctx, ref, f); err != nil {
 				b.log.Warn("mounting a working state", "dataset", f.ds, "err", err)
 			}
 		}

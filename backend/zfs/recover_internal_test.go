@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -54,6 +55,7 @@ func (f *crashFixture) reopen() {
 	f.t.Helper()
 	b, err := Open(f.ctx, f.opts)
 	f.must(err)
+	f.t.Cleanup(func() { b.Close() }) // before the pool goes
 	f.b = b
 }
 
@@ -103,7 +105,7 @@ func (f *crashFixture) check(tree bt.Tree, commits ...dotmesh.CommitRef) {
 			f.t.Errorf("holder %s not tidied: mounted %v, mountpoint %s, %d snapshots", fs.ds, fs.mounted, fs.mountpoint, len(fs.snaps))
 		}
 		for _, s := range fs.snaps {
-			if strings.HasPrefix(s.name, tempSnapPrefix) || s.isCommit() && s.tag == "" {
+			if strings.HasPrefix(s.name, tempSnapPrefix) || s.isCommit() && s.tag == "" && s.fs.branch != f.ref.Branch {
 				f.t.Errorf("left after recovery: snapshot %s (tag %q)", s.snap(), s.tag)
 			}
 		}
@@ -142,6 +144,74 @@ func TestRecoverAfterCrash(t *testing.T) {
 		f.must(f.b.setState(f.ctx, next, stateLive))
 		f.reopen()
 		f.check(f.v1, f.c1, f.c2) // the new state
+	})
+	t.Run("rollback after the unmount", func(t *testing.T) {
+		f := newCrashFixture(t)
+		f.must(f.b.umount(f.ctx, f.inv().live(f.ref.Branch).ds))
+		f.reopen()
+		f.check(f.vw, f.c1, f.c2) // the old state, mounted on first use
+	})
+	t.Run("rollback after the clone", func(t *testing.T) {
+		f := newCrashFixture(t)
+		cur := f.inv().live(f.ref.Branch)
+		f.must(f.b.umount(f.ctx, cur.ds))
+		next := f.b.genDataset(f.ref, f.inv().nextGen(f.ref.Branch))
+		f.must(f.b.z.clone(f.ctx, f.snap(f.c1), next, mustProp(stateProp, stateLive), mustProp("mountpoint", "none"), mustProp(pristineProp, string(f.c1.ID))))
+		f.reopen()
+		// The new state, still unmounted and known clean.
+		if u, err := f.b.Usage(f.ctx, f.ref, &f.c1); err != nil || u.Dirty {
+			t.Errorf("Usage after recovery = %+v, %v; want clean", u, err)
+		}
+		if live := f.inv().live(f.ref.Branch); live == nil || live.ds != next || live.mounted {
+			t.Errorf("live after recovery: %+v; want %s, unmounted", live, next)
+		}
+		f.check(f.v1, f.c1, f.c2)
+	})
+	t.Run("deferred rollback recorded, not made", func(t *testing.T) {
+		f := newCrashFixture(t)
+		cur := f.inv().live(f.ref.Branch)
+		f.must(f.b.umount(f.ctx, cur.ds))
+		next := f.b.genDataset(f.ref, f.inv().nextGen(f.ref.Branch))
+		f.must(f.b.recordSwitch(f.ref, pendingSwitch{snap: f.snap(f.c1), next: next}))
+		f.reopen() // makes the clone
+		if live := f.inv().live(f.ref.Branch); live == nil || live.ds != next {
+			t.Errorf("live after recovery: %+v; want %s", live, next)
+		}
+		if u, err := f.b.Usage(f.ctx, f.ref, &f.c1); err != nil || u.Dirty {
+			t.Errorf("Usage after recovery = %+v, %v; want clean", u, err)
+		}
+		if ents, _ := os.ReadDir(f.b.pendingDir()); len(ents) != 0 {
+			t.Errorf("records left: %v", ents)
+		}
+		f.check(f.v1, f.c1, f.c2) // the new state
+	})
+	t.Run("deferred rollback failed at run time", func(t *testing.T) {
+		f := newCrashFixture(t)
+		cur := f.inv().live(f.ref.Branch)
+		f.must(f.b.umount(f.ctx, cur.ds))
+		next := f.b.genDataset(f.ref, f.inv().nextGen(f.ref.Branch))
+		ps := pendingSwitch{snap: f.snap(f.c1), next: next}
+		f.must(f.b.recordSwitch(f.ref, ps))
+		f.b.failed = map[dotmesh.DotID]map[dotmesh.BranchRef]pendingSwitch{f.ref.Dot: {f.ref: ps}}
+		// The next operation on the dot makes the switch first.
+		ids, err := f.b.Commits(f.ctx, f.ref)
+		f.must(err)
+		if len(ids) != 2 {
+			t.Errorf("Commits = %v", ids)
+		}
+		inv := f.inv()
+		if live := inv.live(f.ref.Branch); live == nil || live.ds != next {
+			t.Errorf("live after the retry: %+v; want %s", live, next)
+		}
+		for _, fs := range inv.fss {
+			if fs.state == stateLive && fs.ds != next {
+				t.Errorf("%s still live", fs.ds)
+			}
+		}
+		if ents, _ := os.ReadDir(f.b.pendingDir()); len(ents) != 0 {
+			t.Errorf("records left: %v", ents)
+		}
+		f.check(f.v1, f.c1, f.c2)
 	})
 	t.Run("receive after promote", func(t *testing.T) {
 		f := newCrashFixture(t)

@@ -33,14 +33,26 @@ type holdback struct {
 }
 
 func (h *holdback) Write(p []byte) (int, error) {
-	h.buf = append(h.buf, p...)
-	if over := len(h.buf) - h.keep; over > 0 {
-		if _, err := h.w.Write(h.buf[:over]); err != nil {
-			return 0, err
+	n := len(p)
+	if over := len(h.buf) + len(p) - h.keep; over > 0 {
+		// Pass on the oldest bytes: the held ones first, then p itself
+		// (not copied).
+		if k := min(over, len(h.buf)); k > 0 {
+			if _, err := h.w.Write(h.buf[:k]); err != nil {
+				return 0, err
+			}
+			h.buf = append(h.buf[:0], h.buf[k:]...)
+			over -= k
 		}
-		h.buf = append(h.buf[:0], h.buf[over:]...)
+		if over > 0 {
+			if _, err := h.w.Write(p[:over]); err != nil {
+				return 0, err
+			}
+			p = p[over:]
+		}
 	}
-	return len(p), nil
+	h.buf = append(h.buf, p...)
+	return n, nil
 }
 
 func (h *holdback) Flush() error {

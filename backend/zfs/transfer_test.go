@@ -168,3 +168,32 @@ func sortedSnapshots(ds []string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestTransferCloneStreamOntoLatest: a clone stream whose base is the
+// latest snapshot of the receiving branch's own filesystem (where plain
+// incremental streams go straight in, started before the stream's kind is
+// known) still lands, through a staging filesystem.
+func TestTransferCloneStreamOntoLatest(t *testing.T) {
+	src, dst := newH(t), newH(t)
+	master := dotmesh.BranchRef{Dot: dotmesh.NewDotID(), Branch: "master"}
+	feature := dotmesh.BranchRef{Dot: master.Dot, Branch: "feature"}
+	src.must(src.b.CreateBranch(src.ctx, master, nil), "CreateBranch")
+	v1 := bt.Tree{"db": bt.Dir(0o755), "db/f": bt.RandomFile(0o644, 200<<10, 1)}
+	src.write(master, v1)
+	c1 := src.commit(master)
+	src.must(src.b.CreateBranch(src.ctx, feature, &c1), "CreateBranch feature")
+	vf := v1.Clone().Merge(bt.Tree{"db/feature": bt.File(0o644, "f")})
+	src.write(feature, vf)
+	c2 := src.commit(feature)
+
+	// On dst both commits go to one branch: C1 is its latest snapshot
+	// when C2's clone stream (base C1) arrives.
+	r := dotmesh.BranchRef{Dot: master.Dot, Branch: "r"}
+	at := func(c dotmesh.CommitRef) dotmesh.CommitRef { c.BranchRef = r; return c }
+	r1, r2 := at(c1), at(c2)
+	dst.must(dst.receive(r1, nil, src.send(c1, nil)), "receive C1")
+	dst.must(dst.receive(r2, &r1, src.send(c2, &c1)), "receive C2 (clone stream)")
+	dst.assertTree(r, vf)
+	dst.commits(r, r1, r2)
+	dst.assertNoStaging("after the clone stream")
+}

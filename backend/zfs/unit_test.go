@@ -249,6 +249,23 @@ func FuzzParseInventory(f *testing.F) {
 	})
 }
 
+func FuzzDecodePending(f *testing.F) {
+	dot := dotmesh.NewDotID()
+	f.Add([]byte("p/d/" + string(dot) + "/master.1@c1\np/d/" + string(dot) + "/master.2\n"))
+	f.Add([]byte("p/d/x/master.1@c1\np/other/master.2\n"))
+	b := &Backend{root: dataset{"p/d"}}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := b.decodePending(data)
+		if err != nil {
+			return
+		}
+		// A record names a snapshot and a filesystem of one dot below the root.
+		if !strings.HasPrefix(p.next.name, "p/d/") || !strings.HasPrefix(p.snap.String(), "p/d/") || dotOf(b, p.snap.fs) != dotOf(b, p.next) {
+			t.Fatalf("accepted %q as %s, %s", data, p.snap, p.next)
+		}
+	})
+}
+
 func TestDaemonHint(t *testing.T) {
 	err := &CmdError{Args: []string{"zpool", "list"}, Err: errors.New("exit status 1"), Kind: ErrNoDaemon,
 		Stderr: "connect: No such file or directory\nPlease make sure that the zfs-fuse daemon is running.\n"}

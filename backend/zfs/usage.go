@@ -27,10 +27,28 @@ import (
 //
 // Size is T's `referenced`: the bytes the working state occupies.
 //
+// A working state cloned from head (by Rollback or CreateBranch) and
+// never mounted since (fsInfo.pristineAt) cannot have changed: it is
+// clean without any of that, and nothing is mounted or snapshotted to say
+// so. That is the usual state of a branch that only receives: each
+// transfer checks it in State and again in Finish, then rolls it forward.
+//
 // Before the first commit (head nil) the branch is dirty when its tree
 // holds any file or symlink; empty directories, such as subdots that were
 // only mounted, do not count (as in the dump backend).
 func (b *Backend) Usage(ctx context.Context, ref dotmesh.BranchRef, head *dotmesh.CommitRef) (dotmesh.Usage, error) {
+	return b.usage(ctx, ref, head, true)
+}
+
+var _ dotmesh.DirtyChecker = (*Backend)(nil)
+
+// Dirty implements dotmesh.DirtyChecker: Usage, except that the Size of a
+// working state that needs no snapshot to tell (see Usage) is not read.
+func (b *Backend) Dirty(ctx context.Context, ref dotmesh.BranchRef, head *dotmesh.CommitRef) (dotmesh.Usage, error) {
+	return b.usage(ctx, ref, head, false)
+}
+
+func (b *Backend) usage(ctx context.Context, ref dotmesh.BranchRef, head *dotmesh.CommitRef, size bool) (dotmesh.Usage, error) {
 	var u dotmesh.Usage
 	if err := refs.Validate(ref, head); err != nil {
 		return u, err
@@ -42,6 +60,17 @@ func (b *Backend) Usage(ctx context.Context, ref dotmesh.BranchRef, head *dotmes
 	inv, err := b.inventory(ctx, ref.Dot)
 	if err != nil {
 		return u, err
+	}
+	if cur := inv.live(ref.Branch); cur != nil && head != nil && cur.pristineAt(head.ID) {
+		// Never mounted since Rollback made it from head: clean, and its
+		// size is settled. No snapshot, no mount.
+		u.Size = max(cur.referenced, 0)
+		if size && cur.referenced < 0 { // not in a listing patched after the change
+			if u.Size, err = b.z.getInt(ctx, cur.ds.name, "referenced"); err != nil {
+				return dotmesh.Usage{}, fmt.Errorf("usage of %s: %w", ref, err)
+			}
+		}
+		return u, nil
 	}
 	root, err := b.mountedIn(ctx, ref, inv)
 	if err != nil {

@@ -9,6 +9,9 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
 // The command forms below are the ones zfs-fuse (pool version 23) and
@@ -91,6 +94,18 @@ func (c *cli) umount(ctx context.Context, d dataset) error {
 	if errors.Is(err, ErrNotMounted) {
 		return nil
 	}
+	return err
+}
+
+// inherit removes a user property set on target.
+func (c *cli) inherit(ctx context.Context, target, p string) error {
+	if _, err := parseTarget(target); err != nil {
+		return err
+	}
+	if !settable[p] {
+		return fmt.Errorf("%w: property %q is not one this backend sets", dotmesh.ErrInvalidArgument, p)
+	}
+	_, err := c.run(ctx, c.zfs, "inherit", p, target)
 	return err
 }
 
@@ -186,6 +201,12 @@ func (c *cli) send(ctx context.Context, from *snapshot, to snapshot, consume fun
 	if err := cmd.Start(); err != nil {
 		return c.cmdError(ctx, cmd, "", err)
 	}
+	start := time.Now()
+	defer func() {
+		if c.log != nil {
+			c.log.Debug("zfs command", "args", cmd.Args, "took", time.Since(start))
+		}
+	}()
 	cerr := consume(out)
 	if cerr != nil {
 		cancel() // Wait then closes our end, so zfs stops with EPIPE
@@ -215,6 +236,7 @@ func (c *cli) receive(ctx context.Context, target string, force bool, produce fu
 		args = append(args, "-F")
 	}
 	args = append(args, t)
+	defer zfsChanges.Add(1)
 	cmd := c.command(ctx, c.zfs, args...)
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr
@@ -225,9 +247,13 @@ func (c *cli) receive(ctx context.Context, target string, force bool, produce fu
 	if err := cmd.Start(); err != nil {
 		return c.cmdError(ctx, cmd, "", err)
 	}
+	start := time.Now()
 	perr := produce(in)
 	_ = in.Close()
 	werr := cmd.Wait()
+	if c.log != nil {
+		c.log.Debug("zfs command", "args", cmd.Args, "took", time.Since(start), "err", werr)
+	}
 	if werr != nil {
 		werr = c.cmdError(ctx, cmd, stderr.String(), werr)
 	}
