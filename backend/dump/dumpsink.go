@@ -52,7 +52,8 @@ type dumpSink struct {
 
 type sinkMsg struct {
 	data   []byte
-	rewind int64 // with nil data: rewind to this offset
+	rewind int64         // with nil data and synced: rewind to this offset
+	synced chan struct{} // closed once everything before is in the file
 }
 
 type sinkChunk struct {
@@ -146,6 +147,30 @@ func (s *dumpSink) Rewind(off int64) error {
 	}
 	s.off = off
 	return s.send(sinkMsg{rewind: off})
+}
+
+// ReadAt implements source.Rewinder: once the consumer has written
+// everything sent before to the file, the file has it.
+func (s *dumpSink) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > s.off {
+		return 0, fmt.Errorf("dump read back at %d+%d, outside the %d bytes written", off, len(p), s.off)
+	}
+	if err := s.sendCur(); err != nil {
+		return 0, err
+	}
+	synced := make(chan struct{})
+	if err := s.send(sinkMsg{synced: synced}); err != nil {
+		return 0, err
+	}
+	select {
+	case <-synced:
+	case <-s.done:
+		if s.err != nil {
+			return 0, s.err
+		}
+		return 0, errors.New("dump sink closed")
+	}
+	return s.file.ReadAt(p, off)
 }
 
 func (s *dumpSink) sendCur() error {
@@ -341,6 +366,10 @@ func (r *sinkReader) Read(p []byte) (int, error) {
 		m, ok := <-r.s.msgs
 		if !ok {
 			return 0, io.EOF
+		}
+		if m.synced != nil {
+			close(m.synced)
+			continue
 		}
 		if m.data == nil {
 			r.rewindTo = m.rewind

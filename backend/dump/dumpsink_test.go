@@ -72,6 +72,11 @@ func TestDumpSinkRewind(t *testing.T) {
 				}
 			}
 			if st.rewind >= 0 {
+				// What is read back before the rewind is what went in.
+				back := make([]byte, int64(pos)-st.rewind)
+				if k, err := s.ReadAt(back, st.rewind); err != nil || k != len(back) || !bytes.Equal(back, data[st.rewind:pos]) {
+					t.Fatalf("plan %d: read back %d bytes at %d: %d, %v", n, len(back), st.rewind, k, err)
+				}
 				if err := s.Rewind(st.rewind); err != nil {
 					t.Fatal(err)
 				}
@@ -80,6 +85,9 @@ func TestDumpSinkRewind(t *testing.T) {
 		}
 		if _, err := s.Write(data[pos:]); err != nil {
 			t.Fatal(err)
+		}
+		if _, err := s.ReadAt(make([]byte, 2), int64(len(data))-1); err == nil {
+			t.Fatalf("plan %d: read back past the end", n)
 		}
 		chunks, size, err := s.Close()
 		if err != nil {

@@ -17,6 +17,9 @@ type Rewinder interface {
 	// Rewind discards every byte written at offset off (counted from the
 	// start of the dump) and after; the next Write continues at off.
 	Rewind(off int64) error
+	// ReadAt reads back output written so far (and not rewound), so that
+	// a driver need not keep in memory what it already wrote.
+	ReadAt(p []byte, off int64) (int, error)
 }
 
 // pgNormalizer makes pg_dump's plain output deterministic: the rows of
@@ -32,11 +35,13 @@ type Rewinder interface {
 // When the destination is a Rewinder, the rows of a block stream out as
 // long as they arrive in order (the common case: tables loaded in key
 // order and not updated since), so that whatever consumes the dump works
-// while pg_dump runs. The first row out of order stops the stream; at the
-// end of the block the rows still held are sorted, and the output is
-// rewound to the first streamed row that one of them sorts before and
-// continues with the merge of the two. Otherwise every block is held and
-// written sorted at its end.
+// while pg_dump runs, and their slabs are reused at once: a table in
+// order costs no memory. The first row out of order stops the stream;
+// from there rows are held. At the end of the block the held rows are
+// sorted, the streamed rows from the first one that a held row sorts
+// before are read back from the destination, the output is rewound to
+// there and continues with the merge of the two. Otherwise every block
+// is held and written sorted at its end.
 type pgNormalizer struct {
 	w   io.Writer
 	rw  Rewinder // w, when it can rewind
@@ -51,16 +56,37 @@ type pgNormalizer struct {
 
 	inCopy     bool
 	blockStart int64    // output offset of the block's first row
-	rows       []rowRef // the open block's rows, in arrival order
-	streamed   int      // rows[:streamed] went out already, in order
+	rows       []rowRef // the open block's rows held back, in arrival order
 	streaming  bool     // rows still go out as they come
-	heldSorted bool     // rows[streamed:] arrived in order
+	heldSorted bool     // rows arrived in order
+
+	// The rows of the open block that went out as they came.
+	streamed     int64       // their bytes
+	streamedRows int         // their number
+	lastRow      []byte      // the last of them: in a slab, or in lastBuf
+	lastBuf      []byte      // lastRow, once its slab was reused
+	samples      []rowSample // every sampleEvery-th of them
+	tail         []byte      // at the block's end: streamed rows read back for the merge
 
 	complete bool
 	server   string
 	tool     string
 	err      error
 }
+
+// rowSample is a streamed row and its output offset: at the block's end
+// they bound the part of the output to read back.
+type rowSample struct {
+	off int64
+	row []byte
+}
+
+const (
+	maxSampleSize = 4 << 10 // longer rows are not sampled
+	tailSlab      = -2      // the slab index of tail
+)
+
+var sampleEvery = 1024 // a variable for tests
 
 // rowRef is a row (line with its newline) in a slab: no pointers, so a
 // million of them cost the garbage collector nothing.
@@ -77,7 +103,14 @@ func newPGNormalizer(w io.Writer) *pgNormalizer {
 	return n
 }
 
-func (n *pgNormalizer) row(r rowRef) []byte { return n.slabs[r.slab][r.start:r.end] }
+func (n *pgNormalizer) slab(i int) []byte {
+	if i == tailSlab {
+		return n.tail
+	}
+	return n.slabs[i]
+}
+
+func (n *pgNormalizer) row(r rowRef) []byte { return n.slab(int(r.slab))[r.start:r.end] }
 
 func (n *pgNormalizer) cmp(a, b rowRef) int { return compareRows(n.row(a), n.row(b)) }
 
@@ -149,8 +182,9 @@ func (n *pgNormalizer) lines(from int) {
 }
 
 // newSlab moves the incomplete line to the start of a slab with room for
-// at least need bytes. Outside a block nothing refers to the current slab
-// once the output is flushed, so it is reused in place when big enough.
+// at least need bytes. Once the output is flushed, only held rows refer
+// to the current slab (and the last streamed row, which is copied out),
+// so without held rows it is reused in place when big enough.
 func (n *pgNormalizer) newSlab(need int) {
 	cur := len(n.slabs) - 1
 	s := n.slabs[cur]
@@ -158,7 +192,12 @@ func (n *pgNormalizer) newSlab(need int) {
 	size := max(pgSlabSize, 2*len(tail), need)
 	n.flush()
 	n.partial = 0
-	if !n.inCopy && cap(s) >= size {
+	keep := n.inCopy && len(n.rows) > 0
+	if n.streaming && n.streamedRows > 0 {
+		n.lastBuf = append(n.lastBuf[:0], n.lastRow...)
+		n.lastRow = n.lastBuf
+	}
+	if !keep && cap(s) >= size {
 		n.slabs[cur] = s[:copy(s, tail)]
 		return
 	}
@@ -169,7 +208,7 @@ func (n *pgNormalizer) newSlab(need int) {
 		ns = make([]byte, 0, size)
 	}
 	ns = append(ns, tail...)
-	if n.inCopy {
+	if keep {
 		n.slabs = append(n.slabs, ns)
 	} else {
 		n.free = append(n.free, s)
@@ -190,7 +229,7 @@ func (n *pgNormalizer) emit(slab int32, start, end int) {
 
 func (n *pgNormalizer) flush() {
 	if n.pendEnd > n.pendStart {
-		n.write(n.slabs[n.pendSlab][n.pendStart:n.pendEnd])
+		n.write(n.slab(n.pendSlab)[n.pendStart:n.pendEnd])
 	}
 	n.pendSlab, n.pendStart, n.pendEnd = -1, 0, 0
 }
@@ -217,15 +256,19 @@ func (n *pgNormalizer) line(slab int32, start, end int) {
 	case n.inCopy:
 		r := rowRef{slab, int32(start), int32(end)}
 		switch {
-		case n.streaming && (len(n.rows) == 0 || n.cmp(n.rows[len(n.rows)-1], r) <= 0):
-			n.rows = append(n.rows, r)
-			n.streamed = len(n.rows)
+		case n.streaming && (n.streamedRows == 0 || compareRows(n.lastRow, l) <= 0):
+			if n.streamedRows%sampleEvery == 0 && len(l) <= maxSampleSize {
+				n.samples = append(n.samples, rowSample{n.blockStart + n.streamed, slices.Clone(l)})
+			}
+			n.streamed += int64(len(l))
+			n.streamedRows++
+			n.lastRow = l
 			n.emit(slab, start, end)
 		case n.streaming: // the first row out of order: hold from here
 			n.streaming = false
 			n.rows = append(n.rows, r)
 		default:
-			if n.heldSorted && len(n.rows) > n.streamed && n.cmp(n.rows[len(n.rows)-1], r) > 0 {
+			if n.heldSorted && len(n.rows) > 0 && n.cmp(n.rows[len(n.rows)-1], r) > 0 {
 				n.heldSorted = false
 			}
 			n.rows = append(n.rows, r)
@@ -237,7 +280,7 @@ func (n *pgNormalizer) line(slab int32, start, end int) {
 			n.inCopy = true
 			n.streaming = n.rw != nil
 			n.heldSorted = true
-			n.rows, n.streamed = n.rows[:0], 0
+			n.rows = n.rows[:0]
 			n.emit(slab, start, end)
 			n.flush()
 			n.blockStart = n.out
@@ -253,37 +296,31 @@ func (n *pgNormalizer) line(slab int32, start, end int) {
 	}
 }
 
-// endBlock writes the rows held back, in order, rewinding over streamed
+// endBlock writes the rows held back, in order, merged with the streamed
 // rows that they sort before, and frees the block's slabs.
 func (n *pgNormalizer) endBlock() {
-	held := n.rows[n.streamed:]
-	if len(held) > 0 {
+	if held := n.rows; len(held) > 0 {
 		if !n.heldSorted {
 			slices.SortFunc(held, n.cmp)
 		}
-		done := n.rows[:n.streamed]
-		// The first streamed row that the smallest held row sorts before.
-		k, _ := slices.BinarySearchFunc(done, held[0], n.cmp)
-		if k < len(done) {
-			off := n.blockStart
-			for _, r := range done[:k] {
-				off += int64(r.end - r.start)
-			}
-			n.flush()
-			if n.err == nil {
-				n.err = n.rw.Rewind(off)
-				n.out = off
-			}
+		n.flush()
+		if n.streamedRows > 0 && n.err == nil {
+			n.err = n.readBackFrom(n.row(held[0]))
 		}
-		done = done[k:]
-		for len(done) > 0 || len(held) > 0 {
-			var r rowRef
-			if len(held) == 0 || len(done) > 0 && n.cmp(done[0], held[0]) <= 0 {
-				r, done = done[0], done[1:]
-			} else {
-				r, held = held[0], held[1:]
+		// Merge the tail's lines (all sorted, as streamed) with the held rows.
+		pos := 0
+		for n.err == nil && (pos < len(n.tail) || len(held) > 0) {
+			end := len(n.tail)
+			if pos < end {
+				end = pos + bytes.IndexByte(n.tail[pos:], '\n') + 1
 			}
-			n.emit(r.slab, int(r.start), int(r.end))
+			if len(held) == 0 || pos < len(n.tail) && compareRows(n.tail[pos:end], n.row(held[0])) <= 0 {
+				n.emit(tailSlab, pos, end)
+				pos = end
+			} else {
+				n.emit(held[0].slab, int(held[0].start), int(held[0].end))
+				held = held[1:]
+			}
 		}
 	}
 	n.flush()
@@ -298,7 +335,46 @@ func (n *pgNormalizer) endBlock() {
 	cur := n.slabs[last]
 	// Rows of the closed block index slabs by position: renumber.
 	n.slabs = append(n.slabs[:0], cur)
-	n.rows, n.streamed, n.inCopy, n.streaming = n.rows[:0], 0, false, false
+	n.rows, n.inCopy, n.streaming = n.rows[:0], false, false
+	n.streamed, n.streamedRows, n.lastRow, n.samples, n.tail = 0, 0, nil, n.samples[:0], nil
+}
+
+// readBackFrom sets tail to the streamed rows from the first that first
+// sorts before (or equals) on, read back from the destination, and
+// rewinds the output to where they start.
+func (n *pgNormalizer) readBackFrom(first []byte) error {
+	// The last sample below first bounds what to read: the rows before it
+	// stay as they went out.
+	i, _ := slices.BinarySearchFunc(n.samples, first, func(s rowSample, t []byte) int { return compareRows(s.row, t) })
+	from := n.blockStart
+	if i > 0 {
+		from = n.samples[i-1].off
+	}
+	end := n.blockStart + n.streamed
+	buf := make([]byte, end-from)
+	if _, err := n.rw.ReadAt(buf, from); err != nil {
+		return fmt.Errorf("reading back the dump: %w", err)
+	}
+	pos := 0
+	for pos < len(buf) {
+		k := bytes.IndexByte(buf[pos:], '\n')
+		if k < 0 {
+			return fmt.Errorf("reading back the dump: %d bytes at %d hold no whole row", len(buf)-pos, from+int64(pos))
+		}
+		if compareRows(buf[pos:pos+k+1], first) >= 0 {
+			break
+		}
+		pos += k + 1
+	}
+	n.tail = buf[pos:]
+	if len(n.tail) == 0 {
+		return nil
+	}
+	if err := n.rw.Rewind(from + int64(pos)); err != nil {
+		return err
+	}
+	n.out = from + int64(pos)
+	return nil
 }
 
 // Close flushes; a dump cut inside a COPY block or mid-line is truncated.

@@ -58,6 +58,10 @@ func (r *rewindBuffer) Rewind(off int64) error {
 	return nil
 }
 
+func (r *rewindBuffer) ReadAt(p []byte, off int64) (int, error) {
+	return bytes.NewReader(r.Bytes()).ReadAt(p, off)
+}
+
 // stepReader returns in in reads of the given sizes.
 type stepReader struct {
 	in    string
@@ -123,10 +127,11 @@ func checkNormalizer(t testing.TB, in string, sizes []int) {
 }
 
 func TestPGNormalizerOrders(t *testing.T) {
-	defer func(old int) { pgSlabSize = old }(pgSlabSize)
+	defer func(old, every int) { pgSlabSize, sampleEvery = old, every }(pgSlabSize, sampleEvery)
 	rng := rand.New(rand.NewPCG(3, 4))
 	for iter := 0; iter < 300; iter++ {
 		pgSlabSize = []int{8, 64, 1 << 10, 2 << 20}[iter%4]
+		sampleEvery = []int{1, 2, 7, 1024}[iter%3]
 		var b strings.Builder
 		b.WriteString("-- head\n\\restrict k\n")
 		for blk := 0; blk < 1+rng.IntN(3); blk++ {
@@ -190,13 +195,39 @@ func TestPGNormalizerRewindsLittle(t *testing.T) {
 	}
 }
 
+// TestPGNormalizerStreamsWithoutHolding: a block in order goes out as it
+// comes and holds no memory: one slab, reused, and no rows.
+func TestPGNormalizerStreamsWithoutHolding(t *testing.T) {
+	defer func(old int) { pgSlabSize = old }(pgSlabSize)
+	pgSlabSize = 4 << 10
+	var rb rewindBuffer
+	n := newPGNormalizer(&rb)
+	n.Write([]byte("COPY public.t (a, b) FROM stdin;\n"))
+	for i := 0; i < 20000; i++ {
+		if _, err := n.Write([]byte(fmt.Sprintf("%d\tsome value\n", i))); err != nil {
+			t.Fatal(err)
+		}
+		if len(n.slabs) != 1 || len(n.rows) != 0 {
+			t.Fatalf("after %d rows in order: %d slabs, %d rows held", i+1, len(n.slabs), len(n.rows))
+		}
+	}
+	n.Write([]byte("5\tmoved\n\\.\n" + pgTrailer + "\n"))
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rb.rewinds != 1 || !strings.Contains(rb.String(), "5\tmoved\n5\tsome value\n6\t") {
+		t.Fatalf("%d rewinds; the moved row is not in its place", rb.rewinds)
+	}
+}
+
 func FuzzPGNormalizer(f *testing.F) {
 	f.Add("COPY x FROM stdin;\nb\na\n\\.\n"+pgTrailer+"\n", uint8(3), uint8(16))
 	f.Add("\\restrict a\nCOPY x FROM stdin;\n1\n10\n2\n\\.\nCOPY y FROM stdin;\n\\.\n", uint8(1), uint8(8))
 	f.Add("COPY x FROM stdin;\n3\n1\n2", uint8(5), uint8(9))
 	f.Fuzz(func(t *testing.T, in string, step, slab uint8) {
-		defer func(old int) { pgSlabSize = old }(pgSlabSize)
+		defer func(old, every int) { pgSlabSize, sampleEvery = old, every }(pgSlabSize, sampleEvery)
 		pgSlabSize = 1 + int(slab)
+		sampleEvery = 1 + int(step%4)
 		checkNormalizer(t, in, []int{1 + int(step), 1 + int(step)/3})
 	})
 }

@@ -145,7 +145,7 @@ END;
 
 // Fingerprint implements Fingerprinter.
 func (p *postgres) Fingerprint(ctx context.Context) (string, error) {
-	out, err := p.sql(ctx, p.c.Database, pgFingerprint)
+	out, err := p.queryValue(ctx, p.c.Database, pgFingerprint) // no psql: see queryValue
 	if err != nil {
 		return "", fmt.Errorf("fingerprint of %s: %w", p.c.Database, err)
 	}

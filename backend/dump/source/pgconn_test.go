@@ -1,0 +1,164 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dotmesh-io/dotmesh/backend/dump/source/sourcetest"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+func openPG(t *testing.T, raw string) *postgres {
+	t.Helper()
+	c, err := Parse(PostgreSQL, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &postgres{c: c}
+}
+
+// The fingerprint over the wire is psql's, byte for byte, and moves
+// with a change.
+func TestPGFingerprintMatchesPsql(t *testing.T) {
+	pg := sourcetest.StartPostgres(t)
+	pg.CreateDB(t, "fpdb")
+	pg.SQL(t, "fpdb", "CREATE TABLE t (id serial PRIMARY KEY, v text); INSERT INTO t (v) VALUES ('a');")
+	p := openPG(t, pg.URL("fpdb"))
+	ctx := context.Background()
+	viaPsql := func() string {
+		out, err := p.sql(ctx, p.c.Database, pgFingerprint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	a, err := p.Fingerprint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a == "" || !strings.HasPrefix(a, "pg1 ") {
+		t.Fatalf("fingerprint %q", a)
+	}
+	if old := viaPsql(); old != a {
+		t.Fatalf("pgconn %q != psql %q", a, old)
+	}
+	pg.SQL(t, "fpdb", "INSERT INTO t (v) VALUES ('b');")
+	b, err := p.Fingerprint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b == a {
+		t.Fatalf("fingerprint did not move: %q", b)
+	}
+	if old := viaPsql(); old != b {
+		t.Fatalf("pgconn %q != psql %q", b, old)
+	}
+	// Unlogged tables: no fingerprint, as before.
+	pg.SQL(t, "fpdb", "CREATE UNLOGGED TABLE u (x int);")
+	if c, err := p.Fingerprint(ctx); err != nil || c != "" {
+		t.Fatalf("with an unlogged table: %q, %v", c, err)
+	}
+	// A cancelled context is the context's error.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := p.Fingerprint(cctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+}
+
+// A wrong password fails naming the database, never showing the
+// password; the right one (only in Conn.Password) gets in, as for psql.
+func TestPGFingerprintPassword(t *testing.T) {
+	pg := sourcetest.StartPostgres(t)
+	pg.CreateDB(t, "pwdb")
+	const secret = "s3cr#t/pw@x"
+	pg.SQL(t, "postgres", "CREATE ROLE pwuser LOGIN PASSWORD '"+secret+"'; GRANT ALL ON DATABASE pwdb TO pwuser;")
+	hba := filepath.Join(pg.Socket, "data", "pg_hba.conf")
+	old, err := os.ReadFile(hba)
+	if err != nil {
+		t.Skipf("cannot switch on password auth: %v", err)
+	}
+	if err := os.WriteFile(hba, append([]byte("local all pwuser scram-sha-256\n"), old...), 0o600); err != nil {
+		t.Skipf("cannot switch on password auth: %v", err)
+	}
+	if out := pg.SQL(t, "postgres", "SELECT pg_reload_conf();"); out != "t" {
+		t.Fatalf("reload: %q", out)
+	}
+	url := func(pw string) string {
+		return fmt.Sprintf("postgres://pwuser:%s@/pwdb?host=%s&port=%d", strings.NewReplacer("#", "%23", "/", "%2F", "@", "%40").Replace(pw), pg.Socket, pg.Port)
+	}
+	ctx := context.Background()
+	right := openPG(t, url(secret))
+	if right.c.Password != secret {
+		t.Fatalf("parsed password %q", right.c.Password)
+	}
+	fp, err := right.Fingerprint(ctx)
+	if err != nil || fp == "" {
+		t.Fatalf("right password: %q, %v", fp, err)
+	}
+	if old, err := right.sql(ctx, "pwdb", pgFingerprint); err != nil || old != fp {
+		t.Fatalf("psql: %q, %v; pgconn %q", old, err, fp)
+	}
+	wrong := openPG(t, url(secret+"nope"))
+	_, err = wrong.Fingerprint(ctx)
+	if err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	msg := err.Error()
+	t.Log(msg)
+	if !strings.Contains(msg, "fingerprint of pwdb") || !strings.Contains(msg, "password authentication failed") {
+		t.Fatalf("error %q", msg)
+	}
+	if !errors.Is(err, dotmesh.ErrUnavailable) {
+		t.Fatalf("error %q is not ErrUnavailable", msg)
+	}
+	checkNoSecret(t, msg, secret+"nope")
+	// Also with the password that is right for psql but not for pgconn:
+	// none missing, PGPASSWORD/pgpass not consulted over it.
+	t.Setenv("PGPASSWORD", secret)
+	if _, err := wrong.Fingerprint(ctx); err == nil {
+		t.Fatal("PGPASSWORD won over the URL's password")
+	}
+}
+
+// An unreachable server fails naming the database, without the URL's
+// password.
+func TestPGFingerprintUnreachable(t *testing.T) {
+	const secret = "hunter2-very-secret"
+	dir := t.TempDir()
+	p := openPG(t, "postgres://someone:"+secret+"@/nodb?host="+dir+"&port=5999")
+	_, err := p.Fingerprint(context.Background())
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	t.Log(msg)
+	if !strings.Contains(msg, "fingerprint of nodb") || !strings.Contains(msg, "database=nodb") || !strings.Contains(msg, dir) {
+		t.Fatalf("error %q", msg)
+	}
+	if !errors.Is(err, dotmesh.ErrUnavailable) {
+		t.Fatalf("error %q is not ErrUnavailable", msg)
+	}
+	checkNoSecret(t, msg, secret)
+	// pgErr redacts even a message that did carry it.
+	q := openPG(t, "postgres://someone:a%2Fb%20c@/nodb?host="+dir)
+	if q.c.Password != "a/b c" {
+		t.Fatalf("parsed password %q", q.c.Password)
+	}
+	e := q.pgErr(context.Background(), "connecting", errors.New("bad a/b c, a%2Fb+c, a%2Fb%20c"))
+	if got := e.Error(); !strings.HasSuffix(got, ": connecting: bad xxxxx, xxxxx, xxxxx") {
+		t.Fatalf("redacted: %q", got)
+	}
+}
+
+func checkNoSecret(t *testing.T, msg, secret string) {
+	t.Helper()
+	if strings.Contains(msg, secret) {
+		t.Fatalf("error shows the password: %q", msg)
+	}
+}
