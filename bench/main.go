@@ -55,6 +55,7 @@ func main() {
 	clLog := flag.Int("cluster-log", 10000, "commits `dm log` shows in the cluster section")
 	pushSize := flag.Int64("push-size", 1<<30, "bytes in the dot the push section pushes a 1% change of")
 	pushRuns := flag.Int("push-runs", 3, "repetitions of the push section's incremental push; medians are reported")
+	pushKinds := flag.String("push-kinds", "zfs,files", "comma-separated backends the push section pushes between: zfs, files")
 	flag.Parse()
 	dmPath, err := filepath.Abs(*dm)
 	if err != nil {
@@ -69,7 +70,7 @@ func main() {
 		"cluster": func() error {
 			return runCluster(dmPath, *clCommits, *clDots, *clLog, *keep)
 		},
-		"push": func() error { return runPush(dmPath, *pushSize, *pushRuns, *keep) },
+		"push": func() error { return runPush(dmPath, *pushSize, *pushRuns, *pushKinds, *keep) },
 	}
 	failed := false
 	for _, name := range strings.Split(*only, ",") {
@@ -180,6 +181,21 @@ func run(dm string, size int64, runs int, keep bool) error {
 	return v.flush()
 }
 
+// dmRunner returns a function that runs dm with env and returns its
+// trimmed output, or an error with its stderr.
+func dmRunner(dm string, env []string) func(args ...string) (string, error) {
+	return func(args ...string) (string, error) {
+		cmd := exec.Command(dm, args...)
+		cmd.Env = env
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("dm %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+		}
+		return strings.TrimSpace(out.String()), nil
+	}
+}
+
 // oneRun starts a fresh node, commits the tree three times (first,
 // unchanged, after a 1% change) and backs up the same tree with restic.
 func oneRun(dm, work, tree string, size int64, i int) (sample, error) {
@@ -191,16 +207,7 @@ func oneRun(dm, work, tree string, size int64, i int) (sample, error) {
 	if err != nil {
 		return s, err
 	}
-	sh := func(args ...string) (string, error) {
-		cmd := exec.Command(dm, args...)
-		cmd.Env = env
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			return "", fmt.Errorf("dm %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
-		}
-		return strings.TrimSpace(out.String()), nil
-	}
+	sh := dmRunner(dm, env)
 	if _, err := sh("cluster", "init", "--data-dir", data, "--port", strconv.Itoa(port)); err != nil {
 		return s, err
 	}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -217,7 +218,7 @@ func timedCmd(cmd *exec.Cmd) (time.Duration, []byte, error) {
 	return d, out.Bytes(), nil
 }
 
-func runPush(dm string, size int64, runs int, keep bool) error {
+func runPush(dm string, size int64, runs int, kinds string, keep bool) error {
 	if runs < 1 {
 		runs = 1
 	}
@@ -226,12 +227,15 @@ func runPush(dm string, size int64, runs int, keep bool) error {
 	var rows []func(*verdicts)
 	ran := false
 	for _, part := range []struct {
-		name string
-		run  func() ([]func(*verdicts), error)
+		kind, name string
+		run        func() ([]func(*verdicts), error)
 	}{
-		{"zfs→zfs", func() ([]func(*verdicts), error) { return pushZFS(dm, size, runs, keep) }},
-		{"files→files", func() ([]func(*verdicts), error) { return pushFiles(dm, size, runs, keep) }},
+		{"zfs", "zfs→zfs", func() ([]func(*verdicts), error) { return pushZFS(dm, size, runs, keep) }},
+		{"files", "files→files", func() ([]func(*verdicts), error) { return pushFiles(dm, size, runs, keep) }},
 	} {
+		if !slices.Contains(strings.Split(kinds, ","), part.kind) {
+			continue
+		}
 		fmt.Printf("%s:\n", part.name)
 		rs, err := part.run()
 		var skip skipped
@@ -247,7 +251,7 @@ func runPush(dm string, size int64, runs int, keep bool) error {
 		fmt.Println()
 	}
 	if !ran {
-		return skipped{"neither zfs nor rsync is available"}
+		return skipped{"none of the backends in -push-kinds could run (zfs needs zfs-fuse, files needs rsync)"}
 	}
 	v := newVerdicts()
 	for _, row := range rows {
@@ -339,7 +343,11 @@ func pushZFS(dm string, size int64, runs int, keep bool) (rows []func(*verdicts)
 	poolSize := strconv.FormatInt(2*size+(1<<30), 10)
 	fmt.Printf("  starting two zfs nodes (pools %s, %s)...\n", pools["a"], pools["b"])
 	rig, err = startPushRig(dm, work, func(name string) []string {
-		return []string{"--backend", "zfs", "--zfs-pool", pools[name], "--pool-size", poolSize}
+		args := []string{"--backend", "zfs", "--zfs-pool", pools[name], "--pool-size", poolSize}
+		if l := os.Getenv("DOTMESH_BENCH_LOG_LEVEL"); l != "" {
+			args = append(args, "--log-level", l) // debug: every zfs command and its duration
+		}
+		return args
 	})
 	if err != nil {
 		return nil, err

@@ -176,16 +176,7 @@ func runSnapshots(k snapKind, dm string, size int64, runs int, keep bool) (err e
 	}
 	data := filepath.Join(work, "data")
 	env := append(os.Environ(), "DOTMESH_CONFIG="+filepath.Join(work, "config"))
-	sh := func(args ...string) (string, error) {
-		cmd := exec.Command(dm, args...)
-		cmd.Env = env
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			return "", fmt.Errorf("dm %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
-		}
-		return strings.TrimSpace(out.String()), nil
-	}
+	sh := dmRunner(dm, env)
 	port, err := freePort()
 	if err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"sync"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
@@ -131,50 +130,21 @@ func (b *Backend) Check(ctx context.Context) error {
 	}
 	defer done()
 
-	var (
-		mu   sync.Mutex
-		errs []error
-	)
+	var errs []error
 	report := func(err error) {
-		mu.Lock()
 		if len(errs) < 100 {
 			errs = append(errs, err)
 		}
-		mu.Unlock()
 	}
 	bad := map[cas.Hash]bool{}
-	jobs := make(chan cas.Hash, b.workers)
-	var wg sync.WaitGroup
-	for i := 0; i < b.workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var scratch []byte
-			for h := range jobs {
-				var err error
-				if _, scratch, err = b.store.Verify(h, scratch); err != nil {
-					if errors.Is(err, fs.ErrNotExist) || errors.Is(err, dotmesh.ErrNotFound) {
-						continue // removed meanwhile cannot happen under gcMu, but be calm
-					}
-					report(err)
-					mu.Lock()
-					bad[h] = true
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	listErr := b.store.List(func(h cas.Hash, _ int64) error {
-		if err := ctx.Err(); err != nil {
-			return err
+	err = b.verifyObjects(ctx, func(h cas.Hash, _ int64, err error) {
+		if err != nil {
+			report(err)
+			bad[h] = true
 		}
-		jobs <- h
-		return nil
 	})
-	close(jobs)
-	wg.Wait()
-	if listErr != nil {
-		return fmt.Errorf("check: %w", listErr)
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
 	}
 
 	roots, err := b.gcRoots(ctx)

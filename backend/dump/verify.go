@@ -47,6 +47,42 @@ func (b *Backend) commitRoots(ctx context.Context) (map[dotmesh.CommitRef]cas.Ha
 	return out, nil
 }
 
+// verifyObjects reads every stored object and checks it against its hash,
+// on all workers, and calls fn (one call at a time) with its size and the
+// damage found; objects gone meanwhile are left out.
+func (b *Backend) verifyObjects(ctx context.Context, fn func(h cas.Hash, n int64, err error)) error {
+	var mu sync.Mutex
+	jobs := make(chan cas.Hash, b.workers)
+	var wg sync.WaitGroup
+	for i := 0; i < b.workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var scratch []byte
+			for h := range jobs {
+				n, s, err := b.store.Verify(h, scratch)
+				scratch = s
+				if errors.Is(err, fs.ErrNotExist) || errors.Is(err, dotmesh.ErrNotFound) {
+					continue
+				}
+				mu.Lock()
+				fn(h, n, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	err := b.store.List(func(h cas.Hash, _ int64) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		jobs <- h
+		return nil
+	})
+	close(jobs)
+	wg.Wait()
+	return err
+}
+
 // Verify implements dotmesh.Verifier: every object is read and checked
 // against its hash (in parallel), then every commit's manifest is read to
 // name the commits that use each damaged object. A damaged manifest is
@@ -58,39 +94,16 @@ func (b *Backend) Verify(ctx context.Context) (*dotmesh.VerifyReport, error) {
 	}
 	defer done()
 	rep := &dotmesh.VerifyReport{Damaged: []dotmesh.DamagedObject{}, Problems: []string{}}
-	var mu sync.Mutex
 	bad := map[cas.Hash]string{}
-	jobs := make(chan cas.Hash, b.workers)
-	var wg sync.WaitGroup
-	for i := 0; i < b.workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var scratch []byte
-			for h := range jobs {
-				n, s, err := b.store.Verify(h, scratch)
-				scratch = s
-				mu.Lock()
-				rep.Objects++
-				rep.Bytes += n
-				if err != nil && !errors.Is(err, fs.ErrNotExist) {
-					bad[h] = err.Error()
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	listErr := b.store.List(func(h cas.Hash, _ int64) error {
-		if err := ctx.Err(); err != nil {
-			return err
+	err = b.verifyObjects(ctx, func(h cas.Hash, n int64, err error) {
+		rep.Objects++
+		rep.Bytes += n
+		if err != nil {
+			bad[h] = err.Error()
 		}
-		jobs <- h
-		return nil
 	})
-	close(jobs)
-	wg.Wait()
-	if listErr != nil {
-		return nil, fmt.Errorf("verify: %w", listErr)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
 	}
 	roots, err := b.commitRoots(ctx)
 	if err != nil {
