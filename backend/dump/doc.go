@@ -59,7 +59,11 @@
 // Rollback and CreateBranch make a tree equal to a commit: contents, modes,
 // mtimes, symlinks, empty directories, owners when running as root, and
 // deletion of everything else. Unchanged files (by the synced manifest)
-// are left alone; others are written under a temporary name and renamed.
+// are left alone. A Rollback patches a file the synced manifest vouches
+// for in place when less than half of it differs, writing only the chunks
+// that differ at their offsets (the synced state is removed, durably,
+// before the first such write, so a crash can only leave a dirty tree);
+// other files are written under a temporary name and renamed.
 // CreateBranch builds the tree under a temporary name and renames it into
 // place; Rollback works in place so that mounts of the tree stay valid.
 //

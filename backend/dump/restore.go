@@ -18,7 +18,8 @@ import (
 
 // Rollback implements dotmesh.StorageBackend: the working tree is made
 // equal to commit c in place (mounts of the tree stay valid), touching
-// only what differs.
+// only what differs: files the synced manifest vouches for are patched
+// chunk by chunk when little of them changed (see patchFile).
 //
 // A crash in the middle leaves a tree that is partly restored; the branch
 // then reads as dirty and Rollback can simply be repeated.
@@ -53,7 +54,16 @@ func (b *Backend) Rollback(ctx context.Context, br dotmesh.BranchRef, c dotmesh.
 	if sm := b.loadSynced(br); sm != nil {
 		synced = sm.Manifest
 	}
-	newSynced, err := b.restore(ctx, b.treeDir(br), synced, target.Manifest)
+	// Files patched in place keep their inode: should a crash persist
+	// some of their new blocks but not their new ctime, the old synced
+	// state would vouch for them by stat. So it goes, durably, first.
+	invalidate := func() error {
+		if err := os.Remove(b.syncedPath(br)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return syncDirectory(b.branchDir(br))
+	}
+	newSynced, err := b.restoreWith(ctx, b.treeDir(br), synced, target.Manifest, invalidate)
 	if err != nil {
 		return fmt.Errorf("roll back %s to %s: %w", br, c, err)
 	}
@@ -74,12 +84,27 @@ type restorer struct {
 	touched   map[string]bool // dirs whose entries changed: their mtime needs resetting
 }
 
+// fileWrite is a file a restore writes: whole (old nil), or patched in
+// place when old, the synced entry, vouches for its current contents.
+type fileWrite struct {
+	t, old *Entry
+	cur    *Entry // the file as scanned
+}
+
 // restore makes dir equal to target. synced is the manifest dir was last
 // synced with (nil when unknown): a file that still matches its synced
 // entry by stat and has the target's chunks is left alone. It returns the
 // root of the new synced manifest (the target with this node's stat data),
 // stored durably along with the tree.
 func (b *Backend) restore(ctx context.Context, dir string, cached, target *Manifest) (cas.Hash, error) {
+	return b.restoreWith(ctx, dir, cached, target, nil)
+}
+
+// restoreWith is restore; when invalidate is set, files that still match
+// their cached entry by stat are patched in place (only the chunks that
+// differ are written), after invalidate has made the change cache
+// unusable durably (see patchFile).
+func (b *Backend) restoreWith(ctx context.Context, dir string, cached, target *Manifest, invalidate func() error) (cas.Hash, error) {
 	r := &restorer{b: b, dir: dir, isRoot: os.Geteuid() == 0, touched: map[string]bool{},
 		syncer: durable.NewSyncer(16, 64)}
 	synced := false
@@ -120,7 +145,8 @@ func (b *Backend) restore(ctx context.Context, dir string, cached, target *Manif
 
 	// Directories and symlinks in tree order, so parents exist first;
 	// files that differ are collected and written in parallel.
-	var writes []*Entry
+	var writes []fileWrite
+	patches := 0
 	for i := range target.Entries {
 		t := &target.Entries[i]
 		c := have[t.Path]
@@ -143,13 +169,25 @@ func (b *Backend) restore(ctx context.Context, dir string, cached, target *Manif
 				return cas.Hash{}, err
 			}
 		case TypeFile:
-			if c != nil && statMatches(cache[t.Path], c) && chunksEqual(cache[t.Path].Chunks, t.Chunks) {
-				if err := r.fixMeta(t, c); err != nil {
-					return cas.Hash{}, err
+			if c != nil && statMatches(cache[t.Path], c) {
+				if chunksEqual(cache[t.Path].Chunks, t.Chunks) {
+					if err := r.fixMeta(t, c); err != nil {
+						return cas.Hash{}, err
+					}
+					continue
 				}
-				continue
+				if invalidate != nil && worthPatching(cache[t.Path], t) {
+					writes = append(writes, fileWrite{t: t, old: cache[t.Path], cur: c})
+					patches++
+					continue
+				}
 			}
-			writes = append(writes, t)
+			writes = append(writes, fileWrite{t: t})
+		}
+	}
+	if patches > 0 {
+		if err := invalidate(); err != nil {
+			return cas.Hash{}, fmt.Errorf("drop the change cache before patching files: %w", err)
 		}
 	}
 	if err := r.writeFiles(ctx, writes); err != nil {
@@ -256,15 +294,16 @@ func (r *restorer) writeSymlink(t *Entry) error {
 	return nil
 }
 
-// writeFiles writes files in parallel, each under a temporary name in its
-// directory, renamed over the old one when complete.
-func (r *restorer) writeFiles(ctx context.Context, files []*Entry) error {
+// writeFiles writes files in parallel: patched in place (patchFile), or
+// each under a temporary name in its directory, renamed over the old one
+// when complete.
+func (r *restorer) writeFiles(ctx context.Context, files []fileWrite) error {
 	if len(files) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	jobs := make(chan *Entry)
+	jobs := make(chan fileWrite)
 	var (
 		wg    sync.WaitGroup
 		errMu sync.Mutex
@@ -275,12 +314,19 @@ func (r *restorer) writeFiles(ctx context.Context, files []*Entry) error {
 		go func() {
 			defer wg.Done()
 			var buf []byte
-			for t := range jobs {
+			for w := range jobs {
 				if ctx.Err() != nil {
 					continue
 				}
 				var err error
-				if buf, err = r.writeFile(t, buf); err != nil {
+				patched := false
+				if w.old != nil {
+					patched, buf, err = r.patchFile(w, buf)
+				}
+				if err == nil && !patched {
+					buf, err = r.writeFile(w.t, buf)
+				}
+				if err != nil {
 					errMu.Lock()
 					if first == nil {
 						first = err
@@ -349,6 +395,103 @@ func (r *restorer) writeFile(t *Entry, buf []byte) ([]byte, error) {
 	r.touch(t.Path)
 	r.syncer.Add(f) // fsynced and closed in the background
 	return buf, nil
+}
+
+// worthPatching reports whether patching the file old describes into t
+// in place writes less than half of t: otherwise a whole new file is as
+// cheap, and leaves no file torn between versions should a crash come.
+func worthPatching(old, t *Entry) bool {
+	return t.Size > 0 && patchBytes(old, t) < t.Size/2
+}
+
+// patchBytes counts the bytes of t's chunks that old lacks at the same
+// offset: what patching writes.
+func patchBytes(old, t *Entry) int64 {
+	at := oldChunks(old)
+	var n, off int64
+	for _, c := range t.Chunks {
+		if at[off] != c {
+			n += int64(c.Size)
+		}
+		off += int64(c.Size)
+	}
+	return n
+}
+
+func oldChunks(old *Entry) map[int64]Chunk {
+	at := make(map[int64]Chunk, len(old.Chunks))
+	var off int64
+	for _, c := range old.Chunks {
+		at[off] = c
+		off += int64(c.Size)
+	}
+	return at
+}
+
+// patchFile makes the file w.cur, which w.old vouches for (stat matched
+// its synced entry), equal to w.t in place: only the chunks that differ
+// at the same offset are written, then the size, mode and mtime are set.
+// It reports false, having changed nothing, when the file is not the one
+// scanned (or is hard-linked: a patch would change the other names too);
+// the caller then writes it whole. The caller has dropped the change
+// cache first, durably, so a crash that leaves the file torn (or with new
+// blocks but its old ctime) cannot pass for clean; the file is fsynced
+// before the new synced manifest vouches for it.
+func (r *restorer) patchFile(w fileWrite, buf []byte) (bool, []byte, error) {
+	t := w.t
+	p := r.path(t.Path)
+	f, err := os.OpenFile(p, os.O_RDWR|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return false, buf, nil // e.g. read-only: a new file does it
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 ||
+		st.Ino != w.cur.Inode || st.Ctim.Nano() != w.cur.CTime || st.Mtim.Nano() != w.cur.MTime || st.Size != w.cur.Size {
+		f.Close()
+		return false, buf, nil
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+		}
+	}()
+	at := oldChunks(w.old)
+	var off int64
+	for _, c := range t.Chunks {
+		if at[off] != c {
+			buf, err = r.b.store.Get(c.Hash, buf)
+			if err != nil {
+				return true, buf, fmt.Errorf("restore %s: %w", p, corruptIfMissing(err))
+			}
+			if len(buf) != int(c.Size) {
+				return true, buf, fmt.Errorf("%w: restore %s: chunk %s holds %d bytes, the manifest says %d", dotmesh.ErrCorrupt, p, c.Hash, len(buf), c.Size)
+			}
+			if _, err := f.WriteAt(buf, off); err != nil {
+				return true, buf, fmt.Errorf("restore %s: %w", p, err)
+			}
+		}
+		off += int64(c.Size)
+	}
+	if off != st.Size {
+		if err := f.Truncate(off); err != nil {
+			return true, buf, fmt.Errorf("restore %s: %w", p, err)
+		}
+	}
+	if r.isRoot && (st.Uid != t.UID || st.Gid != t.GID) {
+		if err := f.Chown(int(t.UID), int(t.GID)); err != nil && !errors.Is(err, unix.EPERM) {
+			return true, buf, fmt.Errorf("chown %s: %w", p, err)
+		}
+	}
+	if err := unix.Fchmod(int(f.Fd()), t.Mode); err != nil {
+		return true, buf, fmt.Errorf("chmod %s: %w", p, err)
+	}
+	if err := setMTime(p, t.MTime); err != nil {
+		return true, buf, err
+	}
+	ok = true
+	r.syncer.Add(f) // fsynced and closed in the background
+	return true, buf, nil
 }
 
 // finishDirs sets directory owners, modes and mtimes deepest first, after

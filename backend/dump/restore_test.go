@@ -1,6 +1,7 @@
 package dump
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -170,4 +171,95 @@ func TestRollbackAcrossCommits(t *testing.T) {
 		}
 		sameTree(t, digests[i], digest(t, tree))
 	}
+}
+
+// A rollback between commits that differ in a few chunks of big files
+// patches those files in place (same inode, only the changed chunks
+// written), grows and shrinks them, and leaves hard-linked files, whose
+// other names a patch would change too, to be written whole.
+func TestRollbackPatchesInPlace(t *testing.T) {
+	b := openTest(t)
+	br := newBranch(t, b)
+	tree := treeOf(t, b, br)
+	big := randomBytes(7, 8<<20)
+	writeFile(t, filepath.Join(tree, "big"), big, 0o644)
+	writeFile(t, filepath.Join(tree, "grow"), big[:3<<20], 0o644)
+	writeFile(t, filepath.Join(tree, "shrink"), big[:6<<20], 0o600)
+	writeFile(t, filepath.Join(tree, "linked"), big[:4<<20], 0o644)
+	c1, _ := commit(t, b, br)
+	want1 := digest(t, tree)
+
+	overwrite := func(name string, off int64, data []byte) {
+		t.Helper()
+		f, err := os.OpenFile(filepath.Join(tree, name), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(data, off); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	overwrite("big", 5<<20+77, randomBytes(8, 100<<10))
+	overwrite("grow", 3<<20, randomBytes(9, 2<<20))
+	if err := os.Truncate(filepath.Join(tree, "shrink"), 5<<20); err != nil {
+		t.Fatal(err)
+	}
+	overwrite("linked", 1<<20, randomBytes(10, 64<<10))
+	c2, _ := commit(t, b, br)
+	want2 := digest(t, tree)
+
+	inode := func(name string) uint64 {
+		t.Helper()
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(tree, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	// Back to c1: the synced manifest (of c2) vouches for every file.
+	waitTick(t, tree)
+	if err := os.Link(filepath.Join(tree, "linked"), filepath.Join(b.dir, "tmp", "other-name")); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]uint64{}
+	for _, n := range []string{"big", "grow", "shrink", "linked"} {
+		before[n] = inode(n)
+	}
+	if err := b.Rollback(ctx, br, c1); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, want1, digest(t, tree))
+	for _, n := range []string{"big", "grow", "shrink"} {
+		if inode(n) != before[n] {
+			t.Errorf("%s was rewritten, not patched in place", n)
+		}
+	}
+	if inode("linked") == before["linked"] {
+		t.Error("a hard-linked file was patched in place")
+	}
+	if got, err := os.ReadFile(filepath.Join(b.dir, "tmp", "other-name")); err != nil || !bytes.Equal(got, want2Linked(big)) {
+		t.Errorf("the other name of a hard-linked file changed (%v)", err)
+	}
+	u, err := b.Usage(ctx, br, &c1)
+	if err != nil || u.Dirty {
+		t.Fatalf("tree dirty right after the rollback: %+v %v", u, err)
+	}
+	// And forth to c2, then a commit reads nothing (the cache is whole).
+	if err := b.Rollback(ctx, br, c2); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, want2, digest(t, tree))
+	waitTick(t, b.branchDir(br))
+	readBefore := b.bytesRead.Load()
+	if _, facts := commit(t, b, br); fact(t, facts, "new_bytes_stored") != 0 || b.bytesRead.Load() != readBefore {
+		t.Fatalf("commit after a patching rollback stored %s bytes, read %d", facts["new_bytes_stored"], b.bytesRead.Load()-readBefore)
+	}
+}
+
+// want2Linked is "linked" as committed in c2.
+func want2Linked(big []byte) []byte {
+	out := append([]byte(nil), big[:4<<20]...)
+	copy(out[1<<20:], randomBytes(10, 64<<10))
+	return out
 }
