@@ -99,7 +99,10 @@ type cluster struct {
 
 	mu    sync.Mutex
 	lease LeaseID
-	seen  map[DotID]bool // dots registered at the last replication pass
+	// passMu makes replication passes one at a time, so that seen is
+	// always the registry of the pass before.
+	passMu sync.Mutex
+	seen   map[BranchRef]bool // branches registered at the last replication pass
 }
 
 func (o *ClusterOptions) validate() error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -363,6 +364,46 @@ func TestReconcileRemovesOrphans(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []dotmesh.BranchRef{c1.Ref().BranchRef}, refs)
 	require.Equal(t, []string{"one"}, e.logMessages(""))
+}
+
+// crashBeforeRecordDeletes fails the transactions that delete commit
+// records on their own, as a crash after DeleteDot's atomic delete would.
+type crashBeforeRecordDeletes struct{ dotmesh.ClusterStore }
+
+func (s crashBeforeRecordDeletes) Txn(ctx context.Context, conds []dotmesh.Condition, ops []dotmesh.Op) (int64, error) {
+	if len(conds) == 0 && len(ops) > 0 && ops[0].Delete && strings.HasPrefix(ops[0].Key, "commits/") {
+		return 0, fmt.Errorf("%w: injected crash", dotmesh.ErrUnavailable)
+	}
+	return s.ClusterStore.Txn(ctx, conds, ops)
+}
+
+func TestReconcileRemovesRecordsOfDeletedDots(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	other := dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "other"}
+	for _, name := range []dotmesh.DotName{app, other} {
+		_, err := e.node.CreateDot(ctx, name, dotmesh.CreateDotOptions{})
+		require.NoError(t, err)
+		e.write(name.Name, "f", "1")
+		_, err = e.node.Commit(ctx, name, "", dotmesh.CommitOptions{Message: "one"})
+		require.NoError(t, err)
+	}
+	require.NoError(t, e.node.Close())
+	e.open(func(s dotmesh.ClusterStore) dotmesh.ClusterStore { return crashBeforeRecordDeletes{s} })
+	require.NoError(t, e.node.DeleteDot(ctx, app))
+	kvs, err := e.st.List(ctx, "commits/")
+	require.NoError(t, err)
+	require.Len(t, kvs, 2, "the injected crash leaves the deleted dot's commit record")
+
+	e.reopen()
+	kvs, err = e.st.List(ctx, "commits/")
+	require.NoError(t, err)
+	require.Len(t, kvs, 1, "only the live dot's commit record is left")
+	require.Equal(t, []string{"one"}, func() []string {
+		cs, err := e.node.Log(ctx, other, "", 0)
+		require.NoError(t, err)
+		return []string{cs[0].Message}
+	}())
 }
 
 func TestNewNodeOptions(t *testing.T) {

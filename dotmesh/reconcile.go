@@ -3,6 +3,7 @@ package dotmesh
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // reconcile removes storage the registry does not know about: branches and
@@ -16,6 +17,9 @@ import (
 func (n *Node) reconcile(ctx context.Context) error {
 	dots, err := n.reg.dots(ctx)
 	if err != nil {
+		return err
+	}
+	if err := n.dropOrphanRecords(ctx); err != nil {
 		return err
 	}
 	staged, err := n.stagedDots(ctx) // commits of unfinished transfers are kept
@@ -108,4 +112,46 @@ func (n *Node) reconcile(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// dropOrphanRecords deletes commit and replica records of dots that no
+// longer exist: DeleteDot removes them after the dot, in batches, so a
+// crash in between leaves some behind. The records are listed before the
+// dots, and the dots being received (whose records come before the dot)
+// before the dots, so that none of another node's work in progress looks
+// orphaned: a record is written after its staged or registered dot, and a
+// transfer turns its staged dot into a registered one atomically.
+func (n *Node) dropOrphanRecords(ctx context.Context) error {
+	records := make(map[string][]KV) // by prefix
+	for _, prefix := range []string{commitsPrefix, replicasPrefix} {
+		kvs, err := n.store.List(ctx, prefix)
+		if err != nil {
+			return err
+		}
+		records[prefix] = kvs
+	}
+	staged, err := n.stagedDots(ctx)
+	if err != nil {
+		return err
+	}
+	dots, err := n.reg.dots(ctx)
+	if err != nil {
+		return err
+	}
+	live := make(map[DotID]bool, len(dots)+len(staged))
+	for _, d := range append(dots, staged...) {
+		live[d.ID] = true
+	}
+	var stale []string
+	for prefix, kvs := range records {
+		for _, kv := range kvs {
+			if id, _, ok := strings.Cut(strings.TrimPrefix(kv.Key, prefix), "/"); ok && !live[DotID(id)] {
+				stale = append(stale, kv.Key)
+			}
+		}
+	}
+	if len(stale) > 0 {
+		n.log.Warn("removing records of deleted dots (left by an interrupted delete)", "records", len(stale))
+	}
+	return n.deleteKeys(ctx, stale)
 }

@@ -138,14 +138,22 @@ func (n *Node) Sync(ctx context.Context) error {
 	if n.cl == nil {
 		return nil
 	}
+	n.cl.passMu.Lock()
+	defer n.cl.passMu.Unlock()
 	dots, err := n.reg.dots(ctx)
 	if err != nil {
 		return err
 	}
+	branches, err := groupByDot[Branch](ctx, n.store, branchesPrefix)
+	if err != nil {
+		return err
+	}
 	var errs []error
-	live := make(map[DotID]bool, len(dots))
+	live := make(map[BranchRef]bool)
 	for _, d := range dots {
-		live[d.ID] = true
+		for _, b := range branches[d.ID] {
+			live[BranchRef{Dot: d.ID, Branch: b.Name}] = true
+		}
 		if _, ok := n.backends[d.Backend]; !ok {
 			continue // nothing to hold it in; `dm dot show` lists what we lack
 		}
@@ -153,14 +161,16 @@ func (n *Node) Sync(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("dot %s: %w", d.DotName(), err))
 		}
 	}
-	errs = append(errs, n.dropDeletedDots(ctx, live))
+	errs = append(errs, n.dropDeleted(ctx, live))
 	return errors.Join(errs...)
 }
 
-// dropDeletedDots removes local storage of dots deleted on another node.
-// Only dots this node saw registered in an earlier pass qualify: storage
+// dropDeleted removes local storage of dots and branches deleted on
+// another node (their commits' data goes with the commit records, see
+// pruneReplicas; a branch's working state only goes with it). Only
+// branches this node saw registered in an earlier pass qualify: storage
 // the registry never knew is reconcile's business, which keeps it.
-func (n *Node) dropDeletedDots(ctx context.Context, live map[DotID]bool) error {
+func (n *Node) dropDeleted(ctx context.Context, live map[BranchRef]bool) error {
 	n.cl.mu.Lock()
 	seen := n.cl.seen
 	n.cl.seen = live
@@ -173,14 +183,19 @@ func (n *Node) dropDeletedDots(ctx context.Context, live map[DotID]bool) error {
 			continue
 		}
 		for _, ref := range refs {
-			if live[ref.Dot] || !seen[ref.Dot] {
+			if live[ref] || !seen[ref] {
 				continue
 			}
 			unlock := n.lockDot(ref.Dot)
-			if _, _, err := n.reg.dot(ctx, ref.Dot); errors.Is(err, ErrNotFound) {
+			d, _, err := n.reg.dot(ctx, ref.Dot)
+			if errors.Is(err, ErrNotFound) {
 				n.log.Info("removing storage of a dot deleted on another node", "branch", ref.String())
-				err = be.DeleteBranch(ctx, ref)
-				errs = append(errs, err)
+				errs = append(errs, be.DeleteBranch(ctx, ref))
+			} else if err == nil {
+				if _, _, err := n.reg.branch(ctx, d, ref.Branch); errors.Is(err, ErrNotFound) {
+					n.log.Info("removing storage of a branch deleted on another node", "branch", ref.String())
+					errs = append(errs, be.DeleteBranch(ctx, ref))
+				}
 			}
 			unlock()
 		}

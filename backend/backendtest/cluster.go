@@ -40,6 +40,7 @@ func RunCluster(t *testing.T, nodes int, open func(t *testing.T, node string) do
 		{"RefusesMoveWhileMounted", clusterRefusesMoveWhileMounted},
 		{"ResetPrunesReplicas", clusterResetPrunesReplicas},
 		{"DeleteDotEverywhere", clusterDeleteDotEverywhere},
+		{"DeleteBranchEverywhere", clusterDeleteBranchEverywhere},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, nodes, open) })
 	}
@@ -368,4 +369,37 @@ func clusterDeleteDotEverywhere(t *testing.T, nodes int, open func(t *testing.T,
 	kvs, err := c.store.List(ctx, "replicas/")
 	require.NoError(t, err)
 	require.Empty(t, kvs)
+}
+
+// A branch deleted on a node that is not its master leaves no storage on
+// the master (its working state) once the master has synced.
+func clusterDeleteBranchEverywhere(t *testing.T, nodes int, open func(t *testing.T, node string) dotmesh.StorageBackend) {
+	ctx := context.Background()
+	c := newClusterEnv(t, open)
+	n1, n2 := c.start("n1"), c.start("n2")
+	seedDot(t, n1, "1")
+	_, err := n1.CreateBranch(ctx, app, "feature", "")
+	require.NoError(t, err)
+	writeFile(t, n2, "app@feature", "f", "2") // the branch moves to n2
+	_, err = n2.Commit(ctx, app, "feature", dotmesh.CommitOptions{Message: "two"})
+	require.NoError(t, err)
+	waitReplicated(t, n2, app)
+	require.NoError(t, n2.Sync(ctx)) // n2 has seen the branch registered
+	holds := func(node string) bool {
+		refs, err := c.bes[node].Branches(ctx)
+		require.NoError(t, err)
+		for _, r := range refs {
+			if r.Branch == "feature" {
+				return true
+			}
+		}
+		return false
+	}
+	require.True(t, holds("n2"))
+
+	require.NoError(t, n1.DeleteBranch(ctx, app, "feature"))
+	require.False(t, holds("n1"))
+	require.NoError(t, n2.Sync(ctx))
+	require.False(t, holds("n2"), "the master keeps the storage of a branch deleted on another node")
+	require.Equal(t, "1", readFile(t, n1, "app", "f"))
 }

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -145,6 +147,7 @@ func (a *app) clusterInitCmd(join bool) *cobra.Command {
 		listen  string
 		bf      backendFlags
 		df      dockerFlags
+		tf      tlsFlags
 		cf      clusterFlags
 		port    int
 		timeout time.Duration
@@ -167,12 +170,18 @@ what it lacks.
 With --store etcd it starts the first node of a cluster and prints how the
 other nodes join (` + "`dm cluster join`" + `, with a copy of DIR/admin-api-key).
 Give --listen (and --advertise when other machines reach it by another
-address) so that the other nodes can reach it.`,
+address) so that the other nodes can reach it.
+
+With --tls-cert/--tls-key the node serves HTTPS, and the remote "local"
+pins --tls-ca (default: the certificate itself); its certificate must name
+the address dm calls (127.0.0.1, or the --listen host). They are not
+remembered: give them again on a restart.`,
 		Example: `  dm cluster init
   dm cluster init --data-dir /srv/dotmesh --port 32608
   dm cluster init --backend zfs --zfs-pool tank
   dm cluster init --backend btrfs --pool-size 20G
-  dm cluster init --store etcd --etcd-endpoints http://10.0.0.9:2379 --node-id n1 --listen 10.0.0.1:32607`,
+  dm cluster init --store etcd --etcd-endpoints http://10.0.0.9:2379 --node-id n1 --listen 10.0.0.1:32607
+  dm cluster init --listen 10.0.0.1:32607 --tls-cert node.pem --tls-key node-key.pem --tls-ca ca.pem`,
 		Args: usageArgs(0, 0),
 	}
 	if join {
@@ -188,9 +197,13 @@ the cluster's dots at once and copies their commits in the background.
 Give --listen (and --advertise when other machines reach it by another
 address) so that the other nodes can reach it, and --node-id when the host
 name is not a unique node name. Running it again on the same data
-directory restarts the node; the flags are remembered.`
+directory restarts the node; the flags are remembered. --tls-cert,
+--tls-key and --tls-ca work as for ` + "`dm cluster init`" + ` (give them again on
+a restart, and the other nodes --peer-ca).`
 		c.Example = `  dm cluster join --etcd-endpoints http://10.0.0.9:2379 --cluster-key-file ./cluster-key \
-      --node-id n2 --listen 10.0.0.2:32607`
+      --node-id n2 --listen 10.0.0.2:32607
+  dm cluster join --etcd-endpoints https://10.0.0.9:2379 --etcd-ca ca.pem --cluster-key-file ./cluster-key \
+      --node-id n2 --listen 10.0.0.2:32607 --tls-cert n2.pem --tls-key n2-key.pem --tls-ca ca.pem --peer-ca ca.pem`
 	}
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		if port < 1 || port > 65535 {
@@ -206,6 +219,10 @@ directory restarts the node; the flags are remembered.`
 			cf.store = daemon.StoreEtcd
 		}
 		if err := cf.validate(); err != nil {
+			return err
+		}
+		tlsArgs, pinned, err := tf.serveArgs()
+		if err != nil {
 			return err
 		}
 		d, err := a.dataDir(dir)
@@ -249,8 +266,8 @@ directory restarts the node; the flags are remembered.`
 		if join {
 			clusterArgs = append(clusterArgs, "--store=etcd")
 		}
-		serveArgs := append(append(bf.args(), df.args()...), clusterArgs...)
-		r, pid, err := startNode(cmd.Context(), d, addr, serveArgs, timeout)
+		serveArgs := append(append(append(bf.args(), df.args()...), clusterArgs...), tlsArgs...)
+		r, pid, err := startNode(cmd.Context(), d, addr, serveArgs, pinned, timeout)
 		if err != nil {
 			return err
 		}
@@ -295,6 +312,8 @@ directory restarts the node; the flags are remembered.`
 	f.StringVar(&listen, "listen", "", "listen on `ADDR` (HOST:PORT) instead of 127.0.0.1:PORT")
 	bf.add(f)
 	df.add(f)
+	tf.add(f)
+	tf.addCA(f)
 	cf.add(f, !join)
 	f.DurationVar(&timeout, "timeout", 60*time.Second, "how long to wait for the node to answer")
 	return c
@@ -302,8 +321,9 @@ directory restarts the node; the flags are remembered.`
 
 // startNode starts `dm serve` detached, in its own session so that it
 // outlives this process and the terminal, and waits until it answers with
-// its admin key. On failure the started process is killed.
-func startNode(ctx context.Context, dir, addr string, serveArgs []string, timeout time.Duration) (*Remote, int, error) {
+// its admin key; caPEM, when set, is the CA of its HTTPS certificate. On
+// failure the started process is killed.
+func startNode(ctx context.Context, dir, addr string, serveArgs []string, caPEM string, timeout time.Duration) (*Remote, int, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, 0, fmt.Errorf("finding the dm binary to start the node: %w", err)
@@ -327,7 +347,8 @@ func startNode(ctx context.Context, dir, addr string, serveArgs []string, timeou
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(exited) }()
 
-	r, err := waitReady(ctx, dir, addr, timeout, exited, func() error { return waitErr })
+	base := &Remote{User: api.AdminUser, Address: addr, DataDir: dir, TLS: caPEM != "", CACert: caPEM}
+	r, err := waitReady(ctx, base, timeout, exited, func() error { return waitErr })
 	if err != nil {
 		select {
 		case <-exited:
@@ -340,11 +361,18 @@ func startNode(ctx context.Context, dir, addr string, serveArgs []string, timeou
 	return r, pid, nil
 }
 
-// waitReady polls GET /healthz, then pings with the admin key.
-func waitReady(ctx context.Context, dir, addr string, timeout time.Duration, exited <-chan struct{}, exitErr func() error) (*Remote, error) {
+// waitReady polls GET /healthz of base, then pings with the admin key,
+// and returns base with the key.
+func waitReady(ctx context.Context, base *Remote, timeout time.Duration, exited <-chan struct{}, exitErr func() error) (*Remote, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	dir, addr := base.DataDir, base.Address
 	hc := &http.Client{Timeout: 2 * time.Second}
+	if base.CACert != "" {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM([]byte(base.CACert))
+		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	var lastErr error
@@ -359,7 +387,7 @@ func waitReady(ctx context.Context, dir, addr string, timeout time.Duration, exi
 			return nil, fmt.Errorf("the node did not answer on %s within %s (last error: %v)", addr, timeout, lastErr)
 		case <-tick.C:
 		}
-		if lastErr = healthz(ctx, hc, addr); lastErr != nil {
+		if lastErr = healthz(ctx, hc, base.URL()); lastErr != nil {
 			continue
 		}
 		key, err := os.ReadFile(filepath.Join(dir, keyFileName))
@@ -367,20 +395,21 @@ func waitReady(ctx context.Context, dir, addr string, timeout time.Duration, exi
 			lastErr = fmt.Errorf("reading the admin API key: %w", err)
 			continue
 		}
-		r := &Remote{User: api.AdminUser, Address: addr, APIKey: strings.TrimSpace(string(key)), DataDir: dir}
-		if err := pingRemote(ctx, LocalRemote, r); err != nil {
+		r := *base
+		r.APIKey = strings.TrimSpace(string(key))
+		if err := pingRemote(ctx, LocalRemote, &r); err != nil {
 			// Another node on that port would answer /healthz but refuse
 			// our key; ours then fails to listen and exits, which the
 			// next round reports.
 			lastErr = err
 			continue
 		}
-		return r, nil
+		return &r, nil
 	}
 }
 
-func healthz(ctx context.Context, hc *http.Client, addr string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+func healthz(ctx context.Context, hc *http.Client, baseURL string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/healthz", nil)
 	if err != nil {
 		return err
 	}

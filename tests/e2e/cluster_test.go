@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -249,6 +250,45 @@ func TestConcurrentCommits(t *testing.T) {
 			if m := fmt.Sprintf("r%d-p%d", r, i); !seen[m] {
 				t.Fatalf("commit %s missing from the log", m)
 			}
+		}
+	}
+}
+
+// TestClusterInitTLS: dm cluster init --tls-cert/--tls-key serves HTTPS
+// and pins --tls-ca in the remote "local"; plain HTTP gets nowhere, and
+// half the TLS flags are refused before anything starts.
+func TestClusterInitTLS(t *testing.T) {
+	dir := t.TempDir()
+	caPEM, cert, key := makeCA(t, dir, "127.0.0.1")
+	ca := filepath.Join(dir, "ca.pem")
+	must(t, os.WriteFile(ca, caPEM, 0o644))
+	e := newEnv(t)
+	e.fails("--tls-cert and --tls-key go together", "cluster", "init", "--data-dir", e.data, "--port", strconv.Itoa(freePort(t)), "--tls-cert", cert)
+	if _, running := nodePid(e.data); running {
+		t.Fatal("a refused cluster init started a node")
+	}
+	e.clusterInitArgs("--tls-cert", cert, "--tls-key", key, "--tls-ca", ca)
+	e.ok("init", "app")
+	if out := e.ok("list"); !strings.Contains(out, "app") {
+		t.Fatalf("dm list over HTTPS: %q", out)
+	}
+	var cfg struct {
+		Remotes map[string]struct {
+			TLS    bool   `json:"tls"`
+			CACert string `json:"ca_cert"`
+		} `json:"remotes"`
+	}
+	b, err := os.ReadFile(e.config)
+	must(t, err)
+	must(t, json.Unmarshal(b, &cfg))
+	if l := cfg.Remotes["local"]; !l.TLS || l.CACert != string(caPEM) {
+		t.Fatalf("remote local: tls %v, pins the CA %v", l.TLS, l.CACert == string(caPEM))
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", e.port))
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("the node answers plain HTTP")
 		}
 	}
 }
