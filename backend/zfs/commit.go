@@ -114,6 +114,40 @@ func (b *Backend) DeleteCommit(ctx context.Context, c dotmesh.CommitRef) error {
 //     keeps only the later snapshots; it disappears once the Node deletes
 //     those.
 func (b *Backend) Rollback(ctx context.Context, ref dotmesh.BranchRef, c dotmesh.CommitRef) error {
+	return b.withSwitchLock(ctx, ref, c, func(inv *dotInv, unlock *func()) error {
+		cur := inv.live(ref.Branch)
+		if cur == nil {
+			return fmt.Errorf("%w: branch %s has no working state", dotmesh.ErrNotFound, ref)
+		}
+		s := inv.commit(c.ID)
+		if s == nil || c.Dot != ref.Dot {
+			return fmt.Errorf("%w: commit %s has no data in dot %s on this node", dotmesh.ErrNotFound, c, ref.Dot)
+		}
+		if s.fs == cur && cur.last() == s {
+			if cur.pristineAt(c.ID) {
+				return nil // holds c's data already
+			}
+			if cur.pristine != "" { // its data is about to change (see pristineAt)
+				if err := b.z.inherit(ctx, cur.ds.name, pristineProp); err != nil {
+					return fmt.Errorf("rolling %s back to %s: %w", ref, c.ID, err)
+				}
+			}
+			if err := busyRetry(ctx, func() error { return b.z.rollback(ctx, s.snap()) }); err != nil {
+				return fmt.Errorf("rolling %s back to %s: %w", ref, c.ID, err)
+			}
+			return nil
+		}
+		next := b.genDataset(ref, inv.nextGen(ref.Branch))
+		if err := b.switchToClone(ctx, ref, inv, cur, s, next, unlock); err != nil {
+			return fmt.Errorf("rolling %s back to %s: %w", ref, c.ID, err)
+		}
+		return nil
+	})
+}
+
+// withSwitchLock validates ref and c, locks the dot and reads its listing
+// for fn, which may hand the lock over (see switchToClone).
+func (b *Backend) withSwitchLock(ctx context.Context, ref dotmesh.BranchRef, c dotmesh.CommitRef, fn func(inv *dotInv, unlock *func()) error) error {
 	if err := ref.Validate(); err != nil {
 		return err
 	}
@@ -133,33 +167,7 @@ func (b *Backend) Rollback(ctx context.Context, ref dotmesh.BranchRef, c dotmesh
 	if err != nil {
 		return err
 	}
-	cur := inv.live(ref.Branch)
-	if cur == nil {
-		return fmt.Errorf("%w: branch %s has no working state", dotmesh.ErrNotFound, ref)
-	}
-	s := inv.commit(c.ID)
-	if s == nil || c.Dot != ref.Dot {
-		return fmt.Errorf("%w: commit %s has no data in dot %s on this node", dotmesh.ErrNotFound, c, ref.Dot)
-	}
-	if s.fs == cur && cur.last() == s {
-		if cur.pristineAt(c.ID) {
-			return nil // holds c's data already
-		}
-		if cur.pristine != "" { // its data is about to change (see pristineAt)
-			if err := b.z.inherit(ctx, cur.ds.name, pristineProp); err != nil {
-				return fmt.Errorf("rolling %s back to %s: %w", ref, c.ID, err)
-			}
-		}
-		if err := busyRetry(ctx, func() error { return b.z.rollback(ctx, s.snap()) }); err != nil {
-			return fmt.Errorf("rolling %s back to %s: %w", ref, c.ID, err)
-		}
-		return nil
-	}
-	next := b.genDataset(ref, inv.nextGen(ref.Branch))
-	if err := b.switchToClone(ctx, ref, inv, cur, s, next, &unlock); err != nil {
-		return fmt.Errorf("rolling %s back to %s: %w", ref, c.ID, err)
-	}
-	return nil
+	return fn(inv, &unlock)
 }
 
 var _ dotmesh.HeadFollower = (*Backend)(nil)
@@ -170,41 +178,24 @@ var _ dotmesh.HeadFollower = (*Backend)(nil)
 // between a switch and the Node recording the new head, one way or the
 // other - it is switched to head, like a rollback.
 func (b *Backend) FollowHead(ctx context.Context, ref dotmesh.BranchRef, head dotmesh.CommitRef) error {
-	if err := ref.Validate(); err != nil {
-		return err
-	}
-	if err := head.Validate(); err != nil {
-		return err
-	}
-	if err := b.checkOpen(); err != nil {
-		return err
-	}
-	unlock := b.lockDot(ref.Dot)
-	defer func() {
-		if unlock != nil {
-			unlock()
+	return b.withSwitchLock(ctx, ref, head, func(inv *dotInv, unlock *func()) error {
+		cur := inv.live(ref.Branch)
+		if cur == nil || cur.pristine == "" || cur.pristine == string(head.ID) || cur.mounted || cur.mountpoint != "none" {
+			return nil
 		}
-	}()
-	inv, err := b.inventory(ctx, ref.Dot)
-	if err != nil {
-		return err
-	}
-	cur := inv.live(ref.Branch)
-	if cur == nil || cur.pristine == "" || cur.pristine == string(head.ID) || cur.mounted || cur.mountpoint != "none" {
-		return nil
-	}
-	s := inv.commit(head.ID)
-	if s == nil || head.Dot != ref.Dot {
-		return nil // not here (yet)
-	}
-	b.log.Warn("moving an untouched working state to its branch's head", "branch", ref.String(), "from", cur.pristine, "head", head.ID)
-	if s.fs == cur && cur.last() == s {
-		if err := b.z.inherit(ctx, cur.ds.name, pristineProp); err != nil {
-			return err
+		s := inv.commit(head.ID)
+		if s == nil || head.Dot != ref.Dot {
+			return nil // not here (yet)
 		}
-		return busyRetry(ctx, func() error { return b.z.rollback(ctx, s.snap()) })
-	}
-	return b.switchToClone(ctx, ref, inv, cur, s, b.genDataset(ref, inv.nextGen(ref.Branch)), &unlock)
+		b.log.Warn("moving an untouched working state to its branch's head", "branch", ref.String(), "from", cur.pristine, "head", head.ID)
+		if s.fs == cur && cur.last() == s {
+			if err := b.z.inherit(ctx, cur.ds.name, pristineProp); err != nil {
+				return err
+			}
+			return busyRetry(ctx, func() error { return b.z.rollback(ctx, s.snap()) })
+		}
+		return b.switchToClone(ctx, ref, inv, cur, s, b.genDataset(ref, inv.nextGen(ref.Branch)), unlock)
+	})
 }
 
 // switchToClone makes a clone of s, as filesystem next, ref's working
