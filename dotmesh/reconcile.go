@@ -15,18 +15,28 @@ import (
 // normal (not replicated to this node yet), and deleting metadata would
 // lose history.
 func (n *Node) reconcile(ctx context.Context) error {
-	dots, err := n.reg.dots(ctx)
-	if err != nil {
-		return err
-	}
-	if err := n.dropOrphanRecords(ctx); err != nil {
-		return err
+	// Records, then the dots being received, then the registered dots:
+	// see dropOrphanRecords.
+	records := make(map[string][]KV) // by prefix
+	for _, prefix := range []string{commitsPrefix, replicasPrefix} {
+		kvs, err := n.store.List(ctx, prefix)
+		if err != nil {
+			return err
+		}
+		records[prefix] = kvs
 	}
 	staged, err := n.stagedDots(ctx) // commits of unfinished transfers are kept
 	if err != nil {
 		return err
 	}
+	dots, err := n.reg.dots(ctx)
+	if err != nil {
+		return err
+	}
 	dots = append(dots, staged...)
+	if err := n.dropOrphanRecords(ctx, records, dots); err != nil {
+		return err
+	}
 	known := make(map[BranchRef]map[CommitID]bool)
 	dotBackend := make(map[DotID]string)
 	type dotState struct {
@@ -114,32 +124,17 @@ func (n *Node) reconcile(ctx context.Context) error {
 	return nil
 }
 
-// dropOrphanRecords deletes commit and replica records of dots that no
-// longer exist: DeleteDot removes them after the dot, in batches, so a
-// crash in between leaves some behind. The records are listed before the
-// dots, and the dots being received (whose records come before the dot)
-// before the dots, so that none of another node's work in progress looks
-// orphaned: a record is written after its staged or registered dot, and a
-// transfer turns its staged dot into a registered one atomically.
-func (n *Node) dropOrphanRecords(ctx context.Context) error {
-	records := make(map[string][]KV) // by prefix
-	for _, prefix := range []string{commitsPrefix, replicasPrefix} {
-		kvs, err := n.store.List(ctx, prefix)
-		if err != nil {
-			return err
-		}
-		records[prefix] = kvs
-	}
-	staged, err := n.stagedDots(ctx)
-	if err != nil {
-		return err
-	}
-	dots, err := n.reg.dots(ctx)
-	if err != nil {
-		return err
-	}
-	live := make(map[DotID]bool, len(dots)+len(staged))
-	for _, d := range append(dots, staged...) {
+// dropOrphanRecords deletes the records (listed by prefix) of dots not in
+// dots: DeleteDot removes commit and replica records after the dot, in
+// batches, so a crash in between leaves some behind. The records must be
+// listed before the dots being received (whose records come before the
+// dot), and those before the registered dots, so that none of another
+// node's work in progress looks orphaned: a record is written after its
+// staged or registered dot, and a transfer turns its staged dot into a
+// registered one atomically.
+func (n *Node) dropOrphanRecords(ctx context.Context, records map[string][]KV, dots []*Dot) error {
+	live := make(map[DotID]bool, len(dots))
+	for _, d := range dots {
 		live[d.ID] = true
 	}
 	var stale []string

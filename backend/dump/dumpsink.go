@@ -165,10 +165,7 @@ func (s *dumpSink) ReadAt(p []byte, off int64) (int, error) {
 	select {
 	case <-synced:
 	case <-s.done:
-		if s.err != nil {
-			return 0, s.err
-		}
-		return 0, errors.New("dump sink closed")
+		return 0, s.doneErr()
 	}
 	return s.file.ReadAt(p, off)
 }
@@ -187,11 +184,16 @@ func (s *dumpSink) send(m sinkMsg) error {
 	case s.msgs <- m:
 		return nil
 	case <-s.done:
-		if s.err != nil {
-			return s.err
-		}
-		return errors.New("dump sink closed")
+		return s.doneErr()
 	}
+}
+
+// doneErr is why the consumer, done, takes nothing more.
+func (s *dumpSink) doneErr() error {
+	if s.err != nil {
+		return s.err
+	}
+	return errors.New("dump sink closed")
 }
 
 // finish ends the input and waits for the consumer and compressors.

@@ -180,35 +180,32 @@ func (b *Backend) inventory(ctx context.Context, dot dotmesh.DotID) (*dotInv, er
 			return nil, err
 		}
 	}
-	seq := zfsChanges.Load()
+	seq := invSeq()
 	b.invs.mu.Lock()
 	c, ok := b.invs.m[dot]
 	b.invs.mu.Unlock()
-	if ok && c.seq == seq && time.Since(c.at) < invCacheTTL {
-		if c.missing {
-			return &dotInv{dot: dot, snaps: map[string]*snapInfo{}}, nil
+	if !ok || c.seq != seq || time.Since(c.at) >= invCacheTTL {
+		at := time.Now()
+		rows, err := b.z.get(ctx, true, invProps, b.container(dot))
+		missing := errors.Is(err, ErrNoDataset)
+		if err != nil && !missing {
+			return nil, fmt.Errorf("listing datasets of dot %s: %w", dot, err)
 		}
-		return parseInventory(dot, b.container(dot), c.rows)
+		c = cachedInv{rows: rows, missing: missing, seq: seq, at: at}
+		b.invs.mu.Lock()
+		if b.invs.m == nil {
+			b.invs.m = map[dotmesh.DotID]cachedInv{}
+		}
+		if len(b.invs.m) > 1024 {
+			clear(b.invs.m)
+		}
+		b.invs.m[dot] = c
+		b.invs.mu.Unlock()
 	}
-	at := time.Now()
-	rows, err := b.z.get(ctx, true, invProps, b.container(dot))
-	missing := errors.Is(err, ErrNoDataset)
-	if err != nil && !missing {
-		return nil, fmt.Errorf("listing datasets of dot %s: %w", dot, err)
-	}
-	b.invs.mu.Lock()
-	if b.invs.m == nil {
-		b.invs.m = map[dotmesh.DotID]cachedInv{}
-	}
-	if len(b.invs.m) > 1024 {
-		clear(b.invs.m)
-	}
-	b.invs.m[dot] = cachedInv{rows: rows, missing: missing, seq: seq, at: at}
-	b.invs.mu.Unlock()
-	if missing {
+	if c.missing {
 		return &dotInv{dot: dot, snaps: map[string]*snapInfo{}}, nil
 	}
-	return parseInventory(dot, b.container(dot), rows)
+	return parseInventory(dot, b.container(dot), c.rows)
 }
 
 // patchInventory keeps dot's cached listing current across changes this
