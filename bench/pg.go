@@ -8,7 +8,9 @@ package main
 // updating 1% of pgbench_accounts (a contiguous range of aid: random
 // single-row updates touch every ~512 KiB chunk of a table this size, see
 // README); the store after 10 such commits against 10 full compressed
-// dumps (pg_dump -Fc) side by side.
+// dumps (pg_dump -Fc) side by side. For scale, pg_dump beside one thread
+// that only spins, against pg_dump alone: what any consumer doing CPU work
+// costs the dump on this machine.
 
 import (
 	"bytes"
@@ -18,6 +20,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"syscall"
@@ -189,6 +192,21 @@ func runPG(dm string, scale int, keep bool) error {
 	sh, data := n.sh, n.data
 	pgDumpTime, firstTime := median(dumpTimes), median(firstTimes)
 
+	// What any CPU work beside pg_dump costs on this machine: pg_dump
+	// with one thread of this process spinning, against pg_dump alone.
+	var busyRatios []float64
+	for i := 0; i < firstRuns; i++ {
+		d, err := timed(pgDump)
+		if err != nil {
+			return fmt.Errorf("pg_dump: %w", err)
+		}
+		b, err := besideBusyThread(pgDump)
+		if err != nil {
+			return fmt.Errorf("pg_dump: %w", err)
+		}
+		busyRatios = append(busyRatios, b.Seconds()/d.Seconds())
+	}
+
 	info := func() (map[string]string, error) {
 		out, err := sh("log", "--dot", "pgb", "-n", "1", "--json")
 		if err != nil {
@@ -258,6 +276,8 @@ func runPG(dm string, scale int, keep bool) error {
 	v := newVerdicts()
 	r := medianF(firstRatios)
 	v.row("dm commit time / pg_dump to /dev/null", r, "<= 1.3", r <= 1.3)
+	r = medianF(busyRatios)
+	v.row("pg_dump beside one busy thread / pg_dump (the machine)", r, "(info)", true)
 	r = sameTime.Seconds() / pgDumpTime.Seconds()
 	v.row("unchanged re-commit time / pg_dump", r, "<= 1.3", r <= 1.3)
 	r = changeTime.Seconds() / pgDumpTime.Seconds()
@@ -269,4 +289,26 @@ func runPG(dm string, scale int, keep bool) error {
 	r = float64(storeSize) / float64(10*fc.Len())
 	v.row("store after 10 changes / 10 pg_dump -Fc", r, "< 0.25", r < 0.25)
 	return v.flush()
+}
+
+// besideBusyThread times f while one thread of this process spins: the
+// least a consumer that does CPU work beside a dump tool costs it on a
+// machine whose cores slow each other down.
+func besideBusyThread(f func() error) (time.Duration, error) {
+	stop := make(chan struct{})
+	spinning := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		close(spinning)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}()
+	<-spinning
+	defer close(stop)
+	return timed(f)
 }

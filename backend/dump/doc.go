@@ -16,8 +16,9 @@
 //	                                     durably, so a listed commit is whole
 //	branches/<dot>/<branch>/synced       root of the manifest the tree was
 //	                                     last made equal to (change cache)
-//	store/objects/<xx>/<hash>            objects shared by all dots (package cas)
-//	store/staging/<batch>/               objects of a commit in progress
+//	store/packs/<id>.pack, <id>.idx      objects shared by all dots, in packs
+//	                                     with their indexes (package cas)
+//	store/staging/<id>.pack              the pack of a commit in progress
 //	tmp/                                 trees being built by CreateBranch
 //	trash/                               deleted branches being removed
 //
@@ -47,12 +48,13 @@
 //
 // The manifest itself is serialized deterministically and stored through
 // the same chunker, so an unchanged tree adds nothing. New objects are
-// staged and fsynced (in the background, many at once, so the disk works
-// while chunks are computed), renamed into the store, their directories
-// fsynced, and only then is the commit record written: after a crash a
-// commit either does not exist or is complete, and no torn object is ever
-// found by deduplication. (syncfs would be one call, but it flushes every
-// dirty byte of the filesystem, such as a working tree just copied in.)
+// appended to one pack per commit (its writeback started as it grows, so
+// the disk works while chunks are computed), which is fsynced and published
+// with its index, and only then is the commit record written: after a
+// crash a commit either does not exist or is complete, and no torn object
+// is ever found by deduplication. (syncfs would be one call, but it
+// flushes every dirty byte of the filesystem, such as a working tree just
+// copied in.) Garbage collection rewrites the packs that hold garbage.
 //
 // # Restores
 //

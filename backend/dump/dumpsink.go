@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
@@ -26,9 +27,10 @@ import (
 // compressed and staged as they come; those taken back are unstaged, so
 // they never reach the store.
 type dumpSink struct {
-	b     *Backend
-	batch *cas.Batch
-	file  *os.File
+	scratch // the driver's temporary files, removed by finish
+	b       *Backend
+	batch   *cas.Batch
+	file    *os.File
 
 	// Producer side (the driver's writes).
 	cur    []byte
@@ -72,12 +74,16 @@ const sinkMsgSize = 1 << 20
 
 var errRewind = errors.New("dump rewound")
 
-var _ source.Rewinder = (*dumpSink)(nil)
+var (
+	_ source.Rewinder = (*dumpSink)(nil)
+	_ source.Scratch  = (*dumpSink)(nil)
+)
 
 func (b *Backend) newDumpSink(batch *cas.Batch, file *os.File) *dumpSink {
 	nbuf := 2*b.workers + 2
 	s := &dumpSink{
-		b: b, batch: batch, file: file,
+		scratch: scratch{parent: filepath.Dir(file.Name())},
+		b:       b, batch: batch, file: file,
 		msgs:    make(chan sinkMsg, 16),
 		msgBufs: make(chan []byte, 20),
 		bufs:    make(chan []byte, nbuf),
@@ -198,6 +204,7 @@ func (s *dumpSink) doneErr() error {
 
 // finish ends the input and waits for the consumer and compressors.
 func (s *dumpSink) finish() error {
+	s.scratch.remove() // the driver is done with it
 	var err error
 	if !s.closed {
 		err = s.sendCur()

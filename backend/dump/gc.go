@@ -97,21 +97,11 @@ func (b *Backend) CollectGarbage(ctx context.Context) (dotmesh.GCStats, error) {
 	if _, err := b.pinned(live, true); err != nil {
 		return stats, fmt.Errorf("garbage collection stopped, nothing removed: %w", err)
 	}
-	err = b.store.List(func(h cas.Hash, size int64) error {
-		if _, ok := live[h]; ok {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n, err := b.store.Remove(h)
-		if err != nil {
-			return err
-		}
-		stats.ObjectsRemoved++
-		stats.BytesRemoved += n
-		return nil
-	})
+	if err := ctx.Err(); err != nil {
+		return stats, err
+	}
+	pruned, err := b.store.Prune(func(h cas.Hash) bool { _, ok := live[h]; return ok })
+	stats.ObjectsRemoved, stats.BytesRemoved = pruned.Objects, pruned.Bytes
 	if err != nil {
 		return stats, fmt.Errorf("garbage collection: %w", err)
 	}

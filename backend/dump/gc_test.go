@@ -176,14 +176,11 @@ func TestCheckFindsCorruption(t *testing.T) {
 		victim = h
 		break
 	}
-	p := filepath.Join(b.dir, "store", "objects", victim.String()[:2], victim.String())
-	data, err := os.ReadFile(p)
+	p, off, n, err := b.store.Location(victim)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data[len(data)-1] ^= 0x80
-	os.Chmod(p, 0o644)
-	os.WriteFile(p, data, 0o444)
+	flipByte(t, p, off+int64(n)-1)
 	err = b.Check(ctx)
 	if !errors.Is(err, dotmesh.ErrCorrupt) {
 		t.Fatalf("Check missed a flipped bit: %v", err)

@@ -184,3 +184,22 @@ func sameTree(t testing.TB, want, got []string) {
 		t.Fatalf("trees differ:\nwant:\n  %s\ngot:\n  %s", strings.Join(want, "\n  "), strings.Join(got, "\n  "))
 	}
 }
+
+// flipByte damages one byte of path at off, as a bad disk would.
+func flipByte(t testing.TB, path string, off int64) {
+	t.Helper()
+	os.Chmod(path, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x80
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}

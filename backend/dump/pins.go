@@ -26,8 +26,8 @@ import (
 // an abandoned transfer's pin expires pinTTL after it was last written,
 // and its objects become ordinary garbage.
 //
-// Objects still in a batch's staging directory are not in objects/ at
-// all, so collection never sees them; they are published or dropped by
+// Objects still in a batch's staging pack are not in the store's index
+// at all, so collection never sees them; they are published or dropped by
 // the Receive that staged them, which holds gcMu shared throughout.
 
 // pinTTL is how long an abandoned transfer's objects survive collection.

@@ -470,7 +470,7 @@ func (b *Backend) sourcesUsage(ctx context.Context, br dotmesh.BranchRef, u dotm
 				continue // unchanged since its dump equalled head's
 			}
 		}
-		same, size, err := b.compareDump(ctx, s, drvs[i], filepath.Join(b.treeDir(br), filepath.FromSlash(rel)))
+		same, size, err := b.compareDump(ctx, s, drvs[i], filepath.Join(b.treeDir(br), filepath.FromSlash(rel)), b.branchDir(br))
 		if err != nil {
 			return u, fmt.Errorf("checking for changes: %w", err)
 		}
@@ -499,7 +499,7 @@ var errDumpDiffers = errors.New("the dump differs")
 // compareDump dumps the source and compares the bytes with file as they
 // come, stopping at the first difference. It returns the dump's size
 // (at least the file's when stopped early).
-func (b *Backend) compareDump(ctx context.Context, s *sourceConfig, drv source.Driver, file string) (bool, int64, error) {
+func (b *Backend) compareDump(ctx context.Context, s *sourceConfig, drv source.Driver, file, scratchParent string) (bool, int64, error) {
 	f, err := os.Open(file)
 	if errors.Is(err, fs.ErrNotExist) {
 		f = nil
@@ -508,7 +508,8 @@ func (b *Backend) compareDump(ctx context.Context, s *sourceConfig, drv source.D
 	} else {
 		defer f.Close()
 	}
-	cw := &compareWriter{}
+	cw := &compareWriter{scratch: scratch{parent: scratchParent}}
+	defer cw.remove()
 	var fileSize int64
 	if f != nil {
 		cw.r = bufio.NewReaderSize(f, 1<<20)
@@ -536,6 +537,7 @@ func (b *Backend) compareDump(ctx context.Context, s *sourceConfig, drv source.D
 
 // compareWriter compares what is written with r.
 type compareWriter struct {
+	scratch
 	r      *bufio.Reader // nil: there is nothing to compare with
 	buf    []byte
 	n      int64

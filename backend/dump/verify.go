@@ -141,8 +141,8 @@ func (b *Backend) Verify(ctx context.Context) (*dotmesh.VerifyReport, error) {
 	return rep, nil
 }
 
-// PlanGarbage implements dotmesh.GarbagePlanner: the objects and stored
-// bytes CollectGarbage would remove if the commits in without were gone.
+// PlanGarbage implements dotmesh.GarbagePlanner: the objects and bytes
+// CollectGarbage would remove if the commits in without were gone.
 // Like CollectGarbage it stops at the first unreadable manifest.
 func (b *Backend) PlanGarbage(ctx context.Context, without []dotmesh.CommitRef) (dotmesh.GCStats, error) {
 	var st dotmesh.GCStats
@@ -188,12 +188,10 @@ func (b *Backend) PlanGarbage(ctx context.Context, without []dotmesh.CommitRef) 
 	if _, err := b.pinned(live, false); err != nil {
 		return st, err
 	}
-	err = b.store.List(func(h cas.Hash, size int64) error {
-		if _, ok := live[h]; !ok {
-			st.ObjectsRemoved++
-			st.BytesRemoved += size
-		}
-		return ctx.Err()
-	})
-	return st, err
+	if err := ctx.Err(); err != nil {
+		return st, err
+	}
+	plan := b.store.PlanPrune(func(h cas.Hash) bool { _, ok := live[h]; return ok })
+	st.ObjectsRemoved, st.BytesRemoved = plan.Objects, plan.Bytes
+	return st, nil
 }

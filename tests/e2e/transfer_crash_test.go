@@ -58,7 +58,7 @@ func TestTransferKilledAndResumed(t *testing.T) {
 	// Wait for a commit to arrive and for b to have stored (published) a
 	// good part of the next one: the dump backend publishes a receive's
 	// verified chunks every 32 MiB.
-	objects := filepath.Join(b.data, "dump", "store", "objects")
+	objects := filepath.Join(b.data, "dump", "store", "packs")
 	const partial = 24 << 20
 	start := time.Now()
 	for len(state.Have) == 0 || storedBytes(objects) < int64(len(state.Have))*per+partial {
@@ -104,7 +104,7 @@ func TestTransferKilledAndResumed(t *testing.T) {
 	}
 }
 
-// storedBytes sums the object files of a dump store.
+// storedBytes sums the pack files of a dump store.
 func storedBytes(dir string) int64 {
 	var n int64
 	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {

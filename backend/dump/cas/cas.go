@@ -1,29 +1,33 @@
 // Package cas is a content-addressed object store: each object is keyed by
-// the BLAKE3 hash of its plaintext and kept zstd-compressed in a file of its
-// own under objects/<first two hex digits>/<hash>. Every read decompresses
-// and re-hashes, so a flipped bit is reported, never returned.
+// the BLAKE3 hash of its plaintext and kept zstd-compressed in a pack file
+// (see pack.go for the format). Every read decompresses and re-hashes, so
+// a flipped bit is reported, never returned.
 //
-// New objects are written through a Batch: staged in staging/<batch>/,
-// fsynced, then renamed into objects/. An object file therefore only ever
-// appears under objects/ complete and durable, so a crash can never turn a
-// torn write into a deduplication hit.
+// New objects are written through a Batch into a pack of its own in
+// staging/, fsynced, then published into packs/ with its index. An object
+// is therefore only ever found (and deduplicated against) once it is
+// complete and durable, so a crash can never turn a torn write into a
+// deduplication hit.
 //
-// The store does not lock itself against garbage collection: the caller
-// keeps Remove away from batches in flight (the dump backend uses a
-// read/write lock).
+// The store keeps the index of every pack in memory; it is the only
+// process using its directory. It does not lock itself against garbage
+// collection: the caller keeps Prune away from batches in flight (the dump
+// backend uses a read/write lock).
 package cas
 
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 
+	"github.com/dotmesh-io/dotmesh/backend/dump/internal/durable"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"github.com/klauspost/compress/zstd"
 )
@@ -38,8 +42,13 @@ const (
 )
 
 const (
-	objectsDir = "objects"
+	packsDir   = "packs"
 	stagingDir = "staging"
+	looseDir   = "objects" // one file per object, before packs: imported by Open
+
+	// maxOpenPacks bounds the pack files kept open for reading; reads
+	// from others open and close them.
+	maxOpenPacks = 256
 )
 
 // Options tune a Store.
@@ -59,12 +68,39 @@ type Store struct {
 	dec *zstd.Decoder
 	log *slog.Logger
 
-	publishMu sync.Mutex // see Batch.Commit
+	publishMu sync.Mutex // one pack published at a time
+
+	mu    sync.RWMutex
+	index map[Hash]loc
+	packs map[string]*pack
+
+	openPacks atomic.Int32
 }
 
-// Open opens (creating if needed) the store in dir and removes staging
-// directories left by batches that never committed. The caller must make
-// sure no other process uses dir at the same time.
+// loc is where an object is.
+type loc struct {
+	p   *pack
+	off int64
+	n   uint32
+}
+
+// pack is one published pack file.
+type pack struct {
+	id   string
+	size int64 // of the pack file
+	mu   sync.Mutex
+	f    *os.File // kept open for reads, up to maxOpenPacks of them
+}
+
+func (s *Store) packPath(id, ext string) string {
+	return filepath.Join(s.dir, packsDir, id+ext)
+}
+
+// Open opens (creating if needed) the store in dir: it loads the index
+// of every pack, removes packs that were never published and staging
+// left by batches that never committed, and imports objects kept one
+// file each by earlier versions. The caller must make sure no other
+// process uses dir at the same time.
 func Open(dir string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -76,10 +112,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.Level > 0 {
 		level = zstd.EncoderLevelFromZstd(opts.Level)
 	}
-	for i := 0; i < 256; i++ {
-		if err := os.MkdirAll(filepath.Join(dir, objectsDir, fmt.Sprintf("%02x", i)), 0o755); err != nil {
-			return nil, fmt.Errorf("create object store in %s: %w", dir, err)
-		}
+	if err := os.MkdirAll(filepath.Join(dir, packsDir), 0o755); err != nil {
+		return nil, fmt.Errorf("create object store in %s: %w", dir, err)
 	}
 	staging := filepath.Join(dir, stagingDir)
 	if err := os.RemoveAll(staging); err != nil {
@@ -106,11 +140,162 @@ func Open(dir string, opts Options) (*Store, error) {
 		enc.Close()
 		return nil, fmt.Errorf("create zstd decoder: %w", err)
 	}
-	return &Store{dir: dir, enc: enc, dec: dec, log: opts.Logger}, nil
+	s := &Store{dir: dir, enc: enc, dec: dec, log: opts.Logger, index: map[Hash]loc{}, packs: map[string]*pack{}}
+	if err := s.loadPacks(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.importLoose(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
-// Close releases the codecs.
+// loadPacks indexes every published pack. A pack without an index was
+// never published and is removed, as is an index without its pack. A
+// damaged index is rebuilt from its pack's records.
+func (s *Store) loadPacks() error {
+	dir := filepath.Join(s.dir, packsDir)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("list packs in %s: %w", dir, err)
+	}
+	names := map[string]bool{}
+	for _, e := range ents {
+		names[e.Name()] = true
+	}
+	for _, e := range ents {
+		name := e.Name()
+		id, ext := strings.TrimSuffix(name, filepath.Ext(name)), filepath.Ext(name)
+		switch {
+		case ext == ".pack" && !names[id+".idx"]:
+			s.log.Info("removing a pack that was never published", "path", filepath.Join(dir, name))
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return fmt.Errorf("remove unpublished pack: %w", err)
+			}
+		case ext == ".idx" && !names[id+".pack"]:
+			s.log.Warn("removing an index without its pack", "path", filepath.Join(dir, name))
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return fmt.Errorf("remove stray index: %w", err)
+			}
+		case ext == ".pack":
+			if err := s.loadPack(id); err != nil {
+				return err
+			}
+		case ext == ".tmp": // an index being rewritten when a crash came
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return fmt.Errorf("remove stray index: %w", err)
+			}
+		case ext != ".idx":
+			s.log.Warn("stray file in object store", "path", filepath.Join(dir, name))
+		}
+	}
+	return nil
+}
+
+func (s *Store) loadPack(id string) error {
+	st, err := os.Stat(s.packPath(id, ".pack"))
+	if err != nil {
+		return fmt.Errorf("open pack %s: %w", id, err)
+	}
+	p := &pack{id: id, size: st.Size()}
+	raw, err := os.ReadFile(s.packPath(id, ".idx"))
+	if err != nil {
+		return fmt.Errorf("read index of pack %s: %w", id, err)
+	}
+	es, err := decodeIndex(raw, p.size)
+	if err != nil {
+		s.log.Warn("rebuilding a damaged pack index from its pack", "pack", id, "err", err)
+		f, oerr := os.Open(s.packPath(id, ".pack"))
+		if oerr != nil {
+			return fmt.Errorf("open pack %s: %w", id, oerr)
+		}
+		es, err = scanPack(f, p.size)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("pack %s: %w", id, err)
+		}
+		if err := writeFileDurably(s.packPath(id, ".idx"), encodeIndex(es)); err != nil {
+			return fmt.Errorf("rewrite index of pack %s: %w", id, err)
+		}
+	}
+	s.install(p, es, false)
+	return nil
+}
+
+// install adds a published pack and its objects to the index; an object
+// some other pack holds already keeps that copy unless replace is set.
+func (s *Store) install(p *pack, es []entry, replace bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.packs[p.id] = p
+	for _, e := range es {
+		if _, ok := s.index[e.h]; replace || !ok {
+			s.index[e.h] = loc{p: p, off: e.off, n: e.n}
+		}
+	}
+}
+
+// importLoose moves objects that earlier versions kept one file each
+// (objects/<xx>/<hash>) into a pack, then removes them.
+func (s *Store) importLoose() error {
+	dir := filepath.Join(s.dir, looseDir)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	b, err := s.NewBatch()
+	if err != nil {
+		return err
+	}
+	defer b.Abort()
+	n := 0
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		h, herr := ParseHash(d.Name())
+		if herr != nil {
+			return nil
+		}
+		if ok, _ := b.Has(h); ok {
+			return nil
+		}
+		comp, err := readLoose(p, h)
+		if err != nil {
+			return err
+		}
+		n++
+		return b.stage(h, comp)
+	})
+	if err == nil {
+		err = b.Commit()
+	}
+	if err != nil {
+		return fmt.Errorf("import loose objects from %s: %w", dir, err)
+	}
+	s.log.Info("imported loose objects into a pack", "objects", n)
+	return os.RemoveAll(dir)
+}
+
+func readLoose(path string, h Hash) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > MaxStoredSize {
+		return nil, fmt.Errorf("%w: object %s is %d bytes, more than any object may be (%s)", dotmesh.ErrCorrupt, h, st.Size(), path)
+	}
+	return os.ReadFile(path)
+}
+
+// Close releases the codecs and open packs.
 func (s *Store) Close() error {
+	s.mu.Lock()
+	for _, p := range s.packs {
+		s.closePack(p)
+	}
+	s.mu.Unlock()
 	s.dec.Close()
 	return s.enc.Close()
 }
@@ -118,21 +303,17 @@ func (s *Store) Close() error {
 // Dir is the store's root directory.
 func (s *Store) Dir() string { return s.dir }
 
-func (s *Store) path(h Hash) string {
-	name := h.String()
-	return filepath.Join(s.dir, objectsDir, name[:2], name)
+func (s *Store) lookup(h Hash) (loc, bool) {
+	s.mu.RLock()
+	l, ok := s.index[h]
+	s.mu.RUnlock()
+	return l, ok
 }
 
 // Has reports whether object h is stored.
 func (s *Store) Has(h Hash) (bool, error) {
-	_, err := os.Lstat(s.path(h))
-	if err == nil {
-		return true, nil
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	return false, fmt.Errorf("look up object %s: %w", h, err)
+	_, ok := s.lookup(h)
+	return ok, nil
 }
 
 // Get returns the plaintext of object h, appended to dst[:0]. The content
@@ -146,33 +327,63 @@ func (s *Store) Get(h Hash, dst []byte) ([]byte, error) {
 	return s.Decode(h, comp, dst)
 }
 
-// ReadStored returns the stored (compressed) bytes of object h, unverified;
-// Send forwards them as they are and the receiver verifies them.
+// ReadStored returns the stored (compressed) bytes of object h, unverified
+// (but read from a record that names h); Send forwards them as they are
+// and the receiver verifies them.
 func (s *Store) ReadStored(h Hash) ([]byte, error) {
-	return readObjectFile(s.path(h), h)
+	l, ok := s.lookup(h)
+	if !ok {
+		return nil, fmt.Errorf("%w: object %s is missing from the store", dotmesh.ErrNotFound, h)
+	}
+	f, done, err := s.openPack(l.p)
+	if err != nil {
+		return nil, fmt.Errorf("open pack of object %s: %w", h, err)
+	}
+	defer done()
+	return readRecord(f, l.off, l.n, h, s.packPath(l.p.id, ".pack"))
 }
 
-func readObjectFile(path string, h Hash) ([]byte, error) {
-	f, err := os.Open(path)
+// readRecord reads the record of object h whose n stored bytes start at
+// off, checking that its header names h and n.
+func readRecord(f *os.File, off int64, n uint32, h Hash, path string) ([]byte, error) {
+	buf := make([]byte, recordHeader+int(n))
+	if _, err := f.ReadAt(buf, off-recordHeader); err != nil {
+		return nil, fmt.Errorf("%w: reading object %s from %s: %v", dotmesh.ErrCorrupt, h, path, err)
+	}
+	if string(buf[:recordHeader]) != string(recordHead(h, int(n))) {
+		return nil, fmt.Errorf("%w: the record of object %s in %s does not match its index (damaged on disk); run a check and restore it from a peer", dotmesh.ErrCorrupt, h, path)
+	}
+	return buf[recordHeader:], nil
+}
+
+// openPack returns p's file for reading and a func to call when done.
+func (s *Store) openPack(p *pack) (*os.File, func(), error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.f != nil {
+		return p.f, func() {}, nil
+	}
+	f, err := os.Open(s.packPath(p.id, ".pack"))
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: object %s is missing from the store", dotmesh.ErrNotFound, h)
-		}
-		return nil, fmt.Errorf("open object %s: %w", h, err)
+		return nil, nil, err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("stat object %s: %w", h, err)
+	if s.openPacks.Add(1) <= maxOpenPacks {
+		p.f = f
+		return f, func() {}, nil
 	}
-	if st.Size() > MaxStoredSize {
-		return nil, fmt.Errorf("%w: object %s is %d bytes, more than any object may be (%s)", dotmesh.ErrCorrupt, h, st.Size(), path)
+	s.openPacks.Add(-1)
+	return f, func() { f.Close() }, nil
+}
+
+// closePack closes p's file if it is kept open.
+func (s *Store) closePack(p *pack) {
+	p.mu.Lock()
+	if p.f != nil {
+		p.f.Close()
+		p.f = nil
+		s.openPacks.Add(-1)
 	}
-	buf := make([]byte, st.Size())
-	if _, err := io.ReadFull(f, buf); err != nil {
-		return nil, fmt.Errorf("read object %s: %w", h, err)
-	}
-	return buf, nil
+	p.mu.Unlock()
 }
 
 // Decode decompresses stored bytes claimed to be object h into dst[:0] and
@@ -210,50 +421,46 @@ func (s *Store) Verify(h Hash, scratch []byte) (int64, []byte, error) {
 	return int64(len(comp)), out, nil
 }
 
-// Remove deletes object h and returns the bytes it occupied. Removing a
-// missing object is not an error. The caller guarantees no batch in flight
-// relies on h.
-func (s *Store) Remove(h Hash) (int64, error) {
-	p := s.path(h)
-	st, err := os.Lstat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
+// Location tells where object h's stored bytes are: the pack file, their
+// offset and length. For tools and tests that inspect (or damage) the
+// store.
+func (s *Store) Location(h Hash) (path string, off int64, n int, err error) {
+	l, ok := s.lookup(h)
+	if !ok {
+		return "", 0, 0, fmt.Errorf("%w: object %s is missing from the store", dotmesh.ErrNotFound, h)
 	}
-	if err != nil {
-		return 0, fmt.Errorf("stat object %s: %w", h, err)
-	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return 0, fmt.Errorf("remove object %s: %w", h, err)
-	}
-	return st.Size(), nil
+	return s.packPath(l.p.id, ".pack"), l.off, int(l.n), nil
 }
 
-// List calls fn for every stored object with its stored size. Files that
-// are not named like objects are skipped with a warning.
+// List calls fn for every stored object with its stored size, from a
+// snapshot of the index taken first (fn may use the store).
 func (s *Store) List(fn func(h Hash, size int64) error) error {
-	for i := 0; i < 256; i++ {
-		sub := filepath.Join(s.dir, objectsDir, fmt.Sprintf("%02x", i))
-		ents, err := os.ReadDir(sub)
-		if err != nil {
-			return fmt.Errorf("list objects in %s: %w", sub, err)
-		}
-		for _, e := range ents {
-			h, err := ParseHash(e.Name())
-			if err != nil || e.Name()[:2] != filepath.Base(sub) {
-				s.log.Warn("stray file in object store", "path", filepath.Join(sub, e.Name()))
-				continue
-			}
-			info, err := e.Info()
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("stat object %s: %w", h, err)
-			}
-			if err := fn(h, info.Size()); err != nil {
-				return err
-			}
+	s.mu.RLock()
+	es := make([]entry, 0, len(s.index))
+	for h, l := range s.index {
+		es = append(es, entry{h: h, n: l.n})
+	}
+	s.mu.RUnlock()
+	for _, e := range es {
+		if err := fn(e.h, int64(e.n)); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// writeFileDurably replaces path through a temporary file, fsyncing the
+// file and its directory.
+func writeFileDurably(path string, data []byte) error {
+	tmp := path + ".tmp"
+	os.Remove(tmp)
+	err := writeSynced(tmp, data)
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return durable.SyncDirs([]string{filepath.Dir(path)}, 1)
 }

@@ -34,6 +34,23 @@ type Driver interface {
 	Drop(ctx context.Context) error
 }
 
+// Scratch is a dump destination with a directory for the driver's
+// temporary files (a copy of the database, a fetched RDB): on the
+// destination's filesystem, private to the dump, and swept when a crash
+// leaves something there. Without one, drivers use the system's
+// temporary directory.
+type Scratch interface {
+	ScratchDir() string
+}
+
+// scratchDir is w's ScratchDir, or "".
+func scratchDir(w io.Writer) string {
+	if s, ok := w.(Scratch); ok {
+		return s.ScratchDir()
+	}
+	return ""
+}
+
 // Open returns the driver for c; files sources have none.
 func Open(c *Conn) (Driver, error) {
 	switch c.Kind {

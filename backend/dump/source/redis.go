@@ -98,7 +98,7 @@ func (r *redis) Dump(ctx context.Context, w io.Writer) (Info, error) {
 	if m := regexp.MustCompile(`redis_version:(\S+)`).FindStringSubmatch(srv); m != nil {
 		info.Server = "Redis " + m[1]
 	}
-	tmp, err := os.CreateTemp("", "dm-redis-*.rdb")
+	tmp, err := os.CreateTemp(scratchDir(w), ".dm-redis-*.rdb")
 	if err != nil {
 		return info, err
 	}

@@ -68,7 +68,7 @@ func (s *sqlite) Dump(ctx context.Context, w io.Writer) (Info, error) {
 	if ok, err := s.Exists(ctx); err != nil || !ok {
 		return info, fmt.Errorf("%w: database file %s does not exist (%v)", dotmesh.ErrUnavailable, s.c.Database, err)
 	}
-	dir, err := os.MkdirTemp("", "dm-sqlite-")
+	dir, err := os.MkdirTemp(scratchDir(w), ".dm-sqlite-")
 	if err != nil {
 		return info, err
 	}
