@@ -174,8 +174,10 @@ address) so that the other nodes can reach it.
 
 With --tls-cert/--tls-key the node serves HTTPS, and the remote "local"
 pins --tls-ca (default: the certificate itself); its certificate must name
-the address dm calls (127.0.0.1, or the --listen host). They are not
-remembered: give them again on a restart.`,
+the address dm calls (127.0.0.1, or the --listen host). The three are
+remembered in DIR/tls.json (file names), so a restart without them serves
+HTTPS again, with the files as they are then; --no-tls restarts it on
+plain HTTP and forgets them.`,
 		Example: `  dm cluster init
   dm cluster init --data-dir /srv/dotmesh --port 32608
   dm cluster init --backend zfs --zfs-pool tank
@@ -198,8 +200,8 @@ Give --listen (and --advertise when other machines reach it by another
 address) so that the other nodes can reach it, and --node-id when the host
 name is not a unique node name. Running it again on the same data
 directory restarts the node; the flags are remembered. --tls-cert,
---tls-key and --tls-ca work as for ` + "`dm cluster init`" + ` (give them again on
-a restart, and the other nodes --peer-ca).`
+--tls-key, --tls-ca and --no-tls work as for ` + "`dm cluster init`" + ` (give the
+other nodes --peer-ca).`
 		c.Example = `  dm cluster join --etcd-endpoints http://10.0.0.9:2379 --cluster-key-file ./cluster-key \
       --node-id n2 --listen 10.0.0.2:32607
   dm cluster join --etcd-endpoints https://10.0.0.9:2379 --etcd-ca ca.pem --cluster-key-file ./cluster-key \
@@ -221,11 +223,14 @@ a restart, and the other nodes --peer-ca).`
 		if err := cf.validate(); err != nil {
 			return err
 		}
-		tlsArgs, pinned, err := tf.serveArgs()
+		d, err := a.dataDir(dir)
 		if err != nil {
 			return err
 		}
-		d, err := a.dataDir(dir)
+		if err := tf.recall(d); err != nil {
+			return err
+		}
+		tlsArgs, pinned, err := tf.serveArgs()
 		if err != nil {
 			return err
 		}
@@ -271,6 +276,9 @@ a restart, and the other nodes --peer-ca).`
 		if err != nil {
 			return err
 		}
+		if err := tf.remember(d); err != nil {
+			return fmt.Errorf("node started (pid %d) but its TLS flags could not be remembered: %w", pid, err)
+		}
 		// Reload: keep whatever changed meanwhile, and the current dot
 		// when this is a restart of the same node.
 		cfg, err = LoadConfig(cfgPath)
@@ -314,6 +322,7 @@ a restart, and the other nodes --peer-ca).`
 	df.add(f)
 	tf.add(f)
 	tf.addCA(f)
+	tf.addOff(f)
 	cf.add(f, !join)
 	f.DurationVar(&timeout, "timeout", 60*time.Second, "how long to wait for the node to answer")
 	return c

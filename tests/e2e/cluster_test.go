@@ -284,11 +284,39 @@ func TestClusterInitTLS(t *testing.T) {
 	if l := cfg.Remotes["local"]; !l.TLS || l.CACert != string(caPEM) {
 		t.Fatalf("remote local: tls %v, pins the CA %v", l.TLS, l.CACert == string(caPEM))
 	}
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", e.port))
-	if err == nil {
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			t.Fatal("the node answers plain HTTP")
+	plainHTTP := func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", e.port))
+		if err != nil {
+			return false
 		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	if plainHTTP() {
+		t.Fatal("the node answers plain HTTP")
+	}
+	// A restart without the flags serves HTTPS again, pinned as before.
+	e.stopNode()
+	e.clusterInitArgs()
+	if out := e.ok("list"); !strings.Contains(out, "app") || plainHTTP() {
+		t.Fatalf("restart without the TLS flags: list %q, plain HTTP %v", out, plainHTTP())
+	}
+	b, err = os.ReadFile(e.config)
+	must(t, err)
+	must(t, json.Unmarshal(b, &cfg))
+	if l := cfg.Remotes["local"]; !l.TLS || l.CACert != string(caPEM) {
+		t.Fatalf("remote local after a restart: tls %v, pins the CA %v", l.TLS, l.CACert == string(caPEM))
+	}
+	// --no-tls turns it off, and is remembered as that.
+	e.stopNode()
+	e.fails("--no-tls goes with none of", "cluster", "init", "--data-dir", e.data, "--port", strconv.Itoa(e.port), "--no-tls", "--tls-ca", ca)
+	e.clusterInitArgs("--no-tls")
+	if !plainHTTP() {
+		t.Fatal("--no-tls: the node does not answer plain HTTP")
+	}
+	e.stopNode()
+	e.clusterInitArgs()
+	if !plainHTTP() {
+		t.Fatal("after --no-tls a restart went back to HTTPS")
 	}
 }
