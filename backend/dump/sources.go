@@ -287,7 +287,7 @@ func (b *Backend) dumpSource(ctx context.Context, br dotmesh.BranchRef, batch *c
 	info, err := drv.Dump(ctx, sink)
 	if err != nil {
 		sink.Abort()
-		if serr := sink.err; serr != nil {
+		if serr := sink.err; serr != nil && !errors.Is(err, serr) {
 			err = fmt.Errorf("%w (%v)", serr, err)
 		}
 	} else {

@@ -3,6 +3,7 @@ package cas
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -465,5 +466,33 @@ func TestPruneLeavesDamagedPack(t *testing.T) {
 	}
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("damaged pack removed: %v", err)
+	}
+}
+
+// Many small packs (one per commit) are merged into one by Prune.
+func TestPruneMergesSmallPacks(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	var hs []Hash
+	for i := 0; i < mergeAt+3; i++ {
+		hs = append(hs, put(t, s, []byte(fmt.Sprintf("commit %d's only chunk", i))))
+	}
+	plan := s.PlanPrune(func(Hash) bool { return true })
+	st, err := s.Prune(func(Hash) bool { return true })
+	if err != nil || st.Objects != 0 || st != plan {
+		t.Fatalf("prune: %+v %v (plan %+v)", st, err, plan)
+	}
+	if n, _ := packFiles(t, s); n != 2 {
+		t.Fatalf("%d pack files after merging, want one pack and its index", n)
+	}
+	if st, err := s.Prune(func(Hash) bool { return true }); err != nil || st != (PruneStats{}) {
+		t.Fatalf("second prune: %+v %v", st, err)
+	}
+	s.Close()
+	s2 := openStore(t, dir)
+	for _, h := range hs {
+		if _, err := s2.Get(h, nil); err != nil {
+			t.Fatalf("after merging: %v", err)
+		}
 	}
 }

@@ -19,6 +19,13 @@ type PruneStats struct {
 	Bytes   int64 // bytes the store's files shrank by
 }
 
+// Small packs are merged: one per commit makes many, and each costs an
+// index to load at Open and a file to open for reads.
+const (
+	smallPack = 8 << 20 // packs under this size are merged...
+	mergeAt   = 32      // ...once there are this many of them
+)
+
 // prunePlan is what Prune with one keep func does.
 type prunePlan struct {
 	victims   []*pack         // packs to delete
@@ -53,8 +60,12 @@ func (s *Store) plan(keep func(Hash) bool) prunePlan {
 	}
 	s.mu.RUnlock()
 	pl := prunePlan{movedFrom: map[Hash]*pack{}, dead: map[*pack]int64{}}
+	var small []*pack
 	for p, u := range uses {
 		if len(u.dead) == 0 && u.used+int64(len(packMagic)) == p.size {
+			if p.size < smallPack {
+				small = append(small, p)
+			}
 			continue
 		}
 		pl.victims = append(pl.victims, p)
@@ -64,6 +75,16 @@ func (s *Store) plan(keep func(Hash) bool) prunePlan {
 		for _, e := range u.kept {
 			pl.moved = append(pl.moved, e)
 			pl.movedFrom[e.h] = p
+		}
+	}
+	if len(small) >= mergeAt {
+		for _, p := range small {
+			pl.victims = append(pl.victims, p)
+			pl.before += p.size + s.indexSize(p)
+			for _, e := range uses[p].kept {
+				pl.moved = append(pl.moved, e)
+				pl.movedFrom[e.h] = p
+			}
 		}
 	}
 	return pl
@@ -85,7 +106,8 @@ func (s *Store) PlanPrune(keep func(Hash) bool) PruneStats {
 // Prune removes every object for which keep returns false. Packs left with
 // no object are deleted; packs with some are rewritten into one new pack
 // holding their kept objects, which also reclaims bytes that no index
-// names (objects taken back while staged, copies another pack holds). The
+// names (objects taken back while staged, copies another pack holds).
+// Once there are mergeAt packs under smallPack, they go into it too. The
 // new pack is published before any old one goes, so a crash leaves each
 // kept object findable (and a removed one, at worst, back until the next
 // Prune). A pack with a kept object that cannot be read (damaged: Verify
