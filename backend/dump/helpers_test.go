@@ -203,3 +203,13 @@ func flipByte(t testing.TB, path string, off int64) {
 		t.Fatal(err)
 	}
 }
+
+// usageAt is b's Usage of br against commit c, failing t on an error.
+func usageAt(t testing.TB, b *Backend, br dotmesh.BranchRef, c dotmesh.CommitRef) dotmesh.Usage {
+	t.Helper()
+	u, err := b.Usage(ctx, br, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

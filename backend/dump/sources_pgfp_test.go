@@ -31,14 +31,7 @@ CREATE SEQUENCE counter;`)
 	if st, _ := os.Stat(b.sourceStatesPath(br)); st.Mode().Perm() != 0o600 {
 		t.Fatalf("states file mode %v", st.Mode())
 	}
-	usage := func() dotmesh.Usage {
-		t.Helper()
-		u, err := b.Usage(ctx, br, &c1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u
-	}
+	usage := func() dotmesh.Usage { t.Helper(); return usageAt(t, b, br, c1) }
 	if u := usage(); u.Dirty {
 		t.Fatalf("unchanged database is dirty: %+v", u)
 	}

@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/dotmesh-io/dotmesh/backend/dump/source"
 	"github.com/dotmesh-io/dotmesh/backend/dump/source/sourcetest"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -82,4 +84,75 @@ type sqliteProbe struct{ path string }
 func (p *sqliteProbe) exists() (bool, error) {
 	_, err := os.Stat(p.path)
 	return err == nil, nil
+}
+
+// TestSQLiteFingerprintUsage: once the database's files are older than
+// the racy window, an unchanged database is clean and committed without
+// a dump; a write makes it dirty at once (the fresh times vouch for
+// nothing) and stays a change after the window; undoing it is clean
+// again, from a dump.
+func TestSQLiteFingerprintUsage(t *testing.T) {
+	sourcetest.SQLite3(t)
+	db := filepath.Join(t.TempDir(), "app.db")
+	sourcetest.SQLite(t, db, `CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
+INSERT INTO notes VALUES (1, 'one'), (2, 'two');`)
+	b := openTest(t)
+	br := newBranch(t, b)
+	if err := b.AddSource(ctx, br, "notes", dotmesh.SourceSpec{Kind: "sqlite", URL: "sqlite://" + db}); err != nil {
+		t.Fatal(err)
+	}
+	racy := func() { time.Sleep(2100 * time.Millisecond) }
+	racy()
+	c1, _ := commitFacts(t, b, br)
+	if st := b.readSourceStates(br)["notes"]; st.Fingerprint == "" {
+		t.Fatal("a commit of a settled database recorded no fingerprint")
+	}
+	usage := func() dotmesh.Usage { t.Helper(); return usageAt(t, b, br, c1) }
+	if u := usage(); u.Dirty {
+		t.Fatalf("unchanged database is dirty: %+v", u)
+	}
+	if _, f := commitFacts(t, b, br); f["source.notes.unchanged"] != "fingerprint" {
+		t.Fatalf("unchanged database was dumped: %v", f)
+	}
+	sourcetest.SQLite(t, db, "UPDATE notes SET body = 'uno' WHERE id = 1;")
+	if fp, err := sqliteFingerprint(t, db); err != nil || fp != "" {
+		t.Fatalf("fingerprint of a database written just now: %q %v", fp, err)
+	}
+	if u := usage(); !u.Dirty {
+		t.Fatal("a write just now is not a change")
+	}
+	racy()
+	if u := usage(); !u.Dirty {
+		t.Fatal("a write is not a change once its times settled")
+	}
+	if _, f := commitFacts(t, b, br); f["source.notes.unchanged"] != "" {
+		t.Fatalf("commit after a write skipped the dump: %v", f)
+	}
+	c1, _ = commitFacts(t, b, br)
+	sourcetest.SQLite(t, db, "UPDATE notes SET body = 'one' WHERE id = 1; UPDATE notes SET body = 'uno' WHERE id = 1;")
+	if u := usage(); u.Dirty {
+		t.Fatalf("a write that changed nothing is dirty: %+v", u)
+	}
+	// A rollback journal with content (a write in progress) vouches for
+	// nothing: the dump decides.
+	racy()
+	if err := os.WriteFile(db+"-journal", []byte("in progress"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if fp, err := sqliteFingerprint(t, db); err != nil || fp != "" {
+		t.Fatalf("fingerprint with a journal: %q %v", fp, err)
+	}
+}
+
+func sqliteFingerprint(t *testing.T, db string) (string, error) {
+	t.Helper()
+	c, err := source.Parse("sqlite", "sqlite://"+db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv, err := source.Open(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return drv.(source.Fingerprinter).Fingerprint(ctx)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"golang.org/x/sys/unix"
 )
 
 // sqlite takes a consistent copy with the online backup API (".backup"),
@@ -112,4 +113,44 @@ func (s *sqlite) Restore(ctx context.Context, file string) error {
 // quoteDot quotes a path for a sqlite3 dot-command argument.
 func quoteDot(p string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(p) + `"`
+}
+
+// sqliteRacy is how long ago a database's files must have changed for
+// their stat data to vouch for them: two writes within the filesystem's
+// timestamp granularity can leave size and times as they were (git's
+// "racily clean" rule).
+const sqliteRacy = 2 * time.Second
+
+// Fingerprint implements Fingerprinter with the identity, size and times
+// of the database file and its write-ahead log: SQLite writes with
+// write(2), never through a shared mapping, so a committed write changes
+// one of them. It vouches for nothing ("") while either changed within
+// sqliteRacy, or while a rollback journal holds anything (a write in
+// progress, or a hot journal the next reader replays). The -shm file is
+// left out: readers write to it.
+func (s *sqlite) Fingerprint(ctx context.Context) (string, error) {
+	fp := []string{"sqlite1"}
+	now := time.Now()
+	for _, suffix := range []string{"", "-wal", "-journal"} {
+		var st unix.Stat_t
+		err := unix.Stat(s.c.Database+suffix, &st)
+		if err == unix.ENOENT && suffix != "" {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("fingerprint of %s: %w", s.c.Database+suffix, err)
+		}
+		if suffix == "-journal" {
+			if st.Size > 0 {
+				return "", nil
+			}
+			continue
+		}
+		mtime, ctime := time.Unix(st.Mtim.Unix()), time.Unix(st.Ctim.Unix())
+		if now.Sub(mtime) < sqliteRacy || now.Sub(ctime) < sqliteRacy {
+			return "", nil
+		}
+		fp = append(fp, fmt.Sprintf("%s:%d:%d:%d:%d:%d", suffix, st.Dev, st.Ino, st.Size, mtime.UnixNano(), ctime.UnixNano()))
+	}
+	return strings.Join(fp, " "), nil
 }
