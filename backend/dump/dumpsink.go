@@ -43,7 +43,7 @@ type dumpSink struct {
 	c      *cdc.Chunker // cuts rd; offsets relative to rd's start
 	base   int64        // stream offset of rd's start
 	chunks []sinkChunk
-	buf    []byte // chunk data
+	buf    []byte // chunk data: of the largest chunk's capacity, never grown
 	comp   []byte // compressed chunk
 	err    error  // sticky: the first failure
 }
@@ -113,9 +113,6 @@ func (s *dumpSink) cut(final bool) error {
 		}
 		s.chunks = append(s.chunks, sc)
 		s.cutEnd = sc.start + int64(sc.size)
-		if cap(ch.Data) > cap(s.buf) {
-			s.buf = ch.Data[:0]
-		}
 	}
 	return nil
 }

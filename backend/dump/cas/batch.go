@@ -304,8 +304,6 @@ func (b *Batch) publish(complete bool) ([]Hash, error) {
 		return nil, fmt.Errorf("write pack index: %w", err)
 	}
 	s := b.s
-	s.publishMu.Lock()
-	defer s.publishMu.Unlock()
 	if err := os.Rename(b.path, s.packPath(b.id, ".pack")); err != nil {
 		return nil, fmt.Errorf("publish pack: %w", err)
 	}

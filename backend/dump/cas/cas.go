@@ -16,6 +16,7 @@
 package cas
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,8 +69,6 @@ type Store struct {
 	enc *zstd.Encoder
 	dec *zstd.Decoder
 	log *slog.Logger
-
-	publishMu sync.Mutex // one pack published at a time
 
 	mu    sync.RWMutex
 	index map[Hash]loc
@@ -335,12 +335,17 @@ func (s *Store) ReadStored(h Hash) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: object %s is missing from the store", dotmesh.ErrNotFound, h)
 	}
-	f, done, err := s.openPack(l.p)
+	return s.readFrom(l.p, entry{h: h, off: l.off, n: l.n})
+}
+
+// readFrom reads object e's stored bytes from pack p.
+func (s *Store) readFrom(p *pack, e entry) ([]byte, error) {
+	f, done, err := s.openPack(p)
 	if err != nil {
-		return nil, fmt.Errorf("open pack of object %s: %w", h, err)
+		return nil, fmt.Errorf("open pack of object %s: %w", e.h, err)
 	}
 	defer done()
-	return readRecord(f, l.off, l.n, h, s.packPath(l.p.id, ".pack"))
+	return readRecord(f, e.off, e.n, e.h, s.packPath(p.id, ".pack"))
 }
 
 // readRecord reads the record of object h whose n stored bytes start at
@@ -432,17 +437,36 @@ func (s *Store) Location(h Hash) (path string, off int64, n int, err error) {
 	return s.packPath(l.p.id, ".pack"), l.off, int(l.n), nil
 }
 
-// List calls fn for every stored object with its stored size, from a
-// snapshot of the index taken first (fn may use the store).
+// placed is an object with the pack that holds it.
+type placed struct {
+	p *pack
+	e entry
+}
+
+// sortByPlace orders objects as their packs hold them, so that reading
+// them in turn reads each pack from start to end.
+func sortByPlace(ps []placed) {
+	slices.SortFunc(ps, func(a, b placed) int {
+		if c := strings.Compare(a.p.id, b.p.id); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.e.off, b.e.off)
+	})
+}
+
+// List calls fn for every stored object with its stored size, in pack
+// order (see sortByPlace), from a snapshot of the index taken first (fn
+// may use the store).
 func (s *Store) List(fn func(h Hash, size int64) error) error {
 	s.mu.RLock()
-	es := make([]entry, 0, len(s.index))
+	ps := make([]placed, 0, len(s.index))
 	for h, l := range s.index {
-		es = append(es, entry{h: h, n: l.n})
+		ps = append(ps, placed{l.p, entry{h: h, off: l.off, n: l.n}})
 	}
 	s.mu.RUnlock()
-	for _, e := range es {
-		if err := fn(e.h, int64(e.n)); err != nil {
+	sortByPlace(ps)
+	for _, p := range ps {
+		if err := fn(p.e.h, int64(p.e.n)); err != nil {
 			return err
 		}
 	}

@@ -1,14 +1,12 @@
 package cas
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/internal/durable"
 )
@@ -28,12 +26,18 @@ const (
 
 // prunePlan is what Prune with one keep func does.
 type prunePlan struct {
-	victims   []*pack         // packs to delete
-	moved     []entry         // their kept objects, to copy into a new pack
-	movedFrom map[Hash]*pack  // where each moved object is now
-	dead      map[*pack]int64 // objects removed with each victim
-	objects   int64           // objects removed
-	before    int64           // bytes of the victims' files
+	victims []*pack         // packs to delete
+	moved   []placed        // their kept objects, to copy into a new pack
+	dead    map[*pack]int64 // objects removed with each victim
+}
+
+// gone sums the objects removed with the victims and their files' bytes.
+func (s *Store) gone(victims []*pack, dead map[*pack]int64) (objects, bytes int64) {
+	for _, p := range victims {
+		objects += dead[p]
+		bytes += p.size + s.indexSize(p)
+	}
+	return objects, bytes
 }
 
 // plan picks the packs that hold an object keep rejects, or bytes no
@@ -59,7 +63,7 @@ func (s *Store) plan(keep func(Hash) bool) prunePlan {
 		u.used += recordHeader + int64(l.n)
 	}
 	s.mu.RUnlock()
-	pl := prunePlan{movedFrom: map[Hash]*pack{}, dead: map[*pack]int64{}}
+	pl := prunePlan{dead: map[*pack]int64{}}
 	var small []*pack
 	for p, u := range uses {
 		if len(u.dead) == 0 && u.used+int64(len(packMagic)) == p.size {
@@ -69,21 +73,16 @@ func (s *Store) plan(keep func(Hash) bool) prunePlan {
 			continue
 		}
 		pl.victims = append(pl.victims, p)
-		pl.before += p.size + s.indexSize(p)
-		pl.objects += int64(len(u.dead))
 		pl.dead[p] = int64(len(u.dead))
 		for _, e := range u.kept {
-			pl.moved = append(pl.moved, e)
-			pl.movedFrom[e.h] = p
+			pl.moved = append(pl.moved, placed{p, e})
 		}
 	}
 	if len(small) >= mergeAt {
 		for _, p := range small {
 			pl.victims = append(pl.victims, p)
-			pl.before += p.size + s.indexSize(p)
 			for _, e := range uses[p].kept {
-				pl.moved = append(pl.moved, e)
-				pl.movedFrom[e.h] = p
+				pl.moved = append(pl.moved, placed{p, e})
 			}
 		}
 	}
@@ -96,11 +95,12 @@ func (s *Store) PlanPrune(keep func(Hash) bool) PruneStats {
 	after := int64(0)
 	if len(pl.moved) > 0 {
 		after = int64(len(packMagic)) + int64(indexHead+len(pl.moved)*indexEntry+HashSize)
-		for _, e := range pl.moved {
-			after += recordHeader + int64(e.n)
+		for _, m := range pl.moved {
+			after += recordHeader + int64(m.e.n)
 		}
 	}
-	return PruneStats{Objects: pl.objects, Bytes: max(pl.before-after, 0)}
+	objects, before := s.gone(pl.victims, pl.dead)
+	return PruneStats{Objects: objects, Bytes: max(before-after, 0)}
 }
 
 // Prune removes every object for which keep returns false. Packs left with
@@ -116,12 +116,10 @@ func (s *Store) PlanPrune(keep func(Hash) bool) PruneStats {
 // The caller keeps batches away while Prune runs.
 func (s *Store) Prune(keep func(Hash) bool) (PruneStats, error) {
 	pl := s.plan(keep)
-	victims, moved, movedFrom := pl.victims, pl.moved, pl.movedFrom
-	stats := PruneStats{Objects: pl.objects}
+	victims, moved := pl.victims, pl.moved
 	if len(victims) == 0 {
-		return stats, nil
+		return PruneStats{}, nil
 	}
-	before := pl.before
 
 	var fresh *pack
 	if len(moved) > 0 {
@@ -130,41 +128,24 @@ func (s *Store) Prune(keep func(Hash) bool) (PruneStats, error) {
 			return PruneStats{}, err
 		}
 		b.replace = true
-		slices.SortFunc(moved, func(a, b entry) int { // read each pack in order
-			if c := strings.Compare(movedFrom[a.h].id, movedFrom[b.h].id); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.off, b.off)
-		})
+		sortByPlace(moved)
 		unreadable := map[*pack]bool{}
-		for _, e := range moved {
-			from := movedFrom[e.h]
-			if unreadable[from] {
+		for _, m := range moved {
+			if unreadable[m.p] {
 				continue
 			}
-			comp, err := s.readFrom(from, e)
+			comp, err := s.readFrom(m.p, m.e)
 			if err != nil {
-				s.log.Warn("pack not rewritten: an object it keeps is unreadable", "pack", from.id, "err", err)
-				unreadable[from] = true
+				s.log.Warn("pack not rewritten: an object it keeps is unreadable", "pack", m.p.id, "err", err)
+				unreadable[m.p] = true
 				continue
 			}
-			if err := b.stage(e.h, comp); err != nil {
+			if err := b.stage(m.e.h, comp); err != nil {
 				b.Abort()
 				return PruneStats{}, fmt.Errorf("rewriting packs: %w", err)
 			}
 		}
-		if len(unreadable) > 0 {
-			kept := victims[:0]
-			for _, p := range victims {
-				if unreadable[p] {
-					stats.Objects -= pl.dead[p]
-					before -= p.size + s.indexSize(p)
-				} else {
-					kept = append(kept, p)
-				}
-			}
-			victims = kept
-		}
+		victims = slices.DeleteFunc(victims, func(p *pack) bool { return unreadable[p] })
 		if err := b.Commit(); err != nil {
 			return PruneStats{}, fmt.Errorf("rewriting packs: %w", err)
 		}
@@ -173,17 +154,19 @@ func (s *Store) Prune(keep func(Hash) bool) (PruneStats, error) {
 		s.mu.RUnlock()
 	}
 
+	objects, before := s.gone(victims, pl.dead)
+
 	// The kept objects point at the new pack now: forget the dead ones
 	// and the old packs, then delete the old packs' files (index first: a
 	// pack without one is removed by Open).
-	gone := make(map[*pack]bool, len(victims))
+	dropped := make(map[*pack]bool, len(victims))
 	s.mu.Lock()
 	for _, p := range victims {
-		gone[p] = true
+		dropped[p] = true
 		delete(s.packs, p.id)
 	}
 	for h, l := range s.index {
-		if gone[l.p] {
+		if dropped[l.p] {
 			delete(s.index, h)
 		}
 	}
@@ -204,8 +187,7 @@ func (s *Store) Prune(keep func(Hash) bool) (PruneStats, error) {
 	if fresh != nil {
 		after = fresh.size + s.indexSize(fresh)
 	}
-	stats.Bytes = max(before-after, 0)
-	return stats, errors.Join(errs...)
+	return PruneStats{Objects: objects, Bytes: max(before-after, 0)}, errors.Join(errs...)
 }
 
 func (s *Store) indexSize(p *pack) int64 {
@@ -214,14 +196,4 @@ func (s *Store) indexSize(p *pack) int64 {
 		return 0
 	}
 	return st.Size()
-}
-
-// readFrom reads object e's stored bytes from pack p.
-func (s *Store) readFrom(p *pack, e entry) ([]byte, error) {
-	f, done, err := s.openPack(p)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	return readRecord(f, e.off, e.n, e.h, s.packPath(p.id, ".pack"))
 }
