@@ -51,6 +51,7 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 		return nil, err
 	}
 	z.log = opts.Logger.With("backend", Name)
+	z.lock = cmdLockAt(opts.CommandLock)
 	b := &Backend{
 		z: z, log: opts.Logger.With("backend", Name, "root", opts.Root),
 		pool: opts.Pool, root: dataset{opts.Root}, mnt: opts.Mountpoint,

@@ -145,7 +145,11 @@
 //     while a clone is mounted (see above);
 //   - clones are mounted at creation even with canmount=noauto, so staged
 //     clones are made with mountpoint=none;
-//   - no zvols, no xattrs through FUSE (not needed).
+//   - no zvols, no xattrs through FUSE (not needed);
+//   - it deadlocks or crashes when several commands that change datasets
+//     run at once, so with zfs-fuse they take a lock file in turn
+//     (Options.CommandLock, cmdlock.go), also across processes; listings
+//     and send/receive streams do not.
 //
 // # Why not github.com/mistifyio/go-zfs
 //

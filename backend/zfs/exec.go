@@ -91,6 +91,7 @@ type cli struct {
 	zfs, zpool string
 	timeout    time.Duration // for commands that do not stream data
 	log        *slog.Logger  // commands and their durations, at debug level
+	lock       *cmdLock      // taken by commands that change state; nil: none
 }
 
 // maxStderr bounds what is kept of a command's stderr.
@@ -122,13 +123,20 @@ func readOnly(args []string) bool {
 
 // run runs one command to completion and returns its stdout.
 func (c *cli) run(ctx context.Context, prog string, args ...string) ([]byte, error) {
-	if !readOnly(args) {
-		defer zfsChanges.Add(1)
-	}
 	if c.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
+	}
+	if !readOnly(args) {
+		defer zfsChanges.Add(1)
+		if c.lock != nil {
+			unlock, err := c.lock.lock(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: %w", progName(prog), strings.Join(args, " "), err)
+			}
+			defer unlock()
+		}
 	}
 	var out bytes.Buffer
 	cmd := c.command(ctx, prog, args...)

@@ -20,6 +20,11 @@ const (
 	// PoolFile is the name of the sparse file backing a pool this backend
 	// creates, inside DataDir (as the original dotmesh did).
 	PoolFile = "dotmesh_data"
+	// DefaultCommandLock is the command lock with zfs-fuse; see
+	// Options.CommandLock.
+	DefaultCommandLock = "/run/lock/dotmesh-zfs-fuse.lock"
+	// NoCommandLock as Options.CommandLock turns the lock off.
+	NoCommandLock = "none"
 	// minPoolSize is the smallest vdev zpool accepts.
 	minPoolSize = int64(64 << 20)
 )
@@ -45,6 +50,13 @@ type Options struct {
 	// CommandTimeout bounds each zfs command that does not stream data;
 	// 5 minutes when 0.
 	CommandTimeout time.Duration
+	// CommandLock is a file that commands changing ZFS state (all but
+	// listings and send/receive streams) hold locked while they run, so
+	// that they run one at a time, also across processes: zfs-fuse
+	// deadlocks when several run at once (see cmdlock.go). Empty means
+	// DefaultCommandLock with zfs-fuse, no lock with OpenZFS; NoCommandLock
+	// never locks.
+	CommandLock string
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -92,6 +104,16 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Mountpoint == "/" || strings.ContainsAny(o.Mountpoint, "\x00\n\t") {
 		return fmt.Errorf("%w: mountpoint %q is not usable", dotmesh.ErrInvalidArgument, o.Mountpoint)
+	}
+	switch o.CommandLock {
+	case "":
+		o.CommandLock = defaultCommandLock()
+	case NoCommandLock:
+		o.CommandLock = ""
+	default:
+		if !filepath.IsAbs(o.CommandLock) {
+			return fmt.Errorf("%w: command lock %q is not an absolute path", dotmesh.ErrInvalidArgument, o.CommandLock)
+		}
 	}
 	if o.CommandTimeout == 0 {
 		o.CommandTimeout = 5 * time.Minute

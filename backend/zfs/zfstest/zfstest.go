@@ -11,7 +11,9 @@
 // zfs-fuse can deadlock: it then answers zpool but no file system
 // request. Require probes for that. A daemon this package started (its
 // PID is in the pidfile) is restarted once; one started by someone else is
-// left alone. Without ZFS tools, when the daemon cannot be started, or
+// left alone. zfs-fuse can also crash: the test it crashed under fails
+// saying so, and the next Require starts a new daemon, so one crash does
+// not fail every later test of the binary. Without ZFS tools, when the daemon cannot be started, or
 // when it stays deadlocked, tests fail (not skip) with a message naming
 // zfs-fuse.
 //
@@ -40,18 +42,42 @@ import (
 const poolPrefix = "dmt-"
 
 var (
-	once    sync.Once
-	onceErr error
+	mu       sync.Mutex
+	ready    bool  // ZFS answered and passed the probe
+	readyErr error // why it did not: lasting for the binary
+	watched  int   // PID of the tests' own daemon that passed, 0 if not ours
 )
 
 // Require fails the test unless ZFS tools are installed and ZFS answers,
-// starting zfs-fuse when needed.
+// starting zfs-fuse when needed, also when the tests' daemon has exited
+// since the last call.
 func Require(t testing.TB) {
 	t.Helper()
-	once.Do(func() { onceErr = ensureZFS() })
-	if onceErr != nil {
-		t.Fatalf("real ZFS is needed for this test: %v", onceErr)
+	if _, err := require(); err != nil {
+		t.Fatalf("real ZFS is needed for this test: %v", err)
 	}
+}
+
+// require makes sure ZFS works and returns the PID of the tests' daemon
+// serving it (0 when it is not theirs).
+func require() (int, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	if readyErr != nil {
+		return 0, readyErr
+	}
+	if ready && watched != 0 && !isZFSFuse(watched) {
+		fmt.Fprintf(os.Stderr, "zfstest: zfs-fuse (pid %d), which the tests started, has exited; starting a new one\n", watched)
+		ready = false
+	}
+	if !ready {
+		if readyErr = ensureZFS(); readyErr != nil {
+			return 0, readyErr
+		}
+		ready = true
+		watched, _ = ourDaemon()
+	}
+	return watched, nil
 }
 
 func tool(name string) (string, error) {
@@ -143,19 +169,20 @@ func ourDaemon() (int, bool) {
 		return 0, false
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0, false
-	}
-	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	if err != nil || strings.TrimSpace(string(comm)) != "zfs-fuse" {
+	if err != nil || pid <= 0 || !isZFSFuse(pid) {
 		return 0, false
 	}
 	return pid, true
 }
 
-// restartDaemon kills the tests' deadlocked zfs-fuse by PID, lazily
-// unmounts the file systems of test pools (their requests would hang
-// forever), and starts a new daemon.
+// isZFSFuse reports whether process pid runs and is zfs-fuse.
+func isZFSFuse(pid int) bool {
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return err == nil && strings.TrimSpace(string(comm)) == "zfs-fuse"
+}
+
+// restartDaemon kills the tests' deadlocked zfs-fuse by PID and starts a
+// new daemon.
 func restartDaemon(pid int) error {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		return fmt.Errorf("killing zfs-fuse %d: %v", pid, err)
@@ -168,9 +195,18 @@ func restartDaemon(pid int) error {
 			return fmt.Errorf("zfs-fuse %d did not exit after SIGKILL", pid)
 		}
 	}
+	_ = os.Remove(pidfile())
+	return startDaemon()
+}
+
+// detachDeadMounts lazily unmounts the file systems of test pools left by
+// a daemon that is gone: requests to them hang forever or fail with
+// "transport endpoint is not connected", also the removal of the test's
+// temporary directory.
+func detachDeadMounts() {
 	mounts, err := os.ReadFile("/proc/self/mounts")
 	if err != nil {
-		return err
+		return
 	}
 	for _, line := range strings.Split(string(mounts), "\n") {
 		f := strings.Fields(line)
@@ -182,8 +218,6 @@ func restartDaemon(pid int) error {
 			fmt.Fprintf(os.Stderr, "zfstest: unmounting %s of a test pool: %v\n", target, err)
 		}
 	}
-	_ = os.Remove(pidfile())
-	return startDaemon()
 }
 
 // probeIO writes and reads a file on a dataset of a small pool of its
@@ -259,11 +293,17 @@ func startDaemon() error {
 	if _, running := ourDaemon(); !running {
 		_ = os.Remove(pidfile())
 	}
+	// Only called when no daemon answers: what test pools still have
+	// mounted is dead.
+	detachDeadMounts()
 	var out bytes.Buffer
 	cmd := exec.Command(bin, "--pidfile", pidfile())
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("starting zfs-fuse: %v: %s", err, out.String())
+		// Another test binary may have started one just now.
+		if _, running := ourDaemon(); !running {
+			return fmt.Errorf("starting zfs-fuse: %v: %s", err, out.String())
+		}
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for !answers() {
@@ -300,10 +340,20 @@ func destroyStalePools() {
 // create the pool: the backend under test does, from Options{Pool, DataDir}.
 func Pool(t testing.TB) (name, dir string) {
 	t.Helper()
-	Require(t)
+	daemon, err := require()
+	if err != nil {
+		t.Fatalf("real ZFS is needed for this test: %v", err)
+	}
 	name = fmt.Sprintf("%s%d-%s", poolPrefix, os.Getpid(), randHex(6))
 	dir = t.TempDir() // registered first, so removed after the pool is gone
 	t.Cleanup(func() {
+		if daemon != 0 && !isZFSFuse(daemon) {
+			// The pool went with it (cachefile=none); its mounts are
+			// detached, or removing dir would fail on them.
+			detachDeadMounts()
+			t.Errorf("zfs-fuse (pid %d) exited during this test: it crashed, or something killed it; the next test starts a new one", daemon)
+			return
+		}
 		if err := destroyPool(name); err != nil {
 			t.Errorf("destroying test pool: %v", err)
 		}
