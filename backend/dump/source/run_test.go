@@ -187,3 +187,44 @@ func TestSpoolToolDiesWithProcess(t *testing.T) {
 		}
 	}
 }
+
+func TestNewestPGProgram(t *testing.T) {
+	root := t.TempDir()
+	for _, v := range []string{"9.6", "15", "10", "devel"} {
+		dir := filepath.Join(root, v, "bin")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "pg_dump"), nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := newestPGProgram(root, "pg_dump"), filepath.Join(root, "15", "bin", "pg_dump"); got != want {
+		t.Fatalf("newest pg_dump: %s, want %s (versions compare as numbers)", got, want)
+	}
+	if got := newestPGProgram(root, "psql"); got != "" {
+		t.Fatalf("a program no version has: %q", got)
+	}
+}
+
+// TestLookToolSkipsPGWrapper: with Debian's packages, PATH's pg_dump is
+// the Perl pg_wrapper, and the versioned program is run instead.
+func TestLookToolSkipsPGWrapper(t *testing.T) {
+	onPath, err := exec.LookPath("pg_dump")
+	if err != nil {
+		t.Fatalf("pg_dump is not on PATH: install Debian's postgresql-client (make test does): %v", err)
+	}
+	got, err := lookTool("pg_dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if isPGWrapper(got) {
+		t.Fatalf("lookTool chose the wrapper %s", got)
+	}
+	if isPGWrapper(onPath) && !strings.HasPrefix(got, pgLibDir+"/") {
+		t.Fatalf("PATH has the wrapper %s, and lookTool chose %s, not a program in %s", onPath, got, pgLibDir)
+	}
+	if got, err := lookTool("no-such-tool-dm"); err == nil || !errors.Is(err, dotmesh.ErrUnavailable) {
+		t.Fatalf("a missing tool: %q, %v", got, err)
+	}
+}
