@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/source/sourcetest"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
@@ -41,7 +42,7 @@ func TestPGFingerprintMatchesPsql(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a == "" || !strings.HasPrefix(a, "pg1 ") {
+	if a == "" || !strings.HasPrefix(a, "pg2 ") {
 		t.Fatalf("fingerprint %q", a)
 	}
 	if old := viaPsql(); old != a {
@@ -57,6 +58,27 @@ func TestPGFingerprintMatchesPsql(t *testing.T) {
 	}
 	if old := viaPsql(); old != b {
 		t.Fatalf("pgconn %q != psql %q", b, old)
+	}
+	// WAL that changes no data (a non-transactional logical message, a
+	// checkpoint) leaves it; a transaction that wrote moves it when it
+	// ends, not before: until then its rows are in no dump.
+	pg.SQL(t, "fpdb", "SELECT pg_logical_emit_message(false, 'dm', 'noise'); CHECKPOINT;")
+	if c, err := p.Fingerprint(ctx); err != nil || c != b {
+		t.Fatalf("after WAL without a data change: %q, %v; want %q", c, err, b)
+	}
+	open := pg.Open(t, "fpdb", "BEGIN; INSERT INTO t (id, v) VALUES (1000, 'in progress');")
+	for deadline := time.Now().Add(10 * time.Second); pg.SQL(t, "postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = 'fpdb' AND state = 'idle in transaction' AND backend_xid IS NOT NULL") != "1"; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the open transaction never wrote")
+		}
+	}
+	if c, err := p.Fingerprint(ctx); err != nil || c != b {
+		t.Fatalf("with a write in progress: %q, %v; want %q", c, err, b)
+	}
+	open.Send("COMMIT;")
+	open.Close()
+	if c, err := p.Fingerprint(ctx); err != nil || c == b {
+		t.Fatalf("after the write committed: %q, %v; want a new fingerprint", c, err)
 	}
 	// Unlogged tables: no fingerprint, as before.
 	pg.SQL(t, "fpdb", "CREATE UNLOGGED TABLE u (x int);")

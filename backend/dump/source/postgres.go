@@ -124,21 +124,26 @@ func (p *postgres) Dump(ctx context.Context, w io.Writer) (Info, error) {
 	return info, nil
 }
 
-// pgFingerprint changes whenever the database's dump can: the insert
-// position of the write-ahead log moves on with every logged change and
-// commit, in any database of the server (so also with role and
-// tablespace renames); sequences advanced by nextval log only every 32
-// values, so their current values are part of it; the server's start
-// time and version change with a restart, a restore from a backup or an
-// upgrade. Unlogged tables change without any of this, and a standby has
-// no insert position: then there is no fingerprint.
+// pgFingerprint changes whenever the database's dump can. The server's
+// current snapshot (xmin:xmax:in-progress) moves with every transaction
+// that writes and ends, in any database of the server (so also with role
+// and tablespace renames), and not with what writes WAL without changing
+// data: checkpoints, the standby snapshot the background writer logs
+// every 15 s, hint bits, vacuum (the write-ahead log position, used
+// before, moved with all of those, so an idle database often dumped
+// again). A transaction that wrote but has not ended is invisible to a
+// dump, and its end moves the snapshot. Sequences advanced by nextval do
+// not write transactionally, so their current values are part of it; the
+// server's start time and version change with a restart, a restore from
+// a backup or an upgrade. Unlogged tables change without a trace, and a
+// standby's state comes by replay: then there is no fingerprint.
 const pgFingerprint = `SELECT CASE
   WHEN pg_is_in_recovery() THEN ''
   WHEN EXISTS (SELECT 1 FROM pg_class WHERE relpersistence = 'u' AND relkind IN ('r', 'S', 'm')) THEN ''
-  ELSE concat_ws(' ', 'pg1', current_setting('server_version_num'),
+  ELSE concat_ws(' ', 'pg2', current_setting('server_version_num'),
     extract(epoch FROM pg_postmaster_start_time()),
     (SELECT oid FROM pg_database WHERE datname = current_database()),
-    pg_current_wal_insert_lsn(),
+    txid_current_snapshot(),
     (SELECT md5(coalesce(string_agg(format('%I.%I %s', schemaname, sequencename, coalesce(last_value::text, '-')), ',' ORDER BY schemaname, sequencename), '')) FROM pg_sequences))
 END;
 `

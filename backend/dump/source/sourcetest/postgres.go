@@ -81,7 +81,10 @@ func (p *Postgres) Open(t testing.TB, db, script string) *Session {
 	return s
 }
 
-// Close ends the session.
+// Send sends more of the script.
+func (s *Session) Send(script string) { io.WriteString(s.stdin, script+"\n") }
+
+// Close ends the session, once psql has run what it was sent.
 func (s *Session) Close() {
 	if s.stdin != nil {
 		s.stdin.Close()
