@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -55,6 +57,11 @@ func (l *cmdLock) lock(ctx context.Context) (unlock func(), err error) {
 		return nil, ctx.Err()
 	}
 	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o600)
+	if errors.Is(err, fs.ErrNotExist) { // a minimal system or container without /run/lock
+		if err = os.MkdirAll(filepath.Dir(l.path), 0o755); err == nil {
+			f, err = os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o600)
+		}
+	}
 	if err != nil {
 		<-l.sem
 		return nil, fmt.Errorf("zfs command lock: %w", err)

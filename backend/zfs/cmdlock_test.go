@@ -14,7 +14,7 @@ import (
 // These tests need no ZFS.
 
 func TestCmdLockOneAtATime(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "lock")
+	path := filepath.Join(t.TempDir(), "run", "lock", "lock") // its directory is made
 	a, b := cmdLockAt(path), cmdLockAt(path)
 	if a != b {
 		t.Fatal("two backends with one lock file got different locks")

@@ -55,7 +55,7 @@ type Options struct {
 	// that they run one at a time, also across processes: zfs-fuse
 	// deadlocks when several run at once (see cmdlock.go). Empty means
 	// DefaultCommandLock with zfs-fuse, no lock with OpenZFS; NoCommandLock
-	// never locks.
+	// never locks. A missing directory of the file is made.
 	CommandLock string
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
