@@ -192,17 +192,15 @@ func runPG(dm string, scale int, keep bool) error {
 			c, err = timed(func() error { _, err := n.sh("commit", "--dot", "pgb", "-m", "first"); return err })
 			return err
 		}
-		first, second := dump, commit
+		order := []func() error{dump, commit}
 		if i%2 == 1 {
-			first, second = commit, dump
+			order = []func() error{commit, dump}
 		}
-		if err := first(); err != nil {
-			n.stop()
-			return err
-		}
-		if err := second(); err != nil {
-			n.stop()
-			return err
+		for _, step := range order {
+			if err := step(); err != nil {
+				n.stop()
+				return err
+			}
 		}
 		dumpTimes, firstTimes = append(dumpTimes, d), append(firstTimes, c)
 		firstRatios = append(firstRatios, c.Seconds()/d.Seconds())

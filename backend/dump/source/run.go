@@ -42,10 +42,10 @@ const pgLibDir = "/usr/lib/postgresql"
 
 // lookTool finds a program in PATH, or else in Debian's versioned
 // PostgreSQL directories (pg_dump is not always on PATH there). Where
-// PATH has Debian's pg_wrapper, the newest versioned program is used
-// directly, as the wrapper itself would choose for a server that is not
-// a local cluster of its: the wrapper is a Perl script that costs 45 ms
-// on every run, a tenth of a pgbench dump.
+// PATH has Debian's pg_wrapper, the newest versioned program is run
+// directly (pg_dump and psql of a newer version work with older
+// servers): the wrapper is a Perl script that costs 45 ms on every run,
+// a tenth of a pgbench dump.
 func lookTool(name string) (string, error) {
 	p, err := exec.LookPath(name)
 	if err == nil && !isPGWrapper(p) {

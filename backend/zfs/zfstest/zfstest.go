@@ -13,9 +13,9 @@
 // PID is in the pidfile) is restarted once; one started by someone else is
 // left alone. zfs-fuse can also crash: the test it crashed under fails
 // saying so, and the next Require starts a new daemon, so one crash does
-// not fail every later test of the binary. Without ZFS tools, when the daemon cannot be started, or
-// when it stays deadlocked, tests fail (not skip) with a message naming
-// zfs-fuse.
+// not fail every later test of the binary. Without ZFS tools, when the
+// daemon cannot be started, or when it stays deadlocked, tests fail (not
+// skip) with a message naming zfs-fuse.
 //
 // Test pools are created with cachefile=none, so a restarted daemon never
 // brings back pools of earlier runs.
@@ -184,19 +184,24 @@ func isZFSFuse(pid int) bool {
 // restartDaemon kills the tests' deadlocked zfs-fuse by PID and starts a
 // new daemon.
 func restartDaemon(pid int) error {
+	if err := killDaemon(pid); err != nil {
+		return err
+	}
+	_ = os.Remove(pidfile())
+	return startDaemon()
+}
+
+// killDaemon SIGKILLs zfs-fuse pid and waits until it is gone.
+func killDaemon(pid int) error {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		return fmt.Errorf("killing zfs-fuse %d: %v", pid, err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
-			break
-		}
+	for deadline := time.Now().Add(10 * time.Second); isZFSFuse(pid); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("zfs-fuse %d did not exit after SIGKILL", pid)
 		}
 	}
-	_ = os.Remove(pidfile())
-	return startDaemon()
+	return nil
 }
 
 // detachDeadMounts lazily unmounts the file systems of test pools left by
