@@ -120,3 +120,48 @@ func TestDumpSinkRewind(t *testing.T) {
 		f.Close()
 	}
 }
+
+// pgbenchRows is a pgbench_accounts COPY block's rows, n of them, as
+// pg_dump writes them: the shape of the bench's dump.
+func pgbenchRows(n int) []byte {
+	var b bytes.Buffer
+	filler := bytes.Repeat([]byte{' '}, 84)
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "%d\t%d\t0\t%s\n", i, (i-1)/100000+1, filler)
+	}
+	return b.Bytes()
+}
+
+// BenchmarkDumpSink: a first commit's work per dump byte (writing the
+// file, cutting, hashing, compressing, staging), in the pieces the
+// postgres normalizer hands over.
+func BenchmarkDumpSink(b *testing.B) {
+	data := pgbenchRows(300000)
+	be := openTest(b)
+	dir := b.TempDir()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		batch, err := be.store.NewBatch()
+		if err != nil {
+			b.Fatal(err)
+		}
+		f, err := os.Create(filepath.Join(dir, "dump"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := be.newDumpSink(batch, f)
+		for p := data; len(p) > 0; {
+			k := min(len(p), 256<<10)
+			if _, err := s.Write(p[:k]); err != nil {
+				b.Fatal(err)
+			}
+			p = p[k:]
+		}
+		if _, _, err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		batch.Abort() // the next round stores every chunk again
+		f.Close()
+		os.Remove(f.Name())
+	}
+}

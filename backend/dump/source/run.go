@@ -9,19 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
-	"syscall"
-	"time"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"golang.org/x/sys/unix"
 )
-
-var errNoSpool = errors.New("no memfd to spool through")
 
 // tool runs one external program. Its exit status is always checked;
 // stderr is kept (bounded) for the error message, with the password cut
@@ -229,137 +223,4 @@ func runPiped(cmd *exec.Cmd, w io.Writer) error {
 		err = destError{werr}
 	}
 	return err
-}
-
-// Spool limits (see runSpooled).
-const (
-	spoolPoll  = time.Millisecond      // wait when caught up: short against any dump, long against a wake-up's cost
-	spoolWatch = 10 * time.Millisecond // how often the backlog is checked
-	spoolChunk = 1 << 20               // bytes read (and punched out) at a time
-	spoolHigh  = 64 << 20              // backlog at which the tool is stopped...
-	spoolLow   = 16 << 20              // ...and below which it continues
-)
-
-// destError is a failure of a tool's destination, not of the tool.
-type destError struct{ err error }
-
-func (e destError) Error() string { return e.err.Error() }
-func (e destError) Unwrap() error { return e.err }
-
-// runSpooled runs cmd with its output going to an anonymous in-memory
-// file (memfd) and copies the file to w as it grows, a megabyte at a
-// time. Through a pipe, every write of the tool wakes the reader: pg_dump
-// writes 4 KiB at a time, 23,000 wake-ups for a 96 MB dump, which cost
-// this process three times the CPU of reading the same bytes from a file.
-// Here the reader polls only when it has caught up, and punches out what
-// it has read, so the file holds only the backlog. A file has no
-// back-pressure of its own: while the backlog is over spoolHigh the tool
-// is stopped (SIGSTOP) until it is under spoolLow, and it dies with this
-// process (Pdeathsig), so a stopped tool is never left behind.
-//
-// It returns errNoSpool, having started nothing, when there is no memfd;
-// else w's error (a destError), or else cmd's.
-func runSpooled(cmd *exec.Cmd, w io.Writer) error {
-	fd, err := unix.MemfdCreate("dm-spool", unix.MFD_CLOEXEC)
-	if err != nil {
-		return errNoSpool
-	}
-	f := os.NewFile(uintptr(fd), "spool")
-	defer f.Close()
-	cmd.Stdout = f
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	// Pdeathsig follows the thread that forked the tool, not the process:
-	// that thread stays locked to this goroutine until the tool is gone.
-	started, exited := make(chan error, 1), make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		err := cmd.Start()
-		started <- err
-		if err == nil {
-			exited <- cmd.Wait()
-		}
-	}()
-	if err := <-started; err != nil {
-		return err
-	}
-	var off atomic.Int64 // bytes handed to w
-	stopWatch := make(chan struct{})
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		spoolWatcher(cmd.Process, fd, &off, stopWatch)
-	}()
-	defer func() { close(stopWatch); <-watched }()
-
-	buf := make([]byte, spoolChunk)
-	poll := time.NewTimer(spoolPoll)
-	defer poll.Stop()
-	var cerr error
-	done := false
-	for {
-		n, rerr := f.ReadAt(buf, off.Load())
-		if n > 0 {
-			if _, err := w.Write(buf[:n]); err != nil {
-				if !done {
-					cmd.Process.Kill() // also when stopped
-					<-exited
-				}
-				return destError{err}
-			}
-			_ = unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off.Load(), int64(n))
-			off.Add(int64(n))
-		}
-		if rerr != nil && rerr != io.EOF {
-			if !done {
-				cmd.Process.Kill()
-				<-exited
-			}
-			return rerr
-		}
-		if n == len(buf) {
-			continue
-		}
-		if done { // read to the end after the tool exited: all of it
-			return cerr
-		}
-		poll.Reset(spoolPoll)
-		select {
-		case cerr = <-exited:
-			done = true
-		case <-poll.C:
-		}
-	}
-}
-
-// spoolWatcher stops p while the spool's backlog (its size past off) is
-// over spoolHigh and continues it under spoolLow, until stop is closed;
-// it never leaves p stopped.
-func spoolWatcher(p *os.Process, fd int, off *atomic.Int64, stop <-chan struct{}) {
-	tick := time.NewTicker(spoolWatch)
-	defer tick.Stop()
-	stopped := false
-	for {
-		select {
-		case <-stop:
-			if stopped {
-				_ = p.Signal(syscall.SIGCONT)
-			}
-			return
-		case <-tick.C:
-		}
-		var st unix.Stat_t
-		if unix.Fstat(fd, &st) != nil {
-			continue
-		}
-		switch backlog := st.Size - off.Load(); {
-		case !stopped && backlog > spoolHigh:
-			stopped = p.Signal(syscall.SIGSTOP) == nil
-		case stopped && backlog < spoolLow:
-			stopped = p.Signal(syscall.SIGCONT) != nil
-		}
-	}
 }

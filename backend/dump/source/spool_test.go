@@ -1,0 +1,104 @@
+package source
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// policy is the scheduling policy of the calling thread.
+func policy(t *testing.T) uint32 {
+	t.Helper()
+	a, err := unix.SchedGetAttr(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Policy
+}
+
+// idleThreads lists this process's threads under SCHED_IDLE.
+func idleThreads(t *testing.T) []string {
+	t.Helper()
+	stats, _ := filepath.Glob("/proc/self/task/*/stat")
+	var idle []string
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // the thread ended
+		}
+		s := string(b)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(fields) > 38 && fields[38] == "5" { // field 41, policy; 5 is SCHED_IDLE
+			idle = append(idle, f)
+		}
+	}
+	return idle
+}
+
+// Where a thread may leave SCHED_IDLE again (root here), the copy yields
+// while it keeps up, and no thread is left yielding afterwards. Without
+// that right it never yields.
+func TestSpoolYieldsWhileKeepingUp(t *testing.T) {
+	if got, root := canYield(), os.Geteuid() == 0; got != root {
+		t.Fatalf("canYield() = %v as uid %d", got, os.Geteuid())
+	}
+	var writes, yielded int
+	w := hashWriter{before: func(int64) error {
+		writes++
+		if policy(t) == unix.SCHED_IDLE {
+			yielded++
+		}
+		return nil
+	}}
+	// 40 MiB over about a second, a megabyte at a time.
+	script := "for i in $(seq 40); do head -c 1048576 /dev/zero; sleep 0.02; done"
+	if err := (&tool{name: "sh", args: []string{"-c", script}, stdout: &w}).run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if w.n != 40<<20 {
+		t.Fatalf("got %d bytes of %d", w.n, 40<<20)
+	}
+	switch {
+	case canYield() && yielded < writes/2:
+		t.Fatalf("yielded in %d of %d writes", yielded, writes)
+	case !canYield() && yielded > 0:
+		t.Fatalf("yielded in %d writes without the right to stop", yielded)
+	}
+	if idle := idleThreads(t); len(idle) > 0 {
+		t.Fatalf("threads left under SCHED_IDLE: %v", idle)
+	}
+}
+
+// A copy that makes no progress while output waits (here: a slow
+// destination) stops yielding within spoolStarved checks, so a busy
+// machine cannot stall a dump.
+func TestSpoolStopsYieldingWhenStarved(t *testing.T) {
+	if !canYield() {
+		t.Fatalf("this test needs the right to leave SCHED_IDLE (root or RLIMIT_NICE 20); uid %d has not", os.Geteuid())
+	}
+	var first, later uint32 = 99, 99
+	w := hashWriter{before: func(n int64) error {
+		if n == 0 {
+			first = policy(t)
+			// Stall with output waiting, as a starved thread would, for
+			// three times the 50 ms that spoolStarved checks take.
+			time.Sleep(150 * time.Millisecond)
+			later = policy(t)
+		}
+		return nil
+	}}
+	if err := (&tool{name: "sh", args: []string{"-c", "head -c 8388608 /dev/zero; sleep 0.5"}, stdout: &w}).run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if later != unix.SCHED_NORMAL {
+		t.Fatalf("policy %d after stalling (first %d), want SCHED_NORMAL", later, first)
+	}
+	if idle := idleThreads(t); len(idle) > 0 {
+		t.Fatalf("threads left under SCHED_IDLE: %v", idle)
+	}
+}
