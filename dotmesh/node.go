@@ -231,6 +231,9 @@ type DotStatus struct {
 	Error    string   `json:"error,omitempty"`  // why Usage could not be read
 }
 
+// listConcurrency bounds the dots whose status ListDots reads at once.
+const listConcurrency = 8
+
 // ListDots returns the status of every dot, sorted by namespace and name.
 func (n *Node) ListDots(ctx context.Context) ([]DotStatus, error) {
 	dots, err := n.reg.dots(ctx)
@@ -249,17 +252,32 @@ func (n *Node) ListDots(ctx context.Context) ([]DotStatus, error) {
 	if all.mounts, err = groupByDot[Mount](ctx, n.store, mountsPrefix); err != nil {
 		return nil, err
 	}
-	out := make([]DotStatus, 0, len(dots))
-	for _, d := range dots {
+	// Each dot's usage may cost a round trip (a database source's
+	// fingerprint, a zfs listing): a few at a time.
+	out := make([]DotStatus, len(dots))
+	errs := make([]error, len(dots))
+	sem := make(chan struct{}, listConcurrency)
+	var wg sync.WaitGroup
+	for i, d := range dots {
 		commits := make(map[CommitID]*Commit, len(all.commits[d.ID]))
 		for _, c := range all.commits[d.ID] {
 			commits[c.ID] = c
 		}
-		st, err := n.statusOf(ctx, d, all.branches[d.ID], commits, all.mounts[d.ID])
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var st *DotStatus
+			if st, errs[i] = n.statusOf(ctx, d, all.branches[d.ID], commits, all.mounts[d.ID]); st != nil {
+				out[i] = *st
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, *st)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i].Dot, out[j].Dot

@@ -20,10 +20,7 @@ const (
 	spoolChunk = 1 << 20               // bytes read (and punched out) at a time
 	spoolHigh  = 64 << 20              // backlog at which the tool is stopped...
 	spoolLow   = 16 << 20              // ...and below which it continues
-	// The copy yields (see yield.go) until its backlog reaches
-	// spoolUrgent, short of stopping the tool, or it makes no progress
-	// for spoolStarved checks in a row; then it runs as any thread until
-	// it has caught up.
+	// When the copy stops yielding: see yieldRule.
 	spoolUrgent  = 48 << 20
 	spoolStarved = 5
 )
@@ -170,12 +167,12 @@ func (r *spoolReader) Read(p []byte) (int, error) {
 // watch checks the backlog every spoolWatch until stop is closed. It
 // stops the tool p while the backlog is over spoolHigh and continues it
 // under spoolLow; when tid is not 0 it lets that thread (the copy's)
-// yield until the copy is urgent. It never leaves p stopped or the
-// thread yielding.
+// yield as yieldRule says. It never leaves p stopped or the thread
+// yielding.
 func (r *spoolReader) watch(p *os.Process, tid int, stop <-chan struct{}) {
 	tick := time.NewTicker(spoolWatch)
 	defer tick.Stop()
-	stopped, yielding, urgent := false, false, false
+	stopped, yielding := false, false
 	defer func() {
 		if stopped {
 			_ = p.Signal(syscall.SIGCONT)
@@ -184,31 +181,20 @@ func (r *spoolReader) watch(p *os.Process, tid int, stop <-chan struct{}) {
 			_ = setYield(tid, false)
 		}
 	}()
-	lastOff, still := int64(-1), 0
+	rule := yieldRule{lastOff: -1}
 	for {
 		var st unix.Stat_t
 		if unix.Fstat(r.fd, &st) == nil {
 			off := r.off.Load()
 			backlog := st.Size - off
-			if off == lastOff && backlog > 0 {
-				still++
-			} else {
-				still = 0
-			}
-			lastOff = off
 			switch {
 			case !stopped && backlog > spoolHigh:
 				stopped = p.Signal(syscall.SIGSTOP) == nil
 			case stopped && backlog < spoolLow:
 				stopped = p.Signal(syscall.SIGCONT) != nil
 			}
-			switch {
-			case r.done.Load() || backlog >= spoolUrgent || still >= spoolStarved:
-				urgent = true
-			case backlog < spoolChunk:
-				urgent = false
-			}
-			if want := tid != 0 && !urgent; want != yielding && setYield(tid, want) == nil {
+			want := rule.check(off, backlog, r.done.Load())
+			if want = want && tid != 0; want != yielding && setYield(tid, want) == nil {
 				yielding = want
 			}
 		}
@@ -218,4 +204,30 @@ func (r *spoolReader) watch(p *os.Process, tid int, stop <-chan struct{}) {
 		case <-tick.C:
 		}
 	}
+}
+
+// yieldRule decides at each check whether the copy may yield: until its
+// backlog reaches spoolUrgent, short of stopping the tool, or it has made
+// no progress for spoolStarved checks in a row, or the tool has exited;
+// from then on not until it has caught up.
+type yieldRule struct {
+	lastOff int64 // the bytes copied at the last check
+	still   int   // checks in a row without progress while output waited
+	urgent  bool
+}
+
+func (y *yieldRule) check(off, backlog int64, done bool) bool {
+	if off == y.lastOff && backlog > 0 {
+		y.still++
+	} else {
+		y.still = 0
+	}
+	y.lastOff = off
+	switch {
+	case done || backlog >= spoolUrgent || y.still >= spoolStarved:
+		y.urgent = true
+	case backlog < spoolChunk:
+		y.urgent = false
+	}
+	return !y.urgent
 }
