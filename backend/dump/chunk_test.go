@@ -7,24 +7,36 @@ import (
 	"io"
 	"testing"
 
+	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
 	"github.com/dotmesh-io/dotmesh/backend/dump/internal/cdc"
 )
 
-func chunkSizes(t *testing.T, data []byte, p cdc.Params) []int {
+// chunksOf is data cut with params p, as the commit cuts a file with
+// fileChunks.
+func chunksOf(t testing.TB, data []byte, p cdc.Params) []Chunk {
 	t.Helper()
 	c := newChunker(bytes.NewReader(data), p)
-	var sizes []int
+	var out []Chunk
 	buf := make([]byte, 0, p.Max)
 	for {
 		ch, err := c.Next(buf)
 		if err == io.EOF {
-			return sizes
+			return out
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		sizes = append(sizes, ch.Length)
+		out = append(out, Chunk{Hash: cas.Sum(ch.Data), Size: uint32(ch.Length)})
 	}
+}
+
+func chunkSizes(t *testing.T, data []byte, p cdc.Params) []int {
+	t.Helper()
+	var sizes []int
+	for _, c := range chunksOf(t, data, p) {
+		sizes = append(sizes, int(c.Size))
+	}
+	return sizes
 }
 
 // Chunk boundaries must never change between versions, runs or nodes:

@@ -1,11 +1,13 @@
 package dump
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
 	"github.com/dotmesh-io/dotmesh/backend/dump/internal/cdc"
@@ -30,14 +32,17 @@ import (
 // chunker restarts at the last chunk boundary before it. Chunk boundaries
 // depend only on the bytes since the previous boundary, so the chunks
 // come out as they would from the final file. Chunks taken back are
-// unstaged, so they never reach the store.
+// unstaged, so they never reach the store. When the rewinder hands over
+// the bytes it took back, a chunk that the output repeats is recognised
+// by comparing bytes instead of cutting and hashing again (see redo).
 type dumpSink struct {
 	scratch // the driver's temporary files, removed by Close and Abort
 	b       *Backend
 	batch   *cas.Batch
 	file    *os.File
 
-	off    int64        // bytes written, after rewinds: the file's size
+	off    int64        // bytes written, after rewinds
+	size   int64        // the file's size when past off (after a rewind), else 0
 	cutEnd int64        // where the next chunk starts
 	rd     sinkReader   // the chunker's input: the file from cutEnd on
 	c      *cdc.Chunker // cuts rd; offsets relative to rd's start
@@ -45,7 +50,25 @@ type dumpSink struct {
 	chunks []sinkChunk
 	buf    []byte // chunk data: of the largest chunk's capacity, never grown
 	comp   []byte // compressed chunk
-	err    error  // sticky: the first failure
+	redo   redo
+	err    error // sticky: the first failure
+}
+
+// redo is what the last rewind took back, to recognise in what follows.
+// After a rewind the output usually repeats the bytes taken back, with
+// something inserted (the normalizer's merge puts held rows among them).
+// Chunk boundaries depend only on a chunk's own bytes, so once a chunk
+// cut after the rewind equals one taken back, the next one taken back
+// is likely to follow: if the output's next bytes equal it, it is the
+// next chunk, with the same boundary and hash, and needs neither cutting
+// nor hashing.
+type redo struct {
+	taken    []byte      // the bytes taken back, from off
+	off      int64       // where they started
+	chunks   []sinkChunk // the chunks taken back that lie within taken
+	index    map[cas.Hash]int
+	next     int // the chunk expected next, or -1
+	repeated int // chunks recognised, for tests
 }
 
 type sinkChunk struct {
@@ -93,18 +116,29 @@ func (s *dumpSink) Write(p []byte) (int, error) {
 func (s *dumpSink) cut(final bool) error {
 	s.rd.final = final
 	for final || s.off-s.cutEnd >= int64(fileChunks.Max) {
-		ch, err := s.c.Next(s.buf[:0])
-		if err == io.EOF {
-			return nil
-		}
+		sc, data, err := s.repeat()
 		if err != nil {
 			return s.fail(err)
 		}
-		sc := sinkChunk{hash: cas.Sum(ch.Data), start: s.base + ch.Start, size: uint32(ch.Length)}
+		if data == nil {
+			ch, err := s.c.Next(s.buf[:0])
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return s.fail(err)
+			}
+			data = ch.Data
+			sc = sinkChunk{hash: cas.Sum(data), start: s.base + ch.Start, size: uint32(ch.Length)}
+			s.redo.next = -1
+			if k, ok := s.redo.index[sc.hash]; ok {
+				s.redo.next = k + 1
+			}
+		}
 		claimed, err := s.batch.Claim(sc.hash)
 		if err == nil && claimed {
-			s.comp = s.b.store.Compress(ch.Data, s.comp)
-			if err = s.batch.WriteCompressed(sc.hash, s.comp, ch.Length); err == nil {
+			s.comp = s.b.store.Compress(data, s.comp)
+			if err = s.batch.WriteCompressed(sc.hash, s.comp, len(data)); err == nil {
 				sc.staged = len(s.comp)
 			}
 		}
@@ -117,6 +151,36 @@ func (s *dumpSink) cut(final bool) error {
 	return nil
 }
 
+// repeat returns the next chunk and its data when the output there
+// repeats the chunk taken back that redo expects next; data is nil when
+// it does not. It leaves the chunker at the end of a chunk it returns.
+func (s *dumpSink) repeat() (sinkChunk, []byte, error) {
+	r := &s.redo
+	if r.next < 0 || r.next >= len(r.chunks) {
+		return sinkChunk{}, nil, nil
+	}
+	i := r.next
+	c := r.chunks[i]
+	r.next = -1
+	if s.cutEnd+int64(c.size) > s.off {
+		return sinkChunk{}, nil, nil
+	}
+	data := s.buf[:c.size]
+	if _, err := s.file.ReadAt(data, s.cutEnd); err != nil {
+		return sinkChunk{}, nil, fmt.Errorf("read the dump back: %w", err)
+	}
+	old := r.taken[c.start-r.off:][:c.size]
+	if !bytes.Equal(data, old) {
+		return sinkChunk{}, nil, nil
+	}
+	r.next = i + 1
+	r.repeated++
+	end := s.cutEnd + int64(c.size)
+	s.rd.pos, s.base = end, end
+	s.c.Reset(&s.rd, fileChunks)
+	return sinkChunk{hash: c.hash, start: s.cutEnd, size: c.size}, data, nil
+}
+
 func (s *dumpSink) fail(err error) error {
 	if s.err == nil {
 		s.err = fmt.Errorf("storing the dump: %w", err)
@@ -125,19 +189,37 @@ func (s *dumpSink) fail(err error) error {
 }
 
 // Rewind implements source.Rewinder.
-func (s *dumpSink) Rewind(off int64) error {
+func (s *dumpSink) Rewind(off int64, taken []byte) error {
 	if s.err != nil {
 		return s.err
 	}
 	if off < 0 || off > s.off {
 		return fmt.Errorf("dump rewound to %d, outside the %d bytes written", off, s.off)
 	}
-	base, err := s.dropAfter(off)
+	base, dropped, err := s.dropAfter(off)
 	if err != nil {
 		return s.fail(err)
 	}
-	if err := s.file.Truncate(off); err != nil {
-		return s.fail(fmt.Errorf("rewind the dump: %w", err))
+	s.redo = redo{next: -1, repeated: s.redo.repeated}
+	if int64(len(taken)) == s.off-off {
+		s.redo.taken, s.redo.off = taken, off
+		s.redo.index = map[cas.Hash]int{}
+		for _, c := range dropped {
+			if c.start < off {
+				continue // the first may begin before off
+			}
+			if _, dup := s.redo.index[c.hash]; !dup {
+				s.redo.index[c.hash] = len(s.redo.chunks)
+			}
+			s.redo.chunks = append(s.redo.chunks, c)
+		}
+	}
+	// The file keeps its bytes past off until Close: what follows a
+	// rewind (the postgres normalizer's merge) mostly rewrites them, and
+	// overwriting cached pages costs a copy where truncating them and
+	// writing afresh costs freeing, allocating and zeroing each page.
+	if s.size < s.off {
+		s.size = s.off
 	}
 	s.off, s.cutEnd, s.base = off, base, base
 	s.rd.pos = base
@@ -167,6 +249,11 @@ func (s *dumpSink) Close() ([]Chunk, int64, error) {
 	if err := s.cut(true); err != nil {
 		return nil, 0, err
 	}
+	if s.size > s.off { // rewound, and what followed is shorter
+		if err := s.file.Truncate(s.off); err != nil {
+			return nil, 0, s.fail(fmt.Errorf("cut the dump to size: %w", err))
+		}
+	}
 	out := make([]Chunk, 0, len(s.chunks))
 	for _, c := range s.chunks {
 		out = append(out, Chunk{Hash: c.hash, Size: c.size})
@@ -176,8 +263,8 @@ func (s *dumpSink) Close() ([]Chunk, int64, error) {
 
 // dropAfter forgets the chunks that do not end by off, unstaging those
 // staged for them unless a kept chunk has the same content, and returns
-// where the kept ones end.
-func (s *dumpSink) dropAfter(off int64) (int64, error) {
+// where the kept ones end and the chunks it dropped.
+func (s *dumpSink) dropAfter(off int64) (int64, []sinkChunk, error) {
 	i := len(s.chunks)
 	for i > 0 && s.chunks[i-1].start+int64(s.chunks[i-1].size) > off {
 		i--
@@ -189,15 +276,16 @@ func (s *dumpSink) dropAfter(off int64) (int64, error) {
 	for _, c := range s.chunks[i:] {
 		if c.staged > 0 && !kept[c.hash] {
 			if err := s.batch.Unstage(c.hash, int(c.size), c.staged); err != nil {
-				return 0, err
+				return 0, nil, err
 			}
 		}
 	}
+	dropped := slices.Clone(s.chunks[i:])
 	s.chunks = s.chunks[:i]
 	if i == 0 {
-		return 0, nil
+		return 0, dropped, nil
 	}
-	return s.chunks[i-1].start + int64(s.chunks[i-1].size), nil
+	return s.chunks[i-1].start + int64(s.chunks[i-1].size), dropped, nil
 }
 
 // errStarved means the chunker wanted bytes not written yet: cut calls it

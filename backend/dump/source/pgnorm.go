@@ -16,7 +16,11 @@ type Rewinder interface {
 	io.Writer
 	// Rewind discards every byte written at offset off (counted from the
 	// start of the dump) and after; the next Write continues at off.
-	Rewind(off int64) error
+	// taken, when not nil, holds the bytes discarded, as the caller read
+	// them back: it must leave them unchanged for the rest of the dump. A
+	// destination may use them to recognise output that repeats them
+	// (the postgres normalizer's merge writes most of them again).
+	Rewind(off int64, taken []byte) error
 	// ReadAt reads back output written so far (and not rewound), so that
 	// a driver need not keep in memory what it already wrote.
 	ReadAt(p []byte, off int64) (int, error)
@@ -370,7 +374,7 @@ func (n *pgNormalizer) readBackFrom(first []byte) error {
 	if len(n.tail) == 0 {
 		return nil
 	}
-	if err := n.rw.Rewind(from + int64(pos)); err != nil {
+	if err := n.rw.Rewind(from+int64(pos), n.tail); err != nil {
 		return err
 	}
 	n.out = from + int64(pos)

@@ -48,7 +48,7 @@ type rewindBuffer struct {
 	maxRewind int64 // the last rewind's offset
 }
 
-func (r *rewindBuffer) Rewind(off int64) error {
+func (r *rewindBuffer) Rewind(off int64, _ []byte) error {
 	if off > int64(r.Len()) {
 		return fmt.Errorf("rewind to %d past the end %d", off, r.Len())
 	}
@@ -237,7 +237,7 @@ func FuzzPGNormalizer(f *testing.F) {
 type countingRewinder struct{ n int64 }
 
 func (c *countingRewinder) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
-func (c *countingRewinder) Rewind(off int64) error {
+func (c *countingRewinder) Rewind(off int64, _ []byte) error {
 	return fmt.Errorf("rewind to %d: rows out of order", off)
 }
 func (c *countingRewinder) ReadAt([]byte, int64) (int, error) { return 0, io.EOF }
