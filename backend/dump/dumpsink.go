@@ -156,6 +156,10 @@ func (s *dumpSink) cut(final bool) error {
 // it does not. It leaves the chunker at the end of a chunk it returns.
 func (s *dumpSink) repeat() (sinkChunk, []byte, error) {
 	r := &s.redo
+	if r.next >= len(r.chunks) && r.taken != nil {
+		// All recognised to the last: let the bytes taken back go.
+		*r = redo{next: -1, repeated: r.repeated}
+	}
 	if r.next < 0 || r.next >= len(r.chunks) {
 		return sinkChunk{}, nil, nil
 	}

@@ -21,7 +21,8 @@ func objectSet(t *testing.T, b *Backend) map[cas.Hash]bool {
 	return set
 }
 
-func commitObjects(t *testing.T, b *Backend, c dotmesh.CommitRef) map[cas.Hash]bool {
+// commitManifest is commit c's manifest.
+func commitManifest(t *testing.T, b *Backend, c dotmesh.CommitRef) *storedManifest {
 	t.Helper()
 	_, root, err := b.readRecord(c)
 	if err != nil {
@@ -31,6 +32,12 @@ func commitObjects(t *testing.T, b *Backend, c dotmesh.CommitRef) map[cas.Hash]b
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sm
+}
+
+func commitObjects(t *testing.T, b *Backend, c dotmesh.CommitRef) map[cas.Hash]bool {
+	t.Helper()
+	sm := commitManifest(t, b, c)
 	set := map[cas.Hash]bool{}
 	sm.objects(func(h cas.Hash) error { set[h] = true; return nil })
 	return set
