@@ -19,17 +19,36 @@ import (
 // places waking tasks on its CPU as if it were idle. Once its backlog
 // grows or it starves it runs as any thread, so a busy machine slows a
 // commit but cannot stall it. Leaving SCHED_IDLE needs CAP_SYS_NICE or
-// an RLIMIT_NICE of 20 or more; without them the thread never yields.
+// an RLIMIT_NICE of 20 or more; without them the thread never yields
+// (it could be starved for good).
 
-// canYield reports whether a thread may enter SCHED_IDLE and leave it
-// again, tried once on a thread of its own.
+// canYield reports whether a thread may leave SCHED_IDLE again. The
+// kernel asks for the right to lower the thread's nice value down to its
+// current one (CAP_SYS_NICE or RLIMIT_NICE); lowering it by one asks a
+// little more. So a thread of its own lowers its nice value by one and
+// puts it back, and never enters SCHED_IDLE to find out.
 var canYield = sync.OnceValue(func() bool {
 	ok := make(chan bool)
 	go func() {
-		// Never unlocked: the thread may be left yielding, and ends with
-		// this goroutine.
 		runtime.LockOSThread()
-		ok <- setYield(0, true) == nil && setYield(0, false) == nil
+		attr, err := unix.SchedGetAttr(0, 0)
+		if err != nil || attr.Policy != unix.SCHED_NORMAL || attr.Nice <= -20 {
+			runtime.UnlockOSThread()
+			ok <- false
+			return
+		}
+		attr.Flags = 0
+		lower := *attr
+		lower.Nice--
+		if unix.SchedSetAttr(0, &lower, 0) != nil {
+			runtime.UnlockOSThread()
+			ok <- false
+			return
+		}
+		if unix.SchedSetAttr(0, attr, 0) == nil { // raising it is always allowed
+			runtime.UnlockOSThread()
+		} // else the thread ends with this goroutine
+		ok <- true
 	}()
 	return <-ok
 })
