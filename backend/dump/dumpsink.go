@@ -42,7 +42,6 @@ type dumpSink struct {
 	file    *os.File
 
 	off    int64        // bytes written, after rewinds
-	size   int64        // the file's size when past off (after a rewind), else 0
 	cutEnd int64        // where the next chunk starts
 	rd     sinkReader   // the chunker's input: the file from cutEnd on
 	c      *cdc.Chunker // cuts rd; offsets relative to rd's start
@@ -222,9 +221,6 @@ func (s *dumpSink) Rewind(off int64, taken []byte) error {
 	// rewind (the postgres normalizer's merge) mostly rewrites them, and
 	// overwriting cached pages costs a copy where truncating them and
 	// writing afresh costs freeing, allocating and zeroing each page.
-	if s.size < s.off {
-		s.size = s.off
-	}
 	s.off, s.cutEnd, s.base = off, base, base
 	s.rd.pos = base
 	s.c.Reset(&s.rd, fileChunks)
@@ -253,10 +249,9 @@ func (s *dumpSink) Close() ([]Chunk, int64, error) {
 	if err := s.cut(true); err != nil {
 		return nil, 0, err
 	}
-	if s.size > s.off { // rewound, and what followed is shorter
-		if err := s.file.Truncate(s.off); err != nil {
-			return nil, 0, s.fail(fmt.Errorf("cut the dump to size: %w", err))
-		}
+	// After a rewind the file may hold more than what followed.
+	if err := s.file.Truncate(s.off); err != nil {
+		return nil, 0, s.fail(fmt.Errorf("cut the dump to size: %w", err))
 	}
 	out := make([]Chunk, 0, len(s.chunks))
 	for _, c := range s.chunks {

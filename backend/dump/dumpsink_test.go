@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
+	"github.com/dotmesh-io/dotmesh/backend/dump/source/sourcetest"
 )
 
 // newTestSink returns a sink of b into a new batch and file dump in dir.
@@ -193,22 +194,11 @@ func TestDumpSinkRecognisesRepeats(t *testing.T) {
 	}
 }
 
-// pgbenchRows is a pgbench_accounts COPY block's rows, n of them, as
-// pg_dump writes them: the shape of the bench's dump.
-func pgbenchRows(n int) []byte {
-	var b bytes.Buffer
-	filler := bytes.Repeat([]byte{' '}, 84)
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, "%d\t%d\t0\t%s\n", i, (i-1)/100000+1, filler)
-	}
-	return b.Bytes()
-}
-
 // BenchmarkDumpSink: a first commit's work per dump byte (writing the
 // file, cutting, hashing, compressing, staging), in the pieces the
 // postgres normalizer hands over.
 func BenchmarkDumpSink(b *testing.B) {
-	data := pgbenchRows(300000)
+	data := sourcetest.PgbenchRows(300000)
 	be := openTest(b)
 	dir := b.TempDir()
 	b.SetBytes(int64(len(data)))

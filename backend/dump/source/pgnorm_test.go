@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dotmesh-io/dotmesh/backend/dump/source/sourcetest"
 )
 
 // refNormalize is the plain definition of the normalizer's output.
@@ -247,10 +249,7 @@ func (c *countingRewinder) ReadAt([]byte, int64) (int, error) { return 0, io.EOF
 func BenchmarkPGNormalizer(b *testing.B) {
 	var dump bytes.Buffer
 	dump.WriteString("-- Dumped from database version 15.14\n\nCOPY public.pgbench_accounts (aid, bid, abalance, filler) FROM stdin;\n")
-	filler := strings.Repeat(" ", 84)
-	for i := 1; i <= 300000; i++ {
-		fmt.Fprintf(&dump, "%d\t%d\t0\t%s\n", i, (i-1)/100000+1, filler)
-	}
+	dump.Write(sourcetest.PgbenchRows(300000))
 	dump.WriteString("\\.\n\n" + pgTrailer + "\n")
 	b.SetBytes(int64(dump.Len()))
 	for b.Loop() {

@@ -190,37 +190,26 @@ func runPiped(cmd *exec.Cmd, w io.Writer) error {
 		return err
 	}
 	pw.Close()
-	copied := make(chan error, 1)
-	go func() {
-		if rf, ok := w.(io.ReaderFrom); ok {
-			_, err := rf.ReadFrom(pr)
-			if err != nil {
-				pr.Close() // the tool gets EPIPE instead of blocking
-			}
-			copied <- err
-			return
-		}
-		buf := make([]byte, 256<<10)
-		var werr error
-		for {
-			n, rerr := pr.Read(buf)
-			if n > 0 && werr == nil {
-				if _, werr = w.Write(buf[:n]); werr != nil {
-					pr.Close() // the tool gets EPIPE instead of blocking
-					break
-				}
-			}
-			if rerr != nil {
-				break
-			}
-		}
-		copied <- werr
-	}()
-	werr := <-copied
+	werr := copyOut(w, pr, 256<<10)
+	if werr != nil {
+		pr.Close() // the tool gets EPIPE instead of blocking
+	}
 	err = cmd.Wait()
 	pr.Close()
 	if err == nil && werr != nil {
 		err = destError{werr}
 	}
+	return err
+}
+
+// copyOut copies a tool's output r to w: straight into w's buffers when w
+// reads for itself (the postgres normalizer), else through a buffer of
+// size bytes.
+func copyOut(w io.Writer, r io.Reader, size int) error {
+	var buf []byte
+	if _, ok := w.(io.ReaderFrom); !ok {
+		buf = make([]byte, size)
+	}
+	_, err := io.CopyBuffer(w, r, buf)
 	return err
 }

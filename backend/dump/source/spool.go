@@ -92,7 +92,7 @@ func runSpooled(cmd *exec.Cmd, w io.Writer) error {
 			defer close(watched)
 			r.watch(cmd.Process, tid, stop)
 		}()
-		err := r.copyTo(w)
+		err := copyOut(w, r, spoolChunk)
 		close(stop)
 		<-watched // the watcher is done with the thread before it ends
 		copied <- err
@@ -122,17 +122,6 @@ type spoolReader struct {
 	cerr    error        // its exit's error
 	poll    *time.Timer
 	err     error // the reader's own failure
-}
-
-// copyTo copies the spool to w. A destination that reads for itself (the
-// postgres normalizer) gets the tool's output straight into its buffers.
-func (r *spoolReader) copyTo(w io.Writer) error {
-	var buf []byte
-	if _, ok := w.(io.ReaderFrom); !ok {
-		buf = make([]byte, spoolChunk)
-	}
-	_, err := io.CopyBuffer(w, r, buf)
-	return err
 }
 
 func (r *spoolReader) Read(p []byte) (int, error) {

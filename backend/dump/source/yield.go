@@ -31,27 +31,31 @@ var canYield = sync.OnceValue(func() bool {
 	ok := make(chan bool)
 	go func() {
 		runtime.LockOSThread()
-		attr, err := unix.SchedGetAttr(0, 0)
-		if err != nil || attr.Policy != unix.SCHED_NORMAL || attr.Nice <= -20 {
-			runtime.UnlockOSThread()
-			ok <- false
-			return
-		}
-		attr.Flags = 0
-		lower := *attr
-		lower.Nice--
-		if unix.SchedSetAttr(0, &lower, 0) != nil {
-			runtime.UnlockOSThread()
-			ok <- false
-			return
-		}
-		if unix.SchedSetAttr(0, attr, 0) == nil { // raising it is always allowed
+		may, restored := lowerNiceOnce()
+		if restored {
 			runtime.UnlockOSThread()
 		} // else the thread ends with this goroutine
-		ok <- true
+		ok <- may
 	}()
 	return <-ok
 })
+
+// lowerNiceOnce lowers the calling thread's nice value by one and puts it
+// back. restored is false only when putting it back failed (raising a
+// nice value is always allowed).
+func lowerNiceOnce() (may, restored bool) {
+	attr, err := unix.SchedGetAttr(0, 0)
+	if err != nil || attr.Policy != unix.SCHED_NORMAL || attr.Nice <= -20 {
+		return false, true
+	}
+	attr.Flags = 0
+	lower := *attr
+	lower.Nice--
+	if unix.SchedSetAttr(0, &lower, 0) != nil {
+		return false, true
+	}
+	return true, unix.SchedSetAttr(0, attr, 0) == nil
+}
 
 // setYield puts thread tid (0: the calling thread) under SCHED_IDLE or
 // back under SCHED_NORMAL, keeping its nice value.

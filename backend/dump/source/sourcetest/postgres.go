@@ -1,6 +1,7 @@
 package sourcetest
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os/exec"
@@ -91,4 +92,16 @@ func (s *Session) Close() {
 		s.stdin = nil
 		s.cmd.Wait()
 	}
+}
+
+// PgbenchRows is n rows of a pgbench_accounts COPY block as pg_dump
+// writes them (aid, bid, abalance, an 84-space filler), in key order: the
+// shape of the bench's dump, for benchmarks that need no server.
+func PgbenchRows(n int) []byte {
+	var b bytes.Buffer
+	filler := strings.Repeat(" ", 84)
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "%d\t%d\t0\t%s\n", i, (i-1)/100000+1, filler)
+	}
+	return b.Bytes()
 }
