@@ -28,6 +28,11 @@ type Options struct {
 	Now func() time.Time
 	// Cluster, when set, makes the node one of several sharing Store.
 	Cluster *ClusterOptions
+	// StepHook, when set, is called at each step of a journalled
+	// operation ("marked", "restored", "recorded" of a working state's
+	// restore, see restore.go), so that tests can cut one short there.
+	// Nil in production.
+	StepHook func(step string)
 }
 
 // Node is the dotmesh engine: every operation on dots, branches and commits,
@@ -43,7 +48,10 @@ type Node struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	cl *cluster // nil on a single node
+	cl   *cluster // nil on a single node
+	self string   // this node's id in its cluster, "" on a single node
+
+	onRestoreStep func(step string)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -71,6 +79,11 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		log:      opts.Logger,
 		now:      opts.Now,
 		locks:    make(map[DotID]*sync.Mutex),
+
+		onRestoreStep: opts.StepHook,
+	}
+	if opts.Cluster != nil {
+		n.self = opts.Cluster.NodeID
 	}
 	if n.log == nil {
 		n.log = slog.Default()
@@ -715,6 +728,9 @@ func (n *Node) checkMaster(d *Dot, b *Branch) error {
 // revision rev.
 func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, opts CommitOptions) (*Commit, error) {
 	name := d.DotName()
+	if err := checkRestored(d, b); err != nil {
+		return nil, err
+	}
 	be, err := n.backendOf(d)
 	if err != nil {
 		return nil, err
@@ -883,25 +899,9 @@ func (n *Node) reset(ctx context.Context, name DotName, branch, ref string, opts
 			return nil, fmt.Errorf("%w: branch %s of %s has %d uncommitted bytes; commit them or use --hard to discard them", ErrDirty, b.Name, name, u.DirtyBytes)
 		}
 	}
-	if err := be.Rollback(ctx, b.Ref(), target.Ref()); err != nil {
-		return nil, fmt.Errorf("restoring %s@%s to %s: %w", name, b.Name, target.ID, err)
-	}
-	orphans := n.orphansAfterReset(ctx, d, b, target, commits)
-	b.Head = target.ID
-	ops := []Op{PutOp(branchKey(d.ID, b.Name), encode(b))}
-	for _, c := range orphans {
-		ops = append(ops, DeleteOp(commitKey(d.ID, c.ID)))
-	}
-	if _, err := n.store.Txn(ctx, []Condition{IfRevision(branchKey(d.ID, b.Name), rev)}, ops); err != nil {
-		if errors.Is(err, ErrConflict) {
-			return nil, fmt.Errorf("%w: branch %s of %s moved during reset; run it again", ErrConflict, b.Name, name)
-		}
+	orphans, err := n.restoreLocked(ctx, be, d, b, rev, target)
+	if err != nil {
 		return nil, err
-	}
-	for _, c := range orphans {
-		if err := be.DeleteCommit(ctx, c.Ref()); err != nil {
-			n.log.Warn("deleting data of an unreachable commit", "commit", c.ID, "err", err)
-		}
 	}
 	n.log.Info("reset", "dot", name.String(), "branch", b.Name, "to", target.ID, "dropped", len(orphans))
 	return target, nil

@@ -24,6 +24,11 @@ type env struct {
 	node *dotmesh.Node
 	be   *dump.Backend
 	st   dotmesh.ClusterStore
+
+	// For fault injection at the next open: the node's StepHook, and a
+	// decorator of its backend.
+	hook   func(step string)
+	wrapBe func(dotmesh.StorageBackend) dotmesh.StorageBackend
 }
 
 func newEnv(t *testing.T) *env {
@@ -45,7 +50,15 @@ func (e *env) open(wrap func(dotmesh.ClusterStore) dotmesh.ClusterStore) {
 	if wrap != nil {
 		s = wrap(st)
 	}
-	n, err := dotmesh.NewNode(context.Background(), dotmesh.Options{Store: s, Backends: []dotmesh.StorageBackend{be}})
+	var sb dotmesh.StorageBackend = be
+	if e.wrapBe != nil {
+		sb = e.wrapBe(be)
+	}
+	n, err := dotmesh.NewNode(context.Background(), dotmesh.Options{Store: s, Backends: []dotmesh.StorageBackend{sb}, StepHook: func(step string) {
+		if e.hook != nil {
+			e.hook(step)
+		}
+	}})
 	require.NoError(t, err)
 	e.node = n
 	t.Cleanup(func() { n.Close() })

@@ -105,8 +105,14 @@ func (n *Node) reconcile(ctx context.Context) error {
 			}
 		}
 	}
-	// Working states that a crash left at another commit than their head
-	// while nothing uncommitted is in them (see HeadFollower).
+	// Restores of working states that a crash interrupted are finished
+	// (see restore.go), then working states that a crash left at another
+	// commit than their head while nothing uncommitted is in them are
+	// moved there (see HeadFollower).
+	for _, d := range dots {
+		st := states[d.ID]
+		n.finishRestores(ctx, d, st.branches, st.commits)
+	}
 	for _, d := range dots {
 		hf, ok := n.backends[d.Backend].(HeadFollower)
 		if !ok {

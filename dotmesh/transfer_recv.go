@@ -364,15 +364,8 @@ func (n *Node) FinishReceive(ctx context.Context, name DotName, branch string, r
 		res.Stashed = stash
 		n.log.Info("stashed diverged commits", "dot", name.String(), "branch", branch, "stash", stash, "common", common)
 	}
-	if err := t.be.Rollback(ctx, b.Ref(), headR); err != nil {
-		return nil, fmt.Errorf("updating the working state of %s@%s to %s: %w", name, branch, head.ID, err)
-	}
-	b.Head = head.ID
-	if _, err := n.store.Txn(ctx, []Condition{IfRevision(branchKey(t.dot.ID, branch), rev)}, []Op{PutOp(branchKey(t.dot.ID, branch), encode(b))}); err != nil {
-		if errors.Is(err, ErrConflict) {
-			return nil, fmt.Errorf("%w: branch %s of %s moved during the transfer; run it again", ErrConflict, branch, name)
-		}
-		return nil, err
+	if _, err := n.restoreLocked(ctx, t.be, t.dot, b, rev, head); err != nil {
+		return nil, fmt.Errorf("updating the working state of %s@%s to %s: %w", name, branch, short(head.ID), err)
 	}
 	n.log.Info("transfer moved branch", "dot", name.String(), "branch", branch, "head", head.ID)
 	return res, nil

@@ -72,6 +72,10 @@ type Branch struct {
 	Master      string    `json:"master,omitempty"`
 	Moving      string    `json:"moving,omitempty"`
 	MovingSince time.Time `json:"moving_since,omitzero"`
+	// Restoring names the commit the working state is being restored
+	// to (reset, a transfer moving the branch); set until the head moves
+	// there. After a crash the node finishes the restore when it starts.
+	Restoring CommitID `json:"restoring,omitempty"`
 }
 
 var zeroTime time.Time

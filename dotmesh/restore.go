@@ -1,0 +1,140 @@
+package dotmesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Restoring a branch's working state from a commit (reset, a transfer
+// moving a branch, a working state made again on this node) rewrites the
+// whole tree, which no backend does in one step as far as the registry
+// is concerned: the dump backend writes file by file (and reloads
+// databases), zfs and btrfs switch storage before the head moves. The
+// Node makes it one step as seen from outside with a journal entry in
+// the branch record itself (Branch.Restoring):
+//
+//  1. Restoring = target                          one registry txn
+//  2. Rollback(branch, target)                    repeatable
+//  3. Head = target, Restoring = "", commits no   one registry txn
+//     branch reaches any more dropped
+//  4. the dropped commits' data deleted           (reconcile repeats)
+//
+// A crash before 1 or after 3 leaves a consistent branch; in between, the
+// mark stays and reconcile finishes the restore at the next start (roll
+// forward: the user asked to discard the old state, and the target's data
+// is known to be here), so after a restart the tree is wholly the old
+// state with the old head or wholly the target with the target as head.
+// Rolling forward in place keeps the working directory the same
+// directory, which bind mounts (Docker, CSI) and shells inside it rely on.
+
+// restoreLocked makes b's working state commit target and its head
+// target, journalled as above. The caller holds the dot lock and read b
+// at revision rev. It returns the commits dropped because nothing reaches
+// them any more. An error after step 1 leaves the mark: the working
+// state may be partly restored, Commit refuses, and running the reset
+// again (or a restart) finishes it.
+func (n *Node) restoreLocked(ctx context.Context, be StorageBackend, d *Dot, b *Branch, rev int64, target *Commit) ([]*Commit, error) {
+	name := d.DotName()
+	marked := *b
+	marked.Restoring = target.ID
+	rev, err := n.store.Txn(ctx, []Condition{IfRevision(branchKey(d.ID, b.Name), rev)}, []Op{PutOp(branchKey(d.ID, b.Name), encode(&marked))})
+	if err != nil {
+		if errors.Is(err, ErrConflict) {
+			return nil, fmt.Errorf("%w: branch %s of %s changed meanwhile; run it again", ErrConflict, b.Name, name)
+		}
+		return nil, err
+	}
+	n.restoreStep("marked")
+	// The rewrite is not cut short by a client that goes away: it is one
+	// step, and a half-written tree helps nobody.
+	ctx = context.WithoutCancel(ctx)
+	if err := be.Rollback(ctx, b.Ref(), target.Ref()); err != nil {
+		return nil, fmt.Errorf("restoring %s@%s to %s: %w (the working state may be partly restored; run `dm reset --hard %s` again, or restart the node, to finish it)", name, b.Name, short(target.ID), err, target.ID)
+	}
+	n.restoreStep("restored")
+	return n.finishRestore(ctx, be, d, &marked, rev, target)
+}
+
+// finishRestore is step 3 and 4 for a branch marked Restoring = target
+// at revision rev whose working state holds target.
+func (n *Node) finishRestore(ctx context.Context, be StorageBackend, d *Dot, b *Branch, rev int64, target *Commit) ([]*Commit, error) {
+	commits, err := n.reg.commits(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	orphans := n.orphansAfterReset(ctx, d, b, target, commits)
+	done := *b
+	done.Head, done.Restoring = target.ID, ""
+	ops := []Op{PutOp(branchKey(d.ID, b.Name), encode(&done))}
+	for _, c := range orphans {
+		ops = append(ops, DeleteOp(commitKey(d.ID, c.ID)))
+	}
+	if _, err := n.store.Txn(ctx, []Condition{IfRevision(branchKey(d.ID, b.Name), rev)}, ops); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return nil, fmt.Errorf("%w: branch %s of %s changed while its working state was restored to %s; run it again", ErrConflict, b.Name, d.DotName(), short(target.ID))
+		}
+		return nil, err
+	}
+	*b = done
+	n.restoreStep("recorded")
+	for _, c := range orphans {
+		if err := be.DeleteCommit(ctx, c.Ref()); err != nil {
+			n.log.Warn("deleting data of an unreachable commit", "commit", c.ID, "err", err)
+		}
+	}
+	return orphans, nil
+}
+
+// finishRestores rolls forward every restore of a working state on this
+// node that a crash interrupted (see restoreLocked). A restore that
+// cannot finish (the target's data is gone, a database source does not
+// answer) keeps its mark, and the branch refuses commits until a reset
+// finishes it; the node starts anyway.
+func (n *Node) finishRestores(ctx context.Context, d *Dot, branches []*Branch, commits map[CommitID]*Commit) {
+	be, ok := n.backends[d.Backend]
+	if !ok {
+		return
+	}
+	for _, b := range branches {
+		if b.Restoring == "" || b.Master != n.self {
+			continue
+		}
+		log := n.log.With("dot", d.DotName().String(), "branch", b.Name, "to", b.Restoring)
+		target, ok := commits[b.Restoring]
+		if !ok {
+			log.Warn("cannot finish an interrupted restore: its commit is not in the registry; run `dm reset --hard` on the branch")
+			continue
+		}
+		cur, rev, err := n.reg.branch(ctx, d, b.Name)
+		if err != nil || cur.Restoring != b.Restoring {
+			continue // changed meanwhile (another node of the cluster)
+		}
+		log.Warn("finishing a restore of a working state that was interrupted (a crash mid-reset or mid-transfer)")
+		if err := be.Rollback(ctx, b.Ref(), target.Ref()); err != nil {
+			log.Warn("cannot finish an interrupted restore; the branch refuses commits until `dm reset --hard` succeeds on it", "err", err)
+			continue
+		}
+		if _, err := n.finishRestore(ctx, be, d, cur, rev, target); err != nil {
+			log.Warn("cannot record a finished restore; the node tries again at its next start", "err", err)
+			continue
+		}
+		*b = *cur
+	}
+}
+
+// checkRestored refuses to commit a working state that is partly
+// restored (an interrupted restore that could not be finished).
+func checkRestored(d *Dot, b *Branch) error {
+	if b.Restoring == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: the working state of %s@%s is partly restored to %s (an interrupted reset or transfer); run `dm reset --hard %s` to finish it", ErrConflict, d.DotName(), b.Name, short(b.Restoring), b.Restoring)
+}
+
+// restoreStep calls the test hook, if set, at each journal step.
+func (n *Node) restoreStep(step string) {
+	if n.onRestoreStep != nil {
+		n.onRestoreStep(step)
+	}
+}
