@@ -45,8 +45,9 @@ type RemovedCommit struct {
 // GC applies the retention policy (Dysnomia's generations): it keeps the
 // newest opts.Keep commits of each branch and every branch's origin, and
 // removes every other commit in some branch's history — registry record
-// and backend data. The oldest kept commit keeps its parent id; `dm log`
-// simply ends there, as it does for history not replicated yet. Commits in
+// and backend data. The oldest kept commit keeps its parent id and is
+// marked Pruned: `dm log` ends there, saying so, and transfers send the
+// history from there as a shallow one (see shallow.go). Commits in
 // no branch's history are left alone (they may be arriving). Then every
 // backend that collects garbage sweeps what nothing references; the dump
 // backend's GC lock keeps concurrent commits safe.
@@ -157,6 +158,7 @@ func (n *Node) pruneDot(ctx context.Context, d *Dot, keep int, dry bool, res *GC
 	if dry {
 		return refs, nil
 	}
+	ops = append(ops, prunedOps(commits, drop)...)
 	if _, err := n.store.Txn(ctx, conds, ops); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return nil, fmt.Errorf("%w: dot %s changed during gc; run it again", ErrConflict, d.DotName())

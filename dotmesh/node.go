@@ -776,6 +776,7 @@ func (n *Node) Log(ctx context.Context, name DotName, branch string, limit int) 
 		return nil, err
 	}
 	chain := ancestry(commits, b.Head)
+	markPruned(commits, chain)
 	if limit > 0 && len(chain) > limit {
 		chain = chain[:limit]
 	}

@@ -113,7 +113,7 @@ func (n *Node) replicateNew(ctx context.Context, c *Commit) error {
 		return nil
 	}
 	commits := map[CommitID]*Commit{c.ID: c}
-	if c.Parent != "" {
+	if c.Parent != "" && !c.Pruned { // a pruned commit's parent is gone: fetched whole
 		kv, err := n.store.Get(ctx, commitKey(d.ID, c.Parent))
 		if err != nil {
 			return err

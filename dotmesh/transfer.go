@@ -211,13 +211,20 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 			}
 			return res, nil
 		}
-		if !opts.StashOnDivergence {
+		start := from.History[0]
+		// A history pruned here may still lead to oldHead through start's
+		// parent when the receiver holds it: the receiver's Finish decides.
+		shallowLink := start.Parent != "" && !srcHas[start.Parent] && dstHas[start.Parent]
+		if !opts.StashOnDivergence && !shallowLink {
 			var common CommitID
 			for i := len(from.History) - 1; i >= 0; i-- {
 				if dstHist[from.History[i].ID] {
 					common = from.History[i].ID
 					break
 				}
+			}
+			if common == "" && start.Parent != "" {
+				return nil, prunedDivergedError(dstDot, branch, start, oldHead)
 			}
 			return nil, divergedError(dstDot, branch, common)
 		}
@@ -235,13 +242,16 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 	res.Format = format
 	var todo []Commit
 	var total int64
-	for _, c := range from.History {
+	for _, c := range from.History[shallowStart(from.History, to.History):] {
 		if dstHas[c.ID] {
 			if c.ID != oldHead && !inList(to.History, c.ID) {
 				res.Skipped++
 			}
 			continue
 		}
+		// The oldest commit of a pruned history goes whole, marked so the
+		// receiver takes it without its parent (newestHeld finds no base).
+		c.Pruned = c.Parent != "" && !srcHas[c.Parent]
 		todo = append(todo, c)
 		total += estimate(c)
 	}
@@ -311,19 +321,21 @@ func copyCommit(ctx context.Context, src Transport, srcDot DotName, dst Transpor
 	return nil
 }
 
-// newestHeld returns the nearest ancestor of c the receiver holds.
+// newestHeld returns the nearest ancestor of c in history (the sender's)
+// that the receiver holds too: an ancestor gc removed here cannot be a
+// base, even if the receiver has it.
 func newestHeld(history []Commit, c Commit, held map[CommitID]bool) *CommitID {
 	byID := make(map[CommitID]*Commit, len(history))
 	for i := range history {
 		byID[history[i].ID] = &history[i]
 	}
 	for id := c.Parent; id != ""; {
-		if held[id] {
-			return &id
-		}
 		p, ok := byID[id]
 		if !ok {
 			return nil
+		}
+		if held[id] {
+			return &id
 		}
 		id = p.Parent
 	}

@@ -112,6 +112,7 @@ func (n *Node) TransferState(ctx context.Context, name DotName, branch string) (
 	}
 	st.Branch = b
 	chain := ancestry(t.commits, b.Head)
+	markPruned(t.commits, chain)
 	for i := len(chain) - 1; i >= 0; i-- {
 		st.History = append(st.History, *chain[i])
 	}
@@ -183,7 +184,10 @@ func (n *Node) ReceiveCommit(ctx context.Context, name DotName, branch string, c
 		_, _ = io.Copy(io.Discard, r)
 		return nil
 	}
-	if c.Parent != "" && t.commits[c.Parent] == nil {
+	// A commit whose parent is not here is taken only as the start of a
+	// shallow history: sent whole, and recorded as where history starts.
+	pruned := c.Parent != "" && t.commits[c.Parent] == nil
+	if pruned && (!c.Pruned || base != nil) {
 		return fmt.Errorf("%w: commit %s arrived before its parent %s; send the history oldest first", ErrInvalidArgument, c.ID, c.Parent)
 	}
 	var baseRef *CommitRef
@@ -199,7 +203,7 @@ func (n *Node) ReceiveCommit(ctx context.Context, name DotName, branch string, c
 	// the branch's own working state: backends like zfs make a received
 	// snapshot the working state, which must not change before Finish.
 	rc := c
-	rc.Dot, rc.Branch = t.dot.ID, recvBranch(branch)
+	rc.Dot, rc.Branch, rc.Pruned = t.dot.ID, recvBranch(branch), pruned
 	ref := rc.Ref()
 	if err := n.dropLeftover(ctx, t.be, ref); err != nil {
 		return err
@@ -312,7 +316,7 @@ func (n *Node) FinishReceive(ctx context.Context, name DotName, branch string, r
 	if !ok {
 		return nil, fmt.Errorf("%w: commit %s has not arrived at this node; run the transfer again", ErrNotFound, req.Head)
 	}
-	if chain := ancestry(t.commits, req.Head); chain[len(chain)-1].Parent != "" {
+	if chain := ancestry(t.commits, req.Head); chain[len(chain)-1].Parent != "" && !chain[len(chain)-1].Pruned {
 		return nil, fmt.Errorf("%w: the history of %s is incomplete here (%s is missing); run the transfer again", ErrNotFound, req.Head, chain[len(chain)-1].Parent)
 	}
 	headR := head.Ref()

@@ -97,6 +97,11 @@ type Commit struct {
 	// Info is what the backend reported about the commit (sizes, tool
 	// versions...). Backends choose the keys.
 	Info map[string]string `json:"info,omitempty"`
+	// Pruned marks where this node's history starts although Parent is
+	// set: the parent and all before it are not here, because gc removed
+	// them or the commit arrived as the start of a shallow history (git's
+	// "grafted"). Parent keeps its id, so histories still compare.
+	Pruned bool `json:"pruned,omitempty"`
 }
 
 // Ref returns the backend reference of the commit.

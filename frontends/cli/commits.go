@@ -81,7 +81,9 @@ func (a *app) logCmd() *cobra.Command {
 		Use:   "log",
 		Short: "Show the commits of the current branch, newest first",
 		Long: `Show the history of the dot's current branch (or --branch), newest first:
-commit id, author, date, metadata and message.
+commit id, author, date, metadata and message. Where gc removed the older
+history (here, or on the node it came from), the oldest commit shown is
+marked "(pruned)" (as git's "grafted"; "pruned": true with --json).
 
 With -H, one commit per line: id, author, time (RFC 3339), message (first
 line) and metadata as key=value separated by spaces.`,
@@ -152,7 +154,11 @@ func writeLog(w io.Writer, commits []dotmesh.Commit) error {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		fmt.Fprintf(w, "commit %s\n", c.ID)
+		if c.Pruned {
+			fmt.Fprintf(w, "commit %s (pruned)\n", c.ID)
+		} else {
+			fmt.Fprintf(w, "commit %s\n", c.ID)
+		}
 		fmt.Fprintf(w, "Author: %s\n", printable(c.Author))
 		fmt.Fprintf(w, "Date:   %s\n", c.Time.Local().Format("Mon Jan 2 15:04:05 2006 -0700"))
 		for _, k := range sortedKeys(c.Metadata) {
@@ -161,6 +167,9 @@ func writeLog(w io.Writer, commits []dotmesh.Commit) error {
 		fmt.Fprintln(w)
 		for _, l := range strings.Split(strings.TrimRight(c.Message, "\n"), "\n") {
 			fmt.Fprintf(w, "    %s\n", printable(l))
+		}
+		if c.Pruned {
+			fmt.Fprintf(w, "\nHistory pruned here: parent %s and older commits are not on this node (gc removed them, here or where this history came from).\n", c.Parent)
 		}
 	}
 	return nil

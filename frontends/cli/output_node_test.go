@@ -92,3 +92,37 @@ func TestUnauthorizedIsOneLine(t *testing.T) {
 	writeConfig(t, path, cfg)
 	failsWith(t, runDM(t, e, "list"), "refused the API key")
 }
+
+// TestLogShowsPrunedHistory: after gc, dm log marks the oldest commit
+// left as where history was pruned, in text and JSON.
+func TestLogShowsPrunedHistory(t *testing.T) {
+	e, _ := withNode(t)
+	mustRun(t, e, "init", "app")
+	mustRun(t, e, "switch", "app")
+	var ids []string
+	for _, m := range []string{"one", "two", "three"} {
+		p := strings.TrimSpace(mustRun(t, e, "path", "app"))
+		if err := os.WriteFile(filepath.Join(p, "f"), []byte(m), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, strings.TrimSpace(mustRun(t, e, "commit", "-m", m, "-H")))
+	}
+	if got := mustRun(t, e, "log"); strings.Contains(got, "pruned") {
+		t.Fatalf("dm log before gc:\n%s", got)
+	}
+	mustRun(t, e, "gc", "app", "--keep", "2")
+	got := mustRun(t, e, "log")
+	if !strings.Contains(got, "commit "+ids[1]+" (pruned)\n") || strings.Count(got, "pruned") != 2 || !strings.Contains(got, "parent "+ids[0]+" and older commits are not on this node") {
+		t.Fatalf("dm log after gc:\n%s", got)
+	}
+	var log []struct {
+		ID     string `json:"id"`
+		Pruned bool   `json:"pruned"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, e, "log", "--json")), &log); err != nil {
+		t.Fatal(err)
+	}
+	if len(log) != 2 || log[0].Pruned || !log[1].Pruned || log[1].ID != ids[1] {
+		t.Fatalf("dm log --json after gc: %+v", log)
+	}
+}
