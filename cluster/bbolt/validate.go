@@ -243,6 +243,10 @@ func (w *pageWalk) nodePage(p []byte, id uint64) error {
 		return corrupt(w.path, "page %d is cut short", id)
 	}
 	flags, n := nativeEndian.Uint16(p[8:]), int(nativeEndian.Uint16(p[10:]))
+	inline := id == 0
+	if inline && flags&leafPageFlag == 0 {
+		return corrupt(w.path, "an inline bucket has page type %#x", flags)
+	}
 	if pageHeaderSize+n*elemSize > len(p) {
 		return corrupt(w.path, "page %d has %d elements, more than fit", id, n)
 	}
@@ -267,6 +271,9 @@ func (w *pageWalk) nodePage(p []byte, id uint64) error {
 			}
 			if ef&bucketLeafFlag == 0 {
 				continue
+			}
+			if inline { // bbolt inlines only buckets without sub-buckets
+				return corrupt(w.path, "an inline bucket holds a bucket")
 			}
 			v := p[uint64(at)+pos+ksize : end]
 			if len(v) < 16 {
