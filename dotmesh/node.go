@@ -72,8 +72,6 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		return nil, fmt.Errorf("%w: dotmesh.Options.Backends needs at least one backend", ErrInvalidArgument)
 	}
 	n := &Node{
-		reg:      registry{opts.Store},
-		store:    opts.Store,
 		backends: make(map[string]StorageBackend, len(opts.Backends)),
 		def:      opts.DefaultBackend,
 		log:      opts.Logger,
@@ -88,6 +86,8 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	if n.log == nil {
 		n.log = slog.Default()
 	}
+	ks := newKeepingStore(opts.Store, n)
+	n.store, n.reg = ks, registry{ks}
 	if n.now == nil {
 		n.now = time.Now
 	}

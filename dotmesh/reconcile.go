@@ -34,6 +34,9 @@ func (n *Node) reconcile(ctx context.Context) error {
 		return err
 	}
 	dots = append(dots, staged...)
+	if err := n.checkRegistryHeld(ctx, dots); err != nil {
+		return err
+	}
 	if err := n.dropOrphanRecords(ctx, records, dots); err != nil {
 		return err
 	}

@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) dotmesh.StorageBackend) {
 		{"Transfer", transferTests},
 		{"Errors", errorTests},
 		{"Concurrency", concurrencyTests},
+		{"Records", recordTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

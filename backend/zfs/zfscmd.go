@@ -102,7 +102,7 @@ func (c *cli) inherit(ctx context.Context, target, p string) error {
 	if _, err := parseTarget(target); err != nil {
 		return err
 	}
-	if !settable[p] {
+	if !settable[p] && !isRecProp(p) {
 		return fmt.Errorf("%w: property %q is not one this backend sets", dotmesh.ErrInvalidArgument, p)
 	}
 	_, err := c.run(ctx, c.zfs, "inherit", p, target)

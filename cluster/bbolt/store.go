@@ -125,14 +125,25 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("%w: cluster store: create directory for %s: %w", dotmesh.ErrUnavailable, path, err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync})
+	if err := Validate(path); err != nil {
+		return nil, err
+	}
+	db, err := openBolt(path, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync})
+	if err == nil {
+		if err = checkOpen(db, path); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
 			return nil, fmt.Errorf("%w: cluster store %s is locked by another process; another dm serve probably uses this data directory (stop it, or choose another data directory): %w",
 				dotmesh.ErrUnavailable, path, err)
 		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
-			return nil, fmt.Errorf("%w: cluster store %s is not a valid bbolt file (restore it from a backup or move it away): %w", dotmesh.ErrCorrupt, path, err)
+			return nil, corrupt(path, "%v", err)
+		case errors.Is(err, dotmesh.ErrCorrupt):
+			return nil, err
 		}
 		return nil, fmt.Errorf("%w: open cluster store %s: %w", dotmesh.ErrUnavailable, path, err)
 	}

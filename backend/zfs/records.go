@@ -1,0 +1,192 @@
+package zfs
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"strconv"
+	"strings"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+var _ dotmesh.RecordKeeper = (*Backend)(nil)
+
+// The registry's records live as user properties of the dot's container
+// dataset, so they travel with the pool and vanish with the dot:
+//
+//	io.dotmesh:rec.<hex key>      <n>:<crc32 hex>:<base64 part 0>
+//	io.dotmesh:rec.<hex key>.<i>  <base64 part i>, 0 < i < n
+//
+// User property names only allow lowercase letters, hence the hex key;
+// values are at most 8 KiB, hence the parts; the CRC of the whole record
+// tells a record torn by a crash between two parts.
+const (
+	recPropPrefix = "io.dotmesh:rec."
+	recPartSize   = 6000
+)
+
+func recProp(key string, part int) string {
+	p := recPropPrefix + hex.EncodeToString([]byte(key))
+	if part > 0 {
+		p += "." + strconv.Itoa(part)
+	}
+	return p
+}
+
+func isRecProp(p string) bool { return strings.HasPrefix(p, recPropPrefix) }
+
+// KeepRecords implements dotmesh.RecordKeeper.
+func (b *Backend) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[string][]byte) error {
+	if err := b.checkOpen(); err != nil {
+		return err
+	}
+	if err := dotmesh.ValidateID("dot", string(dot), false); err != nil {
+		return err
+	}
+	target := b.container(dot).String()
+	for k, v := range recs {
+		if err := dotmesh.ValidateRecordKey(k); err != nil {
+			return err
+		}
+		if len(v) > dotmesh.MaxRecordSize {
+			return fmt.Errorf("%w: record %s of dot %s has %d bytes, more than %d", dotmesh.ErrInvalidArgument, k, dot, len(v), dotmesh.MaxRecordSize)
+		}
+		old, err := b.recParts(ctx, target, k)
+		if err != nil {
+			if v == nil && errors.Is(err, ErrNoDataset) {
+				continue
+			}
+			return fmt.Errorf("keeping record %s of dot %s: %w", k, dot, err)
+		}
+		enc := base64.StdEncoding.EncodeToString(v)
+		var parts []string
+		for len(enc) > recPartSize {
+			parts, enc = append(parts, enc[:recPartSize]), enc[recPartSize:]
+		}
+		parts = append(parts, enc)
+		if v == nil {
+			parts = nil
+		}
+		// Later parts first: part 0 with the count and CRC makes a record.
+		for i := len(parts) - 1; i >= 0; i-- {
+			val := parts[i]
+			if i == 0 {
+				val = fmt.Sprintf("%d:%08x:%s", len(parts), crc32.ChecksumIEEE(v), val)
+			}
+			if err := b.z.set(ctx, target, prop{recProp(k, i), val}); err != nil {
+				return fmt.Errorf("keeping record %s of dot %s: %w", k, dot, err)
+			}
+		}
+		for i := len(parts); i < old; i++ {
+			if err := b.z.inherit(ctx, target, recProp(k, i)); err != nil && !errors.Is(err, ErrNoDataset) {
+				return fmt.Errorf("removing record %s of dot %s: %w", k, dot, err)
+			}
+		}
+	}
+	return nil
+}
+
+// recParts reads how many parts record k has on target (0: none).
+func (b *Backend) recParts(ctx context.Context, target, k string) (int, error) {
+	out, err := b.z.run(ctx, b.z.zfs, "get", "-H", "-o", "value", recProp(k, 0), target)
+	if err != nil {
+		return 0, err
+	}
+	n, _, ok := strings.Cut(strings.TrimSpace(string(out)), ":")
+	if !ok {
+		return 0, nil // "-": not set
+	}
+	parts, err := strconv.Atoi(n)
+	if err != nil || parts < 1 {
+		return 1, nil
+	}
+	return parts, nil
+}
+
+// Records implements dotmesh.RecordKeeper.
+func (b *Backend) Records(ctx context.Context) (map[dotmesh.DotID]map[string][]byte, error) {
+	if err := b.checkOpen(); err != nil {
+		return nil, err
+	}
+	rows, err := b.z.get(ctx, true, []string{"type"}, b.root)
+	if err != nil {
+		return nil, fmt.Errorf("listing dots: %w", err)
+	}
+	out := make(map[dotmesh.DotID]map[string][]byte)
+	for _, r := range rows {
+		rest, ok := strings.CutPrefix(r.name, b.root.name+"/")
+		if !ok || strings.ContainsAny(rest, "/@") || dotmesh.ValidateID("dot", rest, false) != nil {
+			continue
+		}
+		props, err := b.z.get(ctx, false, []string{"all"}, dataset{r.name})
+		if err != nil {
+			return nil, fmt.Errorf("reading the records of dot %s: %w", rest, err)
+		}
+		recs, err := decodeRecProps(props)
+		if err != nil {
+			return nil, fmt.Errorf("%w: records of dot %s: %w", dotmesh.ErrCorrupt, rest, err)
+		}
+		out[dotmesh.DotID(rest)] = recs
+	}
+	return out, nil
+}
+
+// decodeRecProps puts records together from their properties.
+func decodeRecProps(rows []propRow) (map[string][]byte, error) {
+	parts := make(map[string]map[int]string)
+	for _, r := range rows {
+		if !isRecProp(r.prop) {
+			continue
+		}
+		name, idx, _ := strings.Cut(strings.TrimPrefix(r.prop, recPropPrefix), ".")
+		i := 0
+		if idx != "" {
+			var err error
+			if i, err = strconv.Atoi(idx); err != nil || i < 1 {
+				return nil, fmt.Errorf("property %s has a bad part number", r.prop)
+			}
+		}
+		if parts[name] == nil {
+			parts[name] = make(map[int]string)
+		}
+		parts[name][i] = r.value
+	}
+	recs := make(map[string][]byte, len(parts))
+	for name, ps := range parts {
+		key, err := hex.DecodeString(name)
+		if err != nil || dotmesh.ValidateRecordKey(string(key)) != nil {
+			return nil, fmt.Errorf("property %s%s names no record", recPropPrefix, name)
+		}
+		head, ok := ps[0]
+		if !ok {
+			continue // later parts of a record being removed
+		}
+		f := strings.SplitN(head, ":", 3)
+		n, nerr := strconv.Atoi(f[0])
+		if len(f) != 3 || nerr != nil || n < 1 || n > dotmesh.MaxRecordSize/recPartSize+1 {
+			return nil, fmt.Errorf("record %s: bad header", key)
+		}
+		var sb strings.Builder
+		sb.WriteString(f[2])
+		for i := 1; i < n; i++ {
+			p, ok := ps[i]
+			if !ok {
+				break // torn by a crash; the checksum below drops it
+			}
+			sb.WriteString(p)
+		}
+		v, err := base64.StdEncoding.DecodeString(sb.String())
+		if err != nil {
+			return nil, fmt.Errorf("record %s: %w", key, err)
+		}
+		if fmt.Sprintf("%08x", crc32.ChecksumIEEE(v)) != f[1] {
+			continue // torn by a crash between two parts: the copy is lost
+		}
+		recs[string(key)] = v
+	}
+	return recs, nil
+}

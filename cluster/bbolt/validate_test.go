@@ -1,0 +1,191 @@
+package bboltstore_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// healthyRegistry writes a registry of several pages and returns its bytes.
+func healthyRegistry(t testing.TB, keys int) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "registry.db")
+	s, err := bboltstore.Open(path, bboltstore.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range keys {
+		if _, err := s.Put(ctx, fmt.Sprintf("commits/dot/%04d", i), bytes.Repeat([]byte{byte(i)}, 300)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// kvRoot finds the page that holds the root of the store's kv bucket.
+func kvRoot(t *testing.T, data []byte) int64 {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "copy.db")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var root int64
+	err = db.View(func(tx *bolt.Tx) error {
+		root = int64(tx.Bucket([]byte("kv")).Root())
+		return nil
+	})
+	if err != nil || root < 2 {
+		t.Fatalf("kv bucket root: %d, %v", root, err)
+	}
+	return root
+}
+
+// assertRefused opens a damaged file: one ErrCorrupt error naming the
+// file, no crash, and the file unchanged.
+func assertRefused(t *testing.T, data []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "registry.db")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := sha256.Sum256(data)
+	s, err := bboltstore.Open(path, bboltstore.Options{})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open accepted a damaged registry")
+	}
+	if !errors.Is(err, dotmesh.ErrCorrupt) || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Open: %v; want one line wrapping ErrCorrupt naming %s", err, path)
+	}
+	if verr := bboltstore.Validate(path); !errors.Is(verr, dotmesh.ErrCorrupt) {
+		t.Fatalf("Validate: %v, want ErrCorrupt", verr)
+	}
+	after, rerr := os.ReadFile(path)
+	if rerr != nil || sha256.Sum256(after) != before {
+		t.Fatalf("the damaged file was changed (%v)", rerr)
+	}
+	t.Logf("refused: %v", err)
+}
+
+func TestDamagedRegistryRefused(t *testing.T) {
+	data := healthyRegistry(t, 300)
+	if len(data) <= 16<<10 {
+		t.Fatalf("the test registry has only %d bytes", len(data))
+	}
+	t.Run("Truncated16KiB", func(t *testing.T) { assertRefused(t, data[:16<<10]) })
+	t.Run("Truncated0", func(t *testing.T) { assertRefused(t, nil) })
+	t.Run("PageOverwritten", func(t *testing.T) {
+		d := bytes.Clone(data)
+		at := kvRoot(t, data) * 4096
+		rng := rand.New(rand.NewPCG(1, 2))
+		for i := at; i < at+4096; i++ {
+			d[i] = byte(rng.Uint32())
+		}
+		assertRefused(t, d)
+	})
+	t.Run("BothMetasDamaged", func(t *testing.T) {
+		d := bytes.Clone(data)
+		d[16+60], d[4096+16+60] = d[16+60]^1, d[4096+16+60]^1
+		assertRefused(t, d)
+	})
+}
+
+// TestEveryPageOverwritten overwrites each page in turn with garbage: the
+// store opens (a free page) or refuses, never crashes; pages in use are
+// refused.
+func TestEveryPageOverwritten(t *testing.T) {
+	data := healthyRegistry(t, 300)
+	rng := rand.New(rand.NewPCG(3, 4))
+	refused := 0
+	for pg := 0; pg < len(data)/4096; pg++ {
+		d := bytes.Clone(data)
+		for i := pg * 4096; i < (pg+1)*4096; i++ {
+			d[i] = byte(rng.Uint32())
+		}
+		path := filepath.Join(t.TempDir(), "registry.db")
+		if err := os.WriteFile(path, d, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := bboltstore.Open(path, bboltstore.Options{NoSync: true})
+		if err != nil {
+			if !errors.Is(err, dotmesh.ErrCorrupt) {
+				t.Fatalf("page %d: %v, want ErrCorrupt", pg, err)
+			}
+			refused++
+			continue
+		}
+		if _, err := s.List(context.Background(), ""); err != nil {
+			t.Errorf("page %d: the store opened but List failed: %v", pg, err)
+		}
+		s.Close()
+	}
+	if refused < 2 {
+		t.Fatalf("only %d of %d overwritten pages refused", refused, len(data)/4096)
+	}
+	t.Logf("%d of %d overwritten pages refused", refused, len(data)/4096)
+}
+
+func TestValidateAcceptsHealthyAndMissing(t *testing.T) {
+	dir := t.TempDir()
+	if err := bboltstore.Validate(filepath.Join(dir, "missing.db")); err != nil {
+		t.Fatalf("missing file: %v", err)
+	}
+	path := filepath.Join(dir, "registry.db")
+	if err := os.WriteFile(path, healthyRegistry(t, 300), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := bboltstore.Validate(path); err != nil {
+		t.Fatalf("healthy file: %v", err)
+	}
+}
+
+// FuzzValidate opens arbitrary files as a registry: an error or a working
+// store, never a crash.
+func FuzzValidate(f *testing.F) {
+	data := healthyRegistry(f, 40) // a few pages: the fuzzer minimises each new input at length
+	f.Add(data)
+	f.Add(data[:8192])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, d []byte) {
+		path := filepath.Join(t.TempDir(), "registry.db")
+		if err := os.WriteFile(path, d, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := bboltstore.Open(path, bboltstore.Options{NoSync: true})
+		if err != nil {
+			if !errors.Is(err, dotmesh.ErrCorrupt) && !errors.Is(err, dotmesh.ErrUnavailable) {
+				t.Fatalf("Open: %v", err)
+			}
+			return
+		}
+		defer s.Close()
+		if _, err := s.List(context.Background(), ""); err != nil {
+			t.Fatalf("List after a clean open: %v", err)
+		}
+	})
+}
