@@ -36,6 +36,25 @@ func ValidateName(what, s string) error {
 	return nil
 }
 
+// ValidateNewName checks the name of something about to be made (a dot, a
+// namespace, a branch): a valid name that does not start with '-' (it
+// would read as a flag) or '_' (reserved, as the subdots __default__ and
+// __root__ are). Names made before this rule keep working: only
+// ValidateName applies when one is looked up, so they can still be used
+// and deleted.
+func ValidateNewName(what, s string) error {
+	if err := ValidateName(what, s); err != nil {
+		return err
+	}
+	switch s[0] {
+	case '-':
+		return fmt.Errorf("%w: %s name %q starts with '-', which reads as a flag; start it with a letter or digit", ErrInvalidName, what, truncate(s))
+	case '_':
+		return fmt.Errorf("%w: %s name %q starts with '_', which is reserved; start it with a letter or digit", ErrInvalidName, what, truncate(s))
+	}
+	return nil
+}
+
 // ValidateSubdot checks a subdot name: a valid name that does not start
 // with '_' unless it is one of the two reserved names.
 func ValidateSubdot(s string) error {
@@ -76,6 +95,14 @@ func (d DotName) Validate() error {
 		return err
 	}
 	return ValidateName("dot", d.Name)
+}
+
+// ValidateNew checks both parts as names of a new dot (ValidateNewName).
+func (d DotName) ValidateNew() error {
+	if err := ValidateNewName("namespace", d.Namespace); err != nil {
+		return err
+	}
+	return ValidateNewName("dot", d.Name)
 }
 
 // ParseDotName parses "[namespace/]dot".

@@ -148,3 +148,26 @@ func FuzzParseRef(f *testing.F) {
 		}
 	})
 }
+
+// A name accepted for something new is a valid name that starts with a
+// letter or digit; a refusal is one line wrapping ErrInvalidName.
+func FuzzValidateNewName(f *testing.F) {
+	for _, s := range []string{"app", "-", "-x", "_x", "__root__", "a-_", "", "a b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		err := ValidateNewName("dot", s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidName) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("bad error for %q: %v", s, err)
+			}
+			return
+		}
+		if ValidateName("dot", s) != nil || s[0] == '-' || s[0] == '_' {
+			t.Fatalf("ValidateNewName accepted %q", s)
+		}
+		if (DotName{Namespace: s, Name: s}).ValidateNew() != nil {
+			t.Fatalf("DotName %q/%q refused", s, s)
+		}
+	})
+}

@@ -97,7 +97,7 @@ func (n *Node) Pull(ctx context.Context, dot DotName, branch string, t Transport
 // opts.RemoteDot (default: dot) as the new local dot dot. Re-running an
 // interrupted clone resumes it.
 func (n *Node) Clone(ctx context.Context, dot DotName, branch string, t Transport, opts TransferOptions) (*TransferResult, error) {
-	if err := dot.Validate(); err != nil {
+	if err := dot.ValidateNew(); err != nil {
 		return nil, err
 	}
 	if _, err := n.Dot(ctx, dot); err == nil {
@@ -177,6 +177,9 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 	}
 	to, err := dst.State(ctx, dstDot, branch)
 	if err != nil {
+		return nil, err
+	}
+	if err := newNamesValid(to, dstDot, branch); err != nil {
 		return nil, err
 	}
 	res := &TransferResult{Dot: dstDot.String(), Branch: branch, Head: from.Branch.Head}
@@ -378,4 +381,18 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		c.report()
 	}
 	return k, err
+}
+
+// newNamesValid checks the names a transfer is about to make on the
+// receiver (its dot, its branch) as new names, before anything is sent.
+func newNamesValid(to *TransferState, dot DotName, branch string) error {
+	if !to.Exists {
+		if err := dot.ValidateNew(); err != nil {
+			return err
+		}
+	}
+	if to.Branch == nil {
+		return ValidateNewName("branch", branch)
+	}
+	return nil
 }

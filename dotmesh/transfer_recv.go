@@ -63,6 +63,9 @@ func (n *Node) transferTarget(ctx context.Context, name DotName, create string) 
 		case create == "":
 			return nil, nil
 		default:
+			if err := name.ValidateNew(); err != nil {
+				return nil, err
+			}
 			if _, ok := n.backends[create]; !ok {
 				return nil, fmt.Errorf("%w: the incoming dot %s is stored with backend %q, which this node does not run (it has %s)", ErrNotSupported, name, create, strings.Join(n.BackendNames(), ", "))
 			}
@@ -325,6 +328,9 @@ func (n *Node) FinishReceive(ctx context.Context, name DotName, branch string, r
 	}
 	b, rev, err := n.reg.branch(ctx, t.dot, branch)
 	if errors.Is(err, ErrNotFound) {
+		if err := ValidateNewName("branch", branch); err != nil {
+			return nil, err
+		}
 		br := &Branch{Dot: t.dot.ID, Name: branch, Head: head.ID, Created: n.now().UTC(), Master: n.NodeID()}
 		if err := t.be.CreateBranch(ctx, br.Ref(), &headR); err != nil {
 			return nil, fmt.Errorf("creating the working state of %s@%s: %w", name, branch, err)
@@ -376,6 +382,9 @@ func (n *Node) FinishReceive(ctx context.Context, name DotName, branch string, r
 }
 
 func (n *Node) finishNewDot(ctx context.Context, t *transferTarget, name DotName, branch string, head *Commit) (*FinishResult, error) {
+	if err := ValidateNewName("branch", branch); err != nil {
+		return nil, err
+	}
 	d := *t.dot
 	d.Current = branch
 	br := &Branch{Dot: d.ID, Name: branch, Head: head.ID, Created: n.now().UTC(), Master: n.NodeID()}

@@ -46,7 +46,7 @@ With -H: one branch per line, its head commit, and whether it is current
 				}
 			}
 			if len(args) > 0 {
-				if err := validateBranch(args[0]); err != nil {
+				if err := validateNewBranch(args[0]); err != nil {
 					return err
 				}
 			}
@@ -156,7 +156,11 @@ new branch.`,
 		Args: usageArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			branch := args[0]
-			if err := validateBranch(branch); err != nil {
+			check := validateBranch
+			if create {
+				check = validateNewBranch
+			}
+			if err := check(branch); err != nil {
 				return err
 			}
 			if dot != "" {

@@ -245,14 +245,14 @@ other nodes --peer-ca).`
 		// Replacing "local" while its node still runs would leave that
 		// node running with nothing pointing at it.
 		if old, ok := cfg.Remotes[LocalRemote]; ok && old.DataDir != "" && old.DataDir != d {
-			if pid, running, _ := nodeRunning(old.DataDir); running {
+			if pid, running, _ := daemon.NodeRunning(old.DataDir); running {
 				return fmt.Errorf("remote %q is the node in %s (pid %d), which still runs; `dm cluster stop` it first, or use another config with -c", LocalRemote, old.DataDir, pid)
 			}
 		}
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("creating data directory: %w", err)
 		}
-		if pid, running, err := nodeRunning(d); err != nil {
+		if pid, running, err := daemon.NodeRunning(d); err != nil {
 			return err
 		} else if running {
 			return fmt.Errorf("a node already runs in %s (pid %d); `dm cluster stop` stops it", d, pid)
@@ -502,15 +502,7 @@ func (a *app) stopNode(dir string, timeout time.Duration) error {
 		running bool
 		err     error
 	)
-	// A node that has just locked its pid file may not have written its
-	// PID yet.
-	for i := 0; i < 20; i++ {
-		if pid, running, err = nodeRunning(dir); err == nil || !running {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
+	if pid, running, err = daemon.NodeRunning(dir); err != nil {
 		return err
 	}
 	if !running {
@@ -539,7 +531,7 @@ func (a *app) stopNode(dir string, timeout time.Duration) error {
 func waitStopped(dir string, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for {
-		if _, running, _ := nodeRunning(dir); !running {
+		if _, running, _ := daemon.NodeRunning(dir); !running {
 			return true
 		}
 		if time.Now().After(deadline) {

@@ -72,6 +72,12 @@ func TestBadInputFailsBeforeConnecting(t *testing.T) {
 		{[]string{"cluster", "init", "--port", "70000"}, "--port 70000"},
 		{[]string{"dot", "delete", "/abs"}, "absolute path"},
 		{[]string{"switch", "a@b"}, "without @branch"},
+		{[]string{"init", "--", "-"}, `dot name "-" starts with '-'`},
+		{[]string{"init", "_x"}, `dot name "_x" starts with '_'`},
+		{[]string{"init", "__root__"}, `dot name "__root__" starts with '_'`},
+		{[]string{"init", "_ns/app"}, `namespace name "_ns" starts with '_'`},
+		{[]string{"branch", "__root__"}, `branch name "__root__" starts with '_'`},
+		{[]string{"checkout", "-b", "--", "-"}, `branch name "-" starts with '-'`},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

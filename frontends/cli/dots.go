@@ -19,13 +19,14 @@ func (a *app) initCmd() *cobra.Command {
 		Long: `Create an empty dot named DOT ([namespace/]name) on the current remote,
 with one branch, master, and make it the current dot.
 
-Names are 1 to 64 letters, digits, '_' and '-'. Its subdots appear when
+Names are 1 to 64 letters, digits, '_' and '-', and start with a letter
+or digit. Its subdots appear when
 first used (see ` + "`dm path`" + `).`,
 		Example: `  dm init app
   dm init team/app --backend files`,
 		Args: usageArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := parseDotName(args[0])
+			name, err := parseNewDotName(args[0])
 			if err != nil {
 				return err
 			}

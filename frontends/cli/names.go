@@ -41,7 +41,20 @@ func parseVolumeName(s string) (dotmesh.VolumeName, error) {
 	return dotmesh.ParseVolumeName(s)
 }
 
+// parseNewDotName parses the name of a dot about to be made: no part
+// starts with '-' or '_' (dotmesh.ValidateNewName).
+func parseNewDotName(s string) (dotmesh.DotName, error) {
+	d, err := parseDotName(s)
+	if err != nil {
+		return dotmesh.DotName{}, err
+	}
+	return d, d.ValidateNew()
+}
+
 func validateBranch(b string) error { return dotmesh.ValidateName("branch", b) }
+
+// validateNewBranch checks the name of a branch about to be made.
+func validateNewBranch(b string) error { return dotmesh.ValidateNewName("branch", b) }
 
 func validateRef(r string) error {
 	_, err := dotmesh.ParseRef(r)

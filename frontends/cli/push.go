@@ -145,6 +145,9 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 				return err
 			}
 		}
+		if err := local.ValidateNew(); err != nil {
+			return err
+		}
 		req.Dot, req.RemoteDot = local.String(), remote.String()
 	default:
 		local, err := s.currentDot(dotArg)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -111,6 +112,33 @@ func TestClusterLifecycle(t *testing.T) {
 
 // TestClusterInitFailures: a node that cannot start gives a one-line error
 // pointing at its log, leaves no process behind and writes no config.
+// TestRestartAfterKill: `dm cluster init` right after kill -9 of the node
+// is never refused for the dead node (the killed process keeps its pid
+// file lock for a few milliseconds after kill(2) returns), and the node
+// it starts has the data.
+func TestRestartAfterKill(t *testing.T) {
+	e := newEnv(t)
+	e.clusterInit()
+	e.ok("init", "app")
+	writeFile(t, filepath.Join(e.path("app"), "f"), "kept")
+	e.ok("commit", "-m", "one")
+	for i := range 30 {
+		pid, ok := nodePid(e.data)
+		if !ok {
+			t.Fatalf("round %d: no node holds the pid file", i)
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.dm("cluster", "init", "--data-dir", e.data, "--port", strconv.Itoa(e.port)); r.code != 0 {
+			t.Fatalf("round %d: restart right after kill -9 of pid %d: %v", i, pid, r)
+		}
+	}
+	if log := e.log("app"); len(log) != 1 || log[0].Message != "one" {
+		t.Fatalf("log after the restarts: %+v", log)
+	}
+}
+
 func TestClusterInitFailures(t *testing.T) {
 	e := newEnv(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
