@@ -28,6 +28,10 @@ type Options struct {
 	Now func() time.Time
 	// Cluster, when set, makes the node one of several sharing Store.
 	Cluster *ClusterOptions
+	// TransferPin is how long what an interrupted incoming transfer
+	// received is kept for a re-run after its last byte arrived; then gc
+	// removes it. 0 means DefaultTransferPin.
+	TransferPin time.Duration
 }
 
 // Node is the dotmesh engine: every operation on dots, branches and commits,
@@ -42,6 +46,8 @@ type Node struct {
 	def      string
 	log      *slog.Logger
 	now      func() time.Time
+	pin      time.Duration // Options.TransferPin
+	recv     receiving
 
 	cl *cluster // nil on a single node
 
@@ -70,6 +76,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		def:      opts.DefaultBackend,
 		log:      opts.Logger,
 		now:      opts.Now,
+		pin:      opts.TransferPin,
 		locks:    make(map[DotID]*sync.Mutex),
 	}
 	if n.log == nil {
@@ -77,6 +84,12 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	}
 	if n.now == nil {
 		n.now = time.Now
+	}
+	if n.pin < 0 {
+		return nil, fmt.Errorf("%w: the transfer pin time must not be negative", ErrInvalidArgument)
+	}
+	if n.pin == 0 {
+		n.pin = DefaultTransferPin
 	}
 	for _, b := range opts.Backends {
 		if _, dup := n.backends[b.Name()]; dup {
