@@ -25,6 +25,7 @@
 //	GET    /v1/dots/{ns}/{dot}/subdots?branch=         []string
 //	POST   /v1/path                                    PathRequest -> PathResponse
 //	...    /v1/dots/{ns}/{dot}/transfer..., /v1/transfers  push, pull, clone: see transfer.go
+//	GET    /v1/incoming, POST /v1/incoming/abort       unfinished incoming transfers: see incoming.go
 //	POST   /v1/gc                                      GCRequest -> dotmesh.GCResult
 //	POST   /v1/verify                                  VerifyRequest -> dotmesh.VerifyResult
 //	...    /v1/dots/{ns}/{dot}/sources[/{subdot}...]     see sources.go

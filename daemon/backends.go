@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/dotmesh-io/dotmesh/backend/btrfs"
 	"github.com/dotmesh-io/dotmesh/backend/dump"
@@ -27,6 +28,8 @@ type backendSettings struct {
 	ZFSPool  string   `json:"zfs_pool,omitempty"`  // zfs only
 	ZFSRoot  string   `json:"zfs_root,omitempty"`  // zfs only; "" = <pool>/dmfs
 	PoolSize int64    `json:"pool_size,omitempty"` // size of a new zfs pool file or btrfs image; 0 = default
+	// TransferPin is Config.TransferPin, given each start (not saved).
+	TransferPin time.Duration `json:"-"`
 }
 
 // opener opens one backend kind with its storage under s's data directory.
@@ -35,8 +38,8 @@ type opener func(ctx context.Context, dataDir string, s backendSettings, log *sl
 // backends are the kinds `dm serve --backend` accepts, by canonical name.
 // Each keeps its storage in its own directory below the data directory.
 var backends = map[string]opener{
-	dumpName: func(_ context.Context, dataDir string, _ backendSettings, log *slog.Logger) (dotmesh.StorageBackend, error) {
-		return dump.Open(filepath.Join(dataDir, "dump"), dump.Options{Logger: log})
+	dumpName: func(_ context.Context, dataDir string, s backendSettings, log *slog.Logger) (dotmesh.StorageBackend, error) {
+		return dump.Open(filepath.Join(dataDir, "dump"), dump.Options{Logger: log, PinTTL: s.TransferPin})
 	},
 	// zfs: the pool is imported as it is, or made from (or on) the sparse
 	// file DataDir/zfs/dotmesh_data; branches mount below DataDir/zfs/mnt.
@@ -131,6 +134,8 @@ func resolveSettings(cfg Config, dataDir string) (backendSettings, error) {
 		ZFSPool:  pick(cfg.ZFSPool, saved.ZFSPool, ""), // "": zfs.DefaultPool
 		ZFSRoot:  pick(cfg.ZFSRoot, saved.ZFSRoot, ""),
 		PoolSize: cfg.PoolSize,
+
+		TransferPin: cfg.TransferPin,
 	}
 	if s.PoolSize == 0 {
 		s.PoolSize = saved.PoolSize

@@ -46,8 +46,12 @@ type Config struct {
 	// default to what the node last started with in DataDir, so a restart
 	// needs no flags.
 	PoolSize int64
-	Logger   *slog.Logger
-	Version  string
+	// TransferPin is how long an interrupted incoming transfer's data is
+	// kept for a re-run after its last byte (0: dotmesh.DefaultTransferPin);
+	// then gc removes it.
+	TransferPin time.Duration
+	Logger      *slog.Logger
+	Version     string
 	// DockerSocket is where the Docker volume plugin listens (`dm serve`
 	// defaults to docker.DefaultSocket); empty serves no plugin.
 	// DockerEngine is the Docker engine API socket the plugin asks for
@@ -257,6 +261,7 @@ func openNode(ctx context.Context, dataDir string, s backendSettings, cs cluster
 		Backends:       bes,
 		DefaultBackend: s.Default,
 		Logger:         log,
+		TransferPin:    s.TransferPin,
 	}
 	if cs.etcd() {
 		opts.Cluster = &dotmesh.ClusterOptions{NodeID: cs.NodeID, Address: cs.Advertise, Peers: peers, Version: version}

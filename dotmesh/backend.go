@@ -101,6 +101,15 @@ type GCStats struct {
 	BytesRemoved   int64 `json:"bytes_removed"`
 }
 
+// ReceiveDiscarder is an optional capability of backends that keep what
+// an interrupted Receive stored outside any commit, for a re-run to
+// resume (the dump backend's object pins): DiscardReceives lets go of
+// what is kept for receives onto b, so that garbage collection frees it.
+// The Node calls it when an incoming transfer is aborted or expires.
+type ReceiveDiscarder interface {
+	DiscardReceives(ctx context.Context, b BranchRef) error
+}
+
 // Checker is an optional capability: verify every stored object's integrity.
 type Checker interface {
 	Check(ctx context.Context) error

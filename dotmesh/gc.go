@@ -30,6 +30,9 @@ type GCOptions struct {
 type GCResult struct {
 	DryRun  bool            `json:"dry_run"`
 	Removed []RemovedCommit `json:"removed"`
+	// Expired lists the incoming transfers whose pin time ran out since
+	// their last byte, which this collection ended (see IncomingTransfer).
+	Expired []IncomingTransfer `json:"expired_transfers"`
 	// Stats sums the backends' sweeps; with DryRun, estimates where a
 	// backend can plan (GarbagePlanner), else zero.
 	Stats GCStats `json:"stats"`
@@ -48,7 +51,8 @@ type RemovedCommit struct {
 // and backend data. The oldest kept commit keeps its parent id and is
 // marked Pruned: `dm log` ends there, saying so, and transfers send the
 // history from there as a shallow one (see shallow.go). Commits in
-// no branch's history are left alone (they may be arriving). Then every
+// no branch's history are left alone (they may be arriving), unless the
+// incoming transfer that brought them expired. Then every
 // backend that collects garbage sweeps what nothing references; the dump
 // backend's GC lock keeps concurrent commits safe.
 func (n *Node) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
@@ -68,7 +72,24 @@ func (n *Node) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
 			return nil, err
 		}
 	}
-	res := &GCResult{DryRun: opts.DryRun, Removed: []RemovedCommit{}}
+	res := &GCResult{DryRun: opts.DryRun, Removed: []RemovedCommit{}, Expired: []IncomingTransfer{}}
+	// Abandoned incoming transfers go first, so the sweep frees their data.
+	if opts.DryRun {
+		all, err := n.IncomingTransfers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range all {
+			if !t.Active && n.now().After(t.Expires) {
+				res.Expired = append(res.Expired, t)
+			}
+		}
+	} else {
+		var err error
+		if res.Expired, err = n.expireIncoming(ctx); err != nil {
+			return res, fmt.Errorf("ending expired incoming transfers: %w", err)
+		}
+	}
 	without := map[string][]CommitRef{} // per backend, for planning
 	if opts.Keep > 0 {
 		for _, d := range dots {

@@ -33,6 +33,10 @@ type Options struct {
 	// restore, see restore.go), so that tests can cut one short there.
 	// Nil in production.
 	StepHook func(step string)
+	// TransferPin is how long what an interrupted incoming transfer
+	// received is kept for a re-run after its last byte arrived; then gc
+	// removes it. 0 means DefaultTransferPin.
+	TransferPin time.Duration
 }
 
 // Node is the dotmesh engine: every operation on dots, branches and commits,
@@ -47,6 +51,8 @@ type Node struct {
 	def      string
 	log      *slog.Logger
 	now      func() time.Time
+	pin      time.Duration // Options.TransferPin
+	recv     receiving
 
 	cl   *cluster // nil on a single node
 	self string   // this node's id in its cluster, "" on a single node
@@ -76,6 +82,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		def:      opts.DefaultBackend,
 		log:      opts.Logger,
 		now:      opts.Now,
+		pin:      opts.TransferPin,
 		locks:    make(map[DotID]*sync.Mutex),
 
 		onRestoreStep: opts.StepHook,
@@ -90,6 +97,12 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	n.store, n.reg = ks, registry{ks}
 	if n.now == nil {
 		n.now = time.Now
+	}
+	if n.pin < 0 {
+		return nil, fmt.Errorf("%w: the transfer pin time must not be negative", ErrInvalidArgument)
+	}
+	if n.pin == 0 {
+		n.pin = DefaultTransferPin
 	}
 	for _, b := range opts.Backends {
 		if _, dup := n.backends[b.Name()]; dup {

@@ -128,6 +128,12 @@ func (n *Node) HaveObjects(ctx context.Context, name DotName, branch string, c C
 	if !ok {
 		return nil, fmt.Errorf("%w: backend %s receives whole streams (no object have/want)", ErrNotSupported, kind)
 	}
+	// Under the dot's lock, with the transfer's record refreshed, so that
+	// no abort or expiry drops the pins being made.
+	defer n.lockDot(t.dot.ID)()
+	if err := n.touchIncoming(ctx, t, branch, n.previousBytes(ctx, t.dot.ID, branch)); err != nil {
+		return nil, err
+	}
 	ref := CommitRef{BranchRef: BranchRef{Dot: t.dot.ID, Branch: recvBranch(branch)}, ID: c}
 	have, err := on.HaveObjects(ctx, ref, ids)
 	if err != nil {

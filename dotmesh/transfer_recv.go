@@ -160,7 +160,7 @@ func dirtiness(ctx context.Context, be StorageBackend, b BranchRef, head *Commit
 // branch of dot (the Transport.SendCommit of this node). Nothing becomes
 // visible until FinishReceive; a commit that is here already is accepted
 // and its stream discarded.
-func (n *Node) ReceiveCommit(ctx context.Context, name DotName, branch string, c Commit, base *CommitID, format string, r io.Reader) error {
+func (n *Node) ReceiveCommit(ctx context.Context, name DotName, branch string, c Commit, base *CommitID, format string, r io.Reader) (err error) {
 	if err := ValidateName("branch", branch); err != nil {
 		return err
 	}
@@ -175,6 +175,8 @@ func (n *Node) ReceiveCommit(ctx context.Context, name DotName, branch string, c
 	if kind == FormatNeutral {
 		create = n.def
 	}
+	ctx, act, end := n.beginReceive(ctx, name, branch)
+	defer end()
 	t, err := n.transferTarget(ctx, name, create)
 	if err != nil {
 		return err
@@ -183,6 +185,24 @@ func (n *Node) ReceiveCommit(ctx context.Context, name DotName, branch string, c
 	if t.commits, err = n.reg.commits(ctx, t.dot.ID); err != nil {
 		return err
 	}
+	// The transfer's record shows it (IncomingTransfers) and keeps it
+	// from expiring while bytes flow; a run that fails leaves its count.
+	act.bytes.Store(n.previousBytes(ctx, t.dot.ID, branch))
+	if err := n.touchIncoming(ctx, t, branch, act.bytes.Load()); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if terr := n.touchIncoming(context.WithoutCancel(ctx), t, branch, act.bytes.Load()); terr != nil {
+				n.log.Warn("recording the bytes an interrupted receive got", "dot", name.String(), "err", terr)
+			}
+		}
+	}()
+	r = &refreshingReader{r: r, a: act, every: n.refreshEvery(), last: n.now(), now: n.now, refresh: func(total int64) {
+		if err := n.touchIncoming(ctx, t, branch, total); err != nil {
+			n.log.Warn("refreshing an incoming transfer's record", "dot", name.String(), "err", err)
+		}
+	}}
 	if _, ok := t.commits[c.ID]; ok {
 		_, _ = io.Copy(io.Discard, r)
 		return nil
@@ -225,7 +245,12 @@ func (n *Node) ReceiveCommit(ctx context.Context, name DotName, branch string, c
 	if err != nil {
 		return fmt.Errorf("receiving commit %s of %s: %w", c.ID, name, err)
 	}
-	if _, err := n.store.Txn(ctx, []Condition{IfAbsent(commitKey(t.dot.ID, c.ID))}, append([]Op{PutOp(commitKey(t.dot.ID, c.ID), encode(rc))}, n.replicaOps(t.dot.ID, c.ID)...)); err != nil {
+	rop, err := n.incomingOp(ctx, t, branch, act.bytes.Load())
+	if err != nil {
+		return err
+	}
+	conds := append([]Condition{IfAbsent(commitKey(t.dot.ID, c.ID))}, t.conditions()...)
+	if _, err := n.store.Txn(ctx, conds, append([]Op{PutOp(commitKey(t.dot.ID, c.ID), encode(rc)), rop}, n.replicaOps(t.dot.ID, c.ID)...)); err != nil {
 		if derr := t.be.DeleteCommit(context.WithoutCancel(ctx), ref); derr != nil {
 			n.log.Warn("removing data of a received commit the registry refused", "commit", c.ID, "err", derr)
 		}
@@ -291,7 +316,7 @@ var ErrDiverged = fmt.Errorf("%w: diverged", ErrConflict)
 // this node): it creates the dot or branch when new, refuses to discard
 // uncommitted changes or diverged commits (unless req.Stash), restores
 // the working state and moves the head with one conditioned transaction.
-func (n *Node) FinishReceive(ctx context.Context, name DotName, branch string, req FinishRequest) (*FinishResult, error) {
+func (n *Node) FinishReceive(ctx context.Context, name DotName, branch string, req FinishRequest) (_ *FinishResult, err error) {
 	if err := ValidateName("branch", branch); err != nil {
 		return nil, err
 	}
@@ -312,6 +337,14 @@ func (n *Node) FinishReceive(ctx context.Context, name DotName, branch string, r
 		}
 	}
 	defer n.lockDot(t.dot.ID)()
+	defer func() {
+		// Finished: the transfer is no longer incoming (before the lock goes).
+		if err == nil {
+			if _, derr := n.store.Txn(ctx, nil, []Op{DeleteOp(incomingKey(t.dot.ID, branch))}); derr != nil {
+				n.log.Warn("removing the record of a finished incoming transfer", "dot", name.String(), "err", derr)
+			}
+		}
+	}()
 	if t.commits, err = n.reg.commits(ctx, t.dot.ID); err != nil {
 		return nil, err
 	}

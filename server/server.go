@@ -70,6 +70,8 @@ func (s *server) register() {
 	m.HandleFunc("POST /v1/path", s.path)
 	s.registerTransfers()
 	s.registerCluster()
+	m.HandleFunc("GET /v1/incoming", s.incoming)
+	m.HandleFunc("POST /v1/incoming/abort", s.abortIncoming)
 	m.HandleFunc("POST /v1/gc", s.gc)
 	m.HandleFunc("POST /v1/verify", s.verify)
 	s.registerSources()

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
 	"github.com/dotmesh-io/dotmesh/backend/internal/keylock"
@@ -26,6 +27,10 @@ type Options struct {
 	// CompressionLevel is the zstd level, 1 (fastest) to 22 (smallest);
 	// 0 means fastest.
 	CompressionLevel int
+	// PinTTL is how long the objects of an interrupted receive are kept
+	// for a re-run after it last stored some (pins.go); 0 means
+	// dotmesh.DefaultTransferPin. Give it the node's transfer pin time.
+	PinTTL time.Duration
 }
 
 // Backend is the dump StorageBackend for plain directories: see the
@@ -51,6 +56,12 @@ type Backend struct {
 	bytesRead atomic.Int64
 	// recvFlushTest overrides recvFlushBytes in tests (0: the default).
 	recvFlushTest atomic.Int64
+
+	pinTTL time.Duration
+	// receiving counts the receives running per target branch: their
+	// pins do not expire (pins.go).
+	recvMu    sync.Mutex
+	receiving map[dotmesh.BranchRef]int
 }
 
 var (
@@ -69,6 +80,12 @@ func Open(dir string, opts Options) (*Backend, error) {
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.NumCPU()
+	}
+	if opts.PinTTL < 0 {
+		return nil, fmt.Errorf("%w: pin time %s: use a positive duration, or 0 for the default", dotmesh.ErrInvalidArgument, opts.PinTTL)
+	}
+	if opts.PinTTL == 0 {
+		opts.PinTTL = dotmesh.DefaultTransferPin
 	}
 	if opts.CompressionLevel < 0 || opts.CompressionLevel > 22 {
 		return nil, fmt.Errorf("%w: compression level %d: use 0 (fastest) or 1..22", dotmesh.ErrInvalidArgument, opts.CompressionLevel)
@@ -108,6 +125,7 @@ func Open(dir string, opts Options) (*Backend, error) {
 		workers: opts.Workers,
 		store:   store,
 		lock:    lock,
+		pinTTL:  opts.PinTTL,
 	}
 	b.cleanLeftovers()
 	return b, nil

@@ -153,7 +153,7 @@ func TestPinsExpireAndGuard(t *testing.T) {
 	if plan, _ := dst.PlanGarbage(ctx, nil); plan.ObjectsRemoved != 0 {
 		t.Fatalf("GC plan counts %d pinned objects", plan.ObjectsRemoved)
 	}
-	old := time.Now().Add(-pinTTL - time.Hour)
+	old := time.Now().Add(-dotmesh.DefaultTransferPin - time.Hour)
 	if err := os.Chtimes(dst.pinPath(c), old, old); err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,13 @@
 package dump
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
@@ -23,15 +25,14 @@ import (
 // collection treats pinned objects as live, under gcMu like everything
 // else, so an object promised to a sender cannot be swept before the
 // stream that relies on it arrives. A completed Receive removes its pin;
-// an abandoned transfer's pin expires pinTTL after it was last written,
-// and its objects become ordinary garbage.
+// an abandoned transfer's pin expires Options.PinTTL after it was last
+// written (never while a Receive onto its branch runs), or goes at once
+// when the node aborts the transfer (DiscardReceives), and its objects
+// become ordinary garbage.
 //
 // Objects still in a batch's staging pack are not in the store's index
 // at all, so collection never sees them; they are published or dropped by
 // the Receive that staged them, which holds gcMu shared throughout.
-
-// pinTTL is how long an abandoned transfer's objects survive collection.
-const pinTTL = 24 * time.Hour
 
 func (b *Backend) pinsDir() string { return filepath.Join(b.dir, "pins") }
 
@@ -93,7 +94,7 @@ func (b *Backend) pinned(live map[cas.Hash]struct{}, prune bool) (pins int, err 
 		if err != nil {
 			return err
 		}
-		if now.Sub(info.ModTime()) > pinTTL {
+		if now.Sub(info.ModTime()) > b.pinTTL && !b.isReceiving(p) {
 			if !prune {
 				return nil
 			}
@@ -120,4 +121,57 @@ func (b *Backend) pinned(live map[cas.Hash]struct{}, prune bool) (pins int, err 
 		return pins, fmt.Errorf("reading transfer pins: %w", err)
 	}
 	return pins, nil
+}
+
+// DiscardReceives implements dotmesh.ReceiveDiscarder: the pins of
+// receives onto br go, so their objects are garbage unless a commit uses
+// them.
+func (b *Backend) DiscardReceives(ctx context.Context, br dotmesh.BranchRef) error {
+	if err := br.Validate(); err != nil {
+		return err
+	}
+	if err := b.checkOpen(); err != nil {
+		return err
+	}
+	defer b.lockBranch(br)()
+	dir := filepath.Join(b.pinsDir(), string(br.Dot), br.Branch)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("discard the kept objects of receives onto %s: %w", br, err)
+	}
+	_ = os.Remove(filepath.Dir(dir)) // the dot's directory, when empty
+	return nil
+}
+
+// startReceive marks a receive onto br as running until the returned
+// function is called.
+func (b *Backend) startReceive(br dotmesh.BranchRef) func() {
+	b.recvMu.Lock()
+	defer b.recvMu.Unlock()
+	if b.receiving == nil {
+		b.receiving = map[dotmesh.BranchRef]int{}
+	}
+	b.receiving[br]++
+	return func() {
+		b.recvMu.Lock()
+		defer b.recvMu.Unlock()
+		if b.receiving[br]--; b.receiving[br] <= 0 {
+			delete(b.receiving, br)
+		}
+	}
+}
+
+// isReceiving reports whether the pin at path p belongs to a branch that
+// a receive is writing to now.
+func (b *Backend) isReceiving(p string) bool {
+	rel, err := filepath.Rel(b.pinsDir(), filepath.Dir(p))
+	if err != nil {
+		return false
+	}
+	dot, branch, ok := strings.Cut(rel, string(filepath.Separator))
+	if !ok {
+		return false
+	}
+	b.recvMu.Lock()
+	defer b.recvMu.Unlock()
+	return b.receiving[dotmesh.BranchRef{Dot: dotmesh.DotID(dot), Branch: branch}] > 0
 }

@@ -36,6 +36,7 @@ func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *d
 		return err
 	}
 	defer b.lockBranch(target.BranchRef)()
+	defer b.startReceive(target.BranchRef)()
 	if _, err := os.Lstat(b.recordPath(target)); err == nil {
 		return fmt.Errorf("%w: commit %s is already stored here", dotmesh.ErrAlreadyExists, target)
 	}

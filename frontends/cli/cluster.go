@@ -42,6 +42,7 @@ func (a *app) dataDir(flag string) (string, error) {
 func (a *app) serveCmd() *cobra.Command {
 	var (
 		dir, listen, logLevel string
+		transferPin           time.Duration
 		bf                    backendFlags
 		df                    dockerFlags
 		tf                    tlsFlags
@@ -87,16 +88,20 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 			// NewRootCommand.
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if transferPin <= 0 {
+				return fmt.Errorf("%w: --transfer-pin %s: give a positive duration such as 24h or 30m", dotmesh.ErrInvalidArgument, transferPin)
+			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("%w: --log-level %q: choose debug, info, warn or error", dotmesh.ErrInvalidArgument, logLevel)
 			}
 			logger := slog.New(slog.NewTextHandler(a.io.Stderr, &slog.HandlerOptions{Level: level}))
 			cfg := daemon.Config{
-				DataDir: d,
-				Listen:  listen,
-				Logger:  logger,
-				Version: Version,
+				DataDir:     d,
+				Listen:      listen,
+				Logger:      logger,
+				Version:     Version,
+				TransferPin: transferPin,
 				Ready: func(addr string) {
 					logger.Info("dotmesh node ready", "addr", addr, "data_dir", d, "pid", os.Getpid())
 				},
@@ -115,6 +120,7 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 	f.StringVar(&dir, "data-dir", "", "data directory `DIR` (default ~/.dotmesh/data)")
 	f.StringVar(&listen, "listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(api.DefaultPort)), "listen on `ADDR` for the HTTP API")
 	f.StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug (also every zfs/zpool command and its duration), info, warn or error")
+	f.DurationVar(&transferPin, "transfer-pin", dotmesh.DefaultTransferPin, "keep what an interrupted incoming transfer received for a re-run this `LONG` after its last byte; then `dm gc` removes it")
 	bf.add(f)
 	df.add(f)
 	tf.add(f)

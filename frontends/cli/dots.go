@@ -77,7 +77,8 @@ func (a *app) listCmd() *cobra.Command {
 number of commits on that branch, whether they have uncommitted
 changes, and, once any dot is in use, who uses them (USED BY: containers
 by name where Docker tells, else consumer:mount-id). The current dot is
-marked with *.
+marked with *. Below the table, a line per unfinished incoming transfer
+(see ` + "`dm transfers`" + `).
 
 With -H the fields are tab-separated, sizes are in bytes, and a last field
 says whether the dot is the current one (yes/no); who uses a dot is in
@@ -142,7 +143,14 @@ says whether the dot is the current one (yes/no); who uses a dot is in
 				}
 				t.add(mark+it.Name, branch, size, commits, dirty)
 			}
-			return t.write(a.out())
+			if err := t.write(a.out()); err != nil || a.scripting {
+				return err
+			}
+			// Transfers cut off hold storage too: say so (not in -H).
+			if ts, err := s.c.IncomingTransfers(cmd.Context()); err == nil {
+				printIncoming(a.out(), ts)
+			}
+			return nil
 		},
 	}
 }

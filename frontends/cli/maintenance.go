@@ -38,7 +38,9 @@ from storage. Removed commits disappear from ` + "`dm log`" + `, which then ends
 the oldest kept commit. Without --keep no commit is removed.
 
 Then every stored chunk that no commit and no working state references is
-deleted, and the bytes freed are printed. Chunks are shared by all dots of
+deleted, and the bytes freed are printed. Incoming transfers cut off for
+longer than the node's pin time (see ` + "`dm transfers`" + `) are ended first, so
+what they received is freed too. Chunks are shared by all dots of
 a backend, so this sweep is node-wide even when DOT is named. Commits that
 run meanwhile are safe: the sweep holds them off.
 
@@ -73,6 +75,9 @@ run meanwhile are safe: the sweep holds them off.
 			verb, freed := "removed", "freed"
 			if res.DryRun {
 				verb, freed = "would remove", "would free"
+			}
+			for _, t := range res.Expired {
+				fmt.Fprintf(a.out(), "%s the expired incoming transfer of %s@%s (%d commits)\n", verb, t.DotName(), t.Branch, t.Commits)
 			}
 			for _, r := range res.Removed {
 				fmt.Fprintf(a.out(), "%s commit %s of %s@%s\n", verb, shortID(string(r.ID)), r.Dot, r.Branch)

@@ -155,7 +155,7 @@ node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes.`,
 		c.GroupID = "commits"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.clusterCmd(), a.remoteCmd(), a.serveCmd(), a.pushCmd(), a.pullCmd(), a.cloneCmd()} {
+	for _, c := range []*cobra.Command{a.clusterCmd(), a.remoteCmd(), a.serveCmd(), a.pushCmd(), a.pullCmd(), a.cloneCmd(), a.transfersCmd()} {
 		c.GroupID = "nodes"
 		root.AddCommand(c)
 	}
