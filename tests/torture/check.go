@@ -161,9 +161,24 @@ func (m *model) matchBranch(wb *branchModel, gb *obsBranch) []string {
 		bad = append(bad, fmt.Sprintf("acknowledged commits %s are missing from the log", shortList(missing)))
 	}
 	if gb.Tree != wb.Tree {
-		bad = append(bad, fmt.Sprintf("working tree %s is neither its committed state nor the changes written (want %s)", gb.Tree, wb.Tree))
+		bad = append(bad, fmt.Sprintf("working tree %s%s is neither its committed state nor the changes written (want %s)", gb.Tree, m.whose(gb.Tree), wb.Tree))
 	}
 	return bad
+}
+
+// whose names the commits whose tree is tree, for reports.
+func (m *model) whose(tree string) string {
+	var ids []string
+	for id, msg := range m.idMsg {
+		if m.msgTree[msg] == tree {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return ""
+	}
+	sort.Strings(ids)
+	return " (the tree of commit " + strings.Join(ids, ", ") + ")"
 }
 
 // adopt turns the state found into the model's certain state for a dot
@@ -299,6 +314,9 @@ func (e *Engine) gcClean(i int) error {
 
 // checkAll checks every node; any cut-off state is resolved.
 func (e *Engine) checkAll(why string) error {
+	if err := e.alive(); err != nil {
+		return fmt.Errorf("check after %s: %w", why, err)
+	}
 	for i := range e.nodes {
 		if err := e.checkNode(i); err != nil {
 			return fmt.Errorf("check after %s: %w", why, err)

@@ -230,6 +230,9 @@ func (e *Engine) loop(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if err := e.alive(); err != nil {
+			return err
+		}
 		class := e.pick()
 		e.opSeq++
 		e.stats.ops++
@@ -371,6 +374,16 @@ func oneLine(s string) string {
 		s = s[:600] + "…"
 	}
 	return s
+}
+
+// alive checks that no node has exited without being killed: a crash.
+func (e *Engine) alive() error {
+	for _, n := range e.nodes {
+		if !n.running() {
+			return violationf("node %s (pid %s) exited by itself (%v): %s", n.name, n.pid(), n.cmd.ProcessState, n.logTail(8))
+		}
+	}
+	return nil
 }
 
 // restart starts killed node i again; a refusal is a violation (a dead

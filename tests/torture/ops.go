@@ -305,6 +305,12 @@ func (e *Engine) received(old *dotModel, bn string, sb *branchModel, stash strin
 // transfer runs a push (from node i), a pull or a clone (to another node,
 // from node i) of dot's branch.
 func (e *Engine) transfer(i int, dot, class string) (int, error) {
+	if class == "clone" && e.everywhere(dot) && len(e.m.nodes[i]) < 3 {
+		var err error
+		if dot, err = e.newDot(i); err != nil {
+			return -1, err
+		}
+	}
 	sd := e.m.nodes[i][dot]
 	var withHead []string
 	for _, bn := range sortedKeys(sd.Branches) {
@@ -392,6 +398,38 @@ func (e *Engine) transfer(i int, dot, class string) (int, error) {
 		}
 	}
 	return victim, e.outcome(class, r, victim)
+}
+
+// everywhere reports whether every node has dot.
+func (e *Engine) everywhere(dot string) bool {
+	for j := range e.nodes {
+		if e.m.nodes[j][dot] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// newDot makes a dot on node i with one commit, for clones to copy.
+func (e *Engine) newDot(i int) (string, error) {
+	dot := fmt.Sprintf("d%d", e.opSeq)
+	if r := e.dm(i, "init", dot); r.err != nil {
+		return "", r.err
+	}
+	e.m.nodes[i][dot] = &dotModel{Current: "master", Branches: map[string]*branchModel{"master": {Tree: emptyTree}}}
+	if err := e.write(i, dot); err != nil {
+		return "", err
+	}
+	_, b := e.current(i, dot)
+	msg := fmt.Sprintf("s%d-op%d", e.cfg.Seed, e.opSeq)
+	e.m.msgTree[msg] = b.Tree
+	var c obsCommit
+	if err := e.dmJSON(i, &c, "commit", "--dot", dot, "-m", msg); err != nil {
+		return "", err
+	}
+	e.m.idMsg[c.ID] = msg
+	b.Head, b.Must = c.ID, []string{c.ID}
+	return dot, nil
 }
 
 // heads returns dot's current branch on node i and its branches' heads.
