@@ -435,3 +435,20 @@ func randHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)[:n]
 }
+
+// Ensure is Require for programs that are not tests (the torture run): it
+// returns why ZFS cannot be used instead of failing a test.
+func Ensure() error {
+	_, err := require()
+	return err
+}
+
+// NewPoolName returns a unique pool name that Ensure of a later process
+// destroys once this process is gone, should it not destroy the pool itself.
+func NewPoolName() string {
+	return fmt.Sprintf("%s%d-%s", poolPrefix, os.Getpid(), randHex(6))
+}
+
+// DestroyPool destroys pool name if it exists, retrying while zfs-fuse
+// calls it busy.
+func DestroyPool(name string) error { return destroyPool(name) }
