@@ -28,10 +28,13 @@ import (
 // by dot id, branch name and commit id, which it must treat as opaque but
 // validated path components (see BranchRef.Validate).
 //
-// Crash safety: each mutating call either completes or leaves the previous
-// state, so after a SIGKILL the Node can reconcile what Branches and Commits
-// report with the store. In particular a commit is never listed by Commits
-// until all of its data is durable.
+// Crash safety: each mutating call but Rollback either completes or leaves
+// the previous state, so after a SIGKILL the Node can reconcile what
+// Branches and Commits report with the store. In particular a commit is
+// never listed by Commits until all of its data is durable. Rollback may
+// be cut short in any state but must then succeed when repeated: the Node
+// journals restores and repeats an interrupted one when it starts
+// (restore.go).
 //
 // Errors wrap the sentinels in this package (ErrNotFound, ErrAlreadyExists,
 // ErrUnavailable, ErrCorrupt, ...), classified by the backend itself.

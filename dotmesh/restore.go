@@ -50,7 +50,7 @@ func (n *Node) restoreLocked(ctx context.Context, be StorageBackend, d *Dot, b *
 	// step, and a half-written tree helps nobody.
 	ctx = context.WithoutCancel(ctx)
 	if err := be.Rollback(ctx, b.Ref(), target.Ref()); err != nil {
-		return nil, fmt.Errorf("restoring %s@%s to %s: %w (the working state may be partly restored; run `dm reset --hard %s` again, or restart the node, to finish it)", name, b.Name, short(target.ID), err, target.ID)
+		return nil, fmt.Errorf("restoring %s@%s to %s: %w (the working state may be partly restored: run the command again, or `dm reset --hard HEAD` to return to the head)", name, b.Name, short(target.ID), err)
 	}
 	n.restoreStep("restored")
 	return n.finishRestore(ctx, be, d, &marked, rev, target)
@@ -90,7 +90,7 @@ func (n *Node) finishRestore(ctx context.Context, be StorageBackend, d *Dot, b *
 // node that a crash interrupted (see restoreLocked). A restore that
 // cannot finish (the target's data is gone, a database source does not
 // answer) keeps its mark, and the branch refuses commits until a reset
-// finishes it; the node starts anyway.
+// succeeds on it; the node starts anyway.
 func (n *Node) finishRestores(ctx context.Context, d *Dot, branches []*Branch, commits map[CommitID]*Commit) {
 	be, ok := n.backends[d.Backend]
 	if !ok {
@@ -103,7 +103,7 @@ func (n *Node) finishRestores(ctx context.Context, d *Dot, branches []*Branch, c
 		log := n.log.With("dot", d.DotName().String(), "branch", b.Name, "to", b.Restoring)
 		target, ok := commits[b.Restoring]
 		if !ok {
-			log.Warn("cannot finish an interrupted restore: its commit is not in the registry; run `dm reset --hard` on the branch")
+			log.Warn("cannot finish an interrupted restore: its commit is not in the registry; run `dm reset --hard HEAD` on the branch")
 			continue
 		}
 		cur, rev, err := n.reg.branch(ctx, d, b.Name)
@@ -112,7 +112,7 @@ func (n *Node) finishRestores(ctx context.Context, d *Dot, branches []*Branch, c
 		}
 		log.Warn("finishing a restore of a working state that was interrupted (a crash mid-reset or mid-transfer)")
 		if err := be.Rollback(ctx, b.Ref(), target.Ref()); err != nil {
-			log.Warn("cannot finish an interrupted restore; the branch refuses commits until `dm reset --hard` succeeds on it", "err", err)
+			log.Warn("cannot finish an interrupted restore; the branch refuses commits until `dm reset --hard` succeeds on it (HEAD, or the target)", "err", err)
 			continue
 		}
 		if _, err := n.finishRestore(ctx, be, d, cur, rev, target); err != nil {
@@ -129,7 +129,7 @@ func checkRestored(d *Dot, b *Branch) error {
 	if b.Restoring == "" {
 		return nil
 	}
-	return fmt.Errorf("%w: the working state of %s@%s is partly restored to %s (an interrupted reset or transfer); run `dm reset --hard %s` to finish it", ErrConflict, d.DotName(), b.Name, short(b.Restoring), b.Restoring)
+	return fmt.Errorf("%w: the working state of %s@%s is partly restored to %s (an interrupted reset or transfer); repeat that, or run `dm reset --hard HEAD` to return to the head", ErrConflict, d.DotName(), b.Name, short(b.Restoring))
 }
 
 // restoreStep calls the test hook, if set, at each journal step.

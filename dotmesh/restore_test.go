@@ -146,7 +146,7 @@ func TestInterruptedRestoreThatCannotFinish(t *testing.T) {
 	e.reopen()
 	_, err := e.node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "x"})
 	require.ErrorIs(t, err, dotmesh.ErrConflict)
-	require.ErrorContains(t, err, "dm reset --hard "+string(a.ID))
+	require.ErrorContains(t, err, "dm reset --hard HEAD")
 	failing = false
 	_, err = e.node.Reset(ctx, app, "", string(a.ID), dotmesh.ResetOptions{Hard: true})
 	require.NoError(t, err)
@@ -168,3 +168,44 @@ func (f failingRollback) Rollback(ctx context.Context, b dotmesh.BranchRef, c do
 }
 
 func short(id dotmesh.CommitID) string { return string(id[:8]) }
+
+// TestPushInterruptedWhileMovingBranch: a push that moves an existing
+// branch on the receiver, cut short while the receiver restores its
+// working state, is finished when the receiver starts again.
+func TestPushInterruptedWhileMovingBranch(t *testing.T) {
+	ctx := context.Background()
+	for _, step := range []string{"marked", "restored"} {
+		t.Run(step, func(t *testing.T) {
+			a, b := newEnv(t), newEnv(t)
+			_, err := a.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+			require.NoError(t, err)
+			for i := 0; i < 20; i++ {
+				a.write("app.db", fmt.Sprintf("f%d", i), "one")
+			}
+			a.commit("one")
+			_, err = a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+			require.NoError(t, err)
+			for i := 0; i < 20; i++ {
+				a.write("app.db", fmt.Sprintf("f%d", i), "two")
+			}
+			a.write("app.db", "g", "two")
+			c2 := a.commit("two")
+			want := backendtest.ReadTree(t, a.rootPath())
+			root := b.rootPath()
+			require.True(t, cutShort(b, step, func() {
+				if step == "marked" { // some files written, as a crash mid-restore leaves them
+					backendtest.WriteTree(t, root, backendtest.Tree{"db/f1": want["db/f1"], "db/g": want["db/g"]})
+				}
+			}, func() error {
+				_, err := a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+				return err
+			}))
+			b.reopen()
+			require.Equal(t, c2.ID, b.head())
+			require.Empty(t, backendtest.DiffTrees(backendtest.ReadTree(t, root), want))
+			res, err := a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+			require.NoError(t, err)
+			require.True(t, res.UpToDate)
+		})
+	}
+}

@@ -21,8 +21,9 @@ import (
 // only what differs: files the synced manifest vouches for are patched
 // chunk by chunk when little of them changed (see patchFile).
 //
-// A crash in the middle leaves a tree that is partly restored; the branch
-// then reads as dirty and Rollback can simply be repeated.
+// A crash in the middle leaves a tree that is partly restored (temporary
+// files included); repeating Rollback makes it exact, which the Node does
+// when it starts (it journals restores, see dotmesh/restore.go).
 func (b *Backend) Rollback(ctx context.Context, br dotmesh.BranchRef, c dotmesh.CommitRef) error {
 	if err := br.Validate(); err != nil {
 		return err

@@ -194,6 +194,9 @@ Without --hard, reset refuses when the branch has uncommitted changes;
 --hard discards them. Commits after REF that no other branch reaches are
 deleted.
 
+A reset cut short by a crash of the node is finished when the node starts
+again: the working state is then wholly REF's, with the head there.
+
 While containers (or pods) use the branch, reset refuses and names them,
 rather than change data under them; --restart stops them, resets, and
 starts them again, so they see the restored state.`,
