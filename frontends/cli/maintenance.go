@@ -35,7 +35,9 @@ With --keep N, the newest N commits of each branch of DOT (every dot when
 none is named) are kept, and so is the commit each branch was made from;
 every other commit in a branch's history is removed from the registry and
 from storage. Removed commits disappear from ` + "`dm log`" + `, which then ends at
-the oldest kept commit. Without --keep no commit is removed.
+the oldest kept commit, marked (pruned). The dot still pushes and clones:
+that commit travels whole, as the start of a shallow history. Without
+--keep no commit is removed.
 
 Then every stored chunk that no commit and no working state references is
 deleted, and the bytes freed are printed. Incoming transfers cut off for
