@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -247,6 +248,8 @@ func Run(ctx context.Context, cfg Config) error {
 // openNode opens the registry and the backends and builds the node, which
 // reconciles them. On failure everything opened is closed again.
 func openNode(ctx context.Context, dataDir string, s backendSettings, cs clusterSettings, peers dotmesh.Peers, version string, log *slog.Logger) (*dotmesh.Node, dotmesh.ClusterStore, error) {
+	regPath := filepath.Join(dataDir, RegistryFile)
+	_, statErr := os.Stat(regPath)
 	store, err := openStore(ctx, dataDir, cs, log)
 	if err != nil {
 		return nil, nil, err
@@ -272,13 +275,25 @@ func openNode(ctx context.Context, dataDir string, s backendSettings, cs cluster
 			be.Close()
 		}
 		store.Close()
+		if errors.Is(err, dotmesh.ErrRegistryLost) {
+			if cs.etcd() {
+				return nil, nil, fmt.Errorf("the etcd registry: %w; the node did not start and changed nothing: restore etcd from its backup (`dm registry rebuild` covers only a local registry)", err)
+			}
+			if errors.Is(statErr, fs.ErrNotExist) {
+				os.Remove(regPath) // made by this start: leave nothing behind
+			}
+			return nil, nil, fmt.Errorf("registry %s: %w; %s", regPath, err, rebuildHint(dataDir))
+		}
 		return nil, nil, err
 	}
 	return node, store, nil
 }
 
 func openBBolt(dataDir string, log *slog.Logger) (dotmesh.ClusterStore, error) {
-	store, err := bboltstore.Open(filepath.Join(dataDir, "registry.db"), bboltstore.Options{Logger: log, Timeout: 5 * time.Second})
+	store, err := bboltstore.Open(filepath.Join(dataDir, RegistryFile), bboltstore.Options{Logger: log, Timeout: 5 * time.Second})
+	if errors.Is(err, dotmesh.ErrCorrupt) {
+		return nil, fmt.Errorf("%w; %s", err, rebuildHint(dataDir))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening the registry in %s: %w", dataDir, err)
 	}

@@ -116,7 +116,9 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	if _, ok := n.backends[n.def]; !ok {
 		return nil, fmt.Errorf("%w: default backend %q is not among the node's backends (%s)", ErrInvalidArgument, n.def, strings.Join(n.BackendNames(), ", "))
 	}
-	if err := n.reconcile(ctx); err != nil {
+	if err := n.reconcile(ctx); errors.Is(err, ErrRegistryLost) {
+		return nil, err
+	} else if err != nil {
 		return nil, fmt.Errorf("reconciling storage with the registry: %w", err)
 	}
 	if opts.Cluster != nil {

@@ -382,3 +382,9 @@ func rebuildDot(id DotID, recs map[string][]byte, backend string, stored map[Bra
 	ops := append([]Op{PutOp(nameKey(d.DotName()), []byte(d.ID)), PutOp(dotKey(id), raw)}, branches...)
 	return &rebuiltDot{Dot: d, ops: append(ops, commits...)}, nil
 }
+
+// CountDots counts the dots in a registry.
+func CountDots(ctx context.Context, store ClusterStore) (int, error) {
+	kvs, err := store.List(ctx, dotsPrefix)
+	return len(kvs), err
+}

@@ -159,7 +159,7 @@ node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes.`,
 		c.GroupID = "nodes"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.gcCmd(), a.verifyCmd(), a.sourceCmd()} {
+	for _, c := range []*cobra.Command{a.gcCmd(), a.verifyCmd(), a.sourceCmd(), a.registryCmd()} {
 		c.GroupID = "dots"
 		root.AddCommand(c)
 	}
