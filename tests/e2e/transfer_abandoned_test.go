@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dotmesh-io/dotmesh/backend/zfs/zfstest"
 )
 
 // Incoming transfers cut off by a dead sender: the receiver shows them,
@@ -50,6 +54,13 @@ func commitParts(e *env, n *serveNode, dot string, first, parts int) string {
 // the next arrived at b (the dump backend publishes a receive's chunks
 // every 32 MiB); then a is started again.
 func cutPush(t *testing.T, e *env, a, b *serveNode, dot string, had int) {
+	packs := filepath.Join(b.data, "dump", "store", "packs")
+	cutPushWhen(t, e, a, b, dot, had, func() int64 { return storedBytes(packs) }, abandonedPart+24<<20)
+}
+
+// cutPushWhen is cutPush where b's storage (stored) must have grown by
+// more bytes before the kill.
+func cutPushWhen(t *testing.T, e *env, a, b *serveNode, dot string, had int, stored func() int64, more int64) {
 	t.Helper()
 	push := e.cmd("--remote", a.name, "push", b.name, dot)
 	var out, errb bytes.Buffer
@@ -60,10 +71,9 @@ func cutPush(t *testing.T, e *env, a, b *serveNode, dot string, had int) {
 	var state struct {
 		Have []string `json:"have"`
 	}
-	packs := filepath.Join(b.data, "dump", "store", "packs")
-	base := storedBytes(packs)
+	base := stored()
 	start := time.Now()
-	for len(state.Have) < had+1 || storedBytes(packs)-base < abandonedPart+24<<20 {
+	for len(state.Have) < had+1 || stored()-base < more {
 		select {
 		case err := <-done:
 			t.Fatalf("the push ended before b had %d commits and part of another (err %v): %s %s", had+1, err, out.String(), errb.String())
@@ -230,5 +240,106 @@ func TestAbandonedTransferResumesWithinPin(t *testing.T) {
 	}
 	if !sameTree(readTree(t, dir), readTree(t, e.pathOn(b, "big.data"))) {
 		t.Fatal("b's tree differs from a's after the resumed push")
+	}
+}
+
+// TestAbandonedTransferAbortZFS and ...Btrfs: a first push from a files
+// node (the neutral stream, whose receive writes the commit's files into
+// a hidden working state) cut off; abort removes the staged dot's
+// filesystems or subvolumes, and the space they used comes back.
+func TestAbandonedTransferAbortZFS(t *testing.T) {
+	zfstest.Require(t)
+	pool, _ := zfstest.Pool(t)
+	b := startServe(t, "z", "127.0.0.2", "--backend", "zfs", "--zfs-pool", pool, "--pool-size", "1G")
+	used := func() int64 {
+		n, _ := strconv.ParseInt(strings.TrimSpace(zfstest.ZFS(t, "list", "-Hp", "-o", "used", pool)), 10, 64)
+		return n
+	}
+	left := func(id string) []string {
+		var out []string
+		for _, l := range strings.Split(zfstest.ZFS(t, "list", "-H", "-o", "name", "-t", "all", "-r", pool), "\n") {
+			if strings.Contains(l, id) {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	abortOnNativeBackend(t, b, used, left)
+}
+
+func TestAbandonedTransferAbortBtrfs(t *testing.T) {
+	requireBtrfs(t)
+	b := startServe(t, "bt", "127.0.0.2", "--backend", "btrfs", "--pool-size", "1G")
+	t.Cleanup(b.stop) // runs before startServe's kill: unmounts the image
+	mnt := filepath.Join(b.data, "btrfs", "btrfs")
+	used := func() int64 {
+		out, err := exec.Command("btrfs", "filesystem", "usage", "-b", mnt).Output()
+		must(t, err)
+		for _, l := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && f[0] == "Used:" {
+				n, _ := strconv.ParseInt(f[1], 10, 64)
+				return n
+			}
+		}
+		t.Fatalf("no Used: in btrfs filesystem usage of %s: %s", mnt, out)
+		return 0
+	}
+	left := func(id string) []string {
+		var out []string
+		_ = filepath.WalkDir(mnt, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() && strings.Contains(d.Name(), id) {
+				out = append(out, p)
+				return filepath.SkipDir
+			}
+			return nil
+		})
+		return out
+	}
+	abortOnNativeBackend(t, b, used, left)
+}
+
+func abortOnNativeBackend(t *testing.T, b *serveNode, used func() int64, left func(dotID string) []string) {
+	const part = 20 << 20
+	a := startServe(t, "a", "127.0.0.1")
+	e := newEnv(t)
+	e.addRemote(a)
+	e.addRemote(b)
+	e.on(a, "init", "big")
+	dir := e.pathOn(a, "big.data")
+	for i := range 4 {
+		must(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("part%d", i)), randomBytes(uint64(i+200), part), 0o644))
+		e.commitOn(a, "big", fmt.Sprintf("part %d", i))
+	}
+	before := used()
+	cutPushWhen(t, e, a, b, "big", 0, used, part)
+	ts := e.incomingOn(b)
+	if len(ts) != 1 || !ts[0].New || ts[0].Commits < 1 {
+		t.Fatalf("%s shows incoming transfers %+v; want big@master, new, with a commit", b.name, ts)
+	}
+	if l := left(ts[0].DotID); len(l) == 0 {
+		t.Fatalf("found no storage of the staged dot %s on %s", ts[0].DotID, b.name)
+	}
+	held := used()
+	e.on(b, "transfers", "abort", "big")
+	// Space comes back asynchronously on both: wait a little.
+	after := used()
+	for end := time.Now().Add(20 * time.Second); after > held-part && time.Now().Before(end); after = used() {
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("%s: %d bytes used before the push, %d held by the cut-off transfer, %d after abort", b.name, before, held, after)
+	if after > held-part {
+		t.Fatalf("abort freed %d bytes on %s; want at least a commit's %d", held-after, b.name, part)
+	}
+	if l := left(ts[0].DotID); len(l) != 0 {
+		t.Fatalf("after abort the staged dot's storage remains: %v", l)
+	}
+	if ts := e.incomingOn(b); len(ts) != 0 {
+		t.Fatalf("after abort %s still shows %+v", b.name, ts)
+	}
+	if s := e.transfer(a, "push", b.name, "big"); s.Commits != 4 {
+		t.Fatalf("push after abort: %+v; want all 4 commits", s)
+	}
+	if !sameTree(readTree(t, dir), readTree(t, e.pathOn(b, "big.data"))) {
+		t.Fatalf("%s's tree differs from a's after the push", b.name)
 	}
 }
