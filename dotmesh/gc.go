@@ -80,7 +80,7 @@ func (n *Node) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
 			return nil, err
 		}
 		for _, t := range all {
-			if !t.Active && n.now().After(t.Expires) {
+			if n.expired(&incomingRecord{Namespace: t.Namespace, Name: t.Name, Branch: t.Branch, Updated: t.Updated}) {
 				res.Expired = append(res.Expired, t)
 			}
 		}

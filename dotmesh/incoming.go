@@ -207,8 +207,10 @@ func (t *transferTarget) conditions() []Condition {
 }
 
 // refreshingReader counts the bytes of a stream being received and
-// refreshes the transfer's record every n.refreshEvery() while they flow.
+// refreshes the transfer's record every n.refreshEvery() while they flow;
+// once ctx is done (the transfer aborted) it reads no more.
 type refreshingReader struct {
+	ctx     context.Context
 	r       io.Reader
 	a       *activeReceive
 	every   time.Duration
@@ -218,6 +220,9 @@ type refreshingReader struct {
 }
 
 func (r *refreshingReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
 	k, err := r.r.Read(p)
 	total := r.a.bytes.Add(int64(k))
 	if now := r.now(); k > 0 && now.Sub(r.last) >= r.every {
@@ -410,11 +415,14 @@ func (n *Node) expireIncoming(ctx context.Context) ([]IncomingTransfer, error) {
 	out := []IncomingTransfer{}
 	for _, kv := range kvs {
 		id, branch, _ := strings.Cut(strings.TrimPrefix(kv.Key, incomingPrefix), "/")
-		expired := func(rec *incomingRecord) bool {
-			_, active := n.activeBytes(rec.name(), rec.Branch)
-			return !active && n.now().Sub(rec.Updated) > n.pin
+		rec, err := decode[incomingRecord](kv)
+		if err != nil {
+			return out, err
 		}
-		done, err := n.endIncoming(ctx, DotID(id), branch, expired)
+		if !n.expired(rec) {
+			continue // without waiting for the dot's lock, which a receive holds
+		}
+		done, err := n.endIncoming(ctx, DotID(id), branch, n.expired)
 		if err != nil {
 			return out, err
 		}
@@ -423,6 +431,13 @@ func (n *Node) expireIncoming(ctx context.Context) ([]IncomingTransfer, error) {
 		}
 	}
 	return out, nil
+}
+
+// expired reports whether the transfer of rec is abandoned: no receive of
+// it runs here and its last byte came more than the pin time ago.
+func (n *Node) expired(rec *incomingRecord) bool {
+	_, active := n.activeBytes(rec.name(), rec.Branch)
+	return !active && n.now().Sub(rec.Updated) > n.pin
 }
 
 // endIncoming removes the transfer into branch of dot id, under the

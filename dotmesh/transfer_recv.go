@@ -198,7 +198,7 @@ func (n *Node) ReceiveCommit(ctx context.Context, name DotName, branch string, c
 			}
 		}
 	}()
-	r = &refreshingReader{r: r, a: act, every: n.refreshEvery(), last: n.now(), now: n.now, refresh: func(total int64) {
+	r = &refreshingReader{ctx: ctx, r: r, a: act, every: n.refreshEvery(), last: n.now(), now: n.now, refresh: func(total int64) {
 		if err := n.touchIncoming(ctx, t, branch, total); err != nil {
 			n.log.Warn("refreshing an incoming transfer's record", "dot", name.String(), "err", err)
 		}

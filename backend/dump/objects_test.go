@@ -173,3 +173,41 @@ func TestPinsExpireAndGuard(t *testing.T) {
 		t.Fatal("bad ids made a pin")
 	}
 }
+
+// TestDiscardReceives: the objects an interrupted receive kept, and those
+// HaveObjects promised, are garbage once the node discards the receives
+// onto their branch; pins of another branch stay.
+func TestDiscardReceives(t *testing.T) {
+	src, dst := openTest(t), openTest(t)
+	br := newBranch(t, src)
+	writeFile(t, filepath.Join(treeOf(t, src, br), "f"), randomBytes(6, 4<<20), 0o644)
+	c, _ := commit(t, src, br)
+	full := send(t, src, c, nil)
+	if err := dst.Receive(ctx, c, nil, io.MultiReader(bytes.NewReader(full[:len(full)/2]), iotestErr{})); err == nil {
+		t.Fatal("cut receive succeeded")
+	}
+	n := len(objectSet(t, dst))
+	other := dotmesh.CommitRef{BranchRef: dotmesh.BranchRef{Dot: c.Dot, Branch: "_recv-other"}, ID: c.ID}
+	ids, err := src.StreamObjects(ctx, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.HaveObjects(ctx, other, ids[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := dst.CollectGarbage(ctx); st.ObjectsRemoved != 0 {
+		t.Fatalf("GC removed %d pinned objects", st.ObjectsRemoved)
+	}
+	if err := dst.DiscardReceives(ctx, c.BranchRef); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := dst.CollectGarbage(ctx); st.ObjectsRemoved != int64(n-1) {
+		t.Fatalf("GC removed %d of the %d objects of discarded receives (one is pinned for another branch)", st.ObjectsRemoved, n-1)
+	}
+	if err := dst.DiscardReceives(ctx, other.BranchRef); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := dst.CollectGarbage(ctx); st.ObjectsRemoved != 1 {
+		t.Fatalf("GC removed %d objects after the other branch's receives were discarded; want 1", st.ObjectsRemoved)
+	}
+}
