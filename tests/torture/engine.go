@@ -38,8 +38,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -78,7 +79,7 @@ func violationf(format string, a ...any) error { return &Violation{fmt.Sprintf(f
 type classStats struct{ ok, refused, cut int }
 
 type stats struct {
-	ops, kills, restarts, checks, contentChecks int
+	ops, kills, interrupts, restarts, checks, contentChecks int
 	byClass                                     map[string]*classStats
 }
 
@@ -94,9 +95,10 @@ type Engine struct {
 	stats    stats
 	opSeq    int
 	checkSeq int
-	killed   chan int // nodes killed by a kill timer during an operation
-	trace    *os.File // every operation and kill, in the work directory
+	killed   chan int                 // nodes killed by a kill timer during an operation
+	trace    *os.File                 // every operation and kill, in the work directory
 	took     map[string]time.Duration // how long operations of a class take
+	client   atomic.Pointer[os.Process] // the dm command running, for interrupts
 }
 
 // tracef writes one line to the run's trace (trace.log in the work dir).
@@ -285,8 +287,8 @@ func (e *Engine) pick() string {
 // summary prints the seed and the figures of the run.
 func (e *Engine) summary(err error) {
 	w := e.cfg.Out
-	fmt.Fprintf(w, "torture: seed %d backend %s: %d operations, %d kills, %d restarts, %d invariant checks (%d commit contents restored)\n",
-		e.cfg.Seed, e.cfg.Backend, e.stats.ops, e.stats.kills, e.stats.restarts, e.stats.checks, e.stats.contentChecks)
+	fmt.Fprintf(w, "torture: seed %d backend %s: %d operations, %d kills, %d restarts, %d interrupted transfer commands, %d invariant checks (%d commit contents restored)\n",
+		e.cfg.Seed, e.cfg.Backend, e.stats.ops, e.stats.kills, e.stats.restarts, e.stats.interrupts, e.stats.checks, e.stats.contentChecks)
 	fmt.Fprintf(w, "  %-14s %6s %8s %9s\n", "class", "ok", "refused", "cut-off")
 	for _, c := range Classes {
 		s := e.stats.byClass[c]
@@ -322,7 +324,12 @@ func (e *Engine) run(args []string, extraEnv ...string) result {
 	defer func() { e.tracef("dm %s (%s)", strings.Join(args, " "), time.Since(start).Round(time.Millisecond)) }()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		e.client.Store(cmd.Process)
+		err = cmd.Wait()
+		e.client.Store(nil)
+	}
 	r := result{out: out.String(), stderr: errb.String()}
 	if err != nil {
 		e.tracef("  -> %v: %s", err, oneLine(r.stderr))
@@ -403,11 +410,15 @@ func (e *Engine) kill(i int) {
 	e.stats.kills++
 }
 
+// clientCut in an operation's involved list stands for the dm command
+// itself: it gets SIGINT (a Ctrl-C) instead of a node getting SIGKILL.
+const clientCut = -2
+
 // withKill runs op of class; with the run's kill rate it SIGKILLs one of
-// the nodes involved at a random moment within about the time operations
-// of the class take, so that most kills land in the middle of one. It
-// returns which node was killed while op ran (-1: none), after restarting
-// it.
+// the nodes involved (or interrupts the dm command, for clientCut) at a
+// random moment within about the time operations of the class take, so
+// that most kills land in the middle of one. It returns which node was
+// killed while op ran, after restarting it, clientCut, or -1 (none).
 func (e *Engine) withKill(class string, involved []int, op func()) (int, error) {
 	victim := -1
 	var delay time.Duration
@@ -421,13 +432,22 @@ func (e *Engine) withKill(class string, involved []int, op func()) (int, error) 
 	}
 	t0 := time.Now()
 	defer func() {
-		if victim < 0 {
+		if victim == -1 {
 			// A moving average of uninterrupted runs.
 			e.took[class] = (3*e.took[class] + time.Since(t0)) / 4
 		}
 	}()
 	var timer *time.Timer
-	if victim >= 0 {
+	switch {
+	case victim == clientCut:
+		e.tracef("interrupt of the dm command planned in %s", delay)
+		timer = time.AfterFunc(delay, func() {
+			if p := e.client.Load(); p != nil {
+				p.Signal(syscall.SIGINT)
+			}
+			e.killed <- victim
+		})
+	case victim >= 0:
 		e.tracef("kill of %s planned in %s", e.nodes[victim].name, delay)
 		timer = time.AfterFunc(delay, func() { e.nodes[victim].kill(); e.killed <- victim })
 	}
@@ -437,15 +457,14 @@ func (e *Engine) withKill(class string, involved []int, op func()) (int, error) 
 		return -1, nil
 	}
 	<-e.killed
+	if victim == clientCut {
+		e.tracef("the dm command was interrupted")
+		e.stats.interrupts++
+		return victim, nil
+	}
 	e.tracef("%s was killed during the operation", e.nodes[victim].name)
 	e.stats.kills++
 	return victim, e.restart(victim)
-}
-
-// sortedInts is for deterministic iteration over node sets.
-func sortedInts(xs []int) []int {
-	sort.Ints(xs)
-	return xs
 }
 
 // Configs turns command-line choices into one Config per backend; seed 0

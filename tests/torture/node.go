@@ -46,7 +46,11 @@ func backendFlags(backend, data string) ([]string, func(), error) {
 		undo := func() {
 			if err := zfstest.DestroyPool(pool); err != nil {
 				fmt.Fprintf(os.Stderr, "torture: destroying pool %s: %v\n", pool, err)
+				return
 			}
+			// The pool's file goes too, also when the rest of a failed
+			// run's work dir stays for its logs.
+			os.RemoveAll(filepath.Join(data, "zfs"))
 		}
 		return []string{"--backend", "zfs", "--zfs-pool", pool, "--pool-size", "2G"}, undo, nil
 	case "btrfs":
@@ -72,6 +76,9 @@ func backendFlags(backend, data string) ([]string, func(), error) {
 				if dev, _, ok := strings.Cut(l, ":"); ok && strings.HasPrefix(dev, "/dev/") {
 					exec.Command("losetup", "-d", dev).Run()
 				}
+			}
+			if exec.Command("mountpoint", "-q", mnt).Run() != nil {
+				os.Remove(img)
 			}
 		}
 		return []string{"--backend", "btrfs", "--pool-size", "2G"}, undo, nil

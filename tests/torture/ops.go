@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // expectedRefusals are the errors an operation may meet by the run's own
@@ -20,7 +21,7 @@ var expectedRefusals = []string{"diverged", "uncommitted", "changes", "already e
 func (e *Engine) outcome(class string, r result, victim int) error {
 	s := e.stats.byClass[class]
 	switch {
-	case victim >= 0:
+	case victim != -1:
 		s.cut++
 	case r.err == nil:
 		s.ok++
@@ -69,13 +70,13 @@ func (e *Engine) runOp(class string) (cut bool, err error) {
 	case "verify":
 		var r result
 		victim, err = e.withKill(class, []int{i}, func() { r = e.dm(i, "verify", "--json") })
-		if err == nil && victim < 0 && r.code == 1 {
+		if err == nil && victim == -1 && r.code == 1 {
 			err = violationf("dm verify on %s found damage: %s", e.nodes[i].name, oneLine(r.out+r.stderr))
 		} else if err == nil {
 			err = e.outcome(class, r, victim)
 		}
 	}
-	return victim >= 0, err
+	return victim != -1, err
 }
 
 // pickDot picks a node holding a dot, and the dot.
@@ -150,7 +151,7 @@ func (e *Engine) commit(i int, dot string) (int, error) {
 		return victim, err
 	}
 	switch {
-	case victim >= 0:
+	case victim != -1:
 		after := before.clone()
 		after.Branches[bn].HeadMsg = msg
 		e.m.cutOff(i, dot, before, after)
@@ -185,7 +186,7 @@ func (e *Engine) reset(i int, dot string) (int, error) {
 	ab := after.Branches[bn]
 	ab.Head, ab.Must, ab.Tree = ref, ab.Must[k:], e.m.treeOf(ref)
 	switch {
-	case victim >= 0:
+	case victim != -1:
 		e.m.cutOff(i, dot, before, after)
 	case r.err == nil:
 		e.m.nodes[i][dot] = after
@@ -236,7 +237,7 @@ func (e *Engine) newBranch(i int, dot, class string) (int, error) {
 		return victim, err
 	}
 	switch {
-	case victim >= 0:
+	case victim != -1:
 		e.m.cutOff(i, dot, before, after)
 	case r.err == nil:
 		e.m.nodes[i][dot] = after
@@ -259,7 +260,7 @@ func (e *Engine) deleteBranch(i int, dot string) (int, error) {
 		return victim, err
 	}
 	switch {
-	case victim >= 0:
+	case victim != -1:
 		e.m.cutOff(i, dot, before, after)
 	case r.err == nil:
 		e.m.nodes[i][dot] = after
@@ -346,13 +347,20 @@ func (e *Engine) transfer(i int, dot, class string) (int, error) {
 	}
 	args = append(args, "--json")
 	var r result
-	victim, err := e.withKill(class, []int{i, j}, func() { r = e.run(args) })
+	victim, err := e.withKill(class, []int{i, j, clientCut}, func() { r = e.run(args) })
 	if err != nil {
 		return victim, err
 	}
+	if victim == clientCut {
+		// The nodes may go on with what the command started: let the
+		// receiver settle before the check looks.
+		if err := e.settle(j, dot); err != nil {
+			return victim, err
+		}
+	}
 	stashOK := func(n string) bool { return stashing && strings.HasPrefix(n, bn+"-DIVERGED-") }
 	switch {
-	case victim >= 0:
+	case victim != -1:
 		var before *dotModel
 		if old != nil {
 			before = old.clone()
@@ -398,6 +406,25 @@ func (e *Engine) transfer(i int, dot, class string) (int, error) {
 		}
 	}
 	return victim, e.outcome(class, r, victim)
+}
+
+// settle waits until dot's branches on node j stay the same for a second
+// (at most 60 s).
+func (e *Engine) settle(j int, dot string) error {
+	state := func() string {
+		r := e.dm(j, "branch", "--dot", dot, "-H")
+		return r.out + r.stderr
+	}
+	prev := state()
+	for range 60 {
+		time.Sleep(time.Second)
+		cur := state()
+		if cur == prev {
+			return nil
+		}
+		prev = cur
+	}
+	return violationf("dot %s on %s still changes 60 s after its transfer command was interrupted", dot, e.nodes[j].name)
 }
 
 // everywhere reports whether every node has dot.
@@ -471,7 +498,7 @@ func (e *Engine) gc(i int, dot string) (int, error) {
 	if err := e.outcome("gc", r, victim); err != nil {
 		return victim, err
 	}
-	if victim < 0 && r.err == nil {
+	if victim == -1 && r.err == nil {
 		return victim, e.gcClean(i)
 	}
 	return victim, nil
