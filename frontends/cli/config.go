@@ -193,7 +193,7 @@ func (a *app) remote(cfg *Config) (string, *Remote, error) {
 	}
 	if name == "" {
 		if len(cfg.Remotes) == 0 {
-			return "", nil, errors.New("no remote configured: run `dm cluster init` to start a local node, or `dm remote add NAME USER@HOST`")
+			return "", nil, kinded(dotmesh.ErrNotFound, errors.New("no remote configured: run `dm cluster init` to start a local node, or `dm remote add NAME USER@HOST`"))
 		}
 		return "", nil, errors.New("no current remote: choose one with `dm remote switch NAME` or --remote NAME")
 	}

@@ -44,8 +44,8 @@ const exitHelp = `Exit status:
   130 interrupted
 With --json an error is one line {"error": MESSAGE, "kind": KIND} on
 stderr (KIND: usage, invalid, not_found, conflict, unauthorized,
-unavailable, corrupt, not_supported, interrupted, error); stdout then
-holds nothing.`
+unavailable, corrupt, not_supported, interrupted, error), so stdout
+holds only results.`
 
 // errUsage marks a command line that does not parse.
 var errUsage = errors.New("usage")
