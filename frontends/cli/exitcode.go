@@ -31,17 +31,17 @@ const (
 
 // exitHelp is the table `dm --help` shows; README has the same one.
 const exitHelp = `Exit status:
-  0  success
-  1  failure of another kind
-  2  usage: unknown command or flag, wrong arguments
-  3  invalid: a name or argument breaks the rules
-  4  not found: no such dot, branch, commit, remote or key
-  5  conflict: exists already, diverged, uncommitted changes, in use
-  6  unauthorized: a node refused the API key
-  7  unavailable: a node, peer or tool cannot be reached; try again
-  8  corrupt: data failed an integrity check
-  9  not supported by this backend or node
-  130 interrupted
+  0    success
+  1    failure of another kind
+  2    usage: unknown command or flag, wrong arguments
+  3    invalid: a name or argument breaks the rules
+  4    not found: no such dot, branch, commit, remote or key
+  5    conflict: exists already, diverged, uncommitted changes, in use
+  6    unauthorized: a node refused the API key
+  7    unavailable: a node, peer or tool cannot be reached; try again
+  8    corrupt: data failed an integrity check
+  9    not supported by this backend or node
+  130  interrupted
 With --json an error is one line {"error": MESSAGE, "kind": KIND} on
 stderr (KIND: usage, invalid, not_found, conflict, unauthorized,
 unavailable, corrupt, not_supported, interrupted, error), so stdout

@@ -108,3 +108,13 @@ func TestPushPeerRefusedKeyNamesPeer(t *testing.T) {
 		t.Fatalf("exit %d: %s", r.code, r.err)
 	}
 }
+
+func TestHelpListsExitStatuses(t *testing.T) {
+	e, _ := testEnv(t)
+	help := runDM(t, e, "--help").out
+	for _, want := range []string{"Exit status:", "4    not found", "7    unavailable", "130  interrupted", `{"error": MESSAGE, "kind": KIND}`} {
+		if !strings.Contains(help, want) {
+			t.Errorf("dm --help lacks %q", want)
+		}
+	}
+}

@@ -89,7 +89,7 @@ func TestExitCodes(t *testing.T) {
 	}
 
 	help := e.ok("--help")
-	for _, want := range []string{"Exit status:", "4  not found", "7  unavailable", `{"error": MESSAGE, "kind": KIND}`} {
+	for _, want := range []string{"Exit status:", "4    not found", "7    unavailable", `{"error": MESSAGE, "kind": KIND}`} {
 		if !strings.Contains(help, want) {
 			t.Errorf("dm --help lacks %q", want)
 		}
