@@ -127,6 +127,10 @@ type VerifyRequest struct {
 type Error struct {
 	Error string `json:"error"` // one line, for people
 	Code  string `json:"code"`  // stable, for programs; see codes
+	// Peer is set when the error came from the peer of a transfer, not
+	// from the node that answered: a key the peer refused is the peer
+	// remote's key to fix.
+	Peer bool `json:"peer,omitempty"`
 }
 
 // codes maps sentinels to wire codes and HTTP statuses, in match order.
@@ -175,6 +179,7 @@ type RemoteError struct {
 	Status  int
 	Message string
 	Code    string
+	Peer    bool // the answering node's transfer peer said it (Error.Peer)
 }
 
 func (e *RemoteError) Error() string { return e.Message }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -156,6 +157,14 @@ func (c *Client) transportError(err error) error {
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return fmt.Errorf("%w: no dotmesh node answers at %s; is `dm serve` running? (`dm cluster init` starts one)", dotmesh.ErrUnavailable, c.base.Redacted())
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		what := "has no address"
+		if !dnsErr.IsNotFound {
+			what = "could not be looked up (" + dnsErr.Err + ")"
+		}
+		return fmt.Errorf("%w: the host name %s of the dotmesh node at %s %s; check the address (`dm remote -v`) and the machine's DNS", dotmesh.ErrUnavailable, dnsErr.Name, c.base.Redacted(), what)
 	}
 	return fmt.Errorf("%w: talking to the dotmesh node at %s: %w", dotmesh.ErrUnavailable, c.base.Redacted(), err)
 }

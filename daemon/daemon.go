@@ -121,8 +121,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return fmt.Errorf("creating the data directory: %w", err)
+	if err := MakeDataDir(dataDir); err != nil {
+		return err
 	}
 	pid, err := lockPIDFile(dataDir)
 	if err != nil {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -286,6 +287,10 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 			rec.err = err
 		}
 		_, body := api.ErrorFor(err)
+		// Errors the peer answered come back as RemoteErrors from the
+		// peer client; this node's own errors never are.
+		var re *api.RemoteError
+		body.Peer = errors.As(err, &re)
 		emit(api.TransferEvent{Error: &body})
 		return
 	}

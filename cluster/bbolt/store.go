@@ -216,6 +216,8 @@ func (s *Store) wrapDB(op string, err error) error {
 		return s.errClosed()
 	case errors.Is(err, berrors.ErrKeyTooLarge), errors.Is(err, berrors.ErrValueTooLarge):
 		return fmt.Errorf("%w: cluster store: %s: %w", dotmesh.ErrInvalidArgument, op, err)
+	case errors.Is(err, dotmesh.ErrCorrupt):
+		return fmt.Errorf("cluster store %s: %s: %w", s.path, op, err)
 	}
 	return fmt.Errorf("%w: cluster store %s: %s: %w", dotmesh.ErrUnavailable, s.path, op, err)
 }
@@ -230,10 +232,14 @@ func (s *Store) Get(ctx context.Context, key string) (dotmesh.KV, error) {
 	var kv dotmesh.KV
 	found := false
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if rec := tx.Bucket(bucketKV).Get([]byte(key)); rec != nil {
-			kv, found = decodeKV(key, rec), true
+		rec := tx.Bucket(bucketKV).Get([]byte(key))
+		if rec == nil {
+			return nil
 		}
-		return nil
+		found = true
+		var err error
+		kv, err = decodeKV(key, rec)
+		return err
 	})
 	if err != nil {
 		return dotmesh.KV{}, s.wrapDB("get", err)
@@ -258,7 +264,11 @@ func (s *Store) List(ctx context.Context, prefix string) ([]dotmesh.KV, error) {
 			k, v = c.Seek(p)
 		}
 		for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			out = append(out, decodeKV(string(k), v))
+			kv, err := decodeKV(string(k), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, kv)
 		}
 		return nil
 	})
@@ -391,10 +401,7 @@ func (w *writeTx) put(key string, value []byte, lease dotmesh.LeaseID) error {
 		}
 	}
 	rev := w.newRev()
-	rec := make([]byte, recordHeader+len(value))
-	binary.BigEndian.PutUint64(rec[0:8], uint64(rev))
-	binary.BigEndian.PutUint64(rec[8:16], uint64(lease))
-	copy(rec[recordHeader:], value)
+	rec := encodeRecord(rev, lease, value)
 	if err := w.kv.Put(k, rec); err != nil {
 		return err
 	}
@@ -681,18 +688,43 @@ func (s *Store) expireOnce() error {
 
 // ---- encoding ----
 
-func decodeKV(key string, rec []byte) dotmesh.KV {
+// encodeRecord is the stored form of a key's value: its mod revision and
+// lease, then the value.
+func encodeRecord(rev int64, lease dotmesh.LeaseID, value []byte) []byte {
+	rec := make([]byte, recordHeader+len(value))
+	binary.BigEndian.PutUint64(rec[0:8], uint64(rev))
+	binary.BigEndian.PutUint64(rec[8:16], uint64(lease))
+	copy(rec[recordHeader:], value)
+	return rec
+}
+
+// decodeKV reads a stored record; a record too short for its header (a
+// damaged file) is ErrCorrupt, never a panic.
+func decodeKV(key string, rec []byte) (dotmesh.KV, error) {
+	if len(rec) < recordHeader {
+		return dotmesh.KV{}, fmt.Errorf("%w: registry record of key %q is %d bytes, shorter than its %d-byte header", dotmesh.ErrCorrupt, key, len(rec), recordHeader)
+	}
 	return dotmesh.KV{
 		Key:      key,
 		Value:    bytes.Clone(rec[recordHeader:]), // bbolt memory is only valid inside the tx
 		Revision: recordRev(rec),
 		Lease:    recordLease(rec),
-	}
+	}, nil
 }
 
-func recordRev(rec []byte) int64 { return int64(binary.BigEndian.Uint64(rec[0:8])) }
+// recordRev and recordLease read 0 from a damaged (short) record, so that
+// overwriting or deleting it still works.
+func recordRev(rec []byte) int64 {
+	if len(rec) < recordHeader {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(rec[0:8]))
+}
 
 func recordLease(rec []byte) dotmesh.LeaseID {
+	if len(rec) < recordHeader {
+		return 0
+	}
 	return dotmesh.LeaseID(binary.BigEndian.Uint64(rec[8:16]))
 }
 

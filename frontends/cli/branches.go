@@ -38,7 +38,7 @@ With -H: one branch per line, its head commit, and whether it is current
 		Args: usageArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if del != "" && len(args) > 0 {
-				return fmt.Errorf("usage: dm branch -d NAME (no other arguments)")
+				return kinded(errUsage, fmt.Errorf("usage: dm branch -d NAME (no other arguments)"))
 			}
 			if del != "" {
 				if err := validateBranch(del); err != nil {

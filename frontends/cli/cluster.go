@@ -252,16 +252,16 @@ other nodes --peer-ca).`
 		// node running with nothing pointing at it.
 		if old, ok := cfg.Remotes[LocalRemote]; ok && old.DataDir != "" && old.DataDir != d {
 			if pid, running, _ := daemon.NodeRunning(old.DataDir); running {
-				return fmt.Errorf("remote %q is the node in %s (pid %d), which still runs; `dm cluster stop` it first, or use another config with -c", LocalRemote, old.DataDir, pid)
+				return kinded(dotmesh.ErrInUse, fmt.Errorf("remote %q is the node in %s (pid %d), which still runs; `dm cluster stop` it first, or use another config with -c", LocalRemote, old.DataDir, pid))
 			}
 		}
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return fmt.Errorf("creating data directory: %w", err)
+		if err := daemon.MakeDataDir(d); err != nil {
+			return err
 		}
 		if pid, running, err := daemon.NodeRunning(d); err != nil {
 			return err
 		} else if running {
-			return fmt.Errorf("a node already runs in %s (pid %d); `dm cluster stop` stops it", d, pid)
+			return kinded(dotmesh.ErrInUse, fmt.Errorf("a node already runs in %s (pid %d); `dm cluster stop` stops it", d, pid))
 		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if listen != "" {

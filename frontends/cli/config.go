@@ -105,7 +105,7 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
 	if err := json.Unmarshal(b, cfg); err != nil {
-		return nil, fmt.Errorf("config %s is not valid JSON: %v", path, err)
+		return nil, kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("config %s is not valid JSON: %v", path, err))
 	}
 	if cfg.Remotes == nil {
 		cfg.Remotes = map[string]*Remote{}
@@ -193,7 +193,7 @@ func (a *app) remote(cfg *Config) (string, *Remote, error) {
 	}
 	if name == "" {
 		if len(cfg.Remotes) == 0 {
-			return "", nil, errors.New("no remote configured: run `dm cluster init` to start a local node, or `dm remote add NAME USER@HOST`")
+			return "", nil, kinded(dotmesh.ErrNotFound, errors.New("no remote configured: run `dm cluster init` to start a local node, or `dm remote add NAME USER@HOST`"))
 		}
 		return "", nil, errors.New("no current remote: choose one with `dm remote switch NAME` or --remote NAME")
 	}
@@ -202,7 +202,7 @@ func (a *app) remote(cfg *Config) (string, *Remote, error) {
 	}
 	r, ok := cfg.Remotes[name]
 	if !ok {
-		return "", nil, fmt.Errorf("no remote named %s; `dm remote` lists them", name)
+		return "", nil, kinded(dotmesh.ErrNotFound, fmt.Errorf("no remote named %s; `dm remote` lists them", name))
 	}
 	return name, r, nil
 }

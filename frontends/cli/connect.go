@@ -58,22 +58,27 @@ func wrapRemoteErr(err error, name, addr string) error {
 		return nil
 	}
 	if errors.Is(err, context.Canceled) {
-		return errors.New("interrupted")
+		return errInterrupted
 	}
 	var re *api.RemoteError
 	if errors.As(err, &re) {
-		if errors.Is(err, dotmesh.ErrUnauthorized) {
-			return fmt.Errorf("remote %s at %s refused the API key (%v); add the remote again with the right key", name, addr, err)
+		if errors.Is(err, dotmesh.ErrUnauthorized) && !re.Peer {
+			return refusedKey(err, name, addr)
 		}
 		return err
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("remote %s at %s did not answer in time", name, addr)
+		return kinded(dotmesh.ErrUnavailable, fmt.Errorf("remote %s at %s did not answer in time", name, addr))
 	}
 	if errors.Is(err, dotmesh.ErrUnavailable) {
 		return fmt.Errorf("remote %s: %w", name, err)
 	}
 	return err
+}
+
+// refusedKey says which remote refused its key and how to replace it.
+func refusedKey(err error, name, addr string) error {
+	return kinded(dotmesh.ErrUnauthorized, fmt.Errorf("remote %s at %s refused the API key (%s); add it again with the right key: `dm remote rm %s`, then `dm remote add %s USER@%s`", name, addr, err.Error(), name, name, addr))
 }
 
 // currentDot returns the dot a command acts on: the explicit name when
@@ -83,7 +88,7 @@ func (s *session) currentDot(explicit string) (dotmesh.DotName, error) {
 		return parseDotName(explicit)
 	}
 	if s.remote.CurrentDot == "" {
-		return dotmesh.DotName{}, fmt.Errorf("no current dot on remote %s: pass --dot DOT, or choose one with `dm switch DOT`", s.remoteName)
+		return dotmesh.DotName{}, kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("no current dot on remote %s: pass --dot DOT, or choose one with `dm switch DOT`", s.remoteName))
 	}
 	d, err := dotmesh.ParseDotName(s.remote.CurrentDot)
 	if err != nil {

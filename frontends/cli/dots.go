@@ -371,7 +371,7 @@ terminal (in scripts) -f is required.`,
 // confirm asks on the terminal for the dot's name.
 func (a *app) confirm(name string) error {
 	if _, ok := terminalFd(a.io.Stdin); !ok {
-		return fmt.Errorf("refusing to delete dot %s without confirmation: stdin is not a terminal; pass -f to delete it", name)
+		return kinded(errUsage, fmt.Errorf("refusing to delete dot %s without confirmation: stdin is not a terminal; pass -f to delete it", name))
 	}
 	fmt.Fprintf(a.io.Stderr, "This deletes dot %s with all its branches and commits. Type its name to confirm: ", name)
 	line, err := bufio.NewReader(a.io.Stdin).ReadString('\n')

@@ -93,8 +93,8 @@ run meanwhile are safe: the sweep holds them off.
 	return c
 }
 
-// errDamage makes dm exit 1 after verify printed its findings.
-var errDamage = errors.New("verify found damaged data (see above)")
+// errDamage makes dm exit 8 (corrupt) after verify printed its findings.
+var errDamage = kinded(dotmesh.ErrCorrupt, errors.New("verify found damaged data (see above)"))
 
 func (a *app) verifyCmd() *cobra.Command {
 	c := &cobra.Command{
@@ -103,8 +103,8 @@ func (a *app) verifyCmd() *cobra.Command {
 		Long: `Re-read every stored chunk of the node (of DOT's backend when DOT is named;
 chunks are shared by the dots of a backend) and check it against its hash.
 Each damaged chunk is printed with the commits that use it; other problems
-(unreadable manifests, missing chunks) are printed too. dm exits 1 when
-anything is found.`,
+(unreadable manifests, missing chunks) are printed too. dm exits 8
+(corrupt) when anything is found.`,
 		Example: `  dm verify
   dm verify app --json`,
 		Args: usageArgs(0, 1),

@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
 // push, pull and clone: dm asks the node it talks to (the current remote,
@@ -119,10 +121,10 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 	peerName := args[0]
 	peer, ok := s.cfg.Remotes[peerName]
 	if !ok {
-		return fmt.Errorf("no remote named %s; `dm remote add %s USER@HOST` adds it, `dm remote` lists them", peerName, peerName)
+		return kinded(dotmesh.ErrNotFound, fmt.Errorf("no remote named %s; `dm remote add %s USER@HOST` adds it, `dm remote` lists them", peerName, peerName))
 	}
 	if peerName == s.remoteName {
-		return fmt.Errorf("remote %s is the node dm talks to; name another remote (or choose the local node with --remote NAME)", peerName)
+		return kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("remote %s is the node dm talks to; name another remote (or choose the local node with --remote NAME)", peerName))
 	}
 	req := api.TransferRequest{Op: op, Stash: f.stash, Neutral: f.neutral,
 		Remote: api.TransferRemote{Name: peerName, URL: peer.URL(), User: peer.User, APIKey: peer.APIKey, CACert: peer.CACert}}
@@ -166,6 +168,14 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 	bar := newProgressBar(a.io.Stderr, op, f.quiet || a.jsonOut || a.scripting)
 	res, err := s.c.Transfer(cmd.Context(), req, bar.update)
 	bar.done()
+	var re *api.RemoteError
+	if errors.As(err, &re) && re.Peer {
+		// The peer answered the node dm talks to: name the peer.
+		if errors.Is(err, dotmesh.ErrUnauthorized) {
+			return refusedKey(err, peerName, peer.Address)
+		}
+		return fmt.Errorf("remote %s: %w", peerName, err)
+	}
 	if err != nil {
 		return s.wrap(err)
 	}

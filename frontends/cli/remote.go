@@ -23,7 +23,7 @@ func isTerminal(fd int) bool { return term.IsTerminal(fd) }
 // subcommands, naming the unknown one.
 func subcommandArgs(c *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return fmt.Errorf("unknown command %q for %q (see '%s --help')", args[0], c.CommandPath(), c.CommandPath())
+		return kinded(errUsage, fmt.Errorf("unknown command %q for %q (see '%s --help')", args[0], c.CommandPath(), c.CommandPath()))
 	}
 	return nil
 }
@@ -151,7 +151,7 @@ config), or --tls trusts the system's CAs.`,
 				return err
 			}
 			if _, ok := cfg.Remotes[name]; ok {
-				return fmt.Errorf("remote %s exists already; `dm remote rm %s` first", name, name)
+				return kinded(dotmesh.ErrAlreadyExists, fmt.Errorf("remote %s exists already; `dm remote rm %s` first", name, name))
 			}
 			key, err := a.readAPIKey(user, addr)
 			if err != nil {
@@ -242,7 +242,7 @@ node itself.`,
 				return err
 			}
 			if _, ok := cfg.Remotes[name]; !ok {
-				return fmt.Errorf("no remote named %s; `dm remote` lists them", name)
+				return kinded(dotmesh.ErrNotFound, fmt.Errorf("no remote named %s; `dm remote` lists them", name))
 			}
 			delete(cfg.Remotes, name)
 			if cfg.CurrentRemote == name {
@@ -274,7 +274,7 @@ func (a *app) remoteSwitchCmd() *cobra.Command {
 				return err
 			}
 			if _, ok := cfg.Remotes[name]; !ok {
-				return fmt.Errorf("no remote named %s; `dm remote` lists them", name)
+				return kinded(dotmesh.ErrNotFound, fmt.Errorf("no remote named %s; `dm remote` lists them", name))
 			}
 			cfg.CurrentRemote = name
 			if err := SaveConfig(path, cfg); err != nil {

@@ -65,10 +65,13 @@ func Run(ctx context.Context, streams IO, args []string) int {
 		if stderr == nil {
 			stderr = io.Discard
 		}
-		fmt.Fprintf(stderr, "dm: %s\n", oneLine(err.Error()))
-		return 1
+		if isCobraUsage(err) {
+			err = kinded(errUsage, err)
+		}
+		jsonOut, _ := root.PersistentFlags().GetBool("json")
+		return reportError(stderr, err, jsonOut || wantsJSON(args))
 	}
-	return 0
+	return exitOK
 }
 
 // oneLine folds a multi-line message (cobra's suggestions, say) into one
@@ -112,7 +115,9 @@ it (a subdirectory of the dot's working tree). A commit captures all
 subdots of a branch at once.
 
 dm talks to a dotmesh node over its HTTP API. ` + "`dm cluster init`" + ` starts a local
-node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes.`,
+node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes.
+
+` + exitHelp,
 		Example: `  dm cluster init
   dm init app
   cp -r ./pgdata "$(dm path app.db)"
@@ -129,7 +134,7 @@ node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes.`,
 	// Flag errors would otherwise be bare; point at the help instead of
 	// dumping the usage.
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
+		return kinded(errUsage, fmt.Errorf("%w (see '%s --help')", err, c.CommandPath()))
 	})
 
 	pf := root.PersistentFlags()
@@ -172,7 +177,7 @@ node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes.`,
 func usageArgs(min, max int) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) < min || (max >= 0 && len(args) > max) {
-			return fmt.Errorf("usage: %s", c.UseLine())
+			return kinded(errUsage, fmt.Errorf("usage: %s", c.UseLine()))
 		}
 		return nil
 	}

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
 // sizeFlag is a byte count given as bytes or with a binary unit: 10G,
@@ -45,11 +47,14 @@ func parseSize(v string) (int64, error) {
 	f, err := strconv.ParseFloat(num, 64)
 	digits := strings.Trim(num, "0123456789.") == "" && strings.Count(num, ".") <= 1
 	if mult == 0 || err != nil || !digits || f <= 0 {
-		return 0, fmt.Errorf("size %q: give a positive number of bytes, optionally with a unit K, M, G or T (powers of 1024), like 10G or 512M", v)
+		return 0, kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("size %q: give a positive number of bytes, optionally with a unit K, M, G or T (powers of 1024), like 10G or 512M", v))
 	}
 	b := f * mult
+	if b < 1 { // "0.1" is 0 bytes, which callers read as "no size given"
+		return 0, kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("size %q is less than one byte", v))
+	}
 	if b > math.MaxInt64/2 {
-		return 0, fmt.Errorf("size %q is too large", v)
+		return 0, kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("size %q is too large", v))
 	}
 	return int64(b), nil
 }
