@@ -126,6 +126,7 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 	}
 	req := api.TransferRequest{Op: op, Stash: f.stash, Neutral: f.neutral,
 		Remote: api.TransferRemote{Name: peerName, URL: peer.URL(), User: peer.User, APIKey: peer.APIKey, CACert: peer.CACert}}
+	a.timeouts.apply(&req.Remote)
 	var dotArg string
 	if len(args) > 1 {
 		dotArg = args[1]
