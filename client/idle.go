@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http/httptrace"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +46,8 @@ type idleWatch struct {
 	waiting bool
 	local   int
 	fired   bool
+	conn    net.Conn // the request's connection, once known
+	unsent  int      // its send queue when last looked at
 }
 
 // watchIdle returns ctx bound to a new watch, which starts waiting on the
@@ -60,6 +63,11 @@ func (c *Client) watchIdle(ctx context.Context) (context.Context, *idleWatch) {
 	w.timer = time.AfterFunc(c.idle, w.fire)
 	w.timer.Stop()
 	w.setWaiting(true)
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		w.mu.Lock()
+		w.conn, w.unsent = info.Conn, unsent(info.Conn)
+		w.mu.Unlock()
+	}})
 	return ctx, w
 }
 
@@ -69,6 +77,15 @@ func (w *idleWatch) fire() {
 	// A stale firing (re-armed or stopped meanwhile) is ignored.
 	if w.armed.IsZero() || time.Since(w.armed) < w.idle {
 		return
+	}
+	if w.conn != nil {
+		// The kernel still hands buffered bytes to the peer: progress.
+		if q := unsent(w.conn); q >= 0 && q < w.unsent {
+			w.unsent = q
+			w.armed = time.Now()
+			w.timer.Reset(w.idle)
+			return
+		}
 	}
 	w.fired = true
 	w.cancel(w.err)
@@ -80,6 +97,9 @@ func (w *idleWatch) rearm() {
 	if w.waiting && w.local == 0 && !w.fired {
 		w.armed = time.Now()
 		w.timer.Reset(w.idle)
+		if w.conn != nil {
+			w.unsent = unsent(w.conn)
+		}
 		return
 	}
 	w.armed = time.Time{}

@@ -55,24 +55,31 @@ func (s *stallingReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// committedStream commits size random bytes on a fresh node and returns
-// the dot, the commit and its native stream.
-func committedStream(t *testing.T, size int) (dotmesh.DotName, dotmesh.Commit, []byte) {
+// writeCommit commits size random bytes to a new dot on n.
+func writeCommit(t *testing.T, n *servertest.Node, app dotmesh.DotName, size int) *dotmesh.Commit {
 	t.Helper()
 	ctx := context.Background()
-	a := servertest.Start(t)
-	app := dotmesh.DotName{Namespace: "admin", Name: "app"}
-	_, err := a.Node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	_, err := n.Node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
 	noErr(t, err)
-	p, err := a.Node.SubdotPath(ctx, dotmesh.VolumeName{Dot: app})
+	p, err := n.Node.SubdotPath(ctx, dotmesh.VolumeName{Dot: app})
 	noErr(t, err)
 	data := make([]byte, size)
 	rand.NewChaCha8([32]byte{7}).Read(data)
 	noErr(t, os.WriteFile(filepath.Join(p, "f"), data, 0o644))
-	c, err := a.Node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one", Author: "t"})
+	c, err := n.Node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one", Author: "t"})
 	noErr(t, err)
+	return c
+}
+
+// committedStream commits size random bytes on a fresh node and returns
+// the dot, the commit and its native stream.
+func committedStream(t *testing.T, size int) (dotmesh.DotName, dotmesh.Commit, []byte) {
+	t.Helper()
+	a := servertest.Start(t)
+	app := dotmesh.DotName{Namespace: "admin", Name: "app"}
+	c := writeCommit(t, a, app, size)
 	var stream bytes.Buffer
-	noErr(t, a.Node.SendCommitStream(ctx, app, c.ID, nil, dotmesh.FormatNative+"dump", &stream))
+	noErr(t, a.Node.SendCommitStream(context.Background(), app, c.ID, nil, dotmesh.FormatNative+"dump", &stream))
 	return app, *c, stream.Bytes()
 }
 
