@@ -4,15 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/client"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"github.com/dotmesh-io/dotmesh/server/servertest"
@@ -57,6 +61,10 @@ func (s *stallingReader) Read(p []byte) (int, error) {
 
 // writeCommit commits size random bytes to a new dot on n.
 func writeCommit(t *testing.T, n *servertest.Node, app dotmesh.DotName, size int) *dotmesh.Commit {
+	return writeCommitSeed(t, n, app, size, 7)
+}
+
+func writeCommitSeed(t *testing.T, n *servertest.Node, app dotmesh.DotName, size int, seed byte) *dotmesh.Commit {
 	t.Helper()
 	ctx := context.Background()
 	_, err := n.Node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
@@ -64,7 +72,7 @@ func writeCommit(t *testing.T, n *servertest.Node, app dotmesh.DotName, size int
 	p, err := n.Node.SubdotPath(ctx, dotmesh.VolumeName{Dot: app})
 	noErr(t, err)
 	data := make([]byte, size)
-	rand.NewChaCha8([32]byte{7}).Read(data)
+	rand.NewChaCha8([32]byte{seed}).Read(data)
 	noErr(t, os.WriteFile(filepath.Join(p, "f"), data, 0o644))
 	c, err := n.Node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one", Author: "t"})
 	noErr(t, err)
@@ -151,5 +159,66 @@ func TestSendCommitOwnsItsReader(t *testing.T) {
 			}
 			t.Logf("%s: %v", how, r.err)
 		})
+	}
+}
+
+// TestPushCutOffRepeatedly runs pushes between two served nodes and cuts
+// them off mid-stream, by closing the connections to the receiver and by
+// cancelling the client's call, many times: each push ends with an error,
+// the sending node keeps serving (a crash of its server would end this
+// test binary) and no SendCommit of it is left running.
+func TestPushCutOffRepeatedly(t *testing.T) {
+	a, b := servertest.Start(t), servertest.Start(t)
+	// The relay slows the stream so that a cut lands in its middle.
+	p := startProxy(t, b.Server.Listener.Addr().String(), 16<<20)
+	ca, err := client.New(a.URL, "", a.Key)
+	noErr(t, err)
+	runs := 12
+	if testing.Short() {
+		runs = 4
+	}
+	for i := range 2 * runs {
+		how := []string{"receiver cut off", "client cancelled"}[i%2]
+		ctx, cancel := context.WithCancel(context.Background())
+		var once sync.Once
+		cut := func(pr dotmesh.Progress) {
+			if pr.Bytes > 0 {
+				once.Do(func() {
+					if how == "client cancelled" {
+						cancel()
+					} else {
+						p.cut()
+					}
+				})
+			}
+		}
+		// New data each time: b holds no chunk of it, so the push streams.
+		name := fmt.Sprintf("app-%d", i)
+		writeCommitSeed(t, a, dotmesh.DotName{Namespace: "admin", Name: name}, 12<<20, byte(i+10))
+		req := api.TransferRequest{Op: "push", Dot: name, Remote: api.TransferRemote{URL: "http://" + p.addr(), APIKey: b.Key}}
+		_, err := ca.Transfer(ctx, req, cut)
+		cancel()
+		if err == nil {
+			t.Fatalf("run %d (%s): the push succeeded although it was cut off", i, how)
+		}
+		if i < 2 {
+			t.Logf("%s: %v", how, err)
+		}
+	}
+	if _, err := ca.Ping(context.Background()); err != nil {
+		t.Fatalf("the sending node does not answer after the cut pushes: %v", err)
+	}
+	// What a cut push started on a ends with it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		if !strings.Contains(stacks, "client.(*Client).SendCommit") && !strings.Contains(stacks, "server.(*server).runTransfer") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a cut push is still running on the sending node:\n%s", stacks)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

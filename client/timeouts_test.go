@@ -100,6 +100,18 @@ func (p *proxy) closed() bool {
 	return p.conns == nil
 }
 
+
+// cut closes the connections relayed so far, as a receiver that dies
+// does.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = p.conns[:0]
+	p.mu.Unlock()
+}
+
 func (p *proxy) close() {
 	p.ln.Close()
 	p.mu.Lock()

@@ -35,7 +35,10 @@ Only missing commits travel, each as the backend's incremental stream from
 the newest commit REMOTE has (or, between different backends, as a
 backend-neutral stream). Every stream is checksummed end to end; nothing
 becomes visible on REMOTE before it arrived whole. An interrupted push is
-resumed by running it again: commits that arrived are not sent again.
+resumed by running it again: commits that arrived are not sent again. A
+node that moves no data for --idle-timeout (default 60s; a slow transfer
+that keeps moving is never cut) or cannot be connected to within
+--connect-timeout ends the push with an error naming it.
 
 REMOTE refuses when its branch has uncommitted changes, and when both sides
 have commits the other lacks ("diverged"); --stash-on-divergence then moves
