@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -48,15 +49,31 @@ type TransferRemote struct {
 	User   string `json:"user,omitempty"`
 	APIKey string `json:"api_key"`
 	CACert string `json:"ca_cert,omitempty"` // PEM to trust for https URLs
+	// ConnectTimeoutMS and IdleTimeoutMS bound the node's calls to the
+	// peer (client.WithConnectTimeout, client.WithIdleTimeout); 0 means
+	// the client's defaults.
+	ConnectTimeoutMS int64 `json:"connect_timeout_ms,omitempty"`
+	IdleTimeoutMS    int64 `json:"idle_timeout_ms,omitempty"`
 }
 
+// MaxTimeoutMS bounds TransferRemote's timeouts (a day).
+const MaxTimeoutMS = 24 * 60 * 60 * 1000
+
 // TransferEvent is one line of the answer to POST /v1/transfers: progress
-// lines, then exactly one line with Result or Error.
+// and keep-alive lines, then exactly one line with Result or Error.
 type TransferEvent struct {
 	Progress *dotmesh.Progress       `json:"progress,omitempty"`
 	Result   *dotmesh.TransferResult `json:"result,omitempty"`
 	Error    *Error                  `json:"error,omitempty"`
+	// KeepAlive lines come every TransferKeepAlive while the node works,
+	// so that a client's idle timeout tells a busy node from a stopped
+	// one. Clients ignore them.
+	KeepAlive bool `json:"keepalive,omitempty"`
 }
+
+// TransferKeepAlive is how often a running transfer's answer carries a
+// line; client idle timeouts must be longer.
+const TransferKeepAlive = time.Second
 
 // Commit header frame: magic, big-endian uint32 length, the commit as
 // JSON, and the SHA-256 of that JSON (the data stream that follows has its

@@ -29,12 +29,17 @@ type Client struct {
 	user string
 	key  string
 	http *http.Client
+	// connect and idle bound transfer calls: see WithConnectTimeout and
+	// WithIdleTimeout.
+	connect, idle time.Duration
 }
 
 type options struct {
 	caPEM   []byte
 	timeout time.Duration
 	hc      *http.Client
+	connect time.Duration
+	idle    time.Duration
 }
 
 // Option tunes New.
@@ -72,6 +77,12 @@ func New(baseURL, user, apiKey string, opts ...Option) (*Client, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.connect <= 0 {
+		o.connect = DefaultConnectTimeout
+	}
+	if o.idle <= 0 {
+		o.idle = DefaultIdleTimeout
+	}
 	hc := o.hc
 	switch {
 	case hc != nil && o.caPEM != nil:
@@ -79,6 +90,8 @@ func New(baseURL, user, apiKey string, opts ...Option) (*Client, error) {
 	case hc == nil:
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.Proxy = nil // nodes are reached directly; a proxy would see the key
+		tr.DialContext = dialer(o.connect).DialContext
+		tr.TLSHandshakeTimeout = o.connect
 		if o.caPEM != nil {
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(o.caPEM) {
@@ -93,7 +106,7 @@ func New(baseURL, user, apiKey string, opts ...Option) (*Client, error) {
 		c.Timeout = o.timeout
 		hc = &c
 	}
-	return &Client{base: u, user: user, key: apiKey, http: hc}, nil
+	return &Client{base: u, user: user, key: apiKey, http: hc, connect: o.connect, idle: o.idle}, nil
 }
 
 // URL returns the node's base URL.
@@ -104,8 +117,22 @@ func (c *Client) URL() string { return c.base.String() }
 const maxResponse = 256 << 20
 
 // do sends one request. in is encoded as the JSON body when not nil; out
-// receives the JSON answer when not nil.
+// receives the JSON answer when not nil. Only ctx bounds it once
+// connected: commits, gc and the like may take long before they answer.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	return c.call(ctx, nil, method, path, query, in, out)
+}
+
+// doTransfer is do for a call of the transfer protocol, which a node
+// answers promptly: the idle timeout applies.
+func (c *Client) doTransfer(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	ctx, w := c.watchIdle(ctx)
+	defer w.stop()
+	return w.error(c.call(ctx, w, method, path, query, in, out))
+}
+
+// call is do, with the answer's bytes re-arming w when not nil.
+func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, query url.Values, in, out any) error {
 	u := *c.base
 	u.RawPath = c.base.EscapedPath() + path // path is escaped already
 	u.Path, _ = url.PathUnescape(u.RawPath)
@@ -137,7 +164,10 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return c.transportError(err)
 	}
 	defer resp.Body.Close()
-	lr := io.LimitReader(resp.Body, maxResponse)
+	var lr io.Reader = io.LimitReader(resp.Body, maxResponse)
+	if w != nil {
+		lr = progressReader{lr, w}
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return remoteError(resp, lr)
 	}
@@ -154,6 +184,12 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 func (c *Client) transportError(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	if ce := c.connectError(err); ce != nil {
+		return ce
+	}
+	if errors.Is(err, dotmesh.ErrUnavailable) {
+		return err // worded already (the idle watch)
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return fmt.Errorf("%w: no dotmesh node answers at %s; is `dm serve` running? (`dm cluster init` starts one)", dotmesh.ErrUnavailable, c.base.Redacted())

@@ -2,7 +2,9 @@ package client
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,7 +26,7 @@ func (c *Client) State(ctx context.Context, dot dotmesh.DotName, branch string) 
 		return nil, err
 	}
 	var st dotmesh.TransferState
-	if err := c.do(ctx, http.MethodGet, p, url.Values{"branch": {branch}}, nil, &st); err != nil {
+	if err := c.doTransfer(ctx, http.MethodGet, p, url.Values{"branch": {branch}}, nil, &st); err != nil {
 		return nil, err
 	}
 	return &st, nil
@@ -32,6 +34,10 @@ func (c *Client) State(ctx context.Context, dot dotmesh.DotName, branch string) 
 
 // SendCommit implements dotmesh.Transport: the commit header frame and
 // the data stream go in one streamed request body.
+//
+// data is read on the caller's goroutine, and SendCommit returns only
+// once the request is over: nothing reads data (nor calls what its Read
+// calls, such as a progress callback) after SendCommit returned.
 func (c *Client) SendCommit(ctx context.Context, dot dotmesh.DotName, branch string, cm dotmesh.Commit, base *dotmesh.CommitID, format string, data io.Reader) error {
 	p, err := dotPath(dot, "transfer", "commits")
 	if err != nil {
@@ -41,22 +47,33 @@ func (c *Client) SendCommit(ctx context.Context, dot dotmesh.DotName, branch str
 	if base != nil {
 		q.Set("base", string(*base))
 	}
-	pr, pw := io.Pipe()
-	go func() {
-		err := api.WriteCommitHeader(pw, cm)
-		if err == nil {
-			_, err = io.Copy(pw, data)
-		}
-		pw.CloseWithError(err)
-	}()
-	defer pr.Close() // unblocks the writer when the request fails early
-	resp, err := c.stream(ctx, http.MethodPost, p, q, pr, "application/octet-stream")
-	if err != nil {
+	var hdr bytes.Buffer
+	if err := api.WriteCommitHeader(&hdr, cm); err != nil {
 		return err
 	}
-	resp.Body.Close()
-	return nil
+	pr, pw := io.Pipe()
+	sent := make(chan error, 1)
+	go func() {
+		body, err := c.stream(ctx, http.MethodPost, p, q, pr, "application/octet-stream")
+		if err == nil {
+			body.Close()
+		}
+		// The request is over: the copy below stops at its next Write.
+		pr.CloseWithError(errRequestOver)
+		sent <- err
+	}()
+	_, cerr := io.Copy(pw, io.MultiReader(&hdr, data))
+	pw.CloseWithError(cerr) // nil: the body ends
+	err = <-sent
+	if cerr != nil && !errors.Is(cerr, errRequestOver) {
+		// The stream failed on this side; the request failed from it.
+		return fmt.Errorf("reading the stream of commit %s: %w", cm.ID, cerr)
+	}
+	return err
 }
+
+// errRequestOver ends a request body's copy when the request ended first.
+var errRequestOver = errors.New("the request ended before its body")
 
 // FetchCommit implements dotmesh.Transport.
 func (c *Client) FetchCommit(ctx context.Context, dot dotmesh.DotName, id dotmesh.CommitID, base *dotmesh.CommitID, format string) (io.ReadCloser, error) {
@@ -68,11 +85,7 @@ func (c *Client) FetchCommit(ctx context.Context, dot dotmesh.DotName, id dotmes
 	if base != nil {
 		q.Set("base", string(*base))
 	}
-	resp, err := c.stream(ctx, http.MethodGet, p, q, nil, "")
-	if err != nil {
-		return nil, err
-	}
-	return resp.Body, nil
+	return c.stream(ctx, http.MethodGet, p, q, nil, "")
 }
 
 // Finish implements dotmesh.Transport.
@@ -82,7 +95,7 @@ func (c *Client) Finish(ctx context.Context, dot dotmesh.DotName, branch string,
 		return nil, err
 	}
 	var res dotmesh.FinishResult
-	if err := c.do(ctx, http.MethodPost, p, url.Values{"branch": {branch}}, req, &res); err != nil {
+	if err := c.doTransfer(ctx, http.MethodPost, p, url.Values{"branch": {branch}}, req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -95,14 +108,14 @@ func (c *Client) Transfer(ctx context.Context, req api.TransferRequest, progress
 	if err != nil {
 		return nil, err
 	}
-	pr, pw := io.Pipe()
-	go func() { _, err := pw.Write(body); pw.CloseWithError(err) }()
-	resp, err := c.stream(ctx, http.MethodPost, "/v1/transfers", nil, pr, "application/json")
+	// The node sends a keep-alive event every second while it works, so
+	// the idle timeout finds a node that stopped, not one that is busy.
+	rc, err := c.stream(ctx, http.MethodPost, "/v1/transfers", nil, bytes.NewReader(body), "application/json")
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, maxResponse))
+	defer rc.Close()
+	sc := bufio.NewScanner(io.LimitReader(rc, maxResponse))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		var ev api.TransferEvent
@@ -128,15 +141,22 @@ func (c *Client) Transfer(ctx context.Context, req api.TransferRequest, progress
 	return nil, fmt.Errorf("%w: the node at %s stopped answering before the transfer finished (did it restart?); run the command again to resume", dotmesh.ErrUnavailable, c.base.Redacted())
 }
 
-// stream sends one request with a streamed body and returns the response
-// when its status is 2xx; the caller closes its body.
-func (c *Client) stream(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string) (*http.Response, error) {
+// stream sends one request of the transfer protocol with a streamed body
+// and returns the answer's body when its status is 2xx; the caller closes
+// it. The idle timeout applies while the request is sent, while its answer
+// is awaited and during each Read of the answer.
+func (c *Client) stream(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string) (io.ReadCloser, error) {
 	u := *c.base
 	u.RawPath = c.base.EscapedPath() + path
 	u.Path, _ = url.PathUnescape(u.RawPath)
 	u.RawQuery = query.Encode()
+	ctx, w := c.watchIdle(ctx)
+	if body != nil {
+		body = &localBody{r: body, w: w}
+	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
+		w.stop()
 		return nil, fmt.Errorf("%w: %v", dotmesh.ErrInvalidArgument, err)
 	}
 	if contentType != "" {
@@ -145,11 +165,14 @@ func (c *Client) stream(ctx context.Context, method, path string, query url.Valu
 	req.SetBasicAuth(c.user, c.key)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, c.transportError(err)
+		w.stop()
+		return nil, c.transportError(w.error(err))
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer w.stop()
 		defer resp.Body.Close()
-		return nil, remoteError(resp, io.LimitReader(resp.Body, maxResponse))
+		return nil, w.error(remoteError(resp, progressReader{io.LimitReader(resp.Body, maxResponse), w}))
 	}
-	return resp, nil
+	w.setWaiting(false)
+	return &peerBody{rc: resp.Body, w: w}, nil
 }

@@ -30,9 +30,9 @@ func (l localTransport) FetchCommit(ctx context.Context, dot DotName, id CommitI
 	if _, _, err := l.n.sendSource(ctx, dot, id, base, format); err != nil {
 		return nil, err
 	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(l.n.SendCommitStream(ctx, dot, id, base, format, pw)) }()
-	return pr, nil
+	return produce(ctx, func(ctx context.Context, w io.Writer) error {
+		return l.n.SendCommitStream(ctx, dot, id, base, format, w)
+	}), nil
 }
 
 func (l localTransport) CommitObjects(ctx context.Context, dot DotName, id CommitID, base *CommitID, format string) (*ObjectList, error) {
@@ -47,9 +47,36 @@ func (l localTransport) FetchCommitWithout(ctx context.Context, dot DotName, id 
 	if _, _, _, err := l.n.negotiatingSource(ctx, dot, id, base, format); err != nil {
 		return nil, err
 	}
+	return produce(ctx, func(ctx context.Context, w io.Writer) error {
+		return l.n.SendCommitStreamWithout(ctx, dot, id, base, format, f, w)
+	}), nil
+}
+
+// produce runs write on a goroutine of its own, feeding the reader it
+// returns. Closing the reader stops write (its context ends, its writes
+// fail) and waits for it, so that nothing of a stream outlives the reader.
+func produce(ctx context.Context, write func(context.Context, io.Writer) error) io.ReadCloser {
+	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(l.n.SendCommitStreamWithout(ctx, dot, id, base, format, f, pw)) }()
-	return pr, nil
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(write(ctx, pw))
+	}()
+	return &producedReader{PipeReader: pr, cancel: cancel, done: done}
+}
+
+type producedReader struct {
+	*io.PipeReader
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (p *producedReader) Close() error {
+	p.cancel()
+	err := p.PipeReader.Close()
+	<-p.done
+	return err
 }
 
 func (l localTransport) Finish(ctx context.Context, dot DotName, branch string, req FinishRequest) (*FinishResult, error) {

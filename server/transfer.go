@@ -235,6 +235,9 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 	if req.Remote.CACert != "" {
 		opts = append(opts, client.WithCACert([]byte(req.Remote.CACert)))
 	}
+	opts = append(opts,
+		client.WithConnectTimeout(time.Duration(req.Remote.ConnectTimeoutMS)*time.Millisecond),
+		client.WithIdleTimeout(time.Duration(req.Remote.IdleTimeoutMS)*time.Millisecond))
 	peer, err := client.New(req.Remote.URL, req.Remote.User, req.Remote.APIKey, opts...)
 	if err != nil {
 		writeError(w, err)
@@ -273,6 +276,23 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 			}
 		},
 	}
+	// Keep-alive lines while the transfer runs; the goroutine ends before
+	// the handler does, as nothing may write to w after that.
+	stopKeepAlive := make(chan struct{})
+	keptAlive := make(chan struct{})
+	go func() {
+		defer close(keptAlive)
+		t := time.NewTicker(api.TransferKeepAlive)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopKeepAlive:
+				return
+			case <-t.C:
+				emit(api.TransferEvent{KeepAlive: true})
+			}
+		}
+	}()
 	var res *dotmesh.TransferResult
 	switch req.Op {
 	case "push":
@@ -282,6 +302,8 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 	case "clone":
 		res, err = s.node.Clone(ctx, local, req.Branch, peer, o)
 	}
+	close(stopKeepAlive)
+	<-keptAlive
 	if err != nil {
 		if rec, ok := w.(*recorder); ok {
 			rec.err = err
@@ -328,6 +350,14 @@ func parseTransferRequest(req api.TransferRequest) (local, remote dotmesh.DotNam
 	}
 	if req.Remote.URL == "" || req.Remote.APIKey == "" {
 		return local, remote, fmt.Errorf("%w: remote.url and remote.api_key are required", dotmesh.ErrInvalidArgument)
+	}
+	for _, t := range []struct {
+		name string
+		ms   int64
+	}{{"connect_timeout_ms", req.Remote.ConnectTimeoutMS}, {"idle_timeout_ms", req.Remote.IdleTimeoutMS}} {
+		if t.ms < 0 || t.ms > api.MaxTimeoutMS {
+			return local, remote, fmt.Errorf("%w: remote.%s %d must be from 0 (the default) to %d", dotmesh.ErrInvalidArgument, t.name, t.ms, api.MaxTimeoutMS)
+		}
 	}
 	return local, remote, nil
 }

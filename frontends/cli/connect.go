@@ -32,18 +32,21 @@ func (a *app) connect() (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := newClient(r)
+	if err := a.timeouts.validate(); err != nil {
+		return nil, err
+	}
+	c, err := newClient(r, a.timeouts.options()...)
 	if err != nil {
 		return nil, fmt.Errorf("remote %s: %w", name, err)
 	}
 	return &session{a: a, cfgPath: path, cfg: cfg, remoteName: name, remote: r, c: c}, nil
 }
 
-func newClient(r *Remote) (*client.Client, error) {
+func newClient(r *Remote, opts ...client.Option) (*client.Client, error) {
 	if r.CACert != "" {
-		return client.New(r.URL(), r.User, r.APIKey, client.WithCACert([]byte(r.CACert)))
+		opts = append(opts, client.WithCACert([]byte(r.CACert)))
 	}
-	return client.New(r.URL(), r.User, r.APIKey)
+	return client.New(r.URL(), r.User, r.APIKey, opts...)
 }
 
 // wrap turns a client error into the one-line message dm prints: server

@@ -37,7 +37,10 @@ Only missing commits travel, each as the backend's incremental stream from
 the newest commit REMOTE has (or, between different backends, as a
 backend-neutral stream). Every stream is checksummed end to end; nothing
 becomes visible on REMOTE before it arrived whole. An interrupted push is
-resumed by running it again: commits that arrived are not sent again.
+resumed by running it again: commits that arrived are not sent again. A
+node that moves no data for --idle-timeout (default 60s; a slow transfer
+that keeps moving is never cut) or cannot be connected to within
+--connect-timeout ends the push with an error naming it.
 
 REMOTE refuses when its branch has uncommitted changes, and when both sides
 have commits the other lacks ("diverged"); --stash-on-divergence then moves
@@ -128,6 +131,7 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 	}
 	req := api.TransferRequest{Op: op, Stash: f.stash, Neutral: f.neutral,
 		Remote: api.TransferRemote{Name: peerName, URL: peer.URL(), User: peer.User, APIKey: peer.APIKey, CACert: peer.CACert}}
+	a.timeouts.apply(&req.Remote)
 	var dotArg string
 	if len(args) > 1 {
 		dotArg = args[1]

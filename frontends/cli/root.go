@@ -39,6 +39,7 @@ type app struct {
 	remoteFlag string // --remote
 	scripting  bool   // -H
 	jsonOut    bool   // --json
+	timeouts   timeoutFlags
 }
 
 // Main runs dm with args (without the program name) and returns the exit
@@ -142,6 +143,7 @@ node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes.
 	pf.StringVar(&a.remoteFlag, "remote", "", "use remote `NAME` instead of the current one")
 	pf.BoolVarP(&a.scripting, "scripting", "H", false, "scripting mode: no headers, tab-separated fields, exact byte counts")
 	pf.BoolVar(&a.jsonOut, "json", false, "print the result as JSON")
+	a.timeouts.add(pf)
 
 	root.AddGroup(
 		&cobra.Group{ID: "dots", Title: "Dots:"},
