@@ -182,11 +182,13 @@ func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, qu
 }
 
 func (c *Client) transportError(err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
+	// A dial timeout also matches context.DeadlineExceeded (net's
+	// timeout error says so), so it is worded first.
 	if ce := c.connectError(err); ce != nil {
 		return ce
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
 	}
 	if errors.Is(err, dotmesh.ErrUnavailable) {
 		return err // worded already (the idle watch)
