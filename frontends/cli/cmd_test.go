@@ -72,6 +72,9 @@ func TestBadInputFailsBeforeConnecting(t *testing.T) {
 		{[]string{"cluster", "init", "--port", "70000"}, "--port 70000"},
 		{[]string{"dot", "delete", "/abs"}, "absolute path"},
 		{[]string{"switch", "a@b"}, "without @branch"},
+		{[]string{"--idle-timeout", "1s", "push", "b"}, "--idle-timeout 1s must be from 2s to 24h"},
+		{[]string{"--connect-timeout", "0s", "list"}, "--connect-timeout 0s must be above 0"},
+		{[]string{"--idle-timeout", "soon", "list"}, "invalid argument"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
