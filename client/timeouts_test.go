@@ -100,7 +100,6 @@ func (p *proxy) closed() bool {
 	return p.conns == nil
 }
 
-
 // cut closes the connections relayed so far, as a receiver that dies
 // does.
 func (p *proxy) cut() {
@@ -137,7 +136,9 @@ func TestIdleTimeoutCutsAStalledPeer(t *testing.T) {
 	data := &stallAfter{r: strings.NewReader(string(stream)), at: len(stream) / 2, p: p}
 	start := time.Now()
 	done := make(chan error, 1)
-	go func() { done <- cb.SendCommit(context.Background(), app, "master", c, nil, dotmesh.FormatNative+"dump", data) }()
+	go func() {
+		done <- cb.SendCommit(context.Background(), app, "master", c, nil, dotmesh.FormatNative+"dump", data)
+	}()
 	select {
 	case err = <-done:
 	case <-time.After(30 * time.Second):

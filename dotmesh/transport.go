@@ -23,10 +23,13 @@ type Transport interface {
 	State(ctx context.Context, dot DotName, branch string) (*TransferState, error)
 	// SendCommit stores commit c on the peer's branch (it stays invisible
 	// until Finish): data is a stream in format, incremental from base (a
-	// commit the peer has) when base is not nil.
+	// commit the peer has) when base is not nil. It returns only once
+	// nothing reads data any more, also on failure: data's Read may call
+	// back into the caller (progress), which must not outlive the call.
 	SendCommit(ctx context.Context, dot DotName, branch string, c Commit, base *CommitID, format string, data io.Reader) error
 	// FetchCommit asks the peer for the stream of commit id in format,
-	// incremental from base when not nil.
+	// incremental from base when not nil. Close ends whatever produces
+	// the stream before it returns.
 	FetchCommit(ctx context.Context, dot DotName, id CommitID, base *CommitID, format string) (io.ReadCloser, error)
 	// Finish moves the peer's branch to req.Head, whose history the peer
 	// must hold, creating the dot and the branch if needed.

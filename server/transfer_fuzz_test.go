@@ -12,6 +12,7 @@ func FuzzTransferRequest(f *testing.F) {
 	f.Add([]byte(`{"op":"push","dot":"app","remote":{"name":"b","url":"http://127.0.0.2:32607","api_key":"k"}}`))
 	f.Add([]byte(`{"op":"clone","dot":"ns/app","branch":"dev","remote_dot":"x/y","remote":{"url":"https://h","api_key":"k","ca_cert":"-----"}}`))
 	f.Add([]byte(`{"op":"pull","dot":"../x"}`))
+	f.Add([]byte(`{"op":"push","dot":"app","remote":{"url":"http://h","api_key":"k","connect_timeout_ms":-1,"idle_timeout_ms":86400001}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var req api.TransferRequest
 		if decodeJSON(data, &req) != nil {
@@ -26,6 +27,11 @@ func FuzzTransferRequest(f *testing.F) {
 		}
 		if req.Op != "push" && req.Op != "pull" && req.Op != "clone" {
 			t.Fatalf("accepted op %q", req.Op)
+		}
+		for _, ms := range []int64{req.Remote.ConnectTimeoutMS, req.Remote.IdleTimeoutMS} {
+			if ms < 0 || ms > api.MaxTimeoutMS {
+				t.Fatalf("accepted a timeout of %d ms", ms)
+			}
 		}
 	})
 }

@@ -78,6 +78,9 @@ func TestBadInputFailsBeforeConnecting(t *testing.T) {
 		{[]string{"init", "_ns/app"}, `namespace name "_ns" starts with '_'`},
 		{[]string{"branch", "__root__"}, `branch name "__root__" starts with '_'`},
 		{[]string{"checkout", "-b", "--", "-"}, `branch name "-" starts with '-'`},
+		{[]string{"--idle-timeout", "1s", "push", "b"}, "--idle-timeout 1s must be from 2s to 24h"},
+		{[]string{"--connect-timeout", "0s", "list"}, "--connect-timeout 0s must be above 0"},
+		{[]string{"--idle-timeout", "soon", "list"}, "invalid argument"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

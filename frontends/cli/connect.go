@@ -24,15 +24,15 @@ type session struct {
 // connect loads the config and makes a client for the chosen remote. No
 // request is sent yet.
 func (a *app) connect() (*session, error) {
+	if err := a.timeouts.validate(); err != nil {
+		return nil, err
+	}
 	path, cfg, err := a.loadConfig()
 	if err != nil {
 		return nil, err
 	}
 	name, r, err := a.remote(cfg)
 	if err != nil {
-		return nil, err
-	}
-	if err := a.timeouts.validate(); err != nil {
 		return nil, err
 	}
 	c, err := newClient(r, a.timeouts.options()...)
