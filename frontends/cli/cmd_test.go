@@ -72,6 +72,10 @@ func TestBadInputFailsBeforeConnecting(t *testing.T) {
 		{[]string{"cluster", "init", "--port", "70000"}, "--port 70000"},
 		{[]string{"dot", "delete", "/abs"}, "absolute path"},
 		{[]string{"switch", "a@b"}, "without @branch"},
+		{[]string{"transfers", "abort"}, "usage: dm transfers abort DOT[@BRANCH]"},
+		{[]string{"transfers", "abort", "a.b"}, "names a subdot"},
+		{[]string{"transfers", "abort", "a@b c"}, "branch"},
+		{[]string{"serve", "--transfer-pin", "0s"}, "--transfer-pin 0s"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -172,7 +176,7 @@ func TestHelpIsThere(t *testing.T) {
 	e, _ := testEnv(t)
 	for _, cmd := range [][]string{{}, {"init"}, {"list"}, {"commit"}, {"log"}, {"reset"}, {"branch"}, {"checkout"},
 		{"path"}, {"dot", "show"}, {"dot", "delete"}, {"switch"}, {"remote"}, {"remote", "add"}, {"cluster", "init"},
-		{"cluster", "stop"}, {"cluster", "reset"}, {"serve"}, {"version"}} {
+		{"cluster", "stop"}, {"cluster", "reset"}, {"serve"}, {"transfers"}, {"transfers", "abort"}, {"version"}} {
 		r := runDM(t, e, append(cmd, "--help")...)
 		if r.code != 0 || !strings.Contains(r.out, "Usage:") {
 			t.Errorf("dm %v --help: %+v", cmd, r)
