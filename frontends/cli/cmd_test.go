@@ -81,6 +81,10 @@ func TestBadInputFailsBeforeConnecting(t *testing.T) {
 		{[]string{"--idle-timeout", "1s", "push", "b"}, "--idle-timeout 1s must be from 2s to 24h"},
 		{[]string{"--connect-timeout", "0s", "list"}, "--connect-timeout 0s must be above 0"},
 		{[]string{"--idle-timeout", "soon", "list"}, "invalid argument"},
+		{[]string{"transfers", "abort"}, "usage: dm transfers abort DOT[@BRANCH]"},
+		{[]string{"transfers", "abort", "a.b"}, "names a subdot"},
+		{[]string{"transfers", "abort", "a@b c"}, "branch"},
+		{[]string{"serve", "--transfer-pin", "0s"}, "--transfer-pin 0s"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -181,7 +185,7 @@ func TestHelpIsThere(t *testing.T) {
 	e, _ := testEnv(t)
 	for _, cmd := range [][]string{{}, {"init"}, {"list"}, {"commit"}, {"log"}, {"reset"}, {"branch"}, {"checkout"},
 		{"path"}, {"dot", "show"}, {"dot", "delete"}, {"switch"}, {"remote"}, {"remote", "add"}, {"cluster", "init"},
-		{"cluster", "stop"}, {"cluster", "reset"}, {"serve"}, {"version"}} {
+		{"cluster", "stop"}, {"cluster", "reset"}, {"serve"}, {"transfers"}, {"transfers", "abort"}, {"version"}} {
 		r := runDM(t, e, append(cmd, "--help")...)
 		if r.code != 0 || !strings.Contains(r.out, "Usage:") {
 			t.Errorf("dm %v --help: %+v", cmd, r)

@@ -71,7 +71,8 @@ func (a *app) transfersAbortCmd() *cobra.Command {
 		Use:   "abort DOT[@BRANCH]",
 		Short: "End unfinished incoming transfers of a dot and free what they stored",
 		Long: `End the unfinished incoming transfers of DOT (only the one into BRANCH when
-given) on the remote: a transfer still receiving is cut off, the commits
+given) on the remote: a transfer still receiving is cut off (at its next
+bytes: one whose sender froze waits for its connection to time out), the commits
 that arrived and that no branch holds are removed, and the storage they
 used is freed at once (the bytes freed are printed). A dot that did not
 exist there before the transfer does not appear. Commits and branches the
