@@ -24,6 +24,7 @@ import (
 //	                            own commits
 //
 // The Node keeps all metadata (names, parents, messages) in the ClusterStore
+// (and copies of it with backends that are RecordKeepers, for a rebuild)
 // and serialises operations on one branch; a backend only stores data, keyed
 // by dot id, branch name and commit id, which it must treat as opaque but
 // validated path components (see BranchRef.Validate).

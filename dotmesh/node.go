@@ -94,6 +94,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		n.log = slog.Default()
 	}
 	ks := newKeepingStore(opts.Store, n)
+	ks.off = opts.Cluster != nil
 	n.store, n.reg = ks, registry{ks}
 	if n.now == nil {
 		n.now = time.Now

@@ -76,9 +76,13 @@ func recordFor(key string) (dot DotID, rec string, ok bool) {
 // branch and commit records are copied to the RecordKeeper of the dot's
 // backend after they committed. Copies of one dot are made in revision
 // order (the dot's lock is held across the transaction and the copy).
+//
+// Cluster nodes keep no copies (off): the registry is etcd, the dot's data
+// may live on another node, and a rebuild covers a node alone.
 type keepingStore struct {
 	ClusterStore
-	n *Node
+	n   *Node
+	off bool
 
 	mu       sync.Mutex
 	dotLocks map[DotID]*sync.Mutex
@@ -90,14 +94,14 @@ func newKeepingStore(s ClusterStore, n *Node) *keepingStore {
 }
 
 func (k *keepingStore) Put(ctx context.Context, key string, value []byte) (int64, error) {
-	if _, _, ok := recordFor(key); !ok {
+	if _, _, ok := recordFor(key); !ok || k.off {
 		return k.ClusterStore.Put(ctx, key, value)
 	}
 	return k.Txn(ctx, nil, []Op{PutOp(key, value)})
 }
 
 func (k *keepingStore) Delete(ctx context.Context, key string) error {
-	if _, _, ok := recordFor(key); !ok {
+	if _, _, ok := recordFor(key); !ok || k.off {
 		return k.ClusterStore.Delete(ctx, key)
 	}
 	_, err := k.Txn(ctx, nil, []Op{DeleteOp(key)})
@@ -123,7 +127,7 @@ func (k *keepingStore) Txn(ctx context.Context, conds []Condition, ops []Op) (in
 		}
 		recs[dot][rec] = v
 	}
-	if len(recs) == 0 {
+	if len(recs) == 0 || k.off {
 		return k.ClusterStore.Txn(ctx, conds, ops)
 	}
 	dots := make([]DotID, 0, len(recs))

@@ -12,6 +12,8 @@
 //	dots/<dot id>/<branch>/commits/<id>/snap    a commit (read-only snapshot)
 //	dots/<dot id>/<branch>/commits/.recv-*/     a receive in progress
 //	dots/<dot id>/<branch>/rollback             a rollback in progress
+//	records/<dot id>/<key>                      copies of the registry's records
+//	                                            (dotmesh.RecordKeeper)
 //	trash/                                      being deleted
 //	lock                                        one Backend per root
 //

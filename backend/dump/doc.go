@@ -19,6 +19,9 @@
 //	store/packs/<id>.pack, <id>.idx      objects shared by all dots, in packs
 //	                                     with their indexes (package cas)
 //	store/staging/<id>.pack              the pack of a commit in progress
+//	records/<dot>/<key>                  copies of the registry's records of
+//	                                     the dot (dotmesh.RecordKeeper), for
+//	                                     `dm registry rebuild`
 //	tmp/                                 trees being built by CreateBranch
 //	trash/                               deleted branches being removed
 //

@@ -48,6 +48,7 @@ func (b *Backend) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[s
 		return err
 	}
 	target := b.container(dot).String()
+	var props []propRow // the container's properties, read once for removals
 	for k, v := range recs {
 		if err := dotmesh.ValidateRecordKey(k); err != nil {
 			return err
@@ -55,12 +56,25 @@ func (b *Backend) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[s
 		if len(v) > dotmesh.MaxRecordSize {
 			return fmt.Errorf("%w: record %s of dot %s has %d bytes, more than %d", dotmesh.ErrInvalidArgument, k, dot, len(v), dotmesh.MaxRecordSize)
 		}
-		old, err := b.recParts(ctx, target, k)
-		if err != nil {
-			if v == nil && errors.Is(err, ErrNoDataset) {
-				continue
+		if v == nil {
+			if props == nil {
+				var err error
+				if props, err = b.z.get(ctx, false, []string{"all"}, b.container(dot)); errors.Is(err, ErrNoDataset) {
+					return nil // no storage, no records
+				} else if err != nil {
+					return fmt.Errorf("removing records of dot %s: %w", dot, err)
+				}
 			}
-			return fmt.Errorf("keeping record %s of dot %s: %w", k, dot, err)
+			// Every part: a record that shrank leaves parts its header
+			// no longer counts.
+			for _, r := range props {
+				if r.prop == recProp(k, 0) || strings.HasPrefix(r.prop, recProp(k, 0)+".") {
+					if err := b.z.inherit(ctx, target, r.prop); err != nil && !errors.Is(err, ErrNoDataset) {
+						return fmt.Errorf("removing record %s of dot %s: %w", k, dot, err)
+					}
+				}
+			}
+			continue
 		}
 		enc := base64.StdEncoding.EncodeToString(v)
 		var parts []string
@@ -68,9 +82,6 @@ func (b *Backend) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[s
 			parts, enc = append(parts, enc[:recPartSize]), enc[recPartSize:]
 		}
 		parts = append(parts, enc)
-		if v == nil {
-			parts = nil
-		}
 		// Later parts first: part 0 with the count and CRC makes a record.
 		for i := len(parts) - 1; i >= 0; i-- {
 			val := parts[i]
@@ -81,30 +92,8 @@ func (b *Backend) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[s
 				return fmt.Errorf("keeping record %s of dot %s: %w", k, dot, err)
 			}
 		}
-		for i := len(parts); i < old; i++ {
-			if err := b.z.inherit(ctx, target, recProp(k, i)); err != nil && !errors.Is(err, ErrNoDataset) {
-				return fmt.Errorf("removing record %s of dot %s: %w", k, dot, err)
-			}
-		}
 	}
 	return nil
-}
-
-// recParts reads how many parts record k has on target (0: none).
-func (b *Backend) recParts(ctx context.Context, target, k string) (int, error) {
-	out, err := b.z.run(ctx, b.z.zfs, "get", "-H", "-o", "value", recProp(k, 0), target)
-	if err != nil {
-		return 0, err
-	}
-	n, _, ok := strings.Cut(strings.TrimSpace(string(out)), ":")
-	if !ok {
-		return 0, nil // "-": not set
-	}
-	parts, err := strconv.Atoi(n)
-	if err != nil || parts < 1 {
-		return 1, nil
-	}
-	return parts, nil
 }
 
 // Records implements dotmesh.RecordKeeper.
