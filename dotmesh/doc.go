@@ -21,7 +21,10 @@
 // Crash safety follows one rule: data first, then one registry
 // transaction. A node killed in between leaves data the registry does not
 // know, which NewNode's reconciliation removes, so every dot is at its old
-// state or at the complete new one.
+// state or at the complete new one. Rewriting a working state from a
+// commit (reset, a transfer moving a branch) is the exception that cannot
+// be undone: it is journalled in the branch record and rolled forward
+// by reconciliation (restore.go).
 //
 // Cluster mode (Options.Cluster): nodes share one ClusterStore. Every node
 // replicates every commit in the background; each branch has one master

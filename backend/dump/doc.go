@@ -67,7 +67,8 @@
 // are left alone. A Rollback patches a file the synced manifest vouches
 // for in place when less than half of it differs, writing only the chunks
 // that differ at their offsets (the synced state is removed, durably,
-// before the first such write, so a crash can only leave a dirty tree);
+// before the first such write, so a crash can only leave a dirty tree,
+// which the Node's restore journal has restored again at its next start);
 // other files are written under a temporary name and renamed.
 // CreateBranch builds the tree under a temporary name and renames it into
 // place; Rollback works in place so that mounts of the tree stay valid.
