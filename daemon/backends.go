@@ -27,6 +27,8 @@ type backendSettings struct {
 	ZFSPool  string   `json:"zfs_pool,omitempty"`  // zfs only
 	ZFSRoot  string   `json:"zfs_root,omitempty"`  // zfs only; "" = <pool>/dmfs
 	PoolSize int64    `json:"pool_size,omitempty"` // size of a new zfs pool file or btrfs image; 0 = default
+	// OpenWorktrees is Config's, given at each start, not remembered.
+	OpenWorktrees bool `json:"-"`
 }
 
 // opener opens one backend kind with its storage under s's data directory.
@@ -35,8 +37,8 @@ type opener func(ctx context.Context, dataDir string, s backendSettings, log *sl
 // backends are the kinds `dm serve --backend` accepts, by canonical name.
 // Each keeps its storage in its own directory below the data directory.
 var backends = map[string]opener{
-	dumpName: func(_ context.Context, dataDir string, _ backendSettings, log *slog.Logger) (dotmesh.StorageBackend, error) {
-		return dump.Open(filepath.Join(dataDir, "dump"), dump.Options{Logger: log})
+	dumpName: func(_ context.Context, dataDir string, s backendSettings, log *slog.Logger) (dotmesh.StorageBackend, error) {
+		return dump.Open(filepath.Join(dataDir, "dump"), dump.Options{Logger: log, OpenWorktrees: s.OpenWorktrees})
 	},
 	// zfs: the pool is imported as it is, or made from (or on) the sparse
 	// file DataDir/zfs/dotmesh_data; branches mount below DataDir/zfs/mnt.
@@ -131,6 +133,8 @@ func resolveSettings(cfg Config, dataDir string) (backendSettings, error) {
 		ZFSPool:  pick(cfg.ZFSPool, saved.ZFSPool, ""), // "": zfs.DefaultPool
 		ZFSRoot:  pick(cfg.ZFSRoot, saved.ZFSRoot, ""),
 		PoolSize: cfg.PoolSize,
+
+		OpenWorktrees: cfg.OpenWorktrees,
 	}
 	if s.PoolSize == 0 {
 		s.PoolSize = saved.PoolSize
@@ -165,16 +169,7 @@ func resolveSettings(cfg Config, dataDir string) (backendSettings, error) {
 
 // save writes s to dataDir for the next start.
 func (s backendSettings) save(dataDir string) error {
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(dataDir, settingsFile)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("writing the backend settings: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := saveSettings(filepath.Join(dataDir, settingsFile), s); err != nil {
 		return fmt.Errorf("writing the backend settings: %w", err)
 	}
 	return nil

@@ -42,6 +42,7 @@ func (a *app) dataDir(flag string) (string, error) {
 func (a *app) serveCmd() *cobra.Command {
 	var (
 		dir, listen, logLevel string
+		nf                    nodeFlags
 		bf                    backendFlags
 		df                    dockerFlags
 		tf                    tlsFlags
@@ -54,6 +55,17 @@ func (a *app) serveCmd() *cobra.Command {
 		Long: `Run a dotmesh node: the engine behind its HTTP API, until SIGINT or
 SIGTERM. Logs go to stderr. The node writes DIR/dm.pid and, on first
 start, an admin API key to DIR/admin-api-key.
+
+What the node writes is private to its user: DIR is made (or set) mode
+0700, its files 0600. --open-worktrees lets services that run as another
+local user reach the working trees (` + "`dm path`" + `): DIR and the directories on
+the way become 0711 and the tree roots 0755; containers get the trees
+bind-mounted and need not. Give it at every start.
+
+Plain HTTP beyond loopback (a --listen address other than 127.x or ::1)
+sends API keys and data in clear: it needs --tls-cert/--tls-key, or
+--insecure to accept that. --listen and --insecure are remembered in
+DIR/listen.json: a start without --listen listens where the last did.
 
 ` + "`dm cluster init`" + ` runs this in the background for you; run it directly under
 a service manager or to watch the logs.
@@ -96,7 +108,10 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 				DataDir: d,
 				Listen:  listen,
 				Logger:  logger,
-				Version: Version,
+
+				Insecure:      nf.insecure,
+				OpenWorktrees: nf.openWorktrees,
+				Version:       Version,
 				Ready: func(addr string) {
 					logger.Info("dotmesh node ready", "addr", addr, "data_dir", d, "pid", os.Getpid())
 				},
@@ -113,8 +128,9 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 	}
 	f := c.Flags()
 	f.StringVar(&dir, "data-dir", "", "data directory `DIR` (default ~/.dotmesh/data)")
-	f.StringVar(&listen, "listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(api.DefaultPort)), "listen on `ADDR` for the HTTP API")
+	f.StringVar(&listen, "listen", "", "listen on `ADDR` (HOST:PORT) for the HTTP API (default: where the node in DIR last listened, else "+daemon.DefaultListen+")")
 	f.StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug (also every zfs/zpool command and its duration), info, warn or error")
+	nf.add(f)
 	bf.add(f)
 	df.add(f)
 	tf.add(f)
@@ -145,6 +161,7 @@ func (a *app) clusterInitCmd(join bool) *cobra.Command {
 	var (
 		dir     string
 		listen  string
+		nf      nodeFlags
 		bf      backendFlags
 		df      dockerFlags
 		tf      tlsFlags
@@ -258,11 +275,22 @@ other nodes --peer-ca).`
 			return fmt.Errorf("a node already runs in %s (pid %d); `dm cluster stop` stops it", d, pid)
 		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if listen != "" {
+		switch {
+		case listen != "":
 			if _, _, err := net.SplitHostPort(listen); err != nil {
 				return fmt.Errorf("%w: --listen %q must be HOST:PORT", dotmesh.ErrInvalidArgument, listen)
 			}
 			addr = listen
+		case !cmd.Flags().Changed("port"):
+			// A restart listens where the node last did.
+			remembered, insecure, err := daemon.RememberedListen(d)
+			if err != nil {
+				return err
+			}
+			if remembered != "" {
+				addr = remembered
+				nf.insecure = nf.insecure || insecure
+			}
 		}
 		clusterArgs, err := cf.args()
 		if err != nil {
@@ -271,7 +299,7 @@ other nodes --peer-ca).`
 		if join {
 			clusterArgs = append(clusterArgs, "--store=etcd")
 		}
-		serveArgs := append(append(append(bf.args(), df.args()...), clusterArgs...), tlsArgs...)
+		serveArgs := append(append(append(append(nf.args(), bf.args()...), df.args()...), clusterArgs...), tlsArgs...)
 		r, pid, err := startNode(cmd.Context(), d, addr, serveArgs, pinned, timeout)
 		if err != nil {
 			return err
@@ -316,8 +344,9 @@ other nodes --peer-ca).`
 	}
 	f := c.Flags()
 	f.StringVar(&dir, "data-dir", "", "data directory `DIR` of the node (default ~/.dotmesh/data)")
-	f.IntVar(&port, "port", api.DefaultPort, "`PORT` of the node's HTTP API on 127.0.0.1")
+	f.IntVar(&port, "port", api.DefaultPort, "`PORT` of the node's HTTP API on 127.0.0.1 (default: where the node in DIR last listened, else 32607)")
 	f.StringVar(&listen, "listen", "", "listen on `ADDR` (HOST:PORT) instead of 127.0.0.1:PORT")
+	nf.add(f)
 	bf.add(f)
 	df.add(f)
 	tf.add(f)
