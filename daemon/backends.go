@@ -30,6 +30,8 @@ type backendSettings struct {
 	PoolSize int64    `json:"pool_size,omitempty"` // size of a new zfs pool file or btrfs image; 0 = default
 	// TransferPin is Config.TransferPin, given each start (not saved).
 	TransferPin time.Duration `json:"-"`
+	// OpenWorktrees is Config's, given at each start, not remembered.
+	OpenWorktrees bool `json:"-"`
 }
 
 // opener opens one backend kind with its storage under s's data directory.
@@ -39,7 +41,7 @@ type opener func(ctx context.Context, dataDir string, s backendSettings, log *sl
 // Each keeps its storage in its own directory below the data directory.
 var backends = map[string]opener{
 	dumpName: func(_ context.Context, dataDir string, s backendSettings, log *slog.Logger) (dotmesh.StorageBackend, error) {
-		return dump.Open(filepath.Join(dataDir, "dump"), dump.Options{Logger: log, PinTTL: s.TransferPin})
+		return dump.Open(filepath.Join(dataDir, "dump"), dump.Options{Logger: log, PinTTL: s.TransferPin, OpenWorktrees: s.OpenWorktrees})
 	},
 	// zfs: the pool is imported as it is, or made from (or on) the sparse
 	// file DataDir/zfs/dotmesh_data; branches mount below DataDir/zfs/mnt.
@@ -135,7 +137,8 @@ func resolveSettings(cfg Config, dataDir string) (backendSettings, error) {
 		ZFSRoot:  pick(cfg.ZFSRoot, saved.ZFSRoot, ""),
 		PoolSize: cfg.PoolSize,
 
-		TransferPin: cfg.TransferPin,
+		TransferPin:   cfg.TransferPin,
+		OpenWorktrees: cfg.OpenWorktrees,
 	}
 	if s.PoolSize == 0 {
 		s.PoolSize = saved.PoolSize
@@ -170,16 +173,7 @@ func resolveSettings(cfg Config, dataDir string) (backendSettings, error) {
 
 // save writes s to dataDir for the next start.
 func (s backendSettings) save(dataDir string) error {
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(dataDir, settingsFile)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("writing the backend settings: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := saveSettings(filepath.Join(dataDir, settingsFile), s); err != nil {
 		return fmt.Errorf("writing the backend settings: %w", err)
 	}
 	return nil

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/dotmesh-io/dotmesh/client"
 	etcdstore "github.com/dotmesh-io/dotmesh/cluster/etcd"
@@ -149,16 +151,7 @@ func resolveClusterSettings(cfg Config, dataDir, listen string) (clusterSettings
 
 // save writes s to dataDir for the next start.
 func (s clusterSettings) save(dataDir string) error {
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(dataDir, clusterFile)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("writing the cluster settings: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := saveSettings(filepath.Join(dataDir, clusterFile), s); err != nil {
 		return fmt.Errorf("writing the cluster settings: %w", err)
 	}
 	return nil
@@ -196,6 +189,32 @@ func (l *lazyPeers) Peer(n dotmesh.NodeInfo) (dotmesh.Peer, error) {
 		return nil, fmt.Errorf("%w: the cluster's admin key is not loaded yet", dotmesh.ErrUnavailable)
 	}
 	return p.Peer(n)
+}
+
+// Alive reports whether anything accepts connections at the node's
+// address (a URL): a node that was stopped (SIGSTOP) still counts, one
+// that was killed does not. Nothing is sent, so no key or TLS is needed.
+func (l *lazyPeers) Alive(ctx context.Context, n dotmesh.NodeInfo) bool {
+	u, err := url.Parse(n.Address)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	host := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c, err := (&net.Dialer{}).DialContext(ctx, "tcp", host)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // set makes the peers use key (and the CA in caFile for https nodes).

@@ -28,8 +28,20 @@ var DefaultListen = fmt.Sprintf("127.0.0.1:%d", api.DefaultPort)
 
 // Config configures Run.
 type Config struct {
-	DataDir string // required; created with mode 0700 if missing
-	Listen  string // TCP address; default DefaultListen
+	// DataDir is required; it is made, or its mode set, 0700 (0711 with
+	// OpenWorktrees), so that only the node's user reads what is in it.
+	DataDir string
+	// Listen is the API's TCP address; default: the one the node last
+	// listened on in DataDir (DATADIR/listen.json), else DefaultListen.
+	// Plain HTTP beyond loopback needs Insecure (TLSCert otherwise).
+	Listen   string
+	Insecure bool
+	// OpenWorktrees lets other local users reach the working trees, for
+	// services that run as another user and use them directly (containers
+	// get them bind-mounted, and need not): the data directory and the
+	// directories on the way can be traversed, not listed, and tree roots
+	// read.
+	OpenWorktrees bool
 	// Backend is the backend of new dots: "files" (alias of "dump"),
 	// "dump", "zfs" or "btrfs". The dump backend always runs too.
 	Backend string
@@ -109,10 +121,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
 	}
-	listen := cfg.Listen
-	if listen == "" {
-		listen = DefaultListen
+	ls, err := resolveListen(cfg, dataDir)
+	if err != nil {
+		return err
 	}
+	listen := ls.Listen
 	settings, err := resolveSettings(cfg, dataDir)
 	if err != nil {
 		return err
@@ -121,7 +134,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if err := MakeDataDir(dataDir); err != nil {
+	if err := makeDataDir(dataDir, cfg.OpenWorktrees); err != nil {
 		return err
 	}
 	pid, err := lockPIDFile(dataDir)
@@ -137,6 +150,9 @@ func Run(ctx context.Context, cfg Config) error {
 	peers := &lazyPeers{}
 	node, store, err := openNode(ctx, dataDir, settings, cs, peers, cfg.Version, log)
 	if err != nil {
+		if _, ok := errors.AsType[*dotmesh.NodeIDInUseError](err); ok {
+			return fmt.Errorf("%w; give this node its own --node-id (the default is the host name)", err)
+		}
 		return err
 	}
 	if err := settings.save(dataDir); err != nil {
@@ -189,10 +205,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("%w: listening on %s: %w (is another dm serve running? choose another address with --listen)", dotmesh.ErrUnavailable, listen, err)
 	}
-	if host, _, err := net.SplitHostPort(ln.Addr().String()); err == nil {
-		if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && cfg.TLSCert == "" {
-			log.Warn("the API listens beyond this machine over plain HTTP; API keys can be sniffed on the network", "addr", ln.Addr().String())
-		}
+	if cfg.TLSCert == "" && !api.LoopbackAddr(listen) {
+		log.Warn("--insecure: the API listens beyond this machine over plain HTTP; API keys can be read on the network", "addr", ln.Addr().String())
+	}
+	if err := ls.save(dataDir, ln.Addr().String()); err != nil {
+		log.Warn("the next start will need --listen again", "err", err)
 	}
 	srv := &http.Server{
 		Handler:           server.New(node, server.Options{Logger: log, Version: cfg.Version, BackendAliases: aliases}),
@@ -298,4 +315,21 @@ func openBBolt(dataDir string, log *slog.Logger) (dotmesh.ClusterStore, error) {
 		return nil, fmt.Errorf("opening the registry in %s: %w", dataDir, err)
 	}
 	return store, nil
+}
+
+// makeDataDir makes the data directory, or tightens one that exists (made
+// by an operator, a package or a mount, often 0755): 0700, or 0711 with
+// openWorktrees, whatever the umask.
+func makeDataDir(dir string, openWorktrees bool) error {
+	mode := os.FileMode(0o700)
+	if openWorktrees {
+		mode = 0o711
+	}
+	if err := MakeDataDir(dir); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		return fmt.Errorf("making the data directory %s private (mode %o): %w; run dm serve as its owner, or choose another --data-dir", dir, mode, err)
+	}
+	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/dotmesh-io/dotmesh/client"
 	"github.com/dotmesh-io/dotmesh/daemon"
@@ -25,31 +24,7 @@ type running struct {
 // start runs the daemon on dir in a goroutine, on a free loopback port.
 func start(t *testing.T, dir string) *running {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- daemon.Run(ctx, daemon.Config{
-			DataDir: dir,
-			Listen:  "127.0.0.1:0",
-			Logger:  servertest.Logger(t),
-			Version: "test",
-			Ready:   func(addr string) { ready <- addr },
-		})
-	}()
-	select {
-	case addr := <-ready:
-		r := &running{addr: addr, stop: func() error { cancel(); return <-done }}
-		t.Cleanup(func() { cancel() })
-		return r
-	case err := <-done:
-		cancel()
-		t.Fatalf("daemon.Run: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("daemon did not become ready in 30s")
-	}
-	return nil
+	return startWith(t, daemon.Config{DataDir: dir, Listen: "127.0.0.1:0"})
 }
 
 func connect(t *testing.T, r *running, dir string) *client.Client {

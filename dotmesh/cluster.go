@@ -60,6 +60,27 @@ type Peers interface {
 	Peer(node NodeInfo) (Peer, error)
 }
 
+// NodeProber is an optional Peers capability: Alive reports whether a
+// process still answers at a node's address. A node that starts under an
+// id registered by a node that does not answer (killed before its lease
+// ran out) takes the id over at once; without a NodeProber it waits for
+// that lease to expire.
+type NodeProber interface {
+	Alive(ctx context.Context, node NodeInfo) bool
+}
+
+// NodeIDInUseError refuses a node id that a live node holds: two nodes
+// under one id would take each other's branches and replicas.
+type NodeIDInUseError struct {
+	Node NodeInfo // the live node holding the id
+}
+
+func (e *NodeIDInUseError) Error() string {
+	return fmt.Sprintf("node id %s is held by a live node at %s (started %s)", e.Node.ID, e.Node.Address, e.Node.Started.Format(time.RFC3339))
+}
+
+func (e *NodeIDInUseError) Unwrap() error { return ErrInUse }
+
 // Peer is another node as this one sees it: a Transport for commit data,
 // and the branch hand-over call.
 type Peer interface {
@@ -178,20 +199,65 @@ func (n *Node) stopCluster() {
 	}
 }
 
-// register publishes the node under a fresh lease.
+// register publishes the node under a fresh lease, unless a live node
+// holds its id (NodeIDInUseError).
 func (n *Node) register(ctx context.Context) error {
 	c := n.cl
+	cond, err := n.claimNodeID(ctx)
+	if err != nil {
+		return err
+	}
 	lease, err := n.store.Grant(ctx, c.opts.LeaseTTL)
 	if err != nil {
 		return fmt.Errorf("registering node %s: %w", c.opts.NodeID, err)
 	}
-	if _, err := n.store.Txn(ctx, nil, []Op{{Key: nodeKey(c.opts.NodeID), Value: encode(c.info), Lease: lease}}); err != nil {
+	if _, err := n.store.Txn(ctx, []Condition{cond}, []Op{{Key: nodeKey(c.opts.NodeID), Value: encode(c.info), Lease: lease}}); err != nil {
+		_ = n.store.Revoke(ctx, lease)
+		if errors.Is(err, ErrConflict) {
+			return fmt.Errorf("%w: another node registered as %s at the same moment", ErrInUse, c.opts.NodeID)
+		}
 		return fmt.Errorf("registering node %s: %w", c.opts.NodeID, err)
 	}
 	c.mu.Lock()
 	c.lease = lease
 	c.mu.Unlock()
 	return nil
+}
+
+// claimNodeID returns the condition to register this node's id under:
+// absent, or still the registration of a node that no longer answers.
+func (n *Node) claimNodeID(ctx context.Context) (Condition, error) {
+	key := nodeKey(n.cl.opts.NodeID)
+	prober, _ := n.cl.opts.Peers.(NodeProber)
+	deadline := time.Now().Add(n.cl.opts.LeaseTTL + time.Second)
+	for {
+		kv, err := n.store.Get(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			return IfAbsent(key), nil
+		}
+		if err != nil {
+			return Condition{}, fmt.Errorf("registering node %s: %w", n.cl.opts.NodeID, err)
+		}
+		other, err := decode[NodeInfo](kv)
+		if err != nil {
+			return Condition{}, err
+		}
+		if prober != nil {
+			if prober.Alive(ctx, *other) {
+				return Condition{}, &NodeIDInUseError{Node: *other}
+			}
+			n.log.Warn("taking over the registration of a node that does not answer", "node", other.ID, "address", other.Address)
+			return IfRevision(key, kv.Revision), nil
+		}
+		if time.Now().After(deadline) {
+			return Condition{}, &NodeIDInUseError{Node: *other}
+		}
+		select {
+		case <-ctx.Done():
+			return Condition{}, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // heartbeat keeps the node's lease alive, and registers again when it

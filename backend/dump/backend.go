@@ -31,7 +31,19 @@ type Options struct {
 	// for a re-run after it last stored some (pins.go); 0 means
 	// dotmesh.DefaultTransferPin. Give it the node's transfer pin time.
 	PinTTL time.Duration
+	// OpenWorktrees lets other local users reach the working trees (for
+	// services that run as another user): the directories on the way may
+	// be traversed (0711) and the tree roots read (0755). Otherwise
+	// everything the backend makes is private to its user (0700 and 0600,
+	// packs 0400).
+	OpenWorktrees bool
 }
+
+// Modes of what the backend makes; see Options.OpenWorktrees.
+const (
+	privateDir  = 0o700
+	privateFile = 0o600
+)
 
 // Backend is the dump StorageBackend for plain directories: see the
 // package documentation for the layout.
@@ -41,6 +53,9 @@ type Backend struct {
 	workers int
 	store   *cas.Store
 	lock    *os.File // flock on dir/lock: one process per data directory
+	// passMode is the mode of the directories on the way to the working
+	// trees, treeMode that of a tree's root (Options.OpenWorktrees).
+	passMode, treeMode os.FileMode
 
 	// gcMu keeps garbage collection away from everything that reads or
 	// adds objects: they hold it shared, CollectGarbage exclusively, so a
@@ -94,12 +109,24 @@ func Open(dir string, opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dump backend directory %q: %w", dir, err)
 	}
-	for _, d := range []string{abs, filepath.Join(abs, "branches"), filepath.Join(abs, "trash"), filepath.Join(abs, "tmp")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	passMode, treeMode := os.FileMode(privateDir), os.FileMode(privateDir)
+	if opts.OpenWorktrees {
+		passMode, treeMode = 0o711, 0o755
+	}
+	// Chmod too: a directory made by an earlier version (0755) or by
+	// someone else gets the mode it should have.
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{abs, passMode}, {filepath.Join(abs, "branches"), passMode}, {filepath.Join(abs, "trash"), privateDir}, {filepath.Join(abs, "tmp"), privateDir}} {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
 			return nil, fmt.Errorf("create dump backend directory: %w", err)
 		}
+		if err := os.Chmod(d.path, d.mode); err != nil {
+			return nil, fmt.Errorf("dump backend directory: %w", err)
+		}
 	}
-	lock, err := os.OpenFile(filepath.Join(abs, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	lock, err := os.OpenFile(filepath.Join(abs, "lock"), os.O_RDWR|os.O_CREATE, privateFile)
 	if err != nil {
 		return nil, fmt.Errorf("open lock of %s: %w", abs, err)
 	}
@@ -126,6 +153,9 @@ func Open(dir string, opts Options) (*Backend, error) {
 		store:   store,
 		lock:    lock,
 		pinTTL:  opts.PinTTL,
+
+		passMode: passMode,
+		treeMode: treeMode,
 	}
 	b.cleanLeftovers()
 	return b, nil

@@ -38,7 +38,7 @@ func (b *Backend) CreateBranch(ctx context.Context, br dotmesh.BranchRef, from *
 		return fmt.Errorf("create branch %s: %w", br, err)
 	}
 	defer removeAll(tmp) // a no-op once renamed
-	if err := os.Chmod(tmp, 0o755); err != nil {
+	if err := os.Chmod(tmp, b.treeMode); err != nil {
 		return fmt.Errorf("create branch %s: %w", br, err)
 	}
 	var synced cas.Hash
@@ -57,7 +57,7 @@ func (b *Backend) CreateBranch(ctx context.Context, br dotmesh.BranchRef, from *
 		}
 		return fmt.Errorf("create branch %s: %w", br, err)
 	}
-	if err := os.MkdirAll(bdir, 0o755); err != nil {
+	if err := os.MkdirAll(bdir, b.passMode); err != nil {
 		return fail(err)
 	}
 	// No tree means no synced state either (a crash may have left one).
@@ -67,7 +67,7 @@ func (b *Backend) CreateBranch(ctx context.Context, br dotmesh.BranchRef, from *
 	if err := os.Rename(tmp, b.treeDir(br)); err != nil {
 		return fail(err)
 	}
-	if err := os.Mkdir(b.commitsDir(br), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(b.commitsDir(br), privateDir); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("create branch %s: %w", br, err)
 	}
 	if err := syncDirectory(bdir); err != nil {

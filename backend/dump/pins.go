@@ -47,10 +47,10 @@ func (b *Backend) addPins(c dotmesh.CommitRef, hs []cas.Hash) error {
 		return nil
 	}
 	p := b.pinPath(c)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p), privateDir); err != nil {
 		return fmt.Errorf("pin objects for %s: %w", c, err)
 	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, privateFile)
 	if err != nil {
 		return fmt.Errorf("pin objects for %s: %w", c, err)
 	}

@@ -98,7 +98,7 @@ func (b *Backend) writeRecord(c dotmesh.CommitRef, r commitRecord) error {
 		return err
 	}
 	dir := b.commitsDir(c.BranchRef)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, privateDir); err != nil {
 		return fmt.Errorf("create commit directory of %s: %w", c.BranchRef, err)
 	}
 	if err := writeFileAtomic(dir, string(c.ID), data, true); err != nil {
@@ -155,7 +155,7 @@ func (b *Backend) writeSynced(br dotmesh.BranchRef, root cas.Hash) error {
 // power cut.
 func writeFileAtomic(dir, name string, data []byte, syncDir bool) error {
 	tmp := filepath.Join(dir, tmpPrefix+name+"-"+randomSuffix())
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, privateFile)
 	if err != nil {
 		return err
 	}

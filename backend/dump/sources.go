@@ -396,7 +396,7 @@ func (b *Backend) dumpSources(ctx context.Context, br dotmesh.BranchRef, batch *
 			continue // unchanged by its fingerprint
 		}
 		dst := filepath.Join(b.treeDir(br), filepath.FromSlash(d.rel))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(dst), privateDir); err != nil {
 			return nil, nil, nil, err
 		}
 		// An identical dump keeps the old file, whose stat data the change

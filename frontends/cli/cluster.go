@@ -43,6 +43,7 @@ func (a *app) serveCmd() *cobra.Command {
 	var (
 		dir, listen, logLevel string
 		transferPin           time.Duration
+		nf                    nodeFlags
 		bf                    backendFlags
 		df                    dockerFlags
 		tf                    tlsFlags
@@ -55,6 +56,17 @@ func (a *app) serveCmd() *cobra.Command {
 		Long: `Run a dotmesh node: the engine behind its HTTP API, until SIGINT or
 SIGTERM. Logs go to stderr. The node writes DIR/dm.pid and, on first
 start, an admin API key to DIR/admin-api-key.
+
+What the node writes is private to its user: DIR is made (or set) mode
+0700, its files 0600. --open-worktrees lets services that run as another
+local user reach the working trees (` + "`dm path`" + `): DIR and the directories on
+the way become 0711 and the tree roots 0755; containers get the trees
+bind-mounted and need not. Give it at every start.
+
+Plain HTTP beyond loopback (a --listen address other than 127.x or ::1)
+sends API keys and data in clear: it needs --tls-cert/--tls-key, or
+--insecure to accept that. --listen and --insecure are remembered in
+DIR/listen.json: a start without --listen listens where the last did.
 
 ` + "`dm cluster init`" + ` runs this in the background for you; run it directly under
 a service manager or to watch the logs.
@@ -102,6 +114,9 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 				Logger:      logger,
 				Version:     Version,
 				TransferPin: transferPin,
+
+				Insecure:      nf.insecure,
+				OpenWorktrees: nf.openWorktrees,
 				Ready: func(addr string) {
 					logger.Info("dotmesh node ready", "addr", addr, "data_dir", d, "pid", os.Getpid())
 				},
@@ -118,9 +133,10 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 	}
 	f := c.Flags()
 	f.StringVar(&dir, "data-dir", "", "data directory `DIR` (default ~/.dotmesh/data)")
-	f.StringVar(&listen, "listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(api.DefaultPort)), "listen on `ADDR` for the HTTP API")
+	f.StringVar(&listen, "listen", "", "listen on `ADDR` (HOST:PORT) for the HTTP API (default: where the node in DIR last listened, else "+daemon.DefaultListen+")")
 	f.StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug (also every zfs/zpool command and its duration), info, warn or error")
 	f.DurationVar(&transferPin, "transfer-pin", dotmesh.DefaultTransferPin, "keep what an interrupted incoming transfer received for a re-run this `LONG` after its last byte; then `dm gc` removes it")
+	nf.add(f)
 	bf.add(f)
 	df.add(f)
 	tf.add(f)
@@ -151,6 +167,7 @@ func (a *app) clusterInitCmd(join bool) *cobra.Command {
 	var (
 		dir     string
 		listen  string
+		nf      nodeFlags
 		bf      backendFlags
 		df      dockerFlags
 		tf      tlsFlags
@@ -264,11 +281,22 @@ other nodes --peer-ca).`
 			return kinded(dotmesh.ErrInUse, fmt.Errorf("a node already runs in %s (pid %d); `dm cluster stop` stops it", d, pid))
 		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if listen != "" {
+		switch {
+		case listen != "":
 			if _, _, err := net.SplitHostPort(listen); err != nil {
 				return fmt.Errorf("%w: --listen %q must be HOST:PORT", dotmesh.ErrInvalidArgument, listen)
 			}
 			addr = listen
+		case !cmd.Flags().Changed("port"):
+			// A restart listens where the node last did.
+			remembered, insecure, err := daemon.RememberedListen(d)
+			if err != nil {
+				return err
+			}
+			if remembered != "" {
+				addr = remembered
+				nf.insecure = nf.insecure || insecure
+			}
 		}
 		clusterArgs, err := cf.args()
 		if err != nil {
@@ -277,7 +305,7 @@ other nodes --peer-ca).`
 		if join {
 			clusterArgs = append(clusterArgs, "--store=etcd")
 		}
-		serveArgs := append(append(append(bf.args(), df.args()...), clusterArgs...), tlsArgs...)
+		serveArgs := append(append(append(append(nf.args(), bf.args()...), df.args()...), clusterArgs...), tlsArgs...)
 		r, pid, err := startNode(cmd.Context(), d, addr, serveArgs, pinned, timeout)
 		if err != nil {
 			return err
@@ -322,8 +350,9 @@ other nodes --peer-ca).`
 	}
 	f := c.Flags()
 	f.StringVar(&dir, "data-dir", "", "data directory `DIR` of the node (default ~/.dotmesh/data)")
-	f.IntVar(&port, "port", api.DefaultPort, "`PORT` of the node's HTTP API on 127.0.0.1")
+	f.IntVar(&port, "port", api.DefaultPort, "`PORT` of the node's HTTP API on 127.0.0.1 (default: where the node in DIR last listened, else 32607)")
 	f.StringVar(&listen, "listen", "", "listen on `ADDR` (HOST:PORT) instead of 127.0.0.1:PORT")
+	nf.add(f)
 	bf.add(f)
 	df.add(f)
 	tf.add(f)

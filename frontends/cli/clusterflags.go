@@ -133,3 +133,25 @@ func (c *clusterFlags) args() ([]string, error) {
 	}
 	return out, nil
 }
+
+// nodeFlags are `dm serve`'s flags about what the node exposes; `dm
+// cluster init/join` pass them on.
+type nodeFlags struct {
+	insecure, openWorktrees bool
+}
+
+func (n *nodeFlags) add(f *pflag.FlagSet) {
+	f.BoolVar(&n.insecure, "insecure", false, "allow plain HTTP on a --listen address beyond loopback (API keys and data cross the network in clear; prefer --tls-cert/--tls-key)")
+	f.BoolVar(&n.openWorktrees, "open-worktrees", false, "let other local users reach the working trees, for services running as another user (the data directory becomes 0711 instead of 0700)")
+}
+
+func (n *nodeFlags) args() []string {
+	var out []string
+	if n.insecure {
+		out = append(out, "--insecure")
+	}
+	if n.openWorktrees {
+		out = append(out, "--open-worktrees")
+	}
+	return out
+}

@@ -121,7 +121,7 @@ func ParseRemoteAddress(s string) (user, addr string, err error) {
 
 func (a *app) remoteAddCmd() *cobra.Command {
 	var caFile string
-	var useTLS bool
+	var useTLS, insecure bool
 	c := &cobra.Command{
 		Use:   "add NAME USER@HOST[:PORT]",
 		Short: "Add a remote, checking its API key",
@@ -132,10 +132,13 @@ saves nothing when that fails.
 
 For a node served over HTTPS (` + "`dm serve --tls-cert/--tls-key`" + `), --ca-cert FILE
 pins the CA its certificate must chain to (the PEM is copied into the
-config), or --tls trusts the system's CAs.`,
+config), or --tls trusts the system's CAs. A node beyond loopback reached
+over plain HTTP would get the API key and the data in clear: that needs
+--insecure.`,
 		Example: `  dm remote add prod admin@dm.example.com
   DOTMESH_PASSWORD=$(cat key) dm remote add backup admin@10.0.0.5:32607
-  dm remote add prod admin@dm.example.com --ca-cert prod-ca.pem`,
+  dm remote add prod admin@dm.example.com --ca-cert prod-ca.pem
+  dm remote add lab admin@10.0.0.7 --insecure`,
 		Args: usageArgs(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
@@ -145,6 +148,9 @@ config), or --tls trusts the system's CAs.`,
 			user, addr, err := ParseRemoteAddress(args[1])
 			if err != nil {
 				return err
+			}
+			if !useTLS && caFile == "" && !insecure && !api.LoopbackAddr(addr) {
+				return fmt.Errorf("%w: remote %s at %s is beyond this machine and would be reached over plain HTTP, sending the API key and data in clear; give --ca-cert FILE or --tls for a node serving HTTPS, or --insecure to accept plain HTTP", dotmesh.ErrInvalidArgument, name, addr)
 			}
 			path, cfg, err := a.loadConfig()
 			if err != nil {
@@ -181,6 +187,7 @@ config), or --tls trusts the system's CAs.`,
 	}
 	c.Flags().StringVar(&caFile, "ca-cert", "", "PEM `FILE` of the CA the node's TLS certificate must chain to (implies --tls)")
 	c.Flags().BoolVar(&useTLS, "tls", false, "talk HTTPS to the node, trusting the system's CAs")
+	c.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP to a node beyond loopback (the API key and data cross the network in clear)")
 	return c
 }
 

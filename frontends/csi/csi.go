@@ -16,18 +16,17 @@ package csi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/frontends/internal/unixsock"
 )
 
 // DriverName is the CSI driver name (the CSIDriver object and
@@ -91,24 +90,11 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Listen creates the unix socket path (replacing a stale socket) with
-// mode 0600: kubelet and the CSI sidecars run as root.
+// Listen creates the unix socket path with mode 0600 (kubelet and the CSI
+// sidecars run as root). A stale socket (nobody listens) is replaced; a
+// live one is refused, naming --csi-socket. Serve removes it at the end.
 func (s *Server) Listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("creating the CSI socket directory: %w", err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("removing the old CSI socket %s: %w", path, err)
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: listening on the CSI socket %s: %w", dotmesh.ErrUnavailable, path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("restricting the CSI socket %s: %w", path, err)
-	}
-	return ln, nil
+	return unixsock.Listen(path, 0o600, 0o755, "the CSI socket", "--csi-socket")
 }
 
 // Serve serves CSI on ln until ctx ends, then stops gracefully.
@@ -119,7 +105,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	csi.RegisterNodeServer(g, s)
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(ln) }()
-	s.log.Info("CSI plugin serving", "socket", ln.Addr().String(), "driver", DriverName, "node", s.nodeID)
+	where := ln.Addr().String()
+	if sock, ok := ln.(*unixsock.Socket); ok {
+		where = sock.Path()
+		defer sock.Close() // removes the socket and lets go of its lock
+	}
+	s.log.Info("CSI plugin serving", "socket", where, "driver", DriverName, "node", s.nodeID)
 	select {
 	case err := <-served:
 		return fmt.Errorf("serving CSI: %w", err)

@@ -3,16 +3,13 @@ package docker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/frontends/internal/unixsock"
 )
 
 // DefaultSocket is where Docker looks for the "dm" volume driver.
@@ -26,65 +23,24 @@ func DriverName(socket string) string {
 
 // Server is the plugin listening on its unix socket.
 type Server struct {
-	path string
-	ln   net.Listener
-	fi   os.FileInfo // the socket we made, so Close removes only ours
+	sock *unixsock.Socket
 	srv  *http.Server
 	done chan error
 }
 
 // Listen makes the plugin socket at path, mode 0660 (Docker runs as root).
-// A stale socket (nobody answers) is replaced; a live one, or a file that
-// is not a socket, is refused.
+// A stale socket (nobody listens) is replaced; a live one, or a file that
+// is not a socket, is refused, naming --docker-socket.
 func Listen(path string) (*Server, error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating the Docker plugin directory: %w", err)
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("%w: %s exists and is not a socket; remove it or choose another --docker-socket", dotmesh.ErrInUse, path)
-		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("%w: another process serves the Docker plugin socket %s; stop it or choose another --docker-socket", dotmesh.ErrInUse, path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("removing the stale Docker plugin socket: %w", err)
-		}
-	}
-	// Bind in a private directory, tighten the mode, then move it into
-	// place: the socket is never reachable with a looser mode.
-	tmp, err := os.MkdirTemp(dir, ".dm-sock-")
+	sock, err := unixsock.Listen(path, 0o660, 0o755, "the Docker plugin socket", "--docker-socket")
 	if err != nil {
-		return nil, fmt.Errorf("creating the Docker plugin socket: %w", err)
+		return nil, err
 	}
-	defer os.RemoveAll(tmp)
-	tmpPath := filepath.Join(tmp, "s")
-	ln, err := net.Listen("unix", tmpPath)
-	if err != nil {
-		return nil, fmt.Errorf("listening on the Docker plugin socket: %w", err)
-	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
-	fail := func(err error) (*Server, error) {
-		ln.Close()
-		return nil, fmt.Errorf("creating the Docker plugin socket %s: %w", path, err)
-	}
-	if err := os.Chmod(tmpPath, 0o660); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmpPath, path); err != nil {
-		return fail(err)
-	}
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return fail(err)
-	}
-	return &Server{path: path, ln: ln, fi: fi}, nil
+	return &Server{sock: sock}, nil
 }
 
 // Path is the socket's path.
-func (s *Server) Path() string { return s.path }
+func (s *Server) Path() string { return s.sock.Path() }
 
 // Serve answers Docker's requests with h in the background.
 func (s *Server) Serve(h http.Handler, log *slog.Logger) {
@@ -94,7 +50,7 @@ func (s *Server) Serve(h http.Handler, log *slog.Logger) {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	s.done = make(chan error, 1)
-	go func() { s.done <- s.srv.Serve(s.ln) }()
+	go func() { s.done <- s.srv.Serve(s.sock) }()
 }
 
 // Shutdown stops serving, waiting for requests in flight until ctx ends,
@@ -108,13 +64,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 			err = errors.Join(err, serr)
 		}
-	} else {
-		s.ln.Close()
 	}
-	if fi, lerr := os.Lstat(s.path); lerr == nil && os.SameFile(fi, s.fi) {
-		if rerr := os.Remove(s.path); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-	}
-	return err
+	return errors.Join(err, s.sock.Close())
 }

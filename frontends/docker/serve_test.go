@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -9,9 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
 func TestSocketLifecycle(t *testing.T) {
@@ -35,7 +39,8 @@ func TestSocketLifecycle(t *testing.T) {
 
 	// A live one is refused, and left alone.
 	_, err = Listen(path)
-	require.ErrorContains(t, err, "another process serves")
+	require.ErrorIs(t, err, dotmesh.ErrInUse)
+	require.ErrorContains(t, err, "serves the Docker plugin socket "+path+"; stop it, or choose another --docker-socket")
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", path)
 	}}}
@@ -63,4 +68,49 @@ func TestEngineFromEnv(t *testing.T) {
 	require.Equal(t, DefaultEngine, EngineFromEnv(env("tcp://1.2.3.4:2375")))
 	require.Equal(t, "/tmp/d.sock", EngineFromEnv(env("unix:///tmp/d.sock")))
 	require.True(t, strings.HasSuffix(DefaultSocket, "/dm.sock"))
+}
+
+// Nodes starting at once on one socket path, over a stale socket: exactly
+// one serves it, the others are refused, and the socket in place is the
+// one that serves (none removed another's).
+func TestSocketNeverTakenOver(t *testing.T) {
+	for round := range 20 {
+		path := filepath.Join(t.TempDir(), "dm.sock")
+		stale, err := net.Listen("unix", path)
+		require.NoError(t, err)
+		stale.(*net.UnixListener).SetUnlinkOnClose(false)
+		stale.Close()
+
+		const n = 6
+		servers := make(chan *Server, n)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if s, err := Listen(path); err == nil {
+					servers <- s
+				} else if !errors.Is(err, dotmesh.ErrInUse) {
+					t.Errorf("round %d: %v", round, err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(servers)
+		var got []*Server
+		for s := range servers {
+			s.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hi") }), slog.New(slog.NewTextHandler(io.Discard, nil)))
+			got = append(got, s)
+		}
+		if len(got) != 1 {
+			t.Fatalf("round %d: %d of %d nodes got the socket; want exactly 1", round, len(got), n)
+		}
+		c, err := net.Dial("unix", path)
+		require.NoError(t, err, "round %d: the socket in place does not answer", round)
+		c.Close()
+		require.NoError(t, got[0].Shutdown(context.Background()))
+	}
 }

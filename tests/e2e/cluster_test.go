@@ -137,6 +137,13 @@ func TestRestartAfterKill(t *testing.T) {
 	if log := e.log("app"); len(log) != 1 || log[0].Message != "one" {
 		t.Fatalf("log after the restarts: %+v", log)
 	}
+	// A restart without --port listens where the node did.
+	e.ok("cluster", "stop")
+	e.ok("cluster", "init", "--data-dir", e.data)
+	if a := e.readConfig().Remotes["local"].Address; a != "127.0.0.1:"+strconv.Itoa(e.port) {
+		t.Fatalf("restart without --port: remote address %s, want port %d as before", a, e.port)
+	}
+	e.ok("list")
 }
 
 func TestClusterInitFailures(t *testing.T) {

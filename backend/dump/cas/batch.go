@@ -206,7 +206,7 @@ func (b *Batch) stage(h Hash, comp []byte) error {
 
 // create makes the pack file; b.mu is held.
 func (b *Batch) create() error {
-	f, err := os.OpenFile(b.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o444)
+	f, err := os.OpenFile(b.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, packMode)
 	if err != nil {
 		return err
 	}
@@ -323,7 +323,7 @@ func (b *Batch) publish(complete bool) ([]Hash, error) {
 
 // writeSynced writes a new file and fsyncs it.
 func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, packMode)
 	if err != nil {
 		return err
 	}

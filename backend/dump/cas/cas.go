@@ -48,6 +48,10 @@ const (
 	stagingDir = "staging"
 	looseDir   = "objects" // one file per object, before packs: imported by Open
 
+	// packMode: packs are never written again once published, and only
+	// the node's user reads them.
+	packMode = 0o400
+
 	// maxOpenPacks bounds the pack files kept open for reading; reads
 	// from others open and close them.
 	maxOpenPacks = 256
@@ -112,14 +116,21 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.Level > 0 {
 		level = zstd.EncoderLevelFromZstd(opts.Level)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, packsDir), 0o755); err != nil {
-		return nil, fmt.Errorf("create object store in %s: %w", dir, err)
+	// The store is private to the node's user whatever made its
+	// directories before (earlier versions: 0755).
+	for _, d := range []string{dir, filepath.Join(dir, packsDir)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create object store in %s: %w", dir, err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return nil, fmt.Errorf("object store in %s: %w", dir, err)
+		}
 	}
 	staging := filepath.Join(dir, stagingDir)
 	if err := os.RemoveAll(staging); err != nil {
 		return nil, fmt.Errorf("remove stale staging area %s: %w", staging, err)
 	}
-	if err := os.Mkdir(staging, 0o755); err != nil {
+	if err := os.Mkdir(staging, 0o700); err != nil {
 		return nil, fmt.Errorf("create staging area %s: %w", staging, err)
 	}
 	enc, err := zstd.NewWriter(nil,
