@@ -301,6 +301,10 @@ func startDaemon() error {
 	// Only called when no daemon answers: what test pools still have
 	// mounted is dead.
 	detachDeadMounts()
+	// The daemon outlives this test binary: it must not inherit what the
+	// binary inherited (a wrapper's `flock` lock fd would stay locked
+	// for the daemon's whole life).
+	closeInheritedOnExec()
 	var out bytes.Buffer
 	cmd := exec.Command(bin, "--pidfile", pidfile())
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -452,3 +456,17 @@ func NewPoolName() string {
 // DestroyPool destroys pool name if it exists, retrying while zfs-fuse
 // calls it busy.
 func DestroyPool(name string) error { return destroyPool(name) }
+
+// closeInheritedOnExec marks every descriptor above stderr close-on-exec.
+// Go opens its own that way; the others came from whoever started us.
+func closeInheritedOnExec() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}
