@@ -70,7 +70,7 @@ func (e *Engine) runOp(class string) (cut bool, err error) {
 	case "verify":
 		var r result
 		victim, err = e.withKill(class, []int{i}, func() { r = e.dm(i, "verify", "--json") })
-		if err == nil && victim == -1 && r.code == 1 {
+		if err == nil && victim == -1 && r.code == 8 { // corrupt
 			err = violationf("dm verify on %s found damage: %s", e.nodes[i].name, oneLine(r.out+r.stderr))
 		} else if err == nil {
 			err = e.outcome(class, r, victim)
