@@ -181,11 +181,12 @@ func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, qu
 }
 
 func (c *Client) transportError(err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
+	// First: a dial timeout also counts as context.DeadlineExceeded.
 	if ce := c.connectError(err); ce != nil {
 		return ce
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
 	}
 	if errors.Is(err, dotmesh.ErrUnavailable) {
 		return err // worded already (the idle watch)
