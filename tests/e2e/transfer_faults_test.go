@@ -185,7 +185,7 @@ func TestPushToFrozenPeer(t *testing.T) {
 	a.alive("after giving up on a frozen peer")
 
 	thaw(b)
-	if s := e.transfer(a, "push", "b", "big", "--remote-name", "big-final"); s.Commits != 1 {
+	if s := e.transfer(a, "push", "b", "big"); s.Commits != 1 {
 		t.Fatalf("the push after SIGCONT: %+v", s)
 	}
 	if !sameTree(readTree(t, dir), readTree(t, e.pathOn(b, "big"))) {
