@@ -182,8 +182,7 @@ func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, qu
 }
 
 func (c *Client) transportError(err error) error {
-	// A dial timeout also matches context.DeadlineExceeded (net's
-	// timeout error says so), so it is worded first.
+	// First: a dial timeout also counts as context.DeadlineExceeded.
 	if ce := c.connectError(err); ce != nil {
 		return ce
 	}

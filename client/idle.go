@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"sync"
 	"time"
@@ -63,11 +64,18 @@ func (c *Client) watchIdle(ctx context.Context) (context.Context, *idleWatch) {
 	w.timer = time.AfterFunc(c.idle, w.fire)
 	w.timer.Stop()
 	w.setWaiting(true)
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
-		w.mu.Lock()
-		w.conn, w.unsent = info.Conn, unsent(info.Conn)
-		w.mu.Unlock()
-	}})
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) {
+			w.mu.Lock()
+			w.conn, w.unsent = info.Conn, unsent(info.Conn)
+			w.mu.Unlock()
+		},
+		// A node that works before it answers sends 102 Processing.
+		Got1xxResponse: func(int, textproto.MIMEHeader) error {
+			w.progress()
+			return nil
+		},
+	})
 	return ctx, w
 }
 

@@ -15,7 +15,7 @@ type recorder struct {
 }
 
 func (r *recorder) WriteHeader(status int) {
-	if r.status == 0 {
+	if r.status == 0 && (status < 100 || status > 199) { // not a keep-alive
 		r.status = status
 	}
 	r.ResponseWriter.WriteHeader(status)
@@ -29,6 +29,20 @@ func (r *recorder) Write(b []byte) (int, error) {
 }
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// recorderOf finds the recorder among w and the writers it wraps.
+func recorderOf(w http.ResponseWriter) *recorder {
+	for {
+		switch v := w.(type) {
+		case *recorder:
+			return v
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return nil
+		}
+	}
+}
 
 // info is per-request state shared between the logger and the handlers.
 type info struct{ user string }

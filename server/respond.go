@@ -25,7 +25,7 @@ func writeError(w http.ResponseWriter, err error) {
 	if errors.Is(err, errTooLarge) {
 		status = http.StatusRequestEntityTooLarge
 	}
-	if rec, ok := w.(*recorder); ok {
+	if rec := recorderOf(w); rec != nil {
 		rec.err = err
 	}
 	writeJSON(w, status, body)

@@ -19,14 +19,16 @@ import (
 
 func (s *server) registerTransfers() {
 	m := s.routes
-	m.HandleFunc("GET /v1/dots/{ns}/{dot}/transfer", s.transferState)
+	// Keep-alives while a call works before it answers; not on
+	// receiveCommit, whose peer streams to it meanwhile.
+	m.HandleFunc("GET /v1/dots/{ns}/{dot}/transfer", s.keepAlive(s.transferState))
 	m.HandleFunc("POST /v1/dots/{ns}/{dot}/transfer/commits", s.receiveCommit)
-	m.HandleFunc("GET /v1/dots/{ns}/{dot}/transfer/commits/{id}", s.sendCommit)
-	m.HandleFunc("POST /v1/dots/{ns}/{dot}/transfer/finish", s.finishTransfer)
+	m.HandleFunc("GET /v1/dots/{ns}/{dot}/transfer/commits/{id}", s.keepAlive(s.sendCommit))
+	m.HandleFunc("POST /v1/dots/{ns}/{dot}/transfer/finish", s.keepAlive(s.finishTransfer))
 	// Object have/want (dotmesh.ObjectTransport, api/objects.go).
-	m.HandleFunc("GET /v1/dots/{ns}/{dot}/transfer/commits/{id}/objects", s.commitObjects)
-	m.HandleFunc("POST /v1/dots/{ns}/{dot}/transfer/have", s.haveObjects)
-	m.HandleFunc("POST /v1/dots/{ns}/{dot}/transfer/commits/{id}/fetch", s.sendCommitWithout)
+	m.HandleFunc("GET /v1/dots/{ns}/{dot}/transfer/commits/{id}/objects", s.keepAlive(s.commitObjects))
+	m.HandleFunc("POST /v1/dots/{ns}/{dot}/transfer/have", s.keepAlive(s.haveObjects))
+	m.HandleFunc("POST /v1/dots/{ns}/{dot}/transfer/commits/{id}/fetch", s.keepAlive(s.sendCommitWithout))
 	m.HandleFunc("POST /v1/transfers", s.runTransfer)
 }
 

@@ -139,7 +139,7 @@ func TestPushCutOffKeepsSenderAlive(t *testing.T) {
 	if bytes.Contains(log, []byte("panic")) || bytes.Contains(log, []byte("nil pointer")) {
 		t.Fatalf("the sending node logged a panic: %s", tail(log, 3000))
 	}
-	if s := e.transfer(a, "push", "b", "big"); s.Commits != 1 {
+	if s := e.transfer(a, "push", "b", "big", "--remote-name", "big-final"); s.Commits != 1 {
 		t.Fatalf("a push after the cut ones: %+v", s)
 	}
 	t.Logf("%d of %d pushes cut off mid-way; the sender stayed up", cut, 2*runs)
