@@ -80,12 +80,12 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 ` + backendHelp + `
 
 ` + clusterHelp,
-		Example: `  dm serve --data-dir /var/lib/dotmesh --listen 0.0.0.0:32607
+		Example: `  dm serve --data-dir /var/lib/dotmesh --listen 0.0.0.0:32607 --tls-cert node.pem --tls-key node-key.pem
   dm serve --backend zfs --zfs-pool tank --pool-size 50G
   dm serve --backend btrfs --enable-backends zfs
   dm serve --csi-socket /var/lib/kubelet/plugins/dotmesh.io/csi.sock
-  dm serve --store etcd --etcd-endpoints http://10.0.0.9:2379 --node-id n1 --listen 10.0.0.1:32607
-  dm serve --store etcd --etcd-endpoints http://10.0.0.9:2379 --node-id n2 --listen 10.0.0.2:32607 \
+  dm serve --store etcd --etcd-endpoints http://10.0.0.9:2379 --node-id n1 --listen 10.0.0.1:32607 --insecure
+  dm serve --store etcd --etcd-endpoints http://10.0.0.9:2379 --node-id n2 --listen 10.0.0.2:32607 --insecure \
       --cluster-key-file /root/cluster-key`,
 		Args: usageArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -205,7 +205,7 @@ plain HTTP and forgets them.`,
   dm cluster init --data-dir /srv/dotmesh --port 32608
   dm cluster init --backend zfs --zfs-pool tank
   dm cluster init --backend btrfs --pool-size 20G
-  dm cluster init --store etcd --etcd-endpoints http://10.0.0.9:2379 --node-id n1 --listen 10.0.0.1:32607
+  dm cluster init --store etcd --etcd-endpoints http://10.0.0.9:2379 --node-id n1 --listen 10.0.0.1:32607 --insecure
   dm cluster init --listen 10.0.0.1:32607 --tls-cert node.pem --tls-key node-key.pem --tls-ca ca.pem`,
 		Args: usageArgs(0, 0),
 	}
@@ -221,12 +221,13 @@ the cluster's dots at once and copies their commits in the background.
 
 Give --listen (and --advertise when other machines reach it by another
 address) so that the other nodes can reach it, and --node-id when the host
-name is not a unique node name. Running it again on the same data
+name is not a unique node name: an id that a live node holds is refused,
+naming that node's address. Running it again on the same data
 directory restarts the node; the flags are remembered. --tls-cert,
 --tls-key, --tls-ca and --no-tls work as for ` + "`dm cluster init`" + ` (give the
 other nodes --peer-ca).`
 		c.Example = `  dm cluster join --etcd-endpoints http://10.0.0.9:2379 --cluster-key-file ./cluster-key \
-      --node-id n2 --listen 10.0.0.2:32607
+      --node-id n2 --listen 10.0.0.2:32607 --insecure
   dm cluster join --etcd-endpoints https://10.0.0.9:2379 --etcd-ca ca.pem --cluster-key-file ./cluster-key \
       --node-id n2 --listen 10.0.0.2:32607 --tls-cert n2.pem --tls-key n2-key.pem --tls-ca ca.pem --peer-ca ca.pem`
 	}

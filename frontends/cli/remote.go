@@ -136,7 +136,7 @@ config), or --tls trusts the system's CAs. A node beyond loopback reached
 over plain HTTP would get the API key and the data in clear: that needs
 --insecure.`,
 		Example: `  dm remote add prod admin@dm.example.com
-  DOTMESH_PASSWORD=$(cat key) dm remote add backup admin@10.0.0.5:32607
+  DOTMESH_PASSWORD=$(cat key) dm remote add backup admin@10.0.0.5:32607 --ca-cert ca.pem
   dm remote add prod admin@dm.example.com --ca-cert prod-ca.pem
   dm remote add lab admin@10.0.0.7 --insecure`,
 		Args: usageArgs(2, 2),
