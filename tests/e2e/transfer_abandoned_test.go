@@ -251,9 +251,8 @@ func TestAbandonedTransferAbortZFS(t *testing.T) {
 	zfstest.Require(t)
 	pool, _ := zfstest.Pool(t)
 	b := startServe(t, "z", "127.0.0.2", "--backend", "zfs", "--zfs-pool", pool, "--pool-size", "1G")
-	used := func() int64 {
-		n, _ := strconv.ParseInt(strings.TrimSpace(zfstest.ZFS(t, "list", "-Hp", "-o", "used", pool)), 10, 64)
-		return n
+	used := func() int64 { // zfs-fuse's zfs list has no -p
+		return humanBytes(t, strings.TrimSpace(zfstest.ZFS(t, "list", "-H", "-o", "used", pool)))
 	}
 	left := func(id string) []string {
 		var out []string
@@ -273,6 +272,9 @@ func TestAbandonedTransferAbortBtrfs(t *testing.T) {
 	t.Cleanup(b.stop) // runs before startServe's kill: unmounts the image
 	mnt := filepath.Join(b.data, "btrfs", "btrfs")
 	used := func() int64 {
+		// Deleted subvolumes are cleaned up in the background.
+		must(t, exec.Command("btrfs", "subvolume", "sync", mnt).Run())
+		must(t, exec.Command("btrfs", "filesystem", "sync", mnt).Run())
 		out, err := exec.Command("btrfs", "filesystem", "usage", "-b", mnt).Output()
 		must(t, err)
 		for _, l := range strings.Split(string(out), "\n") {
@@ -342,4 +344,19 @@ func abortOnNativeBackend(t *testing.T, b *serveNode, used func() int64, left fu
 	if !sameTree(readTree(t, dir), readTree(t, e.pathOn(b, "big.data"))) {
 		t.Fatalf("%s's tree differs from a's after the push", b.name)
 	}
+}
+
+// humanBytes parses a size as zfs prints it: 512, 1.5K, 20.1M, 2G...
+func humanBytes(t *testing.T, s string) int64 {
+	t.Helper()
+	mult := 1.0
+	if i := strings.IndexAny(s, "KMGTP"); i >= 0 {
+		mult = float64(int64(1) << (10 * (1 + strings.IndexByte("KMGTP", s[i]))))
+		s = s[:i]
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatalf("size %q: %v", s, err)
+	}
+	return int64(f * mult)
 }
