@@ -299,7 +299,7 @@ func openNode(ctx context.Context, dataDir string, s backendSettings, cs cluster
 			if errors.Is(statErr, fs.ErrNotExist) {
 				os.Remove(regPath) // made by this start: leave nothing behind
 			}
-			return nil, nil, fmt.Errorf("registry %s: %w; %s", regPath, err, rebuildHint(dataDir))
+			return nil, nil, refuseRegistry(dataDir, "holds no dots while the backends hold data", strings.TrimPrefix(err.Error(), dotmesh.ErrRegistryLost.Error()+": "), err)
 		}
 		return nil, nil, err
 	}
@@ -308,8 +308,9 @@ func openNode(ctx context.Context, dataDir string, s backendSettings, cs cluster
 
 func openBBolt(dataDir string, log *slog.Logger) (dotmesh.ClusterStore, error) {
 	store, err := bboltstore.Open(filepath.Join(dataDir, RegistryFile), bboltstore.Options{Logger: log, Timeout: 5 * time.Second})
-	if errors.Is(err, dotmesh.ErrCorrupt) {
-		return nil, fmt.Errorf("%w; %s", err, rebuildHint(dataDir))
+	var damaged *bboltstore.DamagedError
+	if errors.As(err, &damaged) {
+		return nil, refuseRegistry(dataDir, "is damaged", damaged.Reason, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening the registry in %s: %w", dataDir, err)

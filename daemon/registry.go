@@ -17,10 +17,24 @@ import (
 // RegistryFile is the local (bbolt) registry in the data directory.
 const RegistryFile = "registry.db"
 
-// rebuildHint is the way out of a damaged or lost local registry, added to
-// the one line a refused start prints.
-func rebuildHint(dataDir string) string {
-	return fmt.Sprintf("the node did not start and changed nothing; rebuild the registry from the backends with `dm registry rebuild --data-dir %s`", dataDir)
+// refusedError is the one line a start refused for its local registry
+// prints: the file, the way out first (`dm cluster init` shows the line
+// cut short), then what is wrong. It wraps the cause (ErrCorrupt, and
+// ErrRegistryLost when the registry lacks dots).
+type refusedError struct {
+	msg   string
+	cause error
+}
+
+func (e *refusedError) Error() string { return e.msg }
+func (e *refusedError) Unwrap() error { return e.cause }
+
+func refuseRegistry(dataDir, what, reason string, cause error) error {
+	return &refusedError{
+		msg: fmt.Sprintf("registry %s %s; nothing was changed: run `dm registry rebuild --data-dir %s` (%s)",
+			filepath.Join(dataDir, RegistryFile), what, dataDir, reason),
+		cause: cause,
+	}
 }
 
 // RebuildResult reports what RebuildRegistry did.

@@ -220,7 +220,7 @@ func (n *Node) checkRegistryHeld(ctx context.Context, dots []*Dot) error {
 			return fmt.Errorf("listing branches of backend %s: %w", name, err)
 		}
 		if len(refs) > 0 {
-			return fmt.Errorf("%w: the registry holds no dots but backend %s holds %d branches", ErrRegistryLost, name, len(refs))
+			return fmt.Errorf("%w: backend %s holds %d branches", ErrRegistryLost, name, len(refs))
 		}
 	}
 	return nil

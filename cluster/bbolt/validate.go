@@ -84,9 +84,22 @@ func parseMeta(buf []byte, id uint64) (m boltMeta, ok bool) {
 	return m, true
 }
 
+// DamagedError says what is wrong with a registry file; it wraps
+// dotmesh.ErrCorrupt.
+type DamagedError struct {
+	Path   string
+	Reason string
+}
+
+func (e *DamagedError) Error() string {
+	return fmt.Sprintf("%v: registry %s is damaged: %s", dotmesh.ErrCorrupt, e.Path, e.Reason)
+}
+
+func (e *DamagedError) Unwrap() error { return dotmesh.ErrCorrupt }
+
 // corrupt makes the error Validate returns: the file, what is wrong.
 func corrupt(path, format string, args ...any) error {
-	return fmt.Errorf("%w: registry %s is damaged: %s", dotmesh.ErrCorrupt, path, fmt.Sprintf(format, args...))
+	return &DamagedError{Path: path, Reason: fmt.Sprintf(format, args...)}
 }
 
 // Validate checks that the bbolt file at path is whole and consistent

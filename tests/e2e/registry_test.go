@@ -68,10 +68,14 @@ func (a registryState) sameAs(t *testing.T, b registryState) {
 }
 
 // registryWorkflow leaves dots with branches, several commits with
-// metadata, a reset and a deleted branch on the env's default backend.
-func registryWorkflow(e *env) {
+// metadata, a reset and a deleted branch on backend (the files backend
+// when empty).
+func registryWorkflow(e *env, backend string) {
 	t := e.t
-	e.ok("init", "app")
+	if backend == "" {
+		backend = "files"
+	}
+	e.ok("init", "app", "--backend", backend)
 	writeFile(t, filepath.Join(e.path("app"), "a.txt"), "one")
 	e.ok("commit", "-m", "one", "-d", "ci=1", "-d", "build=7")
 	writeFile(t, filepath.Join(e.path("app.db"), "rows"), "1,2,3")
@@ -86,7 +90,7 @@ func registryWorkflow(e *env) {
 	e.ok("branch", "gone")
 	e.ok("branch", "-d", "gone")
 	e.ok("checkout", "master")
-	e.ok("init", "notes")
+	e.ok("init", "notes", "--backend", backend)
 	writeFile(t, filepath.Join(e.path("notes"), "todo"), "x")
 	e.ok("commit", "--dot", "notes", "-m", "n1")
 	e.ok("switch", "app")
@@ -124,8 +128,13 @@ func (e *env) rebuildAndCompare(want registryState) {
 	want.sameAs(e.t, e.registryState())
 }
 
-func registryRebuildTest(t *testing.T, e *env) {
-	registryWorkflow(e)
+func registryRebuildTest(t *testing.T, e *env, backend, wantBackend string) {
+	registryWorkflow(e, backend)
+	for _, it := range e.list() {
+		if it.Dot.Backend != wantBackend {
+			t.Fatalf("dot %s is on backend %s, want %s", it.Name, it.Dot.Backend, wantBackend)
+		}
+	}
 	want := e.registryState()
 	reg := filepath.Join(e.data, "registry.db")
 
@@ -153,15 +162,15 @@ func registryRebuildTest(t *testing.T, e *env) {
 func TestRegistryRebuildFiles(t *testing.T) {
 	e := newEnv(t)
 	e.clusterInit()
-	registryRebuildTest(t, e)
+	registryRebuildTest(t, e, "files", "dump")
 }
 
 func TestRegistryRebuildZFS(t *testing.T) {
-	registryRebuildTest(t, zfsEnv(t))
+	registryRebuildTest(t, zfsEnv(t), "zfs", "zfs")
 }
 
 func TestRegistryRebuildBtrfs(t *testing.T) {
-	registryRebuildTest(t, btrfsEnv(t))
+	registryRebuildTest(t, btrfsEnv(t, "--backend", "btrfs"), "btrfs", "btrfs")
 }
 
 // firstLeafPage finds a leaf page of a bbolt file (4 KiB pages): its
@@ -185,7 +194,7 @@ func firstLeafPage(t *testing.T, data []byte) int {
 func TestDamagedRegistryRefused(t *testing.T) {
 	e := newEnv(t)
 	e.clusterInit()
-	registryWorkflow(e)
+	registryWorkflow(e, "")
 	// Enough registry pages for a 16 KiB cut to lose some.
 	for i := range 20 {
 		e.ok("branch", "--dot", "notes", "b"+strconv.Itoa(i))
