@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dotmesh-io/dotmesh/backend/internal/recordfiles"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -664,4 +665,16 @@ func readTar(rd io.Reader, dst string) error {
 		}
 	}
 	return nil
+}
+
+var _ dotmesh.RecordKeeper = (*refBackend)(nil)
+
+// The reference keeps registry records as the files backend does, in
+// <dir>/.records (dot-prefixed: not a dot of its layout).
+func (r *refBackend) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[string][]byte) error {
+	return recordfiles.New(filepath.Join(r.dir, ".records")).KeepRecords(ctx, dot, recs)
+}
+
+func (r *refBackend) Records(ctx context.Context) (map[dotmesh.DotID]map[string][]byte, error) {
+	return recordfiles.New(filepath.Join(r.dir, ".records")).Records(ctx)
 }
