@@ -289,9 +289,13 @@ func (e *Engine) received(old *dotModel, bn string, sb *branchModel, stash strin
 		}
 		if stash != "" {
 			d.Branches[stash] = ob
-		} else if slices.Contains(sb.Must, ob.Head) {
-			// A fast-forward: the receiver's older acknowledged commits
-			// stay in the history.
+		} else if k := slices.Index(sb.Must, ob.Head); k >= 0 {
+			// A fast-forward: the receiver gets the commits after its
+			// head, and its own older acknowledged commits stay. Those
+			// older than its head it need not have: a receiver whose
+			// history gc pruned stays shallow (the sender's older
+			// commits are not sent to it).
+			nb.Must = slices.Clone(sb.Must[:k+1])
 			for _, id := range ob.Must {
 				if !slices.Contains(nb.Must, id) {
 					nb.Must = append(nb.Must, id)
