@@ -496,3 +496,32 @@ func TestPruneMergesSmallPacks(t *testing.T) {
 		}
 	}
 }
+
+// A Prune that rewrites packs holding garbage adds a pack: when that one
+// makes mergeAt small packs, it merges them now, so a plan right after it
+// finds nothing (the torture run's "gc left unreferenced data", seed 101).
+func TestPruneMergesWithTheRewrittenPack(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	var keep []Hash
+	for i := 0; i < mergeAt-1; i++ {
+		keep = append(keep, put(t, s, []byte(fmt.Sprintf("kept chunk %d", i))))
+	}
+	b, _ := s.NewBatch()
+	live, _, _ := b.Put([]byte("live beside garbage"))
+	dead, _, _ := b.Put([]byte("garbage"))
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	keepFn := func(h Hash) bool { return h != dead }
+	if st, err := s.Prune(keepFn); err != nil || st.Objects != 1 {
+		t.Fatalf("prune: %+v %v", st, err)
+	}
+	if plan := s.PlanPrune(keepFn); plan != (PruneStats{}) {
+		t.Fatalf("a plan right after Prune still finds %+v", plan)
+	}
+	for _, h := range append(keep, live) {
+		if _, err := s.Get(h, nil); err != nil {
+			t.Fatalf("after prune: %v", err)
+		}
+	}
+}

@@ -78,7 +78,13 @@ func (s *Store) plan(keep func(Hash) bool) prunePlan {
 			pl.moved = append(pl.moved, placed{p, e})
 		}
 	}
-	if len(small) >= mergeAt {
+	// Rewriting victims adds a pack: count it, or the Prune that makes
+	// the mergeAt-th small pack leaves a merge for the next one to find.
+	rewritten := 0
+	if len(pl.moved) > 0 {
+		rewritten = 1
+	}
+	if len(small)+rewritten >= mergeAt {
 		for _, p := range small {
 			pl.victims = append(pl.victims, p)
 			for _, e := range uses[p].kept {
