@@ -37,6 +37,8 @@ func TestAuthRequired(t *testing.T) {
 		{"DELETE", "/v1/dots/admin/web", ""},
 		{"POST", "/v1/dots/admin/web/commits", `{"message":"m"}`},
 		{"POST", "/v1/path", `{"volume":"web"}`},
+		{"GET", "/v1/incoming", ""},
+		{"POST", "/v1/incoming/abort", `{"name":"web"}`},
 		{"GET", "/v1/no-such-route", ""},
 	}
 	for name, a := range bad {

@@ -80,7 +80,7 @@ type classStats struct{ ok, refused, cut int }
 
 type stats struct {
 	ops, kills, interrupts, restarts, checks, contentChecks int
-	byClass                                     map[string]*classStats
+	byClass                                                 map[string]*classStats
 }
 
 // Engine runs one torture run.
@@ -95,9 +95,9 @@ type Engine struct {
 	stats    stats
 	opSeq    int
 	checkSeq int
-	killed   chan int                 // nodes killed by a kill timer during an operation
-	trace    *os.File                 // every operation and kill, in the work directory
-	took     map[string]time.Duration // how long operations of a class take
+	killed   chan int                   // nodes killed by a kill timer during an operation
+	trace    *os.File                   // every operation and kill, in the work directory
+	took     map[string]time.Duration   // how long operations of a class take
 	client   atomic.Pointer[os.Process] // the dm command running, for interrupts
 }
 
