@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -100,6 +101,14 @@ func TestPushCutOffKeepsSenderAlive(t *testing.T) {
 	if testing.Short() {
 		runs = 3
 	}
+	// How long a whole push takes here sets when to cut: a fixed delay
+	// lets a fast machine finish most pushes before the cut comes.
+	start := time.Now()
+	if s := e.transfer(a, "push", "b", "big", "--neutral", "--remote-name", "big-timing"); s.Commits != 1 {
+		t.Fatalf("the timing push: %+v", s)
+	}
+	whole := time.Since(start)
+	t.Logf("a whole push takes %s", whole.Round(time.Millisecond))
 	cut := 0
 	for i := range 2 * runs {
 		kill := i%2 == 0
@@ -107,11 +116,12 @@ func TestPushCutOffKeepsSenderAlive(t *testing.T) {
 		// source, not the network, is the slow side) and a new remote name
 		// each time makes b receive all of it again.
 		cmd, wait := e.startPush("--remote", "a", "push", "b", "big", "--neutral", "--remote-name", fmt.Sprintf("big-%d", i))
-		time.Sleep(time.Duration(100+rng.IntN(700)) * time.Millisecond)
+		// Cut somewhere between 10% and 70% of the way through.
+		time.Sleep(whole * time.Duration(10+rng.IntN(61)) / 100)
 		if kill {
 			b.kill()
-		} else {
-			must(t, cmd.Process.Signal(syscall.SIGINT))
+		} else if err := cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			t.Fatal(err)
 		}
 		err, stderr := wait(2 * time.Minute)
 		a.alive(fmt.Sprintf("after push %d was cut off", i))
