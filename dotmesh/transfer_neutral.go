@@ -2,10 +2,13 @@ package dotmesh
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/dotmesh-io/dotmesh/transport/neutral"
 )
 
 // Every received commit is stored on a hidden per-branch receiving
@@ -16,7 +19,8 @@ import (
 // Neutral transfers restore the commit into a scratch branch on the
 // sender and stream its tree; the receiver writes the tree into the
 // working state of the receiving storage and commits it there with the
-// SAME commit id. Neutral streams are always complete trees.
+// SAME commit id. Neutral streams are always complete trees, in the
+// format of package transport/neutral.
 
 func recvBranch(branch string) string {
 	b := "_recv-" + branch
@@ -38,7 +42,7 @@ func (n *Node) sendNeutral(ctx context.Context, d *Dot, be StorageBackend, c *Co
 	if err != nil {
 		return err
 	}
-	return writeNeutral(dir, w)
+	return neutral.Write(dir, w)
 }
 
 func (n *Node) receiveNeutral(ctx context.Context, t *transferTarget, c Commit, r io.Reader) (map[string]string, error) {
@@ -55,8 +59,11 @@ func (n *Node) receiveNeutral(ctx context.Context, t *transferTarget, c Commit, 
 	if err := emptyDir(dir); err != nil {
 		return nil, fmt.Errorf("clearing the receiving working state: %w", err)
 	}
-	if err := readNeutral(r, dir); err != nil {
+	if err := neutral.Read(r, dir); err != nil {
 		_ = emptyDir(dir) // a damaged stream leaves nothing behind
+		if errors.Is(err, neutral.ErrCorrupt) {
+			err = corruptStream{err}
+		}
 		return nil, err
 	}
 	info, err := t.be.Commit(ctx, c.Ref())
@@ -65,6 +72,12 @@ func (n *Node) receiveNeutral(ctx context.Context, t *transferTarget, c Commit, 
 	}
 	return info, nil
 }
+
+// corruptStream is a damaged neutral stream's error, which is this
+// package's ErrCorrupt too; its text stays the stream's.
+type corruptStream struct{ error }
+
+func (e corruptStream) Unwrap() []error { return []error{e.error, ErrCorrupt} }
 
 func emptyDir(dir string) error {
 	ents, err := os.ReadDir(dir)

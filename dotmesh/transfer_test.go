@@ -181,6 +181,7 @@ func TestNeutralTransfer(t *testing.T) {
 	ft := &flakyTransport{Transport: dotmesh.LocalTransport(b.node), cut: 1, limit: 20000, flip: true}
 	_, err = a.node.Push(ctx, app, "", ft, dotmesh.TransferOptions{Neutral: true})
 	require.ErrorIs(t, err, dotmesh.ErrCorrupt)
+	require.Contains(t, err.Error(), "corrupt data: neutral stream: ", "the stream's own words, said once")
 	st, err := b.node.TransferState(ctx, app, "master")
 	require.NoError(t, err)
 	require.Len(t, st.Have, 2)

@@ -8,7 +8,7 @@ grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]+\(' . | while read -r 
 		echo "fuzz: $pkg $fn ($fuzztime)"
 		# The minimizer's default budget is 60 s per new input, during which
 		# no executions are reported; a target doing real file I/O (~1 ms an
-		# input, like FuzzReadNeutral) then looks stalled. Bound it by count.
+		# input, like neutral.FuzzRead) then looks stalled. Bound it by count.
 		if ! go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$fuzztime" -fuzzminimizetime "${FUZZ_MINIMIZE:-500x}" "$pkg" >/tmp/fuzz.$$.log 2>&1; then
 			# Go's fuzzer can report "context deadline exceeded" when -fuzztime
 			# ends during a slow input; only a written failing input, a panic

@@ -1,4 +1,25 @@
-package dotmesh
+// Package neutral is the backend-neutral stream of dotmesh transfers: one
+// commit's whole tree, carried between nodes whose backends differ (ZFS in
+// production, files on a laptop). It knows nothing of dots or backends;
+// the engine writes a restored commit's directory with Write and unpacks
+// an incoming stream into a fresh working state with Read.
+//
+// The format:
+//
+//	"DMN1"
+//	records, parents before children, each:
+//	  kind   byte     'd' directory, 'f' file, 'l' symlink
+//	  path   uvarint length + bytes: slash-separated, relative, clean
+//	  mode   uvarint  permission bits (0777)
+//	  mtime  varint   Unix nanoseconds
+//	  'f':   uvarint size + content;  'l': uvarint length + target
+//	'e' and the SHA-256 of every byte before the 'e'
+//
+// Sockets and devices are not carried. Read writes through os.Root (no
+// path or symlink leads outside its directory) and succeeds only when the
+// trailer matches, so the caller commits nothing of a truncated or
+// corrupted stream.
+package neutral
 
 import (
 	"bufio"
@@ -17,21 +38,10 @@ import (
 	"time"
 )
 
-// The neutral stream carries one commit's whole tree between nodes whose
-// backends differ (ZFS in production, files on a laptop):
-//
-//	"DMN1"
-//	records, parents before children, each:
-//	  kind   byte     'd' directory, 'f' file, 'l' symlink
-//	  path   uvarint length + bytes: slash-separated, relative, clean
-//	  mode   uvarint  permission bits (0777)
-//	  mtime  varint   Unix nanoseconds
-//	  'f':   uvarint size + content;  'l': uvarint length + target
-//	'e' and the SHA-256 of every byte before the 'e'
-//
-// The receiver writes it into a fresh working state through os.Root (no
-// path or symlink leads outside) and commits only when the trailer
-// matches; a truncated or corrupted stream leaves no commit.
+// ErrCorrupt is wrapped by every error Read returns for a malformed or
+// damaged stream (as opposed to a failing disk). Its text is the engine's
+// ErrCorrupt's, which the engine adds when it receives a stream.
+var ErrCorrupt = errors.New("corrupt data")
 
 const neutralMagic = "DMN1"
 
@@ -53,8 +63,8 @@ func (hw hashWriter) Write(p []byte) (int, error) {
 	return hw.w.Write(p)
 }
 
-// writeNeutral writes the tree at dir as a neutral stream.
-func writeNeutral(dir string, w io.Writer) error {
+// Write writes the tree at dir as a neutral stream.
+func Write(dir string, w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	hw := hashWriter{bw, sha256.New()}
 	if _, err := io.WriteString(hw, neutralMagic); err != nil {
@@ -142,10 +152,10 @@ func writeNeutral(dir string, w io.Writer) error {
 	return bw.Flush()
 }
 
-// readNeutral unpacks a neutral stream into the empty directory dir. Any
-// error means the stream was malformed or corrupt (ErrCorrupt) or the
-// disk failed; the caller discards dir's contents then.
-func readNeutral(r io.Reader, dir string) error {
+// Read unpacks a neutral stream into the empty directory dir. Any error
+// means the stream was malformed or corrupt (ErrCorrupt) or the disk
+// failed; the caller discards dir's contents then.
+func Read(r io.Reader, dir string) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
