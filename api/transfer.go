@@ -29,6 +29,11 @@ import (
 // server's usual body limit and read timeout; everything else is as for
 // the other routes.
 
+// SkipUsageHeader, set to "1" on GET .../transfer, carries
+// dotmesh.StateOptions.SkipUsage: the answer's usage may be left zero.
+// A node that predates it ignores it and answers with usage.
+const SkipUsageHeader = "Dotmesh-Skip-Usage"
+
 // TransferRequest asks a node to push to, pull from or clone from a peer.
 // It carries the peer's API key: the node uses it for this transfer only
 // and never logs or stores it.

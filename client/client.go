@@ -120,19 +120,20 @@ const maxResponse = 256 << 20
 // receives the JSON answer when not nil. Only ctx bounds it once
 // connected: commits, gc and the like may take long before they answer.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
-	return c.call(ctx, nil, method, path, query, in, out)
+	return c.call(ctx, nil, method, path, query, nil, in, out)
 }
 
 // doTransfer is do for a call of the transfer protocol, which a node
 // answers promptly: the idle timeout applies.
-func (c *Client) doTransfer(ctx context.Context, method, path string, query url.Values, in, out any) error {
+func (c *Client) doTransfer(ctx context.Context, method, path string, query url.Values, hdr http.Header, in, out any) error {
 	ctx, w := c.watchIdle(ctx)
 	defer w.stop()
-	return w.error(c.call(ctx, w, method, path, query, in, out))
+	return w.error(c.call(ctx, w, method, path, query, hdr, in, out))
 }
 
-// call is do, with the answer's bytes re-arming w when not nil.
-func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, query url.Values, in, out any) error {
+// call is do, with the answer's bytes re-arming w when not nil and the
+// request carrying hdr's headers besides its own.
+func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, query url.Values, hdr http.Header, in, out any) error {
 	u := *c.base
 	u.RawPath = c.base.EscapedPath() + path // path is escaped already
 	u.Path, _ = url.PathUnescape(u.RawPath)
@@ -153,10 +154,8 @@ func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, qu
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	if !dotmesh.UsageWanted(ctx) {
-		// The sending side of a transfer: the node need not read its
-		// working state (a header, which nodes that predate it ignore).
-		req.Header.Set(dotmesh.SkipUsageHeader, "1")
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	req.SetBasicAuth(c.user, c.key)
 	resp, err := c.http.Do(req)

@@ -87,7 +87,7 @@ func committedStream(t *testing.T, size int) (dotmesh.DotName, dotmesh.Commit, [
 	app := dotmesh.DotName{Namespace: "admin", Name: "app"}
 	c := writeCommit(t, a, app, size)
 	var stream bytes.Buffer
-	noErr(t, a.Node.SendCommitStream(context.Background(), app, c.ID, nil, dotmesh.FormatNative+"dump", &stream))
+	noErr(t, a.Node.TransferPeer().Send(context.Background(), app, c.ID, nil, dotmesh.FormatNative+"dump", &stream))
 	return app, *c, stream.Bytes()
 }
 

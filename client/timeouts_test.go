@@ -251,7 +251,7 @@ func TestConnectTimeout(t *testing.T) {
 	c, err := client.New("http://"+addr, "", "k", client.WithConnectTimeout(connect))
 	noErr(t, err)
 	start := time.Now()
-	_, err = c.State(context.Background(), dotmesh.DotName{Namespace: "admin", Name: "x"}, "master")
+	_, err = c.State(context.Background(), dotmesh.DotName{Namespace: "admin", Name: "x"}, "master", dotmesh.StateOptions{})
 	took := time.Since(start)
 	t.Logf("after %s: %v", took.Round(time.Millisecond), err)
 	if !errors.Is(err, dotmesh.ErrUnavailable) || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "reachable") {

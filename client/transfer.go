@@ -19,14 +19,19 @@ import (
 // Push to, Pull from and Clone from it directly.
 var _ dotmesh.Transport = (*Client)(nil)
 
-// State implements dotmesh.Transport.
-func (c *Client) State(ctx context.Context, dot dotmesh.DotName, branch string) (*dotmesh.TransferState, error) {
+// State implements dotmesh.Transport; opts.SkipUsage goes as a header,
+// which nodes that predate it ignore.
+func (c *Client) State(ctx context.Context, dot dotmesh.DotName, branch string, opts dotmesh.StateOptions) (*dotmesh.TransferState, error) {
 	p, err := dotPath(dot, "transfer")
 	if err != nil {
 		return nil, err
 	}
+	var hdr http.Header
+	if opts.SkipUsage {
+		hdr = http.Header{api.SkipUsageHeader: {"1"}}
+	}
 	var st dotmesh.TransferState
-	if err := c.doTransfer(ctx, http.MethodGet, p, url.Values{"branch": {branch}}, nil, &st); err != nil {
+	if err := c.doTransfer(ctx, http.MethodGet, p, url.Values{"branch": {branch}}, hdr, nil, &st); err != nil {
 		return nil, err
 	}
 	return &st, nil
@@ -95,7 +100,7 @@ func (c *Client) Finish(ctx context.Context, dot dotmesh.DotName, branch string,
 		return nil, err
 	}
 	var res dotmesh.FinishResult
-	if err := c.doTransfer(ctx, http.MethodPost, p, url.Values{"branch": {branch}}, req, &res); err != nil {
+	if err := c.doTransfer(ctx, http.MethodPost, p, url.Values{"branch": {branch}}, nil, req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil

@@ -36,7 +36,7 @@ func TestTransferOverHTTP(t *testing.T) {
 	if !errors.Is(err, dotmesh.ErrUnauthorized) {
 		t.Fatalf("push with a wrong key: %v", err)
 	}
-	if st, err := b.Node.TransferState(ctx, app, "master"); err != nil || st.Exists || len(st.Have) > 0 {
+	if st, err := b.Node.TransferPeer().State(ctx, app, "master", dotmesh.StateOptions{}); err != nil || st.Exists || len(st.Have) > 0 {
 		t.Fatalf("b changed after a refused push: %+v %v", st, err)
 	}
 
@@ -73,5 +73,35 @@ func noErr(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStateSkipUsageOverHTTP: StateOptions.SkipUsage travels to the node
+// (as api.SkipUsageHeader), which then leaves Usage zero; without it the
+// node reports its uncommitted changes.
+func TestStateSkipUsageOverHTTP(t *testing.T) {
+	ctx := context.Background()
+	n := servertest.Start(t)
+	app := dotmesh.DotName{Namespace: "admin", Name: "app"}
+	_, err := n.Node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	noErr(t, err)
+	p, err := n.Node.SubdotPath(ctx, dotmesh.VolumeName{Dot: app})
+	noErr(t, err)
+	must(t, os.WriteFile(filepath.Join(p, "f"), []byte("one"), 0o644))
+	_, err = n.Node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one", Author: "t"})
+	noErr(t, err)
+	must(t, os.WriteFile(filepath.Join(p, "g"), []byte("uncommitted"), 0o644))
+
+	c, err := client.New(n.URL, "", n.Key)
+	noErr(t, err)
+	st, err := c.State(ctx, app, "master", dotmesh.StateOptions{})
+	noErr(t, err)
+	if !st.Usage.Dirty || st.Usage.DirtyBytes == 0 {
+		t.Fatalf("usage without SkipUsage: %+v", st.Usage)
+	}
+	st, err = c.State(ctx, app, "master", dotmesh.StateOptions{SkipUsage: true})
+	noErr(t, err)
+	if st.Usage != (dotmesh.Usage{}) || len(st.History) != 1 {
+		t.Fatalf("with SkipUsage: usage %+v, %d commits", st.Usage, len(st.History))
 	}
 }

@@ -57,7 +57,7 @@ func bigCommitStream(t *testing.T) (*dotmesh.Commit, []byte) {
 	a.write("app", "big", string(data))
 	c := a.commit("big")
 	var buf bytes.Buffer
-	require.NoError(t, a.node.SendCommitStream(ctx, app, c.ID, nil, dotmesh.FormatNative+"dump", &buf))
+	require.NoError(t, a.node.TransferPeer().Send(ctx, app, c.ID, nil, dotmesh.FormatNative+"dump", &buf))
 	return c, buf.Bytes()
 }
 
@@ -74,7 +74,7 @@ func TestIncomingNotExpiredWhileReceiving(t *testing.T) {
 
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- b.ReceiveCommit(ctx, app, "master", *c, nil, dotmesh.FormatNative+"dump", pr) }()
+	go func() { done <- b.TransferPeer().Receive(ctx, app, "master", *c, nil, dotmesh.FormatNative+"dump", pr) }()
 	half := len(stream) / 2
 	_, err := pw.Write(stream[:half/2])
 	require.NoError(t, err)
@@ -126,8 +126,8 @@ func TestIncomingNotExpiredWhileReceiving(t *testing.T) {
 	require.Empty(t, ents, "the staged dot's branch directories remain")
 
 	// A transfer after that starts afresh and finishes.
-	require.NoError(t, b.ReceiveCommit(ctx, app, "master", *c, nil, dotmesh.FormatNative+"dump", bytes.NewReader(stream)))
-	_, err = b.FinishReceive(ctx, app, "master", dotmesh.FinishRequest{Head: c.ID})
+	require.NoError(t, b.TransferPeer().Receive(ctx, app, "master", *c, nil, dotmesh.FormatNative+"dump", bytes.NewReader(stream)))
+	_, err = b.TransferPeer().Finish(ctx, app, "master", dotmesh.FinishRequest{Head: c.ID})
 	require.NoError(t, err)
 	ts, err = b.IncomingTransfers(ctx)
 	require.NoError(t, err)
@@ -144,7 +144,7 @@ func TestAbortIncomingCancelsReceive(t *testing.T) {
 
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- b.ReceiveCommit(ctx, app, "master", *c, nil, dotmesh.FormatNative+"dump", pr) }()
+	go func() { done <- b.TransferPeer().Receive(ctx, app, "master", *c, nil, dotmesh.FormatNative+"dump", pr) }()
 	_, err := pw.Write(stream[:len(stream)/4])
 	require.NoError(t, err)
 	// The sender goes on writing; the abort cuts the receive off.
@@ -159,6 +159,6 @@ func TestAbortIncomingCancelsReceive(t *testing.T) {
 	require.Empty(t, ts)
 	_, err = b.AbortIncoming(ctx, app, "")
 	require.ErrorIs(t, err, dotmesh.ErrNotFound)
-	_, err = b.FinishReceive(ctx, app, "master", dotmesh.FinishRequest{Head: c.ID})
+	_, err = b.TransferPeer().Finish(ctx, app, "master", dotmesh.FinishRequest{Head: c.ID})
 	require.ErrorIs(t, err, dotmesh.ErrNotFound)
 }

@@ -70,7 +70,7 @@ func TestNewNamesRefused(t *testing.T) {
 	_, err = e.node.Push(ctx, legacy, "", dotmesh.LocalTransport(peer.node), dotmesh.TransferOptions{RemoteDot: dotmesh.DotName{Name: "x"}})
 	require.NoError(t, err)
 	// The receiver refuses by itself too (an older sender checks nothing).
-	err = peer.node.ReceiveCommit(ctx, dotmesh.DotName{Namespace: "-n", Name: "x"}, "master", *lc, nil, "native:dump", strings.NewReader(""))
+	err = peer.node.TransferPeer().Receive(ctx, dotmesh.DotName{Namespace: "-n", Name: "x"}, "master", *lc, nil, "native:dump", strings.NewReader(""))
 	check(err, "namespace", "-n")
 
 	require.NoError(t, e.node.DeleteDot(ctx, legacy))

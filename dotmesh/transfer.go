@@ -165,7 +165,7 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 	}
 	// The sender's working state plays no part: only the receiver's dirty
 	// check guards data, so the sender is not asked for it.
-	from, err := src.State(WithoutUsage(ctx), srcDot, branch)
+	from, err := src.State(ctx, srcDot, branch, StateOptions{SkipUsage: true})
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +175,7 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 	if len(from.History) == 0 {
 		return nil, fmt.Errorf("%w: branch %s of %s has no commits to transfer; commit first", ErrInvalidArgument, branch, srcDot)
 	}
-	to, err := dst.State(ctx, dstDot, branch)
+	to, err := dst.State(ctx, dstDot, branch, StateOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -285,27 +285,6 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 	}
 	res.Stashed, res.Created = fin.Stashed, fin.Created
 	return res, nil
-}
-
-type withoutUsageKey struct{}
-
-// WithoutUsage marks ctx of a Transport.State call whose answer needs no
-// TransferState.Usage (the sending side of a transfer): a node then skips
-// reading its working state, which on some backends costs a snapshot.
-// Transports that reach another node pass the mark on (see
-// SkipUsageHeader); a peer that ignores it just answers with Usage.
-func WithoutUsage(ctx context.Context) context.Context {
-	return context.WithValue(ctx, withoutUsageKey{}, true)
-}
-
-// SkipUsageHeader is the HTTP request header by which a Transport to
-// another node passes WithoutUsage on.
-const SkipUsageHeader = "Dotmesh-Skip-Usage"
-
-// UsageWanted reports whether a State call under ctx needs Usage.
-func UsageWanted(ctx context.Context) bool {
-	v, _ := ctx.Value(withoutUsageKey{}).(bool)
-	return !v
 }
 
 // copyCommit streams one whole commit from src to dst, counting bytes.

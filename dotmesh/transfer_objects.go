@@ -15,10 +15,8 @@ import (
 // stream without those. Everything else (the stream's own checksums, the
 // receiver's completeness check, Finish) is as for whole streams.
 
-// CommitObjects lists the objects of commit id's native stream on this
-// node (the Transport.CommitObjects of this node). ErrNotSupported when
-// the dot's backend cannot negotiate objects.
-func (n *Node) CommitObjects(ctx context.Context, name DotName, id CommitID, base *CommitID, format string) (*ObjectList, error) {
+// commitObjects is TransferPeer.Objects.
+func (n *Node) commitObjects(ctx context.Context, name DotName, id CommitID, base *CommitID, format string) (*ObjectList, error) {
 	be, c, bc, err := n.negotiatingSource(ctx, name, id, base, format)
 	if err != nil {
 		return nil, err
@@ -33,12 +31,10 @@ func (n *Node) CommitObjects(ctx context.Context, name DotName, id CommitID, bas
 	return &ObjectList{IDs: ids, Digest: ObjectListDigest(ids)}, nil
 }
 
-// SendCommitStreamWithout writes commit id of dot in format to w, leaving
-// out the objects f marks as held by the receiver (the
-// Transport.FetchCommitWithout of this node).
-func (n *Node) SendCommitStreamWithout(ctx context.Context, name DotName, id CommitID, base *CommitID, format string, f *ObjectFilter, w io.Writer) error {
+// sendCommitStreamWithout is TransferPeer.SendWithout.
+func (n *Node) sendCommitStreamWithout(ctx context.Context, name DotName, id CommitID, base *CommitID, format string, f *ObjectFilter, w io.Writer) error {
 	if f == nil {
-		return n.SendCommitStream(ctx, name, id, base, format, w)
+		return n.sendCommitStream(ctx, name, id, base, format, w)
 	}
 	be, c, bc, err := n.negotiatingSource(ctx, name, id, base, format)
 	if err != nil {
@@ -86,11 +82,8 @@ func (n *Node) negotiatingSource(ctx context.Context, name DotName, id CommitID,
 	return on, c, bc, nil
 }
 
-// HaveObjects reports which of ids this node holds for receiving commit c
-// of dot onto branch, and keeps those objects until then (the
-// Transport.HaveObjects of this node). ids come from a peer: at most
-// MaxObjectBatch, each valid.
-func (n *Node) HaveObjects(ctx context.Context, name DotName, branch string, c CommitID, format string, ids []ObjectID) ([]bool, error) {
+// haveObjects is TransferPeer.HaveObjects.
+func (n *Node) haveObjects(ctx context.Context, name DotName, branch string, c CommitID, format string, ids []ObjectID) ([]bool, error) {
 	if err := ValidateName("branch", branch); err != nil {
 		return nil, err
 	}

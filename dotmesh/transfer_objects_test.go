@@ -50,7 +50,7 @@ func TestTransferResumesInsideCommit(t *testing.T) {
 	require.Error(t, err)
 	_, err = b.node.Dot(ctx, app)
 	require.ErrorIs(t, err, dotmesh.ErrNotFound, "nothing partial is visible")
-	st, err := b.node.TransferState(ctx, app, "master")
+	st, err := b.node.TransferPeer().State(ctx, app, "master", dotmesh.StateOptions{})
 	require.NoError(t, err)
 	require.Empty(t, st.Have, "the cut commit did not arrive")
 
@@ -120,13 +120,13 @@ func TestHaveObjectsRefusesBadInput(t *testing.T) {
 		"upper":    {"ABCD"},
 		"path":     {"../../etc/passwd"},
 	} {
-		_, err := b.node.HaveObjects(ctx, app, "master", c, format, ids)
+		_, err := b.node.TransferPeer().HaveObjects(ctx, app, "master", c, format, ids)
 		require.ErrorIs(t, err, dotmesh.ErrInvalidArgument, name)
 		require.NotContains(t, err.Error(), "\n", name)
 	}
-	_, err := b.node.HaveObjects(ctx, app, "master", c, dotmesh.FormatNeutral, []dotmesh.ObjectID{"ab"})
+	_, err := b.node.TransferPeer().HaveObjects(ctx, app, "master", c, dotmesh.FormatNeutral, []dotmesh.ObjectID{"ab"})
 	require.ErrorIs(t, err, dotmesh.ErrNotSupported)
-	st, err := b.node.TransferState(ctx, app, "master")
+	st, err := b.node.TransferPeer().State(ctx, app, "master", dotmesh.StateOptions{})
 	require.NoError(t, err)
 	require.False(t, st.Exists)
 	require.Empty(t, st.Have)

@@ -86,10 +86,8 @@ func (n *Node) transferTarget(ctx context.Context, name DotName, create string) 
 	return t, nil
 }
 
-// TransferState describes a branch of a dot on this node for a transfer
-// (the Transport.State of this node). Usage is left zero when ctx says
-// it is not wanted (WithoutUsage).
-func (n *Node) TransferState(ctx context.Context, name DotName, branch string) (*TransferState, error) {
+// transferState is TransferPeer.State.
+func (n *Node) transferState(ctx context.Context, name DotName, branch string, opts StateOptions) (*TransferState, error) {
 	if err := ValidateName("branch", branch); err != nil {
 		return nil, err
 	}
@@ -119,7 +117,7 @@ func (n *Node) TransferState(ctx context.Context, name DotName, branch string) (
 	for i := len(chain) - 1; i >= 0; i-- {
 		st.History = append(st.History, *chain[i])
 	}
-	if !UsageWanted(ctx) {
+	if opts.SkipUsage {
 		return st, nil
 	}
 	if st.Usage, err = dirtiness(ctx, t.be, b.Ref(), headRef(t.commits[b.Head])); err != nil {
@@ -156,11 +154,8 @@ func dirtiness(ctx context.Context, be StorageBackend, b BranchRef, head *Commit
 	return be.Usage(ctx, b, head)
 }
 
-// ReceiveCommit stores commit c, whose data r carries in format, on
-// branch of dot (the Transport.SendCommit of this node). Nothing becomes
-// visible until FinishReceive; a commit that is here already is accepted
-// and its stream discarded.
-func (n *Node) ReceiveCommit(ctx context.Context, name DotName, branch string, c Commit, base *CommitID, format string, r io.Reader) (err error) {
+// receiveCommit is TransferPeer.Receive.
+func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c Commit, base *CommitID, format string, r io.Reader) (err error) {
 	if err := ValidateName("branch", branch); err != nil {
 		return err
 	}
@@ -312,11 +307,8 @@ func parseFormat(f string) (string, error) {
 // transfer have commits the other lacks.
 var ErrDiverged = fmt.Errorf("%w: diverged", ErrConflict)
 
-// FinishReceive moves branch of dot to req.Head (the Transport.Finish of
-// this node): it creates the dot or branch when new, refuses to discard
-// uncommitted changes or diverged commits (unless req.Stash), restores
-// the working state and moves the head with one conditioned transaction.
-func (n *Node) FinishReceive(ctx context.Context, name DotName, branch string, req FinishRequest) (_ *FinishResult, err error) {
+// finishReceive is TransferPeer.Finish.
+func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, req FinishRequest) (_ *FinishResult, err error) {
 	if err := ValidateName("branch", branch); err != nil {
 		return nil, err
 	}

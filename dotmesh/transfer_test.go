@@ -140,7 +140,7 @@ func TestTransferResumeAndIntegrity(t *testing.T) {
 		// Nothing visible on b; the first commit is staged.
 		_, err = b.node.Dot(ctx, app)
 		require.ErrorIs(t, err, dotmesh.ErrNotFound)
-		st, err := b.node.TransferState(ctx, app, "master")
+		st, err := b.node.TransferPeer().State(ctx, app, "master", dotmesh.StateOptions{})
 		require.NoError(t, err)
 		require.Len(t, st.Have, 1)
 
@@ -182,7 +182,7 @@ func TestNeutralTransfer(t *testing.T) {
 	_, err = a.node.Push(ctx, app, "", ft, dotmesh.TransferOptions{Neutral: true})
 	require.ErrorIs(t, err, dotmesh.ErrCorrupt)
 	require.Contains(t, err.Error(), "corrupt data: neutral stream: ", "the stream's own words, said once")
-	st, err := b.node.TransferState(ctx, app, "master")
+	st, err := b.node.TransferPeer().State(ctx, app, "master", dotmesh.StateOptions{})
 	require.NoError(t, err)
 	require.Len(t, st.Have, 2)
 	res, err = a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{Neutral: true})
@@ -202,7 +202,7 @@ func TestNeutralTransfer(t *testing.T) {
 }
 
 // TestTransferStateWithoutUsage: the sending side of a transfer is asked
-// for its state without Usage (WithoutUsage), so a sender with uncommitted
+// for its state without Usage (StateOptions.SkipUsage), so a sender with uncommitted
 // changes is neither slowed by reading them nor refused; the receiver's
 // are still checked, and refused with the amount in the message.
 func TestTransferStateWithoutUsage(t *testing.T) {
@@ -214,10 +214,10 @@ func TestTransferStateWithoutUsage(t *testing.T) {
 	a.commit("one")
 	a.write("app.db", "uncommitted", "on the sender")
 
-	st, err := a.node.TransferState(ctx, app, "master")
+	st, err := a.node.TransferPeer().State(ctx, app, "master", dotmesh.StateOptions{})
 	require.NoError(t, err)
 	require.True(t, st.Usage.Dirty)
-	st, err = a.node.TransferState(dotmesh.WithoutUsage(ctx), app, "master")
+	st, err = a.node.TransferPeer().State(ctx, app, "master", dotmesh.StateOptions{SkipUsage: true})
 	require.NoError(t, err)
 	require.Equal(t, dotmesh.Usage{}, st.Usage)
 	require.Len(t, st.History, 1)

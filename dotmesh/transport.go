@@ -20,7 +20,8 @@ import (
 type Transport interface {
 	// State describes a dot's branch on the peer for a transfer. A missing
 	// dot or branch is not an error: State.Exists / Branch say so.
-	State(ctx context.Context, dot DotName, branch string) (*TransferState, error)
+	// Implementations pass opts on to the peer.
+	State(ctx context.Context, dot DotName, branch string, opts StateOptions) (*TransferState, error)
 	// SendCommit stores commit c on the peer's branch (it stays invisible
 	// until Finish): data is a stream in format, incremental from base (a
 	// commit the peer has) when base is not nil. It returns only once
@@ -34,6 +35,15 @@ type Transport interface {
 	// Finish moves the peer's branch to req.Head, whose history the peer
 	// must hold, creating the dot and the branch if needed.
 	Finish(ctx context.Context, dot DotName, branch string, req FinishRequest) (*FinishResult, error)
+}
+
+// StateOptions tune Transport.State and TransferPeer.State.
+type StateOptions struct {
+	// SkipUsage leaves TransferState.Usage zero: the sending side of a
+	// transfer plays no part in the dirty check, and reading a working
+	// state costs a snapshot on some backends. A peer that predates the
+	// option answers with Usage, which is harmless.
+	SkipUsage bool
 }
 
 // TransferState is a node's view of one branch of a dot, for a transfer.
@@ -52,7 +62,8 @@ type TransferState struct {
 	// including commits received by an interrupted transfer that were not
 	// finished yet: a re-run skips them (resume).
 	Have []CommitID `json:"have,omitempty"`
-	// Usage is the branch's working state (dirty bytes).
+	// Usage is the branch's working state (dirty bytes); zero when asked
+	// with StateOptions.SkipUsage.
 	Usage Usage `json:"usage"`
 }
 

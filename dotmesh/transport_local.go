@@ -16,12 +16,12 @@ var _ ObjectTransport = localTransport{}
 
 type localTransport struct{ n *Node }
 
-func (l localTransport) State(ctx context.Context, dot DotName, branch string) (*TransferState, error) {
-	return l.n.TransferState(ctx, dot, branch)
+func (l localTransport) State(ctx context.Context, dot DotName, branch string, opts StateOptions) (*TransferState, error) {
+	return l.n.transferState(ctx, dot, branch, opts)
 }
 
 func (l localTransport) SendCommit(ctx context.Context, dot DotName, branch string, c Commit, base *CommitID, format string, data io.Reader) error {
-	return l.n.ReceiveCommit(ctx, dot, branch, c, base, format, data)
+	return l.n.receiveCommit(ctx, dot, branch, c, base, format, data)
 }
 
 func (l localTransport) FetchCommit(ctx context.Context, dot DotName, id CommitID, base *CommitID, format string) (io.ReadCloser, error) {
@@ -31,16 +31,16 @@ func (l localTransport) FetchCommit(ctx context.Context, dot DotName, id CommitI
 		return nil, err
 	}
 	return produce(ctx, func(ctx context.Context, w io.Writer) error {
-		return l.n.SendCommitStream(ctx, dot, id, base, format, w)
+		return l.n.sendCommitStream(ctx, dot, id, base, format, w)
 	}), nil
 }
 
 func (l localTransport) CommitObjects(ctx context.Context, dot DotName, id CommitID, base *CommitID, format string) (*ObjectList, error) {
-	return l.n.CommitObjects(ctx, dot, id, base, format)
+	return l.n.commitObjects(ctx, dot, id, base, format)
 }
 
 func (l localTransport) HaveObjects(ctx context.Context, dot DotName, branch string, c CommitID, format string, ids []ObjectID) ([]bool, error) {
-	return l.n.HaveObjects(ctx, dot, branch, c, format, ids)
+	return l.n.haveObjects(ctx, dot, branch, c, format, ids)
 }
 
 func (l localTransport) FetchCommitWithout(ctx context.Context, dot DotName, id CommitID, base *CommitID, format string, f *ObjectFilter) (io.ReadCloser, error) {
@@ -48,7 +48,7 @@ func (l localTransport) FetchCommitWithout(ctx context.Context, dot DotName, id 
 		return nil, err
 	}
 	return produce(ctx, func(ctx context.Context, w io.Writer) error {
-		return l.n.SendCommitStreamWithout(ctx, dot, id, base, format, f, w)
+		return l.n.sendCommitStreamWithout(ctx, dot, id, base, format, f, w)
 	}), nil
 }
 
@@ -80,10 +80,10 @@ func (p *producedReader) Close() error {
 }
 
 func (l localTransport) Finish(ctx context.Context, dot DotName, branch string, req FinishRequest) (*FinishResult, error) {
-	return l.n.FinishReceive(ctx, dot, branch, req)
+	return l.n.finishReceive(ctx, dot, branch, req)
 }
 
-// sendSource resolves what SendCommitStream sends: the commit and base
+// sendSource resolves what sendCommitStream sends: the commit and base
 // records and the dot's backend.
 func (n *Node) sendSource(ctx context.Context, name DotName, id CommitID, base *CommitID, format string) (*Commit, *Commit, error) {
 	if err := ValidateID("commit", string(id), false); err != nil {
@@ -117,9 +117,8 @@ func (n *Node) sendSource(ctx context.Context, name DotName, id CommitID, base *
 	return c, bc, nil
 }
 
-// SendCommitStream writes commit id of dot in format to w, incremental
-// from base when not nil (the Transport.FetchCommit of this node).
-func (n *Node) SendCommitStream(ctx context.Context, name DotName, id CommitID, base *CommitID, format string, w io.Writer) error {
+// sendCommitStream is TransferPeer.Send.
+func (n *Node) sendCommitStream(ctx context.Context, name DotName, id CommitID, base *CommitID, format string, w io.Writer) error {
 	c, bc, err := n.sendSource(ctx, name, id, base, format)
 	if err != nil {
 		return err

@@ -38,7 +38,7 @@ func TestKeepAliveSparesASlowAnswer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := c.State(context.Background(), dotmesh.DotName{Namespace: "admin", Name: "app"}, "master")
+		st, err := c.State(context.Background(), dotmesh.DotName{Namespace: "admin", Name: "app"}, "master", dotmesh.StateOptions{})
 		srv.Close()
 		switch {
 		case keep && (err != nil || !st.Exists):

@@ -37,11 +37,9 @@ func (s *server) transferState(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ctx := r.Context()
-	if r.Header.Get(dotmesh.SkipUsageHeader) == "1" {
-		ctx = dotmesh.WithoutUsage(ctx) // asked by the sending side of a transfer
-	}
-	st, err := s.node.TransferState(ctx, name, q.Get("branch"))
+	// Asked by the sending side of a transfer, whose usage plays no part.
+	opts := dotmesh.StateOptions{SkipUsage: r.Header.Get(api.SkipUsageHeader) == "1"}
+	st, err := s.node.TransferPeer().State(r.Context(), name, q.Get("branch"), opts)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -70,7 +68,7 @@ func (s *server) receiveCommit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if err := s.node.ReceiveCommit(r.Context(), name, q.Get("branch"), c, baseParam(q), q.Get("format"), r.Body); err != nil {
+	if err := s.node.TransferPeer().Receive(r.Context(), name, q.Get("branch"), c, baseParam(q), q.Get("format"), r.Body); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -86,7 +84,7 @@ func (s *server) sendCommit(w http.ResponseWriter, r *http.Request) {
 	// Headers go out with the first byte of data, so that an error before
 	// the stream starts is still a proper error answer.
 	fw := &firstWrite{w: w}
-	err := s.node.SendCommitStream(r.Context(), name, id, baseParam(q), q.Get("format"), fw)
+	err := s.node.TransferPeer().Send(r.Context(), name, id, baseParam(q), q.Get("format"), fw)
 	if err == nil {
 		return
 	}
@@ -115,7 +113,7 @@ func (s *server) commitObjects(w http.ResponseWriter, r *http.Request) {
 		}
 		offset = n
 	}
-	list, err := s.node.CommitObjects(r.Context(), name, dotmesh.CommitID(r.PathValue("id")), baseParam(q), q.Get("format"))
+	list, err := s.node.TransferPeer().Objects(r.Context(), name, dotmesh.CommitID(r.PathValue("id")), baseParam(q), q.Get("format"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -134,7 +132,7 @@ func (s *server) haveObjects(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	have, err := s.node.HaveObjects(r.Context(), name, q.Get("branch"), req.Commit, req.Format, req.IDs)
+	have, err := s.node.TransferPeer().HaveObjects(r.Context(), name, q.Get("branch"), req.Commit, req.Format, req.IDs)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -177,7 +175,7 @@ func (s *server) sendCommitWithout(w http.ResponseWriter, r *http.Request) {
 	}
 	id := dotmesh.CommitID(r.PathValue("id"))
 	fw := &firstWrite{w: w}
-	err := s.node.SendCommitStreamWithout(r.Context(), name, id, req.Base, req.Format, req.Filter, fw)
+	err := s.node.TransferPeer().SendWithout(r.Context(), name, id, req.Base, req.Format, req.Filter, fw)
 	if err == nil {
 		return
 	}
@@ -208,7 +206,7 @@ func (s *server) finishTransfer(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	res, err := s.node.FinishReceive(r.Context(), name, q.Get("branch"), *req)
+	res, err := s.node.TransferPeer().Finish(r.Context(), name, q.Get("branch"), *req)
 	if err != nil {
 		writeError(w, err)
 		return

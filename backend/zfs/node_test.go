@@ -178,7 +178,7 @@ func TestNodePushKeepsReceiverChanges(t *testing.T) {
 		commitOnA(f, f)
 		must(push())
 		if i > 0 {
-			st, err := b.TransferState(ctx, name, "master")
+			st, err := b.TransferPeer().State(ctx, name, "master", dotmesh.StateOptions{})
 			must(err)
 			if st.Usage.Dirty {
 				t.Fatalf("after push %d: receiver dirty: %+v", i+1, st.Usage)

@@ -30,12 +30,12 @@ func TestTransfersListAndAbort(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stream bytes.Buffer
-	if err := n.Node.SendCommitStream(ctx, src, log[0].ID, nil, dotmesh.FormatNative+"dump", &stream); err != nil {
+	if err := n.Node.TransferPeer().Send(ctx, src, log[0].ID, nil, dotmesh.FormatNative+"dump", &stream); err != nil {
 		t.Fatal(err)
 	}
 	copyDot := dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "copy"}
 	cut := io.LimitReader(&stream, int64(stream.Len()/2))
-	if err := n.Node.ReceiveCommit(ctx, copyDot, "master", *log[0], nil, dotmesh.FormatNative+"dump", cut); err == nil {
+	if err := n.Node.TransferPeer().Receive(ctx, copyDot, "master", *log[0], nil, dotmesh.FormatNative+"dump", cut); err == nil {
 		t.Fatal("a cut stream was received")
 	}
 
