@@ -16,7 +16,8 @@
 //     commit, API keys, mounts (cluster/bbolt for one node, cluster/etcd for
 //     many). Its contract is written on the interface and checked by
 //     cluster/storetest.
-//   - Transport moves commits between nodes for Push, Pull and Clone.
+//   - Transport moves commits between nodes for Push, Pull and Clone;
+//     the node on its far side answers through Node.TransferPeer.
 //
 // Crash safety follows one rule: data first, then one registry
 // transaction. A node killed in between leaves data the registry does not
