@@ -95,7 +95,7 @@ func (e *NoCommitsError) Unwrap() error { return ErrNotFound }
 type DirtyError struct {
 	Dot    DotName
 	Branch string
-	Where  string // the node holding the branch, in words: "this node", "remote origin"
+	Where  string // the side holding the branch, in words: "this node", "the remote"
 	Bytes  int64  // about how many bytes differ from the branch's head
 }
 
