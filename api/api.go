@@ -131,6 +131,9 @@ type Error struct {
 	// from the node that answered: a key the peer refused is the peer
 	// remote's key to fix.
 	Peer bool `json:"peer,omitempty"`
+	// Reason is the typed error behind Error, as data (see Reason);
+	// absent when there is none, and from servers older than it.
+	Reason *Reason `json:"reason,omitempty"`
 }
 
 // codes maps sentinels to wire codes and HTTP statuses, in match order.
@@ -157,10 +160,10 @@ var codes = []struct {
 func ErrorFor(err error) (int, Error) {
 	for _, c := range codes {
 		if errors.Is(err, c.err) {
-			return c.status, Error{Error: err.Error(), Code: c.code}
+			return c.status, Error{Error: err.Error(), Code: c.code, Reason: reasonFor(err)}
 		}
 	}
-	return http.StatusInternalServerError, Error{Error: err.Error(), Code: "internal"}
+	return http.StatusInternalServerError, Error{Error: err.Error(), Code: "internal", Reason: reasonFor(err)}
 }
 
 // Sentinel returns the dotmesh sentinel for a wire code, or nil.
@@ -174,13 +177,26 @@ func Sentinel(code string) error {
 }
 
 // RemoteError is an error a server returned. It unwraps to the matching
-// dotmesh sentinel, and prints as the server's message alone.
+// dotmesh sentinel and to the typed dotmesh error its Reason describes
+// (so errors.As finds a *dotmesh.NotFoundError, say), and prints as the
+// server's message alone.
 type RemoteError struct {
 	Status  int
 	Message string
 	Code    string
-	Peer    bool // the answering node's transfer peer said it (Error.Peer)
+	Peer    bool    // the answering node's transfer peer said it (Error.Peer)
+	Reason  *Reason // the typed error's data (Error.Reason), or nil
 }
 
 func (e *RemoteError) Error() string { return e.Message }
-func (e *RemoteError) Unwrap() error { return Sentinel(e.Code) }
+
+func (e *RemoteError) Unwrap() []error {
+	var errs []error
+	if t := e.Reason.Err(); t != nil {
+		errs = append(errs, t)
+	}
+	if s := Sentinel(e.Code); s != nil {
+		errs = append(errs, s)
+	}
+	return errs
+}

@@ -212,7 +212,7 @@ func remoteError(resp *http.Response, body io.Reader) error {
 	data, _ := io.ReadAll(io.LimitReader(body, 64<<10))
 	var e api.Error
 	if err := json.Unmarshal(data, &e); err == nil && e.Error != "" {
-		return &api.RemoteError{Status: resp.StatusCode, Message: e.Error, Code: e.Code}
+		return &api.RemoteError{Status: resp.StatusCode, Message: e.Error, Code: e.Code, Reason: e.Reason}
 	}
 	msg := strings.TrimSpace(string(data))
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {

@@ -133,6 +133,16 @@ func TestClientErrors(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+	// Typed errors come back as their types, with their data.
+	var nf *dotmesh.NotFoundError
+	err := second(c.Checkout(ctx, web, "nope", false))
+	if !errors.As(err, &nf) || *nf != (dotmesh.NotFoundError{Kind: dotmesh.KindBranch, Name: "nope", Dot: dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "web"}}) || err.Error() != nf.Error() {
+		t.Errorf("checkout of a missing branch: %#v", err)
+	}
+	var nc *dotmesh.NoCommitsError
+	if err := second(c.ResolveRef(ctx, web, "", "HEAD")); !errors.As(err, &nc) || nc.Branch != "master" || nc.Dot.Name != "web" {
+		t.Errorf("HEAD without commits: %#v", err)
+	}
 	// Bad names fail before any request, with the library's message.
 	if _, err := c.Status(ctx, dotmesh.DotName{Name: "a/b"}); !errors.Is(err, dotmesh.ErrInvalidName) {
 		t.Errorf("bad dot name: %v", err)

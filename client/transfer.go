@@ -133,7 +133,7 @@ func (c *Client) Transfer(ctx context.Context, req api.TransferRequest, progress
 			if msg == "" { // never print an empty error
 				msg = fmt.Sprintf("the node at %s reported a failed transfer without a message (code %q)", c.base.Redacted(), ev.Error.Code)
 			}
-			return nil, &api.RemoteError{Status: http.StatusOK, Message: msg, Code: ev.Error.Code, Peer: ev.Error.Peer}
+			return nil, &api.RemoteError{Status: http.StatusOK, Message: msg, Code: ev.Error.Code, Peer: ev.Error.Peer, Reason: ev.Error.Reason}
 		case ev.Result != nil:
 			return ev.Result, nil
 		case ev.Progress != nil && progress != nil:

@@ -25,6 +25,7 @@ func FuzzTransferEvents(f *testing.F) {
 	f.Add([]byte(`{"progress":{"bytes":1}}` + "\n" + `{"result":{"dot":"admin/app","commits":2}}` + "\n"))
 	f.Add([]byte(`{"progress":{"bytes":1}}` + "\n" + `{"error":{"error":"wrong API key","code":"unauthorized","peer":true}}`))
 	f.Add([]byte(`{"error":{"code":"not_found"}}`))
+	f.Add([]byte(`{"error":{"error":"remote origin: uncommitted changes: ...","code":"dirty","peer":true,"reason":{"type":"dirty","namespace":"admin","dot":"app","branch":"master","where":"this node","bytes":3}}}`))
 	f.Add([]byte("{\"progress\":{}}\r\n\nnot json\n"))
 	f.Add([]byte(``))
 	var mu sync.Mutex
@@ -71,6 +72,9 @@ func FuzzTransferEvents(f *testing.F) {
 				}
 				if s := api.Sentinel(ev.Error.Code); s != nil && !errors.Is(err, s) {
 					t.Fatalf("error line %q: %v is not %v", l, err, s)
+				}
+				if typed := ev.Error.Reason.Err(); typed != nil && !errors.As(err, reflect.New(reflect.TypeOf(typed)).Interface()) {
+					t.Fatalf("error line %q: %v is no %T", l, err, typed)
 				}
 				break
 			}

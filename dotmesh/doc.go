@@ -36,5 +36,8 @@
 //
 // Errors wrap the sentinels in errors.go (ErrNotFound, ErrConflict,
 // ErrDirty, ErrUnavailable...) with %w, so callers test them with
-// errors.Is and frontends map them to exit codes and HTTP statuses.
+// errors.Is and frontends map them to exit codes and HTTP statuses. Where
+// a caller can act on what went wrong, the error is typed and carries it
+// as data (NotFoundError, DirtyError...; see errors.go): the library's
+// messages advise in its own terms, and a frontend words its own advice.
 package dotmesh

@@ -1,6 +1,9 @@
 package dotmesh
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Implementations wrap them with %w and add what went wrong,
 // so callers test with errors.Is and users read the wrapped message.
@@ -30,3 +33,135 @@ var (
 	// ErrInUse: the dot or branch is in use (mounted, or held by another node).
 	ErrInUse = errors.New("in use")
 )
+
+// Typed errors carry what went wrong as data, for programs and frontends
+// to act on (a frontend adds its own advice, a command to run, to the
+// message). Each wraps one of the sentinels above, so errors.Is keeps
+// working, and its Error is the sentinel's words and a plain sentence.
+// Match them with errors.As on a pointer: var nf *NotFoundError.
+
+// Kinds of things a NotFoundError reports.
+const (
+	KindDot      = "dot"
+	KindBranch   = "branch"
+	KindCommit   = "commit"
+	KindIncoming = "incoming transfer" // an unfinished transfer into this node
+)
+
+// NotFoundError: there is no Kind named Name in Dot. It wraps ErrNotFound.
+type NotFoundError struct {
+	Kind string // KindDot, KindBranch, KindCommit, KindIncoming, or another thing's name
+	// Name is the branch name, the commit id or prefix; for KindIncoming
+	// the branch ("" for any branch of Dot); empty for KindDot.
+	Name string
+	Dot  DotName // the dot looked for, or looked in
+}
+
+func (e *NotFoundError) Error() string {
+	switch e.Kind {
+	case KindDot:
+		return fmt.Sprintf("%v: dot %s does not exist", ErrNotFound, e.Dot)
+	case KindBranch:
+		return fmt.Sprintf("%v: dot %s has no branch %s", ErrNotFound, e.Dot, e.Name)
+	case KindCommit:
+		return fmt.Sprintf("%v: no commit %s in dot %s", ErrNotFound, e.Name, e.Dot)
+	case KindIncoming:
+		what := e.Dot.String()
+		if e.Name != "" {
+			what += "@" + e.Name
+		}
+		return fmt.Sprintf("%v: no incoming transfer of %s on this node", ErrNotFound, what)
+	}
+	return fmt.Sprintf("%v: no %s %s in dot %s", ErrNotFound, e.Kind, e.Name, e.Dot)
+}
+
+func (e *NotFoundError) Unwrap() error { return ErrNotFound }
+
+// NoCommitsError: a ref was resolved on a branch that has no commits yet.
+// It wraps ErrNotFound.
+type NoCommitsError struct {
+	Dot    DotName
+	Branch string
+}
+
+func (e *NoCommitsError) Error() string {
+	return fmt.Sprintf("%v: branch %s of %s has no commits yet", ErrNotFound, e.Branch, e.Dot)
+}
+
+func (e *NoCommitsError) Unwrap() error { return ErrNotFound }
+
+// DirtyError: a transfer refused to replace a branch that has uncommitted
+// changes; nothing was transferred. It wraps ErrDirty.
+type DirtyError struct {
+	Dot    DotName
+	Branch string
+	Where  string // the side holding the branch, in words: "this node", "the remote"
+	Bytes  int64  // about how many bytes differ from the branch's head
+}
+
+func (e *DirtyError) Error() string {
+	return fmt.Sprintf("%v: branch %s of %s on %s has uncommitted changes (about %d bytes); nothing was transferred. Commit or discard them there, then run the transfer again",
+		ErrDirty, e.Branch, e.Dot, e.Where, e.Bytes)
+}
+
+func (e *DirtyError) Unwrap() error { return ErrDirty }
+
+// PartlyRestoredError: the working state of a branch may be partly
+// restored to Target, by a reset or transfer that did not finish. Running
+// it again, or a hard reset to HEAD, makes it whole; until then the branch
+// refuses commits.
+//
+// Err is the failure that stopped a restore just now, and the error
+// unwraps to it; when Err is nil an earlier restore was found unfinished,
+// and the error wraps ErrConflict.
+type PartlyRestoredError struct {
+	Dot    DotName
+	Branch string
+	Target CommitID
+	Err    error
+}
+
+func (e *PartlyRestoredError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("restoring %s@%s to %s: %v (the working state may be partly restored: run it again, or reset the branch hard to HEAD)", e.Dot, e.Branch, short(e.Target), e.Err)
+	}
+	return fmt.Sprintf("%v: the working state of %s@%s is partly restored to %s (an interrupted reset or transfer); repeat that, or reset the branch hard to HEAD", ErrConflict, e.Dot, e.Branch, short(e.Target))
+}
+
+func (e *PartlyRestoredError) Unwrap() error {
+	if e.Err != nil {
+		return e.Err
+	}
+	return ErrConflict
+}
+
+// MasterDownError: in cluster mode, a branch's working state is on Node,
+// which is not running. TakeOver moves it to the calling node, losing
+// that node's uncommitted changes. It wraps ErrUnavailable.
+type MasterDownError struct {
+	Dot    DotName
+	Branch string
+	Node   string
+}
+
+func (e *MasterDownError) Error() string {
+	return fmt.Sprintf("%v: branch %s of %s has its working state on node %s, which is not running; a take-over moves it here, losing that node's uncommitted changes",
+		ErrUnavailable, e.Branch, e.Dot, e.Node)
+}
+
+func (e *MasterDownError) Unwrap() error { return ErrUnavailable }
+
+// SourceBoundError: a subdot of a branch is bound to a database source
+// already (of kind Kind), so it cannot be bound again until that source is
+// removed. It wraps ErrAlreadyExists.
+type SourceBoundError struct {
+	Ref    BranchRef
+	Subdot string
+	Kind   string // the bound source's kind: postgresql, mysql...
+}
+
+func (e *SourceBoundError) Error() string {
+	return fmt.Sprintf("%v: subdot %s of %s is bound to a %s source already; remove that source first", ErrAlreadyExists, e.Subdot, e.Ref, e.Kind)
+}
+
+func (e *SourceBoundError) Unwrap() error { return ErrAlreadyExists }

@@ -377,11 +377,7 @@ func (n *Node) AbortIncoming(ctx context.Context, name DotName, branch string) (
 		}
 	}
 	if len(res.Aborted) == 0 {
-		what := name.String()
-		if branch != "" {
-			what += "@" + branch
-		}
-		return nil, fmt.Errorf("%w: no incoming transfer of %s on this node; `dm transfers` lists them", ErrNotFound, what)
+		return nil, &NotFoundError{Kind: KindIncoming, Name: branch, Dot: name}
 	}
 	for be := range backends {
 		gc, ok := n.backends[be].(GarbageCollector)

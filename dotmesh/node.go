@@ -685,7 +685,7 @@ func (n *Node) checkout(ctx context.Context, d *Dot, branch string, create bool)
 			return nil, err
 		}
 	} else if _, _, err := n.reg.branch(ctx, d, branch); err != nil {
-		return nil, fmt.Errorf("%w (use `dm checkout -b %s` to create it)", err, branch)
+		return nil, err
 	}
 	d.Current = branch
 	if _, err := n.store.Txn(ctx, []Condition{IfRevision(dotKey(d.ID), rev)}, []Op{PutOp(dotKey(d.ID), encode(d))}); err != nil {
@@ -829,7 +829,7 @@ func (n *Node) resolve(ctx context.Context, d *Dot, b *Branch, ref string) (*Com
 	}
 	chain := ancestry(commits, b.Head)
 	if len(chain) == 0 {
-		return nil, fmt.Errorf("%w: branch %s of %s has no commits yet; `dm commit -m MSG` makes the first", ErrNotFound, b.Name, d.DotName())
+		return nil, &NoCommitsError{Dot: d.DotName(), Branch: b.Name}
 	}
 	start := 0
 	if r.Prefix != "" {
@@ -848,7 +848,7 @@ func (n *Node) resolve(ctx context.Context, d *Dot, b *Branch, ref string) (*Com
 					return nil, fmt.Errorf("%w: commit %s is not in the history of branch %s of %s", ErrNotFound, id, b.Name, d.DotName())
 				}
 			}
-			return nil, fmt.Errorf("%w: no commit %s in dot %s; `dm log` lists commit ids", ErrNotFound, r.Prefix, d.DotName())
+			return nil, &NotFoundError{Kind: KindCommit, Name: r.Prefix, Dot: d.DotName()}
 		}
 		start = matches[0]
 	}

@@ -156,6 +156,9 @@ func TestCommitLogReset(t *testing.T) {
 
 	_, err = e.node.ResolveRef(ctx, app, "", "HEAD")
 	require.ErrorIs(t, err, dotmesh.ErrNotFound, "no commits yet")
+	var nc *dotmesh.NoCommitsError
+	require.ErrorAs(t, err, &nc)
+	require.Equal(t, dotmesh.NoCommitsError{Dot: app, Branch: "master"}, *nc)
 
 	e.write("app.db", "rows", "1")
 	e.write("app.web", "page", "a")

@@ -53,7 +53,10 @@ func decode[T any](kv KV) (*T, error) {
 func (r registry) dotID(ctx context.Context, n DotName) (DotID, error) {
 	kv, err := r.s.Get(ctx, nameKey(n))
 	if err != nil {
-		return "", notFound(err, "dot %s does not exist; `dm list` shows the dots", n)
+		if isNotFound(err) {
+			return "", &NotFoundError{Kind: KindDot, Dot: n}
+		}
+		return "", err
 	}
 	return DotID(kv.Value), nil
 }
@@ -78,7 +81,10 @@ func (r registry) dotByName(ctx context.Context, n DotName) (*Dot, int64, error)
 func (r registry) branch(ctx context.Context, d *Dot, name string) (*Branch, int64, error) {
 	kv, err := r.s.Get(ctx, branchKey(d.ID, name))
 	if err != nil {
-		return nil, 0, notFound(err, "dot %s has no branch %s; `dm branch` lists them", d.DotName(), name)
+		if isNotFound(err) {
+			return nil, 0, &NotFoundError{Kind: KindBranch, Name: name, Dot: d.DotName()}
+		}
+		return nil, 0, err
 	}
 	b, err := decode[Branch](kv)
 	return b, kv.Revision, err

@@ -481,6 +481,5 @@ func containsID(ids []CommitID, id CommitID) bool {
 
 // masterError explains that a branch lives on another node that is gone.
 func masterError(d *Dot, b *Branch, err error) error {
-	return fmt.Errorf("%w: branch %s of %s has its working state on node %s, which is not running; `dm dot take-over %s %s` moves it here, losing that node's uncommitted changes",
-		ErrUnavailable, b.Name, d.DotName(), b.Master, d.DotName(), b.Name)
+	return &MasterDownError{Dot: d.DotName(), Branch: b.Name, Node: b.Master}
 }

@@ -50,7 +50,7 @@ func (n *Node) restoreLocked(ctx context.Context, be StorageBackend, d *Dot, b *
 	// step, and a half-written tree helps nobody.
 	ctx = context.WithoutCancel(ctx)
 	if err := be.Rollback(ctx, b.Ref(), target.Ref()); err != nil {
-		return nil, fmt.Errorf("restoring %s@%s to %s: %w (the working state may be partly restored: run the command again, or `dm reset --hard HEAD` to return to the head)", name, b.Name, short(target.ID), err)
+		return nil, &PartlyRestoredError{Dot: name, Branch: b.Name, Target: target.ID, Err: err}
 	}
 	n.restoreStep("restored")
 	return n.finishRestore(ctx, be, d, &marked, rev, target)
@@ -103,7 +103,7 @@ func (n *Node) finishRestores(ctx context.Context, d *Dot, branches []*Branch, c
 		log := n.log.With("dot", d.DotName().String(), "branch", b.Name, "to", b.Restoring)
 		target, ok := commits[b.Restoring]
 		if !ok {
-			log.Warn("cannot finish an interrupted restore: its commit is not in the registry; run `dm reset --hard HEAD` on the branch")
+			log.Warn("cannot finish an interrupted restore: its commit is not in the registry; reset the branch hard to HEAD")
 			continue
 		}
 		cur, rev, err := n.reg.branch(ctx, d, b.Name)
@@ -112,7 +112,7 @@ func (n *Node) finishRestores(ctx context.Context, d *Dot, branches []*Branch, c
 		}
 		log.Warn("finishing a restore of a working state that was interrupted (a crash mid-reset or mid-transfer)")
 		if err := be.Rollback(ctx, b.Ref(), target.Ref()); err != nil {
-			log.Warn("cannot finish an interrupted restore; the branch refuses commits until `dm reset --hard` succeeds on it (HEAD, or the target)", "err", err)
+			log.Warn("cannot finish an interrupted restore; the branch refuses commits until a hard reset succeeds on it (to HEAD, or the target)", "err", err)
 			continue
 		}
 		if _, err := n.finishRestore(ctx, be, d, cur, rev, target); err != nil {
@@ -129,7 +129,7 @@ func checkRestored(d *Dot, b *Branch) error {
 	if b.Restoring == "" {
 		return nil
 	}
-	return fmt.Errorf("%w: the working state of %s@%s is partly restored to %s (an interrupted reset or transfer); repeat that, or run `dm reset --hard HEAD` to return to the head", ErrConflict, d.DotName(), b.Name, short(b.Restoring))
+	return &PartlyRestoredError{Dot: d.DotName(), Branch: b.Name, Target: b.Restoring}
 }
 
 // restoreStep calls the test hook, if set, at each journal step.

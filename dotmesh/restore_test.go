@@ -146,7 +146,10 @@ func TestInterruptedRestoreThatCannotFinish(t *testing.T) {
 	e.reopen()
 	_, err := e.node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "x"})
 	require.ErrorIs(t, err, dotmesh.ErrConflict)
-	require.ErrorContains(t, err, "dm reset --hard HEAD")
+	var pr *dotmesh.PartlyRestoredError
+	require.ErrorAs(t, err, &pr)
+	require.Equal(t, dotmesh.PartlyRestoredError{Dot: app, Branch: "master", Target: a.ID}, *pr)
+	require.ErrorContains(t, err, "is partly restored to "+string(a.ID))
 	failing = false
 	_, err = e.node.Reset(ctx, app, "", string(a.ID), dotmesh.ResetOptions{Hard: true})
 	require.NoError(t, err)

@@ -463,7 +463,7 @@ func divergedError(name DotName, branch string, common CommitID) error {
 }
 
 func dirtyError(name DotName, branch string, u Usage, where string) error {
-	return fmt.Errorf("%w: branch %s of %s on %s has uncommitted changes (about %d bytes); nothing was transferred. Commit them there (`dm commit`) or discard them (`dm reset --hard HEAD`), then run the transfer again", ErrDirty, branch, name, where, u.DirtyBytes)
+	return &DirtyError{Dot: name, Branch: branch, Where: where, Bytes: u.DirtyBytes}
 }
 
 func short(id CommitID) string {

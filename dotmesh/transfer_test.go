@@ -230,4 +230,9 @@ func TestTransferStateWithoutUsage(t *testing.T) {
 	_, err = a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
 	require.ErrorIs(t, err, dotmesh.ErrDirty)
 	require.Contains(t, err.Error(), "uncommitted changes (about ")
+	var de *dotmesh.DirtyError
+	require.ErrorAs(t, err, &de)
+	require.Equal(t, app, de.Dot)
+	require.Equal(t, "master", de.Branch)
+	require.Positive(t, de.Bytes)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -398,5 +399,31 @@ func renameCommits(t *testing.T, n *servertest.Node, dot dotmesh.DotID, ids map[
 	}
 	if _, err := n.Store.Txn(ctx, nil, ops); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestErrorReasons: the typed errors of the core reach the wire as a
+// reason with their data; errors without one send none.
+func TestErrorReasons(t *testing.T) {
+	n := servertest.Start(t)
+	ok(t, n, 201, "POST", "/v1/dots", `{"name":"web"}`, nil)
+	for _, c := range []struct {
+		method, path, body string
+		want               *api.Reason
+	}{
+		{"GET", "/v1/dots/admin/nope", "", &api.Reason{Type: api.ReasonNotFound, Kind: dotmesh.KindDot, Namespace: "admin", Dot: "nope"}},
+		{"POST", "/v1/dots/admin/web/checkout", `{"branch":"dev"}`, &api.Reason{Type: api.ReasonNotFound, Kind: dotmesh.KindBranch, Name: "dev", Namespace: "admin", Dot: "web"}},
+		{"GET", "/v1/dots/admin/web/refs/HEAD", "", &api.Reason{Type: api.ReasonNoCommits, Namespace: "admin", Dot: "web", Branch: "master"}},
+		{"POST", "/v1/incoming/abort", `{"name":"web"}`, &api.Reason{Type: api.ReasonNotFound, Kind: dotmesh.KindIncoming, Namespace: "admin", Dot: "web"}},
+		{"POST", "/v1/dots", `{"name":"web"}`, nil},
+	} {
+		status, b := call(t, n, basic(api.AdminUser, n.Key), c.method, c.path, c.body)
+		var e api.Error
+		if err := json.Unmarshal(b, &e); err != nil || status < 400 {
+			t.Fatalf("%s %s: %d %s", c.method, c.path, status, b)
+		}
+		if !reflect.DeepEqual(e.Reason, c.want) {
+			t.Errorf("%s %s: reason %+v, want %+v (%s)", c.method, c.path, e.Reason, c.want, b)
+		}
 	}
 }

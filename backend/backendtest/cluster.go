@@ -283,6 +283,9 @@ func clusterTakeOverFromDeadNode(t *testing.T, nodes int, open func(t *testing.T
 	_, err = n2.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "x"})
 	require.ErrorIs(t, err, dotmesh.ErrUnavailable)
 	require.Contains(t, err.Error(), "take-over")
+	var md *dotmesh.MasterDownError
+	require.ErrorAs(t, err, &md)
+	require.Equal(t, dotmesh.MasterDownError{Dot: app, Branch: "master", Node: "n1"}, *md)
 
 	res, err := n2.TakeOver(ctx, app, "")
 	require.NoError(t, err)

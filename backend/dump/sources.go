@@ -117,7 +117,7 @@ func (b *Backend) AddSource(ctx context.Context, br dotmesh.BranchRef, subdot st
 	}
 	for _, s := range srcs {
 		if s.Subdot == subdot {
-			return fmt.Errorf("%w: subdot %s of %s is bound to a %s source already; `dm source rm` it first", dotmesh.ErrAlreadyExists, subdot, br, s.Kind)
+			return &dotmesh.SourceBoundError{Ref: br, Subdot: subdot, Kind: s.Kind}
 		}
 	}
 	srcs = append(srcs, sourceConfig{Subdot: subdot, Kind: spec.Kind, URL: spec.URL, InitSchema: spec.InitSchema, State: stateActive})

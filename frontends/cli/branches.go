@@ -178,7 +178,7 @@ new branch.`,
 			}
 			d, err := s.c.CheckoutWith(cmd.Context(), name, api.CheckoutRequest{Branch: branch, Create: create, Restart: restart})
 			if err != nil {
-				return s.wrap(err)
+				return s.wrap(checkoutHint(err, branch, create))
 			}
 			if a.jsonOut {
 				return writeJSON(a.out(), d)

@@ -97,7 +97,7 @@ func errorKind(err error) (string, int) {
 // returns the exit status.
 func reportError(w io.Writer, err error, jsonOut bool) int {
 	kind, code := errorKind(err)
-	msg := oneLine(err.Error())
+	msg := oneLine(hinted(err))
 	if jsonOut {
 		b, _ := json.Marshal(struct {
 			Error string `json:"error"`

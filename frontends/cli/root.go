@@ -43,8 +43,9 @@ type app struct {
 }
 
 // Main runs dm with args (without the program name) and returns the exit
-// status: 0 on success, 1 on any error, which is printed as one line
-// "dm: <error>" on stderr.
+// status: 0 on success, else the status of the error's kind (exitHelp:
+// 1 to 9, 130 when interrupted); the error is printed as one line
+// "dm: <error>" on stderr (a JSON object with --json).
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -99,7 +99,11 @@ func TestTransferPushPullClone(t *testing.T) {
 	// Uncommitted changes on the pulling side are protected.
 	copyDB := e.pathOn(c, "copy.db")
 	writeFile(t, filepath.Join(copyDB, "scratch"), "unsaved work")
-	e.fails("uncommitted", "--remote", "c", "pull", "b", "copy", "--remote-name", "app")
+	r = e.fails("uncommitted", "--remote", "c", "pull", "b", "copy", "--remote-name", "app")
+	if !strings.HasPrefix(r.err, "dm: uncommitted changes: branch master of copy on this node has uncommitted changes (about ") ||
+		!strings.HasSuffix(r.err, " bytes); nothing was transferred. Commit them there (`dm commit`) or discard them (`dm reset --hard HEAD`), then run the transfer again\n") || r.code != 5 {
+		t.Fatalf("a pull into uncommitted changes: %v", r)
+	}
 	if b, _ := os.ReadFile(filepath.Join(copyDB, "scratch")); string(b) != "unsaved work" {
 		t.Fatal("a refused pull touched the working tree")
 	}

@@ -1,0 +1,112 @@
+package api
+
+import (
+	"errors"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// Reason is the typed dotmesh error behind an Error, as data, so that a
+// client rebuilds the same type and errors.As works on both sides of the
+// API. Type names the dotmesh type; the other fields are its fields, those
+// it has. A client that does not know Type (a newer server) keeps the
+// message and the code alone, as do servers that send no reason.
+//
+//	not_found        NotFoundError{Kind, Name, Dot}
+//	no_commits       NoCommitsError{Dot, Branch}
+//	dirty            DirtyError{Dot, Branch, Where, Bytes}
+//	partly_restored  PartlyRestoredError{Dot, Branch, Commit, Cause}
+//	master_down      MasterDownError{Dot, Branch, Node}
+//	source_bound     SourceBoundError{Dot (the dot's id), Branch, Subdot, Kind}
+type Reason struct {
+	Type      string `json:"type"`
+	Kind      string `json:"kind,omitempty"`
+	Name      string `json:"name,omitempty"`
+	Namespace string `json:"namespace,omitempty"` // of Dot, when Dot is a name
+	Dot       string `json:"dot,omitempty"`
+	Branch    string `json:"branch,omitempty"`
+	Where     string `json:"where,omitempty"`
+	Node      string `json:"node,omitempty"`
+	Bytes     int64  `json:"bytes,omitempty"`
+	Commit    string `json:"commit,omitempty"`
+	Subdot    string `json:"subdot,omitempty"`
+	// Cause is the failure a partly_restored error wraps, with its own
+	// code and reason.
+	Cause *Error `json:"cause,omitempty"`
+}
+
+// Reason types, one per typed dotmesh error.
+const (
+	ReasonNotFound       = "not_found"
+	ReasonNoCommits      = "no_commits"
+	ReasonDirty          = "dirty"
+	ReasonPartlyRestored = "partly_restored"
+	ReasonMasterDown     = "master_down"
+	ReasonSourceBound    = "source_bound"
+)
+
+// reasonFor returns the Reason for the first typed dotmesh error in
+// err's chain, or nil when there is none.
+func reasonFor(err error) *Reason {
+	var (
+		nf *dotmesh.NotFoundError
+		nc *dotmesh.NoCommitsError
+		de *dotmesh.DirtyError
+		pr *dotmesh.PartlyRestoredError
+		md *dotmesh.MasterDownError
+		sb *dotmesh.SourceBoundError
+	)
+	switch {
+	case errors.As(err, &pr): // first: it may wrap another typed error
+		r := &Reason{Type: ReasonPartlyRestored, Namespace: pr.Dot.Namespace, Dot: pr.Dot.Name, Branch: pr.Branch, Commit: string(pr.Target)}
+		if pr.Err != nil {
+			_, cause := ErrorFor(pr.Err)
+			r.Cause = &cause
+		}
+		return r
+	case errors.As(err, &nf):
+		return &Reason{Type: ReasonNotFound, Kind: nf.Kind, Name: nf.Name, Namespace: nf.Dot.Namespace, Dot: nf.Dot.Name}
+	case errors.As(err, &nc):
+		return &Reason{Type: ReasonNoCommits, Namespace: nc.Dot.Namespace, Dot: nc.Dot.Name, Branch: nc.Branch}
+	case errors.As(err, &de):
+		return &Reason{Type: ReasonDirty, Namespace: de.Dot.Namespace, Dot: de.Dot.Name, Branch: de.Branch, Where: de.Where, Bytes: de.Bytes}
+	case errors.As(err, &md):
+		return &Reason{Type: ReasonMasterDown, Namespace: md.Dot.Namespace, Dot: md.Dot.Name, Branch: md.Branch, Node: md.Node}
+	case errors.As(err, &sb):
+		return &Reason{Type: ReasonSourceBound, Dot: string(sb.Ref.Dot), Branch: sb.Ref.Branch, Subdot: sb.Subdot, Kind: sb.Kind}
+	}
+	return nil
+}
+
+// Err rebuilds the typed dotmesh error r describes, or returns nil for a
+// Type this client does not know.
+func (r *Reason) Err() error {
+	if r == nil {
+		return nil
+	}
+	dot := dotmesh.DotName{Namespace: r.Namespace, Name: r.Dot}
+	switch r.Type {
+	case ReasonNotFound:
+		return &dotmesh.NotFoundError{Kind: r.Kind, Name: r.Name, Dot: dot}
+	case ReasonNoCommits:
+		return &dotmesh.NoCommitsError{Dot: dot, Branch: r.Branch}
+	case ReasonDirty:
+		return &dotmesh.DirtyError{Dot: dot, Branch: r.Branch, Where: r.Where, Bytes: r.Bytes}
+	case ReasonPartlyRestored:
+		e := &dotmesh.PartlyRestoredError{Dot: dot, Branch: r.Branch, Target: dotmesh.CommitID(r.Commit)}
+		if r.Cause != nil {
+			e.Err = r.Cause.remote()
+		}
+		return e
+	case ReasonMasterDown:
+		return &dotmesh.MasterDownError{Dot: dot, Branch: r.Branch, Node: r.Node}
+	case ReasonSourceBound:
+		return &dotmesh.SourceBoundError{Ref: dotmesh.BranchRef{Dot: dotmesh.DotID(r.Dot), Branch: r.Branch}, Subdot: r.Subdot, Kind: r.Kind}
+	}
+	return nil
+}
+
+// remote rebuilds a Reason's cause: its message, sentinel and type.
+func (e *Error) remote() *RemoteError {
+	return &RemoteError{Message: e.Error, Code: e.Code, Peer: e.Peer, Reason: e.Reason}
+}

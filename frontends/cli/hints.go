@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// The core's typed errors carry data and plain sentences; dm prints each
+// with the dm command that helps. hinted finds every typed error in err
+// (also those a node sent: api.RemoteError rebuilds them) and puts dm's
+// words in place of its sentence, wherever wrapping put it in the message.
+// A sentence not found as sent (a node of another version words it
+// differently) stays as it is.
+func hinted(err error) string {
+	msg := err.Error()
+	for _, t := range typedErrors(err) {
+		msg = strings.Replace(msg, t.Error(), hint(t), 1)
+	}
+	return msg
+}
+
+// typedErrors returns the typed dotmesh errors in err's chain, outer
+// ones first (a PartlyRestoredError may wrap another).
+func typedErrors(err error) []error {
+	var (
+		pr *dotmesh.PartlyRestoredError
+		nf *dotmesh.NotFoundError
+		nc *dotmesh.NoCommitsError
+		de *dotmesh.DirtyError
+		md *dotmesh.MasterDownError
+		sb *dotmesh.SourceBoundError
+		ts []error
+	)
+	if errors.As(err, &pr) {
+		ts = append(ts, pr)
+	}
+	if errors.As(err, &nf) {
+		ts = append(ts, nf)
+	}
+	if errors.As(err, &nc) {
+		ts = append(ts, nc)
+	}
+	if errors.As(err, &de) {
+		ts = append(ts, de)
+	}
+	if errors.As(err, &md) {
+		ts = append(ts, md)
+	}
+	if errors.As(err, &sb) {
+		ts = append(ts, sb)
+	}
+	return ts
+}
+
+// hint returns dm's words for one typed error.
+func hint(t error) string {
+	const resetHead = "`dm reset --hard HEAD`"
+	switch e := t.(type) {
+	case *dotmesh.NotFoundError:
+		switch e.Kind {
+		case dotmesh.KindDot:
+			return e.Error() + "; `dm list` shows the dots"
+		case dotmesh.KindBranch:
+			return e.Error() + "; `dm branch` lists them"
+		case dotmesh.KindCommit:
+			return e.Error() + "; `dm log` lists commit ids"
+		case dotmesh.KindIncoming:
+			return e.Error() + "; `dm transfers` lists them"
+		}
+	case *dotmesh.NoCommitsError:
+		return e.Error() + "; `dm commit -m MSG` makes the first"
+	case *dotmesh.DirtyError:
+		return fmt.Sprintf("%v: branch %s of %s on %s has uncommitted changes (about %d bytes); nothing was transferred. Commit them there (`dm commit`) or discard them (%s), then run the transfer again",
+			dotmesh.ErrDirty, e.Branch, e.Dot, e.Where, e.Bytes, resetHead)
+	case *dotmesh.PartlyRestoredError:
+		if e.Err != nil {
+			return fmt.Sprintf("restoring %s@%s to %s: %v (the working state may be partly restored: run the command again, or %s to return to the head)", e.Dot, e.Branch, commitOrNone(e.Target), e.Err, resetHead)
+		}
+		return fmt.Sprintf("%v: the working state of %s@%s is partly restored to %s (an interrupted reset or transfer); repeat that, or run %s to return to the head", dotmesh.ErrConflict, e.Dot, e.Branch, commitOrNone(e.Target), resetHead)
+	case *dotmesh.MasterDownError:
+		return fmt.Sprintf("%v: branch %s of %s has its working state on node %s, which is not running; `dm dot take-over %s %s` moves it here, losing that node's uncommitted changes",
+			dotmesh.ErrUnavailable, e.Branch, e.Dot, e.Node, e.Dot, e.Branch)
+	case *dotmesh.SourceBoundError:
+		return fmt.Sprintf("%v: subdot %s of %s is bound to a %s source already; `dm source rm` it first", dotmesh.ErrAlreadyExists, e.Subdot, e.Ref, e.Kind)
+	}
+	return t.Error()
+}
+
+// commitOrNone prints a commit id as the core's messages do.
+func commitOrNone(id dotmesh.CommitID) string {
+	if id == "" {
+		return "(no commit)"
+	}
+	return string(id)
+}
+
+// checkoutHint adds, to a checkout of a branch that does not exist, how
+// to create it.
+func checkoutHint(err error, branch string, create bool) error {
+	var nf *dotmesh.NotFoundError
+	if create || !errors.As(err, &nf) || nf.Kind != dotmesh.KindBranch || nf.Name != branch {
+		return err
+	}
+	return &suffixed{err, fmt.Sprintf(" (use `dm checkout -b %s` to create it)", branch)}
+}
+
+// suffixed is err with words after its message.
+type suffixed struct {
+	err    error
+	suffix string
+}
+
+func (e *suffixed) Error() string { return e.err.Error() + e.suffix }
+func (e *suffixed) Unwrap() error { return e.err }
