@@ -1,10 +1,8 @@
 package cli
 
-import "github.com/dotmesh-io/dotmesh/server"
+import "github.com/dotmesh-io/dotmesh/internal/node"
 
-// Files of a node's data directory the CLI reads. Whether a node runs
-// there is daemon.NodeRunning's to say: package daemon owns the pid file.
-const (
-	keyFileName = server.AdminKeyFile
-	logFileName = "dm.log"
-)
+// keyFileName is the file of a node's data directory that holds its admin
+// API key, which the remote "local" uses. Whether a node runs there, and
+// its pid file, are package daemon's (Wiring.NodeRunning).
+const keyFileName = node.AdminKeyFile

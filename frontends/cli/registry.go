@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dotmesh-io/dotmesh/daemon"
+	"github.com/dotmesh-io/dotmesh/internal/node"
 )
 
 func (a *app) registryCmd() *cobra.Command {
@@ -44,6 +44,9 @@ from its backup instead.`,
   dm registry rebuild --data-dir /var/lib/dotmesh`,
 		Args: usageArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.nodes.wired(); err != nil {
+				return err
+			}
 			_, cfg, err := a.loadConfig()
 			if err != nil {
 				return err
@@ -52,7 +55,7 @@ from its backup instead.`,
 			if err != nil {
 				return err
 			}
-			res, err := daemon.RebuildRegistry(cmd.Context(), daemon.Config{DataDir: d, Logger: slog.New(slog.NewTextHandler(a.io.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+			res, err := a.nodes.RebuildRegistry(cmd.Context(), node.Config{DataDir: d, Logger: slog.New(slog.NewTextHandler(a.io.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 			if err != nil {
 				return err
 			}

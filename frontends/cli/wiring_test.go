@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/dotmesh-io/dotmesh/daemon"
+)
+
+// testWiring runs nodes as cmd/dm's wiring does.
+var testWiring = Wiring{
+	Serve:            daemon.Run,
+	RebuildRegistry:  daemon.RebuildRegistry,
+	MakeDataDir:      daemon.MakeDataDir,
+	RememberedListen: daemon.RememberedListen,
+	NodeRunning:      daemon.NodeRunning,
+	StartNode:        daemon.StartNode,
+	StopNode:         daemon.StopNode,
+}
+
+// A dm built without the daemon refuses the commands that run nodes, in
+// one line, and still does everything else.
+func TestUnwiredRefusesNodeCommands(t *testing.T) {
+	e, _ := testEnv(t)
+	for _, args := range [][]string{
+		{"serve"}, {"cluster", "init"}, {"cluster", "join"}, {"cluster", "stop"}, {"cluster", "reset"}, {"registry", "rebuild"},
+	} {
+		var out, errb bytes.Buffer
+		code := Run(context.Background(), IO{Stdout: &out, Stderr: &errb, Getenv: env(e)}, Wiring{}, args)
+		failsWith(t, result{out.String(), errb.String(), code}, "passes no cli.Wiring")
+	}
+	var out bytes.Buffer
+	if code := Run(context.Background(), IO{Stdout: &out, Getenv: env(e)}, Wiring{}, []string{"version"}); code != 0 || out.Len() == 0 {
+		t.Fatalf("dm version without wiring: code %d, output %q", code, out.String())
+	}
+}
+
+// Main reads the program name from its args, not from os.Args: run as
+// kubelet's Flex driver it answers a driver call.
+func TestMainProgramNameFromArgs(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := Main([]string{"/usr/libexec/kubernetes/kubelet-plugins/volume/exec/dotmesh.io~dm/dm", "init"}, strings.NewReader(""), &out, &errb, testWiring)
+	if code != 0 || !strings.Contains(out.String(), `"status":"Success"`) {
+		t.Fatalf("as the Flex driver: code %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	code = Main([]string{"/usr/bin/dm", "init"}, strings.NewReader(""), &out, &errb, testWiring)
+	if code == 0 || !strings.Contains(errb.String(), "usage: dm init DOT") {
+		t.Fatalf("as dm: code %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+}
