@@ -333,7 +333,7 @@ other nodes --peer-ca).`
 		if err := SaveConfig(cfgPath, cfg); err != nil {
 			return fmt.Errorf("node started (pid %d) but the config could not be written: %w", pid, err)
 		}
-		keyPath := filepath.Join(d, keyFileName)
+		keyPath := filepath.Join(d, node.AdminKeyFile)
 		if a.jsonOut {
 			out := map[string]any{"pid": pid, "address": addr, "data_dir": d, "config": cfgPath}
 			if cf.store == node.StoreEtcd {
@@ -403,7 +403,7 @@ func answers(ctx context.Context, hc *http.Client, base *Remote) (*Remote, error
 	if err := healthz(ctx, hc, base.URL()); err != nil {
 		return nil, err
 	}
-	key, err := os.ReadFile(filepath.Join(base.DataDir, keyFileName))
+	key, err := os.ReadFile(filepath.Join(base.DataDir, node.AdminKeyFile))
 	if err != nil {
 		return nil, fmt.Errorf("reading the admin API key: %w", err)
 	}
