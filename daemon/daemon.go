@@ -1,6 +1,11 @@
 // Package daemon runs a dotmesh node: what `dm serve` does. It wires the
 // concrete store and backend chosen by configuration into a dotmesh.Node
 // and serves it over HTTP until its context ends.
+//
+// It also supervises a node in the background for `dm cluster init`,
+// `join` and `stop`: StartNode, StopNode and the pid file that says
+// whether one runs (NodeRunning). cmd/dm passes these to the CLI, which imports nothing of
+// this package.
 package daemon
 
 import (
