@@ -88,9 +88,6 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
       --cluster-key-file /root/cluster-key`,
 		Args: usageArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.nodes.wired(); err != nil {
-				return err
-			}
 			d, err := a.dataDir(dir)
 			if err != nil {
 				return err
@@ -128,6 +125,9 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 			tf.apply(&cfg)
 			kf.apply(&cfg)
 			if err := cf.apply(&cfg); err != nil {
+				return err
+			}
+			if err := notWired(a.nodes.Serve != nil); err != nil {
 				return err
 			}
 			return a.nodes.Serve(ctx, cfg)
@@ -234,9 +234,6 @@ other nodes --peer-ca).`
       --node-id n2 --listen 10.0.0.2:32607 --tls-cert n2.pem --tls-key n2-key.pem --tls-ca ca.pem --peer-ca ca.pem`
 	}
 	c.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := a.nodes.wired(); err != nil {
-			return err
-		}
 		if port < 1 || port > 65535 {
 			return fmt.Errorf("%w: --port %d must be from 1 to 65535", dotmesh.ErrInvalidArgument, port)
 		}
@@ -270,6 +267,9 @@ other nodes --peer-ca).`
 		cfg, err := LoadConfig(cfgPath)
 		if err != nil {
 			return err // fail before starting anything
+		}
+		if err := notWired(a.nodes.NodeRunning != nil, a.nodes.MakeDataDir != nil, a.nodes.RememberedListen != nil, a.nodes.StartNode != nil); err != nil {
+			return err
 		}
 		// Replacing "local" while its node still runs would leave that
 		// node running with nothing pointing at it.
@@ -461,9 +461,6 @@ Stopping a node that does not run is not an error.`,
   dm cluster stop --data-dir /srv/dotmesh`,
 		Args: usageArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.nodes.wired(); err != nil {
-				return err
-			}
 			_, cfg, err := a.loadConfig()
 			if err != nil {
 				return err
@@ -483,6 +480,9 @@ Stopping a node that does not run is not an error.`,
 // stopNode stops the node in dir, if one runs (Wiring.StopNode), and
 // says what it did.
 func (a *app) stopNode(dir string, timeout time.Duration) error {
+	if err := notWired(a.nodes.StopNode != nil); err != nil {
+		return err
+	}
 	st, err := a.nodes.StopNode(dir, timeout)
 	switch {
 	case err != nil:
@@ -511,9 +511,6 @@ node's data directory is kept: ` + "`dm cluster init`" + ` on it brings everythi
 		Example: `  dm cluster reset`,
 		Args:    usageArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.nodes.wired(); err != nil {
-				return err
-			}
 			path, cfg, err := a.loadConfig()
 			if err != nil {
 				return err

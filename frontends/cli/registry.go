@@ -44,15 +44,15 @@ from its backup instead.`,
   dm registry rebuild --data-dir /var/lib/dotmesh`,
 		Args: usageArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.nodes.wired(); err != nil {
-				return err
-			}
 			_, cfg, err := a.loadConfig()
 			if err != nil {
 				return err
 			}
 			d, err := a.localDataDir(dir, cfg)
 			if err != nil {
+				return err
+			}
+			if err := notWired(a.nodes.RebuildRegistry != nil); err != nil {
 				return err
 			}
 			res, err := a.nodes.RebuildRegistry(cmd.Context(), node.Config{DataDir: d, Logger: slog.New(slog.NewTextHandler(a.io.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})

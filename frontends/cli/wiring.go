@@ -39,11 +39,14 @@ type Wiring struct {
 // daemon wired in.
 var errNotWired = errors.New("this dm cannot run nodes: its main package passes no cli.Wiring (see cmd/dm)")
 
-// wired reports errNotWired unless every function is set.
-func (w Wiring) wired() error {
-	if w.Serve == nil || w.RebuildRegistry == nil || w.MakeDataDir == nil || w.RememberedListen == nil ||
-		w.NodeRunning == nil || w.StartNode == nil || w.StopNode == nil {
-		return errNotWired
+// notWired returns errNotWired unless every one of set is true: whether
+// the functions a command is about to call were passed in. Commands check
+// their input first, so that bad input is reported as such.
+func notWired(set ...bool) error {
+	for _, ok := range set {
+		if !ok {
+			return errNotWired
+		}
 	}
 	return nil
 }

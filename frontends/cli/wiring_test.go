@@ -3,29 +3,30 @@ package cli
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/dotmesh-io/dotmesh/daemon"
 )
 
-// testWiring runs nodes as cmd/dm's wiring does.
-var testWiring = Wiring{
-	Serve:            daemon.Run,
-	RebuildRegistry:  daemon.RebuildRegistry,
-	MakeDataDir:      daemon.MakeDataDir,
-	RememberedListen: daemon.RememberedListen,
-	NodeRunning:      daemon.NodeRunning,
-	StartNode:        daemon.StartNode,
-	StopNode:         daemon.StopNode,
-}
+// testWiring lets `dm serve` reach the real daemon, whose refusals the
+// tests check through the CLI. The commands that start and stop nodes run
+// with cmd/dm's whole wiring in tests/e2e.
+var testWiring = Wiring{Serve: daemon.Run}
 
 // A dm built without the daemon refuses the commands that run nodes, in
 // one line, and still does everything else.
 func TestUnwiredRefusesNodeCommands(t *testing.T) {
 	e, _ := testEnv(t)
+	key := filepath.Join(t.TempDir(), "cluster-key")
+	if err := os.WriteFile(key, []byte("k3y\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
-		{"serve"}, {"cluster", "init"}, {"cluster", "join"}, {"cluster", "stop"}, {"cluster", "reset"}, {"registry", "rebuild"},
+		{"serve"}, {"cluster", "init"}, {"cluster", "stop"}, {"cluster", "reset"}, {"registry", "rebuild"},
+		{"cluster", "join", "--etcd-endpoints", "http://127.0.0.1:2379", "--cluster-key-file", key},
 	} {
 		var out, errb bytes.Buffer
 		code := Run(context.Background(), IO{Stdout: &out, Stderr: &errb, Getenv: env(e)}, Wiring{}, args)
@@ -47,7 +48,7 @@ func TestMainProgramNameFromArgs(t *testing.T) {
 	}
 	out.Reset()
 	errb.Reset()
-	code = Main([]string{"/usr/bin/dm", "init"}, strings.NewReader(""), &out, &errb, testWiring)
+	code = Main([]string{"/usr/bin/dm", "init"}, strings.NewReader(""), &out, &errb, Wiring{})
 	if code == 0 || !strings.Contains(errb.String(), "usage: dm init DOT") {
 		t.Fatalf("as dm: code %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
