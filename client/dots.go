@@ -130,12 +130,18 @@ func (c *Client) DeleteBranch(ctx context.Context, name dotmesh.DotName, branch 
 
 // Checkout switches the dot's current branch, creating it first if create.
 func (c *Client) Checkout(ctx context.Context, name dotmesh.DotName, branch string, create bool) (*dotmesh.Dot, error) {
+	return c.CheckoutWith(ctx, name, api.CheckoutRequest{Branch: branch, Create: create})
+}
+
+// CheckoutWith is Checkout with every field of the request, Restart
+// (stop and start the consumers of mounts around the switch) included.
+func (c *Client) CheckoutWith(ctx context.Context, name dotmesh.DotName, req api.CheckoutRequest) (*dotmesh.Dot, error) {
 	p, err := dotPath(name, "checkout")
 	if err != nil {
 		return nil, err
 	}
 	var d dotmesh.Dot
-	if err := c.do(ctx, http.MethodPost, p, nil, api.CheckoutRequest{Branch: branch, Create: create}, &d); err != nil {
+	if err := c.do(ctx, http.MethodPost, p, nil, req, &d); err != nil {
 		return nil, err
 	}
 	return &d, nil
@@ -194,12 +200,17 @@ func (c *Client) ResolveRef(ctx context.Context, name dotmesh.DotName, branch, r
 // Reset moves branch (empty: current) back to ref; hard discards
 // uncommitted changes.
 func (c *Client) Reset(ctx context.Context, name dotmesh.DotName, branch, ref string, hard bool) (*dotmesh.Commit, error) {
+	return c.ResetWith(ctx, name, api.ResetRequest{Branch: branch, Ref: ref, Hard: hard})
+}
+
+// ResetWith is Reset with every field of the request, Restart included.
+func (c *Client) ResetWith(ctx context.Context, name dotmesh.DotName, req api.ResetRequest) (*dotmesh.Commit, error) {
 	p, err := dotPath(name, "reset")
 	if err != nil {
 		return nil, err
 	}
 	var out dotmesh.Commit
-	if err := c.do(ctx, http.MethodPost, p, nil, api.ResetRequest{Branch: branch, Ref: ref, Hard: hard}, &out); err != nil {
+	if err := c.do(ctx, http.MethodPost, p, nil, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -17,12 +17,13 @@ import (
 	"github.com/dotmesh-io/dotmesh/client"
 	etcdstore "github.com/dotmesh-io/dotmesh/cluster/etcd"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/node"
 )
 
 // Registry stores Config.Store accepts.
 const (
-	StoreBBolt = "bbolt" // one node, the registry in DataDir/registry.db
-	StoreEtcd  = "etcd"  // a cluster: many nodes share the registry in etcd
+	StoreBBolt = node.StoreBBolt // one node, the registry in DataDir/registry.db
+	StoreEtcd  = node.StoreEtcd  // a cluster: many nodes share the registry in etcd
 )
 
 // clusterFile remembers, in the data directory, the store and cluster

@@ -1,6 +1,11 @@
 // Package daemon runs a dotmesh node: what `dm serve` does. It wires the
 // concrete store and backend chosen by configuration into a dotmesh.Node
 // and serves it over HTTP until its context ends.
+//
+// It also supervises a node in the background for `dm cluster init`,
+// `join` and `stop`: StartNode, StopNode and the pid file that says
+// whether one runs (NodeRunning). cmd/dm passes these to the CLI, which imports nothing of
+// this package.
 package daemon
 
 import (
@@ -20,87 +25,17 @@ import (
 	"github.com/dotmesh-io/dotmesh/api"
 	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/node"
 	"github.com/dotmesh-io/dotmesh/server"
 )
 
-// DefaultListen is where the API listens unless Config.Listen says.
-var DefaultListen = fmt.Sprintf("127.0.0.1:%d", api.DefaultPort)
+// Config configures Run and RebuildRegistry. It is defined in
+// internal/node so that the dm command can fill it from its flags without
+// importing this package.
+type Config = node.Config
 
-// Config configures Run.
-type Config struct {
-	// DataDir is required; it is made, or its mode set, 0700 (0711 with
-	// OpenWorktrees), so that only the node's user reads what is in it.
-	DataDir string
-	// Listen is the API's TCP address; default: the one the node last
-	// listened on in DataDir (DATADIR/listen.json), else DefaultListen.
-	// Plain HTTP beyond loopback needs Insecure (TLSCert otherwise).
-	Listen   string
-	Insecure bool
-	// OpenWorktrees lets other local users reach the working trees, for
-	// services that run as another user and use them directly (containers
-	// get them bind-mounted, and need not): the data directory and the
-	// directories on the way can be traversed, not listed, and tree roots
-	// read.
-	OpenWorktrees bool
-	// Backend is the backend of new dots: "files" (alias of "dump"),
-	// "dump", "zfs" or "btrfs". The dump backend always runs too.
-	Backend string
-	// EnableBackends are more backends to run, for dots created with an
-	// explicit backend and those made before a change of Backend.
-	EnableBackends []string
-	// ZFSPool is the ZFS pool (default "pool"), imported as it is or made
-	// on the sparse file DataDir/zfs/dotmesh_data; ZFSRoot the dataset
-	// under it that holds the dots (default "<pool>/dmfs").
-	ZFSPool, ZFSRoot string
-	// PoolSize is the size in bytes of a new zfs pool file or btrfs image
-	// (sparse; default 10 GiB).
-	//
-	// Backend, EnableBackends (when nil) and these three (when zero)
-	// default to what the node last started with in DataDir, so a restart
-	// needs no flags.
-	PoolSize int64
-	// TransferPin is how long an interrupted incoming transfer's data is
-	// kept for a re-run after its last byte (0: dotmesh.DefaultTransferPin);
-	// then gc removes it.
-	TransferPin time.Duration
-	Logger      *slog.Logger
-	Version     string
-	// DockerSocket is where the Docker volume plugin listens (`dm serve`
-	// defaults to docker.DefaultSocket); empty serves no plugin.
-	// DockerEngine is the Docker engine API socket the plugin asks for
-	// container names and restarts through; empty: docker.DefaultEngine.
-	DockerSocket, DockerEngine string
-	// CSISocket is where the Kubernetes CSI plugin listens; empty serves
-	// none. CSINodeID names this node in CSI topology (default: host name).
-	CSISocket, CSINodeID string
-	// TLSCert and TLSKey (PEM files), when set, make the API serve HTTPS
-	// only; clients pin the CA with `dm remote add --ca-cert`.
-	TLSCert, TLSKey string
-	// Store is the registry: "bbolt" (default; one node, in DataDir) or
-	// "etcd" (a cluster: nodes sharing EtcdEndpoints). EtcdCAFile verifies
-	// etcd's certificate; EtcdCertFile and EtcdKeyFile are the client
-	// certificate etcd may demand; EtcdPrefix keeps several clusters
-	// apart in one etcd (default "/dotmesh/").
-	Store                                 string
-	EtcdEndpoints                         []string
-	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
-	EtcdPrefix                            string
-	// NodeID names the node in its cluster (default: the host name, up to
-	// its first dot). Advertise is the URL the other nodes reach this
-	// node's API at (default http(s)://Listen). PeerCAFile is the CA of the
-	// other nodes' HTTPS certificates, when they serve HTTPS.
-	NodeID, Advertise, PeerCAFile string
-	// ClusterKey is the cluster's admin API key, which every node shares
-	// (they call each other with it): given to a node joining a cluster,
-	// checked against the registry and written to DataDir/admin-api-key.
-	//
-	// The store and cluster fields (not ClusterKey) default to what the
-	// node last started with in DataDir, like the backend fields.
-	ClusterKey string
-	// Ready, when set, is called once with the address listened on, when
-	// the API accepts requests (tests listen on port 0 and read it here).
-	Ready func(addr string)
-}
+// DefaultListen is where the API listens unless Config.Listen says.
+var DefaultListen = node.DefaultListen
 
 // How long shutdown waits for requests in flight (a commit, say) before
 // cutting them off.

@@ -12,6 +12,7 @@ import (
 
 	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/node"
 )
 
 // RegistryFile is the local (bbolt) registry in the data directory.
@@ -38,13 +39,7 @@ func refuseRegistry(dataDir, what, reason string, cause error) error {
 }
 
 // RebuildResult reports what RebuildRegistry did.
-type RebuildResult struct {
-	dotmesh.RebuildStats
-	Registry string // the new registry file
-	// KeptAside is where the old registry file was moved (empty when
-	// there was none).
-	KeptAside string
-}
+type RebuildResult = node.RebuildResult
 
 // RebuildRegistry rebuilds the local (bbolt) registry of the node in
 // cfg.DataDir from the records its backends keep beside their data. The

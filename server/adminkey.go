@@ -16,10 +16,11 @@ import (
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/node"
 )
 
 // AdminKeyFile is the name of the admin API key file in a data directory.
-const AdminKeyFile = "admin-api-key"
+const AdminKeyFile = node.AdminKeyFile
 
 // minKeyLen refuses keys short enough to guess; generated keys have 64.
 const minKeyLen = 32

@@ -1,12 +1,26 @@
-// Command dm is the dotmesh command line; everything lives in package cli.
+// Command dm is the dotmesh command line. This is its composition root: it
+// wires package daemon, which runs nodes, into package cli, which talks,
+// so that no frontend imports the daemon.
 package main
 
 import (
 	"os"
 
+	"github.com/dotmesh-io/dotmesh/daemon"
 	"github.com/dotmesh-io/dotmesh/frontends/cli"
 )
 
+// wiring is how dm runs nodes.
+var wiring = cli.Wiring{
+	Serve:            daemon.Run,
+	RebuildRegistry:  daemon.RebuildRegistry,
+	MakeDataDir:      daemon.MakeDataDir,
+	RememberedListen: daemon.RememberedListen,
+	NodeRunning:      daemon.NodeRunning,
+	StartNode:        daemon.StartNode,
+	StopNode:         daemon.StopNode,
+}
+
 func main() {
-	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(cli.Main(os.Args, os.Stdin, os.Stdout, os.Stderr, wiring))
 }

@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/dotmesh-io/dotmesh/daemon"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/node"
 )
 
 // backendFlags are the storage flags of `dm serve`; `dm cluster init`
@@ -64,7 +64,7 @@ func (b *backendFlags) validate() error {
 
 // apply sets the daemon's fields; those not given stay zero, meaning "as
 // last time, else the default".
-func (b *backendFlags) apply(c *daemon.Config) {
+func (b *backendFlags) apply(c *node.Config) {
 	c.Backend, c.ZFSPool, c.ZFSRoot, c.PoolSize = b.backend, b.zfsPool, b.zfsRoot, int64(b.poolSize)
 	if b.set("enable-backends") {
 		c.EnableBackends = append([]string{}, b.enable...)

@@ -55,16 +55,7 @@ With -H: one branch per line, its head commit, and whether it is current
 					return err
 				}
 			}
-			if dot != "" {
-				if _, err := parseDotName(dot); err != nil {
-					return err
-				}
-			}
-			s, err := a.connect()
-			if err != nil {
-				return err
-			}
-			name, err := s.currentDot(dot)
+			s, name, err := a.connectDot(dot)
 			if err != nil {
 				return err
 			}
@@ -163,16 +154,7 @@ new branch.`,
 			if err := check(branch); err != nil {
 				return err
 			}
-			if dot != "" {
-				if _, err := parseDotName(dot); err != nil {
-					return err
-				}
-			}
-			s, err := a.connect()
-			if err != nil {
-				return err
-			}
-			name, err := s.currentDot(dot)
+			s, name, err := a.connectDot(dot)
 			if err != nil {
 				return err
 			}

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -21,8 +20,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dotmesh-io/dotmesh/api"
-	"github.com/dotmesh-io/dotmesh/daemon"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/node"
 )
 
 // dataDir resolves a --data-dir value to an absolute path, defaulting to
@@ -93,7 +92,7 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 			if err != nil {
 				return err
 			}
-			// daemon.Run creates the directory and locks DIR/dm.pid,
+			// Serve (daemon.Run) creates the directory and locks DIR/dm.pid,
 			// refusing a second node on the same data.
 			//
 			// Main already cancels on these; this covers embedders of
@@ -108,7 +107,7 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 				return fmt.Errorf("%w: --log-level %q: choose debug, info, warn or error", dotmesh.ErrInvalidArgument, logLevel)
 			}
 			logger := slog.New(slog.NewTextHandler(a.io.Stderr, &slog.HandlerOptions{Level: level}))
-			cfg := daemon.Config{
+			cfg := node.Config{
 				DataDir:     d,
 				Listen:      listen,
 				Logger:      logger,
@@ -128,12 +127,15 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 			if err := cf.apply(&cfg); err != nil {
 				return err
 			}
-			return daemon.Run(ctx, cfg)
+			if err := notWired(a.nodes.Serve != nil); err != nil {
+				return err
+			}
+			return a.nodes.Serve(ctx, cfg)
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&dir, "data-dir", "", "data directory `DIR` (default ~/.dotmesh/data)")
-	f.StringVar(&listen, "listen", "", "listen on `ADDR` (HOST:PORT) for the HTTP API (default: where the node in DIR last listened, else "+daemon.DefaultListen+")")
+	f.StringVar(&listen, "listen", "", "listen on `ADDR` (HOST:PORT) for the HTTP API (default: where the node in DIR last listened, else "+node.DefaultListen+")")
 	f.StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug (also every zfs/zpool command and its duration), info, warn or error")
 	f.DurationVar(&transferPin, "transfer-pin", dotmesh.DefaultTransferPin, "keep what an interrupted incoming transfer received for a re-run this `LONG` after its last byte; then `dm gc` removes it")
 	nf.add(f)
@@ -242,7 +244,7 @@ other nodes --peer-ca).`
 			if len(cf.endpoints) == 0 || cf.keyFile == "" {
 				return fmt.Errorf("%w: dm cluster join needs --etcd-endpoints and --cluster-key-file (a copy of a cluster node's admin-api-key)", dotmesh.ErrInvalidArgument)
 			}
-			cf.store = daemon.StoreEtcd
+			cf.store = node.StoreEtcd
 		}
 		if err := cf.validate(); err != nil {
 			return err
@@ -266,17 +268,20 @@ other nodes --peer-ca).`
 		if err != nil {
 			return err // fail before starting anything
 		}
+		if err := notWired(a.nodes.NodeRunning != nil, a.nodes.MakeDataDir != nil, a.nodes.RememberedListen != nil, a.nodes.StartNode != nil); err != nil {
+			return err
+		}
 		// Replacing "local" while its node still runs would leave that
 		// node running with nothing pointing at it.
 		if old, ok := cfg.Remotes[LocalRemote]; ok && old.DataDir != "" && old.DataDir != d {
-			if pid, running, _ := daemon.NodeRunning(old.DataDir); running {
+			if pid, running, _ := a.nodes.NodeRunning(old.DataDir); running {
 				return kinded(dotmesh.ErrInUse, fmt.Errorf("remote %q is the node in %s (pid %d), which still runs; `dm cluster stop` it first, or use another config with -c", LocalRemote, old.DataDir, pid))
 			}
 		}
-		if err := daemon.MakeDataDir(d); err != nil {
+		if err := a.nodes.MakeDataDir(d); err != nil {
 			return err
 		}
-		if pid, running, err := daemon.NodeRunning(d); err != nil {
+		if pid, running, err := a.nodes.NodeRunning(d); err != nil {
 			return err
 		} else if running {
 			return kinded(dotmesh.ErrInUse, fmt.Errorf("a node already runs in %s (pid %d); `dm cluster stop` stops it", d, pid))
@@ -290,7 +295,7 @@ other nodes --peer-ca).`
 			addr = listen
 		case !cmd.Flags().Changed("port"):
 			// A restart listens where the node last did.
-			remembered, insecure, err := daemon.RememberedListen(d)
+			remembered, insecure, err := a.nodes.RememberedListen(d)
 			if err != nil {
 				return err
 			}
@@ -307,7 +312,7 @@ other nodes --peer-ca).`
 			clusterArgs = append(clusterArgs, "--store=etcd")
 		}
 		serveArgs := append(append(append(append(nf.args(), bf.args()...), df.args()...), clusterArgs...), tlsArgs...)
-		r, pid, err := startNode(cmd.Context(), d, addr, serveArgs, pinned, timeout)
+		r, pid, err := a.startNode(cmd.Context(), d, addr, serveArgs, pinned, timeout)
 		if err != nil {
 			return err
 		}
@@ -328,17 +333,17 @@ other nodes --peer-ca).`
 		if err := SaveConfig(cfgPath, cfg); err != nil {
 			return fmt.Errorf("node started (pid %d) but the config could not be written: %w", pid, err)
 		}
-		keyPath := filepath.Join(d, keyFileName)
+		keyPath := filepath.Join(d, node.AdminKeyFile)
 		if a.jsonOut {
 			out := map[string]any{"pid": pid, "address": addr, "data_dir": d, "config": cfgPath}
-			if cf.store == daemon.StoreEtcd {
+			if cf.store == node.StoreEtcd {
 				out["cluster_key_file"] = keyPath
 			}
 			return writeJSON(a.out(), out)
 		}
 		a.info("Started a dotmesh node (pid %d) on %s with data in %s.", pid, addr, d)
 		a.info("Remote %q is now the current remote (config %s).", LocalRemote, cfgPath)
-		if cf.store == daemon.StoreEtcd && !join {
+		if cf.store == node.StoreEtcd && !join {
 			a.info("Other nodes join this cluster with a copy of the cluster key %s (keep it secret):", keyPath)
 			a.info("  dm cluster join --etcd-endpoints %s --cluster-key-file FILE --node-id ID --listen ADDR", strings.Join(cf.endpoints, ","))
 			if host, _, err := net.SplitHostPort(addr); err == nil {
@@ -364,93 +369,53 @@ other nodes --peer-ca).`
 	return c
 }
 
-// startNode starts `dm serve` detached, in its own session so that it
-// outlives this process and the terminal, and waits until it answers with
-// its admin key; caPEM, when set, is the CA of its HTTPS certificate. On
-// failure the started process is killed.
-func startNode(ctx context.Context, dir, addr string, serveArgs []string, caPEM string, timeout time.Duration) (*Remote, int, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, 0, fmt.Errorf("finding the dm binary to start the node: %w", err)
-	}
-	logPath := filepath.Join(dir, logFileName)
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, 0, fmt.Errorf("opening the node's log: %w", err)
-	}
-	defer logf.Close() // the child has its own copy
-	cmd := exec.Command(exe, append([]string{"serve", "--data-dir", dir, "--listen", addr}, serveArgs...)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, 0, fmt.Errorf("starting dm serve: %w", err)
-	}
-	pid := cmd.Process.Pid
-	// Closed when the child exits, so that every waiter sees it.
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-
+// startNode starts `dm serve` in the background (Wiring.StartNode) and
+// waits until it answers with its admin key; caPEM, when set, is the CA
+// of its HTTPS certificate. It returns the remote that reaches it.
+func (a *app) startNode(ctx context.Context, dir, addr string, serveArgs []string, caPEM string, timeout time.Duration) (*Remote, int, error) {
 	base := &Remote{User: api.AdminUser, Address: addr, DataDir: dir, TLS: caPEM != "", CACert: caPEM}
-	r, err := waitReady(ctx, base, timeout, exited, func() error { return waitErr })
-	if err != nil {
-		select {
-		case <-exited:
-		default:
-			cmd.Process.Kill() // only the process we started
-			<-exited
-		}
-		return nil, 0, fmt.Errorf("%v (see %s)", err, logPath)
-	}
-	return r, pid, nil
-}
-
-// waitReady polls GET /healthz of base, then pings with the admin key,
-// and returns base with the key.
-func waitReady(ctx context.Context, base *Remote, timeout time.Duration, exited <-chan struct{}, exitErr func() error) (*Remote, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	dir, addr := base.DataDir, base.Address
 	hc := &http.Client{Timeout: 2 * time.Second}
-	if base.CACert != "" {
+	if caPEM != "" {
 		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM([]byte(base.CACert))
+		pool.AppendCertsFromPEM([]byte(caPEM))
 		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 	}
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	var lastErr error
-	for {
-		select {
-		case <-exited:
-			return nil, fmt.Errorf("the node did not start (%v): %s", exitErr(), strings.TrimPrefix(lastLogLine(filepath.Join(dir, logFileName)), "dm: "))
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.Canceled) {
-				return nil, errors.New("interrupted while waiting for the node")
-			}
-			return nil, fmt.Errorf("the node did not answer on %s within %s (last error: %v)", addr, timeout, lastErr)
-		case <-tick.C:
-		}
-		if lastErr = healthz(ctx, hc, base.URL()); lastErr != nil {
-			continue
-		}
-		key, err := os.ReadFile(filepath.Join(dir, keyFileName))
-		if err != nil {
-			lastErr = fmt.Errorf("reading the admin API key: %w", err)
-			continue
-		}
-		r := *base
-		r.APIKey = strings.TrimSpace(string(key))
-		if err := pingRemote(ctx, LocalRemote, &r); err != nil {
-			// Another node on that port would answer /healthz but refuse
-			// our key; ours then fails to listen and exits, which the
-			// next round reports.
-			lastErr = err
-			continue
-		}
-		return &r, nil
+	var ready *Remote
+	pid, err := a.nodes.StartNode(ctx, node.StartSpec{
+		DataDir: dir,
+		Args:    append([]string{"serve", "--data-dir", dir, "--listen", addr}, serveArgs...),
+		Addr:    addr,
+		Timeout: timeout,
+		Ready: func(ctx context.Context) (err error) {
+			ready, err = answers(ctx, hc, base)
+			return err
+		},
+	})
+	if err != nil {
+		return nil, 0, err
 	}
+	return ready, pid, nil
+}
+
+// answers returns base with the admin key when the node answers GET
+// /healthz (through hc) and a ping with that key.
+func answers(ctx context.Context, hc *http.Client, base *Remote) (*Remote, error) {
+	if err := healthz(ctx, hc, base.URL()); err != nil {
+		return nil, err
+	}
+	key, err := os.ReadFile(filepath.Join(base.DataDir, node.AdminKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("reading the admin API key: %w", err)
+	}
+	r := *base
+	r.APIKey = strings.TrimSpace(string(key))
+	if err := pingRemote(ctx, LocalRemote, &r); err != nil {
+		// Another node on that port would answer /healthz but refuse
+		// our key; ours then fails to listen and exits, which the
+		// next poll reports.
+		return nil, err
+	}
+	return &r, nil
 }
 
 func healthz(ctx context.Context, hc *http.Client, baseURL string) error {
@@ -467,24 +432,6 @@ func healthz(ctx context.Context, hc *http.Client, baseURL string) error {
 		return fmt.Errorf("GET /healthz: %s", resp.Status)
 	}
 	return nil
-}
-
-// lastLogLine returns the last non-empty line of the node's log, the most
-// likely explanation of why it stopped.
-func lastLogLine(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "no log"
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	l := strings.TrimSpace(lines[len(lines)-1])
-	if l == "" {
-		return "empty log"
-	}
-	if len(l) > 300 {
-		l = l[:297] + "..."
-	}
-	return l
 }
 
 // localDataDir finds the data dir of the local node: the flag, else the
@@ -530,51 +477,24 @@ Stopping a node that does not run is not an error.`,
 	return c
 }
 
-// stopNode stops the node in dir, if one runs. Only the PID in its locked
-// pid file is signalled.
+// stopNode stops the node in dir, if one runs (Wiring.StopNode), and
+// says what it did.
 func (a *app) stopNode(dir string, timeout time.Duration) error {
-	var (
-		pid     int
-		running bool
-		err     error
-	)
-	if pid, running, err = daemon.NodeRunning(dir); err != nil {
+	if err := notWired(a.nodes.StopNode != nil); err != nil {
 		return err
 	}
-	if !running {
+	st, err := a.nodes.StopNode(dir, timeout)
+	switch {
+	case err != nil:
+		return err
+	case st.PID == 0:
 		a.info("No node runs in %s.", dir)
-		return nil
+	case st.Killed:
+		a.info("Killed the node in %s (pid %d): it did not stop within %s.", dir, st.PID, timeout)
+	default:
+		a.info("Stopped the node in %s (pid %d).", dir, st.PID)
 	}
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("stopping node (pid %d): %w", pid, err)
-	}
-	if waitStopped(dir, timeout) {
-		a.info("Stopped the node in %s (pid %d).", dir, pid)
-		return nil
-	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("killing node (pid %d): %w", pid, err)
-	}
-	if !waitStopped(dir, 10*time.Second) {
-		return fmt.Errorf("node (pid %d) in %s did not exit even after SIGKILL", pid, dir)
-	}
-	a.info("Killed the node in %s (pid %d): it did not stop within %s.", dir, pid, timeout)
 	return nil
-}
-
-// waitStopped waits until nobody holds the pid file lock, which the kernel
-// drops when the process exits (zombie or not).
-func waitStopped(dir string, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if _, running, _ := daemon.NodeRunning(dir); !running {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func (a *app) clusterResetCmd() *cobra.Command {

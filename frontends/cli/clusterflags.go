@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/dotmesh-io/dotmesh/daemon"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/node"
 )
 
 // clusterFlags are the registry and cluster flags of `dm serve`; `dm
@@ -55,7 +55,7 @@ func (c *clusterFlags) add(f *pflag.FlagSet, withStore bool) {
 }
 
 // apply sets the daemon's fields, reading the cluster key file.
-func (c *clusterFlags) apply(cfg *daemon.Config) error {
+func (c *clusterFlags) apply(cfg *node.Config) error {
 	cfg.Store = c.store
 	cfg.EtcdEndpoints = append([]string{}, c.endpoints...)
 	cfg.EtcdCAFile, cfg.EtcdCertFile, cfg.EtcdKeyFile = c.etcdCA, c.etcdCert, c.etcdKey
@@ -84,7 +84,7 @@ func readClusterKey(path string) (string, error) {
 
 // validate checks what can be checked before a node is started.
 func (c *clusterFlags) validate() error {
-	if c.store != "" && c.store != daemon.StoreBBolt && c.store != daemon.StoreEtcd {
+	if c.store != "" && c.store != node.StoreBBolt && c.store != node.StoreEtcd {
 		return fmt.Errorf("%w: unknown --store %q; choose bbolt or etcd", dotmesh.ErrInvalidArgument, c.store)
 	}
 	if c.nodeID != "" {

@@ -21,7 +21,7 @@ func runDM(t *testing.T, envm map[string]string, args ...string) result {
 	var out, errb bytes.Buffer
 	code := Run(context.Background(), IO{
 		Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: env(envm),
-	}, args)
+	}, testWiring, args)
 	return result{out.String(), errb.String(), code}
 }
 

@@ -37,16 +37,7 @@ are free text. The commit id is printed.`,
 			if err != nil {
 				return err
 			}
-			if dot != "" {
-				if _, err := parseDotName(dot); err != nil {
-					return err
-				}
-			}
-			s, err := a.connect()
-			if err != nil {
-				return err
-			}
-			name, err := s.currentDot(dot)
+			s, name, err := a.connectDot(dot)
 			if err != nil {
 				return err
 			}
@@ -210,16 +201,7 @@ starts them again, so they see the restored state.`,
 			if err := validateRef(ref); err != nil {
 				return err
 			}
-			if dot != "" {
-				if _, err := parseDotName(dot); err != nil {
-					return err
-				}
-			}
-			s, err := a.connect()
-			if err != nil {
-				return err
-			}
-			name, err := s.currentDot(dot)
+			s, name, err := a.connectDot(dot)
 			if err != nil {
 				return err
 			}

@@ -100,6 +100,26 @@ func (s *session) currentDot(explicit string) (dotmesh.DotName, error) {
 	return d, nil
 }
 
+// connectDot checks a --dot value before connecting (bad input fails
+// without a remote), connects, and resolves the dot: the value, else the
+// remote's current dot.
+func (a *app) connectDot(dot string) (*session, dotmesh.DotName, error) {
+	if dot != "" {
+		if _, err := parseDotName(dot); err != nil {
+			return nil, dotmesh.DotName{}, err
+		}
+	}
+	s, err := a.connect()
+	if err != nil {
+		return nil, dotmesh.DotName{}, err
+	}
+	name, err := s.currentDot(dot)
+	if err != nil {
+		return nil, dotmesh.DotName{}, err
+	}
+	return s, name, nil
+}
+
 // setCurrentDot records d as the current dot of the session's remote.
 func (s *session) setCurrentDot(d string) error {
 	// Reload so that a concurrent change to another part of the config is

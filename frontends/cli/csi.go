@@ -3,7 +3,7 @@ package cli
 import (
 	"github.com/spf13/pflag"
 
-	"github.com/dotmesh-io/dotmesh/daemon"
+	"github.com/dotmesh-io/dotmesh/internal/node"
 )
 
 // csiFlags are `dm serve`'s Kubernetes CSI flags.
@@ -14,6 +14,6 @@ func (c *csiFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&c.nodeID, "csi-node-id", "", "node `ID` in CSI topology (key dotmesh.io/node; default: the host name, which must match the Kubernetes node)")
 }
 
-func (c *csiFlags) apply(cfg *daemon.Config) {
+func (c *csiFlags) apply(cfg *node.Config) {
 	cfg.CSISocket, cfg.CSINodeID = c.socket, c.nodeID
 }

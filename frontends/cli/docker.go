@@ -5,9 +5,9 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/dotmesh-io/dotmesh/daemon"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"github.com/dotmesh-io/dotmesh/frontends/docker"
+	"github.com/dotmesh-io/dotmesh/internal/node"
 )
 
 // dockerFlags are the Docker volume plugin flags of `dm serve` and
@@ -24,7 +24,7 @@ func (d *dockerFlags) add(f *pflag.FlagSet) {
 // apply sets the daemon's Docker fields. The engine is the one the docker
 // CLI would use (DOCKER_HOST): it names containers in `dm list` and
 // restarts them for `dm reset --restart`.
-func (d *dockerFlags) apply(cfg *daemon.Config, getenv func(string) string) {
+func (d *dockerFlags) apply(cfg *node.Config, getenv func(string) string) {
 	cfg.DockerSocket = d.socket
 	cfg.DockerEngine = docker.EngineFromEnv(getenv)
 }

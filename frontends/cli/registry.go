@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dotmesh-io/dotmesh/daemon"
+	"github.com/dotmesh-io/dotmesh/internal/node"
 )
 
 func (a *app) registryCmd() *cobra.Command {
@@ -52,7 +52,10 @@ from its backup instead.`,
 			if err != nil {
 				return err
 			}
-			res, err := daemon.RebuildRegistry(cmd.Context(), daemon.Config{DataDir: d, Logger: slog.New(slog.NewTextHandler(a.io.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+			if err := notWired(a.nodes.RebuildRegistry != nil); err != nil {
+				return err
+			}
+			res, err := a.nodes.RebuildRegistry(cmd.Context(), node.Config{DataDir: d, Logger: slog.New(slog.NewTextHandler(a.io.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 			if err != nil {
 				return err
 			}

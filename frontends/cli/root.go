@@ -1,6 +1,7 @@
 // Package cli is the `dm` command: a thin cobra frontend that talks to
-// dotmesh nodes through the API client (package client), plus `dm serve`,
-// which runs a node in the foreground via package daemon.
+// dotmesh nodes through the API client (package client). What runs nodes
+// (`dm serve`, starting and stopping a background node, rebuilding a
+// registry) is package daemon's, which cmd/dm passes in as a Wiring.
 package cli
 
 import (
@@ -33,7 +34,8 @@ type IO struct {
 
 // app holds the global flags and the streams of one invocation.
 type app struct {
-	io IO
+	io    IO
+	nodes Wiring
 
 	configFlag string // -c
 	remoteFlag string // --remote
@@ -42,25 +44,32 @@ type app struct {
 	timeouts   timeoutFlags
 }
 
-// Main runs dm with args (without the program name) and returns the exit
+// Main runs dm with args as in os.Args (the program name first, which
+// says whether kubelet runs dm as its Flex driver) and returns the exit
 // status: 0 on success, else the status of the error's kind (exitHelp:
 // 1 to 9, 130 when interrupted); the error is printed as one line
-// "dm: <error>" on stderr (a JSON object with --json).
-func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// "dm: <error>" on stderr (a JSON object with --json). w is how dm runs
+// nodes.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, w Wiring) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if len(os.Args) > 0 && flex.IsDriverPath(os.Args[0]) { // kubelet runs .../dotmesh.io~dm/dm
-		args = append([]string{"flex"}, args...)
+	var rest []string
+	if len(args) > 0 {
+		rest = args[1:]
+		if flex.IsDriverPath(args[0]) { // kubelet runs .../dotmesh.io~dm/dm
+			rest = append([]string{"flex"}, rest...)
+		}
 	}
-	return Run(ctx, IO{Stdin: stdin, Stdout: stdout, Stderr: stderr}, args)
+	return Run(ctx, IO{Stdin: stdin, Stdout: stdout, Stderr: stderr}, w, rest)
 }
 
-// Run is Main with a context and explicit streams and environment.
-func Run(ctx context.Context, streams IO, args []string) int {
+// Run is Main with a context and explicit streams and environment, and
+// args without the program name.
+func Run(ctx context.Context, streams IO, w Wiring, args []string) int {
 	if flexCall(args) {
 		return runFlex(ctx, streams, args[1:])
 	}
-	root := NewRootCommand(streams)
+	root := NewRootCommand(streams, w)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		stderr := streams.Stderr
@@ -90,8 +99,8 @@ func oneLine(s string) string {
 	return strings.Replace(s, " Did you mean this? ", "; did you mean: ", 1)
 }
 
-// NewRootCommand builds the dm command tree.
-func NewRootCommand(streams IO) *cobra.Command {
+// NewRootCommand builds the dm command tree; w is how it runs nodes.
+func NewRootCommand(streams IO, w Wiring) *cobra.Command {
 	if streams.Getenv == nil {
 		streams.Getenv = os.Getenv
 	}
@@ -104,7 +113,7 @@ func NewRootCommand(streams IO) *cobra.Command {
 	if streams.Stderr == nil {
 		streams.Stderr = io.Discard
 	}
-	a := &app{io: streams}
+	a := &app{io: streams, nodes: w}
 	root := &cobra.Command{
 		Use:   "dm",
 		Short: "dm gives application state a git-like life",

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/dotmesh-io/dotmesh/daemon"
+	"github.com/dotmesh-io/dotmesh/internal/node"
 )
 
 func TestParseSize(t *testing.T) {
@@ -34,9 +34,9 @@ func TestBackendFlags(t *testing.T) {
 	if err := f.Parse(nil); err != nil {
 		t.Fatal(err)
 	}
-	var c daemon.Config
+	var c node.Config
 	bf.apply(&c)
-	if !reflect.DeepEqual(c, daemon.Config{}) || len(bf.args()) != 0 {
+	if !reflect.DeepEqual(c, node.Config{}) || len(bf.args()) != 0 {
 		t.Errorf("no flags: %+v %q", c, bf.args())
 	}
 
@@ -47,7 +47,7 @@ func TestBackendFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	bf.apply(&c)
-	want := daemon.Config{Backend: "zfs", ZFSPool: "tank", PoolSize: 2 << 30, EnableBackends: []string{"btrfs", "files"}}
+	want := node.Config{Backend: "zfs", ZFSPool: "tank", PoolSize: 2 << 30, EnableBackends: []string{"btrfs", "files"}}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("config %+v, want %+v", c, want)
 	}

@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/dotmesh-io/dotmesh/daemon"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/node"
 )
 
 // tlsFlags are `dm serve`'s HTTPS options; `dm cluster init/join` pass
@@ -104,7 +104,7 @@ func (t *tlsFlags) addOff(f *pflag.FlagSet) {
 	f.BoolVar(&t.off, "no-tls", false, "serve plain HTTP, forgetting the TLS flags a previous start remembered")
 }
 
-func (t *tlsFlags) apply(cfg *daemon.Config) { cfg.TLSCert, cfg.TLSKey = t.cert, t.key }
+func (t *tlsFlags) apply(cfg *node.Config) { cfg.TLSCert, cfg.TLSKey = t.cert, t.key }
 
 // serveArgs returns the flags for `dm serve` (absolute paths: it runs in
 // another directory) and the PEM the client pins, both empty without TLS.

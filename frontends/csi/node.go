@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
-	"github.com/dotmesh-io/dotmesh/frontends/bindmount"
+	"github.com/dotmesh-io/dotmesh/frontends/internal/bindmount"
 )
 
 // NodeGetCapabilities: no staging; publish is a bind mount.

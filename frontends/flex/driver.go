@@ -14,7 +14,7 @@ import (
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
-	"github.com/dotmesh-io/dotmesh/frontends/bindmount"
+	"github.com/dotmesh-io/dotmesh/frontends/internal/bindmount"
 )
 
 // Consumer is the Mount.Consumer of FlexVolume mounts.

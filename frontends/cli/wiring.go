@@ -1,0 +1,52 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/dotmesh-io/dotmesh/internal/node"
+)
+
+// Wiring is what dm needs from the code that runs nodes (package daemon),
+// passed in by cmd/dm, the composition root, so that this frontend only
+// talks: it parses, prints and calls the API client, and imports no
+// daemon, server or store.
+type Wiring struct {
+	// Serve runs a node in the foreground until ctx ends (`dm serve`).
+	Serve func(ctx context.Context, cfg node.Config) error
+	// RebuildRegistry rebuilds the registry of a stopped node from its
+	// backends (`dm registry rebuild`).
+	RebuildRegistry func(ctx context.Context, cfg node.Config) (node.RebuildResult, error)
+
+	// The supervision of a background node (`dm cluster init/join/stop`).
+
+	// MakeDataDir creates a node's data directory.
+	MakeDataDir func(dataDir string) error
+	// RememberedListen returns where the node in dataDir last listened
+	// and whether with --insecure; "" when none is remembered.
+	RememberedListen func(dataDir string) (addr string, insecure bool, err error)
+	// NodeRunning reports the PID of the node running in dataDir.
+	NodeRunning func(dataDir string) (pid int, running bool, err error)
+	// StartNode starts a node in the background and waits until
+	// spec.Ready answers.
+	StartNode func(ctx context.Context, spec node.StartSpec) (pid int, err error)
+	// StopNode stops the node in dataDir, if one runs.
+	StopNode func(dataDir string, timeout time.Duration) (node.Stopped, error)
+}
+
+// errNotWired refuses a command that runs nodes in a dm built without the
+// daemon wired in.
+var errNotWired = errors.New("this dm cannot run nodes: its main package passes no cli.Wiring (see cmd/dm)")
+
+// notWired returns errNotWired unless every one of set is true: whether
+// the functions a command is about to call were passed in. Commands check
+// their input first, so that bad input is reported as such.
+func notWired(set ...bool) error {
+	for _, ok := range set {
+		if !ok {
+			return errNotWired
+		}
+	}
+	return nil
+}
