@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dotmesh-io/dotmesh/backend/internal/guard"
 	"github.com/dotmesh-io/dotmesh/backend/internal/recordfiles"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -672,6 +673,9 @@ var _ dotmesh.RecordKeeper = (*refBackend)(nil)
 // The reference keeps registry records as the files backend does, in
 // <dir>/.records (dot-prefixed: not a dot of its layout).
 func (r *refBackend) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[string][]byte) error {
+	if err := guard.CheckRecords(dot, recs); err != nil {
+		return err
+	}
 	return recordfiles.New(filepath.Join(r.dir, ".records")).KeepRecords(ctx, dot, recs)
 }
 
