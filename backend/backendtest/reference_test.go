@@ -34,7 +34,18 @@ func TestReferenceBackend(t *testing.T) {
 	if os.Getenv(mutantEnv) != "" {
 		t.Skip("inside a mutant child process")
 	}
-	Run(t, func(t *testing.T) dotmesh.StorageBackend { return newRefBackend(t.TempDir(), "") })
+	Run(t, func(t *testing.T) dotmesh.StorageBackend { return guardRef(newRefBackend(t.TempDir(), "")) })
+}
+
+// guardRef puts the reference behind the guard, as every product backend
+// is opened (the mutants run without it: they break the reference's own
+// checks).
+func guardRef(r *refBackend) dotmesh.StorageBackend {
+	g := guard.New(r, guard.Options{})
+	return struct {
+		*guard.Backend
+		guard.RecordKeeper
+	}{g, g.RecordKeeper()}
 }
 
 // Layout: <dir>/<dot>/<branch>/{work,commits/<id>}. A branch exists when
