@@ -163,7 +163,6 @@ func (g *Backend) call(ref interface{ Validate() error }, commit *dotmesh.Commit
 	return g.enter()
 }
 
-
 // Name implements dotmesh.StorageBackend.
 func (g *Backend) Name() string { return g.inner.Name() }
 
