@@ -247,9 +247,6 @@ func (b *Backend) cleanLeftovers() {
 // Name implements dotmesh.StorageBackend.
 func (b *Backend) Name() string { return Name }
 
-// Dir is the backend's data directory.
-func (b *Backend) Dir() string { return b.dir }
-
 // Close implements dotmesh.StorageBackend; the guard calls it once, when
 // no call is in flight.
 func (b *Backend) Close() error {
