@@ -15,8 +15,12 @@
 //  3. calls that read or change one branch's state hold that branch's
 //     lock (or its dot's, see Locks), so operations on one branch are
 //     serialised and different ones run in parallel. Listings (Branches,
-//     Commits, Records), Send, garbage collection and object negotiation
-//     take no lock: a long send must not block commits.
+//     Commits, Records, Sources), Send, garbage collection and object
+//     negotiation take no lock: a long send must not block commits, nor a
+//     receive a listing. A backend that must lock a method otherwise
+//     names it in Options.SelfLocked and takes the same Locks itself
+//     (zfs: Receive locks after reading the stream's header). The locks
+//     are not reentrant: a backend's methods never call the guard.
 //
 // Close waits for the calls in flight, then closes the backend once;
 // further Close calls return nil.
