@@ -68,14 +68,14 @@ var backends = map[string]opener{
 }
 
 // dumpName is the dump backend's name, which dots record.
-const dumpName = "dump"
+const dumpName = dump.Name
 
 // aliases are other names users may give: "files" is what the dump backend
 // is for most people, a plain directory of files.
-var aliases = map[string]string{"files": dumpName}
+var aliases = map[string]string{dump.UserName: dumpName}
 
 // DefaultBackend is the backend of new dots unless Config.Backend says.
-const DefaultBackend = "files"
+const DefaultBackend = dump.UserName
 
 // settingsFile remembers, in the data directory, the backend settings the
 // node last started with, so that a restart without flags (`dm cluster

@@ -40,7 +40,7 @@ import (
 // Errors wrap the sentinels in this package (ErrNotFound, ErrAlreadyExists,
 // ErrUnavailable, ErrCorrupt, ...), classified by the backend itself.
 type StorageBackend interface {
-	// Name is the key the backend is registered under ("files", "zfs"...);
+	// Name is the key the backend is registered under ("dump", "zfs"...);
 	// a dot records it at creation.
 	Name() string
 

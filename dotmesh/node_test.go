@@ -22,7 +22,7 @@ type env struct {
 	t    *testing.T
 	dir  string
 	node *dotmesh.Node
-	be   *dump.Backend
+	be   *dump.Guarded
 	st   dotmesh.ClusterStore
 
 	// For fault injection at the next open: the node's StepHook, and a

@@ -13,7 +13,9 @@
 //	}
 //
 // Each call of open must return a fresh backend with its own, empty data
-// directory; the suite closes it when the subtest ends. Some subtests open
+// directory, as users get it (behind backend/internal/guard for the
+// product backends: the Lifecycle group checks the guard's behaviour); the
+// suite closes it when the subtest ends. Some subtests open
 // two backends (sender and receiver). The suite writes real files into the
 // paths SubdotPath returns and compares whole trees (type, permission bits,
 // content, symlink targets; not owners or times).
@@ -54,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) dotmesh.StorageBackend) {
 		{"Errors", errorTests},
 		{"Concurrency", concurrencyTests},
 		{"Records", recordTests},
+		{"Lifecycle", lifecycleTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

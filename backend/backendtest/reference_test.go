@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dotmesh-io/dotmesh/backend/internal/guard"
 	"github.com/dotmesh-io/dotmesh/backend/internal/recordfiles"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -33,7 +34,18 @@ func TestReferenceBackend(t *testing.T) {
 	if os.Getenv(mutantEnv) != "" {
 		t.Skip("inside a mutant child process")
 	}
-	Run(t, func(t *testing.T) dotmesh.StorageBackend { return newRefBackend(t.TempDir(), "") })
+	Run(t, func(t *testing.T) dotmesh.StorageBackend { return guardRef(newRefBackend(t.TempDir(), "")) })
+}
+
+// guardRef puts the reference behind the guard, as every product backend
+// is opened (the mutants run without it: they break the reference's own
+// checks).
+func guardRef(r *refBackend) dotmesh.StorageBackend {
+	g := guard.New(r, guard.Options{})
+	return struct {
+		*guard.Backend
+		guard.RecordKeeper
+	}{g, g.RecordKeeper()}
 }
 
 // Layout: <dir>/<dot>/<branch>/{work,commits/<id>}. A branch exists when
@@ -672,6 +684,9 @@ var _ dotmesh.RecordKeeper = (*refBackend)(nil)
 // The reference keeps registry records as the files backend does, in
 // <dir>/.records (dot-prefixed: not a dot of its layout).
 func (r *refBackend) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[string][]byte) error {
+	if err := guard.CheckRecords(dot, recs); err != nil {
+		return err
+	}
 	return recordfiles.New(filepath.Join(r.dir, ".records")).KeepRecords(ctx, dot, recs)
 }
 

@@ -12,9 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 
-	"github.com/dotmesh-io/dotmesh/backend/internal/keylock"
+	"github.com/dotmesh-io/dotmesh/backend/internal/guard"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"golang.org/x/sys/unix"
 )
@@ -27,20 +26,41 @@ type Backend struct {
 	log  *slog.Logger
 	lock *os.File // flock: one Backend per data directory
 
-	branches keylock.Map[dotmesh.BranchRef]
-
 	sizeMu sync.Mutex
 	sizes  map[string]sizeEntry // by subvolume path
-
-	closeMu sync.RWMutex // shared by every operation, exclusive in Close
-	closed  atomic.Bool
 }
 
-var _ dotmesh.StorageBackend = (*Backend)(nil)
+// Guarded is the btrfs backend as Open returns it: Backend behind the
+// checks of package guard (arguments, open, per-branch locks, Close),
+// with each of Backend's capabilities.
+type Guarded struct {
+	*guard.Backend
+	guard.RecordKeeper
+	b *Backend
+}
+
+var (
+	_ dotmesh.StorageBackend = (*Guarded)(nil)
+	_ dotmesh.RecordKeeper   = (*Guarded)(nil)
+)
 
 // Open opens (making it when needed) the btrfs backend in opts.DataDir and
 // removes what operations interrupted by a crash left behind.
-func Open(ctx context.Context, opts Options) (*Backend, error) {
+func Open(ctx context.Context, opts Options) (*Guarded, error) {
+	b, err := open(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	g := guard.New(b, guard.Options{Where: "btrfs backend " + b.root})
+	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), b: b}, nil
+}
+
+// Root is the directory holding the layout (the mount point of the image
+// when file-backed).
+func (g *Guarded) Root() string { return g.b.root }
+
+// open opens the Backend that Open guards.
+func open(ctx context.Context, opts Options) (*Backend, error) {
 	if opts.DataDir == "" {
 		return nil, fmt.Errorf("%w: btrfs backend needs a data directory", dotmesh.ErrInvalidArgument)
 	}
@@ -112,41 +132,12 @@ func (b *Backend) Name() string { return Name }
 // when file-backed).
 func (b *Backend) Root() string { return b.root }
 
-// Close waits for operations in flight, releases the lock and unmounts
-// the image if Open mounted it.
+// Close releases the lock and unmounts the image if Open mounted it; the
+// guard calls it once, after the operations in flight.
 func (b *Backend) Close() error {
-	b.closeMu.Lock()
-	defer b.closeMu.Unlock()
-	if b.closed.Swap(true) {
-		return nil
-	}
 	err := b.lock.Close()
 	return errors.Join(err, b.pool.close())
 }
-
-// enter checks the backend is open and keeps Close waiting until the
-// returned function is called.
-func (b *Backend) enter() (func(), error) {
-	b.closeMu.RLock()
-	if b.closed.Load() {
-		b.closeMu.RUnlock()
-		return nil, fmt.Errorf("%w: btrfs backend %s is closed", dotmesh.ErrUnavailable, b.root)
-	}
-	return b.closeMu.RUnlock, nil
-}
-
-// begin enters and locks br; call the returned function when done.
-func (b *Backend) begin(br dotmesh.BranchRef) (func(), error) {
-	done, err := b.enter()
-	if err != nil {
-		return nil, err
-	}
-	unlock := b.lockBranch(br)
-	return func() { unlock(); done() }, nil
-}
-
-// lockBranch serialises operations on one branch's directory.
-func (b *Backend) lockBranch(br dotmesh.BranchRef) func() { return b.branches.Lock(br) }
 
 // Layout. Everything a branch owns is under its directory, so deleting a
 // branch is one rename into the trash.

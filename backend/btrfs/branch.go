@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 
 	"github.com/dotmesh-io/dotmesh/backend/internal/branchdirs"
-	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
 	"github.com/dotmesh-io/dotmesh/backend/internal/worktree"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"golang.org/x/sys/unix"
@@ -19,14 +18,6 @@ import (
 // writable snapshot of the origin commit (on any branch of the dot). Both
 // are single ioctls, so a crash leaves no branch or a complete one.
 func (b *Backend) CreateBranch(ctx context.Context, br dotmesh.BranchRef, from *dotmesh.CommitRef) error {
-	if err := refs.Validate(br, from); err != nil {
-		return err
-	}
-	unlock, err := b.begin(br)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	live := b.livePath(br)
 	if ok, err := exists(live); err != nil {
 		return fmt.Errorf("create branch %s: %w", br, err)
@@ -60,14 +51,6 @@ func (b *Backend) CreateBranch(ctx context.Context, br dotmesh.BranchRef, from *
 // DeleteBranch implements dotmesh.StorageBackend: the branch directory
 // (working state and commits) goes to the trash in one rename.
 func (b *Backend) DeleteBranch(ctx context.Context, br dotmesh.BranchRef) error {
-	if err := br.Validate(); err != nil {
-		return err
-	}
-	unlock, err := b.begin(br)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	b.forgetSize(b.branchDir(br))
 	if err := b.toTrash(b.branchDir(br)); err != nil {
 		return fmt.Errorf("delete branch %s: %w", br, err)
@@ -80,11 +63,6 @@ func (b *Backend) DeleteBranch(ctx context.Context, br dotmesh.BranchRef) error 
 // Branches implements dotmesh.StorageBackend: every branch directory,
 // including those holding received commits but no working state.
 func (b *Backend) Branches(ctx context.Context) ([]dotmesh.BranchRef, error) {
-	done, err := b.enter()
-	if err != nil {
-		return nil, err
-	}
-	defer done()
 	return b.listBranchDirs()
 }
 
@@ -96,17 +74,6 @@ func (b *Backend) listBranchDirs() ([]dotmesh.BranchRef, error) {
 // subvolume itself, any other subdot a directory directly in it, so one
 // snapshot covers all of them atomically.
 func (b *Backend) SubdotPath(ctx context.Context, br dotmesh.BranchRef, subdot string) (string, error) {
-	if err := br.Validate(); err != nil {
-		return "", err
-	}
-	if err := dotmesh.ValidateSubdot(subdot); err != nil {
-		return "", err
-	}
-	unlock, err := b.begin(br)
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
 	if err := b.needLive(br); err != nil {
 		return "", err
 	}
@@ -117,14 +84,6 @@ func (b *Backend) SubdotPath(ctx context.Context, br dotmesh.BranchRef, subdot s
 // Subdots implements dotmesh.StorageBackend: the top-level directories of
 // the working state that carry valid subdot names.
 func (b *Backend) Subdots(ctx context.Context, br dotmesh.BranchRef) ([]string, error) {
-	if err := br.Validate(); err != nil {
-		return nil, err
-	}
-	unlock, err := b.begin(br)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
 	if err := b.needLive(br); err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ func TestSubdotPathStaysInside(t *testing.T) {
 	b := openShared(t)
 	br := newBranch(dotmesh.NewDotID(), "master")
 	must(t, b.CreateBranch(ctx, br, nil))
-	live := b.livePath(br)
+	live := b.b.livePath(br)
 	for _, s := range []string{"", "..", "../x", "a/b", "/etc", "_hidden", "a.b", strings.Repeat("a", 65)} {
 		if p, err := b.SubdotPath(ctx, br, s); !errors.Is(err, dotmesh.ErrInvalidName) {
 			t.Errorf("SubdotPath(%q) = %q, %v; want ErrInvalidName", s, p, err)
@@ -60,7 +60,7 @@ func TestNestedSubvolumes(t *testing.T) {
 	b := openShared(t)
 	br := newBranch(dotmesh.NewDotID(), "master")
 	must(t, b.CreateBranch(ctx, br, nil))
-	live := b.livePath(br)
+	live := b.b.livePath(br)
 	writeFile(t, live+"/a", "a")
 	must(t, subvolCreate(live+"/nested"))
 	writeFile(t, live+"/nested/x", "x")
@@ -72,10 +72,10 @@ func TestNestedSubvolumes(t *testing.T) {
 	}
 	must(t, subvolCreate(live+"/nested3"))
 	must(t, b.DeleteBranch(ctx, br))
-	if ok, _ := exists(b.branchDir(br)); ok {
+	if ok, _ := exists(b.b.branchDir(br)); ok {
 		t.Fatal("branch directory survived DeleteBranch")
 	}
-	if ents, _ := os.ReadDir(b.trashDir()); len(ents) != 0 {
+	if ents, _ := os.ReadDir(b.b.trashDir()); len(ents) != 0 {
 		t.Fatalf("trash not emptied: %v", ents)
 	}
 	brs, err := b.Branches(ctx)

@@ -20,14 +20,6 @@ import (
 // The snapshot ioctl commits a transaction, so the commit is durable when
 // it appears, and it appears whole or not at all.
 func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]string, error) {
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	unlock, err := b.begin(c.BranchRef)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
 	if err := b.needLive(c.BranchRef); err != nil {
 		return nil, err
 	}
@@ -61,14 +53,6 @@ func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]s
 // that hold a snapshot, sorted by id. Staging directories of receives in
 // flight start with "." and are not listed.
 func (b *Backend) Commits(ctx context.Context, br dotmesh.BranchRef) ([]dotmesh.CommitID, error) {
-	if err := br.Validate(); err != nil {
-		return nil, err
-	}
-	done, err := b.enter()
-	if err != nil {
-		return nil, err
-	}
-	defer done()
 	if ok, err := exists(b.branchDir(br)); err != nil {
 		return nil, fmt.Errorf("list commits of %s: %w", br, err)
 	} else if !ok {
@@ -102,17 +86,6 @@ func (b *Backend) Commits(ctx context.Context, br dotmesh.BranchRef) ([]dotmesh.
 // complete, old or new; Open removes the other one. No other branch, and
 // no commit, is touched: btrfs snapshots do not depend on their source.
 func (b *Backend) Rollback(ctx context.Context, br dotmesh.BranchRef, c dotmesh.CommitRef) error {
-	if err := br.Validate(); err != nil {
-		return err
-	}
-	if err := c.Validate(); err != nil {
-		return err
-	}
-	unlock, err := b.begin(br)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	if err := b.needLive(br); err != nil {
 		return err
 	}
@@ -146,14 +119,6 @@ func (b *Backend) Rollback(ctx context.Context, br dotmesh.BranchRef, c dotmesh.
 // DeleteCommit implements dotmesh.StorageBackend. Branches made from the
 // commit keep their data. Missing is not an error.
 func (b *Backend) DeleteCommit(ctx context.Context, c dotmesh.CommitRef) error {
-	if err := c.Validate(); err != nil {
-		return err
-	}
-	unlock, err := b.begin(c.BranchRef)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	b.forgetSize(b.commitDir(c))
 	if err := b.toTrash(b.commitDir(c)); err != nil {
 		return fmt.Errorf("delete commit %s: %w", c, err)

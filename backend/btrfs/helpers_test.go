@@ -118,12 +118,12 @@ func sharedRoot(t testing.TB) string {
 }
 
 // openShared opens a backend in a fresh directory of the shared mount.
-func openShared(t testing.TB) *Backend {
+func openShared(t testing.TB) *Guarded {
 	t.Helper()
 	return openAt(t, sharedRoot(t))
 }
 
-func openAt(t testing.TB, dir string) *Backend {
+func openAt(t testing.TB, dir string) *Guarded {
 	t.Helper()
 	b, err := Open(context.Background(), Options{DataDir: dir})
 	if err != nil {
@@ -163,14 +163,14 @@ func readFile(t testing.TB, path string) string {
 	return string(b)
 }
 
-func subdot(t testing.TB, b *Backend, br dotmesh.BranchRef, s string) string {
+func subdot(t testing.TB, b *Guarded, br dotmesh.BranchRef, s string) string {
 	t.Helper()
 	p, err := b.SubdotPath(context.Background(), br, s)
 	must(t, err)
 	return p
 }
 
-func commit(t testing.TB, b *Backend, br dotmesh.BranchRef) dotmesh.CommitRef {
+func commit(t testing.TB, b *Guarded, br dotmesh.BranchRef) dotmesh.CommitRef {
 	t.Helper()
 	c := commitRef(br)
 	_, err := b.Commit(context.Background(), c)
@@ -178,14 +178,14 @@ func commit(t testing.TB, b *Backend, br dotmesh.BranchRef) dotmesh.CommitRef {
 	return c
 }
 
-func usage(t testing.TB, b *Backend, br dotmesh.BranchRef, head *dotmesh.CommitRef) dotmesh.Usage {
+func usage(t testing.TB, b *Guarded, br dotmesh.BranchRef, head *dotmesh.CommitRef) dotmesh.Usage {
 	t.Helper()
 	u, err := b.Usage(context.Background(), br, head)
 	must(t, err)
 	return u
 }
 
-func sendBytes(t testing.TB, b *Backend, c dotmesh.CommitRef, base *dotmesh.CommitRef) []byte {
+func sendBytes(t testing.TB, b *Guarded, c dotmesh.CommitRef, base *dotmesh.CommitRef) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	must(t, b.Send(context.Background(), c, base, &buf))

@@ -105,7 +105,7 @@ func TestImageLeftMountedIsReused(t *testing.T) {
 	p, err := openPool(ctx, dir, 256<<20)
 	must(t, err)
 	b := openAt(t, dir)
-	if b.pool.mounted {
+	if b.b.pool.mounted {
 		t.Fatal("Open claims to have mounted an image that was mounted already")
 	}
 	must(t, b.Close())

@@ -20,20 +20,10 @@ func (b *Backend) records() *recordfiles.Dir {
 
 // KeepRecords implements dotmesh.RecordKeeper.
 func (b *Backend) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[string][]byte) error {
-	done, err := b.enter()
-	if err != nil {
-		return err
-	}
-	defer done()
 	return b.records().KeepRecords(ctx, dot, recs)
 }
 
 // Records implements dotmesh.RecordKeeper.
 func (b *Backend) Records(ctx context.Context) (map[dotmesh.DotID]map[string][]byte, error) {
-	done, err := b.enter()
-	if err != nil {
-		return nil, err
-	}
-	defer done()
 	return b.records().Records(ctx)
 }

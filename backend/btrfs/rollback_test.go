@@ -86,10 +86,10 @@ func TestRollbackLeavesOtherBranches(t *testing.T) {
 	if err := b.Rollback(ctx, master, c3); !errors.Is(err, dotmesh.ErrNotFound) {
 		t.Fatalf("rollback to a deleted commit: %v, want ErrNotFound", err)
 	}
-	if ents, _ := os.ReadDir(b.trashDir()); len(ents) != 0 {
+	if ents, _ := os.ReadDir(b.b.trashDir()); len(ents) != 0 {
 		t.Fatalf("trash not emptied: %v", ents)
 	}
-	if ok, _ := exists(b.rollbackPath(master)); ok {
+	if ok, _ := exists(b.b.rollbackPath(master)); ok {
 		t.Fatal("rollback temp left behind")
 	}
 }
@@ -113,20 +113,20 @@ func TestRecoverLeftovers(t *testing.T) {
 	c1 := commit(t, b, br)
 
 	// Rollback died after its snapshot (or after the exchange).
-	must(t, subvolSnapshot(b.rollbackPath(br), b.snapPath(c1), false))
+	must(t, subvolSnapshot(b.b.rollbackPath(br), b.b.snapPath(c1), false))
 	// Commit died between mkdir and snapshot.
 	half := commitRef(br)
-	must(t, os.MkdirAll(b.commitDir(half), 0o755))
+	must(t, os.MkdirAll(b.b.commitDir(half), 0o755))
 	// Receive died midway: a writable subvolume in a staging dir.
-	staging := b.commitsDir(br) + "/.recv-123"
+	staging := b.b.commitsDir(br) + "/.recv-123"
 	must(t, os.MkdirAll(staging, 0o755))
 	must(t, subvolCreate(staging+"/snap"))
 	// Delete died after moving into the trash.
-	must(t, subvolCreate(b.trashDir()+"/old"))
+	must(t, subvolCreate(b.b.trashDir()+"/old"))
 	must(t, b.Close())
 
 	b = openAt(t, dir)
-	for _, p := range []string{b.rollbackPath(br), b.commitDir(half), staging, b.trashDir() + "/old"} {
+	for _, p := range []string{b.b.rollbackPath(br), b.b.commitDir(half), staging, b.b.trashDir() + "/old"} {
 		if ok, _ := exists(p); ok {
 			t.Errorf("leftover %s not removed", p)
 		}
@@ -136,7 +136,7 @@ func TestRecoverLeftovers(t *testing.T) {
 	if !slices.Equal(ids, []dotmesh.CommitID{c1.ID}) {
 		t.Fatalf("commits %v", ids)
 	}
-	if got := readFile(t, b.livePath(br)+"/a"); got != "kept" {
+	if got := readFile(t, b.b.livePath(br)+"/a"); got != "kept" {
 		t.Fatalf("live: %q", got)
 	}
 	if _, err := b.Commit(ctx, half); err != nil {

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 
 	"github.com/dotmesh-io/dotmesh/backend/framing"
-	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -21,14 +20,6 @@ import (
 // reaches the receiver as a truncated stream. Commits on the branch are
 // not blocked while a stream is being sent.
 func (b *Backend) Send(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef, w io.Writer) error {
-	if err := refs.Validate(target, base); err != nil {
-		return err
-	}
-	done, err := b.enter()
-	if err != nil {
-		return err
-	}
-	defer done()
 	if err := b.needCommit(target); err != nil {
 		return err
 	}
@@ -63,14 +54,6 @@ func (b *Backend) Send(ctx context.Context, target dotmesh.CommitRef, base *dotm
 // Open to remove, so a retry starts clean. The branch gets no working
 // state: CreateBranch from the received commit makes one.
 func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef, r io.Reader) error {
-	if err := refs.Validate(target, base); err != nil {
-		return err
-	}
-	unlock, err := b.begin(target.BranchRef)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	if ok, err := exists(b.snapPath(target)); err != nil {
 		return fmt.Errorf("receive %s: %w", target, err)
 	} else if ok {

@@ -17,7 +17,7 @@ import (
 
 // receiverOnOwnImage opens a backend on a filesystem of its own, as a
 // peer node would have.
-func receiverOnOwnImage(t *testing.T) *Backend {
+func receiverOnOwnImage(t *testing.T) *Guarded {
 	t.Helper()
 	dir := newPlainDir(t)
 	b, err := Open(context.Background(), Options{DataDir: dir, PoolSize: 1 << 30})
@@ -26,9 +26,9 @@ func receiverOnOwnImage(t *testing.T) *Backend {
 	return b
 }
 
-func noStaging(t *testing.T, b *Backend, br dotmesh.BranchRef) {
+func noStaging(t *testing.T, b *Guarded, br dotmesh.BranchRef) {
 	t.Helper()
-	ents, _ := os.ReadDir(b.commitsDir(br))
+	ents, _ := os.ReadDir(b.b.commitsDir(br))
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), ".") {
 			t.Fatalf("staging left behind: %s", e.Name())
@@ -137,10 +137,10 @@ func TestSendReceive(t *testing.T) {
 			t.Fatalf("branches %v", brs)
 		}
 		must(t, b.CreateBranch(ctx, master, &c2))
-		if got := readFile(t, b.livePath(master)+"/files/f"); got != "v2" {
+		if got := readFile(t, b.b.livePath(master)+"/files/f"); got != "v2" {
 			t.Fatalf("received f = %q", got)
 		}
-		if got := readFile(t, b.livePath(master)+"/db/table"); got != strings.Repeat("row\n", 100000) {
+		if got := readFile(t, b.b.livePath(master)+"/db/table"); got != strings.Repeat("row\n", 100000) {
 			t.Fatal("received table differs")
 		}
 		if u := usage(t, b, master, &c2); u.Dirty {
@@ -148,12 +148,12 @@ func TestSendReceive(t *testing.T) {
 		}
 	})
 	t.Run("and back", func(t *testing.T) {
-		writeFile(t, b.livePath(master)+"/files/f", "v3 from the other side")
+		writeFile(t, b.b.livePath(master)+"/files/f", "v3 from the other side")
 		c3 := commit(t, b, master)
 		back := sendBytes(t, b, c3, &c2)
 		must(t, a.Receive(ctx, c3, &c2, bytes.NewReader(back)))
 		must(t, a.Rollback(ctx, master, c3))
-		if got := readFile(t, a.livePath(master)+"/files/f"); got != "v3 from the other side" {
+		if got := readFile(t, a.b.livePath(master)+"/files/f"); got != "v3 from the other side" {
 			t.Fatalf("f = %q", got)
 		}
 	})
@@ -166,15 +166,15 @@ func TestInterruptedReceiveRecovered(t *testing.T) {
 	a := openShared(t)
 	br := newBranch(dotmesh.NewDotID(), "master")
 	must(t, a.CreateBranch(ctx, br, nil))
-	writeFile(t, a.livePath(br)+"/data", strings.Repeat("0123456789", 50000))
+	writeFile(t, a.b.livePath(br)+"/data", strings.Repeat("0123456789", 50000))
 	c1 := commit(t, a, br)
 	var raw bytes.Buffer
-	must(t, btrfsSend(ctx, a.snapPath(c1), "", &raw))
+	must(t, btrfsSend(ctx, a.b.snapPath(c1), "", &raw))
 
 	dir := newPlainDir(t)
 	b, err := Open(ctx, Options{DataDir: dir, PoolSize: 512 << 20})
 	must(t, err)
-	staging := b.commitsDir(br) + "/.recv-crashed"
+	staging := b.b.commitsDir(br) + "/.recv-crashed"
 	must(t, os.MkdirAll(staging, 0o755))
 	rc, err := startReceive(ctx, staging)
 	must(t, err)

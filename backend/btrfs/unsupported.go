@@ -17,8 +17,11 @@ var _ dotmesh.StorageBackend = (*Backend)(nil)
 
 var errNoBtrfs = fmt.Errorf("%w: this binary was built without btrfs support (it needs linux and cgo: build with CGO_ENABLED=1 and linux-libc-dev installed)", dotmesh.ErrNotSupported)
 
+// Guarded is what Open returns in builds with btrfs support.
+type Guarded = Backend
+
 // Open always fails in this build.
-func Open(ctx context.Context, opts Options) (*Backend, error) { return nil, errNoBtrfs }
+func Open(ctx context.Context, opts Options) (*Guarded, error) { return nil, errNoBtrfs }
 
 func (b *Backend) Name() string { return Name }
 func (b *Backend) CreateBranch(context.Context, dotmesh.BranchRef, *dotmesh.CommitRef) error {

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -46,14 +45,6 @@ import (
 // were only mounted do not count.
 func (b *Backend) Usage(ctx context.Context, br dotmesh.BranchRef, head *dotmesh.CommitRef) (dotmesh.Usage, error) {
 	var u dotmesh.Usage
-	if err := refs.Validate(br, head); err != nil {
-		return u, err
-	}
-	unlock, err := b.begin(br)
-	if err != nil {
-		return u, err
-	}
-	defer unlock()
 	if err := b.needLive(br); err != nil {
 		return u, err
 	}

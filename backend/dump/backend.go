@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
-	"github.com/dotmesh-io/dotmesh/backend/internal/keylock"
+	"github.com/dotmesh-io/dotmesh/backend/internal/guard"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"golang.org/x/sys/unix"
 )
@@ -62,10 +62,6 @@ type Backend struct {
 	// deduplication hit can never be swept before its commit record lands.
 	gcMu sync.RWMutex
 
-	branches keylock.Map[dotmesh.BranchRef]
-
-	closed atomic.Bool
-
 	// bytesRead counts file content read by commits, for tests that check
 	// the change cache.
 	bytesRead atomic.Int64
@@ -79,17 +75,71 @@ type Backend struct {
 	receiving map[dotmesh.BranchRef]int
 }
 
+// Name is the key the dump backend is registered under and that dots
+// record (stored, so it stays "dump").
+const Name = "dump"
+
+// UserName is the name users know the backend by ("files"): `dm serve
+// --backend` and the API accept it for Name.
+const UserName = "files"
+
+// Guarded is the dump backend as Open returns it: Backend behind the
+// checks of package guard (arguments, open, per-branch locks, Close),
+// with each of Backend's capabilities.
+type Guarded struct {
+	*guard.Backend
+	guard.GarbageCollector
+	guard.GarbagePlanner
+	guard.Checker
+	guard.Verifier
+	guard.ObjectNegotiator
+	guard.ReceiveDiscarder
+	guard.RecordKeeper
+	guard.SourceManager
+	b *Backend
+}
+
 var (
-	_ dotmesh.StorageBackend   = (*Backend)(nil)
-	_ dotmesh.GarbageCollector = (*Backend)(nil)
-	_ dotmesh.Checker          = (*Backend)(nil)
+	_ dotmesh.StorageBackend   = (*Guarded)(nil)
+	_ dotmesh.GarbageCollector = (*Guarded)(nil)
+	_ dotmesh.GarbagePlanner   = (*Guarded)(nil)
+	_ dotmesh.Checker          = (*Guarded)(nil)
+	_ dotmesh.Verifier         = (*Guarded)(nil)
+	_ dotmesh.ObjectNegotiator = (*Guarded)(nil)
+	_ dotmesh.ReceiveDiscarder = (*Guarded)(nil)
+	_ dotmesh.RecordKeeper     = (*Guarded)(nil)
+	_ dotmesh.SourceManager    = (*Guarded)(nil)
 )
 
 // Open opens (creating it if needed) a dump backend keeping everything
 // under dir. Only one Backend may have dir open at a time, across
 // processes too (ErrInUse otherwise). Leftovers of operations interrupted
 // by a crash are removed.
-func Open(dir string, opts Options) (*Backend, error) {
+func Open(dir string, opts Options) (*Guarded, error) {
+	b, err := open(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	g := guard.New(b, guard.Options{Where: "dump backend " + b.dir})
+	return &Guarded{
+		Backend:          g,
+		GarbageCollector: g.GarbageCollector(),
+		GarbagePlanner:   g.GarbagePlanner(),
+		Checker:          g.Checker(),
+		Verifier:         g.Verifier(),
+		ObjectNegotiator: g.ObjectNegotiator(),
+		ReceiveDiscarder: g.ReceiveDiscarder(),
+		RecordKeeper:     g.RecordKeeper(),
+		SourceManager:    g.SourceManager(),
+		b:                b,
+	}, nil
+}
+
+// Dir is the backend's data directory.
+func (g *Guarded) Dir() string { return g.b.dir }
+
+// open opens the Backend that Open guards.
+func open(dir string, opts Options) (*Backend, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -148,7 +198,7 @@ func Open(dir string, opts Options) (*Backend, error) {
 	}
 	b := &Backend{
 		dir:     abs,
-		log:     opts.Logger.With("backend", "dump"),
+		log:     opts.Logger.With("backend", Name),
 		workers: opts.Workers,
 		store:   store,
 		lock:    lock,
@@ -195,19 +245,11 @@ func (b *Backend) cleanLeftovers() {
 }
 
 // Name implements dotmesh.StorageBackend.
-func (b *Backend) Name() string { return "dump" }
+func (b *Backend) Name() string { return Name }
 
-// Dir is the backend's data directory.
-func (b *Backend) Dir() string { return b.dir }
-
-// Close implements dotmesh.StorageBackend. It waits for operations in
-// flight that touch the store.
+// Close implements dotmesh.StorageBackend; the guard calls it once, when
+// no call is in flight.
 func (b *Backend) Close() error {
-	if b.closed.Swap(true) {
-		return nil
-	}
-	b.gcMu.Lock()
-	defer b.gcMu.Unlock()
 	err := b.store.Close()
 	if cerr := b.lock.Close(); err == nil {
 		err = cerr
@@ -215,26 +257,11 @@ func (b *Backend) Close() error {
 	return err
 }
 
-func (b *Backend) checkOpen() error {
-	if b.closed.Load() {
-		return fmt.Errorf("%w: dump backend %s is closed", dotmesh.ErrUnavailable, b.dir)
-	}
-	return nil
-}
-
-// lockBranch serialises operations on one branch; different branches run
-// in parallel.
-func (b *Backend) lockBranch(br dotmesh.BranchRef) func() { return b.branches.Lock(br) }
-
-// useStore takes the shared side of gcMu, after checking the backend is
-// open; call the returned function when done with objects.
-func (b *Backend) useStore() (func(), error) {
+// useStore takes the shared side of gcMu; call the returned function when
+// done with objects.
+func (b *Backend) useStore() func() {
 	b.gcMu.RLock()
-	if err := b.checkOpen(); err != nil {
-		b.gcMu.RUnlock()
-		return nil, err
-	}
-	return b.gcMu.RUnlock, nil
+	return b.gcMu.RUnlock
 }
 
 func (b *Backend) branchDir(br dotmesh.BranchRef) string {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
 	"github.com/dotmesh-io/dotmesh/backend/internal/branchdirs"
-	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
 	"github.com/dotmesh-io/dotmesh/backend/internal/worktree"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -19,13 +18,6 @@ import (
 // dir/tmp and renamed into place, so a crash or an error leaves either no
 // branch or a complete one.
 func (b *Backend) CreateBranch(ctx context.Context, br dotmesh.BranchRef, from *dotmesh.CommitRef) error {
-	if err := refs.Validate(br, from); err != nil {
-		return err
-	}
-	if err := b.checkOpen(); err != nil {
-		return err
-	}
-	defer b.lockBranch(br)()
 	exists, err := b.treeExists(br)
 	if err != nil {
 		return err
@@ -82,11 +74,7 @@ func (b *Backend) CreateBranch(ctx context.Context, br dotmesh.BranchRef, from *
 // restoreNew fills the empty directory dir with commit c and returns the
 // root of its synced manifest.
 func (b *Backend) restoreNew(ctx context.Context, dir string, c dotmesh.CommitRef) (cas.Hash, error) {
-	done, err := b.useStore()
-	if err != nil {
-		return cas.Hash{}, err
-	}
-	defer done()
+	defer b.useStore()()
 	_, root, err := b.readRecord(c)
 	if err != nil {
 		return cas.Hash{}, err
@@ -101,13 +89,6 @@ func (b *Backend) restoreNew(ctx context.Context, dir string, c dotmesh.CommitRe
 // DeleteBranch implements dotmesh.StorageBackend: the branch directory is
 // renamed into the trash (atomic), then removed.
 func (b *Backend) DeleteBranch(ctx context.Context, br dotmesh.BranchRef) error {
-	if err := br.Validate(); err != nil {
-		return err
-	}
-	if err := b.checkOpen(); err != nil {
-		return err
-	}
-	defer b.lockBranch(br)()
 	bdir := b.branchDir(br)
 	if _, err := os.Lstat(bdir); errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -132,9 +113,6 @@ func (b *Backend) DeleteBranch(ctx context.Context, br dotmesh.BranchRef) error 
 // tree or a commit directory, including branches that hold received
 // commits but no working tree yet.
 func (b *Backend) Branches(ctx context.Context) ([]dotmesh.BranchRef, error) {
-	if err := b.checkOpen(); err != nil {
-		return nil, err
-	}
 	return b.listBranchDirs()
 }
 
@@ -144,16 +122,6 @@ func (b *Backend) listBranchDirs() ([]dotmesh.BranchRef, error) {
 
 // SubdotPath implements dotmesh.StorageBackend.
 func (b *Backend) SubdotPath(ctx context.Context, br dotmesh.BranchRef, subdot string) (string, error) {
-	if err := br.Validate(); err != nil {
-		return "", err
-	}
-	if err := dotmesh.ValidateSubdot(subdot); err != nil {
-		return "", err
-	}
-	if err := b.checkOpen(); err != nil {
-		return "", err
-	}
-	defer b.lockBranch(br)()
 	if err := b.needTree(br); err != nil {
 		return "", err
 	}
@@ -164,13 +132,6 @@ func (b *Backend) SubdotPath(ctx context.Context, br dotmesh.BranchRef, subdot s
 // Subdots implements dotmesh.StorageBackend: the top-level directories of
 // the tree that carry valid subdot names.
 func (b *Backend) Subdots(ctx context.Context, br dotmesh.BranchRef) ([]string, error) {
-	if err := br.Validate(); err != nil {
-		return nil, err
-	}
-	if err := b.checkOpen(); err != nil {
-		return nil, err
-	}
-	defer b.lockBranch(br)()
 	if err := b.needTree(br); err != nil {
 		return nil, err
 	}

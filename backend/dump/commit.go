@@ -18,25 +18,14 @@ import (
 // Commit implements dotmesh.StorageBackend: one manifest of the whole tree
 // (every subdot), new chunks staged and synced, then the record.
 func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]string, error) {
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	if err := b.checkOpen(); err != nil {
-		return nil, err
-	}
 	br := c.BranchRef
-	defer b.lockBranch(br)()
 	if err := b.needTree(br); err != nil {
 		return nil, err
 	}
 	if _, err := os.Lstat(b.recordPath(c)); err == nil {
 		return nil, fmt.Errorf("%w: commit %s exists already", dotmesh.ErrAlreadyExists, c)
 	}
-	done, err := b.useStore()
-	if err != nil {
-		return nil, err
-	}
-	defer done()
+	defer b.useStore()()
 	start := time.Now()
 
 	batch, err := b.store.NewBatch()
@@ -170,12 +159,6 @@ func (b *Backend) snapshot(ctx context.Context, br dotmesh.BranchRef, batch *cas
 // Commits implements dotmesh.StorageBackend: the commits whose record is
 // on br, sorted by id.
 func (b *Backend) Commits(ctx context.Context, br dotmesh.BranchRef) ([]dotmesh.CommitID, error) {
-	if err := br.Validate(); err != nil {
-		return nil, err
-	}
-	if err := b.checkOpen(); err != nil {
-		return nil, err
-	}
 	if !b.branchExists(br) {
 		return nil, fmt.Errorf("%w: branch %s is not stored on this backend", dotmesh.ErrNotFound, br)
 	}
@@ -199,13 +182,6 @@ func (b *Backend) Commits(ctx context.Context, br dotmesh.BranchRef) ([]dotmesh.
 // DeleteCommit implements dotmesh.StorageBackend: the record goes; its
 // objects are reclaimed by CollectGarbage. Missing is not an error.
 func (b *Backend) DeleteCommit(ctx context.Context, c dotmesh.CommitRef) error {
-	if err := c.Validate(); err != nil {
-		return err
-	}
-	if err := b.checkOpen(); err != nil {
-		return err
-	}
-	defer b.lockBranch(c.BranchRef)()
 	err := os.Remove(b.recordPath(c))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

@@ -103,7 +103,7 @@ func TestCrashSafety(t *testing.T) {
 				t.Fatalf("round %d: listed commit %s does not restore: %v", round, id, err)
 			}
 			if want, ok := digests[id]; ok {
-				if got := treeDigestHash(t, b.treeDir(check)); got != want {
+				if got := treeDigestHash(t, b.b.treeDir(check)); got != want {
 					t.Fatalf("round %d: commit %s restores to a different tree", round, id)
 				}
 			}
@@ -136,7 +136,7 @@ func TestCrashChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	br := dotmesh.BranchRef{Dot: dotmesh.DotID(os.Getenv("DUMP_CRASH_DOT")), Branch: "master"}
-	tree := b.treeDir(br)
+	tree := b.b.treeDir(br)
 	var mine []dotmesh.CommitRef
 	for i := 0; ; i++ {
 		for j := 0; j < 1+rng.Intn(5); j++ {

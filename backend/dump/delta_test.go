@@ -32,7 +32,7 @@ func frameKinds(t testing.TB, stream []byte) map[byte]int {
 
 // deltaPair makes two commits of a tree whose big file changes a little,
 // in place and by an insertion, and has dst hold the first.
-func deltaPair(t testing.TB, size int) (src, dst *Backend, c1, c2 dotmesh.CommitRef, want []string) {
+func deltaPair(t testing.TB, size int) (src, dst *Guarded, c1, c2 dotmesh.CommitRef, want []string) {
 	src, dst = openTest(t), openTest(t)
 	br := newBranch(t, src)
 	tree := treeOf(t, src, br)
@@ -88,14 +88,14 @@ func TestDeltaStream(t *testing.T) {
 // Hostile deltas fail with ErrCorrupt in one line and change nothing.
 func TestReceiveRejectsBadDeltas(t *testing.T) {
 	src, dst, c1, c2, _ := deltaPair(t, 1<<20)
-	rec, _, err := src.readRecord(c2)
+	rec, _, err := src.b.readRecord(c2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	recData, _ := json.Marshal(rec)
 	// A real base, as the receiver holds it.
-	_, root1, _ := dst.readRecord(c1)
-	m1, err := loadManifest(dst.store, root1)
+	_, root1, _ := dst.b.readRecord(c1)
+	m1, err := loadManifest(dst.b.store, root1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestReceiveRejectsBadDeltas(t *testing.T) {
 			baseHash = e.Chunks[0].Hash
 		}
 	}
-	base, err := dst.store.Get(baseHash, nil)
+	base, err := dst.b.store.Get(baseHash, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestReceiveRejectsBadDeltas(t *testing.T) {
 		if after := objectSet(t, dst); len(after) != len(before) {
 			t.Fatalf("%s: %d objects before, %d after", c.name, len(before), len(after))
 		}
-		if _, err := os.Stat(dst.pinPath(c2)); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(dst.b.pinPath(c2)); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("%s: pin left: %v", c.name, err)
 		}
 	}
@@ -166,7 +166,7 @@ func TestReceiveRejectsBadDeltas(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "delta") {
 		t.Fatalf("valid delta: %v", err)
 	}
-	if ok, _ := dst.store.Has(cas.Sum(target)); !ok {
+	if ok, _ := dst.b.store.Has(cas.Sum(target)); !ok {
 		t.Fatal("the object of a valid delta was not stored")
 	}
 }

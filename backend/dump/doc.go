@@ -1,8 +1,17 @@
 // Package dump is the embedded default dotmesh.StorageBackend: plain
 // directories as working state, commits as deduplicated, compressed,
 // content-addressed snapshots. It needs no root, no kernel feature and no
-// server. Users call it "files" too (the CLI maps the name); Name reports
-// "dump".
+// server.
+//
+// # Names
+//
+// The backend has two names. Name ("dump") is the key it is registered
+// under and that every dot records (in the registry and the backend's
+// own records), so it never changes: `dm init`, `dm dot show` and the
+// API show it. UserName ("files") is what users call it: `dm serve --backend`,
+// `dm cluster init`, the API's CreateDotRequest.Backend and Docker's
+// `--opt backend=` accept it for Name (the daemon's alias table), and it
+// is the default backend of new dots.
 //
 // # Layout
 //

@@ -13,9 +13,9 @@ import (
 )
 
 // newTestSink returns a sink of b into a new batch and file dump in dir.
-func newTestSink(t testing.TB, b *Backend, dir string) (*dumpSink, *cas.Batch, *os.File) {
+func newTestSink(t testing.TB, b *Guarded, dir string) (*dumpSink, *cas.Batch, *os.File) {
 	t.Helper()
-	batch, err := b.store.NewBatch()
+	batch, err := b.b.store.NewBatch()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +23,7 @@ func newTestSink(t testing.TB, b *Backend, dir string) (*dumpSink, *cas.Batch, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b.newDumpSink(batch, f), batch, f
+	return b.b.newDumpSink(batch, f), batch, f
 }
 
 // TestDumpSinkRewind: whatever the writes and rewinds, the sink's chunks
@@ -97,7 +97,7 @@ func TestDumpSinkRewind(t *testing.T) {
 		}
 		fresh := map[cas.Hash]bool{}
 		for _, c := range chunks {
-			if ok, _ := b.store.Has(c.Hash); !ok {
+			if ok, _ := b.b.store.Has(c.Hash); !ok {
 				fresh[c.Hash] = true
 			}
 		}
@@ -108,7 +108,7 @@ func TestDumpSinkRewind(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, c := range chunks {
-			if ok, _ := b.store.Has(c.Hash); !ok {
+			if ok, _ := b.b.store.Has(c.Hash); !ok {
 				t.Fatalf("plan %d: chunk %s not stored", n, c.Hash.Short())
 			}
 		}

@@ -65,9 +65,6 @@ func (b *Backend) CollectGarbage(ctx context.Context) (dotmesh.GCStats, error) {
 	var stats dotmesh.GCStats
 	b.gcMu.Lock()
 	defer b.gcMu.Unlock()
-	if err := b.checkOpen(); err != nil {
-		return stats, err
-	}
 	roots, err := b.gcRoots(ctx)
 	if err != nil {
 		return stats, fmt.Errorf("garbage collection: %w", err)
@@ -114,11 +111,7 @@ func (b *Backend) CollectGarbage(ctx context.Context) (dotmesh.GCStats, error) {
 // with all its objects present. Problems are collected; the error wraps
 // dotmesh.ErrCorrupt and names each damaged object and commit.
 func (b *Backend) Check(ctx context.Context) error {
-	done, err := b.useStore()
-	if err != nil {
-		return err
-	}
-	defer done()
+	defer b.useStore()()
 
 	var errs []error
 	report := func(err error) {
@@ -127,7 +120,7 @@ func (b *Backend) Check(ctx context.Context) error {
 		}
 	}
 	bad := map[cas.Hash]bool{}
-	err = b.verifyObjects(ctx, func(h cas.Hash, _ int64, err error) {
+	err := b.verifyObjects(ctx, func(h cas.Hash, _ int64, err error) {
 		if err != nil {
 			report(err)
 			bad[h] = true

@@ -12,30 +12,30 @@ import (
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
-func objectSet(t *testing.T, b *Backend) map[cas.Hash]bool {
+func objectSet(t *testing.T, b *Guarded) map[cas.Hash]bool {
 	t.Helper()
 	set := map[cas.Hash]bool{}
-	if err := b.store.List(func(h cas.Hash, _ int64) error { set[h] = true; return nil }); err != nil {
+	if err := b.b.store.List(func(h cas.Hash, _ int64) error { set[h] = true; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return set
 }
 
 // commitManifest is commit c's manifest.
-func commitManifest(t *testing.T, b *Backend, c dotmesh.CommitRef) *storedManifest {
+func commitManifest(t *testing.T, b *Guarded, c dotmesh.CommitRef) *storedManifest {
 	t.Helper()
-	_, root, err := b.readRecord(c)
+	_, root, err := b.b.readRecord(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sm, err := loadManifest(b.store, root)
+	sm, err := loadManifest(b.b.store, root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return sm
 }
 
-func commitObjects(t *testing.T, b *Backend, c dotmesh.CommitRef) map[cas.Hash]bool {
+func commitObjects(t *testing.T, b *Guarded, c dotmesh.CommitRef) map[cas.Hash]bool {
 	t.Helper()
 	sm := commitManifest(t, b, c)
 	set := map[cas.Hash]bool{}
@@ -160,7 +160,7 @@ func TestGarbageCollectionDuringCommits(t *testing.T) {
 		t.Fatalf("store damaged by concurrent GC: %v", err)
 	}
 	for _, c := range commits {
-		if _, _, err := b.readRecord(c); err != nil {
+		if _, _, err := b.b.readRecord(c); err != nil {
 			continue // deleted on purpose
 		}
 		nb := dotmesh.BranchRef{Dot: c.Dot, Branch: "check-" + string(c.ID[:8])}
@@ -183,7 +183,7 @@ func TestCheckFindsCorruption(t *testing.T) {
 		victim = h
 		break
 	}
-	p, off, n, err := b.store.Location(victim)
+	p, off, n, err := b.b.store.Location(victim)
 	if err != nil {
 		t.Fatal(err)
 	}

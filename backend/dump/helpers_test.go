@@ -29,7 +29,7 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func openTest(t testing.TB) *Backend {
+func openTest(t testing.TB) *Guarded {
 	t.Helper()
 	dir := t.TempDir()
 	b, err := Open(dir, Options{Logger: testLogger(t), Workers: 2})
@@ -54,7 +54,7 @@ func makeWritable(dir string) {
 	})
 }
 
-func newBranch(t testing.TB, b *Backend) dotmesh.BranchRef {
+func newBranch(t testing.TB, b *Guarded) dotmesh.BranchRef {
 	t.Helper()
 	br := dotmesh.BranchRef{Dot: dotmesh.NewDotID(), Branch: "master"}
 	if err := b.CreateBranch(ctx, br, nil); err != nil {
@@ -63,7 +63,7 @@ func newBranch(t testing.TB, b *Backend) dotmesh.BranchRef {
 	return br
 }
 
-func commit(t testing.TB, b *Backend, br dotmesh.BranchRef) (dotmesh.CommitRef, map[string]string) {
+func commit(t testing.TB, b *Guarded, br dotmesh.BranchRef) (dotmesh.CommitRef, map[string]string) {
 	t.Helper()
 	c := dotmesh.CommitRef{BranchRef: br, ID: dotmesh.NewCommitID()}
 	facts, err := b.Commit(ctx, c)
@@ -82,7 +82,7 @@ func fact(t testing.TB, facts map[string]string, key string) int64 {
 	return v
 }
 
-func treeOf(t testing.TB, b *Backend, br dotmesh.BranchRef) string {
+func treeOf(t testing.TB, b *Guarded, br dotmesh.BranchRef) string {
 	t.Helper()
 	p, err := b.SubdotPath(ctx, br, dotmesh.RootSubdot)
 	if err != nil {
@@ -205,7 +205,7 @@ func flipByte(t testing.TB, path string, off int64) {
 }
 
 // usageAt is b's Usage of br against commit c, failing t on an error.
-func usageAt(t testing.TB, b *Backend, br dotmesh.BranchRef, c dotmesh.CommitRef) dotmesh.Usage {
+func usageAt(t testing.TB, b *Guarded, br dotmesh.BranchRef, c dotmesh.CommitRef) dotmesh.Usage {
 	t.Helper()
 	u, err := b.Usage(ctx, br, &c)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
-	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -28,14 +27,7 @@ func parseObjectID(id dotmesh.ObjectID) (cas.Hash, error) {
 
 // StreamObjects implements dotmesh.ObjectNegotiator.
 func (b *Backend) StreamObjects(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef) ([]dotmesh.ObjectID, error) {
-	if err := refs.Validate(target, base); err != nil {
-		return nil, err
-	}
-	done, err := b.useStore()
-	if err != nil {
-		return nil, err
-	}
-	defer done()
+	defer b.useStore()()
 	p, err := b.planStream(target, base)
 	if err != nil {
 		return nil, err
@@ -51,12 +43,6 @@ func (b *Backend) StreamObjects(ctx context.Context, target dotmesh.CommitRef, b
 // pinned for target, so that garbage collection keeps them until target's
 // stream, which leaves them out, has arrived.
 func (b *Backend) HaveObjects(ctx context.Context, target dotmesh.CommitRef, ids []dotmesh.ObjectID) ([]bool, error) {
-	if err := target.Validate(); err != nil {
-		return nil, err
-	}
-	if len(ids) > dotmesh.MaxObjectBatch {
-		return nil, fmt.Errorf("%w: %d object ids at once; the limit is %d", dotmesh.ErrInvalidArgument, len(ids), dotmesh.MaxObjectBatch)
-	}
 	hs := make([]cas.Hash, len(ids))
 	for i, id := range ids {
 		h, err := parseObjectID(id)
@@ -65,11 +51,7 @@ func (b *Backend) HaveObjects(ctx context.Context, target dotmesh.CommitRef, ids
 		}
 		hs[i] = h
 	}
-	done, err := b.useStore()
-	if err != nil {
-		return nil, err
-	}
-	defer done()
+	defer b.useStore()()
 	have := make([]bool, len(hs))
 	var held []cas.Hash
 	for i, h := range hs {

@@ -13,7 +13,7 @@ import (
 )
 
 // sendWithout negotiates like a transfer does: list, ask dst, send the rest.
-func sendWithout(t *testing.T, src, dst *Backend, c dotmesh.CommitRef, base *dotmesh.CommitRef) (stream []byte, held int) {
+func sendWithout(t *testing.T, src, dst *Guarded, c dotmesh.CommitRef, base *dotmesh.CommitRef) (stream []byte, held int) {
 	t.Helper()
 	ids, err := src.StreamObjects(ctx, c, base)
 	if err != nil {
@@ -55,7 +55,7 @@ func TestReceiveResumesChunks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dst.recvFlushTest.Store(2 << 20)
+	dst.b.recvFlushTest.Store(2 << 20)
 	cut := len(full) * 6 / 10
 	if err := dst.Receive(ctx, c, nil, io.MultiReader(bytes.NewReader(full[:cut]), iotestErr{})); err == nil {
 		t.Fatal("a receive that broke off succeeded")
@@ -90,7 +90,7 @@ func TestReceiveResumesChunks(t *testing.T) {
 	if err := dst.Check(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(dst.pinPath(c)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(dst.b.pinPath(c)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("pin left after the commit arrived: %v", err)
 	}
 }
@@ -154,13 +154,13 @@ func TestPinsExpireAndGuard(t *testing.T) {
 		t.Fatalf("GC plan counts %d pinned objects", plan.ObjectsRemoved)
 	}
 	old := time.Now().Add(-dotmesh.DefaultTransferPin - time.Hour)
-	if err := os.Chtimes(dst.pinPath(c), old, old); err != nil {
+	if err := os.Chtimes(dst.b.pinPath(c), old, old); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := dst.CollectGarbage(ctx); st.ObjectsRemoved != int64(n) {
 		t.Fatalf("GC removed %d of %d objects of an expired pin", st.ObjectsRemoved, n)
 	}
-	if _, err := os.Stat(dst.pinPath(c)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(dst.b.pinPath(c)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("expired pin not removed")
 	}
 	// Bad ids from a peer are refused and pin nothing.
@@ -169,7 +169,7 @@ func TestPinsExpireAndGuard(t *testing.T) {
 			t.Fatalf("HaveObjects(%d bad ids): %v", len(ids), err)
 		}
 	}
-	if _, err := os.Stat(dst.pinPath(c)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(dst.b.pinPath(c)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("bad ids made a pin")
 	}
 }

@@ -127,13 +127,6 @@ func (b *Backend) pinned(live map[cas.Hash]struct{}, prune bool) (pins int, err 
 // receives onto br go, so their objects are garbage unless a commit uses
 // them.
 func (b *Backend) DiscardReceives(ctx context.Context, br dotmesh.BranchRef) error {
-	if err := br.Validate(); err != nil {
-		return err
-	}
-	if err := b.checkOpen(); err != nil {
-		return err
-	}
-	defer b.lockBranch(br)()
 	dir := filepath.Join(b.pinsDir(), string(br.Dot), br.Branch)
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("discard the kept objects of receives onto %s: %w", br, err)

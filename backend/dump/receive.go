@@ -10,7 +10,6 @@ import (
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
 	"github.com/dotmesh-io/dotmesh/backend/dump/internal/delta"
-	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -29,22 +28,11 @@ import (
 // cannot make a damaged commit; a stream shown to be altered (bad hash,
 // bad checksum, bad framing) keeps nothing and drops target's pin.
 func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef, r io.Reader) error {
-	if err := refs.Validate(target, base); err != nil {
-		return err
-	}
-	if err := b.checkOpen(); err != nil {
-		return err
-	}
-	defer b.lockBranch(target.BranchRef)()
 	defer b.startReceive(target.BranchRef)()
 	if _, err := os.Lstat(b.recordPath(target)); err == nil {
 		return fmt.Errorf("%w: commit %s is already stored here", dotmesh.ErrAlreadyExists, target)
 	}
-	done, err := b.useStore()
-	if err != nil {
-		return err
-	}
-	defer done()
+	defer b.useStore()()
 	if base != nil {
 		if _, _, err := b.readRecord(*base); err != nil {
 			return fmt.Errorf("receive %s incrementally: base: %w", target, err)

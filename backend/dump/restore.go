@@ -25,24 +25,10 @@ import (
 // files included); repeating Rollback makes it exact, which the Node does
 // when it starts (it journals restores, see dotmesh/restore.go).
 func (b *Backend) Rollback(ctx context.Context, br dotmesh.BranchRef, c dotmesh.CommitRef) error {
-	if err := br.Validate(); err != nil {
-		return err
-	}
-	if err := c.Validate(); err != nil {
-		return err
-	}
-	if err := b.checkOpen(); err != nil {
-		return err
-	}
-	defer b.lockBranch(br)()
 	if err := b.needTree(br); err != nil {
 		return err
 	}
-	done, err := b.useStore()
-	if err != nil {
-		return err
-	}
-	defer done()
+	defer b.useStore()()
 	_, root, err := b.readRecord(c)
 	if err != nil {
 		return err

@@ -110,7 +110,7 @@ func TestRollbackRestoresExactly(t *testing.T) {
 
 	// Scramble without the change cache (as after a lost synced file).
 	scramble(t, tree)
-	os.Remove(b.syncedPath(br))
+	os.Remove(b.b.syncedPath(br))
 	if err := b.Rollback(ctx, br, c); err != nil {
 		t.Fatal(err)
 	}
@@ -137,10 +137,10 @@ func TestCreateBranchFromCommit(t *testing.T) {
 
 	// The new branch is independent and committable; its unchanged
 	// files are not read again (synced from the restore).
-	waitTick(t, b.branchDir(nb))
-	before := b.bytesRead.Load()
+	waitTick(t, b.b.branchDir(nb))
+	before := b.b.bytesRead.Load()
 	_, facts := commit(t, b, nb)
-	if read := b.bytesRead.Load() - before; read != 0 {
+	if read := b.b.bytesRead.Load() - before; read != 0 {
 		t.Fatalf("commit right after CreateBranch read %d bytes", read)
 	}
 	if n := fact(t, facts, "new_bytes_stored"); n != 0 {
@@ -219,7 +219,7 @@ func TestRollbackPatchesInPlace(t *testing.T) {
 	}
 	// Back to c1: the synced manifest (of c2) vouches for every file.
 	waitTick(t, tree)
-	if err := os.Link(filepath.Join(tree, "linked"), filepath.Join(b.dir, "tmp", "other-name")); err != nil {
+	if err := os.Link(filepath.Join(tree, "linked"), filepath.Join(b.b.dir, "tmp", "other-name")); err != nil {
 		t.Fatal(err)
 	}
 	before := map[string]uint64{}
@@ -238,7 +238,7 @@ func TestRollbackPatchesInPlace(t *testing.T) {
 	if inode("linked") == before["linked"] {
 		t.Error("a hard-linked file was patched in place")
 	}
-	if got, err := os.ReadFile(filepath.Join(b.dir, "tmp", "other-name")); err != nil || !bytes.Equal(got, want2Linked(big)) {
+	if got, err := os.ReadFile(filepath.Join(b.b.dir, "tmp", "other-name")); err != nil || !bytes.Equal(got, want2Linked(big)) {
 		t.Errorf("the other name of a hard-linked file changed (%v)", err)
 	}
 	u, err := b.Usage(ctx, br, &c1)
@@ -250,10 +250,10 @@ func TestRollbackPatchesInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameTree(t, want2, digest(t, tree))
-	waitTick(t, b.branchDir(br))
-	readBefore := b.bytesRead.Load()
-	if _, facts := commit(t, b, br); fact(t, facts, "new_bytes_stored") != 0 || b.bytesRead.Load() != readBefore {
-		t.Fatalf("commit after a patching rollback stored %s bytes, read %d", facts["new_bytes_stored"], b.bytesRead.Load()-readBefore)
+	waitTick(t, b.b.branchDir(br))
+	readBefore := b.b.bytesRead.Load()
+	if _, facts := commit(t, b, br); fact(t, facts, "new_bytes_stored") != 0 || b.b.bytesRead.Load() != readBefore {
+		t.Fatalf("commit after a patching rollback stored %s bytes, read %d", facts["new_bytes_stored"], b.b.bytesRead.Load()-readBefore)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
-	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -45,9 +44,6 @@ type streamPlan struct {
 // planStream lists the objects of target's stream: its manifest's,
 // without those of base. The caller holds useStore.
 func (b *Backend) planStream(target dotmesh.CommitRef, base *dotmesh.CommitRef) (*streamPlan, error) {
-	if err := refs.Validate(target, base); err != nil {
-		return nil, err
-	}
 	rec, root, err := b.readRecord(target)
 	if err != nil {
 		return nil, err
@@ -82,14 +78,7 @@ func (b *Backend) planStream(target dotmesh.CommitRef, base *dotmesh.CommitRef) 
 }
 
 func (b *Backend) send(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef, held map[cas.Hash]struct{}, w io.Writer) error {
-	if err := refs.Validate(target, base); err != nil {
-		return err
-	}
-	done, err := b.useStore()
-	if err != nil {
-		return err
-	}
-	defer done()
+	defer b.useStore()()
 	p, err := b.planStream(target, base)
 	if err != nil {
 		return err

@@ -98,9 +98,6 @@ func (b *Backend) writeSources(br dotmesh.BranchRef, srcs []sourceConfig) error 
 
 // AddSource implements dotmesh.SourceManager.
 func (b *Backend) AddSource(ctx context.Context, br dotmesh.BranchRef, subdot string, spec dotmesh.SourceSpec) error {
-	if err := br.Validate(); err != nil {
-		return err
-	}
 	if err := dotmesh.ValidateSubdot(subdot); err != nil || subdot == dotmesh.RootSubdot {
 		return fmt.Errorf("%w: subdot %q cannot be a source", dotmesh.ErrInvalidName, subdot)
 	}
@@ -110,7 +107,6 @@ func (b *Backend) AddSource(ctx context.Context, br dotmesh.BranchRef, subdot st
 	if _, err := b.SubdotPath(ctx, br, subdot); err != nil {
 		return err
 	}
-	defer b.lockBranch(br)()
 	srcs, err := b.readSources(br)
 	if err != nil {
 		return err
@@ -127,10 +123,6 @@ func (b *Backend) AddSource(ctx context.Context, br dotmesh.BranchRef, subdot st
 // RemoveSource implements dotmesh.SourceManager: the binding goes; the
 // database and the dump file in the tree stay.
 func (b *Backend) RemoveSource(ctx context.Context, br dotmesh.BranchRef, subdot string) error {
-	if err := br.Validate(); err != nil {
-		return err
-	}
-	defer b.lockBranch(br)()
 	srcs, err := b.readSources(br)
 	if err != nil {
 		return err
@@ -145,9 +137,6 @@ func (b *Backend) RemoveSource(ctx context.Context, br dotmesh.BranchRef, subdot
 
 // Sources implements dotmesh.SourceManager, with passwords redacted.
 func (b *Backend) Sources(ctx context.Context, br dotmesh.BranchRef) ([]dotmesh.Source, error) {
-	if err := br.Validate(); err != nil {
-		return nil, err
-	}
 	if err := b.needTree(br); err != nil {
 		return nil, err
 	}
@@ -164,10 +153,6 @@ func (b *Backend) Sources(ctx context.Context, br dotmesh.BranchRef) ([]dotmesh.
 
 // SourceLifecycle implements dotmesh.SourceManager.
 func (b *Backend) SourceLifecycle(ctx context.Context, br dotmesh.BranchRef, subdot, action string) error {
-	if err := br.Validate(); err != nil {
-		return err
-	}
-	defer b.lockBranch(br)()
 	srcs, err := b.readSources(br)
 	if err != nil {
 		return err

@@ -13,7 +13,7 @@ import (
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
-func commitFacts(t *testing.T, b *Backend, br dotmesh.BranchRef) (dotmesh.CommitRef, map[string]string) {
+func commitFacts(t *testing.T, b *Guarded, br dotmesh.BranchRef) (dotmesh.CommitRef, map[string]string) {
 	t.Helper()
 	c := dotmesh.CommitRef{BranchRef: br, ID: dotmesh.NewCommitID()}
 	facts, err := b.Commit(ctx, c)
@@ -226,7 +226,7 @@ INSERT INTO t SELECT g, 0, repeat(md5(g::text), 2) FROM generate_series(1, 30000
 	if added := factInt(t, f2, "new_bytes_stored"); added*10 > size {
 		t.Fatalf("a 1%% update stored %d bytes of a %d byte dump", added, size)
 	}
-	file := filepath.Join(b.treeDir(br), "db", "postgresql.sql")
+	file := filepath.Join(b.b.treeDir(br), "db", "postgresql.sql")
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)

@@ -24,11 +24,11 @@ CREATE SEQUENCE counter;`)
 	}
 	pg.SQL(t, "shop", "SELECT nextval('counter');")
 	c1, _ := commitFacts(t, b, br)
-	states := b.readSourceStates(br)
+	states := b.b.readSourceStates(br)
 	if st, ok := states["db"]; !ok || st.Fingerprint == "" || st.Content == "" {
 		t.Fatalf("commit recorded no fingerprint: %v", states)
 	}
-	if st, _ := os.Stat(b.sourceStatesPath(br)); st.Mode().Perm() != 0o600 {
+	if st, _ := os.Stat(b.b.sourceStatesPath(br)); st.Mode().Perm() != 0o600 {
 		t.Fatalf("states file mode %v", st.Mode())
 	}
 	usage := func() dotmesh.Usage { t.Helper(); return usageAt(t, b, br, c1) }
@@ -71,7 +71,7 @@ CREATE SEQUENCE counter;`)
 	// Unlogged tables change without WAL: no fingerprint, every Usage dumps.
 	pg.SQL(t, "shop", "CREATE UNLOGGED TABLE scratch (x int);")
 	c2, _ := commitFacts(t, b, br)
-	if st := b.readSourceStates(br)["db"]; st.Fingerprint != "" {
+	if st := b.b.readSourceStates(br)["db"]; st.Fingerprint != "" {
 		t.Fatalf("fingerprint %q with an unlogged table", st.Fingerprint)
 	}
 	pg.SQL(t, "shop", "INSERT INTO scratch VALUES (1);")

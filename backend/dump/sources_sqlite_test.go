@@ -104,7 +104,7 @@ INSERT INTO notes VALUES (1, 'one'), (2, 'two');`)
 	racy := func() { time.Sleep(2100 * time.Millisecond) }
 	racy()
 	c1, _ := commitFacts(t, b, br)
-	if st := b.readSourceStates(br)["notes"]; st.Fingerprint == "" {
+	if st := b.b.readSourceStates(br)["notes"]; st.Fingerprint == "" {
 		t.Fatal("a commit of a settled database recorded no fingerprint")
 	}
 	usage := func() dotmesh.Usage { t.Helper(); return usageAt(t, b, br, c1) }

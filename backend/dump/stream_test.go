@@ -12,7 +12,7 @@ import (
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
-func send(t testing.TB, b *Backend, c dotmesh.CommitRef, base *dotmesh.CommitRef) []byte {
+func send(t testing.TB, b *Guarded, c dotmesh.CommitRef, base *dotmesh.CommitRef) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := b.Send(ctx, c, base, &buf); err != nil {
@@ -95,7 +95,7 @@ func TestReceiveRejectsDamage(t *testing.T) {
 		// Objects kept from a stream that broke off are intact and
 		// pinned for the commit, so a re-run need not send them.
 		pinned := map[cas.Hash]struct{}{}
-		if _, err := dst.pinned(pinned, false); err != nil {
+		if _, err := dst.b.pinned(pinned, false); err != nil {
 			t.Fatal(err)
 		}
 		for h := range objs {
@@ -106,7 +106,7 @@ func TestReceiveRejectsDamage(t *testing.T) {
 		if err := dst.Check(ctx); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		if ents, _ := os.ReadDir(filepath.Join(dst.dir, "store", "staging")); len(ents) != 0 {
+		if ents, _ := os.ReadDir(filepath.Join(dst.b.dir, "store", "staging")); len(ents) != 0 {
 			t.Fatalf("%s: staging left behind", what)
 		}
 	}
@@ -145,7 +145,7 @@ func TestReceiveRejectsDamage(t *testing.T) {
 	if err := dst.Receive(ctx, c, nil, bytes.NewReader(stream)); err != nil {
 		t.Fatalf("intact stream after all that: %v", err)
 	}
-	if _, err := os.Stat(dst.pinPath(c)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(dst.b.pinPath(c)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the pin outlives the received commit: %v", err)
 	}
 }
@@ -256,10 +256,10 @@ func FuzzReceive(f *testing.F) {
 	if err := dst2.Receive(ctx, c2, nil, bytes.NewReader(send(f, src, c2, nil))); err != nil {
 		f.Fatal(err)
 	}
-	try := func(t *testing.T, b *Backend, c dotmesh.CommitRef, base *dotmesh.CommitRef, data []byte) {
+	try := func(t *testing.T, b *Guarded, c dotmesh.CommitRef, base *dotmesh.CommitRef, data []byte) {
 		err := b.Receive(ctx, c, base, bytes.NewReader(data))
 		if err != nil {
-			if _, _, err := b.readRecord(c); err == nil {
+			if _, _, err := b.b.readRecord(c); err == nil {
 				t.Fatal("failed receive left a commit")
 			}
 			return

@@ -23,18 +23,6 @@ import (
 // only mounted, do not count.
 func (b *Backend) Usage(ctx context.Context, br dotmesh.BranchRef, head *dotmesh.CommitRef) (dotmesh.Usage, error) {
 	var u dotmesh.Usage
-	if err := br.Validate(); err != nil {
-		return u, err
-	}
-	if head != nil {
-		if err := head.Validate(); err != nil {
-			return u, err
-		}
-	}
-	if err := b.checkOpen(); err != nil {
-		return u, err
-	}
-	defer b.lockBranch(br)()
 	if err := b.needTree(br); err != nil {
 		return u, err
 	}
@@ -57,11 +45,7 @@ func (b *Backend) Usage(ctx context.Context, br dotmesh.BranchRef, head *dotmesh
 		return u, nil
 	}
 
-	done, err := b.useStore()
-	if err != nil {
-		return u, err
-	}
-	defer done()
+	defer b.useStore()()
 	_, root, err := b.readRecord(*head)
 	if err != nil {
 		return u, err

@@ -88,14 +88,10 @@ func (b *Backend) verifyObjects(ctx context.Context, fn func(h cas.Hash, n int64
 // name the commits that use each damaged object. A damaged manifest is
 // reported as a problem of its commit.
 func (b *Backend) Verify(ctx context.Context) (*dotmesh.VerifyReport, error) {
-	done, err := b.useStore()
-	if err != nil {
-		return nil, err
-	}
-	defer done()
+	defer b.useStore()()
 	rep := &dotmesh.VerifyReport{Damaged: []dotmesh.DamagedObject{}, Problems: []string{}}
 	bad := map[cas.Hash]string{}
-	err = b.verifyObjects(ctx, func(h cas.Hash, n int64, err error) {
+	err := b.verifyObjects(ctx, func(h cas.Hash, n int64, err error) {
 		rep.Objects++
 		rep.Bytes += n
 		if err != nil {
@@ -146,11 +142,7 @@ func (b *Backend) Verify(ctx context.Context) (*dotmesh.VerifyReport, error) {
 // Like CollectGarbage it stops at the first unreadable manifest.
 func (b *Backend) PlanGarbage(ctx context.Context, without []dotmesh.CommitRef) (dotmesh.GCStats, error) {
 	var st dotmesh.GCStats
-	done, err := b.useStore()
-	if err != nil {
-		return st, err
-	}
-	defer done()
+	defer b.useStore()()
 	skip := map[dotmesh.CommitRef]bool{}
 	for _, c := range without {
 		skip[c] = true

@@ -7,9 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"sync"
-	"sync/atomic"
 
-	"github.com/dotmesh-io/dotmesh/backend/internal/keylock"
+	"github.com/dotmesh-io/dotmesh/backend/internal/guard"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -21,13 +20,12 @@ type Backend struct {
 	root dataset
 	mnt  string
 
-	locks keylock.Map[dotmesh.DotID]
+	locks *guard.Locks // by dot, shared with the guard
 	// sends runs one `zfs send` at a time: zfs-fuse deadlocked when a pool
 	// sent to two receivers at once (cluster replication to two nodes).
 	sends sync.Mutex
 
-	closed atomic.Bool
-	invs   invCache
+	invs invCache
 	// bg counts work that finishes an operation after it returned (see
 	// switchToClone); Close waits for it.
 	bg sync.WaitGroup
@@ -38,11 +36,49 @@ type Backend struct {
 	failed    map[dotmesh.DotID]map[dotmesh.BranchRef]pendingSwitch
 }
 
-var _ dotmesh.StorageBackend = (*Backend)(nil)
+// Guarded is the ZFS backend as Open returns it: Backend behind the
+// checks of package guard (arguments, open, per-dot locks, Close), with
+// each of Backend's capabilities.
+type Guarded struct {
+	*guard.Backend
+	guard.RecordKeeper
+	guard.DirtyChecker
+	guard.HeadFollower
+	b *Backend
+}
+
+var (
+	_ dotmesh.StorageBackend = (*Guarded)(nil)
+	_ dotmesh.RecordKeeper   = (*Guarded)(nil)
+	_ dotmesh.DirtyChecker   = (*Guarded)(nil)
+	_ dotmesh.HeadFollower   = (*Guarded)(nil)
+)
 
 // Open finds the ZFS tools, imports or creates the pool, makes the root
 // dataset and repairs what operations interrupted by a crash left behind.
-func Open(ctx context.Context, opts Options) (*Backend, error) {
+func Open(ctx context.Context, opts Options) (*Guarded, error) {
+	b, err := open(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	g := guard.New(b, guard.Options{
+		Where: "zfs backend " + b.root.name,
+		Locks: b.locks,
+		// Receive locks the dot after reading the stream's header; Rollback
+		// and FollowHead may hand the lock to work that finishes later.
+		SelfLocked: guard.Receive | guard.Rollback | guard.FollowHead,
+	})
+	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), DirtyChecker: g.DirtyChecker(), HeadFollower: g.HeadFollower(), b: b}, nil
+}
+
+// Root returns the dataset under which the backend keeps dots.
+func (g *Guarded) Root() string { return g.b.Root() }
+
+// Mountpoint returns the directory branches are mounted below.
+func (g *Guarded) Mountpoint() string { return g.b.Mountpoint() }
+
+// open opens the Backend that Open guards.
+func open(ctx context.Context, opts Options) (*Backend, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -55,7 +91,7 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 	b := &Backend{
 		z: z, log: opts.Logger.With("backend", Name, "root", opts.Root),
 		pool: opts.Pool, root: dataset{opts.Root}, mnt: opts.Mountpoint,
-		dataDir: opts.DataDir,
+		dataDir: opts.DataDir, locks: guard.NewLocks(true),
 	}
 	if err := b.openPool(ctx, opts); err != nil {
 		return nil, err
@@ -75,10 +111,10 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 // Name implements dotmesh.StorageBackend.
 func (b *Backend) Name() string { return Name }
 
-// Close implements dotmesh.StorageBackend. The pool stays imported and the
-// branches mounted: containers may still use them.
+// Close implements dotmesh.StorageBackend (called once by the guard,
+// after the calls in flight). The pool stays imported and the branches
+// mounted: containers may still use them.
 func (b *Backend) Close() error {
-	b.closed.Store(true)
 	b.bg.Wait()
 	return nil
 }
@@ -89,16 +125,10 @@ func (b *Backend) Root() string { return b.root.name }
 // Mountpoint returns the directory branches are mounted below.
 func (b *Backend) Mountpoint() string { return b.mnt }
 
-func (b *Backend) checkOpen() error {
-	if b.closed.Load() {
-		return fmt.Errorf("%w: zfs backend %s is closed", dotmesh.ErrUnavailable, b.root)
-	}
-	return nil
-}
-
-// lockDot serialises changes to one dot. The unit is the dot, not the
-// branch: zfs promote moves snapshots between a dot's filesystems.
-func (b *Backend) lockDot(dot dotmesh.DotID) func() { return b.locks.Lock(dot) }
+// lockDot takes the guard's lock of a dot, in the methods the guard does
+// not lock. The unit is the dot, not the branch: zfs promote moves
+// snapshots between a dot's filesystems.
+func (b *Backend) lockDot(dot dotmesh.DotID) func() { return b.locks.Lock(dotmesh.BranchRef{Dot: dot}) }
 
 // ensureRoot creates the root dataset, or corrects its properties: every
 // dataset below inherits the mountpoint (so a renamed dataset's mountpoint

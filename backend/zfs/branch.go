@@ -9,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
 	"github.com/dotmesh-io/dotmesh/backend/internal/worktree"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -19,17 +18,10 @@ import (
 // clone` of the commit's snapshot, made live in the same command and
 // mounted on first use (SubdotPath).
 func (b *Backend) CreateBranch(ctx context.Context, ref dotmesh.BranchRef, from *dotmesh.CommitRef) error {
-	if err := refs.Validate(ref, from); err != nil {
-		return err
-	}
-	if err := b.checkOpen(); err != nil {
-		return err
-	}
 	mp, err := newProp("mountpoint", b.livePath(ref))
 	if err != nil {
 		return err
 	}
-	defer b.lockDot(ref.Dot)()
 	inv, err := b.inventory(ctx, ref.Dot)
 	if err != nil {
 		return err
@@ -72,13 +64,6 @@ func (b *Backend) CreateBranch(ctx context.Context, ref dotmesh.BranchRef, from 
 // Branches), destroy the commits, then destroy the filesystem or make it a
 // holder. Open finishes a delete that a crash interrupted.
 func (b *Backend) DeleteBranch(ctx context.Context, ref dotmesh.BranchRef) error {
-	if err := ref.Validate(); err != nil {
-		return err
-	}
-	if err := b.checkOpen(); err != nil {
-		return err
-	}
-	defer b.lockDot(ref.Dot)()
 	inv, err := b.inventory(ctx, ref.Dot)
 	if err != nil {
 		return err
@@ -128,9 +113,6 @@ func (b *Backend) finishDelete(ctx context.Context, ref dotmesh.BranchRef, del d
 // Branches implements dotmesh.StorageBackend: every branch with a live
 // working state.
 func (b *Backend) Branches(ctx context.Context) ([]dotmesh.BranchRef, error) {
-	if err := b.checkOpen(); err != nil {
-		return nil, err
-	}
 	rows, err := b.z.get(ctx, true, []string{"type", stateProp}, b.root)
 	if err != nil {
 		return nil, fmt.Errorf("listing branches: %w", err)
@@ -216,16 +198,6 @@ func isMountpoint(p string) bool {
 // and an existing entry that is not a real directory (a symlink planted in
 // the data, say) is refused.
 func (b *Backend) SubdotPath(ctx context.Context, ref dotmesh.BranchRef, subdot string) (string, error) {
-	if err := ref.Validate(); err != nil {
-		return "", err
-	}
-	if err := dotmesh.ValidateSubdot(subdot); err != nil {
-		return "", err
-	}
-	if err := b.checkOpen(); err != nil {
-		return "", err
-	}
-	defer b.lockDot(ref.Dot)()
 	root, err := b.mounted(ctx, ref)
 	if err != nil {
 		return "", err
@@ -236,13 +208,6 @@ func (b *Backend) SubdotPath(ctx context.Context, ref dotmesh.BranchRef, subdot 
 // Subdots implements dotmesh.StorageBackend: the top-level directories of
 // the working state that carry valid subdot names.
 func (b *Backend) Subdots(ctx context.Context, ref dotmesh.BranchRef) ([]string, error) {
-	if err := ref.Validate(); err != nil {
-		return nil, err
-	}
-	if err := b.checkOpen(); err != nil {
-		return nil, err
-	}
-	defer b.lockDot(ref.Dot)()
 	root, err := b.mounted(ctx, ref)
 	if err != nil {
 		return nil, err

@@ -17,7 +17,7 @@ import (
 type h struct {
 	t   *testing.T
 	ctx context.Context
-	b   *zfs.Backend
+	b   *zfs.Guarded
 }
 
 func newH(t *testing.T) *h {

@@ -15,13 +15,6 @@ import (
 // captured atomically. The snapshot is tagged with the branch in the same
 // command, and is durable when zfs returns (it waits for the txg sync).
 func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]string, error) {
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	if err := b.checkOpen(); err != nil {
-		return nil, err
-	}
-	defer b.lockDot(c.Dot)()
 	inv, err := b.inventory(ctx, c.Dot)
 	if err != nil {
 		return nil, err
@@ -53,13 +46,7 @@ func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]s
 // ZFS keeps only until their clones go. ErrNotFound when the branch has
 // no working state.
 func (b *Backend) Commits(ctx context.Context, ref dotmesh.BranchRef) ([]dotmesh.CommitID, error) {
-	if err := ref.Validate(); err != nil {
-		return nil, err
-	}
-	if err := b.checkOpen(); err != nil {
-		return nil, err
-	}
-	defer b.lockDot(ref.Dot)()
+	defer b.lockDot(ref.Dot)() // the guard does not lock listings; a promote moves snapshots
 	inv, err := b.inventory(ctx, ref.Dot)
 	if err != nil {
 		return nil, err
@@ -80,13 +67,6 @@ func (b *Backend) Commits(ctx context.Context, ref dotmesh.BranchRef) ([]dotmesh
 // ZFS destroys it when the last such clone goes (and Commits stops listing
 // it at once). Missing is not an error.
 func (b *Backend) DeleteCommit(ctx context.Context, c dotmesh.CommitRef) error {
-	if err := c.Validate(); err != nil {
-		return err
-	}
-	if err := b.checkOpen(); err != nil {
-		return err
-	}
-	defer b.lockDot(c.Dot)()
 	inv, err := b.inventory(ctx, c.Dot)
 	if err != nil {
 		return err
@@ -145,18 +125,10 @@ func (b *Backend) Rollback(ctx context.Context, ref dotmesh.BranchRef, c dotmesh
 	})
 }
 
-// withSwitchLock validates ref and c, locks the dot and reads its listing
-// for fn, which may hand the lock over (see switchToClone).
+// withSwitchLock locks the dot (the guard leaves Rollback and FollowHead
+// to it) and reads its listing for fn, which may hand the lock over (see
+// switchToClone).
 func (b *Backend) withSwitchLock(ctx context.Context, ref dotmesh.BranchRef, c dotmesh.CommitRef, fn func(inv *dotInv, unlock *func()) error) error {
-	if err := ref.Validate(); err != nil {
-		return err
-	}
-	if err := c.Validate(); err != nil {
-		return err
-	}
-	if err := b.checkOpen(); err != nil {
-		return err
-	}
 	unlock := b.lockDot(ref.Dot)
 	defer func() {
 		if unlock != nil {

@@ -21,7 +21,7 @@ func logger() *slog.Logger {
 
 // openBackend opens a backend that creates its own pool, unique to the test
 // and destroyed when it ends.
-func openBackend(t *testing.T) (*zfs.Backend, zfs.Options) {
+func openBackend(t *testing.T) (*zfs.Guarded, zfs.Options) {
 	t.Helper()
 	pool, dir := zfstest.Pool(t)
 	opts := zfs.Options{Pool: pool, DataDir: dir, PoolSize: testPoolSize, Logger: logger()}

@@ -226,7 +226,7 @@ func TestNodeRestartAfterSwitchBeforeHead(t *testing.T) {
 		opts zfs.Options
 		db   string
 		n    *dotmesh.Node
-		be   *zfs.Backend
+		be   *zfs.Guarded
 	}
 	open := func(x *node) {
 		t.Helper()

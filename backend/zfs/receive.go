@@ -42,9 +42,6 @@ func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *d
 	if err := checkTransfer(target, base); err != nil {
 		return err
 	}
-	if err := b.checkOpen(); err != nil {
-		return err
-	}
 	hdr, fr, err := streamFormat.NewReader(r)
 	if err != nil {
 		return err
@@ -84,7 +81,7 @@ func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *d
 		return hb.Flush()
 	}
 
-	defer b.lockDot(target.Dot)()
+	defer b.lockDot(target.Dot)() // after the header: the guard leaves Receive to us
 	inv, err := b.inventory(ctx, target.Dot)
 	if err != nil {
 		return err

@@ -41,21 +41,9 @@ func isRecProp(p string) bool { return strings.HasPrefix(p, recPropPrefix) }
 
 // KeepRecords implements dotmesh.RecordKeeper.
 func (b *Backend) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[string][]byte) error {
-	if err := b.checkOpen(); err != nil {
-		return err
-	}
-	if err := dotmesh.ValidateID("dot", string(dot), false); err != nil {
-		return err
-	}
 	target := b.container(dot).String()
 	var props []propRow // the container's properties, read once for removals
 	for k, v := range recs {
-		if err := dotmesh.ValidateRecordKey(k); err != nil {
-			return err
-		}
-		if len(v) > dotmesh.MaxRecordSize {
-			return fmt.Errorf("%w: record %s of dot %s has %d bytes, more than %d", dotmesh.ErrInvalidArgument, k, dot, len(v), dotmesh.MaxRecordSize)
-		}
 		if v == nil {
 			if props == nil {
 				var err error
@@ -98,9 +86,6 @@ func (b *Backend) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[s
 
 // Records implements dotmesh.RecordKeeper.
 func (b *Backend) Records(ctx context.Context) (map[dotmesh.DotID]map[string][]byte, error) {
-	if err := b.checkOpen(); err != nil {
-		return nil, err
-	}
 	rows, err := b.z.get(ctx, true, []string{"type"}, b.root)
 	if err != nil {
 		return nil, fmt.Errorf("listing dots: %w", err)

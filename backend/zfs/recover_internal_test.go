@@ -56,7 +56,7 @@ func (f *crashFixture) reopen() {
 	b, err := Open(f.ctx, f.opts)
 	f.must(err)
 	f.t.Cleanup(func() { b.Close() }) // before the pool goes
-	f.b = b
+	f.b = b.b
 }
 
 func (f *crashFixture) root() string {

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"path/filepath"
 
-	"github.com/dotmesh-io/dotmesh/backend/internal/refs"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -50,13 +49,6 @@ func (b *Backend) Dirty(ctx context.Context, ref dotmesh.BranchRef, head *dotmes
 
 func (b *Backend) usage(ctx context.Context, ref dotmesh.BranchRef, head *dotmesh.CommitRef, size bool) (dotmesh.Usage, error) {
 	var u dotmesh.Usage
-	if err := refs.Validate(ref, head); err != nil {
-		return u, err
-	}
-	if err := b.checkOpen(); err != nil {
-		return u, err
-	}
-	defer b.lockDot(ref.Dot)()
 	inv, err := b.inventory(ctx, ref.Dot)
 	if err != nil {
 		return u, err

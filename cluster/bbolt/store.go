@@ -35,6 +35,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/dotmesh-io/dotmesh/cluster/internal/txn"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -303,7 +304,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 
 // Txn applies ops atomically if every condition holds.
 func (s *Store) Txn(ctx context.Context, conds []dotmesh.Condition, ops []dotmesh.Op) (int64, error) {
-	if err := validateTxn(conds, ops); err != nil {
+	if err := txn.Validate(conds, ops, bolt.MaxKeySize); err != nil {
 		return 0, err
 	}
 	return s.update(ctx, "txn", func(w *writeTx) error {
@@ -331,32 +332,6 @@ func (s *Store) Txn(ctx context.Context, conds []dotmesh.Condition, ops []dotmes
 		}
 		return nil
 	})
-}
-
-func validateTxn(conds []dotmesh.Condition, ops []dotmesh.Op) error {
-	for _, c := range conds {
-		if c.Key == "" {
-			return fmt.Errorf("%w: txn condition with an empty key", dotmesh.ErrInvalidArgument)
-		}
-		if c.Revision < 0 {
-			return fmt.Errorf("%w: txn condition on %q with negative revision %d", dotmesh.ErrInvalidArgument, c.Key, c.Revision)
-		}
-	}
-	// Like etcd, reject two ops on one key: their order would be ambiguous.
-	seen := make(map[string]bool, len(ops))
-	for _, op := range ops {
-		if op.Key == "" {
-			return fmt.Errorf("%w: txn op with an empty key", dotmesh.ErrInvalidArgument)
-		}
-		if len(op.Key) > bolt.MaxKeySize {
-			return fmt.Errorf("%w: key %q... is %d bytes long; the limit is %d", dotmesh.ErrInvalidArgument, op.Key[:64], len(op.Key), bolt.MaxKeySize)
-		}
-		if seen[op.Key] {
-			return fmt.Errorf("%w: txn has two ops on key %q", dotmesh.ErrInvalidArgument, op.Key)
-		}
-		seen[op.Key] = true
-	}
-	return nil
 }
 
 // writeTx is one bbolt write transaction with the revision it allocates

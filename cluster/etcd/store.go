@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/dotmesh-io/dotmesh/cluster/internal/txn"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -404,7 +405,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // fails, the else branch reads every condition's key at the same revision,
 // so the error can say which one failed and why.
 func (s *Store) Txn(ctx context.Context, conds []dotmesh.Condition, ops []dotmesh.Op) (int64, error) {
-	if err := validateTxn(conds, ops); err != nil {
+	if err := txn.Validate(conds, ops, 0); err != nil {
 		return 0, err
 	}
 	cmps := make([]clientv3.Cmp, len(conds))
@@ -467,29 +468,6 @@ func conflict(conds []dotmesh.Condition, resp *clientv3.TxnResponse) error {
 	}
 	// Unreachable unless etcd and the reads disagree.
 	return fmt.Errorf("%w: txn conditions failed at revision %d; re-read and retry", dotmesh.ErrConflict, resp.Header.Revision)
-}
-
-func validateTxn(conds []dotmesh.Condition, ops []dotmesh.Op) error {
-	for _, c := range conds {
-		if c.Key == "" {
-			return fmt.Errorf("%w: txn condition with an empty key", dotmesh.ErrInvalidArgument)
-		}
-		if c.Revision < 0 {
-			return fmt.Errorf("%w: txn condition on %q with negative revision %d", dotmesh.ErrInvalidArgument, c.Key, c.Revision)
-		}
-	}
-	// etcd rejects this too, but with a message that names no key.
-	seen := make(map[string]bool, len(ops))
-	for _, op := range ops {
-		if op.Key == "" {
-			return fmt.Errorf("%w: txn op with an empty key", dotmesh.ErrInvalidArgument)
-		}
-		if seen[op.Key] {
-			return fmt.Errorf("%w: txn has two ops on key %q", dotmesh.ErrInvalidArgument, op.Key)
-		}
-		seen[op.Key] = true
-	}
-	return nil
 }
 
 // ---- watch ----

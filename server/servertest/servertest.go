@@ -81,7 +81,7 @@ func Start(t testing.TB) *Node {
 	srv := httptest.NewServer(server.New(node, server.Options{
 		Logger:         Logger(t),
 		Version:        "test",
-		BackendAliases: map[string]string{"files": "dump"},
+		BackendAliases: map[string]string{dump.UserName: dump.Name},
 	}))
 	t.Cleanup(func() {
 		srv.Close()

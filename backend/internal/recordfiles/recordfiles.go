@@ -24,21 +24,13 @@ type Dir struct{ path string }
 // New keeps records under path, made (mode 0700) on the first write.
 func New(path string) *Dir { return &Dir{path: path} }
 
-// KeepRecords implements dotmesh.RecordKeeper.
+// KeepRecords implements dotmesh.RecordKeeper. The dot id and the record
+// keys and sizes were checked by the guard (backend/internal/guard).
 func (d *Dir) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[string][]byte) error {
-	if err := dotmesh.ValidateID("dot", string(dot), false); err != nil {
-		return err
-	}
 	dir := filepath.Join(d.path, string(dot))
 	for k, v := range recs {
 		if err := ctx.Err(); err != nil {
 			return err
-		}
-		if err := dotmesh.ValidateRecordKey(k); err != nil {
-			return err
-		}
-		if len(v) > dotmesh.MaxRecordSize {
-			return fmt.Errorf("%w: record %s of dot %s has %d bytes, more than %d", dotmesh.ErrInvalidArgument, k, dot, len(v), dotmesh.MaxRecordSize)
 		}
 		if v == nil {
 			if err := os.Remove(filepath.Join(dir, k)); err != nil && !errors.Is(err, fs.ErrNotExist) {

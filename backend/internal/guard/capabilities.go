@@ -1,0 +1,319 @@
+package guard
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// The types below guard one optional capability each. A backend embeds
+// those of the interfaces it implements beside *Backend; each is made by
+// the Backend method of the same name, which panics when the inner
+// backend lacks the capability (a programming error, seen at Open).
+
+// RecordKeeper guards dotmesh.RecordKeeper.
+type RecordKeeper struct {
+	g  *Backend
+	in dotmesh.RecordKeeper
+}
+
+// RecordKeeper returns the guarded dotmesh.RecordKeeper of the inner backend.
+func (g *Backend) RecordKeeper() RecordKeeper { return RecordKeeper{g, g.inner.(dotmesh.RecordKeeper)} }
+
+// CheckRecords checks the arguments of dotmesh.RecordKeeper.KeepRecords:
+// the dot id, and every record's key and size.
+func CheckRecords(dot dotmesh.DotID, recs map[string][]byte) error {
+	if err := dotmesh.ValidateID("dot", string(dot), false); err != nil {
+		return err
+	}
+	for k, v := range recs {
+		if err := dotmesh.ValidateRecordKey(k); err != nil {
+			return err
+		}
+		if len(v) > dotmesh.MaxRecordSize {
+			return fmt.Errorf("%w: record %s of dot %s has %d bytes, more than %d", dotmesh.ErrInvalidArgument, k, dot, len(v), dotmesh.MaxRecordSize)
+		}
+	}
+	return nil
+}
+
+// KeepRecords implements dotmesh.RecordKeeper: every record is checked
+// before any is stored.
+func (c RecordKeeper) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[string][]byte) error {
+	if err := CheckRecords(dot, recs); err != nil {
+		return err
+	}
+	done, err := c.g.enter()
+	if err != nil {
+		return err
+	}
+	defer done()
+	return c.in.KeepRecords(ctx, dot, recs)
+}
+
+// Records implements dotmesh.RecordKeeper.
+func (c RecordKeeper) Records(ctx context.Context) (map[dotmesh.DotID]map[string][]byte, error) {
+	done, err := c.g.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return c.in.Records(ctx)
+}
+
+// DirtyChecker guards dotmesh.DirtyChecker.
+type DirtyChecker struct {
+	g  *Backend
+	in dotmesh.DirtyChecker
+}
+
+// DirtyChecker returns the guarded dotmesh.DirtyChecker of the inner backend.
+func (g *Backend) DirtyChecker() DirtyChecker { return DirtyChecker{g, g.inner.(dotmesh.DirtyChecker)} }
+
+// Dirty implements dotmesh.DirtyChecker, locked like Usage.
+func (c DirtyChecker) Dirty(ctx context.Context, b dotmesh.BranchRef, head *dotmesh.CommitRef) (dotmesh.Usage, error) {
+	done, err := c.g.branchCall(0, b, b, head)
+	if err != nil {
+		return dotmesh.Usage{}, err
+	}
+	defer done()
+	return c.in.Dirty(ctx, b, head)
+}
+
+// HeadFollower guards dotmesh.HeadFollower.
+type HeadFollower struct {
+	g  *Backend
+	in dotmesh.HeadFollower
+}
+
+// HeadFollower returns the guarded dotmesh.HeadFollower of the inner backend.
+func (g *Backend) HeadFollower() HeadFollower { return HeadFollower{g, g.inner.(dotmesh.HeadFollower)} }
+
+// FollowHead implements dotmesh.HeadFollower, locked like Rollback.
+func (c HeadFollower) FollowHead(ctx context.Context, b dotmesh.BranchRef, head dotmesh.CommitRef) error {
+	done, err := c.g.branchCall(FollowHead, b, b, &head)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return c.in.FollowHead(ctx, b, head)
+}
+
+// GarbageCollector guards dotmesh.GarbageCollector.
+type GarbageCollector struct {
+	g  *Backend
+	in dotmesh.GarbageCollector
+}
+
+// GarbageCollector returns the guarded dotmesh.GarbageCollector of the inner backend.
+func (g *Backend) GarbageCollector() GarbageCollector {
+	return GarbageCollector{g, g.inner.(dotmesh.GarbageCollector)}
+}
+
+// CollectGarbage implements dotmesh.GarbageCollector.
+func (c GarbageCollector) CollectGarbage(ctx context.Context) (dotmesh.GCStats, error) {
+	done, err := c.g.enter()
+	if err != nil {
+		return dotmesh.GCStats{}, err
+	}
+	defer done()
+	return c.in.CollectGarbage(ctx)
+}
+
+// GarbagePlanner guards dotmesh.GarbagePlanner.
+type GarbagePlanner struct {
+	g  *Backend
+	in dotmesh.GarbagePlanner
+}
+
+// GarbagePlanner returns the guarded dotmesh.GarbagePlanner of the inner backend.
+func (g *Backend) GarbagePlanner() GarbagePlanner {
+	return GarbagePlanner{g, g.inner.(dotmesh.GarbagePlanner)}
+}
+
+// PlanGarbage implements dotmesh.GarbagePlanner.
+func (c GarbagePlanner) PlanGarbage(ctx context.Context, without []dotmesh.CommitRef) (dotmesh.GCStats, error) {
+	for _, r := range without {
+		if err := r.Validate(); err != nil {
+			return dotmesh.GCStats{}, err
+		}
+	}
+	done, err := c.g.enter()
+	if err != nil {
+		return dotmesh.GCStats{}, err
+	}
+	defer done()
+	return c.in.PlanGarbage(ctx, without)
+}
+
+// Checker guards dotmesh.Checker.
+type Checker struct {
+	g  *Backend
+	in dotmesh.Checker
+}
+
+// Checker returns the guarded dotmesh.Checker of the inner backend.
+func (g *Backend) Checker() Checker { return Checker{g, g.inner.(dotmesh.Checker)} }
+
+// Check implements dotmesh.Checker.
+func (c Checker) Check(ctx context.Context) error {
+	done, err := c.g.enter()
+	if err != nil {
+		return err
+	}
+	defer done()
+	return c.in.Check(ctx)
+}
+
+// Verifier guards dotmesh.Verifier.
+type Verifier struct {
+	g  *Backend
+	in dotmesh.Verifier
+}
+
+// Verifier returns the guarded dotmesh.Verifier of the inner backend.
+func (g *Backend) Verifier() Verifier { return Verifier{g, g.inner.(dotmesh.Verifier)} }
+
+// Verify implements dotmesh.Verifier.
+func (c Verifier) Verify(ctx context.Context) (*dotmesh.VerifyReport, error) {
+	done, err := c.g.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return c.in.Verify(ctx)
+}
+
+// ReceiveDiscarder guards dotmesh.ReceiveDiscarder.
+type ReceiveDiscarder struct {
+	g  *Backend
+	in dotmesh.ReceiveDiscarder
+}
+
+// ReceiveDiscarder returns the guarded dotmesh.ReceiveDiscarder of the inner backend.
+func (g *Backend) ReceiveDiscarder() ReceiveDiscarder {
+	return ReceiveDiscarder{g, g.inner.(dotmesh.ReceiveDiscarder)}
+}
+
+// DiscardReceives implements dotmesh.ReceiveDiscarder, locked like Receive.
+func (c ReceiveDiscarder) DiscardReceives(ctx context.Context, b dotmesh.BranchRef) error {
+	done, err := c.g.branchCall(0, b, b, nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return c.in.DiscardReceives(ctx, b)
+}
+
+// ObjectNegotiator guards dotmesh.ObjectNegotiator. No lock, as Send.
+type ObjectNegotiator struct {
+	g  *Backend
+	in dotmesh.ObjectNegotiator
+}
+
+// ObjectNegotiator returns the guarded dotmesh.ObjectNegotiator of the inner backend.
+func (g *Backend) ObjectNegotiator() ObjectNegotiator {
+	return ObjectNegotiator{g, g.inner.(dotmesh.ObjectNegotiator)}
+}
+
+// StreamObjects implements dotmesh.ObjectNegotiator.
+func (c ObjectNegotiator) StreamObjects(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef) ([]dotmesh.ObjectID, error) {
+	done, err := c.g.call(target, base)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return c.in.StreamObjects(ctx, target, base)
+}
+
+// HaveObjects implements dotmesh.ObjectNegotiator.
+func (c ObjectNegotiator) HaveObjects(ctx context.Context, target dotmesh.CommitRef, ids []dotmesh.ObjectID) ([]bool, error) {
+	if len(ids) > dotmesh.MaxObjectBatch {
+		return nil, fmt.Errorf("%w: %d object ids at once; the limit is %d", dotmesh.ErrInvalidArgument, len(ids), dotmesh.MaxObjectBatch)
+	}
+	if err := validObjects(ids); err != nil {
+		return nil, err
+	}
+	done, err := c.g.call(target, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return c.in.HaveObjects(ctx, target, ids)
+}
+
+// SendWithout implements dotmesh.ObjectNegotiator.
+func (c ObjectNegotiator) SendWithout(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef, have []dotmesh.ObjectID, w io.Writer) error {
+	if err := validObjects(have); err != nil {
+		return err
+	}
+	done, err := c.g.call(target, base)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return c.in.SendWithout(ctx, target, base, have, w)
+}
+
+func validObjects(ids []dotmesh.ObjectID) error {
+	for _, id := range ids {
+		if err := dotmesh.ValidateObjectID(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SourceManager guards dotmesh.SourceManager. Whether a subdot may be a
+// source, and of what, is the backend's to say.
+type SourceManager struct {
+	g  *Backend
+	in dotmesh.SourceManager
+}
+
+// SourceManager returns the guarded dotmesh.SourceManager of the inner backend.
+func (g *Backend) SourceManager() SourceManager {
+	return SourceManager{g, g.inner.(dotmesh.SourceManager)}
+}
+
+// AddSource implements dotmesh.SourceManager.
+func (c SourceManager) AddSource(ctx context.Context, b dotmesh.BranchRef, subdot string, spec dotmesh.SourceSpec) error {
+	done, err := c.g.branchCall(0, b, b, nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return c.in.AddSource(ctx, b, subdot, spec)
+}
+
+// RemoveSource implements dotmesh.SourceManager.
+func (c SourceManager) RemoveSource(ctx context.Context, b dotmesh.BranchRef, subdot string) error {
+	done, err := c.g.branchCall(0, b, b, nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return c.in.RemoveSource(ctx, b, subdot)
+}
+
+// Sources implements dotmesh.SourceManager (a read: no lock).
+func (c SourceManager) Sources(ctx context.Context, b dotmesh.BranchRef) ([]dotmesh.Source, error) {
+	done, err := c.g.call(b, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return c.in.Sources(ctx, b)
+}
+
+// SourceLifecycle implements dotmesh.SourceManager.
+func (c SourceManager) SourceLifecycle(ctx context.Context, b dotmesh.BranchRef, subdot, action string) error {
+	done, err := c.g.branchCall(0, b, b, nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return c.in.SourceLifecycle(ctx, b, subdot, action)
+}

@@ -1,0 +1,177 @@
+package guard_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dotmesh-io/dotmesh/backend/dump"
+	"github.com/dotmesh-io/dotmesh/backend/internal/guard"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// counting is a real backend (the dump backend, taken from behind its own
+// guard) that counts the calls reaching it.
+type counting struct {
+	dotmesh.StorageBackend
+	calls, closes atomic.Int32
+}
+
+func (c *counting) CreateBranch(ctx context.Context, b dotmesh.BranchRef, from *dotmesh.CommitRef) error {
+	c.calls.Add(1)
+	return c.StorageBackend.CreateBranch(ctx, b, from)
+}
+func (c *counting) DeleteBranch(ctx context.Context, b dotmesh.BranchRef) error {
+	c.calls.Add(1)
+	return c.StorageBackend.DeleteBranch(ctx, b)
+}
+func (c *counting) SubdotPath(ctx context.Context, b dotmesh.BranchRef, s string) (string, error) {
+	c.calls.Add(1)
+	return c.StorageBackend.SubdotPath(ctx, b, s)
+}
+func (c *counting) Usage(ctx context.Context, b dotmesh.BranchRef, head *dotmesh.CommitRef) (dotmesh.Usage, error) {
+	c.calls.Add(1)
+	return c.StorageBackend.Usage(ctx, b, head)
+}
+func (c *counting) Commit(ctx context.Context, r dotmesh.CommitRef) (map[string]string, error) {
+	c.calls.Add(1)
+	return c.StorageBackend.Commit(ctx, r)
+}
+func (c *counting) Commits(ctx context.Context, b dotmesh.BranchRef) ([]dotmesh.CommitID, error) {
+	c.calls.Add(1)
+	return c.StorageBackend.Commits(ctx, b)
+}
+func (c *counting) Rollback(ctx context.Context, b dotmesh.BranchRef, r dotmesh.CommitRef) error {
+	c.calls.Add(1)
+	return c.StorageBackend.Rollback(ctx, b, r)
+}
+func (c *counting) Send(ctx context.Context, t dotmesh.CommitRef, base *dotmesh.CommitRef, w io.Writer) error {
+	c.calls.Add(1)
+	return c.StorageBackend.Send(ctx, t, base, w)
+}
+func (c *counting) Receive(ctx context.Context, t dotmesh.CommitRef, base *dotmesh.CommitRef, r io.Reader) error {
+	c.calls.Add(1)
+	return c.StorageBackend.Receive(ctx, t, base, r)
+}
+func (c *counting) Close() error {
+	c.closes.Add(1)
+	return c.StorageBackend.Close()
+}
+
+func open(t *testing.T) (*guard.Backend, *counting) {
+	t.Helper()
+	d, err := dump.Open(t.TempDir(), dump.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &counting{StorageBackend: d.Unwrap()}
+	g := guard.New(in, guard.Options{})
+	t.Cleanup(func() { g.Close() })
+	return g, in
+}
+
+func TestInvalidArgumentsNeverReachTheBackend(t *testing.T) {
+	ctx := context.Background()
+	g, in := open(t)
+	good := dotmesh.BranchRef{Dot: dotmesh.NewDotID(), Branch: "master"}
+	if err := g.CreateBranch(ctx, good, nil); err != nil {
+		t.Fatal(err)
+	}
+	goodC := dotmesh.CommitRef{BranchRef: good, ID: dotmesh.NewCommitID()}
+	if _, err := g.Commit(ctx, goodC); err != nil {
+		t.Fatal(err)
+	}
+	badDot := dotmesh.BranchRef{Dot: "../x", Branch: "master"}
+	badBranch := dotmesh.BranchRef{Dot: good.Dot, Branch: "a/b"}
+	badC := dotmesh.CommitRef{BranchRef: good, ID: "../x"}
+	before := in.calls.Load()
+	for name, call := range map[string]func() error{
+		"CreateBranch bad dot":    func() error { return g.CreateBranch(ctx, badDot, nil) },
+		"CreateBranch bad origin": func() error { return g.CreateBranch(ctx, good, &badC) },
+		"DeleteBranch bad branch": func() error { return g.DeleteBranch(ctx, badBranch) },
+		"SubdotPath bad subdot":   func() error { _, err := g.SubdotPath(ctx, good, "../x"); return err },
+		"SubdotPath bad branch":   func() error { _, err := g.SubdotPath(ctx, badBranch, "db"); return err },
+		"Usage bad head":          func() error { _, err := g.Usage(ctx, good, &badC); return err },
+		"Commit bad id":           func() error { _, err := g.Commit(ctx, badC); return err },
+		"Commits bad dot":         func() error { _, err := g.Commits(ctx, badDot); return err },
+		"Rollback bad commit":     func() error { return g.Rollback(ctx, good, badC) },
+		"Send bad base":           func() error { return g.Send(ctx, goodC, &badC, io.Discard) },
+		"Receive bad target":      func() error { return g.Receive(ctx, badC, nil, bytes.NewReader(nil)) },
+	} {
+		err := call()
+		if !errors.Is(err, dotmesh.ErrInvalidName) && !errors.Is(err, dotmesh.ErrInvalidArgument) {
+			t.Errorf("%s: %v, want ErrInvalidName or ErrInvalidArgument", name, err)
+		}
+	}
+	if n := in.calls.Load() - before; n != 0 {
+		t.Fatalf("%d calls with invalid arguments reached the backend", n)
+	}
+	if _, err := g.SubdotPath(ctx, good, "db"); err != nil || in.calls.Load() != before+1 {
+		t.Fatalf("a valid call did not reach the backend once: %v", err)
+	}
+}
+
+func TestCheckRecords(t *testing.T) {
+	dot := dotmesh.NewDotID()
+	for _, tc := range []struct {
+		dot  dotmesh.DotID
+		recs map[string][]byte
+		ok   bool
+	}{
+		{dot, map[string][]byte{"dot": []byte("x"), "branch.master": nil}, true},
+		{"../x", map[string][]byte{"dot": []byte("x")}, false},
+		{dot, map[string][]byte{"a/b": []byte("x")}, false},
+		{dot, map[string][]byte{"dot": make([]byte, dotmesh.MaxRecordSize+1)}, false},
+	} {
+		if err := guard.CheckRecords(tc.dot, tc.recs); (err == nil) != tc.ok {
+			t.Errorf("CheckRecords(%s, %d records): %v", tc.dot, len(tc.recs), err)
+		}
+	}
+}
+
+func TestCloseOnceWhenCalledTogether(t *testing.T) {
+	g, in := open(t)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if err := g.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := in.closes.Load(); n != 1 {
+		t.Fatalf("the backend was closed %d times", n)
+	}
+}
+
+func TestLocksByDotOrBranch(t *testing.T) {
+	dot := dotmesh.NewDotID()
+	a := dotmesh.BranchRef{Dot: dot, Branch: "a"}
+	b := dotmesh.BranchRef{Dot: dot, Branch: "b"}
+	other := dotmesh.BranchRef{Dot: dotmesh.NewDotID(), Branch: "a"}
+	blocks := func(l *guard.Locks, held, want dotmesh.BranchRef) bool {
+		unlock := l.Lock(held)
+		defer unlock()
+		got := make(chan struct{})
+		go func() { l.Lock(want)(); close(got) }()
+		select {
+		case <-got:
+			return false
+		case <-time.After(100 * time.Millisecond):
+			return true // the goroutine gets the lock once unlock runs
+		}
+	}
+	byBranch, byDot := guard.NewLocks(false), guard.NewLocks(true)
+	if blocks(byBranch, a, b) || blocks(byBranch, a, other) || !blocks(byBranch, a, a) {
+		t.Error("locks by branch: another branch waited, or the same branch did not")
+	}
+	if !blocks(byDot, a, b) || blocks(byDot, a, other) {
+		t.Error("locks by dot: a branch of the same dot did not wait, or another dot's did")
+	}
+}
