@@ -16,11 +16,7 @@ import (
 // replicated (see replicate.go), and every branch has one master node, the
 // only one with a writable working state for it. A write on another node
 // first moves the branch there (see handover.go).
-//
-// Key layout added to the registry's:
-//
-//	nodes/<node>                     -> NodeInfo, under the node's lease
-//	replicas/<dot>/<commit>/<node>   -> "" : node holds the commit's data
+// Its keys (nodes/, replicas/) are in keys.go.
 
 // ClusterOptions make a Node one of several sharing its Store.
 type ClusterOptions struct {
@@ -97,17 +93,6 @@ type ReleaseResult struct {
 	// AutoCommit is the commit made of uncommitted changes, if any.
 	AutoCommit CommitID `json:"auto_commit,omitempty"`
 }
-
-const (
-	nodesPrefix    = "nodes/"
-	replicasPrefix = "replicas/"
-)
-
-func nodeKey(id string) string { return nodesPrefix + id }
-func replicaKey(d DotID, c CommitID, node string) string {
-	return replicasPrefix + string(d) + "/" + string(c) + "/" + node
-}
-func replicaPrefix(d DotID) string { return replicasPrefix + string(d) + "/" }
 
 // cluster is the cluster-mode state of a Node; nil on a single node.
 type cluster struct {
@@ -335,7 +320,7 @@ func (n *Node) replicaOps(d DotID, c CommitID) []Op {
 
 // holders returns the nodes that hold commit c's data, per the registry.
 func (n *Node) holders(ctx context.Context, d DotID, c CommitID) ([]string, error) {
-	prefix := replicaPrefix(d) + string(c) + "/"
+	prefix := replicaCommitPrefix(d, c)
 	kvs, err := n.store.List(ctx, prefix)
 	if err != nil {
 		return nil, err

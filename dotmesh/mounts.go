@@ -2,8 +2,6 @@ package dotmesh
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -33,19 +31,6 @@ type Mount struct {
 	Volume  string    `json:"volume"` // the name as the consumer gave it
 	Path    string    `json:"path"`
 	Created time.Time `json:"created"`
-}
-
-const mountsPrefix = "mounts/"
-
-func mountKey(dot DotID, node, consumer, id string) string {
-	// IDs can be paths; hashing keeps the key one clean segment. Kubelet
-	// paths repeat across nodes, so a cluster node's mounts include its id.
-	seed := consumer + "\x00" + id
-	if node != "" {
-		seed = node + "\x00" + seed
-	}
-	h := sha256.Sum256([]byte(seed))
-	return mountsPrefix + string(dot) + "/" + hex.EncodeToString(h[:16])
 }
 
 // MountController is implemented by frontends whose consumers can let go
@@ -149,7 +134,7 @@ func (n *Node) Mounts(ctx context.Context, dot DotName) ([]Mount, error) {
 }
 
 func (n *Node) mounts(ctx context.Context, id DotID) ([]Mount, error) {
-	kvs, err := n.store.List(ctx, mountsPrefix+string(id)+"/")
+	kvs, err := n.store.List(ctx, mountPrefix(id))
 	if err != nil {
 		return nil, err
 	}

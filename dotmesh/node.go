@@ -1099,7 +1099,7 @@ func (n *Node) PutAPIKey(ctx context.Context, k APIKey) error {
 	if err := ValidateName("user", k.User); err != nil {
 		return err
 	}
-	_, err := n.store.Put(ctx, apiKeysPrefix+k.User, encode(k))
+	_, err := n.store.Put(ctx, apiKeyKey(k.User), encode(k))
 	return err
 }
 
@@ -1110,7 +1110,7 @@ func (n *Node) CreateAPIKey(ctx context.Context, k APIKey) error {
 	if err := ValidateName("user", k.User); err != nil {
 		return err
 	}
-	_, err := n.store.Txn(ctx, []Condition{IfAbsent(apiKeysPrefix + k.User)}, []Op{PutOp(apiKeysPrefix+k.User, encode(k))})
+	_, err := n.store.Txn(ctx, []Condition{IfAbsent(apiKeyKey(k.User))}, []Op{PutOp(apiKeyKey(k.User), encode(k))})
 	if errors.Is(err, ErrConflict) {
 		return fmt.Errorf("%w: user %s has an API key already", ErrAlreadyExists, k.User)
 	}
@@ -1122,7 +1122,7 @@ func (n *Node) APIKey(ctx context.Context, user string) (*APIKey, error) {
 	if err := ValidateName("user", user); err != nil {
 		return nil, err
 	}
-	kv, err := n.store.Get(ctx, apiKeysPrefix+user)
+	kv, err := n.store.Get(ctx, apiKeyKey(user))
 	if err != nil {
 		return nil, notFound(err, "no API key for user %s", user)
 	}

@@ -6,30 +6,7 @@ import (
 	"fmt"
 )
 
-// Key layout of the registry in the ClusterStore. One key per dot, branch
-// and commit, so no value grows with the history.
-//
-//	names/<namespace>/<name>     -> dot id
-//	dots/<dotid>                 -> Dot
-//	branches/<dotid>/<branch>    -> Branch
-//	commits/<dotid>/<commitid>   -> Commit
-//	apikeys/<user>               -> APIKey
-const (
-	namesPrefix    = "names/"
-	dotsPrefix     = "dots/"
-	branchesPrefix = "branches/"
-	commitsPrefix  = "commits/"
-	apiKeysPrefix  = "apikeys/"
-)
-
-func nameKey(n DotName) string            { return namesPrefix + n.Namespace + "/" + n.Name }
-func dotKey(id DotID) string              { return dotsPrefix + string(id) }
-func branchKey(id DotID, b string) string { return branchesPrefix + string(id) + "/" + b }
-func branchPrefix(id DotID) string        { return branchesPrefix + string(id) + "/" }
-func commitKey(id DotID, c CommitID) string {
-	return commitsPrefix + string(id) + "/" + string(c)
-}
-func commitPrefix(id DotID) string { return commitsPrefix + string(id) + "/" }
+// The registry's key layout is in keys.go.
 
 // registry wraps a ClusterStore with typed, JSON-encoded access.
 type registry struct{ s ClusterStore }

@@ -19,10 +19,6 @@ import (
 // transfers/<namespace>/<name> (a Dot record with a fresh id that nothing
 // lists); Finish turns it into a real dot in one transaction.
 
-const transfersPrefix = "transfers/"
-
-func stagingKey(n DotName) string { return transfersPrefix + n.Namespace + "/" + n.Name }
-
 // FormatNative is the stream format prefix of a backend's own Send stream:
 // "native:<backend>". FormatNeutral is the backend-neutral tree stream.
 const (
