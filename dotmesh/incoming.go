@@ -471,13 +471,7 @@ func (n *Node) endIncoming(ctx context.Context, id DotID, branch string, cond fu
 	var stale []string
 	for _, c := range pending {
 		stale = append(stale, commitKey(id, c.ID))
-		if n.cl != nil {
-			if kvs, err := n.store.List(ctx, replicaCommitPrefix(id, c.ID)); err == nil {
-				for _, kv := range kvs {
-					stale = append(stale, kv.Key)
-				}
-			}
-		}
+		stale = append(stale, n.place.replicaKeys(ctx, replicaCommitPrefix(id, c.ID))...)
 	}
 	if err := n.deleteKeys(ctx, stale); err != nil {
 		return nil, err

@@ -76,7 +76,7 @@ func (n *Node) Mount(ctx context.Context, v VolumeName, consumer, id, name strin
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	if err := n.acquire(ctx, d, b.Name); err != nil {
+	if err := n.place.acquire(ctx, d, b.Name); err != nil {
 		return nil, err
 	}
 	defer n.lockDot(d.ID)()
@@ -98,7 +98,7 @@ func (n *Node) Mount(ctx context.Context, v VolumeName, consumer, id, name strin
 	if err != nil {
 		return nil, err
 	}
-	if err := n.checkMaster(d, b); err != nil {
+	if err := n.place.checkMaster(d, b); err != nil {
 		return nil, err
 	}
 	m := &Mount{

@@ -246,7 +246,7 @@ func (n *Node) ReceiveCommit(ctx context.Context, name DotName, branch string, c
 		return err
 	}
 	conds := append([]Condition{IfAbsent(commitKey(t.dot.ID, c.ID))}, t.conditions()...)
-	if _, err := n.store.Txn(ctx, conds, append([]Op{PutOp(commitKey(t.dot.ID, c.ID), encode(rc)), rop}, n.replicaOps(t.dot.ID, c.ID)...)); err != nil {
+	if _, err := n.store.Txn(ctx, conds, append([]Op{PutOp(commitKey(t.dot.ID, c.ID), encode(rc)), rop}, n.place.replicaOps(t.dot.ID, c.ID)...)); err != nil {
 		if derr := t.be.DeleteCommit(context.WithoutCancel(ctx), ref); derr != nil {
 			n.log.Warn("removing data of a received commit the registry refused", "commit", c.ID, "err", derr)
 		}
@@ -328,7 +328,7 @@ func (n *Node) FinishReceive(ctx context.Context, name DotName, branch string, r
 	}
 	if !t.staged {
 		// In a cluster the branch's working state must be here to move.
-		if err := n.acquire(ctx, t.dot, branch); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := n.place.acquire(ctx, t.dot, branch); err != nil && !errors.Is(err, ErrNotFound) {
 			return nil, err
 		}
 	}
