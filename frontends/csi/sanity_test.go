@@ -36,7 +36,7 @@ func startPlugin(t *testing.T) (socket string, node *dotmesh.Node) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := csi.New(csi.Options{Node: node, Store: store, NodeID: "test-node", Version: "test"})
+	srv, err := csi.New(csi.Options{Node: node, NodeID: "test-node", Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
