@@ -94,7 +94,7 @@ func (n *clustered) claim(ctx context.Context, d *Dot, branch, from string, head
 		return err
 	}
 	b.Master, b.Moving, b.MovingSince = me, "", zeroTime
-	if _, err := n.store.Txn(ctx, []Condition{IfRevision(branchKey(d.ID, b.Name), rev)}, []Op{PutOp(branchKey(d.ID, b.Name), encode(b))}); err != nil {
+	if _, err := n.reg.putBranch(ctx, d.ID, b, rev); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return fmt.Errorf("%w: branch %s of %s changed while moving here; try again", ErrConflict, b.Name, d.DotName())
 		}
@@ -232,7 +232,7 @@ func (n *clustered) release(ctx context.Context, name DotName, branch, to string
 		}
 	}
 	b.Moving, b.MovingSince = to, n.now().UTC()
-	if _, err := n.store.Txn(ctx, []Condition{IfRevision(branchKey(d.ID, b.Name), rev)}, []Op{PutOp(branchKey(d.ID, b.Name), encode(b))}); err != nil {
+	if _, err := n.reg.putBranch(ctx, d.ID, b, rev); err != nil {
 		return nil, err
 	}
 	n.log.Info("releasing branch", "dot", name.String(), "branch", branch, "to", to, "head", res.Head)

@@ -681,7 +681,7 @@ func (n *Node) checkout(ctx context.Context, d *Dot, branch string, create bool)
 		return nil, fmt.Errorf("%w (use `dm checkout -b %s` to create it)", err, branch)
 	}
 	d.Current = branch
-	if _, err := n.store.Txn(ctx, []Condition{IfRevision(dotKey(d.ID), rev)}, []Op{PutOp(dotKey(d.ID), encode(d))}); err != nil {
+	if _, err := n.reg.putDot(ctx, d, rev); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return nil, fmt.Errorf("%w: dot %s changed during checkout; try again", ErrConflict, name)
 		}
@@ -1089,8 +1089,7 @@ func (n *Node) PutAPIKey(ctx context.Context, k APIKey) error {
 	if err := ValidateName("user", k.User); err != nil {
 		return err
 	}
-	_, err := n.store.Put(ctx, apiKeyKey(k.User), encode(k))
-	return err
+	return n.reg.putAPIKey(ctx, k)
 }
 
 // CreateAPIKey stores a user's API key hash unless the user has one:
@@ -1100,7 +1099,7 @@ func (n *Node) CreateAPIKey(ctx context.Context, k APIKey) error {
 	if err := ValidateName("user", k.User); err != nil {
 		return err
 	}
-	_, err := n.store.Txn(ctx, []Condition{IfAbsent(apiKeyKey(k.User))}, []Op{PutOp(apiKeyKey(k.User), encode(k))})
+	err := n.reg.createAPIKey(ctx, k)
 	if errors.Is(err, ErrConflict) {
 		return fmt.Errorf("%w: user %s has an API key already", ErrAlreadyExists, k.User)
 	}
@@ -1112,9 +1111,9 @@ func (n *Node) APIKey(ctx context.Context, user string) (*APIKey, error) {
 	if err := ValidateName("user", user); err != nil {
 		return nil, err
 	}
-	kv, err := n.store.Get(ctx, apiKeyKey(user))
+	k, err := n.reg.apiKey(ctx, user)
 	if err != nil {
 		return nil, notFound(err, "no API key for user %s", user)
 	}
-	return decode[APIKey](kv)
+	return k, nil
 }

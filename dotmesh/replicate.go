@@ -260,8 +260,7 @@ func (n *clustered) fetchCommit(ctx context.Context, d *Dot, c *Commit, commits 
 	defer n.lockDot(d.ID)()
 	if ids, err := be.Commits(ctx, c.Ref().BranchRef); err == nil && containsID(ids, c.ID) {
 		// Data arrived before a crash could record it.
-		_, err := n.store.Put(ctx, replicaKey(d.ID, c.ID, me), nil)
-		return err
+		return n.reg.putReplica(ctx, d.ID, c.ID, me)
 	}
 	var base *CommitRef
 	var baseID *CommitID
@@ -283,7 +282,7 @@ func (n *clustered) fetchCommit(ctx context.Context, d *Dot, c *Commit, commits 
 			lastErr = err
 			continue
 		}
-		if _, err := n.store.Put(ctx, replicaKey(d.ID, c.ID, me), nil); err != nil {
+		if err := n.reg.putReplica(ctx, d.ID, c.ID, me); err != nil {
 			return err
 		}
 		if reps[c.ID] == nil {
@@ -405,7 +404,7 @@ func (n *clustered) pruneReplicas(ctx context.Context, d *Dot, commits map[Commi
 				n.log.Warn("dropping data of a deleted commit", "commit", id, "err", err)
 			}
 		}
-		if err := n.store.Delete(ctx, replicaKey(d.ID, id, me)); err != nil {
+		if err := n.reg.deleteReplica(ctx, d.ID, id, me); err != nil {
 			return err
 		}
 	}
@@ -453,10 +452,10 @@ func (n *clustered) reconcileReplicas(ctx context.Context) error {
 			has, recorded := held[d.ID][id], reps[id][me]
 			switch {
 			case has && !recorded:
-				_, err = n.store.Put(ctx, replicaKey(d.ID, id, me), nil)
+				err = n.reg.putReplica(ctx, d.ID, id, me)
 			case !has && recorded:
 				n.log.Warn("the registry says this node holds a commit its storage lacks; fetching it again", "dot", d.DotName().String(), "commit", id)
-				err = n.store.Delete(ctx, replicaKey(d.ID, id, me))
+				err = n.reg.deleteReplica(ctx, d.ID, id, me)
 			}
 			if err != nil {
 				return err
