@@ -1,17 +1,14 @@
-package csi
+package csi_test
 
 import (
 	"context"
-	"encoding/json"
-	"path/filepath"
+	"crypto/sha256"
+	"encoding/hex"
 	"testing"
-	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 
-	"github.com/dotmesh-io/dotmesh/backend/dump"
-	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
-	"github.com/dotmesh-io/dotmesh/dotmesh"
+	plugin "github.com/dotmesh-io/dotmesh/frontends/csi"
 )
 
 // A node upgraded from a version that wrote CSI records at csi/ in the
@@ -19,47 +16,43 @@ import (
 // node's FrontendRecords, once.
 func TestLegacyRecordsAreMoved(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	store, err := bboltstore.Open(filepath.Join(dir, "registry.db"), bboltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	be, err := dump.Open(filepath.Join(dir, "dump"), dump.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err := dotmesh.NewNode(ctx, dotmesh.Options{Store: store, Backends: []dotmesh.StorageBackend{be}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	node, store := openNode(t, t.TempDir())
 	t.Cleanup(func() { node.Close() })
 
-	vol := volumeRecord{Name: "pvc-old", ID: "admin/pvc-old@master", Namespace: "admin", Dot: "pvc-old", Capacity: 1 << 20, State: stateReady, Created: time.Unix(1700000000, 0).UTC()}
-	snap := snapshotRecord{Name: "snap-old", ID: "admin/pvc-old@master#c1", Volume: vol.ID, Commit: "c1", Size: 1 << 20, Created: vol.Created}
-	for key, v := range map[string]any{"csi/volumes/" + nameKey(vol.Name): vol, "csi/snapshots/c1": snap} {
-		b, _ := json.Marshal(v)
-		if _, err := store.Put(ctx, key, b); err != nil {
+	// As the older version wrote them: volumes by a hash of the CSI name.
+	h := sha256.Sum256([]byte("pvc-old"))
+	volKey := "volumes/" + hex.EncodeToString(h[:16])
+	for key, v := range map[string]string{
+		"csi/" + volKey: `{"name":"pvc-old","id":"admin/pvc-old@master","namespace":"admin","dot":"pvc-old","capacity":2097152,"state":"ready","created":"2026-01-02T03:04:05Z"}`,
+		"csi/snapshots/c1": `{"name":"snap-old","id":"admin/pvc-old@master#c1","volume":"admin/pvc-old@master","commit":"c1","size":1048576,"created":"2026-01-02T03:04:05Z"}`,
+	} {
+		if _, err := store.Put(ctx, key, []byte(v)); err != nil {
 			t.Fatal(err)
 		}
 	}
 
 	for range 2 { // the second start finds nothing left to move
-		s, err := New(Options{Node: node, NodeID: "test-node"})
+		s, err := plugin.New(plugin.Options{Node: node, NodeID: "test-node"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.volumeByName(ctx, "pvc-old")
-		if err != nil || got == nil || got.ID != vol.ID || got.Capacity != vol.Capacity {
-			t.Fatalf("the old volume record after New: %+v %v", got, err)
+		// A retry of the old CreateVolume finds the record: its capacity,
+		// and no new dot.
+		vol, err := s.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-old", VolumeCapabilities: rwo, CapacityRange: &csi.CapacityRange{RequiredBytes: 1 << 20}})
+		if err != nil || vol.Volume.VolumeId != "admin/pvc-old@master" || vol.Volume.CapacityBytes != 2<<20 {
+			t.Fatalf("the old volume after New: %v %v", vol, err)
 		}
-		list, err := s.ListSnapshots(ctx, &csi.ListSnapshotsRequest{})
-		if err != nil || len(list.Entries) != 1 || list.Entries[0].Snapshot.SnapshotId != snap.ID {
-			t.Fatalf("the old snapshot after New: %v %v", list, err)
+		if dots, err := node.ListDots(ctx); err != nil || len(dots) != 0 {
+			t.Fatalf("a retry of an existing volume made a dot: %v %v", dots, err)
+		}
+		snaps, err := s.ListSnapshots(ctx, &csi.ListSnapshotsRequest{})
+		if err != nil || len(snaps.Entries) != 1 || snaps.Entries[0].Snapshot.SnapshotId != "admin/pvc-old@master#c1" {
+			t.Fatalf("the old snapshot after New: %v %v", snaps, err)
 		}
 		if left, err := store.List(ctx, "csi/"); err != nil || len(left) != 0 {
 			t.Fatalf("old keys left: %v %v", left, err)
 		}
-		if _, err := store.Get(ctx, "frontend/csi/volumes/"+nameKey(vol.Name)); err != nil {
+		if _, err := store.Get(ctx, "frontend/csi/"+volKey); err != nil {
 			t.Fatalf("the record is not in the namespace: %v", err)
 		}
 	}
