@@ -84,6 +84,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		now:      opts.Now,
 		pin:      opts.TransferPin,
 		locks:    make(map[DotID]*sync.Mutex),
+		place:    standalone{}, // until the cluster starts, after reconcile
 
 		onRestoreStep: opts.StepHook,
 	}
@@ -122,7 +123,6 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("reconciling storage with the registry: %w", err)
 	}
-	n.place = standalone{}
 	if opts.Cluster != nil {
 		c, err := startCluster(ctx, n, *opts.Cluster)
 		if err != nil {
