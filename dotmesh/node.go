@@ -55,7 +55,7 @@ type Node struct {
 	recv     receiving
 
 	place placement // standalone or clustered, chosen in NewNode
-	self string   // this node's id in its cluster, "" on a single node
+	self  string    // this node's id in its cluster, "" on a single node
 
 	onRestoreStep func(step string)
 
