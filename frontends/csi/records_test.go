@@ -23,7 +23,7 @@ func TestLegacyRecordsAreMoved(t *testing.T) {
 	h := sha256.Sum256([]byte("pvc-old"))
 	volKey := "volumes/" + hex.EncodeToString(h[:16])
 	for key, v := range map[string]string{
-		"csi/" + volKey: `{"name":"pvc-old","id":"admin/pvc-old@master","namespace":"admin","dot":"pvc-old","capacity":2097152,"state":"ready","created":"2026-01-02T03:04:05Z"}`,
+		"csi/" + volKey:    `{"name":"pvc-old","id":"admin/pvc-old@master","namespace":"admin","dot":"pvc-old","capacity":2097152,"state":"ready","created":"2026-01-02T03:04:05Z"}`,
 		"csi/snapshots/c1": `{"name":"snap-old","id":"admin/pvc-old@master#c1","volume":"admin/pvc-old@master","commit":"c1","size":1048576,"created":"2026-01-02T03:04:05Z"}`,
 	} {
 		if _, err := store.Put(ctx, key, []byte(v)); err != nil {
