@@ -94,7 +94,7 @@ type ReleaseResult struct {
 	AutoCommit CommitID `json:"auto_commit,omitempty"`
 }
 
-// cluster is the cluster-mode state of a Node; nil on a single node.
+// cluster is the state of a clustered placement.
 type cluster struct {
 	opts ClusterOptions
 	info NodeInfo
