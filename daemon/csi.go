@@ -10,13 +10,13 @@ import (
 )
 
 // serveCSI starts the Kubernetes CSI plugin on cfg.CSISocket (if set). Its
-// records live in the node's registry, store. It returns a func that
+// records live in the node's FrontendRecords. It returns a func that
 // stops it gracefully, to be called before the node closes.
-func serveCSI(cfg Config, node *dotmesh.Node, store dotmesh.ClusterStore, log *slog.Logger) (func(), error) {
+func serveCSI(cfg Config, node *dotmesh.Node, log *slog.Logger) (func(), error) {
 	if cfg.CSISocket == "" {
 		return func() {}, nil
 	}
-	p, err := csi.New(csi.Options{Node: node, Store: store, NodeID: cfg.CSINodeID, Version: cfg.Version, Logger: log})
+	p, err := csi.New(csi.Options{Node: node, NodeID: cfg.CSINodeID, Version: cfg.Version, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("starting the CSI plugin: %w", err)
 	}

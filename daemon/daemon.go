@@ -83,7 +83,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}()
 
 	peers := &lazyPeers{}
-	node, store, err := openNode(ctx, dataDir, settings, cs, peers, cfg.Version, log)
+	node, _, err := openNode(ctx, dataDir, settings, cs, peers, cfg.Version, log)
 	if err != nil {
 		if _, ok := errors.AsType[*dotmesh.NodeIDInUseError](err); ok {
 			return fmt.Errorf("%w; give this node its own --node-id (the default is the host name)", err)
@@ -130,7 +130,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer stopDocker()
-	stopCSI, err := serveCSI(cfg, node, store, log)
+	stopCSI, err := serveCSI(cfg, node, log)
 	if err != nil {
 		return err
 	}

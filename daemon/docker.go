@@ -32,11 +32,11 @@ func serveDocker(cfg Config, node *dotmesh.Node, dataDir string, log *slog.Logge
 		return nil, err
 	}
 	p, err := docker.New(node, docker.Options{
-		Driver:         docker.DriverName(cfg.DockerSocket),
-		Engine:         cfg.DockerEngine,
-		StateFile:      filepath.Join(dataDir, "docker-volumes.json"),
-		BackendAliases: aliases,
-		Logger:         log,
+		Driver:          docker.DriverName(cfg.DockerSocket),
+		Engine:          cfg.DockerEngine,
+		LegacyStateFile: filepath.Join(dataDir, "docker-volumes.json"),
+		BackendAliases:  aliases,
+		Logger:          log,
 	})
 	if err != nil {
 		srv.Shutdown(context.Background())

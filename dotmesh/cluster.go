@@ -16,11 +16,7 @@ import (
 // replicated (see replicate.go), and every branch has one master node, the
 // only one with a writable working state for it. A write on another node
 // first moves the branch there (see handover.go).
-//
-// Key layout added to the registry's:
-//
-//	nodes/<node>                     -> NodeInfo, under the node's lease
-//	replicas/<dot>/<commit>/<node>   -> "" : node holds the commit's data
+// Its keys (nodes/, replicas/) are in keys.go.
 
 // ClusterOptions make a Node one of several sharing its Store.
 type ClusterOptions struct {
@@ -98,18 +94,7 @@ type ReleaseResult struct {
 	AutoCommit CommitID `json:"auto_commit,omitempty"`
 }
 
-const (
-	nodesPrefix    = "nodes/"
-	replicasPrefix = "replicas/"
-)
-
-func nodeKey(id string) string { return nodesPrefix + id }
-func replicaKey(d DotID, c CommitID, node string) string {
-	return replicasPrefix + string(d) + "/" + string(c) + "/" + node
-}
-func replicaPrefix(d DotID) string { return replicasPrefix + string(d) + "/" }
-
-// cluster is the cluster-mode state of a Node; nil on a single node.
+// cluster is the state of a clustered placement.
 type cluster struct {
 	opts ClusterOptions
 	info NodeInfo
@@ -152,41 +137,36 @@ func (o *ClusterOptions) validate() error {
 }
 
 // NodeID is this node's name in its cluster; empty on a single node.
-func (n *Node) NodeID() string {
-	if n.cl == nil {
-		return ""
-	}
-	return n.cl.opts.NodeID
-}
+func (n *Node) NodeID() string { return n.place.nodeID() }
 
-// startCluster registers the node, brings its replica records in line with
+// startCluster registers node, brings its replica records in line with
 // what its backends hold, and starts the background loops.
-func (n *Node) startCluster(ctx context.Context, opts ClusterOptions) error {
+func startCluster(ctx context.Context, node *Node, opts ClusterOptions) (*clustered, error) {
 	if err := opts.validate(); err != nil {
-		return err
+		return nil, err
 	}
-	n.cl = &cluster{
+	n := &clustered{Node: node, cl: &cluster{
 		opts: opts,
-		info: NodeInfo{ID: opts.NodeID, Address: opts.Address, Started: n.now().UTC(), Version: opts.Version},
+		info: NodeInfo{ID: opts.NodeID, Address: opts.Address, Started: node.now().UTC(), Version: opts.Version},
 		stop: make(chan struct{}),
 		kick: make(chan struct{}, 1),
-	}
+	}}
 	if err := n.register(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	if err := n.reconcileReplicas(ctx); err != nil {
-		return fmt.Errorf("reconciling replica records: %w", err)
+		return nil, fmt.Errorf("reconciling replica records: %w", err)
 	}
 	n.cl.done.Add(2)
 	go n.heartbeat()
 	go n.replicator()
-	return nil
+	return n, nil
 }
 
-func (n *Node) stopCluster() {
-	if n.cl == nil {
-		return
-	}
+func (n *clustered) nodeID() string { return n.cl.opts.NodeID }
+
+// stop leaves the cluster.
+func (n *clustered) stop() {
 	close(n.cl.stop)
 	n.cl.done.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -201,7 +181,7 @@ func (n *Node) stopCluster() {
 
 // register publishes the node under a fresh lease, unless a live node
 // holds its id (NodeIDInUseError).
-func (n *Node) register(ctx context.Context) error {
+func (n *clustered) register(ctx context.Context) error {
 	c := n.cl
 	cond, err := n.claimNodeID(ctx)
 	if err != nil {
@@ -226,7 +206,7 @@ func (n *Node) register(ctx context.Context) error {
 
 // claimNodeID returns the condition to register this node's id under:
 // absent, or still the registration of a node that no longer answers.
-func (n *Node) claimNodeID(ctx context.Context) (Condition, error) {
+func (n *clustered) claimNodeID(ctx context.Context) (Condition, error) {
 	key := nodeKey(n.cl.opts.NodeID)
 	prober, _ := n.cl.opts.Peers.(NodeProber)
 	deadline := time.Now().Add(n.cl.opts.LeaseTTL + time.Second)
@@ -262,7 +242,7 @@ func (n *Node) claimNodeID(ctx context.Context) (Condition, error) {
 
 // heartbeat keeps the node's lease alive, and registers again when it
 // expired (the store was unreachable for longer than the TTL).
-func (n *Node) heartbeat() {
+func (n *clustered) heartbeat() {
 	defer n.cl.done.Done()
 	t := time.NewTicker(n.cl.opts.LeaseTTL / 3)
 	defer t.Stop()
@@ -317,7 +297,7 @@ func (n *Node) node(ctx context.Context, id string) (*NodeInfo, error) {
 	return decode[NodeInfo](kv)
 }
 
-func (n *Node) peer(ctx context.Context, id string) (Peer, error) {
+func (n *clustered) peer(ctx context.Context, id string) (Peer, error) {
 	ni, err := n.node(ctx, id)
 	if err != nil {
 		return nil, err
@@ -325,17 +305,14 @@ func (n *Node) peer(ctx context.Context, id string) (Peer, error) {
 	return n.cl.opts.Peers.Peer(*ni)
 }
 
-// replicaOps records that this node holds commit c; nil on a single node.
-func (n *Node) replicaOps(d DotID, c CommitID) []Op {
-	if n.cl == nil {
-		return nil
-	}
+// replicaOps records that this node holds commit c.
+func (n *clustered) replicaOps(d DotID, c CommitID) []Op {
 	return []Op{PutOp(replicaKey(d, c, n.cl.opts.NodeID), nil)}
 }
 
 // holders returns the nodes that hold commit c's data, per the registry.
 func (n *Node) holders(ctx context.Context, d DotID, c CommitID) ([]string, error) {
-	prefix := replicaPrefix(d) + string(c) + "/"
+	prefix := replicaCommitPrefix(d, c)
 	kvs, err := n.store.List(ctx, prefix)
 	if err != nil {
 		return nil, err
@@ -381,9 +358,10 @@ type NodeReplication struct {
 // Replication reports, per node, which commits of a dot it still lacks:
 // every node that is alive or holds any commit of the dot.
 func (n *Node) Replication(ctx context.Context, name DotName) ([]NodeReplication, error) {
-	if n.cl == nil {
-		return nil, nil
-	}
+	return n.place.replication(ctx, name)
+}
+
+func (n *clustered) replication(ctx context.Context, name DotName) ([]NodeReplication, error) {
 	d, err := n.Dot(ctx, name)
 	if err != nil {
 		return nil, err

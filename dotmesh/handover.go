@@ -27,12 +27,8 @@ func autoCommitMessage(from, to string) string {
 }
 
 // acquire makes this node the master of branch b of d, moving it here if
-// another node has it, and returns the branch as it is now. On a single
-// node it does nothing.
-func (n *Node) acquire(ctx context.Context, d *Dot, branch string) error {
-	if n.cl == nil {
-		return nil
-	}
+// another node has it, and returns the branch as it is now.
+func (n *clustered) acquire(ctx context.Context, d *Dot, branch string) error {
 	me := n.cl.opts.NodeID
 	b, _, err := n.reg.branch(ctx, d, branch)
 	if err != nil {
@@ -73,7 +69,7 @@ func (n *Node) acquire(ctx context.Context, d *Dot, branch string) error {
 
 // claim swaps branch's master from `from` to this node (only if it is still
 // from, and moving here or nowhere), then makes the working state its head.
-func (n *Node) claim(ctx context.Context, d *Dot, branch, from string, head CommitID) error {
+func (n *clustered) claim(ctx context.Context, d *Dot, branch, from string, head CommitID) error {
 	me := n.cl.opts.NodeID
 	defer n.lockDot(d.ID)()
 	b, rev, err := n.reg.branch(ctx, d, branch)
@@ -98,7 +94,7 @@ func (n *Node) claim(ctx context.Context, d *Dot, branch, from string, head Comm
 		return err
 	}
 	b.Master, b.Moving, b.MovingSince = me, "", zeroTime
-	if _, err := n.store.Txn(ctx, []Condition{IfRevision(branchKey(d.ID, b.Name), rev)}, []Op{PutOp(branchKey(d.ID, b.Name), encode(b))}); err != nil {
+	if _, err := n.reg.putBranch(ctx, d.ID, b, rev); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return fmt.Errorf("%w: branch %s of %s changed while moving here; try again", ErrConflict, b.Name, d.DotName())
 		}
@@ -110,8 +106,8 @@ func (n *Node) claim(ctx context.Context, d *Dot, branch, from string, head Comm
 
 // ensureHeldLocked is ensureHeld for callers holding the dot lock: the
 // head was fetched before the lock was taken, so here it only checks.
-func (n *Node) ensureHeldLocked(ctx context.Context, d *Dot, id CommitID) error {
-	if n.cl == nil || id == "" {
+func (n *clustered) ensureHeldLocked(ctx context.Context, d *Dot, id CommitID) error {
+	if id == "" {
 		return nil
 	}
 	holders, err := n.holders(ctx, d.ID, id)
@@ -158,7 +154,7 @@ func (n *Node) makeWorkingState(ctx context.Context, be StorageBackend, d *Dot, 
 
 // moveStale reports whether a branch's moving mark may be ignored: its
 // target is gone or took too long.
-func (n *Node) moveStale(ctx context.Context, b *Branch) bool {
+func (n *clustered) moveStale(ctx context.Context, b *Branch) bool {
 	if b.Moving == "" {
 		return true
 	}
@@ -173,9 +169,10 @@ func (n *Node) moveStale(ctx context.Context, b *Branch) bool {
 // of this node): it refuses while consumers here use the branch, commits
 // uncommitted changes, and marks the branch as moving to to.
 func (n *Node) Release(ctx context.Context, name DotName, branch, to string) (*ReleaseResult, error) {
-	if n.cl == nil {
-		return nil, fmt.Errorf("%w: this node is not part of a cluster", ErrNotSupported)
-	}
+	return n.place.release(ctx, name, branch, to)
+}
+
+func (n *clustered) release(ctx context.Context, name DotName, branch, to string) (*ReleaseResult, error) {
 	if err := ValidateName("branch", branch); err != nil {
 		return nil, err
 	}
@@ -235,7 +232,7 @@ func (n *Node) Release(ctx context.Context, name DotName, branch, to string) (*R
 		}
 	}
 	b.Moving, b.MovingSince = to, n.now().UTC()
-	if _, err := n.store.Txn(ctx, []Condition{IfRevision(branchKey(d.ID, b.Name), rev)}, []Op{PutOp(branchKey(d.ID, b.Name), encode(b))}); err != nil {
+	if _, err := n.reg.putBranch(ctx, d.ID, b, rev); err != nil {
 		return nil, err
 	}
 	n.log.Info("releasing branch", "dot", name.String(), "branch", branch, "to", to, "head", res.Head)
@@ -254,9 +251,10 @@ type TakeOverResult struct {
 // running. The old master's uncommitted changes are lost; every commit is
 // kept (other nodes hold them).
 func (n *Node) TakeOver(ctx context.Context, name DotName, branch string) (*TakeOverResult, error) {
-	if n.cl == nil {
-		return nil, fmt.Errorf("%w: this node is not part of a cluster", ErrNotSupported)
-	}
+	return n.place.takeOver(ctx, name, branch)
+}
+
+func (n *clustered) takeOver(ctx context.Context, name DotName, branch string) (*TakeOverResult, error) {
 	d, b, _, err := n.resolveBranch(ctx, name, branch)
 	if err != nil {
 		return nil, err
@@ -284,7 +282,7 @@ func (n *Node) TakeOver(ctx context.Context, name DotName, branch string) (*Take
 
 // claimTakeOver is claim without the moving check: a dead master's
 // promise is void.
-func (n *Node) claimTakeOver(ctx context.Context, d *Dot, branch, from string) error {
+func (n *clustered) claimTakeOver(ctx context.Context, d *Dot, branch, from string) error {
 	b, _, err := n.reg.branch(ctx, d, branch)
 	if err != nil {
 		return err

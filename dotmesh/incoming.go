@@ -34,12 +34,6 @@ import (
 // key is unchanged, so a receive that resolved the staged dot before an
 // abort removed it stores nothing.
 
-const incomingPrefix = "incoming/"
-
-func incomingKey(id DotID, branch string) string {
-	return incomingPrefix + string(id) + "/" + branch
-}
-
 // DefaultTransferPin is how long an interrupted incoming transfer's data
 // is kept for a re-run after its last byte arrived.
 const DefaultTransferPin = 24 * time.Hour
@@ -473,13 +467,7 @@ func (n *Node) endIncoming(ctx context.Context, id DotID, branch string, cond fu
 	var stale []string
 	for _, c := range pending {
 		stale = append(stale, commitKey(id, c.ID))
-		if n.cl != nil {
-			if kvs, err := n.store.List(ctx, replicaPrefix(id)+string(c.ID)+"/"); err == nil {
-				for _, kv := range kvs {
-					stale = append(stale, kv.Key)
-				}
-			}
-		}
+		stale = append(stale, n.place.replicaKeys(ctx, replicaCommitPrefix(id, c.ID))...)
 	}
 	if err := n.deleteKeys(ctx, stale); err != nil {
 		return nil, err
@@ -505,7 +493,7 @@ func (n *Node) endIncoming(ctx context.Context, id DotID, branch string, cond fu
 
 // otherIncoming reports whether another branch of dot id is being received.
 func (n *Node) otherIncoming(ctx context.Context, id DotID, branch string) bool {
-	kvs, err := n.store.List(ctx, incomingPrefix+string(id)+"/")
+	kvs, err := n.store.List(ctx, incomingDotPrefix(id))
 	if err != nil {
 		return true // keep the staged dot
 	}

@@ -2,8 +2,6 @@ package dotmesh
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -33,19 +31,6 @@ type Mount struct {
 	Volume  string    `json:"volume"` // the name as the consumer gave it
 	Path    string    `json:"path"`
 	Created time.Time `json:"created"`
-}
-
-const mountsPrefix = "mounts/"
-
-func mountKey(dot DotID, node, consumer, id string) string {
-	// IDs can be paths; hashing keeps the key one clean segment. Kubelet
-	// paths repeat across nodes, so a cluster node's mounts include its id.
-	seed := consumer + "\x00" + id
-	if node != "" {
-		seed = node + "\x00" + seed
-	}
-	h := sha256.Sum256([]byte(seed))
-	return mountsPrefix + string(dot) + "/" + hex.EncodeToString(h[:16])
 }
 
 // MountController is implemented by frontends whose consumers can let go
@@ -91,7 +76,7 @@ func (n *Node) Mount(ctx context.Context, v VolumeName, consumer, id, name strin
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	if err := n.acquire(ctx, d, b.Name); err != nil {
+	if err := n.place.acquire(ctx, d, b.Name); err != nil {
 		return nil, err
 	}
 	defer n.lockDot(d.ID)()
@@ -113,7 +98,7 @@ func (n *Node) Mount(ctx context.Context, v VolumeName, consumer, id, name strin
 	if err != nil {
 		return nil, err
 	}
-	if err := n.checkMaster(d, b); err != nil {
+	if err := n.place.checkMaster(d, b); err != nil {
 		return nil, err
 	}
 	m := &Mount{
@@ -149,7 +134,7 @@ func (n *Node) Mounts(ctx context.Context, dot DotName) ([]Mount, error) {
 }
 
 func (n *Node) mounts(ctx context.Context, id DotID) ([]Mount, error) {
-	kvs, err := n.store.List(ctx, mountsPrefix+string(id)+"/")
+	kvs, err := n.store.List(ctx, mountPrefix(id))
 	if err != nil {
 		return nil, err
 	}

@@ -54,8 +54,8 @@ type Node struct {
 	pin      time.Duration // Options.TransferPin
 	recv     receiving
 
-	cl   *cluster // nil on a single node
-	self string   // this node's id in its cluster, "" on a single node
+	place placement // standalone or clustered, chosen in NewNode
+	self  string    // this node's id in its cluster, "" on a single node
 
 	onRestoreStep func(step string)
 
@@ -84,6 +84,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		now:      opts.Now,
 		pin:      opts.TransferPin,
 		locks:    make(map[DotID]*sync.Mutex),
+		place:    standalone{}, // until the cluster starts, after reconcile
 
 		onRestoreStep: opts.StepHook,
 	}
@@ -123,9 +124,11 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		return nil, fmt.Errorf("reconciling storage with the registry: %w", err)
 	}
 	if opts.Cluster != nil {
-		if err := n.startCluster(ctx, *opts.Cluster); err != nil {
+		c, err := startCluster(ctx, n, *opts.Cluster)
+		if err != nil {
 			return nil, err
 		}
+		n.place = c
 	}
 	return n, nil
 }
@@ -134,7 +137,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 // Closing again does nothing.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
-		n.stopCluster()
+		n.place.stop()
 		var errs []error
 		for _, b := range n.backends {
 			errs = append(errs, b.Close())
@@ -402,7 +405,7 @@ func (n *Node) statusOf(ctx context.Context, d *Dot, branches []*Branch, commits
 	if len(chain) > 0 {
 		st.Head = chain[0]
 	}
-	if n.cl != nil && st.Branch.Master != n.cl.opts.NodeID {
+	if !n.place.local(st.Branch) {
 		return st, nil // the working state is on the master node
 	}
 	be, err := n.backendOf(d)
@@ -485,14 +488,7 @@ func (n *Node) DeleteDot(ctx context.Context, name DotName) error {
 	for id := range commits {
 		stale = append(stale, commitKey(d.ID, id))
 	}
-	if n.cl != nil {
-		kvs, err := n.store.List(ctx, replicaPrefix(d.ID))
-		if err == nil {
-			for _, kv := range kvs {
-				stale = append(stale, kv.Key)
-			}
-		}
-	}
+	stale = append(stale, n.place.replicaKeys(ctx, replicaPrefix(d.ID))...)
 	if err := n.deleteKeys(ctx, stale); err != nil {
 		n.log.Warn("removing commit records of a deleted dot", "dot", name.String(), "err", err)
 	}
@@ -570,7 +566,7 @@ func (n *Node) CreateBranch(ctx context.Context, name DotName, newName, from str
 	if err != nil {
 		return nil, err
 	}
-	if err := n.prefetch(ctx, d, d.Current, from); err != nil {
+	if err := n.place.prefetch(ctx, d, d.Current, from); err != nil {
 		return nil, err
 	}
 	defer n.lockDot(d.ID)()
@@ -579,10 +575,7 @@ func (n *Node) CreateBranch(ctx context.Context, name DotName, newName, from str
 
 // prefetch fetches the commit ref names on branch, in a cluster, before
 // the dot lock is taken (fetching takes it too).
-func (n *Node) prefetch(ctx context.Context, d *Dot, branch, ref string) error {
-	if n.cl == nil {
-		return nil
-	}
+func (n *clustered) prefetch(ctx context.Context, d *Dot, branch, ref string) error {
 	if ref == "" {
 		ref = "HEAD"
 	}
@@ -619,7 +612,7 @@ func (n *Node) createBranch(ctx context.Context, d *Dot, newName, srcBranch, fro
 		return nil, err
 	}
 	br := &Branch{Dot: d.ID, Name: newName, Head: origin.ID, Origin: origin.ID, Created: n.now().UTC(), Master: n.NodeID()}
-	if err := n.ensureHeldLocked(ctx, d, origin.ID); err != nil {
+	if err := n.place.ensureHeldLocked(ctx, d, origin.ID); err != nil {
 		return nil, err
 	}
 	ref := origin.Ref()
@@ -661,7 +654,7 @@ func (n *Node) Checkout(ctx context.Context, name DotName, branch string, opts C
 		return d, nil
 	}
 	if opts.Create {
-		if err := n.prefetch(ctx, d, d.Current, "HEAD"); err != nil {
+		if err := n.place.prefetch(ctx, d, d.Current, "HEAD"); err != nil {
 			return nil, err
 		}
 	}
@@ -688,7 +681,7 @@ func (n *Node) checkout(ctx context.Context, d *Dot, branch string, create bool)
 		return nil, err
 	}
 	d.Current = branch
-	if _, err := n.store.Txn(ctx, []Condition{IfRevision(dotKey(d.ID), rev)}, []Op{PutOp(dotKey(d.ID), encode(d))}); err != nil {
+	if _, err := n.reg.putDot(ctx, d, rev); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return nil, fmt.Errorf("%w: dot %s changed during checkout; try again", ErrConflict, name)
 		}
@@ -720,7 +713,7 @@ func (n *Node) Commit(ctx context.Context, name DotName, branch string, opts Com
 	if err != nil {
 		return nil, err
 	}
-	if err := n.acquire(ctx, d, b.Name); err != nil {
+	if err := n.place.acquire(ctx, d, b.Name); err != nil {
 		return nil, err
 	}
 	defer n.lockDot(d.ID)()
@@ -728,7 +721,7 @@ func (n *Node) Commit(ctx context.Context, name DotName, branch string, opts Com
 	if err != nil {
 		return nil, err
 	}
-	if err := n.checkMaster(d, b); err != nil {
+	if err := n.place.checkMaster(d, b); err != nil {
 		return nil, err
 	}
 	return n.commitLocked(ctx, d, b, rev, opts)
@@ -736,10 +729,7 @@ func (n *Node) Commit(ctx context.Context, name DotName, branch string, opts Com
 
 // checkMaster refuses writes to a branch whose working state is not
 // here (it moved away after acquire), or that is being handed over.
-func (n *Node) checkMaster(d *Dot, b *Branch) error {
-	if n.cl == nil {
-		return nil
-	}
+func (n *clustered) checkMaster(d *Dot, b *Branch) error {
 	if b.Master != n.cl.opts.NodeID {
 		return fmt.Errorf("%w: branch %s of %s moved to node %s meanwhile; try again", ErrConflict, b.Name, d.DotName(), b.Master)
 	}
@@ -775,7 +765,7 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 	b.Head = c.ID
 	_, err = n.store.Txn(ctx,
 		[]Condition{IfRevision(branchKey(d.ID, b.Name), rev), IfAbsent(commitKey(d.ID, c.ID))},
-		append([]Op{PutOp(commitKey(d.ID, c.ID), encode(c)), PutOp(branchKey(d.ID, b.Name), encode(b))}, n.replicaOps(d.ID, c.ID)...))
+		append([]Op{PutOp(commitKey(d.ID, c.ID), encode(c)), PutOp(branchKey(d.ID, b.Name), encode(b))}, n.place.replicaOps(d.ID, c.ID)...))
 	if err != nil {
 		if derr := be.DeleteCommit(context.WithoutCancel(ctx), c.Ref()); derr != nil {
 			n.log.Warn("removing data of a commit the registry refused", "commit", c.ID, "err", derr)
@@ -880,7 +870,7 @@ func (n *Node) Reset(ctx context.Context, name DotName, branch, ref string, opts
 	if _, err := n.resolve(ctx, d, b, ref); err != nil {
 		return nil, err // a bad ref must not stop anybody's containers
 	}
-	if err := n.acquire(ctx, d, b.Name); err != nil {
+	if err := n.place.acquire(ctx, d, b.Name); err != nil {
 		return nil, err
 	}
 	restart, err := n.guardMounts(ctx, d, b.Name, "reset", opts.Restart)
@@ -901,7 +891,7 @@ func (n *Node) reset(ctx context.Context, name DotName, branch, ref string, opts
 	if err != nil {
 		return nil, err
 	}
-	if err := n.checkMaster(d, b); err != nil {
+	if err := n.place.checkMaster(d, b); err != nil {
 		return nil, err
 	}
 	target, err := n.resolve(ctx, d, b, ref)
@@ -973,7 +963,7 @@ func (n *Node) SubdotPath(ctx context.Context, v VolumeName) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := n.acquire(ctx, d, b.Name); err != nil {
+	if err := n.place.acquire(ctx, d, b.Name); err != nil {
 		return "", err
 	}
 	be, err := n.backendOf(d)
@@ -989,7 +979,7 @@ func (n *Node) Subdots(ctx context.Context, name DotName, branch string) ([]stri
 	if err != nil {
 		return nil, err
 	}
-	if n.cl != nil && b.Master != n.cl.opts.NodeID {
+	if !n.place.local(b) {
 		return nil, fmt.Errorf("%w: the working state of %s@%s is on node %s; ask that node (using the branch here moves it)", ErrUnavailable, name, b.Name, b.Master)
 	}
 	be, err := n.backendOf(d)
@@ -1099,8 +1089,7 @@ func (n *Node) PutAPIKey(ctx context.Context, k APIKey) error {
 	if err := ValidateName("user", k.User); err != nil {
 		return err
 	}
-	_, err := n.store.Put(ctx, apiKeysPrefix+k.User, encode(k))
-	return err
+	return n.reg.putAPIKey(ctx, k)
 }
 
 // CreateAPIKey stores a user's API key hash unless the user has one:
@@ -1110,7 +1099,7 @@ func (n *Node) CreateAPIKey(ctx context.Context, k APIKey) error {
 	if err := ValidateName("user", k.User); err != nil {
 		return err
 	}
-	_, err := n.store.Txn(ctx, []Condition{IfAbsent(apiKeysPrefix + k.User)}, []Op{PutOp(apiKeysPrefix+k.User, encode(k))})
+	err := n.reg.createAPIKey(ctx, k)
 	if errors.Is(err, ErrConflict) {
 		return fmt.Errorf("%w: user %s has an API key already", ErrAlreadyExists, k.User)
 	}
@@ -1122,9 +1111,9 @@ func (n *Node) APIKey(ctx context.Context, user string) (*APIKey, error) {
 	if err := ValidateName("user", user); err != nil {
 		return nil, err
 	}
-	kv, err := n.store.Get(ctx, apiKeysPrefix+user)
+	k, err := n.reg.apiKey(ctx, user)
 	if err != nil {
 		return nil, notFound(err, "no API key for user %s", user)
 	}
-	return decode[APIKey](kv)
+	return k, nil
 }

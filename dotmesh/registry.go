@@ -6,30 +6,7 @@ import (
 	"fmt"
 )
 
-// Key layout of the registry in the ClusterStore. One key per dot, branch
-// and commit, so no value grows with the history.
-//
-//	names/<namespace>/<name>     -> dot id
-//	dots/<dotid>                 -> Dot
-//	branches/<dotid>/<branch>    -> Branch
-//	commits/<dotid>/<commitid>   -> Commit
-//	apikeys/<user>               -> APIKey
-const (
-	namesPrefix    = "names/"
-	dotsPrefix     = "dots/"
-	branchesPrefix = "branches/"
-	commitsPrefix  = "commits/"
-	apiKeysPrefix  = "apikeys/"
-)
-
-func nameKey(n DotName) string            { return namesPrefix + n.Namespace + "/" + n.Name }
-func dotKey(id DotID) string              { return dotsPrefix + string(id) }
-func branchKey(id DotID, b string) string { return branchesPrefix + string(id) + "/" + b }
-func branchPrefix(id DotID) string        { return branchesPrefix + string(id) + "/" }
-func commitKey(id DotID, c CommitID) string {
-	return commitsPrefix + string(id) + "/" + string(c)
-}
-func commitPrefix(id DotID) string { return commitsPrefix + string(id) + "/" }
+// The registry's key layout is in keys.go.
 
 // registry wraps a ClusterStore with typed, JSON-encoded access.
 type registry struct{ s ClusterStore }
@@ -145,4 +122,44 @@ func notFound(err error, format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrNotFound}, args...)...)
 	}
 	return err
+}
+
+// putDot writes d if its record is still at revision rev (else ErrConflict).
+func (r registry) putDot(ctx context.Context, d *Dot, rev int64) (int64, error) {
+	return r.s.Txn(ctx, []Condition{IfRevision(dotKey(d.ID), rev)}, []Op{PutOp(dotKey(d.ID), encode(d))})
+}
+
+// putBranch writes b of dot id if its record is still at revision rev
+// (else ErrConflict).
+func (r registry) putBranch(ctx context.Context, id DotID, b *Branch, rev int64) (int64, error) {
+	return r.s.Txn(ctx, []Condition{IfRevision(branchKey(id, b.Name), rev)}, []Op{PutOp(branchKey(id, b.Name), encode(b))})
+}
+
+func (r registry) apiKey(ctx context.Context, user string) (*APIKey, error) {
+	kv, err := r.s.Get(ctx, apiKeyKey(user))
+	if err != nil {
+		return nil, err
+	}
+	return decode[APIKey](kv)
+}
+
+func (r registry) putAPIKey(ctx context.Context, k APIKey) error {
+	_, err := r.s.Put(ctx, apiKeyKey(k.User), encode(k))
+	return err
+}
+
+// createAPIKey stores k unless the user has a key (ErrConflict).
+func (r registry) createAPIKey(ctx context.Context, k APIKey) error {
+	_, err := r.s.Txn(ctx, []Condition{IfAbsent(apiKeyKey(k.User))}, []Op{PutOp(apiKeyKey(k.User), encode(k))})
+	return err
+}
+
+// putReplica records that node holds commit c of dot d (cluster mode).
+func (r registry) putReplica(ctx context.Context, d DotID, c CommitID, node string) error {
+	_, err := r.s.Put(ctx, replicaKey(d, c, node), nil)
+	return err
+}
+
+func (r registry) deleteReplica(ctx context.Context, d DotID, c CommitID, node string) error {
+	return r.s.Delete(ctx, replicaKey(d, c, node))
 }

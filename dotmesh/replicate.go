@@ -14,17 +14,14 @@ import (
 // commits change and every SyncInterval, so a node that was down or cut
 // off from etcd catches up by itself.
 
-func (n *Node) kickReplicator() {
-	if n.cl == nil {
-		return
-	}
+func (n *clustered) kickReplicator() {
 	select {
 	case n.cl.kick <- struct{}{}:
 	default:
 	}
 }
 
-func (n *Node) replicator() {
+func (n *clustered) replicator() {
 	defer n.cl.done.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -39,7 +36,7 @@ func (n *Node) replicator() {
 	full := true
 	for {
 		if full {
-			if err := n.Sync(ctx); err != nil && ctx.Err() == nil {
+			if err := n.sync(ctx); err != nil && ctx.Err() == nil {
 				n.log.Warn("replication pass incomplete; retrying", "err", err)
 			}
 		}
@@ -62,7 +59,7 @@ func (n *Node) replicator() {
 // full pass whenever a watch starts (changes before it are not seen) or
 // it falls behind. It watches again when a watch is lost (etcd down,
 // compaction).
-func (n *Node) watchCommits(ctx context.Context, fresh chan<- *Commit) {
+func (n *clustered) watchCommits(ctx context.Context, fresh chan<- *Commit) {
 	for ctx.Err() == nil {
 		ch, err := n.store.Watch(ctx, commitsPrefix)
 		if err == nil {
@@ -92,7 +89,7 @@ func (n *Node) watchCommits(ctx context.Context, fresh chan<- *Commit) {
 }
 
 // replicateNew fetches one new commit whose parent this node holds.
-func (n *Node) replicateNew(ctx context.Context, c *Commit) error {
+func (n *clustered) replicateNew(ctx context.Context, c *Commit) error {
 	me := n.cl.opts.NodeID
 	d, _, err := n.reg.dot(ctx, c.Dot)
 	if err != nil {
@@ -134,10 +131,9 @@ func (n *Node) replicateNew(ctx context.Context, c *Commit) error {
 // Sync makes one replication pass over every dot: it fetches the commits
 // this node lacks and drops data of commits the registry no longer has.
 // It returns the first error after trying every dot.
-func (n *Node) Sync(ctx context.Context) error {
-	if n.cl == nil {
-		return nil
-	}
+func (n *Node) Sync(ctx context.Context) error { return n.place.sync(ctx) }
+
+func (n *clustered) sync(ctx context.Context) error {
 	n.cl.passMu.Lock()
 	defer n.cl.passMu.Unlock()
 	dots, err := n.reg.dots(ctx)
@@ -170,7 +166,7 @@ func (n *Node) Sync(ctx context.Context) error {
 // pruneReplicas; a branch's working state only goes with it). Only
 // branches this node saw registered in an earlier pass qualify: storage
 // the registry never knew is reconcile's business, which keeps it.
-func (n *Node) dropDeleted(ctx context.Context, live map[BranchRef]bool) error {
+func (n *clustered) dropDeleted(ctx context.Context, live map[BranchRef]bool) error {
 	n.cl.mu.Lock()
 	seen := n.cl.seen
 	n.cl.seen = live
@@ -213,7 +209,7 @@ func (n *Node) replicaState(ctx context.Context, d DotID) (map[CommitID]*Commit,
 	return commits, reps, err
 }
 
-func (n *Node) syncDot(ctx context.Context, d *Dot) error {
+func (n *clustered) syncDot(ctx context.Context, d *Dot) error {
 	commits, reps, err := n.replicaState(ctx, d.ID)
 	if err != nil {
 		return err
@@ -232,8 +228,8 @@ func (n *Node) syncDot(ctx context.Context, d *Dot) error {
 
 // ensureHeld fetches commit id and every ancestor this node lacks, so the
 // node can make it a working state.
-func (n *Node) ensureHeld(ctx context.Context, d *Dot, id CommitID) error {
-	if n.cl == nil || id == "" {
+func (n *clustered) ensureHeld(ctx context.Context, d *Dot, id CommitID) error {
+	if id == "" {
 		return nil
 	}
 	commits, reps, err := n.replicaState(ctx, d.ID)
@@ -253,7 +249,7 @@ func (n *Node) ensureHeld(ctx context.Context, d *Dot, id CommitID) error {
 
 // fetchCommit copies commit c's data from a live holder into the local
 // backend and records the replica. reps is updated in place.
-func (n *Node) fetchCommit(ctx context.Context, d *Dot, c *Commit, commits map[CommitID]*Commit, reps map[CommitID]map[string]bool) error {
+func (n *clustered) fetchCommit(ctx context.Context, d *Dot, c *Commit, commits map[CommitID]*Commit, reps map[CommitID]map[string]bool) error {
 	me := n.cl.opts.NodeID
 	be, err := n.backendOf(d)
 	if err != nil {
@@ -264,8 +260,7 @@ func (n *Node) fetchCommit(ctx context.Context, d *Dot, c *Commit, commits map[C
 	defer n.lockDot(d.ID)()
 	if ids, err := be.Commits(ctx, c.Ref().BranchRef); err == nil && containsID(ids, c.ID) {
 		// Data arrived before a crash could record it.
-		_, err := n.store.Put(ctx, replicaKey(d.ID, c.ID, me), nil)
-		return err
+		return n.reg.putReplica(ctx, d.ID, c.ID, me)
 	}
 	var base *CommitRef
 	var baseID *CommitID
@@ -287,7 +282,7 @@ func (n *Node) fetchCommit(ctx context.Context, d *Dot, c *Commit, commits map[C
 			lastErr = err
 			continue
 		}
-		if _, err := n.store.Put(ctx, replicaKey(d.ID, c.ID, me), nil); err != nil {
+		if err := n.reg.putReplica(ctx, d.ID, c.ID, me); err != nil {
 			return err
 		}
 		if reps[c.ID] == nil {
@@ -307,7 +302,7 @@ func (n *Node) fetchCommit(ctx context.Context, d *Dot, c *Commit, commits map[C
 // meanwhile, so a holder that stops sending (hung, or cut off without a
 // reset) must not stall it for ever: the fetch is cancelled once no data
 // has arrived for FetchIdleTimeout, and another holder is tried.
-func (n *Node) fetchOnce(ctx context.Context, peer Peer, holder string, be StorageBackend, d *Dot, c *Commit, base *CommitRef, baseID *CommitID) error {
+func (n *clustered) fetchOnce(ctx context.Context, peer Peer, holder string, be StorageBackend, d *Dot, c *Commit, base *CommitRef, baseID *CommitID) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	idle := n.cl.opts.FetchIdleTimeout
@@ -369,7 +364,7 @@ func (n *Node) fetchFrom(ctx context.Context, peer Peer, be StorageBackend, d *D
 
 // pruneReplicas drops local data of commits the registry no longer has (a
 // reset or branch delete on another node) and their replica records.
-func (n *Node) pruneReplicas(ctx context.Context, d *Dot, commits map[CommitID]*Commit, reps map[CommitID]map[string]bool) error {
+func (n *clustered) pruneReplicas(ctx context.Context, d *Dot, commits map[CommitID]*Commit, reps map[CommitID]map[string]bool) error {
 	me := n.cl.opts.NodeID
 	var gone []CommitID
 	for id, holders := range reps {
@@ -409,7 +404,7 @@ func (n *Node) pruneReplicas(ctx context.Context, d *Dot, commits map[CommitID]*
 				n.log.Warn("dropping data of a deleted commit", "commit", id, "err", err)
 			}
 		}
-		if err := n.store.Delete(ctx, replicaKey(d.ID, id, me)); err != nil {
+		if err := n.reg.deleteReplica(ctx, d.ID, id, me); err != nil {
 			return err
 		}
 	}
@@ -419,7 +414,7 @@ func (n *Node) pruneReplicas(ctx context.Context, d *Dot, commits map[CommitID]*
 // reconcileReplicas makes this node's replica records say exactly what its
 // backends hold: after a crash between storing data and recording it, or a
 // lost data directory.
-func (n *Node) reconcileReplicas(ctx context.Context) error {
+func (n *clustered) reconcileReplicas(ctx context.Context) error {
 	me := n.cl.opts.NodeID
 	held := make(map[DotID]map[CommitID]bool)
 	for _, be := range n.backends {
@@ -457,10 +452,10 @@ func (n *Node) reconcileReplicas(ctx context.Context) error {
 			has, recorded := held[d.ID][id], reps[id][me]
 			switch {
 			case has && !recorded:
-				_, err = n.store.Put(ctx, replicaKey(d.ID, id, me), nil)
+				err = n.reg.putReplica(ctx, d.ID, id, me)
 			case !has && recorded:
 				n.log.Warn("the registry says this node holds a commit its storage lacks; fetching it again", "dot", d.DotName().String(), "commit", id)
-				err = n.store.Delete(ctx, replicaKey(d.ID, id, me))
+				err = n.reg.deleteReplica(ctx, d.ID, id, me)
 			}
 			if err != nil {
 				return err

@@ -38,7 +38,7 @@ func (n *Node) restoreLocked(ctx context.Context, be StorageBackend, d *Dot, b *
 	name := d.DotName()
 	marked := *b
 	marked.Restoring = target.ID
-	rev, err := n.store.Txn(ctx, []Condition{IfRevision(branchKey(d.ID, b.Name), rev)}, []Op{PutOp(branchKey(d.ID, b.Name), encode(&marked))})
+	rev, err := n.reg.putBranch(ctx, d.ID, &marked, rev)
 	if err != nil {
 		if errors.Is(err, ErrConflict) {
 			return nil, fmt.Errorf("%w: branch %s of %s changed meanwhile; run it again", ErrConflict, b.Name, name)

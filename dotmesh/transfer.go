@@ -146,7 +146,7 @@ func (n *Node) recordUpstream(ctx context.Context, dot, remote DotName, remoteNa
 			d.Upstreams = map[string]string{}
 		}
 		d.Upstreams[remoteName] = remote.String()
-		_, err = n.store.Txn(ctx, []Condition{IfRevision(dotKey(d.ID), rev)}, []Op{PutOp(dotKey(d.ID), encode(d))})
+		_, err = n.reg.putDot(ctx, d, rev)
 		if !errors.Is(err, ErrConflict) || attempt == 5 {
 			return err
 		}

@@ -19,10 +19,6 @@ import (
 // transfers/<namespace>/<name> (a Dot record with a fresh id that nothing
 // lists); Finish turns it into a real dot in one transaction.
 
-const transfersPrefix = "transfers/"
-
-func stagingKey(n DotName) string { return transfersPrefix + n.Namespace + "/" + n.Name }
-
 // FormatNative is the stream format prefix of a backend's own Send stream:
 // "native:<backend>". FormatNeutral is the backend-neutral tree stream.
 const (
@@ -245,7 +241,7 @@ func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c
 		return err
 	}
 	conds := append([]Condition{IfAbsent(commitKey(t.dot.ID, c.ID))}, t.conditions()...)
-	if _, err := n.store.Txn(ctx, conds, append([]Op{PutOp(commitKey(t.dot.ID, c.ID), encode(rc)), rop}, n.replicaOps(t.dot.ID, c.ID)...)); err != nil {
+	if _, err := n.store.Txn(ctx, conds, append([]Op{PutOp(commitKey(t.dot.ID, c.ID), encode(rc)), rop}, n.place.replicaOps(t.dot.ID, c.ID)...)); err != nil {
 		if derr := t.be.DeleteCommit(context.WithoutCancel(ctx), ref); derr != nil {
 			n.log.Warn("removing data of a received commit the registry refused", "commit", c.ID, "err", derr)
 		}
@@ -324,7 +320,7 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 	}
 	if !t.staged {
 		// In a cluster the branch's working state must be here to move.
-		if err := n.acquire(ctx, t.dot, branch); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := n.place.acquire(ctx, t.dot, branch); err != nil && !errors.Is(err, ErrNotFound) {
 			return nil, err
 		}
 	}

@@ -182,11 +182,11 @@ func (s *Server) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	}
 	key := volumesPrefix + nameKey(req.GetName())
 	// The record first: a crash after it leaves something a retry cleans up.
-	if err := putRecord(ctx, s.store, key, rec); err != nil {
+	if err := putRecord(ctx, s.records, key, rec); err != nil {
 		return nil, grpcError(err)
 	}
 	if _, err := s.node.CreateDot(ctx, dot, dotmesh.CreateDotOptions{}); err != nil {
-		_ = s.store.Delete(context.WithoutCancel(ctx), key)
+		_ = s.records.Delete(context.WithoutCancel(ctx), key)
 		if errors.Is(err, dotmesh.ErrAlreadyExists) {
 			return nil, status.Errorf(codes.AlreadyExists, "dot %s exists already and is not a CSI volume; name the volume differently or use it as a static PersistentVolume (volumeHandle %s)", dot, dot)
 		}
@@ -199,7 +199,7 @@ func (s *Server) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 		}
 	}
 	rec.State = stateReady
-	if err := putRecord(ctx, s.store, key, rec); err != nil {
+	if err := putRecord(ctx, s.records, key, rec); err != nil {
 		return nil, grpcError(err)
 	}
 	s.log.Info("CSI volume created", "name", rec.Name, "id", rec.ID, "source", rec.Source)
@@ -212,7 +212,7 @@ func (s *Server) forgetVolume(ctx context.Context, key string, dot dotmesh.DotNa
 		s.log.Warn("removing the dot of a failed CSI volume", "dot", dot.String(), "err", err)
 		return // keep the record: a retry cleans up
 	}
-	_ = s.store.Delete(ctx, key)
+	_ = s.records.Delete(ctx, key)
 }
 
 // contentSource checks the source exists and returns what fills a new dot
@@ -309,7 +309,7 @@ func (s *Server) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 			return nil, status.Errorf(codes.FailedPrecondition, "volume %s is still mounted (%d mounts)", rec.ID, len(ms))
 		}
 		rec.State = stateDeleted
-		if err := putRecord(ctx, s.store, key, rec); err != nil {
+		if err := putRecord(ctx, s.records, key, rec); err != nil {
 			return nil, grpcError(err)
 		}
 		s.log.Info("CSI volume deleted; its dot stays for its snapshots", "id", rec.ID, "snapshots", len(snaps))
@@ -318,7 +318,7 @@ func (s *Server) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 	if err := s.node.DeleteDot(ctx, rec.dot()); err != nil && !errors.Is(err, dotmesh.ErrNotFound) {
 		return nil, grpcError(err)
 	}
-	if err := s.store.Delete(ctx, key); err != nil {
+	if err := s.records.Delete(ctx, key); err != nil {
 		return nil, grpcError(err)
 	}
 	s.log.Info("CSI volume deleted", "id", rec.ID)

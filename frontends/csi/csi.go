@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
@@ -39,12 +40,26 @@ const TopologyKey = "dotmesh.io/node"
 // Consumer is the Mount.Consumer of CSI mounts.
 const Consumer = "csi"
 
+// Node is what the plugin needs of the engine (a *dotmesh.Node). CSI keeps
+// its volume and snapshot records in the node's FrontendRecords, so they
+// live as long as the dots.
+type Node interface {
+	CreateDot(ctx context.Context, name dotmesh.DotName, opts dotmesh.CreateDotOptions) (*dotmesh.Dot, error)
+	DeleteDot(ctx context.Context, name dotmesh.DotName) error
+	Dot(ctx context.Context, name dotmesh.DotName) (*dotmesh.Dot, error)
+	CreateBranch(ctx context.Context, name dotmesh.DotName, newName, from string) (*dotmesh.Branch, error)
+	DeleteBranch(ctx context.Context, name dotmesh.DotName, branch string) error
+	Commit(ctx context.Context, name dotmesh.DotName, branch string, opts dotmesh.CommitOptions) (*dotmesh.Commit, error)
+	Mount(ctx context.Context, v dotmesh.VolumeName, consumer, id, name string) (*dotmesh.Mount, error)
+	Unmount(ctx context.Context, dot dotmesh.DotName, consumer, id string) error
+	Mounts(ctx context.Context, dot dotmesh.DotName) ([]dotmesh.Mount, error)
+	SubdotPath(ctx context.Context, v dotmesh.VolumeName) (string, error)
+	FrontendRecords(namespace string) (*dotmesh.FrontendRecords, error)
+}
+
 // Options configure a Server.
 type Options struct {
-	Node *dotmesh.Node
-	// Store is the node's registry; CSI keeps its volume and snapshot
-	// records there (under "csi/"), so they live as long as the dots.
-	Store dotmesh.ClusterStore
+	Node Node
 	// NodeID names this node in topology; empty means the host name.
 	NodeID  string
 	Version string
@@ -57,8 +72,8 @@ type Server struct {
 	csi.UnimplementedControllerServer
 	csi.UnimplementedNodeServer
 
-	node    *dotmesh.Node
-	store   dotmesh.ClusterStore
+	node    Node
+	records *dotmesh.FrontendRecords
 	nodeID  string
 	version string
 	log     *slog.Logger
@@ -70,12 +85,23 @@ type Server struct {
 
 // New checks the options and returns a Server.
 func New(opts Options) (*Server, error) {
-	if opts.Node == nil || opts.Store == nil {
-		return nil, fmt.Errorf("%w: csi.Options needs Node and Store", dotmesh.ErrInvalidArgument)
+	if opts.Node == nil {
+		return nil, fmt.Errorf("%w: csi.Options needs Node", dotmesh.ErrInvalidArgument)
 	}
-	s := &Server{node: opts.Node, store: opts.Store, nodeID: opts.NodeID, version: opts.Version, log: opts.Logger}
+	recs, err := opts.Node.FrontendRecords(RecordNamespace)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{node: opts.Node, records: recs, nodeID: opts.NodeID, version: opts.Version, log: opts.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if moved, err := recs.ImportLegacy(ctx); err != nil {
+		return nil, fmt.Errorf("moving the CSI records of an older version: %w", err)
+	} else if moved > 0 {
+		s.log.Info("moved the CSI records of an older version into their namespace", "records", moved)
 	}
 	if s.version == "" {
 		s.version = "dev"

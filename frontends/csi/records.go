@@ -10,11 +10,15 @@ import (
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
-// Registry keys. Volumes are keyed by a hash of their CSI name (CSI names
+// RecordNamespace is the node's FrontendRecords namespace of CSI records.
+// Before namespaces they were at csi/ in the registry; New moves them.
+const RecordNamespace = "csi"
+
+// Record keys. Volumes are keyed by a hash of their CSI name (CSI names
 // are unique per plugin), snapshots by commit id.
 const (
-	volumesPrefix   = "csi/volumes/"
-	snapshotsPrefix = "csi/snapshots/"
+	volumesPrefix   = "volumes/"
+	snapshotsPrefix = "snapshots/"
 )
 
 // State of a volume record.
@@ -54,21 +58,21 @@ type snapshotRecord struct {
 	Created time.Time        `json:"created"`
 }
 
-func getRecord[T any](ctx context.Context, st dotmesh.ClusterStore, key string) (*T, error) {
-	kv, err := st.Get(ctx, key)
+func getRecord[T any](ctx context.Context, st *dotmesh.FrontendRecords, key string) (*T, error) {
+	b, err := st.Get(ctx, key)
 	if errors.Is(err, dotmesh.ErrNotFound) {
 		return nil, nil
 	} else if err != nil {
 		return nil, err
 	}
 	var v T
-	if err := json.Unmarshal(kv.Value, &v); err != nil {
+	if err := json.Unmarshal(b, &v); err != nil {
 		return nil, fmt.Errorf("%w: CSI record %s: %w", dotmesh.ErrCorrupt, key, err)
 	}
 	return &v, nil
 }
 
-func listRecords[T any](ctx context.Context, st dotmesh.ClusterStore, prefix string) ([]*T, error) {
+func listRecords[T any](ctx context.Context, st *dotmesh.FrontendRecords, prefix string) ([]*T, error) {
 	kvs, err := st.List(ctx, prefix)
 	if err != nil {
 		return nil, err
@@ -84,21 +88,20 @@ func listRecords[T any](ctx context.Context, st dotmesh.ClusterStore, prefix str
 	return out, nil
 }
 
-func putRecord(ctx context.Context, st dotmesh.ClusterStore, key string, v any) error {
+func putRecord(ctx context.Context, st *dotmesh.FrontendRecords, key string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	_, err = st.Put(ctx, key, b)
-	return err
+	return st.Put(ctx, key, b)
 }
 
 func (s *Server) volumeByName(ctx context.Context, name string) (*volumeRecord, error) {
-	return getRecord[volumeRecord](ctx, s.store, volumesPrefix+nameKey(name))
+	return getRecord[volumeRecord](ctx, s.records, volumesPrefix+nameKey(name))
 }
 
 func (s *Server) volumeByID(ctx context.Context, id string) (*volumeRecord, error) {
-	all, err := listRecords[volumeRecord](ctx, s.store, volumesPrefix)
+	all, err := listRecords[volumeRecord](ctx, s.records, volumesPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +114,7 @@ func (s *Server) volumeByID(ctx context.Context, id string) (*volumeRecord, erro
 }
 
 func (s *Server) snapshots(ctx context.Context) ([]*snapshotRecord, error) {
-	return listRecords[snapshotRecord](ctx, s.store, snapshotsPrefix)
+	return listRecords[snapshotRecord](ctx, s.records, snapshotsPrefix)
 }
 
 func (s *Server) snapshotByID(ctx context.Context, id string) (*snapshotRecord, error) {
@@ -119,7 +122,7 @@ func (s *Server) snapshotByID(ctx context.Context, id string) (*snapshotRecord, 
 	if !ok {
 		return nil, nil
 	}
-	r, err := getRecord[snapshotRecord](ctx, s.store, snapshotsPrefix+string(c))
+	r, err := getRecord[snapshotRecord](ctx, s.records, snapshotsPrefix+string(c))
 	if err != nil || r == nil || r.ID != id {
 		return nil, err
 	}

@@ -24,19 +24,8 @@ func startPlugin(t *testing.T) (socket string, node *dotmesh.Node) {
 	}
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	store, err := bboltstore.Open(filepath.Join(dir, "registry.db"), bboltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	be, err := dump.Open(filepath.Join(dir, "dump"), dump.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err = dotmesh.NewNode(ctx, dotmesh.Options{Store: store, Backends: []dotmesh.StorageBackend{be}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := csi.New(csi.Options{Node: node, Store: store, NodeID: "test-node", Version: "test"})
+	node, _ = openNode(t, dir)
+	srv, err := csi.New(csi.Options{Node: node, NodeID: "test-node", Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +49,25 @@ func startPlugin(t *testing.T) (socket string, node *dotmesh.Node) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return socket, node
+}
+
+// openNode opens a node (bbolt registry, dump backend) in dir and returns
+// it with its store; the caller closes the node.
+func openNode(t *testing.T, dir string) (*dotmesh.Node, dotmesh.ClusterStore) {
+	t.Helper()
+	store, err := bboltstore.Open(filepath.Join(dir, "registry.db"), bboltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	be, err := dump.Open(filepath.Join(dir, "dump"), dump.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := dotmesh.NewNode(context.Background(), dotmesh.Options{Store: store, Backends: []dotmesh.StorageBackend{be}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return node, store
 }
 
 // TestSanity runs the official CSI sanity suite against the plugin.

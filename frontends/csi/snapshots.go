@@ -85,7 +85,7 @@ func (s *Server) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 	if vr, err := s.volumeByID(ctx, r.Volume); err == nil && vr != nil {
 		r.Size = vr.Capacity
 	}
-	if err := putRecord(ctx, s.store, snapshotsPrefix+string(c.ID), r); err != nil {
+	if err := putRecord(ctx, s.records, snapshotsPrefix+string(c.ID), r); err != nil {
 		return nil, grpcError(err)
 	}
 	s.log.Info("CSI snapshot created", "name", r.Name, "id", r.ID)
@@ -108,7 +108,7 @@ func (s *Server) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequ
 	if r == nil {
 		return &csi.DeleteSnapshotResponse{}, nil
 	}
-	if err := s.store.Delete(ctx, snapshotsPrefix+string(r.Commit)); err != nil {
+	if err := s.records.Delete(ctx, snapshotsPrefix+string(r.Commit)); err != nil {
 		return nil, grpcError(err)
 	}
 	if err := s.reap(ctx, r.Volume); err != nil {
@@ -129,7 +129,7 @@ func (s *Server) reap(ctx context.Context, volumeID string) error {
 	if err := s.node.DeleteDot(ctx, vr.dot()); err != nil && !errors.Is(err, dotmesh.ErrNotFound) {
 		return err
 	}
-	return s.store.Delete(ctx, volumesPrefix+nameKey(vr.Name))
+	return s.records.Delete(ctx, volumesPrefix+nameKey(vr.Name))
 }
 
 // ListSnapshots pages through snapshots, oldest first; the token is the

@@ -3,14 +3,12 @@ package csi_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 
-	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	plugin "github.com/dotmesh-io/dotmesh/frontends/csi"
 )
@@ -19,12 +17,7 @@ import (
 // socket and --csi-socket, and the live one keeps serving on it.
 func TestLiveSocketNotTakenOver(t *testing.T) {
 	socket, node := startPlugin(t)
-	store, err := bboltstore.Open(filepath.Join(t.TempDir(), "registry.db"), bboltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	srv, err := plugin.New(plugin.Options{Node: node, Store: store, NodeID: "other-node", Version: "test"})
+	srv, err := plugin.New(plugin.Options{Node: node, NodeID: "other-node", Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,5 +18,9 @@
 // Docker sends), so `dm list` shows who uses a dot and `dm reset` refuses
 // to change data under a running container. Controller stops and starts
 // those containers through the Docker engine API when asked to
-// (`dm reset --restart`).
+// (`dm reset --restart`). What Docker created (delete-on-remove and the
+// names `docker volume ls` lists) is kept in the node's registry, namespace
+// "docker" of its FrontendRecords; New imports the docker-volumes.json an
+// older version kept once and renames it to docker-volumes.json.imported.
+// The plugin reaches the engine only through its Node interface.
 package docker

@@ -40,3 +40,20 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeState: a stored record or an older version's state file, any
+// bytes: no panic, and errors are one line.
+func FuzzDecodeState(f *testing.F) {
+	for _, s := range []string{`{"created":"2026-01-02T03:04:05Z","delete_on_remove":true}`, `{}`, `null`, ``, `{`,
+		`{"app":{"created":"2026-01-02T03:04:05Z"}}`, `{"app":1}`, `[]`, `{"created":"x"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := decodeCreated("v", b); err != nil && strings.Contains(err.Error(), "\n") {
+			t.Fatalf("error of more than one line: %q", err)
+		}
+		if _, err := parseLegacyState(b); err != nil && strings.Contains(err.Error(), "\n") {
+			t.Fatalf("error of more than one line: %q", err)
+		}
+	})
+}

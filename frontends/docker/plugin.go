@@ -24,17 +24,36 @@ type Options struct {
 	Driver string
 	// Engine is the Docker engine API socket; empty means DefaultEngine.
 	Engine string
-	// StateFile keeps create-time options; empty keeps them in memory.
-	StateFile string
+	// LegacyStateFile is the JSON file an older version kept create-time
+	// options in; New imports it into the node's records once and renames
+	// it to LegacyStateFile+".imported". Empty imports nothing.
+	LegacyStateFile string
 	// BackendAliases maps extra backend names (--opt backend=files) to the
 	// node's backend names.
 	BackendAliases map[string]string
 	Logger         *slog.Logger
 }
 
+// Node is what the plugin needs of the engine (a *dotmesh.Node). The
+// plugin keeps its records in the node's FrontendRecords.
+type Node interface {
+	Dot(ctx context.Context, name dotmesh.DotName) (*dotmesh.Dot, error)
+	CreateDot(ctx context.Context, name dotmesh.DotName, opts dotmesh.CreateDotOptions) (*dotmesh.Dot, error)
+	DeleteDot(ctx context.Context, name dotmesh.DotName) error
+	ListDots(ctx context.Context) ([]dotmesh.DotStatus, error)
+	Status(ctx context.Context, name dotmesh.DotName) (*dotmesh.DotStatus, error)
+	Branches(ctx context.Context, name dotmesh.DotName) ([]*dotmesh.Branch, error)
+	ResolveRef(ctx context.Context, name dotmesh.DotName, branch, ref string) (*dotmesh.Commit, error)
+	Mount(ctx context.Context, v dotmesh.VolumeName, consumer, id, name string) (*dotmesh.Mount, error)
+	Unmount(ctx context.Context, dot dotmesh.DotName, consumer, id string) error
+	Mounts(ctx context.Context, dot dotmesh.DotName) ([]dotmesh.Mount, error)
+	SubdotPath(ctx context.Context, v dotmesh.VolumeName) (string, error)
+	FrontendRecords(namespace string) (*dotmesh.FrontendRecords, error)
+}
+
 // Plugin serves Docker's volume plugin protocol for a node.
 type Plugin struct {
-	node    *dotmesh.Node
+	node    Node
 	driver  string
 	engine  *engine
 	state   *state
@@ -44,20 +63,25 @@ type Plugin struct {
 }
 
 // New returns the plugin for node.
-func New(node *dotmesh.Node, opts Options) (*Plugin, error) {
+func New(node Node, opts Options) (*Plugin, error) {
 	if opts.Driver == "" {
 		opts.Driver = "dm"
 	}
-	st, err := loadState(opts.StateFile)
+	recs, err := node.FrontendRecords(RecordNamespace)
 	if err != nil {
 		return nil, err
 	}
 	p := &Plugin{
-		node: node, driver: opts.Driver, engine: newEngine(opts.Engine), state: st,
+		node: node, driver: opts.Driver, engine: newEngine(opts.Engine), state: &state{recs: recs},
 		aliases: opts.BackendAliases, log: opts.Logger, mux: http.NewServeMux(),
 	}
 	if p.log == nil {
 		p.log = slog.Default()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := p.state.importLegacy(ctx, opts.LegacyStateFile, p.log); err != nil {
+		return nil, err
 	}
 	p.mux.HandleFunc("POST /Plugin.Activate", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", contentType)
@@ -158,7 +182,7 @@ func (p *Plugin) create(ctx context.Context, req *parsed) (response, error) {
 			return response{}, fmt.Errorf("%w: dot %s has no branch %s (`dm checkout -b %s --dot %s` makes it)", dotmesh.ErrNotFound, v.Dot, v.Branch, v.Branch, v.Dot)
 		}
 	}
-	if err := p.state.put(req.Name, &created{Created: time.Now().UTC(), DeleteOnRemove: deleteOnRemove}); err != nil {
+	if err := p.state.put(ctx, req.Name, &created{Created: time.Now().UTC(), DeleteOnRemove: deleteOnRemove}); err != nil {
 		return response{}, err
 	}
 	return response{}, nil
@@ -180,10 +204,17 @@ func (p *Plugin) hasBranch(ctx context.Context, dot dotmesh.DotName, branch stri
 // remove forgets a Docker volume. The dot's data and commits stay unless
 // the volume was created with delete-on-remove=true.
 func (p *Plugin) remove(ctx context.Context, req *parsed) (response, error) {
-	c, ok := p.state.get(req.Name)
+	c, ok, err := p.state.get(ctx, req.Name)
+	if err != nil {
+		return response{}, err
+	}
 	if ok && c.DeleteOnRemove {
+		names, err := p.state.names(ctx)
+		if err != nil {
+			return response{}, err
+		}
 		var others []string
-		for _, n := range p.state.names() {
+		for _, n := range names {
 			if v, err := dotmesh.ParseVolumeName(n); err == nil && n != req.Name && v.Dot == req.Volume.Dot {
 				others = append(others, n)
 			}
@@ -197,7 +228,7 @@ func (p *Plugin) remove(ctx context.Context, req *parsed) (response, error) {
 		p.log.Info("deleted dot on docker volume rm (delete-on-remove)", "volume", req.Name, "dot", req.Volume.Dot.String())
 	}
 	if ok {
-		if err := p.state.put(req.Name, nil); err != nil {
+		if err := p.state.put(ctx, req.Name, nil); err != nil {
 			return response{}, err
 		}
 	}
@@ -319,7 +350,11 @@ func (p *Plugin) list(ctx context.Context, _ *parsed) (response, error) {
 		exists[st.Dot.DotName()] = st.Dot.Created.Format(time.RFC3339)
 		vols = append(vols, volume{Name: n, CreatedAt: exists[st.Dot.DotName()]})
 	}
-	for _, n := range p.state.names() {
+	names, err := p.state.names(ctx)
+	if err != nil {
+		return response{}, err
+	}
+	for _, n := range names {
 		v, err := dotmesh.ParseVolumeName(n)
 		if err != nil || seen[n] {
 			continue

@@ -21,16 +21,23 @@ import (
 )
 
 type fixture struct {
-	t    *testing.T
-	dir  string
-	node *dotmesh.Node
-	p    *Plugin
-	srv  *httptest.Server
+	t     *testing.T
+	dir   string
+	node  *dotmesh.Node
+	store dotmesh.ClusterStore
+	p     *Plugin
+	srv   *httptest.Server
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith runs before(dir) before the node and plugin start.
+func newFixtureWith(t *testing.T, before func(dir string)) *fixture {
 	t.Helper()
 	dir := t.TempDir()
+	if before != nil {
+		before(dir)
+	}
 	store, err := bboltstore.Open(filepath.Join(dir, "registry.db"), bboltstore.Options{NoSync: true})
 	require.NoError(t, err)
 	be, err := dump.Open(filepath.Join(dir, "dump"), dump.Options{})
@@ -40,12 +47,12 @@ func newFixture(t *testing.T) *fixture {
 	require.NoError(t, err)
 	t.Cleanup(func() { node.Close() })
 	// No Docker engine here: the plugin must work without one.
-	p, err := New(node, Options{Driver: "dm", Engine: filepath.Join(dir, "no-docker.sock"), StateFile: filepath.Join(dir, "docker-volumes.json"),
+	p, err := New(node, Options{Driver: "dm", Engine: filepath.Join(dir, "no-docker.sock"), LegacyStateFile: filepath.Join(dir, "docker-volumes.json"),
 		BackendAliases: map[string]string{"files": "dump"}, Logger: log})
 	require.NoError(t, err)
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
-	return &fixture{t: t, dir: dir, node: node, p: p, srv: srv}
+	return &fixture{t: t, dir: dir, node: node, store: store, p: p, srv: srv}
 }
 
 // call posts body to /VolumeDriver.op (or another path) and decodes the
@@ -160,10 +167,12 @@ func TestVolumeLifecycle(t *testing.T) {
 	f.ok("Remove", `{"Name":"app.web"}`)
 	_, err = f.node.Dot(ctx, app)
 	require.NoError(t, err)
-	b, err := os.ReadFile(filepath.Join(f.dir, "docker-volumes.json"))
+	names, err = f.p.state.names(ctx)
 	require.NoError(t, err)
-	require.NotContains(t, string(b), "app.web")
-	require.Contains(t, string(b), "app.db")
+	require.NotContains(t, names, "app.web")
+	require.Contains(t, names, "app.db")
+	_, err = f.store.Get(ctx, "frontend/docker/app.db")
+	require.NoError(t, err, "the record is in the node's registry")
 }
 
 func TestDeleteOnRemove(t *testing.T) {
@@ -210,7 +219,9 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 	dots, err := f.node.ListDots(ctx)
 	require.NoError(t, err)
 	require.Empty(t, dots)
-	require.NoFileExists(t, filepath.Join(f.dir, "docker-volumes.json"))
+	names, err := f.p.state.names(ctx)
+	require.NoError(t, err)
+	require.Empty(t, names)
 
 	resp, err := http.Post(f.srv.URL+"/VolumeDriver.Nope", contentType, bytes.NewReader(nil))
 	require.NoError(t, err)

@@ -1,15 +1,20 @@
 package docker
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
-	"path/filepath"
-	"sort"
-	"sync"
 	"time"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
+
+// RecordNamespace is the node's FrontendRecords namespace of the plugin's
+// records, one per Docker volume name.
+const RecordNamespace = "docker"
 
 // created is what the plugin remembers of a volume Docker created: the
 // options that matter after Create (Remove's delete-on-remove) and the
@@ -19,99 +24,102 @@ type created struct {
 	DeleteOnRemove bool      `json:"delete_on_remove,omitempty"`
 }
 
-// state is the plugin's own small record, a JSON file next to the node's
-// registry. It is not part of the registry: it is Docker's view of dots,
-// and losing it only loses the delete-on-remove wishes.
+// state is the plugin's own small records, kept in the node's registry
+// (FrontendRecords): Docker's view of dots, shared by a cluster's nodes.
 type state struct {
-	path string
-
-	mu   sync.Mutex
-	vols map[string]created
+	recs *dotmesh.FrontendRecords
 }
 
-func loadState(path string) (*state, error) {
-	s := &state{path: path, vols: make(map[string]created)}
+// decodeCreated reads one stored record.
+func decodeCreated(name string, b []byte) (created, error) {
+	var c created
+	if err := json.Unmarshal(b, &c); err != nil {
+		return created{}, fmt.Errorf("%w: the Docker record of volume %q: %v", dotmesh.ErrCorrupt, truncate(name), oneLine(err.Error()))
+	}
+	return c, nil
+}
+
+func (s *state) get(ctx context.Context, name string) (created, bool, error) {
+	b, err := s.recs.Get(ctx, name)
+	if errors.Is(err, dotmesh.ErrNotFound) {
+		return created{}, false, nil
+	} else if err != nil {
+		return created{}, false, err
+	}
+	c, err := decodeCreated(name, b)
+	return c, err == nil, err
+}
+
+// names lists the recorded volume names, sorted.
+func (s *state) names(ctx context.Context) ([]string, error) {
+	kvs, err := s.recs.List(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(kvs))
+	for _, kv := range kvs {
+		out = append(out, kv.Key)
+	}
+	return out, nil
+}
+
+// put records (c != nil) or forgets (c == nil) a volume.
+func (s *state) put(ctx context.Context, name string, c *created) error {
+	if c == nil {
+		return s.recs.Delete(ctx, name)
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return s.recs.Put(ctx, name, b)
+}
+
+// parseLegacyState reads the JSON file an older version kept the records
+// in: volume name -> created.
+func parseLegacyState(b []byte) (map[string]created, error) {
+	vols := make(map[string]created)
+	if err := json.Unmarshal(b, &vols); err != nil {
+		return nil, errors.New(oneLine(err.Error()))
+	}
+	return vols, nil
+}
+
+// importLegacy moves the records of the JSON file an older version kept
+// into the node's records, once: the file is renamed to path+".imported"
+// afterwards. A record already in the registry wins; a name that is not a
+// volume name (no request could use it) is left out, with a warning.
+func (s *state) importLegacy(ctx context.Context, path string, log *slog.Logger) error {
 	if path == "" {
-		return s, nil // in memory only
+		return nil
 	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return s, nil
-	} else if err != nil {
-		return nil, fmt.Errorf("reading the Docker volume state: %w", err)
-	}
-	if err := json.Unmarshal(b, &s.vols); err != nil {
-		return nil, fmt.Errorf("reading the Docker volume state %s: %w", path, err)
-	}
-	return s, nil
-}
-
-func (s *state) get(name string) (created, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.vols[name]
-	return c, ok
-}
-
-func (s *state) names() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.vols))
-	for n := range s.vols {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// put records (c != nil) or forgets (c == nil) a volume, and saves.
-func (s *state) put(name string, c *created) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old, had := s.vols[name]
-	if c == nil {
-		delete(s.vols, name)
-	} else {
-		s.vols[name] = *c
-	}
-	if err := s.save(); err != nil {
-		if had {
-			s.vols[name] = old
-		} else {
-			delete(s.vols, name)
-		}
-		return err
-	}
-	return nil
-}
-
-// save writes the file atomically: a crash leaves the old or the new one.
-func (s *state) save() error {
-	if s.path == "" {
 		return nil
+	} else if err != nil {
+		return fmt.Errorf("reading the Docker volume state: %w", err)
 	}
-	b, err := json.MarshalIndent(s.vols, "", "  ")
+	vols, err := parseLegacyState(b)
 	if err != nil {
-		return err
+		return fmt.Errorf("reading the Docker volume state %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(s.path), ".docker-volumes-*")
-	if err != nil {
-		return fmt.Errorf("saving the Docker volume state: %w", err)
+	for name, c := range vols {
+		if _, err := dotmesh.ParseVolumeName(name); err != nil {
+			log.Warn("leaving out a Docker volume record with a bad name", "file", path, "err", err)
+			continue
+		}
+		if _, had, err := s.get(ctx, name); err != nil {
+			return err
+		} else if had {
+			continue
+		}
+		if err := s.put(ctx, name, &c); err != nil {
+			return fmt.Errorf("importing the Docker volume state %s: %w", path, err)
+		}
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("saving the Docker volume state: %w", err)
+	if err := os.Rename(path, path+".imported"); err != nil {
+		return fmt.Errorf("setting the imported Docker volume state aside: %w", err)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("saving the Docker volume state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("saving the Docker volume state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
-		return fmt.Errorf("saving the Docker volume state: %w", err)
-	}
+	log.Info("imported the Docker volume records of an older version into the registry", "file", path, "volumes", len(vols), "renamed", path+".imported")
 	return nil
 }
