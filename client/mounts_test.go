@@ -35,7 +35,7 @@ func TestMounts(t *testing.T) {
 			t.Fatalf("unmount #%d: %v", i+1, err)
 		}
 	}
-	if ms := must(n.Node.Mounts(ctx, app)); len(ms) != 0 {
+	if ms := must(n.Node.Mounts().List(ctx, app)); len(ms) != 0 {
 		t.Fatalf("mounts left: %+v", ms)
 	}
 	for _, bad := range []api.MountRequest{

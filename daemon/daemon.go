@@ -111,7 +111,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if err := peers.set(key, cs.PeerCAFile); err != nil {
 			return err
 		}
-		go func() { _ = node.Sync(ctx) }() // the first pass ran without the key
+		go func() { _ = node.Cluster().Sync(ctx) }() // the first pass ran without the key
 	} else {
 		_, created, err = server.EnsureAdminKey(ctx, node, dataDir)
 		if err != nil {

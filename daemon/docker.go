@@ -42,7 +42,7 @@ func serveDocker(cfg Config, node *dotmesh.Node, dataDir string, log *slog.Logge
 		srv.Shutdown(context.Background())
 		return nil, fmt.Errorf("starting the Docker volume plugin: %w", err)
 	}
-	node.RegisterMountController(p.Controller())
+	node.Mounts().RegisterController(p.Controller())
 	started := time.Now()
 	srv.Serve(p, log)
 	rctx, stopReconcile := context.WithTimeout(context.Background(), time.Minute)

@@ -269,8 +269,8 @@ func (n *clustered) heartbeat() {
 	}
 }
 
-// Nodes lists the nodes of the cluster that are alive, by id.
-func (n *Node) Nodes(ctx context.Context) ([]NodeInfo, error) {
+// nodes is Cluster.Nodes.
+func (n *Node) nodes(ctx context.Context) ([]NodeInfo, error) {
 	kvs, err := n.store.List(ctx, nodesPrefix)
 	if err != nil {
 		return nil, err
@@ -357,8 +357,8 @@ type NodeReplication struct {
 
 // Replication reports, per node, which commits of a dot it still lacks:
 // every node that is alive or holds any commit of the dot.
-func (n *Node) Replication(ctx context.Context, name DotName) ([]NodeReplication, error) {
-	return n.place.replication(ctx, name)
+func (c *Cluster) Replication(ctx context.Context, name DotName) ([]NodeReplication, error) {
+	return c.n.place.replication(ctx, name)
 }
 
 func (n *clustered) replication(ctx context.Context, name DotName) ([]NodeReplication, error) {
@@ -370,7 +370,7 @@ func (n *clustered) replication(ctx context.Context, name DotName) ([]NodeReplic
 	if err != nil {
 		return nil, err
 	}
-	live, err := n.Nodes(ctx)
+	live, err := n.nodes(ctx)
 	if err != nil {
 		return nil, err
 	}

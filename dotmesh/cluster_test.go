@@ -58,7 +58,7 @@ func (p *stallPeers) Peer(ni dotmesh.NodeInfo) (dotmesh.Peer, error) {
 }
 
 func (s stallPeer) Release(ctx context.Context, dot dotmesh.DotName, branch, to string) (*dotmesh.ReleaseResult, error) {
-	return s.n.Release(ctx, dot, branch, to)
+	return s.n.Cluster().Release(ctx, dot, branch, to)
 }
 
 func (s stallPeer) FetchCommit(ctx context.Context, dot dotmesh.DotName, id dotmesh.CommitID, base *dotmesh.CommitID, format string) (io.ReadCloser, error) {
@@ -112,7 +112,7 @@ func TestClusterFetchStallIsCancelled(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		reps, err := n2.Replication(ctx, app)
+		reps, err := n2.Cluster().Replication(ctx, app)
 		require.NoError(t, err)
 		done := false
 		for _, r := range reps {

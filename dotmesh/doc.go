@@ -6,7 +6,7 @@
 //
 // The package knows no concrete storage, store or frontend. A Node
 // implements every operation (CreateDot, Commit, Log, CreateBranch,
-// Checkout, Reset, Push/Pull/Clone, Mount...) on top of three interfaces:
+// Checkout, Reset, Push/Pull/Clone...) on top of three interfaces:
 //
 //   - StorageBackend keeps the data: working states and commits, keyed by
 //     dot id, branch and commit id (backend/zfs, backend/btrfs,
@@ -18,6 +18,12 @@
 //     cluster/storetest.
 //   - Transport moves commits between nodes for Push, Pull and Clone;
 //     the node on its far side answers through Node.TransferPeer.
+//
+// What is not about dots, branches and commits sits behind small handles
+// a Node returns: Mounts (which frontends use which subdots), Sources
+// (databases bound to subdots), Cluster (nodes, replication, moving a
+// branch's master), APIKeys, and TransferPeer (the receiving side of
+// transfers, with the incoming transfers to list or abort).
 //
 // Crash safety follows one rule: data first, then one registry
 // transaction. A node killed in between leaves data the registry does not
@@ -32,7 +38,7 @@
 // node with its working state, and a write on another node moves the
 // branch there (Release, then a compare-and-swap of the master), committing
 // uncommitted changes on the way. A branch whose master died is moved with
-// TakeOver. See cluster.go, replicate.go and handover.go.
+// Cluster.TakeOver. See cluster.go, replicate.go and handover.go.
 //
 // Errors wrap the sentinels in errors.go (ErrNotFound, ErrConflict,
 // ErrDirty, ErrUnavailable...) with %w, so callers test them with

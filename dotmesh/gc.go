@@ -75,7 +75,7 @@ func (n *Node) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
 	res := &GCResult{DryRun: opts.DryRun, Removed: []RemovedCommit{}, Expired: []IncomingTransfer{}}
 	// Abandoned incoming transfers go first, so the sweep frees their data.
 	if opts.DryRun {
-		all, err := n.IncomingTransfers(ctx)
+		all, err := n.incomingTransfers(ctx)
 		if err != nil {
 			return nil, err
 		}

@@ -168,8 +168,8 @@ func (n *clustered) moveStale(ctx context.Context, b *Branch) bool {
 // Release hands branch of a dot mastered here to node to (the Peer.Release
 // of this node): it refuses while consumers here use the branch, commits
 // uncommitted changes, and marks the branch as moving to to.
-func (n *Node) Release(ctx context.Context, name DotName, branch, to string) (*ReleaseResult, error) {
-	return n.place.release(ctx, name, branch, to)
+func (c *Cluster) Release(ctx context.Context, name DotName, branch, to string) (*ReleaseResult, error) {
+	return c.n.place.release(ctx, name, branch, to)
 }
 
 func (n *clustered) release(ctx context.Context, name DotName, branch, to string) (*ReleaseResult, error) {
@@ -250,8 +250,8 @@ type TakeOverResult struct {
 // TakeOver makes this node the master of a branch whose master is not
 // running. The old master's uncommitted changes are lost; every commit is
 // kept (other nodes hold them).
-func (n *Node) TakeOver(ctx context.Context, name DotName, branch string) (*TakeOverResult, error) {
-	return n.place.takeOver(ctx, name, branch)
+func (c *Cluster) TakeOver(ctx context.Context, name DotName, branch string) (*TakeOverResult, error) {
+	return c.n.place.takeOver(ctx, name, branch)
 }
 
 func (n *clustered) takeOver(ctx context.Context, name DotName, branch string) (*TakeOverResult, error) {

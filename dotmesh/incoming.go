@@ -226,9 +226,8 @@ func (r *refreshingReader) Read(p []byte) (int, error) {
 	return k, err
 }
 
-// IncomingTransfers lists the unfinished incoming transfers of this node,
-// sorted by dot and branch.
-func (n *Node) IncomingTransfers(ctx context.Context) ([]IncomingTransfer, error) {
+// incomingTransfers is TransferPeer.Incoming.
+func (n *Node) incomingTransfers(ctx context.Context) ([]IncomingTransfer, error) {
 	kvs, err := n.store.List(ctx, incomingPrefix)
 	if err != nil {
 		return nil, err
@@ -336,12 +335,8 @@ func (h *dotHistory) pending(branch string) []*Commit {
 	return out
 }
 
-// AbortIncoming ends the unfinished incoming transfers into dot name
-// (only the one into branch, when branch is not empty): a receive running
-// here is canceled, and what arrived is removed as for an expired
-// transfer. Then backends that collect garbage sweep, so the storage is
-// freed now. ErrNotFound when there is no such transfer.
-func (n *Node) AbortIncoming(ctx context.Context, name DotName, branch string) (*AbortResult, error) {
+// abortIncoming is TransferPeer.Abort.
+func (n *Node) abortIncoming(ctx context.Context, name DotName, branch string) (*AbortResult, error) {
 	if err := name.Validate(); err != nil {
 		return nil, err
 	}
@@ -350,7 +345,7 @@ func (n *Node) AbortIncoming(ctx context.Context, name DotName, branch string) (
 			return nil, err
 		}
 	}
-	all, err := n.IncomingTransfers(ctx)
+	all, err := n.incomingTransfers(ctx)
 	if err != nil {
 		return nil, err
 	}

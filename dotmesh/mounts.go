@@ -46,8 +46,8 @@ type MountController interface {
 	Start(ctx context.Context, mounts []Mount) error
 }
 
-// RegisterMountController adds a controller; one per consumer kind.
-func (n *Node) RegisterMountController(c MountController) {
+// registerMountController is Mounts.RegisterController.
+func (n *Node) registerMountController(c MountController) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.controllers == nil {
@@ -56,10 +56,8 @@ func (n *Node) RegisterMountController(c MountController) {
 	n.controllers[c.Consumer()] = c
 }
 
-// Mount resolves a volume name to a subdot path and records that consumer
-// uses it under id. Mounting the same consumer and id again returns the
-// recorded mount unchanged: a consumer keeps what it first got.
-func (n *Node) Mount(ctx context.Context, v VolumeName, consumer, id, name string) (*Mount, error) {
+// mount is Mounts.Mount.
+func (n *Node) mount(ctx context.Context, v VolumeName, consumer, id, name string) (*Mount, error) {
 	if err := ValidateName("consumer", consumer); err != nil {
 		return nil, err
 	}
@@ -112,9 +110,8 @@ func (n *Node) Mount(ctx context.Context, v VolumeName, consumer, id, name strin
 	return m, nil
 }
 
-// Unmount forgets a mount. Forgetting an unknown mount is not an error, so
-// consumers can retry.
-func (n *Node) Unmount(ctx context.Context, dot DotName, consumer, id string) error {
+// unmount is Mounts.Unmount.
+func (n *Node) unmount(ctx context.Context, dot DotName, consumer, id string) error {
 	d, err := n.Dot(ctx, dot)
 	if errors.Is(err, ErrNotFound) {
 		return nil
@@ -124,8 +121,8 @@ func (n *Node) Unmount(ctx context.Context, dot DotName, consumer, id string) er
 	return n.store.Delete(ctx, mountKey(d.ID, n.NodeID(), consumer, id))
 }
 
-// Mounts lists the mounts of a dot, oldest first.
-func (n *Node) Mounts(ctx context.Context, dot DotName) ([]Mount, error) {
+// listMounts is Mounts.List.
+func (n *Node) listMounts(ctx context.Context, dot DotName) ([]Mount, error) {
 	d, err := n.Dot(ctx, dot)
 	if err != nil {
 		return nil, err

@@ -1083,19 +1083,16 @@ type APIKey struct {
 	Created time.Time `json:"created"`
 }
 
-// PutAPIKey stores (or replaces) a user's API key hash in the registry, so
-// every node of a cluster accepts it.
-func (n *Node) PutAPIKey(ctx context.Context, k APIKey) error {
+// putAPIKey is APIKeys.Put.
+func (n *Node) putAPIKey(ctx context.Context, k APIKey) error {
 	if err := ValidateName("user", k.User); err != nil {
 		return err
 	}
 	return n.reg.putAPIKey(ctx, k)
 }
 
-// CreateAPIKey stores a user's API key hash unless the user has one:
-// ErrAlreadyExists then, so two nodes starting a cluster at once cannot
-// both set the admin key.
-func (n *Node) CreateAPIKey(ctx context.Context, k APIKey) error {
+// createAPIKey is APIKeys.Create.
+func (n *Node) createAPIKey(ctx context.Context, k APIKey) error {
 	if err := ValidateName("user", k.User); err != nil {
 		return err
 	}
@@ -1106,8 +1103,8 @@ func (n *Node) CreateAPIKey(ctx context.Context, k APIKey) error {
 	return err
 }
 
-// APIKey returns a user's stored key hash, or ErrNotFound.
-func (n *Node) APIKey(ctx context.Context, user string) (*APIKey, error) {
+// apiKey is APIKeys.Get.
+func (n *Node) apiKey(ctx context.Context, user string) (*APIKey, error) {
 	if err := ValidateName("user", user); err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ import (
 //     (dump), HaveObjects for the objects the sending node listed with
 //     Objects; then Receive with the commit's stream. Received commits
 //     stay invisible; an interrupted transfer's are kept for
-//     Options.TransferPin (see Node.IncomingTransfers).
+//     Options.TransferPin (see TransferPeer.Incoming).
 //  3. Finish: moves the branch to the new head in one transaction, or
 //     refuses (uncommitted changes, diverged histories, a branch that
 //     moved meanwhile) and changes nothing.

@@ -131,7 +131,7 @@ func (n *clustered) replicateNew(ctx context.Context, c *Commit) error {
 // Sync makes one replication pass over every dot: it fetches the commits
 // this node lacks and drops data of commits the registry no longer has.
 // It returns the first error after trying every dot.
-func (n *Node) Sync(ctx context.Context) error { return n.place.sync(ctx) }
+func (c *Cluster) Sync(ctx context.Context) error { return c.n.place.sync(ctx) }
 
 func (n *clustered) sync(ctx context.Context) error {
 	n.cl.passMu.Lock()

@@ -91,9 +91,8 @@ func sourceSubdot(v VolumeName) (string, error) {
 	return s, nil
 }
 
-// AddSource binds subdot v (on v.Branch, or the current branch) to a
-// database. The next commit dumps it.
-func (n *Node) AddSource(ctx context.Context, v VolumeName, spec SourceSpec) error {
+// addSource is Sources.Add.
+func (n *Node) addSource(ctx context.Context, v VolumeName, spec SourceSpec) error {
 	return n.withSource(ctx, v, func(sm SourceManager, b *Branch, sub string) error {
 		if err := sm.AddSource(ctx, b.Ref(), sub, spec); err != nil {
 			return err
@@ -103,15 +102,15 @@ func (n *Node) AddSource(ctx context.Context, v VolumeName, spec SourceSpec) err
 	})
 }
 
-// RemoveSource unbinds subdot v; the database and its dumps stay.
-func (n *Node) RemoveSource(ctx context.Context, v VolumeName) error {
+// removeSource is Sources.Remove.
+func (n *Node) removeSource(ctx context.Context, v VolumeName) error {
 	return n.withSource(ctx, v, func(sm SourceManager, b *Branch, sub string) error {
 		return sm.RemoveSource(ctx, b.Ref(), sub)
 	})
 }
 
-// Sources lists a branch's sources (the current branch when empty).
-func (n *Node) Sources(ctx context.Context, name DotName, branch string) ([]Source, error) {
+// listSources is Sources.List.
+func (n *Node) listSources(ctx context.Context, name DotName, branch string) ([]Source, error) {
 	sm, _, b, err := n.sourceManager(ctx, VolumeName{Dot: name, Branch: branch})
 	if err != nil {
 		return nil, err
@@ -119,9 +118,8 @@ func (n *Node) Sources(ctx context.Context, name DotName, branch string) ([]Sour
 	return sm.Sources(ctx, b.Ref())
 }
 
-// SourceLifecycle runs one of SourceActivate, SourceDeactivate and
-// SourceCollectGarbage on subdot v's source.
-func (n *Node) SourceLifecycle(ctx context.Context, v VolumeName, action string) error {
+// sourceLifecycle is Sources.Lifecycle.
+func (n *Node) sourceLifecycle(ctx context.Context, v VolumeName, action string) error {
 	switch action {
 	case SourceActivate, SourceDeactivate, SourceCollectGarbage:
 	default:

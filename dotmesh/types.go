@@ -68,7 +68,7 @@ type Branch struct {
 	Created time.Time `json:"created"`
 	// Master is the cluster node with the branch's working state; empty
 	// on a single node. Moving names the node it is being handed to
-	// (since MovingSince), see Node.Release.
+	// (since MovingSince), see Cluster.Release.
 	Master      string    `json:"master,omitempty"`
 	Moving      string    `json:"moving,omitempty"`
 	MovingSince time.Time `json:"moving_since,omitzero"`

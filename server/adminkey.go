@@ -43,14 +43,14 @@ func EnsureAdminKey(ctx context.Context, node *dotmesh.Node, dataDir string) (ke
 		return "", false, err
 	}
 	hash := HashKey(key)
-	stored, err := node.APIKey(ctx, api.AdminUser)
+	stored, err := node.APIKeys().Get(ctx, api.AdminUser)
 	if err == nil && subtle.ConstantTimeCompare(stored.Hash, hash) == 1 {
 		return key, created, nil
 	}
 	if err != nil && !errors.Is(err, dotmesh.ErrNotFound) {
 		return "", false, fmt.Errorf("reading the admin API key from the registry: %w", err)
 	}
-	if err := node.PutAPIKey(ctx, dotmesh.APIKey{User: api.AdminUser, Hash: hash, Created: time.Now().UTC()}); err != nil {
+	if err := node.APIKeys().Put(ctx, dotmesh.APIKey{User: api.AdminUser, Hash: hash, Created: time.Now().UTC()}); err != nil {
 		return "", false, fmt.Errorf("storing the admin API key in the registry: %w", err)
 	}
 	return key, created, nil

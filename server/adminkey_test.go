@@ -34,7 +34,7 @@ func TestAdminKeyFile(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("key file mode %04o, want 0600", fi.Mode().Perm())
 	}
-	stored, err := node.APIKey(ctx, api.AdminUser)
+	stored, err := node.APIKeys().Get(ctx, api.AdminUser)
 	if err != nil || string(stored.Hash) != string(server.HashKey(key)) {
 		t.Fatalf("registry holds %v, %v; want the key's hash", stored, err)
 	}
@@ -51,13 +51,13 @@ func TestAdminKeyFile(t *testing.T) {
 	}
 
 	// A registry that lost the key (a new registry, say) gets it back.
-	if err := node.PutAPIKey(ctx, dotmesh.APIKey{User: api.AdminUser, Hash: server.HashKey("other")}); err != nil {
+	if err := node.APIKeys().Put(ctx, dotmesh.APIKey{User: api.AdminUser, Hash: server.HashKey("other")}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := server.EnsureAdminKey(ctx, node, dir); err != nil {
 		t.Fatal(err)
 	}
-	if stored, _ := node.APIKey(ctx, api.AdminUser); string(stored.Hash) != string(server.HashKey(key)) {
+	if stored, _ := node.APIKeys().Get(ctx, api.AdminUser); string(stored.Hash) != string(server.HashKey(key)) {
 		t.Errorf("EnsureAdminKey did not restore the file's key in the registry")
 	}
 

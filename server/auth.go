@@ -47,7 +47,7 @@ func (a *authenticator) authenticate(r *http.Request) (string, error) {
 	}
 	want := a.dummy
 	known := false
-	stored, err := a.node.APIKey(r.Context(), user)
+	stored, err := a.node.APIKeys().Get(r.Context(), user)
 	switch {
 	case err == nil && len(stored.Hash) == sha256.Size:
 		want, known = stored.Hash, true

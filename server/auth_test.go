@@ -14,7 +14,7 @@ import (
 
 func TestAuthRequired(t *testing.T) {
 	n := servertest.Start(t)
-	if err := n.Node.PutAPIKey(context.Background(), dotmesh.APIKey{User: "alice", Hash: server.HashKey("alice-key-0123456789abcdef0123456789")}); err != nil {
+	if err := n.Node.APIKeys().Put(context.Background(), dotmesh.APIKey{User: "alice", Hash: server.HashKey("alice-key-0123456789abcdef0123456789")}); err != nil {
 		t.Fatal(err)
 	}
 	bad := map[string]auth{
@@ -67,7 +67,7 @@ func TestAuthRequired(t *testing.T) {
 func TestAuthAccepted(t *testing.T) {
 	n := servertest.Start(t)
 	const aliceKey = "alice-key-0123456789abcdef0123456789"
-	if err := n.Node.PutAPIKey(context.Background(), dotmesh.APIKey{User: "alice", Hash: server.HashKey(aliceKey)}); err != nil {
+	if err := n.Node.APIKeys().Put(context.Background(), dotmesh.APIKey{User: "alice", Hash: server.HashKey(aliceKey)}); err != nil {
 		t.Fatal(err)
 	}
 	for name, c := range map[string]struct {

@@ -48,7 +48,7 @@ func (s *server) release(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	res, err := s.node.Release(r.Context(), name, branch, req.To)
+	res, err := s.node.Cluster().Release(r.Context(), name, branch, req.To)
 	reply(w, http.StatusOK, res, err)
 }
 
@@ -62,7 +62,7 @@ func (s *server) takeOver(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	res, err := s.node.TakeOver(r.Context(), name, branch)
+	res, err := s.node.Cluster().TakeOver(r.Context(), name, branch)
 	reply(w, http.StatusOK, res, err)
 }
 
@@ -75,7 +75,7 @@ func (s *server) nodes(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: this node is not part of a cluster (dm serve --store etcd makes one)", dotmesh.ErrNotSupported))
 		return
 	}
-	ns, err := s.node.Nodes(r.Context())
+	ns, err := s.node.Cluster().Nodes(r.Context())
 	reply(w, http.StatusOK, api.NodesResponse{Node: me, Nodes: nonNil(ns)}, err)
 }
 
@@ -84,6 +84,6 @@ func (s *server) replication(w http.ResponseWriter, r *http.Request) {
 	if !ok || !noQuery(w, r) {
 		return
 	}
-	reps, err := s.node.Replication(r.Context(), name)
+	reps, err := s.node.Cluster().Replication(r.Context(), name)
 	reply(w, http.StatusOK, nonNil(reps), err)
 }

@@ -61,14 +61,14 @@ func TestClusterAdminKey(t *testing.T) {
 	if _, _, err := server.EnsureClusterAdminKey(ctx, node, first, ""); err == nil {
 		t.Fatal("the first node's key was accepted after the registry's changed")
 	}
-	stored, _ := node.APIKey(ctx, api.AdminUser)
+	stored, _ := node.APIKeys().Get(ctx, api.AdminUser)
 	if string(stored.Hash) == string(server.HashKey(key)) {
 		t.Fatal("test setup: the registry's key did not change")
 	}
 	if _, _, err := server.EnsureClusterAdminKey(ctx, node, second, ""); err == nil || !strings.Contains(err.Error(), "does not match") {
 		t.Fatalf("a node whose key file is not the cluster's: %v", err)
 	}
-	if again, _ := node.APIKey(ctx, api.AdminUser); string(again.Hash) != string(stored.Hash) {
+	if again, _ := node.APIKeys().Get(ctx, api.AdminUser); string(again.Hash) != string(stored.Hash) {
 		t.Fatal("a refused node changed the registry's key")
 	}
 }
@@ -103,7 +103,7 @@ func TestClusterRoutesSingleNode(t *testing.T) {
 	}
 	// Only the cluster's admin key moves branches.
 	const userKey = "0123456789abcdef0123456789abcdef0123456789abcdef"
-	if err := n.Node.PutAPIKey(context.Background(), dotmesh.APIKey{User: "bob", Hash: server.HashKey(userKey), Created: time.Now()}); err != nil {
+	if err := n.Node.APIKeys().Put(context.Background(), dotmesh.APIKey{User: "bob", Hash: server.HashKey(userKey), Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if status, b := call(t, n, basic("bob", userKey), "POST", "/v1/dots/admin/app/branches/master/release", `{"to":"n2"}`); status != 401 {

@@ -25,7 +25,7 @@ import (
 //   - else the node refuses to start: it would lock the others out.
 func EnsureClusterAdminKey(ctx context.Context, node *dotmesh.Node, dataDir, given string) (key string, created bool, err error) {
 	path := filepath.Join(dataDir, AdminKeyFile)
-	stored, err := node.APIKey(ctx, api.AdminUser)
+	stored, err := node.APIKeys().Get(ctx, api.AdminUser)
 	switch {
 	case errors.Is(err, dotmesh.ErrNotFound):
 		stored = nil
@@ -59,7 +59,7 @@ func EnsureClusterAdminKey(ctx context.Context, node *dotmesh.Node, dataDir, giv
 		key, created = newKey(), true
 	}
 	if stored == nil {
-		err := node.CreateAPIKey(ctx, dotmesh.APIKey{User: api.AdminUser, Hash: HashKey(key), Created: time.Now().UTC()})
+		err := node.APIKeys().Create(ctx, dotmesh.APIKey{User: api.AdminUser, Hash: HashKey(key), Created: time.Now().UTC()})
 		if errors.Is(err, dotmesh.ErrAlreadyExists) {
 			return "", false, fmt.Errorf("%w: another node set the cluster's admin API key at the same moment; start this one with `dm cluster join --cluster-key-file FILE` and that node's admin-api-key file", dotmesh.ErrConflict)
 		}

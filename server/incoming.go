@@ -11,7 +11,7 @@ func (s *server) incoming(w http.ResponseWriter, r *http.Request) {
 	if !noQuery(w, r) {
 		return
 	}
-	ts, err := s.node.IncomingTransfers(r.Context())
+	ts, err := s.node.TransferPeer().Incoming(r.Context())
 	reply(w, http.StatusOK, ts, err)
 }
 
@@ -28,6 +28,6 @@ func (s *server) abortIncoming(w http.ResponseWriter, r *http.Request) {
 	if name.Namespace == "" {
 		name.Namespace = dotmesh.DefaultNamespace
 	}
-	res, err := s.node.AbortIncoming(r.Context(), name, req.Branch)
+	res, err := s.node.TransferPeer().Abort(r.Context(), name, req.Branch)
 	reply(w, http.StatusOK, res, err)
 }

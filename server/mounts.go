@@ -27,7 +27,7 @@ func (s *server) mount(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	m, err := s.node.Mount(r.Context(), v, req.Consumer, req.ID, req.Name)
+	m, err := s.node.Mounts().Mount(r.Context(), v, req.Consumer, req.ID, req.Name)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -72,7 +72,7 @@ func (s *server) unmount(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, d := range dots {
-		if err := s.node.Unmount(r.Context(), d, req.Consumer, req.ID); err != nil {
+		if err := s.node.Mounts().Unmount(r.Context(), d, req.Consumer, req.ID); err != nil {
 			writeError(w, err)
 			return
 		}

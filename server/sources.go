@@ -20,7 +20,7 @@ func (s *server) sources(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	srcs, err := s.node.Sources(r.Context(), name, q.Get("branch"))
+	srcs, err := s.node.Sources().List(r.Context(), name, q.Get("branch"))
 	reply(w, http.StatusOK, nonNil(srcs), err)
 }
 
@@ -30,7 +30,7 @@ func (s *server) addSource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := dotmesh.VolumeName{Dot: name, Branch: req.Branch, Subdot: req.Subdot}
-	err := s.node.AddSource(r.Context(), v, dotmesh.SourceSpec{Kind: req.Kind, URL: req.URL, InitSchema: req.InitSchema})
+	err := s.node.Sources().Add(r.Context(), v, dotmesh.SourceSpec{Kind: req.Kind, URL: req.URL, InitSchema: req.InitSchema})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -44,7 +44,7 @@ func (s *server) removeSource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := dotmesh.VolumeName{Dot: name, Branch: q.Get("branch"), Subdot: r.PathValue("subdot")}
-	if err := s.node.RemoveSource(r.Context(), v); err != nil {
+	if err := s.node.Sources().Remove(r.Context(), v); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -57,7 +57,7 @@ func (s *server) sourceLifecycle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := dotmesh.VolumeName{Dot: name, Branch: req.Branch, Subdot: r.PathValue("subdot")}
-	if err := s.node.SourceLifecycle(r.Context(), v, req.Action); err != nil {
+	if err := s.node.Sources().Lifecycle(r.Context(), v, req.Action); err != nil {
 		writeError(w, err)
 		return
 	}

@@ -78,7 +78,7 @@ type inProcPeer struct {
 }
 
 func (p inProcPeer) Release(ctx context.Context, dot dotmesh.DotName, branch, to string) (*dotmesh.ReleaseResult, error) {
-	return p.n.Release(ctx, dot, branch, to)
+	return p.n.Cluster().Release(ctx, dot, branch, to)
 }
 
 // clusterEnv is several in-process nodes sharing one bbolt store, each
@@ -162,7 +162,7 @@ func waitReplicated(t *testing.T, n *dotmesh.Node, dot dotmesh.DotName) []dotmes
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		reps, err := n.Replication(context.Background(), dot)
+		reps, err := n.Cluster().Replication(context.Background(), dot)
 		require.NoError(t, err)
 		done := true
 		for _, r := range reps {
@@ -287,7 +287,7 @@ func clusterTakeOverFromDeadNode(t *testing.T, nodes int, open func(t *testing.T
 	require.ErrorAs(t, err, &md)
 	require.Equal(t, dotmesh.MasterDownError{Dot: app, Branch: "master", Node: "n1"}, *md)
 
-	res, err := n2.TakeOver(ctx, app, "")
+	res, err := n2.Cluster().TakeOver(ctx, app, "")
 	require.NoError(t, err)
 	require.Equal(t, "n1", res.From)
 	require.Equal(t, c1.ID, res.Head)
@@ -309,7 +309,7 @@ func clusterRefusesMoveWhileMounted(t *testing.T, nodes int, open func(t *testin
 	require.NoError(t, err)
 	v, err := dotmesh.ParseVolumeName("app")
 	require.NoError(t, err)
-	_, err = n1.Mount(ctx, v, "docker", "m1", "web")
+	_, err = n1.Mounts().Mount(ctx, v, "docker", "m1", "web")
 	require.NoError(t, err)
 	_, err = n2.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "x"})
 	require.ErrorIs(t, err, dotmesh.ErrInUse)
@@ -337,7 +337,7 @@ func clusterResetPrunesReplicas(t *testing.T, nodes int, open func(t *testing.T,
 	require.NoError(t, err)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		reps, err := n1.Replication(ctx, app)
+		reps, err := n1.Cluster().Replication(ctx, app)
 		require.NoError(t, err)
 		if len(reps) == 2 && len(reps[0].Lacks) == 0 && len(reps[1].Lacks) == 0 {
 			break
@@ -345,7 +345,7 @@ func clusterResetPrunesReplicas(t *testing.T, nodes int, open func(t *testing.T,
 		require.True(t, time.Now().Before(deadline), "replicas: %+v", reps)
 		time.Sleep(50 * time.Millisecond)
 	}
-	require.NoError(t, n2.Sync(ctx))
+	require.NoError(t, n2.Cluster().Sync(ctx))
 	// n2 holds exactly the one commit left.
 	st, err := n2.Status(ctx, app)
 	require.NoError(t, err)
@@ -359,13 +359,13 @@ func clusterDeleteDotEverywhere(t *testing.T, nodes int, open func(t *testing.T,
 	n1, n2 := c.start("n1"), c.start("n2")
 	seedDot(t, n1, "1")
 	var err error
-	require.NoError(t, n2.Sync(ctx)) // n2 has seen the dot registered
+	require.NoError(t, n2.Cluster().Sync(ctx)) // n2 has seen the dot registered
 	refs, err := c.bes["n2"].Branches(ctx)
 	require.NoError(t, err)
 	require.NotEmpty(t, refs)
 
 	require.NoError(t, n1.DeleteDot(ctx, app))
-	require.NoError(t, n2.Sync(ctx))
+	require.NoError(t, n2.Cluster().Sync(ctx))
 	refs, err = c.bes["n2"].Branches(ctx)
 	require.NoError(t, err)
 	require.Empty(t, refs)
@@ -387,7 +387,7 @@ func clusterDeleteBranchEverywhere(t *testing.T, nodes int, open func(t *testing
 	_, err = n2.Commit(ctx, app, "feature", dotmesh.CommitOptions{Message: "two"})
 	require.NoError(t, err)
 	waitReplicated(t, n2, app)
-	require.NoError(t, n2.Sync(ctx)) // n2 has seen the branch registered
+	require.NoError(t, n2.Cluster().Sync(ctx)) // n2 has seen the branch registered
 	holds := func(node string) bool {
 		refs, err := c.bes[node].Branches(ctx)
 		require.NoError(t, err)
@@ -402,7 +402,7 @@ func clusterDeleteBranchEverywhere(t *testing.T, nodes int, open func(t *testing
 
 	require.NoError(t, n1.DeleteBranch(ctx, app, "feature"))
 	require.False(t, holds("n1"))
-	require.NoError(t, n2.Sync(ctx))
+	require.NoError(t, n2.Cluster().Sync(ctx))
 	require.False(t, holds("n2"), "the master keeps the storage of a branch deleted on another node")
 	require.Equal(t, "1", readFile(t, n1, "app", "f"))
 }

@@ -305,7 +305,7 @@ func (s *Server) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 	}
 	key := volumesPrefix + nameKey(rec.Name)
 	if len(snaps) > 0 {
-		if ms, err := s.node.Mounts(ctx, rec.dot()); err == nil && len(ms) > 0 {
+		if ms, err := s.node.Mounts().List(ctx, rec.dot()); err == nil && len(ms) > 0 {
 			return nil, status.Errorf(codes.FailedPrecondition, "volume %s is still mounted (%d mounts)", rec.ID, len(ms))
 		}
 		rec.State = stateDeleted

@@ -50,9 +50,7 @@ type Node interface {
 	CreateBranch(ctx context.Context, name dotmesh.DotName, newName, from string) (*dotmesh.Branch, error)
 	DeleteBranch(ctx context.Context, name dotmesh.DotName, branch string) error
 	Commit(ctx context.Context, name dotmesh.DotName, branch string, opts dotmesh.CommitOptions) (*dotmesh.Commit, error)
-	Mount(ctx context.Context, v dotmesh.VolumeName, consumer, id, name string) (*dotmesh.Mount, error)
-	Unmount(ctx context.Context, dot dotmesh.DotName, consumer, id string) error
-	Mounts(ctx context.Context, dot dotmesh.DotName) ([]dotmesh.Mount, error)
+	Mounts() *dotmesh.Mounts
 	SubdotPath(ctx context.Context, v dotmesh.VolumeName) (string, error)
 	FrontendRecords(namespace string) (*dotmesh.FrontendRecords, error)
 }

@@ -70,12 +70,12 @@ func (s *Server) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		}
 		return nil, status.Errorf(codes.AlreadyExists, "target %s is mounted already, with another volume or mode", target)
 	}
-	m, err := s.node.Mount(ctx, v, Consumer, target, podName(req.GetVolumeContext()))
+	m, err := s.node.Mounts().Mount(ctx, v, Consumer, target, podName(req.GetVolumeContext()))
 	if err != nil {
 		return nil, grpcError(err)
 	}
 	if err := bindmount.Bind(m.Path, target, ro); err != nil {
-		if uerr := s.node.Unmount(context.WithoutCancel(ctx), v.Dot, Consumer, target); uerr != nil {
+		if uerr := s.node.Mounts().Unmount(context.WithoutCancel(ctx), v.Dot, Consumer, target); uerr != nil {
 			s.log.Warn("forgetting a failed CSI mount", "target", target, "err", uerr)
 		}
 		return nil, status.Error(codes.Internal, err.Error())
@@ -85,7 +85,7 @@ func (s *Server) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 }
 
 func (s *Server) hasMount(ctx context.Context, dot dotmesh.DotName, target string) bool {
-	ms, err := s.node.Mounts(ctx, dot)
+	ms, err := s.node.Mounts().List(ctx, dot)
 	if err != nil {
 		return false
 	}
@@ -114,7 +114,7 @@ func (s *Server) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 		return nil, status.Errorf(codes.Internal, "removing target %s: %v", target, err)
 	}
 	if v, err := parseVolumeID(req.GetVolumeId()); err == nil {
-		if err := s.node.Unmount(ctx, v.Dot, Consumer, target); err != nil {
+		if err := s.node.Mounts().Unmount(ctx, v.Dot, Consumer, target); err != nil {
 			return nil, grpcError(err)
 		}
 	}

@@ -70,7 +70,7 @@ func TestControllerStopsAndStartsContainers(t *testing.T) {
 	}}
 	f.p.engine = newEngine(serveEngine(t, eng))
 	ctrl := f.p.Controller()
-	f.node.RegisterMountController(ctrl)
+	f.node.Mounts().RegisterController(ctrl)
 	app := dotmesh.DotName{Namespace: "admin", Name: "app"}
 	f.ok("Create", `{"Name":"app.web"}`)
 	_, err := f.node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one", Author: "t"})

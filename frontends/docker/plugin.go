@@ -44,9 +44,7 @@ type Node interface {
 	Status(ctx context.Context, name dotmesh.DotName) (*dotmesh.DotStatus, error)
 	Branches(ctx context.Context, name dotmesh.DotName) ([]*dotmesh.Branch, error)
 	ResolveRef(ctx context.Context, name dotmesh.DotName, branch, ref string) (*dotmesh.Commit, error)
-	Mount(ctx context.Context, v dotmesh.VolumeName, consumer, id, name string) (*dotmesh.Mount, error)
-	Unmount(ctx context.Context, dot dotmesh.DotName, consumer, id string) error
-	Mounts(ctx context.Context, dot dotmesh.DotName) ([]dotmesh.Mount, error)
+	Mounts() *dotmesh.Mounts
 	SubdotPath(ctx context.Context, v dotmesh.VolumeName) (string, error)
 	FrontendRecords(namespace string) (*dotmesh.FrontendRecords, error)
 }
@@ -236,7 +234,7 @@ func (p *Plugin) remove(ctx context.Context, req *parsed) (response, error) {
 }
 
 func (p *Plugin) mount(ctx context.Context, req *parsed) (response, error) {
-	m, err := p.node.Mount(ctx, req.Volume, Consumer, req.ID, p.containerStarting(ctx, req.Name))
+	m, err := p.node.Mounts().Mount(ctx, req.Volume, Consumer, req.ID, p.containerStarting(ctx, req.Name))
 	if err != nil {
 		return response{}, err
 	}
@@ -244,7 +242,7 @@ func (p *Plugin) mount(ctx context.Context, req *parsed) (response, error) {
 }
 
 func (p *Plugin) unmount(ctx context.Context, req *parsed) (response, error) {
-	return response{}, p.node.Unmount(ctx, req.Volume.Dot, Consumer, req.ID)
+	return response{}, p.node.Mounts().Unmount(ctx, req.Volume.Dot, Consumer, req.ID)
 }
 
 // containerStarting names the container Docker is starting with volume
@@ -281,7 +279,7 @@ func (p *Plugin) path(ctx context.Context, req *parsed) (response, error) {
 }
 
 func (p *Plugin) where(ctx context.Context, v dotmesh.VolumeName) (string, error) {
-	ms, err := p.node.Mounts(ctx, v.Dot)
+	ms, err := p.node.Mounts().List(ctx, v.Dot)
 	if err != nil {
 		return "", err
 	}

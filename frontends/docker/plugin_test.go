@@ -120,7 +120,7 @@ func TestVolumeLifecycle(t *testing.T) {
 	require.Equal(t, m.Mountpoint, f.ok("Mount", `{"Name":"app.web","ID":"m1"}`).Mountpoint, "same id: same mount")
 	require.Equal(t, m.Mountpoint, f.ok("Path", `{"Name":"app.web"}`).Mountpoint)
 
-	ms, err := f.node.Mounts(ctx, app)
+	ms, err := f.node.Mounts().List(ctx, app)
 	require.NoError(t, err)
 	require.Len(t, ms, 1)
 	require.Equal(t, Consumer, ms[0].Consumer)
@@ -149,7 +149,7 @@ func TestVolumeLifecycle(t *testing.T) {
 
 	f.ok("Unmount", `{"Name":"app.web","ID":"m1"}`)
 	f.ok("Unmount", `{"Name":"app.web","ID":"m1"}`) // retries are fine
-	ms, err = f.node.Mounts(ctx, app)
+	ms, err = f.node.Mounts().List(ctx, app)
 	require.NoError(t, err)
 	require.Empty(t, ms)
 

@@ -46,7 +46,7 @@ func (p *Plugin) Reconcile(ctx context.Context, startedAt time.Time) error {
 			if held {
 				continue
 			}
-			if err := p.node.Unmount(ctx, st.Dot.DotName(), Consumer, m.ID); err != nil {
+			if err := p.node.Mounts().Unmount(ctx, st.Dot.DotName(), Consumer, m.ID); err != nil {
 				return err
 			}
 			p.log.Info("forgot a Docker mount no running container holds", "volume", m.Volume, "mount", m.ID, "container", m.Name)

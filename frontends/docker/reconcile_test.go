@@ -26,7 +26,7 @@ func TestReconcileForgetsMountsNoContainerHolds(t *testing.T) {
 
 	// No engine: nothing is forgotten.
 	require.Error(t, f.p.Reconcile(ctx, before))
-	ms, err := f.node.Mounts(ctx, app)
+	ms, err := f.node.Mounts().List(ctx, app)
 	require.NoError(t, err)
 	require.Len(t, ms, 2)
 
@@ -38,7 +38,7 @@ func TestReconcileForgetsMountsNoContainerHolds(t *testing.T) {
 	}{"volume", "admin/app.web", "dm"}) // another spelling of the same volume
 	f.p.engine = newEngine(fakeEngine(t, []container{web}))
 	require.NoError(t, f.p.Reconcile(ctx, before))
-	ms, err = f.node.Mounts(ctx, app)
+	ms, err = f.node.Mounts().List(ctx, app)
 	require.NoError(t, err)
 	require.Len(t, ms, 1)
 	require.Equal(t, "held", ms[0].ID)
@@ -46,7 +46,7 @@ func TestReconcileForgetsMountsNoContainerHolds(t *testing.T) {
 	// Mounts made after the node started are left alone.
 	f.p.engine = newEngine(fakeEngine(t, nil))
 	require.NoError(t, f.p.Reconcile(ctx, before.Add(-time.Hour)))
-	ms, err = f.node.Mounts(ctx, app)
+	ms, err = f.node.Mounts().List(ctx, app)
 	require.NoError(t, err)
 	require.Len(t, ms, 1)
 }
