@@ -34,6 +34,9 @@ import (
 //
 // Every argument comes from the network and is checked here. A
 // TransferPeer is valid as long as its Node is open.
+//
+// Incoming and Abort are for this node's operator, not for other nodes:
+// they list and end receives that were cut off before Finish.
 type TransferPeer struct{ n *Node }
 
 // TransferPeer returns the side of n that other nodes' transfers call.
