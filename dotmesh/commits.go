@@ -19,7 +19,7 @@ type CommitOptions struct {
 // branch are serialised; a commit with no changes is allowed.
 func (n *Node) Commit(ctx context.Context, name DotName, branch string, opts CommitOptions) (*Commit, error) {
 	if strings.TrimSpace(opts.Message) == "" {
-		return nil, fmt.Errorf("%w: a commit needs a message (-m)", ErrInvalidArgument)
+		return nil, &InvalidOptionError{Option: "CommitOptions.Message", Problem: "a commit needs a message"}
 	}
 	for k := range opts.Metadata {
 		if err := ValidateName("metadata key", k); err != nil {
@@ -248,7 +248,7 @@ func (n *Node) reset(ctx context.Context, name DotName, branch, ref string, opts
 			return nil, err
 		}
 		if u.Dirty {
-			return nil, fmt.Errorf("%w: branch %s of %s has %d uncommitted bytes; commit them or use --hard to discard them", ErrDirty, b.Name, name, u.DirtyBytes)
+			return nil, &UncommittedError{Dot: name, Branch: b.Name, Bytes: u.DirtyBytes}
 		}
 	}
 	orphans, err := n.restoreLocked(ctx, be, d, b, rev, target)
