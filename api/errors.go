@@ -18,6 +18,10 @@ import (
 //	partly_restored  PartlyRestoredError{Dot, Branch, Commit, Cause}
 //	master_down      MasterDownError{Dot, Branch, Node}
 //	source_bound     SourceBoundError{Dot (the dot's id), Branch, Subdot, Kind}
+//	invalid_option   InvalidOptionError{Name (the Option), Problem}
+//	uncommitted      UncommittedError{Dot, Branch, Bytes}
+//	mounts_in_use    MountsInUseError{Op, Users}
+//	diverged         DivergedError{Dot, Branch, Commit (the Common one), Start, Head}
 type Reason struct {
 	Type      string `json:"type"`
 	Kind      string `json:"kind,omitempty"`
@@ -30,6 +34,11 @@ type Reason struct {
 	Bytes     int64  `json:"bytes,omitempty"`
 	Commit    string `json:"commit,omitempty"`
 	Subdot    string `json:"subdot,omitempty"`
+	Problem   string `json:"problem,omitempty"`
+	Op        string `json:"op,omitempty"`
+	Users     string `json:"users,omitempty"`
+	Start     string `json:"start,omitempty"`
+	Head      string `json:"head,omitempty"`
 	// Cause is the failure a partly_restored error wraps, with its own
 	// code and reason.
 	Cause *Error `json:"cause,omitempty"`
@@ -43,6 +52,10 @@ const (
 	ReasonPartlyRestored = "partly_restored"
 	ReasonMasterDown     = "master_down"
 	ReasonSourceBound    = "source_bound"
+	ReasonInvalidOption  = "invalid_option"
+	ReasonUncommitted    = "uncommitted"
+	ReasonMountsInUse    = "mounts_in_use"
+	ReasonDiverged       = "diverged"
 )
 
 // reasonFor returns the Reason for the first typed dotmesh error in
@@ -55,6 +68,10 @@ func reasonFor(err error) *Reason {
 		pr *dotmesh.PartlyRestoredError
 		md *dotmesh.MasterDownError
 		sb *dotmesh.SourceBoundError
+		io *dotmesh.InvalidOptionError
+		ue *dotmesh.UncommittedError
+		mu *dotmesh.MountsInUseError
+		dv *dotmesh.DivergedError
 	)
 	switch {
 	case errors.As(err, &pr): // first: it may wrap another typed error
@@ -74,6 +91,14 @@ func reasonFor(err error) *Reason {
 		return &Reason{Type: ReasonMasterDown, Namespace: md.Dot.Namespace, Dot: md.Dot.Name, Branch: md.Branch, Node: md.Node}
 	case errors.As(err, &sb):
 		return &Reason{Type: ReasonSourceBound, Dot: string(sb.Ref.Dot), Branch: sb.Ref.Branch, Subdot: sb.Subdot, Kind: sb.Kind}
+	case errors.As(err, &io):
+		return &Reason{Type: ReasonInvalidOption, Name: io.Option, Problem: io.Problem}
+	case errors.As(err, &ue):
+		return &Reason{Type: ReasonUncommitted, Namespace: ue.Dot.Namespace, Dot: ue.Dot.Name, Branch: ue.Branch, Bytes: ue.Bytes}
+	case errors.As(err, &mu):
+		return &Reason{Type: ReasonMountsInUse, Op: mu.Op, Users: mu.Users}
+	case errors.As(err, &dv):
+		return &Reason{Type: ReasonDiverged, Namespace: dv.Dot.Namespace, Dot: dv.Dot.Name, Branch: dv.Branch, Commit: string(dv.Common), Start: string(dv.Start), Head: string(dv.Head)}
 	}
 	return nil
 }
@@ -102,6 +127,14 @@ func (r *Reason) Err() error {
 		return &dotmesh.MasterDownError{Dot: dot, Branch: r.Branch, Node: r.Node}
 	case ReasonSourceBound:
 		return &dotmesh.SourceBoundError{Ref: dotmesh.BranchRef{Dot: dotmesh.DotID(r.Dot), Branch: r.Branch}, Subdot: r.Subdot, Kind: r.Kind}
+	case ReasonInvalidOption:
+		return &dotmesh.InvalidOptionError{Option: r.Name, Problem: r.Problem}
+	case ReasonUncommitted:
+		return &dotmesh.UncommittedError{Dot: dot, Branch: r.Branch, Bytes: r.Bytes}
+	case ReasonMountsInUse:
+		return &dotmesh.MountsInUseError{Op: r.Op, Users: r.Users}
+	case ReasonDiverged:
+		return &dotmesh.DivergedError{Dot: dot, Branch: r.Branch, Common: dotmesh.CommitID(r.Commit), Start: dotmesh.CommitID(r.Start), Head: dotmesh.CommitID(r.Head)}
 	}
 	return nil
 }

@@ -19,6 +19,11 @@ var reasonCases = []error{
 	&dotmesh.PartlyRestoredError{Dot: dotmesh.DotName{Namespace: "admin", Name: "app"}, Branch: "master", Target: "c1"},
 	&dotmesh.MasterDownError{Dot: dotmesh.DotName{Namespace: "admin", Name: "app"}, Branch: "master", Node: "n1"},
 	&dotmesh.SourceBoundError{Ref: dotmesh.BranchRef{Dot: "d1", Branch: "master"}, Subdot: "db", Kind: "redis"},
+	&dotmesh.InvalidOptionError{Option: "CommitOptions.Message", Problem: "a commit needs a message"},
+	&dotmesh.UncommittedError{Dot: dotmesh.DotName{Namespace: "bob", Name: "web"}, Branch: "dev", Bytes: 5},
+	&dotmesh.MountsInUseError{Op: "reset", Users: "docker container c1"},
+	&dotmesh.DivergedError{Dot: dotmesh.DotName{Namespace: "admin", Name: "app"}, Branch: "master", Common: "c1"},
+	&dotmesh.DivergedError{Dot: dotmesh.DotName{Namespace: "admin", Name: "app"}, Branch: "master", Start: "c2", Head: "c3"},
 }
 
 // wire sends err as a server does and decodes it as a client does.

@@ -165,3 +165,79 @@ func (e *SourceBoundError) Error() string {
 }
 
 func (e *SourceBoundError) Unwrap() error { return ErrAlreadyExists }
+
+// InvalidOptionError: an option of a call has a value the call cannot
+// take. It wraps ErrInvalidArgument.
+type InvalidOptionError struct {
+	Option  string // the Go option, Type.Field: "CommitOptions.Message"
+	Problem string // what is wrong, in words: "a commit needs a message"
+}
+
+func (e *InvalidOptionError) Error() string {
+	return fmt.Sprintf("%v: %s (%s)", ErrInvalidArgument, e.Problem, e.Option)
+}
+
+func (e *InvalidOptionError) Unwrap() error { return ErrInvalidArgument }
+
+// UncommittedError: a reset would discard the uncommitted changes of a
+// branch, and was not told to (ResetOptions.Hard). It wraps ErrDirty.
+type UncommittedError struct {
+	Dot    DotName
+	Branch string
+	Bytes  int64 // about how many bytes differ from the branch's head
+}
+
+func (e *UncommittedError) Error() string {
+	return fmt.Sprintf("%v: branch %s of %s has %d uncommitted bytes; commit them, or reset with ResetOptions.Hard to discard them", ErrDirty, e.Branch, e.Dot, e.Bytes)
+}
+
+func (e *UncommittedError) Unwrap() error { return ErrDirty }
+
+// MountsInUseError: Op would change data under running consumers of the
+// dot's mounts, and was not told to restart them (the Restart option of
+// Checkout and Reset). It wraps ErrInUse.
+type MountsInUseError struct {
+	Op    string // "checkout", "reset"
+	Users string // who uses the mounts, in words
+}
+
+func (e *MountsInUseError) Error() string {
+	return fmt.Sprintf("%v: %s would change data under %s; stop them first, or set the Restart option to stop and start them around the %s", ErrInUse, e.Op, e.Users, e.Op)
+}
+
+func (e *MountsInUseError) Unwrap() error { return ErrInUse }
+
+// DivergedError: a transfer refused to replace a branch whose history
+// does not lead to the incoming head; nothing was changed.
+// TransferOptions.StashOnDivergence moves the receiving side's commits
+// aside instead. It wraps ErrDiverged.
+type DivergedError struct {
+	Dot    DotName
+	Branch string
+	// Common is the last commit both sides have, "" when they share none.
+	Common CommitID
+	// Start, when set, is where the sending side's history starts (gc
+	// removed what came before), and Head the receiving side's head,
+	// which is not in it: whether the histories diverged cannot be told.
+	Start CommitID
+	Head  CommitID
+}
+
+func (e *DivergedError) Error() string {
+	return e.Refusal() + ". TransferOptions.StashOnDivergence moves the receiving side's commits to a new branch and takes the incoming ones"
+}
+
+// Refusal is the message up to the advice on stashing, for frontends
+// that give their own.
+func (e *DivergedError) Refusal() string {
+	if e.Start != "" {
+		return fmt.Sprintf("%v: branch %s of %s: the sending side's history starts at %s (gc removed what came before) and the receiving side's head %s is not in it, so it cannot be told whether the incoming commits follow it; nothing was changed", ErrDiverged, e.Branch, e.Dot, e.Start, e.Head)
+	}
+	at := "they share no commit"
+	if e.Common != "" {
+		at = "the last common commit is " + string(e.Common)
+	}
+	return fmt.Sprintf("%v: branch %s of %s has diverged: both sides have commits the other lacks (%s); nothing was changed", ErrDiverged, e.Branch, e.Dot, at)
+}
+
+func (e *DivergedError) Unwrap() error { return ErrDiverged }

@@ -7,6 +7,7 @@ import (
 	"go/parser"
 	"go/token"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -39,6 +40,16 @@ func TestTypedErrors(t *testing.T) {
 			"unavailable: branch master of app has its working state on node n1, which is not running; a take-over moves it here, losing that node's uncommitted changes"},
 		{&dotmesh.SourceBoundError{Ref: dotmesh.BranchRef{Dot: "d1", Branch: "master"}, Subdot: "db", Kind: "redis"}, dotmesh.ErrAlreadyExists,
 			"already exists: subdot db of d1@master is bound to a redis source already; remove that source first"},
+		{&dotmesh.InvalidOptionError{Option: "GCOptions.Keep", Problem: "keep must be >= 0"}, dotmesh.ErrInvalidArgument,
+			"invalid argument: keep must be >= 0 (GCOptions.Keep)"},
+		{&dotmesh.UncommittedError{Dot: app, Branch: "master", Bytes: 9}, dotmesh.ErrDirty,
+			"uncommitted changes: branch master of app has 9 uncommitted bytes; commit them, or reset with ResetOptions.Hard to discard them"},
+		{&dotmesh.MountsInUseError{Op: "reset", Users: "docker container c1"}, dotmesh.ErrInUse,
+			"in use: reset would change data under docker container c1; stop them first, or set the Restart option to stop and start them around the reset"},
+		{&dotmesh.DivergedError{Dot: app, Branch: "master", Common: "c1"}, dotmesh.ErrDiverged,
+			"conflict: diverged: branch master of app has diverged: both sides have commits the other lacks (the last common commit is c1); nothing was changed. TransferOptions.StashOnDivergence moves the receiving side's commits to a new branch and takes the incoming ones"},
+		{&dotmesh.DivergedError{Dot: app, Branch: "master", Start: "c2", Head: "c3"}, dotmesh.ErrDiverged,
+			"conflict: diverged: branch master of app: the sending side's history starts at c2 (gc removed what came before) and the receiving side's head c3 is not in it, so it cannot be told whether the incoming commits follow it; nothing was changed. TransferOptions.StashOnDivergence moves the receiving side's commits to a new branch and takes the incoming ones"},
 	} {
 		if c.err.Error() != c.want {
 			t.Errorf("%T: %q, want %q", c.err, c.err, c.want)
@@ -47,7 +58,7 @@ func TestTypedErrors(t *testing.T) {
 		if !errors.Is(wrapped, c.sentinel) {
 			t.Errorf("%T is not %v", c.err, c.sentinel)
 		}
-		if c.sentinel != dotmesh.ErrConflict && errors.Is(wrapped, dotmesh.ErrConflict) {
+		if c.sentinel != dotmesh.ErrConflict && c.sentinel != dotmesh.ErrDiverged && errors.Is(wrapped, dotmesh.ErrConflict) {
 			t.Errorf("%T is a conflict", c.err)
 		}
 		target := reflectNew(c.err)
@@ -75,12 +86,24 @@ func reflectNew(err error) any {
 		return new(*dotmesh.MasterDownError)
 	case *dotmesh.SourceBoundError:
 		return new(*dotmesh.SourceBoundError)
+	case *dotmesh.InvalidOptionError:
+		return new(*dotmesh.InvalidOptionError)
+	case *dotmesh.UncommittedError:
+		return new(*dotmesh.UncommittedError)
+	case *dotmesh.MountsInUseError:
+		return new(*dotmesh.MountsInUseError)
+	case *dotmesh.DivergedError:
+		return new(*dotmesh.DivergedError)
 	}
 	panic(fmt.Sprintf("%T", err))
 }
 
+// cliFlag matches a command-line flag (-m, --hard) starting a word.
+var cliFlag = regexp.MustCompile("(^|[\\s(\"`])--?[a-z]")
+
 // TestNoCommandAdviceInTheCore: no string in the library names a dm
-// command; frontends add their advice to the typed errors.
+// command or a command-line flag; frontends add their advice to the typed
+// errors.
 func TestNoCommandAdviceInTheCore(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil || len(files) == 0 {
@@ -98,6 +121,9 @@ func TestNoCommandAdviceInTheCore(t *testing.T) {
 		ast.Inspect(file, func(n ast.Node) bool {
 			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING && strings.Contains(lit.Value, "`dm ") {
 				t.Errorf("%s: a string names a dm command: %s", fset.Position(lit.Pos()), lit.Value)
+			}
+			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING && cliFlag.MatchString(lit.Value) {
+				t.Errorf("%s: a string names a command-line flag: %s", fset.Position(lit.Pos()), lit.Value)
 			}
 			return true
 		})

@@ -57,7 +57,7 @@ type RemovedCommit struct {
 // backend's GC lock keeps concurrent commits safe.
 func (n *Node) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
 	if opts.Keep < 0 {
-		return nil, fmt.Errorf("%w: --keep must be >= 1 (0: remove no commits)", ErrInvalidArgument)
+		return nil, &InvalidOptionError{Option: "GCOptions.Keep", Problem: "the commits to keep must be >= 1, or 0 to remove none"}
 	}
 	var dots []*Dot
 	if opts.Dot != nil {

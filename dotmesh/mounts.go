@@ -176,7 +176,7 @@ func (n *Node) guardMounts(ctx context.Context, d *Dot, branch, what string, res
 		return func() {}, nil
 	}
 	if !restart {
-		return nil, fmt.Errorf("%w: %s would change data under %s; stop them first, or pass --restart to stop and start them around the %s", ErrInUse, what, describeMounts(ms), what)
+		return nil, &MountsInUseError{Op: what, Users: describeMounts(ms)}
 	}
 	byConsumer := make(map[string][]Mount)
 	for _, m := range ms {

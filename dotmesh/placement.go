@@ -45,7 +45,8 @@ type placement interface {
 type standalone struct{}
 
 // clustered is a node of a cluster; its methods are in cluster.go,
-// handover.go, replicate.go and node.go.
+// handover.go, replicate.go, branches.go (prefetch) and commits.go
+// (checkMaster).
 type clustered struct {
 	*Node
 	cl *cluster

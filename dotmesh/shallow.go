@@ -1,7 +1,5 @@
 package dotmesh
 
-import "fmt"
-
 // Shallow histories. gc removes a branch's older commits; the oldest one
 // kept still names its parent, which is gone. Such a history travels as
 // git's shallow clones do: its oldest commit goes as a full commit with
@@ -57,5 +55,5 @@ func shallowStart(from, to []Commit) int {
 // the receiver lacks start's parent: whether its head is an older
 // ancestor cannot be told.
 func prunedDivergedError(name DotName, branch string, start Commit, head CommitID) error {
-	return fmt.Errorf("%w: branch %s of %s: the sending side's history starts at %s (gc removed what came before) and the receiving side's head %s is not in it, so it cannot be told whether the incoming commits follow it; nothing was changed. Pass --stash-on-divergence to move the receiving side's commits to a new branch and take the incoming ones", ErrDiverged, branch, name, start.ID, head)
+	return &DivergedError{Dot: name, Branch: branch, Start: start.ID, Head: head}
 }

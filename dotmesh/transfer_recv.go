@@ -451,11 +451,7 @@ func lastCommon(commits map[CommitID]*Commit, a, b CommitID) CommitID {
 }
 
 func divergedError(name DotName, branch string, common CommitID) error {
-	at := "they share no commit"
-	if common != "" {
-		at = "the last common commit is " + string(common)
-	}
-	return fmt.Errorf("%w: branch %s of %s has diverged: both sides have commits the other lacks (%s); nothing was changed. Pass --stash-on-divergence to move the receiving side's commits to a new branch and take the incoming ones", ErrDiverged, branch, name, at)
+	return &DivergedError{Dot: name, Branch: branch, Common: common}
 }
 
 func dirtyError(name DotName, branch string, u Usage, where string) error {

@@ -32,6 +32,10 @@ func typedErrors(err error) []error {
 		de *dotmesh.DirtyError
 		md *dotmesh.MasterDownError
 		sb *dotmesh.SourceBoundError
+		io *dotmesh.InvalidOptionError
+		ue *dotmesh.UncommittedError
+		mu *dotmesh.MountsInUseError
+		dv *dotmesh.DivergedError
 		ts []error
 	)
 	if errors.As(err, &pr) {
@@ -51,6 +55,18 @@ func typedErrors(err error) []error {
 	}
 	if errors.As(err, &sb) {
 		ts = append(ts, sb)
+	}
+	if errors.As(err, &io) {
+		ts = append(ts, io)
+	}
+	if errors.As(err, &ue) {
+		ts = append(ts, ue)
+	}
+	if errors.As(err, &mu) {
+		ts = append(ts, mu)
+	}
+	if errors.As(err, &dv) {
+		ts = append(ts, dv)
 	}
 	return ts
 }
@@ -85,8 +101,25 @@ func hint(t error) string {
 			dotmesh.ErrUnavailable, e.Branch, e.Dot, e.Node, e.Dot, e.Branch)
 	case *dotmesh.SourceBoundError:
 		return fmt.Sprintf("%v: subdot %s of %s is bound to a %s source already; `dm source rm` it first", dotmesh.ErrAlreadyExists, e.Subdot, e.Ref, e.Kind)
+	case *dotmesh.InvalidOptionError:
+		if flag, ok := optionWords[e.Option]; ok {
+			return fmt.Sprintf("%v: %s", dotmesh.ErrInvalidArgument, flag)
+		}
+	case *dotmesh.UncommittedError:
+		return fmt.Sprintf("%v: branch %s of %s has %d uncommitted bytes; commit them or use --hard to discard them", dotmesh.ErrDirty, e.Branch, e.Dot, e.Bytes)
+	case *dotmesh.MountsInUseError:
+		return fmt.Sprintf("%v: %s would change data under %s; stop them first, or pass --restart to stop and start them around the %s", dotmesh.ErrInUse, e.Op, e.Users, e.Op)
+	case *dotmesh.DivergedError:
+		return e.Refusal() + ". Pass --stash-on-divergence to move the receiving side's commits to a new branch and take the incoming ones"
 	}
 	return t.Error()
+}
+
+// optionWords are dm's words, naming its flags, for the core's options a
+// flag sets.
+var optionWords = map[string]string{
+	"CommitOptions.Message": "a commit needs a message (-m)",
+	"GCOptions.Keep":        "--keep must be >= 1 (0: remove no commits)",
 }
 
 // commitOrNone prints a commit id as the core's messages do.

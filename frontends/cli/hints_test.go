@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -50,6 +53,19 @@ func typedErrorCases() []struct {
 			"unavailable: branch master of bob/web has its working state on node n1, which is not running; `dm dot take-over bob/web master` moves it here, losing that node's uncommitted changes", exitUnavailable},
 		{&dotmesh.SourceBoundError{Ref: dotmesh.BranchRef{Dot: id, Branch: "master"}, Subdot: "db", Kind: "postgresql"},
 			"already exists: subdot db of " + id + "@master is bound to a postgresql source already; `dm source rm` it first", exitConflict},
+		// The core names its Go options; dm names its flags.
+		{&dotmesh.InvalidOptionError{Option: "CommitOptions.Message", Problem: "a commit needs a message"}, "invalid argument: a commit needs a message (-m)", exitInvalid},
+		{&dotmesh.InvalidOptionError{Option: "GCOptions.Keep", Problem: "the commits to keep must be >= 1, or 0 to remove none"}, "invalid argument: --keep must be >= 1 (0: remove no commits)", exitInvalid},
+		{&dotmesh.UncommittedError{Dot: bob, Branch: "dev", Bytes: 12},
+			"uncommitted changes: branch dev of bob/web has 12 uncommitted bytes; commit them or use --hard to discard them", exitConflict},
+		{&dotmesh.MountsInUseError{Op: "checkout", Users: "docker containers c1, c2"},
+			"in use: checkout would change data under docker containers c1, c2; stop them first, or pass --restart to stop and start them around the checkout", exitConflict},
+		{&dotmesh.DivergedError{Dot: app, Branch: "master", Common: id},
+			"conflict: diverged: branch master of app has diverged: both sides have commits the other lacks (the last common commit is " + id + "); nothing was changed. Pass --stash-on-divergence to move the receiving side's commits to a new branch and take the incoming ones", exitConflict},
+		{&dotmesh.DivergedError{Dot: bob, Branch: "dev"},
+			"conflict: diverged: branch dev of bob/web has diverged: both sides have commits the other lacks (they share no commit); nothing was changed. Pass --stash-on-divergence to move the receiving side's commits to a new branch and take the incoming ones", exitConflict},
+		{fmt.Errorf("pushing app to origin: %w", &dotmesh.DivergedError{Dot: app, Branch: "master", Start: "c2", Head: "c3"}),
+			"pushing app to origin: conflict: diverged: branch master of app: the sending side's history starts at c2 (gc removed what came before) and the receiving side's head c3 is not in it, so it cannot be told whether the incoming commits follow it; nothing was changed. Pass --stash-on-divergence to move the receiving side's commits to a new branch and take the incoming ones", exitConflict},
 		// Wrapped by the node: the advice stays where the sentence is.
 		{fmt.Errorf("pulling app from origin: %w", &dotmesh.DirtyError{Dot: app, Branch: "master", Where: "this node", Bytes: 7}),
 			"pulling app from origin: uncommitted changes: branch master of app on this node has uncommitted changes (about 7 bytes); nothing was transferred. Commit them there (`dm commit`) or discard them (`dm reset --hard HEAD`), then run the transfer again", exitConflict},
@@ -177,6 +193,16 @@ func TestTypedErrorsFromANode(t *testing.T) {
 	exact(runDM(t, e, "transfers", "abort", "app@nob"), "not found: no incoming transfer of app@nob on this node; `dm transfers` lists them", exitNotFound)
 	mustRun(t, e, "commit", "-m", "one")
 	exact(runDM(t, e, "reset", "--hard", "abcdef12"), "not found: no commit abcdef12 in dot app; `dm log` lists commit ids", exitNotFound)
+
+	// The core names ResetOptions.Hard; dm names --hard.
+	dir := strings.TrimSpace(mustRun(t, e, "path", "app"))
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("0123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runDM(t, e, "reset", "HEAD")
+	if !regexp.MustCompile("^dm: uncommitted changes: branch master of app has [0-9]+ uncommitted bytes; commit them or use --hard to discard them\n$").MatchString(r.err) || r.code != exitConflict {
+		t.Fatalf("a reset over uncommitted changes printed %q, exit %d", r.err, r.code)
+	}
 
 	mustRun(t, e, "source", "add", "app.cache", "redis", "redis://127.0.0.1:1/0")
 	d, err := n.Node.Dot(ctx, dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "app"})

@@ -161,8 +161,11 @@ func dockerWorkflow(t *testing.T, e *env, image, sock string) {
 	if out := e.ok("list"); !strings.Contains(out, "USED BY") || !strings.Contains(out, sleeper) {
 		t.Fatalf("dm list does not show who uses %s:\n%s", dot, out)
 	}
-	e.fails(sleeper, "reset", "--dot", dot, "--hard", "HEAD^")
-	e.fails(sleeper, "checkout", "--dot", dot, "master")
+	for _, op := range [][]string{{"reset", "--dot", dot, "--hard", "HEAD^"}, {"checkout", "--dot", dot, "master"}} {
+		if r := e.fails(sleeper, op...); !strings.HasSuffix(r.err, "; stop them first, or pass --restart to stop and start them around the "+op[0]+"\n") {
+			t.Fatalf("dm %s under a running container printed %q; want the --restart advice", op[0], r.err)
+		}
+	}
 	_, before := running(t, sleeper)
 
 	start = time.Now()

@@ -76,8 +76,8 @@ func TestTransferPushPullClone(t *testing.T) {
 	e.commitOn(a, "app", "third")
 	before := ids(e.logOn(b, "app"))
 	r := e.fails("diverged", "--remote", "a", "push", "b")
-	if !strings.Contains(r.err, second) {
-		t.Fatalf("divergence error does not name the common commit %s: %s", second, r.err)
+	if !strings.HasSuffix(r.err, " has diverged: both sides have commits the other lacks (the last common commit is "+second+"); nothing was changed. Pass --stash-on-divergence to move the receiving side's commits to a new branch and take the incoming ones\n") {
+		t.Fatalf("divergence error does not name the common commit %s and --stash-on-divergence: %s", second, r.err)
 	}
 	if ids(e.logOn(b, "app")) != before {
 		t.Fatal("a refused push changed b")

@@ -1,0 +1,289 @@
+package dotmesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// CommitOptions describe a new commit.
+type CommitOptions struct {
+	Message  string
+	Author   string
+	Metadata map[string]string
+}
+
+// Commit snapshots every subdot of a branch (the current one when branch
+// is empty) atomically and makes it the branch's new head. Commits on one
+// branch are serialised; a commit with no changes is allowed.
+func (n *Node) Commit(ctx context.Context, name DotName, branch string, opts CommitOptions) (*Commit, error) {
+	if strings.TrimSpace(opts.Message) == "" {
+		return nil, &InvalidOptionError{Option: "CommitOptions.Message", Problem: "a commit needs a message"}
+	}
+	for k := range opts.Metadata {
+		if err := ValidateName("metadata key", k); err != nil {
+			return nil, err
+		}
+	}
+	d, b, _, err := n.resolveBranch(ctx, name, branch)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.place.acquire(ctx, d, b.Name); err != nil {
+		return nil, err
+	}
+	defer n.lockDot(d.ID)()
+	d, b, rev, err := n.resolveBranch(ctx, name, b.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.place.checkMaster(d, b); err != nil {
+		return nil, err
+	}
+	return n.commitLocked(ctx, d, b, rev, opts)
+}
+
+// resolveBranch returns the dot and the named branch, or the current
+// branch when branch is empty.
+func (n *Node) resolveBranch(ctx context.Context, name DotName, branch string) (*Dot, *Branch, int64, error) {
+	d, err := n.Dot(ctx, name)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if branch == "" {
+		branch = d.Current
+	} else if err := ValidateName("branch", branch); err != nil {
+		return nil, nil, 0, err
+	}
+	b, rev, err := n.reg.branch(ctx, d, branch)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return d, b, rev, nil
+}
+
+// checkMaster refuses writes to a branch whose working state is not
+// here (it moved away after acquire), or that is being handed over.
+func (n *clustered) checkMaster(d *Dot, b *Branch) error {
+	if b.Master != n.cl.opts.NodeID {
+		return fmt.Errorf("%w: branch %s of %s moved to node %s meanwhile; try again", ErrConflict, b.Name, d.DotName(), b.Master)
+	}
+	if b.Moving != "" {
+		return fmt.Errorf("%w: branch %s of %s is being moved to node %s; use it there", ErrConflict, b.Name, d.DotName(), b.Moving)
+	}
+	return nil
+}
+
+// commitLocked is Commit for callers that hold the dot lock and read b at
+// revision rev.
+func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, opts CommitOptions) (*Commit, error) {
+	name := d.DotName()
+	if err := checkRestored(d, b); err != nil {
+		return nil, err
+	}
+	be, err := n.backendOf(d)
+	if err != nil {
+		return nil, err
+	}
+	c := &Commit{
+		ID: NewCommitID(), Dot: d.ID, Branch: b.Name, Parent: b.Head,
+		Author: opts.Author, Time: n.now().UTC(), Message: opts.Message, Metadata: opts.Metadata,
+	}
+	// Data first, then one registry transaction that records the commit and
+	// moves the head. A crash in between leaves commit data the registry
+	// does not know, which reconcile deletes: the old head stays.
+	info, err := be.Commit(ctx, c.Ref())
+	if err != nil {
+		return nil, fmt.Errorf("committing %s@%s: %w", name, b.Name, err)
+	}
+	c.Info = info
+	b.Head = c.ID
+	_, err = n.store.Txn(ctx,
+		[]Condition{IfRevision(branchKey(d.ID, b.Name), rev), IfAbsent(commitKey(d.ID, c.ID))},
+		append([]Op{PutOp(commitKey(d.ID, c.ID), encode(c)), PutOp(branchKey(d.ID, b.Name), encode(b))}, n.place.replicaOps(d.ID, c.ID)...))
+	if err != nil {
+		if derr := be.DeleteCommit(context.WithoutCancel(ctx), c.Ref()); derr != nil {
+			n.log.Warn("removing data of a commit the registry refused", "commit", c.ID, "err", derr)
+		}
+		if errors.Is(err, ErrConflict) {
+			return nil, fmt.Errorf("%w: branch %s of %s moved while committing; try again", ErrConflict, b.Name, name)
+		}
+		return nil, err
+	}
+	n.log.Info("committed", "dot", name.String(), "branch", b.Name, "commit", c.ID)
+	return c, nil
+}
+
+// Log returns the history of a branch (the current one when branch is
+// empty), newest first; limit <= 0 means all.
+func (n *Node) Log(ctx context.Context, name DotName, branch string, limit int) ([]*Commit, error) {
+	d, b, _, err := n.resolveBranch(ctx, name, branch)
+	if err != nil {
+		return nil, err
+	}
+	commits, err := n.reg.commits(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	chain := ancestry(commits, b.Head)
+	markPruned(commits, chain)
+	if limit > 0 && len(chain) > limit {
+		chain = chain[:limit]
+	}
+	return chain, nil
+}
+
+// ResolveRef resolves a ref (HEAD^, HEAD~2, an id prefix...) in the history
+// of a branch (the current one when branch is empty).
+func (n *Node) ResolveRef(ctx context.Context, name DotName, branch, ref string) (*Commit, error) {
+	d, b, _, err := n.resolveBranch(ctx, name, branch)
+	if err != nil {
+		return nil, err
+	}
+	return n.resolve(ctx, d, b, ref)
+}
+
+func (n *Node) resolve(ctx context.Context, d *Dot, b *Branch, ref string) (*Commit, error) {
+	r, err := ParseRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	commits, err := n.reg.commits(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	chain := ancestry(commits, b.Head)
+	if len(chain) == 0 {
+		return nil, &NoCommitsError{Dot: d.DotName(), Branch: b.Name}
+	}
+	start := 0
+	if r.Prefix != "" {
+		var matches []int
+		for i, c := range chain {
+			if strings.HasPrefix(string(c.ID), r.Prefix) {
+				matches = append(matches, i)
+			}
+		}
+		switch {
+		case len(matches) > 1:
+			return nil, fmt.Errorf("%w: commit prefix %s matches %d commits of branch %s; give more digits", ErrAmbiguous, r.Prefix, len(matches), b.Name)
+		case len(matches) == 0:
+			for id := range commits {
+				if strings.HasPrefix(string(id), r.Prefix) {
+					return nil, fmt.Errorf("%w: commit %s is not in the history of branch %s of %s", ErrNotFound, id, b.Name, d.DotName())
+				}
+			}
+			return nil, &NotFoundError{Kind: KindCommit, Name: r.Prefix, Dot: d.DotName()}
+		}
+		start = matches[0]
+	}
+	if start+r.Back >= len(chain) {
+		return nil, fmt.Errorf("%w: %s goes back %d commits, but branch %s has only %d before it", ErrNotFound, ref, r.Back, b.Name, len(chain)-1-start)
+	}
+	return chain[start+r.Back], nil
+}
+
+// ResetOptions tune Reset.
+type ResetOptions struct {
+	// Hard discards uncommitted changes. Without it, Reset refuses when the
+	// branch has any.
+	Hard bool
+	// Restart stops and starts consumers of the branch's mounts around the
+	// reset; without it, Reset refuses while there are any.
+	Restart bool
+}
+
+// Reset moves a branch (the current one when branch is empty) back to the
+// commit ref names, restoring its working state to that commit. Commits
+// that no branch can reach any more are deleted; other branches' commits
+// are never touched.
+func (n *Node) Reset(ctx context.Context, name DotName, branch, ref string, opts ResetOptions) (*Commit, error) {
+	d, b, _, err := n.resolveBranch(ctx, name, branch)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := n.resolve(ctx, d, b, ref); err != nil {
+		return nil, err // a bad ref must not stop anybody's containers
+	}
+	if err := n.place.acquire(ctx, d, b.Name); err != nil {
+		return nil, err
+	}
+	restart, err := n.guardMounts(ctx, d, b.Name, "reset", opts.Restart)
+	if err != nil {
+		return nil, err
+	}
+	defer restart() // after the lock in reset is released: consumers mount again
+	return n.reset(ctx, name, b.Name, ref, opts)
+}
+
+func (n *Node) reset(ctx context.Context, name DotName, branch, ref string, opts ResetOptions) (*Commit, error) {
+	d, err := n.Dot(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer n.lockDot(d.ID)()
+	d, b, rev, err := n.resolveBranch(ctx, name, branch)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.place.checkMaster(d, b); err != nil {
+		return nil, err
+	}
+	target, err := n.resolve(ctx, d, b, ref)
+	if err != nil {
+		return nil, err
+	}
+	be, err := n.backendOf(d)
+	if err != nil {
+		return nil, err
+	}
+	commits, err := n.reg.commits(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !opts.Hard {
+		u, err := be.Usage(ctx, b.Ref(), headRef(commits[b.Head]))
+		if err != nil {
+			return nil, err
+		}
+		if u.Dirty {
+			return nil, &UncommittedError{Dot: name, Branch: b.Name, Bytes: u.DirtyBytes}
+		}
+	}
+	orphans, err := n.restoreLocked(ctx, be, d, b, rev, target)
+	if err != nil {
+		return nil, err
+	}
+	n.log.Info("reset", "dot", name.String(), "branch", b.Name, "to", target.ID, "dropped", len(orphans))
+	return target, nil
+}
+
+// orphansAfterReset lists the commits reachable from b's old head that no
+// branch reaches once b points at target.
+func (n *Node) orphansAfterReset(ctx context.Context, d *Dot, b *Branch, target *Commit, commits map[CommitID]*Commit) []*Commit {
+	keep := make(map[CommitID]bool)
+	for _, c := range ancestry(commits, target.ID) {
+		keep[c.ID] = true
+	}
+	branches, err := n.reg.branches(ctx, d.ID)
+	if err != nil {
+		return nil // keeping too much is safe; the next reset or GC retries
+	}
+	for _, other := range branches {
+		if other.Name == b.Name {
+			continue
+		}
+		for _, c := range ancestry(commits, other.Head) {
+			keep[c.ID] = true
+		}
+		keep[other.Origin] = true
+	}
+	var out []*Commit
+	for _, c := range ancestry(commits, b.Head) {
+		if !keep[c.ID] {
+			out = append(out, c)
+		}
+	}
+	return out
+}

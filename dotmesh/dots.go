@@ -1,0 +1,331 @@
+package dotmesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// CreateDotOptions tune CreateDot.
+type CreateDotOptions struct {
+	// Backend names the storage backend; empty means the node's default.
+	Backend string
+}
+
+// CreateDot creates a dot with an empty master branch.
+func (n *Node) CreateDot(ctx context.Context, name DotName, opts CreateDotOptions) (*Dot, error) {
+	if err := name.ValidateNew(); err != nil {
+		return nil, err
+	}
+	return n.createDot(ctx, name, opts)
+}
+
+// createDot is CreateDot without the rules for new names; tests make dots
+// with names those rules came to refuse.
+func (n *Node) createDot(ctx context.Context, name DotName, opts CreateDotOptions) (*Dot, error) {
+	if err := name.Validate(); err != nil {
+		return nil, err
+	}
+	bname := opts.Backend
+	if bname == "" {
+		bname = n.def
+	}
+	be, ok := n.backends[bname]
+	if !ok {
+		return nil, fmt.Errorf("%w: backend %q is not available on this node; choose one of %s", ErrInvalidArgument, bname, strings.Join(n.BackendNames(), ", "))
+	}
+	if _, err := n.reg.dotID(ctx, name); err == nil {
+		return nil, fmt.Errorf("%w: dot %s exists already", ErrAlreadyExists, name)
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	now := n.now().UTC()
+	d := &Dot{ID: NewDotID(), Namespace: name.Namespace, Name: name.Name, Backend: bname, Current: DefaultBranch, Created: now}
+	br := &Branch{Dot: d.ID, Name: DefaultBranch, Created: now, Master: n.NodeID()}
+	// Storage first: if we die before the registry write, reconcile removes
+	// the orphaned branch storage on the next start.
+	if err := be.CreateBranch(ctx, br.Ref(), nil); err != nil {
+		return nil, fmt.Errorf("creating storage for dot %s: %w", name, err)
+	}
+	_, err := n.store.Txn(ctx, []Condition{IfAbsent(nameKey(name))}, []Op{
+		PutOp(nameKey(name), []byte(d.ID)),
+		PutOp(dotKey(d.ID), encode(d)),
+		PutOp(branchKey(d.ID, br.Name), encode(br)),
+	})
+	if err != nil {
+		n.cleanupBranch(be, br.Ref())
+		if errors.Is(err, ErrConflict) {
+			return nil, fmt.Errorf("%w: dot %s exists already", ErrAlreadyExists, name)
+		}
+		return nil, err
+	}
+	n.log.Info("created dot", "dot", name.String(), "id", d.ID, "backend", bname)
+	return d, nil
+}
+
+// Dot returns a dot by name.
+func (n *Node) Dot(ctx context.Context, name DotName) (*Dot, error) {
+	if err := name.Validate(); err != nil {
+		return nil, err
+	}
+	d, _, err := n.reg.dotByName(ctx, name)
+	return d, err
+}
+
+// DotStatus summarises a dot for listings.
+type DotStatus struct {
+	Dot      *Dot     `json:"dot"`
+	Branch   *Branch  `json:"branch"`   // the current branch
+	Usage    Usage    `json:"usage"`    // of the current branch
+	Commits  int      `json:"commits"`  // in the current branch's history
+	Branches []string `json:"branches"` // all branch names, sorted
+	Head     *Commit  `json:"head,omitempty"`
+	Mounts   []Mount  `json:"mounts,omitempty"` // who uses the dot, for people
+	Error    string   `json:"error,omitempty"`  // why Usage could not be read
+}
+
+// listConcurrency bounds the dots whose status ListDots reads at once.
+const listConcurrency = 8
+
+// ListDots returns the status of every dot, sorted by namespace and name.
+func (n *Node) ListDots(ctx context.Context) ([]DotStatus, error) {
+	dots, err := n.reg.dots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// One List per key space rather than three per dot: on etcd every
+	// List is a round trip, and a team may have thousands of dots.
+	var all dotRecords
+	if all.branches, err = groupByDot[Branch](ctx, n.store, branchesPrefix); err != nil {
+		return nil, err
+	}
+	if all.commits, err = groupByDot[Commit](ctx, n.store, commitsPrefix); err != nil {
+		return nil, err
+	}
+	if all.mounts, err = groupByDot[Mount](ctx, n.store, mountsPrefix); err != nil {
+		return nil, err
+	}
+	// Each dot's usage may cost a round trip (a database source's
+	// fingerprint, a zfs listing): a few at a time.
+	out := make([]DotStatus, len(dots))
+	errs := make([]error, len(dots))
+	sem := make(chan struct{}, listConcurrency)
+	var wg sync.WaitGroup
+	for i, d := range dots {
+		commits := make(map[CommitID]*Commit, len(all.commits[d.ID]))
+		for _, c := range all.commits[d.ID] {
+			commits[c.ID] = c
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var st *DotStatus
+			if st, errs[i] = n.statusOf(ctx, d, all.branches[d.ID], commits, all.mounts[d.ID]); st != nil {
+				out[i] = *st
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].Dot, out[j].Dot
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+	return out, nil
+}
+
+// dotRecords are registry records of every dot, by dot id.
+type dotRecords struct {
+	branches map[DotID][]*Branch
+	commits  map[DotID][]*Commit
+	mounts   map[DotID][]*Mount
+}
+
+// groupByDot lists prefix ("<prefix><dotid>/...") and decodes each value,
+// grouped by the dot id in its key.
+func groupByDot[T any](ctx context.Context, s ClusterStore, prefix string) (map[DotID][]*T, error) {
+	kvs, err := s.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[DotID][]*T)
+	for _, kv := range kvs {
+		id, _, ok := strings.Cut(strings.TrimPrefix(kv.Key, prefix), "/")
+		if !ok {
+			continue
+		}
+		v, err := decode[T](kv)
+		if err != nil {
+			return nil, err
+		}
+		out[DotID(id)] = append(out[DotID(id)], v)
+	}
+	return out, nil
+}
+
+// Status returns one dot's status.
+func (n *Node) Status(ctx context.Context, name DotName) (*DotStatus, error) {
+	d, err := n.Dot(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	branches, err := n.reg.branches(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	commits, err := n.reg.commits(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := n.mounts(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	mounts := make([]*Mount, len(ms))
+	for i := range ms {
+		mounts[i] = &ms[i]
+	}
+	return n.statusOf(ctx, d, branches, commits, mounts)
+}
+
+func (n *Node) statusOf(ctx context.Context, d *Dot, branches []*Branch, commits map[CommitID]*Commit, mounts []*Mount) (*DotStatus, error) {
+	st := &DotStatus{Dot: d}
+	for _, m := range mounts {
+		st.Mounts = append(st.Mounts, *m)
+	}
+	sort.Slice(st.Mounts, func(i, j int) bool { return st.Mounts[i].Created.Before(st.Mounts[j].Created) })
+	for _, b := range branches {
+		st.Branches = append(st.Branches, b.Name)
+		if b.Name == d.Current {
+			st.Branch = b
+		}
+	}
+	sort.Strings(st.Branches)
+	if st.Branch == nil {
+		return nil, fmt.Errorf("%w: dot %s's current branch %s is missing from the registry", ErrCorrupt, d.DotName(), d.Current)
+	}
+	chain := ancestry(commits, st.Branch.Head)
+	st.Commits = len(chain)
+	if len(chain) > 0 {
+		st.Head = chain[0]
+	}
+	if !n.place.local(st.Branch) {
+		return st, nil // the working state is on the master node
+	}
+	be, err := n.backendOf(d)
+	if err == nil {
+		st.Usage, err = be.Usage(ctx, st.Branch.Ref(), headRef(st.Head))
+	}
+	if err != nil {
+		st.Error = err.Error()
+	}
+	return st, nil
+}
+
+// DeleteDot removes a dot: its registry entries at once, then the storage
+// of every branch. Nothing of another dot is touched.
+func (n *Node) DeleteDot(ctx context.Context, name DotName) error {
+	if err := name.Validate(); err != nil {
+		return err
+	}
+	d, rev, err := n.reg.dotByName(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer n.lockDot(d.ID)()
+	branches, err := n.reg.branches(ctx, d.ID)
+	if err != nil {
+		return err
+	}
+	commits, err := n.reg.commits(ctx, d.ID)
+	if err != nil {
+		return err
+	}
+	mounts, err := n.mounts(ctx, d.ID)
+	if err != nil {
+		return err
+	}
+	if len(mounts) > 0 {
+		return fmt.Errorf("%w: dot %s is used by %s; stop them first", ErrInUse, name, describeMounts(mounts))
+	}
+	ops := []Op{DeleteOp(nameKey(name)), DeleteOp(dotKey(d.ID))}
+	for _, b := range branches {
+		ops = append(ops, DeleteOp(branchKey(d.ID, b.Name)))
+	}
+	// Registry first: the dot vanishes atomically; storage left behind by a
+	// crash after this point is removed by reconcile.
+	if _, err := n.store.Txn(ctx, []Condition{IfRevision(dotKey(d.ID), rev)}, ops); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return fmt.Errorf("%w: dot %s changed while deleting it; try again", ErrConflict, name)
+		}
+		return err
+	}
+	// Commit records go after, in batches: etcd caps a transaction at 128
+	// operations by default, and a dot may have thousands of commits.
+	// Nothing reads them once the dot is gone.
+	var stale []string
+	for id := range commits {
+		stale = append(stale, commitKey(d.ID, id))
+	}
+	stale = append(stale, n.place.replicaKeys(ctx, replicaPrefix(d.ID))...)
+	if err := n.deleteKeys(ctx, stale); err != nil {
+		n.log.Warn("removing commit records of a deleted dot", "dot", name.String(), "err", err)
+	}
+	if be, err := n.backendOf(d); err == nil {
+		for _, b := range storageBranches(branches, commits) {
+			if err := be.DeleteBranch(ctx, BranchRef{Dot: d.ID, Branch: b}); err != nil {
+				n.log.Warn("removing branch storage of a deleted dot", "dot", name.String(), "branch", b, "err", err)
+			}
+		}
+	}
+	n.log.Info("deleted dot", "dot", name.String(), "id", d.ID)
+	return nil
+}
+
+// SubdotPath returns the host path of a subdot's working directory, named
+// in the shared volume syntax, creating the subdot if needed. An empty
+// branch means the dot's current branch.
+func (n *Node) SubdotPath(ctx context.Context, v VolumeName) (string, error) {
+	if err := ValidateSubdot(v.SubdotOrDefault()); err != nil {
+		return "", err
+	}
+	d, b, _, err := n.resolveBranch(ctx, v.Dot, v.Branch)
+	if err != nil {
+		return "", err
+	}
+	if err := n.place.acquire(ctx, d, b.Name); err != nil {
+		return "", err
+	}
+	be, err := n.backendOf(d)
+	if err != nil {
+		return "", err
+	}
+	return be.SubdotPath(ctx, b.Ref(), v.SubdotOrDefault())
+}
+
+// Subdots lists the subdots of a branch (the current one when empty).
+func (n *Node) Subdots(ctx context.Context, name DotName, branch string) ([]string, error) {
+	d, b, _, err := n.resolveBranch(ctx, name, branch)
+	if err != nil {
+		return nil, err
+	}
+	if !n.place.local(b) {
+		return nil, fmt.Errorf("%w: the working state of %s@%s is on node %s; ask that node (using the branch here moves it)", ErrUnavailable, name, b.Name, b.Master)
+	}
+	be, err := n.backendOf(d)
+	if err != nil {
+		return nil, err
+	}
+	return be.Subdots(ctx, b.Ref())
+}
