@@ -78,7 +78,7 @@ func (n *Node) createBranch(ctx context.Context, d *Dot, newName, srcBranch, fro
 	if err != nil {
 		return nil, err
 	}
-	br := &Branch{Dot: d.ID, Name: newName, Head: origin.ID, Origin: origin.ID, Created: n.now().UTC(), Master: n.NodeID()}
+	br := &Branch{Dot: d.ID, Name: newName, Head: origin.ID, Origin: origin.ID, Created: n.now().UTC(), Master: n.nodeID()}
 	if err := n.place.ensureHeldLocked(ctx, d, origin.ID); err != nil {
 		return nil, err
 	}

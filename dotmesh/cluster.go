@@ -136,8 +136,11 @@ func (o *ClusterOptions) validate() error {
 	return nil
 }
 
+// nodeID is this node's name in its cluster; empty on a single node.
+func (n *Node) nodeID() string { return n.place.nodeID() }
+
 // NodeID is this node's name in its cluster; empty on a single node.
-func (n *Node) NodeID() string { return n.place.nodeID() }
+func (c *Cluster) NodeID() string { return c.n.nodeID() }
 
 // startCluster registers node, brings its replica records in line with
 // what its backends hold, and starts the background loops.

@@ -22,8 +22,10 @@
 // What is not about dots, branches and commits sits behind small handles
 // a Node returns: Mounts (which frontends use which subdots), Sources
 // (databases bound to subdots), Cluster (nodes, replication, moving a
-// branch's master), APIKeys, and TransferPeer (the receiving side of
-// transfers, with the incoming transfers to list or abort).
+// branch's master), APIKeys, TransferPeer (the receiving side of
+// transfers, with the incoming transfers to list or abort) and
+// FrontendRecords (records a frontend keeps in the registry, in a
+// namespace of its own).
 //
 // Crash safety follows one rule: data first, then one registry
 // transaction. A node killed in between leaves data the registry does not
@@ -38,7 +40,9 @@
 // node with its working state, and a write on another node moves the
 // branch there (Release, then a compare-and-swap of the master), committing
 // uncommitted changes on the way. A branch whose master died is moved with
-// Cluster.TakeOver. See cluster.go, replicate.go and handover.go.
+// Cluster.TakeOver. Standalone or clustered is one strategy chosen at
+// NewNode (placement.go); the engine never tests for cluster mode. See
+// cluster.go, replicate.go and handover.go.
 //
 // Errors wrap the sentinels in errors.go (ErrNotFound, ErrConflict,
 // ErrDirty, ErrUnavailable...) with %w, so callers test them with

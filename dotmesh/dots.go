@@ -44,7 +44,7 @@ func (n *Node) createDot(ctx context.Context, name DotName, opts CreateDotOption
 	}
 	now := n.now().UTC()
 	d := &Dot{ID: NewDotID(), Namespace: name.Namespace, Name: name.Name, Backend: bname, Current: DefaultBranch, Created: now}
-	br := &Branch{Dot: d.ID, Name: DefaultBranch, Created: now, Master: n.NodeID()}
+	br := &Branch{Dot: d.ID, Name: DefaultBranch, Created: now, Master: n.nodeID()}
 	// Storage first: if we die before the registry write, reconcile removes
 	// the orphaned branch storage on the next start.
 	if err := be.CreateBranch(ctx, br.Ref(), nil); err != nil {

@@ -68,7 +68,7 @@ func (n *Node) mount(ctx context.Context, v VolumeName, consumer, id, name strin
 	if err != nil {
 		return nil, err
 	}
-	key := mountKey(d.ID, n.NodeID(), consumer, id)
+	key := mountKey(d.ID, n.nodeID(), consumer, id)
 	if kv, err := n.store.Get(ctx, key); err == nil {
 		return decode[Mount](kv)
 	} else if !errors.Is(err, ErrNotFound) {
@@ -100,7 +100,7 @@ func (n *Node) mount(ctx context.Context, v VolumeName, consumer, id, name strin
 		return nil, err
 	}
 	m := &Mount{
-		Consumer: consumer, ID: id, Name: name, Node: n.NodeID(),
+		Consumer: consumer, ID: id, Name: name, Node: n.nodeID(),
 		Dot: d.ID, Branch: b.Name, Subdot: v.SubdotOrDefault(), Pinned: v.Branch != "",
 		Volume: v.String(), Path: path, Created: n.now().UTC(),
 	}
@@ -118,7 +118,7 @@ func (n *Node) unmount(ctx context.Context, dot DotName, consumer, id string) er
 	} else if err != nil {
 		return err
 	}
-	return n.store.Delete(ctx, mountKey(d.ID, n.NodeID(), consumer, id))
+	return n.store.Delete(ctx, mountKey(d.ID, n.nodeID(), consumer, id))
 }
 
 // listMounts is Mounts.List.

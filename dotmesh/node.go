@@ -44,6 +44,19 @@ type Options struct {
 // concurrent use; operations that change one dot are serialised.
 //
 // A Node owns the store and backends passed to it and closes them in Close.
+//
+// Its methods are the verbs a library user calls:
+//
+//   - dots: CreateDot, Dot, ListDots, Status, DeleteDot, SubdotPath, Subdots
+//   - branches: Branches, CreateBranch, Checkout, DeleteBranch
+//   - commits: Commit, Log, ResolveRef, Reset
+//   - transfers: Push, Pull, Clone (to and from a Transport)
+//   - the node: Backend, BackendNames, GC, Verify, Close
+//
+// Secondary concerns sit behind handles: APIKeys, Cluster, Mounts,
+// Sources, TransferPeer (the side of a transfer another node drives, and
+// the node's incoming transfers) and FrontendRecords (records a frontend
+// keeps in the registry).
 type Node struct {
 	reg      registry
 	store    ClusterStore

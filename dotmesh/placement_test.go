@@ -17,7 +17,7 @@ func TestStandalonePlacement(t *testing.T) {
 	ctx := context.Background()
 	_, err := e.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
 	require.NoError(t, err)
-	require.Equal(t, "", e.node.NodeID())
+	require.Equal(t, "", e.node.Cluster().NodeID())
 	require.NoError(t, e.node.Cluster().Sync(ctx))
 	reps, err := e.node.Cluster().Replication(ctx, app)
 	require.NoError(t, err)

@@ -352,7 +352,7 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 		if err := ValidateNewName("branch", branch); err != nil {
 			return nil, err
 		}
-		br := &Branch{Dot: t.dot.ID, Name: branch, Head: head.ID, Created: n.now().UTC(), Master: n.NodeID()}
+		br := &Branch{Dot: t.dot.ID, Name: branch, Head: head.ID, Created: n.now().UTC(), Master: n.nodeID()}
 		if err := t.be.CreateBranch(ctx, br.Ref(), &headR); err != nil {
 			return nil, fmt.Errorf("creating the working state of %s@%s: %w", name, branch, err)
 		}
@@ -408,7 +408,7 @@ func (n *Node) finishNewDot(ctx context.Context, t *transferTarget, name DotName
 	}
 	d := *t.dot
 	d.Current = branch
-	br := &Branch{Dot: d.ID, Name: branch, Head: head.ID, Created: n.now().UTC(), Master: n.NodeID()}
+	br := &Branch{Dot: d.ID, Name: branch, Head: head.ID, Created: n.now().UTC(), Master: n.nodeID()}
 	headR := head.Ref()
 	if err := t.be.CreateBranch(ctx, br.Ref(), &headR); err != nil && !errors.Is(err, ErrAlreadyExists) {
 		return nil, fmt.Errorf("creating the working state of %s@%s: %w", name, branch, err)

@@ -70,7 +70,7 @@ func (s *server) nodes(w http.ResponseWriter, r *http.Request) {
 	if !noQuery(w, r) {
 		return
 	}
-	me := s.node.NodeID()
+	me := s.node.Cluster().NodeID()
 	if me == "" {
 		writeError(w, fmt.Errorf("%w: this node is not part of a cluster (dm serve --store etcd makes one)", dotmesh.ErrNotSupported))
 		return
