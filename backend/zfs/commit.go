@@ -175,8 +175,9 @@ func (b *Backend) FollowHead(ctx context.Context, ref dotmesh.BranchRef, head do
 // crash after each leaves for Open (see recover):
 //
 //  1. unmount cur, when mounted - refused while in use: nothing changed.
-//     After it cur is still the live one (mounted again on first use):
-//     the old state.
+//     After it cur is still the live one, at the branch's path but
+//     unmounted: Open mounts it again (the old state), so that a
+//     restore the Node rolls forward sees it mounted and mounts next.
 //  2. clone s as next, live - the switch. After it two are live and the
 //     newer generation wins: Open retires cur. The new state is complete.
 //     When cur was mounted, next is mounted at the branch's path by the

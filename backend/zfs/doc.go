@@ -128,7 +128,8 @@
 // them (recover.go): unverified receives and unswitched rollbacks are
 // undone (dissolve hands back snapshots a promote moved), a switch that
 // happened is finished, interrupted deletes are completed, temporary
-// snapshots are removed and untagged commits tagged. A rollback of an
+// snapshots are removed and untagged commits tagged, and a working state
+// left unmounted at its path is mounted there again. A rollback of an
 // unmounted working state returns once its switch is recorded in a
 // journal file (pending.go) and makes it after returning, holding the
 // dot's lock; Open makes recorded switches a crash cut short. The Node

@@ -67,7 +67,8 @@ func (b *Backend) setState(ctx context.Context, d dataset, state string) error {
 
 // activateFS mounts ref's live filesystem f at the branch's path, first
 // removing the mark that says it was never mounted (a crash between the
-// two leaves it unmarked and unmounted: mounted again on first use).
+// two leaves it unmarked and unmounted: mounted again by Open, or on
+// first use while its mountpoint is still none).
 func (b *Backend) activateFS(ctx context.Context, ref dotmesh.BranchRef, f *fsInfo) error {
 	if f.pristine != "" {
 		if err := b.z.inherit(ctx, f.ds.name, pristineProp); err != nil {

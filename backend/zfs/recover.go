@@ -27,6 +27,9 @@ import (
 //	live at another mountpoint    interrupted mount: mountpoint set
 //	                              (mountpoint none is a working state
 //	                              not mounted yet: left to first use)
+//	live at its path, unmounted   switch interrupted after its unmount:
+//	                              mounted again, as its users expect
+//	                              the path to show it without asking
 //	untagged commit snapshots     left by Receive: they are their
 //	                              filesystem owner's (tagBeforeMove);
 //	                              tagged so when a dot is repaired anyway
@@ -79,7 +82,7 @@ func (b *Backend) needsRepair(inv *dotInv) bool {
 			}
 		case stateLive:
 			ref := dotmesh.BranchRef{Dot: inv.dot, Branch: f.branch}
-			if inv.live(f.branch) != f || (f.mountpoint != b.livePath(ref) && f.mountpoint != "none") {
+			if inv.live(f.branch) != f || (f.mountpoint != b.livePath(ref) && f.mountpoint != "none") || (f.mountpoint == b.livePath(ref) && !f.mounted) {
 				return true
 			}
 		}
@@ -148,7 +151,8 @@ func (b *Backend) recoverDot(ctx context.Context, dot dotmesh.DotID) error {
 	}
 	for _, f := range inv.fss {
 		ref := dotmesh.BranchRef{Dot: dot, Branch: f.branch}
-		if f.state == stateLive && inv.live(f.branch) == f && f.mountpoint != b.livePath(ref) && f.mountpoint != "none" {
+		if f.state == stateLive && inv.live(f.branch) == f && f.mountpoint != "none" && (f.mountpoint != b.livePath(ref) || !f.mounted) {
+			b.log.Warn("mounting a working state an interrupted operation left unmounted", "dataset", f.ds)
 			if err := b.activateFS(ctx, ref, f); err != nil {
 				b.log.Warn("mounting a working state", "dataset", f.ds, "err", err)
 			}
