@@ -1,6 +1,7 @@
 package bboltstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -102,8 +103,9 @@ func corrupt(path, format string, args ...any) error {
 	return &DamagedError{Path: path, Reason: fmt.Sprintf(format, args...)}
 }
 
-// Validate checks that the bbolt file at path is whole and consistent
-// without letting a damaged file crash the process. A missing file is
+// Validate checks that the bbolt file at path is whole and its pages
+// consistent, without letting a damaged file crash the process (Open then
+// also checks the records in those pages). A missing file is
 // valid (a new registry); an empty one is not. Errors wrap
 // dotmesh.ErrCorrupt, or dotmesh.ErrUnavailable when the file cannot be
 // read.
@@ -332,6 +334,52 @@ func checkOpen(db *bolt.DB, path string) (err error) {
 				err = corrupt(path, "%v", cerr)
 			}
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return checkRecords(tx, path)
 	})
+}
+
+// checkRecords checks that every record the store will decode has its
+// fixed-size parts: a page tree can be sound while a record in it was
+// damaged, and the store must refuse such a file at Open rather than fail
+// (or panic in its lease goroutine) later.
+func checkRecords(tx *bolt.Tx, path string) error {
+	checks := []struct {
+		bucket       []byte
+		keyLen       func(int) bool
+		valueLen     func(int) bool
+		what, expect string
+	}{
+		{bucketMeta, func(int) bool { return true }, func(int) bool { return true }, "meta record", ""},
+		{bucketKV, func(int) bool { return true }, func(n int) bool { return n >= recordHeader },
+			"registry record", "its 16-byte header"},
+		{bucketLeases, func(n int) bool { return n == 8 }, func(n int) bool { return n == 16 },
+			"lease", "an 8-byte id and a 16-byte value"},
+		{bucketLeaseKeys, func(n int) bool { return n >= 8 }, func(int) bool { return true },
+			"lease key", "an 8-byte lease id"},
+	}
+	for _, c := range checks {
+		b := tx.Bucket(c.bucket)
+		if b == nil {
+			if k, _ := tx.Cursor().Seek(c.bucket); bytes.Equal(k, c.bucket) {
+				return corrupt(path, "%q is a record where the store's bucket belongs", c.bucket)
+			}
+			continue // Open creates it empty
+		}
+		err := b.ForEach(func(k, v []byte) error {
+			if b.Bucket(k) != nil {
+				return corrupt(path, "%s %q is a bucket where a record belongs", c.what, k)
+			}
+			if !c.keyLen(len(k)) || !c.valueLen(len(v)) {
+				return corrupt(path, "%s %q has a %d-byte key and a %d-byte value; want %s", c.what, k, len(k), len(v), c.expect)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -66,8 +66,18 @@ func kvRoot(t *testing.T, data []byte) int64 {
 }
 
 // assertRefused opens a damaged file: one ErrCorrupt error naming the
-// file, no crash, and the file unchanged.
+// file, no crash, and the file unchanged; Validate finds the damage too.
 func assertRefused(t *testing.T, data []byte) {
+	t.Helper()
+	path := assertOpenRefused(t, data)
+	if verr := bboltstore.Validate(path); !errors.Is(verr, dotmesh.ErrCorrupt) {
+		t.Fatalf("Validate: %v, want ErrCorrupt", verr)
+	}
+}
+
+// assertOpenRefused is assertRefused for damage only Open finds: records
+// inside a sound page tree. It returns the file's path.
+func assertOpenRefused(t *testing.T, data []byte) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "registry.db")
 	if err := os.WriteFile(path, data, 0o600); err != nil {
@@ -82,14 +92,12 @@ func assertRefused(t *testing.T, data []byte) {
 	if !errors.Is(err, dotmesh.ErrCorrupt) || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("Open: %v; want one line wrapping ErrCorrupt naming %s", err, path)
 	}
-	if verr := bboltstore.Validate(path); !errors.Is(verr, dotmesh.ErrCorrupt) {
-		t.Fatalf("Validate: %v, want ErrCorrupt", verr)
-	}
 	after, rerr := os.ReadFile(path)
 	if rerr != nil || sha256.Sum256(after) != before {
 		t.Fatalf("the damaged file was changed (%v)", rerr)
 	}
 	t.Logf("refused: %v", err)
+	return path
 }
 
 func TestDamagedRegistryRefused(t *testing.T) {
@@ -148,6 +156,53 @@ func TestEveryPageOverwritten(t *testing.T) {
 		t.Fatalf("only %d of %d overwritten pages refused", refused, len(data)/4096)
 	}
 	t.Logf("%d of %d overwritten pages refused", refused, len(data)/4096)
+}
+
+// TestDamagedRecordsRefused writes records whose page tree is sound but
+// whose contents the store cannot decode: Open refuses each, rather than
+// failing in List or panicking in the lease goroutine later.
+func TestDamagedRecordsRefused(t *testing.T) {
+	cases := map[string]func(tx *bolt.Tx) error{
+		"EmptyRecord": func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("kv")).Put([]byte("commits/dot/0000"), nil)
+		},
+		"ShortRecord": func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("kv")).Put([]byte("commits/dot/0001"), []byte("short"))
+		},
+		"NestedBucket": func(tx *bolt.Tx) error {
+			_, err := tx.Bucket([]byte("kv")).CreateBucket([]byte("dots/x"))
+			return err
+		},
+		"ShortLease": func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("leases")).Put(bytes.Repeat([]byte{0}, 8), []byte{1, 2, 3})
+		},
+		"ShortLeaseKey": func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("lease_keys")).Put([]byte{1}, nil)
+		},
+	}
+	for name, damage := range cases {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "registry.db")
+			if err := os.WriteFile(path, healthyRegistry(t, 20), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			db, err := bolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Update(damage); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertOpenRefused(t, data)
+		})
+	}
 }
 
 func TestValidateAcceptsHealthyAndMissing(t *testing.T) {
