@@ -32,6 +32,9 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 	// ErrInUse: the dot or branch is in use (mounted, or held by another node).
 	ErrInUse = errors.New("in use")
+	// ErrPermissionDenied: the caller is known but its role does not allow
+	// the call (PermissionError says which role it lacks).
+	ErrPermissionDenied = errors.New("permission denied")
 )
 
 // Typed errors carry what went wrong as data, for programs and frontends
@@ -241,3 +244,46 @@ func (e *DivergedError) Refusal() string {
 }
 
 func (e *DivergedError) Unwrap() error { return ErrDiverged }
+
+// PermissionError: a principal lacks the role a call needs. It wraps
+// ErrPermissionDenied and names what is missing, so that a frontend can
+// say which permission to ask for.
+type PermissionError struct {
+	User        string   // "" for the anonymous caller
+	Action      string   // what was refused: "commit", "share", "list users"...
+	Need        Role     // the role the call needs
+	Have        Role     // the role the caller has (RoleNone: cannot see it)
+	Dot         *DotName // the dot, nil for node-wide actions
+	ReadOnlyKey bool     // the caller's role was capped by a read-only key
+}
+
+func (e *PermissionError) Error() string {
+	who := "the anonymous caller"
+	if e.User != "" {
+		who = fmt.Sprintf("user %q", e.User)
+	}
+	on := "this node"
+	if e.Dot != nil {
+		on = e.Dot.String()
+	}
+	why := fmt.Sprintf("has %s on %s", e.Have, on)
+	if e.ReadOnlyKey {
+		why = fmt.Sprintf("uses a read-only key on %s", on)
+	}
+	return fmt.Sprintf("%v: %s needs %s, and %s %s", ErrPermissionDenied, e.Action, e.Need, who, why)
+}
+
+func (e *PermissionError) Unwrap() error { return ErrPermissionDenied }
+
+// NamespaceInUseError: a user cannot be removed while their namespace
+// holds dots. It wraps ErrInUse.
+type NamespaceInUseError struct {
+	User string
+	Dots int
+}
+
+func (e *NamespaceInUseError) Error() string {
+	return fmt.Sprintf("%v: namespace %s still holds %d dot(s); delete them, or move them elsewhere, before removing the user", ErrInUse, e.User, e.Dots)
+}
+
+func (e *NamespaceInUseError) Unwrap() error { return ErrInUse }
