@@ -32,6 +32,7 @@ var capabilities = map[string]func(any) bool{
 	"SourceManager":    func(b any) bool { _, ok := b.(dotmesh.SourceManager); return ok },
 	"DirtyChecker":     func(b any) bool { _, ok := b.(dotmesh.DirtyChecker); return ok },
 	"HeadFollower":     func(b any) bool { _, ok := b.(dotmesh.HeadFollower); return ok },
+	"TreeReader":       func(b any) bool { _, ok := b.(dotmesh.TreeReader); return ok },
 }
 
 // testCapabilitiesKept: a wrapped backend (one with Unwrap) has exactly
@@ -110,6 +111,10 @@ func testClosedRefuses(f *fixture) {
 	}
 	if x, ok := be.(dotmesh.HeadFollower); ok {
 		calls["FollowHead"] = func() error { return x.FollowHead(ctx, b, c) }
+	}
+	if x, ok := be.(dotmesh.TreeReader); ok {
+		calls["CommitTree"] = func() error { _, err := x.CommitTree(ctx, c); return err }
+		calls["ReadCommitFile"] = func() error { _, _, err := x.ReadCommitFile(ctx, c, "f", 1); return err }
 	}
 	var first error
 	for _, name := range sortedNames(keysOfCalls(calls)) {
