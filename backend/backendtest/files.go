@@ -2,28 +2,43 @@ package backendtest
 
 import (
 	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 
+	"github.com/stretchr/testify/require"
+
+	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
 // treeTests check what Node.Files stands on: a backend's TreeReader
-// answers exactly what the commit holds, and a backend without one gives
-// the Node a scratch branch equal to the commit, which it then removes.
+// answers exactly what the commit holds, a CommitViewer's directory holds
+// exactly the commit, and a backend with neither gives the Node a
+// scratch branch equal to the commit, which it then removes.
 // InfoAddedBytes, when a backend reports it, is a byte count.
 var treeTests = []backendTest{
 	{"CommitTreeIsTheCommit", testCommitTree},
 	{"ReadCommitFile", testReadCommitFile},
 	{"ContentIdentifiesBytes", testContentIDs},
 	{"AddedBytes", testAddedBytes},
+	{"NodeFiles", testNodeFiles},
 }
 
-// commitTreeOf reads commit c as the Node does: from the TreeReader, or
-// from a scratch branch made from c (removed afterwards).
+// commitTreeOf reads commit c as the Node does: from the TreeReader,
+// from the CommitViewer's directory, or from a scratch branch made from c
+// (removed afterwards).
 func (f *fixture) commitTreeOf(c dotmesh.CommitRef) Tree {
 	f.t.Helper()
 	tr, ok := f.be.(dotmesh.TreeReader)
+	if cv, isViewer := f.be.(dotmesh.CommitViewer); !ok && isViewer {
+		dir, err := cv.CommitDir(f.ctx, c)
+		f.fatalIf(err, "CommitDir(%s)", c)
+		_, err = cv.CommitDir(f.ctx, newCommitRef(c.BranchRef))
+		wantErr(f.t, "CommitDir of a missing commit", err, dotmesh.ErrNotFound)
+		return ReadTree(f.t, dir)
+	}
 	if !ok {
 		tmp := dotmesh.BranchRef{Dot: c.Dot, Branch: "_files-test"}
 		f.create(tmp, &c)
@@ -78,7 +93,7 @@ func testCommitTree(f *fixture) {
 func testReadCommitFile(f *fixture) {
 	tr, ok := f.be.(dotmesh.TreeReader)
 	if !ok {
-		f.t.Logf("backend %s has no TreeReader: the Node reads scratch branches (CommitTreeIsTheCommit)", f.be.Name())
+		f.t.Logf("backend %s has no TreeReader: the Node reads the commit's directory or a scratch branch (CommitTreeIsTheCommit)", f.be.Name())
 		return
 	}
 	b := f.newBranch()
@@ -174,4 +189,60 @@ func testAddedBytes(f *fixture) {
 	if n, err := strconv.ParseInt(info[dotmesh.InfoAddedBytes], 10, 64); err != nil || n > 64<<10 {
 		f.t.Errorf("%s = %q for an unchanged tree; want (almost) nothing", dotmesh.InfoAddedBytes, info[dotmesh.InfoAddedBytes])
 	}
+}
+
+// testNodeFiles: Node.Files over this backend, whichever way it reads
+// trees, lists, reads and compares commits, and leaves no scratch
+// storage behind.
+func testNodeFiles(f *fixture) {
+	t, ctx := f.t, f.ctx
+	st, err := bboltstore.Open(filepath.Join(t.TempDir(), "registry.db"), bboltstore.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	n, err := dotmesh.NewNode(ctx, dotmesh.Options{Store: st, Backends: []dotmesh.StorageBackend{f.be}})
+	require.NoError(t, err)
+	t.Cleanup(func() { n.Close() })
+	app := dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "files"}
+	_, err = n.CreateDot(ctx, app, dotmesh.CreateDotOptions{Backend: f.be.Name()})
+	require.NoError(t, err)
+	dir, err := n.SubdotPath(ctx, dotmesh.VolumeName{Dot: app, Subdot: "db"})
+	require.NoError(t, err)
+	write := func(name, data string) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644))
+	}
+	write("a", "one")
+	write("b", "bee")
+	commit := func(msg string) {
+		_, err := n.Commit(ctx, app, "", dotmesh.CommitOptions{Message: msg, Author: "test"})
+		require.NoError(t, err)
+	}
+	commit("c1")
+	write("a", "two")
+	require.NoError(t, os.Remove(filepath.Join(dir, "b")))
+	write("c", "sea")
+	commit("c2")
+
+	files := n.Files()
+	page, err := files.List(ctx, app, "", "HEAD", "db", "", 10)
+	require.NoError(t, err)
+	var got []string
+	for _, e := range page.Entries {
+		got = append(got, e.Path)
+	}
+	require.Equal(t, []string{"db/a", "db/c"}, got)
+	data, more, err := files.Read(ctx, app, "", "HEAD^", "db/a", 10)
+	require.NoError(t, err)
+	require.Equal(t, "one", string(data))
+	require.False(t, more)
+	changes, more, err := files.Changes(ctx, app, "", "HEAD", 10)
+	require.NoError(t, err)
+	require.False(t, more)
+	require.Equal(t, []dotmesh.FileChange{
+		{Path: "db/a", Kind: dotmesh.ChangeModified, OldSize: 3, NewSize: 3},
+		{Path: "db/b", Kind: dotmesh.ChangeRemoved, OldSize: 3},
+		{Path: "db/c", Kind: dotmesh.ChangeAdded, NewSize: 3},
+	}, changes)
+	_, _, err = files.Read(ctx, app, "", "HEAD", "../etc/passwd", 10)
+	require.ErrorIs(t, err, dotmesh.ErrInvalidArgument)
+	require.Len(t, f.branches(), 1, "Node.Files leaves no scratch storage behind")
 }
