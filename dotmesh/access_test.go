@@ -655,3 +655,32 @@ func TestAccessAcrossClusterNodes(t *testing.T) {
 	_, err = n1.APIKeys().Authenticate(ctx, "wendy", secret)
 	require.True(t, errors.Is(err, dotmesh.ErrUnauthorized), "removed on n2, refused on n1: %v", err)
 }
+
+// Sharing is a node's own: a dot pushed or cloned elsewhere arrives
+// private with no grants, whatever it had where it came from.
+func TestTransferredDotsStartPrivate(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := newEnv(t), newEnv(t), newEnv(t)
+	_, _, _, err := a.node.Users().Add(ctx, "wendy", "")
+	require.NoError(t, err)
+	_, err = a.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	a.write("app.db", "f", "v1")
+	a.commit("one")
+	require.NoError(t, a.node.Access().Share(ctx, app, "wendy", dotmesh.RoleWrite, "admin"))
+	require.NoError(t, a.node.Access().SetVisibility(ctx, app, dotmesh.VisibilityPublic))
+
+	_, err = a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	_, err = c.node.Clone(ctx, app, "", dotmesh.LocalTransport(a.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	for _, e := range []*env{b, c} {
+		s, err := e.node.Access().Sharing(ctx, app)
+		require.NoError(t, err)
+		require.Equal(t, dotmesh.VisibilityPrivate, s.Visibility)
+		require.Empty(t, s.Grants)
+		r, err := e.node.Access().RoleOf(ctx, dotmesh.Principal{}, app)
+		require.NoError(t, err)
+		require.Equal(t, dotmesh.RoleNone, r)
+	}
+}
