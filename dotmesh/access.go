@@ -109,6 +109,7 @@ type Sharing struct {
 }
 
 // AuditRecord is one change made through a frontend: who, when, what.
+// Append stores Dot as ns/name, also when given as a short name.
 type AuditRecord struct {
 	ID     string    `json:"id"` // sortable: later records have larger ids
 	Time   time.Time `json:"time"`
