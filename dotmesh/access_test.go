@@ -585,6 +585,9 @@ func TestAudit(t *testing.T) {
 			require.Less(t, r.ID, paged[i-1].ID)
 		}
 	}
+	short, _, err := au.List(ctx, dotmesh.AuditQuery{Dot: &dotmesh.DotName{Name: "app"}, Limit: 1000})
+	require.NoError(t, err)
+	require.Len(t, short, 20, "no namespace: the admin's")
 	bobs, _, err := au.List(ctx, dotmesh.AuditQuery{Dot: &other})
 	require.NoError(t, err)
 	require.Len(t, bobs, 5)

@@ -59,10 +59,14 @@ func (n *Node) listAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, stri
 	}
 	dot := ""
 	if q.Dot != nil {
-		if err := q.Dot.Validate(); err != nil {
+		d := *q.Dot
+		if d.Namespace == "" {
+			d.Namespace = DefaultNamespace
+		}
+		if err := d.Validate(); err != nil {
 			return nil, "", err
 		}
-		dot = auditDot(*q.Dot)
+		dot = auditDot(d)
 	}
 	recs, _, err := listRecords[AuditRecord](ctx, n.store, auditPrefix)
 	if err != nil {
@@ -83,9 +87,4 @@ func (n *Node) listAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, stri
 }
 
 // auditDot is how a record names its dot: always ns/name.
-func auditDot(d DotName) string {
-	if d.Namespace == "" {
-		d.Namespace = DefaultNamespace
-	}
-	return d.Namespace + "/" + d.Name
-}
+func auditDot(d DotName) string { return d.Namespace + "/" + d.Name }
