@@ -53,10 +53,10 @@ type Options struct {
 //   - transfers: Push, Pull, Clone (to and from a Transport)
 //   - the node: Backend, BackendNames, GC, Verify, Close
 //
-// Secondary concerns sit behind handles: APIKeys, Cluster, Mounts,
-// Sources, TransferPeer (the side of a transfer another node drives, and
-// the node's incoming transfers) and FrontendRecords (records a frontend
-// keeps in the registry).
+// Secondary concerns sit behind handles: Users, APIKeys, Access, Audit,
+// Cluster, Mounts, Sources, TransferPeer (the side of a transfer another
+// node drives, and the node's incoming transfers) and FrontendRecords
+// (records a frontend keeps in the registry).
 type Node struct {
 	reg      registry
 	store    ClusterStore
@@ -252,42 +252,3 @@ func (n *Node) deleteKeys(ctx context.Context, keys []string) error {
 const maxTxnOps = 100
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
-
-// APIKey is a stored credential: only a hash of the key is kept.
-type APIKey struct {
-	User    string    `json:"user"`
-	Hash    []byte    `json:"hash"`
-	Created time.Time `json:"created"`
-}
-
-// putAPIKey is APIKeys.Put.
-func (n *Node) putAPIKey(ctx context.Context, k APIKey) error {
-	if err := ValidateName("user", k.User); err != nil {
-		return err
-	}
-	return n.reg.putAPIKey(ctx, k)
-}
-
-// createAPIKey is APIKeys.Create.
-func (n *Node) createAPIKey(ctx context.Context, k APIKey) error {
-	if err := ValidateName("user", k.User); err != nil {
-		return err
-	}
-	err := n.reg.createAPIKey(ctx, k)
-	if errors.Is(err, ErrConflict) {
-		return fmt.Errorf("%w: user %s has an API key already", ErrAlreadyExists, k.User)
-	}
-	return err
-}
-
-// apiKey is APIKeys.Get.
-func (n *Node) apiKey(ctx context.Context, user string) (*APIKey, error) {
-	if err := ValidateName("user", user); err != nil {
-		return nil, err
-	}
-	k, err := n.reg.apiKey(ctx, user)
-	if err != nil {
-		return nil, notFound(err, "no API key for user %s", user)
-	}
-	return k, nil
-}
