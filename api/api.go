@@ -143,6 +143,7 @@ var codes = []struct {
 	status int
 }{
 	{dotmesh.ErrUnauthorized, "unauthorized", http.StatusUnauthorized},
+	{dotmesh.ErrPermissionDenied, "permission_denied", http.StatusForbidden},
 	{dotmesh.ErrInvalidName, "invalid_name", http.StatusBadRequest},
 	{dotmesh.ErrInvalidArgument, "invalid_argument", http.StatusBadRequest},
 	{dotmesh.ErrNotFound, "not_found", http.StatusNotFound},
