@@ -39,7 +39,11 @@ func (a *authenticator) authenticate(r *http.Request) (dotmesh.Principal, error)
 		return dotmesh.Principal{}, fmt.Errorf("%w: wrong API key or unknown user", dotmesh.ErrUnauthorized)
 	}
 	p, err := a.node.APIKeys().Authenticate(r.Context(), user, key)
-	if err != nil && !errors.Is(err, dotmesh.ErrUnauthorized) {
+	switch {
+	case errors.Is(err, dotmesh.ErrUnauthorized):
+		return dotmesh.Principal{}, err
+	case err != nil:
+		// The registry cannot be read: say so rather than blame the key.
 		return dotmesh.Principal{}, fmt.Errorf("checking the API key: %w", err)
 	}
 	return p, nil

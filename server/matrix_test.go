@@ -318,13 +318,14 @@ func TestPermissionMatrix(t *testing.T) {
 	for _, c := range matrix {
 		covered[c.method+" "+c.pattern] = true
 	}
-	changes := map[string]bool{}
+	changes, audited := map[string]bool{}, map[string]bool{}
 	for _, rt := range table {
 		key := rt.Method + " " + rt.Pattern
 		if !covered[key] {
 			t.Errorf("route %s is in the table but not in the permission matrix: add it to matrix with the role it needs", key)
 		}
 		changes[key] = rt.Audit != "" || (rt.Access == "dot" && rt.Need > dotmesh.RoleRead)
+		audited[key] = rt.Audit != ""
 		// The table's declared role agrees with the matrix's.
 		for _, c := range matrix {
 			if c.method+" "+c.pattern != key {
@@ -363,7 +364,7 @@ func TestPermissionMatrix(t *testing.T) {
 				continue
 			}
 			if changes[c.method+" "+c.pattern] {
-				if status >= 200 && status < 300 && !c.noAudit {
+				if audited[c.method+" "+c.pattern] && status >= 200 && status < 300 && !c.noAudit {
 					if got := f.auditCount(t); got != audits+1 {
 						t.Errorf("%s: answered %d and left %d new audit records, want 1", what, status, got-audits)
 					}

@@ -143,7 +143,11 @@ func (s *server) guard(rt *route) http.HandlerFunc {
 		in.route = rt
 		p := in.principal
 		if rt.access != accessPublic && rt.access != accessBody && p.ReadOnly && rt.changes() {
-			e := &dotmesh.PermissionError{User: p.User, Action: rt.name, Need: max(rt.need, dotmesh.RoleWrite), Have: dotmesh.RoleRead, ReadOnlyKey: true}
+			need := max(rt.need, dotmesh.RoleWrite)
+			if rt.access == accessAdmin {
+				need = dotmesh.RoleAdmin
+			}
+			e := &dotmesh.PermissionError{User: p.User, Action: rt.name, Need: need, Have: dotmesh.RoleRead, ReadOnlyKey: true}
 			if rt.access == accessDot {
 				if d, ok := dotName(w, r); ok {
 					e.Dot = &d
