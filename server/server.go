@@ -1,6 +1,54 @@
 // Package server serves a dotmesh Node over the HTTP API described in
 // package api. It authenticates every route but GET /healthz, decodes
 // requests strictly and maps errors with api.ErrorFor.
+//
+// # Who may call what
+//
+// Every route is one entry of one route table (routes.go and the
+// xxxRoutes functions beside the handlers): method and pattern, the role
+// it needs, the audit action of a successful call, and the handler. Only
+// register adds routes to the mux, and it panics on an entry without a
+// role, so a route cannot be served without one (deny by default). The
+// roles are those of a git host:
+//
+//   - public: GET /healthz alone.
+//   - authenticated: any caller the server accepted (ping, /v1/me); lists
+//     (GET /v1/dots, /v1/incoming) hold only the dots the caller may read.
+//   - read on the path's {ns}/{dot}: what a clone or a browser needs —
+//     status, branches, log, refs, subdots, sources, replication, and the
+//     sending side of a transfer (state, commit streams, objects, fetch).
+//   - write: what a push or a developer at the dot does — commit,
+//     branch, checkout, reset, sources, and the receiving side of a
+//     transfer (commits, have, finish). A push that creates a dot in the
+//     caller's own namespace has the owner role there from Access.RoleOf.
+//   - owner: delete, sharing and visibility, the audit and gc of one dot.
+//   - self: a user's own keys (the {user} of the path), or an admin.
+//   - admin: users, gc and verify of the node (verify reads a whole
+//     backend), cluster nodes, release and take-over (they move working
+//     state between nodes and lose a dead node's changes).
+//   - body: routes whose dot is in the request (POST /v1/dots, path,
+//     mounts, incoming abort, gc, POST /v1/transfers, the audit's ?dot=)
+//     declare a check in the table; the handler decodes the request and
+//     calls permit, which runs it, before it does anything. A new dot
+//     needs owner on its name; a path or mount write; aborting what a
+//     push staged write (what the push needed); POST /v1/transfers what
+//     the local side of its op needs: push read, pull write, clone owner
+//     of the new dot.
+//
+// A read-only key is refused every route that changes something. A
+// refusal is 403 with a dotmesh.PermissionError (the api reason
+// "permission"); for a dot the caller cannot read it is the same answer
+// whether the dot exists or not. A refused call never reaches its
+// handler, so it changes nothing. Without credentials a call is refused
+// with 401, unless Options.AnonymousRead makes it the anonymous caller,
+// who gets what Access.RoleOf gives it: read on public dots.
+//
+// A dot named without namespace (in a body, a volume name, a transfer)
+// is in the caller's namespace, the user's name ("admin" for the admin).
+//
+// Each successful call of a route with an audit action appends one
+// dotmesh.AuditRecord (who, what, dot, branch, commit), written by the
+// table's guard from the answer, not by the handlers.
 package server
 
 import (
