@@ -324,3 +324,55 @@ func mustJSON(t *testing.T, b []byte, v any) {
 		t.Fatalf("decoding %s: %v", b, err)
 	}
 }
+
+// unfinished is a transport whose Finish fails: the receiver keeps what
+// arrived as an incoming transfer.
+type unfinished struct{ *client.Client }
+
+func (unfinished) Finish(context.Context, dotmesh.DotName, string, dotmesh.FinishRequest) (*dotmesh.FinishResult, error) {
+	return nil, errors.New("cut off before finish")
+}
+
+// TestIncomingFiltered: the incoming transfers listed are those of dots
+// the caller may read, and only writers abort them.
+func TestIncomingFiltered(t *testing.T) {
+	ctx := context.Background()
+	hub := servertest.Start(t)
+	src := servertest.Start(t)
+	admin := newClient(t, hub.URL, api.AdminUser, hub.Key)
+	ak, err := admin.AddUser(ctx, "alice", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bk, err := admin.AddUser(ctx, "bob", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := newClient(t, hub.URL, "alice", ak.Secret), newClient(t, hub.URL, "bob", bk.Secret)
+	app := dotmesh.DotName{Namespace: "admin", Name: "app"}
+	if _, err := src.Node.CreateDot(ctx, app, dotmesh.CreateDotOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one"}); err != nil {
+		t.Fatal(err)
+	}
+	target := dotmesh.DotName{Namespace: "alice", Name: "app"}
+	if _, err := src.Node.Push(ctx, app, "", unfinished{alice}, dotmesh.TransferOptions{RemoteDot: target}); err == nil {
+		t.Fatal("the push finished")
+	}
+	for who, c := range map[string]*client.Client{"admin": admin, "alice": alice} {
+		if in, err := c.IncomingTransfers(ctx); err != nil || len(in) != 1 || in[0].Namespace != "alice" {
+			t.Fatalf("%s's incoming: %+v %v", who, in, err)
+		}
+	}
+	if in, err := bob.IncomingTransfers(ctx); err != nil || len(in) != 0 {
+		t.Fatalf("bob's incoming: %+v %v", in, err)
+	}
+	var pe *dotmesh.PermissionError
+	if _, err := bob.AbortIncoming(ctx, target, ""); !errors.As(err, &pe) || pe.Need != dotmesh.RoleWrite {
+		t.Fatalf("bob aborts alice's incoming transfer: %v", err)
+	}
+	if res, err := alice.AbortIncoming(ctx, target, ""); err != nil || len(res.Aborted) != 1 {
+		t.Fatalf("alice aborts: %+v %v", res, err)
+	}
+}
