@@ -172,11 +172,6 @@ func (s *server) visibility(w http.ResponseWriter, r *http.Request) {
 	noContent(w, s.node.Access().SetVisibility(r.Context(), name, req.Visibility))
 }
 
-// auditQuery is a decoded GET /v1/audit.
-type auditQuery struct {
-	q dotmesh.AuditQuery
-}
-
 // maxAuditPage bounds one page of the audit.
 const maxAuditPage = 1000
 
@@ -212,11 +207,11 @@ func parseAuditQuery(p dotmesh.Principal, q map[string][]string) (dotmesh.AuditQ
 
 // checkAudit: the whole audit is the admin's; a dot's, its owner's.
 func checkAudit(s *server, r *http.Request, req any) ([]requirement, error) {
-	aq := req.(*auditQuery)
-	if aq.q.Dot == nil {
+	aq := req.(*dotmesh.AuditQuery)
+	if aq.Dot == nil {
 		return []requirement{{role: dotmesh.RoleAdmin}}, nil
 	}
-	return []requirement{{dot: aq.q.Dot, role: dotmesh.RoleOwner}}, nil
+	return []requirement{{dot: aq.Dot, role: dotmesh.RoleOwner}}, nil
 }
 
 func (s *server) audit(w http.ResponseWriter, r *http.Request) {
@@ -229,7 +224,7 @@ func (s *server) audit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if !s.permit(w, r, &auditQuery{q: aq}) {
+	if !s.permit(w, r, &aq) {
 		return
 	}
 	recs, next, err := s.node.Audit().List(r.Context(), aq)
