@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/client"
@@ -278,7 +279,15 @@ func TestTransferNamespaces(t *testing.T) {
 		t.Fatalf("upstream of carol/app: %+v %v", d, err)
 	}
 	// Both sides audit the push: the run here, the finish on the hub.
-	lapAudit, _, err := laptop.Node.Audit().List(ctx, dotmesh.AuditQuery{Limit: 1})
+	// The transfer's answer streams: its last line may reach the client
+	// before the audit record is written, just after.
+	var lapAudit []dotmesh.AuditRecord
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		lapAudit, _, err = laptop.Node.Audit().List(ctx, dotmesh.AuditQuery{Limit: 1})
+		if err != nil || (len(lapAudit) == 1 && lapAudit[0].Action == "push") || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil || len(lapAudit) != 1 || lapAudit[0].Action != "push" || lapAudit[0].User != "carol" || lapAudit[0].Dot != "carol/app" || lapAudit[0].Commit == "" {
 		t.Fatalf("the laptop's audit of the push: %+v %v", lapAudit, err)
 	}

@@ -375,7 +375,8 @@ func lastLine(b []byte) []byte {
 }
 
 // recordAudit appends the audit record of a call that succeeded. The
-// call has been answered: a failure to record is logged, not sent.
+// call has been answered (a streamed answer, a transfer's, may reach its
+// client just before): a failure to record is logged, not sent.
 func (s *server) recordAudit(r *http.Request, rt *route, cw *captureWriter) {
 	if cw.status == 0 {
 		cw.status = http.StatusOK
