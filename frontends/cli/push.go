@@ -141,13 +141,22 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 	}
 	switch op {
 	case "clone":
-		remote, err := parseDotName(dotArg)
+		remote, err := ownDot(dotArg, peer.User)
 		if err != nil {
 			return err
 		}
 		local := remote
+		if peer.User != dotmesh.AdminUser {
+			// From a hub user's remote, bob/app clones as this side's own
+			// app (as git clone names the directory); admin to admin keeps
+			// the namespace.
+			local = dotmesh.DotName{Namespace: s.remote.User, Name: remote.Name}
+			if local.Namespace == "" {
+				local.Namespace = dotmesh.DefaultNamespace
+			}
+		}
 		if f.remoteName != "" {
-			if local, err = parseDotName(f.remoteName); err != nil {
+			if local, err = s.dotArg(f.remoteName); err != nil {
 				return err
 			}
 		}
@@ -162,7 +171,7 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 		}
 		req.Dot = local.String()
 		if f.remoteName != "" {
-			remote, err := parseDotName(f.remoteName)
+			remote, err := ownDot(f.remoteName, peer.User)
 			if err != nil {
 				return err
 			}
@@ -200,6 +209,9 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 		a.info("%s@%s is up to date (%s).", res.Dot, res.Branch, shortID(string(res.Head)))
 	default:
 		msg := fmt.Sprintf("%sed %s@%s to %s: %d commit(s), %s in %s", pastTense(op), res.Dot, res.Branch, shortID(string(res.Head)), res.Commits, HumanSize(res.Bytes), res.Duration.Round(time.Millisecond))
+		if op == "push" { // res.Dot is the receiver's: say which node that is
+			msg = fmt.Sprintf("Pushed to %s's %s@%s (now %s): %d commit(s), %s in %s", peerName, res.Dot, res.Branch, shortID(string(res.Head)), res.Commits, HumanSize(res.Bytes), res.Duration.Round(time.Millisecond))
+		}
 		if res.Skipped > 0 {
 			msg += fmt.Sprintf(" (%d already there from an interrupted transfer)", res.Skipped)
 		}
@@ -220,3 +232,4 @@ func pastTense(op string) string {
 	}
 	return "Clon"
 }
+

@@ -159,6 +159,7 @@ node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes.
 		&cobra.Group{ID: "dots", Title: "Dots:"},
 		&cobra.Group{ID: "commits", Title: "Commits and branches:"},
 		&cobra.Group{ID: "nodes", Title: "Nodes and remotes:"},
+		&cobra.Group{ID: "hub", Title: "Users, keys and the audit (a hub):"},
 	)
 	for _, c := range []*cobra.Command{
 		a.initCmd(), a.listCmd(), a.switchCmd(), a.dotCmd(), a.pathCmd(),
@@ -178,6 +179,10 @@ node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes.
 	}
 	for _, c := range []*cobra.Command{a.gcCmd(), a.verifyCmd(), a.sourceCmd(), a.registryCmd()} {
 		c.GroupID = "dots"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{a.userCmd(), a.keyCmd(), a.whoamiCmd(), a.auditCmd()} {
+		c.GroupID = "hub"
 		root.AddCommand(c)
 	}
 	root.AddCommand(a.flexCmd(), a.versionCmd())
