@@ -194,7 +194,7 @@ func (a *app) dotCmd() *cobra.Command {
 		Long: `Commands that act on a whole dot: show, delete, take over a branch's
 working state, and share it with other users of a hub (share, unshare,
 visibility, sharing).`,
-		Args:  usageArgs(0, 0),
+		Args: usageArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cmd.Help()
 		},

@@ -27,7 +27,7 @@ const (
 	exitUnavailable  = 7 // a node, peer, store or tool cannot be reached; try again
 	exitCorrupt      = 8
 	exitNotSupported = 9
-	exitPermission   = 10 // the key is known but its user lacks the role
+	exitPermission   = 10  // the key is known but its user lacks the role
 	exitInterrupted  = 130 // as a shell reports SIGINT
 )
 

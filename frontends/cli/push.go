@@ -232,4 +232,3 @@ func pastTense(op string) string {
 	}
 	return "Clon"
 }
-
