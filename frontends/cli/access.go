@@ -474,9 +474,6 @@ Only the dot's owner (the user of its namespace) or an admin can share.`,
   dm dot share app ci --write`,
 		Args: usageArgs(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := parseDotName(args[0]); err != nil {
-				return err
-			}
 			user, err := ParseUserName(args[1])
 			if err != nil {
 				return err
@@ -485,11 +482,10 @@ Only the dot's owner (the user of its namespace) or an admin can share.`,
 			if err != nil {
 				return err
 			}
-			s, err := a.connect()
+			s, dot, err := a.connectDot(args[0])
 			if err != nil {
 				return err
 			}
-			dot, _ := s.dotArg(args[0])
 			if err := s.c.Share(cmd.Context(), dot, user, role); err != nil {
 				return s.wrap(err)
 			}
@@ -512,18 +508,14 @@ was no share.`,
 		Example: `  dm dot unshare alice/app bob`,
 		Args:    usageArgs(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := parseDotName(args[0]); err != nil {
-				return err
-			}
 			user, err := ParseUserName(args[1])
 			if err != nil {
 				return err
 			}
-			s, err := a.connect()
+			s, dot, err := a.connectDot(args[0])
 			if err != nil {
 				return err
 			}
-			dot, _ := s.dotArg(args[0])
 			if err := s.c.Unshare(cmd.Context(), dot, user); err != nil {
 				return s.wrap(err)
 			}
@@ -544,18 +536,14 @@ users it is shared with, and admins.`,
 		Example: `  dm dot visibility alice/demo public`,
 		Args:    usageArgs(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := parseDotName(args[0]); err != nil {
-				return err
-			}
 			v, err := ParseVisibility(args[1])
 			if err != nil {
 				return err
 			}
-			s, err := a.connect()
+			s, dot, err := a.connectDot(args[0])
 			if err != nil {
 				return err
 			}
-			dot, _ := s.dotArg(args[0])
 			if err := s.c.SetVisibility(cmd.Context(), dot, v); err != nil {
 				return s.wrap(err)
 			}
@@ -588,15 +576,8 @@ With -H: a line "owner OWNER", a line "visibility V", then a line
 			explicit := ""
 			if len(args) == 1 {
 				explicit = args[0]
-				if _, err := parseDotName(explicit); err != nil {
-					return err
-				}
 			}
-			s, err := a.connect()
-			if err != nil {
-				return err
-			}
-			dot, err := s.currentDot(explicit)
+			s, dot, err := a.connectDot(explicit)
 			if err != nil {
 				return err
 			}
