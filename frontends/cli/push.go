@@ -32,6 +32,8 @@ func (a *app) pushCmd() *cobra.Command {
 current dot) that the node REMOTE lacks, then move REMOTE's branch to the
 same head. The first push creates the dot there and records it as the
 dot's upstream on REMOTE, so later pushes need no arguments beyond REMOTE.
+To a hub, as a user other than admin (` + "`dm remote add hub alice@HOST`" + `), the dot
+goes to that user's namespace: alice/DOT.
 
 Only missing commits travel, each as the backend's incremental stream from
 the newest commit REMOTE has (or, between different backends, as a
@@ -97,9 +99,14 @@ func (a *app) cloneCmd() *cobra.Command {
 		Long: `Copy BRANCH (default master) of DOT from the node REMOTE to this node, with
 its whole history, as DOT (or --local-name). REMOTE becomes the new dot's
 upstream, so ` + "`dm pull REMOTE`" + ` and ` + "`dm push REMOTE`" + ` work without more arguments.
-Re-running an interrupted clone resumes it.`,
+Re-running an interrupted clone resumes it.
+
+From a hub, as a user other than admin, DOT without a namespace is that
+user's own, and the local dot is named DOT's name alone in this node's
+user's namespace: ` + "`dm clone hub bob/app`" + ` makes app here.`,
 		Example: `  dm clone prod app
-  dm clone prod team/app master --local-name app-copy`,
+  dm clone prod team/app master --local-name app-copy
+  dm clone hub bob/app`,
 		Args: usageArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.transfer(cmd, "clone", args, f)

@@ -126,7 +126,9 @@ it (a subdirectory of the dot's working tree). A commit captures all
 subdots of a branch at once.
 
 dm talks to a dotmesh node over its HTTP API. ` + "`dm cluster init`" + ` starts a local
-node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes.
+node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes. A node
+can be a hub for a team, each user with their own key and namespace (see
+` + "`dm user --help`" + `).
 
 ` + exitHelp,
 		Example: `  dm cluster init
