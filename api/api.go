@@ -4,9 +4,15 @@
 //
 // Every route except GET /healthz needs an API key, sent as HTTP basic auth
 // (user = the key's user, "admin" for the admin key; password = key) or as
-// "Authorization: Bearer KEY" (the admin key). Without a valid key the
+// "Authorization: Bearer KEY" (a key of any user). Without a valid key the
 // answer is 401 with `WWW-Authenticate: Basic realm="dotmesh"`, whatever
-// the path. The authenticated user is the Author of commits.
+// the path (a node started with --anonymous-read lets calls without
+// credentials read public dots). The authenticated user is the Author of
+// commits. Each route needs a role on its dot or the node (package
+// server's route table); a call without it is refused with 403 and an
+// Error whose reason is "permission" (dotmesh.PermissionError), and
+// changes nothing. A dot named without namespace is in the caller's
+// namespace (the user's name).
 //
 //	GET    /healthz                                   "ok", no auth
 //	GET    /v1/ping                                    Ping
@@ -29,6 +35,7 @@
 //	POST   /v1/gc                                      GCRequest -> dotmesh.GCResult
 //	POST   /v1/verify                                  VerifyRequest -> dotmesh.VerifyResult
 //	...    /v1/dots/{ns}/{dot}/sources[/{subdot}...]     see sources.go
+//	...    /v1/me, /v1/users..., /v1/dots/{ns}/{dot}/sharing..., /v1/audit   see access.go
 //
 // Successful creates (POST /v1/dots, /branches, /commits) answer 201,
 // deletes 204 with no body, everything else 200. Request bodies are one
@@ -143,6 +150,7 @@ var codes = []struct {
 	status int
 }{
 	{dotmesh.ErrUnauthorized, "unauthorized", http.StatusUnauthorized},
+	{dotmesh.ErrPermissionDenied, "permission_denied", http.StatusForbidden},
 	{dotmesh.ErrInvalidName, "invalid_name", http.StatusBadRequest},
 	{dotmesh.ErrInvalidArgument, "invalid_argument", http.StatusBadRequest},
 	{dotmesh.ErrNotFound, "not_found", http.StatusNotFound},

@@ -22,6 +22,7 @@ import (
 //	uncommitted      UncommittedError{Dot, Branch, Bytes}
 //	mounts_in_use    MountsInUseError{Op, Users}
 //	diverged         DivergedError{Dot, Branch, Commit (the Common one), Start, Head}
+//	permission       PermissionError{User, Op (the Action), Need, Have, Dot (when set), ReadOnly}
 type Reason struct {
 	Type      string `json:"type"`
 	Kind      string `json:"kind,omitempty"`
@@ -39,6 +40,13 @@ type Reason struct {
 	Users     string `json:"users,omitempty"`
 	Start     string `json:"start,omitempty"`
 	Head      string `json:"head,omitempty"`
+	// User, Need, Have and ReadOnly are a permission refusal's: who was
+	// refused, the role the call needs and the one the caller has, and
+	// whether a read-only key capped it.
+	User     string       `json:"user,omitempty"`
+	Need     dotmesh.Role `json:"need,omitempty"`
+	Have     dotmesh.Role `json:"have,omitempty"`
+	ReadOnly bool         `json:"read_only,omitempty"`
 	// Cause is the failure a partly_restored error wraps, with its own
 	// code and reason.
 	Cause *Error `json:"cause,omitempty"`
@@ -56,6 +64,7 @@ const (
 	ReasonUncommitted    = "uncommitted"
 	ReasonMountsInUse    = "mounts_in_use"
 	ReasonDiverged       = "diverged"
+	ReasonPermission     = "permission"
 )
 
 // reasonFor returns the Reason for the first typed dotmesh error in
@@ -72,6 +81,7 @@ func reasonFor(err error) *Reason {
 		ue *dotmesh.UncommittedError
 		mu *dotmesh.MountsInUseError
 		dv *dotmesh.DivergedError
+		pe *dotmesh.PermissionError
 	)
 	switch {
 	case errors.As(err, &pr): // first: it may wrap another typed error
@@ -99,6 +109,12 @@ func reasonFor(err error) *Reason {
 		return &Reason{Type: ReasonMountsInUse, Op: mu.Op, Users: mu.Users}
 	case errors.As(err, &dv):
 		return &Reason{Type: ReasonDiverged, Namespace: dv.Dot.Namespace, Dot: dv.Dot.Name, Branch: dv.Branch, Commit: string(dv.Common), Start: string(dv.Start), Head: string(dv.Head)}
+	case errors.As(err, &pe):
+		r := &Reason{Type: ReasonPermission, User: pe.User, Op: pe.Action, Need: pe.Need, Have: pe.Have, ReadOnly: pe.ReadOnlyKey}
+		if pe.Dot != nil {
+			r.Namespace, r.Dot = pe.Dot.Namespace, pe.Dot.Name
+		}
+		return r
 	}
 	return nil
 }
@@ -135,6 +151,12 @@ func (r *Reason) Err() error {
 		return &dotmesh.MountsInUseError{Op: r.Op, Users: r.Users}
 	case ReasonDiverged:
 		return &dotmesh.DivergedError{Dot: dot, Branch: r.Branch, Common: dotmesh.CommitID(r.Commit), Start: dotmesh.CommitID(r.Start), Head: dotmesh.CommitID(r.Head)}
+	case ReasonPermission:
+		e := &dotmesh.PermissionError{User: r.User, Action: r.Op, Need: r.Need, Have: r.Have, ReadOnlyKey: r.ReadOnly}
+		if r.Dot != "" || r.Namespace != "" {
+			e.Dot = &dot
+		}
+		return e
 	}
 	return nil
 }

@@ -24,6 +24,9 @@ var reasonCases = []error{
 	&dotmesh.MountsInUseError{Op: "reset", Users: "docker container c1"},
 	&dotmesh.DivergedError{Dot: dotmesh.DotName{Namespace: "admin", Name: "app"}, Branch: "master", Common: "c1"},
 	&dotmesh.DivergedError{Dot: dotmesh.DotName{Namespace: "admin", Name: "app"}, Branch: "master", Start: "c2", Head: "c3"},
+	&dotmesh.PermissionError{User: "bob", Action: "commit", Need: dotmesh.RoleWrite, Have: dotmesh.RoleRead, Dot: &dotmesh.DotName{Namespace: "alice", Name: "app"}},
+	&dotmesh.PermissionError{User: "alice", Action: "commit", Need: dotmesh.RoleWrite, Have: dotmesh.RoleRead, Dot: &dotmesh.DotName{Namespace: "alice", Name: "app"}, ReadOnlyKey: true},
+	&dotmesh.PermissionError{Action: "list users", Need: dotmesh.RoleAdmin},
 }
 
 // wire sends err as a server does and decodes it as a client does.
@@ -107,6 +110,8 @@ func FuzzErrorBody(f *testing.F) {
 	f.Add([]byte(`{"error":"x","code":"conflict","reason":{"type":"partly_restored","cause":{"error":"y","code":"not_found","reason":{"type":"not_found","kind":"commit"}}}}`))
 	f.Add([]byte(`{"error":"x","code":"teapot","reason":{"type":"dirty","bytes":-1}}`))
 	f.Add([]byte(`{"reason":null}`))
+	f.Add([]byte(`{"error":"x","code":"permission_denied","reason":{"type":"permission","need":"owner","have":"bogus","namespace":"a"}}`))
+	f.Add([]byte(`{"error":"x","code":"permission_denied","reason":{"type":"permission","op":"gc","need":"admin","read_only":true}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var e Error
 		if json.Unmarshal(data, &e) != nil {

@@ -233,8 +233,10 @@ func remoteError(resp *http.Response, body io.Reader) error {
 
 func codeForStatus(status int) string {
 	switch status {
-	case http.StatusUnauthorized, http.StatusForbidden:
+	case http.StatusUnauthorized:
 		return "unauthorized"
+	case http.StatusForbidden:
+		return "permission_denied"
 	case http.StatusNotFound:
 		return "not_found"
 	case http.StatusConflict:

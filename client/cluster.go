@@ -17,7 +17,7 @@ var _ dotmesh.Peer = (*Client)(nil)
 // Release implements dotmesh.Peer: it asks the node, the master of the
 // branch, to hand it over to node to. Only the admin key may.
 func (c *Client) Release(ctx context.Context, dot dotmesh.DotName, branch, to string) (*dotmesh.ReleaseResult, error) {
-	p, err := dotPath(dot, "branches", branch, "release")
+	p, err := c.dotPath(dot, "branches", branch, "release")
 	if err != nil {
 		return nil, err
 	}
@@ -31,7 +31,7 @@ func (c *Client) Release(ctx context.Context, dot dotmesh.DotName, branch, to st
 // TakeOver makes the node the master of a branch whose master is not
 // running; that node's uncommitted changes are lost.
 func (c *Client) TakeOver(ctx context.Context, dot dotmesh.DotName, branch string) (*dotmesh.TakeOverResult, error) {
-	p, err := dotPath(dot, "branches", branch, "take-over")
+	p, err := c.dotPath(dot, "branches", branch, "take-over")
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +54,7 @@ func (c *Client) Nodes(ctx context.Context) (*api.NodesResponse, error) {
 // Replication says, per node, which commits of a dot it lacks and which
 // branches it is the master of; empty outside a cluster.
 func (c *Client) Replication(ctx context.Context, dot dotmesh.DotName) ([]dotmesh.NodeReplication, error) {
-	p, err := dotPath(dot, "replication")
+	p, err := c.dotPath(dot, "replication")
 	if err != nil {
 		return nil, err
 	}

@@ -10,11 +10,12 @@ import (
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
-// dotPath returns the escaped path of a dot, defaulting the namespace and
-// validating both parts here, so a bad name fails before any request.
-func dotPath(name dotmesh.DotName, rest ...string) (string, error) {
+// dotPath returns the escaped path of a dot, defaulting the namespace to
+// the client's user's (as the server does) and validating both parts
+// here, so a bad name fails before any request.
+func (c *Client) dotPath(name dotmesh.DotName, rest ...string) (string, error) {
 	if name.Namespace == "" {
-		name.Namespace = dotmesh.DefaultNamespace
+		name.Namespace = c.user
 	}
 	if err := name.Validate(); err != nil {
 		return "", err
@@ -55,7 +56,7 @@ func (c *Client) ListDots(ctx context.Context) ([]dotmesh.DotStatus, error) {
 // CreateDot creates a dot on backend (empty: the node's default).
 func (c *Client) CreateDot(ctx context.Context, name dotmesh.DotName, backend string) (*dotmesh.Dot, error) {
 	if name.Namespace == "" {
-		name.Namespace = dotmesh.DefaultNamespace
+		name.Namespace = c.user
 	}
 	if err := name.Validate(); err != nil {
 		return nil, err
@@ -70,7 +71,7 @@ func (c *Client) CreateDot(ctx context.Context, name dotmesh.DotName, backend st
 
 // Status returns one dot's status.
 func (c *Client) Status(ctx context.Context, name dotmesh.DotName) (*dotmesh.DotStatus, error) {
-	p, err := dotPath(name)
+	p, err := c.dotPath(name)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +84,7 @@ func (c *Client) Status(ctx context.Context, name dotmesh.DotName) (*dotmesh.Dot
 
 // DeleteDot deletes a dot with all its branches and commits.
 func (c *Client) DeleteDot(ctx context.Context, name dotmesh.DotName) error {
-	p, err := dotPath(name)
+	p, err := c.dotPath(name)
 	if err != nil {
 		return err
 	}
@@ -92,7 +93,7 @@ func (c *Client) DeleteDot(ctx context.Context, name dotmesh.DotName) error {
 
 // Branches lists a dot's branches, sorted by name.
 func (c *Client) Branches(ctx context.Context, name dotmesh.DotName) ([]dotmesh.Branch, error) {
-	p, err := dotPath(name, "branches")
+	p, err := c.dotPath(name, "branches")
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +106,7 @@ func (c *Client) Branches(ctx context.Context, name dotmesh.DotName) ([]dotmesh.
 
 // CreateBranch makes branch from a ref of the current branch (empty: HEAD).
 func (c *Client) CreateBranch(ctx context.Context, name dotmesh.DotName, branch, from string) (*dotmesh.Branch, error) {
-	p, err := dotPath(name, "branches")
+	p, err := c.dotPath(name, "branches")
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +122,7 @@ func (c *Client) DeleteBranch(ctx context.Context, name dotmesh.DotName, branch 
 	if err := dotmesh.ValidateName("branch", branch); err != nil {
 		return err
 	}
-	p, err := dotPath(name, "branches", branch)
+	p, err := c.dotPath(name, "branches", branch)
 	if err != nil {
 		return err
 	}
@@ -136,7 +137,7 @@ func (c *Client) Checkout(ctx context.Context, name dotmesh.DotName, branch stri
 // CheckoutWith is Checkout with every field of the request, Restart
 // (stop and start the consumers of mounts around the switch) included.
 func (c *Client) CheckoutWith(ctx context.Context, name dotmesh.DotName, req api.CheckoutRequest) (*dotmesh.Dot, error) {
-	p, err := dotPath(name, "checkout")
+	p, err := c.dotPath(name, "checkout")
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +151,7 @@ func (c *Client) CheckoutWith(ctx context.Context, name dotmesh.DotName, req api
 // Commit commits branch (empty: the current one). The author is the
 // client's user.
 func (c *Client) Commit(ctx context.Context, name dotmesh.DotName, branch, message string, metadata map[string]string) (*dotmesh.Commit, error) {
-	p, err := dotPath(name, "commits")
+	p, err := c.dotPath(name, "commits")
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +166,7 @@ func (c *Client) Commit(ctx context.Context, name dotmesh.DotName, branch, messa
 // Log returns a branch's history (empty: current branch), newest first;
 // limit <= 0 means all.
 func (c *Client) Log(ctx context.Context, name dotmesh.DotName, branch string, limit int) ([]dotmesh.Commit, error) {
-	p, err := dotPath(name, "commits")
+	p, err := c.dotPath(name, "commits")
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +187,7 @@ func (c *Client) ResolveRef(ctx context.Context, name dotmesh.DotName, branch, r
 	if _, err := dotmesh.ParseRef(ref); err != nil {
 		return nil, err
 	}
-	p, err := dotPath(name, "refs", ref)
+	p, err := c.dotPath(name, "refs", ref)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +206,7 @@ func (c *Client) Reset(ctx context.Context, name dotmesh.DotName, branch, ref st
 
 // ResetWith is Reset with every field of the request, Restart included.
 func (c *Client) ResetWith(ctx context.Context, name dotmesh.DotName, req api.ResetRequest) (*dotmesh.Commit, error) {
-	p, err := dotPath(name, "reset")
+	p, err := c.dotPath(name, "reset")
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +219,7 @@ func (c *Client) ResetWith(ctx context.Context, name dotmesh.DotName, req api.Re
 
 // Subdots lists the subdots of branch (empty: current).
 func (c *Client) Subdots(ctx context.Context, name dotmesh.DotName, branch string) ([]string, error) {
-	p, err := dotPath(name, "subdots")
+	p, err := c.dotPath(name, "subdots")
 	if err != nil {
 		return nil, err
 	}

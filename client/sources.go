@@ -10,7 +10,7 @@ import (
 
 // Sources lists the database sources of branch (empty: current).
 func (c *Client) Sources(ctx context.Context, name dotmesh.DotName, branch string) ([]dotmesh.Source, error) {
-	p, err := dotPath(name, "sources")
+	p, err := c.dotPath(name, "sources")
 	if err != nil {
 		return nil, err
 	}
@@ -23,7 +23,7 @@ func (c *Client) Sources(ctx context.Context, name dotmesh.DotName, branch strin
 
 // AddSource binds subdot v to a database of kind at url.
 func (c *Client) AddSource(ctx context.Context, v dotmesh.VolumeName, spec dotmesh.SourceSpec) error {
-	p, err := dotPath(v.Dot, "sources")
+	p, err := c.dotPath(v.Dot, "sources")
 	if err != nil {
 		return err
 	}
@@ -33,7 +33,7 @@ func (c *Client) AddSource(ctx context.Context, v dotmesh.VolumeName, spec dotme
 
 // RemoveSource unbinds subdot v.
 func (c *Client) RemoveSource(ctx context.Context, v dotmesh.VolumeName) error {
-	p, err := dotPath(v.Dot, "sources", v.SubdotOrDefault())
+	p, err := c.dotPath(v.Dot, "sources", v.SubdotOrDefault())
 	if err != nil {
 		return err
 	}
@@ -42,7 +42,7 @@ func (c *Client) RemoveSource(ctx context.Context, v dotmesh.VolumeName) error {
 
 // SourceLifecycle runs activate, deactivate or collect-garbage on v.
 func (c *Client) SourceLifecycle(ctx context.Context, v dotmesh.VolumeName, action string) error {
-	p, err := dotPath(v.Dot, "sources", v.SubdotOrDefault(), "lifecycle")
+	p, err := c.dotPath(v.Dot, "sources", v.SubdotOrDefault(), "lifecycle")
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ var _ dotmesh.Transport = (*Client)(nil)
 // State implements dotmesh.Transport; opts.SkipUsage goes as a header,
 // which nodes that predate it ignore.
 func (c *Client) State(ctx context.Context, dot dotmesh.DotName, branch string, opts dotmesh.StateOptions) (*dotmesh.TransferState, error) {
-	p, err := dotPath(dot, "transfer")
+	p, err := c.dotPath(dot, "transfer")
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +44,7 @@ func (c *Client) State(ctx context.Context, dot dotmesh.DotName, branch string, 
 // once the request is over: nothing reads data (nor calls what its Read
 // calls, such as a progress callback) after SendCommit returned.
 func (c *Client) SendCommit(ctx context.Context, dot dotmesh.DotName, branch string, cm dotmesh.Commit, base *dotmesh.CommitID, format string, data io.Reader) error {
-	p, err := dotPath(dot, "transfer", "commits")
+	p, err := c.dotPath(dot, "transfer", "commits")
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ var errRequestOver = errors.New("the request ended before its body")
 
 // FetchCommit implements dotmesh.Transport.
 func (c *Client) FetchCommit(ctx context.Context, dot dotmesh.DotName, id dotmesh.CommitID, base *dotmesh.CommitID, format string) (io.ReadCloser, error) {
-	p, err := dotPath(dot, "transfer", "commits", string(id))
+	p, err := c.dotPath(dot, "transfer", "commits", string(id))
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func (c *Client) FetchCommit(ctx context.Context, dot dotmesh.DotName, id dotmes
 
 // Finish implements dotmesh.Transport.
 func (c *Client) Finish(ctx context.Context, dot dotmesh.DotName, branch string, req dotmesh.FinishRequest) (*dotmesh.FinishResult, error) {
-	p, err := dotPath(dot, "transfer", "finish")
+	p, err := c.dotPath(dot, "transfer", "finish")
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,7 @@ var _ dotmesh.ObjectTransport = (*Client)(nil)
 // CommitObjects implements dotmesh.ObjectTransport: the list comes in
 // pages, each checked; the whole is checked against its digest.
 func (c *Client) CommitObjects(ctx context.Context, dot dotmesh.DotName, id dotmesh.CommitID, base *dotmesh.CommitID, format string) (*dotmesh.ObjectList, error) {
-	p, err := dotPath(dot, "transfer", "commits", string(id), "objects")
+	p, err := c.dotPath(dot, "transfer", "commits", string(id), "objects")
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +78,7 @@ func (c *Client) HaveObjects(ctx context.Context, dot dotmesh.DotName, branch st
 	if len(ids) > dotmesh.MaxObjectBatch {
 		return nil, fmt.Errorf("%w: %d object ids in one request; the limit is %d", dotmesh.ErrInvalidArgument, len(ids), dotmesh.MaxObjectBatch)
 	}
-	p, err := dotPath(dot, "transfer", "have")
+	p, err := c.dotPath(dot, "transfer", "have")
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +99,7 @@ func (c *Client) HaveObjects(ctx context.Context, dot dotmesh.DotName, branch st
 
 // FetchCommitWithout implements dotmesh.ObjectTransport.
 func (c *Client) FetchCommitWithout(ctx context.Context, dot dotmesh.DotName, id dotmesh.CommitID, base *dotmesh.CommitID, format string, f *dotmesh.ObjectFilter) (io.ReadCloser, error) {
-	p, err := dotPath(dot, "transfer", "commits", string(id), "fetch")
+	p, err := c.dotPath(dot, "transfer", "commits", string(id), "fetch")
 	if err != nil {
 		return nil, err
 	}

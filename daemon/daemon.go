@@ -147,7 +147,7 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("the next start will need --listen again", "err", err)
 	}
 	srv := &http.Server{
-		Handler:           server.New(node, server.Options{Logger: log, Version: cfg.Version, BackendAliases: aliases}),
+		Handler:           server.New(node, server.Options{Logger: log, Version: cfg.Version, BackendAliases: aliases, AnonymousRead: cfg.AnonymousRead}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute, // bodies are at most 1 MiB
 		// No WriteTimeout: a commit of a large dot may take minutes before

@@ -1,64 +1,50 @@
 package server
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
-	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
-// HashKey is how API keys are stored. Keys are 256-bit random strings, so
-// a plain SHA-256 is enough: there is nothing to brute-force.
-func HashKey(key string) []byte {
-	h := sha256.Sum256([]byte(key))
-	return h[:]
-}
+// HashKey is how API keys are stored: dotmesh.HashKey, the one hash.
+func HashKey(key string) []byte { return dotmesh.HashKey(key) }
 
 type authenticator struct {
-	node  *dotmesh.Node
-	dummy []byte // compared against when the user has no key
+	node      *dotmesh.Node
+	anonymous bool // Options.AnonymousRead
 }
 
-func newAuthenticator(node *dotmesh.Node) *authenticator {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b) // crypto/rand never fails on supported platforms
-	return &authenticator{node: node, dummy: HashKey(string(b))}
-}
-
-// authenticate returns the user a request's key belongs to. Basic auth
-// names the user; a bearer token is the admin's key. A missing user, an
-// invalid user name and a wrong key all take the same path: one hash and
-// one constant-time comparison, so timing does not tell users apart.
-func (a *authenticator) authenticate(r *http.Request) (string, error) {
+// authenticate returns who a request comes from. Basic auth names the
+// user; a bearer token is a key alone, of any user. Checking the key is
+// APIKeys.Authenticate's: hashed, constant time, every failure alike. A
+// request without credentials is the anonymous caller when the server
+// lets it in, else refused.
+func (a *authenticator) authenticate(r *http.Request) (dotmesh.Principal, error) {
 	user, key, ok := r.BasicAuth()
 	if !ok {
 		h := r.Header.Get("Authorization")
+		if h == "" && a.anonymous {
+			return dotmesh.Principal{}, nil
+		}
 		scheme, token, found := strings.Cut(h, " ")
 		if h == "" || !found || !strings.EqualFold(scheme, "Bearer") {
-			return "", fmt.Errorf("%w: send an API key as HTTP basic auth (user %s) or as \"Authorization: Bearer KEY\"", dotmesh.ErrUnauthorized, api.AdminUser)
+			return dotmesh.Principal{}, fmt.Errorf("%w: send an API key as HTTP basic auth (user:key) or as \"Authorization: Bearer KEY\"", dotmesh.ErrUnauthorized)
 		}
-		user, key = api.AdminUser, strings.TrimSpace(token)
+		user, key = "", strings.TrimSpace(token)
 	}
-	want := a.dummy
-	known := false
-	stored, err := a.node.APIKeys().Get(r.Context(), user)
+	if key == "" {
+		return dotmesh.Principal{}, fmt.Errorf("%w: wrong API key or unknown user", dotmesh.ErrUnauthorized)
+	}
+	p, err := a.node.APIKeys().Authenticate(r.Context(), user, key)
 	switch {
-	case err == nil && len(stored.Hash) == sha256.Size:
-		want, known = stored.Hash, true
-	case err == nil, errors.Is(err, dotmesh.ErrNotFound), errors.Is(err, dotmesh.ErrInvalidName):
-	default:
+	case errors.Is(err, dotmesh.ErrUnauthorized):
+		return dotmesh.Principal{}, err
+	case err != nil:
 		// The registry cannot be read: say so rather than blame the key.
-		return "", fmt.Errorf("checking the API key: %w", err)
+		return dotmesh.Principal{}, fmt.Errorf("checking the API key: %w", err)
 	}
-	match := subtle.ConstantTimeCompare(HashKey(key), want) == 1
-	if !match || !known || key == "" {
-		return "", fmt.Errorf("%w: wrong API key or unknown user", dotmesh.ErrUnauthorized)
-	}
-	return user, nil
+	return p, nil
 }

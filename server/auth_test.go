@@ -85,12 +85,14 @@ func TestAuthAccepted(t *testing.T) {
 			t.Errorf("%s: %d %s, want user %s", name, status, b, c.user)
 		}
 	}
-	// The authenticated user is the commit author.
-	status, _ := call(t, n, basic("alice", aliceKey), "POST", "/v1/dots", `{"name":"web"}`)
-	if status != 201 {
-		t.Fatalf("alice creates a dot: %d", status)
+	// A dot named without namespace is in the caller's; the
+	// authenticated user is the commit author.
+	status, b := call(t, n, basic("alice", aliceKey), "POST", "/v1/dots", `{"name":"web"}`)
+	var d dotmesh.Dot
+	if status != 201 || json.Unmarshal(b, &d) != nil || d.Namespace != "alice" {
+		t.Fatalf("alice creates a dot: %d %s", status, b)
 	}
-	status, b := call(t, n, basic("alice", aliceKey), "POST", "/v1/dots/admin/web/commits", `{"message":"by alice"}`)
+	status, b = call(t, n, basic("alice", aliceKey), "POST", "/v1/dots/alice/web/commits", `{"message":"by alice"}`)
 	var c dotmesh.Commit
 	if status != 201 || json.Unmarshal(b, &c) != nil || c.Author != "alice" {
 		t.Errorf("alice's commit: %d %s", status, b)

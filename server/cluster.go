@@ -12,12 +12,16 @@ import (
 // server side of dotmesh.Peer), take-over from a dead node, and what the
 // cluster looks like. On a node outside a cluster they answer 501.
 
-func (s *server) registerCluster() {
-	m := s.routes
-	m.HandleFunc("POST /v1/dots/{ns}/{dot}/branches/{branch}/release", s.release)
-	m.HandleFunc("POST /v1/dots/{ns}/{dot}/branches/{branch}/take-over", s.takeOver)
-	m.HandleFunc("GET /v1/cluster/nodes", s.nodes)
-	m.HandleFunc("GET /v1/dots/{ns}/{dot}/replication", s.replication)
+// clusterRoutes: only nodes call release, with the cluster's admin key
+// (another user must not make a node give a branch away); a take-over
+// loses another node's uncommitted changes: the admin's call too.
+func (s *server) clusterRoutes() []route {
+	return []route{
+		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/branches/{branch}/release", access: accessAdmin, name: "release", audit: "release", h: s.release},
+		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/branches/{branch}/take-over", access: accessAdmin, name: "take-over", audit: "take-over", h: s.takeOver},
+		{method: "GET", pattern: "/v1/cluster/nodes", access: accessAdmin, name: "list cluster nodes", h: s.nodes},
+		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/replication", access: accessDot, need: dotmesh.RoleRead, name: "replication", h: s.replication},
+	}
 }
 
 // parseRelease checks a release request: the branch from the path and
@@ -33,12 +37,6 @@ func parseRelease(branch string, req api.ReleaseRequest) error {
 }
 
 func (s *server) release(w http.ResponseWriter, r *http.Request) {
-	// Only nodes call this, with the cluster's admin key: another user
-	// must not be able to make a node give a branch away.
-	if u := requestInfo(r).user; u != api.AdminUser {
-		writeError(w, fmt.Errorf("%w: only the cluster's admin key may move branches between nodes (user %s)", dotmesh.ErrUnauthorized, u))
-		return
-	}
 	name, req, ok := dotRequest[api.ReleaseRequest](w, r)
 	if !ok {
 		return

@@ -106,7 +106,7 @@ func TestClusterRoutesSingleNode(t *testing.T) {
 	if err := n.Node.APIKeys().Put(context.Background(), dotmesh.APIKey{User: "bob", Hash: server.HashKey(userKey), Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if status, b := call(t, n, basic("bob", userKey), "POST", "/v1/dots/admin/app/branches/master/release", `{"to":"n2"}`); status != 401 {
+	if status, b := call(t, n, basic("bob", userKey), "POST", "/v1/dots/admin/app/branches/master/release", `{"to":"n2"}`); status != 403 {
 		t.Fatalf("release by a non-admin user: %d %s", status, b)
 	}
 }

@@ -19,15 +19,47 @@ func (s *server) ping(w http.ResponseWriter, r *http.Request) {
 	if !noQuery(w, r) {
 		return
 	}
-	writeJSON(w, http.StatusOK, api.Ping{Version: s.version, Backends: s.node.BackendNames(), User: requestInfo(r).user})
+	writeJSON(w, http.StatusOK, api.Ping{Version: s.version, Backends: s.node.BackendNames(), User: principal(r).User})
 }
 
+// me answers who the caller's key authenticates as.
+func (s *server) me(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
+	writeJSON(w, http.StatusOK, principal(r))
+}
+
+// listDots lists the dots the caller may read.
 func (s *server) listDots(w http.ResponseWriter, r *http.Request) {
 	if !noQuery(w, r) {
 		return
 	}
 	dots, err := s.node.ListDots(r.Context())
-	reply(w, http.StatusOK, dots, err)
+	if err == nil {
+		dots, err = readable(r.Context(), s, principal(r), dots, func(d dotmesh.DotStatus) dotmesh.DotName { return d.Dot.DotName() })
+	}
+	reply(w, http.StatusOK, nonNil(dots), err)
+}
+
+// newDotName is the dot a CreateDotRequest names; no namespace means the
+// caller's own.
+func newDotName(p dotmesh.Principal, req *api.CreateDotRequest) (dotmesh.DotName, error) {
+	name := dotmesh.DotName{Namespace: req.Namespace, Name: req.Name}
+	if name.Namespace == "" {
+		name.Namespace = ownNamespace(p)
+	}
+	return name, name.Validate()
+}
+
+// checkCreateDot: a new dot needs owner on its name, which RoleOf gives
+// in one's own namespace (and admins everywhere).
+func checkCreateDot(s *server, r *http.Request, req any) ([]requirement, error) {
+	name, err := newDotName(principal(r), req.(*api.CreateDotRequest))
+	if err != nil {
+		return nil, err
+	}
+	return []requirement{{dot: &name, role: dotmesh.RoleOwner}}, nil
 }
 
 func (s *server) createDot(w http.ResponseWriter, r *http.Request) {
@@ -36,14 +68,10 @@ func (s *server) createDot(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	name := dotmesh.DotName{Namespace: req.Namespace, Name: req.Name}
-	if name.Namespace == "" {
-		name.Namespace = dotmesh.DefaultNamespace
-	}
-	if err := name.Validate(); err != nil {
-		writeError(w, err)
+	if !s.permit(w, r, &req) {
 		return
 	}
+	name, _ := newDotName(principal(r), &req) // checked by permit
 	backend := req.Backend
 	if alias, ok := s.aliases[backend]; ok {
 		backend = alias
@@ -129,7 +157,7 @@ func (s *server) commit(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := s.node.Commit(r.Context(), name, req.Branch, dotmesh.CommitOptions{
 		Message:  req.Message,
-		Author:   requestInfo(r).user,
+		Author:   principal(r).User,
 		Metadata: req.Metadata,
 	})
 	reply(w, http.StatusCreated, c, err)
@@ -180,6 +208,31 @@ func (s *server) subdots(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusOK, nonNil(subs), err)
 }
 
+// checkVolume: a subdot's path (which may create the subdot) and a mount
+// need write on the volume's dot; forgetting mounts found by consumer and
+// id alone spans every dot: the admin's.
+func checkVolume(s *server, r *http.Request, req any) ([]requirement, error) {
+	var vol string
+	switch req := req.(type) {
+	case *api.PathRequest:
+		vol = req.Volume
+	case *api.MountRequest:
+		vol = req.Volume
+	case *api.UnmountRequest:
+		if req.Volume == "" {
+			return []requirement{{role: dotmesh.RoleAdmin}}, nil
+		}
+		vol = req.Volume
+	default:
+		return nil, fmt.Errorf("checkVolume: unexpected request %T", req)
+	}
+	v, err := parseVolumeFor(principal(r), vol)
+	if err != nil {
+		return nil, err
+	}
+	return []requirement{{dot: &v.Dot, role: dotmesh.RoleWrite}}, nil
+}
+
 func (s *server) path(w http.ResponseWriter, r *http.Request) {
 	if !noQuery(w, r) {
 		return
@@ -189,11 +242,10 @@ func (s *server) path(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	v, err := dotmesh.ParseVolumeName(req.Volume)
-	if err != nil {
-		writeError(w, err)
+	if !s.permit(w, r, &req) {
 		return
 	}
+	v, _ := parseVolumeFor(principal(r), req.Volume) // checked by permit
 	p, err := s.node.SubdotPath(r.Context(), v)
 	reply(w, http.StatusOK, api.PathResponse{Path: p}, err)
 }

@@ -12,7 +12,30 @@ func (s *server) incoming(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ts, err := s.node.TransferPeer().Incoming(r.Context())
+	if err == nil {
+		ts, err = readable(r.Context(), s, principal(r), ts, func(t dotmesh.IncomingTransfer) dotmesh.DotName {
+			return dotmesh.DotName{Namespace: t.Namespace, Name: t.Name}
+		})
+	}
 	reply(w, http.StatusOK, ts, err)
+}
+
+func abortTarget(p dotmesh.Principal, req *api.AbortIncomingRequest) (dotmesh.DotName, error) {
+	name := dotmesh.DotName{Namespace: req.Namespace, Name: req.Name}
+	if name.Namespace == "" {
+		name.Namespace = ownNamespace(p)
+	}
+	return name, name.Validate()
+}
+
+// checkAbortIncoming: discarding what a push into a dot staged needs what
+// the push needed, write; other users' dots, an admin.
+func checkAbortIncoming(s *server, r *http.Request, req any) ([]requirement, error) {
+	name, err := abortTarget(principal(r), req.(*api.AbortIncomingRequest))
+	if err != nil {
+		return nil, err
+	}
+	return []requirement{{dot: &name, role: dotmesh.RoleWrite}}, nil
 }
 
 func (s *server) abortIncoming(w http.ResponseWriter, r *http.Request) {
@@ -24,10 +47,10 @@ func (s *server) abortIncoming(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	name := dotmesh.DotName{Namespace: req.Namespace, Name: req.Name}
-	if name.Namespace == "" {
-		name.Namespace = dotmesh.DefaultNamespace
+	if !s.permit(w, r, &req) {
+		return
 	}
+	name, _ := abortTarget(principal(r), &req) // checked by permit
 	res, err := s.node.TransferPeer().Abort(r.Context(), name, req.Branch)
 	reply(w, http.StatusOK, res, err)
 }

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
 // recorder remembers what a handler answered, for the request log.
@@ -44,8 +46,30 @@ func recorderOf(w http.ResponseWriter) *recorder {
 	}
 }
 
-// info is per-request state shared between the logger and the handlers.
-type info struct{ user string }
+// info is per-request state shared between the logger, the route guard
+// and the handlers.
+type info struct {
+	principal dotmesh.Principal // who calls (set by serve)
+	route     *route            // the route table's entry (set by guard)
+	checked   bool              // a body route ran its check (permit)
+	dots      []dotmesh.DotName // the dots the call was allowed on
+	action    string            // refines the route's audit action (a transfer's op)
+	detail    string            // more words for the audit record
+}
+
+// actionName is what the call does: the action a check refined, else the
+// route's audit action, else its name.
+func (i *info) actionName() string {
+	switch {
+	case i.action != "":
+		return i.action
+	case i.route == nil:
+		return ""
+	case i.route.audit != "":
+		return i.route.audit
+	}
+	return i.route.name
+}
 
 type infoKey struct{}
 
@@ -75,8 +99,8 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 			slog.Duration("duration", time.Since(start)),
 			slog.String("remote", r.RemoteAddr),
 		}
-		if in.user != "" {
-			attrs = append(attrs, slog.String("user", in.user))
+		if in.principal.User != "" {
+			attrs = append(attrs, slog.String("user", in.principal.User))
 		}
 		level := slog.LevelInfo
 		if rec.status >= 500 {

@@ -7,19 +7,31 @@ import (
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
-// optionalDot returns the named dot, or nil when the request names none.
-func optionalDot(ns, name string) (*dotmesh.DotName, error) {
+// optionalDot returns the named dot, or nil when the request names none;
+// no namespace means the caller's own.
+func optionalDot(p dotmesh.Principal, ns, name string) (*dotmesh.DotName, error) {
 	if name == "" && ns == "" {
 		return nil, nil
 	}
 	d := dotmesh.DotName{Namespace: ns, Name: name}
 	if d.Namespace == "" {
-		d.Namespace = dotmesh.DefaultNamespace
+		d.Namespace = ownNamespace(p)
 	}
 	if err := d.Validate(); err != nil {
 		return nil, err
 	}
 	return &d, nil
+}
+
+// checkGC: gc of one dot removes its history: its owner's; of the whole
+// node (and its unreferenced data), the admin's.
+func checkGC(s *server, r *http.Request, req any) ([]requirement, error) {
+	g := req.(*api.GCRequest)
+	dot, err := optionalDot(principal(r), g.Namespace, g.Name)
+	if err != nil || dot == nil {
+		return []requirement{{role: dotmesh.RoleAdmin}}, err
+	}
+	return []requirement{{dot: dot, role: dotmesh.RoleOwner}}, nil
 }
 
 func (s *server) gc(w http.ResponseWriter, r *http.Request) {
@@ -31,11 +43,10 @@ func (s *server) gc(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	dot, err := optionalDot(req.Namespace, req.Name)
-	if err != nil {
-		writeError(w, err)
+	if !s.permit(w, r, &req) {
 		return
 	}
+	dot, _ := optionalDot(principal(r), req.Namespace, req.Name) // checked by permit
 	res, err := s.node.GC(r.Context(), dotmesh.GCOptions{Dot: dot, Keep: req.Keep, DryRun: req.DryRun})
 	if err != nil {
 		writeError(w, err)
@@ -53,7 +64,7 @@ func (s *server) verify(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	dot, err := optionalDot(req.Namespace, req.Name)
+	dot, err := optionalDot(principal(r), req.Namespace, req.Name)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -7,10 +7,12 @@ import (
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
-// registerMounts adds the routes of out-of-process mount consumers.
-func (s *server) registerMounts() {
-	s.routes.HandleFunc("POST /v1/mounts", s.mount)
-	s.routes.HandleFunc("DELETE /v1/mounts", s.unmount)
+// mountRoutes are the routes of out-of-process mount consumers.
+func (s *server) mountRoutes() []route {
+	return []route{
+		{method: "POST", pattern: "/v1/mounts", access: accessBody, check: checkVolume, name: "mount", h: s.mount},
+		{method: "DELETE", pattern: "/v1/mounts", access: accessBody, check: checkVolume, name: "unmount", h: s.unmount},
+	}
 }
 
 func (s *server) mount(w http.ResponseWriter, r *http.Request) {
@@ -22,11 +24,10 @@ func (s *server) mount(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	v, err := dotmesh.ParseVolumeName(req.Volume)
-	if err != nil {
-		writeError(w, err)
+	if !s.permit(w, r, &req) {
 		return
 	}
+	v, _ := parseVolumeFor(principal(r), req.Volume) // checked by permit
 	m, err := s.node.Mounts().Mount(r.Context(), v, req.Consumer, req.ID, req.Name)
 	if err != nil {
 		writeError(w, err)
@@ -48,13 +49,12 @@ func (s *server) unmount(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if !s.permit(w, r, &req) {
+		return
+	}
 	var dots []dotmesh.DotName
 	if req.Volume != "" {
-		v, err := dotmesh.ParseVolumeName(req.Volume)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
+		v, _ := parseVolumeFor(principal(r), req.Volume) // checked by permit
 		dots = append(dots, v.Dot)
 	} else {
 		all, err := s.node.ListDots(r.Context())

@@ -1,6 +1,54 @@
 // Package server serves a dotmesh Node over the HTTP API described in
 // package api. It authenticates every route but GET /healthz, decodes
 // requests strictly and maps errors with api.ErrorFor.
+//
+// # Who may call what
+//
+// Every route is one entry of one route table (routes.go and the
+// xxxRoutes functions beside the handlers): method and pattern, the role
+// it needs, the audit action of a successful call, and the handler. Only
+// register adds routes to the mux, and it panics on an entry without a
+// role, so a route cannot be served without one (deny by default). The
+// roles are those of a git host:
+//
+//   - public: GET /healthz alone.
+//   - authenticated: any caller the server accepted (ping, /v1/me); lists
+//     (GET /v1/dots, /v1/incoming) hold only the dots the caller may read.
+//   - read on the path's {ns}/{dot}: what a clone or a browser needs —
+//     status, branches, log, refs, subdots, sources, replication, and the
+//     sending side of a transfer (state, commit streams, objects, fetch).
+//   - write: what a push or a developer at the dot does — commit,
+//     branch, checkout, reset, sources, and the receiving side of a
+//     transfer (commits, have, finish). A push that creates a dot in the
+//     caller's own namespace has the owner role there from Access.RoleOf.
+//   - owner: delete, sharing and visibility, the audit and gc of one dot.
+//   - self: a user's own keys (the {user} of the path), or an admin.
+//   - admin: users, gc and verify of the node (verify reads a whole
+//     backend), cluster nodes, release and take-over (they move working
+//     state between nodes and lose a dead node's changes).
+//   - body: routes whose dot is in the request (POST /v1/dots, path,
+//     mounts, incoming abort, gc, POST /v1/transfers, the audit's ?dot=)
+//     declare a check in the table; the handler decodes the request and
+//     calls permit, which runs it, before it does anything. A new dot
+//     needs owner on its name; a path or mount write; aborting what a
+//     push staged write (what the push needed); POST /v1/transfers what
+//     the local side of its op needs: push read, pull write, clone owner
+//     of the new dot.
+//
+// A read-only key is refused every route that changes something. A
+// refusal is 403 with a dotmesh.PermissionError (the api reason
+// "permission"); for a dot the caller cannot read it is the same answer
+// whether the dot exists or not. A refused call never reaches its
+// handler, so it changes nothing. Without credentials a call is refused
+// with 401, unless Options.AnonymousRead makes it the anonymous caller,
+// who gets what Access.RoleOf gives it: read on public dots.
+//
+// A dot named without namespace (in a body, a volume name, a transfer)
+// is in the caller's namespace, the user's name ("admin" for the admin).
+//
+// Each successful call of a route with an audit action appends one
+// dotmesh.AuditRecord (who, what, dot, branch, commit), written by the
+// table's guard from the answer, not by the handlers.
 package server
 
 import (
@@ -21,6 +69,10 @@ type Options struct {
 	// BackendAliases maps extra backend names accepted in CreateDotRequest
 	// to the node's backend names (the daemon maps "files" to "dump").
 	BackendAliases map[string]string
+	// AnonymousRead lets requests without credentials in as the
+	// anonymous caller, who gets what Access.RoleOf gives it (public
+	// dots: read). Off, they are refused with 401.
+	AnonymousRead bool
 }
 
 type server struct {
@@ -30,6 +82,7 @@ type server struct {
 	aliases map[string]string
 	auth    *authenticator
 	routes  *http.ServeMux
+	table   []route // every route, as registered (routes.go)
 }
 
 // New returns the API handler for node.
@@ -39,42 +92,41 @@ func New(node *dotmesh.Node, opts Options) http.Handler {
 		log:     opts.Logger,
 		version: opts.Version,
 		aliases: opts.BackendAliases,
-		auth:    newAuthenticator(node),
+		auth:    &authenticator{node: node, anonymous: opts.AnonymousRead},
 		routes:  http.NewServeMux(),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	s.register()
-	s.registerMounts()
 	return s.logRequests(http.HandlerFunc(s.serve))
 }
 
-func (s *server) register() {
-	m := s.routes
-	m.HandleFunc("GET /healthz", s.healthz)
-	m.HandleFunc("GET /v1/ping", s.ping)
-	m.HandleFunc("GET /v1/dots", s.listDots)
-	m.HandleFunc("POST /v1/dots", s.createDot)
-	m.HandleFunc("GET /v1/dots/{ns}/{dot}", s.status)
-	m.HandleFunc("DELETE /v1/dots/{ns}/{dot}", s.deleteDot)
-	m.HandleFunc("GET /v1/dots/{ns}/{dot}/branches", s.branches)
-	m.HandleFunc("POST /v1/dots/{ns}/{dot}/branches", s.createBranch)
-	m.HandleFunc("DELETE /v1/dots/{ns}/{dot}/branches/{branch}", s.deleteBranch)
-	m.HandleFunc("POST /v1/dots/{ns}/{dot}/checkout", s.checkout)
-	m.HandleFunc("POST /v1/dots/{ns}/{dot}/commits", s.commit)
-	m.HandleFunc("GET /v1/dots/{ns}/{dot}/commits", s.log_)
-	m.HandleFunc("GET /v1/dots/{ns}/{dot}/refs/{ref}", s.resolveRef)
-	m.HandleFunc("POST /v1/dots/{ns}/{dot}/reset", s.reset)
-	m.HandleFunc("GET /v1/dots/{ns}/{dot}/subdots", s.subdots)
-	m.HandleFunc("POST /v1/path", s.path)
-	s.registerTransfers()
-	s.registerCluster()
-	m.HandleFunc("GET /v1/incoming", s.incoming)
-	m.HandleFunc("POST /v1/incoming/abort", s.abortIncoming)
-	m.HandleFunc("POST /v1/gc", s.gc)
-	m.HandleFunc("POST /v1/verify", s.verify)
-	s.registerSources()
+// dotRoutes are the routes of dots, branches and commits, and the
+// node-wide ones beside them.
+func (s *server) dotRoutes() []route {
+	return []route{
+		{method: "GET", pattern: "/healthz", access: accessPublic, name: "health check", h: s.healthz},
+		{method: "GET", pattern: "/v1/ping", access: accessAuthenticated, name: "ping", h: s.ping},
+		{method: "GET", pattern: "/v1/dots", access: accessAuthenticated, name: "list dots", h: s.listDots},
+		{method: "POST", pattern: "/v1/dots", access: accessBody, check: checkCreateDot, name: "create a dot", audit: "create", h: s.createDot},
+		{method: "GET", pattern: "/v1/dots/{ns}/{dot}", access: accessDot, need: dotmesh.RoleRead, name: "status", h: s.status},
+		{method: "DELETE", pattern: "/v1/dots/{ns}/{dot}", access: accessDot, need: dotmesh.RoleOwner, name: "delete", audit: "delete", h: s.deleteDot},
+		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/branches", access: accessDot, need: dotmesh.RoleRead, name: "list branches", h: s.branches},
+		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/branches", access: accessDot, need: dotmesh.RoleWrite, name: "branch", audit: "branch", answer: answerBranch, h: s.createBranch},
+		{method: "DELETE", pattern: "/v1/dots/{ns}/{dot}/branches/{branch}", access: accessDot, need: dotmesh.RoleWrite, name: "delete a branch", audit: "branch-delete", h: s.deleteBranch},
+		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/checkout", access: accessDot, need: dotmesh.RoleWrite, name: "checkout", audit: "checkout", answer: answerCheckout, h: s.checkout},
+		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/commits", access: accessDot, need: dotmesh.RoleWrite, name: "commit", audit: "commit", answer: answerCommit, h: s.commit},
+		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/commits", access: accessDot, need: dotmesh.RoleRead, name: "log", h: s.log_},
+		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/refs/{ref}", access: accessDot, need: dotmesh.RoleRead, name: "resolve a ref", h: s.resolveRef},
+		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/reset", access: accessDot, need: dotmesh.RoleWrite, name: "reset", audit: "reset", answer: answerCommit, h: s.reset},
+		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/subdots", access: accessDot, need: dotmesh.RoleRead, name: "list subdots", h: s.subdots},
+		{method: "POST", pattern: "/v1/path", access: accessBody, check: checkVolume, name: "path", h: s.path},
+		{method: "GET", pattern: "/v1/incoming", access: accessAuthenticated, name: "list incoming transfers", h: s.incoming},
+		{method: "POST", pattern: "/v1/incoming/abort", access: accessBody, check: checkAbortIncoming, name: "abort an incoming transfer", audit: "incoming-abort", h: s.abortIncoming},
+		{method: "POST", pattern: "/v1/gc", access: accessBody, check: checkGC, name: "gc", audit: "gc", answer: answerGC, h: s.gc},
+		{method: "POST", pattern: "/v1/verify", access: accessAdmin, name: "verify", h: s.verify},
+	}
 }
 
 // serve authenticates, then dispatches. Authentication comes first for
@@ -85,7 +137,7 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		s.routes.ServeHTTP(w, r)
 		return
 	}
-	user, err := s.auth.authenticate(r)
+	p, err := s.auth.authenticate(r)
 	if err != nil {
 		if isUnauthorized(err) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="dotmesh"`)
@@ -93,7 +145,7 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	requestInfo(r).user = user
+	requestInfo(r).principal = p
 	if _, pattern := s.routes.Handler(r); pattern == "" {
 		s.noRoute(w, r)
 		return

@@ -7,12 +7,13 @@ import (
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
-func (s *server) registerSources() {
-	m := s.routes
-	m.HandleFunc("GET /v1/dots/{ns}/{dot}/sources", s.sources)
-	m.HandleFunc("POST /v1/dots/{ns}/{dot}/sources", s.addSource)
-	m.HandleFunc("DELETE /v1/dots/{ns}/{dot}/sources/{subdot}", s.removeSource)
-	m.HandleFunc("POST /v1/dots/{ns}/{dot}/sources/{subdot}/lifecycle", s.sourceLifecycle)
+func (s *server) sourceRoutes() []route {
+	return []route{
+		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/sources", access: accessDot, need: dotmesh.RoleRead, name: "list sources", h: s.sources},
+		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/sources", access: accessDot, need: dotmesh.RoleWrite, name: "add a source", audit: "source-add", h: s.addSource},
+		{method: "DELETE", pattern: "/v1/dots/{ns}/{dot}/sources/{subdot}", access: accessDot, need: dotmesh.RoleWrite, name: "remove a source", audit: "source-remove", h: s.removeSource},
+		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/sources/{subdot}/lifecycle", access: accessDot, need: dotmesh.RoleWrite, name: "start or stop a source", audit: "source-lifecycle", h: s.sourceLifecycle},
+	}
 }
 
 func (s *server) sources(w http.ResponseWriter, r *http.Request) {

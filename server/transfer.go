@@ -17,19 +17,26 @@ import (
 // Transfer handlers: this node's side of dotmesh.Transport, and
 // POST /v1/transfers, which runs a whole transfer against a peer.
 
-func (s *server) registerTransfers() {
-	m := s.routes
+// transferRoutes: the side of a transfer a peer drives needs read to
+// send from a dot (pull, clone, fetch) and write to receive into one
+// (push); a push that creates a dot in one's own namespace has that from
+// RoleOf. POST /v1/transfers needs what the local side of its op needs.
+func (s *server) transferRoutes() []route {
 	// Keep-alives while a call works before it answers; not on
 	// receiveCommit, whose peer streams to it meanwhile.
-	m.HandleFunc("GET /v1/dots/{ns}/{dot}/transfer", s.keepAlive(s.transferState))
-	m.HandleFunc("POST /v1/dots/{ns}/{dot}/transfer/commits", s.receiveCommit)
-	m.HandleFunc("GET /v1/dots/{ns}/{dot}/transfer/commits/{id}", s.keepAlive(s.sendCommit))
-	m.HandleFunc("POST /v1/dots/{ns}/{dot}/transfer/finish", s.keepAlive(s.finishTransfer))
-	// Object have/want (dotmesh.ObjectTransport, api/objects.go).
-	m.HandleFunc("GET /v1/dots/{ns}/{dot}/transfer/commits/{id}/objects", s.keepAlive(s.commitObjects))
-	m.HandleFunc("POST /v1/dots/{ns}/{dot}/transfer/have", s.keepAlive(s.haveObjects))
-	m.HandleFunc("POST /v1/dots/{ns}/{dot}/transfer/commits/{id}/fetch", s.keepAlive(s.sendCommitWithout))
-	m.HandleFunc("POST /v1/transfers", s.runTransfer)
+	const dot = "/v1/dots/{ns}/{dot}/transfer"
+	read, write := dotmesh.RoleRead, dotmesh.RoleWrite
+	return []route{
+		{method: "GET", pattern: dot, access: accessDot, need: read, name: "transfer state", h: s.keepAlive(s.transferState)},
+		{method: "POST", pattern: dot + "/commits", access: accessDot, need: write, name: "push a commit", h: s.receiveCommit},
+		{method: "GET", pattern: dot + "/commits/{id}", access: accessDot, need: read, name: "fetch a commit", h: s.keepAlive(s.sendCommit)},
+		{method: "POST", pattern: dot + "/finish", access: accessDot, need: write, name: "push", audit: "push", answer: answerFinish, h: s.keepAlive(s.finishTransfer)},
+		// Object have/want (dotmesh.ObjectTransport, api/objects.go).
+		{method: "GET", pattern: dot + "/commits/{id}/objects", access: accessDot, need: read, name: "list a commit's objects", h: s.keepAlive(s.commitObjects)},
+		{method: "POST", pattern: dot + "/have", access: accessDot, need: write, name: "push objects", h: s.keepAlive(s.haveObjects)},
+		{method: "POST", pattern: dot + "/commits/{id}/fetch", access: accessDot, need: read, name: "fetch a commit", h: s.keepAlive(s.sendCommitWithout)},
+		{method: "POST", pattern: "/v1/transfers", access: accessBody, check: checkTransfer, name: "transfer", audit: "transfer", answer: answerTransfer, h: s.runTransfer},
+	}
 }
 
 func (s *server) transferState(w http.ResponseWriter, r *http.Request) {
@@ -226,7 +233,10 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	local, remote, err := parseTransferRequest(req)
+	if !s.permit(w, r, &req) {
+		return
+	}
+	local, remote, err := parseTransferRequest(principal(r), req) // checked by permit
 	if err != nil {
 		writeError(w, err)
 		return
@@ -249,6 +259,7 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 			remote, _ = dotmesh.ParseDotName(d.Upstreams[req.Remote.Name])
 		}
 	}
+	requestInfo(r).detail = "remote " + req.Remote.Name + " " + remote.Namespace + "/" + remote.Name
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	var mu sync.Mutex
@@ -305,7 +316,7 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 	close(stopKeepAlive)
 	<-keptAlive
 	if err != nil {
-		if rec, ok := w.(*recorder); ok {
+		if rec := recorderOf(w); rec != nil {
 			rec.err = err
 		}
 		_, body := api.ErrorFor(err)
@@ -321,21 +332,68 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 	emit(api.TransferEvent{Result: res})
 }
 
+// checkTransfer: a push reads the local dot, a pull writes it, a clone
+// creates it (owner of its name: one's own namespace, or an admin).
+func checkTransfer(s *server, r *http.Request, req any) ([]requirement, error) {
+	t := req.(*api.TransferRequest)
+	local, _, err := parseTransferRequest(principal(r), *t)
+	if err != nil {
+		return nil, err
+	}
+	need := map[string]dotmesh.Role{"push": dotmesh.RoleRead, "pull": dotmesh.RoleWrite, "clone": dotmesh.RoleOwner}[t.Op]
+	requestInfo(r).action = t.Op
+	return []requirement{{dot: &local, role: need}}, nil
+}
+
 // parseTransferRequest checks a TransferRequest and returns the local and
-// remote dot names.
-func parseTransferRequest(req api.TransferRequest) (local, remote dotmesh.DotName, err error) {
+// remote dot names. A local name without namespace is in the caller's
+// namespace; a remote one in the remote user's. When the remote dot is
+// not named and the remote's user is not the admin, it is that user's
+// dot of the same name (`dm push hub app` as alice@hub pushes to
+// alice/app); a clone's local dot, when not named apart (or named as the
+// remote one by a non-admin), is the remote dot's name in the caller's
+// namespace. Admin to admin, names stay as they are.
+func parseTransferRequest(p dotmesh.Principal, req api.TransferRequest) (local, remote dotmesh.DotName, err error) {
 	switch req.Op {
 	case "push", "pull", "clone":
 	default:
 		return local, remote, fmt.Errorf("%w: op %q must be push, pull or clone", dotmesh.ErrInvalidArgument, req.Op)
 	}
-	if local, err = dotmesh.ParseDotName(req.Dot); err != nil {
-		return local, remote, err
+	remoteUser := req.Remote.User
+	if remoteUser == "" {
+		remoteUser = dotmesh.AdminUser
 	}
-	remote = local
-	if req.RemoteDot != "" {
-		if remote, err = dotmesh.ParseDotName(req.RemoteDot); err != nil {
+	remoteFor := func(s string) (dotmesh.DotName, error) {
+		return parseDotFor(dotmesh.Principal{User: remoteUser}, s)
+	}
+	if req.Op == "clone" {
+		src := req.RemoteDot
+		if src == "" {
+			src = req.Dot
+		}
+		if remote, err = remoteFor(src); err != nil {
 			return local, remote, err
+		}
+		switch {
+		case req.Dot == "" || (req.Dot == req.RemoteDot && !p.Admin):
+			local = dotmesh.DotName{Namespace: ownNamespace(p), Name: remote.Name}
+		default:
+			if local, err = parseDotFor(p, req.Dot); err != nil {
+				return local, remote, err
+			}
+		}
+	} else {
+		if local, err = parseDotFor(p, req.Dot); err != nil {
+			return local, remote, err
+		}
+		remote = local
+		switch {
+		case req.RemoteDot != "":
+			if remote, err = remoteFor(req.RemoteDot); err != nil {
+				return local, remote, err
+			}
+		case remoteUser != dotmesh.AdminUser:
+			remote = dotmesh.DotName{Namespace: remoteUser, Name: local.Name}
 		}
 	}
 	if req.Branch != "" {

@@ -18,9 +18,22 @@ func FuzzTransferRequest(f *testing.F) {
 		if decodeJSON(data, &req) != nil {
 			return
 		}
-		local, remote, err := parseTransferRequest(req)
+		for _, p := range []dotmesh.Principal{{User: dotmesh.AdminUser, Admin: true}, {User: "alice"}} {
+			checkTransferRequest(t, p, req)
+		}
+	})
+}
+
+// checkTransferRequest: what parseTransferRequest accepts for p is valid.
+func checkTransferRequest(t *testing.T, p dotmesh.Principal, req api.TransferRequest) {
+	t.Helper()
+	{
+		local, remote, err := parseTransferRequest(p, req)
 		if err != nil {
 			return
+		}
+		if req.Op == "clone" && !p.Admin && (req.Dot == "" || req.Dot == req.RemoteDot) && local.Namespace != p.User {
+			t.Fatalf("%s clones into %v", p.User, local)
 		}
 		if local.Validate() != nil || remote.Validate() != nil {
 			t.Fatalf("accepted invalid names %v %v", local, remote)
@@ -33,7 +46,7 @@ func FuzzTransferRequest(f *testing.F) {
 				t.Fatalf("accepted a timeout of %d ms", ms)
 			}
 		}
-	})
+	}
 }
 
 // FuzzHaveWantRequests: the have/want bodies from peers decode strictly,

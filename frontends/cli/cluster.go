@@ -116,6 +116,7 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 
 				Insecure:      nf.insecure,
 				OpenWorktrees: nf.openWorktrees,
+				AnonymousRead: nf.anonymousRead,
 				Ready: func(addr string) {
 					logger.Info("dotmesh node ready", "addr", addr, "data_dir", d, "pid", os.Getpid())
 				},

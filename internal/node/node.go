@@ -30,6 +30,9 @@ type Config struct {
 	// Plain HTTP beyond loopback needs Insecure (TLSCert otherwise).
 	Listen   string
 	Insecure bool
+	// AnonymousRead lets API calls without credentials read public dots
+	// (server.Options.AnonymousRead).
+	AnonymousRead bool
 	// OpenWorktrees lets other local users reach the working trees, for
 	// services that run as another user and use them directly (containers
 	// get them bind-mounted, and need not): the data directory and the
