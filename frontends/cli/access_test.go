@@ -106,12 +106,6 @@ func TestPermissionErrorWords(t *testing.T) {
 			t.Errorf("--json printed %q", b.String())
 		}
 	}
-	ni := &dotmesh.NamespaceInUseError{User: "alice", Dots: 2}
-	var b strings.Builder
-	want := "dm: in use: namespace alice still holds 2 dot(s); `dm list` shows them and `dm dot delete alice/DOT` deletes one, then remove the user\n"
-	if code := reportError(&b, ni, false); b.String() != want || code != exitConflict {
-		t.Errorf("printed %q, exit %d; want %q, exit %d", b.String(), code, want, exitConflict)
-	}
 }
 
 // TestOwnDot: a dot named without a namespace is in the user's own.

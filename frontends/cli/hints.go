@@ -37,7 +37,6 @@ func typedErrors(err error) []error {
 		mu *dotmesh.MountsInUseError
 		dv *dotmesh.DivergedError
 		pe *dotmesh.PermissionError
-		ni *dotmesh.NamespaceInUseError
 		ts []error
 	)
 	if errors.As(err, &pr) {
@@ -72,9 +71,6 @@ func typedErrors(err error) []error {
 	}
 	if errors.As(err, &pe) {
 		ts = append(ts, pe)
-	}
-	if errors.As(err, &ni) {
-		ts = append(ts, ni)
 	}
 	return ts
 }
@@ -121,8 +117,6 @@ func hint(t error) string {
 		return e.Refusal() + ". Pass --stash-on-divergence to move the receiving side's commits to a new branch and take the incoming ones"
 	case *dotmesh.PermissionError:
 		return e.Error() + "; " + permissionHint(e)
-	case *dotmesh.NamespaceInUseError:
-		return fmt.Sprintf("%v: namespace %s still holds %d dot(s); `dm list` shows them and `dm dot delete %s/DOT` deletes one, then remove the user", dotmesh.ErrInUse, e.User, e.Dots, e.User)
 	}
 	return t.Error()
 }
