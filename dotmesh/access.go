@@ -67,7 +67,7 @@ const (
 // value is the anonymous caller.
 type Principal struct {
 	User     string `json:"user,omitempty"` // "" for anonymous
-	KeyID    string `json:"key_id,omitempty"`
+	KeyID    string `json:"key_id,omitempty"` // "legacy": the user's key at apikeys/<user> (the admin's first key)
 	ReadOnly bool   `json:"read_only,omitempty"` // the key caps every role at RoleRead
 	Admin    bool   `json:"admin,omitempty"`
 }
@@ -133,9 +133,10 @@ type Users struct{ n *Node }
 // Users returns the node's user accounts.
 func (n *Node) Users() *Users { return &Users{n: n} }
 
-// Add creates user name (a valid name, not a registry word) and a first
-// API key labelled label, returning the key's secret: the only time it is
-// available. ErrAlreadyExists if the user exists.
+// Add creates user name (a name as ValidateNewName allows) and a first
+// API key labelled label (at most 100 printable characters), returning
+// the key's secret: the only time it is available. ErrAlreadyExists if
+// the user exists; AdminUser always does.
 func (u *Users) Add(ctx context.Context, name, label string) (*User, KeyInfo, string, error) {
 	return u.n.addUser(ctx, name, label)
 }
@@ -151,8 +152,9 @@ func (u *Users) List(ctx context.Context) ([]User, error) { return u.n.listUsers
 // AdminUser cannot be removed (ErrInvalidArgument).
 func (u *Users) Remove(ctx context.Context, name string) error { return u.n.removeUser(ctx, name) }
 
-// Issue makes a new API key for user and returns its secret, the only
-// time it is available; only its hash is stored.
+// Issue makes a new API key for user (who must exist: ErrNotFound) and
+// returns its secret, the only time it is available; only its hash
+// (HashKey) is stored.
 func (a *APIKeys) Issue(ctx context.Context, user, label string, readOnly bool) (KeyInfo, string, error) {
 	return a.n.issueKey(ctx, user, label, readOnly)
 }
@@ -200,7 +202,9 @@ func (a *Access) Sharing(ctx context.Context, dot DotName) (*Sharing, error) {
 }
 
 // Share gives user (who must exist) RoleRead or RoleWrite on dot,
-// replacing an earlier grant. by is recorded with the grant.
+// replacing an earlier grant. by is recorded with the grant. Sharing with
+// the dot's owner or the admin is refused (ErrInvalidArgument): they have
+// every role already.
 func (a *Access) Share(ctx context.Context, dot DotName, user string, role Role, by string) error {
 	return a.n.share(ctx, dot, user, role, by)
 }
@@ -225,7 +229,8 @@ func (n *Node) Audit() *Audit { return &Audit{n: n} }
 func (a *Audit) Append(ctx context.Context, r AuditRecord) error { return a.n.appendAudit(ctx, r) }
 
 // List returns records matching q, newest first, and the ID to pass as
-// Before for the next page ("" when there is none).
+// Before for the next page ("" when there is none). Limit is capped at
+// 1000.
 func (a *Audit) List(ctx context.Context, q AuditQuery) ([]AuditRecord, string, error) {
 	return a.n.listAudit(ctx, q)
 }

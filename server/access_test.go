@@ -277,6 +277,15 @@ func TestTransferNamespaces(t *testing.T) {
 	if err != nil || d.Upstreams["hub"] != "alice/app" {
 		t.Fatalf("upstream of carol/app: %+v %v", d, err)
 	}
+	// Both sides audit the push: the run here, the finish on the hub.
+	lapAudit, _, err := laptop.Node.Audit().List(ctx, dotmesh.AuditQuery{Limit: 1})
+	if err != nil || len(lapAudit) != 1 || lapAudit[0].Action != "push" || lapAudit[0].User != "carol" || lapAudit[0].Dot != "carol/app" || lapAudit[0].Commit == "" {
+		t.Fatalf("the laptop's audit of the push: %+v %v", lapAudit, err)
+	}
+	hubAudit, _, err := hub.Node.Audit().List(ctx, dotmesh.AuditQuery{Limit: 1})
+	if err != nil || len(hubAudit) != 1 || hubAudit[0].Action != "push" || hubAudit[0].User != "alice" || hubAudit[0].Dot != "alice/app" || hubAudit[0].Commit != string(lapAudit[0].Commit) {
+		t.Fatalf("the hub's audit of the push: %+v %v", hubAudit, err)
+	}
 	// Pushing into bob's namespace is refused by the hub, as the peer's
 	// refusal.
 	_, err = carol.Transfer(ctx, api.TransferRequest{Op: "push", Dot: "app", RemoteDot: "bob/app", Remote: remote}, nil)

@@ -27,24 +27,22 @@ func FuzzTransferRequest(f *testing.F) {
 // checkTransferRequest: what parseTransferRequest accepts for p is valid.
 func checkTransferRequest(t *testing.T, p dotmesh.Principal, req api.TransferRequest) {
 	t.Helper()
-	{
-		local, remote, err := parseTransferRequest(p, req)
-		if err != nil {
-			return
-		}
-		if req.Op == "clone" && !p.Admin && (req.Dot == "" || req.Dot == req.RemoteDot) && local.Namespace != p.User {
-			t.Fatalf("%s clones into %v", p.User, local)
-		}
-		if local.Validate() != nil || remote.Validate() != nil {
-			t.Fatalf("accepted invalid names %v %v", local, remote)
-		}
-		if req.Op != "push" && req.Op != "pull" && req.Op != "clone" {
-			t.Fatalf("accepted op %q", req.Op)
-		}
-		for _, ms := range []int64{req.Remote.ConnectTimeoutMS, req.Remote.IdleTimeoutMS} {
-			if ms < 0 || ms > api.MaxTimeoutMS {
-				t.Fatalf("accepted a timeout of %d ms", ms)
-			}
+	local, remote, err := parseTransferRequest(p, req)
+	if err != nil {
+		return
+	}
+	if req.Op == "clone" && !p.Admin && (req.Dot == "" || req.Dot == req.RemoteDot) && local.Namespace != p.User {
+		t.Fatalf("%s clones into %v", p.User, local)
+	}
+	if local.Validate() != nil || remote.Validate() != nil {
+		t.Fatalf("accepted invalid names %v %v", local, remote)
+	}
+	if req.Op != "push" && req.Op != "pull" && req.Op != "clone" {
+		t.Fatalf("accepted op %q", req.Op)
+	}
+	for _, ms := range []int64{req.Remote.ConnectTimeoutMS, req.Remote.IdleTimeoutMS} {
+		if ms < 0 || ms > api.MaxTimeoutMS {
+			t.Fatalf("accepted a timeout of %d ms", ms)
 		}
 	}
 }
