@@ -64,10 +64,11 @@ const (
 )
 
 // Principal is who makes a call, as authenticated by a frontend. The zero
-// value is the anonymous caller.
+// value is the anonymous caller. KeyID is "legacy" for a user's key at
+// apikeys/<user> (the admin's first key).
 type Principal struct {
 	User     string `json:"user,omitempty"` // "" for anonymous
-	KeyID    string `json:"key_id,omitempty"` // "legacy": the user's key at apikeys/<user> (the admin's first key)
+	KeyID    string `json:"key_id,omitempty"`
 	ReadOnly bool   `json:"read_only,omitempty"` // the key caps every role at RoleRead
 	Admin    bool   `json:"admin,omitempty"`
 }
@@ -108,6 +109,7 @@ type Sharing struct {
 }
 
 // AuditRecord is one change made through a frontend: who, when, what.
+// Append stores Dot as ns/name, also when given as a short name.
 type AuditRecord struct {
 	ID     string    `json:"id"` // sortable: later records have larger ids
 	Time   time.Time `json:"time"`

@@ -224,6 +224,7 @@ func TestRoles(t *testing.T) {
 	}{
 		{"admin", admin, bobs, dotmesh.RoleAdmin},
 		{"admin, missing dot", admin, missing, dotmesh.RoleAdmin},
+		{"admin by name", dotmesh.Principal{User: dotmesh.AdminUser}, bobs, dotmesh.RoleAdmin},
 		{"read-only admin", dotmesh.Principal{User: "admin", Admin: true, ReadOnly: true}, bobs, dotmesh.RoleRead},
 		{"owner", bob, bobs, dotmesh.RoleOwner},
 		{"owner, missing dot", bob, missing, dotmesh.RoleOwner},
@@ -537,6 +538,9 @@ func TestAudit(t *testing.T) {
 	other := dotmesh.DotName{Namespace: "bob", Name: "db"}
 	for i := range 25 {
 		dot := "admin/app"
+		if i%2 == 1 {
+			dot = "app" // the short form names the same dot
+		}
 		if i%5 == 4 {
 			dot = "bob/db"
 		}
@@ -545,6 +549,7 @@ func TestAudit(t *testing.T) {
 	require.NoError(t, au.Append(ctx, dotmesh.AuditRecord{User: "admin", Action: "user-add", Detail: "node-wide"}))
 	require.ErrorIs(t, au.Append(ctx, dotmesh.AuditRecord{User: "admin"}), dotmesh.ErrInvalidArgument)
 	require.ErrorIs(t, au.Append(ctx, dotmesh.AuditRecord{Action: "x", ID: "../x"}), dotmesh.ErrInvalidName)
+	require.ErrorIs(t, au.Append(ctx, dotmesh.AuditRecord{Action: "x", Dot: "a/b/c"}), dotmesh.ErrInvalidName)
 
 	all, next, err := au.List(ctx, dotmesh.AuditQuery{})
 	require.NoError(t, err)

@@ -28,6 +28,13 @@ func (n *Node) appendAudit(ctx context.Context, r AuditRecord) error {
 	} else if err := ValidateName("audit record id", r.ID); err != nil {
 		return err
 	}
+	if r.Dot != "" { // stored as ns/name, whichever form it came in
+		d, err := ParseDotName(r.Dot)
+		if err != nil {
+			return err
+		}
+		r.Dot = auditDot(d)
+	}
 	if r.Time.IsZero() {
 		r.Time = n.now().UTC()
 	}
@@ -55,7 +62,7 @@ func (n *Node) listAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, stri
 		if err := q.Dot.Validate(); err != nil {
 			return nil, "", err
 		}
-		dot = q.Dot.Namespace + "/" + q.Dot.Name
+		dot = auditDot(*q.Dot)
 	}
 	recs, _, err := listRecords[AuditRecord](ctx, n.store, auditPrefix)
 	if err != nil {
@@ -73,4 +80,12 @@ func (n *Node) listAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, stri
 		out = append(out, *r)
 	}
 	return out, "", nil
+}
+
+// auditDot is how a record names its dot: always ns/name.
+func auditDot(d DotName) string {
+	if d.Namespace == "" {
+		d.Namespace = DefaultNamespace
+	}
+	return d.Namespace + "/" + d.Name
 }
