@@ -143,7 +143,7 @@ type nodeFlags struct {
 func (n *nodeFlags) add(f *pflag.FlagSet) {
 	f.BoolVar(&n.insecure, "insecure", false, "allow plain HTTP on a --listen address beyond loopback (API keys and data cross the network in clear; prefer --tls-cert/--tls-key)")
 	f.BoolVar(&n.openWorktrees, "open-worktrees", false, "let other local users reach the working trees, for services running as another user (the data directory becomes 0711 instead of 0700)")
-	f.BoolVar(&n.anonymousRead, "anonymous-read", false, "let API calls without credentials read the dots made public (`dm dot visibility NS/DOT public`)")
+	f.BoolVar(&n.anonymousRead, "anonymous-read", false, "let API calls without credentials read the dots made public (made so with dm dot visibility NS/DOT public)")
 }
 
 func (n *nodeFlags) args() []string {

@@ -85,10 +85,11 @@ func refusedKey(err error, name, addr string) error {
 }
 
 // currentDot returns the dot a command acts on: the explicit name when
-// given, else the remote's current dot.
+// given (in the remote user's namespace unless it names one), else the
+// remote's current dot.
 func (s *session) currentDot(explicit string) (dotmesh.DotName, error) {
 	if explicit != "" {
-		return parseDotName(explicit)
+		return s.dotArg(explicit)
 	}
 	if s.remote.CurrentDot == "" {
 		return dotmesh.DotName{}, kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("no current dot on remote %s: pass --dot DOT, or choose one with `dm switch DOT`", s.remoteName))

@@ -39,6 +39,7 @@ first used (see ` + "`dm path`" + `).`,
 			if err != nil {
 				return err
 			}
+			name, _ = s.dotArg(args[0])
 			d, err := s.c.CreateDot(cmd.Context(), name, backend)
 			if err != nil {
 				return s.wrap(err)
@@ -173,6 +174,7 @@ exist. The choice is stored in the client config.`,
 			if err != nil {
 				return err
 			}
+			name, _ = s.dotArg(args[0])
 			if _, err := s.c.Status(cmd.Context(), name); err != nil {
 				return s.wrap(err)
 			}
@@ -188,14 +190,17 @@ exist. The choice is stored in the client config.`,
 func (a *app) dotCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "dot",
-		Short: "Show or delete a dot, or take over its branch",
-		Long:  `Commands that act on a whole dot.`,
-		Args:  usageArgs(0, 0),
+		Short: "Show, delete or share a dot, or take over its branch",
+		Long: `Commands that act on a whole dot: show, delete, take over a branch's
+working state, and share it with other users of a hub (share, unshare,
+visibility, sharing).`,
+		Args: usageArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cmd.Help()
 		},
 	}
-	c.AddCommand(a.dotShowCmd(), a.dotDeleteCmd(), a.dotTakeOverCmd())
+	c.AddCommand(a.dotShowCmd(), a.dotDeleteCmd(), a.dotTakeOverCmd(),
+		a.dotShareCmd(), a.dotUnshareCmd(), a.dotVisibilityCmd(), a.dotSharingCmd())
 	return c
 }
 
@@ -342,6 +347,7 @@ terminal (in scripts) -f is required.`,
 			if err != nil {
 				return err
 			}
+			name, _ = s.dotArg(args[0])
 			// Check it exists first, so nobody confirms the deletion of a
 			// typo.
 			if _, err := s.c.Status(cmd.Context(), name); err != nil {

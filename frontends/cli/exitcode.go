@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
 // Exit statuses: one per kind of error, so that scripts can tell "not
@@ -26,6 +27,7 @@ const (
 	exitUnavailable  = 7 // a node, peer, store or tool cannot be reached; try again
 	exitCorrupt      = 8
 	exitNotSupported = 9
+	exitPermission   = 10  // the key is known but its user lacks the role
 	exitInterrupted  = 130 // as a shell reports SIGINT
 )
 
@@ -41,11 +43,12 @@ const exitHelp = `Exit status:
   7    unavailable: a node, peer or tool cannot be reached; try again
   8    corrupt: data failed an integrity check
   9    not supported by this backend or node
+  10   permission denied: the key's user lacks the role the call needs
   130  interrupted
 With --json an error is one line {"error": MESSAGE, "kind": KIND} on
 stderr (KIND: usage, invalid, not_found, conflict, unauthorized,
-unavailable, corrupt, not_supported, interrupted, error), so stdout
-holds only results.`
+unavailable, corrupt, not_supported, permission_denied, interrupted,
+error), so stdout holds only results.`
 
 // errUsage marks a command line that does not parse.
 var errUsage = errors.New("usage")
@@ -70,6 +73,11 @@ func errorKind(err error) (string, int) {
 	case errors.Is(err, errInterrupted), errors.Is(err, context.Canceled):
 		return "interrupted", exitInterrupted
 	}
+	// A refusal of a known key: its typed error (rebuilt by the client
+	// from the node's reason) or its sentinel, whatever the wire code.
+	if errors.Is(err, dotmesh.ErrPermissionDenied) {
+		return "permission_denied", exitPermission
+	}
 	// The wire codes keep the sentinels' match order (unauthorized first).
 	switch _, body := api.ErrorFor(err); body.Code {
 	case "unauthorized":
@@ -82,6 +90,8 @@ func errorKind(err error) (string, int) {
 		return "conflict", exitConflict
 	case "not_supported":
 		return "not_supported", exitNotSupported
+	case "permission_denied":
+		return "permission_denied", exitPermission
 	case "corrupt":
 		return "corrupt", exitCorrupt
 	case "unavailable":

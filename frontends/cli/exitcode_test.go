@@ -39,6 +39,7 @@ func TestErrorKinds(t *testing.T) {
 		{context.DeadlineExceeded, "unavailable", 7},
 		{dotmesh.ErrCorrupt, "corrupt", 8},
 		{dotmesh.ErrNotSupported, "not_supported", 9},
+		{dotmesh.ErrPermissionDenied, "permission_denied", 10},
 		{errInterrupted, "interrupted", 130},
 		{context.Canceled, "interrupted", 130},
 	} {

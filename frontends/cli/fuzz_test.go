@@ -142,3 +142,43 @@ func FuzzLoadConfig(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAccessArgs: the hub commands' parsers either accept their input as
+// it is (a visibility, label, audit id or user name that parses the same
+// again) or refuse it as invalid input; an accepted user name is a valid
+// namespace and an accepted label one printable line.
+func FuzzAccessArgs(f *testing.F) {
+	for _, s := range []string{"public", "private", "Public", "", "alice", "-x", "_x", "a b", "laptop", "two\nlines", " x", "00012-ab", "x/y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if v, err := ParseVisibility(s); err == nil {
+			if string(v) != s || (v != dotmesh.VisibilityPublic && v != dotmesh.VisibilityPrivate) {
+				t.Fatalf("%q: visibility %q", s, v)
+			}
+		} else if !badInput(err) {
+			t.Fatalf("%q: %v is not invalid input", s, err)
+		}
+		if l, err := ParseLabel(s); err == nil {
+			if l != s || strings.ContainsAny(l, "\n\r\t") || len(l) > 128 {
+				t.Fatalf("%q: label %q", s, l)
+			}
+		} else if !badInput(err) {
+			t.Fatalf("%q: %v is not invalid input", s, err)
+		}
+		if id, err := ParseAuditID(s); err == nil {
+			if id != s || strings.ContainsAny(id, "/?#&= \n") {
+				t.Fatalf("%q: audit id %q", s, id)
+			}
+		} else if !badInput(err) {
+			t.Fatalf("%q: %v is not invalid input", s, err)
+		}
+		if u, err := ParseNewUserName(s); err == nil {
+			if err := (dotmesh.DotName{Namespace: u, Name: "x"}).ValidateNew(); err != nil || u != s {
+				t.Fatalf("%q: user %q is no namespace: %v", s, u, err)
+			}
+		} else if !badInput(err) {
+			t.Fatalf("%q: %v is not invalid input", s, err)
+		}
+	})
+}

@@ -36,6 +36,7 @@ func typedErrors(err error) []error {
 		ue *dotmesh.UncommittedError
 		mu *dotmesh.MountsInUseError
 		dv *dotmesh.DivergedError
+		pe *dotmesh.PermissionError
 		ts []error
 	)
 	if errors.As(err, &pr) {
@@ -67,6 +68,9 @@ func typedErrors(err error) []error {
 	}
 	if errors.As(err, &dv) {
 		ts = append(ts, dv)
+	}
+	if errors.As(err, &pe) {
+		ts = append(ts, pe)
 	}
 	return ts
 }
@@ -111,6 +115,8 @@ func hint(t error) string {
 		return fmt.Sprintf("%v: %s would change data under %s; stop them first, or pass --restart to stop and start them around the %s", dotmesh.ErrInUse, e.Op, e.Users, e.Op)
 	case *dotmesh.DivergedError:
 		return e.Refusal() + ". Pass --stash-on-divergence to move the receiving side's commits to a new branch and take the incoming ones"
+	case *dotmesh.PermissionError:
+		return e.Error() + "; " + permissionHint(e)
 	}
 	return t.Error()
 }
@@ -148,3 +154,28 @@ type suffixed struct {
 
 func (e *suffixed) Error() string { return e.err.Error() + e.suffix }
 func (e *suffixed) Unwrap() error { return e.err }
+
+// permissionHint says who can grant what a refused call lacked.
+func permissionHint(e *dotmesh.PermissionError) string {
+	switch {
+	case e.User == "":
+		return "add the remote with a user and API key (`dm remote add NAME USER@HOST`)"
+	case e.ReadOnlyKey:
+		return "use a full key for this (`dm key add` makes one)"
+	case e.Dot == nil || e.Need >= dotmesh.RoleAdmin:
+		return "only an admin of the node can do this"
+	}
+	owner := e.Dot.Namespace
+	if owner == "" {
+		owner = dotmesh.DefaultNamespace
+	}
+	if e.Need >= dotmesh.RoleOwner {
+		return fmt.Sprintf("only the dot's owner (%s) or an admin can do this", owner)
+	}
+	flag := "--read"
+	if e.Need == dotmesh.RoleWrite {
+		flag = "--write"
+	}
+	return fmt.Sprintf("the dot's owner (%s) or an admin can grant it: `dm dot share %s/%s %s %s`",
+		owner, owner, e.Dot.Name, e.User, flag)
+}

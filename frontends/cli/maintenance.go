@@ -63,6 +63,9 @@ run meanwhile are safe: the sweep holds them off.
 			if err != nil {
 				return err
 			}
+			if dot != nil {
+				*dot, _ = s.dotArg(args[0])
+			}
 			res, err := s.c.GC(cmd.Context(), dot, keep, dryRun)
 			if err != nil {
 				return s.wrap(err)
@@ -116,6 +119,9 @@ Each damaged chunk is printed with the commits that use it; other problems
 			s, err := a.connect()
 			if err != nil {
 				return err
+			}
+			if dot != nil {
+				*dot, _ = s.dotArg(args[0])
 			}
 			res, err := s.c.Verify(cmd.Context(), dot)
 			if err != nil {

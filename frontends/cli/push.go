@@ -32,6 +32,8 @@ func (a *app) pushCmd() *cobra.Command {
 current dot) that the node REMOTE lacks, then move REMOTE's branch to the
 same head. The first push creates the dot there and records it as the
 dot's upstream on REMOTE, so later pushes need no arguments beyond REMOTE.
+To a hub, as a user other than admin (` + "`dm remote add hub alice@HOST`" + `), the dot
+goes to that user's namespace: alice/DOT.
 
 Only missing commits travel, each as the backend's incremental stream from
 the newest commit REMOTE has (or, between different backends, as a
@@ -97,9 +99,14 @@ func (a *app) cloneCmd() *cobra.Command {
 		Long: `Copy BRANCH (default master) of DOT from the node REMOTE to this node, with
 its whole history, as DOT (or --local-name). REMOTE becomes the new dot's
 upstream, so ` + "`dm pull REMOTE`" + ` and ` + "`dm push REMOTE`" + ` work without more arguments.
-Re-running an interrupted clone resumes it.`,
+Re-running an interrupted clone resumes it.
+
+From a hub, as a user other than admin, DOT without a namespace is that
+user's own, and the local dot is named DOT's name alone in this node's
+user's namespace: ` + "`dm clone hub bob/app`" + ` makes app here.`,
 		Example: `  dm clone prod app
-  dm clone prod team/app master --local-name app-copy`,
+  dm clone prod team/app master --local-name app-copy
+  dm clone hub bob/app`,
 		Args: usageArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.transfer(cmd, "clone", args, f)
@@ -141,13 +148,22 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 	}
 	switch op {
 	case "clone":
-		remote, err := parseDotName(dotArg)
+		remote, err := ownDot(dotArg, peer.User)
 		if err != nil {
 			return err
 		}
 		local := remote
+		if peer.User != dotmesh.AdminUser {
+			// From a hub user's remote, bob/app clones as this side's own
+			// app (as git clone names the directory); admin to admin keeps
+			// the namespace.
+			local = dotmesh.DotName{Namespace: s.remote.User, Name: remote.Name}
+			if local.Namespace == "" {
+				local.Namespace = dotmesh.DefaultNamespace
+			}
+		}
 		if f.remoteName != "" {
-			if local, err = parseDotName(f.remoteName); err != nil {
+			if local, err = s.dotArg(f.remoteName); err != nil {
 				return err
 			}
 		}
@@ -162,7 +178,7 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 		}
 		req.Dot = local.String()
 		if f.remoteName != "" {
-			remote, err := parseDotName(f.remoteName)
+			remote, err := ownDot(f.remoteName, peer.User)
 			if err != nil {
 				return err
 			}
@@ -200,6 +216,9 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 		a.info("%s@%s is up to date (%s).", res.Dot, res.Branch, shortID(string(res.Head)))
 	default:
 		msg := fmt.Sprintf("%sed %s@%s to %s: %d commit(s), %s in %s", pastTense(op), res.Dot, res.Branch, shortID(string(res.Head)), res.Commits, HumanSize(res.Bytes), res.Duration.Round(time.Millisecond))
+		if op == "push" { // res.Dot is the receiver's: say which node that is
+			msg = fmt.Sprintf("Pushed to %s's %s@%s (now %s): %d commit(s), %s in %s", peerName, res.Dot, res.Branch, shortID(string(res.Head)), res.Commits, HumanSize(res.Bytes), res.Duration.Round(time.Millisecond))
+		}
 		if res.Skipped > 0 {
 			msg += fmt.Sprintf(" (%d already there from an interrupted transfer)", res.Skipped)
 		}

@@ -128,7 +128,9 @@ func (a *app) remoteAddCmd() *cobra.Command {
 		Long: `Add a remote named NAME: the node at HOST (port 32607 unless given), used
 as USER with an API key. The key is read from $DOTMESH_PASSWORD, or asked
 for on the terminal without echo. dm pings the node with it first and
-saves nothing when that fails.
+saves nothing when that fails. USER is admin, or a user of a hub (made
+with ` + "`dm user add`" + `): dot names without a namespace then mean USER's own
+(` + "`dm push hub app`" + ` lands in USER/app there).
 
 For a node served over HTTPS (` + "`dm serve --tls-cert/--tls-key`" + `), --ca-cert FILE
 pins the CA its certificate must chain to (the PEM is copied into the
@@ -137,6 +139,7 @@ over plain HTTP would get the API key and the data in clear: that needs
 --insecure.`,
 		Example: `  dm remote add prod admin@dm.example.com
   DOTMESH_PASSWORD=$(cat key) dm remote add backup admin@10.0.0.5:32607 --ca-cert ca.pem
+  DOTMESH_PASSWORD=$MY_KEY dm remote add hub alice@hub.example.com --ca-cert hub-ca.pem
   dm remote add prod admin@dm.example.com --ca-cert prod-ca.pem
   dm remote add lab admin@10.0.0.7 --insecure`,
 		Args: usageArgs(2, 2),

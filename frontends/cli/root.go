@@ -126,7 +126,9 @@ it (a subdirectory of the dot's working tree). A commit captures all
 subdots of a branch at once.
 
 dm talks to a dotmesh node over its HTTP API. ` + "`dm cluster init`" + ` starts a local
-node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes.
+node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes. A node
+can be a hub for a team, each user with their own key and namespace (see
+` + "`dm user --help`" + `).
 
 ` + exitHelp,
 		Example: `  dm cluster init
@@ -159,6 +161,7 @@ node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes.
 		&cobra.Group{ID: "dots", Title: "Dots:"},
 		&cobra.Group{ID: "commits", Title: "Commits and branches:"},
 		&cobra.Group{ID: "nodes", Title: "Nodes and remotes:"},
+		&cobra.Group{ID: "hub", Title: "Users, keys and the audit (a hub):"},
 	)
 	for _, c := range []*cobra.Command{
 		a.initCmd(), a.listCmd(), a.switchCmd(), a.dotCmd(), a.pathCmd(),
@@ -178,6 +181,10 @@ node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes.
 	}
 	for _, c := range []*cobra.Command{a.gcCmd(), a.verifyCmd(), a.sourceCmd(), a.registryCmd()} {
 		c.GroupID = "dots"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{a.userCmd(), a.keyCmd(), a.whoamiCmd(), a.auditCmd()} {
+		c.GroupID = "hub"
 		root.AddCommand(c)
 	}
 	root.AddCommand(a.flexCmd(), a.versionCmd())
