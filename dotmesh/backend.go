@@ -143,3 +143,28 @@ type ObjectNegotiator interface {
 	// still checks that every object the commit needs is present.
 	SendWithout(ctx context.Context, target CommitRef, base *CommitRef, have []ObjectID, w io.Writer) error
 }
+
+// TreeReader is an optional capability of backends that know a commit's
+// tree from their own records (dump: the commit's manifest), so that
+// Node.Files answers without restoring anything. For the others the Node
+// reads a scratch branch made from the commit (a clone or snapshot).
+type TreeReader interface {
+	// CommitTree returns every entry of commit c's tree (directories,
+	// regular files, symlinks) in any order. ErrNotFound if c has no data
+	// here.
+	CommitTree(ctx context.Context, c CommitRef) ([]TreeEntry, error)
+	// ReadCommitFile returns the first max bytes of the regular file at
+	// path (clean, relative, as CommitTree reports it) of commit c, and
+	// whether the file is longer. ErrNotFound for a missing path,
+	// ErrInvalidArgument for a directory or symlink.
+	ReadCommitFile(ctx context.Context, c CommitRef, path string, max int64) ([]byte, bool, error)
+}
+
+// TreeEntry is one entry of a commit's tree as a TreeReader reports it.
+type TreeEntry struct {
+	FileEntry
+	// Content identifies a regular file's bytes: two entries with the
+	// same non-empty Content hold the same bytes, and different Content
+	// means different bytes. Empty when the backend cannot tell.
+	Content string
+}

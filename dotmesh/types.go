@@ -95,7 +95,11 @@ type Commit struct {
 	Message  string            `json:"message"`
 	Metadata map[string]string `json:"metadata,omitempty"`
 	// Info is what the backend reported about the commit (sizes, tool
-	// versions...). Backends choose the keys.
+	// versions...). Backends choose the keys, but one is common:
+	// InfoAddedBytes, the bytes the commit added to storage, where the
+	// backend can tell cheaply (dump: new chunk bytes stored; zfs and
+	// btrfs leave it out, as zfs-fuse has no `written` property and btrfs
+	// counts shared extents only with quotas).
 	Info map[string]string `json:"info,omitempty"`
 	// Pruned marks where this node's history starts although Parent is
 	// set: the parent and all before it are not here, because gc removed
@@ -103,6 +107,10 @@ type Commit struct {
 	// "grafted"). Parent keeps its id, so histories still compare.
 	Pruned bool `json:"pruned,omitempty"`
 }
+
+// InfoAddedBytes is the Commit.Info key of the bytes a commit added to
+// storage (decimal), for the backends that report it.
+const InfoAddedBytes = "added_bytes"
 
 // Ref returns the backend reference of the commit.
 func (c *Commit) Ref() CommitRef {

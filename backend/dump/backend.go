@@ -96,6 +96,7 @@ type Guarded struct {
 	guard.ReceiveDiscarder
 	guard.RecordKeeper
 	guard.SourceManager
+	guard.TreeReader
 	b *Backend
 }
 
@@ -109,6 +110,7 @@ var (
 	_ dotmesh.ReceiveDiscarder = (*Guarded)(nil)
 	_ dotmesh.RecordKeeper     = (*Guarded)(nil)
 	_ dotmesh.SourceManager    = (*Guarded)(nil)
+	_ dotmesh.TreeReader       = (*Guarded)(nil)
 )
 
 // Open opens (creating it if needed) a dump backend keeping everything
@@ -131,6 +133,7 @@ func Open(dir string, opts Options) (*Guarded, error) {
 		ReceiveDiscarder: g.ReceiveDiscarder(),
 		RecordKeeper:     g.RecordKeeper(),
 		SourceManager:    g.SourceManager(),
+		TreeReader:       g.TreeReader(),
 		b:                b,
 	}, nil
 }

@@ -76,16 +76,17 @@ func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]s
 	b.log.Debug("committed", "commit", c, "files", rec.Files, "bytes", rec.Bytes, "read", st.read,
 		"new_chunks", objects, "new_bytes_stored", stored, "took", elapsed, "reading", st.reading, "syncing", st.sync)
 	facts := map[string]string{
-		"files":            strconv.FormatInt(rec.Files, 10),
-		"dirs":             strconv.FormatInt(rec.Dirs, 10),
-		"symlinks":         strconv.FormatInt(rec.Symlinks, 10),
-		"bytes":            strconv.FormatInt(rec.Bytes, 10),
-		"bytes_read":       strconv.FormatInt(st.read, 10),
-		"new_chunks":       strconv.FormatInt(objects, 10),
-		"new_bytes":        strconv.FormatInt(plain, 10),
-		"new_bytes_stored": strconv.FormatInt(stored, 10),
-		"manifest":         root.String(),
-		"duration_ms":      strconv.FormatInt(elapsed.Milliseconds(), 10),
+		"files":                strconv.FormatInt(rec.Files, 10),
+		"dirs":                 strconv.FormatInt(rec.Dirs, 10),
+		"symlinks":             strconv.FormatInt(rec.Symlinks, 10),
+		"bytes":                strconv.FormatInt(rec.Bytes, 10),
+		"bytes_read":           strconv.FormatInt(st.read, 10),
+		"new_chunks":           strconv.FormatInt(objects, 10),
+		"new_bytes":            strconv.FormatInt(plain, 10),
+		"new_bytes_stored":     strconv.FormatInt(stored, 10),
+		dotmesh.InfoAddedBytes: strconv.FormatInt(stored, 10),
+		"manifest":             root.String(),
+		"duration_ms":          strconv.FormatInt(elapsed.Milliseconds(), 10),
 	}
 	if st.skipped > 0 {
 		facts["skipped"] = strconv.Itoa(st.skipped)

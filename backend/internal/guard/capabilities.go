@@ -317,3 +317,43 @@ func (c SourceManager) SourceLifecycle(ctx context.Context, b dotmesh.BranchRef,
 	defer done()
 	return c.in.SourceLifecycle(ctx, b, subdot, action)
 }
+
+// TreeReader guards dotmesh.TreeReader. No lock, as Send: a commit does
+// not change.
+type TreeReader struct {
+	g  *Backend
+	in dotmesh.TreeReader
+}
+
+// TreeReader returns the guarded dotmesh.TreeReader of the inner backend.
+func (g *Backend) TreeReader() TreeReader { return TreeReader{g, g.inner.(dotmesh.TreeReader)} }
+
+// CommitTree implements dotmesh.TreeReader.
+func (c TreeReader) CommitTree(ctx context.Context, r dotmesh.CommitRef) ([]dotmesh.TreeEntry, error) {
+	done, err := c.g.call(r, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return c.in.CommitTree(ctx, r)
+}
+
+// ReadCommitFile implements dotmesh.TreeReader; path must be a clean
+// relative path (dotmesh.ValidateTreePath) and max not negative.
+func (c TreeReader) ReadCommitFile(ctx context.Context, r dotmesh.CommitRef, path string, max int64) ([]byte, bool, error) {
+	if err := dotmesh.ValidateTreePath(path); err != nil {
+		return nil, false, err
+	}
+	if path == "" {
+		return nil, false, fmt.Errorf("%w: the root of a commit's tree is a directory, not a file", dotmesh.ErrInvalidArgument)
+	}
+	if max < 0 {
+		return nil, false, fmt.Errorf("%w: read limit %d is negative", dotmesh.ErrInvalidArgument, max)
+	}
+	done, err := c.g.call(r, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	defer done()
+	return c.in.ReadCommitFile(ctx, r, path, max)
+}
