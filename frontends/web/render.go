@@ -67,16 +67,11 @@ var funcs = template.FuncMap{
 	"q":    urlQueryEscape,
 }
 
-// addedBytes is what a commit added to the store, as its backend
-// reported it (the dump backend's new_bytes, zfs's written); "" when
-// the backend does not say.
+// addedBytes is what a commit added to storage, as its backend reported
+// it (Commit.Info's InfoAddedBytes); "" when the backend does not say.
 func addedBytes(c *dotmesh.Commit) string {
-	for _, k := range []string{"new_bytes", "written", "added_bytes"} {
-		if v, ok := c.Info[k]; ok {
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-				return humanBytes(n)
-			}
-		}
+	if n, err := strconv.ParseInt(c.Info[dotmesh.InfoAddedBytes], 10, 64); err == nil {
+		return humanBytes(n)
 	}
 	return ""
 }
