@@ -259,9 +259,17 @@ func (n *Node) DeleteDot(ctx context.Context, name DotName) error {
 	if len(mounts) > 0 {
 		return fmt.Errorf("%w: dot %s is used by %s; stop them first", ErrInUse, name, describeMounts(mounts))
 	}
-	ops := []Op{DeleteOp(nameKey(name)), DeleteOp(dotKey(d.ID))}
+	grants, err := n.store.List(ctx, grantPrefix(d.ID))
+	if err != nil {
+		return err
+	}
+	ops := []Op{DeleteOp(nameKey(name)), DeleteOp(dotKey(d.ID)), DeleteOp(visibilityKey(d.ID))}
 	for _, b := range branches {
 		ops = append(ops, DeleteOp(branchKey(d.ID, b.Name)))
+	}
+	// Its sharing goes with it, so a later dot of that name starts private.
+	for _, g := range grants {
+		ops = append(ops, DeleteOp(g.Key))
 	}
 	// Registry first: the dot vanishes atomically; storage left behind by a
 	// crash after this point is removed by reconcile.

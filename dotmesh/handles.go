@@ -7,27 +7,6 @@ import "context"
 // programs need. Each is a view of its Node: it holds no state of its
 // own, is safe for concurrent use and valid as long as the Node is open.
 
-// APIKeys is the node's store of API key hashes: the credentials package
-// server checks. Keys live in the registry, so every node of a cluster
-// accepts them; only a hash of each key is kept.
-type APIKeys struct{ n *Node }
-
-// APIKeys returns the node's API key store.
-func (n *Node) APIKeys() *APIKeys { return &APIKeys{n: n} }
-
-// Get returns a user's stored key hash, or ErrNotFound.
-func (a *APIKeys) Get(ctx context.Context, user string) (*APIKey, error) {
-	return a.n.apiKey(ctx, user)
-}
-
-// Put stores (or replaces) a user's API key hash.
-func (a *APIKeys) Put(ctx context.Context, k APIKey) error { return a.n.putAPIKey(ctx, k) }
-
-// Create stores a user's API key hash unless the user has one:
-// ErrAlreadyExists then, so two nodes starting a cluster at once cannot
-// both set the admin key.
-func (a *APIKeys) Create(ctx context.Context, k APIKey) error { return a.n.createAPIKey(ctx, k) }
-
 // Cluster is the node as a member of a cluster: which nodes are alive,
 // where each dot's commits are, and moving a branch's master between
 // nodes. On a node started without Options.Cluster, Sync and Replication

@@ -15,7 +15,12 @@ import (
 //	dots/<dotid>                      -> Dot
 //	branches/<dotid>/<branch>         -> Branch
 //	commits/<dotid>/<commitid>        -> Commit
-//	apikeys/<user>                    -> APIKey
+//	apikeys/<user>                    -> APIKey (a legacy key: the admin's)
+//	users/<user>                      -> User
+//	keys/<hex sha256 of secret>       -> keyRecord (an issued API key)
+//	grants/<dotid>/<user>             -> Grant
+//	visibility/<dotid>                -> visibilityRecord; absent: private
+//	audit/<id>                        -> AuditRecord; ids sort by time
 //	mounts/<dotid>/<hash>             -> Mount (hash of node, consumer, id)
 //	incoming/<dotid>/<branch>         -> incoming transfer record (incoming.go)
 //	transfers/<namespace>/<name>      -> Dot staged by a receive (transfer_recv.go)
@@ -23,23 +28,29 @@ import (
 //	replicas/<dotid>/<commit>/<node>  -> "": node holds the commit's data (cluster)
 //	frontend/<ns>/<key>               -> a frontend's own records (FrontendRecords)
 const (
-	namesPrefix     = "names/"
-	dotsPrefix      = "dots/"
-	branchesPrefix  = "branches/"
-	commitsPrefix   = "commits/"
-	apiKeysPrefix   = "apikeys/"
-	mountsPrefix    = "mounts/"
-	incomingPrefix  = "incoming/"
-	transfersPrefix = "transfers/"
-	nodesPrefix     = "nodes/"
-	replicasPrefix  = "replicas/"
-	frontendPrefix  = "frontend/"
+	namesPrefix      = "names/"
+	dotsPrefix       = "dots/"
+	branchesPrefix   = "branches/"
+	commitsPrefix    = "commits/"
+	apiKeysPrefix    = "apikeys/"
+	mountsPrefix     = "mounts/"
+	incomingPrefix   = "incoming/"
+	transfersPrefix  = "transfers/"
+	nodesPrefix      = "nodes/"
+	replicasPrefix   = "replicas/"
+	frontendPrefix   = "frontend/"
+	usersPrefix      = "users/"
+	keysPrefix       = "keys/"
+	grantsPrefix     = "grants/"
+	visibilityPrefix = "visibility/"
+	auditPrefix      = "audit/"
 )
 
 // enginePrefixes are the top-level segments above, without the slash: a
 // frontend namespace must not be one (its legacy keys sat at top level).
 var enginePrefixes = []string{namesPrefix, dotsPrefix, branchesPrefix, commitsPrefix, apiKeysPrefix,
-	mountsPrefix, incomingPrefix, transfersPrefix, nodesPrefix, replicasPrefix, frontendPrefix}
+	mountsPrefix, incomingPrefix, transfersPrefix, nodesPrefix, replicasPrefix, frontendPrefix,
+	usersPrefix, keysPrefix, grantsPrefix, visibilityPrefix, auditPrefix}
 
 func nameKey(n DotName) string            { return namesPrefix + n.Namespace + "/" + n.Name }
 func dotKey(id DotID) string              { return dotsPrefix + string(id) }
@@ -50,6 +61,13 @@ func commitKey(id DotID, c CommitID) string {
 }
 func commitPrefix(id DotID) string { return commitsPrefix + string(id) + "/" }
 func apiKeyKey(user string) string { return apiKeysPrefix + user }
+
+func userKey(user string) string            { return usersPrefix + user }
+func keyKey(hash []byte) string             { return keysPrefix + hexHash(hash) }
+func grantKey(id DotID, user string) string { return grantsPrefix + string(id) + "/" + user }
+func grantPrefix(id DotID) string           { return grantsPrefix + string(id) + "/" }
+func visibilityKey(id DotID) string         { return visibilityPrefix + string(id) }
+func auditKey(id string) string             { return auditPrefix + id }
 
 func mountKey(dot DotID, node, consumer, id string) string {
 	// IDs can be paths; hashing keeps the key one clean segment. Kubelet

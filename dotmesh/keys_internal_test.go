@@ -25,6 +25,12 @@ func TestKeyBytes(t *testing.T) {
 		replicaPrefix("d1"):                  "replicas/d1/",
 		replicaCommitPrefix("d1", "c1"):      "replicas/d1/c1/",
 		frontendNSPrefix("csi"):              "frontend/csi/",
+		userKey("alice"):                     "users/alice",
+		keyKey([]byte{0xab, 0x01}):           "keys/ab01",
+		grantKey("d1", "bob"):                "grants/d1/bob",
+		grantPrefix("d1"):                    "grants/d1/",
+		visibilityKey("d1"):                  "visibility/d1",
+		auditKey("0001-ff"):                  "audit/0001-ff",
 	} {
 		if got != want {
 			t.Errorf("key %q, want %q", got, want)

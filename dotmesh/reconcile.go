@@ -18,7 +18,7 @@ func (n *Node) reconcile(ctx context.Context) error {
 	// Records, then the dots being received, then the registered dots:
 	// see dropOrphanRecords.
 	records := make(map[string][]KV) // by prefix
-	for _, prefix := range []string{commitsPrefix, replicasPrefix, incomingPrefix} {
+	for _, prefix := range []string{commitsPrefix, replicasPrefix, incomingPrefix, grantsPrefix, visibilityPrefix} {
 		kvs, err := n.store.List(ctx, prefix)
 		if err != nil {
 			return err
@@ -135,7 +135,9 @@ func (n *Node) reconcile(ctx context.Context) error {
 
 // dropOrphanRecords deletes the records (listed by prefix) of dots not in
 // dots: DeleteDot removes commit and replica records after the dot, in
-// batches, so a crash in between leaves some behind. The records must be
+// batches, so a crash in between leaves some behind. Grants and
+// visibility go with their dot; sweeping them too keeps a stray one from
+// outliving it. The records must be
 // listed before the dots being received (whose records come before the
 // dot), and those before the registered dots, so that none of another
 // node's work in progress looks orphaned: a record is written after its
@@ -149,7 +151,11 @@ func (n *Node) dropOrphanRecords(ctx context.Context, records map[string][]KV, d
 	var stale []string
 	for prefix, kvs := range records {
 		for _, kv := range kvs {
-			if id, _, ok := strings.Cut(strings.TrimPrefix(kv.Key, prefix), "/"); ok && !live[DotID(id)] {
+			id, _, ok := strings.Cut(strings.TrimPrefix(kv.Key, prefix), "/")
+			if prefix == visibilityPrefix { // visibility/<dotid>: no record below the id
+				id, ok = strings.TrimPrefix(kv.Key, prefix), true
+			}
+			if ok && !live[DotID(id)] {
 				stale = append(stale, kv.Key)
 			}
 		}

@@ -163,3 +163,84 @@ func (r registry) putReplica(ctx context.Context, d DotID, c CommitID, node stri
 func (r registry) deleteReplica(ctx context.Context, d DotID, c CommitID, node string) error {
 	return r.s.Delete(ctx, replicaKey(d, c, node))
 }
+
+// listRecords decodes every record under prefix, in key order.
+func listRecords[T any](ctx context.Context, s ClusterStore, prefix string) ([]*T, []KV, error) {
+	kvs, err := s.List(ctx, prefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]*T, 0, len(kvs))
+	for _, kv := range kvs {
+		v, err := decode[T](kv)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, v)
+	}
+	return out, kvs, nil
+}
+
+// user returns a user and its record's revision; AdminUser without a
+// record is synthesised at revision 0. ErrNotFound names the user.
+func (r registry) user(ctx context.Context, name string) (*User, int64, error) {
+	if err := ValidateName("user", name); err != nil {
+		return nil, 0, err
+	}
+	kv, err := r.s.Get(ctx, userKey(name))
+	if err != nil {
+		if isNotFound(err) && name == AdminUser {
+			return &User{Name: AdminUser, Admin: true}, 0, nil
+		}
+		return nil, 0, notFound(err, "there is no user %s", name)
+	}
+	u, err := decode[User](kv)
+	return u, kv.Revision, err
+}
+
+// keyByHash returns the issued key whose secret hashes to hash.
+func (r registry) keyByHash(ctx context.Context, hash []byte) (*keyRecord, error) {
+	kv, err := r.s.Get(ctx, keyKey(hash))
+	if err != nil {
+		return nil, err
+	}
+	return decode[keyRecord](kv)
+}
+
+// keysOf returns user's issued keys, oldest first.
+func (r registry) keysOf(ctx context.Context, user string) ([]*keyRecord, error) {
+	all, _, err := listRecords[keyRecord](ctx, r.s, keysPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []*keyRecord
+	for _, k := range all {
+		if k.User == user {
+			out = append(out, k)
+		}
+	}
+	sortKeys(out)
+	return out, nil
+}
+
+// grants returns the grants on dot id, by user.
+func (r registry) grants(ctx context.Context, id DotID) ([]*Grant, error) {
+	gs, _, err := listRecords[Grant](ctx, r.s, grantPrefix(id))
+	return gs, err
+}
+
+// visibility returns dot id's visibility.
+func (r registry) visibility(ctx context.Context, id DotID) (Visibility, error) {
+	kv, err := r.s.Get(ctx, visibilityKey(id))
+	if isNotFound(err) {
+		return VisibilityPrivate, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	v, err := decode[visibilityRecord](kv)
+	if err != nil {
+		return "", err
+	}
+	return v.Visibility, nil
+}

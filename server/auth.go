@@ -13,12 +13,8 @@ import (
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
-// HashKey is how API keys are stored. Keys are 256-bit random strings, so
-// a plain SHA-256 is enough: there is nothing to brute-force.
-func HashKey(key string) []byte {
-	h := sha256.Sum256([]byte(key))
-	return h[:]
-}
+// HashKey is how API keys are stored: dotmesh.HashKey, the one hash.
+func HashKey(key string) []byte { return dotmesh.HashKey(key) }
 
 type authenticator struct {
 	node  *dotmesh.Node
