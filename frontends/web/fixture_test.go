@@ -106,9 +106,9 @@ type browser struct {
 func (h *hub) browser() *browser {
 	jar, err := cookiejar.New(nil)
 	require.NoError(h.t, err)
-	c := h.srv.Client()
-	c.Jar = jar
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	// srv.Client() is shared: each browser needs its own jar.
+	c := &http.Client{Transport: h.srv.Client().Transport, Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return &browser{t: h.t, h: h, c: c, jar: jar}
 }
 

@@ -38,11 +38,9 @@ func (v view) sess() *session {
 
 var funcs = template.FuncMap{
 	"bytes": humanBytes,
-	"short": func(id dotmesh.CommitID) string {
-		if len(id) > 12 {
-			return string(id[:12])
-		}
-		return string(id)
+	"short": func(id any) string { // a CommitID or a string
+		s := fmt.Sprint(id)
+		return s[:min(12, len(s))]
 	},
 	"when": func(t time.Time) string {
 		if t.IsZero() {
