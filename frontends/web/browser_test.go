@@ -63,7 +63,7 @@ func screens(t *testing.T) string {
 
 func shot(dir, name string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		png, err := chromedp.FullScreenshot(90)(ctx, t)
+		png, err := chromedp.FullScreenshot(100)(ctx, t) // quality 100: PNG
 		if err != nil {
 			return err
 		}
@@ -136,10 +136,10 @@ func TestBrowserScenario(t *testing.T) {
 	require.Contains(t, main, dotmesh.DefaultSubdot)
 
 	do(a,
-		chromedp.Click(`//td[@class="name"]/a[contains(., "`+dotmesh.DefaultSubdot+`")]`),
-		chromedp.WaitVisible(`//a[text()="readme.txt"]`),
+		chromedp.Click(chromedp.CSS(`td.name a[href$="dir=`+dotmesh.DefaultSubdot+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`td.name a[href*="readme.txt"]`)),
 		shot(dir, "05-directory"),
-		chromedp.Click(`//a[text()="readme.txt"]`),
+		chromedp.Click(chromedp.CSS(`td.name a[href*="readme.txt"]`)),
 		chromedp.WaitVisible(chromedp.CSS("pre.file")),
 		shot(dir, "06-file"),
 	)
@@ -190,7 +190,7 @@ func TestBrowserScenario(t *testing.T) {
 
 	// On a phone: nothing wider than the screen.
 	p := chrome(t, 390, 844)
-	do(p, signInActions(base, "bob", bob), chromedp.Navigate(base+dotPath), chromedp.WaitVisible(chromedp.CSS(".history")), shot(dir, "11-phone-dot"))
+	do(p, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), signInActions(base, "bob", bob), chromedp.Navigate(base+dotPath), chromedp.WaitVisible(chromedp.CSS(".history")), shot(dir, "11-phone-dot"))
 	require.False(t, eval[bool](t, p, "document.documentElement.scrollWidth > window.innerWidth"), "the dot page fits a phone's width")
 	do(p, chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS("table.list")), shot(dir, "12-phone-dots"))
 	require.False(t, eval[bool](t, p, "document.documentElement.scrollWidth > window.innerWidth"), "the dot list fits a phone's width")

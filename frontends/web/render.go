@@ -62,7 +62,6 @@ var funcs = template.FuncMap{
 		return a + "/" + b
 	},
 	"base": func(p string) string { return p[strings.LastIndex(p, "/")+1:] },
-	"q":    urlQueryEscape,
 }
 
 // addedBytes is what a commit added to storage, as its backend reported
