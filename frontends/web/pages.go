@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -46,7 +47,8 @@ func newPager(base string, extra string, skip, shown, per int, more bool) pager 
 }
 
 type dotRow struct {
-	St   dotmesh.DotStatus
+	Name dotmesh.DotName
+	St   *dotmesh.DotStatus // nil when the dot went while listing
 	Role dotmesh.Role
 }
 
@@ -55,15 +57,13 @@ func (h *Handler) dotsPage(w http.ResponseWriter, r *http.Request, rq *req) {
 	if !ok {
 		return
 	}
+	// Names are cheap; the status of a dot (its usage, its head) is
+	// read only for the page shown.
 	ctx := r.Context()
-	all, err := h.node.ListDots(ctx)
+	names, err := h.node.DotNames(ctx)
 	if err != nil {
 		h.engineError(w, r, rq.s, err)
 		return
-	}
-	names := make([]dotmesh.DotName, len(all))
-	for i, st := range all {
-		names[i] = st.Dot.DotName()
 	}
 	roles, err := h.node.Access().Roles(ctx, rq.s.p, names)
 	if err != nil {
@@ -71,25 +71,37 @@ func (h *Handler) dotsPage(w http.ResponseWriter, r *http.Request, rq *req) {
 		return
 	}
 	filter := strings.ToLower(lq.Filter)
-	var rows []dotRow
-	for i, st := range all {
+	var shown []dotRow
+	for i, name := range names {
 		if roles[i] < dotmesh.RoleRead {
 			continue
 		}
-		if filter != "" && !strings.Contains(strings.ToLower(names[i].String()), filter) {
+		if filter != "" && !strings.Contains(strings.ToLower(name.String()), filter) {
 			continue
 		}
-		rows = append(rows, dotRow{St: st, Role: roles[i]})
+		shown = append(shown, dotRow{Name: name, Role: roles[i]})
 	}
-	total := len(rows)
+	total := len(shown)
 	start := min(lq.Skip, total)
 	end := min(start+dotsPerPage, total)
+	rows := shown[start:end]
+	for i := range rows {
+		st, err := h.node.Status(ctx, rows[i].Name)
+		if err != nil {
+			if errors.Is(err, dotmesh.ErrNotFound) { // deleted meanwhile
+				continue
+			}
+			h.engineError(w, r, rq.s, err)
+			return
+		}
+		rows[i].St = st
+	}
 	extra := ""
 	if lq.Filter != "" {
 		extra = "q=" + urlQueryEscape(lq.Filter)
 	}
 	h.render(w, http.StatusOK, "dots", view{Title: "Dots", S: rq.s, Data: map[string]any{
-		"Rows": rows[start:end], "Total": total, "Filter": lq.Filter, "From": start + 1, "To": end,
+		"Rows": rows, "Total": total, "Filter": lq.Filter, "From": start + 1, "To": end,
 		"Pager": newPager(Prefix, extra, start, end-start, dotsPerPage, end < total),
 	}})
 }
@@ -127,15 +139,11 @@ func (h *Handler) dotPage(w http.ResponseWriter, r *http.Request, rq *req) {
 	if branch == "" {
 		branch = st.Dot.Current
 	}
-	// Log has no offset: ask for one more than the page to know whether
-	// there is an older page.
-	log, err := h.node.Log(ctx, rq.dot, branch, lq.Skip+commitsPerPage+1)
+	page, more, err := h.node.LogPage(ctx, rq.dot, branch, lq.Skip, commitsPerPage)
 	if err != nil {
 		h.engineError(w, r, rq.s, err)
 		return
 	}
-	more := len(log) > lq.Skip+commitsPerPage
-	page := log[min(lq.Skip, len(log)):min(lq.Skip+commitsPerPage, len(log))]
 	var reps []dotmesh.NodeReplication
 	if h.node.Cluster().NodeID() != "" {
 		if reps, err = h.node.Cluster().Replication(ctx, rq.dot); err != nil {

@@ -30,10 +30,11 @@ const Prefix = "/ui/"
 
 // Node is what the UI needs of the engine (a *dotmesh.Node).
 type Node interface {
-	ListDots(ctx context.Context) ([]dotmesh.DotStatus, error)
+	DotNames(ctx context.Context) ([]dotmesh.DotName, error)
+	Dot(ctx context.Context, name dotmesh.DotName) (*dotmesh.Dot, error)
 	Status(ctx context.Context, name dotmesh.DotName) (*dotmesh.DotStatus, error)
 	Branches(ctx context.Context, name dotmesh.DotName) ([]*dotmesh.Branch, error)
-	Log(ctx context.Context, name dotmesh.DotName, branch string, limit int) ([]*dotmesh.Commit, error)
+	LogPage(ctx context.Context, name dotmesh.DotName, branch string, skip, limit int) ([]*dotmesh.Commit, bool, error)
 	ResolveRef(ctx context.Context, name dotmesh.DotName, branch, ref string) (*dotmesh.Commit, error)
 	Users() *dotmesh.Users
 	APIKeys() *dotmesh.APIKeys

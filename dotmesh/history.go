@@ -1,0 +1,113 @@
+package dotmesh
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+)
+
+// Paging through a long history without decoding all of it: a commit
+// record is mostly its Metadata and Info maps, which a walk along the
+// parents does not need. The walk decodes only id and parent of each
+// record; the commits of the page are decoded in full.
+
+// commitLinks are a dot's commit records by id, each with its parent.
+type commitLinks map[CommitID]commitLink
+
+type commitLink struct {
+	parent CommitID
+	kv     KV
+}
+
+func (r registry) links(ctx context.Context, id DotID) (commitLinks, error) {
+	kvs, err := r.s.List(ctx, commitPrefix(id))
+	if err != nil {
+		return nil, err
+	}
+	out := make(commitLinks, len(kvs))
+	for _, kv := range kvs {
+		var l struct {
+			ID     CommitID `json:"id"`
+			Parent CommitID `json:"parent"`
+		}
+		if err := json.Unmarshal(kv.Value, &l); err != nil {
+			return nil, fmt.Errorf("%w: registry key %s: %v", ErrCorrupt, kv.Key, err)
+		}
+		out[l.ID] = commitLink{parent: l.Parent, kv: kv}
+	}
+	return out, nil
+}
+
+// chain returns the ids from head back along parents (ancestry's order).
+func (ls commitLinks) chain(head CommitID) []CommitID {
+	var out []CommitID
+	seen := make(map[CommitID]bool)
+	for id := head; id != ""; {
+		l, ok := ls[id]
+		if !ok || seen[id] {
+			break
+		}
+		seen[id] = true
+		out = append(out, id)
+		id = l.parent
+	}
+	return out
+}
+
+func (ls commitLinks) commit(id CommitID) (*Commit, error) { return decode[Commit](ls[id].kv) }
+
+// LogPage returns limit commits of a branch's history (the current
+// branch when branch is empty), newest first, after skipping the skip
+// newest, and whether older ones follow: Log for one page of a long
+// history. It marks where a pruned history starts as Log does.
+func (n *Node) LogPage(ctx context.Context, name DotName, branch string, skip, limit int) ([]*Commit, bool, error) {
+	if skip < 0 || limit <= 0 {
+		return nil, false, fmt.Errorf("%w: log page skip %d, limit %d: give skip >= 0 and limit > 0", ErrInvalidArgument, skip, limit)
+	}
+	d, b, _, err := n.resolveBranch(ctx, name, branch)
+	if err != nil {
+		return nil, false, err
+	}
+	ls, err := n.reg.links(ctx, d.ID)
+	if err != nil {
+		return nil, false, err
+	}
+	ids := ls.chain(b.Head)
+	if skip >= len(ids) {
+		return nil, false, nil
+	}
+	more := len(ids) > skip+limit
+	ids = ids[skip:min(skip+limit, len(ids))]
+	out := make([]*Commit, len(ids))
+	for i, id := range ids {
+		if out[i], err = ls.commit(id); err != nil {
+			return nil, false, err
+		}
+	}
+	for i, c := range out { // as markPruned does for Log
+		_, has := ls[c.Parent]
+		c.Pruned = !more && i == len(out)-1 && c.Parent != "" && !has
+	}
+	return out, more, nil
+}
+
+// DotNames returns the name of every dot, sorted by namespace and name:
+// what a paged list of dots reads before asking Status of the few shown.
+func (n *Node) DotNames(ctx context.Context) ([]DotName, error) {
+	dots, err := n.reg.dots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DotName, len(dots))
+	for i, d := range dots {
+		out[i] = d.DotName()
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Namespace != out[j].Namespace {
+			return out[i].Namespace < out[j].Namespace
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
