@@ -1,6 +1,7 @@
 package dotmesh
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -27,16 +28,72 @@ func (r registry) links(ctx context.Context, id DotID) (commitLinks, error) {
 	}
 	out := make(commitLinks, len(kvs))
 	for _, kv := range kvs {
-		var l struct {
-			ID     CommitID `json:"id"`
-			Parent CommitID `json:"parent"`
-		}
-		if err := json.Unmarshal(kv.Value, &l); err != nil {
+		cid, parent, err := commitLinkOf(kv.Value)
+		if err != nil {
 			return nil, fmt.Errorf("%w: registry key %s: %v", ErrCorrupt, kv.Key, err)
 		}
-		out[l.ID] = commitLink{parent: l.Parent, kv: kv}
+		out[cid] = commitLink{parent: parent, kv: kv}
 	}
 	return out, nil
+}
+
+// commitLinkOf reads id and parent of an encoded Commit. encode writes
+// them among the first fields, so the first few tokens hold them; a
+// record without a parent (a first commit) or in another shape is
+// decoded in full.
+func commitLinkOf(v []byte) (id, parent CommitID, err error) {
+	dec := json.NewDecoder(bytes.NewReader(v))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return fullCommitLink(v)
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return fullCommitLink(v)
+		}
+		switch k {
+		case "id", "dot", "branch", "parent":
+			t, err := dec.Token()
+			s, ok := t.(string)
+			if err != nil || !ok {
+				return fullCommitLink(v)
+			}
+			switch k {
+			case "id":
+				id = CommitID(s)
+			case "parent":
+				parent = CommitID(s)
+			}
+			if id != "" && parent != "" {
+				return id, parent, nil
+			}
+		default: // no parent among the first fields: a first commit
+			return fullCommitLink(v)
+		}
+	}
+	return fullCommitLink(v)
+}
+
+func fullCommitLink(v []byte) (CommitID, CommitID, error) {
+	var l struct {
+		ID     CommitID `json:"id"`
+		Parent CommitID `json:"parent"`
+	}
+	err := json.Unmarshal(v, &l)
+	return l.ID, l.Parent, err
+}
+
+// commit returns one commit record of dot id, or nil when it is not
+// here (a pruned history's parent).
+func (r registry) commit(ctx context.Context, id DotID, c CommitID) (*Commit, error) {
+	kv, err := r.s.Get(ctx, commitKey(id, c))
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decode[Commit](kv)
 }
 
 // chain returns the ids from head back along parents (ancestry's order).

@@ -58,7 +58,12 @@ func (h *Handler) signin(w http.ResponseWriter, r *http.Request, _ *req) {
 		return
 	}
 	h.throttle.succeed(keys)
-	s := h.sessions.create(p)
+	issued, err := h.hasKey(r.Context(), p.User, p.KeyID)
+	if err != nil {
+		h.engineError(w, r, nil, err)
+		return
+	}
+	s := h.sessions.create(p, issued)
 	setCookie(w, r, preCookie, "", -1)
 	setCookie(w, r, cookieName, s.id, 0)
 	h.log.Info("ui sign-in", "user", p.User, "key", p.KeyID, "read_only", p.ReadOnly)

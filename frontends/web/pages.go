@@ -52,6 +52,10 @@ type dotRow struct {
 	Role dotmesh.Role
 }
 
+// Shared reports whether the row is someone else's dot shared with the
+// caller (read or write), which the list marks.
+func (r dotRow) Shared() bool { return r.Role < dotmesh.RoleOwner }
+
 func (h *Handler) dotsPage(w http.ResponseWriter, r *http.Request, rq *req) {
 	lq, ok := h.query(w, r, rq.s)
 	if !ok {
@@ -124,8 +128,10 @@ func (h *Handler) dotPage(w http.ResponseWriter, r *http.Request, rq *req) {
 	if !ok {
 		return
 	}
+	// Not Status: it reads the whole history to count it, and the list
+	// page shows the dot's size and state already.
 	ctx := r.Context()
-	st, err := h.node.Status(ctx, rq.dot)
+	d, err := h.node.Dot(ctx, rq.dot)
 	if err != nil {
 		h.engineError(w, r, rq.s, err)
 		return
@@ -137,7 +143,7 @@ func (h *Handler) dotPage(w http.ResponseWriter, r *http.Request, rq *req) {
 	}
 	branch := lq.Branch
 	if branch == "" {
-		branch = st.Dot.Current
+		branch = d.Current
 	}
 	page, more, err := h.node.LogPage(ctx, rq.dot, branch, lq.Skip, commitsPerPage)
 	if err != nil {
@@ -151,7 +157,7 @@ func (h *Handler) dotPage(w http.ResponseWriter, r *http.Request, rq *req) {
 		}
 	}
 	h.render(w, http.StatusOK, "dot", view{Title: rq.dot.String(), S: rq.s, Crumbs: dotCrumbs(rq.dot), Data: map[string]any{
-		"Dot": rq.dot, "St": st, "Branch": branch, "Branches": branches, "Log": page, "Role": rq.role,
+		"Dot": rq.dot, "D": d, "Branch": branch, "Branches": branches, "Log": page, "Role": rq.role,
 		"Owner": rq.role >= dotmesh.RoleOwner, "Cmds": commands(r, rq.s.p.User, rq.dot, branch),
 		"Pager":       newPager(Prefix+"dots/"+rq.dot.Namespace+"/"+rq.dot.Name, "branch="+urlQueryEscape(branch), lq.Skip, len(page), commitsPerPage, more),
 		"Replication": reps, "Skip": lq.Skip,

@@ -102,6 +102,17 @@ func (h *Handler) guard(rt route) http.Handler {
 		if c, err := r.Cookie(cookieName); err == nil {
 			rq.s = h.sessions.get(c.Value)
 		}
+		if rq.s != nil {
+			alive, err := h.keyAlive(r.Context(), rq.s)
+			if err != nil {
+				h.engineError(w, r, nil, err)
+				return
+			}
+			if !alive { // revoked, or its user removed, since sign-in
+				h.sessions.delete(rq.s.id)
+				rq.s = nil
+			}
+		}
 		if rq.s == nil {
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, Prefix+"signin?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -149,6 +160,34 @@ func (h *Handler) guard(rt route) http.Handler {
 		}
 		rt.serve(w, r, rq)
 	})
+}
+
+// keyAlive reports whether the key a session signed in with still
+// exists, so that a key revoked or a user removed by any frontend ends
+// their sessions at their next request.
+func (h *Handler) keyAlive(ctx context.Context, s *session) (bool, error) {
+	if !s.issued { // the user's legacy key (the admin's key file)
+		_, err := h.node.APIKeys().Get(ctx, s.p.User)
+		if errors.Is(err, dotmesh.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	return h.hasKey(ctx, s.p.User, s.p.KeyID)
+}
+
+// hasKey reports whether user has an issued key id.
+func (h *Handler) hasKey(ctx context.Context, user, id string) (bool, error) {
+	keys, err := h.node.APIKeys().List(ctx, user)
+	if err != nil {
+		return false, err
+	}
+	for _, k := range keys {
+		if k.ID == id {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // roleOf asks the engine; a read-only key never gets more than read.

@@ -24,6 +24,7 @@ type session struct {
 	id      string
 	csrf    string
 	p       dotmesh.Principal
+	issued  bool // signed in with an issued key (not a legacy one)
 	created time.Time
 	used    time.Time
 	flash   string
@@ -49,9 +50,9 @@ func token() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (s *sessions) create(p dotmesh.Principal) *session {
+func (s *sessions) create(p dotmesh.Principal, issued bool) *session {
 	now := s.now()
-	ss := &session{id: token(), csrf: token(), p: p, created: now, used: now}
+	ss := &session{id: token(), csrf: token(), p: p, issued: issued, created: now, used: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweep(now)

@@ -355,3 +355,27 @@ func TestKeysAndUsersPages(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.get("/ui/").status)
 	assert.Equal(t, http.StatusOK, admin.get("/ui/audit").status)
 }
+
+// A key revoked or a user removed elsewhere (the API, the CLI) ends
+// their UI sessions at the next request.
+func TestRevocationElsewhereEndsSessions(t *testing.T) {
+	h := newHub(t, Options{})
+	alice := h.addUser("alice")
+	h.addUser("bob")
+	_, bob2, err := h.node.APIKeys().Issue(context.Background(), "bob", "second", false)
+	require.NoError(t, err)
+	a, b := h.browser(), h.browser()
+	a.mustSignIn("alice", alice)
+	b.mustSignIn("bob", bob2)
+	keys, err := h.node.APIKeys().List(context.Background(), "alice")
+	require.NoError(t, err)
+	require.NoError(t, h.node.APIKeys().Revoke(context.Background(), "alice", keys[0].ID))
+	require.Equal(t, http.StatusSeeOther, a.get("/ui/").status)
+	require.Equal(t, http.StatusOK, b.get("/ui/").status)
+	require.NoError(t, h.node.Users().Remove(context.Background(), "bob"))
+	require.Equal(t, http.StatusSeeOther, b.get("/ui/").status)
+	// The admin's legacy key keeps working.
+	adm := h.browser()
+	adm.mustSignIn(dotmesh.AdminUser, h.adminKey)
+	require.Equal(t, http.StatusOK, adm.get("/ui/users").status)
+}
