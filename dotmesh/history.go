@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"unicode/utf8"
 )
 
 // Paging through a long history without decoding all of it: a commit
@@ -38,40 +39,28 @@ func (r registry) links(ctx context.Context, id DotID) (commitLinks, error) {
 }
 
 // commitLinkOf reads id and parent of an encoded Commit. encode writes
-// them among the first fields, so the first few tokens hold them; a
-// record without a parent (a first commit) or in another shape is
+// them among the first fields ({"id":…,"dot":…,"branch":…,"parent":…),
+// whose values hold no escapes, so a scan of that prefix finds them; a
+// record without a parent (a first commit) or in any other shape is
 // decoded in full.
 func commitLinkOf(v []byte) (id, parent CommitID, err error) {
-	dec := json.NewDecoder(bytes.NewReader(v))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+	rest := v
+	var vals [4][]byte
+	for i, key := range [...]string{`{"id":"`, `,"dot":"`, `,"branch":"`, `,"parent":"`} {
+		if !bytes.HasPrefix(rest, []byte(key)) {
+			return fullCommitLink(v)
+		}
+		rest = rest[len(key):]
+		end := bytes.IndexByte(rest, '"')
+		if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+			return fullCommitLink(v)
+		}
+		vals[i], rest = rest[:end], rest[end+1:]
+	}
+	if len(rest) == 0 || (rest[0] != ',' && rest[0] != '}') || !utf8.Valid(vals[0]) || !utf8.Valid(vals[3]) {
 		return fullCommitLink(v)
 	}
-	for dec.More() {
-		k, err := dec.Token()
-		if err != nil {
-			return fullCommitLink(v)
-		}
-		switch k {
-		case "id", "dot", "branch", "parent":
-			t, err := dec.Token()
-			s, ok := t.(string)
-			if err != nil || !ok {
-				return fullCommitLink(v)
-			}
-			switch k {
-			case "id":
-				id = CommitID(s)
-			case "parent":
-				parent = CommitID(s)
-			}
-			if id != "" && parent != "" {
-				return id, parent, nil
-			}
-		default: // no parent among the first fields: a first commit
-			return fullCommitLink(v)
-		}
-	}
-	return fullCommitLink(v)
+	return CommitID(vals[0]), CommitID(vals[3]), nil
 }
 
 func fullCommitLink(v []byte) (CommitID, CommitID, error) {
@@ -99,17 +88,28 @@ func (r registry) commit(ctx context.Context, id DotID, c CommitID) (*Commit, er
 // chain returns the ids from head back along parents (ancestry's order).
 func (ls commitLinks) chain(head CommitID) []CommitID {
 	var out []CommitID
-	seen := make(map[CommitID]bool)
-	for id := head; id != ""; {
+	walkParents(head, func(id CommitID) (CommitID, bool) {
 		l, ok := ls[id]
-		if !ok || seen[id] {
-			break
+		if ok {
+			out = append(out, id)
 		}
-		seen[id] = true
-		out = append(out, id)
-		id = l.parent
-	}
+		return l.parent, ok
+	})
 	return out
+}
+
+// walkParents calls visit from head back along parents until visit
+// finds no commit, the history starts or it loops.
+func walkParents(head CommitID, visit func(CommitID) (parent CommitID, ok bool)) {
+	seen := make(map[CommitID]bool)
+	for id := head; id != "" && !seen[id]; {
+		seen[id] = true
+		parent, ok := visit(id)
+		if !ok {
+			return
+		}
+		id = parent
+	}
 }
 
 func (ls commitLinks) commit(id CommitID) (*Commit, error) { return decode[Commit](ls[id].kv) }

@@ -177,17 +177,34 @@ func (h *Handler) commitOf(ctx context.Context, r *http.Request, rq *req, lq lis
 	return h.node.ResolveRef(ctx, rq.dot, lq.Branch, id)
 }
 
-func (h *Handler) commitPage(w http.ResponseWriter, r *http.Request, rq *req) {
+// commitRequest reads the query and the commit of a commit or file
+// page, answering the request itself when either is bad.
+func (h *Handler) commitRequest(w http.ResponseWriter, r *http.Request, rq *req) (listQuery, *dotmesh.Commit, bool) {
 	lq, ok := h.query(w, r, rq.s)
+	if !ok {
+		return lq, nil, false
+	}
+	c, err := h.commitOf(r.Context(), r, rq, lq)
+	if err != nil {
+		h.engineError(w, r, rq.s, err)
+		return lq, nil, false
+	}
+	return lq, c, true
+}
+
+// commitCrumbs are the breadcrumbs of a commit's pages and the commit
+// page's address.
+func commitCrumbs(dot dotmesh.DotName, c *dotmesh.Commit, branch string) (string, []crumb) {
+	base := Prefix + "dots/" + dot.Namespace + "/" + dot.Name + "/commits/" + string(c.ID)
+	return base, append(dotCrumbs(dot), crumb{string(c.ID[:min(12, len(c.ID))]), base + "?branch=" + urlQueryEscape(branch)})
+}
+
+func (h *Handler) commitPage(w http.ResponseWriter, r *http.Request, rq *req) {
+	lq, c, ok := h.commitRequest(w, r, rq)
 	if !ok {
 		return
 	}
 	ctx := r.Context()
-	c, err := h.commitOf(ctx, r, rq, lq)
-	if err != nil {
-		h.engineError(w, r, rq.s, err)
-		return
-	}
 	id := string(c.ID)
 	files, err := h.node.Files().List(ctx, rq.dot, lq.Branch, id, lq.Dir, lq.After, filesPerPage)
 	if err != nil {
@@ -202,8 +219,7 @@ func (h *Handler) commitPage(w http.ResponseWriter, r *http.Request, rq *req) {
 			return
 		}
 	}
-	base := Prefix + "dots/" + rq.dot.Namespace + "/" + rq.dot.Name + "/commits/" + id
-	crumbs := append(dotCrumbs(rq.dot), crumb{string(c.ID[:min(12, len(c.ID))]), base + "?branch=" + urlQueryEscape(lq.Branch)})
+	base, crumbs := commitCrumbs(rq.dot, c, lq.Branch)
 	var dirs []crumb
 	if lq.Dir != "" {
 		acc := ""
@@ -223,7 +239,7 @@ func (h *Handler) commitPage(w http.ResponseWriter, r *http.Request, rq *req) {
 }
 
 func (h *Handler) filePage(w http.ResponseWriter, r *http.Request, rq *req) {
-	lq, ok := h.query(w, r, rq.s)
+	lq, c, ok := h.commitRequest(w, r, rq)
 	if !ok {
 		return
 	}
@@ -232,19 +248,13 @@ func (h *Handler) filePage(w http.ResponseWriter, r *http.Request, rq *req) {
 		return
 	}
 	ctx := r.Context()
-	c, err := h.commitOf(ctx, r, rq, lq)
-	if err != nil {
-		h.engineError(w, r, rq.s, err)
-		return
-	}
 	data, cut, err := h.node.Files().Read(ctx, rq.dot, lq.Branch, string(c.ID), lq.Path, maxViewBytes)
 	if err != nil {
 		h.engineError(w, r, rq.s, err)
 		return
 	}
 	text := utf8.Valid(data) && !strings.ContainsRune(string(data), 0)
-	base := Prefix + "dots/" + rq.dot.Namespace + "/" + rq.dot.Name + "/commits/" + string(c.ID)
-	crumbs := append(dotCrumbs(rq.dot), crumb{string(c.ID[:min(12, len(c.ID))]), base + "?branch=" + urlQueryEscape(lq.Branch)})
+	_, crumbs := commitCrumbs(rq.dot, c, lq.Branch)
 	h.render(w, http.StatusOK, "file", view{Title: lq.Path, S: rq.s, Crumbs: crumbs, Data: map[string]any{
 		"Dot": rq.dot, "C": c, "Path": lq.Path, "Text": string(data), "IsText": text, "Cut": cut, "Size": len(data), "Max": humanBytes(maxViewBytes),
 	}})
