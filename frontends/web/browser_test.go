@@ -93,7 +93,7 @@ func signInActions(base, user, key string) chromedp.Action[chromedp.Void] {
 		chromedp.SendKeys(chromedp.ID("user"), user),
 		chromedp.SendKeys(chromedp.ID("key"), key),
 		chromedp.Submit(chromedp.ID("key")),
-		chromedp.WaitVisible(chromedp.CSS("main h1")),
+		chromedp.WaitVisible(chromedp.CSS("header .who")), // signed in
 	)
 }
 
@@ -187,6 +187,15 @@ func TestBrowserScenario(t *testing.T) {
 	}
 	h.ui.sessions.mu.Unlock()
 	require.Zero(t, n, "signing out deleted alice's session")
+
+	// The admin's pages: users with their keys, and the audit, which
+	// holds alice's share.
+	do(a, signInActions(base, dotmesh.AdminUser, h.adminKey),
+		chromedp.Navigate(base+"/ui/users"), chromedp.WaitVisible(chromedp.ID("user-name")), shot(dir, "13-users"),
+		chromedp.Navigate(base+"/ui/audit"), chromedp.WaitVisible(chromedp.CSS("table.list")), shot(dir, "14-audit"))
+	audit := text(t, a, "main")
+	require.Contains(t, audit, "share")
+	require.Contains(t, audit, "bob read")
 
 	// On a phone: nothing wider than the screen.
 	p := chrome(t, 390, 844)
