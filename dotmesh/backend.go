@@ -168,3 +168,13 @@ type TreeEntry struct {
 	// means different bytes. Empty when the backend cannot tell.
 	Content string
 }
+
+// CommitViewer is an optional capability of backends whose commits are
+// readable directories already (btrfs read-only snapshots): Node.Files
+// reads a commit there rather than making a scratch branch of it.
+type CommitViewer interface {
+	// CommitDir returns the read-only directory holding commit c's whole
+	// tree, as SubdotPath(RootSubdot) of a branch made from c would. It
+	// stays valid until DeleteCommit(c). ErrNotFound if c has no data here.
+	CommitDir(ctx context.Context, c CommitRef) (string, error)
+}

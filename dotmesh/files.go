@@ -8,8 +8,10 @@ import (
 
 // Files reads the tree of a commit without touching any working state:
 // what a browser shows and what "what changed" compares. Backends with
-// the TreeReader capability answer from their own records; for the others
-// the Node reads a scratch copy of the commit (cheap on zfs and btrfs).
+// the TreeReader capability (dump) answer from their own records; those
+// with CommitViewer (btrfs) show the commit's read-only snapshot; for the
+// others (zfs) the Node reads a scratch branch made from the commit (a
+// clone), which it removes afterwards (reconcile does after a crash).
 
 // FileEntry is one entry of a commit's tree. Path is slash-separated and
 // relative to the tree's root, whose top-level directories are the

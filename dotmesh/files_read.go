@@ -122,6 +122,10 @@ func (n *Node) readFile(ctx context.Context, dot DotName, branch, ref, p string,
 	if err != nil {
 		return nil, false, err
 	}
+	if tr, ok := be.(TreeReader); ok {
+		// One lookup in the backend's records, not the whole tree.
+		return tr.ReadCommitFile(ctx, c.Ref(), p, max)
+	}
 	t, err := n.openTree(ctx, d, be, c)
 	if err != nil {
 		return nil, false, err

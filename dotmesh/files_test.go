@@ -242,3 +242,20 @@ func TestCommitReportsAddedBytes(t *testing.T) {
 	c = e.commit("again")
 	require.Equal(t, "0", c.Info[dotmesh.InfoAddedBytes], "an unchanged tree adds nothing")
 }
+
+// TestFilesScratchLeftByACrashIsRemoved: a scratch branch that a crash
+// left (made from a commit, never committed to) goes at the next start.
+func TestFilesScratchLeftByACrashIsRemoved(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	d, err := e.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	e.write("app", "f", "x")
+	c := e.commit("c1")
+	ref := c.Ref()
+	require.NoError(t, e.be.CreateBranch(ctx, dotmesh.BranchRef{Dot: d.ID, Branch: "_files-0123456789abcdef"}, &ref))
+	e.reopen()
+	refs, err := e.be.Branches(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []dotmesh.BranchRef{{Dot: d.ID, Branch: dotmesh.DefaultBranch}}, refs)
+}

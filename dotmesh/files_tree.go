@@ -13,8 +13,9 @@ import (
 )
 
 // commitTree is the tree of one commit, opened for reading: from the
-// backend's records (TreeReader), or from a scratch branch made from the
-// commit, which close removes.
+// backend's records (TreeReader), from the commit's own directory
+// (CommitViewer), or from a scratch branch made from the commit, which
+// close removes.
 type commitTree struct {
 	entries []TreeEntry // sorted by Path
 	index   map[string]int
@@ -29,6 +30,11 @@ func (n *Node) openTree(ctx context.Context, d *Dot, be StorageBackend, c *Commi
 	var err error
 	if tr, ok := be.(TreeReader); ok {
 		t, err = openRecordedTree(ctx, tr, c.Ref())
+	} else if cv, ok := be.(CommitViewer); ok {
+		var dir string
+		if dir, err = cv.CommitDir(ctx, c.Ref()); err == nil {
+			t, err = openDirTree(ctx, dir, func() {})
+		}
 	} else {
 		t, err = n.openScratchTree(ctx, d, be, c)
 	}
@@ -56,42 +62,44 @@ func openRecordedTree(ctx context.Context, tr TreeReader, c CommitRef) (*commitT
 }
 
 // openScratchTree restores c into a scratch branch (a clone or snapshot
-// on zfs and btrfs, so cheap) and reads it through an os.Root, which
-// never follows a path out of the tree. Reconcile removes the scratch
-// branch should the process die before close.
+// on zfs, so cheap) and reads it. Reconcile removes the scratch branch
+// should the process die before close.
 func (n *Node) openScratchTree(ctx context.Context, d *Dot, be StorageBackend, c *Commit) (*commitTree, error) {
 	tmp := BranchRef{Dot: d.ID, Branch: "_files-" + randomHex(8)}
 	ref := c.Ref()
 	if err := be.CreateBranch(ctx, tmp, &ref); err != nil {
 		return nil, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			n.cleanupBranch(be, tmp)
-		}
-	}()
+	cleanup := func() { n.cleanupBranch(be, tmp) }
 	dir, err := be.SubdotPath(ctx, tmp, RootSubdot)
 	if err != nil {
+		cleanup()
 		return nil, err
 	}
+	return openDirTree(ctx, dir, cleanup)
+}
+
+// openDirTree reads the tree under dir through an os.Root, which never
+// follows a path out of it; close runs cleanup.
+func openDirTree(ctx context.Context, dir string, cleanup func()) (*commitTree, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
+		cleanup()
 		return nil, err
 	}
 	entries, err := walkRoot(ctx, root)
 	if err != nil {
 		root.Close()
+		cleanup()
 		return nil, err
 	}
-	ok = true
 	return &commitTree{
 		entries: entries,
 		read:    func(p string, max int64) ([]byte, bool, error) { return readRootFile(root, p, max) },
 		open:    func(p string) (io.ReadCloser, error) { return openRootFile(root, p) },
 		close: func() {
 			root.Close()
-			n.cleanupBranch(be, tmp)
+			cleanup()
 		},
 	}, nil
 }

@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) dotmesh.StorageBackend) {
 		{"Errors", errorTests},
 		{"Concurrency", concurrencyTests},
 		{"Records", recordTests},
+		{"Tree", treeTests},
 		{"Lifecycle", lifecycleTests},
 	}
 	for _, g := range groups {

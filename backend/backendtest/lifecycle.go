@@ -32,6 +32,8 @@ var capabilities = map[string]func(any) bool{
 	"SourceManager":    func(b any) bool { _, ok := b.(dotmesh.SourceManager); return ok },
 	"DirtyChecker":     func(b any) bool { _, ok := b.(dotmesh.DirtyChecker); return ok },
 	"HeadFollower":     func(b any) bool { _, ok := b.(dotmesh.HeadFollower); return ok },
+	"TreeReader":       func(b any) bool { _, ok := b.(dotmesh.TreeReader); return ok },
+	"CommitViewer":     func(b any) bool { _, ok := b.(dotmesh.CommitViewer); return ok },
 }
 
 // testCapabilitiesKept: a wrapped backend (one with Unwrap) has exactly
@@ -110,6 +112,13 @@ func testClosedRefuses(f *fixture) {
 	}
 	if x, ok := be.(dotmesh.HeadFollower); ok {
 		calls["FollowHead"] = func() error { return x.FollowHead(ctx, b, c) }
+	}
+	if x, ok := be.(dotmesh.TreeReader); ok {
+		calls["CommitTree"] = func() error { _, err := x.CommitTree(ctx, c); return err }
+		calls["ReadCommitFile"] = func() error { _, _, err := x.ReadCommitFile(ctx, c, "f", 1); return err }
+	}
+	if x, ok := be.(dotmesh.CommitViewer); ok {
+		calls["CommitDir"] = func() error { _, err := x.CommitDir(ctx, c); return err }
 	}
 	var first error
 	for _, name := range sortedNames(keysOfCalls(calls)) {

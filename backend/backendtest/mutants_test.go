@@ -50,6 +50,7 @@ var mutants = []struct{ name, test string }{
 	{"NoRefValidation", "Errors/InvalidRefs"},
 	{"NoSubdotValidation", "Errors/InvalidSubdots"},
 	{"CommitsNeedExclusiveAccess", "Concurrency/ParallelCommits"},
+	{"BranchSharesWorkingState", "Tree/CommitTreeIsTheCommit"},
 }
 
 func TestMutantsAreCaught(t *testing.T) {

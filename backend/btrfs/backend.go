@@ -36,12 +36,14 @@ type Backend struct {
 type Guarded struct {
 	*guard.Backend
 	guard.RecordKeeper
+	guard.CommitViewer
 	b *Backend
 }
 
 var (
 	_ dotmesh.StorageBackend = (*Guarded)(nil)
 	_ dotmesh.RecordKeeper   = (*Guarded)(nil)
+	_ dotmesh.CommitViewer   = (*Guarded)(nil)
 )
 
 // Open opens (making it when needed) the btrfs backend in opts.DataDir and
@@ -52,7 +54,7 @@ func Open(ctx context.Context, opts Options) (*Guarded, error) {
 		return nil, err
 	}
 	g := guard.New(b, guard.Options{Where: "btrfs backend " + b.root})
-	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), b: b}, nil
+	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), CommitViewer: g.CommitViewer(), b: b}, nil
 }
 
 // Root is the directory holding the layout (the mount point of the image

@@ -125,3 +125,17 @@ func (b *Backend) DeleteCommit(ctx context.Context, c dotmesh.CommitRef) error {
 	}
 	return nil
 }
+
+var _ dotmesh.CommitViewer = (*Backend)(nil)
+
+// CommitDir implements dotmesh.CommitViewer: a commit is a read-only
+// snapshot, a directory holding the whole tree, readable at no cost.
+func (b *Backend) CommitDir(ctx context.Context, c dotmesh.CommitRef) (string, error) {
+	p := b.snapPath(c)
+	if ok, err := exists(p); err != nil {
+		return "", fmt.Errorf("commit %s: %w", c, err)
+	} else if !ok {
+		return "", fmt.Errorf("%w: commit %s is not stored on this backend", dotmesh.ErrNotFound, c)
+	}
+	return p, nil
+}

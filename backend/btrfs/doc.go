@@ -22,6 +22,11 @@
 // inside a working state are not part of its snapshots (btrfs snapshots
 // stop at subvolume boundaries).
 //
+// A commit's read-only snapshot is also where its tree is browsed
+// (dotmesh.CommitViewer): nothing is copied. Commits report no
+// added_bytes (dotmesh.InfoAddedBytes): without quotas btrfs does not
+// count the extents a snapshot does not share.
+//
 // # Crash safety
 //
 // Every step that makes something visible is one atomic operation: a

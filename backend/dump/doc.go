@@ -67,6 +67,12 @@
 // is ever found by deduplication. (syncfs would be one call, but it
 // flushes every dirty byte of the filesystem, such as a working tree just
 // copied in.) Garbage collection rewrites the packs that hold garbage.
+// Commit.Info's added_bytes (dotmesh.InfoAddedBytes) is the bytes of new
+// objects stored, compressed; an unchanged tree adds 0.
+//
+// The manifest is also how a commit's tree is browsed (tree.go,
+// dotmesh.TreeReader): entries, sizes and modes without restoring, a
+// file's bytes from its chunks, and equal chunk lists for equal content.
 //
 // # Restores
 //

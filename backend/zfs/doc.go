@@ -152,6 +152,11 @@
 //     (Options.CommandLock, cmdlock.go), also across processes; listings
 //     and send/receive streams do not.
 //
+// Commits report no added_bytes (dotmesh.InfoAddedBytes): zfs-fuse lacks
+// `written`, and one more command per commit would double its cost.
+// Node.Files reads a commit through a scratch branch, a clone of its
+// snapshot, which costs no copy.
+//
 // # Why not github.com/mistifyio/go-zfs
 //
 // go-zfs v4 reads datasets with `zfs list -Hp -o ...` including

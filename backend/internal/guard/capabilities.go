@@ -357,3 +357,22 @@ func (c TreeReader) ReadCommitFile(ctx context.Context, r dotmesh.CommitRef, pat
 	defer done()
 	return c.in.ReadCommitFile(ctx, r, path, max)
 }
+
+// CommitViewer guards dotmesh.CommitViewer. No lock, as Send.
+type CommitViewer struct {
+	g  *Backend
+	in dotmesh.CommitViewer
+}
+
+// CommitViewer returns the guarded dotmesh.CommitViewer of the inner backend.
+func (g *Backend) CommitViewer() CommitViewer { return CommitViewer{g, g.inner.(dotmesh.CommitViewer)} }
+
+// CommitDir implements dotmesh.CommitViewer.
+func (c CommitViewer) CommitDir(ctx context.Context, r dotmesh.CommitRef) (string, error) {
+	done, err := c.g.call(r, nil)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	return c.in.CommitDir(ctx, r)
+}

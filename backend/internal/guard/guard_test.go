@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -173,5 +175,72 @@ func TestLocksByDotOrBranch(t *testing.T) {
 	}
 	if !blocks(byDot, a, b) || blocks(byDot, a, other) {
 		t.Error("locks by dot: a branch of the same dot did not wait, or another dot's did")
+	}
+}
+
+// countingTrees is the dump backend with its TreeReader, counting the
+// tree reads that reach it.
+type countingTrees struct {
+	dotmesh.StorageBackend
+	tr    dotmesh.TreeReader
+	reads atomic.Int32
+}
+
+func (c *countingTrees) CommitTree(ctx context.Context, r dotmesh.CommitRef) ([]dotmesh.TreeEntry, error) {
+	c.reads.Add(1)
+	return c.tr.CommitTree(ctx, r)
+}
+
+func (c *countingTrees) ReadCommitFile(ctx context.Context, r dotmesh.CommitRef, p string, max int64) ([]byte, bool, error) {
+	c.reads.Add(1)
+	return c.tr.ReadCommitFile(ctx, r, p, max)
+}
+
+func TestTreeReaderChecksArguments(t *testing.T) {
+	ctx := context.Background()
+	d, err := dump.Open(t.TempDir(), dump.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := d.Unwrap()
+	in := &countingTrees{StorageBackend: inner, tr: inner.(dotmesh.TreeReader)}
+	g := guard.New(in, guard.Options{})
+	t.Cleanup(func() { g.Close() })
+	tr := g.TreeReader()
+	b := dotmesh.BranchRef{Dot: dotmesh.NewDotID(), Branch: "master"}
+	if err := g.CreateBranch(ctx, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	p, err := g.SubdotPath(ctx, b, "db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p, "f"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := dotmesh.CommitRef{BranchRef: b, ID: dotmesh.NewCommitID()}
+	if _, err := g.Commit(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	bad := dotmesh.CommitRef{BranchRef: b, ID: "../x"}
+	for name, call := range map[string]func() error{
+		"CommitTree bad commit":     func() error { _, err := tr.CommitTree(ctx, bad); return err },
+		"ReadCommitFile bad commit": func() error { _, _, err := tr.ReadCommitFile(ctx, bad, "db/f", 1); return err },
+		"ReadCommitFile ..":         func() error { _, _, err := tr.ReadCommitFile(ctx, c, "../f", 1); return err },
+		"ReadCommitFile absolute":   func() error { _, _, err := tr.ReadCommitFile(ctx, c, "/db/f", 1); return err },
+		"ReadCommitFile root":       func() error { _, _, err := tr.ReadCommitFile(ctx, c, "", 1); return err },
+		"ReadCommitFile negative":   func() error { _, _, err := tr.ReadCommitFile(ctx, c, "db/f", -1); return err },
+	} {
+		err := call()
+		if !errors.Is(err, dotmesh.ErrInvalidName) && !errors.Is(err, dotmesh.ErrInvalidArgument) {
+			t.Errorf("%s: %v, want ErrInvalidName or ErrInvalidArgument", name, err)
+		}
+	}
+	if n := in.reads.Load(); n != 0 {
+		t.Fatalf("%d tree reads with invalid arguments reached the backend", n)
+	}
+	data, more, err := tr.ReadCommitFile(ctx, c, "db/f", 10)
+	if err != nil || string(data) != "data" || more || in.reads.Load() != 1 {
+		t.Fatalf("a valid read: %q, more %v, %v, %d reads reached the backend", data, more, err, in.reads.Load())
 	}
 }
