@@ -64,7 +64,8 @@ const (
 )
 
 // Principal is who makes a call, as authenticated by a frontend. The zero
-// value is the anonymous caller.
+// value is the anonymous caller. KeyID is "legacy" for a user's key at
+// apikeys/<user> (the admin's first key).
 type Principal struct {
 	User     string `json:"user,omitempty"` // "" for anonymous
 	KeyID    string `json:"key_id,omitempty"`
@@ -108,6 +109,7 @@ type Sharing struct {
 }
 
 // AuditRecord is one change made through a frontend: who, when, what.
+// Append stores Dot as ns/name, also when given as a short name.
 type AuditRecord struct {
 	ID     string    `json:"id"` // sortable: later records have larger ids
 	Time   time.Time `json:"time"`
@@ -133,9 +135,10 @@ type Users struct{ n *Node }
 // Users returns the node's user accounts.
 func (n *Node) Users() *Users { return &Users{n: n} }
 
-// Add creates user name (a valid name, not a registry word) and a first
-// API key labelled label, returning the key's secret: the only time it is
-// available. ErrAlreadyExists if the user exists.
+// Add creates user name (a name as ValidateNewName allows) and a first
+// API key labelled label (at most 100 printable characters), returning
+// the key's secret: the only time it is available. ErrAlreadyExists if
+// the user exists; AdminUser always does.
 func (u *Users) Add(ctx context.Context, name, label string) (*User, KeyInfo, string, error) {
 	return u.n.addUser(ctx, name, label)
 }
@@ -151,8 +154,9 @@ func (u *Users) List(ctx context.Context) ([]User, error) { return u.n.listUsers
 // AdminUser cannot be removed (ErrInvalidArgument).
 func (u *Users) Remove(ctx context.Context, name string) error { return u.n.removeUser(ctx, name) }
 
-// Issue makes a new API key for user and returns its secret, the only
-// time it is available; only its hash is stored.
+// Issue makes a new API key for user (who must exist: ErrNotFound) and
+// returns its secret, the only time it is available; only its hash
+// (HashKey) is stored.
 func (a *APIKeys) Issue(ctx context.Context, user, label string, readOnly bool) (KeyInfo, string, error) {
 	return a.n.issueKey(ctx, user, label, readOnly)
 }
@@ -200,7 +204,9 @@ func (a *Access) Sharing(ctx context.Context, dot DotName) (*Sharing, error) {
 }
 
 // Share gives user (who must exist) RoleRead or RoleWrite on dot,
-// replacing an earlier grant. by is recorded with the grant.
+// replacing an earlier grant. by is recorded with the grant. Sharing with
+// the dot's owner or the admin is refused (ErrInvalidArgument): they have
+// every role already.
 func (a *Access) Share(ctx context.Context, dot DotName, user string, role Role, by string) error {
 	return a.n.share(ctx, dot, user, role, by)
 }
@@ -225,7 +231,8 @@ func (n *Node) Audit() *Audit { return &Audit{n: n} }
 func (a *Audit) Append(ctx context.Context, r AuditRecord) error { return a.n.appendAudit(ctx, r) }
 
 // List returns records matching q, newest first, and the ID to pass as
-// Before for the next page ("" when there is none).
+// Before for the next page ("" when there is none). Limit is capped at
+// 1000.
 func (a *Audit) List(ctx context.Context, q AuditQuery) ([]AuditRecord, string, error) {
 	return a.n.listAudit(ctx, q)
 }

@@ -28,6 +28,13 @@ func (n *Node) appendAudit(ctx context.Context, r AuditRecord) error {
 	} else if err := ValidateName("audit record id", r.ID); err != nil {
 		return err
 	}
+	if r.Dot != "" { // stored as ns/name, whichever form it came in
+		d, err := ParseDotName(r.Dot)
+		if err != nil {
+			return err
+		}
+		r.Dot = auditDot(d)
+	}
 	if r.Time.IsZero() {
 		r.Time = n.now().UTC()
 	}
@@ -52,10 +59,14 @@ func (n *Node) listAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, stri
 	}
 	dot := ""
 	if q.Dot != nil {
-		if err := q.Dot.Validate(); err != nil {
+		d := *q.Dot
+		if d.Namespace == "" {
+			d.Namespace = DefaultNamespace
+		}
+		if err := d.Validate(); err != nil {
 			return nil, "", err
 		}
-		dot = q.Dot.Namespace + "/" + q.Dot.Name
+		dot = auditDot(d)
 	}
 	recs, _, err := listRecords[AuditRecord](ctx, n.store, auditPrefix)
 	if err != nil {
@@ -74,3 +85,6 @@ func (n *Node) listAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, stri
 	}
 	return out, "", nil
 }
+
+// auditDot is how a record names its dot: always ns/name.
+func auditDot(d DotName) string { return d.Namespace + "/" + d.Name }

@@ -13,7 +13,7 @@
 //     backend/dump). Optional capabilities, such as GarbageCollector, are
 //     small separate interfaces checked with a type assertion.
 //   - ClusterStore keeps all metadata: names, dots, branches, one key per
-//     commit, API keys, mounts (cluster/bbolt for one node, cluster/etcd for
+//     commit, users, API keys, sharing, the audit, mounts (cluster/bbolt for one node, cluster/etcd for
 //     many). Its contract is written on the interface and checked by
 //     cluster/storetest.
 //   - Transport moves commits between nodes for Push, Pull and Clone;
@@ -22,7 +22,8 @@
 // What is not about dots, branches and commits sits behind small handles
 // a Node returns: Mounts (which frontends use which subdots), Sources
 // (databases bound to subdots), Cluster (nodes, replication, moving a
-// branch's master), APIKeys, TransferPeer (the receiving side of
+// branch's master), Users, APIKeys, Access (roles and sharing), Audit,
+// TransferPeer (the receiving side of
 // transfers, with the incoming transfers to list or abort) and
 // FrontendRecords (records a frontend keeps in the registry, in a
 // namespace of its own).

@@ -267,9 +267,16 @@ func (n *Node) DeleteDot(ctx context.Context, name DotName) error {
 	for _, b := range branches {
 		ops = append(ops, DeleteOp(branchKey(d.ID, b.Name)))
 	}
-	// Its sharing goes with it, so a later dot of that name starts private.
+	// Its sharing goes with it, so a later dot of that name starts private;
+	// grants beyond etcd's transaction size follow with the commit records
+	// (no later dot has this id, so a grant left by a crash grants nothing).
+	var staleGrants []string
 	for _, g := range grants {
-		ops = append(ops, DeleteOp(g.Key))
+		if len(ops) < maxTxnOps {
+			ops = append(ops, DeleteOp(g.Key))
+		} else {
+			staleGrants = append(staleGrants, g.Key)
+		}
 	}
 	// Registry first: the dot vanishes atomically; storage left behind by a
 	// crash after this point is removed by reconcile.
@@ -282,7 +289,7 @@ func (n *Node) DeleteDot(ctx context.Context, name DotName) error {
 	// Commit records go after, in batches: etcd caps a transaction at 128
 	// operations by default, and a dot may have thousands of commits.
 	// Nothing reads them once the dot is gone.
-	var stale []string
+	stale := staleGrants
 	for id := range commits {
 		stale = append(stale, commitKey(d.ID, id))
 	}

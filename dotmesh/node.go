@@ -53,10 +53,10 @@ type Options struct {
 //   - transfers: Push, Pull, Clone (to and from a Transport)
 //   - the node: Backend, BackendNames, GC, Verify, Close
 //
-// Secondary concerns sit behind handles: APIKeys, Cluster, Mounts,
-// Sources, TransferPeer (the side of a transfer another node drives, and
-// the node's incoming transfers) and FrontendRecords (records a frontend
-// keeps in the registry).
+// Secondary concerns sit behind handles: Users, APIKeys, Access, Audit,
+// Cluster, Mounts, Sources, TransferPeer (the side of a transfer another
+// node drives, and the node's incoming transfers) and FrontendRecords
+// (records a frontend keeps in the registry).
 type Node struct {
 	reg      registry
 	store    ClusterStore

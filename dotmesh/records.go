@@ -239,7 +239,8 @@ type RebuildStats struct {
 // heads, and commits with all their metadata, byte for byte as they were
 // written. Run it with no Node open on the store or the backends. It
 // refuses a registry that holds dots already, and a backend that holds
-// branches but keeps no records.
+// branches but keeps no records. Users, API keys, sharing and the audit
+// live only in the registry: a rebuild cannot bring them back.
 func RebuildRegistry(ctx context.Context, store ClusterStore, backends []StorageBackend) (RebuildStats, error) {
 	var st RebuildStats
 	if kvs, err := store.List(ctx, dotsPrefix); err != nil {

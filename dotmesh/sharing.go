@@ -45,7 +45,7 @@ func capRole(p Principal, r Role) Role {
 // looked at, and whether those can change it.
 func baseRole(p Principal, dot DotName) (Role, bool) {
 	switch {
-	case p.Admin && !p.Anonymous():
+	case (p.Admin || p.User == AdminUser) && !p.Anonymous():
 		return RoleAdmin, false
 	case !p.Anonymous() && p.User == dot.Namespace:
 		return RoleOwner, false

@@ -80,7 +80,8 @@ func (n *Node) listUsers(ctx context.Context) ([]User, error) {
 
 // removeUser is Users.Remove: the user, their keys (issued and legacy)
 // and every grant to them go in one transaction, guarded by the user
-// record's revision, so a key issued meanwhile cannot outlive them.
+// record's revision, so a key issued meanwhile cannot outlive them (on
+// etcd, grants beyond its transaction size are deleted just before).
 func (n *Node) removeUser(ctx context.Context, name string) error {
 	if err := ValidateName("user", name); err != nil {
 		return err
@@ -111,10 +112,21 @@ func (n *Node) removeUser(ctx context.Context, name string) error {
 	for _, k := range keys {
 		ops = append(ops, DeleteOp(keyKey(k.Hash)))
 	}
+	// Grants that do not fit in one transaction (etcd caps its size) go
+	// first, so none outlives the user to pass to a later user of the name.
+	var early []string
 	for _, kv := range grants {
-		if strings.HasSuffix(kv.Key, "/"+name) {
-			ops = append(ops, DeleteOp(kv.Key))
+		if !strings.HasSuffix(kv.Key, "/"+name) {
+			continue
 		}
+		if len(ops) < maxTxnOps {
+			ops = append(ops, DeleteOp(kv.Key))
+		} else {
+			early = append(early, kv.Key)
+		}
+	}
+	if err := n.deleteKeys(ctx, early); err != nil {
+		return err
 	}
 	if _, err := n.store.Txn(ctx, []Condition{IfRevision(userKey(name), rev)}, ops); err != nil {
 		if errors.Is(err, ErrConflict) {

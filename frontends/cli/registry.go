@@ -37,8 +37,9 @@ A node refuses to start when its registry is damaged, or empty while the
 backends hold data; stop nothing else and run this with the node stopped.
 A registry that opens cleanly and holds dots is left alone. The old
 registry file is kept aside as DIR/registry.db.damaged-<time>, never
-deleted. API keys other than the admin's are not kept by the backends:
-add them again. The registry of a cluster node is etcd: restore etcd
+deleted. Users, their API keys, sharing and the audit are not kept by
+the backends: add the users and share the dots again (the admin's key
+comes back from DIR/admin-api-key). The registry of a cluster node is etcd: restore etcd
 from its backup instead.`,
 		Example: `  dm registry rebuild
   dm registry rebuild --data-dir /var/lib/dotmesh`,
