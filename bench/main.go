@@ -12,6 +12,9 @@
 //	cluster  three nodes on etcd: replication lag of a commit to the two
 //	       others; dm list and dm log on etcd against bbolt (etcd-server;
 //	       not in the default list: BENCHFLAGS=-only=cluster)
+//	ui     the web UI's server time per page (dot list, history, commit)
+//	       with -ui-dots dots and a branch of -ui-log commits, in this
+//	       process on the files backend; target <= 100 ms each
 //	push   an incremental dm push of a 1% change to a -push-size dot
 //	       between two nodes: zfs→zfs against zfs send -i (bytes) and a
 //	       local send | receive pipe (time), files→files against rsync
@@ -46,7 +49,7 @@ func main() {
 	runs := flag.Int("runs", 3, "repetitions of the dump section; medians are reported")
 	snapSize := flag.Int64("snap-size", 1<<30, "bytes in the large dot (zfs, btrfs)")
 	snapRuns := flag.Int("snap-runs", 7, "repetitions of each measure of the zfs and btrfs sections")
-	only := flag.String("only", "dump,zfs,btrfs,push", "comma-separated `SECTIONS` to run: dump, zfs, btrfs, pg, cluster, push")
+	only := flag.String("only", "dump,zfs,btrfs,push,ui", "comma-separated `SECTIONS` to run: dump, zfs, btrfs, pg, cluster, push, ui")
 	dm := flag.String("dm", "bin/dm", "the dm binary")
 	pgScale := flag.Int("pg-scale", 10, "pgbench scale of the pg section (10: ~150 MB)")
 	keep := flag.Bool("keep", false, "keep the work directory")
@@ -55,6 +58,9 @@ func main() {
 	clLog := flag.Int("cluster-log", 10000, "commits `dm log` shows in the cluster section")
 	pushSize := flag.Int64("push-size", 1<<30, "bytes in the dot the push section pushes a 1% change of")
 	pushRuns := flag.Int("push-runs", 3, "repetitions of the push section's incremental push; medians are reported")
+	uiDots := flag.Int("ui-dots", 1000, "dots the ui section lists")
+	uiLog := flag.Int("ui-log", 10000, "commits in the branch whose history the ui section pages")
+	uiRuns := flag.Int("ui-runs", 21, "requests per page in the ui section; medians are reported")
 	pushKinds := flag.String("push-kinds", "zfs,files", "comma-separated backends the push section pushes between: zfs, files")
 	flag.Parse()
 	dmPath, err := filepath.Abs(*dm)
@@ -71,13 +77,14 @@ func main() {
 			return runCluster(dmPath, *clCommits, *clDots, *clLog, *keep)
 		},
 		"push": func() error { return runPush(dmPath, *pushSize, *pushRuns, *pushKinds, *keep) },
+		"ui":   func() error { return runUI(*uiDots, *uiLog, *uiRuns, *keep) },
 	}
 	failed := false
 	for _, name := range strings.Split(*only, ",") {
 		name = strings.TrimSpace(name)
 		sec, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q in -only; choose from dump, zfs, btrfs, pg, cluster, push\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q in -only; choose from dump, zfs, btrfs, pg, cluster, push, ui\n", name)
 			os.Exit(2)
 		}
 		fmt.Printf("== %s ==\n", name)

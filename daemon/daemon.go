@@ -146,8 +146,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := ls.save(dataDir, ln.Addr().String()); err != nil {
 		log.Warn("the next start will need --listen again", "err", err)
 	}
+	handler, err := withUI(cfg, node, server.New(node, server.Options{Logger: log, Version: cfg.Version, BackendAliases: aliases, AnonymousRead: cfg.AnonymousRead}), log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	srv := &http.Server{
-		Handler:           server.New(node, server.Options{Logger: log, Version: cfg.Version, BackendAliases: aliases, AnonymousRead: cfg.AnonymousRead}),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute, // bodies are at most 1 MiB
 		// No WriteTimeout: a commit of a large dot may take minutes before

@@ -118,6 +118,10 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 // Log returns the history of a branch (the current one when branch is
 // empty), newest first; limit <= 0 means all.
 func (n *Node) Log(ctx context.Context, name DotName, branch string, limit int) ([]*Commit, error) {
+	if limit > 0 {
+		page, _, err := n.LogPage(ctx, name, branch, 0, limit)
+		return page, err
+	}
 	d, b, _, err := n.resolveBranch(ctx, name, branch)
 	if err != nil {
 		return nil, err
@@ -149,19 +153,21 @@ func (n *Node) resolve(ctx context.Context, d *Dot, b *Branch, ref string) (*Com
 	if err != nil {
 		return nil, err
 	}
-	commits, err := n.reg.commits(ctx, d.ID)
+	// Only ids and parents are decoded for the walk (see LogPage): a
+	// browser resolves a commit of a long history on every page.
+	commits, err := n.reg.links(ctx, d.ID)
 	if err != nil {
 		return nil, err
 	}
-	chain := ancestry(commits, b.Head)
+	chain := commits.chain(b.Head)
 	if len(chain) == 0 {
 		return nil, &NoCommitsError{Dot: d.DotName(), Branch: b.Name}
 	}
 	start := 0
 	if r.Prefix != "" {
 		var matches []int
-		for i, c := range chain {
-			if strings.HasPrefix(string(c.ID), r.Prefix) {
+		for i, id := range chain {
+			if strings.HasPrefix(string(id), r.Prefix) {
 				matches = append(matches, i)
 			}
 		}
@@ -181,7 +187,7 @@ func (n *Node) resolve(ctx context.Context, d *Dot, b *Branch, ref string) (*Com
 	if start+r.Back >= len(chain) {
 		return nil, fmt.Errorf("%w: %s goes back %d commits, but branch %s has only %d before it", ErrNotFound, ref, r.Back, b.Name, len(chain)-1-start)
 	}
-	return chain[start+r.Back], nil
+	return commits.commit(chain[start+r.Back])
 }
 
 // ResetOptions tune Reset.

@@ -164,11 +164,11 @@ func (n *Node) fileChanges(ctx context.Context, dot DotName, branch, ref string,
 	// A first or pruned commit (its parent is not here) adds everything.
 	old := &commitTree{index: map[string]int{}}
 	if c.Parent != "" {
-		commits, err := n.reg.commits(ctx, d.ID)
+		p, err := n.reg.commit(ctx, d.ID, c.Parent)
 		if err != nil {
 			return nil, false, err
 		}
-		if p := commits[c.Parent]; p != nil {
+		if p != nil {
 			if old, err = n.openTree(ctx, d, be, p); err != nil {
 				return nil, false, err
 			}

@@ -219,16 +219,14 @@ func headRef(c *Commit) *CommitRef {
 // first. It stops at a missing commit (not replicated here yet).
 func ancestry(commits map[CommitID]*Commit, head CommitID) []*Commit {
 	var out []*Commit
-	seen := make(map[CommitID]bool)
-	for id := head; id != ""; {
+	walkParents(head, func(id CommitID) (CommitID, bool) {
 		c, ok := commits[id]
-		if !ok || seen[id] {
-			break
+		if ok {
+			out = append(out, c)
+			return c.Parent, true
 		}
-		seen[id] = true
-		out = append(out, c)
-		id = c.Parent
-	}
+		return "", false
+	})
 	return out
 }
 

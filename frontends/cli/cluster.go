@@ -42,6 +42,7 @@ func (a *app) serveCmd() *cobra.Command {
 	var (
 		dir, listen, logLevel string
 		transferPin           time.Duration
+		noUI                  bool
 		nf                    nodeFlags
 		bf                    backendFlags
 		df                    dockerFlags
@@ -75,6 +76,11 @@ It also serves the Docker volume plugin on --docker-socket, so that
 (the driver name is the socket's base name; --docker-socket "" disables
 it). The plugin asks the Docker engine on $DOCKER_HOST (default
 /var/run/docker.sock) for container names and restarts.
+
+It serves a web UI under /ui/ on the API's address (a browser opening
+the address is sent there): users sign in with their name and an API
+key to browse the dots they may read, their history and files, and
+manage sharing and keys. --no-ui turns it off.
 
 ` + backendHelp + `
 
@@ -113,6 +119,7 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 				Logger:      logger,
 				Version:     Version,
 				TransferPin: transferPin,
+				NoUI:        noUI,
 
 				Insecure:      nf.insecure,
 				OpenWorktrees: nf.openWorktrees,
@@ -139,6 +146,7 @@ it). The plugin asks the Docker engine on $DOCKER_HOST (default
 	f.StringVar(&listen, "listen", "", "listen on `ADDR` (HOST:PORT) for the HTTP API (default: where the node in DIR last listened, else "+node.DefaultListen+")")
 	f.StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug (also every zfs/zpool command and its duration), info, warn or error")
 	f.DurationVar(&transferPin, "transfer-pin", dotmesh.DefaultTransferPin, "keep what an interrupted incoming transfer received for a re-run this `LONG` after its last byte; then `dm gc` removes it")
+	f.BoolVar(&noUI, "no-ui", false, "do not serve the web UI under /ui/")
 	nf.add(f)
 	bf.add(f)
 	df.add(f)

@@ -73,6 +73,9 @@ type Config struct {
 	// TLSCert and TLSKey (PEM files), when set, make the API serve HTTPS
 	// only; clients pin the CA with `dm remote add --ca-cert`.
 	TLSCert, TLSKey string
+	// NoUI turns off the web UI that is otherwise served under /ui/ on
+	// the API listener.
+	NoUI bool
 	// Store is the registry: "bbolt" (default; one node, in DataDir) or
 	// "etcd" (a cluster: nodes sharing EtcdEndpoints). EtcdCAFile verifies
 	// etcd's certificate; EtcdCertFile and EtcdKeyFile are the client
