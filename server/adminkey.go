@@ -3,9 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -34,7 +32,7 @@ func EnsureAdminKey(ctx context.Context, node *dotmesh.Node, dataDir string) (ke
 	key, err = readKeyFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		key = newKey()
+		key = dotmesh.NewKeySecret()
 		if err := writeFileAtomic(path, []byte(key+"\n")); err != nil {
 			return "", false, fmt.Errorf("writing the admin API key: %w", err)
 		}
@@ -76,14 +74,6 @@ func readKeyFile(path string) (string, error) {
 		return "", fmt.Errorf("%w: %s does not hold a key (one line of at least %d characters); remove it and restart to make a new one", dotmesh.ErrInvalidArgument, path, minKeyLen)
 	}
 	return key, nil
-}
-
-func newKey() string {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		panic(fmt.Sprintf("crypto/rand failed: %v", err))
-	}
-	return hex.EncodeToString(b)
 }
 
 // writeFileAtomic writes data with mode 0600 under a temporary name and

@@ -56,7 +56,7 @@ func EnsureClusterAdminKey(ctx context.Context, node *dotmesh.Node, dataDir, giv
 	case stored != nil:
 		return "", false, fmt.Errorf("%w: the cluster has an admin API key and this node has none; pass the cluster's key: `dm cluster join --cluster-key-file FILE` with the admin-api-key file of a node of the cluster", dotmesh.ErrUnauthorized)
 	default:
-		key, created = newKey(), true
+		key, created = dotmesh.NewKeySecret(), true
 	}
 	if stored == nil {
 		err := node.APIKeys().Create(ctx, dotmesh.APIKey{User: api.AdminUser, Hash: HashKey(key), Created: time.Now().UTC()})

@@ -42,7 +42,6 @@ func (a *app) serveCmd() *cobra.Command {
 	var (
 		dir, listen, logLevel string
 		transferPin           time.Duration
-		noUI                  bool
 		nf                    nodeFlags
 		bf                    backendFlags
 		df                    dockerFlags
@@ -119,7 +118,7 @@ manage sharing and keys. --no-ui turns it off.
 				Logger:      logger,
 				Version:     Version,
 				TransferPin: transferPin,
-				NoUI:        noUI,
+				NoUI:        nf.noUI,
 
 				Insecure:      nf.insecure,
 				OpenWorktrees: nf.openWorktrees,
@@ -146,7 +145,6 @@ manage sharing and keys. --no-ui turns it off.
 	f.StringVar(&listen, "listen", "", "listen on `ADDR` (HOST:PORT) for the HTTP API (default: where the node in DIR last listened, else "+node.DefaultListen+")")
 	f.StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug (also every zfs/zpool command and its duration), info, warn or error")
 	f.DurationVar(&transferPin, "transfer-pin", dotmesh.DefaultTransferPin, "keep what an interrupted incoming transfer received for a re-run this `LONG` after its last byte; then `dm gc` removes it")
-	f.BoolVar(&noUI, "no-ui", false, "do not serve the web UI under /ui/")
 	nf.add(f)
 	bf.add(f)
 	df.add(f)

@@ -137,13 +137,14 @@ func (c *clusterFlags) args() ([]string, error) {
 // nodeFlags are `dm serve`'s flags about what the node exposes; `dm
 // cluster init/join` pass them on.
 type nodeFlags struct {
-	insecure, openWorktrees, anonymousRead bool
+	insecure, openWorktrees, anonymousRead, noUI bool
 }
 
 func (n *nodeFlags) add(f *pflag.FlagSet) {
 	f.BoolVar(&n.insecure, "insecure", false, "allow plain HTTP on a --listen address beyond loopback (API keys and data cross the network in clear; prefer --tls-cert/--tls-key)")
 	f.BoolVar(&n.openWorktrees, "open-worktrees", false, "let other local users reach the working trees, for services running as another user (the data directory becomes 0711 instead of 0700)")
 	f.BoolVar(&n.anonymousRead, "anonymous-read", false, "let API calls without credentials read the dots made public (made so with dm dot visibility NS/DOT public)")
+	f.BoolVar(&n.noUI, "no-ui", false, "do not serve the web UI under /ui/")
 }
 
 func (n *nodeFlags) args() []string {
@@ -156,6 +157,9 @@ func (n *nodeFlags) args() []string {
 	}
 	if n.anonymousRead {
 		out = append(out, "--anonymous-read")
+	}
+	if n.noUI {
+		out = append(out, "--no-ui")
 	}
 	return out
 }
