@@ -94,7 +94,11 @@ func TestSpoolStopsToolWhenBehind(t *testing.T) {
 		return errors.New("the tool was never stopped while the reader stalled")
 	}}
 	w.data.Grow(total)
-	if err := (&tool{name: "head", args: []string{"-c", "201326592", "/dev/zero"}, stdout: &w}).run(context.Background()); err != nil {
+	// head writes 192 MiB in tens of milliseconds; on a loaded machine the
+	// watcher, which looks every spoolWatch, could miss the whole run.
+	// At nice 19 head yields the CPU to the watcher whenever they compete
+	// (nice execs head, so the child is still named head).
+	if err := (&tool{name: "nice", args: []string{"-n", "19", "head", "-c", "201326592", "/dev/zero"}, stdout: &w}).run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if !sawStopped || w.n != total {
