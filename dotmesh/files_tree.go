@@ -65,15 +65,8 @@ func openRecordedTree(ctx context.Context, tr TreeReader, c CommitRef) (*commitT
 // on zfs, so cheap) and reads it. Reconcile removes the scratch branch
 // should the process die before close.
 func (n *Node) openScratchTree(ctx context.Context, d *Dot, be StorageBackend, c *Commit) (*commitTree, error) {
-	tmp := BranchRef{Dot: d.ID, Branch: "_files-" + randomHex(8)}
-	ref := c.Ref()
-	if err := be.CreateBranch(ctx, tmp, &ref); err != nil {
-		return nil, err
-	}
-	cleanup := func() { n.cleanupBranch(be, tmp) }
-	dir, err := be.SubdotPath(ctx, tmp, RootSubdot)
+	dir, cleanup, err := n.scratchCopy(ctx, d, be, c, "_files-")
 	if err != nil {
-		cleanup()
 		return nil, err
 	}
 	return openDirTree(ctx, dir, cleanup)

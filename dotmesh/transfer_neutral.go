@@ -31,18 +31,30 @@ func recvBranch(branch string) string {
 }
 
 func (n *Node) sendNeutral(ctx context.Context, d *Dot, be StorageBackend, c *Commit, w io.Writer) error {
-	tmp := BranchRef{Dot: d.ID, Branch: "_send-" + randomHex(8)}
-	ref := c.Ref()
-	if err := be.CreateBranch(ctx, tmp, &ref); err != nil {
+	dir, cleanup, err := n.scratchCopy(ctx, d, be, c, "_send-")
+	if err != nil {
 		return fmt.Errorf("restoring commit %s to send it: %w", c.ID, err)
 	}
-	// Reconcile removes the scratch branch if we die before this.
-	defer n.cleanupBranch(be, tmp)
-	dir, err := be.SubdotPath(ctx, tmp, RootSubdot)
-	if err != nil {
-		return err
-	}
+	defer cleanup()
 	return neutral.Write(dir, w)
+}
+
+// scratchCopy restores commit c into a scratch branch named prefix plus
+// random hex (a clone or snapshot on zfs and btrfs, so cheap) and returns
+// its root directory and the function that deletes it. Reconcile removes
+// a scratch branch left by a process that died before cleanup.
+func (n *Node) scratchCopy(ctx context.Context, d *Dot, be StorageBackend, c *Commit, prefix string) (dir string, cleanup func(), err error) {
+	tmp := BranchRef{Dot: d.ID, Branch: prefix + randomHex(8)}
+	ref := c.Ref()
+	if err := be.CreateBranch(ctx, tmp, &ref); err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { n.cleanupBranch(be, tmp) }
+	if dir, err = be.SubdotPath(ctx, tmp, RootSubdot); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return dir, cleanup, nil
 }
 
 func (n *Node) receiveNeutral(ctx context.Context, t *transferTarget, c Commit, r io.Reader) (map[string]string, error) {

@@ -45,11 +45,7 @@ func (s *server) listDots(w http.ResponseWriter, r *http.Request) {
 // newDotName is the dot a CreateDotRequest names; no namespace means the
 // caller's own.
 func newDotName(p dotmesh.Principal, req *api.CreateDotRequest) (dotmesh.DotName, error) {
-	name := dotmesh.DotName{Namespace: req.Namespace, Name: req.Name}
-	if name.Namespace == "" {
-		name.Namespace = ownNamespace(p)
-	}
-	return name, name.Validate()
+	return dotFor(p, req.Namespace, req.Name)
 }
 
 // checkCreateDot: a new dot needs owner on its name, which RoleOf gives

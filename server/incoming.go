@@ -21,11 +21,7 @@ func (s *server) incoming(w http.ResponseWriter, r *http.Request) {
 }
 
 func abortTarget(p dotmesh.Principal, req *api.AbortIncomingRequest) (dotmesh.DotName, error) {
-	name := dotmesh.DotName{Namespace: req.Namespace, Name: req.Name}
-	if name.Namespace == "" {
-		name.Namespace = ownNamespace(p)
-	}
-	return name, name.Validate()
+	return dotFor(p, req.Namespace, req.Name)
 }
 
 // checkAbortIncoming: discarding what a push into a dot staged needs what

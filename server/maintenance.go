@@ -13,11 +13,8 @@ func optionalDot(p dotmesh.Principal, ns, name string) (*dotmesh.DotName, error)
 	if name == "" && ns == "" {
 		return nil, nil
 	}
-	d := dotmesh.DotName{Namespace: ns, Name: name}
-	if d.Namespace == "" {
-		d.Namespace = ownNamespace(p)
-	}
-	if err := d.Validate(); err != nil {
+	d, err := dotFor(p, ns, name)
+	if err != nil {
 		return nil, err
 	}
 	return &d, nil

@@ -273,6 +273,16 @@ func ownNamespace(p dotmesh.Principal) string {
 	return p.User
 }
 
+// dotFor is the dot a request's namespace and name fields give, the
+// caller's own namespace when it names none, validated.
+func dotFor(p dotmesh.Principal, ns, name string) (dotmesh.DotName, error) {
+	d := dotmesh.DotName{Namespace: ns, Name: name}
+	if d.Namespace == "" {
+		d.Namespace = ownNamespace(p)
+	}
+	return d, d.Validate()
+}
+
 // parseVolumeFor parses "[namespace/]dot[@branch][.subdot]" with the
 // caller's namespace as the default.
 func parseVolumeFor(p dotmesh.Principal, s string) (dotmesh.VolumeName, error) {
