@@ -93,6 +93,8 @@ type CommitRequest struct {
 	Branch   string            `json:"branch,omitempty"`
 	Message  string            `json:"message"`
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// AllowEmpty commits even when nothing changed since the head.
+	AllowEmpty bool `json:"allow_empty,omitempty"`
 }
 
 // ResetRequest moves Branch (empty = current) back to Ref.

@@ -54,17 +54,18 @@ type Reason struct {
 
 // Reason types, one per typed dotmesh error.
 const (
-	ReasonNotFound       = "not_found"
-	ReasonNoCommits      = "no_commits"
-	ReasonDirty          = "dirty"
-	ReasonPartlyRestored = "partly_restored"
-	ReasonMasterDown     = "master_down"
-	ReasonSourceBound    = "source_bound"
-	ReasonInvalidOption  = "invalid_option"
-	ReasonUncommitted    = "uncommitted"
-	ReasonMountsInUse    = "mounts_in_use"
-	ReasonDiverged       = "diverged"
-	ReasonPermission     = "permission"
+	ReasonNotFound        = "not_found"
+	ReasonNoCommits       = "no_commits"
+	ReasonDirty           = "dirty"
+	ReasonPartlyRestored  = "partly_restored"
+	ReasonMasterDown      = "master_down"
+	ReasonSourceBound     = "source_bound"
+	ReasonInvalidOption   = "invalid_option"
+	ReasonUncommitted     = "uncommitted"
+	ReasonMountsInUse     = "mounts_in_use"
+	ReasonDiverged        = "diverged"
+	ReasonPermission      = "permission"
+	ReasonNothingToCommit = "nothing_to_commit"
 )
 
 // reasonFor returns the Reason for the first typed dotmesh error in
@@ -82,6 +83,7 @@ func reasonFor(err error) *Reason {
 		mu *dotmesh.MountsInUseError
 		dv *dotmesh.DivergedError
 		pe *dotmesh.PermissionError
+		nt *dotmesh.NothingToCommitError
 	)
 	switch {
 	case errors.As(err, &pr): // first: it may wrap another typed error
@@ -109,6 +111,8 @@ func reasonFor(err error) *Reason {
 		return &Reason{Type: ReasonMountsInUse, Op: mu.Op, Users: mu.Users}
 	case errors.As(err, &dv):
 		return &Reason{Type: ReasonDiverged, Namespace: dv.Dot.Namespace, Dot: dv.Dot.Name, Branch: dv.Branch, Commit: string(dv.Common), Start: string(dv.Start), Head: string(dv.Head)}
+	case errors.As(err, &nt):
+		return &Reason{Type: ReasonNothingToCommit, Namespace: nt.Dot.Namespace, Dot: nt.Dot.Name, Branch: nt.Branch, Commit: string(nt.Head)}
 	case errors.As(err, &pe):
 		r := &Reason{Type: ReasonPermission, User: pe.User, Op: pe.Action, Need: pe.Need, Have: pe.Have, ReadOnly: pe.ReadOnlyKey}
 		if pe.Dot != nil {
@@ -151,6 +155,8 @@ func (r *Reason) Err() error {
 		return &dotmesh.MountsInUseError{Op: r.Op, Users: r.Users}
 	case ReasonDiverged:
 		return &dotmesh.DivergedError{Dot: dot, Branch: r.Branch, Common: dotmesh.CommitID(r.Commit), Start: dotmesh.CommitID(r.Start), Head: dotmesh.CommitID(r.Head)}
+	case ReasonNothingToCommit:
+		return &dotmesh.NothingToCommitError{Dot: dot, Branch: r.Branch, Head: dotmesh.CommitID(r.Commit)}
 	case ReasonPermission:
 		e := &dotmesh.PermissionError{User: r.User, Action: r.Op, Need: r.Need, Have: r.Have, ReadOnlyKey: r.ReadOnly}
 		if r.Dot != "" || r.Namespace != "" {

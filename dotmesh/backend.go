@@ -178,3 +178,39 @@ type CommitViewer interface {
 	// stays valid until DeleteCommit(c). ErrNotFound if c has no data here.
 	CommitDir(ctx context.Context, c CommitRef) (string, error)
 }
+
+// SourceDiffer is an optional capability of backends whose database
+// subdots hold dumps made by sources (dump): Node.Changes reads their
+// schema and row changes through it. A subdot is a database subdot of a
+// commit when a source made its dump; of a working state when a source
+// is bound to it.
+type SourceDiffer interface {
+	// DatabaseSubdots maps the database subdots of commit c, or of b's
+	// working state when c is nil, to their source kinds ("postgresql",
+	// "mysql", "sqlite", "redis").
+	DatabaseSubdots(ctx context.Context, b BranchRef, c *CommitRef) (map[string]string, error)
+	// SourceChanged says whether the live database bound to subdot of b
+	// differs from its dump in commit head: by the source's fingerprint
+	// where it vouches, else by dumping and comparing.
+	SourceChanged(ctx context.Context, b BranchRef, subdot string, head CommitRef) (bool, error)
+	// DiffDatabase compares the database of subdot on two sides. With
+	// opts.Rows false only Changed (and Kind) are filled, cheaply; with
+	// it, schema changes, per-table counts and up to opts.MaxRows rows
+	// per table.
+	DiffDatabase(ctx context.Context, subdot string, from, to DatabaseSide, opts RowDiffOptions) (*DatabaseDiff, error)
+}
+
+// DatabaseSide is one side of SourceDiffer.DiffDatabase: the dump in a
+// commit, the live database bound to the subdot of a branch (dumped to
+// scratch space for the comparison), or, with both nil, no database at
+// all (every row inserted or deleted).
+type DatabaseSide struct {
+	Commit *CommitRef
+	Live   *BranchRef
+}
+
+// RowDiffOptions tunes SourceDiffer.DiffDatabase.
+type RowDiffOptions struct {
+	Rows    bool
+	MaxRows int // > 0 with Rows
+}

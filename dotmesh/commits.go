@@ -12,6 +12,9 @@ type CommitOptions struct {
 	Message  string
 	Author   string
 	Metadata map[string]string
+	// AllowEmpty commits even when the working state equals the head;
+	// otherwise such a commit fails with NothingToCommitError.
+	AllowEmpty bool
 }
 
 // Commit snapshots every subdot of a branch (the current one when branch

@@ -287,3 +287,18 @@ func (e *NamespaceInUseError) Error() string {
 }
 
 func (e *NamespaceInUseError) Unwrap() error { return ErrInUse }
+
+// NothingToCommitError: a commit was asked for, but the working state
+// equals the branch head (and the caller did not allow an empty commit).
+// It wraps ErrConflict.
+type NothingToCommitError struct {
+	Dot    DotName
+	Branch string
+	Head   CommitID
+}
+
+func (e *NothingToCommitError) Error() string {
+	return fmt.Sprintf("%v: nothing to commit: the working state of branch %s of %s equals its head commit %s", ErrConflict, e.Branch, e.Dot, e.Head)
+}
+
+func (e *NothingToCommitError) Unwrap() error { return ErrConflict }

@@ -1,0 +1,40 @@
+package api
+
+import "github.com/dotmesh-io/dotmesh/dotmesh"
+
+// Routes of "seeing what changed", tags and refs. Roles are in package
+// server's route table.
+//
+//	GET    /v1/dots/{ns}/{dot}/diff?branch=&from=&to=&path=P&path=Q&content=1&context=N&rows=1&max_rows=N&max_files=N&max_patch_bytes=N
+//	                                               -> dotmesh.Diff      (read)
+//	GET    /v1/dots/{ns}/{dot}/status?branch=&rows=1 -> dotmesh.Status  (read)
+//	GET    /v1/dots/{ns}/{dot}/tags                -> []dotmesh.Tag     (read)
+//	POST   /v1/dots/{ns}/{dot}/tags  TagRequest    -> dotmesh.Tag       (write)
+//	DELETE /v1/dots/{ns}/{dot}/tags/{tag}          -> 204               (write)
+//	POST   /v1/dots/{ns}/{dot}/branches/{branch}/rename RenameBranchRequest -> dotmesh.Branch (write)
+//	GET    /v1/dots/{ns}/{dot}/history?branch=&ref=REF&skip=N&limit=N -> HistoryPage (read)
+//
+// A diff's "to" empty means the working state of branch; "from" empty
+// means HEAD.
+
+// TagRequest creates a tag.
+type TagRequest struct {
+	Name    string `json:"name"`
+	Branch  string `json:"branch,omitempty"`
+	Ref     string `json:"ref,omitempty"` // empty: HEAD
+	Message string `json:"message,omitempty"`
+}
+
+// RenameBranchRequest renames a branch.
+type RenameBranchRequest struct {
+	Name string `json:"name"`
+}
+
+// HistoryPage is a page of a ref's history, newest first.
+type HistoryPage struct {
+	Commits []dotmesh.Commit `json:"commits"`
+	More    bool             `json:"more,omitempty"`
+	// Refs names the branches ("master") and tags ("tag: v1") at each
+	// listed commit, as git log --decorate shows them.
+	Refs map[dotmesh.CommitID][]string `json:"refs,omitempty"`
+}
