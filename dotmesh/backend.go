@@ -211,6 +211,8 @@ type DatabaseSide struct {
 
 // RowDiffOptions tunes SourceDiffer.DiffDatabase.
 type RowDiffOptions struct {
-	Rows    bool
-	MaxRows int // > 0 with Rows
+	Rows bool
+	// MaxRows is the rows listed per table with Rows; 0 lists none (the
+	// counts only, as Changes.Status asks).
+	MaxRows int
 }
