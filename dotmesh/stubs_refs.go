@@ -5,15 +5,7 @@ import (
 	"fmt"
 )
 
-// Stubs of the issue-18 contract; each part replaces its own.
-
-func (n *Node) diff(ctx context.Context, dot DotName, opts DiffOptions) (*Diff, error) {
-	return nil, fmt.Errorf("%w: diff", ErrNotSupported)
-}
-
-func (n *Node) workingStatus(ctx context.Context, dot DotName, opts StatusOptions) (*Status, error) {
-	return nil, fmt.Errorf("%w: status", ErrNotSupported)
-}
+// Stubs of the issue-18 contract, replaced by the refs part.
 
 func (n *Node) createTag(ctx context.Context, dot DotName, name string, opts TagOptions) (*Tag, error) {
 	return nil, fmt.Errorf("%w: tags", ErrNotSupported)
