@@ -297,6 +297,9 @@ func (d *differ) compareRows(t string, a, b rowSource) error {
 	if d.cmp != nil {
 		return mergeRows(t, d.cmp, a, b, tc)
 	}
+	if ka, kb := intKeyOf(d.a, t), intKeyOf(d.b, t); ka != nil && kb != nil && ka.n == kb.n {
+		return mergeKeyed(t, ka, kb, a, b, tc)
+	}
 	return hashRows(t, d.bud, a, b, tc)
 }
 
@@ -355,6 +358,117 @@ func mergeRows(t string, cmp func(a, b []byte) int, a, b rowSource, tc *tableCha
 			nextB()
 		}
 	}
+}
+
+// intKey reads the integer primary key of a table's rows: rows whose
+// dump comes in key order (mysqldump --order-by-primary; SQLite's rowid
+// order, when the key is the rowid) are merged by it.
+type intKey struct {
+	n   int
+	key func(row []byte) ([]string, error)
+}
+
+// intKeyOf is table t's intKey in x, or nil when x does not dump t in
+// the order of an integer key.
+func intKeyOf(x dump, t string) *intKey {
+	k, ok := x.(interface{ intKey(t string) *intKey })
+	if !ok {
+		return nil
+	}
+	return k.intKey(t)
+}
+
+// mergeKeyed walks two streams in the order of their integer keys: a key
+// on one side only is a deleted or inserted row, a key on both with
+// different rows is both (paired into an update later).
+func mergeKeyed(t string, ka, kb *intKey, a, b rowSource, tc *tableChanges) error {
+	type cursor struct {
+		src  rowSource
+		k    *intKey
+		row  []byte
+		key  []string
+		prev []string
+		err  error
+		side string
+	}
+	next := func(c *cursor) {
+		c.prev = c.key
+		c.row, c.err = c.src.nextRow()
+		if c.err != nil {
+			return
+		}
+		if c.key, c.err = c.k.key(c.row); c.err == nil && c.prev != nil && compareIntKeys(c.prev, c.key) >= 0 {
+			c.err = fmt.Errorf("%w: table %s: the %s dump's rows are out of key order at %q", dotmesh.ErrCorrupt, t, c.side, clip(c.row))
+		}
+	}
+	ca, cb := &cursor{src: a, k: ka, side: "old"}, &cursor{src: b, k: kb, side: "new"}
+	next(ca)
+	next(cb)
+	for {
+		for _, c := range []*cursor{ca, cb} {
+			if c.err != nil && c.err != io.EOF {
+				return c.err
+			}
+		}
+		if ca.err == io.EOF && cb.err == io.EOF {
+			return nil
+		}
+		c := 0
+		switch {
+		case ca.err == io.EOF:
+			c = 1
+		case cb.err == io.EOF:
+			c = -1
+		default:
+			c = compareIntKeys(ca.key, cb.key)
+		}
+		if c <= 0 && (c < 0 || !bytes.Equal(ca.row, cb.row)) {
+			if err := tc.del.add(ca.row); err != nil {
+				return err
+			}
+		}
+		if c >= 0 && (c > 0 || !bytes.Equal(ca.row, cb.row)) {
+			if err := tc.ins.add(cb.row); err != nil {
+				return err
+			}
+		}
+		if c <= 0 {
+			next(ca)
+		}
+		if c >= 0 {
+			next(cb)
+		}
+	}
+}
+
+// compareIntKeys orders keys of integer literals by value, whatever their
+// size.
+func compareIntKeys(a, b []string) int {
+	for i := range a {
+		if c := compareInts(a[i], b[i]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+func compareInts(a, b string) int {
+	na, nb := strings.HasPrefix(a, "-"), strings.HasPrefix(b, "-")
+	if na != nb {
+		if na {
+			return -1
+		}
+		return 1
+	}
+	a, b = strings.TrimLeft(strings.TrimPrefix(a, "-"), "0"), strings.TrimLeft(strings.TrimPrefix(b, "-"), "0")
+	c := len(a) - len(b)
+	if c == 0 {
+		c = strings.Compare(a, b)
+	}
+	if na {
+		return -c
+	}
+	return c
 }
 
 var seed = maphash.MakeSeed()

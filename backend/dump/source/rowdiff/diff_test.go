@@ -154,13 +154,33 @@ func TestSpill(t *testing.T) {
 	}
 }
 
-// TestHashLimit: an unsorted table beyond MaxHashRows fails, naming it.
+// TestHashLimit: an unsorted table beyond MaxHashRows fails, naming it;
+// items, merged by its integer key, needs no hash.
 func TestHashLimit(t *testing.T) {
 	defer func(n int) { MaxHashRows = n }(MaxHashRows)
 	MaxHashRows = 2
 	_, err := Diff(MySQL, bytes.NewReader(read(t, "mysql1.sql")), bytes.NewReader(read(t, "mysql2.sql")), Options{})
-	if !errors.Is(err, dotmesh.ErrNotSupported) || !strings.Contains(err.Error(), "table items") {
+	if !errors.Is(err, dotmesh.ErrNotSupported) || !strings.Contains(err.Error(), "table pairs") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestKeyOrder: rows of an integer-keyed MariaDB table out of key order
+// are refused (the merge by key would be wrong); keys compare by value.
+func TestKeyOrder(t *testing.T) {
+	my := read(t, "mysql1.sql")
+	swapped := bytes.Replace(my, []byte("(10,'ten'"), []byte("(0,'ten'"), 1)
+	_, err := Diff(MySQL, bytes.NewReader(swapped), bytes.NewReader(my), Options{})
+	if !errors.Is(err, dotmesh.ErrCorrupt) || !strings.Contains(err.Error(), "key order") || !strings.Contains(err.Error(), "table items") {
+		t.Errorf("keys out of order: %v", err)
+	}
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{{"2", "10", -1}, {"-2", "1", -1}, {"-10", "-2", -1}, {"18446744073709551615", "9223372036854775807", 1}, {"007", "7", 0}, {"0", "-0", 1}} {
+		if got := compareInts(c.a, c.b); got*c.want < 0 || (got == 0) != (c.want == 0) {
+			t.Errorf("compareInts(%s, %s) = %d, want the sign of %d", c.a, c.b, got, c.want)
+		}
 	}
 }
 

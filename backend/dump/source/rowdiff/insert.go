@@ -3,6 +3,7 @@ package rowdiff
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -116,6 +117,65 @@ func (d *insertDump) nextRow() ([]byte, error) {
 		return nil, io.EOF
 	}
 	return row, nil
+}
+
+// intKey implements the keyed merge for tables whose rows come in the
+// order of an integer primary key: MariaDB/MySQL's with integer key
+// columns, SQLite's whose key is its rowid (one INTEGER column).
+func (d *insertDump) intKey(table string) *intKey {
+	t := d.s.table(table)
+	if t == nil || len(t.key) == 0 || !d.mysql && len(t.key) != 1 {
+		return nil
+	}
+	idx := keyIndex(t, t.key)
+	if idx == nil {
+		return nil
+	}
+	for _, i := range idx {
+		if i >= len(t.types) || !intType(t.types[i], d.mysql) {
+			return nil
+		}
+	}
+	return &intKey{n: len(idx), key: func(row []byte) ([]string, error) {
+		vals, err := d.values(table, row)
+		if err != nil {
+			return nil, err
+		}
+		k, ok := keyOf(vals, idx)
+		if !ok {
+			return nil, fmt.Errorf("%w: table %s: row %q has fewer values than columns", dotmesh.ErrCorrupt, table, clip(row))
+		}
+		for _, v := range k {
+			if !isInt(v) {
+				return nil, fmt.Errorf("%w: table %s: key %s of row %q is not an integer", dotmesh.ErrCorrupt, table, v, clip(row))
+			}
+		}
+		return k, nil
+	}}
+}
+
+func intType(typ string, mysql bool) bool {
+	if !mysql {
+		return typ == "integer"
+	}
+	switch typ {
+	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint":
+		return true
+	}
+	return false
+}
+
+func isInt(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // values splits a VALUES tuple into its literals.
