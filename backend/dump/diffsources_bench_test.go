@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dotmesh-io/dotmesh/backend/dump/source/rowdiff"
 	"github.com/dotmesh-io/dotmesh/backend/dump/source/sourcetest"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -70,7 +71,7 @@ func BenchmarkRowDiffPgbench(b *testing.B) {
 			b.Fatal(err)
 		}
 		if len(d.Tables) != 1 || d.Tables[0].Updated != int64(n/100) || d.Tables[0].Inserted+d.Tables[0].Deleted != 0 {
-			b.Fatalf("diff: %s", summary(d))
+			b.Fatalf("diff: %s", rowdiff.Summary(d))
 		}
 		runs++
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dotmesh-io/dotmesh/backend/dump/source/rowdiff"
 	"github.com/dotmesh-io/dotmesh/backend/dump/source/sourcetest"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -131,9 +132,9 @@ CREATE TABLE bag (x int, y text);`)
 			}
 		}
 		if d.Tables[0].Table != "bag" || d.Tables[0].Key != nil || len(d.Tables) < 2 || d.Tables[1].Key == nil {
-			t.Errorf("round %d: tables %s", round, summary(d))
+			t.Errorf("round %d: tables %s", round, rowdiff.Summary(d))
 		}
-		t.Logf("round %d: %s", round, summary(d))
+		t.Logf("round %d: %s", round, rowdiff.Summary(d))
 		prev = cur
 	}
 }

@@ -7,22 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dotmesh-io/dotmesh/backend/dump/source/rowdiff"
 	"github.com/dotmesh-io/dotmesh/backend/dump/source/sourcetest"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
-
-// summary renders a database diff as "kind object table.name" for its
-// schema changes and "table:+inserted-deleted~updated" for its tables.
-func summary(d *dotmesh.DatabaseDiff) string {
-	var out []string
-	for _, s := range d.Schema {
-		out = append(out, fmt.Sprintf("%s %s %s.%s", s.Kind, s.Object, s.Table, s.Name))
-	}
-	for _, t := range d.Tables {
-		out = append(out, fmt.Sprintf("%s:+%d-%d~%d", t.Table, t.Inserted, t.Deleted, t.Updated))
-	}
-	return strings.Join(out, "; ")
-}
 
 func diffDB(t *testing.T, b *Guarded, sub string, from, to dotmesh.DatabaseSide, rows bool) *dotmesh.DatabaseDiff {
 	t.Helper()
@@ -46,8 +34,8 @@ func rowDiffScenario(t *testing.T, b *Guarded, br dotmesh.BranchRef, sub, kind s
 	c1, _ := commitFacts(t, b, br)
 	live := dotmesh.DatabaseSide{Live: &br}
 	at := func(c dotmesh.CommitRef) dotmesh.DatabaseSide { return dotmesh.DatabaseSide{Commit: &c} }
-	if d := diffDB(t, b, sub, at(c1), live, true); d.Changed || summary(d) != "" {
-		t.Fatalf("unchanged database differs: %s", summary(d))
+	if d := diffDB(t, b, sub, at(c1), live, true); d.Changed || rowdiff.Summary(d) != "" {
+		t.Fatalf("unchanged database differs: %s", rowdiff.Summary(d))
 	}
 	if ch, err := b.SourceChanged(ctx, br, sub, c1); err != nil || ch {
 		t.Fatalf("unchanged database: SourceChanged %v, %v", ch, err)
@@ -60,13 +48,13 @@ func rowDiffScenario(t *testing.T, b *Guarded, br dotmesh.BranchRef, sub, kind s
 		t.Fatalf("cheap diff against the live database: %+v", d)
 	}
 	d := diffDB(t, b, sub, at(c1), live, true)
-	if got := summary(d); got != want || !d.Changed {
+	if got := rowdiff.Summary(d); got != want || !d.Changed {
 		t.Fatalf("commit against live:\n got %s\nwant %s", got, want)
 	}
 	check(d)
 	c2, _ := commitFacts(t, b, br)
 	d = diffDB(t, b, sub, at(c1), at(c2), true)
-	if got := summary(d); got != want {
+	if got := rowdiff.Summary(d); got != want {
 		t.Fatalf("commit against commit:\n got %s\nwant %s", got, want)
 	}
 	check(d)
@@ -77,7 +65,7 @@ func rowDiffScenario(t *testing.T, b *Guarded, br dotmesh.BranchRef, sub, kind s
 		t.Fatal("cheap diff of a commit with itself: changed")
 	}
 	if d := diffDB(t, b, sub, dotmesh.DatabaseSide{}, at(c1), true); !d.Changed || d.Tables[0].Deleted != 0 || d.Tables[0].Inserted == 0 {
-		t.Fatalf("from no database: %s", summary(d))
+		t.Fatalf("from no database: %s", rowdiff.Summary(d))
 	}
 	for _, c := range []*dotmesh.CommitRef{&c1, nil} {
 		subs, err := b.DatabaseSubdots(ctx, br, c)
@@ -140,7 +128,7 @@ INSERT INTO logs VALUES ('c', 3); DELETE FROM logs WHERE msg = 'b'; DROP TABLE p
 	pg.SQL(t, "shop", "ALTER TABLE items ADD COLUMN extra int DEFAULT 7; ALTER TABLE logs ALTER COLUMN n TYPE bigint;")
 	c, _ := commitFacts(t, b, br)
 	d := diffDB(t, b, "db", dotmesh.DatabaseSide{Commit: &prev}, dotmesh.DatabaseSide{Commit: &c}, true)
-	if got, want := summary(d), "added column items.extra; changed column logs.n; items:+0-0~3"; got != want {
+	if got, want := rowdiff.Summary(d), "added column items.extra; changed column logs.n; items:+0-0~3"; got != want {
 		t.Fatalf("schema change:\n got %s\nwant %s", got, want)
 	}
 }

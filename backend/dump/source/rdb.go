@@ -109,16 +109,7 @@ func (r *rdbReader) str() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		var v int64
-		switch n {
-		case 0:
-			v = int64(int8(p[0]))
-		case 1:
-			v = int64(int16(binary.LittleEndian.Uint16(p)))
-		case 2:
-			v = int64(int32(binary.LittleEndian.Uint32(p)))
-		}
-		return []byte(strconv.FormatInt(v, 10)), nil
+		return []byte(strconv.FormatInt(leInt(p), 10)), nil
 	case 3:
 		clen, _, err := r.length()
 		if err != nil {

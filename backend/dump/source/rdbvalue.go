@@ -6,30 +6,36 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
-	"strings"
 )
 
-// RDBValue decodes a value's RDB encoding (RDBEntry.Value of type typ)
-// into its type's name and its contents in a canonical form, the same
-// whatever encoding Redis chose: a string, a list in order, set members
-// sorted, hash fields sorted, sorted set members by score. Elements are
-// quoted as SQL strings are ('it”s'), numbers of sorted sets bare.
-func RDBValue(typ byte, value []byte) (kind string, contents string, err error) {
+// Kinds of Redis values, as RDBValue names them.
+const (
+	RedisString = "string"
+	RedisList   = "list"
+	RedisSet    = "set"
+	RedisHash   = "hash"
+	RedisZSet   = "zset"
+)
+
+// RDBValue decodes a value's RDB encoding (RDBEntry.Value of type typ),
+// whatever encoding Redis chose, into its kind and elements: a string's
+// one element, a list's in order, a set's members, a hash's fields and
+// values alternating, a sorted set's members and scores (as text)
+// alternating; sets, hashes and sorted sets in the order of the encoding.
+func RDBValue(typ byte, value []byte) (kind string, elems [][]byte, err error) {
 	r := &rdbReader{r: bufio.NewReader(bytes.NewReader(value))}
-	var elems [][]byte // list, set: members; hash, zset: pairs
 	switch typ {
 	case 0:
 		s, err := r.str()
 		if err != nil {
-			return "", "", err
+			return "", nil, err
 		}
-		return "string", QuoteRDB(s), nil
+		return RedisString, [][]byte{s}, nil
 	case 1, 2, 4: // list, set, hash of strings
 		n, _, err := r.length()
 		if err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 		if typ == 4 {
 			n *= 2
@@ -37,31 +43,31 @@ func RDBValue(typ byte, value []byte) (kind string, contents string, err error) 
 		for i := uint64(0); i < n; i++ {
 			s, err := r.str()
 			if err != nil {
-				return "", "", err
+				return "", nil, err
 			}
 			elems = append(elems, s)
 		}
 	case 3, 5: // zset: member, score
 		n, _, err := r.length()
 		if err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 		for i := uint64(0); i < n; i++ {
 			m, err := r.str()
 			if err != nil {
-				return "", "", err
+				return "", nil, err
 			}
 			var score string
 			if typ == 5 {
 				p, err := r.full(8)
 				if err != nil {
-					return "", "", err
+					return "", nil, err
 				}
 				score = strconv.FormatFloat(math.Float64frombits(binary.LittleEndian.Uint64(p)), 'g', -1, 64)
 			} else {
 				l, err := r.byte()
 				if err != nil {
-					return "", "", err
+					return "", nil, err
 				}
 				switch l {
 				case 253:
@@ -73,7 +79,7 @@ func RDBValue(typ byte, value []byte) (kind string, contents string, err error) 
 				default:
 					p, err := r.full(uint64(l))
 					if err != nil {
-						return "", "", err
+						return "", nil, err
 					}
 					score = string(p)
 				}
@@ -83,42 +89,42 @@ func RDBValue(typ byte, value []byte) (kind string, contents string, err error) 
 	case 11: // intset
 		s, err := r.str()
 		if err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 		if elems, err = intset(s); err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 	case 10, 12, 13: // ziplist: list, zset, hash
 		s, err := r.str()
 		if err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 		if elems, err = ziplist(s); err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 	case 16, 17, 20: // listpack: hash, zset, set
 		s, err := r.str()
 		if err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 		if elems, err = listpack(s); err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 	case 14, 18: // quicklist of ziplists, or of listpacks / plain nodes
 		n, _, err := r.length()
 		if err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 		for i := uint64(0); i < n; i++ {
 			container := uint64(2)
 			if typ == 18 {
 				if container, _, err = r.length(); err != nil {
-					return "", "", err
+					return "", nil, err
 				}
 			}
 			s, err := r.str()
 			if err != nil {
-				return "", "", err
+				return "", nil, err
 			}
 			var part [][]byte
 			switch {
@@ -130,72 +136,36 @@ func RDBValue(typ byte, value []byte) (kind string, contents string, err error) 
 				part, err = listpack(s)
 			}
 			if err != nil {
-				return "", "", err
+				return "", nil, err
 			}
 			elems = append(elems, part...)
 		}
 	default:
-		return "", "", fmt.Errorf("%w: value type %d cannot be shown", errRDB, typ)
-	}
-	quoted := make([]string, len(elems))
-	for i, e := range elems {
-		quoted[i] = QuoteRDB(e)
+		return "", nil, fmt.Errorf("%w: value type %d cannot be shown", errRDB, typ)
 	}
 	switch typ {
 	case 1, 10, 14, 18:
-		return "list", "[" + strings.Join(quoted, ", ") + "]", nil
+		return RedisList, elems, nil
 	case 2, 11, 20:
-		slices.Sort(quoted)
-		return "set", "{" + strings.Join(quoted, ", ") + "}", nil
+		return RedisSet, elems, nil
 	}
 	if len(elems)%2 != 0 {
-		return "", "", fmt.Errorf("%w: odd number of elements in a hash or sorted set", errRDB)
+		return "", nil, fmt.Errorf("%w: odd number of elements in a hash or sorted set", errRDB)
 	}
-	pairs := make([]string, 0, len(elems)/2)
-	zset := typ == 3 || typ == 5 || typ == 12 || typ == 17
-	for i := 0; i < len(elems); i += 2 {
-		if zset {
-			pairs = append(pairs, quoted[i]+": "+string(elems[i+1]))
-		} else {
-			pairs = append(pairs, quoted[i]+": "+quoted[i+1])
-		}
+	if typ == 3 || typ == 5 || typ == 12 || typ == 17 {
+		return RedisZSet, elems, nil
 	}
-	slices.Sort(pairs)
-	if zset {
-		return "zset", "{" + strings.Join(pairs, ", ") + "}", nil
-	}
-	return "hash", "{" + strings.Join(pairs, ", ") + "}", nil
+	return RedisHash, elems, nil
 }
 
-// QuoteRDB quotes a Redis string as a SQL literal, E'...' with escapes
-// when it holds control characters, backslashes or invalid UTF-8.
-func QuoteRDB(s []byte) string {
-	plain := true
-	for _, c := range s {
-		if c < 0x20 || c == 0x7f || c == '\\' || c >= 0x80 {
-			plain = false
-			break
-		}
+// leInt reads a little-endian two's complement integer of len(p) bytes.
+func leInt(p []byte) int64 {
+	var u uint64
+	for k := len(p) - 1; k >= 0; k-- {
+		u = u<<8 | uint64(p[k])
 	}
-	if plain {
-		return "'" + strings.ReplaceAll(string(s), "'", "''") + "'"
-	}
-	var b strings.Builder
-	b.WriteString("E'")
-	for _, c := range s {
-		switch {
-		case c == '\\':
-			b.WriteString(`\\`)
-		case c == '\'':
-			b.WriteString(`\'`)
-		case c < 0x20 || c >= 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('\'')
-	return b.String()
+	shift := 64 - 8*len(p)
+	return int64(u<<shift) >> shift
 }
 
 func intset(s []byte) ([][]byte, error) {
@@ -208,17 +178,7 @@ func intset(s []byte) ([][]byte, error) {
 	}
 	out := make([][]byte, n)
 	for i := range out {
-		p := s[8+i*int(enc):]
-		var v int64
-		switch enc {
-		case 2:
-			v = int64(int16(binary.LittleEndian.Uint16(p)))
-		case 4:
-			v = int64(int32(binary.LittleEndian.Uint32(p)))
-		default:
-			v = int64(binary.LittleEndian.Uint64(p))
-		}
-		out[i] = strconv.AppendInt(nil, v, 10)
+		out[i] = strconv.AppendInt(nil, leInt(s[8+i*int(enc):8+(i+1)*int(enc)]), 10)
 	}
 	return out, nil
 }
@@ -268,7 +228,6 @@ func ziplist(s []byte) ([][]byte, error) {
 			}
 			n, i = int(binary.BigEndian.Uint32(s[i+1:])), i+5
 		default:
-			var v int64
 			var w int
 			switch b {
 			case 0xc0:
@@ -292,20 +251,7 @@ func ziplist(s []byte) ([][]byte, error) {
 			if err := need(s, i+1, w); err != nil {
 				return nil, err
 			}
-			p := s[i+1 : i+1+w]
-			switch w {
-			case 1:
-				v = int64(int8(p[0]))
-			case 2:
-				v = int64(int16(binary.LittleEndian.Uint16(p)))
-			case 3:
-				v = int64(int32(uint32(p[0])<<8|uint32(p[1])<<16|uint32(p[2])<<24) >> 8)
-			case 4:
-				v = int64(int32(binary.LittleEndian.Uint32(p)))
-			case 8:
-				v = int64(binary.LittleEndian.Uint64(p))
-			}
-			out = append(out, strconv.AppendInt(nil, v, 10))
+			out = append(out, strconv.AppendInt(nil, leInt(s[i+1:i+1+w]), 10))
 			i += 1 + w
 			continue
 		}
@@ -337,13 +283,9 @@ func listpack(s []byte) ([][]byte, error) {
 			if err := need(s, i+1, w); err != nil {
 				return 0, err
 			}
-			var u uint64
-			for k := w - 1; k >= 0; k-- {
-				u = u<<8 | uint64(s[i+1+k])
-			}
-			shift := 64 - 8*w
+			v := leInt(s[i+1 : i+1+w])
 			i += 1 + w
-			return int64(u<<shift) >> shift, nil
+			return v, nil
 		}
 		str := func(hdr, n int) error {
 			if err := need(s, i+hdr, n); err != nil {

@@ -5,9 +5,10 @@
 //
 // Dumps are read as streams, both at once, table by table. Rows are first
 // compared as multisets: merged when both sides are sorted in the same
-// order (PostgreSQL's sorted COPY lines, Redis's keys), otherwise through
-// a hash of the old side's rows (MariaDB/MySQL, SQLite), whose memory is
-// bounded by MaxHashRows. What differs, the deleted and the inserted
+// order (PostgreSQL's sorted COPY lines, Redis's keys; MariaDB/MySQL
+// tables with integer keys, dumped in key order, and SQLite tables keyed
+// by their rowid are merged by key), otherwise through a hash of the old
+// side's rows, whose memory is bounded by MaxHashRows. What differs, the deleted and the inserted
 // rows, is then paired by primary key into updates (tables without one
 // keep a count of deleted and inserted rows). Rows that must wait (a
 // table met out of order, the changed rows) stay in memory up to a
@@ -241,6 +242,31 @@ func (d *differ) run() error {
 		}
 	}
 	return nil
+}
+
+// drain reads what is left of a table's rows (nextRow of a dump returns
+// io.EOF at once when no table is open).
+func drain(nextRow func() ([]byte, error)) error {
+	for {
+		if _, err := nextRow(); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
+}
+
+// Summary renders a diff in one line, for logs and tests: "kind object
+// table.name" per schema change, then "table:+inserted-deleted~updated".
+func Summary(d *dotmesh.DatabaseDiff) string {
+	var out []string
+	for _, s := range d.Schema {
+		out = append(out, fmt.Sprintf("%s %s %s.%s", s.Kind, s.Object, s.Table, s.Name))
+	}
+	for _, t := range d.Tables {
+		out = append(out, fmt.Sprintf("%s:+%d-%d~%d", t.Table, t.Inserted, t.Deleted, t.Updated))
+	}
+	return strings.Join(out, "; ")
 }
 
 // nextTable is x's next table, which must be one not seen before.

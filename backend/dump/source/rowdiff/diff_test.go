@@ -3,7 +3,6 @@ package rowdiff
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,24 +53,11 @@ func readerOrNil(r *bytes.Reader) interface{ Read([]byte) (int, error) } {
 	return r
 }
 
-// counts renders a diff's tables as "table:+ins-del~upd" and its schema
-// as "kind object table.name".
-func counts(d *dotmesh.DatabaseDiff) string {
-	var out []string
-	for _, s := range d.Schema {
-		out = append(out, fmt.Sprintf("%s %s %s.%s", s.Kind, s.Object, s.Table, s.Name))
-	}
-	for _, t := range d.Tables {
-		out = append(out, fmt.Sprintf("%s:+%d-%d~%d", t.Table, t.Inserted, t.Deleted, t.Updated))
-	}
-	return strings.Join(out, "; ")
-}
-
 func TestSeedDiffs(t *testing.T) {
 	want := "added column items.extra; added table .newt; dropped table .pairs; items:+1-1~3; logs:+1-1~0; pairs:+0-3~0"
 	for _, s := range seeds {
 		d := diffBytes(t, s.kind, read(t, s.old), read(t, s.new), Options{MaxRows: 10})
-		got := counts(d)
+		got := Summary(d)
 		if got != want {
 			t.Errorf("%s:\n got %s\nwant %s", s.kind, got, want)
 		}
@@ -99,11 +85,11 @@ func TestSeedDiffs(t *testing.T) {
 		}
 		// The same dump twice: nothing.
 		if d := diffBytes(t, s.kind, read(t, s.old), read(t, s.old), Options{MaxRows: 10}); d.Changed || len(d.Tables)+len(d.Schema) != 0 {
-			t.Errorf("%s: a dump against itself: %s", s.kind, counts(d))
+			t.Errorf("%s: a dump against itself: %s", s.kind, Summary(d))
 		}
 		// Counts only.
-		if d := diffBytes(t, s.kind, read(t, s.old), read(t, s.new), Options{}); counts(d) != want || len(d.Tables[0].Rows) != 0 || d.Tables[0].RowsTruncated {
-			t.Errorf("%s: counts only: %s, rows %v", s.kind, counts(d), d.Tables[0].Rows)
+		if d := diffBytes(t, s.kind, read(t, s.old), read(t, s.new), Options{}); Summary(d) != want || len(d.Tables[0].Rows) != 0 || d.Tables[0].RowsTruncated {
+			t.Errorf("%s: counts only: %s, rows %v", s.kind, Summary(d), d.Tables[0].Rows)
 		}
 		// A limit of 2 rows: the two smallest keys.
 		if d := diffBytes(t, s.kind, read(t, s.old), read(t, s.new), Options{MaxRows: 2}); len(d.Tables[0].Rows) != 2 || !d.Tables[0].RowsTruncated || d.Tables[0].Rows[1].Key[0] != "2" {
@@ -111,11 +97,11 @@ func TestSeedDiffs(t *testing.T) {
 		}
 		// No database before: every table added, every row inserted.
 		d = diffBytes(t, s.kind, nil, read(t, s.old), Options{MaxRows: 1})
-		if got := counts(d); !strings.Contains(got, "items:+4-0~0") || !strings.Contains(got, "added table .items") || !strings.Contains(got, "logs:+3-0~0") {
+		if got := Summary(d); !strings.Contains(got, "items:+4-0~0") || !strings.Contains(got, "added table .items") || !strings.Contains(got, "logs:+3-0~0") {
 			t.Errorf("%s: from nothing: %s", s.kind, got)
 		}
 		d = diffBytes(t, s.kind, read(t, s.new), nil, Options{})
-		if got := counts(d); !strings.Contains(got, "items:+0-4~0") || !strings.Contains(got, "dropped table .newt") {
+		if got := Summary(d); !strings.Contains(got, "items:+0-4~0") || !strings.Contains(got, "dropped table .newt") {
 			t.Errorf("%s: to nothing: %s", s.kind, got)
 		}
 	}
@@ -123,7 +109,7 @@ func TestSeedDiffs(t *testing.T) {
 
 func TestRedisSeedDiff(t *testing.T) {
 	d := diffBytes(t, Redis, read(t, "redis1.rdb"), read(t, "redis2.rdb"), Options{MaxRows: 10})
-	if got, want := counts(d), "db0:+1-1~4; db3:+0-1~0"; got != want {
+	if got, want := Summary(d), "db0:+1-1~4; db3:+0-1~0"; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
 	var kinds []string
@@ -143,8 +129,8 @@ func TestRedisSeedDiff(t *testing.T) {
 func TestSpill(t *testing.T) {
 	for _, s := range seeds {
 		dir := t.TempDir()
-		want := counts(diffBytes(t, s.kind, read(t, s.old), read(t, s.new), Options{MaxRows: 3}))
-		got := counts(diffBytes(t, s.kind, read(t, s.old), read(t, s.new), Options{MaxRows: 3, MemoryBudget: 1, TempDir: dir}))
+		want := Summary(diffBytes(t, s.kind, read(t, s.old), read(t, s.new), Options{MaxRows: 3}))
+		got := Summary(diffBytes(t, s.kind, read(t, s.old), read(t, s.new), Options{MaxRows: 3, MemoryBudget: 1, TempDir: dir}))
 		if got != want {
 			t.Errorf("%s spilled: %s, in memory: %s", s.kind, got, want)
 		}

@@ -16,7 +16,7 @@ func fuzzDiff(f *testing.F, kind string, seeds ...string) {
 		Diff(kind, bytes.NewReader(old), bytes.NewReader(new), opts)
 		d, err := Diff(kind, bytes.NewReader(old), bytes.NewReader(old), opts)
 		if err == nil && d.Changed {
-			t.Fatalf("a dump against itself differs: %s", counts(d))
+			t.Fatalf("a dump against itself differs: %s", Summary(d))
 		}
 	})
 }

@@ -10,10 +10,11 @@ import (
 
 // insertDump reads a dump of statements with one INSERT a row: mysqldump
 // as the mysql source runs it (--skip-extended-insert, rows in primary
-// key order) and SQLite's .dump (rows in rowid order). Neither order is
-// one the reader can reproduce for every key (collations, rowids), so
-// their tables are compared by hash. A row is the text of its VALUES
-// tuple, literals as the dump writes them.
+// key order) and SQLite's .dump (rows in rowid order). Tables whose
+// order is that of an integer key are merged by it (intKey); no other
+// order can be reproduced here (collations, hidden rowids), so the rest
+// are compared by hash. A row is the text of its VALUES tuple, literals
+// as the dump writes them.
 type insertDump struct {
 	r      *sqlReader
 	s      *schema
@@ -69,12 +70,8 @@ func (d *insertDump) read() (string, []byte, error) {
 }
 
 func (d *insertDump) nextTable() (string, error) {
-	for d.table != "" {
-		if _, err := d.nextRow(); err == io.EOF {
-			break
-		} else if err != nil {
-			return "", err
-		}
+	if err := drain(d.nextRow); err != nil {
+		return "", err
 	}
 	if d.next == "" {
 		if d.done {

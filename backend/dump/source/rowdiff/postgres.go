@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -27,12 +28,8 @@ func newPostgres(r io.Reader) *pgDump {
 func (p *pgDump) schema() *schema { return p.s }
 
 func (p *pgDump) nextTable() (string, error) {
-	for p.table != "" {
-		if _, err := p.nextRow(); err == io.EOF {
-			break
-		} else if err != nil {
-			return "", err
-		}
+	if err := drain(p.nextRow); err != nil {
+		return "", err
 	}
 	for {
 		stmt, line, err := p.r.statement()
@@ -199,9 +196,10 @@ func hexVal(c byte) int {
 
 // quoteLiteral writes s as a SQL string literal: '...' with quotes
 // doubled, or E'...' with backslash escapes when s holds control
-// characters or backslashes.
+// characters, backslashes or bytes that are not UTF-8.
 func quoteLiteral(s string) string {
-	plain := true
+	valid := utf8.ValidString(s)
+	plain := valid
 	for _, c := range []byte(s) {
 		if c < 0x20 || c == 0x7f || c == '\\' {
 			plain = false
@@ -225,7 +223,7 @@ func quoteLiteral(s string) string {
 			b.WriteString(`\t`)
 		case c == '\r':
 			b.WriteString(`\r`)
-		case c < 0x20 || c == 0x7f:
+		case c < 0x20 || c == 0x7f || c >= 0x80 && !valid:
 			fmt.Fprintf(&b, `\x%02x`, c)
 		default:
 			b.WriteByte(c)

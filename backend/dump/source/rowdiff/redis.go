@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -96,12 +97,8 @@ func (d *redisDump) read() (*source.RDBEntry, error) {
 func dbName(db uint64) string { return "db" + strconv.FormatUint(db, 10) }
 
 func (d *redisDump) nextTable() (string, error) {
-	for d.table != "" {
-		if _, err := d.nextRow(); err == io.EOF {
-			break
-		} else if err != nil {
-			return "", err
-		}
+	if err := drain(d.nextRow); err != nil {
+		return "", err
 	}
 	e, err := d.read()
 	if err != nil {
@@ -129,10 +126,11 @@ func (d *redisDump) nextRow() ([]byte, error) {
 		d.ahead, d.table = e, ""
 		return nil, io.EOF
 	}
-	typ, contents, err := source.RDBValue(e.Type, e.Value)
+	typ, elems, err := source.RDBValue(e.Type, e.Value)
 	if err != nil {
-		return nil, fmt.Errorf("%w: redis %s key %s: %v", dotmesh.ErrCorrupt, d.table, source.QuoteRDB(e.Key), err)
+		return nil, fmt.Errorf("%w: redis %s key %s: %v", dotmesh.ErrCorrupt, d.table, quoteLiteral(string(e.Key)), err)
 	}
+	contents := redisContents(typ, elems)
 	exp := "NULL"
 	if e.Expire != 0 {
 		exp = strconv.FormatInt(e.Expire, 10)
@@ -146,8 +144,37 @@ func (d *redisDump) nextRow() ([]byte, error) {
 		}
 	}
 	d.row = append(d.row, 0, 0)
-	d.row = append(d.row, strings.Join([]string{source.QuoteRDB(e.Key), typ, contents, exp}, "\x00")...)
+	d.row = append(d.row, strings.Join([]string{quoteLiteral(string(e.Key)), typ, contents, exp}, "\x00")...)
 	return d.row, nil
+}
+
+// redisContents renders a value canonically, the same whatever encoding
+// Redis chose: a string quoted, a list in order, set members sorted,
+// hash fields sorted, sorted set members with their scores, sorted.
+func redisContents(kind string, elems [][]byte) string {
+	q := make([]string, len(elems))
+	for i, e := range elems {
+		q[i] = quoteLiteral(string(e))
+	}
+	switch kind {
+	case source.RedisString:
+		return q[0]
+	case source.RedisList:
+		return "[" + strings.Join(q, ", ") + "]"
+	case source.RedisSet:
+		slices.Sort(q)
+		return "{" + strings.Join(q, ", ") + "}"
+	}
+	pairs := make([]string, 0, len(q)/2)
+	for i := 0; i+1 < len(q); i += 2 {
+		v := q[i+1]
+		if kind == source.RedisZSet {
+			v = string(elems[i+1]) // a score
+		}
+		pairs = append(pairs, q[i]+": "+v)
+	}
+	slices.Sort(pairs)
+	return "{" + strings.Join(pairs, ", ") + "}"
 }
 
 func (d *redisDump) values(table string, row []byte) ([]string, error) {
