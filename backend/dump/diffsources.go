@@ -1,11 +1,14 @@
 package dump
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/source"
@@ -17,9 +20,12 @@ import (
 // whose directory holds exactly one file, named as a source's dump
 // (postgresql.sql, mysql.sql, sqlite.sql, redis.rdb): so commits made
 // before a source was unbound, and commits received from other nodes,
-// are known too. Of a working state, it is a subdot bound to a source.
-// Dumps of commits stream from the store; a live database is dumped into
-// the branch's scratch space for the comparison and removed after it.
+// are known too. Of a working state, it is a subdot bound to a source,
+// or one whose directory holds just a dump file (a branch made from a
+// commit with sources gets their dumps as files). Dumps of commits
+// stream from the store; a live database is dumped into the branch's
+// scratch space for the comparison and removed after it; an unbound
+// subdot's dump file is read where it is.
 
 var _ dotmesh.SourceDiffer = (*Backend)(nil)
 
@@ -72,6 +78,13 @@ func (b *Backend) DatabaseSubdots(ctx context.Context, br dotmesh.BranchRef, c *
 	if err := b.needTree(br); err != nil {
 		return nil, err
 	}
+	files, err := b.treeDumpFiles(br)
+	if err != nil {
+		return nil, err
+	}
+	for sub, f := range files {
+		out[sub] = dumpFileKinds[f]
+	}
 	srcs, _, err := b.liveSources(br)
 	if err != nil {
 		return nil, err
@@ -80,6 +93,39 @@ func (b *Backend) DatabaseSubdots(ctx context.Context, br dotmesh.BranchRef, c *
 		out[s.Subdot] = s.Kind
 	}
 	return out, nil
+}
+
+// treeDumpFiles finds the subdots of br's working tree whose directory
+// holds only a dump file, and names that file.
+func (b *Backend) treeDumpFiles(br dotmesh.BranchRef) (map[string]string, error) {
+	subs, err := os.ReadDir(b.treeDir(br))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, sub := range subs {
+		if !sub.IsDir() {
+			continue
+		}
+		es, err := os.ReadDir(filepath.Join(b.treeDir(br), sub.Name()))
+		if err != nil {
+			return nil, err
+		}
+		if len(es) == 1 && es[0].Type().IsRegular() && dumpFileKinds[es[0].Name()] != "" {
+			out[sub.Name()] = es[0].Name()
+		}
+	}
+	return out, nil
+}
+
+// unboundDump is the dump file of an unbound database subdot of br's
+// working tree: its kind and path, or "" when subdot is none.
+func (b *Backend) unboundDump(br dotmesh.BranchRef, subdot string) (string, string, error) {
+	files, err := b.treeDumpFiles(br)
+	if err != nil || files[subdot] == "" {
+		return "", "", err
+	}
+	return dumpFileKinds[files[subdot]], filepath.Join(b.treeDir(br), subdot, files[subdot]), nil
 }
 
 // liveSource returns the source bound to subdot of br and its driver.
@@ -102,15 +148,18 @@ func (b *Backend) liveSource(br dotmesh.BranchRef, subdot string) (*sourceConfig
 // SourceChanged implements dotmesh.SourceDiffer like Usage does for the
 // whole branch, against head's dump of the subdot.
 func (b *Backend) SourceChanged(ctx context.Context, br dotmesh.BranchRef, subdot string, head dotmesh.CommitRef) (bool, error) {
-	s, drv, err := b.liveSource(br, subdot)
-	if err != nil {
-		return false, err
-	}
 	dbs, err := b.commitDatabases(head)
 	if err != nil {
 		return false, err
 	}
 	e := dbs[subdot]
+	s, drv, err := b.liveSource(br, subdot)
+	if errors.Is(err, dotmesh.ErrNotFound) {
+		return b.unboundChanged(ctx, br, subdot, head, e, err)
+	}
+	if err != nil {
+		return false, err
+	}
 	if e != nil && e.Path != subdot+"/"+drv.FileName() {
 		return true, nil // another kind of database
 	}
@@ -131,6 +180,39 @@ func (b *Backend) SourceChanged(ctx context.Context, br dotmesh.BranchRef, subdo
 		}
 	}
 	return !same, nil
+}
+
+// unboundChanged compares the dump file of an unbound subdot with head's
+// (notBound is the error to return when subdot has none).
+func (b *Backend) unboundChanged(ctx context.Context, br dotmesh.BranchRef, subdot string, head dotmesh.CommitRef, e *Entry, notBound error) (bool, error) {
+	_, file, err := b.unboundDump(br, subdot)
+	if err != nil {
+		return false, err
+	}
+	if file == "" {
+		return false, notBound
+	}
+	if e == nil || e.Path != subdot+"/"+filepath.Base(file) {
+		return true, nil
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	h, err := b.openCommitFile(ctx, head, e.Path)
+	if err != nil {
+		return false, err
+	}
+	defer h.Close()
+	cw := &compareWriter{r: bufio.NewReaderSize(h, 1<<20)}
+	if _, err := io.Copy(cw, f); cw.differ {
+		return true, nil
+	} else if err != nil {
+		return false, err
+	}
+	_, err = cw.r.ReadByte()
+	return err != io.EOF, nil
 }
 
 // dbSide is one side of DiffDatabase, resolved: its kind, the dump's
@@ -161,6 +243,13 @@ func (b *Backend) resolveSide(ctx context.Context, subdot string, side dotmesh.D
 	case side.Live != nil:
 		br := *side.Live
 		s, drv, err := b.liveSource(br, subdot)
+		if errors.Is(err, dotmesh.ErrNotFound) {
+			kind, file, uerr := b.unboundDump(br, subdot)
+			if uerr != nil || file == "" {
+				return &dbSide{}, uerr
+			}
+			return &dbSide{kind: kind, live: true, open: func() (io.ReadCloser, error) { return os.Open(file) }}, nil
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,8 @@ package dump
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -76,7 +78,50 @@ func rowDiffScenario(t *testing.T, b *Guarded, br dotmesh.BranchRef, sub, kind s
 	if left, _ := filepath.Glob(filepath.Join(b.b.branchDir(br), tmpPrefix+"*")); len(left) != 0 {
 		t.Fatalf("scratch left behind: %v", left)
 	}
+	unboundScenario(t, b, br, sub, kind, c1, c2, want)
 	return c2
+}
+
+// unboundScenario: a branch made from c1 has the dump as a plain file
+// (sources are not inherited); it is still a database subdot, compared
+// as that file, which is made c2's.
+func unboundScenario(t *testing.T, b *Guarded, br dotmesh.BranchRef, sub, kind string, c1, c2 dotmesh.CommitRef, want string) {
+	t.Helper()
+	side := dotmesh.BranchRef{Dot: br.Dot, Branch: "side"}
+	if err := b.CreateBranch(ctx, side, &c1); err != nil {
+		t.Fatal(err)
+	}
+	if subs, err := b.DatabaseSubdots(ctx, side, nil); err != nil || !reflect.DeepEqual(subs, map[string]string{sub: kind}) {
+		t.Fatalf("DatabaseSubdots of a branch with the dump as a file: %v, %v", subs, err)
+	}
+	if ch, err := b.SourceChanged(ctx, side, sub, c1); err != nil || ch {
+		t.Fatalf("unchanged dump file: SourceChanged %v, %v", ch, err)
+	}
+	files, _ := filepath.Glob(filepath.Join(b.b.treeDir(side), sub, "*"))
+	if len(files) != 1 {
+		t.Fatalf("tree of the new branch: %v", files)
+	}
+	r, err := b.b.openCommitFile(ctx, c2, sub+"/"+filepath.Base(files[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(r)
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(files[0], data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ch, err := b.SourceChanged(ctx, side, sub, c1); err != nil || !ch {
+		t.Fatalf("changed dump file: SourceChanged %v, %v", ch, err)
+	}
+	if d := diffDB(t, b, sub, dotmesh.DatabaseSide{Commit: &c1}, dotmesh.DatabaseSide{Live: &side}, true); rowdiff.Summary(d) != want {
+		t.Fatalf("commit against the dump file:\n got %s\nwant %s", rowdiff.Summary(d), want)
+	}
+	if err := b.DeleteBranch(ctx, side); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // checkItems checks the listed rows of items: 2 updated in price only,
