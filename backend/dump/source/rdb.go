@@ -38,6 +38,7 @@ var errRDB = errors.New("malformed RDB")
 type rdbReader struct {
 	r   *bufio.Reader
 	rec *bytes.Buffer // when set, raw bytes read are copied here
+	max uint64        // when set, the most any one read can get (what is left is less)
 }
 
 func (r *rdbReader) byte() (byte, error) {
@@ -49,7 +50,7 @@ func (r *rdbReader) byte() (byte, error) {
 }
 
 func (r *rdbReader) full(n uint64) ([]byte, error) {
-	if n > 512<<20 {
+	if n > 512<<20 || r.max != 0 && n > r.max {
 		return nil, fmt.Errorf("%w: length %d", errRDB, n)
 	}
 	b := make([]byte, n)

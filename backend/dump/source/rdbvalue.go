@@ -24,7 +24,7 @@ const (
 // values alternating, a sorted set's members and scores (as text)
 // alternating; sets, hashes and sorted sets in the order of the encoding.
 func RDBValue(typ byte, value []byte) (kind string, elems [][]byte, err error) {
-	r := &rdbReader{r: bufio.NewReader(bytes.NewReader(value))}
+	r := &rdbReader{r: bufio.NewReader(bytes.NewReader(value)), max: uint64(len(value)) + 1}
 	switch typ {
 	case 0:
 		s, err := r.str()
