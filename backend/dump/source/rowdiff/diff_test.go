@@ -198,3 +198,15 @@ func TestBadDumps(t *testing.T) {
 		t.Errorf("files: %v", err)
 	}
 }
+
+// TestAutoIncrement: MariaDB's AUTO_INCREMENT table option moves with
+// inserts and is no schema change.
+func TestAutoIncrement(t *testing.T) {
+	dump := func(next, row string) []byte {
+		return []byte("CREATE TABLE `t` (\n  `id` int(11) NOT NULL AUTO_INCREMENT,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB AUTO_INCREMENT=" + next + " DEFAULT CHARSET=latin1;\n" + row)
+	}
+	d := diffBytes(t, MySQL, dump("2", "INSERT INTO `t` VALUES (1);\n"), dump("3", "INSERT INTO `t` VALUES (1);\nINSERT INTO `t` VALUES (2);\n"), Options{})
+	if got := Summary(d); got != "t:+1-0~0" {
+		t.Fatalf("got %s", got)
+	}
+}

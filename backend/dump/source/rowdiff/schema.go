@@ -284,9 +284,13 @@ kind:
 	}
 }
 
+// autoIncrement is MySQL's next AUTO_INCREMENT value in a table's
+// options: it moves with inserts, so it is data, not schema.
+var autoIncrement = regexp.MustCompile(` AUTO_INCREMENT=\d+`)
+
 // createTable records a table, its columns and inline constraints.
 func (s *schema) createTable(n string, toks []token, i int, stmt, def string) {
-	s.objects[objKey{"table", "", n}] = def
+	s.objects[objKey{"table", "", n}] = autoIncrement.ReplaceAllString(def, "")
 	t := s.tableOf(n)
 	if i >= len(toks) || toks[i].text != "(" {
 		return
