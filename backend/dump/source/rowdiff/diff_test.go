@@ -210,3 +210,31 @@ func TestAutoIncrement(t *testing.T) {
 		t.Fatalf("got %s", got)
 	}
 }
+
+// TestPostgresSyntax: schemas, quoted names, dollar-quoted bodies with
+// semicolons, comments and COPY escapes in a hand-written plain dump.
+func TestPostgresSyntax(t *testing.T) {
+	dump := func(body, rows string) []byte {
+		return []byte(`-- a comment; with a semicolon
+CREATE SCHEMA app;
+CREATE FUNCTION app.f() RETURNS int LANGUAGE sql AS $_$ SELECT 1; $_$;
+CREATE FUNCTION public.g() RETURNS text LANGUAGE plpgsql AS $$ BEGIN RETURN '` + body + `'; END $$;
+CREATE TABLE app."My Table" (
+    "the key" integer NOT NULL,
+    val text DEFAULT 'a;b'::text
+);
+COPY app."My Table" ("the key", val) FROM stdin;
+` + rows + `\.
+ALTER TABLE ONLY app."My Table"
+    ADD CONSTRAINT "My Table_pkey" PRIMARY KEY ("the key");
+`)
+	}
+	d := diffBytes(t, PostgreSQL, dump("x;y", "1\ta\\tb\n2\t\\N\n"), dump("x;z", "1\ta\\tb\n2\tnew\\\\\n3\t\\\\N\n"), Options{MaxRows: 5})
+	if got, want := Summary(d), "changed function .g; app.My Table:+1-0~1"; got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+	tab := d.Tables[0]
+	if strings.Join(tab.Key, ",") != "the key" || tab.Rows[0].Old[1] != "NULL" || tab.Rows[0].New[1] != `E'new\\'` || tab.Rows[1].New[1] != `E'\\N'` {
+		t.Fatalf("rows: %+v", tab)
+	}
+}
