@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"gopkg.in/ini.v1"
 
@@ -69,9 +70,9 @@ func defaultCredentials(getenv func(string) string, readFile func(string) ([]byt
 	if err != nil {
 		return cfg, err
 	}
-	p, found, err := readProfile(credData, confData, profile)
+	p, found, err := readProfile(credFile, credData, confFile, confData, profile)
 	if err != nil {
-		return cfg, fmt.Errorf("%w: reading S3 profile %s from %s and %s: %v", dotmesh.ErrInvalidArgument, profile, credFile, confFile, err)
+		return cfg, fmt.Errorf("%w: reading S3 profile %s: %v", dotmesh.ErrInvalidArgument, profile, err)
 	}
 	if !found && named {
 		return cfg, fmt.Errorf("%w: S3 profile %q is in neither %s nor %s", dotmesh.ErrNotFound, profile, credFile, confFile)
@@ -87,7 +88,7 @@ func defaultCredentials(getenv func(string) string, readFile func(string) ([]byt
 // readProfile reads one profile from the shared credentials file (section
 // [NAME]) and the config file ([profile NAME], or [default]); the
 // credentials file wins where both have a key.
-func readProfile(credData, confData []byte, profile string) (bucket.Config, bool, error) {
+func readProfile(credFile string, credData []byte, confFile string, confData []byte, profile string) (bucket.Config, bool, error) {
 	var cfg bucket.Config
 	found := false
 	confSection := "profile " + profile
@@ -95,15 +96,16 @@ func readProfile(credData, confData []byte, profile string) (bucket.Config, bool
 		confSection = "default"
 	}
 	for _, f := range []struct {
+		path    string
 		data    []byte
 		section string
-	}{{confData, confSection}, {credData, profile}} {
+	}{{confFile, confData, confSection}, {credFile, credData, profile}} {
 		if len(f.data) == 0 {
 			continue
 		}
 		file, err := ini.LoadSources(ini.LoadOptions{Insensitive: false, AllowNestedValues: true, SkipUnrecognizableLines: false}, f.data)
 		if err != nil {
-			return cfg, false, err
+			return bucket.Config{}, false, fmt.Errorf("%s: %s", f.path, strings.Join(strings.Fields(err.Error()), " "))
 		}
 		sec, err := file.GetSection(f.section)
 		if err != nil {
