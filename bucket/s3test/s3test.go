@@ -124,6 +124,9 @@ func Start(t testing.TB) *Server {
 		"-filer.localSocket=" + filepath.Join(dir, "filer.sock"),
 		"-s3.localSocket=" + filepath.Join(dir, "s3.sock"),
 		"-master.telemetry=false",
+		// A restarted master that resumes its raft state takes twice as
+		// long to elect itself; the volumes tell it the topology anyway.
+		"-master.resumeState=false",
 		"-master.volumeSizeLimitMB=256", "-volume.max=100",
 	}
 	s.Endpoint = "http://127.0.0.1:" + p(6)
