@@ -1,0 +1,76 @@
+// Package repo is the repository format that dotmesh keeps in a
+// bucket.Store: deduplicated blobs (the content-defined chunks of dots),
+// named records (commit records, manifests), refs that several writers
+// may race on, and locks, all sealed client-side so that the bucket holds
+// nothing readable without a key.
+//
+// # Keys
+//
+// A repository has one random 32-byte master key. Each keys/ object
+// holds it sealed under a key derived from a password (a key file's
+// bytes count as a password) with Argon2id or scrypt; its parameters and
+// salt are stored beside it, so several passwords open one repository.
+// From the master key HKDF-SHA256 derives the subkeys: "seal" (the AEAD
+// key of every object), "name" (keyed hashes of blob names), "record-mac"
+// and "record-enc" (record and ref names), "config" (the config's MAC).
+//
+// # Objects
+//
+//	name                              kind    what
+//	config                            -       JSON: version, id, encrypted, cipher, chunker, config MAC
+//	keys/<16 random bytes, hex>       -       JSON: KDF name and parameters, salt, sealed master key
+//	data/<2 hex>/<64 hex>             blob    a blob; the name is its ID (below)
+//	records/<kind>/<token>            record  a named record of a kind ("commit", "manifest", ...)
+//	refs/<token>/<20-digit version>   ref     one version of a ref (a branch head)
+//	locks/<16 random bytes, hex>      lock    JSON: holder, host, pid, time, exclusive, scope
+//
+// A blob's ID is keyed BLAKE3-256 (under the "name" subkey) of the
+// BLAKE3-256 hash of its plaintext, the hash the dump backend's chunk
+// store already keys chunks by, so a writer holding that hash asks which
+// blobs a repository lacks without reading them (BlobID). Names never
+// show content hashes. In a repository without encryption the ID is the
+// plain BLAKE3-256 hash itself.
+//
+// A token names a record or ref without showing the name: hex of a
+// synthetic IV (HMAC-SHA256 under "record-mac" of kind and name, 16
+// bytes) and the name encrypted with AES-256-CTR under "record-enc" at
+// that IV. It is deterministic (a name has one token, which
+// compare-and-swap needs) and authenticated (decoding recomputes the IV).
+// Without encryption the token is the name in hex (a name may hold
+// slashes, and a directory store cannot keep "a" and "a/b" both).
+//
+// Every object but config and keys/ has this layout:
+//
+//	sealed: "DMR" | version 0x01 | kind | 0x01 | nonce | AEAD(encoding | body)
+//	plain:  "DMR" | version 0x01 | kind | 0x00 | encoding | body | SHA-256(header | name | encoding | body)
+//
+// kind is 1 blob, 2 record, 3 ref, 4 lock. The AEAD is
+// XChaCha20-Poly1305 (24-byte nonce) or AES-256-GCM (12-byte nonce), as
+// the config says; its associated data is the 6-byte header and the
+// object's name, so an object renamed, swapped for another or moved to
+// another kind fails to open, as does a changed or truncated one. The
+// plain layout's checksum covers the same. encoding is 0 raw or 1 zstd;
+// a blob is also checked against its ID after opening. A ref's body
+// starts with 0 (a value follows) or 1 (deleted).
+//
+// Objects are small by design: blobs and records hold at most
+// MaxObjectSize bytes (a chunk is at most 4 MiB; big things are chunked),
+// so each is sealed in one piece and memory stays bounded by a few
+// objects in flight.
+//
+// # Writers
+//
+// Blobs are immutable and written with Put (the same name always holds
+// the same plaintext). A ref is a list of versions: writing version n+1
+// is a Store.Create, which exactly one writer wins; the loser gets
+// dotmesh.ErrConflict. On stores without conditional writes the swap
+// runs under an exclusive "refs" lock. Locks follow restic: an object
+// per holder, refreshed while held, stale after a while without refresh;
+// shared locks for writers that only add (push), an exclusive one for
+// what deletes (gc). The set of blobs a Repo knows (its index, one
+// listing of data/) is reloaded when a lock is taken, so a blob skipped
+// as present cannot be deleted under a lock holder.
+//
+// The format is versioned: the config's version and every object's
+// version byte. A reader refuses versions it does not know.
+package repo

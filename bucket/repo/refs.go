@@ -1,0 +1,233 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dotmesh-io/dotmesh/bucket"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+const (
+	refsDir    = "refs/"
+	versionLen = 20 // digits of a ref version in its object name
+	refValue   = 0
+	refDeleted = 1
+	// refLockWait bounds how long a ref swap waits for the refs lock on a
+	// store without conditional writes.
+	refLockWait = 30 * time.Second
+)
+
+// RefState is a ref's current version.
+type RefState struct {
+	// Version is the version to pass to SetRef or DeleteRef as expected:
+	// 0 when the ref was never written.
+	Version uint64
+	Exists  bool   // false: never written, or deleted
+	Data    []byte // when Exists
+}
+
+// RefConflictError: a ref swap lost: ref Name is no longer at version
+// Expected. It wraps dotmesh.ErrConflict.
+type RefConflictError struct {
+	Name     string
+	Expected uint64
+}
+
+func (e *RefConflictError) Error() string {
+	return fmt.Sprintf("%v: ref %s moved: another writer changed it after version %d was read", dotmesh.ErrConflict, e.Name, e.Expected)
+}
+
+func (e *RefConflictError) Unwrap() error { return dotmesh.ErrConflict }
+
+func (r *Repo) refPrefix(name string) (string, error) {
+	if err := validRecordName(name); err != nil {
+		return "", err
+	}
+	return refsDir + r.codec.token("ref", name) + "/", nil
+}
+
+func refObject(prefix string, v uint64) string {
+	return fmt.Sprintf("%s%0*d", prefix, versionLen, v)
+}
+
+func parseVersion(s string) (uint64, bool) {
+	if len(s) != versionLen {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	return v, err == nil && v > 0
+}
+
+// versions lists the versions of the ref at prefix, ascending.
+func (r *Repo) versions(ctx context.Context, prefix string) ([]uint64, error) {
+	var vs []uint64
+	err := r.store.List(ctx, prefix, func(oi bucket.ObjectInfo) error {
+		if v, ok := parseVersion(strings.TrimPrefix(oi.Name, prefix)); ok {
+			vs = append(vs, v)
+		}
+		return nil
+	})
+	slices.Sort(vs)
+	return vs, err
+}
+
+// GetRef reads ref name's current version. A ref never written or
+// deleted is no error: Exists is false.
+func (r *Repo) GetRef(ctx context.Context, name string) (RefState, error) {
+	prefix, err := r.refPrefix(name)
+	if err != nil {
+		return RefState{}, err
+	}
+	for attempt := 0; ; attempt++ {
+		vs, err := r.versions(ctx, prefix)
+		if err != nil || len(vs) == 0 {
+			return RefState{}, err
+		}
+		v := vs[len(vs)-1]
+		b, err := r.get(ctx, kindRef, refObject(prefix, v))
+		if errors.Is(err, dotmesh.ErrNotFound) && attempt < 5 {
+			continue // a writer cleaned it up after a newer version
+		}
+		if err != nil {
+			return RefState{}, err
+		}
+		if len(b) == 0 || b[0] > refDeleted {
+			return RefState{}, corrupt(refObject(prefix, v), errors.New("not a ref version"))
+		}
+		st := RefState{Version: v, Exists: b[0] == refValue}
+		if st.Exists {
+			st.Data = b[1:]
+		}
+		return st, nil
+	}
+}
+
+// SetRef makes data ref name's next version if its current version is
+// expect (RefState.Version; 0 for a ref never written), and returns the
+// new version. Of two writers swapping from one version, exactly one
+// wins; the other gets a RefConflictError.
+func (r *Repo) SetRef(ctx context.Context, name string, expect uint64, data []byte) (uint64, error) {
+	return r.swapRef(ctx, name, expect, append([]byte{refValue}, data...))
+}
+
+// DeleteRef deletes ref name if its current version is expect, as
+// SetRef.
+func (r *Repo) DeleteRef(ctx context.Context, name string, expect uint64) error {
+	_, err := r.swapRef(ctx, name, expect, []byte{refDeleted})
+	return err
+}
+
+func (r *Repo) swapRef(ctx context.Context, name string, expect uint64, body []byte) (uint64, error) {
+	prefix, err := r.refPrefix(name)
+	if err != nil {
+		return 0, err
+	}
+	next := expect + 1
+	obj := refObject(prefix, next)
+	conflict := &RefConflictError{Name: name, Expected: expect}
+	err = r.put(ctx, kindRef, obj, body, true, true)
+	if errors.Is(err, dotmesh.ErrNotSupported) {
+		return r.swapRefLocked(ctx, prefix, obj, expect, body, conflict)
+	}
+	if errors.Is(err, dotmesh.ErrAlreadyExists) {
+		return 0, conflict
+	}
+	if err != nil {
+		return 0, err
+	}
+	// The version created may be one a newer writer already cleaned up,
+	// or expect may not have been the latest: then this write lost.
+	vs, err := r.versions(ctx, prefix)
+	if err != nil {
+		return 0, err
+	}
+	if len(vs) == 0 || vs[len(vs)-1] != next || expect > 0 && !slices.Contains(vs, expect) {
+		r.store.Delete(context.WithoutCancel(ctx), obj)
+		return 0, conflict
+	}
+	r.cleanRef(ctx, prefix, vs, next)
+	return next, nil
+}
+
+// swapRefLocked swaps under the exclusive refs lock, for stores that
+// cannot create conditionally.
+func (r *Repo) swapRefLocked(ctx context.Context, prefix, obj string, expect uint64, body []byte, conflict error) (uint64, error) {
+	l, err := r.lockWait(ctx, scopeRefs, true, refLockWait)
+	if err != nil {
+		return 0, err
+	}
+	defer l.Unlock(context.WithoutCancel(ctx))
+	vs, err := r.versions(ctx, prefix)
+	if err != nil {
+		return 0, err
+	}
+	if len(vs) == 0 && expect != 0 || len(vs) > 0 && vs[len(vs)-1] != expect {
+		return 0, conflict
+	}
+	if err := r.put(ctx, kindRef, obj, body, true, false); err != nil {
+		return 0, err
+	}
+	r.cleanRef(ctx, prefix, append(vs, expect+1), expect+1)
+	return expect + 1, nil
+}
+
+// cleanRef removes versions before the previous one of cur: readers that
+// listed just before cur was written still find theirs.
+func (r *Repo) cleanRef(ctx context.Context, prefix string, vs []uint64, cur uint64) {
+	for _, v := range vs {
+		if v+1 < cur {
+			if err := r.store.Delete(ctx, refObject(prefix, v)); err != nil {
+				r.log.Warn("repository: removing an old ref version failed", "object", refObject(prefix, v), "err", err)
+			}
+		}
+	}
+}
+
+// ListRefs returns the names of the refs that exist (not deleted).
+func (r *Repo) ListRefs(ctx context.Context) ([]string, error) {
+	var tokens []string
+	err := r.store.List(ctx, refsDir, func(oi bucket.ObjectInfo) error {
+		rest := strings.TrimPrefix(oi.Name, refsDir)
+		i := strings.LastIndexByte(rest, '/')
+		if i < 0 {
+			return corrupt(oi.Name, errors.New("not a ref version's name"))
+		}
+		if _, ok := parseVersion(rest[i+1:]); !ok {
+			return corrupt(oi.Name, errors.New("not a ref version's name"))
+		}
+		if tok := rest[:i]; len(tokens) == 0 || tokens[len(tokens)-1] != tok {
+			tokens = append(tokens, tok)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, tok := range tokens {
+		name, err := r.codec.untoken("ref", tok)
+		if err != nil {
+			return nil, corrupt(refsDir+tok, err)
+		}
+		st, err := r.GetRef(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if st.Exists {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
