@@ -52,7 +52,9 @@ type InitOptions struct {
 	NoEncryption bool
 	// KDF derives the key from Password; zero means DefaultKDF.
 	KDF KDFParams
-	// Cipher is CipherXChaCha20Poly1305 (default) or CipherAES256GCM.
+	// Cipher is CipherAES256GCM (default: with AES-NI it seals about
+	// twice as fast here; random 96-bit nonces are safe for 2^32 objects)
+	// or CipherXChaCha20Poly1305 (no nonce bound, faster without AES-NI).
 	Cipher string
 	// Chunker is recorded for writers; zero means DefaultChunker.
 	Chunker Chunker
@@ -134,7 +136,7 @@ func Init(ctx context.Context, st bucket.Store, o InitOptions, opts Options) (*R
 		}
 		cfg.Cipher = o.Cipher
 		if cfg.Cipher == "" {
-			cfg.Cipher = CipherXChaCha20Poly1305
+			cfg.Cipher = CipherAES256GCM
 		}
 		r.master = make([]byte, 32)
 		rand.Read(r.master)

@@ -22,8 +22,18 @@ import (
 
 func initRepo(t *testing.T, st bucket.Store, plain bool) *Repo {
 	t.Helper()
-	o := InitOptions{Password: []byte("secret one"), KDF: cheapKDF}
 	if plain {
+		return initCipher(t, st, "plain")
+	}
+	return initCipher(t, st, "")
+}
+
+// initCipher makes a repository sealed with cipher (default: ""), or
+// without encryption ("plain").
+func initCipher(t *testing.T, st bucket.Store, cipher string) *Repo {
+	t.Helper()
+	o := InitOptions{Password: []byte("secret one"), KDF: cheapKDF, Cipher: cipher}
+	if cipher == "plain" {
 		o = InitOptions{NoEncryption: true}
 	}
 	r, err := Init(context.Background(), st, o, Options{})
@@ -63,11 +73,15 @@ func objectNames(t *testing.T, st bucket.Store, prefix string) []string {
 }
 
 func TestRoundTrip(t *testing.T) {
-	for _, plain := range []bool{false, true} {
-		t.Run(fmt.Sprintf("plain=%v", plain), func(t *testing.T) {
+	for _, cipher := range []string{CipherAES256GCM, CipherXChaCha20Poly1305, "plain"} {
+		t.Run(cipher, func(t *testing.T) {
 			forEachStore(t, func(t *testing.T, st bucket.Store) {
 				ctx := context.Background()
-				r := initRepo(t, st, plain)
+				plain := cipher == "plain"
+				r := initCipher(t, st, cipher)
+				if !plain && r.Config().Cipher != cipher {
+					t.Fatalf("config cipher %q, want %q", r.Config().Cipher, cipher)
+				}
 				compressible := bytes.Repeat([]byte("dotmesh chunk "), 10000)
 				blobs := [][]byte{randomData(1 << 20), compressible, {}, []byte("x")}
 				var ids []ID
@@ -399,7 +413,7 @@ func TestConfigTamper(t *testing.T) {
 		json.Unmarshal(orig, &cfg)
 		for name, change := range map[string]func(c *Config){
 			"chunker": func(c *Config) { c.Chunker.AvgBits = 20 },
-			"cipher":  func(c *Config) { c.Cipher = CipherAES256GCM },
+			"cipher":  func(c *Config) { c.Cipher = CipherXChaCha20Poly1305 },
 			"plain":   func(c *Config) { c.Encrypted, c.Cipher, c.MAC = false, "", "" },
 		} {
 			c := cfg
@@ -609,7 +623,7 @@ func TestLocks(t *testing.T) {
 		}
 		_, err = b.Lock(ctx, true)
 		var le *LockedError
-		if !errors.As(err, &le) || !errors.Is(err, dotmesh.ErrInUse) || !strings.Contains(err.Error(), "host-a") {
+		if !errors.As(err, &le) || !errors.Is(err, dotmesh.ErrInUse) || !strings.Contains(err.Error(), "shared lock held by") {
 			t.Fatalf("exclusive lock beside shared ones: %v", err)
 		}
 		if n := len(objectNames(t, st, locksDir)); n != 2 {

@@ -176,7 +176,7 @@ func associated(hdr []byte, name string) []byte {
 // compress tries zstd first and keeps it when it saves space.
 func (c *codec) seal(kind byte, name string, body []byte, compress bool) []byte {
 	encoding := byte(encRaw)
-	if compress && len(body) > 64 {
+	if compress && len(body) > 64 && c.compressible(body) {
 		z := c.enc.EncodeAll(body, make([]byte, 0, len(body)))
 		if len(z) < len(body)-len(body)/32 {
 			body, encoding = z, encZstd
@@ -200,6 +200,18 @@ func (c *codec) seal(kind byte, name string, body []byte, compress bool) []byte 
 	pt := append(out[len(out):len(out)], encoding)
 	pt = append(pt, body...)
 	return c.keys.aead.Seal(out, out[len(hdr):], pt, associated(hdr, name))
+}
+
+// compressible guesses from a sample whether zstd saves space on b:
+// chunks of media or of compressed files are common, and trying them
+// whole costs more than sealing them.
+func (c *codec) compressible(b []byte) bool {
+	const sample = 32 << 10
+	if len(b) < 4*sample {
+		return true
+	}
+	z := c.enc.EncodeAll(b[:sample], make([]byte, 0, sample))
+	return len(z) < sample-sample/32
 }
 
 // plainSum is the checksum of a plain object: SHA-256 of its header,
@@ -345,6 +357,9 @@ func (c *codec) tokenIV(kind, name string) []byte {
 // untoken recovers the name of a record or ref of kind from its token.
 func (c *codec) untoken(kind, tok string) (string, error) {
 	b, err := hex.DecodeString(tok)
+	if err == nil && hex.EncodeToString(b) != tok {
+		err = errors.New("not lowercase") // one name, one token
+	}
 	if c.keys == nil {
 		if err != nil {
 			return "", fmt.Errorf("%w: name token %.40q is not hex", errOpen, tok)
