@@ -119,29 +119,25 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (CheckResult, error) {
 		case strings.HasPrefix(name, locksDir):
 			run(name, func() error { _, err := r.readLock(ctx, name); return err })
 		case strings.HasPrefix(name, recordsDir):
-			kind, tok, ok := strings.Cut(strings.TrimPrefix(name, recordsDir), "/")
-			if !ok || validKind(kind) != nil {
+			kind, _, _ := strings.Cut(strings.TrimPrefix(name, recordsDir), "/")
+			if validKind(kind) != nil {
 				bad(name, corrupt(name, errors.New("not a record's name")))
 				return nil
 			}
-			if _, err := r.codec.untoken("record/"+kind, tok); err != nil {
-				bad(name, corrupt(name, err))
+			if _, err := r.parseRecordName(kind, name); err != nil {
+				bad(name, err)
 				return nil
 			}
 			run(name, func() error { _, err := r.get(ctx, kindRecord, name); return err })
 		case strings.HasPrefix(name, refsDir):
-			rest := strings.TrimPrefix(name, refsDir)
-			i := strings.LastIndexByte(rest, '/')
-			if i < 0 {
-				bad(name, corrupt(name, errors.New("not a ref version's name")))
-				return nil
+			tok, err := parseRefObject(name)
+			if err == nil {
+				if _, err = r.codec.untoken("ref", tok); err != nil {
+					err = corrupt(name, err)
+				}
 			}
-			if _, ok := parseVersion(rest[i+1:]); !ok {
-				bad(name, corrupt(name, errors.New("not a ref version's name")))
-				return nil
-			}
-			if _, err := r.codec.untoken("ref", rest[:i]); err != nil {
-				bad(name, corrupt(name, err))
+			if err != nil {
+				bad(name, err)
 				return nil
 			}
 			run(name, func() error { _, err := r.get(ctx, kindRef, name); return err })

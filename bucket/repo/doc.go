@@ -16,13 +16,13 @@
 //
 // # Objects
 //
-//	name                              kind    what
-//	config                            -       JSON: version, id, encrypted, cipher, chunker, config MAC
-//	keys/<16 random bytes, hex>       -       JSON: KDF name and parameters, salt, sealed master key
-//	data/<2 hex>/<64 hex>             blob    a blob; the name is its ID (below)
-//	records/<kind>/<token>            record  a named record of a kind ("commit", "manifest", ...)
-//	refs/<token>/<20-digit version>   ref     one version of a ref (a branch head)
-//	locks/<16 random bytes, hex>      lock    JSON: holder, host, pid, time, exclusive, scope
+//	name                               kind    what
+//	config                             -       JSON: version, id, encrypted, cipher, chunker, config MAC
+//	keys/<16 random bytes, hex>        -       JSON: KDF name and parameters, salt, sealed master key
+//	data/<2 hex>/<64 hex>              blob    a blob; the name is its ID (below)
+//	records/<kind>/<token>.r           record  a named record of a kind ("commit", "manifest", ...)
+//	refs/<token>/v<20-digit version>   ref     one version of a ref (a branch head)
+//	locks/<16 random bytes, hex>       lock    JSON: scope, exclusive, time, host, pid, user
 //
 // A blob's ID is keyed BLAKE3-256 (under the "name" subkey) of the
 // BLAKE3-256 hash of its plaintext, the hash the dump backend's chunk
@@ -31,13 +31,18 @@
 // show content hashes. In a repository without encryption the ID is the
 // plain BLAKE3-256 hash itself.
 //
-// A token names a record or ref without showing the name: hex of a
-// synthetic IV (HMAC-SHA256 under "record-mac" of kind and name, 16
-// bytes) and the name encrypted with AES-256-CTR under "record-enc" at
-// that IV. It is deterministic (a name has one token, which
-// compare-and-swap needs) and authenticated (decoding recomputes the IV).
-// Without encryption the token is the name in hex (a name may hold
-// slashes, and a directory store cannot keep "a" and "a/b" both).
+// Record and ref names are slash-separated segments ("ns/dot/branch").
+// A token names one in the store without showing it: per segment, hex of
+// a synthetic IV (HMAC-SHA256 under "record-mac" of the kind and the
+// name up to that segment, 16 bytes) and the segment encrypted with
+// AES-256-CTR under "record-enc" at that IV; segments' tokens are joined
+// by slashes. It is deterministic (a name has one token, which
+// compare-and-swap needs), authenticated (decoding recomputes the IVs),
+// and a prefix of segments has the prefix of tokens, so records and refs
+// list by prefix ("all commits of ns/dot"); the listing shows how names
+// nest, not what they are. Without encryption a segment's token is its
+// hex. Tokens are hex, so the ".r" and "v" leaves never collide with a
+// folder (a directory store cannot keep "a" and "a/b" both).
 //
 // Every object but config and keys/ has this layout:
 //

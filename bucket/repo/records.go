@@ -55,7 +55,21 @@ func (r *Repo) recordName(kind, name string) (string, error) {
 	if err := validRecordName(name); err != nil {
 		return "", err
 	}
-	return recordsDir + kind + "/" + r.codec.token("record/"+kind, name), nil
+	return checkLen(recordsDir+kind+"/"+r.codec.token("record/"+kind, name)+recordSuffix, name)
+}
+
+// recordSuffix ends a record's object name: the tokens of the segments
+// before it are hex, so a record "a" (a file in a directory store) and
+// "a/b" (in a folder of a's token) never collide.
+const recordSuffix = ".r"
+
+// checkLen refuses a name whose object name would be too long for a
+// store.
+func checkLen(obj, name string) (string, error) {
+	if len(obj) > bucket.MaxNameLen-32 { // room for a store's prefix
+		return "", fmt.Errorf("%w: name %.40q... is too long for an object name (it takes %d of %d bytes); use fewer or shorter parts", dotmesh.ErrInvalidName, name, len(obj), bucket.MaxNameLen-32)
+	}
+	return obj, nil
 }
 
 // PutRecord stores data as the record of kind named name, replacing one
@@ -83,24 +97,45 @@ func (r *Repo) GetRecord(ctx context.Context, kind, name string) ([]byte, error)
 	return b, err
 }
 
-// ListRecords returns the names of the records of kind, in the order of
-// their objects (sorted by name without encryption). An object whose
-// name does not decode is a CorruptError.
-func (r *Repo) ListRecords(ctx context.Context, kind string) ([]string, error) {
+// ListRecords returns the names of the records of kind under prefix (""
+// for all, else whole segments: "ns" lists "ns/dot/x", not "nsx"), in
+// the order of their objects (by name without encryption). An object
+// whose name does not decode is a CorruptError.
+func (r *Repo) ListRecords(ctx context.Context, kind, prefix string) ([]string, error) {
 	if err := validKind(kind); err != nil {
 		return nil, err
 	}
-	prefix := recordsDir + kind + "/"
+	dir := recordsDir + kind + "/"
+	list := dir
+	if prefix != "" {
+		if err := validRecordName(prefix); err != nil {
+			return nil, err
+		}
+		list += r.codec.token("record/"+kind, prefix) + "/"
+	}
 	var names []string
-	err := r.store.List(ctx, prefix, func(oi bucket.ObjectInfo) error {
-		name, err := r.codec.untoken("record/"+kind, strings.TrimPrefix(oi.Name, prefix))
+	err := r.store.List(ctx, list, func(oi bucket.ObjectInfo) error {
+		name, err := r.parseRecordName(kind, oi.Name)
 		if err != nil {
-			return corrupt(oi.Name, err)
+			return err
 		}
 		names = append(names, name)
 		return nil
 	})
 	return names, err
+}
+
+// parseRecordName returns the name of record object obj of kind.
+func (r *Repo) parseRecordName(kind, obj string) (string, error) {
+	tok, ok := strings.CutSuffix(strings.TrimPrefix(obj, recordsDir+kind+"/"), recordSuffix)
+	if !ok {
+		return "", corrupt(obj, errors.New("not a record's name"))
+	}
+	name, err := r.codec.untoken("record/"+kind, tok)
+	if err != nil {
+		return "", corrupt(obj, err)
+	}
+	return name, nil
 }
 
 // DeleteRecord removes the record of kind named name (no error when

@@ -49,15 +49,18 @@ func (r *Repo) refPrefix(name string) (string, error) {
 	if err := validRecordName(name); err != nil {
 		return "", err
 	}
-	return refsDir + r.codec.token("ref", name) + "/", nil
+	return checkLen(refsDir+r.codec.token("ref", name)+"/", name)
 }
 
+// refObject names version v of the ref at prefix: "v" and 20 digits,
+// never a token (hex), so that refs "a" and "a/b" never collide.
 func refObject(prefix string, v uint64) string {
-	return fmt.Sprintf("%s%0*d", prefix, versionLen, v)
+	return fmt.Sprintf("%sv%0*d", prefix, versionLen, v)
 }
 
 func parseVersion(s string) (uint64, bool) {
-	if len(s) != versionLen {
+	s, ok := strings.CutPrefix(s, "v")
+	if !ok || len(s) != versionLen {
 		return 0, false
 	}
 	for i := 0; i < len(s); i++ {
@@ -194,19 +197,24 @@ func (r *Repo) cleanRef(ctx context.Context, prefix string, vs []uint64, cur uin
 	}
 }
 
-// ListRefs returns the names of the refs that exist (not deleted).
-func (r *Repo) ListRefs(ctx context.Context) ([]string, error) {
+// ListRefs returns the names of the refs under prefix ("" for all, else
+// whole segments, as ListRecords) that exist (not deleted).
+func (r *Repo) ListRefs(ctx context.Context, prefix string) ([]string, error) {
+	list, self := refsDir, ""
+	if prefix != "" {
+		p, err := r.refPrefix(prefix)
+		if err != nil {
+			return nil, err
+		}
+		list, self = p, strings.TrimSuffix(strings.TrimPrefix(p, refsDir), "/")
+	}
 	var tokens []string
-	err := r.store.List(ctx, refsDir, func(oi bucket.ObjectInfo) error {
-		rest := strings.TrimPrefix(oi.Name, refsDir)
-		i := strings.LastIndexByte(rest, '/')
-		if i < 0 {
-			return corrupt(oi.Name, errors.New("not a ref version's name"))
+	err := r.store.List(ctx, list, func(oi bucket.ObjectInfo) error {
+		tok, err := parseRefObject(oi.Name)
+		if err != nil {
+			return err
 		}
-		if _, ok := parseVersion(rest[i+1:]); !ok {
-			return corrupt(oi.Name, errors.New("not a ref version's name"))
-		}
-		if tok := rest[:i]; len(tokens) == 0 || tokens[len(tokens)-1] != tok {
+		if tok != self && (len(tokens) == 0 || tokens[len(tokens)-1] != tok) {
 			tokens = append(tokens, tok)
 		}
 		return nil
@@ -230,4 +238,17 @@ func (r *Repo) ListRefs(ctx context.Context) ([]string, error) {
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// parseRefObject returns the token of a ref version's object name.
+func parseRefObject(obj string) (string, error) {
+	rest, ok := strings.CutPrefix(obj, refsDir)
+	i := strings.LastIndexByte(rest, '/')
+	if !ok || i <= 0 {
+		return "", corrupt(obj, errors.New("not a ref version's name"))
+	}
+	if _, ok := parseVersion(rest[i+1:]); !ok {
+		return "", corrupt(obj, errors.New("not a ref version's name"))
+	}
+	return rest[:i], nil
 }

@@ -153,13 +153,22 @@ func TestRoundTrip(t *testing.T) {
 				if !slices.Equal(listed, want) {
 					t.Fatalf("ListBlobs = %v, want %v", listed, want)
 				}
-				names, err := r2.ListRecords(ctx, "commit")
+				names, err := r2.ListRecords(ctx, "commit", "")
 				if err != nil {
 					t.Fatal(err)
 				}
 				slices.Sort(names)
 				if !slices.Equal(names, []string{"admin/dot", "admin/dot/c1"}) {
 					t.Fatalf("ListRecords = %q", names)
+				}
+				if err := r.PutRecord(ctx, "commit", "admin/dotx/c2", nil); err != nil {
+					t.Fatal(err)
+				}
+				if names, err := r2.ListRecords(ctx, "commit", "admin/dot"); err != nil || !slices.Equal(names, []string{"admin/dot/c1"}) {
+					t.Fatalf("ListRecords under admin/dot = %q, %v", names, err)
+				}
+				if names, err := r2.ListRecords(ctx, "manifest", ""); err != nil || !slices.Equal(names, []string{"m1"}) {
+					t.Fatalf("ListRecords of manifests = %q, %v", names, err)
 				}
 				got, err := r2.GetRecord(ctx, "manifest", "m1")
 				if err != nil || !bytes.Equal(got, compressible) {
@@ -473,7 +482,7 @@ func TestRefs(t *testing.T) {
 				if _, err := r.SetRef(ctx, "admin/other/master", 0, []byte("x")); err != nil {
 					t.Fatal(err)
 				}
-				if names, err := r.ListRefs(ctx); err != nil || !slices.Equal(names, []string{"admin/dot/master", "admin/other/master"}) {
+				if names, err := r.ListRefs(ctx, ""); err != nil || !slices.Equal(names, []string{"admin/dot/master", "admin/other/master"}) {
 					t.Fatalf("ListRefs = %q, %v", names, err)
 				}
 				if err := r.DeleteRef(ctx, "admin/dot/master", v); err != nil {
@@ -483,8 +492,21 @@ func TestRefs(t *testing.T) {
 				if err != nil || got.Exists || got.Version != v+1 {
 					t.Fatalf("GetRef of a deleted ref: %+v, %v", got, err)
 				}
-				if names, _ := r.ListRefs(ctx); !slices.Equal(names, []string{"admin/other/master"}) {
+				if names, _ := r.ListRefs(ctx, ""); !slices.Equal(names, []string{"admin/other/master"}) {
 					t.Fatalf("ListRefs after delete = %q", names)
+				}
+				// Refs nest: "admin/other" beside "admin/other/master".
+				if _, err := r.SetRef(ctx, "admin/other", 0, []byte("y")); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := r.SetRef(ctx, "admin/otherx/master", 0, []byte("z")); err != nil {
+					t.Fatal(err)
+				}
+				if names, err := r.ListRefs(ctx, "admin/other"); err != nil || !slices.Equal(names, []string{"admin/other/master"}) {
+					t.Fatalf("ListRefs under admin/other = %q, %v", names, err)
+				}
+				if names, _ := r.ListRefs(ctx, "admin"); !slices.Equal(names, []string{"admin/other", "admin/other/master", "admin/otherx/master"}) {
+					t.Fatalf("ListRefs under admin = %q", names)
 				}
 				// Recreated from the deleted version.
 				if _, err := r.SetRef(ctx, "admin/dot/master", got.Version, []byte("again")); err != nil {
@@ -778,7 +800,7 @@ func TestBadArguments(t *testing.T) {
 			t.Fatalf("Open of an empty store: %v", err)
 		}
 		r := initRepo(t, st, false)
-		for _, name := range []string{"", ".hidden", "a//b", "a b", strings.Repeat("x", MaxRecordName+1)} {
+		for _, name := range []string{"", ".hidden", "a//b", "a b", strings.Repeat("x", MaxRecordName+1), strings.Repeat("a/", 79) + "a"} {
 			if err := r.PutRecord(ctx, "commit", name, nil); !errors.Is(err, dotmesh.ErrInvalidName) {
 				t.Errorf("PutRecord %q: %v", name, err)
 			}

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -11,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/zeebo/blake3"
@@ -334,45 +336,84 @@ func blobName(id ID) string {
 	return "data/" + s[:2] + "/" + s
 }
 
-// token names a record or ref of kind in the store (package doc).
+// token names a record or ref of kind in the store: a token per segment
+// of the name, joined by slashes (package doc), so that the token of a
+// name's first segments is the start of the name's token and a listing
+// by a prefix of segments works.
 func (c *codec) token(kind, name string) string {
-	if c.keys == nil {
-		return hex.EncodeToString([]byte(name))
+	var b strings.Builder
+	for i, seg := 0, name; ; i++ {
+		part, rest, more := strings.Cut(seg, "/")
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		if c.keys == nil {
+			b.WriteString(hex.EncodeToString([]byte(part)))
+		} else {
+			iv := c.tokenIV(kind, name[:len(name)-len(rest)-b2i(more)])
+			out := make([]byte, aes.BlockSize+len(part))
+			copy(out, iv)
+			cipher.NewCTR(c.keys.recordEnc, iv).XORKeyStream(out[aes.BlockSize:], []byte(part))
+			b.WriteString(hex.EncodeToString(out))
+		}
+		if !more {
+			return b.String()
+		}
+		seg = rest
 	}
-	iv := c.tokenIV(kind, name)
-	out := make([]byte, aes.BlockSize+len(name))
-	copy(out, iv)
-	cipher.NewCTR(c.keys.recordEnc, iv).XORKeyStream(out[aes.BlockSize:], []byte(name))
-	return hex.EncodeToString(out)
 }
 
-func (c *codec) tokenIV(kind, name string) []byte {
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// tokenIV is the synthetic IV of the segment that ends path (the name's
+// segments up to it): bound to the kind and to its parents.
+func (c *codec) tokenIV(kind, path string) []byte {
 	m := hmac.New(sha256.New, c.keys.recordMAC)
 	m.Write([]byte(kind))
 	m.Write([]byte{0})
-	m.Write([]byte(name))
+	m.Write([]byte(path))
 	return m.Sum(nil)[:aes.BlockSize]
 }
 
 // untoken recovers the name of a record or ref of kind from its token.
 func (c *codec) untoken(kind, tok string) (string, error) {
-	b, err := hex.DecodeString(tok)
-	if err == nil && hex.EncodeToString(b) != tok {
-		err = errors.New("not lowercase") // one name, one token
-	}
-	if c.keys == nil {
-		if err != nil {
-			return "", fmt.Errorf("%w: name token %.40q is not hex", errOpen, tok)
+	var name strings.Builder
+	for i, seg := 0, tok; ; i++ {
+		part, rest, more := strings.Cut(seg, "/")
+		b, err := hex.DecodeString(part)
+		if err != nil || hex.EncodeToString(b) != part { // one name, one token
+			return "", fmt.Errorf("%w: name token %.40q is not lowercase hex", errOpen, part)
 		}
-		return string(b), validRecordName(string(b))
+		if i > 0 {
+			name.WriteByte('/')
+		}
+		if bytes.IndexByte(b, '/') >= 0 && c.keys == nil {
+			return "", fmt.Errorf("%w: name token %.40q holds a slash", errOpen, part)
+		}
+		if c.keys == nil {
+			name.Write(b)
+		} else {
+			if len(b) <= aes.BlockSize {
+				return "", fmt.Errorf("%w: name token %.40q is shorter than an IV and a name", errOpen, part)
+			}
+			plain := make([]byte, len(b)-aes.BlockSize)
+			cipher.NewCTR(c.keys.recordEnc, b[:aes.BlockSize]).XORKeyStream(plain, b[aes.BlockSize:])
+			if bytes.IndexByte(plain, '/') >= 0 {
+				return "", fmt.Errorf("%w: name token %.40q holds a slash", errOpen, part)
+			}
+			name.Write(plain)
+			if !hmac.Equal(c.tokenIV(kind, name.String()), b[:aes.BlockSize]) {
+				return "", fmt.Errorf("%w: name token %.40q does not authenticate", errOpen, part)
+			}
+		}
+		if !more {
+			return name.String(), validRecordName(name.String())
+		}
+		seg = rest
 	}
-	if err != nil || len(b) <= aes.BlockSize {
-		return "", fmt.Errorf("%w: name token %.40q is not hex of an IV and a name", errOpen, tok)
-	}
-	name := make([]byte, len(b)-aes.BlockSize)
-	cipher.NewCTR(c.keys.recordEnc, b[:aes.BlockSize]).XORKeyStream(name, b[aes.BlockSize:])
-	if !hmac.Equal(c.tokenIV(kind, string(name)), b[:aes.BlockSize]) {
-		return "", fmt.Errorf("%w: name token %.40q does not authenticate", errOpen, tok)
-	}
-	return string(name), validRecordName(string(name))
 }
