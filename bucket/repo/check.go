@@ -86,8 +86,9 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (CheckResult, error) {
 			err := f()
 			var ce *CorruptError
 			switch {
-			case err == nil:
-			case errors.As(err, &ce), errors.Is(err, dotmesh.ErrCorrupt), errors.Is(err, dotmesh.ErrNotFound):
+			case err == nil, errors.Is(err, dotmesh.ErrNotFound):
+				// Gone since the listing: an unlock, a ref's old version.
+			case errors.As(err, &ce), errors.Is(err, dotmesh.ErrCorrupt):
 				bad(name, err)
 			default:
 				fatalMu.Lock()

@@ -444,78 +444,86 @@ func TestConfigTamper(t *testing.T) {
 	})
 }
 
-func TestRefs(t *testing.T) {
+// forEachSwap runs f on a store with conditional writes ("create") and
+// on one without, where ref swaps take the refs lock ("locked").
+func forEachSwap(t *testing.T, f func(t *testing.T, st bucket.Store, kind string)) {
 	forEachStore(t, func(t *testing.T, st bucket.Store) {
 		for _, kind := range []string{"create", "locked"} {
 			t.Run(kind, func(t *testing.T) {
-				ctx := context.Background()
 				s := bucket.Store(noCreate{st})
 				if kind == "create" {
 					s = st
 				}
-				r := initRepo(t, &prefixed{s, kind + "/"}, false)
-				st0, err := r.GetRef(ctx, "admin/dot/master")
-				if err != nil || st0.Exists || st0.Version != 0 {
-					t.Fatalf("GetRef of a new ref: %+v, %v", st0, err)
-				}
-				v := uint64(0)
-				for i := range 5 {
-					if v, err = r.SetRef(ctx, "admin/dot/master", v, fmt.Appendf(nil, "head %d", i)); err != nil {
-						t.Fatal(err)
-					}
-				}
-				got, err := r.GetRef(ctx, "admin/dot/master")
-				if err != nil || !got.Exists || got.Version != v || string(got.Data) != "head 4" {
-					t.Fatalf("GetRef = %+v, %v; want version %d, head 4", got, err, v)
-				}
-				if _, err := r.SetRef(ctx, "admin/dot/master", v-1, []byte("stale")); !errors.Is(err, dotmesh.ErrConflict) {
-					t.Fatalf("SetRef from an old version: %v", err)
-				}
-				if _, err := r.SetRef(ctx, "admin/dot/master", v+3, []byte("future")); !errors.Is(err, dotmesh.ErrConflict) {
-					t.Fatalf("SetRef from a version never written: %v", err)
-				}
-				// Old versions are cleaned up: the current and the one before.
-				prefix, _ := r.refPrefix("admin/dot/master")
-				if vs, _ := r.versions(ctx, prefix); !slices.Equal(vs, []uint64{v - 1, v}) {
-					t.Fatalf("versions kept: %v", vs)
-				}
-				if _, err := r.SetRef(ctx, "admin/other/master", 0, []byte("x")); err != nil {
-					t.Fatal(err)
-				}
-				if names, err := r.ListRefs(ctx, ""); err != nil || !slices.Equal(names, []string{"admin/dot/master", "admin/other/master"}) {
-					t.Fatalf("ListRefs = %q, %v", names, err)
-				}
-				if err := r.DeleteRef(ctx, "admin/dot/master", v); err != nil {
-					t.Fatal(err)
-				}
-				got, err = r.GetRef(ctx, "admin/dot/master")
-				if err != nil || got.Exists || got.Version != v+1 {
-					t.Fatalf("GetRef of a deleted ref: %+v, %v", got, err)
-				}
-				if names, _ := r.ListRefs(ctx, ""); !slices.Equal(names, []string{"admin/other/master"}) {
-					t.Fatalf("ListRefs after delete = %q", names)
-				}
-				// Refs nest: "admin/other" beside "admin/other/master".
-				if _, err := r.SetRef(ctx, "admin/other", 0, []byte("y")); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := r.SetRef(ctx, "admin/otherx/master", 0, []byte("z")); err != nil {
-					t.Fatal(err)
-				}
-				if names, err := r.ListRefs(ctx, "admin/other"); err != nil || !slices.Equal(names, []string{"admin/other/master"}) {
-					t.Fatalf("ListRefs under admin/other = %q, %v", names, err)
-				}
-				if names, _ := r.ListRefs(ctx, "admin"); !slices.Equal(names, []string{"admin/other", "admin/other/master", "admin/otherx/master"}) {
-					t.Fatalf("ListRefs under admin = %q", names)
-				}
-				// Recreated from the deleted version.
-				if _, err := r.SetRef(ctx, "admin/dot/master", got.Version, []byte("again")); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := r.SetRef(ctx, "bad name", 0, nil); !errors.Is(err, dotmesh.ErrInvalidName) {
-					t.Fatalf("SetRef of a bad name: %v", err)
-				}
+				f(t, &prefixed{s, kind + "/"}, kind)
 			})
+		}
+	})
+}
+
+func TestRefs(t *testing.T) {
+	forEachSwap(t, func(t *testing.T, s bucket.Store, kind string) {
+		ctx := context.Background()
+		r := initRepo(t, s, false)
+		st0, err := r.GetRef(ctx, "admin/dot/master")
+		if err != nil || st0.Exists || st0.Version != 0 {
+			t.Fatalf("GetRef of a new ref: %+v, %v", st0, err)
+		}
+		v := uint64(0)
+		for i := range 5 {
+			if v, err = r.SetRef(ctx, "admin/dot/master", v, fmt.Appendf(nil, "head %d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := r.GetRef(ctx, "admin/dot/master")
+		if err != nil || !got.Exists || got.Version != v || string(got.Data) != "head 4" {
+			t.Fatalf("GetRef = %+v, %v; want version %d, head 4", got, err, v)
+		}
+		if _, err := r.SetRef(ctx, "admin/dot/master", v-1, []byte("stale")); !errors.Is(err, dotmesh.ErrConflict) {
+			t.Fatalf("SetRef from an old version: %v", err)
+		}
+		if _, err := r.SetRef(ctx, "admin/dot/master", v+3, []byte("future")); !errors.Is(err, dotmesh.ErrConflict) {
+			t.Fatalf("SetRef from a version never written: %v", err)
+		}
+		// Old versions are cleaned up: the current and the one before.
+		prefix, _ := r.refPrefix("admin/dot/master")
+		if vs, _ := r.versions(ctx, prefix); !slices.Equal(vs, []uint64{v - 1, v}) {
+			t.Fatalf("versions kept: %v", vs)
+		}
+		if _, err := r.SetRef(ctx, "admin/other/master", 0, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if names, err := r.ListRefs(ctx, ""); err != nil || !slices.Equal(names, []string{"admin/dot/master", "admin/other/master"}) {
+			t.Fatalf("ListRefs = %q, %v", names, err)
+		}
+		if err := r.DeleteRef(ctx, "admin/dot/master", v); err != nil {
+			t.Fatal(err)
+		}
+		got, err = r.GetRef(ctx, "admin/dot/master")
+		if err != nil || got.Exists || got.Version != v+1 {
+			t.Fatalf("GetRef of a deleted ref: %+v, %v", got, err)
+		}
+		if names, _ := r.ListRefs(ctx, ""); !slices.Equal(names, []string{"admin/other/master"}) {
+			t.Fatalf("ListRefs after delete = %q", names)
+		}
+		// Refs nest: "admin/other" beside "admin/other/master".
+		if _, err := r.SetRef(ctx, "admin/other", 0, []byte("y")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.SetRef(ctx, "admin/otherx/master", 0, []byte("z")); err != nil {
+			t.Fatal(err)
+		}
+		if names, err := r.ListRefs(ctx, "admin/other"); err != nil || !slices.Equal(names, []string{"admin/other/master"}) {
+			t.Fatalf("ListRefs under admin/other = %q, %v", names, err)
+		}
+		if names, _ := r.ListRefs(ctx, "admin"); !slices.Equal(names, []string{"admin/other", "admin/other/master", "admin/otherx/master"}) {
+			t.Fatalf("ListRefs under admin = %q", names)
+		}
+		// Recreated from the deleted version.
+		if _, err := r.SetRef(ctx, "admin/dot/master", got.Version, []byte("again")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.SetRef(ctx, "bad name", 0, nil); !errors.Is(err, dotmesh.ErrInvalidName) {
+			t.Fatalf("SetRef of a bad name: %v", err)
 		}
 	})
 }
@@ -523,66 +531,54 @@ func TestRefs(t *testing.T) {
 // TestRefRace: writers swapping one ref from one version at once: exactly
 // one wins, the others get ErrConflict, and the winner's value stays.
 func TestRefRace(t *testing.T) {
-	forEachStore(t, func(t *testing.T, st bucket.Store) {
-		for _, kind := range []string{"create", "locked"} {
-			t.Run(kind, func(t *testing.T) {
-				ctx := context.Background()
-				s := bucket.Store(noCreate{st})
-				if kind == "create" {
-					s = st
-				}
-				initRepo(t, &prefixed{s, kind + "/"}, false)
-				const writers = 6
-				for round := range 3 {
-					// Separate Repos, as separate nodes.
-					repos := make([]*Repo, writers)
-					for i := range repos {
-						repos[i] = openRepo(t, &prefixed{s, kind + "/"}, "secret one")
+	forEachSwap(t, func(t *testing.T, s bucket.Store, kind string) {
+		ctx := context.Background()
+		initRepo(t, s, false)
+		const writers = 6
+		for round := range 3 {
+			// Separate Repos, as separate nodes.
+			repos := make([]*Repo, writers)
+			for i := range repos {
+				repos[i] = openRepo(t, s, "secret one")
+			}
+			cur, _ := repos[0].GetRef(ctx, "dot/master")
+			var (
+				wg      sync.WaitGroup
+				mu      sync.Mutex
+				winners []int
+				start   = make(chan struct{})
+			)
+			for i, r := range repos {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					_, err := r.SetRef(ctx, "dot/master", cur.Version, fmt.Appendf(nil, "writer %d round %d", i, round))
+					switch {
+					case err == nil:
+						mu.Lock()
+						winners = append(winners, i)
+						mu.Unlock()
+					case errors.Is(err, dotmesh.ErrConflict):
+					default:
+						t.Errorf("writer %d: %v", i, err)
 					}
-					cur, _ := repos[0].GetRef(ctx, "dot/master")
-					var (
-						wg      sync.WaitGroup
-						mu      sync.Mutex
-						winners []int
-						start   = make(chan struct{})
-					)
-					for i, r := range repos {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							<-start
-							_, err := r.SetRef(ctx, "dot/master", cur.Version, fmt.Appendf(nil, "writer %d round %d", i, round))
-							switch {
-							case err == nil:
-								mu.Lock()
-								winners = append(winners, i)
-								mu.Unlock()
-							case errors.Is(err, dotmesh.ErrConflict), errors.Is(err, dotmesh.ErrInUse):
-							default:
-								t.Errorf("writer %d: %v", i, err)
-							}
-						}()
-					}
-					close(start)
-					wg.Wait()
-					// Under the lock fallback all writers may back off at
-					// once (never two win); then nobody won this round.
-					if len(winners) > 1 || kind == "create" && len(winners) != 1 {
-						t.Fatalf("round %d: winners %v", round, winners)
-					}
-					got, err := repos[0].GetRef(ctx, "dot/master")
-					if err != nil {
-						t.Fatal(err)
-					}
-					if len(winners) == 1 {
-						if want := fmt.Sprintf("writer %d round %d", winners[0], round); string(got.Data) != want || got.Version != cur.Version+1 {
-							t.Fatalf("round %d: ref %q at %d, want %q at %d", round, got.Data, got.Version, want, cur.Version+1)
-						}
-					} else if got.Version != cur.Version {
-						t.Fatalf("round %d: nobody won, but the ref moved to %d", round, got.Version)
-					}
-				}
-			})
+				}()
+			}
+			close(start)
+			wg.Wait()
+			// Under the lock fallback writers wait for the refs lock in
+			// turn: one wins, the later ones find the ref moved.
+			if len(winners) != 1 {
+				t.Fatalf("round %d: winners %v", round, winners)
+			}
+			got, err := repos[0].GetRef(ctx, "dot/master")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf("writer %d round %d", winners[0], round); string(got.Data) != want || got.Version != cur.Version+1 {
+				t.Fatalf("round %d: ref %q at %d, want %q at %d", round, got.Data, got.Version, want, cur.Version+1)
+			}
 		}
 	})
 }
