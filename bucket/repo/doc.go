@@ -66,10 +66,12 @@
 // # Writers
 //
 // Blobs are immutable and written with Put (the same name always holds
-// the same plaintext). A ref is a list of versions: writing version n+1
-// is a Store.Create, which exactly one writer wins; the loser gets
-// dotmesh.ErrConflict. On stores without conditional writes the swap
-// runs under an exclusive "refs" lock. Locks follow restic: an object
+// the same plaintext). A ref is a list of versions: a swap from version
+// n checks that n is the newest, then writes n+1 with Store.Create,
+// which exactly one writer wins; the others get dotmesh.ErrConflict.
+// Versions are removed only by CompactRefs under the exclusive lock, so
+// a version number is never created twice. On stores without
+// conditional writes the swap runs under an exclusive "refs" lock. Locks follow restic: an object
 // per holder, refreshed while held, stale after a while without refresh;
 // shared locks for writers that only add (push), an exclusive one for
 // what deletes (gc). The set of blobs a Repo knows (its index, one

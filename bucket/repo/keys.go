@@ -44,7 +44,7 @@ var DefaultKDF = KDFParams{Name: KDFArgon2id, Time: 3, Memory: 64 << 10, Threads
 // Bounds of the parameters a key object may ask for: a key object comes
 // from the bucket, and must not make Open spend unbounded memory or time.
 const (
-	maxArgonMemory = 4 << 20 // KiB: 4 GiB
+	maxArgonMemory = 1 << 20 // KiB: 1 GiB
 	maxArgonTime   = 64
 	maxScryptLogN  = 24
 	saltLen        = 32
@@ -67,8 +67,8 @@ func (p KDFParams) validate() error {
 		if p.N < 2 || p.N&(p.N-1) != 0 || p.N > 1<<maxScryptLogN || p.R < 1 || p.P < 1 || p.R*p.P >= 1<<20 || p.Time != 0 || p.Memory != 0 || p.Threads != 0 {
 			return fmt.Errorf("scrypt parameters N %d, r %d, p %d are out of range (N a power of two up to 2^%d, r, p >= 1, r×p < 2^20)", p.N, p.R, p.P, maxScryptLogN)
 		}
-		if int64(128)*int64(p.R)*int64(p.N) > 4<<30 {
-			return fmt.Errorf("scrypt parameters N %d, r %d need more than 4 GiB", p.N, p.R)
+		if int64(128)*int64(p.R)*int64(p.N) > 1<<30 {
+			return fmt.Errorf("scrypt parameters N %d, r %d need more than 1 GiB", p.N, p.R)
 		}
 	default:
 		return fmt.Errorf("unknown KDF %q (known: %s, %s)", p.Name, KDFArgon2id, KDFScrypt)

@@ -136,9 +136,18 @@ func (r *Repo) swapRef(ctx context.Context, name string, expect uint64, body []b
 	if err != nil {
 		return 0, err
 	}
-	next := expect + 1
-	obj := refObject(prefix, next)
 	conflict := &RefConflictError{Name: name, Expected: expect}
+	// expect must be the newest version; then creating the next one is
+	// the swap. Versions are not deleted here (CompactRefs does, under
+	// the exclusive lock), so a created version is always a new one.
+	vs, err := r.versions(ctx, prefix)
+	if err != nil {
+		return 0, err
+	}
+	if latest(vs) != expect {
+		return 0, conflict
+	}
+	obj := refObject(prefix, expect+1)
 	err = r.put(ctx, kindRef, obj, body, true, true)
 	if errors.Is(err, dotmesh.ErrNotSupported) {
 		return r.swapRefLocked(ctx, prefix, obj, expect, body, conflict)
@@ -149,18 +158,14 @@ func (r *Repo) swapRef(ctx context.Context, name string, expect uint64, body []b
 	if err != nil {
 		return 0, err
 	}
-	// The version created may be one a newer writer already cleaned up,
-	// or expect may not have been the latest: then this write lost.
-	vs, err := r.versions(ctx, prefix)
-	if err != nil {
-		return 0, err
+	return expect + 1, nil
+}
+
+func latest(vs []uint64) uint64 {
+	if len(vs) == 0 {
+		return 0
 	}
-	if len(vs) == 0 || vs[len(vs)-1] != next || expect > 0 && !slices.Contains(vs, expect) {
-		r.store.Delete(context.WithoutCancel(ctx), obj)
-		return 0, conflict
-	}
-	r.cleanRef(ctx, prefix, vs, next)
-	return next, nil
+	return vs[len(vs)-1]
 }
 
 // swapRefLocked swaps under the exclusive refs lock, for stores that
@@ -175,26 +180,49 @@ func (r *Repo) swapRefLocked(ctx context.Context, prefix, obj string, expect uin
 	if err != nil {
 		return 0, err
 	}
-	if len(vs) == 0 && expect != 0 || len(vs) > 0 && vs[len(vs)-1] != expect {
+	if latest(vs) != expect {
 		return 0, conflict
 	}
 	if err := r.put(ctx, kindRef, obj, body, true, false); err != nil {
 		return 0, err
 	}
-	r.cleanRef(ctx, prefix, append(vs, expect+1), expect+1)
 	return expect + 1, nil
 }
 
-// cleanRef removes versions before the previous one of cur: readers that
-// listed just before cur was written still find theirs.
-func (r *Repo) cleanRef(ctx context.Context, prefix string, vs []uint64, cur uint64) {
-	for _, v := range vs {
-		if v+1 < cur {
-			if err := r.store.Delete(ctx, refObject(prefix, v)); err != nil {
-				r.log.Warn("repository: removing an old ref version failed", "object", refObject(prefix, v), "err", err)
+// CompactRefs removes all but the two newest versions of every ref (a
+// reader that listed just before the newest was written still finds its
+// version) and returns how many it removed. The caller holds the
+// exclusive lock: a writer swapping meanwhile could otherwise create a
+// version number anew.
+func (r *Repo) CompactRefs(ctx context.Context) (int, error) {
+	byToken := map[string][]string{}
+	var order []string
+	err := r.store.List(ctx, refsDir, func(oi bucket.ObjectInfo) error {
+		tok, err := parseRefObject(oi.Name)
+		if err != nil {
+			r.log.Warn("repository: not a ref version's name", "object", oi.Name)
+			return nil
+		}
+		if _, ok := byToken[tok]; !ok {
+			order = append(order, tok)
+		}
+		byToken[tok] = append(byToken[tok], oi.Name)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, tok := range order {
+		objs := byToken[tok] // in name order: zero-padded versions ascend
+		for _, obj := range objs[:max(len(objs)-2, 0)] {
+			if err := r.store.Delete(ctx, obj); err != nil {
+				return n, err
 			}
+			n++
 		}
 	}
+	return n, nil
 }
 
 // ListRefs returns the names of the refs under prefix ("" for all, else

@@ -484,10 +484,19 @@ func TestRefs(t *testing.T) {
 		if _, err := r.SetRef(ctx, "admin/dot/master", v+3, []byte("future")); !errors.Is(err, dotmesh.ErrConflict) {
 			t.Fatalf("SetRef from a version never written: %v", err)
 		}
-		// Old versions are cleaned up: the current and the one before.
+		// Old versions stay until CompactRefs keeps the newest two.
 		prefix, _ := r.refPrefix("admin/dot/master")
+		if vs, _ := r.versions(ctx, prefix); len(vs) != 5 {
+			t.Fatalf("versions before compaction: %v", vs)
+		}
+		if n, err := r.CompactRefs(ctx); err != nil || n != 3 {
+			t.Fatalf("CompactRefs = %d, %v; want 3", n, err)
+		}
 		if vs, _ := r.versions(ctx, prefix); !slices.Equal(vs, []uint64{v - 1, v}) {
 			t.Fatalf("versions kept: %v", vs)
+		}
+		if got, err := r.GetRef(ctx, "admin/dot/master"); err != nil || got.Version != v || string(got.Data) != "head 4" {
+			t.Fatalf("GetRef after compaction = %+v, %v", got, err)
 		}
 		if _, err := r.SetRef(ctx, "admin/other/master", 0, []byte("x")); err != nil {
 			t.Fatal(err)
