@@ -453,6 +453,10 @@ func forEachSwap(t *testing.T, f func(t *testing.T, st bucket.Store, kind string
 				s := bucket.Store(noCreate{st})
 				if kind == "create" {
 					s = st
+					// The swap must not fall back to the lock unseen.
+					if err := st.Create(context.Background(), "create-probe", strings.NewReader("x"), 1); err != nil {
+						t.Fatalf("the store has no conditional create: %v", err)
+					}
 				}
 				f(t, &prefixed{s, kind + "/"}, kind)
 			})
