@@ -84,6 +84,7 @@ func FuzzOpenObject(f *testing.F) {
 		f.Add(kindRecord, c.seal(kindRecord, "data/aa/x", bytes.Repeat([]byte("zstd "), 100), true))
 	}
 	f.Add(kindRef, []byte("DMR\x01\x03\x01"))
+	f.Add(kindBlob, append([]byte{encZstd}, codecs[""].enc.EncodeAll(bytes.Repeat([]byte("z"), 1000), nil)...))
 	f.Fuzz(func(t *testing.T, kind byte, b []byte) {
 		for name, c := range codecs {
 			pt, err := c.open(kind, "data/aa/x", b)
@@ -92,6 +93,13 @@ func FuzzOpenObject(f *testing.F) {
 			}
 		}
 		parseHeader(b)
+		// b as the checksummed content of a plain object: reaches the
+		// decoding of what passed authentication (encoding, zstd).
+		stored := append(header(kindBlob, modePlain), b...)
+		sum := plainSum(stored, "data/aa/x")
+		if pt, err := codecs[""].open(kindBlob, "data/aa/x", append(stored, sum[:]...)); err == nil && len(pt) > MaxObjectSize {
+			t.Fatalf("opened %d bytes, over the limit", len(pt))
+		}
 	})
 }
 
