@@ -160,9 +160,24 @@ func (r *Repo) lock(ctx context.Context, scope string, exclusive bool) (*Lock, e
 // checkLocks returns a LockedError for a live lock of scope, other than
 // own, that conflicts with a lock of kind exclusive; it removes stale ones.
 func (r *Repo) checkLocks(ctx context.Context, scope string, exclusive bool, own string) error {
+	return r.eachLock(ctx, own, func(name string, lf lockFile) error {
+		if r.stale(lf) {
+			r.log.Info("repository: removing stale lock", "object", name, "lock", lf.describe())
+			return r.store.Delete(ctx, name)
+		}
+		if lf.Scope == scope && (exclusive || lf.Exclusive) {
+			return &LockedError{Holder: lf.describe(), Object: name}
+		}
+		return nil
+	})
+}
+
+// eachLock calls fn with every lock but skip; locks removed since the
+// listing are passed over.
+func (r *Repo) eachLock(ctx context.Context, skip string, fn func(name string, lf lockFile) error) error {
 	var names []string
 	if err := r.store.List(ctx, locksDir, func(oi bucket.ObjectInfo) error {
-		if oi.Name != own {
+		if oi.Name != skip {
 			names = append(names, oi.Name)
 		}
 		return nil
@@ -174,18 +189,11 @@ func (r *Repo) checkLocks(ctx context.Context, scope string, exclusive bool, own
 		if errors.Is(err, dotmesh.ErrNotFound) {
 			continue // unlocked meanwhile
 		}
+		if err == nil {
+			err = fn(name, lf)
+		}
 		if err != nil {
 			return err
-		}
-		if r.stale(lf) {
-			r.log.Info("repository: removing stale lock", "object", name, "lock", lf.describe())
-			if err := r.store.Delete(ctx, name); err != nil {
-				return err
-			}
-			continue
-		}
-		if lf.Scope == scope && (exclusive || lf.Exclusive) {
-			return &LockedError{Holder: lf.describe(), Object: name}
 		}
 	}
 	return nil
@@ -218,19 +226,12 @@ func (r *Repo) stale(l lockFile) bool {
 // RemoveStaleLocks removes every stale lock and returns how many.
 func (r *Repo) RemoveStaleLocks(ctx context.Context) (int, error) {
 	n := 0
-	err := r.store.List(ctx, locksDir, func(oi bucket.ObjectInfo) error {
-		lf, err := r.readLock(ctx, oi.Name)
-		if errors.Is(err, dotmesh.ErrNotFound) {
+	err := r.eachLock(ctx, "", func(name string, lf lockFile) error {
+		if !r.stale(lf) {
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		if r.stale(lf) {
-			n++
-			return r.store.Delete(ctx, oi.Name)
-		}
-		return nil
+		n++
+		return r.store.Delete(ctx, name)
 	})
 	return n, err
 }
@@ -238,14 +239,7 @@ func (r *Repo) RemoveStaleLocks(ctx context.Context) (int, error) {
 // Locks describes the repository's locks, stale ones included.
 func (r *Repo) Locks(ctx context.Context) ([]string, error) {
 	var out []string
-	err := r.store.List(ctx, locksDir, func(oi bucket.ObjectInfo) error {
-		lf, err := r.readLock(ctx, oi.Name)
-		if errors.Is(err, dotmesh.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	err := r.eachLock(ctx, "", func(_ string, lf lockFile) error {
 		d := lf.Scope + ": " + lf.describe()
 		if r.stale(lf) {
 			d += " (stale)"
