@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -153,6 +154,11 @@ func (r *Repo) swapRef(ctx context.Context, name string, expect uint64, body []b
 		return r.swapRefLocked(ctx, prefix, obj, expect, body, conflict)
 	}
 	if errors.Is(err, dotmesh.ErrAlreadyExists) {
+		// A retried create whose first answer was lost finds its own
+		// version: the same content is the same swap.
+		if b, gerr := r.get(ctx, kindRef, obj); gerr == nil && bytes.Equal(b, body) {
+			return expect + 1, nil
+		}
 		return 0, conflict
 	}
 	if err != nil {

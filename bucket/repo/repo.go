@@ -170,6 +170,13 @@ func Init(ctx context.Context, st bucket.Store, o InitOptions, opts Options) (*R
 	if errors.Is(err, dotmesh.ErrNotSupported) {
 		err = st.Put(ctx, configName, bytesReader(cb), int64(len(cb)))
 	}
+	if errors.Is(err, dotmesh.ErrAlreadyExists) {
+		// A retried create whose first answer was lost finds its own
+		// config (its random id makes it ours).
+		if got, gerr := readSmall(ctx, st, configName, maxConfigSize); gerr == nil && bytes.Equal(got, cb) {
+			err = nil
+		}
+	}
 	if err != nil {
 		if keyBytes != nil {
 			st.Delete(context.WithoutCancel(ctx), keyName(r.keyID))

@@ -447,21 +447,21 @@ func TestConfigTamper(t *testing.T) {
 // forEachSwap runs f on a store with conditional writes ("create") and
 // on one without, where ref swaps take the refs lock ("locked").
 func forEachSwap(t *testing.T, f func(t *testing.T, st bucket.Store, kind string)) {
-	forEachStore(t, func(t *testing.T, st bucket.Store) {
-		for _, kind := range []string{"create", "locked"} {
-			t.Run(kind, func(t *testing.T) {
-				s := bucket.Store(noCreate{st})
-				if kind == "create" {
-					s = st
-					// The swap must not fall back to the lock unseen.
-					if err := st.Create(context.Background(), "create-probe", strings.NewReader("x"), 1); err != nil {
-						t.Fatalf("the store has no conditional create: %v", err)
-					}
+	for _, kind := range []string{"create", "locked"} {
+		t.Run(kind, func(t *testing.T) {
+			forEachStore(t, func(t *testing.T, st bucket.Store) {
+				if kind == "locked" {
+					f(t, noCreate{st}, kind)
+					return
 				}
-				f(t, &prefixed{s, kind + "/"}, kind)
+				// The swap must not fall back to the lock unseen.
+				if err := st.Create(context.Background(), "create-probe", strings.NewReader("x"), 1); err != nil {
+					t.Fatalf("the store has no conditional create: %v", err)
+				}
+				f(t, st, kind)
 			})
-		}
-	})
+		})
+	}
 }
 
 func TestRefs(t *testing.T) {
@@ -594,37 +594,6 @@ func TestRefRace(t *testing.T) {
 			}
 		}
 	})
-}
-
-// prefixed puts a repository under a prefix of a store, so that subtests
-// share one store.
-type prefixed struct {
-	bucket.Store
-	p string
-}
-
-func (p *prefixed) Put(ctx context.Context, name string, r io.Reader, size int64) error {
-	return p.Store.Put(ctx, p.p+name, r, size)
-}
-func (p *prefixed) Create(ctx context.Context, name string, r io.Reader, size int64) error {
-	return p.Store.Create(ctx, p.p+name, r, size)
-}
-func (p *prefixed) Get(ctx context.Context, name string, off, n int64) (io.ReadCloser, error) {
-	return p.Store.Get(ctx, p.p+name, off, n)
-}
-func (p *prefixed) Stat(ctx context.Context, name string) (bucket.ObjectInfo, error) {
-	oi, err := p.Store.Stat(ctx, p.p+name)
-	oi.Name = strings.TrimPrefix(oi.Name, p.p)
-	return oi, err
-}
-func (p *prefixed) List(ctx context.Context, prefix string, fn func(bucket.ObjectInfo) error) error {
-	return p.Store.List(ctx, p.p+prefix, func(oi bucket.ObjectInfo) error {
-		oi.Name = strings.TrimPrefix(oi.Name, p.p)
-		return fn(oi)
-	})
-}
-func (p *prefixed) Delete(ctx context.Context, name string) error {
-	return p.Store.Delete(ctx, p.p+name)
 }
 
 func TestLocks(t *testing.T) {
@@ -824,6 +793,49 @@ func TestBadArguments(t *testing.T) {
 		}
 		if names := objectNames(t, st, dataDir); len(names) != 0 {
 			t.Fatalf("refused writes left %v", names)
+		}
+	})
+}
+
+// lostAnswer creates objects but reports the first create of each as
+// unavailable, as a connection cut after the server stored it.
+type lostAnswer struct {
+	bucket.Store
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (l *lostAnswer) Create(ctx context.Context, name string, r io.Reader, size int64) error {
+	if err := l.Store.Create(ctx, name, r, size); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen[name] {
+		return nil
+	}
+	l.seen[name] = true
+	return fmt.Errorf("%w: connection reset", dotmesh.ErrUnavailable)
+}
+
+// TestRefSwapLostAnswer: behind bucket.WithRetry, a swap whose create
+// stored the version but lost the answer still wins, and a real
+// conflict is still one.
+func TestRefSwapLostAnswer(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st bucket.Store) {
+		ctx := context.Background()
+		s := bucket.WithRetry(&lostAnswer{Store: st, seen: map[string]bool{}}, bucket.RetryOptions{Attempts: 3, Base: time.Millisecond, Max: 2 * time.Millisecond})
+		r := initRepo(t, s, false)
+		v, err := r.SetRef(ctx, "dot/master", 0, []byte("mine"))
+		if err != nil || v != 1 {
+			t.Fatalf("SetRef whose answer was lost: %d, %v", v, err)
+		}
+		other := openRepo(t, s, "secret one")
+		if _, err := other.SetRef(ctx, "dot/master", 1, []byte("theirs")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.SetRef(ctx, "dot/master", 1, []byte("mine again")); !errors.Is(err, dotmesh.ErrConflict) {
+			t.Fatalf("SetRef after another moved the ref: %v", err)
 		}
 	})
 }

@@ -61,7 +61,7 @@ func TestSeaweedFS(t *testing.T) {
 		"Keys": TestKeys, "Tamper": TestTamper, "ConfigTamper": TestConfigTamper,
 		"Refs": TestRefs, "RefRace": TestRefRace, "Locks": TestLocks,
 		"LockRace": TestLockRace, "LockReloadsIndex": TestLockReloadsIndex,
-		"BadArguments": TestBadArguments,
+		"BadArguments": TestBadArguments, "RefSwapLostAnswer": TestRefSwapLostAnswer,
 	} {
 		t.Run(name, test)
 	}
