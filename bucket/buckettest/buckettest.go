@@ -197,7 +197,7 @@ func testOverwrite(f *fixture) {
 func testRanges(f *fixture) {
 	d := data(1000, 3)
 	f.put("r", d)
-	for _, c := range []struct{ off, length int64 }{{0, 10}, {990, 10}, {500, -1}, {1, 998}, {999, 1}, {0, 1000}, {0, -1}, {1000, 0}} {
+	for _, c := range []struct{ off, length int64 }{{0, 10}, {990, 10}, {500, -1}, {1, 998}, {999, 1}, {0, 1000}, {0, -1}, {1000, 0}, {1000, -1}} {
 		want := d[c.off:]
 		if c.length >= 0 {
 			want = d[c.off : c.off+c.length]

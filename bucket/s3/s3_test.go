@@ -131,10 +131,10 @@ func testReadOnlyCredentials(t *testing.T) {
 		t.Fatalf("read %q", b)
 	}
 	for op, err := range map[string]error{
-		"put":    ro.Put(ctx, "new", strings.NewReader("x"), 1),
+		"put":      ro.Put(ctx, "new", strings.NewReader("x"), 1),
 		"put over": ro.Put(ctx, "kept", strings.NewReader("y"), 1),
-		"create": ro.Create(ctx, "new2", strings.NewReader("x"), 1),
-		"delete": ro.Delete(ctx, "kept"),
+		"create":   ro.Create(ctx, "new2", strings.NewReader("x"), 1),
+		"delete":   ro.Delete(ctx, "kept"),
 	} {
 		if !errors.Is(err, dotmesh.ErrPermissionDenied) || !strings.Contains(err.Error(), "check that the credentials may read and write") {
 			t.Errorf("%s with read-only credentials: %v, want ErrPermissionDenied with advice", op, err)

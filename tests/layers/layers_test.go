@@ -55,6 +55,6 @@ func TestEngineKnowsNoFrontendBackendStoreOrHTTP(t *testing.T) {
 // Backends and stores depend on the engine's interfaces, never on each
 // other's layers above.
 func TestBackendsAndStoresImportNoLayerAbove(t *testing.T) {
-	refuse(t, "a backend or store", deps(t, "./backend/...", "./cluster/..."),
+	refuse(t, "a backend or store", deps(t, "./backend/...", "./cluster/...", "./bucket/..."),
 		mod+"daemon", mod+"server", mod+"client", mod+"frontends/")
 }
