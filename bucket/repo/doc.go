@@ -4,6 +4,19 @@
 // may race on, and locks, all sealed client-side so that the bucket holds
 // nothing readable without a key.
 //
+// # Use
+//
+// Init makes a repository in an empty store, Open opens one (a wrong
+// password is ErrWrongPassword, at once). A writer takes Lock (shared to
+// add, exclusive to delete), asks HasBlobs which of its chunks the
+// repository lacks (BlobID maps the chunks' BLAKE3 hashes), stores them
+// with PutBlob, writes records (PutRecord: commit records, manifests),
+// and moves a ref with SetRef from the version GetRef gave. GetBlob and
+// GetRecord never return what fails its seal or ID: a CorruptError names
+// the object. Check verifies every object, and blobs (all or a sample)
+// with ReadData. Errors wrap the dotmesh sentinels. Unlock held locks
+// before Close.
+//
 // # Keys
 //
 // A repository has one random 32-byte master key. Each keys/ object
