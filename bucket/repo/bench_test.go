@@ -96,3 +96,14 @@ func BenchmarkPutBlobS3(b *testing.B) {
 		return true
 	})
 }
+
+// BenchmarkDefaultKDF: what a password costs Open (and a wrong one,
+// before it fails) per key tried.
+func BenchmarkDefaultKDF(b *testing.B) {
+	salt := make([]byte, saltLen)
+	for range b.N {
+		if _, err := DefaultKDF.derive([]byte("password"), salt); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
