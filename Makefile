@@ -31,12 +31,14 @@ vet:
 test: build vet
 	@scripts/ensure-packages.sh $(TEST_PACKAGES)
 	# The bucket tests' real S3 server: SeaweedFS's weed, built once into a
-	# cache outside the checkout (a few minutes the first time).
-	@scripts/ensure-seaweedfs.sh >/dev/null
+	# cache outside the checkout (several CPU minutes the first time), in
+	# the background while the packages before bucket/ test; the bucket
+	# tests wait on the build's lock.
+	@scripts/ensure-seaweedfs.sh --background
 	# -p 1: one zfs-fuse daemon serves every test pool, and it can wedge when
 	# several test binaries mount and receive at once. ./tests/torture runs
 	# the torture run for 60 s (TORTURE_TEST_TIME) on the files backend.
-	DOTMESH_WEED="$$(scripts/ensure-seaweedfs.sh)" TORTURE_EXCLUDE="$(TORTURE_TEST_EXCLUDE)" $(GO) test -count=1 -p 1 -timeout 30m ./...
+	DOTMESH_WEED="$$(scripts/ensure-seaweedfs.sh --path)" TORTURE_EXCLUDE="$(TORTURE_TEST_EXCLUDE)" $(GO) test -count=1 -p 1 -timeout 30m ./...
 	$(GO) test -count=1 -race -timeout 30m ./dotmesh/... ./transport/... ./cluster/... ./server/... ./client/... ./backend/dump/source/... ./bucket/
 	@$(MAKE) --no-print-directory fuzz
 

@@ -75,10 +75,22 @@ func WeedPath() (string, error) {
 		}
 		p = filepath.Join(cache, "weed-"+Version, "weed")
 	}
+	waitForBuild(p)
 	if fi, err := os.Stat(p); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-		return "", fmt.Errorf("the real S3 server for these tests, SeaweedFS (weed), is not at %s: run scripts/ensure-seaweedfs.sh (it builds weed %s once, a few minutes) and set %s to the path it prints; `make test` does both", p, Version, EnvWeed)
+		return "", fmt.Errorf("the real S3 server for these tests, SeaweedFS (weed), is not at %s: run scripts/ensure-seaweedfs.sh (it builds weed %s once, a few minutes; a background build by make test logs to %s) and set %s to the path it prints; `make test` does both", p, Version, filepath.Join(filepath.Dir(p), "build.log"), EnvWeed)
 	}
 	return p, nil
+}
+
+// waitForBuild waits while a build of weed holds the lock beside it
+// (`make test` starts one in the background: see the script).
+func waitForBuild(weed string) {
+	f, err := os.Open(filepath.Join(filepath.Dir(weed), ".lock"))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_SH)
 }
 
 // Start runs a SeaweedFS S3 server for the test and creates BucketName;
