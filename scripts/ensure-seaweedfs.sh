@@ -24,7 +24,7 @@ build() { # with the lock held on fd 9
 	echo "ensure-seaweedfs: building weed $version (a few minutes, once)" >&2
 	local moddir src
 	moddir=$(cd "$dir" && GOFLAGS=-mod=mod go mod download -json "github.com/seaweedfs/seaweedfs@$version" |
-		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') || true
 	if [ -z "$moddir" ] || [ ! -d "$moddir/weed" ]; then
 		echo "ensure-seaweedfs: go mod download of github.com/seaweedfs/seaweedfs@$version gave no module directory" >&2
 		return 1
