@@ -352,7 +352,14 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 		if err := ValidateNewName("branch", branch); err != nil {
 			return nil, err
 		}
-		br := &Branch{Dot: t.dot.ID, Name: branch, Head: head.ID, Created: n.now().UTC(), Master: n.nodeID()}
+		if err := n.checkNameFree(ctx, t.dot, branch); err != nil {
+			return nil, err
+		}
+		storage, err := n.storageFor(ctx, t.dot, branch)
+		if err != nil {
+			return nil, err
+		}
+		br := &Branch{Dot: t.dot.ID, Name: branch, Head: head.ID, Created: n.now().UTC(), Master: n.nodeID(), Storage: storage}
 		if err := t.be.CreateBranch(ctx, br.Ref(), &headR); err != nil {
 			return nil, fmt.Errorf("creating the working state of %s@%s: %w", name, branch, err)
 		}
@@ -495,7 +502,7 @@ func storageBranches(branches []*Branch, commits map[CommitID]*Commit) []string 
 		}
 	}
 	for _, b := range branches {
-		add(b.Name)
+		add(b.StorageName())
 	}
 	for _, c := range commits {
 		add(c.Branch)
