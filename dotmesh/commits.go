@@ -188,7 +188,7 @@ func (n *Node) refBase(ctx context.Context, d *Dot, b *Branch, r Ref, commits co
 		}
 		return b.Head, "branch " + b.Name, nil
 	}
-	if ValidateName("branch", r.Name) == nil {
+	{
 		other, _, err := n.reg.branch(ctx, d, r.Name)
 		if err == nil {
 			if other.Head == "" {
@@ -232,8 +232,8 @@ func (n *Node) refBase(ctx context.Context, d *Dot, b *Branch, r Ref, commits co
 		}
 		matches = mine
 	}
-	if len(matches) == 0 {
-		return "", "", &NotFoundError{Kind: KindRef, Name: r.Name, Dot: d.DotName()}
+	if len(matches) == 0 { // it reads as a commit id: say so
+		return "", "", &NotFoundError{Kind: KindCommit, Name: r.Prefix, Dot: d.DotName()}
 	}
 	return matches[0], "commit " + string(matches[0]), nil
 }

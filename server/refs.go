@@ -16,7 +16,7 @@ func (s *server) refRoutes() []route {
 		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/tags", access: accessDot, need: dotmesh.RoleWrite, name: "tag", audit: "tag", h: s.createTag},
 		{method: "DELETE", pattern: "/v1/dots/{ns}/{dot}/tags/{tag}", access: accessDot, need: dotmesh.RoleWrite, name: "delete a tag", audit: "tag-delete", h: s.deleteTag},
 		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/branches/{branch}/rename", access: accessDot, need: dotmesh.RoleWrite, name: "rename a branch", audit: "branch-rename", answer: answerBranch, h: s.renameBranch},
-		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/history", access: accessDot, need: dotmesh.RoleRead, name: "history", h: s.history},
+		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/history", access: accessDot, need: dotmesh.RoleRead, name: "log", h: s.history},
 	}
 }
 
