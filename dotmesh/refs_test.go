@@ -1,6 +1,7 @@
 package dotmesh_test
 
 import (
+	"bytes"
 	"context"
 	"testing"
 
@@ -272,4 +273,150 @@ func TestRenameBranch(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, refs, 1)
 	require.Equal(t, "master", refs[0].Branch, "main keeps the storage it had as master")
+}
+
+func tagNames(t *testing.T, e *env) map[string]dotmesh.CommitID {
+	tags, err := e.node.Tags().List(context.Background(), app)
+	require.NoError(t, err)
+	out := map[string]dotmesh.CommitID{}
+	for _, tg := range tags {
+		out[tg.Name] = tg.Commit
+	}
+	return out
+}
+
+func TestTagsTravel(t *testing.T) {
+	ctx := context.Background()
+	a, b := newEnv(t), newEnv(t)
+	_, err := a.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	c1 := a.commitChange("", "one")
+	c2 := a.commitChange("", "two")
+	_, err = a.node.Tags().Create(ctx, app, "v1", dotmesh.TagOptions{Ref: "HEAD^", Author: "alice", Message: "first"})
+	require.NoError(t, err)
+	// Tags on commits of other branches stay home.
+	_, err = a.node.CreateBranch(ctx, app, "side", "")
+	require.NoError(t, err)
+	s1 := a.commitChange("side", "s")
+	_, err = a.node.Tags().Create(ctx, app, "side-tag", dotmesh.TagOptions{Ref: string(s1.ID)})
+	require.NoError(t, err)
+
+	// A push that creates the dot brings the tags of its history.
+	res, err := a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"v1"}, res.Tags)
+	require.Equal(t, map[string]dotmesh.CommitID{"v1": c1.ID}, tagNames(t, b))
+	bt, err := b.node.Tags().List(ctx, app)
+	require.NoError(t, err)
+	require.Equal(t, "alice", bt[0].Author)
+	require.Equal(t, "first", bt[0].Message)
+
+	// A tag made after the commit was pushed travels with the next push,
+	// which has no commit to send.
+	_, err = a.node.Tags().Create(ctx, app, "v2", dotmesh.TagOptions{})
+	require.NoError(t, err)
+	res, err = a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.True(t, res.UpToDate)
+	require.Equal(t, []string{"v2"}, res.Tags)
+	require.Equal(t, map[string]dotmesh.CommitID{"v1": c1.ID, "v2": c2.ID}, tagNames(t, b))
+
+	// A tag of the same name at another commit on the receiver is kept
+	// and reported; the same tag at the same commit is fine.
+	require.NoError(t, b.node.Tags().Delete(ctx, app, "v2"))
+	_, err = b.node.Tags().Create(ctx, app, "v2", dotmesh.TagOptions{Ref: string(c1.ID)})
+	require.NoError(t, err)
+	c3 := a.commitChange("", "three")
+	res, err = a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Commits)
+	require.Empty(t, res.Tags)
+	require.Equal(t, []string{"v2"}, res.SkippedTags)
+	require.Equal(t, c1.ID, tagNames(t, b)["v2"])
+
+	// Pull and clone bring tags too.
+	_, err = b.node.Tags().Create(ctx, app, "from-b", dotmesh.TagOptions{Ref: string(c3.ID)})
+	require.NoError(t, err)
+	res, err = a.node.Pull(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"from-b"}, res.Tags)
+	require.Equal(t, []string{"v2"}, res.SkippedTags)
+	require.Equal(t, c3.ID, tagNames(t, a)["from-b"])
+	c := newEnv(t)
+	res, err = c.node.Clone(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"from-b", "v1", "v2"}, res.Tags)
+	require.Equal(t, map[string]dotmesh.CommitID{"from-b": c3.ID, "v1": c1.ID, "v2": c1.ID}, tagNames(t, c))
+	got, err := c.node.ResolveRef(ctx, app, "", "from-b^")
+	require.NoError(t, err)
+	require.Equal(t, c2.ID, got.ID)
+
+	// A receiver branch of a tag's name keeps the name: the tag is skipped.
+	_, err = a.node.Tags().Create(ctx, app, "feature", dotmesh.TagOptions{})
+	require.NoError(t, err)
+	_, err = b.node.CreateBranch(ctx, app, "feature", "")
+	require.NoError(t, err)
+	res, err = a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"feature", "v2"}, res.SkippedTags)
+}
+
+func TestRenamedBranchTransfers(t *testing.T) {
+	ctx := context.Background()
+	a, b := newEnv(t), newEnv(t)
+	_, err := a.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	a.commitChange("", "one")
+	_, err = a.node.CreateBranch(ctx, app, "feature", "")
+	require.NoError(t, err)
+	a.commitChange("feature", "f1")
+	_, err = a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	_, err = a.node.Push(ctx, app, "feature", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+
+	// Renamed on both sides, the branch keeps transferring both ways.
+	_, err = a.node.RenameBranch(ctx, app, "feature", "topic")
+	require.NoError(t, err)
+	_, err = b.node.RenameBranch(ctx, app, "feature", "topic")
+	require.NoError(t, err)
+	f2 := a.commitChange("topic", "f2")
+	res, err := a.node.Push(ctx, app, "topic", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Commits)
+	require.Equal(t, "f2", b.read("app@topic.db", "f"))
+	b.write("app@topic.db", "f", "f3")
+	f3, err := b.node.Commit(ctx, app, "topic", dotmesh.CommitOptions{Message: "f3"})
+	require.NoError(t, err)
+	_, err = a.node.Pull(ctx, app, "topic", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.Equal(t, "f3", a.read("app@topic.db", "f"))
+	require.Equal(t, []dotmesh.CommitID{f3.ID, f2.ID}, historyIDs(t, a, "", "topic")[:2])
+
+	// A push of a renamed branch to a receiver that has the old name
+	// makes a new branch there, under the new name.
+	_, err = a.node.RenameBranch(ctx, app, "master", "main")
+	require.NoError(t, err)
+	res, err = a.node.Push(ctx, app, "main", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.True(t, res.Created)
+	require.Equal(t, "one", b.read("app@main.db", "f"))
+	require.Equal(t, "one", b.read("app@master.db", "f"))
+
+	// A rename is refused while a transfer into the branch (old or new
+	// name) is unfinished: its record and Finish name the branch.
+	x1 := a.commitChange("topic", "x1")
+	var stream bytes.Buffer
+	require.NoError(t, a.node.TransferPeer().Send(ctx, app, x1.ID, nil, dotmesh.FormatNative+"dump", &stream))
+	require.NoError(t, b.node.TransferPeer().Receive(ctx, app, "topic", *x1, nil, dotmesh.FormatNative+"dump", &stream))
+	_, err = b.node.RenameBranch(ctx, app, "topic", "other")
+	require.ErrorIs(t, err, dotmesh.ErrInUse)
+	require.ErrorContains(t, err, "incoming transfer")
+	_, err = b.node.RenameBranch(ctx, app, "main", "topic")
+	require.ErrorIs(t, err, dotmesh.ErrAlreadyExists)
+	_, err = a.node.Push(ctx, app, "topic", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	_, err = b.node.RenameBranch(ctx, app, "topic", "other")
+	require.NoError(t, err)
+	require.Equal(t, "x1", b.read("app@other.db", "f"))
 }

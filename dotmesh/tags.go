@@ -208,3 +208,114 @@ func (r registry) tagged(ctx context.Context, id DotID) (map[CommitID][]string, 
 	}
 	return out, nil
 }
+
+// tagsOn returns the tags of dot id on the given commits, by name.
+func (n *Node) tagsOn(ctx context.Context, id DotID, commits []*Commit) ([]Tag, error) {
+	ts, err := n.reg.tags(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	in := make(map[CommitID]bool, len(commits))
+	for _, c := range commits {
+		in[c.ID] = true
+	}
+	var out []Tag
+	for _, t := range ts {
+		if in[t.Commit] {
+			out = append(out, *t)
+		}
+	}
+	return out, nil
+}
+
+// maxTransferTags bounds the tags one Finish brings.
+const maxTransferTags = 10000
+
+// validateTags checks tags a peer sent, before anything changes.
+func validateTags(tags []Tag) error {
+	if len(tags) > maxTransferTags {
+		return fmt.Errorf("%w: %d tags in one transfer; at most %d", ErrInvalidArgument, len(tags), maxTransferTags)
+	}
+	seen := make(map[string]bool, len(tags))
+	for _, t := range tags {
+		if err := ValidateName("tag", t.Name); err != nil {
+			return err
+		}
+		if err := ValidateID("tagged commit", string(t.Commit), false); err != nil {
+			return err
+		}
+		if seen[t.Name] {
+			return fmt.Errorf("%w: tag %s is sent twice", ErrInvalidArgument, t.Name)
+		}
+		seen[t.Name] = true
+	}
+	return nil
+}
+
+// receiveTags makes, for a finished transfer into d (whose lock the
+// caller holds), each of the sender's tags that names a commit d holds
+// and that d lacks; a tag of that name at the same commit is kept as it
+// is, and one at another commit, or a branch of that name, is left alone
+// and reported as skipped. The tags go after the branch moved, in
+// transactions of at most maxTxnOps: a crash in between leaves some
+// missing, and running the transfer again brings them (it finishes
+// again while the receiver lacks a tag of the sender's).
+func (n *Node) receiveTags(ctx context.Context, d *Dot, tags []Tag) (made, skipped []string, err error) {
+	links, err := n.reg.links(ctx, d.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	have, err := n.reg.tags(ctx, d.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	haveAt := make(map[string]CommitID, len(have))
+	for _, t := range have {
+		haveAt[t.Name] = t.Commit
+	}
+	branches, err := n.reg.branches(ctx, d.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	isBranch := make(map[string]bool, len(branches))
+	for _, b := range branches {
+		isBranch[b.Name] = true
+	}
+	var conds []Condition
+	var ops []Op
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		_, err := n.store.Txn(ctx, conds, ops)
+		conds, ops = nil, nil
+		return err
+	}
+	for _, t := range tags {
+		if _, ok := links[t.Commit]; !ok {
+			continue // not here: the start of a shallow history was later
+		}
+		if at, ok := haveAt[t.Name]; ok || isBranch[t.Name] {
+			if !ok || at != t.Commit {
+				skipped = append(skipped, t.Name)
+			}
+			continue
+		}
+		rec := Tag{Name: t.Name, Commit: t.Commit, Author: t.Author, Message: t.Message, Created: t.Created}
+		conds = append(conds, IfAbsent(tagKey(d.ID, t.Name)), IfAbsent(branchKey(d.ID, t.Name)))
+		ops = append(ops, PutOp(tagKey(d.ID, t.Name), encode(&rec)))
+		made = append(made, t.Name)
+		if len(conds) >= maxTxnOps-2 {
+			if err := flush(); err != nil {
+				return nil, nil, fmt.Errorf("recording the tags of %s: %w", d.DotName(), err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, nil, fmt.Errorf("recording the tags of %s: %w", d.DotName(), err)
+	}
+	if len(made)+len(skipped) > 0 {
+		n.log.Info("transfer tags", "dot", d.DotName().String(), "made", len(made), "skipped", len(skipped))
+	}
+	return made, skipped, nil
+}
