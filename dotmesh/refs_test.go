@@ -3,10 +3,14 @@ package dotmesh_test
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dotmesh-io/dotmesh/backend/dump"
+	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -419,4 +423,48 @@ func TestRenamedBranchTransfers(t *testing.T) {
 	_, err = b.node.RenameBranch(ctx, app, "topic", "other")
 	require.NoError(t, err)
 	require.Equal(t, "x1", b.read("app@other.db", "f"))
+}
+
+// TestRebuildKeepsTagsAndRenames: the backend's record copies hold tags
+// and a renamed branch's storage name, so a rebuilt registry has both.
+func TestRebuildKeepsTagsAndRenames(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	_, err := e.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	c1 := e.commitChange("", "one")
+	e.commitChange("", "two")
+	_, err = e.node.Tags().Create(ctx, app, "v1", dotmesh.TagOptions{Ref: "HEAD^", Message: "first"})
+	require.NoError(t, err)
+	_, err = e.node.Tags().Create(ctx, app, "gone", dotmesh.TagOptions{})
+	require.NoError(t, err)
+	require.NoError(t, e.node.Tags().Delete(ctx, app, "gone"))
+	_, err = e.node.RenameBranch(ctx, app, "master", "main")
+	require.NoError(t, err)
+	want := e.view()
+	wantTags, err := e.node.Tags().List(ctx, app)
+	require.NoError(t, err)
+
+	require.NoError(t, e.node.Close())
+	reg := filepath.Join(e.dir, "registry.db")
+	require.NoError(t, os.Remove(reg))
+	st, err := bboltstore.Open(reg, bboltstore.Options{})
+	require.NoError(t, err)
+	be, err := dump.Open(filepath.Join(e.dir, "dump"), dump.Options{})
+	require.NoError(t, err)
+	stats, err := dotmesh.RebuildRegistry(ctx, st, []dotmesh.StorageBackend{be})
+	require.NoError(t, err)
+	require.Equal(t, dotmesh.RebuildStats{Dots: 1, Branches: 1, Commits: 2}, stats)
+	require.NoError(t, be.Close())
+	require.NoError(t, st.Close())
+
+	e.open(nil)
+	require.Equal(t, want, e.view())
+	tags, err := e.node.Tags().List(ctx, app)
+	require.NoError(t, err)
+	require.Equal(t, wantTags, tags)
+	got, err := e.node.ResolveRef(ctx, app, "", "v1")
+	require.NoError(t, err)
+	require.Equal(t, c1.ID, got.ID)
+	require.Equal(t, "two", e.read("app@main.db", "f"))
 }
