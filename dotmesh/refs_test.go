@@ -14,6 +14,14 @@ import (
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
+// newDotEnv is newEnv with the dot app made.
+func newDotEnv(t *testing.T) *env {
+	e := newEnv(t)
+	_, err := e.node.CreateDot(context.Background(), app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	return e
+}
+
 // commitChange writes a change first, so the commit is never empty.
 func (e *env) commitChange(branch, msg string) *dotmesh.Commit {
 	v := "app.db"
@@ -39,9 +47,8 @@ func historyIDs(t *testing.T, e *env, branch, ref string) []dotmesh.CommitID {
 
 func TestRefsNamesTagsHistory(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t)
-	_, err := e.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
-	require.NoError(t, err)
+	e := newDotEnv(t)
+	var err error
 	c1 := e.commitChange("", "one")
 	c2 := e.commitChange("", "two")
 	_, err = e.node.CreateBranch(ctx, app, "feature", "")
@@ -143,9 +150,8 @@ func TestRefsNamesTagsHistory(t *testing.T) {
 
 func TestTagsKeepCommits(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t)
-	_, err := e.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
-	require.NoError(t, err)
+	e := newDotEnv(t)
+	var err error
 	c1 := e.commitChange("", "one")
 	c2 := e.commitChange("", "two")
 	c3 := e.commitChange("", "three")
@@ -200,9 +206,8 @@ func TestTagsKeepCommits(t *testing.T) {
 
 func TestRenameBranch(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t)
-	_, err := e.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
-	require.NoError(t, err)
+	e := newDotEnv(t)
+	var err error
 	c1 := e.commitChange("", "one")
 	_, err = e.node.CreateBranch(ctx, app, "feature", "")
 	require.NoError(t, err)
@@ -291,9 +296,8 @@ func tagNames(t *testing.T, e *env) map[string]dotmesh.CommitID {
 
 func TestTagsTravel(t *testing.T) {
 	ctx := context.Background()
-	a, b := newEnv(t), newEnv(t)
-	_, err := a.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
-	require.NoError(t, err)
+	a, b := newDotEnv(t), newEnv(t)
+	var err error
 	c1 := a.commitChange("", "one")
 	c2 := a.commitChange("", "two")
 	_, err = a.node.Tags().Create(ctx, app, "v1", dotmesh.TagOptions{Ref: "HEAD^", Author: "alice", Message: "first"})
@@ -367,9 +371,8 @@ func TestTagsTravel(t *testing.T) {
 
 func TestRenamedBranchTransfers(t *testing.T) {
 	ctx := context.Background()
-	a, b := newEnv(t), newEnv(t)
-	_, err := a.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
-	require.NoError(t, err)
+	a, b := newDotEnv(t), newEnv(t)
+	var err error
 	a.commitChange("", "one")
 	_, err = a.node.CreateBranch(ctx, app, "feature", "")
 	require.NoError(t, err)
@@ -429,9 +432,8 @@ func TestRenamedBranchTransfers(t *testing.T) {
 // and a renamed branch's storage name, so a rebuilt registry has both.
 func TestRebuildKeepsTagsAndRenames(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t)
-	_, err := e.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
-	require.NoError(t, err)
+	e := newDotEnv(t)
+	var err error
 	c1 := e.commitChange("", "one")
 	e.commitChange("", "two")
 	_, err = e.node.Tags().Create(ctx, app, "v1", dotmesh.TagOptions{Ref: "HEAD^", Message: "first"})
