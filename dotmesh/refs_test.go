@@ -470,3 +470,25 @@ func TestRebuildKeepsTagsAndRenames(t *testing.T) {
 	require.Equal(t, c1.ID, got.ID)
 	require.Equal(t, "two", e.read("app@main.db", "f"))
 }
+
+// TestTagKeepsAbortedArrival: a commit of an unfinished transfer can be
+// tagged (refs resolve dot-wide); aborting the transfer then keeps it.
+func TestTagKeepsAbortedArrival(t *testing.T) {
+	ctx := context.Background()
+	a, b := newDotEnv(t), newEnv(t)
+	a.commitChange("", "one")
+	_, err := a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	c2 := a.commitChange("", "two")
+	var stream bytes.Buffer
+	require.NoError(t, a.node.TransferPeer().Send(ctx, app, c2.ID, nil, dotmesh.FormatNative+"dump", &stream))
+	require.NoError(t, b.node.TransferPeer().Receive(ctx, app, "master", *c2, nil, dotmesh.FormatNative+"dump", &stream))
+	_, err = b.node.Tags().Create(ctx, app, "arrived", dotmesh.TagOptions{Ref: string(c2.ID[:8])})
+	require.NoError(t, err)
+	_, err = b.node.TransferPeer().Abort(ctx, app, "master")
+	require.NoError(t, err)
+	require.Equal(t, []dotmesh.CommitID{c2.ID, c2.Parent}, historyIDs(t, b, "", "arrived"))
+	_, err = b.node.CreateBranch(ctx, app, "from-arrived", "arrived")
+	require.NoError(t, err)
+	require.Equal(t, "two", b.read("app@from-arrived.db", "f"))
+}
