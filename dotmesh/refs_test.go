@@ -3,6 +3,7 @@ package dotmesh_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -491,4 +492,44 @@ func TestTagKeepsAbortedArrival(t *testing.T) {
 	_, err = b.node.CreateBranch(ctx, app, "from-arrived", "arrived")
 	require.NoError(t, err)
 	require.Equal(t, "two", b.read("app@from-arrived.db", "f"))
+}
+
+// preTagsPeer is a real node seen through the protocol of a version
+// without tags: its State has no tag fields, and its strict decoding
+// refuses a Finish that carries tags.
+type preTagsPeer struct{ dotmesh.Transport }
+
+func (p preTagsPeer) State(ctx context.Context, dot dotmesh.DotName, branch string, opts dotmesh.StateOptions) (*dotmesh.TransferState, error) {
+	st, err := p.Transport.State(ctx, dot, branch, opts)
+	if st != nil {
+		st.Tags, st.AcceptsTags = nil, false
+	}
+	return st, err
+}
+
+func (p preTagsPeer) Finish(ctx context.Context, dot dotmesh.DotName, branch string, req dotmesh.FinishRequest) (*dotmesh.FinishResult, error) {
+	if req.Tags != nil {
+		return nil, errors.New(`request body: unknown field "tags"`)
+	}
+	return p.Transport.Finish(ctx, dot, branch, req)
+}
+
+func TestTransfersWithPeersWithoutTags(t *testing.T) {
+	ctx := context.Background()
+	a, b := newDotEnv(t), newEnv(t)
+	a.commitChange("", "one")
+	_, err := a.node.Tags().Create(ctx, app, "v1", dotmesh.TagOptions{})
+	require.NoError(t, err)
+	res, err := a.node.Push(ctx, app, "", preTagsPeer{dotmesh.LocalTransport(b.node)}, dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.Empty(t, res.Tags)
+	require.Empty(t, tagNames(t, b))
+	a.commitChange("", "two")
+	_, err = a.node.Tags().Create(ctx, app, "v2", dotmesh.TagOptions{})
+	require.NoError(t, err)
+	_, err = b.node.Pull(ctx, app, "", preTagsPeer{dotmesh.LocalTransport(a.node)}, dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.Empty(t, tagNames(t, b), "an old sender sends no tags")
+	_, err = a.node.Push(ctx, app, "", preTagsPeer{dotmesh.LocalTransport(b.node)}, dotmesh.TransferOptions{})
+	require.NoError(t, err, "up to date, and no tags asked of an old peer")
 }
