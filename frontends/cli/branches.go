@@ -2,10 +2,13 @@ package cli
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
 // branchItem is one row of `dm branch --json`.
@@ -136,7 +139,13 @@ services using the dot see that branch's working state. With -b, create
 the branch first from the current branch's HEAD.
 
 Each branch keeps its own working state, so uncommitted changes stay on
-the branch they were made on.
+the branch they were made on. The path ` + "`dm path DOT.SUBDOT`" + ` prints is a
+stable one: it shows the checked-out branch, so a shell or program that
+enters it again after the checkout is on the new branch. One that is
+already inside it (a shell that ran cd "$(dm path app.db)" before) stays
+in the old branch's directory, as with any directory switched under a
+running process: checkout warns, naming such processes of the node's
+machine (their working directory or open files), and does not refuse.
 
 Containers (or pods) using the dot without a pinned @branch would see the
 switch only when they mount again, so checkout refuses while any run and
@@ -158,17 +167,20 @@ new branch.`,
 			if err != nil {
 				return err
 			}
-			d, err := s.c.CheckoutWith(cmd.Context(), name, api.CheckoutRequest{Branch: branch, Create: create, Restart: restart})
+			r, err := s.c.CheckoutReport(cmd.Context(), name, api.CheckoutRequest{Branch: branch, Create: create, Restart: restart})
 			if err != nil {
 				return s.wrap(checkoutHint(err, branch, create))
 			}
 			if a.jsonOut {
-				return writeJSON(a.out(), d)
+				return writeJSON(a.out(), r) // holders included
 			}
 			if create {
 				a.info("Switched %s to a new branch %s.", name, branch)
 			} else {
 				a.info("Switched %s to branch %s.", name, branch)
+			}
+			if len(r.Holders) > 0 {
+				fmt.Fprintln(a.io.Stderr, holdersWarning(name, r))
 			}
 			return nil
 		},
@@ -178,4 +190,32 @@ new branch.`,
 	f.BoolVar(&restart, "restart", false, "stop the containers using the dot, switch, and start them again")
 	f.StringVar(&dot, "dot", "", "act on `DOT` instead of the current dot")
 	return c
+}
+
+// holdersWarning tells that processes still see the previous branch, and
+// where to go to see the new one.
+func holdersWarning(name dotmesh.DotName, r *dotmesh.CheckoutReport) string {
+	var who []string
+	for i, h := range r.Holders {
+		if i == 3 {
+			who = append(who, fmt.Sprintf("and %d more", len(r.Holders)-i))
+			break
+		}
+		who = append(who, fmt.Sprintf("%d (%s)", h.PID, h.Command))
+	}
+	where := fmt.Sprintf(`"$(dm path %s)"`, name)
+	if sub := r.Holders[0].Subdot; sub != dotmesh.RootSubdot {
+		where = fmt.Sprintf(`"$(dm path %s.%s)"`, name, sub)
+		if r.Path != "" {
+			where = filepath.Join(r.Path, sub)
+		}
+	} else if r.Path != "" {
+		where = r.Path
+	}
+	procs, have := "processes", "have"
+	if len(r.Holders) == 1 {
+		procs, have = "process", "has"
+	}
+	return fmt.Sprintf("Warning: %s %s %s their working directory or open files in the tree of %s@%s: they still see branch %s; cd to %s again (or reopen the files) to see %s.",
+		procs, strings.Join(who, ", "), have, name, r.Previous, r.Previous, where, r.Current)
 }
