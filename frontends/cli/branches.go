@@ -2,7 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -179,7 +181,7 @@ new branch.`,
 			} else {
 				a.info("Switched %s to branch %s.", name, branch)
 			}
-			if len(r.Holders) > 0 {
+			if others(r); len(r.Holders) > 0 {
 				fmt.Fprintln(a.io.Stderr, holdersWarning(name, r))
 			}
 			return nil
@@ -190,6 +192,12 @@ new branch.`,
 	f.BoolVar(&restart, "restart", false, "stop the containers using the dot, switch, and start them again")
 	f.StringVar(&dot, "dot", "", "act on `DOT` instead of the current dot")
 	return c
+}
+
+// others drops this dm process from the holders: run from a shell inside
+// the tree, it has the shell's working directory.
+func others(r *dotmesh.CheckoutReport) {
+	r.Holders = slices.DeleteFunc(r.Holders, func(h dotmesh.Holder) bool { return h.PID == os.Getpid() })
 }
 
 // holdersWarning tells that processes still see the previous branch, and
@@ -212,10 +220,10 @@ func holdersWarning(name dotmesh.DotName, r *dotmesh.CheckoutReport) string {
 	} else if r.Path != "" {
 		where = r.Path
 	}
-	procs, have := "processes", "have"
+	procs, have, they := "processes", "have their", "they still see"
 	if len(r.Holders) == 1 {
-		procs, have = "process", "has"
+		procs, have, they = "process", "has its", "it still sees"
 	}
-	return fmt.Sprintf("Warning: %s %s %s their working directory or open files in the tree of %s@%s: they still see branch %s; cd to %s again (or reopen the files) to see %s.",
-		procs, strings.Join(who, ", "), have, name, r.Previous, r.Previous, where, r.Current)
+	return fmt.Sprintf("Warning: %s %s %s working directory or open files in the tree of %s@%s, so %s branch %s; cd to %s again (or reopen the files) to see %s.",
+		procs, strings.Join(who, ", "), have, name, r.Previous, they, r.Previous, where, r.Current)
 }
