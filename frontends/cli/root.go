@@ -170,7 +170,7 @@ can be a hub for a team, each user with their own key and namespace (see
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{
-		a.commitCmd(), a.logCmd(), a.branchCmd(), a.checkoutCmd(), a.resetCmd(),
+		a.commitCmd(), a.logCmd(), a.branchCmd(), a.tagCmd(), a.checkoutCmd(), a.resetCmd(),
 	} {
 		c.GroupID = "commits"
 		root.AddCommand(c)
