@@ -13,8 +13,8 @@ import (
 )
 
 // pathTests check the Node's stable paths on the backend: a dot's link
-// follows checkout, a process inside the old tree is named, a reset keeps
-// the link, and a start repairs links a crash left wrong.
+// follows checkout, a process inside the old tree is named, a reset and
+// a rename keep the link, and a start repairs links a crash left wrong.
 var pathTests = []backendTest{
 	{"StablePathFollowsCheckout", testStablePath},
 }
@@ -125,6 +125,19 @@ func testStablePath(f *fixture) {
 	require.NoError(t, err)
 	require.Equal(t, before, after, "reset moved the stable link")
 	require.Equal(t, "master", read(p), "reset --hard HEAD on exp restores the commit")
+
+	// Renaming the current branch keeps its storage, so the link stays
+	// right and the path shows the renamed branch.
+	_, err = n.RenameBranch(ctx, app, "exp", "trial")
+	require.NoError(t, err)
+	p2, err := n.Path(ctx, vol)
+	require.NoError(t, err)
+	require.Equal(t, p, p2)
+	require.NoError(t, os.WriteFile(filepath.Join(p, "f"), []byte("trial"), 0o644))
+	require.Equal(t, "trial", read(branchDir("trial")))
+	require.NoError(t, os.WriteFile(filepath.Join(p, "f"), []byte("master"), 0o644)) // as committed
+	before, err = os.Readlink(link)
+	require.NoError(t, err)
 
 	// A crash left the link wrong, a switch's temp dir and a deleted
 	// dot's link: the next start repairs and removes them.
