@@ -27,7 +27,7 @@
 //	POST   /v1/dots/{ns}/{dot}/commits                 CommitRequest -> dotmesh.Commit
 //	GET    /v1/dots/{ns}/{dot}/commits?branch=&limit=  []dotmesh.Commit, newest first
 //	GET    /v1/dots/{ns}/{dot}/refs/{ref}?branch=      dotmesh.Commit
-//	POST   /v1/dots/{ns}/{dot}/reset                   ResetRequest -> dotmesh.Commit
+//	POST   /v1/dots/{ns}/{dot}/reset                   ResetRequest -> dotmesh.ResetReport
 //	GET    /v1/dots/{ns}/{dot}/subdots?branch=         []string
 //	POST   /v1/path                                    PathRequest -> PathResponse
 //	...    /v1/dots/{ns}/{dot}/transfer..., /v1/transfers  push, pull, clone: see transfer.go

@@ -217,11 +217,21 @@ func (c *Client) Reset(ctx context.Context, name dotmesh.DotName, branch, ref st
 
 // ResetWith is Reset with every field of the request, Restart included.
 func (c *Client) ResetWith(ctx context.Context, name dotmesh.DotName, req api.ResetRequest) (*dotmesh.Commit, error) {
+	r, err := c.ResetReport(ctx, name, req)
+	if err != nil {
+		return nil, err
+	}
+	return &r.Commit, nil
+}
+
+// ResetReport is ResetWith that also returns the processes on the node's
+// machine left in a working directory the reset replaced.
+func (c *Client) ResetReport(ctx context.Context, name dotmesh.DotName, req api.ResetRequest) (*dotmesh.ResetReport, error) {
 	p, err := c.dotPath(name, "reset")
 	if err != nil {
 		return nil, err
 	}
-	var out dotmesh.Commit
+	var out dotmesh.ResetReport
 	if err := c.do(ctx, http.MethodPost, p, nil, req, &out); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package dotmesh
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +18,8 @@ type Holder struct {
 	Path string `json:"path"`
 	// Subdot is the subdot Path is in (RootSubdot: the top of the tree).
 	Subdot string `json:"subdot"`
+
+	cwd bool // Path is its working directory, not an open file
 }
 
 // maxHolders bounds how many holders a scan reports.
@@ -67,7 +70,7 @@ func holders(root string, limit int) []Holder {
 			continue
 		}
 		comm, _ := os.ReadFile(dir + "/comm")
-		out = append(out, Holder{PID: pid, Command: strings.TrimSpace(string(comm)), Path: held, Subdot: subdotOf(root, held, isDir)})
+		out = append(out, Holder{PID: pid, Command: strings.TrimSpace(string(comm)), Path: held, Subdot: subdotOf(root, held, isDir), cwd: isDir})
 	}
 	return out
 }
@@ -81,4 +84,48 @@ func subdotOf(root, p string, isDir bool) string {
 		return RootSubdot
 	}
 	return first
+}
+
+// ResetReport is what a reset did, for a caller that tells a user.
+type ResetReport struct {
+	Commit
+	// Holders are processes on this node's machine whose working
+	// directory was in the branch's tree and is no longer the directory
+	// at its path: the reset put a new one there (a swapped subvolume or
+	// filesystem), so they still see the old state. The files backend
+	// resets in place, so none there.
+	Holders []Holder `json:"holders,omitempty"`
+}
+
+// ResetReport is Reset that also names the processes left in a working
+// directory the reset replaced. They are never a reason to refuse.
+func (n *Node) ResetReport(ctx context.Context, name DotName, branch, ref string, opts ResetOptions) (*ResetReport, error) {
+	var before []Holder
+	if d, b, _, err := n.resolveBranch(ctx, name, branch); err == nil {
+		if root := n.localRoot(ctx, d, b.Name); root != "" {
+			before = holders(root, maxHolders)
+		}
+	}
+	c, err := n.Reset(ctx, name, branch, ref, opts)
+	if err != nil {
+		return nil, err
+	}
+	r := &ResetReport{Commit: *c}
+	for _, h := range before {
+		if h.cwd && leftBehind(h) {
+			r.Holders = append(r.Holders, h)
+		}
+	}
+	return r, nil
+}
+
+// leftBehind: h's working directory is not (any more) the directory at
+// the path it had.
+func leftBehind(h Holder) bool {
+	held, err := os.Stat("/proc/" + strconv.Itoa(h.PID) + "/cwd")
+	if err != nil {
+		return false // gone
+	}
+	now, err := os.Stat(h.Path)
+	return err != nil || !os.SameFile(held, now)
 }

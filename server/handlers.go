@@ -191,7 +191,7 @@ func (s *server) reset(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c, err := s.node.Reset(r.Context(), name, req.Branch, req.Ref, dotmesh.ResetOptions{Hard: req.Hard, Restart: req.Restart})
+	c, err := s.node.ResetReport(r.Context(), name, req.Branch, req.Ref, dotmesh.ResetOptions{Hard: req.Hard, Restart: req.Restart})
 	reply(w, http.StatusOK, c, err)
 }
 

@@ -1,6 +1,7 @@
 package backendtest
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,6 +139,40 @@ func testStablePath(f *fixture) {
 	require.NoError(t, os.WriteFile(filepath.Join(p, "f"), []byte("master"), 0o644)) // as committed
 	before, err = os.Readlink(link)
 	require.NoError(t, err)
+
+	// A reset that puts a new directory at the path (btrfs swaps the
+	// subvolume) names a process left in the old one; one in place (the
+	// files backend) names none.
+	sleep = exec.Command("sleep", "300")
+	sleep.Dir = p
+	require.NoError(t, sleep.Start(), "starting sleep (coreutils) inside the working tree")
+	stopped = false
+	rr, err := n.ResetReport(ctx, app, "", "HEAD", dotmesh.ResetOptions{Hard: true})
+	if f.be.Name() == "zfs" && errors.Is(err, dotmesh.ErrInUse) {
+		// zfs cannot unmount a filesystem a process is in: the reset
+		// refuses instead, and runs once the process is gone.
+		stop()
+		_, err = n.Reset(ctx, app, "", "HEAD", dotmesh.ResetOptions{Hard: true})
+		require.NoError(t, err)
+	} else {
+		require.NoError(t, err)
+		held, err := os.Stat("/proc/" + strconv.Itoa(sleep.Process.Pid) + "/cwd")
+		require.NoError(t, err)
+		now, err := os.Stat(p)
+		require.NoError(t, err)
+		named := false
+		for _, h := range rr.Holders {
+			named = named || h.PID == sleep.Process.Pid
+		}
+		require.Equal(t, !os.SameFile(held, now), named, "reset names the process iff its directory was replaced: %+v", rr.Holders)
+		switch f.be.Name() {
+		case "btrfs":
+			require.True(t, named, "btrfs swaps the working subvolume on reset")
+		case "dump":
+			require.False(t, named, "the files backend resets in place")
+		}
+	}
+	stop()
 
 	// A crash left the link wrong, a switch's temp dir and a deleted
 	// dot's link: the next start repairs and removes them.

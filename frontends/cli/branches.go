@@ -229,7 +229,7 @@ new branch.`,
 			} else {
 				a.info("Switched %s to branch %s.", name, branch)
 			}
-			if others(r); len(r.Holders) > 0 {
+			if r.Holders = others(r.Holders); len(r.Holders) > 0 {
 				fmt.Fprintln(a.io.Stderr, holdersWarning(name, r))
 			}
 			return nil
@@ -242,23 +242,32 @@ new branch.`,
 	return c
 }
 
-// others drops this dm process from the holders: run from a shell inside
-// the tree, it has the shell's working directory.
-func others(r *dotmesh.CheckoutReport) {
-	r.Holders = slices.DeleteFunc(r.Holders, func(h dotmesh.Holder) bool { return h.PID == os.Getpid() })
+// others drops this dm process from holders: run from a shell inside the
+// tree, it has the shell's working directory.
+func others(hs []dotmesh.Holder) []dotmesh.Holder {
+	return slices.DeleteFunc(hs, func(h dotmesh.Holder) bool { return h.PID == os.Getpid() })
+}
+
+// holdersSubject words up to three holders: "process 12 (sh) has its" or
+// "processes 12 (sh), 13 (vi) have their", and "it sees" or "they see".
+func holdersSubject(hs []dotmesh.Holder) (subject, sees string) {
+	var who []string
+	for i, h := range hs {
+		if i == 3 {
+			who = append(who, fmt.Sprintf("and %d more", len(hs)-i))
+			break
+		}
+		who = append(who, fmt.Sprintf("%d (%s)", h.PID, h.Command))
+	}
+	if len(hs) == 1 {
+		return "process " + who[0] + " has its", "it still sees"
+	}
+	return "processes " + strings.Join(who, ", ") + " have their", "they still see"
 }
 
 // holdersWarning tells that processes still see the previous branch, and
 // where to go to see the new one.
 func holdersWarning(name dotmesh.DotName, r *dotmesh.CheckoutReport) string {
-	var who []string
-	for i, h := range r.Holders {
-		if i == 3 {
-			who = append(who, fmt.Sprintf("and %d more", len(r.Holders)-i))
-			break
-		}
-		who = append(who, fmt.Sprintf("%d (%s)", h.PID, h.Command))
-	}
 	where := fmt.Sprintf(`"$(dm path %s)"`, name)
 	if sub := r.Holders[0].Subdot; sub != dotmesh.RootSubdot {
 		where = fmt.Sprintf(`"$(dm path %s.%s)"`, name, sub)
@@ -268,10 +277,15 @@ func holdersWarning(name dotmesh.DotName, r *dotmesh.CheckoutReport) string {
 	} else if r.Path != "" {
 		where = r.Path
 	}
-	procs, have, they := "processes", "have their", "they still see"
-	if len(r.Holders) == 1 {
-		procs, have, they = "process", "has its", "it still sees"
-	}
-	return fmt.Sprintf("Warning: %s %s %s working directory or open files in the tree of %s@%s, so %s branch %s; cd to %s again (or reopen the files) to see %s.",
-		procs, strings.Join(who, ", "), have, name, r.Previous, they, r.Previous, where, r.Current)
+	subject, sees := holdersSubject(r.Holders)
+	return fmt.Sprintf("Warning: %s working directory or open files in the tree of %s@%s, so %s branch %s; cd to %s again (or reopen the files) to see %s.",
+		subject, name, r.Previous, sees, r.Previous, where, r.Current)
+}
+
+// resetWarning tells that processes were left in a directory the reset
+// replaced (zfs, btrfs).
+func resetWarning(name dotmesh.DotName, r *dotmesh.ResetReport) string {
+	subject, sees := holdersSubject(r.Holders)
+	return fmt.Sprintf("Warning: %s working directory in a working tree of %s that the reset replaced, so %s the state before it; cd to the same path again to see %s.",
+		subject, name, sees, shortID(string(r.ID)))
 }
