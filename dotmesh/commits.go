@@ -166,6 +166,11 @@ func (n *Node) resolve(ctx context.Context, d *Dot, b *Branch, ref string) (*Com
 	if err != nil {
 		return nil, err
 	}
+	return n.resolveIn(ctx, d, b, r, commits)
+}
+
+// resolveIn is resolve of the parsed ref r among the dot's commits.
+func (n *Node) resolveIn(ctx context.Context, d *Dot, b *Branch, r Ref, commits commitLinks) (*Commit, error) {
 	start, what, err := n.refBase(ctx, d, b, r, commits)
 	if err != nil {
 		return nil, err
@@ -175,7 +180,7 @@ func (n *Node) resolve(ctx context.Context, d *Dot, b *Branch, ref string) (*Com
 		return nil, &NotFoundError{Kind: KindCommit, Name: string(start), Dot: d.DotName()}
 	}
 	if r.Back >= len(chain) {
-		return nil, fmt.Errorf("%w: %s goes back %d commits, but %s has only %d before it", ErrNotFound, ref, r.Back, what, len(chain)-1)
+		return nil, fmt.Errorf("%w: %s goes back %d commits, but %s has only %d before it", ErrNotFound, r, r.Back, what, len(chain)-1)
 	}
 	return commits.commit(chain[r.Back])
 }

@@ -180,11 +180,11 @@ func (n *Node) history(ctx context.Context, dot DotName, branch, ref string, ski
 	if r.Name == "" && r.Back == 0 && b.Head == "" {
 		return nil, false, nil // a branch without commits has an empty history
 	}
-	start, err := n.resolve(ctx, d, b, ref)
+	ls, err := n.reg.links(ctx, d.ID)
 	if err != nil {
 		return nil, false, err
 	}
-	ls, err := n.reg.links(ctx, d.ID)
+	start, err := n.resolveIn(ctx, d, b, r, ls)
 	if err != nil {
 		return nil, false, err
 	}

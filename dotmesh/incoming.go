@@ -282,7 +282,7 @@ type dotHistory struct {
 	staged    bool
 	stagedRev int64
 	commits   map[CommitID]*Commit
-	held      map[CommitID]bool // in some branch's history, or a branch's origin
+	held      map[CommitID]bool // in some branch's or tag's history, or a branch's origin
 }
 
 func (n *Node) dotHistory(ctx context.Context, id DotID, name DotName) (*dotHistory, error) {
@@ -318,6 +318,15 @@ func (n *Node) dotHistory(ctx context.Context, id DotID, name DotName) (*dotHist
 	for _, b := range branches {
 		h.held[b.Origin] = true
 		for _, c := range ancestry(h.commits, b.Head) {
+			h.held[c.ID] = true
+		}
+	}
+	tagged, err := n.reg.tagged(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for t := range tagged { // a tag keeps its commit, as reset and gc do
+		for _, c := range ancestry(h.commits, t) {
 			h.held[c.ID] = true
 		}
 	}

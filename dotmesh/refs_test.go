@@ -3,6 +3,7 @@ package dotmesh_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +14,14 @@ import (
 	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
+
+// newDotEnv is newEnv with the dot app made.
+func newDotEnv(t *testing.T) *env {
+	e := newEnv(t)
+	_, err := e.node.CreateDot(context.Background(), app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	return e
+}
 
 // commitChange writes a change first, so the commit is never empty.
 func (e *env) commitChange(branch, msg string) *dotmesh.Commit {
@@ -39,9 +48,8 @@ func historyIDs(t *testing.T, e *env, branch, ref string) []dotmesh.CommitID {
 
 func TestRefsNamesTagsHistory(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t)
-	_, err := e.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
-	require.NoError(t, err)
+	e := newDotEnv(t)
+	var err error
 	c1 := e.commitChange("", "one")
 	c2 := e.commitChange("", "two")
 	_, err = e.node.CreateBranch(ctx, app, "feature", "")
@@ -143,9 +151,8 @@ func TestRefsNamesTagsHistory(t *testing.T) {
 
 func TestTagsKeepCommits(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t)
-	_, err := e.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
-	require.NoError(t, err)
+	e := newDotEnv(t)
+	var err error
 	c1 := e.commitChange("", "one")
 	c2 := e.commitChange("", "two")
 	c3 := e.commitChange("", "three")
@@ -200,9 +207,8 @@ func TestTagsKeepCommits(t *testing.T) {
 
 func TestRenameBranch(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t)
-	_, err := e.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
-	require.NoError(t, err)
+	e := newDotEnv(t)
+	var err error
 	c1 := e.commitChange("", "one")
 	_, err = e.node.CreateBranch(ctx, app, "feature", "")
 	require.NoError(t, err)
@@ -291,9 +297,8 @@ func tagNames(t *testing.T, e *env) map[string]dotmesh.CommitID {
 
 func TestTagsTravel(t *testing.T) {
 	ctx := context.Background()
-	a, b := newEnv(t), newEnv(t)
-	_, err := a.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
-	require.NoError(t, err)
+	a, b := newDotEnv(t), newEnv(t)
+	var err error
 	c1 := a.commitChange("", "one")
 	c2 := a.commitChange("", "two")
 	_, err = a.node.Tags().Create(ctx, app, "v1", dotmesh.TagOptions{Ref: "HEAD^", Author: "alice", Message: "first"})
@@ -367,9 +372,8 @@ func TestTagsTravel(t *testing.T) {
 
 func TestRenamedBranchTransfers(t *testing.T) {
 	ctx := context.Background()
-	a, b := newEnv(t), newEnv(t)
-	_, err := a.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
-	require.NoError(t, err)
+	a, b := newDotEnv(t), newEnv(t)
+	var err error
 	a.commitChange("", "one")
 	_, err = a.node.CreateBranch(ctx, app, "feature", "")
 	require.NoError(t, err)
@@ -429,9 +433,8 @@ func TestRenamedBranchTransfers(t *testing.T) {
 // and a renamed branch's storage name, so a rebuilt registry has both.
 func TestRebuildKeepsTagsAndRenames(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t)
-	_, err := e.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
-	require.NoError(t, err)
+	e := newDotEnv(t)
+	var err error
 	c1 := e.commitChange("", "one")
 	e.commitChange("", "two")
 	_, err = e.node.Tags().Create(ctx, app, "v1", dotmesh.TagOptions{Ref: "HEAD^", Message: "first"})
@@ -467,4 +470,66 @@ func TestRebuildKeepsTagsAndRenames(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, c1.ID, got.ID)
 	require.Equal(t, "two", e.read("app@main.db", "f"))
+}
+
+// TestTagKeepsAbortedArrival: a commit of an unfinished transfer can be
+// tagged (refs resolve dot-wide); aborting the transfer then keeps it.
+func TestTagKeepsAbortedArrival(t *testing.T) {
+	ctx := context.Background()
+	a, b := newDotEnv(t), newEnv(t)
+	a.commitChange("", "one")
+	_, err := a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	c2 := a.commitChange("", "two")
+	var stream bytes.Buffer
+	require.NoError(t, a.node.TransferPeer().Send(ctx, app, c2.ID, nil, dotmesh.FormatNative+"dump", &stream))
+	require.NoError(t, b.node.TransferPeer().Receive(ctx, app, "master", *c2, nil, dotmesh.FormatNative+"dump", &stream))
+	_, err = b.node.Tags().Create(ctx, app, "arrived", dotmesh.TagOptions{Ref: string(c2.ID[:8])})
+	require.NoError(t, err)
+	_, err = b.node.TransferPeer().Abort(ctx, app, "master")
+	require.NoError(t, err)
+	require.Equal(t, []dotmesh.CommitID{c2.ID, c2.Parent}, historyIDs(t, b, "", "arrived"))
+	_, err = b.node.CreateBranch(ctx, app, "from-arrived", "arrived")
+	require.NoError(t, err)
+	require.Equal(t, "two", b.read("app@from-arrived.db", "f"))
+}
+
+// preTagsPeer is a real node seen through the protocol of a version
+// without tags: its State has no tag fields, and its strict decoding
+// refuses a Finish that carries tags.
+type preTagsPeer struct{ dotmesh.Transport }
+
+func (p preTagsPeer) State(ctx context.Context, dot dotmesh.DotName, branch string, opts dotmesh.StateOptions) (*dotmesh.TransferState, error) {
+	st, err := p.Transport.State(ctx, dot, branch, opts)
+	if st != nil {
+		st.Tags, st.AcceptsTags = nil, false
+	}
+	return st, err
+}
+
+func (p preTagsPeer) Finish(ctx context.Context, dot dotmesh.DotName, branch string, req dotmesh.FinishRequest) (*dotmesh.FinishResult, error) {
+	if req.Tags != nil {
+		return nil, errors.New(`request body: unknown field "tags"`)
+	}
+	return p.Transport.Finish(ctx, dot, branch, req)
+}
+
+func TestTransfersWithPeersWithoutTags(t *testing.T) {
+	ctx := context.Background()
+	a, b := newDotEnv(t), newEnv(t)
+	a.commitChange("", "one")
+	_, err := a.node.Tags().Create(ctx, app, "v1", dotmesh.TagOptions{})
+	require.NoError(t, err)
+	res, err := a.node.Push(ctx, app, "", preTagsPeer{dotmesh.LocalTransport(b.node)}, dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.Empty(t, res.Tags)
+	require.Empty(t, tagNames(t, b))
+	a.commitChange("", "two")
+	_, err = a.node.Tags().Create(ctx, app, "v2", dotmesh.TagOptions{})
+	require.NoError(t, err)
+	_, err = b.node.Pull(ctx, app, "", preTagsPeer{dotmesh.LocalTransport(a.node)}, dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.Empty(t, tagNames(t, b), "an old sender sends no tags")
+	_, err = a.node.Push(ctx, app, "", preTagsPeer{dotmesh.LocalTransport(b.node)}, dotmesh.TransferOptions{})
+	require.NoError(t, err, "up to date, and no tags asked of an old peer")
 }

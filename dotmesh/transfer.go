@@ -188,6 +188,9 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 	}
 	res := &TransferResult{Dot: dstDot.String(), Branch: branch, Head: from.Branch.Head}
 	defer func() { res.Duration = time.Since(start) }()
+	if !to.AcceptsTags {
+		from.Tags = nil // a receiver that predates tags refuses them
+	}
 
 	srcHas := make(map[CommitID]bool, len(from.History))
 	for _, c := range from.History {

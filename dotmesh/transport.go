@@ -68,6 +68,9 @@ type TransferState struct {
 	// Tags are the dot's tags on commits of History, by name; a peer that
 	// predates tags sends none.
 	Tags []Tag `json:"tags,omitempty"`
+	// AcceptsTags says the node takes FinishRequest.Tags: a node that
+	// predates tags refuses a request with fields it does not know.
+	AcceptsTags bool `json:"accepts_tags,omitempty"`
 }
 
 // FinishRequest completes a transfer on the receiving node.

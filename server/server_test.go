@@ -316,7 +316,7 @@ func TestBadRequests(t *testing.T) {
 		{"GET", "/v1/dots/admin/web/commits?branch=a&branch=b", "", "invalid_argument", "2 times"},
 		{"GET", "/v1/dots/admin/web/commits?branch=a%20b", "", "invalid_name", "branch"},
 		{"GET", "/v1/dots/admin/web/refs/HEAD%3F", "", "invalid_name", "ref"},
-		{"POST", "/v1/dots/admin/web/reset", `{"ref":"xyz"}`, "invalid_name", "ref"},
+		{"POST", "/v1/dots/admin/web/reset", `{"ref":"x.y"}`, "invalid_name", "ref"},
 		{"POST", "/v1/path", `{"volume":"web.__secret"}`, "invalid_name", "reserved"},
 		{"POST", "/v1/path", `{"volume":"a/b/c"}`, "invalid_name", "'/'"},
 	}

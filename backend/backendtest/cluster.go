@@ -41,6 +41,7 @@ func RunCluster(t *testing.T, nodes int, open func(t *testing.T, node string) do
 		{"ResetPrunesReplicas", clusterResetPrunesReplicas},
 		{"DeleteDotEverywhere", clusterDeleteDotEverywhere},
 		{"DeleteBranchEverywhere", clusterDeleteBranchEverywhere},
+		{"RenamedBranchMoves", clusterRenamedBranchMoves},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, nodes, open) })
 	}

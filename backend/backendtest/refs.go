@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -196,4 +197,32 @@ func refsTravel(t *testing.T, open func(t *testing.T, node string) dotmesh.Stora
 	require.NoError(t, err)
 	require.Equal(t, c1.ID, b2.Head)
 	require.Equal(t, "one", a.read("old"), "a tagged commit gc kept can be checked out")
+}
+
+// clusterRenamedBranchMoves: a branch renamed on one node keeps its
+// storage name on every node, so it moves between nodes with its
+// uncommitted changes, and no node's sync drops its storage as deleted.
+func clusterRenamedBranchMoves(t *testing.T, _ int, open func(t *testing.T, node string) dotmesh.StorageBackend) {
+	ctx := context.Background()
+	c := newClusterEnv(t, open)
+	n1, n2 := c.start("n1"), c.start("n2")
+	c1 := seedDot(t, n1, "v1")
+	writeFile(t, n1, "app", "f", "v2 uncommitted")
+
+	b, err := n2.RenameBranch(ctx, app, dotmesh.DefaultBranch, "main")
+	require.NoError(t, err)
+	require.Equal(t, "n1", b.Master, "a rename moves no data")
+	require.Equal(t, "v2 uncommitted", readFile(t, n2, "app@main", "f"))
+	writeFile(t, n2, "app@main", "f", "v3")
+	c2, err := n2.Commit(ctx, app, "main", dotmesh.CommitOptions{Message: "two on n2"})
+	require.NoError(t, err)
+	waitReplicated(t, n2, app)
+	time.Sleep(time.Second) // some sync passes of both nodes
+	require.Equal(t, "v3", readFile(t, n1, "app@main", "f"))
+	log, err := n1.Log(ctx, app, "main", 0)
+	require.NoError(t, err)
+	require.Equal(t, []dotmesh.CommitID{c2.ID, log[1].ID, c1.ID}, []dotmesh.CommitID{log[0].ID, log[1].ID, log[2].ID})
+	d, err := n1.Dot(ctx, app)
+	require.NoError(t, err)
+	require.Equal(t, "main", d.Current)
 }
