@@ -23,11 +23,11 @@
 //	GET    /v1/dots/{ns}/{dot}/branches                []dotmesh.Branch
 //	POST   /v1/dots/{ns}/{dot}/branches                CreateBranchRequest -> dotmesh.Branch
 //	DELETE /v1/dots/{ns}/{dot}/branches/{branch}
-//	POST   /v1/dots/{ns}/{dot}/checkout                CheckoutRequest -> dotmesh.Dot
+//	POST   /v1/dots/{ns}/{dot}/checkout                CheckoutRequest -> dotmesh.CheckoutReport
 //	POST   /v1/dots/{ns}/{dot}/commits                 CommitRequest -> dotmesh.Commit
 //	GET    /v1/dots/{ns}/{dot}/commits?branch=&limit=  []dotmesh.Commit, newest first
 //	GET    /v1/dots/{ns}/{dot}/refs/{ref}?branch=      dotmesh.Commit
-//	POST   /v1/dots/{ns}/{dot}/reset                   ResetRequest -> dotmesh.Commit
+//	POST   /v1/dots/{ns}/{dot}/reset                   ResetRequest -> dotmesh.ResetReport
 //	GET    /v1/dots/{ns}/{dot}/subdots?branch=         []string
 //	POST   /v1/path                                    PathRequest -> PathResponse
 //	...    /v1/dots/{ns}/{dot}/transfer..., /v1/transfers  push, pull, clone: see transfer.go
@@ -106,7 +106,9 @@ type ResetRequest struct {
 }
 
 // PathRequest asks for the host path of a subdot, named in the shared
-// volume syntax "[namespace/]dot[@branch][.subdot]".
+// volume syntax "[namespace/]dot[@branch][.subdot]": without a branch the
+// node's stable path, which follows checkout; with one, that branch's own
+// directory.
 type PathRequest struct {
 	Volume string `json:"volume"`
 }

@@ -137,15 +137,26 @@ func (c *Client) Checkout(ctx context.Context, name dotmesh.DotName, branch stri
 // CheckoutWith is Checkout with every field of the request, Restart
 // (stop and start the consumers of mounts around the switch) included.
 func (c *Client) CheckoutWith(ctx context.Context, name dotmesh.DotName, req api.CheckoutRequest) (*dotmesh.Dot, error) {
+	r, err := c.CheckoutReport(ctx, name, req)
+	if err != nil {
+		return nil, err
+	}
+	return &r.Dot, nil
+}
+
+// CheckoutReport is CheckoutWith that also returns the previous branch,
+// the dot's stable path and the processes on the node's machine that
+// still hold the previous branch's working tree.
+func (c *Client) CheckoutReport(ctx context.Context, name dotmesh.DotName, req api.CheckoutRequest) (*dotmesh.CheckoutReport, error) {
 	p, err := c.dotPath(name, "checkout")
 	if err != nil {
 		return nil, err
 	}
-	var d dotmesh.Dot
-	if err := c.do(ctx, http.MethodPost, p, nil, req, &d); err != nil {
+	var r dotmesh.CheckoutReport
+	if err := c.do(ctx, http.MethodPost, p, nil, req, &r); err != nil {
 		return nil, err
 	}
-	return &d, nil
+	return &r, nil
 }
 
 // Commit commits branch (empty: the current one). The author is the
@@ -206,11 +217,21 @@ func (c *Client) Reset(ctx context.Context, name dotmesh.DotName, branch, ref st
 
 // ResetWith is Reset with every field of the request, Restart included.
 func (c *Client) ResetWith(ctx context.Context, name dotmesh.DotName, req api.ResetRequest) (*dotmesh.Commit, error) {
+	r, err := c.ResetReport(ctx, name, req)
+	if err != nil {
+		return nil, err
+	}
+	return &r.Commit, nil
+}
+
+// ResetReport is ResetWith that also returns the processes on the node's
+// machine left in a working directory the reset replaced.
+func (c *Client) ResetReport(ctx context.Context, name dotmesh.DotName, req api.ResetRequest) (*dotmesh.ResetReport, error) {
 	p, err := c.dotPath(name, "reset")
 	if err != nil {
 		return nil, err
 	}
-	var out dotmesh.Commit
+	var out dotmesh.ResetReport
 	if err := c.do(ctx, http.MethodPost, p, nil, req, &out); err != nil {
 		return nil, err
 	}

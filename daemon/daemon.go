@@ -216,12 +216,21 @@ func openNode(ctx context.Context, dataDir string, s backendSettings, cs cluster
 		store.Close()
 		return nil, nil, err
 	}
+	paths, err := makePathsDir(dataDir, s.OpenWorktrees)
+	if err != nil {
+		for _, be := range bes {
+			be.Close()
+		}
+		store.Close()
+		return nil, nil, err
+	}
 	opts := dotmesh.Options{
 		Store:          store,
 		Backends:       bes,
 		DefaultBackend: s.Default,
 		Logger:         log,
 		TransferPin:    s.TransferPin,
+		PathsDir:       paths,
 	}
 	if cs.etcd() {
 		opts.Cluster = &dotmesh.ClusterOptions{NodeID: cs.NodeID, Address: cs.Advertise, Peers: peers, Version: version}
@@ -256,6 +265,28 @@ func openBBolt(dataDir string, log *slog.Logger) (dotmesh.ClusterStore, error) {
 		return nil, fmt.Errorf("opening the registry in %s: %w", dataDir, err)
 	}
 	return store, nil
+}
+
+// PathsDir is the directory of the node's stable paths in the data
+// directory: PathsDir/NAMESPACE/DOT links to the working tree of the
+// dot's current branch (dotmesh.Options.PathsDir).
+const PathsDir = "dots"
+
+// makePathsDir makes DATADIR/dots with the modes of working trees' parents:
+// 0700, or 0711 with openWorktrees (others may pass, not list).
+func makePathsDir(dataDir string, openWorktrees bool) (string, error) {
+	dir := filepath.Join(dataDir, PathsDir)
+	mode := os.FileMode(0o700)
+	if openWorktrees {
+		mode = 0o711
+	}
+	if err := os.Mkdir(dir, mode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("making the directory of stable paths %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		return "", fmt.Errorf("setting the mode of %s to %o: %w", dir, mode, err)
+	}
+	return dir, nil
 }
 
 // makeDataDir makes the data directory, or tightens one that exists (made

@@ -117,6 +117,34 @@ type CheckoutOptions struct {
 // Checkout makes branch the dot's current branch. Every branch keeps its
 // own working state, so nothing is discarded.
 func (n *Node) Checkout(ctx context.Context, name DotName, branch string, opts CheckoutOptions) (*Dot, error) {
+	r, err := n.checkoutReport(ctx, name, branch, opts, false)
+	if err != nil {
+		return nil, err
+	}
+	return &r.Dot, nil
+}
+
+// CheckoutReport is what a checkout did, for a caller that tells a user.
+type CheckoutReport struct {
+	Dot
+	// Previous is the branch that was current before, when it changed.
+	Previous string `json:"previous,omitempty"`
+	// Path is the dot's stable path (see Path), which now shows the new
+	// branch; empty without Options.PathsDir.
+	Path string `json:"path,omitempty"`
+	// Holders are processes on this node's machine with their working
+	// directory or an open file in the previous branch's tree: they still
+	// see that branch (at most maxHolders of them).
+	Holders []Holder `json:"holders,omitempty"`
+}
+
+// CheckoutReport is Checkout that also names the processes still holding
+// the previous branch's working tree. They are never a reason to refuse.
+func (n *Node) CheckoutReport(ctx context.Context, name DotName, branch string, opts CheckoutOptions) (*CheckoutReport, error) {
+	return n.checkoutReport(ctx, name, branch, opts, true)
+}
+
+func (n *Node) checkoutReport(ctx context.Context, name DotName, branch string, opts CheckoutOptions, scan bool) (*CheckoutReport, error) {
 	if err := ValidateName("branch", branch); err != nil {
 		return nil, err
 	}
@@ -125,7 +153,7 @@ func (n *Node) Checkout(ctx context.Context, name DotName, branch string, opts C
 		return nil, err
 	}
 	if d.Current == branch && !opts.Create {
-		return d, nil
+		return n.reportOf(d, "", ""), nil
 	}
 	if opts.Create {
 		if err := n.place.prefetch(ctx, d, d.Current, "HEAD"); err != nil {
@@ -137,31 +165,77 @@ func (n *Node) Checkout(ctx context.Context, name DotName, branch string, opts C
 		return nil, err
 	}
 	defer restart() // after the lock below is released: consumers mount again
-	return n.checkout(ctx, d, branch, opts.Create)
+	d, prev, prevRoot, err := n.checkout(ctx, d, branch, opts.Create)
+	if err != nil {
+		return nil, err
+	}
+	r := n.reportOf(d, prev, prevRoot)
+	if scan && prevRoot != "" {
+		r.Holders = holders(prevRoot, maxHolders)
+	}
+	return r, nil
 }
 
-func (n *Node) checkout(ctx context.Context, d *Dot, branch string, create bool) (*Dot, error) {
+func (n *Node) reportOf(d *Dot, prev, prevRoot string) *CheckoutReport {
+	r := &CheckoutReport{Dot: *d, Previous: prev}
+	if n.paths != "" {
+		r.Path = n.linkPath(d.DotName())
+	}
+	return r
+}
+
+// checkout switches the current branch and the dot's stable path, and
+// returns the branch that was current and its working tree's directory
+// ("" when not on this node).
+func (n *Node) checkout(ctx context.Context, d *Dot, branch string, create bool) (_ *Dot, prev, prevRoot string, _ error) {
 	defer n.lockDot(d.ID)()
 	name := d.DotName()
 	d, rev, err := n.reg.dot(ctx, d.ID)
 	if err != nil {
-		return nil, err
+		return nil, "", "", err
 	}
 	if create {
 		if _, err := n.createBranch(ctx, d, branch, d.Current, "HEAD"); err != nil {
-			return nil, err
+			return nil, "", "", err
 		}
 	} else if _, _, err := n.reg.branch(ctx, d, branch); err != nil {
-		return nil, err
+		return nil, "", "", err
 	}
+	prev = d.Current
+	if prev == branch {
+		return d, "", "", nil
+	}
+	prevRoot = n.localRoot(ctx, d, prev)
 	d.Current = branch
 	if _, err := n.reg.putDot(ctx, d, rev); err != nil {
 		if errors.Is(err, ErrConflict) {
-			return nil, fmt.Errorf("%w: dot %s changed during checkout; try again", ErrConflict, name)
+			return nil, "", "", fmt.Errorf("%w: dot %s changed during checkout; try again", ErrConflict, name)
 		}
-		return nil, err
+		return nil, "", "", err
 	}
-	return d, nil
+	if err := n.relinkLocked(ctx, d); err != nil {
+		// The registry is the truth; the next Path or start links again.
+		n.log.Warn("pointing the stable path at the checked-out branch", "dot", name.String(), "branch", branch, "err", err)
+	}
+	return d, prev, prevRoot, nil
+}
+
+// localRoot is the directory of a branch's working tree when it is on
+// this node, else "".
+func (n *Node) localRoot(ctx context.Context, d *Dot, branch string) string {
+	b, _, err := n.reg.branch(ctx, d, branch)
+	if err != nil || !n.place.local(b) {
+		return ""
+	}
+	be, err := n.backendOf(d)
+	if err != nil {
+		return ""
+	}
+	root, err := be.SubdotPath(ctx, b.Ref(), RootSubdot)
+	if err != nil {
+		return ""
+	}
+	return root
 }
 
 // DeleteBranch removes a branch that is not the dot's current one, with

@@ -63,6 +63,9 @@ func (n *Node) createDot(ctx context.Context, name DotName, opts CreateDotOption
 		return nil, err
 	}
 	n.log.Info("created dot", "dot", name.String(), "id", d.ID, "backend", bname)
+	if err := n.relink(ctx, d.ID); err != nil {
+		n.log.Warn("making the stable path of a new dot", "dot", name.String(), "err", err)
+	}
 	return d, nil
 }
 
@@ -309,6 +312,7 @@ func (n *Node) DeleteDot(ctx context.Context, name DotName) error {
 			}
 		}
 	}
+	n.dropLink(name)
 	n.log.Info("deleted dot", "dot", name.String(), "id", d.ID)
 	return nil
 }

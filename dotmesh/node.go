@@ -37,6 +37,11 @@ type Options struct {
 	// received is kept for a re-run after its last byte arrived; then gc
 	// removes it. 0 means DefaultTransferPin.
 	TransferPin time.Duration
+	// PathsDir, when set, is a directory the node owns for stable paths:
+	// PathsDir/NAMESPACE/DOT is a symlink to the working tree of the dot's
+	// current branch, switched by checkout (see Path). Its permissions are
+	// given to the namespace directories made in it.
+	PathsDir string
 }
 
 // Node is the dotmesh engine: every operation on dots, branches and commits,
@@ -47,8 +52,8 @@ type Options struct {
 //
 // Its methods are the verbs a library user calls:
 //
-//   - dots: CreateDot, Dot, ListDots, Status, DeleteDot, SubdotPath, Subdots
-//   - branches: Branches, CreateBranch, Checkout, DeleteBranch
+//   - dots: CreateDot, Dot, ListDots, Status, DeleteDot, Path, SubdotPath, Subdots
+//   - branches: Branches, CreateBranch, Checkout, CheckoutReport, DeleteBranch
 //   - commits: Commit, Log, ResolveRef, Reset
 //   - transfers: Push, Pull, Clone (to and from a Transport)
 //   - the node: Backend, BackendNames, GC, Verify, Close
@@ -65,6 +70,7 @@ type Node struct {
 	log      *slog.Logger
 	now      func() time.Time
 	pin      time.Duration // Options.TransferPin
+	paths    string        // Options.PathsDir
 	recv     receiving
 
 	place placement // standalone or clustered, chosen in NewNode
@@ -96,6 +102,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		log:      opts.Logger,
 		now:      opts.Now,
 		pin:      opts.TransferPin,
+		paths:    opts.PathsDir,
 		locks:    make(map[DotID]*sync.Mutex),
 		place:    standalone{}, // until the cluster starts, after reconcile
 
@@ -142,6 +149,10 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 			return nil, err
 		}
 		n.place = c
+	}
+	if err := n.relinkAll(ctx); err != nil {
+		n.place.stop() // the caller closes the store and backends it gave
+		return nil, err
 	}
 	return n, nil
 }

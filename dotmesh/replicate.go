@@ -158,6 +158,9 @@ func (n *clustered) sync(ctx context.Context) error {
 		}
 	}
 	errs = append(errs, n.dropDeleted(ctx, live))
+	// Checkouts, deletions and moves made on other nodes: stable paths
+	// follow them here too.
+	errs = append(errs, n.relinkAll(ctx))
 	return errors.Join(errs...)
 }
 

@@ -442,6 +442,9 @@ func (n *Node) finishNewDot(ctx context.Context, t *transferTarget, name DotName
 		return nil, err
 	}
 	n.log.Info("transfer created dot", "dot", name.String(), "id", d.ID, "branch", branch, "head", head.ID)
+	if err := n.relinkLocked(ctx, &d); err != nil {
+		n.log.Warn("making the stable path of a new dot", "dot", name.String(), "err", err)
+	}
 	return &FinishResult{Head: head.ID, Created: true}, nil
 }
 

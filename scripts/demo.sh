@@ -39,13 +39,14 @@ echo "<h1>v2</h1>" >"$web/index.html"
 run "$DM" commit --dot shop -m "bob signs up; page v2" -d ticket=SHOP-42
 run "$DM" list
 
-say "A branch for an experiment"
+say "A branch for an experiment; \$db ($db) is a stable path: it shows the checked-out branch"
 run "$DM" checkout --dot shop -b experiment
-echo "mallory" >>"$("$DM" path shop.db)/customers"
+echo "mallory" >>"$db/customers"
 run "$DM" commit --dot shop -m "experimental data"
 run "$DM" branch --dot shop
 run "$DM" checkout --dot shop master
-printf 'master sees: %s\n' "$(tr '\n' ' ' <"$("$DM" path shop.db)/customers")"
+printf 'master sees: %s\n' "$(tr '\n' ' ' <"$db/customers")"
+printf 'experiment has: %s\n' "$(tr '\n' ' ' <"$("$DM" path shop@experiment.db)/customers")"
 
 say "Oops: throw away the last master commit and an uncommitted change"
 echo "garbage" >"$("$DM" path shop.web)/index.html"

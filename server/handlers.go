@@ -142,7 +142,7 @@ func (s *server) checkout(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	d, err := s.node.Checkout(r.Context(), name, req.Branch, dotmesh.CheckoutOptions{Create: req.Create, Restart: req.Restart})
+	d, err := s.node.CheckoutReport(r.Context(), name, req.Branch, dotmesh.CheckoutOptions{Create: req.Create, Restart: req.Restart})
 	reply(w, http.StatusOK, d, err)
 }
 
@@ -191,7 +191,7 @@ func (s *server) reset(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c, err := s.node.Reset(r.Context(), name, req.Branch, req.Ref, dotmesh.ResetOptions{Hard: req.Hard, Restart: req.Restart})
+	c, err := s.node.ResetReport(r.Context(), name, req.Branch, req.Ref, dotmesh.ResetOptions{Hard: req.Hard, Restart: req.Restart})
 	reply(w, http.StatusOK, c, err)
 }
 
@@ -242,7 +242,7 @@ func (s *server) path(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, _ := parseVolumeFor(principal(r), req.Volume) // checked by permit
-	p, err := s.node.SubdotPath(r.Context(), v)
+	p, err := s.node.Path(r.Context(), v)
 	reply(w, http.StatusOK, api.PathResponse{Path: p}, err)
 }
 

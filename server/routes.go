@@ -52,7 +52,7 @@ const (
 	answerNone     answerKind = iota
 	answerCommit              // a dotmesh.Commit: id, branch
 	answerBranch              // a dotmesh.Branch: name, head
-	answerCheckout            // a dotmesh.Dot: current
+	answerCheckout            // a dotmesh.CheckoutReport: current
 	answerFinish              // a dotmesh.FinishResult: head (branch in the query)
 	answerTransfer            // NDJSON events: the last holds result or error
 	answerKey                 // an api.NewKeyResponse: user, key id (never the secret)

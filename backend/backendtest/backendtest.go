@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) dotmesh.StorageBackend) {
 		{"Records", recordTests},
 		{"Tree", treeTests},
 		{"Lifecycle", lifecycleTests},
+		{"Paths", pathTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -2,10 +2,15 @@ package cli
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
 // branchItem is one row of `dm branch --json`.
@@ -184,7 +189,13 @@ services using the dot see that branch's working state. With -b, create
 the branch first from the current branch's HEAD.
 
 Each branch keeps its own working state, so uncommitted changes stay on
-the branch they were made on.
+the branch they were made on. The path ` + "`dm path DOT.SUBDOT`" + ` prints is a
+stable one: it shows the checked-out branch, so a shell or program that
+enters it again after the checkout is on the new branch. One that is
+already inside it (a shell that ran cd "$(dm path app.db)" before) stays
+in the old branch's directory, as with any directory switched under a
+running process: checkout warns, naming such processes of the node's
+machine (their working directory or open files), and does not refuse.
 
 Containers (or pods) using the dot without a pinned @branch would see the
 switch only when they mount again, so checkout refuses while any run and
@@ -206,17 +217,20 @@ new branch.`,
 			if err != nil {
 				return err
 			}
-			d, err := s.c.CheckoutWith(cmd.Context(), name, api.CheckoutRequest{Branch: branch, Create: create, Restart: restart})
+			r, err := s.c.CheckoutReport(cmd.Context(), name, api.CheckoutRequest{Branch: branch, Create: create, Restart: restart})
 			if err != nil {
 				return s.wrap(checkoutHint(err, branch, create))
 			}
 			if a.jsonOut {
-				return writeJSON(a.out(), d)
+				return writeJSON(a.out(), r) // holders included
 			}
 			if create {
 				a.info("Switched %s to a new branch %s.", name, branch)
 			} else {
 				a.info("Switched %s to branch %s.", name, branch)
+			}
+			if r.Holders = others(r.Holders); len(r.Holders) > 0 {
+				fmt.Fprintln(a.io.Stderr, holdersWarning(name, r))
 			}
 			return nil
 		},
@@ -226,4 +240,52 @@ new branch.`,
 	f.BoolVar(&restart, "restart", false, "stop the containers using the dot, switch, and start them again")
 	f.StringVar(&dot, "dot", "", "act on `DOT` instead of the current dot")
 	return c
+}
+
+// others drops this dm process from holders: run from a shell inside the
+// tree, it has the shell's working directory.
+func others(hs []dotmesh.Holder) []dotmesh.Holder {
+	return slices.DeleteFunc(hs, func(h dotmesh.Holder) bool { return h.PID == os.Getpid() })
+}
+
+// holdersSubject words up to three holders: "process 12 (sh) has its" or
+// "processes 12 (sh), 13 (vi) have their", and "it sees" or "they see".
+func holdersSubject(hs []dotmesh.Holder) (subject, sees string) {
+	var who []string
+	for i, h := range hs {
+		if i == 3 {
+			who = append(who, fmt.Sprintf("and %d more", len(hs)-i))
+			break
+		}
+		who = append(who, fmt.Sprintf("%d (%s)", h.PID, h.Command))
+	}
+	if len(hs) == 1 {
+		return "process " + who[0] + " has its", "it still sees"
+	}
+	return "processes " + strings.Join(who, ", ") + " have their", "they still see"
+}
+
+// holdersWarning tells that processes still see the previous branch, and
+// where to go to see the new one.
+func holdersWarning(name dotmesh.DotName, r *dotmesh.CheckoutReport) string {
+	where := fmt.Sprintf(`"$(dm path %s)"`, name)
+	if sub := r.Holders[0].Subdot; sub != dotmesh.RootSubdot {
+		where = fmt.Sprintf(`"$(dm path %s.%s)"`, name, sub)
+		if r.Path != "" {
+			where = filepath.Join(r.Path, sub)
+		}
+	} else if r.Path != "" {
+		where = r.Path
+	}
+	subject, sees := holdersSubject(r.Holders)
+	return fmt.Sprintf("Warning: %s working directory or open files in the tree of %s@%s, so %s branch %s; cd to %s again (or reopen the files) to see %s.",
+		subject, name, r.Previous, sees, r.Previous, where, r.Current)
+}
+
+// resetWarning tells that processes were left in a directory the reset
+// replaced (zfs, btrfs).
+func resetWarning(name dotmesh.DotName, r *dotmesh.ResetReport) string {
+	subject, sees := holdersSubject(r.Holders)
+	return fmt.Sprintf("Warning: %s working directory in a working tree of %s that the reset replaced, so %s the state before it; cd to the same path again to see %s.",
+		subject, name, sees, shortID(string(r.ID)))
 }

@@ -252,6 +252,10 @@ deleted.
 A reset cut short by a crash of the node is finished when the node starts
 again: the working state is then wholly REF's, with the head there.
 
+Where the backend puts a new directory at the working tree's path (btrfs
+swaps the subvolume), a process whose working directory was inside stays
+in the old one: reset warns on stderr, naming it (cd to the path again).
+
 While containers (or pods) use the branch, reset refuses and names them,
 rather than change data under them; --restart stops them, resets, and
 starts them again, so they see the restored state.`,
@@ -269,14 +273,17 @@ starts them again, so they see the restored state.`,
 			if err != nil {
 				return err
 			}
-			cm, err := s.c.ResetWith(cmd.Context(), name, api.ResetRequest{Ref: ref, Hard: hard, Restart: restart})
+			cm, err := s.c.ResetReport(cmd.Context(), name, api.ResetRequest{Ref: ref, Hard: hard, Restart: restart})
 			if err != nil {
 				return s.wrap(err)
 			}
-			switch {
-			case a.jsonOut:
-				return writeJSON(a.out(), cm)
-			case a.scripting:
+			if a.jsonOut {
+				return writeJSON(a.out(), cm) // holders included
+			}
+			if cm.Holders = others(cm.Holders); len(cm.Holders) > 0 {
+				defer func() { fmt.Fprintln(a.io.Stderr, resetWarning(name, cm)) }()
+			}
+			if a.scripting {
 				_, err = fmt.Fprintln(a.out(), cm.ID)
 				return err
 			}

@@ -391,22 +391,42 @@ func (a *app) confirm(name string) error {
 }
 
 func (a *app) pathCmd() *cobra.Command {
-	return &cobra.Command{
+	var branch string
+	c := &cobra.Command{
 		Use:   "path DOT[@BRANCH][.SUBDOT]",
 		Short: "Print the host path of a subdot's working directory",
 		Long: `Print the host path of the working directory of a subdot, creating the
 subdot if it does not exist yet. Services keep their state there.
 
-Without @BRANCH, the dot's current branch; without .SUBDOT, the default
-subdot (__default__). __root__ is the branch's whole working tree. Other
-subdot names starting with '_' are reserved.`,
-		Example: `  dm path app.db
-  cp -r ./pgdata "$(dm path app@feature.db)"`,
+Without @BRANCH (or --branch) the path is a stable one, DATADIR/dots/
+NAMESPACE/DOT/SUBDOT: DATADIR/dots/NAMESPACE/DOT is a symlink to the
+working tree of the dot's current branch, which dm checkout switches
+atomically. A program that opens or enters the path after a checkout is
+on the new branch; one already inside it keeps the directory it entered,
+the old branch's (dm checkout warns about such processes), so cd to the
+path again. With @BRANCH or --branch, the path is that branch's own
+directory, which never changes branch.
+
+Without .SUBDOT, the default subdot (__default__). __root__ is the
+branch's whole working tree. Other subdot names starting with '_' are
+reserved.`,
+		Example: `  cd "$(dm path app.db)"               # follows dm checkout when entered again
+  cp -r ./pgdata "$(dm path app@feature.db)"
+  dm path app.db --branch feature       # the same as app@feature.db`,
 		Args: usageArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			v, err := parseVolumeName(args[0])
 			if err != nil {
 				return err
+			}
+			if branch != "" {
+				if err := validateBranch(branch); err != nil {
+					return err
+				}
+				if v.Branch != "" && v.Branch != branch {
+					return kinded(errUsage, fmt.Errorf("%s names branch %s and --branch says %s; give the branch once", args[0], v.Branch, branch))
+				}
+				v.Branch = branch
 			}
 			s, err := a.connect()
 			if err != nil {
@@ -423,4 +443,6 @@ subdot names starting with '_' are reserved.`,
 			return err
 		},
 	}
+	c.Flags().StringVar(&branch, "branch", "", "print `BRANCH`'s own directory, not the stable path")
+	return c
 }
