@@ -40,7 +40,7 @@ func (h *Handler) commitDiff(ctx context.Context, dot dotmesh.DotName, branch st
 }
 
 // patchLine is one line of a patch with its class: "add", "del", "hunk",
-// "head" or "" for context.
+// "hdr" or "" for context.
 type patchLine struct{ Class, Text string }
 
 // patchLines splits a unified diff for the template.
@@ -51,7 +51,7 @@ func patchLines(patch string) []patchLine {
 		c := ""
 		switch {
 		case i < 2 && (strings.HasPrefix(l, "--- ") || strings.HasPrefix(l, "+++ ")):
-			c = "head"
+			c = "hdr"
 		case strings.HasPrefix(l, "@@"):
 			c = "hunk"
 		case strings.HasPrefix(l, "+"):
@@ -95,7 +95,11 @@ func (h *Handler) changesPage(w http.ResponseWriter, r *http.Request, rq *req) {
 		h.engineError(w, r, rq.s, err)
 		return
 	}
+	hasDB := false
+	for _, sd := range st.Subdots {
+		hasDB = hasDB || sd.Kind != "files"
+	}
 	h.render(w, http.StatusOK, "changes", view{Title: "Changes of " + rq.dot.String(), S: rq.s, Crumbs: dotCrumbs(rq.dot), Data: map[string]any{
-		"Dot": rq.dot, "St": st, "Rows": lq.Rows,
+		"Dot": rq.dot, "St": st, "Rows": lq.Rows, "HasDB": hasDB,
 	}})
 }
