@@ -25,6 +25,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -270,6 +271,19 @@ func runPG(dm string, scale int, keep bool) error {
 		changeAdded = append(changeAdded, num(m, "new_bytes_stored"))
 		changeTimes = append(changeTimes, d)
 	}
+	// The row diff of the last two commits (each a 1% update of
+	// pgbench_accounts) against pg_dump of the database.
+	rowDiff := func() error {
+		out, err := sh("diff", "--stat", "--dot", "pgb", "HEAD^", "HEAD")
+		if err == nil && !strings.Contains(out, "rows") {
+			err = fmt.Errorf("dm diff --stat HEAD^ HEAD shows no row changes: %q", out)
+		}
+		return err
+	}
+	diffTime, diffDump, diffRatio, err := pairRatios(firstRuns, rowDiff, pgDump)
+	if err != nil {
+		return err
+	}
 	storeSize, err := du(filepath.Join(data, "dump", "store"))
 	if err != nil {
 		return err
@@ -305,6 +319,8 @@ func runPG(dm string, scale int, keep bool) error {
 	v.row("1% of accounts updated: stored bytes / dump", r, "< 0.05", r < 0.05)
 	r = float64(storeSize) / float64(10*fc.Len())
 	v.row("store after 10 changes / 10 pg_dump -Fc", r, "< 0.25", r < 0.25)
+	fmt.Printf("row diff of two commits after a 1%% update: dm diff --stat %v, pg_dump %v (medians of %d)\n", diffTime.Round(time.Millisecond), diffDump.Round(time.Millisecond), firstRuns)
+	v.row("row diff of two commits (1% of accounts updated) / pg_dump", diffRatio, "<= 1", diffRatio <= 1)
 	return v.flush()
 }
 
