@@ -70,6 +70,27 @@ func dmDiffStat(sh func(args ...string) (string, error), dot, from, to string) f
 	}
 }
 
+// dotToDiff makes dot bench and returns the directory of its subdot files.
+func dotToDiff(sh func(args ...string) (string, error)) (string, error) {
+	if _, err := sh("init", "bench"); err != nil {
+		return "", err
+	}
+	return sh("path", "bench.files")
+}
+
+// commitOnePercent commits dot bench, changes 1% of sub and commits
+// again, returning both commits.
+func commitOnePercent(sh func(args ...string) (string, error), sub string, size int64) (c1, c2 string, err error) {
+	if c1, err = sh("commit", "--dot", "bench", "-m", "first", "-H"); err != nil {
+		return "", "", err
+	}
+	if err := changeOnePercent(sub, size, 1); err != nil {
+		return "", "", err
+	}
+	c2, err = sh("commit", "--dot", "bench", "-m", "1% changed", "-H")
+	return c1, c2, err
+}
+
 func runDiff(dm string, size, snapSize int64, runs int, keep bool) error {
 	if _, err := exec.LookPath("diff"); err != nil {
 		return skipped{"diff (GNU diffutils) is not installed; this section compares against diff -rq"}
@@ -128,24 +149,14 @@ func diffFiles(dm string, size int64, runs int, keep bool, v *verdicts) error {
 		return err
 	}
 	defer sh("cluster", "stop")
-	if _, err := sh("init", "bench"); err != nil {
-		return err
-	}
-	sub, err := sh("path", "bench.files")
+	sub, err := dotToDiff(sh)
 	if err != nil {
 		return err
 	}
 	if out, err := exec.Command("cp", "-a", treeA+"/.", sub).CombinedOutput(); err != nil {
 		return fmt.Errorf("copying the tree: %v: %s", err, out)
 	}
-	c1, err := sh("commit", "--dot", "bench", "-m", "first", "-H")
-	if err != nil {
-		return err
-	}
-	if err := changeOnePercent(sub, size, 1); err != nil {
-		return err
-	}
-	c2, err := sh("commit", "--dot", "bench", "-m", "1% changed", "-H")
+	c1, c2, err := commitOnePercent(sh, sub, size)
 	if err != nil {
 		return err
 	}
@@ -173,57 +184,36 @@ func diffSnapshots(k snapKind, dm string, size int64, runs int, keep bool, v *ve
 	if err := k.check(); err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp("", "dotmesh-bench-diff-"+k.name+"-")
+	n, err := startSnapNode(k, dm, size)
 	if err != nil {
 		return err
 	}
-	data := filepath.Join(work, "data")
-	env := append(os.Environ(), "DOTMESH_CONFIG="+filepath.Join(work, "config"))
-	sh := dmRunner(dm, env)
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	flags, pool, undo := k.start(data, 3*size+1<<30)
 	defer func() {
-		if _, serr := sh("cluster", "stop", "--data-dir", data); serr != nil && err == nil {
+		if serr := n.stop(keep); serr != nil && err == nil {
 			err = serr
 		}
-		undo()
-		if !keep {
-			os.RemoveAll(work)
-		}
 	}()
+	sh, work := n.sh, n.work
 	fmt.Printf("%s: writing %s into a dot, committing it, changing 1%% and committing again...\n", k.name, human(size))
-	if _, err := sh(append([]string{"cluster", "init", "--data-dir", data, "--port", strconv.Itoa(port)}, flags...)...); err != nil {
+	if err := n.init(); err != nil {
 		return err
 	}
-	if _, err := sh("init", "bench"); err != nil {
-		return err
-	}
-	sub, err := sh("path", "bench.files")
+	sub, err := dotToDiff(sh)
 	if err != nil {
 		return err
 	}
 	if _, err := generate(sub, size); err != nil {
 		return err
 	}
-	c1, err := sh("commit", "--dot", "bench", "-m", "first", "-H")
-	if err != nil {
-		return err
-	}
-	if err := changeOnePercent(sub, size, 1); err != nil {
-		return err
-	}
-	c2, err := sh("commit", "--dot", "bench", "-m", "1% changed", "-H")
+	c1, c2, err := commitOnePercent(sh, sub, size)
 	if err != nil {
 		return err
 	}
 	var a, b string
 	if k.name == "zfs" {
-		a, b, err = zfsCloneMounts(pool, work, c1, c2)
+		a, b, err = zfsCloneMounts(n.pool, work, c1, c2)
 	} else {
-		a, b, err = btrfsSnapDirs(filepath.Join(data, "btrfs", "btrfs"), c1, c2)
+		a, b, err = btrfsSnapDirs(filepath.Join(n.data, "btrfs", "btrfs"), c1, c2)
 	}
 	if err != nil {
 		return err

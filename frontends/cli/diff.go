@@ -44,15 +44,8 @@ func (f *diffFlags) add(fs *pflag.FlagSet, verb string) {
 
 // check validates the flags before anything is sent.
 func (f *diffFlags) check() error {
-	if f.dot != "" {
-		if _, err := parseDotName(f.dot); err != nil {
-			return err
-		}
-	}
-	if f.branch != "" {
-		if err := validateBranch(f.branch); err != nil {
-			return err
-		}
+	if err := checkDotBranch(f.dot, f.branch); err != nil {
+		return err
 	}
 	if f.stat && f.nameStatus {
 		return fmt.Errorf("%w: --stat and --name-status are two different outputs; pass one of them", dotmesh.ErrInvalidArgument)
@@ -67,6 +60,19 @@ func (f *diffFlags) check() error {
 	case "auto", "always", "never":
 	default:
 		return fmt.Errorf("%w: --color %q must be auto, always or never", dotmesh.ErrInvalidArgument, truncated(f.color))
+	}
+	return nil
+}
+
+// checkDotBranch validates the --dot and --branch flags, when given.
+func checkDotBranch(dot, branch string) error {
+	if dot != "" {
+		if _, err := parseDotName(dot); err != nil {
+			return err
+		}
+	}
+	if branch != "" {
+		return validateBranch(branch)
 	}
 	return nil
 }

@@ -33,15 +33,8 @@ old size, new size; "database", subdot, kind, changed|unchanged; with
   dm status --dot app --branch feature --json`,
 		Args: usageArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if dot != "" {
-				if _, err := parseDotName(dot); err != nil {
-					return err
-				}
-			}
-			if branch != "" {
-				if err := validateBranch(branch); err != nil {
-					return err
-				}
+			if err := checkDotBranch(dot, branch); err != nil {
+				return err
 			}
 			s, name, err := a.connectDot(dot)
 			if err != nil {
