@@ -97,6 +97,7 @@ func runUI(ndots, nlog, runs int, keep bool) error {
 		{fmt.Sprintf("dot history, first page (%d commits)", nlog), "/ui/dots/admin/long"},
 		{fmt.Sprintf("dot history, page at %d", skip), fmt.Sprintf("/ui/dots/admin/long?skip=%d", skip)},
 		{"commit page (files, changes)", "/ui/dots/admin/long/commits/" + string(middle)},
+		{"changes page (working state against HEAD)", "/ui/dots/admin/long/changes"},
 	}
 	v := newVerdicts()
 	for _, p := range pages {
