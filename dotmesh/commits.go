@@ -39,12 +39,18 @@ func (n *Node) Commit(ctx context.Context, name DotName, branch string, opts Com
 		return nil, err
 	}
 	defer n.lockDot(d.ID)()
+	master := b.Master
 	d, b, rev, err := n.resolveBranch(ctx, name, b.Name)
 	if err != nil {
 		return nil, err
 	}
 	if err := n.place.checkMaster(d, b); err != nil {
 		return nil, err
+	}
+	if b.Master != master {
+		// The branch moved here for this commit, and the old master
+		// committed the changes it had: this commit is still made.
+		opts.AllowEmpty = true
 	}
 	return n.commitLocked(ctx, d, b, rev, opts)
 }
