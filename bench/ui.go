@@ -73,7 +73,7 @@ func runUI(ndots, nlog, runs int, keep bool) error {
 	start = time.Now()
 	var middle dotmesh.CommitID
 	for i := 0; i < nlog; i++ {
-		c, err := node.Commit(ctx, long, "", dotmesh.CommitOptions{Message: fmt.Sprint("commit ", i), Metadata: map[string]string{"i": fmt.Sprint(i)}})
+		c, err := node.Commit(ctx, long, "", dotmesh.CommitOptions{AllowEmpty: true, Message: fmt.Sprint("commit ", i), Metadata: map[string]string{"i": fmt.Sprint(i)}})
 		if err != nil {
 			return err
 		}
