@@ -190,7 +190,7 @@ func newFixture(t *testing.T) *fixture {
 		if _, err := n.Node.CreateDot(ctx, d, dotmesh.CreateDotOptions{}); err != nil {
 			t.Fatalf("creating %s: %v", d, err)
 		}
-		c, err := n.Node.Commit(ctx, d, "", dotmesh.CommitOptions{Message: "first", Author: "alice"})
+		c, err := n.Node.Commit(ctx, d, "", dotmesh.CommitOptions{Message: "first", Author: "alice", AllowEmpty: true})
 		if err != nil {
 			t.Fatal(err)
 		}
