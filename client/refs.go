@@ -2,35 +2,105 @@ package client
 
 import (
 	"context"
-	"fmt"
+	"net/http"
+	"strconv"
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
-// Contract stubs of issue 18; the refs part replaces them.
-
-// Tags lists a dot's tags.
+// Tags lists a dot's tags, by name.
 func (c *Client) Tags(ctx context.Context, dot dotmesh.DotName) ([]dotmesh.Tag, error) {
-	return nil, fmt.Errorf("%w: tags", dotmesh.ErrNotSupported)
+	p, err := c.dotPath(dot, "tags")
+	if err != nil {
+		return nil, err
+	}
+	var out []dotmesh.Tag
+	if err := c.do(ctx, http.MethodGet, p, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-// CreateTag tags a commit.
+// CreateTag tags a commit (req.Ref, empty: HEAD of req.Branch). The
+// author is the client's user.
 func (c *Client) CreateTag(ctx context.Context, dot dotmesh.DotName, req api.TagRequest) (*dotmesh.Tag, error) {
-	return nil, fmt.Errorf("%w: tags", dotmesh.ErrNotSupported)
+	if err := dotmesh.ValidateNewName("tag", req.Name); err != nil {
+		return nil, err
+	}
+	if req.Ref != "" {
+		if _, err := dotmesh.ParseRef(req.Ref); err != nil {
+			return nil, err
+		}
+	}
+	p, err := c.dotPath(dot, "tags")
+	if err != nil {
+		return nil, err
+	}
+	var out dotmesh.Tag
+	if err := c.do(ctx, http.MethodPost, p, nil, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
-// DeleteTag removes a tag.
+// DeleteTag removes a tag (not the commit).
 func (c *Client) DeleteTag(ctx context.Context, dot dotmesh.DotName, name string) error {
-	return fmt.Errorf("%w: tags", dotmesh.ErrNotSupported)
+	if err := dotmesh.ValidateName("tag", name); err != nil {
+		return err
+	}
+	p, err := c.dotPath(dot, "tags", name)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodDelete, p, nil, nil, nil)
 }
 
 // RenameBranch renames a branch.
 func (c *Client) RenameBranch(ctx context.Context, dot dotmesh.DotName, oldName, newName string) (*dotmesh.Branch, error) {
-	return nil, fmt.Errorf("%w: branch rename", dotmesh.ErrNotSupported)
+	if err := dotmesh.ValidateName("branch", oldName); err != nil {
+		return nil, err
+	}
+	if err := dotmesh.ValidateNewName("branch", newName); err != nil {
+		return nil, err
+	}
+	p, err := c.dotPath(dot, "branches", oldName, "rename")
+	if err != nil {
+		return nil, err
+	}
+	var out dotmesh.Branch
+	if err := c.do(ctx, http.MethodPost, p, nil, api.RenameBranchRequest{Name: newName}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
-// History returns a page of the history of ref (empty: HEAD of branch).
+// History returns a page of the history of ref (empty: HEAD of branch,
+// empty: the current branch), newest first, with the branches and tags
+// at its commits; limit <= 0 means all.
 func (c *Client) History(ctx context.Context, dot dotmesh.DotName, branch, ref string, skip, limit int) (*api.HistoryPage, error) {
-	return nil, fmt.Errorf("%w: history", dotmesh.ErrNotSupported)
+	if ref != "" {
+		if _, err := dotmesh.ParseRef(ref); err != nil {
+			return nil, err
+		}
+	}
+	p, err := c.dotPath(dot, "history")
+	if err != nil {
+		return nil, err
+	}
+	q := branchQuery(branch)
+	if ref != "" {
+		q.Set("ref", ref)
+	}
+	if skip > 0 {
+		q.Set("skip", strconv.Itoa(skip))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out api.HistoryPage
+	if err := c.do(ctx, http.MethodGet, p, q, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

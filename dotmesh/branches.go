@@ -63,6 +63,9 @@ func (n *Node) createBranch(ctx context.Context, d *Dot, newName, srcBranch, fro
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
+	if err := n.checkNameFree(ctx, d, newName); err != nil {
+		return nil, err
+	}
 	src, _, err := n.reg.branch(ctx, d, srcBranch)
 	if err != nil {
 		return nil, err
@@ -78,7 +81,11 @@ func (n *Node) createBranch(ctx context.Context, d *Dot, newName, srcBranch, fro
 	if err != nil {
 		return nil, err
 	}
-	br := &Branch{Dot: d.ID, Name: newName, Head: origin.ID, Origin: origin.ID, Created: n.now().UTC(), Master: n.nodeID()}
+	storage, err := n.storageFor(ctx, d, newName)
+	if err != nil {
+		return nil, err
+	}
+	br := &Branch{Dot: d.ID, Name: newName, Head: origin.ID, Origin: origin.ID, Created: n.now().UTC(), Master: n.nodeID(), Storage: storage}
 	if err := n.place.ensureHeldLocked(ctx, d, origin.ID); err != nil {
 		return nil, err
 	}
@@ -86,10 +93,10 @@ func (n *Node) createBranch(ctx context.Context, d *Dot, newName, srcBranch, fro
 	if err := be.CreateBranch(ctx, br.Ref(), &ref); err != nil {
 		return nil, fmt.Errorf("creating storage for branch %s of %s: %w", newName, d.DotName(), err)
 	}
-	if _, err := n.store.Txn(ctx, []Condition{IfAbsent(branchKey(d.ID, newName))}, []Op{PutOp(branchKey(d.ID, newName), encode(br))}); err != nil {
+	if _, err := n.store.Txn(ctx, []Condition{IfAbsent(branchKey(d.ID, newName)), IfAbsent(tagKey(d.ID, newName))}, []Op{PutOp(branchKey(d.ID, newName), encode(br))}); err != nil {
 		n.cleanupBranch(be, br.Ref())
 		if errors.Is(err, ErrConflict) {
-			return nil, fmt.Errorf("%w: dot %s has a branch %s already", ErrAlreadyExists, d.DotName(), newName)
+			return nil, n.nameTaken(ctx, d, newName)
 		}
 		return nil, err
 	}
@@ -197,7 +204,7 @@ func (n *Node) DeleteBranch(ctx context.Context, name DotName, branch string) er
 		}
 		for _, c := range ancestry(commits, other.Head) {
 			keep[c.ID] = true
-			if c.Branch == b.Name {
+			if c.Branch == b.StorageName() {
 				dependents = append(dependents, other.Name)
 				break
 			}
@@ -214,6 +221,26 @@ func (n *Node) DeleteBranch(ctx context.Context, name DotName, branch string) er
 			}
 		}
 	}
+	tagged, err := n.reg.tagged(ctx, d.ID)
+	if err != nil {
+		return err
+	}
+	// A tagged commit keeps its history; one whose data is in this
+	// branch's storage keeps the branch, as a dependent branch does.
+	var tags []string
+	for id, names := range tagged {
+		for _, c := range ancestry(commits, id) {
+			keep[c.ID] = true
+			if c.Branch == b.StorageName() {
+				tags = append(tags, names...)
+				break
+			}
+		}
+	}
+	if len(tags) > 0 {
+		sort.Strings(tags)
+		return fmt.Errorf("%w: tags %s name commits of branch %s; delete them first", ErrInUse, strings.Join(tags, ", "), b.Name)
+	}
 	ops := []Op{DeleteOp(branchKey(d.ID, b.Name))}
 	var elsewhere []*Commit // unreachable commits stored on other branches
 	for _, c := range commits {
@@ -221,7 +248,7 @@ func (n *Node) DeleteBranch(ctx context.Context, name DotName, branch string) er
 			continue
 		}
 		ops = append(ops, DeleteOp(commitKey(d.ID, c.ID)))
-		if c.Branch != b.Name {
+		if c.Branch != b.StorageName() {
 			elsewhere = append(elsewhere, c)
 		}
 	}

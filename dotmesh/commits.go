@@ -103,7 +103,7 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 		}
 	}
 	c := &Commit{
-		ID: NewCommitID(), Dot: d.ID, Branch: b.Name, Parent: b.Head,
+		ID: NewCommitID(), Dot: d.ID, Branch: b.StorageName(), Parent: b.Head,
 		Author: opts.Author, Time: n.now().UTC(), Message: opts.Message, Metadata: opts.Metadata,
 	}
 	// Data first, then one registry transaction that records the commit and
@@ -182,8 +182,8 @@ func (n *Node) Log(ctx context.Context, name DotName, branch string, limit int) 
 	return chain, nil
 }
 
-// ResolveRef resolves a ref (HEAD^, HEAD~2, an id prefix...) in the history
-// of a branch (the current one when branch is empty).
+// ResolveRef resolves a ref (HEAD^, master~2, a tag, an id prefix...) in
+// a dot; HEAD is the head of branch (the current one when empty).
 func (n *Node) ResolveRef(ctx context.Context, name DotName, branch, ref string) (*Commit, error) {
 	d, b, _, err := n.resolveBranch(ctx, name, branch)
 	if err != nil {
@@ -192,6 +192,10 @@ func (n *Node) ResolveRef(ctx context.Context, name DotName, branch, ref string)
 	return n.resolve(ctx, d, b, ref)
 }
 
+// resolve resolves ref in dot d, HEAD being b's head. A name is looked up
+// as a branch, then a tag, and only then as a commit id prefix (as git
+// does); a prefix matching several commits of the dot is ambiguous unless
+// exactly one of them is in b's history.
 func (n *Node) resolve(ctx context.Context, d *Dot, b *Branch, ref string) (*Commit, error) {
 	r, err := ParseRef(ref)
 	if err != nil {
@@ -203,35 +207,91 @@ func (n *Node) resolve(ctx context.Context, d *Dot, b *Branch, ref string) (*Com
 	if err != nil {
 		return nil, err
 	}
-	chain := commits.chain(b.Head)
+	start, what, err := n.refBase(ctx, d, b, r, commits)
+	if err != nil {
+		return nil, err
+	}
+	chain := commits.chain(start)
 	if len(chain) == 0 {
-		return nil, &NoCommitsError{Dot: d.DotName(), Branch: b.Name}
+		return nil, &NotFoundError{Kind: KindCommit, Name: string(start), Dot: d.DotName()}
 	}
-	start := 0
-	if r.Prefix != "" {
-		var matches []int
-		for i, id := range chain {
+	if r.Back >= len(chain) {
+		return nil, fmt.Errorf("%w: %s goes back %d commits, but %s has only %d before it", ErrNotFound, ref, r.Back, what, len(chain)-1)
+	}
+	return commits.commit(chain[r.Back])
+}
+
+// refBase finds the commit r's base names, and says in words what it is.
+func (n *Node) refBase(ctx context.Context, d *Dot, b *Branch, r Ref, commits commitLinks) (CommitID, string, error) {
+	if r.Name == "" {
+		if b.Head == "" {
+			return "", "", &NoCommitsError{Dot: d.DotName(), Branch: b.Name}
+		}
+		return b.Head, "branch " + b.Name, nil
+	}
+	{
+		other, _, err := n.reg.branch(ctx, d, r.Name)
+		if err == nil {
+			if other.Head == "" {
+				return "", "", &NoCommitsError{Dot: d.DotName(), Branch: other.Name}
+			}
+			return other.Head, "branch " + other.Name, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return "", "", err
+		}
+		kv, err := n.store.Get(ctx, tagKey(d.ID, r.Name))
+		if err == nil {
+			t, err := decode[Tag](kv)
+			if err != nil {
+				return "", "", err
+			}
+			return t.Commit, "tag " + t.Name, nil
+		}
+		if !isNotFound(err) {
+			return "", "", err
+		}
+	}
+	if r.Prefix == "" {
+		return "", "", &NotFoundError{Kind: KindRef, Name: r.Name, Dot: d.DotName()}
+	}
+	var matches []CommitID
+	for id := range commits {
+		if strings.HasPrefix(string(id), r.Prefix) {
+			matches = append(matches, id)
+		}
+	}
+	if len(matches) > 1 {
+		var mine []CommitID
+		for _, id := range commits.chain(b.Head) {
 			if strings.HasPrefix(string(id), r.Prefix) {
-				matches = append(matches, i)
+				mine = append(mine, id)
 			}
 		}
-		switch {
-		case len(matches) > 1:
-			return nil, fmt.Errorf("%w: commit prefix %s matches %d commits of branch %s; give more digits", ErrAmbiguous, r.Prefix, len(matches), b.Name)
-		case len(matches) == 0:
-			for id := range commits {
-				if strings.HasPrefix(string(id), r.Prefix) {
-					return nil, fmt.Errorf("%w: commit %s is not in the history of branch %s of %s", ErrNotFound, id, b.Name, d.DotName())
-				}
-			}
-			return nil, &NotFoundError{Kind: KindCommit, Name: r.Prefix, Dot: d.DotName()}
+		if len(mine) != 1 {
+			return "", "", fmt.Errorf("%w: commit prefix %s matches %d commits of dot %s; give more digits", ErrAmbiguous, r.Prefix, len(matches), d.DotName())
 		}
-		start = matches[0]
+		matches = mine
 	}
-	if start+r.Back >= len(chain) {
-		return nil, fmt.Errorf("%w: %s goes back %d commits, but branch %s has only %d before it", ErrNotFound, ref, r.Back, b.Name, len(chain)-1-start)
+	if len(matches) == 0 { // it reads as a commit id: say so
+		return "", "", &NotFoundError{Kind: KindCommit, Name: r.Prefix, Dot: d.DotName()}
 	}
-	return commits.commit(chain[start+r.Back])
+	return matches[0], "commit " + string(matches[0]), nil
+}
+
+// inHistory refuses a commit that is not in b's history, for the verbs
+// that move a branch along its own line (reset).
+func (n *Node) inHistory(ctx context.Context, d *Dot, b *Branch, c *Commit) error {
+	commits, err := n.reg.links(ctx, d.ID)
+	if err != nil {
+		return err
+	}
+	for _, id := range commits.chain(b.Head) {
+		if id == c.ID {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: commit %s is not in the history of branch %s of %s", ErrNotFound, c.ID, b.Name, d.DotName())
 }
 
 // ResetOptions tune Reset.
@@ -253,8 +313,10 @@ func (n *Node) Reset(ctx context.Context, name DotName, branch, ref string, opts
 	if err != nil {
 		return nil, err
 	}
-	if _, err := n.resolve(ctx, d, b, ref); err != nil {
+	if c, err := n.resolve(ctx, d, b, ref); err != nil {
 		return nil, err // a bad ref must not stop anybody's containers
+	} else if err := n.inHistory(ctx, d, b, c); err != nil {
+		return nil, err
 	}
 	if err := n.place.acquire(ctx, d, b.Name); err != nil {
 		return nil, err
@@ -282,6 +344,9 @@ func (n *Node) reset(ctx context.Context, name DotName, branch, ref string, opts
 	}
 	target, err := n.resolve(ctx, d, b, ref)
 	if err != nil {
+		return nil, err
+	}
+	if err := n.inHistory(ctx, d, b, target); err != nil {
 		return nil, err
 	}
 	be, err := n.backendOf(d)
@@ -328,6 +393,15 @@ func (n *Node) orphansAfterReset(ctx context.Context, d *Dot, b *Branch, target 
 			keep[c.ID] = true
 		}
 		keep[other.Origin] = true
+	}
+	tagged, err := n.reg.tagged(ctx, d.ID)
+	if err != nil {
+		return nil
+	}
+	for id := range tagged { // a tag keeps its commit and what leads to it
+		for _, c := range ancestry(commits, id) {
+			keep[c.ID] = true
+		}
 	}
 	var out []*Commit
 	for _, c := range ancestry(commits, b.Head) {

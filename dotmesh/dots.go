@@ -294,6 +294,11 @@ func (n *Node) DeleteDot(ctx context.Context, name DotName) error {
 		stale = append(stale, commitKey(d.ID, id))
 	}
 	stale = append(stale, n.place.replicaKeys(ctx, replicaPrefix(d.ID))...)
+	if tags, err := n.store.List(ctx, tagPrefix(d.ID)); err == nil {
+		for _, kv := range tags {
+			stale = append(stale, kv.Key)
+		}
+	} // else reconcile drops them, as it does commit records left behind
 	if err := n.deleteKeys(ctx, stale); err != nil {
 		n.log.Warn("removing commit records of a deleted dot", "dot", name.String(), "err", err)
 	}

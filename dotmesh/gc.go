@@ -46,7 +46,8 @@ type RemovedCommit struct {
 }
 
 // GC applies the retention policy (Dysnomia's generations): it keeps the
-// newest opts.Keep commits of each branch and every branch's origin, and
+// newest opts.Keep commits of each branch, every branch's origin and
+// every tagged commit, and
 // removes every other commit in some branch's history — registry record
 // and backend data. The oldest kept commit keeps its parent id and is
 // marked Pruned: `dm log` ends there, saying so, and transfers send the
@@ -158,6 +159,13 @@ func (n *Node) pruneDot(ctx context.Context, d *Dot, keep int, dry bool, res *GC
 				kept[c.ID] = true
 			}
 		}
+	}
+	tagged, err := n.reg.tagged(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	for id := range tagged { // tagged commits stay, as branch origins do
+		kept[id] = true
 	}
 	var drop []*Commit
 	for id := range inHistory {

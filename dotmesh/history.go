@@ -130,23 +130,94 @@ func (n *Node) LogPage(ctx context.Context, name DotName, branch string, skip, l
 	if err != nil {
 		return nil, false, err
 	}
-	ids := ls.chain(b.Head)
+	return ls.page(b.Head, skip, limit)
+}
+
+// page returns limit commits of the first-parent history from head after
+// skipping skip, whether older ones follow, and marks where a pruned
+// history starts as markPruned does for Log. limit <= 0 means all.
+func (ls commitLinks) page(head CommitID, skip, limit int) ([]*Commit, bool, error) {
+	ids := ls.chain(head)
 	if skip >= len(ids) {
 		return nil, false, nil
+	}
+	if limit <= 0 {
+		limit = len(ids)
 	}
 	more := len(ids) > skip+limit
 	ids = ids[skip:min(skip+limit, len(ids))]
 	out := make([]*Commit, len(ids))
 	for i, id := range ids {
+		var err error
 		if out[i], err = ls.commit(id); err != nil {
 			return nil, false, err
 		}
 	}
-	for i, c := range out { // as markPruned does for Log
+	for i, c := range out {
 		_, has := ls[c.Parent]
 		c.Pruned = !more && i == len(out)-1 && c.Parent != "" && !has
 	}
 	return out, more, nil
+}
+
+// history is History: the page of the first-parent history from the
+// commit ref names (see resolve), HEAD being branch's head.
+func (n *Node) history(ctx context.Context, dot DotName, branch, ref string, skip, limit int) ([]*Commit, bool, error) {
+	if skip < 0 {
+		return nil, false, fmt.Errorf("%w: history skip %d: give skip >= 0", ErrInvalidArgument, skip)
+	}
+	if ref == "" {
+		ref = "HEAD"
+	}
+	r, err := ParseRef(ref)
+	if err != nil {
+		return nil, false, err
+	}
+	d, b, _, err := n.resolveBranch(ctx, dot, branch)
+	if err != nil {
+		return nil, false, err
+	}
+	if r.Name == "" && r.Back == 0 && b.Head == "" {
+		return nil, false, nil // a branch without commits has an empty history
+	}
+	start, err := n.resolve(ctx, d, b, ref)
+	if err != nil {
+		return nil, false, err
+	}
+	ls, err := n.reg.links(ctx, d.ID)
+	if err != nil {
+		return nil, false, err
+	}
+	return ls.page(start.ID, skip, limit)
+}
+
+// Decorations names the branches (by their heads) and tags ("tag: v1")
+// at each commit of a dot that has any, as git log --decorate shows
+// them: branches first, by name, then tags by name.
+func (n *Node) Decorations(ctx context.Context, dot DotName) (map[CommitID][]string, error) {
+	d, err := n.Dot(ctx, dot)
+	if err != nil {
+		return nil, err
+	}
+	bs, err := n.reg.branches(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := n.reg.tags(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].Name < bs[j].Name })
+	out := make(map[CommitID][]string)
+	for _, b := range bs {
+		if b.Head != "" {
+			out[b.Head] = append(out[b.Head], b.Name)
+		}
+	}
+	for _, t := range ts { // listed in key order: by name
+		out[t.Commit] = append(out[t.Commit], "tag: "+t.Name)
+	}
+	return out, nil
 }
 
 // DotNames returns the name of every dot, sorted by namespace and name:

@@ -15,6 +15,7 @@ import (
 //	dots/<dotid>                      -> Dot
 //	branches/<dotid>/<branch>         -> Branch
 //	commits/<dotid>/<commitid>        -> Commit
+//	tags/<dotid>/<tag>                -> Tag
 //	apikeys/<user>                    -> APIKey (a legacy key: the admin's)
 //	users/<user>                      -> User
 //	keys/<hex sha256 of secret>       -> keyRecord (an issued API key)
@@ -44,13 +45,14 @@ const (
 	grantsPrefix     = "grants/"
 	visibilityPrefix = "visibility/"
 	auditPrefix      = "audit/"
+	tagsPrefix       = "tags/"
 )
 
 // enginePrefixes are the top-level segments above, without the slash: a
 // frontend namespace must not be one (its legacy keys sat at top level).
 var enginePrefixes = []string{namesPrefix, dotsPrefix, branchesPrefix, commitsPrefix, apiKeysPrefix,
 	mountsPrefix, incomingPrefix, transfersPrefix, nodesPrefix, replicasPrefix, frontendPrefix,
-	usersPrefix, keysPrefix, grantsPrefix, visibilityPrefix, auditPrefix}
+	usersPrefix, keysPrefix, grantsPrefix, visibilityPrefix, auditPrefix, tagsPrefix}
 
 func nameKey(n DotName) string            { return namesPrefix + n.Namespace + "/" + n.Name }
 func dotKey(id DotID) string              { return dotsPrefix + string(id) }
@@ -61,6 +63,9 @@ func commitKey(id DotID, c CommitID) string {
 }
 func commitPrefix(id DotID) string { return commitsPrefix + string(id) + "/" }
 func apiKeyKey(user string) string { return apiKeysPrefix + user }
+
+func tagKey(id DotID, tag string) string { return tagsPrefix + string(id) + "/" + tag }
+func tagPrefix(id DotID) string          { return tagsPrefix + string(id) + "/" }
 
 func userKey(user string) string            { return usersPrefix + user }
 func keyKey(hash []byte) string             { return keysPrefix + hexHash(hash) }

@@ -31,6 +31,8 @@ func TestKeyBytes(t *testing.T) {
 		grantPrefix("d1"):                    "grants/d1/",
 		visibilityKey("d1"):                  "visibility/d1",
 		auditKey("0001-ff"):                  "audit/0001-ff",
+		tagKey("d1", "v1"):                   "tags/d1/v1",
+		tagPrefix("d1"):                      "tags/d1/",
 	} {
 		if got != want {
 			t.Errorf("key %q, want %q", got, want)

@@ -81,14 +81,22 @@ func TestParseDotNameRejectsBranchAndSubdot(t *testing.T) {
 func TestParseRef(t *testing.T) {
 	ok := map[string]Ref{
 		"HEAD":                             {},
+		"@":                                {},
 		"HEAD^":                            {Back: 1},
 		"HEAD^^":                           {Back: 2},
 		"HEAD~3":                           {Back: 3},
 		"HEAD~":                            {Back: 1},
 		"HEAD~2^":                          {Back: 3},
-		"abcd":                             {Prefix: "abcd"},
-		"ABCDEF12^":                        {Prefix: "abcdef12", Back: 1},
-		"0123456789abcdef0123456789abcdef": {Prefix: "0123456789abcdef0123456789abcdef"},
+		"abcd":                             {Name: "abcd", Prefix: "abcd"},
+		"ABCDEF12^":                        {Name: "ABCDEF12", Prefix: "abcdef12", Back: 1},
+		"0123456789abcdef0123456789abcdef": {Name: "0123456789abcdef0123456789abcdef", Prefix: "0123456789abcdef0123456789abcdef"},
+		// names: branches and tags
+		"master^":                           {Name: "master", Back: 1},
+		"feature~2":                         {Name: "feature", Back: 2},
+		"v1":                                {Name: "v1"},
+		"abc":                               {Name: "abc"},
+		"head":                              {Name: "head"},
+		"0123456789abcdef0123456789abcdef0": {Name: "0123456789abcdef0123456789abcdef0"},
 	}
 	for in, want := range ok {
 		got, err := ParseRef(in)
@@ -96,7 +104,7 @@ func TestParseRef(t *testing.T) {
 			t.Errorf("ParseRef(%q) = %+v, %v; want %+v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "abc", "HEAD~x", "HEAD!", "head", "xyzw", "HEAD~99999999999999999999", "0123456789abcdef0123456789abcdef0"} {
+	for _, in := range []string{"", "HEAD~x", "HEAD!", "a/b", "v1.0", "^", "~2", "HEAD~99999999999999999999", strings.Repeat("a", MaxNameLength+1)} {
 		if _, err := ParseRef(in); !errors.Is(err, ErrInvalidName) {
 			t.Errorf("ParseRef(%q) = %v; want ErrInvalidName", in, err)
 		}
@@ -128,7 +136,7 @@ func FuzzParseVolumeName(f *testing.F) {
 }
 
 func FuzzParseRef(f *testing.F) {
-	for _, s := range []string{"HEAD", "HEAD^^", "HEAD~12", "abcd^", "HEAD~2^~"} {
+	for _, s := range []string{"HEAD", "HEAD^^", "HEAD~12", "abcd^", "HEAD~2^~", "master~2", "v1^", "@^"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

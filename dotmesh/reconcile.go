@@ -18,7 +18,7 @@ func (n *Node) reconcile(ctx context.Context) error {
 	// Records, then the dots being received, then the registered dots:
 	// see dropOrphanRecords.
 	records := make(map[string][]KV) // by prefix
-	for _, prefix := range []string{commitsPrefix, replicasPrefix, incomingPrefix, grantsPrefix, visibilityPrefix} {
+	for _, prefix := range []string{commitsPrefix, replicasPrefix, incomingPrefix, grantsPrefix, visibilityPrefix, tagsPrefix} {
 		kvs, err := n.store.List(ctx, prefix)
 		if err != nil {
 			return err

@@ -34,11 +34,12 @@ type RecordKeeper interface {
 // MaxRecordSize bounds one kept record.
 const MaxRecordSize = 1 << 20
 
-// Record keys: "dot", "branch.<name>", "commit.<id>".
+// Record keys: "dot", "branch.<name>", "commit.<id>", "tag.<name>".
 const (
 	recordDot          = "dot"
 	recordBranchPrefix = "branch."
 	recordCommitPrefix = "commit."
+	recordTagPrefix    = "tag."
 )
 
 var recordKeyRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
@@ -68,6 +69,9 @@ func recordFor(key string) (dot DotID, rec string, ok bool) {
 	case strings.HasPrefix(key, commitsPrefix):
 		id, c, found := strings.Cut(key[len(commitsPrefix):], "/")
 		return DotID(id), recordCommitPrefix + c, found
+	case strings.HasPrefix(key, tagsPrefix):
+		id, t, found := strings.Cut(key[len(tagsPrefix):], "/")
+		return DotID(id), recordTagPrefix + t, found
 	}
 	return "", "", false
 }
@@ -236,8 +240,8 @@ type RebuildStats struct {
 
 // RebuildRegistry fills an empty registry with the records the backends
 // keep (RecordKeeper) for the data they hold: dots, branches with their
-// heads, and commits with all their metadata, byte for byte as they were
-// written. Run it with no Node open on the store or the backends. It
+// heads, commits with all their metadata and the tags of those commits,
+// byte for byte as they were written. Run it with no Node open on the store or the backends. It
 // refuses a registry that holds dots already, and a backend that holds
 // branches but keeps no records. Users, API keys, sharing and the audit
 // live only in the registry: a rebuild cannot bring them back.
@@ -345,7 +349,8 @@ func rebuildDot(id DotID, recs map[string][]byte, backend string, stored map[Bra
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var branches, commits []Op
+	var branches, commits, tags []Op
+	kept := make(map[CommitID]bool)
 	for _, k := range keys {
 		kv := KV{Value: recs[k]}
 		switch {
@@ -375,17 +380,30 @@ func rebuildDot(id DotID, recs map[string][]byte, backend string, stored map[Bra
 				continue
 			}
 			commits = append(commits, PutOp(kv.Key, kv.Value))
+			kept[c.ID] = true
+		case strings.HasPrefix(k, recordTagPrefix): // after "commit.": keys are sorted
+			kv.Key = tagKey(id, k[len(recordTagPrefix):])
+			t, err := decode[Tag](kv)
+			if err != nil {
+				return nil, err
+			}
+			if recordTagPrefix+t.Name != k || !kept[t.Commit] {
+				st.Skipped++
+				continue
+			}
+			tags = append(tags, PutOp(kv.Key, kv.Value))
 		}
 	}
 	if len(branches) == 0 {
-		st.Skipped += 1 + len(commits)
+		st.Skipped += 1 + len(commits) + len(tags)
 		return nil, nil
 	}
 	st.Dots++
 	st.Branches += len(branches)
 	st.Commits += len(commits)
 	ops := append([]Op{PutOp(nameKey(d.DotName()), []byte(d.ID)), PutOp(dotKey(id), raw)}, branches...)
-	return &rebuiltDot{Dot: d, ops: append(ops, commits...)}, nil
+	ops = append(ops, commits...)
+	return &rebuiltDot{Dot: d, ops: append(ops, tags...)}, nil
 }
 
 // CountDots counts the dots in a registry.

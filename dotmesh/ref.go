@@ -6,14 +6,19 @@ import (
 	"strings"
 )
 
-// Ref is a parsed commit reference: either HEAD followed by a number of
-// generations to walk back (HEAD, HEAD^, HEAD^^, HEAD~3, HEAD~2^), or a
-// commit id or unique prefix of one.
+// Ref is a parsed commit reference, as in git: a base followed by a
+// number of first-parent generations to walk back (^, ^^, ~N). The base
+// is HEAD (or @) of the branch in question, a branch or tag name, or a
+// commit id or unique prefix of one. Which of a name and a prefix a base
+// is, only the dot can tell: a name wins, as in git.
 type Ref struct {
-	// Prefix is a commit id or prefix; empty for HEAD-relative refs.
+	// Name is the base as written when it is not HEAD: a branch or tag
+	// name, or a commit id prefix. Empty for HEAD-relative refs.
+	Name string
+	// Prefix is Name in lower case when Name can be a commit id prefix
+	// (at least MinPrefix hex digits, at most a whole id); else empty.
 	Prefix string
-	// Back is how many first-parent generations to go back from HEAD or
-	// from the commit named by Prefix.
+	// Back is how many first-parent generations to go back from the base.
 	Back int
 }
 
@@ -24,26 +29,29 @@ const MinPrefix = 4
 // maxBack bounds HEAD~N so that a huge N is an error, not a long walk.
 const maxBack = 1 << 20
 
-// ParseRef parses a commit reference. Accepted: "HEAD", "HEAD^", "HEAD^^",
-// "HEAD~N", combinations like "HEAD~2^", and a commit id or a prefix of at
-// least MinPrefix hex digits, optionally followed by ^ or ~N too.
+const refHelp = "use HEAD, a branch or tag name, or a commit id, optionally followed by ^, ^^ or ~N"
+
+// ParseRef parses a commit reference. Accepted: "HEAD" (or "@"), a branch
+// or tag name, a commit id or a prefix of at least MinPrefix hex digits,
+// each optionally followed by ^ (repeatable) and ~N: "HEAD~2^",
+// "master^", "v1~3", "abcd1234^".
 func ParseRef(s string) (Ref, error) {
 	var r Ref
 	if s == "" {
-		return r, fmt.Errorf("%w: empty ref; use HEAD, HEAD^, HEAD~N or a commit id", ErrInvalidName)
+		return r, fmt.Errorf("%w: empty ref; %s", ErrInvalidName, refHelp)
 	}
 	base, suffix := s, ""
 	if i := strings.IndexAny(s, "^~"); i >= 0 {
 		base, suffix = s[:i], s[i:]
 	}
 	if base != "HEAD" && base != "@" {
-		if len(base) < MinPrefix {
-			return Ref{}, fmt.Errorf("%w: ref %q is neither HEAD nor a commit id prefix of at least %d hex digits", ErrInvalidName, truncate(s), MinPrefix)
+		if err := ValidateName("ref", base); err != nil {
+			return Ref{}, fmt.Errorf("%w: ref %q: the base is neither HEAD nor a branch, tag or commit; %s", ErrInvalidName, truncate(s), refHelp)
 		}
-		if err := ValidateID("commit", strings.ToLower(base), true); err != nil {
-			return Ref{}, fmt.Errorf("%w: ref %q is neither HEAD nor a commit id (hex digits)", ErrInvalidName, truncate(s))
+		r.Name = base
+		if len(base) >= MinPrefix && ValidateID("commit", strings.ToLower(base), true) == nil {
+			r.Prefix = strings.ToLower(base)
 		}
-		r.Prefix = strings.ToLower(base)
 	}
 	for suffix != "" {
 		switch suffix[0] {
@@ -66,7 +74,7 @@ func ParseRef(s string) (Ref, error) {
 			r.Back += n
 			suffix = suffix[j:]
 		default:
-			return Ref{}, fmt.Errorf("%w: ref %q: unexpected %q; use HEAD, HEAD^, HEAD~N or a commit id", ErrInvalidName, truncate(s), suffix[:1])
+			return Ref{}, fmt.Errorf("%w: ref %q: unexpected %q; %s", ErrInvalidName, truncate(s), suffix[:1], refHelp)
 		}
 		if r.Back > maxBack {
 			return Ref{}, fmt.Errorf("%w: ref %q goes back too far", ErrInvalidName, truncate(s))
@@ -77,7 +85,7 @@ func ParseRef(s string) (Ref, error) {
 
 // String renders the ref in canonical form.
 func (r Ref) String() string {
-	s := r.Prefix
+	s := r.Name
 	if s == "" {
 		s = "HEAD"
 	}

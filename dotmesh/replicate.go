@@ -148,7 +148,7 @@ func (n *clustered) sync(ctx context.Context) error {
 	live := make(map[BranchRef]bool)
 	for _, d := range dots {
 		for _, b := range branches[d.ID] {
-			live[BranchRef{Dot: d.ID, Branch: b.Name}] = true
+			live[b.Ref()] = true
 		}
 		if _, ok := n.backends[d.Backend]; !ok {
 			continue // nothing to hold it in; `dm dot show` lists what we lack
@@ -188,7 +188,7 @@ func (n *clustered) dropDeleted(ctx context.Context, live map[BranchRef]bool) er
 				n.log.Info("removing storage of a dot deleted on another node", "branch", ref.String())
 				errs = append(errs, be.DeleteBranch(ctx, ref))
 			} else if err == nil {
-				if _, _, err := n.reg.branch(ctx, d, ref.Branch); errors.Is(err, ErrNotFound) {
+				if held, err := n.storageInUse(ctx, d, ref.Branch); err == nil && !held {
 					n.log.Info("removing storage of a branch deleted on another node", "branch", ref.String())
 					errs = append(errs, be.DeleteBranch(ctx, ref))
 				}

@@ -55,6 +55,10 @@ type TransferResult struct {
 	Stashed     string        `json:"stashed,omitempty"` // branch holding the receiver's diverged commits
 	Created     bool          `json:"created,omitempty"` // the receiver got a new dot or branch
 	Duration    time.Duration `json:"duration_ns"`
+	// Tags names the tags the receiver made; SkippedTags the sender's
+	// tags it has at another commit (or as a branch name) and kept.
+	Tags        []string `json:"tags,omitempty"`
+	SkippedTags []string `json:"skipped_tags,omitempty"`
 }
 
 // Push sends branch (the current one when empty) of dot to the peer
@@ -200,6 +204,15 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 	switch {
 	case oldHead == from.Branch.Head:
 		res.UpToDate = true
+		if !missingTags(from.Tags, to.Tags) {
+			return res, nil
+		}
+		// Only tags to bring: Finish makes them and moves nothing.
+		fin, err := dst.Finish(ctx, dstDot, branch, FinishRequest{Head: oldHead, OldHead: oldHead, Tags: from.Tags})
+		if err != nil {
+			return nil, err
+		}
+		res.Tags, res.SkippedTags = fin.Tags, fin.SkippedTags
 		return res, nil
 	case oldHead != "" && !srcHas[oldHead]:
 		dstHist := make(map[CommitID]bool, len(to.History))
@@ -279,12 +292,28 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 		res.Commits++
 	}
 	res.Bytes = moved.Load()
-	fin, err := dst.Finish(ctx, dstDot, branch, FinishRequest{Head: from.Branch.Head, OldHead: oldHead, Stash: opts.StashOnDivergence})
+	fin, err := dst.Finish(ctx, dstDot, branch, FinishRequest{Head: from.Branch.Head, OldHead: oldHead, Stash: opts.StashOnDivergence, Tags: from.Tags})
 	if err != nil {
 		return nil, err
 	}
 	res.Stashed, res.Created = fin.Stashed, fin.Created
+	res.Tags, res.SkippedTags = fin.Tags, fin.SkippedTags
 	return res, nil
+}
+
+// missingTags reports whether the receiver lacks a tag of the sender's
+// by name (one at another commit counts: Finish reports it as skipped).
+func missingTags(from, to []Tag) bool {
+	have := make(map[string]CommitID, len(to))
+	for _, t := range to {
+		have[t.Name] = t.Commit
+	}
+	for _, t := range from {
+		if c, ok := have[t.Name]; !ok || c != t.Commit {
+			return true
+		}
+	}
+	return false
 }
 
 // copyCommit streams one whole commit from src to dst, counting bytes.

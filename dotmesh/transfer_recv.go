@@ -113,6 +113,9 @@ func (n *Node) transferState(ctx context.Context, name DotName, branch string, o
 	for i := len(chain) - 1; i >= 0; i-- {
 		st.History = append(st.History, *chain[i])
 	}
+	if st.Tags, err = n.tagsOn(ctx, t.dot.ID, chain); err != nil {
+		return nil, err
+	}
 	if opts.SkipUsage {
 		return st, nil
 	}
@@ -304,11 +307,14 @@ func parseFormat(f string) (string, error) {
 var ErrDiverged = fmt.Errorf("%w: diverged", ErrConflict)
 
 // finishReceive is TransferPeer.Finish.
-func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, req FinishRequest) (_ *FinishResult, err error) {
+func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, req FinishRequest) (res *FinishResult, err error) {
 	if err := ValidateName("branch", branch); err != nil {
 		return nil, err
 	}
 	if err := ValidateID("head commit", string(req.Head), false); err != nil {
+		return nil, err
+	}
+	if err := validateTags(req.Tags); err != nil {
 		return nil, err
 	}
 	t, err := n.transferTarget(ctx, name, "")
@@ -325,6 +331,12 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 		}
 	}
 	defer n.lockDot(t.dot.ID)()
+	defer func() {
+		// The branch moved; the sender's tags follow, under the same lock.
+		if err == nil && len(req.Tags) > 0 {
+			res.Tags, res.SkippedTags, err = n.receiveTags(ctx, t.dot, req.Tags)
+		}
+	}()
 	defer func() {
 		// Finished: the transfer is no longer incoming (before the lock goes).
 		if err == nil {
@@ -352,7 +364,14 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 		if err := ValidateNewName("branch", branch); err != nil {
 			return nil, err
 		}
-		br := &Branch{Dot: t.dot.ID, Name: branch, Head: head.ID, Created: n.now().UTC(), Master: n.nodeID()}
+		if err := n.checkNameFree(ctx, t.dot, branch); err != nil {
+			return nil, err
+		}
+		storage, err := n.storageFor(ctx, t.dot, branch)
+		if err != nil {
+			return nil, err
+		}
+		br := &Branch{Dot: t.dot.ID, Name: branch, Head: head.ID, Created: n.now().UTC(), Master: n.nodeID(), Storage: storage}
 		if err := t.be.CreateBranch(ctx, br.Ref(), &headR); err != nil {
 			return nil, fmt.Errorf("creating the working state of %s@%s: %w", name, branch, err)
 		}
@@ -367,7 +386,7 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 	if b.Head != req.OldHead {
 		return nil, fmt.Errorf("%w: branch %s of %s moved from %s to %s during the transfer; run it again", ErrConflict, branch, name, short(req.OldHead), short(b.Head))
 	}
-	res := &FinishResult{Head: head.ID}
+	res = &FinishResult{Head: head.ID}
 	if b.Head == head.ID {
 		return res, nil
 	}
@@ -495,7 +514,7 @@ func storageBranches(branches []*Branch, commits map[CommitID]*Commit) []string 
 		}
 	}
 	for _, b := range branches {
-		add(b.Name)
+		add(b.StorageName())
 	}
 	for _, c := range commits {
 		add(c.Branch)

@@ -65,6 +65,9 @@ type TransferState struct {
 	// Usage is the branch's working state (dirty bytes); zero when asked
 	// with StateOptions.SkipUsage.
 	Usage Usage `json:"usage"`
+	// Tags are the dot's tags on commits of History, by name; a peer that
+	// predates tags sends none.
+	Tags []Tag `json:"tags,omitempty"`
 }
 
 // FinishRequest completes a transfer on the receiving node.
@@ -76,6 +79,9 @@ type FinishRequest struct {
 	OldHead CommitID `json:"old_head,omitempty"`
 	// Stash keeps diverged commits on a new branch instead of refusing.
 	Stash bool `json:"stash,omitempty"`
+	// Tags are the sender's tags on the transferred history: the
+	// receiver makes each one it lacks that names a commit it holds.
+	Tags []Tag `json:"tags,omitempty"`
 }
 
 // FinishResult says what Finish did.
@@ -86,6 +92,11 @@ type FinishResult struct {
 	Stashed string `json:"stashed,omitempty"`
 	// Created is true when the dot or branch was new on the receiver.
 	Created bool `json:"created,omitempty"`
+	// Tags names the tags the receiver made; SkippedTags those it left
+	// alone because it has a tag of that name at another commit, or a
+	// branch of that name.
+	Tags        []string `json:"tags,omitempty"`
+	SkippedTags []string `json:"skipped_tags,omitempty"`
 }
 
 // ObjectID names one object of a backend's content-addressed store, as

@@ -76,12 +76,24 @@ type Branch struct {
 	// to (reset, a transfer moving the branch); set until the head moves
 	// there. After a crash the node finishes the restore when it starts.
 	Restoring CommitID `json:"restoring,omitempty"`
+	// Storage names the branch's storage to the backend when it is not
+	// Name: a rename changes only the name, so it is one registry write
+	// that never touches data (see RenameBranch).
+	Storage string `json:"storage,omitempty"`
 }
 
 var zeroTime time.Time
 
-// Ref returns the backend reference of the branch.
-func (b *Branch) Ref() BranchRef { return BranchRef{Dot: b.Dot, Branch: b.Name} }
+// Ref returns the backend reference of the branch: its storage name.
+func (b *Branch) Ref() BranchRef { return BranchRef{Dot: b.Dot, Branch: b.StorageName()} }
+
+// StorageName is the name the backend stores the branch under.
+func (b *Branch) StorageName() string {
+	if b.Storage != "" {
+		return b.Storage
+	}
+	return b.Name
+}
 
 // Commit is an immutable, atomic point-in-time state of all subdots of a
 // branch. Its metadata lives in the ClusterStore, never in the user's tree.

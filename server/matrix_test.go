@@ -67,6 +67,12 @@ var matrix = []mcase{
 	{"POST", "/v1/gc", "/v1/gc", `{"namespace":"{ns}","name":"{name}","keep":1,"dry_run":true}`, "owner", true},
 	{"POST", "/v1/gc", "/v1/gc", `{"keep":0}`, "admin", false},
 	{"POST", "/v1/verify", "/v1/verify", `{}`, "admin", false},
+	// Tags, history, branch rename.
+	{"GET", "/v1/dots/{ns}/{dot}/tags", "/v1/dots/{D}/tags", "", "read", false},
+	{"POST", "/v1/dots/{ns}/{dot}/tags", "/v1/dots/{D}/tags", `{"name":"t1"}`, "write", false},
+	{"DELETE", "/v1/dots/{ns}/{dot}/tags/{tag}", "/v1/dots/{D}/tags/v0", "", "write", false},
+	{"POST", "/v1/dots/{ns}/{dot}/branches/{branch}/rename", "/v1/dots/{D}/branches/dev/rename", `{"name":"dev2"}`, "write", false},
+	{"GET", "/v1/dots/{ns}/{dot}/history", "/v1/dots/{D}/history?ref=dev", "", "read", false},
 	// Transfers: the peer's side...
 	{"GET", "/v1/dots/{ns}/{dot}/transfer", "/v1/dots/{D}/transfer?branch=master", "", "read", false},
 	{"POST", "/v1/dots/{ns}/{dot}/transfer/commits", "/v1/dots/{D}/transfer/commits?branch=master&format=native:dump", "x", "write", false},
@@ -196,6 +202,9 @@ func newFixture(t *testing.T) *fixture {
 		}
 		f.commit[d.Namespace+"/"+d.Name] = string(c.ID)
 		if _, err := n.Node.CreateBranch(ctx, d, "dev", ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Node.Tags().Create(ctx, d, "v0", dotmesh.TagOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		if err := n.Node.Access().Share(ctx, d, "bob", dotmesh.RoleWrite, "alice"); err != nil {

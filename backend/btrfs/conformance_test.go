@@ -34,3 +34,14 @@ func TestCluster(t *testing.T) {
 		return b
 	})
 }
+
+// Renamed branches and tags through real nodes.
+func TestRefs(t *testing.T) {
+	backendtest.RunRefs(t, func(t *testing.T, _ string) dotmesh.StorageBackend {
+		b, err := Open(context.Background(), Options{DataDir: sharedRoot(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+}

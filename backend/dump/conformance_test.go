@@ -18,3 +18,16 @@ func TestConformance(t *testing.T) {
 		return b
 	})
 }
+
+// Renamed branches and tags through real nodes.
+func TestRefs(t *testing.T) {
+	backendtest.RunRefs(t, func(t *testing.T, _ string) dotmesh.StorageBackend {
+		dir := t.TempDir()
+		b, err := Open(dir, Options{Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { makeWritable(dir) })
+		return b
+	})
+}

@@ -51,3 +51,11 @@ func TestCluster(t *testing.T) {
 		return b
 	})
 }
+
+// Renamed branches and tags through real nodes, one pool per node.
+func TestRefs(t *testing.T) {
+	backendtest.RunRefs(t, func(t *testing.T, _ string) dotmesh.StorageBackend {
+		b, _ := openBackend(t)
+		return b
+	})
+}

@@ -18,14 +18,19 @@ type branchItem struct {
 func (a *app) branchCmd() *cobra.Command {
 	var (
 		dot, del string
+		move     bool
 	)
 	c := &cobra.Command{
-		Use:   "branch [NAME [FROM]]",
-		Short: "List, create or delete branches",
+		Use:   "branch [NAME [FROM]] [-d NAME] [-m [OLD] NEW]",
+		Short: "List, create, rename or delete branches",
 		Long: `Without arguments, list the dot's branches; the current one is marked
-with *. With NAME, create a branch from FROM (a ref of the current branch,
-default HEAD) without switching to it. With -d NAME, delete a branch that
-is not the current one, with the commits only it reaches.
+with *. With NAME, create a branch from FROM (any ref: HEAD^, another
+branch, a tag, a commit; default HEAD of the current branch) without
+switching to it. With -d NAME, delete a branch that is not the current
+one, with the commits only it reaches. With -m OLD NEW, rename branch OLD
+to NEW (-m NEW: the current branch): its commits, working state and
+mounts stay as they are, and it stays current if it was. A branch cannot
+take a tag's name.
 
 Every branch has its own working state: switching branches never discards
 anything.
@@ -34,11 +39,15 @@ With -H: one branch per line, its head commit, and whether it is current
 (yes/no).`,
 		Example: `  dm branch
   dm branch hotfix HEAD^
-  dm branch -d hotfix`,
+  dm branch -m hotfix fix-1234
+  dm branch -d fix-1234`,
 		Args: usageArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if del != "" && len(args) > 0 {
 				return kinded(errUsage, fmt.Errorf("usage: dm branch -d NAME (no other arguments)"))
+			}
+			if move {
+				return a.renameBranch(cmd, dot, del, args)
 			}
 			if del != "" {
 				if err := validateBranch(del); err != nil {
@@ -118,8 +127,47 @@ With -H: one branch per line, its head commit, and whether it is current
 	}
 	f := c.Flags()
 	f.StringVarP(&del, "delete", "d", "", "delete branch `NAME`")
+	f.BoolVarP(&move, "move", "m", false, "rename branch OLD (default: the current one) to NEW")
 	f.StringVar(&dot, "dot", "", "act on `DOT` instead of the current dot")
 	return c
+}
+
+// renameBranch is dm branch -m [OLD] NEW.
+func (a *app) renameBranch(cmd *cobra.Command, dot, del string, args []string) error {
+	if del != "" || len(args) == 0 {
+		return kinded(errUsage, fmt.Errorf("usage: dm branch -m [OLD] NEW"))
+	}
+	oldName, newName := "", args[len(args)-1]
+	if len(args) == 2 {
+		oldName = args[0]
+		if err := validateBranch(oldName); err != nil {
+			return err
+		}
+	}
+	if err := validateNewBranch(newName); err != nil {
+		return err
+	}
+	s, name, err := a.connectDot(dot)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	if oldName == "" {
+		st, err := s.c.Status(ctx, name)
+		if err != nil {
+			return s.wrap(err)
+		}
+		oldName = st.Dot.Current
+	}
+	b, err := s.c.RenameBranch(ctx, name, oldName, newName)
+	if err != nil {
+		return s.wrap(err)
+	}
+	if a.jsonOut {
+		return writeJSON(a.out(), b)
+	}
+	a.info("Renamed branch %s of %s to %s.", oldName, name, b.Name)
+	return nil
 }
 
 func (a *app) checkoutCmd() *cobra.Command {

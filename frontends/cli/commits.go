@@ -77,19 +77,27 @@ func (a *app) logCmd() *cobra.Command {
 		limit       int
 	)
 	c := &cobra.Command{
-		Use:   "log",
-		Short: "Show the commits of the current branch, newest first",
+		Use:   "log [REF]",
+		Short: "Show the commits of the current branch, or of REF, newest first",
 		Long: `Show the history of the dot's current branch (or --branch), newest first:
-commit id, author, date, metadata and message. Where gc removed the older
+commit id, author, date, metadata and message. With REF, show the history
+from the commit REF names instead: a branch (its head), a tag, a commit id
+or prefix, HEAD of --branch, each optionally followed by ^, ^^ or ~N.
+
+Like git log --decorate, a commit that is a branch's head or is tagged
+shows them after its id: (HEAD -> master, feature, tag: v1), HEAD marking
+the dot's current branch ("refs" with --json). Where gc removed the older
 history (here, or on the node it came from), the oldest commit shown is
 marked "(pruned)" (as git's "grafted"; "pruned": true with --json).
 
 With -H, one commit per line: id, author, time (RFC 3339), message (first
 line) and metadata as key=value separated by spaces.`,
 		Example: `  dm log
+  dm log feature
+  dm log v1~2
   dm log -n 5 --dot app --branch feature
   dm log --json`,
-		Args: usageArgs(0, 0),
+		Args: usageArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dot != "" {
 				if _, err := parseDotName(dot); err != nil {
@@ -100,6 +108,13 @@ line) and metadata as key=value separated by spaces.`,
 				if err := validateBranch(branch); err != nil {
 					return err
 				}
+			}
+			ref := ""
+			if len(args) == 1 {
+				if err := validateRef(args[0]); err != nil {
+					return err
+				}
+				ref = args[0]
 			}
 			if limit < 0 {
 				return fmt.Errorf("%w: -n must not be negative", dotmesh.ErrInvalidArgument)
@@ -112,16 +127,30 @@ line) and metadata as key=value separated by spaces.`,
 			if err != nil {
 				return err
 			}
-			commits, err := s.c.Log(cmd.Context(), name, branch, limit)
+			page, err := s.c.History(cmd.Context(), name, branch, ref, 0, limit)
 			if err != nil {
 				return s.wrap(err)
 			}
+			commits := page.Commits
 			if commits == nil {
 				commits = []dotmesh.Commit{}
 			}
+			current := ""
+			if len(page.Refs) > 0 && !a.scripting {
+				st, err := s.c.Status(cmd.Context(), name)
+				if err != nil {
+					return s.wrap(err)
+				}
+				current = st.Dot.Current
+			}
+			refs := decorations(page.Refs, current)
 			switch {
 			case a.jsonOut:
-				return writeJSON(a.out(), commits)
+				items := make([]logItem, len(commits))
+				for i, c := range commits {
+					items[i] = logItem{Commit: c, Refs: refs[c.ID]}
+				}
+				return writeJSON(a.out(), items)
 			case a.scripting:
 				t := &table{scripting: true}
 				for _, c := range commits {
@@ -137,7 +166,7 @@ line) and metadata as key=value separated by spaces.`,
 				a.info("No commits yet on this branch; `dm commit -m MESSAGE` makes the first.")
 				return nil
 			}
-			return writeLog(a.out(), commits)
+			return writeDecoratedLog(a.out(), commits, refs)
 		},
 	}
 	f := c.Flags()
@@ -147,17 +176,51 @@ line) and metadata as key=value separated by spaces.`,
 	return c
 }
 
+// logItem is one commit of `dm log --json`: the commit, and the
+// branches and tags at it.
+type logItem struct {
+	dotmesh.Commit
+	Refs []string `json:"refs,omitempty"`
+}
+
+// decorations turns a history page's refs into git's words: the dot's
+// current branch reads "HEAD -> NAME" and comes first.
+func decorations(refs map[dotmesh.CommitID][]string, current string) map[dotmesh.CommitID][]string {
+	out := make(map[dotmesh.CommitID][]string, len(refs))
+	for id, names := range refs {
+		var ds []string
+		for _, n := range names {
+			if n == current {
+				ds = append([]string{"HEAD -> " + n}, ds...)
+			} else {
+				ds = append(ds, n)
+			}
+		}
+		out[id] = ds
+	}
+	return out
+}
+
 // writeLog prints commits the way git log does.
 func writeLog(w io.Writer, commits []dotmesh.Commit) error {
+	return writeDecoratedLog(w, commits, nil)
+}
+
+// writeDecoratedLog is writeLog with the branches and tags at each commit
+// after its id, as git log --decorate shows them.
+func writeDecoratedLog(w io.Writer, commits []dotmesh.Commit, refs map[dotmesh.CommitID][]string) error {
 	for i, c := range commits {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		if c.Pruned {
-			fmt.Fprintf(w, "commit %s (pruned)\n", c.ID)
-		} else {
-			fmt.Fprintf(w, "commit %s\n", c.ID)
+		line := "commit " + string(c.ID)
+		if ds := refs[c.ID]; len(ds) > 0 {
+			line += " (" + printable(strings.Join(ds, ", ")) + ")"
 		}
+		if c.Pruned {
+			line += " (pruned)"
+		}
+		fmt.Fprintln(w, line)
 		fmt.Fprintf(w, "Author: %s\n", printable(c.Author))
 		fmt.Fprintf(w, "Date:   %s\n", c.Time.Local().Format("Mon Jan 2 15:04:05 2006 -0700"))
 		for _, k := range sortedKeys(c.Metadata) {
@@ -186,8 +249,9 @@ func (a *app) resetCmd() *cobra.Command {
 		Long: `Move the dot's current branch back to the commit REF names and restore
 the working state of all its subdots to that commit, atomically.
 
-REF is HEAD, HEAD^ (its parent), HEAD^^, HEAD~N, or a commit id or a unique
-prefix of one (at least 4 hex digits), optionally followed by ^ or ~N.
+REF is HEAD, HEAD^ (its parent), HEAD^^, HEAD~N, a tag, or a commit id or a
+unique prefix of one (at least 4 hex digits), optionally followed by ^ or
+~N; it must be in the branch's history.
 
 Without --hard, reset refuses when the branch has uncommitted changes;
 --hard discards them. Commits after REF that no other branch reaches are

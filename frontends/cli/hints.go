@@ -93,6 +93,10 @@ func hint(t error) string {
 			return e.Error() + "; `dm log` lists commit ids"
 		case dotmesh.KindIncoming:
 			return e.Error() + "; `dm transfers` lists them"
+		case dotmesh.KindTag:
+			return e.Error() + "; `dm tag` lists them"
+		case dotmesh.KindRef:
+			return e.Error() + "; `dm branch`, `dm tag` and `dm log` list what a ref may name"
 		}
 	case *dotmesh.NoCommitsError:
 		return e.Error() + "; `dm commit -m MSG` makes the first"

@@ -39,6 +39,8 @@ func typedErrorCases() []struct {
 		{&dotmesh.NotFoundError{Kind: dotmesh.KindCommit, Name: "abc123", Dot: bob}, "not found: no commit abc123 in dot bob/web; `dm log` lists commit ids", exitNotFound},
 		{&dotmesh.NotFoundError{Kind: dotmesh.KindIncoming, Dot: app}, "not found: no incoming transfer of app on this node; `dm transfers` lists them", exitNotFound},
 		{&dotmesh.NotFoundError{Kind: dotmesh.KindIncoming, Name: "feature", Dot: bob}, "not found: no incoming transfer of bob/web@feature on this node; `dm transfers` lists them", exitNotFound},
+		{&dotmesh.NotFoundError{Kind: dotmesh.KindTag, Name: "v1", Dot: app}, "not found: no tag v1 in dot app; `dm tag` lists them", exitNotFound},
+		{&dotmesh.NotFoundError{Kind: dotmesh.KindRef, Name: "v9", Dot: app}, "not found: no branch, tag or commit v9 in dot app; `dm branch`, `dm tag` and `dm log` list what a ref may name", exitNotFound},
 		{&dotmesh.NoCommitsError{Dot: app, Branch: "master"}, "not found: branch master of app has no commits yet; `dm commit -m MSG` makes the first", exitNotFound},
 		{&dotmesh.DirtyError{Dot: bob, Branch: "master", Where: "remote origin", Bytes: 4096},
 			"uncommitted changes: branch master of bob/web on remote origin has uncommitted changes (about 4096 bytes); nothing was transferred. Commit them there (`dm commit`) or discard them (`dm reset --hard HEAD`), then run the transfer again", exitConflict},

@@ -32,8 +32,8 @@ func (a *app) gcCmd() *cobra.Command {
 		Long: `Apply a retention policy and collect garbage, like Dysnomia's generations.
 
 With --keep N, the newest N commits of each branch of DOT (every dot when
-none is named) are kept, and so is the commit each branch was made from;
-every other commit in a branch's history is removed from the registry and
+none is named) are kept, and so are the commit each branch was made from
+and every tagged commit; every other commit in a branch's history is removed from the registry and
 from storage. Removed commits disappear from ` + "`dm log`" + `, which then ends at
 the oldest kept commit, marked (pruned). The dot still pushes and clones:
 that commit travels whole, as the start of a shallow history. Without

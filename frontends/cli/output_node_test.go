@@ -126,3 +126,83 @@ func TestLogShowsPrunedHistory(t *testing.T) {
 		t.Fatalf("dm log --json after gc: %+v", log)
 	}
 }
+
+func TestTagsLogRefsAndBranchRename(t *testing.T) {
+	e, _ := withNode(t)
+	mustRun(t, e, "init", "app")
+	mustRun(t, e, "switch", "app")
+	p := strings.TrimSpace(mustRun(t, e, "path", "app.web"))
+	commit := func(msg string) string {
+		if err := os.WriteFile(filepath.Join(p, "f"), []byte(msg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(mustRun(t, e, "commit", "-m", msg, "-H"))
+	}
+	c1 := commit("one")
+	c2 := commit("two")
+	if got := mustRun(t, e, "tag", "v1", "HEAD^", "-m", "first\nrelease"); !strings.Contains(got, "Tagged "+c1[:12]+" of app as v1.") {
+		t.Fatalf("dm tag v1: %q", got)
+	}
+	if got := strings.TrimSpace(mustRun(t, e, "tag", "v2", "-H")); got != c2 {
+		t.Fatalf("dm tag v2 -H: %q, want %s", got, c2)
+	}
+	failsWith(t, runDM(t, e, "tag", "v1"), "has a tag v1 already")
+	failsWith(t, runDM(t, e, "branch", "v2"), "has a tag v2 already")
+	failsWith(t, runDM(t, e, "tag", "master"), "has a branch master already")
+
+	list := mustRun(t, e, "tag")
+	if !regexp.MustCompile(`^TAG\s+COMMIT\s+CREATED\s+MESSAGE\nv1\s+` + c1[:12] + `\s+\S+ \S+\s+first\nv2\s+` + c2[:12] + `\s+\S+ \S+\s+\n$`).MatchString(list) {
+		t.Fatalf("dm tag:\n%s", list)
+	}
+	if got := mustRun(t, e, "tag", "-H"); !regexp.MustCompile(`^v1\t` + c1 + `\tadmin\t\d{4}-[^\t]+\tfirst\nv2\t` + c2 + `\tadmin\t[^\t]+\t\n$`).MatchString(got) {
+		t.Fatalf("dm tag -H: %q", got)
+	}
+
+	// dm log decorates; dm log REF starts at any ref.
+	logText := mustRun(t, e, "log")
+	for _, want := range []string{"commit " + c2 + " (HEAD -> master, tag: v2)\n", "commit " + c1 + " (tag: v1)\n"} {
+		if !strings.Contains(logText, want) {
+			t.Fatalf("dm log lacks %q:\n%s", want, logText)
+		}
+	}
+	var items []struct {
+		ID   string   `json:"id"`
+		Refs []string `json:"refs"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, e, "log", "--json")), &items); err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 2 || items[0].ID != c2 || strings.Join(items[0].Refs, ",") != "HEAD -> master,tag: v2" || strings.Join(items[1].Refs, ",") != "tag: v1" {
+		t.Fatalf("dm log --json: %+v", items)
+	}
+	if got := mustRun(t, e, "log", "-H", "v1"); !strings.HasPrefix(got, c1+"\t") || strings.Count(got, "\n") != 1 {
+		t.Fatalf("dm log -H v1: %q", got)
+	}
+	if got := mustRun(t, e, "log", "-H", "master^"); !strings.HasPrefix(got, c1+"\t") {
+		t.Fatalf("dm log -H master^: %q", got)
+	}
+	failsWith(t, runDM(t, e, "log", "nosuch"), "no branch, tag or commit nosuch")
+
+	// Branches from any ref; rename, also of the current branch.
+	mustRun(t, e, "branch", "fix", "v1")
+	mustRun(t, e, "branch", "-m", "fix", "fix-2")
+	if got := mustRun(t, e, "branch", "-H"); got != "fix-2\t"+c1+"\tno\nmaster\t"+c2+"\tyes\n" {
+		t.Fatalf("dm branch -H after rename: %q", got)
+	}
+	mustRun(t, e, "branch", "-m", "main")
+	if got := mustRun(t, e, "branch"); got != "  fix-2\n* main\n" {
+		t.Fatalf("dm branch after renaming the current branch: %q", got)
+	}
+	if got := mustRun(t, e, "log"); !strings.Contains(got, "(HEAD -> main, tag: v2)") {
+		t.Fatalf("dm log after the rename:\n%s", got)
+	}
+	failsWith(t, runDM(t, e, "branch", "-m", "fix-2", "v1"), "has a tag v1 already")
+	mustRun(t, e, "reset", "--hard", "v1")
+	if got := mustRun(t, e, "tag", "-d", "v2"); !strings.Contains(got, "Deleted tag v2 of app.") {
+		t.Fatalf("dm tag -d: %q", got)
+	}
+	failsWith(t, runDM(t, e, "tag", "-d", "v2"), "no tag v2")
+	if got := strings.TrimSpace(mustRun(t, e, "tag", "--json")); !strings.HasPrefix(got, `[`) || strings.Contains(got, `"v2"`) {
+		t.Fatalf("dm tag --json: %q", got)
+	}
+}

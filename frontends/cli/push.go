@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,6 +49,10 @@ REMOTE refuses when its branch has uncommitted changes, and when both sides
 have commits the other lacks ("diverged"); --stash-on-divergence then moves
 REMOTE's own commits to a new branch BRANCH-DIVERGED-<UTC time> instead.
 
+Tags on the branch's commits travel too (also when no commit has to): REMOTE
+makes those it lacks, and keeps its own tag of a name at another commit,
+which dm names in a warning.
+
 The node dm talks to (--remote, default the current remote) runs the
 transfer and talks to REMOTE directly, with REMOTE's address, key and CA
 from the client config. A progress line shows on a terminal; --json prints
@@ -78,7 +83,8 @@ local branch and its working state to REMOTE's head. DOT must exist here;
 The local branch must have no uncommitted changes. When both sides have
 commits the other lacks, the pull is refused ("diverged") unless
 --stash-on-divergence moves the local commits to a new branch
-BRANCH-DIVERGED-<UTC time>. Re-running an interrupted pull resumes it.`,
+BRANCH-DIVERGED-<UTC time>. Re-running an interrupted pull resumes it.
+Tags on the branch's commits come too, as with push.`,
 		Example: `  dm pull prod
   dm pull prod app master --remote-name team/app`,
 		Args: usageArgs(1, 3),
@@ -97,7 +103,7 @@ func (a *app) cloneCmd() *cobra.Command {
 		Use:   "clone REMOTE DOT [BRANCH]",
 		Short: "Copy a dot from another node",
 		Long: `Copy BRANCH (default master) of DOT from the node REMOTE to this node, with
-its whole history, as DOT (or --local-name). REMOTE becomes the new dot's
+its whole history and the tags on it, as DOT (or --local-name). REMOTE becomes the new dot's
 upstream, so ` + "`dm pull REMOTE`" + ` and ` + "`dm push REMOTE`" + ` work without more arguments.
 Re-running an interrupted clone resumes it.
 
@@ -202,6 +208,10 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 	if op == "clone" && s.remote.CurrentDot == "" {
 		_ = s.setCurrentDot(req.Dot)
 	}
+	if len(res.SkippedTags) > 0 { // on stderr, so -H and --json output stays clean
+		fmt.Fprintf(a.io.Stderr, "Warning: the receiving side kept its own %s (at another commit, or a branch of that name): %s; `dm tag -d` it there and transfer again to take the sender's.\n",
+			plural(len(res.SkippedTags), "tag", "tags"), strings.Join(res.SkippedTags, ", "))
+	}
 	if a.jsonOut {
 		return writeJSON(a.out(), res)
 	}
@@ -227,7 +237,17 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 			a.info("The receiving side's diverged commits are on branch %s.", res.Stashed)
 		}
 	}
+	if len(res.Tags) > 0 {
+		a.info("New %s: %s.", plural(len(res.Tags), "tag", "tags"), strings.Join(res.Tags, ", "))
+	}
 	return nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func pastTense(op string) string {

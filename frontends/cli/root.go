@@ -173,7 +173,7 @@ can be a hub for a team, each user with their own key and namespace (see
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{
-		a.commitCmd(), a.logCmd(), a.branchCmd(), a.checkoutCmd(), a.resetCmd(),
+		a.commitCmd(), a.logCmd(), a.branchCmd(), a.tagCmd(), a.checkoutCmd(), a.resetCmd(),
 		a.statusCmd(), a.diffCmd(), a.showCmd(),
 	} {
 		c.GroupID = "commits"

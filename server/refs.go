@@ -1,0 +1,101 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// refRoutes are the routes of tags, a ref's history and branch renames.
+func (s *server) refRoutes() []route {
+	return []route{
+		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/tags", access: accessDot, need: dotmesh.RoleRead, name: "list tags", h: s.tags},
+		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/tags", access: accessDot, need: dotmesh.RoleWrite, name: "tag", audit: "tag", h: s.createTag},
+		{method: "DELETE", pattern: "/v1/dots/{ns}/{dot}/tags/{tag}", access: accessDot, need: dotmesh.RoleWrite, name: "delete a tag", audit: "tag-delete", h: s.deleteTag},
+		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/branches/{branch}/rename", access: accessDot, need: dotmesh.RoleWrite, name: "rename a branch", audit: "branch-rename", answer: answerBranch, h: s.renameBranch},
+		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/history", access: accessDot, need: dotmesh.RoleRead, name: "log", h: s.history},
+	}
+}
+
+func (s *server) tags(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok || !noQuery(w, r) {
+		return
+	}
+	ts, err := s.node.Tags().List(r.Context(), name)
+	reply(w, http.StatusOK, nonNil(ts), err)
+}
+
+func (s *server) createTag(w http.ResponseWriter, r *http.Request) {
+	name, req, ok := dotRequest[api.TagRequest](w, r)
+	if !ok {
+		return
+	}
+	t, err := s.node.Tags().Create(r.Context(), name, req.Name, dotmesh.TagOptions{
+		Branch: req.Branch, Ref: req.Ref, Message: req.Message, Author: principal(r).User,
+	})
+	reply(w, http.StatusCreated, t, err)
+}
+
+func (s *server) deleteTag(w http.ResponseWriter, r *http.Request) {
+	name, ok := dotName(w, r)
+	if !ok || !noQuery(w, r) {
+		return
+	}
+	if err := s.node.Tags().Delete(r.Context(), name, r.PathValue("tag")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) renameBranch(w http.ResponseWriter, r *http.Request) {
+	name, req, ok := dotRequest[api.RenameBranchRequest](w, r)
+	if !ok {
+		return
+	}
+	b, err := s.node.RenameBranch(r.Context(), name, r.PathValue("branch"), req.Name)
+	reply(w, http.StatusOK, b, err)
+}
+
+func (s *server) history(w http.ResponseWriter, r *http.Request) {
+	name, q, ok := dotQuery(w, r, "branch", "ref", "skip", "limit")
+	if !ok {
+		return
+	}
+	var skip, limit int
+	for _, p := range []struct {
+		key string
+		v   *int
+	}{{"skip", &skip}, {"limit", &limit}} {
+		if v := q.Get(p.key); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				writeError(w, fmt.Errorf("%w: %s %q must be a whole number >= 0", dotmesh.ErrInvalidArgument, p.key, oneLine(v)))
+				return
+			}
+			*p.v = n
+		}
+	}
+	cs, more, err := s.node.History(r.Context(), name, q.Get("branch"), q.Get("ref"), skip, limit)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	dec, err := s.node.Decorations(r.Context(), name)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	page := api.HistoryPage{Commits: make([]dotmesh.Commit, len(cs)), More: more, Refs: map[dotmesh.CommitID][]string{}}
+	for i, c := range cs {
+		page.Commits[i] = *c
+		if d := dec[c.ID]; len(d) > 0 {
+			page.Refs[c.ID] = d
+		}
+	}
+	reply(w, http.StatusOK, page, nil)
+}
