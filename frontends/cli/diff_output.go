@@ -246,13 +246,6 @@ func statSummary(s dotmesh.DiffStat) string {
 	return out
 }
 
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
-
 // dbSummary sums a database's changes in one phrase: "+3 -1 ~2 rows in
 // 2 tables, 1 schema change (postgresql)".
 func dbSummary(db dotmesh.DatabaseDiff) string {
