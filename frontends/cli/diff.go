@@ -16,6 +16,7 @@ import (
 type diffFlags struct {
 	dot, branch string
 	stat        bool
+	lines       bool
 	nameStatus  bool
 	noRows      bool
 	maxRows     int
@@ -33,7 +34,8 @@ const (
 func (f *diffFlags) add(fs *pflag.FlagSet, verb string) {
 	fs.StringVar(&f.dot, "dot", "", verb+" `DOT` instead of the current dot")
 	fs.StringVar(&f.branch, "branch", "", "the `BRANCH` whose HEAD and working state are meant (default: the dot's current branch)")
-	fs.BoolVar(&f.stat, "stat", false, "a line per changed path with its count of changed lines, and a summary")
+	fs.BoolVar(&f.stat, "stat", false, "a line per changed path with its sizes, and a summary; reads no file contents")
+	fs.BoolVar(&f.lines, "lines", false, "with --stat: count changed lines as git's --stat does (reads the changed files)")
 	fs.BoolVar(&f.nameStatus, "name-status", false, "a line per changed path: A (added), D (deleted), M (modified) or T (type changed), then the path")
 	fs.BoolVar(&f.noRows, "no-rows", false, "for database subdots, say only whether they changed (no schema and row changes)")
 	fs.IntVar(&f.maxRows, "max-rows", dotmesh.DefaultMaxRows, "list at most `N` changed rows per table (the counts are always complete)")
@@ -46,6 +48,9 @@ func (f *diffFlags) add(fs *pflag.FlagSet, verb string) {
 func (f *diffFlags) check() error {
 	if err := checkDotBranch(f.dot, f.branch); err != nil {
 		return err
+	}
+	if f.lines && !f.stat {
+		return fmt.Errorf("%w: --lines goes with --stat", dotmesh.ErrInvalidArgument)
 	}
 	if f.stat && f.nameStatus {
 		return fmt.Errorf("%w: --stat and --name-status are two different outputs; pass one of them", dotmesh.ErrInvalidArgument)
@@ -77,18 +82,14 @@ func checkDotBranch(dot, branch string) error {
 	return nil
 }
 
-// options turns the flags into what the node is asked. Patches are read
-// for the default output and for --stat (its line counts); --name-status
-// needs neither contents nor rows.
+// options turns the flags into what the node is asked. File contents
+// are read for patches (the default output, --json) and for --stat
+// --lines; --stat alone and --name-status need only the trees (on the
+// files backend, the manifests), --name-status not even the rows.
 func (f *diffFlags) options(from, to string, paths []string, jsonOut bool) dotmesh.DiffOptions {
 	o := dotmesh.DiffOptions{Branch: f.branch, From: from, To: to, Paths: paths, MaxRows: f.maxRows, Context: f.context}
-	if !f.nameStatus {
-		o.Content = true
-		o.Rows = !f.noRows
-	}
-	if jsonOut {
-		o.Content, o.Rows = true, !f.noRows
-	}
+	o.Content = jsonOut || (!f.stat && !f.nameStatus) || f.lines
+	o.Rows = !f.noRows && (jsonOut || !f.nameStatus)
 	return o
 }
 
@@ -188,8 +189,14 @@ updated rows, and the rows by primary key, at most --max-rows per table:
 without a primary key are compared as sorted rows. --no-rows says only
 whether a database changed, which is faster.
 
---stat prints git's stat lines and a summary; with -H, numstat lines
-(insertions, deletions, path; "-" for binary files). --name-status prints
+--stat prints a line per changed path with its sizes ("Bin" for binary
+files), per database its row counts, and a summary; it reads no file
+contents, so it is fast (on the files backend it reads only the commits'
+manifests). --stat --lines counts changed lines as git's --stat does, with
+its +/- bars, reading the changed files. With -H, --stat prints numstat
+lines: old size, new size, path (--lines: insertions, deletions, path; "-"
+for binary files); per database table "table", subdot, table, inserted,
+deleted, updated. --name-status prints
 one letter and the path per change (directories end in /). --json prints
 the whole comparison.
 

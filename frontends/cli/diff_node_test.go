@@ -62,10 +62,16 @@ func TestStatusDiffShowOnANode(t *testing.T) {
 		}
 	}
 	c2 := strings.TrimSpace(mustRun(t, e, "commit", "-m", "two", "-H"))
-	if got := mustRun(t, e, "diff", "--stat", "-H", c1, c2); got != "1\t1\tweb/a.txt\n-\t-\tweb/b.bin\n1\t0\tweb/c.txt\n" {
+	if got := mustRun(t, e, "diff", "--stat", "--lines", "-H", c1, c2); got != "1\t1\tweb/a.txt\n-\t-\tweb/b.bin\n1\t0\tweb/c.txt\n" {
+		t.Fatalf("diff --stat --lines -H: %q", got)
+	}
+	if got := mustRun(t, e, "diff", "--stat", "-H", c1, c2); got != "6\t8\tweb/a.txt\n2\t0\tweb/b.bin\n0\t4\tweb/c.txt\n" {
 		t.Fatalf("diff --stat -H: %q", got)
 	}
-	if got := mustRun(t, e, "diff", "--stat", "HEAD^", "HEAD", "--", "web/c.txt"); got != " web/c.txt | 1 +\n 1 file changed, 1 insertion(+)\n" {
+	if got := mustRun(t, e, "diff", "--stat", "--lines", "HEAD^", "HEAD", "--", "web/c.txt"); got != " web/c.txt | 1 +\n 1 file changed, 1 insertion(+)\n" {
+		t.Fatalf("diff --stat --lines -- web/c.txt: %q", got)
+	}
+	if got := mustRun(t, e, "diff", "--stat", "HEAD^", "HEAD", "--", "web/c.txt"); got != " web/c.txt | 0 -> 4 bytes\n 1 file changed, 4 B added(+), 0 B removed(-)\n" {
 		t.Fatalf("diff --stat -- web/c.txt: %q", got)
 	}
 	// One ref: that commit against the working state (clean: HEAD's).

@@ -42,9 +42,9 @@ func (a *app) writeDiff(d *dotmesh.Diff, f *diffFlags) error {
 	case f.nameStatus:
 		writeNameStatus(w, d)
 	case f.stat && a.scripting:
-		writeNumstat(w, d)
+		writeNumstat(w, d, f.lines)
 	case f.stat:
-		writeStat(w, d)
+		writeStat(w, d, f.lines)
 	default:
 		writePatches(w, d, painter(a.useColor(f.color)))
 	}
@@ -135,13 +135,18 @@ func writeNameStatus(w io.Writer, d *dotmesh.Diff) {
 	}
 }
 
-// writeNumstat is --stat for scripts: insertions, deletions and path per
-// file ("-" for binary files); per database table, "table", subdot, table,
-// inserted, deleted, updated; a changed database without row counts is
-// "database", subdot, kind.
-func writeNumstat(w io.Writer, d *dotmesh.Diff) {
+// writeNumstat is --stat for scripts: old size, new size and path per
+// file, or with lines insertions, deletions and path ("-" for binary
+// files); per database table, "table", subdot, table, inserted, deleted,
+// updated; a changed database without row counts is "database", subdot,
+// kind.
+func writeNumstat(w io.Writer, d *dotmesh.Diff, lines bool) {
 	for _, fd := range d.Files {
-		if fd.Binary {
+		switch {
+		case !lines:
+			fmt.Fprintf(w, "%d\t%d\t%s\n", fd.OldSize, fd.NewSize, scriptField(displayPath(fd)))
+			continue
+		case fd.Binary:
 			fmt.Fprintf(w, "-\t-\t%s\n", scriptField(displayPath(fd)))
 			continue
 		}
@@ -163,36 +168,39 @@ func writeNumstat(w io.Writer, d *dotmesh.Diff) {
 // statWidth is the width git's --stat fills.
 const statWidth = 80
 
-// writeStat prints git's --stat: a line per path with its count of
-// changed lines and a bar of +/-, a line per changed database, then the
-// summary.
-func writeStat(w io.Writer, d *dotmesh.Diff) {
+// writeStat prints git's --stat: a line per path with its sizes, or with
+// countLines its count of changed lines and a bar of +/-; a line per changed
+// database, then the summary.
+func writeStat(w io.Writer, d *dotmesh.Diff, countLines bool) {
 	type line struct {
 		name, count string
 		fd          *dotmesh.FileDiff // a text file's, which gets a bar
 	}
-	var lines []line
+	var rows []line
 	maxChange := 0
 	for i, fd := range d.Files {
 		l := line{name: printable(displayPath(fd))}
-		if fd.Binary {
+		switch {
+		case fd.Binary:
 			l.count = fmt.Sprintf("Bin %d -> %d bytes", fd.OldSize, fd.NewSize)
-		} else {
+		case !countLines:
+			l.count = sizeStat(fd)
+		default:
 			l.count, l.fd = strconv.Itoa(fd.Insertions+fd.Deletions), &d.Files[i]
 			maxChange = max(maxChange, fd.Insertions+fd.Deletions)
 		}
-		lines = append(lines, l)
+		rows = append(rows, l)
 	}
 	for _, db := range d.Databases {
 		if db.Changed {
-			lines = append(lines, line{name: printable(db.Subdot) + "/", count: dbSummary(db)})
+			rows = append(rows, line{name: printable(db.Subdot) + "/", count: dbSummary(db)})
 		}
 	}
-	if len(lines) == 0 {
+	if len(rows) == 0 {
 		return
 	}
 	nameW, countW := 0, 0
-	for _, l := range lines {
+	for _, l := range rows {
 		nameW = max(nameW, len([]rune(l.name)))
 		if l.fd != nil {
 			countW = max(countW, len(l.count))
@@ -200,7 +208,7 @@ func writeStat(w io.Writer, d *dotmesh.Diff) {
 	}
 	nameW = min(nameW, 50)
 	barW := max(10, statWidth-nameW-countW-5)
-	for _, l := range lines {
+	for _, l := range rows {
 		name := l.name
 		if r := []rune(name); len(r) > nameW {
 			name = "..." + string(r[len(r)-nameW+3:])
@@ -212,7 +220,21 @@ func writeStat(w io.Writer, d *dotmesh.Diff) {
 		ins, del := scaleBar(l.fd.Insertions, l.fd.Deletions, maxChange, barW)
 		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf(" %-*s | %*s %s%s", nameW, name, countW, l.count, strings.Repeat("+", ins), strings.Repeat("-", del)), " "))
 	}
-	fmt.Fprintln(w, statSummary(d.Stat))
+	fmt.Fprintln(w, statSummary(d.Stat, countLines))
+}
+
+// sizeStat is a path's --stat entry without line counts.
+func sizeStat(fd dotmesh.FileDiff) string {
+	switch {
+	case isDirChange(fd):
+		return "directory"
+	case fd.OldMode&fs.ModeSymlink != 0 || fd.NewMode&fs.ModeSymlink != 0:
+		if fd.Kind == dotmesh.ChangeTypeChanged {
+			return "type changed"
+		}
+		return "symlink"
+	}
+	return fmt.Sprintf("%d -> %d bytes", fd.OldSize, fd.NewSize)
 }
 
 // scaleBar shrinks a file's +/- bar to width when the largest change
@@ -230,14 +252,18 @@ func scaleBar(ins, del, largest, width int) (int, int) {
 	return scale(ins), scale(del)
 }
 
-// statSummary is git's summary line, with the changed databases.
-func statSummary(s dotmesh.DiffStat) string {
+// statSummary is git's summary line, with the changed databases; without
+// lines, the bytes added and removed.
+func statSummary(s dotmesh.DiffStat, lines bool) string {
 	n := changedFiles(s)
 	out := fmt.Sprintf(" %d %s changed", n, plural(n, "file", "files"))
-	if s.Insertions > 0 || s.Deletions == 0 {
+	switch {
+	case !lines:
+		out += fmt.Sprintf(", %s added(+), %s removed(-)", HumanSize(s.BytesAdded), HumanSize(s.BytesRemoved))
+	case s.Insertions > 0 || s.Deletions == 0:
 		out += fmt.Sprintf(", %d %s(+)", s.Insertions, plural(s.Insertions, "insertion", "insertions"))
 	}
-	if s.Deletions > 0 || s.Insertions == 0 {
+	if lines && (s.Deletions > 0 || s.Insertions == 0) {
 		out += fmt.Sprintf(", %d %s(-)", s.Deletions, plural(s.Deletions, "deletion", "deletions"))
 	}
 	if s.Databases > 0 {

@@ -33,6 +33,7 @@ func TestDiffBadInputFailsBeforeConnecting(t *testing.T) {
 		{[]string{"show", "-U", "-3"}, "-U -3 must be from 1", exitInvalid},
 		{[]string{"diff", "--color", "sometimes"}, `--color "sometimes" must be auto, always or never`, exitInvalid},
 		{[]string{"diff", "--stat", "--name-status"}, "pass one of them", exitInvalid},
+		{[]string{"diff", "--lines"}, "--lines goes with --stat", exitInvalid},
 		{[]string{"diff", "--branch", "x.y"}, "branch name", exitInvalid},
 		{[]string{"diff", "--dot", "../x"}, `contains ".."`, exitInvalid},
 		{[]string{"status", "--branch", "a b"}, "branch name", exitInvalid},
@@ -189,7 +190,7 @@ changed (rows not compared: --no-rows)
 
 func TestWriteStatAndNameStatus(t *testing.T) {
 	var b bytes.Buffer
-	writeStat(&b, sampleDiff())
+	writeStat(&b, sampleDiff(), true)
 	want := ` web/bin        | Bin 100 -> 2000 bytes
  web/dir/       | 0
  web/index.html | 3 ++-
@@ -203,19 +204,42 @@ func TestWriteStatAndNameStatus(t *testing.T) {
 	if got := b.String(); got != want {
 		t.Fatalf("--stat:\n%q\nwant:\n%q", got, want)
 	}
+	// Without line counts: sizes, and the bytes in the summary.
+	b.Reset()
+	d := sampleDiff()
+	d.Stat.BytesAdded, d.Stat.BytesRemoved = 1902, 3
+	writeStat(&b, d, false)
+	want = ` web/bin        | Bin 100 -> 2000 bytes
+ web/dir/       | directory
+ web/index.html | 6 -> 8 bytes
+ web/link       | symlink
+ web/old.txt    | 3 -> 0 bytes
+ web/t          | type changed
+ db/            | +3 -1 ~1 rows in 2 tables, 2 schema changes (postgresql)
+ cache/         | changed (redis)
+ 6 files changed, 1.9 KiB added(+), 3 B removed(-), 2 databases changed
+`
+	if got := b.String(); got != want {
+		t.Fatalf("--stat without lines:\n%q\nwant:\n%q", got, want)
+	}
 	b.Reset()
 	writeNameStatus(&b, sampleDiff())
 	if got := b.String(); got != "M\tweb/bin\nA\tweb/dir/\nM\tweb/index.html\nM\tweb/link\nD\tweb/old.txt\nT\tweb/t\nM\tdb/\nM\tcache/\n" {
 		t.Fatalf("--name-status: %q", got)
 	}
 	b.Reset()
-	writeNumstat(&b, sampleDiff())
-	if got := b.String(); got != "-\t-\tweb/bin\n0\t0\tweb/dir/\n2\t1\tweb/index.html\n0\t0\tweb/link\n0\t1\tweb/old.txt\n0\t0\tweb/t\ntable\tdb\taccounts\t2\t1\t1\ntable\tdb\tlog\t1\t0\t0\ndatabase\tcache\tredis\n" {
+	writeNumstat(&b, sampleDiff(), false)
+	if got := b.String(); got != "100\t2000\tweb/bin\n0\t0\tweb/dir/\n6\t8\tweb/index.html\n0\t0\tweb/link\n3\t0\tweb/old.txt\n2\t0\tweb/t\ntable\tdb\taccounts\t2\t1\t1\ntable\tdb\tlog\t1\t0\t0\ndatabase\tcache\tredis\n" {
 		t.Fatalf("--stat -H: %q", got)
+	}
+	b.Reset()
+	writeNumstat(&b, sampleDiff(), true)
+	if got := b.String(); got != "-\t-\tweb/bin\n0\t0\tweb/dir/\n2\t1\tweb/index.html\n0\t0\tweb/link\n0\t1\tweb/old.txt\n0\t0\tweb/t\ntable\tdb\taccounts\t2\t1\t1\ntable\tdb\tlog\t1\t0\t0\ndatabase\tcache\tredis\n" {
+		t.Fatalf("--stat --lines -H: %q", got)
 	}
 	// Nothing changed: nothing printed.
 	b.Reset()
-	writeStat(&b, &dotmesh.Diff{})
+	writeStat(&b, &dotmesh.Diff{}, false)
 	if b.Len() != 0 {
 		t.Fatalf("empty --stat: %q", b.String())
 	}
@@ -232,7 +256,7 @@ func TestStatSummaryAndBars(t *testing.T) {
 		{dotmesh.DiffStat{Modified: 1}, " 1 file changed, 0 insertions(+), 0 deletions(-)"},
 		{dotmesh.DiffStat{Databases: 1}, " 0 files changed, 0 insertions(+), 0 deletions(-), 1 database changed"},
 	} {
-		if got := statSummary(c.s); got != c.want {
+		if got := statSummary(c.s, true); got != c.want {
 			t.Errorf("%+v: %q; want %q", c.s, got, c.want)
 		}
 	}

@@ -90,8 +90,11 @@ func TestDiffStatusShowFiles(t *testing.T) {
 	if got := e.ok("diff", "--name-status", "HEAD^", "master"); got != ns {
 		t.Fatalf("dm diff --name-status HEAD^ master: %q", got)
 	}
-	stat := e.ok("diff", "--stat", "HEAD^", "HEAD")
+	stat := e.ok("diff", "--stat", "--lines", "HEAD^", "HEAD")
 	if !regexp.MustCompile(`(?m)^ web/index.html\s+\| 2 \+-$`).MatchString(stat) || !strings.Contains(stat, " 3 files changed, 2 insertions(+), 1 deletion(-), 1 database changed") {
+		t.Fatalf("dm diff --stat --lines:\n%s", stat)
+	}
+	if stat := e.ok("diff", "--stat", "HEAD^", "HEAD"); !regexp.MustCompile(`(?m)^ web/logo.bin\s+\| Bin 9 -> 0 bytes$`).MatchString(stat) || !strings.Contains(stat, " 3 files changed, ") {
 		t.Fatalf("dm diff --stat:\n%s", stat)
 	}
 	if got := e.ok("diff", "--name-status", "HEAD^", "HEAD", "--", "web/new.txt"); got != "A\tweb/new.txt\n" {
