@@ -252,8 +252,9 @@ func (a *app) showCmd() *cobra.Command {
 		Use:   "show [REF] [-- SUBDOT|PATH...]",
 		Short: "Show a commit and what it changed",
 		Long: `Show a commit (HEAD unless REF names another): its id, author, date,
-metadata and message, and its diff against its parent; a first commit shows
-everything it holds as added. REF is as in dm diff (HEAD~2, v1, a branch
+metadata and message, and its diff against its parent (a first commit has
+none to compare with: its header only; the web UI's commit page lists what
+it added). REF is as in dm diff (HEAD~2, v1, a branch
 name, a commit id); the diff flags are dm diff's.
 
 With --json: {"commit": ..., "diff": ...}.`,

@@ -83,7 +83,7 @@ func (a *app) writeShow(cm *dotmesh.Commit, d *dotmesh.Diff, f *diffFlags) error
 		}
 		return a.writeDiff(d, f)
 	case cm.Parent == "":
-		fmt.Fprintln(w, "\n(the first commit of this history)")
+		fmt.Fprintln(w, "\n(the first commit: there is no parent to compare it with)")
 	default:
 		fmt.Fprintf(w, "\nHistory pruned here: parent %s is not on this node, so what this commit changed is unknown.\n", cm.Parent)
 	}

@@ -122,7 +122,7 @@ func TestDiffStatusShowFiles(t *testing.T) {
 	if err := json.Unmarshal([]byte(e.ok("show", "HEAD", "--json", "--max-rows", "1")), &shown); err != nil || string(shown.Commit.ID) != c2 || shown.Diff.Stat.Added != 1 {
 		t.Fatalf("dm show --json: %v %+v", err, shown)
 	}
-	if out := e.ok("show", c1[:8]); !strings.Contains(out, "commit "+c1) || !strings.Contains(out, "    one") {
+	if out := e.ok("show", c1[:8]); !strings.Contains(out, "commit "+c1) || !strings.Contains(out, "    one") || !strings.Contains(out, "no parent to compare") {
 		t.Fatalf("dm show of the first commit:\n%s", out)
 	}
 
