@@ -190,7 +190,9 @@ func runPG(dm string, scale int, keep bool) error {
 			return nil
 		}
 		commit := func() (err error) {
-			c, err = timed(func() error { _, err := n.sh("commit", "--dot", "pgb", "-m", "first"); return err })
+			// --allow-empty: the unchanged re-commit below is meant, and the
+			// node sees no files in a dot holding only a source.
+			c, err = timed(func() error { _, err := n.sh("commit", "--dot", "pgb", "-m", "first", "--allow-empty"); return err })
 			return err
 		}
 		order := []func() error{dump, commit}
@@ -240,7 +242,7 @@ func runPG(dm string, scale int, keep bool) error {
 	}
 	num := func(m map[string]string, k string) int64 { n, _ := strconv.ParseInt(m[k], 10, 64); return n }
 	commit := func(msg string) (time.Duration, map[string]string, error) {
-		d, err := timed(func() error { _, err := sh("commit", "--dot", "pgb", "-m", msg); return err })
+		d, err := timed(func() error { _, err := sh("commit", "--dot", "pgb", "-m", msg, "--allow-empty"); return err })
 		if err != nil {
 			return d, nil, err
 		}
