@@ -18,6 +18,11 @@
 //	push   an incremental dm push of a 1% change to a -push-size dot
 //	       between two nodes: zfs→zfs against zfs send -i (bytes) and a
 //	       local send | receive pipe (time), files→files against rsync
+//	diff   dm diff --stat between two commits of a -diff-size tree with 1%
+//	       changed, against diff -rq of the two trees: on the files
+//	       backend (target <= 0.05), and with -diff-snap-size on zfs and
+//	       btrfs against the two snapshots (target <= 1; root). The pg
+//	       section times the row diff of a 1% update against pg_dump.
 //
 // A section whose part is missing says so and is skipped.
 //
@@ -49,7 +54,7 @@ func main() {
 	runs := flag.Int("runs", 3, "repetitions of the dump section; medians are reported")
 	snapSize := flag.Int64("snap-size", 1<<30, "bytes in the large dot (zfs, btrfs)")
 	snapRuns := flag.Int("snap-runs", 7, "repetitions of each measure of the zfs and btrfs sections")
-	only := flag.String("only", "dump,zfs,btrfs,push,ui", "comma-separated `SECTIONS` to run: dump, zfs, btrfs, pg, cluster, push, ui")
+	only := flag.String("only", "dump,zfs,btrfs,push,ui,diff", "comma-separated `SECTIONS` to run: dump, zfs, btrfs, pg, cluster, push, ui, diff")
 	dm := flag.String("dm", "bin/dm", "the dm binary")
 	pgScale := flag.Int("pg-scale", 10, "pgbench scale of the pg section (10: ~150 MB)")
 	keep := flag.Bool("keep", false, "keep the work directory")
@@ -61,6 +66,9 @@ func main() {
 	uiDots := flag.Int("ui-dots", 1000, "dots the ui section lists")
 	uiLog := flag.Int("ui-log", 10000, "commits in the branch whose history the ui section pages")
 	uiRuns := flag.Int("ui-runs", 21, "requests per page in the ui section; medians are reported")
+	diffSize := flag.Int64("diff-size", 1<<30, "bytes of the files-backend tree the diff section compares two commits of")
+	diffSnapSize := flag.Int64("diff-snap-size", 256<<20, "bytes of the zfs and btrfs dots the diff section compares two commits of")
+	diffRuns := flag.Int("diff-runs", 5, "repetitions of each diff measure; medians are reported")
 	pushKinds := flag.String("push-kinds", "zfs,files", "comma-separated backends the push section pushes between: zfs, files")
 	flag.Parse()
 	dmPath, err := filepath.Abs(*dm)
@@ -78,13 +86,14 @@ func main() {
 		},
 		"push": func() error { return runPush(dmPath, *pushSize, *pushRuns, *pushKinds, *keep) },
 		"ui":   func() error { return runUI(*uiDots, *uiLog, *uiRuns, *keep) },
+		"diff": func() error { return runDiff(dmPath, *diffSize, *diffSnapSize, *diffRuns, *keep) },
 	}
 	failed := false
 	for _, name := range strings.Split(*only, ",") {
 		name = strings.TrimSpace(name)
 		sec, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q in -only; choose from dump, zfs, btrfs, pg, cluster, push, ui\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q in -only; choose from dump, zfs, btrfs, pg, cluster, push, ui, diff\n", name)
 			os.Exit(2)
 		}
 		fmt.Printf("== %s ==\n", name)

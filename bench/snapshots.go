@@ -158,6 +158,47 @@ func (s snapSample) median() time.Duration {
 	return v[len(v)/2]
 }
 
+// snapNode is a node of a snapshot kind in a work directory of its own.
+type snapNode struct {
+	work, data, pool string
+	env              []string
+	sh               func(args ...string) (string, error)
+	flags            []string
+	port             int
+	undo             func()
+}
+
+// startSnapNode prepares a node of kind k with a pool for size bytes;
+// init starts it; stop stops it and removes what it made.
+func startSnapNode(k snapKind, dm string, size int64) (*snapNode, error) {
+	work, err := os.MkdirTemp("", "dotmesh-bench-"+k.name+"-")
+	if err != nil {
+		return nil, err
+	}
+	n := &snapNode{work: work, data: filepath.Join(work, "data"), env: append(os.Environ(), "DOTMESH_CONFIG="+filepath.Join(work, "config"))}
+	n.sh = dmRunner(dm, n.env)
+	if n.port, err = freePort(); err != nil {
+		os.RemoveAll(work)
+		return nil, err
+	}
+	n.flags, n.pool, n.undo = k.start(n.data, 3*size+1<<30)
+	return n, nil
+}
+
+func (n *snapNode) init() error {
+	_, err := n.sh(append([]string{"cluster", "init", "--data-dir", n.data, "--port", strconv.Itoa(n.port)}, n.flags...)...)
+	return err
+}
+
+func (n *snapNode) stop(keep bool) error {
+	_, err := n.sh("cluster", "stop", "--data-dir", n.data)
+	n.undo()
+	if !keep {
+		os.RemoveAll(n.work)
+	}
+	return err
+}
+
 // runSnapshots measures, on a fresh node of kind k: `dm commit` of a dot
 // holding 1 MiB and of one holding size bytes, the raw snapshot of a
 // comparable dataset holding size bytes in the same pool, and `dm checkout
@@ -170,29 +211,18 @@ func runSnapshots(k snapKind, dm string, size int64, runs int, keep bool) (err e
 	if runs < 1 {
 		runs = 1
 	}
-	work, err := os.MkdirTemp("", "dotmesh-bench-"+k.name+"-")
+	n, err := startSnapNode(k, dm, size)
 	if err != nil {
 		return err
 	}
-	data := filepath.Join(work, "data")
-	env := append(os.Environ(), "DOTMESH_CONFIG="+filepath.Join(work, "config"))
-	sh := dmRunner(dm, env)
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	flags, pool, undo := k.start(data, 3*size+1<<30)
 	defer func() {
-		if _, serr := sh("cluster", "stop", "--data-dir", data); serr != nil && err == nil {
+		if serr := n.stop(keep); serr != nil && err == nil {
 			err = serr
 		}
-		undo()
-		if !keep {
-			os.RemoveAll(work)
-		}
 	}()
+	data, env, sh, pool := n.data, n.env, n.sh, n.pool
 	fmt.Printf("starting a %s node; writing 1 MiB and %s into two dots and %s into a raw %s...\n", k.name, human(size), human(size), map[string]string{"zfs": "dataset", "btrfs": "subvolume"}[k.name])
-	if _, err := sh(append([]string{"cluster", "init", "--data-dir", data, "--port", strconv.Itoa(port)}, flags...)...); err != nil {
+	if err := n.init(); err != nil {
 		return err
 	}
 	dots := []struct {

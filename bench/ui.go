@@ -73,7 +73,7 @@ func runUI(ndots, nlog, runs int, keep bool) error {
 	start = time.Now()
 	var middle dotmesh.CommitID
 	for i := 0; i < nlog; i++ {
-		c, err := node.Commit(ctx, long, "", dotmesh.CommitOptions{Message: fmt.Sprint("commit ", i), Metadata: map[string]string{"i": fmt.Sprint(i)}})
+		c, err := node.Commit(ctx, long, "", dotmesh.CommitOptions{AllowEmpty: true, Message: fmt.Sprint("commit ", i), Metadata: map[string]string{"i": fmt.Sprint(i)}})
 		if err != nil {
 			return err
 		}
@@ -97,6 +97,7 @@ func runUI(ndots, nlog, runs int, keep bool) error {
 		{fmt.Sprintf("dot history, first page (%d commits)", nlog), "/ui/dots/admin/long"},
 		{fmt.Sprintf("dot history, page at %d", skip), fmt.Sprintf("/ui/dots/admin/long?skip=%d", skip)},
 		{"commit page (files, changes)", "/ui/dots/admin/long/commits/" + string(middle)},
+		{"changes page (working state against HEAD)", "/ui/dots/admin/long/changes"},
 	}
 	v := newVerdicts()
 	for _, p := range pages {

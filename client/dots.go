@@ -162,12 +162,17 @@ func (c *Client) CheckoutReport(ctx context.Context, name dotmesh.DotName, req a
 // Commit commits branch (empty: the current one). The author is the
 // client's user.
 func (c *Client) Commit(ctx context.Context, name dotmesh.DotName, branch, message string, metadata map[string]string) (*dotmesh.Commit, error) {
+	return c.CommitWith(ctx, name, api.CommitRequest{Branch: branch, Message: message, Metadata: metadata})
+}
+
+// CommitWith commits as req says (AllowEmpty: also an unchanged working
+// state, which is otherwise a dotmesh.NothingToCommitError).
+func (c *Client) CommitWith(ctx context.Context, name dotmesh.DotName, req api.CommitRequest) (*dotmesh.Commit, error) {
 	p, err := c.dotPath(name, "commits")
 	if err != nil {
 		return nil, err
 	}
 	var out dotmesh.Commit
-	req := api.CommitRequest{Branch: branch, Message: message, Metadata: metadata}
 	if err := c.do(ctx, http.MethodPost, p, nil, req, &out); err != nil {
 		return nil, err
 	}

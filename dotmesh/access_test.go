@@ -412,7 +412,7 @@ func TestSharing(t *testing.T) {
 	require.Equal(t, dotmesh.RoleNone, r)
 
 	// A checkout changes the dot record; sharing still goes through.
-	_, err = e.node.Commit(ctx, d, "", dotmesh.CommitOptions{Message: "one"})
+	_, err = e.node.Commit(ctx, d, "", dotmesh.CommitOptions{AllowEmpty: true, Message: "one"})
 	require.NoError(t, err)
 	_, err = e.node.CreateBranch(ctx, d, "dev", "")
 	require.NoError(t, err)

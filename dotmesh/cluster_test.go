@@ -101,7 +101,7 @@ func TestClusterFetchStallIsCancelled(t *testing.T) {
 	n1, n2 := start("n1"), start("n2")
 	_, err = n1.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
 	require.NoError(t, err)
-	c, err := n1.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one"})
+	c, err := n1.Commit(ctx, app, "", dotmesh.CommitOptions{AllowEmpty: true, Message: "one"})
 	require.NoError(t, err)
 
 	select {

@@ -19,7 +19,9 @@ type CommitOptions struct {
 
 // Commit snapshots every subdot of a branch (the current one when branch
 // is empty) atomically and makes it the branch's new head. Commits on one
-// branch are serialised; a commit with no changes is allowed.
+// branch are serialised. A working state that equals the head (or, before
+// the first commit, holds no file) is NothingToCommitError unless
+// opts.AllowEmpty, as in git.
 func (n *Node) Commit(ctx context.Context, name DotName, branch string, opts CommitOptions) (*Commit, error) {
 	if strings.TrimSpace(opts.Message) == "" {
 		return nil, &InvalidOptionError{Option: "CommitOptions.Message", Problem: "a commit needs a message"}
@@ -37,12 +39,18 @@ func (n *Node) Commit(ctx context.Context, name DotName, branch string, opts Com
 		return nil, err
 	}
 	defer n.lockDot(d.ID)()
+	master := b.Master
 	d, b, rev, err := n.resolveBranch(ctx, name, b.Name)
 	if err != nil {
 		return nil, err
 	}
 	if err := n.place.checkMaster(d, b); err != nil {
 		return nil, err
+	}
+	if b.Master != master {
+		// The branch moved here for this commit, and the old master
+		// committed the changes it had: this commit is still made.
+		opts.AllowEmpty = true
 	}
 	return n.commitLocked(ctx, d, b, rev, opts)
 }
@@ -89,6 +97,11 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 	if err != nil {
 		return nil, err
 	}
+	if !opts.AllowEmpty {
+		if err := n.checkSomethingToCommit(ctx, be, d, b); err != nil {
+			return nil, err
+		}
+	}
 	c := &Commit{
 		ID: NewCommitID(), Dot: d.ID, Branch: b.StorageName(), Parent: b.Head,
 		Author: opts.Author, Time: n.now().UTC(), Message: opts.Message, Metadata: opts.Metadata,
@@ -116,6 +129,34 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 	}
 	n.log.Info("committed", "dot", name.String(), "branch", b.Name, "commit", c.ID)
 	return c, nil
+}
+
+// checkSomethingToCommit refuses a commit of a working state that the
+// backend's exact dirtiness says equals the head. A check that cannot
+// decide does not block the commit.
+func (n *Node) checkSomethingToCommit(ctx context.Context, be StorageBackend, d *Dot, b *Branch) error {
+	var head *Commit
+	if b.Head != "" {
+		var err error
+		if head, err = n.reg.commit(ctx, d.ID, b.Head); err != nil {
+			return err
+		}
+		if head == nil {
+			return nil
+		}
+	}
+	u, err := dirtiness(ctx, be, b.Ref(), headRef(head))
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		n.log.Warn("cannot tell whether there is anything to commit; committing", "dot", d.DotName().String(), "branch", b.Name, "err", err)
+		return nil
+	}
+	if !u.Dirty {
+		return &NothingToCommitError{Dot: d.DotName(), Branch: b.Name, Head: b.Head}
+	}
+	return nil
 }
 
 // Log returns the history of a branch (the current one when branch is

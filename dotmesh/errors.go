@@ -298,6 +298,9 @@ type NothingToCommitError struct {
 }
 
 func (e *NothingToCommitError) Error() string {
+	if e.Head == "" {
+		return fmt.Sprintf("%v: nothing to commit: branch %s of %s holds no file yet", ErrConflict, e.Branch, e.Dot)
+	}
 	return fmt.Sprintf("%v: nothing to commit: the working state of branch %s of %s equals its head commit %s", ErrConflict, e.Branch, e.Dot, e.Head)
 }
 

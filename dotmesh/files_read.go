@@ -179,61 +179,31 @@ func (n *Node) fileChanges(ctx context.Context, dot DotName, branch, ref string,
 }
 
 // diffTrees lists the paths that differ from a to b, by path, at most
-// limit of them, and whether there are more.
+// limit of them, and whether there are more. A path whose kind changed
+// is "modified" here (FileChange knows three kinds).
 func diffTrees(ctx context.Context, a, b *commitTree, limit int) ([]FileChange, bool, error) {
 	out := []FileChange{}
-	add := func(ch FileChange) bool {
-		out = append(out, ch)
-		return len(out) > limit
-	}
-	i, j := 0, 0
-	for i < len(a.entries) || j < len(b.entries) {
-		if err := ctx.Err(); err != nil {
-			return nil, false, err
+	more := false
+	err := compareTrees(ctx, a, b, nil, func(ch treeChange) (bool, error) {
+		if len(out) == limit {
+			more = true
+			return false, nil
 		}
-		var full bool
-		switch {
-		case j == len(b.entries) || i < len(a.entries) && a.entries[i].Path < b.entries[j].Path:
-			full = add(FileChange{Path: a.entries[i].Path, Kind: ChangeRemoved, OldSize: a.entries[i].Size})
-			i++
-		case i == len(a.entries) || b.entries[j].Path < a.entries[i].Path:
-			full = add(FileChange{Path: b.entries[j].Path, Kind: ChangeAdded, NewSize: b.entries[j].Size})
-			j++
-		default:
-			ea, eb := &a.entries[i], &b.entries[j]
-			same, err := sameEntry(a, b, ea, eb)
-			if err != nil {
-				return nil, false, err
-			}
-			if !same {
-				full = add(FileChange{Path: ea.Path, Kind: ChangeModified, OldSize: ea.Size, NewSize: eb.Size})
-			}
-			i++
-			j++
+		fc := FileChange{Path: ch.path(), Kind: ch.kind}
+		if fc.Kind == ChangeTypeChanged {
+			fc.Kind = ChangeModified
 		}
-		if full {
-			return out[:limit], true, nil
+		if ch.old != nil {
+			fc.OldSize = ch.old.Size
 		}
-	}
-	return out, false, nil
-}
-
-// sameEntry says whether two entries at the same path are equal: kind,
-// permissions, symlink target and a file's bytes. Modification times
-// alone are no change (restores and transfers keep them anyway); bytes
-// are compared by the backends' content ids, or read when there are none.
-func sameEntry(a, b *commitTree, ea, eb *TreeEntry) (bool, error) {
-	if keptMode(ea.Mode) != keptMode(eb.Mode) || ea.Target != eb.Target || ea.Size != eb.Size {
-		return false, nil
-	}
-	if !ea.Mode.IsRegular() {
+		if ch.new != nil {
+			fc.NewSize = ch.new.Size
+		}
+		out = append(out, fc)
 		return true, nil
+	})
+	if err != nil {
+		return nil, false, err
 	}
-	if ea.Content != "" && eb.Content != "" {
-		return ea.Content == eb.Content, nil
-	}
-	if a.open == nil || b.open == nil {
-		return false, fmt.Errorf("%w: cannot compare the content of %s", ErrNotSupported, ea.Path)
-	}
-	return sameBytes(a, b, ea.Path)
+	return out, more, nil
 }

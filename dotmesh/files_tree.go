@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"sort"
 	"strings"
 )
 
@@ -20,7 +19,7 @@ type commitTree struct {
 	entries []TreeEntry // sorted by Path
 	index   map[string]int
 	read    func(path string, max int64) ([]byte, bool, error)
-	open    func(path string) (io.ReadCloser, error) // scratch trees only
+	open    func(path string) (io.ReadCloser, error)
 	close   func()
 }
 
@@ -41,11 +40,7 @@ func (n *Node) openTree(ctx context.Context, d *Dot, be StorageBackend, c *Commi
 	if err != nil {
 		return nil, fmt.Errorf("reading the tree of commit %s: %w", c.ID, err)
 	}
-	sort.Slice(t.entries, func(i, j int) bool { return t.entries[i].Path < t.entries[j].Path })
-	t.index = make(map[string]int, len(t.entries))
-	for i, e := range t.entries {
-		t.index[e.Path] = i
-	}
+	indexTree(t)
 	return t, nil
 }
 
@@ -54,11 +49,8 @@ func openRecordedTree(ctx context.Context, tr TreeReader, c CommitRef) (*commitT
 	if err != nil {
 		return nil, err
 	}
-	return &commitTree{
-		entries: entries,
-		read:    func(p string, max int64) ([]byte, bool, error) { return tr.ReadCommitFile(ctx, c, p, max) },
-		close:   func() {},
-	}, nil
+	read := func(p string, max int64) ([]byte, bool, error) { return tr.ReadCommitFile(ctx, c, p, max) }
+	return &commitTree{entries: entries, read: read, open: recordedOpen(read), close: func() {}}, nil
 }
 
 // openScratchTree restores c into a scratch branch (a clone or snapshot
@@ -191,7 +183,7 @@ func notRegular(p string, m fs.FileMode) error {
 	return fmt.Errorf("%w: %s is a %s, not a regular file; only regular files can be read", ErrInvalidArgument, p, kind)
 }
 
-// sameBytes compares the content of regular file p in two scratch trees.
+// sameBytes compares the content of regular file p in two trees.
 func sameBytes(a, b *commitTree, p string) (bool, error) {
 	fa, err := a.open(p)
 	if err != nil {

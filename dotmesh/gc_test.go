@@ -43,7 +43,7 @@ func TestGCKeepsOriginsAndHeads(t *testing.T) {
 	// A commit racing the sweep must survive it intact.
 	done := make(chan error)
 	go func() {
-		_, err := e.node.Commit(ctx, app, "feature", dotmesh.CommitOptions{Message: "f4", Author: "t"})
+		_, err := e.node.Commit(ctx, app, "feature", dotmesh.CommitOptions{AllowEmpty: true, Message: "f4", Author: "t"})
 		done <- err
 	}()
 	res, err := e.node.GC(ctx, dotmesh.GCOptions{Keep: 1})

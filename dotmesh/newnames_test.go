@@ -53,7 +53,7 @@ func TestNewNamesRefused(t *testing.T) {
 	legacy := dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "_x"}
 	_, err = dotmesh.CreateDotAnyName(e.node, ctx, legacy, dotmesh.CreateDotOptions{})
 	require.NoError(t, err)
-	lc, err := e.node.Commit(ctx, legacy, "", dotmesh.CommitOptions{Message: "legacy", Author: "test"})
+	lc, err := e.node.Commit(ctx, legacy, "", dotmesh.CommitOptions{AllowEmpty: true, Message: "legacy", Author: "test"})
 	require.NoError(t, err)
 	dots, err = e.node.ListDots(ctx)
 	require.NoError(t, err)

@@ -93,7 +93,7 @@ func (e *env) read(v string, file string) string {
 }
 
 func (e *env) commit(msg string) *dotmesh.Commit {
-	c, err := e.node.Commit(context.Background(), app, "", dotmesh.CommitOptions{Message: msg, Author: "test"})
+	c, err := e.node.Commit(context.Background(), app, "", dotmesh.CommitOptions{AllowEmpty: true, Message: msg, Author: "test"})
 	require.NoError(e.t, err)
 	return c
 }
@@ -316,7 +316,7 @@ func TestConcurrentCommitsAreSerialised(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			_, err := e.node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: fmt.Sprint("c", i)})
+			_, err := e.node.Commit(ctx, app, "", dotmesh.CommitOptions{AllowEmpty: true, Message: fmt.Sprint("c", i)})
 			errs <- err
 		}(i)
 	}
@@ -347,7 +347,7 @@ func TestFailedRegistryWriteLeavesNoCommit(t *testing.T) {
 
 	e.open(func(s dotmesh.ClusterStore) dotmesh.ClusterStore { return failingTxn{s} })
 	e.write("app", "f", "2")
-	_, err = e.node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "two"})
+	_, err = e.node.Commit(ctx, app, "", dotmesh.CommitOptions{AllowEmpty: true, Message: "two"})
 	require.ErrorIs(t, err, dotmesh.ErrUnavailable)
 	ids, err := e.be.Commits(ctx, c1.Ref().BranchRef)
 	require.NoError(t, err)
@@ -401,7 +401,7 @@ func TestReconcileRemovesRecordsOfDeletedDots(t *testing.T) {
 		_, err := e.node.CreateDot(ctx, name, dotmesh.CreateDotOptions{})
 		require.NoError(t, err)
 		e.write(name.Name, "f", "1")
-		_, err = e.node.Commit(ctx, name, "", dotmesh.CommitOptions{Message: "one"})
+		_, err = e.node.Commit(ctx, name, "", dotmesh.CommitOptions{AllowEmpty: true, Message: "one"})
 		require.NoError(t, err)
 	}
 	require.NoError(t, e.node.Close())

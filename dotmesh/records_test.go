@@ -47,7 +47,7 @@ func TestRegistryLostRefusedThenRebuilt(t *testing.T) {
 	_, err := e.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
 	require.NoError(t, err)
 	e.write("app", "a", "1")
-	_, err = e.node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one\nline two", Author: "ann", Metadata: map[string]string{"ci": "1"}})
+	_, err = e.node.Commit(ctx, app, "", dotmesh.CommitOptions{AllowEmpty: true, Message: "one\nline two", Author: "ann", Metadata: map[string]string{"ci": "1"}})
 	require.NoError(t, err)
 	e.write("app", "a", "2")
 	e.commit("two")

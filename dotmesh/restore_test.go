@@ -144,7 +144,7 @@ func TestInterruptedRestoreThatCannotFinish(t *testing.T) {
 		return failingRollback{be, &failing}
 	}
 	e.reopen()
-	_, err := e.node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "x"})
+	_, err := e.node.Commit(ctx, app, "", dotmesh.CommitOptions{AllowEmpty: true, Message: "x"})
 	require.ErrorIs(t, err, dotmesh.ErrConflict)
 	var pr *dotmesh.PartlyRestoredError
 	require.ErrorAs(t, err, &pr)

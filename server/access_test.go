@@ -59,7 +59,7 @@ func TestAccessAPI(t *testing.T) {
 		t.Fatalf("alice creates app: %+v %v", d, err)
 	}
 	app := dotmesh.DotName{Namespace: "alice", Name: "app"}
-	c1, err := alice.Commit(ctx, dotmesh.DotName{Name: "app"}, "", "first", nil)
+	c1, err := alice.CommitWith(ctx, dotmesh.DotName{Name: "app"}, api.CommitRequest{Message: "first", AllowEmpty: true})
 	if err != nil || c1.Author != "alice" {
 		t.Fatalf("alice commits: %+v %v", c1, err)
 	}
@@ -112,7 +112,7 @@ func TestAccessAPI(t *testing.T) {
 	if err := alice.Share(ctx, app, "bob", dotmesh.RoleWrite); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.Commit(ctx, app, "", "by bob", nil); err != nil {
+	if _, err := bob.CommitWith(ctx, app, api.CommitRequest{Message: "by bob", AllowEmpty: true}); err != nil {
 		t.Fatalf("bob commits with write: %v", err)
 	}
 	if err := bob.DeleteDot(ctx, app); !errors.As(err, &pe) || pe.Need != dotmesh.RoleOwner {
@@ -263,7 +263,7 @@ func TestTransferNamespaces(t *testing.T) {
 	if _, err := carol.CreateDot(ctx, dotmesh.DotName{Name: "app"}, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := carol.Commit(ctx, dotmesh.DotName{Name: "app"}, "", "first", nil); err != nil {
+	if _, err := carol.CommitWith(ctx, dotmesh.DotName{Name: "app"}, api.CommitRequest{Message: "first", AllowEmpty: true}); err != nil {
 		t.Fatal(err)
 	}
 	remote := api.TransferRemote{Name: "hub", URL: hub.URL, User: "alice", APIKey: ak.Secret}
@@ -362,7 +362,7 @@ func TestIncomingFiltered(t *testing.T) {
 	if _, err := src.Node.CreateDot(ctx, app, dotmesh.CreateDotOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := src.Node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one"}); err != nil {
+	if _, err := src.Node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one", AllowEmpty: true}); err != nil {
 		t.Fatal(err)
 	}
 	target := dotmesh.DotName{Namespace: "alice", Name: "app"}

@@ -96,7 +96,7 @@ func TestAuthAccepted(t *testing.T) {
 	if status != 201 || json.Unmarshal(b, &d) != nil || d.Namespace != "alice" {
 		t.Fatalf("alice creates a dot: %d %s", status, b)
 	}
-	status, b = call(t, n, basic("alice", aliceKey), "POST", "/v1/dots/alice/web/commits", `{"message":"by alice"}`)
+	status, b = call(t, n, basic("alice", aliceKey), "POST", "/v1/dots/alice/web/commits", `{"message":"by alice","allow_empty":true}`)
 	var c dotmesh.Commit
 	if status != 201 || json.Unmarshal(b, &c) != nil || c.Author != "alice" {
 		t.Errorf("alice's commit: %d %s", status, b)

@@ -152,9 +152,10 @@ func (s *server) commit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := s.node.Commit(r.Context(), name, req.Branch, dotmesh.CommitOptions{
-		Message:  req.Message,
-		Author:   principal(r).User,
-		Metadata: req.Metadata,
+		Message:    req.Message,
+		Author:     principal(r).User,
+		Metadata:   req.Metadata,
+		AllowEmpty: req.AllowEmpty,
 	})
 	reply(w, http.StatusCreated, c, err)
 }

@@ -54,11 +54,13 @@ var matrix = []mcase{
 	{"POST", "/v1/dots/{ns}/{dot}/branches", "/v1/dots/{D}/branches", `{"name":"b2"}`, "write", false},
 	{"DELETE", "/v1/dots/{ns}/{dot}/branches/{branch}", "/v1/dots/{D}/branches/dev", "", "write", false},
 	{"POST", "/v1/dots/{ns}/{dot}/checkout", "/v1/dots/{D}/checkout", `{"branch":"dev"}`, "write", false},
-	{"POST", "/v1/dots/{ns}/{dot}/commits", "/v1/dots/{D}/commits", `{"message":"m"}`, "write", false},
+	{"POST", "/v1/dots/{ns}/{dot}/commits", "/v1/dots/{D}/commits", `{"message":"m","allow_empty":true}`, "write", false},
 	{"GET", "/v1/dots/{ns}/{dot}/commits", "/v1/dots/{D}/commits", "", "read", false},
 	{"GET", "/v1/dots/{ns}/{dot}/refs/{ref}", "/v1/dots/{D}/refs/HEAD", "", "read", false},
 	{"POST", "/v1/dots/{ns}/{dot}/reset", "/v1/dots/{D}/reset", `{"ref":"HEAD","hard":true}`, "write", false},
 	{"GET", "/v1/dots/{ns}/{dot}/subdots", "/v1/dots/{D}/subdots", "", "read", false},
+	{"GET", "/v1/dots/{ns}/{dot}/diff", "/v1/dots/{D}/diff?from=HEAD&to={C}&path=db&path=web&content=1", "", "read", false},
+	{"GET", "/v1/dots/{ns}/{dot}/status", "/v1/dots/{D}/status?rows=0", "", "read", false},
 	{"POST", "/v1/path", "/v1/path", `{"volume":"{D}.sub"}`, "write", false},
 	{"GET", "/v1/incoming", "/v1/incoming", "", "auth", false},
 	{"POST", "/v1/incoming/abort", "/v1/incoming/abort", `{"namespace":"{ns}","name":"{name}"}`, "write", false},
@@ -194,7 +196,7 @@ func newFixture(t *testing.T) *fixture {
 		if _, err := n.Node.CreateDot(ctx, d, dotmesh.CreateDotOptions{}); err != nil {
 			t.Fatalf("creating %s: %v", d, err)
 		}
-		c, err := n.Node.Commit(ctx, d, "", dotmesh.CommitOptions{Message: "first", Author: "alice"})
+		c, err := n.Node.Commit(ctx, d, "", dotmesh.CommitOptions{Message: "first", Author: "alice", AllowEmpty: true})
 		if err != nil {
 			t.Fatal(err)
 		}

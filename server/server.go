@@ -121,6 +121,8 @@ func (s *server) dotRoutes() []route {
 		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/refs/{ref}", access: accessDot, need: dotmesh.RoleRead, name: "resolve a ref", h: s.resolveRef},
 		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/reset", access: accessDot, need: dotmesh.RoleWrite, name: "reset", audit: "reset", answer: answerCommit, h: s.reset},
 		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/subdots", access: accessDot, need: dotmesh.RoleRead, name: "list subdots", h: s.subdots},
+		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/diff", access: accessDot, need: dotmesh.RoleRead, name: "diff", h: s.diff},
+		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/status", access: accessDot, need: dotmesh.RoleRead, name: "working status", h: s.workingStatus},
 		{method: "POST", pattern: "/v1/path", access: accessBody, check: checkVolume, name: "path", h: s.path},
 		{method: "GET", pattern: "/v1/incoming", access: accessAuthenticated, name: "list incoming transfers", h: s.incoming},
 		{method: "POST", pattern: "/v1/incoming/abort", access: accessBody, check: checkAbortIncoming, name: "abort an incoming transfer", audit: "incoming-abort", h: s.abortIncoming},

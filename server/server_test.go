@@ -246,7 +246,8 @@ func TestNotFoundAndConflict(t *testing.T) {
 	fails(t, n, 404, "not_found", "GET", "/v1/dots/admin/web/refs/HEAD", "") // no commits yet
 	fails(t, n, 404, "not_found", "POST", "/v1/dots/admin/web/checkout", `{"branch":"nope"}`)
 	fails(t, n, 404, "not_found", "POST", "/v1/path", `{"volume":"nope.db"}`)
-	ok(t, n, 201, "POST", "/v1/dots/admin/web/commits", `{"message":"m"}`, nil)
+	fails(t, n, 409, "conflict", "POST", "/v1/dots/admin/web/commits", `{"message":"m"}`) // nothing to commit
+	ok(t, n, 201, "POST", "/v1/dots/admin/web/commits", `{"message":"m","allow_empty":true}`, nil)
 	fails(t, n, 404, "not_found", "GET", "/v1/dots/admin/web/refs/HEAD~5", "")
 	fails(t, n, 404, "not_found", "GET", "/v1/dots/admin/web/refs/0000", "")
 	ok(t, n, 201, "POST", "/v1/dots/admin/web/branches", `{"name":"dev"}`, nil)
@@ -268,8 +269,8 @@ func TestResetAmbiguousPrefix(t *testing.T) {
 	// Two real commits, then their ids are rewritten in the registry to
 	// share a prefix: random ids would need ~300 commits to collide.
 	var c1, c2 dotmesh.Commit
-	ok(t, n, 201, "POST", "/v1/dots/admin/web/commits", `{"message":"one"}`, &c1)
-	ok(t, n, 201, "POST", "/v1/dots/admin/web/commits", `{"message":"two"}`, &c2)
+	ok(t, n, 201, "POST", "/v1/dots/admin/web/commits", `{"message":"one","allow_empty":true}`, &c1)
+	ok(t, n, 201, "POST", "/v1/dots/admin/web/commits", `{"message":"two","allow_empty":true}`, &c2)
 	renameCommits(t, n, d.ID, map[dotmesh.CommitID]dotmesh.CommitID{
 		c1.ID: "abcd0000000000000000000000000001",
 		c2.ID: "abcd0000000000000000000000000002",

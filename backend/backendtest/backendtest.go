@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) dotmesh.StorageBackend) {
 		{"Concurrency", concurrencyTests},
 		{"Records", recordTests},
 		{"Tree", treeTests},
+		{"Diff", diffTests},
 		{"Lifecycle", lifecycleTests},
 		{"Paths", pathTests},
 	}

@@ -152,7 +152,7 @@ func seedDot(t *testing.T, n *dotmesh.Node, content string) *dotmesh.Commit {
 	_, err := n.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
 	require.NoError(t, err)
 	writeFile(t, n, "app", "f", content)
-	c, err := n.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one"})
+	c, err := n.Commit(ctx, app, "", dotmesh.CommitOptions{AllowEmpty: true, Message: "one"})
 	require.NoError(t, err)
 	waitReplicated(t, n, app)
 	return c
@@ -197,7 +197,7 @@ func clusterReplicatesAndMovesBranches(t *testing.T, nodes int, open func(t *tes
 		require.NoError(t, err, "a dot created on n1 is known everywhere")
 	}
 	writeFile(t, n1, "app", "f", "v1")
-	c1, err := n1.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one"})
+	c1, err := n1.Commit(ctx, app, "", dotmesh.CommitOptions{AllowEmpty: true, Message: "one"})
 	require.NoError(t, err)
 	reps := waitReplicated(t, n1, app)
 	require.Len(t, reps, nodes)
@@ -220,7 +220,7 @@ func clusterReplicatesAndMovesBranches(t *testing.T, nodes int, open func(t *tes
 	require.Equal(t, "n2", b[0].Master)
 
 	// n1 can no longer write without taking the branch back.
-	c2, err := n2.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "two on n2"})
+	c2, err := n2.Commit(ctx, app, "", dotmesh.CommitOptions{AllowEmpty: true, Message: "two on n2"})
 	require.NoError(t, err)
 	waitReplicated(t, n2, app)
 	got, err := n3.ResolveRef(ctx, app, "", "HEAD")
@@ -250,7 +250,7 @@ func clusterMoveRace(t *testing.T, nodes int, open func(t *testing.T, node strin
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = n.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "race"})
+			_, errs[i] = n.Commit(ctx, app, "", dotmesh.CommitOptions{AllowEmpty: true, Message: "race"})
 		}()
 	}
 	wg.Wait()
@@ -281,7 +281,7 @@ func clusterTakeOverFromDeadNode(t *testing.T, nodes int, open func(t *testing.T
 	writeFile(t, n1, "app", "f", "lost")
 	require.NoError(t, n1.Close()) // n1 leaves; its lease is revoked
 
-	_, err = n2.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "x"})
+	_, err = n2.Commit(ctx, app, "", dotmesh.CommitOptions{AllowEmpty: true, Message: "x"})
 	require.ErrorIs(t, err, dotmesh.ErrUnavailable)
 	require.Contains(t, err.Error(), "take-over")
 	var md *dotmesh.MasterDownError
@@ -293,7 +293,7 @@ func clusterTakeOverFromDeadNode(t *testing.T, nodes int, open func(t *testing.T
 	require.Equal(t, "n1", res.From)
 	require.Equal(t, c1.ID, res.Head)
 	require.Equal(t, "committed", readFile(t, n2, "app", "f"))
-	_, err = n2.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "after take-over"})
+	_, err = n2.Commit(ctx, app, "", dotmesh.CommitOptions{AllowEmpty: true, Message: "after take-over"})
 	require.NoError(t, err)
 
 	// n1 comes back and catches up.
@@ -312,7 +312,7 @@ func clusterRefusesMoveWhileMounted(t *testing.T, nodes int, open func(t *testin
 	require.NoError(t, err)
 	_, err = n1.Mounts().Mount(ctx, v, "docker", "m1", "web")
 	require.NoError(t, err)
-	_, err = n2.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "x"})
+	_, err = n2.Commit(ctx, app, "", dotmesh.CommitOptions{AllowEmpty: true, Message: "x"})
 	require.ErrorIs(t, err, dotmesh.ErrInUse)
 	require.Contains(t, err.Error(), "docker web")
 	bs, err := n1.Branches(ctx, app)
@@ -328,10 +328,10 @@ func clusterResetPrunesReplicas(t *testing.T, nodes int, open func(t *testing.T,
 	_, err := n1.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
 	require.NoError(t, err)
 	writeFile(t, n1, "app", "f", "1")
-	c1, err := n1.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one"})
+	c1, err := n1.Commit(ctx, app, "", dotmesh.CommitOptions{AllowEmpty: true, Message: "one"})
 	require.NoError(t, err)
 	writeFile(t, n1, "app", "f", "2")
-	_, err = n1.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "two"})
+	_, err = n1.Commit(ctx, app, "", dotmesh.CommitOptions{AllowEmpty: true, Message: "two"})
 	require.NoError(t, err)
 	waitReplicated(t, n1, app)
 	_, err = n1.Reset(ctx, app, "", string(c1.ID), dotmesh.ResetOptions{Hard: true})
@@ -385,7 +385,7 @@ func clusterDeleteBranchEverywhere(t *testing.T, nodes int, open func(t *testing
 	_, err := n1.CreateBranch(ctx, app, "feature", "")
 	require.NoError(t, err)
 	writeFile(t, n2, "app@feature", "f", "2") // the branch moves to n2
-	_, err = n2.Commit(ctx, app, "feature", dotmesh.CommitOptions{Message: "two"})
+	_, err = n2.Commit(ctx, app, "feature", dotmesh.CommitOptions{AllowEmpty: true, Message: "two"})
 	require.NoError(t, err)
 	waitReplicated(t, n2, app)
 	require.NoError(t, n2.Cluster().Sync(ctx)) // n2 has seen the branch registered

@@ -65,7 +65,7 @@ func TestNodeKeepsBranches(t *testing.T) {
 	}
 	commit := func(n *dotmesh.Node, branch string) *dotmesh.Commit {
 		t.Helper()
-		c, err := n.Commit(ctx, name, branch, dotmesh.CommitOptions{Message: "m", Author: "test"})
+		c, err := n.Commit(ctx, name, branch, dotmesh.CommitOptions{Message: "m", Author: "test", AllowEmpty: true})
 		must(err)
 		return c
 	}

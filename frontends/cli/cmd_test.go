@@ -199,7 +199,8 @@ func TestHelpIsThere(t *testing.T) {
 	e, _ := testEnv(t)
 	for _, cmd := range [][]string{{}, {"init"}, {"list"}, {"commit"}, {"log"}, {"reset"}, {"branch"}, {"checkout"},
 		{"path"}, {"dot", "show"}, {"dot", "delete"}, {"switch"}, {"remote"}, {"remote", "add"}, {"cluster", "init"},
-		{"cluster", "stop"}, {"cluster", "reset"}, {"serve"}, {"transfers"}, {"transfers", "abort"}, {"version"}} {
+		{"cluster", "stop"}, {"cluster", "reset"}, {"serve"}, {"transfers"}, {"transfers", "abort"}, {"version"},
+		{"status"}, {"diff"}, {"show"}} {
 		r := runDM(t, e, append(cmd, "--help")...)
 		if r.code != 0 || !strings.Contains(r.out, "Usage:") {
 			t.Errorf("dm %v --help: %+v", cmd, r)

@@ -16,18 +16,25 @@ func (a *app) commitCmd() *cobra.Command {
 	var (
 		dot, message string
 		meta         []string
+		allowEmpty   bool
 	)
 	c := &cobra.Command{
-		Use:   "commit -m MESSAGE [-d KEY=VALUE ...]",
+		Use:   "commit -m MESSAGE [-d KEY=VALUE ...] [--allow-empty]",
 		Short: "Commit the state of every subdot of the current branch",
 		Long: `Record the current state of all subdots of the dot's current branch as
 one atomic commit, with a message and optional key=value metadata.
 
 Metadata keys follow the name rules (letters, digits, '_' and '-'); values
-are free text. The commit id is printed.`,
+are free text. The commit id is printed.
+
+When nothing changed since the branch's head (or, before the first commit,
+the dot holds no file), there is nothing to commit: dm commit says so and
+exits with the status of a conflict (5), as git refuses an empty commit;
+--allow-empty commits anyway.`,
 		Example: `  dm commit -m "seed data"
   dm commit -m "after migration 42" -d ci=1 -d build=1234
-  dm commit --dot app -m nightly -H`,
+  dm commit --dot app -m nightly -H
+  dm commit -m "mark the release" --allow-empty`,
 		Args: usageArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if strings.TrimSpace(message) == "" {
@@ -41,7 +48,7 @@ are free text. The commit id is printed.`,
 			if err != nil {
 				return err
 			}
-			cm, err := s.c.Commit(cmd.Context(), name, "", message, md)
+			cm, err := s.c.CommitWith(cmd.Context(), name, api.CommitRequest{Message: message, Metadata: md, AllowEmpty: allowEmpty})
 			if err != nil {
 				return s.wrap(err)
 			}
@@ -60,6 +67,7 @@ are free text. The commit id is printed.`,
 	f.StringVarP(&message, "message", "m", "", "commit `MESSAGE` (required)")
 	f.StringArrayVarP(&meta, "metadata", "d", nil, "metadata `KEY=VALUE`; repeatable")
 	f.StringVar(&dot, "dot", "", "commit `DOT` instead of the current dot")
+	f.BoolVar(&allowEmpty, "allow-empty", false, "commit even when nothing changed since the head")
 	return c
 }
 

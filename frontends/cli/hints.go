@@ -37,6 +37,7 @@ func typedErrors(err error) []error {
 		mu *dotmesh.MountsInUseError
 		dv *dotmesh.DivergedError
 		pe *dotmesh.PermissionError
+		nt *dotmesh.NothingToCommitError
 		ts []error
 	)
 	if errors.As(err, &pr) {
@@ -71,6 +72,9 @@ func typedErrors(err error) []error {
 	}
 	if errors.As(err, &pe) {
 		ts = append(ts, pe)
+	}
+	if errors.As(err, &nt) {
+		ts = append(ts, nt)
 	}
 	return ts
 }
@@ -121,6 +125,11 @@ func hint(t error) string {
 		return e.Refusal() + ". Pass --stash-on-divergence to move the receiving side's commits to a new branch and take the incoming ones"
 	case *dotmesh.PermissionError:
 		return e.Error() + "; " + permissionHint(e)
+	case *dotmesh.NothingToCommitError:
+		if e.Head == "" {
+			return fmt.Sprintf("nothing to commit: %s@%s holds no file yet; pass --allow-empty to commit anyway", e.Dot, e.Branch)
+		}
+		return fmt.Sprintf("nothing to commit: the working state of %s@%s equals its head %s; pass --allow-empty to commit anyway", e.Dot, e.Branch, e.Head)
 	}
 	return t.Error()
 }

@@ -193,7 +193,8 @@ func TestTypedErrorsFromANode(t *testing.T) {
 	exact(runDM(t, e, "checkout", "nob"), "not found: dot app has no branch nob; `dm branch` lists them (use `dm checkout -b nob` to create it)", exitNotFound)
 	exact(runDM(t, e, "reset", "--hard", "HEAD"), "not found: branch master of app has no commits yet; `dm commit -m MSG` makes the first", exitNotFound)
 	exact(runDM(t, e, "transfers", "abort", "app@nob"), "not found: no incoming transfer of app@nob on this node; `dm transfers` lists them", exitNotFound)
-	mustRun(t, e, "commit", "-m", "one")
+	exact(runDM(t, e, "commit", "-m", "one"), "nothing to commit: app@master holds no file yet; pass --allow-empty to commit anyway", exitConflict)
+	mustRun(t, e, "commit", "-m", "one", "--allow-empty")
 	exact(runDM(t, e, "reset", "--hard", "abcdef12"), "not found: no commit abcdef12 in dot app; `dm log` lists commit ids", exitNotFound)
 
 	// The core names ResetOptions.Hard; dm names --hard.

@@ -75,7 +75,7 @@ func TestListAndLogOutputModes(t *testing.T) {
 		t.Fatalf("empty log --json: %q", got)
 	}
 	// -H and --json print only the result: commit prints its id.
-	id := strings.TrimSpace(mustRun(t, e, "commit", "-m", "second", "-H"))
+	id := strings.TrimSpace(mustRun(t, e, "commit", "-m", "second", "-H", "--allow-empty"))
 	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(id) {
 		t.Fatalf("commit -H: %q", id)
 	}

@@ -72,6 +72,9 @@ func Run(ctx context.Context, streams IO, w Wiring, args []string) int {
 	root := NewRootCommand(streams, w)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
+		if code, ok := exitStatusOf(err); ok { // dm diff --exit-code
+			return code
+		}
 		stderr := streams.Stderr
 		if stderr == nil {
 			stderr = io.Discard
@@ -171,6 +174,7 @@ can be a hub for a team, each user with their own key and namespace (see
 	}
 	for _, c := range []*cobra.Command{
 		a.commitCmd(), a.logCmd(), a.branchCmd(), a.tagCmd(), a.checkoutCmd(), a.resetCmd(),
+		a.statusCmd(), a.diffCmd(), a.showCmd(),
 	} {
 		c.GroupID = "commits"
 		root.AddCommand(c)

@@ -74,6 +74,8 @@ func (s *Server) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 		Message:  "CSI snapshot " + req.GetName(),
 		Author:   "csi",
 		Metadata: map[string]string{SnapshotMetadataKey: req.GetName()},
+		// A snapshot of an unchanged volume is still a snapshot.
+		AllowEmpty: true,
 	})
 	if err != nil {
 		return nil, grpcError(err)

@@ -73,7 +73,7 @@ func TestControllerStopsAndStartsContainers(t *testing.T) {
 	f.node.Mounts().RegisterController(ctrl)
 	app := dotmesh.DotName{Namespace: "admin", Name: "app"}
 	f.ok("Create", `{"Name":"app.web"}`)
-	_, err := f.node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one", Author: "t"})
+	_, err := f.node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one", Author: "t", AllowEmpty: true})
 	require.NoError(t, err)
 	f.ok("Mount", `{"Name":"app.web","ID":"m1"}`)
 

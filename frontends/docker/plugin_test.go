@@ -127,7 +127,7 @@ func TestVolumeLifecycle(t *testing.T) {
 	require.Equal(t, "docker:m1", Describe(ms[0]))
 
 	// A running container blocks reset and checkout, naming the mount.
-	_, err = f.node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one", Author: "t"})
+	_, err = f.node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one", Author: "t", AllowEmpty: true})
 	require.NoError(t, err)
 	_, err = f.node.Checkout(ctx, app, "feature", dotmesh.CheckoutOptions{Create: true})
 	require.ErrorIs(t, err, dotmesh.ErrInUse)

@@ -134,6 +134,17 @@ func TestBrowserScenario(t *testing.T) {
 	require.Contains(t, main, "Changed since its parent")
 	require.Contains(t, main, "modified")
 	require.Contains(t, main, dotmesh.DefaultSubdot)
+	// The patch as dm show has it, with the added line marked.
+	require.Contains(t, text(t, a, "pre.patch .add"), "+create table customers (id int, name text);")
+	require.Contains(t, eval[[]string](t, a, `[...document.querySelectorAll("pre.patch .add")].map(e => e.textContent)`), "+orders & customers <v2>")
+
+	// The dot page links to the uncommitted changes of its branch.
+	require.NoError(t, os.WriteFile(filepath.Join(h.subdotPath(dot), "draft.txt"), []byte("wip\n"), 0o644))
+	do(a, chromedp.Navigate(base+dotPath), chromedp.WaitVisible(chromedp.CSS(".history")),
+		chromedp.Click(chromedp.CSS(`a[href$="/changes?branch=master"]`)), chromedp.WaitVisible(chromedp.CSS("section.subdot")), shot(dir, "04b-changes"))
+	require.Contains(t, text(t, a, "section.subdot"), "draft.txt")
+	require.NoError(t, os.Remove(filepath.Join(h.subdotPath(dot), "draft.txt")))
+	do(a, chromedp.Navigate(base+dotPath+"/commits/"+string(c.ID)), chromedp.WaitVisible(chromedp.CSS(".files")))
 
 	do(a,
 		chromedp.Click(chromedp.CSS(`td.name a[href$="dir=`+dotmesh.DefaultSubdot+`"]`)),

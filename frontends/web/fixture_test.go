@@ -73,6 +73,14 @@ func (h *hub) addUser(name string) string {
 	return secret
 }
 
+// subdotPath is the working directory of dot's default subdot.
+func (h *hub) subdotPath(dot dotmesh.DotName) string {
+	h.t.Helper()
+	p, err := h.node.SubdotPath(context.Background(), dotmesh.VolumeName{Dot: dot})
+	require.NoError(h.t, err)
+	return p
+}
+
 // commitFiles creates dot ns/name if needed, writes files into its
 // default subdot and commits them.
 func (h *hub) commitFiles(dot dotmesh.DotName, msg string, files map[string]string) *dotmesh.Commit {

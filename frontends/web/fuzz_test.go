@@ -10,7 +10,7 @@ import (
 // FuzzParseQuery: any query string parses or is refused with an error;
 // what parses is in range and names no path outside the commit.
 func FuzzParseQuery(f *testing.F) {
-	for _, s := range []string{"", "skip=50", "q=app&skip=0", "branch=master&dir=__default__/a", "path=a/../b", "after=x/y", "skip=99999999999", "before=0001", "dir=/etc"} {
+	for _, s := range []string{"", "skip=50", "q=app&skip=0", "branch=master&dir=__default__/a", "path=a/../b", "after=x/y", "skip=99999999999", "before=0001", "dir=/etc", "rows=1", "rows=yes"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -38,6 +38,9 @@ func FuzzParseQuery(f *testing.F) {
 		}
 		if strings.Contains(lq.After, "/") {
 			t.Fatalf("after %q is a path", lq.After)
+		}
+		if lq.Rows && q.Get("rows") != "1" {
+			t.Fatalf("rows=%q counts rows", q.Get("rows"))
 		}
 	})
 }

@@ -211,10 +211,9 @@ func (h *Handler) commitPage(w http.ResponseWriter, r *http.Request, rq *req) {
 		h.engineError(w, r, rq.s, err)
 		return
 	}
-	var changes []dotmesh.FileChange
-	var moreChanges bool
+	var diff *dotmesh.Diff
 	if lq.Dir == "" && lq.After == "" {
-		if changes, moreChanges, err = h.node.Files().Changes(ctx, rq.dot, lq.Branch, id, changesShown); err != nil {
+		if diff, err = h.commitDiff(ctx, rq.dot, lq.Branch, c); err != nil {
 			h.engineError(w, r, rq.s, err)
 			return
 		}
@@ -234,7 +233,7 @@ func (h *Handler) commitPage(w http.ResponseWriter, r *http.Request, rq *req) {
 	}
 	h.render(w, http.StatusOK, "commit", view{Title: "Commit " + id, S: rq.s, Crumbs: crumbs, Data: map[string]any{
 		"Dot": rq.dot, "C": c, "Branch": lq.Branch, "Dir": lq.Dir, "Dirs": dirs, "Files": files.Entries, "Next": next,
-		"Changes": changes, "MoreChanges": moreChanges, "ShowChanges": lq.Dir == "" && lq.After == "", "Base": base,
+		"Diff": diff, "ShowChanges": diff != nil, "Base": base,
 	}})
 }
 

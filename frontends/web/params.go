@@ -46,6 +46,7 @@ type listQuery struct {
 	After  string // commit page: the last name of the previous page
 	Path   string // file page: the file
 	Before string // audit: the last record id of the previous page
+	Rows   bool   // changes page: count changed rows of databases
 }
 
 // parseQuery validates the query string of a page: numbers in range,
@@ -98,6 +99,11 @@ func parseQuery(q url.Values) (listQuery, error) {
 				return lq, fmt.Errorf("%w: before=%q is not an audit record id", dotmesh.ErrInvalidArgument, v)
 			}
 			lq.Before = v
+		case "rows":
+			if v != "0" && v != "1" {
+				return lq, fmt.Errorf("%w: rows=%q: give 1 to count changed rows, 0 not to", dotmesh.ErrInvalidArgument, v)
+			}
+			lq.Rows = v == "1"
 		case "next":
 			// the sign-in page's return address, checked by safeNext
 		default:

@@ -61,7 +61,10 @@ var funcs = template.FuncMap{
 		}
 		return a + "/" + b
 	},
-	"base": func(p string) string { return p[strings.LastIndex(p, "/")+1:] },
+	"base":       func(p string) string { return p[strings.LastIndex(p, "/")+1:] },
+	"patchLines": patchLines,
+	"rowChanges": rowChanges,
+	"joinKey":    func(vs []string) string { return strings.Join(vs, ", ") },
 }
 
 // addedBytes is what a commit added to storage, as its backend reported

@@ -71,6 +71,7 @@ func (h *Handler) routes() []route {
 		{"GET", "/ui/dots/{ns}/{dot}", needDotRead, h.dotPage},
 		{"GET", "/ui/dots/{ns}/{dot}/commits/{commit}", needDotRead, h.commitPage},
 		{"GET", "/ui/dots/{ns}/{dot}/file/{commit}", needDotRead, h.filePage},
+		{"GET", "/ui/dots/{ns}/{dot}/changes", needDotRead, h.changesPage},
 		{"GET", "/ui/dots/{ns}/{dot}/sharing", needDotOwner, h.sharingPage},
 		{"POST", "/ui/dots/{ns}/{dot}/share", needDotOwner, h.share},
 		{"POST", "/ui/dots/{ns}/{dot}/unshare", needDotOwner, h.unshare},

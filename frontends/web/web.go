@@ -41,6 +41,7 @@ type Node interface {
 	Access() *dotmesh.Access
 	Audit() *dotmesh.Audit
 	Files() *dotmesh.Files
+	Changes() *dotmesh.Changes
 	Cluster() *dotmesh.Cluster
 	TransferPeer() *dotmesh.TransferPeer
 }

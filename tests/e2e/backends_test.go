@@ -293,7 +293,7 @@ func (c cliTarget) run(args ...string) (string, error) {
 func (c cliTarget) SubdotPath(s string) (string, error) { return c.run("path", c.dot+"."+s) }
 
 func (c cliTarget) Commit(msg string) (string, error) {
-	return c.run("commit", "--dot", c.dot, "-m", msg, "-H")
+	return c.run("commit", "--dot", c.dot, "-m", msg, "-H", "--allow-empty") // a commit at each step, changed or not
 }
 
 func (c cliTarget) ResetHard(id string) error {

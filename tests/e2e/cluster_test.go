@@ -89,7 +89,7 @@ func TestClusterLifecycle(t *testing.T) {
 	if e.readConfig().Remotes["local"].CurrentDot != "app" {
 		t.Fatal("restart lost the current dot")
 	}
-	e.ok("commit", "-m", "current dot still set")
+	e.ok("commit", "-m", "current dot still set", "--allow-empty")
 
 	pid, _ = nodePid(e.data)
 	e.ok("cluster", "reset")
@@ -258,7 +258,7 @@ func TestConcurrentCommits(t *testing.T) {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				outs[i], errs[i] = e.cmd("commit", "-m", fmt.Sprintf("r%d-p%d", r, i)).CombinedOutput()
+				outs[i], errs[i] = e.cmd("commit", "-m", fmt.Sprintf("r%d-p%d", r, i), "--allow-empty").CombinedOutput()
 			}(i)
 		}
 		wg.Wait()

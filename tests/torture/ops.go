@@ -162,6 +162,18 @@ func (e *Engine) commit(i int, dot string) (int, error) {
 		}
 		e.m.idMsg[c.ID] = msg
 		b.Head, b.Must = c.ID, append([]string{c.ID}, b.Must...)
+	case strings.Contains(strings.ToLower(r.stderr), "nothing to commit"):
+		// Refused as git refuses an empty commit: expected, unless the
+		// model knows the files differ from the head's.
+		head := e.m.treeOf(b.Head)
+		if b.HeadMsg != "" {
+			head = e.m.msgTree[b.HeadMsg]
+		}
+		if head != "" && head != b.Tree {
+			return victim, violationf("commit on node %d of %s refused as empty, but its files differ from the head's: %s", i, dot, r.stderr)
+		}
+		e.stats.byClass["commit"].refused++
+		return victim, nil
 	}
 	return victim, e.outcome("commit", r, victim)
 }
@@ -455,7 +467,8 @@ func (e *Engine) newDot(i int) (string, error) {
 	msg := fmt.Sprintf("s%d-op%d", e.cfg.Seed, e.opSeq)
 	e.m.msgTree[msg] = b.Tree
 	var c obsCommit
-	if err := e.dmJSON(i, &c, "commit", "--dot", dot, "-m", msg); err != nil {
+	// The writes may have removed every file: the first commit is still made.
+	if err := e.dmJSON(i, &c, "commit", "--dot", dot, "-m", msg, "--allow-empty"); err != nil {
 		return "", err
 	}
 	e.m.idMsg[c.ID] = msg

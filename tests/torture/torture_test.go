@@ -126,7 +126,7 @@ func TestCheckerCatchesViolations(t *testing.T) {
 	}
 
 	// A commit nobody acknowledged (as a partial commit would be).
-	if r := e.dm(0, "commit", "--dot", "d0", "-m", "rogue"); r.err != nil {
+	if r := e.dm(0, "commit", "--dot", "d0", "-m", "rogue", "--allow-empty"); r.err != nil {
 		t.Fatal(r.err)
 	}
 	wantViolation(t, e.checkAll("a rogue commit"), "never made by this run")

@@ -81,7 +81,7 @@ func (n nodeTarget) SubdotPath(s string) (string, error) {
 }
 
 func (n nodeTarget) Commit(msg string) (string, error) {
-	c, err := n.node.Commit(n.ctx, n.name, "", dotmesh.CommitOptions{Message: msg, Author: "pgcrash"})
+	c, err := n.node.Commit(n.ctx, n.name, "", dotmesh.CommitOptions{Message: msg, Author: "pgcrash", AllowEmpty: true}) // a commit at each step, changed or not
 	if err != nil {
 		return "", err
 	}
