@@ -179,6 +179,16 @@ type CommitViewer interface {
 	CommitDir(ctx context.Context, c CommitRef) (string, error)
 }
 
+// ChangeCommitter is an optional capability of backends that tell more
+// cheaply after a snapshot than before it whether anything changed (zfs:
+// an incremental stream of the new snapshot is inspected, where a check
+// before the commit needs a snapshot of its own). CommitIfChanged commits
+// c as Commit does and, when its data equals head's, removes it again and
+// reports changed false; the Node then refuses the empty commit.
+type ChangeCommitter interface {
+	CommitIfChanged(ctx context.Context, c CommitRef, head CommitRef) (info map[string]string, changed bool, err error)
+}
+
 // SourceDiffer is an optional capability of backends whose database
 // subdots hold dumps made by sources (dump): Node.Changes reads their
 // schema and row changes through it. A subdot is a database subdot of a
