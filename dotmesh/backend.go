@@ -179,12 +179,13 @@ type CommitViewer interface {
 	CommitDir(ctx context.Context, c CommitRef) (string, error)
 }
 
-// ChangeCommitter is an optional capability of backends that tell more
-// cheaply after a snapshot than before it whether anything changed (zfs:
-// an incremental stream of the new snapshot is inspected, where a check
-// before the commit needs a snapshot of its own). CommitIfChanged commits
-// c as Commit does and, when its data equals head's, removes it again and
-// reports changed false; the Node then refuses the empty commit.
+// ChangeCommitter is an optional capability of backends that tell
+// whether anything changed since head more cheaply as part of a commit
+// than the DirtyChecker does (zfs: the increment of the new snapshot is
+// inspected, where Dirty needs a snapshot of its own; btrfs: generations
+// only, without estimating bytes). CommitIfChanged commits c as Commit
+// does, unless its data would equal head's: then it leaves no commit and
+// reports changed false, and the Node refuses the empty commit.
 type ChangeCommitter interface {
 	CommitIfChanged(ctx context.Context, c CommitRef, head CommitRef) (info map[string]string, changed bool, err error)
 }
