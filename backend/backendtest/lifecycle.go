@@ -34,6 +34,7 @@ var capabilities = map[string]func(any) bool{
 	"HeadFollower":     func(b any) bool { _, ok := b.(dotmesh.HeadFollower); return ok },
 	"TreeReader":       func(b any) bool { _, ok := b.(dotmesh.TreeReader); return ok },
 	"CommitViewer":     func(b any) bool { _, ok := b.(dotmesh.CommitViewer); return ok },
+	"SourceDiffer":     func(b any) bool { _, ok := b.(dotmesh.SourceDiffer); return ok },
 }
 
 // testCapabilitiesKept: a wrapped backend (one with Unwrap) has exactly
@@ -119,6 +120,14 @@ func testClosedRefuses(f *fixture) {
 	}
 	if x, ok := be.(dotmesh.CommitViewer); ok {
 		calls["CommitDir"] = func() error { _, err := x.CommitDir(ctx, c); return err }
+	}
+	if x, ok := be.(dotmesh.SourceDiffer); ok {
+		calls["DatabaseSubdots"] = func() error { _, err := x.DatabaseSubdots(ctx, b, &c); return err }
+		calls["SourceChanged"] = func() error { _, err := x.SourceChanged(ctx, b, "db", c); return err }
+		calls["DiffDatabase"] = func() error {
+			_, err := x.DiffDatabase(ctx, "db", dotmesh.DatabaseSide{Commit: &c}, dotmesh.DatabaseSide{Live: &b}, dotmesh.RowDiffOptions{})
+			return err
+		}
 	}
 	var first error
 	for _, name := range sortedNames(keysOfCalls(calls)) {

@@ -97,6 +97,7 @@ type Guarded struct {
 	guard.RecordKeeper
 	guard.SourceManager
 	guard.TreeReader
+	guard.SourceDiffer
 	b *Backend
 }
 
@@ -111,6 +112,7 @@ var (
 	_ dotmesh.RecordKeeper     = (*Guarded)(nil)
 	_ dotmesh.SourceManager    = (*Guarded)(nil)
 	_ dotmesh.TreeReader       = (*Guarded)(nil)
+	_ dotmesh.SourceDiffer     = (*Guarded)(nil)
 )
 
 // Open opens (creating it if needed) a dump backend keeping everything
@@ -134,6 +136,7 @@ func Open(dir string, opts Options) (*Guarded, error) {
 		RecordKeeper:     g.RecordKeeper(),
 		SourceManager:    g.SourceManager(),
 		TreeReader:       g.TreeReader(),
+		SourceDiffer:     g.SourceDiffer(),
 		b:                b,
 	}, nil
 }

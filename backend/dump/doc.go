@@ -74,6 +74,13 @@
 // dotmesh.TreeReader): entries, sizes and modes without restoring, a
 // file's bytes from its chunks, and equal chunk lists for equal content.
 //
+// It also says which subdots of a commit are databases (a directory
+// holding only a source's dump file), so the backend compares their
+// states (diffsources.go, dotmesh.SourceDiffer): whether they changed, by
+// the dumps' chunk lists or a source's fingerprint, and their schema and
+// row changes, by package source/rowdiff reading two dumps as streams (a
+// commit's from the store, a live database's dumped to scratch space).
+//
 // # Restores
 //
 // Rollback and CreateBranch make a tree equal to a commit: contents, modes,

@@ -444,30 +444,17 @@ func (b *Backend) sourcesUsage(ctx context.Context, br dotmesh.BranchRef, u dotm
 	var learnt []sourceState
 	for i := range srcs {
 		s := &srcs[i]
-		rel := s.Subdot + "/" + drvs[i].FileName()
-		fp := fingerprint(ctx, drvs[i])
-		var content string
-		if e := head[rel]; e != nil && e.Type == TypeFile {
-			content = chunkDigest(e.Chunks)
-		}
-		if fp != "" && content != "" {
-			if st, ok := states[s.Subdot]; ok && st.Key == stateKey(s) && st.Fingerprint == fp && st.Content == content {
-				continue // unchanged since its dump equalled head's
-			}
-		}
-		same, size, err := b.compareDump(ctx, s, drvs[i], filepath.Join(b.treeDir(br), filepath.FromSlash(rel)), b.branchDir(br))
+		file := filepath.Join(b.treeDir(br), s.Subdot, drvs[i].FileName())
+		open := func() (io.ReadCloser, error) { return os.Open(file) }
+		same, size, st, err := b.sourceSame(ctx, s, drvs[i], head[s.Subdot+"/"+drvs[i].FileName()], states, open, b.branchDir(br))
 		if err != nil {
 			return u, fmt.Errorf("checking for changes: %w", err)
 		}
 		if !same {
 			u.Dirty = true
 			u.DirtyBytes += size
-		} else if fp != "" && content != "" {
-			st := sourceState{Subdot: s.Subdot, Key: stateKey(s), Fingerprint: fp, Content: content}
-			if old, ok := states[s.Subdot]; ok && old.Key == st.Key && old.Content == content {
-				st.Tool, st.Server = old.Tool, old.Server // still the versions of that content's dump
-			}
-			learnt = append(learnt, st)
+		} else if st != nil {
+			learnt = append(learnt, *st)
 		}
 	}
 	if len(learnt) > 0 {
@@ -478,14 +465,43 @@ func (b *Backend) sourcesUsage(ctx context.Context, br dotmesh.BranchRef, u dotm
 	return u, nil
 }
 
+// sourceSame says whether s's database would dump to the content of
+// head's dump file (headEntry, nil when head has none), whose bytes open
+// reads (an error wrapping fs.ErrNotExist: none): a fingerprint recorded
+// when its dump last equalled that content vouches without a dump,
+// otherwise it dumps and compares as the bytes come. The state it
+// returns, when not nil, is a fingerprint learnt for saveSourceStates.
+func (b *Backend) sourceSame(ctx context.Context, s *sourceConfig, drv source.Driver, headEntry *Entry, states map[string]sourceState, open func() (io.ReadCloser, error), scratchParent string) (bool, int64, *sourceState, error) {
+	fp := fingerprint(ctx, drv)
+	var content string
+	if headEntry != nil && headEntry.Type == TypeFile {
+		content = chunkDigest(headEntry.Chunks)
+	}
+	if fp != "" && content != "" {
+		if st, ok := states[s.Subdot]; ok && st.Key == stateKey(s) && st.Fingerprint == fp && st.Content == content {
+			return true, 0, nil, nil // unchanged since its dump equalled head's
+		}
+	}
+	same, size, err := b.compareDump(ctx, s, drv, open, scratchParent)
+	if err != nil || !same || fp == "" || content == "" {
+		return same, size, nil, err
+	}
+	st := sourceState{Subdot: s.Subdot, Key: stateKey(s), Fingerprint: fp, Content: content}
+	if old, ok := states[s.Subdot]; ok && old.Key == st.Key && old.Content == content {
+		st.Tool, st.Server = old.Tool, old.Server // still the versions of that content's dump
+	}
+	return true, size, &st, nil
+}
+
 // errDumpDiffers stops a comparing dump at the first difference.
 var errDumpDiffers = errors.New("the dump differs")
 
-// compareDump dumps the source and compares the bytes with file as they
-// come, stopping at the first difference. It returns the dump's size
-// (at least the file's when stopped early).
-func (b *Backend) compareDump(ctx context.Context, s *sourceConfig, drv source.Driver, file, scratchParent string) (bool, int64, error) {
-	f, err := os.Open(file)
+// compareDump dumps the source and compares the bytes with those open
+// reads (an error wrapping fs.ErrNotExist: there are none) as they come,
+// stopping at the first difference. It returns the dump's size (at
+// least the file's when stopped early, for a file).
+func (b *Backend) compareDump(ctx context.Context, s *sourceConfig, drv source.Driver, open func() (io.ReadCloser, error), scratchParent string) (bool, int64, error) {
+	f, err := open()
 	if errors.Is(err, fs.ErrNotExist) {
 		f = nil
 	} else if err != nil {
@@ -498,8 +514,10 @@ func (b *Backend) compareDump(ctx context.Context, s *sourceConfig, drv source.D
 	var fileSize int64
 	if f != nil {
 		cw.r = bufio.NewReaderSize(f, 1<<20)
-		if st, err := f.Stat(); err == nil {
-			fileSize = st.Size()
+		if st, ok := f.(interface{ Stat() (fs.FileInfo, error) }); ok {
+			if fi, err := st.Stat(); err == nil {
+				fileSize = fi.Size()
+			}
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)

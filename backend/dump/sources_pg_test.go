@@ -13,7 +13,7 @@ import (
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
-func commitFacts(t *testing.T, b *Guarded, br dotmesh.BranchRef) (dotmesh.CommitRef, map[string]string) {
+func commitFacts(t testing.TB, b *Guarded, br dotmesh.BranchRef) (dotmesh.CommitRef, map[string]string) {
 	t.Helper()
 	c := dotmesh.CommitRef{BranchRef: br, ID: dotmesh.NewCommitID()}
 	facts, err := b.Commit(ctx, c)
@@ -23,7 +23,7 @@ func commitFacts(t *testing.T, b *Guarded, br dotmesh.BranchRef) (dotmesh.Commit
 	return c, facts
 }
 
-func factInt(t *testing.T, facts map[string]string, k string) int64 {
+func factInt(t testing.TB, facts map[string]string, k string) int64 {
 	t.Helper()
 	n, err := strconv.ParseInt(facts[k], 10, 64)
 	if err != nil {

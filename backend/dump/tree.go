@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"sort"
 	"time"
@@ -42,34 +43,102 @@ func (b *Backend) CommitTree(ctx context.Context, c dotmesh.CommitRef) ([]dotmes
 // and verified from the store, up to max bytes.
 func (b *Backend) ReadCommitFile(ctx context.Context, c dotmesh.CommitRef, path string, max int64) ([]byte, bool, error) {
 	defer b.useStore()()
-	m, err := b.commitManifestLocked(c)
+	e, err := b.commitFileLocked(c, path)
 	if err != nil {
 		return nil, false, err
 	}
+	out := make([]byte, 0, min(max, e.Size))
+	r := &chunkReader{ctx: ctx, b: b, chunks: e.Chunks, what: fmt.Sprintf("%s of commit %s", path, c.ID)}
+	for int64(len(out)) < max {
+		p, err := r.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, p[:min(int64(len(p)), max-int64(len(out)))]...)
+	}
+	return out, e.Size > int64(len(out)), nil
+}
+
+// commitFileLocked finds the regular file path in c's manifest; the
+// caller holds useStore.
+func (b *Backend) commitFileLocked(c dotmesh.CommitRef, path string) (*Entry, error) {
+	m, err := b.commitManifestLocked(c)
+	if err != nil {
+		return nil, err
+	}
 	i := sort.Search(len(m.Entries), func(i int) bool { return comparePath(m.Entries[i].Path, path) >= 0 })
 	if i == len(m.Entries) || m.Entries[i].Path != path {
-		return nil, false, fmt.Errorf("%w: %s is not in commit %s", dotmesh.ErrNotFound, path, c.ID)
+		return nil, fmt.Errorf("%w: %s is not in commit %s", dotmesh.ErrNotFound, path, c.ID)
 	}
 	e := &m.Entries[i]
 	if e.Type != TypeFile {
-		return nil, false, fmt.Errorf("%w: %s is a %s in commit %s, not a regular file", dotmesh.ErrInvalidArgument, path, e.Type, c.ID)
+		return nil, fmt.Errorf("%w: %s is a %s in commit %s, not a regular file", dotmesh.ErrInvalidArgument, path, e.Type, c.ID)
 	}
-	out := make([]byte, 0, min(max, e.Size))
-	var buf []byte
-	for _, ch := range e.Chunks {
-		if int64(len(out)) >= max {
-			break
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, false, err
-		}
-		buf, err = b.store.Get(ch.Hash, buf)
+	return e, nil
+}
+
+// openCommitFile streams the regular file path of commit c from the
+// store, chunk by chunk (each verified), holding the store until Close.
+func (b *Backend) openCommitFile(ctx context.Context, c dotmesh.CommitRef, path string) (io.ReadCloser, error) {
+	done := b.useStore()
+	e, err := b.commitFileLocked(c, path)
+	if err != nil {
+		done()
+		return nil, err
+	}
+	return &chunkReader{ctx: ctx, b: b, chunks: e.Chunks, what: fmt.Sprintf("%s of commit %s", path, c.ID), done: done}, nil
+}
+
+// chunkReader reads a file's chunks from the store in order.
+type chunkReader struct {
+	ctx    context.Context
+	b      *Backend
+	chunks []Chunk
+	what   string
+	buf    []byte
+	rest   []byte // unread part of the current chunk
+	done   func()
+}
+
+// next returns the next chunk's bytes (valid until the next call).
+func (r *chunkReader) next() ([]byte, error) {
+	if len(r.chunks) == 0 {
+		return nil, io.EOF
+	}
+	if err := r.ctx.Err(); err != nil {
+		return nil, err
+	}
+	var err error
+	r.buf, err = r.b.store.Get(r.chunks[0].Hash, r.buf)
+	if err != nil {
+		return nil, corruptIfMissing(fmt.Errorf("read %s: %w", r.what, err))
+	}
+	r.chunks = r.chunks[1:]
+	return r.buf, nil
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	for len(r.rest) == 0 {
+		c, err := r.next()
 		if err != nil {
-			return nil, false, corruptIfMissing(fmt.Errorf("read %s of commit %s: %w", path, c.ID, err))
+			return 0, err
 		}
-		out = append(out, buf[:min(int64(len(buf)), max-int64(len(out)))]...)
+		r.rest = c
 	}
-	return out, e.Size > int64(len(out)), nil
+	n := copy(p, r.rest)
+	r.rest = r.rest[n:]
+	return n, nil
+}
+
+func (r *chunkReader) Close() error {
+	if r.done != nil {
+		r.done()
+		r.done = nil
+	}
+	return nil
 }
 
 func (b *Backend) commitManifest(c dotmesh.CommitRef) (*storedManifest, error) {

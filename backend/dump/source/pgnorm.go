@@ -412,3 +412,7 @@ func digitRun(b []byte) int {
 	}
 	return i
 }
+
+// CompareRows is the order of the rows of every COPY block in a
+// normalised dump (see compareRows), for readers that merge two dumps.
+func CompareRows(a, b []byte) int { return compareRows(a, b) }

@@ -38,6 +38,7 @@ var errRDB = errors.New("malformed RDB")
 type rdbReader struct {
 	r   *bufio.Reader
 	rec *bytes.Buffer // when set, raw bytes read are copied here
+	max uint64        // when set, the most any one read can get (what is left is less)
 }
 
 func (r *rdbReader) byte() (byte, error) {
@@ -49,7 +50,7 @@ func (r *rdbReader) byte() (byte, error) {
 }
 
 func (r *rdbReader) full(n uint64) ([]byte, error) {
-	if n > 512<<20 {
+	if n > 512<<20 || r.max != 0 && n > r.max {
 		return nil, fmt.Errorf("%w: length %d", errRDB, n)
 	}
 	b := make([]byte, n)
@@ -109,16 +110,7 @@ func (r *rdbReader) str() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		var v int64
-		switch n {
-		case 0:
-			v = int64(int8(p[0]))
-		case 1:
-			v = int64(int16(binary.LittleEndian.Uint16(p)))
-		case 2:
-			v = int64(int32(binary.LittleEndian.Uint32(p)))
-		}
-		return []byte(strconv.FormatInt(v, 10)), nil
+		return []byte(strconv.FormatInt(leInt(p), 10)), nil
 	case 3:
 		clen, _, err := r.length()
 		if err != nil {
@@ -202,84 +194,135 @@ func (r *rdbReader) skipValue(t byte) error {
 // parseRDB reads a whole RDB file; a file without its EOF marker is
 // truncated.
 func parseRDB(in io.Reader) (*rdbFile, error) {
+	f := &rdbFile{}
+	var err error
+	f.version, err = scanRDB(in, rdbHandler{
+		aux:      func(k, v []byte) { f.aux = append(f.aux, [2][]byte{k, v}) },
+		function: func(code []byte) error { f.functions = append(f.functions, code); return nil },
+		entry:    func(e rdbEntry) error { f.entries = append(f.entries, e); return nil },
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// rdbHandler receives what scanRDB reads, in file order.
+type rdbHandler struct {
+	aux      func(k, v []byte)
+	function func(code []byte) error
+	entry    func(e rdbEntry) error
+}
+
+// RDBEntry is one key of an RDB file.
+type RDBEntry struct {
+	DB     uint64
+	Expire int64 // absolute unix ms; 0 = none
+	Type   byte
+	Key    []byte
+	Value  []byte // the value's encoding, verbatim (see RDBValue)
+}
+
+// ScanRDB reads an RDB file as a stream (as the redis source writes it:
+// keys sorted by database and key), calling function for every function
+// library and entry for every key; a file without its EOF marker is
+// truncated. The entry's slices are its own.
+func ScanRDB(in io.Reader, entry func(RDBEntry) error, function func(code []byte) error) error {
+	_, err := scanRDB(in, rdbHandler{
+		aux:      func(k, v []byte) {},
+		function: function,
+		entry: func(e rdbEntry) error {
+			return entry(RDBEntry{DB: e.db, Expire: e.expire, Type: e.typ, Key: e.key, Value: e.value})
+		},
+	})
+	return err
+}
+
+// scanRDB reads an RDB file, handing its parts to h, and returns its
+// version.
+func scanRDB(in io.Reader, h rdbHandler) (string, error) {
 	r := &rdbReader{r: bufio.NewReaderSize(in, 1<<20)}
 	head, err := r.full(9)
 	if err != nil || string(head[:5]) != "REDIS" {
-		return nil, fmt.Errorf("%w: not an RDB file", errRDB)
+		return "", fmt.Errorf("%w: not an RDB file", errRDB)
 	}
-	f := &rdbFile{version: string(head[5:])}
+	version := string(head[5:])
 	var db uint64
 	var expire int64
 	for {
 		op, err := r.byte()
 		if err != nil {
-			return nil, fmt.Errorf("%w: no end marker (truncated): %v", errRDB, err)
+			return "", fmt.Errorf("%w: no end marker (truncated): %v", errRDB, err)
 		}
 		switch op {
 		case 0xff:
-			return f, nil
+			return version, nil
 		case 0xfa:
 			k, err := r.str()
 			if err != nil {
-				return nil, err
+				return "", err
 			}
 			v, err := r.str()
 			if err != nil {
-				return nil, err
+				return "", err
 			}
-			f.aux = append(f.aux, [2][]byte{k, v})
+			h.aux(k, v)
 		case 0xfb:
 			if _, _, err := r.length(); err != nil {
-				return nil, err
+				return "", err
 			}
 			if _, _, err := r.length(); err != nil {
-				return nil, err
+				return "", err
 			}
 		case 0xfe:
 			if db, _, err = r.length(); err != nil {
-				return nil, err
+				return "", err
 			}
 		case 0xfc:
 			p, err := r.full(8)
 			if err != nil {
-				return nil, err
+				return "", err
 			}
 			expire = int64(binary.LittleEndian.Uint64(p))
 		case 0xfd:
 			p, err := r.full(4)
 			if err != nil {
-				return nil, err
+				return "", err
 			}
 			expire = int64(binary.LittleEndian.Uint32(p)) * 1000
 		case 0xf8: // LRU idle time: volatile
 			if _, _, err := r.length(); err != nil {
-				return nil, err
+				return "", err
 			}
 		case 0xf7: // LFU counter: volatile
 			if _, err := r.byte(); err != nil {
-				return nil, err
+				return "", err
 			}
 		case 0xf5:
 			code, err := r.str()
 			if err != nil {
-				return nil, err
+				return "", err
 			}
-			f.functions = append(f.functions, code)
+			if err := h.function(code); err != nil {
+				return "", err
+			}
 		case 0xf6, 0xf9:
-			return nil, fmt.Errorf("%w: opcode %#x (old functions, module data) is not supported", errRDB, op)
+			return "", fmt.Errorf("%w: opcode %#x (old functions, module data) is not supported", errRDB, op)
 		default:
 			key, err := r.str()
 			if err != nil {
-				return nil, err
+				return "", err
 			}
 			var val bytes.Buffer
 			r.rec = &val
 			err = r.skipValue(op)
 			r.rec = nil
 			if err != nil {
-				return nil, fmt.Errorf("key %q: %w", key, err)
+				return "", fmt.Errorf("key %q: %w", key, err)
 			}
-			f.entries = append(f.entries, rdbEntry{db: db, expire: expire, typ: op, key: key, value: val.Bytes()})
+			if err := h.entry(rdbEntry{db: db, expire: expire, typ: op, key: key, value: val.Bytes()}); err != nil {
+				return "", err
+			}
 			expire = 0
 		}
 	}

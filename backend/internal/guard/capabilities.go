@@ -397,3 +397,68 @@ func (c CommitViewer) CommitDir(ctx context.Context, r dotmesh.CommitRef) (strin
 	defer done()
 	return c.in.CommitDir(ctx, r)
 }
+
+// SourceDiffer guards dotmesh.SourceDiffer. No lock: commits do not
+// change, and a live database is only read (dumped to scratch space).
+type SourceDiffer struct {
+	g  *Backend
+	in dotmesh.SourceDiffer
+}
+
+// SourceDiffer returns the guarded dotmesh.SourceDiffer of the inner backend.
+func (g *Backend) SourceDiffer() SourceDiffer { return SourceDiffer{g, g.inner.(dotmesh.SourceDiffer)} }
+
+// DatabaseSubdots implements dotmesh.SourceDiffer.
+func (c SourceDiffer) DatabaseSubdots(ctx context.Context, b dotmesh.BranchRef, r *dotmesh.CommitRef) (map[string]string, error) {
+	done, err := c.g.call(b, r)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return c.in.DatabaseSubdots(ctx, b, r)
+}
+
+// SourceChanged implements dotmesh.SourceDiffer, locked like Dirty: it
+// may record the database's fingerprint.
+func (c SourceDiffer) SourceChanged(ctx context.Context, b dotmesh.BranchRef, subdot string, head dotmesh.CommitRef) (bool, error) {
+	if err := dotmesh.ValidateSubdot(subdot); err != nil {
+		return false, err
+	}
+	done, err := c.g.branchCall(0, b, b, &head)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	return c.in.SourceChanged(ctx, b, subdot, head)
+}
+
+// DiffDatabase implements dotmesh.SourceDiffer; each side is a commit, a
+// branch or nothing, and MaxRows is not negative.
+func (c SourceDiffer) DiffDatabase(ctx context.Context, subdot string, from, to dotmesh.DatabaseSide, opts dotmesh.RowDiffOptions) (*dotmesh.DatabaseDiff, error) {
+	if err := dotmesh.ValidateSubdot(subdot); err != nil {
+		return nil, err
+	}
+	if opts.MaxRows < 0 {
+		return nil, fmt.Errorf("%w: row limit %d is negative", dotmesh.ErrInvalidArgument, opts.MaxRows)
+	}
+	for _, s := range []dotmesh.DatabaseSide{from, to} {
+		if s.Commit != nil && s.Live != nil {
+			return nil, fmt.Errorf("%w: a side of a database comparison is a commit or a live database, not both", dotmesh.ErrInvalidArgument)
+		}
+		var err error
+		if s.Commit != nil {
+			err = s.Commit.Validate()
+		} else if s.Live != nil {
+			err = s.Live.Validate()
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	done, err := c.g.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return c.in.DiffDatabase(ctx, subdot, from, to, opts)
+}

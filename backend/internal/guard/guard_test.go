@@ -244,3 +244,91 @@ func TestTreeReaderChecksArguments(t *testing.T) {
 		t.Fatalf("a valid read: %q, more %v, %v, %d reads reached the backend", data, more, err, in.reads.Load())
 	}
 }
+
+// countingDiffs is the dump backend with its SourceDiffer, counting the
+// calls that reach it.
+type countingDiffs struct {
+	dotmesh.StorageBackend
+	sd    dotmesh.SourceDiffer
+	calls atomic.Int32
+}
+
+func (c *countingDiffs) DatabaseSubdots(ctx context.Context, b dotmesh.BranchRef, r *dotmesh.CommitRef) (map[string]string, error) {
+	c.calls.Add(1)
+	return c.sd.DatabaseSubdots(ctx, b, r)
+}
+
+func (c *countingDiffs) SourceChanged(ctx context.Context, b dotmesh.BranchRef, subdot string, head dotmesh.CommitRef) (bool, error) {
+	c.calls.Add(1)
+	return c.sd.SourceChanged(ctx, b, subdot, head)
+}
+
+func (c *countingDiffs) DiffDatabase(ctx context.Context, subdot string, from, to dotmesh.DatabaseSide, opts dotmesh.RowDiffOptions) (*dotmesh.DatabaseDiff, error) {
+	c.calls.Add(1)
+	return c.sd.DiffDatabase(ctx, subdot, from, to, opts)
+}
+
+func TestSourceDifferChecksArguments(t *testing.T) {
+	ctx := context.Background()
+	d, err := dump.Open(t.TempDir(), dump.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := d.Unwrap()
+	in := &countingDiffs{StorageBackend: inner, sd: inner.(dotmesh.SourceDiffer)}
+	g := guard.New(in, guard.Options{})
+	t.Cleanup(func() { g.Close() })
+	sd := g.SourceDiffer()
+	b := dotmesh.BranchRef{Dot: dotmesh.NewDotID(), Branch: "master"}
+	if err := g.CreateBranch(ctx, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := dotmesh.CommitRef{BranchRef: b, ID: dotmesh.NewCommitID()}
+	if _, err := g.Commit(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	bad := dotmesh.CommitRef{BranchRef: b, ID: "../x"}
+	badBranch := dotmesh.BranchRef{Dot: b.Dot, Branch: "../x"}
+	ok := dotmesh.DatabaseSide{Commit: &c}
+	for name, call := range map[string]func() error{
+		"DatabaseSubdots bad commit": func() error { _, err := sd.DatabaseSubdots(ctx, b, &bad); return err },
+		"DatabaseSubdots bad branch": func() error { _, err := sd.DatabaseSubdots(ctx, badBranch, nil); return err },
+		"SourceChanged bad subdot":   func() error { _, err := sd.SourceChanged(ctx, b, "../db", c); return err },
+		"SourceChanged bad head":     func() error { _, err := sd.SourceChanged(ctx, b, "db", bad); return err },
+		"DiffDatabase bad subdot": func() error {
+			_, err := sd.DiffDatabase(ctx, "a/b", ok, ok, dotmesh.RowDiffOptions{})
+			return err
+		},
+		"DiffDatabase bad commit": func() error {
+			_, err := sd.DiffDatabase(ctx, "db", ok, dotmesh.DatabaseSide{Commit: &bad}, dotmesh.RowDiffOptions{})
+			return err
+		},
+		"DiffDatabase bad branch": func() error {
+			_, err := sd.DiffDatabase(ctx, "db", dotmesh.DatabaseSide{Live: &badBranch}, ok, dotmesh.RowDiffOptions{})
+			return err
+		},
+		"DiffDatabase both": func() error {
+			_, err := sd.DiffDatabase(ctx, "db", dotmesh.DatabaseSide{Commit: &c, Live: &b}, ok, dotmesh.RowDiffOptions{})
+			return err
+		},
+		"DiffDatabase negative": func() error {
+			_, err := sd.DiffDatabase(ctx, "db", ok, ok, dotmesh.RowDiffOptions{Rows: true, MaxRows: -1})
+			return err
+		},
+	} {
+		err := call()
+		if !errors.Is(err, dotmesh.ErrInvalidName) && !errors.Is(err, dotmesh.ErrInvalidArgument) {
+			t.Errorf("%s: %v, want ErrInvalidName or ErrInvalidArgument", name, err)
+		}
+	}
+	if n := in.calls.Load(); n != 0 {
+		t.Fatalf("%d calls with invalid arguments reached the backend", n)
+	}
+	subs, err := sd.DatabaseSubdots(ctx, b, &c)
+	if err != nil || len(subs) != 0 || in.calls.Load() != 1 {
+		t.Fatalf("a valid call: %v, %v, %d calls reached the backend", subs, err, in.calls.Load())
+	}
+	if _, err := sd.DiffDatabase(ctx, "db", ok, ok, dotmesh.RowDiffOptions{}); !errors.Is(err, dotmesh.ErrNotFound) {
+		t.Fatalf("a subdot that is no database: %v, want ErrNotFound", err)
+	}
+}

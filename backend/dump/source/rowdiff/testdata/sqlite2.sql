@@ -1,0 +1,18 @@
+PRAGMA foreign_keys=OFF;
+BEGIN TRANSACTION;
+CREATE TABLE items (id int PRIMARY KEY, name text, price numeric(10,2) DEFAULT 0, note text, extra int DEFAULT 7);
+INSERT INTO items VALUES(1,'one',1.5,NULL,7);
+INSERT INTO items VALUES(2,'it''s',5,'tab	here',7);
+INSERT INTO items VALUES(10,'ten',10,'',7);
+INSERT INTO items VALUES(4,'four',4,'x',7);
+CREATE TABLE logs (msg text, n int);
+INSERT INTO logs VALUES('a',1);
+INSERT INTO logs VALUES('a',1);
+INSERT INTO logs VALUES('c',3);
+CREATE TABLE r (id INTEGER PRIMARY KEY, v blob);
+INSERT INTO r VALUES(5,X'00ff');
+INSERT INTO r VALUES(7,1.5);
+CREATE TABLE newt (k text PRIMARY KEY);
+CREATE INDEX items_name ON items (name);
+CREATE VIEW cheap AS SELECT id FROM items WHERE price < 10;
+COMMIT;
