@@ -160,6 +160,15 @@ func (n *Node) checkSomethingToCommit(ctx context.Context, be StorageBackend, d 
 		n.log.Warn("cannot tell whether there is anything to commit; committing", "dot", d.DotName().String(), "branch", b.Name, "err", err)
 		return nil
 	}
+	if !u.Dirty && head == nil {
+		// A first commit dumps the databases bound to the branch, which
+		// the tree does not show.
+		if sm, ok := be.(SourceManager); ok {
+			if srcs, err := sm.Sources(ctx, b.Ref()); err != nil || len(srcs) > 0 {
+				return nil
+			}
+		}
+	}
 	if !u.Dirty {
 		return &NothingToCommitError{Dot: d.DotName(), Branch: b.Name, Head: b.Head}
 	}
