@@ -179,6 +179,17 @@ type CommitViewer interface {
 	CommitDir(ctx context.Context, c CommitRef) (string, error)
 }
 
+// ChangeCommitter is an optional capability of backends that tell
+// whether anything changed since head more cheaply as part of a commit
+// than the DirtyChecker does (zfs: the increment of the new snapshot is
+// inspected, where Dirty needs a snapshot of its own; btrfs: generations
+// only, without estimating bytes). CommitIfChanged commits c as Commit
+// does, unless its data would equal head's: then it leaves no commit and
+// reports changed false, and the Node refuses the empty commit.
+type ChangeCommitter interface {
+	CommitIfChanged(ctx context.Context, c CommitRef, head CommitRef) (info map[string]string, changed bool, err error)
+}
+
 // SourceDiffer is an optional capability of backends whose database
 // subdots hold dumps made by sources (dump): Node.Changes reads their
 // schema and row changes through it. A subdot is a database subdot of a

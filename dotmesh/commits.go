@@ -97,8 +97,16 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 	if err != nil {
 		return nil, err
 	}
-	if !opts.AllowEmpty {
-		if err := n.checkSomethingToCommit(ctx, be, d, b); err != nil {
+	var head *Commit
+	if b.Head != "" {
+		if head, err = n.reg.commit(ctx, d.ID, b.Head); err != nil {
+			return nil, err
+		}
+	}
+	cc, cheap := be.(ChangeCommitter)
+	check := !opts.AllowEmpty && (b.Head == "" || head != nil)
+	if check && !(cheap && head != nil) {
+		if err := n.checkSomethingToCommit(ctx, be, d, b, head); err != nil {
 			return nil, err
 		}
 	}
@@ -109,7 +117,16 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 	// Data first, then one registry transaction that records the commit and
 	// moves the head. A crash in between leaves commit data the registry
 	// does not know, which reconcile deletes: the old head stays.
-	info, err := be.Commit(ctx, c.Ref())
+	var info map[string]string
+	if check && cheap && head != nil {
+		var changed bool
+		info, changed, err = cc.CommitIfChanged(ctx, c.Ref(), head.Ref())
+		if err == nil && !changed {
+			return nil, &NothingToCommitError{Dot: name, Branch: b.Name, Head: b.Head}
+		}
+	} else {
+		info, err = be.Commit(ctx, c.Ref())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("committing %s@%s: %w", name, b.Name, err)
 	}
@@ -132,19 +149,9 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 }
 
 // checkSomethingToCommit refuses a commit of a working state that the
-// backend's exact dirtiness says equals the head. A check that cannot
-// decide does not block the commit.
-func (n *Node) checkSomethingToCommit(ctx context.Context, be StorageBackend, d *Dot, b *Branch) error {
-	var head *Commit
-	if b.Head != "" {
-		var err error
-		if head, err = n.reg.commit(ctx, d.ID, b.Head); err != nil {
-			return err
-		}
-		if head == nil {
-			return nil
-		}
-	}
+// backend's exact dirtiness says equals head (nil before the first
+// commit). A check that cannot decide does not block the commit.
+func (n *Node) checkSomethingToCommit(ctx context.Context, be StorageBackend, d *Dot, b *Branch, head *Commit) error {
 	u, err := dirtiness(ctx, be, b.Ref(), headRef(head))
 	if err != nil {
 		if ctx.Err() != nil {
@@ -152,6 +159,15 @@ func (n *Node) checkSomethingToCommit(ctx context.Context, be StorageBackend, d 
 		}
 		n.log.Warn("cannot tell whether there is anything to commit; committing", "dot", d.DotName().String(), "branch", b.Name, "err", err)
 		return nil
+	}
+	if !u.Dirty && head == nil {
+		// A first commit dumps the databases bound to the branch, which
+		// the tree does not show.
+		if sm, ok := be.(SourceManager); ok {
+			if srcs, err := sm.Sources(ctx, b.Ref()); err != nil || len(srcs) > 0 {
+				return nil
+			}
+		}
 	}
 	if !u.Dirty {
 		return &NothingToCommitError{Dot: d.DotName(), Branch: b.Name, Head: b.Head}

@@ -149,16 +149,33 @@ next:
 	return nil
 }
 
+// branchBackend resolves a branch (the current one when empty) and the
+// backend holding its dot.
+func (n *Node) branchBackend(ctx context.Context, dot DotName, branch string) (*Dot, *Branch, StorageBackend, error) {
+	d, b, _, err := n.resolveBranch(ctx, dot, branch)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	be, err := n.backendOf(d)
+	return d, b, be, err
+}
+
+// unionDBs maps the database subdots of either side to their kinds.
+func unionDBs(a, b *diffSide) map[string]string {
+	out := maps.Clone(a.dbs)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, b.dbs)
+	return out
+}
+
 func (n *Node) diff(ctx context.Context, dot DotName, opts DiffOptions) (*Diff, error) {
 	opts.Paths = append([]string(nil), opts.Paths...)
 	if err := validDiffOptions(&opts); err != nil {
 		return nil, err
 	}
-	d, b, _, err := n.resolveBranch(ctx, dot, opts.Branch)
-	if err != nil {
-		return nil, err
-	}
-	be, err := n.backendOf(d)
+	d, b, be, err := n.branchBackend(ctx, dot, opts.Branch)
 	if err != nil {
 		return nil, err
 	}
@@ -196,12 +213,7 @@ func (n *Node) diff(ctx context.Context, dot DotName, opts DiffOptions) (*Diff, 
 	}
 	defer to.close()
 
-	dbs := map[string]string{}
-	for _, m := range []map[string]string{from.dbs, to.dbs} {
-		for s, k := range m {
-			dbs[s] = k
-		}
-	}
+	dbs := unionDBs(from, to)
 	if err := checkPaths(out.Dot, opts.Paths, dbs, from.tree, to.tree); err != nil {
 		return nil, err
 	}
@@ -330,11 +342,7 @@ func fileDiff(a, b *commitTree, ch treeChange, opts *DiffOptions) (FileDiff, err
 }
 
 func (n *Node) workingStatus(ctx context.Context, dot DotName, opts StatusOptions) (*Status, error) {
-	d, b, _, err := n.resolveBranch(ctx, dot, opts.Branch)
-	if err != nil {
-		return nil, err
-	}
-	be, err := n.backendOf(d)
+	d, b, be, err := n.branchBackend(ctx, dot, opts.Branch)
 	if err != nil {
 		return nil, err
 	}
@@ -377,12 +385,7 @@ func (n *Node) workingStatus(ctx context.Context, dot DotName, opts StatusOption
 			}
 		}
 	}
-	dbs := map[string]string{}
-	for _, m := range []map[string]string{head.dbs, work.dbs} {
-		for s, k := range m {
-			dbs[s] = k
-		}
-	}
+	dbs := unionDBs(head, work)
 	err = compareTrees(ctx, head.tree, work.tree, pathFilter(nil, dbs), func(ch treeChange) (bool, error) {
 		fd, err := fileDiff(head.tree, work.tree, ch, &DiffOptions{})
 		if err != nil {

@@ -25,6 +25,52 @@ var diffTests = []backendTest{
 	{"Cases", testDiffCases},
 	{"Status", testDiffStatus},
 	{"AgainstGit", testDiffAgainstGit},
+	{"NothingToCommit", testNothingToCommit},
+}
+
+// testNothingToCommit: what the Node's refusal of an empty commit stands
+// on. DirtyChecker says what Usage says; a ChangeCommitter keeps a
+// changed commit and removes an unchanged one.
+func testNothingToCommit(f *fixture) {
+	b := f.newBranch()
+	f.write(b, Tree{"s/a": File(0o644, "one")})
+	c1 := f.commit(b)
+	dirty := func(want bool, when string) {
+		f.t.Helper()
+		if u := f.usage(b, &c1); u.Dirty != want {
+			f.t.Errorf("%s: Usage says dirty %v", when, u.Dirty)
+		}
+		if dc, ok := f.be.(dotmesh.DirtyChecker); ok {
+			u, err := dc.Dirty(f.ctx, b, &c1)
+			f.fatalIf(err, "Dirty(%s)", b)
+			if u.Dirty != want {
+				f.t.Errorf("%s: Dirty says dirty %v", when, u.Dirty)
+			}
+		}
+	}
+	dirty(false, "after the commit")
+	cc, ok := f.be.(dotmesh.ChangeCommitter)
+	if ok {
+		c2 := newCommitRef(b)
+		_, changed, err := cc.CommitIfChanged(f.ctx, c2, c1)
+		f.fatalIf(err, "CommitIfChanged(%s)", c2)
+		if changed {
+			f.t.Errorf("CommitIfChanged of an unchanged state says changed")
+		}
+		f.assertCommits(b, c1)
+	}
+	f.write(b, Tree{"s/a": File(0o644, "two")})
+	dirty(true, "after a write")
+	if ok {
+		c3 := newCommitRef(b)
+		_, changed, err := cc.CommitIfChanged(f.ctx, c3, c1)
+		f.fatalIf(err, "CommitIfChanged(%s)", c3)
+		if !changed {
+			f.t.Errorf("CommitIfChanged of a changed state says unchanged")
+		}
+		f.assertCommits(b, c1, c3)
+		f.assertCommitTree(c3, Tree{"s": Dir(0o755), "s/a": File(0o644, "two")})
+	}
 }
 
 // diffNode is a Node on the fixture's backend with the real bbolt store.

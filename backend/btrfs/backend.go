@@ -37,13 +37,17 @@ type Guarded struct {
 	*guard.Backend
 	guard.RecordKeeper
 	guard.CommitViewer
+	guard.DirtyChecker
+	guard.ChangeCommitter
 	b *Backend
 }
 
 var (
-	_ dotmesh.StorageBackend = (*Guarded)(nil)
-	_ dotmesh.RecordKeeper   = (*Guarded)(nil)
-	_ dotmesh.CommitViewer   = (*Guarded)(nil)
+	_ dotmesh.StorageBackend  = (*Guarded)(nil)
+	_ dotmesh.RecordKeeper    = (*Guarded)(nil)
+	_ dotmesh.CommitViewer    = (*Guarded)(nil)
+	_ dotmesh.DirtyChecker    = (*Guarded)(nil)
+	_ dotmesh.ChangeCommitter = (*Guarded)(nil)
 )
 
 // Open opens (making it when needed) the btrfs backend in opts.DataDir and
@@ -54,7 +58,7 @@ func Open(ctx context.Context, opts Options) (*Guarded, error) {
 		return nil, err
 	}
 	g := guard.New(b, guard.Options{Where: "btrfs backend " + b.root})
-	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), CommitViewer: g.CommitViewer(), b: b}, nil
+	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), CommitViewer: g.CommitViewer(), DirtyChecker: g.DirtyChecker(), ChangeCommitter: g.ChangeCommitter(), b: b}, nil
 }
 
 // Root is the directory holding the layout (the mount point of the image

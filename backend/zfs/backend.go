@@ -44,14 +44,16 @@ type Guarded struct {
 	guard.RecordKeeper
 	guard.DirtyChecker
 	guard.HeadFollower
+	guard.ChangeCommitter
 	b *Backend
 }
 
 var (
-	_ dotmesh.StorageBackend = (*Guarded)(nil)
-	_ dotmesh.RecordKeeper   = (*Guarded)(nil)
-	_ dotmesh.DirtyChecker   = (*Guarded)(nil)
-	_ dotmesh.HeadFollower   = (*Guarded)(nil)
+	_ dotmesh.StorageBackend  = (*Guarded)(nil)
+	_ dotmesh.RecordKeeper    = (*Guarded)(nil)
+	_ dotmesh.DirtyChecker    = (*Guarded)(nil)
+	_ dotmesh.HeadFollower    = (*Guarded)(nil)
+	_ dotmesh.ChangeCommitter = (*Guarded)(nil)
 )
 
 // Open finds the ZFS tools, imports or creates the pool, makes the root
@@ -68,7 +70,7 @@ func Open(ctx context.Context, opts Options) (*Guarded, error) {
 		// and FollowHead may hand the lock to work that finishes later.
 		SelfLocked: guard.Receive | guard.Rollback | guard.FollowHead,
 	})
-	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), DirtyChecker: g.DirtyChecker(), HeadFollower: g.HeadFollower(), b: b}, nil
+	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), DirtyChecker: g.DirtyChecker(), HeadFollower: g.HeadFollower(), ChangeCommitter: g.ChangeCommitter(), b: b}, nil
 }
 
 // Root returns the dataset under which the backend keeps dots.

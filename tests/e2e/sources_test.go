@@ -67,7 +67,7 @@ func TestPostgresSourceCLI(t *testing.T) {
 
 	// A source whose dump fails: no commit, and the error names it.
 	e.ok("source", "add", "app.bad", "postgresql", pg.URL("nosuchdb"))
-	r := e.fails("source bad", "commit", "-m", "three")
+	r := e.fails("source bad", "commit", "-m", "three", "--allow-empty")
 	if strings.Contains(r.err, "s3cret") {
 		t.Fatalf("error shows the password: %s", r.err)
 	}

@@ -164,10 +164,10 @@ func TestDotDelete(t *testing.T) {
 	}
 	// The current dot went with it: commands need an explicit one now.
 	e.fails("no current dot", "commit", "-m", "x")
-	e.ok("commit", "--dot", "app", "-m", "x")
+	e.ok("commit", "--dot", "app", "-m", "x", "--allow-empty")
 	e.fails("not found", "switch", "other")
 	e.ok("switch", "app")
-	e.ok("commit", "-m", "y")
+	e.ok("commit", "-m", "y", "--allow-empty")
 	if log := e.log("app"); len(log) != 2 || log[0].Message != "y" {
 		t.Fatalf("log after switch: %+v", log)
 	}

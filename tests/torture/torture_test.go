@@ -81,10 +81,20 @@ func startOne(t *testing.T) *Engine {
 			t.Log(out.String())
 		}
 	})
-	for range 2 {
+	// Two commits made: a commit op without a write may find nothing to
+	// commit.
+	for made, tries := 0, 0; made < 2; tries++ {
+		if tries == 20 {
+			t.Fatal("20 commit ops made fewer than two commits")
+		}
+		_, b := e.current(0, "d0")
+		head := b.Head
 		e.opSeq++
 		if _, err := e.commit(0, "d0"); err != nil {
 			t.Fatal(err)
+		}
+		if _, b := e.current(0, "d0"); b.Head != head {
+			made++
 		}
 	}
 	if err := e.checkAll("two commits"); err != nil {

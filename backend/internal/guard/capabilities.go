@@ -82,6 +82,27 @@ func (c DirtyChecker) Dirty(ctx context.Context, b dotmesh.BranchRef, head *dotm
 	return c.in.Dirty(ctx, b, head)
 }
 
+// ChangeCommitter guards dotmesh.ChangeCommitter.
+type ChangeCommitter struct {
+	g  *Backend
+	in dotmesh.ChangeCommitter
+}
+
+// ChangeCommitter returns the guarded dotmesh.ChangeCommitter of the inner backend.
+func (g *Backend) ChangeCommitter() ChangeCommitter {
+	return ChangeCommitter{g, g.inner.(dotmesh.ChangeCommitter)}
+}
+
+// CommitIfChanged implements dotmesh.ChangeCommitter, locked like Commit.
+func (c ChangeCommitter) CommitIfChanged(ctx context.Context, r dotmesh.CommitRef, head dotmesh.CommitRef) (map[string]string, bool, error) {
+	done, err := c.g.branchCall(0, r.BranchRef, r, &head)
+	if err != nil {
+		return nil, false, err
+	}
+	defer done()
+	return c.in.CommitIfChanged(ctx, r, head)
+}
+
 // HeadFollower guards dotmesh.HeadFollower.
 type HeadFollower struct {
 	g  *Backend
