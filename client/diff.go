@@ -24,7 +24,7 @@ func (c *Client) Diff(ctx context.Context, dot dotmesh.DotName, opts dotmesh.Dif
 	if len(opts.Paths) > 0 {
 		q["path"] = opts.Paths
 	}
-	for k, b := range map[string]bool{"content": opts.Content, "rows": opts.Rows} {
+	for k, b := range map[string]bool{"parent": opts.Parent, "content": opts.Content, "rows": opts.Rows} {
 		if b {
 			q.Set(k, "1")
 		}

@@ -33,6 +33,11 @@ type DiffOptions struct {
 	From string
 	// To is the new side: a ref, or empty for the working state of Branch.
 	To string
+	// Parent compares To (a ref; From must be empty) with its parent, or
+	// with an empty tree when it has none here (a first commit, or one
+	// whose parent gc removed: Commit.Pruned), so everything in it shows
+	// as added, as git show of a root commit. For `dm show`.
+	Parent bool
 	// Paths limits the comparison to these subdots or tree paths
 	// (slash-separated, as in FileEntry.Path: "db", "web/index.html");
 	// empty compares everything.
@@ -114,8 +119,9 @@ type FileDiff struct {
 	NewMode   fs.FileMode `json:"new_mode,omitempty"`
 	OldTarget string      `json:"old_target,omitempty"` // symlinks
 	NewTarget string      `json:"new_target,omitempty"`
-	// Binary is set for regular files that are not text (a NUL byte or
-	// invalid UTF-8 in their first 8 KiB); they get no patch.
+	// Binary is set, with DiffOptions.Content, for regular files that
+	// are not text (a NUL byte or invalid UTF-8 in their first 8 KiB);
+	// they get no patch. Without Content no file is read, so it is unset.
 	Binary bool `json:"binary,omitempty"`
 	// Insertions and Deletions count the text lines of the patch.
 	Insertions int `json:"insertions,omitempty"`

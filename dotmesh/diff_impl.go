@@ -98,6 +98,9 @@ func validDiffOptions(opts *DiffOptions) error {
 			*v.val = v.def
 		}
 	}
+	if opts.Parent && (opts.To == "" || opts.From != "") {
+		return fmt.Errorf("%w: comparing with the parent needs a commit to compare (to) and no old side (from)", ErrInvalidArgument)
+	}
 	for i, p := range opts.Paths {
 		if p == RootSubdot {
 			opts.Paths[i] = ""
@@ -181,19 +184,7 @@ func (n *Node) diff(ctx context.Context, dot DotName, opts DiffOptions) (*Diff, 
 	}
 	out := &Diff{Dot: d.DotName(), Files: []FileDiff{}}
 
-	// The old side: HEAD by default, nothing before the first commit.
-	out.From.Ref = opts.From
-	if out.From.Ref == "" {
-		out.From.Ref = "HEAD"
-	}
-	var fc *Commit
-	if opts.From != "" || b.Head != "" {
-		if fc, err = n.resolve(ctx, d, b, out.From.Ref); err != nil {
-			return nil, err
-		}
-		out.From.Commit = fc.ID
-	}
-	var tc *Commit
+	var fc, tc *Commit
 	if opts.To == "" {
 		out.To.Branch = b.Name
 	} else {
@@ -201,6 +192,30 @@ func (n *Node) diff(ctx context.Context, dot DotName, opts DiffOptions) (*Diff, 
 			return nil, err
 		}
 		out.To.Ref, out.To.Commit = opts.To, tc.ID
+	}
+	switch {
+	case opts.Parent:
+		// The parent, or nothing when there is none on this node.
+		if tc.Parent != "" {
+			if fc, err = n.reg.commit(ctx, d.ID, tc.Parent); err != nil {
+				return nil, err
+			}
+		}
+		if fc != nil {
+			out.From.Ref, out.From.Commit = opts.To+"^", fc.ID
+		}
+	default:
+		// The old side: HEAD by default, nothing before the first commit.
+		out.From.Ref = opts.From
+		if out.From.Ref == "" {
+			out.From.Ref = "HEAD"
+		}
+		if opts.From != "" || b.Head != "" {
+			if fc, err = n.resolve(ctx, d, b, out.From.Ref); err != nil {
+				return nil, err
+			}
+			out.From.Commit = fc.ID
+		}
 	}
 	from, err := n.openSide(ctx, d, be, b, out.From, fc, false)
 	if err != nil {
@@ -306,13 +321,12 @@ func fileDiff(a, b *commitTree, ch treeChange, opts *DiffOptions) (FileDiff, err
 			fd.NewSize, hasNew = e.Size, true
 		}
 	}
-	if !hasOld && !hasNew || ch.kind == ChangeTypeChanged {
+	// Without content nothing is read: sizes and kinds come from the
+	// trees (the dump manifests), which is what keeps --stat cheap.
+	if !hasOld && !hasNew || ch.kind == ChangeTypeChanged || !opts.Content {
 		return fd, nil
 	}
-	sniff := int64(binarySniff)
-	if opts.Content {
-		sniff = maxPatchInput
-	}
+	sniff := int64(maxPatchInput)
 	var cutOld, cutNew bool
 	var err error
 	if hasOld && fd.OldSize > 0 {
@@ -326,7 +340,7 @@ func fileDiff(a, b *commitTree, ch treeChange, opts *DiffOptions) (FileDiff, err
 		}
 	}
 	fd.Binary = isBinary(oldText) || isBinary(newText)
-	if fd.Binary || !opts.Content {
+	if fd.Binary {
 		return fd, nil
 	}
 	if cutOld || cutNew {

@@ -43,7 +43,7 @@ func (s *server) workingStatus(w http.ResponseWriter, r *http.Request) {
 // once, except path, which repeats.
 func parseDiffQuery(raw string) (dotmesh.DiffOptions, error) {
 	var o dotmesh.DiffOptions
-	q, err := diffQuery(raw, []string{"branch", "from", "to", "path", "content", "context", "rows", "max_rows", "max_files", "max_patch_bytes"})
+	q, err := diffQuery(raw, []string{"branch", "from", "to", "path", "parent", "content", "context", "rows", "max_rows", "max_files", "max_patch_bytes"})
 	if err != nil {
 		return o, err
 	}
@@ -51,7 +51,7 @@ func parseDiffQuery(raw string) (dotmesh.DiffOptions, error) {
 	for _, b := range []struct {
 		key string
 		v   *bool
-	}{{"content", &o.Content}, {"rows", &o.Rows}} {
+	}{{"parent", &o.Parent}, {"content", &o.Content}, {"rows", &o.Rows}} {
 		if *b.v, err = queryBool(q, b.key); err != nil {
 			return o, err
 		}

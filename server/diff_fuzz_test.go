@@ -14,6 +14,8 @@ import (
 func FuzzDiffQuery(f *testing.F) {
 	f.Add("from=HEAD%5E&to=HEAD&path=db&path=web/x&content=1&context=5&max_files=2")
 	f.Add("rows=true&max_rows=3&max_patch_bytes=10")
+	f.Add("to=v1&parent=1")
+	f.Add("parent=maybe")
 	f.Add("context=-1")
 	f.Add("content=yes")
 	f.Add("from=a&from=b")
@@ -35,7 +37,7 @@ func FuzzDiffQuery(f *testing.F) {
 }
 
 func TestDiffQuery(t *testing.T) {
-	o, err := parseDiffQuery("from=HEAD%5E&to=v1&branch=dev&path=db&path=web/x&content=1&rows=true&context=5&max_rows=7&max_files=2&max_patch_bytes=9")
+	o, err := parseDiffQuery("from=HEAD%5E&to=v1&branch=dev&path=db&path=web/x&content=1&rows=true&context=5&max_rows=7&max_files=2&max_patch_bytes=9&parent=0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,11 +51,18 @@ func TestDiffQuery(t *testing.T) {
 		"content=yes": `content="yes"; give 1 or 0`,
 		"to=a&to=b":   `query parameter "to" is given 2 times`,
 		"x=1":         `unknown query parameter "x"`,
+		"parent=yes":  `parent="yes"; give 1 or 0`,
 	} {
 		_, err := parseDiffQuery(raw)
 		if !errors.Is(err, dotmesh.ErrInvalidArgument) || !strings.Contains(err.Error(), msg) {
 			t.Errorf("parseDiffQuery(%q) = %v; want %q", raw, err, msg)
 		}
+	}
+	if o, err := parseDiffQuery("to=v1&parent=true"); err != nil || !o.Parent || o.To != "v1" {
+		t.Errorf("parent query: %+v %v", o, err)
+	}
+	if o.Parent {
+		t.Errorf("parent=0 read as %+v", o)
 	}
 	if o, err := parseStatusQuery(url.Values{"rows": {"1"}, "branch": {"b"}}.Encode()); err != nil || !o.Rows || o.Branch != "b" {
 		t.Errorf("status query: %+v %v", o, err)

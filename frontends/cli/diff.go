@@ -189,8 +189,8 @@ updated rows, and the rows by primary key, at most --max-rows per table:
 without a primary key are compared as sorted rows. --no-rows says only
 whether a database changed, which is faster.
 
---stat prints a line per changed path with its sizes ("Bin" for binary
-files), per database its row counts, and a summary; it reads no file
+--stat prints a line per changed path with its sizes (with --lines,
+"Bin" for binary files), per database its row counts, and a summary; it reads no file
 contents, so it is fast (on the files backend it reads only the commits'
 manifests). --stat --lines counts changed lines as git's --stat does, with
 its +/- bars, reading the changed files. With -H, --stat prints numstat
@@ -252,9 +252,9 @@ func (a *app) showCmd() *cobra.Command {
 		Use:   "show [REF] [-- SUBDOT|PATH...]",
 		Short: "Show a commit and what it changed",
 		Long: `Show a commit (HEAD unless REF names another): its id, author, date,
-metadata and message, and its diff against its parent (a first commit has
-none to compare with: its header only; the web UI's commit page lists what
-it added). REF is as in dm diff (HEAD~2, v1, a branch
+metadata and message, and its diff against its parent; a first commit, or
+one whose parent gc removed, shows everything in it as added, as git show
+of a root commit. REF is as in dm diff (HEAD~2, v1, a branch
 name, a commit id); the diff flags are dm diff's.
 
 With --json: {"commit": ..., "diff": ...}.`,
@@ -282,11 +282,13 @@ With --json: {"commit": ..., "diff": ...}.`,
 			if err != nil {
 				return s.wrap(err)
 			}
-			var d *dotmesh.Diff
-			if cm.Parent != "" && !cm.Pruned { // a pruned commit's parent is not here
-				if d, err = s.c.Diff(cmd.Context(), name, f.options(string(cm.Parent), string(cm.ID), paths, a.jsonOut)); err != nil {
-					return s.wrap(err)
-				}
+			// Against its parent; a first commit (or one whose parent gc
+			// removed) against nothing, so all of it shows as added.
+			o := f.options("", string(cm.ID), paths, a.jsonOut)
+			o.Parent = true
+			d, err := s.c.Diff(cmd.Context(), name, o)
+			if err != nil {
+				return s.wrap(err)
 			}
 			if a.jsonOut {
 				err = writeJSON(a.out(), struct {
@@ -296,7 +298,7 @@ With --json: {"commit": ..., "diff": ...}.`,
 			} else {
 				err = a.writeShow(cm, d, &f)
 			}
-			if err == nil && f.exitCode && d != nil && hasChanges(d) {
+			if err == nil && f.exitCode && hasChanges(d) {
 				return errDifferences
 			}
 			return err

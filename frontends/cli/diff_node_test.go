@@ -89,6 +89,22 @@ func TestStatusDiffShowOnANode(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustRun(t, e, "show", "--json", "HEAD")), &shown); err != nil || string(shown.Commit.ID) != c2 || string(shown.Diff.From.Commit) != c1 || shown.Diff.Stat.Added != 1 {
 		t.Fatalf("show --json: %v %+v", err, shown)
 	}
+	// The first commit: everything in it shows as added, as git show of
+	// a root commit.
+	first := mustRun(t, e, "show", "--name-status", c1)
+	if !strings.HasPrefix(first, "commit "+c1+"\n") || !strings.HasSuffix(first, "\n    one\n\nA\tweb/\nA\tweb/a.txt\nA\tweb/b.bin\n") {
+		t.Fatalf("show --name-status of the first commit:\n%s", first)
+	}
+	if got := mustRun(t, e, "show", c1, "-U", "1"); !strings.Contains(got, "diff --dm a/web/a.txt b/web/a.txt\nnew file mode 100644\n--- /dev/null\n+++ b/web/a.txt\n@@ -0,0 +1,3 @@\n+1\n+2\n+3\n") {
+		t.Fatalf("show of the first commit:\n%s", got)
+	}
+	var root struct {
+		Commit *dotmesh.Commit
+		Diff   *dotmesh.Diff
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, e, "show", "--json", c1)), &root); err != nil || string(root.Commit.ID) != c1 || root.Diff.From.Commit != "" || root.Diff.Stat.Added != 3 {
+		t.Fatalf("show --json of the first commit: %v %+v", err, root)
+	}
 	failsWith(t, runDM(t, e, "show", "HEAD~5"), "HEAD~5")
 	failsWith(t, runDM(t, e, "diff", "HEAD", "--", "web/nothere"), "web/nothere")
 	if r := runDM(t, e, "diff", "--json", "HEAD", "--", "web/nothere"); r.code != exitNotFound || !strings.Contains(r.err, `"kind":"not_found"`) {

@@ -55,7 +55,7 @@ func (a *app) writeDiff(d *dotmesh.Diff, f *diffFlags) error {
 }
 
 // writeShow prints a commit the way git show does: its header, then its
-// diff (nil where the parent is not on this node or there is none).
+// diff against its parent (against nothing for a first commit).
 func (a *app) writeShow(cm *dotmesh.Commit, d *dotmesh.Diff, f *diffFlags) error {
 	w := a.out()
 	p := painter(a.useColor(f.color))
@@ -76,18 +76,13 @@ func (a *app) writeShow(cm *dotmesh.Commit, d *dotmesh.Diff, f *diffFlags) error
 	for _, l := range strings.Split(strings.TrimRight(cm.Message, "\n"), "\n") {
 		fmt.Fprintf(w, "    %s\n", printable(l))
 	}
-	switch {
-	case d != nil:
-		if hasChanges(d) {
-			fmt.Fprintln(w)
-		}
-		return a.writeDiff(d, f)
-	case cm.Parent == "":
-		fmt.Fprintln(w, "\n(the first commit: there is no parent to compare it with)")
-	default:
-		fmt.Fprintf(w, "\nHistory pruned here: parent %s is not on this node, so what this commit changed is unknown.\n", cm.Parent)
+	if cm.Parent != "" && d.From.Commit == "" {
+		fmt.Fprintf(w, "\nHistory pruned here: parent %s is not on this node; everything in this commit is shown as added.\n", cm.Parent)
 	}
-	return nil
+	if hasChanges(d) {
+		fmt.Fprintln(w)
+	}
+	return a.writeDiff(d, f)
 }
 
 // changedFiles counts every changed path of a stat.

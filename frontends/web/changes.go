@@ -17,26 +17,13 @@ const (
 
 // commitDiff is what commit c changed: its diff against its parent, as
 // `dm show` has it (patches of text files, schema and rows of
-// databases). A first commit, or one whose parent gc removed, has no
-// parent to compare with; everything in it counts as added then.
+// databases); a first commit, or one whose parent gc removed, against
+// nothing, so everything in it shows as added.
 func (h *Handler) commitDiff(ctx context.Context, dot dotmesh.DotName, branch string, c *dotmesh.Commit) (*dotmesh.Diff, error) {
-	if c.Parent != "" && !c.Pruned {
-		return h.node.Changes().Diff(ctx, dot, dotmesh.DiffOptions{
-			Branch: branch, From: string(c.Parent), To: string(c.ID),
-			Content: true, Rows: true, MaxRows: diffRowsShown, MaxFiles: changesShown, MaxPatchBytes: diffPatchBytes,
-		})
-	}
-	changes, more, err := h.node.Files().Changes(ctx, dot, branch, string(c.ID), changesShown)
-	if err != nil {
-		return nil, err
-	}
-	d := &dotmesh.Diff{Dot: dot, To: dotmesh.DiffSide{Ref: string(c.ID), Commit: c.ID}, FilesTruncated: more}
-	for _, ch := range changes {
-		d.Files = append(d.Files, dotmesh.FileDiff{Path: ch.Path, Kind: ch.Kind, OldSize: ch.OldSize, NewSize: ch.NewSize})
-		d.Stat.Added++
-		d.Stat.BytesAdded += ch.NewSize
-	}
-	return d, nil
+	return h.node.Changes().Diff(ctx, dot, dotmesh.DiffOptions{
+		Branch: branch, To: string(c.ID), Parent: true,
+		Content: true, Rows: true, MaxRows: diffRowsShown, MaxFiles: changesShown, MaxPatchBytes: diffPatchBytes,
+	})
 }
 
 // patchLine is one line of a patch with its class: "add", "del", "hunk",

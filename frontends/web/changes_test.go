@@ -14,7 +14,7 @@ import (
 
 // TestCommitPageShowsTheDiffAndChangesPageTheWorkingState: the commit
 // page has what dm show has (the patch of a text file, escaped), the
-// first commit lists what it added, and the changes page lists the
+// first commit and one whose parent gc removed show all as added, and the changes page lists the
 // uncommitted paths of the branch, or says it is clean.
 func TestCommitPageShowsTheDiffAndChangesPageTheWorkingState(t *testing.T) {
 	h := newHub(t, Options{})
@@ -40,6 +40,9 @@ func TestCommitPageShowsTheDiffAndChangesPageTheWorkingState(t *testing.T) {
 	require.Equal(t, http.StatusOK, fp.status, fp.body)
 	require.Contains(t, fp.body, `<span class="tag added">added</span>`)
 	require.Contains(t, fp.body, "gone.txt")
+	// The one Diff against an empty tree: patches too, as dm show has them.
+	require.Contains(t, fp.body, `<span class="add">&#43;two</span>`)
+	require.Contains(t, fp.body, `<span class="hunk">@@ -0,0 &#43;1,3 @@</span>`)
 
 	dp := b.get("/ui/dots/alice/app")
 	require.Contains(t, dp.body, `href="/ui/dots/alice/app/changes?branch=master"`)
@@ -59,6 +62,15 @@ func TestCommitPageShowsTheDiffAndChangesPageTheWorkingState(t *testing.T) {
 		require.Equal(t, http.StatusBadRequest, b.get("/ui/dots/alice/app/changes"+bad).status, bad)
 	}
 	require.Equal(t, http.StatusNotFound, b.get("/ui/dots/alice/app/changes?branch=nope").status)
+	// A commit whose parent gc removed: everything in it shows as added.
+	_, err = h.node.GC(context.Background(), dotmesh.GCOptions{Dot: &dot, Keep: 1})
+	require.NoError(t, err)
+	pp := b.get("/ui/dots/alice/app/commits/" + string(c.ID))
+	require.Equal(t, http.StatusOK, pp.status, pp.body)
+	require.Contains(t, pp.body, `<span class="add">&#43;&lt;b&gt;2&lt;/b&gt;</span>`)
+	require.NotContains(t, pp.body, `<span class="del">-two</span>`)
+	require.NotContains(t, pp.body, "gone.txt")
+
 	// Without the read role the dot's changes are hidden like the dot.
 	bb := h.browser()
 	bb.mustSignIn("bob", bob)
