@@ -100,6 +100,10 @@ func runDiff(dm string, size, snapSize int64, runs int, keep bool) error {
 		return err
 	}
 	for _, k := range []snapKind{zfsKind, btrfsKind} {
+		if snapSize <= 0 {
+			fmt.Printf("diff on %s: not run (-diff-snap-size 0)\n", k.name)
+			continue
+		}
 		err := diffSnapshots(k, dm, snapSize, runs, keep, v)
 		var skip skipped
 		switch {

@@ -67,7 +67,7 @@ func main() {
 	uiLog := flag.Int("ui-log", 10000, "commits in the branch whose history the ui section pages")
 	uiRuns := flag.Int("ui-runs", 21, "requests per page in the ui section; medians are reported")
 	diffSize := flag.Int64("diff-size", 1<<30, "bytes of the files-backend tree the diff section compares two commits of")
-	diffSnapSize := flag.Int64("diff-snap-size", 256<<20, "bytes of the zfs and btrfs dots the diff section compares two commits of")
+	diffSnapSize := flag.Int64("diff-snap-size", 256<<20, "bytes of the zfs and btrfs dots the diff section compares two commits of; 0 runs only the files case")
 	diffRuns := flag.Int("diff-runs", 5, "repetitions of each diff measure; medians are reported")
 	pushKinds := flag.String("push-kinds", "zfs,files", "comma-separated backends the push section pushes between: zfs, files")
 	flag.Parse()

@@ -73,6 +73,8 @@ type Backend struct {
 	// pins do not expire (pins.go).
 	recvMu    sync.Mutex
 	receiving map[dotmesh.BranchRef]int
+
+	manifests manifestCache // decoded commit manifests (manifest_cache.go)
 }
 
 // Name is the key the dump backend is registered under and that dots

@@ -152,10 +152,14 @@ func (b *Backend) commitManifestLocked(c dotmesh.CommitRef) (*storedManifest, er
 	if err != nil {
 		return nil, err
 	}
+	if m := b.manifests.get(root); m != nil {
+		return m, nil
+	}
 	m, err := loadManifest(b.store, root)
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", c, err)
 	}
+	b.manifests.put(m)
 	return m, nil
 }
 
@@ -184,11 +188,17 @@ func fileMode(e *Entry) fs.FileMode {
 // contentID names a file's bytes by its chunk list: chunks are named by
 // the hash of their plaintext, so equal lists mean equal bytes; the
 // content-defined chunker cuts equal bytes the same way, so different
-// lists mean different bytes.
+// lists mean different bytes. A file of one chunk (most files) is named
+// by that chunk's hash, with a prefix that keeps it apart from the hashes
+// of lists: hashing every file's list was most of a diff's time.
 func contentID(chunks []Chunk) string {
+	if len(chunks) == 1 {
+		return "1" + hex.EncodeToString(chunks[0].Hash[:])
+	}
 	h := sha256.New()
 	for _, c := range chunks {
 		h.Write(c.Hash[:])
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0]))
 }
