@@ -110,4 +110,11 @@ func TestStatusDiffShowOnANode(t *testing.T) {
 	if r := runDM(t, e, "diff", "--json", "HEAD", "--", "web/nothere"); r.code != exitNotFound || !strings.Contains(r.err, `"kind":"not_found"`) {
 		t.Fatalf("diff --json of a missing path: %+v", r)
 	}
+
+	// gc removes the first commit: the second is shown all added, saying so.
+	mustRun(t, e, "gc", "app", "--keep", "1")
+	pruned := mustRun(t, e, "show", "--name-status", c2)
+	if !strings.Contains(pruned, "History pruned here: parent "+c1) || !strings.HasSuffix(pruned, "\nA\tweb/\nA\tweb/a.txt\nA\tweb/c.txt\n") {
+		t.Fatalf("show --name-status of a commit whose parent gc removed:\n%s", pruned)
+	}
 }
