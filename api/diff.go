@@ -5,7 +5,7 @@ import "github.com/dotmesh-io/dotmesh/dotmesh"
 // Routes of "seeing what changed", tags and refs. Roles are in package
 // server's route table.
 //
-//	GET    /v1/dots/{ns}/{dot}/diff?branch=&from=&to=&path=P&path=Q&content=1&context=N&rows=1&max_rows=N&max_files=N&max_patch_bytes=N
+//	GET    /v1/dots/{ns}/{dot}/diff?branch=&from=&to=&parent=1&path=P&path=Q&content=1&context=N&rows=1&max_rows=N&max_files=N&max_patch_bytes=N
 //	                                               -> dotmesh.Diff      (read)
 //	GET    /v1/dots/{ns}/{dot}/status?branch=&rows=1 -> dotmesh.Status  (read)
 //	GET    /v1/dots/{ns}/{dot}/tags                -> []dotmesh.Tag     (read)
@@ -15,7 +15,8 @@ import "github.com/dotmesh-io/dotmesh/dotmesh"
 //	GET    /v1/dots/{ns}/{dot}/history?branch=&ref=REF&skip=N&limit=N -> HistoryPage (read)
 //
 // A diff's "to" empty means the working state of branch; "from" empty
-// means HEAD.
+// means HEAD; parent=1 compares "to" with its parent, or with nothing
+// when it has none here (dotmesh.DiffOptions.Parent).
 
 // TagRequest creates a tag.
 type TagRequest struct {
