@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/dotmesh-io/dotmesh/api"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,7 +112,8 @@ func makeAmbiguousPrefix(t *testing.T, e *env) string {
 	app := dotmesh.DotName{Namespace: "admin", Name: "app"}
 	seen := map[string]bool{}
 	for i := 0; i < 3000; i++ {
-		cm, err := c.Commit(ctx, app, "", fmt.Sprintf("c%d", i), nil)
+		// The first commit takes the file; the others are empty on purpose.
+		cm, err := c.CommitWith(ctx, app, api.CommitRequest{Message: fmt.Sprintf("c%d", i), AllowEmpty: true})
 		if err != nil {
 			t.Fatal(err)
 		}

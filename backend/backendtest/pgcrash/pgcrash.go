@@ -200,8 +200,20 @@ func postgresUser(t *testing.T) (uint32, uint32) {
 }
 
 // makeTraversable lets the postgres user reach dir: test temp directories
-// are created 0700.
+// are created 0700. A stable path (`dm path`) is a symlink into the
+// backend's tree, so the directories on the way to its target count too.
 func makeTraversable(dir string) error {
+	if err := traverse(dir); err != nil {
+		return err
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return err
+	}
+	return traverse(real)
+}
+
+func traverse(dir string) error {
 	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
 		st, err := os.Stat(d)
 		if err != nil {
