@@ -47,7 +47,7 @@ are free text. The commit id is printed.`,
 			}
 			switch {
 			case a.jsonOut:
-				return writeJSON(a.out(), cm)
+				return writeJSON(a.out(), commitJSON(cm))
 			case a.scripting:
 				_, err = fmt.Fprintln(a.out(), cm.ID)
 				return err
@@ -113,7 +113,7 @@ line) and metadata as key=value separated by spaces.`,
 			}
 			switch {
 			case a.jsonOut:
-				return writeJSON(a.out(), commits)
+				return writeJSON(a.out(), commitsJSON(commits))
 			case a.scripting:
 				t := &table{scripting: true}
 				for _, c := range commits {
@@ -211,7 +211,7 @@ starts them again, so they see the restored state.`,
 			}
 			switch {
 			case a.jsonOut:
-				return writeJSON(a.out(), cm)
+				return writeJSON(a.out(), commitJSON(cm))
 			case a.scripting:
 				_, err = fmt.Fprintln(a.out(), cm.ID)
 				return err
