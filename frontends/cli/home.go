@@ -30,24 +30,7 @@ func (a *app) settleHome(root *cobra.Command) {
 	for _, c := range root.Commands() {
 		c.SuggestFor = append(c.SuggestFor, swaps(c.Name())...)
 	}
-	completions := map[string]cobra.CompletionFunc{
-		"dm switch":            a.completeDots(1),
-		"dm path":              a.completeDots(1),
-		"dm dot show":          a.completeDots(1),
-		"dm dot delete":        a.completeDots(1),
-		"dm gc":                a.completeDots(1),
-		"dm verify":            a.completeDots(1),
-		"dm source list":       a.completeDots(1),
-		"dm transfers abort":   a.completeDots(1),
-		"dm cluster take-over": a.completeDots(1),
-		"dm checkout":          a.completeBranches,
-		"dm branch":            a.completeBranches,
-		"dm push":              a.completeRemotes,
-		"dm pull":              a.completeRemotes,
-		"dm clone":             a.completeRemotes,
-		"dm remote switch":     a.completeRemotes,
-		"dm remote rm":         a.completeRemotes,
-	}
+	completions := a.completionFuncs()
 	var walk func(*cobra.Command)
 	walk = func(c *cobra.Command) {
 		if f, ok := completions[c.CommandPath()]; ok && c.ValidArgsFunction == nil {
@@ -61,6 +44,35 @@ func (a *app) settleHome(root *cobra.Command) {
 	_ = root.RegisterFlagCompletionFunc("remote", func(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		return a.completeRemotes(cmd, nil, toComplete)
 	})
+}
+
+// completionFuncs maps command paths to the completion of their
+// positional arguments.
+func (a *app) completionFuncs() map[string]cobra.CompletionFunc {
+	dots := a.completeDots(1)
+	return map[string]cobra.CompletionFunc{
+		"dm switch":          dots,
+		"dm path":            dots,
+		"dm dot show":        dots,
+		"dm dot delete":      dots,
+		"dm dot take-over":   dots,
+		"dm dot share":       dots,
+		"dm dot unshare":     dots,
+		"dm dot sharing":     dots,
+		"dm dot visibility":  dots,
+		"dm audit":           dots,
+		"dm gc":              dots,
+		"dm verify":          dots,
+		"dm source list":     dots,
+		"dm transfers abort": dots,
+		"dm checkout":        a.completeBranches,
+		"dm branch":          a.completeBranches,
+		"dm push":            a.completeRemotes,
+		"dm pull":            a.completeRemotes,
+		"dm clone":           a.completeRemotes,
+		"dm remote switch":   a.completeRemotes,
+		"dm remote rm":       a.completeRemotes,
+	}
 }
 
 // swaps returns name with each pair of neighbouring letters exchanged.

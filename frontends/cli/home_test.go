@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -167,6 +168,17 @@ func TestDynamicCompletion(t *testing.T) {
 	}
 }
 
+func TestCompletionPathsExist(t *testing.T) {
+	root := NewRootCommand(IO{}, testWiring)
+	a := &app{}
+	for path := range a.completionFuncs() {
+		c, rest, err := root.Find(strings.Fields(path)[1:])
+		if err != nil || len(rest) != 0 || c.CommandPath() != path || c.ValidArgsFunction == nil {
+			t.Errorf("%q: no such command (found %q, %v)", path, c.CommandPath(), err)
+		}
+	}
+}
+
 func TestCompletionWithoutNodeIsEmpty(t *testing.T) {
 	e, path := testEnv(t)
 	// A remote where nothing listens: no candidates, no error.
@@ -285,4 +297,26 @@ func TestInfoValue(t *testing.T) {
 			t.Errorf("infoValue(%q) = %#v, want %#v", in, got, want)
 		}
 	}
+}
+
+// FuzzInfoValue: a value becomes a number only when the number prints
+// back as the same text; anything else stays the text.
+func FuzzInfoValue(f *testing.F) {
+	for _, s := range []string{"3", "-0", "007", "1e3", " 3", "9223372036854775808"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		switch v := infoValue(s).(type) {
+		case int64:
+			if strconv.FormatInt(v, 10) != s {
+				t.Fatalf("%q became %d", s, v)
+			}
+		case string:
+			if v != s {
+				t.Fatalf("%q became %q", s, v)
+			}
+		default:
+			t.Fatalf("%q became %#v", s, v)
+		}
+	})
 }
