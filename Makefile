@@ -18,7 +18,7 @@ TORTURE_BACKENDS ?= files
 TORTURE_EXCLUDE ?=
 TORTURE_TEST_EXCLUDE ?=
 
-.PHONY: all build test unit e2e fuzz vet demo bench torture clean
+.PHONY: all build test unit e2e fuzz vet demo bench torture man version clean
 
 all: build
 
@@ -62,6 +62,15 @@ torture: build
 		scripts/ensure-packages.sh zfs-fuse btrfs-progs; lock="flock /tmp/dm-heavy-tests.lock";; esac; \
 	$$lock bin/dm-torture -dm bin/dm -time $(TORTURE_TIME) -seed $(TORTURE_SEED) \
 		-backends $(TORTURE_BACKENDS) -exclude "$(TORTURE_EXCLUDE)"
+
+# A man page per command, generated from the commands (dm docs man).
+MANDIR ?= bin/man
+man: build
+	bin/dm docs man $(MANDIR)
+
+# The version a build stamps into dm: the tag when HEAD is tagged.
+version:
+	@echo $(VERSION)
 
 clean:
 	rm -rf bin

@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
 type pgServer struct {
@@ -233,7 +235,7 @@ func runPG(dm string, scale int, keep bool) error {
 			return nil, err
 		}
 		var cs []struct {
-			Info map[string]string `json:"info"`
+			Info dotmesh.CommitInfo `json:"info"` // numbers with --json
 		}
 		if err := json.Unmarshal([]byte(out), &cs); err != nil || len(cs) == 0 {
 			return nil, fmt.Errorf("dm log --json: %v", err)

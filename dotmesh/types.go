@@ -3,6 +3,7 @@ package dotmesh
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -112,12 +113,50 @@ type Commit struct {
 	// backend can tell cheaply (dump: new chunk bytes stored; zfs and
 	// btrfs leave it out, as zfs-fuse has no `written` property and btrfs
 	// counts shared extents only with quotas).
-	Info map[string]string `json:"info,omitempty"`
+	Info CommitInfo `json:"info,omitempty"`
 	// Pruned marks where this node's history starts although Parent is
 	// set: the parent and all before it are not here, because gc removed
 	// them or the commit arrived as the start of a shallow history (git's
 	// "grafted"). Parent keeps its id, so histories still compare.
 	Pruned bool `json:"pruned,omitempty"`
+}
+
+// CommitInfo is Commit.Info. Its values travel as strings; a frontend may
+// print the decimal ones as JSON numbers (dm --json does, for scripts), so
+// it decodes numbers too, keeping their text, and either form reads back.
+type CommitInfo map[string]string
+
+// UnmarshalJSON accepts string and number values.
+func (ci *CommitInfo) UnmarshalJSON(b []byte) error {
+	// Strings only, as stored and on the wire: the plain map's decoding.
+	var plain map[string]string
+	if err := json.Unmarshal(b, &plain); err == nil {
+		*ci = plain
+		return nil
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if raw == nil {
+		*ci = nil
+		return nil
+	}
+	out := make(CommitInfo, len(raw))
+	for k, v := range raw {
+		var s string
+		if err := json.Unmarshal(v, &s); err == nil {
+			out[k] = s
+			continue
+		}
+		var n json.Number
+		if err := json.Unmarshal(v, &n); err != nil {
+			return fmt.Errorf("commit info %q: not a string or a number: %s", k, v)
+		}
+		out[k] = n.String()
+	}
+	*ci = out
+	return nil
 }
 
 // InfoAddedBytes is the Commit.Info key of the bytes a commit added to

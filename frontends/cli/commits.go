@@ -54,7 +54,7 @@ exits with the status of a conflict (5), as git refuses an empty commit;
 			}
 			switch {
 			case a.jsonOut:
-				return writeJSON(a.out(), cm)
+				return writeJSON(a.out(), commitJSON(cm))
 			case a.scripting:
 				_, err = fmt.Fprintln(a.out(), cm.ID)
 				return err
@@ -147,8 +147,8 @@ line) and metadata as key=value separated by spaces.`,
 			switch {
 			case a.jsonOut:
 				items := make([]logItem, len(commits))
-				for i, c := range commits {
-					items[i] = logItem{Commit: c, Refs: refs[c.ID]}
+				for i := range commits {
+					items[i] = logItem{jsonCommit: commitJSON(&commits[i]), Refs: refs[commits[i].ID]}
 				}
 				return writeJSON(a.out(), items)
 			case a.scripting:
@@ -179,7 +179,7 @@ line) and metadata as key=value separated by spaces.`,
 // logItem is one commit of `dm log --json`: the commit, and the
 // branches and tags at it.
 type logItem struct {
-	dotmesh.Commit
+	jsonCommit
 	Refs []string `json:"refs,omitempty"`
 }
 
@@ -286,7 +286,10 @@ starts them again, so they see the restored state.`,
 				return s.wrap(err)
 			}
 			if a.jsonOut {
-				return writeJSON(a.out(), cm) // holders included
+				return writeJSON(a.out(), struct {
+					jsonCommit
+					Holders []dotmesh.Holder `json:"holders,omitempty"`
+				}{commitJSON(&cm.Commit), cm.Holders})
 			}
 			if cm.Holders = others(cm.Holders); len(cm.Holders) > 0 {
 				defer func() { fmt.Fprintln(a.io.Stderr, resetWarning(name, cm)) }()

@@ -67,6 +67,7 @@ type listItem struct {
 	Name    string `json:"name"`
 	Current bool   `json:"current"`
 	dotmesh.DotStatus
+	Head *jsonCommit `json:"head,omitempty"` // hides DotStatus.Head
 }
 
 func (a *app) listCmd() *cobra.Command {
@@ -107,7 +108,7 @@ says whether the dot is the current one (yes/no); who uses a dot is in
 					continue
 				}
 				n := st.Dot.DotName().String()
-				items = append(items, listItem{Name: n, Current: n == current, DotStatus: st})
+				items = append(items, listItem{Name: n, Current: n == current, DotStatus: st, Head: headJSON(st.Head)})
 			}
 			if a.jsonOut {
 				return writeJSON(a.out(), items)
@@ -210,6 +211,7 @@ type dotShow struct {
 	Subdots []string `json:"subdots"`
 	// Replication is, in a cluster, what each node holds of the dot.
 	Replication []dotmesh.NodeReplication `json:"replication,omitempty"`
+	Head        *jsonCommit               `json:"head,omitempty"` // hides DotStatus.Head
 }
 
 func (a *app) dotShowCmd() *cobra.Command {
@@ -269,7 +271,7 @@ state of), and whether it is running; and the master of each branch.`,
 				}
 			}
 			if a.jsonOut {
-				return writeJSON(a.out(), dotShow{DotStatus: *st, Subdots: subdots, Replication: reps})
+				return writeJSON(a.out(), dotShow{DotStatus: *st, Subdots: subdots, Replication: reps, Head: headJSON(st.Head)})
 			}
 			head := "(no commits)"
 			if st.Head != nil {
@@ -411,7 +413,7 @@ Without .SUBDOT, the default subdot (__default__). __root__ is the
 branch's whole working tree. Other subdot names starting with '_' are
 reserved.`,
 		Example: `  cd "$(dm path app.db)"               # follows dm checkout when entered again
-  cp -r ./pgdata "$(dm path app@feature.db)"
+  cp -r ./pgdata/. "$(dm path app@feature.db)"
   dm path app.db --branch feature       # the same as app@feature.db`,
 		Args: usageArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {

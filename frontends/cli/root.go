@@ -136,13 +136,12 @@ can be a hub for a team, each user with their own key and namespace (see
 ` + exitHelp,
 		Example: `  dm cluster init
   dm init app
-  cp -r ./pgdata "$(dm path app.db)"
+  cp -r ./pgdata/. "$(dm path app.db)"
   dm commit -m "seed data"
   dm checkout -b experiment
   dm reset --hard HEAD^`,
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		SilenceUsage:  true,
+		SilenceErrors: true,
 	}
 	root.SetIn(streams.Stdin)
 	root.SetOut(streams.Stdout)
@@ -192,6 +191,7 @@ can be a hub for a team, each user with their own key and namespace (see
 		root.AddCommand(c)
 	}
 	root.AddCommand(a.flexCmd(), a.versionCmd())
+	a.settleHome(root)
 	return root
 }
 

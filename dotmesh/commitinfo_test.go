@@ -1,0 +1,55 @@
+package dotmesh
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestCommitInfoDecodesStringsAndNumbers(t *testing.T) {
+	var c Commit
+	in := `{"id":"x","info":{"bytes":3,"big":12345678901234567890,"tool":"pg_dump 15","files":"2","neg":-1}}`
+	if err := json.Unmarshal([]byte(in), &c); err != nil {
+		t.Fatal(err)
+	}
+	want := CommitInfo{"bytes": "3", "big": "12345678901234567890", "tool": "pg_dump 15", "files": "2", "neg": "-1"}
+	if !reflect.DeepEqual(c.Info, want) {
+		t.Fatalf("info %#v", c.Info)
+	}
+	// What goes out stays strings, as the API and the registry carry it.
+	out, err := json.Marshal(c.Info)
+	if err != nil || !strings.Contains(string(out), `"bytes":"3"`) {
+		t.Fatalf("marshal: %s %v", out, err)
+	}
+	for _, bad := range []string{`{"info":{"a":true}}`, `{"info":{"a":[1]}}`, `{"info":[]}`} {
+		if err := json.Unmarshal([]byte(bad), &c); err == nil {
+			t.Errorf("%s decoded", bad)
+		}
+	}
+	if err := json.Unmarshal([]byte(`{"info":null}`), &c); err != nil || c.Info != nil {
+		t.Errorf("null info: %#v %v", c.Info, err)
+	}
+}
+
+// FuzzCommitInfo: whatever decodes re-encodes as strings that decode to
+// the same info.
+func FuzzCommitInfo(f *testing.F) {
+	for _, s := range []string{`{"a":"1"}`, `{"a":1,"b":"x"}`, `{"a":1e3}`, `null`, `{"a":true}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var ci CommitInfo
+		if err := json.Unmarshal([]byte(s), &ci); err != nil {
+			return
+		}
+		b, err := json.Marshal(ci)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back CommitInfo
+		if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, ci) {
+			t.Fatalf("%s -> %s -> %#v (%v)", s, b, back, err)
+		}
+	})
+}
