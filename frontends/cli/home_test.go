@@ -147,7 +147,7 @@ func TestDynamicCompletion(t *testing.T) {
 	mustRun(t, e, "init", "app")
 	mustRun(t, e, "init", "zeta")
 	mustRun(t, e, "switch", "app")
-	mustRun(t, e, "commit", "-m", "first")
+	mustRun(t, e, "commit", "--allow-empty", "-m", "first")
 	mustRun(t, e, "branch", "feature")
 	for _, c := range []struct {
 		args []string
