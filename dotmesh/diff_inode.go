@@ -26,9 +26,10 @@ func fileInodeID(info fs.FileInfo) (inodeID, bool) {
 // must be for the proof to hold. Kernels stamp ctime from a coarse clock
 // (a tick of up to 10 ms; OpenZFS on Linux and btrfs both), so a write
 // just after the older snapshot may keep the ctime it had in it; any
-// write after the snapshot is stamped at least the snapshot's time less
-// a tick. Commit.Time is taken before the snapshot, hence a full second.
-const inodeProofMargin = time.Second
+// write after the snapshot is stamped no earlier than the snapshot's time
+// less a tick, and Commit.Time is taken before the snapshot. Ten ticks
+// leave room for clock adjustments.
+const inodeProofMargin = 100 * time.Millisecond
 
 // maxInodeProofWalk bounds the parent walk that finds whether one commit
 // descends from the other.

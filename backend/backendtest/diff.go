@@ -42,8 +42,8 @@ func testDiffOldFiles(f *fixture) {
 		"s/same": File(0o644, "same\n"), "s/edit": File(0o644, "aaaa\n"),
 		"s/x": File(0o644, "xxxx\n"), "s/y": File(0o644, "yyyy\n"), "s/new": File(0o644, "nnnn\n"),
 	})
-	// Older than the commit by more than the proof's margin (a second).
-	time.Sleep(1500 * time.Millisecond)
+	// Older than the commit by more than the proof's margin (100 ms).
+	time.Sleep(300 * time.Millisecond)
 	f.nodeCommit(n, dot, "before")
 	edit := filepath.Join(root, "s/edit")
 	info, err := os.Stat(edit)
@@ -59,7 +59,7 @@ func testDiffOldFiles(f *fixture) {
 	require.NoError(t, err)
 	require.Equal(t, want, nameStatus(d))
 	// Once more with the new state old, and every file unchanged.
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
 	require.NoError(t, os.Chmod(filepath.Join(root, "s/same"), 0o600))
 	f.nodeCommit(n, dot, "mode")
 	d, err = n.Changes().Diff(f.ctx, dot, dotmesh.DiffOptions{From: "HEAD^", To: "HEAD"})
