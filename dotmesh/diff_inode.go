@@ -28,8 +28,22 @@ func fileInodeID(info fs.FileInfo) (inodeID, bool) {
 // just after the older snapshot may keep the ctime it had in it; any
 // write after the snapshot is stamped no earlier than the snapshot's time
 // less a tick, and Commit.Time is taken before the snapshot. Ten ticks
-// leave room for clock adjustments.
+// leave room for clock adjustments. Where stamps are whole seconds
+// (zfs-fuse shows no nanoseconds), a second more: see proofMargin.
 const inodeProofMargin = 100 * time.Millisecond
+
+// proofMargin is inodeProofMargin, plus a second when every ctime of both
+// trees is a whole second: the filesystem truncates stamps to seconds.
+func proofMargin(a, b *commitTree) time.Duration {
+	for _, t := range []*commitTree{a, b} {
+		for _, id := range t.ids {
+			if id.ctime%int64(time.Second) != 0 {
+				return inodeProofMargin
+			}
+		}
+	}
+	return inodeProofMargin + time.Second
+}
 
 // maxInodeProofWalk bounds the parent walk that finds whether one commit
 // descends from the other.
@@ -51,7 +65,7 @@ func (n *Node) proveByInodes(ctx context.Context, d *Dot, be StorageBackend, a, 
 	if err != nil || older == nil {
 		return err
 	}
-	before := older.Time.Add(-inodeProofMargin).UnixNano()
+	before := older.Time.Add(-proofMargin(a, b)).UnixNano()
 	a.proof, b.proof = b, a
 	a.proofBefore, b.proofBefore = before, before
 	return nil

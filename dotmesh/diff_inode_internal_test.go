@@ -49,3 +49,13 @@ func TestSameByInodes(t *testing.T) {
 	link(time.Unix(0, a.ids["a"].ctime))
 	require.False(t, sameByInodes(a, b, "a"), "a ctime not before the cutoff proves nothing")
 }
+
+// TestProofMargin: a second more where a filesystem keeps whole-second
+// ctimes (zfs-fuse), as a later write in the same second keeps the ctime.
+func TestProofMargin(t *testing.T) {
+	whole := &commitTree{ids: map[string]inodeID{"a": {ino: 1, ctime: 5 * int64(time.Second)}}}
+	fine := &commitTree{ids: map[string]inodeID{"a": {ino: 1, ctime: 5*int64(time.Second) + 7}}}
+	require.Equal(t, inodeProofMargin+time.Second, proofMargin(whole, whole))
+	require.Equal(t, inodeProofMargin, proofMargin(whole, fine))
+	require.Equal(t, inodeProofMargin, proofMargin(fine, whole))
+}

@@ -42,7 +42,9 @@ func testDiffOldFiles(f *fixture) {
 		"s/same": File(0o644, "same\n"), "s/edit": File(0o644, "aaaa\n"),
 		"s/x": File(0o644, "xxxx\n"), "s/y": File(0o644, "yyyy\n"), "s/new": File(0o644, "nnnn\n"),
 	})
-	// Older than the commit by more than the proof's margin (100 ms).
+	// Older than the commit by more than the proof's margin (100 ms) on
+	// filesystems with sub-second ctimes: the edit below may fall in the
+	// second the files were written.
 	time.Sleep(300 * time.Millisecond)
 	f.nodeCommit(n, dot, "before")
 	edit := filepath.Join(root, "s/edit")
@@ -58,16 +60,24 @@ func testDiffOldFiles(f *fixture) {
 	d, err := n.Changes().Diff(f.ctx, dot, dotmesh.DiffOptions{From: "HEAD^", To: "HEAD"})
 	require.NoError(t, err)
 	require.Equal(t, want, nameStatus(d))
-	// Once more with the new state old, and every file unchanged.
-	time.Sleep(300 * time.Millisecond)
+	// Once more with that state older than the margin anywhere (1.1 s
+	// with whole-second ctimes): files unchanged since are proven so,
+	// and a rewrite and a chmod are still seen.
+	time.Sleep(1200 * time.Millisecond)
+	WriteTree(t, root, Tree{"s/z": File(0o644, "z\n")})
+	f.nodeCommit(n, dot, "z")
+	info, err = os.Stat(edit)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(edit, []byte("cccc\n"), 0o644))
+	require.NoError(t, os.Chtimes(edit, info.ModTime(), info.ModTime()))
 	require.NoError(t, os.Chmod(filepath.Join(root, "s/same"), 0o600))
 	f.nodeCommit(n, dot, "mode")
 	d, err = n.Changes().Diff(f.ctx, dot, dotmesh.DiffOptions{From: "HEAD^", To: "HEAD"})
 	require.NoError(t, err)
-	require.Equal(t, []string{"modified s/same"}, nameStatus(d))
-	d, err = n.Changes().Diff(f.ctx, dot, dotmesh.DiffOptions{From: "HEAD~2", To: "HEAD"})
+	require.Equal(t, []string{"modified s/edit", "modified s/same"}, nameStatus(d))
+	d, err = n.Changes().Diff(f.ctx, dot, dotmesh.DiffOptions{From: "HEAD~3", To: "HEAD"})
 	require.NoError(t, err)
-	require.Equal(t, append(want[:2:2], "modified s/same", "removed s/x", "modified s/y"), nameStatus(d))
+	require.Equal(t, []string{"modified s/edit", "modified s/new", "modified s/same", "removed s/x", "modified s/y", "added s/z"}, nameStatus(d))
 }
 
 // testNothingToCommit: what the Node's refusal of an empty commit stands
