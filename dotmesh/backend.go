@@ -179,6 +179,18 @@ type CommitViewer interface {
 	CommitDir(ctx context.Context, c CommitRef) (string, error)
 }
 
+// InodeKeeper is an optional capability of backends whose commits of one
+// dot are snapshots of one filesystem history (zfs, btrfs): a file keeps
+// its inode number through snapshots and clones, and every change of its
+// data or metadata sets its ctime, which users cannot set. Node.Diff then
+// takes equal (inode, ctime, size, mtime, mode) in a commit and its
+// descendant as proof that a file is unchanged and reads no bytes of it.
+type InodeKeeper interface {
+	// KeepsInodes reports whether the commits' trees keep inode numbers
+	// and ctimes as above, as read through CommitDir or a scratch branch.
+	KeepsInodes() bool
+}
+
 // ChangeCommitter is an optional capability of backends that tell
 // whether anything changed since head more cheaply as part of a commit
 // than the DirtyChecker does (zfs: the increment of the new snapshot is

@@ -15,6 +15,8 @@ import (
 // (TreeReader: the dump manifests, so unchanged files are never read),
 // from read-only commit directories (CommitViewer), or else from scratch
 // branches made from the commits; the working state is read where it is.
+// Between a commit and its descendant on an InodeKeeper (zfs, btrfs),
+// files with the same inode and ctime on both sides are not read.
 
 // Change kinds of FileDiff (FileChange uses the first three).
 const (

@@ -227,6 +227,9 @@ func (n *Node) diff(ctx context.Context, dot DotName, opts DiffOptions) (*Diff, 
 		return nil, err
 	}
 	defer to.close()
+	if err := n.proveByInodes(ctx, d, be, from.tree, to.tree, fc, tc); err != nil {
+		return nil, err
+	}
 
 	dbs := unionDBs(from, to)
 	if err := checkPaths(out.Dot, opts.Paths, dbs, from.tree, to.tree); err != nil {

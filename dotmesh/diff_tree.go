@@ -88,6 +88,9 @@ func sameEntry(a, b *commitTree, ea, eb *TreeEntry) (bool, error) {
 	if ea.Content != "" && eb.Content != "" {
 		return ea.Content == eb.Content, nil
 	}
+	if sameByInodes(a, b, ea.Path) {
+		return true, nil
+	}
 	return sameBytes(a, b, ea.Path)
 }
 

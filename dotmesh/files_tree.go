@@ -21,6 +21,12 @@ type commitTree struct {
 	read    func(path string, max int64) ([]byte, bool, error)
 	open    func(path string) (io.ReadCloser, error)
 	close   func()
+	// ids are the inode ids of a directory tree's regular files; proof is
+	// the tree they prove files unchanged against, for ctimes before
+	// proofBefore (proveByInodes).
+	ids         map[string]inodeID
+	proof       *commitTree
+	proofBefore int64
 }
 
 // openTree opens the tree of commit c, whose data be holds.
@@ -72,7 +78,7 @@ func openDirTree(ctx context.Context, dir string, cleanup func()) (*commitTree, 
 		cleanup()
 		return nil, err
 	}
-	entries, err := walkRoot(ctx, root)
+	entries, ids, err := walkRoot(ctx, root)
 	if err != nil {
 		root.Close()
 		cleanup()
@@ -80,6 +86,7 @@ func openDirTree(ctx context.Context, dir string, cleanup func()) (*commitTree, 
 	}
 	return &commitTree{
 		entries: entries,
+		ids:     ids,
 		read:    func(p string, max int64) ([]byte, bool, error) { return readRootFile(root, p, max) },
 		open:    func(p string) (io.ReadCloser, error) { return openRootFile(root, p) },
 		close: func() {
@@ -90,9 +97,11 @@ func openDirTree(ctx context.Context, dir string, cleanup func()) (*commitTree, 
 }
 
 // walkRoot lists every directory, regular file and symlink under root
-// (other kinds of file are not part of a commit on every backend).
-func walkRoot(ctx context.Context, root *os.Root) ([]TreeEntry, error) {
+// (other kinds of file are not part of a commit on every backend), and
+// the inode ids of the regular files.
+func walkRoot(ctx context.Context, root *os.Root) ([]TreeEntry, map[string]inodeID, error) {
 	var out []TreeEntry
+	ids := map[string]inodeID{}
 	err := fs.WalkDir(root.FS(), ".", func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -111,6 +120,9 @@ func walkRoot(ctx context.Context, root *os.Root) ([]TreeEntry, error) {
 		switch {
 		case info.Mode().IsRegular():
 			e.Size = info.Size()
+			if id, ok := fileInodeID(info); ok {
+				ids[p] = id
+			}
 		case info.Mode()&fs.ModeSymlink != 0:
 			if e.Target, err = root.Readlink(p); err != nil {
 				return err
@@ -122,7 +134,7 @@ func walkRoot(ctx context.Context, root *os.Root) ([]TreeEntry, error) {
 		out = append(out, e)
 		return nil
 	})
-	return out, err
+	return out, ids, err
 }
 
 // keptMode is the part of a mode a commit keeps: type, permissions,

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -26,6 +27,57 @@ var diffTests = []backendTest{
 	{"Status", testDiffStatus},
 	{"AgainstGit", testDiffAgainstGit},
 	{"NothingToCommit", testNothingToCommit},
+	{"OldFiles", testDiffOldFiles},
+}
+
+// testDiffOldFiles: files older than their commit, where an InodeKeeper's
+// inode ids prove files unchanged, still show every change: bytes
+// rewritten at the same size and mtime, a file renamed over another, a
+// file removed and made anew with the same bytes but another mode.
+func testDiffOldFiles(f *fixture) {
+	t := f.t
+	n := f.diffNode()
+	dot, root := f.diffDot(n, "oldfiles")
+	WriteTree(t, root, Tree{
+		"s/same": File(0o644, "same\n"), "s/edit": File(0o644, "aaaa\n"),
+		"s/x": File(0o644, "xxxx\n"), "s/y": File(0o644, "yyyy\n"), "s/new": File(0o644, "nnnn\n"),
+	})
+	// Older than the commit by more than the proof's margin (100 ms) on
+	// filesystems with sub-second ctimes: the edit below may fall in the
+	// second the files were written.
+	time.Sleep(300 * time.Millisecond)
+	f.nodeCommit(n, dot, "before")
+	edit := filepath.Join(root, "s/edit")
+	info, err := os.Stat(edit)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(edit, []byte("bbbb\n"), 0o644))
+	require.NoError(t, os.Chtimes(edit, info.ModTime(), info.ModTime()))
+	require.NoError(t, os.Rename(filepath.Join(root, "s/x"), filepath.Join(root, "s/y")))
+	require.NoError(t, os.Remove(filepath.Join(root, "s/new")))
+	WriteTree(t, root, Tree{"s/new": File(0o600, "nnnn\n")})
+	f.nodeCommit(n, dot, "after")
+	want := []string{"modified s/edit", "modified s/new", "removed s/x", "modified s/y"}
+	d, err := n.Changes().Diff(f.ctx, dot, dotmesh.DiffOptions{From: "HEAD^", To: "HEAD"})
+	require.NoError(t, err)
+	require.Equal(t, want, nameStatus(d))
+	// Once more with that state older than the margin anywhere (1.1 s
+	// with whole-second ctimes): files unchanged since are proven so,
+	// and a rewrite and a chmod are still seen.
+	time.Sleep(1200 * time.Millisecond)
+	WriteTree(t, root, Tree{"s/z": File(0o644, "z\n")})
+	f.nodeCommit(n, dot, "z")
+	info, err = os.Stat(edit)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(edit, []byte("cccc\n"), 0o644))
+	require.NoError(t, os.Chtimes(edit, info.ModTime(), info.ModTime()))
+	require.NoError(t, os.Chmod(filepath.Join(root, "s/same"), 0o600))
+	f.nodeCommit(n, dot, "mode")
+	d, err = n.Changes().Diff(f.ctx, dot, dotmesh.DiffOptions{From: "HEAD^", To: "HEAD"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"modified s/edit", "modified s/same"}, nameStatus(d))
+	d, err = n.Changes().Diff(f.ctx, dot, dotmesh.DiffOptions{From: "HEAD~3", To: "HEAD"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"modified s/edit", "modified s/new", "modified s/same", "removed s/x", "modified s/y", "added s/z"}, nameStatus(d))
 }
 
 // testNothingToCommit: what the Node's refusal of an empty commit stands

@@ -35,6 +35,7 @@ var capabilities = map[string]func(any) bool{
 	"TreeReader":       func(b any) bool { _, ok := b.(dotmesh.TreeReader); return ok },
 	"CommitViewer":     func(b any) bool { _, ok := b.(dotmesh.CommitViewer); return ok },
 	"SourceDiffer":     func(b any) bool { _, ok := b.(dotmesh.SourceDiffer); return ok },
+	"InodeKeeper":      func(b any) bool { _, ok := b.(dotmesh.InodeKeeper); return ok },
 }
 
 // testCapabilitiesKept: a wrapped backend (one with Unwrap) has exactly

@@ -48,7 +48,14 @@ var (
 	_ dotmesh.CommitViewer    = (*Guarded)(nil)
 	_ dotmesh.DirtyChecker    = (*Guarded)(nil)
 	_ dotmesh.ChangeCommitter = (*Guarded)(nil)
+	_ dotmesh.InodeKeeper     = (*Guarded)(nil)
 )
+
+// KeepsInodes implements dotmesh.InodeKeeper (see Backend.KeepsInodes).
+func (g *Guarded) KeepsInodes() bool { return g.b.KeepsInodes() }
+
+// KeepsInodes implements dotmesh.InodeKeeper: btrfs snapshots keep the subvolume's inode numbers and ctimes.
+func (b *Backend) KeepsInodes() bool { return true }
 
 // Open opens (making it when needed) the btrfs backend in opts.DataDir and
 // removes what operations interrupted by a crash left behind.

@@ -54,7 +54,14 @@ var (
 	_ dotmesh.DirtyChecker    = (*Guarded)(nil)
 	_ dotmesh.HeadFollower    = (*Guarded)(nil)
 	_ dotmesh.ChangeCommitter = (*Guarded)(nil)
+	_ dotmesh.InodeKeeper     = (*Guarded)(nil)
 )
+
+// KeepsInodes implements dotmesh.InodeKeeper (see Backend.KeepsInodes).
+func (g *Guarded) KeepsInodes() bool { return g.b.KeepsInodes() }
+
+// KeepsInodes implements dotmesh.InodeKeeper: zfs snapshots and clones share their object numbers; zfs-fuse stamps ctime from CLOCK_REALTIME, OpenZFS from the kernel's clock.
+func (b *Backend) KeepsInodes() bool { return true }
 
 // Open finds the ZFS tools, imports or creates the pool, makes the root
 // dataset and repairs what operations interrupted by a crash left behind.

@@ -103,6 +103,15 @@
 // the dirty checks of a transfer onto a branch nobody uses cost no zfs
 // command beyond the listing.
 //
+// # Diff
+//
+// zfs-fuse has no .zfs/snapshot directory and no `zfs diff`, so the Node
+// reads a commit through a scratch clone. Clones and snapshots keep a
+// file's object number (its inode) and ctime, so between a commit and
+// its descendant unchanged files are proven so without being read
+// (dotmesh.InodeKeeper). zfs-fuse shows ctimes in whole seconds, which
+// the Node's proof allows for.
+//
 // # Send and Receive
 //
 // Send writes `zfs send [-i base]` inside a framing with a BLAKE3 trailer

@@ -1,0 +1,107 @@
+package dotmesh
+
+import (
+	"context"
+	"io/fs"
+	"syscall"
+	"time"
+)
+
+// inodeID is what proves a file unchanged between two trees of one
+// lineage (InodeKeeper): its inode number and its ctime.
+type inodeID struct {
+	ino   uint64
+	ctime int64 // ns since the epoch
+}
+
+func fileInodeID(info fs.FileInfo) (inodeID, bool) {
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return inodeID{}, false
+	}
+	return inodeID{ino: st.Ino, ctime: st.Ctim.Nano()}, true
+}
+
+// inodeProofMargin is how much older than the older commit a file's ctime
+// must be for the proof to hold. Kernels stamp ctime from a coarse clock
+// (a tick of up to 10 ms; OpenZFS on Linux and btrfs both), so a write
+// just after the older snapshot may keep the ctime it had in it; any
+// write after the snapshot is stamped no earlier than the snapshot's time
+// less a tick, and Commit.Time is taken before the snapshot. Ten ticks
+// leave room for clock adjustments. Where stamps are whole seconds
+// (zfs-fuse shows no nanoseconds), a second more: see proofMargin.
+const inodeProofMargin = 100 * time.Millisecond
+
+// proofMargin is inodeProofMargin, plus a second when every ctime of both
+// trees is a whole second: the filesystem truncates stamps to seconds.
+func proofMargin(a, b *commitTree) time.Duration {
+	for _, t := range []*commitTree{a, b} {
+		for _, id := range t.ids {
+			if id.ctime%int64(time.Second) != 0 {
+				return inodeProofMargin
+			}
+		}
+	}
+	return inodeProofMargin + time.Second
+}
+
+// maxInodeProofWalk bounds the parent walk that finds whether one commit
+// descends from the other.
+const maxInodeProofWalk = 1000
+
+// proveByInodes lets sameEntry take equal inode ids of a and b as proof
+// that a file is unchanged, when be keeps inodes and one of the commits
+// fc, tc descends from the other on this node: then both trees are
+// states of one filesystem, and any write between them happened after
+// the older snapshot, so it set a ctime no earlier than that snapshot.
+// Branches are left out: a write on one just after the fork may share
+// the forked file's coarse ctime.
+func (n *Node) proveByInodes(ctx context.Context, d *Dot, be StorageBackend, a, b *commitTree, fc, tc *Commit) error {
+	ik, ok := be.(InodeKeeper)
+	if !ok || !ik.KeepsInodes() || fc == nil || tc == nil || a.ids == nil || b.ids == nil {
+		return nil
+	}
+	older, err := n.ancestorOf(ctx, d, fc, tc)
+	if err != nil || older == nil {
+		return err
+	}
+	before := older.Time.Add(-proofMargin(a, b)).UnixNano()
+	a.proof, b.proof = b, a
+	a.proofBefore, b.proofBefore = before, before
+	return nil
+}
+
+// ancestorOf returns whichever of x and y the other descends from (either
+// when they are one commit), or nil.
+func (n *Node) ancestorOf(ctx context.Context, d *Dot, x, y *Commit) (*Commit, error) {
+	if x.ID == y.ID {
+		return x, nil
+	}
+	for _, p := range [2][2]*Commit{{x, y}, {y, x}} {
+		old, c := p[0], p[1]
+		for i := 0; i < maxInodeProofWalk && c.Parent != "" && !c.Pruned; i++ {
+			if c.Parent == old.ID {
+				return old, nil
+			}
+			var err error
+			if c, err = n.reg.commit(ctx, d.ID, c.Parent); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return nil, nil
+}
+
+// sameByInodes says whether the file at p is proven unchanged between a
+// and b by its inode id (see proveByInodes).
+func sameByInodes(a, b *commitTree, p string) bool {
+	if a.proof != b {
+		return false
+	}
+	ia, ok := a.ids[p]
+	if !ok {
+		return false
+	}
+	ib, ok := b.ids[p]
+	return ok && ia == ib && ia.ctime < a.proofBefore
+}
