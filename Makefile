@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/dotmesh-io/dotmesh/frontends/cli.Version=$(VERSION)
 # Debian packages the tests and the bench need; installed only when missing.
 TEST_PACKAGES := zfs-fuse btrfs-progs postgresql mariadb-server redis-server sqlite3 docker.io busybox-static etcd-server chromium
 BENCH_PACKAGES := restic rsync zfs-fuse btrfs-progs etcd-server
-FUZZTIME ?= 10s
+FUZZTIME ?= 6s
 # The torture run (tests/torture): `make torture` runs TORTURE_TIME per
 # backend; TORTURE_SEED 0 takes one from the clock; TORTURE_EXCLUDE leaves
 # operation classes out. The 60-second run inside `make test` (seed 1 unless

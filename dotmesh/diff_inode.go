@@ -2,8 +2,6 @@ package dotmesh
 
 import (
 	"context"
-	"io/fs"
-	"syscall"
 	"time"
 )
 
@@ -12,14 +10,6 @@ import (
 type inodeID struct {
 	ino   uint64
 	ctime int64 // ns since the epoch
-}
-
-func fileInodeID(info fs.FileInfo) (inodeID, bool) {
-	st, ok := info.Sys().(*syscall.Stat_t)
-	if !ok {
-		return inodeID{}, false
-	}
-	return inodeID{ino: st.Ino, ctime: st.Ctim.Nano()}, true
 }
 
 // inodeProofMargin is how much older than the older commit a file's ctime
