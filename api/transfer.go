@@ -59,6 +59,24 @@ type TransferRemote struct {
 	// the client's defaults.
 	ConnectTimeoutMS int64 `json:"connect_timeout_ms,omitempty"`
 	IdleTimeoutMS    int64 `json:"idle_timeout_ms,omitempty"`
+	// Bucket, when set, makes the peer an object-storage bucket (URL
+	// and the rest are then unused): the node opens it with these
+	// settings for this call only and never logs or keeps them.
+	Bucket *TransferBucket `json:"bucket,omitempty"`
+}
+
+// TransferBucket is a bucket remote as the node needs it for one
+// transfer: where the repository is, the S3 settings and credentials the
+// CLI found (the node reads no one's environment for them), and the
+// repository's password.
+type TransferBucket struct {
+	URL          string `json:"url"` // s3://BUCKET[/PREFIX] or file:///DIR
+	Endpoint     string `json:"endpoint,omitempty"`
+	Region       string `json:"region,omitempty"`
+	AccessKey    string `json:"access_key,omitempty"`
+	SecretKey    string `json:"secret_key,omitempty"`
+	SessionToken string `json:"session_token,omitempty"`
+	Password     string `json:"password,omitempty"`
 }
 
 // MaxTimeoutMS bounds TransferRemote's timeouts (a day).

@@ -3,7 +3,7 @@ package dump
 import (
 	"io"
 
-	"github.com/dotmesh-io/dotmesh/backend/dump/internal/cdc"
+	"github.com/dotmesh-io/dotmesh/internal/cdc"
 )
 
 // Content-defined chunking (package cdc: a gear hash with normalized

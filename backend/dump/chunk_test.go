@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
-	"github.com/dotmesh-io/dotmesh/backend/dump/internal/cdc"
+	"github.com/dotmesh-io/dotmesh/internal/cdc"
 )
 
 // chunksOf is data cut with params p, as the commit cuts a file with

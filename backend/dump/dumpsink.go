@@ -10,7 +10,7 @@ import (
 	"slices"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
-	"github.com/dotmesh-io/dotmesh/backend/dump/internal/cdc"
+	"github.com/dotmesh-io/dotmesh/internal/cdc"
 	"github.com/dotmesh-io/dotmesh/backend/dump/source"
 )
 

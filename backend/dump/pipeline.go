@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
-	"github.com/dotmesh-io/dotmesh/backend/dump/internal/cdc"
+	"github.com/dotmesh-io/dotmesh/internal/cdc"
 	"golang.org/x/sys/unix"
 )
 

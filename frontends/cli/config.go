@@ -37,6 +37,21 @@ type Remote struct {
 	// certificate must chain to (and implies TLS).
 	TLS    bool   `json:"tls,omitempty"`
 	CACert string `json:"ca_cert,omitempty"`
+	// Bucket, when set, makes this remote an object-storage bucket
+	// (User, Address and APIKey are then empty).
+	Bucket *BucketRemote `json:"bucket,omitempty"`
+}
+
+// BucketRemote is a bucket remote in the client config. Credentials and
+// passwords are never stored here: they come from the environment, the
+// AWS shared files (Profile), PasswordFile or a prompt, each time.
+type BucketRemote struct {
+	URL          string `json:"url"` // s3://BUCKET[/PREFIX] or file:///DIR
+	Endpoint     string `json:"endpoint,omitempty"`
+	Region       string `json:"region,omitempty"`
+	Profile      string `json:"profile,omitempty"`
+	PasswordFile string `json:"password_file,omitempty"`
+	NoEncryption bool   `json:"no_encryption,omitempty"`
 }
 
 // URL is the base URL of the remote's API.

@@ -10,7 +10,7 @@ import (
 
 // The benchmarks compare with restic's Rabin chunker, which this package
 // replaced, at the dump backend's file chunk sizes on 64 MiB of random
-// data: go test -bench . -run '^$' ./backend/dump/internal/cdc/
+// data: go test -bench . -run '^$' ./internal/cdc/
 
 const benchSize = 64 << 20
 

@@ -1,0 +1,196 @@
+package bucketremote
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/dotmesh-io/dotmesh/bucket"
+	"github.com/dotmesh-io/dotmesh/bucket/repo"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// BackendName is what a Remote's State reports as its backend: no node
+// runs it, so transfers to and from a bucket use the neutral format.
+const BackendName = "bucket"
+
+var errTODO = errors.New("bucketremote: not implemented yet")
+
+// Config says how to reach a repository.
+type Config struct {
+	// URL is the store's URL (s3://BUCKET[/PREFIX], file:///DIR), opened
+	// with bucket.Open; the s3 kind is there once a program imports
+	// bucket/s3.
+	URL string
+	// Store holds the endpoint, region and credentials (frontends fill
+	// it; the library reads no environment).
+	Store bucket.Config
+	// Password opens the repository's key (a key file's bytes count as
+	// a password); ignored by a repository without encryption.
+	Password []byte
+	// Parallel bounds the store calls in flight (default 8).
+	Parallel int
+	// Retry tunes the retries of store calls; zero means the defaults.
+	Retry bucket.RetryOptions
+	// Logger logs store calls at debug level and transfers at info;
+	// nil discards.
+	Logger *slog.Logger
+	// Repo tunes the opened repository (locks, clock); its Logger
+	// defaults to Logger.
+	Repo repo.Options
+}
+
+// Remote is an open repository used as a transfer peer and for
+// maintenance. It is safe for concurrent use; Close it when done (it
+// releases the locks it took and closes the store).
+type Remote struct {
+	repo *repo.Repo
+	cfg  Config
+}
+
+// Dial opens the store at cfg.URL (with retries, the parallel limit
+// and logging around it) and the repository in it. A store with no
+// repository is dotmesh.ErrNotFound (Init makes one); a wrong password
+// is repo.ErrWrongPassword, at once.
+func Dial(ctx context.Context, cfg Config) (*Remote, error) { return nil, errTODO }
+
+// Init makes a repository in the empty store at cfg.URL and opens it;
+// a store that already holds one is dotmesh.ErrAlreadyExists.
+func Init(ctx context.Context, cfg Config, o repo.InitOptions) (*Remote, error) {
+	return nil, errTODO
+}
+
+// New makes a Remote of an open repository (tests and programs that
+// open it themselves); Close closes r.
+func New(r *repo.Repo, cfg Config) *Remote { return &Remote{repo: r, cfg: cfg} }
+
+// Repo is the repository (keys, locks, Check).
+func (r *Remote) Repo() *repo.Repo { return r.repo }
+
+// Location describes the store for messages, without credentials.
+func (r *Remote) Location() string { return r.repo.Store().Location() }
+
+// Close releases the locks the Remote holds and closes the repository
+// and its store.
+func (r *Remote) Close(ctx context.Context) error { return errTODO }
+
+var _ dotmesh.Transport = (*Remote)(nil)
+
+// State implements dotmesh.Transport: the dot's branch in the bucket,
+// its history, every commit of the dot stored (also those a push sent
+// without finishing: a re-run skips them), and its tags.
+func (r *Remote) State(ctx context.Context, dot dotmesh.DotName, branch string, opts dotmesh.StateOptions) (*dotmesh.TransferState, error) {
+	return nil, errTODO
+}
+
+// SendCommit implements dotmesh.Transport: it stores commit c from a
+// neutral stream (the only format it takes), chunk by chunk; the commit
+// stays invisible until Finish.
+func (r *Remote) SendCommit(ctx context.Context, dot dotmesh.DotName, branch string, c dotmesh.Commit, base *dotmesh.CommitID, format string, data io.Reader) error {
+	return errTODO
+}
+
+// FetchCommit implements dotmesh.Transport: the neutral stream of commit
+// id, rebuilt from its blobs (each checked against its seal and ID).
+func (r *Remote) FetchCommit(ctx context.Context, dot dotmesh.DotName, id dotmesh.CommitID, base *dotmesh.CommitID, format string) (io.ReadCloser, error) {
+	return nil, errTODO
+}
+
+// Finish implements dotmesh.Transport: one compare-and-swap of the
+// branch's ref (ErrConflict when it moved since req.OldHead; a diverged
+// head is kept on a new branch with req.Stash), then the tags it lacks.
+func (r *Remote) Finish(ctx context.Context, dot dotmesh.DotName, branch string, req dotmesh.FinishRequest) (*dotmesh.FinishResult, error) {
+	return nil, errTODO
+}
+
+// DotInfo is one dot a bucket holds.
+type DotInfo struct {
+	Name     dotmesh.DotName `json:"name"`
+	Branches []BranchInfo    `json:"branches"`
+	Tags     []dotmesh.Tag   `json:"tags,omitempty"`
+}
+
+// BranchInfo is one branch of a dot in a bucket.
+type BranchInfo struct {
+	Name    string           `json:"name"`
+	Head    dotmesh.CommitID `json:"head"`
+	Time    time.Time        `json:"time"`    // the head commit's time
+	Commits int              `json:"commits"` // in its history
+	// Bytes is the size of the head commit's tree (file contents).
+	Bytes int64 `json:"bytes"`
+}
+
+// List describes every dot in the bucket, sorted by name.
+func (r *Remote) List(ctx context.Context) ([]DotInfo, error) { return nil, errTODO }
+
+// Log is the history of ref (a branch, a tag or a commit id of dot, with
+// ^ and ~N as dotmesh.ParseRef allows), newest first.
+func (r *Remote) Log(ctx context.Context, dot dotmesh.DotName, ref string) ([]dotmesh.Commit, error) {
+	return nil, errTODO
+}
+
+// GCOptions tune GC.
+type GCOptions struct {
+	// Keep is how many of each branch's newest commits stay (0: all);
+	// tagged commits always stay, as on a node.
+	Keep int
+	// DryRun reports what would go and deletes nothing.
+	DryRun bool
+}
+
+// GCResult says what GC removed (or would remove).
+type GCResult struct {
+	Commits int   `json:"commits"` // commit records removed
+	Blobs   int   `json:"blobs"`   // blobs no kept commit uses
+	Bytes   int64 `json:"bytes"`   // their stored size
+	// Unfinished counts commits of pushes that never finished, removed
+	// once older than the repository's lock expiry.
+	Unfinished int `json:"unfinished"`
+}
+
+// GC removes each branch's commits beyond the newest opts.Keep (keeping
+// tagged ones) and every blob no remaining commit uses, under the
+// exclusive repository lock (a running push's shared lock makes it
+// fail at once with a repo.LockedError naming the holder).
+func (r *Remote) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
+	return GCResult{}, errTODO
+}
+
+// VerifyOptions tune Verify.
+type VerifyOptions struct {
+	// ReadData reads and checks blobs: all when SamplePercent is 0,
+	// else a random sample of that share (0 < SamplePercent <= 100).
+	ReadData      bool
+	SamplePercent float64
+}
+
+// VerifyResult is what Verify found.
+type VerifyResult struct {
+	Commits   int            `json:"commits"`
+	Blobs     int            `json:"blobs"`      // blobs listed
+	BlobsRead int            `json:"blobs_read"` // blobs read and checked
+	Problems  []Problem      `json:"problems,omitempty"`
+}
+
+// Problem is one thing Verify found wrong: the object, and the dot and
+// commit that need it when known.
+type Problem struct {
+	Object  string `json:"object"`
+	Dot     string `json:"dot,omitempty"`
+	Commit  string `json:"commit,omitempty"`
+	Message string `json:"message"`
+}
+
+// Err is nil when no problem was found, else an error wrapping
+// dotmesh.ErrCorrupt that names the first objects.
+func (v VerifyResult) Err() error { return errTODO }
+
+// Verify checks the repository (repo.Check: every object's seal) and
+// that every commit's tree and every blob it names are there and whole,
+// reading blob contents as opts say. Problems name objects, dots and
+// commits; a problem is a result, not an error.
+func (r *Remote) Verify(ctx context.Context, opts VerifyOptions) (VerifyResult, error) {
+	return VerifyResult{}, errTODO
+}
