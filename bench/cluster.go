@@ -295,7 +295,7 @@ func runCluster(dm string, commits, ndots, nlog int, keep bool) (err error) {
 		made := time.Since(start)
 		start = time.Now()
 		for i := 0; i < nlog; i++ {
-			if err := n.call("POST", "/v1/dots/admin/long/commits", map[string]string{"message": fmt.Sprint(i)}, nil); err != nil {
+			if err := n.call("POST", "/v1/dots/admin/long/commits", map[string]any{"message": fmt.Sprint(i), "allow_empty": true}, nil); err != nil {
 				return err
 			}
 		}

@@ -251,7 +251,7 @@ func oneRun(dm, work, tree string, size int64, i int) (sample, error) {
 	if s.dmFirst, s.dmStored, err = timed("commit", "--dot", "bench", "-m", "first"); err != nil {
 		return s, err
 	}
-	if s.dmSame, s.dmSameAdded, err = timed("commit", "--dot", "bench", "-m", "unchanged"); err != nil {
+	if s.dmSame, s.dmSameAdded, err = timed("commit", "--dot", "bench", "-m", "unchanged", "--allow-empty"); err != nil {
 		return s, err
 	}
 	if err := changeOnePercent(sub, size, int64(i)); err != nil {
