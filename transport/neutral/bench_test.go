@@ -2,9 +2,11 @@ package neutral
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // benchSize is the large file of the throughput benchmarks: big enough
@@ -60,3 +62,46 @@ func BenchmarkRead(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// benchStream is the stream of one benchSize file.
+func benchStream(b *testing.B) []byte {
+	var stream bytes.Buffer
+	if err := Write(benchTree(b), &stream); err != nil {
+		b.Fatal(err)
+	}
+	return stream.Bytes()
+}
+
+func BenchmarkScan(b *testing.B) {
+	stream := benchStream(b)
+	b.SetBytes(benchSize)
+	b.ResetTimer()
+	for range b.N {
+		err := Scan(bytes.NewReader(stream), func(e Entry, c io.Reader) error {
+			_, err := io.Copy(discard{}, c)
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkWriter(b *testing.B) {
+	data := benchStream(b)
+	b.SetBytes(benchSize)
+	b.ResetTimer()
+	for range b.N {
+		w, err := NewWriter(discard{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		e := Entry{Kind: KindFile, Path: "big", MTime: time.Unix(1, 0), Size: benchSize}
+		if err := w.Add(e, bytes.NewReader(data[:benchSize])); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

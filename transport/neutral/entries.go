@@ -104,18 +104,20 @@ func (o *order) add(e *Entry) error {
 	if o.prev != "" && comparePaths(e.Path, o.prev) <= 0 {
 		return fmt.Errorf("%q comes after %q: records must be in walk order, each path once", e.Path, o.prev)
 	}
-	for len(o.dirs) > 0 && !isBelow(e.Path, o.dirs[len(o.dirs)-1]) {
-		o.dirs = o.dirs[:len(o.dirs)-1]
+	// Leave the directories e is not in; o changes only if e is taken,
+	// so that a Writer goes on after refusing an entry.
+	open := len(o.dirs)
+	for open > 0 && !isBelow(e.Path, o.dirs[open-1]) {
+		open--
 	}
-	parent := path.Dir(e.Path)
-	if have := "."; len(o.dirs) > 0 {
-		have = o.dirs[len(o.dirs)-1]
-		if have != parent {
-			return fmt.Errorf("%q comes before its directory %q", e.Path, parent)
-		}
-	} else if parent != have {
+	have := "."
+	if open > 0 {
+		have = o.dirs[open-1]
+	}
+	if parent := path.Dir(e.Path); parent != have {
 		return fmt.Errorf("%q comes before its directory %q", e.Path, parent)
 	}
+	o.dirs = o.dirs[:open]
 	if e.Kind == KindDir {
 		o.dirs = append(o.dirs, e.Path)
 	}
