@@ -156,6 +156,10 @@ func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: neutral stream: "+format, append([]any{ErrCorrupt}, args...)...)
 }
 
+func corruptBecause(err error) error {
+	return fmt.Errorf("%w: neutral stream: %w", ErrCorrupt, err)
+}
+
 // Scan reads a neutral stream record by record, for consumers that do
 // not unpack it into a directory (a bucket remote chunks files as they
 // come). fn gets each entry in stream order; for a file, content yields
@@ -194,7 +198,7 @@ func Scan(r io.Reader, fn func(e Entry, content io.Reader) error) error {
 			return err
 		}
 		if err := ord.add(&e); err != nil {
-			return fmt.Errorf("%w: neutral stream: %w", ErrCorrupt, err)
+			return corruptBecause(err)
 		}
 		c := &d.content
 		c.name, c.left = e.Path, e.Size
@@ -296,7 +300,7 @@ func (d *decoder) header(kind Kind) (Entry, error) {
 	}
 	e.Path = string(b)
 	if err := checkPath(e.Path); err != nil {
-		return e, fmt.Errorf("%w: neutral stream: %w", ErrCorrupt, err)
+		return e, corruptBecause(err)
 	}
 	mode, err := d.uvarint(0o777, "bad mode for %q", e.Path)
 	if err != nil {
