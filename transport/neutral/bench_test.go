@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -30,6 +31,7 @@ func BenchmarkWrite(b *testing.B) {
 	dir := benchTree(b)
 	b.SetBytes(benchSize)
 	b.ResetTimer()
+	defer cpuMeter(b)()
 	for range b.N {
 		if err := Write(dir, discard{}); err != nil {
 			b.Fatal(err)
@@ -45,6 +47,7 @@ func BenchmarkRead(b *testing.B) {
 	out := b.TempDir()
 	b.SetBytes(benchSize)
 	b.ResetTimer()
+	defer cpuMeter(b)()
 	for i := range b.N {
 		dir := filepath.Join(out, "r"+string(rune('a'+i%26)))
 		os.RemoveAll(dir)
@@ -54,6 +57,23 @@ func BenchmarkRead(b *testing.B) {
 		if err := Read(bytes.NewReader(stream.Bytes()), dir); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// cpuMeter reports, when called, the throughput per CPU second (user
+// and system, all threads): on a shared machine wall-clock MB/s swing
+// with the load, CPU time much less.
+func cpuMeter(b *testing.B) func() {
+	cpu := func() float64 {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+	}
+	start := cpu()
+	return func() {
+		b.ReportMetric(float64(benchSize)*float64(b.N)/1e6/(cpu()-start), "MB/cpu-s")
 	}
 }
 
@@ -76,6 +96,7 @@ func BenchmarkScan(b *testing.B) {
 	stream := benchStream(b)
 	b.SetBytes(benchSize)
 	b.ResetTimer()
+	defer cpuMeter(b)()
 	for range b.N {
 		err := Scan(bytes.NewReader(stream), func(e Entry, c io.Reader) error {
 			_, err := io.Copy(discard{}, c)
@@ -91,6 +112,7 @@ func BenchmarkWriter(b *testing.B) {
 	data := benchStream(b)
 	b.SetBytes(benchSize)
 	b.ResetTimer()
+	defer cpuMeter(b)()
 	for range b.N {
 		w, err := NewWriter(discard{})
 		if err != nil {
