@@ -29,9 +29,7 @@ func benchTree(b *testing.B) string {
 
 func BenchmarkWrite(b *testing.B) {
 	dir := benchTree(b)
-	b.SetBytes(benchSize)
-	b.ResetTimer()
-	defer cpuMeter(b)()
+	defer measure(b)()
 	for range b.N {
 		if err := Write(dir, discard{}); err != nil {
 			b.Fatal(err)
@@ -40,30 +38,27 @@ func BenchmarkWrite(b *testing.B) {
 }
 
 func BenchmarkRead(b *testing.B) {
-	var stream bytes.Buffer
-	if err := Write(benchTree(b), &stream); err != nil {
-		b.Fatal(err)
-	}
+	stream := benchStream(b)
 	out := b.TempDir()
-	b.SetBytes(benchSize)
-	b.ResetTimer()
-	defer cpuMeter(b)()
+	defer measure(b)()
 	for i := range b.N {
 		dir := filepath.Join(out, "r"+string(rune('a'+i%26)))
 		os.RemoveAll(dir)
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			b.Fatal(err)
 		}
-		if err := Read(bytes.NewReader(stream.Bytes()), dir); err != nil {
+		if err := Read(bytes.NewReader(stream), dir); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-// cpuMeter reports, when called, the throughput per CPU second (user
-// and system, all threads): on a shared machine wall-clock MB/s swing
-// with the load, CPU time much less.
-func cpuMeter(b *testing.B) func() {
+// measure starts timing benchSize bytes an op; what it returns reports
+// the throughput per CPU second too (user and system, all threads): on
+// a shared machine wall-clock MB/s swing with the load, CPU time less.
+func measure(b *testing.B) func() {
+	b.SetBytes(benchSize)
+	b.ResetTimer()
 	cpu := func() float64 {
 		var ru syscall.Rusage
 		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -94,9 +89,7 @@ func benchStream(b *testing.B) []byte {
 
 func BenchmarkScan(b *testing.B) {
 	stream := benchStream(b)
-	b.SetBytes(benchSize)
-	b.ResetTimer()
-	defer cpuMeter(b)()
+	defer measure(b)()
 	for range b.N {
 		err := Scan(bytes.NewReader(stream), func(e Entry, c io.Reader) error {
 			_, err := io.Copy(discard{}, c)
@@ -110,9 +103,7 @@ func BenchmarkScan(b *testing.B) {
 
 func BenchmarkWriter(b *testing.B) {
 	data := benchStream(b)
-	b.SetBytes(benchSize)
-	b.ResetTimer()
-	defer cpuMeter(b)()
+	defer measure(b)()
 	for range b.N {
 		w, err := NewWriter(discard{})
 		if err != nil {
