@@ -38,4 +38,7 @@ type HistoryPage struct {
 	// Refs names the branches ("master") and tags ("tag: v1") at each
 	// listed commit, as git log --decorate shows them.
 	Refs map[dotmesh.CommitID][]string `json:"refs,omitempty"`
+	// Current is the dot's current branch, which git log marks "HEAD ->":
+	// a log is one request.
+	Current string `json:"current,omitempty"`
 }

@@ -53,6 +53,9 @@ func TestClientRefs(t *testing.T) {
 	if d := page.Refs[c2.ID]; len(d) != 1 || d[0] != "master" {
 		t.Errorf("decorations of head: %v", d)
 	}
+	if page.Current != "master" {
+		t.Errorf("history page names current branch %q, want master (dm log marks it HEAD ->)", page.Current)
+	}
 	if d := page.Refs[c1.ID]; len(d) != 1 || d[0] != "tag: v1" {
 		t.Errorf("decorations of v1: %v", d)
 	}

@@ -218,32 +218,40 @@ func (n *Node) resolve(ctx context.Context, d *Dot, b *Branch, ref string) (*Com
 		return nil, err
 	}
 	// Only ids and parents are decoded for the walk (see LogPage): a
-	// browser resolves a commit of a long history on every page.
-	commits, err := n.reg.links(ctx, d.ID)
+	// browser resolves a commit of a long history on every page. A ref
+	// without a commit id prefix walks r.Back parents, read one by one.
+	reads := 0
+	if r.Prefix == "" {
+		reads = r.Back + 1
+	}
+	lr, err := n.reg.linkReader(ctx, d.ID, reads)
 	if err != nil {
 		return nil, err
 	}
-	return n.resolveIn(ctx, d, b, r, commits)
+	return n.resolveIn(ctx, d, b, r, lr)
 }
 
 // resolveIn is resolve of the parsed ref r among the dot's commits.
-func (n *Node) resolveIn(ctx context.Context, d *Dot, b *Branch, r Ref, commits commitLinks) (*Commit, error) {
-	start, what, err := n.refBase(ctx, d, b, r, commits)
+func (n *Node) resolveIn(ctx context.Context, d *Dot, b *Branch, r Ref, lr linkReader) (*Commit, error) {
+	start, what, err := n.refBase(ctx, d, b, r, lr)
 	if err != nil {
 		return nil, err
 	}
-	chain := commits.chain(start)
+	chain, err := chainOf(lr, start, r.Back+1)
+	if err != nil {
+		return nil, err
+	}
 	if len(chain) == 0 {
 		return nil, &NotFoundError{Kind: KindCommit, Name: string(start), Dot: d.DotName()}
 	}
 	if r.Back >= len(chain) {
 		return nil, fmt.Errorf("%w: %s goes back %d commits, but %s has only %d before it", ErrNotFound, r, r.Back, what, len(chain)-1)
 	}
-	return commits.commit(chain[r.Back])
+	return n.reg.commitOf(lr, chain[r.Back])
 }
 
 // refBase finds the commit r's base names, and says in words what it is.
-func (n *Node) refBase(ctx context.Context, d *Dot, b *Branch, r Ref, commits commitLinks) (CommitID, string, error) {
+func (n *Node) refBase(ctx context.Context, d *Dot, b *Branch, r Ref, lr linkReader) (CommitID, string, error) {
 	if r.Name == "" {
 		if b.Head == "" {
 			return "", "", &NoCommitsError{Dot: d.DotName(), Branch: b.Name}
@@ -275,6 +283,10 @@ func (n *Node) refBase(ctx context.Context, d *Dot, b *Branch, r Ref, commits co
 	}
 	if r.Prefix == "" {
 		return "", "", &NotFoundError{Kind: KindRef, Name: r.Name, Dot: d.DotName()}
+	}
+	commits, err := lr.all()
+	if err != nil {
+		return "", "", err
 	}
 	var matches []CommitID
 	for id := range commits {

@@ -105,7 +105,9 @@ func (n *Node) ListDots(ctx context.Context) ([]DotStatus, error) {
 	if all.branches, err = groupByDot[Branch](ctx, n.store, branchesPrefix); err != nil {
 		return nil, err
 	}
-	if all.commits, err = groupByDot[Commit](ctx, n.store, commitsPrefix); err != nil {
+	// Only ids and parents of commits: the count needs the walk, and
+	// only each head is decoded in full.
+	if all.commits, err = linksByDot(ctx, n.store); err != nil {
 		return nil, err
 	}
 	if all.mounts, err = groupByDot[Mount](ctx, n.store, mountsPrefix); err != nil {
@@ -118,10 +120,7 @@ func (n *Node) ListDots(ctx context.Context) ([]DotStatus, error) {
 	sem := make(chan struct{}, listConcurrency)
 	var wg sync.WaitGroup
 	for i, d := range dots {
-		commits := make(map[CommitID]*Commit, len(all.commits[d.ID]))
-		for _, c := range all.commits[d.ID] {
-			commits[c.ID] = c
-		}
+		commits := all.commits[d.ID]
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -151,7 +150,7 @@ func (n *Node) ListDots(ctx context.Context) ([]DotStatus, error) {
 // dotRecords are registry records of every dot, by dot id.
 type dotRecords struct {
 	branches map[DotID][]*Branch
-	commits  map[DotID][]*Commit
+	commits  map[DotID]commitLinks
 	mounts   map[DotID][]*Mount
 }
 
@@ -177,6 +176,30 @@ func groupByDot[T any](ctx context.Context, s ClusterStore, prefix string) (map[
 	return out, nil
 }
 
+// linksByDot lists every dot's commit records, grouped by dot id.
+func linksByDot(ctx context.Context, s ClusterStore) (map[DotID]commitLinks, error) {
+	kvs, err := s.List(ctx, commitsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[DotID]commitLinks)
+	for _, kv := range kvs {
+		id, _, ok := strings.Cut(strings.TrimPrefix(kv.Key, commitsPrefix), "/")
+		if !ok {
+			continue
+		}
+		ls := out[DotID(id)]
+		if ls == nil {
+			ls = commitLinks{}
+			out[DotID(id)] = ls
+		}
+		if err := ls.add(kv); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // Status returns one dot's status.
 func (n *Node) Status(ctx context.Context, name DotName) (*DotStatus, error) {
 	d, err := n.Dot(ctx, name)
@@ -187,7 +210,7 @@ func (n *Node) Status(ctx context.Context, name DotName) (*DotStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	commits, err := n.reg.commits(ctx, d.ID)
+	commits, err := n.reg.links(ctx, d.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +225,7 @@ func (n *Node) Status(ctx context.Context, name DotName) (*DotStatus, error) {
 	return n.statusOf(ctx, d, branches, commits, mounts)
 }
 
-func (n *Node) statusOf(ctx context.Context, d *Dot, branches []*Branch, commits map[CommitID]*Commit, mounts []*Mount) (*DotStatus, error) {
+func (n *Node) statusOf(ctx context.Context, d *Dot, branches []*Branch, commits commitLinks, mounts []*Mount) (*DotStatus, error) {
 	st := &DotStatus{Dot: d}
 	for _, m := range mounts {
 		st.Mounts = append(st.Mounts, *m)
@@ -218,10 +241,13 @@ func (n *Node) statusOf(ctx context.Context, d *Dot, branches []*Branch, commits
 	if st.Branch == nil {
 		return nil, fmt.Errorf("%w: dot %s's current branch %s is missing from the registry", ErrCorrupt, d.DotName(), d.Current)
 	}
-	chain := ancestry(commits, st.Branch.Head)
+	chain := commits.chain(st.Branch.Head)
 	st.Commits = len(chain)
 	if len(chain) > 0 {
-		st.Head = chain[0]
+		var err error
+		if st.Head, err = n.reg.commitOf(commits, chain[0]); err != nil {
+			return nil, err
+		}
 	}
 	if !n.place.local(st.Branch) {
 		return st, nil // the working state is on the master node

@@ -29,13 +29,21 @@ func (r registry) links(ctx context.Context, id DotID) (commitLinks, error) {
 	}
 	out := make(commitLinks, len(kvs))
 	for _, kv := range kvs {
-		cid, parent, err := commitLinkOf(kv.Value)
-		if err != nil {
-			return nil, fmt.Errorf("%w: registry key %s: %v", ErrCorrupt, kv.Key, err)
+		if err := out.add(kv); err != nil {
+			return nil, err
 		}
-		out[cid] = commitLink{parent: parent, kv: kv}
 	}
 	return out, nil
+}
+
+// add adds the commit record kv.
+func (ls commitLinks) add(kv KV) error {
+	cid, parent, err := commitLinkOf(kv.Value)
+	if err != nil {
+		return fmt.Errorf("%w: registry key %s: %v", ErrCorrupt, kv.Key, err)
+	}
+	ls[cid] = commitLink{parent: parent, kv: kv}
+	return nil
 }
 
 // commitLinkOf reads id and parent of an encoded Commit. encode writes
@@ -82,20 +90,112 @@ func (r registry) commit(ctx context.Context, id DotID, c CommitID) (*Commit, er
 	if err != nil {
 		return nil, err
 	}
-	return decode[Commit](kv)
+	return r.cc.decode(kv)
 }
 
 // chain returns the ids from head back along parents (ancestry's order).
 func (ls commitLinks) chain(head CommitID) []CommitID {
+	out, _ := chainOf(ls, head, 0) // a map lookup fails not
+	return out
+}
+
+// linkReader finds a dot's commit records by id: commitLinks once listed,
+// or pointLinks, which reads them one at a time.
+type linkReader interface {
+	// link returns commit id's link, and false when it is not here.
+	link(id CommitID) (commitLink, bool, error)
+	// all returns every commit record of the dot, for a commit id
+	// prefix, which only a listing resolves.
+	all() (commitLinks, error)
+}
+
+func (ls commitLinks) link(id CommitID) (commitLink, bool, error) {
+	l, ok := ls[id]
+	return l, ok, nil
+}
+
+func (ls commitLinks) all() (commitLinks, error) { return ls, nil }
+
+// maxPointReads bounds the commits a walk reads one at a time: a page of
+// a long history needs a few records of thousands, and a point read
+// costs less than listing them all (one round trip each on etcd, so many
+// are not).
+const maxPointReads = 64
+
+// pointLinks is a linkReader that reads the records a walk visits, one
+// at a time, remembering them; all lists the dot's records once.
+type pointLinks struct {
+	ctx    context.Context
+	r      registry
+	dot    DotID
+	got    commitLinks
+	listed bool
+}
+
+// linkReader returns a reader of dot id's commit records for a walk
+// along at most reads commits (<= 0: all): point reads for a short walk,
+// else one listing.
+func (r registry) linkReader(ctx context.Context, id DotID, reads int) (linkReader, error) {
+	if reads <= 0 || reads > maxPointReads {
+		return r.links(ctx, id)
+	}
+	return &pointLinks{ctx: ctx, r: r, dot: id, got: commitLinks{}}, nil
+}
+
+func (p *pointLinks) link(id CommitID) (commitLink, bool, error) {
+	if l, ok := p.got[id]; ok || p.listed {
+		return l, ok, nil
+	}
+	kv, err := p.r.s.Get(p.ctx, commitKey(p.dot, id))
+	if isNotFound(err) {
+		return commitLink{}, false, nil
+	}
+	if err != nil {
+		return commitLink{}, false, err
+	}
+	cid, parent, err := commitLinkOf(kv.Value)
+	if err == nil && cid != id {
+		err = fmt.Errorf("it holds commit %s", cid)
+	}
+	if err != nil {
+		return commitLink{}, false, fmt.Errorf("%w: registry key %s: %v", ErrCorrupt, kv.Key, err)
+	}
+	l := commitLink{parent: parent, kv: kv}
+	p.got[id] = l
+	return l, true, nil
+}
+
+func (p *pointLinks) all() (commitLinks, error) {
+	if !p.listed {
+		ls, err := p.r.links(p.ctx, p.dot)
+		if err != nil {
+			return nil, err
+		}
+		p.got, p.listed = ls, true
+	}
+	return p.got, nil
+}
+
+// chainOf returns at most n ids (n <= 0: all) from head back along
+// parents, in ancestry's order.
+func chainOf(lr linkReader, head CommitID, n int) ([]CommitID, error) {
 	var out []CommitID
+	var err error
 	walkParents(head, func(id CommitID) (CommitID, bool) {
-		l, ok := ls[id]
+		if n > 0 && len(out) >= n {
+			return "", false
+		}
+		l, ok, lerr := lr.link(id)
+		if lerr != nil {
+			err = lerr
+			return "", false
+		}
 		if ok {
 			out = append(out, id)
 		}
 		return l.parent, ok
 	})
-	return out
+	return out, err
 }
 
 // walkParents calls visit from head back along parents until visit
@@ -112,7 +212,14 @@ func walkParents(head CommitID, visit func(CommitID) (parent CommitID, ok bool))
 	}
 }
 
-func (ls commitLinks) commit(id CommitID) (*Commit, error) { return decode[Commit](ls[id].kv) }
+// commitOf decodes commit id, which lr holds.
+func (r registry) commitOf(lr linkReader, id CommitID) (*Commit, error) {
+	l, _, err := lr.link(id)
+	if err != nil {
+		return nil, err
+	}
+	return r.cc.decode(l.kv)
+}
 
 // LogPage returns limit commits of a branch's history (the current
 // branch when branch is empty), newest first, after skipping the skip
@@ -126,18 +233,25 @@ func (n *Node) LogPage(ctx context.Context, name DotName, branch string, skip, l
 	if err != nil {
 		return nil, false, err
 	}
-	ls, err := n.reg.links(ctx, d.ID)
+	lr, err := n.reg.linkReader(ctx, d.ID, skip+limit+1)
 	if err != nil {
 		return nil, false, err
 	}
-	return ls.page(b.Head, skip, limit)
+	return n.reg.page(lr, b.Head, skip, limit)
 }
 
 // page returns limit commits of the first-parent history from head after
 // skipping skip, whether older ones follow, and marks where a pruned
 // history starts as markPruned does for Log. limit <= 0 means all.
-func (ls commitLinks) page(head CommitID, skip, limit int) ([]*Commit, bool, error) {
-	ids := ls.chain(head)
+func (r registry) page(lr linkReader, head CommitID, skip, limit int) ([]*Commit, bool, error) {
+	n := 0
+	if limit > 0 {
+		n = skip + limit + 1 // one more tells whether more follow
+	}
+	ids, err := chainOf(lr, head, n)
+	if err != nil {
+		return nil, false, err
+	}
 	if skip >= len(ids) {
 		return nil, false, nil
 	}
@@ -148,14 +262,19 @@ func (ls commitLinks) page(head CommitID, skip, limit int) ([]*Commit, bool, err
 	ids = ids[skip:min(skip+limit, len(ids))]
 	out := make([]*Commit, len(ids))
 	for i, id := range ids {
-		var err error
-		if out[i], err = ls.commit(id); err != nil {
+		if out[i], err = r.commitOf(lr, id); err != nil {
 			return nil, false, err
 		}
 	}
 	for i, c := range out {
-		_, has := ls[c.Parent]
-		c.Pruned = !more && i == len(out)-1 && c.Parent != "" && !has
+		c.Pruned = false
+		if !more && i == len(out)-1 && c.Parent != "" {
+			_, has, err := lr.link(c.Parent)
+			if err != nil {
+				return nil, false, err
+			}
+			c.Pruned = !has
+		}
 	}
 	return out, more, nil
 }
@@ -180,15 +299,19 @@ func (n *Node) history(ctx context.Context, dot DotName, branch, ref string, ski
 	if r.Name == "" && r.Back == 0 && b.Head == "" {
 		return nil, false, nil // a branch without commits has an empty history
 	}
-	ls, err := n.reg.links(ctx, d.ID)
+	reads := 0 // a whole history, or a commit id prefix, is listed
+	if limit > 0 && r.Prefix == "" {
+		reads = r.Back + skip + limit + 1
+	}
+	lr, err := n.reg.linkReader(ctx, d.ID, reads)
 	if err != nil {
 		return nil, false, err
 	}
-	start, err := n.resolveIn(ctx, d, b, r, ls)
+	start, err := n.resolveIn(ctx, d, b, r, lr)
 	if err != nil {
 		return nil, false, err
 	}
-	return ls.page(start.ID, skip, limit)
+	return n.reg.page(lr, start.ID, skip, limit)
 }
 
 // Decorations names the branches (by their heads) and tags ("tag: v1")

@@ -75,3 +75,86 @@ func TestDotNamesAreSorted(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []dotmesh.DotName{{Namespace: "admin", Name: "b"}, {Namespace: "admin", Name: "z"}, {Namespace: "bob", Name: "a"}}, names)
 }
+
+// countingStore counts the registry's reads.
+type countingStore struct {
+	dotmesh.ClusterStore
+	gets, lists *int
+}
+
+func (s countingStore) Get(ctx context.Context, key string) (dotmesh.KV, error) {
+	*s.gets++
+	return s.ClusterStore.Get(ctx, key)
+}
+
+func (s countingStore) List(ctx context.Context, prefix string) ([]dotmesh.KV, error) {
+	*s.lists++
+	return s.ClusterStore.List(ctx, prefix)
+}
+
+// A page of a long history reads its few records one by one, a commit id
+// prefix or a long page lists them; every way gives the full history's
+// slice, with the same pruned mark.
+func TestHistoryPagesEqualFullHistory(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, err := e.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	const n = 80 // more than a walk reads one by one
+	for i := 0; i < n; i++ {
+		_, err := e.node.Commit(ctx, app, "", dotmesh.CommitOptions{AllowEmpty: true, Message: fmt.Sprint("c", i), Metadata: map[string]string{"i": fmt.Sprint(i)}})
+		require.NoError(t, err)
+	}
+	_, err = e.node.Tags().Create(ctx, app, "v1", dotmesh.TagOptions{Ref: "HEAD~10"})
+	require.NoError(t, err)
+	require.NoError(t, e.node.Close())
+	var gets, lists int
+	e.open(func(s dotmesh.ClusterStore) dotmesh.ClusterStore { return countingStore{s, &gets, &lists} })
+
+	check := func(t *testing.T, wantPrunedAt int) {
+		all, more, err := e.node.History(ctx, app, "", "", 0, 0)
+		require.NoError(t, err)
+		require.False(t, more)
+		for i, c := range all {
+			require.Equal(t, i == wantPrunedAt, c.Pruned, "commit %d", i)
+		}
+		const point, listed, either = 1, 2, 0 // how the records are read
+		for _, p := range []struct {
+			ref         string
+			back        int
+			skip, limit int
+			reads       int
+		}{
+			{"", 0, 0, 1, point}, {"", 0, 0, 20, point}, {"", 0, 5, 20, point}, {"", 0, len(all) - 3, 20, either},
+			{"", 0, len(all) - 1, 1, either}, {"", 0, len(all), 5, either}, {"", 0, 0, n, listed},
+			{"HEAD~3", 3, 0, 20, point}, {"master", 0, 10, 10, point}, {"v1", 10, 0, 20, point},
+			{"v1~2", 12, 4, 7, point}, {string(all[20].ID[:8]), 20, 0, 20, listed}, {string(all[30].ID), 30, 2, 5, listed},
+		} {
+			gets, lists = 0, 0
+			page, more, err := e.node.History(ctx, app, "", p.ref, p.skip, p.limit)
+			require.NoError(t, err, "%+v", p)
+			from := min(p.back+p.skip, len(all))
+			to := min(from+p.limit, len(all))
+			want := all[from:to]
+			if len(want) == 0 {
+				want = nil
+			}
+			require.Equal(t, want, page, "%+v", p)
+			require.Equal(t, to < len(all), more, "%+v", p)
+			if p.reads != either {
+				require.Equal(t, p.reads == listed, lists > 0, "%+v: %d lists, %d gets", p, lists, gets)
+			}
+		}
+		// The page's copies are the caller's: changing one changes no other answer.
+		page, _, err := e.node.History(ctx, app, "", "", 0, 2)
+		require.NoError(t, err)
+		page[0].Message, page[0].Metadata["i"] = "changed", "changed"
+		again, _, err := e.node.History(ctx, app, "", "", 0, 2)
+		require.NoError(t, err)
+		require.Equal(t, all[:2], again)
+	}
+	t.Run("whole", func(t *testing.T) { check(t, -1) })
+	_, err = e.node.GC(ctx, dotmesh.GCOptions{Dot: &app, Keep: 40})
+	require.NoError(t, err)
+	t.Run("pruned", func(t *testing.T) { check(t, 39) })
+}

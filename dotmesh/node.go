@@ -116,7 +116,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	}
 	ks := newKeepingStore(opts.Store, n)
 	ks.off = opts.Cluster != nil
-	n.store, n.reg = ks, registry{ks}
+	n.store, n.reg = ks, registry{s: ks, cc: newCommitCache(commitCacheBytes)}
 	if n.now == nil {
 		n.now = time.Now
 	}

@@ -9,7 +9,10 @@ import (
 // The registry's key layout is in keys.go.
 
 // registry wraps a ClusterStore with typed, JSON-encoded access.
-type registry struct{ s ClusterStore }
+type registry struct {
+	s  ClusterStore
+	cc *commitCache // nil: commits are decoded on every read
+}
 
 func encode(v any) []byte {
 	b, err := json.Marshal(v)
@@ -90,7 +93,7 @@ func (r registry) commits(ctx context.Context, id DotID) (map[CommitID]*Commit, 
 	}
 	out := make(map[CommitID]*Commit, len(kvs))
 	for _, kv := range kvs {
-		c, err := decode[Commit](kv)
+		c, err := r.cc.decode(kv)
 		if err != nil {
 			return nil, err
 		}

@@ -90,7 +90,12 @@ func (s *server) history(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	page := api.HistoryPage{Commits: make([]dotmesh.Commit, len(cs)), More: more, Refs: map[dotmesh.CommitID][]string{}}
+	d, err := s.node.Dot(r.Context(), name)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	page := api.HistoryPage{Commits: make([]dotmesh.Commit, len(cs)), More: more, Refs: map[dotmesh.CommitID][]string{}, Current: d.Current}
 	for i, c := range cs {
 		page.Commits[i] = *c
 		if d := dec[c.ID]; len(d) > 0 {

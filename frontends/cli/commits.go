@@ -135,8 +135,8 @@ line) and metadata as key=value separated by spaces.`,
 			if commits == nil {
 				commits = []dotmesh.Commit{}
 			}
-			current := ""
-			if len(page.Refs) > 0 && !a.scripting {
+			current := page.Current
+			if current == "" && len(page.Refs) > 0 && !a.scripting { // a node older than HistoryPage.Current
 				st, err := s.c.Status(cmd.Context(), name)
 				if err != nil {
 					return s.wrap(err)
