@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 )
 
@@ -170,8 +171,9 @@ func (n *Node) revokeKey(ctx context.Context, user, id string) error {
 }
 
 // dummyHash is compared against when no key was found, so that a miss
-// costs what a hit costs.
-var dummyHash = HashKey(NewKeySecret())
+// costs what a hit costs. Made on first use: every dm process links this
+// package, and only a node authenticates.
+var dummyHash = sync.OnceValue(func() []byte { return HashKey(NewKeySecret()) })
 
 // authenticate is APIKeys.Authenticate. Every path does one hash and one
 // constant-time comparison; only registry failures differ (and they are
@@ -179,7 +181,7 @@ var dummyHash = HashKey(NewKeySecret())
 // blaming the key).
 func (n *Node) authenticate(ctx context.Context, user, secret string) (Principal, error) {
 	hash := HashKey(secret)
-	want := dummyHash
+	want := dummyHash()
 	var p Principal
 	known := false
 	k, err := n.reg.keyByHash(ctx, hash)

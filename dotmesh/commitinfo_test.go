@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestCommitInfoDecodesStringsAndNumbers(t *testing.T) {
@@ -50,6 +51,34 @@ func FuzzCommitInfo(f *testing.F) {
 		var back CommitInfo
 		if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, ci) {
 			t.Fatalf("%s -> %s -> %#v (%v)", s, b, back, err)
+		}
+	})
+}
+
+// FuzzPlainCommitInfo: the fast read of a CommitInfo agrees with the JSON
+// decoder on everything it accepts, and accepts what encode writes.
+func FuzzPlainCommitInfo(f *testing.F) {
+	for _, s := range []string{`{"a":"1"}`, `{}`, `{"a":"1","b":"x"}`, `{"a":"1","a":"2"}`, `{"a":"\u00e9"}`, `{"a":"1",}`, `{"a":1}`, `{"a":"1"} `, "{\"a\":\"\xff\"}", `null`} {
+		f.Add(s, "k", "v")
+	}
+	f.Fuzz(func(t *testing.T, s, k, v string) {
+		if got, ok := plainCommitInfo([]byte(s)); ok {
+			var want map[string]string
+			if err := json.Unmarshal([]byte(s), &want); err != nil || !reflect.DeepEqual(CommitInfo(want), got) {
+				t.Fatalf("%q: fast read %#v, decoder %#v (%v)", s, got, want, err)
+			}
+		}
+		rec := encode(CommitInfo{k: v, "added_bytes": "1"})
+		got, ok := plainCommitInfo(rec)
+		var want map[string]string
+		if err := json.Unmarshal(rec, &want); err != nil {
+			t.Fatal(err)
+		}
+		if ok && !reflect.DeepEqual(CommitInfo(want), got) {
+			t.Fatalf("%s: fast read %#v, decoder %#v", rec, got, want)
+		}
+		if !ok && !strings.ContainsAny(string(rec), "\\") && utf8.ValidString(k+v) {
+			t.Fatalf("%s: the fast read refused what encode writes", rec)
 		}
 	})
 }

@@ -42,12 +42,12 @@ const (
 	recordTagPrefix    = "tag."
 )
 
-var recordKeyRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
+var recordKeyRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`) }) // compiled on first use, not at every dm start
 
 // ValidateRecordKey checks a RecordKeeper key: it is safe as a file name
 // and a property name part.
 func ValidateRecordKey(k string) error {
-	if !recordKeyRE.MatchString(k) || k == "." || k == ".." {
+	if !recordKeyRE().MatchString(k) || k == "." || k == ".." {
 		return fmt.Errorf("%w: record key %q", ErrInvalidName, truncate(k))
 	}
 	return nil

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"strings"
@@ -208,7 +209,8 @@ func writeLog(w io.Writer, commits []dotmesh.Commit) error {
 
 // writeDecoratedLog is writeLog with the branches and tags at each commit
 // after its id, as git log --decorate shows them.
-func writeDecoratedLog(w io.Writer, commits []dotmesh.Commit, refs map[dotmesh.CommitID][]string) error {
+func writeDecoratedLog(out io.Writer, commits []dotmesh.Commit, refs map[dotmesh.CommitID][]string) error {
+	w := bufio.NewWriter(out) // a long log is many lines: not a write each
 	for i, c := range commits {
 		if i > 0 {
 			fmt.Fprintln(w)
@@ -234,7 +236,7 @@ func writeDecoratedLog(w io.Writer, commits []dotmesh.Commit, refs map[dotmesh.C
 			fmt.Fprintf(w, "\nHistory pruned here: parent %s and older commits are not on this node (gc removed them, here or where this history came from).\n", c.Parent)
 		}
 	}
-	return nil
+	return w.Flush()
 }
 
 func (a *app) resetCmd() *cobra.Command {
