@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,7 +20,16 @@ type table struct {
 
 func (t *table) add(fields ...string) { t.rows = append(t.rows, fields) }
 
-func (t *table) write(w io.Writer) error {
+func (t *table) write(out io.Writer) error {
+	// Buffered: a table of a thousand dots is not a write per cell.
+	w := bufio.NewWriter(out)
+	if err := t.writeTo(w); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+func (t *table) writeTo(w io.Writer) error {
 	if t.scripting {
 		for _, r := range t.rows {
 			clean := make([]string, len(r))
