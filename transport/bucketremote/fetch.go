@@ -205,4 +205,3 @@ func (c *chunksReader) Read(p []byte) (int, error) {
 	c.cur = c.cur[n:]
 	return n, nil
 }
-
