@@ -481,41 +481,58 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-// A changed byte in a blob: the clone fails naming the object, and the
-// receiving node keeps nothing.
+// A changed byte in a blob (a file's chunk, or the tree's), or a
+// missing one: the clone fails naming the object, and the receiving node
+// keeps nothing.
 func TestCorruptBlob(t *testing.T) {
-	ctx := context.Background()
-	b := newBucket(t)
-	a := newNode(t)
-	a.create(app)
-	a.write(app, "big", randomBytes(5, 2<<20))
-	a.commit(app, "one")
-	_, err := a.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
-	require.NoError(t, err)
+	for _, tc := range []struct {
+		name     string
+		smallest bool // the tree's blob, not the file's chunk
+		remove   bool
+	}{{"chunk", false, false}, {"tree", true, false}, {"missing", false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			b := newBucket(t)
+			a := newNode(t)
+			a.create(app)
+			a.write(app, "big", randomBytes(5, 2<<20))
+			a.commit(app, "one")
+			_, err := a.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+			require.NoError(t, err)
 
-	// The largest object is a chunk of the file.
-	var victim string
-	var largest int64
-	require.NoError(t, filepath.Walk(filepath.Join(b.dir, "data"), func(p string, info os.FileInfo, err error) error {
-		if err == nil && info.Mode().IsRegular() && info.Size() > largest {
-			victim, largest = p, info.Size()
-		}
-		return err
-	}))
-	raw, err := os.ReadFile(victim)
-	require.NoError(t, err)
-	raw[len(raw)/2] ^= 0x40
-	require.NoError(t, os.WriteFile(victim, raw, 0o644))
-	object, _ := filepath.Rel(b.dir, victim)
+			var victim string
+			var size int64
+			require.NoError(t, filepath.Walk(filepath.Join(b.dir, "data"), func(p string, info os.FileInfo, err error) error {
+				if err == nil && info.Mode().IsRegular() && (victim == "" || (info.Size() > size) != tc.smallest) {
+					victim, size = p, info.Size()
+				}
+				return err
+			}))
+			if tc.remove {
+				require.NoError(t, os.Remove(victim))
+			} else {
+				raw, err := os.ReadFile(victim)
+				require.NoError(t, err)
+				raw[len(raw)/2] ^= 0x40
+				require.NoError(t, os.WriteFile(victim, raw, 0o644))
+			}
+			object, _ := filepath.Rel(b.dir, victim)
+			object = filepath.ToSlash(object)
 
-	c := newNode(t)
-	_, err = c.node.Clone(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
-	require.ErrorIs(t, err, dotmesh.ErrCorrupt)
-	require.Contains(t, err.Error(), filepath.ToSlash(object))
-	t.Logf("clone of a corrupted bucket: %v", err)
-	_, err = c.node.Dot(ctx, app)
-	require.ErrorIs(t, err, dotmesh.ErrNotFound)
-	st, err := c.node.TransferPeer().State(ctx, app, "master", dotmesh.StateOptions{})
-	require.NoError(t, err)
-	require.Empty(t, st.Have, "the receiving node keeps nothing")
+			c := newNode(t)
+			_, err = c.node.Clone(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+			require.ErrorIs(t, err, dotmesh.ErrCorrupt)
+			if tc.remove {
+				require.Contains(t, err.Error(), object[len("data/xx/"):])
+			} else {
+				require.Contains(t, err.Error(), object)
+			}
+			t.Logf("clone of a damaged bucket: %v", err)
+			_, err = c.node.Dot(ctx, app)
+			require.ErrorIs(t, err, dotmesh.ErrNotFound)
+			st, err := c.node.TransferPeer().State(ctx, app, "master", dotmesh.StateOptions{})
+			require.NoError(t, err)
+			require.Empty(t, st.Have, "the receiving node keeps nothing")
+		})
+	}
 }
