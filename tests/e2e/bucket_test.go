@@ -13,7 +13,8 @@ import (
 	"github.com/dotmesh-io/dotmesh/bucket/s3test"
 )
 
-// bucketEnv runs dm with S3 credentials and more environment.
+// withExtra adds environment for the next dm commands; the func it
+// returns takes it away again.
 func (e *env) withExtra(kv ...string) func() {
 	old := e.extra
 	e.extra = append(append([]string(nil), old...), kv...)
@@ -23,10 +24,10 @@ func (e *env) withExtra(kv ...string) func() {
 // TestBucketRemoteS3 drives a bucket remote with the real dm against a
 // real S3 server (SeaweedFS) and two nodes: remote add (init, re-add with
 // the right and a wrong password), push from one node, clone onto the
-// other (byte-identical), incremental push, list and log, gc --keep,
-// verify (and a corrupted object named, exit 8), keys, the password from
+// other (byte-identical), incremental push and pull, keys, the password from
 // the environment and from a file, no password without a terminal,
 // read-only credentials, the server down, and --no-encryption.
+// TestBucketMaintenanceS3 has list, log, gc and verify.
 func TestBucketRemoteS3(t *testing.T) {
 	srv := s3test.Start(t)
 	na := startServe(t, "a", "127.0.0.1")
@@ -99,6 +100,85 @@ func TestBucketRemoteS3(t *testing.T) {
 		t.Fatal("the pull did not bring the change")
 	}
 
+	// Keys: a second password opens it; the one in use stays.
+	newPW := filepath.Join(t.TempDir(), "new")
+	must(t, os.WriteFile(newPW, []byte("pw-two"), 0o600))
+	id := strings.TrimSpace(e.ok("remote", "key", "add", "s3", "--new-password-file", newPW, "-H"))
+	if out := e.ok("remote", "key", "list", "s3", "--password-file", newPW); !strings.Contains(out, "* "+id) {
+		t.Fatalf("dm remote key list with the new password:\n%s", out)
+	}
+	var inUse string
+	for _, l := range strings.Split(e.ok("remote", "key", "list", "s3", "-H"), "\n") {
+		if strings.HasSuffix(l, "\tyes") {
+			inUse = strings.Fields(l)[0]
+		}
+	}
+	if r := e.fails("pass --force", "remote", "key", "remove", "s3", inUse); r.code != 5 {
+		t.Fatalf("removing the key in use: %v", r)
+	}
+	e.ok("remote", "key", "remove", "s3", id)
+	e.fails("wrong password", "remote", "key", "list", "s3", "--password-file", newPW)
+
+	// The password from the environment, the saved file absent.
+	e.ok("remote", "rm", "s3")
+	restore = e.withExtra("DOTMESH_REMOTE_PASSWORD=pw-one")
+	e.ok("remote", "add", "s3", url, "--endpoint", srv.Endpoint)
+	e.ok("remote", "key", "list", "s3")
+	restore()
+	e.fails("no password for bucket remote s3", "remote", "key", "list", "s3")
+
+	// Read-only credentials: a push is refused (exit 10), nothing lost.
+	writeFile(t, filepath.Join(dir, "third.txt"), "third")
+	e.commitOn(na, "app", "third")
+	e.extra = []string{"AWS_ACCESS_KEY_ID=" + s3test.ReadOnlyAccessKey, "AWS_SECRET_ACCESS_KEY=" + s3test.ReadOnlySecretKey, "DOTMESH_REMOTE_PASSWORD=pw-one"}
+	if r := e.fails("bucket remote s3", "--remote", "a", "push", "s3", "app"); r.code != 10 {
+		t.Fatalf("a push with read-only credentials: %v; want exit 10", r)
+	}
+	e.extra = append(append([]string(nil), creds...), "DOTMESH_REMOTE_PASSWORD=pw-one")
+	if s := e.transfer(na, "push", "s3", "app"); s.Commits != 1 {
+		t.Fatalf("the push after a refused one: %+v; want the one commit the refused push did not land", s)
+	}
+
+	// The server down: unavailable, exit 7, naming the endpoint.
+	srv.Kill()
+	if r := e.fails(srv.Endpoint, "remote", "key", "list", "s3"); r.code != 7 {
+		t.Fatalf("the S3 server down: %v; want exit 7", r)
+	}
+	srv.Restart(t)
+
+	// --no-encryption: plain objects, still cloned byte for byte.
+	plain := srv.URL("e2e-plain")
+	e.ok("remote", "add", "plain", plain, "--endpoint", srv.Endpoint, "--no-encryption")
+	e.extra = creds
+	e.on(na, "push", "plain", "app")
+	e.on(nb, "clone", "plain", "app", "--local-name", "app-plain")
+	if a, b := readTree(t, dir), readTree(t, e.pathOn(nb, "app-plain")); !sameTree(a, b) {
+		t.Fatal("the clone from a plain bucket differs")
+	}
+}
+
+// TestBucketMaintenanceS3: what a bucket holds, read by dm itself against
+// a real S3 server: list and log agree with the node that pushed, gc
+// --keep (and --dry-run) removes the older commit, verify passes and then
+// names a damaged object, exiting 8.
+func TestBucketMaintenanceS3(t *testing.T) {
+	srv := s3test.Start(t)
+	na := startServe(t, "a", "127.0.0.1")
+	e := newEnv(t)
+	e.addRemote(na)
+	e.extra = []string{"AWS_ACCESS_KEY_ID=" + s3test.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3test.SecretKey, "DOTMESH_REMOTE_PASSWORD=pw-one"}
+	e.ok("remote", "add", "s3", srv.URL("e2e-maint"), "--endpoint", srv.Endpoint)
+	e.on(na, "init", "app")
+	dir := e.pathOn(na, "app")
+	big := make([]byte, 2<<20)
+	rand.Read(big)
+	must(t, os.WriteFile(filepath.Join(dir, "big.bin"), big, 0o644))
+	e.commitOn(na, "app", "first")
+	e.on(na, "push", "s3", "app")
+	writeFile(t, filepath.Join(dir, "second.txt"), "second")
+	e.commitOn(na, "app", "second")
+	e.on(na, "push", "s3", "app")
+
 	// What the bucket holds, read by dm itself.
 	var dots []struct {
 		Name     string `json:"name"`
@@ -138,7 +218,7 @@ func TestBucketRemoteS3(t *testing.T) {
 
 	// verify, then a damaged object named, exit 8.
 	e.ok("verify", "s3", "--read-data")
-	st := srv.Open(t, "e2e-enc")
+	st := srv.Open(t, "e2e-maint")
 	var blob string
 	must(t, st.List(context.Background(), "data/", func(o bucket.ObjectInfo) error {
 		if blob == "" {
@@ -158,61 +238,6 @@ func TestBucketRemoteS3(t *testing.T) {
 		t.Fatalf("verify after damaging %s: %v", blob, r)
 	}
 
-	// Keys: a second password opens it; the one in use stays.
-	newPW := filepath.Join(t.TempDir(), "new")
-	must(t, os.WriteFile(newPW, []byte("pw-two"), 0o600))
-	id := strings.TrimSpace(e.ok("remote", "key", "add", "s3", "--new-password-file", newPW, "-H"))
-	if out := e.ok("remote", "key", "list", "s3", "--password-file", newPW); !strings.Contains(out, "* "+id) {
-		t.Fatalf("dm remote key list with the new password:\n%s", out)
-	}
-	var inUse string
-	for _, l := range strings.Split(e.ok("remote", "key", "list", "s3", "-H"), "\n") {
-		if strings.HasSuffix(l, "\tyes") {
-			inUse = strings.Fields(l)[0]
-		}
-	}
-	if r := e.fails("pass --force", "remote", "key", "remove", "s3", inUse); r.code != 5 {
-		t.Fatalf("removing the key in use: %v", r)
-	}
-	e.ok("remote", "key", "remove", "s3", id)
-	e.fails("wrong password", "remote", "key", "list", "s3", "--password-file", newPW)
-
-	// The password from the environment, the saved file absent.
-	e.ok("remote", "rm", "s3")
-	restore = e.withExtra("DOTMESH_REMOTE_PASSWORD=pw-one")
-	e.ok("remote", "add", "s3", url, "--endpoint", srv.Endpoint)
-	e.ok("list", "s3")
-	restore()
-	e.fails("no password for bucket remote s3", "list", "s3")
-
-	// Read-only credentials: a push is refused (exit 10), nothing lost.
-	writeFile(t, filepath.Join(dir, "third.txt"), "third")
-	e.commitOn(na, "app", "third")
-	e.extra = []string{"AWS_ACCESS_KEY_ID=" + s3test.ReadOnlyAccessKey, "AWS_SECRET_ACCESS_KEY=" + s3test.ReadOnlySecretKey, "DOTMESH_REMOTE_PASSWORD=pw-one"}
-	if r := e.fails("bucket remote s3", "--remote", "a", "push", "s3", "app"); r.code != 10 {
-		t.Fatalf("a push with read-only credentials: %v; want exit 10", r)
-	}
-	if len(e.bucketLog("s3", "app")) != 1 {
-		t.Fatal("a refused push changed the bucket's history")
-	}
-	e.extra = append(append([]string(nil), creds...), "DOTMESH_REMOTE_PASSWORD=pw-one")
-
-	// The server down: unavailable, exit 7, naming the endpoint.
-	srv.Kill()
-	if r := e.fails(srv.Endpoint, "list", "s3"); r.code != 7 {
-		t.Fatalf("the S3 server down: %v; want exit 7", r)
-	}
-	srv.Restart(t)
-
-	// --no-encryption: plain objects, still cloned byte for byte.
-	plain := srv.URL("e2e-plain")
-	e.ok("remote", "add", "plain", plain, "--endpoint", srv.Endpoint, "--no-encryption")
-	e.extra = creds
-	e.on(na, "push", "plain", "app")
-	e.on(nb, "clone", "plain", "app", "--local-name", "app-plain")
-	if a, b := readTree(t, dir), readTree(t, e.pathOn(nb, "app-plain")); !sameTree(a, b) {
-		t.Fatal("the clone from a plain bucket differs")
-	}
 }
 
 // bucketLog is `dm log --remote NAME DOT --json`.
