@@ -3,7 +3,6 @@ package bucketremote
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -73,7 +72,7 @@ func (r *Remote) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 		return res, gcRefused(err)
 	}
 	res.Blobs = len(garbage)
-	log := r.maintLog().With("bucket", r.Location(), "keep", opts.Keep, "dry_run", opts.DryRun)
+	log := r.log.With("bucket", r.Location(), "keep", opts.Keep, "dry_run", opts.DryRun)
 	if opts.DryRun {
 		log.Info("gc", "commits", res.Commits, "unfinished", res.Unfinished, "blobs", res.Blobs, "bytes", res.Bytes)
 		return res, nil
@@ -85,7 +84,7 @@ func (r *Remote) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 		if err := lock.Err(); err != nil {
 			return err
 		}
-		g := newGroup(ctx, r.maintParallel())
+		g := newGroup(ctx, r.cfg.Parallel)
 		for i := range n {
 			g.Go(func(ctx context.Context) error { return f(ctx, i) })
 		}
@@ -98,7 +97,12 @@ func (r *Remote) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 		c := plan.prune[i]
 		rec := *c.rec
 		rec.Commit.Pruned = true
-		return r.repo.PutRecord(ctx, KindCommit, CommitName(c.dot, rec.Commit.ID), EncodeCommitRecord(&rec))
+		name := CommitName(c.dot, rec.Commit.ID)
+		if err := r.repo.PutRecord(ctx, KindCommit, name, EncodeCommitRecord(&rec)); err != nil {
+			return err
+		}
+		r.commits.put(name, &rec) // the one record GC rewrites
+		return nil
 	}); err != nil {
 		return GCResult{}, err
 	}
@@ -227,12 +231,4 @@ func (r *Remote) planGC(refs map[dotmesh.DotName]*refsOfDot, all map[dotmesh.Dot
 		}
 	}
 	return plan, nil
-}
-
-// maintLog is the Remote's logger (Config.Logger), or one that discards.
-func (r *Remote) maintLog() *slog.Logger {
-	if r.cfg.Logger != nil {
-		return r.cfg.Logger
-	}
-	return slog.New(slog.DiscardHandler)
 }

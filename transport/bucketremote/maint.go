@@ -126,13 +126,6 @@ func (r *Remote) maintRefs(ctx context.Context, prefix string, bad badFunc) (map
 	return out, nil
 }
 
-func (r *Remote) maintParallel() int {
-	if r.cfg.Parallel > 0 {
-		return r.cfg.Parallel
-	}
-	return 8
-}
-
 // maintCommits reads every commit record in the bucket (those of
 // unfinished pushes too), by dot and id, and returns how many records
 // there are, damaged ones included.
@@ -154,12 +147,24 @@ func (r *Remote) maintCommits(ctx context.Context, bad badFunc) (map[dotmesh.Dot
 			badErr = bad(object, dot, id, err)
 		}
 	}
-	g := newGroup(ctx, r.maintParallel())
+	found := func(dot dotmesh.DotName, id dotmesh.CommitID, rec *CommitRecord) {
+		mu.Lock()
+		defer mu.Unlock()
+		if out[dot] == nil {
+			out[dot] = map[dotmesh.CommitID]*CommitRecord{}
+		}
+		out[dot][id] = rec
+	}
+	g := newGroup(ctx, r.cfg.Parallel)
 	for _, name := range names {
 		what := "commit record " + name
 		dot, id, err := ParseCommitName(name)
 		if err != nil {
 			report(what, dotmesh.DotName{}, "", err)
+			continue
+		}
+		if rec := r.commits.get(name); rec != nil {
+			found(dot, id, rec)
 			continue
 		}
 		g.Go(func(ctx context.Context) error {
@@ -174,12 +179,8 @@ func (r *Remote) maintCommits(ctx context.Context, bad badFunc) (map[dotmesh.Dot
 				report(corruptObject(err, what), dot, id, err)
 				return nil
 			}
-			mu.Lock()
-			if out[dot] == nil {
-				out[dot] = map[dotmesh.CommitID]*CommitRecord{}
-			}
-			out[dot][id] = rec
-			mu.Unlock()
+			r.commits.put(name, rec)
+			found(dot, id, rec)
 			return nil
 		})
 	}
@@ -201,7 +202,7 @@ func (r *Remote) List(ctx context.Context) ([]DotInfo, error) {
 	}
 	out := make([]DotInfo, 0, len(refs))
 	for dot, dr := range refs {
-		commits, err := LoadCommits(ctx, r.repo, dot, r.maintParallel(), nil)
+		commits, err := LoadCommits(ctx, r.repo, dot, r.cfg.Parallel, &r.commits)
 		if err != nil {
 			return nil, stopAtBad("", dot, "", err)
 		}
@@ -244,7 +245,7 @@ func (r *Remote) Log(ctx context.Context, dot dotmesh.DotName, ref string) ([]do
 	if err != nil {
 		return nil, err
 	}
-	commits, err := LoadCommits(ctx, r.repo, dot, r.maintParallel(), nil)
+	commits, err := LoadCommits(ctx, r.repo, dot, r.cfg.Parallel, &r.commits)
 	if err != nil {
 		return nil, stopAtBad("", dot, "", err)
 	}
@@ -349,7 +350,7 @@ func (r *Remote) usedBlobs(ctx context.Context, commits []commitOf, treeErr func
 		}
 	}
 	seen := map[string]bool{}
-	g := newGroup(ctx, max(r.maintParallel()/2, 1))
+	g := newGroup(ctx, max(r.cfg.Parallel/2, 1))
 	for _, c := range commits {
 		var key strings.Builder
 		mu.Lock()
@@ -376,7 +377,7 @@ func (r *Remote) usedBlobs(ctx context.Context, commits []commitOf, treeErr func
 		}
 		g.Go(func(ctx context.Context) error {
 			var ids []repo.ID
-			err := WalkTree(ctx, r.repo, c.rec, r.maintParallel(), func(te TreeEntry) error {
+			err := WalkTree(ctx, r.repo, c.rec, r.cfg.Parallel, func(te TreeEntry) error {
 				return ChunkBlobs(r.repo, te, func(id repo.ID, _ uint32) error {
 					ids = append(ids, id)
 					return nil

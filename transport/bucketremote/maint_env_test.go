@@ -33,6 +33,7 @@ var (
 	mtPassword = []byte("maint test password")
 	mtKDF      = repo.KDFParams{Name: repo.KDFArgon2id, Time: 1, Memory: 1024, Threads: 1}
 	mtDot      = dotmesh.DotName{Namespace: "admin", Name: "app"}
+	mtDotFull  = "admin/app" // as Problems name it
 )
 
 // mtBucket is one prefix of the test bucket.

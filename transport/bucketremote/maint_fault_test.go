@@ -40,7 +40,7 @@ func testVerifyMissing(t *testing.T, srv *s3test.Server) {
 		t.Fatalf("Verify with one blob gone: %+v", res.Problems)
 	}
 	p := res.Problems[0]
-	if p.Object != gone || p.Dot != mtDot.String() || p.Commit != string(c.ID) {
+	if p.Object != gone || p.Dot != mtDotFull || p.Commit != string(c.ID) {
 		t.Errorf("Verify: %+v; want object %s of commit %s of %s", p, gone, c.ID, mtDot)
 	}
 	if err := res.Err(); !errors.Is(err, dotmesh.ErrCorrupt) || !strings.Contains(err.Error(), gone) {
@@ -102,7 +102,7 @@ func testDamagedObject(t *testing.T, srv *s3test.Server, truncate bool) {
 	if len(res.Problems) != 1 || res.Problems[0].Object != victim {
 		t.Fatalf("Verify: %+v; want one problem naming %s", res.Problems, victim)
 	}
-	if p := res.Problems[0]; p.Dot != mtDot.String() || p.Commit != string(c.ID) && p.Commit == "" {
+	if p := res.Problems[0]; p.Dot != mtDotFull || p.Commit != string(c.ID) && p.Commit == "" {
 		t.Errorf("Verify: %+v does not name the dot and commit needing it", p)
 	}
 	if res.Blobs != clean.Blobs || res.BlobsRead != clean.Blobs {
@@ -180,7 +180,7 @@ func testServerKilledMidPush(t *testing.T, srv *s3test.Server) {
 	// A second commit big enough to be cut off: 24 MiB in 12 files.
 	files := map[string][]byte{}
 	for i := range 12 {
-		files["big/"+string(rune('a'+i))] = mtRandom(uint64(910+i), 2<<20)
+		files["large/"+string(rune('a'+i))] = mtRandom(uint64(910+i), 2<<20)
 	}
 	n.commit(mtDot, "master", "big", files)
 	before := b.objects()

@@ -1,7 +1,6 @@
 package bucketremote
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"sync"

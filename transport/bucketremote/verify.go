@@ -64,7 +64,7 @@ func (r *Remote) Verify(ctx context.Context, opts VerifyOptions) (VerifyResult, 
 	case err == nil:
 		defer lock.Unlock(context.WithoutCancel(ctx))
 	case errors.Is(err, dotmesh.ErrPermissionDenied):
-		r.maintLog().Info("verify: the credentials may not write a lock; verifying without one (a gc meanwhile may show false problems)", "bucket", r.Location())
+		r.log.Info("verify: the credentials may not write a lock; verifying without one (a gc meanwhile may show false problems)", "bucket", r.Location())
 	default:
 		return res, err
 	}
@@ -90,7 +90,7 @@ func (r *Remote) Verify(ctx context.Context, opts VerifyOptions) (VerifyResult, 
 		return nil
 	}
 
-	check, err := r.repo.Check(ctx, repo.CheckOptions{ReadData: opts.ReadData, DataPercent: opts.SamplePercent, Parallel: r.maintParallel()})
+	check, err := r.repo.Check(ctx, repo.CheckOptions{ReadData: opts.ReadData, DataPercent: opts.SamplePercent, Parallel: r.cfg.Parallel})
 	if err != nil {
 		return res, err
 	}
@@ -169,7 +169,7 @@ func (r *Remote) Verify(ctx context.Context, opts VerifyOptions) (VerifyResult, 
 		res.Problems = append(res.Problems, *p)
 	}
 	slices.SortFunc(res.Problems, func(a, b Problem) int { return strings.Compare(a.Object, b.Object) })
-	r.maintLog().Info("verify", "bucket", r.Location(), "commits", res.Commits, "blobs", res.Blobs, "blobs_read", res.BlobsRead, "problems", len(res.Problems))
+	r.log.Info("verify", "bucket", r.Location(), "commits", res.Commits, "blobs", res.Blobs, "blobs_read", res.BlobsRead, "problems", len(res.Problems))
 	return res, nil
 }
 
