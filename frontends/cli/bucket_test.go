@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -333,4 +334,98 @@ func TestBucketPushCloneThroughNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustRun(t, pw, "push", "b", "app")
+}
+
+// TestBucketListLogGCVerify: what a file:// bucket holds, read by dm
+// itself: list and log agree with the node, gc --keep removes the older
+// commit, verify names a damaged object and exits 8.
+func TestBucketListLogGCVerify(t *testing.T) {
+	e, _ := withNode(t)
+	dir := t.TempDir()
+	pw := withEnv(e, passwordEnv, "pw-one")
+	mustRun(t, pw, "remote", "add", "b", "file://"+dir)
+	if r := runDM(t, pw, "list", "b"); r.code != 0 || !strings.Contains(r.out, "holds no dots yet") {
+		t.Fatalf("dm list of an empty bucket: %+v", r)
+	}
+	mustRun(t, e, "init", "app")
+	p := strings.TrimSpace(mustRun(t, e, "path", "app"))
+	for i, msg := range []string{"first", "second"} {
+		if err := os.WriteFile(filepath.Join(p, fmt.Sprintf("f%d.txt", i)), []byte(strings.Repeat(msg, 1000)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mustRun(t, e, "commit", "--dot", "app", "-m", msg)
+	}
+	mustRun(t, pw, "push", "b", "app")
+	head := strings.Fields(mustRun(t, e, "log", "--dot", "app", "-H"))[0]
+
+	if got := mustRun(t, pw, "list", "b", "-H"); !regexp.MustCompile(`^app\tmaster\t` + head + `\t2\t\d+\t\S+\n$`).MatchString(got) {
+		t.Fatalf("dm list b -H: %q", got)
+	}
+	if got := mustRun(t, pw, "--remote", "b", "list"); !regexp.MustCompile(`DOT\s+BRANCH\s+HEAD\s+COMMITS\s+SIZE\s+UPDATED\napp\s+master\s+` + head[:12]).MatchString(got) {
+		t.Fatalf("dm --remote b list:\n%s", got)
+	}
+	var listed []struct {
+		Name     string `json:"name"`
+		Branches []struct {
+			Name, Head string
+			Commits    int
+		} `json:"branches"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, pw, "list", "b", "--json")), &listed); err != nil || len(listed) != 1 || listed[0].Name != "app" || listed[0].Branches[0].Head != head || listed[0].Branches[0].Commits != 2 {
+		t.Fatalf("dm list b --json: %+v, %v", listed, err)
+	}
+	logIDs := func(args ...string) string {
+		var ids []string
+		for _, l := range strings.Split(strings.TrimSpace(mustRun(t, pw, args...)), "\n") {
+			ids = append(ids, strings.Fields(l)[0])
+		}
+		return strings.Join(ids, " ")
+	}
+	node := logIDs("log", "--dot", "app", "-H")
+	if got := logIDs("log", "--remote", "b", "app", "-H"); got != node {
+		t.Fatalf("dm log --remote b app: %s; the node has %s", got, node)
+	}
+	if got := logIDs("log", "--remote", "b", "--dot", "app", "master^", "-H"); got != strings.Fields(node)[1] {
+		t.Fatalf("dm log --remote b --dot app master^: %s", got)
+	}
+	failsWithCode(t, runDM(t, pw, "log", "--remote", "b"), "usage: dm log --remote b DOT [REF]", exitUsage)
+	failsWithCode(t, runDM(t, pw, "log", "--remote", "b", "nope"), "`dm list b` shows what the bucket holds", exitNotFound)
+
+	if got := mustRun(t, pw, "gc", "b", "--keep", "1", "--dry-run"); !strings.Contains(got, "would remove 1 commits") {
+		t.Fatalf("dm gc --dry-run: %q", got)
+	}
+	if got := mustRun(t, pw, "gc", "b", "--keep", "1"); !strings.Contains(got, "removed 1 commits") {
+		t.Fatalf("dm gc: %q", got)
+	}
+	if got := logIDs("log", "--remote", "b", "app", "-H"); got != head {
+		t.Fatalf("after gc --keep 1 the bucket's log is %s; want %s", got, head)
+	}
+
+	if r := runDM(t, pw, "verify", "b", "--read-data"); r.code != 0 || !strings.Contains(r.out, "0 problems") {
+		t.Fatalf("dm verify b: %+v", r)
+	}
+	failsWith(t, runDM(t, pw, "verify", "b", "--read-data=0"), "must be a percentage")
+	var blob string
+	filepath.WalkDir(filepath.Join(dir, "data"), func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && blob == "" {
+			blob = path
+		}
+		return nil
+	})
+	b, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	if err := os.WriteFile(blob, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	name, _ := filepath.Rel(dir, blob)
+	r := runDM(t, pw, "verify", "b", "--read-data")
+	failsWithCode(t, r, "verify found damaged data", exitCorrupt)
+	if !strings.Contains(r.out, "damaged object "+name) {
+		t.Fatalf("dm verify does not name %s:\n%s", name, r.out)
+	}
+	// A clone refuses the damaged chunk, naming the remote.
+	failsWithCode(t, runDM(t, pw, "clone", "b", "app", "--local-name", "copy"), "bucket remote b: ", exitCorrupt)
 }
