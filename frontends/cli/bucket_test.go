@@ -429,3 +429,27 @@ func TestBucketListLogGCVerify(t *testing.T) {
 	// A clone refuses the damaged chunk, naming the remote.
 	failsWithCode(t, runDM(t, pw, "clone", "b", "app", "--local-name", "copy"), "bucket remote b: ", exitCorrupt)
 }
+
+func TestBucketCompletion(t *testing.T) {
+	e, path := testEnv(t)
+	writeConfig(t, path, &Config{CurrentRemote: "node", Remotes: map[string]*Remote{
+		"node":   {User: "admin", Address: "127.0.0.1:1", APIKey: "k"},
+		"backup": {Bucket: &BucketRemote{URL: "s3://b"}},
+		"usb":    {Bucket: &BucketRemote{URL: "file:///media/usb"}},
+	}})
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"remote", "key", "list", ""}, "backup usb"},
+		{[]string{"remote", "unlock", "u"}, "usb"},
+		{[]string{"gc", ""}, "backup usb"}, // and the node's dots, when it answers
+		{[]string{"verify", "b"}, "backup"},
+		{[]string{"list", ""}, "backup node usb"},
+		{[]string{"push", ""}, "backup node usb"},
+	} {
+		if got, directive := completions(t, e, c.args...); strings.Join(got, " ") != c.want || directive != ":4" {
+			t.Errorf("dm __complete %q: %q %s; want %q :4", c.args, got, directive, c.want)
+		}
+	}
+}
