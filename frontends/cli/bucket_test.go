@@ -357,6 +357,9 @@ func TestBucketListLogGCVerify(t *testing.T) {
 	}
 	mustRun(t, pw, "push", "b", "app")
 	head := strings.Fields(mustRun(t, e, "log", "--dot", "app", "-H"))[0]
+	if got := mustRun(t, e, "list", "local", "-H"); !strings.HasPrefix(got, "app\tmaster\t") {
+		t.Fatalf("dm list NODE lists the node's dots: %q", got)
+	}
 
 	if got := mustRun(t, pw, "list", "b", "-H"); !regexp.MustCompile(`^app\tmaster\t` + head + `\t2\t\d+\t\S+\n$`).MatchString(got) {
 		t.Fatalf("dm list b -H: %q", got)
