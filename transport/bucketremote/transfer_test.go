@@ -536,3 +536,70 @@ func TestCorruptBlob(t *testing.T) {
 		})
 	}
 }
+
+// A history pruned by gc on the node travels as a shallow history: the
+// bucket's State marks where it starts, and a clone from the bucket is
+// shallow too.
+func TestPushAfterGC(t *testing.T) {
+	ctx := context.Background()
+	b := newBucket(t)
+	a := newNode(t)
+	a.create(app)
+	var cs []*dotmesh.Commit
+	for i := range 5 {
+		a.write(app, "f", []byte{byte(i)})
+		cs = append(cs, a.commit(app, "c"))
+	}
+	_, err := a.node.GC(ctx, dotmesh.GCOptions{Dot: &app, Keep: 2})
+	require.NoError(t, err)
+	res, err := a.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.Equal(t, 2, res.Commits)
+
+	st, err := b.remote().State(ctx, app, "master", dotmesh.StateOptions{})
+	require.NoError(t, err)
+	require.Len(t, st.History, 2)
+	require.Equal(t, cs[3].ID, st.History[0].ID)
+	require.True(t, st.History[0].Pruned, "where the bucket's history starts")
+	require.False(t, st.History[1].Pruned)
+
+	c := newNode(t)
+	_, err = c.node.Clone(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	log := c.log(app, "master")
+	require.Len(t, log, 2)
+	require.True(t, log[1].Pruned)
+	require.Equal(t, []byte{4}, must(os.ReadFile(filepath.Join(c.root(app, ""), "f"))))
+}
+
+// A push holds the shared repository lock until Close: gc's exclusive
+// lock is refused meanwhile, naming the holder.
+func TestPushHoldsLock(t *testing.T) {
+	ctx := context.Background()
+	b := newBucket(t)
+	a := newNode(t)
+	a.create(app)
+	a.write(app, "f", []byte("x"))
+	a.commit(app, "one")
+	r := b.remote()
+	_, err := a.node.Push(ctx, app, "", r, dotmesh.TransferOptions{})
+	require.NoError(t, err)
+
+	other := b.remote()
+	_, err = other.Repo().Lock(ctx, true)
+	var le *repo.LockedError
+	require.ErrorAs(t, err, &le)
+	require.ErrorIs(t, err, dotmesh.ErrInUse)
+
+	require.NoError(t, r.Close(ctx))
+	l, err := other.Repo().Lock(ctx, true)
+	require.NoError(t, err)
+	// With gc's lock held, a push is refused at once.
+	a.write(app, "f", []byte("y"))
+	a.commit(app, "two")
+	_, err = a.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+	require.ErrorIs(t, err, dotmesh.ErrInUse)
+	require.NoError(t, l.Unlock(ctx))
+	_, err = a.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+}
