@@ -310,18 +310,11 @@ func TestResume(t *testing.T) {
 func TestDivergence(t *testing.T) {
 	ctx := context.Background()
 	b := newBucket(t)
-	a, c := newNode(t), newNode(t)
-	a.create(app)
-	a.write(app, "f", []byte("base"))
-	a.commit(app, "base")
-	_, err := a.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
-	require.NoError(t, err)
-	_, err = c.node.Clone(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
-	require.NoError(t, err)
+	a, c := sharedDot(t, b)
 
 	c.write(app, "f", []byte("from c"))
 	cc := c.commit(app, "c")
-	_, err = c.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+	_, err := c.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
 	require.NoError(t, err)
 
 	a.write(app, "f", []byte("from a"))
@@ -351,7 +344,29 @@ func TestDivergence(t *testing.T) {
 func TestConcurrentPushSameBranch(t *testing.T) {
 	ctx := context.Background()
 	b := newBucket(t)
-	a, c := newNode(t), newNode(t)
+	a, c := sharedDot(t, b)
+	for i := 0; i < 3; i++ {
+		a.write(app, "f", randomBytes(int64(10+i), 1<<20))
+		a.commit(app, "a")
+		c.write(app, "f", randomBytes(int64(20+i), 1<<20))
+		c.commit(app, "c")
+
+		loser := racePushes(t, b, a, c)
+
+		// The loser catches up (its commit is stashed) for the next round.
+		res, err := loser.node.Pull(ctx, app, "", b.remote(), dotmesh.TransferOptions{StashOnDivergence: true})
+		require.NoError(t, err)
+		// Stash names have whole seconds: the next round's may come soon.
+		require.NoError(t, loser.node.DeleteBranch(ctx, app, res.Stashed))
+	}
+}
+
+// sharedDot makes a dot on one node, pushes it to b and clones it onto
+// another: two nodes that share its first commit.
+func sharedDot(t *testing.T, b *bucketEnv) (a, c *node) {
+	t.Helper()
+	ctx := context.Background()
+	a, c = newNode(t), newNode(t)
 	a.create(app)
 	a.write(app, "f", []byte("base"))
 	a.commit(app, "base")
@@ -359,41 +374,39 @@ func TestConcurrentPushSameBranch(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.node.Clone(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
 	require.NoError(t, err)
-	for i := 0; i < 3; i++ {
-		a.write(app, "f", randomBytes(int64(10+i), 1<<20))
-		a.commit(app, "a")
-		c.write(app, "f", randomBytes(int64(20+i), 1<<20))
-		c.commit(app, "c")
+	return a, c
+}
 
-		var wg sync.WaitGroup
-		errs := make([]error, 2)
-		for k, n := range []*node{a, c} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, errs[k] = n.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
-			}()
-		}
-		wg.Wait()
-		require.True(t, (errs[0] == nil) != (errs[1] == nil), "exactly one wins: %v / %v", errs[0], errs[1])
-		winner, loser := a, c
-		lerr := errs[1]
-		if errs[0] != nil {
-			winner, loser, lerr = c, a, errs[0]
-		}
-		require.ErrorIs(t, lerr, dotmesh.ErrConflict)
-		t.Logf("round %d: the loser was told: %v", i, lerr)
-
-		d := newNode(t)
-		_, err = d.node.Clone(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
-		require.NoError(t, err)
-		requireSameTree(t, treeOf(t, winner.root(app, "")), treeOf(t, d.root(app, "")))
-		require.Equal(t, winner.log(app, "master")[0].ID, d.log(app, "master")[0].ID)
-
-		// The loser catches up (its commit is stashed) for the next round.
-		_, err = loser.node.Pull(ctx, app, "", b.remote(), dotmesh.TransferOptions{StashOnDivergence: true})
-		require.NoError(t, err)
+// racePushes pushes the branch of a and of c at once, each through a
+// Remote of its own: exactly one wins, the other is told of a conflict,
+// and the bucket clones as the winner left it. It returns the loser.
+func racePushes(t *testing.T, b *bucketEnv, a, c *node) *node {
+	t.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for k, n := range []*node{a, c} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[k] = n.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+		}()
 	}
+	wg.Wait()
+	require.True(t, (errs[0] == nil) != (errs[1] == nil), "exactly one wins: %v / %v", errs[0], errs[1])
+	winner, loser, lerr := a, c, errs[1]
+	if errs[0] != nil {
+		winner, loser, lerr = c, a, errs[0]
+	}
+	require.ErrorIs(t, lerr, dotmesh.ErrConflict)
+	t.Logf("the loser was told: %v", lerr)
+
+	d := newNode(t)
+	_, err := d.node.Clone(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	requireSameTree(t, treeOf(t, winner.root(app, "")), treeOf(t, d.root(app, "")))
+	require.Equal(t, winner.log(app, "master")[0].ID, d.log(app, "master")[0].ID)
+	return loser
 }
 
 // Two nodes pushing different dots at once both land.
