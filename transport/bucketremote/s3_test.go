@@ -2,8 +2,6 @@ package bucketremote_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -89,12 +87,7 @@ func TestS3(t *testing.T) {
 		defer r.Close(ctx)
 		_, err = a.node.Push(ctx, app, "", r, dotmesh.TransferOptions{})
 		require.NoError(t, err)
-		c := newNode(t)
-		_, err = c.node.Clone(ctx, app, "", r, dotmesh.TransferOptions{})
-		require.NoError(t, err)
-		got, err := os.ReadFile(filepath.Join(c.root(app, ""), "big"))
-		require.NoError(t, err)
-		require.Equal(t, data, got)
+		require.Equal(t, data, cloneFile(t, r, app, "big"))
 	})
 
 	// An identity that may only read: a push fails with a clear error

@@ -238,12 +238,7 @@ func TestIncremental(t *testing.T) {
 	t.Logf("the same content as another dot uploaded %d bytes", dup)
 	require.Less(t, dup, int64(64<<10))
 
-	c := newNode(t)
-	_, err = c.node.Clone(ctx, other, "", b.remote(), dotmesh.TransferOptions{})
-	require.NoError(t, err)
-	got, err := os.ReadFile(filepath.Join(c.root(other, ""), "big"))
-	require.NoError(t, err)
-	require.Equal(t, data, got)
+	require.Equal(t, data, cloneFile(t, b.remote(), other, "big"))
 }
 
 // cutTransport cuts every commit stream after limit bytes.
@@ -297,12 +292,7 @@ func TestResume(t *testing.T) {
 	require.Less(t, second, full-first+full/20, "the resumed run uploads what was missing")
 	require.Less(t, second, full*6/10)
 
-	c := newNode(t)
-	_, err = c.node.Clone(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
-	require.NoError(t, err)
-	got, err := os.ReadFile(filepath.Join(c.root(app, ""), "big"))
-	require.NoError(t, err)
-	require.Equal(t, data, got)
+	require.Equal(t, data, cloneFile(t, b.remote(), app, "big"))
 }
 
 // Two nodes pushing one branch: the second is told the histories
