@@ -781,7 +781,9 @@ func LoadCommits(ctx context.Context, rp *repo.Repo, dot dotmesh.DotName, parall
 			return nil, err
 		}
 		if rec := cache.get(name); rec != nil {
+			mu.Lock()
 			out[id] = rec
+			mu.Unlock()
 			continue
 		}
 		g.Go(func(gctx context.Context) error {

@@ -213,3 +213,14 @@ func requireSameTree(t *testing.T, want, got map[string]fileState) {
 		require.Equal(t, w.Target, g.Target, "target of %s", p)
 	}
 }
+
+// cloneFile clones dot from r onto a new node and returns file's content.
+func cloneFile(t *testing.T, r dotmesh.Transport, dot dotmesh.DotName, file string) []byte {
+	t.Helper()
+	c := newNode(t)
+	_, err := c.node.Clone(context.Background(), dot, "", r, dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	b, err := os.ReadFile(filepath.Join(c.root(dot, ""), file))
+	require.NoError(t, err)
+	return b
+}

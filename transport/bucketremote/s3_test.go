@@ -2,10 +2,7 @@ package bucketremote_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -45,42 +42,13 @@ func TestS3(t *testing.T) {
 
 	// Two pushes of one branch at once through the server: one wins.
 	t.Run("ConcurrentSameBranch", func(t *testing.T) {
-		ctx := context.Background()
 		b := initBucket(t, srv.Open(t, prefix(t)), "")
-		a, c := newNode(t), newNode(t)
-		a.create(app)
-		a.write(app, "f", []byte("base"))
-		a.commit(app, "base")
-		_, err := a.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
-		require.NoError(t, err)
-		_, err = c.node.Clone(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
-		require.NoError(t, err)
+		a, c := sharedDot(t, b)
 		a.write(app, "f", randomBytes(40, 1<<20))
 		a.commit(app, "a")
 		c.write(app, "f", randomBytes(41, 1<<20))
 		c.commit(app, "c")
-		var wg sync.WaitGroup
-		errs := make([]error, 2)
-		for k, n := range []*node{a, c} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, errs[k] = n.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
-			}()
-		}
-		wg.Wait()
-		require.True(t, (errs[0] == nil) != (errs[1] == nil), "exactly one wins: %v / %v", errs[0], errs[1])
-		winner := a
-		if errs[0] != nil {
-			winner = c
-			require.ErrorIs(t, errs[0], dotmesh.ErrConflict)
-		} else {
-			require.ErrorIs(t, errs[1], dotmesh.ErrConflict)
-		}
-		d := newNode(t)
-		_, err = d.node.Clone(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
-		require.NoError(t, err)
-		requireSameTree(t, treeOf(t, winner.root(app, "")), treeOf(t, d.root(app, "")))
+		racePushes(t, b, a, c)
 	})
 
 	// The server killed in the middle of a push and started again: the
@@ -119,12 +87,7 @@ func TestS3(t *testing.T) {
 		defer r.Close(ctx)
 		_, err = a.node.Push(ctx, app, "", r, dotmesh.TransferOptions{})
 		require.NoError(t, err)
-		c := newNode(t)
-		_, err = c.node.Clone(ctx, app, "", r, dotmesh.TransferOptions{})
-		require.NoError(t, err)
-		got, err := os.ReadFile(filepath.Join(c.root(app, ""), "big"))
-		require.NoError(t, err)
-		require.Equal(t, data, got)
+		require.Equal(t, data, cloneFile(t, r, app, "big"))
 	})
 
 	// An identity that may only read: a push fails with a clear error

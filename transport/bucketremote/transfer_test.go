@@ -238,12 +238,7 @@ func TestIncremental(t *testing.T) {
 	t.Logf("the same content as another dot uploaded %d bytes", dup)
 	require.Less(t, dup, int64(64<<10))
 
-	c := newNode(t)
-	_, err = c.node.Clone(ctx, other, "", b.remote(), dotmesh.TransferOptions{})
-	require.NoError(t, err)
-	got, err := os.ReadFile(filepath.Join(c.root(other, ""), "big"))
-	require.NoError(t, err)
-	require.Equal(t, data, got)
+	require.Equal(t, data, cloneFile(t, b.remote(), other, "big"))
 }
 
 // cutTransport cuts every commit stream after limit bytes.
@@ -297,12 +292,7 @@ func TestResume(t *testing.T) {
 	require.Less(t, second, full-first+full/20, "the resumed run uploads what was missing")
 	require.Less(t, second, full*6/10)
 
-	c := newNode(t)
-	_, err = c.node.Clone(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
-	require.NoError(t, err)
-	got, err := os.ReadFile(filepath.Join(c.root(app, ""), "big"))
-	require.NoError(t, err)
-	require.Equal(t, data, got)
+	require.Equal(t, data, cloneFile(t, b.remote(), app, "big"))
 }
 
 // Two nodes pushing one branch: the second is told the histories
@@ -310,18 +300,11 @@ func TestResume(t *testing.T) {
 func TestDivergence(t *testing.T) {
 	ctx := context.Background()
 	b := newBucket(t)
-	a, c := newNode(t), newNode(t)
-	a.create(app)
-	a.write(app, "f", []byte("base"))
-	a.commit(app, "base")
-	_, err := a.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
-	require.NoError(t, err)
-	_, err = c.node.Clone(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
-	require.NoError(t, err)
+	a, c := sharedDot(t, b)
 
 	c.write(app, "f", []byte("from c"))
 	cc := c.commit(app, "c")
-	_, err = c.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+	_, err := c.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
 	require.NoError(t, err)
 
 	a.write(app, "f", []byte("from a"))
@@ -351,7 +334,29 @@ func TestDivergence(t *testing.T) {
 func TestConcurrentPushSameBranch(t *testing.T) {
 	ctx := context.Background()
 	b := newBucket(t)
-	a, c := newNode(t), newNode(t)
+	a, c := sharedDot(t, b)
+	for i := 0; i < 3; i++ {
+		a.write(app, "f", randomBytes(int64(10+i), 1<<20))
+		a.commit(app, "a")
+		c.write(app, "f", randomBytes(int64(20+i), 1<<20))
+		c.commit(app, "c")
+
+		loser := racePushes(t, b, a, c)
+
+		// The loser catches up (its commit is stashed) for the next round.
+		res, err := loser.node.Pull(ctx, app, "", b.remote(), dotmesh.TransferOptions{StashOnDivergence: true})
+		require.NoError(t, err)
+		// Stash names have whole seconds: the next round's may come soon.
+		require.NoError(t, loser.node.DeleteBranch(ctx, app, res.Stashed))
+	}
+}
+
+// sharedDot makes a dot on one node, pushes it to b and clones it onto
+// another: two nodes that share its first commit.
+func sharedDot(t *testing.T, b *bucketEnv) (a, c *node) {
+	t.Helper()
+	ctx := context.Background()
+	a, c = newNode(t), newNode(t)
 	a.create(app)
 	a.write(app, "f", []byte("base"))
 	a.commit(app, "base")
@@ -359,41 +364,39 @@ func TestConcurrentPushSameBranch(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.node.Clone(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
 	require.NoError(t, err)
-	for i := 0; i < 3; i++ {
-		a.write(app, "f", randomBytes(int64(10+i), 1<<20))
-		a.commit(app, "a")
-		c.write(app, "f", randomBytes(int64(20+i), 1<<20))
-		c.commit(app, "c")
+	return a, c
+}
 
-		var wg sync.WaitGroup
-		errs := make([]error, 2)
-		for k, n := range []*node{a, c} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, errs[k] = n.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
-			}()
-		}
-		wg.Wait()
-		require.True(t, (errs[0] == nil) != (errs[1] == nil), "exactly one wins: %v / %v", errs[0], errs[1])
-		winner, loser := a, c
-		lerr := errs[1]
-		if errs[0] != nil {
-			winner, loser, lerr = c, a, errs[0]
-		}
-		require.ErrorIs(t, lerr, dotmesh.ErrConflict)
-		t.Logf("round %d: the loser was told: %v", i, lerr)
-
-		d := newNode(t)
-		_, err = d.node.Clone(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
-		require.NoError(t, err)
-		requireSameTree(t, treeOf(t, winner.root(app, "")), treeOf(t, d.root(app, "")))
-		require.Equal(t, winner.log(app, "master")[0].ID, d.log(app, "master")[0].ID)
-
-		// The loser catches up (its commit is stashed) for the next round.
-		_, err = loser.node.Pull(ctx, app, "", b.remote(), dotmesh.TransferOptions{StashOnDivergence: true})
-		require.NoError(t, err)
+// racePushes pushes the branch of a and of c at once, each through a
+// Remote of its own: exactly one wins, the other is told of a conflict,
+// and the bucket clones as the winner left it. It returns the loser.
+func racePushes(t *testing.T, b *bucketEnv, a, c *node) *node {
+	t.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for k, n := range []*node{a, c} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[k] = n.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+		}()
 	}
+	wg.Wait()
+	require.True(t, (errs[0] == nil) != (errs[1] == nil), "exactly one wins: %v / %v", errs[0], errs[1])
+	winner, loser, lerr := a, c, errs[1]
+	if errs[0] != nil {
+		winner, loser, lerr = c, a, errs[0]
+	}
+	require.ErrorIs(t, lerr, dotmesh.ErrConflict)
+	t.Logf("the loser was told: %v", lerr)
+
+	d := newNode(t)
+	_, err := d.node.Clone(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	requireSameTree(t, treeOf(t, winner.root(app, "")), treeOf(t, d.root(app, "")))
+	require.Equal(t, winner.log(app, "master")[0].ID, d.log(app, "master")[0].ID)
+	return loser
 }
 
 // Two nodes pushing different dots at once both land.
@@ -535,4 +538,71 @@ func TestCorruptBlob(t *testing.T) {
 			require.Empty(t, st.Have, "the receiving node keeps nothing")
 		})
 	}
+}
+
+// A history pruned by gc on the node travels as a shallow history: the
+// bucket's State marks where it starts, and a clone from the bucket is
+// shallow too.
+func TestPushAfterGC(t *testing.T) {
+	ctx := context.Background()
+	b := newBucket(t)
+	a := newNode(t)
+	a.create(app)
+	var cs []*dotmesh.Commit
+	for i := range 5 {
+		a.write(app, "f", []byte{byte(i)})
+		cs = append(cs, a.commit(app, "c"))
+	}
+	_, err := a.node.GC(ctx, dotmesh.GCOptions{Dot: &app, Keep: 2})
+	require.NoError(t, err)
+	res, err := a.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.Equal(t, 2, res.Commits)
+
+	st, err := b.remote().State(ctx, app, "master", dotmesh.StateOptions{})
+	require.NoError(t, err)
+	require.Len(t, st.History, 2)
+	require.Equal(t, cs[3].ID, st.History[0].ID)
+	require.True(t, st.History[0].Pruned, "where the bucket's history starts")
+	require.False(t, st.History[1].Pruned)
+
+	c := newNode(t)
+	_, err = c.node.Clone(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	log := c.log(app, "master")
+	require.Len(t, log, 2)
+	require.True(t, log[1].Pruned)
+	require.Equal(t, []byte{4}, must(os.ReadFile(filepath.Join(c.root(app, ""), "f"))))
+}
+
+// A push holds the shared repository lock until Close: gc's exclusive
+// lock is refused meanwhile, naming the holder.
+func TestPushHoldsLock(t *testing.T) {
+	ctx := context.Background()
+	b := newBucket(t)
+	a := newNode(t)
+	a.create(app)
+	a.write(app, "f", []byte("x"))
+	a.commit(app, "one")
+	r := b.remote()
+	_, err := a.node.Push(ctx, app, "", r, dotmesh.TransferOptions{})
+	require.NoError(t, err)
+
+	other := b.remote()
+	_, err = other.Repo().Lock(ctx, true)
+	var le *repo.LockedError
+	require.ErrorAs(t, err, &le)
+	require.ErrorIs(t, err, dotmesh.ErrInUse)
+
+	require.NoError(t, r.Close(ctx))
+	l, err := other.Repo().Lock(ctx, true)
+	require.NoError(t, err)
+	// With gc's lock held, a push is refused at once.
+	a.write(app, "f", []byte("y"))
+	a.commit(app, "two")
+	_, err = a.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+	require.ErrorIs(t, err, dotmesh.ErrInUse)
+	require.NoError(t, l.Unlock(ctx))
+	_, err = a.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+	require.NoError(t, err)
 }
