@@ -35,6 +35,12 @@ func (r *Remote) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	if opts.Keep < 0 {
 		return res, &dotmesh.InvalidOptionError{Option: "GCOptions.Keep", Problem: fmt.Sprintf("the commits to keep of each branch must be >= 1, or 0 to keep all, not %d", opts.Keep)}
 	}
+	r.mu.Lock()
+	writing := r.lock != nil
+	r.mu.Unlock()
+	if writing && !opts.DryRun {
+		return res, fmt.Errorf("%w: this Remote holds a shared lock on the bucket since its first write (a push), and gc needs the exclusive one; run gc with a Remote that has not written, or Close this one first", dotmesh.ErrInUse)
+	}
 	lock, err := r.repo.Lock(ctx, !opts.DryRun)
 	if err != nil {
 		return res, err

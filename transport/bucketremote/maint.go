@@ -201,27 +201,48 @@ func (r *Remote) List(ctx context.Context) ([]DotInfo, error) {
 		return nil, err
 	}
 	out := make([]DotInfo, 0, len(refs))
-	for dot, dr := range refs {
-		commits, err := LoadCommits(ctx, r.repo, dot, r.cfg.Parallel, &r.commits)
-		if err != nil {
-			return nil, stopAtBad("", dot, "", err)
-		}
-		info := DotInfo{Name: dot, Branches: []BranchInfo{}, Tags: dr.tags}
-		for name, br := range dr.branches {
-			head, ok := commits[br.Head]
-			if !ok {
-				return nil, fmt.Errorf("%w: branch %s of %s in the bucket names commit %s, which it lacks (run verify on the bucket)", dotmesh.ErrCorrupt, name, dot, br.Head)
+	var mu sync.Mutex
+	// Dots load side by side: each is a listing and its records.
+	g := newGroup(ctx, max(r.cfg.Parallel/4, 1))
+	for _, dr := range refs {
+		g.Go(func(ctx context.Context) error {
+			info, err := r.dotInfo(ctx, dr)
+			if err != nil {
+				return err
 			}
-			info.Branches = append(info.Branches, BranchInfo{
-				Name: name, Head: br.Head, Time: head.Commit.Time,
-				Commits: len(Ancestry(commits, br.Head)), Bytes: head.Bytes,
-			})
-		}
-		slices.SortFunc(info.Branches, func(a, b BranchInfo) int { return strings.Compare(a.Name, b.Name) })
-		out = append(out, info)
+			mu.Lock()
+			out = append(out, info)
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b DotInfo) int { return strings.Compare(dotPrefix(a.Name), dotPrefix(b.Name)) })
 	return out, nil
+}
+
+// dotInfo describes the dot dr holds the refs of.
+func (r *Remote) dotInfo(ctx context.Context, dr *refsOfDot) (DotInfo, error) {
+	dot := dr.dot
+	commits, err := LoadCommits(ctx, r.repo, dot, r.cfg.Parallel, &r.commits)
+	if err != nil {
+		return DotInfo{}, stopAtBad("", dot, "", err)
+	}
+	info := DotInfo{Name: dot, Branches: []BranchInfo{}, Tags: dr.tags}
+	for name, br := range dr.branches {
+		head, ok := commits[br.Head]
+		if !ok {
+			return DotInfo{}, fmt.Errorf("%w: branch %s of %s in the bucket names commit %s, which it lacks (run verify on the bucket)", dotmesh.ErrCorrupt, name, dot, br.Head)
+		}
+		info.Branches = append(info.Branches, BranchInfo{
+			Name: name, Head: br.Head, Time: head.Commit.Time,
+			Commits: len(Ancestry(commits, br.Head)), Bytes: head.Bytes,
+		})
+	}
+	slices.SortFunc(info.Branches, func(a, b BranchInfo) int { return strings.Compare(a.Name, b.Name) })
+	return info, nil
 }
 
 // Log is the history of ref (a branch, a tag or a commit id of dot, with

@@ -117,6 +117,7 @@ func testDamagedObject(t *testing.T, srv *s3test.Server, truncate bool) {
 	if !errors.Is(err, dotmesh.ErrCorrupt) {
 		t.Fatalf("clone of a damaged bucket: %v; want ErrCorrupt", err)
 	}
+	t.Logf("the clone of a damaged bucket: %v", err)
 	if strings.Contains(err.Error(), "\n") {
 		t.Errorf("the clone's error is not one line: %q", err)
 	}
@@ -144,6 +145,7 @@ func testReadOnlyPush(t *testing.T, srv *s3test.Server) {
 	if !errors.Is(err, dotmesh.ErrPermissionDenied) {
 		t.Fatalf("push with read-only credentials: %v; want ErrPermissionDenied", err)
 	}
+	t.Logf("the push with read-only credentials: %v", err)
 	if strings.Contains(err.Error(), "\n") {
 		t.Errorf("error is not one line: %q", err)
 	}
@@ -196,6 +198,7 @@ func testServerKilledMidPush(t *testing.T, srv *s3test.Server) {
 	if err == nil {
 		t.Fatal("a push to a killed S3 server succeeded")
 	}
+	t.Logf("the push to a killed server: %v", err)
 	if !errors.Is(err, dotmesh.ErrUnavailable) || strings.Contains(err.Error(), "\n") {
 		t.Errorf("push to a killed S3 server: %q; want one line wrapping ErrUnavailable", err)
 	}

@@ -309,6 +309,32 @@ func TestGCRefusesDamage(t *testing.T) {
 	}
 }
 
+// TestGCOnAWritingRemote: a Remote that pushed holds its shared lock
+// until Close; GC on it says so rather than naming its own lock as
+// another's. A dry run works.
+func TestGCOnAWritingRemote(t *testing.T) {
+	ctx := context.Background()
+	f := newLayoutFixture(t)
+	cs := f.line(layoutDot, "", "c", 2)
+	f.branch(layoutDot, "master", cs[1].Commit.ID)
+	if err := f.r.writeLock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer f.r.lock.Unlock(ctx)
+	if _, err := f.r.GC(ctx, GCOptions{Keep: 1}); !errors.Is(err, dotmesh.ErrInUse) || !strings.Contains(err.Error(), "this Remote") {
+		t.Fatalf("GC on a Remote that wrote: %v", err)
+	}
+	if res, err := f.r.GC(ctx, GCOptions{Keep: 1, DryRun: true}); err != nil || res.Commits != 1 {
+		t.Fatalf("GC dry run on a Remote that wrote: %+v, %v", res, err)
+	}
+	// Another Remote's GC is refused by the lock, naming it.
+	other := New(f.rp, Config{})
+	var le *repo.LockedError
+	if _, err := other.GC(ctx, GCOptions{Keep: 1}); !errors.As(err, &le) {
+		t.Fatalf("GC while another Remote holds its write lock: %v", err)
+	}
+}
+
 // TestVerifyStructure: what a bucket lacks is named with the dot and
 // commit that need it.
 func TestVerifyStructure(t *testing.T) {

@@ -109,10 +109,10 @@ type VerifyOptions struct {
 
 // VerifyResult is what Verify found.
 type VerifyResult struct {
-	Commits   int            `json:"commits"`
-	Blobs     int            `json:"blobs"`      // blobs listed
-	BlobsRead int            `json:"blobs_read"` // blobs read and checked
-	Problems  []Problem      `json:"problems,omitempty"`
+	Commits   int       `json:"commits"`
+	Blobs     int       `json:"blobs"`      // blobs listed
+	BlobsRead int       `json:"blobs_read"` // blobs read and checked
+	Problems  []Problem `json:"problems,omitempty"`
 }
 
 // Problem is one thing Verify found wrong: the object, and the dot and
@@ -123,4 +123,3 @@ type Problem struct {
 	Commit  string `json:"commit,omitempty"`
 	Message string `json:"message"`
 }
-

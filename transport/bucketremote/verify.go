@@ -186,7 +186,7 @@ func problemMessage(err error) string {
 // parseBlobObjectName is the blob ID of a blob's object name.
 func parseBlobObjectName(name string) (repo.ID, bool) {
 	rest, ok := strings.CutPrefix(name, "data/")
-	if !ok || len(rest) != 3+64 || rest[2] != '/' {
+	if !ok || len(rest) != 3+64 || rest[2] != '/' || rest[:2] != rest[3:5] {
 		return repo.ID{}, false
 	}
 	id, err := repo.ParseID(rest[3:])
