@@ -190,6 +190,7 @@ func TestDial(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, locks, 1, "a push holds the shared lock until Close")
 	require.NoError(t, r.Close(ctx))
+	require.NoError(t, r.Close(ctx), "closing again does nothing")
 
 	r, err = bucketremote.Dial(ctx, cfg)
 	require.NoError(t, err)
