@@ -1,5 +1,7 @@
 // Package cli is the `dm` command: a thin cobra frontend that talks to
-// dotmesh nodes through the API client (package client). What runs nodes
+// dotmesh nodes through the API client (package client), and opens bucket
+// remotes itself (transport/bucketremote) to show and maintain what they
+// hold. What runs nodes
 // (`dm serve`, starting and stopping a background node, rebuilding a
 // registry) is package daemon's, which cmd/dm passes in as a Wiring.
 package cli
@@ -42,6 +44,8 @@ type app struct {
 	scripting  bool   // -H
 	jsonOut    bool   // --json
 	timeouts   timeoutFlags
+	// passwordFile is --password-file of a command that opens a bucket.
+	passwordFile string
 }
 
 // Main runs dm with args as in os.Args (the program name first, which

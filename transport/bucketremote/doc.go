@@ -15,15 +15,40 @@
 //
 // # Layout in the repository
 //
-// (The implementation documents here the records, refs and tree
-// encoding it writes: kinds, names, bodies, and how a commit stays
-// invisible until Finish moves a branch ref to it.)
+// Names are repo record and ref names (the repository hides them in
+// the bucket); <ns>/<dot> is the dot's namespace and name (format.go):
+//
+//	record commit <ns>/<dot>/<commit id>   JSON CommitRecord: the commit as sent, its tree's blobs, counts
+//	ref <ns>/<dot>/b/<branch>               JSON BranchRef: the head, when created and moved
+//	ref <ns>/<dot>/tags                     JSON TagsRef: all tags of the dot
+//	blobs                                   file chunks (the repository's chunker) and tree chunks
+//
+// A commit's tree is one stream of entries in the neutral stream's order
+// (kind, path sharing its prefix with the previous one, mode, mtime; a
+// file's size and chunks as BLAKE3-256 hash and length; a symlink's
+// target), versioned ("DMT" 1), ended by the entry count; see
+// TreeEncoder. The stream is cut into blobs with the repository's
+// chunker, so an unchanged part of a tree deduplicates across commits.
+//
+// SendCommit stores the file chunks, then the tree's blobs, and only
+// once the neutral stream's trailer checked out the commit record: a
+// cut or corrupt stream leaves blobs (reused by the next attempt) but
+// no commit. A commit record is not yet part of anything: State lists
+// it in Have (a re-run skips it) but a branch shows it only once
+// Finish moved the branch's ref to it (compare-and-swap from the
+// version read). Records and refs are JSON with a version field "v";
+// every decoder refuses what it does not know. The repository takes
+// names of at most repo.MaxRecordName bytes, so a namespace, dot and
+// branch of 64 characters each do not fit together: such a transfer is
+// refused with ErrInvalidName before anything is written.
 //
 // # Writers
 //
 // Transfers hold a shared repository lock from their first write until
-// Close; GC takes the exclusive one, so it never deletes what a running
-// push needs. Branch heads move by compare-and-swap on their refs: of
+// Close (so close a Remote once its transfer is done: gc is refused
+// while it is held); GC takes the exclusive one, so it never deletes
+// what a running push needs. A lock lost meanwhile (removed as stale)
+// fails the transfer's later writes. Branch heads move by compare-and-swap on their refs: of
 // two writers pushing one branch at once one wins and the other gets a
 // divergence or conflict error, as against a node.
 package bucketremote
