@@ -185,7 +185,11 @@ type byteCompare struct {
 
 func newByteCompare(ctx context.Context, a, b *commitTree) *byteCompare {
 	ctx, cancel := context.WithCancel(ctx)
-	return &byteCompare{ctx: ctx, cancel: cancel, a: a, b: b, sem: make(chan struct{}, compareWorkers)}
+	workers := compareWorkers
+	if a.whole || b.whole {
+		workers = 1
+	}
+	return &byteCompare{ctx: ctx, cancel: cancel, a: a, b: b, sem: make(chan struct{}, workers)}
 }
 
 func (c *byteCompare) start(j *bytesJob) {

@@ -23,6 +23,9 @@ type commitTree struct {
 	read    func(path string, max int64) ([]byte, bool, error)
 	open    func(path string) (io.ReadCloser, error)
 	close   func()
+	// whole: open reads the whole file into memory (TreeReader), so
+	// files are compared one at a time.
+	whole bool
 	// ids are the inode ids of a directory tree's regular files; proof is
 	// the tree they prove files unchanged against, for ctimes before
 	// proofBefore (proveByInodes).
@@ -58,7 +61,7 @@ func openRecordedTree(ctx context.Context, tr TreeReader, c CommitRef) (*commitT
 		return nil, err
 	}
 	read := func(p string, max int64) ([]byte, bool, error) { return tr.ReadCommitFile(ctx, c, p, max) }
-	return &commitTree{entries: entries, read: read, open: recordedOpen(read), close: func() {}}, nil
+	return &commitTree{entries: entries, read: read, open: recordedOpen(read), close: func() {}, whole: true}, nil
 }
 
 // openScratchTree restores c into a scratch branch (a clone on zfs, so

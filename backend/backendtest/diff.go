@@ -86,6 +86,13 @@ func testDiffOldFiles(f *fixture) {
 	d, err = n.Changes().Diff(f.ctx, dot, dotmesh.DiffOptions{From: "HEAD^", To: "HEAD"})
 	require.NoError(t, err)
 	require.Equal(t, []string{"modified s/edit", "modified s/same"}, nameStatus(d))
+	changes, _, err := n.Files().Changes(f.ctx, dot, "", "HEAD", 10)
+	require.NoError(t, err)
+	var got []string
+	for _, c := range changes {
+		got = append(got, c.Kind+" "+c.Path)
+	}
+	require.Equal(t, []string{"modified s/edit", "modified s/same"}, got, "Files.Changes against the parent")
 	d, err = n.Changes().Diff(f.ctx, dot, dotmesh.DiffOptions{From: "HEAD~3", To: "HEAD"})
 	require.NoError(t, err)
 	require.Equal(t, []string{"modified s/edit", "modified s/new", "modified s/same", "removed s/x", "modified s/y", "added s/z"}, nameStatus(d))
