@@ -332,6 +332,7 @@ func (n *Node) DeleteBranch(ctx context.Context, name DotName, branch string) er
 		}
 		return err
 	}
+	n.dropScratch(d.ID)
 	if err := be.DeleteBranch(ctx, b.Ref()); err != nil {
 		n.log.Warn("removing storage of a deleted branch", "branch", b.Ref().String(), "err", err)
 	}

@@ -14,9 +14,11 @@ import (
 // Trees are compared from the backend's records where it has them
 // (TreeReader: the dump manifests, so unchanged files are never read),
 // from read-only commit directories (CommitViewer), or else from scratch
-// branches made from the commits; the working state is read where it is.
-// Between a commit and its descendant on an InodeKeeper (zfs, btrfs),
-// files with the same inode and ctime on both sides are not read.
+// branches made from the commits (kept for the next diff, see Files); the
+// working state is read where it is. Between a commit and its descendant,
+// or a commit and the working state descending from it, on an
+// InodeKeeper (zfs, btrfs), files with the same inode and ctime on both
+// sides are not read; the others are read several at a time.
 
 // Change kinds of FileDiff (FileChange uses the first three).
 const (

@@ -52,6 +52,33 @@ func (n *Node) openSide(ctx context.Context, d *Dot, be StorageBackend, b *Branc
 	return s, nil
 }
 
+// openSides opens two sides at once: opening one is mostly waiting (for
+// a mount, for the round trips of a walk through FUSE). The first error
+// wins; whatever opened is closed then.
+func openSides(openA, openB func() (*diffSide, error)) (*diffSide, *diffSide, error) {
+	var a *diffSide
+	var errA error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a, errA = openA()
+	}()
+	b, errB := openB()
+	<-done
+	if errA == nil && errB == nil {
+		return a, b, nil
+	}
+	for _, s := range []*diffSide{a, b} {
+		if s != nil {
+			s.close()
+		}
+	}
+	if errA != nil {
+		return nil, nil, errA
+	}
+	return nil, nil, errB
+}
+
 func (s *diffSide) commitRef() *CommitRef {
 	if s.c == nil {
 		return nil
@@ -217,17 +244,19 @@ func (n *Node) diff(ctx context.Context, dot DotName, opts DiffOptions) (*Diff, 
 			out.From.Commit = fc.ID
 		}
 	}
-	from, err := n.openSide(ctx, d, be, b, out.From, fc, false)
+	from, to, err := openSides(
+		func() (*diffSide, error) { return n.openSide(ctx, d, be, b, out.From, fc, false) },
+		func() (*diffSide, error) { return n.openSide(ctx, d, be, b, out.To, tc, opts.To == "") })
 	if err != nil {
 		return nil, err
 	}
 	defer from.close()
-	to, err := n.openSide(ctx, d, be, b, out.To, tc, opts.To == "")
-	if err != nil {
-		return nil, err
-	}
 	defer to.close()
-	if err := n.proveByInodes(ctx, d, be, from.tree, to.tree, fc, tc); err != nil {
+	var live *Branch
+	if opts.To == "" {
+		live = b
+	}
+	if err := n.proveByInodes(ctx, d, be, from.tree, to.tree, fc, tc, live); err != nil {
 		return nil, err
 	}
 
@@ -373,16 +402,20 @@ func (n *Node) workingStatus(ctx context.Context, dot DotName, opts StatusOption
 			return nil, &NotFoundError{Kind: KindCommit, Name: string(b.Head), Dot: st.Dot}
 		}
 	}
-	head, err := n.openSide(ctx, d, be, b, DiffSide{Ref: "HEAD", Commit: b.Head}, hc, false)
+	head, work, err := openSides(
+		func() (*diffSide, error) {
+			return n.openSide(ctx, d, be, b, DiffSide{Ref: "HEAD", Commit: b.Head}, hc, false)
+		},
+		func() (*diffSide, error) { return n.openSide(ctx, d, be, b, DiffSide{Branch: b.Name}, nil, true) })
 	if err != nil {
 		return nil, err
 	}
 	defer head.close()
-	work, err := n.openSide(ctx, d, be, b, DiffSide{Branch: b.Name}, nil, true)
-	if err != nil {
+	defer work.close()
+
+	if err := n.proveByInodes(ctx, d, be, head.tree, work.tree, hc, nil, b); err != nil {
 		return nil, err
 	}
-	defer work.close()
 
 	// Every top-level directory of either side is a subdot; files at the
 	// top of the tree belong to RootSubdot.

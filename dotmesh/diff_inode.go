@@ -45,14 +45,30 @@ const maxInodeProofWalk = 1000
 // states of one filesystem, and any write between them happened after
 // the older snapshot, so it set a ctime no earlier than that snapshot.
 // Branches are left out: a write on one just after the fork may share
-// the forked file's coarse ctime.
-func (n *Node) proveByInodes(ctx context.Context, d *Dot, be StorageBackend, a, b *commitTree, fc, tc *Commit) error {
+// the forked file's coarse ctime. With live set, b is that branch's
+// working state, which descends from its head: fc must be the head or
+// an ancestor of it, no restore be under way (it replaces the working
+// state) and the working state be this node's (elsewhere it may be an
+// older one).
+func (n *Node) proveByInodes(ctx context.Context, d *Dot, be StorageBackend, a, b *commitTree, fc, tc *Commit, live *Branch) error {
 	ik, ok := be.(InodeKeeper)
-	if !ok || !ik.KeepsInodes() || fc == nil || tc == nil || a.ids == nil || b.ids == nil {
+	if !ok || !ik.KeepsInodes() || fc == nil || a.ids == nil || b.ids == nil {
+		return nil
+	}
+	if live != nil {
+		if tc != nil || live.Head == "" || live.Restoring != "" || live.Master != n.self {
+			return nil
+		}
+		var err error
+		if tc, err = n.reg.commit(ctx, d.ID, live.Head); err != nil || tc == nil {
+			return err
+		}
+	}
+	if tc == nil {
 		return nil
 	}
 	older, err := n.ancestorOf(ctx, d, fc, tc)
-	if err != nil || older == nil {
+	if err != nil || older == nil || live != nil && older.ID != fc.ID {
 		return err
 	}
 	before := older.Time.Add(-proofMargin(a, b)).UnixNano()
@@ -73,10 +89,14 @@ func (n *Node) ancestorOf(ctx context.Context, d *Dot, x, y *Commit) (*Commit, e
 			if c.Parent == old.ID {
 				return old, nil
 			}
-			var err error
-			if c, err = n.reg.commit(ctx, d.ID, c.Parent); err != nil {
+			parent, err := n.reg.commit(ctx, d.ID, c.Parent)
+			if err != nil {
 				return nil, err
 			}
+			if parent == nil {
+				break // not on this node: nothing proven that way
+			}
+			c = parent
 		}
 	}
 	return nil, nil

@@ -3,9 +3,11 @@ package dotmesh
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"math"
 	"sort"
+	"sync"
 )
 
 // The one tree comparison: Files.Changes, Changes.Diff and Changes.Status
@@ -27,12 +29,68 @@ func (c treeChange) path() string {
 
 // compareTrees calls fn, in path order, for every path that differs from
 // a to b and that keep accepts (nil keeps every path); fn returns false
-// to stop early.
+// to stop early. The files whose bytes must be read are compared by
+// compareWorkers goroutines, up to compareAhead files ahead of fn.
 func compareTrees(ctx context.Context, a, b *commitTree, keep func(p string) bool, fn func(treeChange) (bool, error)) error {
+	steps, err := mergeTrees(ctx, a, b, keep)
+	if err != nil {
+		return err
+	}
+	var jobs []*bytesJob
+	for _, st := range steps {
+		if st.cmp != nil {
+			jobs = append(jobs, st.cmp)
+		}
+	}
+	bc := newByteCompare(ctx, a, b)
+	defer bc.stop()
+	started, k := 0, 0 // jobs[:started] run; jobs[k] is the next to wait for
+	for i := range steps {
+		st := &steps[i]
+		if st.cmp != nil {
+			for ; started < len(jobs) && started <= k+compareAhead; started++ {
+				bc.start(jobs[started])
+			}
+			k++
+			same, err := st.cmp.wait()
+			if err != nil {
+				return err
+			}
+			if same {
+				continue
+			}
+		}
+		more, err := fn(st.ch)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// compareWorkers files are read at once: on FUSE (zfs-fuse) a read is a
+// round trip to a daemon that serves several; compareAhead bounds the
+// work done past a caller that stops early.
+const (
+	compareWorkers = 4
+	compareAhead   = 32
+)
+
+// mergeStep is one path that differs, or, with cmp, one whose bytes
+// decide (a modification when they differ).
+type mergeStep struct {
+	ch  treeChange
+	cmp *bytesJob
+}
+
+// mergeTrees walks a and b in path order: every path kept that differs,
+// and those whose bytes are still to compare.
+func mergeTrees(ctx context.Context, a, b *commitTree, keep func(p string) bool) ([]mergeStep, error) {
+	var out []mergeStep
 	i, j := 0, 0
 	for i < len(a.entries) || j < len(b.entries) {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
 		var ch treeChange
 		switch {
@@ -49,49 +107,116 @@ func compareTrees(ctx context.Context, a, b *commitTree, keep func(p string) boo
 			if keep != nil && !keep(ea.Path) {
 				continue
 			}
+			ch = treeChange{kind: ChangeModified, old: ea, new: eb}
 			if ea.Mode.Type() != eb.Mode.Type() {
-				ch = treeChange{kind: ChangeTypeChanged, old: ea, new: eb}
+				ch.kind = ChangeTypeChanged
 				break
 			}
-			same, err := sameEntry(a, b, ea, eb)
-			if err != nil {
-				return err
-			}
-			if same {
+			switch sameEntry(a, b, ea, eb) {
+			case entrySame:
+				continue
+			case entryBytes:
+				out = append(out, mergeStep{ch: ch, cmp: &bytesJob{path: ea.Path}})
 				continue
 			}
-			ch = treeChange{kind: ChangeModified, old: ea, new: eb}
 		}
 		if keep != nil && !keep(ch.path()) {
 			continue
 		}
-		more, err := fn(ch)
-		if err != nil || !more {
-			return err
-		}
+		out = append(out, mergeStep{ch: ch})
 	}
-	return nil
+	return out, nil
 }
+
+// What sameEntry knows of two entries at one path.
+const (
+	entryDiffers = iota
+	entrySame
+	entryBytes // as far as the trees say: their bytes decide
+)
 
 // sameEntry says whether two entries at the same path are equal: kind,
 // permissions, symlink target and a file's bytes. Modification times
 // alone are no change (restores and transfers keep them anyway); bytes
 // are compared by the backends' content ids where both sides have one
-// (unchanged files of the dump store are never read), else read.
-func sameEntry(a, b *commitTree, ea, eb *TreeEntry) (bool, error) {
+// (unchanged files of the dump store are never read), proven equal by
+// inode ids (InodeKeeper), or else read (entryBytes).
+func sameEntry(a, b *commitTree, ea, eb *TreeEntry) int {
 	if keptMode(ea.Mode) != keptMode(eb.Mode) || ea.Target != eb.Target || ea.Size != eb.Size {
-		return false, nil
+		return entryDiffers
 	}
 	if !ea.Mode.IsRegular() {
-		return true, nil
+		return entrySame
 	}
 	if ea.Content != "" && eb.Content != "" {
-		return ea.Content == eb.Content, nil
+		if ea.Content == eb.Content {
+			return entrySame
+		}
+		return entryDiffers
 	}
 	if sameByInodes(a, b, ea.Path) {
-		return true, nil
+		return entrySame
 	}
-	return sameBytes(a, b, ea.Path)
+	return entryBytes
+}
+
+// bytesJob is one file to compare by its bytes; done, made when it
+// starts, closes when same or err is set.
+type bytesJob struct {
+	path string
+	done chan struct{}
+	same bool
+	err  error
+}
+
+func (j *bytesJob) wait() (bool, error) {
+	<-j.done
+	return j.same, j.err
+}
+
+// byteCompare runs bytesJobs on two trees, compareWorkers at a time.
+type byteCompare struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	a, b   *commitTree
+	sem    chan struct{}
+	wg     sync.WaitGroup
+}
+
+func newByteCompare(ctx context.Context, a, b *commitTree) *byteCompare {
+	ctx, cancel := context.WithCancel(ctx)
+	workers := compareWorkers
+	if a.whole || b.whole {
+		workers = 1
+	}
+	return &byteCompare{ctx: ctx, cancel: cancel, a: a, b: b, sem: make(chan struct{}, workers)}
+}
+
+func (c *byteCompare) start(j *bytesJob) {
+	j.done = make(chan struct{})
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer close(j.done)
+		select {
+		case c.sem <- struct{}{}:
+		case <-c.ctx.Done():
+			j.err = c.ctx.Err()
+			return
+		}
+		defer func() { <-c.sem }()
+		j.same, j.err = sameBytes(c.ctx, c.a, c.b, j.path)
+		if j.err != nil {
+			j.err = fmt.Errorf("comparing %s: %w", j.path, j.err)
+		}
+	}()
+}
+
+// stop cancels what is still running and waits for it: the trees' files
+// are closed before the trees are.
+func (c *byteCompare) stop() {
+	c.cancel()
+	c.wg.Wait()
 }
 
 // emptyTree is the tree before the first commit.

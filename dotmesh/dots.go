@@ -332,6 +332,7 @@ func (n *Node) DeleteDot(ctx context.Context, name DotName) error {
 		n.log.Warn("removing commit records of a deleted dot", "dot", name.String(), "err", err)
 	}
 	if be, err := n.backendOf(d); err == nil {
+		n.dropScratch(d.ID)
 		for _, b := range storageBranches(branches, commits) {
 			if err := be.DeleteBranch(ctx, BranchRef{Dot: d.ID, Branch: b}); err != nil {
 				n.log.Warn("removing branch storage of a deleted dot", "dot", name.String(), "branch", b, "err", err)

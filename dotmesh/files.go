@@ -11,7 +11,9 @@ import (
 // the TreeReader capability (dump) answer from their own records; those
 // with CommitViewer (btrfs) show the commit's read-only snapshot; for the
 // others (zfs) the Node reads a scratch branch made from the commit (a
-// clone), which it removes afterwards (reconcile does after a crash).
+// clone), which it keeps for the next read of that commit until a minute
+// idle, Close, or a deletion in the dot (reconcile removes it after a
+// crash).
 
 // FileEntry is one entry of a commit's tree. Path is slash-separated and
 // relative to the tree's root, whose top-level directories are the

@@ -173,6 +173,10 @@ func (n *Node) fileChanges(ctx context.Context, dot DotName, branch, ref string,
 				return nil, false, err
 			}
 			defer old.close()
+			// c descends from p: files unchanged since are proven so.
+			if err := n.proveByInodes(ctx, d, be, old, t, p, c, nil); err != nil {
+				return nil, false, err
+			}
 		}
 	}
 	return diffTrees(ctx, old, t, limit)

@@ -33,9 +33,11 @@ func filesEnvs(t *testing.T, fn func(t *testing.T, e *env)) {
 		e := &env{t: t, dir: t.TempDir(), wrapBe: func(b dotmesh.StorageBackend) dotmesh.StorageBackend { return plainBackend{b} }}
 		e.open(nil)
 		fn(t, e)
+		// Scratch branches are kept for the next read, and go at Close.
+		e.reopen()
 		refs, err := e.be.Branches(context.Background())
 		require.NoError(t, err)
-		require.Len(t, refs, 1, "scratch branches are removed: %v", refs)
+		require.Len(t, refs, 1, "Close removes the scratch branches: %v", refs)
 	})
 }
 
@@ -258,4 +260,54 @@ func TestFilesScratchLeftByACrashIsRemoved(t *testing.T) {
 	refs, err := e.be.Branches(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []dotmesh.BranchRef{{Dot: d.ID, Branch: dotmesh.DefaultBranch}}, refs)
+}
+
+// TestFilesScratchKeptAndDropped: where commits are read through scratch
+// branches, diffing the same commits again reuses them, and deleting the
+// dot's data (a branch, the dot) removes them first.
+func TestFilesScratchKeptAndDropped(t *testing.T) {
+	ctx := context.Background()
+	e := &env{t: t, dir: t.TempDir(), wrapBe: func(b dotmesh.StorageBackend) dotmesh.StorageBackend { return plainBackend{b} }}
+	e.open(nil)
+	_, err := e.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	scratch := func() int {
+		refs, err := e.be.Branches(ctx)
+		require.NoError(t, err)
+		n := 0
+		for _, r := range refs {
+			if r.Branch != dotmesh.DefaultBranch && r.Branch != "other" {
+				n++
+			}
+		}
+		return n
+	}
+	e.write("app", "f", "one")
+	c1 := e.commit("c1")
+	e.write("app", "f", "two")
+	c2 := e.commit("c2")
+	for range 3 {
+		d, err := e.node.Changes().Diff(ctx, app, dotmesh.DiffOptions{From: string(c1.ID), To: string(c2.ID)})
+		require.NoError(t, err)
+		require.Equal(t, 1, d.Stat.Modified)
+		require.Equal(t, 2, scratch(), "one scratch branch per commit, reused")
+	}
+	_, err = e.node.Files().List(ctx, app, "", string(c1.ID), "", "", 10)
+	require.NoError(t, err)
+	require.Equal(t, 2, scratch(), "listing a commit reuses its scratch branch")
+
+	_, err = e.node.CreateBranch(ctx, app, "other", string(c2.ID))
+	require.NoError(t, err)
+	_, err = e.node.Files().List(ctx, app, "other", "HEAD", "", "", 10)
+	require.NoError(t, err)
+	require.NoError(t, e.node.DeleteBranch(ctx, app, "other"))
+	require.Equal(t, 0, scratch(), "deleting a branch removes the dot's scratch branches first")
+
+	_, err = e.node.Files().List(ctx, app, "", string(c1.ID), "", "", 10)
+	require.NoError(t, err)
+	require.Equal(t, 1, scratch())
+	require.NoError(t, e.node.DeleteDot(ctx, app))
+	refs, err := e.be.Branches(ctx)
+	require.NoError(t, err)
+	require.Empty(t, refs, "deleting the dot leaves no storage")
 }

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"strings"
+	"sync"
 )
 
 // commitTree is the tree of one commit, opened for reading: from the
@@ -21,6 +23,9 @@ type commitTree struct {
 	read    func(path string, max int64) ([]byte, bool, error)
 	open    func(path string) (io.ReadCloser, error)
 	close   func()
+	// whole: open reads the whole file into memory (TreeReader), so
+	// files are compared one at a time.
+	whole bool
 	// ids are the inode ids of a directory tree's regular files; proof is
 	// the tree they prove files unchanged against, for ctimes before
 	// proofBefore (proveByInodes).
@@ -56,18 +61,29 @@ func openRecordedTree(ctx context.Context, tr TreeReader, c CommitRef) (*commitT
 		return nil, err
 	}
 	read := func(p string, max int64) ([]byte, bool, error) { return tr.ReadCommitFile(ctx, c, p, max) }
-	return &commitTree{entries: entries, read: read, open: recordedOpen(read), close: func() {}}, nil
+	return &commitTree{entries: entries, read: read, open: recordedOpen(read), close: func() {}, whole: true}, nil
 }
 
-// openScratchTree restores c into a scratch branch (a clone or snapshot
-// on zfs, so cheap) and reads it. Reconcile removes the scratch branch
-// should the process die before close.
+// openScratchTree restores c into a scratch branch (a clone on zfs, so
+// no copy) or takes the one kept from an earlier read (files_scratch.go),
+// and reads it. Reconcile removes a scratch branch the process left.
 func (n *Node) openScratchTree(ctx context.Context, d *Dot, be StorageBackend, c *Commit) (*commitTree, error) {
-	dir, cleanup, err := n.scratchCopy(ctx, d, be, c, "_files-")
-	if err != nil {
-		return nil, err
+	k := scratchKey{dot: d.ID, commit: c.ID}
+	mk := func() (string, func(), error) { return n.scratchCopy(ctx, d, be, c, "_files-") }
+	for {
+		dir, release, kept, err := n.scratch.acquire(k, mk)
+		if err != nil {
+			return nil, err
+		}
+		t, err := openDirTree(ctx, dir, release)
+		if err == nil || !kept || ctx.Err() != nil {
+			return t, err
+		}
+		// The kept copy is broken (unmounted or destroyed behind the
+		// Node's back): a new one.
+		n.log.Warn("a kept scratch copy of a commit is unreadable; making another", "commit", c.ID, "dir", dir, "err", err)
+		n.scratch.forget(k, dir)
 	}
-	return openDirTree(ctx, dir, cleanup)
 }
 
 // openDirTree reads the tree under dir through an os.Root, which never
@@ -98,24 +114,76 @@ func openDirTree(ctx context.Context, dir string, cleanup func()) (*commitTree, 
 
 // walkRoot lists every directory, regular file and symlink under root
 // (other kinds of file are not part of a commit on every backend), and
-// the inode ids of the regular files.
+// the inode ids of the regular files, in no particular order. Directories
+// are read by up to walkWorkers goroutines at once: on FUSE (zfs-fuse)
+// every lookup and stat is a round trip to the daemon, which serves
+// several at a time.
 func walkRoot(ctx context.Context, root *os.Root) ([]TreeEntry, map[string]inodeID, error) {
+	w := &treeWalk{ctx: ctx, ids: map[string]inodeID{}, sem: make(chan struct{}, walkWorkers-1)}
+	w.dir(root, "")
+	w.wg.Wait()
+	return w.entries, w.ids, w.err
+}
+
+const walkWorkers = 8
+
+type treeWalk struct {
+	ctx context.Context
+	sem chan struct{} // a slot per goroutine beyond the caller's
+	wg  sync.WaitGroup
+
+	mu      sync.Mutex
+	entries []TreeEntry
+	ids     map[string]inodeID
+	err     error
+}
+
+func (w *treeWalk) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.mu.Unlock()
+}
+
+func (w *treeWalk) failed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err != nil
+}
+
+// dir lists the directory d (tree path prefix, "" at the top) and walks
+// its subdirectories, each opened relative to d: one lookup, not one per
+// component of its path.
+func (w *treeWalk) dir(d *os.Root, prefix string) {
+	if err := w.ctx.Err(); err != nil {
+		w.fail(err)
+		return
+	}
+	if w.failed() {
+		return
+	}
+	f, err := d.Open(".")
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	des, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		w.fail(err)
+		return
+	}
 	var out []TreeEntry
 	ids := map[string]inodeID{}
-	err := fs.WalkDir(root.FS(), ".", func(p string, de fs.DirEntry, err error) error {
+	var subdirs []string
+	for _, de := range des {
+		info, err := de.Info() // in a Root: read with the directory, by fstatat
 		if err != nil {
-			return err
+			w.fail(err)
+			return
 		}
-		if p == "." {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		info, err := de.Info()
-		if err != nil {
-			return err
-		}
+		p := prefix + de.Name()
 		e := TreeEntry{FileEntry: FileEntry{Path: p, Mode: keptMode(info.Mode()), ModTime: info.ModTime().UTC()}}
 		switch {
 		case info.Mode().IsRegular():
@@ -124,17 +192,39 @@ func walkRoot(ctx context.Context, root *os.Root) ([]TreeEntry, map[string]inode
 				ids[p] = id
 			}
 		case info.Mode()&fs.ModeSymlink != 0:
-			if e.Target, err = root.Readlink(p); err != nil {
-				return err
+			if e.Target, err = d.Readlink(de.Name()); err != nil {
+				w.fail(err)
+				return
 			}
 		case info.IsDir():
+			subdirs = append(subdirs, de.Name())
 		default:
-			return nil
+			continue
 		}
 		out = append(out, e)
-		return nil
-	})
-	return out, ids, err
+	}
+	w.mu.Lock()
+	w.entries = append(w.entries, out...)
+	maps.Copy(w.ids, ids)
+	w.mu.Unlock()
+	for _, name := range subdirs {
+		sub, err := d.OpenRoot(name)
+		if err != nil {
+			w.fail(err)
+			return
+		}
+		select {
+		case w.sem <- struct{}{}:
+			w.wg.Add(1)
+			go func() {
+				defer func() { sub.Close(); <-w.sem; w.wg.Done() }()
+				w.dir(sub, prefix+name+"/")
+			}()
+		default:
+			w.dir(sub, prefix+name+"/")
+			sub.Close()
+		}
+	}
 }
 
 // keptMode is the part of a mode a commit keeps: type, permissions,
@@ -195,8 +285,9 @@ func notRegular(p string, m fs.FileMode) error {
 	return fmt.Errorf("%w: %s is a %s, not a regular file; only regular files can be read", ErrInvalidArgument, p, kind)
 }
 
-// sameBytes compares the content of regular file p in two trees.
-func sameBytes(a, b *commitTree, p string) (bool, error) {
+// sameBytes compares the content of regular file p in two trees, both
+// read at once, a MiB at a time.
+func sameBytes(ctx context.Context, a, b *commitTree, p string) (bool, error) {
 	fa, err := a.open(p)
 	if err != nil {
 		return false, err
@@ -207,13 +298,22 @@ func sameBytes(a, b *commitTree, p string) (bool, error) {
 		return false, err
 	}
 	defer fb.Close()
-	bufA, bufB := make([]byte, 256<<10), make([]byte, 256<<10)
+	bufs := compareBufs.Get().(*[2][]byte)
+	defer compareBufs.Put(bufs)
+	bufA, bufB := bufs[0], bufs[1]
 	for {
-		na, errA := io.ReadFull(fa, bufA)
-		nb, errB := io.ReadFull(fb, bufB)
-		if !bytes.Equal(bufA[:na], bufB[:nb]) {
-			return false, nil
+		if err := ctx.Err(); err != nil {
+			return false, err
 		}
+		var nb int
+		var errB error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			nb, errB = io.ReadFull(fb, bufB)
+		}()
+		na, errA := io.ReadFull(fa, bufA)
+		<-done
 		endA := errA == io.EOF || errA == io.ErrUnexpectedEOF
 		endB := errB == io.EOF || errB == io.ErrUnexpectedEOF
 		if errA != nil && !endA {
@@ -222,11 +322,16 @@ func sameBytes(a, b *commitTree, p string) (bool, error) {
 		if errB != nil && !endB {
 			return false, errB
 		}
+		if !bytes.Equal(bufA[:na], bufB[:nb]) {
+			return false, nil
+		}
 		if endA || endB {
 			return endA && endB, nil
 		}
 	}
 }
+
+var compareBufs = sync.Pool{New: func() any { return &[2][]byte{make([]byte, 1<<20), make([]byte, 1<<20)} }}
 
 // parentDir is the directory part of a tree path ("" at the top).
 func parentDir(p string) string {

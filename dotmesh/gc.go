@@ -198,6 +198,7 @@ func (n *Node) pruneDot(ctx context.Context, d *Dot, keep int, dry bool, res *GC
 	if err != nil {
 		return refs, nil // data stays; nothing refers to it any more
 	}
+	n.dropScratch(d.ID)
 	for _, r := range refs {
 		if err := be.DeleteCommit(ctx, r); err != nil {
 			n.log.Warn("gc: deleting data of a removed commit", "commit", r.ID, "err", err)

@@ -72,6 +72,7 @@ type Node struct {
 	pin      time.Duration // Options.TransferPin
 	paths    string        // Options.PathsDir
 	recv     receiving
+	scratch  scratchTrees // kept scratch copies of commits (files_scratch.go)
 
 	place placement // standalone or clustered, chosen in NewNode
 	self  string    // this node's id in its cluster, "" on a single node
@@ -157,11 +158,13 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	return n, nil
 }
 
-// Close leaves the cluster, then closes the backends and the store.
+// Close leaves the cluster, removes the scratch copies of commits kept
+// for reading, then closes the backends and the store.
 // Closing again does nothing.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.place.stop()
+		n.scratch.drop("", true, true)
 		var errs []error
 		for _, b := range n.backends {
 			errs = append(errs, b.Close())

@@ -391,6 +391,7 @@ func (n *clustered) pruneReplicas(ctx context.Context, d *Dot, commits map[Commi
 	if err != nil {
 		return err
 	}
+	n.dropScratch(d.ID)
 	for _, id := range gone {
 		if fresh[id] != nil {
 			continue

@@ -78,6 +78,9 @@ func (n *Node) finishRestore(ctx context.Context, be StorageBackend, d *Dot, b *
 	}
 	*b = done
 	n.restoreStep("recorded")
+	if len(orphans) > 0 {
+		n.dropScratch(d.ID)
+	}
 	for _, c := range orphans {
 		if err := be.DeleteCommit(ctx, c.Ref()); err != nil {
 			n.log.Warn("deleting data of an unreachable commit", "commit", c.ID, "err", err)

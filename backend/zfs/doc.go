@@ -106,11 +106,15 @@
 // # Diff
 //
 // zfs-fuse has no .zfs/snapshot directory and no `zfs diff`, so the Node
-// reads a commit through a scratch clone. Clones and snapshots keep a
-// file's object number (its inode) and ctime, so between a commit and
-// its descendant unchanged files are proven so without being read
-// (dotmesh.InodeKeeper). zfs-fuse shows ctimes in whole seconds, which
-// the Node's proof allows for.
+// reads a commit through a scratch clone, which it keeps for the next
+// read of that commit: making, mounting and destroying two clones costs
+// more than walking and comparing their trees. Clones and snapshots keep
+// a file's object number (its inode) and ctime, so between a commit and
+// its descendant (or the working state) unchanged files are proven so
+// without being read (dotmesh.InodeKeeper). zfs-fuse shows ctimes in
+// whole seconds, which the Node's proof allows for. OpenZFS's `zfs diff`
+// is not used: with the proof only changed files are read already, and
+// it cannot be tested here.
 //
 // # Send and Receive
 //
