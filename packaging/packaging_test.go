@@ -11,12 +11,15 @@ import (
 	"compress/gzip"
 	"context"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -252,4 +255,133 @@ func TestSystemdUnit(t *testing.T) {
 	runOK(t, "cp", filepath.Join(root, "usr/share/doc/dotmesh/examples/root.conf"), dropIn)
 	verify("dotmesh.service with root.conf")
 	security("dotmesh.service with root.conf", 70)
+}
+
+// TestUnitCommandUnprivileged runs the installed unit's ExecStart as the
+// unit would: an unprivileged user (nobody standing in for dotmesh), no
+// new privileges, no capability, umask 0077, its data directory made for
+// it as StateDirectory does (moved to a temp dir). The node must serve,
+// and commit a file, with none of root's powers: the unit grants it none.
+func TestUnitCommandUnprivileged(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Fatal("this test needs root, to drop to an unprivileged user with setpriv as systemd would")
+	}
+	need(t, "setpriv", "util-linux")
+	_, root, _ := builtDeb(t)
+	unit, err := os.ReadFile(filepath.Join(root, "lib/systemd/system/dotmesh.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var execStart []string
+	for _, line := range strings.Split(string(unit), "\n") {
+		if v, ok := strings.CutPrefix(line, "ExecStart="); ok {
+			execStart = strings.Fields(v)
+		}
+	}
+	if len(execStart) < 2 || execStart[0] != "/usr/bin/dm" || execStart[1] != "serve" {
+		t.Fatalf("the unit's ExecStart %q is not /usr/bin/dm serve ...", execStart)
+	}
+
+	// Not t.TempDir: its parents are 0700, closed to the unprivileged user.
+	dir, err := os.MkdirTemp("", "dm-unit-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	data := filepath.Join(dir, "state")
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const nobody = 65534
+	if err := os.Chown(data, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--reuid", strconv.Itoa(nobody), "--regid", strconv.Itoa(nobody), "--clear-groups",
+		"--no-new-privs", "--bounding-set", "-all", "--inh-caps", "-all", "--",
+		filepath.Join(root, "usr/bin/dm")}
+	for _, a := range execStart[1:] {
+		args = append(args, strings.ReplaceAll(a, "/var/lib/dotmesh", data))
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	args = append(args, "--listen", addr)
+	node := exec.Command("setpriv", args...)
+	node.Env = []string{"HOME=" + data, "PATH=/usr/bin:/bin"}
+	var logs bytes.Buffer
+	node.Stdout, node.Stderr = &logs, &logs
+	// umask 0077 as the unit's UMask, for the node only.
+	old := syscall.Umask(0o077)
+	err = node.Start()
+	syscall.Umask(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- node.Wait() }()
+	t.Cleanup(func() {
+		node.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			node.Process.Kill()
+			<-exited
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("the unit's dm serve, unprivileged, exited before serving: %v\n%s", err, logs.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the unit's dm serve, unprivileged, did not answer /healthz within 30s:\n%s", logs.String())
+		}
+	}
+
+	key, err := os.ReadFile(filepath.Join(data, "admin-api-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(data, "admin-api-key")); err != nil || fi.Mode().Perm() != 0o600 || fi.Sys().(*syscall.Stat_t).Uid != nobody {
+		t.Errorf("admin-api-key: %v %v, want mode 0600 owned by the unit's user", fi.Mode(), err)
+	}
+	home := filepath.Join(dir, "client")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dm := func(args ...string) string {
+		t.Helper()
+		c := exec.Command(filepath.Join(root, "usr/bin/dm"), append([]string{"-c", filepath.Join(home, "config")}, args...)...)
+		c.Env = []string{"HOME=" + home, "PATH=/usr/bin:/bin", "DOTMESH_PASSWORD=" + strings.TrimSpace(string(key))}
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("dm %s: %v\n%s\nnode log:\n%s", strings.Join(args, " "), err, out, logs.String())
+		}
+		return string(out)
+	}
+	dm("remote", "add", "unit", "admin@"+addr)
+	dm("init", "app")
+	path := strings.TrimSpace(dm("path", "app"))
+	// As an application running as the unit's user would write it.
+	runOK(t, "setpriv", "--reuid", strconv.Itoa(nobody), "--regid", strconv.Itoa(nobody), "--clear-groups",
+		"sh", "-c", `echo v1 > "$1/file"`, "sh", path)
+	dm("commit", "--dot", "app", "-m", "as the unit's user")
+	if out := dm("log", "--dot", "app"); !strings.Contains(out, "as the unit's user") {
+		t.Errorf("dm log after a commit on the unprivileged node:\n%s", out)
+	}
 }
