@@ -81,13 +81,15 @@ image: static
 	install -d -m 0700 bin/image/root
 	install -d -m 1777 bin/image/tmp
 	install -m 0755 bin/static/dm bin/image/usr/bin/dm
+	strip --strip-unneeded bin/image/usr/bin/dm
 	install -m 0644 packaging/docker/passwd packaging/docker/group bin/image/etc/
 	install -m 0644 /etc/ssl/certs/ca-certificates.crt bin/image/etc/ssl/certs/
 	DOCKER_BUILDKIT=0 docker build -q -f Dockerfile --build-arg VERSION=$(VERSION) \
 		-t $(IMAGE):$(VERSION) -t $(IMAGE):latest bin/image
 
 # `make deb` builds bin/dotmesh_VERSION_ARCH.deb with dpkg-deb
-# (packaging/deb/build.sh; DEB_DIR moves it).
+# (packaging/deb/build.sh; DEB_DIR moves it; DEB_MAINTAINER, or DEBFULLNAME
+# and DEBEMAIL, name the maintainer, else the commit's committer).
 DEB_DIR ?= bin
 deb: static
 	@packaging/deb/build.sh bin/static/dm $(DEB_DIR)

@@ -10,7 +10,13 @@ dm=${1:?usage: build.sh DM OUTDIR}
 out=${2:?usage: build.sh DM OUTDIR}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-maintainer=${DEB_MAINTAINER:-dotmesh maintainers <maintainers@dotmesh.io>}
+# The Maintainer field: DEB_MAINTAINER, else DEBFULLNAME and DEBEMAIL (as
+# dch reads them), else the committer of the commit being packaged.
+maintainer=${DEB_MAINTAINER:-}
+if [ -z "$maintainer" ] && [ -n "${DEBFULLNAME:-}" ] && [ -n "${DEBEMAIL:-}" ]; then
+	maintainer="$DEBFULLNAME <$DEBEMAIL>"
+fi
+[ -n "$maintainer" ] || maintainer=$(git -C "$repo" log -1 --format='%cn <%ce>')
 
 v=$("$dm" --version)
 v=${v#Client: }
@@ -64,7 +70,7 @@ install -m 0644 "$here/lintian-overrides" "$root/usr/share/lintian/overrides/dot
 install -m 0755 "$here/postinst" "$here/prerm" "$here/postrm" "$root/DEBIAN/"
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" \
-	-e "s/@MAINTAINER@/$maintainer/" "$here/control.in" >"$root/DEBIAN/control"
+	-e "s|@MAINTAINER@|${maintainer//[|&\\]/}|" "$here/control.in" >"$root/DEBIAN/control"
 (cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) >"$root/DEBIAN/md5sums"
 chmod 0644 "$root/DEBIAN/control" "$root/DEBIAN/md5sums"
 
