@@ -35,6 +35,9 @@ test: build vet
 	# the background while the packages before bucket/ test; the bucket
 	# tests wait on the build's lock.
 	@scripts/ensure-seaweedfs.sh --background
+	# The fuller image's Debian root file system (debootstrap, once), also
+	# in the background; make image-full in tests/e2e waits on its lock.
+	@scripts/ensure-rootfs.sh --background
 	# -p 1: one zfs-fuse daemon serves every test pool, and it can wedge when
 	# several test binaries mount and receive at once. ./tests/torture runs
 	# the torture run for 60 s (TORTURE_TEST_TIME) on the files backend.
@@ -66,7 +69,7 @@ torture: build
 # The image and the Debian package carry a static dm: cgo stays on (the
 # btrfs backend needs it), netgo and osusergo keep libc's resolver and
 # user lookups out, so the binary runs FROM scratch and on any Linux.
-.PHONY: static image deb
+.PHONY: static image image-full deb
 static:
 	$(GO) build -tags netgo,osusergo -ldflags "$(LDFLAGS) -linkmode external -extldflags -static" -o bin/static/dm ./cmd/dm
 
@@ -86,6 +89,19 @@ image: static
 	install -m 0644 /etc/ssl/certs/ca-certificates.crt bin/image/etc/ssl/certs/
 	DOCKER_BUILDKIT=0 docker build -q -f Dockerfile --build-arg VERSION=$(VERSION) \
 		-t $(IMAGE):$(VERSION) -t $(IMAGE):latest bin/image
+
+# `make image-full` builds $(IMAGE):$(VERSION)-full and $(IMAGE):full from
+# Dockerfile.full: the same dm on Debian with pg_dump, mysqldump, redis-cli
+# and sqlite3. Its base is a debootstrap root file system, made once and
+# cached (scripts/ensure-rootfs.sh), docker-imported as $(IMAGE)-base.
+image-full: static
+	docker import "$$(scripts/ensure-rootfs.sh)" $(IMAGE)-base:bookworm >/dev/null
+	rm -rf bin/image-full
+	install -d -m 0755 bin/image-full
+	install -m 0755 bin/static/dm bin/image-full/dm
+	strip --strip-unneeded bin/image-full/dm
+	DOCKER_BUILDKIT=0 docker build -q -f Dockerfile.full --build-arg BASE=$(IMAGE)-base:bookworm \
+		--build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION)-full -t $(IMAGE):full bin/image-full
 
 # `make deb` builds bin/dotmesh_VERSION_ARCH.deb with dpkg-deb
 # (packaging/deb/build.sh; DEB_DIR moves it; DEB_MAINTAINER, or DEBFULLNAME
