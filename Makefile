@@ -4,7 +4,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/dotmesh-io/dotmesh/frontends/cli.Version=$(VERSION)
 # Debian packages the tests and the bench need; installed only when missing.
-TEST_PACKAGES := zfs-fuse btrfs-progs postgresql mariadb-server redis-server sqlite3 docker.io busybox-static etcd-server chromium
+TEST_PACKAGES := zfs-fuse btrfs-progs postgresql mariadb-server redis-server sqlite3 docker.io busybox-static etcd-server chromium lintian systemd binutils ca-certificates
 BENCH_PACKAGES := restic rsync zfs-fuse btrfs-progs etcd-server
 FUZZTIME ?= 6s
 # The torture run (tests/torture): `make torture` runs TORTURE_TIME per
@@ -35,6 +35,9 @@ test: build vet
 	# the background while the packages before bucket/ test; the bucket
 	# tests wait on the build's lock.
 	@scripts/ensure-seaweedfs.sh --background
+	# The fuller image's Debian root file system (debootstrap, once), also
+	# in the background; make image-full in tests/e2e waits on its lock.
+	@scripts/ensure-rootfs.sh --background
 	# -p 1: one zfs-fuse daemon serves every test pool, and it can wedge when
 	# several test binaries mount and receive at once. ./tests/torture runs
 	# the torture run for 60 s (TORTURE_TEST_TIME) on the files backend.
@@ -62,6 +65,50 @@ torture: build
 		scripts/ensure-packages.sh zfs-fuse btrfs-progs; lock="flock /tmp/dm-heavy-tests.lock";; esac; \
 	$$lock bin/dm-torture -dm bin/dm -time $(TORTURE_TIME) -seed $(TORTURE_SEED) \
 		-backends $(TORTURE_BACKENDS) -exclude "$(TORTURE_EXCLUDE)"
+
+# The image and the Debian package carry a static dm: cgo stays on (the
+# btrfs backend needs it), netgo and osusergo keep libc's resolver and
+# user lookups out, so the binary runs FROM scratch and on any Linux.
+.PHONY: static image image-full deb
+static:
+	$(GO) build -tags netgo,osusergo -ldflags "$(LDFLAGS) -linkmode external -extldflags -static" -o bin/static/dm ./cmd/dm
+
+# `make image` builds $(IMAGE):$(VERSION) and $(IMAGE):latest from the
+# Dockerfile, FROM scratch: no registry is needed. Its context is
+# bin/image, a root file system of the static dm, CA certificates, a
+# passwd and an empty /tmp (README "Operating dotmesh").
+IMAGE ?= dotmesh/dm
+image: static
+	rm -rf bin/image
+	install -d -m 0755 bin/image/usr/bin bin/image/etc/ssl/certs bin/image/var/lib/dotmesh
+	install -d -m 0700 bin/image/root
+	install -d -m 1777 bin/image/tmp
+	install -m 0755 bin/static/dm bin/image/usr/bin/dm
+	strip --strip-unneeded bin/image/usr/bin/dm
+	install -m 0644 packaging/docker/passwd packaging/docker/group bin/image/etc/
+	install -m 0644 /etc/ssl/certs/ca-certificates.crt bin/image/etc/ssl/certs/
+	DOCKER_BUILDKIT=0 docker build -q -f Dockerfile --build-arg VERSION=$(VERSION) \
+		-t $(IMAGE):$(VERSION) -t $(IMAGE):latest bin/image
+
+# `make image-full` builds $(IMAGE):$(VERSION)-full and $(IMAGE):full from
+# Dockerfile.full: the same dm on Debian with pg_dump, mysqldump, redis-cli
+# and sqlite3. Its base is a debootstrap root file system, made once and
+# cached (scripts/ensure-rootfs.sh), docker-imported as $(IMAGE)-base.
+image-full: static
+	docker import "$$(scripts/ensure-rootfs.sh)" $(IMAGE)-base:bookworm >/dev/null
+	rm -rf bin/image-full
+	install -d -m 0755 bin/image-full
+	install -m 0755 bin/static/dm bin/image-full/dm
+	strip --strip-unneeded bin/image-full/dm
+	DOCKER_BUILDKIT=0 docker build -q -f Dockerfile.full --build-arg BASE=$(IMAGE)-base:bookworm \
+		--build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION)-full -t $(IMAGE):full bin/image-full
+
+# `make deb` builds bin/dotmesh_VERSION_ARCH.deb with dpkg-deb
+# (packaging/deb/build.sh; DEB_DIR moves it; DEB_MAINTAINER, or DEBFULLNAME
+# and DEBEMAIL, name the maintainer, else the commit's committer).
+DEB_DIR ?= bin
+deb: static
+	@packaging/deb/build.sh bin/static/dm $(DEB_DIR)
 
 # A man page per command, generated from the commands (dm docs man).
 MANDIR ?= bin/man

@@ -157,8 +157,26 @@ func TestManifests(t *testing.T) {
 	if !flexSeen {
 		t.Error("no FlexVolume pod example")
 	}
-	// The DaemonSet runs dm serve with the CSI socket the sidecars use.
+	// The DaemonSet runs dm serve with the CSI socket the sidecars use, from
+	// the image `make image` builds (its entrypoint is dm).
+	image := makefileImage(t) + ":latest"
 	for _, o := range m["DaemonSet"] {
+		var dm obj
+		for _, c := range o.get("spec.template.spec.containers").([]any) {
+			if c := obj(c.(map[string]any)); c.get("name") == "dm" {
+				dm = c
+			}
+		}
+		if dm == nil {
+			t.Errorf("DaemonSet %v has no container named dm", o.get("metadata.name"))
+		} else {
+			if dm.get("image") != image || dm.get("imagePullPolicy") != "IfNotPresent" {
+				t.Errorf("DaemonSet container dm: image %v, pull policy %v; want %s (make image) and IfNotPresent (a local build is on no registry)", dm.get("image"), dm.get("imagePullPolicy"), image)
+			}
+			if args, _ := dm.get("args").([]any); len(args) == 0 || args[0] != "serve" {
+				t.Errorf("DaemonSet container dm: args %v, want serve ... (the image's entrypoint is dm)", args)
+			}
+		}
 		args, _ := json.Marshal(o.get("spec.template.spec.containers"))
 		for _, want := range []string{"--csi-socket=/csi/csi.sock", "--csi-node-id=$(NODE_NAME)", "--node-deployment=true"} {
 			if !strings.Contains(string(args), want) {
@@ -166,4 +184,20 @@ func TestManifests(t *testing.T) {
 			}
 		}
 	}
+}
+
+// makefileImage is the image name `make image` builds (IMAGE ?= ...).
+func makefileImage(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "IMAGE ?= "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatal("the Makefile sets no IMAGE ?= NAME: make image names its image there")
+	return ""
 }

@@ -68,7 +68,12 @@ sends API keys and data in clear: it needs --tls-cert/--tls-key, or
 DIR/listen.json: a start without --listen listens where the last did.
 
 ` + "`dm cluster init`" + ` runs this in the background for you; run it directly under
-a service manager or to watch the logs.
+a service manager or to watch the logs. The Debian package (make deb)
+installs the systemd unit dotmesh.service, which runs the node as the
+dotmesh user on /var/lib/dotmesh (systemctl enable --now dotmesh); for
+zfs, btrfs, Docker and CSI, which need root, add its drop-in
+/usr/share/doc/dotmesh/examples/root.conf (packaging/systemd/ in the
+source). The image (make image) runs it in a container.
 
 It also serves the Docker volume plugin on --docker-socket, so that
 ` + "`docker run --volume-driver dm -v app.db:/data ...`" + ` mounts subdot db of dot app

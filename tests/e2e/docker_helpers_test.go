@@ -135,6 +135,9 @@ func requireDocker(t *testing.T) {
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-exited
 		}
+		// dockerd leaves its default network namespace mounted in the
+		// exec root; the directory cannot go while it is.
+		syscall.Unmount(filepath.Join(dir, "exec", "netns", "default"), syscall.MNT_DETACH)
 		os.RemoveAll(dir)
 	})
 	deadline := time.Now().Add(60 * time.Second)
