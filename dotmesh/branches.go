@@ -144,7 +144,9 @@ func (n *Node) CheckoutReport(ctx context.Context, name DotName, branch string, 
 	return n.checkoutReport(ctx, name, branch, opts, true)
 }
 
-func (n *Node) checkoutReport(ctx context.Context, name DotName, branch string, opts CheckoutOptions, scan bool) (*CheckoutReport, error) {
+func (n *Node) checkoutReport(ctx context.Context, name DotName, branch string, opts CheckoutOptions, scan bool) (_ *CheckoutReport, err error) {
+	done := n.begin(OpCheckout)
+	defer func() { done(OpEvent{Err: err}) }()
 	if err := ValidateName("branch", branch); err != nil {
 		return nil, err
 	}

@@ -22,7 +22,9 @@ type CommitOptions struct {
 // branch are serialised. A working state that equals the head (or, before
 // the first commit, holds no file) is NothingToCommitError unless
 // opts.AllowEmpty, as in git.
-func (n *Node) Commit(ctx context.Context, name DotName, branch string, opts CommitOptions) (*Commit, error) {
+func (n *Node) Commit(ctx context.Context, name DotName, branch string, opts CommitOptions) (c *Commit, err error) {
+	done := n.begin(OpCommit)
+	defer func() { done(OpEvent{Err: err, Commit: c}) }()
 	if strings.TrimSpace(opts.Message) == "" {
 		return nil, &InvalidOptionError{Option: "CommitOptions.Message", Problem: "a commit needs a message"}
 	}
@@ -329,7 +331,9 @@ type ResetOptions struct {
 // commit ref names, restoring its working state to that commit. Commits
 // that no branch can reach any more are deleted; other branches' commits
 // are never touched.
-func (n *Node) Reset(ctx context.Context, name DotName, branch, ref string, opts ResetOptions) (*Commit, error) {
+func (n *Node) Reset(ctx context.Context, name DotName, branch, ref string, opts ResetOptions) (to *Commit, err error) {
+	done := n.begin(OpReset)
+	defer func() { done(OpEvent{Err: err, Commit: to}) }()
 	d, b, _, err := n.resolveBranch(ctx, name, branch)
 	if err != nil {
 		return nil, err
