@@ -145,7 +145,16 @@ type Error struct {
 	// Reason is the typed error behind Error, as data (see Reason);
 	// absent when there is none, and from servers older than it.
 	Reason *Reason `json:"reason,omitempty"`
+	// RequestID names the request in the node's log (RequestIDHeader),
+	// so that an operator finds what happened.
+	RequestID string `json:"request_id,omitempty"`
 }
+
+// RequestIDHeader carries a request's id: a client may send one (letters,
+// digits and ._:- up to 64 characters; anything else is replaced), and
+// the node answers with the id it used, which every log line of the
+// request carries.
+const RequestIDHeader = "X-Request-Id"
 
 // codes maps sentinels to wire codes and HTTP statuses, in match order.
 var codes = []struct {

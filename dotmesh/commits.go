@@ -139,14 +139,14 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 		append([]Op{PutOp(commitKey(d.ID, c.ID), encode(c)), PutOp(branchKey(d.ID, b.Name), encode(b))}, n.place.replicaOps(d.ID, c.ID)...))
 	if err != nil {
 		if derr := be.DeleteCommit(context.WithoutCancel(ctx), c.Ref()); derr != nil {
-			n.log.Warn("removing data of a commit the registry refused", "commit", c.ID, "err", derr)
+			n.log.WarnContext(ctx, "removing data of a commit the registry refused", "commit", c.ID, "err", derr)
 		}
 		if errors.Is(err, ErrConflict) {
 			return nil, fmt.Errorf("%w: branch %s of %s moved while committing; try again", ErrConflict, b.Name, name)
 		}
 		return nil, err
 	}
-	n.log.Info("committed", "dot", name.String(), "branch", b.Name, "commit", c.ID)
+	n.log.InfoContext(ctx, "committed", "dot", name.String(), "branch", b.Name, "commit", c.ID)
 	return c, nil
 }
 
@@ -159,7 +159,7 @@ func (n *Node) checkSomethingToCommit(ctx context.Context, be StorageBackend, d 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		n.log.Warn("cannot tell whether there is anything to commit; committing", "dot", d.DotName().String(), "branch", b.Name, "err", err)
+		n.log.WarnContext(ctx, "cannot tell whether there is anything to commit; committing", "dot", d.DotName().String(), "branch", b.Name, "err", err)
 		return nil
 	}
 	if !u.Dirty && head == nil {
@@ -395,7 +395,7 @@ func (n *Node) reset(ctx context.Context, name DotName, branch, ref string, opts
 	if err != nil {
 		return nil, err
 	}
-	n.log.Info("reset", "dot", name.String(), "branch", b.Name, "to", target.ID, "dropped", len(orphans))
+	n.log.InfoContext(ctx, "reset", "dot", name.String(), "branch", b.Name, "to", target.ID, "dropped", len(orphans))
 	return target, nil
 }
 

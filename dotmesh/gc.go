@@ -134,7 +134,7 @@ func (n *Node) GC(ctx context.Context, opts GCOptions) (res *GCResult, err error
 		res.Stats.ObjectsRemoved += st.ObjectsRemoved
 		res.Stats.BytesRemoved += st.BytesRemoved
 	}
-	n.log.Info("gc", "keep", opts.Keep, "dry_run", opts.DryRun, "commits_removed", len(res.Removed), "bytes_removed", res.Stats.BytesRemoved)
+	n.log.InfoContext(ctx, "gc", "keep", opts.Keep, "dry_run", opts.DryRun, "commits_removed", len(res.Removed), "bytes_removed", res.Stats.BytesRemoved)
 	return res, nil
 }
 
@@ -208,7 +208,7 @@ func (n *Node) pruneDot(ctx context.Context, d *Dot, keep int, dry bool, res *GC
 	}
 	for _, r := range refs {
 		if err := be.DeleteCommit(ctx, r); err != nil {
-			n.log.Warn("gc: deleting data of a removed commit", "commit", r.ID, "err", err)
+			n.log.WarnContext(ctx, "gc: deleting data of a removed commit", "commit", r.ID, "err", err)
 		}
 	}
 	return refs, nil
