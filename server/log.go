@@ -8,6 +8,7 @@ import (
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/requestid"
 )
 
 // recorder remembers what a handler answered, for the request log.
@@ -96,7 +97,7 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		in := &info{}
 		id := requestIDFor(r)
 		ctx := context.WithValue(r.Context(), infoKey{}, in)
-		r = r.WithContext(context.WithValue(ctx, requestIDKey{}, id))
+		r = r.WithContext(requestid.With(ctx, id))
 		w.Header().Set(api.RequestIDHeader, id)
 		rec := &recorder{ResponseWriter: w, id: id}
 		next.ServeHTTP(rec, r)

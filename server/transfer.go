@@ -320,7 +320,7 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 			rec.err = err
 		}
 		_, body := api.ErrorFor(err)
-		body.RequestID = RequestID(ctx)
+		body.RequestID = requestID(r)
 		// Errors the peer answered come back as RemoteErrors from the
 		// peer client; this node's own errors never are.
 		var re *api.RemoteError
