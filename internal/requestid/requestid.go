@@ -6,8 +6,39 @@ package requestid
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 )
+
+// MaxLen bounds an id a client sends.
+const MaxLen = 64
+
+// Accept returns id when it is sane, one that is safe in a log line and
+// a header: 1 to MaxLen letters, digits and ._:- characters. Otherwise
+// it returns a new random id.
+func Accept(id string) string {
+	if sane(id) {
+		return id
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func sane(id string) bool {
+	if id == "" || len(id) > MaxLen {
+		return false
+	}
+	for _, c := range []byte(id) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 type key struct{}
 
