@@ -50,6 +50,18 @@
 // Each successful call of a route with an audit action appends one
 // dotmesh.AuditRecord (who, what, dot, branch, commit), written by the
 // table's guard from the answer, not by the handlers.
+//
+// # Logs and request ids
+//
+// Every request gets an id (the client's api.RequestIDHeader when sane,
+// else a new one), answered in that header and in error bodies
+// (api.Error.RequestID, a transfer's error event too) and put in the
+// request's context, where LogHandler (which the daemon wraps its logger
+// in) adds it to every line logged with that context, the engine's too.
+// A request is logged once it is answered: at DEBUG when it succeeded,
+// WARN for a 4xx, ERROR for a 5xx, with its status and error; a call
+// whose streamed answer began with 200 and ended with an error (a
+// transfer) is logged at the level of its error's status (error_status).
 package server
 
 import (
