@@ -160,7 +160,7 @@ func httpGet(t *testing.T, u, user, key string) (int, []byte) {
 func TestMetricsScrapedByPrometheus(t *testing.T) {
 	ma, mb := freeAddr(t, "127.0.0.4"), freeAddr(t, "127.0.0.5")
 	a := startServe(t, "a", "127.0.0.1", "--metrics-listen", ma, "--log-format", "json", "--log-level", "debug")
-	b := startServe(t, "b", "127.0.0.2", "--metrics-listen", mb)
+	b := startServe(t, "b", "127.0.0.2", "--metrics-listen", mb, "--log-format", "json", "--log-level", "debug")
 	prom := startPrometheus(t, "127.0.0.6", ma, mb)
 
 	e := newEnv(t)
@@ -225,35 +225,39 @@ func TestMetricsScrapedByPrometheus(t *testing.T) {
 	// failure, at ERROR (the peer is unavailable: 503), not INFO.
 	b.stop()
 	e.fails("", "--remote", "a", "push", "b", "app")
-	var transferLine map[string]any
+	var pushes []map[string]any
 	ids := map[string]int{}
-	f, err := os.Open(a.log)
-	must(t, err)
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var l map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatalf("a log line of --log-format json is not JSON: %v: %s", err, sc.Text())
-		}
+	for _, l := range jsonLog(t, a.log) {
 		if l["msg"] == "http request" {
 			id, _ := l["request_id"].(string)
 			if id == "" {
-				t.Errorf("a request line without request_id: %s", sc.Text())
+				t.Errorf("a request line without request_id: %v", l)
 			}
 			ids[id]++
 			if l["path"] == "/v1/transfers" {
-				transferLine = l
+				pushes = append(pushes, l)
 			}
 		}
 	}
-	must(t, sc.Err())
 	for id, n := range ids {
 		if n > 1 {
 			t.Errorf("request id %s names %d requests", id, n)
 		}
 	}
+	if len(pushes) != 2 {
+		t.Fatalf("%d transfer requests logged on a, want 2: %v", len(pushes), pushes)
+	}
+	// The push's calls to b carry its id: b's lines of them too.
+	pushID, onB := pushes[0]["request_id"], 0
+	for _, l := range jsonLog(t, b.log) {
+		if l["msg"] == "http request" && l["request_id"] == pushID {
+			onB++
+		}
+	}
+	if onB < 3 { // state, the commits, finish
+		t.Errorf("b logged %d requests with the push's request id %v, want its state, commit and finish calls", onB, pushID)
+	}
+	transferLine := pushes[1]
 	if transferLine == nil || transferLine["level"] != "ERROR" || transferLine["err"] == nil || transferLine["error_status"] != float64(503) {
 		t.Errorf("the failed push is logged as %v; want level ERROR with error_status 503 and err", transferLine)
 	}
@@ -272,4 +276,24 @@ func TestMetricsListenPublicRefused(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
 		t.Error("the refused start made its data directory")
 	}
+}
+
+// jsonLog decodes every line of a --log-format json log.
+func jsonLog(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	must(t, err)
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var l map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("a line of %s (--log-format json) is not JSON: %v: %s", path, err, sc.Text())
+		}
+		out = append(out, l)
+	}
+	must(t, sc.Err())
+	return out
 }
