@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sort"
 	"time"
@@ -66,6 +67,9 @@ func (s *snapshots) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		st, err := ss.StoreStats(ctx)
+		if errors.Is(err, dotmesh.ErrInUse) {
+			continue // a gc runs: the next scrape counts
+		}
 		if err != nil {
 			s.log.Warn("metrics: cannot read what a backend's store holds", "backend", name, "err", err)
 			continue

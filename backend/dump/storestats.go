@@ -3,6 +3,7 @@ package dump
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
@@ -11,10 +12,15 @@ import (
 // StoreStats implements dotmesh.StoreStatter: the objects and their
 // stored bytes from the store's in-memory index, and the file bytes of
 // every commit from the commit records (one small file each). A commit
-// removed meanwhile is skipped; nothing is written.
+// removed meanwhile is skipped; nothing is written. While a garbage
+// collection runs it answers ErrInUse at once rather than wait for it
+// (a scrape would time out).
 func (b *Backend) StoreStats(ctx context.Context) (dotmesh.StoreStats, error) {
 	var st dotmesh.StoreStats
-	defer b.useStore()()
+	if !b.gcMu.TryRLock() {
+		return st, fmt.Errorf("%w: a garbage collection is running in %s; its store is counted after it", dotmesh.ErrInUse, b.dir)
+	}
+	defer b.gcMu.RUnlock()
 	if err := b.store.List(func(_ cas.Hash, size int64) error {
 		st.Objects++
 		st.StoredBytes += size

@@ -2,6 +2,7 @@ package dump
 
 import (
 	"bytes"
+	"errors"
 	"path/filepath"
 	"testing"
 
@@ -35,5 +36,20 @@ func TestStoreStats(t *testing.T) {
 	}
 	if two.LogicalBytes != 4<<20 || two.Objects != one.Objects || two.StoredBytes != one.StoredBytes {
 		t.Fatalf("after the same commit again: %+v (before: %+v)", two, one)
+	}
+}
+
+// While a garbage collection holds the store, StoreStats answers
+// ErrInUse at once instead of waiting.
+func TestStoreStatsDuringGC(t *testing.T) {
+	b := openTest(t)
+	b.b.gcMu.Lock()
+	_, err := b.StoreStats(ctx)
+	b.b.gcMu.Unlock()
+	if !errors.Is(err, dotmesh.ErrInUse) {
+		t.Fatalf("StoreStats during a gc: %v, want ErrInUse", err)
+	}
+	if _, err := b.StoreStats(ctx); err != nil {
+		t.Fatalf("StoreStats after the gc: %v", err)
 	}
 }
