@@ -201,6 +201,7 @@ func (a *app) clusterInitCmd(join bool) *cobra.Command {
 		df      dockerFlags
 		tf      tlsFlags
 		cf      clusterFlags
+		of      opsFlags
 		port    int
 		timeout time.Duration
 	)
@@ -217,7 +218,8 @@ the node with all its dots. It refuses when a node already runs there.
 
 The backend flags are passed to ` + "`dm serve`" + ` (see ` + "`dm serve --help`" + `): files
 (the default), zfs or btrfs. When the backend cannot start, the error says
-what it lacks.
+what it lacks. So are --log-format, --metrics-listen, --metrics-listen-public
+and --pprof.
 
 With --store etcd it starts the first node of a cluster and prints how the
 other nodes join (` + "`dm cluster join`" + `, with a copy of DIR/admin-api-key).
@@ -338,7 +340,11 @@ other nodes --peer-ca).`
 		if join {
 			clusterArgs = append(clusterArgs, "--store=etcd")
 		}
-		serveArgs := append(append(append(append(nf.args(), bf.args()...), df.args()...), clusterArgs...), tlsArgs...)
+		opsArgs, err := of.args()
+		if err != nil {
+			return err
+		}
+		serveArgs := append(append(append(append(append(nf.args(), bf.args()...), df.args()...), clusterArgs...), tlsArgs...), opsArgs...)
 		r, pid, err := a.startNode(cmd.Context(), d, addr, serveArgs, pinned, timeout)
 		if err != nil {
 			return err
@@ -392,6 +398,7 @@ other nodes --peer-ca).`
 	tf.addCA(f)
 	tf.addOff(f)
 	cf.add(f, !join)
+	of.add(f)
 	f.DurationVar(&timeout, "timeout", 60*time.Second, "how long to wait for the node to answer")
 	return c
 }

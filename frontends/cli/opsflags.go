@@ -44,3 +44,25 @@ func (o *opsFlags) apply(cfg *node.Config) {
 	cfg.MetricsListenPublic = o.metricsPublic
 	cfg.NoProfiler = !o.pprof
 }
+
+// args are the flags given, for the `dm serve` that `dm cluster init` and
+// `join` start; a bad --log-format is refused here, before it starts.
+func (o *opsFlags) args() ([]string, error) {
+	if _, err := o.logger(io.Discard, slog.LevelInfo); err != nil {
+		return nil, err
+	}
+	var out []string
+	if o.logFormat != "text" {
+		out = append(out, "--log-format="+o.logFormat)
+	}
+	if o.metricsListen != "" {
+		out = append(out, "--metrics-listen="+o.metricsListen)
+	}
+	if o.metricsPublic {
+		out = append(out, "--metrics-listen-public")
+	}
+	if !o.pprof {
+		out = append(out, "--pprof=false")
+	}
+	return out, nil
+}
