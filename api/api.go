@@ -36,6 +36,8 @@
 //	POST   /v1/verify                                  VerifyRequest -> dotmesh.VerifyResult
 //	...    /v1/dots/{ns}/{dot}/sources[/{subdot}...]     see sources.go
 //	...    /v1/me, /v1/users..., /v1/dots/{ns}/{dot}/sharing..., /v1/audit   see access.go
+//	GET    /metrics                                    Prometheus text format, admin only
+//	GET    /debug/pprof/...                            Go's profiler, admin only (dm serve --pprof)
 //
 // Successful creates (POST /v1/dots, /branches, /commits) answer 201,
 // deletes 204 with no body, everything else 200. Request bodies are one
@@ -46,6 +48,8 @@
 //
 // Errors come back as a non-2xx status with an Error body, unknown routes
 // (404) and methods (405, with Allow) and too large bodies (413) included.
+// Every answer carries the request's id (RequestIDHeader), and so does an
+// Error body.
 package api
 
 import (
