@@ -4,7 +4,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/dotmesh-io/dotmesh/frontends/cli.Version=$(VERSION)
 # Debian packages the tests and the bench need; installed only when missing.
-TEST_PACKAGES := zfs-fuse btrfs-progs postgresql mariadb-server redis-server sqlite3 docker.io busybox-static etcd-server chromium lintian systemd binutils ca-certificates
+TEST_PACKAGES := zfs-fuse btrfs-progs postgresql mariadb-server redis-server sqlite3 docker.io busybox-static etcd-server chromium lintian systemd binutils ca-certificates prometheus
 BENCH_PACKAGES := restic rsync zfs-fuse btrfs-progs etcd-server
 FUZZTIME ?= 6s
 # The torture run (tests/torture): `make torture` runs TORTURE_TIME per

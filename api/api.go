@@ -36,6 +36,8 @@
 //	POST   /v1/verify                                  VerifyRequest -> dotmesh.VerifyResult
 //	...    /v1/dots/{ns}/{dot}/sources[/{subdot}...]     see sources.go
 //	...    /v1/me, /v1/users..., /v1/dots/{ns}/{dot}/sharing..., /v1/audit   see access.go
+//	GET    /metrics                                    Prometheus text format, admin only
+//	GET    /debug/pprof/...                            Go's profiler, admin only (dm serve --pprof)
 //
 // Successful creates (POST /v1/dots, /branches, /commits) answer 201,
 // deletes 204 with no body, everything else 200. Request bodies are one
@@ -46,6 +48,8 @@
 //
 // Errors come back as a non-2xx status with an Error body, unknown routes
 // (404) and methods (405, with Allow) and too large bodies (413) included.
+// Every answer carries the request's id (RequestIDHeader), and so does an
+// Error body.
 package api
 
 import (
@@ -145,7 +149,16 @@ type Error struct {
 	// Reason is the typed error behind Error, as data (see Reason);
 	// absent when there is none, and from servers older than it.
 	Reason *Reason `json:"reason,omitempty"`
+	// RequestID names the request in the node's log (RequestIDHeader),
+	// so that an operator finds what happened.
+	RequestID string `json:"request_id,omitempty"`
 }
+
+// RequestIDHeader carries a request's id: a client may send one (letters,
+// digits and ._:- up to 64 characters; anything else is replaced), and
+// the node answers with the id it used, which every log line of the
+// request carries.
+const RequestIDHeader = "X-Request-Id"
 
 // codes maps sentinels to wire codes and HTTP statuses, in match order.
 var codes = []struct {

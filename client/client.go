@@ -20,6 +20,7 @@ import (
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/requestid"
 )
 
 // Client calls one node's API with one API key. It is safe for concurrent
@@ -154,6 +155,7 @@ func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, qu
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	setRequestID(ctx, req)
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
@@ -249,4 +251,13 @@ func codeForStatus(status int) string {
 		return "not_supported"
 	}
 	return "internal"
+}
+
+// setRequestID passes on the id of the API request ctx belongs to (a
+// node calling a peer while it serves a push), so that the peer's log
+// lines of the call carry the same id as this node's.
+func setRequestID(ctx context.Context, req *http.Request) {
+	if id := requestid.From(ctx); id != "" {
+		req.Header.Set(api.RequestIDHeader, id)
+	}
 }

@@ -167,6 +167,7 @@ func (c *Client) stream(ctx context.Context, method, path string, query url.Valu
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	setRequestID(ctx, req)
 	req.SetBasicAuth(c.user, c.key)
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"github.com/dotmesh-io/dotmesh/internal/node"
+	"github.com/dotmesh-io/dotmesh/metrics"
 	"github.com/dotmesh-io/dotmesh/server"
 )
 
@@ -48,6 +49,11 @@ func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	// Every line logged with a request's context carries its id.
+	log = slog.New(server.LogHandler(log.Handler()))
+	if err := checkMetricsListen(cfg); err != nil {
+		return err
 	}
 	if cfg.DataDir == "" {
 		return fmt.Errorf("%w: no data directory given", dotmesh.ErrInvalidArgument)
@@ -83,7 +89,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}()
 
 	peers := &lazyPeers{}
-	node, _, err := openNode(ctx, dataDir, settings, cs, peers, cfg.Version, log)
+	m := metrics.New(metrics.Options{Version: cfg.Version, Logger: log})
+	node, _, err := openNode(ctx, dataDir, settings, cs, peers, cfg.Version, log, m)
 	if err != nil {
 		if _, ok := errors.AsType[*dotmesh.NodeIDInUseError](err); ok {
 			return fmt.Errorf("%w; give this node its own --node-id (the default is the host name)", err)
@@ -101,6 +108,7 @@ func Run(ctx context.Context, cfg Config) error {
 			log.Warn("closing the node", "err", err)
 		}
 	}()
+	m.Watch(node)
 	var created bool
 	if cs.etcd() {
 		var key string
@@ -135,6 +143,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer stopCSI()
+	stopMetrics, err := serveMetrics(cfg, m, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
@@ -146,7 +159,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := ls.save(dataDir, ln.Addr().String()); err != nil {
 		log.Warn("the next start will need --listen again", "err", err)
 	}
-	handler, err := withUI(cfg, node, server.New(node, server.Options{Logger: log, Version: cfg.Version, BackendAliases: aliases, AnonymousRead: cfg.AnonymousRead}), log)
+	handler, err := withUI(cfg, node, server.New(node, server.Options{Logger: log, Version: cfg.Version, BackendAliases: aliases, AnonymousRead: cfg.AnonymousRead,
+		Metrics: m.Handler(), Profiler: !cfg.NoProfiler}), log)
 	if err != nil {
 		ln.Close()
 		return err
@@ -204,7 +218,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 // openNode opens the registry and the backends and builds the node, which
 // reconciles them. On failure everything opened is closed again.
-func openNode(ctx context.Context, dataDir string, s backendSettings, cs clusterSettings, peers dotmesh.Peers, version string, log *slog.Logger) (*dotmesh.Node, dotmesh.ClusterStore, error) {
+func openNode(ctx context.Context, dataDir string, s backendSettings, cs clusterSettings, peers dotmesh.Peers, version string, log *slog.Logger, obs dotmesh.Observer) (*dotmesh.Node, dotmesh.ClusterStore, error) {
 	regPath := filepath.Join(dataDir, RegistryFile)
 	_, statErr := os.Stat(regPath)
 	store, err := openStore(ctx, dataDir, cs, log)
@@ -231,6 +245,7 @@ func openNode(ctx context.Context, dataDir string, s backendSettings, cs cluster
 		Logger:         log,
 		TransferPin:    s.TransferPin,
 		PathsDir:       paths,
+		Observer:       obs,
 	}
 	if cs.etcd() {
 		opts.Cluster = &dotmesh.ClusterOptions{NodeID: cs.NodeID, Address: cs.Advertise, Peers: peers, Version: version}

@@ -129,7 +129,7 @@ func (n *Node) issueKey(ctx context.Context, user, label string, readOnly bool) 
 		}
 		return KeyInfo{}, "", err
 	}
-	n.log.Info("issued an API key", "user", user, "key", k.ID, "read_only", readOnly)
+	n.log.InfoContext(ctx, "issued an API key", "user", user, "key", k.ID, "read_only", readOnly)
 	return k.info(), secret, nil
 }
 
@@ -163,7 +163,7 @@ func (n *Node) revokeKey(ctx context.Context, user, id string) error {
 			if err := n.store.Delete(ctx, keyKey(k.Hash)); err != nil {
 				return err
 			}
-			n.log.Info("revoked an API key", "user", user, "key", id)
+			n.log.InfoContext(ctx, "revoked an API key", "user", user, "key", id)
 			return nil
 		}
 	}

@@ -100,7 +100,7 @@ func (n *Node) createBranch(ctx context.Context, d *Dot, newName, srcBranch, fro
 		}
 		return nil, err
 	}
-	n.log.Info("created branch", "dot", d.DotName().String(), "branch", newName, "from", origin.ID)
+	n.log.InfoContext(ctx, "created branch", "dot", d.DotName().String(), "branch", newName, "from", origin.ID)
 	return br, nil
 }
 
@@ -144,7 +144,9 @@ func (n *Node) CheckoutReport(ctx context.Context, name DotName, branch string, 
 	return n.checkoutReport(ctx, name, branch, opts, true)
 }
 
-func (n *Node) checkoutReport(ctx context.Context, name DotName, branch string, opts CheckoutOptions, scan bool) (*CheckoutReport, error) {
+func (n *Node) checkoutReport(ctx context.Context, name DotName, branch string, opts CheckoutOptions, scan bool) (_ *CheckoutReport, err error) {
+	done := n.begin(OpCheckout)
+	defer func() { done(OpEvent{Err: err}) }()
 	if err := ValidateName("branch", branch); err != nil {
 		return nil, err
 	}
@@ -215,7 +217,7 @@ func (n *Node) checkout(ctx context.Context, d *Dot, branch string, create bool)
 	}
 	if err := n.relinkLocked(ctx, d); err != nil {
 		// The registry is the truth; the next Path or start links again.
-		n.log.Warn("pointing the stable path at the checked-out branch", "dot", name.String(), "branch", branch, "err", err)
+		n.log.WarnContext(ctx, "pointing the stable path at the checked-out branch", "dot", name.String(), "branch", branch, "err", err)
 	}
 	return d, prev, prevRoot, nil
 }
@@ -334,11 +336,11 @@ func (n *Node) DeleteBranch(ctx context.Context, name DotName, branch string) er
 	}
 	n.dropScratch(d.ID)
 	if err := be.DeleteBranch(ctx, b.Ref()); err != nil {
-		n.log.Warn("removing storage of a deleted branch", "branch", b.Ref().String(), "err", err)
+		n.log.WarnContext(ctx, "removing storage of a deleted branch", "branch", b.Ref().String(), "err", err)
 	}
 	for _, c := range elsewhere {
 		if err := be.DeleteCommit(ctx, c.Ref()); err != nil {
-			n.log.Warn("deleting data of an unreachable commit", "commit", c.ID, "err", err)
+			n.log.WarnContext(ctx, "deleting data of an unreachable commit", "commit", c.ID, "err", err)
 		}
 	}
 	return nil

@@ -229,7 +229,7 @@ func (n *clustered) claimNodeID(ctx context.Context) (Condition, error) {
 			if prober.Alive(ctx, *other) {
 				return Condition{}, &NodeIDInUseError{Node: *other}
 			}
-			n.log.Warn("taking over the registration of a node that does not answer", "node", other.ID, "address", other.Address)
+			n.log.WarnContext(ctx, "taking over the registration of a node that does not answer", "node", other.ID, "address", other.Address)
 			return IfRevision(key, kv.Revision), nil
 		}
 		if time.Now().After(deadline) {

@@ -22,7 +22,9 @@ type CommitOptions struct {
 // branch are serialised. A working state that equals the head (or, before
 // the first commit, holds no file) is NothingToCommitError unless
 // opts.AllowEmpty, as in git.
-func (n *Node) Commit(ctx context.Context, name DotName, branch string, opts CommitOptions) (*Commit, error) {
+func (n *Node) Commit(ctx context.Context, name DotName, branch string, opts CommitOptions) (c *Commit, err error) {
+	done := n.begin(OpCommit)
+	defer func() { done(OpEvent{Err: err, Commit: c}) }()
 	if strings.TrimSpace(opts.Message) == "" {
 		return nil, &InvalidOptionError{Option: "CommitOptions.Message", Problem: "a commit needs a message"}
 	}
@@ -137,14 +139,14 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 		append([]Op{PutOp(commitKey(d.ID, c.ID), encode(c)), PutOp(branchKey(d.ID, b.Name), encode(b))}, n.place.replicaOps(d.ID, c.ID)...))
 	if err != nil {
 		if derr := be.DeleteCommit(context.WithoutCancel(ctx), c.Ref()); derr != nil {
-			n.log.Warn("removing data of a commit the registry refused", "commit", c.ID, "err", derr)
+			n.log.WarnContext(ctx, "removing data of a commit the registry refused", "commit", c.ID, "err", derr)
 		}
 		if errors.Is(err, ErrConflict) {
 			return nil, fmt.Errorf("%w: branch %s of %s moved while committing; try again", ErrConflict, b.Name, name)
 		}
 		return nil, err
 	}
-	n.log.Info("committed", "dot", name.String(), "branch", b.Name, "commit", c.ID)
+	n.log.InfoContext(ctx, "committed", "dot", name.String(), "branch", b.Name, "commit", c.ID)
 	return c, nil
 }
 
@@ -157,7 +159,7 @@ func (n *Node) checkSomethingToCommit(ctx context.Context, be StorageBackend, d 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		n.log.Warn("cannot tell whether there is anything to commit; committing", "dot", d.DotName().String(), "branch", b.Name, "err", err)
+		n.log.WarnContext(ctx, "cannot tell whether there is anything to commit; committing", "dot", d.DotName().String(), "branch", b.Name, "err", err)
 		return nil
 	}
 	if !u.Dirty && head == nil {
@@ -341,7 +343,9 @@ type ResetOptions struct {
 // commit ref names, restoring its working state to that commit. Commits
 // that no branch can reach any more are deleted; other branches' commits
 // are never touched.
-func (n *Node) Reset(ctx context.Context, name DotName, branch, ref string, opts ResetOptions) (*Commit, error) {
+func (n *Node) Reset(ctx context.Context, name DotName, branch, ref string, opts ResetOptions) (to *Commit, err error) {
+	done := n.begin(OpReset)
+	defer func() { done(OpEvent{Err: err, Commit: to}) }()
 	d, b, _, err := n.resolveBranch(ctx, name, branch)
 	if err != nil {
 		return nil, err
@@ -403,7 +407,7 @@ func (n *Node) reset(ctx context.Context, name DotName, branch, ref string, opts
 	if err != nil {
 		return nil, err
 	}
-	n.log.Info("reset", "dot", name.String(), "branch", b.Name, "to", target.ID, "dropped", len(orphans))
+	n.log.InfoContext(ctx, "reset", "dot", name.String(), "branch", b.Name, "to", target.ID, "dropped", len(orphans))
 	return target, nil
 }
 

@@ -62,9 +62,9 @@ func (n *Node) createDot(ctx context.Context, name DotName, opts CreateDotOption
 		}
 		return nil, err
 	}
-	n.log.Info("created dot", "dot", name.String(), "id", d.ID, "backend", bname)
+	n.log.InfoContext(ctx, "created dot", "dot", name.String(), "id", d.ID, "backend", bname)
 	if err := n.relink(ctx, d.ID); err != nil {
-		n.log.Warn("making the stable path of a new dot", "dot", name.String(), "err", err)
+		n.log.WarnContext(ctx, "making the stable path of a new dot", "dot", name.String(), "err", err)
 	}
 	return d, nil
 }
@@ -329,18 +329,18 @@ func (n *Node) DeleteDot(ctx context.Context, name DotName) error {
 		}
 	} // else reconcile drops them, as it does commit records left behind
 	if err := n.deleteKeys(ctx, stale); err != nil {
-		n.log.Warn("removing commit records of a deleted dot", "dot", name.String(), "err", err)
+		n.log.WarnContext(ctx, "removing commit records of a deleted dot", "dot", name.String(), "err", err)
 	}
 	if be, err := n.backendOf(d); err == nil {
 		n.dropScratch(d.ID)
 		for _, b := range storageBranches(branches, commits) {
 			if err := be.DeleteBranch(ctx, BranchRef{Dot: d.ID, Branch: b}); err != nil {
-				n.log.Warn("removing branch storage of a deleted dot", "dot", name.String(), "branch", b, "err", err)
+				n.log.WarnContext(ctx, "removing branch storage of a deleted dot", "dot", name.String(), "branch", b, "err", err)
 			}
 		}
 	}
 	n.dropLink(name)
-	n.log.Info("deleted dot", "dot", name.String(), "id", d.ID)
+	n.log.InfoContext(ctx, "deleted dot", "dot", name.String(), "id", d.ID)
 	return nil
 }
 

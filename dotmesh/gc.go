@@ -56,7 +56,15 @@ type RemovedCommit struct {
 // incoming transfer that brought them expired. Then every
 // backend that collects garbage sweeps what nothing references; the dump
 // backend's GC lock keeps concurrent commits safe.
-func (n *Node) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
+func (n *Node) GC(ctx context.Context, opts GCOptions) (res *GCResult, err error) {
+	done := n.begin(OpGC)
+	defer func() {
+		ev := OpEvent{Err: err}
+		if err == nil {
+			ev.GC = res
+		}
+		done(ev)
+	}()
 	if opts.Keep < 0 {
 		return nil, &InvalidOptionError{Option: "GCOptions.Keep", Problem: "the commits to keep must be >= 1, or 0 to remove none"}
 	}
@@ -73,7 +81,7 @@ func (n *Node) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
 			return nil, err
 		}
 	}
-	res := &GCResult{DryRun: opts.DryRun, Removed: []RemovedCommit{}, Expired: []IncomingTransfer{}}
+	res = &GCResult{DryRun: opts.DryRun, Removed: []RemovedCommit{}, Expired: []IncomingTransfer{}}
 	// Abandoned incoming transfers go first, so the sweep frees their data.
 	if opts.DryRun {
 		all, err := n.incomingTransfers(ctx)
@@ -126,7 +134,7 @@ func (n *Node) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
 		res.Stats.ObjectsRemoved += st.ObjectsRemoved
 		res.Stats.BytesRemoved += st.BytesRemoved
 	}
-	n.log.Info("gc", "keep", opts.Keep, "dry_run", opts.DryRun, "commits_removed", len(res.Removed), "bytes_removed", res.Stats.BytesRemoved)
+	n.log.InfoContext(ctx, "gc", "keep", opts.Keep, "dry_run", opts.DryRun, "commits_removed", len(res.Removed), "bytes_removed", res.Stats.BytesRemoved)
 	return res, nil
 }
 
@@ -201,7 +209,7 @@ func (n *Node) pruneDot(ctx context.Context, d *Dot, keep int, dry bool, res *GC
 	n.dropScratch(d.ID)
 	for _, r := range refs {
 		if err := be.DeleteCommit(ctx, r); err != nil {
-			n.log.Warn("gc: deleting data of a removed commit", "commit", r.ID, "err", err)
+			n.log.WarnContext(ctx, "gc: deleting data of a removed commit", "commit", r.ID, "err", err)
 		}
 	}
 	return refs, nil

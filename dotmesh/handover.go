@@ -58,7 +58,7 @@ func (n *clustered) acquire(ctx context.Context, d *Dot, branch string) error {
 		}
 		head = res.Head
 		if res.AutoCommit != "" {
-			n.log.Info("the old master committed uncommitted changes before the move", "dot", d.DotName().String(), "branch", b.Name, "commit", res.AutoCommit)
+			n.log.InfoContext(ctx, "the old master committed uncommitted changes before the move", "dot", d.DotName().String(), "branch", b.Name, "commit", res.AutoCommit)
 		}
 	}
 	if err := n.ensureHeld(ctx, d, head); err != nil {
@@ -100,7 +100,7 @@ func (n *clustered) claim(ctx context.Context, d *Dot, branch, from string, head
 		}
 		return err
 	}
-	n.log.Info("branch moved here", "dot", d.DotName().String(), "branch", b.Name, "from", from, "head", b.Head)
+	n.log.InfoContext(ctx, "branch moved here", "dot", d.DotName().String(), "branch", b.Name, "from", from, "head", b.Head)
 	return nil
 }
 
@@ -235,7 +235,7 @@ func (n *clustered) release(ctx context.Context, name DotName, branch, to string
 	if _, err := n.reg.putBranch(ctx, d.ID, b, rev); err != nil {
 		return nil, err
 	}
-	n.log.Info("releasing branch", "dot", name.String(), "branch", branch, "to", to, "head", res.Head)
+	n.log.InfoContext(ctx, "releasing branch", "dot", name.String(), "branch", branch, "to", to, "head", res.Head)
 	return res, nil
 }
 
@@ -276,7 +276,7 @@ func (n *clustered) takeOver(ctx context.Context, name DotName, branch string) (
 	if err := n.claimTakeOver(ctx, d, b.Name, b.Master); err != nil {
 		return nil, err
 	}
-	n.log.Warn("took over a branch from a node that is not running; its uncommitted changes are lost", "dot", name.String(), "branch", b.Name, "from", b.Master)
+	n.log.WarnContext(ctx, "took over a branch from a node that is not running; its uncommitted changes are lost", "dot", name.String(), "branch", b.Name, "from", b.Master)
 	return res, nil
 }
 

@@ -491,7 +491,7 @@ func (n *Node) endIncoming(ctx context.Context, id DotID, branch string, cond fu
 	if _, err := n.store.Txn(ctx, conds, ops); err != nil {
 		return nil, fmt.Errorf("removing the record of the incoming transfer of %s@%s: %w", rec.name(), branch, err)
 	}
-	n.log.Info("ended incoming transfer", "dot", rec.name().String(), "branch", branch, "commits", len(pending), "bytes", t.Bytes, "idle", n.now().Sub(rec.Updated).Round(time.Second))
+	n.log.InfoContext(ctx, "ended incoming transfer", "dot", rec.name().String(), "branch", branch, "commits", len(pending), "bytes", t.Bytes, "idle", n.now().Sub(rec.Updated).Round(time.Second))
 	return &t, nil
 }
 

@@ -42,6 +42,9 @@ type Options struct {
 	// current branch, switched by checkout (see Path). Its permissions are
 	// given to the namespace directories made in it.
 	PathsDir string
+	// Observer, when set, is told of the operations the node runs and
+	// the stream bytes it moves (metrics); nil means nobody is.
+	Observer Observer
 }
 
 // Node is the dotmesh engine: every operation on dots, branches and commits,
@@ -73,6 +76,7 @@ type Node struct {
 	paths    string        // Options.PathsDir
 	recv     receiving
 	scratch  scratchTrees // kept scratch copies of commits (files_scratch.go)
+	obs      Observer     // Options.Observer, or noObserver
 
 	place placement // standalone or clustered, chosen in NewNode
 	self  string    // this node's id in its cluster, "" on a single node
@@ -114,6 +118,9 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	}
 	if n.log == nil {
 		n.log = slog.Default()
+	}
+	if n.obs = opts.Observer; n.obs == nil {
+		n.obs = noObserver{}
 	}
 	ks := newKeepingStore(opts.Store, n)
 	ks.off = opts.Cluster != nil

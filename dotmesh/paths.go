@@ -191,7 +191,7 @@ func (n *Node) relinkAll(ctx context.Context) error {
 		unlock()
 		if err != nil {
 			// One dot's storage missing must not keep the node down.
-			n.log.Warn("pointing the stable path at the current branch", "dot", d.DotName().String(), "err", err)
+			n.log.WarnContext(ctx, "pointing the stable path at the current branch", "dot", d.DotName().String(), "err", err)
 		}
 	}
 	nss, err := os.ReadDir(n.paths)

@@ -88,10 +88,10 @@ func (n *Node) reconcile(ctx context.Context) error {
 				// with commits, or any storage when the registry is empty, more
 				// likely means the wrong registry: never delete data for that.
 				if len(ids) > 0 || len(dots) == 0 {
-					n.log.Warn("keeping branch storage the registry does not know; is this the right data directory and store?", "backend", name, "branch", ref.String(), "commits", len(ids))
+					n.log.WarnContext(ctx, "keeping branch storage the registry does not know; is this the right data directory and store?", "backend", name, "branch", ref.String(), "commits", len(ids))
 					continue
 				}
-				n.log.Warn("removing branch storage left by an interrupted operation", "backend", name, "branch", ref.String())
+				n.log.WarnContext(ctx, "removing branch storage left by an interrupted operation", "backend", name, "branch", ref.String())
 				if err := be.DeleteBranch(ctx, ref); err != nil {
 					return fmt.Errorf("removing orphaned branch %s: %w", ref, err)
 				}
@@ -101,7 +101,7 @@ func (n *Node) reconcile(ctx context.Context) error {
 				if commitsKnown[id] {
 					continue
 				}
-				n.log.Warn("removing commit data unknown to the registry (left by an interrupted commit)", "backend", name, "branch", ref.String(), "commit", id)
+				n.log.WarnContext(ctx, "removing commit data unknown to the registry (left by an interrupted commit)", "backend", name, "branch", ref.String(), "commit", id)
 				if err := be.DeleteCommit(ctx, CommitRef{BranchRef: ref, ID: id}); err != nil {
 					return fmt.Errorf("removing orphaned commit %s: %w", id, err)
 				}
@@ -125,7 +125,7 @@ func (n *Node) reconcile(ctx context.Context) error {
 		for _, b := range st.branches {
 			if h := headRef(st.commits[b.Head]); h != nil {
 				if err := hf.FollowHead(ctx, b.Ref(), *h); err != nil {
-					n.log.Warn("moving a working state to its branch's head", "branch", b.Ref().String(), "head", b.Head, "err", err)
+					n.log.WarnContext(ctx, "moving a working state to its branch's head", "branch", b.Ref().String(), "head", b.Head, "err", err)
 				}
 			}
 		}
@@ -161,7 +161,7 @@ func (n *Node) dropOrphanRecords(ctx context.Context, records map[string][]KV, d
 		}
 	}
 	if len(stale) > 0 {
-		n.log.Warn("removing records of deleted dots (left by an interrupted delete)", "records", len(stale))
+		n.log.WarnContext(ctx, "removing records of deleted dots (left by an interrupted delete)", "records", len(stale))
 	}
 	return n.deleteKeys(ctx, stale)
 }

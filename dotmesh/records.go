@@ -157,7 +157,7 @@ func (k *keepingStore) Txn(ctx context.Context, conds []Condition, ops []Op) (in
 	for _, d := range dots {
 		if rk := keepers[d]; rk != nil {
 			if err := rk.KeepRecords(ctx, d, recs[d]); err != nil {
-				k.n.log.Warn("keeping a copy of the registry records with the data; a registry rebuild would miss them", "dot", d, "err", err)
+				k.n.log.WarnContext(ctx, "keeping a copy of the registry records with the data; a registry rebuild would miss them", "dot", d, "err", err)
 			}
 		}
 	}

@@ -91,7 +91,7 @@ func (n *Node) renameBranch(ctx context.Context, dot DotName, oldName, newName s
 		}
 		return nil, err
 	}
-	n.log.Info("renamed branch", "dot", dot.String(), "from", oldName, "to", newName, "storage", nb.StorageName())
+	n.log.InfoContext(ctx, "renamed branch", "dot", dot.String(), "from", oldName, "to", newName, "storage", nb.StorageName())
 	return &nb, nil
 }
 

@@ -188,11 +188,11 @@ func (n *clustered) dropDeleted(ctx context.Context, live map[BranchRef]bool) er
 			unlock := n.lockDot(ref.Dot)
 			d, _, err := n.reg.dot(ctx, ref.Dot)
 			if errors.Is(err, ErrNotFound) {
-				n.log.Info("removing storage of a dot deleted on another node", "branch", ref.String())
+				n.log.InfoContext(ctx, "removing storage of a dot deleted on another node", "branch", ref.String())
 				errs = append(errs, be.DeleteBranch(ctx, ref))
 			} else if err == nil {
 				if held, err := n.storageInUse(ctx, d, ref.Branch); err == nil && !held {
-					n.log.Info("removing storage of a branch deleted on another node", "branch", ref.String())
+					n.log.InfoContext(ctx, "removing storage of a branch deleted on another node", "branch", ref.String())
 					errs = append(errs, be.DeleteBranch(ctx, ref))
 				}
 			}
@@ -292,7 +292,7 @@ func (n *clustered) fetchCommit(ctx context.Context, d *Dot, c *Commit, commits 
 			reps[c.ID] = make(map[string]bool)
 		}
 		reps[c.ID][me] = true
-		n.log.Info("replicated commit", "dot", d.DotName().String(), "commit", c.ID, "from", holder, "incremental", base != nil)
+		n.log.InfoContext(ctx, "replicated commit", "dot", d.DotName().String(), "commit", c.ID, "from", holder, "incremental", base != nil)
 		return nil
 	}
 	if lastErr == nil {
@@ -317,7 +317,8 @@ func (n *clustered) fetchOnce(ctx context.Context, peer Peer, holder string, be 
 		return fmt.Errorf("asking node %s for commit %s: %w", holder, short(c.ID), causeOr(ctx, err))
 	}
 	defer rc.Close()
-	err = be.Receive(ctx, c.Ref(), base, &progressReader{r: rc, progress: func() { timer.Reset(idle) }})
+	in := observedReader{r: rc, obs: n.obs, dir: DirReceived} // replication is received bytes too
+	err = be.Receive(ctx, c.Ref(), base, &progressReader{r: in, progress: func() { timer.Reset(idle) }})
 	if err != nil {
 		return fmt.Errorf("receiving commit %s from node %s: %w", short(c.ID), holder, causeOr(ctx, err))
 	}
@@ -405,7 +406,7 @@ func (n *clustered) pruneReplicas(ctx context.Context, d *Dot, commits map[Commi
 				continue
 			}
 			if err := be.DeleteCommit(ctx, CommitRef{BranchRef: ref, ID: id}); err != nil {
-				n.log.Warn("dropping data of a deleted commit", "commit", id, "err", err)
+				n.log.WarnContext(ctx, "dropping data of a deleted commit", "commit", id, "err", err)
 			}
 		}
 		if err := n.reg.deleteReplica(ctx, d.ID, id, me); err != nil {
@@ -458,7 +459,7 @@ func (n *clustered) reconcileReplicas(ctx context.Context) error {
 			case has && !recorded:
 				err = n.reg.putReplica(ctx, d.ID, id, me)
 			case !has && recorded:
-				n.log.Warn("the registry says this node holds a commit its storage lacks; fetching it again", "dot", d.DotName().String(), "commit", id)
+				n.log.WarnContext(ctx, "the registry says this node holds a commit its storage lacks; fetching it again", "dot", d.DotName().String(), "commit", id)
 				err = n.reg.deleteReplica(ctx, d.ID, id, me)
 			}
 			if err != nil {

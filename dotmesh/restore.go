@@ -83,7 +83,7 @@ func (n *Node) finishRestore(ctx context.Context, be StorageBackend, d *Dot, b *
 	}
 	for _, c := range orphans {
 		if err := be.DeleteCommit(ctx, c.Ref()); err != nil {
-			n.log.Warn("deleting data of an unreachable commit", "commit", c.ID, "err", err)
+			n.log.WarnContext(ctx, "deleting data of an unreachable commit", "commit", c.ID, "err", err)
 		}
 	}
 	return orphans, nil

@@ -222,7 +222,7 @@ func (n *Node) share(ctx context.Context, dot DotName, user string, role Role, b
 		return []Op{PutOp(grantKey(id, user), encode(g))}
 	})
 	if err == nil {
-		n.log.Info("shared a dot", "dot", dot.String(), "user", user, "role", role.String(), "by", by)
+		n.log.InfoContext(ctx, "shared a dot", "dot", dot.String(), "user", user, "role", role.String(), "by", by)
 	}
 	return err
 }
@@ -257,7 +257,7 @@ func (n *Node) setVisibility(ctx context.Context, dot DotName, v Visibility) err
 		return []Op{PutOp(visibilityKey(id), encode(visibilityRecord{Visibility: v, Changed: n.now().UTC()}))}
 	})
 	if err == nil {
-		n.log.Info("changed a dot's visibility", "dot", dot.String(), "visibility", string(v))
+		n.log.InfoContext(ctx, "changed a dot's visibility", "dot", dot.String(), "visibility", string(v))
 	}
 	return err
 }

@@ -97,7 +97,7 @@ func (n *Node) addSource(ctx context.Context, v VolumeName, spec SourceSpec) err
 		if err := sm.AddSource(ctx, b.Ref(), sub, spec); err != nil {
 			return err
 		}
-		n.log.Info("added source", "dot", v.Dot.String(), "branch", b.Name, "subdot", sub, "kind", spec.Kind)
+		n.log.InfoContext(ctx, "added source", "dot", v.Dot.String(), "branch", b.Name, "subdot", sub, "kind", spec.Kind)
 		return nil
 	})
 }
@@ -129,7 +129,7 @@ func (n *Node) sourceLifecycle(ctx context.Context, v VolumeName, action string)
 		if err := sm.SourceLifecycle(ctx, b.Ref(), sub, action); err != nil {
 			return err
 		}
-		n.log.Info("source "+action, "dot", v.Dot.String(), "branch", b.Name, "subdot", sub)
+		n.log.InfoContext(ctx, "source "+action, "dot", v.Dot.String(), "branch", b.Name, "subdot", sub)
 		return nil
 	})
 }

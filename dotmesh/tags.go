@@ -115,7 +115,7 @@ func (n *Node) createTag(ctx context.Context, dot DotName, name string, opts Tag
 	if err != nil {
 		return nil, err
 	}
-	n.log.Info("tagged", "dot", dot.String(), "tag", name, "commit", c.ID)
+	n.log.InfoContext(ctx, "tagged", "dot", dot.String(), "tag", name, "commit", c.ID)
 	return t, nil
 }
 
@@ -169,7 +169,7 @@ func (n *Node) deleteTag(ctx context.Context, dot DotName, name string) error {
 		}
 		return err
 	}
-	n.log.Info("deleted tag", "dot", dot.String(), "tag", name)
+	n.log.InfoContext(ctx, "deleted tag", "dot", dot.String(), "tag", name)
 	return nil
 }
 
@@ -315,7 +315,7 @@ func (n *Node) receiveTags(ctx context.Context, d *Dot, tags []Tag) (made, skipp
 		return nil, nil, fmt.Errorf("recording the tags of %s: %w", d.DotName(), err)
 	}
 	if len(made)+len(skipped) > 0 {
-		n.log.Info("transfer tags", "dot", d.DotName().String(), "made", len(made), "skipped", len(skipped))
+		n.log.InfoContext(ctx, "transfer tags", "dot", d.DotName().String(), "made", len(made), "skipped", len(skipped))
 	}
 	return made, skipped, nil
 }

@@ -63,7 +63,9 @@ type TransferResult struct {
 
 // Push sends branch (the current one when empty) of dot to the peer
 // behind t: the commits the peer lacks, then moves the peer's branch.
-func (n *Node) Push(ctx context.Context, dot DotName, branch string, t Transport, opts TransferOptions) (*TransferResult, error) {
+func (n *Node) Push(ctx context.Context, dot DotName, branch string, t Transport, opts TransferOptions) (res *TransferResult, err error) {
+	done := n.begin(OpPush)
+	defer func() { done(OpEvent{Err: err, Transfer: res}) }()
 	d, err := n.Dot(ctx, dot)
 	if err != nil {
 		return nil, err
@@ -72,7 +74,7 @@ func (n *Node) Push(ctx context.Context, dot DotName, branch string, t Transport
 		branch = d.Current
 	}
 	remote := remoteDot(dot, opts)
-	res, err := runTransfer(ctx, LocalTransport(n), dot, t, remote, branch, "the remote", opts)
+	res, err = runTransfer(ctx, LocalTransport(n), dot, t, remote, branch, "the remote", opts)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +83,9 @@ func (n *Node) Push(ctx context.Context, dot DotName, branch string, t Transport
 
 // Pull fetches branch (the current one when empty) of dot from the peer
 // behind t into the existing local dot.
-func (n *Node) Pull(ctx context.Context, dot DotName, branch string, t Transport, opts TransferOptions) (*TransferResult, error) {
+func (n *Node) Pull(ctx context.Context, dot DotName, branch string, t Transport, opts TransferOptions) (res *TransferResult, err error) {
+	done := n.begin(OpPull)
+	defer func() { done(OpEvent{Err: err, Transfer: res}) }()
 	d, err := n.Dot(ctx, dot)
 	if err != nil {
 		return nil, fmt.Errorf("%w (use clone to fetch a dot this node lacks)", err)
@@ -90,7 +94,7 @@ func (n *Node) Pull(ctx context.Context, dot DotName, branch string, t Transport
 		branch = d.Current
 	}
 	remote := remoteDot(dot, opts)
-	res, err := runTransfer(ctx, t, remote, LocalTransport(n), dot, branch, "this node", opts)
+	res, err = runTransfer(ctx, t, remote, LocalTransport(n), dot, branch, "this node", opts)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +104,9 @@ func (n *Node) Pull(ctx context.Context, dot DotName, branch string, t Transport
 // Clone fetches branch (master when empty) of the peer's dot
 // opts.RemoteDot (default: dot) as the new local dot dot. Re-running an
 // interrupted clone resumes it.
-func (n *Node) Clone(ctx context.Context, dot DotName, branch string, t Transport, opts TransferOptions) (*TransferResult, error) {
+func (n *Node) Clone(ctx context.Context, dot DotName, branch string, t Transport, opts TransferOptions) (res *TransferResult, err error) {
+	done := n.begin(OpClone)
+	defer func() { done(OpEvent{Err: err, Transfer: res}) }()
 	if err := dot.ValidateNew(); err != nil {
 		return nil, err
 	}
@@ -113,7 +119,7 @@ func (n *Node) Clone(ctx context.Context, dot DotName, branch string, t Transpor
 		branch = DefaultBranch
 	}
 	remote := remoteDot(dot, opts)
-	res, err := runTransfer(ctx, t, remote, LocalTransport(n), dot, branch, "this node", opts)
+	res, err = runTransfer(ctx, t, remote, LocalTransport(n), dot, branch, "this node", opts)
 	if err != nil {
 		return nil, err
 	}

@@ -156,6 +156,9 @@ func dirtiness(ctx context.Context, be StorageBackend, b BranchRef, head *Commit
 
 // receiveCommit is TransferPeer.Receive.
 func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c Commit, base *CommitID, format string, r io.Reader) (err error) {
+	done := n.begin(OpReceive)
+	defer func() { done(OpEvent{Err: err}) }()
+	r = observedReader{r: r, obs: n.obs, dir: DirReceived}
 	if err := ValidateName("branch", branch); err != nil {
 		return err
 	}
@@ -189,13 +192,13 @@ func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c
 	defer func() {
 		if err != nil {
 			if terr := n.touchIncoming(context.WithoutCancel(ctx), t, branch, act.bytes.Load()); terr != nil {
-				n.log.Warn("recording the bytes an interrupted receive got", "dot", name.String(), "err", terr)
+				n.log.WarnContext(ctx, "recording the bytes an interrupted receive got", "dot", name.String(), "err", terr)
 			}
 		}
 	}()
 	r = &refreshingReader{ctx: ctx, r: r, a: act, every: n.refreshEvery(), last: n.now(), now: n.now, refresh: func(total int64) {
 		if err := n.touchIncoming(ctx, t, branch, total); err != nil {
-			n.log.Warn("refreshing an incoming transfer's record", "dot", name.String(), "err", err)
+			n.log.WarnContext(ctx, "refreshing an incoming transfer's record", "dot", name.String(), "err", err)
 		}
 	}}
 	if _, ok := t.commits[c.ID]; ok {
@@ -247,11 +250,11 @@ func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c
 	conds := append([]Condition{IfAbsent(commitKey(t.dot.ID, c.ID))}, t.conditions()...)
 	if _, err := n.store.Txn(ctx, conds, append([]Op{PutOp(commitKey(t.dot.ID, c.ID), encode(rc)), rop}, n.place.replicaOps(t.dot.ID, c.ID)...)); err != nil {
 		if derr := t.be.DeleteCommit(context.WithoutCancel(ctx), ref); derr != nil {
-			n.log.Warn("removing data of a received commit the registry refused", "commit", c.ID, "err", derr)
+			n.log.WarnContext(ctx, "removing data of a received commit the registry refused", "commit", c.ID, "err", derr)
 		}
 		return fmt.Errorf("recording received commit %s: %w", c.ID, err)
 	}
-	n.log.Info("received commit", "dot", name.String(), "branch", branch, "commit", c.ID, "format", format)
+	n.log.InfoContext(ctx, "received commit", "dot", name.String(), "branch", branch, "commit", c.ID, "format", format)
 	return nil
 }
 
@@ -263,7 +266,7 @@ func (n *Node) dropLeftover(ctx context.Context, be StorageBackend, ref CommitRe
 		return err
 	}
 	if slices.Contains(ids, ref.ID) {
-		n.log.Warn("removing commit data left by an interrupted transfer", "commit", ref.ID)
+		n.log.WarnContext(ctx, "removing commit data left by an interrupted transfer", "commit", ref.ID)
 		return be.DeleteCommit(ctx, ref)
 	}
 	return nil
@@ -342,7 +345,7 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 		// Finished: the transfer is no longer incoming (before the lock goes).
 		if err == nil {
 			if _, derr := n.store.Txn(ctx, nil, []Op{DeleteOp(incomingKey(t.dot.ID, branch))}); derr != nil {
-				n.log.Warn("removing the record of a finished incoming transfer", "dot", name.String(), "err", derr)
+				n.log.WarnContext(ctx, "removing the record of a finished incoming transfer", "dot", name.String(), "err", derr)
 			}
 		}
 	}()
@@ -379,7 +382,7 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 		if _, err := n.store.Txn(ctx, []Condition{IfAbsent(branchKey(t.dot.ID, branch))}, []Op{PutOp(branchKey(t.dot.ID, branch), encode(br))}); err != nil {
 			return nil, fmt.Errorf("recording branch %s of %s: %w", branch, name, err)
 		}
-		n.log.Info("transfer created branch", "dot", name.String(), "branch", branch, "head", head.ID)
+		n.log.InfoContext(ctx, "transfer created branch", "dot", name.String(), "branch", branch, "head", head.ID)
 		return &FinishResult{Head: head.ID, Created: true}, nil
 	} else if err != nil {
 		return nil, err
@@ -413,12 +416,12 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 			return nil, fmt.Errorf("stashing the diverged commits of %s@%s: %w", name, branch, err)
 		}
 		res.Stashed = stash
-		n.log.Info("stashed diverged commits", "dot", name.String(), "branch", branch, "stash", stash, "common", common)
+		n.log.InfoContext(ctx, "stashed diverged commits", "dot", name.String(), "branch", branch, "stash", stash, "common", common)
 	}
 	if _, err := n.restoreLocked(ctx, t.be, t.dot, b, rev, head); err != nil {
 		return nil, fmt.Errorf("updating the working state of %s@%s to %s: %w", name, branch, short(head.ID), err)
 	}
-	n.log.Info("transfer moved branch", "dot", name.String(), "branch", branch, "head", head.ID)
+	n.log.InfoContext(ctx, "transfer moved branch", "dot", name.String(), "branch", branch, "head", head.ID)
 	return res, nil
 }
 
@@ -442,9 +445,9 @@ func (n *Node) finishNewDot(ctx context.Context, t *transferTarget, name DotName
 		}
 		return nil, err
 	}
-	n.log.Info("transfer created dot", "dot", name.String(), "id", d.ID, "branch", branch, "head", head.ID)
+	n.log.InfoContext(ctx, "transfer created dot", "dot", name.String(), "id", d.ID, "branch", branch, "head", head.ID)
 	if err := n.relinkLocked(ctx, &d); err != nil {
-		n.log.Warn("making the stable path of a new dot", "dot", name.String(), "err", err)
+		n.log.WarnContext(ctx, "making the stable path of a new dot", "dot", name.String(), "err", err)
 	}
 	return &FinishResult{Head: head.ID, Created: true}, nil
 }

@@ -49,7 +49,7 @@ func (n *Node) addUser(ctx context.Context, name, label string) (*User, KeyInfo,
 	if err != nil {
 		return nil, KeyInfo{}, "", err
 	}
-	n.log.Info("added a user", "user", name, "key", k.ID)
+	n.log.InfoContext(ctx, "added a user", "user", name, "key", k.ID)
 	return u, k.info(), secret, nil
 }
 
@@ -134,6 +134,6 @@ func (n *Node) removeUser(ctx context.Context, name string) error {
 		}
 		return err
 	}
-	n.log.Info("removed a user", "user", name, "keys", len(keys))
+	n.log.InfoContext(ctx, "removed a user", "user", name, "keys", len(keys))
 	return nil
 }

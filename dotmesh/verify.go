@@ -48,7 +48,9 @@ func (r *VerifyResult) OK() bool {
 // when dot is not nil; objects are shared by all dots of a backend, so
 // the check is backend-wide) and names, for each damaged object, the
 // commits that use it. Damage is a result, not an error.
-func (n *Node) Verify(ctx context.Context, dot *DotName) (*VerifyResult, error) {
+func (n *Node) Verify(ctx context.Context, dot *DotName) (_ *VerifyResult, err error) {
+	done := n.begin(OpVerify)
+	defer func() { done(OpEvent{Err: err}) }()
 	names := n.BackendNames()
 	if dot != nil {
 		d, err := n.Dot(ctx, *dot)

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/requestid"
 )
 
 // recorder remembers what a handler answered, for the request log.
@@ -14,6 +16,7 @@ type recorder struct {
 	http.ResponseWriter
 	status int
 	err    error
+	id     string // the request's id, for error bodies
 }
 
 func (r *recorder) WriteHeader(status int) {
@@ -80,14 +83,23 @@ func requestInfo(r *http.Request) *info {
 	return &info{}
 }
 
-// logRequests logs method, path, status, duration and user of every
-// request. Credentials live only in headers, which are never logged.
+// logRequests gives every request its id (the context, the
+// RequestIDHeader of the answer, error bodies) and logs its method, path,
+// status, duration and user: at DEBUG when it succeeded, at WARN when it
+// failed with a 4xx and at ERROR with a 5xx. A call whose answer started
+// with 200 before it failed (a transfer's NDJSON stream ends with its
+// error) is logged as the failure it is, at the level of the status its
+// error maps to (error_status). Credentials live only in headers, which
+// are never logged.
 func (s *server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		in := &info{}
-		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, in))
-		rec := &recorder{ResponseWriter: w}
+		id := requestIDFor(r)
+		ctx := context.WithValue(r.Context(), infoKey{}, in)
+		r = r.WithContext(requestid.With(ctx, id))
+		w.Header().Set(api.RequestIDHeader, id)
+		rec := &recorder{ResponseWriter: w, id: id}
 		next.ServeHTTP(rec, r)
 		if rec.status == 0 {
 			rec.status = http.StatusOK
@@ -102,13 +114,25 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		if in.principal.User != "" {
 			attrs = append(attrs, slog.String("user", in.principal.User))
 		}
-		level := slog.LevelInfo
-		if rec.status >= 500 {
-			level = slog.LevelError
-		}
+		failed := rec.status
 		if rec.err != nil {
+			if failed < 400 {
+				failed, _ = api.ErrorFor(rec.err)
+				attrs = append(attrs, slog.Int("error_status", failed))
+			}
 			attrs = append(attrs, slog.String("err", rec.err.Error()))
 		}
-		s.log.LogAttrs(r.Context(), level, "http request", attrs...)
+		s.log.LogAttrs(r.Context(), levelFor(failed), "http request", attrs...)
 	})
+}
+
+// levelFor is the log level of a request that ended with status.
+func levelFor(status int) slog.Level {
+	switch {
+	case status >= 500:
+		return slog.LevelError
+	case status >= 400:
+		return slog.LevelWarn
+	}
+	return slog.LevelDebug
 }

@@ -31,8 +31,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// Every request is logged with method, path, status and duration, and
-// never with the key, right or wrong.
+// Every request is logged with method, path, status and duration, at
+// DEBUG when it succeeded and WARN when refused, and never with the key,
+// right or wrong.
 func TestRequestLog(t *testing.T) {
 	dir := t.TempDir()
 	node, _ := servertest.OpenNode(t, dir)
@@ -42,7 +43,7 @@ func TestRequestLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf syncBuffer
-	srv := httptest.NewServer(server.New(node, server.Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))}))
+	srv := httptest.NewServer(server.New(node, server.Options{Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}))
 	defer srv.Close()
 	n := &servertest.Node{Node: node, Key: key, URL: srv.URL}
 
@@ -50,7 +51,8 @@ func TestRequestLog(t *testing.T) {
 	call(t, n, basic(api.AdminUser, "wrong-"+key), "GET", "/v1/dots", "")
 	call(t, n, bearer(key), "GET", "/v1/dots?branch="+key, "")
 	out := buf.String()
-	for _, want := range []string{"method=POST path=/v1/dots status=201", "duration=", "user=admin", "method=GET path=/v1/dots status=401"} {
+	// Successes at DEBUG, a refused key at WARN.
+	for _, want := range []string{`level=DEBUG msg="http request" method=POST path=/v1/dots status=201`, "duration=", "user=admin", `level=WARN msg="http request" method=GET path=/v1/dots status=401`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}

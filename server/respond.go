@@ -27,12 +27,17 @@ func writeError(w http.ResponseWriter, err error) {
 	}
 	if rec := recorderOf(w); rec != nil {
 		rec.err = err
+		body.RequestID = rec.id
 	}
 	writeJSON(w, status, body)
 }
 
 func writeErrorStatus(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, api.Error{Error: msg, Code: code})
+	body := api.Error{Error: msg, Code: code}
+	if rec := recorderOf(w); rec != nil {
+		body.RequestID = rec.id
+	}
+	writeJSON(w, status, body)
 }
 
 func isUnauthorized(err error) bool { return errors.Is(err, dotmesh.ErrUnauthorized) }

@@ -122,7 +122,7 @@ func (rt *route) validate() {
 // register builds the route table and adds every route to the mux,
 // behind guard.
 func (s *server) register() {
-	for _, list := range [][]route{s.dotRoutes(), s.transferRoutes(), s.clusterRoutes(), s.sourceRoutes(), s.mountRoutes(), s.accessRoutes(), s.refRoutes()} {
+	for _, list := range [][]route{s.dotRoutes(), s.transferRoutes(), s.clusterRoutes(), s.sourceRoutes(), s.mountRoutes(), s.accessRoutes(), s.refRoutes(), s.opsRoutes()} {
 		s.table = append(s.table, list...)
 	}
 	for i := range s.table {
@@ -195,7 +195,7 @@ func (s *server) guard(rt *route) http.HandlerFunc {
 		rt.h(w, r)
 		if rt.access == accessBody && !in.checked {
 			// A handler that forgot s.permit: a bug the matrix test catches.
-			s.log.Error("route answered without its permission check", "method", rt.method, "pattern", rt.pattern)
+			s.log.ErrorContext(r.Context(), "route answered without its permission check", "method", rt.method, "pattern", rt.pattern)
 		}
 		if cw != nil {
 			s.recordAudit(r, rt, cw)
@@ -408,7 +408,7 @@ func (s *server) recordAudit(r *http.Request, rt *route, cw *captureWriter) {
 	var a answerFields
 	if rt.answer != answerNone {
 		if err := json.Unmarshal(lastLine(cw.tail), &a); err != nil {
-			s.log.Error("audit: cannot read the answer", "action", rec.Action, "err", err)
+			s.log.ErrorContext(r.Context(), "audit: cannot read the answer", "action", rec.Action, "err", err)
 		}
 	}
 	switch rt.answer {
@@ -447,6 +447,6 @@ func (s *server) recordAudit(r *http.Request, rt *route, cw *captureWriter) {
 		rec.Detail = strings.Join(parts, ", ")
 	}
 	if err := s.node.Audit().Append(context.WithoutCancel(r.Context()), rec); err != nil {
-		s.log.Error("audit: recording a change failed", "action", rec.Action, "user", rec.User, "dot", rec.Dot, "err", err)
+		s.log.ErrorContext(r.Context(), "audit: recording a change failed", "action", rec.Action, "user", rec.User, "dot", rec.Dot, "err", err)
 	}
 }

@@ -25,7 +25,8 @@
 //   - self: a user's own keys (the {user} of the path), or an admin.
 //   - admin: users, gc and verify of the node (verify reads a whole
 //     backend), cluster nodes, release and take-over (they move working
-//     state between nodes and lose a dead node's changes).
+//     state between nodes and lose a dead node's changes), the metrics
+//     and the profiler (ops.go; a read-only admin key reaches them).
 //   - body: routes whose dot is in the request (POST /v1/dots, path,
 //     mounts, incoming abort, gc, POST /v1/transfers, the audit's ?dot=)
 //     declare a check in the table; the handler decodes the request and
@@ -49,6 +50,18 @@
 // Each successful call of a route with an audit action appends one
 // dotmesh.AuditRecord (who, what, dot, branch, commit), written by the
 // table's guard from the answer, not by the handlers.
+//
+// # Logs and request ids
+//
+// Every request gets an id (the client's api.RequestIDHeader when sane,
+// else a new one), answered in that header and in error bodies
+// (api.Error.RequestID, a transfer's error event too) and put in the
+// request's context, where LogHandler (which the daemon wraps its logger
+// in) adds it to every line logged with that context, the engine's too.
+// A request is logged once it is answered: at DEBUG when it succeeded,
+// WARN for a 4xx, ERROR for a 5xx, with its status and error; a call
+// whose streamed answer began with 200 and ended with an error (a
+// transfer) is logged at the level of its error's status (error_status).
 package server
 
 import (
@@ -73,6 +86,12 @@ type Options struct {
 	// anonymous caller, who gets what Access.RoleOf gives it (public
 	// dots: read). Off, they are refused with 401.
 	AnonymousRead bool
+	// Metrics, when set, is served at GET /metrics to the admin (package
+	// metrics' Handler).
+	Metrics http.Handler
+	// Profiler serves Go's profiler (net/http/pprof) under /debug/pprof/
+	// to the admin.
+	Profiler bool
 }
 
 type server struct {
@@ -83,6 +102,9 @@ type server struct {
 	auth    *authenticator
 	routes  *http.ServeMux
 	table   []route // every route, as registered (routes.go)
+
+	metrics  http.Handler // Options.Metrics
+	profiler bool         // Options.Profiler
 }
 
 // New returns the API handler for node.
@@ -94,10 +116,14 @@ func New(node *dotmesh.Node, opts Options) http.Handler {
 		aliases: opts.BackendAliases,
 		auth:    &authenticator{node: node, anonymous: opts.AnonymousRead},
 		routes:  http.NewServeMux(),
+
+		metrics:  opts.Metrics,
+		profiler: opts.Profiler,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.log = slog.New(LogHandler(s.log.Handler()))
 	s.register()
 	return s.logRequests(http.HandlerFunc(s.serve))
 }

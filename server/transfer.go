@@ -105,7 +105,7 @@ func (s *server) sendCommit(w http.ResponseWriter, r *http.Request) {
 	}
 	// Cut the connection rather than end the body cleanly: the receiver
 	// must see a truncated stream.
-	s.log.Warn("sending a commit failed midway; cutting the stream", "dot", name.String(), "commit", id, "err", err)
+	s.log.WarnContext(r.Context(), "sending a commit failed midway; cutting the stream", "dot", name.String(), "commit", id, "err", err)
 	panic(http.ErrAbortHandler)
 }
 
@@ -194,7 +194,7 @@ func (s *server) sendCommitWithout(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.log.Warn("sending a commit failed midway; cutting the stream", "dot", name.String(), "commit", id, "err", err)
+	s.log.WarnContext(r.Context(), "sending a commit failed midway; cutting the stream", "dot", name.String(), "commit", id, "err", err)
 	panic(http.ErrAbortHandler)
 }
 
@@ -346,6 +346,7 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 			rec.err = err
 		}
 		_, body := api.ErrorFor(err)
+		body.RequestID = requestID(r)
 		// Errors the peer answered come back as RemoteErrors from the
 		// peer client; this node's own errors never are.
 		var re *api.RemoteError
@@ -353,7 +354,7 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 		emit(api.TransferEvent{Error: &body})
 		return
 	}
-	s.log.Info("transfer done", "op", req.Op, "dot", local.String(), "remote", req.Remote.Name, "remote_dot", remote.String(),
+	s.log.InfoContext(r.Context(), "transfer done", "op", req.Op, "dot", local.String(), "remote", req.Remote.Name, "remote_dot", remote.String(),
 		"commits", res.Commits, "bytes", res.Bytes, "took", res.Duration)
 	emit(api.TransferEvent{Result: res})
 }

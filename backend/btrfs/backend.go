@@ -107,9 +107,9 @@ func open(ctx context.Context, opts Options) (*Backend, error) {
 		return nil, errors.Join(err, p.close())
 	}
 	if p.atime {
-		b.log.Warn("the btrfs filesystem is mounted without noatime: reading a file can make a committed branch look dirty", "root", b.root)
+		b.log.WarnContext(ctx, "the btrfs filesystem is mounted without noatime: reading a file can make a committed branch look dirty", "root", b.root)
 	}
-	b.log.Info("opened btrfs backend", "root", b.root, "image", p.image, "mounted", p.mounted)
+	b.log.InfoContext(ctx, "opened btrfs backend", "root", b.root, "image", p.image, "mounted", p.mounted)
 	return b, nil
 }
 

@@ -111,7 +111,7 @@ func (b *Backend) Rollback(ctx context.Context, br dotmesh.BranchRef, c dotmesh.
 	}
 	b.forgetSize(live)
 	if err := b.toTrash(tmp); err != nil {
-		b.log.Warn("cannot remove the replaced working state; it goes on next open", "branch", br.String(), "err", err)
+		b.log.WarnContext(ctx, "cannot remove the replaced working state; it goes on next open", "branch", br.String(), "err", err)
 	}
 	return nil
 }

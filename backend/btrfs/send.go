@@ -85,7 +85,7 @@ func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *d
 	defer func() {
 		if !published {
 			if err := removeTree(staging); err != nil {
-				b.log.Warn("cannot remove a failed receive's staging directory; it goes on next open", "path", staging, "err", err)
+				b.log.WarnContext(ctx, "cannot remove a failed receive's staging directory; it goes on next open", "path", staging, "err", err)
 			}
 		}
 	}()

@@ -103,7 +103,7 @@ func (b *Backend) usage(ctx context.Context, br dotmesh.BranchRef, head *dotmesh
 	snap := b.snapPath(*head)
 	hi, err := getSubvolInfo(snap)
 	if err != nil {
-		b.log.Debug("head commit not stored here; counting the branch as dirty", "branch", br.String(), "head", head.ID, "err", err)
+		b.log.DebugContext(ctx, "head commit not stored here; counting the branch as dirty", "branch", br.String(), "head", head.ID, "err", err)
 		u.Dirty, u.DirtyBytes = true, u.Size
 		return u, nil
 	}
@@ -125,7 +125,7 @@ func (b *Backend) usage(ctx context.Context, br dotmesh.BranchRef, head *dotmesh
 		return u, nil
 	}
 	if n, err := findNewBytes(ctx, live, base); err != nil {
-		b.log.Debug("estimating dirty bytes", "branch", br.String(), "err", err)
+		b.log.DebugContext(ctx, "estimating dirty bytes", "branch", br.String(), "err", err)
 	} else {
 		u.DirtyBytes = n
 	}

@@ -100,6 +100,7 @@ type Guarded struct {
 	guard.SourceManager
 	guard.TreeReader
 	guard.SourceDiffer
+	guard.StoreStatter
 	b *Backend
 }
 
@@ -115,6 +116,7 @@ var (
 	_ dotmesh.SourceManager    = (*Guarded)(nil)
 	_ dotmesh.TreeReader       = (*Guarded)(nil)
 	_ dotmesh.SourceDiffer     = (*Guarded)(nil)
+	_ dotmesh.StoreStatter     = (*Guarded)(nil)
 )
 
 // Open opens (creating it if needed) a dump backend keeping everything
@@ -139,6 +141,7 @@ func Open(dir string, opts Options) (*Guarded, error) {
 		SourceManager:    g.SourceManager(),
 		TreeReader:       g.TreeReader(),
 		SourceDiffer:     g.SourceDiffer(),
+		StoreStatter:     g.StoreStatter(),
 		b:                b,
 	}, nil
 }

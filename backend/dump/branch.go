@@ -102,7 +102,7 @@ func (b *Backend) DeleteBranch(ctx context.Context, br dotmesh.BranchRef) error 
 	}
 	if err := removeAll(trash); err != nil {
 		// Deleted as far as anyone can see; Open retries the removal.
-		b.log.Warn("cannot remove a deleted branch's files; they go on next open", "branch", br, "path", trash, "err", err)
+		b.log.WarnContext(ctx, "cannot remove a deleted branch's files; they go on next open", "branch", br, "path", trash, "err", err)
 	}
 	// The dot's directory goes with its last branch; ENOTEMPTY is fine.
 	_ = os.Remove(filepath.Dir(bdir))

@@ -60,20 +60,20 @@ func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]s
 	}
 	if err := b.writeSynced(br, root); err != nil {
 		// The commit is complete; only the change cache falls behind.
-		b.log.Warn("commit stored but the change cache was not updated", "commit", c, "err", err)
+		b.log.WarnContext(ctx, "commit stored but the change cache was not updated", "commit", c, "err", err)
 	}
 	if len(states) > 0 {
 		if err := b.saveSourceStates(br, states); err != nil {
-			b.log.Warn("commit stored but the sources' fingerprints were not", "commit", c, "err", err)
+			b.log.WarnContext(ctx, "commit stored but the sources' fingerprints were not", "commit", c, "err", err)
 		}
 	}
 	if st.skipped > 0 {
-		b.log.Warn("commit skipped special files (only files, directories and symlinks are stored) or files deleted during the walk", "commit", c, "count", st.skipped)
+		b.log.WarnContext(ctx, "commit skipped special files (only files, directories and symlinks are stored) or files deleted during the walk", "commit", c, "count", st.skipped)
 	}
 
 	objects, stored, plain := batch.Stats()
 	elapsed := time.Since(start)
-	b.log.Debug("committed", "commit", c, "files", rec.Files, "bytes", rec.Bytes, "read", st.read,
+	b.log.DebugContext(ctx, "committed", "commit", c, "files", rec.Files, "bytes", rec.Bytes, "read", st.read,
 		"new_chunks", objects, "new_bytes_stored", stored, "took", elapsed, "reading", st.reading, "syncing", st.sync)
 	facts := map[string]string{
 		"files":                strconv.FormatInt(rec.Files, 10),

@@ -176,7 +176,7 @@ func (b *Backend) SourceChanged(ctx context.Context, br dotmesh.BranchRef, subdo
 	}
 	if st != nil {
 		if err := b.saveSourceStates(br, []sourceState{*st}); err != nil {
-			b.log.Warn("could not record the source's fingerprint", "branch", br.String(), "subdot", subdot, "err", err)
+			b.log.WarnContext(ctx, "could not record the source's fingerprint", "branch", br.String(), "subdot", subdot, "err", err)
 		}
 	}
 	return !same, nil

@@ -79,7 +79,7 @@ func (b *Backend) CollectGarbage(ctx context.Context) (dotmesh.GCStats, error) {
 			// A damaged cache is dropped (commits then read every file)
 			// rather than blocking collection; gcMu keeps every commit
 			// and restore out meanwhile.
-			b.log.Warn("garbage collection drops an unreadable change cache", "which", r.what, "err", err)
+			b.log.WarnContext(ctx, "garbage collection drops an unreadable change cache", "which", r.what, "err", err)
 			if rerr := os.Remove(b.syncedPath(*r.synced)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 				return stats, fmt.Errorf("garbage collection stopped, nothing removed: %s: %w", r.what, err)
 			}
@@ -102,7 +102,7 @@ func (b *Backend) CollectGarbage(ctx context.Context) (dotmesh.GCStats, error) {
 	if err != nil {
 		return stats, fmt.Errorf("garbage collection: %w", err)
 	}
-	b.log.Info("garbage collected", "objects_removed", stats.ObjectsRemoved, "bytes_removed", stats.BytesRemoved, "live_objects", len(live))
+	b.log.InfoContext(ctx, "garbage collected", "objects_removed", stats.ObjectsRemoved, "bytes_removed", stats.BytesRemoved, "live_objects", len(live))
 	return stats, nil
 }
 

@@ -65,9 +65,9 @@ func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *d
 	if err != nil {
 		if keepPartial(err) {
 			if n, kerr := st.publish(); kerr != nil {
-				b.log.Warn("cannot keep the objects of an interrupted receive", "commit", target, "err", kerr)
+				b.log.WarnContext(ctx, "cannot keep the objects of an interrupted receive", "commit", target, "err", kerr)
 			} else {
-				b.log.Info("kept the objects of an interrupted receive for a re-run", "commit", target, "objects", st.kept+n)
+				b.log.InfoContext(ctx, "kept the objects of an interrupted receive for a re-run", "commit", target, "objects", st.kept+n)
 			}
 		} else {
 			b.dropPin(target)

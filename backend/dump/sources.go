@@ -184,7 +184,7 @@ func (b *Backend) SourceLifecycle(ctx context.Context, br dotmesh.BranchRef, sub
 		s.State = stateGarbage
 	case dotmesh.SourceCollectGarbage:
 		if s.State != stateGarbage {
-			b.log.Info("collect-garbage: source not marked as garbage; nothing dropped", "branch", br.String(), "subdot", subdot)
+			b.log.InfoContext(ctx, "collect-garbage: source not marked as garbage; nothing dropped", "branch", br.String(), "subdot", subdot)
 			return nil
 		}
 		if drv != nil {
@@ -417,7 +417,7 @@ func (b *Backend) restoreSources(ctx context.Context, br dotmesh.BranchRef) erro
 	for i := range srcs {
 		file := filepath.Join(b.treeDir(br), srcs[i].Subdot, drvs[i].FileName())
 		if _, err := os.Stat(file); err != nil {
-			b.log.Warn("commit has no dump of this source; database left as it is", "branch", br.String(), "subdot", srcs[i].Subdot)
+			b.log.WarnContext(ctx, "commit has no dump of this source; database left as it is", "branch", br.String(), "subdot", srcs[i].Subdot)
 			continue
 		}
 		if err := drvs[i].Restore(ctx, file); err != nil {
@@ -459,7 +459,7 @@ func (b *Backend) sourcesUsage(ctx context.Context, br dotmesh.BranchRef, u dotm
 	}
 	if len(learnt) > 0 {
 		if err := b.saveSourceStates(br, learnt); err != nil {
-			b.log.Warn("could not record the sources' fingerprints", "branch", br.String(), "err", err)
+			b.log.WarnContext(ctx, "could not record the sources' fingerprints", "branch", br.String(), "err", err)
 		}
 	}
 	return u, nil

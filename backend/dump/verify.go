@@ -132,7 +132,7 @@ func (b *Backend) Verify(ctx context.Context) (*dotmesh.VerifyReport, error) {
 		rep.Damaged = append(rep.Damaged, dotmesh.DamagedObject{Object: h.String(), Error: msg, Refs: users[h]})
 	}
 	if len(rep.Damaged) > 0 || len(rep.Problems) > 0 {
-		b.log.Warn("verify found damage", "damaged_objects", len(rep.Damaged), "problems", len(rep.Problems))
+		b.log.WarnContext(ctx, "verify found damage", "damaged_objects", len(rep.Damaged), "problems", len(rep.Problems))
 	}
 	return rep, nil
 }

@@ -155,7 +155,7 @@ func (b *Backend) ensureRoot(ctx context.Context) error {
 		}
 		err = b.z.create(ctx, b.root, want...)
 		if err == nil || errors.Is(err, ErrExists) {
-			b.log.Info("created root dataset", "mountpoint", b.mnt)
+			b.log.InfoContext(ctx, "created root dataset", "mountpoint", b.mnt)
 			return os.MkdirAll(b.mnt, 0o755)
 		}
 	}

@@ -159,7 +159,7 @@ func (b *Backend) FollowHead(ctx context.Context, ref dotmesh.BranchRef, head do
 		if s == nil || head.Dot != ref.Dot {
 			return nil // not here (yet)
 		}
-		b.log.Warn("moving an untouched working state to its branch's head", "branch", ref.String(), "from", cur.pristine, "head", head.ID)
+		b.log.WarnContext(ctx, "moving an untouched working state to its branch's head", "branch", ref.String(), "from", cur.pristine, "head", head.ID)
 		if s.fs == cur && cur.last() == s {
 			if err := b.z.inherit(ctx, cur.ds.name, pristineProp); err != nil {
 				return err
@@ -218,12 +218,12 @@ func (b *Backend) switchToClone(ctx context.Context, ref dotmesh.BranchRef, inv 
 		// under the lock (see pending.go).
 		ps := pendingSwitch{snap: s.snap(), next: next}
 		if err := b.recordSwitch(ref, ps); err != nil {
-			b.log.Warn("recording a switch of working state; switching now", "branch", ref.String(), "err", err)
+			b.log.WarnContext(ctx, "recording a switch of working state; switching now", "branch", ref.String(), "err", err)
 		} else {
 			b.finishInBackground(ref, unlock, func(ctx context.Context) {
 				seq := invSeq()
 				if err := b.doSwitch(ctx, ps); err != nil {
-					b.log.Error("switching a working state (the next operation on the dot retries)", "branch", ref.String(), "commit", s.name, "err", err)
+					b.log.ErrorContext(ctx, "switching a working state (the next operation on the dot retries)", "branch", ref.String(), "commit", s.name, "err", err)
 					b.pendingMu.Lock()
 					if b.failed == nil {
 						b.failed = map[dotmesh.DotID]map[dotmesh.BranchRef]pendingSwitch{}
@@ -237,7 +237,7 @@ func (b *Backend) switchToClone(ctx context.Context, ref dotmesh.BranchRef, inv 
 				}
 				b.finishSwitch(ctx, ref, cur, s, next, seq)
 				if err := os.Remove(b.pendingFile(ref)); err != nil {
-					b.log.Warn("removing the record of a switch (Open does)", "branch", ref.String(), "err", err)
+					b.log.WarnContext(ctx, "removing the record of a switch (Open does)", "branch", ref.String(), "err", err)
 				}
 			})
 			return nil
@@ -276,7 +276,7 @@ func (b *Backend) switchToClone(ctx context.Context, ref dotmesh.BranchRef, inv 
 	}
 	ctx = context.WithoutCancel(ctx) // the switch is made: finish it
 	if err := b.retireUnmounted(ctx, cur); err != nil {
-		b.log.Warn("retiring a replaced working state (Open finishes it)", "dataset", cur.ds, "err", err)
+		b.log.WarnContext(ctx, "retiring a replaced working state (Open finishes it)", "dataset", cur.ds, "err", err)
 	}
 	if promote {
 		b.promoteLineage(ctx, ref)
@@ -302,7 +302,7 @@ func (b *Backend) finishInBackground(ref dotmesh.BranchRef, unlock *func(), f fu
 // keeps the dot's listing current for the next dirty check.
 func (b *Backend) finishSwitch(ctx context.Context, ref dotmesh.BranchRef, cur *fsInfo, s *snapInfo, next dataset, seq uint64) {
 	if err := b.retireUnmounted(ctx, cur); err != nil {
-		b.log.Warn("retiring a replaced working state (Open finishes it)", "dataset", cur.ds, "err", err)
+		b.log.WarnContext(ctx, "retiring a replaced working state (Open finishes it)", "dataset", cur.ds, "err", err)
 		return
 	}
 	b.patchInventory(ref.Dot, seq, 2, func(rows []propRow) []propRow {

@@ -50,7 +50,7 @@ func (b *Backend) CommitIfChanged(ctx context.Context, c dotmesh.CommitRef, head
 // undoCommit removes commit c after a later step failed with err.
 func (b *Backend) undoCommit(ctx context.Context, c dotmesh.CommitRef, err error) error {
 	if derr := b.DeleteCommit(context.WithoutCancel(ctx), c); derr != nil {
-		b.log.Warn("removing a commit whose check failed (reconcile retries)", "commit", c.String(), "err", derr)
+		b.log.WarnContext(ctx, "removing a commit whose check failed (reconcile retries)", "commit", c.String(), "err", derr)
 	}
 	return err
 }

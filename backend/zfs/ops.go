@@ -130,7 +130,7 @@ func (b *Backend) retireHolder(ctx context.Context, f *fsInfo) error {
 func (b *Backend) dropWorkingData(ctx context.Context, f *fsInfo) {
 	if last := f.last(); last != nil {
 		if err := b.z.rollback(ctx, last.snap()); err != nil {
-			b.log.Debug("dropping the discarded data of a holder", "holder", f.ds, "err", err)
+			b.log.DebugContext(ctx, "dropping the discarded data of a holder", "holder", f.ds, "err", err)
 		}
 	}
 }
@@ -175,13 +175,13 @@ func (b *Backend) swap(ctx context.Context, ref dotmesh.BranchRef, cur *fsInfo, 
 	ctx = context.WithoutCancel(ctx) // the switch is made: finish it
 	if cur != nil {
 		if err := b.retireUnmounted(ctx, cur); err != nil {
-			b.log.Warn("retiring a replaced working state (Open finishes it)", "dataset", cur.ds, "err", err)
+			b.log.WarnContext(ctx, "retiring a replaced working state (Open finishes it)", "dataset", cur.ds, "err", err)
 		}
 	}
 	if mounted {
 		if err := b.activate(ctx, ref, next); err != nil {
 			// SubdotPath and Open mount lazily.
-			b.log.Warn("mounting a new working state", "branch", ref.String(), "err", err)
+			b.log.WarnContext(ctx, "mounting a new working state", "branch", ref.String(), "err", err)
 		}
 	}
 	return nil
@@ -228,7 +228,7 @@ func (b *Backend) promoteLineage(ctx context.Context, ref dotmesh.BranchRef) {
 			err = b.z.promote(ctx, cur.ds)
 		}
 		if err != nil {
-			b.log.Warn("promoting a working state", "dataset", cur.ds, "err", err)
+			b.log.WarnContext(ctx, "promoting a working state", "dataset", cur.ds, "err", err)
 			return
 		}
 	}

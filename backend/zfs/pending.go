@@ -144,11 +144,11 @@ func (b *Backend) replayPending(ctx context.Context) error {
 		file := filepath.Join(dir, e.Name())
 		p, err := b.parsePending(file)
 		if err != nil {
-			b.log.Warn("ignoring an unreadable record of a deferred switch", "file", file, "err", err)
+			b.log.WarnContext(ctx, "ignoring an unreadable record of a deferred switch", "file", file, "err", err)
 		} else if err := b.doSwitch(ctx, p); err != nil && !errors.Is(err, ErrNoDataset) {
 			return fmt.Errorf("finishing the switch to %s recorded in %s: %w", p.snap, file, err)
 		} else {
-			b.log.Warn("finished an interrupted switch of working state", "snapshot", p.snap, "live", p.next)
+			b.log.WarnContext(ctx, "finished an interrupted switch of working state", "snapshot", p.snap, "live", p.next)
 		}
 		if err := os.Remove(file); err != nil {
 			return err

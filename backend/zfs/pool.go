@@ -66,13 +66,13 @@ func (b *Backend) openPool(ctx context.Context, opts Options) error {
 	}
 	file := filepath.Join(opts.DataDir, PoolFile)
 	if _, err := os.Stat(file); err == nil {
-		b.log.Info("importing pool", "pool", opts.Pool, "file", file)
+		b.log.InfoContext(ctx, "importing pool", "pool", opts.Pool, "file", file)
 		err := b.z.poolImport(ctx, opts.DataDir, opts.Pool, false)
 		var ce *CmdError
 		if errors.As(err, &ce) && strings.Contains(ce.Stderr, "-f") {
 			// Not exported cleanly (the daemon or host died): the file is
 			// ours, in our data directory, so forcing is safe.
-			b.log.Warn("pool was not exported cleanly; importing with -f", "pool", opts.Pool)
+			b.log.WarnContext(ctx, "pool was not exported cleanly; importing with -f", "pool", opts.Pool)
 			err = b.z.poolImport(ctx, opts.DataDir, opts.Pool, true)
 		}
 		if err != nil {
@@ -94,7 +94,7 @@ func (b *Backend) openPool(ctx context.Context, opts Options) error {
 		err = cerr
 	}
 	if err == nil {
-		b.log.Info("creating file-backed pool", "pool", opts.Pool, "file", file, "size", opts.PoolSize)
+		b.log.InfoContext(ctx, "creating file-backed pool", "pool", opts.Pool, "file", file, "size", opts.PoolSize)
 		err = b.z.poolCreate(ctx, opts.Pool, file)
 	}
 	if err != nil {

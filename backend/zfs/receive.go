@@ -144,7 +144,7 @@ func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *d
 		if !errors.Is(err, errCloneStream) {
 			return receiveError(target, err)
 		}
-		b.log.Debug("a clone stream onto the live filesystem's latest snapshot; receiving it into a staging filesystem", "commit", target.ID)
+		b.log.DebugContext(ctx, "a clone stream onto the live filesystem's latest snapshot; receiving it into a staging filesystem", "commit", target.ID)
 	} else if err := readBegin(); err != nil {
 		return err
 	}
@@ -234,7 +234,7 @@ func (b *Backend) checkReceived(ctx context.Context, target dotmesh.CommitRef, b
 
 func (b *Backend) cleanupStaged(ctx context.Context, st dataset) {
 	if err := b.dissolve(ctx, st); err != nil {
-		b.log.Warn("removing a failed receive (Open retries)", "dataset", st, "err", err)
+		b.log.WarnContext(ctx, "removing a failed receive (Open retries)", "dataset", st, "err", err)
 	}
 }
 

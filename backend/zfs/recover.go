@@ -115,7 +115,7 @@ func (b *Backend) recoverDot(ctx context.Context, dot dotmesh.DotID) error {
 	// promote moved, which dissolve hands back.
 	for _, f := range inv.fss {
 		if f.state == stateRecv || f.state == stateStaged {
-			b.log.Warn("removing an interrupted rollback or receive", "dataset", f.ds, "state", f.state)
+			b.log.WarnContext(ctx, "removing an interrupted rollback or receive", "dataset", f.ds, "state", f.state)
 			if err := b.dissolve(ctx, f.ds); err != nil {
 				return fmt.Errorf("%s: %w", f.ds, err)
 			}
@@ -128,13 +128,13 @@ func (b *Backend) recoverDot(ctx context.Context, dot dotmesh.DotID) error {
 		ref := dotmesh.BranchRef{Dot: dot, Branch: f.branch}
 		switch {
 		case f.state == stateLive && inv.live(f.branch) != f:
-			b.log.Warn("finishing an interrupted switch of working state", "retired", f.ds, "live", inv.live(f.branch).ds)
+			b.log.WarnContext(ctx, "finishing an interrupted switch of working state", "retired", f.ds, "live", inv.live(f.branch).ds)
 			err = b.umount(ctx, f.ds)
 			if err == nil {
 				err = b.retire(ctx, f)
 			}
 		case f.state == stateDel:
-			b.log.Warn("finishing an interrupted branch delete", "dataset", f.ds)
+			b.log.WarnContext(ctx, "finishing an interrupted branch delete", "dataset", f.ds)
 			err = b.finishDelete(ctx, ref, f.ds, inv.live(f.branch) == nil)
 		case f.state == stateOld && (f.mounted || f.mountpoint != "none"):
 			err = b.umount(ctx, f.ds)
@@ -152,14 +152,14 @@ func (b *Backend) recoverDot(ctx context.Context, dot dotmesh.DotID) error {
 	for _, f := range inv.fss {
 		ref := dotmesh.BranchRef{Dot: dot, Branch: f.branch}
 		if f.state == stateLive && inv.live(f.branch) == f && f.mountpoint != "none" && (f.mountpoint != b.livePath(ref) || !f.mounted) {
-			b.log.Warn("mounting a working state an interrupted operation left unmounted", "dataset", f.ds)
+			b.log.WarnContext(ctx, "mounting a working state an interrupted operation left unmounted", "dataset", f.ds)
 			if err := b.activateFS(ctx, ref, f); err != nil {
-				b.log.Warn("mounting a working state", "dataset", f.ds, "err", err)
+				b.log.WarnContext(ctx, "mounting a working state", "dataset", f.ds, "err", err)
 			}
 		}
 		for _, s := range f.snaps {
 			if s.isCommit() && s.tag == "" && !s.deferred {
-				b.log.Warn("tagging an untagged commit snapshot", "snapshot", s.snap(), "branch", f.branch)
+				b.log.WarnContext(ctx, "tagging an untagged commit snapshot", "snapshot", s.snap(), "branch", f.branch)
 				if err := b.z.set(ctx, s.snap().String(), mustProp(userBranchProp, f.branch)); err != nil {
 					return err
 				}

@@ -81,6 +81,6 @@ func (b *Backend) sendPlan(ctx context.Context, target dotmesh.CommitRef, base *
 		from := bs.snap()
 		return ts.snap(), &from, nil
 	}
-	b.log.Info("base is not an incremental source for zfs; sending a complete stream", "target", target.ID, "base", base.ID)
+	b.log.InfoContext(ctx, "base is not an incremental source for zfs; sending a complete stream", "target", target.ID, "base", base.ID)
 	return ts.snap(), nil, nil
 }

@@ -78,7 +78,7 @@ func (b *Backend) usage(ctx context.Context, ref dotmesh.BranchRef, head *dotmes
 	}
 	defer func() {
 		if err := b.z.destroySnapshot(context.WithoutCancel(ctx), tmp, false); err != nil {
-			b.log.Warn("removing a temporary snapshot (Open retries)", "snapshot", tmp, "err", err)
+			b.log.WarnContext(ctx, "removing a temporary snapshot (Open retries)", "snapshot", tmp, "err", err)
 		}
 	}()
 	if u.Size, err = b.z.getInt(ctx, tmp.String(), "referenced"); err != nil {
@@ -96,7 +96,7 @@ func (b *Backend) usage(ctx context.Context, ref dotmesh.BranchRef, head *dotmes
 		// Cannot happen with the operations of this backend: the head is
 		// always on the live filesystem or its origin. Say "dirty" rather
 		// than guess "clean".
-		b.log.Warn("head commit is not an incremental source of the working state; reporting it dirty", "branch", ref.String(), "head", head.ID)
+		b.log.WarnContext(ctx, "head commit is not an incremental source of the working state; reporting it dirty", "branch", ref.String(), "head", head.ID)
 		return dotmesh.Usage{Size: u.Size, Dirty: true, DirtyBytes: u.Size}, nil
 	}
 	from := hs.snap()

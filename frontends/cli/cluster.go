@@ -48,6 +48,7 @@ func (a *app) serveCmd() *cobra.Command {
 		tf                    tlsFlags
 		kf                    csiFlags
 		cf                    clusterFlags
+		of                    opsFlags
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -86,6 +87,20 @@ the address is sent there): users sign in with their name and an API
 key to browse the dots they may read, their history and files, and
 manage sharing and keys. --no-ui turns it off.
 
+Metrics and logs: Prometheus metrics (dotmesh_*, go_*, process_*) are
+served at /metrics on the API's address to the admin (a read-only admin
+key is enough: ` + "`dm key add --read-only --name prometheus`" + `), and with
+--metrics-listen ADDR also on their own address without a key: loopback
+only (127.0.0.1:9327, say), since anyone reaching it reads them, unless
+--metrics-listen-public. Go's profiler is served to the admin under
+/debug/pprof/ (` + "`go tool pprof -http : 'http://admin:KEY@HOST:PORT/debug/pprof/profile?seconds=30'`" + `);
+--pprof=false turns it off. Every API request gets an id (a client's
+X-Request-Id when it sends a sane one), answered in the X-Request-Id
+header and in error bodies, and carried by every log line of the
+request. Requests are logged at debug; failures at warn (4xx) or error
+(5xx), with their status and error. --log-format json writes one JSON
+object a line.
+
 ` + backendHelp + `
 
 ` + clusterHelp,
@@ -116,7 +131,10 @@ manage sharing and keys. --no-ui turns it off.
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("%w: --log-level %q: choose debug, info, warn or error", dotmesh.ErrInvalidArgument, logLevel)
 			}
-			logger := slog.New(slog.NewTextHandler(a.io.Stderr, &slog.HandlerOptions{Level: level}))
+			logger, err := of.logger(a.io.Stderr, level)
+			if err != nil {
+				return err
+			}
 			cfg := node.Config{
 				DataDir:     d,
 				Listen:      listen,
@@ -136,6 +154,7 @@ manage sharing and keys. --no-ui turns it off.
 			df.apply(&cfg, a.io.Getenv)
 			tf.apply(&cfg)
 			kf.apply(&cfg)
+			of.apply(&cfg)
 			if err := cf.apply(&cfg); err != nil {
 				return err
 			}
@@ -156,6 +175,7 @@ manage sharing and keys. --no-ui turns it off.
 	tf.add(f)
 	kf.add(f)
 	cf.add(f, true)
+	of.add(f)
 	return c
 }
 
@@ -186,6 +206,7 @@ func (a *app) clusterInitCmd(join bool) *cobra.Command {
 		df      dockerFlags
 		tf      tlsFlags
 		cf      clusterFlags
+		of      opsFlags
 		port    int
 		timeout time.Duration
 	)
@@ -202,7 +223,8 @@ the node with all its dots. It refuses when a node already runs there.
 
 The backend flags are passed to ` + "`dm serve`" + ` (see ` + "`dm serve --help`" + `): files
 (the default), zfs or btrfs. When the backend cannot start, the error says
-what it lacks.
+what it lacks. So are --log-format, --metrics-listen, --metrics-listen-public
+and --pprof.
 
 With --store etcd it starts the first node of a cluster and prints how the
 other nodes join (` + "`dm cluster join`" + `, with a copy of DIR/admin-api-key).
@@ -323,7 +345,11 @@ other nodes --peer-ca).`
 		if join {
 			clusterArgs = append(clusterArgs, "--store=etcd")
 		}
-		serveArgs := append(append(append(append(nf.args(), bf.args()...), df.args()...), clusterArgs...), tlsArgs...)
+		opsArgs, err := of.args()
+		if err != nil {
+			return err
+		}
+		serveArgs := append(append(append(append(append(nf.args(), bf.args()...), df.args()...), clusterArgs...), tlsArgs...), opsArgs...)
 		r, pid, err := a.startNode(cmd.Context(), d, addr, serveArgs, pinned, timeout)
 		if err != nil {
 			return err
@@ -377,6 +403,7 @@ other nodes --peer-ca).`
 	tf.addCA(f)
 	tf.addOff(f)
 	cf.add(f, !join)
+	of.add(f)
 	f.DurationVar(&timeout, "timeout", 60*time.Second, "how long to wait for the node to answer")
 	return c
 }

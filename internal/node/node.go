@@ -100,6 +100,17 @@ type Config struct {
 	// Ready, when set, is called once with the address listened on, when
 	// the API accepts requests (tests listen on port 0 and read it here).
 	Ready func(addr string)
+	// MetricsListen, when set, serves the metrics alone at /metrics on
+	// this HOST:PORT without authentication (they are always served to
+	// the admin at /metrics on the API's address too). Beyond loopback
+	// it needs MetricsListenPublic. MetricsReady, when set, is called
+	// with the address it listens on.
+	MetricsListen       string
+	MetricsListenPublic bool
+	MetricsReady        func(addr string)
+	// NoProfiler turns off Go's profiler, otherwise served to the admin
+	// under /debug/pprof/ on the API's address.
+	NoProfiler bool
 }
 
 // Registry stores Config.Store accepts.

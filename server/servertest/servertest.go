@@ -48,7 +48,13 @@ func (w tlogWriter) Write(p []byte) (int, error) {
 // daemon lays it out. The caller closes it.
 func OpenNode(t testing.TB, dataDir string) (*dotmesh.Node, dotmesh.ClusterStore) {
 	t.Helper()
-	log := Logger(t)
+	return OpenNodeWith(t, dataDir, Logger(t), nil)
+}
+
+// OpenNodeWith is OpenNode logging to log, telling obs (may be nil) of
+// what the node does.
+func OpenNodeWith(t testing.TB, dataDir string, log *slog.Logger, obs dotmesh.Observer) (*dotmesh.Node, dotmesh.ClusterStore) {
+	t.Helper()
 	store, err := bboltstore.Open(filepath.Join(dataDir, "registry.db"), bboltstore.Options{Logger: log, NoSync: true})
 	if err != nil {
 		t.Fatalf("opening the bbolt registry: %v", err)
@@ -58,7 +64,7 @@ func OpenNode(t testing.TB, dataDir string) (*dotmesh.Node, dotmesh.ClusterStore
 		store.Close()
 		t.Fatalf("opening the dump backend: %v", err)
 	}
-	node, err := dotmesh.NewNode(context.Background(), dotmesh.Options{Store: store, Backends: []dotmesh.StorageBackend{be}, Logger: log})
+	node, err := dotmesh.NewNode(context.Background(), dotmesh.Options{Store: store, Backends: []dotmesh.StorageBackend{be}, Logger: log, Observer: obs})
 	if err != nil {
 		be.Close()
 		store.Close()

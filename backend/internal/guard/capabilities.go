@@ -207,6 +207,25 @@ func (c Verifier) Verify(ctx context.Context) (*dotmesh.VerifyReport, error) {
 	return c.in.Verify(ctx)
 }
 
+// StoreStatter guards dotmesh.StoreStatter.
+type StoreStatter struct {
+	g  *Backend
+	in dotmesh.StoreStatter
+}
+
+// StoreStatter returns the guarded dotmesh.StoreStatter of the inner backend.
+func (g *Backend) StoreStatter() StoreStatter { return StoreStatter{g, g.inner.(dotmesh.StoreStatter)} }
+
+// StoreStats implements dotmesh.StoreStatter.
+func (c StoreStatter) StoreStats(ctx context.Context) (dotmesh.StoreStats, error) {
+	done, err := c.g.enter()
+	if err != nil {
+		return dotmesh.StoreStats{}, err
+	}
+	defer done()
+	return c.in.StoreStats(ctx)
+}
+
 // ReceiveDiscarder guards dotmesh.ReceiveDiscarder.
 type ReceiveDiscarder struct {
 	g  *Backend

@@ -1,0 +1,68 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/spf13/pflag"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/node"
+)
+
+// opsFlags are `dm serve`'s flags for operating the node: its log's
+// format, where the metrics are served, and the profiler.
+type opsFlags struct {
+	logFormat     string
+	metricsListen string
+	metricsPublic bool
+	pprof         bool
+}
+
+func (o *opsFlags) add(f *pflag.FlagSet) {
+	f.StringVar(&o.logFormat, "log-format", "text", "log `FORMAT`: text (key=value lines) or json (one JSON object a line)")
+	f.StringVar(&o.metricsListen, "metrics-listen", "", "also serve the Prometheus metrics at /metrics on `ADDR` (HOST:PORT), without a key; loopback only unless --metrics-listen-public")
+	f.BoolVar(&o.metricsPublic, "metrics-listen-public", false, "allow a --metrics-listen address beyond loopback (anyone reaching it reads the metrics)")
+	f.BoolVar(&o.pprof, "pprof", true, "serve Go's profiler under /debug/pprof/ on the API's address, to the admin only (--pprof=false turns it off)")
+}
+
+// logger makes the node's logger on w at level, in the chosen format.
+func (o *opsFlags) logger(w io.Writer, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch o.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("%w: --log-format %q: choose text or json", dotmesh.ErrInvalidArgument, o.logFormat)
+}
+
+func (o *opsFlags) apply(cfg *node.Config) {
+	cfg.MetricsListen = o.metricsListen
+	cfg.MetricsListenPublic = o.metricsPublic
+	cfg.NoProfiler = !o.pprof
+}
+
+// args are the flags given, for the `dm serve` that `dm cluster init` and
+// `join` start; a bad --log-format is refused here, before it starts.
+func (o *opsFlags) args() ([]string, error) {
+	if _, err := o.logger(io.Discard, slog.LevelInfo); err != nil {
+		return nil, err
+	}
+	var out []string
+	if o.logFormat != "text" {
+		out = append(out, "--log-format="+o.logFormat)
+	}
+	if o.metricsListen != "" {
+		out = append(out, "--metrics-listen="+o.metricsListen)
+	}
+	if o.metricsPublic {
+		out = append(out, "--metrics-listen-public")
+	}
+	if !o.pprof {
+		out = append(out, "--pprof=false")
+	}
+	return out, nil
+}

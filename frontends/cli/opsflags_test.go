@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/node"
+)
+
+// What `dm serve` takes for operating the node, `dm cluster init/join`
+// pass on to the node they start; a bad --log-format is refused first.
+func TestOpsFlags(t *testing.T) {
+	for _, args := range [][]string{
+		nil,
+		{"--log-format=json"},
+		{"--metrics-listen=127.0.0.1:9327", "--pprof=false"},
+		{"--metrics-listen=10.0.0.1:9327", "--metrics-listen-public", "--log-format=json"},
+	} {
+		var of opsFlags
+		f := pflag.NewFlagSet("init", pflag.ContinueOnError)
+		of.add(f)
+		if err := f.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		got, err := of.args()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := slices.Clone(args)
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("flags %q are passed on as %q", args, got)
+		}
+		var cfg node.Config
+		of.apply(&cfg)
+		if cfg.NoProfiler != slices.Contains(args, "--pprof=false") || cfg.MetricsListenPublic != slices.Contains(args, "--metrics-listen-public") || (cfg.MetricsListen != "") != strings.Contains(strings.Join(args, " "), "--metrics-listen=") {
+			t.Errorf("flags %q give the config %+v", args, cfg)
+		}
+	}
+
+	of := opsFlags{logFormat: "json"}
+	var buf bytes.Buffer
+	log, err := of.logger(&buf, slog.LevelDebug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Debug("hello", "n", 1)
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil || line["msg"] != "hello" || line["level"] != "DEBUG" {
+		t.Errorf("a json log line: %s (%v)", buf.Bytes(), err)
+	}
+	of.logFormat = "xml"
+	if _, err := of.args(); !errors.Is(err, dotmesh.ErrInvalidArgument) || !strings.Contains(err.Error(), "choose text or json") {
+		t.Errorf("--log-format xml: %v", err)
+	}
+}
