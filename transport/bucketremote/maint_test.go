@@ -172,6 +172,12 @@ func testListAndLog(t *testing.T, srv *s3test.Server) {
 	if _, err := r.Log(ctx, nodot, "master"); !errors.Is(err, dotmesh.ErrNotFound) || !strings.Contains(err.Error(), "nodot") {
 		t.Errorf("Log of a dot the bucket lacks: %v; want ErrNotFound naming it", err)
 	}
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.GC(ctx, bucketremote.GCOptions{Keep: 1}); !errors.Is(err, dotmesh.ErrInvalidArgument) || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("GC on a closed Remote: %v; want ErrInvalidArgument saying so", err)
+	}
 }
 
 // mtDataBlobs is the blob objects of the bucket.
