@@ -36,8 +36,11 @@ func (r *Remote) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 		return res, &dotmesh.InvalidOptionError{Option: "GCOptions.Keep", Problem: fmt.Sprintf("the commits to keep of each branch must be >= 1, or 0 to keep all, not %d", opts.Keep)}
 	}
 	r.mu.Lock()
-	writing := r.lock != nil
+	writing, closed := r.lock != nil, r.closed
 	r.mu.Unlock()
+	if closed {
+		return res, fmt.Errorf("%w: the remote %s is closed", dotmesh.ErrInvalidArgument, r.Location())
+	}
 	if writing && !opts.DryRun {
 		return res, fmt.Errorf("%w: this Remote holds a shared lock on the bucket since its first write (a push), and gc needs the exclusive one; run gc with a Remote that has not written, or Close this one first", dotmesh.ErrInUse)
 	}

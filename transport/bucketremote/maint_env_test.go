@@ -7,10 +7,7 @@ package bucketremote_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -18,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dotmesh-io/dotmesh/backend/backendtest"
 	"github.com/dotmesh-io/dotmesh/backend/dump"
 	"github.com/dotmesh-io/dotmesh/bucket"
 	"github.com/dotmesh-io/dotmesh/bucket/repo"
@@ -100,6 +98,17 @@ func (b *mtBucket) dialWith(cfg bucketremote.Config) *bucketremote.Remote {
 	return r
 }
 
+// push pushes mtDot's master from n with a Remote of its own, closed
+// after (a push's shared lock lasts until Close).
+func (b *mtBucket) push(n *mtNode) {
+	b.t.Helper()
+	r := b.dial(repo.Options{})
+	n.push(mtDot, "master", r)
+	if err := r.Close(context.Background()); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
 // store opens the prefix raw, behind the repository's back.
 func (b *mtBucket) store() bucket.Store {
 	b.t.Helper()
@@ -135,6 +144,16 @@ func (b *mtBucket) objectsUnder(dir string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// mtStart makes a bucket and a node holding mtDot with commits msgs
+// (mtNode.history) on master.
+func mtStart(t *testing.T, srv *s3test.Server, seed uint64, msgs ...string) (*mtBucket, *mtNode, []*dotmesh.Commit) {
+	t.Helper()
+	b := mtNewBucket(t, srv)
+	n := mtNewNode(t)
+	n.create(mtDot)
+	return b, n, n.history(mtDot, "", seed, msgs...)
 }
 
 // mtNode is a node with a bbolt registry and the dump backend.
@@ -221,53 +240,18 @@ func (n *mtNode) tag(dot dotmesh.DotName, name, ref string) {
 	}
 }
 
-// tree describes every file, directory and symlink under dir: mode,
-// and content hash or target.
-func mtTree(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		desc := fi.Mode().String()
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			desc += " -> " + target
-		case d.Type().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			sum := sha256.Sum256(b)
-			desc += " " + hex.EncodeToString(sum[:])
-		}
-		if rel != "." {
-			out[rel] = desc
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+// checkClone clones mtDot's master from r onto a fresh node and fails
+// the test when its tree differs from n's.
+func (n *mtNode) checkClone(r *bucketremote.Remote, when string) {
+	n.t.Helper()
+	want := backendtest.ReadTree(n.t, n.path(mtDot, "master"))
+	m := mtNewNode(n.t)
+	if _, err := m.node.Clone(context.Background(), mtDot, "master", r, dotmesh.TransferOptions{}); err != nil {
+		n.t.Fatalf("cloning %s from the bucket %s: %v", mtDot, when, err)
 	}
-	return out
-}
-
-// mtRandom is n bytes that do not compress or deduplicate.
-func mtRandom(seed uint64, n int) []byte {
-	b := make([]byte, n)
-	r := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16), 'm', 't'})
-	r.Read(b)
-	return b
+	if d := backendtest.DiffTrees(backendtest.ReadTree(n.t, m.path(mtDot, "master")), want); len(d) > 0 {
+		n.t.Errorf("a clone %s differs from the pushed tree: %s", when, strings.Join(d, "; "))
+	}
 }
 
 // mtHasDot says whether the node holds dot.

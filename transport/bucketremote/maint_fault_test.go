@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/dotmesh-io/dotmesh/backend/backendtest"
 	"github.com/dotmesh-io/dotmesh/bucket/repo"
 	"github.com/dotmesh-io/dotmesh/bucket/s3test"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
@@ -21,10 +22,8 @@ import (
 // a problem naming the object, the dot and the commit.
 func testVerifyMissing(t *testing.T, srv *s3test.Server) {
 	ctx := context.Background()
-	b := mtNewBucket(t, srv)
-	n := mtNewNode(t)
-	n.create(mtDot)
-	c := n.history(mtDot, "", 600, "one")[0]
+	b, n, cs := mtStart(t, srv, 600, "one")
+	c := cs[0]
 	r := b.dial(repo.Options{})
 	n.push(mtDot, "master", r)
 	blobs := b.dataBlobs()
@@ -63,10 +62,8 @@ var verifyAll = bucketremote.VerifyOptions{ReadData: true}
 // restores nothing.
 func testDamagedObject(t *testing.T, srv *s3test.Server, truncate bool) {
 	ctx := context.Background()
-	b := mtNewBucket(t, srv)
-	n := mtNewNode(t)
-	n.create(mtDot)
-	c := n.history(mtDot, "", 700, "one", "two")[1]
+	b, n, cs := mtStart(t, srv, 700, "one", "two")
+	c := cs[1]
 	r := b.dial(repo.Options{})
 	n.push(mtDot, "master", r)
 	clean := mustVerify(t, r)
@@ -130,13 +127,8 @@ func testDamagedObject(t *testing.T, srv *s3test.Server, truncate bool) {
 // ErrPermissionDenied, and the bucket is unchanged.
 func testReadOnlyPush(t *testing.T, srv *s3test.Server) {
 	ctx := context.Background()
-	b := mtNewBucket(t, srv)
-	n := mtNewNode(t)
-	n.create(mtDot)
-	n.history(mtDot, "", 800, "one")
-	w := b.dial(repo.Options{})
-	n.push(mtDot, "master", w)
-	w.Close(ctx)
+	b, n, _ := mtStart(t, srv, 800, "one")
+	b.push(n)
 	n.history(mtDot, "", 801, "two")
 	before := b.objects()
 
@@ -172,22 +164,17 @@ func testReadOnlyPush(t *testing.T, srv *s3test.Server) {
 // the push run again after a restart completes.
 func testServerKilledMidPush(t *testing.T, srv *s3test.Server) {
 	ctx := context.Background()
-	b := mtNewBucket(t, srv)
-	n := mtNewNode(t)
-	n.create(mtDot)
-	n.history(mtDot, "", 900, "one")
-	r := b.dial(repo.Options{})
-	n.push(mtDot, "master", r)
-	r.Close(ctx)
+	b, n, _ := mtStart(t, srv, 900, "one")
+	b.push(n)
 	// A second commit big enough to be cut off: 24 MiB in 12 files.
 	files := map[string][]byte{}
 	for i := range 12 {
-		files["large/"+string(rune('a'+i))] = mtRandom(uint64(910+i), 2<<20)
+		files["large/"+string(rune('a'+i))] = backendtest.RandomBytes(2<<20, uint64(910+i))
 	}
 	n.commit(mtDot, "master", "big", files)
 	before := b.objects()
 
-	r = b.dial(repo.Options{})
+	r := b.dial(repo.Options{})
 	var once sync.Once
 	_, err := n.node.Push(ctx, mtDot, "master", r, dotmesh.TransferOptions{Progress: func(p dotmesh.Progress) {
 		if p.Bytes > 4<<20 {
@@ -230,8 +217,5 @@ func testServerKilledMidPush(t *testing.T, srv *s3test.Server) {
 	r.Close(ctx)
 	r = b.dial(repo.Options{})
 	mustVerify(t, r)
-	want := mtTree(t, n.path(mtDot, "master"))
-	if got := mtClone(t, r, mtDot, "master"); !maps.Equal(got, want) {
-		t.Errorf("a clone after the kill and the push run again differs from the pushed tree")
-	}
+	n.checkClone(r, "after the kill and the push run again")
 }

@@ -102,6 +102,14 @@ func (f *layoutFixture) line(dot dotmesh.DotName, parent dotmesh.CommitID, name 
 	return out
 }
 
+// master is a line of n commits of layoutDot, master at its head.
+func (f *layoutFixture) master(n int) []*CommitRecord {
+	f.t.Helper()
+	cs := f.line(layoutDot, "", "c", n)
+	f.branch(layoutDot, "master", cs[n-1].Commit.ID)
+	return cs
+}
+
 func (f *layoutFixture) setRef(name string, body any) {
 	f.t.Helper()
 	ctx := context.Background()
@@ -146,7 +154,8 @@ func (f *layoutFixture) verify() VerifyResult {
 	return res
 }
 
-func commitIDs(cs []dotmesh.Commit) []dotmesh.CommitID {
+// CommitIDs lists the ids of cs (the external tests use it too).
+func CommitIDs(cs []dotmesh.Commit) []dotmesh.CommitID {
 	var out []dotmesh.CommitID
 	for _, c := range cs {
 		out = append(out, c.ID)
@@ -167,8 +176,7 @@ func recIDs(rs ...*CommitRecord) []dotmesh.CommitID {
 func TestGCPlan(t *testing.T) {
 	ctx := context.Background()
 	f := newLayoutFixture(t)
-	cs := f.line(layoutDot, "", "c", 5)
-	f.branch(layoutDot, "master", cs[4].Commit.ID)
+	cs := f.master(5)
 	f.tags(layoutDot, dotmesh.Tag{Name: "release", Commit: cs[1].Commit.ID, Created: f.now})
 	// Unfinished pushes: one old, one young on top of an old one.
 	old := f.now.Add(-2 * time.Hour)
@@ -211,10 +219,10 @@ func TestGCPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(commitIDs(log), recIDs(cs[4], cs[3])) || !log[1].Pruned || log[0].Pruned {
+	if !slices.Equal(CommitIDs(log), recIDs(cs[4], cs[3])) || !log[1].Pruned || log[0].Pruned {
 		t.Fatalf("Log after GC: %+v; want c5, then c4 marked Pruned", log)
 	}
-	if log, err := f.r.Log(ctx, layoutDot, "release"); err != nil || !slices.Equal(commitIDs(log), recIDs(cs[1])) || !log[0].Pruned {
+	if log, err := f.r.Log(ctx, layoutDot, "release"); err != nil || !slices.Equal(CommitIDs(log), recIDs(cs[1])) || !log[0].Pruned {
 		t.Fatalf("Log of the tag after GC: %+v, %v; want c2 alone, Pruned", log, err)
 	}
 	commits, err := LoadCommits(ctx, f.rp, layoutDot, 4, nil)
@@ -281,8 +289,7 @@ func (f *layoutFixture) only(dot dotmesh.DotName) *CommitRecord {
 func TestGCRefusesDamage(t *testing.T) {
 	ctx := context.Background()
 	f := newLayoutFixture(t)
-	cs := f.line(layoutDot, "", "c", 3)
-	f.branch(layoutDot, "master", cs[2].Commit.ID)
+	cs := f.master(3)
 	f.branch(layoutDot, "dev", dotmesh.NewCommitID())
 	before := f.objects()
 	_, err := f.r.GC(ctx, GCOptions{Keep: 1})
@@ -315,8 +322,7 @@ func TestGCRefusesDamage(t *testing.T) {
 func TestGCOnAWritingRemote(t *testing.T) {
 	ctx := context.Background()
 	f := newLayoutFixture(t)
-	cs := f.line(layoutDot, "", "c", 2)
-	f.branch(layoutDot, "master", cs[1].Commit.ID)
+	f.master(2)
 	if err := f.r.writeLock(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -340,8 +346,7 @@ func TestGCOnAWritingRemote(t *testing.T) {
 func TestVerifyStructure(t *testing.T) {
 	ctx := context.Background()
 	f := newLayoutFixture(t)
-	cs := f.line(layoutDot, "", "c", 3)
-	f.branch(layoutDot, "master", cs[2].Commit.ID)
+	cs := f.master(3)
 	dangling := dotmesh.NewCommitID()
 	f.tags(layoutDot, dotmesh.Tag{Name: "lost", Commit: dangling, Created: f.now})
 	// The record of c2 goes: c3's history breaks.
@@ -409,8 +414,8 @@ func TestLogRefs(t *testing.T) {
 	f.branch(layoutDot, "dev", dev[0].Commit.ID)
 	f.tags(layoutDot, dotmesh.Tag{Name: "v1", Commit: cs[0].Commit.ID, Created: f.now})
 	// Only dev: HEAD is dev.
-	if log, err := f.r.Log(ctx, layoutDot, ""); err != nil || !slices.Equal(commitIDs(log), recIDs(dev[0], cs[1], cs[0])) {
-		t.Fatalf("Log HEAD with dev the only branch: %v, %v", commitIDs(log), err)
+	if log, err := f.r.Log(ctx, layoutDot, ""); err != nil || !slices.Equal(CommitIDs(log), recIDs(dev[0], cs[1], cs[0])) {
+		t.Fatalf("Log HEAD with dev the only branch: %v, %v", CommitIDs(log), err)
 	}
 	f.branch(layoutDot, "master", cs[2].Commit.ID)
 	for ref, want := range map[string][]*CommitRecord{
@@ -423,8 +428,8 @@ func TestLogRefs(t *testing.T) {
 		string(cs[2].Commit.ID) + "^^": {cs[0]},
 	} {
 		log, err := f.r.Log(ctx, layoutDot, ref)
-		if err != nil || !slices.Equal(commitIDs(log), recIDs(want...)) {
-			t.Errorf("Log %s: %v, %v; want %v", ref, commitIDs(log), err, recIDs(want...))
+		if err != nil || !slices.Equal(CommitIDs(log), recIDs(want...)) {
+			t.Errorf("Log %s: %v, %v; want %v", ref, CommitIDs(log), err, recIDs(want...))
 		}
 	}
 	for ref, want := range map[string]string{

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dotmesh-io/dotmesh/backend/backendtest"
 	"github.com/dotmesh-io/dotmesh/bucket/repo"
 	"github.com/dotmesh-io/dotmesh/bucket/s3test"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
@@ -73,27 +74,16 @@ func (n *mtNode) history(dot dotmesh.DotName, branch string, seed uint64, msgs .
 	for i, m := range msgs {
 		out = append(out, n.commit(dot, branch, m, map[string][]byte{
 			"shared":       []byte(m),
-			"big":          mtRandom(seed+uint64(i), 64<<10+i),
+			"big":          backendtest.RandomBytes(64<<10+i, seed+uint64(i)),
 			"db/base/" + m: []byte(strings.Repeat(m, 100)),
 		}))
 	}
 	return out
 }
 
-func ids(cs []dotmesh.Commit) []dotmesh.CommitID {
-	var out []dotmesh.CommitID
-	for _, c := range cs {
-		out = append(out, c.ID)
-	}
-	return out
-}
-
 func testListAndLog(t *testing.T, srv *s3test.Server) {
 	ctx := context.Background()
-	b := mtNewBucket(t, srv)
-	n := mtNewNode(t)
-	n.create(mtDot)
-	cs := n.history(mtDot, "", 1, "one", "two", "three")
+	b, n, cs := mtStart(t, srv, 1, "one", "two", "three")
 	n.tag(mtDot, "v1", string(cs[0].ID))
 	if _, err := n.node.CreateBranch(ctx, mtDot, "dev", ""); err != nil {
 		t.Fatal(err)
@@ -154,8 +144,8 @@ func testListAndLog(t *testing.T, srv *s3test.Server) {
 			t.Errorf("Log %s: %v", ref, err)
 			continue
 		}
-		if !slices.Equal(ids(got), want) {
-			t.Errorf("Log %s: %v; want %v", ref, ids(got), want)
+		if !slices.Equal(bucketremote.CommitIDs(got), want) {
+			t.Errorf("Log %s: %v; want %v", ref, bucketremote.CommitIDs(got), want)
 		}
 	}
 	got, err := r.Log(ctx, mtDot, "master")
@@ -182,6 +172,12 @@ func testListAndLog(t *testing.T, srv *s3test.Server) {
 	if _, err := r.Log(ctx, nodot, "master"); !errors.Is(err, dotmesh.ErrNotFound) || !strings.Contains(err.Error(), "nodot") {
 		t.Errorf("Log of a dot the bucket lacks: %v; want ErrNotFound naming it", err)
 	}
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.GC(ctx, bucketremote.GCOptions{Keep: 1}); !errors.Is(err, dotmesh.ErrInvalidArgument) || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("GC on a closed Remote: %v; want ErrInvalidArgument saying so", err)
+	}
 }
 
 // mtDataBlobs is the blob objects of the bucket.
@@ -199,31 +195,12 @@ func mustVerify(t *testing.T, r *bucketremote.Remote) bucketremote.VerifyResult 
 	return res
 }
 
-// clone clones dot's branch from r onto a fresh node and returns its
-// working tree.
-func mtClone(t *testing.T, r *bucketremote.Remote, dot dotmesh.DotName, branch string) map[string]string {
-	t.Helper()
-	n := mtNewNode(t)
-	if _, err := n.node.Clone(context.Background(), dot, branch, r, dotmesh.TransferOptions{}); err != nil {
-		t.Fatalf("cloning %s@%s from the bucket: %v", dot, branch, err)
-	}
-	return mtTree(t, n.path(dot, branch))
-}
-
 func testGCKeepAndTags(t *testing.T, srv *s3test.Server) {
 	ctx := context.Background()
-	b := mtNewBucket(t, srv)
-	n := mtNewNode(t)
-	n.create(mtDot)
-	cs := n.history(mtDot, "", 100, "c1", "c2", "c3", "c4", "c5")
+	b, n, cs := mtStart(t, srv, 100, "c1", "c2", "c3", "c4", "c5")
 	n.tag(mtDot, "release", string(cs[1].ID))
+	b.push(n)
 	r := b.dial(repo.Options{})
-	n.push(mtDot, "master", r)
-	if err := r.Close(ctx); err != nil { // a push's shared lock lasts until Close
-		t.Fatal(err)
-	}
-	want := mtTree(t, n.path(mtDot, "master"))
-	r = b.dial(repo.Options{})
 	before := mustVerify(t, r)
 
 	if _, err := r.GC(ctx, bucketremote.GCOptions{Keep: -1}); !errors.Is(err, dotmesh.ErrInvalidArgument) {
@@ -263,22 +240,20 @@ func testGCKeepAndTags(t *testing.T, srv *s3test.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(ids(log), []dotmesh.CommitID{cs[4].ID, cs[3].ID}) {
-		t.Fatalf("Log after GC: %v; want c5, c4", ids(log))
+	if !slices.Equal(bucketremote.CommitIDs(log), []dotmesh.CommitID{cs[4].ID, cs[3].ID}) {
+		t.Fatalf("Log after GC: %v; want c5, c4", bucketremote.CommitIDs(log))
 	}
 	if !log[1].Pruned || log[1].Parent != cs[2].ID {
 		t.Errorf("the oldest kept commit is not marked where history starts: %+v", log[1])
 	}
-	if log, err := r.Log(ctx, mtDot, "release"); err != nil || !slices.Equal(ids(log), []dotmesh.CommitID{cs[1].ID}) {
+	if log, err := r.Log(ctx, mtDot, "release"); err != nil || !slices.Equal(bucketremote.CommitIDs(log), []dotmesh.CommitID{cs[1].ID}) {
 		t.Errorf("Log of the tag after GC: %v, %v; want c2 alone", log, err)
 	}
 	after := mustVerify(t, r)
 	if after.Commits != before.Commits-2 || after.Blobs != before.Blobs-res.Blobs {
 		t.Errorf("Verify after GC counts %d commits, %d blobs; before %d, %d; GC removed %+v", after.Commits, after.Blobs, before.Commits, before.Blobs, res)
 	}
-	if got := mtClone(t, r, mtDot, "master"); !maps.Equal(got, want) {
-		t.Errorf("a clone after GC differs from the pushed tree:\n%v\nwant\n%v", got, want)
-	}
+	n.checkClone(r, "after GC")
 	// A second GC finds nothing more; refs were compacted.
 	again, err := r.GC(ctx, bucketremote.GCOptions{Keep: 2})
 	if err != nil || again != (bucketremote.GCResult{}) {
@@ -291,8 +266,8 @@ func testGCKeepAndTags(t *testing.T, srv *s3test.Server) {
 	}
 	r = b.dial(repo.Options{})
 	n.push(mtDot, "master", r)
-	if log, err := r.Log(ctx, mtDot, "master"); err != nil || !slices.Equal(ids(log), []dotmesh.CommitID{c6[0].ID, cs[4].ID, cs[3].ID}) {
-		t.Errorf("Log after a push following GC: %v, %v", ids(log), err)
+	if log, err := r.Log(ctx, mtDot, "master"); err != nil || !slices.Equal(bucketremote.CommitIDs(log), []dotmesh.CommitID{c6[0].ID, cs[4].ID, cs[3].ID}) {
+		t.Errorf("Log after a push following GC: %v, %v", bucketremote.CommitIDs(log), err)
 	}
 }
 
@@ -301,10 +276,7 @@ func testGCKeepAndTags(t *testing.T, srv *s3test.Server) {
 // their blobs.
 func testGCUnfinished(t *testing.T, srv *s3test.Server) {
 	ctx := context.Background()
-	b := mtNewBucket(t, srv)
-	n := mtNewNode(t)
-	n.create(mtDot)
-	cs := n.history(mtDot, "", 300, "one")
+	b, n, cs := mtStart(t, srv, 300, "one")
 	r := b.dial(repo.Options{})
 	n.push(mtDot, "master", r)
 	two := n.history(mtDot, "", 301, "two")[0]
@@ -346,7 +318,7 @@ func testGCUnfinished(t *testing.T, srv *s3test.Server) {
 		t.Fatalf("GC after the lock expiry: %+v (dry run %+v); want the unfinished commit and its own blobs", res, dry)
 	}
 	mustVerify(t, r)
-	if log, err := r.Log(ctx, mtDot, "master"); err != nil || !slices.Equal(ids(log), []dotmesh.CommitID{cs[0].ID}) {
+	if log, err := r.Log(ctx, mtDot, "master"); err != nil || !slices.Equal(bucketremote.CommitIDs(log), []dotmesh.CommitID{cs[0].ID}) {
 		t.Fatalf("Log after GC: %v, %v", log, err)
 	}
 	// The push run again sends two anew.
@@ -357,10 +329,7 @@ func testGCUnfinished(t *testing.T, srv *s3test.Server) {
 	if res := n.push(mtDot, "master", r); res.Commits != 1 {
 		t.Errorf("the push after GC sent %d commits; want 1", res.Commits)
 	}
-	want := mtTree(t, n.path(mtDot, "master"))
-	if got := mtClone(t, r, mtDot, "master"); !maps.Equal(got, want) {
-		t.Errorf("a clone differs from the pushed tree")
-	}
+	n.checkClone(r, "after GC removed an unfinished push and the push ran again")
 }
 
 // onlyData is got without what is not in want outside data/, records/
@@ -389,10 +358,7 @@ func onlyData(got, want map[string]int64) map[string]int64 {
 // so a GC meanwhile fails at once naming it, and deletes nothing.
 func testGCWhilePushing(t *testing.T, srv *s3test.Server) {
 	ctx := context.Background()
-	b := mtNewBucket(t, srv)
-	n := mtNewNode(t)
-	n.create(mtDot)
-	n.history(mtDot, "", 400, "one", "two")
+	b, n, _ := mtStart(t, srv, 400, "one", "two")
 	pusher := b.dial(repo.Options{})
 	gc := b.dial(repo.Options{})
 	inPush := make(chan struct{})
@@ -437,10 +403,7 @@ func testGCWhilePushing(t *testing.T, srv *s3test.Server) {
 	if _, err := gc.GC(ctx, bucketremote.GCOptions{Keep: 1}); err != nil {
 		t.Fatalf("GC after the push: %v", err)
 	}
-	want := mtTree(t, n.path(mtDot, "master"))
-	if got := mtClone(t, gc, mtDot, "master"); !maps.Equal(got, want) {
-		t.Errorf("a clone after GC differs from the pushed tree")
-	}
+	n.checkClone(gc, "after a GC refused during a push, then run")
 }
 
 // testGCRacingPush: GCs run over and over, from another Remote, while
@@ -448,13 +411,8 @@ func testGCWhilePushing(t *testing.T, srv *s3test.Server) {
 // is byte-identical and the bucket verifies clean.
 func testGCRacingPush(t *testing.T, srv *s3test.Server) {
 	ctx := context.Background()
-	b := mtNewBucket(t, srv)
-	n := mtNewNode(t)
-	n.create(mtDot)
-	n.history(mtDot, "", 500, "base")
-	r := b.dial(repo.Options{})
-	n.push(mtDot, "master", r)
-	r.Close(ctx)
+	b, n, _ := mtStart(t, srv, 500, "base")
+	b.push(n)
 
 	stop := make(chan struct{})
 	gcDone := make(chan error, 1)
@@ -484,8 +442,8 @@ func testGCRacingPush(t *testing.T, srv *s3test.Server) {
 	for i := range 4 {
 		// Shared content with the pruned history, new content of its own.
 		n.commit(mtDot, "master", fmt.Sprintf("round %d", i), map[string][]byte{
-			"big":                 mtRandom(500, 64<<10), // as in "base", which GC drops
-			fmt.Sprintf("r%d", i): mtRandom(uint64(510+i), 256<<10),
+			"big":                 backendtest.RandomBytes(64<<10, 500), // as in "base", which GC drops
+			fmt.Sprintf("r%d", i): backendtest.RandomBytes(256<<10, uint64(510+i)),
 		})
 		var err error
 		for attempt := 0; attempt < 50; attempt++ {
@@ -518,10 +476,7 @@ func testGCRacingPush(t *testing.T, srv *s3test.Server) {
 		t.Fatalf("GC racing pushes: %v", err)
 	}
 	t.Logf("GC ran %d times, refused %d times; pushes asked to be run again %d times", ran, refused, rerun)
-	r = b.dial(repo.Options{})
+	r := b.dial(repo.Options{})
 	mustVerify(t, r)
-	want := mtTree(t, n.path(mtDot, "master"))
-	if got := mtClone(t, r, mtDot, "master"); !maps.Equal(got, want) {
-		t.Errorf("a clone after pushes racing GC differs from the pushed tree")
-	}
+	n.checkClone(r, "after pushes racing GCs")
 }
