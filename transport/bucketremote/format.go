@@ -761,8 +761,9 @@ func WalkTree(ctx context.Context, rp *repo.Repo, rec *CommitRecord, parallel in
 
 // LoadCommits reads every commit record of dot in rp (the records of
 // unfinished pushes too), by commit id, fetching up to parallel at once.
-// cache, when not nil, holds records already decoded by record name
-// (records never change under a name) and gets the new ones.
+// cache, when not nil, holds records already decoded by record name and
+// gets the new ones; a record changes only when GC marks it Pruned, which
+// the listing shows (its parent is gone), so such a copy is read again.
 func LoadCommits(ctx context.Context, rp *repo.Repo, dot dotmesh.DotName, parallel int, cache *RecordCache) (map[dotmesh.CommitID]*CommitRecord, error) {
 	dot, err := checkDot(dot)
 	if err != nil {
@@ -773,14 +774,22 @@ func LoadCommits(ctx context.Context, rp *repo.Repo, dot dotmesh.DotName, parall
 		return nil, err
 	}
 	out := make(map[dotmesh.CommitID]*CommitRecord, len(names))
-	var mu sync.Mutex
-	g := newGroup(ctx, parallel)
+	listed := make(map[dotmesh.CommitID]bool, len(names))
 	for _, name := range names {
 		_, id, err := ParseCommitName(name)
 		if err != nil {
 			return nil, err
 		}
-		if rec := cache.get(name); rec != nil {
+		listed[id] = true
+	}
+	var mu sync.Mutex
+	g := newGroup(ctx, parallel)
+	for _, name := range names {
+		_, id, _ := ParseCommitName(name)
+		// GC rewrites a kept commit whose parent it removed (Pruned): a
+		// cached copy that still leads to a parent no longer listed is
+		// stale and read again.
+		if rec := cache.get(name); rec != nil && (rec.Commit.Pruned || rec.Commit.Parent == "" || listed[rec.Commit.Parent]) {
 			mu.Lock()
 			out[id] = rec
 			mu.Unlock()

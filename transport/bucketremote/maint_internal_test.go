@@ -495,3 +495,31 @@ func ambiguousPair(f *layoutFixture, parent dotmesh.CommitID) (dotmesh.CommitID,
 	}
 	return ids[0], ids[1]
 }
+
+// TestLoadCommitsCacheAfterGC: a cache filled before GC marked where a
+// history now starts never hands out the old record (whose parent GC
+// removed), which would make a push's Finish see a broken history.
+func TestLoadCommitsCacheAfterGC(t *testing.T) {
+	ctx := context.Background()
+	f := newLayoutFixture(t)
+	cs := f.master(3)
+	var cache RecordCache
+	before, err := LoadCommits(ctx, f.rp, layoutDot, 4, &cache)
+	if err != nil || len(before) != 3 {
+		t.Fatalf("LoadCommits: %d records, %v", len(before), err)
+	}
+	if _, err := f.r.GC(ctx, GCOptions{Keep: 2}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := LoadCommits(ctx, f.rp, layoutDot, 4, &cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := after[cs[1].Commit.ID]
+	if len(after) != 2 || start == nil || !start.Commit.Pruned {
+		t.Fatalf("after GC: %d records, start %+v; want 2 with %s marked pruned", len(after), start, cs[1].Commit.ID)
+	}
+	if got := Ancestry(after, cs[2].Commit.ID); len(got) != 2 {
+		t.Fatalf("history after GC has %d commits; want 2", len(got))
+	}
+}

@@ -1,7 +1,6 @@
 package bucketremote
 
 import (
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -15,7 +14,6 @@ import (
 // runs it, so transfers to and from a bucket use the neutral format.
 const BackendName = "bucket"
 
-var errTODO = errors.New("bucketremote: not implemented yet")
 
 // Config says how to reach a repository.
 type Config struct {
