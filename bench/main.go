@@ -89,6 +89,7 @@ func main() {
 		"diff": func() error { return runDiff(dmPath, *diffSize, *diffSnapSize, *diffRuns, *keep) },
 	}
 	failed := false
+	defer stopOwnZFSFuse() // os.Exit below skips it: the failure paths call it first
 	for _, name := range strings.Split(*only, ",") {
 		name = strings.TrimSpace(name)
 		sec, ok := sections[name]
@@ -107,6 +108,7 @@ func main() {
 		}
 	}
 	if failed {
+		stopOwnZFSFuse()
 		os.Exit(1)
 	}
 }

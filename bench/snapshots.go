@@ -49,11 +49,15 @@ var zfsKind = snapKind{
 		if err != nil {
 			return skipped{"ZFS does not answer: load the zfs module or install zfs-fuse"}
 		}
-		// zfs-fuse is installed but not running: start it (it forks).
+		// zfs-fuse is installed but not running: start it (it forks),
+		// and stop it when the bench ends (stopOwnZFSFuse), so that no
+		// daemon of ours outlives the run.
 		fmt.Println("starting zfs-fuse")
-		if out, err := exec.Command(zfsFuse).CombinedOutput(); err != nil {
+		_ = os.Remove(benchZFSPidfile) // zfs-fuse refuses to start over a stale one
+		if out, err := exec.Command(zfsFuse, "--pidfile", benchZFSPidfile).CombinedOutput(); err != nil {
 			return skipped{fmt.Sprintf("ZFS does not answer and zfs-fuse did not start: %v: %s", err, out)}
 		}
+		startedZFSFuse = true
 		for range 100 {
 			if exec.Command(zpool, "list").Run() == nil {
 				return nil
@@ -367,4 +371,38 @@ func randHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// benchZFSPidfile is where the zfs-fuse the bench starts writes its PID.
+var benchZFSPidfile = filepath.Join(os.TempDir(), "dotmesh-bench-zfs-fuse.pid")
+
+// startedZFSFuse is set when the bench started zfs-fuse itself.
+var startedZFSFuse bool
+
+// stopOwnZFSFuse stops the zfs-fuse the bench started, by the PID it
+// wrote, once every section has destroyed its pools; a daemon someone
+// else started is left alone.
+func stopOwnZFSFuse() {
+	if !startedZFSFuse {
+		return
+	}
+	b, err := os.ReadFile(benchZFSPidfile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: the zfs-fuse it started left no pidfile (%v); stop it by hand\n", err)
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		fmt.Fprintf(os.Stderr, "bench: pidfile %s holds %q; stop zfs-fuse by hand\n", benchZFSPidfile, b)
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for range 100 {
+		if syscall.Kill(pid, 0) != nil {
+			_ = os.Remove(benchZFSPidfile)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Fprintf(os.Stderr, "bench: zfs-fuse %d did not stop within 10 s\n", pid)
 }
