@@ -1,0 +1,573 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	mrand "math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dotmesh-io/dotmesh/bucket"
+	"github.com/dotmesh-io/dotmesh/bucket/s3"
+	"github.com/dotmesh-io/dotmesh/bucket/s3test"
+)
+
+// The s3 section: dm against restic 0.14, both writing encrypted to one
+// SeaweedFS S3 server on loopback (bucket/s3test's, a fresh one per run,
+// a fresh bucket per tool in it), side by side in one run:
+//
+//   - first push of a -s3-size tree (generate's mix: many small files,
+//     some medium, a few large; half random, half text): `dm push` from a
+//     files-backend node to a bucket remote (the dot committed first, not
+//     timed) against `restic backup` of the same directory;
+//   - clone of that dot onto a fresh node against `restic restore` into an
+//     empty directory, with an empty cache as on a fresh machine;
+//   - incremental push after a 1% change (in place, appended, new files):
+//     the bytes each bucket grew by (object sizes listed through the S3
+//     API, before and after) and the time;
+//   - the peak memory (VmHWM) of the node during the first push (it is
+//     restarted after the commit, so the commit's peak does not count),
+//     and restic's (its maxrss) for reference.
+//
+// Which tool goes first alternates between runs; ratios are taken within
+// a run and their median reported.
+
+// s3Password is both tools' repository password (dm's from
+// DOTMESH_REMOTE_PASSWORD, restic's from RESTIC_PASSWORD).
+const s3Password = "dotmesh-bench-s3-password"
+
+// s3Sample is one run.
+type s3Sample struct {
+	dmFirst, resticFirst           time.Duration
+	dmFirstBytes, resticFirstBytes int64 // bucket size after the first push
+	dmClone, resticRestore         time.Duration
+	dmIncr, resticIncr             time.Duration
+	dmIncrBytes, resticIncrBytes   int64 // bucket growth by the incremental push
+	// Peak resident memory in bytes: the node's during the first push
+	// and the clone, restic's during its first backup and the restore.
+	dmPushPeak, dmClonePeak, resticPeak, resticRestorePeak int64
+}
+
+func runS3(dm string, size int64, runs int, keep bool) error {
+	if _, err := exec.LookPath("restic"); err != nil {
+		return skipped{"restic is not installed (apt-get install restic); this section compares against it"}
+	}
+	if _, err := s3test.WeedPath(); err != nil {
+		return skipped{err.Error()}
+	}
+	if runs < 1 {
+		runs = 1
+	}
+	work, err := os.MkdirTemp("", "dotmesh-bench-s3-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if keep {
+			fmt.Printf("kept %s\n", work)
+		} else {
+			os.RemoveAll(work)
+		}
+	}()
+	fmt.Printf("generating a %s tree of mixed file sizes...\n", human(size))
+	tree := filepath.Join(work, "tree")
+	nfiles, err := generate(tree, size)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%d files; %d runs against restic on a local SeaweedFS S3 server; medians of per-run ratios below\n\n", nfiles, runs)
+	var samples []s3Sample
+	for i := range runs {
+		s, err := s3Run(dm, work, tree, size, i, keep)
+		if err != nil {
+			return fmt.Errorf("run %d: %w", i+1, err)
+		}
+		samples = append(samples, s)
+		fmt.Printf("run %d: first push dm %v, restic %v; clone dm %v, restore %v; 1%% change dm %s in %v, restic %s in %v; peak memory dm node %s, restic %s\n",
+			i+1, ms(s.dmFirst), ms(s.resticFirst), ms(s.dmClone), ms(s.resticRestore),
+			human(s.dmIncrBytes), ms(s.dmIncr), human(s.resticIncrBytes), ms(s.resticIncr),
+			mb(s.dmPushPeak), mb(s.resticPeak))
+	}
+	return s3Report(samples)
+}
+
+func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+
+func mb(n int64) string { return fmt.Sprintf("%.0f MB", float64(n)/1e6) }
+
+// s3PeakGoal is the most the node may hold in memory during a push.
+const s3PeakGoal = 200e6
+
+func s3Report(samples []s3Sample) error {
+	med := func(f func(s3Sample) float64) float64 {
+		v := make([]float64, len(samples))
+		for i, s := range samples {
+			v[i] = f(s)
+		}
+		return medianF(v)
+	}
+	secs := func(f func(s3Sample) time.Duration) string {
+		return fmt.Sprintf("%.2f s", med(func(s s3Sample) float64 { return f(s).Seconds() }))
+	}
+	size := func(f func(s3Sample) int64) string {
+		return human(int64(med(func(s s3Sample) float64 { return float64(f(s)) })))
+	}
+	peak := func(f func(s3Sample) int64) string {
+		return mb(int64(med(func(s s3Sample) float64 { return float64(f(s)) })))
+	}
+	fmt.Printf("\nmedians of %d runs:\n", len(samples))
+	fmt.Printf("  first push:  dm push %s (bucket %s), restic backup %s (bucket %s)\n",
+		secs(func(s s3Sample) time.Duration { return s.dmFirst }), size(func(s s3Sample) int64 { return s.dmFirstBytes }),
+		secs(func(s s3Sample) time.Duration { return s.resticFirst }), size(func(s s3Sample) int64 { return s.resticFirstBytes }))
+	fmt.Printf("  clone:       dm clone %s, restic restore %s\n",
+		secs(func(s s3Sample) time.Duration { return s.dmClone }), secs(func(s s3Sample) time.Duration { return s.resticRestore }))
+	fmt.Printf("  1%% change:   dm push %s uploading %s, restic backup %s adding %s\n",
+		secs(func(s s3Sample) time.Duration { return s.dmIncr }), size(func(s s3Sample) int64 { return s.dmIncrBytes }),
+		secs(func(s s3Sample) time.Duration { return s.resticIncr }), size(func(s s3Sample) int64 { return s.resticIncrBytes }))
+	fmt.Printf("  peak memory: dm node %s during the push, %s during the clone; restic %s during the backup, %s during the restore\n",
+		peak(func(s s3Sample) int64 { return s.dmPushPeak }), peak(func(s s3Sample) int64 { return s.dmClonePeak }),
+		peak(func(s s3Sample) int64 { return s.resticPeak }), peak(func(s s3Sample) int64 { return s.resticRestorePeak }))
+	v := newVerdicts()
+	r := med(func(s s3Sample) float64 { return s.dmFirst.Seconds() / s.resticFirst.Seconds() })
+	v.row("first push: time dm push / restic backup", r, "<= 0.8", r <= 0.8)
+	r = med(func(s s3Sample) float64 { return float64(s.dmIncrBytes) / float64(s.resticIncrBytes) })
+	v.row("1% change: bytes uploaded dm / restic added", r, "<= 1.1", r <= 1.1)
+	r = med(func(s s3Sample) float64 { return s.dmIncr.Seconds() / s.resticIncr.Seconds() })
+	v.row("1% change: time dm push / restic backup", r, "<= 0.8", r <= 0.8)
+	r = med(func(s s3Sample) float64 { return s.dmClone.Seconds() / s.resticRestore.Seconds() })
+	v.row("clone: time dm clone / restic restore", r, "<= 0.8", r <= 0.8)
+	r = med(func(s s3Sample) float64 { return float64(s.dmPushPeak) / s3PeakGoal })
+	v.row("push: dm node peak memory / 200 MB", r, "< 1", r < 1)
+	return v.flush()
+}
+
+// s3Rig is one run's server, buckets, nodes and tools: the pushRig's a
+// is the node that pushes, its b the fresh node that clones.
+type s3Rig struct {
+	pushRig
+	srv         *s3test.Server
+	resticRepo  string
+	resticEnv   []string
+	dmStore     *s3.Store
+	resticStore *s3.Store
+	sub         string // the dot's working directory on node a
+}
+
+func (r *s3Rig) close() {
+	r.stop()
+	for _, st := range []*s3.Store{r.dmStore, r.resticStore} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	if r.srv != nil {
+		r.srv.Close() // kills weed and removes its data: the buckets
+	}
+}
+
+// restic runs restic with the run's repository and returns its wall time
+// and peak resident memory.
+func (r *s3Rig) restic(env []string, args ...string) (time.Duration, int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "restic", append([]string{"--repo", r.resticRepo}, args...)...)
+	cmd.Env = env
+	return timedPeak(cmd)
+}
+
+// timedPeak runs cmd and returns its wall time and its peak resident
+// memory, VmHWM read every 20 ms while it runs. Not its rusage maxrss:
+// Go starts a child sharing this process's memory until exec, and Linux
+// counts that memory into the child's maxrss.
+func timedPeak(cmd *exec.Cmd) (time.Duration, int64, error) {
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var peak int64
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if n, err := vmHWM(cmd.Process.Pid); err == nil {
+			peak = max(peak, n)
+		}
+		select {
+		case err := <-done:
+			d := time.Since(start)
+			if err != nil {
+				return d, peak, fmt.Errorf("%s: %v: %s", strings.Join(cmd.Args, " "), err, strings.TrimSpace(out.String()))
+			}
+			return d, peak, nil
+		case <-tick.C:
+		}
+	}
+}
+
+// addNode starts node name and adds it as a remote of the client config.
+func (r *s3Rig) addNode(name string) (*benchNode, error) {
+	n, err := startBenchNode(r.dm, r.work, name, "127.0.0.1")
+	if err != nil {
+		return nil, err
+	}
+	return n, r.addRemote(n)
+}
+
+// setupS3Rig starts the server, makes both buckets and repositories, a
+// node with the tree committed in dot bench, and restic's repository.
+func setupS3Rig(dm, work, tree string, i int) (r *s3Rig, err error) {
+	r = &s3Rig{pushRig: pushRig{dm: dm, work: filepath.Join(work, fmt.Sprint("run", i+1))}}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	if err := os.MkdirAll(r.work, 0o755); err != nil {
+		return r, err
+	}
+	if r.srv, err = s3test.Launch(); err != nil {
+		return r, err
+	}
+	ctx := context.Background()
+	dmBucket, resticBucket := fmt.Sprintf("dm-bench-%d", i+1), fmt.Sprintf("restic-bench-%d", i+1)
+	for _, b := range []struct {
+		name string
+		st   **s3.Store
+	}{{dmBucket, &r.dmStore}, {resticBucket, &r.resticStore}} {
+		if *b.st, err = s3.Open(ctx, b.name, "", r.srv.Config()); err != nil {
+			return r, err
+		}
+		if err := (*b.st).CreateBucket(ctx); err != nil {
+			return r, err
+		}
+	}
+	cfg := r.srv.Config()
+	creds := []string{"AWS_ACCESS_KEY_ID=" + cfg.AccessKey, "AWS_SECRET_ACCESS_KEY=" + cfg.SecretKey}
+	r.env = append(os.Environ(), creds...)
+	r.env = append(r.env, "DOTMESH_CONFIG="+filepath.Join(r.work, "config"), "DOTMESH_REMOTE_PASSWORD="+s3Password)
+	r.resticEnv = append(os.Environ(), creds...)
+	r.resticEnv = append(r.resticEnv, "RESTIC_PASSWORD="+s3Password, "RESTIC_CACHE_DIR="+filepath.Join(r.work, "restic-cache"))
+	r.resticRepo = "s3:" + r.srv.Endpoint + "/" + resticBucket
+
+	if r.a, err = r.addNode("a"); err != nil {
+		return r, err
+	}
+	if _, err := r.sh("remote", "add", "s3", "s3://"+dmBucket, "--endpoint", r.srv.Endpoint); err != nil {
+		return r, err
+	}
+	if _, err := r.sh("--remote", "a", "init", "bench"); err != nil {
+		return r, err
+	}
+	if r.sub, err = r.sh("--remote", "a", "path", "bench.data"); err != nil {
+		return r, err
+	}
+	// Hard links would share inodes with the source; copy for real.
+	if out, err := exec.Command("cp", "-a", tree+"/.", r.sub).CombinedOutput(); err != nil {
+		return r, fmt.Errorf("copying the tree: %v: %s", err, out)
+	}
+	syscall.Sync()
+	if _, err := r.sh("--remote", "a", "commit", "--dot", "bench", "-m", "first"); err != nil {
+		return r, err
+	}
+	if _, _, err := r.restic(r.resticEnv, "init"); err != nil {
+		return r, err
+	}
+	// A fresh node process: its VmHWM is then the push's peak, not the
+	// commit's.
+	r.a.stop()
+	if err := r.a.start(); err != nil {
+		return r, err
+	}
+	syscall.Sync()
+	return r, nil
+}
+
+// dmTransfer runs `dm --remote NODE OP s3 bench --json`, checks that it
+// moved one commit and returns its wall time.
+func (r *s3Rig) dmTransfer(node, op string) (time.Duration, error) {
+	start := time.Now()
+	out, err := r.sh("--remote", node, op, "s3", "bench", "--json")
+	d := time.Since(start)
+	if err != nil {
+		return d, err
+	}
+	var res pushResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		return d, fmt.Errorf("dm %s --json printed %q: %v", op, out, err)
+	}
+	if res.UpToDate || res.Commits != 1 {
+		return d, fmt.Errorf("dm %s moved %d commit(s) (up to date: %v); want 1", op, res.Commits, res.UpToDate)
+	}
+	return d, nil
+}
+
+// inTurns runs steps in order, or reversed on odd runs.
+func inTurns(i int, steps ...func() error) error {
+	if i%2 == 1 {
+		for l, h := 0, len(steps)-1; l < h; l, h = l+1, h-1 {
+			steps[l], steps[h] = steps[h], steps[l]
+		}
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func s3Run(dm, work, tree string, size int64, i int, keep bool) (s s3Sample, err error) {
+	r, err := setupS3Rig(dm, work, tree, i)
+	if err != nil {
+		return s, err
+	}
+	defer func() {
+		r.close()
+		if !keep {
+			os.RemoveAll(r.work)
+		}
+	}()
+	ctx := context.Background()
+	want, err := statTree(tree)
+	if err != nil {
+		return s, err
+	}
+
+	// First push.
+	err = inTurns(i,
+		func() error {
+			var err error
+			if s.dmFirst, err = r.dmTransfer("a", "push"); err != nil {
+				return err
+			}
+			if s.dmPushPeak, err = vmHWM(r.a.cmd.Process.Pid); err != nil {
+				return err
+			}
+			s.dmFirstBytes, err = bucketBytes(ctx, r.dmStore)
+			return err
+		},
+		func() error {
+			var err error
+			if s.resticFirst, s.resticPeak, err = r.restic(r.resticEnv, "backup", "--quiet", r.sub); err != nil {
+				return err
+			}
+			s.resticFirstBytes, err = bucketBytes(ctx, r.resticStore)
+			return err
+		})
+	if err != nil {
+		return s, err
+	}
+	syscall.Sync()
+
+	// Clone onto a fresh node; restore into an empty directory with an
+	// empty cache. Each result is checked against the tree (not timed).
+	err = inTurns(i,
+		func() error {
+			var err error
+			if r.b, err = r.addNode("c"); err != nil {
+				return err
+			}
+			if s.dmClone, err = r.dmTransfer("c", "clone"); err != nil {
+				return err
+			}
+			if s.dmClonePeak, err = vmHWM(r.b.cmd.Process.Pid); err != nil {
+				return err
+			}
+			dir, err := r.sh("--remote", "c", "path", "bench.data")
+			if err != nil {
+				return err
+			}
+			if err := checkTree("dm clone", dir, want); err != nil {
+				return err
+			}
+			r.b.stop()
+			return os.RemoveAll(r.b.data) // room for the rest
+		},
+		func() error {
+			target := filepath.Join(r.work, "restore")
+			env := append(append([]string(nil), r.resticEnv...), "RESTIC_CACHE_DIR="+filepath.Join(r.work, "restic-restore-cache"))
+			var err error
+			if s.resticRestore, s.resticRestorePeak, err = r.restic(env, "restore", "latest", "--target", target); err != nil {
+				return err
+			}
+			// restic restores the backed-up path under the target.
+			if err := checkTree("restic restore", filepath.Join(target, r.sub), want); err != nil {
+				return err
+			}
+			return os.RemoveAll(target)
+		})
+	if err != nil {
+		return s, err
+	}
+
+	// A 1% change, committed (not timed), then both push it.
+	if err := changeMixed(r.sub, size, int64(i)); err != nil {
+		return s, err
+	}
+	syscall.Sync()
+	if _, err := r.sh("--remote", "a", "commit", "--dot", "bench", "-m", "1% changed"); err != nil {
+		return s, err
+	}
+	syscall.Sync()
+	err = inTurns(i,
+		func() error {
+			before, err := bucketBytes(ctx, r.dmStore)
+			if err != nil {
+				return err
+			}
+			if s.dmIncr, err = r.dmTransfer("a", "push"); err != nil {
+				return err
+			}
+			after, err := bucketBytes(ctx, r.dmStore)
+			s.dmIncrBytes = after - before
+			return err
+		},
+		func() error {
+			before, err := bucketBytes(ctx, r.resticStore)
+			if err != nil {
+				return err
+			}
+			if s.resticIncr, _, err = r.restic(r.resticEnv, "backup", "--quiet", r.sub); err != nil {
+				return err
+			}
+			after, err := bucketBytes(ctx, r.resticStore)
+			s.resticIncrBytes = after - before
+			return err
+		})
+	return s, err
+}
+
+// bucketBytes sums the sizes of the objects in st, as the S3 API lists
+// them.
+func bucketBytes(ctx context.Context, st bucket.Store) (int64, error) {
+	var n int64
+	err := st.List(ctx, "", func(oi bucket.ObjectInfo) error {
+		n += oi.Size
+		return nil
+	})
+	return n, err
+}
+
+// vmHWM is the peak resident memory of process pid in bytes.
+func vmHWM(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("/proc/%d/status has no VmHWM line", pid)
+}
+
+// treeStats is what checkTree compares: regular files and their bytes.
+type treeStats struct{ files, bytes int64 }
+
+func statTree(root string) (treeStats, error) {
+	var t treeStats
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		t.files++
+		t.bytes += fi.Size()
+		return nil
+	})
+	return t, err
+}
+
+// checkTree fails when dir does not hold as many files and bytes as want.
+func checkTree(what, dir string, want treeStats) error {
+	got, err := statTree(dir)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if got != want {
+		return fmt.Errorf("%s gave %d files of %d bytes in %s; the tree has %d files of %d bytes", what, got.files, got.bytes, dir, want.files, want.bytes)
+	}
+	return nil
+}
+
+// changeMixed changes about 1% of a tree of size bytes as an application
+// does: half of it in place (changeOnePercent's 256 KiB runs), a quarter
+// appended to existing files, a quarter as a few new files (half random,
+// half text-like).
+func changeMixed(root string, size, seed int64) error {
+	if err := changeOnePercent(root, size/2, seed); err != nil {
+		return err
+	}
+	var files []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("no files to change in %s", root)
+	}
+	rng := mrand.New(mrand.NewSource(seed + 11))
+	for budget := size / 400; budget > 0; {
+		buf := make([]byte, min(budget, 4<<10+rng.Int63n(256<<10)))
+		rng.Read(buf)
+		f, err := os.OpenFile(files[rng.Intn(len(files))], os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(buf)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		budget -= int64(len(buf))
+	}
+	dir := filepath.Join(root, fmt.Sprintf("new%d", seed))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	const nnew = 8
+	each := max(size/400/nnew, 1)
+	for k := range nnew {
+		buf := make([]byte, each)
+		if k%2 == 0 {
+			rng.Read(buf)
+		} else {
+			for j := range buf {
+				buf[j] = "abcdefghij klmnop\n"[rng.Intn(18)]
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("added%d.dat", k)), buf, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
