@@ -336,13 +336,7 @@ func generate(root string, total int64) (int, error) {
 // 256 KiB runs spread over many files (a database changes pages here and
 // there, not one contiguous region).
 func changeOnePercent(root string, size, seed int64) error {
-	var files []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			files = append(files, p)
-		}
-		return err
-	})
+	files, err := regularFiles(root)
 	if err != nil {
 		return err
 	}
@@ -368,6 +362,18 @@ func changeOnePercent(root string, size, seed int64) error {
 		budget -= int64(len(run))
 	}
 	return nil
+}
+
+// regularFiles lists the regular files under root.
+func regularFiles(root string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return err
+	})
+	return files, err
 }
 
 // du returns the bytes allocated under root.

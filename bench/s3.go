@@ -520,13 +520,7 @@ func changeMixed(root string, size, seed int64) error {
 	if err := changeOnePercent(root, size/2, seed); err != nil {
 		return err
 	}
-	var files []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			files = append(files, p)
-		}
-		return err
-	})
+	files, err := regularFiles(root)
 	if err != nil {
 		return err
 	}
