@@ -55,6 +55,9 @@ type s3Sample struct {
 	// Peak resident memory in bytes: the node's during the first push
 	// and the clone, restic's during its first backup and the restore.
 	dmPushPeak, dmClonePeak, resticPeak, resticRestorePeak int64
+	// CPU time (user and system) of the pushing node and of restic
+	// during the first push: on a shared machine steadier than wall time.
+	dmFirstCPU, resticFirstCPU time.Duration
 }
 
 func runS3(dm string, size int64, runs int, keep bool) error {
@@ -133,6 +136,8 @@ func s3Report(samples []s3Sample) error {
 	fmt.Printf("  1%% change:   dm push %s uploading %s, restic backup %s adding %s\n",
 		secs(func(s s3Sample) time.Duration { return s.dmIncr }), size(func(s s3Sample) int64 { return s.dmIncrBytes }),
 		secs(func(s s3Sample) time.Duration { return s.resticIncr }), size(func(s s3Sample) int64 { return s.resticIncrBytes }))
+	fmt.Printf("  CPU time of the first push: dm node %s, restic %s\n",
+		secs(func(s s3Sample) time.Duration { return s.dmFirstCPU }), secs(func(s s3Sample) time.Duration { return s.resticFirstCPU }))
 	fmt.Printf("  peak memory: dm node %s during the push, %s during the clone; restic %s during the backup, %s during the restore\n",
 		peak(func(s s3Sample) int64 { return s.dmPushPeak }), peak(func(s s3Sample) int64 { return s.dmClonePeak }),
 		peak(func(s s3Sample) int64 { return s.resticPeak }), peak(func(s s3Sample) int64 { return s.resticRestorePeak }))
@@ -175,13 +180,14 @@ func (r *s3Rig) close() {
 }
 
 // restic runs restic with the run's repository and returns its wall time
-// and peak resident memory.
-func (r *s3Rig) restic(env []string, args ...string) (time.Duration, int64, error) {
+// and peak resident memory, and the finished command.
+func (r *s3Rig) restic(env []string, args ...string) (time.Duration, int64, *exec.Cmd, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "restic", append([]string{"--repo", r.resticRepo}, args...)...)
 	cmd.Env = env
-	return timedPeak(cmd)
+	d, peak, err := timedPeak(cmd)
+	return d, peak, cmd, err
 }
 
 // timedPeak runs cmd and returns its wall time and its peak resident
@@ -281,7 +287,7 @@ func setupS3Rig(dm, work, tree string, i int) (r *s3Rig, err error) {
 	if _, err := r.sh("--remote", "a", "commit", "--dot", "bench", "-m", "first"); err != nil {
 		return r, err
 	}
-	if _, _, err := r.restic(r.resticEnv, "init"); err != nil {
+	if _, _, _, err := r.restic(r.resticEnv, "init"); err != nil {
 		return r, err
 	}
 	// A fresh node process: its VmHWM is then the push's peak, not the
@@ -348,10 +354,18 @@ func s3Run(dm, work, tree string, size int64, i int, keep bool) (s s3Sample, err
 	// First push.
 	err = inTurns(i,
 		func() error {
-			var err error
+			cpu0, err := cpuTime(r.a.cmd.Process.Pid)
+			if err != nil {
+				return err
+			}
 			if s.dmFirst, err = r.dmTransfer("a", "push"); err != nil {
 				return err
 			}
+			cpu1, err := cpuTime(r.a.cmd.Process.Pid)
+			if err != nil {
+				return err
+			}
+			s.dmFirstCPU = cpu1 - cpu0
 			if s.dmPushPeak, err = vmHWM(r.a.cmd.Process.Pid); err != nil {
 				return err
 			}
@@ -360,9 +374,11 @@ func s3Run(dm, work, tree string, size int64, i int, keep bool) (s s3Sample, err
 		},
 		func() error {
 			var err error
-			if s.resticFirst, s.resticPeak, err = r.restic(r.resticEnv, "backup", "--quiet", r.sub); err != nil {
+			var cmd *exec.Cmd
+			if s.resticFirst, s.resticPeak, cmd, err = r.restic(r.resticEnv, "backup", "--quiet", r.sub); err != nil {
 				return err
 			}
+			s.resticFirstCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 			s.resticFirstBytes, err = bucketBytes(ctx, r.resticStore)
 			return err
 		})
@@ -399,7 +415,7 @@ func s3Run(dm, work, tree string, size int64, i int, keep bool) (s s3Sample, err
 			target := filepath.Join(r.work, "restore")
 			env := append(append([]string(nil), r.resticEnv...), "RESTIC_CACHE_DIR="+filepath.Join(r.work, "restic-restore-cache"))
 			var err error
-			if s.resticRestore, s.resticRestorePeak, err = r.restic(env, "restore", "latest", "--target", target); err != nil {
+			if s.resticRestore, s.resticRestorePeak, _, err = r.restic(env, "restore", "latest", "--target", target); err != nil {
 				return err
 			}
 			// restic restores the backed-up path under the target.
@@ -439,7 +455,7 @@ func s3Run(dm, work, tree string, size int64, i int, keep bool) (s s3Sample, err
 			if err != nil {
 				return err
 			}
-			if s.resticIncr, _, err = r.restic(r.resticEnv, "backup", "--quiet", r.sub); err != nil {
+			if s.resticIncr, _, _, err = r.restic(r.resticEnv, "backup", "--quiet", r.sub); err != nil {
 				return err
 			}
 			after, err := bucketBytes(ctx, r.resticStore)
@@ -479,6 +495,34 @@ func vmHWM(pid int) (int64, error) {
 	}
 	return 0, fmt.Errorf("/proc/%d/status has no VmHWM line", pid)
 }
+
+// cpuTime is the user and system time process pid has used.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command's name, which may hold spaces and
+	// parentheses: state is the first, utime the 12th, stime the 13th.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q has too few fields", pid, b)
+	}
+	var ticks int64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %v", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc's times: 100 on every Linux
+// architecture Go runs on.
+const clockTicks = 100
 
 // treeStats is what checkTree compares: regular files and their bytes.
 type treeStats struct{ files, bytes int64 }

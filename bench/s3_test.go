@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/dotmesh-io/dotmesh/bucket"
 )
@@ -96,6 +98,32 @@ func TestVmHWM(t *testing.T) {
 	}
 	if _, err := vmHWM(-1); err == nil {
 		t.Fatal("vmHWM of no process gave no error")
+	}
+}
+
+// cpuTime agrees with getrusage about this process.
+func TestCPUTime(t *testing.T) {
+	rusage := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	before, err := cpuTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ru0 := rusage()
+	for rusage()-ru0 < 300*time.Millisecond {
+	}
+	after, err := cpuTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := after-before, rusage()-ru0
+	if got < want-50*time.Millisecond || got > want+50*time.Millisecond {
+		t.Fatalf("cpuTime counted %v where getrusage counted %v", got, want)
 	}
 }
 
