@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Receiving side of transfers. Commits arrive one at a time: each one's
@@ -407,7 +408,7 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 		if !req.Stash {
 			return nil, divergedError(name, branch, common)
 		}
-		stash := branch + "-DIVERGED-" + n.now().UTC().Format("20060102T150405Z")
+		stash := StashBranchName(branch, n.now())
 		if _, err := n.createBranch(ctx, t.dot, stash, branch, string(b.Head)); err != nil {
 			return nil, fmt.Errorf("stashing the diverged commits of %s@%s: %w", name, branch, err)
 		}
@@ -470,6 +471,13 @@ func lastCommon(commits map[CommitID]*Commit, a, b CommitID) CommitID {
 		}
 	}
 	return ""
+}
+
+// StashBranchName names the branch that keeps a receiver's diverged
+// commits (TransferOptions.StashOnDivergence) stashed at time t; other
+// receivers (a bucket) name theirs alike.
+func StashBranchName(branch string, t time.Time) string {
+	return branch + "-DIVERGED-" + t.UTC().Format("20060102T150405Z")
 }
 
 func divergedError(name DotName, branch string, common CommitID) error {

@@ -15,9 +15,29 @@
 //
 // # Layout in the repository
 //
-// (The implementation documents here the records, refs and tree
-// encoding it writes: kinds, names, bodies, and how a commit stays
-// invisible until Finish moves a branch ref to it.)
+// Names are repo record and ref names (the repository hides them in
+// the bucket); <ns>/<dot> is the dot's namespace and name (format.go):
+//
+//	record commit <ns>/<dot>/<commit id>   JSON CommitRecord: the commit as sent, its tree's blobs, counts
+//	ref <ns>/<dot>/b/<branch>               JSON BranchRef: the head, when created and moved
+//	ref <ns>/<dot>/tags                     JSON TagsRef: all tags of the dot
+//	blobs                                   file chunks (the repository's chunker) and tree chunks
+//
+// A commit's tree is one stream of entries in the neutral stream's order
+// (kind, path sharing its prefix with the previous one, mode, mtime; a
+// file's size and chunks as BLAKE3-256 hash and length; a symlink's
+// target), versioned ("DMT" 1), ended by the entry count; see
+// TreeEncoder. The stream is cut into blobs with the repository's
+// chunker, so an unchanged part of a tree deduplicates across commits.
+//
+// SendCommit stores the file chunks, then the tree's blobs, and only
+// once the neutral stream's trailer checked out the commit record: a
+// cut or corrupt stream leaves blobs (reused by the next attempt) but
+// no commit. A commit record is not yet part of anything: State lists
+// it in Have (a re-run skips it) but a branch shows it only once
+// Finish moved the branch's ref to it (compare-and-swap from the
+// version read). Records and refs are JSON with a version field "v";
+// every decoder refuses what it does not know.
 //
 // # Writers
 //

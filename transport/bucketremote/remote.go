@@ -3,8 +3,8 @@ package bucketremote
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/dotmesh-io/dotmesh/bucket"
@@ -48,23 +48,13 @@ type Config struct {
 type Remote struct {
 	repo *repo.Repo
 	cfg  Config
+	log  *slog.Logger
+	// commits caches decoded commit records (they never change).
+	commits RecordCache
+
+	mu   sync.Mutex
+	lock *repo.Lock // the shared lock of the first write, until Close
 }
-
-// Dial opens the store at cfg.URL (with retries, the parallel limit
-// and logging around it) and the repository in it. A store with no
-// repository is dotmesh.ErrNotFound (Init makes one); a wrong password
-// is repo.ErrWrongPassword, at once.
-func Dial(ctx context.Context, cfg Config) (*Remote, error) { return nil, errTODO }
-
-// Init makes a repository in the empty store at cfg.URL and opens it;
-// a store that already holds one is dotmesh.ErrAlreadyExists.
-func Init(ctx context.Context, cfg Config, o repo.InitOptions) (*Remote, error) {
-	return nil, errTODO
-}
-
-// New makes a Remote of an open repository (tests and programs that
-// open it themselves); Close closes r.
-func New(r *repo.Repo, cfg Config) *Remote { return &Remote{repo: r, cfg: cfg} }
 
 // Repo is the repository (keys, locks, Check).
 func (r *Remote) Repo() *repo.Repo { return r.repo }
@@ -72,38 +62,7 @@ func (r *Remote) Repo() *repo.Repo { return r.repo }
 // Location describes the store for messages, without credentials.
 func (r *Remote) Location() string { return r.repo.Store().Location() }
 
-// Close releases the locks the Remote holds and closes the repository
-// and its store.
-func (r *Remote) Close(ctx context.Context) error { return errTODO }
-
 var _ dotmesh.Transport = (*Remote)(nil)
-
-// State implements dotmesh.Transport: the dot's branch in the bucket,
-// its history, every commit of the dot stored (also those a push sent
-// without finishing: a re-run skips them), and its tags.
-func (r *Remote) State(ctx context.Context, dot dotmesh.DotName, branch string, opts dotmesh.StateOptions) (*dotmesh.TransferState, error) {
-	return nil, errTODO
-}
-
-// SendCommit implements dotmesh.Transport: it stores commit c from a
-// neutral stream (the only format it takes), chunk by chunk; the commit
-// stays invisible until Finish.
-func (r *Remote) SendCommit(ctx context.Context, dot dotmesh.DotName, branch string, c dotmesh.Commit, base *dotmesh.CommitID, format string, data io.Reader) error {
-	return errTODO
-}
-
-// FetchCommit implements dotmesh.Transport: the neutral stream of commit
-// id, rebuilt from its blobs (each checked against its seal and ID).
-func (r *Remote) FetchCommit(ctx context.Context, dot dotmesh.DotName, id dotmesh.CommitID, base *dotmesh.CommitID, format string) (io.ReadCloser, error) {
-	return nil, errTODO
-}
-
-// Finish implements dotmesh.Transport: one compare-and-swap of the
-// branch's ref (ErrConflict when it moved since req.OldHead; a diverged
-// head is kept on a new branch with req.Stash), then the tags it lacks.
-func (r *Remote) Finish(ctx context.Context, dot dotmesh.DotName, branch string, req dotmesh.FinishRequest) (*dotmesh.FinishResult, error) {
-	return nil, errTODO
-}
 
 // DotInfo is one dot a bucket holds.
 type DotInfo struct {

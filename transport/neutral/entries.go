@@ -1,9 +1,17 @@
 package neutral
 
 import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"hash"
 	"io"
 	"io/fs"
+	"path"
+	"strings"
 	"time"
 )
 
@@ -16,6 +24,13 @@ const (
 	KindFile    Kind = 'f'
 	KindSymlink Kind = 'l'
 )
+
+// trailerMark starts the trailer; it is the one byte outside the hash.
+const trailerMark = 'e'
+
+// maxNeutralSize bounds a file's size so that sizes stay far from int64
+// overflow on every side of a transfer.
+const maxNeutralSize = 1 << 62
 
 // Entry is one record of a neutral stream: a directory, a regular file
 // or a symlink of the tree, parents before children.
@@ -33,6 +48,112 @@ type Entry struct {
 	Target string
 }
 
+// check reports what makes e unfit for a stream, or nil.
+func (e *Entry) check() error {
+	switch e.Kind {
+	case KindDir, KindFile, KindSymlink:
+	default:
+		return fmt.Errorf("unknown record kind %q", byte(e.Kind))
+	}
+	if err := checkPath(e.Path); err != nil {
+		return err
+	}
+	if e.Mode&^0o777 != 0 {
+		return fmt.Errorf("bad mode %v for %q: only permission bits (0777) are carried", e.Mode, e.Path)
+	}
+	if e.Kind == KindFile {
+		if e.Size < 0 || e.Size > maxNeutralSize {
+			return fmt.Errorf("bad size %d for %q", e.Size, e.Path)
+		}
+	} else if e.Size != 0 {
+		return fmt.Errorf("%q is not a file but has size %d", e.Path, e.Size)
+	}
+	if e.Kind == KindSymlink {
+		if len(e.Target) == 0 || len(e.Target) > maxNeutralPath || strings.IndexByte(e.Target, 0) >= 0 {
+			return fmt.Errorf("bad symlink target for %q", e.Path)
+		}
+	} else if e.Target != "" {
+		return fmt.Errorf("%q is not a symlink but has a target", e.Path)
+	}
+	return nil
+}
+
+// checkPath accepts what Read can create below its directory and no more.
+func checkPath(name string) error {
+	if len(name) == 0 || len(name) > maxNeutralPath {
+		return fmt.Errorf("bad path length %d", len(name))
+	}
+	if !fs.ValidPath(name) || name == "." || path.Clean(name) != name ||
+		strings.ContainsAny(name, "\\\x00") {
+		return fmt.Errorf("invalid path %q", name)
+	}
+	return nil
+}
+
+// order checks that records come as Write emits them: a depth-first walk
+// with names in byte order (filepath.WalkDir's), every parent a directory
+// met before. Keeping to that one order, rather than any parents-first
+// order, proves paths unique with memory of one branch of the tree: a
+// million files cost no set of a million names.
+type order struct {
+	prev string
+	dirs []string // the directories enclosing prev, outermost first
+}
+
+func (o *order) add(e *Entry) error {
+	if o.prev != "" && comparePaths(e.Path, o.prev) <= 0 {
+		return fmt.Errorf("%q comes after %q: records must be in walk order, each path once", e.Path, o.prev)
+	}
+	for len(o.dirs) > 0 && !isBelow(e.Path, o.dirs[len(o.dirs)-1]) {
+		o.dirs = o.dirs[:len(o.dirs)-1]
+	}
+	parent := path.Dir(e.Path)
+	if have := "."; len(o.dirs) > 0 {
+		have = o.dirs[len(o.dirs)-1]
+		if have != parent {
+			return fmt.Errorf("%q comes before its directory %q", e.Path, parent)
+		}
+	} else if parent != have {
+		return fmt.Errorf("%q comes before its directory %q", e.Path, parent)
+	}
+	if e.Kind == KindDir {
+		o.dirs = append(o.dirs, e.Path)
+	}
+	o.prev = e.Path
+	return nil
+}
+
+// comparePaths orders clean paths as a walk meets them: component by
+// component, so "a/x" (inside "a") comes before "a-b".
+func comparePaths(a, b string) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if a[i] == b[i] {
+			continue
+		}
+		switch {
+		case a[i] == '/':
+			return -1
+		case b[i] == '/':
+			return 1
+		case a[i] < b[i]:
+			return -1
+		default:
+			return 1
+		}
+	}
+	return len(a) - len(b)
+}
+
+func isBelow(p, dir string) bool {
+	return len(p) > len(dir) && p[len(dir)] == '/' && p[:len(dir)] == dir
+}
+
+// corrupt is the error of a malformed or damaged stream.
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: neutral stream: "+format, append([]any{ErrCorrupt}, args...)...)
+}
+
 // Scan reads a neutral stream record by record, for consumers that do
 // not unpack it into a directory (a bucket remote chunks files as they
 // come). fn gets each entry in stream order; for a file, content yields
@@ -42,31 +163,386 @@ type Entry struct {
 // provisional, and the caller must make nothing of it visible. Malformed
 // or damaged streams give an error wrapping ErrCorrupt; an error from fn
 // stops the scan and is returned as is.
+//
+// content is valid only until fn returns; its errors for a damaged
+// stream wrap ErrCorrupt too, so fn may pass them on. An error reading r
+// other than its end comes back wrapped, not as ErrCorrupt: a dropped
+// connection is not damaged data.
 func Scan(r io.Reader, fn func(e Entry, content io.Reader) error) error {
-	return errors.New("neutral.Scan: not implemented yet")
+	d := &decoder{br: bufio.NewReaderSize(r, neutralReadBuffer), h: sha256.New()}
+	d.content.d = d
+	var magic [len(neutralMagic)]byte
+	if err := d.full(magic[:]); err != nil || string(magic[:]) != neutralMagic {
+		return d.fail("does not start with %q", neutralMagic)
+	}
+	var ord order
+	for {
+		// The trailer mark is read outside the hash.
+		kind, err := d.br.ReadByte()
+		if err != nil {
+			d.noteErr(err)
+			return d.fail("ends early")
+		}
+		if kind == trailerMark {
+			return d.trailer()
+		}
+		d.hashByte(kind)
+		e, err := d.header(Kind(kind))
+		if err != nil {
+			return err
+		}
+		if err := ord.add(&e); err != nil {
+			return fmt.Errorf("%w: neutral stream: %w", ErrCorrupt, err)
+		}
+		c := &d.content
+		c.name, c.left = e.Path, e.Size
+		if err := fn(e, c); err != nil {
+			return err
+		}
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			return err
+		}
+	}
+}
+
+// decoder reads a stream through a buffer, hashing what it reads. err
+// is sticky: once the stream failed, nothing more is read from it.
+type decoder struct {
+	br      *bufio.Reader
+	h       hash.Hash
+	one     [1]byte
+	ioErr   error // a failure of r itself, not of the data
+	err     error // the stream failed (content reader)
+	buf     []byte
+	content content
+}
+
+func (d *decoder) hashByte(b byte) {
+	d.one[0] = b
+	d.h.Write(d.one[:])
+}
+
+// ReadByte makes d an io.ByteReader for the varints.
+func (d *decoder) ReadByte() (byte, error) {
+	b, err := d.br.ReadByte()
+	if err != nil {
+		d.noteErr(err)
+		return 0, err
+	}
+	d.hashByte(b)
+	return b, nil
+}
+
+func (d *decoder) full(p []byte) error {
+	n, err := io.ReadFull(d.br, p)
+	d.h.Write(p[:n])
+	d.noteErr(err)
+	return err
+}
+
+func (d *decoder) noteErr(err error) {
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF && d.ioErr == nil {
+		d.ioErr = err
+	}
+}
+
+// fail is the error for a record that could not be read: r's own
+// failure if it had one, else a corrupt stream.
+func (d *decoder) fail(format string, args ...any) error {
+	if d.ioErr != nil {
+		return fmt.Errorf("neutral stream: reading: %w", d.ioErr)
+	}
+	return corrupt(format, args...)
+}
+
+func (d *decoder) uvarint(max uint64, format string, args ...any) (uint64, error) {
+	v, err := binary.ReadUvarint(d)
+	if err != nil || v > max {
+		return 0, d.fail(format, args...)
+	}
+	return v, nil
+}
+
+// bytes reads n bytes into d's reused buffer.
+func (d *decoder) bytes(n uint64) ([]byte, error) {
+	if uint64(cap(d.buf)) < n {
+		d.buf = make([]byte, n)
+	}
+	b := d.buf[:n]
+	return b, d.full(b)
+}
+
+// header reads the rest of a record after its kind byte, up to the
+// content of a file.
+func (d *decoder) header(kind Kind) (Entry, error) {
+	e := Entry{Kind: kind}
+	switch kind {
+	case KindDir, KindFile, KindSymlink:
+	default:
+		return e, corrupt("unknown record kind %q", byte(kind))
+	}
+	n, err := d.uvarint(maxNeutralPath, "bad path length")
+	if err != nil {
+		return e, err
+	}
+	if n == 0 {
+		return e, corrupt("bad path length")
+	}
+	b, err := d.bytes(n)
+	if err != nil {
+		return e, d.fail("ends early in a path")
+	}
+	e.Path = string(b)
+	if err := checkPath(e.Path); err != nil {
+		return e, fmt.Errorf("%w: neutral stream: %w", ErrCorrupt, err)
+	}
+	mode, err := d.uvarint(0o777, "bad mode for %q", e.Path)
+	if err != nil {
+		return e, err
+	}
+	e.Mode = fs.FileMode(mode)
+	mt, err := binary.ReadVarint(d)
+	if err != nil {
+		return e, d.fail("bad time for %q", e.Path)
+	}
+	e.MTime = time.Unix(0, mt)
+	switch kind {
+	case KindFile:
+		size, err := d.uvarint(maxNeutralSize, "bad size for %q", e.Path)
+		if err != nil {
+			return e, err
+		}
+		e.Size = int64(size)
+	case KindSymlink:
+		n, err := d.uvarint(maxNeutralPath, "bad symlink length for %q", e.Path)
+		if err != nil {
+			return e, err
+		}
+		if n == 0 {
+			return e, corrupt("bad symlink length for %q", e.Path)
+		}
+		b, err := d.bytes(n)
+		if err != nil {
+			return e, d.fail("ends early in a symlink")
+		}
+		if bytes.IndexByte(b, 0) >= 0 {
+			return e, corrupt("bad symlink target for %q", e.Path)
+		}
+		e.Target = string(b)
+	}
+	return e, nil
+}
+
+// trailer checks the hash after the trailer mark, and that nothing follows.
+func (d *decoder) trailer() error {
+	var want, got [sha256.Size]byte
+	d.h.Sum(want[:0])
+	if _, err := io.ReadFull(d.br, got[:]); err != nil {
+		d.noteErr(err)
+		return d.fail("trailer: %v", err)
+	}
+	if got != want {
+		return corrupt("checksum mismatch: the stream was damaged in transit")
+	}
+	if _, err := d.br.ReadByte(); err != io.EOF {
+		d.noteErr(err)
+		return d.fail("data after the trailer")
+	}
+	return nil
+}
+
+// content is a file's bytes in the stream, hashed as they are read.
+type content struct {
+	d    *decoder
+	name string
+	left int64
+}
+
+func (c *content) Read(p []byte) (int, error) {
+	if c.d.err != nil {
+		return 0, c.d.err
+	}
+	if c.left == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.d.br.Read(p)
+	c.d.h.Write(p[:n])
+	c.left -= int64(n)
+	if err != nil && (err != io.EOF || c.left > 0) {
+		return n, c.failed(err)
+	}
+	return n, nil
+}
+
+// WriteTo hands out the reader's buffer directly, sparing io.Copy a
+// buffer and a copy on the hot path.
+func (c *content) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for c.left > 0 {
+		if c.d.err != nil {
+			return total, c.d.err
+		}
+		n := c.d.br.Buffered()
+		if n == 0 {
+			if _, err := c.d.br.Peek(1); err != nil {
+				return total, c.failed(err)
+			}
+			n = c.d.br.Buffered()
+		}
+		if int64(n) > c.left {
+			n = int(c.left)
+		}
+		b, _ := c.d.br.Peek(n)
+		c.d.h.Write(b)
+		m, err := w.Write(b)
+		c.d.br.Discard(n)
+		c.left -= int64(n)
+		total += int64(m)
+		if err == nil && m < n {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+func (c *content) failed(err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		c.d.err = corrupt("ends early in %q", c.name)
+	} else {
+		c.d.noteErr(err)
+		c.d.err = fmt.Errorf("neutral stream: reading %q: %w", c.name, err)
+	}
+	return c.d.err
 }
 
 // Writer writes a neutral stream record by record, for producers that do
 // not have the tree in a directory (a bucket remote rebuilding a commit
 // from its chunks). Entries must come parents before children, as Scan
-// and Read expect.
+// and Read expect: in the order of a depth-first walk with names in byte
+// order, each parent directory before what it holds, as Write and
+// filepath.WalkDir give them.
 type Writer struct {
-	w io.Writer
+	bw  *bufio.Writer
+	hw  hashWriter
+	num [binary.MaxVarintLen64]byte
+	buf []byte
+	ord order
+	err error // sticky: the stream is unusable
 }
 
 // NewWriter starts a stream on w (it writes the magic).
 func NewWriter(w io.Writer) (*Writer, error) {
-	return nil, errors.New("neutral.NewWriter: not implemented yet")
+	bw := bufio.NewWriterSize(w, 1<<20)
+	sw := &Writer{bw: bw, hw: hashWriter{bw, sha256.New()}}
+	if _, err := io.WriteString(sw.hw, neutralMagic); err != nil {
+		return nil, err
+	}
+	return sw, nil
 }
+
+var errClosed = errors.New("neutral.Writer: the stream is closed")
 
 // Add writes one record; for a file, content must yield exactly e.Size
 // bytes (fewer or more is an error, and the stream is then unusable).
+// An entry refused for what it is (path, kind, mode, size, order)
+// writes nothing and leaves the stream usable.
 func (w *Writer) Add(e Entry, content io.Reader) error {
-	return errors.New("neutral.Writer.Add: not implemented yet")
+	if w.err != nil {
+		return w.err
+	}
+	if err := e.check(); err != nil {
+		return fmt.Errorf("neutral.Writer: %w", err)
+	}
+	if mt := e.MTime.UnixNano(); !time.Unix(0, mt).Equal(e.MTime) {
+		return fmt.Errorf("neutral.Writer: the time of %q, %v, is out of range", e.Path, e.MTime)
+	}
+	if err := w.ord.add(&e); err != nil {
+		return fmt.Errorf("neutral.Writer: %w", err)
+	}
+	if w.err = w.record(&e, content); w.err != nil {
+		return w.err
+	}
+	return nil
 }
+
+func (w *Writer) uvarint(v uint64) error {
+	_, err := w.hw.Write(w.num[:binary.PutUvarint(w.num[:], v)])
+	return err
+}
+
+func (w *Writer) record(e *Entry, content io.Reader) error {
+	w.num[0] = byte(e.Kind)
+	if _, err := w.hw.Write(w.num[:1]); err != nil {
+		return err
+	}
+	if err := w.uvarint(uint64(len(e.Path))); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(w.hw, e.Path); err != nil {
+		return err
+	}
+	if err := w.uvarint(uint64(e.Mode)); err != nil {
+		return err
+	}
+	if _, err := w.hw.Write(w.num[:binary.PutVarint(w.num[:], e.MTime.UnixNano())]); err != nil {
+		return err
+	}
+	switch e.Kind {
+	case KindSymlink:
+		if err := w.uvarint(uint64(len(e.Target))); err != nil {
+			return err
+		}
+		_, err := io.WriteString(w.hw, e.Target)
+		return err
+	case KindFile:
+		if err := w.uvarint(uint64(e.Size)); err != nil {
+			return err
+		}
+		if content == nil {
+			content = eof{}
+		}
+		if w.buf == nil {
+			w.buf = make([]byte, 64<<10)
+		}
+		n, err := io.CopyBuffer(w.hw, io.LimitReader(content, e.Size), w.buf)
+		if err != nil {
+			return fmt.Errorf("neutral.Writer: content of %q: %w", e.Path, err)
+		}
+		if n < e.Size {
+			return fmt.Errorf("neutral.Writer: content of %q ended after %d of its %d bytes (did it change while being sent?)", e.Path, n, e.Size)
+		}
+		switch m, err := io.ReadFull(content, w.buf[:1]); {
+		case m > 0:
+			return fmt.Errorf("neutral.Writer: content of %q is longer than its %d bytes (did it change while being sent?)", e.Path, e.Size)
+		case err != io.EOF:
+			return fmt.Errorf("neutral.Writer: content of %q: %w", e.Path, err)
+		}
+	}
+	return nil
+}
+
+type eof struct{}
+
+func (eof) Read([]byte) (int, error) { return 0, io.EOF }
 
 // Close writes the trailer and flushes; it does not close the
 // underlying writer.
 func (w *Writer) Close() error {
-	return errors.New("neutral.Writer.Close: not implemented yet")
+	if w.err != nil {
+		return w.err
+	}
+	w.err = errClosed
+	var t [1 + sha256.Size]byte
+	t[0] = trailerMark
+	w.hw.h.Sum(t[:1])
+	if _, err := w.bw.Write(t[:]); err != nil {
+		return err
+	}
+	return w.bw.Flush()
 }

@@ -1,0 +1,207 @@
+package bucketremote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/transport/neutral"
+)
+
+// FetchCommit implements dotmesh.Transport: the neutral stream of commit
+// id, rebuilt from its blobs (each checked against its seal and ID).
+// base is ignored: neutral streams are whole trees.
+func (r *Remote) FetchCommit(ctx context.Context, dot dotmesh.DotName, id dotmesh.CommitID, base *dotmesh.CommitID, format string) (io.ReadCloser, error) {
+	if format != dotmesh.FormatNeutral {
+		return nil, fmt.Errorf("%w: a bucket sends commits in the %s stream only, not %q", dotmesh.ErrNotSupported, dotmesh.FormatNeutral, format)
+	}
+	dot, err := checkDot(dot)
+	if err != nil {
+		return nil, err
+	}
+	if err := dotmesh.ValidateID("commit", string(id), false); err != nil {
+		return nil, err
+	}
+	rec, err := r.commit(ctx, dot, id)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(r.writeCommit(ctx, rec, pw))
+	}()
+	return &fetchReader{PipeReader: pr, cancel: cancel, done: done}, nil
+}
+
+// fetchReader is FetchCommit's stream: Close stops its writer and waits
+// for it, so nothing of a fetch outlives its reader.
+type fetchReader struct {
+	*io.PipeReader
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (f *fetchReader) Close() error {
+	f.cancel()
+	err := f.PipeReader.Close()
+	<-f.done
+	return err
+}
+
+// commit reads commit id's record of dot.
+func (r *Remote) commit(ctx context.Context, dot dotmesh.DotName, id dotmesh.CommitID) (*CommitRecord, error) {
+	name := CommitName(dot, id)
+	if rec := r.commits.get(name); rec != nil {
+		return rec, nil
+	}
+	rec, err := loadCommit(ctx, r.repo, name)
+	if errors.Is(err, dotmesh.ErrNotFound) {
+		return nil, fmt.Errorf("%w: dot %s in the bucket has no commit %s", dotmesh.ErrNotFound, dot, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rec.Commit.ID != id {
+		return nil, fmt.Errorf("%w: commit record %s holds commit %s", dotmesh.ErrCorrupt, name, rec.Commit.ID)
+	}
+	r.commits.put(name, rec)
+	return rec, nil
+}
+
+// fetchItem is, in stream order, an entry of the tree or one chunk of
+// the file before it, as a future.
+type fetchItem struct {
+	entry *TreeEntry
+	chunk chan chunkResult
+	err   error
+}
+
+type chunkResult struct {
+	data []byte
+	err  error
+}
+
+// writeCommit writes rec's tree as a neutral stream to w. One goroutine
+// walks the tree and starts the chunks' fetches, at most r.cfg.Parallel
+// at once and 2*Parallel ahead of the writer, which takes them in order.
+func (r *Remote) writeCommit(ctx context.Context, rec *CommitRecord, w io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	items := make(chan fetchItem, 2*r.cfg.Parallel)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		for range items { // the walker ends at its next send
+		}
+		wg.Wait()
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(items)
+		send := func(it fetchItem) error {
+			select {
+			case items <- it:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		sem := make(chan struct{}, r.cfg.Parallel)
+		what := fmt.Sprintf("commit %s", rec.Commit.ID)
+		err := WalkTree(ctx, r.repo, rec, r.cfg.Parallel, func(te TreeEntry) error {
+			if err := send(fetchItem{entry: &te}); err != nil {
+				return err
+			}
+			for _, c := range te.Chunks {
+				f := make(chan chunkResult, 1)
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				id := r.repo.BlobID(c.Hash)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					data, err := r.repo.GetBlob(ctx, id)
+					<-sem
+					if err == nil && len(data) != int(c.Length) {
+						err = fmt.Errorf("%w: %s: blob %s holds %d bytes where its tree says %d", dotmesh.ErrCorrupt, what, id, len(data), c.Length)
+					}
+					f <- chunkResult{data, blobErr(err, id, what)}
+				}()
+				if err := send(fetchItem{chunk: f}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			send(fetchItem{err: err})
+		}
+	}()
+
+	nw, err := neutral.NewWriter(w)
+	if err != nil {
+		return err
+	}
+	for it := range items {
+		if it.err != nil {
+			return it.err
+		}
+		if it.entry == nil {
+			return fmt.Errorf("bucketremote: a chunk out of order") // cannot happen: chunks follow their entry
+		}
+		var content io.Reader
+		if it.entry.Kind == neutral.KindFile {
+			content = &chunksReader{items: items, left: len(it.entry.Chunks)}
+		}
+		if err := nw.Add(it.entry.Entry, content); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return nw.Close()
+}
+
+// chunksReader reads a file's content from the next left chunk futures.
+type chunksReader struct {
+	items <-chan fetchItem
+	left  int
+	cur   []byte
+}
+
+func (c *chunksReader) Read(p []byte) (int, error) {
+	for len(c.cur) == 0 {
+		if c.left == 0 {
+			return 0, io.EOF
+		}
+		it, ok := <-c.items
+		if !ok {
+			return 0, fmt.Errorf("bucketremote: the tree walk ended inside a file")
+		}
+		if it.err != nil {
+			return 0, it.err
+		}
+		if it.chunk == nil {
+			return 0, fmt.Errorf("bucketremote: an entry inside a file") // cannot happen
+		}
+		res := <-it.chunk
+		if res.err != nil {
+			return 0, res.err
+		}
+		c.cur = res.data
+		c.left--
+	}
+	n := copy(p, c.cur)
+	c.cur = c.cur[n:]
+	return n, nil
+}
