@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,8 +11,11 @@ import (
 	"time"
 
 	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/bucket"
+	"github.com/dotmesh-io/dotmesh/bucket/repo"
 	"github.com/dotmesh-io/dotmesh/client"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/transport/bucketremote"
 )
 
 // Transfer handlers: this node's side of dotmesh.Transport, and
@@ -241,19 +245,23 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	var opts []client.Option
-	if req.Remote.CACert != "" {
-		opts = append(opts, client.WithCACert([]byte(req.Remote.CACert)))
-	}
-	opts = append(opts,
-		client.WithConnectTimeout(time.Duration(req.Remote.ConnectTimeoutMS)*time.Millisecond),
-		client.WithIdleTimeout(time.Duration(req.Remote.IdleTimeoutMS)*time.Millisecond))
-	peer, err := client.New(req.Remote.URL, req.Remote.User, req.Remote.APIKey, opts...)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
 	ctx := r.Context()
+	var peer dotmesh.Transport
+	if req.Remote.Bucket == nil {
+		var opts []client.Option
+		if req.Remote.CACert != "" {
+			opts = append(opts, client.WithCACert([]byte(req.Remote.CACert)))
+		}
+		opts = append(opts,
+			client.WithConnectTimeout(time.Duration(req.Remote.ConnectTimeoutMS)*time.Millisecond),
+			client.WithIdleTimeout(time.Duration(req.Remote.IdleTimeoutMS)*time.Millisecond))
+		c, err := client.New(req.Remote.URL, req.Remote.User, req.Remote.APIKey, opts...)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		peer = c
+	}
 	if req.RemoteDot == "" && req.Op != "clone" {
 		if d, err := s.node.Dot(ctx, local); err == nil && d.Upstreams[req.Remote.Name] != "" {
 			remote, _ = dotmesh.ParseDotName(d.Upstreams[req.Remote.Name])
@@ -270,6 +278,33 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 		defer mu.Unlock()
 		_ = enc.Encode(ev)
 		_ = rc.Flush()
+	}
+	fail := func(err error, byPeer bool) {
+		if rec := recorderOf(w); rec != nil {
+			rec.err = err
+		}
+		_, body := api.ErrorFor(err)
+		// Errors the peer answered come back as RemoteErrors from the
+		// peer client; this node's own errors never are.
+		var re *api.RemoteError
+		body.Peer = byPeer || errors.As(err, &re) || (req.Remote.Bucket != nil && fromBucket(err))
+		emit(api.TransferEvent{Error: &body})
+	}
+	if b := req.Remote.Bucket; b != nil {
+		// The bucket's settings, credentials and password serve this
+		// call only; they are in no log line and no audit record.
+		br, err := bucketremote.Dial(ctx, bucketremote.Config{URL: b.URL, Password: []byte(b.Password), Logger: s.log,
+			Store: bucket.Config{Endpoint: b.Endpoint, Region: b.Region, AccessKey: b.AccessKey, SecretKey: b.SecretKey, SessionToken: b.SessionToken}})
+		if err != nil {
+			fail(err, true) // opening the bucket: all its own
+			return
+		}
+		defer func() {
+			if err := br.Close(context.WithoutCancel(ctx)); err != nil {
+				s.log.Warn("closing a bucket remote", "remote", req.Remote.Name, "err", err)
+			}
+		}()
+		peer = br
 	}
 	var last time.Time
 	o := dotmesh.TransferOptions{
@@ -316,15 +351,7 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 	close(stopKeepAlive)
 	<-keptAlive
 	if err != nil {
-		if rec := recorderOf(w); rec != nil {
-			rec.err = err
-		}
-		_, body := api.ErrorFor(err)
-		// Errors the peer answered come back as RemoteErrors from the
-		// peer client; this node's own errors never are.
-		var re *api.RemoteError
-		body.Peer = errors.As(err, &re)
-		emit(api.TransferEvent{Error: &body})
+		fail(err, false)
 		return
 	}
 	s.log.Info("transfer done", "op", req.Op, "dot", local.String(), "remote", req.Remote.Name, "remote_dot", remote.String(),
@@ -332,8 +359,22 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 	emit(api.TransferEvent{Result: res})
 }
 
+// fromBucket tells the errors of a bucket peer (its store, its
+// repository, its password) from this node's own: the call itself was
+// authenticated already, so an unauthorized error is the bucket's.
+func fromBucket(err error) bool {
+	var (
+		be *bucket.Error
+		ce *repo.CorruptError
+		le *repo.LockedError
+	)
+	return errors.As(err, &be) || errors.As(err, &ce) || errors.As(err, &le) || errors.Is(err, dotmesh.ErrUnauthorized)
+}
+
 // checkTransfer: a push reads the local dot, a pull writes it, a clone
-// creates it (owner of its name: one's own namespace, or an admin).
+// creates it (owner of its name: one's own namespace, or an admin). A
+// file:// bucket is this node's own filesystem: only an admin may have
+// the node write or read there.
 func checkTransfer(s *server, r *http.Request, req any) ([]requirement, error) {
 	t := req.(*api.TransferRequest)
 	local, _, err := parseTransferRequest(principal(r), *t)
@@ -342,7 +383,13 @@ func checkTransfer(s *server, r *http.Request, req any) ([]requirement, error) {
 	}
 	need := map[string]dotmesh.Role{"push": dotmesh.RoleRead, "pull": dotmesh.RoleWrite, "clone": dotmesh.RoleOwner}[t.Op]
 	requestInfo(r).action = t.Op
-	return []requirement{{dot: &local, role: need}}, nil
+	reqs := []requirement{{dot: &local, role: need}}
+	if b := t.Remote.Bucket; b != nil {
+		if u, _ := bucket.ParseURL(b.URL); u.Scheme != "s3" { // checked by parseTransferRequest
+			reqs = append(reqs, requirement{role: dotmesh.RoleAdmin})
+		}
+	}
+	return reqs, nil
 }
 
 // parseTransferRequest checks a TransferRequest and returns the local and
@@ -406,7 +453,12 @@ func parseTransferRequest(p dotmesh.Principal, req api.TransferRequest) (local, 
 			return local, remote, err
 		}
 	}
-	if req.Remote.URL == "" || req.Remote.APIKey == "" {
+	switch b := req.Remote.Bucket; {
+	case b != nil:
+		if _, err = bucket.ParseURL(b.URL); err != nil {
+			return local, remote, fmt.Errorf("remote.bucket.url: %w", err)
+		}
+	case req.Remote.URL == "" || req.Remote.APIKey == "":
 		return local, remote, fmt.Errorf("%w: remote.url and remote.api_key are required", dotmesh.ErrInvalidArgument)
 	}
 	for _, t := range []struct {

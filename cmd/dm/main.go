@@ -6,6 +6,8 @@ package main
 import (
 	"os"
 
+	// The s3:// kind of bucket remotes, for the CLI and the node alike.
+	_ "github.com/dotmesh-io/dotmesh/bucket/s3"
 	"github.com/dotmesh-io/dotmesh/daemon"
 	"github.com/dotmesh-io/dotmesh/frontends/cli"
 )

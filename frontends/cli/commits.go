@@ -77,7 +77,7 @@ func (a *app) logCmd() *cobra.Command {
 		limit       int
 	)
 	c := &cobra.Command{
-		Use:   "log [REF]",
+		Use:   "log [REF] | log --remote BUCKET DOT [REF]",
 		Short: "Show the commits of the current branch, or of REF, newest first",
 		Long: `Show the history of the dot's current branch (or --branch), newest first:
 commit id, author, date, metadata and message. With REF, show the history
@@ -91,13 +91,19 @@ history (here, or on the node it came from), the oldest commit shown is
 marked "(pruned)" (as git's "grafted"; "pruned": true with --json).
 
 With -H, one commit per line: id, author, time (RFC 3339), message (first
-line) and metadata as key=value separated by spaces.`,
+line) and metadata as key=value separated by spaces.
+
+With --remote naming a bucket remote, show what the bucket holds of a dot
+instead: ` + "`dm log --remote NAME DOT [REF]`" + ` (REF as above, default --branch,
+else master), read by dm itself without a node.`,
 		Example: `  dm log
   dm log feature
   dm log v1~2
   dm log -n 5 --dot app --branch feature
-  dm log --json`,
-		Args: usageArgs(0, 1),
+  dm log --json
+  dm log --remote backup app
+  dm log --remote backup app v1`,
+		Args: usageArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dot != "" {
 				if _, err := parseDotName(dot); err != nil {
@@ -109,15 +115,25 @@ line) and metadata as key=value separated by spaces.`,
 					return err
 				}
 			}
+			if limit < 0 {
+				return fmt.Errorf("%w: -n must not be negative", dotmesh.ErrInvalidArgument)
+			}
+			bname, b, err := a.bucketArg(nil)
+			if err != nil {
+				return err
+			}
+			if b != nil {
+				return a.logBucketArgs(cmd, bname, b, dot, branch, args, limit)
+			}
+			if len(args) > 1 {
+				return kinded(errUsage, fmt.Errorf("usage: %s (DOT [REF] with --remote naming a bucket remote)", cmd.UseLine()))
+			}
 			ref := ""
 			if len(args) == 1 {
 				if err := validateRef(args[0]); err != nil {
 					return err
 				}
 				ref = args[0]
-			}
-			if limit < 0 {
-				return fmt.Errorf("%w: -n must not be negative", dotmesh.ErrInvalidArgument)
 			}
 			s, err := a.connect()
 			if err != nil {
@@ -143,37 +159,74 @@ line) and metadata as key=value separated by spaces.`,
 				}
 				current = st.Dot.Current
 			}
-			refs := decorations(page.Refs, current)
-			switch {
-			case a.jsonOut:
-				items := make([]logItem, len(commits))
-				for i := range commits {
-					items[i] = logItem{jsonCommit: commitJSON(&commits[i]), Refs: refs[commits[i].ID]}
-				}
-				return writeJSON(a.out(), items)
-			case a.scripting:
-				t := &table{scripting: true}
-				for _, c := range commits {
-					var md []string
-					for _, k := range sortedKeys(c.Metadata) {
-						md = append(md, k+"="+c.Metadata[k])
-					}
-					t.add(string(c.ID), c.Author, c.Time.Format(time.RFC3339), firstLine(c.Message), strings.Join(md, " "))
-				}
-				return t.write(a.out())
-			}
-			if len(commits) == 0 {
-				a.info("No commits yet on this branch; `dm commit -m MESSAGE` makes the first.")
-				return nil
-			}
-			return writeDecoratedLog(a.out(), commits, refs)
+			return a.writeCommits(commits, decorations(page.Refs, current))
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&dot, "dot", "", "show `DOT` instead of the current dot")
 	f.StringVar(&branch, "branch", "", "show `BRANCH` instead of the dot's current branch")
 	f.IntVarP(&limit, "max-count", "n", 0, "show at most `N` commits (0: all)")
+	a.passwordFileFlag(c)
 	return c
+}
+
+// logBucketArgs is `dm log --remote BUCKET DOT [REF]` (or --dot DOT [REF]).
+func (a *app) logBucketArgs(cmd *cobra.Command, name string, b *BucketRemote, dot, branch string, args []string, limit int) error {
+	if dot == "" {
+		if len(args) == 0 {
+			return kinded(errUsage, fmt.Errorf("usage: dm log --remote %s DOT [REF]: name the dot (`dm list %s` shows them)", name, name))
+		}
+		dot, args = args[0], args[1:]
+	}
+	if len(args) > 1 {
+		return kinded(errUsage, fmt.Errorf("usage: dm log --remote %s DOT [REF]", name))
+	}
+	d, err := parseDotName(dot)
+	if err != nil {
+		return err
+	}
+	if d.Namespace == "" {
+		d.Namespace = dotmesh.DefaultNamespace
+	}
+	ref := branch
+	if len(args) == 1 {
+		if err := validateRef(args[0]); err != nil {
+			return err
+		}
+		ref = args[0]
+	}
+	if ref == "" {
+		ref = dotmesh.DefaultBranch
+	}
+	return a.logBucket(cmd.Context(), name, b, d, ref, limit)
+}
+
+// writeCommits prints a log: as JSON, tab-separated, or as git log does
+// with the branches and tags at each commit.
+func (a *app) writeCommits(commits []dotmesh.Commit, refs map[dotmesh.CommitID][]string) error {
+	switch {
+	case a.jsonOut:
+		items := make([]logItem, len(commits))
+		for i := range commits {
+			items[i] = logItem{jsonCommit: commitJSON(&commits[i]), Refs: refs[commits[i].ID]}
+		}
+		return writeJSON(a.out(), items)
+	case a.scripting:
+		t := &table{scripting: true}
+		for _, c := range commits {
+			var md []string
+			for _, k := range sortedKeys(c.Metadata) {
+				md = append(md, k+"="+c.Metadata[k])
+			}
+			t.add(string(c.ID), c.Author, c.Time.Format(time.RFC3339), firstLine(c.Message), strings.Join(md, " "))
+		}
+		return t.write(a.out())
+	}
+	if len(commits) == 0 {
+		a.info("No commits yet on this branch; `dm commit -m MESSAGE` makes the first.")
+		return nil
+	}
+	return writeDecoratedLog(a.out(), commits, refs)
 }
 
 // logItem is one commit of `dm log --json`: the commit, and the

@@ -35,6 +35,9 @@ func (a *app) connect() (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.Bucket != nil {
+		return nil, notABucket(name)
+	}
 	c, err := newClient(r, a.timeouts.options()...)
 	if err != nil {
 		return nil, fmt.Errorf("remote %s: %w", name, err)

@@ -71,10 +71,10 @@ type listItem struct {
 }
 
 func (a *app) listCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:     "list",
+	c := &cobra.Command{
+		Use:     "list [REMOTE]",
 		Aliases: []string{"ls"},
-		Short:   "List the dots on the remote",
+		Short:   "List the dots on the remote, or in a bucket",
 		Long: `List the dots on the current remote, with their current branch, size,
 number of commits on that branch, whether they have uncommitted
 changes, and, once any dot is in use, who uses them (USED BY: containers
@@ -84,12 +84,34 @@ marked with *. Below the table, a line per unfinished incoming transfer
 
 With -H the fields are tab-separated, sizes are in bytes, and a last field
 says whether the dot is the current one (yes/no); who uses a dot is in
-` + "`dm dot show -H`" + ` and in --json (mounts).`,
+` + "`dm dot show -H`" + ` and in --json (mounts).
+
+With REMOTE (or --remote) naming a bucket remote, list what the bucket
+holds, read by dm itself: a line per branch of each dot, with its head
+commit, the number of commits in its history, the size of the head's
+files and the head's time. With REMOTE naming a node, list that node's
+dots.`,
 		Example: `  dm list
   dm list -H | cut -f1
-  dm --remote prod list --json`,
-		Args: usageArgs(0, 0),
+  dm --remote prod list --json
+  dm list backup`,
+		Args: usageArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if err := dotmesh.ValidateName("remote", args[0]); err != nil {
+					return err
+				}
+			}
+			bname, b, err := a.bucketArg(args)
+			if err != nil {
+				return err
+			}
+			if b != nil {
+				return a.listBucket(cmd.Context(), bname, b)
+			}
+			if len(args) == 1 {
+				a.remoteFlag = args[0] // a node remote: its dots
+			}
 			s, err := a.connect()
 			if err != nil {
 				return err
@@ -155,6 +177,8 @@ says whether the dot is the current one (yes/no); who uses a dot is in
 			return nil
 		},
 	}
+	a.passwordFileFlag(c)
+	return c
 }
 
 func (a *app) switchCmd() *cobra.Command {

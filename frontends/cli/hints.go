@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/dotmesh-io/dotmesh/bucket/repo"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -191,4 +193,60 @@ func permissionHint(e *dotmesh.PermissionError) string {
 	}
 	return fmt.Sprintf("the dot's owner (%s) or an admin can grant it: `dm dot share %s/%s %s %s`",
 		owner, owner, e.Dot.Name, e.User, flag)
+}
+
+// bucketWorded is an error of a bucket remote already in dm's words.
+type bucketWorded struct{ err error }
+
+func (e *bucketWorded) Error() string { return e.err.Error() }
+func (e *bucketWorded) Unwrap() error { return e.err }
+
+// bucketError words an error of bucket remote name (from this process or,
+// through a node's transfer, from the node): which remote, what went
+// wrong, and what to do, keeping the error's kind for the exit status.
+func bucketError(err error, name string, b *BucketRemote) error {
+	var done *bucketWorded
+	switch {
+	case err == nil || errors.As(err, &done) || errors.Is(err, errUsage) || errors.Is(err, errInterrupted) || err == errDamage:
+		return err
+	case errors.Is(err, context.Canceled):
+		return errInterrupted
+	}
+	var (
+		kiu *repo.KeyInUseError
+		nf  *dotmesh.NotFoundError
+	)
+	hint := ""
+	switch {
+	case errors.Is(err, dotmesh.ErrUnauthorized):
+		hint = "give the repository's password with --password-file FILE, $" + passwordEnv + " or at the prompt on a terminal"
+	case errors.Is(err, dotmesh.ErrPermissionDenied):
+		hint = "the S3 credentials lack that permission: check $AWS_ACCESS_KEY_ID (or the remote's --profile) and the bucket's policy; push and gc need to write and delete"
+	case errors.As(err, &kiu):
+		hint = "pass --force to remove it anyway"
+	case errors.Is(err, dotmesh.ErrInUse):
+		hint = fmt.Sprintf("try again when it is done; if its holder is gone, `dm remote unlock %s` removes stale locks", name)
+	case errors.Is(err, dotmesh.ErrCorrupt):
+		hint = fmt.Sprintf("nothing damaged was used as data; `dm verify %s --read-data` lists what is damaged", name)
+	case errors.As(err, &nf):
+		hint = fmt.Sprintf("`dm list %s` shows what the bucket holds", name)
+	case errors.Is(err, dotmesh.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		hint = "check that the S3 server runs and that the remote's endpoint is right, then try again"
+		if b != nil && b.Endpoint != "" {
+			hint = "check that the S3 server at " + b.Endpoint + " runs, then try again"
+		}
+		err = kinded(dotmesh.ErrUnavailable, err)
+	}
+	msg := fmt.Errorf("bucket remote %s: %w", name, err)
+	if hint == "" {
+		return &bucketWorded{msg}
+	}
+	return &bucketWorded{&suffixed{msg, "; " + hint}}
+}
+
+// missingRepository words a bucket remote whose store holds no
+// repository.
+func missingRepository(err error, name string, b *BucketRemote) error {
+	return &bucketWorded{&suffixed{fmt.Errorf("bucket remote %s: %w", name, err),
+		fmt.Sprintf("; check the URL (%s) and its endpoint; `dm remote rm %s`, then `dm remote add %s URL` makes a repository in an empty bucket", b.URL, name, name)}}
 }

@@ -51,27 +51,32 @@ func (a *app) settleHome(root *cobra.Command) {
 func (a *app) completionFuncs() map[string]cobra.CompletionFunc {
 	dots := a.completeDots(1)
 	return map[string]cobra.CompletionFunc{
-		"dm switch":          dots,
-		"dm path":            dots,
-		"dm dot show":        dots,
-		"dm dot delete":      dots,
-		"dm dot take-over":   dots,
-		"dm dot share":       dots,
-		"dm dot unshare":     dots,
-		"dm dot sharing":     dots,
-		"dm dot visibility":  dots,
-		"dm audit":           dots,
-		"dm gc":              dots,
-		"dm verify":          dots,
-		"dm source list":     dots,
-		"dm transfers abort": dots,
-		"dm checkout":        a.completeBranches,
-		"dm branch":          a.completeBranches,
-		"dm push":            a.completeRemotes,
-		"dm pull":            a.completeRemotes,
-		"dm clone":           a.completeRemotes,
-		"dm remote switch":   a.completeRemotes,
-		"dm remote rm":       a.completeRemotes,
+		"dm switch":            dots,
+		"dm path":              dots,
+		"dm dot show":          dots,
+		"dm dot delete":        dots,
+		"dm dot take-over":     dots,
+		"dm dot share":         dots,
+		"dm dot unshare":       dots,
+		"dm dot sharing":       dots,
+		"dm dot visibility":    dots,
+		"dm audit":             dots,
+		"dm gc":                a.completeBucketsAnd(dots),
+		"dm verify":            a.completeBucketsAnd(dots),
+		"dm source list":       dots,
+		"dm transfers abort":   dots,
+		"dm checkout":          a.completeBranches,
+		"dm branch":            a.completeBranches,
+		"dm push":              a.completeRemotes,
+		"dm pull":              a.completeRemotes,
+		"dm clone":             a.completeRemotes,
+		"dm remote switch":     a.completeRemotes,
+		"dm remote rm":         a.completeRemotes,
+		"dm list":              a.completeRemotes,
+		"dm remote key add":    a.completeBucketsAnd(nil),
+		"dm remote key list":   a.completeBucketsAnd(nil),
+		"dm remote key remove": a.completeBucketsAnd(nil),
+		"dm remote unlock":     a.completeBucketsAnd(nil),
 	}
 }
 
@@ -185,6 +190,30 @@ func (a *app) completeRemotes(cmd *cobra.Command, args []string, toComplete stri
 		}
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeBucketsAnd completes the first argument with the names of the
+// bucket remotes (the config only), then with what more completes (nil:
+// nothing more).
+func (a *app) completeBucketsAnd(more cobra.CompletionFunc) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []cobra.Completion
+		if _, cfg, err := a.loadConfig(); err == nil {
+			for _, n := range cfg.RemoteNames() {
+				if cfg.Remotes[n].Bucket != nil && strings.HasPrefix(n, toComplete) {
+					out = append(out, n)
+				}
+			}
+		}
+		if more != nil {
+			rest, _ := more(cmd, args, toComplete)
+			out = append(out, rest...)
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
 }
 
 func (a *app) docsCmd() *cobra.Command {

@@ -27,7 +27,7 @@ func (a *app) gcCmd() *cobra.Command {
 		dryRun bool
 	)
 	c := &cobra.Command{
-		Use:   "gc [DOT] [--keep N] [--dry-run]",
+		Use:   "gc [DOT|BUCKET] [--keep N] [--dry-run]",
 		Short: "Remove old commits and reclaim space nothing uses",
 		Long: `Apply a retention policy and collect garbage, like Dysnomia's generations.
 
@@ -46,14 +46,29 @@ what they received is freed too. Chunks are shared by all dots of
 a backend, so this sweep is node-wide even when DOT is named. Commits that
 run meanwhile are safe: the sweep holds them off.
 
---dry-run prints what would be removed and freed, and changes nothing.`,
+--dry-run prints what would be removed and freed, and changes nothing.
+
+With BUCKET, a bucket remote (or --remote naming one), dm collects the
+bucket itself, without a node: the newest N commits of each branch there
+stay, tagged ones too, and every chunk no kept commit uses is deleted,
+as are the leftovers of pushes that never finished. It holds the
+bucket's exclusive lock meanwhile: a running push makes it stop at once,
+naming the push's lock. A DOT named like a bucket remote is written
+NAMESPACE/DOT.`,
 		Example: `  dm gc --keep 10 --dry-run
   dm gc app --keep 3
-  dm gc`,
+  dm gc
+  dm gc backup --keep 5`,
 		Args: usageArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keep < 0 {
 				return fmt.Errorf("%w: --keep must be >= 1 (or 0, the default: remove no commits)", dotmesh.ErrInvalidArgument)
+			}
+			if bname, b, err := a.bucketArg(args); err != nil || b != nil {
+				if err != nil {
+					return err
+				}
+				return a.gcBucket(cmd.Context(), bname, b, keep, dryRun)
 			}
 			dot, err := optionalDotArg(args)
 			if err != nil {
@@ -93,6 +108,7 @@ run meanwhile are safe: the sweep holds them off.
 	}
 	c.Flags().IntVar(&keep, "keep", 0, "keep the newest `N` commits of each branch (0: remove no commits)")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be removed and freed; change nothing")
+	a.passwordFileFlag(c)
 	return c
 }
 
@@ -100,18 +116,38 @@ run meanwhile are safe: the sweep holds them off.
 var errDamage = kinded(dotmesh.ErrCorrupt, errors.New("verify found damaged data (see above)"))
 
 func (a *app) verifyCmd() *cobra.Command {
+	var readData string
 	c := &cobra.Command{
-		Use:   "verify [DOT]",
+		Use:   "verify [DOT | BUCKET [--read-data[=PERCENT]]]",
 		Short: "Re-read every stored chunk and check its hash",
 		Long: `Re-read every stored chunk of the node (of DOT's backend when DOT is named;
 chunks are shared by the dots of a backend) and check it against its hash.
 Each damaged chunk is printed with the commits that use it; other problems
 (unreadable manifests, missing chunks) are printed too. dm exits 8
-(corrupt) when anything is found.`,
+(corrupt) when anything is found.
+
+With BUCKET, a bucket remote (or --remote naming one), dm checks the
+bucket itself, without a node: every object's seal, and that each commit
+there has its tree and every chunk it names. --read-data also reads every
+chunk and checks it against its id (as restic check --read-data);
+--read-data=PERCENT reads a random sample of that share. Each damaged or
+missing object is printed with the dot and commit that need it.`,
 		Example: `  dm verify
-  dm verify app --json`,
+  dm verify app --json
+  dm verify backup
+  dm verify backup --read-data=10`,
 		Args: usageArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			bname, b, err := a.bucketArg(args)
+			if err != nil {
+				return err
+			}
+			if b != nil {
+				return a.verifyBucket(cmd.Context(), bname, b, readData)
+			}
+			if readData != "" {
+				return errNoBucketFlag("--read-data")
+			}
 			dot, err := optionalDotArg(args)
 			if err != nil {
 				return err
@@ -151,5 +187,8 @@ Each damaged chunk is printed with the commits that use it; other problems
 			return nil
 		},
 	}
+	c.Flags().StringVar(&readData, "read-data", "", "bucket remotes: also read and check the chunks, all or a `PERCENT` sample")
+	c.Flags().Lookup("read-data").NoOptDefVal = "100"
+	a.passwordFileFlag(c)
 	return c
 }

@@ -15,7 +15,9 @@ import (
 // push, pull and clone: dm asks the node it talks to (the current remote,
 // or --remote) to transfer with the node REMOTE names, handing it REMOTE's
 // URL, key and CA for this one call. The nodes then talk directly; dm only
-// shows progress.
+// shows progress. A bucket REMOTE is handed over the same way: its URL,
+// the S3 credentials dm found and the repository's password, for this one
+// call; the node opens the bucket itself.
 
 type transferFlags struct {
 	remoteName string // --remote-name / --local-name
@@ -56,10 +58,20 @@ which dm names in a warning.
 The node dm talks to (--remote, default the current remote) runs the
 transfer and talks to REMOTE directly, with REMOTE's address, key and CA
 from the client config. A progress line shows on a terminal; --json prints
-a summary (commits, bytes, duration) at the end.`,
+a summary (commits, bytes, duration) at the end.
+
+REMOTE may be a bucket remote (` + "`dm remote add NAME s3://BUCKET`" + `): the node
+dm talks to cuts the dot's files into chunks and uploads those the bucket
+lacks, sealed, so a small change uploads little; a re-run resumes, and
+nothing shows in the bucket before the branch's head moves. dm hands the
+node the S3 credentials it finds and the repository's password
+(--password-file, the remote's saved file, $DOTMESH_REMOTE_PASSWORD, or
+a prompt) for this one call. A file:/// bucket is written by the node
+into its own filesystem, so only an admin of the node may use one.`,
 		Example: `  dm push prod
   dm push prod app master --remote-name team/app
-  dm push backup app --json`,
+  dm push backup app --json
+  DOTMESH_REMOTE_PASSWORD=$PW dm push s3 app`,
 		Args: usageArgs(1, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.transfer(cmd, "push", args, f)
@@ -84,7 +96,8 @@ The local branch must have no uncommitted changes. When both sides have
 commits the other lacks, the pull is refused ("diverged") unless
 --stash-on-divergence moves the local commits to a new branch
 BRANCH-DIVERGED-<UTC time>. Re-running an interrupted pull resumes it.
-Tags on the branch's commits come too, as with push.`,
+Tags on the branch's commits come too, as with push. REMOTE may be a bucket
+remote, as with push.`,
 		Example: `  dm pull prod
   dm pull prod app master --remote-name team/app`,
 		Args: usageArgs(1, 3),
@@ -109,10 +122,15 @@ Re-running an interrupted clone resumes it.
 
 From a hub, as a user other than admin, DOT without a namespace is that
 user's own, and the local dot is named DOT's name alone in this node's
-user's namespace: ` + "`dm clone hub bob/app`" + ` makes app here.`,
+user's namespace: ` + "`dm clone hub bob/app`" + ` makes app here.
+
+From a bucket remote the dot lands on whatever backend this node runs
+(a zfs dot pushed from a server clones onto a laptop's files backend);
+every chunk is checked against its seal and id on the way.`,
 		Example: `  dm clone prod app
   dm clone prod team/app master --local-name app-copy
-  dm clone hub bob/app`,
+  dm clone hub bob/app
+  dm clone backup app --password-file ~/.dm-pw`,
 		Args: usageArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.transfer(cmd, "clone", args, f)
@@ -127,6 +145,7 @@ func (a *app) transferFlags(c *cobra.Command, f *transferFlags) {
 	c.Flags().BoolVar(&f.stash, "stash-on-divergence", false, "on divergence, move the receiving side's commits to BRANCH-DIVERGED-<time> and take the incoming ones")
 	c.Flags().BoolVar(&f.neutral, "neutral", false, "send the backend-neutral stream even between nodes with the same backend")
 	c.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "no progress output")
+	a.passwordFileFlag(c)
 }
 
 func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferFlags) error {
@@ -145,6 +164,12 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 	req := api.TransferRequest{Op: op, Stash: f.stash, Neutral: f.neutral,
 		Remote: api.TransferRemote{Name: peerName, URL: peer.URL(), User: peer.User, APIKey: peer.APIKey, CACert: peer.CACert}}
 	a.timeouts.apply(&req.Remote)
+	peerUser := peer.User
+	if peer.Bucket != nil {
+		// A bucket has no users: names stay as they are, as admin to admin.
+		peerUser = dotmesh.AdminUser
+		req.Remote = api.TransferRemote{Name: peerName}
+	}
 	var dotArg string
 	if len(args) > 1 {
 		dotArg = args[1]
@@ -154,12 +179,12 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 	}
 	switch op {
 	case "clone":
-		remote, err := ownDot(dotArg, peer.User)
+		remote, err := ownDot(dotArg, peerUser)
 		if err != nil {
 			return err
 		}
 		local := remote
-		if peer.User != dotmesh.AdminUser {
+		if peerUser != dotmesh.AdminUser {
 			// From a hub user's remote, bob/app clones as this side's own
 			// app (as git clone names the directory); admin to admin keeps
 			// the namespace.
@@ -184,17 +209,26 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 		}
 		req.Dot = local.String()
 		if f.remoteName != "" {
-			remote, err := ownDot(f.remoteName, peer.User)
+			remote, err := ownDot(f.remoteName, peerUser)
 			if err != nil {
 				return err
 			}
 			req.RemoteDot = remote.String()
 		}
 	}
+	if peer.Bucket != nil {
+		// Asked for last, once the arguments are known to be good.
+		if req.Remote.Bucket, err = a.transferBucket(peerName, peer.Bucket); err != nil {
+			return err
+		}
+	}
 	bar := newProgressBar(a.io.Stderr, op, f.quiet || a.jsonOut || a.scripting)
 	res, err := s.c.Transfer(cmd.Context(), req, bar.update)
 	bar.done()
 	var re *api.RemoteError
+	if errors.As(err, &re) && re.Peer && peer.Bucket != nil {
+		return bucketError(err, peerName, peer.Bucket)
+	}
 	if errors.As(err, &re) && re.Peer {
 		// The peer answered the node dm talks to: name the peer.
 		if errors.Is(err, dotmesh.ErrUnauthorized) {

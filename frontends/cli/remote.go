@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"strconv"
@@ -14,7 +15,10 @@ import (
 	"golang.org/x/term"
 
 	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/bucket"
+	"github.com/dotmesh-io/dotmesh/bucket/repo"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/transport/bucketremote"
 )
 
 func isTerminal(fd int) bool { return term.IsTerminal(fd) }
@@ -34,13 +38,16 @@ func (a *app) remoteCmd() *cobra.Command {
 		Use:   "remote [-v]",
 		Short: "List, add, remove and switch remotes",
 		Long: `A remote is a dotmesh node (or cluster) dm talks to, with the user and
-API key to use. Without a subcommand, list the remotes; the current one is
-marked with *. -v adds their users and addresses (never their keys).
+API key to use, or a bucket in object storage (s3://, file://) that holds
+dots (see ` + "`dm remote add --help`" + `). Without a subcommand, list the remotes;
+the current one is marked with *. -v adds their users and addresses, and
+buckets' URLs (never keys, credentials or passwords).
 
 The remotes live in the client config (~/.dotmesh/config, or -c FILE, or
 $DOTMESH_CONFIG).`,
 		Example: `  dm remote -v
   DOTMESH_PASSWORD=$KEY dm remote add prod admin@dm.example.com
+  dm remote add backup s3://my-bucket/dotmesh
   dm remote switch prod`,
 		Args: subcommandArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -53,6 +60,9 @@ $DOTMESH_CONFIG).`,
 				Current bool   `json:"current"`
 				User    string `json:"user,omitempty"`
 				Address string `json:"address,omitempty"`
+				// A bucket remote's URL and S3 endpoint.
+				URL      string `json:"url,omitempty"`
+				Endpoint string `json:"endpoint,omitempty"`
 			}
 			items := []item{}
 			for _, n := range cfg.RemoteNames() {
@@ -60,6 +70,10 @@ $DOTMESH_CONFIG).`,
 				it := item{Name: n, Current: n == cfg.CurrentRemote}
 				if verbose {
 					it.User, it.Address = r.User, r.Address
+					if r.Bucket != nil {
+						it.URL = r.Bucket.URL
+						it.Endpoint = r.Bucket.Endpoint
+					}
 				}
 				items = append(items, it)
 			}
@@ -68,9 +82,16 @@ $DOTMESH_CONFIG).`,
 			}
 			t := &table{scripting: a.scripting}
 			for _, it := range items {
+				where := it.User + "@" + it.Address
+				if it.URL != "" {
+					where = it.URL
+					if it.Endpoint != "" {
+						where += " at " + it.Endpoint
+					}
+				}
 				switch {
 				case a.scripting && verbose:
-					t.add(it.Name, it.User+"@"+it.Address, yesNo(it.Current))
+					t.add(it.Name, where, yesNo(it.Current))
 				case a.scripting:
 					t.add(it.Name, yesNo(it.Current))
 				default:
@@ -79,7 +100,7 @@ $DOTMESH_CONFIG).`,
 						mark = "* "
 					}
 					if verbose {
-						t.add(mark+it.Name, it.User+"@"+it.Address)
+						t.add(mark+it.Name, where)
 					} else {
 						t.add(mark + it.Name)
 					}
@@ -89,7 +110,7 @@ $DOTMESH_CONFIG).`,
 		},
 	}
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "show users and addresses")
-	c.AddCommand(a.remoteAddCmd(), a.remoteRmCmd(), a.remoteSwitchCmd())
+	c.AddCommand(a.remoteAddCmd(), a.remoteRmCmd(), a.remoteSwitchCmd(), a.remoteKeyCmd(), a.remoteUnlockCmd())
 	return c
 }
 
@@ -122,9 +143,10 @@ func ParseRemoteAddress(s string) (user, addr string, err error) {
 func (a *app) remoteAddCmd() *cobra.Command {
 	var caFile string
 	var useTLS, insecure bool
+	var bf BucketRemote
 	c := &cobra.Command{
-		Use:   "add NAME USER@HOST[:PORT]",
-		Short: "Add a remote, checking its API key",
+		Use:   "add NAME USER@HOST[:PORT] | add NAME s3://BUCKET[/PREFIX] | add NAME file:///DIR",
+		Short: "Add a remote: a node, checking its API key, or a bucket",
 		Long: `Add a remote named NAME: the node at HOST (port 32607 unless given), used
 as USER with an API key. The key is read from $DOTMESH_PASSWORD, or asked
 for on the terminal without echo. dm pings the node with it first and
@@ -135,18 +157,42 @@ with ` + "`dm user add`" + `): dot names without a namespace then mean USER's ow
 For a node served over HTTPS (` + "`dm serve --tls-cert/--tls-key`" + `), --ca-cert FILE
 pins the CA its certificate must chain to (the PEM is copied into the
 config), or --tls trusts the system's CAs. A node beyond loopback reached
-over plain HTTP would get the API key and the data in clear: that needs
---insecure.`,
+over plain HTTP would get the API key and data in clear: that needs
+--insecure.
+
+A remote given as s3://BUCKET[/PREFIX] is an S3 bucket (--endpoint for
+another server than AWS, such as SeaweedFS or Ceph; --region), one given as
+file:///DIR a local directory (a USB disk, a mounted share). S3 credentials
+are found as the AWS tools find them: $AWS_ACCESS_KEY_ID and
+$AWS_SECRET_ACCESS_KEY, else the profile (--profile, $AWS_PROFILE or
+default) of ~/.aws/credentials and ~/.aws/config. In an empty bucket dm
+makes an encrypted repository, its password asked twice (or taken from
+--password-file FILE or $DOTMESH_REMOTE_PASSWORD); --no-encryption makes
+one in plain instead. A bucket that holds a repository is opened with the
+password, to check it. The config keeps the URL, endpoint, region, profile
+and the password file's path; never credentials nor the password.`,
 		Example: `  dm remote add prod admin@dm.example.com
   DOTMESH_PASSWORD=$(cat key) dm remote add backup admin@10.0.0.5:32607 --ca-cert ca.pem
   DOTMESH_PASSWORD=$MY_KEY dm remote add hub alice@hub.example.com --ca-cert hub-ca.pem
-  dm remote add prod admin@dm.example.com --ca-cert prod-ca.pem
-  dm remote add lab admin@10.0.0.7 --insecure`,
+  dm remote add lab admin@10.0.0.7 --insecure
+  dm remote add s3 s3://my-bucket/dotmesh --region eu-west-1
+  dm remote add weed s3://backups --endpoint http://127.0.0.1:8333 --password-file ~/.dm-pw
+  dm remote add usb file:///media/usb/dotmesh`,
 		Args: usageArgs(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			if err := dotmesh.ValidateName("remote", name); err != nil {
 				return err
+			}
+			if isBucketAddress(args[1]) {
+				if useTLS || caFile != "" || insecure {
+					return kinded(dotmesh.ErrInvalidArgument, errors.New("--tls, --ca-cert and --insecure are for node remotes; a bucket's endpoint URL says https:// or http://"))
+				}
+				bf.PasswordFile = a.passwordFile
+				return a.addBucketRemote(cmd.Context(), name, args[1], bf)
+			}
+			if bf.Endpoint != "" || bf.Region != "" || bf.Profile != "" || a.passwordFile != "" || bf.NoEncryption {
+				return kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("--endpoint, --region, --profile, --password-file and --no-encryption are for bucket remotes (s3://BUCKET, file:///DIR); %s is a node", args[1]))
 			}
 			user, addr, err := ParseRemoteAddress(args[1])
 			if err != nil {
@@ -160,7 +206,7 @@ over plain HTTP would get the API key and the data in clear: that needs
 				return err
 			}
 			if _, ok := cfg.Remotes[name]; ok {
-				return kinded(dotmesh.ErrAlreadyExists, fmt.Errorf("remote %s exists already; `dm remote rm %s` first", name, name))
+				return remoteExists(name)
 			}
 			key, err := a.readAPIKey(user, addr)
 			if err != nil {
@@ -191,7 +237,89 @@ over plain HTTP would get the API key and the data in clear: that needs
 	c.Flags().StringVar(&caFile, "ca-cert", "", "PEM `FILE` of the CA the node's TLS certificate must chain to (implies --tls)")
 	c.Flags().BoolVar(&useTLS, "tls", false, "talk HTTPS to the node, trusting the system's CAs")
 	c.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP to a node beyond loopback (the API key and data cross the network in clear)")
+	c.Flags().StringVar(&bf.Endpoint, "endpoint", "", "S3 server `URL` for a bucket not on AWS (http://127.0.0.1:8333)")
+	c.Flags().StringVar(&bf.Region, "region", "", "S3 `REGION` of the bucket")
+	c.Flags().StringVar(&bf.Profile, "profile", "", "AWS shared-files `PROFILE` with the bucket's credentials")
+	c.Flags().BoolVar(&bf.NoEncryption, "no-encryption", false, "make a bucket repository without encryption (anyone reading the bucket reads the data)")
+	a.passwordFileFlag(c)
 	return c
+}
+
+func remoteExists(name string) error {
+	return kinded(dotmesh.ErrAlreadyExists, fmt.Errorf("remote %s exists already; `dm remote rm %s` first", name, name))
+}
+
+// addBucketRemote opens the repository at url, or makes one in an empty
+// store, and saves the remote.
+func (a *app) addBucketRemote(ctx context.Context, name, url string, b BucketRemote) error {
+	var err error
+	if b.URL, err = ParseBucketURL(url); err != nil {
+		return err
+	}
+	if b.PasswordFile, err = absPath(b.PasswordFile); err != nil {
+		return err
+	}
+	path, cfg, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	if _, ok := cfg.Remotes[name]; ok {
+		return remoteExists(name)
+	}
+	if u, _ := bucket.ParseURL(b.URL); u.Scheme == "file" {
+		// A new directory on a disk is the common case; its parent must be.
+		if err := os.Mkdir(u.Path, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("bucket remote %s: %v", name, err))
+		}
+	}
+	st, err := bucketStore(&b)
+	if err != nil {
+		return err
+	}
+	rc := bucketremote.Config{URL: b.URL, Store: st}
+	// Without a password an encrypted repository says so before any key
+	// is tried, and an empty store that it holds none.
+	r, err := bucketremote.Dial(ctx, rc)
+	var be *bucket.Error
+	what := "the repository there is not encrypted"
+	switch {
+	case err == nil:
+		b.NoEncryption = true
+	case errors.Is(err, dotmesh.ErrUnauthorized) && b.NoEncryption:
+		return kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("%s holds an encrypted repository; add it without --no-encryption", b.URL))
+	case errors.Is(err, dotmesh.ErrUnauthorized):
+		if rc.Password, err = a.bucketPassword(name, &b, false); err != nil {
+			return err
+		}
+		if r, err = bucketremote.Dial(ctx, rc); err != nil {
+			return bucketError(err, name, &b)
+		}
+		what = "the repository there opens with the password"
+	case errors.Is(err, dotmesh.ErrNotFound) && !errors.As(err, &be):
+		o := repo.InitOptions{NoEncryption: b.NoEncryption}
+		what = "made a repository without encryption"
+		if !b.NoEncryption {
+			if o.Password, err = a.bucketPassword(name, &b, true); err != nil {
+				return err
+			}
+			rc.Password = o.Password
+			what = "made an encrypted repository; keep its password safe: without it nothing there can be read"
+		}
+		if r, err = bucketremote.Init(ctx, rc, o); err != nil {
+			return bucketError(err, name, &b)
+		}
+	default:
+		return bucketError(err, name, &b)
+	}
+	if err := r.Close(ctx); err != nil {
+		return bucketError(err, name, &b)
+	}
+	cfg.Remotes[name] = &Remote{Bucket: &b}
+	if err := SaveConfig(path, cfg); err != nil {
+		return err
+	}
+	a.info("Added bucket remote %s (%s): %s.", name, b.URL, what)
+	return nil
 }
 
 // readAPIKey gets the key from DOTMESH_PASSWORD or, on a terminal, a
@@ -239,7 +367,7 @@ func (a *app) remoteRmCmd() *cobra.Command {
 		Aliases: []string{"remove"},
 		Short:   "Forget a remote",
 		Long: `Remove the remote NAME from the client config. Nothing changes on the
-node itself.`,
+node or in the bucket itself.`,
 		Example: `  dm remote rm prod`,
 		Args:    usageArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -285,6 +413,9 @@ func (a *app) remoteSwitchCmd() *cobra.Command {
 			}
 			if _, ok := cfg.Remotes[name]; !ok {
 				return kinded(dotmesh.ErrNotFound, fmt.Errorf("no remote named %s; `dm remote` lists them", name))
+			}
+			if bucketOf(cfg, name) != nil {
+				return notABucket(name)
 			}
 			cfg.CurrentRemote = name
 			if err := SaveConfig(path, cfg); err != nil {

@@ -42,6 +42,8 @@ type app struct {
 	scripting  bool   // -H
 	jsonOut    bool   // --json
 	timeouts   timeoutFlags
+	// passwordFile is --password-file of a command that opens a bucket.
+	passwordFile string
 }
 
 // Main runs dm with args as in os.Args (the program name first, which
