@@ -45,19 +45,25 @@ import (
 // DOTMESH_REMOTE_PASSWORD, restic's from RESTIC_PASSWORD).
 const s3Password = "dotmesh-bench-s3-password"
 
+// s3Measure is one timed operation of one tool.
+type s3Measure struct {
+	wall time.Duration
+	// cpu is the user and system time the operation used (the node's,
+	// or restic's): on a shared machine steadier than wall time.
+	cpu time.Duration
+	// peak is the process's peak resident memory in bytes: restic's for
+	// each command, the node's since it started (the pushing node is
+	// restarted before the first push, the cloning node is fresh).
+	peak int64
+}
+
 // s3Sample is one run.
 type s3Sample struct {
-	dmFirst, resticFirst           time.Duration
+	dmFirst, resticFirst           s3Measure
 	dmFirstBytes, resticFirstBytes int64 // bucket size after the first push
-	dmClone, resticRestore         time.Duration
-	dmIncr, resticIncr             time.Duration
+	dmClone, resticRestore         s3Measure
+	dmIncr, resticIncr             s3Measure
 	dmIncrBytes, resticIncrBytes   int64 // bucket growth by the incremental push
-	// Peak resident memory in bytes: the node's during the first push
-	// and the clone, restic's during its first backup and the restore.
-	dmPushPeak, dmClonePeak, resticPeak, resticRestorePeak int64
-	// CPU time (user and system) of the pushing node and of restic
-	// during the first push: on a shared machine steadier than wall time.
-	dmFirstCPU, resticFirstCPU time.Duration
 }
 
 func runS3(dm string, size int64, runs int, keep bool) error {
@@ -95,10 +101,10 @@ func runS3(dm string, size int64, runs int, keep bool) error {
 			return fmt.Errorf("run %d: %w", i+1, err)
 		}
 		samples = append(samples, s)
-		fmt.Printf("run %d: first push dm %v, restic %v; clone dm %v, restore %v; 1%% change dm %s in %v, restic %s in %v; peak memory dm node %s, restic %s\n",
-			i+1, ms(s.dmFirst), ms(s.resticFirst), ms(s.dmClone), ms(s.resticRestore),
-			human(s.dmIncrBytes), ms(s.dmIncr), human(s.resticIncrBytes), ms(s.resticIncr),
-			mb(s.dmPushPeak), mb(s.resticPeak))
+		fmt.Printf("run %d: first push dm %v, restic %v; clone dm %v, restore %v; 1%% change dm %s in %v, restic %s in %v; peak memory during the push dm node %s, restic %s\n",
+			i+1, ms(s.dmFirst.wall), ms(s.resticFirst.wall), ms(s.dmClone.wall), ms(s.resticRestore.wall),
+			human(s.dmIncrBytes), ms(s.dmIncr.wall), human(s.resticIncrBytes), ms(s.resticIncr.wall),
+			mb(s.dmFirst.peak), mb(s.resticFirst.peak))
 	}
 	return s3Report(samples)
 }
@@ -118,39 +124,42 @@ func s3Report(samples []s3Sample) error {
 		}
 		return medianF(v)
 	}
-	secs := func(f func(s3Sample) time.Duration) string {
-		return fmt.Sprintf("%.2f s", med(func(s s3Sample) float64 { return f(s).Seconds() }))
-	}
 	size := func(f func(s3Sample) int64) string {
 		return human(int64(med(func(s s3Sample) float64 { return float64(f(s)) })))
 	}
-	peak := func(f func(s3Sample) int64) string {
-		return mb(int64(med(func(s s3Sample) float64 { return float64(f(s)) })))
+	// line prints the medians of a dm and a restic measure.
+	line := func(what string, dm, restic func(s3Sample) s3Measure, extra string) {
+		secs := func(f func(s3Sample) s3Measure, g func(s3Measure) time.Duration) string {
+			return fmt.Sprintf("%.2f s", med(func(s s3Sample) float64 { return g(f(s)).Seconds() }))
+		}
+		wall := func(m s3Measure) time.Duration { return m.wall }
+		cpu := func(m s3Measure) time.Duration { return m.cpu }
+		peak := func(f func(s3Sample) s3Measure, who string) string {
+			p := int64(med(func(s s3Sample) float64 { return float64(f(s).peak) }))
+			if p == 0 {
+				return ""
+			}
+			return ", " + who + "peak " + mb(p)
+		}
+		fmt.Printf("  %-12s dm %s (CPU %s%s), restic %s (CPU %s%s)%s\n", what,
+			secs(dm, wall), secs(dm, cpu), peak(dm, "node "), secs(restic, wall), secs(restic, cpu), peak(restic, ""), extra)
 	}
-	fmt.Printf("\nmedians of %d runs:\n", len(samples))
-	fmt.Printf("  first push:  dm push %s (bucket %s), restic backup %s (bucket %s)\n",
-		secs(func(s s3Sample) time.Duration { return s.dmFirst }), size(func(s s3Sample) int64 { return s.dmFirstBytes }),
-		secs(func(s s3Sample) time.Duration { return s.resticFirst }), size(func(s s3Sample) int64 { return s.resticFirstBytes }))
-	fmt.Printf("  clone:       dm clone %s, restic restore %s\n",
-		secs(func(s s3Sample) time.Duration { return s.dmClone }), secs(func(s s3Sample) time.Duration { return s.resticRestore }))
-	fmt.Printf("  1%% change:   dm push %s uploading %s, restic backup %s adding %s\n",
-		secs(func(s s3Sample) time.Duration { return s.dmIncr }), size(func(s s3Sample) int64 { return s.dmIncrBytes }),
-		secs(func(s s3Sample) time.Duration { return s.resticIncr }), size(func(s s3Sample) int64 { return s.resticIncrBytes }))
-	fmt.Printf("  CPU time of the first push: dm node %s, restic %s\n",
-		secs(func(s s3Sample) time.Duration { return s.dmFirstCPU }), secs(func(s s3Sample) time.Duration { return s.resticFirstCPU }))
-	fmt.Printf("  peak memory: dm node %s during the push, %s during the clone; restic %s during the backup, %s during the restore\n",
-		peak(func(s s3Sample) int64 { return s.dmPushPeak }), peak(func(s s3Sample) int64 { return s.dmClonePeak }),
-		peak(func(s s3Sample) int64 { return s.resticPeak }), peak(func(s s3Sample) int64 { return s.resticRestorePeak }))
+	fmt.Printf("\nmedians of %d runs (wall time; CPU time and peak resident memory of the node or of restic):\n", len(samples))
+	line("first push:", func(s s3Sample) s3Measure { return s.dmFirst }, func(s s3Sample) s3Measure { return s.resticFirst },
+		fmt.Sprintf("; buckets dm %s, restic %s", size(func(s s3Sample) int64 { return s.dmFirstBytes }), size(func(s s3Sample) int64 { return s.resticFirstBytes })))
+	line("clone:", func(s s3Sample) s3Measure { return s.dmClone }, func(s s3Sample) s3Measure { return s.resticRestore }, "")
+	line("1% change:", func(s s3Sample) s3Measure { return s.dmIncr }, func(s s3Sample) s3Measure { return s.resticIncr },
+		fmt.Sprintf("; uploaded dm %s, restic %s", size(func(s s3Sample) int64 { return s.dmIncrBytes }), size(func(s s3Sample) int64 { return s.resticIncrBytes })))
 	v := newVerdicts()
-	r := med(func(s s3Sample) float64 { return s.dmFirst.Seconds() / s.resticFirst.Seconds() })
+	r := med(func(s s3Sample) float64 { return s.dmFirst.wall.Seconds() / s.resticFirst.wall.Seconds() })
 	v.row("first push: time dm push / restic backup", r, "<= 0.8", r <= 0.8)
 	r = med(func(s s3Sample) float64 { return float64(s.dmIncrBytes) / float64(s.resticIncrBytes) })
 	v.row("1% change: bytes uploaded dm / restic added", r, "<= 1.1", r <= 1.1)
-	r = med(func(s s3Sample) float64 { return s.dmIncr.Seconds() / s.resticIncr.Seconds() })
+	r = med(func(s s3Sample) float64 { return s.dmIncr.wall.Seconds() / s.resticIncr.wall.Seconds() })
 	v.row("1% change: time dm push / restic backup", r, "<= 0.8", r <= 0.8)
-	r = med(func(s s3Sample) float64 { return s.dmClone.Seconds() / s.resticRestore.Seconds() })
+	r = med(func(s s3Sample) float64 { return s.dmClone.wall.Seconds() / s.resticRestore.wall.Seconds() })
 	v.row("clone: time dm clone / restic restore", r, "<= 0.8", r <= 0.8)
-	r = med(func(s s3Sample) float64 { return float64(s.dmPushPeak) / s3PeakGoal })
+	r = med(func(s s3Sample) float64 { return float64(s.dmFirst.peak) / s3PeakGoal })
 	v.row("push: dm node peak memory / 200 MB", r, "< 1", r < 1)
 	return v.flush()
 }
@@ -179,15 +188,19 @@ func (r *s3Rig) close() {
 	}
 }
 
-// restic runs restic with the run's repository and returns its wall time
-// and peak resident memory, and the finished command.
-func (r *s3Rig) restic(env []string, args ...string) (time.Duration, int64, *exec.Cmd, error) {
+// restic runs restic with the run's repository and measures it.
+func (r *s3Rig) restic(env []string, args ...string) (s3Measure, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "restic", append([]string{"--repo", r.resticRepo}, args...)...)
 	cmd.Env = env
-	d, peak, err := timedPeak(cmd)
-	return d, peak, cmd, err
+	var m s3Measure
+	var err error
+	m.wall, m.peak, err = timedPeak(cmd)
+	if cmd.ProcessState != nil {
+		m.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	return m, err
 }
 
 // timedPeak runs cmd and returns its wall time and its peak resident
@@ -224,7 +237,11 @@ func timedPeak(cmd *exec.Cmd) (time.Duration, int64, error) {
 
 // addNode starts node name and adds it as a remote of the client config.
 func (r *s3Rig) addNode(name string) (*benchNode, error) {
-	n, err := startBenchNode(r.dm, r.work, name, "127.0.0.1")
+	var args []string
+	if l := os.Getenv("DOTMESH_BENCH_LOG_LEVEL"); l != "" {
+		args = append(args, "--log-level", l) // debug: every store call
+	}
+	n, err := startBenchNode(r.dm, r.work, name, "127.0.0.1", args...)
 	if err != nil {
 		return nil, err
 	}
@@ -287,7 +304,7 @@ func setupS3Rig(dm, work, tree string, i int) (r *s3Rig, err error) {
 	if _, err := r.sh("--remote", "a", "commit", "--dot", "bench", "-m", "first"); err != nil {
 		return r, err
 	}
-	if _, _, _, err := r.restic(r.resticEnv, "init"); err != nil {
+	if _, err := r.restic(r.resticEnv, "init"); err != nil {
 		return r, err
 	}
 	// A fresh node process: its VmHWM is then the push's peak, not the
@@ -300,23 +317,65 @@ func setupS3Rig(dm, work, tree string, i int) (r *s3Rig, err error) {
 	return r, nil
 }
 
-// dmTransfer runs `dm --remote NODE OP s3 bench --json`, checks that it
-// moved one commit and returns its wall time.
-func (r *s3Rig) dmTransfer(node, op string) (time.Duration, error) {
-	start := time.Now()
-	out, err := r.sh("--remote", node, op, "s3", "bench", "--json")
-	d := time.Since(start)
+// dmTransfer runs `dm --remote NODE OP s3 bench --json` on node n, checks
+// that it moved one commit and measures it. With DOTMESH_BENCH_PERF=DIR,
+// `perf record -g` samples the node meanwhile into DIR/LABEL.perf.data
+// (where the time goes: perf report -i FILE).
+func (r *s3Rig) dmTransfer(n *benchNode, op, label string) (m s3Measure, err error) {
+	pid := n.cmd.Process.Pid
+	if dir := os.Getenv("DOTMESH_BENCH_PERF"); dir != "" {
+		stop, err := perfRecord(pid, filepath.Join(dir, label+".perf.data"))
+		if err != nil {
+			return m, err
+		}
+		defer stop()
+	}
+	cpu0, err := cpuTime(pid)
 	if err != nil {
-		return d, err
+		return m, err
+	}
+	start := time.Now()
+	out, err := r.sh("--remote", n.name, op, "s3", "bench", "--json")
+	m.wall = time.Since(start)
+	if err != nil {
+		return m, err
+	}
+	cpu1, err := cpuTime(pid)
+	if err != nil {
+		return m, err
+	}
+	m.cpu = cpu1 - cpu0
+	if m.peak, err = vmHWM(pid); err != nil {
+		return m, err
 	}
 	var res pushResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		return d, fmt.Errorf("dm %s --json printed %q: %v", op, out, err)
+		return m, fmt.Errorf("dm %s --json printed %q: %v", op, out, err)
 	}
 	if res.UpToDate || res.Commits != 1 {
-		return d, fmt.Errorf("dm %s moved %d commit(s) (up to date: %v); want 1", op, res.Commits, res.UpToDate)
+		return m, fmt.Errorf("dm %s moved %d commit(s) (up to date: %v); want 1", op, res.Commits, res.UpToDate)
 	}
-	return d, nil
+	return m, nil
+}
+
+// perfRecord samples process pid's stacks with perf until stop.
+func perfRecord(pid int, out string) (stop func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return nil, err
+	}
+	var msgs bytes.Buffer
+	cmd := exec.Command("perf", "record", "-q", "-F", "499", "-g", "-p", strconv.Itoa(pid), "-o", out)
+	cmd.Stdout, cmd.Stderr = &msgs, &msgs
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("DOTMESH_BENCH_PERF needs perf (linux-perf): %w", err)
+	}
+	time.Sleep(300 * time.Millisecond) // let it attach
+	return func() {
+		cmd.Process.Signal(syscall.SIGINT) // only the perf we started
+		if err := cmd.Wait(); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: perf record of %s: %v: %s\n", out, err, strings.TrimSpace(msgs.String()))
+		}
+	}, nil
 }
 
 // inTurns runs steps in order, or reversed on odd runs.
@@ -354,19 +413,8 @@ func s3Run(dm, work, tree string, size int64, i int, keep bool) (s s3Sample, err
 	// First push.
 	err = inTurns(i,
 		func() error {
-			cpu0, err := cpuTime(r.a.cmd.Process.Pid)
-			if err != nil {
-				return err
-			}
-			if s.dmFirst, err = r.dmTransfer("a", "push"); err != nil {
-				return err
-			}
-			cpu1, err := cpuTime(r.a.cmd.Process.Pid)
-			if err != nil {
-				return err
-			}
-			s.dmFirstCPU = cpu1 - cpu0
-			if s.dmPushPeak, err = vmHWM(r.a.cmd.Process.Pid); err != nil {
+			var err error
+			if s.dmFirst, err = r.dmTransfer(r.a, "push", fmt.Sprintf("run%d-push", i+1)); err != nil {
 				return err
 			}
 			s.dmFirstBytes, err = bucketBytes(ctx, r.dmStore)
@@ -374,11 +422,9 @@ func s3Run(dm, work, tree string, size int64, i int, keep bool) (s s3Sample, err
 		},
 		func() error {
 			var err error
-			var cmd *exec.Cmd
-			if s.resticFirst, s.resticPeak, cmd, err = r.restic(r.resticEnv, "backup", "--quiet", r.sub); err != nil {
+			if s.resticFirst, err = r.restic(r.resticEnv, "backup", "--quiet", r.sub); err != nil {
 				return err
 			}
-			s.resticFirstCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 			s.resticFirstBytes, err = bucketBytes(ctx, r.resticStore)
 			return err
 		})
@@ -395,10 +441,7 @@ func s3Run(dm, work, tree string, size int64, i int, keep bool) (s s3Sample, err
 			if r.b, err = r.addNode("c"); err != nil {
 				return err
 			}
-			if s.dmClone, err = r.dmTransfer("c", "clone"); err != nil {
-				return err
-			}
-			if s.dmClonePeak, err = vmHWM(r.b.cmd.Process.Pid); err != nil {
+			if s.dmClone, err = r.dmTransfer(r.b, "clone", fmt.Sprintf("run%d-clone", i+1)); err != nil {
 				return err
 			}
 			dir, err := r.sh("--remote", "c", "path", "bench.data")
@@ -415,7 +458,7 @@ func s3Run(dm, work, tree string, size int64, i int, keep bool) (s s3Sample, err
 			target := filepath.Join(r.work, "restore")
 			env := append(append([]string(nil), r.resticEnv...), "RESTIC_CACHE_DIR="+filepath.Join(r.work, "restic-restore-cache"))
 			var err error
-			if s.resticRestore, s.resticRestorePeak, _, err = r.restic(env, "restore", "latest", "--target", target); err != nil {
+			if s.resticRestore, err = r.restic(env, "restore", "latest", "--target", target); err != nil {
 				return err
 			}
 			// restic restores the backed-up path under the target.
@@ -443,9 +486,10 @@ func s3Run(dm, work, tree string, size int64, i int, keep bool) (s s3Sample, err
 			if err != nil {
 				return err
 			}
-			if s.dmIncr, err = r.dmTransfer("a", "push"); err != nil {
+			if s.dmIncr, err = r.dmTransfer(r.a, "push", fmt.Sprintf("run%d-push-1pct", i+1)); err != nil {
 				return err
 			}
+			s.dmIncr.peak = 0 // the node's since the first push: not this one's
 			after, err := bucketBytes(ctx, r.dmStore)
 			s.dmIncrBytes = after - before
 			return err
@@ -455,7 +499,7 @@ func s3Run(dm, work, tree string, size int64, i int, keep bool) (s s3Sample, err
 			if err != nil {
 				return err
 			}
-			if s.resticIncr, _, _, err = r.restic(r.resticEnv, "backup", "--quiet", r.sub); err != nil {
+			if s.resticIncr, err = r.restic(r.resticEnv, "backup", "--quiet", r.sub); err != nil {
 				return err
 			}
 			after, err := bucketBytes(ctx, r.resticStore)
