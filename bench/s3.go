@@ -51,6 +51,8 @@ type s3Measure struct {
 	// cpu is the user and system time the operation used (the node's,
 	// or restic's): on a shared machine steadier than wall time.
 	cpu time.Duration
+	// server is the S3 server's CPU time meanwhile.
+	server time.Duration
 	// peak is the process's peak resident memory in bytes: restic's for
 	// each command, the node's since it started (the pushing node is
 	// restarted before the first push, the cloning node is fresh).
@@ -93,7 +95,11 @@ func runS3(dm string, size int64, runs int, keep bool) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%d files; %d runs against restic on a local SeaweedFS S3 server; medians of per-run ratios below\n\n", nfiles, runs)
+	where := "in " + os.TempDir()
+	if d := serverDir(size); d != "" {
+		where = "in memory (" + d + ")"
+	}
+	fmt.Printf("%d files; %d runs against restic on a local SeaweedFS S3 server keeping its data %s; medians of per-run ratios below\n\n", nfiles, runs, where)
 	var samples []s3Sample
 	for i := range runs {
 		s, err := s3Run(dm, work, tree, size, i, keep)
@@ -141,8 +147,10 @@ func s3Report(samples []s3Sample) error {
 			}
 			return ", " + who + "peak " + mb(p)
 		}
-		fmt.Printf("  %-12s dm %s (CPU %s%s), restic %s (CPU %s%s)%s\n", what,
-			secs(dm, wall), secs(dm, cpu), peak(dm, "node "), secs(restic, wall), secs(restic, cpu), peak(restic, ""), extra)
+		server := func(m s3Measure) time.Duration { return m.server }
+		fmt.Printf("  %-12s dm %s (CPU %s%s; server CPU %s), restic %s (CPU %s%s; server CPU %s)%s\n", what,
+			secs(dm, wall), secs(dm, cpu), peak(dm, "node "), secs(dm, server),
+			secs(restic, wall), secs(restic, cpu), peak(restic, ""), secs(restic, server), extra)
 	}
 	fmt.Printf("\nmedians of %d runs (wall time; CPU time and peak resident memory of the node or of restic):\n", len(samples))
 	line("first push:", func(s s3Sample) s3Measure { return s.dmFirst }, func(s s3Sample) s3Measure { return s.resticFirst },
@@ -150,6 +158,15 @@ func s3Report(samples []s3Sample) error {
 	line("clone:", func(s s3Sample) s3Measure { return s.dmClone }, func(s s3Sample) s3Measure { return s.resticRestore }, "")
 	line("1% change:", func(s s3Sample) s3Measure { return s.dmIncr }, func(s s3Sample) s3Measure { return s.resticIncr },
 		fmt.Sprintf("; uploaded dm %s, restic %s", size(func(s s3Sample) int64 { return s.dmIncrBytes }), size(func(s s3Sample) int64 { return s.resticIncrBytes })))
+	cpu := func(dm, restic func(s3Sample) s3Measure) string {
+		return fmt.Sprintf("%.2f", med(func(s s3Sample) float64 {
+			return (dm(s).cpu + dm(s).server).Seconds() / (restic(s).cpu + restic(s).server).Seconds()
+		}))
+	}
+	fmt.Printf("  CPU time (the tool's and the server's) dm / restic, steadier than wall time on a busy machine: first push %s, clone %s, 1%% change %s\n",
+		cpu(func(s s3Sample) s3Measure { return s.dmFirst }, func(s s3Sample) s3Measure { return s.resticFirst }),
+		cpu(func(s s3Sample) s3Measure { return s.dmClone }, func(s s3Sample) s3Measure { return s.resticRestore }),
+		cpu(func(s s3Sample) s3Measure { return s.dmIncr }, func(s s3Sample) s3Measure { return s.resticIncr }))
 	v := newVerdicts()
 	r := med(func(s s3Sample) float64 { return s.dmFirst.wall.Seconds() / s.resticFirst.wall.Seconds() })
 	v.row("first push: time dm push / restic backup", r, "<= 0.8", r <= 0.8)
@@ -196,11 +213,36 @@ func (r *s3Rig) restic(env []string, args ...string) (s3Measure, error) {
 	cmd.Env = env
 	var m s3Measure
 	var err error
+	stop, err := r.serverCPU(&m)
+	if err != nil {
+		return m, err
+	}
 	m.wall, m.peak, err = timedPeak(cmd)
 	if cmd.ProcessState != nil {
 		m.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
+	if serr := stop(); err == nil {
+		err = serr
+	}
 	return m, err
+}
+
+// serverCPU starts counting the S3 server's CPU time into m.server;
+// stop ends it.
+func (r *s3Rig) serverCPU(m *s3Measure) (stop func() error, err error) {
+	pid := r.srv.PID()
+	before, err := cpuTime(pid)
+	if err != nil {
+		return nil, fmt.Errorf("the S3 server: %w", err)
+	}
+	return func() error {
+		after, err := cpuTime(pid)
+		if err != nil {
+			return fmt.Errorf("the S3 server: %w", err)
+		}
+		m.server = after - before
+		return nil
+	}, nil
 }
 
 // timedPeak runs cmd and returns its wall time and its peak resident
@@ -250,7 +292,7 @@ func (r *s3Rig) addNode(name string) (*benchNode, error) {
 
 // setupS3Rig starts the server, makes both buckets and repositories, a
 // node with the tree committed in dot bench, and restic's repository.
-func setupS3Rig(dm, work, tree string, i int) (r *s3Rig, err error) {
+func setupS3Rig(dm, work, tree string, size int64, i int) (r *s3Rig, err error) {
 	r = &s3Rig{pushRig: pushRig{dm: dm, work: filepath.Join(work, fmt.Sprint("run", i+1))}}
 	defer func() {
 		if err != nil {
@@ -260,7 +302,7 @@ func setupS3Rig(dm, work, tree string, i int) (r *s3Rig, err error) {
 	if err := os.MkdirAll(r.work, 0o755); err != nil {
 		return r, err
 	}
-	if r.srv, err = s3test.Launch(); err != nil {
+	if r.srv, err = s3test.Launch(serverDir(size)); err != nil {
 		return r, err
 	}
 	ctx := context.Background()
@@ -317,6 +359,18 @@ func setupS3Rig(dm, work, tree string, i int) (r *s3Rig, err error) {
 	return r, nil
 }
 
+// serverDir is where the S3 server keeps its data: in memory (/dev/shm)
+// when it has room for both buckets of a tree of size bytes twice over,
+// else the temporary directory. An S3 server is another machine: its
+// writes should not queue behind the client's on one disk.
+func serverDir(size int64) string {
+	var st syscall.Statfs_t
+	if syscall.Statfs("/dev/shm", &st) == nil && int64(st.Bavail)*st.Bsize > 4*size {
+		return "/dev/shm"
+	}
+	return ""
+}
+
 // dmTransfer runs `dm --remote NODE OP s3 bench --json` on node n, checks
 // that it moved one commit and measures it. With DOTMESH_BENCH_PERF=DIR,
 // `perf record -g` samples the node meanwhile into DIR/LABEL.perf.data
@@ -334,10 +388,17 @@ func (r *s3Rig) dmTransfer(n *benchNode, op, label string) (m s3Measure, err err
 	if err != nil {
 		return m, err
 	}
+	stop, err := r.serverCPU(&m)
+	if err != nil {
+		return m, err
+	}
 	start := time.Now()
 	out, err := r.sh("--remote", n.name, op, "s3", "bench", "--json")
 	m.wall = time.Since(start)
 	if err != nil {
+		return m, err
+	}
+	if err := stop(); err != nil {
 		return m, err
 	}
 	cpu1, err := cpuTime(pid)
@@ -394,7 +455,7 @@ func inTurns(i int, steps ...func() error) error {
 }
 
 func s3Run(dm, work, tree string, size int64, i int, keep bool) (s s3Sample, err error) {
-	r, err := setupS3Rig(dm, work, tree, i)
+	r, err := setupS3Rig(dm, work, tree, size, i)
 	if err != nil {
 		return s, err
 	}

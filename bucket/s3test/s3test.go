@@ -97,7 +97,7 @@ func waitForBuild(weed string) {
 // it is killed and its directory removed when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s, err := Launch()
+	s, err := Launch("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,15 +111,16 @@ func Start(t testing.TB) *Server {
 }
 
 // Launch is Start for programs that are not tests (the bench): it runs
-// the server and creates BucketName; Close kills it and removes its
-// directory. A failed Launch leaves nothing behind.
-func Launch() (*Server, error) {
+// the server with its data in a new directory under parent (the system's
+// temporary directory when empty) and creates BucketName; Close kills it
+// and removes that directory. A failed Launch leaves nothing behind.
+func Launch(parent string) (*Server, error) {
 	weed, err := WeedPath()
 	if err != nil {
 		return nil, err
 	}
 	// A short directory: unix socket paths are limited to 108 bytes.
-	dir, err := os.MkdirTemp("", "dm-weed-")
+	dir, err := os.MkdirTemp(parent, "dm-weed-")
 	if err != nil {
 		return nil, err
 	}
