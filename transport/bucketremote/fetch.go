@@ -132,9 +132,12 @@ func (r *Remote) writeCommit(ctx context.Context, rec *CommitRecord, w io.Writer
 					data, err := r.repo.GetBlob(ctx, id)
 					<-sem
 					if err == nil && len(data) != int(c.Length) {
-						err = fmt.Errorf("%w: %s: blob %s holds %d bytes where its tree says %d", dotmesh.ErrCorrupt, what, id, len(data), c.Length)
+						err = fmt.Errorf("%w: blob %s holds %d bytes where the tree says %d", dotmesh.ErrCorrupt, id, len(data), c.Length)
 					}
-					f <- chunkResult{data, blobErr(err, id, what)}
+					if err != nil {
+						err = fmt.Errorf("%s: %w", what, blobErr(err, id))
+					}
+					f <- chunkResult{data, err}
 				}()
 				if err := send(fetchItem{chunk: f}); err != nil {
 					return err

@@ -464,6 +464,7 @@ func checkTreeEntry(te *TreeEntry) error {
 // TreeDecoder reads a tree encoding entry by entry.
 type TreeDecoder struct {
 	r    *bufio.Reader
+	src  *errReader
 	prev string
 	n    uint64
 	done bool
@@ -471,7 +472,8 @@ type TreeDecoder struct {
 
 // NewTreeDecoder starts reading a tree encoding from r.
 func NewTreeDecoder(r io.Reader) (*TreeDecoder, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+	src := &errReader{r: r}
+	br := bufio.NewReaderSize(src, 64<<10)
 	var magic [len(treeMagic)]byte
 	if _, err := io.ReadFull(br, magic[:]); err != nil {
 		return nil, treeErr(err, "its start")
@@ -482,7 +484,22 @@ func NewTreeDecoder(r io.Reader) (*TreeDecoder, error) {
 		}
 		return nil, fmt.Errorf("%w: not a tree encoding", dotmesh.ErrCorrupt)
 	}
-	return &TreeDecoder{r: br}, nil
+	return &TreeDecoder{r: br, src: src}, nil
+}
+
+// errReader keeps its reader's failure (not EOF), so that a failed read
+// is told from a malformed number.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
 }
 
 // treeErr words a read error: a short read is a truncated tree.
@@ -496,12 +513,21 @@ func treeErr(err error, where string) error {
 func (d *TreeDecoder) uv(where string) (uint64, error) {
 	v, err := binary.ReadUvarint(d.r)
 	if err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return 0, treeErr(err, where)
-		}
-		return 0, fmt.Errorf("%w: tree encoding: bad number in %s: %v", dotmesh.ErrCorrupt, where, err)
+		return 0, d.numErr(err, where)
 	}
 	return v, nil
+}
+
+// numErr words a failure to read a number: the reader's, cut short, or
+// overlong.
+func (d *TreeDecoder) numErr(err error, where string) error {
+	if d.src.err != nil {
+		return d.src.err
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return treeErr(err, where)
+	}
+	return fmt.Errorf("%w: tree encoding: bad number in %s: %v", dotmesh.ErrCorrupt, where, err)
 }
 
 func (d *TreeDecoder) str(limit uint64, where string) (string, error) {
@@ -570,7 +596,7 @@ func (d *TreeDecoder) Next() (TreeEntry, error) {
 	te.Mode = fs.FileMode(mode)
 	mt, err := binary.ReadVarint(d.r)
 	if err != nil {
-		return te, treeErr(err, "an mtime")
+		return te, d.numErr(err, "an mtime")
 	}
 	te.MTime = time.Unix(0, mt)
 	switch te.Kind {
@@ -642,9 +668,8 @@ func (b *blobsReader) Read(p []byte) (int, error) {
 
 // fetchBlobs returns a function yielding the contents of ids in order
 // (io.EOF after the last), fetching up to ahead of them at once; stop
-// ends the fetches. A missing blob wraps dotmesh.ErrCorrupt: a commit
-// that names it is damaged.
-func fetchBlobs(ctx context.Context, rp *repo.Repo, ids []repo.ID, ahead int, what string) (next func() ([]byte, error), stop func()) {
+// ends the fetches.
+func fetchBlobs(ctx context.Context, rp *repo.Repo, ids []repo.ID, ahead int) (next func() ([]byte, error), stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	type result struct {
 		data []byte
@@ -675,7 +700,7 @@ func fetchBlobs(ctx context.Context, rp *repo.Repo, ids []repo.ID, ahead int, wh
 				defer wg.Done()
 				data, err := rp.GetBlob(ctx, id)
 				<-sem
-				f <- result{data, blobErr(err, id, what)}
+				f <- result{data, blobErr(err, id)}
 			}(id)
 		}
 	}()
@@ -700,15 +725,13 @@ func fetchBlobs(ctx context.Context, rp *repo.Repo, ids []repo.ID, ahead int, wh
 	return next, stop
 }
 
-// blobErr words the failure to read blob id that what needs.
-func blobErr(err error, id repo.ID, what string) error {
-	if err == nil {
-		return nil
-	}
+// blobErr words the failure to read blob id: a missing blob wraps
+// dotmesh.ErrCorrupt, as the commit that names it is damaged.
+func blobErr(err error, id repo.ID) error {
 	if errors.Is(err, dotmesh.ErrNotFound) {
-		return fmt.Errorf("%w: %s needs blob %s, which the repository lacks", dotmesh.ErrCorrupt, what, id)
+		return fmt.Errorf("%w: blob %s is missing from the repository", dotmesh.ErrCorrupt, id)
 	}
-	return fmt.Errorf("%s: %w", what, err)
+	return err
 }
 
 // WalkTree decodes the tree of rec, calling fn with each entry in order.
@@ -716,7 +739,7 @@ func blobErr(err error, id repo.ID, what string) error {
 // every error wraps dotmesh.ErrCorrupt when the tree is damaged.
 func WalkTree(ctx context.Context, rp *repo.Repo, rec *CommitRecord, parallel int, fn func(TreeEntry) error) error {
 	what := fmt.Sprintf("the tree of commit %s", rec.Commit.ID)
-	next, stop := fetchBlobs(ctx, rp, rec.Tree, max(min(parallel, 4), 1), what)
+	next, stop := fetchBlobs(ctx, rp, rec.Tree, max(min(parallel, 4), 1))
 	defer stop()
 	d, err := NewTreeDecoder(&blobsReader{next: next})
 	if err != nil {
@@ -758,7 +781,9 @@ func LoadCommits(ctx context.Context, rp *repo.Repo, dot dotmesh.DotName, parall
 			return nil, err
 		}
 		if rec := cache.get(name); rec != nil {
+			mu.Lock()
 			out[id] = rec
+			mu.Unlock()
 			continue
 		}
 		g.Go(func(gctx context.Context) error {

@@ -1,0 +1,85 @@
+//go:build !race
+
+// The race detector multiplies memory use: the bound is measured without it.
+
+package bucketremote_test
+
+import (
+	"bufio"
+	"context"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+)
+
+// peakRSS is the process's peak resident set since resetPeakRSS, in bytes.
+func peakRSS(t *testing.T) int64 {
+	t.Helper()
+	f, err := os.Open("/proc/self/status")
+	require.NoError(t, err)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			require.NoError(t, err)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc/self/status")
+	return 0
+}
+
+// resetPeakRSS makes VmHWM start again from the current RSS (Linux).
+func resetPeakRSS(t *testing.T) {
+	t.Helper()
+	require.NoError(t, os.WriteFile("/proc/self/clear_refs", []byte("5"), 0))
+}
+
+// writeRandomFile writes size random bytes without holding them.
+func writeRandomFile(t *testing.T, p string, size int64) {
+	t.Helper()
+	f, err := os.Create(p)
+	require.NoError(t, err)
+	rng := rand.New(rand.NewSource(9))
+	buf := make([]byte, 1<<20)
+	for n := int64(0); n < size; n += int64(len(buf)) {
+		rng.Read(buf)
+		_, err := f.Write(buf)
+		require.NoError(t, err)
+	}
+	require.NoError(t, f.Close())
+}
+
+// A push's memory is bounded by its pipeline (a few chunks per worker),
+// not by the dot's size: the whole process stays well under 200 MB
+// while pushing a dot several times larger.
+func TestPushMemoryBounded(t *testing.T) {
+	ctx := context.Background()
+	const size = 512 << 20
+	b := newBucket(t)
+	a := newNode(t)
+	a.create(app)
+	writeRandomFile(t, filepath.Join(a.root(app, ""), "big"), size)
+	a.commit(app, "big")
+	debug.FreeOSMemory()
+	resetPeakRSS(t)
+	start := peakRSS(t)
+	_, err := a.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	peak := peakRSS(t)
+	t.Logf("pushing %d MiB: RSS %d MiB before, peak %d MiB", size>>20, start>>20, peak>>20)
+	require.Less(t, peak, int64(200<<20))
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	t.Logf("heap sys %d MiB, total alloc %d MiB, gc %d", ms.HeapSys>>20, ms.TotalAlloc>>20, ms.NumGC)
+}
