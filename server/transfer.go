@@ -279,33 +279,6 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 		_ = enc.Encode(ev)
 		_ = rc.Flush()
 	}
-	fail := func(err error, byPeer bool) {
-		if rec := recorderOf(w); rec != nil {
-			rec.err = err
-		}
-		_, body := api.ErrorFor(err)
-		// Errors the peer answered come back as RemoteErrors from the
-		// peer client; this node's own errors never are.
-		var re *api.RemoteError
-		body.Peer = byPeer || errors.As(err, &re) || (req.Remote.Bucket != nil && fromBucket(err))
-		emit(api.TransferEvent{Error: &body})
-	}
-	if b := req.Remote.Bucket; b != nil {
-		// The bucket's settings, credentials and password serve this
-		// call only; they are in no log line and no audit record.
-		br, err := bucketremote.Dial(ctx, bucketremote.Config{URL: b.URL, Password: []byte(b.Password), Logger: s.log,
-			Store: bucket.Config{Endpoint: b.Endpoint, Region: b.Region, AccessKey: b.AccessKey, SecretKey: b.SecretKey, SessionToken: b.SessionToken}})
-		if err != nil {
-			fail(err, true) // opening the bucket: all its own
-			return
-		}
-		defer func() {
-			if err := br.Close(context.WithoutCancel(ctx)); err != nil {
-				s.log.Warn("closing a bucket remote", "remote", req.Remote.Name, "err", err)
-			}
-		}()
-		peer = br
-	}
 	var last time.Time
 	o := dotmesh.TransferOptions{
 		RemoteDot: remote, RemoteName: req.Remote.Name, StashOnDivergence: req.Stash, Neutral: req.Neutral,
@@ -340,18 +313,44 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	var res *dotmesh.TransferResult
-	switch req.Op {
-	case "push":
+	byPeer := false // opening the bucket failed: all its own
+	if b := req.Remote.Bucket; b != nil {
+		// The bucket's settings, credentials and password serve this
+		// call only; they are in no log line and no audit record.
+		var br *bucketremote.Remote
+		br, err = bucketremote.Dial(ctx, bucketremote.Config{URL: b.URL, Password: []byte(b.Password), Logger: s.log,
+			Store: bucket.Config{Endpoint: b.Endpoint, Region: b.Region, AccessKey: b.AccessKey, SecretKey: b.SecretKey, SessionToken: b.SessionToken}})
+		if err == nil {
+			defer func() {
+				if err := br.Close(context.WithoutCancel(ctx)); err != nil {
+					s.log.Warn("closing a bucket remote", "remote", req.Remote.Name, "err", err)
+				}
+			}()
+			peer = br
+		}
+		byPeer = err != nil
+	}
+	switch {
+	case err != nil:
+	case req.Op == "push":
 		res, err = s.node.Push(ctx, local, req.Branch, peer, o)
-	case "pull":
+	case req.Op == "pull":
 		res, err = s.node.Pull(ctx, local, req.Branch, peer, o)
-	case "clone":
+	case req.Op == "clone":
 		res, err = s.node.Clone(ctx, local, req.Branch, peer, o)
 	}
 	close(stopKeepAlive)
 	<-keptAlive
 	if err != nil {
-		fail(err, false)
+		if rec := recorderOf(w); rec != nil {
+			rec.err = err
+		}
+		_, body := api.ErrorFor(err)
+		// Errors the peer answered come back as RemoteErrors from the
+		// peer client; this node's own errors never are.
+		var re *api.RemoteError
+		body.Peer = byPeer || errors.As(err, &re) || (req.Remote.Bucket != nil && fromBucket(err))
+		emit(api.TransferEvent{Error: &body})
 		return
 	}
 	s.log.Info("transfer done", "op", req.Op, "dot", local.String(), "remote", req.Remote.Name, "remote_dot", remote.String(),

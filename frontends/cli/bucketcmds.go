@@ -63,11 +63,17 @@ func (a *app) listBucket(ctx context.Context, name string, b *BucketRemote) erro
 		if err != nil {
 			return err
 		}
-		if dots == nil {
-			dots = []bucketremote.DotInfo{}
-		}
 		if a.jsonOut {
-			return writeJSON(a.out(), dots)
+			// Names as dm prints them everywhere ([namespace/]dot).
+			type item struct {
+				Name string `json:"name"`
+				bucketremote.DotInfo
+			}
+			items := make([]item, len(dots))
+			for i, d := range dots {
+				items[i] = item{d.Name.String(), d}
+			}
+			return writeJSON(a.out(), items)
 		}
 		t := &table{scripting: a.scripting, header: []string{"DOT", "BRANCH", "HEAD", "COMMITS", "SIZE", "UPDATED"}}
 		for _, d := range dots {

@@ -39,7 +39,7 @@ const exitHelp = `Exit status:
   3    invalid: a name or argument breaks the rules
   4    not found: no such dot, branch, commit, remote or key
   5    conflict: exists already, diverged, uncommitted changes, in use
-  6    unauthorized: a node refused the API key
+  6    unauthorized: a node refused the API key, or a bucket the password
   7    unavailable: a node, peer or tool cannot be reached; try again
   8    corrupt: data failed an integrity check
   9    not supported by this backend or node

@@ -50,34 +50,34 @@ func (a *app) settleHome(root *cobra.Command) {
 // positional arguments.
 func (a *app) completionFuncs() map[string]cobra.CompletionFunc {
 	dots := a.completeDots(1)
-	return map[string]cobra.CompletionFunc{
-		"dm switch":            dots,
-		"dm path":              dots,
-		"dm dot show":          dots,
-		"dm dot delete":        dots,
-		"dm dot take-over":     dots,
-		"dm dot share":         dots,
-		"dm dot unshare":       dots,
-		"dm dot sharing":       dots,
-		"dm dot visibility":    dots,
-		"dm audit":             dots,
-		"dm gc":                a.completeBucketsAnd(dots),
-		"dm verify":            a.completeBucketsAnd(dots),
-		"dm source list":       dots,
-		"dm transfers abort":   dots,
-		"dm checkout":          a.completeBranches,
-		"dm branch":            a.completeBranches,
-		"dm push":              a.completeRemotes,
-		"dm pull":              a.completeRemotes,
-		"dm clone":             a.completeRemotes,
-		"dm remote switch":     a.completeRemotes,
-		"dm remote rm":         a.completeRemotes,
-		"dm list":              a.completeRemotes,
-		"dm remote key add":    a.completeBucketsAnd(nil),
-		"dm remote key list":   a.completeBucketsAnd(nil),
-		"dm remote key remove": a.completeBucketsAnd(nil),
-		"dm remote unlock":     a.completeBucketsAnd(nil),
+	m := map[string]cobra.CompletionFunc{
+		"dm switch":          dots,
+		"dm path":            dots,
+		"dm dot show":        dots,
+		"dm dot delete":      dots,
+		"dm dot take-over":   dots,
+		"dm dot share":       dots,
+		"dm dot unshare":     dots,
+		"dm dot sharing":     dots,
+		"dm dot visibility":  dots,
+		"dm audit":           dots,
+		"dm gc":              a.completeBucketsAnd(dots),
+		"dm verify":          a.completeBucketsAnd(dots),
+		"dm source list":     dots,
+		"dm transfers abort": dots,
+		"dm checkout":        a.completeBranches,
+		"dm branch":          a.completeBranches,
+		"dm push":            a.completeRemotes,
+		"dm pull":            a.completeRemotes,
+		"dm clone":           a.completeRemotes,
+		"dm remote switch":   a.completeRemotes,
+		"dm remote rm":       a.completeRemotes,
+		"dm list":            a.completeRemotes,
 	}
+	for _, p := range []string{"dm remote key add", "dm remote key list", "dm remote key remove", "dm remote unlock"} {
+		m[p] = a.completeBucketsAnd(nil)
+	}
+	return m
 }
 
 // swaps returns name with each pair of neighbouring letters exchanged.

@@ -1,5 +1,7 @@
 // Package cli is the `dm` command: a thin cobra frontend that talks to
-// dotmesh nodes through the API client (package client). What runs nodes
+// dotmesh nodes through the API client (package client), and opens bucket
+// remotes itself (transport/bucketremote) to show and maintain what they
+// hold. What runs nodes
 // (`dm serve`, starting and stopping a background node, rebuilding a
 // registry) is package daemon's, which cmd/dm passes in as a Wiring.
 package cli

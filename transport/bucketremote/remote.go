@@ -1,7 +1,6 @@
 package bucketremote
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"sync"
@@ -81,15 +80,6 @@ type BranchInfo struct {
 	Bytes int64 `json:"bytes"`
 }
 
-// List describes every dot in the bucket, sorted by name.
-func (r *Remote) List(ctx context.Context) ([]DotInfo, error) { return nil, errTODO }
-
-// Log is the history of ref (a branch, a tag or a commit id of dot, with
-// ^ and ~N as dotmesh.ParseRef allows), newest first.
-func (r *Remote) Log(ctx context.Context, dot dotmesh.DotName, ref string) ([]dotmesh.Commit, error) {
-	return nil, errTODO
-}
-
 // GCOptions tune GC.
 type GCOptions struct {
 	// Keep is how many of each branch's newest commits stay (0: all);
@@ -109,14 +99,6 @@ type GCResult struct {
 	Unfinished int `json:"unfinished"`
 }
 
-// GC removes each branch's commits beyond the newest opts.Keep (keeping
-// tagged ones) and every blob no remaining commit uses, under the
-// exclusive repository lock (a running push's shared lock makes it
-// fail at once with a repo.LockedError naming the holder).
-func (r *Remote) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
-	return GCResult{}, errTODO
-}
-
 // VerifyOptions tune Verify.
 type VerifyOptions struct {
 	// ReadData reads and checks blobs: all when SamplePercent is 0,
@@ -127,10 +109,10 @@ type VerifyOptions struct {
 
 // VerifyResult is what Verify found.
 type VerifyResult struct {
-	Commits   int            `json:"commits"`
-	Blobs     int            `json:"blobs"`      // blobs listed
-	BlobsRead int            `json:"blobs_read"` // blobs read and checked
-	Problems  []Problem      `json:"problems,omitempty"`
+	Commits   int       `json:"commits"`
+	Blobs     int       `json:"blobs"`      // blobs listed
+	BlobsRead int       `json:"blobs_read"` // blobs read and checked
+	Problems  []Problem `json:"problems,omitempty"`
 }
 
 // Problem is one thing Verify found wrong: the object, and the dot and
@@ -140,16 +122,4 @@ type Problem struct {
 	Dot     string `json:"dot,omitempty"`
 	Commit  string `json:"commit,omitempty"`
 	Message string `json:"message"`
-}
-
-// Err is nil when no problem was found, else an error wrapping
-// dotmesh.ErrCorrupt that names the first objects.
-func (v VerifyResult) Err() error { return errTODO }
-
-// Verify checks the repository (repo.Check: every object's seal) and
-// that every commit's tree and every blob it names are there and whole,
-// reading blob contents as opts say. Problems name objects, dots and
-// commits; a problem is a result, not an error.
-func (r *Remote) Verify(ctx context.Context, opts VerifyOptions) (VerifyResult, error) {
-	return VerifyResult{}, errTODO
 }
