@@ -36,10 +36,11 @@ import (
 //     API, before and after) and the time;
 //   - the peak memory (VmHWM) of the node during the first push (it is
 //     restarted after the commit, so the commit's peak does not count),
-//     and restic's (its maxrss) for reference.
+//     and restic's (its VmHWM, polled) for reference.
 //
 // Which tool goes first alternates between runs; ratios are taken within
-// a run and their median reported.
+// a run and their median reported. Beside wall times it reports the CPU
+// time of each side and of the server, steadier on a shared machine.
 
 // s3Password is both tools' repository password (dm's from
 // DOTMESH_REMOTE_PASSWORD, restic's from RESTIC_PASSWORD).
