@@ -62,11 +62,11 @@ type s3Measure struct {
 
 // s3Sample is one run.
 type s3Sample struct {
-	dmFirst, resticFirst           s3Measure
-	dmFirstBytes, resticFirstBytes int64 // bucket size after the first push
-	dmClone, resticRestore         s3Measure
-	dmIncr, resticIncr             s3Measure
-	dmIncrBytes, resticIncrBytes   int64 // bucket growth by the incremental push
+	dmFirst, resticFirst             s3Measure
+	dmFirstBucket, resticFirstBucket objects // the bucket after the first push
+	dmClone, resticRestore           s3Measure
+	dmIncr, resticIncr               s3Measure
+	dmIncrAdded, resticIncrAdded     objects // its growth by the incremental push
 }
 
 func runS3(dm string, size int64, runs int, keep bool) error {
@@ -110,7 +110,7 @@ func runS3(dm string, size int64, runs int, keep bool) error {
 		samples = append(samples, s)
 		fmt.Printf("run %d: first push dm %v, restic %v; clone dm %v, restore %v; 1%% change dm %s in %v, restic %s in %v; peak memory during the push dm node %s, restic %s\n",
 			i+1, ms(s.dmFirst.wall), ms(s.resticFirst.wall), ms(s.dmClone.wall), ms(s.resticRestore.wall),
-			human(s.dmIncrBytes), ms(s.dmIncr.wall), human(s.resticIncrBytes), ms(s.resticIncr.wall),
+			human(s.dmIncrAdded.bytes), ms(s.dmIncr.wall), human(s.resticIncrAdded.bytes), ms(s.resticIncr.wall),
 			mb(s.dmFirst.peak), mb(s.resticFirst.peak))
 	}
 	return s3Report(samples)
@@ -131,8 +131,9 @@ func s3Report(samples []s3Sample) error {
 		}
 		return medianF(v)
 	}
-	size := func(f func(s3Sample) int64) string {
-		return human(int64(med(func(s s3Sample) float64 { return float64(f(s)) })))
+	size := func(f func(s3Sample) objects) string {
+		return fmt.Sprintf("%s in %.0f objects", human(int64(med(func(s s3Sample) float64 { return float64(f(s).bytes) }))),
+			med(func(s s3Sample) float64 { return float64(f(s).n) }))
 	}
 	// line prints the medians of a dm and a restic measure.
 	line := func(what string, dm, restic func(s3Sample) s3Measure, extra string) {
@@ -155,10 +156,10 @@ func s3Report(samples []s3Sample) error {
 	}
 	fmt.Printf("\nmedians of %d runs (wall time; CPU time and peak resident memory of the node or of restic):\n", len(samples))
 	line("first push:", func(s s3Sample) s3Measure { return s.dmFirst }, func(s s3Sample) s3Measure { return s.resticFirst },
-		fmt.Sprintf("; buckets dm %s, restic %s", size(func(s s3Sample) int64 { return s.dmFirstBytes }), size(func(s s3Sample) int64 { return s.resticFirstBytes })))
+		fmt.Sprintf("; buckets dm %s, restic %s", size(func(s s3Sample) objects { return s.dmFirstBucket }), size(func(s s3Sample) objects { return s.resticFirstBucket })))
 	line("clone:", func(s s3Sample) s3Measure { return s.dmClone }, func(s s3Sample) s3Measure { return s.resticRestore }, "")
 	line("1% change:", func(s s3Sample) s3Measure { return s.dmIncr }, func(s s3Sample) s3Measure { return s.resticIncr },
-		fmt.Sprintf("; uploaded dm %s, restic %s", size(func(s s3Sample) int64 { return s.dmIncrBytes }), size(func(s s3Sample) int64 { return s.resticIncrBytes })))
+		fmt.Sprintf("; uploaded dm %s, restic %s", size(func(s s3Sample) objects { return s.dmIncrAdded }), size(func(s s3Sample) objects { return s.resticIncrAdded })))
 	cpu := func(dm, restic func(s3Sample) s3Measure) string {
 		return fmt.Sprintf("%.2f", med(func(s s3Sample) float64 {
 			return (dm(s).cpu + dm(s).server).Seconds() / (restic(s).cpu + restic(s).server).Seconds()
@@ -171,7 +172,7 @@ func s3Report(samples []s3Sample) error {
 	v := newVerdicts()
 	r := med(func(s s3Sample) float64 { return s.dmFirst.wall.Seconds() / s.resticFirst.wall.Seconds() })
 	v.row("first push: time dm push / restic backup", r, "<= 0.8", r <= 0.8)
-	r = med(func(s s3Sample) float64 { return float64(s.dmIncrBytes) / float64(s.resticIncrBytes) })
+	r = med(func(s s3Sample) float64 { return float64(s.dmIncrAdded.bytes) / float64(s.resticIncrAdded.bytes) })
 	v.row("1% change: bytes uploaded dm / restic added", r, "<= 1.1", r <= 1.1)
 	r = med(func(s s3Sample) float64 { return s.dmIncr.wall.Seconds() / s.resticIncr.wall.Seconds() })
 	v.row("1% change: time dm push / restic backup", r, "<= 0.8", r <= 0.8)
@@ -479,7 +480,7 @@ func s3Run(dm, work, tree string, size int64, i int, keep bool) (s s3Sample, err
 			if s.dmFirst, err = r.dmTransfer(r.a, "push", fmt.Sprintf("run%d-push", i+1)); err != nil {
 				return err
 			}
-			s.dmFirstBytes, err = bucketBytes(ctx, r.dmStore)
+			s.dmFirstBucket, err = bucketSize(ctx, r.dmStore)
 			return err
 		},
 		func() error {
@@ -487,7 +488,7 @@ func s3Run(dm, work, tree string, size int64, i int, keep bool) (s s3Sample, err
 			if s.resticFirst, err = r.restic(r.resticEnv, "backup", "--quiet", r.sub); err != nil {
 				return err
 			}
-			s.resticFirstBytes, err = bucketBytes(ctx, r.resticStore)
+			s.resticFirstBucket, err = bucketSize(ctx, r.resticStore)
 			return err
 		})
 	if err != nil {
@@ -544,7 +545,7 @@ func s3Run(dm, work, tree string, size int64, i int, keep bool) (s s3Sample, err
 	syscall.Sync()
 	err = inTurns(i,
 		func() error {
-			before, err := bucketBytes(ctx, r.dmStore)
+			before, err := bucketSize(ctx, r.dmStore)
 			if err != nil {
 				return err
 			}
@@ -552,34 +553,38 @@ func s3Run(dm, work, tree string, size int64, i int, keep bool) (s s3Sample, err
 				return err
 			}
 			s.dmIncr.peak = 0 // the node's since the first push: not this one's
-			after, err := bucketBytes(ctx, r.dmStore)
-			s.dmIncrBytes = after - before
+			after, err := bucketSize(ctx, r.dmStore)
+			s.dmIncrAdded = objects{after.bytes - before.bytes, after.n - before.n}
 			return err
 		},
 		func() error {
-			before, err := bucketBytes(ctx, r.resticStore)
+			before, err := bucketSize(ctx, r.resticStore)
 			if err != nil {
 				return err
 			}
 			if s.resticIncr, err = r.restic(r.resticEnv, "backup", "--quiet", r.sub); err != nil {
 				return err
 			}
-			after, err := bucketBytes(ctx, r.resticStore)
-			s.resticIncrBytes = after - before
+			after, err := bucketSize(ctx, r.resticStore)
+			s.resticIncrAdded = objects{after.bytes - before.bytes, after.n - before.n}
 			return err
 		})
 	return s, err
 }
 
-// bucketBytes sums the sizes of the objects in st, as the S3 API lists
-// them.
-func bucketBytes(ctx context.Context, st bucket.Store) (int64, error) {
-	var n int64
+// objects counts objects and their bytes.
+type objects struct{ bytes, n int64 }
+
+// bucketSize counts the objects in st and their bytes, as the S3 API
+// lists them.
+func bucketSize(ctx context.Context, st bucket.Store) (objects, error) {
+	var o objects
 	err := st.List(ctx, "", func(oi bucket.ObjectInfo) error {
-		n += oi.Size
+		o.bytes += oi.Size
+		o.n++
 		return nil
 	})
-	return n, err
+	return o, err
 }
 
 // vmHWM is the peak resident memory of process pid in bytes.

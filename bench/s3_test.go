@@ -127,7 +127,7 @@ func TestCPUTime(t *testing.T) {
 	}
 }
 
-func TestBucketBytes(t *testing.T) {
+func TestBucketSize(t *testing.T) {
 	st, err := bucket.OpenDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +139,7 @@ func TestBucketBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n, err := bucketBytes(ctx, st); err != nil || n != 8 {
-		t.Fatalf("bucketBytes = %d, %v; want 8", n, err)
+	if o, err := bucketSize(ctx, st); err != nil || o != (objects{bytes: 8, n: 3}) {
+		t.Fatalf("bucketSize = %+v, %v; want 8 bytes in 3 objects", o, err)
 	}
 }
