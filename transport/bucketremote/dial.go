@@ -90,12 +90,15 @@ func New(r *repo.Repo, cfg Config) *Remote {
 }
 
 // Close releases the locks the Remote holds and closes the repository
-// and its store.
+// and its store. Closing again does nothing.
 func (r *Remote) Close(ctx context.Context) error {
 	r.mu.Lock()
-	l := r.lock
-	r.lock = nil
+	l, closed := r.lock, r.closed
+	r.lock, r.closed = nil, true
 	r.mu.Unlock()
+	if closed {
+		return nil
+	}
 	var errs []error
 	if l != nil {
 		if err := l.Unlock(context.WithoutCancel(ctx)); err != nil {
@@ -113,6 +116,9 @@ func (r *Remote) Close(ctx context.Context) error {
 func (r *Remote) writeLock(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return fmt.Errorf("%w: the remote %s is closed", dotmesh.ErrInvalidArgument, r.Location())
+	}
 	if r.lock != nil {
 		return r.lock.Err()
 	}

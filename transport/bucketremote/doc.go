@@ -37,13 +37,18 @@
 // it in Have (a re-run skips it) but a branch shows it only once
 // Finish moved the branch's ref to it (compare-and-swap from the
 // version read). Records and refs are JSON with a version field "v";
-// every decoder refuses what it does not know.
+// every decoder refuses what it does not know. The repository takes
+// names of at most repo.MaxRecordName bytes, so a namespace, dot and
+// branch of 64 characters each do not fit together: such a transfer is
+// refused with ErrInvalidName before anything is written.
 //
 // # Writers
 //
 // Transfers hold a shared repository lock from their first write until
-// Close; GC takes the exclusive one, so it never deletes what a running
-// push needs. Branch heads move by compare-and-swap on their refs: of
+// Close (so close a Remote once its transfer is done: gc is refused
+// while it is held); GC takes the exclusive one, so it never deletes
+// what a running push needs. A lock lost meanwhile (removed as stale)
+// fails the transfer's later writes. Branch heads move by compare-and-swap on their refs: of
 // two writers pushing one branch at once one wins and the other gets a
 // divergence or conflict error, as against a node.
 package bucketremote

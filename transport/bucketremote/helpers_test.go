@@ -214,13 +214,19 @@ func requireSameTree(t *testing.T, want, got map[string]fileState) {
 	}
 }
 
-// cloneFile clones dot from r onto a new node and returns file's content.
-func cloneFile(t *testing.T, r dotmesh.Transport, dot dotmesh.DotName, file string) []byte {
+// cloneRoot clones dot from r onto a new node and returns its root.
+func cloneRoot(t *testing.T, r dotmesh.Transport, dot dotmesh.DotName) string {
 	t.Helper()
 	c := newNode(t)
 	_, err := c.node.Clone(context.Background(), dot, "", r, dotmesh.TransferOptions{})
 	require.NoError(t, err)
-	b, err := os.ReadFile(filepath.Join(c.root(dot, ""), file))
+	return c.root(dot, "")
+}
+
+// cloneFile clones dot from r onto a new node and returns file's content.
+func cloneFile(t *testing.T, r dotmesh.Transport, dot dotmesh.DotName, file string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(cloneRoot(t, r, dot), file))
 	require.NoError(t, err)
 	return b
 }

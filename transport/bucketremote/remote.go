@@ -51,8 +51,9 @@ type Remote struct {
 	// commits caches decoded commit records (they never change).
 	commits RecordCache
 
-	mu   sync.Mutex
-	lock *repo.Lock // the shared lock of the first write, until Close
+	mu     sync.Mutex
+	lock   *repo.Lock // the shared lock of the first write, until Close
+	closed bool
 }
 
 // Repo is the repository (keys, locks, Check).

@@ -1,11 +1,13 @@
 package bucketremote_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -188,6 +190,7 @@ func TestDial(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, locks, 1, "a push holds the shared lock until Close")
 	require.NoError(t, r.Close(ctx))
+	require.NoError(t, r.Close(ctx), "closing again does nothing")
 
 	r, err = bucketremote.Dial(ctx, cfg)
 	require.NoError(t, err)
@@ -605,4 +608,51 @@ func TestPushHoldsLock(t *testing.T) {
 	require.NoError(t, l.Unlock(ctx))
 	_, err = a.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
 	require.NoError(t, err)
+}
+
+// A bucket's own stream goes back in: a commit it has is drained and
+// kept; the same tree under a new commit stores no blob again. Closing a
+// fetch early stops its goroutines.
+func TestSendFetchDirect(t *testing.T) {
+	ctx := context.Background()
+	b := newBucket(t)
+	a := newNode(t)
+	a.create(app)
+	fillTree(t, a.root(app, ""), randomBytes(7, 3<<20))
+	c1 := a.commit(app, "one")
+	_, err := a.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	r := b.remote()
+
+	rc, err := r.FetchCommit(ctx, app, c1.ID, nil, dotmesh.FormatNeutral)
+	require.NoError(t, err)
+	stream, err := io.ReadAll(rc)
+	require.NoError(t, err)
+	require.NoError(t, rc.Close())
+
+	rd := bytes.NewReader(stream)
+	require.NoError(t, r.SendCommit(ctx, app, "master", *c1, nil, dotmesh.FormatNeutral, rd))
+	require.Zero(t, rd.Len(), "a commit the bucket has: its stream is drained")
+
+	before := b.store.put.Load()
+	c2 := *c1
+	c2.ID, c2.Parent = dotmesh.NewCommitID(), c1.ID
+	require.NoError(t, r.SendCommit(ctx, app, "master", c2, nil, dotmesh.FormatNeutral, bytes.NewReader(stream)))
+	added := b.store.put.Load() - before
+	t.Logf("the same tree as a new commit stored %d bytes", added)
+	require.Less(t, added, int64(16<<10), "only the commit record")
+	_, err = r.Finish(ctx, app, "master", dotmesh.FinishRequest{Head: c2.ID, OldHead: c1.ID})
+	require.NoError(t, err)
+	requireSameTree(t, treeOf(t, a.root(app, "")), treeOf(t, cloneRoot(t, r, app)))
+
+	baseline := runtime.NumGoroutine()
+	for range 5 {
+		rc, err := r.FetchCommit(ctx, app, c1.ID, nil, dotmesh.FormatNeutral)
+		require.NoError(t, err)
+		_, err = io.ReadFull(rc, make([]byte, 100))
+		require.NoError(t, err)
+		require.NoError(t, rc.Close())
+	}
+	// Close returned: nothing of the fetches runs any more.
+	require.LessOrEqual(t, runtime.NumGoroutine(), baseline)
 }

@@ -104,18 +104,20 @@ func (o *order) add(e *Entry) error {
 	if o.prev != "" && comparePaths(e.Path, o.prev) <= 0 {
 		return fmt.Errorf("%q comes after %q: records must be in walk order, each path once", e.Path, o.prev)
 	}
-	for len(o.dirs) > 0 && !isBelow(e.Path, o.dirs[len(o.dirs)-1]) {
-		o.dirs = o.dirs[:len(o.dirs)-1]
+	// Leave the directories e is not in; o changes only if e is taken,
+	// so that a Writer goes on after refusing an entry.
+	open := len(o.dirs)
+	for open > 0 && !isBelow(e.Path, o.dirs[open-1]) {
+		open--
 	}
-	parent := path.Dir(e.Path)
-	if have := "."; len(o.dirs) > 0 {
-		have = o.dirs[len(o.dirs)-1]
-		if have != parent {
-			return fmt.Errorf("%q comes before its directory %q", e.Path, parent)
-		}
-	} else if parent != have {
+	have := "."
+	if open > 0 {
+		have = o.dirs[open-1]
+	}
+	if parent := path.Dir(e.Path); parent != have {
 		return fmt.Errorf("%q comes before its directory %q", e.Path, parent)
 	}
+	o.dirs = o.dirs[:open]
 	if e.Kind == KindDir {
 		o.dirs = append(o.dirs, e.Path)
 	}
@@ -152,6 +154,10 @@ func isBelow(p, dir string) bool {
 // corrupt is the error of a malformed or damaged stream.
 func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: neutral stream: "+format, append([]any{ErrCorrupt}, args...)...)
+}
+
+func corruptBecause(err error) error {
+	return fmt.Errorf("%w: neutral stream: %w", ErrCorrupt, err)
 }
 
 // Scan reads a neutral stream record by record, for consumers that do
@@ -192,7 +198,7 @@ func Scan(r io.Reader, fn func(e Entry, content io.Reader) error) error {
 			return err
 		}
 		if err := ord.add(&e); err != nil {
-			return fmt.Errorf("%w: neutral stream: %w", ErrCorrupt, err)
+			return corruptBecause(err)
 		}
 		c := &d.content
 		c.name, c.left = e.Path, e.Size
@@ -294,7 +300,7 @@ func (d *decoder) header(kind Kind) (Entry, error) {
 	}
 	e.Path = string(b)
 	if err := checkPath(e.Path); err != nil {
-		return e, fmt.Errorf("%w: neutral stream: %w", ErrCorrupt, err)
+		return e, corruptBecause(err)
 	}
 	mode, err := d.uvarint(0o777, "bad mode for %q", e.Path)
 	if err != nil {

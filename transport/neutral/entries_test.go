@@ -140,15 +140,7 @@ func TestWriteScanEqualsTree(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "db", "empty"), nil, 0o604)
 	os.Chtimes(filepath.Join(dir, "db"), time.Now(), time.Unix(1234, 56789))
 	var want []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == dir {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
+	walkTree(t, dir, func(p, rel string, info fs.FileInfo) {
 		s := scanned{Entry: Entry{Path: rel, Mode: info.Mode().Perm(), MTime: info.ModTime()}}
 		switch {
 		case info.IsDir():
@@ -165,11 +157,7 @@ func TestWriteScanEqualsTree(t *testing.T) {
 			s.sum = sha256.Sum256(nil)
 		}
 		want = append(want, s.String())
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var buf bytes.Buffer
 	if err := Write(dir, &buf); err != nil {
 		t.Fatal(err)
@@ -383,11 +371,12 @@ func TestWriterRefusesBadEntries(t *testing.T) {
 		"symlink NUL target": {Kind: KindSymlink, Path: "a", Target: "b\x00", MTime: mt},
 		"zero time":          {Kind: KindFile, Path: "a"},
 		"time out of range":  f("a"),
-		"parent missing":     f("d/x"),
-		"under a file":       f("f/x"),
-		"under a symlink":    f("l/x"),
-		"before previous":    f("e"),
-		"again":              f("l"),
+		"parent missing":     f("b/x"),
+		"under a file":       f("a/f/x"),
+		"under a symlink":    f("a/l/x"),
+		"before previous":    f("a/e"),
+		"again":              f("a/l"),
+		"dir again":          {Kind: KindDir, Path: "a", MTime: mt},
 	} {
 		if name == "time out of range" {
 			e.MTime = time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -397,7 +386,7 @@ func TestWriterRefusesBadEntries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, ok := range []Entry{f("f"), {Kind: KindSymlink, Path: "l", Target: "f", MTime: mt}} {
+		for _, ok := range []Entry{{Kind: KindDir, Path: "a", MTime: mt}, f("a/f"), {Kind: KindSymlink, Path: "a/l", Target: "f", MTime: mt}} {
 			if err := w.Add(ok, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -405,15 +394,16 @@ func TestWriterRefusesBadEntries(t *testing.T) {
 		if err := w.Add(e, strings.NewReader("")); err == nil || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: Add gave %v, want a one-line error", name, err)
 		}
-		// A refused entry writes nothing: the stream goes on.
-		if err := w.Add(f("m"), nil); err != nil {
+		// A refused entry writes nothing: the stream goes on, in the
+		// directory it was in.
+		if err := w.Add(f("a/m"), nil); err != nil {
 			t.Errorf("%s: the stream is unusable after a refused entry: %v", name, err)
 		}
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
 		got, err := scanAll(&buf)
-		if err != nil || len(got) != 3 {
+		if err != nil || len(got) != 4 {
 			t.Errorf("%s: the stream holds %v, %v", name, got, err)
 		}
 	}

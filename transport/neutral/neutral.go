@@ -2,12 +2,16 @@
 // commit's whole tree, carried between nodes whose backends differ (ZFS in
 // production, files on a laptop). It knows nothing of dots or backends;
 // the engine writes a restored commit's directory with Write and unpacks
-// an incoming stream into a fresh working state with Read.
+// an incoming stream into a fresh working state with Read. Consumers and
+// producers without a directory (a bucket remote, which chunks files as
+// they pass and rebuilds streams from chunks) use the same records
+// through Scan and Writer, which hold the format's encoding and checks.
 //
 // The format:
 //
 //	"DMN1"
-//	records, parents before children, each:
+//	records in walk order (filepath.WalkDir's: depth first, names in byte
+//	order, a directory before what it holds), each path once, each:
 //	  kind   byte     'd' directory, 'f' file, 'l' symlink
 //	  path   uvarint length + bytes: slash-separated, relative, clean
 //	  mode   uvarint  permission bits (0777)
@@ -27,13 +31,14 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
 )
 
-// ErrCorrupt is wrapped by every error Read returns for a malformed or
-// damaged stream (as opposed to a failing disk). Its text is the engine's
+// ErrCorrupt is wrapped by every error Read and Scan return for a
+// malformed or damaged stream (as opposed to a failing disk). Its text is the engine's
 // ErrCorrupt's, which the engine adds when it receives a stream.
 var ErrCorrupt = errors.New("corrupt data")
 
@@ -78,7 +83,7 @@ func Write(dir string, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		e := Entry{Path: filepath.ToSlash(rel), Mode: info.Mode().Perm(), MTime: info.ModTime()}
+		e := Entry{Path: filepath.ToSlash(rel), Mode: info.Mode().Perm(), MTime: clampTime(info.ModTime())}
 		switch {
 		case info.IsDir():
 			e.Kind = KindDir
@@ -105,6 +110,20 @@ func Write(dir string, w io.Writer) error {
 		return fmt.Errorf("writing the neutral stream of %s: %w", dir, err)
 	}
 	return sw.Close()
+}
+
+// clampTime brings a time into the stream's range (1678 to 2262, Unix
+// nanoseconds in an int64): a file touched into the far future is sent
+// stamped at the range's end rather than failing the transfer.
+func clampTime(t time.Time) time.Time {
+	lo, hi := time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
+	switch {
+	case t.Before(lo):
+		return lo
+	case t.After(hi):
+		return hi
+	}
+	return t
 }
 
 // Read unpacks a neutral stream into the empty directory dir. Any error

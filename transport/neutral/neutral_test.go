@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -180,15 +182,7 @@ func FuzzRead(f *testing.F) {
 // times a receiver cannot set through os.Root).
 func treeSummary(t *testing.T, dir string) string {
 	var sb strings.Builder
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == dir {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
+	walkTree(t, dir, func(p, rel string, info fs.FileInfo) {
 		fmt.Fprintf(&sb, "%s %v", rel, info.Mode())
 		switch {
 		case info.Mode()&fs.ModeSymlink != 0:
@@ -201,10 +195,59 @@ func treeSummary(t *testing.T, dir string) string {
 			fmt.Fprintf(&sb, " %d", info.ModTime().UnixNano())
 		}
 		sb.WriteByte('\n')
+	})
+	return sb.String()
+}
+
+// walkTree calls fn for everything below dir, in walk order, with its
+// path, its path relative to dir and its lstat.
+func walkTree(t testing.TB, dir string, fn func(p, rel string, info fs.FileInfo)) {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fn(p, rel, info)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sb.String()
+}
+
+// TestWriteClampsTimesAndRefusesBadNames: a time past the stream's range
+// is sent at its end, not failing the push; a name no receiver could
+// create fails the sender, naming it.
+func TestWriteClampsTimesAndRefusesBadNames(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "future")
+	if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Not os.Chtimes: it goes through UnixNano, which cannot hold 2300.
+	far := syscall.Timespec{Sec: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC).Unix()}
+	if err := syscall.UtimesNano(p, []syscall.Timespec{far, far}); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := Write(dir, &buf); err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	if err := Read(&buf, dst); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(filepath.Join(dst, "future")); err != nil || st.ModTime().Year() != 2262 {
+		t.Fatalf("a file of 2300 arrived as %v, %v", st.ModTime(), err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, `a\b`), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(dir, io.Discard); err == nil || !strings.Contains(err.Error(), `"a\\b"`) {
+		t.Fatalf("a name with a backslash: %v", err)
+	}
 }
