@@ -52,9 +52,10 @@ fuzz:
 demo: build
 	@scripts/demo.sh
 
+# The s3 section runs SeaweedFS's weed, built once (minutes) into the cache.
 bench: build
 	@scripts/ensure-packages.sh $(BENCH_PACKAGES)
-	$(GO) run ./bench $(BENCHFLAGS)
+	DOTMESH_WEED="$$(scripts/ensure-seaweedfs.sh)" $(GO) run ./bench $(BENCHFLAGS)
 
 # Random operations, SIGKILLs and restarts on three real nodes, with
 # invariant checks; exits 1 with the seed on the first violation. zfs and

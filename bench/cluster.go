@@ -30,6 +30,8 @@ import (
 
 type benchNode struct {
 	name, addr, data, key string
+	dm, log               string
+	args                  []string
 	cmd                   *exec.Cmd
 	done                  chan struct{}
 }
@@ -89,38 +91,49 @@ func startBenchNode(dm, work, name, ip string, args ...string) (*benchNode, erro
 	}
 	addr := l.Addr().String()
 	l.Close()
-	n := &benchNode{name: name, addr: addr, data: filepath.Join(work, name), done: make(chan struct{})}
-	logf, err := os.Create(filepath.Join(work, name+".log"))
-	if err != nil {
+	n := &benchNode{name: name, addr: addr, data: filepath.Join(work, name), dm: dm, log: filepath.Join(work, name+".log"), args: args}
+	if err := n.start(); err != nil {
 		return nil, err
+	}
+	return n, nil
+}
+
+// start runs the node's `dm serve` (again, after stop: same address and
+// data) and waits until it answers.
+func (n *benchNode) start() error {
+	logf, err := os.OpenFile(n.log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
 	}
 	defer logf.Close()
-	n.cmd = exec.Command(dm, append([]string{"serve", "--data-dir", n.data, "--listen", addr, "--docker-socket", ""}, args...)...)
+	n.done = make(chan struct{})
+	n.cmd = exec.Command(n.dm, append([]string{"serve", "--data-dir", n.data, "--listen", n.addr, "--docker-socket", ""}, n.args...)...)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	if err := n.cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
-	go func() { n.cmd.Wait(); close(n.done) }()
+	cmd, done := n.cmd, n.done
+	go func() { cmd.Wait(); close(done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
 		case <-n.done:
 			b, _ := os.ReadFile(logf.Name())
-			return nil, fmt.Errorf("dm serve %s exited: %s", name, lastLines(string(b)))
+			return fmt.Errorf("dm serve %s exited: %s", n.name, lastLines(string(b)))
 		default:
 		}
 		if k, err := os.ReadFile(filepath.Join(n.data, "admin-api-key")); err == nil {
 			n.key = strings.TrimSpace(string(k))
-			if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			if resp, err := http.Get("http://" + n.addr + "/healthz"); err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == 200 {
-					return n, nil
+					return nil
 				}
 			}
 		}
 		if time.Now().After(deadline) {
 			n.stop()
-			return nil, fmt.Errorf("dm serve %s did not answer within 30s", name)
+			return fmt.Errorf("dm serve %s did not answer within 30s", n.name)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

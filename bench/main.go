@@ -23,6 +23,12 @@
 //	       backend (target <= 0.05), and with -diff-snap-size on zfs and
 //	       btrfs against the two snapshots (target <= 1; root). The pg
 //	       section times the row diff of a 1% update against pg_dump.
+//	s3     dm push, clone and an incremental push of a 1% change of a
+//	       -s3-size tree to an encrypted bucket remote against restic
+//	       backup and restore, both on one local SeaweedFS S3 server
+//	       (bucket/s3test; `make bench` builds weed with
+//	       scripts/ensure-seaweedfs.sh): times (target <= 0.8), bytes
+//	       uploaded (<= 1.1) and the node's peak memory (< 200 MB)
 //
 // A section whose part is missing says so and is skipped.
 //
@@ -54,7 +60,7 @@ func main() {
 	runs := flag.Int("runs", 3, "repetitions of the dump section; medians are reported")
 	snapSize := flag.Int64("snap-size", 1<<30, "bytes in the large dot (zfs, btrfs)")
 	snapRuns := flag.Int("snap-runs", 7, "repetitions of each measure of the zfs and btrfs sections")
-	only := flag.String("only", "dump,zfs,btrfs,push,ui,diff", "comma-separated `SECTIONS` to run: dump, zfs, btrfs, pg, cluster, push, ui, diff")
+	only := flag.String("only", "dump,zfs,btrfs,push,ui,diff,s3", "comma-separated `SECTIONS` to run: dump, zfs, btrfs, pg, cluster, push, ui, diff, s3")
 	dm := flag.String("dm", "bin/dm", "the dm binary")
 	pgScale := flag.Int("pg-scale", 10, "pgbench scale of the pg section (10: ~150 MB)")
 	keep := flag.Bool("keep", false, "keep the work directory")
@@ -70,6 +76,8 @@ func main() {
 	diffSnapSize := flag.Int64("diff-snap-size", 256<<20, "bytes of the zfs and btrfs dots the diff section compares two commits of; 0 runs only the files case")
 	diffRuns := flag.Int("diff-runs", 5, "repetitions of each diff measure; medians are reported")
 	pushKinds := flag.String("push-kinds", "zfs,files", "comma-separated backends the push section pushes between: zfs, files")
+	s3Size := flag.Int64("s3-size", 1<<30, "bytes of the tree the s3 section pushes, clones and changes 1% of")
+	s3Runs := flag.Int("s3-runs", 3, "repetitions of the s3 section; medians are reported")
 	flag.Parse()
 	dmPath, err := filepath.Abs(*dm)
 	if err != nil {
@@ -87,6 +95,7 @@ func main() {
 		"push": func() error { return runPush(dmPath, *pushSize, *pushRuns, *pushKinds, *keep) },
 		"ui":   func() error { return runUI(*uiDots, *uiLog, *uiRuns, *keep) },
 		"diff": func() error { return runDiff(dmPath, *diffSize, *diffSnapSize, *diffRuns, *keep) },
+		"s3":   func() error { return runS3(dmPath, *s3Size, *s3Runs, *keep) },
 	}
 	failed := false
 	defer stopOwnZFSFuse() // os.Exit below skips it: the failure paths call it first
@@ -94,7 +103,7 @@ func main() {
 		name = strings.TrimSpace(name)
 		sec, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q in -only; choose from dump, zfs, btrfs, pg, cluster, push, ui, diff\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q in -only; choose from dump, zfs, btrfs, pg, cluster, push, ui, diff, s3\n", name)
 			os.Exit(2)
 		}
 		fmt.Printf("== %s ==\n", name)
@@ -329,13 +338,7 @@ func generate(root string, total int64) (int, error) {
 // 256 KiB runs spread over many files (a database changes pages here and
 // there, not one contiguous region).
 func changeOnePercent(root string, size, seed int64) error {
-	var files []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			files = append(files, p)
-		}
-		return err
-	})
+	files, err := regularFiles(root)
 	if err != nil {
 		return err
 	}
@@ -361,6 +364,18 @@ func changeOnePercent(root string, size, seed int64) error {
 		budget -= int64(len(run))
 	}
 	return nil
+}
+
+// regularFiles lists the regular files under root.
+func regularFiles(root string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return err
+	})
+	return files, err
 }
 
 // du returns the bytes allocated under root.

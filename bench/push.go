@@ -100,15 +100,20 @@ func startPushRig(dm, work string, args func(name string) []string) (*pushRig, e
 		return r, err
 	}
 	for _, n := range []*benchNode{r.a, r.b} {
-		env := r.env
-		r.env = append(env, "DOTMESH_PASSWORD="+n.key)
-		_, err := r.sh("remote", "add", n.name, "admin@"+n.addr)
-		r.env = env
-		if err != nil {
+		if err := r.addRemote(n); err != nil {
 			return r, err
 		}
 	}
 	return r, nil
+}
+
+// addRemote adds node n to the client config as remote n.name.
+func (r *pushRig) addRemote(n *benchNode) error {
+	env := r.env
+	r.env = append(env, "DOTMESH_PASSWORD="+n.key)
+	_, err := r.sh("remote", "add", n.name, "admin@"+n.addr)
+	r.env = env
+	return err
 }
 
 func (r *pushRig) stop() {

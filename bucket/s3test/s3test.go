@@ -97,31 +97,51 @@ func waitForBuild(weed string) {
 // it is killed and its directory removed when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	s, err := Launch("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("SeaweedFS log (%s), last lines:\n%s", filepath.Join(s.Dir, "weed.log"), s.logTail(30))
+		}
+		s.Close()
+	})
+	return s
+}
+
+// Launch is Start for programs that are not tests (the bench): it runs
+// the server with its data in a new directory under parent (the system's
+// temporary directory when empty) and creates BucketName; Close kills it
+// and removes that directory. A failed Launch leaves nothing behind.
+func Launch(parent string) (*Server, error) {
 	weed, err := WeedPath()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	// A short directory: unix socket paths are limited to 108 bytes.
-	dir, err := os.MkdirTemp("", "dm-weed-")
+	dir, err := os.MkdirTemp(parent, "dm-weed-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	s := &Server{Dir: dir, weed: weed}
-	t.Cleanup(func() {
-		s.Kill()
-		if t.Failed() {
-			t.Logf("SeaweedFS log (%s), last lines:\n%s", filepath.Join(dir, "weed.log"), s.logTail(30))
-		}
-		os.RemoveAll(dir)
-	})
+	if err := s.launch(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) launch() error {
 	if err := s.writeConfig(); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	ports, err := freePorts(8)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	p := func(i int) string { return strconv.Itoa(ports[i]) }
+	dir := s.Dir
 	os.MkdirAll(filepath.Join(dir, "data"), 0o700)
 	s.args = []string{"server",
 		"-ip=127.0.0.1", "-ip.bind=127.0.0.1",
@@ -142,8 +162,13 @@ func Start(t testing.TB) *Server {
 		"-master.volumeSizeLimitMB=256", "-volume.max=100",
 	}
 	s.Endpoint = "http://127.0.0.1:" + p(6)
-	s.Restart(t)
-	return s
+	return s.restart()
+}
+
+// Close kills the server and removes its directory.
+func (s *Server) Close() {
+	s.Kill()
+	os.RemoveAll(s.Dir)
 }
 
 func (s *Server) writeConfig() error {
@@ -173,9 +198,15 @@ func (s *Server) Restart(t testing.TB) {
 	if s.cmd != nil {
 		t.Fatal("s3test: Restart of a running server; Kill it first")
 	}
+	if err := s.restart(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *Server) restart() error {
 	log, err := os.OpenFile(filepath.Join(s.Dir, "weed.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	cmd := exec.Command(s.weed, s.args...)
 	cmd.Dir = s.Dir
@@ -183,13 +214,14 @@ func (s *Server) Restart(t testing.TB) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		log.Close()
-		t.Fatalf("starting SeaweedFS (%s): %v", s.weed, err)
+		return fmt.Errorf("starting SeaweedFS (%s): %v", s.weed, err)
 	}
 	s.cmd, s.done = cmd, make(chan struct{})
 	go func() { cmd.Wait(); log.Close(); close(s.done) }()
 	if err := s.waitReady(90 * time.Second); err != nil {
-		t.Fatalf("SeaweedFS S3 server at %s: %v\nlast lines of its log:\n%s", s.Endpoint, err, s.logTail(30))
+		return fmt.Errorf("SeaweedFS S3 server at %s: %v\nlast lines of its log:\n%s", s.Endpoint, err, s.logTail(30))
 	}
+	return nil
 }
 
 // waitReady waits until the gateway answers with the bucket created and
