@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/dotmesh-io/dotmesh/frontends/cli.Version=$(VERSION)
 # Debian packages the tests and the bench need; installed only when missing.
 TEST_PACKAGES := zfs-fuse btrfs-progs postgresql mariadb-server redis-server sqlite3 docker.io busybox-static etcd-server chromium lintian systemd binutils ca-certificates prometheus
 BENCH_PACKAGES := restic rsync zfs-fuse btrfs-progs etcd-server
-FUZZTIME ?= 6s
+FUZZTIME ?= 4s
 # The torture run (tests/torture): `make torture` runs TORTURE_TIME per
 # backend; TORTURE_SEED 0 takes one from the clock; TORTURE_EXCLUDE leaves
 # operation classes out. The 60-second run inside `make test` (seed 1 unless
@@ -35,9 +35,6 @@ test: build vet
 	# the background while the packages before bucket/ test; the bucket
 	# tests wait on the build's lock.
 	@scripts/ensure-seaweedfs.sh --background
-	# The fuller image's Debian root file system (debootstrap, once), also
-	# in the background; make image-full in tests/e2e waits on its lock.
-	@scripts/ensure-rootfs.sh --background
 	# -p 1: one zfs-fuse daemon serves every test pool, and it can wedge when
 	# several test binaries mount and receive at once. ./tests/torture runs
 	# the torture run for 60 s (TORTURE_TEST_TIME) on the files backend.
@@ -70,7 +67,7 @@ torture: build
 # The image and the Debian package carry a static dm: cgo stays on (the
 # btrfs backend needs it), netgo and osusergo keep libc's resolver and
 # user lookups out, so the binary runs FROM scratch and on any Linux.
-.PHONY: static image image-full deb
+.PHONY: static image image-full deb test-image-full
 static:
 	$(GO) build -tags netgo,osusergo -ldflags "$(LDFLAGS) -linkmode external -extldflags -static" -o bin/static/dm ./cmd/dm
 
@@ -122,3 +119,9 @@ version:
 
 clean:
 	rm -rf bin
+
+# The fuller image's test (debootstrap once, minutes; then a second image
+# build) runs on request, not in `make test`.
+test-image-full: build
+	@scripts/ensure-packages.sh docker.io sqlite3
+	$(GO) test -count=1 -tags imagefull -run TestImageFull ./tests/e2e/
