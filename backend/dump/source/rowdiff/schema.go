@@ -207,6 +207,9 @@ func (s *schema) add(stmt string, mysql bool) {
 		case i >= len(toks) || toks[i].is("OWNER") || toks[i].is("DISABLE") && i+1 < len(toks) && toks[i+1].is("KEYS") || toks[i].is("ENABLE") && i+1 < len(toks) && toks[i+1].is("KEYS"):
 		case toks[i].is("ADD") && i+2 < len(toks) && toks[i+1].is("CONSTRAINT"):
 			c, j := name(toks, i+2)
+			if j >= len(toks) {
+				break // a constraint without a definition: nothing to record
+			}
 			s.objects[objKey{"constraint", t, c}] = normal(stmt[toks[j].start:])
 			if j+1 < len(toks) && toks[j].is("PRIMARY") && toks[j+1].is("KEY") && j+2 < len(toks) {
 				s.tableOf(t).key = identList(toks, j+2)
@@ -223,7 +226,7 @@ func (s *schema) add(stmt string, mysql bool) {
 	case toks[0].is("SELECT") && len(toks) > 6 && toks[1].is("pg_catalog") && toks[3].is("setval"):
 		seq := strings.Trim(toks[5].text, "'")
 		seq = strings.TrimPrefix(seq, "public.")
-		if close := parenAt(toks, 4); close > 0 {
+		if close := parenAt(toks, 4); close > 6 {
 			s.objects[objKey{"sequence value", "", seq}] = normal(stmt[toks[6].start:toks[close].start])
 		}
 	case toks[0].is("COMMENT") && toks[1].is("ON"):
