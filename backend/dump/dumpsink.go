@@ -10,8 +10,8 @@ import (
 	"slices"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
-	"github.com/dotmesh-io/dotmesh/internal/cdc"
 	"github.com/dotmesh-io/dotmesh/backend/dump/source"
+	"github.com/dotmesh-io/dotmesh/internal/cdc"
 )
 
 // dumpSink takes a source's dump as the driver produces it and, as it

@@ -14,7 +14,6 @@ import (
 // runs it, so transfers to and from a bucket use the neutral format.
 const BackendName = "bucket"
 
-
 // Config says how to reach a repository.
 type Config struct {
 	// URL is the store's URL (s3://BUCKET[/PREFIX], file:///DIR), opened
