@@ -56,7 +56,7 @@ func parseQuery(q url.Values) (listQuery, error) {
 	var lq listQuery
 	for k, vs := range q {
 		if len(vs) != 1 {
-			return lq, fmt.Errorf("%w: parameter %s given %d times; give it once", dotmesh.ErrInvalidArgument, k, len(vs))
+			return lq, fmt.Errorf("%w: parameter %q given %d times; give it once", dotmesh.ErrInvalidArgument, k, len(vs))
 		}
 		v := vs[0]
 		switch k {
