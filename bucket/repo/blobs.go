@@ -20,7 +20,15 @@ func (r *Repo) BlobID(h [32]byte) ID { return r.codec.blobID(h) }
 // PutBlob stores data as a blob unless the repository has it, and
 // returns its ID and whether it was written.
 func (r *Repo) PutBlob(ctx context.Context, data []byte) (ID, bool, error) {
-	id := r.codec.blobID(ContentHash(data))
+	return r.PutHashedBlob(ctx, ContentHash(data), data)
+}
+
+// PutHashedBlob is PutBlob for a writer that already holds data's
+// ContentHash h (a chunker hashes every chunk to ask which are missing),
+// so the chunk is not hashed twice. A wrong h stores a blob that GetBlob
+// and Check then report as corrupt, never as data.
+func (r *Repo) PutHashedBlob(ctx context.Context, h [32]byte, data []byte) (ID, bool, error) {
+	id := r.codec.blobID(h)
 	has, err := r.HasBlobs(ctx, []ID{id})
 	if err != nil {
 		return id, false, err

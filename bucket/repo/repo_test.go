@@ -839,3 +839,31 @@ func TestRefSwapLostAnswer(t *testing.T) {
 		}
 	})
 }
+
+// TestPutHashedBlob: a writer's own hash stores the blob PutBlob would;
+// a wrong one never comes back as data.
+func TestPutHashedBlob(t *testing.T) {
+	ctx := context.Background()
+	st, err := bucket.OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := initRepo(t, st, false)
+	data := randomData(10000)
+	id, stored, err := r.PutHashedBlob(ctx, ContentHash(data), data)
+	if err != nil || !stored || id != r.BlobID(ContentHash(data)) {
+		t.Fatalf("PutHashedBlob: %v, %v, %v", id, stored, err)
+	}
+	if _, again, err := r.PutBlob(ctx, data); err != nil || again {
+		t.Fatalf("PutBlob of the same data stored it again (%v) or failed: %v", again, err)
+	}
+	other := randomData(100)
+	bad, _, err := r.PutHashedBlob(ctx, ContentHash(data[:10]), other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ce *CorruptError
+	if _, err := r.GetBlob(ctx, bad); !errors.As(err, &ce) {
+		t.Fatalf("GetBlob of a blob stored under a wrong hash: %v; want a CorruptError", err)
+	}
+}

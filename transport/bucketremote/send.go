@@ -244,11 +244,7 @@ func (r *Remote) storeChunk(ctx context.Context, j *chunkJob) error {
 		return err
 	}
 	j.hash = repo.ContentHash(j.data)
-	has, err := r.repo.HasBlobs(ctx, []repo.ID{r.repo.BlobID(j.hash)})
-	if err != nil || has[0] {
-		return err
-	}
-	_, _, err = r.repo.PutBlob(ctx, j.data)
+	_, _, err := r.repo.PutHashedBlob(ctx, j.hash, j.data)
 	return err
 }
 
