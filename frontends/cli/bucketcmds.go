@@ -37,6 +37,16 @@ func (a *app) bucketArg(args []string) (string, *BucketRemote, error) {
 	return "", nil, nil
 }
 
+// withBucketNamed runs fn on bucket remote name (mustBucket, then
+// withBucket).
+func (a *app) withBucketNamed(ctx context.Context, name string, fn func(*bucketremote.Remote) error) error {
+	b, err := a.mustBucket(name)
+	if err != nil {
+		return err
+	}
+	return a.withBucket(ctx, name, b, fn)
+}
+
 // mustBucket returns bucket remote name, or an error saying it is none.
 func (a *app) mustBucket(name string) (*BucketRemote, error) {
 	if err := dotmesh.ValidateName("remote", name); err != nil {
@@ -278,12 +288,8 @@ id, creation time, key derivation, and * at the one that opened it now.`,
 		Args:    usageArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			b, err := a.mustBucket(name)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			return a.withBucket(ctx, name, b, func(r *bucketremote.Remote) error {
+			return a.withBucketNamed(ctx, name, func(r *bucketremote.Remote) error {
 				keys, err := r.Repo().Keys(ctx)
 				if err != nil {
 					return err
@@ -331,12 +337,8 @@ without any key nothing in the bucket can be read again.`,
 			if len(id) == 0 || len(id) > 64 || strings.Trim(id, "0123456789abcdef") != "" {
 				return kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("key id %.70q is not a key id (hex, as `dm remote key list %s` shows)", id, name))
 			}
-			b, err := a.mustBucket(name)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			return a.withBucket(ctx, name, b, func(r *bucketremote.Remote) error {
+			return a.withBucketNamed(ctx, name, func(r *bucketremote.Remote) error {
 				if err := r.Repo().RemoveKey(ctx, id, force); err != nil {
 					return err
 				}
@@ -361,12 +363,8 @@ Locks of running pushes and gcs are refreshed and stay.`,
 		Args:    usageArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			b, err := a.mustBucket(name)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			return a.withBucket(ctx, name, b, func(r *bucketremote.Remote) error {
+			return a.withBucketNamed(ctx, name, func(r *bucketremote.Remote) error {
 				n, err := r.Repo().RemoveStaleLocks(ctx)
 				if err != nil {
 					return err
