@@ -231,8 +231,11 @@ func (n *Node) tagsOn(ctx context.Context, id DotID, commits []*Commit) ([]Tag, 
 // maxTransferTags bounds the tags one Finish brings.
 const maxTransferTags = 10000
 
-// validateTags checks tags a peer sent, before anything changes.
-func validateTags(tags []Tag) error {
+// ValidateTransferTags checks the tags a peer sent with a transfer
+// (FinishRequest.Tags) before anything changes: at most 10,000, valid
+// names and commit ids, each name once. Every receiving Transport runs
+// it (a node, a bucket remote).
+func ValidateTransferTags(tags []Tag) error {
 	if len(tags) > maxTransferTags {
 		return fmt.Errorf("%w: %d tags in one transfer; at most %d", ErrInvalidArgument, len(tags), maxTransferTags)
 	}

@@ -162,7 +162,7 @@ func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c
 	if err := ValidateName("branch", branch); err != nil {
 		return err
 	}
-	if err := validateIncoming(c, base); err != nil {
+	if err := ValidateIncomingCommit(c, base); err != nil {
 		return err
 	}
 	kind, err := parseFormat(format)
@@ -272,7 +272,10 @@ func (n *Node) dropLeftover(ctx context.Context, be StorageBackend, ref CommitRe
 	return nil
 }
 
-func validateIncoming(c Commit, base *CommitID) error {
+// ValidateIncomingCommit checks the ids and metadata keys of a commit a
+// peer sends (and of its base, when not nil), before anything is stored.
+// Every receiving Transport runs it (a node, a bucket remote).
+func ValidateIncomingCommit(c Commit, base *CommitID) error {
 	if err := ValidateID("commit", string(c.ID), false); err != nil {
 		return err
 	}
@@ -318,7 +321,7 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 	if err := ValidateID("head commit", string(req.Head), false); err != nil {
 		return nil, err
 	}
-	if err := validateTags(req.Tags); err != nil {
+	if err := ValidateTransferTags(req.Tags); err != nil {
 		return nil, err
 	}
 	t, err := n.transferTarget(ctx, name, "")

@@ -129,7 +129,7 @@ func (r *Remote) Finish(ctx context.Context, dot dotmesh.DotName, branch string,
 	if err := dotmesh.ValidateID("head commit", string(req.Head), false); err != nil {
 		return nil, err
 	}
-	if err := validateTags(req.Tags); err != nil {
+	if err := dotmesh.ValidateTransferTags(req.Tags); err != nil {
 		return nil, err
 	}
 	if err := r.writeLock(ctx); err != nil {
@@ -277,30 +277,6 @@ func lastCommon(commits map[dotmesh.CommitID]*CommitRecord, a, b dotmesh.CommitI
 		}
 	}
 	return ""
-}
-
-// maxTransferTags bounds the tags one Finish brings, as a node does.
-const maxTransferTags = 10000
-
-// validateTags checks the tags a sender brings, before anything changes.
-func validateTags(tags []dotmesh.Tag) error {
-	if len(tags) > maxTransferTags {
-		return fmt.Errorf("%w: %d tags in one transfer; at most %d", dotmesh.ErrInvalidArgument, len(tags), maxTransferTags)
-	}
-	seen := make(map[string]bool, len(tags))
-	for _, t := range tags {
-		if err := dotmesh.ValidateName("tag", t.Name); err != nil {
-			return err
-		}
-		if err := dotmesh.ValidateID("tagged commit", string(t.Commit), false); err != nil {
-			return err
-		}
-		if seen[t.Name] {
-			return fmt.Errorf("%w: tag %s is sent twice", dotmesh.ErrInvalidArgument, t.Name)
-		}
-		seen[t.Name] = true
-	}
-	return nil
 }
 
 // addTags makes each of tags that names a stored commit and that the

@@ -24,7 +24,8 @@ func (r *Remote) SendCommit(ctx context.Context, dot dotmesh.DotName, branch str
 	if err != nil {
 		return err
 	}
-	if err := validateCommit(c); err != nil {
+	// base is not checked: a neutral stream is whole, so it goes unused.
+	if err := dotmesh.ValidateIncomingCommit(c, nil); err != nil {
 		return err
 	}
 	name := CommitName(dot, c.ID)
@@ -60,24 +61,6 @@ func (r *Remote) SendCommit(ctx context.Context, dot dotmesh.DotName, branch str
 	}
 	r.commits.put(name, rec)
 	r.log.Info("bucket: stored commit", "dot", dot.String(), "branch", branch, "commit", c.ID, "files", rec.Files, "bytes", rec.Bytes)
-	return nil
-}
-
-// validateCommit checks a commit a sender describes.
-func validateCommit(c dotmesh.Commit) error {
-	if err := dotmesh.ValidateID("commit", string(c.ID), false); err != nil {
-		return err
-	}
-	if c.Parent != "" {
-		if err := dotmesh.ValidateID("parent commit", string(c.Parent), false); err != nil {
-			return err
-		}
-	}
-	for k := range c.Metadata {
-		if err := dotmesh.ValidateName("metadata key", k); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
