@@ -36,7 +36,7 @@ func (r *Repo) PutHashedBlob(ctx context.Context, h [32]byte, data []byte) (ID, 
 	if has[0] {
 		return id, false, nil
 	}
-	if err := r.put(ctx, kindBlob, blobName(id), data, true, false); err != nil {
+	if err := r.put(ctx, kindBlob, BlobObject(id), data, true, false); err != nil {
 		return id, false, err
 	}
 	r.mu.Lock()
@@ -51,7 +51,7 @@ func (r *Repo) PutHashedBlob(ctx context.Context, h [32]byte, data []byte) (ID, 
 // the store is a CorruptError naming its object, never data; a missing
 // one wraps dotmesh.ErrNotFound.
 func (r *Repo) GetBlob(ctx context.Context, id ID) ([]byte, error) {
-	name := blobName(id)
+	name := BlobObject(id)
 	data, err := r.get(ctx, kindBlob, name)
 	if err != nil {
 		return nil, err
@@ -116,7 +116,7 @@ func (r *Repo) ReloadIndex() {
 // skipped (Check reports them).
 func (r *Repo) ListBlobs(ctx context.Context, fn func(id ID, size int64) error) error {
 	return r.store.List(ctx, dataDir, func(oi bucket.ObjectInfo) error {
-		id, err := parseBlobName(oi.Name)
+		id, err := ParseBlobObject(oi.Name)
 		if err != nil {
 			r.log.Warn("repository: not a blob's name", "object", oi.Name, "err", err)
 			return nil
@@ -125,7 +125,9 @@ func (r *Repo) ListBlobs(ctx context.Context, fn func(id ID, size int64) error) 
 	})
 }
 
-func parseBlobName(name string) (ID, error) {
+// ParseBlobObject is the blob ID whose store object is name; names of
+// other objects are an error.
+func ParseBlobObject(name string) (ID, error) {
 	rest, ok := strings.CutPrefix(name, dataDir)
 	if !ok || len(rest) != 3+64 || rest[2] != '/' || rest[:2] != rest[3:5] {
 		return ID{}, errors.New("not data/<2 hex>/<64 hex>")
@@ -136,7 +138,7 @@ func parseBlobName(name string) (ID, error) {
 // DeleteBlob removes blob id (no error when missing). Only a holder of
 // an exclusive lock may delete: others may be about to reference it.
 func (r *Repo) DeleteBlob(ctx context.Context, id ID) error {
-	if err := r.store.Delete(ctx, blobName(id)); err != nil {
+	if err := r.store.Delete(ctx, BlobObject(id)); err != nil {
 		return err
 	}
 	r.mu.Lock()

@@ -143,7 +143,7 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (CheckResult, error) {
 			}
 			run(name, func() error { _, err := r.get(ctx, kindRef, name); return err })
 		case strings.HasPrefix(name, dataDir):
-			id, err := parseBlobName(name)
+			id, err := ParseBlobObject(name)
 			if err != nil {
 				bad(name, corrupt(name, err))
 				return nil

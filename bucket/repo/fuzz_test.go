@@ -136,15 +136,15 @@ func FuzzUntoken(f *testing.F) {
 
 // FuzzParseBlobName: the listing of data/ is the blob index.
 func FuzzParseBlobName(f *testing.F) {
-	f.Add(blobName(ID{1, 2, 3}))
+	f.Add(BlobObject(ID{1, 2, 3}))
 	f.Add("data/00/00")
 	f.Add("refs/6162/v00000000000000000001")
 	f.Fuzz(func(t *testing.T, name string) {
 		if tok, err := parseRefObject(name); err == nil && !strings.HasPrefix(name, refsDir+tok+"/v") {
 			t.Fatalf("ref object %q has token %q", name, tok)
 		}
-		if id, err := parseBlobName(name); err == nil && blobName(id) != name {
-			t.Fatalf("%q parses to %s, named %q", name, id, blobName(id))
+		if id, err := ParseBlobObject(name); err == nil && BlobObject(id) != name {
+			t.Fatalf("%q parses to %s, named %q", name, id, BlobObject(id))
 		}
 		if v, ok := parseVersion(name); ok && refObject("", v) != name && "v"+name[1:] != name {
 			t.Fatalf("version %q parses to %d", name, v)

@@ -99,7 +99,7 @@ func TestRoundTrip(t *testing.T) {
 					}
 				}
 				// The compressible blob is stored compressed.
-				if sz := len(rawGet(t, st, blobName(ids[1]))); sz > len(compressible)/10 {
+				if sz := len(rawGet(t, st, BlobObject(ids[1]))); sz > len(compressible)/10 {
 					t.Errorf("compressible blob of %d bytes stored in %d", len(compressible), sz)
 				}
 				if err := r.PutRecord(ctx, "commit", "admin/dot/c1", []byte(`{"id":"c1"}`)); err != nil {
@@ -240,7 +240,7 @@ func TestPlainRepository(t *testing.T) {
 		if id != ID(ContentHash(data)) {
 			t.Fatalf("plain blob id %s is not the content hash", id)
 		}
-		stored := rawGet(t, st, blobName(id))
+		stored := rawGet(t, st, BlobObject(id))
 		if !bytes.Contains(stored, data) {
 			t.Fatal("a plain repository's blob does not hold its plaintext")
 		}
@@ -256,8 +256,8 @@ func TestPlainRepository(t *testing.T) {
 		}
 		// The checksum still catches a flipped bit.
 		stored[len(stored)/2] ^= 1
-		rawPut(t, st, blobName(id), stored)
-		if _, err := r.GetBlob(ctx, id); !errors.Is(err, dotmesh.ErrCorrupt) || !strings.Contains(err.Error(), blobName(id)) {
+		rawPut(t, st, BlobObject(id), stored)
+		if _, err := r.GetBlob(ctx, id); !errors.Is(err, dotmesh.ErrCorrupt) || !strings.Contains(err.Error(), BlobObject(id)) {
 			t.Fatalf("GetBlob of a changed plain blob: %v", err)
 		}
 		// A second Init over it is refused.
@@ -351,7 +351,7 @@ func TestTamper(t *testing.T) {
 				d, _, _ := r.PutBlob(ctx, randomData(10000))
 				r.PutRecord(ctx, "commit", "one", []byte("record one"))
 				r.PutRecord(ctx, "commit", "two", []byte("record two"))
-				obj := func(id ID) string { return blobName(id) }
+				obj := func(id ID) string { return BlobObject(id) }
 				rec := func(name string) string { n, _ := r.recordName("commit", name); return n }
 
 				changed := rawGet(t, st, obj(a))

@@ -331,7 +331,9 @@ func (c *codec) blobID(h [32]byte) ID {
 	return id
 }
 
-func blobName(id ID) string {
+// BlobObject is the store object holding blob id (data/<2 hex>/<64
+// hex>), the name Check's problems give.
+func BlobObject(id ID) string {
 	s := id.String()
 	return "data/" + s[:2] + "/" + s
 }

@@ -433,10 +433,3 @@ type commitOf struct {
 	dot dotmesh.DotName
 	rec *CommitRecord
 }
-
-// blobObjectName is blob id's object in the store (bucket/repo's layout:
-// data/<2 hex>/<64 hex>), as Check names it.
-func blobObjectName(id repo.ID) string {
-	s := id.String()
-	return "data/" + s[:2] + "/" + s
-}

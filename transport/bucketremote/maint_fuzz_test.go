@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dotmesh-io/dotmesh/bucket/repo"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -44,24 +43,6 @@ func FuzzLogRef(f *testing.F) {
 		}
 		if pr.Prefix != "" && strings.HasPrefix(what, "commit ") && !strings.HasPrefix(string(start), pr.Prefix) {
 			t.Fatalf("ref %q resolved to commit %s", s, start)
-		}
-	})
-}
-
-// FuzzParseBlobObjectName: only blob object names parse, and they name
-// the blob blobObjectName makes them of.
-func FuzzParseBlobObjectName(f *testing.F) {
-	f.Add(blobObjectName(repo.ID{1, 2, 3}))
-	f.Add("data/ab/" + strings.Repeat("ab", 32))
-	f.Add("records/commit/x.r")
-	f.Add("data/zz/" + strings.Repeat("0", 64))
-	f.Fuzz(func(t *testing.T, s string) {
-		id, ok := parseBlobObjectName(s)
-		if !ok {
-			return
-		}
-		if got := blobObjectName(id); got != s {
-			t.Fatalf("%q parsed as blob %s, whose object is %q", s, id, got)
 		}
 	})
 }

@@ -260,7 +260,7 @@ func (f *layoutFixture) blobSizes(rec *CommitRecord) int64 {
 	err := WalkTree(context.Background(), f.rp, rec, 1, func(te TreeEntry) error {
 		if te.Path != "shared" {
 			for _, c := range te.Chunks {
-				n += objs[blobObjectName(f.rp.BlobID(c.Hash))]
+				n += objs[repo.BlobObject(f.rp.BlobID(c.Hash))]
 			}
 		}
 		return nil
@@ -268,7 +268,7 @@ func (f *layoutFixture) blobSizes(rec *CommitRecord) int64 {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return n + objs[blobObjectName(rec.Tree[0])]
+	return n + objs[repo.BlobObject(rec.Tree[0])]
 }
 
 // only is the one commit record of dot.
@@ -365,7 +365,7 @@ func TestVerifyStructure(t *testing.T) {
 		t.Fatal(err)
 	}
 	// c3's tree is damaged.
-	tree := blobObjectName(cs[2].Tree[0])
+	tree := repo.BlobObject(cs[2].Tree[0])
 	if err := f.st.Put(ctx, tree, strings.NewReader("garbage"), 7); err != nil {
 		t.Fatal(err)
 	}
@@ -381,8 +381,8 @@ func TestVerifyStructure(t *testing.T) {
 		want := map[string]Problem{
 			"commit record " + CommitName(layoutDot, dangling):        {Dot: dotPrefix(layoutDot), Commit: string(dangling)},
 			"commit record " + CommitName(layoutDot, cs[1].Commit.ID): {Dot: dotPrefix(layoutDot), Commit: string(cs[2].Commit.ID)},
-			blobObjectName(own): {Dot: dotPrefix(layoutDot), Commit: string(cs[0].Commit.ID)},
-			tree:                {Dot: dotPrefix(layoutDot), Commit: string(cs[2].Commit.ID)},
+			repo.BlobObject(own): {Dot: dotPrefix(layoutDot), Commit: string(cs[0].Commit.ID)},
+			tree:                 {Dot: dotPrefix(layoutDot), Commit: string(cs[2].Commit.ID)},
 		}
 		if len(got) != len(want) {
 			t.Errorf("ReadData %v: problems %+v; want %d", readData, res.Problems, len(want))

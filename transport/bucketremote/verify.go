@@ -149,7 +149,7 @@ func (r *Remote) Verify(ctx context.Context, opts VerifyOptions) (VerifyResult, 
 	for i, id := range ids {
 		if !has[i] {
 			c := used[id]
-			add(blobObjectName(id), c.dot, c.rec.Commit.ID, errors.New("missing: the commit needs it"))
+			add(repo.BlobObject(id), c.dot, c.rec.Commit.ID, errors.New("missing: the commit needs it"))
 		}
 	}
 
@@ -157,7 +157,7 @@ func (r *Remote) Verify(ctx context.Context, opts VerifyOptions) (VerifyResult, 
 	for _, p := range check.Problems {
 		var dot dotmesh.DotName
 		var commit dotmesh.CommitID
-		if id, ok := parseBlobObjectName(p.Object); ok {
+		if id, err := repo.ParseBlobObject(p.Object); err == nil {
 			if c, ok := used[id]; ok {
 				dot, commit = c.dot, c.rec.Commit.ID
 			}
@@ -181,14 +181,4 @@ func problemMessage(err error) string {
 		return ce.Err.Error()
 	}
 	return strings.TrimPrefix(err.Error(), dotmesh.ErrCorrupt.Error()+": ")
-}
-
-// parseBlobObjectName is the blob ID of a blob's object name.
-func parseBlobObjectName(name string) (repo.ID, bool) {
-	rest, ok := strings.CutPrefix(name, "data/")
-	if !ok || len(rest) != 3+64 || rest[2] != '/' || rest[:2] != rest[3:5] {
-		return repo.ID{}, false
-	}
-	id, err := repo.ParseID(rest[3:])
-	return id, err == nil
 }
