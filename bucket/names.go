@@ -54,11 +54,15 @@ func ValidateListPrefix(prefix string) error {
 	if err := checkChars(prefix); err != nil {
 		return fmt.Errorf("%w: listing prefix %q %s", dotmesh.ErrInvalidName, prefix, err)
 	}
-	// A prefix "a/" lists "a/b": check it as a name with a stand-in tail.
-	if err := ValidateName(prefix + "x"); err != nil {
-		return fmt.Errorf("%w: listing prefix %q cannot start a valid object name", dotmesh.ErrInvalidName, prefix)
+	// Every prefix of a valid name is itself a valid name, except one ending
+	// in a slash ("a/" lists "a/b"), which needs a tail of at least a byte.
+	if ValidateName(prefix) == nil {
+		return nil
 	}
-	return nil
+	if strings.HasSuffix(prefix, "/") && ValidateName(prefix+"x") == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: listing prefix %q cannot start a valid object name", dotmesh.ErrInvalidName, prefix)
 }
 
 func checkChars(s string) error {
