@@ -19,6 +19,27 @@
 //	  'f':   uvarint size + content;  'l': uvarint length + target
 //	'e' and the SHA-256 of every byte before the 'e'
 //
+// A delta stream carries what changed from a base commit the receiver
+// holds, so that a 1% change sends ~1%:
+//
+//	"DMD1"
+//	base   uvarint length + bytes: the base commit's id (printable ASCII)
+//	records in walk order, each path once, each the path's full record
+//	  as above where the new tree's entry is new or differs from the
+//	  base's in kind, mode, mtime, size, target or content, or:
+//	  'r'    uvarint length + path: the base's entry there is gone (a
+//	         directory with everything below it)
+//	'e' and the SHA-256 of every byte before the 'e'
+//
+// Unchanged directories are left out, so a record's parent may be
+// absent; nothing may come below a removed path or a non-directory
+// record. A record replaces what the base had at its path (a directory
+// that stays a directory keeps its contents; only mode and mtime change).
+// The magic keeps the two kinds apart: Scan and Read refuse a delta and
+// ScanDelta a whole stream. A delta is applied by its receiver, which
+// must refuse one whose base it lacks, whose removal names a missing path
+// or whose record's parent is not a directory after the base and delta.
+//
 // Sockets and devices are not carried. Read writes through os.Root (no
 // path or symlink leads outside its directory) and succeeds only when the
 // trailer matches, so the caller commits nothing of a truncated or
@@ -42,7 +63,10 @@ import (
 // ErrCorrupt's, which the engine adds when it receives a stream.
 var ErrCorrupt = errors.New("corrupt data")
 
-const neutralMagic = "DMN1"
+const (
+	neutralMagic = "DMN1"
+	deltaMagic   = "DMD1"
+)
 
 const maxNeutralPath = 4096
 
