@@ -61,6 +61,10 @@ func openRecordedTree(ctx context.Context, tr TreeReader, c CommitRef) (*commitT
 		return nil, err
 	}
 	read := func(p string, max int64) ([]byte, bool, error) { return tr.ReadCommitFile(ctx, c, p, max) }
+	if fo, ok := tr.(TreeFileOpener); ok {
+		open := func(p string) (io.ReadCloser, error) { return fo.OpenCommitFile(ctx, c, p) }
+		return &commitTree{entries: entries, read: read, open: open, close: func() {}}, nil
+	}
 	return &commitTree{entries: entries, read: read, open: recordedOpen(read), close: func() {}, whole: true}, nil
 }
 

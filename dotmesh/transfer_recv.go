@@ -230,6 +230,8 @@ func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c
 		return err
 	}
 	switch {
+	case kind == FormatNeutral && base != nil:
+		return fmt.Errorf("%w: this node takes whole neutral streams only, not deltas against %s; the sender must send commit %s whole", ErrNotSupported, *base, c.ID)
 	case kind == FormatNeutral:
 		var info map[string]string
 		if info, err = n.receiveNeutral(ctx, t, rc, r); err == nil {

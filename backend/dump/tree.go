@@ -16,7 +16,10 @@ import (
 // The commit's manifest knows every entry, its size, mode and chunks, so
 // the tree of a commit is read without restoring anything.
 
-var _ dotmesh.TreeReader = (*Backend)(nil)
+var (
+	_ dotmesh.TreeReader     = (*Backend)(nil)
+	_ dotmesh.TreeFileOpener = (*Backend)(nil)
+)
 
 // CommitTree implements dotmesh.TreeReader from the commit's manifest.
 func (b *Backend) CommitTree(ctx context.Context, c dotmesh.CommitRef) ([]dotmesh.TreeEntry, error) {
@@ -78,6 +81,11 @@ func (b *Backend) commitFileLocked(c dotmesh.CommitRef, path string) (*Entry, er
 		return nil, fmt.Errorf("%w: %s is a %s in commit %s, not a regular file", dotmesh.ErrInvalidArgument, path, e.Type, c.ID)
 	}
 	return e, nil
+}
+
+// OpenCommitFile implements dotmesh.TreeFileOpener.
+func (b *Backend) OpenCommitFile(ctx context.Context, c dotmesh.CommitRef, path string) (io.ReadCloser, error) {
+	return b.openCommitFile(ctx, c, path)
 }
 
 // openCommitFile streams the regular file path of commit c from the

@@ -364,3 +364,84 @@ func FuzzScanDelta(f *testing.F) {
 		}
 	})
 }
+
+// dirEntries lists dir as Write streams it, symlink times left out (Read
+// cannot set them: they are the time of unpacking).
+func dirEntries(t testing.TB, dir string) string {
+	var buf bytes.Buffer
+	if err := Write(dir, &buf); err != nil {
+		t.Fatal(err)
+	}
+	got, err := scanAll(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, s := range got {
+		if s.Kind == KindSymlink {
+			s.MTime = time.Time{}
+		}
+		lines = append(lines, s.String())
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestApplyDeltaProperty: on disk, the base's tree plus the delta is the
+// new tree, times of untouched directories included.
+func TestApplyDeltaProperty(t *testing.T) {
+	for seed := range uint64(150) {
+		r := rand.New(rand.NewPCG(seed, 3))
+		a := randomTree(r)
+		b := a.clone()
+		mutate(b, r)
+		dir, want := t.TempDir(), t.TempDir()
+		if err := Read(bytes.NewReader(a.whole(t)), dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := Read(bytes.NewReader(b.whole(t)), want); err != nil {
+			t.Fatal(err)
+		}
+		if err := ApplyDelta(bytes.NewReader(memDelta(t, a, b, "c1")), dir, func(string) error { return nil }); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if g, w := dirEntries(t, dir), dirEntries(t, want); g != w {
+			t.Fatalf("seed %d: applied:\n%s\nwant:\n%s", seed, g, w)
+		}
+	}
+}
+
+func TestApplyDeltaRefusesBadDeltas(t *testing.T) {
+	dir := t.TempDir()
+	base := memTree{}
+	base[("f")] = memNode{e: Entry{Kind: KindFile, Path: "f", Mode: 0o644, MTime: time.Unix(1, 0)}}
+	if err := Read(bytes.NewReader(base.whole(t)), dir); err != nil {
+		t.Fatal(err)
+	}
+	delta := func(es ...Entry) []byte {
+		var buf bytes.Buffer
+		w, _ := NewDeltaWriter(&buf, "c1")
+		for _, e := range es {
+			if err := w.Add(e, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.Close()
+		return buf.Bytes()
+	}
+	for name, d := range map[string][]byte{
+		"removal of a missing path": delta(Entry{Kind: KindRemoved, Path: "gone"}),
+		"record under a file":       delta(Entry{Kind: KindDir, Path: "f/x", Mode: 0o755, MTime: time.Unix(0, 0)}),
+		"record without its dir":    delta(Entry{Kind: KindFile, Path: "d/x", Mode: 0o644, MTime: time.Unix(0, 0)}),
+	} {
+		if err := ApplyDelta(bytes.NewReader(d), dir, func(string) error { return nil }); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	unknown := errors.New("unknown base")
+	if err := ApplyDelta(bytes.NewReader(delta(Entry{Kind: KindRemoved, Path: "f"})), dir, func(string) error { return unknown }); err != unknown {
+		t.Fatalf("unknown base: %v", err)
+	}
+	if got := dirEntries(t, dir); !strings.Contains(got, "f f ") {
+		t.Fatalf("a refused delta changed the tree: %s", got)
+	}
+}

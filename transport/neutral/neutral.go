@@ -54,6 +54,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 )
@@ -107,7 +108,7 @@ func Write(dir string, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		e := Entry{Path: filepath.ToSlash(rel), Mode: info.Mode().Perm(), MTime: clampTime(info.ModTime())}
+		e := Entry{Path: filepath.ToSlash(rel), Mode: info.Mode().Perm(), MTime: ClampTime(info.ModTime())}
 		switch {
 		case info.IsDir():
 			e.Kind = KindDir
@@ -136,10 +137,10 @@ func Write(dir string, w io.Writer) error {
 	return sw.Close()
 }
 
-// clampTime brings a time into the stream's range (1678 to 2262, Unix
+// ClampTime brings a time into the stream's range (1678 to 2262, Unix
 // nanoseconds in an int64): a file touched into the far future is sent
 // stamped at the range's end rather than failing the transfer.
-func clampTime(t time.Time) time.Time {
+func ClampTime(t time.Time) time.Time {
 	lo, hi := time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
 	switch {
 	case t.Before(lo):
@@ -176,21 +177,7 @@ func Read(r io.Reader, dir string) error {
 			// A directory's time is set last, once nothing is added to it.
 			dirTimes = append(dirTimes, dirTime{e.Path, e.MTime})
 		case KindFile:
-			f, err := root.OpenFile(e.Path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-			if err != nil {
-				return corrupt("file %q: %v", e.Path, err)
-			}
-			_, err = io.Copy(f, content)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
-			}
-			if err := root.Chmod(e.Path, e.Mode); err != nil {
-				return err
-			}
-			return root.Chtimes(e.Path, e.MTime, e.MTime)
+			return writeFile(root, e, content)
 		case KindSymlink:
 			if err := root.Symlink(e.Target, e.Path); err != nil {
 				return corrupt("symlink %q: %v", e.Path, err)
@@ -203,6 +190,101 @@ func Read(r io.Reader, dir string) error {
 	}
 	for i := len(dirTimes) - 1; i >= 0; i-- {
 		_ = root.Chtimes(dirTimes[i].name, dirTimes[i].t, dirTimes[i].t)
+	}
+	return nil
+}
+
+// writeFile creates the file of e, which must not exist yet.
+func writeFile(root *os.Root, e Entry, content io.Reader) error {
+	f, err := root.OpenFile(e.Path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return corrupt("file %q: %v", e.Path, err)
+	}
+	_, err = io.Copy(f, content)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := root.Chmod(e.Path, e.Mode); err != nil {
+		return err
+	}
+	return root.Chtimes(e.Path, e.MTime, e.MTime)
+}
+
+// ApplyDelta applies a delta stream to dir, which holds the tree of its
+// base commit: base gets the stream's base id first and refuses one dir
+// does not hold. A removal of a path dir lacks, or a record whose parent
+// is not a directory, is ErrCorrupt. Directories keep their times unless
+// the delta sets them. On any error dir is part way between base and
+// target: the caller discards it (or restores the base) and commits
+// nothing.
+func ApplyDelta(r io.Reader, dir string, base func(id string) error) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	// The times of the directories changed, to set once nothing more is
+	// added to them: their base times or the delta's.
+	times := map[string]time.Time{}
+	var dirs []string
+	keep := func(p string, t time.Time) {
+		if _, ok := times[p]; !ok {
+			dirs = append(dirs, p)
+		}
+		times[p] = t
+	}
+	err = ScanDelta(r, base, func(e Entry, content io.Reader) error {
+		parent := path.Dir(e.Path)
+		pi, err := root.Lstat(parent)
+		if err != nil || !pi.IsDir() {
+			return corrupt("the directory of %q, %q, is in neither the base nor the delta", e.Path, parent)
+		}
+		if _, ok := times[parent]; !ok {
+			keep(parent, pi.ModTime())
+		}
+		old, err := root.Lstat(e.Path)
+		had := err == nil
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if e.Kind == KindRemoved {
+			if !had {
+				return corrupt("removes %q, which the base does not have", e.Path)
+			}
+			return root.RemoveAll(e.Path)
+		}
+		stays := had && old.IsDir() && e.Kind == KindDir
+		if had && !stays {
+			if err := root.RemoveAll(e.Path); err != nil {
+				return err
+			}
+		}
+		switch e.Kind {
+		case KindDir:
+			if !stays {
+				if err := root.Mkdir(e.Path, 0o700); err != nil {
+					return err
+				}
+			}
+			keep(e.Path, e.MTime)
+			return root.Chmod(e.Path, e.Mode)
+		case KindFile:
+			return writeFile(root, e, content)
+		case KindSymlink:
+			return root.Symlink(e.Target, e.Path)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		if err := root.Chtimes(d, times[d], times[d]); err != nil {
+			return err
+		}
 	}
 	return nil
 }
