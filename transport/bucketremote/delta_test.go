@@ -121,18 +121,24 @@ func TestDeltaPushes(t *testing.T) {
 	require.Equal(t, int64(len(commits)-1), rem.deltas.Load(), "every push after the first is a delta")
 	requireSameTree(t, treeOf(t, a.root(app, "")), treeOf(t, cloneRoot(t, b.remote(), app)))
 
-	// The bucket as sender: the whole stream of the base with the delta
-	// applied is the whole stream of the commit.
+	checkDeltas(t, rem, commits)
+}
+
+// checkDeltas: for each commit after the first, the whole stream of the
+// one before it unpacked, with r's delta against it applied, is the
+// commit's whole tree.
+func checkDeltas(t *testing.T, r dotmesh.Transport, commits []*dotmesh.Commit) {
+	t.Helper()
 	for i := 1; i < len(commits); i++ {
 		dir := t.TempDir()
-		require.NoError(t, neutral.Read(bytes.NewReader(fetch(t, rem, commits[i-1].ID, nil)), dir))
-		delta := fetch(t, rem, commits[i].ID, &commits[i-1].ID)
+		require.NoError(t, neutral.Read(bytes.NewReader(fetch(t, r, commits[i-1].ID, nil)), dir))
+		delta := fetch(t, r, commits[i].ID, &commits[i-1].ID)
 		require.NoError(t, neutral.ApplyDelta(bytes.NewReader(delta), dir, func(id string) error {
 			require.Equal(t, string(commits[i-1].ID), id)
 			return nil
 		}))
 		want := t.TempDir()
-		require.NoError(t, neutral.Read(bytes.NewReader(fetch(t, rem, commits[i].ID, nil)), want))
+		require.NoError(t, neutral.Read(bytes.NewReader(fetch(t, r, commits[i].ID, nil)), want))
 		requireSameTree(t, treeOf(t, want), treeOf(t, dir))
 	}
 }
