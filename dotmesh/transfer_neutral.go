@@ -135,8 +135,12 @@ func writeNeutral(sw *neutral.Writer, t *commitTree, es []neutral.Entry) error {
 	for _, e := range es {
 		var content io.ReadCloser
 		if e.Kind == neutral.KindFile {
+			open := t.open
+			if t.stream != nil {
+				open = t.stream
+			}
 			var err error
-			if content, err = t.open(e.Path); err != nil {
+			if content, err = open(e.Path); err != nil {
 				return fmt.Errorf("reading %s: %w", e.Path, err)
 			}
 		}

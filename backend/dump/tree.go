@@ -83,9 +83,18 @@ func (b *Backend) commitFileLocked(c dotmesh.CommitRef, path string) (*Entry, er
 	return e, nil
 }
 
-// OpenCommitFile implements dotmesh.TreeFileOpener.
+// OpenCommitFile implements dotmesh.TreeFileOpener. Unlike
+// openCommitFile it holds the store per chunk, not until Close: a
+// neutral stream goes at the receiver's pace, and gc must not wait for
+// it (nor, waiting, block every other reader).
 func (b *Backend) OpenCommitFile(ctx context.Context, c dotmesh.CommitRef, path string) (io.ReadCloser, error) {
-	return b.openCommitFile(ctx, c, path)
+	done := b.useStore()
+	e, err := b.commitFileLocked(c, path)
+	done()
+	if err != nil {
+		return nil, err
+	}
+	return &chunkReader{ctx: ctx, b: b, chunks: e.Chunks, what: fmt.Sprintf("%s of commit %s", path, c.ID), perChunk: true}, nil
 }
 
 // openCommitFile streams the regular file path of commit c from the
@@ -109,6 +118,8 @@ type chunkReader struct {
 	buf    []byte
 	rest   []byte // unread part of the current chunk
 	done   func()
+	// perChunk: hold the store for each chunk's read only.
+	perChunk bool
 }
 
 // next returns the next chunk's bytes (valid until the next call).
@@ -118,6 +129,9 @@ func (r *chunkReader) next() ([]byte, error) {
 	}
 	if err := r.ctx.Err(); err != nil {
 		return nil, err
+	}
+	if r.perChunk {
+		defer r.b.useStore()()
 	}
 	var err error
 	r.buf, err = r.b.store.Get(r.chunks[0].Hash, r.buf)
