@@ -190,7 +190,13 @@ func (n *Node) scratchCopy(ctx context.Context, d *Dot, be StorageBackend, c *Co
 	return dir, cleanup, nil
 }
 
-func (n *Node) receiveNeutral(ctx context.Context, t *transferTarget, c Commit, r io.Reader) (map[string]string, error) {
+// receiveNeutral writes the tree of a neutral stream into the working
+// state of c's receiving storage and commits it there. A delta (base set)
+// is applied to base's tree, written there first from this node's own
+// copy of base: the wire carries the change only. The working state is
+// scratch until the commit: a failed or crashed receive leaves no
+// commit, and the next one empties it first.
+func (n *Node) receiveNeutral(ctx context.Context, t *transferTarget, c Commit, base *Commit, r io.Reader) (map[string]string, error) {
 	tmp := BranchRef{Dot: t.dot.ID, Branch: c.Branch}
 	dir, err := t.be.SubdotPath(ctx, tmp, RootSubdot)
 	if err != nil {
@@ -204,7 +210,17 @@ func (n *Node) receiveNeutral(ctx context.Context, t *transferTarget, c Commit, 
 	if err := emptyDir(dir); err != nil {
 		return nil, fmt.Errorf("clearing the receiving working state: %w", err)
 	}
-	if err := neutral.Read(r, dir); err != nil {
+	if base == nil {
+		err = neutral.Read(r, dir)
+	} else if err = n.writeBaseTree(ctx, t, base, dir); err == nil {
+		err = neutral.ApplyDelta(r, dir, func(id string) error {
+			if id != string(base.ID) {
+				return fmt.Errorf("%w: neutral delta: against commit %q, where the sender named %s", ErrCorrupt, id, base.ID)
+			}
+			return nil
+		})
+	}
+	if err != nil {
 		_ = emptyDir(dir) // a damaged stream leaves nothing behind
 		if errors.Is(err, neutral.ErrCorrupt) {
 			err = corruptStream{err}
@@ -216,6 +232,24 @@ func (n *Node) receiveNeutral(ctx context.Context, t *transferTarget, c Commit, 
 		return nil, fmt.Errorf("committing the received tree: %w", err)
 	}
 	return info, nil
+}
+
+// writeBaseTree writes the tree of commit base, which this node holds,
+// into the empty directory dir, as its neutral stream would.
+func (n *Node) writeBaseTree(ctx context.Context, t *transferTarget, base *Commit, dir string) error {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(n.sendNeutral(ctx, t.dot, t.be, base, nil, pw))
+	}()
+	err := neutral.Read(pr, dir)
+	pr.CloseWithError(errors.New("base tree written")) // ends the writer if Read stopped early
+	<-done
+	if err != nil {
+		return fmt.Errorf("writing the tree of base commit %s to apply a delta to: %w", base.ID, err)
+	}
+	return nil
 }
 
 // corruptStream is a damaged neutral stream's error, which is this

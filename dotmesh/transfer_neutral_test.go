@@ -154,3 +154,87 @@ func TestNeutralDeltaSendsTheChange(t *testing.T) {
 	require.Less(t, len(delta), 10<<10+500, "a delta of one 10 KiB file of 100")
 	require.Less(t, len(fetchNeutral(t, a.node, c3.ID, &c2.ID)), 80, "no change: a header and a trailer")
 }
+
+// deltaCounter is a node's transport that takes neutral deltas (as a
+// node advertising AcceptsNeutralBase does) and counts them and bytes.
+type deltaCounter struct {
+	dotmesh.Transport
+	deltas, bytes int64
+}
+
+func (d *deltaCounter) State(ctx context.Context, dot dotmesh.DotName, branch string, opts dotmesh.StateOptions) (*dotmesh.TransferState, error) {
+	st, err := d.Transport.State(ctx, dot, branch, opts)
+	if st != nil {
+		st.AcceptsNeutralBase = true
+	}
+	return st, err
+}
+
+func (d *deltaCounter) SendCommit(ctx context.Context, dot dotmesh.DotName, branch string, c dotmesh.Commit, base *dotmesh.CommitID, format string, data io.Reader) error {
+	if base != nil {
+		d.deltas++
+	}
+	b, err := io.ReadAll(data)
+	if err != nil {
+		return err
+	}
+	d.bytes += int64(len(b))
+	return d.Transport.SendCommit(ctx, dot, branch, c, base, format, bytes.NewReader(b))
+}
+
+// TestNeutralDeltaNodeReceives: a node takes neutral deltas: random
+// changes pushed one commit at a time arrive as deltas, and the
+// receiver's tree is the sender's after each.
+func TestNeutralDeltaNodeReceives(t *testing.T) {
+	ctx := context.Background()
+	a, b := newEnv(t), newEnv(t)
+	_, err := a.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	root := func(e *env) string {
+		p, err := e.node.SubdotPath(ctx, dotmesh.VolumeName{Dot: app, Subdot: dotmesh.RootSubdot})
+		require.NoError(t, err)
+		return p
+	}
+	to := &deltaCounter{Transport: dotmesh.LocalTransport(b.node)}
+	r := rand.New(rand.NewPCG(9, 9))
+	for i := range 15 {
+		mutateDir(t, r, root(a))
+		a.commit(fmt.Sprint("c", i))
+		_, err := a.node.Push(ctx, app, "", to, dotmesh.TransferOptions{Neutral: true})
+		require.NoError(t, err)
+		require.Equal(t, streamSummary(t, dirStream(t, root(a))), streamSummary(t, dirStream(t, root(b))), "round %d", i)
+	}
+	require.Equal(t, int64(14), to.deltas, "every push after the first is a delta")
+
+	// Bad deltas: refused, no commit recorded, the branch as it was.
+	head := a.commit("head")
+	log, err := b.node.Log(ctx, app, "", 0)
+	require.NoError(t, err)
+	base := log[0].ID
+	c := *head
+	c.Parent = base
+	for name, stream := range map[string][]byte{
+		"removal of a missing path": deltaBytes(t, string(base), neutral.Entry{Kind: neutral.KindRemoved, Path: "not-there"}),
+		"another base":              deltaBytes(t, string(head.ID)),
+	} {
+		err := dotmesh.LocalTransport(b.node).SendCommit(ctx, app, "master", c, &base, dotmesh.FormatNeutral, bytes.NewReader(stream))
+		require.ErrorIs(t, err, dotmesh.ErrCorrupt, name)
+		st, err := dotmesh.LocalTransport(b.node).State(ctx, app, "master", dotmesh.StateOptions{})
+		require.NoError(t, err)
+		require.NotContains(t, st.Have, head.ID, name)
+	}
+	unknown := dotmesh.NewCommitID()
+	err = dotmesh.LocalTransport(b.node).SendCommit(ctx, app, "master", c, &unknown, dotmesh.FormatNeutral, bytes.NewReader(deltaBytes(t, string(unknown))))
+	require.ErrorIs(t, err, dotmesh.ErrNotFound)
+}
+
+func deltaBytes(t *testing.T, base string, es ...neutral.Entry) []byte {
+	var buf bytes.Buffer
+	w, err := neutral.NewDeltaWriter(&buf, base)
+	require.NoError(t, err)
+	for _, e := range es {
+		require.NoError(t, w.Add(e, nil))
+	}
+	require.NoError(t, w.Close())
+	return buf.Bytes()
+}

@@ -212,13 +212,14 @@ func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c
 		return fmt.Errorf("%w: commit %s arrived before its parent %s; send the history oldest first", ErrInvalidArgument, c.ID, c.Parent)
 	}
 	var baseRef *CommitRef
+	var baseCommit *Commit
 	if base != nil {
 		bc, ok := t.commits[*base]
 		if !ok {
 			return fmt.Errorf("%w: commit %s was sent incrementally from %s, which this node does not have; run the transfer again", ErrNotFound, c.ID, *base)
 		}
 		ref := bc.Ref()
-		baseRef = &ref
+		baseRef, baseCommit = &ref, bc
 	}
 	// Received data lands on the hidden storage of recvBranch, never on
 	// the branch's own working state: backends like zfs make a received
@@ -230,11 +231,9 @@ func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c
 		return err
 	}
 	switch {
-	case kind == FormatNeutral && base != nil:
-		return fmt.Errorf("%w: this node takes whole neutral streams only, not deltas against %s; the sender must send commit %s whole", ErrNotSupported, *base, c.ID)
 	case kind == FormatNeutral:
 		var info map[string]string
-		if info, err = n.receiveNeutral(ctx, t, rc, r); err == nil {
+		if info, err = n.receiveNeutral(ctx, t, rc, baseCommit, r); err == nil {
 			rc.Info = info // this backend's facts, not the sender's
 		}
 	case kind != t.dot.Backend:
