@@ -3,6 +3,7 @@ package bucketremote_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
@@ -89,4 +90,44 @@ func testCrossBackend(t *testing.T, be dotmesh.StorageBackend) {
 	require.Equal(t, int64(6), rem.deltas.Load(), "pushes of a known base go as deltas")
 	checkDeltas(t, dotmesh.LocalTransport(a.node), commits)
 	requireSameTree(t, treeOf(t, a.root(app, "")), treeOf(t, cloneRoot(t, b.remote(), app)))
+
+	// This backend's node receives deltas from a files node: each
+	// applied to the base it holds gives the sender's tree.
+	other := dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "other"}
+	src := newNode(t)
+	src.create(other)
+	to := &deltaTaker{Transport: dotmesh.LocalTransport(a.node)}
+	for i := range 6 {
+		mutateTree(t, r, src.root(other, ""))
+		src.commit(other, fmt.Sprint("random ", i))
+		_, err := src.node.Push(ctx, other, "", to, dotmesh.TransferOptions{})
+		require.NoError(t, err)
+		requireSameTree(t, treeOf(t, src.root(other, "")), treeOf(t, a.root(other, "")))
+	}
+	d, err = a.node.Dot(ctx, other)
+	require.NoError(t, err)
+	require.Equal(t, be.Name(), d.Backend)
+	require.Equal(t, 5, to.deltas, "pushes of a known base go as deltas")
+}
+
+// deltaTaker is a node's transport advertising AcceptsNeutralBase,
+// counting the deltas it is sent.
+type deltaTaker struct {
+	dotmesh.Transport
+	deltas int
+}
+
+func (d *deltaTaker) State(ctx context.Context, dot dotmesh.DotName, branch string, opts dotmesh.StateOptions) (*dotmesh.TransferState, error) {
+	st, err := d.Transport.State(ctx, dot, branch, opts)
+	if st != nil {
+		st.AcceptsNeutralBase = true
+	}
+	return st, err
+}
+
+func (d *deltaTaker) SendCommit(ctx context.Context, dot dotmesh.DotName, branch string, c dotmesh.Commit, base *dotmesh.CommitID, format string, data io.Reader) error {
+	if base != nil {
+		d.deltas++
+	}
+	return d.Transport.SendCommit(ctx, dot, branch, c, base, format, data)
 }
