@@ -87,7 +87,12 @@ func mutateDir(t *testing.T, r *rand.Rand, dir string) {
 			mt := time.Unix(1600000000+int64(r.IntN(1000)), int64(r.IntN(1000)))
 			os.Chtimes(p, mt, mt)
 		case 4:
-			os.Chmod(p, 0o600+os.FileMode(r.IntN(2))*0o55)
+			// Directories stay searchable, so that tests pass as any user.
+			mode := 0o600 + os.FileMode(r.IntN(2))*0o44
+			if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+				mode |= 0o700
+			}
+			os.Chmod(p, mode)
 		case 5:
 			os.RemoveAll(p)
 			if r.IntN(2) == 0 {
