@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -413,7 +415,10 @@ func TestApplyDeltaProperty(t *testing.T) {
 func TestApplyDeltaRefusesBadDeltas(t *testing.T) {
 	dir := t.TempDir()
 	base := memTree{}
-	base[("f")] = memNode{e: Entry{Kind: KindFile, Path: "f", Mode: 0o644, MTime: time.Unix(1, 0)}}
+	base["d"] = memNode{e: Entry{Kind: KindDir, Path: "d", Mode: 0o755, MTime: time.Unix(1, 0)}}
+	base["d/sub"] = memNode{e: Entry{Kind: KindDir, Path: "d/sub", Mode: 0o755, MTime: time.Unix(1, 0)}}
+	base["f"] = memNode{e: Entry{Kind: KindFile, Path: "f", Mode: 0o644, MTime: time.Unix(1, 0)}}
+	base["l"] = memNode{e: Entry{Kind: KindSymlink, Path: "l", Mode: 0o777, MTime: time.Unix(1, 0), Target: "d"}}
 	if err := Read(bytes.NewReader(base.whole(t)), dir); err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +436,8 @@ func TestApplyDeltaRefusesBadDeltas(t *testing.T) {
 	for name, d := range map[string][]byte{
 		"removal of a missing path": delta(Entry{Kind: KindRemoved, Path: "gone"}),
 		"record under a file":       delta(Entry{Kind: KindDir, Path: "f/x", Mode: 0o755, MTime: time.Unix(0, 0)}),
-		"record without its dir":    delta(Entry{Kind: KindFile, Path: "d/x", Mode: 0o644, MTime: time.Unix(0, 0)}),
+		"record without its dir":    delta(Entry{Kind: KindFile, Path: "e/x", Mode: 0o644, MTime: time.Unix(0, 0)}),
+		"record below a symlink":    delta(Entry{Kind: KindFile, Path: "l/sub/x", Mode: 0o644, MTime: time.Unix(0, 0)}),
 	} {
 		if err := ApplyDelta(bytes.NewReader(d), dir, func(string) error { return nil }); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: %v", name, err)
@@ -444,4 +450,40 @@ func TestApplyDeltaRefusesBadDeltas(t *testing.T) {
 	if got := dirEntries(t, dir); !strings.Contains(got, "f f ") {
 		t.Fatalf("a refused delta changed the tree: %s", got)
 	}
+}
+
+// FuzzApplyDelta: any delta applied to a base tree either fails with
+// ErrCorrupt or leaves a tree that streams whole; nothing is written
+// outside the directory, whatever the base's symlinks point at.
+func FuzzApplyDelta(f *testing.F) {
+	r := rand.New(rand.NewPCG(4, 4))
+	a := randomTree(r)
+	a["l"] = memNode{e: Entry{Kind: KindSymlink, Path: "l", Mode: 0o777, MTime: time.Unix(1, 0), Target: ".."}}
+	b := a.clone()
+	mutate(b, r)
+	baseStream := a.whole(f)
+	f.Add(memDelta(f, a, b, "c1"))
+	f.Add([]byte(deltaMagic + "\x02c1r\x01le"))
+	f.Add(baseStream)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		outer := t.TempDir()
+		dir := filepath.Join(outer, "in")
+		os.Mkdir(dir, 0o755)
+		if err := Read(bytes.NewReader(baseStream), dir); err != nil {
+			t.Fatal(err)
+		}
+		err := ApplyDelta(bytes.NewReader(data), dir, func(string) error { return nil })
+		if ents, _ := os.ReadDir(outer); len(ents) != 1 {
+			t.Fatalf("the delta wrote outside its directory: %v", ents)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("a bad delta gave %v, not ErrCorrupt", err)
+			}
+			return
+		}
+		if err := Write(dir, io.Discard); err != nil {
+			t.Fatalf("the tree a delta left does not stream: %v", err)
+		}
+	})
 }

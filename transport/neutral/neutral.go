@@ -236,10 +236,28 @@ func ApplyDelta(r io.Reader, dir string, base func(id string) error) error {
 		}
 		times[p] = t
 	}
+	// isDir says whether p and each directory above it is a directory,
+	// not a symlink to one (os.Root would follow it, within dir). A path
+	// is checked only after its own record, which is its last change.
+	dirOK := map[string]bool{".": true}
+	var isDir func(p string) (fs.FileInfo, bool)
+	isDir = func(p string) (fs.FileInfo, bool) {
+		info, err := root.Lstat(p)
+		if err != nil || !info.IsDir() {
+			return nil, false
+		}
+		if !dirOK[p] {
+			if _, ok := isDir(path.Dir(p)); !ok {
+				return nil, false
+			}
+			dirOK[p] = true
+		}
+		return info, true
+	}
 	err = ScanDelta(r, base, func(e Entry, content io.Reader) error {
 		parent := path.Dir(e.Path)
-		pi, err := root.Lstat(parent)
-		if err != nil || !pi.IsDir() {
+		pi, ok := isDir(parent)
+		if !ok {
 			return corrupt("the directory of %q, %q, is in neither the base nor the delta", e.Path, parent)
 		}
 		if _, ok := times[parent]; !ok {
