@@ -1,8 +1,9 @@
 // Package neutral is the backend-neutral stream of dotmesh transfers: one
 // commit's whole tree, carried between nodes whose backends differ (ZFS in
 // production, files on a laptop). It knows nothing of dots or backends;
-// the engine writes a restored commit's directory with Write and unpacks
-// an incoming stream into a fresh working state with Read. Consumers and
+// the engine writes a commit's directory with Write and unpacks an
+// incoming stream into a fresh working state with Read, or a delta into
+// a working state holding its base with ApplyDelta. Consumers and
 // producers without a directory (a bucket remote, which chunks files as
 // they pass and rebuilds streams from chunks) use the same records
 // through Scan and Writer, which hold the format's encoding and checks.
