@@ -22,8 +22,9 @@ import (
 // (dump), its commit directory (btrfs) or a scratch branch restored from
 // it (zfs); the receiver writes the tree into the working state of the
 // receiving storage and commits it there with the SAME commit id. To a
-// peer that advertises TransferState.AcceptsNeutralBase (a bucket) a
-// commit whose base the peer holds goes as a delta stream against it.
+// peer that advertises TransferState.AcceptsNeutralBase (a bucket, a
+// node of this version) a commit whose base the peer holds goes as a
+// delta stream against it.
 // Streams are in the format of package transport/neutral.
 
 func recvBranch(branch string) string {

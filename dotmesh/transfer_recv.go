@@ -88,7 +88,7 @@ func (n *Node) transferState(ctx context.Context, name DotName, branch string, o
 	if err := ValidateName("branch", branch); err != nil {
 		return nil, err
 	}
-	st := &TransferState{Backend: n.def, Backends: n.BackendNames(), AcceptsTags: true}
+	st := &TransferState{Backend: n.def, Backends: n.BackendNames(), AcceptsTags: true, AcceptsNeutralBase: true}
 	t, err := n.transferTarget(ctx, name, "")
 	if err != nil || t == nil {
 		return st, err

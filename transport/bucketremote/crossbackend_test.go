@@ -125,19 +125,11 @@ func secondTimes(tree map[string]fileState) {
 	}
 }
 
-// deltaTaker is a node's transport advertising AcceptsNeutralBase,
-// counting the deltas it is sent.
+// deltaTaker is a node's transport counting the neutral deltas it is
+// sent.
 type deltaTaker struct {
 	dotmesh.Transport
 	deltas int
-}
-
-func (d *deltaTaker) State(ctx context.Context, dot dotmesh.DotName, branch string, opts dotmesh.StateOptions) (*dotmesh.TransferState, error) {
-	st, err := d.Transport.State(ctx, dot, branch, opts)
-	if st != nil {
-		st.AcceptsNeutralBase = true
-	}
-	return st, err
 }
 
 func (d *deltaTaker) SendCommit(ctx context.Context, dot dotmesh.DotName, branch string, c dotmesh.Commit, base *dotmesh.CommitID, format string, data io.Reader) error {
