@@ -160,6 +160,15 @@ type TreeReader interface {
 	ReadCommitFile(ctx context.Context, c CommitRef, path string, max int64) ([]byte, bool, error)
 }
 
+// TreeFileOpener is an optional capability of TreeReaders that stream a
+// commit's file rather than hand it out whole: a neutral stream of a
+// large file then takes bounded memory.
+type TreeFileOpener interface {
+	// OpenCommitFile opens the regular file at path of commit c, with
+	// the errors of ReadCommitFile. The caller closes it.
+	OpenCommitFile(ctx context.Context, c CommitRef, path string) (io.ReadCloser, error)
+}
+
 // TreeEntry is one entry of a commit's tree as a TreeReader reports it.
 type TreeEntry struct {
 	FileEntry

@@ -26,6 +26,9 @@ type commitTree struct {
 	// whole: open reads the whole file into memory (TreeReader), so
 	// files are compared one at a time.
 	whole bool
+	// stream, when set, opens a file without reading it whole
+	// (TreeFileOpener), for neutral streams; comparisons keep open.
+	stream func(path string) (io.ReadCloser, error)
 	// ids are the inode ids of a directory tree's regular files; proof is
 	// the tree they prove files unchanged against, for ctimes before
 	// proofBefore (proveByInodes).
@@ -61,7 +64,11 @@ func openRecordedTree(ctx context.Context, tr TreeReader, c CommitRef) (*commitT
 		return nil, err
 	}
 	read := func(p string, max int64) ([]byte, bool, error) { return tr.ReadCommitFile(ctx, c, p, max) }
-	return &commitTree{entries: entries, read: read, open: recordedOpen(read), close: func() {}, whole: true}, nil
+	t := &commitTree{entries: entries, read: read, open: recordedOpen(read), close: func() {}, whole: true}
+	if fo, ok := tr.(TreeFileOpener); ok {
+		t.stream = func(p string) (io.ReadCloser, error) { return fo.OpenCommitFile(ctx, c, p) }
+	}
+	return t, nil
 }
 
 // openScratchTree restores c into a scratch branch (a clone on zfs, so

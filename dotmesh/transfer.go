@@ -283,7 +283,7 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 	var moved atomic.Int64
 	for i, c := range todo {
 		var base *CommitID
-		if format != FormatNeutral {
+		if format != FormatNeutral || to.AcceptsNeutralBase {
 			base = newestHeld(from.History, c, dstHas)
 		}
 		report := func() {

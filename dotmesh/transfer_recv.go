@@ -88,7 +88,7 @@ func (n *Node) transferState(ctx context.Context, name DotName, branch string, o
 	if err := ValidateName("branch", branch); err != nil {
 		return nil, err
 	}
-	st := &TransferState{Backend: n.def, Backends: n.BackendNames(), AcceptsTags: true}
+	st := &TransferState{Backend: n.def, Backends: n.BackendNames(), AcceptsTags: true, AcceptsNeutralBase: true}
 	t, err := n.transferTarget(ctx, name, "")
 	if err != nil || t == nil {
 		return st, err
@@ -212,13 +212,14 @@ func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c
 		return fmt.Errorf("%w: commit %s arrived before its parent %s; send the history oldest first", ErrInvalidArgument, c.ID, c.Parent)
 	}
 	var baseRef *CommitRef
+	var baseCommit *Commit
 	if base != nil {
 		bc, ok := t.commits[*base]
 		if !ok {
 			return fmt.Errorf("%w: commit %s was sent incrementally from %s, which this node does not have; run the transfer again", ErrNotFound, c.ID, *base)
 		}
 		ref := bc.Ref()
-		baseRef = &ref
+		baseRef, baseCommit = &ref, bc
 	}
 	// Received data lands on the hidden storage of recvBranch, never on
 	// the branch's own working state: backends like zfs make a received
@@ -232,7 +233,7 @@ func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c
 	switch {
 	case kind == FormatNeutral:
 		var info map[string]string
-		if info, err = n.receiveNeutral(ctx, t, rc, r); err == nil {
+		if info, err = n.receiveNeutral(ctx, t, rc, baseCommit, r); err == nil {
 			rc.Info = info // this backend's facts, not the sender's
 		}
 	case kind != t.dot.Backend:

@@ -71,6 +71,10 @@ type TransferState struct {
 	// AcceptsTags says the node takes FinishRequest.Tags: a node that
 	// predates tags refuses a request with fields it does not know.
 	AcceptsTags bool `json:"accepts_tags,omitempty"`
+	// AcceptsNeutralBase says the node takes SendCommit(FormatNeutral)
+	// with a base as a delta stream against that base (package
+	// transport/neutral); a peer without it is sent whole trees only.
+	AcceptsNeutralBase bool `json:"accepts_neutral_base,omitempty"`
 }
 
 // FinishRequest completes a transfer on the receiving node.

@@ -133,7 +133,7 @@ func (n *Node) sendCommitStream(ctx context.Context, name DotName, id CommitID, 
 		return err
 	}
 	if format == FormatNeutral {
-		return n.sendNeutral(ctx, d, be, c, w)
+		return n.sendNeutral(ctx, d, be, c, bc, w)
 	}
 	return be.Send(ctx, c.Ref(), headRef(bc), w)
 }

@@ -1,6 +1,7 @@
 package backendtest
 
 import (
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 var treeTests = []backendTest{
 	{"CommitTreeIsTheCommit", testCommitTree},
 	{"ReadCommitFile", testReadCommitFile},
+	{"OpenCommitFile", testOpenCommitFile},
 	{"ContentIdentifiesBytes", testContentIDs},
 	{"AddedBytes", testAddedBytes},
 	{"NodeFiles", testNodeFiles},
@@ -135,6 +137,45 @@ func testReadCommitFile(f *fixture) {
 	}
 	_, err = tr.CommitTree(f.ctx, other)
 	wantErr(f.t, "CommitTree of a missing commit", err, dotmesh.ErrNotFound)
+}
+
+// testOpenCommitFile: a TreeFileOpener streams the bytes ReadCommitFile
+// gives, and refuses what it refuses.
+func testOpenCommitFile(f *fixture) {
+	fo, ok := f.be.(dotmesh.TreeFileOpener)
+	if !ok {
+		f.t.Logf("backend %s has no TreeFileOpener: neutral streams read its commits' directories or scratch branches", f.be.Name())
+		return
+	}
+	b := f.newBranch()
+	f.write(b, richTree(f.t.TempDir()))
+	c := f.commit(b)
+	big := richTree("")["web/random.bin"].Data
+	rc, err := fo.OpenCommitFile(f.ctx, c, "web/random.bin")
+	f.fatalIf(err, "OpenCommitFile")
+	data, err := io.ReadAll(rc)
+	f.fatalIf(err, "reading an opened commit file")
+	f.fatalIf(rc.Close(), "closing an opened commit file")
+	if string(data) != string(big) {
+		f.t.Errorf("OpenCommitFile(web/random.bin) gave %d bytes; want its %d", len(data), len(big))
+	}
+	for _, tc := range []struct {
+		c    dotmesh.CommitRef
+		path string
+		want error
+	}{
+		{c, "db", dotmesh.ErrInvalidArgument},
+		{c, "db/link-rel", dotmesh.ErrInvalidArgument},
+		{c, "db/nope", dotmesh.ErrNotFound},
+		{c, "../db/data.bin", dotmesh.ErrInvalidArgument},
+		{newCommitRef(b), "db/data.bin", dotmesh.ErrNotFound},
+	} {
+		rc, err := fo.OpenCommitFile(f.ctx, tc.c, tc.path)
+		if err == nil {
+			rc.Close()
+		}
+		wantErr(f.t, "OpenCommitFile("+tc.path+")", err, tc.want)
+	}
 }
 
 // testContentIDs: equal bytes give equal Content, changed bytes of the

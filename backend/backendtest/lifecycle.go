@@ -33,6 +33,7 @@ var capabilities = map[string]func(any) bool{
 	"DirtyChecker":     func(b any) bool { _, ok := b.(dotmesh.DirtyChecker); return ok },
 	"HeadFollower":     func(b any) bool { _, ok := b.(dotmesh.HeadFollower); return ok },
 	"TreeReader":       func(b any) bool { _, ok := b.(dotmesh.TreeReader); return ok },
+	"TreeFileOpener":   func(b any) bool { _, ok := b.(dotmesh.TreeFileOpener); return ok },
 	"CommitViewer":     func(b any) bool { _, ok := b.(dotmesh.CommitViewer); return ok },
 	"SourceDiffer":     func(b any) bool { _, ok := b.(dotmesh.SourceDiffer); return ok },
 	"InodeKeeper":      func(b any) bool { _, ok := b.(dotmesh.InodeKeeper); return ok },
@@ -118,6 +119,15 @@ func testClosedRefuses(f *fixture) {
 	if x, ok := be.(dotmesh.TreeReader); ok {
 		calls["CommitTree"] = func() error { _, err := x.CommitTree(ctx, c); return err }
 		calls["ReadCommitFile"] = func() error { _, _, err := x.ReadCommitFile(ctx, c, "f", 1); return err }
+	}
+	if x, ok := be.(dotmesh.TreeFileOpener); ok {
+		calls["OpenCommitFile"] = func() error {
+			f, err := x.OpenCommitFile(ctx, c, "f")
+			if err == nil {
+				f.Close()
+			}
+			return err
+		}
 	}
 	if x, ok := be.(dotmesh.CommitViewer); ok {
 		calls["CommitDir"] = func() error { _, err := x.CommitDir(ctx, c); return err }

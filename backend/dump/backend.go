@@ -99,6 +99,7 @@ type Guarded struct {
 	guard.RecordKeeper
 	guard.SourceManager
 	guard.TreeReader
+	guard.TreeFileOpener
 	guard.SourceDiffer
 	guard.StoreStatter
 	b *Backend
@@ -115,6 +116,7 @@ var (
 	_ dotmesh.RecordKeeper     = (*Guarded)(nil)
 	_ dotmesh.SourceManager    = (*Guarded)(nil)
 	_ dotmesh.TreeReader       = (*Guarded)(nil)
+	_ dotmesh.TreeFileOpener   = (*Guarded)(nil)
 	_ dotmesh.SourceDiffer     = (*Guarded)(nil)
 	_ dotmesh.StoreStatter     = (*Guarded)(nil)
 )
@@ -140,6 +142,7 @@ func Open(dir string, opts Options) (*Guarded, error) {
 		RecordKeeper:     g.RecordKeeper(),
 		SourceManager:    g.SourceManager(),
 		TreeReader:       g.TreeReader(),
+		TreeFileOpener:   g.TreeFileOpener(),
 		SourceDiffer:     g.SourceDiffer(),
 		StoreStatter:     g.StoreStatter(),
 		b:                b,

@@ -16,7 +16,10 @@ import (
 // The commit's manifest knows every entry, its size, mode and chunks, so
 // the tree of a commit is read without restoring anything.
 
-var _ dotmesh.TreeReader = (*Backend)(nil)
+var (
+	_ dotmesh.TreeReader     = (*Backend)(nil)
+	_ dotmesh.TreeFileOpener = (*Backend)(nil)
+)
 
 // CommitTree implements dotmesh.TreeReader from the commit's manifest.
 func (b *Backend) CommitTree(ctx context.Context, c dotmesh.CommitRef) ([]dotmesh.TreeEntry, error) {
@@ -80,6 +83,20 @@ func (b *Backend) commitFileLocked(c dotmesh.CommitRef, path string) (*Entry, er
 	return e, nil
 }
 
+// OpenCommitFile implements dotmesh.TreeFileOpener. Unlike
+// openCommitFile it holds the store per chunk, not until Close: a
+// neutral stream goes at the receiver's pace, and gc must not wait for
+// it (nor, waiting, block every other reader).
+func (b *Backend) OpenCommitFile(ctx context.Context, c dotmesh.CommitRef, path string) (io.ReadCloser, error) {
+	done := b.useStore()
+	e, err := b.commitFileLocked(c, path)
+	done()
+	if err != nil {
+		return nil, err
+	}
+	return &chunkReader{ctx: ctx, b: b, chunks: e.Chunks, what: fmt.Sprintf("%s of commit %s", path, c.ID), perChunk: true}, nil
+}
+
 // openCommitFile streams the regular file path of commit c from the
 // store, chunk by chunk (each verified), holding the store until Close.
 func (b *Backend) openCommitFile(ctx context.Context, c dotmesh.CommitRef, path string) (io.ReadCloser, error) {
@@ -101,6 +118,8 @@ type chunkReader struct {
 	buf    []byte
 	rest   []byte // unread part of the current chunk
 	done   func()
+	// perChunk: hold the store for each chunk's read only.
+	perChunk bool
 }
 
 // next returns the next chunk's bytes (valid until the next call).
@@ -110,6 +129,9 @@ func (r *chunkReader) next() ([]byte, error) {
 	}
 	if err := r.ctx.Err(); err != nil {
 		return nil, err
+	}
+	if r.perChunk {
+		defer r.b.useStore()()
 	}
 	var err error
 	r.buf, err = r.b.store.Get(r.chunks[0].Hash, r.buf)

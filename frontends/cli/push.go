@@ -40,7 +40,7 @@ goes to that user's namespace: alice/DOT.
 
 Only missing commits travel, each as the backend's incremental stream from
 the newest commit REMOTE has (or, between different backends, as a
-backend-neutral stream). Every stream is checksummed end to end; nothing
+backend-neutral stream of the paths changed since it). Every stream is checksummed end to end; nothing
 becomes visible on REMOTE before it arrived whole. An interrupted push is
 resumed by running it again: commits that arrived are not sent again. A
 node that moves no data for --idle-timeout (default 60s; a slow transfer

@@ -13,6 +13,12 @@
 // FetchCommit rebuilds the stream from the blobs, so a clone lands on
 // whatever backend the receiving node runs.
 //
+// State sets AcceptsNeutralBase: a push of a commit whose base the
+// bucket holds comes as a neutral delta stream (delta.go), merged into
+// the base's stored tree so that only changed files are chunked; asked
+// with a base, FetchCommit sends a delta computed from the two stored
+// trees' chunk lists (no blob of an unchanged file read).
+//
 // # Layout in the repository
 //
 // Names are repo record and ref names (the repository hides them in

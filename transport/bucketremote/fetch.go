@@ -12,8 +12,8 @@ import (
 )
 
 // FetchCommit implements dotmesh.Transport: the neutral stream of commit
-// id, rebuilt from its blobs (each checked against its seal and ID).
-// base is ignored: neutral streams are whole trees.
+// id, rebuilt from its blobs (each checked against its seal and ID); a
+// delta against base when base is set (walkDelta).
 func (r *Remote) FetchCommit(ctx context.Context, dot dotmesh.DotName, id dotmesh.CommitID, base *dotmesh.CommitID, format string) (io.ReadCloser, error) {
 	if format != dotmesh.FormatNeutral {
 		return nil, fmt.Errorf("%w: a bucket sends commits in the %s stream only, not %q", dotmesh.ErrNotSupported, dotmesh.FormatNeutral, format)
@@ -29,12 +29,21 @@ func (r *Remote) FetchCommit(ctx context.Context, dot dotmesh.DotName, id dotmes
 	if err != nil {
 		return nil, err
 	}
+	var baseRec *CommitRecord
+	if base != nil {
+		if err := dotmesh.ValidateID("base commit", string(*base), false); err != nil {
+			return nil, err
+		}
+		if baseRec, err = r.commit(ctx, dot, *base); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pw.CloseWithError(r.writeCommit(ctx, rec, pw))
+		pw.CloseWithError(r.writeCommit(ctx, rec, baseRec, pw))
 	}()
 	return &fetchReader{PipeReader: pr, cancel: cancel, done: done}, nil
 }
@@ -87,10 +96,11 @@ type chunkResult struct {
 	err  error
 }
 
-// writeCommit writes rec's tree as a neutral stream to w. One goroutine
+// writeCommit writes rec's tree as a neutral stream to w, or the delta
+// from base's when base is set. One goroutine
 // walks the tree and starts the chunks' fetches, at most r.cfg.Parallel
 // at once and 2*Parallel ahead of the writer, which takes them in order.
-func (r *Remote) writeCommit(ctx context.Context, rec *CommitRecord, w io.Writer) error {
+func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	items := make(chan fetchItem, 2*r.cfg.Parallel)
 	var wg sync.WaitGroup
@@ -114,7 +124,11 @@ func (r *Remote) writeCommit(ctx context.Context, rec *CommitRecord, w io.Writer
 		}
 		sem := make(chan struct{}, r.cfg.Parallel)
 		what := fmt.Sprintf("commit %s", rec.Commit.ID)
-		err := WalkTree(ctx, r.repo, rec, r.cfg.Parallel, func(te TreeEntry) error {
+		walk := func(fn func(TreeEntry) error) error { return WalkTree(ctx, r.repo, rec, r.cfg.Parallel, fn) }
+		if base != nil {
+			walk = func(fn func(TreeEntry) error) error { return r.walkDelta(ctx, base, rec, fn) }
+		}
+		err := walk(func(te TreeEntry) error {
 			if err := send(fetchItem{entry: &te}); err != nil {
 				return err
 			}
@@ -150,7 +164,13 @@ func (r *Remote) writeCommit(ctx context.Context, rec *CommitRecord, w io.Writer
 		}
 	}()
 
-	nw, err := neutral.NewWriter(w)
+	var nw *neutral.Writer
+	var err error
+	if base != nil {
+		nw, err = neutral.NewDeltaWriter(w, string(base.Commit.ID))
+	} else {
+		nw, err = neutral.NewWriter(w)
+	}
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ func (r *Remote) State(ctx context.Context, dot dotmesh.DotName, branch string, 
 	if err != nil {
 		return nil, err
 	}
-	st := &dotmesh.TransferState{Backend: BackendName, Backends: []string{BackendName}, AcceptsTags: true}
+	st := &dotmesh.TransferState{Backend: BackendName, Backends: []string{BackendName}, AcceptsTags: true, AcceptsNeutralBase: true}
 	commits, err := LoadCommits(ctx, r.repo, dot, r.cfg.Parallel, &r.commits)
 	if err != nil {
 		return nil, err

@@ -15,7 +15,8 @@ import (
 
 // SendCommit implements dotmesh.Transport: it stores commit c from a
 // neutral stream (the only format it takes), chunk by chunk; the commit
-// stays invisible until Finish.
+// stays invisible until Finish. With base the stream is a delta against
+// that stored commit (State advertises AcceptsNeutralBase).
 func (r *Remote) SendCommit(ctx context.Context, dot dotmesh.DotName, branch string, c dotmesh.Commit, base *dotmesh.CommitID, format string, data io.Reader) error {
 	if format != dotmesh.FormatNeutral {
 		return fmt.Errorf("%w: a bucket stores commits from the %s stream only, not %q", dotmesh.ErrNotSupported, dotmesh.FormatNeutral, format)
@@ -47,7 +48,16 @@ func (r *Remote) SendCommit(ctx context.Context, dot dotmesh.DotName, branch str
 	} else if !errors.Is(err, dotmesh.ErrNotFound) {
 		return err
 	}
-	rec, err := r.storeTree(ctx, params, data)
+	var baseRec *CommitRecord
+	if base != nil {
+		if err := dotmesh.ValidateID("base commit", string(*base), false); err != nil {
+			return err
+		}
+		if baseRec, err = r.commit(ctx, dot, *base); err != nil {
+			return fmt.Errorf("commit %s was sent as a delta against %s: %w; run the transfer again", c.ID, *base, err)
+		}
+	}
+	rec, err := r.storeTree(ctx, params, data, baseRec)
 	if err != nil {
 		return fmt.Errorf("storing commit %s of %s: %w", c.ID, dot, err)
 	}
@@ -91,15 +101,18 @@ type chunkJob struct {
 type pendingEntry struct {
 	e    neutral.Entry
 	jobs []*chunkJob
+	// chunks are an unchanged file's, from the base of a delta.
+	chunks []Chunk
 }
 
-// storeTree reads a neutral stream and stores it: each file cut into
+// storeTree reads a neutral stream (a delta against base when base is
+// set: mergeDelta) and stores it: each file cut into
 // chunks, the chunks the repository lacks stored by r.cfg.Parallel
 // workers, and the tree encoding as blobs. It returns the commit record
 // to write (without its commit) only when the stream's trailer checked
 // out. Memory stays bounded: chunks wait for workers in a fixed number
 // of buffers.
-func (r *Remote) storeTree(ctx context.Context, params cdc.Params, data io.Reader) (*CommitRecord, error) {
+func (r *Remote) storeTree(ctx context.Context, params cdc.Params, data io.Reader, base *CommitRecord) (*CommitRecord, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	workers := r.cfg.Parallel
@@ -148,7 +161,15 @@ func (r *Remote) storeTree(ctx context.Context, params cdc.Params, data io.Reade
 	}()
 
 	ch := cdc.New(nil, params)
-	scanErr := neutral.Scan(data, func(e neutral.Entry, content io.Reader) error {
+	emit := func(pe *pendingEntry) error {
+		select {
+		case entries <- pe:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	add := func(e neutral.Entry, content io.Reader) error {
 		pe := &pendingEntry{e: e}
 		if e.Kind == neutral.KindFile && e.Size > 0 {
 			ch.Reset(content, params)
@@ -181,13 +202,16 @@ func (r *Remote) storeTree(ctx context.Context, params cdc.Params, data io.Reade
 				}
 			}
 		}
-		select {
-		case entries <- pe:
-			return nil
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-	})
+		return emit(pe)
+	}
+	var scanErr error
+	if base == nil {
+		scanErr = neutral.Scan(data, add)
+	} else {
+		scanErr = r.mergeDelta(ctx, base, data, add, func(te TreeEntry) error {
+			return emit(&pendingEntry{e: te.Entry, chunks: te.Chunks})
+		})
+	}
 	if scanErr != nil {
 		cancel(scanErr)
 	}
@@ -236,7 +260,7 @@ func (r *Remote) storeChunk(ctx context.Context, j *chunkJob) error {
 func (r *Remote) encodeTree(ctx context.Context, entries <-chan *pendingEntry, w io.Writer, rec *CommitRecord) error {
 	enc := NewTreeEncoder(w)
 	for pe := range entries {
-		te := TreeEntry{Entry: pe.e}
+		te := TreeEntry{Entry: pe.e, Chunks: pe.chunks}
 		if len(pe.jobs) > 0 {
 			te.Chunks = make([]Chunk, len(pe.jobs))
 		}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 	"time"
 )
@@ -23,6 +24,10 @@ const (
 	KindDir     Kind = 'd'
 	KindFile    Kind = 'f'
 	KindSymlink Kind = 'l'
+	// KindRemoved, in a delta stream only, says the base's entry at Path
+	// (a directory with all it holds) is gone. It has a path and nothing
+	// else.
+	KindRemoved Kind = 'r'
 )
 
 // trailerMark starts the trailer; it is the one byte outside the hash.
@@ -49,9 +54,16 @@ type Entry struct {
 }
 
 // check reports what makes e unfit for a stream, or nil.
-func (e *Entry) check() error {
+func (e *Entry) check(delta bool) error {
 	switch e.Kind {
 	case KindDir, KindFile, KindSymlink:
+	case KindRemoved:
+		if !delta {
+			return fmt.Errorf("a removal (of %q) belongs in a delta stream, not a whole one", e.Path)
+		}
+		if e.Mode != 0 || !e.MTime.IsZero() {
+			return fmt.Errorf("the removal of %q carries only its path", e.Path)
+		}
 	default:
 		return fmt.Errorf("unknown record kind %q", byte(e.Kind))
 	}
@@ -125,6 +137,10 @@ func (o *order) add(e *Entry) error {
 	return nil
 }
 
+// ComparePaths orders clean slash-separated paths as streams hold them
+// (walk order), like strings.Compare: producers sort with it.
+func ComparePaths(a, b string) int { return comparePaths(a, b) }
+
 // comparePaths orders clean paths as a walk meets them: component by
 // component, so "a/x" (inside "a") comes before "a-b".
 func comparePaths(a, b string) int {
@@ -175,13 +191,49 @@ func corruptBecause(err error) error {
 // other than its end comes back wrapped, not as ErrCorrupt: a dropped
 // connection is not damaged data.
 func Scan(r io.Reader, fn func(e Entry, content io.Reader) error) error {
+	return scan(r, nil, fn)
+}
+
+// ScanDelta reads a delta stream as Scan reads a whole one: base gets
+// the base commit id from the header before any record (its error stops
+// the scan: an unknown base), then fn gets each record, KindRemoved ones
+// included. A whole stream is refused (ErrCorrupt), as Scan refuses a
+// delta: neither is ever taken for the other.
+func ScanDelta(r io.Reader, base func(id string) error, fn func(e Entry, content io.Reader) error) error {
+	if base == nil {
+		base = func(string) error { return nil }
+	}
+	return scan(r, base, fn)
+}
+
+// scan reads a whole stream (base nil) or a delta.
+func scan(r io.Reader, base func(id string) error, fn func(e Entry, content io.Reader) error) error {
 	d := &decoder{br: bufio.NewReaderSize(r, neutralReadBuffer), h: sha256.New()}
 	d.content.d = d
 	var magic [len(neutralMagic)]byte
-	if err := d.full(magic[:]); err != nil || string(magic[:]) != neutralMagic {
+	if err := d.full(magic[:]); err != nil {
 		return d.fail("does not start with %q", neutralMagic)
 	}
+	delta := base != nil
+	switch m := string(magic[:]); {
+	case m == neutralMagic && !delta:
+	case m == deltaMagic && delta:
+		id, err := d.baseID()
+		if err != nil {
+			return err
+		}
+		if err := base(id); err != nil {
+			return err
+		}
+	case m == deltaMagic:
+		return corrupt("is a delta stream, where a whole tree was expected")
+	case m == neutralMagic:
+		return corrupt("is a whole tree, where a delta stream was expected")
+	default:
+		return corrupt("does not start with %q or %q", neutralMagic, deltaMagic)
+	}
 	var ord order
+	var dord deltaOrder
 	for {
 		// The trailer mark is read outside the hash.
 		kind, err := d.br.ReadByte()
@@ -193,11 +245,19 @@ func Scan(r io.Reader, fn func(e Entry, content io.Reader) error) error {
 			return d.trailer()
 		}
 		d.hashByte(kind)
+		if Kind(kind) == KindRemoved && !delta {
+			return corrupt("a removal record in a whole stream")
+		}
 		e, err := d.header(Kind(kind))
 		if err != nil {
 			return err
 		}
-		if err := ord.add(&e); err != nil {
+		if delta {
+			err = dord.add(&e)
+		} else {
+			err = ord.add(&e)
+		}
+		if err != nil {
 			return corruptBecause(err)
 		}
 		c := &d.content
@@ -209,6 +269,61 @@ func Scan(r io.Reader, fn func(e Entry, content io.Reader) error) error {
 			return err
 		}
 	}
+}
+
+// baseID reads a delta's base commit id.
+func (d *decoder) baseID() (string, error) {
+	n, err := d.uvarint(maxBaseID, "bad base id length")
+	if err != nil {
+		return "", err
+	}
+	b, err := d.bytes(n)
+	if err != nil {
+		return "", d.fail("ends early in the base id")
+	}
+	if err := checkBaseID(string(b)); err != nil {
+		return "", corruptBecause(err)
+	}
+	return string(b), nil
+}
+
+// maxBaseID bounds a delta's base commit id; ids are far shorter.
+const maxBaseID = 256
+
+func checkBaseID(id string) error {
+	if len(id) == 0 || len(id) > maxBaseID {
+		return fmt.Errorf("bad base id length %d", len(id))
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return fmt.Errorf("invalid base id %q", id)
+		}
+	}
+	return nil
+}
+
+// deltaOrder checks a delta's records: strictly in walk order (so each
+// path once), and nothing below a path the delta removes or makes a
+// non-directory. Parents need not come first: a delta leaves unchanged
+// directories out. In walk order a path's subtree follows it directly,
+// so the last such path is the only one to check against.
+type deltaOrder struct {
+	prev    string
+	blocked string
+}
+
+func (o *deltaOrder) add(e *Entry) error {
+	if o.prev != "" && comparePaths(e.Path, o.prev) <= 0 {
+		return fmt.Errorf("%q comes after %q: records must be in walk order, each path once", e.Path, o.prev)
+	}
+	if o.blocked != "" && isBelow(e.Path, o.blocked) {
+		return fmt.Errorf("%q is below %q, which the delta removes or makes a non-directory", e.Path, o.blocked)
+	}
+	o.prev = e.Path
+	if e.Kind != KindDir {
+		o.blocked = e.Path
+	}
+	return nil
 }
 
 // decoder reads a stream through a buffer, hashing what it reads. err
@@ -283,7 +398,7 @@ func (d *decoder) bytes(n uint64) ([]byte, error) {
 func (d *decoder) header(kind Kind) (Entry, error) {
 	e := Entry{Kind: kind}
 	switch kind {
-	case KindDir, KindFile, KindSymlink:
+	case KindDir, KindFile, KindSymlink, KindRemoved:
 	default:
 		return e, corrupt("unknown record kind %q", byte(kind))
 	}
@@ -301,6 +416,9 @@ func (d *decoder) header(kind Kind) (Entry, error) {
 	e.Path = string(b)
 	if err := checkPath(e.Path); err != nil {
 		return e, corruptBecause(err)
+	}
+	if kind == KindRemoved {
+		return e, nil
 	}
 	mode, err := d.uvarint(0o777, "bad mode for %q", e.Path)
 	if err != nil {
@@ -439,7 +557,10 @@ type Writer struct {
 	num [binary.MaxVarintLen64]byte
 	buf []byte
 	ord order
-	err error // sticky: the stream is unusable
+	// delta: a delta stream (NewDeltaWriter), ordered by dord.
+	delta bool
+	dord  deltaOrder
+	err   error // sticky: the stream is unusable
 }
 
 // NewWriter starts a stream on w (it writes the magic).
@@ -447,6 +568,28 @@ func NewWriter(w io.Writer) (*Writer, error) {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	sw := &Writer{bw: bw, hw: hashWriter{bw, sha256.New()}}
 	if _, err := io.WriteString(sw.hw, neutralMagic); err != nil {
+		return nil, err
+	}
+	return sw, nil
+}
+
+// NewDeltaWriter starts a delta stream against commit base on w. Its
+// entries are the paths that differ from base, in walk order, each a
+// full record (as Add takes them) or a KindRemoved one; unchanged
+// directories are left out.
+func NewDeltaWriter(w io.Writer, base string) (*Writer, error) {
+	if err := checkBaseID(base); err != nil {
+		return nil, fmt.Errorf("neutral.NewDeltaWriter: %w", err)
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	sw := &Writer{bw: bw, hw: hashWriter{bw, sha256.New()}, delta: true}
+	if _, err := io.WriteString(sw.hw, deltaMagic); err != nil {
+		return nil, err
+	}
+	if err := sw.uvarint(uint64(len(base))); err != nil {
+		return nil, err
+	}
+	if _, err := io.WriteString(sw.hw, base); err != nil {
 		return nil, err
 	}
 	return sw, nil
@@ -462,13 +605,17 @@ func (w *Writer) Add(e Entry, content io.Reader) error {
 	if w.err != nil {
 		return w.err
 	}
-	if err := e.check(); err != nil {
+	if err := e.check(w.delta); err != nil {
 		return fmt.Errorf("neutral.Writer: %w", err)
 	}
-	if mt := e.MTime.UnixNano(); !time.Unix(0, mt).Equal(e.MTime) {
+	if mt := e.MTime.UnixNano(); e.Kind != KindRemoved && !time.Unix(0, mt).Equal(e.MTime) {
 		return fmt.Errorf("neutral.Writer: the time of %q, %v, is out of range", e.Path, e.MTime)
 	}
-	if err := w.ord.add(&e); err != nil {
+	ord := w.ord.add
+	if w.delta {
+		ord = w.dord.add
+	}
+	if err := ord(&e); err != nil {
 		return fmt.Errorf("neutral.Writer: %w", err)
 	}
 	if w.err = w.record(&e, content); w.err != nil {
@@ -492,6 +639,9 @@ func (w *Writer) record(e *Entry, content io.Reader) error {
 	}
 	if _, err := io.WriteString(w.hw, e.Path); err != nil {
 		return err
+	}
+	if e.Kind == KindRemoved {
+		return nil
 	}
 	if err := w.uvarint(uint64(e.Mode)); err != nil {
 		return err
@@ -551,4 +701,24 @@ func (w *Writer) Close() error {
 		return err
 	}
 	return w.bw.Flush()
+}
+
+// SortDelta puts a delta's entries in walk order and drops those below
+// a removed path or a non-directory entry, which the removal or
+// replacement implies (a tree comparison reports every path of a removed
+// directory): what is left is what a delta Writer takes.
+func SortDelta(es []Entry) []Entry {
+	slices.SortFunc(es, func(a, b Entry) int { return comparePaths(a.Path, b.Path) })
+	out := es[:0]
+	blocked := ""
+	for _, e := range es {
+		if blocked != "" && isBelow(e.Path, blocked) {
+			continue
+		}
+		if e.Kind != KindDir {
+			blocked = e.Path
+		}
+		out = append(out, e)
+	}
+	return out
 }

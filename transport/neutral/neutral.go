@@ -1,8 +1,9 @@
 // Package neutral is the backend-neutral stream of dotmesh transfers: one
 // commit's whole tree, carried between nodes whose backends differ (ZFS in
 // production, files on a laptop). It knows nothing of dots or backends;
-// the engine writes a restored commit's directory with Write and unpacks
-// an incoming stream into a fresh working state with Read. Consumers and
+// the engine writes a commit's directory with Write and unpacks an
+// incoming stream into a fresh working state with Read, or a delta into
+// a working state holding its base with ApplyDelta. Consumers and
 // producers without a directory (a bucket remote, which chunks files as
 // they pass and rebuilds streams from chunks) use the same records
 // through Scan and Writer, which hold the format's encoding and checks.
@@ -19,6 +20,27 @@
 //	  'f':   uvarint size + content;  'l': uvarint length + target
 //	'e' and the SHA-256 of every byte before the 'e'
 //
+// A delta stream carries what changed from a base commit the receiver
+// holds, so that a 1% change sends ~1%:
+//
+//	"DMD1"
+//	base   uvarint length + bytes: the base commit's id (printable ASCII)
+//	records in walk order, each path once, each the path's full record
+//	  as above where the new tree's entry is new or differs from the
+//	  base's in kind, mode, mtime, size, target or content, or:
+//	  'r'    uvarint length + path: the base's entry there is gone (a
+//	         directory with everything below it)
+//	'e' and the SHA-256 of every byte before the 'e'
+//
+// Unchanged directories are left out, so a record's parent may be
+// absent; nothing may come below a removed path or a non-directory
+// record. A record replaces what the base had at its path (a directory
+// that stays a directory keeps its contents; only mode and mtime change).
+// The magic keeps the two kinds apart: Scan and Read refuse a delta and
+// ScanDelta a whole stream. A delta is applied by its receiver, which
+// must refuse one whose base it lacks, whose removal names a missing path
+// or whose record's parent is not a directory after the base and delta.
+//
 // Sockets and devices are not carried. Read writes through os.Root (no
 // path or symlink leads outside its directory) and succeeds only when the
 // trailer matches, so the caller commits nothing of a truncated or
@@ -33,6 +55,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 )
@@ -42,7 +65,10 @@ import (
 // ErrCorrupt's, which the engine adds when it receives a stream.
 var ErrCorrupt = errors.New("corrupt data")
 
-const neutralMagic = "DMN1"
+const (
+	neutralMagic = "DMN1"
+	deltaMagic   = "DMD1"
+)
 
 const maxNeutralPath = 4096
 
@@ -83,7 +109,7 @@ func Write(dir string, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		e := Entry{Path: filepath.ToSlash(rel), Mode: info.Mode().Perm(), MTime: clampTime(info.ModTime())}
+		e := Entry{Path: filepath.ToSlash(rel), Mode: info.Mode().Perm(), MTime: ClampTime(info.ModTime())}
 		switch {
 		case info.IsDir():
 			e.Kind = KindDir
@@ -112,10 +138,10 @@ func Write(dir string, w io.Writer) error {
 	return sw.Close()
 }
 
-// clampTime brings a time into the stream's range (1678 to 2262, Unix
+// ClampTime brings a time into the stream's range (1678 to 2262, Unix
 // nanoseconds in an int64): a file touched into the far future is sent
 // stamped at the range's end rather than failing the transfer.
-func clampTime(t time.Time) time.Time {
+func ClampTime(t time.Time) time.Time {
 	lo, hi := time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
 	switch {
 	case t.Before(lo):
@@ -152,21 +178,7 @@ func Read(r io.Reader, dir string) error {
 			// A directory's time is set last, once nothing is added to it.
 			dirTimes = append(dirTimes, dirTime{e.Path, e.MTime})
 		case KindFile:
-			f, err := root.OpenFile(e.Path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-			if err != nil {
-				return corrupt("file %q: %v", e.Path, err)
-			}
-			_, err = io.Copy(f, content)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
-			}
-			if err := root.Chmod(e.Path, e.Mode); err != nil {
-				return err
-			}
-			return root.Chtimes(e.Path, e.MTime, e.MTime)
+			return writeFile(root, e, content)
 		case KindSymlink:
 			if err := root.Symlink(e.Target, e.Path); err != nil {
 				return corrupt("symlink %q: %v", e.Path, err)
@@ -179,6 +191,119 @@ func Read(r io.Reader, dir string) error {
 	}
 	for i := len(dirTimes) - 1; i >= 0; i-- {
 		_ = root.Chtimes(dirTimes[i].name, dirTimes[i].t, dirTimes[i].t)
+	}
+	return nil
+}
+
+// writeFile creates the file of e, which must not exist yet.
+func writeFile(root *os.Root, e Entry, content io.Reader) error {
+	f, err := root.OpenFile(e.Path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return corrupt("file %q: %v", e.Path, err)
+	}
+	_, err = io.Copy(f, content)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := root.Chmod(e.Path, e.Mode); err != nil {
+		return err
+	}
+	return root.Chtimes(e.Path, e.MTime, e.MTime)
+}
+
+// ApplyDelta applies a delta stream to dir, which holds the tree of its
+// base commit: base gets the stream's base id first and refuses one dir
+// does not hold. A removal of a path dir lacks, or a record whose parent
+// is not a directory, is ErrCorrupt. Directories keep their times unless
+// the delta sets them. On any error dir is part way between base and
+// target: the caller discards it (or restores the base) and commits
+// nothing.
+func ApplyDelta(r io.Reader, dir string, base func(id string) error) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	// The times of the directories changed, to set once nothing more is
+	// added to them: their base times or the delta's.
+	times := map[string]time.Time{}
+	var dirs []string
+	keep := func(p string, t time.Time) {
+		if _, ok := times[p]; !ok {
+			dirs = append(dirs, p)
+		}
+		times[p] = t
+	}
+	// isDir says whether p and each directory above it is a directory,
+	// not a symlink to one (os.Root would follow it, within dir). A path
+	// is checked only after its own record, which is its last change.
+	dirOK := map[string]bool{".": true}
+	var isDir func(p string) (fs.FileInfo, bool)
+	isDir = func(p string) (fs.FileInfo, bool) {
+		info, err := root.Lstat(p)
+		if err != nil || !info.IsDir() {
+			return nil, false
+		}
+		if !dirOK[p] {
+			if _, ok := isDir(path.Dir(p)); !ok {
+				return nil, false
+			}
+			dirOK[p] = true
+		}
+		return info, true
+	}
+	err = ScanDelta(r, base, func(e Entry, content io.Reader) error {
+		parent := path.Dir(e.Path)
+		pi, ok := isDir(parent)
+		if !ok {
+			return corrupt("the directory of %q, %q, is in neither the base nor the delta", e.Path, parent)
+		}
+		if _, ok := times[parent]; !ok {
+			keep(parent, pi.ModTime())
+		}
+		old, err := root.Lstat(e.Path)
+		had := err == nil
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if e.Kind == KindRemoved {
+			if !had {
+				return corrupt("removes %q, which the base does not have", e.Path)
+			}
+			return root.RemoveAll(e.Path)
+		}
+		stays := had && old.IsDir() && e.Kind == KindDir
+		if had && !stays {
+			if err := root.RemoveAll(e.Path); err != nil {
+				return err
+			}
+		}
+		switch e.Kind {
+		case KindDir:
+			if !stays {
+				if err := root.Mkdir(e.Path, 0o700); err != nil {
+					return err
+				}
+			}
+			keep(e.Path, e.MTime)
+			return root.Chmod(e.Path, e.Mode)
+		case KindFile:
+			return writeFile(root, e, content)
+		case KindSymlink:
+			return root.Symlink(e.Target, e.Path)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		if err := root.Chtimes(d, times[d], times[d]); err != nil {
+			return err
+		}
 	}
 	return nil
 }

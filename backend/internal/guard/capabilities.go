@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -367,6 +368,50 @@ type TreeReader struct {
 
 // TreeReader returns the guarded dotmesh.TreeReader of the inner backend.
 func (g *Backend) TreeReader() TreeReader { return TreeReader{g, g.inner.(dotmesh.TreeReader)} }
+
+// TreeFileOpener guards dotmesh.TreeFileOpener: the call counts as in
+// flight until the file is closed.
+type TreeFileOpener struct {
+	g  *Backend
+	in dotmesh.TreeFileOpener
+}
+
+// TreeFileOpener returns the guarded dotmesh.TreeFileOpener of the inner backend.
+func (g *Backend) TreeFileOpener() TreeFileOpener {
+	return TreeFileOpener{g, g.inner.(dotmesh.TreeFileOpener)}
+}
+
+// OpenCommitFile implements dotmesh.TreeFileOpener; path as ReadCommitFile's.
+func (c TreeFileOpener) OpenCommitFile(ctx context.Context, r dotmesh.CommitRef, path string) (io.ReadCloser, error) {
+	if err := dotmesh.ValidateTreePath(path); err != nil {
+		return nil, err
+	}
+	if path == "" {
+		return nil, fmt.Errorf("%w: the root of a commit's tree is a directory, not a file", dotmesh.ErrInvalidArgument)
+	}
+	done, err := c.g.call(r, nil)
+	if err != nil {
+		return nil, err
+	}
+	f, err := c.in.OpenCommitFile(ctx, r, path)
+	if err != nil {
+		done()
+		return nil, err
+	}
+	return &guardedFile{ReadCloser: f, done: done}, nil
+}
+
+type guardedFile struct {
+	io.ReadCloser
+	done func()
+	once sync.Once
+}
+
+func (f *guardedFile) Close() error {
+	err := f.ReadCloser.Close()
+	f.once.Do(f.done)
+	return err
+}
 
 // CommitTree implements dotmesh.TreeReader.
 func (c TreeReader) CommitTree(ctx context.Context, r dotmesh.CommitRef) ([]dotmesh.TreeEntry, error) {
