@@ -56,6 +56,7 @@ type Dot struct {
 	Current   string            `json:"current"` // the checked-out branch
 	Created   time.Time         `json:"created"`
 	Upstreams map[string]string `json:"upstreams,omitempty"` // remote name -> remote dot, set by push/pull
+	Labels    map[string]string `json:"labels,omitempty"`    // see labels.go
 }
 
 // DotName returns the dot's name.
