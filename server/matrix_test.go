@@ -58,6 +58,7 @@ var matrix = []mcase{
 	{"GET", "/v1/dots/{ns}/{dot}/commits", "/v1/dots/{D}/commits", "", "read", false},
 	{"GET", "/v1/dots/{ns}/{dot}/refs/{ref}", "/v1/dots/{D}/refs/HEAD", "", "read", false},
 	{"POST", "/v1/dots/{ns}/{dot}/reset", "/v1/dots/{D}/reset", `{"ref":"HEAD","hard":true}`, "write", false},
+	{"POST", "/v1/dots/{ns}/{dot}/labels", "/v1/dots/{D}/labels", `{"set":{"tier":"db"},"overwrite":true}`, "write", false},
 	{"GET", "/v1/dots/{ns}/{dot}/subdots", "/v1/dots/{D}/subdots", "", "read", false},
 	{"GET", "/v1/dots/{ns}/{dot}/diff", "/v1/dots/{D}/diff?from=HEAD&to={C}&path=db&path=web&content=1", "", "read", false},
 	{"GET", "/v1/dots/{ns}/{dot}/status", "/v1/dots/{D}/status?rows=0", "", "read", false},

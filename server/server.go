@@ -146,6 +146,7 @@ func (s *server) dotRoutes() []route {
 		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/commits", access: accessDot, need: dotmesh.RoleRead, name: "log", h: s.log_},
 		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/refs/{ref}", access: accessDot, need: dotmesh.RoleRead, name: "resolve a ref", h: s.resolveRef},
 		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/reset", access: accessDot, need: dotmesh.RoleWrite, name: "reset", audit: "reset", answer: answerCommit, h: s.reset},
+		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/labels", access: accessDot, need: dotmesh.RoleWrite, name: "label", audit: "label", h: s.label},
 		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/subdots", access: accessDot, need: dotmesh.RoleRead, name: "list subdots", h: s.subdots},
 		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/diff", access: accessDot, need: dotmesh.RoleRead, name: "diff", h: s.diff},
 		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/status", access: accessDot, need: dotmesh.RoleRead, name: "working status", h: s.workingStatus},
