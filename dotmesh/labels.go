@@ -25,30 +25,44 @@ const (
 // and '/', then a name of at most 63 letters, digits, '-', '_' and '.',
 // beginning and ending with a letter or digit (Kubernetes' qualified name).
 func ValidateLabelKey(k string) error {
-	name := k
-	if i := strings.IndexByte(k, '/'); i >= 0 {
-		prefix := k[:i]
-		name = k[i+1:]
-		if err := validateLabelPrefix(prefix); err != nil {
-			return fmt.Errorf("%w: label key %q: %v", ErrInvalidArgument, truncate(k), err)
-		}
-	}
-	if name == "" {
-		return fmt.Errorf("%w: label key %q has no name (KEY or PREFIX/KEY)", ErrInvalidArgument, truncate(k))
-	}
-	if err := validateLabelName(name); err != nil {
-		return fmt.Errorf("%w: label key %q: %v", ErrInvalidArgument, truncate(k), err)
+	if err := labelKeyProblem(k); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidArgument, err)
 	}
 	return nil
 }
 
 // ValidateLabelValue checks a label value: empty, or a name as in a key.
 func ValidateLabelValue(v string) error {
+	if err := labelValueProblem(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+	}
+	return nil
+}
+
+func labelKeyProblem(k string) error {
+	name := k
+	if i := strings.IndexByte(k, '/'); i >= 0 {
+		prefix := k[:i]
+		name = k[i+1:]
+		if err := validateLabelPrefix(prefix); err != nil {
+			return fmt.Errorf("label key %q: %v", truncate(k), err)
+		}
+	}
+	if name == "" {
+		return fmt.Errorf("label key %q has no name (KEY or PREFIX/KEY)", truncate(k))
+	}
+	if err := validateLabelName(name); err != nil {
+		return fmt.Errorf("label key %q: %v", truncate(k), err)
+	}
+	return nil
+}
+
+func labelValueProblem(v string) error {
 	if v == "" {
 		return nil
 	}
 	if err := validateLabelName(v); err != nil {
-		return fmt.Errorf("%w: label value %q: %v", ErrInvalidArgument, truncate(v), err)
+		return fmt.Errorf("label value %q: %v", truncate(v), err)
 	}
 	return nil
 }
@@ -181,7 +195,7 @@ func (n *Node) Label(ctx context.Context, name DotName, ch LabelChange) (*Dot, e
 		}
 		for _, k := range sortedLabelKeys(ch.Set) {
 			if old, ok := labels[k]; ok && old != ch.Set[k] && !ch.Overwrite {
-				return nil, fmt.Errorf("%w: dot %s has label %s=%s already; overwrite it explicitly to change it", ErrAlreadyExists, name, k, old)
+				return nil, fmt.Errorf("%w: dot %s has label %s=%s already", ErrAlreadyExists, name, k, old)
 			}
 			labels[k] = ch.Set[k]
 		}
@@ -247,11 +261,12 @@ func ParseLabelRequirement(s string) (LabelRequirement, error) {
 	default:
 		r.Key, r.Op = s, "exists"
 	}
-	if err := ValidateLabelKey(r.Key); err != nil {
-		return LabelRequirement{}, fmt.Errorf("selector %q: %w", truncate(s), err)
+	err := labelKeyProblem(r.Key)
+	if err == nil {
+		err = labelValueProblem(r.Value)
 	}
-	if err := ValidateLabelValue(r.Value); err != nil {
-		return LabelRequirement{}, fmt.Errorf("selector %q: %w", truncate(s), err)
+	if err != nil {
+		return LabelRequirement{}, fmt.Errorf("%w: selector %q: %v", ErrInvalidArgument, truncate(s), err)
 	}
 	return r, nil
 }

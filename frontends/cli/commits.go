@@ -18,6 +18,7 @@ func (a *app) commitCmd() *cobra.Command {
 		dot, message string
 		meta         []string
 		allowEmpty   bool
+		sel          selection
 	)
 	c := &cobra.Command{
 		Use:   "commit -m MESSAGE [-d KEY=VALUE ...] [--allow-empty]",
@@ -31,11 +32,14 @@ are free text. The commit id is printed.
 When nothing changed since the branch's head (or, before the first commit,
 the dot holds no file), there is nothing to commit: dm commit says so and
 exits with the status of a conflict (5), as git refuses an empty commit;
---allow-empty commits anyway.`,
+--allow-empty commits anyway. With --all, an unchanged dot is skipped
+(and said so), not a failure.` + allHelp,
 		Example: `  dm commit -m "seed data"
   dm commit -m "after migration 42" -d ci=1 -d build=1234
   dm commit --dot app -m nightly -H
-  dm commit -m "mark the release" --allow-empty`,
+  dm commit -m "mark the release" --allow-empty
+  dm commit --all -m "before the upgrade"
+  dm commit --all --label app=shop -m nightly`,
 		Args: usageArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if strings.TrimSpace(message) == "" {
@@ -44,6 +48,12 @@ exits with the status of a conflict (5), as git refuses an empty commit;
 			md, err := ParseMetadata(meta)
 			if err != nil {
 				return err
+			}
+			if chosen, err := sel.check(dot, 0); err != nil || sel.all {
+				if err != nil {
+					return err
+				}
+				return a.commitAll(cmd, chosen, api.CommitRequest{Message: message, Metadata: md, AllowEmpty: allowEmpty})
 			}
 			s, name, err := a.connectDot(dot)
 			if err != nil {
@@ -69,6 +79,7 @@ exits with the status of a conflict (5), as git refuses an empty commit;
 	f.StringArrayVarP(&meta, "metadata", "d", nil, "metadata `KEY=VALUE`; repeatable")
 	f.StringVar(&dot, "dot", "", "commit `DOT` instead of the current dot")
 	f.BoolVar(&allowEmpty, "allow-empty", false, "commit even when nothing changed since the head")
+	selectionFlags(c, &sel)
 	return c
 }
 
@@ -297,6 +308,7 @@ func (a *app) resetCmd() *cobra.Command {
 		dot     string
 		hard    bool
 		restart bool
+		sel     selection
 	)
 	c := &cobra.Command{
 		Use:   "reset [--hard] [--restart] REF",
@@ -321,16 +333,29 @@ in the old one: reset warns on stderr, naming it (cd to the path again).
 
 While containers (or pods) use the branch, reset refuses and names them,
 rather than change data under them; --restart stops them, resets, and
-starts them again, so they see the restored state.`,
+starts them again, so they see the restored state.
+
+With --all (a deployment's restore, typically to a tag made with
+` + "`dm tag --all`" + `), dm first checks that REF names a commit in every chosen dot
+and, without --hard, that none has uncommitted changes; if one fails the
+check, it resets none and names the dots that failed.` + allHelp,
 		Example: `  dm reset --hard HEAD^
   dm reset 3f2a9c
   dm reset --hard HEAD~3 --dot app
-  dm reset --hard --restart HEAD^`,
+  dm reset --hard --restart HEAD^
+  dm reset --all --hard release-42
+  dm reset --all --namespace shop --hard before-migration`,
 		Args: usageArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref := args[0]
 			if err := validateRef(ref); err != nil {
 				return err
+			}
+			if chosen, err := sel.check(dot, 0); err != nil || sel.all {
+				if err != nil {
+					return err
+				}
+				return a.resetAll(cmd, chosen, api.ResetRequest{Ref: ref, Hard: hard, Restart: restart})
 			}
 			s, name, err := a.connectDot(dot)
 			if err != nil {
@@ -361,5 +386,6 @@ starts them again, so they see the restored state.`,
 	f.BoolVar(&hard, "hard", false, "discard uncommitted changes")
 	f.BoolVar(&restart, "restart", false, "stop the containers using the branch, reset, and start them again")
 	f.StringVar(&dot, "dot", "", "reset `DOT` instead of the current dot")
+	selectionFlags(c, &sel)
 	return c
 }

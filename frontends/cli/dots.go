@@ -71,6 +71,10 @@ type listItem struct {
 }
 
 func (a *app) listCmd() *cobra.Command {
+	var (
+		showLabels bool
+		sel        selection
+	)
 	c := &cobra.Command{
 		Use:     "list [REMOTE]",
 		Aliases: []string{"ls"},
@@ -90,8 +94,13 @@ With REMOTE (or --remote) naming a bucket remote, list what the bucket
 holds, read by dm itself: a line per branch of each dot, with its head
 commit, the number of commits in its history, the size of the head's
 files and the head's time. With REMOTE naming a node, list that node's
-dots.`,
+dots.
+
+--show-labels adds the dots' labels (a last field with -H); --namespace NS
+and --label KEY=VALUE (repeatable; also KEY!=VALUE, KEY, !KEY) list only
+the dots they choose, as --all of commit, push, pull, reset and tag would.`,
 		Example: `  dm list
+  dm list --show-labels --label app=shop
   dm list -H | cut -f1
   dm --remote prod list --json
   dm list backup`,
@@ -108,6 +117,10 @@ dots.`,
 			}
 			if b != nil {
 				return a.listBucket(cmd.Context(), bname, b)
+			}
+			chosen, err := dotmesh.ParseSelector(sel.namespace, sel.labels)
+			if err != nil {
+				return err
 			}
 			if len(args) == 1 {
 				a.remoteFlag = args[0] // a node remote: its dots
@@ -126,7 +139,7 @@ dots.`,
 			}
 			items := make([]listItem, 0, len(dots))
 			for _, st := range dots {
-				if st.Dot == nil {
+				if st.Dot == nil || !chosen.Matches(st.Dot) {
 					continue
 				}
 				n := st.Dot.DotName().String()
@@ -144,6 +157,9 @@ dots.`,
 			if used {
 				t.header = append(t.header, "USED BY")
 			}
+			if showLabels {
+				t.header = append(t.header, "LABELS")
+			}
 			for _, it := range items {
 				branch, size, dirty := "", "?", "?"
 				if it.Branch != nil {
@@ -153,19 +169,23 @@ dots.`,
 					size, dirty = a.size(it.Usage.Size), yesNo(it.Usage.Dirty)
 				}
 				commits := fmt.Sprint(it.Commits)
+				var row []string
 				if a.scripting {
-					t.add(it.Name, branch, size, commits, dirty, yesNo(it.Current))
-					continue
+					row = []string{it.Name, branch, size, commits, dirty, yesNo(it.Current)}
+				} else {
+					mark := "  "
+					if it.Current {
+						mark = "* "
+					}
+					row = []string{mark + it.Name, branch, size, commits, dirty}
+					if used {
+						row = append(row, usedBy(it.Mounts))
+					}
 				}
-				mark := "  "
-				if it.Current {
-					mark = "* "
+				if showLabels {
+					row = append(row, labelList(it.Dot.Labels))
 				}
-				if used {
-					t.add(mark+it.Name, branch, size, commits, dirty, usedBy(it.Mounts))
-					continue
-				}
-				t.add(mark+it.Name, branch, size, commits, dirty)
+				t.add(row...)
 			}
 			if err := t.write(a.out()); err != nil || a.scripting {
 				return err
@@ -178,6 +198,9 @@ dots.`,
 		},
 	}
 	a.passwordFileFlag(c)
+	c.Flags().BoolVar(&showLabels, "show-labels", false, "add a LABELS column: each dot's labels")
+	c.Flags().StringVar(&sel.namespace, "namespace", "", "list only the dots of namespace `NS`")
+	c.Flags().StringArrayVar(&sel.labels, "label", nil, "list only dots labelled `KEY=VALUE` (KEY!=VALUE, KEY, !KEY); repeatable, all must hold")
 	return c
 }
 
@@ -215,8 +238,8 @@ exist. The choice is stored in the client config.`,
 func (a *app) dotCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "dot",
-		Short: "Show, delete or share a dot, or take over its branch",
-		Long: `Commands that act on a whole dot: show, delete, take over a branch's
+		Short: "Show, delete, label or share a dot, or take over its branch",
+		Long: `Commands that act on a whole dot: show, delete, label, take over a branch's
 working state, and share it with other users of a hub (share, unshare,
 visibility, sharing).`,
 		Args: usageArgs(0, 0),
@@ -224,7 +247,7 @@ visibility, sharing).`,
 			return cmd.Help()
 		},
 	}
-	c.AddCommand(a.dotShowCmd(), a.dotDeleteCmd(), a.dotTakeOverCmd(),
+	c.AddCommand(a.dotShowCmd(), a.dotDeleteCmd(), a.dotTakeOverCmd(), a.dotLabelCmd(),
 		a.dotShareCmd(), a.dotUnshareCmd(), a.dotVisibilityCmd(), a.dotSharingCmd())
 	return c
 }

@@ -23,8 +23,9 @@ func optionalDotArg(args []string) (*dotmesh.DotName, error) {
 
 func (a *app) gcCmd() *cobra.Command {
 	var (
-		keep   int
-		dryRun bool
+		keep     int
+		dryRun   bool
+		allNodes bool
 	)
 	c := &cobra.Command{
 		Use:   "gc [DOT|BUCKET] [--keep N] [--dry-run]",
@@ -54,11 +55,12 @@ stay, tagged ones too, and every chunk no kept commit uses is deleted,
 as are the leftovers of pushes that never finished. It holds the
 bucket's exclusive lock meanwhile: a running push makes it stop at once,
 naming the push's lock. A DOT named like a bucket remote is written
-NAMESPACE/DOT.`,
+NAMESPACE/DOT.` + allNodesHelp,
 		Example: `  dm gc --keep 10 --dry-run
   dm gc app --keep 3
   dm gc
-  dm gc backup --keep 5`,
+  dm gc backup --keep 5
+  dm gc --all-nodes`,
 		Args: usageArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keep < 0 {
@@ -68,11 +70,17 @@ NAMESPACE/DOT.`,
 				if err != nil {
 					return err
 				}
+				if allNodes {
+					return errNotForBucket("--all-nodes")
+				}
 				return a.gcBucket(cmd.Context(), bname, b, keep, dryRun)
 			}
 			dot, err := optionalDotArg(args)
 			if err != nil {
 				return err
+			}
+			if allNodes {
+				return a.gcAllNodes(cmd, dot, keep, dryRun)
 			}
 			s, err := a.connect()
 			if err != nil {
@@ -108,6 +116,7 @@ NAMESPACE/DOT.`,
 	}
 	c.Flags().IntVar(&keep, "keep", 0, "keep the newest `N` commits of each branch (0: remove no commits)")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be removed and freed; change nothing")
+	c.Flags().BoolVar(&allNodes, "all-nodes", false, "run on every node of the current remote's cluster and report per node")
 	a.passwordFileFlag(c)
 	return c
 }
@@ -116,7 +125,10 @@ NAMESPACE/DOT.`,
 var errDamage = kinded(dotmesh.ErrCorrupt, errors.New("verify found damaged data (see above)"))
 
 func (a *app) verifyCmd() *cobra.Command {
-	var readData string
+	var (
+		readData string
+		allNodes bool
+	)
 	c := &cobra.Command{
 		Use:   "verify [DOT | BUCKET [--read-data[=PERCENT]]]",
 		Short: "Re-read every stored chunk and check its hash",
@@ -131,11 +143,12 @@ bucket itself, without a node: every object's seal, and that each commit
 there has its tree and every chunk it names. --read-data also reads every
 chunk and checks it against its id (as restic check --read-data);
 --read-data=PERCENT reads a random sample of that share. Each damaged or
-missing object is printed with the dot and commit that need it.`,
+missing object is printed with the dot and commit that need it.` + allNodesHelp,
 		Example: `  dm verify
   dm verify app --json
   dm verify backup
-  dm verify backup --read-data=10`,
+  dm verify backup --read-data=10
+  dm verify --all-nodes`,
 		Args: usageArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bname, b, err := a.bucketArg(args)
@@ -143,6 +156,9 @@ missing object is printed with the dot and commit that need it.`,
 				return err
 			}
 			if b != nil {
+				if allNodes {
+					return errNotForBucket("--all-nodes")
+				}
 				return a.verifyBucket(cmd.Context(), bname, b, readData)
 			}
 			if readData != "" {
@@ -151,6 +167,9 @@ missing object is printed with the dot and commit that need it.`,
 			dot, err := optionalDotArg(args)
 			if err != nil {
 				return err
+			}
+			if allNodes {
+				return a.verifyAllNodes(cmd, dot)
 			}
 			s, err := a.connect()
 			if err != nil {
@@ -189,6 +208,7 @@ missing object is printed with the dot and commit that need it.`,
 	}
 	c.Flags().StringVar(&readData, "read-data", "", "bucket remotes: also read and check the chunks, all or a `PERCENT` sample")
 	c.Flags().Lookup("read-data").NoOptDefVal = "100"
+	c.Flags().BoolVar(&allNodes, "all-nodes", false, "run on every node of the current remote's cluster and report per node")
 	a.passwordFileFlag(c)
 	return c
 }

@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -27,7 +25,10 @@ type transferFlags struct {
 }
 
 func (a *app) pushCmd() *cobra.Command {
-	var f transferFlags
+	var (
+		f   transferFlags
+		sel selection
+	)
 	c := &cobra.Command{
 		Use:   "push REMOTE [DOT [BRANCH]]",
 		Short: "Send a dot's commits to another node",
@@ -67,23 +68,36 @@ nothing shows in the bucket before the branch's head moves. dm hands the
 node the S3 credentials it finds and the repository's password
 (--password-file, the remote's saved file, $DOTMESH_REMOTE_PASSWORD, or
 a prompt) for this one call. A file:/// bucket is written by the node
-into its own filesystem, so only an admin of the node may use one.`,
+into its own filesystem, so only an admin of the node may use one.` + allHelp,
 		Example: `  dm push prod
   dm push prod app master --remote-name team/app
   dm push backup app --json
-  DOTMESH_REMOTE_PASSWORD=$PW dm push s3 app`,
+  DOTMESH_REMOTE_PASSWORD=$PW dm push s3 app
+  dm push --all prod
+  dm push --all --label app=shop backup`,
 		Args: usageArgs(1, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if sel.all || sel.namespace != "" || len(sel.labels) > 0 {
+				chosen, err := sel.check("", len(args)-1)
+				if err != nil {
+					return err
+				}
+				return a.transferAll(cmd, "push", chosen, args, f)
+			}
 			return a.transfer(cmd, "push", args, f)
 		},
 	}
 	c.Flags().StringVar(&f.remoteName, "remote-name", "", "name `[NS/]DOT` of the dot on REMOTE (default: its upstream, else the same name)")
 	a.transferFlags(c, &f)
+	selectionFlags(c, &sel)
 	return c
 }
 
 func (a *app) pullCmd() *cobra.Command {
-	var f transferFlags
+	var (
+		f   transferFlags
+		sel selection
+	)
 	c := &cobra.Command{
 		Use:   "pull REMOTE [DOT [BRANCH]]",
 		Short: "Fetch a dot's new commits from another node",
@@ -97,16 +111,25 @@ commits the other lacks, the pull is refused ("diverged") unless
 --stash-on-divergence moves the local commits to a new branch
 BRANCH-DIVERGED-<UTC time>. Re-running an interrupted pull resumes it.
 Tags on the branch's commits come too, as with push. REMOTE may be a bucket
-remote, as with push.`,
+remote, as with push.` + allHelp,
 		Example: `  dm pull prod
-  dm pull prod app master --remote-name team/app`,
+  dm pull prod app master --remote-name team/app
+  dm pull --all --namespace shop prod`,
 		Args: usageArgs(1, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if sel.all || sel.namespace != "" || len(sel.labels) > 0 {
+				chosen, err := sel.check("", len(args)-1)
+				if err != nil {
+					return err
+				}
+				return a.transferAll(cmd, "pull", chosen, args, f)
+			}
 			return a.transfer(cmd, "pull", args, f)
 		},
 	}
 	c.Flags().StringVar(&f.remoteName, "remote-name", "", "name `[NS/]DOT` of the dot on REMOTE (default: its upstream, else the same name)")
 	a.transferFlags(c, &f)
+	selectionFlags(c, &sel)
 	return c
 }
 
@@ -154,21 +177,9 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 		return err
 	}
 	peerName := args[0]
-	peer, ok := s.cfg.Remotes[peerName]
-	if !ok {
-		return kinded(dotmesh.ErrNotFound, fmt.Errorf("no remote named %s; `dm remote add %s USER@HOST` adds it, `dm remote` lists them", peerName, peerName))
-	}
-	if peerName == s.remoteName {
-		return kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("remote %s is the node dm talks to; name another remote (or choose the local node with --remote NAME)", peerName))
-	}
-	req := api.TransferRequest{Op: op, Stash: f.stash, Neutral: f.neutral,
-		Remote: api.TransferRemote{Name: peerName, URL: peer.URL(), User: peer.User, APIKey: peer.APIKey, CACert: peer.CACert}}
-	a.timeouts.apply(&req.Remote)
-	peerUser := peer.User
-	if peer.Bucket != nil {
-		// A bucket has no users: names stay as they are, as admin to admin.
-		peerUser = dotmesh.AdminUser
-		req.Remote = api.TransferRemote{Name: peerName}
+	req, peer, peerUser, err := a.transferTo(s, op, peerName, f)
+	if err != nil {
+		return err
 	}
 	var dotArg string
 	if len(args) > 1 {
@@ -225,19 +236,8 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 	bar := newProgressBar(a.io.Stderr, op, f.quiet || a.jsonOut || a.scripting)
 	res, err := s.c.Transfer(cmd.Context(), req, bar.update)
 	bar.done()
-	var re *api.RemoteError
-	if errors.As(err, &re) && re.Peer && peer.Bucket != nil {
-		return bucketError(err, peerName, peer.Bucket)
-	}
-	if errors.As(err, &re) && re.Peer {
-		// The peer answered the node dm talks to: name the peer.
-		if errors.Is(err, dotmesh.ErrUnauthorized) {
-			return refusedKey(err, peerName, peer.Address)
-		}
-		return fmt.Errorf("remote %s: %w", peerName, err)
-	}
 	if err != nil {
-		return s.wrap(err)
+		return transferError(s, err, peerName, peer)
 	}
 	if op == "clone" && s.remote.CurrentDot == "" {
 		_ = s.setCurrentDot(req.Dot)

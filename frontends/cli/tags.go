@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,7 +12,10 @@ import (
 )
 
 func (a *app) tagCmd() *cobra.Command {
-	var dot, del, msg string
+	var (
+		dot, del, msg string
+		sel           selection
+	)
 	c := &cobra.Command{
 		Use:   "tag [NAME [REF]] [-d NAME] [-m MESSAGE]",
 		Short: "List, create or delete tags",
@@ -27,12 +31,17 @@ branch's name, nor a branch a tag's. gc --keep N keeps tagged commits, and
 tags travel with push, pull and clone.
 
 With -H: one tag per line: name, commit, author, time (RFC 3339) and
-message (first line).`,
+message (first line).
+
+With --all, tag the commit REF names (default HEAD) in each chosen dot
+with the same NAME, marking a state of the whole deployment that
+` + "`dm reset --all --hard NAME`" + ` brings back.` + allHelp,
 		Example: `  dm tag v1
   dm tag before-migration HEAD^ -m "schema 12"
   dm tag
   dm log v1
-  dm tag -d v1`,
+  dm tag -d v1
+  dm tag --all release-42 -m "shop 4.2 deployed"`,
 		Args: usageArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if del != "" && len(args) > 0 {
@@ -57,6 +66,15 @@ message (first line).`,
 					return err
 				}
 				ref = args[1]
+			}
+			if sel.all && (len(args) == 0 || del != "") {
+				return kinded(errUsage, errors.New("usage: dm tag --all NAME [REF] (--all makes tags; list and delete them per dot)"))
+			}
+			if chosen, err := sel.check(dot, 0); err != nil || sel.all {
+				if err != nil {
+					return err
+				}
+				return a.tagAll(cmd, chosen, api.TagRequest{Name: args[0], Ref: ref, Message: msg})
 			}
 			s, name, err := a.connectDot(dot)
 			if err != nil {
@@ -117,5 +135,6 @@ message (first line).`,
 	f.StringVarP(&del, "delete", "d", "", "delete tag `NAME`")
 	f.StringVarP(&msg, "message", "m", "", "the tag's `MESSAGE`")
 	f.StringVar(&dot, "dot", "", "act on `DOT` instead of the current dot")
+	selectionFlags(c, &sel)
 	return c
 }
