@@ -344,6 +344,7 @@ func (a *app) transferAll(cmd *cobra.Command, op string, sel dotmesh.Selector, a
 		}
 	})
 }
+
 // transferTo is the request for a transfer of op with the remote
 // peerName (the dots still to fill in), that remote, and the user whose
 // namespace its dot names default to.
@@ -382,4 +383,3 @@ func transferError(s *session, err error, peerName string, peer *Remote) error {
 	}
 	return s.wrap(err)
 }
-
