@@ -29,7 +29,7 @@ type selection struct {
 // allHelp is the paragraph the verbs' --help add about --all.
 const allHelp = `
 
-With --all, act on every dot of the remote the caller may use, or those
+With --all, act on every dot of the remote the caller may read, or those
 --namespace NS and --label KEY=VALUE (repeatable, all must hold; also
 KEY!=VALUE, KEY to have the label, !KEY not to) choose; ` + "`dm dot label`" + ` sets
 labels. Dots are done one after another, one line each (--json: an
