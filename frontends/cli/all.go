@@ -268,14 +268,16 @@ func (a *app) resetAll(cmd *cobra.Command, sel dotmesh.Selector, req api.ResetRe
 	if err != nil {
 		return err
 	}
-	var lacking, dirty []string
+	var lacking, elsewhere, dirty []string
 	for _, st := range dots {
 		name := st.Dot.DotName()
-		if _, err := s.c.ResolveRef(ctx, name, "", req.Ref); err != nil {
-			if !errors.Is(err, dotmesh.ErrNotFound) {
-				return fmt.Errorf("checking %s in dot %s before resetting any: %w", req.Ref, name, s.wrap(err))
-			}
+		switch in, err := refInCurrentBranch(ctx, s, name, req.Ref); {
+		case errors.Is(err, dotmesh.ErrNotFound):
 			lacking = append(lacking, name.String())
+		case err != nil:
+			return fmt.Errorf("checking %s in dot %s before resetting any: %w", req.Ref, name, s.wrap(err))
+		case !in:
+			elsewhere = append(elsewhere, name.String())
 		}
 		if !req.Hard && st.Usage.Dirty {
 			dirty = append(dirty, name.String())
@@ -283,6 +285,9 @@ func (a *app) resetAll(cmd *cobra.Command, sel dotmesh.Selector, req api.ResetRe
 	}
 	if len(lacking) > 0 {
 		return kinded(dotmesh.ErrNotFound, fmt.Errorf("no dot was reset: %s %s %s no %s (of %d chosen)", plural(len(lacking), "dot", "dots"), strings.Join(lacking, ", "), plural(len(lacking), "has", "have"), req.Ref, len(dots)))
+	}
+	if len(elsewhere) > 0 {
+		return kinded(dotmesh.ErrNotFound, fmt.Errorf("no dot was reset: %s is not in the history of the current branch of %s (of %d chosen); check out the branch that has it there", req.Ref, strings.Join(elsewhere, ", "), len(dots)))
 	}
 	if len(dirty) > 0 {
 		return kinded(dotmesh.ErrDirty, fmt.Errorf("no dot was reset: %s %s uncommitted changes; commit them, or add --hard to discard them", strings.Join(dirty, ", "), plural(len(dirty), "has", "have")))
@@ -295,6 +300,26 @@ func (a *app) resetAll(cmd *cobra.Command, sel dotmesh.Selector, req api.ResetRe
 		}
 		r.Commit, r.Detail = string(rep.ID), fmt.Sprintf("HEAD is now at %s %s", shortID(string(rep.ID)), firstLine(rep.Message))
 	})
+}
+
+// refInCurrentBranch reports whether ref names a commit in the history of
+// the dot's current branch, as a reset needs (ErrNotFound: it names none).
+// The history is read by ids and parents only on the node, one request.
+func refInCurrentBranch(ctx context.Context, s *session, name dotmesh.DotName, ref string) (bool, error) {
+	c, err := s.c.ResolveRef(ctx, name, "", ref)
+	if err != nil {
+		return false, err
+	}
+	page, err := s.c.History(ctx, name, "", "", 0, 0)
+	if err != nil {
+		return false, err
+	}
+	for _, h := range page.Commits {
+		if h.ID == c.ID {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // transferAll is `dm push --all REMOTE` and `dm pull --all REMOTE`: each

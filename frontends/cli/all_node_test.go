@@ -194,6 +194,16 @@ func TestTagAllResetAll(t *testing.T) {
 	unchanged()
 	exactly(t, runDM(t, e, "reset", "--all", "--label", "app=shop", "release-42"), "no dot was reset: site has uncommitted changes; commit them, or add --hard to discard them", exitConflict)
 	unchanged()
+	// logs has release-42 on another branch only: not in master's history.
+	mustRun(t, e, "branch", "--dot", "logs", "side")
+	mustRun(t, e, "checkout", "--dot", "logs", "side")
+	writeIn(t, e, "logs", "log", "side")
+	mustRun(t, e, "commit", "--dot", "logs", "-m", "side")
+	mustRun(t, e, "tag", "--dot", "logs", "release-42")
+	mustRun(t, e, "checkout", "--dot", "logs", "master")
+	exactly(t, runDM(t, e, "reset", "--all", "--hard", "release-42"), "no dot was reset: release-42 is not in the history of the current branch of logs (of 4 chosen); check out the branch that has it there", exitNotFound)
+	unchanged()
+	mustRun(t, e, "tag", "--dot", "logs", "-d", "release-42")
 
 	r = runDM(t, e, "reset", "--all", "--label", "app=shop", "--hard", "release-42", "--json")
 	items := allJSON(t, r)

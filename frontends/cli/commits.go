@@ -336,9 +336,10 @@ rather than change data under them; --restart stops them, resets, and
 starts them again, so they see the restored state.
 
 With --all (a deployment's restore, typically to a tag made with
-` + "`dm tag --all`" + `), dm first checks that REF names a commit in every chosen dot
-and, without --hard, that none has uncommitted changes; if one fails the
-check, it resets none and names the dots that failed.` + allHelp,
+` + "`dm tag --all`" + `), dm first checks that REF names a commit in the history of
+every chosen dot's current branch and, without --hard, that none has
+uncommitted changes; if one fails the check, it resets none and names the
+dots that failed.` + allHelp,
 		Example: `  dm reset --hard HEAD^
   dm reset 3f2a9c
   dm reset --hard HEAD~3 --dot app
