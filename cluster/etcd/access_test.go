@@ -1,6 +1,7 @@
 package etcdstore_test
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -19,28 +20,31 @@ func (noPeers) Peer(ni dotmesh.NodeInfo) (dotmesh.Peer, error) {
 	return nil, errors.New("this test moves no data between nodes")
 }
 
+// clusterNode starts a cluster node on the files backend with its
+// registry under prefix in c, closed when t ends.
+func clusterNode(t *testing.T, ctx context.Context, c *etcdtest.Cluster, prefix, id string) *dotmesh.Node {
+	t.Helper()
+	st := open(t, etcdstore.Options{Endpoints: c.Endpoints(), Prefix: prefix})
+	be, err := dump.Open(filepath.Join(t.TempDir(), "dump"), dump.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := dotmesh.NewNode(ctx, dotmesh.Options{Store: st, Backends: []dotmesh.StorageBackend{be},
+		Cluster: &dotmesh.ClusterOptions{NodeID: id, Address: "inproc://" + id, Peers: noPeers{}, SyncInterval: time.Hour}})
+	if err != nil {
+		t.Fatalf("NewNode %s: %v", id, err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
 // Users, keys, grants and the audit live in etcd: what one node of a
 // cluster records, another enforces.
 func TestAccessSharedByClusterNodes(t *testing.T) {
 	t.Parallel()
 	c := etcdtest.Start(t, 1)
 	ctx := ctxTimeout(t, time.Minute)
-	prefix := "/test/access/"
-	start := func(id string) *dotmesh.Node {
-		st := open(t, etcdstore.Options{Endpoints: c.Endpoints(), Prefix: prefix})
-		be, err := dump.Open(filepath.Join(t.TempDir(), "dump"), dump.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := dotmesh.NewNode(ctx, dotmesh.Options{Store: st, Backends: []dotmesh.StorageBackend{be},
-			Cluster: &dotmesh.ClusterOptions{NodeID: id, Address: "inproc://" + id, Peers: noPeers{}, SyncInterval: time.Hour}})
-		if err != nil {
-			t.Fatalf("NewNode %s: %v", id, err)
-		}
-		t.Cleanup(func() { n.Close() })
-		return n
-	}
-	n1, n2 := start("n1"), start("n2")
+	n1, n2 := clusterNode(t, ctx, c, "/test/access/", "n1"), clusterNode(t, ctx, c, "/test/access/", "n2")
 	app := dotmesh.DotName{Namespace: "admin", Name: "app"}
 	_, _, secret, err := n1.Users().Add(ctx, "wendy", "laptop")
 	if err != nil {

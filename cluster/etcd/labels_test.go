@@ -1,12 +1,9 @@
 package etcdstore_test
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/dotmesh-io/dotmesh/backend/dump"
-	etcdstore "github.com/dotmesh-io/dotmesh/cluster/etcd"
 	"github.com/dotmesh-io/dotmesh/cluster/etcd/etcdtest"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -17,22 +14,7 @@ func TestLabelsSharedByClusterNodes(t *testing.T) {
 	t.Parallel()
 	c := etcdtest.Start(t, 1)
 	ctx := ctxTimeout(t, time.Minute)
-	prefix := "/test/labels/"
-	start := func(id string) *dotmesh.Node {
-		st := open(t, etcdstore.Options{Endpoints: c.Endpoints(), Prefix: prefix})
-		be, err := dump.Open(filepath.Join(t.TempDir(), "dump"), dump.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := dotmesh.NewNode(ctx, dotmesh.Options{Store: st, Backends: []dotmesh.StorageBackend{be},
-			Cluster: &dotmesh.ClusterOptions{NodeID: id, Address: "inproc://" + id, Peers: noPeers{}, SyncInterval: time.Hour}})
-		if err != nil {
-			t.Fatalf("NewNode %s: %v", id, err)
-		}
-		t.Cleanup(func() { n.Close() })
-		return n
-	}
-	n1, n2 := start("n1"), start("n2")
+	n1, n2 := clusterNode(t, ctx, c, "/test/labels/", "n1"), clusterNode(t, ctx, c, "/test/labels/", "n2")
 	db := dotmesh.DotName{Namespace: "admin", Name: "db"}
 	web := dotmesh.DotName{Namespace: "admin", Name: "web"}
 	for _, d := range []dotmesh.DotName{db, web} {

@@ -193,6 +193,16 @@ func selectDots(ctx context.Context, s *session, sel dotmesh.Selector) ([]dotmes
 	return out, nil
 }
 
+// connectSelect connects to the remote and chooses its dots.
+func (a *app) connectSelect(ctx context.Context, sel dotmesh.Selector) (*session, []dotmesh.DotStatus, error) {
+	s, err := a.connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	dots, err := selectDots(ctx, s, sel)
+	return s, dots, err
+}
+
 // forEachDot runs do on each chosen dot, reporting each outcome.
 func (a *app) forEachDot(s *session, dots []dotmesh.DotStatus, do func(name dotmesh.DotName, r *itemResult)) error {
 	rp := &report{a: a, noun: "dot"}
@@ -210,15 +220,11 @@ func (a *app) forEachDot(s *session, dots []dotmesh.DotStatus, do func(name dotm
 
 // commitAll is `dm commit --all`: an unchanged dot is skipped, not failed.
 func (a *app) commitAll(cmd *cobra.Command, sel dotmesh.Selector, req api.CommitRequest) error {
-	s, err := a.connect()
+	s, dots, err := a.connectSelect(cmd.Context(), sel)
 	if err != nil {
 		return err
 	}
 	ctx := cmd.Context()
-	dots, err := selectDots(ctx, s, sel)
-	if err != nil {
-		return err
-	}
 	return a.forEachDot(s, dots, func(name dotmesh.DotName, r *itemResult) {
 		cm, err := s.c.CommitWith(ctx, name, req)
 		var nt *dotmesh.NothingToCommitError
@@ -235,15 +241,11 @@ func (a *app) commitAll(cmd *cobra.Command, sel dotmesh.Selector, req api.Commit
 
 // tagAll is `dm tag --all NAME [REF]`: the same tag on every chosen dot.
 func (a *app) tagAll(cmd *cobra.Command, sel dotmesh.Selector, req api.TagRequest) error {
-	s, err := a.connect()
+	s, dots, err := a.connectSelect(cmd.Context(), sel)
 	if err != nil {
 		return err
 	}
 	ctx := cmd.Context()
-	dots, err := selectDots(ctx, s, sel)
-	if err != nil {
-		return err
-	}
 	return a.forEachDot(s, dots, func(name dotmesh.DotName, r *itemResult) {
 		t, err := s.c.CreateTag(ctx, name, req)
 		if err != nil {
@@ -259,15 +261,11 @@ func (a *app) tagAll(cmd *cobra.Command, sel dotmesh.Selector, req api.TagReques
 // --hard, that none has uncommitted changes), and refuses before
 // changing anything, naming the dots that fail the check.
 func (a *app) resetAll(cmd *cobra.Command, sel dotmesh.Selector, req api.ResetRequest) error {
-	s, err := a.connect()
+	s, dots, err := a.connectSelect(cmd.Context(), sel)
 	if err != nil {
 		return err
 	}
 	ctx := cmd.Context()
-	dots, err := selectDots(ctx, s, sel)
-	if err != nil {
-		return err
-	}
 	var lacking, elsewhere, dirty []string
 	for _, st := range dots {
 		name := st.Dot.DotName()
