@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -117,7 +118,7 @@ type LabelChange struct {
 // Validate checks every key and value, and that no key is both set and
 // removed.
 func (ch LabelChange) Validate() error {
-	for _, k := range sortedLabelKeys(ch.Set) {
+	for _, k := range slices.Sorted(maps.Keys(ch.Set)) {
 		if err := ValidateLabelKey(k); err != nil {
 			return err
 		}
@@ -163,15 +164,6 @@ func ParseLabelChange(args []string) (LabelChange, error) {
 	return ch, ch.Validate()
 }
 
-func sortedLabelKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
 // labelConflictRetries bounds the re-reads when another write to the dot's
 // record (a checkout, a push's upstream) lands between read and write.
 const labelConflictRetries = 5
@@ -193,7 +185,7 @@ func (n *Node) Label(ctx context.Context, name DotName, ch LabelChange) (*Dot, e
 		if labels == nil {
 			labels = map[string]string{}
 		}
-		for _, k := range sortedLabelKeys(ch.Set) {
+		for _, k := range slices.Sorted(maps.Keys(ch.Set)) {
 			if old, ok := labels[k]; ok && old != ch.Set[k] && !ch.Overwrite {
 				return nil, fmt.Errorf("%w: dot %s has label %s=%s already", ErrAlreadyExists, name, k, old)
 			}
