@@ -176,6 +176,9 @@ func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, qu
 		_, _ = io.Copy(io.Discard, lr) // lets the connection be reused
 		return nil
 	}
+	if so, ok := out.(*streamedOut); ok {
+		return so.read(resp.Header.Get("Content-Type"), lr)
+	}
 	if err := json.NewDecoder(lr).Decode(out); err != nil {
 		return fmt.Errorf("%w: reading the answer of %s %s from %s: %v", dotmesh.ErrCorrupt, method, path, c.base.Redacted(), err)
 	}
