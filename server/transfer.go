@@ -285,7 +285,9 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 		Progress: func(p dotmesh.Progress) {
 			mu.Lock()
 			now := time.Now()
-			due := now.Sub(last) >= 200*time.Millisecond
+			// Phases (finishing, a local restore) are few and metered
+			// already; the streams' bytes are thinned out here.
+			due := now.Sub(last) >= 200*time.Millisecond || p.Phase != "" || (p.Total > 0 && p.Bytes == p.Total)
 			if due {
 				last = now
 			}
