@@ -201,6 +201,7 @@ can be a hub for a team, each user with their own key and namespace (see
 	}
 	root.AddCommand(a.flexCmd(), a.versionCmd())
 	a.settleHome(root)
+	documentScripting(root)
 	return root
 }
 
