@@ -71,5 +71,19 @@ func (o scriptingOutput) help() string {
 	if o.also != "" {
 		s += " " + o.also
 	}
-	return s
+	// Wrapped as the hand-written help is.
+	var b strings.Builder
+	n := 0
+	for _, w := range strings.Fields(s) {
+		if n > 0 && n+1+len(w) > 76 {
+			b.WriteByte('\n')
+			n = 0
+		} else if n > 0 {
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(w)
+		n += len(w)
+	}
+	return b.String()
 }
