@@ -293,7 +293,11 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 		}
 		report := func() {
 			if opts.Progress != nil {
-				opts.Progress(Progress{Commit: c.ID, Index: i + 1, Commits: len(todo), Bytes: moved.Load(), Total: total})
+				m, tot := moved.Load(), total
+				if tot > 0 && m > tot { // an estimate too low never shows more than 100%
+					tot = m
+				}
+				opts.Progress(Progress{Commit: c.ID, Index: i + 1, Commits: len(todo), Bytes: m, Total: tot})
 			}
 		}
 		report()
