@@ -32,7 +32,7 @@ func (p *progressFlag) Set(s string) error {
 		*p = progressFlag(s)
 		return nil
 	}
-	return fmt.Errorf("--progress %q: use auto, none or json", s)
+	return fmt.Errorf("use auto, none or json") // pflag names the flag and the value
 }
 
 const progressHelp = `Long operations (commit, checkout, reset, clone, push, pull, gc, verify)

@@ -124,7 +124,7 @@ func TestProgressJSONOfLongCommands(t *testing.T) {
 	if r := runDM(t, e, "commit", "-m", "two", "--allow-empty"); r.code != 0 || r.err != "" {
 		t.Fatalf("commit without a terminal: %+v", r)
 	}
-	if r := runDM(t, e, "--progress=yes", "commit", "-m", "x"); r.code == 0 || !strings.Contains(r.err, `--progress "yes": use auto, none or json`) {
+	if r := runDM(t, e, "--progress=yes", "commit", "-m", "x"); !strings.Contains(r.err, `invalid argument "yes" for "--progress" flag: use auto, none or json`) || r.code != exitUsage {
 		t.Fatalf("--progress=yes: %+v", r)
 	}
 }

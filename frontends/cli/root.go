@@ -166,6 +166,7 @@ can be a hub for a team, each user with their own key and namespace (see
 	pf.BoolVar(&a.jsonOut, "json", false, "print the result as JSON")
 	a.progress = progressAuto
 	pf.Var(&a.progress, "progress", "progress of long operations on stderr: auto (a bar on a terminal), none or json (lines of JSON)")
+	_ = root.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions([]string{progressAuto, progressNone, progressJSON}, cobra.ShellCompDirectiveNoFileComp))
 	a.timeouts.add(pf)
 
 	root.AddGroup(
