@@ -22,39 +22,10 @@ func (s *server) answerLong(w http.ResponseWriter, r *http.Request, status int, 
 		return
 	}
 	requestInfo(r).streamed = true
-	w.Header().Set("Content-Type", api.NDJSON)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	var mu sync.Mutex
-	enc := json.NewEncoder(w)
-	rc := http.NewResponseController(w)
-	emit := func(ev api.ProgressEvent) {
-		mu.Lock()
-		defer mu.Unlock()
-		_ = enc.Encode(ev)
-		_ = rc.Flush()
-	}
-	// Keep-alive lines while fn runs, so that a client's idle timeout
-	// tells a busy node from a stopped one; the goroutine ends before the
-	// handler does, as nothing may write to w after that.
-	stop, stopped := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(stopped)
-		t := time.NewTicker(api.TransferKeepAlive)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				emit(api.ProgressEvent{KeepAlive: true})
-			}
-		}
-	}()
+	emit, stop := ndjsonAnswer(w, api.ProgressEvent{KeepAlive: true})
 	ctx := dotmesh.WithProgress(r.Context(), func(p dotmesh.Progress) { emit(api.ProgressEvent{Progress: &p}) })
 	v, err := fn(ctx)
-	close(stop)
-	<-stopped
+	stop()
 	if err != nil {
 		code, body := api.ErrorFor(err)
 		if rec := recorderOf(w); rec != nil {
@@ -71,4 +42,39 @@ func (s *server) answerLong(w http.ResponseWriter, r *http.Request, status int, 
 		return
 	}
 	emit(api.ProgressEvent{Status: status, Result: data})
+}
+
+// ndjsonAnswer starts a streamed answer on w: status 200, NDJSON. emit
+// writes one line, from any goroutine. Until stop, a keepAlive line goes
+// out every api.TransferKeepAlive, so that a client's idle timeout tells
+// a busy node from a stopped one; stop returns once none is being
+// written, as nothing may write to w after the handler returns.
+func ndjsonAnswer(w http.ResponseWriter, keepAlive any) (emit func(any), stop func()) {
+	w.Header().Set("Content-Type", api.NDJSON)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	var mu sync.Mutex
+	enc := json.NewEncoder(w)
+	rc := http.NewResponseController(w)
+	emit = func(v any) {
+		mu.Lock()
+		defer mu.Unlock()
+		_ = enc.Encode(v)
+		_ = rc.Flush()
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(api.TransferKeepAlive)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				emit(keepAlive)
+			}
+		}
+	}()
+	return emit, func() { close(quit); <-done }
 }
