@@ -7,20 +7,13 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
-
-	"github.com/dotmesh-io/dotmesh/server/servertest"
 )
 
 // TestScriptingColumnsDocumented: each command with -H output names its
 // columns, in order, in its help; where an in-process node can run the
 // command, every line it prints with -H has that many fields.
 func TestScriptingColumnsDocumented(t *testing.T) {
-	e, _ := withNode(t)
-	b := servertest.Start(t)
-	path := filepath.Join(e["HOME"], ".dotmesh", "config")
-	cfg, _ := LoadConfig(path)
-	cfg.Remotes["b"] = &Remote{User: "admin", Address: strings.TrimPrefix(b.URL, "http://"), APIKey: b.Key}
-	writeConfig(t, path, cfg)
+	e := withPeer(t)
 
 	found := map[string]bool{}
 	var walk func(c *cobra.Command)

@@ -9,8 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/dotmesh-io/dotmesh/server/servertest"
 )
 
 var numberInString = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
@@ -43,12 +41,7 @@ func stringNumbers(path string, v any) []string {
 // an in-process node can run: each prints valid JSON on stdout, and no
 // count, size or duration in it is a string ("bytes": "3").
 func TestJSONNumbersAreNumbers(t *testing.T) {
-	e, _ := withNode(t)
-	b := servertest.Start(t)
-	path := filepath.Join(e["HOME"], ".dotmesh", "config")
-	cfg, _ := LoadConfig(path)
-	cfg.Remotes["b"] = &Remote{User: "admin", Address: strings.TrimPrefix(b.URL, "http://"), APIKey: b.Key}
-	writeConfig(t, path, cfg)
+	e := withPeer(t)
 
 	mustRun(t, e, "init", "app")
 	p := strings.TrimSpace(mustRun(t, e, "path", "app.web"))

@@ -50,6 +50,18 @@ func checkProgressJSON(t *testing.T, stderr, op string) []string {
 	return phases
 }
 
+// withPeer is withNode with a second node, the remote b.
+func withPeer(t *testing.T) map[string]string {
+	t.Helper()
+	e, _ := withNode(t)
+	b := servertest.Start(t)
+	path := filepath.Join(e["HOME"], ".dotmesh", "config")
+	cfg, _ := LoadConfig(path)
+	cfg.Remotes["b"] = &Remote{User: "admin", Address: strings.TrimPrefix(b.URL, "http://"), APIKey: b.Key}
+	writeConfig(t, path, cfg)
+	return e
+}
+
 func writeRandom(t *testing.T, path string, n int) {
 	t.Helper()
 	data := make([]byte, n)
@@ -63,12 +75,7 @@ func writeRandom(t *testing.T, path string, n int) {
 // prints well-formed progress lines on stderr, its phases among them,
 // and leaves stdout to its result.
 func TestProgressJSONOfLongCommands(t *testing.T) {
-	e, _ := withNode(t)
-	b := servertest.Start(t)
-	path := filepath.Join(e["HOME"], ".dotmesh", "config")
-	cfg, _ := LoadConfig(path)
-	cfg.Remotes["b"] = &Remote{User: "admin", Address: strings.TrimPrefix(b.URL, "http://"), APIKey: b.Key}
-	writeConfig(t, path, cfg)
+	e := withPeer(t)
 
 	mustRun(t, e, "init", "app")
 	p := strings.TrimSpace(mustRun(t, e, "path", "app.web"))
