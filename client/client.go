@@ -1,5 +1,7 @@
 // Package client talks to a dotmesh node's HTTP API (package api). The CLI
-// uses it for local and remote nodes alike.
+// uses it for local and remote nodes alike. Long calls (Commit, Checkout,
+// Reset, GC, Verify) report the node's progress to the function a
+// context carries (dotmesh.WithProgress); see progress.go.
 package client
 
 import (
