@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/dotmesh-io/dotmesh/server/servertest"
@@ -134,4 +137,48 @@ func TestProgressJSONOfLongCommands(t *testing.T) {
 	if r := runDM(t, e, "--progress=yes", "commit", "-m", "x"); !strings.Contains(r.err, `invalid argument "yes" for "--progress" flag: use auto, none or json`) || r.code != exitUsage {
 		t.Fatalf("--progress=yes: %+v", r)
 	}
+}
+
+// cancelOnBytes is a stderr that cancels the command once a progress
+// line reports bytes sent.
+type cancelOnBytes struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnBytes) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf.Write(p)
+	if strings.Contains(string(p), `"phase":"sending","bytes":`) && !strings.Contains(string(p), `"bytes":0,`) {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+// A push interrupted after data moved says on the user's terminal that
+// running it again resumes; the re-run does.
+func TestInterruptedPushSaysItResumes(t *testing.T) {
+	e := withPeer(t)
+	mustRun(t, e, "init", "app")
+	p := strings.TrimSpace(mustRun(t, e, "path", "app.web"))
+	writeRandom(t, filepath.Join(p, "big"), 64<<20)
+	mustRun(t, e, "commit", "-m", "big")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := &cancelOnBytes{cancel: cancel}
+	var out bytes.Buffer
+	code := Run(ctx, IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: stderr, Getenv: env(e)}, testWiring, []string{"--progress=json", "push", "b"})
+	stderr.mu.Lock()
+	got := stderr.buf.String()
+	stderr.mu.Unlock()
+	if code == 0 {
+		t.Fatalf("the push was not interrupted: %s", got)
+	}
+	if !strings.Contains(got, "The push was interrupted; what arrived is kept, so running the same command again resumes it.\n") {
+		t.Fatalf("stderr of an interrupted push: %q", got)
+	}
+	mustRun(t, e, "push", "b")
 }
