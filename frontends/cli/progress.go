@@ -120,7 +120,7 @@ func (p *progress) update(pr dotmesh.Progress) {
 		p.draw()
 		if p.stop == nil {
 			p.stop, p.stopped = make(chan struct{}), make(chan struct{})
-			go p.tick()
+			go p.tick(p.stop, p.stopped)
 		}
 	}
 }
@@ -128,13 +128,13 @@ func (p *progress) update(pr dotmesh.Progress) {
 // tick redraws the line every half second: elapsed time moves on during
 // a phase that reports no bytes (a database dump's end, a receiver's
 // finish step).
-func (p *progress) tick() {
-	defer close(p.stopped)
+func (p *progress) tick(stop <-chan struct{}, stopped chan<- struct{}) {
+	defer close(stopped)
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
-		case <-p.stop:
+		case <-stop:
 			return
 		case <-t.C:
 			p.mu.Lock()
