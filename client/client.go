@@ -1,5 +1,7 @@
 // Package client talks to a dotmesh node's HTTP API (package api). The CLI
-// uses it for local and remote nodes alike.
+// uses it for local and remote nodes alike. Long calls (Commit, Checkout,
+// Reset, GC, Verify) report the node's progress to the function a
+// context carries (dotmesh.WithProgress); see progress.go.
 package client
 
 import (
@@ -175,6 +177,9 @@ func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, qu
 	if out == nil {
 		_, _ = io.Copy(io.Discard, lr) // lets the connection be reused
 		return nil
+	}
+	if so, ok := out.(*streamedOut); ok {
+		return so.read(resp.Header.Get("Content-Type"), lr)
 	}
 	if err := json.NewDecoder(lr).Decode(out); err != nil {
 		return fmt.Errorf("%w: reading the answer of %s %s from %s: %v", dotmesh.ErrCorrupt, method, path, c.base.Redacted(), err)

@@ -153,7 +153,7 @@ func (c *Client) CheckoutReport(ctx context.Context, name dotmesh.DotName, req a
 		return nil, err
 	}
 	var r dotmesh.CheckoutReport
-	if err := c.do(ctx, http.MethodPost, p, nil, req, &r); err != nil {
+	if err := c.long(ctx, http.MethodPost, p, req, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil
@@ -173,7 +173,7 @@ func (c *Client) CommitWith(ctx context.Context, name dotmesh.DotName, req api.C
 		return nil, err
 	}
 	var out dotmesh.Commit
-	if err := c.do(ctx, http.MethodPost, p, nil, req, &out); err != nil {
+	if err := c.long(ctx, http.MethodPost, p, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -237,7 +237,7 @@ func (c *Client) ResetReport(ctx context.Context, name dotmesh.DotName, req api.
 		return nil, err
 	}
 	var out dotmesh.ResetReport
-	if err := c.do(ctx, http.MethodPost, p, nil, req, &out); err != nil {
+	if err := c.long(ctx, http.MethodPost, p, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -19,7 +19,7 @@ func (c *Client) GC(ctx context.Context, dot *dotmesh.DotName, keep int, dryRun 
 		req.Namespace, req.Name = dot.Namespace, dot.Name
 	}
 	var out dotmesh.GCResult
-	if err := c.do(ctx, http.MethodPost, "/v1/gc", nil, req, &out); err != nil {
+	if err := c.long(ctx, http.MethodPost, "/v1/gc", req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -35,7 +35,7 @@ func (c *Client) Verify(ctx context.Context, dot *dotmesh.DotName) (*dotmesh.Ver
 		req.Namespace, req.Name = dot.Namespace, dot.Name
 	}
 	var out dotmesh.VerifyResult
-	if err := c.do(ctx, http.MethodPost, "/v1/verify", nil, req, &out); err != nil {
+	if err := c.long(ctx, http.MethodPost, "/v1/verify", req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

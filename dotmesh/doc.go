@@ -51,4 +51,9 @@
 // a caller can act on what went wrong, the error is typed and carries it
 // as data (NotFoundError, DirtyError...; see errors.go): the library's
 // messages advise in its own terms, and a frontend words its own advice.
+//
+// Long operations (commit, checkout, reset, gc, verify, a transfer's
+// finish) report their phases and bytes to the function a context
+// carries (WithProgress); backends report through StartProgress and
+// ReportPhase and never learn who listens. See progress.go.
 package dotmesh

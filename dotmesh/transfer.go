@@ -27,14 +27,19 @@ type TransferOptions struct {
 	Progress func(Progress)
 }
 
-// Progress reports a running transfer.
+// Progress reports a running operation: a transfer (Commit, Index,
+// Commits set) or one phase of a long local operation (Phase set; see
+// WithProgress).
 type Progress struct {
-	Commit  CommitID `json:"commit"`
+	// Phase names what runs now ("dumping db", "hashing", "writing",
+	// "finishing"...); empty for a transfer's sending of streams.
+	Phase   string   `json:"phase,omitempty"`
+	Commit  CommitID `json:"commit,omitempty"`
 	Index   int      `json:"index"`   // 1-based number of the commit being sent
 	Commits int      `json:"commits"` // commits to send in all
-	Bytes   int64    `json:"bytes"`   // stream bytes moved so far, all commits
-	// Total estimates the stream bytes of the whole transfer; 0 when the
-	// backend gives no estimate.
+	Bytes   int64    `json:"bytes"`   // bytes done so far: stream bytes of all commits, or of the phase
+	// Total estimates the bytes of the whole transfer (or phase); 0 when
+	// unknown.
 	Total int64 `json:"total"`
 }
 
@@ -288,11 +293,22 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 		}
 		report := func() {
 			if opts.Progress != nil {
-				opts.Progress(Progress{Commit: c.ID, Index: i + 1, Commits: len(todo), Bytes: moved.Load(), Total: total})
+				m, tot := moved.Load(), total
+				if tot > 0 && m > tot { // an estimate too low never shows more than 100%
+					tot = m
+				}
+				opts.Progress(Progress{Commit: c.ID, Index: i + 1, Commits: len(todo), Bytes: m, Total: tot})
 			}
 		}
 		report()
-		held, err := copyCommitNegotiated(ctx, src, srcDot, dst, dstDot, branch, c, base, format, &moved, report)
+		// A resumed transfer sends only the objects the receiver lacks:
+		// the bar measures against those, not the whole commit.
+		remaining := func(held, send int) {
+			if est := estimate(c); held > 0 && est > 0 {
+				total -= est - est*int64(send)/int64(held+send)
+			}
+		}
+		held, err := copyCommitNegotiated(ctx, src, srcDot, dst, dstDot, branch, c, base, format, &moved, report, remaining)
 		if err != nil {
 			return nil, fmt.Errorf("%w (%d of %d commits had arrived; what arrived is kept, so running the same command again resumes)", err, i+res.Skipped, len(todo)+res.Skipped)
 		}
@@ -301,6 +317,14 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 		res.Commits++
 	}
 	res.Bytes = moved.Load()
+	if opts.Progress != nil {
+		// Everything is sent: the bar ends at 100% (the estimate was
+		// only one), then shows the receiver's finish step as a phase.
+		opts.Progress(Progress{Index: len(todo), Commits: len(todo), Bytes: res.Bytes, Total: res.Bytes})
+		opts.Progress(Progress{Phase: PhaseFinishing, Index: len(todo), Commits: len(todo), Bytes: res.Bytes, Total: res.Bytes})
+		// A local finish (pull, clone) reports its restore too.
+		ctx = WithProgress(ctx, opts.Progress)
+	}
 	fin, err := dst.Finish(ctx, dstDot, branch, FinishRequest{Head: from.Branch.Head, OldHead: oldHead, Stash: opts.StashOnDivergence, Tags: from.Tags})
 	if err != nil {
 		return nil, err

@@ -196,17 +196,23 @@ func negotiate(ctx context.Context, src Transport, srcDot DotName, c Commit, bas
 }
 
 // copyCommitNegotiated is copyCommit with have/want when both sides offer
-// it; it reports how many objects the receiver already held.
-func copyCommitNegotiated(ctx context.Context, src Transport, srcDot DotName, dst Transport, dstDot DotName, branch string, c Commit, base *CommitID, format string, moved *atomic.Int64, report func()) (int, error) {
+// it; it reports how many objects the receiver already held. remaining,
+// when not nil, hears before the stream starts how many of the commit's
+// objects the receiver held and how many it lacks (a resumed transfer
+// sends only these).
+func copyCommitNegotiated(ctx context.Context, src Transport, srcDot DotName, dst Transport, dstDot DotName, branch string, c Commit, base *CommitID, format string, moved *atomic.Int64, report func(), remaining func(held, send int)) (int, error) {
 	var have func(context.Context, []ObjectID) ([]bool, error)
 	if do, ok := dst.(ObjectTransport); ok {
 		have = func(ctx context.Context, ids []ObjectID) ([]bool, error) {
 			return do.HaveObjects(ctx, dstDot, branch, c.ID, format, ids)
 		}
 	}
-	f, held, _, err := negotiate(ctx, src, srcDot, c, base, format, have)
+	f, held, send, err := negotiate(ctx, src, srcDot, c, base, format, have)
 	if err != nil {
 		return 0, err
+	}
+	if f != nil && remaining != nil {
+		remaining(held, send)
 	}
 	if f == nil {
 		return 0, copyCommit(ctx, src, srcDot, dst, dstDot, branch, c, base, format, moved, report)

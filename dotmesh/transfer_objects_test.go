@@ -55,8 +55,28 @@ func TestTransferResumesInsideCommit(t *testing.T) {
 	require.Empty(t, st.Have, "the cut commit did not arrive")
 
 	b.reopen() // what arrived survives a restart
-	res, err := a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	var reports []dotmesh.Progress
+	res, err := a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{
+		Progress: func(p dotmesh.Progress) { reports = append(reports, p) }})
 	require.NoError(t, err)
+	// The resumed run measures against what it still sends: once the
+	// receiver said what it holds, the total is about that, and the bar
+	// ends at 100% before the receiver's finish step.
+	var last dotmesh.Progress
+	for _, p := range reports[1:] {
+		if p.Phase == "" {
+			require.Less(t, p.Total, full.Bytes*7/10, "a resumed run's total: %+v", p)
+			require.LessOrEqual(t, p.Bytes, p.Total)
+			last = p
+		}
+	}
+	require.Equal(t, res.Bytes, last.Bytes)
+	require.Equal(t, last.Bytes, last.Total)
+	phases := map[string]bool{}
+	for _, p := range reports {
+		phases[p.Phase] = true
+	}
+	require.True(t, phases[dotmesh.PhaseFinishing], "no finishing phase")
 	t.Logf("whole commit: %d stream bytes; cut after %d; resumed run sent %d bytes (%d objects held)", full.Bytes, cut.limit, res.Bytes, res.ObjectsHeld)
 	require.Equal(t, 1, res.Commits)
 	require.Positive(t, res.ObjectsHeld)

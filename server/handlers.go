@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -142,8 +143,9 @@ func (s *server) checkout(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	d, err := s.node.CheckoutReport(r.Context(), name, req.Branch, dotmesh.CheckoutOptions{Create: req.Create, Restart: req.Restart})
-	reply(w, http.StatusOK, d, err)
+	s.answerLong(w, r, http.StatusOK, func(ctx context.Context) (any, error) {
+		return s.node.CheckoutReport(ctx, name, req.Branch, dotmesh.CheckoutOptions{Create: req.Create, Restart: req.Restart})
+	})
 }
 
 func (s *server) commit(w http.ResponseWriter, r *http.Request) {
@@ -151,13 +153,14 @@ func (s *server) commit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c, err := s.node.Commit(r.Context(), name, req.Branch, dotmesh.CommitOptions{
-		Message:    req.Message,
-		Author:     principal(r).User,
-		Metadata:   req.Metadata,
-		AllowEmpty: req.AllowEmpty,
+	s.answerLong(w, r, http.StatusCreated, func(ctx context.Context) (any, error) {
+		return s.node.Commit(ctx, name, req.Branch, dotmesh.CommitOptions{
+			Message:    req.Message,
+			Author:     principal(r).User,
+			Metadata:   req.Metadata,
+			AllowEmpty: req.AllowEmpty,
+		})
 	})
-	reply(w, http.StatusCreated, c, err)
 }
 
 func (s *server) log_(w http.ResponseWriter, r *http.Request) {
@@ -192,8 +195,9 @@ func (s *server) reset(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c, err := s.node.ResetReport(r.Context(), name, req.Branch, req.Ref, dotmesh.ResetOptions{Hard: req.Hard, Restart: req.Restart})
-	reply(w, http.StatusOK, c, err)
+	s.answerLong(w, r, http.StatusOK, func(ctx context.Context) (any, error) {
+		return s.node.ResetReport(ctx, name, req.Branch, req.Ref, dotmesh.ResetOptions{Hard: req.Hard, Restart: req.Restart})
+	})
 }
 
 func (s *server) subdots(w http.ResponseWriter, r *http.Request) {

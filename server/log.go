@@ -58,6 +58,7 @@ type info struct {
 	dots      []dotmesh.DotName // the dots the call was allowed on
 	action    string            // refines the route's audit action (a transfer's op)
 	detail    string            // more words for the audit record
+	streamed  bool              // the answer is an NDJSON stream of api.ProgressEvent (answer)
 }
 
 // actionName is what the call does: the action a check refined, else the

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/dotmesh-io/dotmesh/api"
@@ -44,12 +45,9 @@ func (s *server) gc(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dot, _ := optionalDot(principal(r), req.Namespace, req.Name) // checked by permit
-	res, err := s.node.GC(r.Context(), dotmesh.GCOptions{Dot: dot, Keep: req.Keep, DryRun: req.DryRun})
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
+	s.answerLong(w, r, http.StatusOK, func(ctx context.Context) (any, error) {
+		return s.node.GC(ctx, dotmesh.GCOptions{Dot: dot, Keep: req.Keep, DryRun: req.DryRun})
+	})
 }
 
 func (s *server) verify(w http.ResponseWriter, r *http.Request) {
@@ -66,10 +64,7 @@ func (s *server) verify(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	res, err := s.node.Verify(r.Context(), dot)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
+	s.answerLong(w, r, http.StatusOK, func(ctx context.Context) (any, error) {
+		return s.node.Verify(ctx, dot)
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -405,9 +406,18 @@ func (s *server) recordAudit(r *http.Request, rt *route, cw *captureWriter) {
 	if rec.Branch == "" {
 		rec.Branch = r.URL.Query().Get("branch")
 	}
+	line := lastLine(cw.tail)
+	if in.streamed {
+		// The last line holds the status and body the plain call answers.
+		var ev api.ProgressEvent
+		if err := json.Unmarshal(line, &ev); err != nil || ev.Error != nil || ev.Status < 200 || ev.Status > 299 {
+			return
+		}
+		line = ev.Result
+	}
 	var a answerFields
 	if rt.answer != answerNone {
-		if err := json.Unmarshal(lastLine(cw.tail), &a); err != nil {
+		if err := json.Unmarshal(line, &a); err != nil {
 			s.log.ErrorContext(r.Context(), "audit: cannot read the answer", "action", rec.Action, "err", err)
 		}
 	}

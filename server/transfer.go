@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -268,24 +267,17 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	requestInfo(r).detail = "remote " + req.Remote.Name + " " + remote.Namespace + "/" + remote.Name
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
+	emit, stopKeepAlive := ndjsonAnswer(w, api.TransferEvent{KeepAlive: true})
 	var mu sync.Mutex
-	enc := json.NewEncoder(w)
-	rc := http.NewResponseController(w)
-	emit := func(ev api.TransferEvent) {
-		mu.Lock()
-		defer mu.Unlock()
-		_ = enc.Encode(ev)
-		_ = rc.Flush()
-	}
 	var last time.Time
 	o := dotmesh.TransferOptions{
 		RemoteDot: remote, RemoteName: req.Remote.Name, StashOnDivergence: req.Stash, Neutral: req.Neutral,
 		Progress: func(p dotmesh.Progress) {
 			mu.Lock()
 			now := time.Now()
-			due := now.Sub(last) >= 200*time.Millisecond
+			// Phases (finishing, a local restore) are few and metered
+			// already; the streams' bytes are thinned out here.
+			due := now.Sub(last) >= 200*time.Millisecond || p.Phase != "" || (p.Total > 0 && p.Bytes == p.Total)
 			if due {
 				last = now
 			}
@@ -295,23 +287,6 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 			}
 		},
 	}
-	// Keep-alive lines while the transfer runs; the goroutine ends before
-	// the handler does, as nothing may write to w after that.
-	stopKeepAlive := make(chan struct{})
-	keptAlive := make(chan struct{})
-	go func() {
-		defer close(keptAlive)
-		t := time.NewTicker(api.TransferKeepAlive)
-		defer t.Stop()
-		for {
-			select {
-			case <-stopKeepAlive:
-				return
-			case <-t.C:
-				emit(api.TransferEvent{KeepAlive: true})
-			}
-		}
-	}()
 	var res *dotmesh.TransferResult
 	byPeer := false // opening the bucket failed: all its own
 	if b := req.Remote.Bucket; b != nil {
@@ -339,8 +314,7 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 	case req.Op == "clone":
 		res, err = s.node.Clone(ctx, local, req.Branch, peer, o)
 	}
-	close(stopKeepAlive)
-	<-keptAlive
+	stopKeepAlive()
 	if err != nil {
 		if rec := recorderOf(w); rec != nil {
 			rec.err = err

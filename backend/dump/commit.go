@@ -50,6 +50,7 @@ func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]s
 		return nil, err
 	}
 	tSync := time.Now()
+	dotmesh.ReportPhase(ctx, "syncing")
 	if err := batch.Commit(); err != nil {
 		return nil, fmt.Errorf("commit %s: %w", c, err)
 	}
@@ -140,11 +141,17 @@ func (b *Backend) snapshot(ctx context.Context, br dotmesh.BranchRef, batch *cas
 		}
 		todo = append(todo, i)
 	}
+	var total int64
+	for _, i := range todo {
+		total += entries[i].Size
+	}
+	meter := dotmesh.StartProgress(ctx, "hashing", total)
 	start := time.Now()
-	if st.read, err = b.readFiles(ctx, tree, entries, todo, batch); err != nil {
+	if st.read, err = b.readFiles(ctx, tree, entries, todo, batch, meter); err != nil {
 		return nil, st, err
 	}
 	st.reading = time.Since(start)
+	meter.Done()
 	m := &Manifest{Entries: entries[:0]}
 	for _, e := range entries {
 		if e.Type == 0 {

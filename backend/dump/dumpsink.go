@@ -11,6 +11,7 @@ import (
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
 	"github.com/dotmesh-io/dotmesh/backend/dump/source"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"github.com/dotmesh-io/dotmesh/internal/cdc"
 )
 
@@ -50,7 +51,8 @@ type dumpSink struct {
 	buf    []byte // chunk data: of the largest chunk's capacity, never grown
 	comp   []byte // compressed chunk
 	redo   redo
-	err    error // sticky: the first failure
+	err    error                  // sticky: the first failure
+	meter  *dotmesh.ProgressMeter // bytes streamed, for the commit's progress
 }
 
 // redo is what the last rewind took back, to recognise in what follows.
@@ -104,6 +106,7 @@ func (s *dumpSink) Write(p []byte) (int, error) {
 		return 0, s.fail(fmt.Errorf("write the dump: %w", err))
 	}
 	s.off += int64(len(p))
+	s.meter.Add(int64(len(p)))
 	if err := s.cut(false); err != nil {
 		return 0, err
 	}

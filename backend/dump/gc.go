@@ -70,6 +70,7 @@ func (b *Backend) CollectGarbage(ctx context.Context) (dotmesh.GCStats, error) {
 		return stats, fmt.Errorf("garbage collection: %w", err)
 	}
 	live := map[cas.Hash]struct{}{}
+	dotmesh.ReportPhase(ctx, "marking")
 	for root, r := range roots {
 		if err := ctx.Err(); err != nil {
 			return stats, err
@@ -97,6 +98,7 @@ func (b *Backend) CollectGarbage(ctx context.Context) (dotmesh.GCStats, error) {
 	if err := ctx.Err(); err != nil {
 		return stats, err
 	}
+	dotmesh.ReportPhase(ctx, "sweeping")
 	pruned, err := b.store.Prune(func(h cas.Hash) bool { _, ok := live[h]; return ok })
 	stats.ObjectsRemoved, stats.BytesRemoved = pruned.Objects, pruned.Bytes
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"github.com/dotmesh-io/dotmesh/internal/cdc"
 	"golang.org/x/sys/unix"
 )
@@ -35,7 +36,8 @@ type snapshotter struct {
 	bufs   chan []byte
 	chunks chan chunkJob
 
-	read atomic.Int64 // file bytes read
+	read  atomic.Int64 // file bytes read
+	meter *dotmesh.ProgressMeter
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -56,7 +58,7 @@ func (s *snapshotter) fail(err error) {
 // listed in todo, storing new chunks through batch, and returns the bytes
 // read. Files that vanished since the walk get Type 0; the caller drops
 // them.
-func (b *Backend) readFiles(ctx context.Context, tree string, entries []Entry, todo []int, batch *cas.Batch) (int64, error) {
+func (b *Backend) readFiles(ctx context.Context, tree string, entries []Entry, todo []int, batch *cas.Batch, meter *dotmesh.ProgressMeter) (int64, error) {
 	if len(todo) == 0 {
 		return 0, nil
 	}
@@ -66,7 +68,7 @@ func (b *Backend) readFiles(ctx context.Context, tree string, entries []Entry, t
 	// a compressor stuck on a hard chunk rarely idle the other stage.
 	nbuf := 4*b.workers + 4
 	s := &snapshotter{
-		b: b, tree: tree, batch: batch,
+		b: b, tree: tree, batch: batch, meter: meter,
 		bufs:   make(chan []byte, nbuf),
 		chunks: make(chan chunkJob, nbuf),
 		ctx:    ctx, cancel: cancel,
@@ -232,6 +234,7 @@ func (s *snapshotter) getBuf() []byte {
 func (s *snapshotter) emit(e *Entry, data []byte) error {
 	h := cas.Sum(data)
 	e.Chunks = append(e.Chunks, Chunk{Hash: h, Size: uint32(len(data))})
+	s.meter.Add(int64(len(data)))
 	claimed, err := s.batch.Claim(h)
 	if err != nil || !claimed {
 		s.bufs <- data[:0]

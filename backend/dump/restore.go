@@ -288,6 +288,11 @@ func (r *restorer) writeFiles(ctx context.Context, files []fileWrite) error {
 	if len(files) == 0 {
 		return nil
 	}
+	var total int64
+	for _, w := range files {
+		total += w.t.Size
+	}
+	meter := dotmesh.StartProgress(ctx, "writing", total)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	jobs := make(chan fileWrite)
@@ -313,6 +318,9 @@ func (r *restorer) writeFiles(ctx context.Context, files []fileWrite) error {
 				if err == nil && !patched {
 					buf, err = r.writeFile(w.t, buf)
 				}
+				if err == nil {
+					meter.Add(w.t.Size)
+				}
 				if err != nil {
 					errMu.Lock()
 					if first == nil {
@@ -335,7 +343,11 @@ func (r *restorer) writeFiles(ctx context.Context, files []fileWrite) error {
 	if first != nil {
 		return first
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	meter.Done()
+	return nil
 }
 
 func (r *restorer) writeFile(t *Entry, buf []byte) ([]byte, error) {

@@ -269,6 +269,7 @@ func (b *Backend) dumpSource(ctx context.Context, br dotmesh.BranchRef, batch *c
 	}
 	defer f.Close() // no fsync: the tree's copy is a cache; the commit syncs its chunks
 	sink := b.newDumpSink(batch, f)
+	sink.meter = dotmesh.StartProgress(ctx, "dumping "+s.Subdot, 0)
 	info, err := drv.Dump(ctx, sink)
 	if err != nil {
 		sink.Abort()
@@ -277,6 +278,7 @@ func (b *Backend) dumpSource(ctx context.Context, br dotmesh.BranchRef, batch *c
 		}
 	} else {
 		d.chunks, d.size, err = sink.Close()
+		sink.meter.Done()
 	}
 	if err != nil {
 		os.Remove(f.Name())
@@ -420,6 +422,7 @@ func (b *Backend) restoreSources(ctx context.Context, br dotmesh.BranchRef) erro
 			b.log.WarnContext(ctx, "commit has no dump of this source; database left as it is", "branch", br.String(), "subdot", srcs[i].Subdot)
 			continue
 		}
+		dotmesh.ReportPhase(ctx, "loading "+srcs[i].Subdot) // the tool reads the file itself: no byte count
 		if err := drvs[i].Restore(ctx, file); err != nil {
 			return sourceErr(&srcs[i], err)
 		}

@@ -91,7 +91,11 @@ func (b *Backend) Verify(ctx context.Context) (*dotmesh.VerifyReport, error) {
 	defer b.useStore()()
 	rep := &dotmesh.VerifyReport{Damaged: []dotmesh.DamagedObject{}, Problems: []string{}}
 	bad := map[cas.Hash]string{}
+	var total int64
+	_ = b.store.List(func(_ cas.Hash, size int64) error { total += size; return nil }) // the in-memory index: cheap
+	meter := dotmesh.StartProgress(ctx, "verifying", total)
 	err := b.verifyObjects(ctx, func(h cas.Hash, n int64, err error) {
+		meter.Add(n)
 		rep.Objects++
 		rep.Bytes += n
 		if err != nil {
@@ -101,6 +105,8 @@ func (b *Backend) Verify(ctx context.Context) (*dotmesh.VerifyReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
+	meter.Done()
+	dotmesh.ReportPhase(ctx, "checking commits")
 	roots, err := b.commitRoots(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)

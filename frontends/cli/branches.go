@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -217,7 +218,9 @@ new branch.`,
 			if err != nil {
 				return err
 			}
-			r, err := s.c.CheckoutReport(cmd.Context(), name, api.CheckoutRequest{Branch: branch, Create: create, Restart: restart})
+			r, err := withProgress(a, cmd.Context(), "checkout", func(ctx context.Context) (*dotmesh.CheckoutReport, error) {
+				return s.c.CheckoutReport(ctx, name, api.CheckoutRequest{Branch: branch, Create: create, Restart: restart})
+			})
 			if err != nil {
 				return s.wrap(checkoutHint(err, branch, create))
 			}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -59,7 +60,9 @@ exits with the status of a conflict (5), as git refuses an empty commit;
 			if err != nil {
 				return err
 			}
-			cm, err := s.c.CommitWith(cmd.Context(), name, api.CommitRequest{Message: message, Metadata: md, AllowEmpty: allowEmpty})
+			cm, err := withProgress(a, cmd.Context(), "commit", func(ctx context.Context) (*dotmesh.Commit, error) {
+				return s.c.CommitWith(ctx, name, api.CommitRequest{Message: message, Metadata: md, AllowEmpty: allowEmpty})
+			})
 			if err != nil {
 				return s.wrap(err)
 			}
@@ -362,7 +365,9 @@ dots that failed.` + allHelp,
 			if err != nil {
 				return err
 			}
-			cm, err := s.c.ResetReport(cmd.Context(), name, api.ResetRequest{Ref: ref, Hard: hard, Restart: restart})
+			cm, err := withProgress(a, cmd.Context(), "reset", func(ctx context.Context) (*dotmesh.ResetReport, error) {
+				return s.c.ResetReport(ctx, name, api.ResetRequest{Ref: ref, Hard: hard, Restart: restart})
+			})
 			if err != nil {
 				return s.wrap(err)
 			}

@@ -292,9 +292,9 @@ With --json: {"commit": ..., "diff": ...}.`,
 			}
 			if a.jsonOut {
 				err = writeJSON(a.out(), struct {
-					Commit *dotmesh.Commit `json:"commit"`
-					Diff   *dotmesh.Diff   `json:"diff"`
-				}{cm, d})
+					Commit *jsonCommit   `json:"commit"`
+					Diff   *dotmesh.Diff `json:"diff"`
+				}{headJSON(cm), d})
 			} else {
 				err = a.writeShow(cm, d, &f)
 			}

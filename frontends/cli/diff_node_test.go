@@ -83,7 +83,7 @@ func TestStatusDiffShowOnANode(t *testing.T) {
 		t.Fatalf("show --name-status:\n%s", show)
 	}
 	var shown struct {
-		Commit *dotmesh.Commit
+		Commit *jsonCommit
 		Diff   *dotmesh.Diff
 	}
 	if err := json.Unmarshal([]byte(mustRun(t, e, "show", "--json", "HEAD")), &shown); err != nil || string(shown.Commit.ID) != c2 || string(shown.Diff.From.Commit) != c1 || shown.Diff.Stat.Added != 1 {
@@ -99,7 +99,7 @@ func TestStatusDiffShowOnANode(t *testing.T) {
 		t.Fatalf("show of the first commit:\n%s", got)
 	}
 	var root struct {
-		Commit *dotmesh.Commit
+		Commit *jsonCommit
 		Diff   *dotmesh.Diff
 	}
 	if err := json.Unmarshal([]byte(mustRun(t, e, "show", "--json", c1)), &root); err != nil || string(root.Commit.ID) != c1 || root.Diff.From.Commit != "" || root.Diff.Stat.Added != 3 {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -89,7 +90,9 @@ NAMESPACE/DOT.` + allNodesHelp,
 			if dot != nil {
 				*dot, _ = s.dotArg(args[0])
 			}
-			res, err := s.c.GC(cmd.Context(), dot, keep, dryRun)
+			res, err := withProgress(a, cmd.Context(), "gc", func(ctx context.Context) (*dotmesh.GCResult, error) {
+				return s.c.GC(ctx, dot, keep, dryRun)
+			})
 			if err != nil {
 				return s.wrap(err)
 			}
@@ -178,7 +181,9 @@ missing object is printed with the dot and commit that need it.` + allNodesHelp,
 			if dot != nil {
 				*dot, _ = s.dotArg(args[0])
 			}
-			res, err := s.c.Verify(cmd.Context(), dot)
+			res, err := withProgress(a, cmd.Context(), "verify", func(ctx context.Context) (*dotmesh.VerifyResult, error) {
+				return s.c.Verify(ctx, dot)
+			})
 			if err != nil {
 				return s.wrap(err)
 			}

@@ -233,9 +233,14 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 			return err
 		}
 	}
-	bar := newProgressBar(a.io.Stderr, op, f.quiet || a.jsonOut || a.scripting)
+	bar := a.newProgress(op, f.quiet)
 	res, err := s.c.Transfer(cmd.Context(), req, bar.update)
-	bar.done()
+	bar.done(err == nil)
+	if err != nil && bar.moved() && !strings.Contains(err.Error(), "resume") {
+		// What arrived is kept on the receiving side: say so here, not
+		// only in the node's log.
+		fmt.Fprintf(a.io.Stderr, "The %s was interrupted; what arrived is kept, so running the same command again resumes it.\n", op)
+	}
 	if err != nil {
 		return transferError(s, err, peerName, peer)
 	}

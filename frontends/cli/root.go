@@ -39,10 +39,11 @@ type app struct {
 	io    IO
 	nodes Wiring
 
-	configFlag string // -c
-	remoteFlag string // --remote
-	scripting  bool   // -H
-	jsonOut    bool   // --json
+	configFlag string       // -c
+	remoteFlag string       // --remote
+	scripting  bool         // -H
+	jsonOut    bool         // --json
+	progress   progressFlag // --progress
 	timeouts   timeoutFlags
 	// passwordFile is --password-file of a command that opens a bucket.
 	passwordFile string
@@ -137,6 +138,8 @@ node and configures dm to use it; ` + "`dm remote add`" + ` adds other nodes. A 
 can be a hub for a team, each user with their own key and namespace (see
 ` + "`dm user --help`" + `).
 
+` + progressHelp + `
+
 ` + exitHelp,
 		Example: `  dm cluster init
   dm init app
@@ -161,6 +164,9 @@ can be a hub for a team, each user with their own key and namespace (see
 	pf.StringVar(&a.remoteFlag, "remote", "", "use remote `NAME` instead of the current one")
 	pf.BoolVarP(&a.scripting, "scripting", "H", false, "scripting mode: no headers, tab-separated fields, exact byte counts")
 	pf.BoolVar(&a.jsonOut, "json", false, "print the result as JSON")
+	a.progress = progressAuto
+	pf.Var(&a.progress, "progress", "progress of long operations on stderr: auto (a bar on a terminal), none or json (lines of JSON)")
+	_ = root.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions([]string{progressAuto, progressNone, progressJSON}, cobra.ShellCompDirectiveNoFileComp))
 	a.timeouts.add(pf)
 
 	root.AddGroup(
@@ -196,6 +202,7 @@ can be a hub for a team, each user with their own key and namespace (see
 	}
 	root.AddCommand(a.flexCmd(), a.versionCmd())
 	a.settleHome(root)
+	documentScripting(root)
 	return root
 }
 

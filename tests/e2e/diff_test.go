@@ -116,8 +116,11 @@ func TestDiffStatusShowFiles(t *testing.T) {
 		}
 	}
 	var shown struct {
-		Commit dotmesh.Commit `json:"commit"`
-		Diff   dotmesh.Diff   `json:"diff"`
+		Commit struct {
+			dotmesh.Commit
+			Info map[string]any `json:"info"` // numbers as JSON numbers
+		} `json:"commit"`
+		Diff dotmesh.Diff `json:"diff"`
 	}
 	if err := json.Unmarshal([]byte(e.ok("show", "HEAD", "--json", "--max-rows", "1")), &shown); err != nil || string(shown.Commit.ID) != c2 || shown.Diff.Stat.Added != 1 {
 		t.Fatalf("dm show --json: %v %+v", err, shown)
