@@ -436,3 +436,13 @@ func (b *Backend) saveKeys(k storeKeyFile) error {
 	b.keys.file = k
 	return nil
 }
+
+// CheckPassword reports whether password opens the encrypted store in
+// dir (ErrWrongPassword when not), reading its key file only.
+func CheckPassword(dir string, password []byte) error {
+	if !IsEncrypted(dir) {
+		return fmt.Errorf("%w: the store in %s is not encrypted", dotmesh.ErrInvalidArgument, dir)
+	}
+	_, err := openKeys(dir, Options{Password: password})
+	return err
+}

@@ -21,6 +21,9 @@ var wiring = cli.Wiring{
 	NodeRunning:      daemon.NodeRunning,
 	StartNode:        daemon.StartNode,
 	StopNode:         daemon.StopNode,
+
+	StoreEncrypted:     daemon.StoreEncrypted,
+	CheckStorePassword: daemon.CheckStorePassword,
 }
 
 func main() {
