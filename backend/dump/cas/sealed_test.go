@@ -41,7 +41,7 @@ func TestSealedStore(t *testing.T) {
 			"DecodeIsBounded": TestDecodeIsBounded, "Prune": TestPrune, "ConcurrentStage": TestConcurrentStage,
 			"PruneLeavesDamagedPack": TestPruneLeavesDamagedPack, "PruneMergesSmallPacks": TestPruneMergesSmallPacks,
 			"PruneMergesWithTheRewrittenPack": TestPruneMergesWithTheRewrittenPack,
-			"HidesContent": testSealedHidesContent,
+			"HidesContent":                    testSealedHidesContent,
 		} {
 			t.Run(c+"/"+name, fn)
 		}
