@@ -106,22 +106,9 @@ func TestSealedStoreHidesContent(t *testing.T) {
 	writeFile(t, filepath.Join(treeOf(t, b, br), "small.txt"), small, 0o644)
 	writeFile(t, filepath.Join(treeOf(t, b, br), "big.bin"), big, 0o644)
 	c, _ := commit(t, b, br)
-	_, root, err := b.b.readRecord(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sm, err := loadManifest(b.b.store, root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hashes := []cas.Hash{root, cas.Sum(small)}
-	for _, p := range sm.Pieces {
-		hashes = append(hashes, p.Hash)
-	}
-	for _, e := range sm.Entries {
-		for _, ch := range e.Chunks {
-			hashes = append(hashes, ch.Hash)
-		}
+	hashes := []cas.Hash{commitManifest(t, b, c).Root, cas.Sum(small)}
+	for h := range commitObjects(t, b, c) {
+		hashes = append(hashes, h)
 	}
 	if len(hashes) < 4 {
 		t.Fatalf("only %d hashes to look for", len(hashes))

@@ -64,6 +64,19 @@ func writeRandomFile(t *testing.T, p string, size int64) {
 	require.NoError(t, f.Close())
 }
 
+// bigDotNode is a node with a commit of size random bytes in dot app,
+// and the process's RSS from which the peak is measured next.
+func bigDotNode(t *testing.T, size int64) (*node, int64) {
+	t.Helper()
+	a := newNode(t)
+	a.create(app)
+	writeRandomFile(t, filepath.Join(a.root(app, ""), "big"), size)
+	a.commit(app, "big")
+	debug.FreeOSMemory()
+	resetPeakRSS(t)
+	return a, peakRSS(t)
+}
+
 // A push's memory is bounded by its pipeline (a few chunks per worker),
 // not by the dot's size: the whole process stays well under 200 MB
 // while pushing a dot several times larger.
@@ -71,13 +84,7 @@ func TestPushMemoryBounded(t *testing.T) {
 	ctx := context.Background()
 	const size = 512 << 20
 	b := newBucket(t)
-	a := newNode(t)
-	a.create(app)
-	writeRandomFile(t, filepath.Join(a.root(app, ""), "big"), size)
-	a.commit(app, "big")
-	debug.FreeOSMemory()
-	resetPeakRSS(t)
-	start := peakRSS(t)
+	a, start := bigDotNode(t, size)
 	_, err := a.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
 	require.NoError(t, err)
 	peak := peakRSS(t)
@@ -103,13 +110,7 @@ func TestPushMemoryDefaultKDF(t *testing.T) {
 	rp, err := repo.Init(ctx, st, repo.InitOptions{Password: password}, repo.Options{})
 	require.NoError(t, err)
 	require.NoError(t, rp.Close())
-	a := newNode(t)
-	a.create(app)
-	writeRandomFile(t, filepath.Join(a.root(app, ""), "big"), size)
-	a.commit(app, "big")
-	debug.FreeOSMemory()
-	resetPeakRSS(t)
-	start := peakRSS(t)
+	a, start := bigDotNode(t, size)
 	t0 := time.Now()
 	rp, err = repo.Open(ctx, st, password, repo.Options{})
 	require.NoError(t, err)
