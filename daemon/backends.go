@@ -17,6 +17,8 @@ import (
 	"github.com/dotmesh-io/dotmesh/backend/dump"
 	"github.com/dotmesh-io/dotmesh/backend/zfs"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/node"
+	"github.com/dotmesh-io/dotmesh/internal/seal"
 )
 
 // backendSettings is what the backends of one node are opened with: the
@@ -230,4 +232,35 @@ func StoreEncrypted(dataDir string) bool {
 // nothing: so that a node started in the background fails at once.
 func CheckStorePassword(dataDir string, password []byte) error {
 	return dump.CheckPassword(filepath.Join(dataDir, "dump"), password)
+}
+
+// StoreKeys does op to the encrypted files store of the stopped node in
+// dataDir, opened with password, and returns the id of a key added and
+// the keys after it.
+func StoreKeys(dataDir string, password []byte, op node.StoreKeyOp) (string, []node.StoreKey, error) {
+	be, err := dump.Open(filepath.Join(dataDir, "dump"), dump.Options{Password: password, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return "", nil, err
+	}
+	defer be.Close()
+	b := be
+	var added string
+	switch {
+	case op.NewPassword != nil:
+		added, err = b.AddKey(op.NewPassword, seal.KDFParams{})
+	case op.Remove != "":
+		err = b.RemoveKey(op.Remove, op.Force)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	ks, err := b.Keys()
+	if err != nil {
+		return "", nil, err
+	}
+	out := make([]node.StoreKey, len(ks))
+	for i, k := range ks {
+		out[i] = node.StoreKey{ID: k.ID, Created: k.Created, KDF: k.KDF.Name, InUse: k.InUse}
+	}
+	return added, out, nil
 }

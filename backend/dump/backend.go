@@ -165,6 +165,18 @@ func Open(dir string, opts Options) (*Guarded, error) {
 // Dir is the backend's data directory.
 func (g *Guarded) Dir() string { return g.b.dir }
 
+// Keys, AddKey and RemoveKey manage the key slots of an encrypted store
+// (storekey.go).
+func (g *Guarded) Keys() ([]KeyInfo, error) { return g.b.Keys() }
+
+// AddKey: see Backend.AddKey.
+func (g *Guarded) AddKey(password []byte, params seal.KDFParams) (string, error) {
+	return g.b.AddKey(password, params)
+}
+
+// RemoveKey: see Backend.RemoveKey.
+func (g *Guarded) RemoveKey(id string, force bool) error { return g.b.RemoveKey(id, force) }
+
 // open opens the Backend that Open guards.
 func open(dir string, opts Options) (*Backend, error) {
 	if opts.Logger == nil {

@@ -24,6 +24,7 @@ var wiring = cli.Wiring{
 
 	StoreEncrypted:     daemon.StoreEncrypted,
 	CheckStorePassword: daemon.CheckStorePassword,
+	StoreKeys:          daemon.StoreKeys,
 }
 
 func main() {

@@ -89,6 +89,40 @@ func TestStorePasswordPrompt(t *testing.T) {
 	if r = runDM(t, e, "registry", "rebuild", "--data-dir", d); r.code != 0 {
 		t.Fatalf("the password from $%s: %+v", storePasswordEnv, r)
 	}
+
+	// dm store key: add a password, open with it, remove the first.
+	second := filepath.Join(t.TempDir(), "second")
+	os.WriteFile(second, []byte("second-pw\n"), 0o600)
+	r = runDM(t, e, "store", "key", "add", "--data-dir", d, "--new-password-file", second, "--json")
+	if r.code != 0 {
+		t.Fatalf("dm store key add: %+v", r)
+	}
+	delete(e, storePasswordEnv)
+	r = runDM(t, e, "store", "key", "list", "--data-dir", d, "--password-file", second, "-H")
+	lines := strings.Split(strings.TrimSpace(r.out), "\n")
+	if r.code != 0 || len(lines) != 2 {
+		t.Fatalf("dm store key list: %+v", r)
+	}
+	var first string
+	for _, l := range lines {
+		if f := strings.Split(l, "\t"); len(f) == 4 && f[3] == "no" {
+			first = f[0]
+		}
+	}
+	if first == "" || !strings.Contains(r.out, "\tyes") {
+		t.Fatalf("no key in use and one not: %q", r.out)
+	}
+	failsWith(t, runDM(t, e, "store", "key", "remove", "nothex", "--data-dir", d, "--password-file", second), "not a key id")
+	if r = runDM(t, e, "store", "key", "remove", first, "--data-dir", d, "--password-file", second); r.code != 0 {
+		t.Fatalf("dm store key remove: %+v", r)
+	}
+	e[storePasswordEnv] = "typed-pw"
+	r = runDM(t, e, "store", "key", "list", "--data-dir", d)
+	if r.code != exitUnauthorized {
+		t.Fatalf("a removed password still opens the store: %+v", r)
+	}
+	plain := filepath.Join(t.TempDir(), "plain")
+	failsWith(t, runDM(t, e, "store", "key", "list", "--data-dir", plain), "not encrypted")
 }
 
 func fileExists(p string) bool {

@@ -38,6 +38,9 @@ type Wiring struct {
 	// is encrypted at rest; CheckStorePassword whether password opens it.
 	StoreEncrypted     func(dataDir string) bool
 	CheckStorePassword func(dataDir string, password []byte) error
+	// StoreKeys changes (op) and lists the keys of the encrypted files
+	// store of the stopped node in dataDir (`dm store key`).
+	StoreKeys func(dataDir string, password []byte, op node.StoreKeyOp) (added string, keys []node.StoreKey, err error)
 }
 
 // errNotWired refuses a command that runs nodes in a dm built without the

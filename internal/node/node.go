@@ -137,6 +137,23 @@ type RebuildResult struct {
 	KeptAside string
 }
 
+// StoreKey is a key (one password) of a node's encrypted files store.
+type StoreKey struct {
+	ID      string    `json:"id"`
+	Created time.Time `json:"created"`
+	KDF     string    `json:"kdf"`
+	InUse   bool      `json:"in_use"` // the key that opened it now
+}
+
+// StoreKeyOp is what `dm store key` does to an encrypted files store
+// opened with a password it knows: add NewPassword, or remove key Remove
+// (Force: also the key that opened it), or neither (list).
+type StoreKeyOp struct {
+	NewPassword []byte
+	Remove      string
+	Force       bool
+}
+
 // StartSpec says how to start a node in the background.
 type StartSpec struct {
 	// DataDir is the node's data directory; its output goes to
