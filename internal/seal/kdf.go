@@ -137,6 +137,7 @@ func NewSlot(master, password []byte, params KDFParams, ad []byte, version int, 
 		return Slot{}, err
 	}
 	s.Sealed = SealParts(aead, make([]byte, 0, sealedMasterLen), ad, master)
+	derived.put(s.cacheKey(password), dk) // opening it next derives nothing
 	return s, nil
 }
 

@@ -21,9 +21,10 @@
 //
 // Argon2id's memory (64 MiB by default) is garbage once the key is
 // derived; Derive hands it back to the OS at once, and a slot's derived
-// key is cached in memory for the process's life (never written), keyed
-// by a hash of the slot and the password, so that opening one repository
-// again with one password does not derive again.
+// key is cached in memory for the process's life (never written) when
+// the slot is made or opens, keyed by a hash of the slot and the
+// password, so that opening one repository again with one password (a
+// node's next push to a bucket, say) does not derive again.
 package seal
 
 import (
