@@ -17,6 +17,8 @@ import (
 	"github.com/dotmesh-io/dotmesh/backend/dump"
 	"github.com/dotmesh-io/dotmesh/backend/zfs"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/node"
+	"github.com/dotmesh-io/dotmesh/internal/seal"
 )
 
 // backendSettings is what the backends of one node are opened with: the
@@ -32,6 +34,10 @@ type backendSettings struct {
 	TransferPin time.Duration `json:"-"`
 	// OpenWorktrees is Config's, given at each start, not remembered.
 	OpenWorktrees bool `json:"-"`
+	// Encrypt and Password are Config's Encrypt and StorePassword, given
+	// at each start; the store itself says whether it is encrypted.
+	Encrypt  bool   `json:"-"`
+	Password []byte `json:"-"`
 }
 
 // opener opens one backend kind with its storage under s's data directory.
@@ -41,7 +47,8 @@ type opener func(ctx context.Context, dataDir string, s backendSettings, log *sl
 // Each keeps its storage in its own directory below the data directory.
 var backends = map[string]opener{
 	dumpName: func(_ context.Context, dataDir string, s backendSettings, log *slog.Logger) (dotmesh.StorageBackend, error) {
-		return dump.Open(filepath.Join(dataDir, "dump"), dump.Options{Logger: log, PinTTL: s.TransferPin, OpenWorktrees: s.OpenWorktrees})
+		return dump.Open(filepath.Join(dataDir, "dump"), dump.Options{Logger: log, PinTTL: s.TransferPin, OpenWorktrees: s.OpenWorktrees,
+			Encrypt: s.Encrypt, Password: s.Password})
 	},
 	// zfs: the pool is imported as it is, or made from (or on) the sparse
 	// file DataDir/zfs/dotmesh_data; branches mount below DataDir/zfs/mnt.
@@ -139,6 +146,8 @@ func resolveSettings(cfg Config, dataDir string) (backendSettings, error) {
 
 		TransferPin:   cfg.TransferPin,
 		OpenWorktrees: cfg.OpenWorktrees,
+		Encrypt:       cfg.Encrypt,
+		Password:      cfg.StorePassword,
 	}
 	if s.PoolSize == 0 {
 		s.PoolSize = saved.PoolSize
@@ -149,6 +158,9 @@ func resolveSettings(cfg Config, dataDir string) (backendSettings, error) {
 	var err error
 	if s.Default, err = canonicalBackend(pick(cfg.Backend, saved.Default, DefaultBackend)); err != nil {
 		return s, err
+	}
+	if s.Encrypt && s.Default != dumpName {
+		return s, fmt.Errorf("%w: --encrypt seals the files backend's store only; the %s backend is not sealed by dotmesh (ZFS native encryption is not available in zfs-fuse): use --backend files, or put the %s pool on an encrypted disk (dm-crypt/LUKS)", dotmesh.ErrNotSupported, s.Default, s.Default)
 	}
 	more := cfg.EnableBackends
 	if more == nil {
@@ -207,4 +219,48 @@ func backendError(name string, err error) error {
 		return fmt.Errorf("the %s backend cannot start: it needs root (dm serve runs as uid %d; run it as root): %w%s", name, os.Geteuid(), err, hint)
 	}
 	return fmt.Errorf("the %s backend cannot start: %w%s", name, err, hint)
+}
+
+// StoreEncrypted reports whether the files (dump) store of the node in
+// dataDir is encrypted at rest.
+func StoreEncrypted(dataDir string) bool {
+	return dump.IsEncrypted(filepath.Join(dataDir, "dump"))
+}
+
+// CheckStorePassword checks that password opens the encrypted files store
+// of the node in dataDir (dump.ErrWrongPassword when not), changing
+// nothing: so that a node started in the background fails at once.
+func CheckStorePassword(dataDir string, password []byte) error {
+	return dump.CheckPassword(filepath.Join(dataDir, "dump"), password)
+}
+
+// StoreKeys does op to the encrypted files store of the stopped node in
+// dataDir, opened with password, and returns the id of a key added and
+// the keys after it.
+func StoreKeys(dataDir string, password []byte, op node.StoreKeyOp) (string, []node.StoreKey, error) {
+	be, err := dump.Open(filepath.Join(dataDir, "dump"), dump.Options{Password: password, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return "", nil, err
+	}
+	defer be.Close()
+	b := be
+	var added string
+	switch {
+	case op.NewPassword != nil:
+		added, err = b.AddKey(op.NewPassword, seal.KDFParams{})
+	case op.Remove != "":
+		err = b.RemoveKey(op.Remove, op.Force)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	ks, err := b.Keys()
+	if err != nil {
+		return "", nil, err
+	}
+	out := make([]node.StoreKey, len(ks))
+	for i, k := range ks {
+		out[i] = node.StoreKey{ID: k.ID, Created: k.Created, KDF: k.KDF.Name, InUse: k.InUse}
+	}
+	return added, out, nil
 }

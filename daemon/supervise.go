@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,9 @@ func StartNode(ctx context.Context, spec node.StartSpec) (pid int, err error) {
 	defer logf.Close() // the child has its own copy
 	cmd := exec.Command(exe, spec.Args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if spec.Stdin != nil {
+		cmd.Stdin = bytes.NewReader(spec.Stdin) // a pipe, closed once written
+	}
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

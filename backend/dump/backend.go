@@ -15,6 +15,7 @@ import (
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
 	"github.com/dotmesh-io/dotmesh/backend/internal/guard"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/seal"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,6 +38,16 @@ type Options struct {
 	// everything the backend makes is private to its user (0700 and 0600,
 	// packs 0400).
 	OpenWorktrees bool
+	// Encrypt makes a new store encrypted at rest (storekey.go) with
+	// Password; a directory holding a plain store is refused.
+	Encrypt bool
+	// Password opens an encrypted store (and seals a new one's key). A
+	// store that is encrypted needs it; one that is not refuses it.
+	Password []byte
+	// KDF and Cipher of a new encrypted store; zero values mean the
+	// defaults of package internal/seal (Argon2id 64 MiB, AES-256-GCM).
+	KDF    seal.KDFParams
+	Cipher string
 }
 
 // Modes of what the backend makes; see Options.OpenWorktrees.
@@ -52,7 +63,9 @@ type Backend struct {
 	log     *slog.Logger
 	workers int
 	store   *cas.Store
-	lock    *os.File // flock on dir/lock: one process per data directory
+	lock    *os.File   // flock on dir/lock: one process per data directory
+	keys    *storeKeys // nil: the store is not encrypted
+	keyMu   sync.Mutex // serialises changes of the key file
 	// passMode is the mode of the directories on the way to the working
 	// trees, treeMode that of a tree's root (Options.OpenWorktrees).
 	passMode, treeMode os.FileMode
@@ -152,6 +165,18 @@ func Open(dir string, opts Options) (*Guarded, error) {
 // Dir is the backend's data directory.
 func (g *Guarded) Dir() string { return g.b.dir }
 
+// Keys, AddKey and RemoveKey manage the key slots of an encrypted store
+// (storekey.go).
+func (g *Guarded) Keys() ([]KeyInfo, error) { return g.b.Keys() }
+
+// AddKey: see Backend.AddKey.
+func (g *Guarded) AddKey(password []byte, params seal.KDFParams) (string, error) {
+	return g.b.AddKey(password, params)
+}
+
+// RemoveKey: see Backend.RemoveKey.
+func (g *Guarded) RemoveKey(id string, force bool) error { return g.b.RemoveKey(id, force) }
+
 // open opens the Backend that Open guards.
 func open(dir string, opts Options) (*Backend, error) {
 	if opts.Logger == nil {
@@ -177,6 +202,20 @@ func open(dir string, opts Options) (*Backend, error) {
 	if opts.OpenWorktrees {
 		passMode, treeMode = 0o711, 0o755
 	}
+	if opts.Encrypt && !IsEncrypted(abs) {
+		// Before anything else is made: see storekey.go.
+		var err error
+		if _, serr := os.Stat(abs); errors.Is(serr, os.ErrNotExist) {
+			err = initKeys(abs, opts, passMode)
+		} else if len(opts.Password) == 0 {
+			err = fmt.Errorf("%w: an encrypted store needs a password", dotmesh.ErrInvalidArgument)
+		} else {
+			err = markEncrypting(abs)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	// Chmod too: a directory made by an earlier version (0755) or by
 	// someone else gets the mode it should have.
 	for _, d := range []struct {
@@ -201,10 +240,26 @@ func open(dir string, opts Options) (*Backend, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", abs, err)
 	}
+	if opts.Encrypt && !IsEncrypted(abs) {
+		if err := initKeys(abs, opts, passMode); err != nil {
+			lock.Close()
+			return nil, err
+		}
+	}
+	keys, err := openKeys(abs, opts)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	var sealing *cas.Sealing
+	if keys != nil {
+		sealing = keys.cas
+	}
 	store, err := cas.Open(filepath.Join(abs, "store"), cas.Options{
 		Level:       opts.CompressionLevel,
 		Concurrency: opts.Workers,
 		Logger:      opts.Logger,
+		Seal:        sealing,
 	})
 	if err != nil {
 		lock.Close()
@@ -216,6 +271,7 @@ func open(dir string, opts Options) (*Backend, error) {
 		workers: opts.Workers,
 		store:   store,
 		lock:    lock,
+		keys:    keys,
 		pinTTL:  opts.PinTTL,
 
 		passMode: passMode,

@@ -18,6 +18,7 @@
 // Everything lives under the directory given to Open:
 //
 //	lock                                 flock: one Backend per directory
+//	store.key                            an encrypted store's key slots (below)
 //	branches/<dot>/<branch>/tree/        the working state; subdot s is
 //	                                     tree/s/, the root subdot tree/ itself
 //	branches/<dot>/<branch>/commits/<id> commit record (JSON): manifest root
@@ -108,6 +109,18 @@
 // trailer and that every object of the commit is present, and only then
 // publishes objects and record. Anything else wraps dotmesh.ErrCorrupt
 // and leaves no trace.
+//
+// # Encryption at rest
+//
+// With Options.Encrypt a new directory becomes an encrypted store:
+// store.key (written first, see storekey.go) holds a random master key
+// sealed under Argon2id from the password, in key slots (package
+// internal/seal, as bucket repositories). The object store seals each
+// object and its pack indexes and names records by keyed hashes
+// (cas.Sealing); commit records, synced states, transfer pins and source
+// settings are sealed files bound to what they are. The working trees,
+// the registry's record copies (records/) and streams sent to peers are
+// not sealed. A store opens only in the mode it was made in.
 //
 // # Garbage collection
 //

@@ -2,6 +2,7 @@ package dump
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -40,6 +41,29 @@ func (b *Backend) pinPath(c dotmesh.CommitRef) string {
 	return filepath.Join(b.pinsDir(), string(c.Dot), c.Branch, string(c.ID))
 }
 
+const pinKind = "transfer pin"
+
+// openPins returns the hashes of a sealed pin file; a torn or damaged
+// piece ends it (the objects after it are kept only if a commit uses
+// them).
+func (b *Backend) openPins(path string, data []byte) []byte {
+	var out []byte
+	for len(data) >= 4 {
+		n := int(binary.LittleEndian.Uint32(data))
+		if n > len(data)-4 {
+			break
+		}
+		hs, err := b.openFile(pinKind, data[4:4+n])
+		if err != nil {
+			b.log.Warn("ignoring the rest of a damaged transfer pin", "pin", path, "err", err)
+			break
+		}
+		out = append(out, hs[:len(hs)-len(hs)%cas.HashSize]...)
+		data = data[4+n:]
+	}
+	return out
+}
+
 // addPins appends hs to c's pin. The caller holds useStore. A torn append
 // (crash) leaves a partial hash at the end, which readPins ignores.
 func (b *Backend) addPins(c dotmesh.CommitRef, hs []cas.Hash) error {
@@ -57,6 +81,12 @@ func (b *Backend) addPins(c dotmesh.CommitRef, hs []cas.Hash) error {
 	buf := make([]byte, 0, len(hs)*cas.HashSize)
 	for _, h := range hs {
 		buf = append(buf, h[:]...)
+	}
+	if b.keys != nil {
+		// Sealed: each append is one length-prefixed sealed piece.
+		sealed := b.sealFile(pinKind, buf)
+		buf = binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(sealed)), uint32(len(sealed)))
+		buf = append(buf, sealed...)
 	}
 	if _, err := f.Write(buf); err != nil {
 		f.Close()
@@ -107,6 +137,9 @@ func (b *Backend) pinned(live map[cas.Hash]struct{}, prune bool) (pins int, err 
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return err
+		}
+		if b.keys != nil {
+			data = b.openPins(p, data)
 		}
 		for len(data) >= cas.HashSize {
 			var h cas.Hash

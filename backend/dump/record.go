@@ -83,6 +83,9 @@ func (b *Backend) readRecord(c dotmesh.CommitRef) (*commitRecord, cas.Hash, erro
 	if err != nil {
 		return nil, cas.Hash{}, fmt.Errorf("read commit %s: %w", c, err)
 	}
+	if data, err = b.openFile(recordKind(c), data); err != nil {
+		return nil, cas.Hash{}, fmt.Errorf("commit %s: %w", c, err)
+	}
 	r, err := parseRecord(data, "commit "+c.String())
 	if err != nil {
 		return nil, cas.Hash{}, err
@@ -90,6 +93,9 @@ func (b *Backend) readRecord(c dotmesh.CommitRef) (*commitRecord, cas.Hash, erro
 	root, _ := r.root()
 	return r, root, nil
 }
+
+// recordKind binds a sealed commit record to its commit id.
+func recordKind(c dotmesh.CommitRef) string { return "commit record " + string(c.ID) }
 
 // writeRecord makes commit c exist, durably.
 func (b *Backend) writeRecord(c dotmesh.CommitRef, r commitRecord) error {
@@ -101,7 +107,7 @@ func (b *Backend) writeRecord(c dotmesh.CommitRef, r commitRecord) error {
 	if err := os.MkdirAll(dir, privateDir); err != nil {
 		return fmt.Errorf("create commit directory of %s: %w", c.BranchRef, err)
 	}
-	if err := writeFileAtomic(dir, string(c.ID), data, true); err != nil {
+	if err := writeFileAtomic(dir, string(c.ID), b.sealFile(recordKind(c), data), true); err != nil {
 		return fmt.Errorf("write commit record %s: %w", c, err)
 	}
 	return nil
@@ -120,7 +126,11 @@ func (b *Backend) readSynced(br dotmesh.BranchRef) (cas.Hash, bool) {
 		}
 		return cas.Hash{}, false
 	}
-	h, err := cas.ParseHash(strings.TrimSpace(string(data)))
+	data, err = b.openFile("synced state", data)
+	var h cas.Hash
+	if err == nil {
+		h, err = cas.ParseHash(strings.TrimSpace(string(data)))
+	}
 	if err != nil {
 		b.log.Warn("ignoring a damaged synced state; the next commit reads every file", "branch", br, "err", err)
 		return cas.Hash{}, false
@@ -144,7 +154,7 @@ func (b *Backend) loadSynced(br dotmesh.BranchRef) *storedManifest {
 }
 
 func (b *Backend) writeSynced(br dotmesh.BranchRef, root cas.Hash) error {
-	if err := writeFileAtomic(b.branchDir(br), "synced", []byte(root.String()+"\n"), false); err != nil {
+	if err := writeFileAtomic(b.branchDir(br), "synced", b.sealFile("synced state", []byte(root.String()+"\n")), false); err != nil {
 		return fmt.Errorf("record synced state of %s: %w", br, err)
 	}
 	return nil

@@ -70,6 +70,9 @@ func (b *Backend) readSources(br dotmesh.BranchRef) ([]sourceConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read sources of %s: %w", br, err)
 	}
+	if data, err = b.openFile("sources", data); err != nil {
+		return nil, fmt.Errorf("sources of %s: %w", br, err)
+	}
 	var out []sourceConfig
 	if err := json.Unmarshal(data, &out); err != nil {
 		return nil, fmt.Errorf("%w: sources of %s: %v", dotmesh.ErrCorrupt, br, err)
@@ -86,7 +89,7 @@ func (b *Backend) writeSources(br dotmesh.BranchRef, srcs []sourceConfig) error 
 	}
 	dir := b.branchDir(br)
 	tmp := filepath.Join(dir, tmpPrefix+"sources-"+randomSuffix())
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	if err := os.WriteFile(tmp, b.sealFile("sources", data), 0o600); err != nil {
 		return fmt.Errorf("write sources of %s: %w", br, err)
 	}
 	if err := os.Rename(tmp, b.sourcesPath(br)); err != nil {
@@ -614,6 +617,9 @@ func chunkDigest(chunks []Chunk) string {
 func (b *Backend) readSourceStates(br dotmesh.BranchRef) map[string]sourceState {
 	out := map[string]sourceState{}
 	data, err := os.ReadFile(b.sourceStatesPath(br))
+	if err == nil {
+		data, err = b.openFile("source states", data)
+	}
 	if err != nil {
 		return out
 	}
@@ -650,7 +656,7 @@ func (b *Backend) saveSourceStates(br dotmesh.BranchRef, states []sourceState) e
 		return err
 	}
 	tmp := filepath.Join(b.branchDir(br), tmpPrefix+"states-"+randomSuffix())
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	if err := os.WriteFile(tmp, b.sealFile("source states", data), 0o600); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, b.sourceStatesPath(br)); err != nil {

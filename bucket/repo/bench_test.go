@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/dotmesh-io/dotmesh/bucket/s3test"
+	"github.com/dotmesh-io/dotmesh/internal/seal"
 )
 
 // Seal and open throughput of a 4 MiB chunk (the largest a dot is cut
@@ -100,9 +101,9 @@ func BenchmarkPutBlobS3(b *testing.B) {
 // BenchmarkDefaultKDF: what a password costs Open (and a wrong one,
 // before it fails) per key tried.
 func BenchmarkDefaultKDF(b *testing.B) {
-	salt := make([]byte, saltLen)
+	salt := make([]byte, seal.SaltLen)
 	for range b.N {
-		if _, err := DefaultKDF.derive([]byte("password"), salt); err != nil {
+		if _, err := DefaultKDF.Derive([]byte("password"), salt); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+
+	"github.com/dotmesh-io/dotmesh/internal/seal"
 )
 
 // FormatVersion is the version of the repository format this package
@@ -73,7 +75,7 @@ func parseConfig(b []byte) (Config, error) {
 		return c, fmt.Errorf("config id %.40q is not hex", c.ID)
 	}
 	if c.Encrypted {
-		if _, err := newAEAD(c.Cipher, make([]byte, 32)); err != nil {
+		if _, err := seal.NewAEAD(c.Cipher, make([]byte, 32)); err != nil {
 			return c, fmt.Errorf("config: %v", err)
 		}
 		if len(c.MAC) != 64 {

@@ -26,6 +26,8 @@
 // From the master key HKDF-SHA256 derives the subkeys: "seal" (the AEAD
 // key of every object), "name" (keyed hashes of blob names), "record-mac"
 // and "record-enc" (record and ref names), "config" (the config's MAC).
+// The primitives (key slots, KDFs, AEADs, HKDF, keyed hashes) are
+// package internal/seal's, shared with the dump backend's encrypted store.
 //
 // # Objects
 //

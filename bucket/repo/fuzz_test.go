@@ -72,7 +72,7 @@ func FuzzParseKeyFile(f *testing.F) {
 		}
 		// Parsed parameters are bounded; derive only cheap ones here.
 		if k.KDF.Name == KDFArgon2id && k.KDF.Memory*k.KDF.Time <= 4096 || k.KDF.Name == KDFScrypt && k.KDF.N*k.KDF.R <= 1<<13 {
-			k.unseal([]byte("pw"), "id", "keys/x")
+			unsealKey(k, []byte("pw"), "id", "keys/x")
 		}
 	})
 }

@@ -12,91 +12,26 @@ import (
 
 	"github.com/dotmesh-io/dotmesh/bucket"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
-	"golang.org/x/crypto/argon2"
-	"golang.org/x/crypto/chacha20poly1305"
-	"golang.org/x/crypto/scrypt"
+	"github.com/dotmesh-io/dotmesh/internal/seal"
 )
 
 // KDF names.
 const (
-	KDFArgon2id = "argon2id"
-	KDFScrypt   = "scrypt"
+	KDFArgon2id = seal.KDFArgon2id
+	KDFScrypt   = seal.KDFScrypt
 )
 
 // KDFParams says how a key object derives its key from a password. The
 // zero value means DefaultKDF.
-type KDFParams struct {
-	Name string `json:"name"` // KDFArgon2id or KDFScrypt
-	// Argon2id: passes, memory in KiB, lanes.
-	Time    uint32 `json:"time,omitempty"`
-	Memory  uint32 `json:"memory,omitempty"`
-	Threads uint8  `json:"threads,omitempty"`
-	// scrypt: N (a power of two), r, p.
-	N int `json:"n,omitempty"`
-	R int `json:"r,omitempty"`
-	P int `json:"p,omitempty"`
-}
+type KDFParams = seal.KDFParams
 
 // DefaultKDF is Argon2id with 64 MiB, 3 passes and 4 lanes (about a
 // tenth of a second here), the RFC 9106 second recommendation.
-var DefaultKDF = KDFParams{Name: KDFArgon2id, Time: 3, Memory: 64 << 10, Threads: 4}
+var DefaultKDF = seal.DefaultKDF
 
-// Bounds of the parameters a key object may ask for: a key object comes
-// from the bucket, and must not make Open spend unbounded memory or time.
-const (
-	maxArgonMemory = 1 << 20 // KiB: 1 GiB
-	maxArgonTime   = 64
-	maxScryptLogN  = 24
-	saltLen        = 32
-)
-
-func (p KDFParams) orDefault() KDFParams {
-	if p == (KDFParams{}) {
-		return DefaultKDF
-	}
-	return p
-}
-
-func (p KDFParams) validate() error {
-	switch p.Name {
-	case KDFArgon2id:
-		if p.Time < 1 || p.Time > maxArgonTime || p.Memory < 8*uint32(max(p.Threads, 1)) || p.Memory > maxArgonMemory || p.Threads < 1 || p.N != 0 || p.R != 0 || p.P != 0 {
-			return fmt.Errorf("argon2id parameters time %d, memory %d KiB, threads %d are out of range (time 1..%d, memory 8×threads..%d KiB, threads >= 1)", p.Time, p.Memory, p.Threads, maxArgonTime, maxArgonMemory)
-		}
-	case KDFScrypt:
-		if p.N < 2 || p.N&(p.N-1) != 0 || p.N > 1<<maxScryptLogN || p.R < 1 || p.P < 1 || p.R*p.P >= 1<<20 || p.Time != 0 || p.Memory != 0 || p.Threads != 0 {
-			return fmt.Errorf("scrypt parameters N %d, r %d, p %d are out of range (N a power of two up to 2^%d, r, p >= 1, r×p < 2^20)", p.N, p.R, p.P, maxScryptLogN)
-		}
-		if int64(128)*int64(p.R)*int64(p.N) > 1<<30 {
-			return fmt.Errorf("scrypt parameters N %d, r %d need more than 1 GiB", p.N, p.R)
-		}
-	default:
-		return fmt.Errorf("unknown KDF %q (known: %s, %s)", p.Name, KDFArgon2id, KDFScrypt)
-	}
-	return nil
-}
-
-func (p KDFParams) derive(password, salt []byte) ([]byte, error) {
-	switch p.Name {
-	case KDFArgon2id:
-		return argon2.IDKey(password, salt, p.Time, p.Memory, p.Threads, 32), nil
-	case KDFScrypt:
-		return scrypt.Key(password, salt, p.N, p.R, p.P, 32)
-	}
-	return nil, p.validate()
-}
-
-// keyFile is a keys/ object.
-type keyFile struct {
-	Version int       `json:"version"`
-	Created time.Time `json:"created"`
-	KDF     KDFParams `json:"kdf"`
-	Salt    []byte    `json:"salt"`
-	// Sealed is the master key sealed with XChaCha20-Poly1305 under the
-	// derived key: nonce | ciphertext | tag, bound to the repository id
-	// and the key's name.
-	Sealed []byte `json:"sealed"`
-}
+// keyFile is a keys/ object: a key slot (package seal) bound to the
+// repository id and the key's name.
+type keyFile = seal.Slot
 
 // KeyInfo describes a key of a repository.
 type KeyInfo struct {
@@ -115,60 +50,20 @@ func keyAD(repoID, name string) []byte {
 }
 
 // parseKeyFile decodes and checks a key object.
-func parseKeyFile(b []byte) (keyFile, error) {
-	var k keyFile
-	if err := json.Unmarshal(b, &k); err != nil {
-		return k, fmt.Errorf("key is not JSON: %v", err)
-	}
-	if k.Version != FormatVersion {
-		return k, fmt.Errorf("key has format version %d; this dotmesh knows version %d", k.Version, FormatVersion)
-	}
-	if err := k.KDF.validate(); err != nil {
-		return k, fmt.Errorf("key: %v", err)
-	}
-	if len(k.Salt) != saltLen {
-		return k, fmt.Errorf("key salt is %d bytes, not %d", len(k.Salt), saltLen)
-	}
-	if len(k.Sealed) != chacha20poly1305.NonceSizeX+32+chacha20poly1305.Overhead {
-		return k, fmt.Errorf("key's sealed master key is %d bytes, not %d", len(k.Sealed), chacha20poly1305.NonceSizeX+32+chacha20poly1305.Overhead)
-	}
-	return k, nil
-}
+func parseKeyFile(b []byte) (keyFile, error) { return seal.ParseSlot(b, FormatVersion) }
 
 // newKeyFile seals master under password with params.
 func newKeyFile(master, password []byte, params KDFParams, repoID, name string, now time.Time) ([]byte, error) {
-	if err := params.validate(); err != nil {
+	k, err := seal.NewSlot(master, password, params, keyAD(repoID, name), FormatVersion, now)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", dotmesh.ErrInvalidArgument, err)
 	}
-	k := keyFile{Version: FormatVersion, Created: now.UTC(), KDF: params, Salt: make([]byte, saltLen)}
-	rand.Read(k.Salt)
-	dk, err := params.derive(password, k.Salt)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := chacha20poly1305.NewX(dk)
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(master)+aead.Overhead())
-	rand.Read(nonce)
-	k.Sealed = aead.Seal(nonce, nonce, master, keyAD(repoID, name))
 	return json.Marshal(k)
 }
 
-// unseal returns the master key if password opens k.
-func (k keyFile) unseal(password []byte, repoID, name string) ([]byte, bool) {
-	dk, err := k.KDF.derive(password, k.Salt)
-	if err != nil {
-		return nil, false
-	}
-	aead, err := chacha20poly1305.NewX(dk)
-	if err != nil {
-		return nil, false
-	}
-	ns := aead.NonceSize()
-	master, err := aead.Open(nil, k.Sealed[:ns], k.Sealed[ns:], keyAD(repoID, name))
-	return master, err == nil
+// unsealKey returns the master key if password opens k.
+func unsealKey(k keyFile, password []byte, repoID, name string) ([]byte, bool) {
+	return k.Unseal(password, keyAD(repoID, name))
 }
 
 func newKeyID() string {
@@ -206,7 +101,7 @@ func (r *Repo) AddKey(ctx context.Context, password []byte, params KDFParams) (s
 		return "", fmt.Errorf("%w: the new password is empty", dotmesh.ErrInvalidArgument)
 	}
 	id := newKeyID()
-	b, err := newKeyFile(r.master, password, params.orDefault(), r.cfg.ID, keyName(id), r.now())
+	b, err := newKeyFile(r.master, password, params.OrDefault(), r.cfg.ID, keyName(id), r.now())
 	if err != nil {
 		return "", err
 	}

@@ -146,7 +146,7 @@ func Init(ctx context.Context, st bucket.Store, o InitOptions, opts Options) (*R
 		}
 		cfg.MAC = cfg.mac(keys.config)
 		r.keyID = newKeyID()
-		if keyBytes, err = newKeyFile(r.master, o.Password, o.KDF.orDefault(), cfg.ID, keyName(r.keyID), opts.Now()); err != nil {
+		if keyBytes, err = newKeyFile(r.master, o.Password, o.KDF.OrDefault(), cfg.ID, keyName(r.keyID), opts.Now()); err != nil {
 			return nil, err
 		}
 	} else if len(o.Password) > 0 {
@@ -257,7 +257,7 @@ func (r *Repo) unlock(ctx context.Context, password []byte) (*keyring, error) {
 			r.log.Warn("repository key unreadable", "key", keyName(id), "err", err)
 			continue
 		}
-		master, ok := k.unseal(password, r.cfg.ID, keyName(id))
+		master, ok := unsealKey(k, password, r.cfg.ID, keyName(id))
 		if !ok {
 			continue
 		}

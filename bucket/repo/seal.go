@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -14,9 +12,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/dotmesh-io/dotmesh/internal/seal"
 	"github.com/klauspost/compress/zstd"
 	"github.com/zeebo/blake3"
-	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // Object kinds, as in every object's header.
@@ -47,8 +45,8 @@ const (
 
 // Ciphers a repository may use.
 const (
-	CipherXChaCha20Poly1305 = "xchacha20-poly1305"
-	CipherAES256GCM         = "aes-256-gcm"
+	CipherXChaCha20Poly1305 = seal.CipherXChaCha20Poly1305
+	CipherAES256GCM         = seal.CipherAES256GCM
 )
 
 // keyring holds the subkeys derived from a master key; nil in a
@@ -62,7 +60,7 @@ type keyring struct {
 }
 
 func subkey(master []byte, label string) ([]byte, error) {
-	return hkdf.Key(sha256.New, master, nil, "dotmesh-repo v1 "+label, 32)
+	return seal.Subkey(master, "dotmesh-repo v1 "+label)
 }
 
 // newKeyring derives the subkeys of master for the cipher named.
@@ -71,11 +69,11 @@ func newKeyring(master []byte, cipherName string) (*keyring, error) {
 		return nil, fmt.Errorf("master key is %d bytes, not 32", len(master))
 	}
 	k := &keyring{}
-	seal, err := subkey(master, "seal")
+	sk, err := subkey(master, "seal")
 	if err != nil {
 		return nil, err
 	}
-	if k.aead, err = newAEAD(cipherName, seal); err != nil {
+	if k.aead, err = seal.NewAEAD(cipherName, sk); err != nil {
 		return nil, err
 	}
 	name, err := subkey(master, "name")
@@ -97,20 +95,6 @@ func newKeyring(master []byte, cipherName string) (*keyring, error) {
 		return nil, err
 	}
 	return k, nil
-}
-
-func newAEAD(name string, key []byte) (cipher.AEAD, error) {
-	switch name {
-	case CipherXChaCha20Poly1305:
-		return chacha20poly1305.NewX(key)
-	case CipherAES256GCM:
-		b, err := aes.NewCipher(key)
-		if err != nil {
-			return nil, err
-		}
-		return cipher.NewGCM(b)
-	}
-	return nil, fmt.Errorf("unknown cipher %q (known: %s, %s)", name, CipherXChaCha20Poly1305, CipherAES256GCM)
 }
 
 // errOpen is why an object did not open; callers wrap it in a
@@ -192,16 +176,9 @@ func (c *codec) seal(kind byte, name string, body []byte, compress bool) []byte 
 		return append(out, sum[:]...)
 	}
 	hdr := header(kind, modeSealed)
-	ns := c.keys.aead.NonceSize()
-	out := make([]byte, len(hdr)+ns, len(hdr)+ns+1+len(body)+c.keys.aead.Overhead())
-	copy(out, hdr)
-	if _, err := rand.Read(out[len(hdr):]); err != nil {
-		panic("crypto/rand failed: " + err.Error()) // documented never to fail
-	}
-	// Seal in place: the plaintext (encoding, body) goes after the nonce.
-	pt := append(out[len(out):len(out)], encoding)
-	pt = append(pt, body...)
-	return c.keys.aead.Seal(out, out[len(hdr):], pt, associated(hdr, name))
+	out := make([]byte, 0, len(hdr)+seal.Overhead(c.keys.aead)+1+len(body))
+	out = append(out, hdr...)
+	return seal.SealParts(c.keys.aead, out, associated(hdr, name), []byte{encoding}, body)
 }
 
 // compressible guesses from a sample whether zstd saves space on b:
@@ -256,9 +233,9 @@ func (c *codec) open(kind byte, name string, stored []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: truncated (%d bytes)", errOpen, len(stored))
 		}
 		hdr := stored[:headerSize]
-		pt, err = c.keys.aead.Open(nil, stored[headerSize:headerSize+ns], stored[headerSize+ns:], associated(hdr, name))
+		pt, err = seal.Open(c.keys.aead, nil, stored[headerSize:], associated(hdr, name))
 		if err != nil {
-			return nil, fmt.Errorf("%w: authentication failed (changed, truncated, renamed, swapped or sealed under another key)", errOpen)
+			return nil, fmt.Errorf("%w: %v", errOpen, err)
 		}
 	case c.keys == nil:
 		return nil, fmt.Errorf("%w: sealed, but the repository is not encrypted", errOpen)
@@ -324,11 +301,7 @@ func (c *codec) blobID(h [32]byte) ID {
 	if c.keys == nil {
 		return ID(h)
 	}
-	hs, _ := blake3.NewKeyed(c.keys.name[:]) // the key is 32 bytes: no error
-	hs.Write(h[:])
-	var id ID
-	hs.Sum(id[:0])
-	return id
+	return ID(seal.KeyedHash(&c.keys.name, h[:]))
 }
 
 // BlobObject is the store object holding blob id (data/<2 hex>/<64

@@ -21,6 +21,10 @@ var wiring = cli.Wiring{
 	NodeRunning:      daemon.NodeRunning,
 	StartNode:        daemon.StartNode,
 	StopNode:         daemon.StopNode,
+
+	StoreEncrypted:     daemon.StoreEncrypted,
+	CheckStorePassword: daemon.CheckStorePassword,
+	StoreKeys:          daemon.StoreKeys,
 }
 
 func main() {

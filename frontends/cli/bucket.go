@@ -107,9 +107,15 @@ func (a *app) bucketPassword(name string, b *BucketRemote, confirm bool) ([]byte
 // promptPassword asks for a password on the terminal without echo, twice
 // when confirm.
 func (a *app) promptPassword(prompt string, confirm bool, what string) ([]byte, error) {
+	return a.askPassword(prompt, confirm, what, passwordEnv)
+}
+
+// askPassword is promptPassword; env is the variable that could have
+// given the password, for the error without a terminal.
+func (a *app) askPassword(prompt string, confirm bool, what, env string) ([]byte, error) {
 	fd, ok := terminalFd(a.io.Stdin)
 	if !ok {
-		return nil, kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("no password for %s: give --password-file FILE, set %s, or run dm on a terminal to be asked", what, passwordEnv))
+		return nil, kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("no password for %s: give --password-file FILE, set %s, or run dm on a terminal to be asked", what, env))
 	}
 	ask := func(p string) ([]byte, error) {
 		fmt.Fprint(a.io.Stderr, p)

@@ -300,19 +300,11 @@ id, creation time, key derivation, and * at the one that opened it now.`,
 				if a.jsonOut {
 					return writeJSON(a.out(), keys)
 				}
-				t := &table{scripting: a.scripting, header: []string{"  ID", "CREATED", "KDF"}}
-				for _, k := range keys {
-					if a.scripting {
-						t.add(k.ID, k.Created.UTC().Format(time.RFC3339), k.KDF.Name, yesNo(k.InUse))
-						continue
-					}
-					mark := "  "
-					if k.InUse {
-						mark = "* "
-					}
-					t.add(mark+k.ID, k.Created.Local().Format("2006-01-02 15:04"), k.KDF.Name)
+				rows := make([]keyRow, len(keys))
+				for i, k := range keys {
+					rows[i] = keyRow{k.ID, k.Created, k.KDF.Name, k.InUse}
 				}
-				return t.write(a.out())
+				return a.writeKeyTable(rows)
 			})
 		},
 	}

@@ -49,6 +49,7 @@ func (a *app) serveCmd() *cobra.Command {
 		kf                    csiFlags
 		cf                    clusterFlags
 		of                    opsFlags
+		sf                    storeCryptFlags
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -103,8 +104,11 @@ object a line.
 
 ` + backendHelp + `
 
+` + encryptHelp + `
+
 ` + clusterHelp,
 		Example: `  dm serve --data-dir /var/lib/dotmesh --listen 0.0.0.0:32607 --tls-cert node.pem --tls-key node-key.pem
+  dm serve --encrypt --password-file ~/.dotmesh/store-password
   dm serve --backend zfs --zfs-pool tank --pool-size 50G
   dm serve --backend btrfs --enable-backends zfs
   dm serve --csi-socket /var/lib/kubelet/plugins/dotmesh.io/csi.sock
@@ -135,6 +139,13 @@ object a line.
 			if err != nil {
 				return err
 			}
+			if err := sf.check(bf.backend); err != nil {
+				return err
+			}
+			password, err := a.storePassword(d, &sf)
+			if err != nil {
+				return err
+			}
 			cfg := node.Config{
 				DataDir:     d,
 				Listen:      listen,
@@ -151,6 +162,7 @@ object a line.
 				},
 			}
 			bf.apply(&cfg)
+			sf.apply(&cfg, password)
 			df.apply(&cfg, a.io.Getenv)
 			tf.apply(&cfg)
 			kf.apply(&cfg)
@@ -176,6 +188,7 @@ object a line.
 	kf.add(f)
 	cf.add(f, true)
 	of.add(f)
+	sf.add(f)
 	return c
 }
 
@@ -207,6 +220,7 @@ func (a *app) clusterInitCmd(join bool) *cobra.Command {
 		tf      tlsFlags
 		cf      clusterFlags
 		of      opsFlags
+		sf      storeCryptFlags
 		port    int
 		timeout time.Duration
 	)
@@ -236,11 +250,19 @@ pins --tls-ca (default: the certificate itself); its certificate must name
 the address dm calls (127.0.0.1, or the --listen host). The three are
 remembered in DIR/tls.json (file names), so a restart without them serves
 HTTPS again, with the files as they are then; --no-tls restarts it on
-plain HTTP and forgets them.`,
+plain HTTP and forgets them.
+
+--encrypt (first start only) seals the files store at rest: the password
+is asked here (or read from --password-file or $` + storePasswordEnv + `) at
+every start of an encrypted node, checked at once, and handed to the
+background node on a pipe, never written to disk or its command line.
+
+` + encryptHelp + ``,
 		Example: `  dm cluster init
   dm cluster init --data-dir /srv/dotmesh --port 32608
   dm cluster init --backend zfs --zfs-pool tank
   dm cluster init --backend btrfs --pool-size 20G
+  dm cluster init --encrypt
   dm cluster init --store etcd --etcd-endpoints http://10.0.0.9:2379 --node-id n1 --listen 10.0.0.1:32607 --insecure
   dm cluster init --listen 10.0.0.1:32607 --tls-cert node.pem --tls-key node-key.pem --tls-ca ca.pem`,
 		Args: usageArgs(0, 0),
@@ -272,6 +294,9 @@ other nodes --peer-ca).`
 			return fmt.Errorf("%w: --port %d must be from 1 to 65535", dotmesh.ErrInvalidArgument, port)
 		}
 		if err := bf.validate(); err != nil {
+			return err
+		}
+		if err := sf.check(bf.backend); err != nil {
 			return err
 		}
 		if join {
@@ -320,6 +345,18 @@ other nodes --peer-ca).`
 		} else if running {
 			return kinded(dotmesh.ErrInUse, fmt.Errorf("a node already runs in %s (pid %d); `dm cluster stop` stops it", d, pid))
 		}
+		password, err := a.storePassword(d, &sf)
+		if err != nil {
+			return err
+		}
+		if password != nil && a.nodes.StoreEncrypted(d) {
+			if err := notWired(a.nodes.CheckStorePassword != nil); err != nil {
+				return err
+			}
+			if err := a.nodes.CheckStorePassword(d, password); err != nil {
+				return err
+			}
+		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		switch {
 		case listen != "":
@@ -350,7 +387,14 @@ other nodes --peer-ca).`
 			return err
 		}
 		serveArgs := append(append(append(append(append(nf.args(), bf.args()...), df.args()...), clusterArgs...), tlsArgs...), opsArgs...)
-		r, pid, err := a.startNode(cmd.Context(), d, addr, serveArgs, pinned, timeout)
+		if sf.encrypt {
+			serveArgs = append(serveArgs, "--encrypt")
+		}
+		if password != nil {
+			// The node reads it from the pipe startNode gives as its stdin.
+			serveArgs = append(serveArgs, "--password-file=/dev/stdin")
+		}
+		r, pid, err := a.startNode(cmd.Context(), d, addr, serveArgs, pinned, timeout, password)
 		if err != nil {
 			return err
 		}
@@ -404,14 +448,15 @@ other nodes --peer-ca).`
 	tf.addOff(f)
 	cf.add(f, !join)
 	of.add(f)
+	sf.add(f)
 	f.DurationVar(&timeout, "timeout", 60*time.Second, "how long to wait for the node to answer")
 	return c
 }
 
 // startNode starts `dm serve` in the background (Wiring.StartNode) and
 // waits until it answers with its admin key; caPEM, when set, is the CA
-// of its HTTPS certificate. It returns the remote that reaches it.
-func (a *app) startNode(ctx context.Context, dir, addr string, serveArgs []string, caPEM string, timeout time.Duration) (*Remote, int, error) {
+// of its HTTPS certificate, stdin what the node reads on its stdin. It returns the remote that reaches it.
+func (a *app) startNode(ctx context.Context, dir, addr string, serveArgs []string, caPEM string, timeout time.Duration, stdin []byte) (*Remote, int, error) {
 	base := &Remote{User: api.AdminUser, Address: addr, DataDir: dir, TLS: caPEM != "", CACert: caPEM}
 	hc := &http.Client{Timeout: 2 * time.Second}
 	if caPEM != "" {
@@ -425,6 +470,7 @@ func (a *app) startNode(ctx context.Context, dir, addr string, serveArgs []strin
 		Args:    append([]string{"serve", "--data-dir", dir, "--listen", addr}, serveArgs...),
 		Addr:    addr,
 		Timeout: timeout,
+		Stdin:   stdin,
 		Ready: func(ctx context.Context) (err error) {
 			ready, err = answers(ctx, hc, base)
 			return err

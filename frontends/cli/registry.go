@@ -23,7 +23,10 @@ the nodes of a cluster keep it in etcd, which these commands do not cover
 }
 
 func (a *app) registryRebuildCmd() *cobra.Command {
-	var dir string
+	var (
+		dir string
+		sf  storeCryptFlags
+	)
 	c := &cobra.Command{
 		Use:   "rebuild",
 		Short: "Rebuild a damaged or lost local registry from the backends",
@@ -40,7 +43,8 @@ registry file is kept aside as DIR/registry.db.damaged-<time>, never
 deleted. Users, their API keys, sharing and the audit are not kept by
 the backends: add the users and share the dots again (the admin's key
 comes back from DIR/admin-api-key). The registry of a cluster node is etcd: restore etcd
-from its backup instead.`,
+from its backup instead. An encrypted files store (made with --encrypt)
+needs its password: --password-file, $` + storePasswordEnv + `, or a prompt.`,
 		Example: `  dm registry rebuild
   dm registry rebuild --data-dir /var/lib/dotmesh`,
 		Args: usageArgs(0, 0),
@@ -56,7 +60,11 @@ from its backup instead.`,
 			if err := notWired(a.nodes.RebuildRegistry != nil); err != nil {
 				return err
 			}
-			res, err := a.nodes.RebuildRegistry(cmd.Context(), node.Config{DataDir: d, Logger: slog.New(slog.NewTextHandler(a.io.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+			password, err := a.storePassword(d, &sf)
+			if err != nil {
+				return err
+			}
+			res, err := a.nodes.RebuildRegistry(cmd.Context(), node.Config{DataDir: d, StorePassword: password, Logger: slog.New(slog.NewTextHandler(a.io.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 			if err != nil {
 				return err
 			}
@@ -74,5 +82,6 @@ from its backup instead.`,
 		},
 	}
 	c.Flags().StringVar(&dir, "data-dir", "", "data directory `DIR` of the node (default: the one in the config)")
+	c.Flags().StringVar(&sf.passwordFile, "password-file", "", "read the encrypted files store's password from `FILE` (else $"+storePasswordEnv+", or a prompt)")
 	return c
 }

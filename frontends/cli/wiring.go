@@ -33,6 +33,14 @@ type Wiring struct {
 	StartNode func(ctx context.Context, spec node.StartSpec) (pid int, err error)
 	// StopNode stops the node in dataDir, if one runs.
 	StopNode func(dataDir string, timeout time.Duration) (node.Stopped, error)
+
+	// StoreEncrypted reports whether the node's files store in dataDir
+	// is encrypted at rest; CheckStorePassword whether password opens it.
+	StoreEncrypted     func(dataDir string) bool
+	CheckStorePassword func(dataDir string, password []byte) error
+	// StoreKeys changes (op) and lists the keys of the encrypted files
+	// store of the stopped node in dataDir (`dm store key`).
+	StoreKeys func(dataDir string, password []byte, op node.StoreKeyOp) (added string, keys []node.StoreKey, err error)
 }
 
 // errNotWired refuses a command that runs nodes in a dm built without the

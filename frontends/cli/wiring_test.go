@@ -14,7 +14,8 @@ import (
 // testWiring lets `dm serve` reach the real daemon, whose refusals the
 // tests check through the CLI. The commands that start and stop nodes run
 // with cmd/dm's whole wiring in tests/e2e.
-var testWiring = Wiring{Serve: daemon.Run}
+var testWiring = Wiring{Serve: daemon.Run, RebuildRegistry: daemon.RebuildRegistry, StoreEncrypted: daemon.StoreEncrypted, CheckStorePassword: daemon.CheckStorePassword,
+	StoreKeys: daemon.StoreKeys, NodeRunning: daemon.NodeRunning}
 
 // A dm built without the daemon refuses the commands that run nodes, in
 // one line, and still does everything else.

@@ -25,6 +25,11 @@ type Config struct {
 	// DataDir is required; it is made, or its mode set, 0700 (0711 with
 	// OpenWorktrees), so that only the node's user reads what is in it.
 	DataDir string
+	// Encrypt makes a new files (dump) store encrypted at rest with
+	// StorePassword, which also opens a store that is encrypted. Neither
+	// is remembered: whether a store is encrypted is in the store.
+	Encrypt       bool
+	StorePassword []byte
 	// Listen is the API's TCP address; default: the one the node last
 	// listened on in DataDir (DATADIR/listen.json), else DefaultListen.
 	// Plain HTTP beyond loopback needs Insecure (TLSCert otherwise).
@@ -132,6 +137,23 @@ type RebuildResult struct {
 	KeptAside string
 }
 
+// StoreKey is a key (one password) of a node's encrypted files store.
+type StoreKey struct {
+	ID      string    `json:"id"`
+	Created time.Time `json:"created"`
+	KDF     string    `json:"kdf"`
+	InUse   bool      `json:"in_use"` // the key that opened it now
+}
+
+// StoreKeyOp is what `dm store key` does to an encrypted files store
+// opened with a password it knows: add NewPassword, or remove key Remove
+// (Force: also the key that opened it), or neither (list).
+type StoreKeyOp struct {
+	NewPassword []byte
+	Remove      string
+	Force       bool
+}
+
 // StartSpec says how to start a node in the background.
 type StartSpec struct {
 	// DataDir is the node's data directory; its output goes to
@@ -145,6 +167,9 @@ type StartSpec struct {
 	Addr string
 	// Timeout bounds the wait for Ready.
 	Timeout time.Duration
+	// Stdin, when set, is written to the node's standard input (a pipe):
+	// how a password reaches it without touching disk or the command line.
+	Stdin []byte
 	// Ready reports whether the node answers yet; it is polled until it
 	// returns nil, the node exits or Timeout passes.
 	Ready func(ctx context.Context) error

@@ -166,9 +166,11 @@ func (b *Batch) PutStored(h Hash, comp, scratch []byte) (bool, []byte, error) {
 // range under the lock and write outside it, so compressors never wait
 // for each other's writes.
 func (b *Batch) stage(h Hash, comp []byte) error {
-	if len(comp) > MaxStoredSize {
-		return fmt.Errorf("object %s compresses to %d bytes, over the %d limit", h, len(comp), MaxStoredSize)
+	if len(comp) > MaxStoredSize-64 { // room for a seal
+		return fmt.Errorf("object %s compresses to %d bytes, over the %d limit", h, len(comp), MaxStoredSize-64)
 	}
+	stats := len(comp)
+	comp = b.s.sealObject(h, comp)
 	b.io.RLock()
 	defer b.io.RUnlock()
 	b.mu.Lock()
@@ -190,7 +192,7 @@ func (b *Batch) stage(h Hash, comp []byte) error {
 	}
 	b.mu.Unlock()
 
-	if _, err := unix.Pwritev(int(b.f.Fd()), [][]byte{recordHead(h, len(comp)), comp}, off); err != nil {
+	if _, err := unix.Pwritev(int(b.f.Fd()), [][]byte{recordHead(b.s.name(h), len(comp)), comp}, off); err != nil {
 		return fmt.Errorf("stage object %s: %w", h, err)
 	}
 	if kick {
@@ -200,7 +202,7 @@ func (b *Batch) stage(h Hash, comp []byte) error {
 	b.state[h] = objEntry{st: stateStaged, off: off + recordHeader, n: uint32(len(comp))}
 	b.mu.Unlock()
 	b.newObjects.Add(1)
-	b.newStored.Add(int64(len(comp)))
+	b.newStored.Add(int64(stats))
 	return nil
 }
 
@@ -241,7 +243,7 @@ func (b *Batch) Get(h Hash, dst []byte) ([]byte, error) {
 	if e.st != stateStaged || f == nil {
 		return b.s.Get(h, dst)
 	}
-	comp, err := readRecord(f, e.off, e.n, h, b.path)
+	comp, err := b.s.readObject(f, e.off, e.n, h, b.path)
 	if err != nil {
 		return nil, err
 	}
@@ -299,11 +301,11 @@ func (b *Batch) publish(complete bool) ([]Hash, error) {
 	if err := b.f.Sync(); err != nil {
 		return nil, fmt.Errorf("make pack durable: %w", err)
 	}
-	idx := filepath.Join(b.s.dir, stagingDir, b.id+".idx")
-	if err := writeSynced(idx, encodeIndex(staged)); err != nil {
+	s := b.s
+	idx := filepath.Join(s.dir, stagingDir, b.id+".idx")
+	if err := writeSynced(idx, s.encodeIndexOf(b.id, staged)); err != nil {
 		return nil, fmt.Errorf("write pack index: %w", err)
 	}
-	s := b.s
 	if err := os.Rename(b.path, s.packPath(b.id, ".pack")); err != nil {
 		return nil, fmt.Errorf("publish pack: %w", err)
 	}

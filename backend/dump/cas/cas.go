@@ -65,14 +65,17 @@ type Options struct {
 	// Concurrency bounds parallel compressions; 0 means GOMAXPROCS.
 	Concurrency int
 	Logger      *slog.Logger
+	// Seal encrypts the store at rest (see Sealing); nil keeps it plain.
+	Seal *Sealing
 }
 
 // Store is a content-addressed object store rooted at one directory.
 type Store struct {
-	dir string
-	enc *zstd.Encoder
-	dec *zstd.Decoder
-	log *slog.Logger
+	dir  string
+	enc  *zstd.Encoder
+	dec  *zstd.Decoder
+	log  *slog.Logger
+	seal *Sealing // nil: plain
 
 	mu    sync.RWMutex
 	index map[Hash]loc
@@ -151,7 +154,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		enc.Close()
 		return nil, fmt.Errorf("create zstd decoder: %w", err)
 	}
-	s := &Store{dir: dir, enc: enc, dec: dec, log: opts.Logger, index: map[Hash]loc{}, packs: map[string]*pack{}}
+	s := &Store{dir: dir, enc: enc, dec: dec, log: opts.Logger, seal: opts.Seal, index: map[Hash]loc{}, packs: map[string]*pack{}}
 	if err := s.loadPacks(); err != nil {
 		s.Close()
 		return nil, err
@@ -215,19 +218,22 @@ func (s *Store) loadPack(id string) error {
 	if err != nil {
 		return fmt.Errorf("read index of pack %s: %w", id, err)
 	}
-	es, err := decodeIndex(raw, p.size)
+	es, err := s.decodeIndexOf(id, raw, p.size)
+	if errors.Is(err, errMode) {
+		return err
+	}
 	if err != nil {
 		s.log.Warn("rebuilding a damaged pack index from its pack", "pack", id, "err", err)
 		f, oerr := os.Open(s.packPath(id, ".pack"))
 		if oerr != nil {
 			return fmt.Errorf("open pack %s: %w", id, oerr)
 		}
-		es, err = scanPack(f, p.size)
+		es, err = s.rescan(f, p.size, s.packPath(id, ".pack"))
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("pack %s: %w", id, err)
 		}
-		if err := writeFileDurably(s.packPath(id, ".idx"), encodeIndex(es)); err != nil {
+		if err := writeFileDurably(s.packPath(id, ".idx"), s.encodeIndexOf(id, es)); err != nil {
 			return fmt.Errorf("rewrite index of pack %s: %w", id, err)
 		}
 	}
@@ -356,7 +362,7 @@ func (s *Store) readFrom(p *pack, e entry) ([]byte, error) {
 		return nil, fmt.Errorf("open pack of object %s: %w", e.h, err)
 	}
 	defer done()
-	return readRecord(f, e.off, e.n, e.h, s.packPath(p.id, ".pack"))
+	return s.readObject(f, e.off, e.n, e.h, s.packPath(p.id, ".pack"))
 }
 
 // readRecord reads the record of object h whose n stored bytes start at

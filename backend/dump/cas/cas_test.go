@@ -19,7 +19,7 @@ import (
 
 func openStore(t *testing.T, dir string) *Store {
 	t.Helper()
-	s, err := Open(dir, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s, err := Open(dir, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Seal: testSealing})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestDamagedIndexRebuilt(t *testing.T) {
 	}
 	raw, _ := os.ReadFile(strings.TrimSuffix(p, ".pack") + ".idx")
 	st, _ := os.Stat(p)
-	if _, err := decodeIndex(raw, st.Size()); err != nil {
+	if _, err := s2.decodeIndexOf(filepath.Base(strings.TrimSuffix(p, ".pack")), raw, st.Size()); err != nil {
 		t.Fatalf("rebuilt index: %v", err)
 	}
 }

@@ -100,7 +100,7 @@ func (s *Store) PlanPrune(keep func(Hash) bool) PruneStats {
 	pl := s.plan(keep)
 	after := int64(0)
 	if len(pl.moved) > 0 {
-		after = int64(len(packMagic)) + int64(indexHead+len(pl.moved)*indexEntry+HashSize)
+		after = int64(len(packMagic)) + int64(indexHead+len(pl.moved)*indexEntry+HashSize) + s.indexOverhead()
 		for _, m := range pl.moved {
 			after += recordHeader + int64(m.e.n)
 		}
