@@ -63,6 +63,10 @@ func (r *Remote) SendCommit(ctx context.Context, dot dotmesh.DotName, branch str
 	}
 	rec.Commit = c
 	rec.Stored = r.now()
+	// The record names the blobs: their packs and index go first.
+	if err := r.repo.Flush(ctx); err != nil {
+		return fmt.Errorf("storing commit %s of %s: %w", c.ID, dot, err)
+	}
 	if err := r.lockErr(); err != nil {
 		return err
 	}
