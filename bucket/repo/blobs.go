@@ -76,8 +76,13 @@ func (r *Repo) GetBlobs(ctx context.Context, ids []ID) ([][]byte, error) {
 	out := make([][]byte, len(ids))
 	for retry := 0; ; retry++ {
 		err := r.getBlobs(ctx, ids, out)
-		if err == nil || retry > 0 || !errors.Is(err, errStalePack) {
+		var mp *missingPackError
+		if err == nil || !errors.As(err, &mp) {
 			return out, err
+		}
+		if retry > 0 {
+			// The index names a pack the store lacks: damage.
+			return out, &BlobError{mp.blob, corrupt(mp.pack, fmt.Errorf("missing: the index names it (it holds blob %s)", mp.blob))}
 		}
 		// A pack named by the index is gone: a gc repacked it since the
 		// index was read. Read the index again.
@@ -85,7 +90,17 @@ func (r *Repo) GetBlobs(ctx context.Context, ids []ID) ([][]byte, error) {
 	}
 }
 
-var errStalePack = errors.New("pack gone")
+// missingPackError: a pack the index names is not in the store.
+type missingPackError struct {
+	pack string
+	blob ID
+}
+
+func (e *missingPackError) Error() string {
+	return fmt.Sprintf("%v: pack %s holding blob %s is not in the repository", dotmesh.ErrNotFound, e.pack, e.blob)
+}
+
+func (e *missingPackError) Unwrap() error { return dotmesh.ErrNotFound }
 
 // BlobError is GetBlobs' failure to read blob ID.
 type BlobError struct {
@@ -131,15 +146,9 @@ func (r *Repo) getBlobs(ctx context.Context, ids []ID, out [][]byte) error {
 		}
 		// Loose (an older repository's), or unknown: a writer of the
 		// older layout may have stored it since.
-		name := BlobObject(id)
-		b, err := r.get(ctx, kindBlob, name)
-		if err != nil {
+		if out[i], err = r.getLoose(ctx, id); err != nil {
 			return &BlobError{id, err}
 		}
-		if got := r.codec.blobID(ContentHash(b)); got != id {
-			return &BlobError{id, corrupt(name, fmt.Errorf("holds blob %s", got))}
-		}
-		out[i] = b
 	}
 	// Runs of blobs next to each other in one pack: one read each.
 	slices.SortFunc(packed, func(a, b want) int {
@@ -160,7 +169,7 @@ func (r *Repo) getBlobs(ctx context.Context, ids []ID, out [][]byte) error {
 		run := packEntry{Offset: first.Offset, Length: uint32(end - int64(first.Offset))}
 		b, err := r.readRange(ctx, name, run)
 		if errors.Is(err, dotmesh.ErrNotFound) {
-			return &BlobError{first.ID, fmt.Errorf("%w: %w: pack %s holding blob %s is not in the repository", dotmesh.ErrNotFound, errStalePack, name, first.ID)}
+			return &BlobError{first.ID, &missingPackError{name, first.ID}}
 		}
 		if err != nil {
 			return &BlobError{first.ID, err}
@@ -176,6 +185,39 @@ func (r *Repo) getBlobs(ctx context.Context, ids []ID, out [][]byte) error {
 		packed = packed[n:]
 	}
 	return nil
+}
+
+// getLoose reads the loose blob id (the layout before packs).
+func (r *Repo) getLoose(ctx context.Context, id ID) ([]byte, error) {
+	name := BlobObject(id)
+	b, err := r.get(ctx, kindBlob, name)
+	if err != nil {
+		return nil, err
+	}
+	if got := r.codec.blobID(ContentHash(b)); got != id {
+		return nil, corrupt(name, fmt.Errorf("holds blob %s", got))
+	}
+	return b, nil
+}
+
+// BlobLocation says which object holds blob id, as the index says, and
+// where in it its stored form lies (a loose blob: all of it);
+// ErrNotFound when the index does not name it.
+func (r *Repo) BlobLocation(ctx context.Context, id ID) (object string, off, length int64, err error) {
+	ix, err := r.loadIndex(ctx)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	r.mu.Lock()
+	l, ok := ix.blobs[id]
+	r.mu.Unlock()
+	switch {
+	case !ok:
+		return "", 0, 0, errMissing("blob", id.String())
+	case l.Loose:
+		return BlobObject(id), 0, int64(l.Length), nil
+	}
+	return PackObject(l.Pack), int64(l.Offset), int64(l.Length), nil
 }
 
 // A run of blobs read at once spans at most maxReadRun bytes, and skips

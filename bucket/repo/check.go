@@ -244,6 +244,11 @@ func (r *Repo) checkPacks(ctx context.Context, o CheckOptions, ix *repoIndex, in
 				for i, e := range indexed {
 					ids[i] = e.ID
 				}
+				if whole { // read, and all lost
+					mu.Lock()
+					res.BlobsRead += len(ids)
+					mu.Unlock()
+				}
 				return ids, err
 			}
 			if whole {
@@ -277,7 +282,7 @@ func (r *Repo) checkPacks(ctx context.Context, o CheckOptions, ix *repoIndex, in
 		mu.Lock()
 		res.BlobsRead++
 		mu.Unlock()
-		run(BlobObject(id), func() ([]ID, error) { _, err := r.GetBlob(ctx, id); return []ID{id}, err })
+		run(BlobObject(id), func() ([]ID, error) { _, err := r.getLoose(ctx, id); return []ID{id}, err })
 	}
 	res.Blobs = len(blobs)
 }

@@ -12,10 +12,11 @@ import (
 // sealed header listing them, its length and a magic.
 const (
 	packsDir = "packs/"
-	// DefaultPackSize is the size at which a pack is closed and stored:
+	// DefaultPackSize bounds a pack (unless one blob is bigger): about
 	// restic's, few objects per GiB while a ranged read still gets one
-	// blob.
-	DefaultPackSize = 16 << 20
+	// blob, and under bucket/s3's PartSize, so that a pack goes up in one
+	// request.
+	DefaultPackSize = 16<<20 - 64<<10
 	packMagic       = "DMPK"
 	packTrailer     = 4 + len(packMagic) // header length, magic
 	packVersion     = 1

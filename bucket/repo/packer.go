@@ -3,6 +3,8 @@ package repo
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"sync"
 )
 
@@ -10,13 +12,28 @@ import (
 // Flush: a push killed later keeps them (it resumes from there).
 const indexEvery = 4
 
-// packBuf is a pack being filled or uploaded; its blobs are readable from
-// buf until it is stored, then from the store.
+// packBuf is a pack being filled or uploaded. The packer spools it to
+// an unlinked temporary file f (size bytes), which keeps a writer's heap
+// small; its blobs are read from there until it is stored, then from the
+// store. Prune's repacker holds it in buf.
 type packBuf struct {
 	id      ID
 	name    string
 	buf     []byte
+	f       *os.File
+	size    int
 	entries []packEntry
+}
+
+// newSpool makes the temporary file of a pack, unlinked at once so that
+// nothing is left behind by a killed writer.
+func newSpool() (*os.File, error) {
+	f, err := os.CreateTemp("", "dotmesh-pack-")
+	if err != nil {
+		return nil, fmt.Errorf("a temporary file for a pack: %w", err)
+	}
+	os.Remove(f.Name())
+	return f, nil
 }
 
 // packer gathers the blobs a Repo writes into packs, stores full packs
@@ -47,6 +64,10 @@ func (p *packer) close() {
 	p.cancel()
 	p.mu.Lock()
 	idle := p.idleLocked()
+	if p.cur != nil {
+		p.cur.f.Close()
+		p.cur = nil
+	}
 	p.mu.Unlock()
 	<-idle
 }
@@ -94,8 +115,14 @@ func (p *packer) add(ctx context.Context, id ID, sealed []byte) (bool, error) {
 		}
 		p.mu.Lock()
 		if p.cur == nil {
+			f, err := newSpool()
+			if err != nil {
+				p.mu.Unlock()
+				<-p.slots
+				return false, err
+			}
 			pid := newPackID()
-			p.cur = &packBuf{id: pid, name: PackObject(pid), buf: make([]byte, 0, p.r.opts.PackSize+p.r.opts.PackSize/8)}
+			p.cur = &packBuf{id: pid, name: PackObject(pid), f: f}
 			p.mu.Unlock()
 			continue
 		}
@@ -103,19 +130,31 @@ func (p *packer) add(ctx context.Context, id ID, sealed []byte) (bool, error) {
 		<-p.slots // another writer made one
 	}
 	pb := p.cur
-	pb.entries = append(pb.entries, packEntry{ID: id, Offset: uint32(len(pb.buf)), Length: uint32(len(sealed))})
-	pb.buf = append(pb.buf, sealed...)
-	p.pending[id] = pb
-	var full *packBuf
-	if len(pb.buf) >= p.r.opts.PackSize {
-		full, p.cur = pb, nil
+	if len(pb.entries) > 0 && packFull(pb.size+len(sealed), len(pb.entries)+1, p.r.opts.PackSize) {
+		// It would overflow: the pack goes without it, it waits for the
+		// next.
+		p.cur = nil
 		p.startLocked()
+		p.mu.Unlock()
+		go p.upload(pb)
+		return p.add(ctx, id, sealed)
 	}
+	if _, err := pb.f.WriteAt(sealed, int64(pb.size)); err != nil {
+		p.mu.Unlock()
+		return false, fmt.Errorf("spooling a pack: %w", err)
+	}
+	pb.entries = append(pb.entries, packEntry{ID: id, Offset: uint32(pb.size), Length: uint32(len(sealed))})
+	pb.size += len(sealed)
+	p.pending[id] = pb
 	p.mu.Unlock()
-	if full != nil {
-		go p.upload(full)
-	}
 	return true, nil
+}
+
+// packFull says whether a pack of n blobs taking size bytes, with its
+// header, would be more than target bytes: packs stay under it, so that
+// one goes up in one request (bucket/s3's PartSize).
+func packFull(size, n, target int) bool {
+	return size+n*(packEntrySize+8)+64 > target
 }
 
 func (p *packer) startLocked() {
@@ -128,15 +167,20 @@ func (p *packer) startLocked() {
 // upload stores pb (its slot is released after), and indexes the
 // stored packs once indexEvery wait.
 func (p *packer) upload(pb *packBuf) {
-	// Readers copy blobs from pb.buf meanwhile: the header goes after them.
-	out := p.r.codec.sealPack(pb.name, pb.buf, pb.entries)
-	err := p.r.store.Put(p.ctx, pb.name, bytesReader(out), int64(len(out)))
+	// Readers read blobs from pb.f meanwhile: the header goes after them.
+	tail := p.r.codec.sealPack(pb.name, nil, pb.entries)
+	_, err := pb.f.WriteAt(tail, int64(pb.size))
+	if err == nil {
+		size := int64(pb.size + len(tail))
+		err = p.r.store.Put(p.ctx, pb.name, io.NewSectionReader(pb.f, 0, size), size)
+	}
 	p.mu.Lock()
+	pb.f.Close()
+	pb.f = nil
 	var index []*packBuf
 	if err != nil {
 		p.failLocked(fmt.Errorf("storing pack %s: %w", pb.name, err), pb)
 	} else {
-		pb.buf = nil
 		p.stored = append(p.stored, pb)
 		if len(p.stored) >= indexEvery {
 			index, p.stored = p.stored, nil
@@ -267,10 +311,11 @@ func (p *packer) read(ctx context.Context, id ID) (stored []byte, pack string, o
 			break
 		}
 	}
-	if pb.buf != nil {
-		b := append([]byte(nil), pb.buf[e.Offset:e.end()]...)
+	if pb.f != nil {
+		b := make([]byte, e.Length)
+		_, err := pb.f.ReadAt(b, int64(e.Offset))
 		p.mu.Unlock()
-		return b, pb.name, true, nil
+		return b, pb.name, true, err
 	}
 	p.mu.Unlock()
 	b, err := p.r.readRange(ctx, pb.name, e)

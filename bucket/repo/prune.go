@@ -28,9 +28,14 @@ type PruneOptions struct {
 
 // PruneResult says what Prune removed (or would remove).
 type PruneResult struct {
-	Blobs        int   // blobs no longer stored
-	Bytes        int64 // bytes freed: packs and loose blobs removed, less the packs written
-	PacksDeleted int   // packs removed (their used blobs repacked)
+	Blobs int // blobs no longer stored
+	// Bytes is what the removed blobs took (their stored size, as
+	// ListBlobs gives it) and packs no index names: what a dry run can
+	// tell exactly. Freed is what the store holds less: removed packs
+	// and loose blobs less the packs written.
+	Bytes        int64
+	Freed        int64
+	PacksDeleted int // packs removed (their used blobs repacked)
 	PacksWritten int
 	Repacked     int64 // bytes of used blobs copied into new packs
 }
@@ -80,7 +85,7 @@ func (r *Repo) prune(ctx context.Context, keep func(ID) bool, o PruneOptions, on
 		drop, repack []ID // packs that go; of repack the used blobs stay
 		kept         []indexPack
 		changed      = ix.dups > 0
-		gone         = map[ID]bool{} // blobs whose copy goes
+		gone         = map[ID]int64{} // blobs whose copy goes: their size
 	)
 	canonical := func(pack ID, e packEntry) bool {
 		l := ix.blobs[e.ID]
@@ -120,10 +125,10 @@ func (r *Repo) prune(ctx context.Context, keep func(ID) bool, o PruneOptions, on
 		}
 		for _, e := range es {
 			if canonical(pid, e) && !keep(e.ID) {
-				gone[e.ID] = true
+				gone[e.ID] = int64(e.Length)
 			}
 		}
-		res.Bytes += size
+		res.Freed += size
 		changed = true
 	}
 	res.PacksDeleted = len(drop) + len(repack)
@@ -133,6 +138,7 @@ func (r *Repo) prune(ctx context.Context, keep func(ID) bool, o PruneOptions, on
 			if _, ok := ix.packs[pid]; !ok {
 				orphans = append(orphans, PackObject(pid))
 				res.Bytes += size
+				res.Freed += size
 			}
 		}
 	}
@@ -140,11 +146,14 @@ func (r *Repo) prune(ctx context.Context, keep func(ID) bool, o PruneOptions, on
 	for id, l := range ix.blobs {
 		if l.Loose && !keep(id) && (only == nil || id == *only) {
 			loose = append(loose, id)
-			gone[id] = true
-			res.Bytes += int64(l.Length)
+			gone[id] = int64(l.Length)
+			res.Freed += int64(l.Length)
 		}
 	}
 	res.Blobs = len(gone)
+	for _, n := range gone {
+		res.Bytes += n
+	}
 	entries := 0
 	for _, p := range kept {
 		entries += len(p.Blobs)
@@ -152,7 +161,7 @@ func (r *Repo) prune(ctx context.Context, keep func(ID) bool, o PruneOptions, on
 	// Many small index objects (one per push) are merged too.
 	changed = changed || len(ix.files) > 2*(entries/maxIndexEntries+1)+8
 	if o.DryRun {
-		res.Bytes -= res.Repacked
+		res.Freed -= res.Repacked
 		return res, nil
 	}
 
@@ -187,7 +196,7 @@ func (r *Repo) prune(ctx context.Context, keep func(ID) bool, o PruneOptions, on
 		return res, fmt.Errorf("prune deleted nothing: %w", err)
 	}
 	res.PacksWritten = len(w.packs)
-	res.Bytes -= w.bytes
+	res.Freed -= w.bytes
 	kept = append(w.packs, kept...)
 
 	if changed {
@@ -225,7 +234,7 @@ func (r *Repo) prune(ctx context.Context, keep func(ID) bool, o PruneOptions, on
 		return res, fmt.Errorf("prune stopped removing packs (what is left is garbage for the next prune): %w", err)
 	}
 	r.ReloadIndex()
-	r.log.Info("repository: pruned", "blobs", res.Blobs, "bytes", res.Bytes, "packs_deleted", res.PacksDeleted, "packs_written", res.PacksWritten, "repacked", res.Repacked)
+	r.log.Info("repository: pruned", "blobs", res.Blobs, "bytes", res.Bytes, "freed", res.Freed, "packs_deleted", res.PacksDeleted, "packs_written", res.PacksWritten, "repacked", res.Repacked)
 	return res, nil
 }
 
@@ -264,15 +273,17 @@ type repacker struct {
 }
 
 func (w *repacker) add(ctx context.Context, id ID, stored []byte) error {
+	if w.cur != nil && packFull(len(w.cur.buf)+len(stored), len(w.cur.entries)+1, w.r.opts.PackSize) {
+		if err := w.flush(ctx); err != nil {
+			return err
+		}
+	}
 	if w.cur == nil {
 		pid := newPackID()
 		w.cur = &packBuf{id: pid, name: PackObject(pid)}
 	}
 	w.cur.entries = append(w.cur.entries, packEntry{ID: id, Offset: uint32(len(w.cur.buf)), Length: uint32(len(stored))})
 	w.cur.buf = append(w.cur.buf, stored...)
-	if len(w.cur.buf) >= w.r.opts.PackSize {
-		return w.flush(ctx)
-	}
 	return nil
 }
 

@@ -91,7 +91,7 @@ type GCOptions struct {
 type GCResult struct {
 	Commits int   `json:"commits"` // commit records removed
 	Blobs   int   `json:"blobs"`   // blobs no kept commit uses, removed
-	Bytes   int64 `json:"bytes"`   // bytes freed (packs removed, less those repacked)
+	Bytes   int64 `json:"bytes"`   // their stored size (what the bucket frees, less pack headers)
 	// Unfinished counts commits of pushes that never finished, removed
 	// once older than the repository's lock expiry.
 	Unfinished int `json:"unfinished"`
