@@ -73,11 +73,13 @@ func (r *Remote) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	}
 	keep := func(id repo.ID) bool { _, ok := used[id]; return ok }
 	log := r.log.With("bucket", r.Location(), "keep", opts.Keep, "dry_run", opts.DryRun)
+	// Planned first, also for real: a damaged index stops GC before it
+	// deleted anything.
+	pr, err := r.repo.Prune(ctx, keep, repo.PruneOptions{DryRun: true})
+	if err != nil {
+		return res, gcRefused(err)
+	}
 	if opts.DryRun {
-		pr, err := r.repo.Prune(ctx, keep, repo.PruneOptions{DryRun: true})
-		if err != nil {
-			return res, gcRefused(err)
-		}
 		res.Blobs, res.Bytes = pr.Blobs, pr.Bytes
 		log.Info("gc", "commits", res.Commits, "unfinished", res.Unfinished, "blobs", res.Blobs, "bytes", res.Bytes)
 		return res, nil
@@ -132,7 +134,7 @@ func (r *Remote) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	if err := lock.Err(); err != nil {
 		return removed, err
 	}
-	pr, err := r.repo.Prune(ctx, keep, repo.PruneOptions{Lock: lock})
+	pr, err = r.repo.Prune(ctx, keep, repo.PruneOptions{Lock: lock})
 	if err != nil {
 		return removed, fmt.Errorf("gc stopped removing blobs (what is left is garbage for the next gc): %w", err)
 	}
