@@ -98,7 +98,7 @@
 // header, so a pack alone rebuilds its part of the index. A pack stays
 // under PackSize (DefaultPackSize, under bucket/s3's PartSize: one PUT),
 // unless one blob is bigger; a writer spools it to an unlinked temporary
-// file and holds at most PacksInMemory at once, so its heap stays small.
+// file and holds at most PacksInFlight at once, so its heap stays small.
 //
 // An index object is a record: version 1, then per pack its ID and the
 // same entries as its header. A writer stores a pack, then an index

@@ -37,7 +37,7 @@ func newSpool() (*os.File, error) {
 }
 
 // packer gathers the blobs a Repo writes into packs, stores full packs
-// in the background (at most PacksInMemory held at once) and writes
+// in the background (at most PacksInFlight held at once) and writes
 // index objects naming stored packs. Blobs it holds are pending: not yet
 // present to HasBlobs, but not written twice by this Repo either.
 type packer struct {
@@ -57,7 +57,7 @@ type packer struct {
 
 func newPacker(r *Repo) *packer {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &packer{r: r, ctx: ctx, cancel: cancel, slots: make(chan struct{}, r.opts.PacksInMemory), pending: map[ID]*packBuf{}}
+	return &packer{r: r, ctx: ctx, cancel: cancel, slots: make(chan struct{}, r.opts.PacksInFlight), pending: map[ID]*packBuf{}}
 }
 
 func (p *packer) close() {
@@ -107,7 +107,8 @@ func (p *packer) add(ctx context.Context, id ID, sealed []byte) (bool, error) {
 			break
 		}
 		p.mu.Unlock()
-		// A pack in memory needs a slot: the bound on a writer's memory.
+		// A pack being filled or stored needs a slot: the bound on what a
+		// writer holds.
 		select {
 		case p.slots <- struct{}{}:
 		case <-ctx.Done():

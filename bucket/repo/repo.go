@@ -72,12 +72,12 @@ type Options struct {
 	// machine's.
 	Host string
 	PID  int
-	// PackSize is the size at which a pack of blobs is stored (default
-	// DefaultPackSize, at most MaxObjectSize); PacksInMemory bounds the
-	// packs being filled or uploaded at once (default 3), so a writer's
-	// memory stays about PackSize*PacksInMemory.
+	// PackSize bounds a pack of blobs (default DefaultPackSize, at most
+	// MaxObjectSize); PacksInFlight bounds the packs being filled or
+	// uploaded at once (default 3; spooled to temporary files, so the
+	// disk holds about PackSize*PacksInFlight, not the heap).
 	PackSize      int
-	PacksInMemory int
+	PacksInFlight int
 }
 
 // Repo is an open repository. Its methods are safe for concurrent use.
@@ -114,8 +114,8 @@ func (o Options) withDefaults() Options {
 	if o.PackSize <= 0 || o.PackSize > MaxObjectSize {
 		o.PackSize = DefaultPackSize
 	}
-	if o.PacksInMemory <= 0 {
-		o.PacksInMemory = 3
+	if o.PacksInFlight <= 0 {
+		o.PacksInFlight = 3
 	}
 	return o
 }
