@@ -18,11 +18,15 @@ import (
 func TestGCRefusesDamagedIndex(t *testing.T) {
 	ctx := context.Background()
 	f := newLayoutFixture(t)
-	f.master(3)
+	// The index object of the oldest commit, which GC drops (so no
+	// kept tree is read from the packs it names).
+	first := f.line(layoutDot, "", "c", 1)
 	var index string
 	if err := f.st.List(ctx, "index/", func(oi bucket.ObjectInfo) error { index = oi.Name; return nil }); err != nil || index == "" {
 		t.Fatalf("no index object: %v", err)
 	}
+	more := f.line(layoutDot, first[0].Commit.ID, "d", 2)
+	f.branch(layoutDot, "master", more[1].Commit.ID)
 	rc, err := f.st.Get(ctx, index, 0, -1)
 	if err != nil {
 		t.Fatal(err)
