@@ -81,7 +81,7 @@ func (r *Remote) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	}
 	if opts.DryRun {
 		res.Blobs, res.Bytes = pr.Blobs, pr.Bytes
-		log.Info("gc", "commits", res.Commits, "unfinished", res.Unfinished, "blobs", res.Blobs, "bytes", res.Bytes)
+		log.Info("gc", "commits", res.Commits, "unfinished", res.Unfinished, "blobs", res.Blobs, "bytes", res.Bytes, "freed", pr.Freed)
 		return res, nil
 	}
 
@@ -143,7 +143,7 @@ func (r *Remote) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("gc removed what it should, then compacting refs failed: %w", err)
 	}
-	log.Info("gc", "commits", res.Commits, "unfinished", res.Unfinished, "blobs", res.Blobs, "bytes", res.Bytes, "ref_versions", refVersions)
+	log.Info("gc", "commits", res.Commits, "unfinished", res.Unfinished, "blobs", res.Blobs, "bytes", res.Bytes, "freed", pr.Freed, "packs_deleted", pr.PacksDeleted, "packs_written", pr.PacksWritten, "ref_versions", refVersions)
 	return res, nil
 }
 
