@@ -1,12 +1,15 @@
 package repo
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"strings"
 
-	"github.com/dotmesh-io/dotmesh/bucket"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -27,102 +30,289 @@ func (r *Repo) PutBlob(ctx context.Context, data []byte) (ID, bool, error) {
 // ContentHash h (a chunker hashes every chunk to ask which are missing),
 // so the chunk is not hashed twice. A wrong h stores a blob that GetBlob
 // and Check then report as corrupt, never as data.
+//
+// The blob goes into a pack, stored once full; it is present (HasBlobs)
+// only once Flush (or a later pack) stored its pack and an index naming
+// it, so flush before writing a record that names it.
 func (r *Repo) PutHashedBlob(ctx context.Context, h [32]byte, data []byte) (ID, bool, error) {
 	id := r.codec.blobID(h)
+	if len(data) > MaxObjectSize {
+		return id, false, fmt.Errorf("%w: blob is %d bytes; at most %d are allowed", dotmesh.ErrInvalidArgument, len(data), MaxObjectSize)
+	}
 	has, err := r.HasBlobs(ctx, []ID{id})
 	if err != nil {
 		return id, false, err
 	}
-	if has[0] {
+	if has[0] || r.pk.has(id) {
 		return id, false, nil
 	}
-	if err := r.put(ctx, kindBlob, BlobObject(id), data, true, false); err != nil {
-		return id, false, err
-	}
-	r.mu.Lock()
-	if r.index != nil {
-		r.index[id] = struct{}{}
-	}
-	r.mu.Unlock()
-	return id, true, nil
+	stored, err := r.pk.add(ctx, id, r.codec.seal(kindBlob, BlobObject(id), data, true))
+	return id, stored, err
 }
 
+// Flush stores the blobs put so far (their packs, then an index naming
+// them), so that they are present to every reader. It reports a pack or
+// index that failed to store since the last Flush: the records naming
+// those blobs must not be written.
+func (r *Repo) Flush(ctx context.Context) error { return r.pk.flush(ctx) }
+
 // GetBlob reads blob id. A blob changed, truncated, renamed or swapped in
-// the store is a CorruptError naming its object, never data; a missing
-// one wraps dotmesh.ErrNotFound.
+// the store is a CorruptError naming its object (the pack, or the loose
+// blob of an older repository), never data; a missing one wraps
+// dotmesh.ErrNotFound.
 func (r *Repo) GetBlob(ctx context.Context, id ID) ([]byte, error) {
-	name := BlobObject(id)
-	data, err := r.get(ctx, kindBlob, name)
+	out, err := r.GetBlobs(ctx, []ID{id})
 	if err != nil {
 		return nil, err
 	}
-	if got := r.codec.blobID(ContentHash(data)); got != id {
+	return out[0], nil
+}
+
+// GetBlobs reads blobs ids (as GetBlob), with one ranged read for blobs
+// that lie next to each other in a pack: a reader asking for a file's
+// chunks in order gets them in few requests. The first failure is
+// returned.
+func (r *Repo) GetBlobs(ctx context.Context, ids []ID) ([][]byte, error) {
+	out := make([][]byte, len(ids))
+	for retry := 0; ; retry++ {
+		err := r.getBlobs(ctx, ids, out)
+		var mp *missingPackError
+		if err == nil || !errors.As(err, &mp) {
+			return out, err
+		}
+		if retry > 0 {
+			// The index names a pack the store lacks: damage.
+			return out, &BlobError{mp.blob, corrupt(mp.pack, fmt.Errorf("missing: the index names it (it holds blob %s)", mp.blob))}
+		}
+		// A pack named by the index is gone: a gc repacked it since the
+		// index was read. Read the index again.
+		r.ReloadIndex()
+	}
+}
+
+// missingPackError: a pack the index names is not in the store.
+type missingPackError struct {
+	pack string
+	blob ID
+}
+
+func (e *missingPackError) Error() string {
+	return fmt.Sprintf("%v: pack %s holding blob %s is not in the repository", dotmesh.ErrNotFound, e.pack, e.blob)
+}
+
+func (e *missingPackError) Unwrap() error { return dotmesh.ErrNotFound }
+
+// BlobError is GetBlobs' failure to read blob ID.
+type BlobError struct {
+	ID  ID
+	Err error
+}
+
+func (e *BlobError) Error() string { return e.Err.Error() }
+func (e *BlobError) Unwrap() error { return e.Err }
+
+func (r *Repo) getBlobs(ctx context.Context, ids []ID, out [][]byte) error {
+	ix, err := r.loadIndex(ctx)
+	if err != nil {
+		return err
+	}
+	type want struct {
+		i   int
+		loc blobLoc
+	}
+	var packed []want
+	for i, id := range ids {
+		if out[i] != nil {
+			continue
+		}
+		r.mu.Lock()
+		loc, ok := ix.blobs[id]
+		r.mu.Unlock()
+		switch {
+		case ok && !loc.Loose:
+			packed = append(packed, want{i, loc})
+			continue
+		case !ok:
+			b, name, pending, err := r.pk.read(ctx, id)
+			if err != nil {
+				return &BlobError{id, err}
+			}
+			if pending {
+				if out[i], err = r.codec.openBlobData(id, b); err != nil {
+					return &BlobError{id, corrupt(name, fmt.Errorf("blob %s: %w", id, err))}
+				}
+				continue
+			}
+		}
+		// Loose (an older repository's), or unknown: a writer of the
+		// older layout may have stored it since.
+		if out[i], err = r.getLoose(ctx, id); err != nil {
+			return &BlobError{id, err}
+		}
+	}
+	// Runs of blobs next to each other in one pack: one read each.
+	slices.SortFunc(packed, func(a, b want) int {
+		if c := bytes.Compare(a.loc.Pack[:], b.loc.Pack[:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.loc.Offset, b.loc.Offset)
+	})
+	for len(packed) > 0 {
+		n, end := 1, packed[0].loc.end()
+		for n < len(packed) && packed[n].loc.Pack == packed[0].loc.Pack && packed[n].loc.Offset >= packed[n-1].loc.Offset &&
+			int64(packed[n].loc.Offset) <= end+maxReadGap && packed[n].loc.end()-int64(packed[0].loc.Offset) <= maxReadRun {
+			end = max(end, packed[n].loc.end())
+			n++
+		}
+		first := packed[0].loc
+		name := PackObject(first.Pack)
+		run := packEntry{Offset: first.Offset, Length: uint32(end - int64(first.Offset))}
+		b, err := r.readRange(ctx, name, run)
+		if errors.Is(err, dotmesh.ErrNotFound) {
+			return &BlobError{first.ID, &missingPackError{name, first.ID}}
+		}
+		if err != nil {
+			return &BlobError{first.ID, err}
+		}
+		for _, w := range packed[:n] {
+			off := int64(w.loc.Offset) - int64(first.Offset)
+			data, err := r.codec.openBlobData(w.loc.ID, b[off:off+int64(w.loc.Length)])
+			if err != nil {
+				return &BlobError{w.loc.ID, corrupt(name, fmt.Errorf("blob %s at offset %d: %w", w.loc.ID, w.loc.Offset, err))}
+			}
+			out[w.i] = data
+		}
+		packed = packed[n:]
+	}
+	return nil
+}
+
+// getLoose reads the loose blob id (the layout before packs).
+func (r *Repo) getLoose(ctx context.Context, id ID) ([]byte, error) {
+	name := BlobObject(id)
+	b, err := r.get(ctx, kindBlob, name)
+	if err != nil {
+		return nil, err
+	}
+	if got := r.codec.blobID(ContentHash(b)); got != id {
 		return nil, corrupt(name, fmt.Errorf("holds blob %s", got))
 	}
-	return data, nil
+	return b, nil
+}
+
+// BlobLocation says which object holds blob id, as the index says, and
+// where in it its stored form lies (a loose blob: all of it);
+// ErrNotFound when the index does not name it.
+func (r *Repo) BlobLocation(ctx context.Context, id ID) (object string, off, length int64, err error) {
+	ix, err := r.loadIndex(ctx)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	r.mu.Lock()
+	l, ok := ix.blobs[id]
+	r.mu.Unlock()
+	switch {
+	case !ok:
+		return "", 0, 0, errMissing("blob", id.String())
+	case l.Loose:
+		return BlobObject(id), 0, int64(l.Length), nil
+	}
+	return PackObject(l.Pack), int64(l.Offset), int64(l.Length), nil
+}
+
+// A run of blobs read at once spans at most maxReadRun bytes, and skips
+// gaps of at most maxReadGap (blobs of the pack not asked for).
+const (
+	maxReadRun = 32 << 20
+	maxReadGap = 256 << 10
+)
+
+// readRange reads e's bytes of object name.
+func (r *Repo) readRange(ctx context.Context, name string, e packEntry) ([]byte, error) {
+	rc, err := r.store.Get(ctx, name, int64(e.Offset), int64(e.Length))
+	if errors.Is(err, dotmesh.ErrCorrupt) {
+		return nil, corrupt(name, err) // a short object: truncated
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b := make([]byte, e.Length)
+	if _, err := io.ReadFull(rc, b); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, corrupt(name, fmt.Errorf("shorter than the index says (%d bytes at offset %d)", e.Length, e.Offset))
+		}
+		return nil, err
+	}
+	return b, nil
 }
 
 // HasBlobs says for each of ids whether the repository holds it. It
-// answers from the index, one listing of data/ made on first use and
-// again after each Lock; blobs this Repo wrote are added.
+// answers from the index (the index objects, and loose blobs of older
+// repositories), read on first use and again after each Lock; blobs this
+// Repo flushed are added.
 func (r *Repo) HasBlobs(ctx context.Context, ids []ID) ([]bool, error) {
-	idx, err := r.loadIndex(ctx)
+	ix, err := r.loadIndex(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]bool, len(ids))
 	r.mu.Lock()
 	for i, id := range ids {
-		_, out[i] = idx[id]
+		_, out[i] = ix.blobs[id]
 	}
 	r.mu.Unlock()
 	return out, nil
 }
 
-func (r *Repo) loadIndex(ctx context.Context) (map[ID]struct{}, error) {
+func (r *Repo) loadIndex(ctx context.Context) (*repoIndex, error) {
 	r.mu.Lock()
-	idx := r.index
+	ix := r.index
 	r.mu.Unlock()
-	if idx != nil {
-		return idx, nil
+	if ix != nil {
+		return ix, nil
 	}
-	idx = map[ID]struct{}{}
-	err := r.ListBlobs(ctx, func(id ID, _ int64) error {
-		idx[id] = struct{}{}
-		return nil
-	})
+	ix, err := r.readIndex(ctx, false)
 	if err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
 	if r.index == nil {
-		r.index = idx
+		r.index = ix
 	}
-	idx = r.index
+	ix = r.index
 	r.mu.Unlock()
-	return idx, nil
+	return ix, nil
 }
 
 // ReloadIndex drops the index of blobs; the next HasBlobs or PutBlob
-// lists data/ again. Lock calls it.
+// reads it again. Lock calls it.
 func (r *Repo) ReloadIndex() {
 	r.mu.Lock()
 	r.index = nil
 	r.mu.Unlock()
 }
 
-// ListBlobs calls fn with the ID and stored size of every blob, in ID
-// order. Objects under data/ that are no blob's name are logged and
-// skipped (Check reports them).
+// ListBlobs calls fn with the ID and stored size of every blob the
+// index names, in ID order.
 func (r *Repo) ListBlobs(ctx context.Context, fn func(id ID, size int64) error) error {
-	return r.store.List(ctx, dataDir, func(oi bucket.ObjectInfo) error {
-		id, err := ParseBlobObject(oi.Name)
-		if err != nil {
-			r.log.Warn("repository: not a blob's name", "object", oi.Name, "err", err)
-			return nil
+	ix, err := r.loadIndex(ctx)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	locs := make([]blobLoc, 0, len(ix.blobs))
+	for _, l := range ix.blobs {
+		locs = append(locs, l)
+	}
+	r.mu.Unlock()
+	slices.SortFunc(locs, func(a, b blobLoc) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	for _, l := range locs {
+		if err := fn(l.ID, int64(l.Length)); err != nil {
+			return err
 		}
-		return fn(id, oi.Size)
-	})
+	}
+	return nil
 }
 
 // ParseBlobObject is the blob ID whose store object is name; names of
@@ -135,18 +325,12 @@ func ParseBlobObject(name string) (ID, error) {
 	return ParseID(rest[3:])
 }
 
-// DeleteBlob removes blob id (no error when missing). Only a holder of
-// an exclusive lock may delete: others may be about to reference it.
+// DeleteBlob removes blob id (no error when missing): its pack is
+// repacked without it (Prune). Only a holder of an exclusive lock may
+// delete: others may be about to reference it.
 func (r *Repo) DeleteBlob(ctx context.Context, id ID) error {
-	if err := r.store.Delete(ctx, BlobObject(id)); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	if r.index != nil {
-		delete(r.index, id)
-	}
-	r.mu.Unlock()
-	return nil
+	_, err := r.prune(ctx, func(b ID) bool { return b != id }, PruneOptions{}, &id)
+	return err
 }
 
 // errMissing wraps ErrNotFound for a missing object of the repository.

@@ -10,12 +10,14 @@
 // password is ErrWrongPassword, at once). A writer takes Lock (shared to
 // add, exclusive to delete), asks HasBlobs which of its chunks the
 // repository lacks (BlobID maps the chunks' BLAKE3 hashes), stores them
-// with PutBlob, writes records (PutRecord: commit records, manifests),
-// and moves a ref with SetRef from the version GetRef gave. GetBlob and
-// GetRecord never return what fails its seal or ID: a CorruptError names
-// the object. Check verifies every object, and blobs (all or a sample)
-// with ReadData. Errors wrap the dotmesh sentinels. Unlock held locks
-// before Close.
+// with PutBlob (into packs), calls Flush, then writes records (PutRecord:
+// commit records, manifests) and moves a ref with SetRef from the version
+// GetRef gave. GetBlob, GetBlobs (adjacent blobs of a pack in one ranged
+// read) and GetRecord never return what fails its seal or ID: a
+// CorruptError names the object. Check verifies every object and every
+// pack's header, and blobs (all or a sample of packs) with ReadData;
+// Prune removes unused blobs under the exclusive lock. Errors wrap the
+// dotmesh sentinels. Unlock held locks before Close.
 //
 // # Keys
 //
@@ -34,7 +36,9 @@
 //	name                               kind    what
 //	config                             -       JSON: version, id, encrypted, cipher, chunker, config MAC
 //	keys/<16 random bytes, hex>        -       JSON: KDF name and parameters, salt, sealed master key
-//	data/<2 hex>/<64 hex>              blob    a blob; the name is its ID (below)
+//	packs/<2 hex>/<64 hex>             -       many sealed blobs and their sealed header (below); the name is random
+//	index/<64 hex>                     record  which blobs each pack holds, where (below); the name is random
+//	data/<2 hex>/<64 hex>              blob    a loose blob (repositories written before packs); the name is its ID
 //	records/<kind>/<token>.r           record  a named record of a kind ("commit", "manifest", ...)
 //	refs/<token>/v<20-digit version>   ref     one version of a ref (a branch head)
 //	locks/<16 random bytes, hex>       lock    JSON: scope, exclusive, time, host, pid, user
@@ -59,7 +63,8 @@
 // hex. Tokens are hex, so the ".r" and "v" leaves never collide with a
 // folder (a directory store cannot keep "a" and "a/b" both).
 //
-// Every object but config and keys/ has this layout:
+// Every object but config, keys/ and packs/ (whose blobs and header
+// each have it) has this layout:
 //
 //	sealed: "DMR" | version 0x01 | kind | 0x01 | nonce | AEAD(encoding | body)
 //	plain:  "DMR" | version 0x01 | kind | 0x00 | encoding | body | SHA-256(header | name | encoding | body)
@@ -78,6 +83,43 @@
 // so each is sealed in one piece and memory stays bounded by a few
 // objects in flight.
 //
+// # Packs and the index
+//
+// Blobs are stored many to an object, as restic does: an S3 server's
+// cost is per object, and a clone reads a file's chunks in few requests.
+// A pack is
+//
+//	blob | blob | ... | header | uint32 LE length of the header | "DMPK"
+//
+// Each blob in it is sealed on its own exactly as a loose blob would be
+// (kind blob, bound to the name data/<2 hex>/<ID>), so a ranged read
+// opens one blob and checks it against its ID. The header is a record
+// sealed under the name "<pack object>#header" (bound to its pack):
+// version 1, a uvarint count, then per blob its ID (32 bytes), offset and
+// stored length (uvarints); the blobs tile the pack from byte 0 to the
+// header, so a pack alone rebuilds its part of the index. A pack stays
+// under PackSize (DefaultPackSize, under bucket/s3's PartSize: one PUT),
+// unless one blob is bigger; a writer spools it to an unlinked temporary
+// file and holds at most PacksInFlight at once, so its heap stays small.
+//
+// An index object is a record: version 1, then per pack its ID and the
+// same entries as its header. A writer stores a pack, then an index
+// object naming it (after every few packs, and at Flush); a blob is
+// present (HasBlobs) only once both are stored, so a writer killed
+// between leaves a pack no index names: garbage that no reader sees,
+// whose blobs the next run stores again, and that Prune removes. A
+// Repo reads all index objects (and lists data/ for loose blobs) on
+// first use and after each Lock. Repositories written before packs keep
+// their loose blobs, read and pruned as before; new blobs go into packs
+// (the format version stays 1: packs and index objects are new names).
+//
+// Prune keeps the blobs a caller says are used: packs holding none go,
+// packs whose unused bytes exceed MaxUnused (DefaultMaxUnused) of them
+// are repacked. Its steps keep every used blob reachable: new packs, then
+// index objects naming everything that stays, then the old index objects
+// go, then the old packs; a crash leaves duplicates or garbage, never a
+// missing blob.
+//
 // # Writers
 //
 // Blobs are immutable and written with Put (the same name always holds
@@ -89,9 +131,9 @@
 // conditional writes the swap runs under an exclusive "refs" lock. Locks follow restic: an object
 // per holder, refreshed while held, stale after a while without refresh;
 // shared locks for writers that only add (push), an exclusive one for
-// what deletes (gc). The set of blobs a Repo knows (its index, one
-// listing of data/) is reloaded when a lock is taken, so a blob skipped
-// as present cannot be deleted under a lock holder.
+// what deletes (gc). The set of blobs a Repo knows (its index) is
+// reloaded when a lock is taken, so a blob skipped as present cannot be
+// deleted under a lock holder.
 //
 // The format is versioned: the config's version and every object's
 // version byte. A reader refuses versions it does not know.

@@ -72,6 +72,12 @@ type Options struct {
 	// machine's.
 	Host string
 	PID  int
+	// PackSize bounds a pack of blobs (default DefaultPackSize, at most
+	// MaxObjectSize); PacksInFlight bounds the packs being filled or
+	// uploaded at once (default 3; spooled to temporary files, so the
+	// disk holds about PackSize*PacksInFlight, not the heap).
+	PackSize      int
+	PacksInFlight int
 }
 
 // Repo is an open repository. Its methods are safe for concurrent use.
@@ -85,7 +91,8 @@ type Repo struct {
 	log    *slog.Logger
 
 	mu    sync.Mutex
-	index map[ID]struct{} // blobs known present; nil until loaded
+	index *repoIndex // what is stored; nil until loaded
+	pk    *packer
 }
 
 func (o Options) withDefaults() Options {
@@ -103,6 +110,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PID == 0 {
 		o.PID = defaultPID()
+	}
+	if o.PackSize <= 0 || o.PackSize > MaxObjectSize {
+		o.PackSize = DefaultPackSize
+	}
+	if o.PacksInFlight <= 0 {
+		o.PacksInFlight = 3
 	}
 	return o
 }
@@ -187,7 +200,8 @@ func Init(ctx context.Context, st bucket.Store, o InitOptions, opts Options) (*R
 		}
 		return nil, err
 	}
-	r.index = map[ID]struct{}{}
+	r.index = newRepoIndex()
+	r.pk = newPacker(r)
 	return r, nil
 }
 
@@ -229,6 +243,7 @@ func Open(ctx context.Context, st bucket.Store, password []byte, opts Options) (
 	if r.codec, err = newCodec(keys); err != nil {
 		return nil, err
 	}
+	r.pk = newPacker(r)
 	return r, nil
 }
 
@@ -283,8 +298,10 @@ func (r *Repo) Config() Config { return r.cfg }
 // Store returns the store the repository lives in.
 func (r *Repo) Store() bucket.Store { return r.store }
 
-// Close releases the Repo's resources (not the store's).
+// Close releases the Repo's resources (not the store's). Blobs not
+// flushed are dropped: packs stored without an index are garbage.
 func (r *Repo) Close() error {
+	r.pk.close()
 	r.codec.close()
 	return nil
 }

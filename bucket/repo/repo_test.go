@@ -98,8 +98,10 @@ func TestRoundTrip(t *testing.T) {
 						t.Fatalf("second PutBlob of the same data: stored %v, %v", stored, err)
 					}
 				}
+				flush(t, r)
 				// The compressible blob is stored compressed.
-				if sz := len(rawGet(t, st, BlobObject(ids[1]))); sz > len(compressible)/10 {
+				if _, e := packOf(t, r, ids[1]); int(e.Length) > len(compressible)/10 {
+					sz := e.Length
 					t.Errorf("compressible blob of %d bytes stored in %d", len(compressible), sz)
 				}
 				if err := r.PutRecord(ctx, "commit", "admin/dot/c1", []byte(`{"id":"c1"}`)); err != nil {
@@ -209,6 +211,7 @@ func TestNamesHideContent(t *testing.T) {
 		if _, _, err := r.PutBlob(ctx, data); err != nil {
 			t.Fatal(err)
 		}
+		flush(t, r)
 		if err := r.PutRecord(ctx, "commit", "secretdot", []byte("plaintext-marker")); err != nil {
 			t.Fatal(err)
 		}
@@ -240,7 +243,9 @@ func TestPlainRepository(t *testing.T) {
 		if id != ID(ContentHash(data)) {
 			t.Fatalf("plain blob id %s is not the content hash", id)
 		}
-		stored := rawGet(t, st, BlobObject(id))
+		flush(t, r)
+		pack, e := packOf(t, r, id)
+		stored := rawGet(t, st, pack)
 		if !bytes.Contains(stored, data) {
 			t.Fatal("a plain repository's blob does not hold its plaintext")
 		}
@@ -255,9 +260,9 @@ func TestPlainRepository(t *testing.T) {
 			t.Fatalf("AddKey on a plain repository: %v", err)
 		}
 		// The checksum still catches a flipped bit.
-		stored[len(stored)/2] ^= 1
-		rawPut(t, st, BlobObject(id), stored)
-		if _, err := r.GetBlob(ctx, id); !errors.Is(err, dotmesh.ErrCorrupt) || !strings.Contains(err.Error(), BlobObject(id)) {
+		stored[e.Offset+e.Length/2] ^= 1
+		rawPut(t, st, pack, stored)
+		if _, err := r.GetBlob(ctx, id); !errors.Is(err, dotmesh.ErrCorrupt) || !strings.Contains(err.Error(), pack) {
 			t.Fatalf("GetBlob of a changed plain blob: %v", err)
 		}
 		// A second Init over it is refused.
@@ -309,6 +314,7 @@ func TestKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		flush(t, r)
 		if b, err := r2.GetBlob(ctx, id); err != nil || string(b) != "shared" {
 			t.Fatalf("GetBlob through the second key: %q, %v", b, err)
 		}
@@ -342,20 +348,23 @@ func TestTamper(t *testing.T) {
 			forEachStore(t, func(t *testing.T, st bucket.Store) {
 				ctx := context.Background()
 				r := initRepo(t, st, plain)
-				a, _, err := r.PutBlob(ctx, randomData(10000))
-				if err != nil {
-					t.Fatal(err)
+				// One pack each (a flush after each blob).
+				put := func() ID {
+					id, _, err := r.PutBlob(ctx, randomData(10000))
+					if err != nil {
+						t.Fatal(err)
+					}
+					flush(t, r)
+					return id
 				}
-				b, _, _ := r.PutBlob(ctx, randomData(10000))
-				c, _, _ := r.PutBlob(ctx, randomData(10000))
-				d, _, _ := r.PutBlob(ctx, randomData(10000))
+				a, b, c, d := put(), put(), put(), put()
 				r.PutRecord(ctx, "commit", "one", []byte("record one"))
 				r.PutRecord(ctx, "commit", "two", []byte("record two"))
-				obj := func(id ID) string { return BlobObject(id) }
+				obj := func(id ID) string { p, _ := packOf(t, r, id); return p }
 				rec := func(name string) string { n, _ := r.recordName("commit", name); return n }
 
 				changed := rawGet(t, st, obj(a))
-				changed[len(changed)-40] ^= 0x80
+				changed[len(changed)/3] ^= 0x80 // in the blob, not the header
 				rawPut(t, st, obj(a), changed)
 				rawPut(t, st, obj(b), rawGet(t, st, obj(b))[:5000])
 				rawPut(t, st, obj(c), rawGet(t, st, obj(d))) // swapped
@@ -397,9 +406,10 @@ func TestTamper(t *testing.T) {
 				if err := res.Err(); !errors.Is(err, dotmesh.ErrCorrupt) {
 					t.Fatalf("CheckResult.Err = %v", err)
 				}
-				// Without ReadData blobs are not opened: only the records.
+				// Without ReadData blobs are not opened: the records, and
+				// the packs whose header fails (truncated, swapped).
 				res, _ = r.Check(ctx, CheckOptions{})
-				if len(res.Problems) != 2 || res.BlobsRead != 0 {
+				if len(res.Problems) != 4 || res.BlobsRead != 0 {
 					t.Fatalf("Check without data: %d problems, %d blobs read", len(res.Problems), res.BlobsRead)
 				}
 				// A stray object is named.
@@ -745,6 +755,7 @@ func TestLockReloadsIndex(t *testing.T) {
 		b := openRepo(t, st, "secret one")
 		data := []byte("chunk")
 		id, _, _ := a.PutBlob(ctx, data)
+		flush(t, a)
 		if has, _ := b.HasBlobs(ctx, []ID{id}); !has[0] {
 			t.Fatal("HasBlobs misses a blob")
 		}
@@ -791,7 +802,8 @@ func TestBadArguments(t *testing.T) {
 		if _, _, err := r.PutBlob(ctx, make([]byte, MaxObjectSize+1)); !errors.Is(err, dotmesh.ErrInvalidArgument) {
 			t.Errorf("PutBlob over the size limit: %v", err)
 		}
-		if names := objectNames(t, st, dataDir); len(names) != 0 {
+		flush(t, r)
+		if names := objectNames(t, st, packsDir); len(names) != 0 {
 			t.Fatalf("refused writes left %v", names)
 		}
 	})
@@ -862,6 +874,10 @@ func TestPutHashedBlob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := r.GetBlob(ctx, bad); !errors.As(err, new(*CorruptError)) {
+		t.Fatalf("GetBlob of a pending blob stored under a wrong hash: %v; want a CorruptError", err)
+	}
+	flush(t, r)
 	var ce *CorruptError
 	if _, err := r.GetBlob(ctx, bad); !errors.As(err, &ce) {
 		t.Fatalf("GetBlob of a blob stored under a wrong hash: %v; want a CorruptError", err)

@@ -62,6 +62,8 @@ func TestSeaweedFS(t *testing.T) {
 		"Refs": TestRefs, "RefRace": TestRefRace, "Locks": TestLocks,
 		"LockRace": TestLockRace, "LockReloadsIndex": TestLockReloadsIndex,
 		"BadArguments": TestBadArguments, "RefSwapLostAnswer": TestRefSwapLostAnswer,
+		"Packs": TestPacks, "PackResume": TestPackResume, "LooseBlobs": TestLooseBlobs,
+		"CheckPacks": TestCheckPacks,
 	} {
 		t.Run(name, test)
 	}
@@ -79,6 +81,7 @@ func testReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	flush(t, w)
 	if _, err := w.SetRef(ctx, "dot/master", 0, []byte("head")); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +95,10 @@ func testReadOnly(t *testing.T) {
 	if b, err := r.GetBlob(ctx, id); err != nil || string(b) != "chunk" {
 		t.Fatalf("GetBlob with read-only credentials: %q, %v", b, err)
 	}
-	if _, _, err := r.PutBlob(ctx, []byte("new chunk")); !errors.Is(err, dotmesh.ErrPermissionDenied) {
+	if _, _, err := r.PutBlob(ctx, []byte("new chunk")); err != nil {
+		t.Fatalf("PutBlob with read-only credentials (packed, not yet stored): %v", err)
+	}
+	if err := r.Flush(ctx); !errors.Is(err, dotmesh.ErrPermissionDenied) {
 		t.Fatalf("PutBlob with read-only credentials: %v", err)
 	}
 	if _, err := r.SetRef(ctx, "dot/master", 1, []byte("other")); !errors.Is(err, dotmesh.ErrPermissionDenied) {
@@ -124,6 +130,7 @@ func testServerKilled(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
+	flush(t, r)
 	stop := make(chan struct{})
 	done := make(chan error)
 	go func() { // a writer that keeps going while the server dies
@@ -136,7 +143,11 @@ func testServerKilled(t *testing.T) {
 			default:
 			}
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			if _, _, err := r.PutBlob(cctx, randomData(256<<10)); err != nil && failed == nil {
+			_, _, err := r.PutBlob(cctx, randomData(256<<10))
+			if err == nil {
+				err = r.Flush(cctx)
+			}
+			if err != nil && failed == nil {
 				failed = err
 			}
 			cancel()

@@ -409,7 +409,7 @@ func TestBucketListLogGCVerify(t *testing.T) {
 	}
 	failsWith(t, runDM(t, pw, "verify", "b", "--read-data=0"), "must be a percentage")
 	var blob string
-	filepath.WalkDir(filepath.Join(dir, "data"), func(path string, d os.DirEntry, err error) error {
+	filepath.WalkDir(filepath.Join(dir, "packs"), func(path string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && blob == "" {
 			blob = path
 		}
@@ -419,7 +419,7 @@ func TestBucketListLogGCVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[len(b)/2] ^= 1
+	b[10] ^= 1 // in the pack's first blob, which the clone needs
 	if err := os.WriteFile(blob, b, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -220,7 +220,7 @@ func TestBucketMaintenanceS3(t *testing.T) {
 	e.ok("verify", "s3", "--read-data")
 	st := srv.Open(t, "e2e-maint")
 	var blob string
-	must(t, st.List(context.Background(), "data/", func(o bucket.ObjectInfo) error {
+	must(t, st.List(context.Background(), "packs/", func(o bucket.ObjectInfo) error {
 		if blob == "" {
 			blob = o.Name
 		}

@@ -27,7 +27,7 @@
 //	record commit <ns>/<dot>/<commit id>   JSON CommitRecord: the commit as sent, its tree's blobs, counts
 //	ref <ns>/<dot>/b/<branch>               JSON BranchRef: the head, when created and moved
 //	ref <ns>/<dot>/tags                     JSON TagsRef: all tags of the dot
-//	blobs                                   file chunks (the repository's chunker) and tree chunks
+//	blobs                                   file chunks (the repository's chunker) and tree chunks, in packs
 //
 // A commit's tree is one stream of entries in the neutral stream's order
 // (kind, path sharing its prefix with the previous one, mode, mtime; a
@@ -36,10 +36,13 @@
 // TreeEncoder. The stream is cut into blobs with the repository's
 // chunker, so an unchanged part of a tree deduplicates across commits.
 //
-// SendCommit stores the file chunks, then the tree's blobs, and only
-// once the neutral stream's trailer checked out the commit record: a
-// cut or corrupt stream leaves blobs (reused by the next attempt) but
-// no commit. A commit record is not yet part of anything: State lists
+// SendCommit stores the file chunks, then the tree's blobs, flushes
+// their packs and index (repo.Flush), and only once the neutral stream's
+// trailer checked out writes the commit record: a cut or corrupt stream
+// leaves blobs (flushed, so the next attempt skips them) but no commit.
+// FetchCommit reads chunks in batches of about 8 MiB (repo.GetBlobs), so
+// chunks stored side by side come in one ranged read. GC removes unused
+// blobs with repo.Prune (packs dropped or repacked). A commit record is not yet part of anything: State lists
 // it in Have (a re-run skips it) but a branch shows it only once
 // Finish moved the branch's ref to it (compare-and-swap from the
 // version read). Records and refs are JSON with a version field "v";

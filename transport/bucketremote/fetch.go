@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/dotmesh-io/dotmesh/bucket/repo"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"github.com/dotmesh-io/dotmesh/transport/neutral"
 )
@@ -122,43 +123,86 @@ func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.
 				return ctx.Err()
 			}
 		}
-		sem := make(chan struct{}, r.cfg.Parallel)
+		// Chunks are read in batches, one repo.GetBlobs each, so chunks
+		// lying next to each other in a pack come in one request; a batch
+		// holds back its items until its read started.
+		sem := make(chan struct{}, max(r.cfg.Parallel/2, 2))
 		what := fmt.Sprintf("commit %s", rec.Commit.ID)
-		walk := func(fn func(TreeEntry) error) error { return WalkTree(ctx, r.repo, rec, r.cfg.Parallel, fn) }
-		if base != nil {
-			walk = func(fn func(TreeEntry) error) error { return r.walkDelta(ctx, base, rec, fn) }
-		}
-		err := walk(func(te TreeEntry) error {
-			if err := send(fetchItem{entry: &te}); err != nil {
-				return err
-			}
-			for _, c := range te.Chunks {
-				f := make(chan chunkResult, 1)
+		var (
+			held  []fetchItem
+			ids   []repo.ID
+			lens  []uint32
+			futs  []chan chunkResult
+			bytes int64
+		)
+		start := func() error {
+			if len(ids) > 0 {
 				select {
 				case sem <- struct{}{}:
 				case <-ctx.Done():
 					return ctx.Err()
 				}
-				id := r.repo.BlobID(c.Hash)
+				ids, lens, futs := ids, lens, futs
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					data, err := r.repo.GetBlob(ctx, id)
+					data, err := r.repo.GetBlobs(ctx, ids)
 					<-sem
-					if err == nil && len(data) != int(c.Length) {
-						err = fmt.Errorf("%w: blob %s holds %d bytes where the tree says %d", dotmesh.ErrCorrupt, id, len(data), c.Length)
+					for i, f := range futs {
+						res := chunkResult{err: err}
+						if err == nil {
+							res.data = data[i]
+							if len(res.data) != int(lens[i]) {
+								res.err = fmt.Errorf("%w: blob %s holds %d bytes where the tree says %d", dotmesh.ErrCorrupt, ids[i], len(res.data), lens[i])
+							}
+						}
+						if res.err != nil {
+							id := ids[i]
+							var be *repo.BlobError
+							if errors.As(res.err, &be) {
+								id = be.ID
+							}
+							res.err = fmt.Errorf("%s: %w", what, blobErr(res.err, id))
+						}
+						f <- res
 					}
-					if err != nil {
-						err = fmt.Errorf("%s: %w", what, blobErr(err, id))
-					}
-					f <- chunkResult{data, err}
 				}()
-				if err := send(fetchItem{chunk: f}); err != nil {
+			}
+			for _, it := range held {
+				if err := send(it); err != nil {
 					return err
 				}
 			}
+			held, ids, lens, futs, bytes = nil, nil, nil, nil, 0
+			return nil
+		}
+		walk := func(fn func(TreeEntry) error) error { return WalkTree(ctx, r.repo, rec, r.cfg.Parallel, fn) }
+		if base != nil {
+			walk = func(fn func(TreeEntry) error) error { return r.walkDelta(ctx, base, rec, fn) }
+		}
+		err := walk(func(te TreeEntry) error {
+			held = append(held, fetchItem{entry: &te})
+			for _, c := range te.Chunks {
+				f := make(chan chunkResult, 1)
+				held = append(held, fetchItem{chunk: f})
+				ids = append(ids, r.repo.BlobID(c.Hash))
+				lens = append(lens, c.Length)
+				futs = append(futs, f)
+				bytes += int64(c.Length)
+				if bytes >= fetchBatch {
+					if err := start(); err != nil {
+						return err
+					}
+				}
+			}
+			if len(held) >= 256 {
+				return start()
+			}
 			return nil
 		})
+		if err == nil {
+			err = start()
+		}
 		if err != nil {
 			send(fetchItem{err: err})
 		}
@@ -194,6 +238,9 @@ func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.
 	}
 	return nw.Close()
 }
+
+// fetchBatch is the chunk bytes one read of a fetch asks for.
+const fetchBatch = 8 << 20
 
 // chunksReader reads a file's content from the next left chunk futures.
 type chunksReader struct {

@@ -729,7 +729,7 @@ func fetchBlobs(ctx context.Context, rp *repo.Repo, ids []repo.ID, ahead int) (n
 // dotmesh.ErrCorrupt, as the commit that names it is damaged.
 func blobErr(err error, id repo.ID) error {
 	if errors.Is(err, dotmesh.ErrNotFound) {
-		return fmt.Errorf("%w: blob %s is missing from the repository", dotmesh.ErrCorrupt, id)
+		return fmt.Errorf("%w: blob %s is missing from the repository (%v)", dotmesh.ErrCorrupt, id, err)
 	}
 	return err
 }

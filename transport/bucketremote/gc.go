@@ -27,9 +27,10 @@ const defaultLockStaleAfter = 30 * time.Minute
 // is marked Pruned: the bucket's history starts there, as on a node.
 //
 // Nothing is deleted until every kept commit's tree was read, and
-// deletion goes records first, then blobs no record names, then old ref
-// versions: an interruption leaves a readable repository and garbage
-// for the next GC.
+// deletion goes records first, then blobs no record names (repo.Prune:
+// packs holding only such blobs go, packs with much unused space are
+// repacked), then old ref versions: an interruption leaves a readable
+// repository and garbage for the next GC.
 func (r *Remote) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	var res GCResult
 	if opts.Keep < 0 {
@@ -70,20 +71,17 @@ func (r *Remote) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	if err != nil {
 		return res, gcRefused(stopAtBad("", dotmesh.DotName{}, "", err))
 	}
-	var garbage []repo.ID
-	if err := r.repo.ListBlobs(ctx, func(id repo.ID, size int64) error {
-		if _, ok := used[id]; !ok {
-			garbage = append(garbage, id)
-			res.Bytes += size
-		}
-		return nil
-	}); err != nil {
+	keep := func(id repo.ID) bool { _, ok := used[id]; return ok }
+	log := r.log.With("bucket", r.Location(), "keep", opts.Keep, "dry_run", opts.DryRun)
+	// Planned first, also for real: a damaged index stops GC before it
+	// deleted anything.
+	pr, err := r.repo.Prune(ctx, keep, repo.PruneOptions{DryRun: true})
+	if err != nil {
 		return res, gcRefused(err)
 	}
-	res.Blobs = len(garbage)
-	log := r.log.With("bucket", r.Location(), "keep", opts.Keep, "dry_run", opts.DryRun)
 	if opts.DryRun {
-		log.Info("gc", "commits", res.Commits, "unfinished", res.Unfinished, "blobs", res.Blobs, "bytes", res.Bytes)
+		res.Blobs, res.Bytes = pr.Blobs, pr.Bytes
+		log.Info("gc", "commits", res.Commits, "unfinished", res.Unfinished, "blobs", res.Blobs, "bytes", res.Bytes, "freed", pr.Freed)
 		return res, nil
 	}
 
@@ -133,23 +131,19 @@ func (r *Remote) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	}); err != nil {
 		return removed, err
 	}
-	if err := step("removing blobs", len(garbage), func(ctx context.Context, i int) error {
-		if err := r.repo.DeleteBlob(ctx, garbage[i]); err != nil {
-			return err
-		}
-		mu.Lock()
-		removed.Blobs++
-		mu.Unlock()
-		return nil
-	}); err != nil {
-		removed.Bytes = 0 // unknown: some of them
+	if err := lock.Err(); err != nil {
 		return removed, err
 	}
+	pr, err = r.repo.Prune(ctx, keep, repo.PruneOptions{Lock: lock})
+	if err != nil {
+		return removed, fmt.Errorf("gc stopped removing blobs (what is left is garbage for the next gc): %w", err)
+	}
+	res.Blobs, res.Bytes = pr.Blobs, pr.Bytes
 	refVersions, err := r.repo.CompactRefs(ctx)
 	if err != nil {
 		return res, fmt.Errorf("gc removed what it should, then compacting refs failed: %w", err)
 	}
-	log.Info("gc", "commits", res.Commits, "unfinished", res.Unfinished, "blobs", res.Blobs, "bytes", res.Bytes, "ref_versions", refVersions)
+	log.Info("gc", "commits", res.Commits, "unfinished", res.Unfinished, "blobs", res.Blobs, "bytes", res.Bytes, "freed", pr.Freed, "packs_deleted", pr.PacksDeleted, "packs_written", pr.PacksWritten, "ref_versions", refVersions)
 	return res, nil
 }
 

@@ -134,7 +134,7 @@ func (b *mtBucket) objects() map[string]int64 {
 	return out
 }
 
-// objectsUnder lists the names of the objects under dir ("data/").
+// objectsUnder lists the names of the objects under dir ("packs/").
 func (b *mtBucket) objectsUnder(dir string) []string {
 	var out []string
 	for name := range b.objects() {

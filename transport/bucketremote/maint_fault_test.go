@@ -26,7 +26,7 @@ func testVerifyMissing(t *testing.T, srv *s3test.Server) {
 	c := cs[0]
 	r := b.dial(repo.Options{})
 	n.push(mtDot, "master", r)
-	blobs := b.dataBlobs()
+	blobs := b.packs()
 	gone := blobs[len(blobs)/2]
 	if err := b.store().Delete(ctx, gone); err != nil {
 		t.Fatal(err)
@@ -69,8 +69,8 @@ func testDamagedObject(t *testing.T, srv *s3test.Server, truncate bool) {
 	clean := mustVerify(t, r)
 
 	st := b.store()
-	blobs := b.dataBlobs()
-	// The biggest blob: one of the files' chunks, which a clone needs.
+	blobs := b.packs()
+	// The biggest pack: it holds files' chunks, which a clone needs.
 	sizes := b.objects()
 	slices.SortStableFunc(blobs, func(x, y string) int { return int(sizes[y] - sizes[x]) })
 	victim := blobs[0]

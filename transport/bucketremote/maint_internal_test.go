@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -78,6 +79,9 @@ func (f *layoutFixture) commit(dot dotmesh.DotName, parent dotmesh.CommitID, sto
 	}
 	id, _, err := f.rp.PutBlob(ctx, tree.Bytes())
 	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.rp.Flush(ctx); err != nil {
 		f.t.Fatal(err)
 	}
 	rec.Tree, rec.TreeBytes = []repo.ID{id}, int64(tree.Len())
@@ -255,12 +259,15 @@ func TestGCPlan(t *testing.T) {
 // and its file other than "shared").
 func (f *layoutFixture) blobSizes(rec *CommitRecord) int64 {
 	f.t.Helper()
-	objs := f.objects()
+	objs := map[repo.ID]int64{}
+	if err := f.rp.ListBlobs(context.Background(), func(id repo.ID, size int64) error { objs[id] = size; return nil }); err != nil {
+		f.t.Fatal(err)
+	}
 	var n int64
 	err := WalkTree(context.Background(), f.rp, rec, 1, func(te TreeEntry) error {
 		if te.Path != "shared" {
 			for _, c := range te.Chunks {
-				n += objs[repo.BlobObject(f.rp.BlobID(c.Hash))]
+				n += objs[f.rp.BlobID(c.Hash)]
 			}
 		}
 		return nil
@@ -268,7 +275,7 @@ func (f *layoutFixture) blobSizes(rec *CommitRecord) int64 {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return n + objs[repo.BlobObject(rec.Tree[0])]
+	return n + objs[rec.Tree[0]]
 }
 
 // only is the one commit record of dot.
@@ -364,9 +371,19 @@ func TestVerifyStructure(t *testing.T) {
 	if err := f.rp.DeleteBlob(ctx, own); err != nil {
 		t.Fatal(err)
 	}
-	// c3's tree is damaged.
-	tree := repo.BlobObject(cs[2].Tree[0])
-	if err := f.st.Put(ctx, tree, strings.NewReader("garbage"), 7); err != nil {
+	// c3's tree is damaged (a byte flipped in its pack).
+	tree, off, n, err := f.rp.BlobLocation(ctx, cs[2].Tree[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := f.st.Get(ctx, tree, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pack, _ := io.ReadAll(rc)
+	rc.Close()
+	pack[off+n/2] ^= 1
+	if err := f.st.Put(ctx, tree, bytes.NewReader(pack), int64(len(pack))); err != nil {
 		t.Fatal(err)
 	}
 	for _, readData := range []bool{false, true} {

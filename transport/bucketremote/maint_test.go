@@ -181,7 +181,7 @@ func testListAndLog(t *testing.T, srv *s3test.Server) {
 }
 
 // mtDataBlobs is the blob objects of the bucket.
-func (b *mtBucket) dataBlobs() []string { return b.objectsUnder("data/") }
+func (b *mtBucket) packs() []string { return b.objectsUnder("packs/") }
 
 func mustVerify(t *testing.T, r *bucketremote.Remote) bucketremote.VerifyResult {
 	t.Helper()

@@ -90,8 +90,8 @@ type GCOptions struct {
 // GCResult says what GC removed (or would remove).
 type GCResult struct {
 	Commits int   `json:"commits"` // commit records removed
-	Blobs   int   `json:"blobs"`   // blobs no kept commit uses
-	Bytes   int64 `json:"bytes"`   // their stored size
+	Blobs   int   `json:"blobs"`   // blobs no kept commit uses, removed
+	Bytes   int64 `json:"bytes"`   // their stored size (what the bucket frees, less pack headers)
 	// Unfinished counts commits of pushes that never finished, removed
 	// once older than the repository's lock expiry.
 	Unfinished int `json:"unfinished"`

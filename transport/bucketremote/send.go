@@ -59,10 +59,19 @@ func (r *Remote) SendCommit(ctx context.Context, dot dotmesh.DotName, branch str
 	}
 	rec, err := r.storeTree(ctx, params, data, baseRec)
 	if err != nil {
+		// The chunks stored so far are sound (named by their content):
+		// flushed, a run again does not upload them anew.
+		if ferr := r.repo.Flush(context.WithoutCancel(ctx)); ferr != nil {
+			r.log.Warn("bucket: storing the chunks of a failed transfer", "commit", c.ID, "err", ferr)
+		}
 		return fmt.Errorf("storing commit %s of %s: %w", c.ID, dot, err)
 	}
 	rec.Commit = c
 	rec.Stored = r.now()
+	// The record names the blobs: their packs and index go first.
+	if err := r.repo.Flush(ctx); err != nil {
+		return fmt.Errorf("storing commit %s of %s: %w", c.ID, dot, err)
+	}
 	if err := r.lockErr(); err != nil {
 		return err
 	}

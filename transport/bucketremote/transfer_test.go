@@ -506,30 +506,40 @@ func TestCorruptBlob(t *testing.T) {
 			_, err := a.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
 			require.NoError(t, err)
 
-			var victim string
-			var size int64
-			require.NoError(t, filepath.Walk(filepath.Join(b.dir, "data"), func(p string, info os.FileInfo, err error) error {
-				if err == nil && info.Mode().IsRegular() && (victim == "" || (info.Size() > size) != tc.smallest) {
-					victim, size = p, info.Size()
+			// The blob's place in its pack, from the commit's record.
+			r := b.remote()
+			commits, err := bucketremote.LoadCommits(ctx, r.Repo(), app, 1, nil)
+			require.NoError(t, err)
+			require.Len(t, commits, 1)
+			var blob repo.ID
+			for _, rec := range commits {
+				blob = rec.Tree[0]
+				if !tc.smallest {
+					require.NoError(t, bucketremote.WalkTree(ctx, r.Repo(), rec, 1, func(te bucketremote.TreeEntry) error {
+						if len(te.Chunks) > 1 {
+							blob = r.Repo().BlobID(te.Chunks[1].Hash)
+						}
+						return nil
+					}))
 				}
-				return err
-			}))
+			}
+			object, off, n, err := r.Repo().BlobLocation(ctx, blob)
+			require.NoError(t, err)
+			victim := filepath.Join(b.dir, filepath.FromSlash(object))
 			if tc.remove {
 				require.NoError(t, os.Remove(victim))
 			} else {
 				raw, err := os.ReadFile(victim)
 				require.NoError(t, err)
-				raw[len(raw)/2] ^= 0x40
+				raw[off+n/2] ^= 0x40
 				require.NoError(t, os.WriteFile(victim, raw, 0o644))
 			}
-			object, _ := filepath.Rel(b.dir, victim)
-			object = filepath.ToSlash(object)
 
 			c := newNode(t)
 			_, err = c.node.Clone(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
 			require.ErrorIs(t, err, dotmesh.ErrCorrupt)
 			if tc.remove {
-				require.Contains(t, err.Error(), object[len("data/xx/"):])
+				require.Contains(t, err.Error(), object)
 			} else {
 				require.Contains(t, err.Error(), object)
 			}

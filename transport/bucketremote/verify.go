@@ -157,9 +157,10 @@ func (r *Remote) Verify(ctx context.Context, opts VerifyOptions) (VerifyResult, 
 	for _, p := range check.Problems {
 		var dot dotmesh.DotName
 		var commit dotmesh.CommitID
-		if id, err := repo.ParseBlobObject(p.Object); err == nil {
+		for _, id := range p.Blobs {
 			if c, ok := used[id]; ok {
 				dot, commit = c.dot, c.rec.Commit.ID
+				break
 			}
 		}
 		add(p.Object, dot, commit, p.Err)
