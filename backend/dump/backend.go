@@ -102,6 +102,7 @@ type Guarded struct {
 	guard.TreeFileOpener
 	guard.SourceDiffer
 	guard.StoreStatter
+	guard.WorkingStateAdopter
 	b *Backend
 }
 
@@ -145,7 +146,9 @@ func Open(dir string, opts Options) (*Guarded, error) {
 		TreeFileOpener:   g.TreeFileOpener(),
 		SourceDiffer:     g.SourceDiffer(),
 		StoreStatter:     g.StoreStatter(),
-		b:                b,
+
+		WorkingStateAdopter: g.WorkingStateAdopter(),
+		b:                   b,
 	}, nil
 }
 
