@@ -67,6 +67,9 @@ type Backend struct {
 	bytesRead atomic.Int64
 	// recvFlushTest overrides recvFlushBytes in tests (0: the default).
 	recvFlushTest atomic.Int64
+	// adoptStepTest, when set by a test, is called between the steps of
+	// AdoptWorkingState (crash tests kill the process there).
+	adoptStepTest func(step string)
 
 	pinTTL time.Duration
 	// receiving counts the receives running per target branch: their

@@ -196,27 +196,36 @@ func (b *Backend) AdoptWorkingState(ctx context.Context, from, to dotmesh.Branch
 		return refuse("it changed since commit " + string(c.ID))
 	}
 
+	step := func(string) {}
+	if b.adoptStepTest != nil {
+		step = b.adoptStepTest
+	}
 	tdir := b.branchDir(to)
 	if err := os.MkdirAll(tdir, b.passMode); err != nil {
 		return fmt.Errorf("adopt working state of %s as %s: %w", from, to, err)
 	}
+	step("dir")
 	if err := b.writeSynced(to, root); err != nil {
 		return err
 	}
+	step("synced")
 	if err := os.Rename(b.treeDir(from), b.treeDir(to)); err != nil {
 		return fmt.Errorf("adopt working state of %s as %s: %w", from, to, err)
 	}
+	step("renamed")
 	if err := os.Mkdir(b.commitsDir(to), privateDir); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("adopt working state of %s as %s: %w", from, to, err)
 	}
 	if err := syncDirectory(tdir); err != nil {
 		return fmt.Errorf("adopt working state of %s as %s: %w", from, to, err)
 	}
+	step("commits")
 	// No tree, no synced state: a stale one would be harmless (the next
 	// CreateBranch of from removes it) but misleading.
 	if err := os.Remove(b.syncedPath(from)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		b.log.WarnContext(ctx, "removing the synced state of a branch whose working state moved", "branch", from, "err", err)
 	}
+	step("unsynced")
 	if err := syncDirectory(b.branchDir(from)); err != nil {
 		return fmt.Errorf("adopt working state of %s as %s: %w", from, to, err)
 	}
