@@ -1,9 +1,11 @@
 package dotmesh_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -165,4 +167,63 @@ func TestNeutralCloneAdoptInterrupted(t *testing.T) {
 	st, err := b.node.Status(ctx, app)
 	require.NoError(t, err)
 	require.False(t, st.Usage.Dirty)
+}
+
+// inProcessTap is an in-process peer (as LocalTransport or a bucket
+// remote) that keeps the last stream it was sent.
+type inProcessTap struct {
+	dotmesh.Transport
+	last []byte
+}
+
+func (p *inProcessTap) InProcess() bool { return true }
+
+func (p *inProcessTap) SendCommit(ctx context.Context, dot dotmesh.DotName, branch string, c dotmesh.Commit, base *dotmesh.CommitID, format string, data io.Reader) error {
+	b, err := io.ReadAll(data)
+	if err != nil {
+		return err
+	}
+	p.last = b
+	return p.Transport.SendCommit(ctx, dot, branch, c, base, format, bytes.NewReader(b))
+}
+
+// TestNeutralInProcessUnchecked: a neutral stream between two transports
+// of one process carries no checksum (its trailer is zeros) and is taken
+// as it is; to a peer that is not known to be in the process the
+// checksum goes as always.
+func TestNeutralInProcessUnchecked(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := newEnv(t), newEnv(t), newEnv(t)
+	_, err := a.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	writeVariedTree(t, rootOf(t, a, ""), 4)
+	a.commit("one")
+
+	tap := &inProcessTap{Transport: dotmesh.LocalTransport(b.node)}
+	_, err = a.node.Push(ctx, app, "", tap, dotmesh.TransferOptions{Neutral: true})
+	require.NoError(t, err)
+	require.Greater(t, len(tap.last), 32)
+	require.Equal(t, make([]byte, 32), tap.last[len(tap.last)-32:], "in process: no checksum")
+	require.Equal(t, streamSummary(t, dirStream(t, rootOf(t, a, ""))), streamSummary(t, dirStream(t, rootOf(t, b, ""))))
+
+	var kept []byte
+	_, err = a.node.Push(ctx, app, "", &checkedTap{Transport: dotmesh.LocalTransport(c.node), last: &kept}, dotmesh.TransferOptions{Neutral: true})
+	require.NoError(t, err)
+	require.NotEqual(t, make([]byte, 32), kept[len(kept)-32:], "to a peer not in this process: checksummed")
+}
+
+// checkedTap keeps the last stream it was sent; it is not an
+// InProcessTransport.
+type checkedTap struct {
+	dotmesh.Transport
+	last *[]byte
+}
+
+func (p *checkedTap) SendCommit(ctx context.Context, dot dotmesh.DotName, branch string, c dotmesh.Commit, base *dotmesh.CommitID, format string, data io.Reader) error {
+	b, err := io.ReadAll(data)
+	if err != nil {
+		return err
+	}
+	*p.last = b
+	return p.Transport.SendCommit(ctx, dot, branch, c, base, format, bytes.NewReader(b))
 }

@@ -38,6 +38,9 @@ func recvBranch(branch string) string {
 // sendNeutral writes commit c as a neutral stream: a delta against base
 // when base is set (the receiver holds it), else the whole tree.
 func (n *Node) sendNeutral(ctx context.Context, d *Dot, be StorageBackend, c, base *Commit, w io.Writer) error {
+	if InProcessStream(ctx) {
+		w = neutral.UncheckedWriter(w)
+	}
 	if base != nil {
 		return n.sendNeutralDelta(ctx, d, be, base, c, w)
 	}
@@ -211,6 +214,9 @@ func (n *Node) receiveNeutral(ctx context.Context, t *transferTarget, c Commit, 
 	if err := emptyDir(dir); err != nil {
 		return nil, fmt.Errorf("clearing the receiving working state: %w", err)
 	}
+	if InProcessStream(ctx) {
+		r = neutral.UncheckedReader(r)
+	}
 	if base == nil {
 		err = neutral.Read(r, dir)
 	} else if err = n.writeBaseTree(ctx, t, base, dir); err == nil {
@@ -242,9 +248,9 @@ func (n *Node) writeBaseTree(ctx context.Context, t *transferTarget, base *Commi
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pw.CloseWithError(n.sendNeutral(ctx, t.dot, t.be, base, nil, pw))
+		pw.CloseWithError(n.sendNeutral(WithInProcessStream(ctx), t.dot, t.be, base, nil, pw))
 	}()
-	err := neutral.Read(pr, dir)
+	err := neutral.Read(neutral.UncheckedReader(pr), dir)
 	pr.CloseWithError(errors.New("base tree written")) // ends the writer if Read stopped early
 	<-done
 	if err != nil {
