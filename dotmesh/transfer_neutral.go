@@ -196,30 +196,52 @@ func (n *Node) scratchCopy(ctx context.Context, d *Dot, be StorageBackend, c *Co
 
 // receiveNeutral writes the tree of a neutral stream into the working
 // state of c's receiving storage and commits it there. A delta (base set)
-// is applied to base's tree, written there first from this node's own
-// copy of base: the wire carries the change only. The working state is
-// scratch until the commit: a failed or crashed receive leaves no
-// commit, and the next one empties it first.
+// is applied to base's tree, from this node's own copy of base: the wire
+// carries the change only. The working state is scratch until the
+// commit: a failed or crashed receive leaves no commit, and the next one
+// empties it first (or finds it not at base).
 func (n *Node) receiveNeutral(ctx context.Context, t *transferTarget, c Commit, base *Commit, r io.Reader) (map[string]string, error) {
 	tmp := BranchRef{Dot: t.dot.ID, Branch: c.Branch}
+	var baseRef *CommitRef
+	if base != nil {
+		ref := base.Ref()
+		baseRef = &ref
+	}
+	// A delta applies to a working state at base as it is: the one the
+	// receiving storage has when it is still at base (the previous
+	// commit received there), or one the backend makes from base (a
+	// clone, or a tree its change cache vouches for, so that the commit
+	// reads the changed files only). Otherwise base's tree is written.
+	atBase := false
 	dir, err := t.be.SubdotPath(ctx, tmp, RootSubdot)
 	if err != nil {
-		if err := t.be.CreateBranch(ctx, tmp, nil); err != nil {
+		if err := t.be.CreateBranch(ctx, tmp, baseRef); err != nil {
 			return nil, fmt.Errorf("making a working state to receive into: %w", err)
 		}
 		if dir, err = t.be.SubdotPath(ctx, tmp, RootSubdot); err != nil {
 			return nil, err
 		}
-	}
-	if err := emptyDir(dir); err != nil {
-		return nil, fmt.Errorf("clearing the receiving working state: %w", err)
+		atBase = base != nil
+	} else if base != nil {
+		u, err := dirtiness(ctx, t.be, tmp, baseRef)
+		atBase = err == nil && !u.Dirty
 	}
 	if InProcessStream(ctx) {
 		r = neutral.UncheckedReader(r)
 	}
-	if base == nil {
+	if !atBase {
+		if err := emptyDir(dir); err != nil {
+			return nil, fmt.Errorf("clearing the receiving working state: %w", err)
+		}
+		if base != nil {
+			err = n.writeBaseTree(ctx, t, base, dir)
+		}
+	}
+	switch {
+	case err != nil:
+	case base == nil:
 		err = neutral.Read(r, dir)
-	} else if err = n.writeBaseTree(ctx, t, base, dir); err == nil {
+	default:
 		err = neutral.ApplyDelta(r, dir, func(id string) error {
 			if id != string(base.ID) {
 				return fmt.Errorf("%w: neutral delta: against commit %q, where the sender named %s", ErrCorrupt, id, base.ID)
