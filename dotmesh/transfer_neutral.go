@@ -208,10 +208,10 @@ func (n *Node) receiveNeutral(ctx context.Context, t *transferTarget, c Commit, 
 		baseRef = &ref
 	}
 	// A delta applies to a working state at base as it is: the one the
-	// receiving storage has when it is still at base (the previous
-	// commit received there), or one the backend makes from base (a
-	// clone, or a tree its change cache vouches for, so that the commit
-	// reads the changed files only). Otherwise base's tree is written.
+	// receiving storage has when it is still at base (base is the commit
+	// received there last), or one the backend makes from base (a clone,
+	// or a tree its change cache vouches for, so that the commit reads
+	// the changed files only). Otherwise base's tree is written.
 	atBase := false
 	dir, err := t.be.SubdotPath(ctx, tmp, RootSubdot)
 	if err != nil {
@@ -222,7 +222,7 @@ func (n *Node) receiveNeutral(ctx context.Context, t *transferTarget, c Commit, 
 			return nil, err
 		}
 		atBase = base != nil
-	} else if base != nil {
+	} else if base != nil && base.Branch == tmp.Branch {
 		u, err := dirtiness(ctx, t.be, tmp, baseRef)
 		atBase = err == nil && !u.Dirty
 	}
