@@ -178,6 +178,25 @@ type TreeEntry struct {
 	Content string
 }
 
+// WorkingStateAdopter is an optional capability of backends that can
+// hand one branch's working state to another without writing it again
+// (dump: a rename). When a transfer makes a branch at the commit it has
+// just received, the working state of the receiving storage, from which
+// that commit was made, becomes the branch's instead of a second copy
+// restored from the commit. zfs and btrfs have no need of it: their
+// CreateBranch from a commit is a clone or snapshot already.
+type WorkingStateAdopter interface {
+	// AdoptWorkingState makes the working state of from, unchanged since
+	// commit c was made from it (or it was restored from c), the working
+	// state of to, which has none; from is left with no working state,
+	// its commits stay. ErrAlreadyExists if to has a working state;
+	// ErrConflict, changing nothing, if from has none or the backend
+	// cannot tell that it equals c (the caller then uses CreateBranch).
+	// Crash safety as CreateBranch's: to has no working state or all of
+	// it, from keeps its own until to has it.
+	AdoptWorkingState(ctx context.Context, from, to BranchRef, c CommitRef) error
+}
+
 // CommitViewer is an optional capability of backends whose commits are
 // readable directories already (btrfs read-only snapshots): Node.Files
 // reads a commit there rather than making a scratch branch of it.

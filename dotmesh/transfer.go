@@ -351,7 +351,7 @@ func missingTags(from, to []Tag) bool {
 
 // copyCommit streams one whole commit from src to dst, counting bytes.
 func copyCommit(ctx context.Context, src Transport, srcDot DotName, dst Transport, dstDot DotName, branch string, c Commit, base *CommitID, format string, moved *atomic.Int64, report func()) error {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(streamContext(ctx, src, dst))
 	defer cancel()
 	rc, err := src.FetchCommit(ctx, srcDot, c.ID, base, format)
 	if err != nil {
@@ -363,6 +363,15 @@ func copyCommit(ctx context.Context, src Transport, srcDot DotName, dst Transpor
 		return fmt.Errorf("transferring commit %s: %w", c.ID, err)
 	}
 	return nil
+}
+
+// streamContext is ctx, marked WithInProcessStream when both ends of a
+// commit's copy run in this process.
+func streamContext(ctx context.Context, src, dst Transport) context.Context {
+	if inProcess(src) && inProcess(dst) {
+		return WithInProcessStream(ctx)
+	}
+	return ctx
 }
 
 // newestHeld returns the nearest ancestor of c in history (the sender's)

@@ -38,6 +38,9 @@ func recvBranch(branch string) string {
 // sendNeutral writes commit c as a neutral stream: a delta against base
 // when base is set (the receiver holds it), else the whole tree.
 func (n *Node) sendNeutral(ctx context.Context, d *Dot, be StorageBackend, c, base *Commit, w io.Writer) error {
+	if InProcessStream(ctx) {
+		w = neutral.UncheckedWriter(w)
+	}
 	if base != nil {
 		return n.sendNeutralDelta(ctx, d, be, base, c, w)
 	}
@@ -193,27 +196,52 @@ func (n *Node) scratchCopy(ctx context.Context, d *Dot, be StorageBackend, c *Co
 
 // receiveNeutral writes the tree of a neutral stream into the working
 // state of c's receiving storage and commits it there. A delta (base set)
-// is applied to base's tree, written there first from this node's own
-// copy of base: the wire carries the change only. The working state is
-// scratch until the commit: a failed or crashed receive leaves no
-// commit, and the next one empties it first.
+// is applied to base's tree, from this node's own copy of base: the wire
+// carries the change only. The working state is scratch until the
+// commit: a failed or crashed receive leaves no commit, and the next one
+// empties it first (or finds it not at base).
 func (n *Node) receiveNeutral(ctx context.Context, t *transferTarget, c Commit, base *Commit, r io.Reader) (map[string]string, error) {
 	tmp := BranchRef{Dot: t.dot.ID, Branch: c.Branch}
+	var baseRef *CommitRef
+	if base != nil {
+		ref := base.Ref()
+		baseRef = &ref
+	}
+	// A delta applies to a working state at base as it is: the one the
+	// receiving storage has when it is still at base (base is the commit
+	// received there last), or one the backend makes from base (a clone,
+	// or a tree its change cache vouches for, so that the commit reads
+	// the changed files only). Otherwise base's tree is written.
+	atBase := false
 	dir, err := t.be.SubdotPath(ctx, tmp, RootSubdot)
 	if err != nil {
-		if err := t.be.CreateBranch(ctx, tmp, nil); err != nil {
+		if err := t.be.CreateBranch(ctx, tmp, baseRef); err != nil {
 			return nil, fmt.Errorf("making a working state to receive into: %w", err)
 		}
 		if dir, err = t.be.SubdotPath(ctx, tmp, RootSubdot); err != nil {
 			return nil, err
 		}
+		atBase = base != nil
+	} else if base != nil && base.Branch == tmp.Branch {
+		u, err := dirtiness(ctx, t.be, tmp, baseRef)
+		atBase = err == nil && !u.Dirty
 	}
-	if err := emptyDir(dir); err != nil {
-		return nil, fmt.Errorf("clearing the receiving working state: %w", err)
+	if InProcessStream(ctx) {
+		r = neutral.UncheckedReader(r)
 	}
-	if base == nil {
+	if !atBase {
+		if err := emptyDir(dir); err != nil {
+			return nil, fmt.Errorf("clearing the receiving working state: %w", err)
+		}
+		if base != nil {
+			err = n.writeBaseTree(ctx, t, base, dir)
+		}
+	}
+	switch {
+	case err != nil:
+	case base == nil:
 		err = neutral.Read(r, dir)
-	} else if err = n.writeBaseTree(ctx, t, base, dir); err == nil {
+	default:
 		err = neutral.ApplyDelta(r, dir, func(id string) error {
 			if id != string(base.ID) {
 				return fmt.Errorf("%w: neutral delta: against commit %q, where the sender named %s", ErrCorrupt, id, base.ID)
@@ -242,9 +270,9 @@ func (n *Node) writeBaseTree(ctx context.Context, t *transferTarget, base *Commi
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pw.CloseWithError(n.sendNeutral(ctx, t.dot, t.be, base, nil, pw))
+		pw.CloseWithError(n.sendNeutral(WithInProcessStream(ctx), t.dot, t.be, base, nil, pw))
 	}()
-	err := neutral.Read(pr, dir)
+	err := neutral.Read(neutral.UncheckedReader(pr), dir)
 	pr.CloseWithError(errors.New("base tree written")) // ends the writer if Read stopped early
 	<-done
 	if err != nil {

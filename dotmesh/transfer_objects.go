@@ -217,7 +217,7 @@ func copyCommitNegotiated(ctx context.Context, src Transport, srcDot DotName, ds
 	if f == nil {
 		return 0, copyCommit(ctx, src, srcDot, dst, dstDot, branch, c, base, format, moved, report)
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(streamContext(ctx, src, dst))
 	defer cancel()
 	rc, err := src.(ObjectTransport).FetchCommitWithout(ctx, srcDot, c.ID, base, format, f)
 	if err != nil {

@@ -363,7 +363,6 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 	if chain := ancestry(t.commits, req.Head); chain[len(chain)-1].Parent != "" && !chain[len(chain)-1].Pruned {
 		return nil, fmt.Errorf("%w: the history of %s is incomplete here (%s is missing); run the transfer again", ErrNotFound, req.Head, chain[len(chain)-1].Parent)
 	}
-	headR := head.Ref()
 	if t.staged {
 		return n.finishNewDot(ctx, t, name, branch, head)
 	}
@@ -380,7 +379,7 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 			return nil, err
 		}
 		br := &Branch{Dot: t.dot.ID, Name: branch, Head: head.ID, Created: n.now().UTC(), Master: n.nodeID(), Storage: storage}
-		if err := t.be.CreateBranch(ctx, br.Ref(), &headR); err != nil {
+		if err := n.branchAtReceived(ctx, t.be, br.Ref(), branch, head); err != nil {
 			return nil, fmt.Errorf("creating the working state of %s@%s: %w", name, branch, err)
 		}
 		if _, err := n.store.Txn(ctx, []Condition{IfAbsent(branchKey(t.dot.ID, branch))}, []Op{PutOp(branchKey(t.dot.ID, branch), encode(br))}); err != nil {
@@ -436,8 +435,7 @@ func (n *Node) finishNewDot(ctx context.Context, t *transferTarget, name DotName
 	d := *t.dot
 	d.Current = branch
 	br := &Branch{Dot: d.ID, Name: branch, Head: head.ID, Created: n.now().UTC(), Master: n.nodeID()}
-	headR := head.Ref()
-	if err := t.be.CreateBranch(ctx, br.Ref(), &headR); err != nil && !errors.Is(err, ErrAlreadyExists) {
+	if err := n.branchAtReceived(ctx, t.be, br.Ref(), branch, head); err != nil && !errors.Is(err, ErrAlreadyExists) {
 		return nil, fmt.Errorf("creating the working state of %s@%s: %w", name, branch, err)
 	}
 	_, err := n.store.Txn(ctx,
@@ -454,6 +452,24 @@ func (n *Node) finishNewDot(ctx context.Context, t *transferTarget, name DotName
 		n.log.WarnContext(ctx, "making the stable path of a new dot", "dot", name.String(), "err", err)
 	}
 	return &FinishResult{Head: head.ID, Created: true}, nil
+}
+
+// branchAtReceived makes the working state of br (of the branch named
+// branch) equal to head. When head was received into branch's receiving
+// storage and the backend is a WorkingStateAdopter, that storage's
+// working state, from which head was committed, becomes br's: the tree
+// is not written a second time. Otherwise, or when the backend cannot
+// vouch for it, CreateBranch restores head.
+func (n *Node) branchAtReceived(ctx context.Context, be StorageBackend, br BranchRef, branch string, head *Commit) error {
+	headR := head.Ref()
+	if a, ok := be.(WorkingStateAdopter); ok && head.Branch == recvBranch(branch) {
+		err := a.AdoptWorkingState(ctx, headR.BranchRef, br, headR)
+		if err == nil || !errors.Is(err, ErrConflict) {
+			return err
+		}
+		n.log.DebugContext(ctx, "restoring a received commit: the receiving working state cannot be taken over", "branch", br.String(), "err", err)
+	}
+	return be.CreateBranch(ctx, br, &headR)
 }
 
 // inHistory reports whether id is head or one of its ancestors.

@@ -211,3 +211,34 @@ type ObjectTransport interface {
 	// as held by the receiver.
 	FetchCommitWithout(ctx context.Context, dot DotName, id CommitID, base *CommitID, format string, f *ObjectFilter) (io.ReadCloser, error)
 }
+
+// InProcessTransport is an optional Transport capability: the peer runs
+// in this process (LocalTransport, a bucket remote), so a stream copied
+// between two such transports never leaves it. Its bytes are then
+// checksummed where they are stored or read (a backend's objects, a
+// bucket's sealed objects), not once more on each side of a pipe.
+type InProcessTransport interface {
+	InProcess() bool
+}
+
+type inProcessKey struct{}
+
+// WithInProcessStream marks ctx as that of one commit's copy whose
+// stream goes through memory only, from a writer to a reader that both
+// get ctx: a neutral stream is then written and read without its
+// checksum (neutral.UncheckedWriter, neutral.UncheckedReader).
+func WithInProcessStream(ctx context.Context) context.Context {
+	return context.WithValue(ctx, inProcessKey{}, true)
+}
+
+// InProcessStream reports whether ctx was marked by WithInProcessStream.
+func InProcessStream(ctx context.Context) bool {
+	v, _ := ctx.Value(inProcessKey{}).(bool)
+	return v
+}
+
+// inProcess reports whether t runs in this process.
+func inProcess(t Transport) bool {
+	ip, ok := t.(InProcessTransport)
+	return ok && ip.InProcess()
+}

@@ -137,3 +137,6 @@ func (n *Node) sendCommitStream(ctx context.Context, name DotName, id CommitID, 
 	}
 	return be.Send(ctx, c.Ref(), headRef(bc), w)
 }
+
+// InProcess implements InProcessTransport.
+func (l localTransport) InProcess() bool { return true }

@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) dotmesh.StorageBackend) {
 		{"Branch", branchTests},
 		{"Commit", commitTests},
 		{"Branching", branchingTests},
+		{"Adopt", adoptTests},
 		{"Usage", usageTests},
 		{"Transfer", transferTests},
 		{"Errors", errorTests},

@@ -37,6 +37,8 @@ var capabilities = map[string]func(any) bool{
 	"CommitViewer":     func(b any) bool { _, ok := b.(dotmesh.CommitViewer); return ok },
 	"SourceDiffer":     func(b any) bool { _, ok := b.(dotmesh.SourceDiffer); return ok },
 	"InodeKeeper":      func(b any) bool { _, ok := b.(dotmesh.InodeKeeper); return ok },
+
+	"WorkingStateAdopter": func(b any) bool { _, ok := b.(dotmesh.WorkingStateAdopter); return ok },
 }
 
 // testCapabilitiesKept: a wrapped backend (one with Unwrap) has exactly
@@ -138,6 +140,11 @@ func testClosedRefuses(f *fixture) {
 		calls["DiffDatabase"] = func() error {
 			_, err := x.DiffDatabase(ctx, "db", dotmesh.DatabaseSide{Commit: &c}, dotmesh.DatabaseSide{Live: &b}, dotmesh.RowDiffOptions{})
 			return err
+		}
+	}
+	if x, ok := be.(dotmesh.WorkingStateAdopter); ok {
+		calls["AdoptWorkingState"] = func() error {
+			return x.AdoptWorkingState(ctx, b, dotmesh.BranchRef{Dot: b.Dot, Branch: "adopter"}, c)
 		}
 	}
 	var first error

@@ -80,6 +80,9 @@ type Backend struct {
 	bytesRead atomic.Int64
 	// recvFlushTest overrides recvFlushBytes in tests (0: the default).
 	recvFlushTest atomic.Int64
+	// adoptStepTest, when set by a test, is called between the steps of
+	// AdoptWorkingState (crash tests kill the process there).
+	adoptStepTest func(step string)
 
 	pinTTL time.Duration
 	// receiving counts the receives running per target branch: their
@@ -115,6 +118,7 @@ type Guarded struct {
 	guard.TreeFileOpener
 	guard.SourceDiffer
 	guard.StoreStatter
+	guard.WorkingStateAdopter
 	b *Backend
 }
 
@@ -158,7 +162,9 @@ func Open(dir string, opts Options) (*Guarded, error) {
 		TreeFileOpener:   g.TreeFileOpener(),
 		SourceDiffer:     g.SourceDiffer(),
 		StoreStatter:     g.StoreStatter(),
-		b:                b,
+
+		WorkingStateAdopter: g.WorkingStateAdopter(),
+		b:                   b,
 	}, nil
 }
 

@@ -149,3 +149,85 @@ func (b *Backend) branchExists(br dotmesh.BranchRef) bool {
 	}
 	return false
 }
+
+var (
+	_ dotmesh.WorkingStateAdopter = (*Backend)(nil)
+	_ dotmesh.WorkingStateAdopter = (*Guarded)(nil)
+)
+
+// AdoptWorkingState implements dotmesh.WorkingStateAdopter: from's tree
+// is renamed to be to's, and its synced manifest goes with it, so no file
+// is written again and the change cache still vouches for every one.
+// Only a plain tree passes (no database sources bound to from), and only
+// when its synced manifest is c's and a stat walk finds it unchanged.
+//
+// Order for crash safety: to's synced file first (harmless without a
+// tree: CreateBranch removes it), then the tree's rename (atomic), then
+// from's stale synced file goes.
+func (b *Backend) AdoptWorkingState(ctx context.Context, from, to dotmesh.BranchRef, c dotmesh.CommitRef) error {
+	if exists, err := b.treeExists(to); err != nil {
+		return err
+	} else if exists {
+		return fmt.Errorf("%w: branch %s already has a working state", dotmesh.ErrAlreadyExists, to)
+	}
+	refuse := func(why string) error {
+		return fmt.Errorf("%w: the working state of %s cannot pass to %s: %s", dotmesh.ErrConflict, from, to, why)
+	}
+	if exists, err := b.treeExists(from); err != nil {
+		return err
+	} else if !exists {
+		return refuse("it has none")
+	}
+	for _, p := range []string{b.sourcesPath(from), b.sourceStatesPath(from)} {
+		if _, err := os.Lstat(p); err == nil {
+			return refuse("database sources are bound to it")
+		}
+	}
+	_, root, err := b.readRecord(c)
+	if err != nil {
+		return err
+	}
+	if synced, ok := b.readSynced(from); !ok || synced != root {
+		return refuse("it was not last synced with commit " + string(c.ID))
+	}
+	if u, err := b.Usage(ctx, from, &c); err != nil {
+		return err
+	} else if u.Dirty {
+		return refuse("it changed since commit " + string(c.ID))
+	}
+
+	step := func(string) {}
+	if b.adoptStepTest != nil {
+		step = b.adoptStepTest
+	}
+	tdir := b.branchDir(to)
+	if err := os.MkdirAll(tdir, b.passMode); err != nil {
+		return fmt.Errorf("adopt working state of %s as %s: %w", from, to, err)
+	}
+	step("dir")
+	if err := b.writeSynced(to, root); err != nil {
+		return err
+	}
+	step("synced")
+	if err := os.Rename(b.treeDir(from), b.treeDir(to)); err != nil {
+		return fmt.Errorf("adopt working state of %s as %s: %w", from, to, err)
+	}
+	step("renamed")
+	if err := os.Mkdir(b.commitsDir(to), privateDir); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("adopt working state of %s as %s: %w", from, to, err)
+	}
+	if err := syncDirectory(tdir); err != nil {
+		return fmt.Errorf("adopt working state of %s as %s: %w", from, to, err)
+	}
+	step("commits")
+	// No tree, no synced state: a stale one would be harmless (the next
+	// CreateBranch of from removes it) but misleading.
+	if err := os.Remove(b.syncedPath(from)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		b.log.WarnContext(ctx, "removing the synced state of a branch whose working state moved", "branch", from, "err", err)
+	}
+	step("unsynced")
+	if err := syncDirectory(b.branchDir(from)); err != nil {
+		return fmt.Errorf("adopt working state of %s as %s: %w", from, to, err)
+	}
+	return nil
+}

@@ -53,7 +53,9 @@
 //
 // Files are not read again when their size, mtime, ctime and inode match
 // the branch's synced manifest (the manifest of its last Commit, Rollback
-// or CreateBranch, with this node's stat data). Commits and restores wait
+// or CreateBranch, with this node's stat data). AdoptWorkingState renames
+// a tree to another branch with its synced manifest, so that a received
+// tree becomes a branch's working state without being written again. Commits and restores wait
 // for the filesystem clock to tick once before trusting stat data, so that
 // a later write can never leave size, mtime and ctime as they were; files
 // changed during a commit are "racily clean", keep no cache data and are

@@ -75,6 +75,7 @@ func testCrossBackend(t *testing.T, be dotmesh.StorageBackend) {
 	require.Equal(t, "dump", d.Backend)
 	requireSameTree(t, treeOf(t, a.root(app, "")), treeOf(t, c.root(app, "")))
 	require.Equal(t, a.log(app, "master")[0].ID, c.log(app, "master")[0].ID)
+	requireClean(t, c, app)
 
 	// Random changes pushed as deltas from this backend (its tree
 	// comparison: inode proofs, mtimes exact): the node's deltas give
@@ -116,6 +117,36 @@ func testCrossBackend(t *testing.T, be dotmesh.StorageBackend) {
 	require.NoError(t, err)
 	require.Equal(t, be.Name(), d.Backend)
 	require.Equal(t, 5, to.deltas, "pushes of a known base go as deltas")
+
+	// A files dot cloned from the bucket onto this backend: the same
+	// tree, and the working state is the commit (clean).
+	third := dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "third"}
+	src.create(third)
+	fillTree(t, src.root(third, ""), randomBytes(51, 2<<20))
+	src.commit(third, "one")
+	_, err = src.node.Push(ctx, third, "", b.remote(), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	_, err = a.node.Clone(ctx, third, "", b.remote(), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	d, err = a.node.Dot(ctx, third)
+	require.NoError(t, err)
+	require.Equal(t, be.Name(), d.Backend)
+	want, got := treeOf(t, src.root(third, "")), treeOf(t, a.root(third, ""))
+	if be.Name() == "zfs" {
+		secondTimes(want)
+		secondTimes(got)
+	}
+	requireSameTree(t, want, got)
+	requireClean(t, a, third)
+}
+
+// requireClean fails unless dot's current branch on n has no change
+// against its head (what `dm status` calls clean).
+func requireClean(t *testing.T, n *node, dot dotmesh.DotName) {
+	t.Helper()
+	st, err := n.node.Status(context.Background(), dot)
+	require.NoError(t, err)
+	require.False(t, st.Usage.Dirty, "%s is clean after its clone: %+v", dot, st.Usage)
 }
 
 func secondTimes(tree map[string]fileState) {

@@ -208,7 +208,11 @@ func ScanDelta(r io.Reader, base func(id string) error, fn func(e Entry, content
 
 // scan reads a whole stream (base nil) or a delta.
 func scan(r io.Reader, base func(id string) error, fn func(e Entry, content io.Reader) error) error {
-	d := &decoder{br: bufio.NewReaderSize(r, neutralReadBuffer), h: sha256.New()}
+	d := &decoder{h: sha256.New()}
+	if u, ok := r.(uncheckedReader); ok {
+		r, d.h = u.r, nil
+	}
+	d.br = bufio.NewReaderSize(r, neutralReadBuffer)
 	d.content.d = d
 	var magic [len(neutralMagic)]byte
 	if err := d.full(magic[:]); err != nil {
@@ -340,7 +344,14 @@ type decoder struct {
 
 func (d *decoder) hashByte(b byte) {
 	d.one[0] = b
-	d.h.Write(d.one[:])
+	d.hash(d.one[:])
+}
+
+// hash adds p to the checksum, unless the stream is read unchecked.
+func (d *decoder) hash(p []byte) {
+	if d.h != nil {
+		d.h.Write(p)
+	}
 }
 
 // ReadByte makes d an io.ByteReader for the varints.
@@ -356,7 +367,7 @@ func (d *decoder) ReadByte() (byte, error) {
 
 func (d *decoder) full(p []byte) error {
 	n, err := io.ReadFull(d.br, p)
-	d.h.Write(p[:n])
+	d.hash(p[:n])
 	d.noteErr(err)
 	return err
 }
@@ -457,15 +468,15 @@ func (d *decoder) header(kind Kind) (Entry, error) {
 	return e, nil
 }
 
-// trailer checks the hash after the trailer mark, and that nothing follows.
+// trailer checks the hash after the trailer mark (unless the stream is
+// read unchecked), and that nothing follows.
 func (d *decoder) trailer() error {
 	var want, got [sha256.Size]byte
-	d.h.Sum(want[:0])
 	if _, err := io.ReadFull(d.br, got[:]); err != nil {
 		d.noteErr(err)
 		return d.fail("trailer: %v", err)
 	}
-	if got != want {
+	if d.h != nil && got != [sha256.Size]byte(d.h.Sum(want[:0])) {
 		return corrupt("checksum mismatch: the stream was damaged in transit")
 	}
 	if _, err := d.br.ReadByte(); err != io.EOF {
@@ -493,7 +504,7 @@ func (c *content) Read(p []byte) (int, error) {
 		p = p[:c.left]
 	}
 	n, err := c.d.br.Read(p)
-	c.d.h.Write(p[:n])
+	c.d.hash(p[:n])
 	c.left -= int64(n)
 	if err != nil && (err != io.EOF || c.left > 0) {
 		return n, c.failed(err)
@@ -520,7 +531,7 @@ func (c *content) WriteTo(w io.Writer) (int64, error) {
 			n = int(c.left)
 		}
 		b, _ := c.d.br.Peek(n)
-		c.d.h.Write(b)
+		c.d.hash(b)
 		m, err := w.Write(b)
 		c.d.br.Discard(n)
 		c.left -= int64(n)
@@ -565,8 +576,9 @@ type Writer struct {
 
 // NewWriter starts a stream on w (it writes the magic).
 func NewWriter(w io.Writer) (*Writer, error) {
+	w, h := writerHash(w)
 	bw := bufio.NewWriterSize(w, 1<<20)
-	sw := &Writer{bw: bw, hw: hashWriter{bw, sha256.New()}}
+	sw := &Writer{bw: bw, hw: hashWriter{bw, h}}
 	if _, err := io.WriteString(sw.hw, neutralMagic); err != nil {
 		return nil, err
 	}
@@ -581,8 +593,9 @@ func NewDeltaWriter(w io.Writer, base string) (*Writer, error) {
 	if err := checkBaseID(base); err != nil {
 		return nil, fmt.Errorf("neutral.NewDeltaWriter: %w", err)
 	}
+	w, h := writerHash(w)
 	bw := bufio.NewWriterSize(w, 1<<20)
-	sw := &Writer{bw: bw, hw: hashWriter{bw, sha256.New()}, delta: true}
+	sw := &Writer{bw: bw, hw: hashWriter{bw, h}, delta: true}
 	if _, err := io.WriteString(sw.hw, deltaMagic); err != nil {
 		return nil, err
 	}
@@ -696,7 +709,9 @@ func (w *Writer) Close() error {
 	w.err = errClosed
 	var t [1 + sha256.Size]byte
 	t[0] = trailerMark
-	w.hw.h.Sum(t[:1])
+	if w.hw.h != nil {
+		w.hw.h.Sum(t[:1])
+	}
 	if _, err := w.bw.Write(t[:]); err != nil {
 		return err
 	}

@@ -48,6 +48,7 @@
 package neutral
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash"
@@ -84,8 +85,40 @@ type hashWriter struct {
 }
 
 func (hw hashWriter) Write(p []byte) (int, error) {
-	hw.h.Write(p)
+	if hw.h != nil {
+		hw.h.Write(p)
+	}
 	return hw.w.Write(p)
+}
+
+// UncheckedWriter and UncheckedReader mark the two ends of a stream
+// that never leaves this process (a pipe between a node's sender and a
+// receiver it runs itself): a stream written to UncheckedWriter(w) has
+// no checksum (its trailer holds zeros), and Scan, ScanDelta, Read and
+// ApplyDelta reading UncheckedReader(r) check none; every other check
+// stays. The checksum guards bytes that cross a process or a network;
+// in memory it would be computed twice over the same bytes for nothing.
+// Mark both ends or neither: a checked reader refuses an unchecked
+// stream as damaged.
+func UncheckedWriter(w io.Writer) io.Writer { return uncheckedWriter{w} }
+
+// UncheckedReader: see UncheckedWriter.
+func UncheckedReader(r io.Reader) io.Reader { return uncheckedReader{r} }
+
+type uncheckedWriter struct{ w io.Writer }
+
+func (u uncheckedWriter) Write(p []byte) (int, error) { return u.w.Write(p) }
+
+type uncheckedReader struct{ r io.Reader }
+
+func (u uncheckedReader) Read(p []byte) (int, error) { return u.r.Read(p) }
+
+// writerHash unwraps an UncheckedWriter; the hash is nil for one.
+func writerHash(w io.Writer) (io.Writer, hash.Hash) {
+	if u, ok := w.(uncheckedWriter); ok {
+		return u.w, nil
+	}
+	return w, sha256.New()
 }
 
 // Write writes the tree at dir as a neutral stream.

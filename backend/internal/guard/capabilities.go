@@ -526,3 +526,43 @@ func (c SourceDiffer) DiffDatabase(ctx context.Context, subdot string, from, to 
 	defer done()
 	return c.in.DiffDatabase(ctx, subdot, from, to, opts)
 }
+
+// WorkingStateAdopter guards dotmesh.WorkingStateAdopter.
+type WorkingStateAdopter struct {
+	g  *Backend
+	in dotmesh.WorkingStateAdopter
+}
+
+// WorkingStateAdopter returns the guarded dotmesh.WorkingStateAdopter of the inner backend.
+func (g *Backend) WorkingStateAdopter() WorkingStateAdopter {
+	return WorkingStateAdopter{g, g.inner.(dotmesh.WorkingStateAdopter)}
+}
+
+// AdoptWorkingState implements dotmesh.WorkingStateAdopter: both
+// branches, of one dot, are locked (in one order, so two adoptions
+// cannot deadlock).
+func (c WorkingStateAdopter) AdoptWorkingState(ctx context.Context, from, to dotmesh.BranchRef, r dotmesh.CommitRef) error {
+	if err := valid(from, &r); err != nil {
+		return err
+	}
+	if err := to.Validate(); err != nil {
+		return err
+	}
+	if from.Dot != to.Dot || from == to {
+		return fmt.Errorf("%w: a working state passes between two branches of one dot, not from %s to %s", dotmesh.ErrInvalidArgument, from, to)
+	}
+	done, err := c.g.enter()
+	if err != nil {
+		return err
+	}
+	defer done()
+	first, second := from, to
+	if second.Branch < first.Branch {
+		first, second = second, first
+	}
+	defer c.g.locks.Lock(first)()
+	if !c.g.locks.perDot {
+		defer c.g.locks.Lock(second)()
+	}
+	return c.in.AdoptWorkingState(ctx, from, to, r)
+}
