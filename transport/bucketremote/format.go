@@ -797,6 +797,11 @@ func LoadCommits(ctx context.Context, rp *repo.Repo, dot dotmesh.DotName, parall
 		}
 		g.Go(func(gctx context.Context) error {
 			rec, err := loadCommit(gctx, rp, name)
+			if errors.Is(err, dotmesh.ErrNotFound) {
+				// Listed, then removed by a GC running meanwhile (no lock
+				// is held while reading): the repository no longer has it.
+				return nil
+			}
 			if err != nil {
 				return err
 			}

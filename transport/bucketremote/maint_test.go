@@ -437,6 +437,10 @@ func testGCRacingPush(t *testing.T, srv *s3test.Server) {
 				gcDone <- err
 				return
 			}
+			// GC back to back would starve the pushes (each takes the
+			// exclusive lock again at once); leave a window, as a
+			// schedule would.
+			time.Sleep(time.Duration(10+ran%4*10) * time.Millisecond)
 		}
 	}()
 	for i := range 4 {
@@ -446,7 +450,7 @@ func testGCRacingPush(t *testing.T, srv *s3test.Server) {
 			fmt.Sprintf("r%d", i): backendtest.RandomBytes(256<<10, uint64(510+i)),
 		})
 		var err error
-		for attempt := 0; attempt < 50; attempt++ {
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
 			// A push that finds GC's exclusive lock is refused at once.
 			// One whose State came before a whole GC ran may find the
 			// history it read cut short at Finish (its Remote cached the
