@@ -88,32 +88,37 @@ func (n *Node) begin(op string) func(ev OpEvent) {
 	}
 }
 
-// observedWriter tells the observer of the bytes written through it.
-type observedWriter struct {
-	w   io.Writer
-	obs Observer
-	dir Direction
+// movedBytes tells the observer of bytes moved in direction dir, for a
+// countedReader or countedWriter on a transfer's stream.
+func (n *Node) movedBytes(dir Direction) func(int64) {
+	return func(k int64) { n.obs.Moved(dir, k) }
 }
 
-func (c observedWriter) Write(p []byte) (int, error) {
+// countedWriter passes the byte count of each write through it to add
+// (the observer's transfer bytes, a progress meter).
+type countedWriter struct {
+	w   io.Writer
+	add func(int64)
+}
+
+func (c countedWriter) Write(p []byte) (int, error) {
 	k, err := c.w.Write(p)
 	if k > 0 {
-		c.obs.Moved(c.dir, int64(k))
+		c.add(int64(k))
 	}
 	return k, err
 }
 
-// observedReader tells the observer of the bytes read through it.
-type observedReader struct {
+// countedReader passes the byte count of each read through it to add.
+type countedReader struct {
 	r   io.Reader
-	obs Observer
-	dir Direction
+	add func(int64)
 }
 
-func (c observedReader) Read(p []byte) (int, error) {
+func (c countedReader) Read(p []byte) (int, error) {
 	k, err := c.r.Read(p)
 	if k > 0 {
-		c.obs.Moved(c.dir, int64(k))
+		c.add(int64(k))
 	}
 	return k, err
 }

@@ -124,7 +124,7 @@ func (m *ProgressMeter) Writer(w io.Writer) io.Writer {
 	if m == nil {
 		return w
 	}
-	return meteredWriter{w, m}
+	return countedWriter{w, m.Add}
 }
 
 // Reader returns r counting what is read through it.
@@ -132,29 +132,7 @@ func (m *ProgressMeter) Reader(r io.Reader) io.Reader {
 	if m == nil {
 		return r
 	}
-	return meteredReader{r, m}
-}
-
-type meteredWriter struct {
-	w io.Writer
-	m *ProgressMeter
-}
-
-func (c meteredWriter) Write(p []byte) (int, error) {
-	k, err := c.w.Write(p)
-	c.m.Add(int64(k))
-	return k, err
-}
-
-type meteredReader struct {
-	r io.Reader
-	m *ProgressMeter
-}
-
-func (c meteredReader) Read(p []byte) (int, error) {
-	k, err := c.r.Read(p)
-	c.m.Add(int64(k))
-	return k, err
+	return countedReader{r, m.Add}
 }
 
 // PhaseFinishing is a transfer's last step: the receiver checks the

@@ -317,7 +317,7 @@ func (n *clustered) fetchOnce(ctx context.Context, peer Peer, holder string, be 
 		return fmt.Errorf("asking node %s for commit %s: %w", holder, short(c.ID), causeOr(ctx, err))
 	}
 	defer rc.Close()
-	in := observedReader{r: rc, obs: n.obs, dir: DirReceived} // replication is received bytes too
+	in := countedReader{rc, n.movedBytes(DirReceived)} // replication is received bytes too
 	err = be.Receive(ctx, c.Ref(), base, &progressReader{r: in, progress: func() { timer.Reset(idle) }})
 	if err != nil {
 		return fmt.Errorf("receiving commit %s from node %s: %w", short(c.ID), holder, causeOr(ctx, err))

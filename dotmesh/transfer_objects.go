@@ -56,7 +56,7 @@ func (n *Node) sendCommitStreamWithout(ctx context.Context, name DotName, id Com
 			have = append(have, oid)
 		}
 	}
-	return be.SendWithout(ctx, c.Ref(), headRef(bc), have, observedWriter{w: w, obs: n.obs, dir: DirSent})
+	return be.SendWithout(ctx, c.Ref(), headRef(bc), have, countedWriter{w, n.movedBytes(DirSent)})
 }
 
 func (n *Node) negotiatingSource(ctx context.Context, name DotName, id CommitID, base *CommitID, format string) (ObjectNegotiator, *Commit, *Commit, error) {

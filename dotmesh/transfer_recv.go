@@ -158,7 +158,7 @@ func dirtiness(ctx context.Context, be StorageBackend, b BranchRef, head *Commit
 func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c Commit, base *CommitID, format string, r io.Reader) (err error) {
 	done := n.begin(OpReceive)
 	defer func() { done(OpEvent{Err: err}) }()
-	r = observedReader{r: r, obs: n.obs, dir: DirReceived}
+	r = countedReader{r, n.movedBytes(DirReceived)}
 	if err := ValidateName("branch", branch); err != nil {
 		return err
 	}

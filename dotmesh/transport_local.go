@@ -123,7 +123,7 @@ func (n *Node) sendCommitStream(ctx context.Context, name DotName, id CommitID, 
 	if err != nil {
 		return err
 	}
-	w = observedWriter{w: w, obs: n.obs, dir: DirSent}
+	w = countedWriter{w, n.movedBytes(DirSent)}
 	d, err := n.Dot(ctx, name)
 	if err != nil {
 		return err
