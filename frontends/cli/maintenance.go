@@ -145,7 +145,8 @@ With BUCKET, a bucket remote (or --remote naming one), dm checks the
 bucket itself, without a node: every object's seal, and that each commit
 there has its tree and every chunk it names. --read-data also reads every
 chunk and checks it against its id (as restic check --read-data);
---read-data=PERCENT reads a random sample of that share. Each damaged or
+--read-data=PERCENT reads that share of the packs (the objects that hold
+the chunks), chosen at random, and every chunk in them. Each damaged or
 missing object is printed with the dot and commit that need it.` + allNodesHelp,
 		Example: `  dm verify
   dm verify app --json
@@ -211,7 +212,7 @@ missing object is printed with the dot and commit that need it.` + allNodesHelp,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&readData, "read-data", "", "bucket remotes: also read and check the chunks, all or a `PERCENT` sample")
+	c.Flags().StringVar(&readData, "read-data", "", "bucket remotes: also read and check the chunks, all or those in a `PERCENT` sample of the packs")
 	c.Flags().Lookup("read-data").NoOptDefVal = "100"
 	c.Flags().BoolVar(&allNodes, "all-nodes", false, "run on every node of the current remote's cluster and report per node")
 	a.passwordFileFlag(c)
