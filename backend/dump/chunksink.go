@@ -12,7 +12,7 @@ import (
 // StageChunks implements dotmesh.ChunkStager. The chunks go into a batch
 // of the store as they come: a zstd frame as it is (the cas store's
 // stored form is a zstd frame; the sender checked it, in this process),
-// other chunks compressed here, none hashed again. Every recvFlush bytes
+// a chunk without one in a raw frame, none hashed again. Every recvFlush bytes
 // and at Flush they are published and pinned for c, like a Receive's
 // objects, so a crash keeps them for a re-run until the pin expires.
 // After Flush, c's commit takes the offered files' chunks from their
@@ -61,7 +61,9 @@ func (s *chunkSink) PutChunk(h [32]byte, data, frame []byte) error {
 	claimed, err := s.batch.Claim(h)
 	if err == nil && claimed {
 		if frame == nil {
-			frame = s.b.store.Compress(data, nil)
+			// The sender kept it uncompressed, finding it did not
+			// compress: so does this store.
+			frame = cas.RawFrame(data, nil)
 		}
 		err = s.batch.WriteCompressed(h, frame, len(data))
 	}
