@@ -45,6 +45,7 @@ type chunkSink struct {
 	pmu     sync.Mutex // guards pending and bytes
 	pending []cas.Hash
 	bytes   int64
+	pubMu   sync.Mutex         // held while publishing
 	files   map[string][]Chunk // offered, by path
 	flushed bool
 }
@@ -102,31 +103,33 @@ func (s *chunkSink) PutFile(path string, size int64, chunks []dotmesh.FileChunk)
 }
 
 // publish pins and publishes what is staged; with more, a new batch takes
-// the next chunks.
+// the next chunks meanwhile, so that offers do not wait for the syncs.
 func (s *chunkSink) publish(more bool) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.batch == nil {
+	if s.batch == nil || more && s.bytes < s.flush { // another published first
+		s.mu.Unlock()
 		return nil
-	}
-	if more && s.bytes < s.flush {
-		return nil // another PutChunk published first
 	}
 	batch := s.batch
-	s.batch = nil
-	if err := s.b.addPins(s.target, s.pending); err != nil {
-		batch.Abort()
-		return err
-	}
-	if _, err := batch.CommitStaged(); err != nil {
-		return err
-	}
-	s.pending, s.bytes = s.pending[:0], 0
-	if !more {
-		return nil
-	}
+	s.pmu.Lock()
+	pending := s.pending
+	s.pending, s.bytes = nil, 0
+	s.pmu.Unlock()
 	var err error
-	s.batch, err = s.b.store.NewBatch()
+	s.batch = nil
+	if more {
+		s.batch, err = s.b.store.NewBatch()
+	}
+	s.mu.Unlock()
+	s.pubMu.Lock() // one publish at a time, in order: Flush waits for all
+	defer s.pubMu.Unlock()
+	if perr := s.b.addPins(s.target, pending); perr != nil {
+		batch.Abort()
+		return perr
+	}
+	if _, perr := batch.CommitStaged(); perr != nil {
+		return perr
+	}
 	return err
 }
 
