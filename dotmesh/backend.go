@@ -293,7 +293,7 @@ type ChunkSink interface {
 	PutChunk(h [32]byte, data, frame []byte) error
 	// PutFile takes the chunks, in order, whose bytes the stream carries
 	// for the file at path (slash-separated, from the received tree's
-	// root), size bytes in all.
+	// root), size bytes in all; chunks is not kept after the call.
 	PutFile(path string, size int64, chunks []FileChunk) error
 	// Flush stores what the sink took; called once, after the last
 	// PutChunk and before the commit.

@@ -43,7 +43,7 @@ func OfferChunk(ctx context.Context, h [32]byte, data, frame []byte) {
 
 // OfferFile hands the chunks of a file, whose bytes the stream sent under
 // ctx carries, to the receiving backend when it takes chunks (see
-// ChunkSink.PutFile). The backend keeps chunks.
+// ChunkSink.PutFile). chunks is not kept after the call.
 func OfferFile(ctx context.Context, path string, size int64, chunks []FileChunk) {
 	offer(ctx, func(s ChunkSink) error { return s.PutFile(path, size, chunks) })
 }
@@ -64,8 +64,8 @@ func offer(ctx context.Context, put func(ChunkSink) error) {
 	}
 }
 
-// attach makes s the sink of ctx's relay, if ctx has one; detach, which
-// waits for the offers under way, ends it.
+// attachChunkSink makes s the sink of ctx's relay, if ctx has one;
+// detach, which waits for the offers under way, ends it.
 func attachChunkSink(ctx context.Context, s ChunkSink) (detach func()) {
 	r := relayOf(ctx)
 	if r == nil {
