@@ -3,6 +3,7 @@ package bucketremote_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/dotmesh-io/dotmesh/backend/dump"
 	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/transport/bucketremote"
 )
 
 // commitLog keeps the "committed" records of a dump backend's log.
@@ -91,4 +93,63 @@ func TestCloneStagesBucketChunks(t *testing.T) {
 	require.Empty(t, rep.Damaged)
 	require.Empty(t, rep.Problems)
 	require.Greater(t, rep.Objects, int64(24), "objects verified")
+}
+
+// cutFetch cuts every commit stream it sends after limit bytes.
+type cutFetch struct {
+	*bucketremote.Remote
+	limit int64
+}
+
+func (c *cutFetch) FetchCommit(ctx context.Context, dot dotmesh.DotName, id dotmesh.CommitID, base *dotmesh.CommitID, format string) (io.ReadCloser, error) {
+	rc, err := c.Remote.FetchCommit(ctx, dot, id, base, format)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(rc, c.limit), rc}, nil
+}
+
+// A clone cut mid-stream leaves no dot, keeps the chunks it staged (in
+// the store, for a re-run), and a re-run completes it.
+func TestCloneCutKeepsStagedChunks(t *testing.T) {
+	ctx := context.Background()
+	a := newNode(t)
+	a.create(app)
+	for i := range 8 {
+		a.write(app, fmt.Sprintf("f%d", i), randomBytes(int64(10+i), 3<<20))
+	}
+	a.commit(app, "data")
+	b := newBucket(t)
+	_, err := a.node.Push(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+
+	dir := t.TempDir()
+	st, err := bboltstore.Open(filepath.Join(dir, "registry.db"), bboltstore.Options{})
+	require.NoError(t, err)
+	be, err := dump.Open(filepath.Join(dir, "dump"), dump.Options{})
+	require.NoError(t, err)
+	c, err := dotmesh.NewNode(ctx, dotmesh.Options{Store: st, Backends: []dotmesh.StorageBackend{be}})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+
+	_, err = c.Clone(ctx, app, "", &cutFetch{Remote: b.remote(), limit: 18 << 20}, dotmesh.TransferOptions{})
+	require.Error(t, err)
+	_, err = c.Dot(ctx, app)
+	require.ErrorIs(t, err, dotmesh.ErrNotFound, "a cut clone leaves no dot")
+	stats, err := be.StoreStats(ctx)
+	require.NoError(t, err)
+	require.Positive(t, stats.Objects, "chunks staged before the cut are kept for a re-run")
+
+	_, err = c.Clone(ctx, app, "", b.remote(), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	got, err := c.SubdotPath(ctx, dotmesh.VolumeName{Dot: app, Subdot: dotmesh.RootSubdot})
+	require.NoError(t, err)
+	requireSameTree(t, treeOf(t, a.root(app, "")), treeOf(t, got))
+	rep, err := be.Verify(ctx)
+	require.NoError(t, err)
+	require.Empty(t, rep.Damaged)
+	require.Empty(t, rep.Problems)
 }
