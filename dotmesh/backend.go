@@ -267,3 +267,44 @@ type RowDiffOptions struct {
 	// counts only, as Changes.Status asks).
 	MaxRows int
 }
+
+// ChunkStager is an optional capability of backends that keep files as
+// content-defined chunks (dump). In a receive whose sender runs in this
+// process and holds the files as chunks already checked against their
+// hashes (a bucket), the sender offers each chunk, compressed when it
+// has it so (OfferChunk), and each file's list of chunks (OfferFile).
+// The backend stores the chunks as they come, and its commit of the
+// received tree takes a file's chunks from the list instead of reading,
+// cutting, hashing and compressing the file again.
+type ChunkStager interface {
+	// StageChunks starts taking chunks for commit c, about to be
+	// received onto c's branch and committed there.
+	StageChunks(ctx context.Context, c CommitRef) (ChunkSink, error)
+}
+
+// ChunkSink takes the chunks of one receive (ChunkStager). Crash safety:
+// what Flush stored is kept for the commit (pinned) until Release, or
+// until the pin expires when the process dies first.
+type ChunkSink interface {
+	// PutChunk takes the chunk data whose BLAKE3-256 hash is h, and
+	// frame, the zstd frame that the caller has seen decompress to data,
+	// or nil. Safe for concurrent use; a chunk the backend has is
+	// ignored. Neither slice is kept after the call.
+	PutChunk(h [32]byte, data, frame []byte) error
+	// PutFile takes the chunks, in order, whose bytes the stream carries
+	// for the file at path (slash-separated, from the received tree's
+	// root), size bytes in all; chunks is not kept after the call.
+	PutFile(path string, size int64, chunks []FileChunk) error
+	// Flush stores what the sink took; called once, after the last
+	// PutChunk and before the commit.
+	Flush() error
+	// Release ends the sink (after the commit, or instead of it).
+	Release()
+}
+
+// FileChunk is one chunk of a file offered to a ChunkSink: the BLAKE3-256
+// hash and the length of its bytes.
+type FileChunk struct {
+	Hash [32]byte
+	Size uint32
+}

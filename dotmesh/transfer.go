@@ -366,10 +366,11 @@ func copyCommit(ctx context.Context, src Transport, srcDot DotName, dst Transpor
 }
 
 // streamContext is ctx, marked WithInProcessStream when both ends of a
-// commit's copy run in this process.
+// commit's copy run in this process, and able to carry chunks from the
+// sender to the receiving backend (ChunkStager).
 func streamContext(ctx context.Context, src, dst Transport) context.Context {
 	if inProcess(src) && inProcess(dst) {
-		return WithInProcessStream(ctx)
+		return withChunkRelay(WithInProcessStream(ctx))
 	}
 	return ctx
 }

@@ -237,6 +237,16 @@ func (n *Node) receiveNeutral(ctx context.Context, t *transferTarget, c Commit, 
 			err = n.writeBaseTree(ctx, t, base, dir)
 		}
 	}
+	var sink ChunkSink
+	detach := func() {}
+	if cs, ok := t.be.(ChunkStager); ok && err == nil && ChunksWanted(ctx) {
+		if sink, err = cs.StageChunks(ctx, c.Ref()); err != nil {
+			return nil, fmt.Errorf("taking the received chunks: %w", err)
+		}
+		defer sink.Release()
+		detach = attachChunkSink(ctx, sink)
+		defer detach()
+	}
 	switch {
 	case err != nil:
 	case base == nil:
@@ -255,6 +265,14 @@ func (n *Node) receiveNeutral(ctx context.Context, t *transferTarget, c Commit, 
 			err = corruptStream{err}
 		}
 		return nil, err
+	}
+	if sink != nil {
+		// The stream is read: no more offers. What the sink stored is in
+		// the store before the commit looks for it.
+		detach()
+		if err := sink.Flush(); err != nil {
+			return nil, fmt.Errorf("storing the received chunks: %w", err)
+		}
 	}
 	info, err := t.be.Commit(ctx, c.Ref())
 	if err != nil {

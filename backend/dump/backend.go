@@ -89,6 +89,9 @@ type Backend struct {
 	// pins do not expire (pins.go).
 	recvMu    sync.Mutex
 	receiving map[dotmesh.BranchRef]int
+	// receivedFiles: the files whose chunks a ChunkSink was offered, by
+	// the commit being received (chunksink.go); under recvMu.
+	receivedFiles map[dotmesh.CommitRef]map[string][]Chunk
 
 	manifests manifestCache // decoded commit manifests (manifest_cache.go)
 }
@@ -119,6 +122,7 @@ type Guarded struct {
 	guard.SourceDiffer
 	guard.StoreStatter
 	guard.WorkingStateAdopter
+	guard.ChunkStager
 	b *Backend
 }
 
@@ -136,6 +140,7 @@ var (
 	_ dotmesh.TreeFileOpener   = (*Guarded)(nil)
 	_ dotmesh.SourceDiffer     = (*Guarded)(nil)
 	_ dotmesh.StoreStatter     = (*Guarded)(nil)
+	_ dotmesh.ChunkStager      = (*Guarded)(nil)
 )
 
 // Open opens (creating it if needed) a dump backend keeping everything
@@ -164,6 +169,7 @@ func Open(dir string, opts Options) (*Guarded, error) {
 		StoreStatter:     g.StoreStatter(),
 
 		WorkingStateAdopter: g.WorkingStateAdopter(),
+		ChunkStager:         g.ChunkStager(),
 		b:                   b,
 	}, nil
 }

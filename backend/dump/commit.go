@@ -38,7 +38,7 @@ func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]s
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", c, err)
 	}
-	m, st, err := b.snapshot(ctx, br, batch, placed)
+	m, st, err := b.snapshot(ctx, c, batch, placed)
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", c, err)
 	}
@@ -102,10 +102,12 @@ type snapshotStats struct {
 	reading, sync time.Duration
 }
 
-// snapshot walks br's tree and returns its manifest, reading only files
-// that neither placed (files whose chunks are known, with their stat
-// data) nor the synced manifest vouch for; new chunks go to batch.
-func (b *Backend) snapshot(ctx context.Context, br dotmesh.BranchRef, batch *cas.Batch, placed map[string]*Entry) (*Manifest, snapshotStats, error) {
+// snapshot walks the tree of c's branch and returns its manifest, reading
+// only files that neither placed (files whose chunks are known, with
+// their stat data), the synced manifest nor the chunks received for c
+// (receivedChunks) vouch for; new chunks go to batch.
+func (b *Backend) snapshot(ctx context.Context, c dotmesh.CommitRef, batch *cas.Batch, placed map[string]*Entry) (*Manifest, snapshotStats, error) {
+	br := c.BranchRef
 	var st snapshotStats
 	// The clock probe comes before the walk: see forgetRacy and fsTick.
 	fsNow, err := fsTick(b.branchDir(br))
@@ -137,6 +139,10 @@ func (b *Backend) snapshot(ctx context.Context, br dotmesh.BranchRef, batch *cas
 		}
 		if old := cache[e.Path]; statMatches(old, e) {
 			e.Chunks = old.Chunks
+			continue
+		}
+		if cs := b.receivedChunks(c, e); cs != nil {
+			e.Chunks = cs
 			continue
 		}
 		todo = append(todo, i)

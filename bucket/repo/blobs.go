@@ -73,16 +73,33 @@ func (r *Repo) GetBlob(ctx context.Context, id ID) ([]byte, error) {
 // chunks in order gets them in few requests. The first failure is
 // returned.
 func (r *Repo) GetBlobs(ctx context.Context, ids []ID) ([][]byte, error) {
+	out, _, err := r.getBlobsFrames(ctx, ids, false)
+	return out, err
+}
+
+// GetBlobsFrames is GetBlobs, also returning for each blob the zstd frame
+// it was decompressed from, checked with it (nil for a blob stored
+// uncompressed or loose): a reader that stores the blob compressed in
+// the same way needs not compress it again.
+func (r *Repo) GetBlobsFrames(ctx context.Context, ids []ID) (data, frames [][]byte, err error) {
+	return r.getBlobsFrames(ctx, ids, true)
+}
+
+func (r *Repo) getBlobsFrames(ctx context.Context, ids []ID, withFrames bool) ([][]byte, [][]byte, error) {
 	out := make([][]byte, len(ids))
+	var frames [][]byte
+	if withFrames {
+		frames = make([][]byte, len(ids))
+	}
 	for retry := 0; ; retry++ {
-		err := r.getBlobs(ctx, ids, out)
+		err := r.getBlobs(ctx, ids, out, frames)
 		var mp *missingPackError
 		if err == nil || !errors.As(err, &mp) {
-			return out, err
+			return out, frames, err
 		}
 		if retry > 0 {
 			// The index names a pack the store lacks: damage.
-			return out, &BlobError{mp.blob, corrupt(mp.pack, fmt.Errorf("missing: the index names it (it holds blob %s)", mp.blob))}
+			return out, frames, &BlobError{mp.blob, corrupt(mp.pack, fmt.Errorf("missing: the index names it (it holds blob %s)", mp.blob))}
 		}
 		// A pack named by the index is gone: a gc repacked it since the
 		// index was read. Read the index again.
@@ -111,7 +128,9 @@ type BlobError struct {
 func (e *BlobError) Error() string { return e.Err.Error() }
 func (e *BlobError) Unwrap() error { return e.Err }
 
-func (r *Repo) getBlobs(ctx context.Context, ids []ID, out [][]byte) error {
+// getBlobs fills the missing blobs of out, and their frames when frames
+// is not nil.
+func (r *Repo) getBlobs(ctx context.Context, ids []ID, out, frames [][]byte) error {
 	ix, err := r.loadIndex(ctx)
 	if err != nil {
 		return err
@@ -174,13 +193,25 @@ func (r *Repo) getBlobs(ctx context.Context, ids []ID, out [][]byte) error {
 		if err != nil {
 			return &BlobError{first.ID, err}
 		}
-		for _, w := range packed[:n] {
+		for k, w := range packed[:n] {
+			if k > 0 && packed[k-1].loc == w.loc { // asked twice: opened once
+				out[w.i] = out[packed[k-1].i]
+				if frames != nil {
+					frames[w.i] = frames[packed[k-1].i]
+				}
+				continue
+			}
 			off := int64(w.loc.Offset) - int64(first.Offset)
-			data, err := r.codec.openBlobData(w.loc.ID, b[off:off+int64(w.loc.Length)])
+			// b is this call's own and each blob's range is opened once,
+			// in place.
+			data, frame, err := r.codec.openBlobFrame(w.loc.ID, b[off:off+int64(w.loc.Length):off+int64(w.loc.Length)], true)
 			if err != nil {
 				return &BlobError{w.loc.ID, corrupt(name, fmt.Errorf("blob %s at offset %d: %w", w.loc.ID, w.loc.Offset, err))}
 			}
 			out[w.i] = data
+			if frames != nil {
+				frames[w.i] = frame
+			}
 		}
 		packed = packed[n:]
 	}

@@ -203,14 +203,22 @@ func (c *codec) parsePack(name string, b []byte) (es []packEntry, bad []ID, firs
 // openBlobData opens the stored form of blob id and checks it against
 // the ID; the error is to be wrapped naming the object holding it.
 func (c *codec) openBlobData(id ID, stored []byte) ([]byte, error) {
-	data, err := c.open(kindBlob, BlobObject(id), stored)
+	data, _, err := c.openBlobFrame(id, stored, false)
+	return data, err
+}
+
+// openBlobFrame is openBlobData, also returning the zstd frame the blob
+// was decompressed from (nil when stored uncompressed); inPlace as
+// openFrame's.
+func (c *codec) openBlobFrame(id ID, stored []byte, inPlace bool) ([]byte, []byte, error) {
+	data, frame, err := c.openFrame(kindBlob, BlobObject(id), stored, inPlace)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if got := c.blobID(ContentHash(data)); got != id {
-		return nil, fmt.Errorf("%w: holds blob %s", errOpen, got)
+		return nil, nil, fmt.Errorf("%w: holds blob %s", errOpen, got)
 	}
-	return data, nil
+	return data, frame, nil
 }
 
 func (c *codec) openBlob(id ID, stored []byte) error {

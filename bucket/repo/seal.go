@@ -208,54 +208,67 @@ func plainSum(stored []byte, name string) [checksumLen]byte {
 // open checks and decodes the stored form of an object that should be of
 // kind and named name, and returns its plaintext body.
 func (c *codec) open(kind byte, name string, stored []byte) ([]byte, error) {
+	pt, _, err := c.openFrame(kind, name, stored, false)
+	return pt, err
+}
+
+// openFrame is open, also returning the zstd frame that the plaintext was
+// decompressed from (nil for an object stored uncompressed). With inPlace
+// a sealed object is opened in stored's memory, which the caller gives up
+// (no second buffer to allocate and clear).
+func (c *codec) openFrame(kind byte, name string, stored []byte, inPlace bool) ([]byte, []byte, error) {
 	k, mode, err := parseHeader(stored)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if k != kind {
-		return nil, fmt.Errorf("%w: a %s object where a %s belongs", errOpen, kindName(k), kindName(kind))
+		return nil, nil, fmt.Errorf("%w: a %s object where a %s belongs", errOpen, kindName(k), kindName(kind))
 	}
 	var pt []byte
 	switch {
 	case c.keys == nil && mode == modePlain:
 		if len(stored) < headerSize+1+checksumLen {
-			return nil, fmt.Errorf("%w: truncated (%d bytes)", errOpen, len(stored))
+			return nil, nil, fmt.Errorf("%w: truncated (%d bytes)", errOpen, len(stored))
 		}
 		body := stored[:len(stored)-checksumLen]
 		sum := plainSum(body, name)
 		if subtle.ConstantTimeCompare(sum[:], stored[len(body):]) != 1 {
-			return nil, fmt.Errorf("%w: checksum mismatch (changed, truncated, renamed or swapped)", errOpen)
+			return nil, nil, fmt.Errorf("%w: checksum mismatch (changed, truncated, renamed or swapped)", errOpen)
 		}
 		pt = body[headerSize:]
 	case c.keys != nil && mode == modeSealed:
 		ns := c.keys.aead.NonceSize()
 		if len(stored) < headerSize+ns+c.keys.aead.Overhead()+1 {
-			return nil, fmt.Errorf("%w: truncated (%d bytes)", errOpen, len(stored))
+			return nil, nil, fmt.Errorf("%w: truncated (%d bytes)", errOpen, len(stored))
 		}
 		hdr := stored[:headerSize]
-		pt, err = seal.Open(c.keys.aead, nil, stored[headerSize:], associated(hdr, name))
+		var dst []byte
+		if inPlace { // exactly over the ciphertext, as cipher.AEAD allows
+			dst = stored[headerSize+ns : headerSize+ns]
+		}
+		pt, err = seal.Open(c.keys.aead, dst, stored[headerSize:], associated(hdr, name))
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", errOpen, err)
+			return nil, nil, fmt.Errorf("%w: %v", errOpen, err)
 		}
 	case c.keys == nil:
-		return nil, fmt.Errorf("%w: sealed, but the repository is not encrypted", errOpen)
+		return nil, nil, fmt.Errorf("%w: sealed, but the repository is not encrypted", errOpen)
 	default:
-		return nil, fmt.Errorf("%w: stored in plain in an encrypted repository", errOpen)
+		return nil, nil, fmt.Errorf("%w: stored in plain in an encrypted repository", errOpen)
 	}
 	switch pt[0] {
 	case encRaw:
-		return pt[1:], nil
+		return pt[1:], nil, nil
 	case encZstd:
 		out, err := c.dec.DecodeAll(pt[1:], nil)
 		if err != nil {
-			return nil, fmt.Errorf("%w: decompress: %v", errOpen, err)
+			return nil, nil, fmt.Errorf("%w: decompress: %v", errOpen, err)
 		}
 		if len(out) > MaxObjectSize {
-			return nil, fmt.Errorf("%w: decompresses to more than %d bytes", errOpen, MaxObjectSize)
+			return nil, nil, fmt.Errorf("%w: decompresses to more than %d bytes", errOpen, MaxObjectSize)
 		}
-		return out, nil
+		return out, pt[1:], nil
 	}
-	return nil, fmt.Errorf("%w: unknown encoding %d", errOpen, pt[0])
+	return nil, nil, fmt.Errorf("%w: unknown encoding %d", errOpen, pt[0])
 }
 
 func kindName(k byte) string {

@@ -104,6 +104,10 @@ type chunkResult struct {
 func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	items := make(chan fetchItem, 2*r.cfg.Parallel)
+	// A receiving node in this process may store the chunks as the
+	// bucket holds them, compressed, and take its files' chunk lists
+	// instead of cutting them again (dotmesh.ChunkStager).
+	offer := dotmesh.ChunksWanted(ctx)
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
@@ -129,11 +133,12 @@ func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.
 		sem := make(chan struct{}, max(r.cfg.Parallel/2, 2))
 		what := fmt.Sprintf("commit %s", rec.Commit.ID)
 		var (
-			held  []fetchItem
-			ids   []repo.ID
-			lens  []uint32
-			futs  []chan chunkResult
-			bytes int64
+			held   []fetchItem
+			ids    []repo.ID
+			hashes [][32]byte
+			lens   []uint32
+			futs   []chan chunkResult
+			bytes  int64
 		)
 		start := func() error {
 			if len(ids) > 0 {
@@ -142,11 +147,17 @@ func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.
 				case <-ctx.Done():
 					return ctx.Err()
 				}
-				ids, lens, futs := ids, lens, futs
+				ids, hashes, lens, futs := ids, hashes, lens, futs
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					data, err := r.repo.GetBlobs(ctx, ids)
+					var data, frames [][]byte
+					var err error
+					if offer {
+						data, frames, err = r.repo.GetBlobsFrames(ctx, ids)
+					} else {
+						data, err = r.repo.GetBlobs(ctx, ids)
+					}
 					<-sem
 					for i, f := range futs {
 						res := chunkResult{err: err}
@@ -154,6 +165,11 @@ func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.
 							res.data = data[i]
 							if len(res.data) != int(lens[i]) {
 								res.err = fmt.Errorf("%w: blob %s holds %d bytes where the tree says %d", dotmesh.ErrCorrupt, ids[i], len(res.data), lens[i])
+							} else if offer {
+								// The blob checked out against its ID, the
+								// keyed hash of hashes[i]: its data and frame
+								// are the chunk hashing to it.
+								dotmesh.OfferChunk(ctx, hashes[i], res.data, frames[i])
 							}
 						}
 						if res.err != nil {
@@ -173,7 +189,7 @@ func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.
 					return err
 				}
 			}
-			held, ids, lens, futs, bytes = nil, nil, nil, nil, 0
+			held, ids, hashes, lens, futs, bytes = nil, nil, nil, nil, nil, 0
 			return nil
 		}
 		walk := func(fn func(TreeEntry) error) error { return WalkTree(ctx, r.repo, rec, r.cfg.Parallel, fn) }
@@ -186,6 +202,7 @@ func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.
 				f := make(chan chunkResult, 1)
 				held = append(held, fetchItem{chunk: f})
 				ids = append(ids, r.repo.BlobID(c.Hash))
+				hashes = append(hashes, c.Hash)
 				lens = append(lens, c.Length)
 				futs = append(futs, f)
 				bytes += int64(c.Length)
@@ -234,6 +251,13 @@ func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.
 		}
 		if err := nw.Add(it.entry.Entry, content); err != nil {
 			return err
+		}
+		if offer && it.entry.Kind == neutral.KindFile {
+			cs := make([]dotmesh.FileChunk, len(it.entry.Chunks))
+			for i, c := range it.entry.Chunks {
+				cs[i] = dotmesh.FileChunk{Hash: c.Hash, Size: c.Length}
+			}
+			dotmesh.OfferFile(ctx, it.entry.Path, it.entry.Size, cs)
 		}
 	}
 	if err := ctx.Err(); err != nil {

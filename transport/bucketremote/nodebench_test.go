@@ -20,7 +20,7 @@ import (
 // 128 MiB files dot (1024 files of 64 KiB and 8 of 8 MiB, random) pushed
 // to a bucket on local disk, and cloned from it onto a fresh node.
 
-func benchNode(b *testing.B) *dotmesh.Node {
+func benchNode(b testing.TB) *dotmesh.Node {
 	b.Helper()
 	dir := b.TempDir()
 	st, err := bboltstore.Open(filepath.Join(dir, "registry.db"), bboltstore.Options{})
@@ -39,7 +39,7 @@ func benchNode(b *testing.B) *dotmesh.Node {
 	return n
 }
 
-func benchBucket(b *testing.B) *bucketremote.Remote {
+func benchBucket(b testing.TB) *bucketremote.Remote {
 	b.Helper()
 	ctx := context.Background()
 	st, err := bucket.OpenDir(b.TempDir())
@@ -56,7 +56,7 @@ func benchBucket(b *testing.B) *bucketremote.Remote {
 	return r
 }
 
-func benchDot(b *testing.B) *dotmesh.Node {
+func benchDot(b testing.TB) *dotmesh.Node {
 	b.Helper()
 	ctx := context.Background()
 	n := benchNode(b)

@@ -566,3 +566,26 @@ func (c WorkingStateAdopter) AdoptWorkingState(ctx context.Context, from, to dot
 	}
 	return c.in.AdoptWorkingState(ctx, from, to, r)
 }
+
+// ChunkStager guards dotmesh.ChunkStager.
+type ChunkStager struct {
+	g  *Backend
+	in dotmesh.ChunkStager
+}
+
+// ChunkStager returns the guarded dotmesh.ChunkStager of the inner backend.
+func (g *Backend) ChunkStager() ChunkStager { return ChunkStager{g, g.inner.(dotmesh.ChunkStager)} }
+
+// StageChunks implements dotmesh.ChunkStager. The sink outlives the call:
+// it works on the store, not on a branch's files.
+func (c ChunkStager) StageChunks(ctx context.Context, r dotmesh.CommitRef) (dotmesh.ChunkSink, error) {
+	if err := valid(r.BranchRef, &r); err != nil {
+		return nil, err
+	}
+	done, err := c.g.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return c.in.StageChunks(ctx, r)
+}
