@@ -398,8 +398,8 @@ func TestVerifyStructure(t *testing.T) {
 		want := map[string]Problem{
 			"commit record " + CommitName(layoutDot, dangling):        {Dot: dotPrefix(layoutDot), Commit: string(dangling)},
 			"commit record " + CommitName(layoutDot, cs[1].Commit.ID): {Dot: dotPrefix(layoutDot), Commit: string(cs[2].Commit.ID)},
-			repo.BlobObject(own): {Dot: dotPrefix(layoutDot), Commit: string(cs[0].Commit.ID)},
-			tree:                 {Dot: dotPrefix(layoutDot), Commit: string(cs[2].Commit.ID)},
+			MissingBlobObject(own):                                    {Dot: dotPrefix(layoutDot), Commit: string(cs[0].Commit.ID)},
+			tree:                                                      {Dot: dotPrefix(layoutDot), Commit: string(cs[2].Commit.ID)},
 		}
 		if len(got) != len(want) {
 			t.Errorf("ReadData %v: problems %+v; want %d", readData, res.Problems, len(want))

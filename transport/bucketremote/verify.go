@@ -149,7 +149,10 @@ func (r *Remote) Verify(ctx context.Context, opts VerifyOptions) (VerifyResult, 
 	for i, id := range ids {
 		if !has[i] {
 			c := used[id]
-			add(repo.BlobObject(id), c.dot, c.rec.Commit.ID, errors.New("missing: the commit needs it"))
+			// Named as a blob, not as data/…: since packs, a blob is in a
+			// pack the index lists or, from older pushes, a loose object,
+			// and it is in neither.
+			add(MissingBlobObject(id), c.dot, c.rec.Commit.ID, errors.New("missing: in no pack the index lists and no loose object; the commit needs it"))
 		}
 	}
 
@@ -173,6 +176,9 @@ func (r *Remote) Verify(ctx context.Context, opts VerifyOptions) (VerifyResult, 
 	r.log.Info("verify", "bucket", r.Location(), "commits", res.Commits, "blobs", res.Blobs, "blobs_read", res.BlobsRead, "problems", len(res.Problems))
 	return res, nil
 }
+
+// MissingBlobObject is how Verify names a blob it finds nowhere.
+func MissingBlobObject(id repo.ID) string { return "blob " + id.String() }
 
 // problemMessage words err without the sentinel and object name a
 // repo.CorruptError adds (the Problem names the object).
