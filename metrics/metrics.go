@@ -27,10 +27,10 @@
 // Read at each scrape:
 //
 //	dotmesh_dots, dotmesh_branches               dots and branches in the registry
-//	dotmesh_store_objects{backend}               objects in a backend's content store (dump)
+//	dotmesh_store_objects{backend}               objects a backend stores (dump: chunks; zfs, btrfs: commit snapshots)
 //	dotmesh_store_bytes{backend}                 bytes they take on disk
 //	dotmesh_store_logical_bytes{backend}         file bytes of every stored commit
-//	dotmesh_store_dedup_ratio{backend}           logical / stored bytes (deduplication and compression)
+//	dotmesh_store_dedup_ratio{backend}           logical / stored bytes (deduplication, compression, shared blocks)
 //	dotmesh_replication_lacking_commits{node}    commits a cluster node does not hold yet, all dots
 //	dotmesh_replication_lag_seconds{node}        age of the oldest of them (0 when none)
 //	dotmesh_build_info{version,goversion}        1

@@ -15,10 +15,10 @@ import (
 var (
 	descDots     = prometheus.NewDesc("dotmesh_dots", "Dots in the registry.", nil, nil)
 	descBranches = prometheus.NewDesc("dotmesh_branches", "Branches of all dots in the registry.", nil, nil)
-	descObjects  = prometheus.NewDesc("dotmesh_store_objects", "Objects in a backend's content store.", []string{"backend"}, nil)
-	descStored   = prometheus.NewDesc("dotmesh_store_bytes", "Bytes a backend's content store takes on disk.", []string{"backend"}, nil)
+	descObjects  = prometheus.NewDesc("dotmesh_store_objects", "Objects a backend stores: the files backend's chunks, zfs and btrfs commit snapshots.", []string{"backend"}, nil)
+	descStored   = prometheus.NewDesc("dotmesh_store_bytes", "Bytes a backend's store takes on disk.", []string{"backend"}, nil)
 	descLogical  = prometheus.NewDesc("dotmesh_store_logical_bytes", "File bytes of every commit a backend stores: what restoring each would write.", []string{"backend"}, nil)
-	descDedup    = prometheus.NewDesc("dotmesh_store_dedup_ratio", "Logical bytes over stored bytes of a backend's content store (deduplication and compression).", []string{"backend"}, nil)
+	descDedup    = prometheus.NewDesc("dotmesh_store_dedup_ratio", "Logical bytes over stored bytes of a backend (deduplication, compression and blocks shared between snapshots).", []string{"backend"}, nil)
 	descLacking  = prometheus.NewDesc("dotmesh_replication_lacking_commits", "Commits a cluster node does not hold yet, over all dots.", []string{"node"}, nil)
 	descLag      = prometheus.NewDesc("dotmesh_replication_lag_seconds", "Age of the oldest commit a cluster node does not hold yet (0 when it holds all).", []string{"node"}, nil)
 )

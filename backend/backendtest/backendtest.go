@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) dotmesh.StorageBackend) {
 		{"Records", recordTests},
 		{"Tree", treeTests},
 		{"Diff", diffTests},
+		{"StoreStats", storeStatsTests},
 		{"Lifecycle", lifecycleTests},
 		{"Paths", pathTests},
 	}

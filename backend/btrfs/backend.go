@@ -39,6 +39,7 @@ type Guarded struct {
 	guard.CommitViewer
 	guard.DirtyChecker
 	guard.ChangeCommitter
+	guard.StoreStatter
 	b *Backend
 }
 
@@ -49,6 +50,7 @@ var (
 	_ dotmesh.DirtyChecker    = (*Guarded)(nil)
 	_ dotmesh.ChangeCommitter = (*Guarded)(nil)
 	_ dotmesh.InodeKeeper     = (*Guarded)(nil)
+	_ dotmesh.StoreStatter    = (*Guarded)(nil)
 )
 
 // KeepsInodes implements dotmesh.InodeKeeper (see Backend.KeepsInodes).
@@ -65,7 +67,7 @@ func Open(ctx context.Context, opts Options) (*Guarded, error) {
 		return nil, err
 	}
 	g := guard.New(b, guard.Options{Where: "btrfs backend " + b.root})
-	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), CommitViewer: g.CommitViewer(), DirtyChecker: g.DirtyChecker(), ChangeCommitter: g.ChangeCommitter(), b: b}, nil
+	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), CommitViewer: g.CommitViewer(), DirtyChecker: g.DirtyChecker(), ChangeCommitter: g.ChangeCommitter(), StoreStatter: g.StoreStatter(), b: b}, nil
 }
 
 // Root is the directory holding the layout (the mount point of the image

@@ -45,6 +45,7 @@ type Guarded struct {
 	guard.DirtyChecker
 	guard.HeadFollower
 	guard.ChangeCommitter
+	guard.StoreStatter
 	b *Backend
 }
 
@@ -55,6 +56,7 @@ var (
 	_ dotmesh.HeadFollower    = (*Guarded)(nil)
 	_ dotmesh.ChangeCommitter = (*Guarded)(nil)
 	_ dotmesh.InodeKeeper     = (*Guarded)(nil)
+	_ dotmesh.StoreStatter    = (*Guarded)(nil)
 )
 
 // KeepsInodes implements dotmesh.InodeKeeper (see Backend.KeepsInodes).
@@ -77,7 +79,7 @@ func Open(ctx context.Context, opts Options) (*Guarded, error) {
 		// and FollowHead may hand the lock to work that finishes later.
 		SelfLocked: guard.Receive | guard.Rollback | guard.FollowHead,
 	})
-	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), DirtyChecker: g.DirtyChecker(), HeadFollower: g.HeadFollower(), ChangeCommitter: g.ChangeCommitter(), b: b}, nil
+	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), DirtyChecker: g.DirtyChecker(), HeadFollower: g.HeadFollower(), ChangeCommitter: g.ChangeCommitter(), StoreStatter: g.StoreStatter(), b: b}, nil
 }
 
 // Root returns the dataset under which the backend keeps dots.

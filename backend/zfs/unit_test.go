@@ -274,3 +274,26 @@ func TestDaemonHint(t *testing.T) {
 		t.Errorf("daemonHint = %v", got)
 	}
 }
+
+// storeStats counts commit snapshots, not the backend's own dm-…
+// snapshots nor datasets, and takes StoredBytes from the root alone.
+func TestStoreStatsRows(t *testing.T) {
+	root := dataset{"pool/dm"}
+	rows := []propRow{
+		{"pool/dm", "used", "5000"},
+		{"pool/dm", "referenced", "24"},
+		{"pool/dm/d1", "used", "4000"},
+		{"pool/dm/d1/master.1", "referenced", "3000"},
+		{"pool/dm/d1/master.1@c1", "used", "10"},
+		{"pool/dm/d1/master.1@c1", "referenced", "2000"},
+		{"pool/dm/d1/master.1@c2", "referenced", "2500"},
+		{"pool/dm/d1/master.1@dm-usage-0a1b2c3d", "referenced", "9999"},
+	}
+	st, err := storeStats(root, rows)
+	if err != nil || st != (dotmesh.StoreStats{Objects: 2, StoredBytes: 5000, LogicalBytes: 4500}) {
+		t.Fatalf("storeStats = %+v, %v", st, err)
+	}
+	if _, err := storeStats(root, append(rows, propRow{"pool/dm/d1/master.1@c3", "referenced", "-"})); err == nil {
+		t.Fatal("a referenced of - was taken as a number")
+	}
+}
