@@ -201,17 +201,27 @@ func (r *Repo) Check(ctx context.Context, o CheckOptions) (CheckResult, error) {
 	if err != nil {
 		return res, err
 	}
-	r.checkPacks(ctx, o, ix, indexOf, packs, loose, &res, run, bad)
+	var total int64
+	for _, size := range packs {
+		total += size
+	}
+	meter := dotmesh.StartProgress(ctx, PhaseVerifying, total)
+	r.checkPacks(ctx, o, ix, indexOf, packs, loose, &res, run, bad, meter)
 	wg.Wait()
+	meter.Done()
 	return res, fatal
 }
+
+// PhaseVerifying is Check's progress phase: the bytes of the packs
+// checked (their headers, or read whole as CheckOptions say).
+const PhaseVerifying = "verifying"
 
 // checkPacks checks what the index objects say against the packs (every
 // entry inside a stored pack, as its header says), reads the packs'
 // headers, or with ReadData (a sample of) the packs and loose blobs
 // whole.
 func (r *Repo) checkPacks(ctx context.Context, o CheckOptions, ix *repoIndex, indexOf map[ID]string, packs map[ID]int64, loose []ID,
-	res *CheckResult, run func(string, func() ([]ID, error)), bad func(string, error, ...ID)) {
+	res *CheckResult, run func(string, func() ([]ID, error)), bad func(string, error, ...ID), meter *dotmesh.ProgressMeter) {
 	var mu sync.Mutex
 	res.Packs = len(packs)
 	for pid, es := range ix.packs {
@@ -239,6 +249,7 @@ func (r *Repo) checkPacks(ctx context.Context, o CheckOptions, ix *repoIndex, in
 		name, whole := PackObject(pid), sample()
 		run(name, func() ([]ID, error) {
 			es, failed, err := r.checkPack(ctx, name, size, whole)
+			meter.Add(size)
 			if err != nil && es == nil {
 				ids := make([]ID, len(indexed))
 				for i, e := range indexed {

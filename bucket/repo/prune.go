@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/dotmesh-io/dotmesh/bucket"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
 // DefaultMaxUnused is the share of a pack's bytes that may be unused
@@ -53,6 +54,10 @@ type PruneResult struct {
 func (r *Repo) Prune(ctx context.Context, keep func(ID) bool, o PruneOptions) (PruneResult, error) {
 	return r.prune(ctx, keep, o, nil)
 }
+
+// PhaseRepacking is Prune's progress phase: the bytes of the packs read
+// to write their used blobs into new ones.
+const PhaseRepacking = "repacking"
 
 // prune is Prune; with only it repacks just the packs holding blob
 // *only (DeleteBlob), leaving the rest alone.
@@ -167,6 +172,11 @@ func (r *Repo) prune(ctx context.Context, keep func(ID) bool, o PruneOptions, on
 
 	// New packs of the repacked packs' used blobs.
 	w := &repacker{r: r}
+	var total int64
+	for _, pid := range repack {
+		total += sizes[pid]
+	}
+	meter := dotmesh.StartProgress(ctx, PhaseRepacking, total)
 	for _, pid := range repack {
 		if err := lockErr(); err != nil {
 			return res, err
@@ -191,7 +201,9 @@ func (r *Repo) prune(ctx context.Context, keep func(ID) bool, o PruneOptions, on
 				return res, fmt.Errorf("prune deleted nothing: %w", err)
 			}
 		}
+		meter.Add(sizes[pid])
 	}
+	meter.Done()
 	if err := w.flush(ctx); err != nil {
 		return res, fmt.Errorf("prune deleted nothing: %w", err)
 	}

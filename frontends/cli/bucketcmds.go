@@ -122,7 +122,9 @@ func (a *app) logBucket(ctx context.Context, name string, b *BucketRemote, dot d
 // gcBucket is `dm gc NAME` for a bucket remote.
 func (a *app) gcBucket(ctx context.Context, name string, b *BucketRemote, keep int, dryRun bool) error {
 	return a.withBucket(ctx, name, b, func(r *bucketremote.Remote) error {
-		res, err := r.GC(ctx, bucketremote.GCOptions{Keep: keep, DryRun: dryRun})
+		res, err := withProgress(a, ctx, "gc", func(ctx context.Context) (bucketremote.GCResult, error) {
+			return r.GC(ctx, bucketremote.GCOptions{Keep: keep, DryRun: dryRun})
+		})
 		if err != nil {
 			return err
 		}
@@ -163,7 +165,9 @@ func (a *app) verifyBucket(ctx context.Context, name string, b *BucketRemote, re
 		}
 	}
 	return a.withBucket(ctx, name, b, func(r *bucketremote.Remote) error {
-		res, err := r.Verify(ctx, opts)
+		res, err := withProgress(a, ctx, "verify", func(ctx context.Context) (bucketremote.VerifyResult, error) {
+			return r.Verify(ctx, opts)
+		})
 		if err != nil {
 			return err
 		}

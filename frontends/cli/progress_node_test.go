@@ -130,6 +130,28 @@ func TestProgressJSONOfLongCommands(t *testing.T) {
 	_, ph = run("verify", "verify")
 	has("verify", ph, "verifying")
 
+	// A bucket's gc and verify run in dm itself and show their phases too.
+	pw := withEnv(e, passwordEnv, "pw-one")
+	mustRun(t, pw, "remote", "add", "bk", "file://"+t.TempDir())
+	mustRun(t, pw, "push", "bk", "app")
+	writeRandom(t, filepath.Join(strings.TrimSpace(mustRun(t, e, "path", "app.web")), "big"), 2<<20)
+	mustRun(t, e, "commit", "-m", "two")
+	mustRun(t, pw, "push", "bk", "app")
+	r := runDM(t, pw, "--progress=json", "gc", "bk", "--keep", "1")
+	if r.code != 0 {
+		t.Fatalf("dm gc bk: %+v", r)
+	}
+	ph = checkProgressJSON(t, r.err, "gc")
+	has("gc", ph, "marking")
+	has("gc", ph, "repacking")
+	r = runDM(t, pw, "--progress=json", "verify", "bk", "--read-data")
+	if r.code != 0 {
+		t.Fatalf("dm verify bk: %+v", r)
+	}
+	ph = checkProgressJSON(t, r.err, "verify")
+	has("verify", ph, "verifying")
+	has("verify", ph, "checking commits")
+
 	// Without a terminal and without --progress, nothing.
 	if r := runDM(t, e, "commit", "-m", "two", "--allow-empty"); r.code != 0 || r.err != "" {
 		t.Fatalf("commit without a terminal: %+v", r)

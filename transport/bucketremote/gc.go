@@ -51,6 +51,7 @@ func (r *Remote) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	}
 	defer lock.Unlock(context.WithoutCancel(ctx))
 
+	dotmesh.ReportPhase(ctx, PhaseMarking)
 	refs, err := r.maintRefs(ctx, "", stopAtBad)
 	if err != nil {
 		return res, gcRefused(err)
@@ -235,3 +236,7 @@ func (r *Remote) planGC(refs map[dotmesh.DotName]*refsOfDot, all map[dotmesh.Dot
 	}
 	return plan, nil
 }
+
+// PhaseMarking is GC's progress phase while it reads the refs, commits and
+// trees to find what is used; then repacking (repo.PhaseRepacking) follows.
+const PhaseMarking = "marking"

@@ -96,6 +96,7 @@ func (r *Remote) Verify(ctx context.Context, opts VerifyOptions) (VerifyResult, 
 	}
 	res.Blobs, res.BlobsRead = check.Blobs, check.BlobsRead
 
+	dotmesh.ReportPhase(ctx, PhaseCheckingCommits)
 	refs, err := r.maintRefs(ctx, "", add)
 	if err != nil {
 		return res, err
@@ -176,6 +177,10 @@ func (r *Remote) Verify(ctx context.Context, opts VerifyOptions) (VerifyResult, 
 	r.log.Info("verify", "bucket", r.Location(), "commits", res.Commits, "blobs", res.Blobs, "blobs_read", res.BlobsRead, "problems", len(res.Problems))
 	return res, nil
 }
+
+// PhaseCheckingCommits is Verify's progress phase after the packs
+// (repo.PhaseVerifying): refs, commit records and trees.
+const PhaseCheckingCommits = "checking commits"
 
 // MissingBlobObject is how Verify names a blob it finds nowhere.
 func MissingBlobObject(id repo.ID) string { return "blob " + id.String() }
