@@ -18,7 +18,6 @@ import (
 	"github.com/dotmesh-io/dotmesh/backend/zfs"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"github.com/dotmesh-io/dotmesh/internal/node"
-	"github.com/dotmesh-io/dotmesh/internal/seal"
 )
 
 // backendSettings is what the backends of one node are opened with: the
@@ -243,24 +242,20 @@ func StoreKeys(dataDir string, password []byte, op node.StoreKeyOp) (string, []n
 		return "", nil, err
 	}
 	defer be.Close()
-	b := be
+	ctx := context.Background()
 	var added string
 	switch {
 	case op.NewPassword != nil:
-		added, err = b.AddKey(op.NewPassword, seal.KDFParams{})
+		added, err = be.AddStoreKey(ctx, op.NewPassword)
 	case op.Remove != "":
-		err = b.RemoveKey(op.Remove, op.Force)
+		err = be.RemoveStoreKey(ctx, op.Remove, op.Force)
 	}
 	if err != nil {
 		return "", nil, err
 	}
-	ks, err := b.Keys()
+	out, err := be.StoreKeys(ctx)
 	if err != nil {
 		return "", nil, err
-	}
-	out := make([]node.StoreKey, len(ks))
-	for i, k := range ks {
-		out[i] = node.StoreKey{ID: k.ID, Created: k.Created, KDF: k.KDF.Name, InUse: k.InUse}
 	}
 	return added, out, nil
 }

@@ -112,6 +112,11 @@ var matrix = []mcase{
 	{"DELETE", "/v1/dots/{ns}/{dot}/sharing/{user}", "/v1/dots/{D}/sharing/carol", "", "owner", false},
 	{"PUT", "/v1/dots/{ns}/{dot}/visibility", "/v1/dots/{D}/visibility", `{"visibility":"public"}`, "owner", false},
 	{"GET", "/v1/audit", "/v1/audit", "", "admin", false},
+	// The passwords of the store encrypted at rest (this one is plain:
+	// the admin's calls get past the guard and find no keys).
+	{"GET", "/v1/store/keys", "/v1/store/keys", "", "admin", false},
+	{"POST", "/v1/store/keys", "/v1/store/keys", `{"password":"x"}`, "admin", false},
+	{"DELETE", "/v1/store/keys/{id}", "/v1/store/keys/0123456789abcdef", "", "admin", false},
 	{"GET", "/v1/audit", "/v1/audit?dot={D}", "", "owner", false},
 }
 

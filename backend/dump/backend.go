@@ -1,6 +1,7 @@
 package dump
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -177,17 +178,31 @@ func Open(dir string, opts Options) (*Guarded, error) {
 // Dir is the backend's data directory.
 func (g *Guarded) Dir() string { return g.b.dir }
 
-// Keys, AddKey and RemoveKey manage the key slots of an encrypted store
-// (storekey.go).
-func (g *Guarded) Keys() ([]KeyInfo, error) { return g.b.Keys() }
+var _ dotmesh.StoreKeyManager = (*Guarded)(nil)
 
-// AddKey: see Backend.AddKey.
-func (g *Guarded) AddKey(password []byte, params seal.KDFParams) (string, error) {
-	return g.b.AddKey(password, params)
+// StoreKeys implements dotmesh.StoreKeyManager (storekey.go).
+func (g *Guarded) StoreKeys(context.Context) ([]dotmesh.StoreKey, error) {
+	ks, err := g.b.Keys()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dotmesh.StoreKey, len(ks))
+	for i, k := range ks {
+		out[i] = dotmesh.StoreKey{ID: k.ID, Created: k.Created, KDF: k.KDF.Name, InUse: k.InUse}
+	}
+	return out, nil
 }
 
-// RemoveKey: see Backend.RemoveKey.
-func (g *Guarded) RemoveKey(id string, force bool) error { return g.b.RemoveKey(id, force) }
+// AddStoreKey implements dotmesh.StoreKeyManager with the default key
+// derivation (Backend.AddKey).
+func (g *Guarded) AddStoreKey(_ context.Context, password []byte) (string, error) {
+	return g.b.AddKey(password, seal.KDFParams{})
+}
+
+// RemoveStoreKey implements dotmesh.StoreKeyManager (Backend.RemoveKey).
+func (g *Guarded) RemoveStoreKey(_ context.Context, id string, force bool) error {
+	return g.b.RemoveKey(id, force)
+}
 
 // open opens the Backend that Open guards.
 func open(dir string, opts Options) (*Backend, error) {

@@ -1,9 +1,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -91,8 +91,12 @@ func (a *app) storeCmd() *cobra.Command {
 		Use:   "store",
 		Short: "Manage the node's encrypted files store",
 		Long: `Manage the files store of a node made with --encrypt (see ` + "`dm serve --help`" + `,
-Encryption at rest). The node must be stopped (` + "`dm cluster stop`" + `): the
-commands open its store themselves, with a password it knows.`,
+Encryption at rest). A node that runs, started by ` + "`dm cluster init`" + ` with this
+config, changes its keys itself when its admin asks (its "local" remote;
+no password needed but the new one). A stopped node's store is opened
+here, with a password it knows (--password-file, $`+storePasswordEnv+`, or a
+prompt). Adding or removing a key changes no data; the running node
+keeps the store open.`,
 	}
 	key := &cobra.Command{
 		Use:   "key",
@@ -133,7 +137,7 @@ func (a *app) storeKeyCmd(verb string) *cobra.Command {
 		op := node.StoreKeyOp{Force: force}
 		if verb == "remove" {
 			op.Remove = args[0]
-			if len(op.Remove) != 16 || strings.Trim(op.Remove, "0123456789abcdef") != "" {
+			if err := dotmesh.ValidateStoreKeyID(op.Remove); err != nil {
 				return kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("key id %.70q is not a key id (16 hex digits, as `dm store key list` shows)", op.Remove))
 			}
 		}
@@ -151,14 +155,25 @@ func (a *app) storeKeyCmd(verb string) *cobra.Command {
 		if !a.nodes.StoreEncrypted(d) {
 			return kinded(dotmesh.ErrNotSupported, fmt.Errorf("the files store in %s is not encrypted and has no keys", filepath.Join(d, "dump")))
 		}
-		if pid, running, err := a.nodes.NodeRunning(d); err != nil {
-			return err
-		} else if running {
-			return kinded(dotmesh.ErrInUse, fmt.Errorf("the node in %s runs (pid %d): its store's keys change while it is stopped; `dm cluster stop` it first", d, pid))
-		}
-		password, err := a.storePassword(d, &sf)
+		pid, running, err := a.nodes.NodeRunning(d)
 		if err != nil {
 			return err
+		}
+		// A running node changes its own keys, asked by its admin; a
+		// stopped one's store is opened here with a password it knows.
+		var local *Remote
+		if running {
+			if r, ok := cfg.Remotes[LocalRemote]; ok && r.DataDir == d && r.Bucket == nil {
+				local = r
+			} else {
+				return kinded(dotmesh.ErrInUse, fmt.Errorf("the node in %s runs (pid %d) and the config names no remote for it; run this with the config of `dm cluster init` that started it, or `dm cluster stop` it first", d, pid))
+			}
+		}
+		var password []byte
+		if local == nil {
+			if password, err = a.storePassword(d, &sf); err != nil {
+				return err
+			}
 		}
 		if verb == "add" {
 			what := "the new key of the encrypted files store in " + filepath.Join(d, "dump") + " (--new-password-file)"
@@ -171,7 +186,15 @@ func (a *app) storeKeyCmd(verb string) *cobra.Command {
 				return err
 			}
 		}
-		added, keys, err := a.nodes.StoreKeys(d, password, op)
+		var (
+			added string
+			keys  []node.StoreKey
+		)
+		if local != nil {
+			added, keys, err = a.runningStoreKeys(cmd.Context(), local, op)
+		} else {
+			added, keys, err = a.nodes.StoreKeys(d, password, op)
+		}
 		if err != nil {
 			return err
 		}
@@ -202,6 +225,30 @@ func (a *app) storeKeyCmd(verb string) *cobra.Command {
 	c.Flags().StringVar(&dir, "data-dir", "", "data directory `DIR` of the node (default: the one in the config)")
 	c.Flags().StringVar(&sf.passwordFile, "password-file", "", "read a password the store knows from `FILE` (else $"+storePasswordEnv+", or a prompt)")
 	return c
+}
+
+// runningStoreKeys does op through the API of the running node r (its
+// admin's key), which keeps the store open with the key it has.
+func (a *app) runningStoreKeys(ctx context.Context, r *Remote, op node.StoreKeyOp) (string, []node.StoreKey, error) {
+	c, err := newClient(r, a.timeouts.options()...)
+	if err != nil {
+		return "", nil, fmt.Errorf("remote %s: %w", LocalRemote, err)
+	}
+	var added string
+	switch {
+	case op.NewPassword != nil:
+		added, err = c.AddStoreKey(ctx, op.NewPassword)
+	case op.Remove != "":
+		err = c.RemoveStoreKey(ctx, op.Remove, op.Force)
+	}
+	if err == nil {
+		var keys []node.StoreKey
+		keys, err = c.StoreKeys(ctx)
+		if err == nil {
+			return added, keys, nil
+		}
+	}
+	return "", nil, wrapRemoteErr(err, LocalRemote, r.Address)
 }
 
 // keyRow is a line of `dm store key list` and `dm remote key list`.

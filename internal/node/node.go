@@ -138,12 +138,7 @@ type RebuildResult struct {
 }
 
 // StoreKey is a key (one password) of a node's encrypted files store.
-type StoreKey struct {
-	ID      string    `json:"id"`
-	Created time.Time `json:"created"`
-	KDF     string    `json:"kdf"`
-	InUse   bool      `json:"in_use"` // the key that opened it now
-}
+type StoreKey = dotmesh.StoreKey
 
 // StoreKeyOp is what `dm store key` does to an encrypted files store
 // opened with a password it knows: add NewPassword, or remove key Remove

@@ -90,7 +90,35 @@ func TestEncryptedStore(t *testing.T) {
 	if err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("restored content differs: %v", err)
 	}
+
+	// The running node changes its keys itself: a second password added,
+	// then the first removed once the node runs with the second.
+	pw2 := filepath.Join(dir, "pw2")
+	must(t, os.WriteFile(pw2, []byte("battery staple\n"), 0o600))
+	added := strings.TrimSpace(e.ok("store", "key", "add", "--new-password-file", pw2, "-H"))
+	var first string
+	keys := strings.Split(strings.TrimSpace(e.ok("store", "key", "list", "-H")), "\n")
+	for _, l := range keys {
+		if f := strings.Split(l, "\t"); len(f) == 4 && f[3] == "yes" {
+			first = f[0]
+		}
+	}
+	if len(keys) != 2 || first == "" || first == added {
+		t.Fatalf("keys of the running node after an add: %q (added %s)", keys, added)
+	}
+	if r := e.fails("opened the store with", "store", "key", "remove", first); r.code != 5 {
+		t.Fatalf("removing the running node's own key without --force: exit %d, want 5", r.code)
+	}
 	e.ok("cluster", "stop", "--data-dir", e.data)
+	e.ok("cluster", "init", "--data-dir", e.data, "--password-file", pw2)
+	e.ok("store", "key", "remove", first)
+	if keys := strings.TrimSpace(e.ok("store", "key", "list", "-H")); !strings.HasPrefix(keys, added+"\t") || strings.Contains(keys, "\n") {
+		t.Fatalf("keys after removing the first: %q", keys)
+	}
+	e.ok("cluster", "stop", "--data-dir", e.data)
+	if r := e.fails("wrong password", "cluster", "init", "--data-dir", e.data, "--password-file", pw); r.code != 6 {
+		t.Fatalf("the removed password: exit %d, want 6", r.code)
+	}
 
 	// A plain data directory stays plain.
 	p := newEnv(t)
