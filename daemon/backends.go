@@ -242,20 +242,5 @@ func StoreKeys(dataDir string, password []byte, op node.StoreKeyOp) (string, []n
 		return "", nil, err
 	}
 	defer be.Close()
-	ctx := context.Background()
-	var added string
-	switch {
-	case op.NewPassword != nil:
-		added, err = be.AddStoreKey(ctx, op.NewPassword)
-	case op.Remove != "":
-		err = be.RemoveStoreKey(ctx, op.Remove, op.Force)
-	}
-	if err != nil {
-		return "", nil, err
-	}
-	out, err := be.StoreKeys(ctx)
-	if err != nil {
-		return "", nil, err
-	}
-	return added, out, nil
+	return op.Apply(context.Background(), be)
 }

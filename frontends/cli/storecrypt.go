@@ -234,21 +234,11 @@ func (a *app) runningStoreKeys(ctx context.Context, r *Remote, op node.StoreKeyO
 	if err != nil {
 		return "", nil, fmt.Errorf("remote %s: %w", LocalRemote, err)
 	}
-	var added string
-	switch {
-	case op.NewPassword != nil:
-		added, err = c.AddStoreKey(ctx, op.NewPassword)
-	case op.Remove != "":
-		err = c.RemoveStoreKey(ctx, op.Remove, op.Force)
+	added, keys, err := op.Apply(ctx, c)
+	if err != nil {
+		return "", nil, wrapRemoteErr(err, LocalRemote, r.Address)
 	}
-	if err == nil {
-		var keys []node.StoreKey
-		keys, err = c.StoreKeys(ctx)
-		if err == nil {
-			return added, keys, nil
-		}
-	}
-	return "", nil, wrapRemoteErr(err, LocalRemote, r.Address)
+	return added, keys, nil
 }
 
 // keyRow is a line of `dm store key list` and `dm remote key list`.

@@ -149,6 +149,29 @@ type StoreKeyOp struct {
 	Force       bool
 }
 
+// Apply does op with m (a stopped node's store opened by dm, or a running
+// node's API) and returns the id of a key added and the keys after it.
+func (op StoreKeyOp) Apply(ctx context.Context, m dotmesh.StoreKeyManager) (string, []StoreKey, error) {
+	var (
+		added string
+		err   error
+	)
+	switch {
+	case op.NewPassword != nil:
+		added, err = m.AddStoreKey(ctx, op.NewPassword)
+	case op.Remove != "":
+		err = m.RemoveStoreKey(ctx, op.Remove, op.Force)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	keys, err := m.StoreKeys(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	return added, keys, nil
+}
+
 // StartSpec says how to start a node in the background.
 type StartSpec struct {
 	// DataDir is the node's data directory; its output goes to
