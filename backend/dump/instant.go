@@ -72,14 +72,24 @@ func (b *Backend) takeSnapshots(ctx context.Context, br dotmesh.BranchRef, srcs 
 			}
 		}
 	})
+	n := 0
+	for i := range snaps {
+		if _, ok := drvs[i].(source.Snapshotter); ok && snaps[i].unchanged == nil {
+			n++
+		}
+	}
+	bar := newBarrier(n)
 	each(func(i int, sn *sourceSnap) {
 		ss, ok := drvs[i].(source.Snapshotter)
 		if sn.unchanged != nil || !ok {
 			return
 		}
+		var arrived sync.Once
+		ready := func() { arrived.Do(bar.arrive) }
+		defer ready() // a source that failed before it was ready holds up no other
 		sn.scratch = scratch{parent: b.branchDir(br)}
 		dir := sn.scratch.ScratchDir()
-		if sn.snap, sn.err = ss.Snapshot(ctx, dir); sn.err == nil {
+		if sn.snap, sn.err = ss.Snapshot(ctx, dir, ready); sn.err == nil {
 			sn.at = sn.snap.Time()
 		}
 	})
@@ -98,4 +108,29 @@ func spreadMillis(instants []time.Time) string {
 		}
 	}
 	return strconv.FormatFloat(float64(last.Sub(first).Microseconds())/1000, 'f', 3, 64)
+}
+
+// barrier lets n goroutines go on together: arrive returns once all have
+// arrived.
+type barrier struct {
+	mu   sync.Mutex
+	left int
+	all  chan struct{}
+}
+
+func newBarrier(n int) *barrier {
+	b := &barrier{left: n, all: make(chan struct{})}
+	if n == 0 {
+		close(b.all)
+	}
+	return b
+}
+
+func (b *barrier) arrive() {
+	b.mu.Lock()
+	if b.left--; b.left == 0 {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	<-b.all
 }

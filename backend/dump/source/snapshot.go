@@ -15,11 +15,13 @@ import (
 // every source's consistent read together (one instant across databases)
 // and streams the dumps afterwards, one after another.
 type Snapshotter interface {
-	// Snapshot fixes the database's state now and holds it (an open
-	// transaction, a tool reading in the background, a copy) until the
-	// Snapshot is closed. scratch is a private directory for its files
-	// ("": the system's temporary directory).
-	Snapshot(ctx context.Context, scratch string) (Snapshot, error)
+	// Snapshot prepares what it can ahead (a connection, a directory),
+	// calls ready (when not nil), which returns when every source of the
+	// commit is prepared too, then fixes the database's state and holds
+	// it (an open transaction, a tool reading in the background, a copy)
+	// until the Snapshot is closed. scratch is a private directory for
+	// its files ("": the system's temporary directory).
+	Snapshot(ctx context.Context, scratch string, ready func()) (Snapshot, error)
 }
 
 var (
@@ -57,7 +59,7 @@ type toolSnapshot struct {
 // startTool starts t in the background (its output set by the caller,
 // into dir) and returns its snapshot; rest turns what it left in dir into
 // the dump. dir is removed when starting fails.
-func startTool(ctx context.Context, t *tool, dir string, closeOut func(), rest func(ctx context.Context, w io.Writer) (Info, error)) (*toolSnapshot, error) {
+func startTool(ctx context.Context, t *tool, dir string, ready func(), closeOut func(), rest func(ctx context.Context, w io.Writer) (Info, error)) (*toolSnapshot, error) {
 	path, err := lookTool(t.name) // before the clock: the instant is the start
 	if err != nil {
 		closeOut()
@@ -65,6 +67,9 @@ func startTool(ctx context.Context, t *tool, dir string, closeOut func(), rest f
 		return nil, err
 	}
 	t.path = path
+	if ready != nil {
+		ready()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &toolSnapshot{at: time.Now().UTC(), dir: dir, cancel: cancel, done: make(chan error, 1), rest: rest}
 	go func() {
@@ -110,10 +115,13 @@ type pgSnapshot struct {
 }
 
 // Snapshot implements Snapshotter.
-func (p *postgres) Snapshot(ctx context.Context, scratch string) (Snapshot, error) {
+func (p *postgres) Snapshot(ctx context.Context, scratch string, ready func()) (Snapshot, error) {
 	conn, err := p.connect(ctx, p.c.Database)
 	if err != nil {
 		return nil, fmt.Errorf("exporting a snapshot of %s: %w", p.c.Database, err)
+	}
+	if ready != nil {
+		ready()
 	}
 	// The snapshot is taken by the transaction's first query: the export.
 	id, err := p.lastValue(ctx, conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot();")
@@ -148,7 +156,7 @@ func (s *pgSnapshot) Close() error {
 // Its consistent snapshot (START TRANSACTION WITH CONSISTENT SNAPSHOT)
 // cannot be shared with a later process, and a dump that waited on a
 // full pipe would hit the server's net_write_timeout, so it runs now.
-func (m *mysql) Snapshot(ctx context.Context, scratch string) (Snapshot, error) {
+func (m *mysql) Snapshot(ctx context.Context, scratch string, ready func()) (Snapshot, error) {
 	dir, err := os.MkdirTemp(scratch, ".dm-mysql-")
 	if err != nil {
 		return nil, err
@@ -160,7 +168,7 @@ func (m *mysql) Snapshot(ctx context.Context, scratch string) (Snapshot, error) 
 	}
 	t := m.dumpTool()
 	t.stdout = f
-	return startTool(ctx, t, dir, func() { f.Close() }, func(ctx context.Context, w io.Writer) (Info, error) {
+	return startTool(ctx, t, dir, ready, func() { f.Close() }, func(ctx context.Context, w io.Writer) (Info, error) {
 		info, err := m.versions(ctx)
 		if err != nil {
 			return info, err
@@ -180,13 +188,13 @@ func (m *mysql) Snapshot(ctx context.Context, scratch string) (Snapshot, error) 
 
 // Snapshot implements Snapshotter: redis-cli fetches a fresh RDB (the
 // server forks as it is asked) into scratch.
-func (r *redis) Snapshot(ctx context.Context, scratch string) (Snapshot, error) {
+func (r *redis) Snapshot(ctx context.Context, scratch string, ready func()) (Snapshot, error) {
 	dir, err := os.MkdirTemp(scratch, ".dm-redis-")
 	if err != nil {
 		return nil, err
 	}
 	file := dir + "/dump.rdb"
-	return startTool(ctx, r.cli("--rdb", file), dir, func() {}, func(ctx context.Context, w io.Writer) (Info, error) {
+	return startTool(ctx, r.cli("--rdb", file), dir, ready, func() {}, func(ctx context.Context, w io.Writer) (Info, error) {
 		info, err := r.versions(ctx)
 		if err != nil {
 			return info, err
@@ -197,7 +205,7 @@ func (r *redis) Snapshot(ctx context.Context, scratch string) (Snapshot, error) 
 
 // Snapshot implements Snapshotter: sqlite3 copies the database with the
 // backup API (one read transaction) into scratch.
-func (s *sqlite) Snapshot(ctx context.Context, scratch string) (Snapshot, error) {
+func (s *sqlite) Snapshot(ctx context.Context, scratch string, ready func()) (Snapshot, error) {
 	if ok, err := s.Exists(ctx); err != nil || !ok {
 		return nil, s.missing(err)
 	}
@@ -206,7 +214,7 @@ func (s *sqlite) Snapshot(ctx context.Context, scratch string) (Snapshot, error)
 		return nil, err
 	}
 	copyDB := dir + "/copy.db"
-	return startTool(ctx, s.shell(nil, nil, s.c.Database, ".backup "+quoteDot(copyDB)), dir, func() {}, func(ctx context.Context, w io.Writer) (Info, error) {
+	return startTool(ctx, s.shell(nil, nil, s.c.Database, ".backup "+quoteDot(copyDB)), dir, ready, func() {}, func(ctx context.Context, w io.Writer) (Info, error) {
 		info, err := s.versions(ctx)
 		if err != nil {
 			return info, err
