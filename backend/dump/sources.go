@@ -367,6 +367,7 @@ func (b *Backend) dumpSources(ctx context.Context, br dotmesh.BranchRef, batch *
 		rel := s.Subdot + "/" + drvs[i].FileName()
 		if st := sn.unchanged; st != nil {
 			facts[p+"kind"] = s.Kind
+			facts[p+"url"] = source.Template(s.URL) // the binding travels: see dotmesh.SourceTemplates
 			facts[p+"tool"] = st.Tool
 			facts[p+"server"] = st.Server
 			facts[p+"snapshot_time"] = sn.at.Format(time.RFC3339Nano)
@@ -389,6 +390,7 @@ func (b *Backend) dumpSources(ctx context.Context, br dotmesh.BranchRef, batch *
 		dumps[i] = d
 		states = append(states, sourceState{Subdot: s.Subdot, Key: stateKey(s), Fingerprint: sn.fp, Content: chunkDigest(d.chunks), Tool: info.Tool, Server: info.Server})
 		facts[p+"kind"] = s.Kind
+		facts[p+"url"] = source.Template(s.URL) // the binding travels: see dotmesh.SourceTemplates
 		facts[p+"tool"] = info.Tool
 		facts[p+"server"] = info.Server
 		facts[p+"snapshot_time"] = info.Time.UTC().Format(time.RFC3339Nano)
