@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -22,6 +24,8 @@ type transferFlags struct {
 	stash      bool
 	neutral    bool
 	quiet      bool
+	bind       bool // clone --bind
+	binds      bindFlags
 }
 
 func (a *app) pushCmd() *cobra.Command {
@@ -160,6 +164,8 @@ every chunk is checked against its seal and id on the way.`,
 		},
 	}
 	c.Flags().StringVar(&f.remoteName, "local-name", "", "name `[NS/]DOT` of the new local dot (default: DOT)")
+	c.Flags().BoolVar(&f.bind, "bind", false, "then bind the head commit's source templates to this node's databases (as `dm source bind --all`) and load their dumps")
+	f.binds.add(c)
 	a.transferFlags(c, &f)
 	return c
 }
@@ -172,6 +178,13 @@ func (a *app) transferFlags(c *cobra.Command, f *transferFlags) {
 }
 
 func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferFlags) error {
+	maps, err := f.binds.parse()
+	if err != nil {
+		return err
+	}
+	if len(maps) > 0 && !f.bind {
+		return kinded(dotmesh.ErrInvalidArgument, errors.New("--map goes with --bind"))
+	}
 	s, err := a.connect()
 	if err != nil {
 		return err
@@ -247,6 +260,11 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 	if op == "clone" && s.remote.CurrentDot == "" {
 		_ = s.setCurrentDot(req.Dot)
 	}
+	if f.bind {
+		if err := a.bindCloned(cmd.Context(), s, res, maps); err != nil {
+			return err
+		}
+	}
 	if len(res.SkippedTags) > 0 { // on stderr, so -H and --json output stays clean
 		fmt.Fprintf(a.io.Stderr, "Warning: the receiving side kept its own %s (at another commit, or a branch of that name): %s; `dm tag -d` it there and transfer again to take the sender's.\n",
 			plural(len(res.SkippedTags), "tag", "tags"), strings.Join(res.SkippedTags, ", "))
@@ -297,4 +315,22 @@ func pastTense(op string) string {
 		return "Pull"
 	}
 	return "Clon"
+}
+
+// bindCloned binds the source templates of a cloned dot's head commit
+// and loads the commit's dumps into those databases (a hard reset to
+// the head).
+func (a *app) bindCloned(ctx context.Context, s *session, res *dotmesh.TransferResult, maps map[string]string) error {
+	name, err := dotmesh.ParseDotName(res.Dot)
+	if err != nil {
+		return err
+	}
+	if err := a.bindTemplates(ctx, s, name, res.Branch, maps); err != nil {
+		return fmt.Errorf("cloned %s, but binding its sources: %w", res.Dot, err)
+	}
+	if _, err := s.c.Reset(ctx, name, res.Branch, "HEAD", true); err != nil {
+		return fmt.Errorf("cloned and bound %s, but loading the dumps into the databases: %w", res.Dot, s.wrap(err))
+	}
+	a.info("Loaded the dumps of %s into the bound databases.", shortID(string(res.Head)))
+	return nil
 }
