@@ -1,11 +1,18 @@
 package source
 
 import (
+	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"os/exec"
+	"strings"
 	"time"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -50,9 +57,9 @@ type toolSnapshot struct {
 	at     time.Time
 	dir    string // removed by Close
 	cancel context.CancelFunc
-	done   chan error
+	exited chan struct{} // closed when the tool has ended, with err
 	err    error
-	ended  bool
+	proxy  *holdProxy                                           // nil: the tool takes its read as it starts
 	rest   func(ctx context.Context, w io.Writer) (Info, error) // the dump, once the tool succeeded
 }
 
@@ -71,21 +78,41 @@ func startTool(ctx context.Context, t *tool, dir string, ready func(), closeOut 
 		ready()
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	s := &toolSnapshot{at: time.Now().UTC(), dir: dir, cancel: cancel, done: make(chan error, 1), rest: rest}
+	s := &toolSnapshot{at: time.Now().UTC(), dir: dir, cancel: cancel, exited: make(chan struct{}), rest: rest}
 	go func() {
-		err := t.run(ctx)
+		s.err = t.run(ctx)
 		closeOut()
-		s.done <- err
+		close(s.exited)
 	}()
+	return s, nil
+}
+
+// startHeld starts t through p (t already talks to p's socket), and
+// returns its snapshot once p has sent the held command at the instant
+// ready allows.
+func startHeld(ctx context.Context, t *tool, p *holdProxy, dir string, ready func(), closeOut func(), rest func(ctx context.Context, w io.Writer) (Info, error)) (Snapshot, error) {
+	s, err := startTool(ctx, t, dir, nil, closeOut, rest)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	s.proxy = p
+	at, err := p.take(ctx, s.exited, ready, t.name)
+	if err != nil {
+		s.Close()
+		if terr := s.wait(); terr != nil {
+			return nil, terr // the tool's own message says more
+		}
+		return nil, err
+	}
+	s.at = at
 	return s, nil
 }
 
 func (s *toolSnapshot) Time() time.Time { return s.at }
 
 func (s *toolSnapshot) wait() error {
-	if !s.ended {
-		s.err, s.ended = <-s.done, true
-	}
+	<-s.exited
 	return s.err
 }
 
@@ -100,6 +127,9 @@ func (s *toolSnapshot) Dump(ctx context.Context, w io.Writer) (Info, error) {
 
 func (s *toolSnapshot) Close() error {
 	s.cancel()
+	if s.proxy != nil {
+		s.proxy.Close()
+	}
 	s.wait()
 	return os.RemoveAll(s.dir)
 }
@@ -123,9 +153,11 @@ func (p *postgres) Snapshot(ctx context.Context, scratch string, ready func()) (
 	if ready != nil {
 		ready()
 	}
-	// The snapshot is taken by the transaction's first query: the export.
-	id, err := p.lastValue(ctx, conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot();")
+	// The snapshot is taken by the transaction's first query, the export,
+	// as the server receives it: the instant is its sending (the reply,
+	// read by a busy process, may come much later).
 	at := time.Now().UTC()
+	id, err := p.lastValue(ctx, conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot();")
 	if err != nil {
 		conn.Close(context.Background())
 		return nil, fmt.Errorf("exporting a snapshot of %s: %w", p.c.Database, err)
@@ -166,9 +198,22 @@ func (m *mysql) Snapshot(ctx context.Context, scratch string, ready func()) (Sna
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	t := m.dumpTool()
+	p, err := newHoldProxy("START TRANSACTION", func() (net.Conn, error) {
+		if m.c.Socket != "" {
+			return net.Dial("unix", m.c.Socket)
+		}
+		return net.Dial("tcp", net.JoinHostPort(m.c.Host, cmp.Or(m.c.Port, "3306")))
+	})
+	if err != nil {
+		f.Close()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	via := *m.c
+	via.Socket = p.path
+	t := (&mysql{c: &via}).dumpTool()
 	t.stdout = f
-	return startTool(ctx, t, dir, ready, func() { f.Close() }, func(ctx context.Context, w io.Writer) (Info, error) {
+	return startHeld(ctx, t, p, dir, ready, func() { f.Close() }, func(ctx context.Context, w io.Writer) (Info, error) {
 		info, err := m.versions(ctx)
 		if err != nil {
 			return info, err
@@ -194,7 +239,19 @@ func (r *redis) Snapshot(ctx context.Context, scratch string, ready func()) (Sna
 		return nil, err
 	}
 	file := dir + "/dump.rdb"
-	return startTool(ctx, r.cli("--rdb", file), dir, ready, func() {}, func(ctx context.Context, w io.Writer) (Info, error) {
+	p, err := newHoldProxy("SYNC\r\n", func() (net.Conn, error) {
+		if r.c.Socket != "" {
+			return net.Dial("unix", r.c.Socket)
+		}
+		return net.Dial("tcp", net.JoinHostPort(r.c.Host, cmp.Or(r.c.Port, "6379")))
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	via := *r.c
+	via.Socket = p.path
+	return startHeld(ctx, (&redis{c: &via}).cli("--rdb", file), p, dir, ready, func() {}, func(ctx context.Context, w io.Writer) (Info, error) {
 		info, err := r.versions(ctx)
 		if err != nil {
 			return info, err
@@ -203,22 +260,92 @@ func (r *redis) Snapshot(ctx context.Context, scratch string, ready func()) (Sna
 	})
 }
 
-// Snapshot implements Snapshotter: sqlite3 copies the database with the
-// backup API (one read transaction) into scratch.
+// Snapshot implements Snapshotter: one sqlite3 shell, started ahead,
+// opens a read transaction at the instant (its first read fixes what it
+// sees, in WAL and rollback-journal modes alike) and copies the database
+// with the backup API inside that transaction into scratch.
 func (s *sqlite) Snapshot(ctx context.Context, scratch string, ready func()) (Snapshot, error) {
 	if ok, err := s.Exists(ctx); err != nil || !ok {
 		return nil, s.missing(err)
+	}
+	path, err := lookTool("sqlite3")
+	if err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp(scratch, ".dm-sqlite-")
 	if err != nil {
 		return nil, err
 	}
 	copyDB := dir + "/copy.db"
-	return startTool(ctx, s.shell(nil, nil, s.c.Database, ".backup "+quoteDot(copyDB)), dir, ready, func() {}, func(ctx context.Context, w io.Writer) (Info, error) {
+	at, err := s.backupHeld(ctx, path, copyDB, ready)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	ended := make(chan struct{})
+	close(ended)
+	return &toolSnapshot{at: at, dir: dir, cancel: func() {}, exited: ended, rest: func(ctx context.Context, w io.Writer) (Info, error) {
 		info, err := s.versions(ctx)
 		if err != nil {
 			return info, err
 		}
 		return info, s.dumpCopy(ctx, copyDB, w)
-	})
+	}}, nil
+}
+
+// sqliteDone is what the shell prints once the backup is written.
+const sqliteDone = "dm-backup-done"
+
+// backupHeld runs the held read transaction and the backup, returning
+// the instant of the transaction's first read.
+func (s *sqlite) backupHeld(ctx context.Context, path, copyDB string, ready func()) (time.Time, error) {
+	cmd := exec.CommandContext(ctx, path, "-bail", "-batch", s.c.Database)
+	var stderr tailBuffer
+	cmd.Stderr = &stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return time.Time{}, err
+	}
+	outp, err := cmd.StdoutPipe()
+	if err != nil {
+		return time.Time{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return time.Time{}, fmt.Errorf("%w: running sqlite3: %v", dotmesh.ErrUnavailable, err)
+	}
+	out := bufio.NewReader(outp)
+	failed := func(what string, err error) error {
+		in.Close()
+		io.Copy(io.Discard, out)
+		werr := cmd.Wait()
+		msg := strings.Join(strings.Fields(stderr.String()), " ")
+		if msg == "" {
+			msg = fmt.Sprint(cmp.Or(werr, err))
+		}
+		return fmt.Errorf("%w: sqlite3 %s of %s failed: %s", dotmesh.ErrUnavailable, what, s.c.Database, msg)
+	}
+	// Warm up (the shell starts, opens and reads the schema) outside the
+	// transaction, so that the instant costs one statement.
+	io.WriteString(in, "PRAGMA schema_version;\n")
+	if _, err := out.ReadString('\n'); err != nil {
+		return time.Time{}, failed("open", err)
+	}
+	if ready != nil {
+		ready()
+	}
+	at := time.Now().UTC() // as pg's: the sending
+	io.WriteString(in, "BEGIN; SELECT count(*) FROM sqlite_master;\n")
+	if _, err := out.ReadString('\n'); err != nil {
+		return time.Time{}, failed("read transaction", err)
+	}
+	io.WriteString(in, ".backup "+quoteDot(copyDB)+"\n.print "+sqliteDone+"\nCOMMIT;\n")
+	if line, err := out.ReadString('\n'); err != nil || strings.TrimSpace(line) != sqliteDone {
+		return time.Time{}, failed("backup", fmt.Errorf("printed %q (%v)", line, err))
+	}
+	in.Close()
+	io.Copy(io.Discard, out)
+	if err := cmd.Wait(); err != nil {
+		return time.Time{}, failed("backup", err)
+	}
+	return at, nil
 }
