@@ -3,6 +3,7 @@ package source
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -125,13 +126,16 @@ func (p *holdProxy) copyUp(c, up net.Conn, watch bool) {
 	}
 }
 
+// errNeverHeld: the tool ended without sending the command to hold.
+var errNeverHeld = errors.New("its command never came")
+
 // take waits until the command is held (or the tool ended: exited),
 // calls ready, sends the command and returns the instant.
 func (p *holdProxy) take(ctx context.Context, exited <-chan struct{}, ready func(), tool string) (time.Time, error) {
 	select {
 	case <-p.held:
 	case <-exited:
-		return time.Time{}, fmt.Errorf("%w: %s ended before it took its snapshot", dotmesh.ErrUnavailable, tool)
+		return time.Time{}, fmt.Errorf("%w: %s ended before it took its snapshot: %w", dotmesh.ErrUnavailable, tool, errNeverHeld)
 	case <-ctx.Done():
 		return time.Time{}, ctx.Err()
 	}

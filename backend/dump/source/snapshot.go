@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -98,6 +99,11 @@ func startHeld(ctx context.Context, t *tool, p *holdProxy, dir string, ready fun
 	}
 	s.proxy = p
 	at, err := p.take(ctx, s.exited, ready, t.name)
+	if errors.Is(err, errNeverHeld) && s.wait() == nil {
+		// It ran through without the command showing (a TLS connection
+		// hides it): its read was taken as it started.
+		return s, nil
+	}
 	if err != nil {
 		s.Close()
 		if terr := s.wait(); terr != nil {
