@@ -308,8 +308,8 @@ func fingerprint(ctx context.Context, drv source.Driver) string {
 // dumpSources dumps every live source of br in two phases: first every
 // source's state is fixed at once (takeSnapshots: one instant across the
 // databases), then the dumps stream one after another, all before any
-// reaches the tree, so a failed dump leaves the tree as it was; their chunks go to
-// batch as the dumps run. It returns the facts to record with the
+// reaches the tree, so a failed dump leaves the tree as it was; their
+// chunks go to batch as the dumps run. It returns the facts to record with the
 // commit, the tree entries of the dump files it placed (with their
 // chunks, for the snapshot) and what saveSourceStates needs once the
 // commit is stored.
@@ -365,9 +365,9 @@ func (b *Backend) dumpSources(ctx context.Context, br dotmesh.BranchRef, batch *
 		s, sn := &srcs[i], &snaps[i]
 		p := "source." + s.Subdot + "."
 		rel := s.Subdot + "/" + drvs[i].FileName()
+		facts[p+"kind"] = s.Kind
+		facts[p+"url"] = source.Template(s.URL) // the binding travels: see dotmesh.SourceTemplates
 		if st := sn.unchanged; st != nil {
-			facts[p+"kind"] = s.Kind
-			facts[p+"url"] = source.Template(s.URL) // the binding travels: see dotmesh.SourceTemplates
 			facts[p+"tool"] = st.Tool
 			facts[p+"server"] = st.Server
 			facts[p+"snapshot_time"] = sn.at.Format(time.RFC3339Nano)
@@ -389,8 +389,6 @@ func (b *Backend) dumpSources(ctx context.Context, br dotmesh.BranchRef, batch *
 		}
 		dumps[i] = d
 		states = append(states, sourceState{Subdot: s.Subdot, Key: stateKey(s), Fingerprint: sn.fp, Content: chunkDigest(d.chunks), Tool: info.Tool, Server: info.Server})
-		facts[p+"kind"] = s.Kind
-		facts[p+"url"] = source.Template(s.URL) // the binding travels: see dotmesh.SourceTemplates
 		facts[p+"tool"] = info.Tool
 		facts[p+"server"] = info.Server
 		facts[p+"snapshot_time"] = info.Time.UTC().Format(time.RFC3339Nano)
