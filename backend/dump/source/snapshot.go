@@ -50,10 +50,10 @@ type Snapshot interface {
 	Close() error
 }
 
-// toolSnapshot is a state a tool reads in the background into a scratch
-// directory: mysqldump's --single-transaction, redis-cli's --rdb (the
-// server's fork) and sqlite3's .backup (a read transaction) each take
-// their consistent read as they start, so Time is the tool's start.
+// toolSnapshot is a state a tool read, or reads in the background, into
+// a scratch directory: mysqldump's transaction and redis-cli's fetch of
+// the server's fork (both held back by a holdProxy until the instant),
+// sqlite3's backup inside a read transaction.
 type toolSnapshot struct {
 	at     time.Time
 	dir    string // removed by Close
@@ -65,19 +65,16 @@ type toolSnapshot struct {
 }
 
 // startTool starts t in the background (its output set by the caller,
-// into dir) and returns its snapshot; rest turns what it left in dir into
-// the dump. dir is removed when starting fails.
-func startTool(ctx context.Context, t *tool, dir string, ready func(), closeOut func(), rest func(ctx context.Context, w io.Writer) (Info, error)) (*toolSnapshot, error) {
-	path, err := lookTool(t.name) // before the clock: the instant is the start
+// into dir) and returns its snapshot, timed at the start; rest turns what
+// it left in dir into the dump. dir is removed when starting fails.
+func startTool(ctx context.Context, t *tool, dir string, closeOut func(), rest func(ctx context.Context, w io.Writer) (Info, error)) (*toolSnapshot, error) {
+	path, err := lookTool(t.name)
 	if err != nil {
 		closeOut()
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	t.path = path
-	if ready != nil {
-		ready()
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &toolSnapshot{at: time.Now().UTC(), dir: dir, cancel: cancel, exited: make(chan struct{}), rest: rest}
 	go func() {
@@ -92,7 +89,7 @@ func startTool(ctx context.Context, t *tool, dir string, ready func(), closeOut 
 // returns its snapshot once p has sent the held command at the instant
 // ready allows.
 func startHeld(ctx context.Context, t *tool, p *holdProxy, dir string, ready func(), closeOut func(), rest func(ctx context.Context, w io.Writer) (Info, error)) (Snapshot, error) {
-	s, err := startTool(ctx, t, dir, nil, closeOut, rest)
+	s, err := startTool(ctx, t, dir, closeOut, rest)
 	if err != nil {
 		p.Close()
 		return nil, err
