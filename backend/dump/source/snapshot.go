@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
@@ -156,14 +157,26 @@ func (p *postgres) Snapshot(ctx context.Context, scratch string, ready func()) (
 	if ready != nil {
 		ready()
 	}
-	// The snapshot is taken by the transaction's first query, the export,
-	// as the server receives it: the instant is its sending (the reply,
-	// read by a busy process, may come much later).
-	at := time.Now().UTC()
-	id, err := p.lastValue(ctx, conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot();")
+	// The snapshot is taken as the transaction's first statement, the
+	// export, starts: statement_timestamp() on the server's clock, kept
+	// within the query's sending and its reply (another machine's clock
+	// may be off; a busy one may run the statement late).
+	sent := time.Now().UTC()
+	out, err := p.lastValue(ctx, conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot() || ' ' || (extract(epoch FROM statement_timestamp()) * 1000000)::bigint;")
+	replied := time.Now().UTC()
 	if err != nil {
 		conn.Close(context.Background())
 		return nil, fmt.Errorf("exporting a snapshot of %s: %w", p.c.Database, err)
+	}
+	id, micros, _ := strings.Cut(out, " ")
+	at := sent
+	if us, err := strconv.ParseInt(micros, 10, 64); err == nil {
+		if srv := time.UnixMicro(us).UTC(); srv.After(sent) {
+			at = srv
+			if srv.After(replied) {
+				at = replied
+			}
+		}
 	}
 	return &pgSnapshot{p: p, conn: conn, id: id, at: at}, nil
 }
