@@ -153,18 +153,24 @@ user's namespace: ` + "`dm clone hub bob/app`" + ` makes app here.
 
 From a bucket remote the dot lands on whatever backend this node runs
 (a zfs dot pushed from a server clones onto a laptop's files backend);
-every chunk is checked against its seal and id on the way.`,
+every chunk is checked against its seal and id on the way.
+
+With --bind, the subdots the head commit has source templates for (the
+bindings of its databases, without passwords) are bound to the databases
+of the same URL here, or those --map SUBDOT=URL names, and the commit's
+dumps are loaded into them (see ` + "`dm source bind --help`" + `).`,
 		Example: `  dm clone prod app
   dm clone prod team/app master --local-name app-copy
   dm clone hub bob/app
-  dm clone backup app --password-file ~/.dm-pw`,
+  dm clone backup app --password-file ~/.dm-pw
+  dm clone prod app --bind --map db='postgres://app:secret@/shop?host=/run/postgresql'`,
 		Args: usageArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.transfer(cmd, "clone", args, f)
 		},
 	}
 	c.Flags().StringVar(&f.remoteName, "local-name", "", "name `[NS/]DOT` of the new local dot (default: DOT)")
-	c.Flags().BoolVar(&f.bind, "bind", false, "then bind the head commit's source templates to this node's databases (as `dm source bind --all`) and load their dumps")
+	c.Flags().BoolVar(&f.bind, "bind", false, "then bind the head commit's source templates to this node's databases (as dm source bind --all) and load their dumps")
 	f.binds.add(c)
 	a.transferFlags(c, &f)
 	return c

@@ -19,7 +19,7 @@ type bindFlags struct {
 }
 
 func (f *bindFlags) add(c *cobra.Command) {
-	c.Flags().StringArrayVar(&f.maps, "map", nil, "bind `SUBDOT=URL` instead of the template's URL (repeatable; give passwords here)")
+	c.Flags().StringArrayVar(&f.maps, "map", nil, "`SUBDOT=URL`: bind SUBDOT to URL, not to its template's (repeatable; passwords go here)")
 }
 
 // parse checks every --map before anything is bound.
