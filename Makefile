@@ -54,6 +54,15 @@ bench: build
 	@scripts/ensure-packages.sh $(BENCH_PACKAGES)
 	DOTMESH_WEED="$$(scripts/ensure-seaweedfs.sh)" $(GO) run ./bench $(BENCHFLAGS)
 
+# One instant across databases measured with a 1 GiB PostgreSQL source
+# beside small MariaDB, Redis and SQLite ones (a few minutes; make test runs
+# the same test with 16 MiB). It takes the heavy-tests lock: it loads the
+# machine's disks.
+.PHONY: instant-bench
+instant-bench:
+	@scripts/ensure-packages.sh $(TEST_PACKAGES)
+	DM_INSTANT_PG_MB=$${DM_INSTANT_PG_MB:-1024} flock -o /tmp/dm-heavy-tests.lock $(GO) test -count=1 -timeout 30m -run 'TestOneInstant$$' -v ./backend/dump/
+
 # Random operations, SIGKILLs and restarts on three real nodes, with
 # invariant checks; exits 1 with the seed on the first violation. zfs and
 # btrfs runs take the heavy-tests lock (one zfs-fuse, loop devices).

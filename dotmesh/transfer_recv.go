@@ -234,7 +234,7 @@ func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c
 	case kind == FormatNeutral:
 		var info map[string]string
 		if info, err = n.receiveNeutral(ctx, t, rc, baseCommit, r); err == nil {
-			rc.Info = info // this backend's facts, not the sender's
+			rc.Info = keepSourceTemplates(info, c.Info) // this backend's facts, not the sender's, but its bindings' templates
 		}
 	case kind != t.dot.Backend:
 		return fmt.Errorf("%w: dot %s is stored with backend %s here but the stream is from backend %s; the sender must use the neutral format", ErrNotSupported, name, t.dot.Backend, kind)

@@ -264,8 +264,8 @@ type sourceDump struct {
 // dumpSource streams one source's dump through a dumpSink into a
 // temporary file in the branch directory (outside the tree) and the
 // batch. The file is removed on error.
-func (b *Backend) dumpSource(ctx context.Context, br dotmesh.BranchRef, batch *cas.Batch, s *sourceConfig, drv source.Driver, fp string) (*sourceDump, source.Info, error) {
-	d := &sourceDump{rel: s.Subdot + "/" + drv.FileName(), fp: fp}
+func (b *Backend) dumpSource(ctx context.Context, br dotmesh.BranchRef, batch *cas.Batch, s *sourceConfig, rel string, dump func(context.Context, io.Writer) (source.Info, error), fp string) (*sourceDump, source.Info, error) {
+	d := &sourceDump{rel: rel, fp: fp}
 	f, err := os.CreateTemp(b.branchDir(br), tmpPrefix+"dump-*")
 	if err != nil {
 		return nil, source.Info{}, err
@@ -273,7 +273,7 @@ func (b *Backend) dumpSource(ctx context.Context, br dotmesh.BranchRef, batch *c
 	defer f.Close() // no fsync: the tree's copy is a cache; the commit syncs its chunks
 	sink := b.newDumpSink(batch, f)
 	sink.meter = dotmesh.StartProgress(ctx, "dumping "+s.Subdot, 0)
-	info, err := drv.Dump(ctx, sink)
+	info, err := dump(ctx, sink)
 	if err != nil {
 		sink.Abort()
 		if serr := sink.err; serr != nil && !errors.Is(err, serr) {
@@ -305,9 +305,11 @@ func fingerprint(ctx context.Context, drv source.Driver) string {
 	return fp
 }
 
-// dumpSources dumps every live source of br, all before any reaches the
-// tree, so a failed dump leaves the tree as it was; their chunks go to
-// batch as the dumps run. It returns the facts to record with the
+// dumpSources dumps every live source of br in two phases: first every
+// source's state is fixed at once (takeSnapshots: one instant across the
+// databases), then the dumps stream one after another, all before any
+// reaches the tree, so a failed dump leaves the tree as it was; their
+// chunks go to batch as the dumps run. It returns the facts to record with the
 // commit, the tree entries of the dump files it placed (with their
 // chunks, for the snapshot) and what saveSourceStates needs once the
 // commit is stored.
@@ -345,41 +347,56 @@ func (b *Backend) dumpSources(ctx context.Context, br dotmesh.BranchRef, batch *
 		return nil
 	}
 	known := b.readSourceStates(br)
+	snaps := b.takeSnapshots(ctx, br, srcs, drvs, known, inTree)
+	defer func() {
+		for i := range snaps {
+			snaps[i].release()
+		}
+	}()
+	for i := range snaps {
+		if err := snaps[i].err; err != nil {
+			return nil, nil, nil, fmt.Errorf("dump failed, nothing committed: %w", sourceErr(&srcs[i], err))
+		}
+	}
 	var states []sourceState
+	var instants []time.Time
 	for i := range srcs {
 		start := time.Now()
-		s := &srcs[i]
+		s, sn := &srcs[i], &snaps[i]
 		p := "source." + s.Subdot + "."
 		rel := s.Subdot + "/" + drvs[i].FileName()
-		fp := fingerprint(ctx, drvs[i]) // before the dump's snapshot: see Fingerprinter
-		// A database whose fingerprint is the one it had when it dumped to
-		// what the tree holds needs no dump: the tree's file is its dump.
-		if st, ok := known[s.Subdot]; ok && fp != "" && st.Fingerprint == fp && st.Key == stateKey(s) && st.Tool != "" {
-			if old := inTree(rel); old != nil && chunkDigest(old.Chunks) == st.Content {
-				facts[p+"kind"] = s.Kind
-				facts[p+"tool"] = st.Tool
-				facts[p+"server"] = st.Server
-				facts[p+"snapshot_time"] = start.UTC().Format(time.RFC3339Nano)
-				facts[p+"dump_bytes"] = strconv.FormatInt(old.Size, 10)
-				facts[p+"dump_ms"] = "0"
-				facts[p+"unchanged"] = "fingerprint"
-				states = append(states, st)
-				continue
-			}
+		facts[p+"kind"] = s.Kind
+		facts[p+"url"] = source.Template(s.URL) // the binding travels: see dotmesh.SourceTemplates
+		if st := sn.unchanged; st != nil {
+			facts[p+"tool"] = st.Tool
+			facts[p+"server"] = st.Server
+			facts[p+"snapshot_time"] = sn.at.Format(time.RFC3339Nano)
+			facts[p+"dump_bytes"] = strconv.FormatInt(sn.size, 10)
+			facts[p+"dump_ms"] = "0"
+			facts[p+"unchanged"] = "fingerprint"
+			states = append(states, *st)
+			instants = append(instants, sn.at)
+			continue
 		}
-		d, info, err := b.dumpSource(ctx, br, batch, s, drvs[i], fp)
+		dump := drvs[i].Dump // no Snapshotter: its instant is its dump's
+		if sn.snap != nil {
+			dump = sn.snap.Dump
+		}
+		d, info, err := b.dumpSource(ctx, br, batch, s, rel, dump, sn.fp)
+		sn.release() // the next dumps need not wait with this one's transaction open
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("dump failed, nothing committed: %w", err)
 		}
 		dumps[i] = d
-		states = append(states, sourceState{Subdot: s.Subdot, Key: stateKey(s), Fingerprint: fp, Content: chunkDigest(d.chunks), Tool: info.Tool, Server: info.Server})
-		facts[p+"kind"] = s.Kind
+		states = append(states, sourceState{Subdot: s.Subdot, Key: stateKey(s), Fingerprint: sn.fp, Content: chunkDigest(d.chunks), Tool: info.Tool, Server: info.Server})
 		facts[p+"tool"] = info.Tool
 		facts[p+"server"] = info.Server
-		facts[p+"snapshot_time"] = info.Time.Format(time.RFC3339Nano)
+		facts[p+"snapshot_time"] = info.Time.UTC().Format(time.RFC3339Nano)
 		facts[p+"dump_bytes"] = strconv.FormatInt(d.size, 10)
 		facts[p+"dump_ms"] = strconv.FormatInt(time.Since(start).Milliseconds(), 10)
+		instants = append(instants, info.Time)
 	}
+	facts[spreadKey] = spreadMillis(instants)
 	placed := map[string]*Entry{}
 	for i, d := range dumps {
 		if d == nil {

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -22,6 +24,8 @@ type transferFlags struct {
 	stash      bool
 	neutral    bool
 	quiet      bool
+	bind       bool // clone --bind
+	binds      bindFlags
 }
 
 func (a *app) pushCmd() *cobra.Command {
@@ -149,17 +153,25 @@ user's namespace: ` + "`dm clone hub bob/app`" + ` makes app here.
 
 From a bucket remote the dot lands on whatever backend this node runs
 (a zfs dot pushed from a server clones onto a laptop's files backend);
-every chunk is checked against its seal and id on the way.`,
+every chunk is checked against its seal and id on the way.
+
+With --bind, the subdots the head commit has source templates for (the
+bindings of its databases, without passwords) are bound to the databases
+of the same URL here, or those --map SUBDOT=URL names, and the commit's
+dumps are loaded into them (see ` + "`dm source bind --help`" + `).`,
 		Example: `  dm clone prod app
   dm clone prod team/app master --local-name app-copy
   dm clone hub bob/app
-  dm clone backup app --password-file ~/.dm-pw`,
+  dm clone backup app --password-file ~/.dm-pw
+  dm clone prod app --bind --map db='postgres://app:secret@/shop?host=/run/postgresql'`,
 		Args: usageArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.transfer(cmd, "clone", args, f)
 		},
 	}
 	c.Flags().StringVar(&f.remoteName, "local-name", "", "name `[NS/]DOT` of the new local dot (default: DOT)")
+	c.Flags().BoolVar(&f.bind, "bind", false, "then bind the head commit's source templates to this node's databases (as dm source bind --all) and load their dumps")
+	f.binds.add(c)
 	a.transferFlags(c, &f)
 	return c
 }
@@ -172,6 +184,13 @@ func (a *app) transferFlags(c *cobra.Command, f *transferFlags) {
 }
 
 func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferFlags) error {
+	maps, err := f.binds.parse()
+	if err != nil {
+		return err
+	}
+	if len(maps) > 0 && !f.bind {
+		return kinded(dotmesh.ErrInvalidArgument, errors.New("--map goes with --bind"))
+	}
 	s, err := a.connect()
 	if err != nil {
 		return err
@@ -247,6 +266,11 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 	if op == "clone" && s.remote.CurrentDot == "" {
 		_ = s.setCurrentDot(req.Dot)
 	}
+	if f.bind {
+		if err := a.bindCloned(cmd.Context(), s, res, maps); err != nil {
+			return err
+		}
+	}
 	if len(res.SkippedTags) > 0 { // on stderr, so -H and --json output stays clean
 		fmt.Fprintf(a.io.Stderr, "Warning: the receiving side kept its own %s (at another commit, or a branch of that name): %s; `dm tag -d` it there and transfer again to take the sender's.\n",
 			plural(len(res.SkippedTags), "tag", "tags"), strings.Join(res.SkippedTags, ", "))
@@ -297,4 +321,22 @@ func pastTense(op string) string {
 		return "Pull"
 	}
 	return "Clon"
+}
+
+// bindCloned binds the source templates of a cloned dot's head commit
+// and loads the commit's dumps into those databases (a hard reset to
+// the head).
+func (a *app) bindCloned(ctx context.Context, s *session, res *dotmesh.TransferResult, maps map[string]string) error {
+	name, err := dotmesh.ParseDotName(res.Dot)
+	if err != nil {
+		return err
+	}
+	if err := a.bindTemplates(ctx, s, name, res.Branch, maps); err != nil {
+		return fmt.Errorf("cloned %s, but binding its sources: %w", res.Dot, err)
+	}
+	if _, err := s.c.Reset(ctx, name, res.Branch, "HEAD", true); err != nil {
+		return fmt.Errorf("cloned and bound %s, but loading the dumps into the databases: %w", res.Dot, s.wrap(err))
+	}
+	a.info("Loaded the dumps of %s into the bound databases.", shortID(string(res.Head)))
+	return nil
 }

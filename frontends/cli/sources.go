@@ -28,11 +28,19 @@ Kinds and URLs:
 The dump lands in the subdot's directory (postgresql.sql, mysql.sql,
 redis.rdb, sqlite.sql) and is stored deduplicated: an unchanged database
 adds nothing. Passwords are kept on the node (mode 0600) and never printed.
-Sources are per branch and per node; a new branch gets the dumps as files.`,
+Sources are per branch and per node; a new branch gets the dumps as files.
+
+A commit takes every source's consistent read at one instant (an exported
+PostgreSQL snapshot, mysqldump's transaction, a Redis fork, SQLite's backup,
+all started together), then streams the dumps; ` + "`dm show`" + ` lists each
+source.SUBDOT.snapshot_time and their spread, sources.snapshot_spread_ms.
+Each commit also records the bindings without passwords (source.SUBDOT.kind
+and .url): they travel with push and clone, and ` + "`dm source bind --all`" + ` (or
+` + "`dm clone --bind`" + `) binds them to the databases of the receiving node.`,
 		Args: usageArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	c.AddCommand(a.sourceAddCmd(), a.sourceListCmd(), a.sourceRmCmd(),
+	c.AddCommand(a.sourceAddCmd(), a.sourceListCmd(), a.sourceRmCmd(), a.sourceBindCmd(),
 		a.sourceActionCmd(dotmesh.SourceActivate, "Create the database if missing and load the initial schema",
 			"Create the source's database when it does not exist, and load the --init-schema\ngiven to `dm source add`. Nothing happens when it exists."),
 		a.sourceActionCmd(dotmesh.SourceDeactivate, "Mark the source's database as garbage (its data stays)",

@@ -80,6 +80,22 @@ func (m *mysql) Drop(ctx context.Context) error {
 const mysqlTrailer = "-- Dump completed"
 
 func (m *mysql) Dump(ctx context.Context, w io.Writer) (Info, error) {
+	info, err := m.versions(ctx)
+	if err != nil {
+		return info, err
+	}
+	info.Time = time.Now().UTC()
+	var tail tailBuffer
+	t := m.dumpTool()
+	t.stdout = io.MultiWriter(w, &tail)
+	if err := t.run(ctx); err != nil {
+		return info, err
+	}
+	return info, m.complete(tail.b)
+}
+
+// versions returns the dump tool's and the server's versions.
+func (m *mysql) versions(ctx context.Context) (Info, error) {
 	var info Info
 	var err error
 	if info.Tool, err = (&tool{name: "mysqldump", args: []string{"--version"}}).output(ctx); err != nil {
@@ -88,18 +104,20 @@ func (m *mysql) Dump(ctx context.Context, w io.Writer) (Info, error) {
 	if info.Server, err = m.sql(ctx, "SELECT VERSION();\n"); err != nil {
 		return info, fmt.Errorf("asking the server's version: %w", err)
 	}
-	info.Time = time.Now().UTC()
-	var tail tailBuffer
-	t := m.tool("mysqldump", "--single-transaction", "--skip-dump-date", "--order-by-primary",
-		"--skip-extended-insert", "--routines", "--triggers", "--events", "--hex-blob", "--databases", m.c.Database)
-	t.stdout = io.MultiWriter(w, &tail)
-	if err := t.run(ctx); err != nil {
-		return info, err
-	}
-	if !bytes.Contains(tail.b, []byte(mysqlTrailer)) {
-		return info, fmt.Errorf("%w: mysqldump of %s ended without %q: truncated", dotmesh.ErrUnavailable, m.c.Database, mysqlTrailer)
-	}
 	return info, nil
+}
+
+func (m *mysql) dumpTool() *tool {
+	return m.tool("mysqldump", "--single-transaction", "--skip-dump-date", "--order-by-primary",
+		"--skip-extended-insert", "--routines", "--triggers", "--events", "--hex-blob", "--databases", m.c.Database)
+}
+
+// complete checks a dump's tail for the trailer.
+func (m *mysql) complete(tail []byte) error {
+	if !bytes.Contains(tail, []byte(mysqlTrailer)) {
+		return fmt.Errorf("%w: mysqldump of %s ended without %q: truncated", dotmesh.ErrUnavailable, m.c.Database, mysqlTrailer)
+	}
+	return nil
 }
 
 func (m *mysql) Restore(ctx context.Context, file string) error {

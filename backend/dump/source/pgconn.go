@@ -22,9 +22,19 @@ const pgConnectTimeout = 10 * time.Second
 // one column; its text is returned trimmed like psql -A -t output, ""
 // for NULL. Errors say what failed, never with the password in them.
 func (p *postgres) queryValue(ctx context.Context, db, sql string) (string, error) {
+	conn, err := p.connect(ctx, db)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	return p.lastValue(ctx, conn, sql)
+}
+
+// connect opens a wire-protocol connection to database db (see queryValue).
+func (p *postgres) connect(ctx context.Context, db string) (*pgconn.PgConn, error) {
 	cfg, err := pgconn.ParseConfig(p.conninfo(db))
 	if err != nil {
-		return "", p.pgErr(ctx, "connection parameters", err)
+		return nil, p.pgErr(ctx, "connection parameters", err)
 	}
 	if p.c.Password != "" { // else PGPASSWORD or ~/.pgpass, as for the tools
 		cfg.Password = p.c.Password
@@ -32,21 +42,26 @@ func (p *postgres) queryValue(ctx context.Context, db, sql string) (string, erro
 	cfg.ConnectTimeout = pgConnectTimeout
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return "", p.pgErr(ctx, "connecting", err)
+		return nil, p.pgErr(ctx, "connecting", err)
 	}
-	defer conn.Close(ctx)
+	return conn, nil
+}
+
+// lastValue runs sql (one or more statements) on conn and returns the
+// value of its last statement, which must be one row of one column.
+func (p *postgres) lastValue(ctx context.Context, conn *pgconn.PgConn, sql string) (string, error) {
 	results, err := conn.Exec(ctx, sql).ReadAll() // simple protocol, one round trip
 	if err != nil {
 		return "", p.pgErr(ctx, "query", err)
 	}
-	if len(results) != 1 || len(results[0].Rows) != 1 || len(results[0].Rows[0]) != 1 {
+	if len(results) == 0 || len(results[len(results)-1].Rows) != 1 || len(results[len(results)-1].Rows[0]) != 1 {
 		n := 0
 		for _, r := range results {
 			n += len(r.Rows)
 		}
 		return "", fmt.Errorf("%w: query returned %d results with %d rows, not one value", dotmesh.ErrUnavailable, len(results), n)
 	}
-	return strings.TrimSpace(string(results[0].Rows[0][0])), nil
+	return strings.TrimSpace(string(results[len(results)-1].Rows[0][0])), nil
 }
 
 // pgErr turns a pgconn error into one without the password (pgconn's

@@ -107,9 +107,14 @@ func (p *postgres) Restore(ctx context.Context, file string) error {
 const pgTrailer = "-- PostgreSQL database dump complete"
 
 func (p *postgres) Dump(ctx context.Context, w io.Writer) (Info, error) {
-	info := Info{Time: time.Now().UTC()} // pg_dump's snapshot is taken as it starts
+	return p.dump(ctx, w) // pg_dump's snapshot is taken as it starts
+}
+
+// dump runs pg_dump with extra arguments (an imported snapshot) into w.
+func (p *postgres) dump(ctx context.Context, w io.Writer, extra ...string) (Info, error) {
+	info := Info{Time: time.Now().UTC()}
 	norm := newPGNormalizer(w)
-	t := p.tool("pg_dump", p.c.Database, "--format=plain", "--no-password")
+	t := p.tool("pg_dump", p.c.Database, append([]string{"--format=plain", "--no-password"}, extra...)...)
 	t.stdout = norm
 	if err := t.run(ctx); err != nil {
 		return info, err

@@ -86,6 +86,25 @@ func (r *redis) Drop(ctx context.Context) error {
 }
 
 func (r *redis) Dump(ctx context.Context, w io.Writer) (Info, error) {
+	info, err := r.versions(ctx)
+	if err != nil {
+		return info, err
+	}
+	tmp, err := os.CreateTemp(scratchDir(w), ".dm-redis-*.rdb")
+	if err != nil {
+		return info, err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	info.Time = time.Now().UTC()
+	if err := r.cli("--rdb", tmp.Name()).run(ctx); err != nil {
+		return info, err
+	}
+	return info, writeRDB(tmp.Name(), w)
+}
+
+// versions returns redis-cli's and the server's versions.
+func (r *redis) versions(ctx context.Context) (Info, error) {
 	var info Info
 	var err error
 	if info.Tool, err = (&tool{name: "redis-cli", args: []string{"--version"}}).output(ctx); err != nil {
@@ -98,26 +117,22 @@ func (r *redis) Dump(ctx context.Context, w io.Writer) (Info, error) {
 	if m := regexp.MustCompile(`redis_version:(\S+)`).FindStringSubmatch(srv); m != nil {
 		info.Server = "Redis " + m[1]
 	}
-	tmp, err := os.CreateTemp(scratchDir(w), ".dm-redis-*.rdb")
+	return info, nil
+}
+
+// writeRDB writes the RDB that redis-cli fetched into file to w,
+// normalized.
+func writeRDB(file string, w io.Writer) error {
+	f, err := os.Open(file)
 	if err != nil {
-		return info, err
-	}
-	tmp.Close()
-	defer os.Remove(tmp.Name())
-	info.Time = time.Now().UTC()
-	if err := r.cli("--rdb", tmp.Name()).run(ctx); err != nil {
-		return info, err
-	}
-	f, err := os.Open(tmp.Name())
-	if err != nil {
-		return info, err
+		return err
 	}
 	defer f.Close()
 	rdb, err := parseRDB(f)
 	if err != nil {
-		return info, fmt.Errorf("%w: the RDB redis-cli fetched: %w", dotmesh.ErrUnavailable, err)
+		return fmt.Errorf("%w: the RDB redis-cli fetched: %w", dotmesh.ErrUnavailable, err)
 	}
-	return info, rdb.writeNormalized(w)
+	return rdb.writeNormalized(w)
 }
 
 func (r *redis) Restore(ctx context.Context, file string) error {

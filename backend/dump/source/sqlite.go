@@ -57,17 +57,12 @@ func (s *sqlite) Drop(ctx context.Context) error {
 }
 
 func (s *sqlite) Dump(ctx context.Context, w io.Writer) (Info, error) {
-	var info Info
-	ver, err := s.shell(nil, nil, "-version").output(ctx)
+	info, err := s.versions(ctx)
 	if err != nil {
 		return info, err
 	}
-	info.Tool = "sqlite3 " + ver
-	if f := strings.Fields(ver); len(f) > 0 {
-		info.Server = "SQLite " + f[0] // the library is the server
-	}
 	if ok, err := s.Exists(ctx); err != nil || !ok {
-		return info, fmt.Errorf("%w: database file %s does not exist (%v)", dotmesh.ErrUnavailable, s.c.Database, err)
+		return info, s.missing(err)
 	}
 	dir, err := os.MkdirTemp(scratchDir(w), ".dm-sqlite-")
 	if err != nil {
@@ -79,14 +74,37 @@ func (s *sqlite) Dump(ctx context.Context, w io.Writer) (Info, error) {
 	if err := s.shell(nil, nil, s.c.Database, ".backup "+quoteDot(copyDB)).run(ctx); err != nil {
 		return info, err
 	}
-	var tail tailBuffer
-	if err := s.shell(nil, io.MultiWriter(w, &tail), copyDB, ".dump").run(ctx); err != nil {
+	return info, s.dumpCopy(ctx, copyDB, w)
+}
+
+// versions returns sqlite3's version, which is also the server's.
+func (s *sqlite) versions(ctx context.Context) (Info, error) {
+	var info Info
+	ver, err := s.shell(nil, nil, "-version").output(ctx)
+	if err != nil {
 		return info, err
 	}
-	if !bytes.HasSuffix(bytes.TrimSpace(tail.b), []byte("COMMIT;")) {
-		return info, fmt.Errorf("%w: sqlite3 .dump of %s did not end with COMMIT: truncated", dotmesh.ErrUnavailable, s.c.Database)
+	info.Tool = "sqlite3 " + ver
+	if f := strings.Fields(ver); len(f) > 0 {
+		info.Server = "SQLite " + f[0] // the library is the server
 	}
 	return info, nil
+}
+
+func (s *sqlite) missing(err error) error {
+	return fmt.Errorf("%w: database file %s does not exist (%v)", dotmesh.ErrUnavailable, s.c.Database, err)
+}
+
+// dumpCopy dumps the backup copy copyDB as SQL text into w.
+func (s *sqlite) dumpCopy(ctx context.Context, copyDB string, w io.Writer) error {
+	var tail tailBuffer
+	if err := s.shell(nil, io.MultiWriter(w, &tail), copyDB, ".dump").run(ctx); err != nil {
+		return err
+	}
+	if !bytes.HasSuffix(bytes.TrimSpace(tail.b), []byte("COMMIT;")) {
+		return fmt.Errorf("%w: sqlite3 .dump of %s did not end with COMMIT: truncated", dotmesh.ErrUnavailable, s.c.Database)
+	}
+	return nil
 }
 
 func (s *sqlite) Restore(ctx context.Context, file string) error {

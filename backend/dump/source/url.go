@@ -259,6 +259,41 @@ func Redact(raw string) string {
 	return scheme + "://" + user + ":xxxxx" + rest[at:]
 }
 
+// Template returns raw without its password (also a password= query
+// parameter), for a binding that travels to other nodes: there the same
+// URL names the local database of that name, and its password is given
+// anew. Unparseable credentials are cut at the '@' to be safe.
+func Template(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		if i := strings.LastIndex(raw, "@"); i >= 0 {
+			user, _, _ := strings.Cut(raw[:i], ":")
+			return user + raw[i:]
+		}
+		return raw
+	}
+	if q := strings.IndexByte(rest, '?'); q >= 0 && !strings.Contains(rest[q:], "@") {
+		var keep []string
+		for _, p := range strings.Split(rest[q+1:], "&") {
+			if k, _, _ := strings.Cut(p, "="); !strings.Contains(strings.ToLower(k), "password") {
+				keep = append(keep, p)
+			}
+		}
+		rest = rest[:q]
+		if len(keep) > 0 {
+			rest += "?" + strings.Join(keep, "&")
+		}
+	}
+	red := Redact(scheme + "://" + rest)
+	if user, host, ok := strings.Cut(red, ":xxxxx@"); ok {
+		if strings.HasSuffix(user, "://") {
+			return user + host // no user name: no '@' either
+		}
+		return user + "@" + host
+	}
+	return red
+}
+
 // Redacted is the URL for people.
 func (c *Conn) Redacted() string { return Redact(c.raw) }
 

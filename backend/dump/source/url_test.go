@@ -76,8 +76,26 @@ func TestRedact(t *testing.T) {
 	}
 }
 
+func TestTemplate(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://u:secret@host/db":               "postgres://u@host/db",
+		"postgres://u@/db?host=/s":                  "postgres://u@/db?host=/s",
+		"postgres://u@/db?host=/s&password=pw":      "postgres://u@/db?host=/s",
+		"postgres://u@h/db?PassWord=pw":             "postgres://u@h/db",
+		"mysql://root:pw@unix(/run/mysqld.sock)/db": "mysql://root@unix(/run/mysqld.sock)/db",
+		"mysql://root:p@ss@host/db":                 "mysql://root@host/db",
+		"redis://:pw@127.0.0.1:6379/0":              "redis://127.0.0.1:6379/0",
+		"sqlite:///a/b.db":                          "sqlite:///a/b.db",
+		"user:pw@host":                              "user@host",
+	} {
+		if got := Template(in); got != want {
+			t.Errorf("Template(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
+
 // FuzzParse: Parse never panics, and whatever it accepts with a password
-// redacts to a string without it.
+// redacts (and templates) to a string without it.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"postgres://u:pw@/db?host=/s", "mysql://a:b@unix(/s)/d", "redis://:p@h:1/2", "sqlite:///x", "mysql://u:p@tcp(h:1)/d?x=y"} {
 		f.Add(PostgreSQL, s)
@@ -95,6 +113,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if len(c.Password) >= 4 && strings.Contains(Redact(raw), c.Password) && !strings.Contains(strings.ReplaceAll(raw, c.Password, ""), "@") {
 			t.Fatalf("Redact(%q) = %q keeps password %q", raw, Redact(raw), c.Password)
+		}
+		if len(c.Password) >= 4 && strings.Contains(Template(raw), c.Password) && !strings.Contains(strings.ReplaceAll(raw, c.Password, ""), "@") {
+			t.Fatalf("Template(%q) = %q keeps password %q", raw, Template(raw), c.Password)
 		}
 		if c.Kind != Files && c.Database == "" {
 			t.Fatalf("accepted %q without a database", raw)
