@@ -255,13 +255,14 @@ func (a *app) transfer(cmd *cobra.Command, op string, args []string, f transferF
 	bar := a.newProgress(op, f.quiet)
 	res, err := s.c.Transfer(cmd.Context(), req, bar.update)
 	bar.done(err == nil)
-	if err != nil && bar.moved() && !strings.Contains(err.Error(), "resume") {
-		// What arrived is kept on the receiving side: say so here, not
-		// only in the node's log.
-		fmt.Fprintf(a.io.Stderr, "The %s was interrupted; what arrived is kept, so running the same command again resumes it.\n", op)
-	}
 	if err != nil {
-		return transferError(s, err, peerName, peer)
+		err = transferError(s, err, peerName, peer)
+		if bar.moved() && !strings.Contains(err.Error(), "resume") {
+			// What arrived is kept on the receiving side: say so here,
+			// not only in the node's log, in the error's one line.
+			err = &resumableError{err: err, op: op}
+		}
+		return err
 	}
 	if op == "clone" && s.remote.CurrentDot == "" {
 		_ = s.setCurrentDot(req.Dot)
@@ -340,3 +341,16 @@ func (a *app) bindCloned(ctx context.Context, s *session, res *dotmesh.TransferR
 	a.info("Loaded the dumps of %s into the bound databases.", shortID(string(res.Head)))
 	return nil
 }
+
+// resumableError is a transfer's error after data moved: the receiver
+// keeps what arrived, so the same command resumes. It keeps err's kind.
+type resumableError struct {
+	err error
+	op  string
+}
+
+func (e *resumableError) Error() string {
+	return fmt.Sprintf("%v; what the %s moved is kept, so running the same command again resumes it", e.err, e.op)
+}
+
+func (e *resumableError) Unwrap() error { return e.err }
