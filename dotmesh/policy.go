@@ -32,22 +32,29 @@ const (
 // ParseEvery parses a period: a Go duration ("90s", "15m", "1h30m") or
 // whole days or weeks ("1d", "2w"), from one second to 366 days.
 func ParseEvery(s string) (Interval, error) {
-	var d time.Duration
-	if n, unit, ok := wholeUnit(s); ok {
-		d = time.Duration(n) * unit
-		if n > int64(MaxEvery/unit) {
-			d = MaxEvery + 1
-		}
-	} else {
-		var err error
-		if d, err = time.ParseDuration(s); err != nil {
-			return 0, fmt.Errorf("%w: period %q is not a duration; write e.g. 30s, 15m, 1h30m, 1d or 1w", ErrInvalidArgument, truncate(s))
-		}
+	d, err := parseInterval(s)
+	if err != nil {
+		return 0, err
 	}
 	if d < MinEvery || d > MaxEvery {
 		return 0, fmt.Errorf("%w: period %q is out of range; it must be from 1s to 366d", ErrInvalidArgument, truncate(s))
 	}
 	return Interval(d), nil
+}
+
+// parseInterval reads a period without checking its range.
+func parseInterval(s string) (time.Duration, error) {
+	if n, unit, ok := wholeUnit(s); ok {
+		if n > int64(MaxEvery/unit) {
+			return MaxEvery + 1, nil
+		}
+		return time.Duration(n) * unit, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: period %q is not a duration; write e.g. 30s, 15m, 1h30m, 1d or 1w", ErrInvalidArgument, truncate(s))
+	}
+	return d, nil
 }
 
 // wholeUnit reads "Nd" and "Nw".
@@ -104,11 +111,11 @@ func (i *Interval) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("%w: a period is a string such as \"15m\"", ErrInvalidArgument)
 	}
-	v, err := ParseEvery(s)
+	v, err := parseInterval(s) // Policy.Validate checks the range
 	if err != nil {
 		return err
 	}
-	*i = v
+	*i = Interval(v)
 	return nil
 }
 
