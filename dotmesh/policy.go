@@ -226,7 +226,11 @@ func (ps *Policies) RemoveDot(ctx context.Context, dot DotName) error {
 	if err != nil {
 		return err
 	}
-	return ps.remove(ctx, dotPolicyKey(d.ID), "dot "+dot.String())
+	if err := ps.remove(ctx, dotPolicyKey(d.ID), "dot "+dot.String()); err != nil {
+		return err
+	}
+	ps.n.forgetDot(ctx, d.ID) // its runs too: a new policy starts afresh
+	return nil
 }
 
 // RemoveSelector removes the policy of sel.
@@ -383,8 +387,9 @@ func (ps *Policies) Prune(ctx context.Context, dot DotName, opts PruneOptions) (
 	return ps.n.GC(ctx, GCOptions{Dot: &dot, Grid: grid, DryRun: opts.DryRun})
 }
 
-// forgetDot removes the policy and schedule records of a dot that is
-// gone (ids are never reused, so they would only lie about).
+// forgetDot removes the policy and schedule records of a dot: one that
+// is gone (ids are never reused, so they would only lie about), or whose
+// policy was removed.
 func (n *Node) forgetDot(ctx context.Context, id DotID) {
 	keys := []string{dotPolicyKey(id)}
 	if kvs, err := n.store.List(ctx, scheduleDotPrefix(id)); err == nil {

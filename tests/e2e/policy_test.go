@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -123,4 +125,51 @@ func TestPolicyRealTime(t *testing.T) {
 
 	e.ok("reset", "--hard", string(final[len(final)-1].ID))
 	e.ok("verify", "app") // damage would exit 8
+}
+
+// TestReadmePolicyLines runs the label and policy lines of README's
+// "Whole deployments" block as written (the transfers there need
+// remotes and are left out), with a scheduled commit in between.
+func TestReadmePolicyLines(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sect, ok := strings.Cut(string(b), "\n## Whole deployments\n")
+	if !ok {
+		t.Fatal("README.md has no \"## Whole deployments\" section")
+	}
+	_, block, _ := strings.Cut(sect, "```sh\n")
+	block, _, _ = strings.Cut(block, "```")
+	e := newEnv(t)
+	e.clusterInit()
+	e.ok("init", "shop-db")
+	e.ok("init", "shop-web")
+	writeFile(t, filepath.Join(e.path("shop-db.db"), "f"), "x")
+	ran := 0
+	for _, l := range strings.Split(block, "\n") {
+		if !strings.HasPrefix(l, "dm dot label ") && !strings.HasPrefix(l, "dm policy ") && !strings.HasPrefix(l, "dm gc shop-db ") {
+			continue
+		}
+		cmd := exec.Command("bash", "-c", l)
+		cmd.Env = append(e.environ(), "PATH="+filepath.Dir(dmBin)+":"+os.Getenv("PATH"), "DOTMESH_CONFIG="+e.config)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("README line %q: %v\n%s", l, err, out)
+		}
+		ran++
+		if strings.HasPrefix(l, "dm policy set shop-db") {
+			// The node's first pass commits shop-db at once.
+			deadline := time.Now().Add(30 * time.Second)
+			for len(e.log("shop-db")) == 0 && time.Now().Before(deadline) {
+				time.Sleep(200 * time.Millisecond)
+			}
+			if log := e.log("shop-db"); len(log) != 1 || log[0].Metadata[dotmesh.MetaSchedule] != "dot:shop-db" {
+				t.Fatalf("after %q the log of shop-db is %+v", l, log)
+			}
+		}
+	}
+	if ran < 8 {
+		t.Fatalf("ran %d README lines, want the label and policy ones", ran)
+	}
 }
