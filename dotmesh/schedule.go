@@ -20,8 +20,10 @@ import (
 
 // MetaSchedule is the Commit.Metadata key of commits a schedule made; its
 // value is the policy's ID. Grids prune only commits that have it. Only
-// the scheduler may set it (a commit's own metadata keys are names).
-const MetaSchedule = "dotmesh.schedule"
+// the scheduler sets it on a commit here (Commit refuses it otherwise);
+// it travels with the commit. It is a name, as every metadata key is, so
+// that receivers (nodes of any version, buckets) take such commits.
+const MetaSchedule = "dotmesh-schedule"
 
 // Results of a scheduled run.
 const (
@@ -80,10 +82,13 @@ func scheduledCommit(ctx context.Context) context.Context {
 	return context.WithValue(ctx, scheduledKey{}, true)
 }
 
-// reservedMetadata reports whether metadata key k is the scheduler's own
-// and ctx is the scheduler's commit.
-func reservedMetadata(ctx context.Context, k string) bool {
-	return k == MetaSchedule && ctx.Value(scheduledKey{}) != nil
+// reservedMetadata refuses the scheduler's metadata key on a commit the
+// scheduler does not make (its grid would prune that commit).
+func reservedMetadata(ctx context.Context, k string) error {
+	if k == MetaSchedule && ctx.Value(scheduledKey{}) == nil {
+		return &InvalidOptionError{Option: "CommitOptions.Metadata", Problem: "metadata key " + MetaSchedule + " marks the commits a schedule makes; choose another key"}
+	}
+	return nil
 }
 
 func (n *Node) scheduleState(ctx context.Context, id DotID, branch string) (*ScheduleState, error) {

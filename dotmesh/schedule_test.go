@@ -352,7 +352,32 @@ func TestPolicyValidation(t *testing.T) {
 
 	e.change(app, "f", 10)
 	_, err = e.node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "m", Metadata: map[string]string{dotmesh.MetaSchedule: "x"}})
-	require.ErrorIs(t, err, dotmesh.ErrInvalidName)
+	require.ErrorIs(t, err, dotmesh.ErrInvalidArgument, "only the scheduler marks commits")
+}
+
+// TestScheduledCommitsTravel: a scheduled commit's metadata is a valid
+// key for every receiver: it pushes, and the receiver's grid prunes it
+// like its own scheduled commits.
+func TestScheduledCommitsTravel(t *testing.T) {
+	ctx := context.Background()
+	a, b := newSchedEnv(t), newSchedEnv(t)
+	_, err := a.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	_, err = a.node.Policies().Set(ctx, dotmesh.Policy{Dot: &app, Every: every(t, "1m")})
+	require.NoError(t, err)
+	for i := 0; i < 3; i++ {
+		a.change(app, "f", 100)
+		require.Len(t, a.run(), 1)
+		a.clock.add(time.Minute)
+	}
+	_, err = a.node.Push(ctx, app, "", dotmesh.LocalTransport(b.node), dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	got := b.log(app, "")
+	require.Len(t, got, 3)
+	require.Equal(t, "dot:app", got[0].Metadata[dotmesh.MetaSchedule])
+	res, err := b.node.Policies().Prune(ctx, app, dotmesh.PruneOptions{Grid: &dotmesh.KeepGrid{Last: 1}})
+	require.NoError(t, err)
+	require.Len(t, res.Removed, 2)
 }
 
 // TestSelectorPolicy: a selector's policy runs for the dots it chooses; a

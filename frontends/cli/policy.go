@@ -26,7 +26,7 @@ selectors, the oldest.
 
 The node whose branch it is runs it (in a cluster, the branch's master):
 every --every it commits the current branch with the message "scheduled
-commit (every 15m)" and the metadata dotmesh.schedule=POLICY (dm log
+commit (every 15m)" and the metadata dotmesh-schedule=POLICY (dm log
 shows it). A dot that has not changed is not committed. The last run is
 kept in the registry, so schedules survive restarts, and a node that was
 down over several periods runs once when it is back, not once per

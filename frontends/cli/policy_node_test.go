@@ -42,7 +42,7 @@ func TestPolicyCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustRun(t, e, "policy", "show", "app", "--json")), &st); err != nil || st.Last == nil || st.Last.Result != "committed" || st.Policy.Keep.Last != 5 {
 		t.Fatalf("dm policy show app --json: %+v, %v", st, err)
 	}
-	if out := mustRun(t, e, "log", "-n", "1"); !strings.Contains(out, "scheduled commit (every 1s)") || !strings.Contains(out, "dotmesh.schedule=dot:app") {
+	if out := mustRun(t, e, "log", "-n", "1"); !strings.Contains(out, "scheduled commit (every 1s)") || !strings.Contains(out, "dotmesh-schedule=dot:app") {
 		t.Fatalf("dm log of a scheduled commit:\n%s", out)
 	}
 	logLines := strings.Split(strings.TrimSpace(mustRun(t, e, "log", "-H")), "\n")
