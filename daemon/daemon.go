@@ -109,6 +109,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 	m.Watch(node)
+	stopSchedules := startSchedules(ctx, node) // stopped before the node closes
+	defer stopSchedules()
 	var created bool
 	if cs.etcd() {
 		var key string

@@ -29,6 +29,9 @@ func (n *Node) Commit(ctx context.Context, name DotName, branch string, opts Com
 		return nil, &InvalidOptionError{Option: "CommitOptions.Message", Problem: "a commit needs a message"}
 	}
 	for k := range opts.Metadata {
+		if err := reservedMetadata(ctx, k); err != nil {
+			return nil, err
+		}
 		if err := ValidateName("metadata key", k); err != nil {
 			return nil, err
 		}

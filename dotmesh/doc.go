@@ -26,7 +26,9 @@
 // TransferPeer (the receiving side of
 // transfers, with the incoming transfers to list or abort) and
 // FrontendRecords (records a frontend keeps in the registry, in a
-// namespace of its own).
+// namespace of its own), and Policies (schedules with a retention grid:
+// set and list them, Prune by a grid, and RunDue/Run, the passes that
+// commit what is due; the daemon runs Run beside the API).
 //
 // Crash safety follows one rule: data first, then one registry
 // transaction. A node killed in between leaves data the registry does not

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 )
 
 // GarbagePlanner is an optional capability of a GarbageCollector: what a
@@ -22,6 +23,15 @@ type GCOptions struct {
 	// Keep is how many of the newest commits of each branch survive; at
 	// least 1 (the head). 0 removes no commit and only sweeps data.
 	Keep int
+	// Grid, instead of Keep, prunes by a retention grid (a policy's, see
+	// KeepGrid and policy.go): per branch, only the commits a schedule
+	// made are weighed, newest first, and those the grid does not keep
+	// go, unless they are a branch's head or origin, tagged, or in
+	// another branch's history. Commits made by hand always stay. A kept
+	// commit whose parent goes is linked to its nearest kept ancestor.
+	Grid *KeepGrid
+	// Branch limits Grid to one branch of Dot; "" means every branch.
+	Branch string
 	// DryRun reports what would go and changes nothing.
 	DryRun bool
 }
@@ -40,9 +50,11 @@ type GCResult struct {
 
 // RemovedCommit names a commit GC removed.
 type RemovedCommit struct {
-	Dot    DotName  `json:"dot"`
-	Branch string   `json:"branch"`
-	ID     CommitID `json:"id"`
+	Dot     DotName   `json:"dot"`
+	Branch  string    `json:"branch"`
+	ID      CommitID  `json:"id"`
+	Time    time.Time `json:"time"`
+	Message string    `json:"message"`
 }
 
 // GC applies the retention policy (Dysnomia's generations): it keeps the
@@ -57,6 +69,12 @@ type RemovedCommit struct {
 // backend that collects garbage sweeps what nothing references; the dump
 // backend's GC lock keeps concurrent commits safe.
 func (n *Node) GC(ctx context.Context, opts GCOptions) (res *GCResult, err error) {
+	return n.gc(ctx, opts, true)
+}
+
+// gc is GC; without sweep, the backends are swept only when commits
+// were removed (a schedule's pruning, which mostly removes nothing).
+func (n *Node) gc(ctx context.Context, opts GCOptions, sweep bool) (res *GCResult, err error) {
 	done := n.begin(OpGC)
 	defer func() {
 		ev := OpEvent{Err: err}
@@ -67,6 +85,22 @@ func (n *Node) GC(ctx context.Context, opts GCOptions) (res *GCResult, err error
 	}()
 	if opts.Keep < 0 {
 		return nil, &InvalidOptionError{Option: "GCOptions.Keep", Problem: "the commits to keep must be >= 1, or 0 to remove none"}
+	}
+	if opts.Grid != nil {
+		if opts.Keep != 0 {
+			return nil, &InvalidOptionError{Option: "GCOptions.Grid", Problem: "a retention grid replaces Keep; give one of them"}
+		}
+		if err := opts.Grid.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Branch != "" {
+		if opts.Grid == nil || opts.Dot == nil {
+			return nil, &InvalidOptionError{Option: "GCOptions.Branch", Problem: "a branch is chosen only with Grid and Dot"}
+		}
+		if err := ValidateName("branch", opts.Branch); err != nil {
+			return nil, err
+		}
 	}
 	var dots []*Dot
 	if opts.Dot != nil {
@@ -100,14 +134,17 @@ func (n *Node) GC(ctx context.Context, opts GCOptions) (res *GCResult, err error
 		}
 	}
 	without := map[string][]CommitRef{} // per backend, for planning
-	if opts.Keep > 0 {
+	if opts.Keep > 0 || opts.Grid != nil && !opts.Grid.IsZero() {
 		for _, d := range dots {
-			refs, err := n.pruneDot(ctx, d, opts.Keep, opts.DryRun, res)
+			refs, err := n.pruneDot(ctx, d, opts, res)
 			if err != nil {
 				return res, err
 			}
 			without[d.Backend] = append(without[d.Backend], refs...)
 		}
+	}
+	if !sweep && len(res.Removed) == 0 && len(res.Expired) == 0 {
+		return res, nil
 	}
 	for _, name := range n.BackendNames() {
 		be := n.backends[name]
@@ -134,14 +171,15 @@ func (n *Node) GC(ctx context.Context, opts GCOptions) (res *GCResult, err error
 		res.Stats.ObjectsRemoved += st.ObjectsRemoved
 		res.Stats.BytesRemoved += st.BytesRemoved
 	}
-	n.log.InfoContext(ctx, "gc", "keep", opts.Keep, "dry_run", opts.DryRun, "commits_removed", len(res.Removed), "bytes_removed", res.Stats.BytesRemoved)
+	n.log.InfoContext(ctx, "gc", "keep", opts.Keep, "grid", gridText(opts.Grid), "dry_run", opts.DryRun, "commits_removed", len(res.Removed), "bytes_removed", res.Stats.BytesRemoved)
 	return res, nil
 }
 
-// pruneDot removes (or, dry, lists) the commits of d beyond keep per
-// branch, registry first in one transaction guarded by every branch's
-// revision, then the backend data.
-func (n *Node) pruneDot(ctx context.Context, d *Dot, keep int, dry bool, res *GCResult) ([]CommitRef, error) {
+// pruneDot removes (or, dry, lists) the commits of d beyond opts.Keep per
+// branch, or those opts.Grid does not keep, registry first in one
+// transaction guarded by every branch's revision, then the backend data.
+func (n *Node) pruneDot(ctx context.Context, d *Dot, opts GCOptions, res *GCResult) ([]CommitRef, error) {
+	keep, dry := opts.Keep, opts.DryRun
 	defer n.lockDot(d.ID)()
 	kvs, err := n.store.List(ctx, branchPrefix(d.ID))
 	if err != nil {
@@ -154,16 +192,24 @@ func (n *Node) pruneDot(ctx context.Context, d *Dot, keep int, dry bool, res *GC
 	kept := map[CommitID]bool{}
 	inHistory := map[CommitID]bool{}
 	var conds []Condition
+	branches := make([]*Branch, 0, len(kvs))
 	for _, kv := range kvs {
 		b, err := decode[Branch](kv)
 		if err != nil {
 			return nil, err
 		}
+		branches = append(branches, b)
 		conds = append(conds, IfRevision(kv.Key, kv.Revision))
+	}
+	var gridDrop map[CommitID]bool
+	if opts.Grid != nil {
+		gridDrop = gridDrops(commits, branches, *opts.Grid, opts.Branch)
+	}
+	for _, b := range branches {
 		kept[b.Origin] = true
 		for i, c := range ancestry(commits, b.Head) {
 			inHistory[c.ID] = true
-			if i < keep {
+			if i < keep || opts.Grid != nil && !gridDrop[c.ID] {
 				kept[c.ID] = true
 			}
 		}
@@ -190,12 +236,16 @@ func (n *Node) pruneDot(ctx context.Context, d *Dot, keep int, dry bool, res *GC
 	for _, c := range drop {
 		refs = append(refs, c.Ref())
 		ops = append(ops, DeleteOp(commitKey(d.ID, c.ID)))
-		res.Removed = append(res.Removed, RemovedCommit{Dot: d.DotName(), Branch: c.Branch, ID: c.ID})
+		res.Removed = append(res.Removed, RemovedCommit{Dot: d.DotName(), Branch: c.Branch, ID: c.ID, Time: c.Time, Message: c.Message})
 	}
 	if dry {
 		return refs, nil
 	}
-	ops = append(ops, prunedOps(commits, drop)...)
+	if opts.Grid != nil {
+		ops = append(ops, relinkOps(commits, drop)...)
+	} else {
+		ops = append(ops, prunedOps(commits, drop)...)
+	}
 	if _, err := n.store.Txn(ctx, conds, ops); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return nil, fmt.Errorf("%w: dot %s changed during gc; run it again", ErrConflict, d.DotName())

@@ -28,6 +28,9 @@ import (
 //	nodes/<node>                      -> NodeInfo, under the node's lease (cluster)
 //	replicas/<dotid>/<commit>/<node>  -> "": node holds the commit's data (cluster)
 //	frontend/<ns>/<key>               -> a frontend's own records (FrontendRecords)
+//	policies/dots/<dotid>             -> Policy of one dot (policy.go)
+//	policies/selectors/<hex sha256>   -> Policy of a selector (hash of its text)
+//	schedules/<dotid>/<branch>        -> ScheduleState: a branch's last scheduled run
 const (
 	namesPrefix      = "names/"
 	dotsPrefix       = "dots/"
@@ -46,13 +49,16 @@ const (
 	visibilityPrefix = "visibility/"
 	auditPrefix      = "audit/"
 	tagsPrefix       = "tags/"
+	policiesPrefix   = "policies/"
+	schedulesPrefix  = "schedules/"
 )
 
 // enginePrefixes are the top-level segments above, without the slash: a
 // frontend namespace must not be one (its legacy keys sat at top level).
 var enginePrefixes = []string{namesPrefix, dotsPrefix, branchesPrefix, commitsPrefix, apiKeysPrefix,
 	mountsPrefix, incomingPrefix, transfersPrefix, nodesPrefix, replicasPrefix, frontendPrefix,
-	usersPrefix, keysPrefix, grantsPrefix, visibilityPrefix, auditPrefix, tagsPrefix}
+	usersPrefix, keysPrefix, grantsPrefix, visibilityPrefix, auditPrefix, tagsPrefix,
+	policiesPrefix, schedulesPrefix}
 
 func nameKey(n DotName) string            { return namesPrefix + n.Namespace + "/" + n.Name }
 func dotKey(id DotID) string              { return dotsPrefix + string(id) }
@@ -103,3 +109,13 @@ func replicaPrefix(d DotID) string { return replicasPrefix + string(d) + "/" }
 func replicaCommitPrefix(d DotID, c CommitID) string { return replicaPrefix(d) + string(c) + "/" }
 
 func frontendNSPrefix(ns string) string { return frontendPrefix + ns + "/" }
+
+func dotPolicyKey(id DotID) string { return policiesPrefix + "dots/" + string(id) }
+func selectorPolicyKey(canonical string) string {
+	h := sha256.Sum256([]byte(canonical))
+	return policiesPrefix + "selectors/" + hex.EncodeToString(h[:])
+}
+func scheduleKey(id DotID, branch string) string {
+	return schedulesPrefix + string(id) + "/" + branch
+}
+func scheduleDotPrefix(id DotID) string { return schedulesPrefix + string(id) + "/" }

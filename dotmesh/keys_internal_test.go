@@ -33,6 +33,10 @@ func TestKeyBytes(t *testing.T) {
 		auditKey("0001-ff"):                  "audit/0001-ff",
 		tagKey("d1", "v1"):                   "tags/d1/v1",
 		tagPrefix("d1"):                      "tags/d1/",
+		dotPolicyKey("d1"):                   "policies/dots/d1",
+		selectorPolicyKey("admin"):           "policies/selectors/8c6976e5b5410415bde908bd4dee15dfb167a9c873fc4bb8a81f6f2ab448a918",
+		scheduleKey("d1", "master"):          "schedules/d1/master",
+		scheduleDotPrefix("d1"):              "schedules/d1/",
 	} {
 		if got != want {
 			t.Errorf("key %q, want %q", got, want)

@@ -77,6 +77,7 @@ type Node struct {
 	recv     receiving
 	scratch  scratchTrees // kept scratch copies of commits (files_scratch.go)
 	obs      Observer     // Options.Observer, or noObserver
+	sched    scheduler    // the policies' passes (schedule.go)
 
 	place placement // standalone or clustered, chosen in NewNode
 	self  string    // this node's id in its cluster, "" on a single node

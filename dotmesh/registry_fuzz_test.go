@@ -20,6 +20,9 @@ func FuzzRegistryRecords(f *testing.F) {
 	f.Add([]byte(`{"user":"wendy","role":"god"}`))
 	f.Add([]byte(`{"visibility":"public","changed":"2026-01-02T03:04:05Z"}`))
 	f.Add([]byte(`{"id":"01767322245000000000-00ff00ff","time":"2026-01-02T03:04:05Z","user":"admin","action":"commit","dot":"admin/app"}`))
+	f.Add([]byte(`{"dot":{"Namespace":"admin","Name":"app"},"every":"15m","keep":{"last":4,"daily":7},"created":"2026-01-02T03:04:05Z","dot_id":"0123456789abcdef0123456789abcdef"}`))
+	f.Add([]byte(`{"selector":{"Namespace":"team","Labels":[{"key":"app","op":"=","value":"shop"}]},"every":"1d"}`))
+	f.Add([]byte(`{"policy":"dot:app","time":"2026-01-02T03:04:05Z","result":"committed","removed":2,"bytes_freed":100}`))
 	f.Add([]byte(`null`))
 	f.Add([]byte(`{"time":"x"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -31,6 +34,8 @@ func FuzzRegistryRecords(f *testing.F) {
 		checkRecord[Grant](t, data)
 		checkRecord[visibilityRecord](t, data)
 		checkRecord[AuditRecord](t, data)
+		checkRecord[Policy](t, data)
+		checkRecord[ScheduleState](t, data)
 	})
 }
 

@@ -68,6 +68,15 @@ var matrix = []mcase{
 	{"POST", "/v1/gc", "/v1/gc", `{"namespace":"{ns}","name":"{name}","keep":1,"dry_run":true}`, "owner", true},
 	{"POST", "/v1/gc", "/v1/gc", `{"keep":0}`, "admin", false},
 	{"POST", "/v1/verify", "/v1/verify", `{}`, "admin", false},
+	// Policies.
+	{"GET", "/v1/policies", "/v1/policies", "", "auth", false},
+	{"POST", "/v1/policies", "/v1/policies", `{"every":"1h","keep":"daily=7","labels":["app=shop"]}`, "admin", false},
+	{"POST", "/v1/policies/remove", "/v1/policies/remove", `{"labels":["app=shop"]}`, "admin", false},
+	{"GET", "/v1/dots/{ns}/{dot}/policy", "/v1/dots/{D}/policy", "", "read", false},
+	{"POST", "/v1/dots/{ns}/{dot}/policy", "/v1/dots/{D}/policy", `{"every":"1h","keep":"last=3"}`, "write", false},
+	{"POST", "/v1/dots/{ns}/{dot}/policy/prune", "/v1/dots/{D}/policy/prune", `{"keep":"last=1","dry_run":true}`, "write", true},
+	{"POST", "/v1/dots/{ns}/{dot}/policy/prune", "/v1/dots/{D}/policy/prune", `{"keep":"last=50"}`, "write", false},
+	{"DELETE", "/v1/dots/{ns}/{dot}/policy", "/v1/dots/{D}/policy", "", "write", false},
 	// Tags, history, branch rename.
 	{"GET", "/v1/dots/{ns}/{dot}/tags", "/v1/dots/{D}/tags", "", "read", false},
 	{"POST", "/v1/dots/{ns}/{dot}/tags", "/v1/dots/{D}/tags", `{"name":"t1"}`, "write", false},

@@ -36,6 +36,8 @@ var scriptingColumns = map[string]scriptingOutput{
 	"dm transfers":       {line: "one line per incoming transfer", cols: []string{"DOT", "BRANCH", "NEW (yes/no)", "RECEIVED (bytes)", "COMMITS", "LAST BYTE (RFC 3339)", "EXPIRES (RFC 3339)", "ACTIVE (yes/no)"}},
 	"dm transfers abort": {line: "one line", cols: []string{"ABORTED (transfers)", "OBJECTS REMOVED", "BYTES REMOVED"}},
 	"dm gc":              {line: "one line", cols: []string{"COMMITS REMOVED", "OBJECTS REMOVED", "BYTES REMOVED"}, also: "Of a bucket remote: COMMITS, BLOBS, BYTES (removed), UNFINISHED (pushes cleaned up)."},
+	"dm policy show":     {line: "one line per policy", cols: []string{"POLICY", "EVERY", "KEEP", "SET BY", "SET (RFC 3339)"}, also: "With DOT, one line per field: FIELD (dot, branch, policy, every, keep, set by, last run, next run), VALUE."},
+	"dm policy prune":    {line: "one line", cols: []string{"COMMITS REMOVED", "OBJECTS REMOVED", "BYTES REMOVED"}},
 	"dm remote":          {line: "one line per remote", cols: []string{"NAME", "CURRENT (yes/no)"}, also: "With -v: NAME, WHERE (USER@HOST:PORT or the bucket's URL), CURRENT."},
 	"dm remote key add":  {line: "one line", cols: []string{"ID (the new key's)"}},
 	"dm remote key list": {line: "one line per key", cols: []string{"ID", "CREATED (RFC 3339)", "KDF", "IN USE (yes/no: opened this time)"}},

@@ -48,7 +48,8 @@ what they received is freed too. Chunks are shared by all dots of
 a backend, so this sweep is node-wide even when DOT is named. Commits that
 run meanwhile are safe: the sweep holds them off.
 
---dry-run prints what would be removed and freed, and changes nothing.
+--dry-run prints what would be removed (each commit's id, branch, time
+and message) and freed, and changes nothing.
 
 With BUCKET, a bucket remote (or --remote naming one), dm collects the
 bucket itself, without a node: the newest N commits of each branch there
@@ -96,25 +97,7 @@ NAMESPACE/DOT.` + allNodesHelp,
 			if err != nil {
 				return s.wrap(err)
 			}
-			switch {
-			case a.jsonOut:
-				return writeJSON(a.out(), res)
-			case a.scripting:
-				_, err = fmt.Fprintf(a.out(), "%d\t%d\t%d\n", len(res.Removed), res.Stats.ObjectsRemoved, res.Stats.BytesRemoved)
-				return err
-			}
-			verb, freed := "removed", "freed"
-			if res.DryRun {
-				verb, freed = "would remove", "would free"
-			}
-			for _, t := range res.Expired {
-				fmt.Fprintf(a.out(), "%s the expired incoming transfer of %s@%s (%d commits)\n", verb, t.DotName(), t.Branch, t.Commits)
-			}
-			for _, r := range res.Removed {
-				fmt.Fprintf(a.out(), "%s commit %s of %s@%s\n", verb, shortID(string(r.ID)), r.Dot, r.Branch)
-			}
-			_, err = fmt.Fprintf(a.out(), "%s %d commits and %d chunks; %s %s\n", verb, len(res.Removed), res.Stats.ObjectsRemoved, freed, HumanSize(res.Stats.BytesRemoved))
-			return err
+			return a.printGC(res)
 		},
 	}
 	c.Flags().IntVar(&keep, "keep", 0, "keep the newest `N` commits of each branch (0: remove no commits)")
