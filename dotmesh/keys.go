@@ -16,6 +16,7 @@ import (
 //	branches/<dotid>/<branch>         -> Branch
 //	commits/<dotid>/<commitid>        -> Commit
 //	tags/<dotid>/<tag>                -> Tag
+//	hooks/<dotid>                     -> hooksRecord (hooks.go)
 //	apikeys/<user>                    -> APIKey (a legacy key: the admin's)
 //	users/<user>                      -> User
 //	keys/<hex sha256 of secret>       -> keyRecord (an issued API key)
@@ -46,13 +47,14 @@ const (
 	visibilityPrefix = "visibility/"
 	auditPrefix      = "audit/"
 	tagsPrefix       = "tags/"
+	hooksPrefix      = "hooks/"
 )
 
 // enginePrefixes are the top-level segments above, without the slash: a
 // frontend namespace must not be one (its legacy keys sat at top level).
 var enginePrefixes = []string{namesPrefix, dotsPrefix, branchesPrefix, commitsPrefix, apiKeysPrefix,
 	mountsPrefix, incomingPrefix, transfersPrefix, nodesPrefix, replicasPrefix, frontendPrefix,
-	usersPrefix, keysPrefix, grantsPrefix, visibilityPrefix, auditPrefix, tagsPrefix}
+	usersPrefix, keysPrefix, grantsPrefix, visibilityPrefix, auditPrefix, tagsPrefix, hooksPrefix}
 
 func nameKey(n DotName) string            { return namesPrefix + n.Namespace + "/" + n.Name }
 func dotKey(id DotID) string              { return dotsPrefix + string(id) }
@@ -66,6 +68,7 @@ func apiKeyKey(user string) string { return apiKeysPrefix + user }
 
 func tagKey(id DotID, tag string) string { return tagsPrefix + string(id) + "/" + tag }
 func tagPrefix(id DotID) string          { return tagsPrefix + string(id) + "/" }
+func hooksKey(id DotID) string           { return hooksPrefix + string(id) }
 
 func userKey(user string) string            { return usersPrefix + user }
 func keyKey(hash []byte) string             { return keysPrefix + hexHash(hash) }

@@ -45,6 +45,10 @@ type Options struct {
 	// Observer, when set, is told of the operations the node runs and
 	// the stream bytes it moves (metrics); nil means nobody is.
 	Observer Observer
+	// Hooks, when set, runs the dots' commit hooks (hooks.go); without
+	// it, setting a hook is refused, and so is a commit of a dot that
+	// has some.
+	Hooks HookRunner
 }
 
 // Node is the dotmesh engine: every operation on dots, branches and commits,
@@ -77,6 +81,7 @@ type Node struct {
 	recv     receiving
 	scratch  scratchTrees // kept scratch copies of commits (files_scratch.go)
 	obs      Observer     // Options.Observer, or noObserver
+	hooks    HookRunner   // Options.Hooks; nil: none run
 
 	place placement // standalone or clustered, chosen in NewNode
 	self  string    // this node's id in its cluster, "" on a single node
@@ -108,6 +113,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		now:      opts.Now,
 		pin:      opts.TransferPin,
 		paths:    opts.PathsDir,
+		hooks:    opts.Hooks,
 		locks:    make(map[DotID]*sync.Mutex),
 		place:    standalone{}, // until the cluster starts, after reconcile
 

@@ -292,6 +292,9 @@ func writeDecoratedLog(out io.Writer, commits []dotmesh.Commit, refs map[dotmesh
 		fmt.Fprintln(w, line)
 		fmt.Fprintf(w, "Author: %s\n", printable(c.Author))
 		fmt.Fprintf(w, "Date:   %s\n", c.Time.Local().Format("Mon Jan 2 15:04:05 2006 -0700"))
+		if cw := consistencyWords(&c); cw != "" {
+			fmt.Fprintf(w, "State:  %s\n", cw)
+		}
 		for _, k := range sortedKeys(c.Metadata) {
 			fmt.Fprintf(w, "Meta:   %s=%s\n", k, printable(c.Metadata[k]))
 		}
