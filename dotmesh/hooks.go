@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Hooks are what a node runs around a commit of a dot, as Velero runs
@@ -178,8 +179,8 @@ func validateHookCommand(argv []string) error {
 	size := 0
 	for _, a := range argv {
 		size += len(a)
-		if strings.IndexByte(a, 0) >= 0 {
-			return fmt.Errorf("%w: hook command argument %q holds a NUL byte", ErrInvalidArgument, truncate(a))
+		if strings.IndexByte(a, 0) >= 0 || !utf8.ValidString(a) {
+			return fmt.Errorf("%w: hook command argument %q holds a NUL byte or is not UTF-8", ErrInvalidArgument, truncate(a))
 		}
 	}
 	if size > maxHookArgsBytes {
@@ -195,8 +196,8 @@ func validateHookURL(h Hook, schemes ...string) error {
 	if len(h.URL) > maxHookURL {
 		return fmt.Errorf("%w: the %s hook's URL has %d bytes; the limit is %d", ErrInvalidArgument, h.Kind, len(h.URL), maxHookURL)
 	}
-	if strings.ContainsFunc(h.URL, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return fmt.Errorf("%w: the %s hook's URL holds control characters", ErrInvalidArgument, h.Kind)
+	if strings.ContainsFunc(h.URL, func(r rune) bool { return r < 0x20 || r == 0x7f }) || !utf8.ValidString(h.URL) {
+		return fmt.Errorf("%w: the %s hook's URL holds control characters or is not UTF-8", ErrInvalidArgument, h.Kind)
 	}
 	scheme, _, _ := strings.Cut(h.URL, "://")
 	if !slices.Contains(schemes, scheme) || !strings.Contains(h.URL, "://") {

@@ -47,7 +47,7 @@ func Env(h dotmesh.Hook, call dotmesh.HookCall) []string {
 	slices.Sort(names)
 	env = append(env,
 		"DM_HOOK="+h.Stage,
-		"DM_DOT="+call.Dot.String(),
+		"DM_DOT="+fullName(call.Dot),
 		"DM_BRANCH="+call.Branch,
 		"DM_DOT_PATH="+call.Root,
 		"DM_SUBDOTS="+strings.Join(names, " "))
@@ -59,6 +59,9 @@ func Env(h dotmesh.Hook, call dotmesh.HookCall) []string {
 	}
 	return env
 }
+
+// fullName is NAMESPACE/NAME, also in the default namespace.
+func fullName(d dotmesh.DotName) string { return d.Namespace + "/" + d.Name }
 
 func envName(s string) string {
 	return strings.Map(func(r rune) rune {

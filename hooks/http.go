@@ -26,7 +26,7 @@ type Call struct {
 
 // http POSTs the call to the hook's URL; any 2xx answer is success.
 func (r *Runner) http(ctx context.Context, h dotmesh.Hook, call dotmesh.HookCall) error {
-	body, err := json.Marshal(Call{Hook: h.Stage, Dot: call.Dot.String(), Branch: call.Branch, Path: call.Root,
+	body, err := json.Marshal(Call{Hook: h.Stage, Dot: fullName(call.Dot), Branch: call.Branch, Path: call.Root,
 		Subdots: call.Subdots, Outcome: call.Outcome, Commit: string(call.Commit), Error: call.Error})
 	if err != nil {
 		return err
