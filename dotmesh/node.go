@@ -62,6 +62,7 @@ type Options struct {
 //   - dots: CreateDot, Dot, ListDots, Status, DeleteDot, Path, SubdotPath, Subdots
 //   - branches: Branches, CreateBranch, Checkout, CheckoutReport, DeleteBranch
 //   - commits: Commit, Log, ResolveRef, Reset
+//   - hooks run around commits: SetHook, RemoveHook, Hooks, AllHooks
 //   - transfers: Push, Pull, Clone (to and from a Transport)
 //   - the node: Backend, BackendNames, GC, Verify, Close
 //
