@@ -2,10 +2,13 @@ package hooks_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/dotmesh-io/dotmesh/backend/backendtest/pgcrash"
 	"github.com/dotmesh-io/dotmesh/backend/zfs"
@@ -90,4 +93,36 @@ func TestPostgresHookOnZFS(t *testing.T) {
 		t.Errorf("recovery replayed from %X, before the commit started at %X: the hook's CHECKPOINT did not shorten it", res.RedoStart, res.BeforeCommit)
 	}
 	t.Logf("WAL replayed after the reset: %d bytes", res.RedoBytes())
+
+	// fsfreeze of a zfs dot's root (a dataset, a file system of its own):
+	// zfs-fuse cannot freeze (FUSE has no freeze), so the commit is refused
+	// naming fsfreeze; either way the dot is left writable.
+	frozen := dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "frozen"}
+	if _, err := node.CreateDot(target.ctx, frozen, dotmesh.CreateDotOptions{Backend: be.Name()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.SetHook(target.ctx, frozen, dotmesh.Hook{Stage: dotmesh.HookQuiesce, Kind: dotmesh.HookFSFreeze, Subdot: dotmesh.RootSubdot}); err != nil {
+		t.Fatal(err)
+	}
+	root, err := node.SubdotPath(target.ctx, dotmesh.VolumeName{Dot: frozen, Subdot: dotmesh.RootSubdot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = node.Commit(target.ctx, frozen, "", dotmesh.CommitOptions{Message: "frozen", AllowEmpty: true})
+	var he *dotmesh.HookError
+	switch {
+	case err == nil:
+		t.Logf("this zfs froze: the commit is %s", c.Info[dotmesh.InfoConsistency])
+	case errors.As(err, &he) && strings.Contains(he.Problem, "fsfreeze"):
+		t.Logf("zfs-fuse cannot be frozen: %v", err)
+	default:
+		t.Errorf("commit with fsfreeze on a zfs dot: %v", err)
+	}
+	waiting, done := blocked(10*time.Second, func() error { return os.WriteFile(filepath.Join(root, "after"), []byte("x"), 0o644) })
+	if waiting {
+		t.Fatal("the zfs dot is still frozen after the commit")
+	}
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
 }

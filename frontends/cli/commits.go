@@ -34,7 +34,12 @@ When nothing changed since the branch's head (or, before the first commit,
 the dot holds no file), there is nothing to commit: dm commit says so and
 exits with the status of a conflict (5), as git refuses an empty commit;
 --allow-empty commits anyway. With --all, an unchanged dot is skipped
-(and said so), not a failure.` + allHelp,
+(and said so), not a failure.
+
+The dot's hooks (dm hook) run on its node around the commit: a failing
+pre-commit or quiesce hook refuses it, exit 11. Each commit records the
+consistency it achieved (crash-consistent, application-consistent,
+logical, file-by-file), which dm log and dm show print.` + allHelp,
 		Example: `  dm commit -m "seed data"
   dm commit -m "after migration 42" -d ci=1 -d build=1234
   dm commit --dot app -m nightly -H
