@@ -101,6 +101,14 @@ func TestPostgresHookOnZFS(t *testing.T) {
 	if _, err := node.CreateDot(target.ctx, frozen, dotmesh.CreateDotOptions{Backend: be.Name()}); err != nil {
 		t.Fatal(err)
 	}
+	// Without a hook, a zfs commit is crash-consistent.
+	plain, err := node.Commit(target.ctx, frozen, "", dotmesh.CommitOptions{Message: "plain", AllowEmpty: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plain.Info[dotmesh.InfoConsistency]; got != dotmesh.ConsistencyCrash || plain.Info[dotmesh.InfoConsistencyHook] != "" {
+		t.Errorf("a zfs commit without hooks records %q (hook %q), want %q", got, plain.Info[dotmesh.InfoConsistencyHook], dotmesh.ConsistencyCrash)
+	}
 	if _, err := node.SetHook(target.ctx, frozen, dotmesh.Hook{Stage: dotmesh.HookQuiesce, Kind: dotmesh.HookFSFreeze, Subdot: dotmesh.RootSubdot}); err != nil {
 		t.Fatal(err)
 	}
