@@ -118,6 +118,11 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 		}
 	}
 	cc, cheap := be.(ChangeCommitter)
+	if hooks.of(HookQuiesce) != nil {
+		// The check first, then the bare snapshot: a quiesce hook holds
+		// its lock or freeze across the snapshot only, not a comparison.
+		cheap = false
+	}
 	check := !opts.AllowEmpty && (b.Head == "" || head != nil)
 	if check && !(cheap && head != nil) {
 		if err := n.checkSomethingToCommit(ctx, be, d, b, head); err != nil {
