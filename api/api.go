@@ -179,6 +179,7 @@ var codes = []struct {
 	{dotmesh.ErrNotSupported, "not_supported", http.StatusNotImplemented},
 	{dotmesh.ErrCorrupt, "corrupt", http.StatusUnprocessableEntity},
 	{dotmesh.ErrUnavailable, "unavailable", http.StatusServiceUnavailable},
+	{dotmesh.ErrHookFailed, "hook_failed", http.StatusFailedDependency},
 }
 
 // ErrorFor returns the status and body for err.

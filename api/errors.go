@@ -23,6 +23,7 @@ import (
 //	mounts_in_use    MountsInUseError{Op, Users}
 //	diverged         DivergedError{Dot, Branch, Commit (the Common one), Start, Head}
 //	permission       PermissionError{User, Op (the Action), Need, Have, Dot (when set), ReadOnly}
+//	hook_failed      HookError{Dot, Op (the Stage), Name (the Hook), Problem}
 type Reason struct {
 	Type      string `json:"type"`
 	Kind      string `json:"kind,omitempty"`
@@ -66,6 +67,7 @@ const (
 	ReasonDiverged        = "diverged"
 	ReasonPermission      = "permission"
 	ReasonNothingToCommit = "nothing_to_commit"
+	ReasonHookFailed      = "hook_failed"
 )
 
 // reasonFor returns the Reason for the first typed dotmesh error in
@@ -84,6 +86,7 @@ func reasonFor(err error) *Reason {
 		dv *dotmesh.DivergedError
 		pe *dotmesh.PermissionError
 		nt *dotmesh.NothingToCommitError
+		he *dotmesh.HookError
 	)
 	switch {
 	case errors.As(err, &pr): // first: it may wrap another typed error
@@ -113,6 +116,8 @@ func reasonFor(err error) *Reason {
 		return &Reason{Type: ReasonDiverged, Namespace: dv.Dot.Namespace, Dot: dv.Dot.Name, Branch: dv.Branch, Commit: string(dv.Common), Start: string(dv.Start), Head: string(dv.Head)}
 	case errors.As(err, &nt):
 		return &Reason{Type: ReasonNothingToCommit, Namespace: nt.Dot.Namespace, Dot: nt.Dot.Name, Branch: nt.Branch, Commit: string(nt.Head)}
+	case errors.As(err, &he):
+		return &Reason{Type: ReasonHookFailed, Namespace: he.Dot.Namespace, Dot: he.Dot.Name, Op: he.Stage, Name: he.Hook, Problem: he.Problem}
 	case errors.As(err, &pe):
 		r := &Reason{Type: ReasonPermission, User: pe.User, Op: pe.Action, Need: pe.Need, Have: pe.Have, ReadOnly: pe.ReadOnlyKey}
 		if pe.Dot != nil {
@@ -157,6 +162,8 @@ func (r *Reason) Err() error {
 		return &dotmesh.DivergedError{Dot: dot, Branch: r.Branch, Common: dotmesh.CommitID(r.Commit), Start: dotmesh.CommitID(r.Start), Head: dotmesh.CommitID(r.Head)}
 	case ReasonNothingToCommit:
 		return &dotmesh.NothingToCommitError{Dot: dot, Branch: r.Branch, Head: dotmesh.CommitID(r.Commit)}
+	case ReasonHookFailed:
+		return &dotmesh.HookError{Dot: dot, Stage: r.Op, Hook: r.Name, Problem: r.Problem}
 	case ReasonPermission:
 		e := &dotmesh.PermissionError{User: r.User, Action: r.Op, Need: r.Need, Have: r.Have, ReadOnlyKey: r.ReadOnly}
 		if r.Dot != "" || r.Namespace != "" {

@@ -27,6 +27,7 @@ var reasonCases = []error{
 	&dotmesh.PermissionError{User: "bob", Action: "commit", Need: dotmesh.RoleWrite, Have: dotmesh.RoleRead, Dot: &dotmesh.DotName{Namespace: "alice", Name: "app"}},
 	&dotmesh.PermissionError{User: "alice", Action: "commit", Need: dotmesh.RoleWrite, Have: dotmesh.RoleRead, Dot: &dotmesh.DotName{Namespace: "alice", Name: "app"}, ReadOnlyKey: true},
 	&dotmesh.PermissionError{Action: "list users", Need: dotmesh.RoleAdmin},
+	&dotmesh.HookError{Dot: dotmesh.DotName{Namespace: "admin", Name: "app"}, Stage: dotmesh.HookPreCommit, Hook: "check.sh", Problem: "exit status 3: not ready"},
 }
 
 // wire sends err as a server does and decodes it as a client does.

@@ -25,6 +25,7 @@ import (
 	"github.com/dotmesh-io/dotmesh/api"
 	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/hooks"
 	"github.com/dotmesh-io/dotmesh/internal/node"
 	"github.com/dotmesh-io/dotmesh/metrics"
 	"github.com/dotmesh-io/dotmesh/server"
@@ -248,6 +249,7 @@ func openNode(ctx context.Context, dataDir string, s backendSettings, cs cluster
 		TransferPin:    s.TransferPin,
 		PathsDir:       paths,
 		Observer:       obs,
+		Hooks:          hooks.New(log),
 	}
 	if cs.etcd() {
 		opts.Cluster = &dotmesh.ClusterOptions{NodeID: cs.NodeID, Address: cs.Advertise, Peers: peers, Version: version}

@@ -93,7 +93,7 @@ func (n *clustered) checkMaster(d *Dot, b *Branch) error {
 
 // commitLocked is Commit for callers that hold the dot lock and read b at
 // revision rev.
-func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, opts CommitOptions) (*Commit, error) {
+func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, opts CommitOptions) (made *Commit, err error) {
 	name := d.DotName()
 	if err := checkRestored(d, b); err != nil {
 		return nil, err
@@ -102,6 +102,18 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 	if err != nil {
 		return nil, err
 	}
+	// Hooks (hooks.go): pre-commit before the check for changes (it may
+	// write some), quiesce just across the snapshot, post-commit always.
+	hooks, err := n.startHooks(ctx, d, b, be)
+	if err != nil {
+		return nil, err
+	}
+	if hooks != nil {
+		defer func() { hooks.post(ctx, made, err) }()
+		if err := hooks.pre(ctx); err != nil {
+			return nil, err
+		}
+	}
 	var head *Commit
 	if b.Head != "" {
 		if head, err = n.reg.commit(ctx, d.ID, b.Head); err != nil {
@@ -109,6 +121,11 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 		}
 	}
 	cc, cheap := be.(ChangeCommitter)
+	if hooks.of(HookQuiesce) != nil {
+		// The check first, then the bare snapshot: a quiesce hook holds
+		// its lock or freeze across the snapshot only, not a comparison.
+		cheap = false
+	}
 	check := !opts.AllowEmpty && (b.Head == "" || head != nil)
 	if check && !(cheap && head != nil) {
 		if err := n.checkSomethingToCommit(ctx, be, d, b, head); err != nil {
@@ -122,20 +139,26 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 	// Data first, then one registry transaction that records the commit and
 	// moves the head. A crash in between leaves commit data the registry
 	// does not know, which reconcile deletes: the old head stays.
+	release, err := hooks.quiesce(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var info map[string]string
 	if check && cheap && head != nil {
 		var changed bool
 		info, changed, err = cc.CommitIfChanged(ctx, c.Ref(), head.Ref())
+		release()
 		if err == nil && !changed {
 			return nil, &NothingToCommitError{Dot: name, Branch: b.Name, Head: b.Head}
 		}
 	} else {
 		info, err = be.Commit(ctx, c.Ref())
+		release()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("committing %s@%s: %w", name, b.Name, err)
 	}
-	c.Info = info
+	c.Info = recordConsistency(info, hooks.held())
 	b.Head = c.ID
 	_, err = n.store.Txn(ctx,
 		[]Condition{IfRevision(branchKey(d.ID, b.Name), rev), IfAbsent(commitKey(d.ID, c.ID))},

@@ -292,7 +292,7 @@ func (n *Node) DeleteDot(ctx context.Context, name DotName) error {
 	if err != nil {
 		return err
 	}
-	ops := []Op{DeleteOp(nameKey(name)), DeleteOp(dotKey(d.ID)), DeleteOp(visibilityKey(d.ID))}
+	ops := []Op{DeleteOp(nameKey(name)), DeleteOp(dotKey(d.ID)), DeleteOp(visibilityKey(d.ID)), DeleteOp(hooksKey(d.ID))}
 	for _, b := range branches {
 		ops = append(ops, DeleteOp(branchKey(d.ID, b.Name)))
 	}

@@ -35,6 +35,9 @@ var (
 	// ErrPermissionDenied: the caller is known but its role does not allow
 	// the call (PermissionError says which role it lacks).
 	ErrPermissionDenied = errors.New("permission denied")
+	// ErrHookFailed: a dot's pre-commit or quiesce hook failed, so the
+	// commit was not made (HookError says which).
+	ErrHookFailed = errors.New("hook failed")
 )
 
 // Typed errors carry what went wrong as data, for programs and frontends

@@ -16,6 +16,7 @@ import (
 //	branches/<dotid>/<branch>         -> Branch
 //	commits/<dotid>/<commitid>        -> Commit
 //	tags/<dotid>/<tag>                -> Tag
+//	hooks/<dotid>                     -> hooksRecord (hooks.go)
 //	apikeys/<user>                    -> APIKey (a legacy key: the admin's)
 //	users/<user>                      -> User
 //	keys/<hex sha256 of secret>       -> keyRecord (an issued API key)
@@ -51,6 +52,7 @@ const (
 	tagsPrefix       = "tags/"
 	policiesPrefix   = "policies/"
 	schedulesPrefix  = "schedules/"
+	hooksPrefix      = "hooks/"
 )
 
 // enginePrefixes are the top-level segments above, without the slash: a
@@ -58,7 +60,7 @@ const (
 var enginePrefixes = []string{namesPrefix, dotsPrefix, branchesPrefix, commitsPrefix, apiKeysPrefix,
 	mountsPrefix, incomingPrefix, transfersPrefix, nodesPrefix, replicasPrefix, frontendPrefix,
 	usersPrefix, keysPrefix, grantsPrefix, visibilityPrefix, auditPrefix, tagsPrefix,
-	policiesPrefix, schedulesPrefix}
+	policiesPrefix, schedulesPrefix, hooksPrefix}
 
 func nameKey(n DotName) string            { return namesPrefix + n.Namespace + "/" + n.Name }
 func dotKey(id DotID) string              { return dotsPrefix + string(id) }
@@ -72,6 +74,7 @@ func apiKeyKey(user string) string { return apiKeysPrefix + user }
 
 func tagKey(id DotID, tag string) string { return tagsPrefix + string(id) + "/" + tag }
 func tagPrefix(id DotID) string          { return tagsPrefix + string(id) + "/" }
+func hooksKey(id DotID) string           { return hooksPrefix + string(id) }
 
 func userKey(user string) string            { return usersPrefix + user }
 func keyKey(hash []byte) string             { return keysPrefix + hexHash(hash) }

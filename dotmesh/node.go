@@ -45,6 +45,10 @@ type Options struct {
 	// Observer, when set, is told of the operations the node runs and
 	// the stream bytes it moves (metrics); nil means nobody is.
 	Observer Observer
+	// Hooks, when set, runs the dots' commit hooks (hooks.go); without
+	// it, setting a hook is refused, and so is a commit of a dot that
+	// has some.
+	Hooks HookRunner
 }
 
 // Node is the dotmesh engine: every operation on dots, branches and commits,
@@ -58,6 +62,7 @@ type Options struct {
 //   - dots: CreateDot, Dot, ListDots, Status, DeleteDot, Path, SubdotPath, Subdots
 //   - branches: Branches, CreateBranch, Checkout, CheckoutReport, DeleteBranch
 //   - commits: Commit, Log, ResolveRef, Reset
+//   - hooks run around commits: SetHook, RemoveHook, Hooks, AllHooks
 //   - transfers: Push, Pull, Clone (to and from a Transport)
 //   - the node: Backend, BackendNames, GC, Verify, Close
 //
@@ -78,6 +83,7 @@ type Node struct {
 	scratch  scratchTrees // kept scratch copies of commits (files_scratch.go)
 	obs      Observer     // Options.Observer, or noObserver
 	sched    scheduler    // the policies' passes (schedule.go)
+	hooks    HookRunner   // Options.Hooks; nil: none run
 
 	place placement // standalone or clustered, chosen in NewNode
 	self  string    // this node's id in its cluster, "" on a single node
@@ -109,6 +115,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		now:      opts.Now,
 		pin:      opts.TransferPin,
 		paths:    opts.PathsDir,
+		hooks:    opts.Hooks,
 		locks:    make(map[DotID]*sync.Mutex),
 		place:    standalone{}, // until the cluster starts, after reconcile
 

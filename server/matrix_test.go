@@ -127,6 +127,12 @@ var matrix = []mcase{
 	{"POST", "/v1/store/keys", "/v1/store/keys", `{"password":"x"}`, "admin", false},
 	{"DELETE", "/v1/store/keys/{id}", "/v1/store/keys/0123456789abcdef", "", "admin", false},
 	{"GET", "/v1/audit", "/v1/audit?dot={D}", "", "owner", false},
+	// Hooks run commands on the node: the admin's, even to read (a URL
+	// may hold a password).
+	{"GET", "/v1/hooks", "/v1/hooks", "", "admin", false},
+	{"GET", "/v1/dots/{ns}/{dot}/hooks", "/v1/dots/{D}/hooks", "", "admin", false},
+	{"PUT", "/v1/dots/{ns}/{dot}/hooks/{stage}", "/v1/dots/{D}/hooks/pre-commit", `{"kind":"command","command":["true"],"timeout":1000000000}`, "admin", false},
+	{"DELETE", "/v1/dots/{ns}/{dot}/hooks/{stage}", "/v1/dots/{D}/hooks/post-commit", "", "admin", false},
 }
 
 // mprincipal is one caller of the matrix.
@@ -230,6 +236,9 @@ func newFixture(t *testing.T) *fixture {
 		}
 	}
 	if err := n.Node.Access().SetVisibility(ctx, dotmesh.DotName{Namespace: "alice", Name: "pub"}, dotmesh.VisibilityPublic); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Node.SetHook(ctx, dotmesh.DotName{Namespace: "alice", Name: "app"}, dotmesh.Hook{Stage: dotmesh.HookPostCommit, Kind: dotmesh.HookCommand, Command: []string{"true"}}); err != nil {
 		t.Fatal(err)
 	}
 	return f

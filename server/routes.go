@@ -123,7 +123,7 @@ func (rt *route) validate() {
 // register builds the route table and adds every route to the mux,
 // behind guard.
 func (s *server) register() {
-	for _, list := range [][]route{s.dotRoutes(), s.transferRoutes(), s.clusterRoutes(), s.sourceRoutes(), s.mountRoutes(), s.accessRoutes(), s.refRoutes(), s.opsRoutes(), s.storeKeyRoutes(), s.policyRoutes()} {
+	for _, list := range [][]route{s.dotRoutes(), s.transferRoutes(), s.clusterRoutes(), s.sourceRoutes(), s.mountRoutes(), s.accessRoutes(), s.refRoutes(), s.opsRoutes(), s.storeKeyRoutes(), s.policyRoutes(), s.hookRoutes()} {
 		s.table = append(s.table, list...)
 	}
 	for i := range s.table {

@@ -39,14 +39,16 @@ func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]s
 		_ = os.Remove(dir)
 		return nil, fmt.Errorf("commit %s: %w", c, err)
 	}
+	// One snapshot of the branch's subvolume holds every subdot: what a
+	// crash would leave (dotmesh.ConsistencyCrash).
+	facts := map[string]string{dotmesh.InfoConsistency: dotmesh.ConsistencyCrash}
 	info, err := getSubvolInfo(b.snapPath(c))
 	if err != nil {
-		return nil, nil // the commit is made; its facts are optional
+		return facts, nil // the commit is made; its other facts are optional
 	}
-	return map[string]string{
-		"btrfs_uuid":       info.UUID,
-		"btrfs_generation": strconv.FormatUint(info.OTransID, 10),
-	}, nil
+	facts["btrfs_uuid"] = info.UUID
+	facts["btrfs_generation"] = strconv.FormatUint(info.OTransID, 10)
+	return facts, nil
 }
 
 // Commits implements dotmesh.StorageBackend: the commit directories of br

@@ -38,7 +38,7 @@ func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]s
 	b.patchInventory(c.Dot, seq, 1, func(rows []propRow) []propRow {
 		return append(rows, snapshotRows(s, c.Branch)...)
 	})
-	return nil, nil
+	return map[string]string{dotmesh.InfoConsistency: dotmesh.ConsistencyCrash}, nil
 }
 
 // Commits implements dotmesh.StorageBackend: the snapshots tagged with

@@ -34,7 +34,12 @@ When nothing changed since the branch's head (or, before the first commit,
 the dot holds no file), there is nothing to commit: dm commit says so and
 exits with the status of a conflict (5), as git refuses an empty commit;
 --allow-empty commits anyway. With --all, an unchanged dot is skipped
-(and said so), not a failure.` + allHelp,
+(and said so), not a failure.
+
+The dot's hooks (dm hook) run on its node around the commit: a failing
+pre-commit or quiesce hook refuses it, exit 11. Each commit records the
+consistency it achieved (crash-consistent, application-consistent,
+logical, file-by-file), which dm log and dm show print.` + allHelp,
 		Example: `  dm commit -m "seed data"
   dm commit -m "after migration 42" -d ci=1 -d build=1234
   dm commit --dot app -m nightly -H
@@ -292,6 +297,9 @@ func writeDecoratedLog(out io.Writer, commits []dotmesh.Commit, refs map[dotmesh
 		fmt.Fprintln(w, line)
 		fmt.Fprintf(w, "Author: %s\n", printable(c.Author))
 		fmt.Fprintf(w, "Date:   %s\n", c.Time.Local().Format("Mon Jan 2 15:04:05 2006 -0700"))
+		if cw := consistencyWords(&c); cw != "" {
+			fmt.Fprintf(w, "State:  %s\n", cw)
+		}
 		for _, k := range sortedKeys(c.Metadata) {
 			fmt.Fprintf(w, "Meta:   %s=%s\n", k, printable(c.Metadata[k]))
 		}

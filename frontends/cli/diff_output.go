@@ -66,6 +66,9 @@ func (a *app) writeShow(cm *dotmesh.Commit, d *dotmesh.Diff, f *diffFlags) error
 		fmt.Fprintf(w, "Parent: %s\n", cm.Parent)
 	}
 	fmt.Fprintf(w, "Branch: %s\n", printable(cm.Branch))
+	if cw := consistencyWords(cm); cw != "" {
+		fmt.Fprintf(w, "State:  %s\n", cw)
+	}
 	for _, k := range sortedKeys(cm.Metadata) {
 		fmt.Fprintf(w, "Meta:   %s=%s\n", k, printable(cm.Metadata[k]))
 	}

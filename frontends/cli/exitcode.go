@@ -28,6 +28,7 @@ const (
 	exitCorrupt      = 8
 	exitNotSupported = 9
 	exitPermission   = 10  // the key is known but its user lacks the role
+	exitHookFailed   = 11  // a dot's pre-commit or quiesce hook refused the commit
 	exitInterrupted  = 130 // as a shell reports SIGINT
 )
 
@@ -44,11 +45,12 @@ const exitHelp = `Exit status:
   8    corrupt: data failed an integrity check
   9    not supported by this backend or node
   10   permission denied: the key's user lacks the role the call needs
+  11   hook failed: a dot's pre-commit or quiesce hook refused the commit
   130  interrupted
 With --json an error is one line {"error": MESSAGE, "kind": KIND} on
 stderr (KIND: usage, invalid, not_found, conflict, unauthorized,
-unavailable, corrupt, not_supported, permission_denied, interrupted,
-error), so stdout holds only results.`
+unavailable, corrupt, not_supported, permission_denied, hook_failed,
+interrupted, error), so stdout holds only results.`
 
 // errUsage marks a command line that does not parse.
 var errUsage = errors.New("usage")
@@ -96,6 +98,8 @@ func errorKind(err error) (string, int) {
 		return "corrupt", exitCorrupt
 	case "unavailable":
 		return "unavailable", exitUnavailable
+	case "hook_failed":
+		return "hook_failed", exitHookFailed
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "unavailable", exitUnavailable

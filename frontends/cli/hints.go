@@ -40,6 +40,7 @@ func typedErrors(err error) []error {
 		dv *dotmesh.DivergedError
 		pe *dotmesh.PermissionError
 		nt *dotmesh.NothingToCommitError
+		he *dotmesh.HookError
 		ts []error
 	)
 	if errors.As(err, &pr) {
@@ -77,6 +78,9 @@ func typedErrors(err error) []error {
 	}
 	if errors.As(err, &nt) {
 		ts = append(ts, nt)
+	}
+	if errors.As(err, &he) {
+		ts = append(ts, he)
 	}
 	return ts
 }
@@ -132,6 +136,8 @@ func hint(t error) string {
 			return fmt.Sprintf("nothing to commit: %s@%s holds no file yet; pass --allow-empty to commit anyway", e.Dot, e.Branch)
 		}
 		return fmt.Sprintf("nothing to commit: the working state of %s@%s equals its head %s; pass --allow-empty to commit anyway", e.Dot, e.Branch, e.Head)
+	case *dotmesh.HookError:
+		return fmt.Sprintf("the %s hook %s of %s failed, nothing committed: %s (`dm hook list %s` shows its hooks)", e.Stage, e.Hook, e.Dot, e.Problem, e.Dot)
 	}
 	return t.Error()
 }

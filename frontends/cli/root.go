@@ -192,7 +192,7 @@ can be a hub for a team, each user with their own key and namespace (see
 		c.GroupID = "nodes"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.gcCmd(), a.verifyCmd(), a.sourceCmd(), a.registryCmd(), a.storeCmd(), a.policyCmd()} {
+	for _, c := range []*cobra.Command{a.gcCmd(), a.verifyCmd(), a.sourceCmd(), a.hookCmd(), a.registryCmd(), a.storeCmd(), a.policyCmd()} {
 		c.GroupID = "dots"
 		root.AddCommand(c)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/dotmesh-io/dotmesh/backend/dump"
 	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/hooks"
 	"github.com/dotmesh-io/dotmesh/server"
 )
 
@@ -64,7 +65,7 @@ func OpenNodeWith(t testing.TB, dataDir string, log *slog.Logger, obs dotmesh.Ob
 		store.Close()
 		t.Fatalf("opening the dump backend: %v", err)
 	}
-	node, err := dotmesh.NewNode(context.Background(), dotmesh.Options{Store: store, Backends: []dotmesh.StorageBackend{be}, Logger: log, Observer: obs})
+	node, err := dotmesh.NewNode(context.Background(), dotmesh.Options{Store: store, Backends: []dotmesh.StorageBackend{be}, Logger: log, Observer: obs, Hooks: hooks.New(log)})
 	if err != nil {
 		be.Close()
 		store.Close()

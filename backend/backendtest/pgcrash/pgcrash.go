@@ -47,6 +47,29 @@ type Target interface {
 	ResetHard(commit string) error
 }
 
+// PostgresWatcher is an optional interface of a Target that is told
+// where PostgreSQL listens once it runs, before the commit: its socket
+// directory (user postgres, database postgres), for a hook that
+// connects to it.
+type PostgresWatcher interface {
+	PostgresStarted(socketDir string) error
+}
+
+// Result is what a Scenario measured: the WAL position read just before
+// the commit started, and where the recovery after the reset started and
+// ended replaying (0 when PostgreSQL logged no redo).
+type Result struct {
+	BeforeCommit, RedoStart, RedoDone uint64
+}
+
+// RedoBytes is how much WAL the recovery replayed.
+func (r Result) RedoBytes() uint64 {
+	if r.RedoDone < r.RedoStart {
+		return 0
+	}
+	return r.RedoDone - r.RedoStart
+}
+
 // Run runs the scenario on be, through a Node that takes be over and
 // closes it at the end of the test.
 func Run(t *testing.T, be dotmesh.StorageBackend) {
@@ -97,7 +120,8 @@ func (n nodeTarget) ResetHard(commit string) error {
 // (PostgreSQL's data directory) and "files". Postgres runs as the
 // postgres user, on a unix socket only, and is stopped by PID at the end
 // of the test even when it fails.
-func Scenario(t *testing.T, target Target) {
+func Scenario(t *testing.T, target Target) Result {
+	var res Result
 	bin := findPostgres(t)
 	uid, gid := postgresUser(t)
 	subdot := func(s string) string {
@@ -124,10 +148,16 @@ func Scenario(t *testing.T, target Target) {
 	p.initdb()
 	p.start()
 	p.exec("CREATE TABLE t (id integer PRIMARY KEY)")
+	if w, ok := target.(PostgresWatcher); ok {
+		if err := w.PostgresStarted(p.sock); err != nil {
+			t.Fatalf("telling the target PostgreSQL runs: %v", err)
+		}
+	}
 
 	w := p.writer(filepath.Join(filesDir, "rows"))
 	waitFor(t, "30 rows before the commit", func() bool { return w.last.Load() >= 30 })
 	k0 := w.last.Load() // every row up to k0 has returned
+	res.BeforeCommit = parseLSN(p.query("SELECT pg_current_wal_insert_lsn()"))
 	c, err := target.Commit("postgres running")
 	if err != nil {
 		w.stop()
@@ -147,9 +177,11 @@ func Scenario(t *testing.T, target Target) {
 		p.data = filepath.Join(got, "pgdata")
 	}
 	p.start()
-	if log := p.logText(); !strings.Contains(log, "automatic recovery in progress") && !strings.Contains(log, "was interrupted") {
+	log := p.logText()
+	if !strings.Contains(log, "automatic recovery in progress") && !strings.Contains(log, "was interrupted") {
 		t.Errorf("postgres did not recover from a crash image; its log:\n%s", log)
 	}
+	res.RedoStart, res.RedoDone = logLSN(log, "redo starts at "), logLSN(log, "redo done at ")
 	row := strings.Split(p.query("SELECT count(*), coalesce(min(id), 0), coalesce(max(id), 0) FROM t"), "|")
 	count, _ := strconv.ParseInt(row[0], 10, 64)
 	lo, _ := strconv.ParseInt(row[1], 10, 64)
@@ -167,6 +199,35 @@ func Scenario(t *testing.T, target Target) {
 		t.Errorf("subdots are from different instants: db has rows up to %d, files up to %d (want %d or %d)", k, m, m, m+1)
 	}
 	p.stop()
+	t.Logf("WAL: %X before the commit; recovery replayed %X..%X (%d bytes)", res.BeforeCommit, res.RedoStart, res.RedoDone, res.RedoBytes())
+	return res
+}
+
+// parseLSN reads a WAL position as PostgreSQL writes it (16/B374D848).
+func parseLSN(s string) uint64 {
+	hi, lo, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if !ok {
+		return 0
+	}
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return h<<32 | l
+}
+
+// logLSN finds the WAL position after prefix in a server log, 0 if none.
+func logLSN(log, prefix string) uint64 {
+	i := strings.Index(log, prefix)
+	if i < 0 {
+		return 0
+	}
+	rest := log[i+len(prefix):]
+	if j := strings.IndexAny(rest, " ,\n"); j >= 0 {
+		rest = rest[:j]
+	}
+	return parseLSN(rest)
 }
 
 func findPostgres(t *testing.T) string {
