@@ -119,6 +119,7 @@ type Guarded struct {
 	guard.SourceDiffer
 	guard.StoreStatter
 	guard.WorkingStateAdopter
+	guard.CapacityReporter
 	b *Backend
 }
 
@@ -136,6 +137,7 @@ var (
 	_ dotmesh.TreeFileOpener   = (*Guarded)(nil)
 	_ dotmesh.SourceDiffer     = (*Guarded)(nil)
 	_ dotmesh.StoreStatter     = (*Guarded)(nil)
+	_ dotmesh.CapacityReporter = (*Guarded)(nil)
 )
 
 // Open opens (creating it if needed) a dump backend keeping everything
@@ -164,6 +166,7 @@ func Open(dir string, opts Options) (*Guarded, error) {
 		StoreStatter:     g.StoreStatter(),
 
 		WorkingStateAdopter: g.WorkingStateAdopter(),
+		CapacityReporter:    g.CapacityReporter(),
 		b:                   b,
 	}, nil
 }

@@ -45,16 +45,20 @@ type Guarded struct {
 	guard.DirtyChecker
 	guard.HeadFollower
 	guard.ChangeCommitter
+	guard.CapacityReporter
+	guard.VolumeSizer
 	b *Backend
 }
 
 var (
-	_ dotmesh.StorageBackend  = (*Guarded)(nil)
-	_ dotmesh.RecordKeeper    = (*Guarded)(nil)
-	_ dotmesh.DirtyChecker    = (*Guarded)(nil)
-	_ dotmesh.HeadFollower    = (*Guarded)(nil)
-	_ dotmesh.ChangeCommitter = (*Guarded)(nil)
-	_ dotmesh.InodeKeeper     = (*Guarded)(nil)
+	_ dotmesh.StorageBackend   = (*Guarded)(nil)
+	_ dotmesh.RecordKeeper     = (*Guarded)(nil)
+	_ dotmesh.DirtyChecker     = (*Guarded)(nil)
+	_ dotmesh.HeadFollower     = (*Guarded)(nil)
+	_ dotmesh.ChangeCommitter  = (*Guarded)(nil)
+	_ dotmesh.InodeKeeper      = (*Guarded)(nil)
+	_ dotmesh.CapacityReporter = (*Guarded)(nil)
+	_ dotmesh.VolumeSizer      = (*Guarded)(nil)
 )
 
 // KeepsInodes implements dotmesh.InodeKeeper (see Backend.KeepsInodes).
@@ -77,7 +81,7 @@ func Open(ctx context.Context, opts Options) (*Guarded, error) {
 		// and FollowHead may hand the lock to work that finishes later.
 		SelfLocked: guard.Receive | guard.Rollback | guard.FollowHead,
 	})
-	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), DirtyChecker: g.DirtyChecker(), HeadFollower: g.HeadFollower(), ChangeCommitter: g.ChangeCommitter(), b: b}, nil
+	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), DirtyChecker: g.DirtyChecker(), HeadFollower: g.HeadFollower(), ChangeCommitter: g.ChangeCommitter(), CapacityReporter: g.CapacityReporter(), VolumeSizer: g.VolumeSizer(), b: b}, nil
 }
 
 // Root returns the dataset under which the backend keeps dots.
