@@ -12,6 +12,12 @@
 //
 // Any volume id in the shared syntax works for NodePublishVolume, so a
 // statically provisioned PersistentVolume can name an existing dot.
+//
+// A volume's size is a bound on its branch (dotmesh.VolumeSizer: zfs
+// refquota, btrfs qgroup limit) where the backend keeps one, and only
+// recorded on the files backend; expansion is offered only where the
+// default backend bounds sizes (expand.go). Capacity, stats and health
+// are capacity.go, stats.go and health.go.
 package csi
 
 import (

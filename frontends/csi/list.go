@@ -31,8 +31,12 @@ func (s *Server) readyVolumes(ctx context.Context) ([]*volumeRecord, error) {
 		return nil, err
 	}
 	all = slices.DeleteFunc(all, func(r *volumeRecord) bool { return r.State != stateReady })
-	slices.SortFunc(all, func(a, b *volumeRecord) int { return strings.Compare(nameKey(a.Name), nameKey(b.Name)) })
+	sortRecs(all)
 	return all, nil
+}
+
+func sortRecs(recs []*volumeRecord) {
+	slices.SortFunc(recs, func(a, b *volumeRecord) int { return strings.Compare(nameKey(a.Name), nameKey(b.Name)) })
 }
 
 // page cuts a page of at most max entries (0: all) of recs, sorted by
