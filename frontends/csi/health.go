@@ -84,11 +84,7 @@ func (s *Server) ControllerGetVolumeHealth(ctx context.Context, req *csi.Control
 // ControllerListVolumeHealth pages through the volumes as ListVolumes
 // does and returns those with something wrong.
 func (s *Server) ControllerListVolumeHealth(ctx context.Context, req *csi.ControllerListVolumeHealthRequest) (*csi.ControllerListVolumeHealthResponse, error) {
-	recs, err := s.readyVolumes(ctx)
-	if err != nil {
-		return nil, grpcError(err)
-	}
-	recs, next, err := page(recs, req.GetMaxEntries(), req.GetStartingToken())
+	recs, next, err := s.volumePage(ctx, req.GetMaxEntries(), req.GetStartingToken())
 	if err != nil {
 		return nil, err
 	}

@@ -65,14 +65,19 @@ func page(recs []*volumeRecord, max int32, token string) ([]*volumeRecord, strin
 	return recs[:max], nameKey(recs[max-1].Name), nil
 }
 
+// volumePage is one page of readyVolumes (see page).
+func (s *Server) volumePage(ctx context.Context, max int32, token string) ([]*volumeRecord, string, error) {
+	recs, err := s.readyVolumes(ctx)
+	if err != nil {
+		return nil, "", grpcError(err)
+	}
+	return page(recs, max, token)
+}
+
 // ListVolumes pages through the volumes CreateVolume made (static
 // volumes naming existing dots are Kubernetes' own).
 func (s *Server) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (*csi.ListVolumesResponse, error) {
-	recs, err := s.readyVolumes(ctx)
-	if err != nil {
-		return nil, grpcError(err)
-	}
-	recs, next, err := page(recs, req.GetMaxEntries(), req.GetStartingToken())
+	recs, next, err := s.volumePage(ctx, req.GetMaxEntries(), req.GetStartingToken())
 	if err != nil {
 		return nil, err
 	}
