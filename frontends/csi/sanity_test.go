@@ -3,7 +3,9 @@ package csi_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,22 +87,46 @@ func openNodeOn(t *testing.T, dir string, be dotmesh.StorageBackend) (*dotmesh.N
 // TestSanity runs the official CSI sanity suite against the plugin on the
 // files (dump) backend, which offers no expansion.
 func TestSanity(t *testing.T) {
-	runSanity(t, nil)
+	runSanity(t, func(*testing.T) dotmesh.StorageBackend { return nil })
 }
 
 // TestSanityZFS and TestSanityBtrfs run the suite where volumes have size
 // bounds, so expansion is offered and tested too. They make a zfs pool or
 // loop-mount an image: run them under `flock -o /tmp/dm-heavy-tests.lock`.
 func TestSanityZFS(t *testing.T) {
-	runSanity(t, openZFS(t))
+	runSanity(t, openZFS)
 }
 
 func TestSanityBtrfs(t *testing.T) {
-	runSanity(t, openBtrfs(t))
+	runSanity(t, openBtrfs)
 }
 
-func runSanity(t *testing.T, be dotmesh.StorageBackend) {
-	socket, _ := startPluginOn(t, be)
+// sanityChild names, in a child test process, the sanity test it runs.
+const sanityChild = "DOTMESH_CSI_SANITY_CHILD"
+
+// runSanity runs the suite on the backend open returns (nil: dump) in a
+// child process of this test binary: Ginkgo runs one suite per process,
+// and each backend gets its own run.
+func runSanity(t *testing.T, open func(*testing.T) dotmesh.StorageBackend) {
+	if os.Getenv(sanityChild) != t.Name() {
+		args := []string{"-test.run", "^" + t.Name() + "$", "-test.count=1"}
+		if d, ok := t.Deadline(); ok {
+			args = append(args, "-test.timeout", time.Until(d).Round(time.Second).String())
+		}
+		cmd := exec.Command(os.Args[0], args...)
+		cmd.Env = append(os.Environ(), sanityChild+"="+t.Name())
+		out, err := cmd.CombinedOutput()
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "Passed") { // Ginkgo's summary
+				t.Log(strings.TrimSpace(line))
+			}
+		}
+		if err != nil {
+			t.Fatalf("the sanity suite failed (%v):\n%s", err, out)
+		}
+		return
+	}
+	socket, _ := startPluginOn(t, open(t))
 	dir := t.TempDir()
 	cfg := sanity.NewTestConfig()
 	cfg.Address = "unix://" + socket
