@@ -73,16 +73,16 @@ func (n *Node) sizer(ctx context.Context, name DotName, branch string) (*Dot, *B
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if !n.place.local(b) {
-		return nil, nil, nil, fmt.Errorf("%w: the working state of %s@%s is on node %s; ask that node", ErrUnavailable, name, b.Name, b.Master)
-	}
 	be, err := n.backendOf(d)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	vs, ok := be.(VolumeSizer)
-	if !ok {
+	if !ok { // said first: no node could bound it
 		return nil, nil, nil, fmt.Errorf("%w: dot %s is on the %s backend, which cannot bound a branch's size", ErrNotSupported, name, d.Backend)
+	}
+	if !n.place.local(b) {
+		return nil, nil, nil, fmt.Errorf("%w: the working state of %s@%s is on node %s; ask that node", ErrUnavailable, name, b.Name, b.Master)
 	}
 	return d, b, vs, nil
 }
