@@ -40,17 +40,21 @@ type Guarded struct {
 	guard.DirtyChecker
 	guard.ChangeCommitter
 	guard.StoreStatter
+	guard.CapacityReporter
+	guard.VolumeSizer
 	b *Backend
 }
 
 var (
-	_ dotmesh.StorageBackend  = (*Guarded)(nil)
-	_ dotmesh.RecordKeeper    = (*Guarded)(nil)
-	_ dotmesh.CommitViewer    = (*Guarded)(nil)
-	_ dotmesh.DirtyChecker    = (*Guarded)(nil)
-	_ dotmesh.ChangeCommitter = (*Guarded)(nil)
-	_ dotmesh.InodeKeeper     = (*Guarded)(nil)
-	_ dotmesh.StoreStatter    = (*Guarded)(nil)
+	_ dotmesh.StorageBackend   = (*Guarded)(nil)
+	_ dotmesh.RecordKeeper     = (*Guarded)(nil)
+	_ dotmesh.CommitViewer     = (*Guarded)(nil)
+	_ dotmesh.DirtyChecker     = (*Guarded)(nil)
+	_ dotmesh.ChangeCommitter  = (*Guarded)(nil)
+	_ dotmesh.InodeKeeper      = (*Guarded)(nil)
+	_ dotmesh.CapacityReporter = (*Guarded)(nil)
+	_ dotmesh.VolumeSizer      = (*Guarded)(nil)
+	_ dotmesh.StoreStatter     = (*Guarded)(nil)
 )
 
 // KeepsInodes implements dotmesh.InodeKeeper (see Backend.KeepsInodes).
@@ -67,7 +71,7 @@ func Open(ctx context.Context, opts Options) (*Guarded, error) {
 		return nil, err
 	}
 	g := guard.New(b, guard.Options{Where: "btrfs backend " + b.root})
-	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), CommitViewer: g.CommitViewer(), DirtyChecker: g.DirtyChecker(), ChangeCommitter: g.ChangeCommitter(), StoreStatter: g.StoreStatter(), b: b}, nil
+	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), CommitViewer: g.CommitViewer(), DirtyChecker: g.DirtyChecker(), ChangeCommitter: g.ChangeCommitter(), StoreStatter: g.StoreStatter(), CapacityReporter: g.CapacityReporter(), VolumeSizer: g.VolumeSizer(), b: b}, nil
 }
 
 // Root is the directory holding the layout (the mount point of the image

@@ -104,6 +104,16 @@ func (b *Backend) Rollback(ctx context.Context, br dotmesh.BranchRef, c dotmesh.
 	if err := subvolSnapshot(tmp, b.snapPath(c), false); err != nil {
 		return fmt.Errorf("roll back %s to %s: %w", br, c.ID, err)
 	}
+	// The branch's size bound moves to the new subvolume with the swap.
+	if size, err := b.recordedSize(br); err != nil || size > 0 {
+		if err == nil {
+			err = qgroupLimit(ctx, tmp, size)
+		}
+		if err != nil {
+			_ = removeTree(tmp)
+			return fmt.Errorf("roll back %s: bounding the new working state: %w", br, err)
+		}
+	}
 	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, live, unix.RENAME_EXCHANGE); err != nil {
 		_ = removeTree(tmp)
 		return fmt.Errorf("roll back %s: exchanging working states: %w", br, err)

@@ -124,6 +124,7 @@ type Guarded struct {
 	guard.StoreStatter
 	guard.WorkingStateAdopter
 	guard.ChunkStager
+	guard.CapacityReporter
 	b *Backend
 }
 
@@ -142,6 +143,7 @@ var (
 	_ dotmesh.SourceDiffer     = (*Guarded)(nil)
 	_ dotmesh.StoreStatter     = (*Guarded)(nil)
 	_ dotmesh.ChunkStager      = (*Guarded)(nil)
+	_ dotmesh.CapacityReporter = (*Guarded)(nil)
 )
 
 // Open opens (creating it if needed) a dump backend keeping everything
@@ -171,6 +173,7 @@ func Open(dir string, opts Options) (*Guarded, error) {
 
 		WorkingStateAdopter: g.WorkingStateAdopter(),
 		ChunkStager:         g.ChunkStager(),
+		CapacityReporter:    g.CapacityReporter(),
 		b:                   b,
 	}, nil
 }

@@ -46,17 +46,21 @@ type Guarded struct {
 	guard.HeadFollower
 	guard.ChangeCommitter
 	guard.StoreStatter
+	guard.CapacityReporter
+	guard.VolumeSizer
 	b *Backend
 }
 
 var (
-	_ dotmesh.StorageBackend  = (*Guarded)(nil)
-	_ dotmesh.RecordKeeper    = (*Guarded)(nil)
-	_ dotmesh.DirtyChecker    = (*Guarded)(nil)
-	_ dotmesh.HeadFollower    = (*Guarded)(nil)
-	_ dotmesh.ChangeCommitter = (*Guarded)(nil)
-	_ dotmesh.InodeKeeper     = (*Guarded)(nil)
-	_ dotmesh.StoreStatter    = (*Guarded)(nil)
+	_ dotmesh.StorageBackend   = (*Guarded)(nil)
+	_ dotmesh.RecordKeeper     = (*Guarded)(nil)
+	_ dotmesh.DirtyChecker     = (*Guarded)(nil)
+	_ dotmesh.HeadFollower     = (*Guarded)(nil)
+	_ dotmesh.ChangeCommitter  = (*Guarded)(nil)
+	_ dotmesh.InodeKeeper      = (*Guarded)(nil)
+	_ dotmesh.CapacityReporter = (*Guarded)(nil)
+	_ dotmesh.VolumeSizer      = (*Guarded)(nil)
+	_ dotmesh.StoreStatter     = (*Guarded)(nil)
 )
 
 // KeepsInodes implements dotmesh.InodeKeeper (see Backend.KeepsInodes).
@@ -79,7 +83,7 @@ func Open(ctx context.Context, opts Options) (*Guarded, error) {
 		// and FollowHead may hand the lock to work that finishes later.
 		SelfLocked: guard.Receive | guard.Rollback | guard.FollowHead,
 	})
-	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), DirtyChecker: g.DirtyChecker(), HeadFollower: g.HeadFollower(), ChangeCommitter: g.ChangeCommitter(), StoreStatter: g.StoreStatter(), b: b}, nil
+	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), DirtyChecker: g.DirtyChecker(), HeadFollower: g.HeadFollower(), ChangeCommitter: g.ChangeCommitter(), StoreStatter: g.StoreStatter(), CapacityReporter: g.CapacityReporter(), VolumeSizer: g.VolumeSizer(), b: b}, nil
 }
 
 // Root returns the dataset under which the backend keeps dots.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -211,7 +212,9 @@ func (b *Backend) switchToClone(ctx context.Context, ref dotmesh.BranchRef, inv 
 	// promoteLineage acts when next's origin is on a holder of ref's
 	// branch; cur is one after the switch if it keeps snapshots.
 	promote := s.fs.branch == ref.Branch && (s.fs.state == stateOld || s.fs == cur)
-	simple := !mounted && len(cur.snaps) == 0 && !prune && !promote && unlock != nil && *unlock != nil
+	// A size bound travels to the new working state as a property of its
+	// clone, which only the immediate path below sets.
+	simple := !mounted && len(cur.snaps) == 0 && !prune && !promote && cur.refquota == 0 && unlock != nil && *unlock != nil
 	if simple && b.pendingDir() != "" {
 		// Nothing is mounted, so nobody but the next operation on the
 		// dot can see the switch: record it and let it run after return,
@@ -260,6 +263,9 @@ func (b *Backend) switchToClone(ctx context.Context, ref dotmesh.BranchRef, inv 
 			return err
 		}
 		props = []prop{mustProp(stateProp, stateLive), mp}
+	}
+	if cur.refquota > 0 {
+		props = append(props, mustProp("refquota", strconv.FormatInt(cur.refquota, 10)))
 	}
 	seq := invSeq()
 	err := b.z.clone(ctx, s.snap(), next, props...)

@@ -25,6 +25,7 @@ type fsInfo struct {
 	origin     *snapInfo
 	mounted    bool
 	referenced int64       // bytes, -1 when unknown
+	refquota   int64       // bytes, 0 when none (VolumeSizer)
 	pristine   string      // pristineProp: "" when unset
 	snaps      []*snapInfo // oldest first
 }
@@ -142,7 +143,7 @@ func (inv *dotInv) commitsOf(branch string) []*snapInfo {
 	return out
 }
 
-var invProps = []string{"type", "origin", "defer_destroy", "mounted", "mountpoint", "referenced", stateProp, userBranchProp, pristineProp}
+var invProps = []string{"type", "origin", "defer_destroy", "mounted", "mountpoint", "referenced", "refquota", stateProp, userBranchProp, pristineProp}
 
 // invCacheTTL bounds how long a dot's listing is reused (see inventory).
 const invCacheTTL = 5 * time.Second
@@ -301,6 +302,9 @@ func parseInventory(dot dotmesh.DotID, container dataset, rows []propRow) (*dotI
 			f := &fsInfo{ds: dataset{e.name}, branch: branch, gen: gen, mounted: e.props["mounted"] == "yes", mountpoint: e.props["mountpoint"], referenced: -1}
 			if n, err := strconv.ParseInt(e.props["referenced"], 10, 64); err == nil {
 				f.referenced = n
+			}
+			if n, err := strconv.ParseInt(e.props["refquota"], 10, 64); err == nil && n > 0 {
+				f.refquota = n
 			}
 			if p := e.props[pristineProp]; p != "-" && dotmesh.ValidateID("commit", p, false) == nil {
 				f.pristine = p

@@ -133,6 +133,7 @@ const userBranchProp = "io.dotmesh:branch"
 
 var settable = map[string]bool{
 	"mountpoint": true, "canmount": true, "atime": true, userBranchProp: true, stateProp: true, pristineProp: true,
+	"refquota": true,
 }
 
 func newProp(key, value string) (prop, error) {

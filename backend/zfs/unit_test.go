@@ -188,6 +188,8 @@ func TestParseInventory(t *testing.T) {
 		con + "/master.2\tio.dotmesh:state\tlive",
 		con + "/master.2\tmountpoint\t/mnt/x/master",
 		con + "/master.2\tmounted\tyes",
+		con + "/master.2\trefquota\t16777216",
+		con + "/master.1\trefquota\t0",
 		con + "/stranger\ttype\tfilesystem",
 		con + "/master.2/nested\ttype\tfilesystem",
 		"",
@@ -203,6 +205,9 @@ func TestParseInventory(t *testing.T) {
 	live := inv.live("master")
 	if !inv.exists || len(inv.fss) != 2 || live == nil || live.gen != 2 || !live.mounted || live.origin == nil || live.origin.name != string(c1) {
 		t.Fatalf("inventory: %+v, live %+v", inv, live)
+	}
+	if live.refquota != 16<<20 || inv.fss[0].refquota != 0 {
+		t.Errorf("refquotas %d, %d; want the live one's 16 MiB (a size bound) and none", live.refquota, inv.fss[0].refquota)
 	}
 	if inv.commit(c1) == nil || inv.commit(c2) != nil || inv.snaps[string(c2)] == nil {
 		t.Errorf("commits: c1 %v, c2 %v (deferred)", inv.commit(c1), inv.commit(c2))

@@ -21,15 +21,28 @@ const (
 	ParamSubdot    = "subdot"    // subdot the volume mounts; default __default__
 )
 
-// ControllerGetCapabilities lists what the controller does.
+// ControllerGetCapabilities lists what the controller does: expansion
+// only where the default backend bounds sizes (README, "Kubernetes (CSI)",
+// lists what is left out and why).
 func (s *Server) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
 	var caps []*csi.ControllerServiceCapability
-	for _, t := range []csi.ControllerServiceCapability_RPC_Type{
+	types := []csi.ControllerServiceCapability_RPC_Type{
 		csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
 		csi.ControllerServiceCapability_RPC_CREATE_DELETE_SNAPSHOT,
 		csi.ControllerServiceCapability_RPC_LIST_SNAPSHOTS,
+		csi.ControllerServiceCapability_RPC_GET_SNAPSHOT,
 		csi.ControllerServiceCapability_RPC_CLONE_VOLUME,
-	} {
+		csi.ControllerServiceCapability_RPC_LIST_VOLUMES,
+		csi.ControllerServiceCapability_RPC_GET_VOLUME,
+		csi.ControllerServiceCapability_RPC_GET_CAPACITY,
+		csi.ControllerServiceCapability_RPC_GET_VOLUME_HEALTH,
+		csi.ControllerServiceCapability_RPC_LIST_VOLUME_HEALTH,
+		csi.ControllerServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
+	}
+	if s.sizes {
+		types = append(types, csi.ControllerServiceCapability_RPC_EXPAND_VOLUME)
+	}
+	for _, t := range types {
 		caps = append(caps, &csi.ControllerServiceCapability{Type: &csi.ControllerServiceCapability_Rpc{Rpc: &csi.ControllerServiceCapability_RPC{Type: t}}})
 	}
 	return &csi.ControllerGetCapabilitiesResponse{Capabilities: caps}, nil
@@ -114,12 +127,16 @@ func sourceString(src *csi.VolumeContentSource) string {
 }
 
 func (s *Server) volumeResponse(r *volumeRecord, src *csi.VolumeContentSource) *csi.CreateVolumeResponse {
-	return &csi.CreateVolumeResponse{Volume: &csi.Volume{
+	return &csi.CreateVolumeResponse{Volume: s.volume(r, src)}
+}
+
+func (s *Server) volume(r *volumeRecord, src *csi.VolumeContentSource) *csi.Volume {
+	return &csi.Volume{
 		VolumeId:           r.ID,
 		CapacityBytes:      r.Capacity,
 		ContentSource:      src,
 		AccessibleTopology: s.topology(),
-	}}
+	}
 }
 
 // CreateVolume makes a dot (namespace and subdot from the StorageClass
@@ -174,8 +191,12 @@ func (s *Server) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 			return nil, grpcError(fmt.Errorf("removing the half-made dot of an earlier attempt: %w", err))
 		}
 	}
+	size := required
+	if size == 0 {
+		size = limit // a bound asked for without a floor
+	}
 	rec = &volumeRecord{
-		Name: req.GetName(), Namespace: ns, Dot: dot.Name, Capacity: required,
+		Name: req.GetName(), Namespace: ns, Dot: dot.Name, Capacity: size,
 		Parameters: req.GetParameters(), Source: sourceString(src), State: stateCreating,
 		ID:      dotmesh.VolumeName{Dot: dot, Branch: dotmesh.DefaultBranch, Subdot: subdot}.String(),
 		Created: timeNow(),
@@ -197,6 +218,10 @@ func (s *Server) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 			s.forgetVolume(ctx, key, dot)
 			return nil, grpcError(err)
 		}
+	}
+	if err := s.bound(ctx, dot, dotmesh.DefaultBranch, size); err != nil {
+		s.forgetVolume(ctx, key, dot)
+		return nil, grpcError(err)
 	}
 	rec.State = stateReady
 	if err := putRecord(ctx, s.records, key, rec); err != nil {

@@ -12,6 +12,12 @@
 //
 // Any volume id in the shared syntax works for NodePublishVolume, so a
 // statically provisioned PersistentVolume can name an existing dot.
+//
+// A volume's size is a bound on its branch (dotmesh.VolumeSizer: zfs
+// refquota, btrfs qgroup limit) where the backend keeps one, and only
+// recorded on the files backend; expansion is offered only where the
+// default backend bounds sizes (expand.go). Capacity, stats and health
+// are capacity.go, stats.go and health.go.
 package csi
 
 import (
@@ -53,6 +59,16 @@ type Node interface {
 	Mounts() *dotmesh.Mounts
 	SubdotPath(ctx context.Context, v dotmesh.VolumeName) (string, error)
 	FrontendRecords(namespace string) (*dotmesh.FrontendRecords, error)
+	sizing
+}
+
+// sizing is what capacity, expansion and health need of the engine.
+type sizing interface {
+	Branches(ctx context.Context, name dotmesh.DotName) ([]*dotmesh.Branch, error)
+	Cluster() *dotmesh.Cluster
+	Capacity(ctx context.Context, backend string) (dotmesh.Capacity, error)
+	BranchSize(ctx context.Context, name dotmesh.DotName, branch string) (int64, error)
+	SetBranchSize(ctx context.Context, name dotmesh.DotName, branch string, bytes int64) error
 }
 
 // Options configure a Server.
@@ -75,6 +91,9 @@ type Server struct {
 	nodeID  string
 	version string
 	log     *slog.Logger
+	// sizes: the default backend bounds volume sizes (zfs, btrfs), so
+	// the plugin offers expansion.
+	sizes bool
 
 	// mu serialises controller calls: idempotency checks and the steps
 	// of a create must not interleave.
@@ -100,6 +119,11 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("moving the CSI records of an older version: %w", err)
 	} else if moved > 0 {
 		s.log.Info("moved the CSI records of an older version into their namespace", "records", moved)
+	}
+	if c, err := opts.Node.Capacity(ctx, ""); err == nil {
+		s.sizes = c.SizeLimits
+	} else {
+		s.log.Warn("the CSI plugin cannot tell the default backend's capacity", "err", err)
 	}
 	if s.version == "" {
 		s.version = "dev"
@@ -170,15 +194,21 @@ func (s *Server) GetPluginInfo(context.Context, *csi.GetPluginInfoRequest) (*csi
 	return &csi.GetPluginInfoResponse{Name: DriverName, VendorVersion: s.version}, nil
 }
 
-// GetPluginCapabilities: a controller service, and volumes bound to nodes.
+// GetPluginCapabilities: a controller service, volumes bound to nodes,
+// and online expansion where the default backend bounds sizes.
 func (s *Server) GetPluginCapabilities(context.Context, *csi.GetPluginCapabilitiesRequest) (*csi.GetPluginCapabilitiesResponse, error) {
 	svc := func(t csi.PluginCapability_Service_Type) *csi.PluginCapability {
 		return &csi.PluginCapability{Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{Type: t}}}
 	}
-	return &csi.GetPluginCapabilitiesResponse{Capabilities: []*csi.PluginCapability{
+	caps := []*csi.PluginCapability{
 		svc(csi.PluginCapability_Service_CONTROLLER_SERVICE),
 		svc(csi.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS),
-	}}, nil
+	}
+	if s.sizes { // a quota grows under a running pod
+		caps = append(caps, &csi.PluginCapability{Type: &csi.PluginCapability_VolumeExpansion_{
+			VolumeExpansion: &csi.PluginCapability_VolumeExpansion{Type: csi.PluginCapability_VolumeExpansion_ONLINE}}})
+	}
+	return &csi.GetPluginCapabilitiesResponse{Capabilities: caps}, nil
 }
 
 // Probe: the plugin is ready as soon as it serves.

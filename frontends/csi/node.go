@@ -14,9 +14,42 @@ import (
 	"github.com/dotmesh-io/dotmesh/frontends/internal/bindmount"
 )
 
-// NodeGetCapabilities: no staging; publish is a bind mount.
+// NodeGetCapabilities: no staging (publish is a bind mount); stats,
+// health, the single-writer mode, and expansion where sizes are bounded.
 func (s *Server) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
-	return &csi.NodeGetCapabilitiesResponse{}, nil
+	types := []csi.NodeServiceCapability_RPC_Type{
+		csi.NodeServiceCapability_RPC_GET_VOLUME_STATS,
+		csi.NodeServiceCapability_RPC_GET_VOLUME_HEALTH,
+		csi.NodeServiceCapability_RPC_GET_STORAGE_HEALTH,
+		csi.NodeServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
+	}
+	if s.sizes {
+		types = append(types, csi.NodeServiceCapability_RPC_EXPAND_VOLUME)
+	}
+	resp := &csi.NodeGetCapabilitiesResponse{}
+	for _, t := range types {
+		resp.Capabilities = append(resp.Capabilities, &csi.NodeServiceCapability{Type: &csi.NodeServiceCapability_Rpc{Rpc: &csi.NodeServiceCapability_RPC{Type: t}}})
+	}
+	return resp, nil
+}
+
+// singleWriter refuses a second target for a volume published with
+// SINGLE_NODE_SINGLE_WRITER (ReadWriteOncePod).
+func (s *Server) singleWriter(ctx context.Context, id, target string, c *csi.VolumeCapability) error {
+	if c.GetAccessMode().GetMode() != csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER {
+		return nil
+	}
+	v, _ := parseVolumeID(id)
+	ms, err := s.node.Mounts().List(ctx, v.Dot)
+	if err != nil {
+		return grpcError(err)
+	}
+	for _, m := range ms {
+		if m.Consumer == Consumer && m.Volume == id && m.ID != target {
+			return status.Errorf(codes.FailedPrecondition, "volume %s is single-writer and published at %s already", id, m.ID)
+		}
+	}
+	return nil
 }
 
 // NodeGetInfo names the node and its topology segment.
@@ -70,10 +103,14 @@ func (s *Server) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		}
 		return nil, status.Errorf(codes.AlreadyExists, "target %s is mounted already, with another volume or mode", target)
 	}
+	if err := s.singleWriter(ctx, req.GetVolumeId(), target, req.GetVolumeCapability()); err != nil {
+		return nil, err
+	}
 	m, err := s.node.Mounts().Mount(ctx, v, Consumer, target, podName(req.GetVolumeContext()))
 	if err != nil {
 		return nil, grpcError(err)
 	}
+	s.keepBound(ctx, req.GetVolumeId(), v)
 	if err := bindmount.Bind(m.Path, target, ro); err != nil {
 		if uerr := s.node.Mounts().Unmount(context.WithoutCancel(ctx), v.Dot, Consumer, target); uerr != nil {
 			s.log.Warn("forgetting a failed CSI mount", "target", target, "err", uerr)

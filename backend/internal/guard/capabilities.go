@@ -589,3 +589,57 @@ func (c ChunkStager) StageChunks(ctx context.Context, r dotmesh.CommitRef) (dotm
 	defer done()
 	return c.in.StageChunks(ctx, r)
 }
+
+// CapacityReporter guards dotmesh.CapacityReporter.
+type CapacityReporter struct {
+	g  *Backend
+	in dotmesh.CapacityReporter
+}
+
+// CapacityReporter returns the guarded dotmesh.CapacityReporter of the inner backend.
+func (g *Backend) CapacityReporter() CapacityReporter {
+	return CapacityReporter{g, g.inner.(dotmesh.CapacityReporter)}
+}
+
+// Capacity implements dotmesh.CapacityReporter.
+func (c CapacityReporter) Capacity(ctx context.Context) (dotmesh.Capacity, error) {
+	done, err := c.g.enter()
+	if err != nil {
+		return dotmesh.Capacity{}, err
+	}
+	defer done()
+	return c.in.Capacity(ctx)
+}
+
+// VolumeSizer guards dotmesh.VolumeSizer.
+type VolumeSizer struct {
+	g  *Backend
+	in dotmesh.VolumeSizer
+}
+
+// VolumeSizer returns the guarded dotmesh.VolumeSizer of the inner backend.
+func (g *Backend) VolumeSizer() VolumeSizer { return VolumeSizer{g, g.inner.(dotmesh.VolumeSizer)} }
+
+// SetSize implements dotmesh.VolumeSizer, locked like a change of the
+// branch (a Rollback must not swap the working state under it).
+func (c VolumeSizer) SetSize(ctx context.Context, b dotmesh.BranchRef, bytes int64) error {
+	if bytes < 0 {
+		return fmt.Errorf("%w: size %d of branch %s is negative", dotmesh.ErrInvalidArgument, bytes, b)
+	}
+	done, err := c.g.branchCall(0, b, b, nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return c.in.SetSize(ctx, b, bytes)
+}
+
+// Size implements dotmesh.VolumeSizer (a read: no lock).
+func (c VolumeSizer) Size(ctx context.Context, b dotmesh.BranchRef) (int64, error) {
+	done, err := c.g.call(b, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	return c.in.Size(ctx, b)
+}
