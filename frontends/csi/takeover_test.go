@@ -15,14 +15,14 @@ import (
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump"
-	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
+	etcdstore "github.com/dotmesh-io/dotmesh/cluster/etcd"
+	"github.com/dotmesh-io/dotmesh/cluster/etcd/etcdtest"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	csidrv "github.com/dotmesh-io/dotmesh/frontends/csi"
 )
 
-// peers reaches in-process nodes sharing one registry (the daemon's
-// peers are the HTTP client; tests/e2e TestCSIClusterMove runs that over
-// a real etcd).
+// peers reaches in-process nodes (the daemon's peers are the HTTP
+// client; tests/e2e TestCSIClusterMove runs dm serve nodes).
 type peers struct {
 	mu    sync.Mutex
 	nodes map[string]*dotmesh.Node
@@ -47,29 +47,25 @@ func (p peer) Release(ctx context.Context, dot dotmesh.DotName, branch, to strin
 	return p.n.Cluster().Release(ctx, dot, branch, to)
 }
 
-type noClose struct{ dotmesh.ClusterStore }
-
-func (noClose) Close() error { return nil }
-
 // clusterPlugins runs the plugin on two clustered nodes n1 and n2
-// (Kubernetes nodes k8s-a and k8s-b) sharing a registry.
+// (Kubernetes nodes k8s-a and k8s-b) sharing a real etcd.
 func clusterPlugins(t *testing.T) (nodes []*dotmesh.Node, cs []clients, socks []string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("the CSI tests bind-mount volumes and need root")
 	}
-	st, err := bboltstore.Open(filepath.Join(t.TempDir(), "registry.db"), bboltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	etcd := etcdtest.Start(t, 1)
 	ps := &peers{nodes: map[string]*dotmesh.Node{}}
 	for i, id := range []string{"n1", "n2"} {
+		st, err := etcdstore.Open(context.Background(), etcdstore.Options{Endpoints: etcd.Endpoints()})
+		if err != nil {
+			t.Fatal(err)
+		}
 		be, err := dump.Open(filepath.Join(t.TempDir(), "dump"), dump.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		n, err := dotmesh.NewNode(context.Background(), dotmesh.Options{Store: noClose{st}, Backends: []dotmesh.StorageBackend{be},
+		n, err := dotmesh.NewNode(context.Background(), dotmesh.Options{Store: st, Backends: []dotmesh.StorageBackend{be},
 			Cluster: &dotmesh.ClusterOptions{NodeID: id, Address: "inproc://" + id, Peers: ps}})
 		if err != nil {
 			t.Fatal(err)
@@ -102,7 +98,7 @@ func clusterPlugins(t *testing.T) (nodes []*dotmesh.Node, cs []clients, socks []
 }
 
 // The sanity suite with the controller on one node and the node service
-// on the other: every volume it publishes moves first.
+// on the other, sharing a real etcd: every volume it publishes moves first.
 func TestClusterSanity(t *testing.T) {
 	_, _, socks := clusterPlugins(t)
 	dir := t.TempDir()
