@@ -420,6 +420,12 @@ func checkDeployment(t *testing.T, what string, objs []any, bundledEtcd bool) {
 	if eps != strings.Join(want, ",") {
 		t.Errorf("%s: --etcd-endpoints %s; the StatefulSet's members are %s", what, eps, strings.Join(want, ","))
 	}
+	// etcd runs as a user of its own: its Secret must be readable through fsGroup.
+	for _, v := range sts.Spec.Template.Spec.Volumes {
+		if v.Secret != nil && (v.Secret.DefaultMode == nil || *v.Secret.DefaultMode&0o040 == 0) {
+			t.Errorf("%s: etcd's Secret volume %s is not group-readable; etcd (user %v, fsGroup) cannot read it", what, v.Name, sts.Spec.Template.Spec.SecurityContext.RunAsUser)
+		}
+	}
 }
 
 var (
