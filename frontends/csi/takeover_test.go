@@ -12,8 +12,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
-
 	"github.com/dotmesh-io/dotmesh/backend/dump"
 	etcdstore "github.com/dotmesh-io/dotmesh/cluster/etcd"
 	"github.com/dotmesh-io/dotmesh/cluster/etcd/etcdtest"
@@ -22,7 +20,8 @@ import (
 )
 
 // peers reaches in-process nodes (the daemon's peers are the HTTP
-// client; tests/e2e TestCSIClusterMove runs dm serve nodes).
+// client; tests/e2e TestCSICluster* run dm serve nodes, and the sanity
+// suite across two of them: Ginkgo runs one suite per test binary).
 type peers struct {
 	mu    sync.Mutex
 	nodes map[string]*dotmesh.Node
@@ -49,7 +48,7 @@ func (p peer) Release(ctx context.Context, dot dotmesh.DotName, branch, to strin
 
 // clusterPlugins runs the plugin on two clustered nodes n1 and n2
 // (Kubernetes nodes k8s-a and k8s-b) sharing a real etcd.
-func clusterPlugins(t *testing.T) (nodes []*dotmesh.Node, cs []clients, socks []string) {
+func clusterPlugins(t *testing.T) (nodes []*dotmesh.Node, cs []clients) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("the CSI tests bind-mount volumes and need root")
@@ -92,22 +91,8 @@ func clusterPlugins(t *testing.T) (nodes []*dotmesh.Node, cs []clients, socks []
 		})
 		nodes = append(nodes, n)
 		cs = append(cs, dial(t, sock))
-		socks = append(socks, sock)
 	}
-	return nodes, cs, socks
-}
-
-// The sanity suite with the controller on one node and the node service
-// on the other, sharing a real etcd: every volume it publishes moves first.
-func TestClusterSanity(t *testing.T) {
-	_, _, socks := clusterPlugins(t)
-	dir := t.TempDir()
-	cfg := sanity.NewTestConfig()
-	cfg.ControllerAddress = "unix://" + socks[0]
-	cfg.Address = "unix://" + socks[1]
-	cfg.TargetPath = filepath.Join(dir, "target")
-	cfg.StagingPath = filepath.Join(dir, "staging")
-	sanity.Test(t, cfg)
+	return nodes, cs
 }
 
 func masterOf(t *testing.T, n *dotmesh.Node, dot string) string {
@@ -125,7 +110,7 @@ func masterOf(t *testing.T, n *dotmesh.Node, dot string) string {
 // master that stopped answers Unavailable with what to do.
 func TestClusterPublishMovesBranch(t *testing.T) {
 	ctx := context.Background()
-	nodes, cs, _ := clusterPlugins(t)
+	nodes, cs := clusterPlugins(t)
 	a, b := cs[0], cs[1]
 	infoB, err := b.node.NodeGetInfo(ctx, &csi.NodeGetInfoRequest{})
 	if err != nil {
