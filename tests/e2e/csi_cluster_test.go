@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -20,15 +21,13 @@ import (
 
 // csiClusterNodes is two `dm serve --store etcd --csi-socket` nodes sharing
 // a real etcd: n1 (Kubernetes node k8s-a) and n2 (k8s-b).
-// (frontends/csi TestClusterSanity runs the sanity suite across two
-// nodes in process.)
-func csiClusterNodes(t *testing.T) (c *etcdNodes, conns []*grpc.ClientConn) {
+func csiClusterNodes(t *testing.T) (c *etcdNodes, socks []string, conns []*grpc.ClientConn) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("the CSI cluster test bind-mounts and needs root")
 	}
 	dir := t.TempDir()
-	socks := []string{filepath.Join(dir, "a.sock"), filepath.Join(dir, "b.sock")}
+	socks = []string{filepath.Join(dir, "a.sock"), filepath.Join(dir, "b.sock")}
 	c = startEtcdNodesWith(t, etcdtest.Start(t, 1), 2, func(i int) []string {
 		return []string{"--csi-socket", socks[i], "--csi-node-id", "k8s-" + string(rune('a'+i))}
 	})
@@ -38,7 +37,21 @@ func csiClusterNodes(t *testing.T) (c *etcdNodes, conns []*grpc.ClientConn) {
 		t.Cleanup(func() { conn.Close() })
 		conns = append(conns, conn)
 	}
-	return c, conns
+	return c, socks, conns
+}
+
+// TestCSIClusterSanity runs the official CSI sanity suite with the
+// controller on one node and the node service on the other: every volume
+// the suite publishes moves from the node that made it.
+func TestCSIClusterSanity(t *testing.T) {
+	_, socks, _ := csiClusterNodes(t)
+	dir := t.TempDir()
+	cfg := sanity.NewTestConfig()
+	cfg.ControllerAddress = "unix://" + socks[0]
+	cfg.Address = "unix://" + socks[1]
+	cfg.TargetPath = filepath.Join(dir, "target")
+	cfg.StagingPath = filepath.Join(dir, "staging")
+	sanity.Test(t, cfg)
 }
 
 var mountCap = &csi.VolumeCapability{
@@ -51,7 +64,7 @@ var mountCap = &csi.VolumeCapability{
 // A no longer masters it, a pod still using it on A holds it there, and a
 // master that died answers Unavailable with what to do.
 func TestCSIClusterMove(t *testing.T) {
-	c, conns := csiClusterNodes(t)
+	c, _, conns := csiClusterNodes(t)
 	e, n1 := c.e, c.nodes[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
