@@ -4,7 +4,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/dotmesh-io/dotmesh/frontends/cli.Version=$(VERSION)
 # Debian packages the tests and the bench need; installed only when missing.
-TEST_PACKAGES := zfs-fuse btrfs-progs postgresql mariadb-server redis-server sqlite3 docker.io busybox-static etcd-server chromium lintian systemd binutils ca-certificates prometheus
+TEST_PACKAGES := zfs-fuse btrfs-progs postgresql mariadb-server redis-server sqlite3 docker.io busybox-static etcd-server chromium lintian systemd binutils ca-certificates prometheus openssl
 BENCH_PACKAGES := restic rsync zfs-fuse btrfs-progs etcd-server
 FUZZTIME ?= 4s
 # The torture run (tests/torture): `make torture` runs TORTURE_TIME per
@@ -27,6 +27,7 @@ build:
 
 vet:
 	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
 
 test: build vet
 	@scripts/ensure-packages.sh $(TEST_PACKAGES)
@@ -40,6 +41,10 @@ test: build vet
 	# the torture run for 60 s (TORTURE_TEST_TIME) on the files backend.
 	DOTMESH_WEED="$$(scripts/ensure-seaweedfs.sh --path)" TORTURE_EXCLUDE="$(TORTURE_TEST_EXCLUDE)" $(GO) test -count=1 -p 1 -timeout 30m ./...
 	$(GO) test -count=1 -race -timeout 30m ./dotmesh/... ./transport/... ./cluster/... ./server/... ./client/... ./backend/dump/source/... ./bucket/
+	# deploy/ is a module of its own (k8s.io/api stays out of the main one):
+	# the Kubernetes manifests and the Helm chart, rendered by the real helm
+	# (scripts/ensure-helm.sh builds it once into the cache), decoded strictly.
+	cd deploy && $(GO) test -count=1 -timeout 30m ./...
 	@$(MAKE) --no-print-directory fuzz
 
 # Every parser has a fuzz target; run each briefly.

@@ -292,3 +292,27 @@ func (n *clustered) claimTakeOver(ctx context.Context, d *Dot, branch, from stri
 	}
 	return n.claim(ctx, d, branch, from, "")
 }
+
+// MoveHere makes this node the master of a branch ("" is the dot's current
+// branch), moving it from its master as a write here would: the master
+// commits its uncommitted changes and refuses while consumers there use
+// the branch. It returns the node the branch came from, "" when it was
+// mastered here already. A frontend calls it before giving a consumer on
+// this node the branch (the CSI driver on NodePublishVolume).
+// ErrNotSupported on a node that is not part of a cluster.
+func (c *Cluster) MoveHere(ctx context.Context, name DotName, branch string) (from string, err error) {
+	if c.n.nodeID() == "" {
+		return "", errNotClustered()
+	}
+	d, b, _, err := c.n.resolveBranch(ctx, name, branch)
+	if err != nil {
+		return "", err
+	}
+	if err := c.n.place.acquire(ctx, d, b.Name); err != nil {
+		return "", err
+	}
+	if b.Master == c.n.nodeID() {
+		return "", nil
+	}
+	return b.Master, nil
+}

@@ -36,7 +36,9 @@ same admin API key: the first node makes it, the others are given it with
 node's id (--node-id, default the host name) and the URL other nodes reach
 it at (--advertise, default http(s)://LISTEN) are remembered in DIR, like
 the store flags, so a restart needs none. See README "Cluster mode" for
-TLS to etcd and between nodes.`
+TLS to etcd and between nodes. The CSI plugin of a cluster node (dm serve
+--csi-socket) serves every volume on every node: a pod mounting one moves
+its branch to the pod's node (README "Cluster mode on Kubernetes").`
 
 func (c *clusterFlags) add(f *pflag.FlagSet, withStore bool) {
 	if withStore {

@@ -99,13 +99,10 @@ func volumeParams(p map[string]string) (ns, subdot string, err error) {
 	return ns, subdot, nil
 }
 
-func (s *Server) topology() []*csi.Topology {
-	return []*csi.Topology{{Segments: map[string]string{TopologyKey: s.nodeID}}}
-}
-
-// reachable says whether accessibility requirements allow this node.
+// reachable says whether accessibility requirements allow this node (any
+// node of a cluster reaches every volume).
 func (s *Server) reachable(req *csi.TopologyRequirement) bool {
-	if len(req.GetRequisite()) == 0 {
+	if len(req.GetRequisite()) == 0 || s.cluster() != nil {
 		return true
 	}
 	for _, t := range req.GetRequisite() {

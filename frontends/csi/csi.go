@@ -1,9 +1,11 @@
 // Package csi serves a dotmesh Node as a Kubernetes CSI plugin (identity,
 // controller and node services on one unix socket).
 //
-// A volume is a subdot of a dot; a snapshot is a commit. Dots are local to
-// the node that holds them, so every volume carries the topology segment
-// TopologyKey=NodeID and the node service bind-mounts subdot directories.
+// A volume is a subdot of a dot; a snapshot is a commit. On a single node
+// dots are local to it, so every volume carries the topology segment
+// TopologyKey=NodeID; in a cluster a volume is usable on every node and its
+// branch moves to the node that publishes it (takeover.go). The node
+// service bind-mounts subdot directories.
 //
 // Ids (both opaque to Kubernetes, but readable by people and by `dm`):
 //

@@ -69,7 +69,8 @@ func podName(ctx map[string]string) string {
 	return "pod " + ns + "/" + pod
 }
 
-// NodePublishVolume records the mount with the node (so `dm` refuses to
+// NodePublishVolume moves the volume's branch here in a cluster
+// (takeover.go), records the mount with the node (so `dm` refuses to
 // reset data under the pod) and bind-mounts the subdot onto the target.
 func (s *Server) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
 	if req.GetVolumeId() == "" {
@@ -87,6 +88,9 @@ func (s *Server) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	v, err := parseVolumeID(req.GetVolumeId())
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "volume %q not found: %v", req.GetVolumeId(), err)
+	}
+	if err := s.moveHere(ctx, v); err != nil {
+		return nil, err
 	}
 	target := filepath.Clean(req.GetTargetPath())
 	ro := req.GetReadonly() || req.GetVolumeCapability().GetAccessMode().GetMode() == csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY
