@@ -1,6 +1,7 @@
 package dotmesh
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -56,20 +57,13 @@ func recordConsistency(info CommitInfo, quiesced string) CommitInfo {
 	if info == nil {
 		info = CommitInfo{}
 	}
-	var first, last time.Time
+	var instants []time.Time
 	for k, v := range info {
 		if !strings.HasPrefix(k, infoSourcePrefix) || !strings.HasSuffix(k, infoSnapshotTime) {
 			continue
 		}
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			continue
-		}
-		if first.IsZero() || t.Before(first) {
-			first = t
-		}
-		if t.After(last) {
-			last = t
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			instants = append(instants, t)
 		}
 	}
 	switch {
@@ -77,18 +71,28 @@ func recordConsistency(info CommitInfo, quiesced string) CommitInfo {
 		info[InfoConsistency] = ConsistencyApplication
 		info[InfoConsistencyHook] = quiesced
 	case info[InfoConsistency] != "":
-	case !first.IsZero():
+	case len(instants) > 0:
 		info[InfoConsistency] = ConsistencyLogical
-		info[InfoConsistencyInstant] = first.UTC().Format(time.RFC3339Nano)
+		info[InfoConsistencyInstant] = slices.MinFunc(instants, time.Time.Compare).UTC().Format(time.RFC3339Nano)
 		if s, ok := info[InfoSourcesSpread]; ok {
 			info[InfoConsistencySpread] = s
 		} else {
-			info[InfoConsistencySpread] = strconv.FormatInt(last.Sub(first).Milliseconds(), 10)
+			info[InfoConsistencySpread] = SnapshotSpread(instants)
 		}
 	default:
 		info[InfoConsistency] = ConsistencyFileByFile
 	}
 	return info
+}
+
+// SnapshotSpread is how far apart instants lie, in milliseconds with
+// three decimals (InfoSourcesSpread, InfoConsistencySpread).
+func SnapshotSpread(instants []time.Time) string {
+	if len(instants) == 0 {
+		return "0.000"
+	}
+	spread := slices.MaxFunc(instants, time.Time.Compare).Sub(slices.MinFunc(instants, time.Time.Compare))
+	return strconv.FormatFloat(float64(spread.Microseconds())/1000, 'f', 3, 64)
 }
 
 // Consistency returns the consistency recorded for c, "" for commits made

@@ -393,7 +393,7 @@ func TestLogicalConsistency(t *testing.T) {
 	if err != nil || c.Info[dotmesh.InfoConsistencyInstant] != c.Info["source.db.snapshot_time"] {
 		t.Errorf("instant %q (%v), want the source's snapshot time %q", c.Info[dotmesh.InfoConsistencyInstant], err, c.Info["source.db.snapshot_time"])
 	}
-	if instant.After(c.Time.Add(time.Minute)) || c.Info[dotmesh.InfoConsistencySpread] != "0" {
+	if instant.After(c.Time.Add(time.Minute)) || c.Info[dotmesh.InfoConsistencySpread] != "0.000" {
 		t.Errorf("instant %s, spread %q for one source", instant, c.Info[dotmesh.InfoConsistencySpread])
 	}
 }

@@ -2,7 +2,6 @@ package dump
 
 import (
 	"context"
-	"strconv"
 	"sync"
 	"time"
 
@@ -21,8 +20,8 @@ import (
 // sources.snapshot_spread_ms.
 
 // spreadKey is the commit fact holding the spread of the sources'
-// instants, in milliseconds (three decimals).
-const spreadKey = "sources.snapshot_spread_ms"
+// instants (dotmesh.SnapshotSpread).
+const spreadKey = dotmesh.InfoSourcesSpread
 
 // sourceSnap is one source's state as fixed by takeSnapshots.
 type sourceSnap struct {
@@ -94,20 +93,6 @@ func (b *Backend) takeSnapshots(ctx context.Context, br dotmesh.BranchRef, srcs 
 		}
 	})
 	return snaps
-}
-
-// spreadMillis is how far apart the instants lie, in milliseconds.
-func spreadMillis(instants []time.Time) string {
-	var first, last time.Time
-	for i, t := range instants {
-		if i == 0 || t.Before(first) {
-			first = t
-		}
-		if i == 0 || t.After(last) {
-			last = t
-		}
-	}
-	return strconv.FormatFloat(float64(last.Sub(first).Microseconds())/1000, 'f', 3, 64)
 }
 
 // barrier lets n goroutines go on together: arrive returns once all have

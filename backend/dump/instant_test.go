@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
 // TestBarrier: nobody passes until all have arrived; none waits for zero.
@@ -43,8 +45,8 @@ func TestSpreadMillis(t *testing.T) {
 		{[]time.Time{t0}, "0.000"},
 		{[]time.Time{t0.Add(3 * time.Millisecond), t0, t0.Add(12345 * time.Microsecond)}, "12.345"},
 	} {
-		if got := spreadMillis(c.in); got != c.want {
-			t.Errorf("spreadMillis(%v) = %s, want %s", c.in, got, c.want)
+		if got := dotmesh.SnapshotSpread(c.in); got != c.want {
+			t.Errorf("SnapshotSpread(%v) = %s, want %s", c.in, got, c.want)
 		}
 	}
 }

@@ -396,7 +396,7 @@ func (b *Backend) dumpSources(ctx context.Context, br dotmesh.BranchRef, batch *
 		facts[p+"dump_ms"] = strconv.FormatInt(time.Since(start).Milliseconds(), 10)
 		instants = append(instants, info.Time)
 	}
-	facts[spreadKey] = spreadMillis(instants)
+	facts[spreadKey] = dotmesh.SnapshotSpread(instants)
 	placed := map[string]*Entry{}
 	for i, d := range dumps {
 		if d == nil {
