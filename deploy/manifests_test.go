@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -163,6 +164,16 @@ func TestDecodeStrictRejects(t *testing.T) {
 // strictly and agree with the driver and dm.
 func TestManifestsStrict(t *testing.T) {
 	checkDeployment(t, "deploy/kubernetes", decodeFiles(t, "kubernetes/*.yaml"), true)
+	// As they are (files): no resizer; switched to zfs as their comments
+	// say: the resizer, its rule and expansion, all checked again.
+	if rs := resizer(one[*appsv1.DaemonSet](t, decodeFiles(t, "kubernetes/*.yaml"))); rs != nil {
+		t.Error("deploy/kubernetes runs the csi-resizer with the files backend")
+	}
+	zfs := plainSwitched(t)
+	checkDeployment(t, "deploy/kubernetes switched to zfs", zfs, true)
+	if resizer(one[*appsv1.DaemonSet](t, zfs)) == nil {
+		t.Error("deploy/kubernetes switched to zfs: no csi-resizer")
+	}
 	examples := decodeFiles(t, "../examples/kubernetes/*.yaml")
 	if len(examples) < 10 {
 		t.Fatalf("only %d objects in examples/kubernetes", len(examples))
@@ -224,6 +235,26 @@ func TestHelmChart(t *testing.T) {
 	}
 	if a, b := kinds(def), kinds(plain); !slices.Equal(a, slices.DeleteFunc(b, func(k string) bool { return k == "*v1.Namespace" })) {
 		t.Errorf("the chart renders %v; the plain manifests hold %v", a, b)
+	}
+	sameDeployment(t, "chart defaults vs deploy/kubernetes", def, plain)
+	if resizer(one[*appsv1.DaemonSet](t, def)) != nil {
+		t.Error("the chart's default (files) runs the csi-resizer")
+	}
+	// zfs and btrfs: the resizer, as deploy/kubernetes switched to zfs has it.
+	for _, backend := range []string{"zfs", "btrfs"} {
+		objs := render("--set", "backend="+backend)
+		checkDeployment(t, "chart, "+backend, objs, true)
+		if resizer(one[*appsv1.DaemonSet](t, objs)) == nil {
+			t.Errorf("chart, backend %s: no csi-resizer", backend)
+		}
+		if backend == "zfs" {
+			sameDeployment(t, "chart zfs vs deploy/kubernetes switched to zfs", objs, plainSwitched(t))
+		}
+	}
+	off := render("--set", "backend=btrfs", "--set", "resizer.enabled=false")
+	checkDeployment(t, "chart, btrfs, resizer off", off, true)
+	if resizer(one[*appsv1.DaemonSet](t, off)) != nil {
+		t.Error("resizer.enabled=false still runs the csi-resizer")
 	}
 
 	ext := render("--set", "etcd.bundled=false", "--set", "etcd.endpoints={https://etcd.example:2379,https://etcd2.example:2379}",
@@ -361,6 +392,14 @@ func checkDeployment(t *testing.T, what string, objs []any, bundledEtcd bool) {
 	for _, name := range []string{"node-driver-registrar", "csi-provisioner", "csi-snapshotter"} {
 		container(t, ps, name)
 	}
+	// One active controller sidecar of each kind in the cluster.
+	for _, c := range ps.Containers {
+		if c.Name != "dm" && c.Name != "node-driver-registrar" &&
+			(!slices.Contains(c.Args, "--leader-election") || !slices.Contains(c.Args, "--leader-election-namespace="+ds.Namespace)) {
+			t.Errorf("%s: sidecar %s runs on every node without leader election in %s: %v", what, c.Name, ds.Namespace, c.Args)
+		}
+	}
+	checkResizer(t, what, objs, ds)
 	// Secrets: the names and keys make-secrets.sh makes.
 	secrets := map[string][]string{"dotmesh-admin-key": {"admin-api-key"}, "dotmesh-node-tls": {"ca.crt", "tls.crt", "tls.key"},
 		"dotmesh-etcd-tls": {"ca.crt", "tls.crt", "tls.key", "client.crt", "client.key"}}
@@ -425,6 +464,192 @@ func checkDeployment(t *testing.T, what string, objs []any, bundledEtcd bool) {
 		if v.Secret != nil && (v.Secret.DefaultMode == nil || *v.Secret.DefaultMode&0o040 == 0) {
 			t.Errorf("%s: etcd's Secret volume %s is not group-readable; etcd (user %v, fsGroup) cannot read it", what, v.Name, sts.Spec.Template.Spec.SecurityContext.RunAsUser)
 		}
+	}
+}
+
+// resizer is the csi-resizer container of ds, or nil.
+func resizer(ds *appsv1.DaemonSet) *corev1.Container {
+	for i, c := range ds.Spec.Template.Spec.Containers {
+		if c.Name == "csi-resizer" {
+			return &ds.Spec.Template.Spec.Containers[i]
+		}
+	}
+	return nil
+}
+
+// allows says whether rules grant verb on group/resource.
+func allows(rules []rbacv1.PolicyRule, group, resource, verb string) bool {
+	for _, r := range rules {
+		if slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkResizer: the csi-resizer runs exactly where the driver offers
+// expansion (a zfs or btrfs backend; on files csi-resizer would exit at
+// start), pinned, with leader election, and with the RBAC of upstream's
+// deploy/kubernetes/rbac.yaml (v1.13.2) bar pods (no volume-in-use
+// handling: expansion is online) and volumeattributesclasses (feature gate
+// off); StorageClasses allow expansion exactly when it runs.
+func checkResizer(t *testing.T, what string, objs []any, ds *appsv1.DaemonSet) {
+	t.Helper()
+	var rules []rbacv1.PolicyRule
+	for _, o := range objs {
+		if cr, ok := o.(*rbacv1.ClusterRole); ok {
+			rules = append(rules, cr.Rules...)
+		}
+	}
+	lease := one[*rbacv1.Role](t, objs)
+	backend, _ := flagValue(dmArgs(t, ds), "--backend")
+	rs := resizer(ds)
+	if rs == nil {
+		if allows(rules, "", "persistentvolumeclaims/status", "patch") {
+			t.Errorf("%s: no csi-resizer, yet the ClusterRole grants persistentvolumeclaims/status", what)
+		}
+	} else {
+		if backend != "zfs" && backend != "btrfs" {
+			t.Errorf("%s: csi-resizer with backend %q; the driver offers no expansion there and csi-resizer exits", what, backend)
+		}
+		if img, ok := strings.CutPrefix(rs.Image, "registry.k8s.io/sig-storage/csi-resizer:"); !ok || !regexp.MustCompile(`^v\d+\.\d+\.\d+$`).MatchString(img) {
+			t.Errorf("%s: csi-resizer image %s; want registry.k8s.io/sig-storage/csi-resizer:vX.Y.Z", what, rs.Image)
+		}
+		if !slices.Contains(rs.Args, "--handle-volume-inuse-error=false") {
+			t.Errorf("%s: csi-resizer args %v; expansion is online, pods need not be watched (nor read)", what, rs.Args)
+		}
+		for _, want := range []struct{ group, resource, verb string }{
+			{"", "persistentvolumes", "get"}, {"", "persistentvolumes", "list"}, {"", "persistentvolumes", "watch"}, {"", "persistentvolumes", "patch"},
+			{"", "persistentvolumeclaims", "get"}, {"", "persistentvolumeclaims", "list"}, {"", "persistentvolumeclaims", "watch"},
+			{"", "persistentvolumeclaims/status", "patch"}, {"", "events", "create"}, {"", "events", "patch"},
+		} {
+			if !allows(rules, want.group, want.resource, want.verb) {
+				t.Errorf("%s: the csi-resizer needs %s on %s; the ClusterRole does not grant it", what, want.verb, want.resource)
+			}
+		}
+		for _, verb := range []string{"get", "list", "watch", "create", "update"} {
+			if !allows(lease.Rules, "coordination.k8s.io", "leases", verb) {
+				t.Errorf("%s: leader election needs %s on leases", what, verb)
+			}
+		}
+	}
+	// Least privilege: nothing the sidecars do not use.
+	for _, r := range rules {
+		if slices.Contains(r.Resources, "persistentvolumeclaims/status") && !slices.Equal(r.Verbs, []string{"patch"}) {
+			t.Errorf("%s: persistentvolumeclaims/status verbs %v; the resizer only patches", what, r.Verbs)
+		}
+		if slices.Contains(r.Resources, "pods") || slices.Contains(r.Resources, "volumeattributesclasses") || slices.Contains(r.Resources, "secrets") {
+			t.Errorf("%s: the ClusterRole grants %v, which no sidecar here uses", what, r.Resources)
+		}
+	}
+	for _, o := range objs {
+		if sc, ok := o.(*storagev1.StorageClass); ok {
+			if got := sc.AllowVolumeExpansion != nil && *sc.AllowVolumeExpansion; got != (rs != nil) {
+				t.Errorf("%s: StorageClass %s allowVolumeExpansion %v, csi-resizer running %v (backend %s)", what, sc.Name, got, rs != nil, backend)
+			}
+		}
+	}
+}
+
+// uncomment returns text with the YAML block commented out at a line
+// "#"+first (and the lines after it that go on with "#  " at the same
+// column) made live.
+func uncomment(t *testing.T, text, first string) string {
+	t.Helper()
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		col := strings.Index(l, "#")
+		if col < 0 || strings.TrimSpace(l[:col]) != "" || l[col+1:] != first {
+			continue
+		}
+		lines[i] = l[:col] + l[col+1:]
+		for j := i + 1; j < len(lines) && len(lines[j]) > col+3 && strings.TrimSpace(lines[j][:col]) == "" && lines[j][col:col+3] == "#  "; j++ {
+			lines[j] = lines[j][:col] + lines[j][col+1:]
+		}
+		return strings.Join(lines, "\n")
+	}
+	t.Fatalf("no commented-out line %q", first)
+	return ""
+}
+
+// plainSwitched is deploy/kubernetes switched to the zfs backend as its
+// comments say: --backend=zfs, the csi-resizer and its RBAC rule
+// uncommented, allowVolumeExpansion true.
+func plainSwitched(t *testing.T) []any {
+	t.Helper()
+	edits := map[string]func(string) string{
+		"dotmesh.yaml": func(s string) string {
+			return uncomment(t, replaceOnce(t, s, "--backend=files", "--backend=zfs"), "- name: csi-resizer")
+		},
+		"rbac.yaml": func(s string) string { return uncomment(t, s, `- apiGroups: [""]`) },
+		"storageclass.yaml": func(s string) string {
+			return replaceOnce(t, s, "allowVolumeExpansion: false", "allowVolumeExpansion: true")
+		},
+	}
+	files, _ := filepath.Glob("kubernetes/*.yaml")
+	var objs []any
+	for _, f := range files {
+		text := string(readFile(t, f))
+		if e := edits[filepath.Base(f)]; e != nil {
+			text = e(text)
+			delete(edits, filepath.Base(f))
+		}
+		o, err := decodeAll(f+" (zfs)", []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, o...)
+	}
+	if len(edits) > 0 {
+		t.Fatalf("deploy/kubernetes lacks %v", edits)
+	}
+	return objs
+}
+
+func replaceOnce(t *testing.T, s, old, new string) string {
+	t.Helper()
+	if strings.Count(s, old) != 1 {
+		t.Fatalf("%q occurs %d times, want once", old, strings.Count(s, old))
+	}
+	return strings.Replace(s, old, new, 1)
+}
+
+// sameDeployment: the DaemonSet's containers, the ClusterRole's rules and
+// the StorageClass's expansion agree between two deployments.
+func sameDeployment(t *testing.T, what string, a, b []any) {
+	t.Helper()
+	ca, cb := one[*appsv1.DaemonSet](t, a).Spec.Template.Spec.Containers, one[*appsv1.DaemonSet](t, b).Spec.Template.Spec.Containers
+	names := func(cs []corev1.Container) (n []string) {
+		for _, c := range cs {
+			n = append(n, c.Name)
+		}
+		return n
+	}
+	if !slices.Equal(names(ca), names(cb)) {
+		t.Errorf("%s: containers %v and %v", what, names(ca), names(cb))
+	}
+	for _, c := range ca {
+		if c.Name == "dm" {
+			continue // its env and mounts differ on purpose (NODE_IP, values)
+		}
+		for _, d := range cb {
+			if d.Name == c.Name && !reflect.DeepEqual(c, d) {
+				t.Errorf("%s: container %s differs:\n%+v\n%+v", what, c.Name, c, d)
+			}
+		}
+	}
+	if ra, rb := one[*rbacv1.ClusterRole](t, a).Rules, one[*rbacv1.ClusterRole](t, b).Rules; !reflect.DeepEqual(ra, rb) {
+		t.Errorf("%s: ClusterRole rules differ:\n%v\n%v", what, ra, rb)
+	}
+	if ra, rb := one[*rbacv1.Role](t, a).Rules, one[*rbacv1.Role](t, b).Rules; !reflect.DeepEqual(ra, rb) {
+		t.Errorf("%s: leader-election Role rules differ:\n%v\n%v", what, ra, rb)
+	}
+	exp := func(objs []any) bool {
+		sc := one[*storagev1.StorageClass](t, objs)
+		return sc.AllowVolumeExpansion != nil && *sc.AllowVolumeExpansion
+	}
+	if exp(a) != exp(b) {
+		t.Errorf("%s: allowVolumeExpansion %v and %v", what, exp(a), exp(b))
 	}
 }
 

@@ -21,3 +21,10 @@ helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
 {{- join "," .Values.etcd.endpoints -}}
 {{- end -}}
 {{- end -}}
+
+{{/* "true" when the resizer runs: enabled, and a backend that enforces a
+size (files keeps none: the driver offers no expansion, and csi-resizer
+exits when a driver cannot resize). */}}
+{{- define "dotmesh.resizer" -}}
+{{- if and .Values.resizer.enabled (ne .Values.backend "files") -}}true{{- end -}}
+{{- end -}}
