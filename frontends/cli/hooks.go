@@ -173,14 +173,7 @@ func (a *app) hookRemoveCmd() *cobra.Command {
 		Example: `  dm hook remove app pre-commit`,
 		Args:    usageArgs(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := parseDotName(args[0]); err != nil {
-				return err
-			}
-			s, err := a.connect()
-			if err != nil {
-				return err
-			}
-			name, err := s.dotArg(args[0])
+			s, name, err := a.connectDot(args[0])
 			if err != nil {
 				return err
 			}
