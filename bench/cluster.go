@@ -107,7 +107,7 @@ func (n *benchNode) start() error {
 	}
 	defer logf.Close()
 	n.done = make(chan struct{})
-	n.cmd = exec.Command(n.dm, append([]string{"serve", "--data-dir", n.data, "--listen", n.addr, "--docker-socket", ""}, n.args...)...)
+	n.cmd = exec.Command(n.dm, append(append([]string{"serve", "--data-dir", n.data, "--listen", n.addr}, noPlugin...), n.args...)...)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	if err := n.cmd.Start(); err != nil {
 		return err
@@ -292,7 +292,7 @@ func runCluster(dm string, commits, ndots, nlog int, keep bool) (err error) {
 		return err
 	}
 	nodes = append(nodes, bb)
-	v := newVerdicts()
+	v := newVerdicts("cluster")
 	type res struct{ list, log time.Duration }
 	results := map[string]res{}
 	for _, n := range []*benchNode{n1, bb} {

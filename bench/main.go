@@ -116,6 +116,7 @@ func main() {
 			failed = true
 		}
 	}
+	printSummary(summary)
 	if failed {
 		stopOwnZFSFuse()
 		os.Exit(1)
@@ -127,11 +128,24 @@ type skipped struct{ why string }
 
 func (s skipped) Error() string { return "skipped: " + s.why }
 
-// verdicts prints rows of ratios with their targets.
-type verdicts struct{ tw *tabwriter.Writer }
+// verdicts prints a section's rows of ratios with their targets, and
+// records each row in summary too.
+type verdicts struct {
+	tw      *tabwriter.Writer
+	section string
+}
 
-func newVerdicts() *verdicts {
-	v := &verdicts{tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)}
+// summaryRow is one verdict row, kept for the table that ends the run.
+type summaryRow struct {
+	section, measure, target, verdict string
+	ratio                             float64
+}
+
+// summary collects the verdict rows of every section that ran, in order.
+var summary []summaryRow
+
+func newVerdicts(section string) *verdicts {
+	v := &verdicts{tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0), section}
 	fmt.Fprintln(v.tw, "\nmeasure\tratio\ttarget\tverdict")
 	return v
 }
@@ -142,12 +156,32 @@ func (v *verdicts) row(name string, ratio float64, target string, ok bool) {
 		verdict = "MISSED"
 	}
 	fmt.Fprintf(v.tw, "%s\t%.3f\t%s\t%s\n", name, ratio, target, verdict)
+	summary = append(summary, summaryRow{v.section, name, target, verdict, ratio})
 }
 
 func (v *verdicts) flush() error {
 	err := v.tw.Flush()
 	fmt.Println()
 	return err
+}
+
+// printSummary prints every verdict row of the run in one table.
+func printSummary(rows []summaryRow) {
+	if len(rows) == 0 {
+		return
+	}
+	missed := 0
+	fmt.Println("== summary: every ratio against its target ==")
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "section\tmeasure\tratio\ttarget\tverdict")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%s\t%s\n", r.section, r.measure, r.ratio, r.target, r.verdict)
+		if r.verdict != "ok" {
+			missed++
+		}
+	}
+	tw.Flush()
+	fmt.Printf("%d rows, %d missed\n", len(rows), missed)
 }
 
 type sample struct {
@@ -193,7 +227,7 @@ func run(dm string, size int64, runs int, keep bool) error {
 		sort.Float64s(v)
 		return v[len(v)/2]
 	}
-	v := newVerdicts()
+	v := newVerdicts("dump")
 	row := v.row
 	r := med(func(s sample) float64 { return s.dmFirst.Seconds() / s.restic.Seconds() })
 	row("first commit time / restic backup time", r, "<= 1", r <= 1)
@@ -235,7 +269,7 @@ func oneRun(dm, work, tree string, size int64, i int) (sample, error) {
 		return s, err
 	}
 	sh := dmRunner(dm, env)
-	if _, err := sh("cluster", "init", "--data-dir", data, "--port", strconv.Itoa(port)); err != nil {
+	if _, err := sh(clusterInitArgs(data, port)...); err != nil {
 		return s, err
 	}
 	defer sh("cluster", "stop")
@@ -394,6 +428,18 @@ func du(root string) (int64, error) {
 	})
 	return total, err
 }
+
+// clusterInitArgs are the arguments of `dm cluster init` for a bench
+// node: its flags and no Docker volume plugin (noPlugin).
+func clusterInitArgs(data string, port int, flags ...string) []string {
+	args := append([]string{"cluster", "init", "--data-dir", data, "--port", strconv.Itoa(port)}, noPlugin...)
+	return append(args, flags...)
+}
+
+// noPlugin turns off the Docker volume plugin of every node the bench
+// starts (`dm serve`, `dm cluster init`), so that a bench run never takes
+// the default socket (/run/docker/plugins/dm.sock) from the node serving it.
+var noPlugin = []string{"--docker-socket", ""}
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -258,7 +258,7 @@ func runPush(dm string, size int64, runs int, kinds string, keep bool) error {
 	if !ran {
 		return skipped{"none of the backends in -push-kinds could run (zfs needs zfs-fuse, files needs rsync)"}
 	}
-	v := newVerdicts()
+	v := newVerdicts("push")
 	for _, row := range rows {
 		row(v)
 	}
