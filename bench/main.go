@@ -216,7 +216,11 @@ func run(dm string, size int64, runs int, keep bool) error {
 			return err
 		}
 		samples = append(samples, s)
-		fmt.Printf("run %d: dm first %v, restic %v, unchanged %v, 1%% change %v\n", i+1,
+		first := "dm"
+		if i%2 == 1 {
+			first = "restic"
+		}
+		fmt.Printf("run %d (%s first): dm first %v, restic %v, unchanged %v, 1%% change %v\n", i+1, first,
 			s.dmFirst.Round(time.Millisecond), s.restic.Round(time.Millisecond), s.dmSame.Round(time.Millisecond), s.dmChanged.Round(time.Millisecond))
 	}
 	med := func(f func(sample) float64) float64 {
@@ -258,7 +262,9 @@ func dmRunner(dm string, env []string) func(args ...string) (string, error) {
 }
 
 // oneRun starts a fresh node, commits the tree three times (first,
-// unchanged, after a 1% change) and backs up the same tree with restic.
+// unchanged, after a 1% change) and backs up the same tree with restic,
+// dm first on even runs and restic first on odd ones, syncing before each
+// timed command.
 func oneRun(dm, work, tree string, size int64, i int) (sample, error) {
 	var s sample
 	dir := filepath.Join(work, fmt.Sprint("run", i))
@@ -285,7 +291,10 @@ func oneRun(dm, work, tree string, size int64, i int) (sample, error) {
 		return s, fmt.Errorf("copying the tree: %v: %s", err, out)
 	}
 	store := filepath.Join(data, "dump", "store")
+	// Each timed command starts with the disks synced, so that none pays
+	// for another's writeback (the copy's above, a commit's, restic's).
 	timed := func(args ...string) (time.Duration, int64, error) {
+		syscall.Sync()
 		before, _ := du(store)
 		start := time.Now()
 		_, err := sh(args...)
@@ -293,19 +302,6 @@ func oneRun(dm, work, tree string, size int64, i int) (sample, error) {
 		after, _ := du(store)
 		return d, after - before, err
 	}
-	if s.dmFirst, s.dmStored, err = timed("commit", "--dot", "bench", "-m", "first"); err != nil {
-		return s, err
-	}
-	if s.dmSame, s.dmSameAdded, err = timed("commit", "--dot", "bench", "-m", "unchanged", "--allow-empty"); err != nil {
-		return s, err
-	}
-	if err := changeOnePercent(sub, size, int64(i)); err != nil {
-		return s, err
-	}
-	if s.dmChanged, s.dmChangeAdded, err = timed("commit", "--dot", "bench", "-m", "1% changed"); err != nil {
-		return s, err
-	}
-
 	repo := filepath.Join(dir, "restic")
 	renv := append(os.Environ(), "RESTIC_PASSWORD=bench", "RESTIC_CACHE_DIR="+filepath.Join(dir, "restic-cache"))
 	init := exec.Command("restic", "init", "--repo", repo)
@@ -313,13 +309,36 @@ func oneRun(dm, work, tree string, size int64, i int) (sample, error) {
 	if out, err := init.CombinedOutput(); err != nil {
 		return s, fmt.Errorf("restic init: %v: %s", err, out)
 	}
-	backup := exec.Command("restic", "backup", "--quiet", "--repo", repo, tree)
-	backup.Env = renv
-	start := time.Now()
-	if out, err := backup.CombinedOutput(); err != nil {
-		return s, fmt.Errorf("restic backup: %v: %s", err, out)
+	// dm's three commits and restic's backup of the same tree take turns
+	// going first (inTurns: dm first on even runs), so that neither always
+	// finds the machine as the other left it.
+	dmSide := func() (err error) {
+		if s.dmFirst, s.dmStored, err = timed("commit", "--dot", "bench", "-m", "first"); err != nil {
+			return err
+		}
+		if s.dmSame, s.dmSameAdded, err = timed("commit", "--dot", "bench", "-m", "unchanged", "--allow-empty"); err != nil {
+			return err
+		}
+		if err := changeOnePercent(sub, size, int64(i)); err != nil {
+			return err
+		}
+		s.dmChanged, s.dmChangeAdded, err = timed("commit", "--dot", "bench", "-m", "1% changed")
+		return err
 	}
-	s.restic = time.Since(start)
+	resticSide := func() error {
+		backup := exec.Command("restic", "backup", "--quiet", "--repo", repo, tree)
+		backup.Env = renv
+		syscall.Sync()
+		start := time.Now()
+		if out, err := backup.CombinedOutput(); err != nil {
+			return fmt.Errorf("restic backup: %v: %s", err, out)
+		}
+		s.restic = time.Since(start)
+		return nil
+	}
+	if err := inTurns(i, dmSide, resticSide); err != nil {
+		return s, err
+	}
 	s.resticStored, err = du(repo)
 	return s, err
 }
