@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -95,7 +94,7 @@ func runDiff(dm string, size, snapSize int64, runs int, keep bool) error {
 	if _, err := exec.LookPath("diff"); err != nil {
 		return skipped{"diff (GNU diffutils) is not installed; this section compares against diff -rq"}
 	}
-	v := newVerdicts()
+	v := newVerdicts("diff")
 	if err := diffFiles(dm, size, runs, keep, v); err != nil {
 		return err
 	}
@@ -149,7 +148,7 @@ func diffFiles(dm string, size int64, runs int, keep bool, v *verdicts) error {
 	if err != nil {
 		return err
 	}
-	if _, err := sh("cluster", "init", "--data-dir", data, "--port", strconv.Itoa(port)); err != nil {
+	if _, err := sh(clusterInitArgs(data, port)...); err != nil {
 		return err
 	}
 	defer sh("cluster", "stop")

@@ -156,7 +156,7 @@ func runPG(dm string, scale int, keep bool) error {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := n.sh("cluster", "init", "--data-dir", n.data, "--port", strconv.Itoa(port)); err != nil {
+		if _, err := n.sh(clusterInitArgs(n.data, port)...); err != nil {
 			return nil, err
 		}
 		for _, args := range [][]string{{"init", "pgb"}, {"source", "add", "pgb.db", "postgresql", pg.url("bench")}} {
@@ -308,7 +308,7 @@ func runPG(dm string, scale int, keep bool) error {
 	fmt.Printf("dump %s; pg_dump %v, first dm commit %v (medians of %d fresh nodes), unchanged %v (%s), after a 1%% change %v (median); store after 12 commits %s; pg_dump -Fc %s\n",
 		human(dumpSize), pgDumpTime.Round(time.Millisecond), firstTime.Round(time.Millisecond), firstRuns, sameTime.Round(time.Millisecond), skipped,
 		changeTime.Round(time.Millisecond), human(storeSize), human(int64(fc.Len())))
-	v := newVerdicts()
+	v := newVerdicts("pg")
 	r := medianF(firstRatios)
 	v.row("dm commit time / pg_dump to /dev/null", r, "<= 1.3", r <= 1.3)
 	r = medianF(busyRatios)

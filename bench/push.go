@@ -28,9 +28,10 @@ import (
 //   - zfs→zfs (each node its own file-backed pool, made by the backend):
 //     the bytes dm sends against `zfs send -i` of the same two snapshots
 //     (target under 1.1x), and the wall time of `dm push` against a local
-//     `zfs send -i | zfs receive` pipe into a scratch pool (under 1.5x);
+//     `zfs send -i | zfs receive` pipe into a scratch pool (at most 1.2x,
+//     issue 22's goal);
 //   - files→files (the dump backend): the bytes and time of `dm push`
-//     against rsync of the same change (same targets).
+//     against rsync of the same change (under 1.1x, at most 1.5x).
 //
 // The dot holds -push-size bytes of incompressible data in 64 MiB files. It
 // is committed and pushed once (not timed); then each of -push-runs runs
@@ -258,7 +259,7 @@ func runPush(dm string, size int64, runs int, kinds string, keep bool) error {
 	if !ran {
 		return skipped{"none of the backends in -push-kinds could run (zfs needs zfs-fuse, files needs rsync)"}
 	}
-	v := newVerdicts()
+	v := newVerdicts("push")
 	for _, row := range rows {
 		row(v)
 	}
@@ -272,7 +273,9 @@ func medianF(v []float64) float64 {
 }
 
 // report prints the medians of the samples and returns the verdict rows.
-func report(samples []pushSample, what, refBytes, refTime string) []func(*verdicts) {
+// The time's target is timeGoal (zfs: issue 22's 1.2x of the local
+// pipe).
+func report(samples []pushSample, what, refBytes, refTime string, timeGoal float64) []func(*verdicts) {
 	var dmT, refT, dmS []time.Duration
 	var dmB, refB, rb, rt []float64
 	for _, s := range samples {
@@ -288,7 +291,9 @@ func report(samples []pushSample, what, refBytes, refTime string) []func(*verdic
 	b, t := medianF(rb), medianF(rt)
 	return []func(*verdicts){
 		func(v *verdicts) { v.row(what+": bytes dm push / "+refBytes, b, "< 1.1", b < 1.1) },
-		func(v *verdicts) { v.row(what+": time dm push / "+refTime, t, "< 1.5", t < 1.5) },
+		func(v *verdicts) {
+			v.row(what+": time dm push / "+refTime, t, fmt.Sprintf("<= %g", timeGoal), t <= timeGoal)
+		},
 	}
 }
 
@@ -429,7 +434,7 @@ func pushZFS(dm string, size int64, runs int, keep bool) (rows []func(*verdicts)
 		samples = append(samples, s)
 		prev = cur
 	}
-	return report(samples, "zfs", "zfs send -i bytes", "zfs send -i | zfs receive"), nil
+	return report(samples, "zfs", "zfs send -i bytes", "zfs send -i | zfs receive", 1.2), nil
 }
 
 // findSnaps returns the full names of the snapshots named after the
@@ -616,5 +621,5 @@ func pushFiles(dm string, size int64, runs int, keep bool) (rows []func(*verdict
 			human(s.dmBytes), s.dmTime.Round(time.Millisecond), human(s.refBytes), s.refTime.Round(time.Millisecond))
 		samples = append(samples, s)
 	}
-	return report(samples, "files", "rsync bytes sent", "rsync --no-whole-file"), nil
+	return report(samples, "files", "rsync bytes sent", "rsync --no-whole-file", 1.5), nil
 }

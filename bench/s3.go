@@ -169,7 +169,7 @@ func s3Report(samples []s3Sample) error {
 		cpu(func(s s3Sample) s3Measure { return s.dmFirst }, func(s s3Sample) s3Measure { return s.resticFirst }),
 		cpu(func(s s3Sample) s3Measure { return s.dmClone }, func(s s3Sample) s3Measure { return s.resticRestore }),
 		cpu(func(s s3Sample) s3Measure { return s.dmIncr }, func(s s3Sample) s3Measure { return s.resticIncr }))
-	v := newVerdicts()
+	v := newVerdicts("s3")
 	r := med(func(s s3Sample) float64 { return s.dmFirst.wall.Seconds() / s.resticFirst.wall.Seconds() })
 	v.row("first push: time dm push / restic backup", r, "<= 0.8", r <= 0.8)
 	r = med(func(s s3Sample) float64 { return float64(s.dmIncrAdded.bytes) / float64(s.resticIncrAdded.bytes) })

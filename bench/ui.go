@@ -99,7 +99,7 @@ func runUI(ndots, nlog, runs int, keep bool) error {
 		{"commit page (files, changes)", "/ui/dots/admin/long/commits/" + string(middle)},
 		{"changes page (working state against HEAD)", "/ui/dots/admin/long/changes"},
 	}
-	v := newVerdicts()
+	v := newVerdicts("ui")
 	for _, p := range pages {
 		var ds []time.Duration
 		for i := 0; i < runs; i++ {
