@@ -289,6 +289,7 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 	}
 	var res *dotmesh.TransferResult
 	byPeer := false // opening the bucket failed: all its own
+	closeBucket := func() {}
 	if b := req.Remote.Bucket; b != nil {
 		// The bucket's settings, credentials and password serve this
 		// call only; they are in no log line and no audit record.
@@ -296,11 +297,11 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 		br, err = bucketremote.Dial(ctx, bucketremote.Config{URL: b.URL, Password: []byte(b.Password), Logger: s.log,
 			Store: bucket.Config{Endpoint: b.Endpoint, Region: b.Region, AccessKey: b.AccessKey, SecretKey: b.SecretKey, SessionToken: b.SessionToken}})
 		if err == nil {
-			defer func() {
+			closeBucket = func() {
 				if err := br.Close(context.WithoutCancel(ctx)); err != nil {
 					s.log.Warn("closing a bucket remote", "remote", req.Remote.Name, "err", err)
 				}
-			}()
+			}
 			peer = br
 		}
 		byPeer = err != nil
@@ -315,6 +316,9 @@ func (s *server) runTransfer(w http.ResponseWriter, r *http.Request) {
 		res, err = s.node.Clone(ctx, local, req.Branch, peer, o)
 	}
 	stopKeepAlive()
+	// The bucket's lock goes before the answer does, so that the caller's
+	// next command on the bucket (a gc) does not find this push's lock.
+	closeBucket()
 	if err != nil {
 		if rec := recorderOf(w); rec != nil {
 			rec.err = err
