@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump"
-	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
 	"github.com/dotmesh-io/dotmesh/client"
+	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"github.com/dotmesh-io/dotmesh/internal/seal"
 	"github.com/dotmesh-io/dotmesh/server"
