@@ -94,7 +94,7 @@ func (a *app) storeCmd() *cobra.Command {
 Encryption at rest). A node that runs, started by ` + "`dm cluster init`" + ` with this
 config, changes its keys itself when its admin asks (its "local" remote;
 no password needed but the new one). A stopped node's store is opened
-here, with a password it knows (--password-file, $`+storePasswordEnv+`, or a
+here, with a password it knows (--password-file, $` + storePasswordEnv + `, or a
 prompt). Adding or removing a key changes no data; the running node
 keeps the store open.`,
 	}
