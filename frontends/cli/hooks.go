@@ -83,11 +83,7 @@ func (a *app) hookSetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := a.connect()
-			if err != nil {
-				return err
-			}
-			name, err := s.dotArg(args[0])
+			s, name, err := a.connectDot(args[0])
 			if err != nil {
 				return err
 			}

@@ -400,11 +400,10 @@ commits would go (id, branch, time, message) and changes nothing.`,
 				}
 				req.Keep = g.String()
 			}
-			s, err := a.connect()
+			s, name, err := a.connectDot(args[0])
 			if err != nil {
 				return err
 			}
-			name, _ := s.dotArg(args[0])
 			res, err := withProgress(a, cmd.Context(), "prune", func(ctx context.Context) (*dotmesh.GCResult, error) {
 				return s.c.PrunePolicy(ctx, name, req)
 			})

@@ -70,11 +70,7 @@ both at clone time.`,
 			if err != nil {
 				return err
 			}
-			s, err := a.connect()
-			if err != nil {
-				return err
-			}
-			name, err := s.currentDot(dot)
+			s, name, err := a.connectDot(dot)
 			if err != nil {
 				return err
 			}
