@@ -22,8 +22,12 @@ TORTURE_TEST_EXCLUDE ?=
 
 all: build
 
+# bin/dm is the light dm (-tags dmlight: the CLI and the API client, fast
+# to start); it hands the commands that run nodes to bin/dm-node beside
+# it, the all-in-one dm (see cmd/dm).
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o bin/dm ./cmd/dm
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/dm-node ./cmd/dm
+	$(GO) build -tags dmlight -ldflags "$(LDFLAGS)" -o bin/dm ./cmd/dm
 
 vet:
 	$(GO) vet ./...

@@ -1,6 +1,15 @@
+//go:build !dmlight
+
 // Command dm is the dotmesh command line. This is its composition root: it
 // wires package daemon, which runs nodes, into package cli, which talks,
 // so that no frontend imports the daemon.
+//
+// Built as is, dm does everything. Built with -tags dmlight (light.go),
+// it links only the CLI and the API client, so that it starts several
+// times faster (no package init of etcd's client, gRPC, zap, protobuf
+// registries, CSI, Prometheus...), and hands the commands that run nodes
+// to this all-in-one build installed beside it as dm-node. `make build`
+// makes both: bin/dm (light) and bin/dm-node.
 package main
 
 import (

@@ -75,15 +75,16 @@ func Run(ctx context.Context, streams IO, w Wiring, args []string) int {
 		return runFlex(ctx, streams, args[1:])
 	}
 	root := NewRootCommand(streams, w)
+	if w.HandOver != nil && handsOver(root, args) {
+		err := w.HandOver(args) // returns only on failure
+		return reportError(streamOr(streams.Stderr), err, wantsJSON(args))
+	}
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		if code, ok := exitStatusOf(err); ok { // dm diff --exit-code
 			return code
 		}
-		stderr := streams.Stderr
-		if stderr == nil {
-			stderr = io.Discard
-		}
+		stderr := streamOr(streams.Stderr)
 		if isCobraUsage(err) {
 			err = kinded(errUsage, err)
 		}
@@ -91,6 +92,14 @@ func Run(ctx context.Context, streams IO, w Wiring, args []string) int {
 		return reportError(stderr, err, jsonOut || wantsJSON(args))
 	}
 	return exitOK
+}
+
+// streamOr returns w, or io.Discard when w is nil.
+func streamOr(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
 }
 
 // oneLine folds a multi-line message (cobra's suggestions, say) into one

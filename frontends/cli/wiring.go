@@ -3,7 +3,10 @@ package cli
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/dotmesh-io/dotmesh/internal/node"
 )
@@ -41,6 +44,36 @@ type Wiring struct {
 	// StoreKeys changes (op) and lists the keys of the encrypted files
 	// store of the stopped node in dataDir (`dm store key`).
 	StoreKeys func(dataDir string, password []byte, op node.StoreKeyOp) (added string, keys []node.StoreKey, err error)
+
+	// HandOver, when set, runs the whole invocation (args without the
+	// program name) in another program that has the functions above: a
+	// light dm, which links no daemon, server, store or backend and so
+	// starts fast, hands the commands that run nodes (nodeCommands) to
+	// the dm that has them. It returns only when that program could not
+	// be started.
+	HandOver func(args []string) error
+}
+
+// nodeCommands are the commands that call the functions of Wiring that
+// run nodes, by their path below dm (a prefix names its subcommands
+// too). A Wiring with HandOver runs them elsewhere, before parsing
+// anything, so that their input (a password prompt, stdin) goes to the
+// program that acts on it.
+var nodeCommands = []string{"serve", "cluster init", "cluster join", "cluster stop", "cluster reset", "registry rebuild", "store key"}
+
+// handsOver reports whether args name one of nodeCommands in root.
+func handsOver(root *cobra.Command, args []string) bool {
+	c, _, err := root.Find(args)
+	if err != nil || c == nil {
+		return false
+	}
+	path := strings.TrimPrefix(c.CommandPath(), root.Name()+" ")
+	for _, n := range nodeCommands {
+		if path == n || strings.HasPrefix(path, n+" ") {
+			return true
+		}
+	}
+	return false
 }
 
 // errNotWired refuses a command that runs nodes in a dm built without the

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// heavy are import paths (prefixes) the light dm must not link: what
+// only a node needs, whose package init every dm process would pay.
+var heavy = []string{
+	"github.com/dotmesh-io/dotmesh/daemon",
+	"github.com/dotmesh-io/dotmesh/server",
+	"github.com/dotmesh-io/dotmesh/cluster/",
+	"github.com/dotmesh-io/dotmesh/backend/",
+	"github.com/dotmesh-io/dotmesh/frontends/csi",
+	"github.com/dotmesh-io/dotmesh/metrics",
+	"go.etcd.io/",
+	"google.golang.org/grpc",
+	"google.golang.org/protobuf",
+	"go.uber.org/zap",
+	"github.com/container-storage-interface/",
+	"github.com/prometheus/",
+}
+
+// The light dm's import graph holds none of the node's packages.
+func TestLightLinksNoNodeCode(t *testing.T) {
+	out, err := exec.Command("go", "list", "-tags", "dmlight", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -tags dmlight -deps: %v: %s", err, out)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		for _, h := range heavy {
+			if p == strings.TrimSuffix(h, "/") || strings.HasPrefix(p, h) {
+				t.Errorf("the light dm links %s", p)
+			}
+		}
+	}
+}
+
+// A light dm runs a node through dm-node beside it, talks to it itself,
+// and says in one line what is missing when dm-node is not there.
+func TestLightHandsOverToNode(t *testing.T) {
+	dir := t.TempDir()
+	dm, node := filepath.Join(dir, "dm"), filepath.Join(dir, nodeProgram)
+	for _, b := range [][]string{{"-tags", "dmlight", "-o", dm}, {"-o", node}} {
+		if out, err := exec.Command("go", append(append([]string{"build"}, b...), ".")...).CombinedOutput(); err != nil {
+			t.Fatalf("go build %v: %v: %s", b, err, out)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	env := append(os.Environ(), "DOTMESH_CONFIG="+filepath.Join(dir, "config"))
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(dm, args...)
+		cmd.Env = env
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		if err != nil {
+			return errb.String(), err
+		}
+		return out.String(), nil
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	if out, err := run("cluster", "init", "--data-dir", data, "--port", strconv.Itoa(port), "--docker-socket", ""); err != nil {
+		t.Fatalf("dm cluster init: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := run("cluster", "stop", "--data-dir", data); err != nil {
+			t.Errorf("dm cluster stop: %v: %s", err, out)
+		}
+	})
+	pid, err := os.ReadFile(filepath.Join(data, "dm.pid"))
+	if err != nil {
+		t.Fatalf("the node's pid file: %v", err)
+	}
+	if exe, err := os.Readlink("/proc/" + strings.TrimSpace(string(pid)) + "/exe"); err != nil || exe != node {
+		t.Errorf("the node runs %q (%v), want %s", exe, err, node)
+	}
+	for _, args := range [][]string{{"init", "app"}, {"commit", "--allow-empty", "-m", "one"}} {
+		if out, err := run(args...); err != nil {
+			t.Fatalf("dm %v: %v: %s", args, err, out)
+		}
+	}
+	out, err := run("log", "-H")
+	if err != nil || !strings.Contains(out, "one") {
+		t.Fatalf("dm log: %v: %q", err, out)
+	}
+
+	if err := os.Rename(node, node+".away"); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Rename(node+".away", node)
+	out, err = run("serve", "--data-dir", filepath.Join(dir, "other"))
+	if err == nil || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, "dm-node, which is neither at "+node) {
+		t.Fatalf("dm serve without dm-node: %v: %q", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "other")); err == nil {
+		t.Error("dm serve without dm-node made its data directory")
+	}
+	if out, err := run("version"); err != nil {
+		t.Fatalf("dm version without dm-node: %v: %s", err, out)
+	}
+}
