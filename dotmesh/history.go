@@ -332,11 +332,11 @@ func (r registry) records(lr linkReader, ids []CommitID, pruned bool) ([]CommitJ
 }
 
 // plainRecord tells whether a stored commit record can go out as it is:
-// a valid JSON object without a "pruned" key (which the page sets; the
-// sequence can only be a key, since a quote inside a JSON string is
-// escaped).
+// a valid JSON object of valid UTF-8 (as encoding/json writes it) without
+// a "pruned" key (which the page sets; the sequence can only be a key,
+// since a quote inside a JSON string is escaped).
 func plainRecord(v []byte) bool {
-	return len(v) > 0 && v[0] == '{' && !bytes.Contains(v, []byte(`"pruned"`)) && json.Valid(v)
+	return len(v) > 0 && v[0] == '{' && !bytes.Contains(v, []byte(`"pruned"`)) && utf8.Valid(v) && json.Valid(v)
 }
 
 // history is History: the page of the first-parent history from the
