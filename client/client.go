@@ -181,10 +181,22 @@ func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, qu
 	if so, ok := out.(*streamedOut); ok {
 		return so.read(resp.Header.Get("Content-Type"), lr)
 	}
-	if err := json.NewDecoder(lr).Decode(out); err != nil {
-		return fmt.Errorf("%w: reading the answer of %s %s from %s: %v", dotmesh.ErrCorrupt, method, path, c.base.Redacted(), err)
+	var derr error
+	if d, ok := out.(answerDecoder); ok {
+		derr = d.decodeAnswer(lr)
+	} else {
+		derr = json.NewDecoder(lr).Decode(out)
+	}
+	if derr != nil {
+		return fmt.Errorf("%w: reading the answer of %s %s from %s: %v", dotmesh.ErrCorrupt, method, path, c.base.Redacted(), derr)
 	}
 	return nil
+}
+
+// answerDecoder is an out of call that decodes the answer's body itself
+// (a long log's page, see History).
+type answerDecoder interface {
+	decodeAnswer(body io.Reader) error
 }
 
 func (c *Client) transportError(err error) error {

@@ -2,6 +2,7 @@ package dotmesh_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -141,6 +142,7 @@ func TestHistoryPagesEqualFullHistory(t *testing.T) {
 			}
 			require.Equal(t, want, page, "%+v", p)
 			require.Equal(t, to < len(all), more, "%+v", p)
+			requireHistoryJSON(t, e.node, p.ref, p.skip, p.limit, page, more)
 			if p.reads != either {
 				require.Equal(t, p.reads == listed, lists > 0, "%+v: %d lists, %d gets", p, lists, gets)
 			}
@@ -154,7 +156,29 @@ func TestHistoryPagesEqualFullHistory(t *testing.T) {
 		require.Equal(t, all[:2], again)
 	}
 	t.Run("whole", func(t *testing.T) { check(t, -1) })
+	requireHistoryJSON(t, e.node, "", 0, 0, nil, false) // the whole history in one page
 	_, err = e.node.GC(ctx, dotmesh.GCOptions{Dot: &app, Keep: 40})
 	require.NoError(t, err)
 	t.Run("pruned", func(t *testing.T) { check(t, 39) })
+}
+
+// requireHistoryJSON checks that HistoryJSON gives History's page: each
+// commit's JSON decodes to History's commit, under its id.
+func requireHistoryJSON(t *testing.T, n *dotmesh.Node, ref string, skip, limit int, want []*dotmesh.Commit, wantMore bool) {
+	t.Helper()
+	if want == nil && limit == 0 {
+		var err error
+		want, wantMore, err = n.History(context.Background(), app, "", ref, skip, limit)
+		require.NoError(t, err)
+	}
+	got, more, err := n.HistoryJSON(context.Background(), app, "", ref, skip, limit)
+	require.NoError(t, err)
+	require.Equal(t, wantMore, more)
+	require.Len(t, got, len(want))
+	for i, c := range got {
+		var d dotmesh.Commit
+		require.NoError(t, json.Unmarshal(c.JSON, &d), "%s", c.JSON)
+		require.Equal(t, want[i].ID, c.ID)
+		require.Equal(t, *want[i], d)
+	}
 }
