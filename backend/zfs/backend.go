@@ -26,6 +26,8 @@ type Backend struct {
 	sends sync.Mutex
 
 	invs invCache
+	// recs holds kept registry records not yet written (records.go).
+	recs recQueue
 	// bg counts work that finishes an operation after it returned (see
 	// switchToClone); Close waits for it.
 	bg sync.WaitGroup
