@@ -89,6 +89,27 @@ func (n *Node) relink(ctx context.Context, id DotID) error {
 // cluster, another node may hold the branch: Path moves it here and links
 // again). The caller holds the dot lock.
 func (n *Node) relinkLocked(ctx context.Context, d *Dot) error {
+	return n.relinkTo(ctx, d, false)
+}
+
+// TreeLocator is an optional StorageBackend capability: TreePath returns
+// the directory SubdotPath(b, RootSubdot) returns, without making the tree
+// available there when it is not yet (zfs: without mounting a working
+// state nobody has asked for).
+//
+// The stable path of a dot that a transfer creates is linked with it, so a
+// node that only receives a dot leaves it unmounted: on zfs a mounted
+// working state costs each later transfer into it two dirty checks (a
+// snapshot, a send and a destroy each) and a switch that waits for an
+// unmount and a mount. The link is there from the start; Path (`dm
+// path`), SubdotPath and a checkout make the tree available behind it.
+type TreeLocator interface {
+	TreePath(b BranchRef) string
+}
+
+// relinkTo is relinkLocked; with lazy, a backend that is a TreeLocator
+// is not asked to make the tree available.
+func (n *Node) relinkTo(ctx context.Context, d *Dot, lazy bool) error {
 	if n.paths == "" {
 		return nil
 	}
@@ -103,6 +124,9 @@ func (n *Node) relinkLocked(ctx context.Context, d *Dot) error {
 	be, err := n.backendOf(d)
 	if err != nil {
 		return err
+	}
+	if tl, ok := be.(TreeLocator); ok && lazy {
+		return n.pointLink(link, tl.TreePath(b.Ref()))
 	}
 	root, err := be.SubdotPath(ctx, b.Ref(), RootSubdot)
 	if err != nil {

@@ -448,7 +448,7 @@ func (n *Node) finishNewDot(ctx context.Context, t *transferTarget, name DotName
 		return nil, err
 	}
 	n.log.InfoContext(ctx, "transfer created dot", "dot", name.String(), "id", d.ID, "branch", branch, "head", head.ID)
-	if err := n.relinkLocked(ctx, &d); err != nil {
+	if err := n.relinkTo(ctx, &d, true); err != nil { // not mounted for it: see TreeLocator
 		n.log.WarnContext(ctx, "making the stable path of a new dot", "dot", name.String(), "err", err)
 	}
 	return &FinishResult{Head: head.ID, Created: true}, nil

@@ -26,6 +26,8 @@ type Backend struct {
 	sends sync.Mutex
 
 	invs invCache
+	// recs holds kept registry records not yet written (records.go).
+	recs recQueue
 	// bg counts work that finishes an operation after it returned (see
 	// switchToClone); Close waits for it.
 	bg sync.WaitGroup
@@ -58,10 +60,16 @@ var (
 	_ dotmesh.HeadFollower     = (*Guarded)(nil)
 	_ dotmesh.ChangeCommitter  = (*Guarded)(nil)
 	_ dotmesh.InodeKeeper      = (*Guarded)(nil)
+	_ dotmesh.TreeLocator      = (*Guarded)(nil)
 	_ dotmesh.CapacityReporter = (*Guarded)(nil)
 	_ dotmesh.VolumeSizer      = (*Guarded)(nil)
 	_ dotmesh.StoreStatter     = (*Guarded)(nil)
 )
+
+// TreePath implements dotmesh.TreeLocator: the branch's mountpoint, which
+// SubdotPath mounts the working state at (on first use; a branch that
+// only receives is never mounted). It stays the same across rollbacks.
+func (g *Guarded) TreePath(ref dotmesh.BranchRef) string { return g.b.livePath(ref) }
 
 // KeepsInodes implements dotmesh.InodeKeeper (see Backend.KeepsInodes).
 func (g *Guarded) KeepsInodes() bool { return g.b.KeepsInodes() }

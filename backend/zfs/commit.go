@@ -238,7 +238,7 @@ func (b *Backend) switchToClone(ctx context.Context, ref dotmesh.BranchRef, inv 
 					b.pendingMu.Unlock()
 					return
 				}
-				b.finishSwitch(ctx, ref, cur, s, next, seq)
+				b.finishSwitch(ctx, ref, cur, s, next, "", seq, 0)
 				if err := os.Remove(b.pendingFile(ref)); err != nil {
 					b.log.WarnContext(ctx, "removing the record of a switch (Open does)", "branch", ref.String(), "err", err)
 				}
@@ -246,6 +246,7 @@ func (b *Backend) switchToClone(ctx context.Context, ref dotmesh.BranchRef, inv 
 			return nil
 		}
 	}
+	seq := invSeq()
 	if mounted {
 		if err := b.umount(ctx, cur.ds); err != nil {
 			if errors.Is(err, ErrBusy) {
@@ -267,7 +268,6 @@ func (b *Backend) switchToClone(ctx context.Context, ref dotmesh.BranchRef, inv 
 	if cur.refquota > 0 {
 		props = append(props, mustProp("refquota", strconv.FormatInt(cur.refquota, 10)))
 	}
-	seq := invSeq()
 	err := b.z.clone(ctx, s.snap(), next, props...)
 	if err != nil {
 		if mounted {
@@ -275,9 +275,25 @@ func (b *Backend) switchToClone(ctx context.Context, ref dotmesh.BranchRef, inv 
 		}
 		return err
 	}
-	if simple {
-		// Without a journal: only the retirement of cur runs after return.
-		b.finishInBackground(ref, unlock, func(ctx context.Context) { b.finishSwitch(ctx, ref, cur, s, next, seq) })
+	// The switch is made (the clone is live, and mounted at the branch's
+	// path when cur was). When nothing but cur's retirement is left, it
+	// runs after return, still under the dot's lock: a working state that
+	// a transfer's Finish rolls forward on a node that shows the dot
+	// (mounted at its stable path) does not wait for the old one's
+	// destroy and a listing. A crash before it leaves two live
+	// generations, and Open retires the older.
+	if simple || (mounted && len(cur.snaps) == 0 && !prune && !promote && unlock != nil && *unlock != nil) {
+		var mp string
+		if mounted {
+			mp = p
+		}
+		umounted := uint64(0)
+		if mounted {
+			umounted = 1
+		}
+		b.finishInBackground(ref, unlock, func(ctx context.Context) {
+			b.finishSwitch(ctx, ref, cur, s, next, mp, seq, umounted)
+		})
 		return nil
 	}
 	ctx = context.WithoutCancel(ctx) // the switch is made: finish it
@@ -304,20 +320,31 @@ func (b *Backend) finishInBackground(ref dotmesh.BranchRef, unlock *func(), f fu
 }
 
 // finishSwitch retires cur, a working state without snapshots, after the
-// switch to next (a clone of s made when the change counter was seq), and
-// keeps the dot's listing current for the next dirty check.
-func (b *Backend) finishSwitch(ctx context.Context, ref dotmesh.BranchRef, cur *fsInfo, s *snapInfo, next dataset, seq uint64) {
+// switch to next (a clone of s made when the change counter was seq, after
+// extra commands that unmounted cur), and keeps the dot's listing current
+// for the next dirty check. mountpoint is where next is mounted; empty
+// when it is not (then it is marked pristine at s).
+func (b *Backend) finishSwitch(ctx context.Context, ref dotmesh.BranchRef, cur *fsInfo, s *snapInfo, next dataset, mountpoint string, seq, extra uint64) {
 	if err := b.retireUnmounted(ctx, cur); err != nil {
 		b.log.WarnContext(ctx, "retiring a replaced working state (Open finishes it)", "dataset", cur.ds, "err", err)
 		return
 	}
-	b.patchInventory(ref.Dot, seq, 2, func(rows []propRow) []propRow {
+	mounted, pristine := "yes", "-"
+	if mountpoint == "" {
+		mounted, mountpoint, pristine = "no", "none", s.name
+	}
+	refquota := "0"
+	if cur.refquota > 0 {
+		refquota = strconv.FormatInt(cur.refquota, 10)
+	}
+	b.patchInventory(ref.Dot, seq, 2+extra, func(rows []propRow) []propRow {
 		n := next.name
 		rows = withoutDataset(rows, cur.ds)
 		return append(rows,
 			propRow{n, "type", "filesystem"}, propRow{n, "origin", s.snap().String()},
-			propRow{n, "defer_destroy", "-"}, propRow{n, "mounted", "no"},
-			propRow{n, "mountpoint", "none"}, propRow{n, "referenced", propValue(rows, s.snap().String(), "referenced")},
-			propRow{n, stateProp, stateLive}, propRow{n, userBranchProp, "-"}, propRow{n, pristineProp, s.name})
+			propRow{n, "defer_destroy", "-"}, propRow{n, "mounted", mounted},
+			propRow{n, "mountpoint", mountpoint}, propRow{n, "referenced", propValue(rows, s.snap().String(), "referenced")},
+			propRow{n, "refquota", refquota},
+			propRow{n, stateProp, stateLive}, propRow{n, userBranchProp, "-"}, propRow{n, pristineProp, pristine})
 	})
 }

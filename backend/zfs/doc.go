@@ -48,10 +48,17 @@
 // snapshots it moves (tagBeforeMove).
 //
 // One `zfs get -r` lists a dot (inventory). The listing is reused while
-// no zfs command that changes anything has run in the process since
-// (counted in exec.go), for at most a few seconds; operations that know
-// what their own commands changed patch it (patchInventory), so a
-// transfer's State, receive and Finish share one listing.
+// no zfs command that changes anything it shows has run in the process
+// since (counted in exec.go; writing a kept registry record does not
+// count), for at most a few seconds; operations that know what their own
+// commands changed patch it (patchInventory, also after a dirty check's
+// temporary snapshot), so a transfer's State, receive and Finish share
+// one listing. Send plans from the last listing whatever its age, as zfs
+// send checks the snapshots itself (see Send).
+//
+// The registry records kept with the data (records.go) are written
+// behind the caller: on zfs-fuse each is a `zfs set` of 50-150 ms, and a
+// transfer's receive and Finish keep three.
 //
 // # Keeping other branches alive
 //
@@ -131,7 +138,12 @@
 // for complete and clone streams; a promoted clone of the base otherwise)
 // that is swapped in like a rollback. The received commit becomes the
 // branch's working state. (The Node receives into a hidden branch and
-// moves the real one with Rollback at Finish.)
+// moves the real one with Rollback at Finish.) The Node links the stable
+// path of a dot a transfer creates without mounting it
+// (dotmesh.TreeLocator), so a branch that only receives stays unmounted
+// and pristine: its dirty checks cost nothing and Finish's switch runs
+// after return (pending.go). Where it is mounted (someone asked for its
+// path), the switch retires the old working state after return too.
 //
 // # Crash safety
 //

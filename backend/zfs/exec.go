@@ -121,6 +121,21 @@ func readOnly(args []string) bool {
 	return len(args) > 0 && (args[0] == "get" || args[0] == "list" || args[0] == "status")
 }
 
+// unlisted reports whether a command changes only a kept registry record
+// (a user property no inventory lists; records.go): it leaves every
+// cached listing current, so it is not counted in zfsChanges. Without
+// this, the record copies written after each commit, receive and finish
+// made the next operation on any dot list its datasets again.
+func unlisted(args []string) bool {
+	switch {
+	case len(args) == 3 && args[0] == "set":
+		return isRecProp(args[1])
+	case len(args) == 3 && args[0] == "inherit":
+		return isRecProp(args[1])
+	}
+	return false
+}
+
 // run runs one command to completion and returns its stdout.
 func (c *cli) run(ctx context.Context, prog string, args ...string) ([]byte, error) {
 	if c.timeout > 0 {
@@ -129,7 +144,9 @@ func (c *cli) run(ctx context.Context, prog string, args ...string) ([]byte, err
 		defer cancel()
 	}
 	if !readOnly(args) {
-		defer zfsChanges.Add(1)
+		if !unlisted(args) {
+			defer zfsChanges.Add(1)
+		}
 		if c.lock != nil {
 			unlock, err := c.lock.lock(ctx)
 			if err != nil {

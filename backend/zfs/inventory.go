@@ -209,6 +209,28 @@ func (b *Backend) inventory(ctx context.Context, dot dotmesh.DotID) (*dotInv, er
 	return parseInventory(dot, b.container(dot), c.rows)
 }
 
+// lastInventory returns dot's last listing, however old, or nil. Only a
+// caller that zfs itself checks may act on it: Send names snapshots by
+// commit id, which no other snapshot has, and zfs send refuses names
+// that moved or are gone and bases that are no incremental source, before
+// it writes anything (see Send).
+func (b *Backend) lastInventory(dot dotmesh.DotID) *dotInv {
+	b.pendingMu.Lock()
+	failed := len(b.failed[dot]) > 0
+	b.pendingMu.Unlock()
+	b.invs.mu.Lock()
+	c, ok := b.invs.m[dot]
+	b.invs.mu.Unlock()
+	if failed || !ok || c.missing {
+		return nil
+	}
+	inv, err := parseInventory(dot, b.container(dot), c.rows)
+	if err != nil {
+		return nil
+	}
+	return inv
+}
+
 // patchInventory keeps dot's cached listing current across changes this
 // backend has just made to the dot, under its lock: when the listing was
 // current right before them (read with counter value seq) and they are

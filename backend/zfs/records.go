@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -39,8 +42,90 @@ func recProp(key string, part int) string {
 
 func isRecProp(p string) bool { return strings.HasPrefix(p, recPropPrefix) }
 
-// KeepRecords implements dotmesh.RecordKeeper.
+// KeepRecords implements dotmesh.RecordKeeper. The records are written
+// behind the caller, one `zfs set` each, in the order of their latest
+// update (a record updated again before it was written is written once,
+// with its latest value): the Node keeps a copy after every registry
+// transaction, and a transfer's receive and Finish make three, which on
+// zfs-fuse cost more than the incremental stream itself. Records, and
+// Close, wait until every record given before is written. A crash can
+// so leave copies a few updates behind rather than one, which a rebuild
+// (the only reader) takes as it takes one: it restores what the data
+// still backs.
 func (b *Backend) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[string][]byte) error {
+	keys := make([]string, 0, len(recs))
+	for k := range recs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	q := &b.recs
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, k := range keys {
+		q.queue = slices.DeleteFunc(q.queue, func(w recWrite) bool { return w.dot == dot && w.key == k })
+		q.queue = append(q.queue, recWrite{dot: dot, key: k, val: recs[k]})
+	}
+	if !q.running && len(q.queue) > 0 {
+		q.running = true
+		b.bg.Add(1)
+		go b.writeRecords(context.WithoutCancel(ctx))
+	}
+	return nil
+}
+
+// recQueue is the records KeepRecords took and writeRecords has not
+// written yet.
+type recQueue struct {
+	mu      sync.Mutex
+	queue   []recWrite
+	running bool // writeRecords runs
+}
+
+type recWrite struct {
+	dot dotmesh.DotID
+	key string
+	val []byte // nil: remove
+}
+
+// writeRecords writes queued records until none is left.
+func (b *Backend) writeRecords(ctx context.Context) {
+	defer b.bg.Done()
+	q := &b.recs
+	for {
+		q.mu.Lock()
+		if len(q.queue) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		w := q.queue[0]
+		q.queue = q.queue[1:]
+		q.mu.Unlock()
+		if err := b.keepRecords(ctx, w.dot, map[string][]byte{w.key: w.val}); err != nil {
+			b.log.WarnContext(ctx, "keeping a copy of a registry record with the data; a registry rebuild would miss it", "dot", w.dot, "record", w.key, "err", err)
+		}
+	}
+}
+
+// flushRecords waits until every record KeepRecords took is written.
+func (b *Backend) flushRecords(ctx context.Context) error {
+	for {
+		b.recs.mu.Lock()
+		busy := b.recs.running || len(b.recs.queue) > 0
+		b.recs.mu.Unlock()
+		if !busy {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// keepRecords writes records of dot now.
+func (b *Backend) keepRecords(ctx context.Context, dot dotmesh.DotID, recs map[string][]byte) error {
 	target := b.container(dot).String()
 	var props []propRow // the container's properties, read once for removals
 	for k, v := range recs {
@@ -86,6 +171,9 @@ func (b *Backend) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[s
 
 // Records implements dotmesh.RecordKeeper.
 func (b *Backend) Records(ctx context.Context) (map[dotmesh.DotID]map[string][]byte, error) {
+	if err := b.flushRecords(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := b.z.get(ctx, true, []string{"type"}, b.root)
 	if err != nil {
 		return nil, fmt.Errorf("listing dots: %w", err)

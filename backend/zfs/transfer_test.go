@@ -197,3 +197,36 @@ func TestTransferCloneStreamOntoLatest(t *testing.T) {
 	dst.commits(r, r1, r2)
 	dst.assertNoStaging("after the clone stream")
 }
+
+// TestSendFromStaleListing: Send plans from the dot's last listing,
+// however old. When a change behind the backend's back (a promote by
+// hand) moved the base, zfs send refuses the stale pair before writing
+// anything and Send lists the dot again: the stream is right.
+func TestSendFromStaleListing(t *testing.T) {
+	src, dst := newH(t), newH(t)
+	master := dotmesh.BranchRef{Dot: dotmesh.NewDotID(), Branch: "master"}
+	feature := dotmesh.BranchRef{Dot: master.Dot, Branch: "feature"}
+	src.must(src.b.CreateBranch(src.ctx, master, nil), "CreateBranch")
+	v1 := bt.Tree{"db": bt.Dir(0o755), "db/f": bt.RandomFile(0o644, 100<<10, 1)}
+	src.write(master, v1)
+	c1 := src.commit(master)
+	v2 := v1.Clone().Merge(bt.Tree{"db/g": bt.File(0o644, "two")})
+	src.write(master, v2)
+	c2 := src.commit(master)
+	dst.must(dst.receive(c1, nil, src.send(c1, nil)), "receive C1")
+	src.must(src.b.CreateBranch(src.ctx, feature, &c1), "CreateBranch feature")
+	var fs string
+	for _, d := range src.datasets() {
+		if strings.Contains(d, "/feature.") && !strings.Contains(d, "@") {
+			fs = d
+		}
+	}
+	if fs == "" {
+		t.Fatalf("no filesystem of branch feature in %v", src.datasets())
+	}
+	zfstest.ZFS(t, "promote", src.b.Root()+"/"+fs) // C1 moves to feature's filesystem
+	dst.must(dst.receive(c2, &c1, src.send(c2, &c1)), "receive C2, sent after the promote")
+	dst.assertTree(master, v2)
+	dst.commits(master, c1, c2)
+	dst.assertNoStaging("after the receive")
+}

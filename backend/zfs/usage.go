@@ -41,8 +41,9 @@ func (b *Backend) Usage(ctx context.Context, ref dotmesh.BranchRef, head *dotmes
 
 var _ dotmesh.DirtyChecker = (*Backend)(nil)
 
-// Dirty implements dotmesh.DirtyChecker: Usage, except that the Size of a
-// working state that needs no snapshot to tell (see Usage) is not read.
+// Dirty implements dotmesh.DirtyChecker: Usage without Size (0), except
+// for a working state that needs no snapshot to tell (see Usage), whose
+// size is known from the listing.
 func (b *Backend) Dirty(ctx context.Context, ref dotmesh.BranchRef, head *dotmesh.CommitRef) (dotmesh.Usage, error) {
 	return b.usage(ctx, ref, head, false)
 }
@@ -73,16 +74,25 @@ func (b *Backend) usage(ctx context.Context, ref dotmesh.BranchRef, head *dotmes
 	if err != nil {
 		return u, err
 	}
+	seq := invSeq()
 	if err := b.z.snapshot(ctx, tmp); err != nil {
 		return u, fmt.Errorf("usage of %s: %w", ref, err)
 	}
 	defer func() {
 		if err := b.z.destroySnapshot(context.WithoutCancel(ctx), tmp, false); err != nil {
 			b.log.WarnContext(ctx, "removing a temporary snapshot (Open retries)", "snapshot", tmp, "err", err)
+			return
 		}
+		// The snapshot came and went: the listing taken before it is
+		// still right, and the transfer's receive and Finish that follow
+		// a dirty check reuse it.
+		b.patchInventory(ref.Dot, seq, 2, func(rows []propRow) []propRow { return rows })
 	}()
-	if u.Size, err = b.z.getInt(ctx, tmp.String(), "referenced"); err != nil {
-		return u, fmt.Errorf("usage of %s: %w", ref, err)
+	if size {
+		// A dirty check (Dirty) needs no size: one command less.
+		if u.Size, err = b.z.getInt(ctx, tmp.String(), "referenced"); err != nil {
+			return u, fmt.Errorf("usage of %s: %w", ref, err)
+		}
 	}
 	if head == nil {
 		u.Dirty, u.DirtyBytes, err = treeHasFiles(root)
@@ -97,6 +107,11 @@ func (b *Backend) usage(ctx context.Context, ref dotmesh.BranchRef, head *dotmes
 		// always on the live filesystem or its origin. Say "dirty" rather
 		// than guess "clean".
 		b.log.WarnContext(ctx, "head commit is not an incremental source of the working state; reporting it dirty", "branch", ref.String(), "head", head.ID)
+		if !size {
+			if u.Size, err = b.z.getInt(ctx, tmp.String(), "referenced"); err != nil {
+				return u, fmt.Errorf("usage of %s: %w", ref, err)
+			}
+		}
 		return dotmesh.Usage{Size: u.Size, Dirty: true, DirtyBytes: u.Size}, nil
 	}
 	from := hs.snap()
