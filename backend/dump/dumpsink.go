@@ -2,7 +2,9 @@ package dump
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,15 +20,7 @@ import (
 // commit would cut that file, hashes them and stages those the store
 // lacks, compressed. Close cuts and stages the rest: the commit neither
 // writes the dump and reads it back nor waits for chunking after the tool
-// is done. The chunks are cut from the bytes as written, kept in memory
-// until cut (less than a maximal chunk past the last cut), not read back
-// from the file: the file is the tree's copy of the dump and what the
-// driver reads back, never the chunker's input.
-//
-// The file, the staged chunks and the temporary files are the dump's
-// pending state: only a dump that ended cleanly (Close) hands its chunk
-// list on; a failed one (Abort, with the batch aborted by the caller)
-// leaves nothing referenced and nothing stored.
+// is done.
 //
 // All of it runs in the driver's goroutine, inside Write. The dump tool
 // and its database server are the critical path, and on a small machine
@@ -50,10 +44,11 @@ type dumpSink struct {
 
 	off    int64        // bytes written, after rewinds
 	cutEnd int64        // where the next chunk starts
-	win    []byte       // the bytes from cutEnd to off: win[head:]
-	head   int          // where in win the uncut bytes start
-	c      *cdc.Chunker // finds the cuts in win (Cut)
+	rd     sinkReader   // the chunker's input: the file from cutEnd on
+	c      *cdc.Chunker // cuts rd; offsets relative to rd's start
+	base   int64        // stream offset of rd's start
 	chunks []sinkChunk
+	buf    []byte // chunk data: of the largest chunk's capacity, never grown
 	comp   []byte // compressed chunk
 	redo   redo
 	err    error                  // sticky: the first failure
@@ -90,32 +85,14 @@ var (
 )
 
 func (b *Backend) newDumpSink(batch *cas.Batch, file *os.File) *dumpSink {
-	return &dumpSink{
+	s := &dumpSink{
 		scratch: scratch{parent: filepath.Dir(file.Name())},
 		b:       b, batch: batch, file: file,
-		c: newChunker(nil, fileChunks),
+		buf: make([]byte, 0, fileChunks.Max),
 	}
-}
-
-// sinkWindow is win's capacity: room for three maximal chunks while it
-// holds at most two, so that the uncut bytes move to its start at most
-// once per maximal chunk cut.
-var sinkWindow = 3 * fileChunks.Max
-
-// keep appends p to the uncut bytes.
-func (s *dumpSink) keep(p []byte) {
-	if len(s.win)+len(p) > cap(s.win) {
-		uncut := len(s.win) - s.head
-		if need := uncut + len(p); need > cap(s.win) || cap(s.win) == 0 {
-			grown := make([]byte, uncut, max(need+need/2, sinkWindow))
-			copy(grown, s.win[s.head:])
-			s.win = grown
-		} else {
-			s.win = s.win[:copy(s.win, s.win[s.head:])]
-		}
-		s.head = 0
-	}
-	s.win = append(s.win, p...)
+	s.rd.s = s
+	s.c = newChunker(&s.rd, fileChunks)
+	return s
 }
 
 // Write implements io.Writer: it appends p to the file and cuts every
@@ -130,14 +107,8 @@ func (s *dumpSink) Write(p []byte) (int, error) {
 	}
 	s.off += int64(len(p))
 	s.meter.Add(int64(len(p)))
-	// A maximal chunk at a time, so that win never holds more than two.
-	for rest := p; len(rest) > 0; {
-		k := min(len(rest), fileChunks.Max)
-		s.keep(rest[:k])
-		rest = rest[k:]
-		if err := s.cut(false); err != nil {
-			return 0, err
-		}
+	if err := s.cut(false); err != nil {
+		return 0, err
 	}
 	return len(p), nil
 }
@@ -145,15 +116,22 @@ func (s *dumpSink) Write(p []byte) (int, error) {
 // cut takes chunks from the chunker while their ends are certain, or to
 // the end when final.
 func (s *dumpSink) cut(final bool) error {
-	for {
-		uncut := s.win[s.head:]
-		if len(uncut) == 0 || !final && len(uncut) < fileChunks.Max {
-			return nil
+	s.rd.final = final
+	for final || s.off-s.cutEnd >= int64(fileChunks.Max) {
+		sc, data, err := s.repeat()
+		if err != nil {
+			return s.fail(err)
 		}
-		sc, data := s.repeat(uncut)
 		if data == nil {
-			data = uncut[:s.c.Cut(uncut)]
-			sc = sinkChunk{hash: cas.Sum(data), start: s.cutEnd, size: uint32(len(data))}
+			ch, err := s.c.Next(s.buf[:0])
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return s.fail(err)
+			}
+			data = ch.Data
+			sc = sinkChunk{hash: cas.Sum(data), start: s.base + ch.Start, size: uint32(ch.Length)}
 			s.redo.next = -1
 			if k, ok := s.redo.index[sc.hash]; ok {
 				s.redo.next = k + 1
@@ -170,36 +148,43 @@ func (s *dumpSink) cut(final bool) error {
 			return s.fail(err)
 		}
 		s.chunks = append(s.chunks, sc)
-		s.cutEnd += int64(sc.size)
-		s.head += int(sc.size)
+		s.cutEnd = sc.start + int64(sc.size)
 	}
+	return nil
 }
 
-// repeat returns the next chunk and its data (in uncut) when the output
-// there repeats the chunk taken back that redo expects next; data is nil
-// when it does not.
-func (s *dumpSink) repeat(uncut []byte) (sinkChunk, []byte) {
+// repeat returns the next chunk and its data when the output there
+// repeats the chunk taken back that redo expects next; data is nil when
+// it does not. It leaves the chunker at the end of a chunk it returns.
+func (s *dumpSink) repeat() (sinkChunk, []byte, error) {
 	r := &s.redo
 	if r.next >= len(r.chunks) && r.taken != nil {
 		// All recognised to the last: let the bytes taken back go.
 		*r = redo{next: -1, repeated: r.repeated}
 	}
 	if r.next < 0 || r.next >= len(r.chunks) {
-		return sinkChunk{}, nil
+		return sinkChunk{}, nil, nil
 	}
 	i := r.next
 	c := r.chunks[i]
 	r.next = -1
-	if int(c.size) > len(uncut) {
-		return sinkChunk{}, nil
+	if s.cutEnd+int64(c.size) > s.off {
+		return sinkChunk{}, nil, nil
 	}
-	data := uncut[:c.size]
-	if !bytes.Equal(data, r.taken[c.start-r.off:][:c.size]) {
-		return sinkChunk{}, nil
+	data := s.buf[:c.size]
+	if _, err := s.file.ReadAt(data, s.cutEnd); err != nil {
+		return sinkChunk{}, nil, fmt.Errorf("read the dump back: %w", err)
+	}
+	old := r.taken[c.start-r.off:][:c.size]
+	if !bytes.Equal(data, old) {
+		return sinkChunk{}, nil, nil
 	}
 	r.next = i + 1
 	r.repeated++
-	return sinkChunk{hash: c.hash, start: s.cutEnd, size: c.size}, data
+	end := s.cutEnd + int64(c.size)
+	s.rd.pos, s.base = end, end
+	s.c.Reset(&s.rd, fileChunks)
+	return sinkChunk{hash: c.hash, start: s.cutEnd, size: c.size}, data, nil
 }
 
 func (s *dumpSink) fail(err error) error {
@@ -221,21 +206,6 @@ func (s *dumpSink) Rewind(off int64, taken []byte) error {
 	if err != nil {
 		return s.fail(err)
 	}
-	// The uncut bytes are those from base to off now, less than a
-	// maximal chunk (the first chunk dropped starts at base and ends past
-	// off); those cut already are read back.
-	if base < s.cutEnd {
-		back := make([]byte, min(s.cutEnd, off)-base, max(int(off-base), sinkWindow))
-		if _, err := s.file.ReadAt(back, base); err != nil {
-			return s.fail(fmt.Errorf("read the dump back: %w", err))
-		}
-		if off > s.cutEnd {
-			back = append(back, s.win[s.head:][:off-s.cutEnd]...)
-		}
-		s.win, s.head = back, 0
-	} else {
-		s.win = s.win[:s.head+int(off-base)]
-	}
 	s.redo = redo{next: -1, repeated: s.redo.repeated}
 	if int64(len(taken)) == s.off-off {
 		s.redo.taken, s.redo.off = taken, off
@@ -254,7 +224,9 @@ func (s *dumpSink) Rewind(off int64, taken []byte) error {
 	// rewind (the postgres normalizer's merge) mostly rewrites them, and
 	// overwriting cached pages costs a copy where truncating them and
 	// writing afresh costs freeing, allocating and zeroing each page.
-	s.off, s.cutEnd = off, base
+	s.off, s.cutEnd, s.base = off, base, base
+	s.rd.pos = base
+	s.c.Reset(&s.rd, fileChunks)
 	return nil
 }
 
@@ -316,4 +288,35 @@ func (s *dumpSink) dropAfter(off int64) (int64, []sinkChunk, error) {
 		return 0, dropped, nil
 	}
 	return s.chunks[i-1].start + int64(s.chunks[i-1].size), dropped, nil
+}
+
+// errStarved means the chunker wanted bytes not written yet: cut calls it
+// only while a maximal chunk's worth is there, so this is a bug.
+var errStarved = errors.New("dump chunker read past what was written")
+
+// sinkReader is the chunker's input: the file from pos, up to what has
+// been written; its end is the stream's end only once final.
+type sinkReader struct {
+	s     *dumpSink
+	pos   int64
+	final bool
+}
+
+func (r *sinkReader) Read(p []byte) (int, error) {
+	left := r.s.off - r.pos
+	if left <= 0 {
+		if r.final {
+			return 0, io.EOF
+		}
+		return 0, errStarved
+	}
+	if int64(len(p)) > left {
+		p = p[:left]
+	}
+	n, err := r.s.file.ReadAt(p, r.pos)
+	r.pos += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
 }

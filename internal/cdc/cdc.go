@@ -176,20 +176,6 @@ func (c *Chunker) Next(buf []byte) (Chunk, error) {
 	}
 }
 
-// Cut returns the length of the first chunk of data, which holds the
-// next bytes of a stream from a chunk boundary on: either at least Max of
-// them, or all the rest of the stream. The cut is the one Next would make,
-// for callers that hold the stream in memory and need no copy of it.
-func (c *Chunker) Cut(data []byte) int {
-	end := min(len(data), c.max)
-	if pos := max(c.min-window, 0); pos < end {
-		if _, _, cut := c.scan(data, 0, pos, end); cut > 0 {
-			return cut
-		}
-	}
-	return end
-}
-
 // scan hashes data[pos:end] into h and returns the new hash and position,
 // and the length of the chunk when a cut was found (0 otherwise).
 func (c *Chunker) scan(data []byte, h uint64, pos, end int) (uint64, int, int) {

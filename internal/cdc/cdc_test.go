@@ -302,15 +302,5 @@ func FuzzChunker(f *testing.F) {
 		if s := sizes(chunks(t, bytes.NewReader(data), p, make([]byte, 0, 7))); len(s) != len(cs) {
 			t.Fatalf("%d chunks, then %d", len(cs), len(s))
 		}
-		// Cut over the data in memory makes the cuts Next makes.
-		c := New(nil, p)
-		rest := data
-		for i := 0; len(rest) > 0; i++ {
-			n := c.Cut(rest)
-			if i >= len(cs) || n != len(cs[i]) {
-				t.Fatalf("cut %d: %d bytes, Next made %d chunks, sizes %v", i, n, len(cs), sizes(cs))
-			}
-			rest = rest[n:]
-		}
 	})
 }
