@@ -271,6 +271,12 @@ func (s *dumpSink) dropAfter(off int64) (int64, []sinkChunk, error) {
 	for i > 0 && s.chunks[i-1].start+int64(s.chunks[i-1].size) > off {
 		i--
 	}
+	if i == len(s.chunks) { // the common short rewind: into what is uncut
+		if i == 0 {
+			return 0, nil, nil
+		}
+		return s.chunks[i-1].start + int64(s.chunks[i-1].size), nil, nil
+	}
 	kept := make(map[cas.Hash]bool, i)
 	for _, c := range s.chunks[:i] {
 		kept[c.hash] = true

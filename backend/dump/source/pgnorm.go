@@ -40,8 +40,12 @@ type Rewinder interface {
 // long as they arrive in order (the common case: tables loaded in key
 // order and not updated since), so that whatever consumes the dump works
 // while pg_dump runs, and their slabs are reused at once: a table in
-// order costs no memory. The first row out of order stops the stream;
-// from there rows are held. At the end of the block the held rows are
+// order costs no memory. A row a little late (an UPDATE that stays in
+// its page, HOT, puts the new version a few rows on) is put in place at
+// once: the last few KiB streamed are read back, the output is rewound
+// to where the row goes and written again with it (see placeLate). The
+// first row out of order by more stops the stream; from there rows are
+// held. At the end of the block the held rows are
 // sorted, the streamed rows from the first one that a held row sorts
 // before are read back from the destination, the output is rewound to
 // there and continues with the merge of the two. Otherwise every block
@@ -71,6 +75,7 @@ type pgNormalizer struct {
 	lastBuf      []byte      // lastRow, once its slab was reused
 	samples      []rowSample // every sampleEvery-th of them
 	tail         []byte      // at the block's end: streamed rows read back for the merge
+	late         []byte      // placeLate's read-back buffer
 
 	complete bool
 	server   string
@@ -268,6 +273,7 @@ func (n *pgNormalizer) line(slab int32, start, end int) {
 			n.streamedRows++
 			n.lastRow = l
 			n.emit(slab, start, end)
+		case n.streaming && n.placeLate(l):
 		case n.streaming: // the first row out of order: hold from here
 			n.streaming = false
 			n.rows = append(n.rows, r)
@@ -298,6 +304,78 @@ func (n *pgNormalizer) line(slab int32, start, end int) {
 		}
 		n.emit(slab, start, end)
 	}
+}
+
+// lateReach is how far back in the streamed rows placeLate looks for
+// where a late row goes, in two steps: most rows an update moved within
+// its page (8 KiB) are found in the first.
+var lateReach = [2]int{4 << 10, 32 << 10} // a variable for tests
+
+// placeLate puts row l, which sorts before the last row streamed, among
+// the streamed rows of the open block when it belongs within the last
+// lateReach bytes of them: it reads them back, rewinds the output to
+// where l goes and writes l and the rows after it again. It reports
+// whether it did; if not, l belongs further back (or an error is set).
+func (n *pgNormalizer) placeLate(l []byte) bool {
+	if n.err != nil || len(l) > maxSampleSize {
+		return false
+	}
+	n.flush()
+	for _, reach := range lateReach {
+		back := min(n.streamed, int64(reach))
+		if back <= 0 {
+			continue
+		}
+		if cap(n.late) < int(back) {
+			n.late = make([]byte, back)
+		}
+		buf := n.late[:back]
+		from := n.out - back
+		if _, err := n.rw.ReadAt(buf, from); err != nil {
+			n.err = fmt.Errorf("reading back the dump: %w", err)
+			return false
+		}
+		pos := 0
+		if back < n.streamed { // buf starts within a row: skip to the next
+			k := bytes.IndexByte(buf, '\n')
+			if k < 0 {
+				continue
+			}
+			pos = k + 1
+		}
+		// Unless buf holds every streamed row, l must go after its first
+		// whole row, or else further back.
+		if pos > 0 {
+			if k := bytes.IndexByte(buf[pos:], '\n'); k < 0 || compareRows(buf[pos:pos+k+1], l) > 0 {
+				continue
+			}
+		}
+		for pos < len(buf) {
+			k := bytes.IndexByte(buf[pos:], '\n')
+			if compareRows(buf[pos:pos+k+1], l) > 0 {
+				break
+			}
+			pos += k + 1
+		}
+		at := from + int64(pos)
+		// Nothing to recognise in what is taken back: a rewind this short
+		// rarely reaches a cut chunk.
+		if err := n.rw.Rewind(at, nil); err != nil {
+			n.err = err
+			return false
+		}
+		n.out = at
+		n.write(l)
+		n.write(buf[pos:])
+		// Samples at or past at moved on by l.
+		for i := len(n.samples) - 1; i >= 0 && n.samples[i].off >= at; i-- {
+			n.samples[i].off += int64(len(l))
+		}
+		n.streamed += int64(len(l))
+		n.streamedRows++
+		return n.err == nil
+	}
+	return false
 }
 
 // endBlock writes the rows held back, in order, merged with the streamed

@@ -107,7 +107,12 @@ func normalize(t testing.TB, in string, w io.Writer, sizes []int) (string, error
 
 func checkNormalizer(t testing.TB, in string, sizes []int) {
 	want, ok := refNormalize(in)
-	for _, rewind := range []bool{false, true} {
+	defer func(old [2]int) { lateReach = old }(lateReach)
+	// Without a rewinder; with one, late rows placed from near and far
+	// (reaching into rows, past the start of the block).
+	for i, reach := range [][2]int{lateReach, lateReach, {1, 9}, {0, 0}} {
+		rewind := i > 0
+		lateReach = reach
 		var got string
 		var err error
 		if rewind {
@@ -120,10 +125,10 @@ func checkNormalizer(t testing.TB, in string, sizes []int) {
 			got = b.String()
 		}
 		if (err == nil) != ok {
-			t.Fatalf("rewind=%v: error %v, reference complete=%v, input %q", rewind, err, ok, in)
+			t.Fatalf("rewind=%v reach %v: error %v, reference complete=%v, input %q", rewind, reach, err, ok, in)
 		}
 		if ok && got != want {
-			t.Fatalf("rewind=%v: input %q\n got %q\nwant %q", rewind, in, got, want)
+			t.Fatalf("rewind=%v reach %v: input %q\n got %q\nwant %q", rewind, reach, in, got, want)
 		}
 	}
 }
@@ -194,6 +199,55 @@ func TestPGNormalizerRewindsLittle(t *testing.T) {
 	}
 	if max := int64(len(in)); rb.maxRewind < max-int64(len(in))/10 {
 		t.Fatalf("rewound to %d of %d: further than the moved row's place", rb.maxRewind, max)
+	}
+}
+
+// TestPGNormalizerPlacesLateRows: rows an update moved a few rows on
+// (within their page) are put in place as they come: the block streams
+// to its end, holding no row, one short rewind per late row.
+func TestPGNormalizerPlacesLateRows(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("COPY public.t (a, b) FROM stdin;\n")
+	late := 0
+	for page := 0; page < 2000; page++ {
+		var moved []int
+		for i := page * 60; i < page*60+60; i++ {
+			if i%97 == 0 {
+				moved = append(moved, i)
+				continue
+			}
+			fmt.Fprintf(&b, "%d\t%s\n", i, strings.Repeat("x", 90))
+		}
+		for _, i := range moved { // the new version, at the page's end
+			fmt.Fprintf(&b, "%d\t%s\n", i, strings.Repeat("y", 90))
+			late++
+		}
+	}
+	b.WriteString("\\.\n" + pgTrailer + "\n")
+	in := b.String()
+	var rb rewindBuffer
+	n := newPGNormalizer(&rb)
+	for p := in; len(p) > 0; {
+		k := min(len(p), 8192)
+		if _, err := n.Write([]byte(p[:k])); err != nil {
+			t.Fatal(err)
+		}
+		if len(n.rows) != 0 {
+			t.Fatalf("%d rows held", len(n.rows))
+		}
+		p = p[k:]
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := refNormalize(in)
+	if rb.String() != want {
+		t.Fatal("output not sorted")
+	}
+	// A late row that is the first of its page's rows goes only as far
+	// back as the row before it: no rewind when it is the last streamed.
+	if rb.rewinds > late || rb.rewinds < late*9/10 {
+		t.Fatalf("%d rewinds for %d late rows", rb.rewinds, late)
 	}
 }
 
