@@ -266,10 +266,5 @@ func TestNeutralPatchSendsChangedBytes(t *testing.T) {
 	_, err = a.node.Push(ctx, app, "", to, dotmesh.TransferOptions{Neutral: true})
 	require.NoError(t, err)
 	require.Less(t, to.bytes, int64(300), "a 2-byte change of a 4 MiB file")
-	root := func(e *env) string {
-		p, err := e.node.SubdotPath(ctx, dotmesh.VolumeName{Dot: app, Subdot: dotmesh.RootSubdot})
-		require.NoError(t, err)
-		return p
-	}
-	require.Equal(t, streamSummary(t, dirStream(t, root(a))), streamSummary(t, dirStream(t, root(b))))
+	require.Equal(t, streamSummary(t, dirStream(t, rootOf(t, a, ""))), streamSummary(t, dirStream(t, rootOf(t, b, ""))))
 }
