@@ -79,7 +79,7 @@ func main() {
 	diffSize := flag.Int64("diff-size", 1<<30, "bytes of the files-backend tree the diff section compares two commits of")
 	diffSnapSize := flag.Int64("diff-snap-size", 256<<20, "bytes of the zfs and btrfs dots the diff section compares two commits of; 0 runs only the files case")
 	diffRuns := flag.Int("diff-runs", 5, "repetitions of each diff measure; medians are reported")
-	pushKinds := flag.String("push-kinds", "zfs,files", "comma-separated backends the push section pushes between: zfs, files")
+	pushKinds := flag.String("push-kinds", "zfs,files,zfs-files", "comma-separated backends the push section pushes between: zfs, files, zfs-files (the neutral stream from a zfs node to a files node)")
 	s3Size := flag.Int64("s3-size", 1<<30, "bytes of the tree the s3 section pushes, clones and changes 1% of")
 	s3Runs := flag.Int("s3-runs", 3, "repetitions of the s3 section; medians are reported")
 	flag.Parse()

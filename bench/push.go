@@ -238,6 +238,7 @@ func runPush(dm string, size int64, runs int, kinds string, keep bool) error {
 	}{
 		{"zfs", "zfs→zfs", func() ([]func(*verdicts), error) { return pushZFS(dm, size, runs, keep) }},
 		{"files", "files→files", func() ([]func(*verdicts), error) { return pushFiles(dm, size, runs, keep) }},
+		{"zfs-files", "zfs→files (neutral stream)", func() ([]func(*verdicts), error) { return pushZFSFiles(dm, size, runs, keep) }},
 	} {
 		if !slices.Contains(strings.Split(kinds, ","), part.kind) {
 			continue
@@ -535,6 +536,23 @@ func zfsPipe(zfs, from, to, target string) (time.Duration, error) {
 
 var rsyncSent = regexp.MustCompile(`(?m)^Total bytes sent:\s*([\d,.]+)`)
 
+// rsyncChange times `rsync -a --no-whole-file` of src onto dst, which
+// holds the previous version, and returns the bytes rsync sent.
+func rsyncChange(rsync, src, dst string) (time.Duration, int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	d, out, err := timedCmd(exec.CommandContext(ctx, rsync, "-a", "--no-whole-file", "--stats", src+"/", dst+"/"))
+	if err != nil {
+		return d, 0, err
+	}
+	m := rsyncSent.FindSubmatch(out)
+	if m == nil {
+		return d, 0, fmt.Errorf("rsync --stats printed no \"Total bytes sent\":\n%s", out)
+	}
+	n, err := strconv.ParseInt(strings.NewReplacer(",", "", ".", "").Replace(string(m[1])), 10, 64)
+	return d, n, err
+}
+
 // pushFiles compares against rsync rather than `restic copy`: rsync moves
 // a changed tree between two places and reports the bytes it put on the
 // wire (its delta algorithm sends only changed blocks of changed files,
@@ -587,35 +605,17 @@ func pushFiles(dm string, size int64, runs int, keep bool) (rows []func(*verdict
 			return nil, err
 		}
 		var s pushSample
-		steps := []func() error{
-			func() error {
-				d, res, err := rig.push()
-				s.dmTime, s.dmBytes, s.dmServer = d, res.Bytes, res.Duration
-				return err
-			},
-			func() error {
-				ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-				defer cancel()
-				d, out, err := timedCmd(exec.CommandContext(ctx, rsync, "-a", "--no-whole-file", "--stats", dir+"/", dst+"/"))
-				if err != nil {
-					return err
-				}
-				m := rsyncSent.FindSubmatch(out)
-				if m == nil {
-					return fmt.Errorf("rsync --stats printed no \"Total bytes sent\":\n%s", out)
-				}
-				n, err := strconv.ParseInt(strings.NewReplacer(",", "", ".", "").Replace(string(m[1])), 10, 64)
-				s.refTime, s.refBytes = d, n
-				return err
-			},
-		}
-		if i%2 == 1 {
-			steps[0], steps[1] = steps[1], steps[0]
-		}
-		for _, step := range steps {
-			if err := step(); err != nil {
-				return nil, err
-			}
+		err := inTurns(i, func() error {
+			d, res, err := rig.push()
+			s.dmTime, s.dmBytes, s.dmServer = d, res.Bytes, res.Duration
+			return err
+		}, func() error {
+			var err error
+			s.refTime, s.refBytes, err = rsyncChange(rsync, dir, dst)
+			return err
+		})
+		if err != nil {
+			return nil, err
 		}
 		fmt.Printf("  run %d: dm push %s in %v; rsync sent %s in %v\n", i+1,
 			human(s.dmBytes), s.dmTime.Round(time.Millisecond), human(s.refBytes), s.refTime.Round(time.Millisecond))

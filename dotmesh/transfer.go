@@ -308,7 +308,11 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 				total -= est - est*int64(send)/int64(held+send)
 			}
 		}
-		held, err := copyCommitNegotiated(ctx, src, srcDot, dst, dstDot, branch, c, base, format, &moved, report, remaining)
+		cf := format
+		if format == FormatNeutral && base != nil && from.AcceptsNeutralPatch && to.AcceptsNeutralPatch {
+			cf = FormatNeutralPatch // changed files as patches against the base's
+		}
+		held, err := copyCommitNegotiated(ctx, src, srcDot, dst, dstDot, branch, c, base, cf, &moved, report, remaining)
 		if err != nil {
 			return nil, fmt.Errorf("%w (%d of %d commits had arrived; what arrived is kept, so running the same command again resumes)", err, i+res.Skipped, len(todo)+res.Skipped)
 		}

@@ -36,13 +36,14 @@ func recvBranch(branch string) string {
 }
 
 // sendNeutral writes commit c as a neutral stream: a delta against base
-// when base is set (the receiver holds it), else the whole tree.
-func (n *Node) sendNeutral(ctx context.Context, d *Dot, be StorageBackend, c, base *Commit, w io.Writer) error {
+// when base is set (the receiver holds it), its changed files as patches
+// against base's when patch is set, else the whole tree.
+func (n *Node) sendNeutral(ctx context.Context, d *Dot, be StorageBackend, c, base *Commit, patch bool, w io.Writer) error {
 	if InProcessStream(ctx) {
 		w = neutral.UncheckedWriter(w)
 	}
 	if base != nil {
-		return n.sendNeutralDelta(ctx, d, be, base, c, w)
+		return n.sendNeutralDelta(ctx, d, be, base, c, patch, w)
 	}
 	// Where the backend knows the tree and streams its files (dump), or
 	// the commit is a directory already (btrfs), nothing is restored.
@@ -63,7 +64,7 @@ func (n *Node) sendNeutral(ctx context.Context, d *Dot, be StorageBackend, c, ba
 			}
 		}
 		slices.SortFunc(es, func(a, b neutral.Entry) int { return neutral.ComparePaths(a.Path, b.Path) })
-		return writeNeutral(sw, t, es)
+		return writeNeutral(sw, t, es, nil)
 	}
 	if cv, ok := be.(CommitViewer); ok {
 		dir, err := cv.CommitDir(ctx, c.Ref())
@@ -83,8 +84,9 @@ func (n *Node) sendNeutral(ctx context.Context, d *Dot, be StorageBackend, c, ba
 // sendNeutralDelta writes c as a delta against base: the paths the tree
 // comparison finds changed (content ids or inode proofs spare reading
 // unchanged files), and those whose mtime alone changed, which Diff
-// ignores but a receiver's tree must match.
-func (n *Node) sendNeutralDelta(ctx context.Context, d *Dot, be StorageBackend, base, c *Commit, w io.Writer) error {
+// ignores but a receiver's tree must match. With patch, a changed file
+// that was a file in base too goes as a patch against it.
+func (n *Node) sendNeutralDelta(ctx context.Context, d *Dot, be StorageBackend, base, c *Commit, patch bool, w io.Writer) error {
 	a, err := n.openTree(ctx, d, be, base)
 	if err != nil {
 		return err
@@ -130,18 +132,28 @@ func (n *Node) sendNeutralDelta(ctx context.Context, d *Dot, be StorageBackend, 
 	if err != nil {
 		return err
 	}
-	return writeNeutral(sw, b, neutral.SortDelta(es))
+	var from *commitTree
+	if patch {
+		from = a
+	}
+	return writeNeutral(sw, b, neutral.SortDelta(es), from)
 }
 
 // writeNeutral writes es, in stream order, with the files' bytes from t,
-// and closes sw.
-func writeNeutral(sw *neutral.Writer, t *commitTree, es []neutral.Entry) error {
+// and closes sw. With base set (a delta's), a file that base holds as a
+// file too, both big enough, goes as a patch against base's.
+func writeNeutral(sw *neutral.Writer, t *commitTree, es []neutral.Entry, base *commitTree) error {
 	for _, e := range es {
 		var content io.ReadCloser
 		if e.Kind == neutral.KindFile {
-			open := t.open
-			if t.stream != nil {
-				open = t.stream
+			open := t.opener()
+			if old := base.file(e.Path); old != nil && old.Size >= neutral.MinPatchSize && e.Size >= neutral.MinPatchSize {
+				bopen := base.opener()
+				err := sw.AddPatch(e, func() (io.ReadCloser, error) { return bopen(e.Path) }, func() (io.ReadCloser, error) { return open(e.Path) })
+				if err != nil {
+					return fmt.Errorf("sending %s: %w", e.Path, err)
+				}
+				continue
 			}
 			var err error
 			if content, err = open(e.Path); err != nil {
@@ -288,7 +300,7 @@ func (n *Node) writeBaseTree(ctx context.Context, t *transferTarget, base *Commi
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pw.CloseWithError(n.sendNeutral(WithInProcessStream(ctx), t.dot, t.be, base, nil, pw))
+		pw.CloseWithError(n.sendNeutral(WithInProcessStream(ctx), t.dot, t.be, base, nil, false, pw))
 	}()
 	err := neutral.Read(neutral.UncheckedReader(pr), dir)
 	pr.CloseWithError(errors.New("base tree written")) // ends the writer if Read stopped early
@@ -316,4 +328,25 @@ func emptyDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// opener is how a stream reads t's files: without holding one whole in
+// memory where the backend can (TreeFileOpener).
+func (t *commitTree) opener() func(path string) (io.ReadCloser, error) {
+	if t.stream != nil {
+		return t.stream
+	}
+	return t.open
+}
+
+// file returns t's regular file at p, or nil (also for a nil t).
+func (t *commitTree) file(p string) *TreeEntry {
+	if t == nil {
+		return nil
+	}
+	i, ok := t.index[p]
+	if !ok || !t.entries[i].Mode.IsRegular() {
+		return nil
+	}
+	return &t.entries[i]
 }

@@ -238,3 +238,33 @@ func deltaBytes(t *testing.T, base string, es ...neutral.Entry) []byte {
 	require.NoError(t, w.Close())
 	return buf.Bytes()
 }
+
+// TestNeutralPatchSendsChangedBytes: between two nodes, a 2-byte change
+// in a 4 MiB file goes as a patch of about those bytes, and the
+// receiver's tree is the sender's.
+func TestNeutralPatchSendsChangedBytes(t *testing.T) {
+	ctx := context.Background()
+	a, b := newEnv(t), newEnv(t)
+	_, err := a.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	r := rand.New(rand.NewPCG(5, 6))
+	data := make([]byte, 4<<20)
+	for j := range data {
+		data[j] = byte(r.Uint32())
+	}
+	a.write("app", "big", string(data))
+	a.write("app", "small", "hello")
+	a.commit("one")
+	to := &deltaCounter{Transport: dotmesh.LocalTransport(b.node)}
+	_, err = a.node.Push(ctx, app, "", to, dotmesh.TransferOptions{Neutral: true})
+	require.NoError(t, err)
+	data[3<<20] ^= 1
+	data[3<<20+1] ^= 2
+	a.write("app", "big", string(data))
+	a.commit("two")
+	to.bytes = 0
+	_, err = a.node.Push(ctx, app, "", to, dotmesh.TransferOptions{Neutral: true})
+	require.NoError(t, err)
+	require.Less(t, to.bytes, int64(300), "a 2-byte change of a 4 MiB file")
+	require.Equal(t, streamSummary(t, dirStream(t, rootOf(t, a, ""))), streamSummary(t, dirStream(t, rootOf(t, b, ""))))
+}

@@ -60,7 +60,7 @@ func (n *Node) sendCommitStreamWithout(ctx context.Context, name DotName, id Com
 }
 
 func (n *Node) negotiatingSource(ctx context.Context, name DotName, id CommitID, base *CommitID, format string) (ObjectNegotiator, *Commit, *Commit, error) {
-	if format == FormatNeutral {
+	if isNeutral(format) {
 		return nil, nil, nil, fmt.Errorf("%w: the %s stream has no objects to negotiate", ErrNotSupported, FormatNeutral)
 	}
 	c, bc, err := n.sendSource(ctx, name, id, base, format)
@@ -157,7 +157,7 @@ func validateObjectIDs(ids []ObjectID) error {
 // have asks the receiver about one batch of ids.
 func negotiate(ctx context.Context, src Transport, srcDot DotName, c Commit, base *CommitID, format string, have func(context.Context, []ObjectID) ([]bool, error)) (*ObjectFilter, int, int, error) {
 	so, ok := src.(ObjectTransport)
-	if format == FormatNeutral || !ok || have == nil {
+	if isNeutral(format) || !ok || have == nil {
 		return nil, 0, 0, nil
 	}
 	// A peer that cannot negotiate answers ErrNotSupported; one that

@@ -21,11 +21,18 @@ import (
 // lists); Finish turns it into a real dot in one transaction.
 
 // FormatNative is the stream format prefix of a backend's own Send stream:
-// "native:<backend>". FormatNeutral is the backend-neutral tree stream.
+// "native:<backend>". FormatNeutral is the backend-neutral tree stream;
+// FormatNeutralPatch is the same with the changed files of a delta sent
+// as patches against the base's files (package transport/neutral), for
+// peers that advertise TransferState.AcceptsNeutralPatch.
 const (
-	FormatNative  = "native:"
-	FormatNeutral = "neutral"
+	FormatNative       = "native:"
+	FormatNeutral      = "neutral"
+	FormatNeutralPatch = "neutral-patch"
 )
+
+// isNeutral says whether format is a neutral stream's.
+func isNeutral(format string) bool { return format == FormatNeutral || format == FormatNeutralPatch }
 
 // transferTarget is the dot commits are received into: an existing dot,
 // or a staged one.
@@ -88,7 +95,7 @@ func (n *Node) transferState(ctx context.Context, name DotName, branch string, o
 	if err := ValidateName("branch", branch); err != nil {
 		return nil, err
 	}
-	st := &TransferState{Backend: n.def, Backends: n.BackendNames(), AcceptsTags: true, AcceptsNeutralBase: true}
+	st := &TransferState{Backend: n.def, Backends: n.BackendNames(), AcceptsTags: true, AcceptsNeutralBase: true, AcceptsNeutralPatch: true}
 	t, err := n.transferTarget(ctx, name, "")
 	if err != nil || t == nil {
 		return st, err
@@ -299,10 +306,10 @@ func ValidateIncomingCommit(c Commit, base *CommitID) error {
 }
 
 // parseFormat returns the backend name of a native format, or
-// FormatNeutral.
+// FormatNeutral for either neutral format.
 func parseFormat(f string) (string, error) {
-	if f == FormatNeutral {
-		return f, nil
+	if isNeutral(f) {
+		return FormatNeutral, nil
 	}
 	if be, ok := strings.CutPrefix(f, FormatNative); ok && ValidateName("backend", be) == nil {
 		return be, nil

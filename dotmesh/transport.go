@@ -75,6 +75,10 @@ type TransferState struct {
 	// with a base as a delta stream against that base (package
 	// transport/neutral); a peer without it is sent whole trees only.
 	AcceptsNeutralBase bool `json:"accepts_neutral_base,omitempty"`
+	// AcceptsNeutralPatch says the node reads and writes
+	// FormatNeutralPatch: a delta whose changed files may go as patches
+	// against the base's files. Used only when both sides say so.
+	AcceptsNeutralPatch bool `json:"accepts_neutral_patch,omitempty"`
 }
 
 // FinishRequest completes a transfer on the receiving node.

@@ -132,8 +132,8 @@ func (n *Node) sendCommitStream(ctx context.Context, name DotName, id CommitID, 
 	if err != nil {
 		return err
 	}
-	if format == FormatNeutral {
-		return n.sendNeutral(ctx, d, be, c, bc, w)
+	if isNeutral(format) {
+		return n.sendNeutral(ctx, d, be, c, bc, format == FormatNeutralPatch, w)
 	}
 	return be.Send(ctx, c.Ref(), headRef(bc), w)
 }

@@ -28,6 +28,10 @@ const (
 	// (a directory with all it holds) is gone. It has a path and nothing
 	// else.
 	KindRemoved Kind = 'r'
+	// KindPatch, in a delta stream read by ApplyDelta only, is a file
+	// sent as its difference from the base's file at Path (patch.go).
+	// Scan and ScanDelta refuse it: their callers never see one.
+	KindPatch Kind = 'p'
 )
 
 // trailerMark starts the trailer; it is the one byte outside the hash.
@@ -191,7 +195,7 @@ func corruptBecause(err error) error {
 // other than its end comes back wrapped, not as ErrCorrupt: a dropped
 // connection is not damaged data.
 func Scan(r io.Reader, fn func(e Entry, content io.Reader) error) error {
-	return scan(r, nil, fn)
+	return scan(r, nil, fn, nil)
 }
 
 // ScanDelta reads a delta stream as Scan reads a whole one: base gets
@@ -203,11 +207,12 @@ func ScanDelta(r io.Reader, base func(id string) error, fn func(e Entry, content
 	if base == nil {
 		base = func(string) error { return nil }
 	}
-	return scan(r, base, fn)
+	return scan(r, base, fn, nil)
 }
 
-// scan reads a whole stream (base nil) or a delta.
-func scan(r io.Reader, base func(id string) error, fn func(e Entry, content io.Reader) error) error {
+// scan reads a whole stream (base nil) or a delta; patch gets the patch
+// records of a delta (nil: they are refused).
+func scan(r io.Reader, base func(id string) error, fn func(e Entry, content io.Reader) error, patch func(e Entry, pb *patchBody) error) error {
 	d := &decoder{h: sha256.New()}
 	if u, ok := r.(uncheckedReader); ok {
 		r, d.h = u.r, nil
@@ -252,6 +257,9 @@ func scan(r io.Reader, base func(id string) error, fn func(e Entry, content io.R
 		if Kind(kind) == KindRemoved && !delta {
 			return corrupt("a removal record in a whole stream")
 		}
+		if Kind(kind) == KindPatch && patch == nil {
+			return corrupt("a patch record, which only a delta applied to a tree may hold")
+		}
 		e, err := d.header(Kind(kind))
 		if err != nil {
 			return err
@@ -263,6 +271,20 @@ func scan(r io.Reader, base func(id string) error, fn func(e Entry, content io.R
 		}
 		if err != nil {
 			return corruptBecause(err)
+		}
+		if e.Kind == KindPatch {
+			pb := &patchBody{d: d, name: e.Path}
+			if err := pb.start(); err != nil {
+				return err
+			}
+			e.Size = pb.size
+			if err := patch(e, pb); err != nil {
+				return err
+			}
+			if err := pb.drain(); err != nil {
+				return err
+			}
+			continue
 		}
 		c := &d.content
 		c.name, c.left = e.Path, e.Size
@@ -409,7 +431,7 @@ func (d *decoder) bytes(n uint64) ([]byte, error) {
 func (d *decoder) header(kind Kind) (Entry, error) {
 	e := Entry{Kind: kind}
 	switch kind {
-	case KindDir, KindFile, KindSymlink, KindRemoved:
+	case KindDir, KindFile, KindSymlink, KindRemoved, KindPatch:
 	default:
 		return e, corrupt("unknown record kind %q", byte(kind))
 	}
@@ -618,6 +640,17 @@ func (w *Writer) Add(e Entry, content io.Reader) error {
 	if w.err != nil {
 		return w.err
 	}
+	if err := w.prepare(&e); err != nil {
+		return err
+	}
+	if w.err = w.record(&e, content); w.err != nil {
+		return w.err
+	}
+	return nil
+}
+
+// prepare checks e and its place in the stream, and takes that place.
+func (w *Writer) prepare(e *Entry) error {
 	if err := e.check(w.delta); err != nil {
 		return fmt.Errorf("neutral.Writer: %w", err)
 	}
@@ -628,11 +661,8 @@ func (w *Writer) Add(e Entry, content io.Reader) error {
 	if w.delta {
 		ord = w.dord.add
 	}
-	if err := ord(&e); err != nil {
+	if err := ord(e); err != nil {
 		return fmt.Errorf("neutral.Writer: %w", err)
-	}
-	if w.err = w.record(&e, content); w.err != nil {
-		return w.err
 	}
 	return nil
 }
@@ -642,7 +672,9 @@ func (w *Writer) uvarint(v uint64) error {
 	return err
 }
 
-func (w *Writer) record(e *Entry, content io.Reader) error {
+// recordHeader writes a record's kind, path and (but for a removal)
+// mode and time.
+func (w *Writer) recordHeader(e *Entry) error {
 	w.num[0] = byte(e.Kind)
 	if _, err := w.hw.Write(w.num[:1]); err != nil {
 		return err
@@ -659,7 +691,12 @@ func (w *Writer) record(e *Entry, content io.Reader) error {
 	if err := w.uvarint(uint64(e.Mode)); err != nil {
 		return err
 	}
-	if _, err := w.hw.Write(w.num[:binary.PutVarint(w.num[:], e.MTime.UnixNano())]); err != nil {
+	_, err := w.hw.Write(w.num[:binary.PutVarint(w.num[:], e.MTime.UnixNano())])
+	return err
+}
+
+func (w *Writer) record(e *Entry, content io.Reader) error {
+	if err := w.recordHeader(e); err != nil || e.Kind == KindRemoved {
 		return err
 	}
 	switch e.Kind {

@@ -30,6 +30,9 @@
 //	  base's in kind, mode, mtime, size, target or content, or:
 //	  'r'    uvarint length + path: the base's entry there is gone (a
 //	         directory with everything below it)
+//	  'p'    a file that was a file in the base too, as a patch against
+//	         the base's (patch.go): only in deltas read by ApplyDelta,
+//	         to which a sender sends them only when the receiver says so
 //	'e' and the SHA-256 of every byte before the 'e'
 //
 // Unchanged directories are left out, so a record's parent may be
@@ -288,7 +291,8 @@ func ApplyDelta(r io.Reader, dir string, base func(id string) error) error {
 		}
 		return info, true
 	}
-	err = ScanDelta(r, base, func(e Entry, content io.Reader) error {
+	// inParent checks e's directory and keeps its time.
+	inParent := func(e *Entry) error {
 		parent := path.Dir(e.Path)
 		pi, ok := isDir(parent)
 		if !ok {
@@ -296,6 +300,15 @@ func ApplyDelta(r io.Reader, dir string, base func(id string) error) error {
 		}
 		if _, ok := times[parent]; !ok {
 			keep(parent, pi.ModTime())
+		}
+		return nil
+	}
+	if base == nil {
+		base = func(string) error { return nil }
+	}
+	err = scan(r, base, func(e Entry, content io.Reader) error {
+		if err := inParent(&e); err != nil {
+			return err
 		}
 		old, err := root.Lstat(e.Path)
 		had := err == nil
@@ -329,6 +342,15 @@ func ApplyDelta(r io.Reader, dir string, base func(id string) error) error {
 			return root.Symlink(e.Target, e.Path)
 		}
 		return nil
+	}, func(e Entry, pb *patchBody) error {
+		if err := inParent(&e); err != nil {
+			return err
+		}
+		old, err := root.Lstat(e.Path)
+		if err != nil || !old.Mode().IsRegular() {
+			return corrupt("patches %q, which is not a file in the base", e.Path)
+		}
+		return applyPatch(root, e, old.Size(), pb)
 	})
 	if err != nil {
 		return err
