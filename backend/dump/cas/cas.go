@@ -82,6 +82,7 @@ type Store struct {
 	packs map[string]*pack
 
 	openPacks atomic.Int32
+	punchState
 }
 
 // loc is where an object is.
