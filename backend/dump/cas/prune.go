@@ -180,7 +180,7 @@ func (s *Store) Prune(keep func(Hash) bool) (PruneStats, error) {
 		return PruneStats{}, nil
 	}
 
-	var fresh *pack
+	var fresh []*pack
 	if len(moved) > 0 {
 		b, err := s.NewBatch()
 		if err != nil {
@@ -205,11 +205,14 @@ func (s *Store) Prune(keep func(Hash) bool) (PruneStats, error) {
 			}
 		}
 		victims = slices.DeleteFunc(victims, func(p *pack) bool { return unreadable[p] })
-		if err := b.Commit(); err != nil {
+		_, ids, err := b.publishPacks(true)
+		if err != nil {
 			return PruneStats{}, fmt.Errorf("rewriting packs: %w", err)
 		}
 		s.mu.RLock()
-		fresh = s.packs[b.id]
+		for _, id := range ids {
+			fresh = append(fresh, s.packs[id])
+		}
 		s.mu.RUnlock()
 	}
 
@@ -243,8 +246,8 @@ func (s *Store) Prune(keep func(Hash) bool) (PruneStats, error) {
 		errs = append(errs, err)
 	}
 	after := int64(0)
-	if fresh != nil {
-		after = fresh.size + s.indexSize(fresh)
+	for _, p := range fresh {
+		after += p.size + s.indexSize(p)
 	}
 	st := PruneStats{Objects: objects, Bytes: max(before-after, 0)}
 	punched, freed, err := s.punchPacks(pl.punch)

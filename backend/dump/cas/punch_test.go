@@ -179,3 +179,44 @@ func TestRescanPunchedPack(t *testing.T) {
 		}
 	}
 }
+
+// A batch over packTarget writes several packs; every object reads back
+// from the batch, the store, and after a reopen, and a pack whose objects
+// all die goes whole.
+func TestBatchBoundedPacks(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	hs := bigPack(t, s, packTarget/(4<<20)+8, 4<<20, 4)
+	n, _ := packFiles(t, s)
+	if n < 4 {
+		t.Fatalf("%d pack files for %d MiB, want at least two packs with their indexes", n, len(hs)*4)
+	}
+	check := func(s *Store, dead map[Hash]bool) {
+		t.Helper()
+		for _, h := range hs {
+			if dead[h] {
+				continue
+			}
+			if _, err := s.Get(h, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check(s, nil)
+	first, _, _, _ := s.Location(hs[0])
+	dead := map[Hash]bool{}
+	for _, h := range hs {
+		if p, _, _, _ := s.Location(h); p == first {
+			dead[h] = true
+		}
+	}
+	st, err := s.Prune(func(h Hash) bool { return !dead[h] })
+	if err != nil || st.Objects != int64(len(dead)) {
+		t.Fatalf("prune: %+v %v, want %d objects", st, err, len(dead))
+	}
+	if _, err := os.Stat(first); !os.IsNotExist(err) {
+		t.Fatalf("the wholly dead pack is still there: %v", err)
+	}
+	s.Close()
+	check(openStore(t, dir), dead)
+}
