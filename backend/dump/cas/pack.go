@@ -27,7 +27,9 @@ import (
 // length so that a read checks the index against the pack, and so that a
 // damaged index can be rebuilt from its pack. A pack may hold bytes no
 // index entry names (objects taken back while staged); Prune reclaims
-// them.
+// them. Prune also punches holes (zeros) where dead objects were in a
+// large pack (punch.go): the index no longer names them, and a rebuild
+// of the index from the pack skips the zeros.
 //
 // One file per object would cost an inode per chunk: on ext4 creating an
 // inode in a directory where many were recently deleted (as garbage

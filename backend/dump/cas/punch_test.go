@@ -7,6 +7,16 @@ import (
 	"testing"
 )
 
+// punchingStore opens a store in dir, which must punch holes.
+func punchingStore(t *testing.T, dir string) *Store {
+	t.Helper()
+	s := openStore(t, dir)
+	if !s.canPunch() {
+		t.Fatal("the test directory's file system does not punch holes (fallocate PUNCH_HOLE); run the tests on ext4, xfs, btrfs or tmpfs")
+	}
+	return s
+}
+
 // bigPack commits n random objects of size bytes each in one pack.
 func bigPack(t *testing.T, s *Store, n, size int, seed int64) []Hash {
 	t.Helper()
@@ -51,10 +61,7 @@ func allocatedPacks(t *testing.T, s *Store) int64 {
 // more, and a plan right after finds nothing.
 func TestPrunePunchesLargePack(t *testing.T) {
 	dir := t.TempDir()
-	s := openStore(t, dir)
-	if !s.canPunch() {
-		t.Fatal("the test directory's file system does not punch holes (fallocate PUNCH_HOLE); run the tests on ext4, xfs, btrfs or tmpfs")
-	}
+	s := punchingStore(t, dir)
 	hs := bigPack(t, s, 40, 256<<10, 1)
 	dead := map[Hash]bool{}
 	for i, h := range hs {
@@ -113,10 +120,7 @@ func TestPrunePunchesLargePack(t *testing.T) {
 // garbage whose holes a crash lost) are found by their allocated blocks
 // and punched.
 func TestPrunePunchesUnindexedBytes(t *testing.T) {
-	s := openStore(t, t.TempDir())
-	if !s.canPunch() {
-		t.Fatal("the test directory's file system does not punch holes (fallocate PUNCH_HOLE)")
-	}
+	s := punchingStore(t, t.TempDir())
 	rng := rand.New(rand.NewSource(2))
 	b, _ := s.NewBatch()
 	var hs []Hash
@@ -156,10 +160,7 @@ func TestPrunePunchesUnindexedBytes(t *testing.T) {
 // A damaged index of a punched pack is rebuilt past the holes.
 func TestRescanPunchedPack(t *testing.T) {
 	dir := t.TempDir()
-	s := openStore(t, dir)
-	if !s.canPunch() {
-		t.Fatal("the test directory's file system does not punch holes (fallocate PUNCH_HOLE)")
-	}
+	s := punchingStore(t, dir)
 	hs := bigPack(t, s, 30, 200<<10, 3)
 	dead := map[Hash]bool{hs[0]: true, hs[7]: true, hs[8]: true, hs[29]: true}
 	if _, err := s.Prune(func(h Hash) bool { return !dead[h] }); err != nil {
