@@ -29,6 +29,12 @@
 //	       (bucket/s3test; `make bench` builds weed with
 //	       scripts/ensure-seaweedfs.sh): times (target <= 0.8), bytes
 //	       uploaded (<= 1.1) and the node's peak memory (< 200 MB)
+//	gc     dm gc --keep 1 after five 5% rewrites of a -gc-size tree (8 GiB;
+//	       2 GiB with -gc-size 2147483648) against restic forget
+//	       --keep-last 1 --prune of the same states, and dm verify against
+//	       restic check --read-data: times and peak memory (<= 1), all
+//	       garbage freed (not in the default list, ~15 minutes at 8 GiB:
+//	       BENCHFLAGS=-only=gc)
 //
 // A section whose part is missing says so and is skipped. Each section
 // prints its ratios against their targets (issue 22's goals where it sets
@@ -64,7 +70,7 @@ func main() {
 	runs := flag.Int("runs", 3, "repetitions of the dump section; medians are reported")
 	snapSize := flag.Int64("snap-size", 1<<30, "bytes in the large dot (zfs, btrfs)")
 	snapRuns := flag.Int("snap-runs", 7, "repetitions of each measure of the zfs and btrfs sections")
-	only := flag.String("only", "dump,zfs,btrfs,push,ui,diff,s3", "comma-separated `SECTIONS` to run: dump, zfs, btrfs, pg, cluster, push, ui, diff, s3")
+	only := flag.String("only", "dump,zfs,btrfs,push,ui,diff,s3", "comma-separated `SECTIONS` to run: dump, zfs, btrfs, pg, cluster, push, ui, diff, s3, gc")
 	dm := flag.String("dm", "bin/dm", "the dm binary")
 	pgScale := flag.Int("pg-scale", 10, "pgbench scale of the pg section (10: ~150 MB)")
 	keep := flag.Bool("keep", false, "keep the work directory")
@@ -82,6 +88,8 @@ func main() {
 	pushKinds := flag.String("push-kinds", "zfs,files,zfs-files", "comma-separated backends the push section pushes between: zfs, files, zfs-files (the neutral stream from a zfs node to a files node)")
 	s3Size := flag.Int64("s3-size", 1<<30, "bytes of the tree the s3 section pushes, clones and changes 1% of")
 	s3Runs := flag.Int("s3-runs", 3, "repetitions of the s3 section; medians are reported")
+	gcSize := flag.Int64("gc-size", 8<<30, "bytes of the tree the gc section commits and rewrites 5% of five times")
+	gcRuns := flag.Int("gc-runs", 1, "repetitions of the gc section; medians are reported")
 	flag.Parse()
 	dmPath, err := filepath.Abs(*dm)
 	if err != nil {
@@ -100,6 +108,7 @@ func main() {
 		"ui":   func() error { return runUI(*uiDots, *uiLog, *uiRuns, *keep) },
 		"diff": func() error { return runDiff(dmPath, *diffSize, *diffSnapSize, *diffRuns, *keep) },
 		"s3":   func() error { return runS3(dmPath, *s3Size, *s3Runs, *keep) },
+		"gc":   func() error { return runGC(dmPath, *gcSize, *gcRuns, *keep) },
 	}
 	failed := false
 	defer stopOwnZFSFuse() // os.Exit below skips it: the failure paths call it first
@@ -107,7 +116,7 @@ func main() {
 		name = strings.TrimSpace(name)
 		sec, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q in -only; choose from dump, zfs, btrfs, pg, cluster, push, ui, diff, s3\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q in -only; choose from dump, zfs, btrfs, pg, cluster, push, ui, diff, s3, gc\n", name)
 			os.Exit(2)
 		}
 		fmt.Printf("== %s ==\n", name)
@@ -395,12 +404,17 @@ func generate(root string, total int64) (int, error) {
 // 256 KiB runs spread over many files (a database changes pages here and
 // there, not one contiguous region).
 func changeOnePercent(root string, size, seed int64) error {
+	return changeBytes(root, size/100, seed)
+}
+
+// changeBytes overwrites about budget bytes of the tree in place, as
+// changeOnePercent does.
+func changeBytes(root string, budget, seed int64) error {
 	files, err := regularFiles(root)
 	if err != nil {
 		return err
 	}
 	rng := rand.New(rand.NewSource(seed + 7))
-	budget := size / 100
 	run := make([]byte, 256<<10)
 	for budget > 0 {
 		p := files[rng.Intn(len(files))]

@@ -24,9 +24,10 @@ const (
 )
 
 type objEntry struct {
-	st  objState
-	off int64 // staged: of the stored bytes in the batch's pack
-	n   uint32
+	st   objState
+	part int32 // staged: which of the batch's packs
+	off  int64 // staged: of the stored bytes in that pack
+	n    uint32
 }
 
 // kickBytes is how much a batch writes between starts of writeback, so
@@ -34,22 +35,25 @@ type objEntry struct {
 // little left to do.
 const kickBytes = 8 << 20
 
+// packTarget bounds a pack: a batch starts another once its pack holds
+// this much. Bounded packs keep a pack's index small to rewrite and let
+// garbage collection delete whole packs unread when all their objects
+// die; a pack still holds a record over the bound when one is.
+const packTarget = 64 << 20
+
 // Batch collects the new objects of one commit or one received stream in
-// a pack of its own. They stay invisible to other batches' deduplication
-// until Commit, and vanish with Abort. A Batch is safe for concurrent use.
+// packs of its own (a new one each packTarget bytes). They stay invisible
+// to other batches' deduplication until Commit, and vanish with Abort. A
+// Batch is safe for concurrent use.
 type Batch struct {
-	s    *Store
-	id   string
-	path string // the pack being written, in staging/
+	s *Store
 
 	io sync.RWMutex // writes hold it shared; finishing holds it exclusively
-	f  *os.File     // created with the first object
 
-	mu     sync.Mutex
-	state  map[Hash]objEntry
-	size   int64 // bytes of the pack reserved so far
-	kicked int64 // writeback started up to here
-	done   bool
+	mu    sync.Mutex
+	state map[Hash]objEntry
+	parts []*batchPack // the packs being written; the last takes new objects
+	done  bool
 
 	replace bool // published objects take over from other packs' copies (Prune)
 
@@ -58,14 +62,27 @@ type Batch struct {
 	newPlain   atomic.Int64
 }
 
-// NewBatch starts a batch. Its pack is made when the first object comes.
+// batchPack is one pack a batch writes, in staging/ until published.
+type batchPack struct {
+	id, path string
+	f        *os.File
+	size     int64 // bytes reserved so far
+	kicked   int64 // writeback started up to here
+}
+
+// NewBatch starts a batch. Its first pack is made when the first object
+// comes.
 func (s *Store) NewBatch() (*Batch, error) {
+	return &Batch{s: s, state: make(map[Hash]objEntry)}, nil
+}
+
+// newPackID is a random pack name.
+func newPackID() (string, error) {
 	var rnd [16]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
-		return nil, fmt.Errorf("random pack name: %w", err)
+		return "", fmt.Errorf("random pack name: %w", err)
 	}
-	id := hex.EncodeToString(rnd[:])
-	return &Batch{s: s, id: id, path: filepath.Join(s.dir, stagingDir, id+".pack"), state: make(map[Hash]objEntry)}, nil
+	return hex.EncodeToString(rnd[:]), nil
 }
 
 // Stats returns how many objects the batch added, their stored
@@ -178,46 +195,53 @@ func (b *Batch) stage(h Hash, comp []byte) error {
 		b.mu.Unlock()
 		return fmt.Errorf("stage object %s: the batch is finished", h)
 	}
-	if b.f == nil {
+	if n := len(b.parts); n == 0 || b.parts[n-1].size >= packTarget {
 		if err := b.create(); err != nil {
 			b.mu.Unlock()
 			return fmt.Errorf("stage object %s: %w", h, err)
 		}
 	}
-	off := b.size
-	b.size += recordHeader + int64(len(comp))
-	kick := b.size-b.kicked >= kickBytes
+	part := int32(len(b.parts) - 1)
+	bp := b.parts[part]
+	off := bp.size
+	bp.size += recordHeader + int64(len(comp))
+	kick := bp.size-bp.kicked >= kickBytes || bp.size >= packTarget
 	if kick {
-		b.kicked = b.size
+		bp.kicked = bp.size
 	}
 	b.mu.Unlock()
 
-	if _, err := unix.Pwritev(int(b.f.Fd()), [][]byte{recordHead(b.s.name(h), len(comp)), comp}, off); err != nil {
+	if _, err := unix.Pwritev(int(bp.f.Fd()), [][]byte{recordHead(b.s.name(h), len(comp)), comp}, off); err != nil {
 		return fmt.Errorf("stage object %s: %w", h, err)
 	}
 	if kick {
-		_ = unix.SyncFileRange(int(b.f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+		_ = unix.SyncFileRange(int(bp.f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
 	b.mu.Lock()
-	b.state[h] = objEntry{st: stateStaged, off: off + recordHeader, n: uint32(len(comp))}
+	b.state[h] = objEntry{st: stateStaged, part: part, off: off + recordHeader, n: uint32(len(comp))}
 	b.mu.Unlock()
 	b.newObjects.Add(1)
 	b.newStored.Add(int64(stats))
 	return nil
 }
 
-// create makes the pack file; b.mu is held.
+// create starts the batch's next pack file; b.mu is held.
 func (b *Batch) create() error {
-	f, err := os.OpenFile(b.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, packMode)
+	id, err := newPackID()
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(b.s.dir, stagingDir, id+".pack")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, packMode)
 	if err != nil {
 		return err
 	}
 	if _, err := f.WriteAt([]byte(packMagic), 0); err != nil {
 		f.Close()
-		os.Remove(b.path)
+		os.Remove(path)
 		return err
 	}
-	b.f, b.size = f, int64(len(packMagic))
+	b.parts = append(b.parts, &batchPack{id: id, path: path, f: f, size: int64(len(packMagic))})
 	return nil
 }
 
@@ -238,12 +262,15 @@ func (b *Batch) Get(h Hash, dst []byte) ([]byte, error) {
 	defer b.io.RUnlock()
 	b.mu.Lock()
 	e := b.state[h]
-	f := b.f
+	var bp *batchPack
+	if e.st == stateStaged {
+		bp = b.parts[e.part]
+	}
 	b.mu.Unlock()
-	if e.st != stateStaged || f == nil {
+	if bp == nil {
 		return b.s.Get(h, dst)
 	}
-	comp, err := b.s.readObject(f, e.off, e.n, h, b.path)
+	comp, err := b.s.readObject(bp.f, e.off, e.n, h, bp.path)
 	if err != nil {
 		return nil, err
 	}
@@ -271,56 +298,81 @@ func (b *Batch) CommitStaged() ([]Hash, error) {
 }
 
 func (b *Batch) publish(complete bool) ([]Hash, error) {
+	hs, _, err := b.publishPacks(complete)
+	return hs, err
+}
+
+// publishPacks publishes the batch's packs, each fsynced and renamed into
+// packs/ before its fsynced index, with one fsync of packs/ after all: a
+// crash leaves each pack published whole or not at all. It returns the
+// objects published and the ids of the packs. A batch's objects are
+// published only when all its packs are, so a commit record written
+// after it never names a missing object.
+func (b *Batch) publishPacks(complete bool) ([]Hash, []string, error) {
 	b.io.Lock() // waits for writes in flight
 	defer b.io.Unlock()
 	b.mu.Lock()
 	if b.done {
 		b.mu.Unlock()
-		return nil, errors.New("cas: batch already finished")
+		return nil, nil, errors.New("cas: batch already finished")
 	}
 	b.done = true
-	var staged []entry
+	staged := make([][]entry, len(b.parts))
 	var incomplete error
+	n := 0
 	for h, e := range b.state {
 		switch e.st {
 		case stateStaged:
-			staged = append(staged, entry{h: h, off: e.off, n: e.n})
+			staged[e.part] = append(staged[e.part], entry{h: h, off: e.off, n: e.n})
+			n++
 		case stateClaimed:
 			incomplete = fmt.Errorf("cas: object %s was claimed but never written; the batch is incomplete", h)
 		}
 	}
-	size := b.size
+	parts := b.parts
 	b.mu.Unlock()
 	defer b.cleanup()
 	if complete && incomplete != nil {
-		return nil, incomplete
+		return nil, nil, incomplete
 	}
-	if len(staged) == 0 {
-		return nil, nil
-	}
-	if err := b.f.Sync(); err != nil {
-		return nil, fmt.Errorf("make pack durable: %w", err)
+	if n == 0 {
+		return nil, nil, nil
 	}
 	s := b.s
-	idx := filepath.Join(s.dir, stagingDir, b.id+".idx")
-	if err := writeSynced(idx, s.encodeIndexOf(b.id, staged)); err != nil {
-		return nil, fmt.Errorf("write pack index: %w", err)
-	}
-	if err := os.Rename(b.path, s.packPath(b.id, ".pack")); err != nil {
-		return nil, fmt.Errorf("publish pack: %w", err)
-	}
-	if err := os.Rename(idx, s.packPath(b.id, ".idx")); err != nil {
-		return nil, fmt.Errorf("publish pack index: %w", err)
+	var ids []string
+	for i, bp := range parts {
+		if len(staged[i]) == 0 {
+			continue // every object taken back: cleanup removes it
+		}
+		if err := bp.f.Sync(); err != nil {
+			return nil, nil, fmt.Errorf("make pack durable: %w", err)
+		}
+		idx := filepath.Join(s.dir, stagingDir, bp.id+".idx")
+		if err := writeSynced(idx, s.encodeIndexOf(bp.id, staged[i])); err != nil {
+			return nil, nil, fmt.Errorf("write pack index: %w", err)
+		}
+		if err := os.Rename(bp.path, s.packPath(bp.id, ".pack")); err != nil {
+			return nil, nil, fmt.Errorf("publish pack: %w", err)
+		}
+		if err := os.Rename(idx, s.packPath(bp.id, ".idx")); err != nil {
+			return nil, nil, fmt.Errorf("publish pack index: %w", err)
+		}
+		ids = append(ids, bp.id)
 	}
 	if err := durable.SyncDirs([]string{filepath.Join(s.dir, packsDir)}, 1); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	s.install(&pack{id: b.id, size: size}, staged, b.replace)
-	hs := make([]Hash, len(staged))
-	for i, e := range staged {
-		hs[i] = e.h
+	hs := make([]Hash, 0, n)
+	for i, bp := range parts {
+		if len(staged[i]) == 0 {
+			continue
+		}
+		s.install(&pack{id: bp.id, size: bp.size}, staged[i], b.replace)
+		for _, e := range staged[i] {
+			hs = append(hs, e.h)
+		}
 	}
-	return hs, nil
+	return hs, ids, nil
 }
 
 // writeSynced writes a new file and fsyncs it.
@@ -351,16 +403,15 @@ func (b *Batch) Abort() {
 	}
 }
 
-// cleanup closes the pack and removes what is left in staging; b.io is
+// cleanup closes the packs and removes what is left in staging; b.io is
 // held.
 func (b *Batch) cleanup() {
-	if b.f == nil {
-		return
-	}
-	b.f.Close()
-	for _, p := range []string{b.path, filepath.Join(b.s.dir, stagingDir, b.id+".idx")} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			b.s.log.Warn("could not remove staged pack; it is removed on next open", "path", p, "err", err)
+	for _, bp := range b.parts {
+		bp.f.Close()
+		for _, p := range []string{bp.path, filepath.Join(b.s.dir, stagingDir, bp.id+".idx")} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				b.s.log.Warn("could not remove staged pack; it is removed on next open", "path", p, "err", err)
+			}
 		}
 	}
 }

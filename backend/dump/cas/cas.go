@@ -3,8 +3,11 @@
 // (see pack.go for the format). Every read decompresses and re-hashes, so
 // a flipped bit is reported, never returned.
 //
-// New objects are written through a Batch into a pack of its own in
-// staging/, fsynced, then published into packs/ with its index. An object
+// New objects are written through a Batch into packs of their own (of at
+// most packTarget bytes each) in staging/, fsynced, then published into
+// packs/ with their indexes. Prune deletes packs whose objects all died
+// unread, punches the dead objects out of large packs in place
+// (punch.go) and rewrites small ones. An object
 // is therefore only ever found (and deduplicated against) once it is
 // complete and durable, so a crash can never turn a torn write into a
 // deduplication hit.
@@ -82,6 +85,7 @@ type Store struct {
 	packs map[string]*pack
 
 	openPacks atomic.Int32
+	punchState
 }
 
 // loc is where an object is.

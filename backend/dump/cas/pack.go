@@ -27,7 +27,9 @@ import (
 // length so that a read checks the index against the pack, and so that a
 // damaged index can be rebuilt from its pack. A pack may hold bytes no
 // index entry names (objects taken back while staged); Prune reclaims
-// them.
+// them. Prune also punches holes (zeros) where dead objects were in a
+// large pack (punch.go): the index no longer names them, and a rebuild
+// of the index from the pack skips the zeros.
 //
 // One file per object would cost an inode per chunk: on ext4 creating an
 // inode in a directory where many were recently deleted (as garbage
@@ -108,7 +110,7 @@ func decodeIndex(b []byte, packSize int64) ([]entry, error) {
 
 // scanPack rebuilds a pack's index from its records, stopping at the
 // first record that does not fit; a hash seen twice keeps its first
-// record. It reads only the record headers.
+// record. It reads only the record headers, and the zeros of holes.
 func scanPack(r io.ReaderAt, size int64) ([]entry, error) {
 	var magic [len(packMagic)]byte
 	if _, err := r.ReadAt(magic[:], 0); err != nil || string(magic[:]) != packMagic {
@@ -120,6 +122,14 @@ func scanPack(r io.ReaderAt, size int64) ([]entry, error) {
 	for off := int64(len(packMagic)); off+recordHeader <= size; {
 		if _, err := r.ReadAt(hdr[:], off); err != nil {
 			return es, nil
+		}
+		if hdr == ([recordHeader]byte{}) { // a hole Prune punched (punch.go)
+			next, ok := pastHole(r, off, size)
+			if !ok {
+				break
+			}
+			off = next
+			continue
 		}
 		var e entry
 		copy(e.h[:], hdr[:HashSize])
@@ -135,4 +145,54 @@ func scanPack(r io.ReaderAt, size int64) ([]entry, error) {
 		off = e.off + int64(e.n)
 	}
 	return es, nil
+}
+
+// pastHole finds the record after the hole (zeros) at off: the first
+// byte that is not zero starts it, unless its hash begins with zeros, so
+// up to 8 earlier starts are tried; a start is taken when its record
+// fits and ends the pack, a hole or another record that fits.
+func pastHole(r io.ReaderAt, off, size int64) (int64, bool) {
+	buf := make([]byte, 64<<10)
+	q := int64(-1)
+	for at := off; at < size && q < 0; at += int64(len(buf)) {
+		n, err := r.ReadAt(buf[:min(int64(len(buf)), size-at)], at)
+		for i := 0; i < n; i++ {
+			if buf[i] != 0 {
+				q = at + int64(i)
+				break
+			}
+		}
+		if n == 0 || err != nil && q < 0 {
+			return 0, false
+		}
+	}
+	if q < 0 {
+		return 0, false
+	}
+	fits := func(at int64) (int64, bool) {
+		var hdr [recordHeader]byte
+		if _, err := r.ReadAt(hdr[:], at); err != nil {
+			return 0, false
+		}
+		n := int64(binary.LittleEndian.Uint32(hdr[HashSize:]))
+		end := at + recordHeader + n
+		return end, n > 0 && n <= MaxStoredSize && end <= size
+	}
+	for j := int64(0); j <= 8 && q-j >= off; j++ {
+		end, ok := fits(q - j)
+		if !ok {
+			continue
+		}
+		var next [recordHeader]byte
+		if end == size {
+			return q - j, true
+		}
+		if _, err := r.ReadAt(next[:], end); err != nil && end+recordHeader <= size {
+			continue
+		}
+		if _, ok := fits(end); ok || next == ([recordHeader]byte{}) || end+recordHeader > size {
+			return q - j, true
+		}
+	}
+	return 0, false
 }

@@ -29,6 +29,7 @@ type prunePlan struct {
 	victims []*pack         // packs to delete
 	moved   []placed        // their kept objects, to copy into a new pack
 	dead    map[*pack]int64 // objects removed with each victim
+	punch   []punchPlan     // large packs freed in place (punch.go)
 }
 
 // gone sums the objects removed with the victims and their files' bytes.
@@ -40,57 +41,102 @@ func (s *Store) gone(victims []*pack, dead map[*pack]int64) (objects, bytes int6
 	return objects, bytes
 }
 
+// packUse counts one pack's objects in the index: those keep accepts and
+// the others, with their records' bytes.
+type packUse struct {
+	live, dead         int64
+	liveUsed, deadUsed int64
+}
+
 // plan picks the packs that hold an object keep rejects, or bytes no
-// index entry names.
+// index entry names. A pack with no live object is deleted unread; a
+// large one (punchMin live bytes) is freed in place where the file
+// system punches holes; the others are rewritten. It counts per pack
+// first and lists entries only of the packs it changes, so its memory
+// grows with those, not with the store.
 func (s *Store) plan(keep func(Hash) bool) prunePlan {
-	type use struct {
-		kept, dead []entry
-		used       int64 // bytes of records the index names
-	}
+	punchable := s.canPunch()
 	s.mu.RLock()
-	uses := make(map[*pack]*use, len(s.packs))
+	uses := make(map[*pack]*packUse, len(s.packs))
 	for _, p := range s.packs {
-		uses[p] = &use{}
+		uses[p] = &packUse{}
 	}
 	for h, l := range s.index {
 		u := uses[l.p]
-		e := entry{h: h, off: l.off, n: l.n}
 		if keep(h) {
-			u.kept = append(u.kept, e)
+			u.live++
+			u.liveUsed += recordHeader + int64(l.n)
 		} else {
-			u.dead = append(u.dead, e)
+			u.dead++
+			u.deadUsed += recordHeader + int64(l.n)
 		}
-		u.used += recordHeader + int64(l.n)
 	}
 	s.mu.RUnlock()
 	pl := prunePlan{dead: map[*pack]int64{}}
+	rewrite := map[*pack]bool{}
+	punching := map[*pack]*punchPlan{}
 	var small []*pack
 	for p, u := range uses {
-		if len(u.dead) == 0 && u.used+int64(len(packMagic)) == p.size {
-			if p.size < smallPack {
-				small = append(small, p)
+		used := u.liveUsed + u.deadUsed + int64(len(packMagic))
+		switch {
+		case u.live == 0:
+			pl.victims = append(pl.victims, p)
+			pl.dead[p] = u.dead
+		case punchable && u.liveUsed >= punchMin:
+			all, block, err := allocated(s.packPath(p.id, ".pack"))
+			if err != nil {
+				continue // gone or unreadable: Verify names it
 			}
-			continue
-		}
-		pl.victims = append(pl.victims, p)
-		pl.dead[p] = int64(len(u.dead))
-		for _, e := range u.kept {
-			pl.moved = append(pl.moved, placed{p, e})
+			// Each record's blocks hold at most one block more than
+			// its bytes: beyond that (and extent blocks) lies garbage.
+			if u.dead == 0 && all <= u.liveUsed+int64(len(packMagic))+(u.live+1)*block+slack(int(u.live), block) {
+				continue
+			}
+			punching[p] = &punchPlan{p: p, dead: u.dead, allocated: all, block: block, idxBefore: s.indexSize(p)}
+		case u.dead > 0 || used != p.size:
+			pl.victims = append(pl.victims, p)
+			pl.dead[p] = u.dead
+			rewrite[p] = true
+		case p.size < smallPack:
+			small = append(small, p)
 		}
 	}
 	// Rewriting victims adds a pack: count it, or the Prune that makes
 	// the mergeAt-th small pack leaves a merge for the next one to find.
 	rewritten := 0
-	if len(pl.moved) > 0 {
+	if len(rewrite) > 0 {
 		rewritten = 1
 	}
 	if len(small)+rewritten >= mergeAt {
 		for _, p := range small {
 			pl.victims = append(pl.victims, p)
-			for _, e := range uses[p].kept {
-				pl.moved = append(pl.moved, placed{p, e})
-			}
+			rewrite[p] = true
 		}
+	}
+	if len(rewrite) == 0 && len(punching) == 0 {
+		return pl
+	}
+	s.mu.RLock()
+	for h, l := range s.index {
+		pp, punched := punching[l.p]
+		if !punched && !rewrite[l.p] || !keep(h) {
+			continue
+		}
+		e := entry{h: h, off: l.off, n: l.n}
+		if punched {
+			pp.live = append(pp.live, e)
+		} else {
+			pl.moved = append(pl.moved, placed{l.p, e})
+		}
+	}
+	s.mu.RUnlock()
+	for _, pp := range punching {
+		sortByOffset(pp.live)
+		pp.keepBlocks = blocksTouched(pp.live, pp.block)
+		if pp.dead == 0 && pp.allocated <= pp.keepBlocks+slack(len(pp.live), pp.block) {
+			continue // the bytes beyond the records are extent blocks, not garbage
+		}
+		pl.punch = append(pl.punch, *pp)
 	}
 	return pl
 }
@@ -106,13 +152,20 @@ func (s *Store) PlanPrune(keep func(Hash) bool) PruneStats {
 		}
 	}
 	objects, before := s.gone(pl.victims, pl.dead)
-	return PruneStats{Objects: objects, Bytes: max(before-after, 0)}
+	bytes := max(before-after, 0)
+	for _, pp := range pl.punch {
+		objects += pp.dead
+		idxAfter := int64(indexHead+len(pp.live)*indexEntry+HashSize) + s.indexOverhead()
+		bytes += max(pp.allocated-pp.keepBlocks, 0) + max(pp.idxBefore-idxAfter, 0)
+	}
+	return PruneStats{Objects: objects, Bytes: bytes}
 }
 
 // Prune removes every object for which keep returns false. Packs left with
-// no object are deleted; packs with some are rewritten into one new pack
-// holding their kept objects, which also reclaims bytes that no index
-// names (objects taken back while staged, copies another pack holds).
+// no object are deleted unread; large packs with some lose the others in
+// place (punch.go); small ones are rewritten into one new pack holding
+// their kept objects. Both also reclaim bytes that no index names
+// (objects taken back while staged, copies another pack holds).
 // Once there are mergeAt packs under smallPack, they go into it too. The
 // new pack is published before any old one goes, so a crash leaves each
 // kept object findable (and a removed one, at worst, back until the next
@@ -123,11 +176,11 @@ func (s *Store) PlanPrune(keep func(Hash) bool) PruneStats {
 func (s *Store) Prune(keep func(Hash) bool) (PruneStats, error) {
 	pl := s.plan(keep)
 	victims, moved := pl.victims, pl.moved
-	if len(victims) == 0 {
+	if len(victims) == 0 && len(pl.punch) == 0 {
 		return PruneStats{}, nil
 	}
 
-	var fresh *pack
+	var fresh []*pack
 	if len(moved) > 0 {
 		b, err := s.NewBatch()
 		if err != nil {
@@ -152,11 +205,14 @@ func (s *Store) Prune(keep func(Hash) bool) (PruneStats, error) {
 			}
 		}
 		victims = slices.DeleteFunc(victims, func(p *pack) bool { return unreadable[p] })
-		if err := b.Commit(); err != nil {
+		_, ids, err := b.publishPacks(true)
+		if err != nil {
 			return PruneStats{}, fmt.Errorf("rewriting packs: %w", err)
 		}
 		s.mu.RLock()
-		fresh = s.packs[b.id]
+		for _, id := range ids {
+			fresh = append(fresh, s.packs[id])
+		}
 		s.mu.RUnlock()
 	}
 
@@ -190,10 +246,14 @@ func (s *Store) Prune(keep func(Hash) bool) (PruneStats, error) {
 		errs = append(errs, err)
 	}
 	after := int64(0)
-	if fresh != nil {
-		after = fresh.size + s.indexSize(fresh)
+	for _, p := range fresh {
+		after += p.size + s.indexSize(p)
 	}
-	return PruneStats{Objects: objects, Bytes: max(before-after, 0)}, errors.Join(errs...)
+	st := PruneStats{Objects: objects, Bytes: max(before-after, 0)}
+	punched, freed, err := s.punchPacks(pl.punch)
+	st.Objects += punched
+	st.Bytes += freed
+	return st, errors.Join(append(errs, err)...)
 }
 
 func (s *Store) indexSize(p *pack) int64 {
