@@ -29,6 +29,11 @@
 //	       (bucket/s3test; `make bench` builds weed with
 //	       scripts/ensure-seaweedfs.sh): times (target <= 0.8), bytes
 //	       uploaded (<= 1.1) and the node's peak memory (< 200 MB)
+//	small  a tree of -small-files files of 0-4 KiB (500,000: 1 GB):
+//	       dm commit (first, unchanged, 1% changed) against restic backup,
+//	       dm checkout -b against cp -a + sync (target <= 1) and restic
+//	       restore, the node's peak memory in commits (<= 300 MB); about
+//	       6 minutes a run, so not in the default list: BENCHFLAGS=-only=small
 //
 // A section whose part is missing says so and is skipped. Each section
 // prints its ratios against their targets (issue 22's goals where it sets
@@ -64,7 +69,7 @@ func main() {
 	runs := flag.Int("runs", 3, "repetitions of the dump section; medians are reported")
 	snapSize := flag.Int64("snap-size", 1<<30, "bytes in the large dot (zfs, btrfs)")
 	snapRuns := flag.Int("snap-runs", 7, "repetitions of each measure of the zfs and btrfs sections")
-	only := flag.String("only", "dump,zfs,btrfs,push,ui,diff,s3", "comma-separated `SECTIONS` to run: dump, zfs, btrfs, pg, cluster, push, ui, diff, s3")
+	only := flag.String("only", "dump,zfs,btrfs,push,ui,diff,s3", "comma-separated `SECTIONS` to run: dump, zfs, btrfs, pg, cluster, push, ui, diff, s3, small")
 	dm := flag.String("dm", "bin/dm", "the dm binary")
 	pgScale := flag.Int("pg-scale", 10, "pgbench scale of the pg section (10: ~150 MB)")
 	keep := flag.Bool("keep", false, "keep the work directory")
@@ -82,6 +87,8 @@ func main() {
 	pushKinds := flag.String("push-kinds", "zfs,files", "comma-separated backends the push section pushes between: zfs, files")
 	s3Size := flag.Int64("s3-size", 1<<30, "bytes of the tree the s3 section pushes, clones and changes 1% of")
 	s3Runs := flag.Int("s3-runs", 3, "repetitions of the s3 section; medians are reported")
+	smallFiles := flag.Int("small-files", 500_000, "files of 0-4 KiB in the small section's tree")
+	smallRuns := flag.Int("small-runs", 1, "repetitions of the small section; medians are reported")
 	flag.Parse()
 	dmPath, err := filepath.Abs(*dm)
 	if err != nil {
@@ -96,10 +103,11 @@ func main() {
 		"cluster": func() error {
 			return runCluster(dmPath, *clCommits, *clDots, *clLog, *keep)
 		},
-		"push": func() error { return runPush(dmPath, *pushSize, *pushRuns, *pushKinds, *keep) },
-		"ui":   func() error { return runUI(*uiDots, *uiLog, *uiRuns, *keep) },
-		"diff": func() error { return runDiff(dmPath, *diffSize, *diffSnapSize, *diffRuns, *keep) },
-		"s3":   func() error { return runS3(dmPath, *s3Size, *s3Runs, *keep) },
+		"push":  func() error { return runPush(dmPath, *pushSize, *pushRuns, *pushKinds, *keep) },
+		"ui":    func() error { return runUI(*uiDots, *uiLog, *uiRuns, *keep) },
+		"diff":  func() error { return runDiff(dmPath, *diffSize, *diffSnapSize, *diffRuns, *keep) },
+		"s3":    func() error { return runS3(dmPath, *s3Size, *s3Runs, *keep) },
+		"small": func() error { return runSmall(dmPath, *smallFiles, *smallRuns, *keep) },
 	}
 	failed := false
 	defer stopOwnZFSFuse() // os.Exit below skips it: the failure paths call it first
@@ -107,7 +115,7 @@ func main() {
 		name = strings.TrimSpace(name)
 		sec, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q in -only; choose from dump, zfs, btrfs, pg, cluster, push, ui, diff, s3\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q in -only; choose from dump, zfs, btrfs, pg, cluster, push, ui, diff, s3, small\n", name)
 			os.Exit(2)
 		}
 		fmt.Printf("== %s ==\n", name)
