@@ -33,7 +33,7 @@
 //	       dm commit (first, unchanged, 1% changed) against restic backup,
 //	       dm checkout -b against cp -a + sync (target <= 1) and restic
 //	       restore, the node's peak memory in commits (<= 300 MB); about
-//	       6 minutes a run, so not in the default list: BENCHFLAGS=-only=small
+//	       10 minutes a run, so not in the default list: BENCHFLAGS=-only=small
 //
 // A section whose part is missing says so and is skipped. Each section
 // prints its ratios against their targets (issue 22's goals where it sets
