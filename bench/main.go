@@ -35,6 +35,11 @@
 //	       restic check --read-data: times and peak memory (<= 1), all
 //	       garbage freed (not in the default list, ~15 minutes at 8 GiB:
 //	       BENCHFLAGS=-only=gc)
+//	small  a tree of -small-files files of 0-4 KiB (500,000: 1 GB):
+//	       dm commit (first, unchanged, 1% changed) against restic backup,
+//	       dm checkout -b against cp -a + sync (target <= 1) and restic
+//	       restore, the node's peak memory in commits (<= 300 MB); about
+//	       10 minutes a run, so not in the default list: BENCHFLAGS=-only=small
 //
 // A section whose part is missing says so and is skipped. Each section
 // prints its ratios against their targets (issue 22's goals where it sets
@@ -70,7 +75,7 @@ func main() {
 	runs := flag.Int("runs", 3, "repetitions of the dump section; medians are reported")
 	snapSize := flag.Int64("snap-size", 1<<30, "bytes in the large dot (zfs, btrfs)")
 	snapRuns := flag.Int("snap-runs", 7, "repetitions of each measure of the zfs and btrfs sections")
-	only := flag.String("only", "dump,zfs,btrfs,push,ui,diff,s3", "comma-separated `SECTIONS` to run: dump, zfs, btrfs, pg, cluster, push, ui, diff, s3, gc")
+	only := flag.String("only", "dump,zfs,btrfs,push,ui,diff,s3", "comma-separated `SECTIONS` to run: dump, zfs, btrfs, pg, cluster, push, ui, diff, s3, gc, small")
 	dm := flag.String("dm", "bin/dm", "the dm binary")
 	pgScale := flag.Int("pg-scale", 10, "pgbench scale of the pg section (10: ~150 MB)")
 	keep := flag.Bool("keep", false, "keep the work directory")
@@ -90,6 +95,8 @@ func main() {
 	s3Runs := flag.Int("s3-runs", 3, "repetitions of the s3 section; medians are reported")
 	gcSize := flag.Int64("gc-size", 8<<30, "bytes of the tree the gc section commits and rewrites 5% of five times")
 	gcRuns := flag.Int("gc-runs", 1, "repetitions of the gc section; medians are reported")
+	smallFiles := flag.Int("small-files", 500_000, "files of 0-4 KiB in the small section's tree")
+	smallRuns := flag.Int("small-runs", 1, "repetitions of the small section; medians are reported")
 	flag.Parse()
 	dmPath, err := filepath.Abs(*dm)
 	if err != nil {
@@ -104,11 +111,12 @@ func main() {
 		"cluster": func() error {
 			return runCluster(dmPath, *clCommits, *clDots, *clLog, *keep)
 		},
-		"push": func() error { return runPush(dmPath, *pushSize, *pushRuns, *pushKinds, *keep) },
-		"ui":   func() error { return runUI(*uiDots, *uiLog, *uiRuns, *keep) },
-		"diff": func() error { return runDiff(dmPath, *diffSize, *diffSnapSize, *diffRuns, *keep) },
-		"s3":   func() error { return runS3(dmPath, *s3Size, *s3Runs, *keep) },
-		"gc":   func() error { return runGC(dmPath, *gcSize, *gcRuns, *keep) },
+		"push":  func() error { return runPush(dmPath, *pushSize, *pushRuns, *pushKinds, *keep) },
+		"ui":    func() error { return runUI(*uiDots, *uiLog, *uiRuns, *keep) },
+		"diff":  func() error { return runDiff(dmPath, *diffSize, *diffSnapSize, *diffRuns, *keep) },
+		"s3":    func() error { return runS3(dmPath, *s3Size, *s3Runs, *keep) },
+		"gc":    func() error { return runGC(dmPath, *gcSize, *gcRuns, *keep) },
+		"small": func() error { return runSmall(dmPath, *smallFiles, *smallRuns, *keep) },
 	}
 	failed := false
 	defer stopOwnZFSFuse() // os.Exit below skips it: the failure paths call it first
@@ -116,7 +124,7 @@ func main() {
 		name = strings.TrimSpace(name)
 		sec, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q in -only; choose from dump, zfs, btrfs, pg, cluster, push, ui, diff, s3, gc\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q in -only; choose from dump, zfs, btrfs, pg, cluster, push, ui, diff, s3, gc, small\n", name)
 			os.Exit(2)
 		}
 		fmt.Printf("== %s ==\n", name)

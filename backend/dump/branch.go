@@ -83,7 +83,7 @@ func (b *Backend) restoreNew(ctx context.Context, dir string, c dotmesh.CommitRe
 	if err != nil {
 		return cas.Hash{}, err
 	}
-	return b.restore(ctx, dir, nil, target.Manifest)
+	return b.restoreFresh(ctx, dir, target.Manifest)
 }
 
 // DeleteBranch implements dotmesh.StorageBackend: the branch directory is

@@ -114,19 +114,17 @@ func (b *Backend) snapshot(ctx context.Context, c dotmesh.CommitRef, batch *cas.
 	if err != nil {
 		return nil, st, err
 	}
-	cache := map[string]*Entry{}
-	if sm := b.loadSynced(br); sm != nil {
-		for i := range sm.Entries {
-			if e := &sm.Entries[i]; e.Type == TypeFile {
-				cache[e.Path] = e
-			}
-		}
-	}
 	tree := b.treeDir(br)
 	entries, err := scanTree(tree)
 	if err != nil {
 		return nil, st, err
 	}
+	// The synced manifest is read along with the scan, both in tree
+	// order, rather than decoded whole and indexed by path: for many
+	// small files that was most of the node's memory.
+	cache := b.syncedIter(br)
+	var old Entry
+	haveOld := false
 	var todo []int
 	for i := range entries {
 		e := &entries[i]
@@ -137,7 +135,19 @@ func (b *Backend) snapshot(ctx context.Context, c dotmesh.CommitRef, batch *cas.
 			e.Chunks = p.Chunks
 			continue
 		}
-		if old := cache[e.Path]; statMatches(old, e) {
+		for cache != nil && (!haveOld || comparePath(old.Path, e.Path) < 0) {
+			ok, err := cache.next(&old)
+			if err != nil {
+				b.log.WarnContext(ctx, "ignoring the rest of an unreadable synced manifest; the commit reads those files", "branch", br, "err", err)
+				ok = false
+			}
+			if !ok {
+				cache, haveOld = nil, false
+				break
+			}
+			haveOld = true
+		}
+		if haveOld && old.Path == e.Path && statMatches(&old, e) {
 			e.Chunks = old.Chunks
 			continue
 		}

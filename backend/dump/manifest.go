@@ -119,36 +119,47 @@ func parentOf(p string) string {
 func (m *Manifest) Encode() []byte {
 	size := len(manifestMagic) + binary.MaxVarintLen64
 	for i := range m.Entries {
-		e := &m.Entries[i]
-		size += len(e.Path) + len(e.Target) + 12*binary.MaxVarintLen64 + len(e.Chunks)*(cas.HashSize+binary.MaxVarintLen32)
+		size += entrySizeBound(&m.Entries[i])
 	}
-	buf := make([]byte, 0, size)
-	buf = append(buf, manifestMagic...)
-	buf = binary.AppendUvarint(buf, uint64(len(m.Entries)))
+	buf := appendHeader(make([]byte, 0, size), len(m.Entries))
 	for i := range m.Entries {
-		e := &m.Entries[i]
-		buf = binary.AppendUvarint(buf, uint64(len(e.Path)))
-		buf = append(buf, e.Path...)
-		buf = append(buf, byte(e.Type))
-		buf = binary.AppendUvarint(buf, uint64(e.Mode))
-		buf = binary.AppendUvarint(buf, uint64(e.UID))
-		buf = binary.AppendUvarint(buf, uint64(e.GID))
-		buf = binary.AppendVarint(buf, e.MTime)
-		buf = binary.AppendUvarint(buf, e.Dev)
-		buf = binary.AppendUvarint(buf, e.Inode)
-		buf = binary.AppendVarint(buf, e.CTime)
-		switch e.Type {
-		case TypeFile:
-			buf = binary.AppendUvarint(buf, uint64(e.Size))
-			buf = binary.AppendUvarint(buf, uint64(len(e.Chunks)))
-			for _, c := range e.Chunks {
-				buf = append(buf, c.Hash[:]...)
-				buf = binary.AppendUvarint(buf, uint64(c.Size))
-			}
-		case TypeSymlink:
-			buf = binary.AppendUvarint(buf, uint64(len(e.Target)))
-			buf = append(buf, e.Target...)
+		buf = appendEntry(buf, &m.Entries[i])
+	}
+	return buf
+}
+
+func appendHeader(buf []byte, entries int) []byte {
+	buf = append(buf, manifestMagic...)
+	return binary.AppendUvarint(buf, uint64(entries))
+}
+
+func entrySizeBound(e *Entry) int {
+	return len(e.Path) + len(e.Target) + 12*binary.MaxVarintLen64 + len(e.Chunks)*(cas.HashSize+binary.MaxVarintLen32)
+}
+
+// appendEntry appends the encoding of one entry (see Encode).
+func appendEntry(buf []byte, e *Entry) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(e.Path)))
+	buf = append(buf, e.Path...)
+	buf = append(buf, byte(e.Type))
+	buf = binary.AppendUvarint(buf, uint64(e.Mode))
+	buf = binary.AppendUvarint(buf, uint64(e.UID))
+	buf = binary.AppendUvarint(buf, uint64(e.GID))
+	buf = binary.AppendVarint(buf, e.MTime)
+	buf = binary.AppendUvarint(buf, e.Dev)
+	buf = binary.AppendUvarint(buf, e.Inode)
+	buf = binary.AppendVarint(buf, e.CTime)
+	switch e.Type {
+	case TypeFile:
+		buf = binary.AppendUvarint(buf, uint64(e.Size))
+		buf = binary.AppendUvarint(buf, uint64(len(e.Chunks)))
+		for _, c := range e.Chunks {
+			buf = append(buf, c.Hash[:]...)
+			buf = binary.AppendUvarint(buf, uint64(c.Size))
 		}
+	case TypeSymlink:
+		buf = binary.AppendUvarint(buf, uint64(len(e.Target)))
+		buf = append(buf, e.Target...)
 	}
 	return buf
 }
@@ -173,75 +184,14 @@ func DecodeManifest(data []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("%w: entry count %d does not fit in %d bytes", errManifest, n, len(data))
 	}
 	m := &Manifest{Entries: make([]Entry, 0, n)}
-	var dirs []string // stack of open directories, innermost last
-	prev := ""
+	var chk entryChecker
 	for i := uint64(0); i < n; i++ {
 		var e Entry
-		e.Path = d.str(maxPathLen)
-		e.Type = EntryType(d.byte())
-		e.Mode = uint32(d.uvarintMax(0o7777))
-		e.UID = uint32(d.uvarintMax(1<<32 - 1))
-		e.GID = uint32(d.uvarintMax(1<<32 - 1))
-		e.MTime = d.varint()
-		e.Dev = d.uvarint()
-		e.Inode = d.uvarint()
-		e.CTime = d.varint()
-		switch e.Type {
-		case TypeFile:
-			e.Size = int64(d.uvarintMax(1<<62 - 1))
-			nc := d.uvarint()
-			if d.err == nil && nc > uint64(len(d.buf))/(cas.HashSize+1) {
-				return nil, fmt.Errorf("%w: %q: chunk count %d exceeds the remaining input", errManifest, e.Path, nc)
-			}
-			if nc > 0 {
-				e.Chunks = make([]Chunk, nc)
-			}
-			var total int64
-			for j := range e.Chunks {
-				copy(e.Chunks[j].Hash[:], d.bytes(cas.HashSize))
-				sz := d.uvarintMax(cas.MaxObjectSize)
-				if d.err == nil && sz == 0 {
-					return nil, fmt.Errorf("%w: %q: empty chunk", errManifest, e.Path)
-				}
-				e.Chunks[j].Size = uint32(sz)
-				total += int64(sz)
-			}
-			if d.err == nil && total != e.Size {
-				return nil, fmt.Errorf("%w: %q: chunks hold %d bytes but the size is %d", errManifest, e.Path, total, e.Size)
-			}
-		case TypeSymlink:
-			e.Target = d.str(maxTargetLen)
-			if d.err == nil && (e.Target == "" || strings.IndexByte(e.Target, 0) >= 0) {
-				return nil, fmt.Errorf("%w: %q: bad symlink target", errManifest, e.Path)
-			}
-		case TypeDir:
-		default:
-			if d.err == nil {
-				return nil, fmt.Errorf("%w: %q: unknown entry type %d", errManifest, e.Path, e.Type)
-			}
+		if err := decodeEntry(&d, &e, i); err != nil {
+			return nil, err
 		}
-		if d.err != nil {
-			return nil, fmt.Errorf("%w: entry %d: %v", errManifest, i, d.err)
-		}
-		if err := checkPath(e.Path); err != nil {
-			return nil, fmt.Errorf("%w: entry %d: %v", errManifest, i, err)
-		}
-		if i > 0 && !lessPath(prev, e.Path) {
-			return nil, fmt.Errorf("%w: %q is out of order or repeated after %q", errManifest, e.Path, prev)
-		}
-		prev = e.Path
-		for len(dirs) > 0 && !strings.HasPrefix(e.Path, dirs[len(dirs)-1]+"/") {
-			dirs = dirs[:len(dirs)-1]
-		}
-		parent := ""
-		if len(dirs) > 0 {
-			parent = dirs[len(dirs)-1]
-		}
-		if parentOf(e.Path) != parent {
-			return nil, fmt.Errorf("%w: %q has no directory entry for its parent", errManifest, e.Path)
-		}
-		if e.Type == TypeDir {
-			dirs = append(dirs, e.Path)
+		if err := chk.check(&e, i); err != nil {
+			return nil, err
 		}
 		m.Entries = append(m.Entries, e)
 	}
@@ -249,6 +199,91 @@ func DecodeManifest(data []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("%w: %d trailing bytes", errManifest, len(d.buf))
 	}
 	return m, nil
+}
+
+// decodeEntry decodes entry i into e. A truncated input leaves d.err set
+// (and the error says so): a stream with more input may try again.
+func decodeEntry(d *decoder, e *Entry, i uint64) error {
+	e.Path = d.str(maxPathLen)
+	e.Type = EntryType(d.byte())
+	e.Mode = uint32(d.uvarintMax(0o7777))
+	e.UID = uint32(d.uvarintMax(1<<32 - 1))
+	e.GID = uint32(d.uvarintMax(1<<32 - 1))
+	e.MTime = d.varint()
+	e.Dev = d.uvarint()
+	e.Inode = d.uvarint()
+	e.CTime = d.varint()
+	switch e.Type {
+	case TypeFile:
+		e.Size = int64(d.uvarintMax(1<<62 - 1))
+		nc := d.uvarint()
+		if d.err == nil && nc > uint64(len(d.buf))/(cas.HashSize+1) {
+			// Not necessarily malformed in a stream: more may follow.
+			d.fail("chunk count %d exceeds the remaining input", nc)
+			break
+		}
+		if nc > 0 {
+			e.Chunks = make([]Chunk, nc)
+		}
+		var total int64
+		for j := range e.Chunks {
+			copy(e.Chunks[j].Hash[:], d.bytes(cas.HashSize))
+			sz := d.uvarintMax(cas.MaxObjectSize)
+			if d.err == nil && sz == 0 {
+				return fmt.Errorf("%w: %q: empty chunk", errManifest, e.Path)
+			}
+			e.Chunks[j].Size = uint32(sz)
+			total += int64(sz)
+		}
+		if d.err == nil && total != e.Size {
+			return fmt.Errorf("%w: %q: chunks hold %d bytes but the size is %d", errManifest, e.Path, total, e.Size)
+		}
+	case TypeSymlink:
+		e.Target = d.str(maxTargetLen)
+		if d.err == nil && (e.Target == "" || strings.IndexByte(e.Target, 0) >= 0) {
+			return fmt.Errorf("%w: %q: bad symlink target", errManifest, e.Path)
+		}
+	case TypeDir:
+	default:
+		if d.err == nil {
+			return fmt.Errorf("%w: %q: unknown entry type %d", errManifest, e.Path, e.Type)
+		}
+	}
+	if d.err != nil {
+		return fmt.Errorf("%w: entry %d: %v", errManifest, i, d.err)
+	}
+	return nil
+}
+
+// entryChecker checks that entries come clean, in tree order, unique,
+// each with a directory entry as its parent.
+type entryChecker struct {
+	dirs []string // stack of open directories, innermost last
+	prev string
+}
+
+func (c *entryChecker) check(e *Entry, i uint64) error {
+	if err := checkPath(e.Path); err != nil {
+		return fmt.Errorf("%w: entry %d: %v", errManifest, i, err)
+	}
+	if i > 0 && !lessPath(c.prev, e.Path) {
+		return fmt.Errorf("%w: %q is out of order or repeated after %q", errManifest, e.Path, c.prev)
+	}
+	c.prev = e.Path
+	for len(c.dirs) > 0 && !strings.HasPrefix(e.Path, c.dirs[len(c.dirs)-1]+"/") {
+		c.dirs = c.dirs[:len(c.dirs)-1]
+	}
+	parent := ""
+	if len(c.dirs) > 0 {
+		parent = c.dirs[len(c.dirs)-1]
+	}
+	if parentOf(e.Path) != parent {
+		return fmt.Errorf("%w: %q has no directory entry for its parent", errManifest, e.Path)
+	}
+	if e.Type == TypeDir {
+		c.dirs = append(c.dirs, e.Path)
+	}
+	return nil
 }
 
 // checkPath accepts clean relative slash paths with no empty, "." or ".."

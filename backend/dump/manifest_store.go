@@ -1,7 +1,6 @@
 package dump
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -32,9 +31,8 @@ type storedManifest struct {
 
 // storeManifest writes m through batch and returns its root hash.
 func storeManifest(batch *cas.Batch, m *Manifest) (cas.Hash, error) {
-	data := m.Encode()
-	c := newChunker(bytes.NewReader(data), metaChunks)
-	buf := make([]byte, 0, min(len(data), metaChunks.Max))
+	c := newChunker(newManifestReader(m), metaChunks)
+	buf := make([]byte, 0, metaChunks.Max)
 	var pieces []Chunk
 	for {
 		chunk, err := c.Next(buf)

@@ -153,6 +153,21 @@ func (b *Backend) loadSynced(br dotmesh.BranchRef) *storedManifest {
 	return sm
 }
 
+// syncedIter opens the synced manifest of br for reading in order, or
+// returns nil as loadSynced does.
+func (b *Backend) syncedIter(br dotmesh.BranchRef) *manifestIter {
+	root, ok := b.readSynced(br)
+	if !ok {
+		return nil
+	}
+	it, err := iterManifest(b.store, root)
+	if err != nil {
+		b.log.Warn("ignoring an unreadable synced manifest; the next commit reads every file", "branch", br, "err", err)
+		return nil
+	}
+	return it
+}
+
 func (b *Backend) writeSynced(br dotmesh.BranchRef, root cas.Hash) error {
 	if err := writeFileAtomic(b.branchDir(br), "synced", b.sealFile("synced state", []byte(root.String()+"\n")), false); err != nil {
 		return fmt.Errorf("record synced state of %s: %w", br, err)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
 	"github.com/dotmesh-io/dotmesh/backend/dump/internal/durable"
@@ -50,7 +51,7 @@ func (b *Backend) Rollback(ctx context.Context, br dotmesh.BranchRef, c dotmesh.
 		}
 		return syncDirectory(b.branchDir(br))
 	}
-	newSynced, err := b.restoreWith(ctx, b.treeDir(br), synced, target.Manifest, invalidate)
+	newSynced, err := b.restoreWith(ctx, b.treeDir(br), synced, target.Manifest, invalidate, false)
 	if err != nil {
 		return fmt.Errorf("roll back %s to %s: %w", br, c, err)
 	}
@@ -65,7 +66,8 @@ type restorer struct {
 	b      *Backend
 	dir    string
 	isRoot bool
-	syncer *durable.Syncer // fsyncs written files in the background
+	fresh  bool            // dir is new and unseen: files are written in place
+	syncer *durable.Syncer // fsyncs written files in the background; nil: one syncfs at the end
 
 	touchedMu sync.Mutex
 	touched   map[string]bool // dirs whose entries changed: their mtime needs resetting
@@ -78,31 +80,44 @@ type fileWrite struct {
 	cur    *Entry // the file as scanned
 }
 
-// restore makes dir equal to target. synced is the manifest dir was last
-// synced with (nil when unknown): a file that still matches its synced
-// entry by stat and has the target's chunks is left alone. It returns the
-// root of the new synced manifest (the target with this node's stat data),
-// stored durably along with the tree.
-func (b *Backend) restore(ctx context.Context, dir string, cached, target *Manifest) (cas.Hash, error) {
-	return b.restoreWith(ctx, dir, cached, target, nil)
+// restoreFresh fills dir, a new empty directory that nobody sees until the
+// caller renames it into place, with target, and returns the root of its
+// synced manifest. Files are written under their own names (there is no
+// old version to keep whole) and made durable by one syncfs at the end.
+func (b *Backend) restoreFresh(ctx context.Context, dir string, target *Manifest) (cas.Hash, error) {
+	return b.restoreWith(ctx, dir, nil, target, nil, true)
 }
 
-// restoreWith is restore; when invalidate is set, files that still match
-// their cached entry by stat are patched in place (only the chunks that
-// differ are written), after invalidate has made the change cache
-// unusable durably (see patchFile).
-func (b *Backend) restoreWith(ctx context.Context, dir string, cached, target *Manifest, invalidate func() error) (cas.Hash, error) {
-	r := &restorer{b: b, dir: dir, isRoot: os.Geteuid() == 0, touched: map[string]bool{},
-		syncer: durable.NewSyncer(16, 64)}
-	synced := false
+// bulkSync is the number of written files from which a restore makes
+// them durable with one syncfs of the tree's filesystem instead of an
+// fsync each: per-file fsyncs cost a journal commit per few files (81 s
+// for 500,000 small files against 28 s for cp -a and sync), while syncfs
+// also flushes whatever else is dirty there, a cost that only pays off
+// for many files.
+const bulkSync = 512
+
+// restoreWith makes dir equal to target. cached is the manifest dir was
+// last synced with (nil when unknown): a file that still matches its
+// cached entry by stat and has the target's chunks is left alone. When
+// invalidate is set, files that still match their cached entry by stat
+// are patched in place (only the chunks that differ are written), after
+// invalidate has made the change cache unusable durably (see patchFile).
+// fresh says dir is new, empty and invisible (see restoreFresh). It
+// returns the root of the new synced manifest (the target with this
+// node's stat data), stored durably along with the tree.
+func (b *Backend) restoreWith(ctx context.Context, dir string, cached, target *Manifest, invalidate func() error, fresh bool) (cas.Hash, error) {
+	r := &restorer{b: b, dir: dir, isRoot: os.Geteuid() == 0, touched: map[string]bool{}, fresh: fresh}
 	defer func() {
-		if !synced {
+		if r.syncer != nil {
 			r.syncer.Wait() // close every file
 		}
 	}()
-	cur, err := scanTree(dir)
-	if err != nil {
-		return cas.Hash{}, err
+	var cur []Entry
+	if !fresh {
+		var err error
+		if cur, err = scanTree(dir); err != nil {
+			return cas.Hash{}, err
+		}
 	}
 	if !r.isRoot {
 		// Without CAP_DAC_OVERRIDE a read-only directory cannot be
@@ -115,11 +130,7 @@ func (b *Backend) restoreWith(ctx context.Context, dir string, cached, target *M
 			}
 		}
 	}
-	want := make(map[string]*Entry, len(target.Entries))
-	for i := range target.Entries {
-		want[target.Entries[i].Path] = &target.Entries[i]
-	}
-	have, err := r.removeExtra(cur, want)
+	have, err := r.removeExtra(cur, target)
 	if err != nil {
 		return cas.Hash{}, err
 	}
@@ -177,6 +188,10 @@ func (b *Backend) restoreWith(ctx context.Context, dir string, cached, target *M
 			return cas.Hash{}, fmt.Errorf("drop the change cache before patching files: %w", err)
 		}
 	}
+	bulk := fresh || len(writes) >= bulkSync
+	if !bulk {
+		r.syncer = durable.NewSyncer(16, 64)
+	}
 	if err := r.writeFiles(ctx, writes); err != nil {
 		return cas.Hash{}, err
 	}
@@ -184,17 +199,25 @@ func (b *Backend) restoreWith(ctx context.Context, dir string, cached, target *M
 		return cas.Hash{}, err
 	}
 	// The synced manifest about to be written vouches for these files'
-	// contents: they must be on disk first.
-	synced = true
-	if err := r.syncer.Wait(); err != nil {
-		return cas.Hash{}, err
-	}
-	var dirs []string
-	for rel := range r.touched {
-		dirs = append(dirs, r.path(rel))
-	}
-	if err := durable.SyncDirs(dirs, 16); err != nil {
-		return cas.Hash{}, err
+	// contents: they must be on disk first, with the directory entries
+	// that name them.
+	if bulk {
+		if err := durable.SyncFS(dir); err != nil {
+			return cas.Hash{}, err
+		}
+	} else {
+		s := r.syncer
+		r.syncer = nil
+		if err := s.Wait(); err != nil {
+			return cas.Hash{}, err
+		}
+		var dirs []string
+		for rel := range r.touched {
+			dirs = append(dirs, r.path(rel))
+		}
+		if err := durable.SyncDirs(dirs, 16); err != nil {
+			return cas.Hash{}, err
+		}
 	}
 	return r.storeSynced(target)
 }
@@ -208,18 +231,24 @@ func (r *restorer) touch(rel string) {
 }
 
 // removeExtra deletes what the target lacks or has with another type, and
-// returns what is left, by path.
-func (r *restorer) removeExtra(cur []Entry, want map[string]*Entry) (map[string]*Entry, error) {
+// returns what is left, by path. cur and target are both in tree order.
+func (r *restorer) removeExtra(cur []Entry, target *Manifest) (map[string]*Entry, error) {
 	have := make(map[string]*Entry, len(cur))
 	gone := "" // prefix of a removed directory's contents
+	ti := 0
 	for i := range cur {
 		c := &cur[i]
 		if gone != "" && strings.HasPrefix(c.Path, gone) {
 			continue
 		}
-		if t := want[c.Path]; t != nil && t.Type == c.Type && c.Type != 0 {
-			have[c.Path] = c
-			continue
+		for ti < len(target.Entries) && comparePath(target.Entries[ti].Path, c.Path) < 0 {
+			ti++
+		}
+		if ti < len(target.Entries) {
+			if t := &target.Entries[ti]; t.Path == c.Path && t.Type == c.Type && c.Type != 0 {
+				have[c.Path] = c
+				continue
+			}
 		}
 		p := r.path(c.Path)
 		if c.Type == TypeDir {
@@ -301,7 +330,7 @@ func (r *restorer) writeFiles(ctx context.Context, files []fileWrite) error {
 		errMu sync.Mutex
 		first error
 	)
-	for i := 0; i < r.b.workers; i++ {
+	for i := 0; i < writers(r.b.workers); i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -350,18 +379,23 @@ func (r *restorer) writeFiles(ctx context.Context, files []fileWrite) error {
 	return nil
 }
 
+// writeFile writes t whole: under a temporary name in its directory,
+// renamed over the old file when complete, or in place in a fresh tree.
 func (r *restorer) writeFile(t *Entry, buf []byte) ([]byte, error) {
 	p := r.path(t.Path)
-	tmp := filepath.Join(filepath.Dir(p), tmpPrefix+randomSuffix())
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	name := p
+	if !r.fresh {
+		name = filepath.Join(filepath.Dir(p), tmpPrefix+randomSuffix())
+	}
+	fd, err := unix.Open(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return buf, fmt.Errorf("restore %s: %w", p, err)
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			f.Close()
-			os.Remove(tmp)
+			unix.Close(fd)
+			os.Remove(name)
 		}
 	}()
 	for _, c := range t.Chunks {
@@ -372,28 +406,80 @@ func (r *restorer) writeFile(t *Entry, buf []byte) ([]byte, error) {
 		if len(buf) != int(c.Size) {
 			return buf, fmt.Errorf("%w: restore %s: chunk %s holds %d bytes, the manifest says %d", dotmesh.ErrCorrupt, p, c.Hash, len(buf), c.Size)
 		}
-		if _, err := f.Write(buf); err != nil {
+		if err := writeAll(fd, buf); err != nil {
 			return buf, fmt.Errorf("restore %s: %w", p, err)
 		}
 	}
 	if r.isRoot {
-		if err := f.Chown(int(t.UID), int(t.GID)); err != nil && !errors.Is(err, unix.EPERM) {
+		if err := unix.Fchown(fd, int(t.UID), int(t.GID)); err != nil && !errors.Is(err, unix.EPERM) {
 			return buf, fmt.Errorf("chown %s: %w", p, err)
 		}
 	}
-	if err := unix.Fchmod(int(f.Fd()), t.Mode); err != nil {
+	if err := unix.Fchmod(fd, t.Mode); err != nil {
 		return buf, fmt.Errorf("chmod %s: %w", p, err)
 	}
-	if err := setMTime(tmp, t.MTime); err != nil {
-		return buf, err
+	if err := futimens(fd, t.MTime); err != nil {
+		return buf, fmt.Errorf("set mtime of %s: %w", p, err)
 	}
-	if err := os.Rename(tmp, p); err != nil {
-		return buf, fmt.Errorf("restore %s: %w", p, err)
+	if !r.fresh {
+		if err := os.Rename(name, p); err != nil {
+			return buf, fmt.Errorf("restore %s: %w", p, err)
+		}
+		r.touch(t.Path)
 	}
 	ok = true
-	r.touch(t.Path)
-	r.syncer.Add(f) // fsynced and closed in the background
-	return buf, nil
+	if r.syncer == nil {
+		if err := unix.Close(fd); err != nil {
+			return buf, fmt.Errorf("restore %s: %w", p, err)
+		}
+		return buf, nil
+	}
+	return buf, r.finishFile(os.NewFile(uintptr(fd), p))
+}
+
+// writers is how many goroutines write a restore's files: more than the
+// workers, since each spends most of its time in the kernel creating
+// files, where it often waits (on the journal, on a directory lock) and
+// leaves the CPU to another.
+func writers(workers int) int { return 4 * workers }
+
+// finishFile hands a written file to the syncer, or closes it when one
+// syncfs makes the whole restore durable.
+func (r *restorer) finishFile(f *os.File) error {
+	if r.syncer != nil {
+		r.syncer.Add(f) // fsynced and closed in the background
+		return nil
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("restore %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// futimens sets the modification time of the open file fd, leaving its
+// access time alone: utimensat with a NULL path, which x/sys/unix does
+// not wrap (its Futimes takes microseconds; mtimes are kept to the ns).
+func futimens(fd int, mtime int64) error {
+	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtime)}
+	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 // worthPatching reports whether patching the file old describes into t
@@ -489,8 +575,7 @@ func (r *restorer) patchFile(w fileWrite, buf []byte) (bool, []byte, error) {
 		return true, buf, err
 	}
 	ok = true
-	r.syncer.Add(f) // fsynced and closed in the background
-	return true, buf, nil
+	return true, buf, r.finishFile(f)
 }
 
 // finishDirs sets directory owners, modes and mtimes deepest first, after
@@ -534,20 +619,24 @@ func (r *restorer) storeSynced(target *Manifest) (cas.Hash, error) {
 	if err != nil {
 		return cas.Hash{}, err
 	}
-	byPath := make(map[string]*Entry, len(now))
-	for i := range now {
-		byPath[now[i].Path] = &now[i]
-	}
+	// Both lists are in tree order: merge them.
 	m := &Manifest{Entries: make([]Entry, len(target.Entries))}
+	ni := 0
 	for i := range target.Entries {
 		e := target.Entries[i]
 		e.Dev, e.Inode, e.CTime = 0, 0, 0
-		if n := byPath[e.Path]; n != nil && n.Type == e.Type && (e.Type != TypeFile || n.Size == e.Size) {
-			e.Mode, e.UID, e.GID, e.MTime = n.Mode, n.UID, n.GID, n.MTime
-			e.Dev, e.Inode, e.CTime = n.Dev, n.Inode, n.CTime
+		for ni < len(now) && comparePath(now[ni].Path, e.Path) < 0 {
+			ni++
+		}
+		if ni < len(now) {
+			if n := &now[ni]; n.Path == e.Path && n.Type == e.Type && (e.Type != TypeFile || n.Size == e.Size) {
+				e.Mode, e.UID, e.GID, e.MTime = n.Mode, n.UID, n.GID, n.MTime
+				e.Dev, e.Inode, e.CTime = n.Dev, n.Inode, n.CTime
+			}
 		}
 		m.Entries[i] = e
 	}
+	now = nil
 	forgetRacy(m.Entries, fsNow)
 	batch, err := r.b.store.NewBatch()
 	if err != nil {

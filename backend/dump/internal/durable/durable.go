@@ -1,8 +1,11 @@
-// Package durable makes files and directory entries durable with
-// per-file fsyncs run on a background pool. syncfs would be one call, but
-// it also flushes every other dirty byte on the filesystem (a freshly
-// copied working tree, other programs' writes), which can cost seconds
-// that are not ours to spend.
+// Package durable makes files and directory entries durable: with
+// per-file fsyncs run on a background pool, or with one syncfs (SyncFS)
+// when there are many files. syncfs is one call, but it also flushes
+// every other dirty byte on the filesystem (a freshly copied working
+// tree, other programs' writes), which can cost seconds that are not
+// ours to spend; per-file fsyncs cost a journal commit every few files,
+// which for many small files costs more (a restore of 500,000 files
+// spent most of its 81 s in them).
 package durable
 
 import (
@@ -10,7 +13,23 @@ import (
 	"fmt"
 	"os"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
+
+// SyncFS makes everything written to the filesystem that holds dir
+// durable (syncfs(2)): file contents, inodes and directory entries.
+func SyncFS(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("make %s durable: %w", dir, err)
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("make %s durable: syncfs: %w", dir, err)
+	}
+	return nil
+}
 
 // Syncer fsyncs and closes files in the background. Add hands over an
 // open file; Wait returns once every file added is durable and closed.
