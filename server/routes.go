@@ -199,11 +199,6 @@ func (s *server) guard(rt *route) http.HandlerFunc {
 			s.log.ErrorContext(r.Context(), "route answered without its permission check", "method", rt.method, "pattern", rt.pattern)
 		}
 		if cw != nil {
-			// The answer goes out first: the record is a registry write
-			// of its own (a commit would wait for a second fsync).
-			s.auditing.RLock()
-			defer s.auditing.RUnlock()
-			_ = http.NewResponseController(cw).Flush()
 			s.recordAudit(r, rt, cw)
 		}
 	}

@@ -69,7 +69,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -106,12 +105,6 @@ type server struct {
 
 	metrics  http.Handler // Options.Metrics
 	profiler bool         // Options.Profiler
-
-	// auditing is held for reading from the moment an audited call's
-	// answer is sent until its audit record is written (guard), so that
-	// the caller does not wait for that write; GET /v1/audit takes it
-	// for writing first, so that it lists every call answered before.
-	auditing sync.RWMutex
 }
 
 // New returns the API handler for node.

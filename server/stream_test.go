@@ -107,11 +107,8 @@ func TestStreamedLongCalls(t *testing.T) {
 	if plain, _ := json.Marshal(same); !bytes.Equal(plain, ev.Result) {
 		t.Fatalf("streamed commit %s, the node has %s", ev.Result, plain)
 	}
-	// The audit reads the streamed answer as it reads the plain one; GET
-	// /v1/audit lists the record of a call answered before it.
-	var page api.AuditPage
-	ok(t, n, 200, "GET", "/v1/audit?limit=1", "", &page)
-	recs, err := page.Records, error(nil)
+	// The audit reads the streamed answer as it reads the plain one.
+	recs, _, err := n.Node.Audit().List(context.Background(), dotmesh.AuditQuery{Limit: 1})
 	if err != nil || len(recs) != 1 || recs[0].Action != "commit" || recs[0].Commit != string(c.ID) || recs[0].Branch != "master" {
 		t.Fatalf("audit after a streamed commit: %+v, %v", recs, err)
 	}
