@@ -265,6 +265,7 @@ func TestNeutralPatchSendsChangedBytes(t *testing.T) {
 	to.bytes = 0
 	_, err = a.node.Push(ctx, app, "", to, dotmesh.TransferOptions{Neutral: true})
 	require.NoError(t, err)
+	t.Logf("a 2-byte change of a 4 MiB file: %d bytes sent", to.bytes)
 	require.Less(t, to.bytes, int64(300), "a 2-byte change of a 4 MiB file")
 	require.Equal(t, streamSummary(t, dirStream(t, rootOf(t, a, ""))), streamSummary(t, dirStream(t, rootOf(t, b, ""))))
 }
