@@ -41,11 +41,7 @@
 // trailer checked out writes the commit record: a cut or corrupt stream
 // leaves blobs (flushed, so the next attempt skips them) but no commit.
 // FetchCommit reads chunks in batches of about 8 MiB (repo.GetBlobs), so
-// chunks stored side by side come in one ranged read; it starts with the
-// stream's first read and keeps a few batches read, opened and checked
-// ahead of the stream's writer (into pooled buffers, given back once the
-// stream is past them), so that on a clone the reads, their decryption
-// and the writing of the working tree overlap. GC removes unused
+// chunks stored side by side come in one ranged read. GC removes unused
 // blobs with repo.Prune (packs dropped or repacked). A commit record is not yet part of anything: State lists
 // it in Have (a re-run skips it) but a branch shows it only once
 // Finish moved the branch's ref to it (compare-and-swap from the
