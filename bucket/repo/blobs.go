@@ -85,29 +85,14 @@ func (r *Repo) GetBlobsFrames(ctx context.Context, ids []ID) (data, frames [][]b
 	return r.getBlobsFrames(ctx, ids, true)
 }
 
-// GetBlobsFramesPooled is GetBlobsFrames (GetBlobs when withFrames is
-// false) reading into pooled memory: data and frames stay valid until
-// release, which the caller must call once it is done with them (also
-// after an error).
-func (r *Repo) GetBlobsFramesPooled(ctx context.Context, ids []ID, withFrames bool) (data, frames [][]byte, release func(), err error) {
-	p := &bufs{}
-	data, frames, err = r.readBlobs(ctx, ids, withFrames, p)
-	return data, frames, p.release, err
-}
-
 func (r *Repo) getBlobsFrames(ctx context.Context, ids []ID, withFrames bool) ([][]byte, [][]byte, error) {
-	return r.readBlobs(ctx, ids, withFrames, nil)
-}
-
-// readBlobs reads blobs ids, their buffers from p when p is not nil.
-func (r *Repo) readBlobs(ctx context.Context, ids []ID, withFrames bool, p *bufs) ([][]byte, [][]byte, error) {
 	out := make([][]byte, len(ids))
 	var frames [][]byte
 	if withFrames {
 		frames = make([][]byte, len(ids))
 	}
 	for retry := 0; ; retry++ {
-		err := r.getBlobs(ctx, ids, out, frames, p)
+		err := r.getBlobs(ctx, ids, out, frames)
 		var mp *missingPackError
 		if err == nil || !errors.As(err, &mp) {
 			return out, frames, err
@@ -144,8 +129,8 @@ func (e *BlobError) Error() string { return e.Err.Error() }
 func (e *BlobError) Unwrap() error { return e.Err }
 
 // getBlobs fills the missing blobs of out, and their frames when frames
-// is not nil; packed blobs are read into buffers from p (when not nil).
-func (r *Repo) getBlobs(ctx context.Context, ids []ID, out, frames [][]byte, p *bufs) error {
+// is not nil.
+func (r *Repo) getBlobs(ctx context.Context, ids []ID, out, frames [][]byte) error {
 	ix, err := r.loadIndex(ctx)
 	if err != nil {
 		return err
@@ -201,7 +186,7 @@ func (r *Repo) getBlobs(ctx context.Context, ids []ID, out, frames [][]byte, p *
 		first := packed[0].loc
 		name := PackObject(first.Pack)
 		run := packEntry{Offset: first.Offset, Length: uint32(end - int64(first.Offset))}
-		b, err := r.readRangeInto(ctx, name, run, p)
+		b, err := r.readRange(ctx, name, run)
 		if errors.Is(err, dotmesh.ErrNotFound) {
 			return &BlobError{first.ID, &missingPackError{name, first.ID}}
 		}
@@ -219,7 +204,7 @@ func (r *Repo) getBlobs(ctx context.Context, ids []ID, out, frames [][]byte, p *
 			off := int64(w.loc.Offset) - int64(first.Offset)
 			// b is this call's own and each blob's range is opened once,
 			// in place.
-			data, frame, err := r.codec.openBlobFrameInto(w.loc.ID, b[off:off+int64(w.loc.Length):off+int64(w.loc.Length)], true, p)
+			data, frame, err := r.codec.openBlobFrame(w.loc.ID, b[off:off+int64(w.loc.Length):off+int64(w.loc.Length)], true)
 			if err != nil {
 				return &BlobError{w.loc.ID, corrupt(name, fmt.Errorf("blob %s at offset %d: %w", w.loc.ID, w.loc.Offset, err))}
 			}
@@ -275,11 +260,6 @@ const (
 
 // readRange reads e's bytes of object name.
 func (r *Repo) readRange(ctx context.Context, name string, e packEntry) ([]byte, error) {
-	return r.readRangeInto(ctx, name, e, nil)
-}
-
-// readRangeInto is readRange into a buffer from p (when not nil).
-func (r *Repo) readRangeInto(ctx context.Context, name string, e packEntry, p *bufs) ([]byte, error) {
 	rc, err := r.store.Get(ctx, name, int64(e.Offset), int64(e.Length))
 	if errors.Is(err, dotmesh.ErrCorrupt) {
 		return nil, corrupt(name, err) // a short object: truncated
@@ -288,12 +268,7 @@ func (r *Repo) readRangeInto(ctx context.Context, name string, e packEntry, p *b
 		return nil, err
 	}
 	defer rc.Close()
-	var b []byte
-	if p != nil {
-		b = p.get(int(e.Length))
-	} else {
-		b = make([]byte, e.Length)
-	}
+	b := make([]byte, e.Length)
 	if _, err := io.ReadFull(rc, b); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			return nil, corrupt(name, fmt.Errorf("shorter than the index says (%d bytes at offset %d)", e.Length, e.Offset))

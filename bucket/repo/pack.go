@@ -211,13 +211,7 @@ func (c *codec) openBlobData(id ID, stored []byte) ([]byte, error) {
 // was decompressed from (nil when stored uncompressed); inPlace as
 // openFrame's.
 func (c *codec) openBlobFrame(id ID, stored []byte, inPlace bool) ([]byte, []byte, error) {
-	return c.openBlobFrameInto(id, stored, inPlace, nil)
-}
-
-// openBlobFrameInto is openBlobFrame decompressing into a buffer from p
-// (when not nil).
-func (c *codec) openBlobFrameInto(id ID, stored []byte, inPlace bool, p *bufs) ([]byte, []byte, error) {
-	data, frame, err := c.openFrameInto(kindBlob, BlobObject(id), stored, inPlace, p)
+	data, frame, err := c.openFrame(kindBlob, BlobObject(id), stored, inPlace)
 	if err != nil {
 		return nil, nil, err
 	}

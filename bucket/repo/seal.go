@@ -217,12 +217,6 @@ func (c *codec) open(kind byte, name string, stored []byte) ([]byte, error) {
 // a sealed object is opened in stored's memory, which the caller gives up
 // (no second buffer to allocate and clear).
 func (c *codec) openFrame(kind byte, name string, stored []byte, inPlace bool) ([]byte, []byte, error) {
-	return c.openFrameInto(kind, name, stored, inPlace, nil)
-}
-
-// openFrameInto is openFrame decompressing into a buffer from p (when
-// not nil) when the frame says its size.
-func (c *codec) openFrameInto(kind byte, name string, stored []byte, inPlace bool, p *bufs) ([]byte, []byte, error) {
 	k, mode, err := parseHeader(stored)
 	if err != nil {
 		return nil, nil, err
@@ -265,14 +259,7 @@ func (c *codec) openFrameInto(kind byte, name string, stored []byte, inPlace boo
 	case encRaw:
 		return pt[1:], nil, nil
 	case encZstd:
-		var dst []byte
-		if p != nil {
-			var h zstd.Header
-			if h.Decode(pt[1:]) == nil && h.HasFCS && h.FrameContentSize > 0 && h.FrameContentSize <= MaxObjectSize {
-				dst = p.get(int(h.FrameContentSize))[:0]
-			}
-		}
-		out, err := c.dec.DecodeAll(pt[1:], dst)
+		out, err := c.dec.DecodeAll(pt[1:], nil)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: decompress: %v", errOpen, err)
 		}

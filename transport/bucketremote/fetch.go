@@ -115,17 +115,6 @@ type chunkBatch struct {
 	data   [][]byte
 	err    error
 	done   chan struct{}
-	// release gives data's memory back (repo.GetBlobsFramesPooled) once
-	// the stream is past the batch; nil when there is none.
-	release func()
-}
-
-// free releases b's memory, if any.
-func (b *chunkBatch) free() {
-	if b != nil && b.release != nil {
-		b.release()
-		b.release, b.data = nil, nil
-	}
 }
 
 // fetchItem is an entry of the tree, or (entry nil) the next chunk of the
@@ -143,7 +132,7 @@ const fetchAhead = 6
 
 // writeCommit writes rec's tree as a neutral stream to w, or the delta
 // from base's when base is set. One goroutine walks the tree, cuts it
-// into batches (fetchBatch bytes of chunks, or batchItemsMax items) and starts
+// into batches (fetchBatch bytes of chunks, or 256 items) and starts
 // their reads, at most max(Parallel/2, 2) at once and fetchAhead batches
 // ahead of the writer, which takes them in order.
 func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.Writer) error {
@@ -154,18 +143,11 @@ func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.
 	// instead of cutting them again (dotmesh.ChunkStager).
 	offer := dotmesh.ChunksWanted(ctx)
 	var wg sync.WaitGroup
-	items := &batchItems{ctx: ctx, batches: batches}
 	defer func() {
 		cancel()
-		var left []*chunkBatch
-		for b := range batches { // the walker ends at its next send
-			left = append(left, b)
+		for range batches { // the walker ends at its next send
 		}
 		wg.Wait()
-		for _, b := range left {
-			b.free()
-		}
-		items.cur.free()
 	}()
 	wg.Add(1)
 	go func() {
@@ -218,7 +200,7 @@ func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.
 					}
 				}
 			}
-			if len(b.items) >= batchItemsMax {
+			if len(b.items) >= 256 {
 				return start()
 			}
 			return nil
@@ -249,6 +231,7 @@ func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.
 	if err != nil {
 		return err
 	}
+	items := &batchItems{ctx: ctx, batches: batches}
 	for {
 		it, _, err := items.next()
 		if err == io.EOF {
@@ -286,8 +269,13 @@ func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.
 // lengths, offers them to a receiving node when offer is set, and sets
 // b.data or b.err.
 func (r *Remote) readChunks(ctx context.Context, b *chunkBatch, offer bool, what string) {
-	data, frames, release, err := r.repo.GetBlobsFramesPooled(ctx, b.ids, offer)
-	b.release = release
+	var data, frames [][]byte
+	var err error
+	if offer {
+		data, frames, err = r.repo.GetBlobsFrames(ctx, b.ids)
+	} else {
+		data, err = r.repo.GetBlobs(ctx, b.ids)
+	}
 	if err != nil {
 		id := b.ids[0]
 		var be *repo.BlobError
@@ -319,16 +307,12 @@ type batchItems struct {
 	ctx     context.Context
 	batches <-chan *chunkBatch
 	cur     *chunkBatch
-	i, c    int   // the next item of cur, and the next chunk
-	err     error // a batch's failure, returned from then on
+	i, c    int // the next item of cur, and the next chunk
 }
 
 // next returns the next item (and a chunk's data), or io.EOF after the
 // last.
 func (b *batchItems) next() (fetchItem, []byte, error) {
-	if b.err != nil {
-		return fetchItem{}, nil, b.err
-	}
 	for b.cur == nil || b.i == len(b.cur.items) {
 		cur, ok := <-b.batches
 		if !ok {
@@ -338,12 +322,10 @@ func (b *batchItems) next() (fetchItem, []byte, error) {
 			return fetchItem{}, nil, io.EOF
 		}
 		<-cur.done
-		b.cur.free() // the stream is past it
-		b.cur, b.i, b.c = cur, 0, 0
 		if cur.err != nil {
-			b.err = cur.err
-			return fetchItem{}, nil, b.err
+			return fetchItem{}, nil, cur.err
 		}
+		b.cur, b.i, b.c = cur, 0, 0
 	}
 	it := b.cur.items[b.i]
 	b.i++
@@ -351,18 +333,13 @@ func (b *batchItems) next() (fetchItem, []byte, error) {
 		return it, nil, nil
 	}
 	d := b.cur.data[b.c]
+	b.cur.data[b.c] = nil // the stream holds it no longer than it needs
 	b.c++
 	return it, d, nil
 }
 
-// fetchBatch is the chunk bytes one read of a fetch asks for, and
-// batchItemsMax the most tree entries and chunks it holds: a tree of
-// small files is read in requests of a few MiB too, not one per few
-// hundred files.
-const (
-	fetchBatch    = 8 << 20
-	batchItemsMax = 4096
-)
+// fetchBatch is the chunk bytes one read of a fetch asks for.
+const fetchBatch = 8 << 20
 
 // chunksReader reads a file's content from the next left chunks.
 type chunksReader struct {
