@@ -17,8 +17,7 @@ import (
 )
 
 // The node's side of a bucket transfer, without a server in between: a
-// 128 MiB files dot (1024 files of 64 KiB and 8 of 8 MiB, half random,
-// half text) pushed
+// 128 MiB files dot (1024 files of 64 KiB and 8 of 8 MiB, random) pushed
 // to a bucket on local disk, and cloned from it onto a fresh node.
 
 func benchNode(b testing.TB) *dotmesh.Node {
@@ -70,15 +69,9 @@ func benchDot(b testing.TB) *dotmesh.Node {
 	}
 	r := rand.New(rand.NewPCG(1, 1))
 	write := func(p string, size int) {
-		// Half random, half text-like (compressible), as the s3 bench's tree.
 		data := make([]byte, size)
-		text := r.IntN(2) == 0
 		for i := range data {
-			if text {
-				data[i] = "abcdefghij klmnop\n"[r.IntN(18)]
-			} else {
-				data[i] = byte(r.Uint32())
-			}
+			data[i] = byte(r.Uint32())
 		}
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			b.Fatal(err)
