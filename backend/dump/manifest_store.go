@@ -92,9 +92,9 @@ func decodeRoot(data []byte) ([]Chunk, error) {
 	return pieces, nil
 }
 
-// loadManifest reads and validates the manifest named by root. Damage or
-// missing objects wrap dotmesh.ErrCorrupt and name the object.
-func loadManifest(get objectGetter, root cas.Hash) (*storedManifest, error) {
+// rootPieces reads the manifest root named by root and decodes the list
+// of pieces it names; errors wrap dotmesh.ErrCorrupt and name the root.
+func rootPieces(get objectGetter, root cas.Hash) ([]Chunk, error) {
 	rootData, err := get.Get(root, nil)
 	if err != nil {
 		return nil, manifestErr(root, err)
@@ -102,6 +102,16 @@ func loadManifest(get objectGetter, root cas.Hash) (*storedManifest, error) {
 	pieces, err := decodeRoot(rootData)
 	if err != nil {
 		return nil, manifestErr(root, err)
+	}
+	return pieces, nil
+}
+
+// loadManifest reads and validates the manifest named by root. Damage or
+// missing objects wrap dotmesh.ErrCorrupt and name the object.
+func loadManifest(get objectGetter, root cas.Hash) (*storedManifest, error) {
+	pieces, err := rootPieces(get, root)
+	if err != nil {
+		return nil, err
 	}
 	// Grow with the verified data rather than trusting declared sizes.
 	var data []byte

@@ -62,13 +62,9 @@ type manifestIter struct {
 // iterManifest opens the manifest named by root for reading entry by
 // entry. Errors wrap dotmesh.ErrCorrupt, as loadManifest's do.
 func iterManifest(get objectGetter, root cas.Hash) (*manifestIter, error) {
-	rootData, err := get.Get(root, nil)
+	pieces, err := rootPieces(get, root)
 	if err != nil {
-		return nil, manifestErr(root, err)
-	}
-	pieces, err := decodeRoot(rootData)
-	if err != nil {
-		return nil, manifestErr(root, err)
+		return nil, err
 	}
 	it := &manifestIter{get: get, root: root, pieces: pieces}
 	var total uint64
