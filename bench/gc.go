@@ -32,8 +32,8 @@ type gcSample struct {
 }
 
 func runGC(dm string, size int64, runs int, keep bool) error {
-	if _, err := exec.LookPath("restic"); err != nil {
-		return skipped{"restic is not installed (apt-get install restic); this section compares against it"}
+	if err := needRestic(); err != nil {
+		return err
 	}
 	work, err := os.MkdirTemp("", "dotmesh-bench-gc-")
 	if err != nil {

@@ -211,9 +211,18 @@ type sample struct {
 	resticStored                         int64
 }
 
-func run(dm string, size int64, runs int, keep bool) error {
+// needRestic skips a section that compares against restic when it is
+// not installed.
+func needRestic() error {
 	if _, err := exec.LookPath("restic"); err != nil {
 		return skipped{"restic is not installed (apt-get install restic); this section compares against it"}
+	}
+	return nil
+}
+
+func run(dm string, size int64, runs int, keep bool) error {
+	if err := needRestic(); err != nil {
+		return err
 	}
 	work, err := os.MkdirTemp("", "dotmesh-bench-")
 	if err != nil {

@@ -70,8 +70,8 @@ type s3Sample struct {
 }
 
 func runS3(dm string, size int64, runs int, keep bool) error {
-	if _, err := exec.LookPath("restic"); err != nil {
-		return skipped{"restic is not installed (apt-get install restic); this section compares against it"}
+	if err := needRestic(); err != nil {
+		return err
 	}
 	if _, err := s3test.WeedPath(); err != nil {
 		return skipped{err.Error()}

@@ -30,8 +30,8 @@ type smallSample struct {
 }
 
 func runSmall(dm string, files, runs int, keep bool) error {
-	if _, err := exec.LookPath("restic"); err != nil {
-		return skipped{"restic is not installed (apt-get install restic); this section compares against it"}
+	if err := needRestic(); err != nil {
+		return err
 	}
 	work, err := os.MkdirTemp("", "dotmesh-bench-small-")
 	if err != nil {
