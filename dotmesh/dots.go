@@ -1,6 +1,7 @@
 package dotmesh
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -106,8 +107,16 @@ func (n *Node) ListDots(ctx context.Context) ([]DotStatus, error) {
 		return nil, err
 	}
 	// Only ids and parents of commits: the count needs the walk, and
-	// only each head is decoded in full.
-	if all.commits, err = linksByDot(ctx, n.store); err != nil {
+	// only each current head is kept and decoded in full.
+	heads := make(map[CommitID]bool, len(dots))
+	for _, d := range dots {
+		for _, b := range all.branches[d.ID] {
+			if b.Name == d.Current && b.Head != "" {
+				heads[b.Head] = true
+			}
+		}
+	}
+	if all.commits, err = linksByDot(ctx, n.store, heads); err != nil {
 		return nil, err
 	}
 	if all.mounts, err = groupByDot[Mount](ctx, n.store, mountsPrefix); err != nil {
@@ -176,26 +185,41 @@ func groupByDot[T any](ctx context.Context, s ClusterStore, prefix string) (map[
 	return out, nil
 }
 
-// linksByDot lists every dot's commit records, grouped by dot id.
-func linksByDot(ctx context.Context, s ClusterStore) (map[DotID]commitLinks, error) {
-	kvs, err := s.List(ctx, commitsPrefix)
+// linksByDot reads every dot's commit records, grouped by dot id: id and
+// parent of each, and the whole record only of the commits keep names
+// (the heads a listing shows). Through the store's Scanner (bbolt) the
+// values are read where they lie, so a dot of 10,000 commits costs their
+// ids, not a copy of every record.
+func linksByDot(ctx context.Context, s ClusterStore, keep map[CommitID]bool) (map[DotID]commitLinks, error) {
+	out := make(map[DotID]commitLinks)
+	var cur DotID
+	var ls commitLinks
+	err := scanPrefix(ctx, s, commitsPrefix, func(key, value []byte) error {
+		rest := key[len(commitsPrefix):]
+		i := bytes.IndexByte(rest, '/')
+		if i < 0 {
+			return nil
+		}
+		if string(rest[:i]) != string(cur) || ls == nil {
+			cur = DotID(rest[:i])
+			if ls = out[cur]; ls == nil {
+				ls = commitLinks{}
+				out[cur] = ls
+			}
+		}
+		id, parent, err := commitLinkOf(value)
+		if err != nil {
+			return fmt.Errorf("%w: registry key %s: %v", ErrCorrupt, key, err)
+		}
+		l := commitLink{parent: parent}
+		if keep[id] {
+			l.kv = KV{Key: string(key), Value: bytes.Clone(value)}
+		}
+		ls[id] = l
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	out := make(map[DotID]commitLinks)
-	for _, kv := range kvs {
-		id, _, ok := strings.Cut(strings.TrimPrefix(kv.Key, commitsPrefix), "/")
-		if !ok {
-			continue
-		}
-		ls := out[DotID(id)]
-		if ls == nil {
-			ls = commitLinks{}
-			out[DotID(id)] = ls
-		}
-		if err := ls.add(kv); err != nil {
-			return nil, err
-		}
 	}
 	return out, nil
 }
@@ -241,11 +265,10 @@ func (n *Node) statusOf(ctx context.Context, d *Dot, branches []*Branch, commits
 	if st.Branch == nil {
 		return nil, fmt.Errorf("%w: dot %s's current branch %s is missing from the registry", ErrCorrupt, d.DotName(), d.Current)
 	}
-	chain := commits.chain(st.Branch.Head)
-	st.Commits = len(chain)
-	if len(chain) > 0 {
+	st.Commits = commits.count(st.Branch.Head)
+	if st.Commits > 0 {
 		var err error
-		if st.Head, err = n.reg.commitOf(commits, chain[0]); err != nil {
+		if st.Head, err = n.reg.commitOf(commits, st.Branch.Head); err != nil {
 			return nil, err
 		}
 	}

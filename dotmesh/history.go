@@ -99,6 +99,23 @@ func (ls commitLinks) chain(head CommitID) []CommitID {
 	return out
 }
 
+// count is len(ls.chain(head)) without building the chain: a listing
+// counts the history of every dot.
+func (ls commitLinks) count(head CommitID) int {
+	n := 0
+	for id := head; id != ""; n++ {
+		l, ok := ls[id]
+		if !ok {
+			return n
+		}
+		if n >= len(ls) { // a loop (a damaged registry): chain stops at it
+			return len(ls.chain(head))
+		}
+		id = l.parent
+	}
+	return n
+}
+
 // linkReader finds a dot's commit records by id: commitLinks once listed,
 // or pointLinks, which reads them one at a time.
 type linkReader interface {
@@ -317,8 +334,8 @@ func (r registry) records(lr linkReader, ids []CommitID, pruned bool) ([]CommitJ
 		}
 		last := pruned && i == len(ids)-1
 		out[i].ID = id
-		if v := l.kv.Value; !last && plainRecord(v) {
-			out[i].JSON = v
+		if !last && r.cc.plainRecord(l.kv) {
+			out[i].JSON = l.kv.Value
 			continue
 		}
 		c, err := r.cc.decode(l.kv)

@@ -97,6 +97,11 @@ func newKeepingStore(s ClusterStore, n *Node) *keepingStore {
 	return &keepingStore{ClusterStore: s, n: n, dotLocks: make(map[DotID]*sync.Mutex), backend: make(map[DotID]string)}
 }
 
+// Scan forwards to the store's Scanner (see scanPrefix).
+func (k *keepingStore) Scan(ctx context.Context, prefix string, fn func(key, value []byte) error) error {
+	return scanPrefix(ctx, k.ClusterStore, prefix, fn)
+}
+
 func (k *keepingStore) Put(ctx context.Context, key string, value []byte) (int64, error) {
 	if _, _, ok := recordFor(key); !ok || k.off {
 		return k.ClusterStore.Put(ctx, key, value)

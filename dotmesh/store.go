@@ -116,3 +116,31 @@ type Event struct {
 	Type EventType
 	KV   KV
 }
+
+// Scanner is an optional ClusterStore capability: Scan calls fn with every
+// key under prefix and its value, in key order, as one snapshot, without
+// copying them. key and value are valid only during the call. An error from
+// fn ends the scan and Scan returns it. A store that reads values from
+// memory it maps (bbolt) implements it, so that a walk over thousands of
+// records that keeps a few bytes of each (ids and parents of commits)
+// allocates only those.
+type Scanner interface {
+	Scan(ctx context.Context, prefix string, fn func(key, value []byte) error) error
+}
+
+// scanPrefix is Scanner.Scan where s has it, else List and fn on each.
+func scanPrefix(ctx context.Context, s ClusterStore, prefix string, fn func(key, value []byte) error) error {
+	if sc, ok := s.(Scanner); ok {
+		return sc.Scan(ctx, prefix, fn)
+	}
+	kvs, err := s.List(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		if err := fn([]byte(kv.Key), kv.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -23,6 +25,9 @@ import (
 // only mounted, do not count.
 func (b *Backend) Usage(ctx context.Context, br dotmesh.BranchRef, head *dotmesh.CommitRef) (dotmesh.Usage, error) {
 	var u dotmesh.Usage
+	if head == nil && emptyDir(b.treeDir(br)) {
+		return u, nil // what the scan below finds in an empty tree, in 4 system calls
+	}
 	if err := b.needTree(br); err != nil {
 		return u, err
 	}
@@ -128,4 +133,33 @@ func metaOnlyChange(cached, cur *Entry) bool {
 	return cached != nil && cached.Type == TypeFile && cur.Type == TypeFile &&
 		cached.Inode != 0 && cached.Inode == cur.Inode &&
 		cached.MTime == cur.MTime && cached.Size == cur.Size
+}
+
+// emptyDir tells whether dir is a directory (not a symlink to one) with no
+// entries. A listing of a node's dots asks the usage of every dot, most of
+// them empty before their first commit: an open, two getdents and a close
+// cost a fraction of os.Lstat, os.Open (which stats and registers the
+// descriptor with the poller) and Readdirnames. Any error says false, and
+// the caller's scan reports it.
+func emptyDir(dir string) bool {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var buf [512]byte
+	for {
+		n, err := unix.Getdents(fd, buf[:])
+		if err != nil {
+			return false
+		}
+		if n <= 0 {
+			return true
+		}
+		names := make([]string, 0, 2)
+		_, _, names = unix.ParseDirent(buf[:n], -1, names) // drops . and ..
+		if len(names) > 0 {
+			return false
+		}
+	}
 }

@@ -229,3 +229,45 @@ func TestDuplicateKeysInTxnRejected(t *testing.T) {
 		t.Errorf("Put with an empty key: %v, want ErrInvalidArgument", err)
 	}
 }
+
+// Scan sees what List sees, in key order, and stops at fn's error.
+func TestScanMatchesList(t *testing.T) {
+	ctx := context.Background()
+	s, err := bboltstore.Open(filepath.Join(t.TempDir(), "cluster.db"), bboltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, k := range []string{"commits/d1/b", "commits/d1/a", "commits/d2/c", "dots/d1", "commitsx"} {
+		if _, err := s.Put(ctx, k, []byte("v-"+k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := s.List(ctx, "commits/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err = s.Scan(ctx, "commits/", func(key, value []byte) error {
+		got = append(got, string(key)+"="+string(value))
+		return nil
+	})
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("Scan = %v, %v; List = %v", got, err, want)
+	}
+	for i, kv := range want {
+		if got[i] != kv.Key+"="+string(kv.Value) {
+			t.Errorf("Scan[%d] = %s, List has %s=%s", i, got[i], kv.Key, kv.Value)
+		}
+	}
+	stop := errors.New("stop")
+	n := 0
+	err = s.Scan(ctx, "", func(key, value []byte) error { n++; return stop })
+	if !errors.Is(err, stop) || n != 1 {
+		t.Errorf("Scan with fn failing: %v after %d calls, want stop after 1", err, n)
+	}
+	s.Close()
+	if err := s.Scan(ctx, "", func(key, value []byte) error { return nil }); err == nil {
+		t.Error("Scan of a closed store succeeded")
+	}
+}
