@@ -89,3 +89,47 @@ func TestClientRefs(t *testing.T) {
 		t.Errorf("deleting v1 again: %v", err)
 	}
 }
+
+// HistoryEach hands over the commits History returns, in order, each with
+// the page's refs and current branch already read (the node sends them
+// first), and returns each's error as it is.
+func TestHistoryEach(t *testing.T) {
+	ctx := context.Background()
+	n := servertest.Start(t)
+	c := newClient(t, n)
+	web := dotmesh.DotName{Name: "web"}
+	must(c.CreateDot(ctx, web, ""))
+	for _, m := range []string{"one", "two", "three"} {
+		must(c.CommitWith(ctx, web, api.CommitRequest{Message: m, AllowEmpty: true}))
+	}
+	want := must(c.History(ctx, web, "", "", 0, 0))
+	var got []dotmesh.Commit
+	page, err := c.HistoryEach(ctx, web, "", "", 0, 0, func(k string) bool { return k == dotmesh.InfoConsistency },
+		func(p *api.HistoryPage, cm *dotmesh.Commit) error {
+			if p.Current != "master" || len(p.Refs[want.Commits[0].ID]) != 1 {
+				t.Errorf("commit %s handed over before the page's current (%q) and refs (%v)", cm.ID, p.Current, p.Refs)
+			}
+			got = append(got, *cm)
+			return nil
+		})
+	if err != nil || page.Current != "master" || len(page.Commits) != 0 {
+		t.Fatalf("HistoryEach = %+v, %v", page, err)
+	}
+	if len(got) != len(want.Commits) {
+		t.Fatalf("HistoryEach handed %d commits, History has %d", len(got), len(want.Commits))
+	}
+	for i := range got {
+		w := want.Commits[i]
+		if got[i].ID != w.ID || got[i].Message != w.Message || !got[i].Time.Equal(w.Time) || got[i].Parent != w.Parent {
+			t.Errorf("commit %d: %+v, History has %+v", i, got[i], w)
+		}
+		if len(got[i].Info) != 1 || got[i].Info[dotmesh.InfoConsistency] != w.Info[dotmesh.InfoConsistency] {
+			t.Errorf("commit %d kept info %v of %v", i, got[i].Info, w.Info)
+		}
+	}
+	stop := errors.New("stop")
+	calls := 0
+	if _, err := c.HistoryEach(ctx, web, "", "", 0, 0, nil, func(*api.HistoryPage, *dotmesh.Commit) error { calls++; return stop }); err != stop || calls != 1 {
+		t.Errorf("HistoryEach with each failing: %v after %d calls, want stop after 1", err, calls)
+	}
+}

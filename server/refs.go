@@ -107,28 +107,35 @@ func (s *server) history(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeHistoryPage writes an api.HistoryPage whose commits are JSON
-// already: the commits as they are, the rest encoded as the type says.
+// already: the commits as they are, the rest encoded as the type says,
+// and before the commits, so that a client can print each commit with
+// its decorations as it arrives (client.HistoryEach) instead of keeping
+// thousands until the answer ends.
 func writeHistoryPage(w http.ResponseWriter, cs []dotmesh.CommitJSON, more bool, refs map[dotmesh.CommitID][]string, current string) {
 	rest, err := json.Marshal(api.HistoryPage{More: more, Refs: refs, Current: current})
-	if err != nil || !bytes.HasPrefix(rest, []byte(`{"commits":null`)) {
+	if err != nil || !bytes.HasPrefix(rest, []byte(`{"commits":null`)) || rest[len(rest)-1] != '}' {
 		writeError(w, fmt.Errorf("encoding a history page: %v (%.40s)", err, rest)) // only our own types
 		return
 	}
-	n := len(rest) + 1
+	rest = rest[len(`{"commits":null`) : len(rest)-1] // "" or `,"more":true,…`
+	n := len(rest) + len(`{"commits":[]}`) + 1
 	for _, c := range cs {
 		n += len(c.JSON) + 1
 	}
 	b := make([]byte, 0, n)
-	b = append(b, `{"commits":[`...)
+	b = append(b, '{')
+	if len(rest) > 0 {
+		b = append(b, rest[1:]...)
+		b = append(b, ',')
+	}
+	b = append(b, `"commits":[`...)
 	for i, c := range cs {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, c.JSON...)
 	}
-	b = append(b, ']')
-	b = append(b, rest[len(`{"commits":null`):]...)
-	b = append(b, '\n')
+	b = append(b, "]}\n"...)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)

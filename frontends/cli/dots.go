@@ -129,6 +129,7 @@ the dots they choose, as --all of commit, push, pull, reset and tag would.`,
 			if err != nil {
 				return err
 			}
+			fewerGCs()
 			dots, err := s.c.ListDots(cmd.Context())
 			if err != nil {
 				return s.wrap(err)
