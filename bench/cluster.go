@@ -29,7 +29,10 @@ import (
 //     commits, on node 1 (etcd) against a single bbolt node: ratios (list:
 //     at most 1.3x, issue 22's goal; log: at most 3x); and on the bbolt
 //     node the times of `dm list`, `dm log` and `dm log -n 20` against
-//     issue 22's goals (50, 100 and 20 ms).
+//     issue 22's goals (50, 100 and 20 ms). With -cluster-base-dm, that
+//     dm's nodes and CLI are timed first on the same registries, then
+//     the bench's dm (the nodes restarted with each), for before and
+//     after in one run.
 
 type benchNode struct {
 	name, addr, data, key string
@@ -205,7 +208,7 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-func runCluster(dm string, commits, ndots, nlog int, keep bool) (err error) {
+func runCluster(dm, baseDM string, commits, ndots, nlog int, keep bool) (err error) {
 	work, err := os.MkdirTemp("", "dotmesh-bench-cluster-")
 	if err != nil {
 		return err
@@ -296,8 +299,6 @@ func runCluster(dm string, commits, ndots, nlog int, keep bool) (err error) {
 	}
 	nodes = append(nodes, bb)
 	v := newVerdicts("cluster")
-	type res struct{ list, log, log20 time.Duration }
-	results := map[string]res{}
 	for _, n := range []*benchNode{n1, bb} {
 		start := time.Now()
 		for i := 0; i < ndots; i++ {
@@ -316,7 +317,48 @@ func runCluster(dm string, commits, ndots, nlog int, keep bool) (err error) {
 			}
 		}
 		fmt.Printf("%s: %d dots made in %v, %d commits in %v\n", n.name, ndots+1, made.Round(time.Millisecond), nlog, time.Since(start).Round(time.Millisecond))
-		cfg := filepath.Join(work, n.name+".config")
+	}
+	// With -cluster-base-dm, the same registries are listed by that dm
+	// (its nodes and its CLI) first: before and after in one run.
+	if baseDM != "" {
+		base, err := measureListLog(baseDM, work, "base", ndots, nlog, n1, bb)
+		if err != nil {
+			return err
+		}
+		this, err := measureListLog(dm, work, "this", ndots, nlog, n1, bb)
+		if err != nil {
+			return err
+		}
+		for _, n := range []string{"n1", "bbolt"} {
+			b, t := base[n], this[n]
+			fmt.Printf("%s: this / base: dm list %.2f, dm log %.2f, dm log -n 20 %.2f\n", n,
+				t.list.Seconds()/b.list.Seconds(), t.log.Seconds()/b.log.Seconds(), t.log20.Seconds()/b.log20.Seconds())
+		}
+		return verdictsListLog(v, this, ndots, nlog)
+	}
+	results, err := measureListLog(dm, work, "", ndots, nlog, n1, bb)
+	if err != nil {
+		return err
+	}
+	return verdictsListLog(v, results, ndots, nlog)
+}
+
+type listLogTimes struct{ list, log, log20 time.Duration }
+
+// measureListLog times `dm list`, `dm log` and `dm log -n 20` (medians of
+// 5 whole CLI processes) on each node, running the nodes with dm (they are
+// restarted with it if they ran another).
+func measureListLog(dm, work, label string, ndots, nlog int, nodes ...*benchNode) (map[string]listLogTimes, error) {
+	results := map[string]listLogTimes{}
+	for _, n := range nodes {
+		if n.dm != dm {
+			n.stop()
+			n.dm = dm
+			if err := n.start(); err != nil {
+				return nil, err
+			}
+		}
+		cfg := filepath.Join(work, n.name+label+".config")
 		env := append(os.Environ(), "DOTMESH_CONFIG="+cfg, "DOTMESH_PASSWORD="+n.key)
 		dmc := func(args ...string) (time.Duration, error) {
 			cmd := exec.Command(dm, args...)
@@ -331,27 +373,37 @@ func runCluster(dm string, commits, ndots, nlog int, keep bool) (err error) {
 			return time.Since(start), nil
 		}
 		if _, err := dmc("remote", "add", "b", "admin@"+n.addr); err != nil {
-			return err
+			return nil, err
 		}
 		var lists, logs, logs20 []time.Duration
 		for i := 0; i < 5; i++ {
 			d, err := dmc("list")
 			if err != nil {
-				return err
+				return nil, err
 			}
 			lists = append(lists, d)
 			if d, err = dmc("log", "--dot", "long"); err != nil {
-				return err
+				return nil, err
 			}
 			logs = append(logs, d)
 			if d, err = dmc("log", "--dot", "long", "-n", "20"); err != nil {
-				return err
+				return nil, err
 			}
 			logs20 = append(logs20, d)
 		}
-		results[n.name] = res{median(lists), median(logs), median(logs20)}
-		fmt.Printf("%s: dm list (%d dots) %v, dm log (%d commits) %v, dm log -n 20 %v (medians of 5)\n", n.name, ndots+1, median(lists).Round(time.Millisecond), nlog, median(logs).Round(time.Millisecond), median(logs20).Round(time.Millisecond))
+		r := listLogTimes{median(lists), median(logs), median(logs20)}
+		results[n.name] = r
+		who := n.name
+		if label != "" {
+			who += " (" + label + ": " + dm + ")"
+		}
+		fmt.Printf("%s: dm list (%d dots) %v, dm log (%d commits) %v, dm log -n 20 %v (medians of 5)\n", who, ndots+1, r.list.Round(time.Millisecond), nlog, r.log.Round(time.Millisecond), r.log20.Round(time.Millisecond))
 	}
+	return results, nil
+}
+
+// verdictsListLog writes the section's rows for results.
+func verdictsListLog(v *verdicts, results map[string]listLogTimes, ndots, nlog int) error {
 	e, b := results["n1"], results["bbolt"]
 	r := e.list.Seconds() / b.list.Seconds()
 	v.row(fmt.Sprintf("dm list, %d dots: etcd / bbolt", ndots+1), r, "<= 1.3", r <= 1.3)
