@@ -256,28 +256,14 @@ func (s *Store) Get(ctx context.Context, key string) (dotmesh.KV, error) {
 
 // List returns every key with the prefix (a plain byte prefix), sorted.
 func (s *Store) List(ctx context.Context, prefix string) ([]dotmesh.KV, error) {
-	if err := s.checkRead(ctx); err != nil {
-		return nil, err
-	}
 	var out []dotmesh.KV
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketKV).Cursor()
-		p := []byte(prefix)
-		k, v := c.First()
-		if len(p) > 0 {
-			k, v = c.Seek(p)
-		}
-		for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			kv, err := decodeKV(string(k), v)
-			if err != nil {
-				return err
-			}
-			out = append(out, kv)
-		}
-		return nil
+	err := s.records(ctx, "list", prefix, func(k, rec []byte) error {
+		kv, err := decodeKV(string(k), rec)
+		out = append(out, kv)
+		return err
 	})
 	if err != nil {
-		return nil, s.wrapDB("list", err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -285,10 +271,27 @@ func (s *Store) List(ctx context.Context, prefix string) ([]dotmesh.KV, error) {
 // Scan implements dotmesh.Scanner: fn sees each record's value in bbolt's
 // mapped memory, inside one read transaction, without the copy List makes.
 func (s *Store) Scan(ctx context.Context, prefix string, fn func(key, value []byte) error) error {
+	var fnErr error
+	err := s.records(ctx, "scan", prefix, func(k, rec []byte) error {
+		if len(rec) < recordHeader {
+			_, err := decodeKV(string(k), rec) // the damaged record's error
+			return err
+		}
+		fnErr = fn(k, rec[recordHeader:])
+		return fnErr
+	})
+	if fnErr != nil {
+		return fnErr // as fn returned it
+	}
+	return err
+}
+
+// records calls fn with every key under prefix and its stored record, in
+// key order, inside one read transaction; fn's error ends the walk.
+func (s *Store) records(ctx context.Context, op, prefix string, fn func(k, rec []byte) error) error {
 	if err := s.checkRead(ctx); err != nil {
 		return err
 	}
-	var fnErr error
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketKV).Cursor()
 		p := []byte(prefix)
@@ -297,20 +300,16 @@ func (s *Store) Scan(ctx context.Context, prefix string, fn func(key, value []by
 			k, v = c.Seek(p)
 		}
 		for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			if len(v) < recordHeader {
-				_, err := decodeKV(string(k), v) // the corrupt record's error
+			if err := fn(k, v); err != nil {
 				return err
-			}
-			if fnErr = fn(k, v[recordHeader:]); fnErr != nil {
-				return nil
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return s.wrapDB("scan", err)
+		return s.wrapDB(op, err)
 	}
-	return fnErr
+	return nil
 }
 
 func (s *Store) checkRead(ctx context.Context) error {
