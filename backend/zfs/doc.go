@@ -102,16 +102,6 @@
 // so reading does not dirty a branch. Before the first commit, a branch is
 // dirty when its tree holds anything but directories.
 //
-// A commit that must not be empty (CommitIfChanged) takes its snapshot
-// first, under its final name with its branch tag (`zfs snapshot -o`: the
-// one changing command, which zfs-fuse serialises), and meanwhile asks
-// whether head, the working state's latest snapshot, holds space of its
-// own (`zfs get used`, a read beside the snapshot): blocks only head holds
-// were freed since, so the tree changed. Only when head holds none
-// (appends to blocks the snapshot before head shares, or nothing changed)
-// does it read the stream as above; an unchanged commit's snapshot is
-// destroyed again.
-//
 // A working state that was cloned from a commit unmounted and has not
 // been mounted since needs none of that: it is marked
 // io.dotmesh:pristine=<commit> at the clone, and everything that can
