@@ -3,6 +3,7 @@ package dotmesh
 import (
 	"context"
 	"fmt"
+	"sync"
 )
 
 // Audit paging limits.
@@ -20,18 +21,28 @@ func (n *Node) newAuditID() string {
 
 // appendAudit is Audit.Append.
 func (n *Node) appendAudit(ctx context.Context, r AuditRecord) error {
+	r, err := n.completeAudit(r)
+	if err != nil {
+		return err
+	}
+	_, err = n.store.Put(ctx, auditKey(r.ID), encode(r))
+	return err
+}
+
+// completeAudit checks r and fills its id, time and node.
+func (n *Node) completeAudit(r AuditRecord) (AuditRecord, error) {
 	if r.Action == "" {
-		return fmt.Errorf("%w: an audit record needs an action", ErrInvalidArgument)
+		return r, fmt.Errorf("%w: an audit record needs an action", ErrInvalidArgument)
 	}
 	if r.ID == "" {
 		r.ID = n.newAuditID()
 	} else if err := ValidateName("audit record id", r.ID); err != nil {
-		return err
+		return r, err
 	}
 	if r.Dot != "" { // stored as ns/name, whichever form it came in
 		d, err := ParseDotName(r.Dot)
 		if err != nil {
-			return err
+			return r, err
 		}
 		r.Dot = auditDot(d)
 	}
@@ -41,8 +52,66 @@ func (n *Node) appendAudit(ctx context.Context, r AuditRecord) error {
 	if r.Node == "" {
 		r.Node = n.place.nodeID()
 	}
-	_, err := n.store.Put(ctx, auditKey(r.ID), encode(r))
-	return err
+	return r, nil
+}
+
+// PendingAudit is an audit record that a caller (the API server) asks the
+// engine to write in the same registry transaction as the change it
+// records, so that the change and its record are one atomic write: see
+// WithAudit.
+type PendingAudit struct {
+	mu      sync.Mutex
+	rec     AuditRecord
+	written bool
+}
+
+type pendingAuditKey struct{}
+
+// WithAudit returns a context that carries r to the verb called with it.
+// A verb that supports it (Commit) completes r with what it changed (the
+// branch and commit) and writes it in the transaction of the change;
+// Written then reports true. A call that fails or changes nothing writes
+// nothing: the caller records what it records of those itself.
+func WithAudit(ctx context.Context, r AuditRecord) (context.Context, *PendingAudit) {
+	p := &PendingAudit{rec: r}
+	return context.WithValue(ctx, pendingAuditKey{}, p), p
+}
+
+// Written reports whether the engine wrote the record, and the record as
+// written.
+func (p *PendingAudit) Written() (AuditRecord, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rec, p.written
+}
+
+// auditOps returns the registry write of the audit record ctx carries
+// (WithAudit), completed by fill, for the transaction of the change it
+// records; done marks it written once that transaction succeeded. No ops
+// when ctx carries none, or its record was written already. A record
+// that does not check out is left to the caller (logged).
+func (n *Node) auditOps(ctx context.Context, fill func(*AuditRecord)) (ops []Op, done func()) {
+	p, _ := ctx.Value(pendingAuditKey{}).(*PendingAudit)
+	if p == nil {
+		return nil, func() {}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.written {
+		return nil, func() {}
+	}
+	r := p.rec
+	fill(&r)
+	r, err := n.completeAudit(r)
+	if err != nil {
+		n.log.WarnContext(ctx, "audit record not written with its change", "action", r.Action, "err", err)
+		return nil, func() {}
+	}
+	return []Op{PutOp(auditKey(r.ID), encode(r))}, func() {
+		p.mu.Lock()
+		p.rec, p.written = r, true
+		p.mu.Unlock()
+	}
 }
 
 // listAudit is Audit.List. The store lists in key order only, so the

@@ -160,9 +160,16 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 	}
 	c.Info = recordConsistency(info, hooks.held())
 	b.Head = c.ID
+	// The caller's audit record of this commit, if it gave one
+	// (WithAudit), goes in the same transaction.
+	audit, audited := n.auditOps(ctx, func(r *AuditRecord) { r.Branch, r.Commit = c.Branch, string(c.ID) })
+	ops := append([]Op{PutOp(commitKey(d.ID, c.ID), encode(c)), PutOp(branchKey(d.ID, b.Name), encode(b))}, n.place.replicaOps(d.ID, c.ID)...)
 	_, err = n.store.Txn(ctx,
 		[]Condition{IfRevision(branchKey(d.ID, b.Name), rev), IfAbsent(commitKey(d.ID, c.ID))},
-		append([]Op{PutOp(commitKey(d.ID, c.ID), encode(c)), PutOp(branchKey(d.ID, b.Name), encode(b))}, n.place.replicaOps(d.ID, c.ID)...))
+		append(ops, audit...))
+	if err == nil {
+		audited()
+	}
 	if err != nil {
 		if derr := be.DeleteCommit(context.WithoutCancel(ctx), c.Ref()); derr != nil {
 			n.log.WarnContext(ctx, "removing data of a commit the registry refused", "commit", c.ID, "err", derr)

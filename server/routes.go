@@ -73,7 +73,13 @@ type route struct {
 	// calls that change nothing.
 	audit  string
 	answer answerKind
-	h      http.HandlerFunc
+	// auditInTxn: the handler's verb writes the audit record of a
+	// successful call in the registry transaction of its change
+	// (dotmesh.WithAudit), so the record is complete before the handler
+	// runs (no detail from the handler); otherwise, and when the verb did
+	// not write it, the guard records it after.
+	auditInTxn bool
+	h          http.HandlerFunc
 }
 
 // changes reports whether the route may change state, so that a
@@ -189,9 +195,17 @@ func (s *server) guard(rt *route) http.HandlerFunc {
 			}
 		}
 		var cw *captureWriter
+		var pending *dotmesh.PendingAudit
 		if rt.audit != "" {
 			cw = &captureWriter{ResponseWriter: w}
 			w = cw
+			if rt.auditInTxn {
+				rec := auditBase(r)
+				rec.Detail = auditDetail(r)
+				var ctx context.Context
+				ctx, pending = dotmesh.WithAudit(r.Context(), rec)
+				r = r.WithContext(ctx)
+			}
 		}
 		rt.h(w, r)
 		if rt.access == accessBody && !in.checked {
@@ -199,6 +213,11 @@ func (s *server) guard(rt *route) http.HandlerFunc {
 			s.log.ErrorContext(r.Context(), "route answered without its permission check", "method", rt.method, "pattern", rt.pattern)
 		}
 		if cw != nil {
+			if pending != nil {
+				if _, written := pending.Written(); written {
+					return
+				}
+			}
 			s.recordAudit(r, rt, cw)
 		}
 	}
@@ -396,16 +415,7 @@ func (s *server) recordAudit(r *http.Request, rt *route, cw *captureWriter) {
 		return
 	}
 	in := requestInfo(r)
-	rec := dotmesh.AuditRecord{User: in.principal.User, Action: in.actionName()}
-	if len(in.dots) > 0 {
-		rec.Dot = in.dots[0].Namespace + "/" + in.dots[0].Name
-	} else if ns, dot := r.PathValue("ns"), r.PathValue("dot"); dot != "" {
-		rec.Dot = ns + "/" + dot
-	}
-	rec.Branch = r.PathValue("branch")
-	if rec.Branch == "" {
-		rec.Branch = r.URL.Query().Get("branch")
-	}
+	rec := auditBase(r)
 	line := lastLine(cw.tail)
 	if in.streamed {
 		// The last line holds the status and body the plain call answers.
@@ -445,18 +455,41 @@ func (s *server) recordAudit(r *http.Request, rt *route, cw *captureWriter) {
 		}
 	}
 	if rec.Detail == "" {
-		var parts []string
-		for _, k := range []string{"user", "id", "subdot"} {
-			if v := r.PathValue(k); v != "" {
-				parts = append(parts, k+" "+v)
-			}
-		}
-		if in.detail != "" {
-			parts = append(parts, in.detail)
-		}
-		rec.Detail = strings.Join(parts, ", ")
+		rec.Detail = auditDetail(r)
 	}
 	if err := s.node.Audit().Append(context.WithoutCancel(r.Context()), rec); err != nil {
 		s.log.ErrorContext(r.Context(), "audit: recording a change failed", "action", rec.Action, "user", rec.User, "dot", rec.Dot, "err", err)
 	}
+}
+
+// auditBase is the audit record of a call as its request says it: who,
+// what, which dot and branch; the answer may complete it.
+func auditBase(r *http.Request) dotmesh.AuditRecord {
+	in := requestInfo(r)
+	rec := dotmesh.AuditRecord{User: in.principal.User, Action: in.actionName()}
+	if len(in.dots) > 0 {
+		rec.Dot = in.dots[0].Namespace + "/" + in.dots[0].Name
+	} else if ns, dot := r.PathValue("ns"), r.PathValue("dot"); dot != "" {
+		rec.Dot = ns + "/" + dot
+	}
+	rec.Branch = r.PathValue("branch")
+	if rec.Branch == "" {
+		rec.Branch = r.URL.Query().Get("branch")
+	}
+	return rec
+}
+
+// auditDetail is the detail of a record whose answer gave none: the
+// path's user, id and subdot, and what the handler noted.
+func auditDetail(r *http.Request) string {
+	var parts []string
+	for _, k := range []string{"user", "id", "subdot"} {
+		if v := r.PathValue(k); v != "" {
+			parts = append(parts, k+" "+v)
+		}
+	}
+	if d := requestInfo(r).detail; d != "" {
+		parts = append(parts, d)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -142,7 +142,7 @@ func (s *server) dotRoutes() []route {
 		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/branches", access: accessDot, need: dotmesh.RoleWrite, name: "branch", audit: "branch", answer: answerBranch, h: s.createBranch},
 		{method: "DELETE", pattern: "/v1/dots/{ns}/{dot}/branches/{branch}", access: accessDot, need: dotmesh.RoleWrite, name: "delete a branch", audit: "branch-delete", h: s.deleteBranch},
 		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/checkout", access: accessDot, need: dotmesh.RoleWrite, name: "checkout", audit: "checkout", answer: answerCheckout, h: s.checkout},
-		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/commits", access: accessDot, need: dotmesh.RoleWrite, name: "commit", audit: "commit", answer: answerCommit, h: s.commit},
+		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/commits", access: accessDot, need: dotmesh.RoleWrite, name: "commit", audit: "commit", answer: answerCommit, auditInTxn: true, h: s.commit},
 		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/commits", access: accessDot, need: dotmesh.RoleRead, name: "log", h: s.log_},
 		{method: "GET", pattern: "/v1/dots/{ns}/{dot}/refs/{ref}", access: accessDot, need: dotmesh.RoleRead, name: "resolve a ref", h: s.resolveRef},
 		{method: "POST", pattern: "/v1/dots/{ns}/{dot}/reset", access: accessDot, need: dotmesh.RoleWrite, name: "reset", audit: "reset", answer: answerCommit, h: s.reset},

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/dotmesh-io/dotmesh/backend/internal/guard"
+	"github.com/dotmesh-io/dotmesh/backend/internal/recordfiles"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"golang.org/x/sys/unix"
 )
@@ -28,6 +29,9 @@ type Backend struct {
 
 	sizeMu sync.Mutex
 	sizes  map[string]sizeEntry // by subvolume path
+
+	recsOnce sync.Once
+	recs     *recordfiles.Dir
 }
 
 // Guarded is the btrfs backend as Open returns it: Backend behind the
@@ -154,7 +158,8 @@ func (b *Backend) Root() string { return b.root }
 // Close releases the lock and unmounts the image if Open mounted it; the
 // guard calls it once, after the operations in flight.
 func (b *Backend) Close() error {
-	err := b.lock.Close()
+	err := b.records().Close() // before the image may be unmounted
+	err = errors.Join(err, b.lock.Close())
 	return errors.Join(err, b.pool.close())
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,9 +76,15 @@ func TestDirtyPerChangeKind(t *testing.T) {
 			if u.DirtyBytes < k.minBytes {
 				t.Errorf("%s: dirty bytes %d, want at least %d", k.name, u.DirtyBytes, k.minBytes)
 			}
+			if !commitIfChanged(t, b, br, c1) {
+				t.Fatalf("%s not detected by CommitIfChanged", k.name)
+			}
 			must(t, b.Rollback(ctx, br, c1))
 			if u := usage(t, b, br, &c1); u.Dirty {
 				t.Fatalf("dirty after rolling back %s: %+v", k.name, u)
+			}
+			if commitIfChanged(t, b, br, c1) {
+				t.Fatalf("CommitIfChanged found a change after rolling back %s", k.name)
 			}
 			if got := readFile(t, p+"/f"); got != "content" {
 				t.Fatalf("rollback did not restore f: %q", got)
@@ -92,12 +99,18 @@ func TestDirtyPerChangeKind(t *testing.T) {
 		if u := usage(t, b, br, &c1); u.Dirty {
 			t.Fatalf("reading made the branch dirty: %+v", u)
 		}
+		if commitIfChanged(t, b, br, c1) {
+			t.Fatal("reading made CommitIfChanged commit")
+		}
 	})
 	t.Run("clone is clean", func(t *testing.T) {
 		other := newBranch(br.Dot, "clone")
 		must(t, b.CreateBranch(ctx, other, &c1))
 		if u := usage(t, b, other, &c1); u.Dirty {
 			t.Fatalf("fresh clone dirty: %+v", u)
+		}
+		if commitIfChanged(t, b, other, c1) {
+			t.Fatal("CommitIfChanged committed a fresh clone")
 		}
 		// Cloning again from c1 changes c1's generation; neither branch
 		// may turn dirty or clean because of it.
@@ -110,6 +123,9 @@ func TestDirtyPerChangeKind(t *testing.T) {
 		if u := usage(t, b, br, &c1); !u.Dirty {
 			t.Fatalf("master's change hidden by a later clone: %+v", u)
 		}
+		if !commitIfChanged(t, b, br, c1) {
+			t.Fatal("master's change hidden from CommitIfChanged by a later clone")
+		}
 		must(t, b.Rollback(ctx, br, c1))
 	})
 	t.Run("commit then clean, change then dirty", func(t *testing.T) {
@@ -118,6 +134,12 @@ func TestDirtyPerChangeKind(t *testing.T) {
 		if u := usage(t, b, br, &c2); u.Dirty {
 			t.Fatalf("dirty after commit: %+v", u)
 		}
+		if commitIfChanged(t, b, br, c2) {
+			t.Fatal("CommitIfChanged committed right after a commit")
+		}
+		if !commitIfChanged(t, b, br, c1) {
+			t.Fatal("CommitIfChanged found no change relative to an older head")
+		}
 		if u := usage(t, b, br, &c1); !u.Dirty {
 			t.Fatalf("clean relative to an older head: %+v", u)
 		}
@@ -125,6 +147,9 @@ func TestDirtyPerChangeKind(t *testing.T) {
 		must(t, b.Rollback(ctx, br, c1))
 		if u := usage(t, b, br, &c2); !u.Dirty {
 			t.Fatalf("rolled back to c1 but clean relative to c2: %+v", u)
+		}
+		if !commitIfChanged(t, b, br, c2) {
+			t.Fatal("rolled back to c1 but CommitIfChanged finds no change relative to c2")
 		}
 	})
 	t.Run("before the first commit", func(t *testing.T) {
@@ -156,4 +181,24 @@ func TestUsageSize(t *testing.T) {
 	if u.Size < 3<<20 || u.Size > 4<<20 {
 		t.Fatalf("size %d, want about 3 MiB", u.Size)
 	}
+}
+
+// commitIfChanged runs CommitIfChanged against head and reports whether
+// it committed; a commit it made is deleted again, and one it says it did
+// not make must not be stored.
+func commitIfChanged(t *testing.T, b *Guarded, br dotmesh.BranchRef, head dotmesh.CommitRef) bool {
+	t.Helper()
+	ctx := context.Background()
+	c := commitRef(br)
+	_, changed, err := b.CommitIfChanged(ctx, c, head)
+	must(t, err)
+	ids, err := b.Commits(ctx, br)
+	must(t, err)
+	if stored := slices.Contains(ids, c.ID); stored != changed {
+		t.Fatalf("CommitIfChanged said changed=%v but the commit is stored=%v", changed, stored)
+	}
+	if changed {
+		must(t, b.DeleteCommit(ctx, c))
+	}
+	return changed
 }

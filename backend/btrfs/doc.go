@@ -38,6 +38,14 @@
 // rollback leftovers and receive staging directories, so after a crash
 // every branch is as it was before or after the interrupted call.
 //
+// A commit that must not be empty snapshots first (the ioctl flushes and
+// commits the subvolume's writes) and then searches the snapshot for
+// items newer than head (Backend.CommitIfChanged): no sync before it, and
+// an unchanged snapshot is deleted again. The copies of the registry's
+// records are written and renamed at once and made durable by one syncfs
+// shortly after (recordfiles.NewSyncBehind), not by fsyncs before the
+// answer: the window that leaves is described there.
+//
 // Only the cgo build has the backend (containerd/btrfs needs cgo); other
 // builds get an Open that fails with dotmesh.ErrNotSupported.
 package btrfs

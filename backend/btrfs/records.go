@@ -5,6 +5,7 @@ package btrfs
 import (
 	"context"
 	"path/filepath"
+	"time"
 
 	"github.com/dotmesh-io/dotmesh/backend/internal/recordfiles"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
@@ -12,10 +13,20 @@ import (
 
 var _ dotmesh.RecordKeeper = (*Backend)(nil)
 
+// recordsSyncDelay is how long after the last record of a burst the
+// records are synced (recordfiles.NewSyncBehind): three fsyncs of the
+// records of each commit cost more than its snapshot, and the next
+// snapshot's transaction commit makes them durable anyway.
+const recordsSyncDelay = 200 * time.Millisecond
+
 // records keeps the registry's records as sidecar files in the btrfs
-// filesystem, outside every subvolume: ROOT/records/<dot>/<key>.
+// filesystem, outside every subvolume: ROOT/records/<dot>/<key>, synced
+// behind the caller.
 func (b *Backend) records() *recordfiles.Dir {
-	return recordfiles.New(filepath.Join(b.root, "records"))
+	b.recsOnce.Do(func() {
+		b.recs = recordfiles.NewSyncBehind(filepath.Join(b.root, "records"), recordsSyncDelay, b.log)
+	})
+	return b.recs
 }
 
 // KeepRecords implements dotmesh.RecordKeeper.

@@ -8,10 +8,12 @@ package btrfs
 
 static unsigned long dm_ioc_get_subvol_info(void) { return BTRFS_IOC_GET_SUBVOL_INFO; }
 static unsigned long dm_ioc_snap_destroy(void) { return BTRFS_IOC_SNAP_DESTROY; }
+static unsigned long dm_ioc_tree_search(void) { return BTRFS_IOC_TREE_SEARCH; }
 */
 import "C"
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -108,6 +110,84 @@ func getSubvolInfo(path string) (subvolInfo, error) {
 		ParentUUID:   uuidString(a.parent_uuid),
 		ReceivedUUID: uuidString(a.received_uuid),
 	}, nil
+}
+
+// changedSince reports whether the subvolume at path holds an inode item
+// or file extent written in a transaction after gen. Any change to a file,
+// directory, symlink or their attributes rewrites the inode's item with
+// the transaction's id (and a write its extents with it), so this says
+// what the subvolume's generation would say after a sync, without one:
+// path is a read-only snapshot, complete when its ioctl returned.
+//
+// It is one BTRFS_IOC_TREE_SEARCH walk with min_transid gen+1, which
+// skips every tree block no newer than gen, as `btrfs subvolume find-new`
+// does; a fresh snapshot's root block is always newer, so the items of
+// the blocks returned are checked one by one.
+func changedSince(path string, gen uint64) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	const (
+		inodeItem  = 1   // BTRFS_INODE_ITEM_KEY
+		extentData = 108 // BTRFS_EXTENT_DATA_KEY
+		hdrSize    = 32  // struct btrfs_ioctl_search_header
+	)
+	var a C.struct_btrfs_ioctl_search_args
+	a.key.tree_id = 0 // the subvolume f is in
+	a.key.max_objectid = ^C.__u64(0)
+	a.key.max_offset = ^C.__u64(0)
+	a.key.min_transid = C.__u64(gen + 1)
+	a.key.max_transid = ^C.__u64(0)
+	a.key.max_type = 255
+	for {
+		a.key.nr_items = 4096
+		_, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), uintptr(C.dm_ioc_tree_search()), uintptr(unsafe.Pointer(&a)))
+		if errno != 0 {
+			return false, fmt.Errorf("searching subvolume %s: %w", path, errno)
+		}
+		n := int(a.key.nr_items)
+		if n == 0 {
+			return false, nil
+		}
+		buf := unsafe.Slice((*byte)(unsafe.Pointer(&a.buf[0])), len(a.buf))
+		var objectid, offset uint64
+		var typ uint32
+		for i, pos := 0, 0; i < n; i++ {
+			if pos+hdrSize > len(buf) {
+				return false, fmt.Errorf("searching subvolume %s: item %d beyond the buffer", path, i)
+			}
+			h := buf[pos : pos+hdrSize]
+			objectid = binary.NativeEndian.Uint64(h[8:])
+			offset = binary.NativeEndian.Uint64(h[16:])
+			typ = binary.NativeEndian.Uint32(h[24:])
+			size := int(binary.NativeEndian.Uint32(h[28:]))
+			pos += hdrSize
+			if pos+size > len(buf) {
+				return false, fmt.Errorf("searching subvolume %s: item %d beyond the buffer", path, i)
+			}
+			item := buf[pos : pos+size]
+			pos += size
+			switch {
+			case typ == inodeItem && size >= 16 && binary.LittleEndian.Uint64(item[8:]) > gen: // transid
+				return true, nil
+			case typ == extentData && size >= 8 && binary.LittleEndian.Uint64(item) > gen: // generation
+				return true, nil
+			}
+		}
+		// Go on after the last key returned.
+		switch {
+		case offset < ^uint64(0):
+			a.key.min_objectid, a.key.min_type, a.key.min_offset = C.__u64(objectid), C.__u32(typ), C.__u64(offset+1)
+		case typ < 255:
+			a.key.min_objectid, a.key.min_type, a.key.min_offset = C.__u64(objectid), C.__u32(typ+1), 0
+		case objectid < ^uint64(0):
+			a.key.min_objectid, a.key.min_type, a.key.min_offset = C.__u64(objectid+1), 0, 0
+		default:
+			return false, nil
+		}
+	}
 }
 
 func uuidString(u [C.BTRFS_UUID_SIZE]C.__u8) string {

@@ -27,7 +27,10 @@ import (
 // Rollback), or head's creation when head was snapshotted from it (Commit;
 // taking a snapshot bumps the source's generation to that same
 // transaction). Parent UUIDs tell which case applies; a working state that
-// is neither, or a head that is not stored here, counts as dirty. Reads do
+// is neither, or a head that is not stored here, counts as dirty. A newer
+// generation is clean still when no inode or extent of the tree is newer
+// than that moment (changedSince): a snapshot of an unchanged working
+// state, which CommitIfChanged takes and deletes, bumps it. Reads do
 // not count on the backend's own mount (noatime); on a btrfs DataDir
 // mounted with atime updates, reading a file after writing it can make a
 // committed branch look dirty.
@@ -58,19 +61,58 @@ func (b *Backend) Dirty(ctx context.Context, br dotmesh.BranchRef, head *dotmesh
 
 var _ dotmesh.ChangeCommitter = (*Backend)(nil)
 
-// CommitIfChanged implements dotmesh.ChangeCommitter: the generations
-// tell, before any snapshot, whether the working state changed since head
-// (without estimating how much); only then is the commit made.
+// CommitIfChanged implements dotmesh.ChangeCommitter without a sync:
+// the read-only snapshot first (its ioctl flushes the subvolume's pending
+// writes and commits them with it), then a search of the snapshot for
+// items newer than the transaction in which the working state last
+// equalled head (changedSince; see Usage for which one that is). An
+// unchanged snapshot is deleted again. What counts as a change is what the
+// generations count in Usage: any write to the tree, reads only with atime
+// updates. A check that cannot decide keeps the commit, as Dirty does.
 func (b *Backend) CommitIfChanged(ctx context.Context, c dotmesh.CommitRef, head dotmesh.CommitRef) (map[string]string, bool, error) {
-	u, err := b.usage(ctx, c.BranchRef, &head, false, false)
-	if err != nil {
+	if err := b.needLive(c.BranchRef); err != nil {
 		return nil, false, err
 	}
-	if !u.Dirty {
-		return nil, false, nil
-	}
+	base, known := b.equalSince(ctx, c.BranchRef, head)
 	info, err := b.Commit(ctx, c)
-	return info, err == nil, err
+	if err != nil || !known {
+		return info, err == nil, err
+	}
+	changed, err := changedSince(b.snapPath(c), base)
+	if err != nil {
+		b.log.WarnContext(ctx, "cannot tell whether there is anything to commit; committing", "branch", c.BranchRef.String(), "err", err)
+		return info, true, nil
+	}
+	if changed {
+		return info, true, nil
+	}
+	if err := b.DeleteCommit(context.WithoutCancel(ctx), c); err != nil {
+		return nil, false, fmt.Errorf("removing the unchanged commit %s: %w", c, err)
+	}
+	return nil, false, nil
+}
+
+// equalSince returns the transaction in which br's working state last
+// equalled head (see Usage); known is false when neither was made from
+// the other, or head is not stored here: then the branch counts as
+// changed. UUIDs and creation transactions need no sync.
+func (b *Backend) equalSince(ctx context.Context, br dotmesh.BranchRef, head dotmesh.CommitRef) (base uint64, known bool) {
+	li, err := getSubvolInfo(b.livePath(br))
+	if err != nil {
+		return 0, false
+	}
+	hi, err := getSubvolInfo(b.snapPath(head))
+	if err != nil {
+		b.log.DebugContext(ctx, "head commit not stored here; counting the branch as changed", "branch", br.String(), "head", head.ID, "err", err)
+		return 0, false
+	}
+	switch {
+	case li.ParentUUID != "" && li.ParentUUID == hi.UUID:
+		return li.OTransID, true
+	case hi.ParentUUID != "" && hi.ParentUUID == li.UUID:
+		return hi.OTransID, true
+	}
+	return 0, false
 }
 
 // usage is Usage; without size it skips the walks that size the trees
@@ -118,6 +160,11 @@ func (b *Backend) usage(ctx context.Context, br dotmesh.BranchRef, head *dotmesh
 		return u, nil
 	}
 	if li.Generation <= base {
+		return u, nil
+	}
+	// A newer generation may come from a snapshot of the working state
+	// alone (CommitIfChanged's of an unchanged one): the items tell.
+	if changed, err := changedSince(live, base); err == nil && !changed {
 		return u, nil
 	}
 	u.Dirty = true

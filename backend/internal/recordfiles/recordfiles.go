@@ -1,7 +1,23 @@
 // Package recordfiles keeps the registry records of a dotmesh.RecordKeeper
 // as files beside a backend's data, outside every working tree:
-// DIR/<dot id>/<record key>. Each record is written to a temporary file,
-// synced and renamed into place, so it is whole or absent after a crash.
+// DIR/<dot id>/<record key>. Each record is written to a temporary file
+// and renamed into place, so a process killed at any point leaves it
+// whole, old or new.
+//
+// A Dir from New syncs each file and the directory before KeepRecords
+// returns, so a record is durable when the call returns. One from
+// NewSyncBehind (btrfs, where those fsyncs cost more than the commit's
+// snapshot) writes and renames the same way but syncs the whole
+// filesystem once, a moment after the last write of a burst, in the
+// background. A killed process loses nothing (the files are written and
+// renamed before KeepRecords returns). Until that syncfs, or any other
+// transaction commit of the filesystem (the next snapshot, the commit
+// interval), a power loss or kernel crash can take the records of that
+// moment back to their older contents, or leave a new one missing or
+// empty: a registry rebuild, their only reader, then restores the state
+// a few updates behind (see dotmesh.RecordKeeper) or names the empty
+// record as corrupt. That needs the registry lost as well, within a
+// fraction of a second of the write.
 package recordfiles
 
 import (
@@ -9,20 +25,44 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"golang.org/x/sys/unix"
 )
 
 const tmpPrefix = ".tmp-"
 
 // Dir keeps records under one directory.
-type Dir struct{ path string }
+type Dir struct {
+	path string
+	// behind, when set, syncs in the background this long after the
+	// last write instead of before KeepRecords returns.
+	behind time.Duration
+	log    *slog.Logger
 
-// New keeps records under path, made (mode 0700) on the first write.
+	mu      sync.Mutex
+	pending bool // written, not yet synced
+	timer   *time.Timer
+	syncing sync.WaitGroup
+	closed  bool
+}
+
+// New keeps records under path, made (mode 0700) on the first write, each
+// durable when KeepRecords returns.
 func New(path string) *Dir { return &Dir{path: path} }
+
+// NewSyncBehind keeps records under path like New, but makes them durable
+// with one syncfs, delay after the last write of a burst (see the
+// package doc). Close syncs what is pending.
+func NewSyncBehind(path string, delay time.Duration, log *slog.Logger) *Dir {
+	return &Dir{path: path, behind: delay, log: log}
+}
 
 // KeepRecords implements dotmesh.RecordKeeper. The dot id and the record
 // keys and sizes were checked by the guard (backend/internal/guard).
@@ -41,7 +81,7 @@ func (d *Dir) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[strin
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
-		if err := writeAtomic(dir, k, v); err != nil {
+		if err := writeAtomic(dir, k, v, d.behind == 0); err != nil {
 			return err
 		}
 	}
@@ -49,17 +89,85 @@ func (d *Dir) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[strin
 	if err := os.Remove(dir); err == nil || errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
+	if d.behind > 0 {
+		d.syncLater()
+		return nil
+	}
 	return syncDir(dir)
 }
 
-func writeAtomic(dir, name string, data []byte) error {
+// syncLater (re)arms the background sync.
+func (d *Dir) syncLater() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.pending = true
+	if d.closed {
+		return
+	}
+	if d.timer == nil {
+		d.timer = time.AfterFunc(d.behind, d.syncNow)
+		return
+	}
+	d.timer.Reset(d.behind)
+}
+
+// syncNow syncs the filesystem that holds the records, if anything was
+// written since the last sync.
+func (d *Dir) syncNow() {
+	d.mu.Lock()
+	if !d.pending {
+		d.mu.Unlock()
+		return
+	}
+	d.pending = false
+	d.syncing.Add(1)
+	d.mu.Unlock()
+	defer d.syncing.Done()
+	if err := syncFS(d.path); err != nil {
+		d.mu.Lock()
+		d.pending = true // Close tries again
+		d.mu.Unlock()
+		if d.log != nil {
+			d.log.Warn("syncing the records kept beside the data", "dir", d.path, "err", err)
+		}
+	}
+}
+
+// Close syncs what a Dir from NewSyncBehind has not synced yet. It is a
+// no-op for a Dir from New.
+func (d *Dir) Close() error {
+	d.mu.Lock()
+	d.closed = true
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	pending := d.pending
+	d.pending = false
+	d.mu.Unlock()
+	d.syncing.Wait()
+	if !pending {
+		return nil
+	}
+	return syncFS(d.path)
+}
+
+func syncFS(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Syncfs(int(f.Fd()))
+}
+
+func writeAtomic(dir, name string, data []byte, sync bool) error {
 	f, err := os.CreateTemp(dir, tmpPrefix+name+"-*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
