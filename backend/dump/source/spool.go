@@ -39,9 +39,9 @@ func (e destError) Unwrap() error { return e.err }
 // file (memfd) and copies the file to w as it grows. Through a pipe,
 // every write of the tool wakes the reader: pg_dump writes 4 KiB at a
 // time, 23,000 wake-ups for a 96 MB dump, which cost this process three
-// times the CPU of reading the same bytes from a file. Here the reader
-// polls only when it has caught up, and punches out what it has read, so
-// the file holds only the backlog. A file has no back-pressure of its
+// times the CPU of reading the same bytes from a file. Here the reader,
+// once caught up, waits for about spoolBatch more bytes (see Read), and
+// punches out what it has read, so the file holds only the backlog. A file has no back-pressure of its
 // own: while the backlog is over spoolHigh the tool is stopped (SIGSTOP)
 // until it is under spoolLow, and it dies with this process (Pdeathsig),
 // so a stopped tool is never left behind.
