@@ -184,3 +184,65 @@ func checkNoSecret(t *testing.T, msg, secret string) {
 		t.Fatalf("error shows the password: %q", msg)
 	}
 }
+
+// A commit's snapshot takes the fingerprint's connection instead of
+// starting another; a spare that died or sits in a transaction is not
+// taken, and one left unused is closed.
+func TestPGSnapshotTakesFingerprintConn(t *testing.T) {
+	pg := sourcetest.StartPostgres(t)
+	pg.CreateDB(t, "spdb")
+	pg.SQL(t, "spdb", "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);")
+	p := openPG(t, pg.URL("spdb"))
+	ctx := context.Background()
+	snapshotPID := func() uint32 {
+		t.Helper()
+		s, err := p.Snapshot(ctx, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var buf strings.Builder
+		if _, err := s.Dump(ctx, &buf); err != nil || !strings.Contains(buf.String(), pgTrailer) {
+			t.Fatalf("dump from the snapshot: %v", err)
+		}
+		return s.(*pgSnapshot).conn.PID()
+	}
+	if _, err := p.Fingerprint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	spare := p.spare.conn
+	if spare == nil {
+		t.Fatal("the fingerprint kept no connection")
+	}
+	if pid := snapshotPID(); pid != spare.PID() {
+		t.Fatalf("snapshot on server process %d, fingerprint on %d", pid, spare.PID())
+	}
+	if p.spare.conn != nil {
+		t.Fatal("the spare connection is still kept after the snapshot took it")
+	}
+	// A spare the server ended: the snapshot connects afresh.
+	if _, err := p.Fingerprint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dead := p.spare.conn.PID()
+	pg.SQL(t, "postgres", fmt.Sprintf("SELECT pg_terminate_backend(%d)", dead))
+	for deadline := time.Now().Add(10 * time.Second); pg.SQL(t, "postgres", fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE pid = %d", dead)) != "0"; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the spare's server process never ended")
+		}
+	}
+	// pgconn learns of the end only when it next uses the connection:
+	// the export fails there and a fresh connection takes the snapshot.
+	if pid := snapshotPID(); pid == dead || pid == 0 {
+		t.Fatalf("snapshot on server process %d after the spare (%d) was terminated", pid, dead)
+	}
+	// Unused, it is closed after spareKeep.
+	if _, err := p.Fingerprint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kept := p.spare.conn.PID()
+	time.Sleep(spareKeep + time.Second)
+	if n := pg.SQL(t, "postgres", fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE pid = %d", kept)); n != "0" {
+		t.Fatalf("the unused spare connection is still open after %v", spareKeep)
+	}
+}

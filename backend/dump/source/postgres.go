@@ -15,7 +15,10 @@ import (
 // postgres dumps with pg_dump in plain SQL (one transaction: a consistent
 // snapshot), restores by dropping and recreating the database and running
 // the dump with psql in one transaction, stopping at the first error.
-type postgres struct{ c *Conn }
+type postgres struct {
+	c     *Conn
+	spare spareConn // Fingerprint's connection, for the Snapshot that follows
+}
 
 func (p *postgres) FileName() string { return "postgresql.sql" }
 
@@ -155,10 +158,16 @@ END;
 
 // Fingerprint implements Fingerprinter.
 func (p *postgres) Fingerprint(ctx context.Context) (string, error) {
-	out, err := p.queryValue(ctx, p.c.Database, pgFingerprint) // no psql: see queryValue
+	conn, err := p.connect(ctx, p.c.Database)
 	if err != nil {
 		return "", fmt.Errorf("fingerprint of %s: %w", p.c.Database, err)
 	}
+	out, err := p.lastValue(ctx, conn, pgFingerprint)
+	if err != nil {
+		conn.Close(ctx)
+		return "", fmt.Errorf("fingerprint of %s: %w", p.c.Database, err)
+	}
+	p.spare.keep(conn)
 	if strings.ContainsAny(out, "\n") {
 		return "", fmt.Errorf("fingerprint of %s: unexpected output %q", p.c.Database, out)
 	}

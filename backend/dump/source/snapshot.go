@@ -150,23 +150,46 @@ type pgSnapshot struct {
 
 // Snapshot implements Snapshotter.
 func (p *postgres) Snapshot(ctx context.Context, scratch string, ready func()) (Snapshot, error) {
-	conn, err := p.connect(ctx, p.c.Database)
-	if err != nil {
-		return nil, fmt.Errorf("exporting a snapshot of %s: %w", p.c.Database, err)
+	conn := p.spare.take()
+	spare := conn != nil
+	if !spare {
+		var err error
+		if conn, err = p.connect(ctx, p.c.Database); err != nil {
+			return nil, fmt.Errorf("exporting a snapshot of %s: %w", p.c.Database, err)
+		}
 	}
 	if ready != nil {
 		ready()
 	}
-	// The snapshot is taken as the transaction's first statement, the
-	// export, starts: statement_timestamp() on the server's clock, kept
-	// within the query's sending and its reply (another machine's clock
-	// may be off; a busy one may run the statement late).
+	id, at, err := p.export(ctx, conn)
+	if err != nil && spare && ctx.Err() == nil {
+		// The fingerprint's connection broke since (the server ended
+		// it): a fresh one decides.
+		conn.Close(context.Background())
+		if conn, err = p.connect(ctx, p.c.Database); err == nil {
+			id, at, err = p.export(ctx, conn)
+		}
+	}
+	if err != nil {
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+		return nil, fmt.Errorf("exporting a snapshot of %s: %w", p.c.Database, err)
+	}
+	return &pgSnapshot{p: p, conn: conn, id: id, at: at}, nil
+}
+
+// export starts a repeatable-read transaction on conn and exports its
+// snapshot. The snapshot is taken as the transaction's first statement,
+// the export, starts: statement_timestamp() on the server's clock, kept
+// within the query's sending and its reply (another machine's clock may
+// be off; a busy one may run the statement late).
+func (p *postgres) export(ctx context.Context, conn *pgconn.PgConn) (string, time.Time, error) {
 	sent := time.Now().UTC()
 	out, err := p.lastValue(ctx, conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot() || ' ' || (extract(epoch FROM statement_timestamp()) * 1000000)::bigint;")
 	replied := time.Now().UTC()
 	if err != nil {
-		conn.Close(context.Background())
-		return nil, fmt.Errorf("exporting a snapshot of %s: %w", p.c.Database, err)
+		return "", time.Time{}, err
 	}
 	id, micros, _ := strings.Cut(out, " ")
 	at := sent
@@ -178,7 +201,7 @@ func (p *postgres) Snapshot(ctx context.Context, scratch string, ready func()) (
 			}
 		}
 	}
-	return &pgSnapshot{p: p, conn: conn, id: id, at: at}, nil
+	return id, at, nil
 }
 
 func (s *pgSnapshot) Time() time.Time { return s.at }

@@ -15,7 +15,9 @@ import (
 
 // Spool limits (see runSpooled).
 const (
-	spoolPoll  = time.Millisecond      // wait when caught up: short against any dump, long against a wake-up's cost
+	spoolPoll  = time.Millisecond      // the shortest wait when caught up
+	spoolPace  = 20 * time.Millisecond // the longest
+	spoolBatch = 512 << 10             // bytes a wait aims to let the tool write
 	spoolWatch = 10 * time.Millisecond // how often the backlog is checked
 	spoolChunk = 1 << 20               // bytes read (and punched out) at a time
 	spoolHigh  = 64 << 20              // backlog at which the tool is stopped...
@@ -37,9 +39,9 @@ func (e destError) Unwrap() error { return e.err }
 // file (memfd) and copies the file to w as it grows. Through a pipe,
 // every write of the tool wakes the reader: pg_dump writes 4 KiB at a
 // time, 23,000 wake-ups for a 96 MB dump, which cost this process three
-// times the CPU of reading the same bytes from a file. Here the reader
-// polls only when it has caught up, and punches out what it has read, so
-// the file holds only the backlog. A file has no back-pressure of its
+// times the CPU of reading the same bytes from a file. Here the reader,
+// once caught up, waits for about spoolBatch more bytes (see Read), and
+// punches out what it has read, so the file holds only the backlog. A file has no back-pressure of its
 // own: while the backlog is over spoolHigh the tool is stopped (SIGSTOP)
 // until it is under spoolLow, and it dies with this process (Pdeathsig),
 // so a stopped tool is never left behind.
@@ -76,7 +78,7 @@ func runSpooled(cmd *exec.Cmd, w io.Writer) error {
 	if err := <-started; err != nil {
 		return err
 	}
-	r := &spoolReader{f: f, fd: fd, exited: exited, poll: time.NewTimer(spoolPoll)}
+	r := &spoolReader{f: f, fd: fd, exited: exited, poll: time.NewTimer(spoolPoll), start: time.Now()}
 	defer r.poll.Stop()
 	copied := make(chan error, 1)
 	go func() {
@@ -121,11 +123,24 @@ type spoolReader struct {
 	done    atomic.Bool  // the tool has exited
 	cerr    error        // its exit's error
 	poll    *time.Timer
-	err     error // the reader's own failure
+	start   time.Time // when the tool started, for its output's rate
+	caught  bool      // the last read took all there was: wait before the next
+	err     error     // the reader's own failure
 }
 
+// Read returns what the tool has written since the last read. Having
+// taken all there was, it first waits for about spoolBatch more bytes at
+// the tool's rate so far: each wake-up costs two context switches (the
+// timer's and the locked thread's), dearer than copying what it lets
+// through, and a read of a few KiB costs as many system calls down the
+// line (normalizer, temporary file) as one of a MiB. The tool's exit
+// ends any wait.
 func (r *spoolReader) Read(p []byte) (int, error) {
 	for {
+		if r.caught && !r.done.Load() {
+			r.caught = false
+			r.wait(r.pace())
+		}
 		off := r.off.Load()
 		n, err := r.f.ReadAt(p, off)
 		if n > 0 {
@@ -135,6 +150,7 @@ func (r *spoolReader) Read(p []byte) (int, error) {
 				_ = unix.Fallocate(r.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, r.punched, end-r.punched)
 				r.punched = end
 			}
+			r.caught = n < len(p)
 			return n, nil
 		}
 		if err != nil && err != io.EOF {
@@ -144,12 +160,29 @@ func (r *spoolReader) Read(p []byte) (int, error) {
 		if r.done.Load() { // read to the end after the tool exited: all of it
 			return 0, io.EOF
 		}
-		r.poll.Reset(spoolPoll)
-		select {
-		case r.cerr = <-r.exited:
-			r.done.Store(true)
-		case <-r.poll.C:
-		}
+		r.wait(r.pace())
+	}
+}
+
+// pace is how long the tool takes to write spoolBatch bytes at its rate
+// so far, within spoolPoll and spoolPace.
+func (r *spoolReader) pace() time.Duration {
+	off := r.off.Load()
+	if off <= 0 {
+		return spoolPoll
+	}
+	d := time.Duration(float64(time.Since(r.start)) * spoolBatch / float64(off))
+	return min(max(d, spoolPoll), spoolPace)
+}
+
+// wait waits for d or for the tool's exit.
+func (r *spoolReader) wait(d time.Duration) {
+	r.poll.Reset(d)
+	select {
+	case r.cerr = <-r.exited:
+		r.done.Store(true)
+		r.poll.Stop()
+	case <-r.poll.C:
 	}
 }
 

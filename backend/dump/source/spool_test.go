@@ -160,3 +160,27 @@ func TestYieldRule(t *testing.T) {
 		}
 	}
 }
+
+// pace: a wait when caught up lets about spoolBatch bytes arrive at the
+// tool's rate so far, within spoolPoll and spoolPace.
+func TestSpoolPace(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		elapsed time.Duration
+		off     int64
+		want    time.Duration
+	}{
+		{"nothing read yet", time.Second, 0, spoolPoll},
+		{"fast tool", 100 * time.Millisecond, 1 << 30, spoolPoll},
+		{"100 MB/s", time.Second, 100 << 20, 5 * time.Millisecond},
+		{"slow tool", time.Second, 1 << 20, spoolPace},
+	} {
+		r := &spoolReader{start: time.Now().Add(-c.elapsed)}
+		r.off.Store(c.off)
+		got := r.pace()
+		// The clock moves on between start and pace: a little slack.
+		if got < c.want || got > c.want+c.want/10+time.Millisecond/10 {
+			t.Errorf("%s: pace %v, want %v", c.name, got, c.want)
+		}
+	}
+}
