@@ -50,7 +50,7 @@
 // One `zfs get -r` lists a dot (inventory). The listing is reused while
 // no zfs command that changes anything it shows has run in the process
 // since (counted in exec.go; writing a kept registry record does not
-// count), for at most a few seconds; operations that know what their own
+// count), for at most a minute; operations that know what their own
 // commands changed patch it (patchInventory, also after a dirty check's
 // temporary snapshot), so a transfer's State, receive and Finish share
 // one listing. Send plans from the last listing whatever its age, as zfs
