@@ -223,29 +223,7 @@ func TestNodeRestartAfterSwitchBeforeHead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	type node struct {
-		opts zfs.Options
-		db   string
-		n    *dotmesh.Node
-		be   *zfs.Guarded
-	}
-	open := func(x *node) {
-		t.Helper()
-		be, err := zfs.Open(ctx, x.opts)
-		must(err)
-		store, err := bboltstore.Open(x.db, bboltstore.Options{Logger: logger()})
-		must(err)
-		x.n, err = dotmesh.NewNode(ctx, dotmesh.Options{Store: store, Backends: []dotmesh.StorageBackend{be}, Logger: logger()})
-		must(err)
-		x.be = be
-	}
-	newNode := func() *node {
-		pool, dir := zfstest.Pool(t)
-		x := &node{opts: zfs.Options{Pool: pool, DataDir: dir, PoolSize: testPoolSize, Logger: logger()}, db: filepath.Join(t.TempDir(), "registry.db")}
-		open(x)
-		return x
-	}
-	a, b := newNode(), newNode()
+	a, b := newRestartable(t, false), newRestartable(t, false)
 	defer func() { a.n.Close(); b.n.Close() }()
 	name := dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "app"}
 	file := func(n *dotmesh.Node) string {
@@ -280,7 +258,7 @@ func TestNodeRestartAfterSwitchBeforeHead(t *testing.T) {
 	must(err)
 	must(b.be.Rollback(ctx, dotmesh.BranchRef{Dot: d.ID, Branch: "master"}, dotmesh.CommitRef{BranchRef: dotmesh.BranchRef{Dot: d.ID, Branch: "_recv-master"}, ID: c3}))
 	must(b.n.Close())
-	open(b)
+	b.open(t)
 	if got, err := os.ReadFile(file(b.n)); err != nil || string(got) != "two" {
 		t.Fatalf("after the restart the receiver has %q, %v; want its head's \"two\"", got, err)
 	}
@@ -288,6 +266,44 @@ func TestNodeRestartAfterSwitchBeforeHead(t *testing.T) {
 	if got, err := os.ReadFile(file(b.n)); err != nil || string(got) != "three" {
 		t.Fatalf("after pushing again the receiver has %q, %v; want \"three\"", got, err)
 	}
+}
+
+// restartable is a Node on a pool of its own that a test can close and
+// open again on the same pool and registry, as a restart does.
+type restartable struct {
+	opts  zfs.Options
+	db    string
+	paths string // PathsDir, if any
+	n     *dotmesh.Node
+	be    *zfs.Guarded
+}
+
+func newRestartable(t *testing.T, stablePaths bool) *restartable {
+	t.Helper()
+	pool, dir := zfstest.Pool(t)
+	x := &restartable{opts: zfs.Options{Pool: pool, DataDir: dir, PoolSize: testPoolSize, Logger: logger()}, db: filepath.Join(t.TempDir(), "registry.db")}
+	if stablePaths {
+		x.paths = filepath.Join(t.TempDir(), "paths")
+	}
+	x.open(t)
+	return x
+}
+
+func (x *restartable) open(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	be, err := zfs.Open(ctx, x.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := bboltstore.Open(x.db, bboltstore.Options{Logger: logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.n, err = dotmesh.NewNode(ctx, dotmesh.Options{Store: store, Backends: []dotmesh.StorageBackend{be}, Logger: logger(), PathsDir: x.paths}); err != nil {
+		t.Fatal(err)
+	}
+	x.be = be
 }
 
 // transportWithoutFinish sends commits but never finishes, as a transfer
@@ -310,32 +326,10 @@ func TestNodeReceivedDotStaysUnmounted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	type node struct {
-		opts  zfs.Options
-		db    string
-		paths string
-		n     *dotmesh.Node
-	}
-	open := func(x *node) {
-		t.Helper()
-		be, err := zfs.Open(ctx, x.opts)
-		must(err)
-		store, err := bboltstore.Open(x.db, bboltstore.Options{Logger: logger()})
-		must(err)
-		x.n, err = dotmesh.NewNode(ctx, dotmesh.Options{Store: store, Backends: []dotmesh.StorageBackend{be}, Logger: logger(), PathsDir: x.paths})
-		must(err)
-	}
-	newNode := func() *node {
-		pool, dir := zfstest.Pool(t)
-		x := &node{opts: zfs.Options{Pool: pool, DataDir: dir, PoolSize: testPoolSize, Logger: logger()},
-			db: filepath.Join(t.TempDir(), "registry.db"), paths: filepath.Join(t.TempDir(), "paths")}
-		open(x)
-		return x
-	}
-	a, b := newNode(), newNode()
+	a, b := newRestartable(t, true), newRestartable(t, true)
 	defer func() { a.n.Close(); b.n.Close() }()
 	name := dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "app"}
-	mounted := func(x *node) []string {
+	mounted := func(x *restartable) []string {
 		t.Helper()
 		out, err := exec.Command("zfs", "get", "-H", "-r", "-o", "name,value", "mounted", x.opts.Pool).CombinedOutput()
 		if err != nil {
@@ -364,7 +358,7 @@ func TestNodeReceivedDotStaysUnmounted(t *testing.T) {
 		t.Fatalf("after two pushes the receiver has %v mounted; want nothing", m)
 	}
 	must(b.n.Close())
-	open(b)
+	b.open(t)
 	if m := mounted(b); len(m) > 0 {
 		t.Fatalf("after a restart the receiver has %v mounted; want nothing (a dot nobody asked for stays unmounted)", m)
 	}
