@@ -195,7 +195,10 @@ func (n *Node) dropLink(name DotName) {
 
 // relinkAll points every dot's link at its current branch and removes
 // what is not a dot's link (links of deleted dots, temp dirs of a switch
-// cut off by a crash), at start.
+// cut off by a crash), at start. A TreeLocator backend is not asked to
+// make the trees available: a working state nobody has asked for (a dot
+// that only receives transfers) stays unmounted across restarts, and
+// what was mounted the backend mounts again itself.
 func (n *Node) relinkAll(ctx context.Context) error {
 	if n.paths == "" {
 		return nil
@@ -211,7 +214,7 @@ func (n *Node) relinkAll(ctx context.Context) error {
 	for _, d := range dots {
 		want[n.linkPath(d.DotName())] = true
 		unlock := n.lockDot(d.ID)
-		err := n.relinkLocked(ctx, d)
+		err := n.relinkTo(ctx, d, true)
 		unlock()
 		if err != nil {
 			// One dot's storage missing must not keep the node down.

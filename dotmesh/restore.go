@@ -33,8 +33,9 @@ import (
 // at revision rev. It returns the commits dropped because nothing reaches
 // them any more. An error after step 1 leaves the mark: the working
 // state may be partly restored, Commit refuses, and running the reset
-// again (or a restart) finishes it.
-func (n *Node) restoreLocked(ctx context.Context, be StorageBackend, d *Dot, b *Branch, rev int64, target *Commit) ([]*Commit, error) {
+// again (or a restart) finishes it. The ops in also go into the
+// transaction that records the head.
+func (n *Node) restoreLocked(ctx context.Context, be StorageBackend, d *Dot, b *Branch, rev int64, target *Commit, also ...Op) ([]*Commit, error) {
 	name := d.DotName()
 	marked := *b
 	marked.Restoring = target.ID
@@ -53,12 +54,12 @@ func (n *Node) restoreLocked(ctx context.Context, be StorageBackend, d *Dot, b *
 		return nil, &PartlyRestoredError{Dot: name, Branch: b.Name, Target: target.ID, Err: err}
 	}
 	n.restoreStep("restored")
-	return n.finishRestore(ctx, be, d, &marked, rev, target)
+	return n.finishRestore(ctx, be, d, &marked, rev, target, also...)
 }
 
 // finishRestore is step 3 and 4 for a branch marked Restoring = target
 // at revision rev whose working state holds target.
-func (n *Node) finishRestore(ctx context.Context, be StorageBackend, d *Dot, b *Branch, rev int64, target *Commit) ([]*Commit, error) {
+func (n *Node) finishRestore(ctx context.Context, be StorageBackend, d *Dot, b *Branch, rev int64, target *Commit, also ...Op) ([]*Commit, error) {
 	commits, err := n.reg.commits(ctx, d.ID)
 	if err != nil {
 		return nil, err
@@ -66,7 +67,7 @@ func (n *Node) finishRestore(ctx context.Context, be StorageBackend, d *Dot, b *
 	orphans := n.orphansAfterReset(ctx, d, b, target, commits)
 	done := *b
 	done.Head, done.Restoring = target.ID, ""
-	ops := []Op{PutOp(branchKey(d.ID, b.Name), encode(&done))}
+	ops := append([]Op{PutOp(branchKey(d.ID, b.Name), encode(&done))}, also...)
 	for _, c := range orphans {
 		ops = append(ops, DeleteOp(commitKey(d.ID, c.ID)))
 	}

@@ -50,7 +50,7 @@
 // One `zfs get -r` lists a dot (inventory). The listing is reused while
 // no zfs command that changes anything it shows has run in the process
 // since (counted in exec.go; writing a kept registry record does not
-// count), for at most a few seconds; operations that know what their own
+// count), for at most a minute; operations that know what their own
 // commands changed patch it (patchInventory, also after a dirty check's
 // temporary snapshot), so a transfer's State, receive and Finish share
 // one listing. Send plans from the last listing whatever its age, as zfs
@@ -134,7 +134,8 @@
 // never completes a snapshot (ErrCorrupt).
 // Streams land directly on the live filesystem when their base is its
 // latest snapshot (`zfs receive -F`, which ZFS applies to a hidden clone
-// and swaps in at END), else in a staging filesystem (made by zfs receive
+// and swaps in at END; started before the stream's first byte arrives, so
+// its start overlaps the sender's zfs send starting), else in a staging filesystem (made by zfs receive
 // for complete and clone streams; a promoted clone of the base otherwise)
 // that is swapped in like a rollback. The received commit becomes the
 // branch's working state. (The Node receives into a hidden branch and

@@ -145,8 +145,11 @@ func (inv *dotInv) commitsOf(branch string) []*snapInfo {
 
 var invProps = []string{"type", "origin", "defer_destroy", "mounted", "mountpoint", "referenced", "refquota", stateProp, userBranchProp, pristineProp}
 
-// invCacheTTL bounds how long a dot's listing is reused (see inventory).
-const invCacheTTL = 5 * time.Second
+// invCacheTTL bounds how long a dot's listing is reused (see inventory):
+// long enough that the pushes into a dot that only this node changes
+// list it once, not once per push (a 1 GiB dot's commit and push take
+// longer than a few seconds, and a listing is 20-200 ms on zfs-fuse).
+const invCacheTTL = time.Minute
 
 // invCache keeps the last listing of each dot.
 type invCache struct {
@@ -169,7 +172,9 @@ type cachedInv struct {
 // they were read (zfsChanges, counted by every backend instance; the
 // counter is read before the listing, so a change racing with it
 // invalidates it too) and for at most invCacheTTL, which bounds how long
-// a change made behind the backend's back (by hand, say) goes unseen. What
+// a change made behind the backend's back (by hand, say) goes unseen; a
+// zfs command that names a dataset such a change moved or removed fails
+// cleanly, and counts as a change, so the retry lists again. What
 // the listing does not show, file contents, never comes from it: dirty
 // checks snapshot the working state or rely on it being unmounted.
 func (b *Backend) inventory(ctx context.Context, dot dotmesh.DotID) (*dotInv, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -222,29 +223,7 @@ func TestNodeRestartAfterSwitchBeforeHead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	type node struct {
-		opts zfs.Options
-		db   string
-		n    *dotmesh.Node
-		be   *zfs.Guarded
-	}
-	open := func(x *node) {
-		t.Helper()
-		be, err := zfs.Open(ctx, x.opts)
-		must(err)
-		store, err := bboltstore.Open(x.db, bboltstore.Options{Logger: logger()})
-		must(err)
-		x.n, err = dotmesh.NewNode(ctx, dotmesh.Options{Store: store, Backends: []dotmesh.StorageBackend{be}, Logger: logger()})
-		must(err)
-		x.be = be
-	}
-	newNode := func() *node {
-		pool, dir := zfstest.Pool(t)
-		x := &node{opts: zfs.Options{Pool: pool, DataDir: dir, PoolSize: testPoolSize, Logger: logger()}, db: filepath.Join(t.TempDir(), "registry.db")}
-		open(x)
-		return x
-	}
-	a, b := newNode(), newNode()
+	a, b := newRestartable(t, false), newRestartable(t, false)
 	defer func() { a.n.Close(); b.n.Close() }()
 	name := dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "app"}
 	file := func(n *dotmesh.Node) string {
@@ -279,7 +258,7 @@ func TestNodeRestartAfterSwitchBeforeHead(t *testing.T) {
 	must(err)
 	must(b.be.Rollback(ctx, dotmesh.BranchRef{Dot: d.ID, Branch: "master"}, dotmesh.CommitRef{BranchRef: dotmesh.BranchRef{Dot: d.ID, Branch: "_recv-master"}, ID: c3}))
 	must(b.n.Close())
-	open(b)
+	b.open(t)
 	if got, err := os.ReadFile(file(b.n)); err != nil || string(got) != "two" {
 		t.Fatalf("after the restart the receiver has %q, %v; want its head's \"two\"", got, err)
 	}
@@ -289,10 +268,106 @@ func TestNodeRestartAfterSwitchBeforeHead(t *testing.T) {
 	}
 }
 
+// restartable is a Node on a pool of its own that a test can close and
+// open again on the same pool and registry, as a restart does.
+type restartable struct {
+	opts  zfs.Options
+	db    string
+	paths string // PathsDir, if any
+	n     *dotmesh.Node
+	be    *zfs.Guarded
+}
+
+func newRestartable(t *testing.T, stablePaths bool) *restartable {
+	t.Helper()
+	pool, dir := zfstest.Pool(t)
+	x := &restartable{opts: zfs.Options{Pool: pool, DataDir: dir, PoolSize: testPoolSize, Logger: logger()}, db: filepath.Join(t.TempDir(), "registry.db")}
+	if stablePaths {
+		x.paths = filepath.Join(t.TempDir(), "paths")
+	}
+	x.open(t)
+	return x
+}
+
+func (x *restartable) open(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	be, err := zfs.Open(ctx, x.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := bboltstore.Open(x.db, bboltstore.Options{Logger: logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.n, err = dotmesh.NewNode(ctx, dotmesh.Options{Store: store, Backends: []dotmesh.StorageBackend{be}, Logger: logger(), PathsDir: x.paths}); err != nil {
+		t.Fatal(err)
+	}
+	x.be = be
+}
+
 // transportWithoutFinish sends commits but never finishes, as a transfer
 // cut off before Finish.
 type transportWithoutFinish struct{ dotmesh.Transport }
 
 func (transportWithoutFinish) Finish(context.Context, dotmesh.DotName, string, dotmesh.FinishRequest) (*dotmesh.FinishResult, error) {
 	return &dotmesh.FinishResult{}, nil
+}
+
+// TestNodeReceivedDotStaysUnmounted: a dot that only receives pushes is
+// never mounted on the receiver, also not by a restart (which points the
+// stable paths at the current branches again), until its path is asked
+// for; its stable path then shows the pushed data.
+func TestNodeReceivedDotStaysUnmounted(t *testing.T) {
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := newRestartable(t, true), newRestartable(t, true)
+	defer func() { a.n.Close(); b.n.Close() }()
+	name := dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "app"}
+	mounted := func(x *restartable) []string {
+		t.Helper()
+		out, err := exec.Command("zfs", "get", "-H", "-r", "-o", "name,value", "mounted", x.opts.Pool).CombinedOutput()
+		if err != nil {
+			t.Fatalf("zfs get mounted: %v: %s", err, out)
+		}
+		var m []string
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && f[1] == "yes" {
+				m = append(m, f[0])
+			}
+		}
+		return m
+	}
+	_, err := a.n.CreateDot(ctx, name, dotmesh.CreateDotOptions{})
+	must(err)
+	for _, s := range []string{"one", "two"} {
+		p, err := a.n.SubdotPath(ctx, dotmesh.VolumeName{Dot: name})
+		must(err)
+		must(os.WriteFile(filepath.Join(p, "f"), []byte(s), 0o644))
+		_, err = a.n.Commit(ctx, name, "", dotmesh.CommitOptions{Message: s})
+		must(err)
+		_, err = a.n.Push(ctx, name, "", dotmesh.LocalTransport(b.n), dotmesh.TransferOptions{})
+		must(err)
+	}
+	if m := mounted(b); len(m) > 0 {
+		t.Fatalf("after two pushes the receiver has %v mounted; want nothing", m)
+	}
+	must(b.n.Close())
+	b.open(t)
+	if m := mounted(b); len(m) > 0 {
+		t.Fatalf("after a restart the receiver has %v mounted; want nothing (a dot nobody asked for stays unmounted)", m)
+	}
+	p, err := b.n.Path(ctx, dotmesh.VolumeName{Dot: name})
+	must(err)
+	if got, err := os.ReadFile(filepath.Join(p, "f")); err != nil || string(got) != "two" {
+		t.Fatalf("the receiver's stable path %s shows %q, %v; want \"two\"", p, got, err)
+	}
+	if m := mounted(b); len(m) != 1 {
+		t.Fatalf("after dm path the receiver has %v mounted; want its working state", m)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/dotmesh-io/dotmesh/backend/framing"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -13,9 +14,9 @@ import (
 // until the trailer is verified; it must exceed the END record.
 const holdBack = 4 * drrHeaderLen
 
-// errCloneStream stops a receive started before the stream turned out to
-// be a clone stream.
-var errCloneStream = errors.New("a clone stream")
+// errOtherStream stops a receive started before the stream turned out to
+// be a complete or clone stream.
+var errOtherStream = errors.New("a complete or clone stream")
 
 // Receive implements dotmesh.StorageBackend. The received commit becomes
 // the branch's working state (uncommitted changes are discarded, as by a
@@ -42,31 +43,51 @@ func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *d
 	if err := checkTransfer(target, base); err != nil {
 		return err
 	}
-	hdr, fr, err := streamFormat.NewReader(r)
-	if err != nil {
-		return err
+	// The framing header and the first record of the zfs stream say
+	// which kind of stream it is. They are read lazily: the direct path
+	// below starts zfs receive before they are here, since the sender's
+	// zfs send takes as long to write its first byte as zfs receive takes
+	// to start.
+	var (
+		hdr    framing.Header
+		fr     *framing.Reader
+		first  []byte
+		begin  beginRecord
+		headed bool
+	)
+	readHeader := func() error {
+		if headed {
+			return nil
+		}
+		var err error
+		if hdr, fr, err = streamFormat.NewReader(r); err != nil {
+			return err
+		}
+		if hdr.Target != target.ID {
+			return fmt.Errorf("%w: the stream carries commit %s, not %s", dotmesh.ErrCorrupt, hdr.Target, target.ID)
+		}
+		if hdr.Base != "" && (base == nil || base.ID != hdr.Base) {
+			return fmt.Errorf("%w: the stream is incremental from commit %s; receive it with that base", dotmesh.ErrInvalidArgument, hdr.Base)
+		}
+		headed = true
+		return nil
 	}
-	if hdr.Target != target.ID {
-		return fmt.Errorf("%w: the stream carries commit %s, not %s", dotmesh.ErrCorrupt, hdr.Target, target.ID)
-	}
-	if hdr.Base != "" && (base == nil || base.ID != hdr.Base) {
-		return fmt.Errorf("%w: the stream is incremental from commit %s; receive it with that base", dotmesh.ErrInvalidArgument, hdr.Base)
-	}
-	// The first record of the zfs stream says which kind it is.
-	var first []byte
-	var begin beginRecord
 	readBegin := func() error {
-		first = make([]byte, drrHeaderLen)
-		if _, err := io.ReadFull(fr, first); err != nil {
+		if err := readHeader(); err != nil || first != nil {
+			return err
+		}
+		buf := make([]byte, drrHeaderLen)
+		if _, err := io.ReadFull(fr, buf); err != nil {
 			return streamFormat.ReadError("reading the zfs stream", err)
 		}
 		var err error
-		if begin, err = parseBegin(first); err != nil {
+		if begin, err = parseBegin(buf); err != nil {
 			return err
 		}
 		if begin.full() != (hdr.Base == "") {
 			return fmt.Errorf("%w: the stream header and the zfs stream disagree about being incremental", dotmesh.ErrCorrupt)
 		}
+		first = buf
 		return nil
 	}
 	produce := func(w io.Writer) error {
@@ -81,19 +102,20 @@ func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *d
 		return hb.Flush()
 	}
 
-	defer b.lockDot(target.Dot)() // after the header: the guard leaves Receive to us
+	defer b.lockDot(target.Dot)() // the guard leaves Receive to us
 	inv, err := b.inventory(ctx, target.Dot)
 	if err != nil {
 		return err
 	}
 	if s := inv.snaps[string(target.ID)]; s != nil {
+		if err := readHeader(); err != nil {
+			return err // a bad stream says so first
+		}
 		return fmt.Errorf("%w: commit %s is stored here already", dotmesh.ErrAlreadyExists, target)
 	}
 	var bs *snapInfo
-	if hdr.Base != "" {
-		if bs = inv.commit(base.ID); bs == nil {
-			return fmt.Errorf("%w: base commit %s has no data on this node", dotmesh.ErrNotFound, base)
-		}
+	if base != nil {
+		bs = inv.commit(base.ID)
 	}
 	cur := inv.live(target.Branch)
 	if !inv.exists {
@@ -107,23 +129,30 @@ func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *d
 		}
 	}()
 
-	if hdr.Base != "" && cur != nil && bs.fs == cur && cur.last() == bs && cur.pristine == "" {
+	if bs != nil && cur != nil && bs.fs == cur && cur.last() == bs && cur.pristine == "" {
 		// Straight onto the live filesystem. zfs receive starts before
-		// the stream's first record is here (it takes a while to start,
-		// as does the sender's zfs send); should the stream be a clone
-		// stream, the only other kind an incremental one can be, zfs gets
-		// nothing at all, and the general path below takes it.
+		// the stream's header is here (it takes a while to start, as
+		// does the sender's zfs send); should the stream be complete or
+		// a clone stream, the other kinds a stream from this base can
+		// be, zfs gets nothing at all, and the general path below takes
+		// it.
 		dest, err := cur.ds.Snapshot(string(target.ID))
 		if err != nil {
 			return err
 		}
 		seq := invSeq()
 		err = b.z.receive(ctx, dest.String(), true, func(w io.Writer) error {
+			if err := readHeader(); err != nil {
+				return err
+			}
+			if hdr.Base == "" {
+				return errOtherStream
+			}
 			if err := readBegin(); err != nil {
 				return err
 			}
 			if begin.clone() {
-				return errCloneStream
+				return errOtherStream
 			}
 			return produce(w)
 		})
@@ -141,12 +170,16 @@ func (b *Backend) Receive(ctx context.Context, target dotmesh.CommitRef, base *d
 			})
 			return nil
 		}
-		if !errors.Is(err, errCloneStream) {
+		if !errors.Is(err, errOtherStream) {
 			return receiveError(target, err)
 		}
-		b.log.DebugContext(ctx, "a clone stream onto the live filesystem's latest snapshot; receiving it into a staging filesystem", "commit", target.ID)
-	} else if err := readBegin(); err != nil {
+		b.log.DebugContext(ctx, "a complete or clone stream onto the live filesystem's latest snapshot; receiving it into a staging filesystem", "commit", target.ID)
+	}
+	if err := readBegin(); err != nil {
 		return err
+	}
+	if hdr.Base != "" && bs == nil {
+		return fmt.Errorf("%w: base commit %s has no data on this node", dotmesh.ErrNotFound, base)
 	}
 	if !begin.full() && !begin.clone() && cur != nil && bs.fs == cur && cur.last() == bs {
 		// cur carries pristineProp: its data is about to change (see
