@@ -25,9 +25,9 @@
 // the slot is made or opens, keyed by a hash of the slot and the
 // password, so that opening one repository again with one password (a
 // node's next push to a bucket, say) does not derive again. Before
-// Argon2id runs, Derive maps its memory (prefault.go: written once, as
-// huge pages where the kernel gives them): measured, a fresh process's
-// first derivation otherwise spent 1.3 s of CPU in page faults, not 0.3.
+// Argon2id runs, Derive maps its memory (prefault.go: written once):
+// measured, a fresh process's first derivation otherwise spent 1.2 s of
+// CPU, mostly in page faults, not 0.55.
 package seal
 
 import (

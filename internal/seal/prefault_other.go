@@ -1,5 +1,0 @@
-//go:build !linux
-
-package seal
-
-func adviseHuge([]byte) {}
