@@ -376,11 +376,21 @@ func serverDir(size int64) string {
 // dmTransfer runs `dm --remote NODE OP s3 bench --json` on node n, checks
 // that it moved one commit and measures it. With DOTMESH_BENCH_PERF=DIR,
 // `perf record -g` samples the node meanwhile into DIR/LABEL.perf.data
-// (where the time goes: perf report -i FILE).
+// (where the time goes: perf report -i FILE). With DOTMESH_BENCH_STRACE=DIR,
+// strace writes the node's file and network syscalls, each with its time
+// of day and duration, into DIR/LABEL.strace: the time line of a
+// transfer and where it waits off the CPU (fsync, reads from the server).
 func (r *s3Rig) dmTransfer(n *benchNode, op, label string) (m s3Measure, err error) {
 	pid := n.cmd.Process.Pid
 	if dir := os.Getenv("DOTMESH_BENCH_PERF"); dir != "" {
 		stop, err := perfRecord(pid, filepath.Join(dir, label+".perf.data"))
+		if err != nil {
+			return m, err
+		}
+		defer stop()
+	}
+	if dir := os.Getenv("DOTMESH_BENCH_STRACE"); dir != "" {
+		stop, err := straceRecord(pid, filepath.Join(dir, label+".strace"))
 		if err != nil {
 			return m, err
 		}
@@ -423,20 +433,39 @@ func (r *s3Rig) dmTransfer(n *benchNode, op, label string) (m s3Measure, err err
 
 // perfRecord samples process pid's stacks with perf until stop.
 func perfRecord(pid int, out string) (stop func(), err error) {
+	return attachTool(out, "DOTMESH_BENCH_PERF needs perf (linux-perf)",
+		"perf", "record", "-q", "-F", "499", "-g", "-p", strconv.Itoa(pid), "-o", out)
+}
+
+// straceRecord traces process pid's file and network syscalls with strace
+// until stop.
+func straceRecord(pid int, out string) (stop func(), err error) {
+	return attachTool(out, "DOTMESH_BENCH_STRACE needs strace", "strace", "-f", "-qq", "-ttt", "-T", "-e",
+		"trace=openat,close,read,write,pread64,pwrite64,pwritev,fsync,fdatasync,sync_file_range,syncfs,renameat,unlinkat,mkdirat,connect,sendto,recvfrom,ftruncate,fchmodat,utimensat",
+		"-o", out, "-p", strconv.Itoa(pid))
+}
+
+// attachTool runs a tool that attaches to a process and writes to out,
+// until stop interrupts it; missing names what to install.
+func attachTool(out, missing, name string, args ...string) (stop func(), err error) {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return nil, err
 	}
 	var msgs bytes.Buffer
-	cmd := exec.Command("perf", "record", "-q", "-F", "499", "-g", "-p", strconv.Itoa(pid), "-o", out)
+	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = &msgs, &msgs
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("DOTMESH_BENCH_PERF needs perf (linux-perf): %w", err)
+		return nil, fmt.Errorf("%s: %w", missing, err)
 	}
 	time.Sleep(300 * time.Millisecond) // let it attach
 	return func() {
-		cmd.Process.Signal(syscall.SIGINT) // only the perf we started
-		if err := cmd.Wait(); err != nil {
-			fmt.Fprintf(os.Stderr, "bench: perf record of %s: %v: %s\n", out, err, strings.TrimSpace(msgs.String()))
+		cmd.Process.Signal(syscall.SIGINT) // only the tool we started
+		err := cmd.Wait()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGINT {
+			err = nil // ended by that interrupt
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s into %s: %v: %s\n", name, out, err, strings.TrimSpace(msgs.String()))
 		}
 	}, nil
 }

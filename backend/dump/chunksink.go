@@ -12,10 +12,14 @@ import (
 // StageChunks implements dotmesh.ChunkStager. The chunks go into a batch
 // of the store as they come: a zstd frame as it is (the cas store's
 // stored form is a zstd frame; the sender checked it, in this process),
-// a chunk without one in a raw frame, none hashed again. Every recvFlush bytes
-// and at Flush they are published and pinned for c, like a Receive's
-// objects, so a crash keeps them for a re-run until the pin expires.
-// After Flush, c's commit takes the offered files' chunks from their
+// a chunk without one in a raw frame, none hashed again. Every recvFlush
+// bytes and at Flush they are published and pinned for c, like a
+// Receive's objects, so a crash keeps them for a re-run until the pin
+// expires. The publishing (the pack's fsyncs) runs on a goroutine of the
+// sink's own while the next batch fills, so the receive does not wait
+// for the disk; at most one batch waits for it (backpressure), so a crash
+// loses at most three batches' worth. After Flush, which waits for every
+// publication, c's commit takes the offered files' chunks from their
 // lists when its scan finds the file of that size and every chunk
 // stored (receivedChunks), instead of reading the file.
 func (b *Backend) StageChunks(ctx context.Context, c dotmesh.CommitRef) (dotmesh.ChunkSink, error) {
@@ -27,7 +31,11 @@ func (b *Backend) StageChunks(ctx context.Context, c dotmesh.CommitRef) (dotmesh
 		endRecv()
 		return nil, err
 	}
-	return &chunkSink{b: b, target: c, flush: b.recvFlush(), batch: batch, endRecv: endRecv, endUse: sync.OnceFunc(endUse)}, nil
+	s := &chunkSink{b: b, target: c, flush: b.recvFlush(), batch: batch, endRecv: endRecv, endUse: sync.OnceFunc(endUse),
+		pubq: make(chan stagedBatch, 1), pubDone: make(chan struct{})}
+	s.finish = sync.OnceValue(s.closePublisher)
+	go s.publisher()
+	return s, nil
 }
 
 // rawFrames holds buffers for the raw frames of chunks offered without
@@ -42,21 +50,36 @@ type chunkSink struct {
 	endRecv func()
 	endUse  func() // the store is in use (no collection) until Flush
 
-	// mu is held shared by PutChunk, exclusively to publish and swap
-	// batches, so that nothing is claimed in a batch being published.
+	// mu is held shared by PutChunk, exclusively to hand a batch to the
+	// publisher and swap in the next, so that nothing is claimed in a
+	// batch being published.
 	mu      sync.RWMutex
 	batch   *cas.Batch // nil when finished
-	pmu     sync.Mutex // guards pending and bytes
+	pmu     sync.Mutex // guards pending, bytes, files and pubErr
 	pending []cas.Hash
 	bytes   int64
-	pubMu   sync.Mutex         // held while publishing
 	files   map[string][]Chunk // offered, by path
 	flushed bool
+
+	pubq    chan stagedBatch // to the publisher, in order
+	pubDone chan struct{}    // closed when the publisher ended
+	pubErr  error            // the first publication's failure
+	finish  func() error     // closes pubq once, waits for the publisher
+}
+
+// stagedBatch is a batch handed to the publisher with the objects staged
+// in it.
+type stagedBatch struct {
+	batch   *cas.Batch
+	pending []cas.Hash
 }
 
 func (s *chunkSink) PutChunk(h [32]byte, data, frame []byte) error {
 	if len(data) == 0 || len(data) > cas.MaxObjectSize {
 		return fmt.Errorf("%w: a chunk of %d bytes (1 to %d)", dotmesh.ErrInvalidArgument, len(data), cas.MaxObjectSize)
+	}
+	if err := s.publishErr(); err != nil {
+		return err
 	}
 	s.mu.RLock()
 	if s.batch == nil {
@@ -92,7 +115,8 @@ func (s *chunkSink) PutChunk(h [32]byte, data, frame []byte) error {
 	if err != nil || !full {
 		return err
 	}
-	return s.publish(true)
+	s.handOff(true)
+	return nil
 }
 
 func (s *chunkSink) PutFile(path string, size int64, chunks []dotmesh.FileChunk) error {
@@ -114,39 +138,73 @@ func (s *chunkSink) PutFile(path string, size int64, chunks []dotmesh.FileChunk)
 	return nil
 }
 
-// publish pins and publishes what is staged; with more, a new batch takes
-// the next chunks meanwhile, so that offers do not wait for the syncs.
-func (s *chunkSink) publish(more bool) error {
+// handOff gives what is staged to the publisher; with more, a new batch
+// takes the next chunks meanwhile. It waits only while the publisher has
+// a batch queued already.
+func (s *chunkSink) handOff(more bool) {
 	s.mu.Lock()
-	if s.batch == nil || more && s.bytes < s.flush { // another published first
-		s.mu.Unlock()
-		return nil
+	defer s.mu.Unlock()
+	if s.batch == nil || more && s.bytes < s.flush { // another handed off first
+		return
 	}
-	batch := s.batch
 	s.pmu.Lock()
-	pending := s.pending
+	sb := stagedBatch{s.batch, s.pending}
 	s.pending, s.bytes = nil, 0
 	s.pmu.Unlock()
-	var err error
 	s.batch = nil
 	if more {
-		s.batch, err = s.b.store.NewBatch()
+		next, err := s.b.store.NewBatch()
+		if err != nil {
+			s.setPublishErr(err)
+		} else {
+			s.batch = next
+		}
 	}
+	s.pubq <- sb // under mu: nothing is handed off after finish closed pubq
+}
+
+// publisher pins and publishes the batches handed to it, one at a time.
+func (s *chunkSink) publisher() {
+	defer close(s.pubDone)
+	for sb := range s.pubq {
+		if err := s.b.addPins(s.target, sb.pending); err != nil {
+			sb.batch.Abort()
+			s.setPublishErr(err)
+			continue
+		}
+		if _, err := sb.batch.CommitStaged(); err != nil {
+			s.setPublishErr(err)
+		}
+	}
+}
+
+func (s *chunkSink) setPublishErr(err error) {
+	s.pmu.Lock()
+	if s.pubErr == nil {
+		s.pubErr = err
+	}
+	s.pmu.Unlock()
+}
+
+func (s *chunkSink) publishErr() error {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	return s.pubErr
+}
+
+// closePublisher hands off the last batch, ends the publisher and waits
+// for it: what was staged is published (or failed) when it returns.
+func (s *chunkSink) closePublisher() error {
+	s.handOff(false)
+	s.mu.Lock()
+	close(s.pubq)
 	s.mu.Unlock()
-	s.pubMu.Lock() // one publish at a time, in order: Flush waits for all
-	defer s.pubMu.Unlock()
-	if perr := s.b.addPins(s.target, pending); perr != nil {
-		batch.Abort()
-		return perr
-	}
-	if _, perr := batch.CommitStaged(); perr != nil {
-		return perr
-	}
-	return err
+	<-s.pubDone
+	return s.publishErr()
 }
 
 func (s *chunkSink) Flush() error {
-	err := s.publish(false)
+	err := s.finish()
 	s.mu.Lock()
 	s.flushed = err == nil
 	s.mu.Unlock()
@@ -167,9 +225,9 @@ func (s *chunkSink) Release() {
 	flushed := s.flushed
 	s.mu.RUnlock()
 	s.b.setReceived(s.target, nil)
-	if flushed {
+	if err := s.finish(); flushed {
 		s.b.dropPin(s.target)
-	} else if err := s.publish(false); err != nil {
+	} else if err != nil {
 		s.b.log.Warn("cannot keep the chunks of an interrupted receive", "commit", s.target, "err", err)
 	}
 	s.endUse()

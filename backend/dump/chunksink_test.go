@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
@@ -90,8 +91,14 @@ func TestStageChunks(t *testing.T) {
 	if err := sink.PutFile("other.txt", int64(len(other)+1), list[len(list)-1:]); !errors.Is(err, dotmesh.ErrInvalidArgument) {
 		t.Fatalf("a list short of the file's size: %v, want ErrInvalidArgument", err)
 	}
-	if ok, _ := b.b.store.Has(chunks[0].h); !ok {
-		t.Fatal("a staged chunk is not stored after a step's worth of bytes")
+	// Published in the background, while the next chunks come.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if ok, _ := b.b.store.Has(chunks[0].h); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a staged chunk is not stored 10 s after a step's worth of bytes")
+		}
 	}
 	if err := sink.PutChunk(chunks[0].h, nil, chunks[0].frame); !errors.Is(err, dotmesh.ErrInvalidArgument) {
 		t.Fatalf("a chunk of 0 bytes: %v, want ErrInvalidArgument", err)

@@ -88,7 +88,11 @@ func (p KDFParams) Derive(password, salt []byte) ([]byte, error) {
 	var mem int64
 	switch p.Name {
 	case KDFArgon2id:
-		dk, mem = argon2.IDKey(password, salt, p.Time, p.Memory, p.Threads, 32), int64(p.Memory)<<10
+		mem = int64(p.Memory) << 10
+		if mem >= bigKDF {
+			prefault(mem)
+		}
+		dk = argon2.IDKey(password, salt, p.Time, p.Memory, p.Threads, 32)
 	case KDFScrypt:
 		var err error
 		if dk, err = scrypt.Key(password, salt, p.N, p.R, p.P, 32); err != nil {

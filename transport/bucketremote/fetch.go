@@ -196,17 +196,30 @@ func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.
 		if base != nil {
 			walk = func(fn func(TreeEntry) error) error { return r.walkDelta(ctx, base, rec, fn) }
 		}
+		lastPack := ""
 		err := walk(func(te TreeEntry) error {
 			held = append(held, fetchItem{entry: &te})
 			for _, c := range te.Chunks {
+				id := r.repo.BlobID(c.Hash)
+				// A batch ends where the chunks move to another pack
+				// once it is big enough, so that a tree stored in order
+				// is read a whole pack a request (cheaper for the server
+				// than ranges across pack boundaries).
+				pack, _, _, _ := r.repo.BlobLocation(ctx, id)
+				if pack != lastPack && bytes >= fetchBatchMin {
+					if err := start(); err != nil {
+						return err
+					}
+				}
+				lastPack = pack
 				f := make(chan chunkResult, 1)
 				held = append(held, fetchItem{chunk: f})
-				ids = append(ids, r.repo.BlobID(c.Hash))
+				ids = append(ids, id)
 				hashes = append(hashes, c.Hash)
 				lens = append(lens, c.Length)
 				futs = append(futs, f)
 				bytes += int64(c.Length)
-				if bytes >= fetchBatch {
+				if bytes >= fetchBatchMax {
 					if err := start(); err != nil {
 						return err
 					}
@@ -247,7 +260,7 @@ func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.
 		}
 		var content io.Reader
 		if it.entry.Kind == neutral.KindFile {
-			content = &chunksReader{items: items, left: len(it.entry.Chunks)}
+			content = &chunksReader{items: items, left: len(it.entry.Chunks), size: it.entry.Size}
 		}
 		if err := nw.Add(it.entry.Entry, content); err != nil {
 			return err
@@ -266,39 +279,76 @@ func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.
 	return nw.Close()
 }
 
-// fetchBatch is the chunk bytes one read of a fetch asks for.
-const fetchBatch = 8 << 20
+// A read of a fetch asks for the chunks up to the end of their pack once
+// it has fetchBatchMin bytes of them, and at most fetchBatchMax (one
+// ranged read: under repo's maxReadRun of stored bytes).
+const (
+	fetchBatchMin = 4 << 20
+	fetchBatchMax = 20 << 20
+)
 
-// chunksReader reads a file's content from the next left chunk futures.
+// chunksReader reads a file's content, size bytes, from the next left
+// chunk futures. It is a neutral.SizedContent: the stream takes each
+// chunk whole (WriteTo), without a copy through a buffer between.
 type chunksReader struct {
 	items <-chan fetchItem
 	left  int
+	size  int64
 	cur   []byte
+}
+
+func (c *chunksReader) Size() int64 { return c.size }
+
+// next makes c.cur the next chunk's bytes; io.EOF after the last.
+func (c *chunksReader) next() error {
+	if c.left == 0 {
+		return io.EOF
+	}
+	it, ok := <-c.items
+	if !ok {
+		return fmt.Errorf("bucketremote: the tree walk ended inside a file")
+	}
+	if it.err != nil {
+		return it.err
+	}
+	if it.chunk == nil {
+		return fmt.Errorf("bucketremote: an entry inside a file") // cannot happen
+	}
+	res := <-it.chunk
+	if res.err != nil {
+		return res.err
+	}
+	c.cur = res.data
+	c.left--
+	return nil
 }
 
 func (c *chunksReader) Read(p []byte) (int, error) {
 	for len(c.cur) == 0 {
-		if c.left == 0 {
-			return 0, io.EOF
+		if err := c.next(); err != nil {
+			return 0, err
 		}
-		it, ok := <-c.items
-		if !ok {
-			return 0, fmt.Errorf("bucketremote: the tree walk ended inside a file")
-		}
-		if it.err != nil {
-			return 0, it.err
-		}
-		if it.chunk == nil {
-			return 0, fmt.Errorf("bucketremote: an entry inside a file") // cannot happen
-		}
-		res := <-it.chunk
-		if res.err != nil {
-			return 0, res.err
-		}
-		c.cur = res.data
-		c.left--
 	}
 	n := copy(p, c.cur)
 	c.cur = c.cur[n:]
 	return n, nil
+}
+
+func (c *chunksReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if len(c.cur) > 0 {
+			n, err := w.Write(c.cur)
+			total += int64(n)
+			c.cur = c.cur[n:]
+			if err != nil {
+				return total, err
+			}
+		}
+		if err := c.next(); err == io.EOF {
+			return total, nil
+		} else if err != nil {
+			return total, err
+		}
+	}
 }

@@ -713,6 +713,19 @@ func (w *Writer) record(e *Entry, content io.Reader) error {
 		if content == nil {
 			content = eof{}
 		}
+		if sc, ok := content.(SizedContent); ok && sc.Size() == e.Size {
+			// Its pieces go to the stream's buffer as they are, with
+			// no copy through w.buf.
+			lw := &limitedWriter{w: w.hw, left: e.Size}
+			n, err := sc.WriteTo(lw)
+			if err == nil && n < e.Size {
+				err = fmt.Errorf("ended after %d of its %d bytes", n, e.Size)
+			}
+			if err != nil {
+				return fmt.Errorf("neutral.Writer: content of %q: %w", e.Path, err)
+			}
+			return nil
+		}
 		if w.buf == nil {
 			w.buf = make([]byte, 64<<10)
 		}
@@ -731,6 +744,31 @@ func (w *Writer) record(e *Entry, content io.Reader) error {
 		}
 	}
 	return nil
+}
+
+// SizedContent is a file's content that knows its length and writes
+// itself: Writer.Add takes it through WriteTo when Size is the entry's
+// size, and refuses more bytes than that.
+type SizedContent interface {
+	io.WriterTo
+	Size() int64
+}
+
+// limitedWriter passes on at most left bytes and fails on more.
+type limitedWriter struct {
+	w    io.Writer
+	left int64
+}
+
+var errTooLong = errors.New("longer than its size")
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.left {
+		return 0, errTooLong
+	}
+	n, err := l.w.Write(p)
+	l.left -= int64(n)
+	return n, err
 }
 
 type eof struct{}

@@ -564,3 +564,60 @@ func FuzzScan(f *testing.F) {
 		}
 	})
 }
+
+// pieces is a SizedContent of byte slices that claims size bytes.
+type pieces struct {
+	parts [][]byte
+	size  int64
+}
+
+func (p pieces) Size() int64 { return p.size }
+func (p pieces) Read([]byte) (int, error) {
+	return 0, errors.New("read: Add should have used WriteTo")
+}
+func (p pieces) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	for _, b := range p.parts {
+		m, err := w.Write(b)
+		n += int64(m)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// A SizedContent goes in through WriteTo, and is held to its size: more
+// bytes or fewer fail the entry.
+func TestWriterTakesSizedContent(t *testing.T) {
+	a, b := bytes.Repeat([]byte("a"), 70000), []byte("bcd")
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := Entry{Kind: KindFile, Path: "f", Mode: 0o644, MTime: time.Unix(1, 0), Size: int64(len(a) + len(b))}
+	if err := w.Add(e, pieces{[][]byte{a, b}, e.Size}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	err = Scan(&buf, func(e Entry, content io.Reader) error {
+		got, err = io.ReadAll(content)
+		return err
+	})
+	if err != nil || !bytes.Equal(got, append(append([]byte(nil), a...), b...)) {
+		t.Fatalf("read back %d bytes, err %v; want %d", len(got), err, len(a)+len(b))
+	}
+	for _, c := range []struct {
+		name  string
+		parts [][]byte
+	}{{"longer", [][]byte{a, b, b}}, {"shorter", [][]byte{a}}} {
+		w, _ := NewWriter(io.Discard)
+		if err := w.Add(e, pieces{c.parts, e.Size}); err == nil {
+			t.Errorf("content %s than its size was taken", c.name)
+		}
+	}
+}
