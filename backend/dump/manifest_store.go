@@ -31,7 +31,13 @@ type storedManifest struct {
 
 // storeManifest writes m through batch and returns its root hash.
 func storeManifest(batch *cas.Batch, m *Manifest) (cas.Hash, error) {
-	c := newChunker(newManifestReader(m), metaChunks)
+	return storeEncoded(batch, newManifestReader(m))
+}
+
+// storeEncoded stores the manifest encoding read from r: its pieces,
+// then the root that lists them.
+func storeEncoded(batch *cas.Batch, r io.Reader) (cas.Hash, error) {
+	c := newChunker(r, metaChunks)
 	buf := make([]byte, 0, metaChunks.Max)
 	var pieces []Chunk
 	for {
