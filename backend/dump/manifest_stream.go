@@ -152,6 +152,7 @@ func (r *manifestReader) Read(p []byte) (int, error) {
 type manifestIter struct {
 	get    objectGetter
 	root   cas.Hash
+	all    []Chunk // every piece of the manifest
 	pieces []Chunk // still to read
 	win    []byte  // read, not yet decoded
 	n, i   uint64  // entries declared, decoded
@@ -165,7 +166,7 @@ func iterManifest(get objectGetter, root cas.Hash) (*manifestIter, error) {
 	if err != nil {
 		return nil, err
 	}
-	it := &manifestIter{get: get, root: root, pieces: pieces}
+	it := &manifestIter{get: get, root: root, all: pieces, pieces: pieces}
 	var total uint64
 	for _, p := range pieces {
 		total += uint64(p.Size)
