@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
@@ -38,11 +39,7 @@ func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]s
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", c, err)
 	}
-	m, st, err := b.snapshot(ctx, c, batch, placed)
-	if err != nil {
-		return nil, fmt.Errorf("commit %s: %w", c, err)
-	}
-	root, err := storeManifest(batch, m)
+	root, rec, st, err := b.snapshot(ctx, c, batch, placed)
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", c, err)
 	}
@@ -55,7 +52,6 @@ func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]s
 		return nil, fmt.Errorf("commit %s: %w", c, err)
 	}
 	st.sync = time.Since(tSync)
-	rec := recordFor(root, m)
 	if err := b.writeRecord(c, rec); err != nil {
 		return nil, err
 	}
@@ -102,38 +98,40 @@ type snapshotStats struct {
 	reading, sync time.Duration
 }
 
-// snapshot walks the tree of c's branch and returns its manifest, reading
-// only files that neither placed (files whose chunks are known, with
-// their stat data), the synced manifest nor the chunks received for c
-// (receivedChunks) vouch for; new chunks go to batch.
-func (b *Backend) snapshot(ctx context.Context, c dotmesh.CommitRef, batch *cas.Batch, placed map[string]*Entry) (*Manifest, snapshotStats, error) {
+// walkBatch is how many entries the walk of a commit hands on at a
+// time: it bounds the entries held (a few batches) whatever the tree.
+const walkBatch = 4096
+
+// entryBatch is a run of entries in tree order whose files are being read.
+type entryBatch struct {
+	entries []Entry
+	reading sync.WaitGroup // files of entries not yet read
+}
+
+// snapshot walks the tree of c's branch and stores its manifest through
+// batch, returning its root and the commit's record. It reads only files
+// that neither placed (files whose chunks are known, with their stat
+// data), the synced manifest nor the chunks received for c
+// (receivedChunks) vouch for; new chunks go to batch. The walk, the
+// reading and the manifest's encoding run along together, a few
+// thousand entries apart: nothing holds an entry per file of the tree.
+func (b *Backend) snapshot(ctx context.Context, c dotmesh.CommitRef, batch *cas.Batch, placed map[string]*Entry) (cas.Hash, commitRecord, snapshotStats, error) {
 	br := c.BranchRef
 	var st snapshotStats
 	// The clock probe comes before the walk: see forgetRacy and fsTick.
 	fsNow, err := fsTick(b.branchDir(br))
 	if err != nil {
-		return nil, st, err
+		return cas.Hash{}, commitRecord{}, st, err
 	}
 	tree := b.treeDir(br)
-	entries, err := scanTree(tree)
-	if err != nil {
-		return nil, st, err
-	}
-	// The synced manifest is read along with the scan, both in tree
-	// order, rather than decoded whole and indexed by path: for many
-	// small files that was most of the node's memory.
+	// The synced manifest is read along with the walk, both in tree
+	// order, rather than decoded whole and indexed by path.
 	cache := b.syncedIter(br)
 	var old Entry
 	haveOld := false
-	var todo []int
-	for i := range entries {
-		e := &entries[i]
-		if e.Type != TypeFile {
-			continue
-		}
+	vouched := func(e *Entry) []Chunk {
 		if p := placed[e.Path]; statMatches(p, e) {
-			e.Chunks = p.Chunks
-			continue
+			return p.Chunks
 		}
 		for cache != nil && (!haveOld || comparePath(old.Path, e.Path) < 0) {
 			ok, err := cache.next(&old)
@@ -148,36 +146,100 @@ func (b *Backend) snapshot(ctx context.Context, c dotmesh.CommitRef, batch *cas.
 			haveOld = true
 		}
 		if haveOld && old.Path == e.Path && statMatches(&old, e) {
-			e.Chunks = old.Chunks
-			continue
+			return old.Chunks
 		}
-		if cs := b.receivedChunks(c, e); cs != nil {
-			e.Chunks = cs
-			continue
-		}
-		todo = append(todo, i)
+		return b.receivedChunks(c, e)
 	}
-	var total int64
-	for _, i := range todo {
-		total += entries[i].Size
-	}
-	meter := dotmesh.StartProgress(ctx, "hashing", total)
+
+	// The total is unknown until the walk ends: the meter counts up.
+	meter := dotmesh.StartProgress(ctx, "hashing", 0)
 	start := time.Now()
-	if st.read, err = b.readFiles(ctx, tree, entries, todo, batch, meter); err != nil {
-		return nil, st, err
+	files := b.startReading(ctx, tree, batch, meter)
+	mw := newManifestWriter(b.branchDir(br))
+	defer mw.close()
+
+	// Batches go from the walk to the encoder in order through queue and
+	// come back through free for reuse.
+	const inFlight = 3
+	queue := make(chan *entryBatch, inFlight)
+	free := make(chan *entryBatch, inFlight)
+	for i := 0; i < inFlight; i++ {
+		free <- &entryBatch{entries: make([]Entry, 0, walkBatch)}
 	}
-	st.reading = time.Since(start)
-	meter.Done()
-	m := &Manifest{Entries: entries[:0]}
-	for _, e := range entries {
-		if e.Type == 0 {
-			st.skipped++
-			continue
+	encoded := make(chan error, 1)
+	go func() {
+		var err error
+		for eb := range queue {
+			eb.reading.Wait()
+			for i := range eb.entries {
+				if err != nil {
+					break
+				}
+				e := &eb.entries[i]
+				if e.Type == 0 {
+					st.skipped++
+					continue
+				}
+				forgetRacyEntry(e, fsNow)
+				if err = mw.add(e); err != nil {
+					files.s.fail(err) // stops the walk and the readers
+				}
+			}
+			clear(eb.entries)
+			eb.entries = eb.entries[:0]
+			free <- eb
 		}
-		m.Entries = append(m.Entries, e)
+		encoded <- err
+	}()
+
+	cur := <-free
+	flush := func() error {
+		eb := cur
+		for i := range eb.entries {
+			e := &eb.entries[i]
+			if e.Type != TypeFile {
+				continue
+			}
+			if cs := vouched(e); cs != nil {
+				e.Chunks = cs
+				continue
+			}
+			eb.reading.Add(1)
+			files.read(e, &eb.reading)
+		}
+		queue <- eb
+		cur = <-free
+		if err := files.failed(); err != nil {
+			return err
+		}
+		return ctx.Err()
 	}
-	forgetRacy(m.Entries, fsNow)
-	return m, st, nil
+	err = walkTree(tree, func(e *Entry) error {
+		cur.entries = append(cur.entries, *e)
+		if len(cur.entries) < walkBatch {
+			return nil
+		}
+		return flush()
+	})
+	if err == nil && len(cur.entries) > 0 {
+		err = flush()
+	}
+	if err != nil {
+		files.s.fail(err)
+	}
+	close(queue)
+	encErr := <-encoded
+	read, readErr := files.finish()
+	st.read = read
+	st.reading = time.Since(start)
+	for _, e := range []error{err, readErr, encErr, ctx.Err()} {
+		if e != nil {
+			return cas.Hash{}, commitRecord{}, st, e
+		}
+	}
+	meter.Done()
+	root, rec, err := mw.store(batch)
+	return root, rec, st, err
 }
 
 // Commits implements dotmesh.StorageBackend: the commits whose record is

@@ -61,6 +61,15 @@
 // changed during a commit are "racily clean", keep no cache data and are
 // read again next time.
 //
+// The walk, the reading of files and the manifest's encoding run along
+// together a few thousand entries apart (commit.go): the encoding waits
+// for its entry count in an unlinked temporary file beyond 4 MiB
+// (manifestWriter), and the synced manifest is read piece by piece beside
+// the walk (manifestIter), so what grows with the number of files in a
+// commit's memory is the object store's index and the batch's state, an
+// entry per object each. A restore records its synced manifest the same
+// way.
+//
 // The manifest itself is serialized deterministically and stored through
 // the same chunker, so an unchanged tree adds nothing. New objects are
 // appended to one pack per commit (its writeback started as it grows, so

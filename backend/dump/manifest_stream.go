@@ -1,8 +1,11 @@
 package dump
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
 )
@@ -13,6 +16,102 @@ import (
 // is made a few entries at a time as the chunker asks for it, and the
 // synced manifest is decoded one piece at a time while the commit's scan,
 // in the same tree order, walks along it.
+
+// manifestWriter encodes a manifest entry by entry, as a commit's walk
+// finds them, and stores it at the end. The encoding starts with the
+// entry count, known only at the end, so the entries' encoding waits in
+// memory up to manifestSpill bytes and in an unlinked temporary file
+// beyond: about 120 bytes a file on disk instead of the decoded Entry
+// (about 200 bytes with its path and chunk list) in memory.
+type manifestWriter struct {
+	dir  string // where the spill file goes
+	rec  commitRecord
+	n    int
+	prev string // the last path, to check tree order
+	mem  []byte
+	f    *os.File // nil until the encoding outgrows mem
+	w    *bufio.Writer
+}
+
+// manifestSpill is how much encoding a manifestWriter keeps in memory.
+const manifestSpill = 4 << 20
+
+func newManifestWriter(dir string) *manifestWriter {
+	return &manifestWriter{dir: dir}
+}
+
+// add appends e, which must come after every entry added before in tree
+// order.
+func (w *manifestWriter) add(e *Entry) error {
+	if w.n > 0 && !lessPath(w.prev, e.Path) {
+		return fmt.Errorf("manifest: %q is out of order or repeated after %q", e.Path, w.prev)
+	}
+	w.prev = e.Path
+	w.n++
+	switch e.Type {
+	case TypeFile:
+		w.rec.Files++
+		w.rec.Bytes += e.Size
+	case TypeDir:
+		w.rec.Dirs++
+	case TypeSymlink:
+		w.rec.Symlinks++
+	}
+	if w.f == nil {
+		w.mem = appendEntry(w.mem, e)
+		if len(w.mem) <= manifestSpill {
+			return nil
+		}
+		f, err := os.CreateTemp(w.dir, tmpPrefix+"manifest-")
+		if err != nil {
+			return fmt.Errorf("spill manifest: %w", err)
+		}
+		// Unlinked at once: a crash leaves nothing behind.
+		if err := os.Remove(f.Name()); err != nil {
+			f.Close()
+			return fmt.Errorf("spill manifest: %w", err)
+		}
+		w.f, w.w = f, bufio.NewWriterSize(f, manifestReadAhead)
+		_, err = w.w.Write(w.mem)
+		w.mem = w.mem[:0]
+		return err
+	}
+	w.mem = appendEntry(w.mem[:0], e)
+	if _, err := w.w.Write(w.mem); err != nil {
+		return fmt.Errorf("spill manifest: %w", err)
+	}
+	return nil
+}
+
+// store writes the manifest through batch and returns its root hash and
+// the commit record that names it.
+func (w *manifestWriter) store(batch *cas.Batch) (cas.Hash, commitRecord, error) {
+	var body io.Reader = bytes.NewReader(w.mem)
+	if w.f != nil {
+		if err := w.w.Flush(); err != nil {
+			return cas.Hash{}, commitRecord{}, fmt.Errorf("spill manifest: %w", err)
+		}
+		if _, err := w.f.Seek(0, io.SeekStart); err != nil {
+			return cas.Hash{}, commitRecord{}, fmt.Errorf("spill manifest: %w", err)
+		}
+		body = w.f
+	}
+	root, err := storeEncoded(batch, io.MultiReader(bytes.NewReader(appendHeader(nil, w.n)), body))
+	if err != nil {
+		return cas.Hash{}, commitRecord{}, err
+	}
+	rec := w.rec
+	rec.Version, rec.Manifest = recordVersion, root.String()
+	return root, rec, nil
+}
+
+// close releases the spill file.
+func (w *manifestWriter) close() {
+	if w.f != nil {
+		w.f.Close()
+		w.f = nil
+	}
+}
 
 // manifestReader is the encoding of a manifest (Encode's bytes), made on
 // demand a few entries at a time.
@@ -53,6 +152,7 @@ func (r *manifestReader) Read(p []byte) (int, error) {
 type manifestIter struct {
 	get    objectGetter
 	root   cas.Hash
+	all    []Chunk // every piece of the manifest
 	pieces []Chunk // still to read
 	win    []byte  // read, not yet decoded
 	n, i   uint64  // entries declared, decoded
@@ -66,7 +166,7 @@ func iterManifest(get objectGetter, root cas.Hash) (*manifestIter, error) {
 	if err != nil {
 		return nil, err
 	}
-	it := &manifestIter{get: get, root: root, pieces: pieces}
+	it := &manifestIter{get: get, root: root, all: pieces, pieces: pieces}
 	var total uint64
 	for _, p := range pieces {
 		total += uint64(p.Size)

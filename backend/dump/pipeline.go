@@ -54,16 +54,25 @@ func (s *snapshotter) fail(err error) {
 	s.errMu.Unlock()
 }
 
-// readFiles fills in the chunk lists (and fresh stat data) of the entries
-// listed in todo, storing new chunks through batch, and returns the bytes
-// read. Files that vanished since the walk get Type 0; the caller drops
-// them.
-func (b *Backend) readFiles(ctx context.Context, tree string, entries []Entry, todo []int, batch *cas.Batch, meter *dotmesh.ProgressMeter) (int64, error) {
-	if len(todo) == 0 {
-		return 0, nil
-	}
+// fileReader fills in the chunk lists (and fresh stat data) of the file
+// entries handed to read, storing new chunks through batch. One runs for
+// a whole commit while the walk goes on, so its workers never wait for
+// the walk nor for each other at the end of a directory. Files that
+// vanished since the walk get Type 0; the caller drops them.
+type fileReader struct {
+	s                    *snapshotter
+	files                chan fileJob
+	readers, compressors sync.WaitGroup
+}
+
+// fileJob is one entry to read; done is called when it is filled in.
+type fileJob struct {
+	e    *Entry
+	done *sync.WaitGroup
+}
+
+func (b *Backend) startReading(ctx context.Context, tree string, batch *cas.Batch, meter *dotmesh.ProgressMeter) *fileReader {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	// Enough buffers and queue that a reader stuck on one large file and
 	// a compressor stuck on a hard chunk rarely idle the other stage.
 	nbuf := 4*b.workers + 4
@@ -76,12 +85,11 @@ func (b *Backend) readFiles(ctx context.Context, tree string, entries []Entry, t
 	for i := 0; i < nbuf; i++ {
 		s.bufs <- nil // allocated on first use: unchanged commits need none
 	}
-
-	var compressors sync.WaitGroup
+	r := &fileReader{s: s, files: make(chan fileJob, nbuf)}
 	for i := 0; i < b.workers; i++ {
-		compressors.Add(1)
+		r.compressors.Add(1)
 		go func() {
-			defer compressors.Done()
+			defer r.compressors.Done()
 			var scratch []byte
 			for j := range s.chunks {
 				if s.ctx.Err() == nil {
@@ -95,39 +103,49 @@ func (b *Backend) readFiles(ctx context.Context, tree string, entries []Entry, t
 			}
 		}()
 	}
-
-	files := make(chan int)
-	var readers sync.WaitGroup
 	for i := 0; i < b.workers; i++ {
-		readers.Add(1)
+		r.readers.Add(1)
 		go func() {
-			defer readers.Done()
+			defer r.readers.Done()
 			c := newChunker(nil, fileChunks)
-			for idx := range files {
-				if s.ctx.Err() != nil {
-					continue
+			for j := range r.files {
+				if s.ctx.Err() == nil {
+					if err := s.readFile(c, j.e); err != nil {
+						s.fail(err)
+					}
 				}
-				if err := s.readFile(c, &entries[idx]); err != nil {
-					s.fail(err)
-				}
+				j.done.Done()
 			}
 		}()
 	}
-	for _, idx := range todo {
-		if s.ctx.Err() != nil {
-			break
-		}
-		files <- idx
-	}
-	close(files)
-	readers.Wait()
+	return r
+}
+
+// read queues e; done.Add(1) is the caller's, done.Done is the reader's.
+func (r *fileReader) read(e *Entry, done *sync.WaitGroup) {
+	r.files <- fileJob{e: e, done: done}
+}
+
+// failed returns the first error of a reader or compressor, if any.
+func (r *fileReader) failed() error {
+	r.s.errMu.Lock()
+	defer r.s.errMu.Unlock()
+	return r.s.err
+}
+
+// finish waits for every queued file and chunk and returns the bytes read.
+func (r *fileReader) finish() (int64, error) {
+	s := r.s
+	close(r.files)
+	r.readers.Wait()
 	close(s.chunks)
-	compressors.Wait()
-	b.bytesRead.Add(s.read.Load())
+	r.compressors.Wait()
+	s.cancel()
+	s.b.bytesRead.Add(s.read.Load())
 	if s.err != nil {
 		return 0, s.err
 	}
-	return s.read.Load(), ctx.Err()
+	return s.read.Load(), nil
 }
 
 // openNoFollow opens a file for reading without following a symlink that
@@ -173,11 +191,13 @@ func (s *snapshotter) readFile(c *cdc.Chunker, e *Entry) error {
 	defer func() { s.read.Add(total) }()
 
 	// Files below the minimum chunk size are one chunk whatever the
-	// chunker would do: read them directly and skip its extra copy.
+	// chunker would do: read them directly and skip its extra copy, into
+	// a buffer of their size with room to notice growth (whole-chunk
+	// buffers were 48 MB of a commit of small files).
 	var rd io.Reader = f
 	if e.Size < int64(fileChunks.Min) {
-		buf := s.getBuf()
-		n, err := io.ReadFull(f, buf[:fileChunks.Min])
+		buf := s.getBuf(smallBuf(e.Size))
+		n, err := io.ReadFull(f, buf[:cap(buf)])
 		total += int64(n)
 		switch {
 		case err == io.EOF || err == io.ErrUnexpectedEOF:
@@ -191,7 +211,8 @@ func (s *snapshotter) readFile(c *cdc.Chunker, e *Entry) error {
 			s.bufs <- buf[:0]
 			return fmt.Errorf("read %s: %w", path, err)
 		}
-		// It grew since the stat: chunk it after all.
+		// It filled the buffer, so it grew since the stat: chunk it
+		// after all (the chunker cuts a file below the minimum as one).
 		rd = io.MultiReader(bytes.NewReader(append([]byte(nil), buf[:n]...)), f)
 		total = 0 // the chunker's reader counts these bytes again
 		s.bufs <- buf[:0]
@@ -202,7 +223,7 @@ func (s *snapshotter) readFile(c *cdc.Chunker, e *Entry) error {
 		if err := s.ctx.Err(); err != nil {
 			return err
 		}
-		buf := s.getBuf()
+		buf := s.getBuf(fileChunks.Max)
 		chunk, err := c.Next(buf)
 		total = cr.n
 		if err == io.EOF {
@@ -221,12 +242,24 @@ func (s *snapshotter) readFile(c *cdc.Chunker, e *Entry) error {
 	return nil
 }
 
-func (s *snapshotter) getBuf() []byte {
+// getBuf takes a pool buffer of at least n bytes' capacity.
+func (s *snapshotter) getBuf(n int) []byte {
 	buf := <-s.bufs
-	if cap(buf) < fileChunks.Max {
-		buf = make([]byte, 0, fileChunks.Max)
+	if cap(buf) < n {
+		buf = make([]byte, 0, n)
 	}
 	return buf[:0]
+}
+
+// smallBuf is the buffer size that reads a file of size bytes below the
+// minimum chunk size and one byte more: a power of two from 4 KiB, so
+// that the pool's buffers fit the next files too.
+func smallBuf(size int64) int {
+	n := 4 << 10
+	for int64(n) <= size && n < fileChunks.Min {
+		n *= 2
+	}
+	return n
 }
 
 // emit records one chunk of e and hands it to a compressor when it is new;

@@ -615,35 +615,45 @@ func (r *restorer) storeSynced(target *Manifest) (cas.Hash, error) {
 	if err != nil {
 		return cas.Hash{}, err
 	}
-	now, err := scanTree(r.dir)
+	// The walk and the target are both in tree order: merge them, and
+	// encode as they go rather than holding the tree twice more.
+	mw := newManifestWriter(filepath.Dir(r.dir))
+	defer mw.close()
+	ti := 0
+	add := func(n *Entry) error {
+		e := target.Entries[ti]
+		ti++
+		e.Dev, e.Inode, e.CTime = 0, 0, 0
+		if n != nil && n.Type == e.Type && (e.Type != TypeFile || n.Size == e.Size) {
+			e.Mode, e.UID, e.GID, e.MTime = n.Mode, n.UID, n.GID, n.MTime
+			e.Dev, e.Inode, e.CTime = n.Dev, n.Inode, n.CTime
+		}
+		forgetRacyEntry(&e, fsNow)
+		return mw.add(&e)
+	}
+	err = walkTree(r.dir, func(n *Entry) error {
+		for ti < len(target.Entries) && comparePath(target.Entries[ti].Path, n.Path) < 0 {
+			if err := add(nil); err != nil {
+				return err
+			}
+		}
+		if ti < len(target.Entries) && target.Entries[ti].Path == n.Path {
+			return add(n)
+		}
+		return nil
+	})
+	for err == nil && ti < len(target.Entries) {
+		err = add(nil)
+	}
 	if err != nil {
 		return cas.Hash{}, err
 	}
-	// Both lists are in tree order: merge them.
-	m := &Manifest{Entries: make([]Entry, len(target.Entries))}
-	ni := 0
-	for i := range target.Entries {
-		e := target.Entries[i]
-		e.Dev, e.Inode, e.CTime = 0, 0, 0
-		for ni < len(now) && comparePath(now[ni].Path, e.Path) < 0 {
-			ni++
-		}
-		if ni < len(now) {
-			if n := &now[ni]; n.Path == e.Path && n.Type == e.Type && (e.Type != TypeFile || n.Size == e.Size) {
-				e.Mode, e.UID, e.GID, e.MTime = n.Mode, n.UID, n.GID, n.MTime
-				e.Dev, e.Inode, e.CTime = n.Dev, n.Inode, n.CTime
-			}
-		}
-		m.Entries[i] = e
-	}
-	now = nil
-	forgetRacy(m.Entries, fsNow)
 	batch, err := r.b.store.NewBatch()
 	if err != nil {
 		return cas.Hash{}, err
 	}
 	defer batch.Abort()
-	root, err := storeManifest(batch, m)
+	root, _, err := mw.store(batch)
 	if err != nil {
 		return cas.Hash{}, err
 	}

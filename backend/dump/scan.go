@@ -18,14 +18,33 @@ import (
 // commits skip them, restores remove them.
 func scanTree(root string) ([]Entry, error) {
 	var entries []Entry
+	err := walkTree(root, func(e *Entry) error {
+		entries = append(entries, *e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return entries, nil
+}
+
+// walkTree calls fn with each entry under root in tree order, as
+// scanTree returns them, holding only the directories on the way down:
+// a commit of many files hashes and encodes them as they come instead
+// of keeping an entry per file of the whole tree (for 500,000 small
+// files that was most of the node's memory). fn may keep *e.
+func walkTree(root string, fn func(e *Entry) error) error {
 	var walk func(dir, rel string) error
 	walk = func(dir, rel string) error {
 		children, err := readDirStats(dir, rel)
 		if err != nil {
 			return err
 		}
-		for _, c := range children {
-			entries = append(entries, c)
+		for i := range children {
+			c := &children[i]
+			if err := fn(c); err != nil {
+				return err
+			}
 			if c.Type == TypeDir {
 				if err := walk(filepath.Join(dir, baseName(c.Path)), c.Path); err != nil {
 					return err
@@ -34,10 +53,7 @@ func scanTree(root string) ([]Entry, error) {
 		}
 		return nil
 	}
-	if err := walk(root, ""); err != nil {
-		return nil, err
-	}
-	return entries, nil
+	return walk(root, "")
 }
 
 // readDirStats lstats the children of dir, sorted by name. Entries of
@@ -148,9 +164,13 @@ func statMatches(cached, cur *Entry) bool {
 // so such files must be read again next time ("racily clean" in git).
 func forgetRacy(entries []Entry, fsNow int64) {
 	for i := range entries {
-		if entries[i].CTime >= fsNow {
-			entries[i].Dev, entries[i].Inode, entries[i].CTime = 0, 0, 0
-		}
+		forgetRacyEntry(&entries[i], fsNow)
+	}
+}
+
+func forgetRacyEntry(e *Entry, fsNow int64) {
+	if e.CTime >= fsNow {
+		e.Dev, e.Inode, e.CTime = 0, 0, 0
 	}
 }
 

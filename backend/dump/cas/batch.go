@@ -97,6 +97,9 @@ func (b *Batch) Stats() (objects, stored, plain int64) {
 func (b *Batch) Claim(h Hash) (bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.done {
+		return false, fmt.Errorf("cas: claim object %s: the batch is finished", h)
+	}
 	if _, seen := b.state[h]; seen {
 		return false, nil
 	}
@@ -305,7 +308,7 @@ func (b *Batch) publish(complete bool) ([]Hash, error) {
 // publishPacks publishes the batch's packs, each fsynced and renamed into
 // packs/ before its fsynced index, with one fsync of packs/ after all: a
 // crash leaves each pack published whole or not at all. It returns the
-// objects published and the ids of the packs. A batch's objects are
+// ids of the packs and, unless complete, the objects published. A batch's objects are
 // published only when all its packs are, so a commit record written
 // after it never names a missing object.
 func (b *Batch) publishPacks(complete bool) ([]Hash, []string, error) {
@@ -330,6 +333,9 @@ func (b *Batch) publishPacks(complete bool) ([]Hash, []string, error) {
 		}
 	}
 	parts := b.parts
+	// The state (an entry per object) goes before the store's index
+	// grows by as many: after this the objects are found there.
+	b.state = nil
 	b.mu.Unlock()
 	defer b.cleanup()
 	if complete && incomplete != nil {
@@ -362,15 +368,18 @@ func (b *Batch) publishPacks(complete bool) ([]Hash, []string, error) {
 	if err := durable.SyncDirs([]string{filepath.Join(s.dir, packsDir)}, 1); err != nil {
 		return nil, nil, err
 	}
-	hs := make([]Hash, 0, n)
+	var hs []Hash // only an incomplete batch's caller needs them
 	for i, bp := range parts {
 		if len(staged[i]) == 0 {
 			continue
 		}
 		s.install(&pack{id: bp.id, size: bp.size}, staged[i], b.replace)
-		for _, e := range staged[i] {
-			hs = append(hs, e.h)
+		if !complete {
+			for _, e := range staged[i] {
+				hs = append(hs, e.h)
+			}
 		}
+		staged[i] = nil
 	}
 	return hs, ids, nil
 }

@@ -55,6 +55,9 @@ const (
 	// the node's user reads them.
 	packMode = 0o400
 
+	// encoderWindow is the zstd window of compression (see Open).
+	encoderWindow = 4 << 20
+
 	// maxOpenPacks bounds the pack files kept open for reading; reads
 	// from others open and close them.
 	maxOpenPacks = 256
@@ -145,6 +148,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		zstd.WithEncoderConcurrency(opts.Concurrency),
 		zstd.WithEncoderCRC(false), // the BLAKE3 key already covers the plaintext
 		zstd.WithZeroFrames(true),
+		// Objects are chunks of at most a few MiB: a larger window
+		// compresses them no better, and each concurrent encoder keeps
+		// two windows of history (16 MiB at the default 8 MiB).
+		zstd.WithWindowSize(encoderWindow),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("create zstd encoder: %w", err)
