@@ -84,7 +84,7 @@ func (c *Client) RenameBranch(ctx context.Context, dot dotmesh.DotName, oldName,
 // empty: the current branch), newest first, with the branches and tags
 // at its commits; limit <= 0 means all.
 func (c *Client) History(ctx context.Context, dot dotmesh.DotName, branch, ref string, skip, limit int) (*api.HistoryPage, error) {
-	return c.history(ctx, dot, branch, ref, skip, limit, nil)
+	return c.historyAnswer(ctx, dot, branch, ref, skip, limit, historyAnswer{})
 }
 
 // HistoryInfo is History keeping of each commit's Info only the keys keep
@@ -92,7 +92,7 @@ func (c *Client) History(ctx context.Context, dot dotmesh.DotName, branch, ref s
 // the others into a map per commit was a quarter of `dm log`'s time.
 // Commits whose kept Info is equal share one map: do not change it.
 func (c *Client) HistoryInfo(ctx context.Context, dot dotmesh.DotName, branch, ref string, skip, limit int, keep func(key string) bool) (*api.HistoryPage, error) {
-	return c.history(ctx, dot, branch, ref, skip, limit, keep)
+	return c.historyAnswer(ctx, dot, branch, ref, skip, limit, historyAnswer{keep: keep})
 }
 
 // HistoryEach is HistoryInfo handing each commit to each as it is
@@ -112,10 +112,6 @@ func (c *Client) HistoryEach(ctx context.Context, dot dotmesh.DotName, branch, r
 		return nil, eachErr
 	}
 	return page, err
-}
-
-func (c *Client) history(ctx context.Context, dot dotmesh.DotName, branch, ref string, skip, limit int, keep func(string) bool) (*api.HistoryPage, error) {
-	return c.historyAnswer(ctx, dot, branch, ref, skip, limit, historyAnswer{keep: keep})
 }
 
 func (c *Client) historyAnswer(ctx context.Context, dot dotmesh.DotName, branch, ref string, skip, limit int, h historyAnswer) (*api.HistoryPage, error) {

@@ -182,12 +182,10 @@ else master), read by dm itself without a node.`,
 				commits = []dotmesh.Commit{}
 			}
 			current := page.Current
-			if current == "" && len(page.Refs) > 0 && !a.scripting { // a node older than HistoryPage.Current
-				st, err := s.c.Status(cmd.Context(), name)
-				if err != nil {
+			if !a.scripting {
+				if current, err = pageCurrent(cmd.Context(), s, name, page); err != nil {
 					return s.wrap(err)
 				}
-				current = st.Dot.Current
 			}
 			return a.writeCommits(commits, decorations(page.Refs, current))
 		},
@@ -278,13 +276,9 @@ func (a *app) streamLog(ctx context.Context, s *session, name dotmesh.DotName, b
 	n := 0
 	_, err := s.c.HistoryEach(ctx, name, branch, ref, 0, limit, logInfoKey, func(p *api.HistoryPage, c *dotmesh.Commit) error {
 		if refs == nil {
-			current := p.Current
-			if current == "" && len(p.Refs) > 0 { // a node older than HistoryPage.Current
-				st, err := s.c.Status(ctx, name)
-				if err != nil {
-					return err
-				}
-				current = st.Dot.Current
+			current, err := pageCurrent(ctx, s, name, p)
+			if err != nil {
+				return err
 			}
 			refs = decorations(p.Refs, current)
 		}
@@ -341,6 +335,20 @@ func writeDecoratedLog(out io.Writer, commits []dotmesh.Commit, refs map[dotmesh
 		writeLogEntry(w, i, &commits[i], refs)
 	}
 	return w.Flush()
+}
+
+// pageCurrent is the dot's current branch for decorating a history page:
+// the page's Current, or from a node older than HistoryPage.Current that
+// sent refs, the dot's status.
+func pageCurrent(ctx context.Context, s *session, name dotmesh.DotName, p *api.HistoryPage) (string, error) {
+	if p.Current != "" || len(p.Refs) == 0 {
+		return p.Current, nil
+	}
+	st, err := s.c.Status(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	return st.Dot.Current, nil
 }
 
 // logDate is how a log shows a commit's time, as git log does.
