@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 
 	"github.com/dotmesh-io/dotmesh/backend/internal/branchdirs"
+	"github.com/dotmesh-io/dotmesh/backend/internal/durable"
 	"github.com/dotmesh-io/dotmesh/backend/internal/worktree"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
-	"golang.org/x/sys/unix"
 )
 
 // CreateBranch implements dotmesh.StorageBackend: a new subvolume, or a
@@ -45,7 +45,7 @@ func (b *Backend) CreateBranch(ctx context.Context, br dotmesh.BranchRef, from *
 	} else if err := subvolSnapshot(live, b.snapPath(*from), false); err != nil {
 		return fmt.Errorf("create branch %s from %s: %w", br, from.ID, err)
 	}
-	return syncFS(live)
+	return durable.SyncFS(live)
 }
 
 // DeleteBranch implements dotmesh.StorageBackend: the branch directory
@@ -88,18 +88,4 @@ func (b *Backend) Subdots(ctx context.Context, br dotmesh.BranchRef) ([]string, 
 		return nil, err
 	}
 	return worktree.Subdots(b.livePath(br), br)
-}
-
-// syncFS commits the btrfs transaction of the filesystem holding path, so
-// what was done before is durable (and visible in subvolume generations).
-func syncFS(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return fmt.Errorf("syncfs %s: %w", path, err)
-	}
-	return nil
 }

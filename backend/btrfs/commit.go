@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/dotmesh-io/dotmesh/backend/internal/durable"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"golang.org/x/sys/unix"
 )
@@ -118,7 +119,7 @@ func (b *Backend) Rollback(ctx context.Context, br dotmesh.BranchRef, c dotmesh.
 		_ = removeTree(tmp)
 		return fmt.Errorf("roll back %s: exchanging working states: %w", br, err)
 	}
-	if err := syncFS(b.branchDir(br)); err != nil {
+	if err := durable.SyncFS(b.branchDir(br)); err != nil {
 		return fmt.Errorf("roll back %s: %w", br, err)
 	}
 	b.forgetSize(live)

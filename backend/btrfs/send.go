@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/dotmesh-io/dotmesh/backend/framing"
+	"github.com/dotmesh-io/dotmesh/backend/internal/durable"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -153,7 +154,7 @@ func (b *Backend) publish(staging string, target dotmesh.CommitRef) error {
 			return err
 		}
 	}
-	if err := syncFS(staging); err != nil {
+	if err := durable.SyncFS(staging); err != nil {
 		return err
 	}
 	dir := b.commitDir(target)
@@ -166,5 +167,5 @@ func (b *Backend) publish(staging string, target dotmesh.CommitRef) error {
 		}
 		return err
 	}
-	return syncFS(b.commitsDir(target.BranchRef))
+	return durable.SyncFS(b.commitsDir(target.BranchRef))
 }

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dotmesh-io/dotmesh/backend/internal/durable"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -54,7 +55,7 @@ func (b *Backend) StoreStats(ctx context.Context) (dotmesh.StoreStats, error) {
 			st.LogicalBytes += e.size
 		}
 	}
-	if err := syncFS(b.root); err != nil {
+	if err := durable.SyncFS(b.root); err != nil {
 		return st, err
 	}
 	var fs unix.Statfs_t

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/dotmesh-io/dotmesh/backend/internal/durable"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -123,7 +124,9 @@ func (b *Backend) usage(ctx context.Context, br dotmesh.BranchRef, head *dotmesh
 		return u, err
 	}
 	live := b.livePath(br)
-	if err := syncFS(live); err != nil {
+	// syncfs commits the btrfs transaction, so what was written shows in
+	// the subvolume's generation read next.
+	if err := durable.SyncFS(live); err != nil {
 		return u, err
 	}
 	li, err := getSubvolInfo(live)

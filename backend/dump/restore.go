@@ -12,7 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/cas"
-	"github.com/dotmesh-io/dotmesh/backend/dump/internal/durable"
+	"github.com/dotmesh-io/dotmesh/backend/internal/durable"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"golang.org/x/sys/unix"
 )

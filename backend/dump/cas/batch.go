@@ -11,7 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/dotmesh-io/dotmesh/backend/dump/internal/durable"
+	"github.com/dotmesh-io/dotmesh/backend/internal/durable"
 	"golang.org/x/sys/unix"
 )
 

@@ -32,7 +32,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/dotmesh-io/dotmesh/backend/dump/internal/durable"
+	"github.com/dotmesh-io/dotmesh/backend/internal/durable"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"github.com/klauspost/compress/zstd"
 )

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/dotmesh-io/dotmesh/backend/dump/internal/durable"
+	"github.com/dotmesh-io/dotmesh/backend/internal/durable"
 )
 
 // PruneStats reports what Prune removed.

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/dotmesh-io/dotmesh/backend/dump/internal/durable"
+	"github.com/dotmesh-io/dotmesh/backend/internal/durable"
 	"golang.org/x/sys/unix"
 )
 

@@ -32,8 +32,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dotmesh-io/dotmesh/backend/internal/durable"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
-	"golang.org/x/sys/unix"
 )
 
 const tmpPrefix = ".tmp-"
@@ -123,7 +123,7 @@ func (d *Dir) syncNow() {
 	d.syncing.Add(1)
 	d.mu.Unlock()
 	defer d.syncing.Done()
-	if err := syncFS(d.path); err != nil {
+	if err := durable.SyncFS(d.path); err != nil {
 		d.mu.Lock()
 		d.pending = true // Close tries again
 		d.mu.Unlock()
@@ -148,16 +148,7 @@ func (d *Dir) Close() error {
 	if !pending {
 		return nil
 	}
-	return syncFS(d.path)
-}
-
-func syncFS(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return unix.Syncfs(int(f.Fd()))
+	return durable.SyncFS(d.path)
 }
 
 func writeAtomic(dir, name string, data []byte, sync bool) error {
