@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/dotmesh-io/dotmesh/backend/dump/source/sourcetest"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -207,24 +209,30 @@ func TestPGSnapshotTakesFingerprintConn(t *testing.T) {
 		}
 		return s.(*pgSnapshot).conn.PID()
 	}
+	// The spare's timer goroutine writes p.spare.conn under its mutex.
+	spareConn := func() *pgconn.PgConn {
+		p.spare.mu.Lock()
+		defer p.spare.mu.Unlock()
+		return p.spare.conn
+	}
 	if _, err := p.Fingerprint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	spare := p.spare.conn
+	spare := spareConn()
 	if spare == nil {
 		t.Fatal("the fingerprint kept no connection")
 	}
 	if pid := snapshotPID(); pid != spare.PID() {
 		t.Fatalf("snapshot on server process %d, fingerprint on %d", pid, spare.PID())
 	}
-	if p.spare.conn != nil {
+	if spareConn() != nil {
 		t.Fatal("the spare connection is still kept after the snapshot took it")
 	}
 	// A spare the server ended: the snapshot connects afresh.
 	if _, err := p.Fingerprint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	dead := p.spare.conn.PID()
+	dead := spareConn().PID()
 	pg.SQL(t, "postgres", fmt.Sprintf("SELECT pg_terminate_backend(%d)", dead))
 	for deadline := time.Now().Add(10 * time.Second); pg.SQL(t, "postgres", fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE pid = %d", dead)) != "0"; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -240,7 +248,7 @@ func TestPGSnapshotTakesFingerprintConn(t *testing.T) {
 	if _, err := p.Fingerprint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	kept := p.spare.conn.PID()
+	kept := spareConn().PID()
 	time.Sleep(spareKeep + time.Second)
 	if n := pg.SQL(t, "postgres", fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE pid = %d", kept)); n != "0" {
 		t.Fatalf("the unused spare connection is still open after %v", spareKeep)
