@@ -132,16 +132,23 @@ func (w *Watcher) drainFD(fd int) error {
 	}
 }
 
-// apply counts the events in b; w.mu is held.
-func (w *Watcher) apply(b []byte) {
+// parseEvents calls fn with the mask and file descriptor of each event
+// in b, as read(2) of a fanotify group returns them (struct
+// fanotify_event_metadata, each event_len long); a malformed rest ends it.
+func parseEvents(b []byte, fn func(mask uint64, fd int32)) {
 	for len(b) >= unix.FAN_EVENT_METADATA_LEN {
 		evLen := binary.NativeEndian.Uint32(b[0:4])
-		if evLen < unix.FAN_EVENT_METADATA_LEN || int(evLen) > len(b) {
+		if evLen < unix.FAN_EVENT_METADATA_LEN || uint64(evLen) > uint64(len(b)) {
 			return
 		}
-		mask := binary.NativeEndian.Uint64(b[8:16])
-		fd := int32(binary.NativeEndian.Uint32(b[16:20]))
+		fn(binary.NativeEndian.Uint64(b[8:16]), int32(binary.NativeEndian.Uint32(b[16:20])))
 		b = b[evLen:]
+	}
+}
+
+// apply counts the events in b; w.mu is held.
+func (w *Watcher) apply(b []byte) {
+	parseEvents(b, func(mask uint64, fd int32) {
 		if mask&unix.FAN_Q_OVERFLOW != 0 {
 			// Events were lost, some of which may have been between a
 			// Before and its After: nothing is settled any more.
@@ -150,27 +157,27 @@ func (w *Watcher) apply(b []byte) {
 			}
 		}
 		if fd < 0 {
-			continue
+			return
 		}
 		var st unix.Stat_t
 		err := unix.Fstat(int(fd), &st)
 		unix.Close(int(fd))
 		if err != nil {
-			continue
+			return
 		}
 		e := w.byDev[st.Dev]
 		if e == nil {
-			continue
+			return
 		}
 		if e.open {
 			e.seen = true
-			continue
+			return
 		}
 		e.changed = true
 		// Proven (or unsettled): no need to hear of more writes until
 		// the next Before arms the mark again.
 		w.unmark(e)
-	}
+	})
 }
 
 // unmark removes e's mark; w.mu is held.
@@ -179,6 +186,9 @@ func (w *Watcher) unmark(e *entry) {
 		return
 	}
 	e.marked = false
+	if w.closed {
+		return // closing the group removed every mark
+	}
 	var st unix.Stat_t
 	if unix.Stat(e.path, &st) == nil && st.Dev == e.dev {
 		_ = unix.FanotifyMark(int(w.fd()), unix.FAN_MARK_REMOVE|unix.FAN_MARK_MOUNT, unix.FAN_MODIFY, unix.AT_FDCWD, e.path)
