@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/dotmesh-io/dotmesh/backend/internal/changewatch"
 	"github.com/dotmesh-io/dotmesh/backend/internal/guard"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -36,6 +37,10 @@ type Backend struct {
 	dataDir   string
 	pendingMu sync.Mutex
 	failed    map[dotmesh.DotID]map[dotmesh.BranchRef]pendingSwitch
+	// watch proves writes into mounted working states (watch.go); nil
+	// where fanotify is unavailable, and then commits check exactly.
+	watch   *changewatch.Watcher
+	watched watchIndex
 }
 
 // Guarded is the ZFS backend as Open returns it: Backend behind the
@@ -128,6 +133,11 @@ func open(ctx context.Context, opts Options) (*Backend, error) {
 	if err := b.recover(ctx); err != nil {
 		return nil, fmt.Errorf("zfs backend: repairing after an interrupted operation: %w", err)
 	}
+	if w, err := changewatch.New(); err != nil {
+		b.log.InfoContext(ctx, "commits check every working state for changes exactly", "err", err)
+	} else {
+		b.watch = w
+	}
 	return b, nil
 }
 
@@ -138,7 +148,13 @@ func (b *Backend) Name() string { return Name }
 // after the calls in flight). The pool stays imported and the branches
 // mounted: containers may still use them.
 func (b *Backend) Close() error {
+	b.recs.mu.Lock()
+	b.recs.hurry++ // the records left are written at once
+	b.recs.mu.Unlock()
 	b.bg.Wait()
+	if b.watch != nil {
+		return b.watch.Close()
+	}
 	return nil
 }
 

@@ -16,18 +16,48 @@ import (
 // captured atomically. The snapshot is tagged with the branch in the same
 // command, and is durable when zfs returns (it waits for the txg sync).
 func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]string, error) {
-	inv, err := b.inventory(ctx, c.Dot)
+	_, cur, err := b.commitTarget(ctx, c)
 	if err != nil {
 		return nil, err
 	}
+	var w watching
+	if b.mountedAtPath(c.BranchRef, cur) {
+		w = b.watchBefore(ctx, c.BranchRef, cur.ds, "")
+	}
+	info, err := b.snapshotCommit(ctx, c, cur.ds)
+	point := c.ID
+	if err != nil {
+		point = ""
+	}
+	b.watchAfter(c.BranchRef, w, point)
+	return info, err
+}
+
+// mountedAtPath says whether the listing shows cur mounted at ref's path.
+func (b *Backend) mountedAtPath(ref dotmesh.BranchRef, cur *fsInfo) bool {
+	return cur.mounted && cur.mountpoint == b.livePath(ref)
+}
+
+// commitTarget reads the dot's listing and the working state commit c is
+// made of, refusing a commit id in use.
+func (b *Backend) commitTarget(ctx context.Context, c dotmesh.CommitRef) (*dotInv, *fsInfo, error) {
+	inv, err := b.inventory(ctx, c.Dot)
+	if err != nil {
+		return nil, nil, err
+	}
 	cur := inv.live(c.Branch)
 	if cur == nil {
-		return nil, fmt.Errorf("%w: branch %s has no working state", dotmesh.ErrNotFound, c.BranchRef)
+		return nil, nil, fmt.Errorf("%w: branch %s has no working state", dotmesh.ErrNotFound, c.BranchRef)
 	}
 	if inv.snaps[string(c.ID)] != nil {
-		return nil, fmt.Errorf("%w: commit %s exists already", dotmesh.ErrAlreadyExists, c)
+		return nil, nil, fmt.Errorf("%w: commit %s exists already", dotmesh.ErrAlreadyExists, c)
 	}
-	s, err := cur.ds.Snapshot(string(c.ID))
+	return inv, cur, nil
+}
+
+// snapshotCommit takes commit c's snapshot of the working state d.
+func (b *Backend) snapshotCommit(ctx context.Context, c dotmesh.CommitRef, d dataset) (map[string]string, error) {
+	s, err := d.Snapshot(string(c.ID))
 	if err != nil {
 		return nil, err
 	}
@@ -113,6 +143,7 @@ func (b *Backend) Rollback(ctx context.Context, ref dotmesh.BranchRef, c dotmesh
 					return fmt.Errorf("rolling %s back to %s: %w", ref, c.ID, err)
 				}
 			}
+			b.forgetWatch(cur.ds) // writes seen so far are undone
 			if err := busyRetry(ctx, func() error { return b.z.rollback(ctx, s.snap()) }); err != nil {
 				return fmt.Errorf("rolling %s back to %s: %w", ref, c.ID, err)
 			}
@@ -165,6 +196,7 @@ func (b *Backend) FollowHead(ctx context.Context, ref dotmesh.BranchRef, head do
 			if err := b.z.inherit(ctx, cur.ds.name, pristineProp); err != nil {
 				return err
 			}
+			b.forgetWatch(cur.ds)
 			return busyRetry(ctx, func() error { return b.z.rollback(ctx, s.snap()) })
 		}
 		return b.switchToClone(ctx, ref, inv, cur, s, b.genDataset(ref, inv.nextGen(ref.Branch)), unlock)

@@ -57,8 +57,10 @@
 // send checks the snapshots itself (see Send).
 //
 // The registry records kept with the data (records.go) are written
-// behind the caller: on zfs-fuse each is a `zfs set` of 50-150 ms, and a
-// transfer's receive and Finish keep three.
+// behind the caller, with zfs-fuse at a quiet moment (no other command
+// for 400 ms, at most 5 s late): on zfs-fuse each is a `zfs set` of
+// 50-150 ms under the command lock, and a transfer's receive and Finish
+// keep three.
 //
 // # Keeping other branches alive
 //
@@ -101,6 +103,15 @@
 // snapshot or its origin) under this package's operations. atime is off,
 // so reading does not dirty a branch. Before the first commit, a branch is
 // dirty when its tree holds anything but directories.
+//
+// A commit of a mounted working state first asks the change watcher
+// (watch.go, package changewatch): a fanotify mark on the branch's mount,
+// armed before the previous commit's snapshot. A write seen since that
+// snapshot proves the commit changed something, and the commit is its
+// `zfs snapshot` alone, without a listing or a stream; with no event
+// (none came, or a chmod, rename or delete, which make none on a mount
+// mark, or a write through mmap or a bind mount) the check above runs.
+// Rollbacks and unmounts forget what the watcher saw.
 //
 // A working state that was cloned from a commit unmounted and has not
 // been mounted since needs none of that: it is marked

@@ -31,6 +31,7 @@ func busyRetry(ctx context.Context, op func() error) error {
 }
 
 func (b *Backend) umount(ctx context.Context, d dataset) error {
+	b.forgetWatch(d) // a queued event of the watcher holds a file open
 	err := busyRetry(ctx, func() error { return b.z.umount(ctx, d) })
 	if errors.Is(err, ErrNoDataset) {
 		return nil
