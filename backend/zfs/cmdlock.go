@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,6 +26,53 @@ import (
 type cmdLock struct {
 	sem  chan struct{}
 	path string
+
+	// Foreground commands (all but those with a behind context) in
+	// flight or waiting, and when the last one ended: work written
+	// behind the caller waits for a quiet moment (waitQuiet).
+	mu     sync.Mutex
+	active int
+	last   time.Time
+}
+
+// behindKey marks the context of a command run behind the caller (the
+// kept registry records, records.go).
+type behindKey struct{}
+
+func behind(ctx context.Context) context.Context { return context.WithValue(ctx, behindKey{}, true) }
+
+func isBehind(ctx context.Context) bool { return ctx.Value(behindKey{}) != nil }
+
+// Work written behind waits until no foreground command ran for
+// quietFor, until it is quietMax old: on zfs-fuse a record's `zfs set` holds the
+// lock for 50-150 ms, which a commit arriving meanwhile would wait for.
+const (
+	quietFor = 400 * time.Millisecond
+	quietMax = 5 * time.Second
+)
+
+// waitQuiet waits until no foreground command has run for quietFor, or
+// until deadline, ctx's end, or hurry says so.
+func (l *cmdLock) waitQuiet(ctx context.Context, deadline time.Time, hurry func() bool) {
+	if l == nil {
+		return
+	}
+	for time.Now().Before(deadline) && !hurry() {
+		l.mu.Lock()
+		wait := quietFor - time.Since(l.last)
+		if l.active > 0 {
+			wait = quietFor
+		}
+		l.mu.Unlock()
+		if wait <= 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(min(wait, 50*time.Millisecond)):
+		}
+	}
 }
 
 var (
@@ -51,6 +99,22 @@ func cmdLockAt(path string) *cmdLock {
 // lock waits for the lock, or for ctx; the caller runs unlock when its
 // command has ended.
 func (l *cmdLock) lock(ctx context.Context) (unlock func(), err error) {
+	if !isBehind(ctx) {
+		l.mu.Lock()
+		l.active++
+		l.mu.Unlock()
+		defer func() {
+			if err != nil {
+				l.foregroundDone()
+			} else {
+				inner := unlock
+				unlock = func() {
+					inner()
+					l.foregroundDone()
+				}
+			}
+		}()
+	}
 	select {
 	case l.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -83,6 +147,13 @@ func (l *cmdLock) lock(ctx context.Context) (unlock func(), err error) {
 		f.Close() // releases the flock
 		<-l.sem
 	}, nil
+}
+
+func (l *cmdLock) foregroundDone() {
+	l.mu.Lock()
+	l.active--
+	l.last = time.Now()
+	l.mu.Unlock()
 }
 
 // defaultCommandLock is the lock Open uses with zfs-fuse, recognised by

@@ -85,3 +85,55 @@ func TestCmdLockAcrossProcesses(t *testing.T) {
 	}
 	unlock()
 }
+
+// TestCmdLockWaitQuiet: work behind the caller waits until no foreground
+// command has run for quietFor, not for its own commands, and stops
+// waiting at its deadline or when hurried.
+func TestCmdLockWaitQuiet(t *testing.T) {
+	l := cmdLockAt(filepath.Join(t.TempDir(), "lock"))
+	ctx := context.Background()
+	never := func() bool { return false }
+	unlock, err := l.lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		unlock()
+		released <- time.Now()
+	}()
+	l.waitQuiet(ctx, time.Now().Add(time.Minute), never)
+	if waited := time.Since(<-released); waited < quietFor-10*time.Millisecond {
+		t.Fatalf("waitQuiet returned %v after the foreground command ended, want >= %v", waited, quietFor)
+	}
+	// A command run behind does not make the next one wait.
+	unlock, err = l.lock(behind(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	start := time.Now()
+	l.waitQuiet(ctx, time.Now().Add(time.Minute), never)
+	if d := time.Since(start); d > quietFor/2 {
+		t.Fatalf("waitQuiet waited %v after a command run behind", d)
+	}
+	// Busy: the deadline and hurry end the wait.
+	unlock, err = l.lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	start = time.Now()
+	l.waitQuiet(ctx, time.Now().Add(100*time.Millisecond), never)
+	if d := time.Since(start); d < 90*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("waitQuiet with a 100ms deadline took %v", d)
+	}
+	start = time.Now()
+	l.waitQuiet(ctx, time.Now().Add(time.Minute), func() bool { return true })
+	if d := time.Since(start); d > quietFor/2 {
+		t.Fatalf("a hurried waitQuiet took %v", d)
+	}
+	var nilLock *cmdLock // OpenZFS: no lock, no waiting
+	nilLock.waitQuiet(ctx, time.Now().Add(time.Minute), never)
+}

@@ -47,8 +47,11 @@ func isRecProp(p string) bool { return strings.HasPrefix(p, recPropPrefix) }
 // update (a record updated again before it was written is written once,
 // with its latest value): the Node keeps a copy after every registry
 // transaction, and a transfer's receive and Finish make three, which on
-// zfs-fuse cost more than the incremental stream itself. Records, and
-// Close, wait until every record given before is written. A crash can
+// zfs-fuse cost more than the incremental stream itself. With the
+// command lock of zfs-fuse they wait for a quiet moment (no other
+// command for quietFor, at most quietMax), so that they do not hold the
+// lock when the next commit comes. Records, and Close, wait until every
+// record given before is written, without waiting for quiet. A crash can
 // so leave copies a few updates behind rather than one, which a rebuild
 // (the only reader) takes as it takes one: it restores what the data
 // still backs.
@@ -61,9 +64,17 @@ func (b *Backend) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[s
 	q := &b.recs
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	now := time.Now()
 	for _, k := range keys {
-		q.queue = slices.DeleteFunc(q.queue, func(w recWrite) bool { return w.dot == dot && w.key == k })
-		q.queue = append(q.queue, recWrite{dot: dot, key: k, val: recs[k]})
+		at := now
+		q.queue = slices.DeleteFunc(q.queue, func(w recWrite) bool {
+			if w.dot == dot && w.key == k {
+				at = w.at
+				return true
+			}
+			return false
+		})
+		q.queue = append(q.queue, recWrite{dot: dot, key: k, val: recs[k], at: at})
 	}
 	if !q.running && len(q.queue) > 0 {
 		q.running = true
@@ -79,12 +90,14 @@ type recQueue struct {
 	mu      sync.Mutex
 	queue   []recWrite
 	running bool // writeRecords runs
+	hurry   int  // flushRecords waits: no waiting for a quiet moment
 }
 
 type recWrite struct {
 	dot dotmesh.DotID
 	key string
-	val []byte // nil: remove
+	val []byte    // nil: remove
+	at  time.Time // when first queued: written within quietMax of it
 }
 
 // writeRecords writes queued records until none is left.
@@ -98,10 +111,30 @@ func (b *Backend) writeRecords(ctx context.Context) {
 			q.mu.Unlock()
 			return
 		}
+		oldest := q.queue[0].at
+		for _, w := range q.queue {
+			if w.at.Before(oldest) {
+				oldest = w.at
+			}
+		}
+		q.mu.Unlock()
+		// After the operations that made the records (a commit, then
+		// maybe the next one), which need the command lock more: a
+		// record is a copy for a rebuild only.
+		b.z.lock.waitQuiet(ctx, oldest.Add(quietMax), func() bool {
+			q.mu.Lock()
+			defer q.mu.Unlock()
+			return q.hurry > 0
+		})
+		q.mu.Lock()
+		if len(q.queue) == 0 {
+			q.mu.Unlock()
+			continue // the loop's top ends it
+		}
 		w := q.queue[0]
 		q.queue = q.queue[1:]
 		q.mu.Unlock()
-		if err := b.keepRecords(ctx, w.dot, map[string][]byte{w.key: w.val}); err != nil {
+		if err := b.keepRecords(behind(ctx), w.dot, map[string][]byte{w.key: w.val}); err != nil {
 			b.log.WarnContext(ctx, "keeping a copy of a registry record with the data; a registry rebuild would miss it", "dot", w.dot, "record", w.key, "err", err)
 		}
 	}
@@ -109,6 +142,14 @@ func (b *Backend) writeRecords(ctx context.Context) {
 
 // flushRecords waits until every record KeepRecords took is written.
 func (b *Backend) flushRecords(ctx context.Context) error {
+	b.recs.mu.Lock()
+	b.recs.hurry++
+	b.recs.mu.Unlock()
+	defer func() {
+		b.recs.mu.Lock()
+		b.recs.hurry--
+		b.recs.mu.Unlock()
+	}()
 	for {
 		b.recs.mu.Lock()
 		busy := b.recs.running || len(b.recs.queue) > 0
