@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 //	GET  /v1/dots/{ns}/{dot}/transfer?branch=B          dotmesh.TransferState (200 also for a missing dot)
 //	POST /v1/dots/{ns}/{dot}/transfer/commits?branch=B&format=F[&base=ID]
 //	     body: CommitHeader frame, then the commit's data stream    -> 204
+//	     (with FinishHeader: finished too                           -> 200 dotmesh.FinishResult)
 //	GET  /v1/dots/{ns}/{dot}/transfer/commits/{id}?format=F[&base=ID]
 //	     -> application/octet-stream: the data stream (cut off, not
 //	        ended cleanly, when the sender fails midway)
@@ -33,6 +35,56 @@ import (
 // dotmesh.StateOptions.SkipUsage: the answer's usage may be left zero.
 // A node that predates it ignores it and answers with usage.
 const SkipUsageHeader = "Dotmesh-Skip-Usage"
+
+// FinishHeader, on POST .../transfer/commits, carries a transfer's
+// dotmesh.FinishRequest (EncodeFinish) with its last commit: once the
+// commit is stored the node finishes the transfer as POST .../finish
+// would and answers 200 with the dotmesh.FinishResult instead of 204, so
+// the sender needs no second request (dotmesh.FinishAlong). When the
+// finish is refused after the commit was stored, the error answer has
+// FinishFailedHeader "1". A node that predates it ignores the header and
+// answers 204; the sender then calls finish.
+const (
+	FinishHeader       = "Dotmesh-Finish"
+	FinishFailedHeader = "Dotmesh-Finish-Failed"
+)
+
+// MaxFinishHeader bounds an encoded FinishHeader, well inside a node's
+// header limit; a FinishRequest with more tags goes by POST .../finish.
+const MaxFinishHeader = 32 << 10
+
+// EncodeFinish encodes req for FinishHeader; ok is false when it would
+// be longer than MaxFinishHeader.
+func EncodeFinish(req dotmesh.FinishRequest) (v string, ok bool) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return "", false
+	}
+	v = base64.RawURLEncoding.EncodeToString(b)
+	return v, len(v) <= MaxFinishHeader
+}
+
+// DecodeFinish decodes a FinishHeader value; the request's ids and tags
+// are checked by the finish itself, before anything changes.
+func DecodeFinish(v string) (*dotmesh.FinishRequest, error) {
+	if len(v) > MaxFinishHeader {
+		return nil, fmt.Errorf("%w: the %s header is longer than %d bytes", dotmesh.ErrInvalidArgument, FinishHeader, MaxFinishHeader)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the %s header is not base64url: %v", dotmesh.ErrInvalidArgument, FinishHeader, err)
+	}
+	var req dotmesh.FinishRequest
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, fmt.Errorf("%w: the %s header is not a finish request: %v", dotmesh.ErrInvalidArgument, FinishHeader, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: the %s header has data after its finish request", dotmesh.ErrInvalidArgument, FinishHeader)
+	}
+	return &req, nil
+}
 
 // TransferRequest asks a node to push to, pull from or clone from a peer.
 // It carries the peer's API key: the node uses it for this transfer only

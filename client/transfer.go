@@ -56,12 +56,29 @@ func (c *Client) SendCommit(ctx context.Context, dot dotmesh.DotName, branch str
 	if err := api.WriteCommitHeader(&hdr, cm); err != nil {
 		return err
 	}
+	// The transfer's Finish rides along when it fits a header.
+	var reqHdr http.Header
+	along := dotmesh.FinishAlongOf(ctx)
+	if along != nil {
+		if v, ok := api.EncodeFinish(along.Req); ok {
+			reqHdr = http.Header{api.FinishHeader: {v}}
+		} else {
+			along = nil
+		}
+	}
 	pr, pw := io.Pipe()
 	sent := make(chan error, 1)
 	go func() {
-		body, err := c.stream(ctx, http.MethodPost, p, q, pr, "application/octet-stream")
+		body, respHdr, err := c.streamWith(ctx, http.MethodPost, p, q, reqHdr, pr, "application/octet-stream")
 		if err == nil {
+			if along != nil {
+				err = finishAnswer(along, body)
+			}
 			body.Close()
+		} else if along != nil && respHdr.Get(api.FinishFailedHeader) == "1" {
+			// The commit is stored; the finish was refused, as a
+			// separate Finish would have been.
+			along.Answered, along.Err, err = true, err, nil
 		}
 		// The request is over: the copy below stops at its next Write.
 		pr.CloseWithError(errRequestOver)
@@ -69,12 +86,37 @@ func (c *Client) SendCommit(ctx context.Context, dot dotmesh.DotName, branch str
 	}()
 	_, cerr := io.Copy(pw, io.MultiReader(&hdr, data))
 	pw.CloseWithError(cerr) // nil: the body ends
+	if cerr == nil && along != nil && along.Sent != nil {
+		along.Sent()
+	}
 	err = <-sent
 	if cerr != nil && !errors.Is(cerr, errRequestOver) {
 		// The stream failed on this side; the request failed from it.
+		if along != nil {
+			along.Answered, along.Res, along.Err = false, nil, nil
+		}
 		return fmt.Errorf("reading the stream of commit %s: %w", cm.ID, cerr)
 	}
 	return err
+}
+
+// finishAnswer reads the answer of a commit sent with FinishHeader into
+// along: a FinishResult (200), or nothing (204) from a node that predates
+// it, which leaves along unanswered.
+func finishAnswer(along *dotmesh.FinishAlong, body io.Reader) error {
+	data, err := io.ReadAll(io.LimitReader(body, maxResponse))
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	var res dotmesh.FinishResult
+	if err := json.Unmarshal(data, &res); err != nil || res.Head == "" {
+		return fmt.Errorf("%w: the answer to a commit sent with its finish is not a finish result: %.80q", dotmesh.ErrCorrupt, data)
+	}
+	along.Answered, along.Res = true, &res
+	return nil
 }
 
 // errRequestOver ends a request body's copy when the request ended first.
@@ -151,6 +193,14 @@ func (c *Client) Transfer(ctx context.Context, req api.TransferRequest, progress
 // it. The idle timeout applies while the request is sent, while its answer
 // is awaited and during each Read of the answer.
 func (c *Client) stream(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string) (io.ReadCloser, error) {
+	rc, _, err := c.streamWith(ctx, method, path, query, nil, body, contentType)
+	return rc, err
+}
+
+// streamWith is stream with hdr's headers on the request; it returns the
+// answer's headers also when the status is not 2xx (nil when there was
+// no answer).
+func (c *Client) streamWith(ctx context.Context, method, path string, query url.Values, hdr http.Header, body io.Reader, contentType string) (io.ReadCloser, http.Header, error) {
 	u := *c.base
 	u.RawPath = c.base.EscapedPath() + path
 	u.Path, _ = url.PathUnescape(u.RawPath)
@@ -162,7 +212,10 @@ func (c *Client) stream(ctx context.Context, method, path string, query url.Valu
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
 		w.stop()
-		return nil, fmt.Errorf("%w: %v", dotmesh.ErrInvalidArgument, err)
+		return nil, nil, fmt.Errorf("%w: %v", dotmesh.ErrInvalidArgument, err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -172,13 +225,13 @@ func (c *Client) stream(ctx context.Context, method, path string, query url.Valu
 	resp, err := c.http.Do(req)
 	if err != nil {
 		w.stop()
-		return nil, c.transportError(w.error(err))
+		return nil, nil, c.transportError(w.error(err))
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer w.stop()
 		defer resp.Body.Close()
-		return nil, w.error(remoteError(resp, progressReader{io.LimitReader(resp.Body, maxResponse), w}))
+		return nil, resp.Header, w.error(remoteError(resp, progressReader{io.LimitReader(resp.Body, maxResponse), w}))
 	}
 	w.setWaiting(false)
-	return &peerBody{rc: resp.Body, w: w}, nil
+	return &peerBody{rc: resp.Body, w: w}, resp.Header, nil
 }

@@ -286,6 +286,17 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 		total += estimate(c)
 	}
 	var moved atomic.Int64
+	finReq := FinishRequest{Head: from.Branch.Head, OldHead: oldHead, Stash: opts.StashOnDivergence, Tags: from.Tags}
+	// The last commit's stream carries the Finish to a peer that can take
+	// it (FinishAlong): one round trip less.
+	along := &FinishAlong{Req: finReq}
+	reported := false // the finishing phase
+	if opts.Progress != nil {
+		along.Sent = func() {
+			finishingProgress(opts.Progress, len(todo), moved.Load())
+			reported = true
+		}
+	}
 	for i, c := range todo {
 		var base *CommitID
 		if format != FormatNeutral || to.AcceptsNeutralBase {
@@ -312,7 +323,11 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 		if format == FormatNeutral && base != nil && from.AcceptsNeutralPatch && to.AcceptsNeutralPatch {
 			cf = FormatNeutralPatch // changed files as patches against the base's
 		}
-		held, err := copyCommitNegotiated(ctx, src, srcDot, dst, dstDot, branch, c, base, cf, &moved, report, remaining)
+		cctx := ctx
+		if i == len(todo)-1 {
+			cctx = WithFinishAlong(ctx, along)
+		}
+		held, err := copyCommitNegotiated(cctx, src, srcDot, dst, dstDot, branch, c, base, cf, &moved, report, remaining)
 		if err != nil {
 			return nil, fmt.Errorf("%w (%d of %d commits had arrived; what arrived is kept, so running the same command again resumes)", err, i+res.Skipped, len(todo)+res.Skipped)
 		}
@@ -321,21 +336,39 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 		res.Commits++
 	}
 	res.Bytes = moved.Load()
+	if along.Answered {
+		if along.Err != nil {
+			return nil, along.Err
+		}
+		return finished(res, along.Res), nil
+	}
 	if opts.Progress != nil {
-		// Everything is sent: the bar ends at 100% (the estimate was
-		// only one), then shows the receiver's finish step as a phase.
-		opts.Progress(Progress{Index: len(todo), Commits: len(todo), Bytes: res.Bytes, Total: res.Bytes})
-		opts.Progress(Progress{Phase: PhaseFinishing, Index: len(todo), Commits: len(todo), Bytes: res.Bytes, Total: res.Bytes})
+		if !reported {
+			finishingProgress(opts.Progress, len(todo), res.Bytes)
+		}
 		// A local finish (pull, clone) reports its restore too.
 		ctx = WithProgress(ctx, opts.Progress)
 	}
-	fin, err := dst.Finish(ctx, dstDot, branch, FinishRequest{Head: from.Branch.Head, OldHead: oldHead, Stash: opts.StashOnDivergence, Tags: from.Tags})
+	fin, err := dst.Finish(ctx, dstDot, branch, finReq)
 	if err != nil {
 		return nil, err
 	}
+	return finished(res, fin), nil
+}
+
+// finishingProgress reports that everything is sent: the bar ends at
+// 100% (the estimate was only one), then shows the receiver's finish step
+// as a phase.
+func finishingProgress(progress func(Progress), commits int, bytes int64) {
+	progress(Progress{Index: commits, Commits: commits, Bytes: bytes, Total: bytes})
+	progress(Progress{Phase: PhaseFinishing, Index: commits, Commits: commits, Bytes: bytes, Total: bytes})
+}
+
+// finished completes res with what the receiver's Finish did.
+func finished(res *TransferResult, fin *FinishResult) *TransferResult {
 	res.Stashed, res.Created = fin.Stashed, fin.Created
 	res.Tags, res.SkippedTags = fin.Tags, fin.SkippedTags
-	return res, nil
+	return res
 }
 
 // missingTags reports whether the receiver lacks a tag of the sender's

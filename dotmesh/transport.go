@@ -246,3 +246,34 @@ func inProcess(t Transport) bool {
 	ip, ok := t.(InProcessTransport)
 	return ok && ip.InProcess()
 }
+
+// FinishAlong lets a transfer's Finish ride on its last commit's stream:
+// runTransfer puts one in the context of that commit's SendCommit
+// (WithFinishAlong), and a Transport that can (the node client) sends Req
+// with the stream and sets Answered, with Res or Err, from the receiver's
+// one answer, which saves the round trip and the handler of a separate
+// Finish. A Transport that cannot leaves it unanswered, and runTransfer
+// calls Finish. Err is Finish's refusal after the commit was stored.
+type FinishAlong struct {
+	Req FinishRequest
+	// Sent, when not nil, is called once the whole stream has gone and
+	// the answer is awaited (the receiver finishes meanwhile).
+	Sent     func()
+	Answered bool
+	Res      *FinishResult
+	Err      error
+}
+
+type finishAlongKey struct{}
+
+// WithFinishAlong returns ctx carrying f for the SendCommit of a
+// transfer's last commit.
+func WithFinishAlong(ctx context.Context, f *FinishAlong) context.Context {
+	return context.WithValue(ctx, finishAlongKey{}, f)
+}
+
+// FinishAlongOf returns the FinishAlong ctx carries, or nil.
+func FinishAlongOf(ctx context.Context) *FinishAlong {
+	f, _ := ctx.Value(finishAlongKey{}).(*FinishAlong)
+	return f
+}

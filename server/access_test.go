@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -335,8 +336,13 @@ func mustJSON(t *testing.T, b []byte, v any) {
 }
 
 // unfinished is a transport whose Finish fails: the receiver keeps what
-// arrived as an incoming transfer.
+// arrived as an incoming transfer. Its last commit carries no finish
+// along (dotmesh.FinishAlong), so that Finish is the one called.
 type unfinished struct{ *client.Client }
+
+func (u unfinished) SendCommit(ctx context.Context, dot dotmesh.DotName, branch string, c dotmesh.Commit, base *dotmesh.CommitID, format string, data io.Reader) error {
+	return u.Client.SendCommit(dotmesh.WithFinishAlong(ctx, nil), dot, branch, c, base, format, data)
+}
 
 func (unfinished) Finish(context.Context, dotmesh.DotName, string, dotmesh.FinishRequest) (*dotmesh.FinishResult, error) {
 	return nil, errors.New("cut off before finish")

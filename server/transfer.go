@@ -70,6 +70,14 @@ func (s *server) receiveCommit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	var fin *dotmesh.FinishRequest
+	if v := r.Header.Get(api.FinishHeader); v != "" {
+		var err error
+		if fin, err = api.DecodeFinish(v); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
 	// The stream is as long as the commit: lift the server's read timeout
 	// for this body (the peer's connection dropping still ends it).
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
@@ -82,7 +90,30 @@ func (s *server) receiveCommit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	w.WriteHeader(http.StatusNoContent)
+	if fin == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	s.finishAlong(w, r, name, q.Get("branch"), *fin)
+}
+
+// finishRoute is the finish route's audit, for a finish that came along
+// with the last commit (api.FinishHeader): the same record either way.
+var finishRoute = route{audit: "push", answer: answerFinish}
+
+// finishAlong finishes a transfer whose last commit was just stored, as
+// finishTransfer does, and answers with its result.
+func (s *server) finishAlong(w http.ResponseWriter, r *http.Request, name dotmesh.DotName, branch string, req dotmesh.FinishRequest) {
+	res, err := s.node.TransferPeer().Finish(r.Context(), name, branch, req)
+	if err != nil {
+		w.Header().Set(api.FinishFailedHeader, "1")
+		writeError(w, err)
+		return
+	}
+	cw := &captureWriter{ResponseWriter: w}
+	writeJSON(cw, http.StatusOK, res)
+	requestInfo(r).action = finishRoute.audit
+	s.recordAudit(r, &finishRoute, cw)
 }
 
 func (s *server) sendCommit(w http.ResponseWriter, r *http.Request) {
