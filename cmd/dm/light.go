@@ -5,12 +5,11 @@ package main
 import (
 	"os"
 
-	// The s3:// kind of bucket remotes, which the CLI opens itself.
-	_ "github.com/dotmesh-io/dotmesh/bucket/s3"
 	"github.com/dotmesh-io/dotmesh/frontends/cli"
 )
 
-// wiring hands every command that runs nodes to dm-node.
+// wiring hands every command that runs nodes, reaches an s3:// bucket or
+// writes man pages to dm-node.
 var wiring = cli.Wiring{HandOver: handOver}
 
 func main() {

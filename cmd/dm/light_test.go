@@ -26,6 +26,17 @@ var heavy = []string{
 	"go.uber.org/zap",
 	"github.com/container-storage-interface/",
 	"github.com/prometheus/",
+	// The S3 client and the man page writer, which dm-node runs for it.
+	"github.com/dotmesh-io/dotmesh/bucket/s3",
+	"github.com/dotmesh-io/dotmesh/frontends/cli/manpage",
+	"github.com/minio/",
+	"github.com/tinylib/msgp",
+	"github.com/rs/xid",
+	"go.yaml.in/yaml",
+	"gopkg.in/ini.v1",
+	"github.com/spf13/cobra/doc",
+	"github.com/russross/blackfriday",
+	"github.com/cpuguy83/go-md2man",
 }
 
 // The light dm's import graph holds none of the node's packages.
@@ -97,6 +108,20 @@ func TestLightHandsOverToNode(t *testing.T) {
 		t.Fatalf("dm log: %v: %q", err, out)
 	}
 
+	// What needs the S3 client or the man page writer runs in dm-node,
+	// with the answers the all-in-one dm gives.
+	man := filepath.Join(dir, "man1")
+	if out, err := run("docs", "man", man); err != nil {
+		t.Fatalf("dm docs man: %v: %s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(man, "dm-commit.1")); err != nil {
+		t.Errorf("dm docs man wrote no dm-commit.1: %v", err)
+	}
+	out, err = run("remote", "add", "b", "s3://b", "--endpoint", "http://127.0.0.1:1", "--no-encryption")
+	if err == nil || !strings.Contains(out, "S3 bucket names are 3 to 63") {
+		t.Errorf("dm remote add of an s3 bucket: %v: %q", err, out)
+	}
+
 	if err := os.Rename(node, node+".away"); err != nil {
 		t.Fatal(err)
 	}
@@ -107,6 +132,12 @@ func TestLightHandsOverToNode(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "other")); err == nil {
 		t.Error("dm serve without dm-node made its data directory")
+	}
+	for _, args := range [][]string{{"docs", "man", man}, {"remote", "add", "b", "s3://bucket", "--no-encryption"}} {
+		out, err = run(args...)
+		if err == nil || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, "dm-node, which is neither at "+node) {
+			t.Errorf("dm %v without dm-node: %v: %q", args, err, out)
+		}
 	}
 	if out, err := run("version"); err != nil {
 		t.Fatalf("dm version without dm-node: %v: %s", err, out)

@@ -7,18 +7,21 @@
 // Built as is, dm does everything. Built with -tags dmlight (light.go),
 // it links only the CLI and the API client, so that it starts several
 // times faster (no package init of etcd's client, gRPC, zap, protobuf
-// registries, CSI, Prometheus...), and hands the commands that run nodes
-// to this all-in-one build installed beside it as dm-node. `make build`
-// makes both: bin/dm (light) and bin/dm-node.
+// registries, CSI, Prometheus, the S3 client, the man page writer...),
+// and hands the commands that run nodes, reach s3:// buckets or write man
+// pages to this all-in-one build installed beside it as dm-node. `make
+// build` makes both: bin/dm (light) and bin/dm-node.
 package main
 
 import (
 	"os"
 
-	// The s3:// kind of bucket remotes, for the CLI and the node alike.
-	_ "github.com/dotmesh-io/dotmesh/bucket/s3"
+	// The s3:// kind of bucket remotes (registered on import), for the
+	// CLI and the node alike.
+	"github.com/dotmesh-io/dotmesh/bucket/s3"
 	"github.com/dotmesh-io/dotmesh/daemon"
 	"github.com/dotmesh-io/dotmesh/frontends/cli"
+	"github.com/dotmesh-io/dotmesh/frontends/cli/manpage"
 )
 
 // wiring is how dm runs nodes.
@@ -34,6 +37,9 @@ var wiring = cli.Wiring{
 	StoreEncrypted:     daemon.StoreEncrypted,
 	CheckStorePassword: daemon.CheckStorePassword,
 	StoreKeys:          daemon.StoreKeys,
+
+	S3Credentials: s3.DefaultCredentials,
+	ManPages:      manpage.Write,
 }
 
 func main() {

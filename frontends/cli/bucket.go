@@ -14,7 +14,6 @@ import (
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/bucket"
-	"github.com/dotmesh-io/dotmesh/bucket/s3"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"github.com/dotmesh-io/dotmesh/transport/bucketremote"
 )
@@ -147,12 +146,17 @@ func (a *app) askPassword(prompt string, confirm bool, what, env string) ([]byte
 
 // bucketStore is what opening b's store needs: for s3, credentials found
 // as the AWS tools find them (environment, shared files, the remote's
-// profile), the remote's endpoint and region overriding.
-func bucketStore(b *BucketRemote) (bucket.Config, error) {
+// profile), the remote's endpoint and region overriding. Every command
+// that reaches an s3 bucket asks here first, before it prints or changes
+// anything, so that a dm without the S3 client hands it over here.
+func (a *app) bucketStore(b *BucketRemote) (bucket.Config, error) {
 	if !strings.HasPrefix(b.URL, "s3://") {
 		return bucket.Config{}, nil
 	}
-	cfg, err := s3.DefaultCredentials(b.Profile)
+	if a.nodes.S3Credentials == nil {
+		return bucket.Config{}, a.handOver("the S3 client")
+	}
+	cfg, err := a.nodes.S3Credentials(b.Profile)
 	if err != nil {
 		return cfg, err
 	}
@@ -168,7 +172,7 @@ func bucketStore(b *BucketRemote) (bucket.Config, error) {
 // bucketConfig is the bucketremote.Config of remote name, with its
 // password unless the remote is not encrypted.
 func (a *app) bucketConfig(name string, b *BucketRemote) (bucketremote.Config, error) {
-	st, err := bucketStore(b)
+	st, err := a.bucketStore(b)
 	if err != nil {
 		return bucketremote.Config{}, err
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/cobra/doc"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -233,15 +232,14 @@ with man -l DIR/dm-commit.1, or install them under a man path such as
   man -l ./man/dm-commit.1`,
 		Args: usageArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.nodes.ManPages == nil {
+				return a.handOver("the man page writer")
+			}
 			if err := os.MkdirAll(args[0], 0o755); err != nil {
 				return err
 			}
-			root := cmd.Root()
-			hdr := &doc.GenManHeader{Section: "1", Source: "dotmesh " + Version, Manual: "dotmesh manual"}
-			// The generated pages would otherwise name today's date, so two
-			// builds of one version differ.
-			root.DisableAutoGenTag = true
-			if err := doc.GenManTree(root, hdr, args[0]); err != nil {
+			a.documentScripting(cmd.Root())
+			if err := a.nodes.ManPages(cmd.Root(), "dotmesh "+Version, args[0]); err != nil {
 				return fmt.Errorf("writing man pages into %s: %w", args[0], err)
 			}
 			a.info("man pages written to %s", args[0])

@@ -272,7 +272,7 @@ func (a *app) addBucketRemote(ctx context.Context, name, url string, b BucketRem
 			return kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("bucket remote %s: %v", name, err))
 		}
 	}
-	st, err := bucketStore(&b)
+	st, err := a.bucketStore(&b)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -47,6 +48,10 @@ type app struct {
 	timeouts   timeoutFlags
 	// passwordFile is --password-file of a command that opens a bucket.
 	passwordFile string
+	// args is the invocation without the program name, for handOver.
+	args []string
+	// scriptingDocumented guards documentScripting.
+	scriptingDocumented sync.Once
 }
 
 // Main runs dm with args as in os.Args (the program name first, which
@@ -74,8 +79,9 @@ func Run(ctx context.Context, streams IO, w Wiring, args []string) int {
 	if flexCall(args) {
 		return runFlex(ctx, streams, args[1:])
 	}
-	root := NewRootCommand(streams, w)
-	if w.HandOver != nil && handsOver(root, args) {
+	root, a := newRoot(streams, w)
+	a.args = args
+	if w.HandOver != nil && handsOver(root, w, args) {
 		err := w.HandOver(args) // returns only on failure
 		return reportError(streamOr(streams.Stderr), err, wantsJSON(args))
 	}
@@ -118,6 +124,12 @@ func oneLine(s string) string {
 
 // NewRootCommand builds the dm command tree; w is how it runs nodes.
 func NewRootCommand(streams IO, w Wiring) *cobra.Command {
+	root, _ := newRoot(streams, w)
+	return root
+}
+
+// newRoot is NewRootCommand, with the invocation's app.
+func newRoot(streams IO, w Wiring) (*cobra.Command, *app) {
 	if streams.Getenv == nil {
 		streams.Getenv = os.Getenv
 	}
@@ -211,8 +223,20 @@ can be a hub for a team, each user with their own key and namespace (see
 	}
 	root.AddCommand(a.flexCmd(), a.versionCmd())
 	a.settleHome(root)
-	documentScripting(root)
-	return root
+	// The -H paragraphs join the help texts only when help is shown (and
+	// for the man pages): building them cost every dm 4% of its start.
+	help := root.HelpFunc()
+	root.SetHelpFunc(func(c *cobra.Command, args []string) {
+		a.documentScripting(root)
+		help(c, args)
+	})
+	return root, a
+}
+
+// documentScripting adds the -H paragraphs to the help texts of root,
+// once.
+func (a *app) documentScripting(root *cobra.Command) {
+	a.scriptingDocumented.Do(func() { documentScripting(root) })
 }
 
 // usageArgs is cobra.RangeArgs with an error that shows the usage line

@@ -3,11 +3,14 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/dotmesh-io/dotmesh/bucket"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"github.com/dotmesh-io/dotmesh/internal/node"
 )
 
@@ -45,12 +48,25 @@ type Wiring struct {
 	// store of the stopped node in dataDir (`dm store key`).
 	StoreKeys func(dataDir string, password []byte, op node.StoreKeyOp) (added string, keys []node.StoreKey, err error)
 
+	// The parts of a client whose packages are heavy to start (their
+	// package init runs in every dm process that links them): a light dm
+	// passes neither and hands the commands that need them over.
+
+	// S3Credentials finds the credentials of an s3:// bucket remote
+	// (bucket/s3.DefaultCredentials); passing it also says that the s3
+	// kind of bucket is registered.
+	S3Credentials func(profile string) (bucket.Config, error)
+	// ManPages writes a man page for root and each of its commands into
+	// dir; source is the pages' footer ("dotmesh VERSION").
+	ManPages func(root *cobra.Command, source, dir string) error
+
 	// HandOver, when set, runs the whole invocation (args without the
 	// program name) in another program that has the functions above: a
 	// light dm, which links no daemon, server, store or backend and so
 	// starts fast, hands the commands that run nodes (nodeCommands) to
-	// the dm that has them. It returns only when that program could not
-	// be started.
+	// the dm that has them, and so the commands that need a part above
+	// that is not passed (handedOver). It returns only when that program
+	// could not be started.
 	HandOver func(args []string) error
 }
 
@@ -61,8 +77,12 @@ type Wiring struct {
 // program that acts on it.
 var nodeCommands = []string{"serve", "cluster init", "cluster join", "cluster stop", "cluster reset", "registry rebuild", "store key"}
 
-// handsOver reports whether args name one of nodeCommands in root.
-func handsOver(root *cobra.Command, args []string) bool {
+// manCommand is the command that calls Wiring.ManPages.
+const manCommand = "docs man"
+
+// handsOver reports whether args name one of nodeCommands in root, or
+// manCommand when w has no ManPages.
+func handsOver(root *cobra.Command, w Wiring, args []string) bool {
 	c, _, err := root.Find(args)
 	if err != nil || c == nil {
 		return false
@@ -73,7 +93,19 @@ func handsOver(root *cobra.Command, args []string) bool {
 			return true
 		}
 	}
-	return false
+	return path == manCommand && w.ManPages == nil
+}
+
+// handOver runs the whole invocation in the program that Wiring.HandOver
+// starts, for a command that found only once its arguments were read
+// that it needs what, a part this dm was built without (an s3:// bucket
+// remote's client). Nothing has been changed or printed by then. Without
+// HandOver it refuses in one line.
+func (a *app) handOver(what string) error {
+	if a.nodes.HandOver == nil || a.args == nil {
+		return kinded(dotmesh.ErrNotSupported, fmt.Errorf("this dm is built without %s: its main package passes none in cli.Wiring (see cmd/dm)", what))
+	}
+	return a.nodes.HandOver(a.args) // returns only on failure
 }
 
 // errNotWired refuses a command that runs nodes in a dm built without the

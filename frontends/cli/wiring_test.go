@@ -11,14 +11,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dotmesh-io/dotmesh/bucket/s3"
 	"github.com/dotmesh-io/dotmesh/daemon"
+	"github.com/dotmesh-io/dotmesh/frontends/cli/manpage"
 )
 
 // testWiring lets `dm serve` reach the real daemon, whose refusals the
 // tests check through the CLI. The commands that start and stop nodes run
 // with cmd/dm's whole wiring in tests/e2e.
 var testWiring = Wiring{Serve: daemon.Run, RebuildRegistry: daemon.RebuildRegistry, StoreEncrypted: daemon.StoreEncrypted, CheckStorePassword: daemon.CheckStorePassword,
-	StoreKeys: daemon.StoreKeys, NodeRunning: daemon.NodeRunning}
+	StoreKeys: daemon.StoreKeys, NodeRunning: daemon.NodeRunning, S3Credentials: s3.DefaultCredentials, ManPages: manpage.Write}
 
 // A dm built without the daemon refuses the commands that run nodes, in
 // one line, and still does everything else.
@@ -62,7 +64,7 @@ func TestMainProgramNameFromArgs(t *testing.T) {
 // to HandOver before parsing them, and runs everything else itself; a
 // failed hand-over is one line.
 func TestHandOverNodeCommands(t *testing.T) {
-	e, _ := testEnv(t)
+	e, cfg := testEnv(t)
 	var got [][]string
 	w := Wiring{HandOver: func(args []string) error {
 		got = append(got, args)
@@ -86,7 +88,25 @@ func TestHandOverNodeCommands(t *testing.T) {
 		}
 		failsWith(t, result{out.String(), errb.String(), code}, "dm-node is not there")
 	}
-	for _, args := range [][]string{{"version"}, {"help", "serve"}, {"cluster", "--help"}, {"commit", "-m", "x", "--dot", "-bad"}, {"registry"}} {
+	// So is each command that needs a part the Wiring lacks: the man
+	// page writer before parsing, an s3:// bucket's client once the
+	// remote is known to be one, before anything is changed.
+	for _, args := range [][]string{
+		{"docs", "man", "/nonexistent/dir"}, {"docs", "man"}, {"remote", "add", "b", "s3://bk", "--endpoint", "http://127.0.0.1:1"},
+	} {
+		got = nil
+		var out, errb bytes.Buffer
+		code := Run(context.Background(), IO{Stdout: &out, Stderr: &errb, Getenv: env(e)}, w, args)
+		if len(got) != 1 || !slices.Equal(got[0], args) {
+			t.Errorf("dm %v: handed over %v", args, got)
+		}
+		failsWith(t, result{out.String(), errb.String(), code}, "dm-node is not there")
+	}
+	if _, err := os.Stat(cfg); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a handed-over dm remote add wrote the config: %v", err)
+	}
+	for _, args := range [][]string{{"version"}, {"help", "serve"}, {"cluster", "--help"}, {"commit", "-m", "x", "--dot", "-bad"}, {"registry"}, {"docs", "--help"},
+		{"remote", "add", "f", "file://" + t.TempDir(), "--no-encryption"}} {
 		got = nil
 		Run(context.Background(), IO{Stdout: io.Discard, Stderr: io.Discard, Getenv: env(e)}, w, args)
 		if got != nil {
