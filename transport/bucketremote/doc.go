@@ -42,7 +42,9 @@
 // leaves blobs (flushed, so the next attempt skips them) but no commit.
 // FetchCommit reads chunks in batches (repo.GetBlobs) that end where the
 // chunks move to another pack (4 to 20 MiB), so chunks stored side by
-// side come in one ranged read, a whole pack for a tree stored in order. GC removes unused
+// side come in one ranged read, a whole pack for a tree stored in order,
+// and reads up to 48 MiB of chunks ahead of the stream's writer (two or
+// three batches under way while the tree is written). GC removes unused
 // blobs with repo.Prune (packs dropped or repacked). A commit record is not yet part of anything: State lists
 // it in Have (a re-run skips it) but a branch shows it only once
 // Finish moved the branch's ref to it (compare-and-swap from the

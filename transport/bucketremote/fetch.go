@@ -10,6 +10,7 @@ import (
 	"github.com/dotmesh-io/dotmesh/bucket/repo"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"github.com/dotmesh-io/dotmesh/transport/neutral"
+	"golang.org/x/sync/semaphore"
 )
 
 // FetchCommit implements dotmesh.Transport: the neutral stream of commit
@@ -89,6 +90,7 @@ func (r *Remote) commit(ctx context.Context, dot dotmesh.DotName, id dotmesh.Com
 type fetchItem struct {
 	entry *TreeEntry
 	chunk chan chunkResult
+	size  int64 // the chunk's bytes, held from the read-ahead budget
 	err   error
 }
 
@@ -98,12 +100,14 @@ type chunkResult struct {
 }
 
 // writeCommit writes rec's tree as a neutral stream to w, or the delta
-// from base's when base is set. One goroutine
-// walks the tree and starts the chunks' fetches, at most r.cfg.Parallel
-// at once and 2*Parallel ahead of the writer, which takes them in order.
+// from base's when base is set. One goroutine walks the tree and starts
+// the chunks' reads in batches, at most max(Parallel/2, 2) at once and
+// at most fetchAhead bytes of chunks ahead of the writer, which takes
+// them in order.
 func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
-	items := make(chan fetchItem, 2*r.cfg.Parallel)
+	items := make(chan fetchItem, fetchAheadItems)
+	ahead := semaphore.NewWeighted(fetchAhead)
 	// A receiving node in this process may store the chunks as the
 	// bucket holds them, compressed, and take its files' chunk lists
 	// instead of cutting them again (dotmesh.ChunkStager).
@@ -142,6 +146,14 @@ func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.
 		)
 		start := func() error {
 			if len(ids) > 0 {
+				// Read ahead by bytes, not by items: a batch waits until
+				// the writer took enough of the chunks before it, so
+				// several whole batches are under way while the tree is
+				// written (a batch is at most fetchBatchMax plus one
+				// chunk, well under fetchAhead).
+				if err := ahead.Acquire(ctx, min(bytes, fetchAhead)); err != nil {
+					return err
+				}
 				select {
 				case sem <- struct{}{}:
 				case <-ctx.Done():
@@ -213,7 +225,7 @@ func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.
 				}
 				lastPack = pack
 				f := make(chan chunkResult, 1)
-				held = append(held, fetchItem{chunk: f})
+				held = append(held, fetchItem{chunk: f, size: int64(c.Length)})
 				ids = append(ids, id)
 				hashes = append(hashes, c.Hash)
 				lens = append(lens, c.Length)
@@ -260,7 +272,7 @@ func (r *Remote) writeCommit(ctx context.Context, rec, base *CommitRecord, w io.
 		}
 		var content io.Reader
 		if it.entry.Kind == neutral.KindFile {
-			content = &chunksReader{items: items, left: len(it.entry.Chunks), size: it.entry.Size}
+			content = &chunksReader{items: items, ahead: ahead, left: len(it.entry.Chunks), size: it.entry.Size}
 		}
 		if err := nw.Add(it.entry.Entry, content); err != nil {
 			return err
@@ -287,11 +299,20 @@ const (
 	fetchBatchMax = 20 << 20
 )
 
+// A fetch reads at most fetchAhead bytes of chunks ahead of the stream's
+// writer (so two or three batches are read and opened while the tree is
+// written), in at most fetchAheadItems entries and chunks.
+const (
+	fetchAhead      = 48 << 20
+	fetchAheadItems = 4096
+)
+
 // chunksReader reads a file's content, size bytes, from the next left
 // chunk futures. It is a neutral.SizedContent: the stream takes each
 // chunk whole (WriteTo), without a copy through a buffer between.
 type chunksReader struct {
 	items <-chan fetchItem
+	ahead *semaphore.Weighted // given back each chunk's size once taken
 	left  int
 	size  int64
 	cur   []byte
@@ -315,6 +336,7 @@ func (c *chunksReader) next() error {
 		return fmt.Errorf("bucketremote: an entry inside a file") // cannot happen
 	}
 	res := <-it.chunk
+	c.ahead.Release(it.size)
 	if res.err != nil {
 		return res.err
 	}

@@ -51,6 +51,7 @@
 package neutral
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -61,6 +62,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -81,6 +83,13 @@ const maxNeutralPath = 4096
 // cost ~0.8 ms, which made fuzzing stall in minimization (thousands of
 // calls per input). 64 KiB keeps large files streaming as fast.
 const neutralReadBuffer = 64 << 10
+
+// uncheckedReaders are the read buffers of streams within one process
+// (UncheckedReader), uncheckedReadBuffer bytes each, reused across
+// streams so that a short one allocates nothing.
+var uncheckedReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, uncheckedReadBuffer) }}
+
+const uncheckedReadBuffer = 1 << 20
 
 type hashWriter struct {
 	w io.Writer
