@@ -23,12 +23,21 @@ const (
 	stateStaged                       // complete in the batch's pack
 )
 
+// objEntry is 16 bytes (24 with a 64-bit offset): a first commit of
+// 500,000 small files holds one per file until it is published. An
+// offset in a batch's pack fits 32 bits: packs end past packTarget by
+// one record at most (see maxPackOffset).
 type objEntry struct {
-	st   objState
-	part int32 // staged: which of the batch's packs
-	off  int64 // staged: of the stored bytes in that pack
+	off  uint32 // staged: of the stored bytes in that pack
 	n    uint32
+	part int32 // staged: which of the batch's packs
+	st   objState
 }
+
+// maxPackOffset bounds where a record of a batch's pack can start.
+const maxPackOffset = packTarget + recordHeader + MaxStoredSize
+
+var _ uint32 = maxPackOffset // does not compile when it outgrows objEntry.off
 
 // kickBytes is how much a batch writes between starts of writeback, so
 // the disk works while chunks are computed and Commit's fsync finds
@@ -221,7 +230,7 @@ func (b *Batch) stage(h Hash, comp []byte) error {
 		_ = unix.SyncFileRange(int(bp.f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
 	b.mu.Lock()
-	b.state[h] = objEntry{st: stateStaged, part: part, off: off + recordHeader, n: uint32(len(comp))}
+	b.state[h] = objEntry{st: stateStaged, part: part, off: uint32(off + recordHeader), n: uint32(len(comp))}
 	b.mu.Unlock()
 	b.newObjects.Add(1)
 	b.newStored.Add(int64(stats))
@@ -273,11 +282,7 @@ func (b *Batch) Get(h Hash, dst []byte) ([]byte, error) {
 	if bp == nil {
 		return b.s.Get(h, dst)
 	}
-	comp, err := b.s.readObject(bp.f, e.off, e.n, h, bp.path)
-	if err != nil {
-		return nil, err
-	}
-	return b.s.Decode(h, comp, dst)
+	return b.s.getPooled(h, dst, func(buf *[]byte) ([]byte, error) { return b.s.readObject(bp.f, int64(e.off), e.n, h, bp.path, buf) })
 }
 
 // Commit makes the staged objects visible: the pack is fsynced, renamed
@@ -326,7 +331,7 @@ func (b *Batch) publishPacks(complete bool) ([]Hash, []string, error) {
 	for h, e := range b.state {
 		switch e.st {
 		case stateStaged:
-			staged[e.part] = append(staged[e.part], entry{h: h, off: e.off, n: e.n})
+			staged[e.part] = append(staged[e.part], entry{h: h, off: int64(e.off), n: e.n})
 			n++
 		case stateClaimed:
 			incomplete = fmt.Errorf("cas: object %s was claimed but never written; the batch is incomplete", h)
