@@ -265,6 +265,26 @@ func (s *Store) install(p *pack, es []entry, replace bool) {
 	}
 }
 
+// installStaged is install for the objects a batch staged (state) in
+// its packs (packs[part], nil for a pack left empty).
+func (s *Store) installStaged(packs []*pack, state map[Hash]objEntry, replace bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range packs {
+		if p != nil {
+			s.packs[p.id] = p
+		}
+	}
+	for h, e := range state {
+		if e.st != stateStaged {
+			continue
+		}
+		if _, ok := s.index[h]; replace || !ok {
+			s.index[h] = loc{p: packs[e.part], off: int64(e.off), n: e.n}
+		}
+	}
+}
+
 // importLoose moves objects that earlier versions kept one file each
 // (objects/<xx>/<hash>) into a pack, then removes them.
 func (s *Store) importLoose() error {
