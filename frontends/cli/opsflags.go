@@ -70,7 +70,7 @@ func (o *opsFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&o.logFormat, "log-format", "text", "log `FORMAT`: text (key=value lines) or json (one JSON object a line)")
 	f.StringVar(&o.metricsListen, "metrics-listen", "", "also serve the Prometheus metrics at /metrics on `ADDR` (HOST:PORT), without a key; loopback only unless --metrics-listen-public")
 	f.BoolVar(&o.metricsPublic, "metrics-listen-public", false, "allow a --metrics-listen address beyond loopback (anyone reaching it reads the metrics)")
-	f.Var(&o.memLimit, "memory-limit", "soft limit of the node's Go memory: the collector works harder near it instead of letting the heap grow to twice what is live (0 or off: none; GOMEMLIMIT, when set and this flag is not, rules instead). A node whose live data outgrow it still runs, its collector taking up to half the CPU: raise it for stores of tens of millions of objects")
+	f.Var(&o.memLimit, "memory-limit", "soft limit of the node's Go memory: the collector runs sooner near it rather than let the heap reach twice its live data (0 or off: none; GOMEMLIMIT rules when set and this flag is not); a node whose live data outgrow it still runs")
 	f.BoolVar(&o.pprof, "pprof", true, "serve Go's profiler under /debug/pprof/ on the API's address, to the admin only (--pprof=false turns it off)")
 }
 
