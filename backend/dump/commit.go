@@ -126,26 +126,12 @@ func (b *Backend) snapshot(ctx context.Context, c dotmesh.CommitRef, batch *cas.
 	tree := b.treeDir(br)
 	// The synced manifest is read along with the walk, both in tree
 	// order, rather than decoded whole and indexed by path.
-	cache := b.syncedIter(br)
-	var old Entry
-	haveOld := false
+	cache := b.syncedCursor(ctx, br)
 	vouched := func(e *Entry) []Chunk {
 		if p := placed[e.Path]; statMatches(p, e) {
 			return p.Chunks
 		}
-		for cache != nil && (!haveOld || comparePath(old.Path, e.Path) < 0) {
-			ok, err := cache.next(&old)
-			if err != nil {
-				b.log.WarnContext(ctx, "ignoring the rest of an unreadable synced manifest; the commit reads those files", "branch", br, "err", err)
-				ok = false
-			}
-			if !ok {
-				cache, haveOld = nil, false
-				break
-			}
-			haveOld = true
-		}
-		if haveOld && old.Path == e.Path && statMatches(&old, e) {
+		if old := cache.seekOrDrop(ctx, b, br, e.Path); statMatches(old, e) {
 			return old.Chunks
 		}
 		return b.receivedChunks(c, e)

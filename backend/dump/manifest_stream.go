@@ -238,3 +238,66 @@ func (it *manifestIter) next(e *Entry) (bool, error) {
 		return true, nil
 	}
 }
+
+// manifestCursor follows a stored manifest along a walk of a tree, both
+// in tree order: seek finds the entry at a path, if any, holding one
+// entry (and the iterator's piece) at a time instead of the manifest
+// decoded and indexed by path.
+type manifestCursor struct {
+	it   *manifestIter // nil once read to the end (or never opened)
+	e    Entry         // the entry under the cursor, when have
+	have bool
+	used bool // e was returned by seek
+}
+
+// newManifestCursor starts a cursor on it; a nil it reads as empty.
+func newManifestCursor(it *manifestIter) (*manifestCursor, error) {
+	c := &manifestCursor{it: it}
+	return c, c.advance(nil)
+}
+
+// advance moves to the next entry, handing the current one to passed
+// (when not nil) unless seek returned it.
+func (c *manifestCursor) advance(passed func(*Entry)) error {
+	if c.have && !c.used && passed != nil {
+		passed(&c.e)
+	}
+	c.have, c.used = false, false
+	if c.it == nil {
+		return nil
+	}
+	ok, err := c.it.next(&c.e)
+	if err != nil || !ok {
+		c.it = nil
+		return err
+	}
+	c.have = true
+	return nil
+}
+
+// seek returns the entry at path p, or nil when the manifest has none,
+// moving past the entries before p (handed to passed, when not nil).
+// Calls must come with paths in increasing tree order. The entry is
+// valid until the next call; its Chunks stay valid after.
+func (c *manifestCursor) seek(p string, passed func(*Entry)) (*Entry, error) {
+	for c.have && comparePath(c.e.Path, p) < 0 {
+		if err := c.advance(passed); err != nil {
+			return nil, err
+		}
+	}
+	if c.have && c.e.Path == p {
+		c.used = true
+		return &c.e, nil
+	}
+	return nil, nil
+}
+
+// drain hands the entries not yet returned by seek to passed.
+func (c *manifestCursor) drain(passed func(*Entry)) error {
+	for c.have {
+		if err := c.advance(passed); err != nil {
+			return err
+		}
+	}
+	return nil
+}

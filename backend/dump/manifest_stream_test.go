@@ -110,3 +110,57 @@ func FuzzManifestIter(f *testing.F) {
 		}
 	})
 }
+
+// A manifestCursor finds the entries a walk asks for in tree order,
+// hands every other one to passed exactly once (on the way or at the
+// drain) and reports a damaged manifest.
+func TestManifestCursor(t *testing.T) {
+	m := sampleManifest() // a, a/b, a/b/f, a/empty, a.b, z
+	g, root := splitManifest(m.Encode(), 7)
+	it, err := iterManifest(g, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := newManifestCursor(it)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var passed []string
+	pass := func(e *Entry) { passed = append(passed, e.Path) }
+	for _, q := range []struct {
+		path  string
+		found bool
+	}{{"a", true}, {"a/b/f", true}, {"a/c", false}, {"a.b", true}} {
+		e, err := c.seek(q.path, pass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (e != nil) != q.found || e != nil && e.Path != q.path {
+			t.Fatalf("seek(%q) = %+v; want found=%v", q.path, e, q.found)
+		}
+	}
+	if err := c.drain(pass); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a/b", "a/empty", "z"}; !reflect.DeepEqual(passed, want) {
+		t.Fatalf("passed %q; want %q", passed, want)
+	}
+	if e, err := c.seek("zz", pass); e != nil || err != nil {
+		t.Fatalf("seek after the end: %+v, %v", e, err)
+	}
+
+	enc := m.Encode()
+	it, err = iterManifest(splitManifest(enc[:len(enc)-1], 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err = newManifestCursor(it); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.drain(nil); !errors.Is(err, dotmesh.ErrCorrupt) {
+		t.Fatalf("a truncated manifest drained with %v; want ErrCorrupt", err)
+	}
+	if empty, err := newManifestCursor(nil); err != nil || empty.drain(pass) != nil {
+		t.Fatalf("a cursor without a manifest: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package dump
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -166,6 +167,28 @@ func (b *Backend) syncedIter(br dotmesh.BranchRef) *manifestIter {
 		return nil
 	}
 	return it
+}
+
+// syncedCursor is syncedIter as a manifestCursor: empty when there is
+// no readable synced manifest.
+func (b *Backend) syncedCursor(ctx context.Context, br dotmesh.BranchRef) *manifestCursor {
+	c, err := newManifestCursor(b.syncedIter(br))
+	if err != nil {
+		b.log.WarnContext(ctx, "ignoring an unreadable synced manifest; the next commit reads every file", "branch", br, "err", err)
+		c = &manifestCursor{}
+	}
+	return c
+}
+
+// seekOrDrop is seek on a synced manifest's cursor, which is only a
+// cache: damage found on the way is logged and ends it.
+func (c *manifestCursor) seekOrDrop(ctx context.Context, b *Backend, br dotmesh.BranchRef, p string) *Entry {
+	e, err := c.seek(p, nil)
+	if err != nil {
+		b.log.WarnContext(ctx, "ignoring the rest of an unreadable synced manifest; those files are read", "branch", br, "err", err)
+		*c = manifestCursor{}
+	}
+	return e
 }
 
 func (b *Backend) writeSynced(br dotmesh.BranchRef, root cas.Hash) error {

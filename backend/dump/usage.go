@@ -26,25 +26,24 @@ import (
 func (b *Backend) Usage(ctx context.Context, br dotmesh.BranchRef, head *dotmesh.CommitRef) (dotmesh.Usage, error) {
 	var u dotmesh.Usage
 	if head == nil && emptyDir(b.treeDir(br)) {
-		return u, nil // what the scan below finds in an empty tree, in 4 system calls
+		return u, nil // what the walk below finds in an empty tree, in 4 system calls
 	}
 	if err := b.needTree(br); err != nil {
 		return u, err
 	}
-	entries, err := scanTree(b.treeDir(br))
-	if err != nil {
-		return u, fmt.Errorf("usage of %s: %w", br, err)
-	}
-	for i := range entries {
-		if entries[i].Type == TypeFile {
-			u.Size += entries[i].Size
-		}
-	}
 	if head == nil {
-		for i := range entries {
-			if t := entries[i].Type; t == TypeFile || t == TypeSymlink {
+		err := walkTree(b.treeDir(br), func(c *Entry) error {
+			switch c.Type {
+			case TypeFile:
+				u.Size += c.Size
+				u.Dirty = true
+			case TypeSymlink:
 				u.Dirty = true
 			}
+			return nil
+		})
+		if err != nil {
+			return u, fmt.Errorf("usage of %s: %w", br, err)
 		}
 		u.DirtyBytes = u.Size
 		return u, nil
@@ -55,33 +54,47 @@ func (b *Backend) Usage(ctx context.Context, br dotmesh.BranchRef, head *dotmesh
 	if err != nil {
 		return u, err
 	}
-	hm, err := loadManifest(b.store, root)
+	// The walk, head's manifest and the synced one go along together in
+	// tree order (see manifestCursor): a commit's check of a tree of
+	// 500,000 files held all three whole, indexed by path, before.
+	hit, err := iterManifest(b.store, root)
 	if err != nil {
 		return u, fmt.Errorf("usage of %s: %w", br, err)
 	}
-	want := make(map[string]*Entry, len(hm.Entries))
-	for i := range hm.Entries {
-		want[hm.Entries[i].Path] = &hm.Entries[i]
+	want, err := newManifestCursor(hit)
+	if err != nil {
+		return u, fmt.Errorf("usage of %s: %w", br, err)
 	}
-	cache := want // when the tree was last synced with head itself
+	var cache *manifestCursor // nil: the tree was last synced with head itself
 	if sroot, ok := b.readSynced(br); !ok || sroot != root {
-		cache = map[string]*Entry{}
-		if sm := b.loadSynced(br); sm != nil {
-			for i := range sm.Entries {
-				cache[sm.Entries[i].Path] = &sm.Entries[i]
-			}
+		cache = b.syncedCursor(ctx, br)
+	}
+	// sourcesUsage compares the sources' dump files with head's entries;
+	// an error here is its to report.
+	dumps := map[string]*Entry{}
+	if srcs, drvs, err := b.liveSources(br); err == nil {
+		for i := range srcs {
+			dumps[srcs[i].Subdot+"/"+drvs[i].FileName()] = nil
 		}
 	}
-
-	seen := 0
-	for i := range entries {
-		c := &entries[i]
-		if c.Type == 0 {
-			continue // never committed, so not a difference a commit would record
+	deleted := func(t *Entry) {
+		u.Dirty = true
+		u.DirtyBytes += t.Size
+	}
+	err = walkTree(b.treeDir(br), func(c *Entry) error {
+		if c.Type == TypeFile {
+			u.Size += c.Size
 		}
-		t := want[c.Path]
-		if t != nil {
-			seen++
+		t, err := want.seek(c.Path, deleted)
+		if err != nil {
+			return err
+		}
+		if c.Type == 0 {
+			return nil // never committed, so not a difference a commit would record
+		}
+		if _, ok := dumps[c.Path]; ok && t != nil {
+			kept := *t
+			dumps[c.Path] = &kept
 		}
 		switch {
 		case t == nil || t.Type != c.Type:
@@ -99,7 +112,10 @@ func (b *Backend) Usage(ctx context.Context, br dotmesh.BranchRef, head *dotmesh
 				u.Dirty = true
 			}
 		default: // file
-			s := cache[c.Path]
+			s := t
+			if cache != nil {
+				s = cache.seekOrDrop(ctx, b, br, c.Path)
+			}
 			switch {
 			case statMatches(s, c) && chunksEqual(s.Chunks, t.Chunks):
 				if c.Mode != t.Mode {
@@ -114,17 +130,15 @@ func (b *Backend) Usage(ctx context.Context, br dotmesh.BranchRef, head *dotmesh
 				u.DirtyBytes += c.Size
 			}
 		}
+		return nil
+	})
+	if err == nil {
+		err = want.drain(deleted)
 	}
-	if seen < len(hm.Entries) {
-		for i := range entries {
-			delete(want, entries[i].Path)
-		}
-		for _, t := range want {
-			u.Dirty = true
-			u.DirtyBytes += t.Size
-		}
+	if err != nil {
+		return u, fmt.Errorf("usage of %s: %w", br, err)
 	}
-	return b.sourcesUsage(ctx, br, u, want) // see sources.go (want is complete unless u is dirty)
+	return b.sourcesUsage(ctx, br, u, dumps) // see sources.go (dumps hold head's entries unless u is dirty)
 }
 
 // metaOnlyChange: the file kept inode, size and mtime since cached was

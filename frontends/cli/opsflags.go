@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -18,12 +21,56 @@ type opsFlags struct {
 	metricsListen string
 	metricsPublic bool
 	pprof         bool
+	memLimit      memLimitFlag
+}
+
+// defaultMemoryLimit is --memory-limit's default: see node.Config.MemoryLimit.
+const defaultMemoryLimit = 256 << 20
+
+// memLimitFlag is a SIZE, or 0 / off for none; it remembers whether it
+// was given.
+type memLimitFlag struct {
+	n   int64
+	set bool
+}
+
+func (m *memLimitFlag) String() string {
+	if !m.set {
+		return "256M"
+	}
+	return strconv.FormatInt(m.n, 10)
+}
+
+func (m *memLimitFlag) Type() string { return "SIZE" }
+
+func (m *memLimitFlag) Set(v string) error {
+	m.set = true
+	if t := strings.TrimSpace(v); t == "0" || strings.EqualFold(t, "off") {
+		m.n = 0
+		return nil
+	}
+	n, err := parseSize(v)
+	m.n = n
+	return err
+}
+
+// bytes is the limit the node gets: the default unless given, and none
+// when GOMEMLIMIT (which the Go runtime reads itself) is set instead.
+func (m *memLimitFlag) bytes() int64 {
+	if m.set {
+		return m.n
+	}
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return 0
+	}
+	return defaultMemoryLimit
 }
 
 func (o *opsFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&o.logFormat, "log-format", "text", "log `FORMAT`: text (key=value lines) or json (one JSON object a line)")
 	f.StringVar(&o.metricsListen, "metrics-listen", "", "also serve the Prometheus metrics at /metrics on `ADDR` (HOST:PORT), without a key; loopback only unless --metrics-listen-public")
 	f.BoolVar(&o.metricsPublic, "metrics-listen-public", false, "allow a --metrics-listen address beyond loopback (anyone reaching it reads the metrics)")
+	f.Var(&o.memLimit, "memory-limit", "soft limit of the node's Go memory: the collector runs sooner near it rather than let the heap reach twice its live data (0 or off: none; GOMEMLIMIT rules when set and this flag is not); a node whose live data outgrow it still runs")
 	f.BoolVar(&o.pprof, "pprof", true, "serve Go's profiler under /debug/pprof/ on the API's address, to the admin only (--pprof=false turns it off)")
 }
 
@@ -43,6 +90,7 @@ func (o *opsFlags) apply(cfg *node.Config) {
 	cfg.MetricsListen = o.metricsListen
 	cfg.MetricsListenPublic = o.metricsPublic
 	cfg.NoProfiler = !o.pprof
+	cfg.MemoryLimit = o.memLimit.bytes()
 }
 
 // args are the flags given, for the `dm serve` that `dm cluster init` and
@@ -63,6 +111,9 @@ func (o *opsFlags) args() ([]string, error) {
 	}
 	if !o.pprof {
 		out = append(out, "--pprof=false")
+	}
+	if o.memLimit.set {
+		out = append(out, "--memory-limit="+strconv.FormatInt(o.memLimit.n, 10))
 	}
 	return out, nil
 }

@@ -23,6 +23,8 @@ func TestOpsFlags(t *testing.T) {
 		{"--log-format=json"},
 		{"--metrics-listen=127.0.0.1:9327", "--pprof=false"},
 		{"--metrics-listen=10.0.0.1:9327", "--metrics-listen-public", "--log-format=json"},
+		{"--memory-limit=1073741824"},
+		{"--memory-limit=0"},
 	} {
 		var of opsFlags
 		f := pflag.NewFlagSet("init", pflag.ContinueOnError)
@@ -45,6 +47,26 @@ func TestOpsFlags(t *testing.T) {
 		if cfg.NoProfiler != slices.Contains(args, "--pprof=false") || cfg.MetricsListenPublic != slices.Contains(args, "--metrics-listen-public") || (cfg.MetricsListen != "") != strings.Contains(strings.Join(args, " "), "--metrics-listen=") {
 			t.Errorf("flags %q give the config %+v", args, cfg)
 		}
+	}
+
+	t.Setenv("GOMEMLIMIT", "")
+	for v, want := range map[string]int64{"": defaultMemoryLimit, "512M": 512 << 20, "off": 0, "0": 0} {
+		var of opsFlags
+		f := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		of.add(f)
+		if v != "" {
+			if err := f.Parse([]string{"--memory-limit=" + v}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var cfg node.Config
+		of.apply(&cfg)
+		if cfg.MemoryLimit != want {
+			t.Errorf("--memory-limit %q gives %d; want %d", v, cfg.MemoryLimit, want)
+		}
+	}
+	if err := (&memLimitFlag{}).Set("lots"); !errors.Is(err, dotmesh.ErrInvalidArgument) {
+		t.Errorf("--memory-limit lots: %v", err)
 	}
 
 	of := opsFlags{logFormat: "json"}

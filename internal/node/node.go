@@ -116,6 +116,13 @@ type Config struct {
 	// NoProfiler turns off Go's profiler, otherwise served to the admin
 	// under /debug/pprof/ on the API's address.
 	NoProfiler bool
+	// MemoryLimit, when above 0, is the Go runtime's soft memory limit
+	// (runtime/debug.SetMemoryLimit): near it the collector runs more
+	// often rather than letting the heap reach twice its live data,
+	// which bounds a node's peak memory during a commit or checkout of
+	// many files. Above it the node still runs, the collector capped at
+	// half the CPU. 0 leaves the runtime's setting (GOMEMLIMIT) alone.
+	MemoryLimit int64
 }
 
 // Registry stores Config.Store accepts.

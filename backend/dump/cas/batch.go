@@ -23,12 +23,21 @@ const (
 	stateStaged                       // complete in the batch's pack
 )
 
+// objEntry is 16 bytes (24 with a 64-bit offset): a first commit of
+// 500,000 small files holds one per file until it is published. An
+// offset in a batch's pack fits 32 bits: packs end past packTarget by
+// one record at most (see maxPackOffset).
 type objEntry struct {
-	st   objState
-	part int32 // staged: which of the batch's packs
-	off  int64 // staged: of the stored bytes in that pack
+	off  uint32 // staged: of the stored bytes in that pack
 	n    uint32
+	part int32 // staged: which of the batch's packs
+	st   objState
 }
+
+// maxPackOffset bounds where a record of a batch's pack can start.
+const maxPackOffset = packTarget + recordHeader + MaxStoredSize
+
+var _ uint32 = maxPackOffset // does not compile when it outgrows objEntry.off
 
 // kickBytes is how much a batch writes between starts of writeback, so
 // the disk works while chunks are computed and Commit's fsync finds
@@ -221,7 +230,7 @@ func (b *Batch) stage(h Hash, comp []byte) error {
 		_ = unix.SyncFileRange(int(bp.f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
 	b.mu.Lock()
-	b.state[h] = objEntry{st: stateStaged, part: part, off: off + recordHeader, n: uint32(len(comp))}
+	b.state[h] = objEntry{st: stateStaged, part: part, off: uint32(off + recordHeader), n: uint32(len(comp))}
 	b.mu.Unlock()
 	b.newObjects.Add(1)
 	b.newStored.Add(int64(stats))
@@ -273,11 +282,7 @@ func (b *Batch) Get(h Hash, dst []byte) ([]byte, error) {
 	if bp == nil {
 		return b.s.Get(h, dst)
 	}
-	comp, err := b.s.readObject(bp.f, e.off, e.n, h, bp.path)
-	if err != nil {
-		return nil, err
-	}
-	return b.s.Decode(h, comp, dst)
+	return b.s.getPooled(h, dst, func(buf *[]byte) ([]byte, error) { return b.s.readObject(bp.f, int64(e.off), e.n, h, bp.path, buf) })
 }
 
 // Commit makes the staged objects visible: the pack is fsynced, renamed
@@ -320,21 +325,19 @@ func (b *Batch) publishPacks(complete bool) ([]Hash, []string, error) {
 		return nil, nil, errors.New("cas: batch already finished")
 	}
 	b.done = true
-	staged := make([][]entry, len(b.parts))
+	counts := make([]int, len(b.parts))
 	var incomplete error
 	n := 0
 	for h, e := range b.state {
 		switch e.st {
 		case stateStaged:
-			staged[e.part] = append(staged[e.part], entry{h: h, off: e.off, n: e.n})
+			counts[e.part]++
 			n++
 		case stateClaimed:
 			incomplete = fmt.Errorf("cas: object %s was claimed but never written; the batch is incomplete", h)
 		}
 	}
-	parts := b.parts
-	// The state (an entry per object) goes before the store's index
-	// grows by as many: after this the objects are found there.
+	parts, state := b.parts, b.state
 	b.state = nil
 	b.mu.Unlock()
 	defer b.cleanup()
@@ -344,17 +347,27 @@ func (b *Batch) publishPacks(complete bool) ([]Hash, []string, error) {
 	if n == 0 {
 		return nil, nil, nil
 	}
+	// Each pack's index is made from the state map in a pass of its own
+	// and dropped once written, and the store's index is filled from
+	// the map: a copy of every object's entry beside the map and the
+	// growing index was a third of a 500,000-file commit's peak.
 	s := b.s
 	var ids []string
 	for i, bp := range parts {
-		if len(staged[i]) == 0 {
+		if counts[i] == 0 {
 			continue // every object taken back: cleanup removes it
 		}
 		if err := bp.f.Sync(); err != nil {
 			return nil, nil, fmt.Errorf("make pack durable: %w", err)
 		}
+		es := make([]entry, 0, counts[i])
+		for h, e := range state {
+			if e.st == stateStaged && int(e.part) == i {
+				es = append(es, entry{h: h, off: int64(e.off), n: e.n})
+			}
+		}
 		idx := filepath.Join(s.dir, stagingDir, bp.id+".idx")
-		if err := writeSynced(idx, s.encodeIndexOf(bp.id, staged[i])); err != nil {
+		if err := writeSynced(idx, s.encodeIndexOf(bp.id, es)); err != nil {
 			return nil, nil, fmt.Errorf("write pack index: %w", err)
 		}
 		if err := os.Rename(bp.path, s.packPath(bp.id, ".pack")); err != nil {
@@ -368,18 +381,21 @@ func (b *Batch) publishPacks(complete bool) ([]Hash, []string, error) {
 	if err := durable.SyncDirs([]string{filepath.Join(s.dir, packsDir)}, 1); err != nil {
 		return nil, nil, err
 	}
-	var hs []Hash // only an incomplete batch's caller needs them
+	packs := make([]*pack, len(parts))
 	for i, bp := range parts {
-		if len(staged[i]) == 0 {
-			continue
+		if counts[i] > 0 {
+			packs[i] = &pack{id: bp.id, size: bp.size}
 		}
-		s.install(&pack{id: bp.id, size: bp.size}, staged[i], b.replace)
-		if !complete {
-			for _, e := range staged[i] {
-				hs = append(hs, e.h)
+	}
+	var hs []Hash // only an incomplete batch's caller needs them
+	s.installStaged(packs, state, b.replace)
+	if !complete {
+		hs = make([]Hash, 0, n)
+		for h, e := range state {
+			if e.st == stateStaged {
+				hs = append(hs, h)
 			}
 		}
-		staged[i] = nil
 	}
 	return hs, ids, nil
 }

@@ -265,6 +265,26 @@ func (s *Store) install(p *pack, es []entry, replace bool) {
 	}
 }
 
+// installStaged is install for the objects a batch staged (state) in
+// its packs (packs[part], nil for a pack left empty).
+func (s *Store) installStaged(packs []*pack, state map[Hash]objEntry, replace bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range packs {
+		if p != nil {
+			s.packs[p.id] = p
+		}
+	}
+	for h, e := range state {
+		if e.st != stateStaged {
+			continue
+		}
+		if _, ok := s.index[h]; replace || !ok {
+			s.index[h] = loc{p: packs[e.part], off: int64(e.off), n: e.n}
+		}
+	}
+}
+
 // importLoose moves objects that earlier versions kept one file each
 // (objects/<xx>/<hash>) into a pack, then removes them.
 func (s *Store) importLoose() error {
@@ -348,38 +368,76 @@ func (s *Store) Has(h Hash) (bool, error) {
 // is verified against h: a mismatch wraps dotmesh.ErrCorrupt, a missing
 // object dotmesh.ErrNotFound.
 func (s *Store) Get(h Hash, dst []byte) ([]byte, error) {
-	comp, err := s.ReadStored(h)
+	return s.getPooled(h, dst, func(buf *[]byte) ([]byte, error) { return s.readStored(h, buf) })
+}
+
+// getPooled decodes into dst the stored bytes of h that read reads into
+// a buffer of recordBufs.
+func (s *Store) getPooled(h Hash, dst []byte, read func(buf *[]byte) ([]byte, error)) ([]byte, error) {
+	bp, _ := recordBufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	comp, err := read(bp)
+	if err == nil {
+		dst, err = s.Decode(h, comp, dst)
+	}
+	if cap(*bp) <= maxPooledRecord {
+		recordBufs.Put(bp)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return s.Decode(h, comp, dst)
+	return dst, nil
 }
+
+// recordBufs recycles the buffers Get reads stored bytes into (the
+// plaintext goes to the caller's dst): a checkout of a tree of small
+// files reads an object per file, and a fresh buffer each made most of
+// its garbage. Buffers over maxPooledRecord are left to the collector.
+var recordBufs sync.Pool // of *[]byte
+
+const maxPooledRecord = 1 << 20
 
 // ReadStored returns the stored (compressed) bytes of object h, unverified
 // (but read from a record that names h); Send forwards them as they are
 // and the receiver verifies them.
 func (s *Store) ReadStored(h Hash) ([]byte, error) {
+	return s.readStored(h, nil)
+}
+
+// readStored is ReadStored reading into *buf (grown as needed) when buf
+// is not nil.
+func (s *Store) readStored(h Hash, buf *[]byte) ([]byte, error) {
 	l, ok := s.lookup(h)
 	if !ok {
 		return nil, fmt.Errorf("%w: object %s is missing from the store", dotmesh.ErrNotFound, h)
 	}
-	return s.readFrom(l.p, entry{h: h, off: l.off, n: l.n})
+	return s.readFrom(l.p, entry{h: h, off: l.off, n: l.n}, buf)
 }
 
-// readFrom reads object e's stored bytes from pack p.
-func (s *Store) readFrom(p *pack, e entry) ([]byte, error) {
+// readFrom reads object e's stored bytes from pack p, into *buf when
+// buf is not nil (see readRecord).
+func (s *Store) readFrom(p *pack, e entry, buf *[]byte) ([]byte, error) {
 	f, done, err := s.openPack(p)
 	if err != nil {
 		return nil, fmt.Errorf("open pack of object %s: %w", e.h, err)
 	}
 	defer done()
-	return s.readObject(f, e.off, e.n, e.h, s.packPath(p.id, ".pack"))
+	return s.readObject(f, e.off, e.n, e.h, s.packPath(p.id, ".pack"), buf)
 }
 
 // readRecord reads the record of object h whose n stored bytes start at
-// off, checking that its header names h and n.
-func readRecord(f *os.File, off int64, n uint32, h Hash, path string) ([]byte, error) {
-	buf := make([]byte, recordHeader+int(n))
+// off, checking that its header names h and n. The record goes to *buf,
+// grown as needed, when buf is not nil, else to a new buffer.
+func readRecord(f *os.File, off int64, n uint32, h Hash, path string, into *[]byte) ([]byte, error) {
+	var buf []byte
+	if into != nil {
+		buf = slices.Grow((*into)[:0], recordHeader+int(n))[:recordHeader+int(n)]
+		*into = buf
+	} else {
+		buf = make([]byte, recordHeader+int(n))
+	}
 	if _, err := f.ReadAt(buf, off-recordHeader); err != nil {
 		return nil, fmt.Errorf("%w: reading object %s from %s: %v", dotmesh.ErrCorrupt, h, path, err)
 	}

@@ -193,7 +193,7 @@ func (s *Store) Prune(keep func(Hash) bool) (PruneStats, error) {
 			if unreadable[m.p] {
 				continue
 			}
-			comp, err := s.readFrom(m.p, m.e)
+			comp, err := s.readFrom(m.p, m.e, nil)
 			if err != nil {
 				s.log.Warn("pack not rewritten: an object it keeps is unreadable", "pack", m.p.id, "err", err)
 				unreadable[m.p] = true

@@ -57,9 +57,9 @@ func (s *Store) sealObject(h Hash, comp []byte) []byte {
 
 // readObject reads object h's record (n bytes at off in f) and returns
 // its stored bytes.
-func (s *Store) readObject(f *os.File, off int64, n uint32, h Hash, path string) ([]byte, error) {
+func (s *Store) readObject(f *os.File, off int64, n uint32, h Hash, path string, buf *[]byte) ([]byte, error) {
 	name := s.name(h)
-	body, err := readRecord(f, off, n, name, path)
+	body, err := readRecord(f, off, n, name, path, buf)
 	if err != nil || s.seal == nil {
 		return body, err
 	}
@@ -125,7 +125,7 @@ func (s *Store) rescan(f *os.File, size int64, path string) ([]entry, error) {
 	out := es[:0]
 	var scratch []byte
 	for _, e := range es {
-		body, err := readRecord(f, e.off, e.n, e.h, path)
+		body, err := readRecord(f, e.off, e.n, e.h, path, nil)
 		if err != nil {
 			break
 		}
