@@ -145,9 +145,14 @@ func (c *Client) historyAnswer(ctx context.Context, dot dotmesh.DotName, branch,
 // v2Answer decodes an answer into out with the JSON v2 decoder, as
 // historyAnswer does: a list of 1,001 dots took a quarter of `dm list`'s
 // CPU with encoding/json's Decoder.
-type v2Answer struct{ out any }
+type v2Answer struct {
+	out  any
+	opts []jsonv2.Options
+}
 
-func (a v2Answer) decodeAnswer(body io.Reader) error { return jsonv2.UnmarshalRead(body, a.out) }
+func (a v2Answer) decodeAnswer(body io.Reader) error {
+	return jsonv2.UnmarshalRead(body, a.out, a.opts...)
+}
 
 // historyAnswer decodes a history page with the JSON v2 decoder
 // (github.com/go-json-experiment/json): a page of 10,000 commits (5 MB)
