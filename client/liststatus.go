@@ -30,16 +30,8 @@ var skipTableFields = jsonv2.WithUnmarshalers(jsonv2.UnmarshalFromFunc(func(dec 
 // decodeTableStatus decodes a DotStatus object as the JSON v2 decoder
 // would, but skips its head and branches (ListDotsTable).
 func decodeTableStatus(dec *jsontext.Decoder, st *dotmesh.DotStatus) error {
-	tok, err := dec.ReadToken()
-	if err != nil {
+	if null, err := openObject(dec, "a dot's status"); err != nil || null {
 		return err
-	}
-	switch tok.Kind() {
-	case 'n':
-		return nil
-	case '{':
-	default:
-		return fmt.Errorf("a dot's status is a JSON %v, not an object", tok.Kind())
 	}
 	for dec.PeekKind() != '}' {
 		tok, err := dec.ReadToken()
@@ -67,6 +59,6 @@ func decodeTableStatus(dec *jsontext.Decoder, st *dotmesh.DotStatus) error {
 			return fmt.Errorf("dot status field %s: %w", field, err)
 		}
 	}
-	_, err = dec.ReadToken() // '}'
+	_, err := dec.ReadToken() // '}'
 	return err
 }

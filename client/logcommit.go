@@ -19,16 +19,8 @@ import (
 // become strings. A name sent with escapes is unquoted first, so every
 // spelling of a field reads as the decoder reads it.
 func (ik *infoKeys) decodeCommit(dec *jsontext.Decoder, c *dotmesh.Commit) error {
-	tok, err := dec.ReadToken()
-	if err != nil {
-		return err
-	}
-	switch tok.Kind() {
-	case 'n':
-		return nil // as the decoder leaves a struct for null
-	case '{':
-	default:
-		return fmt.Errorf("a commit is a JSON %v, not an object", tok.Kind())
+	if null, err := openObject(dec, "a commit"); err != nil || null {
+		return err // null leaves c as it is, as the decoder leaves a struct
 	}
 	for dec.PeekKind() != '}' {
 		raw, err := dec.ReadValue() // the name, valid until the next read
@@ -69,7 +61,7 @@ func (ik *infoKeys) decodeCommit(dec *jsontext.Decoder, c *dotmesh.Commit) error
 			return fmt.Errorf("commit field %q: %w", name, err)
 		}
 	}
-	_, err = dec.ReadToken() // '}'
+	_, err := dec.ReadToken() // '}'
 	return err
 }
 
@@ -89,4 +81,20 @@ func decodeString(dec *jsontext.Decoder, s *string) error {
 		return fmt.Errorf("a JSON %v, not a string", tok.Kind())
 	}
 	return nil
+}
+
+// openObject reads the start of a JSON object, or null (true): what,
+// the value's meaning, words the error for anything else.
+func openObject(dec *jsontext.Decoder, what string) (null bool, err error) {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return false, err
+	}
+	switch tok.Kind() {
+	case 'n':
+		return true, nil
+	case '{':
+		return false, nil
+	}
+	return false, fmt.Errorf("%s is a JSON %v, not an object", what, tok.Kind())
 }

@@ -325,17 +325,9 @@ func (ik *infoKeys) str(raw jsontext.Value) (string, error) {
 }
 
 func (ik *infoKeys) decode(dec *jsontext.Decoder, ci *dotmesh.CommitInfo) error {
-	tok, err := dec.ReadToken()
-	if err != nil {
-		return err
-	}
-	switch tok.Kind() {
-	case 'n':
+	if null, err := openObject(dec, "commit info"); err != nil || null {
 		*ci = nil
-		return nil
-	case '{':
-	default:
-		return fmt.Errorf("commit info is a JSON %v, not an object", tok.Kind())
+		return err
 	}
 	ik.kv = ik.kv[:0]
 	for dec.PeekKind() != '}' {
