@@ -259,9 +259,9 @@ func linksByDot(ctx context.Context, s ClusterStore, keep map[CommitID]bool) (ma
 				out[cur] = ls
 			}
 		}
-		id, parent, err := commitLinkOf(value)
+		id, parent, err := linkOf(key, value)
 		if err != nil {
-			return fmt.Errorf("%w: registry key %s: %v", ErrCorrupt, key, err)
+			return err
 		}
 		l := commitLink{parent: parent}
 		if keep[id] {
