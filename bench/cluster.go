@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/dotmesh-io/dotmesh/cluster/etcd/etcdtest"
 )
@@ -208,13 +211,18 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-func runCluster(dm, baseDM string, commits, ndots, nlog int, keep bool) (err error) {
+func runCluster(dm, baseDM string, commits, ndots, nlog int, keep bool, reuse string) (err error) {
+	if reuse != "" {
+		return reuseCluster(dm, baseDM, reuse, ndots, nlog)
+	}
 	work, err := os.MkdirTemp("", "dotmesh-bench-cluster-")
 	if err != nil {
 		return err
 	}
 	if !keep {
 		defer os.RemoveAll(work)
+	} else {
+		fmt.Printf("work directory kept: %s (-cluster-reuse %s measures list and log on it again)\n", work, work)
 	}
 	ep, stopEtcd, err := startEtcd(work)
 	if err != nil {
@@ -298,7 +306,6 @@ func runCluster(dm, baseDM string, commits, ndots, nlog int, keep bool) (err err
 		return err
 	}
 	nodes = append(nodes, bb)
-	v := newVerdicts("cluster")
 	for _, n := range []*benchNode{n1, bb} {
 		start := time.Now()
 		for i := 0; i < ndots; i++ {
@@ -317,6 +324,50 @@ func runCluster(dm, baseDM string, commits, ndots, nlog int, keep bool) (err err
 			}
 		}
 		fmt.Printf("%s: %d dots made in %v, %d commits in %v\n", n.name, ndots+1, made.Round(time.Millisecond), nlog, time.Since(start).Round(time.Millisecond))
+	}
+	return listLog(dm, baseDM, work, ep, ndots, nlog, n1, bb)
+}
+
+// reuseCluster measures list and log on the registries a kept run left
+// in work (-keep, then -cluster-reuse): etcd and the nodes n1 (etcd) and
+// bbolt started again on their data, without making dots and commits
+// again, which takes minutes.
+func reuseCluster(dm, baseDM, work string, ndots, nlog int) error {
+	for _, d := range []string{"etcd", "n1", "bbolt"} {
+		if _, err := os.Stat(filepath.Join(work, d)); err != nil {
+			return fmt.Errorf("-cluster-reuse %s: not the work directory of a kept cluster run: %w", work, err)
+		}
+	}
+	ep, stopEtcd, err := startEtcd(work)
+	if err != nil {
+		return err
+	}
+	defer stopEtcd()
+	var nodes []*benchNode
+	defer func() {
+		for _, n := range nodes {
+			n.stop()
+		}
+	}()
+	n1, err := startBenchNode(dm, work, "n1", "127.0.0.1", "--store", "etcd", "--etcd-endpoints", ep, "--node-id", "n1")
+	if err != nil {
+		return err
+	}
+	nodes = append(nodes, n1)
+	bb, err := startBenchNode(dm, work, "bbolt", "127.0.0.1")
+	if err != nil {
+		return err
+	}
+	nodes = append(nodes, bb)
+	return listLog(dm, baseDM, work, ep, ndots, nlog, n1, bb)
+}
+
+// listLog times list and log on n1 (etcd) and bb (bbolt), with baseDM
+// first when given, and etcd's own read of every dot's record.
+func listLog(dm, baseDM, work, ep string, ndots, nlog int, n1, bb *benchNode) error {
+	v := newVerdicts("cluster")
+	if err := rawEtcdRead(ep); err != nil {
+		return err
 	}
 	// With -cluster-base-dm, the same registries are listed by that dm
 	// (its nodes and its CLI) first: before and after in one run.
@@ -359,6 +410,7 @@ func measureListLog(dm, work, label string, ndots, nlog int, nodes ...*benchNode
 			}
 		}
 		cfg := filepath.Join(work, n.name+label+".config")
+		os.Remove(cfg) // a reused work directory's, from the run before
 		env := append(os.Environ(), "DOTMESH_CONFIG="+cfg, "DOTMESH_PASSWORD="+n.key)
 		dmc := func(args ...string) (time.Duration, error) {
 			cmd := exec.Command(dm, args...)
@@ -427,4 +479,62 @@ func maxD(ds []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)-1]
+}
+
+// rawEtcdRead times etcd's own reads that a listing rests on, from a
+// warm client (medians of 5): one ranged Get of every dot's record, and
+// the ranged Gets of every key space `dm list` reads (dots, branches,
+// commits, mounts; pages of 1,000 as the store reads them): what no
+// change to dm can make faster.
+func rawEtcdRead(ep string) error {
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	get := func(prefix string) (int, error) {
+		n := 0
+		from, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
+		for {
+			resp, err := c.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(1000))
+			if err != nil {
+				return 0, err
+			}
+			n += len(resp.Kvs)
+			if !resp.More || len(resp.Kvs) == 0 {
+				return n, nil
+			}
+			from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		}
+	}
+	var dots, all []time.Duration
+	ndots, nall := 0, 0
+	for i := 0; i < 6; i++ {
+		start := time.Now()
+		n, err := get("/dotmesh/dots/")
+		if err != nil {
+			return err
+		}
+		if i > 0 { // the first warms the connection
+			dots = append(dots, time.Since(start))
+		}
+		ndots = n
+		start = time.Now()
+		nall = 0
+		for _, p := range []string{"dots/", "branches/", "commits/", "mounts/"} {
+			n, err := get("/dotmesh/" + p)
+			if err != nil {
+				return err
+			}
+			nall += n
+		}
+		if i > 0 {
+			all = append(all, time.Since(start))
+		}
+	}
+	fmt.Printf("etcd's own reads (a warm client, medians of 5): every dot's record (%d keys) %v; every key dm list reads (%d keys of dots, branches, commits, mounts) %v\n",
+		ndots, median(dots).Round(10*time.Microsecond), nall, median(all).Round(10*time.Microsecond))
+	return nil
 }

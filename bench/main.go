@@ -82,6 +82,7 @@ func main() {
 	clCommits := flag.Int("cluster-commits", 9, "commits whose replication lag the cluster section measures")
 	clDots := flag.Int("cluster-dots", 1000, "dots `dm list` lists in the cluster section")
 	clLog := flag.Int("cluster-log", 10000, "commits `dm log` shows in the cluster section")
+	clReuse := flag.String("cluster-reuse", "", "the kept work `DIR` of an earlier cluster run (-keep): time list and log on its registries again without making them")
 	clBase := flag.String("cluster-base-dm", "", "a `DM` (another build) whose nodes and CLI the cluster section times first on the same registries, for before and after in one run")
 	pushSize := flag.Int64("push-size", 1<<30, "bytes in the dot the push section pushes a 1% change of")
 	pushRuns := flag.Int("push-runs", 3, "repetitions of the push section's incremental push; medians are reported")
@@ -117,7 +118,7 @@ func main() {
 					return err
 				}
 			}
-			return runCluster(dmPath, base, *clCommits, *clDots, *clLog, *keep)
+			return runCluster(dmPath, base, *clCommits, *clDots, *clLog, *keep, *clReuse)
 		},
 		"push":  func() error { return runPush(dmPath, *pushSize, *pushRuns, *pushKinds, *keep) },
 		"ui":    func() error { return runUI(*uiDots, *uiLog, *uiRuns, *keep) },

@@ -47,7 +47,7 @@ func (c *Client) Ping(ctx context.Context) (*api.Ping, error) {
 // ListDots returns every dot's status, sorted by namespace and name.
 func (c *Client) ListDots(ctx context.Context) ([]dotmesh.DotStatus, error) {
 	var out []dotmesh.DotStatus
-	if err := c.do(ctx, http.MethodGet, "/v1/dots", nil, nil, v2Answer{&out}); err != nil {
+	if err := c.do(ctx, http.MethodGet, "/v1/dots", nil, nil, v2Answer{out: &out}); err != nil {
 		return nil, err
 	}
 	return out, nil

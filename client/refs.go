@@ -145,9 +145,14 @@ func (c *Client) historyAnswer(ctx context.Context, dot dotmesh.DotName, branch,
 // v2Answer decodes an answer into out with the JSON v2 decoder, as
 // historyAnswer does: a list of 1,001 dots took a quarter of `dm list`'s
 // CPU with encoding/json's Decoder.
-type v2Answer struct{ out any }
+type v2Answer struct {
+	out  any
+	opts []jsonv2.Options
+}
 
-func (a v2Answer) decodeAnswer(body io.Reader) error { return jsonv2.UnmarshalRead(body, a.out) }
+func (a v2Answer) decodeAnswer(body io.Reader) error {
+	return jsonv2.UnmarshalRead(body, a.out, a.opts...)
+}
 
 // historyAnswer decodes a history page with the JSON v2 decoder
 // (github.com/go-json-experiment/json): a page of 10,000 commits (5 MB)
@@ -164,22 +169,26 @@ type historyAnswer struct {
 }
 
 func (h historyAnswer) decodeAnswer(body io.Reader) error {
-	var opts []jsonv2.Options
+	var ik *infoKeys
 	if h.keep != nil {
-		var ik infoKeys
-		opts = append(opts, jsonv2.WithUnmarshalers(jsonv2.UnmarshalFromFunc(
-			func(dec *jsontext.Decoder, ci *dotmesh.CommitInfo) error { return ik.decode(dec, ci, h.keep) })))
+		ik = &infoKeys{keep: h.keep}
 	}
 	if h.each == nil {
+		var opts []jsonv2.Options
+		if ik != nil {
+			opts = append(opts, jsonv2.WithUnmarshalers(jsonv2.UnmarshalFromFunc(
+				func(dec *jsontext.Decoder, c *dotmesh.Commit) error { return ik.decodeCommit(dec, c) })))
+		}
 		return jsonv2.UnmarshalRead(body, h.page, opts...)
 	}
-	return h.decodeEach(jsontext.NewDecoder(body), opts)
+	return h.decodeEach(jsontext.NewDecoder(body), ik)
 }
 
 // decodeEach reads a HistoryPage, handing each commit to h.each as it is
 // decoded once Current has been read (a node sends More, Refs and Current
 // first), else at the end.
-func (h historyAnswer) decodeEach(dec *jsontext.Decoder, opts []jsonv2.Options) error {
+// With ik, each commit keeps of its Info what ik keeps.
+func (h historyAnswer) decodeEach(dec *jsontext.Decoder, ik *infoKeys) error {
 	if tok, err := dec.ReadToken(); err != nil {
 		return err
 	} else if tok.Kind() != '{' {
@@ -200,7 +209,7 @@ func (h historyAnswer) decodeEach(dec *jsontext.Decoder, opts []jsonv2.Options) 
 		case "current":
 			err = jsonv2.UnmarshalDecode(dec, &h.page.Current)
 		case "commits":
-			err = h.decodeCommits(dec, opts, &c, &held)
+			err = h.decodeCommits(dec, ik, &c, &held)
 		default:
 			err = dec.SkipValue()
 		}
@@ -219,7 +228,7 @@ func (h historyAnswer) decodeEach(dec *jsontext.Decoder, opts []jsonv2.Options) 
 	return nil
 }
 
-func (h historyAnswer) decodeCommits(dec *jsontext.Decoder, opts []jsonv2.Options, c *dotmesh.Commit, held *[]dotmesh.Commit) error {
+func (h historyAnswer) decodeCommits(dec *jsontext.Decoder, ik *infoKeys, c *dotmesh.Commit, held *[]dotmesh.Commit) error {
 	tok, err := dec.ReadToken()
 	if err != nil || tok.Kind() == 'n' {
 		return err
@@ -229,7 +238,12 @@ func (h historyAnswer) decodeCommits(dec *jsontext.Decoder, opts []jsonv2.Option
 	}
 	for dec.PeekKind() != ']' {
 		*c = dotmesh.Commit{}
-		if err := jsonv2.UnmarshalDecode(dec, c, opts...); err != nil {
+		if ik != nil {
+			err = ik.decodeCommit(dec, c)
+		} else {
+			err = jsonv2.UnmarshalDecode(dec, c)
+		}
+		if err != nil {
 			return err
 		}
 		if h.page.Current == "" {
@@ -245,54 +259,108 @@ func (h historyAnswer) decodeCommits(dec *jsontext.Decoder, opts []jsonv2.Option
 // infoKeys decodes CommitInfo objects keeping the keys keep accepts
 // (decodeInfoKeys). Most commits keep the same few keys and values:
 // those share one map, which nobody changes, so that a log of 10,000
-// commits does not make 10,000 maps.
+// commits does not make 10,000 maps. keep's verdict on each name and
+// the strings of kept names and values are remembered by the bytes
+// read, so that a name is not made a string for keep on every commit
+// (that was most of a log's allocations).
 type infoKeys struct {
-	last dotmesh.CommitInfo
-	kv   []string // the kept keys and values of the object being read
+	keep    func(key string) bool
+	verdict map[string]bool   // by quoted name
+	strs    map[string]string // by quoted name or raw value
+	last    dotmesh.CommitInfo
+	kv      []string // the kept keys and values of the object being read
 }
+
+// maxRemembered bounds each of infoKeys' maps: a backend writes a dozen
+// names and few distinct kept values; past it, a string each time.
+const maxRemembered = 1024
 
 // decodeInfoKeys decodes a CommitInfo object, keeping the keys keep
 // accepts; as CommitInfo.UnmarshalJSON, a value may be a string or a
 // number (kept as its text).
 func decodeInfoKeys(dec *jsontext.Decoder, ci *dotmesh.CommitInfo, keep func(string) bool) error {
-	var ik infoKeys
-	return ik.decode(dec, ci, keep)
+	ik := infoKeys{keep: keep}
+	return ik.decode(dec, ci)
 }
 
-func (ik *infoKeys) decode(dec *jsontext.Decoder, ci *dotmesh.CommitInfo, keep func(string) bool) error {
-	tok, err := dec.ReadToken()
-	if err != nil {
-		return err
+// kept is keep's verdict on the name raw quotes.
+func (ik *infoKeys) kept(raw jsontext.Value) (bool, error) {
+	if v, ok := ik.verdict[string(raw)]; ok {
+		return v, nil
 	}
-	switch tok.Kind() {
-	case 'n':
+	name, err := ik.str(raw)
+	if err != nil {
+		return false, err
+	}
+	v := ik.keep(name)
+	if ik.verdict == nil {
+		ik.verdict = make(map[string]bool)
+	}
+	if len(ik.verdict) < maxRemembered {
+		ik.verdict[string(raw)] = v
+	}
+	return v, nil
+}
+
+// str is the text of raw, a JSON string (unquoted) or number (as written).
+func (ik *infoKeys) str(raw jsontext.Value) (string, error) {
+	if s, ok := ik.strs[string(raw)]; ok {
+		return s, nil
+	}
+	s := string(raw)
+	if raw.Kind() == '"' {
+		b, err := jsontext.AppendUnquote(nil, raw)
+		if err != nil {
+			return "", err
+		}
+		s = string(b)
+	}
+	if ik.strs == nil {
+		ik.strs = make(map[string]string)
+	}
+	if len(ik.strs) < maxRemembered {
+		ik.strs[string(raw)] = s
+	}
+	return s, nil
+}
+
+func (ik *infoKeys) decode(dec *jsontext.Decoder, ci *dotmesh.CommitInfo) error {
+	if null, err := openObject(dec, "commit info"); err != nil || null {
 		*ci = nil
-		return nil
-	case '{':
-	default:
-		return fmt.Errorf("commit info is a JSON %v, not an object", tok.Kind())
+		return err
 	}
 	ik.kv = ik.kv[:0]
 	for dec.PeekKind() != '}' {
-		tok, err := dec.ReadToken()
+		raw, err := dec.ReadValue() // the name, valid until the next read
 		if err != nil {
 			return err
 		}
-		name := tok.String() // the next read voids tok
-		if !keep(name) {
+		keep, err := ik.kept(raw)
+		if err != nil {
+			return err
+		}
+		if !keep {
 			if err := dec.SkipValue(); err != nil {
 				return err
 			}
 			continue
 		}
-		v, err := dec.ReadToken()
+		name, err := ik.str(raw)
+		if err != nil {
+			return err
+		}
+		v, err := dec.ReadValue()
 		if err != nil {
 			return err
 		}
 		if k := v.Kind(); k != '"' && k != '0' {
 			return fmt.Errorf("commit info %q is a JSON %v, not a string or number", name, k)
 		}
-		ik.kv = append(ik.kv, name, v.String())
+		s, err := ik.str(v)
+		if err != nil {
+			return err
+		}
+		ik.kv = append(ik.kv, name, s)
 	}
 	if _, err := dec.ReadToken(); err != nil { // '}'
 		return err

@@ -106,17 +106,7 @@ func (n *Node) ListDots(ctx context.Context) ([]DotStatus, error) {
 	if all.branches, err = groupByDot[Branch](ctx, n.store, branchesPrefix); err != nil {
 		return nil, err
 	}
-	// Only ids and parents of commits: the count needs the walk, and
-	// only each current head is kept and decoded in full.
-	heads := make(map[CommitID]bool, len(dots))
-	for _, d := range dots {
-		for _, b := range all.branches[d.ID] {
-			if b.Name == d.Current && b.Head != "" {
-				heads[b.Head] = true
-			}
-		}
-	}
-	if all.commits, err = linksByDot(ctx, n.store, heads); err != nil {
+	if all.hists, err = n.histories(ctx, dots, all.branches); err != nil {
 		return nil, err
 	}
 	if all.mounts, err = groupByDot[Mount](ctx, n.store, mountsPrefix); err != nil {
@@ -129,13 +119,13 @@ func (n *Node) ListDots(ctx context.Context) ([]DotStatus, error) {
 	sem := make(chan struct{}, listConcurrency)
 	var wg sync.WaitGroup
 	for i, d := range dots {
-		commits := all.commits[d.ID]
+		hist := all.hists[d.ID]
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			var st *DotStatus
-			if st, errs[i] = n.statusOf(ctx, d, all.branches[d.ID], commits, all.mounts[d.ID]); st != nil {
+			if st, errs[i] = n.statusOf(ctx, d, all.branches[d.ID], hist, all.mounts[d.ID]); st != nil {
 				out[i] = *st
 			}
 		}()
@@ -159,8 +149,70 @@ func (n *Node) ListDots(ctx context.Context) ([]DotStatus, error) {
 // dotRecords are registry records of every dot, by dot id.
 type dotRecords struct {
 	branches map[DotID][]*Branch
-	commits  map[DotID]commitLinks
+	hists    map[DotID]dotHist // of dots whose current branch has a head
 	mounts   map[DotID][]*Mount
+}
+
+// maxPointDots bounds the dots whose commit records histories reads one
+// dot at a time (one List each); more are read in one scan of them all.
+const maxPointDots = 16
+
+// histories returns the history count and head record of each dot's
+// current branch that has a head: remembered (listcache.go) where the
+// dot's records did not change, else read, one dot at a time when few
+// are, else all dots' records in one scan.
+func (n *Node) histories(ctx context.Context, dots []*Dot, branches map[DotID][]*Branch) (map[DotID]dotHist, error) {
+	n.lists.start(n.store, n.log.Warn)
+	out := make(map[DotID]dotHist, len(dots))
+	var missing []dotHist
+	var missingDots []DotID
+	for _, d := range dots {
+		for _, b := range branches[d.ID] {
+			if b.Name != d.Current || b.Head == "" {
+				continue
+			}
+			h, ok := n.lists.lookup(d.ID, b.Head)
+			if ok {
+				out[d.ID] = h
+			} else {
+				missing, missingDots = append(missing, h), append(missingDots, d.ID)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	var links map[DotID]commitLinks
+	if len(missing) > maxPointDots {
+		heads := make(map[CommitID]bool, len(missing))
+		for _, h := range missing {
+			heads[h.head] = true
+		}
+		var err error
+		if links, err = linksByDot(ctx, n.store, heads); err != nil {
+			return nil, err
+		}
+	} else {
+		links = make(map[DotID]commitLinks, len(missing))
+		for _, id := range missingDots {
+			ls, err := n.reg.links(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			links[id] = ls
+		}
+	}
+	for i, h := range missing {
+		id := missingDots[i]
+		ls := links[id]
+		h.count = ls.count(h.head)
+		if h.count > 0 {
+			h.kv = ls[h.head].kv
+		}
+		out[id] = h
+		n.lists.remember(id, h)
+	}
+	return out, nil
 }
 
 // groupByDot lists prefix ("<prefix><dotid>/...") and decodes each value,
@@ -207,9 +259,9 @@ func linksByDot(ctx context.Context, s ClusterStore, keep map[CommitID]bool) (ma
 				out[cur] = ls
 			}
 		}
-		id, parent, err := commitLinkOf(value)
+		id, parent, err := linkOf(key, value)
 		if err != nil {
-			return fmt.Errorf("%w: registry key %s: %v", ErrCorrupt, key, err)
+			return err
 		}
 		l := commitLink{parent: parent}
 		if keep[id] {
@@ -234,9 +286,18 @@ func (n *Node) Status(ctx context.Context, name DotName) (*DotStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	commits, err := n.reg.links(ctx, d.ID)
-	if err != nil {
-		return nil, err
+	var hist dotHist
+	for _, b := range branches {
+		if b.Name == d.Current && b.Head != "" {
+			commits, err := n.reg.links(ctx, d.ID)
+			if err != nil {
+				return nil, err
+			}
+			hist = dotHist{head: b.Head, count: commits.count(b.Head)}
+			if hist.count > 0 {
+				hist.kv = commits[b.Head].kv
+			}
+		}
 	}
 	ms, err := n.mounts(ctx, d.ID)
 	if err != nil {
@@ -246,10 +307,12 @@ func (n *Node) Status(ctx context.Context, name DotName) (*DotStatus, error) {
 	for i := range ms {
 		mounts[i] = &ms[i]
 	}
-	return n.statusOf(ctx, d, branches, commits, mounts)
+	return n.statusOf(ctx, d, branches, hist, mounts)
 }
 
-func (n *Node) statusOf(ctx context.Context, d *Dot, branches []*Branch, commits commitLinks, mounts []*Mount) (*DotStatus, error) {
+// statusOf is the status of dot d from its records; hist is its current
+// branch's history (zero when the branch has no head).
+func (n *Node) statusOf(ctx context.Context, d *Dot, branches []*Branch, hist dotHist, mounts []*Mount) (*DotStatus, error) {
 	st := &DotStatus{Dot: d}
 	for _, m := range mounts {
 		st.Mounts = append(st.Mounts, *m)
@@ -265,10 +328,10 @@ func (n *Node) statusOf(ctx context.Context, d *Dot, branches []*Branch, commits
 	if st.Branch == nil {
 		return nil, fmt.Errorf("%w: dot %s's current branch %s is missing from the registry", ErrCorrupt, d.DotName(), d.Current)
 	}
-	st.Commits = commits.count(st.Branch.Head)
-	if st.Commits > 0 {
+	if hist.head == st.Branch.Head && hist.count > 0 {
+		st.Commits = hist.count
 		var err error
-		if st.Head, err = n.reg.commitOf(commits, st.Branch.Head); err != nil {
+		if st.Head, err = n.reg.cc.decode(hist.kv); err != nil {
 			return nil, err
 		}
 	}

@@ -38,12 +38,21 @@ func (r registry) links(ctx context.Context, id DotID) (commitLinks, error) {
 
 // add adds the commit record kv.
 func (ls commitLinks) add(kv KV) error {
-	cid, parent, err := commitLinkOf(kv.Value)
+	cid, parent, err := linkOf(kv.Key, kv.Value)
 	if err != nil {
-		return fmt.Errorf("%w: registry key %s: %v", ErrCorrupt, kv.Key, err)
+		return err
 	}
 	ls[cid] = commitLink{parent: parent, kv: kv}
 	return nil
+}
+
+// linkOf is commitLinkOf of the record at key, a corrupt one's error
+// naming the key (a listing scans keys as bytes, others hold strings).
+func linkOf[K string | []byte](key K, value []byte) (id, parent CommitID, err error) {
+	if id, parent, err = commitLinkOf(value); err != nil {
+		return "", "", fmt.Errorf("%w: registry key %s: %v", ErrCorrupt, key, err)
+	}
+	return id, parent, nil
 }
 
 // commitLinkOf reads id and parent of an encoded Commit. encode writes

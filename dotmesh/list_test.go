@@ -2,7 +2,10 @@ package dotmesh_test
 
 import (
 	"context"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -87,4 +90,68 @@ func TestListDotsAgreesWithStatus(t *testing.T) {
 			check(st.Commits)
 		})
 	}
+}
+
+// commitReadsStore counts the reads of commit records (List and Scan of
+// commits/), which a listing skips for dots whose records did not change.
+type commitReadsStore struct {
+	dotmesh.ClusterStore
+	reads atomic.Int64
+}
+
+func (s *commitReadsStore) List(ctx context.Context, prefix string) ([]dotmesh.KV, error) {
+	if strings.HasPrefix(prefix, "commits/") {
+		s.reads.Add(1)
+	}
+	return s.ClusterStore.List(ctx, prefix)
+}
+
+func (s *commitReadsStore) Scan(ctx context.Context, prefix string, fn func(key, value []byte) error) error {
+	if strings.HasPrefix(prefix, "commits/") {
+		s.reads.Add(1)
+	}
+	return s.ClusterStore.(dotmesh.Scanner).Scan(ctx, prefix, fn)
+}
+
+// A listing remembers each dot's history count and head while its
+// commit records stay as they were: a second listing reads none of them;
+// a commit through the node is seen at once, and a change another node
+// makes (here: the store written directly, a record deleted as a gc
+// elsewhere would) through the watch on the records, within a second.
+func TestListDotsRemembersHistories(t *testing.T) {
+	ctx := context.Background()
+	e := &env{t: t, dir: t.TempDir()}
+	var cs *commitReadsStore
+	e.open(func(s dotmesh.ClusterStore) dotmesh.ClusterStore { cs = &commitReadsStore{ClusterStore: s}; return cs })
+	_, err := e.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	for i := 0; i < 3; i++ {
+		e.commit("m")
+	}
+	count := func() int {
+		t.Helper()
+		list, err := e.node.ListDots(ctx)
+		require.NoError(t, err)
+		require.Len(t, list, 1)
+		return list[0].Commits
+	}
+	require.Equal(t, 3, count())
+	// The watch starts with the first listing; once it runs, a listing
+	// is remembered and the next reads no commit record.
+	require.Eventually(t, func() bool {
+		count()
+		before := cs.reads.Load()
+		return count() == 3 && cs.reads.Load() == before
+	}, 5*time.Second, 10*time.Millisecond, "a listing of unchanged dots reads their commit records again")
+	e.commit("fourth")
+	require.Equal(t, 4, count(), "a commit through the node is listed at once")
+	st, err := e.node.Status(ctx, app)
+	require.NoError(t, err)
+	cs2, _, err := e.node.LogPage(ctx, app, "", 0, 10)
+	require.NoError(t, err)
+	require.Len(t, cs2, 4)
+	oldest := cs2[len(cs2)-1]
+	require.NoError(t, e.st.Delete(ctx, "commits/"+string(st.Dot.ID)+"/"+string(oldest.ID)))
+	require.Eventually(t, func() bool { return count() == 3 }, 5*time.Second, 10*time.Millisecond,
+		"a commit record deleted by another writer is not seen by the listing")
 }

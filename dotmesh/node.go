@@ -81,6 +81,7 @@ type Node struct {
 	paths    string        // Options.PathsDir
 	recv     receiving
 	scratch  scratchTrees // kept scratch copies of commits (files_scratch.go)
+	lists    listCache    // history counts and heads for listings (listcache.go)
 	obs      Observer     // Options.Observer, or noObserver
 	sched    scheduler    // the policies' passes (schedule.go)
 	hooks    HookRunner   // Options.Hooks; nil: none run
@@ -179,6 +180,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.place.stop()
+		n.lists.stop()
 		n.scratch.drop("", true, true)
 		var errs []error
 		for _, b := range n.backends {

@@ -103,6 +103,7 @@ func (k *keepingStore) Scan(ctx context.Context, prefix string, fn func(key, val
 }
 
 func (k *keepingStore) Put(ctx context.Context, key string, value []byte) (int64, error) {
+	defer k.n.lists.touch(key) // after the write: see listCache
 	if _, _, ok := recordFor(key); !ok || k.off {
 		return k.ClusterStore.Put(ctx, key, value)
 	}
@@ -110,6 +111,7 @@ func (k *keepingStore) Put(ctx context.Context, key string, value []byte) (int64
 }
 
 func (k *keepingStore) Delete(ctx context.Context, key string) error {
+	defer k.n.lists.touch(key)
 	if _, _, ok := recordFor(key); !ok || k.off {
 		return k.ClusterStore.Delete(ctx, key)
 	}
@@ -118,6 +120,7 @@ func (k *keepingStore) Delete(ctx context.Context, key string) error {
 }
 
 func (k *keepingStore) Txn(ctx context.Context, conds []Condition, ops []Op) (int64, error) {
+	defer k.n.lists.touchOps(ops)
 	recs := make(map[DotID]map[string][]byte)
 	for _, op := range ops {
 		dot, rec, ok := recordFor(op.Key)

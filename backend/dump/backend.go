@@ -95,6 +95,7 @@ type Backend struct {
 	receivedFiles map[dotmesh.CommitRef]map[string][]Chunk
 
 	manifests manifestCache // decoded commit manifests (manifest_cache.go)
+	empties   emptyDirs     // working trees seen empty (usage.go)
 }
 
 // Name is the key the dump backend is registered under and that dots

@@ -130,7 +130,11 @@ the dots they choose, as --all of commit, push, pull, reset and tag would.`,
 				return err
 			}
 			fewerGCs()
-			dots, err := s.c.ListDots(cmd.Context())
+			list := s.c.ListDotsTable // a table shows no head nor branch names
+			if a.jsonOut {
+				list = s.c.ListDots
+			}
+			dots, err := list(cmd.Context())
 			if err != nil {
 				return s.wrap(err)
 			}
