@@ -13,7 +13,6 @@ static unsigned long dm_ioc_tree_search(void) { return BTRFS_IOC_TREE_SEARCH; }
 import "C"
 
 import (
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -129,11 +128,6 @@ func changedSince(path string, gen uint64) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
-	const (
-		inodeItem  = 1   // BTRFS_INODE_ITEM_KEY
-		extentData = 108 // BTRFS_EXTENT_DATA_KEY
-		hdrSize    = 32  // struct btrfs_ioctl_search_header
-	)
 	var a C.struct_btrfs_ioctl_search_args
 	a.key.tree_id = 0 // the subvolume f is in
 	a.key.max_objectid = ^C.__u64(0)
@@ -152,41 +146,18 @@ func changedSince(path string, gen uint64) (bool, error) {
 			return false, nil
 		}
 		buf := unsafe.Slice((*byte)(unsafe.Pointer(&a.buf[0])), len(a.buf))
-		var objectid, offset uint64
-		var typ uint32
-		for i, pos := 0, 0; i < n; i++ {
-			if pos+hdrSize > len(buf) {
-				return false, fmt.Errorf("searching subvolume %s: item %d beyond the buffer", path, i)
+		changed, last, err := newerItem(buf, n, gen)
+		if err != nil || changed {
+			if err != nil {
+				err = fmt.Errorf("searching subvolume %s: %w", path, err)
 			}
-			h := buf[pos : pos+hdrSize]
-			objectid = binary.NativeEndian.Uint64(h[8:])
-			offset = binary.NativeEndian.Uint64(h[16:])
-			typ = binary.NativeEndian.Uint32(h[24:])
-			size := int(binary.NativeEndian.Uint32(h[28:]))
-			pos += hdrSize
-			if pos+size > len(buf) {
-				return false, fmt.Errorf("searching subvolume %s: item %d beyond the buffer", path, i)
-			}
-			item := buf[pos : pos+size]
-			pos += size
-			switch {
-			case typ == inodeItem && size >= 16 && binary.LittleEndian.Uint64(item[8:]) > gen: // transid
-				return true, nil
-			case typ == extentData && size >= 8 && binary.LittleEndian.Uint64(item) > gen: // generation
-				return true, nil
-			}
+			return changed, err
 		}
-		// Go on after the last key returned.
-		switch {
-		case offset < ^uint64(0):
-			a.key.min_objectid, a.key.min_type, a.key.min_offset = C.__u64(objectid), C.__u32(typ), C.__u64(offset+1)
-		case typ < 255:
-			a.key.min_objectid, a.key.min_type, a.key.min_offset = C.__u64(objectid), C.__u32(typ+1), 0
-		case objectid < ^uint64(0):
-			a.key.min_objectid, a.key.min_type, a.key.min_offset = C.__u64(objectid+1), 0, 0
-		default:
+		next, ok := last.next()
+		if !ok {
 			return false, nil
 		}
+		a.key.min_objectid, a.key.min_type, a.key.min_offset = C.__u64(next.objectid), C.__u32(next.typ), C.__u64(next.offset)
 	}
 }
 
