@@ -71,11 +71,13 @@ func commitKeyDot(key string) (DotID, bool) {
 	return DotID(id), ok
 }
 
-// touchOps is touch for the keys of ops.
+// touchOps is touch for the keys of ops, under one lock.
 func (lc *listCache) touchOps(ops []Op) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
 	for _, op := range ops {
-		if strings.HasPrefix(op.Key, commitsPrefix) {
-			lc.touch(op.Key)
+		if id, ok := commitKeyDot(op.Key); ok {
+			lc.touchLocked(id)
 		}
 	}
 }
