@@ -43,6 +43,7 @@ type options struct {
 	hc      *http.Client
 	connect time.Duration
 	idle    time.Duration
+	direct  bool
 }
 
 // Option tunes New.
@@ -54,6 +55,11 @@ func WithCACert(pem []byte) Option { return func(o *options) { o.caPEM = pem } }
 // WithTimeout bounds every call, including reading the answer. Without it
 // only ctx bounds a call, since commits of large dots can take a while.
 func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithDirect sends plain-HTTP calls whose request body is in memory on
+// one kept connection from the calling goroutine (directTransport), for a
+// short-lived process that makes a call or a few: a dm command.
+func WithDirect() Option { return func(o *options) { o.direct = true } }
 
 // WithHTTPClient uses h as is (for tests and custom transports).
 func WithHTTPClient(h *http.Client) Option { return func(o *options) { o.hc = h } }
@@ -103,6 +109,9 @@ func New(baseURL, user, apiKey string, opts ...Option) (*Client, error) {
 			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		}
 		hc = &http.Client{Transport: tr}
+		if o.direct {
+			hc.Transport = &directTransport{dial: tr.DialContext, fallback: tr}
+		}
 	}
 	if o.timeout > 0 {
 		c := *hc

@@ -45,7 +45,10 @@ func (a *app) connect() (*session, error) {
 	return &session{a: a, cfgPath: path, cfg: cfg, remoteName: name, remote: r, c: c}, nil
 }
 
+// newClient is a client for remote r. dm is short-lived: its calls go
+// from the calling goroutine on one kept connection (client.WithDirect).
 func newClient(r *Remote, opts ...client.Option) (*client.Client, error) {
+	opts = append(opts, client.WithDirect())
 	if r.CACert != "" {
 		opts = append(opts, client.WithCACert([]byte(r.CACert)))
 	}

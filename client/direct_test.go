@@ -1,0 +1,114 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/client"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/server/servertest"
+)
+
+// A direct client does what a pooled one does against a real node.
+func TestDirectAgainstServer(t *testing.T) {
+	ctx := context.Background()
+	n := servertest.Start(t)
+	c := must(client.New(n.URL, "", n.Key, client.WithDirect()))
+	if p := must(c.Ping(ctx)); p.User != api.AdminUser {
+		t.Errorf("ping = %+v", p)
+	}
+	web := dotmesh.DotName{Name: "web"}
+	must(c.CreateDot(ctx, web, "files"))
+	if _, err := c.CreateDot(ctx, web, "files"); !errors.Is(err, dotmesh.ErrAlreadyExists) {
+		t.Errorf("a second create: %v", err)
+	}
+	for range 3 {
+		if dots := must(c.ListDots(ctx)); len(dots) != 1 {
+			t.Fatalf("listed %d dots", len(dots))
+		}
+	}
+}
+
+// GETs share one kept connection, a POST takes a new one, and a GET on a
+// connection the server closed goes again on a new one.
+func TestDirectConnections(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("close") != "" {
+			w.Header().Set("Connection", "close")
+		}
+		if r.Method == http.MethodPost {
+			w.Write([]byte(`{}`))
+			return
+		}
+		w.Write([]byte(`[]`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := must(client.New(srv.URL, "", "key", client.WithDirect()))
+	ctx := context.Background()
+	for range 3 {
+		must(c.ListDots(ctx))
+	}
+	if got := conns.Load(); got != 1 {
+		t.Errorf("three GETs used %d connections, want 1", got)
+	}
+	must(c.CreateDot(ctx, dotmesh.DotName{Name: "x"}, ""))
+	if got := conns.Load(); got != 2 {
+		t.Errorf("a POST after them made %d connections in all, want 2", got)
+	}
+	must(c.ListDots(ctx))
+	srv.CloseClientConnections() // the kept connection dies under the client
+	must(c.ListDots(ctx))
+	if got := conns.Load(); got != 3 {
+		t.Errorf("a GET on a closed kept connection: %d connections in all, want 3", got)
+	}
+}
+
+// Cancelling a call's context ends it at once, and a node that does not
+// run is reported as by the pooled client.
+func TestDirectCancelAndRefused(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	c := must(client.New(srv.URL, "", "key", client.WithDirect()))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := c.ListDots(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a cancelled call: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a cancelled call took %s", d)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	ln.Close()
+	c = must(client.New(url, "", "key", client.WithDirect()))
+	if _, err := c.Ping(context.Background()); !errors.Is(err, dotmesh.ErrUnavailable) || !strings.Contains(err.Error(), "no dotmesh node answers at "+url) {
+		t.Errorf("no server: %v", err)
+	}
+}
