@@ -24,7 +24,7 @@ func TestScriptingColumnsDocumented(t *testing.T) {
 		}
 	}
 	walk(NewRootCommand(IO{}, testWiring))
-	for cmd, o := range scriptingColumns {
+	for cmd, o := range scriptingColumns() {
 		if !found[cmd] {
 			t.Errorf("scriptingColumns names %q, which is no command", cmd)
 			continue
@@ -80,7 +80,7 @@ func TestScriptingColumnsDocumented(t *testing.T) {
 		{"dm version", []string{"version"}, 0},
 	}
 	for _, r := range runs {
-		want := len(scriptingColumns[r.cmd].cols)
+		want := len(scriptingColumns()[r.cmd].cols)
 		if r.fields != 0 {
 			want = r.fields
 		}
