@@ -22,10 +22,12 @@ import (
 // bucketArg returns the bucket remote a command acts on: the argument
 // when it names one, else --remote when that names one; "" for neither.
 func (a *app) bucketArg(args []string) (string, *BucketRemote, error) {
-	_, cfg, err := a.loadConfig()
+	path, cfg, err := a.loadConfig()
 	if err != nil {
 		return "", nil, err
 	}
+	// Unchanged, for the command's next loadConfig (connect's, mostly).
+	a.peeked = &peekedConfig{path, cfg}
 	if len(args) > 0 {
 		if b := bucketOf(cfg, args[0]); b != nil {
 			return args[0], b, nil

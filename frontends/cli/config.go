@@ -184,13 +184,25 @@ func SaveConfig(path string, cfg *Config) error {
 	return nil
 }
 
+// peekedConfig is a config read only to look at, kept for the next
+// loadConfig.
+type peekedConfig struct {
+	path string
+	cfg  *Config
+}
+
 // configPath resolves the config file of this invocation.
 func (a *app) configPath() (string, error) {
 	return ConfigPath(a.configFlag, a.io.Getenv)
 }
 
-// loadConfig loads this invocation's config.
+// loadConfig loads this invocation's config, or takes the one bucketArg
+// read just before (then the command reads its config once).
 func (a *app) loadConfig() (string, *Config, error) {
+	if p := a.peeked; p != nil {
+		a.peeked = nil
+		return p.path, p.cfg, nil
+	}
 	path, err := a.configPath()
 	if err != nil {
 		return "", nil, err

@@ -51,6 +51,8 @@ type app struct {
 	passwordFile string
 	// args is the invocation without the program name, for handOver.
 	args []string
+	// peeked is the config bucketArg read, for the next loadConfig.
+	peeked *peekedConfig
 	// scriptingDocumented guards documentScripting.
 	scriptingDocumented sync.Once
 }
