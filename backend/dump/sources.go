@@ -347,14 +347,15 @@ func (b *Backend) dumpSource(ctx context.Context, br dotmesh.BranchRef, batch *c
 }
 
 // fingerprint returns drv's fingerprint, "" when it has none (an error
-// only means none: the dump then decides).
-func fingerprint(ctx context.Context, drv source.Driver) string {
+// only means none: the dump then decides, and says what fails).
+func (b *Backend) fingerprint(ctx context.Context, drv source.Driver) string {
 	f, ok := drv.(source.Fingerprinter)
 	if !ok {
 		return ""
 	}
 	fp, err := f.Fingerprint(ctx)
 	if err != nil {
+		b.log.InfoContext(ctx, "no fingerprint: the source is dumped", "err", err)
 		return ""
 	}
 	return fp
@@ -550,7 +551,7 @@ func (b *Backend) sourcesUsage(ctx context.Context, br dotmesh.BranchRef, u dotm
 // otherwise it dumps and compares as the bytes come. The state it
 // returns, when not nil, is a fingerprint learnt for saveSourceStates.
 func (b *Backend) sourceSame(ctx context.Context, s *sourceConfig, drv source.Driver, headEntry *Entry, states map[string]sourceState, open func() (io.ReadCloser, error), scratchParent string) (bool, int64, *sourceState, error) {
-	fp := fingerprint(ctx, drv)
+	fp := b.fingerprint(ctx, drv)
 	var content string
 	if headEntry != nil && headEntry.Type == TypeFile {
 		content = chunkDigest(headEntry.Chunks)
