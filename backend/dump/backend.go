@@ -96,6 +96,8 @@ type Backend struct {
 
 	manifests manifestCache // decoded commit manifests (manifest_cache.go)
 	empties   emptyDirs     // working trees seen empty (usage.go)
+
+	warm warmSources // sources' warm connections (sources.go)
 }
 
 // Name is the key the dump backend is registered under and that dots
@@ -308,6 +310,7 @@ func open(dir string, opts Options) (*Backend, error) {
 		passMode: passMode,
 		treeMode: treeMode,
 	}
+	b.warm.init()
 	b.cleanLeftovers()
 	return b, nil
 }
@@ -351,6 +354,7 @@ func (b *Backend) Name() string { return Name }
 // Close implements dotmesh.StorageBackend; the guard calls it once, when
 // no call is in flight.
 func (b *Backend) Close() error {
+	b.warm.close()
 	err := b.store.Close()
 	if cerr := b.lock.Close(); err == nil {
 		err = cerr

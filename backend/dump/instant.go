@@ -61,7 +61,7 @@ func (b *Backend) takeSnapshots(ctx context.Context, br dotmesh.BranchRef, srcs 
 	}
 	each(func(i int, sn *sourceSnap) {
 		s := &srcs[i]
-		sn.fp = fingerprint(ctx, drvs[i]) // before the snapshot: see Fingerprinter
+		sn.fp = b.fingerprint(ctx, drvs[i]) // before the snapshot: see Fingerprinter
 		sn.at = time.Now().UTC()
 		// A database whose fingerprint is the one it had when it dumped to
 		// what the tree holds needs no dump: the tree's file is its dump.

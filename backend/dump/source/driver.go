@@ -51,11 +51,22 @@ func scratchDir(w io.Writer) string {
 	return ""
 }
 
-// Open returns the driver for c; files sources have none.
+// Open returns the driver for c; files sources have none. Its
+// connections, where it keeps any, are its own (kept spareKeep).
 func Open(c *Conn) (Driver, error) {
+	return OpenWith(c, nil)
+}
+
+// OpenWith is Open with the warm connections of conns (nil: the
+// driver's own), shared by the drivers a node opens for the same source
+// over its life.
+func OpenWith(c *Conn, conns *Conns) (Driver, error) {
 	switch c.Kind {
 	case PostgreSQL:
-		return &postgres{c: c}, nil
+		if conns == nil {
+			conns = NewConns(spareKeep)
+		}
+		return &postgres{c: c, conns: conns}, nil
 	case SQLite:
 		return &sqlite{c: c}, nil
 	case Redis:
@@ -74,4 +85,12 @@ func Open(c *Conn) (Driver, error) {
 // describes that dump.
 type Fingerprinter interface {
 	Fingerprint(ctx context.Context) (string, error)
+}
+
+// Warmer is a Driver that can prepare, ahead of a commit, what the
+// commit's fingerprint and snapshot would otherwise set up first (a
+// connection with its catalogs loaded), keeping it in the Conns it was
+// opened with.
+type Warmer interface {
+	Warm(ctx context.Context) error
 }

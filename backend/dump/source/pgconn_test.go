@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/dotmesh-io/dotmesh/backend/dump/source/sourcetest"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -22,7 +20,7 @@ func openPG(t *testing.T, raw string) *postgres {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &postgres{c: c}
+	return &postgres{c: c, conns: NewConns(spareKeep)}
 }
 
 // The fingerprint over the wire is psql's, byte for byte, and moves
@@ -188,14 +186,17 @@ func checkNoSecret(t *testing.T, msg, secret string) {
 }
 
 // A commit's snapshot takes the fingerprint's connection instead of
-// starting another; a spare that died or sits in a transaction is not
-// taken, and one left unused is closed.
+// starting another and gives it back once the dump is done, so the next
+// commit's fingerprint runs on it too; one the server ended is replaced,
+// one inside a transaction is never kept, and one left unused is closed.
 func TestPGSnapshotTakesFingerprintConn(t *testing.T) {
 	pg := sourcetest.StartPostgres(t)
 	pg.CreateDB(t, "spdb")
 	pg.SQL(t, "spdb", "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);")
 	p := openPG(t, pg.URL("spdb"))
+	t.Cleanup(p.conns.Close)
 	ctx := context.Background()
+	key := p.connKey()
 	snapshotPID := func() uint32 {
 		t.Helper()
 		s, err := p.Snapshot(ctx, "", nil)
@@ -203,38 +204,43 @@ func TestPGSnapshotTakesFingerprintConn(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
+		if p.conns.kept(key) != nil {
+			t.Fatal("the connection is kept while the snapshot holds it")
+		}
 		var buf strings.Builder
 		if _, err := s.Dump(ctx, &buf); err != nil || !strings.Contains(buf.String(), pgTrailer) {
 			t.Fatalf("dump from the snapshot: %v", err)
 		}
 		return s.(*pgSnapshot).conn.PID()
 	}
-	// The spare's timer goroutine writes p.spare.conn under its mutex.
-	spareConn := func() *pgconn.PgConn {
-		p.spare.mu.Lock()
-		defer p.spare.mu.Unlock()
-		return p.spare.conn
+	gone := func(pid uint32) bool {
+		return pg.SQL(t, "postgres", fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE pid = %d", pid)) == "0"
 	}
 	if _, err := p.Fingerprint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	spare := spareConn()
+	spare := p.conns.kept(key)
 	if spare == nil {
 		t.Fatal("the fingerprint kept no connection")
 	}
 	if pid := snapshotPID(); pid != spare.PID() {
 		t.Fatalf("snapshot on server process %d, fingerprint on %d", pid, spare.PID())
 	}
-	if spareConn() != nil {
-		t.Fatal("the spare connection is still kept after the snapshot took it")
+	// Given back after the dump, outside its transaction: the next
+	// commit's fingerprint runs there, and no transaction stays open.
+	if kept := p.conns.kept(key); kept == nil || kept.PID() != spare.PID() || kept.TxStatus() != 'I' {
+		t.Fatalf("after the snapshot: kept %v, want the same connection, idle", kept)
 	}
-	// A spare the server ended: the snapshot connects afresh.
-	if _, err := p.Fingerprint(ctx); err != nil {
-		t.Fatal(err)
+	if n := pg.SQL(t, "postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = 'spdb' AND xact_start IS NOT NULL"); n != "0" {
+		t.Fatalf("%s transactions open after the snapshot was closed", n)
 	}
-	dead := spareConn().PID()
+	if _, err := p.Fingerprint(ctx); err != nil || p.conns.kept(key).PID() != spare.PID() {
+		t.Fatalf("the next fingerprint did not run on the kept connection: %v", err)
+	}
+	// One the server ended: the snapshot connects afresh.
+	dead := p.conns.kept(key).PID()
 	pg.SQL(t, "postgres", fmt.Sprintf("SELECT pg_terminate_backend(%d)", dead))
-	for deadline := time.Now().Add(10 * time.Second); pg.SQL(t, "postgres", fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE pid = %d", dead)) != "0"; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); !gone(dead); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the spare's server process never ended")
 		}
@@ -244,13 +250,67 @@ func TestPGSnapshotTakesFingerprintConn(t *testing.T) {
 	if pid := snapshotPID(); pid == dead || pid == 0 {
 		t.Fatalf("snapshot on server process %d after the spare (%d) was terminated", pid, dead)
 	}
+	// The same for the fingerprint.
+	dead = p.conns.kept(key).PID()
+	pg.SQL(t, "postgres", fmt.Sprintf("SELECT pg_terminate_backend(%d)", dead))
+	for deadline := time.Now().Add(10 * time.Second); !gone(dead); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the kept connection's server process never ended")
+		}
+	}
+	if fp, err := p.Fingerprint(ctx); err != nil || fp == "" || p.conns.kept(key).PID() == dead {
+		t.Fatalf("fingerprint after the kept connection was terminated: %q, %v", fp, err)
+	}
+	// A connection inside a transaction is closed, not kept.
+	inTx := p.conns.take(key)
+	if _, err := inTx.Exec(ctx, "BEGIN").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	p.conns.put(key, inTx)
+	if p.conns.kept(key) != nil {
+		t.Fatal("a connection inside a transaction was kept")
+	}
 	// Unused, it is closed after spareKeep.
 	if _, err := p.Fingerprint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	kept := spareConn().PID()
-	time.Sleep(spareKeep + time.Second)
-	if n := pg.SQL(t, "postgres", fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE pid = %d", kept)); n != "0" {
-		t.Fatalf("the unused spare connection is still open after %v", spareKeep)
+	kept := p.conns.kept(key).PID()
+	for deadline := time.Now().Add(spareKeep + 10*time.Second); !gone(kept); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the unused kept connection is still open after %v", spareKeep)
+		}
+	}
+	if p.conns.idleCount() != 0 {
+		t.Fatal("the keeper still holds the closed connection")
+	}
+}
+
+// Two users of one source never share a connection: the second takes
+// none while the first holds it, and a closed keeper keeps nothing.
+func TestConnsExclusive(t *testing.T) {
+	pg := sourcetest.StartPostgres(t)
+	pg.CreateDB(t, "exdb")
+	p := openPG(t, pg.URL("exdb"))
+	ctx := context.Background()
+	if _, err := p.Fingerprint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key := p.connKey()
+	a := p.conns.take(key)
+	if a == nil {
+		t.Fatal("nothing kept")
+	}
+	if b := p.conns.take(key); b != nil {
+		t.Fatal("a kept connection was given out twice")
+	}
+	p.conns.Close()
+	p.conns.put(key, a)
+	if p.conns.idleCount() != 0 {
+		t.Fatal("a closed keeper kept a connection")
+	}
+	for deadline := time.Now().Add(10 * time.Second); pg.SQL(t, "postgres", fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE pid = %d", a.PID())) != "0"; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection given to a closed keeper stayed open")
+		}
 	}
 }

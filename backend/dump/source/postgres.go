@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // postgres dumps with pg_dump in plain SQL (one transaction: a consistent
@@ -17,7 +18,7 @@ import (
 // the dump with psql in one transaction, stopping at the first error.
 type postgres struct {
 	c     *Conn
-	spare spareConn // Fingerprint's connection, for the Snapshot that follows
+	conns *Conns // warm connections: the fingerprint's, for the Snapshot that follows and the next commit
 }
 
 func (p *postgres) FileName() string { return "postgresql.sql" }
@@ -156,20 +157,27 @@ const pgFingerprint = `SELECT CASE
 END;
 `
 
-// Fingerprint implements Fingerprinter.
+// Fingerprint implements Fingerprinter: one round trip on a warm
+// connection, which it keeps for the Snapshot that follows.
 func (p *postgres) Fingerprint(ctx context.Context) (string, error) {
-	conn, err := p.connect(ctx, p.c.Database)
+	var out string
+	conn, err := p.onConn(ctx, func(conn *pgconn.PgConn) (err error) {
+		out, err = p.lastValue(ctx, conn, pgFingerprint)
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("fingerprint of %s: %w", p.c.Database, err)
 	}
-	out, err := p.lastValue(ctx, conn, pgFingerprint)
-	if err != nil {
-		conn.Close(ctx)
-		return "", fmt.Errorf("fingerprint of %s: %w", p.c.Database, err)
-	}
-	p.spare.keep(conn)
+	p.conns.put(p.connKey(), conn)
 	if strings.ContainsAny(out, "\n") {
 		return "", fmt.Errorf("fingerprint of %s: unexpected output %q", p.c.Database, out)
 	}
 	return out, nil
+}
+
+// Warm implements Warmer: a connection that has run the fingerprint's
+// query once (its catalogs loaded), kept for the next commit.
+func (p *postgres) Warm(ctx context.Context) error {
+	_, err := p.Fingerprint(ctx)
+	return err
 }

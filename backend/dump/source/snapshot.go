@@ -148,31 +148,22 @@ type pgSnapshot struct {
 	at   time.Time
 }
 
-// Snapshot implements Snapshotter.
+// Snapshot implements Snapshotter, on the fingerprint's connection when
+// it kept one.
 func (p *postgres) Snapshot(ctx context.Context, scratch string, ready func()) (Snapshot, error) {
-	conn := p.spare.take()
-	spare := conn != nil
-	if !spare {
-		var err error
-		if conn, err = p.connect(ctx, p.c.Database); err != nil {
-			return nil, fmt.Errorf("exporting a snapshot of %s: %w", p.c.Database, err)
+	var id string
+	var at time.Time
+	conn, err := p.onConn(ctx, func(conn *pgconn.PgConn) (err error) {
+		if ready != nil {
+			ready() // the first time: a retry's connection is ready at once
+			ready = nil
 		}
-	}
-	if ready != nil {
-		ready()
-	}
-	id, at, err := p.export(ctx, conn)
-	if err != nil && spare && ctx.Err() == nil {
-		// The fingerprint's connection broke since (the server ended
-		// it): a fresh one decides.
-		conn.Close(context.Background())
-		if conn, err = p.connect(ctx, p.c.Database); err == nil {
-			id, at, err = p.export(ctx, conn)
-		}
-	}
+		id, at, err = p.export(ctx, conn)
+		return err
+	})
 	if err != nil {
-		if conn != nil {
-			conn.Close(context.Background())
+		if ready != nil {
+			ready()
 		}
 		return nil, fmt.Errorf("exporting a snapshot of %s: %w", p.c.Database, err)
 	}
@@ -212,15 +203,22 @@ func (s *pgSnapshot) Dump(ctx context.Context, w io.Writer) (Info, error) {
 	return info, err
 }
 
+// Close ends the exporting transaction (the server drops the snapshot)
+// and gives the connection back to be kept warm; one that cannot end it
+// is closed, which ends it too.
 func (s *pgSnapshot) Close() error {
 	if s.conn == nil {
 		return nil
 	}
+	conn := s.conn
+	s.conn = nil
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := s.conn.Close(ctx) // ends the transaction: the server drops the snapshot
-	s.conn = nil
-	return err
+	if _, err := conn.Exec(ctx, "ROLLBACK").ReadAll(); err != nil {
+		return conn.Close(ctx)
+	}
+	s.p.conns.put(s.p.connKey(), conn)
+	return nil
 }
 
 // Snapshot implements Snapshotter: mysqldump runs to a file in scratch.
