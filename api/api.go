@@ -16,7 +16,7 @@
 //
 //	GET    /healthz                                   "ok", no auth
 //	GET    /v1/ping                                    Ping
-//	GET    /v1/dots                                    []dotmesh.DotStatus
+//	GET    /v1/dots                                    []dotmesh.DotStatus (DotList with ListIncomingHeader)
 //	POST   /v1/dots                                    CreateDotRequest -> dotmesh.Dot
 //	GET    /v1/dots/{ns}/{dot}                         dotmesh.DotStatus
 //	DELETE /v1/dots/{ns}/{dot}
@@ -70,6 +70,19 @@ type Ping struct {
 	Version  string   `json:"version"`
 	Backends []string `json:"backends"`
 	User     string   `json:"user"`
+}
+
+// ListIncomingHeader, set to "1" on GET /v1/dots, asks for a DotList:
+// the dots and the unfinished incoming transfers the caller may read
+// (GET /v1/incoming's answer) in one answer, so that a listing for people
+// is one request. A node that predates it ignores it and answers the
+// plain array, which a client tells by the answer's first byte.
+const ListIncomingHeader = "Dotmesh-List-Incoming"
+
+// DotList answers GET /v1/dots with ListIncomingHeader.
+type DotList struct {
+	Dots     []dotmesh.DotStatus        `json:"dots"`
+	Incoming []dotmesh.IncomingTransfer `json:"incoming"`
 }
 
 // CreateDotRequest creates a dot.

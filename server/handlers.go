@@ -31,7 +31,8 @@ func (s *server) me(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, principal(r))
 }
 
-// listDots lists the dots the caller may read.
+// listDots lists the dots the caller may read; with
+// api.ListIncomingHeader, also the incoming transfers (api.DotList).
 func (s *server) listDots(w http.ResponseWriter, r *http.Request) {
 	if !noQuery(w, r) {
 		return
@@ -40,7 +41,12 @@ func (s *server) listDots(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		dots, err = readable(r.Context(), s, principal(r), dots, func(d dotmesh.DotStatus) dotmesh.DotName { return d.Dot.DotName() })
 	}
-	reply(w, http.StatusOK, nonNil(dots), err)
+	if err != nil || r.Header.Get(api.ListIncomingHeader) != "1" {
+		reply(w, http.StatusOK, nonNil(dots), err)
+		return
+	}
+	ts, err := s.readableIncoming(r)
+	reply(w, http.StatusOK, api.DotList{Dots: nonNil(dots), Incoming: nonNil(ts)}, err)
 }
 
 // newDotName is the dot a CreateDotRequest names; no namespace means the
