@@ -27,10 +27,10 @@ func (c *Client) ListDotsTable(ctx context.Context) ([]dotmesh.DotStatus, error)
 // ListDotsTableIncoming is ListDotsTable with the node's unfinished
 // incoming transfers (IncomingTransfers), which a listing for people
 // shows below its table: one request to a node that answers
-// api.ListIncomingHeader, two to one that predates it.
+// api.ListTableHeader, two to one that predates it.
 func (c *Client) ListDotsTableIncoming(ctx context.Context) ([]dotmesh.DotStatus, []dotmesh.IncomingTransfer, error) {
 	var out api.DotList
-	hdr := http.Header{api.ListIncomingHeader: {"1"}}
+	hdr := http.Header{api.ListTableHeader: {"1"}}
 	ans := dotListAnswer{out: &out}
 	if err := c.call(ctx, nil, http.MethodGet, "/v1/dots", nil, hdr, nil, &ans); err != nil {
 		return nil, nil, err
@@ -46,7 +46,7 @@ func (c *Client) ListDotsTableIncoming(ctx context.Context) ([]dotmesh.DotStatus
 }
 
 // dotListAnswer decodes an api.DotList, or the plain array of dots that
-// a node without api.ListIncomingHeader sends (combined stays false),
+// a node without api.ListTableHeader sends (combined stays false),
 // skipping the dots' heads and branches (ListDotsTable).
 type dotListAnswer struct {
 	out      *api.DotList

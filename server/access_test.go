@@ -387,17 +387,41 @@ func TestIncomingFiltered(t *testing.T) {
 		t.Fatalf("bob's incoming: %+v %v", in, err)
 	}
 	// A listing for people has them too, in one request; from a node that
-	// predates api.ListIncomingHeader (here: the header taken away), in two.
+	// predates api.ListTableHeader (here: the header taken away), in two.
 	var requests atomic.Int32
 	var oldNode atomic.Bool
 	h := hub.Server.Config.Handler
 	hub.Server.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
 		if oldNode.Load() {
-			r.Header.Del(api.ListIncomingHeader)
+			r.Header.Del(api.ListTableHeader)
 		}
 		h.ServeHTTP(w, r)
 	})
+	// The answer leaves out what a table does not show.
+	if _, err := hub.Node.CreateDot(ctx, app, dotmesh.CreateDotOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hub.Node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one", AllowEmpty: true}); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest("GET", hub.URL+"/v1/dots", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(api.AdminUser, hub.Key)
+	req.Header.Set(api.ListTableHeader, "1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var list api.DotList
+	mustJSON(t, body, &list)
+	if len(list.Dots) != 1 || list.Dots[0].Commits != 1 || list.Dots[0].Head != nil || list.Dots[0].Branches != nil || len(list.Incoming) != 1 {
+		t.Fatalf("a table's listing: %s", body)
+	}
 	for _, old := range []bool{false, true} {
 		oldNode.Store(old)
 		for who, c := range map[string]*client.Client{"admin": admin, "alice": alice, "bob": bob} {
