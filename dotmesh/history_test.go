@@ -196,14 +196,7 @@ func requireHistoryJSON(t *testing.T, n *dotmesh.Node, ref string, skip, limit i
 // deleted as a gc elsewhere would) through the watch, within a second.
 func TestHistoryKeepsUnchangedRecords(t *testing.T) {
 	ctx := context.Background()
-	e := &env{t: t, dir: t.TempDir()}
-	var cs *commitReadsStore
-	e.open(func(s dotmesh.ClusterStore) dotmesh.ClusterStore { cs = &commitReadsStore{ClusterStore: s}; return cs })
-	_, err := e.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
-	require.NoError(t, err)
-	for i := 0; i < 3; i++ {
-		e.commit("m")
-	}
+	e, cs := newCountedDot(t)
 	whole := func() []*dotmesh.Commit {
 		t.Helper()
 		all, _, err := e.node.History(ctx, app, "", "", 0, 0)
