@@ -16,7 +16,7 @@
 //
 //	GET    /healthz                                   "ok", no auth
 //	GET    /v1/ping                                    Ping
-//	GET    /v1/dots                                    []dotmesh.DotStatus
+//	GET    /v1/dots                                    []dotmesh.DotStatus (DotList with ListTableHeader)
 //	POST   /v1/dots                                    CreateDotRequest -> dotmesh.Dot
 //	GET    /v1/dots/{ns}/{dot}                         dotmesh.DotStatus
 //	DELETE /v1/dots/{ns}/{dot}
@@ -70,6 +70,20 @@ type Ping struct {
 	Version  string   `json:"version"`
 	Backends []string `json:"backends"`
 	User     string   `json:"user"`
+}
+
+// ListTableHeader, set to "1" on GET /v1/dots, asks for what a table of
+// dots for people shows, as a DotList: the dots without their Head and
+// Branches, and the unfinished incoming transfers the caller may read
+// (GET /v1/incoming's answer), in one answer and one request. A node that
+// predates it ignores it and answers the plain array, which a client
+// tells by the answer's first byte.
+const ListTableHeader = "Dotmesh-List-Table"
+
+// DotList answers GET /v1/dots with ListTableHeader.
+type DotList struct {
+	Dots     []dotmesh.DotStatus        `json:"dots"`
+	Incoming []dotmesh.IncomingTransfer `json:"incoming"`
 }
 
 // CreateDotRequest creates a dot.

@@ -3,11 +3,13 @@ package client
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -20,6 +22,53 @@ func (c *Client) ListDotsTable(ctx context.Context) ([]dotmesh.DotStatus, error)
 		return nil, err
 	}
 	return out, nil
+}
+
+// ListDotsTableIncoming is ListDotsTable with the node's unfinished
+// incoming transfers (IncomingTransfers), which a listing for people
+// shows below its table: one request to a node that answers
+// api.ListTableHeader, two to one that predates it.
+func (c *Client) ListDotsTableIncoming(ctx context.Context) ([]dotmesh.DotStatus, []dotmesh.IncomingTransfer, error) {
+	var out api.DotList
+	hdr := http.Header{api.ListTableHeader: {"1"}}
+	ans := dotListAnswer{out: &out}
+	if err := c.call(ctx, nil, http.MethodGet, "/v1/dots", nil, hdr, nil, &ans); err != nil {
+		return nil, nil, err
+	}
+	if !ans.combined { // an older node: the dots alone
+		ts, err := c.IncomingTransfers(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		out.Incoming = ts
+	}
+	return out.Dots, out.Incoming, nil
+}
+
+// dotListAnswer decodes an api.DotList, or the plain array of dots that
+// a node without api.ListTableHeader sends (combined stays false),
+// skipping the dots' heads and branches (ListDotsTable).
+type dotListAnswer struct {
+	out      *api.DotList
+	combined bool
+}
+
+func (a *dotListAnswer) decodeAnswer(body io.Reader) error {
+	dec := jsontext.NewDecoder(body)
+	var err error
+	if dec.PeekKind() == '[' {
+		err = jsonv2.UnmarshalDecode(dec, &a.out.Dots, skipTableFields)
+	} else {
+		a.combined = true
+		err = jsonv2.UnmarshalDecode(dec, a.out, skipTableFields)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := dec.ReadToken(); err != io.EOF { // only the end may follow
+		return fmt.Errorf("more follows a dot list (%v)", err)
+	}
+	return nil
 }
 
 // skipTableFields skips DotStatus's head and branches.

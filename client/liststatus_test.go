@@ -1,12 +1,14 @@
 package client
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
 
 	jsonv2 "github.com/go-json-experiment/json"
 
+	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -79,6 +81,66 @@ func FuzzDecodeTableStatus(f *testing.F) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("%q: %+v; the decoder gives %+v", b, got, want)
+		}
+	})
+}
+
+// decodeDotList decodes b as ListDotsTableIncoming decodes an answer.
+func decodeDotList(b []byte) (api.DotList, bool, error) {
+	var out api.DotList
+	a := dotListAnswer{out: &out}
+	err := a.decodeAnswer(bytes.NewReader(b))
+	return out, a.combined, err
+}
+
+func TestDecodeDotList(t *testing.T) {
+	st := []dotmesh.DotStatus{{Dot: &dotmesh.Dot{ID: "d1", Namespace: "admin", Name: "app", Current: "master"}, Commits: 3, Head: &dotmesh.Commit{ID: "c1"}}}
+	in := []dotmesh.IncomingTransfer{{Namespace: "alice", Name: "app", Branch: "master", Bytes: 7, Commits: 1}}
+	plain, _ := json.Marshal(st)
+	both, _ := json.Marshal(api.DotList{Dots: st, Incoming: in})
+	wantDots := []dotmesh.DotStatus{{Dot: st[0].Dot, Commits: 3}} // no head in a table
+	if got, combined, err := decodeDotList(plain); err != nil || combined || !reflect.DeepEqual(got.Dots, wantDots) || got.Incoming != nil {
+		t.Errorf("an older node's array: %+v, combined %v, %v", got, combined, err)
+	}
+	if got, combined, err := decodeDotList(both); err != nil || !combined || !reflect.DeepEqual(got, api.DotList{Dots: wantDots, Incoming: in}) {
+		t.Errorf("a dot list: %+v, combined %v, %v", got, combined, err)
+	}
+	for _, bad := range []string{``, `[`, `[] []`, `{} x`, `{"dots":{}}`, `{"incoming":[1]}`, `"x"`, `[{"commits":"x"}]`} {
+		if got, _, err := decodeDotList([]byte(bad)); err == nil {
+			t.Errorf("%q: decoded as %+v, want an error", bad, got)
+		}
+	}
+}
+
+// Whatever the bytes, a list or an error, never a panic; where the JSON
+// v2 decoder accepts the answer as a DotList (or, starting with '[', as
+// an older node's array), the same dots, without heads and branch names.
+func FuzzDecodeDotList(f *testing.F) {
+	f.Add([]byte(`{"dots":[{"dot":{"id":"d","namespace":"admin","name":"a"},"commits":2,"head":{"id":"c"}}],"incoming":[{"namespace":"alice","name":"a","bytes":3}]}`))
+	f.Add([]byte(`[{"dot":{"name":"a"},"branches":["x"]}]`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, combined, err := decodeDotList(b)
+		t0 := bytes.TrimLeft(b, " \t\r\n")
+		array := len(t0) > 0 && t0[0] == '['
+		var want api.DotList
+		var werr error
+		if array {
+			werr = jsonv2.Unmarshal(b, &want.Dots)
+		} else {
+			werr = jsonv2.Unmarshal(b, &want)
+		}
+		if werr != nil {
+			return
+		}
+		for i := range want.Dots {
+			want.Dots[i].Head, want.Dots[i].Branches = nil, nil
+		}
+		if err != nil {
+			t.Fatalf("%q: %v; the decoder gives %+v", b, err, want)
+		}
+		if !reflect.DeepEqual(got, want) || combined == array {
+			t.Fatalf("%q: %+v (combined %v); the decoder gives %+v", b, got, combined, want)
 		}
 	})
 }

@@ -168,6 +168,26 @@ func (r registry) linkReader(ctx context.Context, id DotID, reads int) (linkRead
 	return &pointLinks{ctx: ctx, r: r, dot: id, got: commitLinks{}}, nil
 }
 
+// historyReader is linkReader for reading a history from head, where a
+// listing may be the records kept from the last one while the dot's did
+// not change (listcache.go): a log of a long history is not a listing of
+// every record each time. Writes resolve with linkReader, which reads
+// what the store holds now, not what the watch told this node of.
+func (r registry) historyReader(ctx context.Context, id DotID, reads int, head CommitID) (linkReader, error) {
+	if (reads > 0 && reads <= maxPointReads) || r.lc == nil {
+		return r.linkReader(ctx, id, reads)
+	}
+	ls, stamp, ok := r.lc.keptLinks(id, head)
+	if ok {
+		return ls, nil
+	}
+	ls, err := r.links(ctx, id)
+	if err == nil {
+		r.lc.keepLinks(id, stamp, ls)
+	}
+	return ls, err
+}
+
 func (p *pointLinks) link(id CommitID) (commitLink, bool, error) {
 	if l, ok := p.got[id]; ok || p.listed {
 		return l, ok, nil
@@ -259,7 +279,8 @@ func (n *Node) LogPage(ctx context.Context, name DotName, branch string, skip, l
 	if err != nil {
 		return nil, false, err
 	}
-	lr, err := n.reg.linkReader(ctx, d.ID, skip+limit+1)
+	n.lists.start(n.store, n.log.Warn)
+	lr, err := n.reg.historyReader(ctx, d.ID, skip+limit+1, b.Head)
 	if err != nil {
 		return nil, false, err
 	}
@@ -426,7 +447,8 @@ func (n *Node) historyIDs(ctx context.Context, dot DotName, branch, ref string, 
 	if limit > 0 && r.Prefix == "" {
 		reads = r.Back + skip + limit + 1
 	}
-	if lr, err = n.reg.linkReader(ctx, d.ID, reads); err != nil {
+	n.lists.start(n.store, n.log.Warn)
+	if lr, err = n.reg.historyReader(ctx, d.ID, reads, b.Head); err != nil {
 		return nil, nil, false, false, err
 	}
 	start, err := n.resolveIn(ctx, d, b, r, lr)

@@ -113,6 +113,20 @@ func (s *commitReadsStore) Scan(ctx context.Context, prefix string, fn func(key,
 	return s.ClusterStore.(dotmesh.Scanner).Scan(ctx, prefix, fn)
 }
 
+// newCountedDot opens a node whose store counts the reads of commit
+// records, with dot app of three commits.
+func newCountedDot(t *testing.T) (*env, *commitReadsStore) {
+	e := &env{t: t, dir: t.TempDir()}
+	var cs *commitReadsStore
+	e.open(func(s dotmesh.ClusterStore) dotmesh.ClusterStore { cs = &commitReadsStore{ClusterStore: s}; return cs })
+	_, err := e.node.CreateDot(context.Background(), app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	for i := 0; i < 3; i++ {
+		e.commit("m")
+	}
+	return e, cs
+}
+
 // A listing remembers each dot's history count and head while its
 // commit records stay as they were: a second listing reads none of them;
 // a commit through the node is seen at once, and a change another node
@@ -120,14 +134,7 @@ func (s *commitReadsStore) Scan(ctx context.Context, prefix string, fn func(key,
 // elsewhere would) through the watch on the records, within a second.
 func TestListDotsRemembersHistories(t *testing.T) {
 	ctx := context.Background()
-	e := &env{t: t, dir: t.TempDir()}
-	var cs *commitReadsStore
-	e.open(func(s dotmesh.ClusterStore) dotmesh.ClusterStore { cs = &commitReadsStore{ClusterStore: s}; return cs })
-	_, err := e.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
-	require.NoError(t, err)
-	for i := 0; i < 3; i++ {
-		e.commit("m")
-	}
+	e, cs := newCountedDot(t)
 	count := func() int {
 		t.Helper()
 		list, err := e.node.ListDots(ctx)

@@ -28,9 +28,15 @@ type listCache struct {
 	epoch   uint64            // bumped when the watch starts (again)
 	gen     map[DotID]uint64  // bumped at every write of a dot's commit records
 	byDot   map[DotID]dotHist // valid while gen[dot] is still entry.gen
-	started bool              // watch started (once)
-	cancel  context.CancelFunc
-	done    chan struct{}
+	// links are the commit records of dots whose history a long walk
+	// listed (linkReader), kept by the same rule as byDot and bounded by
+	// their bytes, so that a log of a long history that did not change is
+	// not a listing of every record again (a third of its node time).
+	links      map[DotID]keptLinks
+	linksBytes int
+	started    bool // watch started (once)
+	cancel     context.CancelFunc
+	done       chan struct{}
 }
 
 // dotHist is a dot's remembered history: head, its count and record.
@@ -59,6 +65,72 @@ func (lc *listCache) touchLocked(id DotID) {
 	}
 	lc.gen[id]++
 	delete(lc.byDot, id)
+	lc.dropLinks(id)
+}
+
+// keptLinks are a dot's commit records as a walk listed them, with the
+// stamp they were read under and their size.
+type keptLinks struct {
+	ls    commitLinks
+	gen   uint64
+	epoch uint64
+	size  int
+}
+
+// maxKeptLinks bounds the bytes of the records links keeps: two histories
+// of 10,000 commits of some 500 bytes.
+const maxKeptLinks = 12 << 20
+
+// keptLinks returns dot id's kept commit records if they hold head
+// (empty: any) and did not change since they were listed; else a stamp to
+// keep fresh ones with (taken before they are read). Callers must not
+// change what they get.
+func (lc *listCache) keptLinks(id DotID, head CommitID) (commitLinks, keptLinks, bool) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	stamp := keptLinks{gen: lc.gen[id], epoch: lc.epoch}
+	k, ok := lc.links[id]
+	if !lc.running || !ok || k.gen != stamp.gen || k.epoch != stamp.epoch {
+		return nil, stamp, false
+	}
+	if _, has := k.ls[head]; head != "" && !has { // written by another node, not seen yet
+		return nil, stamp, false
+	}
+	return k.ls, stamp, true
+}
+
+// keepLinks keeps ls, read under stamp, unless the dot's records may have
+// changed since (as remember), or they are too many to keep.
+func (lc *listCache) keepLinks(id DotID, stamp keptLinks, ls commitLinks) {
+	size := 0
+	for _, l := range ls {
+		size += len(l.kv.Key) + len(l.kv.Value) + 64 // and the map's entry
+	}
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if !lc.running || lc.gen[id] != stamp.gen || lc.epoch != stamp.epoch || size > maxKeptLinks {
+		return
+	}
+	lc.dropLinks(id)
+	for other := range lc.links { // full: drop others, in map order
+		if lc.linksBytes+size <= maxKeptLinks {
+			break
+		}
+		lc.dropLinks(other)
+	}
+	if lc.links == nil {
+		lc.links = make(map[DotID]keptLinks)
+	}
+	stamp.ls, stamp.size = ls, size
+	lc.links[id] = stamp
+	lc.linksBytes += size
+}
+
+func (lc *listCache) dropLinks(id DotID) {
+	if k, ok := lc.links[id]; ok {
+		delete(lc.links, id)
+		lc.linksBytes -= k.size
+	}
 }
 
 // commitKeyDot is the dot of a commit record's key.
@@ -158,6 +230,7 @@ func (lc *listCache) watch(ctx context.Context, s ClusterStore, log func(msg str
 		lc.mu.Lock()
 		lc.running = false
 		lc.byDot = nil
+		lc.links, lc.linksBytes = nil, 0
 		lc.mu.Unlock()
 		if ctx.Err() != nil {
 			return

@@ -133,7 +133,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	}
 	ks := newKeepingStore(opts.Store, n)
 	ks.off = opts.Cluster != nil
-	n.store, n.reg = ks, registry{s: ks, cc: newCommitCache(commitCacheBytes)}
+	n.store, n.reg = ks, registry{s: ks, cc: newCommitCache(commitCacheBytes), lc: &n.lists}
 	if n.now == nil {
 		n.now = time.Now
 	}

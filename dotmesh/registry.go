@@ -12,6 +12,7 @@ import (
 type registry struct {
 	s  ClusterStore
 	cc *commitCache // nil: commits are decoded on every read
+	lc *listCache   // nil: a long walk lists the records every time
 }
 
 func encode(v any) []byte {

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -382,6 +385,62 @@ func TestIncomingFiltered(t *testing.T) {
 	}
 	if in, err := bob.IncomingTransfers(ctx); err != nil || len(in) != 0 {
 		t.Fatalf("bob's incoming: %+v %v", in, err)
+	}
+	// A listing for people has them too, in one request; from a node that
+	// predates api.ListTableHeader (here: the header taken away), in two.
+	var requests atomic.Int32
+	var oldNode atomic.Bool
+	h := hub.Server.Config.Handler
+	hub.Server.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if oldNode.Load() {
+			r.Header.Del(api.ListTableHeader)
+		}
+		h.ServeHTTP(w, r)
+	})
+	// The answer leaves out what a table does not show.
+	if _, err := hub.Node.CreateDot(ctx, app, dotmesh.CreateDotOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hub.Node.Commit(ctx, app, "", dotmesh.CommitOptions{Message: "one", AllowEmpty: true}); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest("GET", hub.URL+"/v1/dots", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(api.AdminUser, hub.Key)
+	req.Header.Set(api.ListTableHeader, "1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var list api.DotList
+	mustJSON(t, body, &list)
+	if len(list.Dots) != 1 || list.Dots[0].Commits != 1 || list.Dots[0].Head != nil || list.Dots[0].Branches != nil || len(list.Incoming) != 1 {
+		t.Fatalf("a table's listing: %s", body)
+	}
+	for _, old := range []bool{false, true} {
+		oldNode.Store(old)
+		for who, c := range map[string]*client.Client{"admin": admin, "alice": alice, "bob": bob} {
+			requests.Store(0)
+			dots, in, err := c.ListDotsTableIncoming(ctx)
+			want, wantRequests := 1, 1
+			if who == "bob" {
+				want = 0
+			}
+			if old {
+				wantRequests = 2
+			}
+			if err != nil || len(in) != want || (want == 1 && in[0].Namespace != "alice") || requests.Load() != int32(wantRequests) {
+				t.Fatalf("old node %v: %s's listing: incoming %+v, %v, in %d requests (want %d)", old, who, in, err, requests.Load(), wantRequests)
+			}
+			if all, err := c.ListDotsTable(ctx); err != nil || !reflect.DeepEqual(all, dots) {
+				t.Fatalf("old node %v: %s's listing: dots %+v, ListDotsTable %+v, %v", old, who, dots, all, err)
+			}
+		}
 	}
 	var pe *dotmesh.PermissionError
 	if _, err := bob.AbortIncoming(ctx, target, ""); !errors.As(err, &pe) || pe.Need != dotmesh.RoleWrite {

@@ -31,7 +31,9 @@ func (s *server) me(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, principal(r))
 }
 
-// listDots lists the dots the caller may read.
+// listDots lists the dots the caller may read; with api.ListTableHeader,
+// what a table shows (api.DotList): without heads and branch names, which
+// were most of encoding 1,001 dots, and with the incoming transfers.
 func (s *server) listDots(w http.ResponseWriter, r *http.Request) {
 	if !noQuery(w, r) {
 		return
@@ -40,7 +42,15 @@ func (s *server) listDots(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		dots, err = readable(r.Context(), s, principal(r), dots, func(d dotmesh.DotStatus) dotmesh.DotName { return d.Dot.DotName() })
 	}
-	reply(w, http.StatusOK, nonNil(dots), err)
+	if err != nil || r.Header.Get(api.ListTableHeader) != "1" {
+		reply(w, http.StatusOK, nonNil(dots), err)
+		return
+	}
+	for i := range dots {
+		dots[i].Head, dots[i].Branches = nil, nil
+	}
+	ts, err := s.readableIncoming(r)
+	reply(w, http.StatusOK, api.DotList{Dots: nonNil(dots), Incoming: nonNil(ts)}, err)
 }
 
 // newDotName is the dot a CreateDotRequest names; no namespace means the

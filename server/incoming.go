@@ -11,13 +11,19 @@ func (s *server) incoming(w http.ResponseWriter, r *http.Request) {
 	if !noQuery(w, r) {
 		return
 	}
-	ts, err := s.node.TransferPeer().Incoming(r.Context())
-	if err == nil {
-		ts, err = readable(r.Context(), s, principal(r), ts, func(t dotmesh.IncomingTransfer) dotmesh.DotName {
-			return dotmesh.DotName{Namespace: t.Namespace, Name: t.Name}
-		})
-	}
+	ts, err := s.readableIncoming(r)
 	reply(w, http.StatusOK, ts, err)
+}
+
+// readableIncoming is the node's incoming transfers the caller may read.
+func (s *server) readableIncoming(r *http.Request) ([]dotmesh.IncomingTransfer, error) {
+	ts, err := s.node.TransferPeer().Incoming(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	return readable(r.Context(), s, principal(r), ts, func(t dotmesh.IncomingTransfer) dotmesh.DotName {
+		return dotmesh.DotName{Namespace: t.Namespace, Name: t.Name}
+	})
 }
 
 func abortTarget(p dotmesh.Principal, req *api.AbortIncomingRequest) (dotmesh.DotName, error) {

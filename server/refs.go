@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -118,26 +119,25 @@ func writeHistoryPage(w http.ResponseWriter, cs []dotmesh.CommitJSON, more bool,
 		return
 	}
 	rest = rest[len(`{"commits":null`) : len(rest)-1] // "" or `,"more":true,…`
-	n := len(rest) + len(`{"commits":[]}`) + 1
-	for _, c := range cs {
-		n += len(c.JSON) + 1
-	}
-	b := make([]byte, 0, n)
-	b = append(b, '{')
-	if len(rest) > 0 {
-		b = append(b, rest[1:]...)
-		b = append(b, ',')
-	}
-	b = append(b, `"commits":[`...)
-	for i, c := range cs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, c.JSON...)
-	}
-	b = append(b, "]}\n"...)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+	// Written through a buffer as the records are, not gathered into one
+	// slice first: a page of 10,000 commits was a 5 MB copy before its
+	// first byte went out.
+	b := bufio.NewWriterSize(w, 64<<10)
+	b.WriteByte('{')
+	if len(rest) > 0 {
+		b.Write(rest[1:])
+		b.WriteByte(',')
+	}
+	b.WriteString(`"commits":[`)
+	for i, c := range cs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(c.JSON)
+	}
+	b.WriteString("]}\n")
+	_ = b.Flush() // a client gone: nothing to tell it
 }

@@ -130,11 +130,16 @@ the dots they choose, as --all of commit, push, pull, reset and tag would.`,
 				return err
 			}
 			fewerGCs()
-			list := s.c.ListDotsTable // a table shows no head nor branch names
-			if a.jsonOut {
-				list = s.c.ListDots
+			var dots []dotmesh.DotStatus
+			var incoming []dotmesh.IncomingTransfer
+			switch {
+			case a.jsonOut:
+				dots, err = s.c.ListDots(cmd.Context())
+			case a.scripting: // a table shows no head nor branch names
+				dots, err = s.c.ListDotsTable(cmd.Context())
+			default: // and for people, the transfers cut off, in one request
+				dots, incoming, err = s.c.ListDotsTableIncoming(cmd.Context())
 			}
-			dots, err := list(cmd.Context())
 			if err != nil {
 				return s.wrap(err)
 			}
@@ -196,9 +201,7 @@ the dots they choose, as --all of commit, push, pull, reset and tag would.`,
 				return err
 			}
 			// Transfers cut off hold storage too: say so (not in -H).
-			if ts, err := s.c.IncomingTransfers(cmd.Context()); err == nil {
-				printIncoming(a.out(), ts)
-			}
+			printIncoming(a.out(), incoming)
 			return nil
 		},
 	}
