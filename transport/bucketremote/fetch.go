@@ -42,20 +42,38 @@ func (r *Remote) FetchCommit(ctx context.Context, dot dotmesh.DotName, id dotmes
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
-	done := make(chan struct{})
+	done, start := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
+		// The reads start with the stream's first read: a receiving
+		// node in this process has attached its chunk sink by then;
+		// chunks read ahead before that were offered to no one (a
+		// small dot's cut clone could stage nothing).
+		select {
+		case <-start:
+		case <-ctx.Done():
+			pw.CloseWithError(ctx.Err())
+			return
+		}
 		pw.CloseWithError(r.writeCommit(ctx, rec, baseRec, pw))
 	}()
-	return &fetchReader{PipeReader: pr, cancel: cancel, done: done}, nil
+	return &fetchReader{PipeReader: pr, cancel: cancel, done: done, start: start}, nil
 }
 
-// fetchReader is FetchCommit's stream: Close stops its writer and waits
-// for it, so nothing of a fetch outlives its reader.
+// fetchReader is FetchCommit's stream: its first Read starts the
+// writer; Close stops it and waits for it, so nothing of a fetch
+// outlives its reader.
 type fetchReader struct {
 	*io.PipeReader
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+	start   chan struct{}
+	started sync.Once
+}
+
+func (f *fetchReader) Read(p []byte) (int, error) {
+	f.started.Do(func() { close(f.start) })
+	return f.PipeReader.Read(p)
 }
 
 func (f *fetchReader) Close() error {
