@@ -7,7 +7,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -193,31 +192,15 @@ func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c
 	}
 	// The transfer's record shows it (IncomingTransfers) and keeps it
 	// from expiring while bytes flow; a run that fails leaves its count.
-	// It is written while the backend receives (its fsync overlaps the
-	// stream) and is in place before the commit's record: it only shows
-	// the transfer, so a crash before it leaves received data that no
-	// record knows, which reconcile (or dropLeftover) removes. A refused
-	// write (an abort meanwhile) stops the receive.
 	act.bytes.Store(n.previousBytes(ctx, t.dot.ID, branch))
-	touched := make(chan error, 1)
-	go func() {
-		err := n.touchIncoming(ctx, t, branch, act.bytes.Load())
-		if err != nil {
-			act.cancel()
-		}
-		touched <- err
-	}()
-	awaitTouch := sync.OnceValue(func() error { return <-touched })
+	if err := n.touchIncoming(ctx, t, branch, act.bytes.Load()); err != nil {
+		return err
+	}
 	defer func() {
-		if err != nil && awaitTouch() == nil {
+		if err != nil {
 			if terr := n.touchIncoming(context.WithoutCancel(ctx), t, branch, act.bytes.Load()); terr != nil {
 				n.log.WarnContext(ctx, "recording the bytes an interrupted receive got", "dot", name.String(), "err", terr)
 			}
-		}
-	}()
-	defer func() {
-		if terr := awaitTouch(); terr != nil && err == nil {
-			err = terr
 		}
 	}()
 	r = &refreshingReader{ctx: ctx, r: r, a: act, every: n.refreshEvery(), last: n.now(), now: n.now, refresh: func(total int64) {
@@ -265,14 +248,6 @@ func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c
 	default:
 		err = t.be.Receive(ctx, ref, baseRef, r)
 	}
-	if terr := awaitTouch(); terr != nil && (err == nil || !isContextErr(terr)) {
-		if err == nil {
-			if derr := t.be.DeleteCommit(context.WithoutCancel(ctx), ref); derr != nil {
-				n.log.WarnContext(ctx, "removing data of a received commit whose transfer was aborted", "commit", c.ID, "err", derr)
-			}
-		}
-		return terr
-	}
 	if err != nil {
 		return fmt.Errorf("receiving commit %s of %s: %w", c.ID, name, err)
 	}
@@ -289,10 +264,6 @@ func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c
 	}
 	n.log.InfoContext(ctx, "received commit", "dot", name.String(), "branch", branch, "commit", c.ID, "format", format)
 	return nil
-}
-
-func isContextErr(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // dropLeftover removes data of ref that an interrupted receive stored
