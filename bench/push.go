@@ -38,7 +38,8 @@ import (
 // overwrites 1% of it in place, spread out: 256 KiB runs at random,
 // unaligned offsets of random files (a database changes pages here and
 // there), commits (not timed) and times the push and the reference, in
-// turns first. Ratios are taken within a run and their median reported.
+// turns first; on zfs each after the nodes' work behind their answers has
+// ended (settle). Ratios are taken within a run and their median reported.
 //
 // zfs-fuse wedges under concurrent use, so nothing here runs two zfs jobs
 // at once beyond the one send|receive pair a push itself is.
@@ -426,6 +427,7 @@ func pushZFS(dm string, size int64, runs int, keep bool) (rows []func(*verdicts)
 			steps[0], steps[1] = steps[1], steps[0]
 		}
 		for _, step := range steps {
+			settle()
 			if err := step(); err != nil {
 				return nil, err
 			}
@@ -436,6 +438,21 @@ func pushZFS(dm string, size int64, runs int, keep bool) (rows []func(*verdicts)
 		prev = cur
 	}
 	return report(samples, "zfs", "zfs send -i bytes", "zfs send -i | zfs receive", 1.2), nil
+}
+
+// settleFor is how long a timed zfs step waits for the work the nodes do
+// behind their answers (kept registry records after a quiet 400 ms, the
+// retired working state after a push; at most a few zfs commands) to end:
+// the step that ran first in a run paid for the commit's share before, and
+// the reference for the push's.
+const settleFor = 2 * time.Second
+
+// settle starts a timed step on an idle pool: nothing of the nodes' behind
+// work left, the page cache written out.
+func settle() {
+	syscall.Sync()
+	time.Sleep(settleFor)
+	syscall.Sync()
 }
 
 // findSnaps returns the full names of the snapshots named after the

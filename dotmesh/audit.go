@@ -68,7 +68,8 @@ type PendingAudit struct {
 type pendingAuditKey struct{}
 
 // WithAudit returns a context that carries r to the verb called with it.
-// A verb that supports it (Commit) completes r with what it changed (the
+// A verb that supports it (Commit, a transfer's Finish that moves an
+// existing branch) completes r with what it changed (the
 // branch and commit) and writes it in the transaction of the change;
 // Written then reports true. A call that fails or changes nothing writes
 // nothing: the caller records what it records of those itself.

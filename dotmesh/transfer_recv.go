@@ -430,10 +430,13 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 		n.log.InfoContext(ctx, "stashed diverged commits", "dot", name.String(), "branch", branch, "stash", stash, "common", common)
 	}
 	// The transfer stops being incoming in the transaction that moves
-	// the head: one registry write (and fsync) less.
-	if _, err := n.restoreLocked(ctx, t.be, t.dot, b, rev, head, DeleteOp(incomingKey(t.dot.ID, branch))); err != nil {
+	// the head, which also holds the caller's audit record (WithAudit):
+	// registry writes (and fsyncs) less.
+	audit, audited := n.auditOps(ctx, func(r *AuditRecord) { r.Branch, r.Commit = branch, string(head.ID) })
+	if _, err := n.restoreLocked(ctx, t.be, t.dot, b, rev, head, append([]Op{DeleteOp(incomingKey(t.dot.ID, branch))}, audit...)...); err != nil {
 		return nil, fmt.Errorf("updating the working state of %s@%s to %s: %w", name, branch, short(head.ID), err)
 	}
+	audited()
 	incomingGone = true
 	n.log.InfoContext(ctx, "transfer moved branch", "dot", name.String(), "branch", branch, "head", head.ID)
 	return res, nil

@@ -299,6 +299,21 @@ func TestTransferNamespaces(t *testing.T) {
 	if err != nil || len(hubAudit) != 1 || hubAudit[0].Action != "push" || hubAudit[0].User != "alice" || hubAudit[0].Dot != "alice/app" || hubAudit[0].Commit != string(lapAudit[0].Commit) {
 		t.Fatalf("the hub's audit of the push: %+v %v", hubAudit, err)
 	}
+	// A push that moves the hub's existing branch: its Finish rides on the
+	// commit's request and writes the audit record in the head's
+	// transaction, once.
+	second, err := carol.CommitWith(ctx, dotmesh.DotName{Name: "app"}, api.CommitRequest{Message: "second", AllowEmpty: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := carol.Transfer(ctx, api.TransferRequest{Op: "push", Dot: "app", Remote: remote}, nil); err != nil || res.Commits != 1 {
+		t.Fatalf("carol pushes a second commit of app to alice@hub: %+v %v", res, err)
+	}
+	hubAudit, _, err = hub.Node.Audit().List(ctx, dotmesh.AuditQuery{Limit: 2})
+	if err != nil || len(hubAudit) != 2 || hubAudit[0].Action != "push" || hubAudit[0].User != "alice" || hubAudit[0].Dot != "alice/app" ||
+		hubAudit[0].Branch != "master" || hubAudit[0].Commit != string(second.ID) || hubAudit[1].Commit != lapAudit[0].Commit {
+		t.Fatalf("the hub's audit of the second push (newest first; want one record of commit %s, then the first push's): %+v %v", second.ID, hubAudit, err)
+	}
 	// Pushing into bob's namespace is refused by the hub, as the peer's
 	// refusal.
 	_, err = carol.Transfer(ctx, api.TransferRequest{Op: "push", Dot: "app", RemoteDot: "bob/app", Remote: remote}, nil)

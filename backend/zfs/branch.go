@@ -36,8 +36,12 @@ func (b *Backend) CreateBranch(ctx context.Context, ref dotmesh.BranchRef, from 
 			return fmt.Errorf("%w: commit %s has no data in dot %s on this node", dotmesh.ErrNotFound, from, ref.Dot)
 		}
 	}
-	if err := b.ensureContainer(ctx, ref.Dot); err != nil {
-		return err
+	if !inv.exists {
+		// Not when it exists: a failed create counts as a change and
+		// costs the next transfer's State a listing.
+		if err := b.ensureContainer(ctx, ref.Dot); err != nil {
+			return err
+		}
 	}
 	d := b.genDataset(ref, inv.nextGen(ref.Branch))
 	if s == nil {
@@ -46,7 +50,15 @@ func (b *Backend) CreateBranch(ctx context.Context, ref dotmesh.BranchRef, from 
 		// Unmounted until first used, and known clean until then (see
 		// fsInfo.pristineAt): a branch that only receives transfers is
 		// never mounted.
+		seq := invSeq()
 		err = b.z.clone(ctx, s.snap(), d, mustProp(stateProp, stateLive), mustProp("mountpoint", "none"), mustProp(pristineProp, s.name))
+		if err == nil {
+			// The listing stays current: the first push into a dot
+			// ends here, and the next one's State needs no listing.
+			b.patchInventory(ref.Dot, seq, 1, func(rows []propRow) []propRow {
+				return cloneRows(rows, s, d, "no", "none", "0", s.name)
+			})
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("creating branch %s: %w", ref, err)

@@ -149,6 +149,20 @@ func (l *cmdLock) lock(ctx context.Context) (unlock func(), err error) {
 	}, nil
 }
 
+// busy marks a foreground command that takes no lock (a zfs send or
+// receive, which may run for minutes) as running until done is called, so
+// that work written behind waits for it: a push right after a commit
+// otherwise met that commit's record writes, which slowed its stream.
+func (l *cmdLock) busy(ctx context.Context) (done func()) {
+	if l == nil || isBehind(ctx) {
+		return func() {}
+	}
+	l.mu.Lock()
+	l.active++
+	l.mu.Unlock()
+	return l.foregroundDone
+}
+
 func (l *cmdLock) foregroundDone() {
 	l.mu.Lock()
 	l.active--

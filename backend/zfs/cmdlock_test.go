@@ -137,3 +137,35 @@ func TestCmdLockWaitQuiet(t *testing.T) {
 	var nilLock *cmdLock // OpenZFS: no lock, no waiting
 	nilLock.waitQuiet(ctx, time.Now().Add(time.Minute), never)
 }
+
+// TestCmdLockBusy: a send or receive (busy, no lock taken) makes work
+// behind the caller wait until quietFor after it ended; one run behind
+// does not; a nil lock (OpenZFS) marks nothing.
+func TestCmdLockBusy(t *testing.T) {
+	l := cmdLockAt(filepath.Join(t.TempDir(), "lock"))
+	ctx := context.Background()
+	never := func() bool { return false }
+	done := l.busy(ctx)
+	ended := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		done()
+		ended <- time.Now()
+	}()
+	l.waitQuiet(ctx, time.Now().Add(time.Minute), never)
+	if waited := time.Since(<-ended); waited < quietFor-10*time.Millisecond {
+		t.Fatalf("waitQuiet returned %v after the send ended, want >= %v", waited, quietFor)
+	}
+	// Long after: a busy run behind the caller changes nothing.
+	l.mu.Lock()
+	l.last = time.Now().Add(-time.Hour)
+	l.mu.Unlock()
+	l.busy(behind(ctx))()
+	start := time.Now()
+	l.waitQuiet(ctx, time.Now().Add(time.Minute), never)
+	if d := time.Since(start); d > quietFor/2 {
+		t.Fatalf("waitQuiet waited %v after a send run behind", d)
+	}
+	var nilLock *cmdLock
+	nilLock.busy(ctx)()
+}

@@ -370,13 +370,17 @@ func (b *Backend) finishSwitch(ctx context.Context, ref dotmesh.BranchRef, cur *
 		refquota = strconv.FormatInt(cur.refquota, 10)
 	}
 	b.patchInventory(ref.Dot, seq, 2+extra, func(rows []propRow) []propRow {
-		n := next.name
-		rows = withoutDataset(rows, cur.ds)
-		return append(rows,
-			propRow{n, "type", "filesystem"}, propRow{n, "origin", s.snap().String()},
-			propRow{n, "defer_destroy", "-"}, propRow{n, "mounted", mounted},
-			propRow{n, "mountpoint", mountpoint}, propRow{n, "referenced", propValue(rows, s.snap().String(), "referenced")},
-			propRow{n, "refquota", refquota},
-			propRow{n, stateProp, stateLive}, propRow{n, userBranchProp, "-"}, propRow{n, pristineProp, pristine})
+		return cloneRows(withoutDataset(rows, cur.ds), s, next, mounted, mountpoint, refquota, pristine)
 	})
+}
+
+// cloneRows appends to rows the listing rows of next, a live clone of s.
+func cloneRows(rows []propRow, s *snapInfo, next dataset, mounted, mountpoint, refquota, pristine string) []propRow {
+	n := next.name
+	return append(rows,
+		propRow{n, "type", "filesystem"}, propRow{n, "origin", s.snap().String()},
+		propRow{n, "defer_destroy", "-"}, propRow{n, "mounted", mounted},
+		propRow{n, "mountpoint", mountpoint}, propRow{n, "referenced", propValue(rows, s.snap().String(), "referenced")},
+		propRow{n, "refquota", refquota},
+		propRow{n, stateProp, stateLive}, propRow{n, userBranchProp, "-"}, propRow{n, pristineProp, pristine})
 }

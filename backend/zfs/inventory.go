@@ -258,6 +258,13 @@ func (b *Backend) patchInventory(dot dotmesh.DotID, seq, n uint64, edit func([]p
 	b.invs.m[dot] = c
 }
 
+// forgetInventory drops dot's cached listing, which zfs showed stale.
+func (b *Backend) forgetInventory(dot dotmesh.DotID) {
+	b.invs.mu.Lock()
+	delete(b.invs.m, dot)
+	b.invs.mu.Unlock()
+}
+
 // invSeq returns the change counter to pass to patchInventory, read
 // before the changes.
 func invSeq() uint64 { return zfsChanges.Load() }

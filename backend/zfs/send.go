@@ -61,6 +61,7 @@ func (b *Backend) Send(ctx context.Context, target dotmesh.CommitRef, base *dotm
 		})
 		if err != nil && fw == nil && !fresh && (errors.Is(err, ErrNoDataset) || errors.Is(err, ErrNotIncrement)) {
 			b.log.DebugContext(ctx, "the dot's last listing was stale; listing it again", "target", target.ID, "err", err)
+			b.forgetInventory(target.Dot) // changed behind this process's back: no counter knows
 			continue
 		}
 		if err == nil && fw == nil {

@@ -189,6 +189,7 @@ func (c *cli) send(ctx context.Context, from *snapshot, to snapshot, consume fun
 		args = append(args, "-i", from.String())
 	}
 	args = append(args, to.String())
+	defer c.lock.busy(ctx)()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cmd := c.command(ctx, c.zfs, args...)
@@ -237,6 +238,7 @@ func (c *cli) receive(ctx context.Context, target string, force bool, produce fu
 	}
 	args = append(args, t)
 	defer zfsChanges.Add(1)
+	defer c.lock.busy(ctx)()
 	cmd := c.command(ctx, c.zfs, args...)
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr
