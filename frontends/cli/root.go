@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -64,10 +63,8 @@ type app struct {
 // "dm: <error>" on stderr (a JSON object with --json). w is how dm runs
 // nodes.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, w Wiring) int {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	t := time.AfterFunc(signalsAfter, func() { cancelOnSignal(ctx, cancel) })
-	defer t.Stop()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	var rest []string
 	if len(args) > 0 {
 		rest = args[1:]
@@ -76,30 +73,6 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, w Wiring) in
 		}
 	}
 	return Run(ctx, IO{Stdin: stdin, Stdout: stdout, Stderr: stderr}, w, rest)
-}
-
-// signalsAfter is how long dm runs before it catches SIGINT and SIGTERM
-// (to cancel its context: exit 130, "dm: interrupted"). Until then they
-// end it as their default action does (the shell's status is 130 all the
-// same): catching them starts a goroutine locked to a thread of its own
-// and a signal loop blocked on another, three new threads that cost a
-// command that is over in a few milliseconds more than a tenth of its
-// time.
-const signalsAfter = 50 * time.Millisecond
-
-// cancelOnSignal calls cancel on SIGINT or SIGTERM until ctx ends.
-func cancelOnSignal(ctx context.Context, cancel context.CancelFunc) {
-	c := make(chan os.Signal, 1)
-	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		select {
-		case <-c:
-			cancel()
-		case <-ctx.Done():
-		}
-		<-ctx.Done()
-		signal.Stop(c)
-	}()
 }
 
 // Run is Main with a context and explicit streams and environment, and
