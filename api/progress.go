@@ -32,14 +32,23 @@ type ProgressEvent struct {
 
 // WantsNDJSON reports whether an Accept header asks for a streamed
 // answer: it names NDJSON, and plain JSON not at all or after it.
-func WantsNDJSON(accept string) bool {
+func WantsNDJSON(accept string) bool { return prefers(accept, NDJSON) }
+
+// WantsHistoryLines reports whether an Accept header asks for a history
+// page as HistoryLines: it names them, and plain JSON not at all or
+// after them.
+func WantsHistoryLines(accept string) bool { return prefers(accept, HistoryLines) }
+
+// prefers reports whether accept names media type want, and plain JSON
+// not at all or after it.
+func prefers(accept, want string) bool {
 	for _, part := range strings.Split(accept, ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
 		if err != nil || params["q"] == "0" {
 			continue
 		}
 		switch mt {
-		case NDJSON:
+		case want:
 			return true
 		case "application/json":
 			return false

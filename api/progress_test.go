@@ -35,3 +35,19 @@ func FuzzWantsNDJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestWantsHistoryLines(t *testing.T) {
+	for accept, want := range map[string]bool{
+		"":                 false,
+		"application/json": false,
+		NDJSON:             false,
+		HistoryLines:       true,
+		HistoryLines + ", application/json;q=0.5": true,
+		"application/json, " + HistoryLines:       false,
+		HistoryLines + ";q=0, application/json":   false,
+	} {
+		if got := WantsHistoryLines(accept); got != want {
+			t.Errorf("WantsHistoryLines(%q) = %v, want %v", accept, got, want)
+		}
+	}
+}

@@ -191,7 +191,9 @@ func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, qu
 		return so.read(resp.Header.Get("Content-Type"), lr)
 	}
 	var derr error
-	if d, ok := out.(answerDecoder); ok {
+	if d, ok := out.(typedAnswerDecoder); ok {
+		derr = d.decodeTypedAnswer(resp.Header.Get("Content-Type"), lr)
+	} else if d, ok := out.(answerDecoder); ok {
 		derr = d.decodeAnswer(lr)
 	} else {
 		derr = json.NewDecoder(lr).Decode(out)
@@ -206,6 +208,12 @@ func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, qu
 // (a long log's page, see History).
 type answerDecoder interface {
 	decodeAnswer(body io.Reader) error
+}
+
+// typedAnswerDecoder is an answerDecoder for an answer that may come in
+// another media type than JSON (a history page as api.HistoryLines).
+type typedAnswerDecoder interface {
+	decodeTypedAnswer(contentType string, body io.Reader) error
 }
 
 func (c *Client) transportError(err error) error {

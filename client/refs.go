@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 
@@ -136,7 +137,7 @@ func (c *Client) historyAnswer(ctx context.Context, dot dotmesh.DotName, branch,
 	}
 	var out api.HistoryPage
 	h.page = &out
-	if err := c.do(ctx, http.MethodGet, p, q, nil, h); err != nil {
+	if err := c.call(ctx, nil, http.MethodGet, p, q, historyAccept, nil, h); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -166,6 +167,17 @@ type historyAnswer struct {
 	page *api.HistoryPage
 	keep func(key string) bool
 	each func(*api.HistoryPage, *dotmesh.Commit) error // nil: keep the commits in page
+}
+
+// historyAccept asks for a history page as lines, which a node older
+// than api.HistoryLines answers as JSON.
+var historyAccept = http.Header{"Accept": {api.HistoryLines + ", application/json;q=0.5"}}
+
+func (h historyAnswer) decodeTypedAnswer(contentType string, body io.Reader) error {
+	if mt, _, err := mime.ParseMediaType(contentType); err == nil && mt == api.HistoryLines {
+		return h.decodeLines(body)
+	}
+	return h.decodeAnswer(body)
 }
 
 func (h historyAnswer) decodeAnswer(body io.Reader) error {
@@ -365,9 +377,16 @@ func (ik *infoKeys) decode(dec *jsontext.Decoder, ci *dotmesh.CommitInfo) error 
 	if _, err := dec.ReadToken(); err != nil { // '}'
 		return err
 	}
+	ik.finish(ci)
+	return nil
+}
+
+// finish sets ci to the keys and values in ik.kv: nil when none, else
+// the last map when it holds the same.
+func (ik *infoKeys) finish(ci *dotmesh.CommitInfo) {
 	if len(ik.kv) == 0 {
 		*ci = nil
-		return nil
+		return
 	}
 	same := len(ik.last) == len(ik.kv)/2
 	for i := 0; same && i < len(ik.kv); i += 2 {
@@ -381,5 +400,4 @@ func (ik *infoKeys) decode(dec *jsontext.Decoder, ci *dotmesh.CommitInfo) error 
 		}
 	}
 	*ci = ik.last
-	return nil
 }

@@ -104,7 +104,40 @@ func (s *server) history(w http.ResponseWriter, r *http.Request) {
 			refs[c.ID] = d
 		}
 	}
+	if api.WantsHistoryLines(r.Header.Get("Accept")) {
+		writeHistoryLines(w, cs, more, refs, d.Current)
+		return
+	}
 	writeHistoryPage(w, cs, more, refs, d.Current)
+}
+
+// writeHistoryLines writes a history page as api.HistoryLines: a
+// HistoryHead line, then each commit's JSON on a line of its own.
+func writeHistoryLines(w http.ResponseWriter, cs []dotmesh.CommitJSON, more bool, refs map[dotmesh.CommitID][]string, current string) {
+	head, err := json.Marshal(api.HistoryHead{Count: len(cs), More: more, Refs: refs, Current: current})
+	if err != nil {
+		writeError(w, fmt.Errorf("encoding a history page: %v", err)) // only our own types
+		return
+	}
+	w.Header().Set("Content-Type", api.HistoryLines)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	b := bufio.NewWriterSize(w, 64<<10)
+	b.Write(head)
+	b.WriteByte('\n')
+	var flat bytes.Buffer
+	for _, c := range cs {
+		rec := []byte(c.JSON)
+		if bytes.IndexByte(rec, '\n') >= 0 { // valid JSON, but not one line
+			flat.Reset()
+			if json.Compact(&flat, rec) == nil {
+				rec = flat.Bytes()
+			}
+		}
+		b.Write(rec)
+		b.WriteByte('\n')
+	}
+	_ = b.Flush() // a client gone: nothing to tell it
 }
 
 // writeHistoryPage writes an api.HistoryPage whose commits are JSON
