@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"time"
 	"unicode/utf8"
 
@@ -14,21 +15,35 @@ import (
 // answer, one line each. Hand-written for the shape encoding/json gives
 // a Commit (the node sends its records as stored): names without
 // escapes, each once, values strings (metadata and info: objects of
-// strings), "pruned" a literal, no whitespace. The strings of a record
-// are substrings of one string made of its line, so that a record costs
-// one allocation, not one per field or a reflective decode (the JSON
-// page's decoder was half of `dm log`'s CPU for 10,000 commits). A line
+// strings), "pruned" a literal, no whitespace. Strings that repeat from
+// one record to the next (dot, branch, author, and an id that is the
+// last record's parent) are made once, so that a record costs about two
+// small allocations, not one per field or a reflective decode (the JSON
+// page's decoder was half of `dm log`'s CPU for 10,000 commits; one
+// string of each line, a quarter, in page faults of fresh memory). A line
 // of any other shape is left to the JSON v2 decoder, which reads it as
 // it reads a JSON page's commit: the fast path gives what that decoder
 // gives or declines (FuzzRecordDecoder checks this).
 type recordDecoder struct {
 	ik *infoKeys // nil: every Info key
+	// The strings of the last record, for the next to share.
+	parent, dot, branch, author string
+}
+
+// str is b as a string: last when equal (no allocation), else a new one
+// that becomes last.
+func str(b []byte, last *string) string {
+	if string(b) != *last {
+		*last = string(b)
+	}
+	return *last
 }
 
 // decode decodes one record line (without its newline) into c.
 func (d *recordDecoder) decode(line []byte, c *dotmesh.Commit) error {
 	*c = dotmesh.Commit{}
-	if d.fast(string(line), c) {
+	if d.fast(line, c) {
+		d.parent = string(c.Parent)
 		return nil
 	}
 	*c = dotmesh.Commit{}
@@ -60,7 +75,7 @@ const (
 
 // fast decodes s, a record of the usual shape, into c, and reports
 // whether it could; when not, c holds part of s.
-func (d *recordDecoder) fast(s string, c *dotmesh.Commit) bool {
+func (d *recordDecoder) fast(s []byte, c *dotmesh.Commit) bool {
 	if len(s) < 2 || s[0] != '{' || s[len(s)-1] != '}' {
 		return false
 	}
@@ -82,36 +97,35 @@ func (d *recordDecoder) fast(s string, c *dotmesh.Commit) bool {
 		}
 		i = next + 1
 		var bit int
-		switch name {
+		var v string
+		switch string(name) {
 		case "id":
 			bit = seenID
-			var v string
-			v, i, ok = fieldString(s, i)
+			last := d.parent
+			v, i, ok = fieldString(s, i, &last)
 			c.ID = dotmesh.CommitID(v)
 		case "dot":
 			bit = seenDot
-			var v string
-			v, i, ok = fieldString(s, i)
+			v, i, ok = fieldString(s, i, &d.dot)
 			c.Dot = dotmesh.DotID(v)
 		case "branch":
 			bit = seenBranch
-			c.Branch, i, ok = fieldString(s, i)
+			c.Branch, i, ok = fieldString(s, i, &d.branch)
 		case "parent":
 			bit = seenParent
-			var v string
-			v, i, ok = fieldString(s, i)
+			v, i, ok = fieldString(s, i, nil)
 			c.Parent = dotmesh.CommitID(v)
 		case "author":
 			bit = seenAuthor
-			c.Author, i, ok = fieldString(s, i)
+			c.Author, i, ok = fieldString(s, i, &d.author)
 		case "message":
 			bit = seenMessage
-			c.Message, i, ok = fieldString(s, i)
+			c.Message, i, ok = fieldString(s, i, nil)
 		case "time":
 			bit = seenTime
-			var v string
-			if v, i, ok = plainString(s, i); ok {
-				c.Time, ok = canonicalTime(v)
+			var b []byte
+			if b, i, ok = plainString(s, i); ok {
+				c.Time, ok = canonicalTime(b)
 			}
 		case "metadata":
 			bit = seenMetadata
@@ -129,9 +143,9 @@ func (d *recordDecoder) fast(s string, c *dotmesh.Commit) bool {
 		case "pruned":
 			bit = seenPruned
 			switch {
-			case len(s)-i >= 4 && s[i:i+4] == "true":
+			case len(s)-i >= 4 && string(s[i:i+4]) == "true":
 				c.Pruned, i = true, i+4
-			case len(s)-i >= 5 && s[i:i+5] == "false":
+			case len(s)-i >= 5 && string(s[i:i+5]) == "false":
 				c.Pruned, i = false, i+5
 			default:
 				ok = false
@@ -149,33 +163,37 @@ func (d *recordDecoder) fast(s string, c *dotmesh.Commit) bool {
 
 // plainString returns the string s quotes at i when it has no escapes,
 // control characters or invalid UTF-8, and the index after it.
-func plainString(s string, i int) (string, int, bool) {
+func plainString(s []byte, i int) ([]byte, int, bool) {
 	if i >= len(s) || s[i] != '"' {
-		return "", 0, false
+		return nil, 0, false
 	}
 	ascii := true
 	for j := i + 1; j < len(s); j++ {
 		switch b := s[j]; {
 		case b == '"':
 			v := s[i+1 : j]
-			if !ascii && !utf8.ValidString(v) {
-				return "", 0, false
+			if !ascii && !utf8.Valid(v) {
+				return nil, 0, false
 			}
 			return v, j + 1, true
 		case b == '\\' || b < 0x20:
-			return "", 0, false
+			return nil, 0, false
 		case b >= utf8.RuneSelf:
 			ascii = false
 		}
 	}
-	return "", 0, false
+	return nil, 0, false
 }
 
-// fieldString is plainString, also unquoting a string with escapes (a
-// message of several lines).
-func fieldString(s string, i int) (string, int, bool) {
+// fieldString is plainString as a string (shared with *last when equal,
+// see str), also unquoting a string with escapes (a message of several
+// lines).
+func fieldString(s []byte, i int, last *string) (string, int, bool) {
 	if v, next, ok := plainString(s, i); ok {
-		return v, next, true
+		if last == nil {
+			return string(v), next, true
+		}
+		return str(v, last), next, true
 	}
 	if i >= len(s) || s[i] != '"' {
 		return "", 0, false
@@ -198,7 +216,7 @@ func fieldString(s string, i int) (string, int, bool) {
 // stringMap reads the object of plain strings at i: into a new map
 // without ik, else the keys and values ik keeps into ik.kv. An empty
 // object, a name twice or any other value is not the usual shape.
-func stringMap(s string, i int, ik *infoKeys) (map[string]string, int, bool) {
+func stringMap(s []byte, i int, ik *infoKeys) (map[string]string, int, bool) {
 	if i >= len(s) || s[i] != '{' {
 		return nil, 0, false
 	}
@@ -207,7 +225,7 @@ func stringMap(s string, i int, ik *infoKeys) (map[string]string, int, bool) {
 	if ik == nil {
 		m = make(map[string]string, 4)
 	}
-	var seenArr [16]string
+	var seenArr [16][]byte
 	seen := seenArr[:0] // the names so far: a name twice is an error of the decoder's
 	for i < len(s) && s[i] != '}' {
 		if len(seen) > 0 {
@@ -222,22 +240,24 @@ func stringMap(s string, i int, ik *infoKeys) (map[string]string, int, bool) {
 			return nil, 0, false
 		}
 		qname := s[qstart:next]
-		v, next, ok := plainString(s, next+1)
+		vstart := next + 1
+		v, next, ok := plainString(s, vstart)
 		if !ok {
 			return nil, 0, false
 		}
+		qvalue := s[vstart:next]
 		i = next
 		if len(seen) == cap(seenArr) {
 			return nil, 0, false // many: the decoder's
 		}
 		for _, n := range seen {
-			if n == k {
+			if bytes.Equal(n, k) {
 				return nil, 0, false
 			}
 		}
 		seen = append(seen, k)
 		if ik == nil {
-			m[k] = v
+			m[string(k)] = string(v)
 			continue
 		}
 		keep, err := ik.kept(jsontext.Value(qname))
@@ -245,7 +265,12 @@ func stringMap(s string, i int, ik *infoKeys) (map[string]string, int, bool) {
 			return nil, 0, false
 		}
 		if keep {
-			ik.kv = append(ik.kv, k, v)
+			ks, err1 := ik.str(jsontext.Value(qname))
+			vs, err2 := ik.str(jsontext.Value(qvalue))
+			if err1 != nil || err2 != nil {
+				return nil, 0, false
+			}
+			ik.kv = append(ik.kv, ks, vs)
 		}
 	}
 	if len(seen) == 0 || i >= len(s) {
@@ -257,7 +282,7 @@ func stringMap(s string, i int, ik *infoKeys) (map[string]string, int, bool) {
 // canonicalTime parses v, a time as encoding/json writes one (RFC 3339,
 // up to nine digits of fraction, Z or an offset in range), as the JSON v2
 // decoder does; any other spelling is not the usual shape.
-func canonicalTime(v string) (time.Time, bool) {
+func canonicalTime(v []byte) (time.Time, bool) {
 	const date = "0000-00-00T00:00:00"
 	if len(v) < len(date)+1 {
 		return time.Time{}, false
@@ -279,14 +304,15 @@ func canonicalTime(v string) (time.Time, bool) {
 		rest = rest[n:]
 	}
 	switch {
-	case rest == "Z":
+	case string(rest) == "Z":
 	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' &&
 		isDigit(rest[1]) && isDigit(rest[2]) && isDigit(rest[4]) && isDigit(rest[5]) &&
-		rest[1:3] <= "23" && rest[4:6] <= "59":
+		string(rest[1:3]) <= "23" && string(rest[4:6]) <= "59":
 	default:
 		return time.Time{}, false
 	}
-	t, err := time.Parse(time.RFC3339, v)
+	var t time.Time
+	err := t.UnmarshalText(v) // as the decoder, with the checks above
 	return t, err == nil
 }
 

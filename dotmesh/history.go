@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -179,13 +181,75 @@ func (r registry) historyReader(ctx context.Context, id DotID, reads int, head C
 	}
 	ls, stamp, ok := r.lc.keptLinks(id, head)
 	if ok {
-		return ls, nil
+		return &keptReader{commitLinks: ls, memo: stamp.memo}, nil
 	}
 	ls, err := r.links(ctx, id)
-	if err == nil {
-		r.lc.keepLinks(id, stamp, ls)
+	if err != nil {
+		return nil, err
 	}
-	return ls, err
+	if memo := r.lc.keepLinks(id, stamp, ls); memo != nil {
+		return &keptReader{commitLinks: ls, memo: memo}, nil
+	}
+	return ls, nil
+}
+
+// keptReader reads a kept listing (listcache.go) with the memo of its
+// chains, which the node's requests share: a log of a long history that
+// did not change walks it along the parents once, not on every request
+// (10,000 map lookups by id to walk it, and as many again to find the
+// page's records and check them, were most of the node's time).
+type keptReader struct {
+	commitLinks
+	memo *chainMemo
+	walk *chainWalk // the chain this reader walked (chain)
+	cur  int        // where in walk the next link is looked for (linkAt)
+}
+
+// chainMemo is the last chain walked through a kept listing.
+type chainMemo struct {
+	mu   sync.Mutex
+	last *chainWalk
+}
+
+// chainWalk is the chain from head, with each record and whether it can
+// go out as it is (plainRecord). Read-only once made.
+type chainWalk struct {
+	head  CommitID
+	ids   []CommitID
+	links []commitLink
+	plain []bool
+}
+
+// chain returns the chain from head through the listing, made once per
+// head; plain tells whether a record can go out as it is.
+func (k *keptReader) chain(head CommitID, plain func(KV) bool) []CommitID {
+	m := k.memo
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.last == nil || m.last.head != head {
+		w := &chainWalk{head: head, ids: k.commitLinks.chain(head)}
+		w.links = make([]commitLink, len(w.ids))
+		w.plain = make([]bool, len(w.ids))
+		for i, id := range w.ids {
+			w.links[i] = k.commitLinks[id]
+			w.plain[i] = plain(w.links[i].kv)
+		}
+		m.last = w
+	}
+	k.walk = m.last
+	return k.walk.ids
+}
+
+// linkAt returns id's link and plainness from the walked chain when it
+// is the next one there (a page's records are read in the chain's
+// order), and whether it was.
+func (k *keptReader) linkAt(id CommitID) (commitLink, bool, bool) {
+	w := k.walk
+	if w == nil || k.cur < 0 || k.cur >= len(w.ids) || w.ids[k.cur] != id {
+		return commitLink{}, false, false
+	}
+	k.cur++
+	return w.links[k.cur-1], w.plain[k.cur-1], true
 }
 
 func (p *pointLinks) link(id CommitID) (commitLink, bool, error) {
@@ -325,7 +389,14 @@ func (r registry) pageIDs(lr linkReader, head CommitID, skip, limit int) (ids []
 	if limit > 0 {
 		n = skip + limit + 1 // one more tells whether more follow
 	}
-	if ids, err = chainOf(lr, head, n); err != nil {
+	kr, kept := lr.(*keptReader)
+	if kept {
+		ids = kr.chain(head, r.cc.plainRecord)
+		if n > 0 && n < len(ids) {
+			ids = ids[:n]
+		}
+		ids = slices.Clip(ids)
+	} else if ids, err = chainOf(lr, head, n); err != nil {
 		return nil, false, false, err
 	}
 	if skip >= len(ids) {
@@ -336,6 +407,9 @@ func (r registry) pageIDs(lr linkReader, head CommitID, skip, limit int) (ids []
 	}
 	more = len(ids) > skip+limit
 	ids = ids[skip:min(skip+limit, len(ids))]
+	if kept {
+		kr.cur = skip
+	}
 	if last := ids[len(ids)-1]; !more {
 		l, _, err := lr.link(last)
 		if err != nil {
@@ -357,14 +431,22 @@ func (r registry) pageIDs(lr linkReader, head CommitID, skip, limit int) (ids []
 // page gives it (pruned: the last one's), else the commit encoded anew.
 func (r registry) records(lr linkReader, ids []CommitID, pruned bool) ([]CommitJSON, error) {
 	out := make([]CommitJSON, len(ids))
+	kr, _ := lr.(*keptReader)
 	for i, id := range ids {
-		l, _, err := lr.link(id)
-		if err != nil {
-			return nil, err
+		var l commitLink
+		var plain, at bool
+		if kr != nil {
+			l, plain, at = kr.linkAt(id)
+		}
+		if !at {
+			var err error
+			if l, _, err = lr.link(id); err != nil {
+				return nil, err
+			}
 		}
 		last := pruned && i == len(ids)-1
 		out[i].ID = id
-		if !last && r.cc.plainRecord(l.kv) {
+		if !last && (plain || (!at && r.cc.plainRecord(l.kv))) {
 			out[i].JSON = l.kv.Value
 			continue
 		}
@@ -379,11 +461,11 @@ func (r registry) records(lr linkReader, ids []CommitID, pruned bool) ([]CommitJ
 }
 
 // plainRecord tells whether a stored commit record can go out as it is:
-// a valid JSON object of valid UTF-8 (as encoding/json writes it) without
-// a "pruned" key (which the page sets; the sequence can only be a key,
-// since a quote inside a JSON string is escaped).
+// a valid JSON object of valid UTF-8 on one line (as encoding/json writes
+// it) without a "pruned" key (which the page sets; the sequence can only
+// be a key, since a quote inside a JSON string is escaped).
 func plainRecord(v []byte) bool {
-	return len(v) > 0 && v[0] == '{' && !bytes.Contains(v, []byte(`"pruned"`)) && utf8.Valid(v) && json.Valid(v)
+	return len(v) > 0 && v[0] == '{' && bytes.IndexByte(v, '\n') < 0 && !bytes.Contains(v, []byte(`"pruned"`)) && utf8.Valid(v) && json.Valid(v)
 }
 
 // history is History: the page of the first-parent history from the
@@ -416,7 +498,8 @@ func (n *Node) HistoryJSON(ctx context.Context, dot DotName, branch, ref string,
 	return out, more, nil
 }
 
-// CommitJSON is a commit of HistoryJSON: its id and its JSON encoding.
+// CommitJSON is a commit of HistoryJSON: its id and its JSON encoding,
+// on one line (compact, as encoding/json writes it).
 type CommitJSON struct {
 	ID   CommitID
 	JSON json.RawMessage

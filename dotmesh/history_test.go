@@ -183,6 +183,7 @@ func requireHistoryJSON(t *testing.T, n *dotmesh.Node, ref string, skip, limit i
 	require.Len(t, got, len(want))
 	for i, c := range got {
 		var d dotmesh.Commit
+		require.NotContains(t, string(c.JSON), "\n", "a record of HistoryJSON on one line")
 		require.NoError(t, json.Unmarshal(c.JSON, &d), "%s", c.JSON)
 		require.Equal(t, want[i].ID, c.ID)
 		require.Equal(t, *want[i], d)
@@ -225,4 +226,58 @@ func TestHistoryKeepsUnchangedRecords(t *testing.T) {
 	require.NoError(t, e.st.Delete(ctx, "commits/"+string(st.Dot.ID)+"/"+string(all[3].ID)))
 	require.Eventually(t, func() bool { return len(whole()) == 3 }, 5*time.Second, 10*time.Millisecond,
 		"a commit record deleted by another writer stays in the history")
+}
+
+// Pages of two branches' long histories read alternately from the same
+// kept records (each walk of a chain is remembered per head and shared
+// by the requests) are the pages of the histories read afresh.
+func TestHistoryKeptChainsOfTwoHeads(t *testing.T) {
+	ctx := context.Background()
+	e, cs := newCountedDot(t)
+	for i := 0; i < 70; i++ { // more than a walk reads one by one
+		e.commit(fmt.Sprint("m", i))
+	}
+	_, err := e.node.CreateBranch(ctx, app, "feature", "HEAD~5")
+	require.NoError(t, err)
+	for i := 0; i < 3; i++ {
+		_, err := e.node.Commit(ctx, app, "feature", dotmesh.CommitOptions{AllowEmpty: true, Message: fmt.Sprint("f", i)})
+		require.NoError(t, err)
+	}
+	fresh := map[string][]*dotmesh.Commit{}
+	for _, b := range []string{"master", "feature"} {
+		all, _, err := e.node.History(ctx, app, b, "", 0, 0)
+		require.NoError(t, err)
+		fresh[b] = all
+	}
+	require.Len(t, fresh["master"], 73)
+	require.Len(t, fresh["feature"], 71)
+	require.Eventually(t, func() bool {
+		_, _, err := e.node.HistoryJSON(ctx, app, "master", "", 0, 0)
+		require.NoError(t, err)
+		before := cs.reads.Load()
+		_, _, err = e.node.HistoryJSON(ctx, app, "feature", "", 0, 0)
+		require.NoError(t, err)
+		return cs.reads.Load() == before
+	}, 5*time.Second, 10*time.Millisecond, "a history of unchanged records lists them again")
+	for round := 0; round < 2; round++ {
+		for _, b := range []string{"master", "feature", "master"} {
+			for _, p := range []struct{ skip, limit int }{{0, 0}, {0, 70}, {3, 66}, {68, 0}, {70, 80}} {
+				js, more, err := e.node.HistoryJSON(ctx, app, b, "", p.skip, p.limit)
+				require.NoError(t, err)
+				all := fresh[b]
+				from := min(p.skip, len(all))
+				to := len(all)
+				if p.limit > 0 {
+					to = min(from+p.limit, len(all))
+				}
+				require.Equal(t, to < len(all), more, "%s %+v", b, p)
+				require.Len(t, js, to-from, "%s %+v", b, p)
+				for i, c := range js {
+					var d dotmesh.Commit
+					require.NoError(t, json.Unmarshal(c.JSON, &d))
+					require.Equal(t, *all[from+i], d, "%s %+v: commit %d", b, p, from+i)
+				}
+			}
+		}
+	}
 }

@@ -69,12 +69,14 @@ func (lc *listCache) touchLocked(id DotID) {
 }
 
 // keptLinks are a dot's commit records as a walk listed them, with the
-// stamp they were read under and their size.
+// stamp they were read under, their size and the memo of their chains
+// (keptReader).
 type keptLinks struct {
 	ls    commitLinks
 	gen   uint64
 	epoch uint64
 	size  int
+	memo  *chainMemo
 }
 
 // maxKeptLinks bounds the bytes of the records links keeps: two histories
@@ -83,8 +85,9 @@ const maxKeptLinks = 12 << 20
 
 // keptLinks returns dot id's kept commit records if they hold head
 // (empty: any) and did not change since they were listed; else a stamp to
-// keep fresh ones with (taken before they are read). Callers must not
-// change what they get.
+// keep fresh ones with (taken before they are read); kept, the second
+// result is the kept entry, with its memo. Callers must not change what
+// they get.
 func (lc *listCache) keptLinks(id DotID, head CommitID) (commitLinks, keptLinks, bool) {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
@@ -96,12 +99,13 @@ func (lc *listCache) keptLinks(id DotID, head CommitID) (commitLinks, keptLinks,
 	if _, has := k.ls[head]; head != "" && !has { // written by another node, not seen yet
 		return nil, stamp, false
 	}
-	return k.ls, stamp, true
+	return k.ls, k, true
 }
 
 // keepLinks keeps ls, read under stamp, unless the dot's records may have
-// changed since (as remember), or they are too many to keep.
-func (lc *listCache) keepLinks(id DotID, stamp keptLinks, ls commitLinks) {
+// changed since (as remember), or they are too many to keep, and returns
+// the memo of its chains (nil: not kept).
+func (lc *listCache) keepLinks(id DotID, stamp keptLinks, ls commitLinks) *chainMemo {
 	size := 0
 	for _, l := range ls {
 		size += len(l.kv.Key) + len(l.kv.Value) + 64 // and the map's entry
@@ -109,7 +113,7 @@ func (lc *listCache) keepLinks(id DotID, stamp keptLinks, ls commitLinks) {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	if !lc.running || lc.gen[id] != stamp.gen || lc.epoch != stamp.epoch || size > maxKeptLinks {
-		return
+		return nil
 	}
 	lc.dropLinks(id)
 	for other := range lc.links { // full: drop others, in map order
@@ -121,9 +125,10 @@ func (lc *listCache) keepLinks(id DotID, stamp keptLinks, ls commitLinks) {
 	if lc.links == nil {
 		lc.links = make(map[DotID]keptLinks)
 	}
-	stamp.ls, stamp.size = ls, size
+	stamp.ls, stamp.size, stamp.memo = ls, size, &chainMemo{}
 	lc.links[id] = stamp
 	lc.linksBytes += size
+	return stamp.memo
 }
 
 func (lc *listCache) dropLinks(id DotID) {

@@ -125,16 +125,8 @@ func writeHistoryLines(w http.ResponseWriter, cs []dotmesh.CommitJSON, more bool
 	b := bufio.NewWriterSize(w, 64<<10)
 	b.Write(head)
 	b.WriteByte('\n')
-	var flat bytes.Buffer
 	for _, c := range cs {
-		rec := []byte(c.JSON)
-		if bytes.IndexByte(rec, '\n') >= 0 { // valid JSON, but not one line
-			flat.Reset()
-			if json.Compact(&flat, rec) == nil {
-				rec = flat.Bytes()
-			}
-		}
-		b.Write(rec)
+		b.Write(c.JSON) // one line (dotmesh.CommitJSON)
 		b.WriteByte('\n')
 	}
 	_ = b.Flush() // a client gone: nothing to tell it

@@ -373,17 +373,32 @@ func writeLogEntry(w *bufio.Writer, i int, c *dotmesh.Commit, refs map[dotmesh.C
 	var date [64]byte
 	w.Write(c.Time.Local().AppendFormat(date[:0], logDate))
 	w.WriteByte('\n')
+	// Written piece by piece, not concatenated: a log of 10,000 commits
+	// made a string per line.
 	if cw := consistencyWords(c); cw != "" {
-		w.WriteString("State:  " + cw + "\n")
+		w.WriteString("State:  ")
+		w.WriteString(cw)
+		w.WriteByte('\n')
 	}
-	for _, k := range sortedKeys(c.Metadata) {
-		w.WriteString("Meta:   " + k + "=" + printable(c.Metadata[k]) + "\n")
+	if len(c.Metadata) > 0 {
+		for _, k := range sortedKeys(c.Metadata) {
+			w.WriteString("Meta:   ")
+			w.WriteString(k)
+			w.WriteByte('=')
+			w.WriteString(printable(c.Metadata[k]))
+			w.WriteByte('\n')
+		}
 	}
 	w.WriteByte('\n')
-	for _, l := range strings.Split(strings.TrimRight(c.Message, "\n"), "\n") {
+	for rest := strings.TrimRight(c.Message, "\n"); ; {
+		l, more, found := strings.Cut(rest, "\n")
 		w.WriteString("    ")
 		w.WriteString(printable(l))
 		w.WriteByte('\n')
+		if !found {
+			break
+		}
+		rest = more
 	}
 	if c.Pruned {
 		fmt.Fprintf(w, "\nHistory pruned here: parent %s and older commits are not on this node (gc removed them, here or where this history came from).\n", c.Parent)

@@ -69,6 +69,13 @@ func scriptField(s string) string {
 // printable replaces control characters, so that user-supplied text
 // (messages, metadata) cannot move the cursor or break a table.
 func printable(s string) string {
+	clean := true
+	for i := 0; i < len(s) && clean; i++ { // no rune decoding for a plain ASCII line
+		clean = s[i] >= 0x20 && s[i] < 0x7f // ASCII: strings.Map also mends invalid UTF-8
+	}
+	if clean {
+		return s
+	}
 	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return ' '
