@@ -412,17 +412,25 @@ func measureListLog(dm, work, label string, ndots, nlog int, nodes ...*benchNode
 		cfg := filepath.Join(work, n.name+label+".config")
 		os.Remove(cfg) // a reused work directory's, from the run before
 		env := append(os.Environ(), "DOTMESH_CONFIG="+cfg, "DOTMESH_PASSWORD="+n.key)
+		// CPU times beside the wall times: on the shared 2-core machine a
+		// run's wall time is mostly waiting for a core.
+		cpu := map[string][]time.Duration{}
 		dmc := func(args ...string) (time.Duration, error) {
 			cmd := exec.Command(dm, args...)
 			cmd.Env = env
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = io.Discard, &out
+			nodeBefore := taskCPU(n.cmd.Process.Pid)
 			start := time.Now()
 			err := cmd.Run()
 			if err != nil {
 				return 0, fmt.Errorf("dm %s: %v: %s", strings.Join(args, " "), err, out.String())
 			}
-			return time.Since(start), nil
+			wall := time.Since(start)
+			what := strings.Join(args, " ")
+			cpu[what] = append(cpu[what], cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
+			cpu["node "+what] = append(cpu["node "+what], taskCPU(n.cmd.Process.Pid)-nodeBefore)
+			return wall, nil
 		}
 		if _, err := dmc("remote", "add", "b", "admin@"+n.addr); err != nil {
 			return nil, err
@@ -442,6 +450,9 @@ func measureListLog(dm, work, label string, ndots, nlog int, nodes ...*benchNode
 				return nil, err
 			}
 			logs20 = append(logs20, d)
+			if _, err := dmc("version"); err != nil {
+				return nil, err
+			}
 		}
 		r := listLogTimes{median(lists), median(logs), median(logs20)}
 		results[n.name] = r
@@ -450,6 +461,9 @@ func measureListLog(dm, work, label string, ndots, nlog int, nodes ...*benchNode
 			who += " (" + label + ": " + dm + ")"
 		}
 		fmt.Printf("%s: dm list (%d dots) %v, dm log (%d commits) %v, dm log -n 20 %v (medians of 5)\n", who, ndots+1, r.list.Round(time.Millisecond), nlog, r.log.Round(time.Millisecond), r.log20.Round(time.Millisecond))
+		ms := func(what string) string { return median(cpu[what]).Round(100 * time.Microsecond).String() }
+		fmt.Printf("%s: CPU of the dm process / of the node: list %s / %s, log %s / %s, log -n 20 %s / %s, dm version %s (medians)\n", who,
+			ms("list"), ms("node list"), ms("log --dot long"), ms("node log --dot long"), ms("log --dot long -n 20"), ms("node log --dot long -n 20"), ms("version"))
 	}
 	return results, nil
 }
@@ -537,4 +551,27 @@ func rawEtcdRead(ep string) error {
 	fmt.Printf("etcd's own reads (a warm client, medians of 5): every dot's record (%d keys) %v; every key dm list reads (%d keys of dots, branches, commits, mounts) %v\n",
 		ndots, median(dots).Round(10*time.Microsecond), nall, median(all).Round(10*time.Microsecond))
 	return nil
+}
+
+// taskCPU is the CPU time all threads of process pid have run so far
+// (schedstat: nanoseconds), 0 where it cannot be read.
+func taskCPU(pid int) time.Duration {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "schedstat"))
+		if err != nil {
+			continue // a thread gone
+		}
+		f := strings.Fields(string(b))
+		if len(f) > 0 {
+			ns, _ := strconv.ParseInt(f[0], 10, 64)
+			sum += time.Duration(ns)
+		}
+	}
+	return sum
 }

@@ -271,7 +271,9 @@ func fewerGCs() { debug.SetGCPercent(800) }
 // commit at a time (client.HistoryEach), with the branches and tags at
 // each commit.
 func (a *app) streamLog(ctx context.Context, s *session, name dotmesh.DotName, branch, ref string, limit int) error {
-	w := bufio.NewWriter(a.out()) // a long log is many lines: not a write each
+	// A long log is many lines: not a write each, nor one per 4 KiB
+	// (10,000 commits: 1.3 MB, a tenth of the process's CPU in writes).
+	w := bufio.NewWriterSize(a.out(), 64<<10)
 	var refs map[dotmesh.CommitID][]string
 	n := 0
 	_, err := s.c.HistoryEach(ctx, name, branch, ref, 0, limit, logInfoKey, func(p *api.HistoryPage, c *dotmesh.Commit) error {
@@ -330,7 +332,7 @@ func writeLog(w io.Writer, commits []dotmesh.Commit) error {
 // writeDecoratedLog is writeLog with the branches and tags at each commit
 // after its id, as git log --decorate shows them.
 func writeDecoratedLog(out io.Writer, commits []dotmesh.Commit, refs map[dotmesh.CommitID][]string) error {
-	w := bufio.NewWriter(out) // a long log is many lines: not a write each
+	w := bufio.NewWriterSize(out, 64<<10) // a long log is many lines: not a write each
 	for i := range commits {
 		writeLogEntry(w, i, &commits[i], refs)
 	}
@@ -370,8 +372,7 @@ func writeLogEntry(w *bufio.Writer, i int, c *dotmesh.Commit, refs map[dotmesh.C
 	w.WriteString("\nAuthor: ")
 	w.WriteString(printable(c.Author))
 	w.WriteString("\nDate:   ")
-	var date [64]byte
-	w.Write(c.Time.Local().AppendFormat(date[:0], logDate))
+	w.Write(c.Time.Local().AppendFormat(w.AvailableBuffer(), logDate)) // no buffer of its own to escape
 	w.WriteByte('\n')
 	// Written piece by piece, not concatenated: a log of 10,000 commits
 	// made a string per line.
