@@ -81,7 +81,7 @@ func TestHistoryLinesAndJSON(t *testing.T) {
 			t.Fatalf("%s: page %+v, the JSON page %+v", name, page, old)
 		}
 		for i := range page.Commits {
-			if g, w := page.Commits[i], old.Commits[i]; !sameCommit(g, w) {
+			if g, w := page.Commits[i], old.Commits[i]; !client.SameCommit(g, w) {
 				t.Errorf("%s: commit %d %+v, the JSON page's %+v", name, i, g, w)
 			}
 		}
@@ -97,10 +97,4 @@ func TestHistoryLinesAndJSON(t *testing.T) {
 			t.Errorf("%s: HistoryEach of 2: more %v, %+v", name, p.More, each)
 		}
 	}
-}
-
-func sameCommit(a, b dotmesh.Commit) bool {
-	return a.ID == b.ID && a.Dot == b.Dot && a.Branch == b.Branch && a.Parent == b.Parent &&
-		a.Author == b.Author && a.Time.Equal(b.Time) && a.Message == b.Message && a.Pruned == b.Pruned &&
-		maps.Equal(a.Metadata, b.Metadata) && maps.Equal(a.Info, b.Info)
 }
