@@ -434,6 +434,7 @@ func (n *pgNormalizer) readBackFrom(first []byte) error {
 	}
 	end := n.blockStart + n.streamed
 	buf := make([]byte, end-from)
+	prefault(buf)
 	if _, err := n.rw.ReadAt(buf, from); err != nil {
 		return fmt.Errorf("reading back the dump: %w", err)
 	}
