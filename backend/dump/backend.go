@@ -97,7 +97,8 @@ type Backend struct {
 	manifests manifestCache // decoded commit manifests (manifest_cache.go)
 	empties   emptyDirs     // working trees seen empty (usage.go)
 
-	warm warmSources // sources' warm connections (sources.go)
+	warm     warmSources // sources' warm connections (sources.go)
+	sinkBufs sinkBufs    // a dump sink's buffers between commits (dumpsink.go)
 }
 
 // Name is the key the dump backend is registered under and that dots

@@ -107,9 +107,17 @@ type rowRef struct {
 var pgSlabSize = 2 << 20 // a variable for tests
 
 func newPGNormalizer(w io.Writer) *pgNormalizer {
-	n := &pgNormalizer{w: w, slabs: [][]byte{make([]byte, 0, pgSlabSize)}, pendSlab: -1}
+	n := &pgNormalizer{w: w, slabs: [][]byte{newSlabBuf(pgSlabSize)}, pendSlab: -1}
 	n.rw, _ = w.(Rewinder)
 	return n
+}
+
+// newSlabBuf returns an empty slab of capacity size, its pages mapped:
+// the tool's output is read into all of it.
+func newSlabBuf(size int) []byte {
+	s := make([]byte, size)
+	prefault(s)
+	return s[:0]
 }
 
 func (n *pgNormalizer) slab(i int) []byte {
@@ -214,7 +222,7 @@ func (n *pgNormalizer) newSlab(need int) {
 	if k := len(n.free) - 1; k >= 0 && cap(n.free[k]) >= size {
 		ns, n.free = n.free[k][:0], n.free[:k]
 	} else {
-		ns = make([]byte, 0, size)
+		ns = newSlabBuf(size)
 	}
 	ns = append(ns, tail...)
 	if keep {
@@ -434,6 +442,7 @@ func (n *pgNormalizer) readBackFrom(first []byte) error {
 	}
 	end := n.blockStart + n.streamed
 	buf := make([]byte, end-from)
+	prefault(buf)
 	if _, err := n.rw.ReadAt(buf, from); err != nil {
 		return fmt.Errorf("reading back the dump: %w", err)
 	}
