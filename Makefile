@@ -23,8 +23,8 @@ TORTURE_TEST_EXCLUDE ?=
 all: build
 
 # bin/dm is the light dm (-tags dmlight: the CLI and the API client, fast
-# to start); it hands the commands that run nodes, reach s3:// buckets or
-# write man pages to bin/dm-node beside it, the all-in-one dm (see
+# to start); it hands the commands that run nodes, open bucket
+# repositories or write man pages to bin/dm-node beside it, the all-in-one dm (see
 # cmd/dm). The light dm is linked statically (no cgo): without the
 # dynamic loader it starts 2-3 ms sooner.
 build:

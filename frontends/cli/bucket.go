@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -15,15 +14,15 @@ import (
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/bucket"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
-	"github.com/dotmesh-io/dotmesh/transport/bucketremote"
 )
 
 // Bucket remotes: a remote whose address is a store URL (s3://, file://)
 // is a repository in object storage. What it holds is read and changed in
-// this process (list, log, gc, verify, keys, unlock); push, pull and clone
-// run on the node dm talks to, which gets the bucket's settings,
-// credentials and password for that one call. Credentials and passwords
-// are found each time, never stored.
+// this process (list, log, gc, verify, keys, unlock: bucketopen.go; a
+// light dm hands those to dm-node); push, pull and clone run on the node
+// dm talks to, which gets the bucket's settings, credentials and password
+// for that one call. Credentials and passwords are found each time, never
+// stored.
 
 // passwordEnv holds a bucket repository's password for scripts.
 const passwordEnv = "DOTMESH_REMOTE_PASSWORD"
@@ -169,62 +168,27 @@ func (a *app) bucketStore(b *BucketRemote) (bucket.Config, error) {
 	return cfg, nil
 }
 
-// bucketConfig is the bucketremote.Config of remote name, with its
-// password unless the remote is not encrypted.
-func (a *app) bucketConfig(name string, b *BucketRemote) (bucketremote.Config, error) {
-	st, err := a.bucketStore(b)
-	if err != nil {
-		return bucketremote.Config{}, err
-	}
-	cfg := bucketremote.Config{URL: b.URL, Store: st}
-	if !b.NoEncryption {
-		if cfg.Password, err = a.bucketPassword(name, b, false); err != nil {
-			return cfg, err
-		}
-	}
-	return cfg, nil
-}
-
-// dialBucket opens bucket remote name in this process.
-func (a *app) dialBucket(ctx context.Context, name string, b *BucketRemote) (*bucketremote.Remote, error) {
-	cfg, err := a.bucketConfig(name, b)
-	if err != nil {
-		return nil, err
-	}
-	r, err := bucketremote.Dial(ctx, cfg)
-	var be *bucket.Error
-	switch {
-	case errors.Is(err, dotmesh.ErrNotFound) && !errors.As(err, &be):
-		return nil, missingRepository(err, name, b)
-	case err != nil:
-		return nil, bucketError(err, name, b)
-	}
-	return r, nil
-}
-
-// withBucket runs fn with bucket remote name open, and closes it.
-func (a *app) withBucket(ctx context.Context, name string, b *BucketRemote, fn func(*bucketremote.Remote) error) error {
-	r, err := a.dialBucket(ctx, name, b)
-	if err != nil {
-		return err
-	}
-	err = fn(r)
-	if cerr := r.Close(context.WithoutCancel(ctx)); err == nil && cerr != nil {
-		err = cerr
-	}
-	return bucketError(err, name, b)
-}
-
 // transferBucket is what the node needs to reach bucket remote name for
 // one transfer.
 func (a *app) transferBucket(name string, b *BucketRemote) (*api.TransferBucket, error) {
-	cfg, err := a.bucketConfig(name, b)
+	st, pw, err := a.bucketAccess(name, b)
 	if err != nil {
 		return nil, err
 	}
-	return &api.TransferBucket{URL: b.URL, Endpoint: cfg.Store.Endpoint, Region: cfg.Store.Region,
-		AccessKey: cfg.Store.AccessKey, SecretKey: cfg.Store.SecretKey, SessionToken: cfg.Store.SessionToken,
-		Password: string(cfg.Password)}, nil
+	return &api.TransferBucket{URL: b.URL, Endpoint: st.Endpoint, Region: st.Region,
+		AccessKey: st.AccessKey, SecretKey: st.SecretKey, SessionToken: st.SessionToken,
+		Password: string(pw)}, nil
+}
+
+// bucketAccess is what reaching remote name's repository needs: its
+// store's settings and, unless the remote is not encrypted, its password.
+func (a *app) bucketAccess(name string, b *BucketRemote) (bucket.Config, []byte, error) {
+	st, err := a.bucketStore(b)
+	if err != nil || b.NoEncryption {
+		return st, nil, err
+	}
+	pw, err := a.bucketPassword(name, b, false)
+	return st, pw, err
 }
 
 // absPath makes a saved file path absolute, so that the config works from

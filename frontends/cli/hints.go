@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/dotmesh-io/dotmesh/bucket/repo"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -218,17 +217,14 @@ func bucketError(err error, name string, b *BucketRemote) error {
 	case errors.Is(err, context.Canceled):
 		return errInterrupted
 	}
-	var (
-		kiu *repo.KeyInUseError
-		nf  *dotmesh.NotFoundError
-	)
+	var nf *dotmesh.NotFoundError
 	hint := ""
 	switch {
 	case errors.Is(err, dotmesh.ErrUnauthorized):
 		hint = "give the repository's password with --password-file FILE, $" + passwordEnv + " or at the prompt on a terminal"
 	case errors.Is(err, dotmesh.ErrPermissionDenied):
 		hint = "the S3 credentials lack that permission: check $AWS_ACCESS_KEY_ID (or the remote's --profile) and the bucket's policy; push and gc need to write and delete"
-	case errors.As(err, &kiu):
+	case isKeyInUse(err):
 		hint = "pass --force to remove it anyway"
 	case errors.Is(err, dotmesh.ErrInUse):
 		hint = fmt.Sprintf("try again when it is done; if its holder is gone, `dm remote unlock %s` removes stale locks", name)

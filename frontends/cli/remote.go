@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"strconv"
@@ -15,10 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/dotmesh-io/dotmesh/api"
-	"github.com/dotmesh-io/dotmesh/bucket"
-	"github.com/dotmesh-io/dotmesh/bucket/repo"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
-	"github.com/dotmesh-io/dotmesh/transport/bucketremote"
 )
 
 func isTerminal(fd int) bool { return term.IsTerminal(fd) }
@@ -266,53 +262,9 @@ func (a *app) addBucketRemote(ctx context.Context, name, url string, b BucketRem
 	if _, ok := cfg.Remotes[name]; ok {
 		return remoteExists(name)
 	}
-	if u, _ := bucket.ParseURL(b.URL); u.Scheme == "file" {
-		// A new directory on a disk is the common case; its parent must be.
-		if err := os.Mkdir(u.Path, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-			return kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("bucket remote %s: %v", name, err))
-		}
-	}
-	st, err := a.bucketStore(&b)
+	what, err := a.openBucketRepo(ctx, name, &b)
 	if err != nil {
 		return err
-	}
-	rc := bucketremote.Config{URL: b.URL, Store: st}
-	// Without a password an encrypted repository says so before any key
-	// is tried, and an empty store that it holds none.
-	r, err := bucketremote.Dial(ctx, rc)
-	var be *bucket.Error
-	what := "the repository there is not encrypted"
-	switch {
-	case err == nil:
-		b.NoEncryption = true
-	case errors.Is(err, dotmesh.ErrUnauthorized) && b.NoEncryption:
-		return kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("%s holds an encrypted repository; add it without --no-encryption", b.URL))
-	case errors.Is(err, dotmesh.ErrUnauthorized):
-		if rc.Password, err = a.bucketPassword(name, &b, false); err != nil {
-			return err
-		}
-		if r, err = bucketremote.Dial(ctx, rc); err != nil {
-			return bucketError(err, name, &b)
-		}
-		what = "the repository there opens with the password"
-	case errors.Is(err, dotmesh.ErrNotFound) && !errors.As(err, &be):
-		o := repo.InitOptions{NoEncryption: b.NoEncryption}
-		what = "made a repository without encryption"
-		if !b.NoEncryption {
-			if o.Password, err = a.bucketPassword(name, &b, true); err != nil {
-				return err
-			}
-			rc.Password = o.Password
-			what = "made an encrypted repository; keep its password safe: without it nothing there can be read"
-		}
-		if r, err = bucketremote.Init(ctx, rc, o); err != nil {
-			return bucketError(err, name, &b)
-		}
-	default:
-		return bucketError(err, name, &b)
-	}
-	if err := r.Close(ctx); err != nil {
-		return bucketError(err, name, &b)
 	}
 	cfg.Remotes[name] = &Remote{Bucket: &b}
 	if err := SaveConfig(path, cfg); err != nil {

@@ -61,10 +61,14 @@ type app struct {
 // status: 0 on success, else the status of the error's kind (exitHelp:
 // 1 to 9, 130 when interrupted); the error is printed as one line
 // "dm: <error>" on stderr (a JSON object with --json). w is how dm runs
-// nodes.
+// nodes. It is a program's main: the caller exits with the status (the
+// notification of SIGINT and SIGTERM it starts stays on).
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, w Wiring) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// Not stopped: the process ends when Main returns, and signal.Stop
+	// waits, yielding in a loop, until the runtime's signal goroutine has
+	// run and is idle: on a loaded machine, a wait at the end of every dm
+	// for another thread to be scheduled.
+	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	var rest []string
 	if len(args) > 0 {
 		rest = args[1:]

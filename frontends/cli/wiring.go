@@ -98,7 +98,7 @@ func handsOver(root *cobra.Command, w Wiring, args []string) bool {
 
 // handOver runs the whole invocation in the program that Wiring.HandOver
 // starts, for a command that found only once its arguments were read
-// that it needs what, a part this dm was built without (an s3:// bucket
+// that it needs what, a part this dm was built without (a bucket
 // remote's client). Nothing has been changed or printed by then. Without
 // HandOver it refuses in one line.
 func (a *app) handOver(what string) error {

@@ -6,18 +6,22 @@
 //
 // A Dir from New syncs each file and the directory before KeepRecords
 // returns, so a record is durable when the call returns. One from
-// NewSyncBehind (btrfs, where those fsyncs cost more than the commit's
-// snapshot) writes and renames the same way but syncs the whole
-// filesystem once, a moment after the last write of a burst, in the
-// background. A killed process loses nothing (the files are written and
-// renamed before KeepRecords returns). Until that syncfs, or any other
-// transaction commit of the filesystem (the next snapshot, the commit
-// interval), a power loss or kernel crash can take the records of that
-// moment back to their older contents, or leave a new one missing or
-// empty: a registry rebuild, their only reader, then restores the state
-// a few updates behind (see dotmesh.RecordKeeper) or names the empty
-// record as corrupt. That needs the registry lost as well, within a
-// fraction of a second of the write.
+// NewSyncBehind (btrfs, where writing the files of a commit's records
+// cost a fifth of the node's time for the commit, and their fsyncs more
+// than its snapshot) writes them behind the caller: KeepRecords queues
+// them and returns, one goroutine writes and renames them in the order
+// given (a record updated again before it was written is written once,
+// with its latest value), and the whole filesystem is synced once, a
+// moment after the last write of a burst. Records and Close first wait
+// for what was queued. A process killed before the writer wrote its
+// queue leaves those copies a few updates behind; until the syncfs, or
+// any other transaction commit of the filesystem (the next snapshot,
+// the commit interval), a power loss or kernel crash can take the
+// records of that moment back to their older contents, or leave a new
+// one missing or empty: a registry rebuild, their only reader, then
+// restores the state a few updates behind (see dotmesh.RecordKeeper) or
+// names the empty record as corrupt. That needs the registry lost as
+// well, within a fraction of a second of the write.
 package recordfiles
 
 import (
@@ -28,6 +32,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +56,20 @@ type Dir struct {
 	timer   *time.Timer
 	syncing sync.WaitGroup
 	closed  bool
+
+	// The records KeepRecords queued (behind) and the writer has not
+	// taken yet; writing while the writer runs; drained is signalled
+	// when it stops.
+	queue   []queued
+	writing bool
+	drained *sync.Cond
+}
+
+// queued is one record waiting to be written: val nil removes it.
+type queued struct {
+	dot dotmesh.DotID
+	key string
+	val []byte
 }
 
 // New keeps records under path, made (mode 0700) on the first write, each
@@ -61,12 +80,86 @@ func New(path string) *Dir { return &Dir{path: path} }
 // with one syncfs, delay after the last write of a burst (see the
 // package doc). Close syncs what is pending.
 func NewSyncBehind(path string, delay time.Duration, log *slog.Logger) *Dir {
-	return &Dir{path: path, behind: delay, log: log}
+	d := &Dir{path: path, behind: delay, log: log}
+	d.drained = sync.NewCond(&d.mu)
+	return d
 }
 
 // KeepRecords implements dotmesh.RecordKeeper. The dot id and the record
 // keys and sizes were checked by the guard (backend/internal/guard).
 func (d *Dir) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[string][]byte) error {
+	if d.behind == 0 {
+		return d.write(ctx, dot, recs)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(recs))
+	for k := range recs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, k := range keys {
+		d.queue = slices.DeleteFunc(d.queue, func(q queued) bool { return q.dot == dot && q.key == k })
+		var v []byte
+		if recs[k] != nil {
+			v = append([]byte{}, recs[k]...) // the caller's bytes are its own again
+		}
+		d.queue = append(d.queue, queued{dot: dot, key: k, val: v})
+	}
+	if !d.writing && len(d.queue) > 0 {
+		d.writing = true
+		go d.writeQueued()
+	}
+	return nil
+}
+
+// writeQueued writes what KeepRecords queued until the queue is empty,
+// then arms the sync.
+func (d *Dir) writeQueued() {
+	for {
+		d.mu.Lock()
+		batch := d.queue
+		d.queue = nil
+		if len(batch) == 0 {
+			d.writing = false
+			d.drained.Broadcast()
+			d.mu.Unlock()
+			return
+		}
+		d.mu.Unlock()
+		for len(batch) > 0 {
+			// One dot's run of records at a time, in the order given.
+			dot := batch[0].dot
+			recs := make(map[string][]byte)
+			for len(batch) > 0 && batch[0].dot == dot {
+				recs[batch[0].key] = batch[0].val
+				batch = batch[1:]
+			}
+			if err := d.write(context.Background(), dot, recs); err != nil && d.log != nil {
+				d.log.Warn("keeping a copy of the registry records with the data; a registry rebuild would miss them", "dot", dot, "err", err)
+			}
+		}
+	}
+}
+
+// flush waits until the records queued so far are written.
+func (d *Dir) flush() {
+	if d.behind == 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for d.writing || len(d.queue) > 0 {
+		d.drained.Wait()
+	}
+}
+
+// write writes recs of dot now: synced before it returns (New), or
+// synced later (NewSyncBehind).
+func (d *Dir) write(ctx context.Context, dot dotmesh.DotID, recs map[string][]byte) error {
 	dir := filepath.Join(d.path, string(dot))
 	for k, v := range recs {
 		if err := ctx.Err(); err != nil {
@@ -133,9 +226,10 @@ func (d *Dir) syncNow() {
 	}
 }
 
-// Close syncs what a Dir from NewSyncBehind has not synced yet. It is a
-// no-op for a Dir from New.
+// Close writes and syncs what a Dir from NewSyncBehind has not written
+// or synced yet. It is a no-op for a Dir from New.
 func (d *Dir) Close() error {
+	d.flush()
 	d.mu.Lock()
 	d.closed = true
 	if d.timer != nil {
@@ -185,6 +279,7 @@ func syncDir(dir string) error {
 // Records implements dotmesh.RecordKeeper. Temporary files of writes that
 // a crash cut short are left out (and removed).
 func (d *Dir) Records(ctx context.Context) (map[dotmesh.DotID]map[string][]byte, error) {
+	d.flush()
 	out := make(map[dotmesh.DotID]map[string][]byte)
 	dots, err := os.ReadDir(d.path)
 	if errors.Is(err, fs.ErrNotExist) {
