@@ -61,14 +61,15 @@ type app struct {
 // status: 0 on success, else the status of the error's kind (exitHelp:
 // 1 to 9, 130 when interrupted); the error is printed as one line
 // "dm: <error>" on stderr (a JSON object with --json). w is how dm runs
-// nodes. It is a program's main: the caller exits with the status (the
-// notification of SIGINT and SIGTERM it starts stays on).
+// nodes.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, w Wiring) int {
-	// Not stopped: the process ends when Main returns, and signal.Stop
-	// waits, yielding in a loop, until the runtime's signal goroutine has
-	// run and is idle: on a loaded machine, a wait at the end of every dm
-	// for another thread to be scheduled.
-	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Stopped behind the return: signal.Stop waits, yielding in a loop,
+	// until the runtime's signal goroutine has run and is idle, which on
+	// a loaded machine is a wait at the end of every dm for another
+	// thread to be scheduled; a dm exits meanwhile, and a longer-lived
+	// caller still gets the default actions back.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer func() { go stop() }()
 	var rest []string
 	if len(args) > 0 {
 		rest = args[1:]
