@@ -109,6 +109,17 @@ func TestPushCutOffKeepsSenderAlive(t *testing.T) {
 	}
 	whole := time.Since(start)
 	t.Logf("a whole push takes %s", whole.Round(time.Millisecond))
+	// A Ctrl-C before dm has started catches nothing (the default action
+	// ends it, as it would any program), so no cut comes before a few
+	// times what starting a dm takes here now: on a loaded machine that
+	// can be more than 10% of a short push.
+	var started time.Duration
+	for range 3 {
+		t0 := time.Now()
+		e.ok("version")
+		started = max(started, time.Since(t0))
+	}
+	t.Logf("a dm starts in at most %s", started.Round(time.Millisecond))
 	cut := 0
 	for i := range 2 * runs {
 		kill := i%2 == 0
@@ -117,7 +128,7 @@ func TestPushCutOffKeepsSenderAlive(t *testing.T) {
 		// each time makes b receive all of it again.
 		cmd, wait := e.startPush("--remote", "a", "push", "b", "big", "--neutral", "--remote-name", fmt.Sprintf("big-%d", i))
 		// Cut somewhere between 10% and 70% of the way through.
-		time.Sleep(whole * time.Duration(10+rng.IntN(61)) / 100)
+		time.Sleep(max(whole*time.Duration(10+rng.IntN(61))/100, 3*started))
 		if kill {
 			b.kill()
 		} else if err := cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
