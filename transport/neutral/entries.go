@@ -229,7 +229,7 @@ func scan(r io.Reader, base func(id string) error, fn func(e Entry, content io.R
 		d.br, d.h = br, nil
 		// A Pipe's reader hands the sender's pieces of content on
 		// to the file without this buffer between.
-		d.src, _ = u.r.(handoffSource)
+		d.src, _ = u.r.(HandoffReader)
 	} else {
 		d.br = bufio.NewReaderSize(r, neutralReadBuffer)
 	}
@@ -371,7 +371,7 @@ func (o *deltaOrder) add(e *Entry) error {
 // is sticky: once the stream failed, nothing more is read from it.
 type decoder struct {
 	br      *bufio.Reader
-	src     handoffSource // br's source, unchecked, when it hands its pieces over (Pipe)
+	src     HandoffReader // br's source, unchecked, when it may hand its pieces over (Pipe)
 	h       hash.Hash
 	one     [1]byte
 	ioErr   error // a failure of r itself, not of the data
@@ -564,6 +564,10 @@ func (c *content) WriteTo(w io.Writer) (int64, error) {
 			// the content comes straight from the sender's pieces.
 			fw := &failWriter{w: w}
 			m, err := c.d.src.WriteNTo(fw, c.left)
+			if m == 0 && errors.Is(err, ErrNoHandoff) {
+				c.d.src = nil // a wrapper of a reader that has none
+				continue
+			}
 			c.left -= m
 			total += m
 			if fw.err != nil {

@@ -1,6 +1,7 @@
 package neutral
 
 import (
+	"errors"
 	"io"
 	"sync"
 )
@@ -24,10 +25,29 @@ type PipeReader struct{ p *pipe }
 // PipeWriter is the write end of Pipe.
 type PipeWriter struct{ p *pipe }
 
-// handoffSource is a stream that writes its next n bytes to w from the
-// buffers its writer handed over, without a copy between.
-type handoffSource interface {
+// HandoffReader is a stream that writes its next n bytes to w from the
+// buffers its writer handed over, without a copy between: a Pipe's
+// reader, or a wrapper of one (counting, say) that passes WriteNTo on
+// through the function WriteNTo.
+type HandoffReader interface {
+	io.Reader
 	WriteNTo(w io.Writer, n int64) (int64, error)
+}
+
+// ErrNoHandoff is WriteNTo's answer, having read nothing, for a reader
+// whose writer hands nothing over: the caller reads instead.
+var ErrNoHandoff = errors.New("neutral: the stream hands no buffers over")
+
+// WriteNTo writes r's next n bytes to w from the buffers r's writer
+// handed over, when r is a HandoffReader; otherwise it returns
+// ErrNoHandoff and reads nothing. A wrapper of another reader calls it
+// in its own WriteNTo, so that the hand-over passes through it.
+func WriteNTo(r io.Reader, w io.Writer, n int64) (int64, error) {
+	h, ok := r.(HandoffReader)
+	if !ok {
+		return 0, ErrNoHandoff
+	}
+	return h.WriteNTo(w, n)
 }
 
 // pipe is io.Pipe's synchronous hand-over (a Write blocks until readers
