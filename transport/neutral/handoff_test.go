@@ -169,3 +169,53 @@ func TestPipeCutOff(t *testing.T) {
 		t.Fatalf("Read of a closed writer: %v", err)
 	}
 }
+
+// FuzzPipeScan: a stream read through a Pipe, in pieces of the sizes
+// cuts gives (the large ones handed over), scans as the same bytes read
+// from memory do: the same records and contents, or a failure both ways.
+func FuzzPipeScan(f *testing.F) {
+	var buf bytes.Buffer
+	if err := Write(neutralFixtureSized(f, 3000), UncheckedWriter(&buf)); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes(), []byte{0, 3, 255, 7})
+	f.Add(buf.Bytes()[:buf.Len()/2], []byte{1})
+	f.Add([]byte(neutralMagic+"f\x01a\x00\x00\x05abcdee"), []byte{0})
+	f.Fuzz(func(t *testing.T, data, cuts []byte) {
+		if len(data) > 256<<10 {
+			return // a piece a byte: slow, and no new paths
+		}
+		want, werr := scanAll(UncheckedReader(bytes.NewReader(data)))
+		pr, pw := Pipe()
+		go func() {
+			rest := data
+			for i := 0; len(rest) > 0; i++ {
+				n := len(rest)
+				if len(cuts) > 0 {
+					n = min(n, int(cuts[i%len(cuts)])*64+1)
+				}
+				if _, err := pw.Write(rest[:n]); err != nil {
+					return
+				}
+				rest = rest[n:]
+			}
+			pw.Close()
+		}()
+		got, gerr := scanAll(UncheckedReader(pr))
+		pr.Close()
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("from memory: %v; through a Pipe: %v", werr, gerr)
+		}
+		if werr != nil {
+			return
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d records through a Pipe, %d from memory", len(got), len(want))
+		}
+		for i := range want {
+			if got[i].String() != want[i].String() {
+				t.Fatalf("record %d: %v through a Pipe, %v from memory", i, got[i], want[i])
+			}
+		}
+	})
+}
