@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dotmesh-io/dotmesh/transport/neutral"
 )
 
 // Incoming transfers. A push or pull that this node receives stores each
@@ -218,12 +220,27 @@ func (r *refreshingReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	k, err := r.r.Read(p)
-	total := r.a.bytes.Add(int64(k))
+	r.count(int64(k))
+	return k, err
+}
+
+// WriteNTo passes on a hand-over of the sender's buffers (neutral.Pipe),
+// counted and refreshing as Read does.
+func (r *refreshingReader) WriteNTo(w io.Writer, n int64) (int64, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	k, err := neutral.WriteNTo(r.r, w, n)
+	r.count(k)
+	return k, err
+}
+
+func (r *refreshingReader) count(k int64) {
+	total := r.a.bytes.Add(k)
 	if now := r.now(); k > 0 && now.Sub(r.last) >= r.every {
 		r.last = now
 		r.refresh(total)
 	}
-	return k, err
 }
 
 // incomingTransfers is TransferPeer.Incoming.

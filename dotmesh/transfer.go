@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/dotmesh-io/dotmesh/transport/neutral"
 )
 
 // TransferOptions tune Push, Pull and Clone.
@@ -462,13 +464,28 @@ type countingReader struct {
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	k, err := c.r.Read(p)
-	c.n.Add(int64(k))
-	c.pending += int64(k)
+	c.count(int64(k), err)
+	return k, err
+}
+
+// WriteNTo passes on a hand-over of the sender's buffers (neutral.Pipe),
+// counted as Read counts.
+func (c *countingReader) WriteNTo(w io.Writer, n int64) (int64, error) {
+	k, err := neutral.WriteNTo(c.r, w, n)
+	if errors.Is(err, neutral.ErrNoHandoff) {
+		return k, err
+	}
+	c.count(k, err)
+	return k, err
+}
+
+func (c *countingReader) count(k int64, err error) {
+	c.n.Add(k)
+	c.pending += k
 	if c.pending >= c.every || err != nil {
 		c.pending = 0
 		c.report()
 	}
-	return k, err
 }
 
 // newNamesValid checks the names a transfer is about to make on the

@@ -38,9 +38,9 @@ func (b *Backend) StageChunks(ctx context.Context, c dotmesh.CommitRef) (dotmesh
 	return s, nil
 }
 
-// rawFrames holds buffers for the raw frames of chunks offered without
-// one; the batch does not keep what it writes.
-var rawFrames sync.Pool
+// rawScratch holds the room for the pieces of the raw frames of chunks
+// offered without one.
+var rawScratch sync.Pool
 
 // chunkSink is StageChunks' sink.
 type chunkSink struct {
@@ -90,24 +90,24 @@ func (s *chunkSink) PutChunk(h [32]byte, data, frame []byte) error {
 	if err == nil && claimed {
 		if frame == nil {
 			// The sender kept it uncompressed, finding it did not
-			// compress: so does this store, framed in a reused buffer
-			// (a fresh one per chunk cost a clone of random data a
-			// tenth of its CPU in zeroing it).
-			bp, _ := rawFrames.Get().(*[]byte)
-			if bp == nil {
-				bp = new([]byte)
+			// compress: so does this store, in a raw frame written
+			// in pieces around data (no copy; the pieces' room is
+			// reused).
+			sc, _ := rawScratch.Get().(*cas.RawScratch)
+			if sc == nil {
+				sc = new(cas.RawScratch)
 			}
-			*bp = cas.RawFrame(data, *bp)
-			defer rawFrames.Put(bp)
-			frame = *bp
+			err = s.batch.WriteRaw(h, data, sc)
+			rawScratch.Put(sc)
+		} else {
+			err = s.batch.WriteCompressed(h, frame, len(data))
 		}
-		err = s.batch.WriteCompressed(h, frame, len(data))
 	}
 	full := false
 	if err == nil && claimed {
 		s.pmu.Lock()
 		s.pending = append(s.pending, h)
-		s.bytes += int64(len(frame))
+		s.bytes += int64(max(len(frame), len(data)))
 		full = s.bytes >= s.flush
 		s.pmu.Unlock()
 	}

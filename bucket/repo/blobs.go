@@ -319,6 +319,7 @@ func (r *Repo) loadIndex(ctx context.Context) (*repoIndex, error) {
 // ReloadIndex drops the index of blobs; the next HasBlobs or PutBlob
 // reads it again. Lock calls it.
 func (r *Repo) ReloadIndex() {
+	r.dropPrefetch()
 	r.mu.Lock()
 	r.index = nil
 	r.mu.Unlock()

@@ -117,16 +117,26 @@ func (ix *repoIndex) add(ps []indexPack) {
 // otherwise it is logged and skipped, so that a writer re-stores the
 // blobs it named.
 func (r *Repo) readIndex(ctx context.Context, strict bool) (*repoIndex, error) {
-	var names []string
-	if err := r.store.List(ctx, indexDir, func(oi bucket.ObjectInfo) error {
-		if err := parseIndexObject(oi.Name); err != nil {
-			r.log.Warn("repository: not an index object's name", "object", oi.Name, "err", err)
+	var (
+		names []string
+		raw   map[string][]byte
+	)
+	if p := r.takePrefetch(); p != nil && !strict {
+		names, raw = p.wait()
+	} else if p != nil {
+		p.stop() // what deletes must know is read now
+	}
+	if names == nil {
+		if err := r.store.List(ctx, indexDir, func(oi bucket.ObjectInfo) error {
+			if err := parseIndexObject(oi.Name); err != nil {
+				r.log.Warn("repository: not an index object's name", "object", oi.Name, "err", err)
+				return nil
+			}
+			names = append(names, oi.Name)
 			return nil
+		}); err != nil {
+			return nil, err
 		}
-		names = append(names, oi.Name)
-		return nil
-	}); err != nil {
-		return nil, err
 	}
 	ix := newRepoIndex()
 	var (
@@ -141,7 +151,13 @@ func (r *Repo) readIndex(ctx context.Context, strict bool) (*repoIndex, error) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			ps, err := r.readIndexObject(ctx, name)
+			var ps []indexPack
+			var err error
+			if b, ok := raw[name]; ok {
+				ps, err = r.openIndexObject(name, b)
+			} else {
+				ps, err = r.readIndexObject(ctx, name)
+			}
 			switch {
 			case errors.Is(err, dotmesh.ErrNotFound):
 				// Removed since the listing (a gc replaced it).
@@ -187,6 +203,19 @@ func (r *Repo) readIndexObject(ctx context.Context, name string) ([]indexPack, e
 	if err != nil {
 		return nil, err
 	}
+	return decodeIndexObject(name, b)
+}
+
+// openIndexObject opens index object name's stored bytes b.
+func (r *Repo) openIndexObject(name string, b []byte) ([]indexPack, error) {
+	pt, err := r.codec.open(kindRecord, name, b)
+	if err != nil {
+		return nil, corrupt(name, err)
+	}
+	return decodeIndexObject(name, pt)
+}
+
+func decodeIndexObject(name string, b []byte) ([]indexPack, error) {
 	ps, err := decodeIndex(b)
 	if err != nil {
 		return nil, corrupt(name, err)

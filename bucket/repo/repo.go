@@ -93,6 +93,9 @@ type Repo struct {
 	mu    sync.Mutex
 	index *repoIndex // what is stored; nil until loaded
 	pk    *packer
+	// prefetch: the index objects read while Open derived the key;
+	// nil once readIndex took them or they were dropped.
+	prefetch *indexPrefetch
 }
 
 func (o Options) withDefaults() Options {
@@ -226,9 +229,14 @@ func Open(ctx context.Context, st bucket.Store, password []byte, opts Options) (
 		if len(password) == 0 {
 			return nil, fmt.Errorf("%w: repository %s is encrypted: a password or key file is needed", dotmesh.ErrUnauthorized, st.Location())
 		}
+		// The index objects come while the key is derived: the
+		// network is idle meanwhile, and a clone reads them first.
+		pf := startIndexPrefetch(ctx, st)
 		if keys, err = r.unlock(ctx, password); err != nil {
+			pf.stop()
 			return nil, err
 		}
+		r.prefetch = pf
 	} else {
 		// A plain config in a bucket with keys is a config swapped to
 		// make writers store plaintext.
@@ -301,6 +309,7 @@ func (r *Repo) Store() bucket.Store { return r.store }
 // Close releases the Repo's resources (not the store's). Blobs not
 // flushed are dropped: packs stored without an index are garbage.
 func (r *Repo) Close() error {
+	r.dropPrefetch()
 	r.pk.close()
 	r.codec.close()
 	return nil

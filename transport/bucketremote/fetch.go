@@ -41,7 +41,9 @@ func (r *Remote) FetchCommit(ctx context.Context, dot dotmesh.DotName, id dotmes
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	pr, pw := io.Pipe()
+	// A receiving node in this process writes the chunks' pieces to
+	// its files straight from the fetch's buffers (neutral.Pipe).
+	pr, pw := neutral.Pipe()
 	done, start := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -64,7 +66,7 @@ func (r *Remote) FetchCommit(ctx context.Context, dot dotmesh.DotName, id dotmes
 // writer; Close stops it and waits for it, so nothing of a fetch
 // outlives its reader.
 type fetchReader struct {
-	*io.PipeReader
+	*neutral.PipeReader
 	cancel  context.CancelFunc
 	done    chan struct{}
 	start   chan struct{}
@@ -74,6 +76,11 @@ type fetchReader struct {
 func (f *fetchReader) Read(p []byte) (int, error) {
 	f.started.Do(func() { close(f.start) })
 	return f.PipeReader.Read(p)
+}
+
+func (f *fetchReader) WriteNTo(w io.Writer, n int64) (int64, error) {
+	f.started.Do(func() { close(f.start) })
+	return f.PipeReader.WriteNTo(w, n)
 }
 
 func (f *fetchReader) Close() error {

@@ -227,6 +227,9 @@ func scan(r io.Reader, base func(id string) error, fn func(e Entry, content io.R
 			uncheckedReaders.Put(br)
 		}()
 		d.br, d.h = br, nil
+		// A Pipe's reader hands the sender's pieces of content on
+		// to the file without this buffer between.
+		d.src, _ = u.r.(HandoffReader)
 	} else {
 		d.br = bufio.NewReaderSize(r, neutralReadBuffer)
 	}
@@ -368,6 +371,7 @@ func (o *deltaOrder) add(e *Entry) error {
 // is sticky: once the stream failed, nothing more is read from it.
 type decoder struct {
 	br      *bufio.Reader
+	src     HandoffReader // br's source, unchecked, when it may hand its pieces over (Pipe)
 	h       hash.Hash
 	one     [1]byte
 	ioErr   error // a failure of r itself, not of the data
@@ -555,6 +559,25 @@ func (c *content) WriteTo(w io.Writer) (int64, error) {
 			return total, c.d.err
 		}
 		n := c.d.br.Buffered()
+		if n == 0 && c.d.src != nil {
+			// What br took from the source is written: the rest of
+			// the content comes straight from the sender's pieces.
+			fw := &failWriter{w: w}
+			m, err := c.d.src.WriteNTo(fw, c.left)
+			if m == 0 && errors.Is(err, ErrNoHandoff) {
+				c.d.src = nil // a wrapper of a reader that has none
+				continue
+			}
+			c.left -= m
+			total += m
+			if fw.err != nil {
+				return total, fw.err
+			}
+			if err != nil {
+				return total, c.failed(err)
+			}
+			continue
+		}
 		if n == 0 {
 			if _, err := c.d.br.Peek(1); err != nil {
 				return total, c.failed(err)
@@ -580,6 +603,23 @@ func (c *content) WriteTo(w io.Writer) (int64, error) {
 	return total, nil
 }
 
+// failWriter keeps w's error apart from its source's.
+type failWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (f *failWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	if err != nil && f.err == nil {
+		f.err = err
+	}
+	return n, err
+}
+
 func (c *content) failed(err error) error {
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		c.d.err = corrupt("ends early in %q", c.name)
@@ -597,11 +637,14 @@ func (c *content) failed(err error) error {
 // order, each parent directory before what it holds, as Write and
 // filepath.WalkDir give them.
 type Writer struct {
-	bw  *bufio.Writer
-	hw  hashWriter
-	num [binary.MaxVarintLen64]byte
-	buf []byte
-	ord order
+	bw *bufio.Writer
+	hw hashWriter
+	// direct is bw's writer when the stream stays in this process
+	// (unchecked): large pieces of content go to it as they are.
+	direct io.Writer
+	num    [binary.MaxVarintLen64]byte
+	buf    []byte
+	ord    order
 	// delta: a delta stream (NewDeltaWriter), ordered by dord.
 	delta bool
 	dord  deltaOrder
@@ -612,7 +655,7 @@ type Writer struct {
 func NewWriter(w io.Writer) (*Writer, error) {
 	w, h := writerHash(w)
 	bw := bufio.NewWriterSize(w, 1<<20)
-	sw := &Writer{bw: bw, hw: hashWriter{bw, h}}
+	sw := &Writer{bw: bw, hw: hashWriter{bw, h}, direct: directOf(w, h)}
 	if _, err := io.WriteString(sw.hw, neutralMagic); err != nil {
 		return nil, err
 	}
@@ -629,7 +672,7 @@ func NewDeltaWriter(w io.Writer, base string) (*Writer, error) {
 	}
 	w, h := writerHash(w)
 	bw := bufio.NewWriterSize(w, 1<<20)
-	sw := &Writer{bw: bw, hw: hashWriter{bw, h}, delta: true}
+	sw := &Writer{bw: bw, hw: hashWriter{bw, h}, delta: true, direct: directOf(w, h)}
 	if _, err := io.WriteString(sw.hw, deltaMagic); err != nil {
 		return nil, err
 	}
@@ -728,7 +771,11 @@ func (w *Writer) record(e *Entry, content io.Reader) error {
 		if sc, ok := content.(SizedContent); ok && sc.Size() == e.Size {
 			// Its pieces go to the stream's buffer as they are, with
 			// no copy through w.buf.
-			lw := &limitedWriter{w: w.hw, left: e.Size}
+			var to io.Writer = w.hw
+			if w.direct != nil {
+				to = handOver{w}
+			}
+			lw := &limitedWriter{w: to, left: e.Size}
 			n, err := sc.WriteTo(lw)
 			if err == nil && n < e.Size {
 				err = fmt.Errorf("ended after %d of its %d bytes", n, e.Size)
@@ -756,6 +803,34 @@ func (w *Writer) record(e *Entry, content io.Reader) error {
 		}
 	}
 	return nil
+}
+
+// directOf is w when a stream to it stays in this process (h is nil:
+// unchecked), else nil.
+func directOf(w io.Writer, h hash.Hash) io.Writer {
+	if h != nil {
+		return nil
+	}
+	return w
+}
+
+// handOverMin: a piece of content at least this long goes to an
+// unchecked stream's writer as it is; shorter ones are gathered in the
+// buffer (a hand-over each would cost more than their copy).
+const handOverMin = 64 << 10
+
+// handOver writes a Writer's content to its unchecked stream: large
+// pieces straight to the stream's writer, after what is buffered.
+type handOver struct{ w *Writer }
+
+func (h handOver) Write(p []byte) (int, error) {
+	if len(p) < handOverMin {
+		return h.w.bw.Write(p)
+	}
+	if err := h.w.bw.Flush(); err != nil {
+		return 0, err
+	}
+	return h.w.direct.Write(p)
 }
 
 // SizedContent is a file's content that knows its length and writes

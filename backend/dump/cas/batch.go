@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dotmesh-io/dotmesh/backend/internal/durable"
+	"github.com/dotmesh-io/dotmesh/internal/seal"
 	"golang.org/x/sys/unix"
 )
 
@@ -142,6 +144,34 @@ func (b *Batch) WriteCompressed(h Hash, comp []byte, plainLen int) error {
 	return nil
 }
 
+// RawScratch is WriteRaw's reusable room for the pieces of a frame.
+type RawScratch struct {
+	hdr   []byte
+	parts [][]byte
+}
+
+// WriteRaw stages plain (whose hash is h, claimed by the caller) kept
+// uncompressed, in a raw frame (RawFrame), for content that does not
+// compress. The frame goes to the pack in pieces, its headers between
+// slices of plain (pwritev), not copied into one buffer first (which
+// cost a memmove of every byte of a clone of random data); a sealed
+// store seals it whole. scratch may be nil.
+func (b *Batch) WriteRaw(h Hash, plain []byte, scratch *RawScratch) error {
+	if b.s.seal != nil {
+		return b.WriteCompressed(h, RawFrame(plain, nil), len(plain))
+	}
+	if scratch == nil {
+		scratch = new(RawScratch)
+	}
+	scratch.parts, scratch.hdr = rawFrameParts(plain, scratch.hdr, append(scratch.parts[:0], nil))
+	defer clear(scratch.parts) // keeps no reference to plain
+	if err := b.stageParts(h, scratch.parts); err != nil {
+		return err
+	}
+	b.newPlain.Add(int64(len(plain)))
+	return nil
+}
+
 // Unstage takes back an object the caller claimed and staged (comp
 // bytes stored for plainLen): it leaves the batch as if never claimed.
 // For writers that stage ahead of knowing whether they keep an object.
@@ -198,8 +228,24 @@ func (b *Batch) stage(h Hash, comp []byte) error {
 	if len(comp) > MaxStoredSize-64 { // room for a seal
 		return fmt.Errorf("object %s compresses to %d bytes, over the %d limit", h, len(comp), MaxStoredSize-64)
 	}
-	stats := len(comp)
-	comp = b.s.sealObject(h, comp)
+	return b.stageParts(h, [][]byte{nil, b.s.sealObject(h, comp)})
+}
+
+// stageParts appends object h's record to the pack, its stored bytes
+// the concatenation of parts[1:] (parts[0] is room for the record's
+// header), sealed already in a sealed store.
+func (b *Batch) stageParts(h Hash, parts [][]byte) error {
+	n := 0
+	for _, p := range parts[1:] {
+		n += len(p)
+	}
+	if n > MaxStoredSize {
+		return fmt.Errorf("object %s is stored in %d bytes, over the %d limit", h, n, MaxStoredSize)
+	}
+	stats := n
+	if b.s.seal != nil {
+		stats -= seal.Overhead(b.s.seal.AEAD)
+	}
 	b.io.RLock()
 	defer b.io.RUnlock()
 	b.mu.Lock()
@@ -216,24 +262,48 @@ func (b *Batch) stage(h Hash, comp []byte) error {
 	part := int32(len(b.parts) - 1)
 	bp := b.parts[part]
 	off := bp.size
-	bp.size += recordHeader + int64(len(comp))
+	bp.size += recordHeader + int64(n)
 	kick := bp.size-bp.kicked >= kickBytes || bp.size >= packTarget
 	if kick {
 		bp.kicked = bp.size
 	}
 	b.mu.Unlock()
 
-	if _, err := unix.Pwritev(int(bp.f.Fd()), [][]byte{recordHead(b.s.name(h), len(comp)), comp}, off); err != nil {
+	parts[0] = recordHead(b.s.name(h), n)
+	if err := pwriteAll(bp.f, parts, off); err != nil {
 		return fmt.Errorf("stage object %s: %w", h, err)
 	}
 	if kick {
 		_ = unix.SyncFileRange(int(bp.f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
 	b.mu.Lock()
-	b.state[h] = objEntry{st: stateStaged, part: part, off: uint32(off + recordHeader), n: uint32(len(comp))}
+	b.state[h] = objEntry{st: stateStaged, part: part, off: uint32(off + recordHeader), n: uint32(n)}
 	b.mu.Unlock()
 	b.newObjects.Add(1)
 	b.newStored.Add(int64(stats))
+	return nil
+}
+
+// pwriteAll writes parts at off in f, all of them (pwritev may write
+// fewer bytes than asked).
+func pwriteAll(f *os.File, parts [][]byte, off int64) error {
+	for len(parts) > 0 {
+		n, err := unix.Pwritev(int(f.Fd()), parts, off)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		off += int64(n)
+		for len(parts) > 0 && n >= len(parts[0]) {
+			n -= len(parts[0])
+			parts = parts[1:]
+		}
+		if len(parts) > 0 {
+			parts[0] = parts[0][n:]
+		}
+	}
 	return nil
 }
 
