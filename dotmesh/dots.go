@@ -114,6 +114,7 @@ func (n *Node) ListDots(ctx context.Context) ([]DotStatus, error) {
 	}
 	// Each dot's usage may cost a round trip (a database source's
 	// fingerprint, a zfs listing): a few at a time.
+	ctx = n.beginUsage(ctx)
 	out := make([]DotStatus, len(dots))
 	errs := make([]error, len(dots))
 	sem := make(chan struct{}, listConcurrency)
