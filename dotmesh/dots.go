@@ -96,20 +96,21 @@ const listConcurrency = 8
 
 // ListDots returns the status of every dot, sorted by namespace and name.
 func (n *Node) ListDots(ctx context.Context) ([]DotStatus, error) {
-	dots, err := n.reg.dots(ctx)
+	dots, err := n.reg.listDots(ctx)
 	if err != nil {
 		return nil, err
 	}
 	// One List per key space rather than three per dot: on etcd every
-	// List is a round trip, and a team may have thousands of dots.
+	// List is a round trip, and a team may have thousands of dots; on
+	// etcd, from the store's copy in memory (CachedLister).
 	var all dotRecords
-	if all.branches, err = groupByDot[Branch](ctx, n.store, branchesPrefix); err != nil {
+	if all.branches, err = listByDot[Branch](ctx, n.store, branchesPrefix); err != nil {
 		return nil, err
 	}
 	if all.hists, err = n.histories(ctx, dots, all.branches); err != nil {
 		return nil, err
 	}
-	if all.mounts, err = groupByDot[Mount](ctx, n.store, mountsPrefix); err != nil {
+	if all.mounts, err = listByDot[Mount](ctx, n.store, mountsPrefix); err != nil {
 		return nil, err
 	}
 	// Each dot's usage may cost a round trip (a database source's
@@ -223,6 +224,20 @@ func groupByDot[T any](ctx context.Context, s ClusterStore, prefix string) (map[
 	if err != nil {
 		return nil, err
 	}
+	return groupKVs[T](kvs, prefix)
+}
+
+// listByDot is groupByDot for a listing shown to people (listCached).
+func listByDot[T any](ctx context.Context, s ClusterStore, prefix string) (map[DotID][]*T, error) {
+	kvs, err := listCached(ctx, s, prefix)
+	if err != nil {
+		return nil, err
+	}
+	return groupKVs[T](kvs, prefix)
+}
+
+// groupKVs decodes kvs of prefix, grouped by the dot id in their keys.
+func groupKVs[T any](kvs []KV, prefix string) (map[DotID][]*T, error) {
 	out := make(map[DotID][]*T)
 	for _, kv := range kvs {
 		id, _, ok := strings.Cut(strings.TrimPrefix(kv.Key, prefix), "/")

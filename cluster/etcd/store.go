@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -83,6 +84,12 @@ type Store struct {
 
 	mu     sync.Mutex
 	closed bool
+
+	// mirrors are ListCached's watched copies, by prefix (mirror.go).
+	mirrorMu sync.Mutex
+	mirrors  map[string]*mirror
+	// ranges counts the ranged reads of List and ListCached (tests).
+	ranges atomic.Int64
 
 	// watchStarted, when set (by tests), runs between reading the start
 	// revision of a watch and starting the etcd watch.
@@ -334,6 +341,13 @@ func (s *Store) Get(ctx context.Context, key string) (dotmesh.KV, error) {
 // List returns every key with the prefix (a plain byte prefix), sorted, as
 // one snapshot.
 func (s *Store) List(ctx context.Context, prefix string) ([]dotmesh.KV, error) {
+	kvs, _, err := s.list(ctx, prefix)
+	return kvs, err
+}
+
+// list is List, with the revision it read at.
+func (s *Store) list(ctx context.Context, prefix string) ([]dotmesh.KV, int64, error) {
+	s.ranges.Add(1)
 	from := s.prefix + prefix
 	end := clientv3.GetPrefixRangeEnd(from)
 	var out []dotmesh.KV
@@ -356,7 +370,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]dotmesh.KV, error) {
 				restarts++
 				continue
 			}
-			return nil, err
+			return nil, 0, err
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
@@ -366,7 +380,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]dotmesh.KV, error) {
 			out = append(out, s.kv(kv))
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
-			return out, nil
+			return out, rev, nil
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
@@ -387,6 +401,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte) (int64, error
 	if err != nil {
 		return 0, err
 	}
+	s.wrote(resp.Header.Revision, key)
 	return resp.Header.Revision, nil
 }
 
@@ -395,10 +410,15 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := checkKey("delete", key); err != nil {
 		return err
 	}
-	return s.do(ctx, fmt.Sprintf("delete %q", key), func(ctx context.Context) error {
-		_, err := s.c.Delete(ctx, s.prefix+key)
+	var resp *clientv3.DeleteResponse
+	err := s.do(ctx, fmt.Sprintf("delete %q", key), func(ctx context.Context) (err error) {
+		resp, err = s.c.Delete(ctx, s.prefix+key)
 		return err
 	})
+	if err == nil && resp.Deleted > 0 {
+		s.wrote(resp.Header.Revision, key)
+	}
+	return err
 }
 
 // Txn applies ops atomically if every condition holds. When a condition
@@ -442,6 +462,14 @@ func (s *Store) Txn(ctx context.Context, conds []dotmesh.Condition, ops []dotmes
 	if !resp.Succeeded {
 		return 0, conflict(conds, resp)
 	}
+	changed := make([]string, 0, len(ops))
+	for i, op := range ops {
+		if op.Delete && (i >= len(resp.Responses) || resp.Responses[i].GetResponseDeleteRange().GetDeleted() == 0) {
+			continue // a missing key: no change, no event
+		}
+		changed = append(changed, op.Key)
+	}
+	s.wrote(resp.Header.Revision, changed...)
 	return resp.Header.Revision, nil
 }
 
