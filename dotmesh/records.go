@@ -102,6 +102,20 @@ func (k *keepingStore) Scan(ctx context.Context, prefix string, fn func(key, val
 	return scanPrefix(ctx, k.ClusterStore, prefix, fn)
 }
 
+// ListKeys forwards to the store's KeyLister; without one, the keys of
+// List.
+func (k *keepingStore) ListKeys(ctx context.Context, prefix string) ([]string, error) {
+	if kl, ok := k.ClusterStore.(KeyLister); ok {
+		return kl.ListKeys(ctx, prefix)
+	}
+	kvs, err := k.ClusterStore.List(ctx, prefix)
+	keys := make([]string, len(kvs))
+	for i, kv := range kvs {
+		keys[i] = kv.Key
+	}
+	return keys, err
+}
+
 // ListCached forwards to the store's CachedLister (see listCached).
 func (k *keepingStore) ListCached(ctx context.Context, prefix string) ([]KV, error) {
 	return listCached(ctx, k.ClusterStore, prefix)

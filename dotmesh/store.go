@@ -2,6 +2,7 @@ package dotmesh
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -146,6 +147,34 @@ func listCached(ctx context.Context, s ClusterStore, prefix string) ([]KV, error
 		return cl.ListCached(ctx, prefix)
 	}
 	return s.List(ctx, prefix)
+}
+
+// KeyLister is an optional ClusterStore capability: the keys under a
+// prefix, sorted, without their values (etcd: a keys-only ranged read).
+type KeyLister interface {
+	ListKeys(ctx context.Context, prefix string) ([]string, error)
+}
+
+// dotsWith returns the ids of the dots that have a key under prefix
+// ("<prefix><dotid>/..."), reading keys only where the store can.
+func dotsWith(ctx context.Context, s ClusterStore, prefix string) (map[DotID]bool, error) {
+	out := make(map[DotID]bool)
+	add := func(key string) {
+		if id, _, ok := strings.Cut(strings.TrimPrefix(key, prefix), "/"); ok {
+			out[DotID(id)] = true
+		}
+	}
+	if kl, ok := s.(KeyLister); ok {
+		keys, err := kl.ListKeys(ctx, prefix)
+		for _, k := range keys {
+			add(k)
+		}
+		return out, err
+	}
+	return out, scanPrefix(ctx, s, prefix, func(key, _ []byte) error {
+		add(string(key))
+		return nil
+	})
 }
 
 // scanPrefix is Scanner.Scan where s has it, else List and fn on each.

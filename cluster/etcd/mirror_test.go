@@ -97,3 +97,24 @@ func TestListCached(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// ListKeys gives List's keys, in order, and only those under the prefix.
+func TestListKeys(t *testing.T) {
+	t.Parallel()
+	c := etcdtest.Start(t, 1)
+	s := open(t, etcdstore.Options{Endpoints: c.Endpoints()})
+	defer s.Close()
+	ctx := ctxTimeout(t, time.Minute)
+	for _, k := range []string{"commits/b/2", "commits/a/1", "commits/b/1", "commitsx", "other/1"} {
+		if _, err := s.Put(ctx, k, []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, err := s.ListKeys(ctx, "commits/")
+	if err != nil || !reflect.DeepEqual(keys, []string{"commits/a/1", "commits/b/1", "commits/b/2"}) {
+		t.Fatalf("ListKeys: %q, %v", keys, err)
+	}
+	if keys, err := s.ListKeys(ctx, "none/"); err != nil || len(keys) != 0 {
+		t.Fatalf("ListKeys of an empty prefix: %q, %v", keys, err)
+	}
+}

@@ -386,6 +386,44 @@ func (s *Store) list(ctx context.Context, prefix string) ([]dotmesh.KV, int64, e
 	}
 }
 
+// ListKeys implements dotmesh.KeyLister: List without the values (etcd
+// sends keys only), in pages read at the revision of the first.
+func (s *Store) ListKeys(ctx context.Context, prefix string) ([]string, error) {
+	from := s.prefix + prefix
+	end := clientv3.GetPrefixRangeEnd(from)
+	var out []string
+	var rev int64
+	for restarts := 0; ; {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage), clientv3.WithKeysOnly()}
+		if rev > 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		var resp *clientv3.GetResponse
+		err := s.do(ctx, fmt.Sprintf("list keys %q", prefix), func(ctx context.Context) (err error) {
+			resp, err = s.c.Get(ctx, from, opts...)
+			return err
+		})
+		if err != nil {
+			if rev > 0 && restarts < 3 && errors.Is(err, rpctypes.ErrCompacted) {
+				out, rev, from = nil, 0, s.prefix+prefix
+				restarts++
+				continue
+			}
+			return nil, err
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			out = append(out, strings.TrimPrefix(string(kv.Key), s.prefix))
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return out, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
 // ---- writes ----
 
 // Put writes the key unconditionally, detaching any lease (as etcd does).
