@@ -92,9 +92,10 @@ func (a *dotListAnswer) decodeObject(dec *jsontext.Decoder) error {
 		switch tok.String() {
 		case "rows":
 			var rows []api.DotRow
-			if field, err = "rows", jsonv2.UnmarshalDecode(dec, &rows); err == nil {
+			if rows, err = decodeRows(dec); err == nil {
 				a.dots = rowStatuses(rows)
 			}
+			field = "rows"
 		case "dots":
 			field, err = "dots", jsonv2.UnmarshalDecode(dec, &a.dots, skipTableFields)
 		case "incoming":
@@ -112,6 +113,9 @@ func (a *dotListAnswer) decodeObject(dec *jsontext.Decoder) error {
 
 // rowStatuses are rows as the DotStatus values ListDotsTable returns.
 func rowStatuses(rows []api.DotRow) []dotmesh.DotStatus {
+	if rows == nil {
+		return nil
+	}
 	out := make([]dotmesh.DotStatus, len(rows))
 	dots := make([]dotmesh.Dot, len(rows))
 	branches := make([]dotmesh.Branch, len(rows))

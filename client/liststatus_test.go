@@ -131,6 +131,10 @@ func FuzzDecodeDotList(f *testing.F) {
 	f.Add([]byte(`{"dots":[{"dot":{"id":"d","namespace":"admin","name":"a"},"commits":2,"head":{"id":"c"}}],"incoming":[{"namespace":"alice","name":"a","bytes":3}]}`))
 	f.Add([]byte(`{"rows":[{"ns":"admin","name":"a","branch":"master","size":3,"dirty":true,"commits":2,"labels":{"k":"v"},"mounts":[{"consumer":"docker"}],"error":"e"}],"incoming":[]}`))
 	f.Add([]byte(`[{"dot":{"name":"a"},"branches":["x"]}]`))
+	for _, rows := range []string{`null`, `[]`, `[null]`, `[{"size":1.5}]`, `[{"ns":"\u0041"}]`, `[{"commits":1e2}]`,
+		`[{"size":-0}]`, `[{"dirty":null,"ns":null}]`, `[{"size":99999999999999999999}]`, `[{"branch":1}]`, `[{"dirty":"x"}]`} {
+		f.Add([]byte(`{"rows":` + rows + `}`))
+	}
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, combined, err := decodeDotList(b)
