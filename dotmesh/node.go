@@ -82,9 +82,13 @@ type Node struct {
 	recv     receiving
 	scratch  scratchTrees // kept scratch copies of commits (files_scratch.go)
 	lists    listCache    // history counts and heads for listings (listcache.go)
-	obs      Observer     // Options.Observer, or noObserver
-	sched    scheduler    // the policies' passes (schedule.go)
-	hooks    HookRunner   // Options.Hooks; nil: none run
+	// listedDots and listedBranches are the records listings decoded
+	// (listdecode.go).
+	listedDots     decodedRecords[Dot]
+	listedBranches decodedRecords[Branch]
+	obs            Observer   // Options.Observer, or noObserver
+	sched          scheduler  // the policies' passes (schedule.go)
+	hooks          HookRunner // Options.Hooks; nil: none run
 
 	place placement // standalone or clustered, chosen in NewNode
 	self  string    // this node's id in its cluster, "" on a single node

@@ -111,15 +111,6 @@ func (r registry) dots(ctx context.Context) ([]*Dot, error) {
 	return decodeDots(kvs)
 }
 
-// listDots is dots for a listing shown to people (listCached).
-func (r registry) listDots(ctx context.Context) ([]*Dot, error) {
-	kvs, err := listCached(ctx, r.s, dotsPrefix)
-	if err != nil {
-		return nil, err
-	}
-	return decodeDots(kvs)
-}
-
 func decodeDots(kvs []KV) ([]*Dot, error) {
 	out := make([]*Dot, 0, len(kvs))
 	for _, kv := range kvs {
