@@ -102,18 +102,9 @@ func (k *keepingStore) Scan(ctx context.Context, prefix string, fn func(key, val
 	return scanPrefix(ctx, k.ClusterStore, prefix, fn)
 }
 
-// ListKeys forwards to the store's KeyLister; without one, the keys of
-// List.
+// ListKeys forwards to the store's KeyLister (see keysUnder).
 func (k *keepingStore) ListKeys(ctx context.Context, prefix string) ([]string, error) {
-	if kl, ok := k.ClusterStore.(KeyLister); ok {
-		return kl.ListKeys(ctx, prefix)
-	}
-	kvs, err := k.ClusterStore.List(ctx, prefix)
-	keys := make([]string, len(kvs))
-	for i, kv := range kvs {
-		keys[i] = kv.Key
-	}
-	return keys, err
+	return keysUnder(ctx, k.ClusterStore, prefix)
 }
 
 // ListCached forwards to the store's CachedLister (see listCached).

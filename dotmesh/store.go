@@ -2,7 +2,6 @@ package dotmesh
 
 import (
 	"context"
-	"strings"
 	"time"
 )
 
@@ -155,26 +154,18 @@ type KeyLister interface {
 	ListKeys(ctx context.Context, prefix string) ([]string, error)
 }
 
-// dotsWith returns the ids of the dots that have a key under prefix
-// ("<prefix><dotid>/..."), reading keys only where the store can.
-func dotsWith(ctx context.Context, s ClusterStore, prefix string) (map[DotID]bool, error) {
-	out := make(map[DotID]bool)
-	add := func(key string) {
-		if id, _, ok := strings.Cut(strings.TrimPrefix(key, prefix), "/"); ok {
-			out[DotID(id)] = true
-		}
-	}
+// keysUnder returns the keys under prefix, reading keys only where the
+// store can.
+func keysUnder(ctx context.Context, s ClusterStore, prefix string) ([]string, error) {
 	if kl, ok := s.(KeyLister); ok {
-		keys, err := kl.ListKeys(ctx, prefix)
-		for _, k := range keys {
-			add(k)
-		}
-		return out, err
+		return kl.ListKeys(ctx, prefix)
 	}
-	return out, scanPrefix(ctx, s, prefix, func(key, _ []byte) error {
-		add(string(key))
+	var out []string
+	err := scanPrefix(ctx, s, prefix, func(key, _ []byte) error {
+		out = append(out, string(key))
 		return nil
 	})
+	return out, err
 }
 
 // scanPrefix is Scanner.Scan where s has it, else List and fn on each.

@@ -348,77 +348,67 @@ func (s *Store) List(ctx context.Context, prefix string) ([]dotmesh.KV, error) {
 // list is List, with the revision it read at.
 func (s *Store) list(ctx context.Context, prefix string) ([]dotmesh.KV, int64, error) {
 	s.ranges.Add(1)
+	var out []dotmesh.KV
+	rev, err := s.pages(ctx, "list", prefix, false, func(resp *clientv3.GetResponse) {
+		if out == nil {
+			out = make([]dotmesh.KV, 0, int(resp.Count))
+		}
+		for _, kv := range resp.Kvs {
+			out = append(out, s.kv(kv))
+		}
+	}, func() { out = nil })
+	return out, rev, err
+}
+
+// ListKeys implements dotmesh.KeyLister: List without the values (etcd
+// sends keys only), in pages read at the revision of the first.
+func (s *Store) ListKeys(ctx context.Context, prefix string) ([]string, error) {
+	var out []string
+	_, err := s.pages(ctx, "list keys", prefix, true, func(resp *clientv3.GetResponse) {
+		for _, kv := range resp.Kvs {
+			out = append(out, strings.TrimPrefix(string(kv.Key), s.prefix))
+		}
+	}, func() { out = nil })
+	return out, err
+}
+
+// pages reads every key under prefix (keys only, or with values), in
+// pages of listPage all read at the revision of the first, which it
+// returns; page gets each answer. When etcd was compacted between pages
+// it starts over at a new revision (after restart), at most three times.
+func (s *Store) pages(ctx context.Context, what, prefix string, keysOnly bool, page func(*clientv3.GetResponse), restart func()) (int64, error) {
 	from := s.prefix + prefix
 	end := clientv3.GetPrefixRangeEnd(from)
-	var out []dotmesh.KV
 	var rev int64
-	restarts := 0
-	for {
+	for restarts := 0; ; {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage)}
+		if keysOnly {
+			opts = append(opts, clientv3.WithKeysOnly())
+		}
 		if rev > 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}
 		var resp *clientv3.GetResponse
-		err := s.do(ctx, fmt.Sprintf("list %q", prefix), func(ctx context.Context) (err error) {
+		err := s.do(ctx, fmt.Sprintf("%s %q", what, prefix), func(ctx context.Context) (err error) {
 			resp, err = s.c.Get(ctx, from, opts...)
 			return err
 		})
 		if err != nil {
 			if rev > 0 && restarts < 3 && errors.Is(err, rpctypes.ErrCompacted) {
 				// Compacted between pages: start over at a new revision.
-				out, rev, from = nil, 0, s.prefix+prefix
+				restart()
+				rev, from = 0, s.prefix+prefix
 				restarts++
 				continue
 			}
-			return nil, 0, err
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
-			out = make([]dotmesh.KV, 0, int(resp.Count))
-		}
-		for _, kv := range resp.Kvs {
-			out = append(out, s.kv(kv))
-		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			return out, rev, nil
-		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
-	}
-}
-
-// ListKeys implements dotmesh.KeyLister: List without the values (etcd
-// sends keys only), in pages read at the revision of the first.
-func (s *Store) ListKeys(ctx context.Context, prefix string) ([]string, error) {
-	from := s.prefix + prefix
-	end := clientv3.GetPrefixRangeEnd(from)
-	var out []string
-	var rev int64
-	for restarts := 0; ; {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage), clientv3.WithKeysOnly()}
-		if rev > 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
-		var resp *clientv3.GetResponse
-		err := s.do(ctx, fmt.Sprintf("list keys %q", prefix), func(ctx context.Context) (err error) {
-			resp, err = s.c.Get(ctx, from, opts...)
-			return err
-		})
-		if err != nil {
-			if rev > 0 && restarts < 3 && errors.Is(err, rpctypes.ErrCompacted) {
-				out, rev, from = nil, 0, s.prefix+prefix
-				restarts++
-				continue
-			}
-			return nil, err
+			return 0, err
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
-		for _, kv := range resp.Kvs {
-			out = append(out, strings.TrimPrefix(string(kv.Key), s.prefix))
-		}
+		page(resp)
 		if !resp.More || len(resp.Kvs) == 0 {
-			return out, nil
+			return rev, nil
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
