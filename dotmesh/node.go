@@ -175,6 +175,10 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		n.place.stop() // the caller closes the store and backends it gave
 		return nil, err
 	}
+	// The listings' memory needs its watch running before it keeps
+	// anything: started here, a node's first listing is remembered (on
+	// etcd, the first two after a start read every commit record).
+	n.lists.start(n.store, n.log.Warn)
 	return n, nil
 }
 
