@@ -80,10 +80,37 @@ type Ping struct {
 // tells by the answer's first byte.
 const ListTableHeader = "Dotmesh-List-Table"
 
-// DotList answers GET /v1/dots with ListTableHeader.
+// DotList answers GET /v1/dots with ListTableHeader "1".
 type DotList struct {
 	Dots     []dotmesh.DotStatus        `json:"dots"`
 	Incoming []dotmesh.IncomingTransfer `json:"incoming"`
+}
+
+// ListTableRows, as ListTableHeader's value, asks for a DotTable: only
+// the fields a table of dots shows, a fifth of a DotList's bytes (1,001
+// dots: 70 KB, not 350 KB), which were most of dm list's time to encode
+// and decode. A node that knows only "1" answers the plain array.
+const ListTableRows = "2"
+
+// DotTable answers GET /v1/dots with ListTableHeader ListTableRows.
+type DotTable struct {
+	Rows     []DotRow                   `json:"rows"`
+	Incoming []dotmesh.IncomingTransfer `json:"incoming"`
+}
+
+// DotRow is a dot as a table of dots shows it: its name, current branch,
+// that branch's usage (size and dirty) and history length, its labels,
+// who uses it, and why its usage could not be read.
+type DotRow struct {
+	Namespace string            `json:"ns"`
+	Name      string            `json:"name"`
+	Branch    string            `json:"branch"`
+	Size      int64             `json:"size"`
+	Dirty     bool              `json:"dirty,omitempty"`
+	Commits   int               `json:"commits,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Mounts    []dotmesh.Mount   `json:"mounts,omitempty"`
+	Error     string            `json:"error,omitempty"`
 }
 
 // CreateDotRequest creates a dot.

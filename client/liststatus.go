@@ -13,15 +13,15 @@ import (
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
-// ListDotsTable is ListDots without each dot's head commit and branch
-// names (Head and Branches stay empty): what a table of dots shows. The
-// heads' Info maps were most of what decoding 1,001 dots allocated.
+// ListDotsTable is ListDots with only what a table of dots shows: each
+// dot's namespace, name and labels, its current branch's name, usage
+// (size, dirty) and history length, its mounts and usage error (asked as
+// api.DotTable rows; from an older node, the other fields but Head and
+// Branches may be filled too). The heads' Info maps, then the fields no
+// table shows, were most of what decoding 1,001 dots cost.
 func (c *Client) ListDotsTable(ctx context.Context) ([]dotmesh.DotStatus, error) {
-	var out []dotmesh.DotStatus
-	if err := c.do(ctx, http.MethodGet, "/v1/dots", nil, nil, v2Answer{out: &out, opts: []jsonv2.Options{skipTableFields}}); err != nil {
-		return nil, err
-	}
-	return out, nil
+	dots, _, err := c.ListDotsTableIncoming(ctx)
+	return dots, err
 }
 
 // ListDotsTableIncoming is ListDotsTable with the node's unfinished
@@ -29,25 +29,26 @@ func (c *Client) ListDotsTable(ctx context.Context) ([]dotmesh.DotStatus, error)
 // shows below its table: one request to a node that answers
 // api.ListTableHeader, two to one that predates it.
 func (c *Client) ListDotsTableIncoming(ctx context.Context) ([]dotmesh.DotStatus, []dotmesh.IncomingTransfer, error) {
-	var out api.DotList
-	hdr := http.Header{api.ListTableHeader: {"1"}}
-	ans := dotListAnswer{out: &out}
+	hdr := http.Header{api.ListTableHeader: {api.ListTableRows}}
+	var ans dotListAnswer
 	if err := c.call(ctx, nil, http.MethodGet, "/v1/dots", nil, hdr, nil, &ans); err != nil {
 		return nil, nil, err
 	}
 	if !ans.combined { // an older node: the dots alone
 		// The transfers are a note below the table: none when they
 		// cannot be read, as the node that answers both does.
-		out.Incoming, _ = c.IncomingTransfers(ctx)
+		ans.incoming, _ = c.IncomingTransfers(ctx)
 	}
-	return out.Dots, out.Incoming, nil
+	return ans.dots, ans.incoming, nil
 }
 
-// dotListAnswer decodes an api.DotList, or the plain array of dots that
-// a node without api.ListTableHeader sends (combined stays false),
+// dotListAnswer decodes an api.DotTable, an api.DotList (a node that
+// knows only ListTableHeader "1"), or the plain array of dots that a
+// node without api.ListTableHeader sends (combined stays false),
 // skipping the dots' heads and branches (ListDotsTable).
 type dotListAnswer struct {
-	out      *api.DotList
+	dots     []dotmesh.DotStatus
+	incoming []dotmesh.IncomingTransfer
 	combined bool
 }
 
@@ -55,10 +56,10 @@ func (a *dotListAnswer) decodeAnswer(body io.Reader) error {
 	dec := jsontext.NewDecoder(body)
 	var err error
 	if dec.PeekKind() == '[' {
-		err = jsonv2.UnmarshalDecode(dec, &a.out.Dots, skipTableFields)
+		err = jsonv2.UnmarshalDecode(dec, &a.dots, skipTableFields)
 	} else {
 		a.combined = true
-		err = jsonv2.UnmarshalDecode(dec, a.out, skipTableFields)
+		err = a.decodeObject(dec)
 	}
 	if err != nil {
 		return err
@@ -67,6 +68,64 @@ func (a *dotListAnswer) decodeAnswer(body io.Reader) error {
 		return fmt.Errorf("more follows a dot list (%v)", err)
 	}
 	return nil
+}
+
+// decodeObject decodes an api.DotTable or api.DotList (not both).
+func (a *dotListAnswer) decodeObject(dec *jsontext.Decoder) error {
+	if null, err := openObject(dec, "a dot list"); err != nil || null {
+		return err
+	}
+	var seen string // "rows" or "dots"
+	for dec.PeekKind() != '}' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		var field string // for the error; tok is void after the next read
+		switch name := tok.String(); name {
+		case "rows", "dots":
+			if seen != "" && seen != name {
+				return fmt.Errorf("a dot list with both dots and rows")
+			}
+			seen = name
+		}
+		switch tok.String() {
+		case "rows":
+			var rows []api.DotRow
+			if rows, err = decodeRows(dec); err == nil {
+				a.dots = rowStatuses(rows)
+			}
+			field = "rows"
+		case "dots":
+			field, err = "dots", jsonv2.UnmarshalDecode(dec, &a.dots, skipTableFields)
+		case "incoming":
+			field, err = "incoming", jsonv2.UnmarshalDecode(dec, &a.incoming)
+		default: // what a newer node adds
+			field, err = "skipped", dec.SkipValue()
+		}
+		if err != nil {
+			return fmt.Errorf("dot list field %s: %w", field, err)
+		}
+	}
+	_, err := dec.ReadToken() // '}'
+	return err
+}
+
+// rowStatuses are rows as the DotStatus values ListDotsTable returns.
+func rowStatuses(rows []api.DotRow) []dotmesh.DotStatus {
+	if rows == nil {
+		return nil
+	}
+	out := make([]dotmesh.DotStatus, len(rows))
+	dots := make([]dotmesh.Dot, len(rows))
+	branches := make([]dotmesh.Branch, len(rows))
+	for i, r := range rows {
+		dots[i] = dotmesh.Dot{Namespace: r.Namespace, Name: r.Name, Labels: r.Labels}
+		branches[i] = dotmesh.Branch{Name: r.Branch}
+		out[i] = dotmesh.DotStatus{Dot: &dots[i], Branch: &branches[i], Usage: dotmesh.Usage{Size: r.Size, Dirty: r.Dirty},
+			Commits: r.Commits, Mounts: r.Mounts, Error: r.Error}
+	}
+	return out
 }
 
 // skipTableFields skips DotStatus's head and branches.

@@ -87,10 +87,9 @@ func FuzzDecodeTableStatus(f *testing.F) {
 
 // decodeDotList decodes b as ListDotsTableIncoming decodes an answer.
 func decodeDotList(b []byte) (api.DotList, bool, error) {
-	var out api.DotList
-	a := dotListAnswer{out: &out}
+	var a dotListAnswer
 	err := a.decodeAnswer(bytes.NewReader(b))
-	return out, a.combined, err
+	return api.DotList{Dots: a.dots, Incoming: a.incoming}, a.combined, err
 }
 
 func TestDecodeDotList(t *testing.T) {
@@ -105,7 +104,19 @@ func TestDecodeDotList(t *testing.T) {
 	if got, combined, err := decodeDotList(both); err != nil || !combined || !reflect.DeepEqual(got, api.DotList{Dots: wantDots, Incoming: in}) {
 		t.Errorf("a dot list: %+v, combined %v, %v", got, combined, err)
 	}
-	for _, bad := range []string{``, `[`, `[] []`, `{} x`, `{"dots":{}}`, `{"incoming":[1]}`, `"x"`, `[{"commits":"x"}]`} {
+	rows := []api.DotRow{{Namespace: "admin", Name: "app", Branch: "master", Size: 5, Dirty: true, Commits: 3,
+		Labels: map[string]string{"a": "b"}, Mounts: []dotmesh.Mount{{Consumer: "docker"}}}, {Name: "x", Error: "gone"}}
+	table, _ := json.Marshal(api.DotTable{Rows: rows, Incoming: in})
+	wantRows := []dotmesh.DotStatus{
+		{Dot: &dotmesh.Dot{Namespace: "admin", Name: "app", Labels: map[string]string{"a": "b"}}, Branch: &dotmesh.Branch{Name: "master"},
+			Usage: dotmesh.Usage{Size: 5, Dirty: true}, Commits: 3, Mounts: []dotmesh.Mount{{Consumer: "docker"}}},
+		{Dot: &dotmesh.Dot{Name: "x"}, Branch: &dotmesh.Branch{}, Error: "gone"},
+	}
+	if got, combined, err := decodeDotList(table); err != nil || !combined || !reflect.DeepEqual(got, api.DotList{Dots: wantRows, Incoming: in}) {
+		t.Errorf("a dot table: %+v, combined %v, %v", got, combined, err)
+	}
+	for _, bad := range []string{``, `[`, `[] []`, `{} x`, `{"dots":{}}`, `{"incoming":[1]}`, `"x"`, `[{"commits":"x"}]`,
+		`{"rows":[{"size":"1"}]}`, `{"rows":{}}`, `{"rows":[],"dots":[]}`, `{"dots":[],"rows":[]}`} {
 		if got, _, err := decodeDotList([]byte(bad)); err == nil {
 			t.Errorf("%q: decoded as %+v, want an error", bad, got)
 		}
@@ -113,11 +124,17 @@ func TestDecodeDotList(t *testing.T) {
 }
 
 // Whatever the bytes, a list or an error, never a panic; where the JSON
-// v2 decoder accepts the answer as a DotList (or, starting with '[', as
-// an older node's array), the same dots, without heads and branch names.
+// v2 decoder accepts the answer as a DotTable or DotList (not both), or,
+// starting with '[', as an older node's array, the same dots, without
+// heads and branch names.
 func FuzzDecodeDotList(f *testing.F) {
 	f.Add([]byte(`{"dots":[{"dot":{"id":"d","namespace":"admin","name":"a"},"commits":2,"head":{"id":"c"}}],"incoming":[{"namespace":"alice","name":"a","bytes":3}]}`))
+	f.Add([]byte(`{"rows":[{"ns":"admin","name":"a","branch":"master","size":3,"dirty":true,"commits":2,"labels":{"k":"v"},"mounts":[{"consumer":"docker"}],"error":"e"}],"incoming":[]}`))
 	f.Add([]byte(`[{"dot":{"name":"a"},"branches":["x"]}]`))
+	for _, rows := range []string{`null`, `[]`, `[null]`, `[{"size":1.5}]`, `[{"ns":"\u0041"}]`, `[{"commits":1e2}]`,
+		`[{"size":-0}]`, `[{"dirty":null,"ns":null}]`, `[{"size":99999999999999999999}]`, `[{"branch":1}]`, `[{"dirty":"x"}]`} {
+		f.Add([]byte(`{"rows":` + rows + `}`))
+	}
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, combined, err := decodeDotList(b)
@@ -128,7 +145,25 @@ func FuzzDecodeDotList(f *testing.F) {
 		if array {
 			werr = jsonv2.Unmarshal(b, &want.Dots)
 		} else {
-			werr = jsonv2.Unmarshal(b, &want)
+			var both struct {
+				Dots     *[]dotmesh.DotStatus       `json:"dots"`
+				Rows     *[]api.DotRow              `json:"rows"`
+				Incoming []dotmesh.IncomingTransfer `json:"incoming"`
+			}
+			if werr = jsonv2.Unmarshal(b, &both); werr == nil {
+				want.Incoming = both.Incoming
+				switch {
+				case both.Dots != nil && both.Rows != nil:
+					if err == nil {
+						t.Fatalf("%q: both dots and rows decoded as %+v", b, got)
+					}
+					return
+				case both.Dots != nil:
+					want.Dots = *both.Dots
+				case both.Rows != nil:
+					want.Dots = rowStatuses(*both.Rows)
+				}
+			}
 		}
 		if werr != nil {
 			return

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -96,24 +97,35 @@ const listConcurrency = 8
 
 // ListDots returns the status of every dot, sorted by namespace and name.
 func (n *Node) ListDots(ctx context.Context) ([]DotStatus, error) {
-	dots, err := n.reg.dots(ctx)
+	kvs, err := listCached(ctx, n.store, dotsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	dots, err := n.listedDots.decode(kvs)
 	if err != nil {
 		return nil, err
 	}
 	// One List per key space rather than three per dot: on etcd every
-	// List is a round trip, and a team may have thousands of dots.
+	// List is a round trip, and a team may have thousands of dots; on
+	// etcd, from the store's copy in memory (CachedLister).
 	var all dotRecords
-	if all.branches, err = groupByDot[Branch](ctx, n.store, branchesPrefix); err != nil {
+	if kvs, err = listCached(ctx, n.store, branchesPrefix); err != nil {
 		return nil, err
 	}
+	branches, err := n.listedBranches.decode(kvs)
+	if err != nil {
+		return nil, err
+	}
+	all.branches = byDot(kvs, branchesPrefix, branches)
 	if all.hists, err = n.histories(ctx, dots, all.branches); err != nil {
 		return nil, err
 	}
-	if all.mounts, err = groupByDot[Mount](ctx, n.store, mountsPrefix); err != nil {
+	if all.mounts, err = listByDot[Mount](ctx, n.store, mountsPrefix); err != nil {
 		return nil, err
 	}
 	// Each dot's usage may cost a round trip (a database source's
 	// fingerprint, a zfs listing): a few at a time.
+	ctx = n.beginUsage(ctx)
 	out := make([]DotStatus, len(dots))
 	errs := make([]error, len(dots))
 	sem := make(chan struct{}, listConcurrency)
@@ -136,12 +148,11 @@ func (n *Node) ListDots(ctx context.Context) ([]DotStatus, error) {
 			return nil, err
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i].Dot, out[j].Dot
-		if a.Namespace != b.Namespace {
-			return a.Namespace < b.Namespace
+	slices.SortFunc(out, func(a, b DotStatus) int {
+		if c := strings.Compare(a.Dot.Namespace, b.Dot.Namespace); c != 0 {
+			return c
 		}
-		return a.Name < b.Name
+		return strings.Compare(a.Dot.Name, b.Dot.Name)
 	})
 	return out, nil
 }
@@ -222,6 +233,32 @@ func groupByDot[T any](ctx context.Context, s ClusterStore, prefix string) (map[
 	if err != nil {
 		return nil, err
 	}
+	return groupKVs[T](kvs, prefix)
+}
+
+// listByDot is groupByDot for a listing shown to people (listCached).
+func listByDot[T any](ctx context.Context, s ClusterStore, prefix string) (map[DotID][]*T, error) {
+	kvs, err := listCached(ctx, s, prefix)
+	if err != nil {
+		return nil, err
+	}
+	return groupKVs[T](kvs, prefix)
+}
+
+// byDot groups vs, the decoded values of kvs of prefix, by the dot id in
+// their keys.
+func byDot[T any](kvs []KV, prefix string, vs []*T) map[DotID][]*T {
+	out := make(map[DotID][]*T)
+	for i, kv := range kvs {
+		if id, _, ok := strings.Cut(strings.TrimPrefix(kv.Key, prefix), "/"); ok {
+			out[DotID(id)] = append(out[DotID(id)], vs[i])
+		}
+	}
+	return out
+}
+
+// groupKVs decodes kvs of prefix, grouped by the dot id in their keys.
+func groupKVs[T any](kvs []KV, prefix string) (map[DotID][]*T, error) {
 	out := make(map[DotID][]*T)
 	for _, kv := range kvs {
 		id, _, ok := strings.Cut(strings.TrimPrefix(kv.Key, prefix), "/")

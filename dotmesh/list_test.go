@@ -2,6 +2,8 @@ package dotmesh_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -161,4 +163,40 @@ func TestListDotsRemembersHistories(t *testing.T) {
 	require.NoError(t, e.st.Delete(ctx, "commits/"+string(st.Dot.ID)+"/"+string(oldest.ID)))
 	require.Eventually(t, func() bool { return count() == 3 }, 5*time.Second, 10*time.Millisecond,
 		"a commit record deleted by another writer is not seen by the listing")
+}
+
+// A dot before its first commit lists clean while its tree is empty (the
+// files backend remembers that), and the next listing after any write
+// into the tree, by any path, shows it: a file written through the dot's
+// path, a directory through a symlink to the tree, each removed again.
+func TestListDotsSeesWritesToEmptyTrees(t *testing.T) {
+	ctx := context.Background()
+	e := &env{t: t, dir: t.TempDir()}
+	e.open(nil)
+	fresh := dotmesh.DotName{Namespace: "admin", Name: "fresh"}
+	_, err := e.node.CreateDot(ctx, fresh, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	usage := func() dotmesh.Usage {
+		t.Helper()
+		list, err := e.node.ListDots(ctx)
+		require.NoError(t, err)
+		require.Len(t, list, 1)
+		require.Empty(t, list[0].Error)
+		return list[0].Usage
+	}
+	root := e.path("fresh.__root__", "")
+	alias := filepath.Join(e.dir, "alias")
+	require.NoError(t, os.Symlink(root, alias))
+	for i := 0; i < 3; i++ {
+		require.Equal(t, dotmesh.Usage{}, usage(), "round %d: empty", i)
+		f := filepath.Join(root, "f")
+		require.NoError(t, os.WriteFile(f, []byte("hello"), 0o644))
+		require.Equal(t, dotmesh.Usage{Size: 5, DirtyBytes: 5, Dirty: true}, usage(), "round %d: a file written", i)
+		require.NoError(t, os.Remove(f))
+		require.Equal(t, dotmesh.Usage{}, usage(), "round %d: emptied", i)
+		l := filepath.Join(alias, "l")
+		require.NoError(t, os.Symlink("target", l))
+		require.Equal(t, dotmesh.Usage{Dirty: true}, usage(), "round %d: a symlink made through another path", i)
+		require.NoError(t, os.Remove(l))
+	}
 }

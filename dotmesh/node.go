@@ -82,9 +82,13 @@ type Node struct {
 	recv     receiving
 	scratch  scratchTrees // kept scratch copies of commits (files_scratch.go)
 	lists    listCache    // history counts and heads for listings (listcache.go)
-	obs      Observer     // Options.Observer, or noObserver
-	sched    scheduler    // the policies' passes (schedule.go)
-	hooks    HookRunner   // Options.Hooks; nil: none run
+	// listedDots and listedBranches are the records listings decoded
+	// (listdecode.go).
+	listedDots     decodedRecords[Dot]
+	listedBranches decodedRecords[Branch]
+	obs            Observer   // Options.Observer, or noObserver
+	sched          scheduler  // the policies' passes (schedule.go)
+	hooks          HookRunner // Options.Hooks; nil: none run
 
 	place placement // standalone or clustered, chosen in NewNode
 	self  string    // this node's id in its cluster, "" on a single node
@@ -171,6 +175,10 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		n.place.stop() // the caller closes the store and backends it gave
 		return nil, err
 	}
+	// The listings' memory needs its watch running before it keeps
+	// anything: started here, a node's first listing is remembered (on
+	// etcd, the first two after a start read every commit record).
+	n.lists.start(n.store, n.log.Warn)
 	return n, nil
 }
 

@@ -102,6 +102,16 @@ func (k *keepingStore) Scan(ctx context.Context, prefix string, fn func(key, val
 	return scanPrefix(ctx, k.ClusterStore, prefix, fn)
 }
 
+// ListKeys forwards to the store's KeyLister (see keysUnder).
+func (k *keepingStore) ListKeys(ctx context.Context, prefix string) ([]string, error) {
+	return keysUnder(ctx, k.ClusterStore, prefix)
+}
+
+// ListCached forwards to the store's CachedLister (see listCached).
+func (k *keepingStore) ListCached(ctx context.Context, prefix string) ([]KV, error) {
+	return listCached(ctx, k.ClusterStore, prefix)
+}
+
 func (k *keepingStore) Put(ctx context.Context, key string, value []byte) (int64, error) {
 	defer k.n.lists.touch(key) // after the write: see listCache
 	if _, _, ok := recordFor(key); !ok || k.off {

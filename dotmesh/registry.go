@@ -108,6 +108,10 @@ func (r registry) dots(ctx context.Context) ([]*Dot, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeDots(kvs)
+}
+
+func decodeDots(kvs []KV) ([]*Dot, error) {
 	out := make([]*Dot, 0, len(kvs))
 	for _, kv := range kvs {
 		d, err := decode[Dot](kv)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -144,6 +145,22 @@ func (n *clustered) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Only dots with a commit this node does not hold, or a commit it
+	// holds that is gone, have anything to fetch or prune: two keys-only
+	// reads tell which, rather than two reads per dot and the decoding of
+	// every commit record (a pass over 1,001 dots, one of 10,000 commits,
+	// took 2.3 s of CPU, at every start, which fell on the listings
+	// timed right after it). A change after these reads reaches its dot
+	// through the watch or the next pass, as one after syncDot's own.
+	ckeys, err := keysUnder(ctx, n.store, commitsPrefix)
+	if err != nil {
+		return err
+	}
+	rkeys, err := keysUnder(ctx, n.store, replicasPrefix)
+	if err != nil {
+		return err
+	}
+	work := syncWork(ckeys, rkeys, n.cl.opts.NodeID)
 	var errs []error
 	live := make(map[BranchRef]bool)
 	for _, d := range dots {
@@ -152,6 +169,9 @@ func (n *clustered) sync(ctx context.Context) error {
 		}
 		if _, ok := n.backends[d.Backend]; !ok {
 			continue // nothing to hold it in; `dm dot show` lists what we lack
+		}
+		if !work[d.ID] {
+			continue
 		}
 		if err := n.syncDot(ctx, d); err != nil {
 			errs = append(errs, fmt.Errorf("dot %s: %w", d.DotName(), err))
@@ -162,6 +182,40 @@ func (n *clustered) sync(ctx context.Context) error {
 	// follow them here too.
 	errs = append(errs, n.relinkAll(ctx))
 	return errors.Join(errs...)
+}
+
+// syncWork returns the dots that have a commit record without node's
+// replica record, or node's replica record without a commit record:
+// those syncDot would fetch or prune, from the keys of the commit and
+// replica records ("commits/<dot>/<commit>", "replicas/<dot>/<commit>/<node>").
+func syncWork(commitKeys, replicaKeys []string, node string) map[DotID]bool {
+	commits := make(map[string]bool, len(commitKeys)) // "<dot>/<commit>"
+	for _, k := range commitKeys {
+		commits[strings.TrimPrefix(k, commitsPrefix)] = true
+	}
+	held := make(map[string]bool)
+	for _, k := range replicaKeys {
+		rest := strings.TrimPrefix(k, replicasPrefix)
+		if i := strings.LastIndexByte(rest, '/'); i > 0 && rest[i+1:] == node {
+			held[rest[:i]] = true
+		}
+	}
+	out := make(map[DotID]bool)
+	dot := func(c string) DotID {
+		id, _, _ := strings.Cut(c, "/")
+		return DotID(id)
+	}
+	for c := range commits {
+		if !held[c] {
+			out[dot(c)] = true
+		}
+	}
+	for c := range held {
+		if !commits[c] {
+			out[dot(c)] = true
+		}
+	}
+	return out
 }
 
 // dropDeleted removes local storage of dots and branches deleted on

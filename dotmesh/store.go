@@ -128,6 +128,46 @@ type Scanner interface {
 	Scan(ctx context.Context, prefix string, fn func(key, value []byte) error) error
 }
 
+// CachedLister is an optional ClusterStore capability for listings shown
+// to people (ListDots): List answered from a copy in memory that a watch
+// keeps current (etcd), where List is a round trip reading every key. It
+// shows every write made through this store before the call; a write by
+// another client shows once the watch delivered it (milliseconds, as a
+// replicating node learns of commits). When the copy is behind this
+// store's own writes, or its watch is lost, it reads as List does.
+// Callers must not change the values they get.
+type CachedLister interface {
+	ListCached(ctx context.Context, prefix string) ([]KV, error)
+}
+
+// listCached is CachedLister.ListCached where s has it, else List.
+func listCached(ctx context.Context, s ClusterStore, prefix string) ([]KV, error) {
+	if cl, ok := s.(CachedLister); ok {
+		return cl.ListCached(ctx, prefix)
+	}
+	return s.List(ctx, prefix)
+}
+
+// KeyLister is an optional ClusterStore capability: the keys under a
+// prefix, sorted, without their values (etcd: a keys-only ranged read).
+type KeyLister interface {
+	ListKeys(ctx context.Context, prefix string) ([]string, error)
+}
+
+// keysUnder returns the keys under prefix, reading keys only where the
+// store can.
+func keysUnder(ctx context.Context, s ClusterStore, prefix string) ([]string, error) {
+	if kl, ok := s.(KeyLister); ok {
+		return kl.ListKeys(ctx, prefix)
+	}
+	var out []string
+	err := scanPrefix(ctx, s, prefix, func(key, _ []byte) error {
+		out = append(out, string(key))
+		return nil
+	})
+	return out, err
+}
+
 // scanPrefix is Scanner.Scan where s has it, else List and fn on each.
 func scanPrefix(ctx context.Context, s ClusterStore, prefix string, fn func(key, value []byte) error) error {
 	if sc, ok := s.(Scanner); ok {

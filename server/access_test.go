@@ -437,6 +437,17 @@ func TestIncomingFiltered(t *testing.T) {
 	if len(list.Dots) != 1 || list.Dots[0].Commits != 1 || list.Dots[0].Head != nil || list.Dots[0].Branches != nil || len(list.Incoming) != 1 {
 		t.Fatalf("a table's listing: %s", body)
 	}
+	req.Header.Set(api.ListTableHeader, api.ListTableRows)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var table api.DotTable
+	mustJSON(t, body, &table)
+	if len(table.Rows) != 1 || table.Rows[0].Commits != 1 || table.Rows[0].Namespace != "admin" || table.Rows[0].Branch != "master" || len(table.Incoming) != 1 {
+		t.Fatalf("a table's rows: %s", body)
+	}
 	for _, old := range []bool{false, true} {
 		oldNode.Store(old)
 		for who, c := range map[string]*client.Client{"admin": admin, "alice": alice, "bob": bob} {

@@ -42,12 +42,10 @@ func (s *server) listDots(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		dots, err = readable(r.Context(), s, principal(r), dots, func(d dotmesh.DotStatus) dotmesh.DotName { return d.Dot.DotName() })
 	}
-	if err != nil || r.Header.Get(api.ListTableHeader) != "1" {
+	table := r.Header.Get(api.ListTableHeader)
+	if err != nil || (table != "1" && table != api.ListTableRows) {
 		reply(w, http.StatusOK, nonNil(dots), err)
 		return
-	}
-	for i := range dots {
-		dots[i].Head, dots[i].Branches = nil, nil
 	}
 	// The transfers cut off are a note below the table: a listing does
 	// not fail when they cannot be read (as when dm asked for them apart).
@@ -56,7 +54,31 @@ func (s *server) listDots(w http.ResponseWriter, r *http.Request) {
 		s.log.WarnContext(r.Context(), "listing the incoming transfers for dm list", "err", err)
 		ts = nil
 	}
+	if table == api.ListTableRows {
+		reply(w, http.StatusOK, api.DotTable{Rows: tableRows(dots), Incoming: nonNil(ts)}, nil)
+		return
+	}
+	for i := range dots {
+		dots[i].Head, dots[i].Branches = nil, nil
+	}
 	reply(w, http.StatusOK, api.DotList{Dots: nonNil(dots), Incoming: nonNil(ts)}, nil)
+}
+
+// tableRows are dots as a table shows them (api.ListTableRows).
+func tableRows(dots []dotmesh.DotStatus) []api.DotRow {
+	rows := make([]api.DotRow, 0, len(dots))
+	for _, st := range dots {
+		if st.Dot == nil {
+			continue
+		}
+		row := api.DotRow{Namespace: st.Dot.Namespace, Name: st.Dot.Name, Labels: st.Dot.Labels,
+			Size: st.Usage.Size, Dirty: st.Usage.Dirty, Commits: st.Commits, Mounts: st.Mounts, Error: st.Error}
+		if st.Branch != nil {
+			row.Branch = st.Branch.Name
+		}
+		rows = append(rows, row)
+	}
+	return rows
 }
 
 // newDotName is the dot a CreateDotRequest names; no namespace means the

@@ -129,6 +129,7 @@ type Guarded struct {
 	guard.WorkingStateAdopter
 	guard.ChunkStager
 	guard.CapacityReporter
+	guard.UsageBatcher
 	b *Backend
 }
 
@@ -148,6 +149,7 @@ var (
 	_ dotmesh.StoreStatter     = (*Guarded)(nil)
 	_ dotmesh.ChunkStager      = (*Guarded)(nil)
 	_ dotmesh.CapacityReporter = (*Guarded)(nil)
+	_ dotmesh.UsageBatcher     = (*Guarded)(nil)
 )
 
 // Open opens (creating it if needed) a dump backend keeping everything
@@ -178,6 +180,7 @@ func Open(dir string, opts Options) (*Guarded, error) {
 		WorkingStateAdopter: g.WorkingStateAdopter(),
 		ChunkStager:         g.ChunkStager(),
 		CapacityReporter:    g.CapacityReporter(),
+		UsageBatcher:        g.UsageBatcher(),
 		b:                   b,
 	}, nil
 }
@@ -356,6 +359,7 @@ func (b *Backend) Name() string { return Name }
 // no call is in flight.
 func (b *Backend) Close() error {
 	b.warm.close()
+	b.empties.close()
 	err := b.store.Close()
 	if cerr := b.lock.Close(); err == nil {
 		err = cerr

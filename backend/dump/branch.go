@@ -56,6 +56,7 @@ func (b *Backend) CreateBranch(ctx context.Context, br dotmesh.BranchRef, from *
 	if err := os.Remove(b.syncedPath(br)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fail(err)
 	}
+	b.empties.forget(b.treeDir(br)) // a tree left at this path by a deleted branch's parent moves
 	if err := os.Rename(tmp, b.treeDir(br)); err != nil {
 		return fail(err)
 	}
@@ -97,6 +98,7 @@ func (b *Backend) DeleteBranch(ctx context.Context, br dotmesh.BranchRef) error 
 	if err := os.Rename(bdir, trash); err != nil {
 		return fmt.Errorf("delete branch %s: %w", br, err)
 	}
+	b.empties.forget(b.treeDir(br)) // its tree moved with its parent, unnoticed
 	if err := syncDirectory(filepath.Dir(bdir)); err != nil {
 		return fmt.Errorf("delete branch %s: %w", br, err)
 	}
@@ -212,6 +214,7 @@ func (b *Backend) AdoptWorkingState(ctx context.Context, from, to dotmesh.Branch
 	if err := os.Rename(b.treeDir(from), b.treeDir(to)); err != nil {
 		return fmt.Errorf("adopt working state of %s as %s: %w", from, to, err)
 	}
+	b.empties.forget(b.treeDir(to))
 	step("renamed")
 	if err := os.Mkdir(b.commitsDir(to), privateDir); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("adopt working state of %s as %s: %w", from, to, err)

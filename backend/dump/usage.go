@@ -3,8 +3,6 @@ package dump
 import (
 	"context"
 	"fmt"
-	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -27,8 +25,8 @@ import (
 // only mounted, do not count.
 func (b *Backend) Usage(ctx context.Context, br dotmesh.BranchRef, head *dotmesh.CommitRef) (dotmesh.Usage, error) {
 	var u dotmesh.Usage
-	if head == nil && b.empties.empty(b.treeDir(br)) {
-		return u, nil // what the walk below finds in an empty tree, in 1 to 4 system calls
+	if head == nil && b.empties.empty(b.treeDir(br), ctx.Value(usageBatch{b}) != nil) {
+		return u, nil // what the walk below finds in an empty tree, remembered (empties.go)
 	}
 	if err := b.needTree(br); err != nil {
 		return u, err
@@ -178,59 +176,4 @@ func emptyDir(dir string) bool {
 			return false
 		}
 	}
-}
-
-// emptyDirs remembers the directories emptyDir found empty, by their
-// stat: while a directory keeps its inode and ctime (which every entry
-// added or removed moves, and no caller can set back), it is still
-// empty, and one lstat tells, instead of an open, two getdents and a
-// close: a listing of 1,001 dots spent a third of the node's time
-// there. A stamp is kept only once the ctime is older than emptySettle:
-// the kernel stamps times from a coarse clock, so a change within the
-// same tick as the one seen could leave the ctime as it was (git's
-// "racy" entries).
-type emptyDirs struct {
-	mu sync.Mutex
-	m  map[string]dirStamp
-}
-
-type dirStamp struct {
-	dev, ino uint64
-	ctime    unix.Timespec
-}
-
-// emptySettle is how old a directory's ctime must be for its stamp to be
-// kept: many ticks of any kernel's coarse clock.
-const emptySettle = time.Second
-
-// empty is emptyDir(dir), remembered.
-func (e *emptyDirs) empty(dir string) bool {
-	var st unix.Stat_t
-	if err := unix.Lstat(dir, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return false
-	}
-	stamp := dirStamp{dev: uint64(st.Dev), ino: st.Ino, ctime: st.Ctim}
-	e.mu.Lock()
-	seen, ok := e.m[dir]
-	e.mu.Unlock()
-	if ok && seen == stamp {
-		return true
-	}
-	if !emptyDir(dir) {
-		if ok {
-			e.mu.Lock()
-			delete(e.m, dir)
-			e.mu.Unlock()
-		}
-		return false
-	}
-	if time.Since(time.Unix(st.Ctim.Unix())) > emptySettle {
-		e.mu.Lock()
-		if e.m == nil {
-			e.m = make(map[string]dirStamp)
-		}
-		e.m[dir] = stamp
-		e.mu.Unlock()
-	}
-	return true
 }

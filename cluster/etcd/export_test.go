@@ -31,3 +31,9 @@ func CompactBeforeWatchStarts(t *testing.T, s *Store) {
 		}
 	}
 }
+
+// RangeReads is how many times s listed a prefix from etcd.
+func RangeReads(s *Store) int64 { return s.ranges.Load() }
+
+// Prefix is s's key prefix.
+func Prefix(s *Store) string { return s.prefix }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -83,6 +84,12 @@ type Store struct {
 
 	mu     sync.Mutex
 	closed bool
+
+	// mirrors are ListCached's watched copies, by prefix (mirror.go).
+	mirrorMu sync.Mutex
+	mirrors  map[string]*mirror
+	// ranges counts the ranged reads of List and ListCached (tests).
+	ranges atomic.Int64
 
 	// watchStarted, when set (by tests), runs between reading the start
 	// revision of a watch and starting the etcd watch.
@@ -334,39 +341,74 @@ func (s *Store) Get(ctx context.Context, key string) (dotmesh.KV, error) {
 // List returns every key with the prefix (a plain byte prefix), sorted, as
 // one snapshot.
 func (s *Store) List(ctx context.Context, prefix string) ([]dotmesh.KV, error) {
+	kvs, _, err := s.list(ctx, prefix)
+	return kvs, err
+}
+
+// list is List, with the revision it read at.
+func (s *Store) list(ctx context.Context, prefix string) ([]dotmesh.KV, int64, error) {
+	s.ranges.Add(1)
+	var out []dotmesh.KV
+	rev, err := s.pages(ctx, "list", prefix, false, func(resp *clientv3.GetResponse) {
+		if out == nil {
+			out = make([]dotmesh.KV, 0, int(resp.Count))
+		}
+		for _, kv := range resp.Kvs {
+			out = append(out, s.kv(kv))
+		}
+	}, func() { out = nil })
+	return out, rev, err
+}
+
+// ListKeys implements dotmesh.KeyLister: List without the values (etcd
+// sends keys only), in pages read at the revision of the first.
+func (s *Store) ListKeys(ctx context.Context, prefix string) ([]string, error) {
+	var out []string
+	_, err := s.pages(ctx, "list keys", prefix, true, func(resp *clientv3.GetResponse) {
+		for _, kv := range resp.Kvs {
+			out = append(out, strings.TrimPrefix(string(kv.Key), s.prefix))
+		}
+	}, func() { out = nil })
+	return out, err
+}
+
+// pages reads every key under prefix (keys only, or with values), in
+// pages of listPage all read at the revision of the first, which it
+// returns; page gets each answer. When etcd was compacted between pages
+// it starts over at a new revision (after restart), at most three times.
+func (s *Store) pages(ctx context.Context, what, prefix string, keysOnly bool, page func(*clientv3.GetResponse), restart func()) (int64, error) {
 	from := s.prefix + prefix
 	end := clientv3.GetPrefixRangeEnd(from)
-	var out []dotmesh.KV
 	var rev int64
-	restarts := 0
-	for {
+	for restarts := 0; ; {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage)}
+		if keysOnly {
+			opts = append(opts, clientv3.WithKeysOnly())
+		}
 		if rev > 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}
 		var resp *clientv3.GetResponse
-		err := s.do(ctx, fmt.Sprintf("list %q", prefix), func(ctx context.Context) (err error) {
+		err := s.do(ctx, fmt.Sprintf("%s %q", what, prefix), func(ctx context.Context) (err error) {
 			resp, err = s.c.Get(ctx, from, opts...)
 			return err
 		})
 		if err != nil {
 			if rev > 0 && restarts < 3 && errors.Is(err, rpctypes.ErrCompacted) {
 				// Compacted between pages: start over at a new revision.
-				out, rev, from = nil, 0, s.prefix+prefix
+				restart()
+				rev, from = 0, s.prefix+prefix
 				restarts++
 				continue
 			}
-			return nil, err
+			return 0, err
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
-			out = make([]dotmesh.KV, 0, int(resp.Count))
 		}
-		for _, kv := range resp.Kvs {
-			out = append(out, s.kv(kv))
-		}
+		page(resp)
 		if !resp.More || len(resp.Kvs) == 0 {
-			return out, nil
+			return rev, nil
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
@@ -387,6 +429,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte) (int64, error
 	if err != nil {
 		return 0, err
 	}
+	s.wrote(resp.Header.Revision, key)
 	return resp.Header.Revision, nil
 }
 
@@ -395,10 +438,15 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := checkKey("delete", key); err != nil {
 		return err
 	}
-	return s.do(ctx, fmt.Sprintf("delete %q", key), func(ctx context.Context) error {
-		_, err := s.c.Delete(ctx, s.prefix+key)
+	var resp *clientv3.DeleteResponse
+	err := s.do(ctx, fmt.Sprintf("delete %q", key), func(ctx context.Context) (err error) {
+		resp, err = s.c.Delete(ctx, s.prefix+key)
 		return err
 	})
+	if err == nil && resp.Deleted > 0 {
+		s.wrote(resp.Header.Revision, key)
+	}
+	return err
 }
 
 // Txn applies ops atomically if every condition holds. When a condition
@@ -442,6 +490,14 @@ func (s *Store) Txn(ctx context.Context, conds []dotmesh.Condition, ops []dotmes
 	if !resp.Succeeded {
 		return 0, conflict(conds, resp)
 	}
+	changed := make([]string, 0, len(ops))
+	for i, op := range ops {
+		if op.Delete && (i >= len(resp.Responses) || resp.Responses[i].GetResponseDeleteRange().GetDeleted() == 0) {
+			continue // a missing key: no change, no event
+		}
+		changed = append(changed, op.Key)
+	}
+	s.wrote(resp.Header.Revision, changed...)
 	return resp.Header.Revision, nil
 }
 

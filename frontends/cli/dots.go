@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -178,7 +179,7 @@ the dots they choose, as --all of commit, push, pull, reset and tag would.`,
 				if it.Error == "" {
 					size, dirty = a.size(it.Usage.Size), yesNo(it.Usage.Dirty)
 				}
-				commits := fmt.Sprint(it.Commits)
+				commits := strconv.Itoa(it.Commits)
 				var row []string
 				if a.scripting {
 					row = []string{it.Name, branch, size, commits, dirty, yesNo(it.Current)}

@@ -42,6 +42,16 @@ func (t *table) writeTo(w io.Writer) error {
 		}
 		return nil
 	}
+	clean := make([][]string, len(t.rows))
+	for i, r := range t.rows {
+		clean[i] = make([]string, len(r))
+		for j, f := range r {
+			clean[i][j] = printable(f)
+		}
+	}
+	if ok, err := writeAligned(w, t.header, clean); ok {
+		return err
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if t.header != nil {
 		fmt.Fprintln(tw, strings.Join(t.header, "\t"))

@@ -643,3 +643,25 @@ func (c VolumeSizer) Size(ctx context.Context, b dotmesh.BranchRef) (int64, erro
 	defer done()
 	return c.in.Size(ctx, b)
 }
+
+// UsageBatcher guards dotmesh.UsageBatcher.
+type UsageBatcher struct {
+	g  *Backend
+	in dotmesh.UsageBatcher
+}
+
+// UsageBatcher returns the guarded dotmesh.UsageBatcher of the inner backend.
+func (g *Backend) UsageBatcher() UsageBatcher {
+	return UsageBatcher{g, g.inner.(dotmesh.UsageBatcher)}
+}
+
+// BeginUsage implements dotmesh.UsageBatcher. A closed backend leaves ctx
+// as it is: its Usage calls fail by themselves.
+func (u UsageBatcher) BeginUsage(ctx context.Context) context.Context {
+	done, err := u.g.enter()
+	if err != nil {
+		return ctx
+	}
+	defer done()
+	return u.in.BeginUsage(ctx)
+}
