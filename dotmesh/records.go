@@ -19,9 +19,10 @@ import (
 // Records are opaque bytes (the JSON the Node writes to the registry, at
 // most MaxRecordSize): a backend stores and returns them verbatim, so
 // fields added later survive a rebuild. Keys are per dot and match
-// ValidateRecordKey. Copies are written after the registry transaction, so
-// a crash in between can leave a copy one step behind; a rebuild only
-// restores what the backend still holds data for.
+// ValidateRecordKey. Copies are written after the registry transaction,
+// and the zfs and btrfs backends write them behind the caller, so a crash
+// can leave copies a few updates behind; a rebuild only restores what the
+// backend still holds data for.
 type RecordKeeper interface {
 	// KeepRecords stores each record of recs for dot, replacing an older
 	// one; a nil value removes the record (removing a missing one, or any
