@@ -164,6 +164,11 @@ func appendEntry(buf []byte, e *Entry) []byte {
 	return buf
 }
 
+// minEntrySize is the fewest bytes an encoded entry takes (a directory
+// with a one-byte path and every number a one-byte varint: 2 + 8), which
+// bounds a manifest's entry count, and so its allocation, by its size.
+const minEntrySize = 10
+
 // errManifest marks decoding failures; callers wrap it with ErrCorrupt
 // and the object that held the manifest.
 var errManifest = errors.New("malformed manifest")
@@ -178,9 +183,7 @@ func DecodeManifest(data []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("%w: bad magic or unsupported version", errManifest)
 	}
 	n := d.uvarint()
-	// Each entry takes at least 12 bytes, which bounds the allocation by
-	// the input size.
-	if d.err != nil || n > uint64(len(d.buf))/12 {
+	if d.err != nil || n > uint64(len(d.buf))/minEntrySize {
 		return nil, fmt.Errorf("%w: entry count %d does not fit in %d bytes", errManifest, n, len(data))
 	}
 	m := &Manifest{Entries: make([]Entry, 0, n)}

@@ -181,7 +181,9 @@ func iterManifest(get objectGetter, root cas.Hash) (*manifestIter, error) {
 		return nil, manifestErr(root, fmt.Errorf("%w: bad magic or unsupported version", errManifest))
 	}
 	it.n = d.uvarint()
-	if d.err != nil || it.n > total/12 {
+	// The same bound as DecodeManifest's: the bytes after the header.
+	rest := total - uint64(len(it.win)-len(d.buf))
+	if d.err != nil || it.n > rest/minEntrySize {
 		return nil, manifestErr(root, fmt.Errorf("%w: entry count %d does not fit in %d bytes", errManifest, it.n, total))
 	}
 	it.win = d.buf
