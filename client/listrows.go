@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"fmt"
 	"strconv"
 
@@ -53,13 +52,13 @@ func decodeRow(dec *jsontext.Decoder, r *api.DotRow) error {
 		name := tok.String()
 		switch name {
 		case "ns":
-			err = rowString(dec, &r.Namespace)
+			err = decodeString(dec, &r.Namespace)
 		case "name":
-			err = rowString(dec, &r.Name)
+			err = decodeString(dec, &r.Name)
 		case "branch":
-			err = rowString(dec, &r.Branch)
+			err = decodeString(dec, &r.Branch)
 		case "error":
-			err = rowString(dec, &r.Error)
+			err = decodeString(dec, &r.Error)
 		case "size":
 			err = rowInt(dec, &r.Size)
 		case "commits":
@@ -86,23 +85,6 @@ func decodeRow(dec *jsontext.Decoder, r *api.DotRow) error {
 	}
 	_, err := dec.ReadToken() // '}'
 	return err
-}
-
-// rowString reads a string field: a plain string as it is, null as "".
-func rowString(dec *jsontext.Decoder, s *string) error {
-	v, err := dec.ReadValue()
-	if err != nil {
-		return err
-	}
-	if len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0 {
-		*s = string(v[1 : len(v)-1])
-		return nil
-	}
-	if v.Kind() == 'n' {
-		*s = ""
-		return nil
-	}
-	return jsonv2.Unmarshal(v, s)
 }
 
 // rowInt reads an integer field: a plain integer as it is, null as 0.
