@@ -16,13 +16,16 @@ version=${SEAWEEDFS_VERSION:-v0.0.0-20261109003541-7506e5f91cd6}
 cache=${DOTMESH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dotmesh}
 dir=$cache/weed-$version
 bin=$dir/weed
+# The build's copy of the module source; global, not local to build(), so
+# the EXIT trap that removes it can still name it when the script ends.
+src=
 
 build() { # with the lock held on fd 9
 	if [ -x "$bin" ]; then
 		return 0
 	fi
 	echo "ensure-seaweedfs: building weed $version (a few minutes, once)" >&2
-	local moddir src
+	local moddir
 	moddir=$(cd "$dir" && GOFLAGS=-mod=mod go mod download -json "github.com/seaweedfs/seaweedfs@$version" |
 		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') || true
 	if [ -z "$moddir" ] || [ ! -d "$moddir/weed" ]; then
@@ -30,7 +33,7 @@ build() { # with the lock held on fd 9
 		return 1
 	fi
 	src=$(mktemp -d "$dir/src.XXXXXX")
-	trap 'chmod -R u+w "$src" 2>/dev/null; rm -rf "$src"' EXIT
+	trap '[ -z "$src" ] || { chmod -R u+w "$src" 2>/dev/null; rm -rf "$src"; }' EXIT
 	cp -r "$moddir/." "$src/"
 	chmod -R u+w "$src"
 	(cd "$src" && GOFLAGS=-buildvcs=false go build -o "$bin.tmp" ./weed)
