@@ -113,11 +113,16 @@ func (n *Node) relinkTo(ctx context.Context, d *Dot, lazy bool) error {
 	if n.paths == "" {
 		return nil
 	}
-	link := n.linkPath(d.DotName())
 	b, _, err := n.reg.branch(ctx, d, d.Current)
 	if err != nil {
 		return err
 	}
+	return n.relinkBranch(ctx, d, b, lazy)
+}
+
+// relinkBranch is relinkTo with b, the record of d's current branch.
+func (n *Node) relinkBranch(ctx context.Context, d *Dot, b *Branch, lazy bool) error {
+	link := n.linkPath(d.DotName())
 	if !n.place.local(b) {
 		return removeLink(link)
 	}
@@ -210,11 +215,31 @@ func (n *Node) relinkAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Every branch record in one read, not a Get per dot: a cluster
+	// node runs this every sync pass (30 s), and on etcd 1,001 Gets kept
+	// a node busy for seconds beside the listings. The records are as
+	// fresh as dots (read before the locks, as they were): a checkout or
+	// move between the reads and a dot's lock is pointed right again by
+	// the next pass.
+	branches, err := groupByDot[Branch](ctx, n.store, branchesPrefix)
+	if err != nil {
+		return err
+	}
 	want := make(map[string]bool, len(dots))
 	for _, d := range dots {
 		want[n.linkPath(d.DotName())] = true
+		var cur *Branch
+		for _, b := range branches[d.ID] {
+			if b.Name == d.Current {
+				cur = b
+			}
+		}
 		unlock := n.lockDot(d.ID)
-		err := n.relinkTo(ctx, d, true)
+		if cur != nil {
+			err = n.relinkBranch(ctx, d, cur, true)
+		} else { // made after the read: its own record
+			err = n.relinkTo(ctx, d, true)
+		}
 		unlock()
 		if err != nil {
 			// One dot's storage missing must not keep the node down.

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/bucket"
@@ -117,7 +116,7 @@ func (a *app) askPassword(prompt string, confirm bool, what, env string) ([]byte
 	}
 	ask := func(p string) ([]byte, error) {
 		fmt.Fprint(a.io.Stderr, p)
-		b, err := term.ReadPassword(fd)
+		b, err := a.readHidden(fd)
 		fmt.Fprintln(a.io.Stderr)
 		if err != nil {
 			return nil, fmt.Errorf("reading the password: %w", err)

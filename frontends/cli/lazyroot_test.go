@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -117,6 +118,31 @@ func TestInvoked(t *testing.T) {
 		}
 		if got != c.want {
 			t.Errorf("invoked(%q) = %q, want %q", c.args, got, c.want)
+		}
+	}
+}
+
+// TestQuickCommandsDocumented: the README's exit status table names the
+// commands that a Ctrl-C ends by the signal's default action
+// (topCommand.quick), and no others.
+func TestQuickCommandsDocumented(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "| 130 |") {
+			row = l
+		}
+	}
+	if row == "" {
+		t.Fatal("README.md has no row for exit status 130")
+	}
+	for _, c := range topCommands {
+		named := strings.Contains(row, "`dm "+c.names[0]+"`")
+		if named != c.quick {
+			t.Errorf("dm %s: quick %v, but the README's status 130 row names it: %v", c.names[0], c.quick, named)
 		}
 	}
 }

@@ -287,7 +287,7 @@ func (a *app) readAPIKey(user, addr string) (string, error) {
 		return "", errors.New("no API key: set DOTMESH_PASSWORD, or run dm on a terminal to be asked for it")
 	}
 	fmt.Fprintf(a.io.Stderr, "API key for %s@%s: ", user, addr)
-	b, err := term.ReadPassword(fd)
+	b, err := a.readHidden(fd)
 	fmt.Fprintln(a.io.Stderr)
 	if err != nil {
 		return "", fmt.Errorf("reading the API key: %w", err)
@@ -377,4 +377,14 @@ func (a *app) remoteSwitchCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// readHidden reads a line from the terminal fd without echo. Interrupts
+// are caught first (a quick command has no handler till then), so that
+// a Ctrl-C at the prompt does not end dm with the echo still off.
+func (a *app) readHidden(fd int) ([]byte, error) {
+	if a.catchInterrupts != nil {
+		a.catchInterrupts()
+	}
+	return term.ReadPassword(fd)
 }

@@ -52,6 +52,12 @@ type app struct {
 	args []string
 	// peeked is the config bucketArg read, for the next loadConfig.
 	peeked *peekedConfig
+	// quick is topCommand.quick of the command invoked.
+	quick bool
+	// catchInterrupts, when not nil, makes SIGINT and SIGTERM cancel the
+	// command's context from now on (quick commands call it before a
+	// prompt).
+	catchInterrupts func()
 	// scriptingDocumented guards documentScripting.
 	scriptingDocumented sync.Once
 }
@@ -63,13 +69,6 @@ type app struct {
 // "dm: <error>" on stderr (a JSON object with --json). w is how dm runs
 // nodes.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, w Wiring) int {
-	// Stopped behind the return: signal.Stop waits, yielding in a loop,
-	// until the runtime's signal goroutine has run and is idle, which on
-	// a loaded machine is a wait at the end of every dm for another
-	// thread to be scheduled; a dm exits meanwhile, and a longer-lived
-	// caller still gets the default actions back.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer func() { go stop() }()
 	var rest []string
 	if len(args) > 0 {
 		rest = args[1:]
@@ -77,13 +76,26 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, w Wiring) in
 			rest = append([]string{"flex"}, rest...)
 		}
 	}
-	return Run(ctx, IO{Stdin: stdin, Stdout: stdout, Stderr: stderr}, w, rest)
+	return run(context.Background(), IO{Stdin: stdin, Stdout: stdout, Stderr: stderr}, w, rest, true)
 }
 
 // Run is Main with a context and explicit streams and environment, and
-// args without the program name.
+// args without the program name. It leaves signals alone: ctx is the
+// caller's to cancel.
 func Run(ctx context.Context, streams IO, w Wiring, args []string) int {
+	return run(ctx, streams, w, args, false)
+}
+
+// run is Run; with interrupts, SIGINT and SIGTERM cancel the command's
+// context (it ends "interrupted", status 130), but for a quick command
+// (topCommand.quick), which the signals' default action ends instead.
+func run(ctx context.Context, streams IO, w Wiring, args []string, interrupts bool) int {
 	if flexCall(args) {
+		if interrupts {
+			var stop context.CancelFunc
+			ctx, stop = notifyInterrupts(ctx)
+			defer func() { go stop() }()
+		}
 		return runFlex(ctx, streams, args[1:])
 	}
 	root, a := newRootFor(streams, w, args)
@@ -91,6 +103,21 @@ func Run(ctx context.Context, streams IO, w Wiring, args []string) int {
 	if w.HandOver != nil && handsOver(root, w, args) {
 		err := w.HandOver(args) // returns only on failure
 		return reportError(streamOr(streams.Stderr), err, wantsJSON(args))
+	}
+	if interrupts {
+		var stop context.CancelFunc
+		if a.quick {
+			// Caught only from a prompt on (readHidden): a terminal left
+			// without echo is what the default action must not do.
+			ctx, stop = context.WithCancel(ctx)
+			a.catchInterrupts = sync.OnceFunc(func() {
+				sig, _ := notifyInterrupts(ctx)
+				context.AfterFunc(sig, stop)
+			})
+		} else {
+			ctx, stop = notifyInterrupts(ctx)
+		}
+		defer func() { go stop() }()
 	}
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
@@ -105,6 +132,16 @@ func Run(ctx context.Context, streams IO, w Wiring, args []string) int {
 		return reportError(stderr, err, jsonOut || wantsJSON(args))
 	}
 	return exitOK
+}
+
+// notifyInterrupts is ctx cancelled by SIGINT or SIGTERM. Its stop is
+// best called behind the return (go stop()): signal.Stop waits, yielding
+// in a loop, until the runtime's signal goroutine has run and is idle,
+// which on a loaded machine is a wait at the end of every dm for another
+// thread to be scheduled; a dm exits meanwhile, and a longer-lived caller
+// still gets the default actions back.
+func notifyInterrupts(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 }
 
 // streamOr returns w, or io.Discard when w is nil.
@@ -217,6 +254,7 @@ can be a hub for a team, each user with their own key and namespace (see
 		// invocations use), and no completion command.
 		root.Version = Version
 		root.CompletionOptions.DisableDefaultCmd = true
+		a.quick = only.quick
 		c := only.make(a)
 		c.GroupID = only.group
 		root.AddCommand(c)
