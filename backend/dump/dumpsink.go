@@ -51,9 +51,11 @@ type dumpSink struct {
 	chunks []sinkChunk
 	buf    []byte // chunk data, of the largest chunk's capacity: see sinkBufs
 	comp   []byte // compressed chunk
-	redo   redo
-	err    error                  // sticky: the first failure
-	meter  *dotmesh.ProgressMeter // bytes streamed, for the commit's progress
+	// released: buf and comp went back to sinkBufs (Close, Abort)
+	released bool
+	redo     redo
+	err      error                  // sticky: the first failure
+	meter    *dotmesh.ProgressMeter // bytes streamed, for the commit's progress
 }
 
 // redo is what the last rewind took back, to recognise in what follows.
@@ -90,7 +92,6 @@ func (b *Backend) newDumpSink(batch *cas.Batch, file *os.File) *dumpSink {
 		scratch: scratch{parent: filepath.Dir(file.Name())},
 		b:       b, batch: batch, file: file,
 	}
-	s.buf, s.comp = b.sinkBufs.take()
 	s.rd.s = s
 	s.c = newChunker(&s.rd, fileChunks)
 	return s
@@ -124,8 +125,28 @@ func (k *sinkBufs) put(buf, comp []byte) {
 	}
 }
 
+// prime makes the chunk buffer for the next sink unless one is kept,
+// its pages mapped (the first touch of a page is what costs).
+func (k *sinkBufs) prime() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.buf == nil {
+		k.buf = make([]byte, 0, fileChunks.Max)
+		source.Prefault(k.buf[:cap(k.buf)])
+	}
+}
+
+// primeDump readies the buffers of the node's next dump before it is
+// taken (warmSources): the sink's chunk buffer and the store's serial
+// encoder.
+func (b *Backend) primeDump() {
+	b.sinkBufs.prime()
+	b.store.WarmSerial(fileChunks.Max)
+}
+
 // release hands the buffers back for the next sink.
 func (s *dumpSink) release() {
+	s.released = true
 	if s.buf != nil {
 		s.b.sinkBufs.put(s.buf, s.comp)
 		s.buf, s.comp = nil, nil
@@ -154,6 +175,12 @@ func (s *dumpSink) Write(p []byte) (int, error) {
 // the end when final.
 func (s *dumpSink) cut(final bool) error {
 	s.rd.final = final
+	if s.buf == nil && !s.released {
+		// Taken at the first cut, not when the sink is made: the dump
+		// tool is running by then, so a fresh node's first touch of
+		// these pages overlaps its start instead of delaying it.
+		s.buf, s.comp = s.b.sinkBufs.take()
+	}
 	for final || s.off-s.cutEnd >= int64(fileChunks.Max) {
 		sc, data, err := s.repeat()
 		if err != nil {
