@@ -137,12 +137,14 @@ func (k *sinkBufs) prime() {
 	}
 }
 
-// primeDump readies the buffers of the node's next dump before it is
-// taken (warmSources): the sink's chunk buffer and the store's serial
-// encoder.
+// primeDump readies the node's next dump before it is taken
+// (warmSources): the sink's chunk buffer, its pages mapped in one call.
+// Not the serial encoder's history: warming it touches all of it, 4 MiB
+// and more, where a dump touches only as much as its largest chunk, and
+// measured from binding to the first commit that cost more than it saved
+// (3,450 page faults against 1,950).
 func (b *Backend) primeDump() {
 	b.sinkBufs.prime()
-	b.store.WarmSerial(fileChunks.Max)
 }
 
 // release hands the buffers back for the next sink.

@@ -246,9 +246,8 @@ const warmIdle = 30 * time.Second
 //
 // It also primes what every dump of the node uses (prime): on this
 // project's virtual machines the first touch of a page costs about
-// 20 µs, and a fresh node's first dump touched about 12 MiB of buffers
-// for the first time (the sink's chunk buffer, the serial encoder's
-// history), some of it before the dump tool even started.
+// 20 µs, and a fresh node's first dump touched its 4 MiB chunk buffer
+// for the first time (see Backend.primeDump).
 type warmSources struct {
 	conns *source.Conns
 	ctx   context.Context

@@ -522,13 +522,6 @@ func (s *Store) CompressSerial(plain, dst []byte) []byte {
 	return s.serial.EncodeAll(plain, dst[:0])
 }
 
-// WarmSerial has CompressSerial's encoder make and touch its buffers for
-// objects of up to n bytes now (compressing n zero bytes), so that the
-// dump that follows does not pay for their first touch.
-func (s *Store) WarmSerial(n int) {
-	s.serial.EncodeAll(make([]byte, n), nil)
-}
-
 // Verify reads object h and checks its hash; it returns the stored size.
 func (s *Store) Verify(h Hash, scratch []byte) (int64, []byte, error) {
 	comp, err := s.ReadStored(h)
