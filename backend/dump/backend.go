@@ -314,7 +314,7 @@ func open(dir string, opts Options) (*Backend, error) {
 		passMode: passMode,
 		treeMode: treeMode,
 	}
-	b.warm.init()
+	b.warm.init(b.primeDump)
 	b.cleanLeftovers()
 	return b, nil
 }

@@ -219,3 +219,32 @@ func BenchmarkDumpSink(b *testing.B) {
 		os.Remove(f.Name())
 	}
 }
+
+// The sink cuts a chunk as soon as its boundary is written, not only
+// once a maximal chunk's worth is uncut: little is left for Close, which
+// the commit waits for after the tool has exited, and the chunks are
+// still those of the whole file.
+func TestDumpSinkCutsEagerly(t *testing.T) {
+	data := sourcetest.PgbenchRows(150000)
+	b := openTest(t)
+	s, batch, f := newTestSink(t, b, t.TempDir())
+	defer f.Close()
+	defer batch.Abort()
+	for p := data; len(p) > 0; {
+		k := min(len(p), 64<<10)
+		if _, err := s.Write(p[:k]); err != nil {
+			t.Fatal(err)
+		}
+		p = p[k:]
+	}
+	if left := s.off - s.cutEnd; left >= 2<<20 {
+		t.Fatalf("%d of %d bytes left uncut for Close, want under 2 MiB", left, len(data))
+	}
+	chunks, size, err := s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := chunksOf(t, data, fileChunks); size != int64(len(data)) || !chunksEqual(chunks, want) {
+		t.Fatalf("size %d of %d, %d chunks, want %d", size, len(data), len(chunks), len(want))
+	}
+}

@@ -179,8 +179,15 @@ func TestPostgresServerStopsMidDump(t *testing.T) {
 		_, err := b.Commit(ctx, dotmesh.CommitRef{BranchRef: br, ID: dotmesh.NewCommitID()})
 		done <- err
 	}()
-	deadline := time.Now().Add(30 * time.Second)
+	// A loaded machine can take long to start pg_dump; a commit that
+	// ends before pg_dump waits says why.
+	deadline := time.Now().Add(90 * time.Second)
 	for pg.SQL(t, "postgres", "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'") != "1" {
+		select {
+		case err := <-done:
+			t.Fatalf("the commit ended before pg_dump waited for the lock: %v", err)
+		default:
+		}
 		if time.Now().After(deadline) {
 			t.Fatal("pg_dump never waited for the lock")
 		}

@@ -106,8 +106,11 @@ type rowRef struct {
 
 var pgSlabSize = 2 << 20 // a variable for tests
 
+// newPGNormalizer's first slab is empty: the first read makes it, by
+// when the tool runs, so that the first touch of its pages overlaps the
+// tool's start instead of delaying it.
 func newPGNormalizer(w io.Writer) *pgNormalizer {
-	n := &pgNormalizer{w: w, slabs: [][]byte{newSlabBuf(pgSlabSize)}, pendSlab: -1}
+	n := &pgNormalizer{w: w, slabs: [][]byte{nil}, pendSlab: -1}
 	n.rw, _ = w.(Rewinder)
 	return n
 }
@@ -116,7 +119,7 @@ func newPGNormalizer(w io.Writer) *pgNormalizer {
 // the tool's output is read into all of it.
 func newSlabBuf(size int) []byte {
 	s := make([]byte, size)
-	prefault(s)
+	Prefault(s)
 	return s[:0]
 }
 
@@ -228,7 +231,9 @@ func (n *pgNormalizer) newSlab(need int) {
 	if keep {
 		n.slabs = append(n.slabs, ns)
 	} else {
-		n.free = append(n.free, s)
+		if cap(s) > 0 {
+			n.free = append(n.free, s)
+		}
 		n.slabs[cur] = ns
 	}
 }
@@ -442,7 +447,7 @@ func (n *pgNormalizer) readBackFrom(first []byte) error {
 	}
 	end := n.blockStart + n.streamed
 	buf := make([]byte, end-from)
-	prefault(buf)
+	Prefault(buf)
 	if _, err := n.rw.ReadAt(buf, from); err != nil {
 		return fmt.Errorf("reading back the dump: %w", err)
 	}

@@ -2,7 +2,7 @@ package source
 
 import "golang.org/x/sys/unix"
 
-// prefault maps the pages of a large buffer about to be filled in one
+// Prefault maps the pages of a large buffer about to be filled in one
 // call (MADV_POPULATE_WRITE) instead of one page fault per page as it
 // fills: on the virtual machines this project runs on a fault costs
 // about 20 µs of CPU and a populated page about half of that, and the
@@ -10,7 +10,7 @@ import "golang.org/x/sys/unix"
 // fresh buffer (8,000 faults, 40% of the node's CPU in a commit of a
 // 36 MiB dump). Pages already there are left as they are; kernels
 // without it (before 5.14) fault as before.
-func prefault(b []byte) {
+func Prefault(b []byte) {
 	if len(b) < 1<<20 {
 		return
 	}
