@@ -256,22 +256,44 @@ func runSnapshots(k snapKind, dm string, size int64, runs int, keep bool) (err e
 	}
 	dirs["raw"] = rawDir
 
-	timed := func(cmd *exec.Cmd) (time.Duration, error) {
+	pidText, err := os.ReadFile(filepath.Join(data, "dm.pid"))
+	if err != nil {
+		return err
+	}
+	nodePid, err := strconv.Atoi(strings.TrimSpace(string(pidText)))
+	if err != nil {
+		return fmt.Errorf("%s: %v", filepath.Join(data, "dm.pid"), err)
+	}
+	// timed runs cmd and adds its CPU time and the node's to c: wall time
+	// alone says little on a loaded machine.
+	timed := func(cmd *exec.Cmd, c *snapCPU) (time.Duration, error) {
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if cmd.Env == nil {
 			cmd.Env = env
 		}
+		node0, err := cpuTime(nodePid)
+		if err != nil {
+			return 0, err
+		}
 		start := time.Now()
-		err := cmd.Run()
+		err = cmd.Run()
 		d := time.Since(start)
 		if err != nil {
 			return d, fmt.Errorf("%s: %v: %s", strings.Join(cmd.Args, " "), err, strings.TrimSpace(out.String()))
 		}
+		node1, err := cpuTime(nodePid)
+		if err != nil {
+			return d, err
+		}
+		c.proc += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+		c.node += node1 - node0
+		c.n++
 		return d, nil
 	}
 	dmCmd := func(args ...string) *exec.Cmd { return exec.Command(dm, args...) }
 	var commitSmall, commitLarge, raw, branchSmall, branchLarge snapSample
+	var cpuSmall, cpuLarge, cpuRaw, cpuBranch snapCPU
 	for i := 0; i < runs; i++ {
 		for _, dir := range dirs {
 			if err := os.WriteFile(filepath.Join(dir, "tick"), []byte(strconv.Itoa(i)), 0o644); err != nil {
@@ -284,16 +306,17 @@ func runSnapshots(k snapKind, dm string, size int64, runs int, keep bool) (err e
 		syscall.Sync()
 		type measure struct {
 			s   *snapSample
+			cpu *snapCPU
 			cmd *exec.Cmd
 		}
 		commits := []measure{
-			{&commitSmall, dmCmd("commit", "--dot", "small", "-m", fmt.Sprint("run ", i))},
-			{&raw, rawSnap(i)},
-			{&commitLarge, dmCmd("commit", "--dot", "large", "-m", fmt.Sprint("run ", i))},
+			{&commitSmall, &cpuSmall, dmCmd("commit", "--dot", "small", "-m", fmt.Sprint("run ", i))},
+			{&raw, &cpuRaw, rawSnap(i)},
+			{&commitLarge, &cpuLarge, dmCmd("commit", "--dot", "large", "-m", fmt.Sprint("run ", i))},
 		}
 		branches := []measure{
-			{&branchSmall, dmCmd("checkout", "--dot", "small", "-b", fmt.Sprint("b", i))},
-			{&branchLarge, dmCmd("checkout", "--dot", "large", "-b", fmt.Sprint("b", i))},
+			{&branchSmall, &cpuBranch, dmCmd("checkout", "--dot", "small", "-b", fmt.Sprint("b", i))},
+			{&branchLarge, &cpuBranch, dmCmd("checkout", "--dot", "large", "-b", fmt.Sprint("b", i))},
 		}
 		var order []measure
 		for j := range commits {
@@ -303,7 +326,7 @@ func runSnapshots(k snapKind, dm string, size int64, runs int, keep bool) (err e
 			order = append(order, branches[(i+j)%len(branches)])
 		}
 		for _, m := range order {
-			d, err := timed(m.cmd)
+			d, err := timed(m.cmd, m.cpu)
 			if err != nil {
 				return err
 			}
@@ -323,6 +346,8 @@ func runSnapshots(k snapKind, dm string, size int64, runs int, keep bool) (err e
 	fmt.Printf("medians of %d runs: dm commit 1 MiB %s, %s %s; raw %s %s; dm checkout -b 1 MiB %s, %s %s\n",
 		runs, ms(commitSmall.median()), human(size), ms(commitLarge.median()), k.rawName, ms(raw.median()),
 		ms(branchSmall.median()), human(size), ms(branchLarge.median()))
+	fmt.Printf("CPU per command (means): dm commit 1 MiB %s, %s %s; raw %s %s; dm checkout -b %s\n",
+		cpuSmall, human(size), cpuLarge, k.rawName, cpuRaw, cpuBranch)
 	v := newVerdicts(k.name)
 	r := commitLarge.median().Seconds() / commitSmall.median().Seconds()
 	v.row(fmt.Sprintf("dm commit time %s / 1 MiB", human(size)), r, "~1", r <= 1.5)
@@ -331,6 +356,23 @@ func runSnapshots(k snapKind, dm string, size int64, runs int, keep bool) (err e
 	r = branchLarge.median().Seconds() / branchSmall.median().Seconds()
 	v.row(fmt.Sprintf("dm checkout -b time %s / 1 MiB", human(size)), r, "~1", r <= 1.5)
 	return v.flush()
+}
+
+// snapCPU sums the CPU time of timed commands and of the node while each
+// ran. The node's is read from /proc in clock ticks (10 ms), so only its
+// mean over the runs means anything; work the node does after answering
+// (records written behind) and the CPU of a zfs-fuse daemon are not in it.
+type snapCPU struct {
+	proc, node time.Duration
+	n          int
+}
+
+func (c snapCPU) String() string {
+	if c.n == 0 {
+		return "-"
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(c.n) }
+	return fmt.Sprintf("process %.1f ms + node %.1f ms", ms(c.proc), ms(c.node))
 }
 
 // fillBytes writes n bytes of incompressible data into dir, in files of

@@ -21,8 +21,9 @@ import (
 // fields added later survive a rebuild. Keys are per dot and match
 // ValidateRecordKey. Copies are written after the registry transaction,
 // and the zfs and btrfs backends write them behind the caller, so a crash
-// can leave copies a few updates behind; a rebuild only restores what the
-// backend still holds data for.
+// can leave copies a few updates behind (on zfs-fuse, whose copies wait
+// for a quiet pool, up to 30 s of updates while the pool never rests); a
+// rebuild only restores what the backend still holds data for.
 type RecordKeeper interface {
 	// KeepRecords stores each record of recs for dot, replacing an older
 	// one; a nil value removes the record (removing a missing one, or any

@@ -43,12 +43,20 @@ func behind(ctx context.Context) context.Context { return context.WithValue(ctx,
 
 func isBehind(ctx context.Context) bool { return ctx.Value(behindKey{}) != nil }
 
-// Work written behind waits until no foreground command ran for
-// quietFor, until it is quietMax old: on zfs-fuse a record's `zfs set` holds the
-// lock for 50-150 ms, which a commit arriving meanwhile would wait for.
+// Work written behind waits until no foreground command, listings
+// included, ran for quietFor, until it is quietMax old: on zfs-fuse a
+// record's `zfs set` holds the lock for 50-150 ms (it waits for a txg
+// sync), which a commit arriving meanwhile waits for, and even a raw
+// `zfs snapshot` without the lock is slowed by. quietFor is longer than
+// the pause of a script between two commands (a loop that writes a file,
+// syncs and commits left 330-450 ms on this 2-core machine under load
+// 9, so a 400 ms wait put the records' writes right in front of the next
+// commit); quietMax bounds how far behind the copies can fall while the
+// pool never rests (at 5 s, such a loop met a burst of every record
+// written back to back about every other iteration).
 const (
-	quietFor = 400 * time.Millisecond
-	quietMax = 5 * time.Second
+	quietFor = time.Second
+	quietMax = 30 * time.Second
 )
 
 // waitQuiet waits until no foreground command has run for quietFor, or

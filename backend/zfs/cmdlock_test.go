@@ -169,3 +169,37 @@ func TestCmdLockBusy(t *testing.T) {
 	var nilLock *cmdLock
 	nilLock.busy(ctx)()
 }
+
+// TestCmdLockListingIsBusy: a listing takes no lock but is foreground
+// work, so work behind the caller waits until quietFor after it ended; a
+// listing run behind the caller makes nothing wait.
+func TestCmdLockListingIsBusy(t *testing.T) {
+	dir := t.TempDir()
+	lister := filepath.Join(dir, "zfs") // a stand-in that lists slowly
+	if err := os.WriteFile(lister, []byte("#!/bin/sh\nsleep 0.2\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l := cmdLockAt(filepath.Join(dir, "lock"))
+	c := &cli{zfs: lister, lock: l}
+	ctx := context.Background()
+	never := func() bool { return false }
+	if _, err := c.run(ctx, c.zfs, "get", "-H", "all", "pool"); err != nil {
+		t.Fatal(err)
+	}
+	ended := time.Now()
+	l.waitQuiet(ctx, time.Now().Add(time.Minute), never)
+	if waited := time.Since(ended); waited < quietFor-50*time.Millisecond {
+		t.Fatalf("waitQuiet returned %v after a listing ended, want about %v", waited, quietFor)
+	}
+	l.mu.Lock()
+	l.last = time.Now().Add(-time.Hour)
+	l.mu.Unlock()
+	if _, err := c.run(behind(ctx), c.zfs, "get", "-H", "all", "pool"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	l.waitQuiet(ctx, time.Now().Add(time.Minute), never)
+	if d := time.Since(start); d > quietFor/2 {
+		t.Fatalf("waitQuiet waited %v after a listing run behind", d)
+	}
+}

@@ -57,10 +57,10 @@
 // send checks the snapshots itself (see Send).
 //
 // The registry records kept with the data (records.go) are written
-// behind the caller, with zfs-fuse at a quiet moment (no other command
-// for 400 ms, at most 5 s late): on zfs-fuse each is a `zfs set` of
-// 50-150 ms under the command lock, and a transfer's receive and Finish
-// keep three.
+// behind the caller, with zfs-fuse at a quiet moment (no other command,
+// listings included, for 1 s; at most 30 s late): on zfs-fuse each is a
+// `zfs set` of 50-150 ms under the command lock, which the next commit
+// would wait for, and a transfer's receive and Finish keep three.
 //
 // # Keeping other branches alive
 //

@@ -143,7 +143,11 @@ func (c *cli) run(ctx context.Context, prog string, args ...string) ([]byte, err
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	if !readOnly(args) {
+	if readOnly(args) {
+		// A listing takes no lock, but is foreground work on the daemon
+		// too: records written behind wait for it (waitQuiet).
+		defer c.lock.busy(ctx)()
+	} else {
 		if !unlisted(args) {
 			defer zfsChanges.Add(1)
 		}

@@ -52,9 +52,9 @@ func isRecProp(p string) bool { return strings.HasPrefix(p, recPropPrefix) }
 // command for quietFor, at most quietMax), so that they do not hold the
 // lock when the next commit comes. Records, and Close, wait until every
 // record given before is written, without waiting for quiet. A crash can
-// so leave copies a few updates behind rather than one, which a rebuild
-// (the only reader) takes as it takes one: it restores what the data
-// still backs.
+// so leave copies a few updates behind rather than one (up to quietMax
+// of them while commands never pause), which a rebuild (the only
+// reader) takes as it takes one: it restores what the data still backs.
 func (b *Backend) KeepRecords(ctx context.Context, dot dotmesh.DotID, recs map[string][]byte) error {
 	keys := make([]string, 0, len(recs))
 	for k := range recs {
