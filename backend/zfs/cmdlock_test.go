@@ -9,9 +9,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dotmesh-io/dotmesh/backend/zfs/zfstest"
 )
 
-// These tests need no ZFS.
+// These tests need no ZFS but the last, which runs the real zfs.
 
 func TestCmdLockOneAtATime(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "run", "lock", "lock") // its directory is made
@@ -170,20 +172,21 @@ func TestCmdLockBusy(t *testing.T) {
 	nilLock.busy(ctx)()
 }
 
-// TestCmdLockListingIsBusy: a listing takes no lock but is foreground
-// work, so work behind the caller waits until quietFor after it ended; a
-// listing run behind the caller makes nothing wait.
+// TestCmdLockListingIsBusy: a listing (here a real `zfs get` on a real
+// pool) takes no lock but is foreground work, so work behind the caller
+// waits until quietFor after it ended; a listing run behind the caller
+// makes nothing wait.
 func TestCmdLockListingIsBusy(t *testing.T) {
-	dir := t.TempDir()
-	lister := filepath.Join(dir, "zfs") // a stand-in that lists slowly
-	if err := os.WriteFile(lister, []byte("#!/bin/sh\nsleep 0.2\n"), 0o755); err != nil {
+	pool, _ := zfstest.NewPool(t, 64<<20)
+	c, err := findTools(time.Minute)
+	if err != nil {
 		t.Fatal(err)
 	}
-	l := cmdLockAt(filepath.Join(dir, "lock"))
-	c := &cli{zfs: lister, lock: l}
+	l := cmdLockAt(filepath.Join(t.TempDir(), "lock"))
+	c.lock = l
 	ctx := context.Background()
 	never := func() bool { return false }
-	if _, err := c.run(ctx, c.zfs, "get", "-H", "all", "pool"); err != nil {
+	if _, err := c.run(ctx, c.zfs, "get", "-H", "all", pool); err != nil {
 		t.Fatal(err)
 	}
 	ended := time.Now()
@@ -194,7 +197,7 @@ func TestCmdLockListingIsBusy(t *testing.T) {
 	l.mu.Lock()
 	l.last = time.Now().Add(-time.Hour)
 	l.mu.Unlock()
-	if _, err := c.run(behind(ctx), c.zfs, "get", "-H", "all", "pool"); err != nil {
+	if _, err := c.run(behind(ctx), c.zfs, "get", "-H", "all", pool); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
