@@ -49,6 +49,11 @@ type pushSample struct {
 	dmTime, refTime   time.Duration
 	dmBytes, refBytes int64
 	dmServer          time.Duration // duration_ns of dm push's JSON summary
+	// CPU time (zfs only; zero elsewhere): of the dm process and both
+	// nodes, and of the two zfs commands; fuse is what the zfs-fuse
+	// daemon, which does both sides' sending and receiving, ran meanwhile
+	// (shared: other users' zfs work counts too).
+	dmCPU, dmFuse, refCPU, refFuse time.Duration
 }
 
 // pushRig is two nodes and a client config knowing both as remotes a
@@ -57,6 +62,12 @@ type pushRig struct {
 	dm, work string
 	env      []string
 	a, b     *benchNode
+	lastCPU  time.Duration // of the last command sh ran
+}
+
+// nodesCPU is the CPU time both nodes have used so far.
+func (r *pushRig) nodesCPU() time.Duration {
+	return taskCPU(r.a.cmd.Process.Pid) + taskCPU(r.b.cmd.Process.Pid)
 }
 
 // cmdTimeout bounds every command, so that a wedged zfs-fuse fails the
@@ -70,7 +81,11 @@ func (r *pushRig) sh(args ...string) (string, error) {
 	cmd.Env = r.env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
+	err := cmd.Run()
+	if cmd.ProcessState != nil {
+		r.lastCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	if err != nil {
 		return "", fmt.Errorf("dm %s: %v: %s%s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()), r.logs())
 	}
 	return strings.TrimSpace(out.String()), nil
@@ -290,6 +305,14 @@ func report(samples []pushSample, what, refBytes, refTime string, timeGoal float
 	fmt.Printf("  medians of %d runs: dm push %s sent in %s (server %s); %s %s; %s %s\n", len(samples),
 		human(int64(medianF(dmB))), ms(median(dmT)), ms(median(dmS)),
 		refBytes, human(int64(medianF(refB))), refTime, ms(median(refT)))
+	var dc, df, rc, rf []time.Duration
+	for _, s := range samples {
+		dc, df, rc, rf = append(dc, s.dmCPU), append(df, s.dmFuse), append(rc, s.refCPU), append(rf, s.refFuse)
+	}
+	if median(rc) > 0 {
+		fmt.Printf("  CPU medians: dm push %s in dm and the nodes + %s in zfs-fuse; %s %s in zfs + %s in zfs-fuse\n",
+			ms(median(dc)), ms(median(df)), refTime, ms(median(rc)), ms(median(rf)))
+	}
 	b, t := medianF(rb), medianF(rt)
 	return []func(*verdicts){
 		func(v *verdicts) { v.row(what+": bytes dm push / "+refBytes, b, "< 1.1", b < 1.1) },
@@ -410,16 +433,19 @@ func pushZFS(dm string, size int64, runs int, keep bool) (rows []func(*verdicts)
 		}
 		steps := []func() error{
 			func() error {
+				nodes, fuse := rig.nodesCPU(), zfsFuseCPU()
 				d, res, err := rig.push()
 				s.dmTime, s.dmBytes, s.dmServer = d, res.Bytes, res.Duration
+				s.dmCPU, s.dmFuse = rig.lastCPU+rig.nodesCPU()-nodes, zfsFuseCPU()-fuse
 				if err == nil && res.Format != "" && !strings.Contains(res.Format, "zfs") {
 					fmt.Printf("  note: dm push used the %q stream\n", res.Format)
 				}
 				return err
 			},
 			func() error {
-				d, err := zfsPipe(zfs, from, to, target)
-				s.refTime = d
+				fuse := zfsFuseCPU()
+				d, cpu, err := zfsPipeCPU(zfs, from, to, target)
+				s.refTime, s.refCPU, s.refFuse = d, cpu, zfsFuseCPU()-fuse
 				return err
 			},
 		}
@@ -509,6 +535,12 @@ func zfsSendBytes(zfs, from, to string) (int64, error) {
 // zfsPipe times `zfs send [-i from] to | zfs receive target`, the two
 // joined by an OS pipe as a shell would.
 func zfsPipe(zfs, from, to, target string) (time.Duration, error) {
+	d, _, err := zfsPipeCPU(zfs, from, to, target)
+	return d, err
+}
+
+// zfsPipeCPU is zfsPipe, and the CPU time of the two commands.
+func zfsPipeCPU(zfs, from, to, target string) (time.Duration, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	args := []string{"send"}
@@ -519,7 +551,7 @@ func zfsPipe(zfs, from, to, target string) (time.Duration, error) {
 	recv := exec.CommandContext(ctx, zfs, "receive", target)
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var serr, rerr bytes.Buffer
 	send.Stdout, send.Stderr = pw, &serr
@@ -528,25 +560,45 @@ func zfsPipe(zfs, from, to, target string) (time.Duration, error) {
 	if err := recv.Start(); err != nil {
 		pr.Close()
 		pw.Close()
-		return 0, err
+		return 0, 0, err
 	}
 	if err := send.Start(); err != nil {
 		pw.Close()
 		pr.Close()
 		recv.Wait()
-		return 0, err
+		return 0, 0, err
 	}
 	pr.Close()
 	pw.Close()
 	se, re := send.Wait(), recv.Wait()
 	d := time.Since(start)
+	var cpu time.Duration
+	for _, c := range []*exec.Cmd{send, recv} {
+		cpu += c.ProcessState.UserTime() + c.ProcessState.SystemTime()
+	}
 	if se != nil {
-		return d, fmt.Errorf("%s: %v: %s", strings.Join(send.Args, " "), se, strings.TrimSpace(serr.String()))
+		return d, cpu, fmt.Errorf("%s: %v: %s", strings.Join(send.Args, " "), se, strings.TrimSpace(serr.String()))
 	}
 	if re != nil {
-		return d, fmt.Errorf("%s: %v: %s", strings.Join(recv.Args, " "), re, strings.TrimSpace(rerr.String()))
+		return d, cpu, fmt.Errorf("%s: %v: %s", strings.Join(recv.Args, " "), re, strings.TrimSpace(rerr.String()))
 	}
-	return d, nil
+	return d, cpu, nil
+}
+
+// zfsFuseCPU is the CPU time the zfs-fuse daemon has used so far, 0
+// without one (OpenZFS works in the kernel).
+func zfsFuseCPU() time.Duration {
+	out, err := exec.Command("pgrep", "-x", "zfs-fuse").Output()
+	if err != nil {
+		return 0
+	}
+	var sum time.Duration
+	for _, f := range strings.Fields(string(out)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			sum += taskCPU(pid)
+		}
+	}
+	return sum
 }
 
 // --- files → files ---

@@ -180,22 +180,37 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 	if err := ValidateName("branch", branch); err != nil {
 		return nil, err
 	}
-	// The sender's working state plays no part: only the receiver's dirty
-	// check guards data, so the sender is not asked for it.
+	// Both sides are asked at once (one of them is usually a round trip
+	// to a peer); the sender's answer is judged first, so the errors are
+	// those of asking in turn. The sender's working state plays no part:
+	// only the receiver's dirty check guards data, so it is not asked for.
+	stateCtx, cancelState := context.WithCancel(ctx)
+	defer cancelState()
+	type stateAnswer struct {
+		st  *TransferState
+		err error
+	}
+	toCh := make(chan stateAnswer, 1)
+	go func() {
+		st, err := dst.State(stateCtx, dstDot, branch, StateOptions{})
+		toCh <- stateAnswer{st, err}
+	}()
 	from, err := src.State(ctx, srcDot, branch, StateOptions{SkipUsage: true})
+	if err == nil && (!from.Exists || from.Branch == nil) {
+		err = fmt.Errorf("%w: dot %s has no branch %s on the sending side", ErrNotFound, srcDot, branch)
+	} else if err == nil && len(from.History) == 0 {
+		err = fmt.Errorf("%w: branch %s of %s has no commits to transfer; commit first", ErrInvalidArgument, branch, srcDot)
+	}
 	if err != nil {
+		cancelState()
+		<-toCh // nothing of the receiver's request outlives the call
 		return nil, err
 	}
-	if !from.Exists || from.Branch == nil {
-		return nil, fmt.Errorf("%w: dot %s has no branch %s on the sending side", ErrNotFound, srcDot, branch)
+	ta := <-toCh
+	if ta.err != nil {
+		return nil, ta.err
 	}
-	if len(from.History) == 0 {
-		return nil, fmt.Errorf("%w: branch %s of %s has no commits to transfer; commit first", ErrInvalidArgument, branch, srcDot)
-	}
-	to, err := dst.State(ctx, dstDot, branch, StateOptions{})
-	if err != nil {
-		return nil, err
-	}
+	to := ta.st
 	if err := newNamesValid(to, dstDot, branch); err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/bigpipe"
 )
 
 // The command forms below are the ones zfs-fuse (pool version 23) and
@@ -195,11 +196,15 @@ func (c *cli) send(ctx context.Context, from *snapshot, to snapshot, consume fun
 	cmd := c.command(ctx, c.zfs, args...)
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
+	out, pw, err := bigpipe.New() // zfs runs ahead of a busy consumer
 	if err != nil {
 		return err
 	}
-	if err := cmd.Start(); err != nil {
+	defer out.Close()
+	cmd.Stdout = pw
+	err = cmd.Start()
+	pw.Close() // the child's copy keeps it open
+	if err != nil {
 		return c.cmdError(ctx, cmd, "", err)
 	}
 	start := time.Now()
@@ -210,7 +215,8 @@ func (c *cli) send(ctx context.Context, from *snapshot, to snapshot, consume fun
 	}()
 	cerr := consume(out)
 	if cerr != nil {
-		cancel() // Wait then closes our end, so zfs stops with EPIPE
+		cancel()
+		out.Close() // zfs stops with EPIPE
 	} else {
 		_, _ = io.Copy(io.Discard, out) // normally at EOF already
 	}
@@ -242,11 +248,15 @@ func (c *cli) receive(ctx context.Context, target string, force bool, produce fu
 	cmd := c.command(ctx, c.zfs, args...)
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr
-	in, err := cmd.StdinPipe()
+	pr, in, err := bigpipe.New() // the stream runs ahead of a busy zfs
 	if err != nil {
 		return err
 	}
-	if err := cmd.Start(); err != nil {
+	defer in.Close()
+	cmd.Stdin = pr
+	err = cmd.Start()
+	pr.Close() // the child's copy keeps it open
+	if err != nil {
 		return c.cmdError(ctx, cmd, "", err)
 	}
 	start := time.Now()
