@@ -14,7 +14,7 @@ import (
 	"strings"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
-	"golang.org/x/sys/unix"
+	"github.com/dotmesh-io/dotmesh/internal/bigpipe"
 )
 
 // tool runs one external program. Its exit status is always checked;
@@ -178,11 +178,10 @@ func (t *tailBuffer) String() string { return string(t.b) }
 // little behind. It is runSpooled's fallback where there is no memfd. It
 // returns cmd's error, or else w's (a destError).
 func runPiped(cmd *exec.Cmd, w io.Writer) error {
-	pr, pw, err := os.Pipe()
+	pr, pw, err := bigpipe.New()
 	if err != nil {
 		return err
 	}
-	_, _ = unix.FcntlInt(pw.Fd(), unix.F_SETPIPE_SZ, 1<<20) // best effort
 	cmd.Stdout = pw
 	if err := cmd.Start(); err != nil {
 		pr.Close()
