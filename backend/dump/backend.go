@@ -46,7 +46,7 @@ type Options struct {
 	// store that is encrypted needs it; one that is not refuses it.
 	Password []byte
 	// KDF and Cipher of a new encrypted store; zero values mean the
-	// defaults of package internal/seal (Argon2id 64 MiB, AES-256-GCM).
+	// defaults of package internal/seal (Argon2id 19 MiB, AES-256-GCM).
 	KDF    seal.KDFParams
 	Cipher string
 }

@@ -19,7 +19,7 @@
 // and bind associated data), keyed hashes that name objects without
 // showing their content hashes (KeyedHash), MACs.
 //
-// Argon2id's memory (64 MiB by default) is garbage once the key is
+// Argon2id's memory (19 MiB by default) is garbage once the key is
 // derived; Derive hands it back to the OS at once, and a slot's derived
 // key is cached in memory for the process's life (never written) when
 // the slot is made or opens, keyed by a hash of the slot and the
