@@ -347,3 +347,21 @@ func parentDir(p string) string {
 	}
 	return ""
 }
+
+// scratchCopy restores commit c into a scratch branch named prefix plus
+// random hex (a clone or snapshot on zfs and btrfs, so cheap) and returns
+// its root directory and the function that deletes it. Reconcile removes
+// a scratch branch left by a process that died before cleanup.
+func (n *Node) scratchCopy(ctx context.Context, d *Dot, be StorageBackend, c *Commit, prefix string) (dir string, cleanup func(), err error) {
+	tmp := BranchRef{Dot: d.ID, Branch: prefix + randomHex(8)}
+	ref := c.Ref()
+	if err := be.CreateBranch(ctx, tmp, &ref); err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { n.cleanupBranch(be, tmp) }
+	if dir, err = be.SubdotPath(ctx, tmp, RootSubdot); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return dir, cleanup, nil
+}

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/dotmesh-io/dotmesh/transport/neutral"
 )
 
 // Incoming transfers. A push or pull that this node receives stores each
@@ -221,17 +219,6 @@ func (r *refreshingReader) Read(p []byte) (int, error) {
 	}
 	k, err := r.r.Read(p)
 	r.count(int64(k))
-	return k, err
-}
-
-// WriteNTo passes on a hand-over of the sender's buffers (neutral.Pipe),
-// counted and refreshing as Read does.
-func (r *refreshingReader) WriteNTo(w io.Writer, n int64) (int64, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	k, err := neutral.WriteNTo(r.r, w, n)
-	r.count(k)
 	return k, err
 }
 

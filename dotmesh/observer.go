@@ -3,8 +3,6 @@ package dotmesh
 import (
 	"io"
 	"time"
-
-	"github.com/dotmesh-io/dotmesh/transport/neutral"
 )
 
 // Observer is told what the engine does, so that a program can count
@@ -121,16 +119,6 @@ func (c countedReader) Read(p []byte) (int, error) {
 	k, err := c.r.Read(p)
 	if k > 0 {
 		c.add(int64(k))
-	}
-	return k, err
-}
-
-// WriteNTo passes on a hand-over of the sender's buffers (neutral.Pipe),
-// counted as Read counts.
-func (c countedReader) WriteNTo(w io.Writer, n int64) (int64, error) {
-	k, err := neutral.WriteNTo(c.r, w, n)
-	if k > 0 {
-		c.add(k)
 	}
 	return k, err
 }

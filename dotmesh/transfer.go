@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
-
-	"github.com/dotmesh-io/dotmesh/transport/neutral"
 )
 
 // TransferOptions tune Push, Pull and Clone.
@@ -480,17 +478,6 @@ type countingReader struct {
 func (c *countingReader) Read(p []byte) (int, error) {
 	k, err := c.r.Read(p)
 	c.count(int64(k), err)
-	return k, err
-}
-
-// WriteNTo passes on a hand-over of the sender's buffers (neutral.Pipe),
-// counted as Read counts.
-func (c *countingReader) WriteNTo(w io.Writer, n int64) (int64, error) {
-	k, err := neutral.WriteNTo(c.r, w, n)
-	if errors.Is(err, neutral.ErrNoHandoff) {
-		return k, err
-	}
-	c.count(k, err)
 	return k, err
 }
 

@@ -1,3 +1,5 @@
+//go:build !dmlight
+
 package dotmesh
 
 import (
@@ -26,14 +28,6 @@ import (
 // node of this version) a commit whose base the peer holds goes as a
 // delta stream against it.
 // Streams are in the format of package transport/neutral.
-
-func recvBranch(branch string) string {
-	b := "_recv-" + branch
-	if len(b) > 64 {
-		b = b[:64]
-	}
-	return b
-}
 
 // sendNeutral writes commit c as a neutral stream: a delta against base
 // when base is set (the receiver holds it), its changed files as patches
@@ -186,24 +180,6 @@ func neutralEntry(e *TreeEntry) (neutral.Entry, bool) {
 		return ne, false
 	}
 	return ne, true
-}
-
-// scratchCopy restores commit c into a scratch branch named prefix plus
-// random hex (a clone or snapshot on zfs and btrfs, so cheap) and returns
-// its root directory and the function that deletes it. Reconcile removes
-// a scratch branch left by a process that died before cleanup.
-func (n *Node) scratchCopy(ctx context.Context, d *Dot, be StorageBackend, c *Commit, prefix string) (dir string, cleanup func(), err error) {
-	tmp := BranchRef{Dot: d.ID, Branch: prefix + randomHex(8)}
-	ref := c.Ref()
-	if err := be.CreateBranch(ctx, tmp, &ref); err != nil {
-		return "", nil, err
-	}
-	cleanup = func() { n.cleanupBranch(be, tmp) }
-	if dir, err = be.SubdotPath(ctx, tmp, RootSubdot); err != nil {
-		cleanup()
-		return "", nil, err
-	}
-	return dir, cleanup, nil
 }
 
 // receiveNeutral writes the tree of a neutral stream into the working

@@ -570,3 +570,13 @@ func storageBranches(branches []*Branch, commits map[CommitID]*Commit) []string 
 	slices.Sort(out)
 	return out
 }
+
+// recvBranch names the hidden receiving storage of branch (see
+// transfer_neutral.go).
+func recvBranch(branch string) string {
+	b := "_recv-" + branch
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	return b
+}
