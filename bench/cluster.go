@@ -430,16 +430,23 @@ func measureListLog(dm, work, label string, ndots, nlog int, nodes ...*benchNode
 			cmd.Env = env
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = io.Discard, &out
-			nodeBefore := taskCPU(n.cmd.Process.Pid)
+			nodeBefore, err := cpuTime(n.cmd.Process.Pid)
+			if err != nil {
+				return 0, fmt.Errorf("node %s: %w", n.name, err)
+			}
 			start := time.Now()
-			err := cmd.Run()
+			err = cmd.Run()
 			if err != nil {
 				return 0, fmt.Errorf("dm %s: %v: %s", strings.Join(args, " "), err, out.String())
 			}
 			wall := time.Since(start)
 			what := strings.Join(args, " ")
 			cpu[what] = append(cpu[what], cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
-			cpu["node "+what] = append(cpu["node "+what], taskCPU(n.cmd.Process.Pid)-nodeBefore)
+			nodeAfter, err := cpuTime(n.cmd.Process.Pid)
+			if err != nil {
+				return 0, fmt.Errorf("node %s: %w", n.name, err)
+			}
+			cpu["node "+what] = append(cpu["node "+what], nodeAfter-nodeBefore)
 			return wall, nil
 		}
 		if _, err := dmc("remote", "add", "b", "admin@"+n.addr); err != nil {
@@ -572,38 +579,15 @@ func rawEtcdRead(ep string) error {
 	return nil
 }
 
-// taskCPU is the CPU time all threads of process pid have run so far
-// (schedstat: nanoseconds), 0 where it cannot be read.
-func taskCPU(pid int) time.Duration {
-	dir := fmt.Sprintf("/proc/%d/task", pid)
-	tasks, err := os.ReadDir(dir)
-	if err != nil {
-		return 0
-	}
-	var sum time.Duration
-	for _, t := range tasks {
-		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "schedstat"))
-		if err != nil {
-			continue // a thread gone
-		}
-		f := strings.Fields(string(b))
-		if len(f) > 0 {
-			ns, _ := strconv.ParseInt(f[0], 10, 64)
-			sum += time.Duration(ns)
-		}
-	}
-	return sum
-}
-
 // waitIdle waits, up to a minute, until process pid runs less than 5% of
 // a core over half a second; it returns how long it waited and whether
 // the process got idle.
 func waitIdle(pid int) (time.Duration, bool) {
 	start := time.Now()
 	for time.Since(start) < time.Minute {
-		before := taskCPU(pid)
+		before, _ := cpuTime(pid) // a process gone counts as idle
 		time.Sleep(500 * time.Millisecond)
-		if taskCPU(pid)-before < 25*time.Millisecond {
+		if after, _ := cpuTime(pid); after-before < 25*time.Millisecond {
 			return time.Since(start), true
 		}
 	}

@@ -67,7 +67,9 @@ type pushRig struct {
 
 // nodesCPU is the CPU time both nodes have used so far.
 func (r *pushRig) nodesCPU() time.Duration {
-	return taskCPU(r.a.cmd.Process.Pid) + taskCPU(r.b.cmd.Process.Pid)
+	a, _ := cpuTime(r.a.cmd.Process.Pid) // 0 for a node gone: its failure shows elsewhere
+	b, _ := cpuTime(r.b.cmd.Process.Pid)
+	return a + b
 }
 
 // cmdTimeout bounds every command, so that a wedged zfs-fuse fails the
@@ -595,7 +597,8 @@ func zfsFuseCPU() time.Duration {
 	var sum time.Duration
 	for _, f := range strings.Fields(string(out)) {
 		if pid, err := strconv.Atoi(f); err == nil {
-			sum += taskCPU(pid)
+			d, _ := cpuTime(pid) // 0 for a daemon gone meanwhile
+			sum += d
 		}
 	}
 	return sum

@@ -636,34 +636,6 @@ func vmHWM(pid int) (int64, error) {
 	return 0, fmt.Errorf("/proc/%d/status has no VmHWM line", pid)
 }
 
-// cpuTime is the user and system time process pid has used.
-func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The fields after the command's name, which may hold spaces and
-	// parentheses: state is the first, utime the 12th, stime the 13th.
-	i := bytes.LastIndexByte(b, ')')
-	f := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %q has too few fields", pid, b)
-	}
-	var ticks int64
-	for _, v := range f[11:13] {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %v", pid, err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / clockTicks, nil
-}
-
-// clockTicks is USER_HZ, the unit of /proc's times: 100 on every Linux
-// architecture Go runs on.
-const clockTicks = 100
-
 // treeStats is what checkTree compares: regular files and their bytes.
 type treeStats struct{ files, bytes int64 }
 

@@ -101,7 +101,7 @@ func TestVmHWM(t *testing.T) {
 	}
 }
 
-// cpuTime agrees with getrusage about this process.
+// cpuTime agrees with getrusage about this process (all its threads).
 func TestCPUTime(t *testing.T) {
 	rusage := func() time.Duration {
 		var ru syscall.Rusage

@@ -359,9 +359,9 @@ func runSnapshots(k snapKind, dm string, size int64, runs int, keep bool) (err e
 }
 
 // snapCPU sums the CPU time of timed commands and of the node while each
-// ran. The node's is read from /proc in clock ticks (10 ms), so only its
-// mean over the runs means anything; work the node does after answering
-// (records written behind) and the CPU of a zfs-fuse daemon are not in it.
+// ran. The node's is its threads' run time (cpuTime, nanoseconds); work
+// the node does after answering (records written behind) and the CPU of
+// a zfs-fuse daemon are not in it.
 type snapCPU struct {
 	proc, node time.Duration
 	n          int
