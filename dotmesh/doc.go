@@ -58,4 +58,8 @@
 // finish) report their phases and bytes to the function a context
 // carries (WithProgress); backends report through StartProgress and
 // ReportPhase and never learn who listens. See progress.go.
+//
+// Built with the dmlight tag (the light dm, which runs no node) the
+// package leaves out the engine's neutral transfers and text diffs and
+// so their dependencies' package inits; see light.go.
 package dotmesh
