@@ -64,6 +64,16 @@ func offer(ctx context.Context, put func(ChunkSink) error) {
 	}
 }
 
+// AttachChunkSink makes s the sink of the chunks a sender in this
+// process offers under ctx (OfferChunk, OfferFile), for a receiving
+// Transport that runs in the node's process and keeps chunks itself (a
+// bucket remote), as a ChunkStager backend's sink is attached for a
+// receive; a no-op when ctx carries no relay. detach, which waits for
+// the offers under way, ends it.
+func AttachChunkSink(ctx context.Context, s ChunkSink) (detach func()) {
+	return attachChunkSink(ctx, s)
+}
+
 // attachChunkSink makes s the sink of ctx's relay, if ctx has one;
 // detach, which waits for the offers under way, ends it.
 func attachChunkSink(ctx context.Context, s ChunkSink) (detach func()) {

@@ -50,6 +50,48 @@ func (r *Repo) PutHashedBlob(ctx context.Context, h [32]byte, data []byte) (ID, 
 	return id, stored, err
 }
 
+// PutHashedBlobFrame is PutHashedBlob for a writer that also holds
+// frame, a zstd frame it has seen decompress to data (the stored form
+// of a chunk store such as the dump backend's), or nil for data that
+// does not compress: the blob is stored from the frame as it is, not
+// compressed again (nor tried). A frame that saves too little is not
+// used, as PutBlob would not. A wrong frame stores a blob that GetBlob
+// and Check report as corrupt, never as data.
+func (r *Repo) PutHashedBlobFrame(ctx context.Context, h [32]byte, data, frame []byte) (ID, bool, error) {
+	id := r.codec.blobID(h)
+	if len(data) > MaxObjectSize || len(frame) > MaxObjectSize {
+		return id, false, fmt.Errorf("%w: blob is %d bytes (a frame of %d); at most %d are allowed", dotmesh.ErrInvalidArgument, len(data), len(frame), MaxObjectSize)
+	}
+	has, err := r.HasBlobs(ctx, []ID{id})
+	if err != nil {
+		return id, false, err
+	}
+	if has[0] || r.pk.has(id) {
+		return id, false, nil
+	}
+	var stored []byte
+	if frame != nil && savesSpace(len(frame), len(data)) {
+		stored = r.codec.sealEncoded(kindBlob, BlobObject(id), encZstd, frame)
+	} else {
+		stored = r.codec.sealEncoded(kindBlob, BlobObject(id), encRaw, data)
+	}
+	ok, err := r.pk.add(ctx, id, stored)
+	return id, ok, err
+}
+
+// HasPendingBlob says whether blob id is stored or waits in this Repo's
+// packs to be (PutBlob took it): present once Flush returned nil.
+func (r *Repo) HasPendingBlob(ctx context.Context, id ID) (bool, error) {
+	if r.pk.has(id) {
+		return true, nil
+	}
+	has, err := r.HasBlobs(ctx, []ID{id})
+	if err != nil {
+		return false, err
+	}
+	return has[0], nil
+}
+
 // Flush stores the blobs put so far (their packs, then an index naming
 // them), so that they are present to every reader. It reports a pack or
 // index that failed to store since the last Flush: the records naming
