@@ -33,7 +33,9 @@ func relayOf(ctx context.Context) *chunkRelay {
 func ChunksWanted(ctx context.Context) bool { return relayOf(ctx) != nil }
 
 // OfferChunk hands a chunk of the stream being sent under ctx to the
-// receiving backend when it takes chunks (ChunkStager): data hashing
+// receiver when it takes chunks (a ChunkStager backend, or a Transport
+// that attached a sink: AttachChunkSink), before the stream carries the
+// chunk's bytes: data hashing
 // (BLAKE3-256) to h, checked by the caller, and frame, the zstd frame that
 // the caller has seen decompress to data, or nil. The chunk's bytes are
 // still sent in the stream. Neither slice is kept after the call.
@@ -42,8 +44,10 @@ func OfferChunk(ctx context.Context, h [32]byte, data, frame []byte) {
 }
 
 // OfferFile hands the chunks of a file, whose bytes the stream sent under
-// ctx carries, to the receiving backend when it takes chunks (see
-// ChunkSink.PutFile). chunks is not kept after the call.
+// ctx carries, to the receiver when it takes chunks (see
+// ChunkSink.PutFile); a sender that knows them before it streams the
+// file (dump) offers them before the file's entry, so that a receiver
+// may skip its bytes. chunks is not kept after the call.
 func OfferFile(ctx context.Context, path string, size int64, chunks []FileChunk) {
 	offer(ctx, func(s ChunkSink) error { return s.PutFile(path, size, chunks) })
 }
