@@ -35,19 +35,7 @@ func (r *Repo) PutBlob(ctx context.Context, data []byte) (ID, bool, error) {
 // only once Flush (or a later pack) stored its pack and an index naming
 // it, so flush before writing a record that names it.
 func (r *Repo) PutHashedBlob(ctx context.Context, h [32]byte, data []byte) (ID, bool, error) {
-	id := r.codec.blobID(h)
-	if len(data) > MaxObjectSize {
-		return id, false, fmt.Errorf("%w: blob is %d bytes; at most %d are allowed", dotmesh.ErrInvalidArgument, len(data), MaxObjectSize)
-	}
-	has, err := r.HasBlobs(ctx, []ID{id})
-	if err != nil {
-		return id, false, err
-	}
-	if has[0] || r.pk.has(id) {
-		return id, false, nil
-	}
-	stored, err := r.pk.add(ctx, id, r.codec.seal(kindBlob, BlobObject(id), data, true))
-	return id, stored, err
+	return r.putBlob(ctx, h, len(data), func(name string) []byte { return r.codec.seal(kindBlob, name, data, true) })
 }
 
 // PutHashedBlobFrame is PutHashedBlob for a writer that also holds
@@ -58,9 +46,24 @@ func (r *Repo) PutHashedBlob(ctx context.Context, h [32]byte, data []byte) (ID, 
 // used, as PutBlob would not. A wrong frame stores a blob that GetBlob
 // and Check report as corrupt, never as data.
 func (r *Repo) PutHashedBlobFrame(ctx context.Context, h [32]byte, data, frame []byte) (ID, bool, error) {
+	if len(frame) > MaxObjectSize {
+		return r.codec.blobID(h), false, fmt.Errorf("%w: a blob's frame is %d bytes; at most %d are allowed", dotmesh.ErrInvalidArgument, len(frame), MaxObjectSize)
+	}
+	return r.putBlob(ctx, h, len(data), func(name string) []byte {
+		if frame != nil && savesSpace(len(frame), len(data)) {
+			return r.codec.sealEncoded(kindBlob, name, encZstd, frame)
+		}
+		return r.codec.sealEncoded(kindBlob, name, encRaw, data)
+	})
+}
+
+// putBlob stores the blob whose plaintext of size bytes hashes to h,
+// sealed by seal (given the blob's object name), unless the repository
+// has it or a pack of this Repo holds it already.
+func (r *Repo) putBlob(ctx context.Context, h [32]byte, size int, seal func(name string) []byte) (ID, bool, error) {
 	id := r.codec.blobID(h)
-	if len(data) > MaxObjectSize || len(frame) > MaxObjectSize {
-		return id, false, fmt.Errorf("%w: blob is %d bytes (a frame of %d); at most %d are allowed", dotmesh.ErrInvalidArgument, len(data), len(frame), MaxObjectSize)
+	if size > MaxObjectSize {
+		return id, false, fmt.Errorf("%w: blob is %d bytes; at most %d are allowed", dotmesh.ErrInvalidArgument, size, MaxObjectSize)
 	}
 	has, err := r.HasBlobs(ctx, []ID{id})
 	if err != nil {
@@ -69,14 +72,8 @@ func (r *Repo) PutHashedBlobFrame(ctx context.Context, h [32]byte, data, frame [
 	if has[0] || r.pk.has(id) {
 		return id, false, nil
 	}
-	var stored []byte
-	if frame != nil && savesSpace(len(frame), len(data)) {
-		stored = r.codec.sealEncoded(kindBlob, BlobObject(id), encZstd, frame)
-	} else {
-		stored = r.codec.sealEncoded(kindBlob, BlobObject(id), encRaw, data)
-	}
-	ok, err := r.pk.add(ctx, id, stored)
-	return id, ok, err
+	stored, err := r.pk.add(ctx, id, seal(BlobObject(id)))
+	return id, stored, err
 }
 
 // HasPendingBlob says whether blob id is stored or waits in this Repo's

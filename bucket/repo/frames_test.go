@@ -3,6 +3,7 @@ package repo
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -61,6 +62,63 @@ func TestGetBlobsFrames(t *testing.T) {
 					if err != nil || !bytes.Equal(got, blobs[0]) {
 						t.Fatalf("frame %d does not decompress to the blob: %v", i, err)
 					}
+				}
+			})
+		})
+	}
+}
+
+// PutHashedBlobFrame stores a chunk store's zstd frame as it is (the
+// same frame comes back), keeps data raw without a frame or with one
+// that saves too little, and a frame that does not decompress to data
+// stores a blob that reads as corrupt, never as data.
+func TestPutHashedBlobFrame(t *testing.T) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	for _, cipher := range []string{"", "plain"} {
+		t.Run("cipher="+cipher, func(t *testing.T) {
+			forEachStore(t, func(t *testing.T, st bucket.Store) {
+				ctx := context.Background()
+				w := initCipher(t, st, cipher)
+				var text bytes.Buffer
+				for i := 0; text.Len() < 200<<10; i++ {
+					fmt.Fprintf(&text, "line %d\n", i)
+				}
+				plain, random := text.Bytes(), randomData(100<<10)
+				frame := enc.EncodeAll(plain, nil) // a level the repository never writes
+				other := append(bytes.Clone(plain[:1000]), "changed"...)
+				put := func(data, frame []byte) ID {
+					id, stored, err := w.PutHashedBlobFrame(ctx, ContentHash(data), data, frame)
+					if err != nil || !stored {
+						t.Fatalf("PutHashedBlobFrame: stored %v, %v", stored, err)
+					}
+					return id
+				}
+				ids := []ID{put(plain, frame), put(random, nil), put(other, enc.EncodeAll(plain[:len(other)], nil))}
+				if _, stored, err := w.PutHashedBlobFrame(ctx, ContentHash(plain), plain, frame); err != nil || stored {
+					t.Fatalf("PutHashedBlobFrame again: stored %v, %v", stored, err)
+				}
+				flush(t, w)
+				r := w
+				if cipher == "" {
+					r = openRepo(t, st, "secret one")
+				}
+				data, frames, err := r.GetBlobsFrames(ctx, ids[:2])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(data[0], plain) || !bytes.Equal(frames[0], frame) {
+					t.Fatal("the text blob or its frame differs from what was put")
+				}
+				if !bytes.Equal(data[1], random) || frames[1] != nil {
+					t.Fatal("the random blob differs, or has a frame")
+				}
+				var ce *CorruptError
+				if _, err := r.GetBlob(ctx, ids[2]); !errors.As(err, &ce) {
+					t.Fatalf("a blob put with another plaintext's frame: %v; want a CorruptError", err)
 				}
 			})
 		})
