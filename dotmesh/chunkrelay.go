@@ -33,7 +33,9 @@ func relayOf(ctx context.Context) *chunkRelay {
 func ChunksWanted(ctx context.Context) bool { return relayOf(ctx) != nil }
 
 // OfferChunk hands a chunk of the stream being sent under ctx to the
-// receiving backend when it takes chunks (ChunkStager): data hashing
+// receiver when it takes chunks (a ChunkStager backend, or a Transport
+// that attached a sink: AttachChunkSink), before the stream carries the
+// chunk's bytes: data hashing
 // (BLAKE3-256) to h, checked by the caller, and frame, the zstd frame that
 // the caller has seen decompress to data, or nil. The chunk's bytes are
 // still sent in the stream. Neither slice is kept after the call.
@@ -42,8 +44,10 @@ func OfferChunk(ctx context.Context, h [32]byte, data, frame []byte) {
 }
 
 // OfferFile hands the chunks of a file, whose bytes the stream sent under
-// ctx carries, to the receiving backend when it takes chunks (see
-// ChunkSink.PutFile). chunks is not kept after the call.
+// ctx carries, to the receiver when it takes chunks (see
+// ChunkSink.PutFile); a sender that knows them before it streams the
+// file (dump) offers them before the file's entry, so that a receiver
+// may skip its bytes. chunks is not kept after the call.
 func OfferFile(ctx context.Context, path string, size int64, chunks []FileChunk) {
 	offer(ctx, func(s ChunkSink) error { return s.PutFile(path, size, chunks) })
 }
@@ -62,6 +66,16 @@ func offer(ctx context.Context, put func(ChunkSink) error) {
 		// The commit reads the file itself; a lasting fault shows there.
 		slog.DebugContext(ctx, "a received chunk or file was not staged", "err", err)
 	}
+}
+
+// AttachChunkSink makes s the sink of the chunks a sender in this
+// process offers under ctx (OfferChunk, OfferFile), for a receiving
+// Transport that runs in the node's process and keeps chunks itself (a
+// bucket remote), as a ChunkStager backend's sink is attached for a
+// receive; a no-op when ctx carries no relay. detach, which waits for
+// the offers under way, ends it.
+func AttachChunkSink(ctx context.Context, s ChunkSink) (detach func()) {
+	return attachChunkSink(ctx, s)
 }
 
 // attachChunkSink makes s the sink of ctx's relay, if ctx has one;

@@ -94,7 +94,20 @@ func (b *Backend) OpenCommitFile(ctx context.Context, c dotmesh.CommitRef, path 
 	if err != nil {
 		return nil, err
 	}
-	return &chunkReader{ctx: ctx, b: b, chunks: e.Chunks, what: fmt.Sprintf("%s of commit %s", path, c.ID), perChunk: true}, nil
+	r := &chunkReader{ctx: ctx, b: b, chunks: e.Chunks, what: fmt.Sprintf("%s of commit %s", path, c.ID), perChunk: true}
+	if dotmesh.ChunksWanted(ctx) && len(e.Chunks) > 0 {
+		// The receiver runs in this process and takes chunks (a bucket
+		// remote): it learns the file's chunks before the stream carries
+		// its entry, and each chunk, checked and still compressed, as it
+		// is read, so it neither cuts, hashes nor compresses the file.
+		fcs := make([]dotmesh.FileChunk, len(e.Chunks))
+		for i, ch := range e.Chunks {
+			fcs[i] = dotmesh.FileChunk{Hash: ch.Hash, Size: ch.Size}
+		}
+		dotmesh.OfferFile(ctx, path, e.Size, fcs)
+		r.offer = true
+	}
+	return r, nil
 }
 
 // openCommitFile streams the regular file path of commit c from the
@@ -120,6 +133,8 @@ type chunkReader struct {
 	done   func()
 	// perChunk: hold the store for each chunk's read only.
 	perChunk bool
+	// offer: hand each chunk read to the receiver (dotmesh.OfferChunk).
+	offer bool
 }
 
 // next returns the next chunk's bytes (valid until the next call).
@@ -134,7 +149,17 @@ func (r *chunkReader) next() ([]byte, error) {
 		defer r.b.useStore()()
 	}
 	var err error
-	r.buf, err = r.b.store.Get(r.chunks[0].Hash, r.buf)
+	if r.offer {
+		h := r.chunks[0].Hash
+		r.buf, err = r.b.store.GetFrame(h, r.buf, func(data, frame []byte) {
+			if len(frame) >= len(data) {
+				frame = nil // stored raw: it does not compress
+			}
+			dotmesh.OfferChunk(r.ctx, h, data, frame)
+		})
+	} else {
+		r.buf, err = r.b.store.Get(r.chunks[0].Hash, r.buf)
+	}
 	if err != nil {
 		return nil, corruptIfMissing(fmt.Errorf("read %s: %w", r.what, err))
 	}

@@ -35,9 +35,35 @@ func (r *Repo) PutBlob(ctx context.Context, data []byte) (ID, bool, error) {
 // only once Flush (or a later pack) stored its pack and an index naming
 // it, so flush before writing a record that names it.
 func (r *Repo) PutHashedBlob(ctx context.Context, h [32]byte, data []byte) (ID, bool, error) {
+	return r.putBlob(ctx, h, len(data), func(name string) []byte { return r.codec.seal(kindBlob, name, data, true) })
+}
+
+// PutHashedBlobFrame is PutHashedBlob for a writer that also holds
+// frame, a zstd frame it has seen decompress to data (the stored form
+// of a chunk store such as the dump backend's), or nil for data that
+// does not compress: the blob is stored from the frame as it is, not
+// compressed again (nor tried). A frame that saves too little is not
+// used, as PutBlob would not. A wrong frame stores a blob that GetBlob
+// and Check report as corrupt, never as data.
+func (r *Repo) PutHashedBlobFrame(ctx context.Context, h [32]byte, data, frame []byte) (ID, bool, error) {
+	if len(frame) > MaxObjectSize {
+		return r.codec.blobID(h), false, fmt.Errorf("%w: a blob's frame is %d bytes; at most %d are allowed", dotmesh.ErrInvalidArgument, len(frame), MaxObjectSize)
+	}
+	return r.putBlob(ctx, h, len(data), func(name string) []byte {
+		if frame != nil && savesSpace(len(frame), len(data)) {
+			return r.codec.sealEncoded(kindBlob, name, encZstd, frame)
+		}
+		return r.codec.sealEncoded(kindBlob, name, encRaw, data)
+	})
+}
+
+// putBlob stores the blob whose plaintext of size bytes hashes to h,
+// sealed by seal (given the blob's object name), unless the repository
+// has it or a pack of this Repo holds it already.
+func (r *Repo) putBlob(ctx context.Context, h [32]byte, size int, seal func(name string) []byte) (ID, bool, error) {
 	id := r.codec.blobID(h)
-	if len(data) > MaxObjectSize {
-		return id, false, fmt.Errorf("%w: blob is %d bytes; at most %d are allowed", dotmesh.ErrInvalidArgument, len(data), MaxObjectSize)
+	if size > MaxObjectSize {
+		return id, false, fmt.Errorf("%w: blob is %d bytes; at most %d are allowed", dotmesh.ErrInvalidArgument, size, MaxObjectSize)
 	}
 	has, err := r.HasBlobs(ctx, []ID{id})
 	if err != nil {
@@ -46,8 +72,21 @@ func (r *Repo) PutHashedBlob(ctx context.Context, h [32]byte, data []byte) (ID, 
 	if has[0] || r.pk.has(id) {
 		return id, false, nil
 	}
-	stored, err := r.pk.add(ctx, id, r.codec.seal(kindBlob, BlobObject(id), data, true))
+	stored, err := r.pk.add(ctx, id, seal(BlobObject(id)))
 	return id, stored, err
+}
+
+// HasPendingBlob says whether blob id is stored or waits in this Repo's
+// packs to be (PutBlob took it): present once Flush returned nil.
+func (r *Repo) HasPendingBlob(ctx context.Context, id ID) (bool, error) {
+	if r.pk.has(id) {
+		return true, nil
+	}
+	has, err := r.HasBlobs(ctx, []ID{id})
+	if err != nil {
+		return false, err
+	}
+	return has[0], nil
 }
 
 // Flush stores the blobs put so far (their packs, then an index naming

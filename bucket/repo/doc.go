@@ -10,7 +10,9 @@
 // password is ErrWrongPassword, at once). A writer takes Lock (shared to
 // add, exclusive to delete), asks HasBlobs which of its chunks the
 // repository lacks (BlobID maps the chunks' BLAKE3 hashes), stores them
-// with PutBlob (into packs), calls Flush, then writes records (PutRecord:
+// with PutBlob (into packs; PutHashedBlobFrame takes a chunk's hash and
+// the zstd frame a chunk store keeps, so nothing is compressed again),
+// calls Flush, then writes records (PutRecord:
 // commit records, manifests) and moves a ref with SetRef from the version
 // GetRef gave. GetBlob, GetBlobs (adjacent blobs of a pack in one ranged
 // read) and GetRecord never return what fails its seal or ID: a

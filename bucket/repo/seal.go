@@ -161,13 +161,22 @@ func associated(hdr []byte, name string) []byte {
 // seal makes the stored form of body, an object of kind named name;
 // compress tries zstd first and keeps it when it saves space.
 func (c *codec) seal(kind byte, name string, body []byte, compress bool) []byte {
-	encoding := byte(encRaw)
 	if compress && len(body) > 64 && c.compressible(body) {
 		z := c.enc.EncodeAll(body, make([]byte, 0, len(body)))
-		if len(z) < len(body)-len(body)/32 {
-			body, encoding = z, encZstd
+		if savesSpace(len(z), len(body)) {
+			return c.sealEncoded(kind, name, encZstd, z)
 		}
 	}
+	return c.sealEncoded(kind, name, encRaw, body)
+}
+
+// savesSpace says whether a zstd frame of n bytes is worth keeping over
+// the plaintext's size bytes.
+func savesSpace(n, size int) bool { return n < size-size/32 }
+
+// sealEncoded makes the stored form of an object whose body is in
+// encoding already (encRaw, or encZstd: a zstd frame).
+func (c *codec) sealEncoded(kind byte, name string, encoding byte, body []byte) []byte {
 	if c.keys == nil {
 		hdr := header(kind, modePlain)
 		out := make([]byte, 0, len(hdr)+1+len(body)+checksumLen)

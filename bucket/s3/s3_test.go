@@ -8,6 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,6 +64,7 @@ func TestS3(t *testing.T) {
 	t.Run("TruncatedBody", testTruncatedBody)
 	t.Run("Location", testLocation)
 	t.Run("ForeignObjects", testForeignObjects)
+	t.Run("UnsignedPayload", testUnsignedPayload)
 }
 
 // SeaweedFS honours If-None-Match: Create is atomic there.
@@ -396,5 +401,65 @@ func TestServerKilledMidUpload(t *testing.T) {
 	st.List(ctx, "", func(oi bucket.ObjectInfo) error { names = append(names, oi.Name); return nil })
 	if strings.Join(names, ",") != "big,old" {
 		t.Fatalf("List = %v, want [big old]", names)
+	}
+}
+
+// Uploads carry no SHA-256 of their body (UNSIGNED-PAYLOAD, not a
+// streaming signature of every 64 KiB over plain HTTP): the objects are
+// sealed or checksummed on their own, and hashing them cost the client
+// and the server CPU. SeaweedFS takes them, and they read back whole.
+func testUnsignedPayload(t *testing.T) {
+	ctx := context.Background()
+	srv := server(t)
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []string
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			mu.Lock()
+			seen = append(seen, r.Header.Get("X-Amz-Content-Sha256"))
+			mu.Unlock()
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	cfg := srv.Config()
+	cfg.Endpoint = proxy.URL
+	st, err := s3.Open(ctx, s3test.BucketName, freshPrefix(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	body := bytes.Repeat([]byte("0123456789abcdef"), 300<<10/16)
+	if err := st.Put(ctx, "put", bytes.NewReader(body), int64(len(body))); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Create(ctx, "create", bytes.NewReader(body), int64(len(body))); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"put", "create"} {
+		rc, err := st.Get(ctx, name, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("%s read back: %d bytes, %v", name, len(got), err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) < 2 { // and Open's probe
+		t.Fatalf("%d PUT requests; want the put's and the create's at least", len(seen))
+	}
+	for _, h := range seen {
+		if h != "UNSIGNED-PAYLOAD" {
+			t.Fatalf("a PUT with X-Amz-Content-Sha256 %q; want UNSIGNED-PAYLOAD", h)
+		}
 	}
 }

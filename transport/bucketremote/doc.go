@@ -10,6 +10,11 @@
 // (the dump backend's content-defined chunks, internal/cdc) and stores
 // each chunk the repository lacks as a blob, so a bucket deduplicates
 // across commits, dots and backends, and a 1% change uploads about 1%.
+// From a files-backend node in this process (a push) the file chunks
+// come ready-made instead (offer.go): the dump backend offers each
+// file's chunks, cut with the same chunker, and each chunk with its
+// checked zstd frame, which the bucket seals as it is; such a file's
+// bytes are skipped in the stream, not cut, hashed or compressed again.
 // FetchCommit rebuilds the stream from the blobs, so a clone lands on
 // whatever backend the receiving node runs.
 //

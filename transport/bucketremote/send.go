@@ -60,7 +60,14 @@ func (r *Remote) SendCommit(ctx context.Context, dot dotmesh.DotName, branch str
 	if dotmesh.InProcessStream(ctx) {
 		data = neutral.UncheckedReader(data) // the node's writer in this process
 	}
-	rec, err := r.storeTree(ctx, params, data, baseRec)
+	var offers *offerSink
+	detach := func() {}
+	if dotmesh.ChunksWanted(ctx) {
+		offers = &offerSink{ctx: ctx, r: r, files: map[string]offeredFile{}}
+		detach = dotmesh.AttachChunkSink(ctx, offers)
+	}
+	rec, err := r.storeTree(ctx, params, data, baseRec, offers)
+	detach()
 	if err != nil {
 		// The chunks stored so far are sound (named by their content):
 		// flushed, a run again does not upload them anew.
@@ -120,11 +127,13 @@ type pendingEntry struct {
 // storeTree reads a neutral stream (a delta against base when base is
 // set: mergeDelta) and stores it: each file cut into
 // chunks, the chunks the repository lacks stored by r.cfg.Parallel
-// workers, and the tree encoding as blobs. It returns the commit record
+// workers, and the tree encoding as blobs. A file whose chunks the
+// sender offered (offers, nil when it offers none) is not cut: its
+// bytes are skipped and its offered chunks, stored as they came, taken. It returns the commit record
 // to write (without its commit) only when the stream's trailer checked
 // out. Memory stays bounded: chunks wait for workers in a fixed number
 // of buffers.
-func (r *Remote) storeTree(ctx context.Context, params cdc.Params, data io.Reader, base *CommitRecord) (*CommitRecord, error) {
+func (r *Remote) storeTree(ctx context.Context, params cdc.Params, data io.Reader, base *CommitRecord, offers *offerSink) (*CommitRecord, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	workers := r.cfg.Parallel
@@ -184,6 +193,16 @@ func (r *Remote) storeTree(ctx context.Context, params cdc.Params, data io.Reade
 	add := func(e neutral.Entry, content io.Reader) error {
 		pe := &pendingEntry{e: e}
 		if e.Kind == neutral.KindFile && e.Size > 0 {
+			if cs, ok := offers.take(e.Path, e.Size); ok {
+				if _, err := io.Copy(io.Discard, content); err != nil {
+					return err
+				}
+				if err := offers.stored(ctx, e.Path, cs); err != nil {
+					return err
+				}
+				pe.chunks = cs
+				return emit(pe)
+			}
 			ch.Reset(content, params)
 			for {
 				var buf []byte

@@ -352,7 +352,7 @@ func (b *Batch) Get(h Hash, dst []byte) ([]byte, error) {
 	if bp == nil {
 		return b.s.Get(h, dst)
 	}
-	return b.s.getPooled(h, dst, func(buf *[]byte) ([]byte, error) { return b.s.readObject(bp.f, int64(e.off), e.n, h, bp.path, buf) })
+	return b.s.getPooled(h, dst, func(buf *[]byte) ([]byte, error) { return b.s.readObject(bp.f, int64(e.off), e.n, h, bp.path, buf) }, nil)
 }
 
 // Commit makes the staged objects visible: the pack is fsynced, renamed

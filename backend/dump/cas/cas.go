@@ -379,12 +379,20 @@ func (s *Store) Has(h Hash) (bool, error) {
 // is verified against h: a mismatch wraps dotmesh.ErrCorrupt, a missing
 // object dotmesh.ErrNotFound.
 func (s *Store) Get(h Hash, dst []byte) ([]byte, error) {
-	return s.getPooled(h, dst, func(buf *[]byte) ([]byte, error) { return s.readStored(h, buf) })
+	return s.getPooled(h, dst, func(buf *[]byte) ([]byte, error) { return s.readStored(h, buf) }, nil)
+}
+
+// GetFrame is Get, also handing frame (h's stored zstd frame, from
+// which data was decoded and checked) and data to fn before the frame's
+// buffer is reused: a caller that passes chunks on compressed (a bucket
+// push) needs not compress them again. Neither slice outlives fn.
+func (s *Store) GetFrame(h Hash, dst []byte, fn func(data, frame []byte)) ([]byte, error) {
+	return s.getPooled(h, dst, func(buf *[]byte) ([]byte, error) { return s.readStored(h, buf) }, fn)
 }
 
 // getPooled decodes into dst the stored bytes of h that read reads into
 // a buffer of recordBufs.
-func (s *Store) getPooled(h Hash, dst []byte, read func(buf *[]byte) ([]byte, error)) ([]byte, error) {
+func (s *Store) getPooled(h Hash, dst []byte, read func(buf *[]byte) ([]byte, error), fn func(data, frame []byte)) ([]byte, error) {
 	bp, _ := recordBufs.Get().(*[]byte)
 	if bp == nil {
 		bp = new([]byte)
@@ -392,6 +400,9 @@ func (s *Store) getPooled(h Hash, dst []byte, read func(buf *[]byte) ([]byte, er
 	comp, err := read(bp)
 	if err == nil {
 		dst, err = s.Decode(h, comp, dst)
+	}
+	if err == nil && fn != nil {
+		fn(dst, comp)
 	}
 	if cap(*bp) <= maxPooledRecord {
 		recordBufs.Put(bp)
