@@ -77,3 +77,41 @@ func TestTransferPeerLifecycle(t *testing.T) {
 	require.Equal(t, changed, b.read("app.db", "big"))
 	require.Equal(t, "<missing>", b.read("app.db", "uncommitted"))
 }
+
+// A transfer run again after an interrupted run whose commit still
+// arrived and finished on the receiver: the re-run read the receiver's
+// State before that, so it sends the commit and asks to move the branch
+// from no commit at all. The commit is held and the branch is already
+// there, so each step succeeds without changing anything, as git's "up
+// to date", instead of failing as a branch that moved.
+func TestTransferPeerRunAgainAfterLateFinish(t *testing.T) {
+	ctx := context.Background()
+	a, b := newEnv(t), newEnv(t)
+	src, dst := a.node.TransferPeer(), b.node.TransferPeer()
+	_, err := a.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	a.write("app.db", "f", randomString(7, 1<<20))
+	a.commit("one")
+	from, err := src.State(ctx, app, "master", dotmesh.StateOptions{SkipUsage: true})
+	require.NoError(t, err)
+	c := from.History[0]
+	format := dotmesh.FormatNative + from.Backend
+	stale, err := dst.State(ctx, app, "master", dotmesh.StateOptions{})
+	require.NoError(t, err)
+	require.False(t, stale.Exists)
+
+	run := func() *dotmesh.FinishResult {
+		var stream bytes.Buffer
+		require.NoError(t, src.Send(ctx, app, c.ID, nil, format, &stream))
+		require.NoError(t, dst.Receive(ctx, app, "master", c, nil, format, &stream))
+		res, err := dst.Finish(ctx, app, "master", dotmesh.FinishRequest{Head: c.ID})
+		require.NoError(t, err)
+		require.Equal(t, c.ID, res.Head)
+		return res
+	}
+	require.True(t, run().Created, "the interrupted run's late finish")
+	require.False(t, run().Created, "the re-run, planned on the stale State")
+	require.Equal(t, []string{"one"}, b.logMessages(""))
+	_, err = dst.Finish(ctx, app, "master", dotmesh.FinishRequest{Head: c.ID, OldHead: "0123456789abcdef0123456789abcdef"})
+	require.NoError(t, err, "the branch is already at the head asked for")
+}

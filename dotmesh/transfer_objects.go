@@ -110,10 +110,13 @@ func (n *Node) haveObjects(ctx context.Context, name DotName, branch string, c C
 	if _, ok := be.(ObjectNegotiator); !ok {
 		return nil, fmt.Errorf("%w: backend %s receives whole streams (no object have/want)", ErrNotSupported, kind)
 	}
-	t, err := n.transferTarget(ctx, name, kind)
+	// Under the dot's lock, with the transfer's record refreshed, so that
+	// no abort or expiry drops the pins being made.
+	t, unlock, err := n.lockedTarget(ctx, name, kind)
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	if t.dot.Backend != kind {
 		return nil, fmt.Errorf("%w: dot %s is stored with backend %s here, not %s", ErrNotSupported, name, t.dot.Backend, kind)
 	}
@@ -121,9 +124,6 @@ func (n *Node) haveObjects(ctx context.Context, name DotName, branch string, c C
 	if !ok {
 		return nil, fmt.Errorf("%w: backend %s receives whole streams (no object have/want)", ErrNotSupported, kind)
 	}
-	// Under the dot's lock, with the transfer's record refreshed, so that
-	// no abort or expiry drops the pins being made.
-	defer n.lockDot(t.dot.ID)()
 	if err := n.touchIncoming(ctx, t, branch, n.previousBytes(ctx, t.dot.ID, branch)); err != nil {
 		return nil, err
 	}

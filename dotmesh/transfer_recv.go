@@ -90,6 +90,34 @@ func (n *Node) transferTarget(ctx context.Context, name DotName, create string) 
 	return t, nil
 }
 
+// lockedTarget is transferTarget with the dot's lock held (unlock
+// releases it). A staged target read before the lock may have been
+// created for good, or dropped, by a receive that held the lock
+// meanwhile (an interrupted push whose commit still arrived, then run
+// again); its record is read again under the lock, so that the transfer
+// goes on with the dot as it is now instead of failing as aborted.
+func (n *Node) lockedTarget(ctx context.Context, name DotName, create string) (t *transferTarget, unlock func(), err error) {
+	for range 3 {
+		if t, err = n.transferTarget(ctx, name, create); err != nil || t == nil {
+			return t, func() {}, err
+		}
+		unlock = n.lockDot(t.dot.ID)
+		if !t.staged {
+			return t, unlock, nil
+		}
+		now, err := n.transferTarget(ctx, name, create)
+		if err != nil {
+			unlock()
+			return nil, nil, err
+		}
+		if now != nil && now.dot.ID == t.dot.ID {
+			return now, unlock, nil
+		}
+		unlock() // another dot now: lock that one
+	}
+	return nil, nil, fmt.Errorf("%w: the incoming dot %s was staged and dropped again by other transfers while this one waited; run it again", ErrConflict, name)
+}
+
 // transferState is TransferPeer.State.
 func (n *Node) transferState(ctx context.Context, name DotName, branch string, opts StateOptions) (*TransferState, error) {
 	if err := ValidateName("branch", branch); err != nil {
@@ -182,12 +210,12 @@ func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c
 	}
 	ctx, act, end := n.beginReceive(ctx, name, branch)
 	defer end()
-	t, err := n.transferTarget(ctx, name, create)
+	t, unlock, err := n.lockedTarget(ctx, name, create)
 	if err != nil {
 		return err
 	}
-	defer n.lockDot(t.dot.ID)()
-	if t.commits, err = n.reg.commits(ctx, t.dot.ID); err != nil {
+	defer unlock()
+	if t.commits, err = n.reg.commits(ctx, t.dot.ID); err != nil { // as they are under the lock
 		return err
 	}
 	// The transfer's record shows it (IncomingTransfers) and keeps it
@@ -398,12 +426,15 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 	} else if err != nil {
 		return nil, err
 	}
-	if b.Head != req.OldHead {
-		return nil, fmt.Errorf("%w: branch %s of %s moved from %s to %s during the transfer; run it again", ErrConflict, branch, name, short(req.OldHead), short(b.Head))
-	}
 	res = &FinishResult{Head: head.ID}
 	if b.Head == head.ID {
+		// Already where this transfer takes it, also when it moved there
+		// during the transfer (an interrupted run's commit that still
+		// arrived and finished): nothing to move, as git's "up to date".
 		return res, nil
+	}
+	if b.Head != req.OldHead {
+		return nil, fmt.Errorf("%w: branch %s of %s moved from %s to %s during the transfer; run it again", ErrConflict, branch, name, short(req.OldHead), short(b.Head))
 	}
 	u, err := dirtiness(ctx, t.be, b.Ref(), headRef(t.commits[b.Head]))
 	if err != nil {
