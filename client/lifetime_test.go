@@ -127,6 +127,11 @@ func TestSendCommitOwnsItsReader(t *testing.T) {
 				t.Fatal("the data never stalled")
 			}
 			if how == "connection cut" {
+				// The client may have written half the stream into the
+				// kernel's buffers before the server accepted the
+				// connection; a cut before then closes nothing. The
+				// receive's record shows the handler is reading.
+				waitReceiving(t, b)
 				b.Server.CloseClientConnections()
 			} else {
 				cancel()
@@ -160,6 +165,19 @@ func TestSendCommitOwnsItsReader(t *testing.T) {
 			t.Logf("%s: %v", how, r.err)
 		})
 	}
+}
+
+// waitReceiving waits until n records an incoming transfer.
+func waitReceiving(t *testing.T, n *servertest.Node) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		in, err := n.Node.TransferPeer().Incoming(context.Background())
+		noErr(t, err)
+		if len(in) > 0 {
+			return
+		}
+	}
+	t.Fatal("the receiver never recorded the incoming transfer")
 }
 
 // TestPushCutOffRepeatedly runs pushes between two served nodes and cuts
