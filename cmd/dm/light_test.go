@@ -70,19 +70,22 @@ func TestLightLinksNoNodeCode(t *testing.T) {
 	}
 }
 
-// A light dm runs a node through dm-node beside it, talks to it itself,
-// and says in one line what is missing when dm-node is not there.
-func TestLightHandsOverToNode(t *testing.T) {
-	dir := t.TempDir()
-	dm, node := filepath.Join(dir, "dm"), filepath.Join(dir, nodeProgram)
+// lightNode builds the light dm and dm-node beside it in a temporary
+// directory and starts a node with them (stopped at the test's end): dir,
+// the two programs, dm's environment, and run, which runs dm and returns
+// its stdout, or its stderr and the error.
+func lightNode(t *testing.T) (dir, dm, node string, env []string, run func(args ...string) (string, error)) {
+	t.Helper()
+	dir = t.TempDir()
+	dm, node = filepath.Join(dir, "dm"), filepath.Join(dir, nodeProgram)
 	for _, b := range [][]string{{"-tags", "dmlight", "-o", dm}, {"-o", node}} {
 		if out, err := exec.Command("go", append(append([]string{"build"}, b...), ".")...).CombinedOutput(); err != nil {
 			t.Fatalf("go build %v: %v: %s", b, err, out)
 		}
 	}
 	data := filepath.Join(dir, "data")
-	env := append(os.Environ(), "DOTMESH_CONFIG="+filepath.Join(dir, "config"))
-	run := func(args ...string) (string, error) {
+	env = append(os.Environ(), "DOTMESH_CONFIG="+filepath.Join(dir, "config"))
+	run = func(args ...string) (string, error) {
 		cmd := exec.Command(dm, args...)
 		cmd.Env = env
 		var out, errb bytes.Buffer
@@ -114,6 +117,13 @@ func TestLightHandsOverToNode(t *testing.T) {
 	if exe, err := os.Readlink("/proc/" + strings.TrimSpace(string(pid)) + "/exe"); err != nil || exe != node {
 		t.Errorf("the node runs %q (%v), want %s", exe, err, node)
 	}
+	return dir, dm, node, env, run
+}
+
+// A light dm runs a node through dm-node beside it, talks to it itself,
+// and says in one line what is missing when dm-node is not there.
+func TestLightHandsOverToNode(t *testing.T) {
+	dir, _, node, _, run := lightNode(t)
 	for _, args := range [][]string{{"init", "app"}, {"commit", "--allow-empty", "-m", "one"}} {
 		if out, err := run(args...); err != nil {
 			t.Fatalf("dm %v: %v: %s", args, err, out)

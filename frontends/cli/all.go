@@ -220,6 +220,11 @@ func (a *app) forEachDot(s *session, dots []dotmesh.DotStatus, do func(name dotm
 
 // commitAll is `dm commit --all`: an unchanged dot is skipped, not failed.
 func (a *app) commitAll(cmd *cobra.Command, sel dotmesh.Selector, req api.CommitRequest) error {
+	// Several requests and a report of each: a signal cancels, never ends,
+	// them (commit catches it late otherwise, catchLate).
+	if a.catchInterrupts != nil {
+		a.catchInterrupts()
+	}
 	s, dots, err := a.connectSelect(cmd.Context(), sel)
 	if err != nil {
 		return err

@@ -2,68 +2,95 @@ package cli
 
 import (
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
 // topCommand is a top-level command: its name and aliases (what invokes
-// it), its help group, how it is built, and whether it is quick.
+// it), its help group, how it is built, and when it catches SIGINT and
+// SIGTERM.
 type topCommand struct {
-	names []string
-	group string
-	make  func(*app) *cobra.Command
-	// quick marks a command that only reads: at most one request, nothing
-	// written locally. Main installs no handler of SIGINT and SIGTERM for
-	// it: their default action ends it as the handler would (the node
-	// sees the connection close either way; a shell reports status 130
-	// either way), only without the "interrupted" line. The handler costs
-	// every dm that has one two threads more (the runtime's signal
-	// thread and its template thread): 3 ms of CPU and 5 to 13 ms of wall
-	// time at load 9 to 12 on the 2-core bench machine, more than a
-	// listing's own work.
-	quick bool
+	names   []string
+	group   string
+	make    func(*app) *cobra.Command
+	signals signalMode
 }
+
+// signalMode is when a command installs its handler of SIGINT and
+// SIGTERM, which cancels its context (it ends "interrupted", status 130).
+// The handler costs every dm that installs it two threads more (the
+// runtime's signal thread and its template thread): 0.35 ms of CPU and
+// 0.8 ms of wall time at load 1.3 on the 2-core bench machine (dm
+// version, 150 runs each way), 3 ms of CPU and 5 to 13 ms of wall at
+// load 9 to 12, more than a listing's own work. Without it, the
+// signals' default action ends dm: the node sees the connection close
+// either way, a shell reports status 130 either way, only the
+// "interrupted" line is missing. Whatever mode, a prompt catches the
+// signals first (app.catchInterrupts), so that Ctrl-C never leaves the
+// terminal without echo.
+type signalMode uint8
+
+const (
+	// catchAtOnce installs the handler before the command runs.
+	catchAtOnce signalMode = iota
+	// catchNever leaves the default action to a command that only reads:
+	// at most one request, nothing written locally.
+	catchNever
+	// catchLate installs the handler once the command has run for
+	// lateCatch, for a command that sends one request and writes nothing
+	// locally: a signal before then is one no person at a terminal can
+	// send in reaction to what dm shows, and ends dm as catchNever does
+	// (the request not yet sent, or the node seeing it cut); a long
+	// command is interrupted as with catchAtOnce. Any other path of it
+	// (several requests, a prompt) calls app.catchInterrupts first.
+	catchLate
+)
+
+// lateCatch is how long a catchLate command runs before it catches
+// SIGINT and SIGTERM: most commits are done before it.
+const lateCatch = 200 * time.Millisecond
 
 // topCommands are dm's top-level commands but docs (settleHome adds it,
 // with the completion command): a dm that invokes one of them by its
 // name or an alias builds only that one. TestLazyRoot checks this table
 // against the whole tree.
 var topCommands = [...]topCommand{
-	{[]string{"init"}, "dots", (*app).initCmd, false},
-	{[]string{"list", "ls"}, "dots", (*app).listCmd, true},
-	{[]string{"switch"}, "dots", (*app).switchCmd, false},
-	{[]string{"dot"}, "dots", (*app).dotCmd, false},
-	{[]string{"path"}, "dots", (*app).pathCmd, false},
-	{[]string{"commit"}, "commits", (*app).commitCmd, false},
-	{[]string{"log"}, "commits", (*app).logCmd, true},
-	{[]string{"branch"}, "commits", (*app).branchCmd, false},
-	{[]string{"tag"}, "commits", (*app).tagCmd, false},
-	{[]string{"checkout"}, "commits", (*app).checkoutCmd, false},
-	{[]string{"reset"}, "commits", (*app).resetCmd, false},
-	{[]string{"status"}, "commits", (*app).statusCmd, false},
-	{[]string{"diff"}, "commits", (*app).diffCmd, false},
-	{[]string{"show"}, "commits", (*app).showCmd, false},
-	{[]string{"cluster"}, "nodes", (*app).clusterCmd, false},
-	{[]string{"remote"}, "nodes", (*app).remoteCmd, false},
-	{[]string{"serve"}, "nodes", (*app).serveCmd, false},
-	{[]string{"push"}, "nodes", (*app).pushCmd, false},
-	{[]string{"pull"}, "nodes", (*app).pullCmd, false},
-	{[]string{"clone"}, "nodes", (*app).cloneCmd, false},
-	{[]string{"transfers"}, "nodes", (*app).transfersCmd, false},
-	{[]string{"gc"}, "dots", (*app).gcCmd, false},
-	{[]string{"verify"}, "dots", (*app).verifyCmd, false},
-	{[]string{"source"}, "dots", (*app).sourceCmd, false},
-	{[]string{"hook"}, "dots", (*app).hookCmd, false},
-	{[]string{"registry"}, "dots", (*app).registryCmd, false},
-	{[]string{"store"}, "dots", (*app).storeCmd, false},
-	{[]string{"policy"}, "dots", (*app).policyCmd, false},
-	{[]string{"user"}, "hub", (*app).userCmd, false},
-	{[]string{"key"}, "hub", (*app).keyCmd, false},
-	{[]string{"whoami"}, "hub", (*app).whoamiCmd, true},
-	{[]string{"audit"}, "hub", (*app).auditCmd, false},
-	{[]string{"flex"}, "", (*app).flexCmd, false},
-	{[]string{"version"}, "", (*app).versionCmd, true},
+	{[]string{"init"}, "dots", (*app).initCmd, catchAtOnce},
+	{[]string{"list", "ls"}, "dots", (*app).listCmd, catchNever},
+	{[]string{"switch"}, "dots", (*app).switchCmd, catchAtOnce},
+	{[]string{"dot"}, "dots", (*app).dotCmd, catchAtOnce},
+	{[]string{"path"}, "dots", (*app).pathCmd, catchAtOnce},
+	{[]string{"commit"}, "commits", (*app).commitCmd, catchLate},
+	{[]string{"log"}, "commits", (*app).logCmd, catchNever},
+	{[]string{"branch"}, "commits", (*app).branchCmd, catchAtOnce},
+	{[]string{"tag"}, "commits", (*app).tagCmd, catchAtOnce},
+	{[]string{"checkout"}, "commits", (*app).checkoutCmd, catchAtOnce},
+	{[]string{"reset"}, "commits", (*app).resetCmd, catchAtOnce},
+	{[]string{"status"}, "commits", (*app).statusCmd, catchAtOnce},
+	{[]string{"diff"}, "commits", (*app).diffCmd, catchAtOnce},
+	{[]string{"show"}, "commits", (*app).showCmd, catchAtOnce},
+	{[]string{"cluster"}, "nodes", (*app).clusterCmd, catchAtOnce},
+	{[]string{"remote"}, "nodes", (*app).remoteCmd, catchAtOnce},
+	{[]string{"serve"}, "nodes", (*app).serveCmd, catchAtOnce},
+	{[]string{"push"}, "nodes", (*app).pushCmd, catchAtOnce},
+	{[]string{"pull"}, "nodes", (*app).pullCmd, catchAtOnce},
+	{[]string{"clone"}, "nodes", (*app).cloneCmd, catchAtOnce},
+	{[]string{"transfers"}, "nodes", (*app).transfersCmd, catchAtOnce},
+	{[]string{"gc"}, "dots", (*app).gcCmd, catchAtOnce},
+	{[]string{"verify"}, "dots", (*app).verifyCmd, catchAtOnce},
+	{[]string{"source"}, "dots", (*app).sourceCmd, catchAtOnce},
+	{[]string{"hook"}, "dots", (*app).hookCmd, catchAtOnce},
+	{[]string{"registry"}, "dots", (*app).registryCmd, catchAtOnce},
+	{[]string{"store"}, "dots", (*app).storeCmd, catchAtOnce},
+	{[]string{"policy"}, "dots", (*app).policyCmd, catchAtOnce},
+	{[]string{"user"}, "hub", (*app).userCmd, catchAtOnce},
+	{[]string{"key"}, "hub", (*app).keyCmd, catchAtOnce},
+	{[]string{"whoami"}, "hub", (*app).whoamiCmd, catchNever},
+	{[]string{"audit"}, "hub", (*app).auditCmd, catchAtOnce},
+	{[]string{"flex"}, "", (*app).flexCmd, catchAtOnce},
+	{[]string{"version"}, "", (*app).versionCmd, catchNever},
 }
 
 // invoked returns the top-level command that args (without the program

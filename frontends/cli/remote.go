@@ -380,8 +380,9 @@ func (a *app) remoteSwitchCmd() *cobra.Command {
 }
 
 // readHidden reads a line from the terminal fd without echo. Interrupts
-// are caught first (a quick command has no handler till then), so that
-// a Ctrl-C at the prompt does not end dm with the echo still off.
+// are caught first (a command that does not catch them at once has no
+// handler till then), so that a Ctrl-C at the prompt does not end dm
+// with the echo still off.
 func (a *app) readHidden(fd int) ([]byte, error) {
 	if a.catchInterrupts != nil {
 		a.catchInterrupts()

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -52,11 +53,12 @@ type app struct {
 	args []string
 	// peeked is the config bucketArg read, for the next loadConfig.
 	peeked *peekedConfig
-	// quick is topCommand.quick of the command invoked.
-	quick bool
+	// signals is topCommand.signals of the command invoked.
+	signals signalMode
 	// catchInterrupts, when not nil, makes SIGINT and SIGTERM cancel the
-	// command's context from now on (quick commands call it before a
-	// prompt).
+	// command's context from now on (a command that does not catch them
+	// at once calls it before a prompt, or before a path that its
+	// signalMode does not cover).
 	catchInterrupts func()
 	// scriptingDocumented guards documentScripting.
 	scriptingDocumented sync.Once
@@ -87,8 +89,9 @@ func Run(ctx context.Context, streams IO, w Wiring, args []string) int {
 }
 
 // run is Run; with interrupts, SIGINT and SIGTERM cancel the command's
-// context (it ends "interrupted", status 130), but for a quick command
-// (topCommand.quick), which the signals' default action ends instead.
+// context (it ends "interrupted", status 130), but as the command's
+// signalMode says: a command that only reads leaves them their default
+// action, a commit catches them only once it has run for lateCatch.
 func run(ctx context.Context, streams IO, w Wiring, args []string, interrupts bool) int {
 	if flexCall(args) {
 		if interrupts {
@@ -106,16 +109,19 @@ func run(ctx context.Context, streams IO, w Wiring, args []string, interrupts bo
 	}
 	if interrupts {
 		var stop context.CancelFunc
-		if a.quick {
-			// Caught only from a prompt on (readHidden): a terminal left
-			// without echo is what the default action must not do.
+		if a.signals == catchAtOnce {
+			ctx, stop = notifyInterrupts(ctx)
+		} else {
 			ctx, stop = context.WithCancel(ctx)
 			a.catchInterrupts = sync.OnceFunc(func() {
 				sig, _ := notifyInterrupts(ctx)
 				context.AfterFunc(sig, stop)
 			})
-		} else {
-			ctx, stop = notifyInterrupts(ctx)
+			if a.signals == catchLate {
+				// A timer starts no goroutine till it fires.
+				t := time.AfterFunc(lateCatch, a.catchInterrupts)
+				defer t.Stop()
+			}
 		}
 		defer func() { go stop() }()
 	}
@@ -254,7 +260,7 @@ can be a hub for a team, each user with their own key and namespace (see
 		// invocations use), and no completion command.
 		root.Version = Version
 		root.CompletionOptions.DisableDefaultCmd = true
-		a.quick = only.quick
+		a.signals = only.signals
 		c := only.make(a)
 		c.GroupID = only.group
 		root.AddCommand(c)
