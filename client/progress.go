@@ -2,6 +2,7 @@ package client
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -41,7 +42,7 @@ type streamedOut struct {
 // plain JSON result.
 func (s *streamedOut) read(contentType string, r io.Reader) error {
 	if !strings.HasPrefix(contentType, api.NDJSON) {
-		if err := json.NewDecoder(r).Decode(s.out); err != nil {
+		if err := decodeOut(r, s.out); err != nil {
 			return fmt.Errorf("%w: reading the answer of %s: %v", dotmesh.ErrCorrupt, s.where, err)
 		}
 		return nil
@@ -56,6 +57,15 @@ func (s *streamedOut) read(contentType string, r io.Reader) error {
 func isRemote(err error) bool {
 	_, ok := err.(*api.RemoteError)
 	return ok
+}
+
+// decodeOut decodes a JSON value from r into out, by out's own decoder
+// when it has one (answerDecoder).
+func decodeOut(r io.Reader, out any) error {
+	if d, ok := out.(answerDecoder); ok {
+		return d.decodeAnswer(r)
+	}
+	return json.NewDecoder(r).Decode(out)
 }
 
 // errStreamEnded: the stream stopped before its last line.
@@ -97,7 +107,7 @@ func readProgressStream(r io.Reader, progress func(dotmesh.Progress), out any) e
 			if len(ev.Result) == 0 {
 				return fmt.Errorf("the result line has no result")
 			}
-			return json.Unmarshal(ev.Result, out)
+			return decodeOut(bytes.NewReader(ev.Result), out)
 		case ev.Progress != nil && progress != nil:
 			progress(*ev.Progress)
 		}
