@@ -184,7 +184,8 @@ func (c *Client) CommitWith(ctx context.Context, name dotmesh.DotName, req api.C
 // commitAnswer decodes a commit as a node answers it, one record's shape
 // (recordDecoder: hand-written for what encoding/json writes, the JSON v2
 // decoder for any other): encoding/json's first decode of a Commit, its
-// reflection over the type, took 70-170 us of every dm commit.
+// reflection over the type, took 70-170 us alone, and a whole dm commit
+// 0.5-1 ms more CPU and wall time (interleaved runs on a btrfs node).
 type commitAnswer struct{ c *dotmesh.Commit }
 
 func (a commitAnswer) decodeAnswer(body io.Reader) error {
