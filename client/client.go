@@ -193,10 +193,8 @@ func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, qu
 	var derr error
 	if d, ok := out.(typedAnswerDecoder); ok {
 		derr = d.decodeTypedAnswer(resp.Header.Get("Content-Type"), lr)
-	} else if d, ok := out.(answerDecoder); ok {
-		derr = d.decodeAnswer(lr)
 	} else {
-		derr = json.NewDecoder(lr).Decode(out)
+		derr = decodeOut(lr, out)
 	}
 	if derr != nil {
 		return fmt.Errorf("%w: reading the answer of %s %s from %s: %v", dotmesh.ErrCorrupt, method, path, c.base.Redacted(), derr)

@@ -65,12 +65,8 @@ func (r *Repo) putBlob(ctx context.Context, h [32]byte, size int, seal func(name
 	if size > MaxObjectSize {
 		return id, false, fmt.Errorf("%w: blob is %d bytes; at most %d are allowed", dotmesh.ErrInvalidArgument, size, MaxObjectSize)
 	}
-	has, err := r.HasBlobs(ctx, []ID{id})
-	if err != nil {
+	if present, err := r.HasPendingBlob(ctx, id); err != nil || present {
 		return id, false, err
-	}
-	if has[0] || r.pk.has(id) {
-		return id, false, nil
 	}
 	stored, err := r.pk.add(ctx, id, seal(BlobObject(id)))
 	return id, stored, err
