@@ -49,6 +49,14 @@ const (
 	FinishFailedHeader = "Dotmesh-Finish-Failed"
 )
 
+// DirectProtocol, as the Upgrade of POST .../transfer/commits whose body
+// is the commit header alone, asks to send the commit's native stream on
+// the bare connection (dotmesh.DirectSink): a receiver that can store it
+// that way answers 101, reads the stream, then writes the answer the
+// request would have had (204, or 200 with FinishHeader) on the same
+// connection; any other answer means the sender sends the framed stream.
+const DirectProtocol = "dotmesh-direct"
+
 // MaxFinishHeader bounds an encoded FinishHeader, well inside a node's
 // header limit; a FinishRequest with more tags goes by POST .../finish.
 const MaxFinishHeader = 32 << 10

@@ -403,6 +403,16 @@ func missingTags(from, to []Tag) bool {
 
 // copyCommit streams one whole commit from src to dst, counting bytes.
 func copyCommit(ctx context.Context, src Transport, srcDot DotName, dst Transport, dstDot DotName, branch string, c Commit, base *CommitID, format string, moved *atomic.Int64, report func()) error {
+	if k, handled, err := sendDirect(ctx, src, srcDot, dst, dstDot, branch, c, base, format); handled || err != nil {
+		if err != nil {
+			return fmt.Errorf("transferring commit %s: %w", c.ID, err)
+		}
+		moved.Add(k)
+		if report != nil {
+			report()
+		}
+		return nil
+	}
 	ctx, cancel := context.WithCancel(streamContext(ctx, src, dst))
 	defer cancel()
 	rc, err := src.FetchCommit(ctx, srcDot, c.ID, base, format)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -191,6 +192,12 @@ func dirtiness(ctx context.Context, be StorageBackend, b BranchRef, head *Commit
 
 // receiveCommit is TransferPeer.Receive.
 func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c Commit, base *CommitID, format string, r io.Reader) (err error) {
+	return n.receiveCommitAs(ctx, name, branch, c, base, format, r, nil)
+}
+
+// receiveCommitAs is receiveCommit, the stream read from r or, with
+// accept, taken by the backend's DirectTransferer from a bare connection.
+func (n *Node) receiveCommitAs(ctx context.Context, name DotName, branch string, c Commit, base *CommitID, format string, r io.Reader, accept func() (*os.File, error)) (err error) {
 	done := n.begin(OpReceive)
 	defer func() { done(OpEvent{Err: err}) }()
 	r = countedReader{r, n.movedBytes(DirReceived)}
@@ -237,6 +244,9 @@ func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c
 		}
 	}}
 	if _, ok := t.commits[c.ID]; ok {
+		if accept != nil {
+			return fmt.Errorf("%w: commit %s is here already", ErrNotSupported, c.ID)
+		}
 		_, _ = io.Copy(io.Discard, r)
 		return nil
 	}
@@ -266,6 +276,12 @@ func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c
 		return err
 	}
 	switch {
+	case accept != nil:
+		dt, ok := t.be.(DirectTransferer)
+		if !ok || kind != t.dot.Backend {
+			return fmt.Errorf("%w: no direct receive for this commit", ErrNotSupported)
+		}
+		err = dt.ReceiveDirect(ctx, ref, baseRef, accept)
 	case kind == FormatNeutral:
 		var info map[string]string
 		if info, err = n.receiveNeutral(ctx, t, rc, baseCommit, r); err == nil {

@@ -86,6 +86,10 @@ func (s *server) receiveCommit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if r.Header.Get("Upgrade") == api.DirectProtocol {
+		s.receiveDirect(w, r, name, q.Get("branch"), c, baseParam(q), q.Get("format"), fin)
+		return
+	}
 	if err := s.node.TransferPeer().Receive(r.Context(), name, q.Get("branch"), c, baseParam(q), q.Get("format"), r.Body); err != nil {
 		writeError(w, err)
 		return

@@ -55,6 +55,7 @@ type Guarded struct {
 	guard.StoreStatter
 	guard.CapacityReporter
 	guard.VolumeSizer
+	guard.DirectTransferer
 	b *Backend
 }
 
@@ -69,6 +70,7 @@ var (
 	_ dotmesh.CapacityReporter = (*Guarded)(nil)
 	_ dotmesh.VolumeSizer      = (*Guarded)(nil)
 	_ dotmesh.StoreStatter     = (*Guarded)(nil)
+	_ dotmesh.DirectTransferer = (*Guarded)(nil)
 )
 
 // TreePath implements dotmesh.TreeLocator: the branch's mountpoint, which
@@ -96,7 +98,7 @@ func Open(ctx context.Context, opts Options) (*Guarded, error) {
 		// and FollowHead may hand the lock to work that finishes later.
 		SelfLocked: guard.Receive | guard.Rollback | guard.FollowHead,
 	})
-	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), DirtyChecker: g.DirtyChecker(), HeadFollower: g.HeadFollower(), ChangeCommitter: g.ChangeCommitter(), StoreStatter: g.StoreStatter(), CapacityReporter: g.CapacityReporter(), VolumeSizer: g.VolumeSizer(), b: b}, nil
+	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), DirtyChecker: g.DirtyChecker(), HeadFollower: g.HeadFollower(), ChangeCommitter: g.ChangeCommitter(), StoreStatter: g.StoreStatter(), CapacityReporter: g.CapacityReporter(), VolumeSizer: g.VolumeSizer(), DirectTransferer: g.DirectTransferer(), b: b}, nil
 }
 
 // Root returns the dataset under which the backend keeps dots.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -279,6 +280,54 @@ func (c *cli) receive(ctx context.Context, target string, force bool, produce fu
 		return perr
 	}
 	return werr
+}
+
+// sendTo runs `zfs send [-i from] to` with f, a socket, as its stdout.
+func (c *cli) sendTo(ctx context.Context, from *snapshot, to snapshot, f *os.File) error {
+	args := []string{"send"}
+	if from != nil {
+		args = append(args, "-i", from.String())
+	}
+	defer c.lock.busy(ctx)()
+	return c.runWith(ctx, append(args, to.String()), nil, f)
+}
+
+// receiveFrom runs `zfs receive [-F] target` with f, a socket, as its
+// stdin.
+func (c *cli) receiveFrom(ctx context.Context, target string, force bool, f *os.File) error {
+	t, err := parseTarget(target)
+	if err != nil {
+		return err
+	}
+	args := []string{"receive"}
+	if force {
+		args = append(args, "-F")
+	}
+	defer zfsChanges.Add(1)
+	defer c.lock.busy(ctx)()
+	return c.runWith(ctx, append(args, t), f, nil)
+}
+
+// runWith runs zfs with stdin or stdout set to a file of the caller's.
+func (c *cli) runWith(ctx context.Context, args []string, stdin, stdout *os.File) error {
+	cmd := c.command(ctx, c.zfs, args...)
+	var stderr limitedBuffer
+	cmd.Stderr = &stderr
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
+	start := time.Now()
+	err := cmd.Run()
+	if c.log != nil {
+		c.log.Debug("zfs command", "args", cmd.Args, "took", time.Since(start), "err", err)
+	}
+	if err != nil {
+		return c.cmdError(ctx, cmd, stderr.String(), err)
+	}
+	return nil
 }
 
 func isPipeError(err error) bool {

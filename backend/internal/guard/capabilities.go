@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
@@ -664,4 +665,35 @@ func (u UsageBatcher) BeginUsage(ctx context.Context) context.Context {
 	}
 	defer done()
 	return u.in.BeginUsage(ctx)
+}
+
+// DirectTransferer guards dotmesh.DirectTransferer.
+type DirectTransferer struct {
+	g  *Backend
+	in dotmesh.DirectTransferer
+}
+
+// DirectTransferer returns the guarded dotmesh.DirectTransferer of the inner backend.
+func (g *Backend) DirectTransferer() DirectTransferer {
+	return DirectTransferer{g, g.inner.(dotmesh.DirectTransferer)}
+}
+
+// SendDirect implements dotmesh.DirectTransferer, checked like Send.
+func (c DirectTransferer) SendDirect(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef, f *os.File) error {
+	done, err := c.g.call(target, base)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return c.in.SendDirect(ctx, target, base, f)
+}
+
+// ReceiveDirect implements dotmesh.DirectTransferer, locked like Receive.
+func (c DirectTransferer) ReceiveDirect(ctx context.Context, target dotmesh.CommitRef, base *dotmesh.CommitRef, accept func() (*os.File, error)) error {
+	done, err := c.g.branchCall(Receive, target.BranchRef, target, base)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return c.in.ReceiveDirect(ctx, target, base, accept)
 }
