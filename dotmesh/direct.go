@@ -44,7 +44,10 @@ func sendDirect(ctx context.Context, src Transport, srcDot DotName, dst Transpor
 	}
 	n := lt.n
 	d, err := n.Dot(ctx, srcDot)
-	if err != nil || d.Backend != format {
+	if err != nil {
+		return 0, false, nil
+	}
+	if kind, err := parseFormat(format); err != nil || kind != d.Backend {
 		return 0, false, nil
 	}
 	be, err := n.backendOf(d)

@@ -306,7 +306,7 @@ func (n *Node) receiveCommitAs(ctx context.Context, name DotName, branch string,
 		}
 		return fmt.Errorf("recording received commit %s: %w", c.ID, err)
 	}
-	n.log.InfoContext(ctx, "received commit", "dot", name.String(), "branch", branch, "commit", c.ID, "format", format)
+	n.log.InfoContext(ctx, "received commit", "dot", name.String(), "branch", branch, "commit", c.ID, "format", format, "direct", accept != nil)
 	return nil
 }
 

@@ -61,6 +61,7 @@ func TestTransferDirect(t *testing.T) {
 		t.Error("ReceiveDirect without the base accepted the stream")
 	}
 	dst.must(dst.receive(c1, nil, src.send(c1, nil)), "receive C1")
+	dst.assertTree(master, v1)
 
 	flip := func(i int) []byte { b := slices.Clone(stream); b[i] ^= 0x01; return b }
 	for _, bad := range []badStream{
