@@ -235,15 +235,10 @@ func (c *cli) send(ctx context.Context, from *snapshot, to snapshot, consume fun
 // to it. When produce fails, zfs's input is closed early, which makes zfs
 // abandon the receive, and produce's error is returned.
 func (c *cli) receive(ctx context.Context, target string, force bool, produce func(io.Writer) error) error {
-	t, err := parseTarget(target)
+	args, err := receiveArgs(target, force)
 	if err != nil {
 		return err
 	}
-	args := []string{"receive"}
-	if force {
-		args = append(args, "-F")
-	}
-	args = append(args, t)
 	defer zfsChanges.Add(1)
 	defer c.lock.busy(ctx)()
 	cmd := c.command(ctx, c.zfs, args...)
@@ -295,17 +290,26 @@ func (c *cli) sendTo(ctx context.Context, from *snapshot, to snapshot, f *os.Fil
 // receiveFrom runs `zfs receive [-F] target` with f, a socket, as its
 // stdin.
 func (c *cli) receiveFrom(ctx context.Context, target string, force bool, f *os.File) error {
-	t, err := parseTarget(target)
+	args, err := receiveArgs(target, force)
 	if err != nil {
 		return err
+	}
+	defer zfsChanges.Add(1)
+	defer c.lock.busy(ctx)()
+	return c.runWith(ctx, args, f, nil)
+}
+
+// receiveArgs is `receive [-F] target`, target checked.
+func receiveArgs(target string, force bool) ([]string, error) {
+	t, err := parseTarget(target)
+	if err != nil {
+		return nil, err
 	}
 	args := []string{"receive"}
 	if force {
 		args = append(args, "-F")
 	}
-	defer zfsChanges.Add(1)
-	defer c.lock.busy(ctx)()
-	return c.runWith(ctx, append(args, t), f, nil)
+	return append(args, t), nil
 }
 
 // runWith runs zfs with stdin or stdout set to a file of the caller's.
