@@ -62,9 +62,13 @@ func sendDirect(ctx context.Context, src Transport, srcDot DotName, dst Transpor
 	if err != nil {
 		return 0, false, err
 	}
-	return ds.SendCommitDirect(ctx, dstDot, branch, c, base, format, func(f *os.File) error {
+	k, handled, err := ds.SendCommitDirect(ctx, dstDot, branch, c, base, format, func(f *os.File) error {
 		return dt.SendDirect(ctx, cm.Ref(), headRef(bc), f)
 	})
+	if k > 0 {
+		n.movedBytes(DirSent)(k) // what the framed stream's countedWriter counts
+	}
+	return k, handled, err
 }
 
 // ReceiveDirect is Receive with the native stream on a bare connection
