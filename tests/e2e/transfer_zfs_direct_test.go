@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/dotmesh-io/dotmesh/backend/zfs/zfstest"
 )
@@ -83,5 +87,101 @@ func TestTransferZFSDirect(t *testing.T) {
 	}
 	if ids(e.logOn(z1, "app")) != ids(e.logOn(z3, "app")) {
 		t.Fatal("histories differ on z3")
+	}
+}
+
+// childWith reports whether a child of pid runs a command line holding
+// every one of words.
+func childWith(pid int, words ...string) bool {
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		i := bytes.LastIndexByte(stat, ')')
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 2 || f[1] != strconv.Itoa(pid) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		all := true
+		for _, w := range words {
+			all = all && bytes.Contains(cmdline, []byte(w))
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// TestTransferZFSDirectKilled SIGKILLs the receiving node while its zfs
+// receive reads a direct stream: the push fails, the restarted node shows
+// the old head, and the push run again brings the whole new commit.
+func TestTransferZFSDirectKilled(t *testing.T) {
+	zfstest.Require(t)
+	p1, _ := zfstest.Pool(t)
+	p2, _ := zfstest.Pool(t)
+	z1 := startServe(t, "z1", "127.0.0.1", "--backend", "zfs", "--zfs-pool", p1, "--pool-size", "1G")
+	z2 := startServe(t, "z2", "127.0.0.2", "--backend", "zfs", "--zfs-pool", p2, "--pool-size", "1G")
+	e := newEnv(t)
+	e.addRemote(z1)
+	e.addRemote(z2)
+	e.on(z1, "init", "app")
+	db := e.pathOn(z1, "app.db")
+	writeFile(t, filepath.Join(db, "small"), "v1")
+	e.commitOn(z1, "app", "one")
+	if s := e.transfer(z1, "push", "z2", "app"); s.Commits != 1 {
+		t.Fatalf("first push: %+v", s)
+	}
+	before := ids(e.logOn(z2, "app"))
+	must(t, os.WriteFile(filepath.Join(db, "big"), randomBytes(7, 96<<20), 0o644))
+	writeFile(t, filepath.Join(db, "small"), "v2")
+	e.commitOn(z1, "app", "two")
+
+	push := e.cmd("--remote", "z1", "push", "z2", "app", "--json")
+	var out, errb bytes.Buffer
+	push.Stdout, push.Stderr = &out, &errb
+	must(t, push.Start())
+	done := make(chan error, 1)
+	go func() { done <- push.Wait() }()
+	start := time.Now()
+	for !childWith(z2.cmd.Process.Pid, "receive", "-F", p2) {
+		select {
+		case err := <-done:
+			t.Fatalf("the push ended before z2 ran zfs receive (err %v): %s %s", err, out.String(), errb.String())
+		default:
+		}
+		if time.Since(start) > time.Minute {
+			t.Fatal("z2 ran no zfs receive in a minute")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // into the stream
+	z2.kill()
+	if err := <-done; err == nil {
+		t.Fatalf("the push succeeded although z2 was killed mid-way: %s", out.String())
+	}
+	t.Logf("killed z2 %s into the push; push said: %s", time.Since(start).Round(time.Millisecond), bytes.TrimSpace(errb.Bytes()))
+	z2.start()
+	if got := ids(e.logOn(z2, "app")); got != before {
+		t.Fatalf("after the crash z2's history is %s, want the old one %s", got, before)
+	}
+	if got, _ := os.ReadFile(filepath.Join(e.pathOn(z2, "app.db"), "small")); string(got) != "v1" {
+		t.Fatalf("after the crash z2 has %q, want the old v1", got)
+	}
+	if s := e.transfer(z1, "push", "z2", "app"); s.Commits != 1 {
+		t.Fatalf("push run again: %+v", s)
+	}
+	if !sameTree(readTree(t, db), readTree(t, e.pathOn(z2, "app.db"))) {
+		t.Fatal("z2's tree differs after the push run again")
+	}
+	if ids(e.logOn(z1, "app")) != ids(e.logOn(z2, "app")) {
+		t.Fatal("histories differ after the push run again")
+	}
+	if n := directReceives(t, z2); n < 1 {
+		t.Fatal("no commit came direct: the test proves nothing")
 	}
 }
