@@ -74,9 +74,10 @@ func (c *Client) SendCommitDirect(ctx context.Context, dot dotmesh.DotName, bran
 	if !ok {
 		return 0, false, nil
 	}
-	// The socket is handed to a command, which ctx cannot stop: closing
-	// it can.
-	stop := context.AfterFunc(ctx, func() { _ = tc.Close() })
+	// The socket is handed to a command, which ctx cannot stop, and
+	// exec's f.Fd() leaves it in blocking mode, where Close waits for a
+	// read in progress: shutdown wakes both.
+	stop := context.AfterFunc(ctx, func() { shutdown(tc); _ = tc.Close() })
 	defer stop()
 	if err := req.Write(tc); err != nil {
 		return 0, false, nil
@@ -97,6 +98,7 @@ func (c *Client) SendCommitDirect(ctx context.Context, dot dotmesh.DotName, bran
 	}
 	serr := send(f)
 	f.Close()
+	setNonblock(tc) // the poller, deadlines and Close work again
 	if serr != nil {
 		// The receiver sees the stream end short, which stores nothing.
 		return 0, true, serr
@@ -123,6 +125,22 @@ func (c *Client) SendCommitDirect(ctx context.Context, dot dotmesh.DotName, bran
 		err = finishAnswer(along, final.Body)
 	}
 	return n, true, err
+}
+
+// shutdown ends both directions of c, waking a read blocked in the
+// kernel, which Close does not.
+func shutdown(c *net.TCPConn) {
+	if rc, err := c.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _ = unix.Shutdown(int(fd), unix.SHUT_RDWR) })
+	}
+}
+
+// setNonblock puts c's socket back in the non-blocking mode the runtime's
+// poller expects, after f.Fd() of a File of it cleared it.
+func setNonblock(c *net.TCPConn) {
+	if rc, err := c.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _ = unix.SetNonblock(int(fd), true) })
+	}
 }
 
 // bytesAcked is what the peer has acknowledged on c so far (TCP_INFO), 0
