@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
@@ -323,6 +325,13 @@ func (c *cli) runWith(ctx context.Context, args []string, stdin, stdout *os.File
 	if stdout != nil {
 		cmd.Stdout = stdout
 	}
+	// The socket outlives this process in the command's hands: should
+	// the node die, the command dies with it rather than finish a
+	// transfer nobody records. Pdeathsig fires when the thread that
+	// started the command ends, so it stays locked until Wait.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	start := time.Now()
 	err := cmd.Run()
 	if c.log != nil {
