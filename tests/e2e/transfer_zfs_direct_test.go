@@ -143,6 +143,14 @@ func processWith(words ...string) int {
 // the old head, and the push run again brings the whole new commit.
 func TestTransferZFSDirectKilled(t *testing.T) {
 	zfstest.Require(t)
+	// Restarted after the stream ended, zfs-fuse's late snapshot is there
+	// for reconcile; restarted at once, it comes after reconcile, for the
+	// next receive to remove.
+	t.Run("restart-after-stream", func(t *testing.T) { directKilled(t, false) })
+	t.Run("restart-at-once", func(t *testing.T) { directKilled(t, true) })
+}
+
+func directKilled(t *testing.T, atOnce bool) {
 	p1, _ := zfstest.Pool(t)
 	p2, _ := zfstest.Pool(t)
 	z1 := startServe(t, "z1", "127.0.0.1", "--backend", "zfs", "--zfs-pool", p1, "--pool-size", "1G")
@@ -194,6 +202,9 @@ func TestTransferZFSDirectKilled(t *testing.T) {
 	// which the zfs command passed the socket to, may still finish the
 	// receive behind the dead node's back: the run again below must
 	// adopt or remove what it left.
+	if atOnce {
+		z2.start()
+	}
 	time.Sleep(50 * time.Millisecond)
 	if pid := processWith("receive", "-F", p2); pid != 0 {
 		t.Errorf("the killed z2's zfs receive (pid %d) still runs", pid)
@@ -204,7 +215,9 @@ func TestTransferZFSDirectKilled(t *testing.T) {
 	if all := zfstest.ZFS(t, "list", "-H", "-o", "name", "-t", "all", "-r", p2); strings.Contains(all, newID) {
 		t.Logf("zfs-fuse completed the killed z2's receive: %s", all)
 	}
-	z2.start()
+	if !atOnce {
+		z2.start()
+	}
 	if got := ids(e.logOn(z2, "app")); got != before {
 		t.Fatalf("after the crash z2's history is %s, want the old one %s", got, before)
 	}
@@ -222,6 +235,13 @@ func TestTransferZFSDirectKilled(t *testing.T) {
 	}
 	if n := directReceives(t, z2); n < 1 {
 		t.Fatal("no commit came direct: the test proves nothing")
+	}
+	if b, err := os.ReadFile(z2.log); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "removing") || strings.Contains(l, "received commit") {
+				t.Log(l) // who removed the late snapshot
+			}
+		}
 	}
 	known := ids(e.logOn(z2, "app"))
 	for _, l := range strings.Split(zfstest.ZFS(t, "list", "-H", "-o", "name", "-t", "snapshot", "-r", p2), "\n") {
