@@ -30,6 +30,7 @@ type serveNode struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	log    string
+	bin    string // another dm binary than the one under test
 }
 
 var dockerFlagOnce sync.Once
@@ -37,6 +38,12 @@ var serveHasDockerFlag bool
 
 // startServe starts a node listening on ip (127.0.0.x) with extra flags.
 func startServe(t *testing.T, name, ip string, extra ...string) *serveNode {
+	t.Helper()
+	return startServeBin(t, "", name, ip, extra...)
+}
+
+// startServeBin is startServe running bin, another dm binary, when not "".
+func startServeBin(t *testing.T, bin, name, ip string, extra ...string) *serveNode {
 	t.Helper()
 	dockerFlagOnce.Do(func() {
 		out, _ := exec.Command(dmBin, "serve", "--help").CombinedOutput()
@@ -49,7 +56,7 @@ func startServe(t *testing.T, name, ip string, extra ...string) *serveNode {
 	addr := l.Addr().String()
 	l.Close()
 	dir := t.TempDir()
-	n := &serveNode{t: t, name: name, addr: addr, data: filepath.Join(dir, "data"), log: filepath.Join(dir, "serve.log")}
+	n := &serveNode{t: t, name: name, addr: addr, data: filepath.Join(dir, "data"), log: filepath.Join(dir, "serve.log"), bin: bin}
 	n.args = append([]string{"serve", "--data-dir", n.data, "--listen", addr}, extra...)
 	if serveHasDockerFlag {
 		n.args = append(n.args, "--docker-socket", "")
@@ -82,7 +89,11 @@ func (n *serveNode) start() {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(dmBin, n.args...)
+	bin := dmBin
+	if n.bin != "" {
+		bin = n.bin
+	}
+	cmd := exec.Command(bin, n.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "HOME="+filepath.Dir(n.data))
 	if err := cmd.Start(); err != nil {

@@ -262,3 +262,63 @@ func directKilled(t *testing.T, sender, atOnce bool) {
 		}
 	}
 }
+
+// TestTransferZFSDirectMixedVersions pushes an increment between this
+// build and a node of the version before the direct path (the binary in
+// DM_E2E_OLD_NODE), each way: it goes the framed way, and the old node's
+// storage holds nothing but its commits.
+func TestTransferZFSDirectMixedVersions(t *testing.T) {
+	zfstest.Require(t)
+	old := os.Getenv("DM_E2E_OLD_NODE")
+	if old == "" {
+		t.Skip("DM_E2E_OLD_NODE names no dm binary of an older version (e.g. main's build)")
+	}
+	if _, err := os.Stat(old); err != nil {
+		t.Fatalf("the old dm binary: %v", err)
+	}
+	for _, oldRecv := range []bool{true, false} {
+		t.Run(map[bool]string{true: "old-receiver", false: "old-sender"}[oldRecv], func(t *testing.T) {
+			p1, _ := zfstest.Pool(t)
+			p2, _ := zfstest.Pool(t)
+			b1, b2 := "", old
+			if !oldRecv {
+				b1, b2 = old, ""
+			}
+			z1 := startServeBin(t, b1, "z1", "127.0.0.1", "--backend", "zfs", "--zfs-pool", p1, "--pool-size", "1G")
+			z2 := startServeBin(t, b2, "z2", "127.0.0.2", "--backend", "zfs", "--zfs-pool", p2, "--pool-size", "1G")
+			e := newEnv(t)
+			e.addRemote(z1)
+			e.addRemote(z2)
+			e.on(z1, "init", "app")
+			db := e.pathOn(z1, "app.db")
+			writeFile(t, filepath.Join(db, "small"), "v1")
+			e.commitOn(z1, "app", "one")
+			if s := e.transfer(z1, "push", "z2", "app"); s.Commits != 1 {
+				t.Fatalf("first push: %+v", s)
+			}
+			must(t, os.WriteFile(filepath.Join(db, "big"), randomBytes(3, 8<<20), 0o644))
+			e.commitOn(z1, "app", "two")
+			if s := e.transfer(z1, "push", "z2", "app"); s.Commits != 1 {
+				t.Fatalf("incremental push: %+v", s)
+			}
+			if !sameTree(readTree(t, db), readTree(t, e.pathOn(z2, "app.db"))) {
+				t.Fatal("z2's tree differs")
+			}
+			known := ids(e.logOn(z2, "app"))
+			if ids(e.logOn(z1, "app")) != known {
+				t.Fatal("histories differ")
+			}
+			if n := directReceives(t, z2); n != 0 {
+				t.Fatalf("%d commit(s) came direct between versions", n)
+			}
+			for _, p := range []string{p1, p2} {
+				all := zfstest.ZFS(t, "list", "-H", "-o", "name", "-t", "all", "-r", p)
+				for _, l := range strings.Split(all, "\n") {
+					if _, snap, ok := strings.Cut(l, "@"); ok && !strings.Contains(known, snap) || strings.Contains(l, "%") {
+						t.Errorf("%s is no commit's storage:\n%s", l, all)
+					}
+				}
+			}
+		})
+	}
+}
