@@ -148,27 +148,36 @@ func TestTransferZFSDirectKilled(t *testing.T) {
 	// next receive to remove.
 	t.Run("restart-after-stream", func(t *testing.T) { directKilled(t, false, false) })
 	t.Run("restart-at-once", func(t *testing.T) { directKilled(t, false, true) })
-	// The sending node killed: its zfs send dies with it, the stream
-	// ends short, and z2 stores nothing (or, had it all arrived, the
-	// complete commit); the run again finishes the push.
+	// The sending node killed: its zfs command dies with it, but zfs-fuse
+	// may send on; z2 stores nothing or the complete commit, and the run
+	// again finishes the push.
 	t.Run("sender", func(t *testing.T) { directKilled(t, true, false) })
 }
 
-func directKilled(t *testing.T, sender, atOnce bool) {
-	p1, _ := zfstest.Pool(t)
-	p2, _ := zfstest.Pool(t)
-	z1 := startServe(t, "z1", "127.0.0.1", "--backend", "zfs", "--zfs-pool", p1, "--pool-size", "1G")
-	z2 := startServe(t, "z2", "127.0.0.2", "--backend", "zfs", "--zfs-pool", p2, "--pool-size", "1G")
-	e := newEnv(t)
+// zfsPair starts zfs nodes z1 and z2 on pools of their own (running bin1
+// and bin2 when not ""), commits dot app on z1 and pushes it to z2. db is
+// app's working directory on z1.
+func zfsPair(t *testing.T, bin1, bin2 string) (e *env, z1, z2 *serveNode, p1, p2, db string) {
+	t.Helper()
+	p1, _ = zfstest.Pool(t)
+	p2, _ = zfstest.Pool(t)
+	z1 = startServeBin(t, bin1, "z1", "127.0.0.1", "--backend", "zfs", "--zfs-pool", p1, "--pool-size", "1G")
+	z2 = startServeBin(t, bin2, "z2", "127.0.0.2", "--backend", "zfs", "--zfs-pool", p2, "--pool-size", "1G")
+	e = newEnv(t)
 	e.addRemote(z1)
 	e.addRemote(z2)
 	e.on(z1, "init", "app")
-	db := e.pathOn(z1, "app.db")
+	db = e.pathOn(z1, "app.db")
 	writeFile(t, filepath.Join(db, "small"), "v1")
 	e.commitOn(z1, "app", "one")
 	if s := e.transfer(z1, "push", "z2", "app"); s.Commits != 1 {
 		t.Fatalf("first push: %+v", s)
 	}
+	return e, z1, z2, p1, p2, db
+}
+
+func directKilled(t *testing.T, sender, atOnce bool) {
+	e, z1, z2, p1, p2, db := zfsPair(t, "", "")
 	before := ids(e.logOn(z2, "app"))
 	must(t, os.WriteFile(filepath.Join(db, "big"), randomBytes(7, 96<<20), 0o644))
 	writeFile(t, filepath.Join(db, "small"), "v2")
@@ -233,10 +242,14 @@ func directKilled(t *testing.T, sender, atOnce bool) {
 			t.Fatalf("after the crash z2's history is %s, want the old one %s", got, before)
 		}
 	}
-	if got, _ := os.ReadFile(filepath.Join(e.pathOn(z2, "app.db"), "small")); old && string(got) != "v1" {
+	// With the sender dead, zfs-fuse may still send the whole stream
+	// (the zfs command handed it the socket) and z2 store it, awaiting
+	// the Finish the dead sender never asked for: the working state may
+	// show it, as after a framed receive.
+	if got, _ := os.ReadFile(filepath.Join(e.pathOn(z2, "app.db"), "small")); old && !sender && string(got) != "v1" {
 		t.Fatalf("after the crash z2 has %q, want the old v1", got)
 	}
-	if s := e.transfer(z1, "push", "z2", "app"); old && s.Commits != 1 || !old && s.Commits != 0 {
+	if s := e.transfer(z1, "push", "z2", "app"); s.Commits > 1 || !old && s.Commits != 0 || !sender && s.Commits != 1 {
 		t.Fatalf("push run again: %+v", s)
 	}
 	if !sameTree(readTree(t, db), readTree(t, e.pathOn(z2, "app.db"))) {
@@ -278,24 +291,11 @@ func TestTransferZFSDirectMixedVersions(t *testing.T) {
 	}
 	for _, oldRecv := range []bool{true, false} {
 		t.Run(map[bool]string{true: "old-receiver", false: "old-sender"}[oldRecv], func(t *testing.T) {
-			p1, _ := zfstest.Pool(t)
-			p2, _ := zfstest.Pool(t)
 			b1, b2 := "", old
 			if !oldRecv {
 				b1, b2 = old, ""
 			}
-			z1 := startServeBin(t, b1, "z1", "127.0.0.1", "--backend", "zfs", "--zfs-pool", p1, "--pool-size", "1G")
-			z2 := startServeBin(t, b2, "z2", "127.0.0.2", "--backend", "zfs", "--zfs-pool", p2, "--pool-size", "1G")
-			e := newEnv(t)
-			e.addRemote(z1)
-			e.addRemote(z2)
-			e.on(z1, "init", "app")
-			db := e.pathOn(z1, "app.db")
-			writeFile(t, filepath.Join(db, "small"), "v1")
-			e.commitOn(z1, "app", "one")
-			if s := e.transfer(z1, "push", "z2", "app"); s.Commits != 1 {
-				t.Fatalf("first push: %+v", s)
-			}
+			e, z1, z2, p1, p2, db := zfsPair(t, b1, b2)
 			must(t, os.WriteFile(filepath.Join(db, "big"), randomBytes(3, 8<<20), 0o644))
 			e.commitOn(z1, "app", "two")
 			if s := e.transfer(z1, "push", "z2", "app"); s.Commits != 1 {
