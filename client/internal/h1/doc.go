@@ -10,7 +10,12 @@
 // 2.70-2.79 ms, with Request.Write/ReadResponse 3.33-3.49 ms, with the
 // Transport linked 3.60-3.74 ms). That is the one lever left for the
 // commit rows of issue 22, so this package exists; dm-node and every
-// node keep net/http.
+// node keep net/http. With this package, the same one-request program
+// (static, GET /v1/ping with Basic auth against a files node, copies with
+// their page cache dropped, interleaved, 300 runs each, load 3.8-4.6)
+// took 2.40-2.42 ms of wall against 2.86-2.94 with Request.Write and
+// ReadResponse, 3.35-3.40 with an http.Client, 1.60-1.65 for an empty
+// program.
 //
 // What the light dm asks of a node (client.Client over directTransport):
 //   - plain http:// over TCP to a node or a cluster member; never a unix
