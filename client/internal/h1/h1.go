@@ -48,16 +48,12 @@ type Request struct {
 	ContentLength int64
 }
 
-// WriteRequest writes r's head and body to w and flushes it.
+// WriteRequest writes r's head and body to w and flushes it. A request
+// it refuses leaves w as it was: nothing of it is buffered for the
+// connection's next request.
 func WriteRequest(w *bufio.Writer, r *Request) error {
-	if !validToken(r.Method) {
-		return fmt.Errorf("h1: invalid method %q", r.Method)
-	}
-	if r.Target == "" || r.Target[0] != '/' || strings.ContainsAny(r.Target, " \r\n\x00") {
-		return fmt.Errorf("h1: invalid request target %q", r.Target)
-	}
-	if r.Host == "" || strings.ContainsAny(r.Host, " \r\n\x00/") {
-		return fmt.Errorf("h1: invalid host %q", r.Host)
+	if err := checkRequest(r); err != nil {
+		return err
 	}
 	w.WriteString(r.Method)
 	w.WriteByte(' ')
@@ -66,14 +62,7 @@ func WriteRequest(w *bufio.Writer, r *Request) error {
 	w.WriteString(r.Host)
 	w.WriteString("\r\n")
 	for k, vs := range r.Header {
-		ck := textproto.CanonicalMIMEHeaderKey(k)
-		if !validToken(k) || ck == "Host" || ck == "Content-Length" || ck == "Transfer-Encoding" {
-			return fmt.Errorf("h1: invalid or reserved header field %q", k)
-		}
 		for _, v := range vs {
-			if strings.ContainsAny(v, "\r\n\x00") {
-				return fmt.Errorf("h1: header field %s holds a line break", k)
-			}
 			w.WriteString(k)
 			w.WriteString(": ")
 			w.WriteString(v)
@@ -89,10 +78,8 @@ func WriteRequest(w *bufio.Writer, r *Request) error {
 		w.WriteString("Content-Length: ")
 		w.WriteString(strconv.FormatInt(r.ContentLength, 10))
 		w.WriteString("\r\n")
-	case r.ContentLength == -1:
+	default: // -1, as checkRequest allows
 		w.WriteString("Transfer-Encoding: chunked\r\n")
-	default:
-		return fmt.Errorf("h1: invalid content length %d", r.ContentLength)
 	}
 	w.WriteString("\r\n")
 	if r.Body != nil {
@@ -109,6 +96,34 @@ func WriteRequest(w *bufio.Writer, r *Request) error {
 		}
 	}
 	return w.Flush()
+}
+
+// checkRequest refuses a request that would be ambiguous on the wire.
+func checkRequest(r *Request) error {
+	if !validToken(r.Method) {
+		return fmt.Errorf("h1: invalid method %q", r.Method)
+	}
+	if r.Target == "" || r.Target[0] != '/' || strings.ContainsAny(r.Target, " \r\n\x00") {
+		return fmt.Errorf("h1: invalid request target %q", r.Target)
+	}
+	if r.Host == "" || strings.ContainsAny(r.Host, " \r\n\x00/") {
+		return fmt.Errorf("h1: invalid host %q", r.Host)
+	}
+	for k, vs := range r.Header {
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		if !validToken(k) || ck == "Host" || ck == "Content-Length" || ck == "Transfer-Encoding" {
+			return fmt.Errorf("h1: invalid or reserved header field %q", k)
+		}
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				return fmt.Errorf("h1: header field %s holds a line break", k)
+			}
+		}
+	}
+	if r.Body != nil && r.ContentLength < -1 {
+		return fmt.Errorf("h1: invalid content length %d", r.ContentLength)
+	}
+	return nil
 }
 
 // writeChunked sends body as chunks of what each Read returned, flushing
@@ -419,9 +434,13 @@ func (b *Body) crlf() error {
 
 // chunkSize reads a chunk's size line; extensions are dropped.
 func (b *Body) chunkSize() (int64, error) {
-	budget := 4096
+	const maxLine = 4096
+	budget := maxLine
 	line, err := readLine(b.br, &budget)
 	if err != nil {
+		if budget < 0 { // readLine's error speaks of the head
+			return 0, malformed("chunk size line longer than %d bytes", maxLine)
+		}
 		if err == io.EOF {
 			err = fmt.Errorf("h1: the answer's body ended before its last chunk: %w", io.ErrUnexpectedEOF)
 		}

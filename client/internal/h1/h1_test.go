@@ -188,6 +188,7 @@ func TestBadAnswers(t *testing.T) {
 		{"chunk cut", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\nabc", "ended inside a chunk"},
 		{"no last chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", "ended before its last chunk"},
 		{"bad chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"},
+		{"long chunk size line", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;" + strings.Repeat("x", 5000) + "\r\nabc\r\n0\r\n\r\n", "chunk size line longer than"},
 		{"chunk without CRLF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n", "not followed by CRLF"},
 		{"both lengths", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", "both Transfer-Encoding and Content-Length"},
 		{"unequal lengths", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", "unequal Content-Length"},
@@ -251,11 +252,16 @@ func TestBadRequests(t *testing.T) {
 		{Method: "POST", Target: "/", Host: "h", Body: strings.NewReader("ab"), ContentLength: 3},
 	} {
 		var out bytes.Buffer
-		if err := h1.WriteRequest(bufio.NewWriter(&out), &r); err == nil || strings.Contains(err.Error(), "\n") {
+		w := bufio.NewWriter(&out)
+		if err := h1.WriteRequest(w, &r); err == nil || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%+v: error %v", r, err)
 		}
 		if out.Len() != 0 && r.Body == nil {
 			t.Errorf("%+v: wrote %q", r, out.String())
+		}
+		// Nor left for the connection's next request to carry.
+		if w.Buffered() != 0 && r.Body == nil {
+			t.Errorf("%+v: left %d bytes buffered", r, w.Buffered())
 		}
 	}
 }
