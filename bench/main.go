@@ -68,9 +68,15 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/dotmesh-io/dotmesh/internal/fdleak"
 )
 
 func main() {
+	// zfs-fuse forks into the background and the nodes, servers and
+	// databases outlive a killed bench: none may keep a lock a `flock`
+	// wrapper handed it (every later `flock` on that file would wait).
+	fdleak.CloseInheritedOnExec()
 	size := flag.Int64("size", 1<<30, "bytes of the generated tree (dump)")
 	runs := flag.Int("runs", 3, "repetitions of the dump section; medians are reported")
 	snapSize := flag.Int64("snap-size", 1<<30, "bytes in the large dot (zfs, btrfs)")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/textproto"
 	"sync"
 )
 
@@ -82,12 +83,26 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// exchange writes req on c and reads the head of its answer.
+// exchange writes req on c and reads the head of its final answer. The
+// 1xx answers before it (a node's 102 Processing while it works) are
+// skipped and reported to the trace, as http.Transport does: the idle
+// watch counts them as the node's progress.
 func (t *directTransport) exchange(c *directConn, req *http.Request) (*http.Response, error) {
 	if err := req.Write(c.Conn); err != nil {
 		return nil, err
 	}
-	return http.ReadResponse(c.br, req)
+	trace := httptrace.ContextClientTrace(req.Context())
+	for {
+		resp, err := http.ReadResponse(c.br, req)
+		if err != nil || resp.StatusCode < 100 || resp.StatusCode > 199 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, err
+		}
+		if trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
+				return nil, err
+			}
+		}
+	}
 }
 
 // directBody keeps its connection for the next request when the answer

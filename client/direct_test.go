@@ -112,3 +112,36 @@ func TestDirectCancelAndRefused(t *testing.T) {
 		t.Errorf("no server: %v", err)
 	}
 }
+
+// A 102 Processing before the answer is skipped, as http.Transport skips
+// it, and re-arms the idle watch of a transfer call: a node that works
+// longer than the idle timeout but says so is waited for.
+func TestDirectInterim(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for range 5 {
+			w.WriteHeader(http.StatusProcessing) // sent at once, as server.keepAlive's
+			time.Sleep(60 * time.Millisecond)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasSuffix(r.URL.Path, "/transfer") {
+			w.Write([]byte(`{}`))
+			return
+		}
+		w.Write([]byte(`{"user":"admin"}`))
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	for _, direct := range []bool{false, true} {
+		opts := []client.Option{client.WithIdleTimeout(150 * time.Millisecond)}
+		if direct {
+			opts = append(opts, client.WithDirect())
+		}
+		c := must(client.New(srv.URL, "", "k", opts...))
+		if p, err := c.Ping(ctx); err != nil || p.User != "admin" {
+			t.Errorf("direct=%v: ping = %+v, %v", direct, p, err)
+		}
+		if _, err := c.State(ctx, dotmesh.DotName{Name: "web"}, "master", dotmesh.StateOptions{}); err != nil {
+			t.Errorf("direct=%v: state: %v", direct, err)
+		}
+	}
+}

@@ -132,7 +132,12 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := Validate(path); err != nil {
 		return nil, err
 	}
-	db, err := openBolt(path, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync})
+	// The free list is rebuilt at open (a walk of the pages, as checkOpen
+	// makes anyway) instead of written with every transaction: one page
+	// less to write and sync per commit, as etcd's backend does. bbolt
+	// reads a file with or without a stored free list either way.
+	db, err := openBolt(path, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync,
+		NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err == nil {
 		if err = checkOpen(db, path); err != nil {
 			db.Close()

@@ -173,18 +173,56 @@ func TestRegistryRebuildBtrfs(t *testing.T) {
 	registryRebuildTest(t, btrfsEnv(t, "--backend", "btrfs"), "btrfs", "btrfs")
 }
 
-// firstLeafPage finds a leaf page of a bbolt file (4 KiB pages): its
-// header carries its own id and the leaf flag.
-func firstLeafPage(t *testing.T, data []byte) int {
+// reachableLeafPage finds a leaf page that the registry's newest
+// bbolt meta page reaches (4 KiB pages): a leaf of the first bucket kept
+// in pages of its own, or else the root bucket's leaf. A leaf found by
+// its header alone may be a freed page, whose damage changes nothing
+// (bbolt rebuilds its free list from the reachable pages at open).
+func reachableLeafPage(t *testing.T, data []byte) int {
 	t.Helper()
-	for pg := 2; (pg+1)*4096 <= len(data); pg++ {
-		h := data[pg*4096:]
-		if binary.NativeEndian.Uint64(h) == uint64(pg) && binary.NativeEndian.Uint16(h[8:])&0x02 != 0 && binary.NativeEndian.Uint16(h[10:]) > 0 {
-			return pg
+	const pageSize, leafFlag, bucketFlag = 4096, 0x02, 0x01
+	u64 := func(off int) uint64 { return binary.NativeEndian.Uint64(data[off:]) }
+	u32 := func(off int) uint32 { return binary.NativeEndian.Uint32(data[off:]) }
+	flags := func(pg uint64) uint16 { return binary.NativeEndian.Uint16(data[pg*pageSize+8:]) }
+	// The meta (after the 16-byte page header): magic at 0, the root
+	// bucket's page at 16, the transaction id at 48.
+	meta := -1
+	for m := range 2 {
+		if u32(m*pageSize+16) == 0xED0CDAED && (meta < 0 || u64(m*pageSize+16+48) > u64(meta*pageSize+16+48)) {
+			meta = m
 		}
 	}
-	t.Fatal("the registry has no leaf page")
-	return 0
+	if meta < 0 {
+		t.Fatal("the registry has no bbolt meta page")
+	}
+	// firstLeaf descends through branch pages (elements of 16 bytes, the
+	// child's page id at 8) to the leftmost leaf.
+	firstLeaf := func(pg uint64) uint64 {
+		for range 16 {
+			if (pg+1)*pageSize > uint64(len(data)) {
+				break
+			}
+			if flags(pg)&leafFlag != 0 {
+				return pg
+			}
+			pg = u64(int(pg*pageSize) + 16 + 8)
+		}
+		t.Fatalf("no leaf below page %d of the registry", pg)
+		return 0
+	}
+	root := firstLeaf(u64(meta*pageSize + 16 + 16))
+	count := int(binary.NativeEndian.Uint16(data[root*pageSize+10:]))
+	for i := range count {
+		// A leaf element: flags, offset from itself, key size, value size.
+		el := int(root*pageSize) + 16 + i*16
+		if u32(el)&bucketFlag == 0 {
+			continue
+		}
+		if sub := u64(el + int(u32(el+4)) + int(u32(el+8))); sub != 0 {
+			return int(firstLeaf(sub))
+		}
+	}
+	return int(root)
 }
 
 // TestDamagedRegistryRefused damages the registry as the issue found it:
@@ -210,7 +248,8 @@ func TestDamagedRegistryRefused(t *testing.T) {
 		t.Fatalf("the registry has only %d bytes", len(healthy))
 	}
 	overwritten := bytes.Clone(healthy)
-	pg := firstLeafPage(t, healthy)
+	pg := reachableLeafPage(t, healthy)
+	t.Logf("overwriting page %d of %d", pg, len(healthy)/4096)
 	for i := pg * 4096; i < (pg+1)*4096; i++ {
 		overwritten[i] = byte(i*7 + 3)
 	}

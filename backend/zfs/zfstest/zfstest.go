@@ -37,6 +37,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dotmesh-io/dotmesh/internal/fdleak"
 )
 
 const poolPrefix = "dmt-"
@@ -304,7 +306,7 @@ func startDaemon() error {
 	// The daemon outlives this test binary: it must not inherit what the
 	// binary inherited (a wrapper's `flock` lock fd would stay locked
 	// for the daemon's whole life).
-	closeInheritedOnExec()
+	fdleak.CloseInheritedOnExec()
 	var out bytes.Buffer
 	cmd := exec.Command(bin, "--pidfile", pidfile())
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -456,17 +458,3 @@ func NewPoolName() string {
 // DestroyPool destroys pool name if it exists, retrying while zfs-fuse
 // calls it busy.
 func DestroyPool(name string) error { return destroyPool(name) }
-
-// closeInheritedOnExec marks every descriptor above stderr close-on-exec.
-// Go opens its own that way; the others came from whoever started us.
-func closeInheritedOnExec() {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
-			syscall.CloseOnExec(fd)
-		}
-	}
-}

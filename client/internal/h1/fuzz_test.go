@@ -1,0 +1,67 @@
+package h1_test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/dotmesh-io/dotmesh/client/internal/h1"
+)
+
+// FuzzReadResponse: any bytes give an answer or an error of one line,
+// never a panic; an answer that h1 accepts with a whole body, net/http
+// reads the same way.
+func FuzzReadResponse(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+		"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+		"HTTP/1.0 404 Not Found\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 204 No Content\r\n\r\n",
+		"HTTP/1.1 500 x\r\n\r\nuntil close",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		interim := 0
+		resp, err := h1.ReadResponse(bufio.NewReader(bytes.NewReader(data)), "GET", func(int) { interim++ })
+		var body []byte
+		if err == nil {
+			body, err = io.ReadAll(resp.Body)
+		}
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error of more than one line: %q", err)
+			}
+			if !errors.Is(err, h1.ErrMalformed) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("error %v is neither ErrMalformed nor io.ErrUnexpectedEOF", err)
+			}
+			return
+		}
+		if resp.Status < 200 || resp.Status > 599 {
+			t.Fatalf("final status %d", resp.Status)
+		}
+		if cl := resp.Header.Get("Content-Length"); cl != "" && resp.Status != 204 && resp.Status != 304 {
+			if n, _ := strconv.Atoi(cl); n != len(body) {
+				t.Fatalf("Content-Length %s but %d bytes", cl, len(body))
+			}
+		}
+		// net/http, reading the same bytes, finds the same status and
+		// body when it accepts them (it is laxer: bare LFs and the like).
+		if interim > 0 {
+			return // http.ReadResponse returns the 1xx itself
+		}
+		hr, herr := http.ReadResponse(bufio.NewReader(bytes.NewReader(data)), nil)
+		if herr != nil {
+			return
+		}
+		hb, herr := io.ReadAll(hr.Body)
+		if herr == nil && (hr.StatusCode != resp.Status || !bytes.Equal(hb, body)) {
+			t.Fatalf("net/http reads %d %q, h1 %d %q", hr.StatusCode, hb, resp.Status, body)
+		}
+	})
+}
