@@ -11,10 +11,9 @@ import (
 	"net/url"
 	"os"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/baresock"
 )
 
 var _ dotmesh.DirectSink = (*Client)(nil)
@@ -77,7 +76,7 @@ func (c *Client) SendCommitDirect(ctx context.Context, dot dotmesh.DotName, bran
 	// The socket is handed to a command, which ctx cannot stop, and
 	// exec's f.Fd() leaves it in blocking mode, where Close waits for a
 	// read in progress: shutdown wakes both.
-	stop := context.AfterFunc(ctx, func() { shutdown(tc); _ = tc.Close() })
+	stop := context.AfterFunc(ctx, func() { baresock.Shutdown(tc); _ = tc.Close() })
 	defer stop()
 	if err := req.Write(tc); err != nil {
 		return 0, false, nil
@@ -91,14 +90,14 @@ func (c *Client) SendCommitDirect(ctx context.Context, dot dotmesh.DotName, bran
 		resp.Body.Close()
 		return 0, false, nil
 	}
-	before := bytesAcked(tc)
+	before := baresock.Acked(tc)
 	f, err := tc.File()
 	if err != nil {
 		return 0, true, err
 	}
 	serr := send(f)
 	f.Close()
-	setNonblock(tc) // the poller, deadlines and Close work again
+	baresock.SetNonblock(tc) // the poller, deadlines and Close work again
 	if serr != nil {
 		// The receiver sees the stream end short, which stores nothing.
 		return 0, true, serr
@@ -112,7 +111,7 @@ func (c *Client) SendCommitDirect(ctx context.Context, dot dotmesh.DotName, bran
 		return 0, true, fmt.Errorf("reading the answer to commit %s: %w", cm.ID, c.transportError(err))
 	}
 	defer final.Body.Close()
-	n := bytesAcked(tc) - before
+	n := baresock.Acked(tc) - before
 	if final.StatusCode < 200 || final.StatusCode > 299 {
 		err := remoteError(final, io.LimitReader(final.Body, maxResponse))
 		if along != nil && final.Header.Get(api.FinishFailedHeader) == "1" {
@@ -125,36 +124,4 @@ func (c *Client) SendCommitDirect(ctx context.Context, dot dotmesh.DotName, bran
 		err = finishAnswer(along, final.Body)
 	}
 	return n, true, err
-}
-
-// shutdown ends both directions of c, waking a read blocked in the
-// kernel, which Close does not.
-func shutdown(c *net.TCPConn) {
-	if rc, err := c.SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) { _ = unix.Shutdown(int(fd), unix.SHUT_RDWR) })
-	}
-}
-
-// setNonblock puts c's socket back in the non-blocking mode the runtime's
-// poller expects, after f.Fd() of a File of it cleared it.
-func setNonblock(c *net.TCPConn) {
-	if rc, err := c.SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) { _ = unix.SetNonblock(int(fd), true) })
-	}
-}
-
-// bytesAcked is what the peer has acknowledged on c so far (TCP_INFO), 0
-// when the kernel does not say.
-func bytesAcked(c *net.TCPConn) int64 {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return 0
-	}
-	var n int64
-	_ = rc.Control(func(fd uintptr) {
-		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
-			n = int64(info.Bytes_acked)
-		}
-	})
-	return n
 }

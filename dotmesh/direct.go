@@ -3,6 +3,7 @@ package dotmesh
 import (
 	"context"
 	"os"
+	"time"
 )
 
 // DirectTransferer is an optional capability of backends whose native
@@ -71,9 +72,70 @@ func sendDirect(ctx context.Context, src Transport, srcDot DotName, dst Transpor
 	return k, handled, err
 }
 
-// ReceiveDirect is Receive with the native stream on a bare connection
-// (DirectSink): ErrNotSupported, before accept is called, when this
-// commit cannot go that way.
-func (p *TransferPeer) ReceiveDirect(ctx context.Context, dot DotName, branch string, c Commit, base *CommitID, format string, accept func() (*os.File, error)) error {
-	return p.n.receiveCommitAs(ctx, dot, branch, c, base, format, nil, accept)
+// DirectConn is the bare connection a commit's native stream arrives on
+// (DirectSink), as the node's API server hands it to ReceiveDirect.
+type DirectConn interface {
+	// Accept tells the sender to start and returns the socket for the
+	// backend's command. Until stop is called (once the receive has
+	// read what it will), the connection is cut (the command reads the
+	// end of the stream, which stores nothing) when ctx ends or when the
+	// sender sends nothing for the server's idle time.
+	Accept(ctx context.Context) (f *os.File, stop func(), err error)
+	// Received is how many stream bytes arrived since Accept.
+	Received() int64
+}
+
+// ReceiveDirect is Receive with the native stream on conn:
+// ErrNotSupported, before conn is accepted, when this commit cannot go
+// that way.
+func (p *TransferPeer) ReceiveDirect(ctx context.Context, dot DotName, branch string, c Commit, base *CommitID, format string, conn DirectConn) error {
+	return p.n.receiveCommitAs(ctx, dot, branch, c, base, format, nil, conn)
+}
+
+// receiveDirect has the backend's DirectTransferer take the stream from
+// conn. The bytes that arrive count as a framed stream's do: the
+// received-bytes metric, and the incoming record's bytes (a.bytes, from
+// prev), refreshed as the framed stream's reader refreshes it.
+func (n *Node) receiveDirect(ctx context.Context, dt DirectTransferer, ref CommitRef, base *CommitRef, conn DirectConn, a *activeReceive, prev int64, refresh func(total int64)) error {
+	done := make(chan struct{})
+	var watched chan struct{}
+	var stop func()
+	accept := func() (*os.File, error) {
+		f, s, err := conn.Accept(ctx)
+		if err != nil {
+			return nil, err
+		}
+		stop, watched = s, make(chan struct{})
+		go func() {
+			defer close(watched)
+			t := time.NewTicker(n.refreshEvery())
+			defer t.Stop()
+			last := int64(0)
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					if k := conn.Received(); k != last {
+						last = k
+						a.bytes.Store(prev + k)
+						refresh(prev + k)
+					}
+				}
+			}
+		}()
+		return f, nil
+	}
+	err := dt.ReceiveDirect(ctx, ref, base, accept)
+	close(done)
+	if stop != nil {
+		stop()
+	}
+	if watched != nil {
+		<-watched
+		k := conn.Received()
+		a.bytes.Store(prev + k)
+		n.movedBytes(DirReceived)(k)
+	}
+	return err
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -196,8 +195,8 @@ func (n *Node) receiveCommit(ctx context.Context, name DotName, branch string, c
 }
 
 // receiveCommitAs is receiveCommit, the stream read from r or, with
-// accept, taken by the backend's DirectTransferer from a bare connection.
-func (n *Node) receiveCommitAs(ctx context.Context, name DotName, branch string, c Commit, base *CommitID, format string, r io.Reader, accept func() (*os.File, error)) (err error) {
+// conn, taken by the backend's DirectTransferer from a bare connection.
+func (n *Node) receiveCommitAs(ctx context.Context, name DotName, branch string, c Commit, base *CommitID, format string, r io.Reader, conn DirectConn) (err error) {
 	done := n.begin(OpReceive)
 	defer func() { done(OpEvent{Err: err}) }()
 	r = countedReader{r, n.movedBytes(DirReceived)}
@@ -238,13 +237,15 @@ func (n *Node) receiveCommitAs(ctx context.Context, name DotName, branch string,
 			}
 		}
 	}()
-	r = &refreshingReader{ctx: ctx, r: r, a: act, every: n.refreshEvery(), last: n.now(), now: n.now, refresh: func(total int64) {
+	refresh := func(total int64) {
 		if err := n.touchIncoming(ctx, t, branch, total); err != nil {
 			n.log.WarnContext(ctx, "refreshing an incoming transfer's record", "dot", name.String(), "err", err)
 		}
-	}}
+	}
+	prev := act.bytes.Load()
+	r = &refreshingReader{ctx: ctx, r: r, a: act, every: n.refreshEvery(), last: n.now(), now: n.now, refresh: refresh}
 	if _, ok := t.commits[c.ID]; ok {
-		if accept != nil {
+		if conn != nil {
 			return fmt.Errorf("%w: commit %s is here already", ErrNotSupported, c.ID)
 		}
 		_, _ = io.Copy(io.Discard, r)
@@ -276,12 +277,12 @@ func (n *Node) receiveCommitAs(ctx context.Context, name DotName, branch string,
 		return err
 	}
 	switch {
-	case accept != nil:
+	case conn != nil:
 		dt, ok := t.be.(DirectTransferer)
 		if !ok || kind != t.dot.Backend {
 			return fmt.Errorf("%w: no direct receive for this commit", ErrNotSupported)
 		}
-		err = dt.ReceiveDirect(ctx, ref, baseRef, accept)
+		err = n.receiveDirect(ctx, dt, ref, baseRef, conn, act, prev, refresh)
 	case kind == FormatNeutral:
 		var info map[string]string
 		if info, err = n.receiveNeutral(ctx, t, rc, baseCommit, r); err == nil {
@@ -306,7 +307,7 @@ func (n *Node) receiveCommitAs(ctx context.Context, name DotName, branch string,
 		}
 		return fmt.Errorf("recording received commit %s: %w", c.ID, err)
 	}
-	n.log.InfoContext(ctx, "received commit", "dot", name.String(), "branch", branch, "commit", c.ID, "format", format, "direct", accept != nil)
+	n.log.InfoContext(ctx, "received commit", "dot", name.String(), "branch", branch, "commit", c.ID, "format", format, "direct", conn != nil)
 	return nil
 }
 

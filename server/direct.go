@@ -1,18 +1,21 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/baresock"
 )
 
 // receiveDirect serves a commit whose native stream comes on the bare
@@ -24,30 +27,17 @@ func (s *server) receiveDirect(w http.ResponseWriter, r *http.Request, name dotm
 		writeError(w, fmt.Errorf("%w: no direct stream over TLS", dotmesh.ErrNotSupported))
 		return
 	}
-	var conn net.Conn
-	var brw *bufio.ReadWriter
-	accept := func() (*os.File, error) {
-		var err error
-		if conn, brw, err = http.NewResponseController(w).Hijack(); err != nil {
-			return nil, err
-		}
-		tc, ok := conn.(*net.TCPConn)
-		if !ok || brw.Reader.Buffered() > 0 {
-			return nil, fmt.Errorf("%w: the connection is not a bare TCP one", dotmesh.ErrNotSupported)
-		}
-		_ = tc.SetDeadline(time.Time{}) // the stream is as long as the commit
-		if _, err := io.WriteString(tc, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+api.DirectProtocol+"\r\n\r\n"); err != nil {
-			return nil, err
-		}
-		return tc.File()
-	}
-	err := s.node.TransferPeer().ReceiveDirect(r.Context(), name, branch, c, base, format, accept)
-	if conn == nil {
+	dc := &directConn{w: w, idle: s.directIdle, log: s.log.With("dot", name.String(), "branch", branch, "commit", c.ID)}
+	err := s.node.TransferPeer().ReceiveDirect(r.Context(), name, branch, c, base, format, dc)
+	if dc.conn == nil {
 		// Not taken: an answer as any other, and the sender falls back.
 		writeError(w, err)
 		return
 	}
-	defer conn.Close()
+	defer dc.conn.Close()
+	if dc.stalled.Load() && err != nil {
+		err = fmt.Errorf("%w: the sender sent nothing for %s, so the stream was cut: %w", dotmesh.ErrUnavailable, dc.idle, err)
+	}
 	rw := &rawResponse{h: http.Header{}}
 	switch {
 	case err != nil:
@@ -57,9 +47,88 @@ func (s *server) receiveDirect(w http.ResponseWriter, r *http.Request, name dotm
 	default:
 		s.finishAlong(rw, r, name, branch, *fin)
 	}
-	if werr := rw.send(conn); werr != nil {
+	if werr := rw.send(dc.conn); werr != nil {
 		s.log.WarnContext(r.Context(), "answering a direct transfer", "dot", name.String(), "err", werr)
 	}
+}
+
+// directConn is dotmesh.DirectConn on the request's hijacked connection.
+type directConn struct {
+	w    http.ResponseWriter
+	idle time.Duration
+	log  *slog.Logger
+
+	conn    net.Conn
+	tc      *net.TCPConn
+	base    int64       // bytes received before the stream
+	stalled atomic.Bool // watch cut the stream: nothing came for idle
+}
+
+// Accept implements dotmesh.DirectConn: it takes the connection over,
+// answers 101 and hands over the socket, which watch cuts when ctx ends
+// or the stream stalls.
+func (d *directConn) Accept(ctx context.Context) (*os.File, func(), error) {
+	conn, brw, err := http.NewResponseController(d.w).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	d.conn = conn
+	tc, ok := conn.(*net.TCPConn)
+	if !ok || brw.Reader.Buffered() > 0 {
+		return nil, nil, fmt.Errorf("%w: the connection is not a bare TCP one", dotmesh.ErrNotSupported)
+	}
+	_ = tc.SetDeadline(time.Time{}) // the stream is as long as the commit
+	d.tc, d.base = tc, baresock.Received(tc)
+	if _, err := io.WriteString(tc, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+api.DirectProtocol+"\r\n\r\n"); err != nil {
+		return nil, nil, err
+	}
+	f, err := tc.File()
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, d.watch(ctx), nil
+}
+
+// Received implements dotmesh.DirectConn.
+func (d *directConn) Received() int64 {
+	if d.tc == nil {
+		return 0
+	}
+	return baresock.Received(d.tc) - d.base
+}
+
+// watch shuts the socket down, which ends the stream for whoever reads
+// it (the zfs command and zfs-fuse, which holds the socket too and would
+// otherwise read on after the node gave up), when ctx ends or when no
+// byte arrived for d.idle. The returned func stops it.
+func (d *directConn) watch(ctx context.Context) func() {
+	done, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		tick := time.NewTicker(max(min(d.idle/4, time.Second), time.Millisecond))
+		defer tick.Stop()
+		last, at := d.Received(), time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				d.log.WarnContext(ctx, "cutting a direct stream", "err", context.Cause(ctx))
+				baresock.Shutdown(d.tc)
+				return
+			case now := <-tick.C:
+				if k := d.Received(); k != last {
+					last, at = k, now
+				} else if now.Sub(at) >= d.idle {
+					d.log.WarnContext(ctx, "cutting a direct stream: the sender sent nothing", "idle", d.idle, "bytes", k)
+					d.stalled.Store(true)
+					baresock.Shutdown(d.tc)
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-ended }
 }
 
 // rawResponse collects an answer for a hijacked connection.

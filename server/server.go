@@ -69,7 +69,9 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
+	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -92,6 +94,9 @@ type Options struct {
 	// Profiler serves Go's profiler (net/http/pprof) under /debug/pprof/
 	// to the admin.
 	Profiler bool
+	// DirectIdle is how long a direct stream may send nothing before it
+	// is cut; 0 means api.DirectIdleTimeout.
+	DirectIdle time.Duration
 }
 
 type server struct {
@@ -103,8 +108,9 @@ type server struct {
 	routes  *http.ServeMux
 	table   []route // every route, as registered (routes.go)
 
-	metrics  http.Handler // Options.Metrics
-	profiler bool         // Options.Profiler
+	metrics    http.Handler  // Options.Metrics
+	profiler   bool          // Options.Profiler
+	directIdle time.Duration // Options.DirectIdle
 }
 
 // New returns the API handler for node.
@@ -117,8 +123,12 @@ func New(node *dotmesh.Node, opts Options) http.Handler {
 		auth:    &authenticator{node: node, anonymous: opts.AnonymousRead},
 		routes:  http.NewServeMux(),
 
-		metrics:  opts.Metrics,
-		profiler: opts.Profiler,
+		metrics:    opts.Metrics,
+		profiler:   opts.Profiler,
+		directIdle: opts.DirectIdle,
+	}
+	if s.directIdle <= 0 {
+		s.directIdle = api.DirectIdleTimeout
 	}
 	if s.log == nil {
 		s.log = slog.Default()

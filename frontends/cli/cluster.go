@@ -42,6 +42,7 @@ func (a *app) serveCmd() *cobra.Command {
 	var (
 		dir, listen, logLevel string
 		transferPin           time.Duration
+		transferIdle          time.Duration
 		nf                    nodeFlags
 		bf                    backendFlags
 		df                    dockerFlags
@@ -131,6 +132,9 @@ object a line.
 			if transferPin <= 0 {
 				return fmt.Errorf("%w: --transfer-pin %s: give a positive duration such as 24h or 30m", dotmesh.ErrInvalidArgument, transferPin)
 			}
+			if transferIdle <= 0 {
+				return fmt.Errorf("%w: --transfer-idle %s: give a positive duration such as 2m or 30s", dotmesh.ErrInvalidArgument, transferIdle)
+			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("%w: --log-level %q: choose debug, info, warn or error", dotmesh.ErrInvalidArgument, logLevel)
@@ -147,12 +151,13 @@ object a line.
 				return err
 			}
 			cfg := node.Config{
-				DataDir:     d,
-				Listen:      listen,
-				Logger:      logger,
-				Version:     Version,
-				TransferPin: transferPin,
-				NoUI:        nf.noUI,
+				DataDir:      d,
+				Listen:       listen,
+				Logger:       logger,
+				Version:      Version,
+				TransferPin:  transferPin,
+				TransferIdle: transferIdle,
+				NoUI:         nf.noUI,
 
 				Insecure:      nf.insecure,
 				OpenWorktrees: nf.openWorktrees,
@@ -180,6 +185,7 @@ object a line.
 	f.StringVar(&dir, "data-dir", "", "data directory `DIR` (default ~/.dotmesh/data)")
 	f.StringVar(&listen, "listen", "", "listen on `ADDR` (HOST:PORT) for the HTTP API (default: where the node in DIR last listened, else "+node.DefaultListen+")")
 	f.StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug (also every zfs/zpool command and its duration), info, warn or error")
+	f.DurationVar(&transferIdle, "transfer-idle", api.DirectIdleTimeout, "cut a direct incoming commit stream (zfs to zfs over plain HTTP) that sent nothing for this `LONG`; the push fails and stores nothing")
 	f.DurationVar(&transferPin, "transfer-pin", dotmesh.DefaultTransferPin, "keep what an interrupted incoming transfer received for a re-run this `LONG` after its last byte; then `dm gc` removes it")
 	nf.add(f)
 	bf.add(f)

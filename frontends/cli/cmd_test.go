@@ -99,6 +99,7 @@ func TestBadInputFailsBeforeConnecting(t *testing.T) {
 		{[]string{"transfers", "abort", "a.b"}, "names a subdot"},
 		{[]string{"transfers", "abort", "a@b c"}, "branch"},
 		{[]string{"serve", "--transfer-pin", "0s"}, "--transfer-pin 0s"},
+		{[]string{"serve", "--transfer-idle", "0s"}, "--transfer-idle 0s"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

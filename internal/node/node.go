@@ -65,8 +65,12 @@ type Config struct {
 	// kept for a re-run after its last byte (0: dotmesh.DefaultTransferPin);
 	// then gc removes it.
 	TransferPin time.Duration
-	Logger      *slog.Logger
-	Version     string
+	// TransferIdle is how long a direct incoming stream (zfs to zfs
+	// over plain HTTP) may send nothing before it is cut (0:
+	// api.DirectIdleTimeout).
+	TransferIdle time.Duration
+	Logger       *slog.Logger
+	Version      string
 	// DockerSocket is where the Docker volume plugin listens (`dm serve`
 	// defaults to docker.DefaultSocket); empty serves no plugin.
 	// DockerEngine is the Docker engine API socket the plugin asks for

@@ -156,14 +156,14 @@ func TestTransferZFSDirectKilled(t *testing.T) {
 }
 
 // zfsPair starts zfs nodes z1 and z2 on pools of their own (running bin1
-// and bin2 when not ""), commits dot app on z1 and pushes it to z2. db is
-// app's working directory on z1.
-func zfsPair(t *testing.T, bin1, bin2 string) (e *env, z1, z2 *serveNode, p1, p2, db string) {
+// and bin2 when not ""; z2 with flags2 more), commits dot app on z1 and
+// pushes it to z2. db is app's working directory on z1.
+func zfsPair(t *testing.T, bin1, bin2 string, flags2 ...string) (e *env, z1, z2 *serveNode, p1, p2, db string) {
 	t.Helper()
 	p1, _ = zfstest.Pool(t)
 	p2, _ = zfstest.Pool(t)
 	z1 = startServeBin(t, bin1, "z1", "127.0.0.1", "--backend", "zfs", "--zfs-pool", p1, "--pool-size", "1G")
-	z2 = startServeBin(t, bin2, "z2", "127.0.0.2", "--backend", "zfs", "--zfs-pool", p2, "--pool-size", "1G")
+	z2 = startServeBin(t, bin2, "z2", "127.0.0.2", append([]string{"--backend", "zfs", "--zfs-pool", p2, "--pool-size", "1G"}, flags2...)...)
 	e = newEnv(t)
 	e.addRemote(z1)
 	e.addRemote(z2)
