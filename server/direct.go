@@ -38,7 +38,7 @@ func (s *server) receiveDirect(w http.ResponseWriter, r *http.Request, name dotm
 	if dc.stalled.Load() && err != nil {
 		err = fmt.Errorf("%w: the sender sent nothing for %s, so the stream was cut: %w", dotmesh.ErrUnavailable, dc.idle, err)
 	}
-	rw := &rawResponse{h: http.Header{}}
+	rw := &rawResponse{h: http.Header{}, under: w}
 	switch {
 	case err != nil:
 		writeError(rw, err)
@@ -48,7 +48,7 @@ func (s *server) receiveDirect(w http.ResponseWriter, r *http.Request, name dotm
 		s.finishAlong(rw, r, name, branch, *fin)
 	}
 	if werr := rw.send(dc.conn); werr != nil {
-		s.log.WarnContext(r.Context(), "answering a direct transfer", "dot", name.String(), "err", werr)
+		s.log.WarnContext(r.Context(), "answering a direct transfer", "dot", name.String(), "err", werr, "answer", rw.status, "receive_err", err)
 	}
 }
 
@@ -136,7 +136,10 @@ type rawResponse struct {
 	h      http.Header
 	status int
 	body   bytes.Buffer
+	under  http.ResponseWriter // the request's: its recorder logs the error
 }
+
+func (w *rawResponse) Unwrap() http.ResponseWriter { return w.under }
 
 func (w *rawResponse) Header() http.Header { return w.h }
 

@@ -230,6 +230,12 @@ func directKilled(t *testing.T, sender, atOnce bool) {
 	}
 	<-pushed
 	t.Logf("killed %s %s into the push; push said: %s", victim.name, killedAt.Round(time.Millisecond), bytes.TrimSpace(errb.Bytes()))
+	if sender {
+		// zfs-fuse may send on, but the stream ends: z2's receive with it.
+		if pid := waitGone(30*time.Second, "receive", "-F", p2); pid != 0 {
+			t.Errorf("z2's zfs receive (pid %d) runs on 30 s after the sender died", pid)
+		}
+	}
 	if all := zfstest.ZFS(t, "list", "-H", "-o", "name", "-t", "all", "-r", p2); strings.Contains(all, newID) {
 		t.Logf("zfs-fuse completed the receive after %s died: %s", victim.name, all)
 	}
