@@ -71,25 +71,7 @@ func lastPush(t *testing.T, e *env, n *serveNode) auditRec {
 // received-bytes metric what its sender reports, the direct stream is the
 // framed one less its framing, and both record the same audit record.
 func TestTransferZFSDirectCounts(t *testing.T) {
-	zfstest.Require(t)
-	p1, _ := zfstest.Pool(t)
-	p2, _ := zfstest.Pool(t)
-	p3, _ := zfstest.Pool(t)
-	dir := t.TempDir()
-	caPEM, certFile, keyFile := makeCA(t, dir, "127.0.0.3")
-	z1 := startServe(t, "z1", "127.0.0.1", "--backend", "zfs", "--zfs-pool", p1, "--pool-size", "1G")
-	z2 := startServe(t, "z2", "127.0.0.2", "--backend", "zfs", "--zfs-pool", p2, "--pool-size", "1G")
-	z3 := startServeTLS(t, "z3", "127.0.0.3", caPEM, certFile, keyFile, "--backend", "zfs", "--zfs-pool", p3, "--pool-size", "1G")
-	e := newEnv(t)
-	e.addRemote(z1)
-	e.addRemote(z2)
-	must(t, os.WriteFile(filepath.Join(dir, "ca.pem"), caPEM, 0o644))
-	e.addRemote(z3, "--ca-cert", filepath.Join(dir, "ca.pem"))
-
-	e.on(z1, "init", "app")
-	db := e.pathOn(z1, "app.db")
-	must(t, os.WriteFile(filepath.Join(db, "big"), randomBytes(3, 4<<20), 0o644))
-	e.commitOn(z1, "app", "one")
+	e, z1, z2, z3, db := zfsTrio(t)
 	for _, n := range []*serveNode{z2, z3} {
 		if s := e.transfer(z1, "push", n.name, "app"); s.Commits != 1 {
 			t.Fatalf("first push to %s: %+v", n.name, s)

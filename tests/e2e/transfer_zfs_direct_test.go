@@ -23,29 +23,38 @@ func directReceives(t *testing.T, n *serveNode) int {
 	return len(regexp.MustCompile(`received commit.*direct["=:]+true`).FindAll(b, -1))
 }
 
-// TestTransferZFSDirect: an incremental zfs push between plain-HTTP nodes
-// carries the native stream on the bare connection; the first (complete)
-// commit and every commit to a TLS node go framed; all arrive whole.
-func TestTransferZFSDirect(t *testing.T) {
+// zfsTrio starts zfs nodes z1 and z2 over plain HTTP and z3 over TLS, on
+// pools of their own, and commits dot app (4 MiB) on z1; db is its
+// working directory there.
+func zfsTrio(t *testing.T) (e *env, z1, z2, z3 *serveNode, db string) {
+	t.Helper()
 	zfstest.Require(t)
 	p1, _ := zfstest.Pool(t)
 	p2, _ := zfstest.Pool(t)
 	p3, _ := zfstest.Pool(t)
 	dir := t.TempDir()
 	caPEM, certFile, keyFile := makeCA(t, dir, "127.0.0.3")
-	z1 := startServe(t, "z1", "127.0.0.1", "--backend", "zfs", "--zfs-pool", p1, "--pool-size", "1G")
-	z2 := startServe(t, "z2", "127.0.0.2", "--backend", "zfs", "--zfs-pool", p2, "--pool-size", "1G")
-	z3 := startServeTLS(t, "z3", "127.0.0.3", caPEM, certFile, keyFile, "--backend", "zfs", "--zfs-pool", p3, "--pool-size", "1G")
-	e := newEnv(t)
+	z1 = startServe(t, "z1", "127.0.0.1", "--backend", "zfs", "--zfs-pool", p1, "--pool-size", "1G")
+	z2 = startServe(t, "z2", "127.0.0.2", "--backend", "zfs", "--zfs-pool", p2, "--pool-size", "1G")
+	z3 = startServeTLS(t, "z3", "127.0.0.3", caPEM, certFile, keyFile, "--backend", "zfs", "--zfs-pool", p3, "--pool-size", "1G")
+	e = newEnv(t)
 	e.addRemote(z1)
 	e.addRemote(z2)
 	must(t, os.WriteFile(filepath.Join(dir, "ca.pem"), caPEM, 0o644))
 	e.addRemote(z3, "--ca-cert", filepath.Join(dir, "ca.pem"))
 
 	e.on(z1, "init", "app")
-	db := e.pathOn(z1, "app.db")
+	db = e.pathOn(z1, "app.db")
 	must(t, os.WriteFile(filepath.Join(db, "big"), randomBytes(3, 4<<20), 0o644))
 	e.commitOn(z1, "app", "one")
+	return e, z1, z2, z3, db
+}
+
+// TestTransferZFSDirect: an incremental zfs push between plain-HTTP nodes
+// carries the native stream on the bare connection; the first (complete)
+// commit and every commit to a TLS node go framed; all arrive whole.
+func TestTransferZFSDirect(t *testing.T) {
+	e, z1, z2, z3, db := zfsTrio(t)
 	if s := e.transfer(z1, "push", "z2", "app"); s.Commits != 1 {
 		t.Fatalf("first push: %+v", s)
 	}
