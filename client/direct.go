@@ -1,3 +1,5 @@
+//go:build !dmlight
+
 package client
 
 import (

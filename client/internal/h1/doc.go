@@ -17,7 +17,9 @@
 // ReadResponse, 3.35-3.40 with an http.Client, 1.60-1.65 for an empty
 // program.
 //
-// What the light dm asks of a node (client.Client over directTransport):
+// The light dm's client.Client sends every call through it
+// (client/wire_h1.go; the full build through net/http, wire_nethttp.go).
+// What the light dm asks of a node:
 //   - plain http:// over TCP to a node or a cluster member; never a unix
 //     socket (the Docker plugin socket is served, not called, by dm) and
 //     never through a proxy (the client sets Proxy to nil: a proxy would
