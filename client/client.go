@@ -67,6 +67,21 @@ func WithDirect() Option { return func(o *options) { o.direct = true } }
 // New returns a client for the node at baseURL ("http://127.0.0.1:32607")
 // that authenticates as user (empty means admin) with apiKey.
 func New(baseURL, user, apiKey string, opts ...Option) (*Client, error) {
+	u, err := parseBase(baseURL)
+	if err != nil {
+		return nil, err
+	}
+	if user == "" {
+		user = api.AdminUser
+	}
+	if apiKey == "" {
+		return nil, fmt.Errorf("%w: no API key for %s; it is in the node's data directory (admin-api-key)", dotmesh.ErrUnauthorized, u.Redacted())
+	}
+	return build(u, user, apiKey, opts)
+}
+
+// parseBase checks a node's base URL.
+func parseBase(baseURL string) (*url.URL, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: node URL %q: %v", dotmesh.ErrInvalidArgument, baseURL, err)
@@ -76,12 +91,11 @@ func New(baseURL, user, apiKey string, opts ...Option) (*Client, error) {
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
-	if user == "" {
-		user = api.AdminUser
-	}
-	if apiKey == "" {
-		return nil, fmt.Errorf("%w: no API key for %s; it is in the node's data directory (admin-api-key)", dotmesh.ErrUnauthorized, u.Redacted())
-	}
+	return u, nil
+}
+
+// build is a client for u with opts; without a key it sends none.
+func build(u *url.URL, user, apiKey string, opts []Option) (*Client, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
@@ -97,6 +111,29 @@ func New(baseURL, user, apiKey string, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	return &Client{base: u, user: user, key: apiKey, tr: tr, connect: o.connect, idle: o.idle}, nil
+}
+
+// Healthz asks the node at baseURL whether it serves: GET /healthz, which
+// needs no key (dm cluster init polls it while a node starts).
+func Healthz(ctx context.Context, baseURL string, opts ...Option) error {
+	u, err := parseBase(baseURL)
+	if err != nil {
+		return err
+	}
+	c, err := build(u, "", "", opts)
+	if err != nil {
+		return err
+	}
+	resp, err := c.tr.roundTrip(c.request(ctx, nil, methodGet, "/healthz", nil, header{}, nil))
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.body, 4<<10))
+	resp.body.Close()
+	if resp.status != statusOK {
+		return fmt.Errorf("GET /healthz: %s", resp.statusLine)
+	}
+	return nil
 }
 
 // URL returns the node's base URL.
@@ -186,7 +223,9 @@ func (c *Client) request(ctx context.Context, w *idleWatch, method, path string,
 	for k, v := range hdr {
 		h[k] = v
 	}
-	h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(c.user+":"+c.key)))
+	if c.key != "" {
+		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(c.user+":"+c.key)))
+	}
 	return &request{ctx: ctx, method: method, url: &u, header: h, watch: w}
 }
 

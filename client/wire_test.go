@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,5 +199,34 @@ func TestWireCancelWhileReading(t *testing.T) {
 	time.AfterFunc(50*time.Millisecond, cancel)
 	if _, err := rc.Read(buf); !errors.Is(err, context.Canceled) {
 		t.Errorf("a read cancelled: %v", err)
+	}
+}
+
+// Healthz sends no key and says what a node that does not serve
+// answered.
+func TestHealthz(t *testing.T) {
+	var down atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" || r.Header.Get("Authorization") != "" {
+			http.Error(w, "wrong request", http.StatusBadRequest)
+			return
+		}
+		if down.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	if err := client.Healthz(ctx, srv.URL, client.WithTimeout(time.Second)); err != nil {
+		t.Errorf("a node that serves: %v", err)
+	}
+	down.Store(true)
+	if err := client.Healthz(ctx, srv.URL); err == nil || err.Error() != "GET /healthz: 503 Service Unavailable" {
+		t.Errorf("a node that does not serve yet: %v", err)
+	}
+	if err := client.Healthz(ctx, "ftp://x"); !errors.Is(err, dotmesh.ErrInvalidArgument) {
+		t.Errorf("a bad URL: %v", err)
 	}
 }

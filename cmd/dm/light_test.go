@@ -53,6 +53,14 @@ var heavy = []string{
 	"github.com/zeebo/blake3",
 	"github.com/klauspost/cpuid",
 	"github.com/aymanbagabas/go-udiff",
+	// net/http and the TLS client every http.Client links: their package
+	// inits cost a dm 0.8-1.0 ms (client/internal/h1's package doc). The
+	// light client speaks HTTP/1.1 through h1; https goes to dm-node.
+	"net/http",
+	"crypto/tls",
+	"crypto/x509",
+	"golang.org/x/net/http2",
+	"vendor/golang.org/x/net/http2",
 }
 
 // The light dm's import graph holds none of the node's packages.
