@@ -59,9 +59,10 @@ func WithCACert(pem []byte) Option { return func(o *options) { o.caPEM = pem } }
 // only ctx bounds a call, since commits of large dots can take a while.
 func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
 
-// WithDirect sends plain-HTTP calls whose request body is in memory on
-// one kept connection from the calling goroutine (directTransport), for a
-// short-lived process that makes a call or a few: a dm command.
+// WithDirect sends plain-HTTP calls on one kept connection from the
+// calling goroutine (h1Transport, which the light build uses for every
+// call), for a short-lived process that makes a call or a few: a dm
+// command.
 func WithDirect() Option { return func(o *options) { o.direct = true } }
 
 // New returns a client for the node at baseURL ("http://127.0.0.1:32607")

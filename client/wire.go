@@ -9,10 +9,12 @@ import (
 )
 
 // The client's calls reach a node through a transport of the client's
-// own: the full build sends them with net/http (wire_nethttp.go), the
-// light dm (build tag dmlight) with the HTTP/1.1 of client/internal/h1
-// (wire_h1.go), so that it links neither net/http nor crypto/tls: their
-// package inits cost every dm process 0.8-1.0 ms (see h1's package doc).
+// own: the full build sends them with net/http (wire_nethttp.go), but
+// for WithDirect's plain-HTTP calls; those, and every call of the light
+// dm (build tag dmlight, wire_light.go), go with the HTTP/1.1 of
+// client/internal/h1 on one kept connection (direct.go), so that the
+// light dm links neither net/http nor crypto/tls: their package inits
+// cost every dm process 0.8-1.0 ms (see h1's package doc).
 
 // The methods the client sends.
 const (

@@ -30,8 +30,8 @@ func CheckCACert(pem []byte) error {
 	return nil
 }
 
-// newTransport is an http.Client (o.hc, else one of its own, or a
-// directTransport for WithDirect) for the node at u.
+// newTransport is an http.Client (o.hc, else one of its own) for the node
+// at u, or a directTransport for WithDirect.
 func newTransport(_ *url.URL, o *options) (transport, error) {
 	hc, _ := o.hc.(*http.Client)
 	switch {
@@ -51,16 +51,34 @@ func newTransport(_ *url.URL, o *options) (transport, error) {
 			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		}
 		hc = &http.Client{Transport: tr}
-		if o.direct {
-			hc.Transport = &directTransport{dial: tr.DialContext, fallback: tr}
-		}
 	}
 	if o.timeout > 0 {
 		c := *hc
 		c.Timeout = o.timeout
 		hc = &c
 	}
+	if o.direct && o.hc == nil {
+		return directTransport{
+			plain: &h1Transport{dial: dialer(o.connect).DialContext, timeout: o.timeout},
+			tls:   httpTransport{hc},
+		}, nil
+	}
 	return httpTransport{hc}, nil
+}
+
+// directTransport is WithDirect's: plain HTTP on the calling goroutine
+// and one kept connection (h1Transport, as the light dm's), https through
+// net/http.
+type directTransport struct {
+	plain *h1Transport
+	tls   httpTransport
+}
+
+func (t directTransport) roundTrip(r *request) (*answer, error) {
+	if r.url.Scheme == "http" {
+		return t.plain.roundTrip(r)
+	}
+	return t.tls.roundTrip(r)
 }
 
 // httpTransport sends a client's requests with an http.Client.
