@@ -54,7 +54,6 @@ package api
 
 import (
 	"errors"
-	"net/http"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -202,25 +201,28 @@ type Error struct {
 const RequestIDHeader = "X-Request-Id"
 
 // codes maps sentinels to wire codes and HTTP statuses, in match order.
+// The statuses are numbers, not net/http's names: the light dm links this
+// package and must not link net/http (cmd/dm/light_test.go); api_test.go
+// checks them against net/http's.
 var codes = []struct {
 	err    error
 	code   string
 	status int
 }{
-	{dotmesh.ErrUnauthorized, "unauthorized", http.StatusUnauthorized},
-	{dotmesh.ErrPermissionDenied, "permission_denied", http.StatusForbidden},
-	{dotmesh.ErrInvalidName, "invalid_name", http.StatusBadRequest},
-	{dotmesh.ErrInvalidArgument, "invalid_argument", http.StatusBadRequest},
-	{dotmesh.ErrNotFound, "not_found", http.StatusNotFound},
-	{dotmesh.ErrAlreadyExists, "already_exists", http.StatusConflict},
-	{dotmesh.ErrConflict, "conflict", http.StatusConflict},
-	{dotmesh.ErrAmbiguous, "ambiguous", http.StatusConflict},
-	{dotmesh.ErrDirty, "dirty", http.StatusConflict},
-	{dotmesh.ErrInUse, "in_use", http.StatusConflict},
-	{dotmesh.ErrNotSupported, "not_supported", http.StatusNotImplemented},
-	{dotmesh.ErrCorrupt, "corrupt", http.StatusUnprocessableEntity},
-	{dotmesh.ErrUnavailable, "unavailable", http.StatusServiceUnavailable},
-	{dotmesh.ErrHookFailed, "hook_failed", http.StatusFailedDependency},
+	{dotmesh.ErrUnauthorized, "unauthorized", 401},
+	{dotmesh.ErrPermissionDenied, "permission_denied", 403},
+	{dotmesh.ErrInvalidName, "invalid_name", 400},
+	{dotmesh.ErrInvalidArgument, "invalid_argument", 400},
+	{dotmesh.ErrNotFound, "not_found", 404},
+	{dotmesh.ErrAlreadyExists, "already_exists", 409},
+	{dotmesh.ErrConflict, "conflict", 409},
+	{dotmesh.ErrAmbiguous, "ambiguous", 409},
+	{dotmesh.ErrDirty, "dirty", 409},
+	{dotmesh.ErrInUse, "in_use", 409},
+	{dotmesh.ErrNotSupported, "not_supported", 501},
+	{dotmesh.ErrCorrupt, "corrupt", 422},
+	{dotmesh.ErrUnavailable, "unavailable", 503},
+	{dotmesh.ErrHookFailed, "hook_failed", 424},
 }
 
 // ErrorFor returns the status and body for err.
@@ -230,7 +232,7 @@ func ErrorFor(err error) (int, Error) {
 			return c.status, Error{Error: err.Error(), Code: c.code, Reason: reasonFor(err)}
 		}
 	}
-	return http.StatusInternalServerError, Error{Error: err.Error(), Code: "internal", Reason: reasonFor(err)}
+	return 500, Error{Error: err.Error(), Code: "internal", Reason: reasonFor(err)}
 }
 
 // Sentinel returns the dotmesh sentinel for a wire code, or nil.

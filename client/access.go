@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/http"
 	"net/url"
 	"strconv"
 
@@ -26,7 +25,7 @@ func userPath(user string, rest ...string) (string, error) {
 // Me returns who the client's key authenticates as.
 func (c *Client) Me(ctx context.Context) (*dotmesh.Principal, error) {
 	var p dotmesh.Principal
-	if err := c.do(ctx, http.MethodGet, "/v1/me", nil, nil, &p); err != nil {
+	if err := c.do(ctx, methodGet, "/v1/me", nil, nil, &p); err != nil {
 		return nil, err
 	}
 	return &p, nil
@@ -35,7 +34,7 @@ func (c *Client) Me(ctx context.Context) (*dotmesh.Principal, error) {
 // Users lists the node's users (admin).
 func (c *Client) Users(ctx context.Context) ([]dotmesh.User, error) {
 	var out []dotmesh.User
-	if err := c.do(ctx, http.MethodGet, "/v1/users", nil, nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, "/v1/users", nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -47,7 +46,7 @@ func (c *Client) AddUser(ctx context.Context, name, label string) (*api.NewKeyRe
 		return nil, err
 	}
 	var out api.NewKeyResponse
-	if err := c.do(ctx, http.MethodPost, "/v1/users", nil, api.AddUserRequest{Name: name, Label: label}, &out); err != nil {
+	if err := c.do(ctx, methodPost, "/v1/users", nil, api.AddUserRequest{Name: name, Label: label}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -59,7 +58,7 @@ func (c *Client) RemoveUser(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, http.MethodDelete, p, nil, nil, nil)
+	return c.do(ctx, methodDelete, p, nil, nil, nil)
 }
 
 // Keys lists a user's keys (the user or an admin).
@@ -69,7 +68,7 @@ func (c *Client) Keys(ctx context.Context, user string) ([]dotmesh.KeyInfo, erro
 		return nil, err
 	}
 	var out []dotmesh.KeyInfo
-	if err := c.do(ctx, http.MethodGet, p, nil, nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, p, nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -82,7 +81,7 @@ func (c *Client) AddKey(ctx context.Context, user, label string, readOnly bool) 
 		return nil, err
 	}
 	var out api.NewKeyResponse
-	if err := c.do(ctx, http.MethodPost, p, nil, api.NewKeyRequest{Label: label, ReadOnly: readOnly}, &out); err != nil {
+	if err := c.do(ctx, methodPost, p, nil, api.NewKeyRequest{Label: label, ReadOnly: readOnly}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -97,7 +96,7 @@ func (c *Client) RevokeKey(ctx context.Context, user, id string) error {
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, http.MethodDelete, p, nil, nil, nil)
+	return c.do(ctx, methodDelete, p, nil, nil, nil)
 }
 
 // Sharing returns a dot's owner, visibility and grants (owner).
@@ -107,7 +106,7 @@ func (c *Client) Sharing(ctx context.Context, dot dotmesh.DotName) (*dotmesh.Sha
 		return nil, err
 	}
 	var out dotmesh.Sharing
-	if err := c.do(ctx, http.MethodGet, p, nil, nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, p, nil, nil, &out); err != nil {
 		return nil, err
 	}
 	// Sharing.Dot is not on the wire: the caller named it.
@@ -127,7 +126,7 @@ func (c *Client) Share(ctx context.Context, dot dotmesh.DotName, user string, ro
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, http.MethodPut, p, nil, api.ShareRequest{Role: role}, nil)
+	return c.do(ctx, methodPut, p, nil, api.ShareRequest{Role: role}, nil)
 }
 
 // Unshare removes user's role on dot (owner).
@@ -139,7 +138,7 @@ func (c *Client) Unshare(ctx context.Context, dot dotmesh.DotName, user string) 
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, http.MethodDelete, p, nil, nil, nil)
+	return c.do(ctx, methodDelete, p, nil, nil, nil)
 }
 
 // SetVisibility makes dot public or private (owner).
@@ -148,7 +147,7 @@ func (c *Client) SetVisibility(ctx context.Context, dot dotmesh.DotName, v dotme
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, http.MethodPut, p, nil, api.VisibilityRequest{Visibility: v}, nil)
+	return c.do(ctx, methodPut, p, nil, api.VisibilityRequest{Visibility: v}, nil)
 }
 
 // Audit returns a page of audit records (admin; a dot's owner for q.Dot).
@@ -171,7 +170,7 @@ func (c *Client) Audit(ctx context.Context, q dotmesh.AuditQuery) (*api.AuditPag
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
 	var out api.AuditPage
-	if err := c.do(ctx, http.MethodGet, "/v1/audit", v, nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, "/v1/audit", v, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -2,19 +2,21 @@
 // uses it for local and remote nodes alike. Long calls (Commit, Checkout,
 // Reset, GC, Verify) report the node's progress to the function a
 // context carries (dotmesh.WithProgress); see progress.go.
+//
+// Built with the tag dmlight (the light dm), the client sends its calls
+// with client/internal/h1 instead of net/http, over plain HTTP only
+// (HasTLS is false; New refuses https with ErrNoTLS); see wire.go.
 package client
 
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
 	"syscall"
@@ -31,7 +33,7 @@ type Client struct {
 	base *url.URL
 	user string
 	key  string
-	http *http.Client
+	tr   transport
 	// connect and idle bound transfer calls: see WithConnectTimeout and
 	// WithIdleTimeout.
 	connect, idle time.Duration
@@ -40,7 +42,7 @@ type Client struct {
 type options struct {
 	caPEM   []byte
 	timeout time.Duration
-	hc      *http.Client
+	hc      any // an *http.Client (WithHTTPClient), in a build with net/http
 	connect time.Duration
 	idle    time.Duration
 	direct  bool
@@ -50,23 +52,37 @@ type options struct {
 type Option func(*options)
 
 // WithCACert trusts the PEM certificates (a cluster CA) for https URLs.
+// A client built without TLS (HasTLS false) refuses it with ErrNoTLS.
 func WithCACert(pem []byte) Option { return func(o *options) { o.caPEM = pem } }
 
 // WithTimeout bounds every call, including reading the answer. Without it
 // only ctx bounds a call, since commits of large dots can take a while.
 func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
 
-// WithDirect sends plain-HTTP calls whose request body is in memory on
-// one kept connection from the calling goroutine (directTransport), for a
-// short-lived process that makes a call or a few: a dm command.
+// WithDirect sends plain-HTTP calls on one kept connection from the
+// calling goroutine (h1Transport, which the light build uses for every
+// call), for a short-lived process that makes a call or a few: a dm
+// command.
 func WithDirect() Option { return func(o *options) { o.direct = true } }
-
-// WithHTTPClient uses h as is (for tests and custom transports).
-func WithHTTPClient(h *http.Client) Option { return func(o *options) { o.hc = h } }
 
 // New returns a client for the node at baseURL ("http://127.0.0.1:32607")
 // that authenticates as user (empty means admin) with apiKey.
 func New(baseURL, user, apiKey string, opts ...Option) (*Client, error) {
+	u, err := parseBase(baseURL)
+	if err != nil {
+		return nil, err
+	}
+	if user == "" {
+		user = api.AdminUser
+	}
+	if apiKey == "" {
+		return nil, fmt.Errorf("%w: no API key for %s; it is in the node's data directory (admin-api-key)", dotmesh.ErrUnauthorized, u.Redacted())
+	}
+	return build(u, user, apiKey, opts)
+}
+
+// parseBase checks a node's base URL.
+func parseBase(baseURL string) (*url.URL, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: node URL %q: %v", dotmesh.ErrInvalidArgument, baseURL, err)
@@ -76,12 +92,11 @@ func New(baseURL, user, apiKey string, opts ...Option) (*Client, error) {
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
-	if user == "" {
-		user = api.AdminUser
-	}
-	if apiKey == "" {
-		return nil, fmt.Errorf("%w: no API key for %s; it is in the node's data directory (admin-api-key)", dotmesh.ErrUnauthorized, u.Redacted())
-	}
+	return u, nil
+}
+
+// build is a client for u with opts; without a key it sends none.
+func build(u *url.URL, user, apiKey string, opts []Option) (*Client, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
@@ -92,33 +107,34 @@ func New(baseURL, user, apiKey string, opts ...Option) (*Client, error) {
 	if o.idle <= 0 {
 		o.idle = DefaultIdleTimeout
 	}
-	hc := o.hc
-	switch {
-	case hc != nil && o.caPEM != nil:
-		return nil, fmt.Errorf("%w: WithCACert and WithHTTPClient conflict; set the CA on the http.Client's transport", dotmesh.ErrInvalidArgument)
-	case hc == nil:
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.Proxy = nil // nodes are reached directly; a proxy would see the key
-		tr.DialContext = dialer(o.connect).DialContext
-		tr.TLSHandshakeTimeout = o.connect
-		if o.caPEM != nil {
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(o.caPEM) {
-				return nil, fmt.Errorf("%w: the CA certificate holds no PEM certificate", dotmesh.ErrInvalidArgument)
-			}
-			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		}
-		hc = &http.Client{Transport: tr}
-		if o.direct {
-			hc.Transport = &directTransport{dial: tr.DialContext, fallback: tr}
-		}
+	tr, err := newTransport(u, &o)
+	if err != nil {
+		return nil, err
 	}
-	if o.timeout > 0 {
-		c := *hc
-		c.Timeout = o.timeout
-		hc = &c
+	return &Client{base: u, user: user, key: apiKey, tr: tr, connect: o.connect, idle: o.idle}, nil
+}
+
+// Healthz asks the node at baseURL whether it serves: GET /healthz, which
+// needs no key (dm cluster init polls it while a node starts).
+func Healthz(ctx context.Context, baseURL string, opts ...Option) error {
+	u, err := parseBase(baseURL)
+	if err != nil {
+		return err
 	}
-	return &Client{base: u, user: user, key: apiKey, http: hc, connect: o.connect, idle: o.idle}, nil
+	c, err := build(u, "", "", opts)
+	if err != nil {
+		return err
+	}
+	resp, err := c.tr.roundTrip(c.request(ctx, nil, methodGet, "/healthz", nil, header{}, nil))
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.body, 4<<10))
+	resp.body.Close()
+	if resp.status != statusOK {
+		return fmt.Errorf("GET /healthz: %s", resp.statusLine)
+	}
+	return nil
 }
 
 // URL returns the node's base URL.
@@ -137,7 +153,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 
 // doTransfer is do for a call of the transfer protocol, which a node
 // answers promptly: the idle timeout applies.
-func (c *Client) doTransfer(ctx context.Context, method, path string, query url.Values, hdr http.Header, in, out any) error {
+func (c *Client) doTransfer(ctx context.Context, method, path string, query url.Values, hdr header, in, out any) error {
 	ctx, w := c.watchIdle(ctx)
 	defer w.stop()
 	return w.error(c.call(ctx, w, method, path, query, hdr, in, out))
@@ -145,42 +161,34 @@ func (c *Client) doTransfer(ctx context.Context, method, path string, query url.
 
 // call is do, with the answer's bytes re-arming w when not nil and the
 // request carrying hdr's headers besides its own.
-func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, query url.Values, hdr http.Header, in, out any) error {
-	u := *c.base
-	u.RawPath = c.base.EscapedPath() + path // path is escaped already
-	u.Path, _ = url.PathUnescape(u.RawPath)
-	u.RawQuery = query.Encode()
-	var body io.Reader
+func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, query url.Values, hdr header, in, out any) error {
+	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("encoding the request: %w", err)
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
-	if err != nil {
-		return fmt.Errorf("%w: %v", dotmesh.ErrInvalidArgument, err)
-	}
+	h := header{}
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		h.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Accept", "application/json")
-	setRequestID(ctx, req)
-	for k, v := range hdr {
-		req.Header[k] = v
+	h.Set("Accept", "application/json")
+	req := c.request(ctx, w, method, path, query, h, hdr)
+	if in != nil {
+		req.body, req.length = bytes.NewReader(body), int64(len(body))
 	}
-	req.SetBasicAuth(c.user, c.key)
-	resp, err := c.http.Do(req)
+	resp, err := c.tr.roundTrip(req)
 	if err != nil {
 		return c.transportError(err)
 	}
-	defer resp.Body.Close()
-	var lr io.Reader = io.LimitReader(resp.Body, maxResponse)
+	defer resp.body.Close()
+	var lr io.Reader = io.LimitReader(resp.body, maxResponse)
 	if w != nil {
 		lr = progressReader{lr, w}
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+	if resp.status < 200 || resp.status > 299 {
 		return remoteError(resp, lr)
 	}
 	if out == nil {
@@ -188,11 +196,11 @@ func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, qu
 		return nil
 	}
 	if so, ok := out.(*streamedOut); ok {
-		return so.read(resp.Header.Get("Content-Type"), lr)
+		return so.read(resp.header.Get("Content-Type"), lr)
 	}
 	var derr error
 	if d, ok := out.(typedAnswerDecoder); ok {
-		derr = d.decodeTypedAnswer(resp.Header.Get("Content-Type"), lr)
+		derr = d.decodeTypedAnswer(resp.header.Get("Content-Type"), lr)
 	} else {
 		derr = decodeOut(lr, out)
 	}
@@ -200,6 +208,26 @@ func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, qu
 		return fmt.Errorf("%w: reading the answer of %s %s from %s: %v", dotmesh.ErrCorrupt, method, path, c.base.Redacted(), derr)
 	}
 	return nil
+}
+
+// request is the request of a call to path (escaped already) below the
+// node's URL: hdr's headers over h's, then the request id and the
+// credentials. It has no body yet.
+func (c *Client) request(ctx context.Context, w *idleWatch, method, path string, query url.Values, h, hdr header) *request {
+	u := *c.base
+	u.RawPath = c.base.EscapedPath() + path // path is escaped already
+	u.Path, _ = url.PathUnescape(u.RawPath)
+	u.RawQuery = query.Encode()
+	if id := requestid.From(ctx); id != "" {
+		h.Set(api.RequestIDHeader, id)
+	}
+	for k, v := range hdr {
+		h[k] = v
+	}
+	if c.key != "" {
+		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(c.user+":"+c.key)))
+	}
+	return &request{ctx: ctx, method: method, url: &u, header: h, watch: w}
 }
 
 // answerDecoder is an out of call that decodes the answer's body itself
@@ -215,6 +243,10 @@ type typedAnswerDecoder interface {
 }
 
 func (c *Client) transportError(err error) error {
+	var re *requestError
+	if errors.As(err, &re) {
+		return re.err
+	}
 	// First: a dial timeout also counts as context.DeadlineExceeded.
 	if ce := c.connectError(err); ce != nil {
 		return ce
@@ -242,11 +274,11 @@ func (c *Client) transportError(err error) error {
 // remoteError turns an error answer into an *api.RemoteError, also when a
 // proxy or a non-dotmesh server answered with something that is not an
 // api.Error.
-func remoteError(resp *http.Response, body io.Reader) error {
+func remoteError(resp *answer, body io.Reader) error {
 	data, _ := io.ReadAll(io.LimitReader(body, 64<<10))
 	var e api.Error
 	if err := json.Unmarshal(data, &e); err == nil && e.Error != "" {
-		return &api.RemoteError{Status: resp.StatusCode, Message: e.Error, Code: e.Code, Reason: e.Reason}
+		return &api.RemoteError{Status: resp.status, Message: e.Error, Code: e.Code, Reason: e.Reason}
 	}
 	msg := strings.TrimSpace(string(data))
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
@@ -256,40 +288,31 @@ func remoteError(resp *http.Response, body io.Reader) error {
 		msg = msg[:200] + "..."
 	}
 	if msg == "" {
-		msg = http.StatusText(resp.StatusCode)
+		msg = resp.statusText
 	}
 	return &api.RemoteError{
-		Status:  resp.StatusCode,
-		Message: fmt.Sprintf("the server answered %s: %s (is this a dotmesh node?)", resp.Status, msg),
-		Code:    codeForStatus(resp.StatusCode),
+		Status:  resp.status,
+		Message: fmt.Sprintf("the server answered %s: %s (is this a dotmesh node?)", resp.statusLine, msg),
+		Code:    codeForStatus(resp.status),
 	}
 }
 
 func codeForStatus(status int) string {
 	switch status {
-	case http.StatusUnauthorized:
+	case 401:
 		return "unauthorized"
-	case http.StatusForbidden:
+	case 403:
 		return "permission_denied"
-	case http.StatusNotFound:
+	case 404:
 		return "not_found"
-	case http.StatusConflict:
+	case 409:
 		return "conflict"
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusMethodNotAllowed:
+	case 400, 413, 405: // Bad Request, Content Too Large, Method Not Allowed
 		return "invalid_argument"
-	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+	case 502, 503, 504: // Bad Gateway, Service Unavailable, Gateway Timeout
 		return "unavailable"
-	case http.StatusNotImplemented:
+	case 501:
 		return "not_supported"
 	}
 	return "internal"
-}
-
-// setRequestID passes on the id of the API request ctx belongs to (a
-// node calling a peer while it serves a push), so that the peer's log
-// lines of the call carry the same id as this node's.
-func setRequestID(ctx context.Context, req *http.Request) {
-	if id := requestid.From(ctx); id != "" {
-		req.Header.Set(api.RequestIDHeader, id)
-	}
 }

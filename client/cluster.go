@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sync"
 
 	"github.com/dotmesh-io/dotmesh/api"
@@ -22,7 +21,7 @@ func (c *Client) Release(ctx context.Context, dot dotmesh.DotName, branch, to st
 		return nil, err
 	}
 	var res dotmesh.ReleaseResult
-	if err := c.do(ctx, http.MethodPost, p, nil, api.ReleaseRequest{To: to}, &res); err != nil {
+	if err := c.do(ctx, methodPost, p, nil, api.ReleaseRequest{To: to}, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -36,7 +35,7 @@ func (c *Client) TakeOver(ctx context.Context, dot dotmesh.DotName, branch strin
 		return nil, err
 	}
 	var res dotmesh.TakeOverResult
-	if err := c.do(ctx, http.MethodPost, p, nil, api.TakeOverRequest{}, &res); err != nil {
+	if err := c.do(ctx, methodPost, p, nil, api.TakeOverRequest{}, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -45,7 +44,7 @@ func (c *Client) TakeOver(ctx context.Context, dot dotmesh.DotName, branch strin
 // Nodes lists the running nodes of the node's cluster.
 func (c *Client) Nodes(ctx context.Context) (*api.NodesResponse, error) {
 	var res api.NodesResponse
-	if err := c.do(ctx, http.MethodGet, "/v1/cluster/nodes", nil, nil, &res); err != nil {
+	if err := c.do(ctx, methodGet, "/v1/cluster/nodes", nil, nil, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -59,7 +58,7 @@ func (c *Client) Replication(ctx context.Context, dot dotmesh.DotName) ([]dotmes
 		return nil, err
 	}
 	var out []dotmesh.NodeReplication
-	if err := c.do(ctx, http.MethodGet, p, nil, nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, p, nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/http"
 	"net/url"
 	"strconv"
 
@@ -36,7 +35,7 @@ func (c *Client) Diff(ctx context.Context, dot dotmesh.DotName, opts dotmesh.Dif
 		}
 	}
 	var out dotmesh.Diff
-	if err := c.do(ctx, http.MethodGet, p, q, nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, p, q, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -56,7 +55,7 @@ func (c *Client) WorkingStatus(ctx context.Context, dot dotmesh.DotName, opts do
 		q.Set("rows", "1")
 	}
 	var out dotmesh.Status
-	if err := c.do(ctx, http.MethodGet, p, q, nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, p, q, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -1,3 +1,8 @@
+//go:build !dmlight
+
+// Not in the light build: the test node (servertest) is compiled with the
+// same tag, and a dmlight engine has no text diff (dotmesh/light.go).
+
 package client_test
 
 import (

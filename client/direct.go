@@ -4,48 +4,69 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"net/http/httptrace"
-	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
 	"sync"
+	"time"
+
+	"github.com/dotmesh-io/dotmesh/client/internal/h1"
+	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
-// directTransport is the http.RoundTripper of a short-lived client (the
-// dm command line, WithDirect): it sends a plain-HTTP request whose body
-// is in memory on one kept connection, written and read by the calling
-// goroutine with net/http's own Request.Write and ReadResponse. An
-// http.Transport runs a dial goroutine and a read and a write loop per
-// connection; their hand-offs cost a dm commit about a hundred context
-// switches and several threads on a 2-core VM. Anything else (https, a
-// streamed request body) goes through fallback.
-type directTransport struct {
-	dial     func(ctx context.Context, network, addr string) (net.Conn, error)
-	fallback http.RoundTripper
+// h1Transport sends each plain-HTTP request from the calling goroutine
+// with client/internal/h1, on one kept connection (a GET or HEAD takes
+// it; every other request a new one): the light dm's transport, and the
+// full build's for WithDirect. An http.Transport runs a dial goroutine
+// and a read and a write loop per connection; their hand-offs cost a dm
+// commit about a hundred context switches and several threads on a
+// 2-core VM. A streamed request body is written by a goroutine of its
+// own while the answer is read, as net/http does: a node may answer
+// (refuse) before the body ends.
+type h1Transport struct {
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	timeout time.Duration // WithTimeout: the whole call, answer's body included
 
 	mu   sync.Mutex
-	idle *directConn // a connection whose last answer was read whole
+	idle *h1Conn // a connection whose last answer was read whole
 }
 
-type directConn struct {
+type h1Conn struct {
 	net.Conn
 	br   *bufio.Reader
+	bw   *bufio.Writer
 	addr string
 }
 
-func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Scheme != "http" || (req.Body != nil && req.Body != http.NoBody && req.GetBody == nil) {
-		return t.fallback.RoundTrip(req)
+func (t *h1Transport) roundTrip(r *request) (*answer, error) {
+	ctx, cancel := r.ctx, context.CancelFunc(func() {})
+	if t.timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, t.timeout)
 	}
-	ctx := req.Context()
-	addr := req.URL.Host
-	if req.URL.Port() == "" {
-		addr = net.JoinHostPort(req.URL.Hostname(), "80")
+	a, err := t.send(ctx, r)
+	if err != nil {
+		cancel()
+		if ctx.Err() != nil && r.ctx.Err() == nil {
+			err = ctx.Err() // the client's own timeout
+		}
+		return nil, &url.Error{Op: r.method[:1] + strings.ToLower(r.method[1:]), URL: r.url.String(), Err: err}
+	}
+	b := a.body.(*h1Body)
+	b.ctx, b.cancel = ctx, cancel
+	return a, nil
+}
+
+func (t *h1Transport) send(ctx context.Context, r *request) (*answer, error) {
+	addr := r.url.Host
+	if r.url.Port() == "" {
+		addr = net.JoinHostPort(r.url.Hostname(), "80")
 	}
 	// Only a GET or HEAD takes the kept connection: the node may have
 	// closed it, and only those are sent again on a new one.
-	idempotent := req.Method == http.MethodGet || req.Method == http.MethodHead
+	idempotent := r.method == methodGet || r.method == "HEAD"
 	t.mu.Lock()
 	c := t.idle
 	t.idle = nil
@@ -59,15 +80,15 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		c = &directConn{Conn: nc, br: bufio.NewReader(nc), addr: addr}
+		c = &h1Conn{Conn: nc, br: bufio.NewReader(nc), bw: bufio.NewWriter(nc), addr: addr}
 	}
-	if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.GotConn != nil {
-		trace.GotConn(httptrace.GotConnInfo{Conn: c.Conn, Reused: reused})
+	if r.watch != nil {
+		r.watch.gotConn(c.Conn)
 	}
 	// The connection dies with ctx; AfterFunc starts no goroutine unless
 	// ctx ends.
 	stop := context.AfterFunc(ctx, func() { c.Close() })
-	resp, err := t.exchange(c, req)
+	resp, written, err := t.exchange(c, r)
 	if err != nil {
 		stop()
 		c.Close()
@@ -75,65 +96,104 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, ctx.Err()
 		}
 		if reused {
-			return t.RoundTrip(req) // on a new connection
+			return t.send(ctx, r) // on a new connection
 		}
 		return nil, err
 	}
-	resp.Body = &directBody{ReadCloser: resp.Body, t: t, c: c, stop: stop, keep: !resp.Close && !req.Close}
-	return resp, nil
+	return &answer{
+		status:     resp.Status,
+		statusLine: strconv.Itoa(resp.Status) + " " + resp.Reason,
+		statusText: resp.Reason,
+		header:     header(resp.Header),
+		body:       &h1Body{resp: resp, t: t, c: c, stop: stop, written: written},
+	}, nil
 }
 
-// exchange writes req on c and reads the head of its final answer. The
-// 1xx answers before it (a node's 102 Processing while it works) are
-// skipped and reported to the trace, as http.Transport does: the idle
-// watch counts them as the node's progress.
-func (t *directTransport) exchange(c *directConn, req *http.Request) (*http.Response, error) {
-	if err := req.Write(c.Conn); err != nil {
-		return nil, err
+// exchange writes r on c and reads the head of its final answer; written
+// says when the request is written whole (closed at once unless the body
+// is streamed). The 1xx answers before it (a node's 102 Processing while
+// it works) are skipped and reported to the watch.
+func (t *h1Transport) exchange(c *h1Conn, r *request) (*h1.Response, <-chan error, error) {
+	hr := &h1.Request{Method: r.method, Target: r.url.RequestURI(), Host: r.url.Host, Header: h1.Header(r.header), Body: r.body, ContentLength: r.length}
+	var interim func(int)
+	if r.watch != nil {
+		interim = func(int) { r.watch.got1xx() }
 	}
-	trace := httptrace.ContextClientTrace(req.Context())
-	for {
-		resp, err := http.ReadResponse(c.br, req)
-		if err != nil || resp.StatusCode < 100 || resp.StatusCode > 199 || resp.StatusCode == http.StatusSwitchingProtocols {
-			return resp, err
+	written := make(chan error, 1)
+	if r.body == nil || r.length >= 0 {
+		if err := h1.WriteRequest(c.bw, hr); err != nil {
+			return nil, nil, t.writeError(err)
 		}
-		if trace != nil && trace.Got1xxResponse != nil {
-			if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
-				return nil, err
+		written <- nil
+	} else {
+		go func() { written <- h1.WriteRequest(c.bw, hr) }()
+	}
+	resp, err := h1.ReadResponse(c.br, r.method, interim)
+	if err != nil {
+		select {
+		case werr := <-written:
+			if werr != nil { // the cause: the node closed while it was sent
+				return nil, nil, t.writeError(werr)
 			}
+		default:
 		}
+		if errors.Is(err, io.ErrUnexpectedEOF) && strings.Contains(err.Error(), "before answering") {
+			err = io.EOF // the words of net/http
+		}
+		return nil, nil, err
 	}
+	return resp, written, nil
 }
 
-// directBody keeps its connection for the next request when the answer
-// was read to its end, else closes it.
-type directBody struct {
-	io.ReadCloser
-	t    *directTransport
-	c    *directConn
-	stop func() bool
-	keep bool
-	eof  bool
-	done bool
+// writeError is err of a request that could not be written: one h1
+// refuses is the caller's (an invalid method or field).
+func (t *h1Transport) writeError(err error) error {
+	if strings.HasPrefix(err.Error(), "h1: invalid") {
+		return &requestError{fmt.Errorf("%w: %v", dotmesh.ErrInvalidArgument, err)}
+	}
+	return err
 }
 
-func (b *directBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if errors.Is(err, io.EOF) {
-		b.eof = true
+// h1Body is an answer's body; Close keeps its connection for the next
+// request when the answer was read to its end and the request written
+// whole, else closes it.
+type h1Body struct {
+	resp    *h1.Response
+	t       *h1Transport
+	c       *h1Conn
+	stop    func() bool
+	ctx     context.Context // the call's: it closes the connection when it ends
+	cancel  context.CancelFunc
+	written <-chan error
+	done    bool
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	n, err := b.resp.Body.Read(p)
+	if err != nil && err != io.EOF && b.ctx.Err() != nil {
+		err = b.ctx.Err() // not the closed connection's words, as net/http
 	}
 	return n, err
 }
 
-func (b *directBody) Close() error {
+func (b *h1Body) Close() error {
 	if b.done {
 		return nil
 	}
 	b.done = true
-	err := b.ReadCloser.Close()
-	if !b.stop() || !b.keep || !b.eof || b.c.br.Buffered() > 0 {
+	defer b.cancel()
+	keep := b.stop() && b.resp.Reusable() && b.c.br.Buffered() == 0
+	if keep {
+		select {
+		case err := <-b.written:
+			keep = err == nil
+		default:
+			keep = false // still sending a body the node did not wait for
+		}
+	}
+	if !keep {
 		b.c.Close()
-		return err
+		return nil
 	}
 	b.t.mu.Lock()
 	old := b.t.idle
@@ -142,5 +202,5 @@ func (b *directBody) Close() error {
 	if old != nil {
 		old.Close()
 	}
-	return err
+	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 
@@ -40,7 +39,7 @@ func branchQuery(branch string) url.Values {
 // Ping checks the node answers and the key is accepted.
 func (c *Client) Ping(ctx context.Context) (*api.Ping, error) {
 	var p api.Ping
-	if err := c.do(ctx, http.MethodGet, "/v1/ping", nil, nil, &p); err != nil {
+	if err := c.do(ctx, methodGet, "/v1/ping", nil, nil, &p); err != nil {
 		return nil, err
 	}
 	return &p, nil
@@ -49,7 +48,7 @@ func (c *Client) Ping(ctx context.Context) (*api.Ping, error) {
 // ListDots returns every dot's status, sorted by namespace and name.
 func (c *Client) ListDots(ctx context.Context) ([]dotmesh.DotStatus, error) {
 	var out []dotmesh.DotStatus
-	if err := c.do(ctx, http.MethodGet, "/v1/dots", nil, nil, v2Answer{out: &out}); err != nil {
+	if err := c.do(ctx, methodGet, "/v1/dots", nil, nil, v2Answer{out: &out}); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -65,7 +64,7 @@ func (c *Client) CreateDot(ctx context.Context, name dotmesh.DotName, backend st
 	}
 	var d dotmesh.Dot
 	req := api.CreateDotRequest{Namespace: name.Namespace, Name: name.Name, Backend: backend}
-	if err := c.do(ctx, http.MethodPost, "/v1/dots", nil, req, &d); err != nil {
+	if err := c.do(ctx, methodPost, "/v1/dots", nil, req, &d); err != nil {
 		return nil, err
 	}
 	return &d, nil
@@ -78,7 +77,7 @@ func (c *Client) Status(ctx context.Context, name dotmesh.DotName) (*dotmesh.Dot
 		return nil, err
 	}
 	var st dotmesh.DotStatus
-	if err := c.do(ctx, http.MethodGet, p, nil, nil, &st); err != nil {
+	if err := c.do(ctx, methodGet, p, nil, nil, &st); err != nil {
 		return nil, err
 	}
 	return &st, nil
@@ -90,7 +89,7 @@ func (c *Client) DeleteDot(ctx context.Context, name dotmesh.DotName) error {
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, http.MethodDelete, p, nil, nil, nil)
+	return c.do(ctx, methodDelete, p, nil, nil, nil)
 }
 
 // Branches lists a dot's branches, sorted by name.
@@ -100,7 +99,7 @@ func (c *Client) Branches(ctx context.Context, name dotmesh.DotName) ([]dotmesh.
 		return nil, err
 	}
 	var out []dotmesh.Branch
-	if err := c.do(ctx, http.MethodGet, p, nil, nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, p, nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -113,7 +112,7 @@ func (c *Client) CreateBranch(ctx context.Context, name dotmesh.DotName, branch,
 		return nil, err
 	}
 	var b dotmesh.Branch
-	if err := c.do(ctx, http.MethodPost, p, nil, api.CreateBranchRequest{Name: branch, From: from}, &b); err != nil {
+	if err := c.do(ctx, methodPost, p, nil, api.CreateBranchRequest{Name: branch, From: from}, &b); err != nil {
 		return nil, err
 	}
 	return &b, nil
@@ -128,7 +127,7 @@ func (c *Client) DeleteBranch(ctx context.Context, name dotmesh.DotName, branch 
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, http.MethodDelete, p, nil, nil, nil)
+	return c.do(ctx, methodDelete, p, nil, nil, nil)
 }
 
 // Checkout switches the dot's current branch, creating it first if create.
@@ -155,7 +154,7 @@ func (c *Client) CheckoutReport(ctx context.Context, name dotmesh.DotName, req a
 		return nil, err
 	}
 	var r dotmesh.CheckoutReport
-	if err := c.long(ctx, http.MethodPost, p, req, &r); err != nil {
+	if err := c.long(ctx, methodPost, p, req, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil
@@ -175,7 +174,7 @@ func (c *Client) CommitWith(ctx context.Context, name dotmesh.DotName, req api.C
 		return nil, err
 	}
 	var out dotmesh.Commit
-	if err := c.long(ctx, http.MethodPost, p, req, commitAnswer{&out}); err != nil {
+	if err := c.long(ctx, methodPost, p, req, commitAnswer{&out}); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -209,7 +208,7 @@ func (c *Client) Log(ctx context.Context, name dotmesh.DotName, branch string, l
 		q.Set("limit", strconv.Itoa(limit))
 	}
 	var out []dotmesh.Commit
-	if err := c.do(ctx, http.MethodGet, p, q, nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, p, q, nil, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -226,7 +225,7 @@ func (c *Client) ResolveRef(ctx context.Context, name dotmesh.DotName, branch, r
 		return nil, err
 	}
 	var out dotmesh.Commit
-	if err := c.do(ctx, http.MethodGet, p, branchQuery(branch), nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, p, branchQuery(branch), nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -255,7 +254,7 @@ func (c *Client) ResetReport(ctx context.Context, name dotmesh.DotName, req api.
 		return nil, err
 	}
 	var out dotmesh.ResetReport
-	if err := c.long(ctx, http.MethodPost, p, req, &out); err != nil {
+	if err := c.long(ctx, methodPost, p, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -268,7 +267,7 @@ func (c *Client) Subdots(ctx context.Context, name dotmesh.DotName, branch strin
 		return nil, err
 	}
 	var out []string
-	if err := c.do(ctx, http.MethodGet, p, branchQuery(branch), nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, p, branchQuery(branch), nil, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -280,7 +279,7 @@ func (c *Client) Path(ctx context.Context, volume string) (string, error) {
 		return "", err
 	}
 	var out api.PathResponse
-	if err := c.do(ctx, http.MethodPost, "/v1/path", nil, api.PathRequest{Volume: volume}, &out); err != nil {
+	if err := c.do(ctx, methodPost, "/v1/path", nil, api.PathRequest{Volume: volume}, &out); err != nil {
 		return "", err
 	}
 	return out.Path, nil

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
@@ -14,7 +13,7 @@ func (c *Client) Hooks(ctx context.Context, name dotmesh.DotName) (*dotmesh.DotH
 		return nil, err
 	}
 	var out dotmesh.DotHooks
-	if err := c.do(ctx, http.MethodGet, p, nil, nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, p, nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -23,7 +22,7 @@ func (c *Client) Hooks(ctx context.Context, name dotmesh.DotName) (*dotmesh.DotH
 // AllHooks returns the hooks of every dot that has any.
 func (c *Client) AllHooks(ctx context.Context) ([]dotmesh.DotHooks, error) {
 	var out []dotmesh.DotHooks
-	if err := c.do(ctx, http.MethodGet, "/v1/hooks", nil, nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, "/v1/hooks", nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -39,7 +38,7 @@ func (c *Client) SetHook(ctx context.Context, name dotmesh.DotName, h dotmesh.Ho
 		return nil, err
 	}
 	var out dotmesh.DotHooks
-	if err := c.do(ctx, http.MethodPut, p, nil, h, &out); err != nil {
+	if err := c.do(ctx, methodPut, p, nil, h, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -55,7 +54,7 @@ func (c *Client) RemoveHook(ctx context.Context, name dotmesh.DotName, stage str
 		return nil, err
 	}
 	var out dotmesh.DotHooks
-	if err := c.do(ctx, http.MethodDelete, p, nil, nil, &out); err != nil {
+	if err := c.do(ctx, methodDelete, p, nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

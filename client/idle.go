@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http/httptrace"
-	"net/textproto"
 	"strings"
 	"sync"
 	"time"
@@ -64,20 +62,20 @@ func (c *Client) watchIdle(ctx context.Context) (context.Context, *idleWatch) {
 	w.timer = time.AfterFunc(c.idle, w.fire)
 	w.timer.Stop()
 	w.setWaiting(true)
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		GotConn: func(info httptrace.GotConnInfo) {
-			w.mu.Lock()
-			w.conn, w.unsent = info.Conn, unsent(info.Conn)
-			w.mu.Unlock()
-		},
-		// A node that works before it answers sends 102 Processing.
-		Got1xxResponse: func(int, textproto.MIMEHeader) error {
-			w.progress()
-			return nil
-		},
-	})
 	return ctx, w
 }
+
+// gotConn notes the connection a call goes on, whose send queue the
+// watch looks at before it fires.
+func (w *idleWatch) gotConn(c net.Conn) {
+	w.mu.Lock()
+	w.conn, w.unsent = c, unsent(c)
+	w.mu.Unlock()
+}
+
+// got1xx notes an interim answer: a node that works before it answers
+// sends 102 Processing.
+func (w *idleWatch) got1xx() { w.progress() }
 
 func (w *idleWatch) fire() {
 	w.mu.Lock()

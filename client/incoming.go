@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
@@ -11,7 +10,7 @@ import (
 // IncomingTransfers lists the node's unfinished incoming transfers.
 func (c *Client) IncomingTransfers(ctx context.Context) ([]dotmesh.IncomingTransfer, error) {
 	var out []dotmesh.IncomingTransfer
-	if err := c.do(ctx, http.MethodGet, "/v1/incoming", nil, nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, "/v1/incoming", nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -30,7 +29,7 @@ func (c *Client) AbortIncoming(ctx context.Context, dot dotmesh.DotName, branch 
 	}
 	var out dotmesh.AbortResult
 	req := api.AbortIncomingRequest{Namespace: dot.Namespace, Name: dot.Name, Branch: branch}
-	if err := c.do(ctx, http.MethodPost, "/v1/incoming/abort", nil, req, &out); err != nil {
+	if err := c.do(ctx, methodPost, "/v1/incoming/abort", nil, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

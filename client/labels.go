@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
@@ -15,7 +14,7 @@ func (c *Client) Label(ctx context.Context, name dotmesh.DotName, req api.LabelR
 		return nil, err
 	}
 	var out dotmesh.Dot
-	if err := c.do(ctx, http.MethodPost, p, nil, req, &out); err != nil {
+	if err := c.do(ctx, methodPost, p, nil, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

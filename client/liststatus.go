@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -29,9 +28,9 @@ func (c *Client) ListDotsTable(ctx context.Context) ([]dotmesh.DotStatus, error)
 // shows below its table: one request to a node that answers
 // api.ListTableHeader, two to one that predates it.
 func (c *Client) ListDotsTableIncoming(ctx context.Context) ([]dotmesh.DotStatus, []dotmesh.IncomingTransfer, error) {
-	hdr := http.Header{api.ListTableHeader: {api.ListTableRows}}
+	hdr := header{api.ListTableHeader: {api.ListTableRows}}
 	var ans dotListAnswer
-	if err := c.call(ctx, nil, http.MethodGet, "/v1/dots", nil, hdr, nil, &ans); err != nil {
+	if err := c.call(ctx, nil, methodGet, "/v1/dots", nil, hdr, nil, &ans); err != nil {
 		return nil, nil, err
 	}
 	if !ans.combined { // an older node: the dots alone

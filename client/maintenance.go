@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
@@ -19,7 +18,7 @@ func (c *Client) GC(ctx context.Context, dot *dotmesh.DotName, keep int, dryRun 
 		req.Namespace, req.Name = dot.Namespace, dot.Name
 	}
 	var out dotmesh.GCResult
-	if err := c.long(ctx, http.MethodPost, "/v1/gc", req, &out); err != nil {
+	if err := c.long(ctx, methodPost, "/v1/gc", req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -35,7 +34,7 @@ func (c *Client) Verify(ctx context.Context, dot *dotmesh.DotName) (*dotmesh.Ver
 		req.Namespace, req.Name = dot.Namespace, dot.Name
 	}
 	var out dotmesh.VerifyResult
-	if err := c.long(ctx, http.MethodPost, "/v1/verify", req, &out); err != nil {
+	if err := c.long(ctx, methodPost, "/v1/verify", req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
@@ -12,7 +11,7 @@ import (
 // record the use (POST /v1/mounts).
 func (c *Client) Mount(ctx context.Context, req api.MountRequest) (*dotmesh.Mount, error) {
 	var m dotmesh.Mount
-	if err := c.do(ctx, http.MethodPost, "/v1/mounts", nil, req, &m); err != nil {
+	if err := c.do(ctx, methodPost, "/v1/mounts", nil, req, &m); err != nil {
 		return nil, err
 	}
 	return &m, nil
@@ -20,5 +19,5 @@ func (c *Client) Mount(ctx context.Context, req api.MountRequest) (*dotmesh.Moun
 
 // Unmount releases a mount (DELETE /v1/mounts).
 func (c *Client) Unmount(ctx context.Context, req api.UnmountRequest) error {
-	return c.do(ctx, http.MethodDelete, "/v1/mounts", nil, req, nil)
+	return c.do(ctx, methodDelete, "/v1/mounts", nil, req, nil)
 }

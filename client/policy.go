@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
@@ -15,7 +14,7 @@ func (c *Client) SetPolicy(ctx context.Context, dot dotmesh.DotName, req api.Pol
 		return nil, err
 	}
 	var out dotmesh.Policy
-	if err := c.do(ctx, http.MethodPost, p, nil, req, &out); err != nil {
+	if err := c.do(ctx, methodPost, p, nil, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -24,7 +23,7 @@ func (c *Client) SetPolicy(ctx context.Context, dot dotmesh.DotName, req api.Pol
 // SetSelectorPolicy sets the policy of the selector req names (admin).
 func (c *Client) SetSelectorPolicy(ctx context.Context, req api.PolicyRequest) (*dotmesh.Policy, error) {
 	var out dotmesh.Policy
-	if err := c.do(ctx, http.MethodPost, "/v1/policies", nil, req, &out); err != nil {
+	if err := c.do(ctx, methodPost, "/v1/policies", nil, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -36,19 +35,19 @@ func (c *Client) RemovePolicy(ctx context.Context, dot dotmesh.DotName) error {
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, http.MethodDelete, p, nil, nil, nil)
+	return c.do(ctx, methodDelete, p, nil, nil, nil)
 }
 
 // RemoveSelectorPolicy removes the policy of the selector req names.
 func (c *Client) RemoveSelectorPolicy(ctx context.Context, req api.PolicyRemoveRequest) error {
-	return c.do(ctx, http.MethodPost, "/v1/policies/remove", nil, req, nil)
+	return c.do(ctx, methodPost, "/v1/policies/remove", nil, req, nil)
 }
 
 // Policies lists the selectors' policies and those of the dots the
 // caller may read.
 func (c *Client) Policies(ctx context.Context) ([]dotmesh.Policy, error) {
 	var out []dotmesh.Policy
-	if err := c.do(ctx, http.MethodGet, "/v1/policies", nil, nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, "/v1/policies", nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -62,7 +61,7 @@ func (c *Client) PolicyStatus(ctx context.Context, dot dotmesh.DotName) (*dotmes
 		return nil, err
 	}
 	var out dotmesh.PolicyStatus
-	if err := c.do(ctx, http.MethodGet, p, nil, nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, p, nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -76,7 +75,7 @@ func (c *Client) PrunePolicy(ctx context.Context, dot dotmesh.DotName, req api.P
 		return nil, err
 	}
 	var out dotmesh.GCResult
-	if err := c.long(ctx, http.MethodPost, p, req, &out); err != nil {
+	if err := c.long(ctx, methodPost, p, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 
 	"github.com/dotmesh-io/dotmesh/api"
@@ -27,7 +26,7 @@ func (c *Client) long(ctx context.Context, method, path string, in, out any) err
 		return c.do(ctx, method, path, nil, in, out)
 	}
 	so := &streamedOut{out: out, progress: fn, where: method + " " + path + " from " + c.base.Redacted()}
-	return c.call(ctx, nil, method, path, nil, http.Header{"Accept": {api.NDJSON + ", application/json;q=0.5"}}, in, so)
+	return c.call(ctx, nil, method, path, nil, header{"Accept": {api.NDJSON + ", application/json;q=0.5"}}, in, so)
 }
 
 // streamedOut receives a streamed answer in call.

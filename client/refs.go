@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net/http"
 	"strconv"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -22,7 +21,7 @@ func (c *Client) Tags(ctx context.Context, dot dotmesh.DotName) ([]dotmesh.Tag, 
 		return nil, err
 	}
 	var out []dotmesh.Tag
-	if err := c.do(ctx, http.MethodGet, p, nil, nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, p, nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -44,7 +43,7 @@ func (c *Client) CreateTag(ctx context.Context, dot dotmesh.DotName, req api.Tag
 		return nil, err
 	}
 	var out dotmesh.Tag
-	if err := c.do(ctx, http.MethodPost, p, nil, req, &out); err != nil {
+	if err := c.do(ctx, methodPost, p, nil, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -59,7 +58,7 @@ func (c *Client) DeleteTag(ctx context.Context, dot dotmesh.DotName, name string
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, http.MethodDelete, p, nil, nil, nil)
+	return c.do(ctx, methodDelete, p, nil, nil, nil)
 }
 
 // RenameBranch renames a branch.
@@ -75,7 +74,7 @@ func (c *Client) RenameBranch(ctx context.Context, dot dotmesh.DotName, oldName,
 		return nil, err
 	}
 	var out dotmesh.Branch
-	if err := c.do(ctx, http.MethodPost, p, nil, api.RenameBranchRequest{Name: newName}, &out); err != nil {
+	if err := c.do(ctx, methodPost, p, nil, api.RenameBranchRequest{Name: newName}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -137,7 +136,7 @@ func (c *Client) historyAnswer(ctx context.Context, dot dotmesh.DotName, branch,
 	}
 	var out api.HistoryPage
 	h.page = &out
-	if err := c.call(ctx, nil, http.MethodGet, p, q, historyAccept, nil, h); err != nil {
+	if err := c.call(ctx, nil, methodGet, p, q, historyAccept, nil, h); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -171,7 +170,7 @@ type historyAnswer struct {
 
 // historyAccept asks for a history page as lines, which a node older
 // than api.HistoryLines answers as JSON.
-var historyAccept = http.Header{"Accept": {api.HistoryLines + ", application/json;q=0.5"}}
+var historyAccept = header{"Accept": {api.HistoryLines + ", application/json;q=0.5"}}
 
 func (h historyAnswer) decodeTypedAnswer(contentType string, body io.Reader) error {
 	if mt, _, err := mime.ParseMediaType(contentType); err == nil && mt == api.HistoryLines {

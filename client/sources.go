@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
@@ -15,7 +14,7 @@ func (c *Client) Sources(ctx context.Context, name dotmesh.DotName, branch strin
 		return nil, err
 	}
 	var out []dotmesh.Source
-	if err := c.do(ctx, http.MethodGet, p, branchQuery(branch), nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, p, branchQuery(branch), nil, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -28,7 +27,7 @@ func (c *Client) AddSource(ctx context.Context, v dotmesh.VolumeName, spec dotme
 		return err
 	}
 	req := api.AddSourceRequest{Branch: v.Branch, Subdot: v.SubdotOrDefault(), Kind: spec.Kind, URL: spec.URL, InitSchema: spec.InitSchema}
-	return c.do(ctx, http.MethodPost, p, nil, req, nil)
+	return c.do(ctx, methodPost, p, nil, req, nil)
 }
 
 // RemoveSource unbinds subdot v.
@@ -37,7 +36,7 @@ func (c *Client) RemoveSource(ctx context.Context, v dotmesh.VolumeName) error {
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, http.MethodDelete, p, branchQuery(v.Branch), nil, nil)
+	return c.do(ctx, methodDelete, p, branchQuery(v.Branch), nil, nil)
 }
 
 // SourceLifecycle runs activate, deactivate or collect-garbage on v.
@@ -46,5 +45,5 @@ func (c *Client) SourceLifecycle(ctx context.Context, v dotmesh.VolumeName, acti
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, http.MethodPost, p, nil, api.SourceLifecycleRequest{Branch: v.Branch, Action: action}, nil)
+	return c.do(ctx, methodPost, p, nil, api.SourceLifecycleRequest{Branch: v.Branch, Action: action}, nil)
 }

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/http"
 	"net/url"
 
 	"github.com/dotmesh-io/dotmesh/api"
@@ -12,7 +11,7 @@ import (
 // StoreKeys lists the keys of the node's store encrypted at rest (admin).
 func (c *Client) StoreKeys(ctx context.Context) ([]dotmesh.StoreKey, error) {
 	var out []dotmesh.StoreKey
-	if err := c.do(ctx, http.MethodGet, "/v1/store/keys", nil, nil, &out); err != nil {
+	if err := c.do(ctx, methodGet, "/v1/store/keys", nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -22,7 +21,7 @@ func (c *Client) StoreKeys(ctx context.Context) ([]dotmesh.StoreKey, error) {
 // returns its id (admin).
 func (c *Client) AddStoreKey(ctx context.Context, password []byte) (string, error) {
 	var out api.AddStoreKeyResponse
-	if err := c.do(ctx, http.MethodPost, "/v1/store/keys", nil, api.AddStoreKeyRequest{Password: string(password)}, &out); err != nil {
+	if err := c.do(ctx, methodPost, "/v1/store/keys", nil, api.AddStoreKeyRequest{Password: string(password)}, &out); err != nil {
 		return "", err
 	}
 	return out.ID, nil
@@ -38,5 +37,5 @@ func (c *Client) RemoveStoreKey(ctx context.Context, id string, force bool) erro
 	if force {
 		q = url.Values{"force": {"1"}}
 	}
-	return c.do(ctx, http.MethodDelete, "/v1/store/keys/"+url.PathEscape(id), q, nil, nil)
+	return c.do(ctx, methodDelete, "/v1/store/keys/"+url.PathEscape(id), q, nil, nil)
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 
 	"github.com/dotmesh-io/dotmesh/api"
@@ -26,12 +25,12 @@ func (c *Client) State(ctx context.Context, dot dotmesh.DotName, branch string, 
 	if err != nil {
 		return nil, err
 	}
-	var hdr http.Header
+	var hdr header
 	if opts.SkipUsage {
-		hdr = http.Header{api.SkipUsageHeader: {"1"}}
+		hdr = header{api.SkipUsageHeader: {"1"}}
 	}
 	var st dotmesh.TransferState
-	if err := c.doTransfer(ctx, http.MethodGet, p, url.Values{"branch": {branch}}, hdr, nil, &st); err != nil {
+	if err := c.doTransfer(ctx, methodGet, p, url.Values{"branch": {branch}}, hdr, nil, &st); err != nil {
 		return nil, err
 	}
 	return &st, nil
@@ -57,11 +56,11 @@ func (c *Client) SendCommit(ctx context.Context, dot dotmesh.DotName, branch str
 		return err
 	}
 	// The transfer's Finish rides along when it fits a header.
-	var reqHdr http.Header
+	var reqHdr header
 	along := dotmesh.FinishAlongOf(ctx)
 	if along != nil {
 		if v, ok := api.EncodeFinish(along.Req); ok {
-			reqHdr = http.Header{api.FinishHeader: {v}}
+			reqHdr = header{api.FinishHeader: {v}}
 		} else {
 			along = nil
 		}
@@ -69,7 +68,7 @@ func (c *Client) SendCommit(ctx context.Context, dot dotmesh.DotName, branch str
 	pr, pw := io.Pipe()
 	sent := make(chan error, 1)
 	go func() {
-		body, respHdr, err := c.streamWith(ctx, http.MethodPost, p, q, reqHdr, pr, "application/octet-stream")
+		body, respHdr, err := c.streamWith(ctx, methodPost, p, q, reqHdr, pr, "application/octet-stream")
 		if err == nil {
 			if along != nil {
 				err = finishAnswer(along, body)
@@ -132,7 +131,7 @@ func (c *Client) FetchCommit(ctx context.Context, dot dotmesh.DotName, id dotmes
 	if base != nil {
 		q.Set("base", string(*base))
 	}
-	return c.stream(ctx, http.MethodGet, p, q, nil, "")
+	return c.stream(ctx, methodGet, p, q, nil, "")
 }
 
 // Finish implements dotmesh.Transport.
@@ -142,7 +141,7 @@ func (c *Client) Finish(ctx context.Context, dot dotmesh.DotName, branch string,
 		return nil, err
 	}
 	var res dotmesh.FinishResult
-	if err := c.doTransfer(ctx, http.MethodPost, p, url.Values{"branch": {branch}}, nil, req, &res); err != nil {
+	if err := c.doTransfer(ctx, methodPost, p, url.Values{"branch": {branch}}, nil, req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -157,7 +156,7 @@ func (c *Client) Transfer(ctx context.Context, req api.TransferRequest, progress
 	}
 	// The node sends a keep-alive event every second while it works, so
 	// the idle timeout finds a node that stopped, not one that is busy.
-	rc, err := c.stream(ctx, http.MethodPost, "/v1/transfers", nil, bytes.NewReader(body), "application/json")
+	rc, err := c.stream(ctx, methodPost, "/v1/transfers", nil, bytes.NewReader(body), "application/json")
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +174,7 @@ func (c *Client) Transfer(ctx context.Context, req api.TransferRequest, progress
 			if msg == "" { // never print an empty error
 				msg = fmt.Sprintf("the node at %s reported a failed transfer without a message (code %q)", c.base.Redacted(), ev.Error.Code)
 			}
-			return nil, &api.RemoteError{Status: http.StatusOK, Message: msg, Code: ev.Error.Code, Peer: ev.Error.Peer, Reason: ev.Error.Reason}
+			return nil, &api.RemoteError{Status: statusOK, Message: msg, Code: ev.Error.Code, Peer: ev.Error.Peer, Reason: ev.Error.Reason}
 		case ev.Result != nil:
 			return ev.Result, nil
 		case ev.Progress != nil && progress != nil:
@@ -200,38 +199,29 @@ func (c *Client) stream(ctx context.Context, method, path string, query url.Valu
 // streamWith is stream with hdr's headers on the request; it returns the
 // answer's headers also when the status is not 2xx (nil when there was
 // no answer).
-func (c *Client) streamWith(ctx context.Context, method, path string, query url.Values, hdr http.Header, body io.Reader, contentType string) (io.ReadCloser, http.Header, error) {
-	u := *c.base
-	u.RawPath = c.base.EscapedPath() + path
-	u.Path, _ = url.PathUnescape(u.RawPath)
-	u.RawQuery = query.Encode()
+func (c *Client) streamWith(ctx context.Context, method, path string, query url.Values, hdr header, body io.Reader, contentType string) (io.ReadCloser, header, error) {
 	ctx, w := c.watchIdle(ctx)
-	if body != nil {
-		body = &localBody{r: body, w: w}
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
-	if err != nil {
-		w.stop()
-		return nil, nil, fmt.Errorf("%w: %v", dotmesh.ErrInvalidArgument, err)
+	h := header{}
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
 	}
 	for k, v := range hdr {
-		req.Header[k] = v
+		h[k] = v
 	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+	req := c.request(ctx, w, method, path, query, h, nil)
+	if body != nil {
+		req.body, req.length = &localBody{r: body, w: w}, -1
 	}
-	setRequestID(ctx, req)
-	req.SetBasicAuth(c.user, c.key)
-	resp, err := c.http.Do(req)
+	resp, err := c.tr.roundTrip(req)
 	if err != nil {
 		w.stop()
 		return nil, nil, c.transportError(w.error(err))
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+	if resp.status < 200 || resp.status > 299 {
 		defer w.stop()
-		defer resp.Body.Close()
-		return nil, resp.Header, w.error(remoteError(resp, progressReader{io.LimitReader(resp.Body, maxResponse), w}))
+		defer resp.body.Close()
+		return nil, resp.header, w.error(remoteError(resp, progressReader{io.LimitReader(resp.body, maxResponse), w}))
 	}
 	w.setWaiting(false)
-	return &peerBody{rc: resp.Body, w: w}, resp.Header, nil
+	return &peerBody{rc: resp.body, w: w}, resp.header, nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 
@@ -31,7 +30,7 @@ func (c *Client) CommitObjects(ctx context.Context, dot dotmesh.DotName, id dotm
 			q.Set("base", string(*base))
 		}
 		var page api.ObjectsPage
-		if err := c.doTransfer(ctx, http.MethodGet, p, q, nil, nil, &page); err != nil {
+		if err := c.doTransfer(ctx, methodGet, p, q, nil, nil, &page); err != nil {
 			return nil, err
 		}
 		if err := checkPage(&page, &list); err != nil {
@@ -83,7 +82,7 @@ func (c *Client) HaveObjects(ctx context.Context, dot dotmesh.DotName, branch st
 		return nil, err
 	}
 	var res api.HaveResponse
-	if err := c.doTransfer(ctx, http.MethodPost, p, url.Values{"branch": {branch}}, nil, api.HaveRequest{Commit: cm, Format: format, IDs: ids}, &res); err != nil {
+	if err := c.doTransfer(ctx, methodPost, p, url.Values{"branch": {branch}}, nil, api.HaveRequest{Commit: cm, Format: format, IDs: ids}, &res); err != nil {
 		return nil, err
 	}
 	f := dotmesh.ObjectFilter{Count: len(ids), Have: res.Have}
@@ -107,7 +106,7 @@ func (c *Client) FetchCommitWithout(ctx context.Context, dot dotmesh.DotName, id
 	if err != nil {
 		return nil, err
 	}
-	return c.stream(ctx, http.MethodPost, p, nil, body, "application/json")
+	return c.stream(ctx, methodPost, p, nil, body, "application/json")
 }
 
 func jsonBody(v any) (io.Reader, error) {

@@ -11,7 +11,8 @@ import (
 
 // nodeProgram is the name of the all-in-one dm (this package built
 // without the dmlight tag) that a light dm hands the commands that run
-// nodes, open bucket repositories or write man pages to.
+// nodes, open bucket repositories, talk to https nodes or write man pages
+// to.
 const nodeProgram = "dm-node"
 
 // nodeProgramPath finds nodeProgram for the dm at exe: beside it (bin/,
@@ -29,10 +30,10 @@ func nodeProgramPath(exe string) (string, error) {
 			return p, nil
 		}
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("this dm runs nodes, bucket repositories and man pages through %s: %w", nodeProgram, err)
+			return "", fmt.Errorf("this dm runs nodes, bucket repositories, https remotes and man pages through %s: %w", nodeProgram, err)
 		}
 	}
-	return "", fmt.Errorf("this dm runs nodes, bucket repositories and man pages through %s, which is neither at %s nor at %s: install it there (`make build` builds both)", nodeProgram, tried[0], filepath.Clean(tried[1]))
+	return "", fmt.Errorf("this dm runs nodes, bucket repositories, https remotes and man pages through %s, which is neither at %s nor at %s: install it there (`make build` builds both)", nodeProgram, tried[0], filepath.Clean(tried[1]))
 }
 
 // handOver replaces this process with dm-node running the same command
@@ -42,7 +43,7 @@ func nodeProgramPath(exe string) (string, error) {
 func handOver(args []string) error {
 	exe, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("this dm runs nodes, bucket repositories and man pages through %s, but cannot find itself: %w", nodeProgram, err)
+		return fmt.Errorf("this dm runs nodes, bucket repositories, https remotes and man pages through %s, but cannot find itself: %w", nodeProgram, err)
 	}
 	p, err := nodeProgramPath(exe)
 	if err != nil {

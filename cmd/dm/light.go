@@ -20,7 +20,7 @@ import (
 )
 
 // wiring hands every command that runs nodes, opens a bucket's
-// repository or writes man pages to dm-node.
+// repository, talks to an https node or writes man pages to dm-node.
 var wiring = cli.Wiring{HandOver: handOver}
 
 func main() {

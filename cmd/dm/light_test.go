@@ -53,6 +53,14 @@ var heavy = []string{
 	"github.com/zeebo/blake3",
 	"github.com/klauspost/cpuid",
 	"github.com/aymanbagabas/go-udiff",
+	// net/http and the TLS client every http.Client links: their package
+	// inits cost a dm 0.8-1.0 ms (client/internal/h1's package doc). The
+	// light client speaks HTTP/1.1 through h1; https goes to dm-node.
+	"net/http",
+	"crypto/tls",
+	"crypto/x509",
+	"golang.org/x/net/http2",
+	"vendor/golang.org/x/net/http2",
 }
 
 // The light dm's import graph holds none of the node's packages.
@@ -71,10 +79,11 @@ func TestLightLinksNoNodeCode(t *testing.T) {
 }
 
 // lightNode builds the light dm and dm-node beside it in a temporary
-// directory and starts a node with them (stopped at the test's end): dir,
+// directory and starts a node with them (`dm cluster init` with initArgs;
+// stopped at the test's end): dir,
 // the two programs, dm's environment, and run, which runs dm and returns
 // its stdout, or its stderr and the error.
-func lightNode(t *testing.T) (dir, dm, node string, env []string, run func(args ...string) (string, error)) {
+func lightNode(t *testing.T, initArgs ...string) (dir, dm, node string, env []string, run func(args ...string) (string, error)) {
 	t.Helper()
 	dir = t.TempDir()
 	dm, node = filepath.Join(dir, "dm"), filepath.Join(dir, nodeProgram)
@@ -102,7 +111,7 @@ func lightNode(t *testing.T) (dir, dm, node string, env []string, run func(args 
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	if out, err := run("cluster", "init", "--data-dir", data, "--port", strconv.Itoa(port), "--docker-socket", ""); err != nil {
+	if out, err := run(append([]string{"cluster", "init", "--data-dir", data, "--port", strconv.Itoa(port), "--docker-socket", ""}, initArgs...)...); err != nil {
 		t.Fatalf("dm cluster init: %v: %s", err, out)
 	}
 	t.Cleanup(func() {

@@ -42,6 +42,11 @@ func (a *app) forEachNode(cmd *cobra.Command, do func(ctx context.Context, c *cl
 		return kinded(dotmesh.ErrNotSupported, fmt.Errorf("remote %s is not a cluster node (dm serve --store etcd); --all-nodes needs one, or leave it out", s.remoteName))
 	}
 	sort.Slice(res.Nodes, func(i, j int) bool { return res.Nodes[i].ID < res.Nodes[j].ID })
+	for _, n := range res.Nodes {
+		if n.ID != res.Node && needsTLS(n.Address, s.remote.CACert) {
+			return a.tlsClient() // before any node is acted on
+		}
+	}
 	rp := &report{a: a, noun: "node"}
 	for _, n := range res.Nodes {
 		r := itemResult{Node: n.ID, Address: n.Address, Status: statusDone}

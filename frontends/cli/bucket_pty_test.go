@@ -52,6 +52,7 @@ func runDMTyping(t *testing.T, envm map[string]string, typed string, args ...str
 // repository is asked twice (differing answers change nothing), and once
 // to open it.
 func TestBucketPasswordPrompt(t *testing.T) {
+	fullBuildOnly(t, "the bucket client")
 	e, cfgPath := testEnv(t)
 	url := "file://" + t.TempDir()
 	r := runDMTyping(t, e, "one\ntwo\n", "remote", "add", "b", url)

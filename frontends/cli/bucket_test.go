@@ -45,6 +45,7 @@ func readFile(t *testing.T, path string) string {
 }
 
 func TestBucketRemoteAdd(t *testing.T) {
+	fullBuildOnly(t, "the bucket client")
 	e, cfgPath := testEnv(t)
 	dir := filepath.Join(t.TempDir(), "usb")
 	url := "file://" + dir
@@ -117,6 +118,7 @@ func TestBucketRemoteAdd(t *testing.T) {
 }
 
 func TestBucketBadInput(t *testing.T) {
+	fullBuildOnly(t, "the bucket client")
 	e, cfg := testEnv(t)
 	for _, c := range []struct {
 		args []string
@@ -195,6 +197,7 @@ func FuzzParseBucketURL(f *testing.F) {
 // TestBucketErrorWords: each kind of bucket failure is one line naming the
 // remote and what to do, with its own exit status.
 func TestBucketErrorWords(t *testing.T) {
+	fullBuildOnly(t, "the bucket client")
 	b := &BucketRemote{URL: "s3://bk/p", Endpoint: "http://127.0.0.1:8333"}
 	st := func(sentinel error, what string) error {
 		return &bucket.Error{Op: "put", Name: "data/ab/cd", Location: "s3://bk/p at http://127.0.0.1:8333", Err: fmt.Errorf("%w: %s", sentinel, what)}
@@ -226,6 +229,7 @@ func TestBucketErrorWords(t *testing.T) {
 // TestBucketKeysUnlockAndErrors drives `dm remote key` and `unlock`, and
 // the errors of a real repository: missing, locked.
 func TestBucketKeysUnlockAndErrors(t *testing.T) {
+	fullBuildOnly(t, "the bucket client")
 	e, cfgPath := testEnv(t)
 	dir := t.TempDir()
 	pw := withEnv(e, passwordEnv, "pw-one")
@@ -271,6 +275,7 @@ func TestBucketKeysUnlockAndErrors(t *testing.T) {
 // bucket run on the node, which gets the password from dm; errors name
 // the bucket remote.
 func TestBucketPushCloneThroughNode(t *testing.T) {
+	fullBuildOnly(t, "the bucket client")
 	e, _ := withNode(t)
 	dir := t.TempDir()
 	pw := withEnv(e, passwordEnv, "pw-one")
@@ -340,6 +345,7 @@ func TestBucketPushCloneThroughNode(t *testing.T) {
 // itself: list and log agree with the node, gc --keep removes the older
 // commit, verify names a damaged object and exits 8.
 func TestBucketListLogGCVerify(t *testing.T) {
+	fullBuildOnly(t, "the bucket client")
 	e, _ := withNode(t)
 	dir := t.TempDir()
 	pw := withEnv(e, passwordEnv, "pw-one")

@@ -2,13 +2,10 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/client"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"github.com/dotmesh-io/dotmesh/internal/node"
 )
@@ -464,11 +462,9 @@ other nodes --peer-ca).`
 // of its HTTPS certificate, stdin what the node reads on its stdin. It returns the remote that reaches it.
 func (a *app) startNode(ctx context.Context, dir, addr string, serveArgs []string, caPEM string, timeout time.Duration, stdin []byte) (*Remote, int, error) {
 	base := &Remote{User: api.AdminUser, Address: addr, DataDir: dir, TLS: caPEM != "", CACert: caPEM}
-	hc := &http.Client{Timeout: 2 * time.Second}
+	probe := []client.Option{client.WithTimeout(2 * time.Second)}
 	if caPEM != "" {
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM([]byte(caPEM))
-		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+		probe = append(probe, client.WithCACert([]byte(caPEM)))
 	}
 	var ready *Remote
 	pid, err := a.nodes.StartNode(ctx, node.StartSpec{
@@ -478,7 +474,7 @@ func (a *app) startNode(ctx context.Context, dir, addr string, serveArgs []strin
 		Timeout: timeout,
 		Stdin:   stdin,
 		Ready: func(ctx context.Context) (err error) {
-			ready, err = answers(ctx, hc, base)
+			ready, err = answers(ctx, probe, base)
 			return err
 		},
 	})
@@ -489,9 +485,9 @@ func (a *app) startNode(ctx context.Context, dir, addr string, serveArgs []strin
 }
 
 // answers returns base with the admin key when the node answers GET
-// /healthz (through hc) and a ping with that key.
-func answers(ctx context.Context, hc *http.Client, base *Remote) (*Remote, error) {
-	if err := healthz(ctx, hc, base.URL()); err != nil {
+// /healthz (a client with the options probe) and a ping with that key.
+func answers(ctx context.Context, probe []client.Option, base *Remote) (*Remote, error) {
+	if err := client.Healthz(ctx, base.URL(), probe...); err != nil {
 		return nil, err
 	}
 	key, err := os.ReadFile(filepath.Join(base.DataDir, node.AdminKeyFile))
@@ -507,22 +503,6 @@ func answers(ctx context.Context, hc *http.Client, base *Remote) (*Remote, error
 		return nil, err
 	}
 	return &r, nil
-}
-
-func healthz(ctx context.Context, hc *http.Client, baseURL string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/healthz", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /healthz: %s", resp.Status)
-	}
-	return nil
 }
 
 // localDataDir finds the data dir of the local node: the flag, else the

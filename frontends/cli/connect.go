@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/client"
@@ -38,6 +39,9 @@ func (a *app) connect() (*session, error) {
 	if r.Bucket != nil {
 		return nil, notABucket(name)
 	}
+	if needsTLS(r.URL(), r.CACert) {
+		return nil, a.tlsClient()
+	}
 	c, err := newClient(r, a.timeouts.options()...)
 	if err != nil {
 		return nil, fmt.Errorf("remote %s: %w", name, err)
@@ -54,6 +58,16 @@ func newClient(r *Remote, opts ...client.Option) (*client.Client, error) {
 	}
 	return client.New(r.URL(), r.User, r.APIKey, opts...)
 }
+
+// needsTLS reports whether the node at url (with the pinned CA ca) needs
+// TLS, which this dm's client lacks (the light dm: client.HasTLS false).
+func needsTLS(url, ca string) bool {
+	return !client.HasTLS && (strings.HasPrefix(url, "https:") || ca != "")
+}
+
+// tlsClient hands the whole invocation to the dm that has TLS (dm-node),
+// as the bucket commands are: the user sees its output and exit status.
+func (a *app) tlsClient() error { return a.handOver("the TLS client (an https remote)") }
 
 // wrap turns a client error into the one-line message dm prints: server
 // errors as the server said them (with a hint where one helps), transport

@@ -13,6 +13,7 @@ import (
 // TestStatusDiffShowOnANode: the three verbs against a real in-process
 // node, in each output mode, with --exit-code's statuses.
 func TestStatusDiffShowOnANode(t *testing.T) {
+	fullBuildOnly(t, "the text diff")
 	e, _ := withNode(t)
 	mustRun(t, e, "init", "app")
 	mustRun(t, e, "switch", "app")

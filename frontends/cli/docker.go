@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
-	"github.com/dotmesh-io/dotmesh/frontends/docker"
+	"github.com/dotmesh-io/dotmesh/frontends/docker/dockerenv"
 	"github.com/dotmesh-io/dotmesh/internal/node"
 )
 
@@ -17,7 +17,7 @@ type dockerFlags struct {
 }
 
 func (d *dockerFlags) add(f *pflag.FlagSet) {
-	f.StringVar(&d.socket, "docker-socket", docker.DefaultSocket,
+	f.StringVar(&d.socket, "docker-socket", dockerenv.DefaultSocket,
 		"serve the Docker volume plugin on `PATH` (its base name without .sock is the --volume-driver name); \"\" disables it")
 }
 
@@ -26,7 +26,7 @@ func (d *dockerFlags) add(f *pflag.FlagSet) {
 // restarts them for `dm reset --restart`.
 func (d *dockerFlags) apply(cfg *node.Config, getenv func(string) string) {
 	cfg.DockerSocket = d.socket
-	cfg.DockerEngine = docker.EngineFromEnv(getenv)
+	cfg.DockerEngine = dockerenv.EngineFromEnv(getenv)
 }
 
 // args passes the flags on to `dm serve`.
@@ -39,7 +39,7 @@ func (d *dockerFlags) args() []string {
 func usedBy(ms []dotmesh.Mount) string {
 	var out []string
 	for _, m := range ms {
-		out = append(out, docker.Describe(m))
+		out = append(out, dockerenv.Describe(m))
 	}
 	return strings.Join(out, ", ")
 }

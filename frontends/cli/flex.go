@@ -30,8 +30,10 @@ func flexCall(args []string) bool {
 	return true
 }
 
-// runFlex performs one driver call and prints its JSON result.
-func runFlex(ctx context.Context, streams IO, args []string) int {
+// runFlex performs one driver call and prints its JSON result. A node
+// that needs TLS, which this dm lacks (the light dm), gets the whole call
+// from the dm that has it (w.HandOver), once the driver connects.
+func runFlex(ctx context.Context, streams IO, w Wiring, args []string) int {
 	if streams.Getenv == nil {
 		streams.Getenv = os.Getenv
 	}
@@ -56,6 +58,9 @@ func runFlex(ctx context.Context, streams IO, args []string) int {
 		case cfgErr != nil:
 			return nil, cfgPath, cfgErr
 		case cfg != nil:
+			if needsTLS(cfg.URL, cfg.CACert) && w.HandOver != nil {
+				return nil, cfgPath, w.HandOver(append([]string{"flex"}, args...))
+			}
 			var opts []client.Option
 			if cfg.CACert != "" {
 				opts = append(opts, client.WithCACert([]byte(cfg.CACert)))
@@ -73,6 +78,9 @@ func runFlex(ctx context.Context, streams IO, args []string) int {
 		r, ok := ccfg.Remotes["local"]
 		if !ok {
 			return nil, path, fmt.Errorf("no driver config %s next to the driver and no remote \"local\" in %s; run `dm flex install`", flex.ConfigFile, path)
+		}
+		if needsTLS(r.URL(), r.CACert) && w.HandOver != nil {
+			return nil, path, w.HandOver(append([]string{"flex"}, args...))
 		}
 		c, err := newClient(r)
 		return c, path + " (remote local)", err

@@ -14,6 +14,7 @@ import (
 // nothing changed); the long log and dm show say each commit's
 // consistency, --json carries it in info.
 func TestHookCommands(t *testing.T) {
+	fullBuildOnly(t, "the text diff")
 	admin, us, _ := hubEnvs(t, "alice")
 	alice := us["alice"]
 	mustRun(t, admin, "init", "app")

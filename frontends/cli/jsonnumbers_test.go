@@ -41,6 +41,7 @@ func stringNumbers(path string, v any) []string {
 // an in-process node can run: each prints valid JSON on stdout, and no
 // count, size or duration in it is a string ("bytes": "3").
 func TestJSONNumbersAreNumbers(t *testing.T) {
+	fullBuildOnly(t, "the text diff")
 	e := withPeer(t)
 
 	mustRun(t, e, "init", "app")

@@ -78,6 +78,7 @@ func writeRandom(t *testing.T, path string, n int) {
 // prints well-formed progress lines on stderr, its phases among them,
 // and leaves stdout to its result.
 func TestProgressJSONOfLongCommands(t *testing.T) {
+	fullBuildOnly(t, "the bucket client")
 	e := withPeer(t)
 
 	mustRun(t, e, "init", "app")

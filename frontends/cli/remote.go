@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/client"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -196,6 +197,9 @@ and the password file's path; never credentials nor the password.`,
 			}
 			if !useTLS && caFile == "" && !insecure && !api.LoopbackAddr(addr) {
 				return fmt.Errorf("%w: remote %s at %s is beyond this machine and would be reached over plain HTTP, sending the API key and data in clear; give --ca-cert FILE or --tls for a node serving HTTPS, or --insecure to accept plain HTTP", dotmesh.ErrInvalidArgument, name, addr)
+			}
+			if (useTLS || caFile != "") && !client.HasTLS {
+				return a.tlsClient() // before the key is asked for
 			}
 			path, cfg, err := a.loadConfig()
 			if err != nil {

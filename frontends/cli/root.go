@@ -99,7 +99,7 @@ func run(ctx context.Context, streams IO, w Wiring, args []string, interrupts bo
 			ctx, stop = notifyInterrupts(ctx)
 			defer func() { go stop() }()
 		}
-		return runFlex(ctx, streams, args[1:])
+		return runFlex(ctx, streams, w, args[1:])
 	}
 	root, a := newRootFor(streams, w, args)
 	a.args = args

@@ -30,6 +30,7 @@ func sqliteRun(t *testing.T, db, script string) string {
 // leaves bound subdots alone, and refuses a --map of an unknown subdot
 // before binding anything.
 func TestSourceBindingsTravel(t *testing.T) {
+	fullBuildOnly(t, "the neutral transfer")
 	e := withPeer(t)
 	dir := t.TempDir()
 	orig, other := filepath.Join(dir, "orig.db"), filepath.Join(dir, "other.db")

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/dotmesh-io/dotmesh/client"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"github.com/dotmesh-io/dotmesh/internal/node"
 )
@@ -134,7 +134,10 @@ func (t *tlsFlags) serveArgs() ([]string, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: reading the CA to pin: %v", dotmesh.ErrInvalidArgument, err)
 	}
-	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+	if err := client.CheckCACert(pem); err != nil {
+		if errors.Is(err, client.ErrNoTLS) {
+			return nil, "", err
+		}
 		return nil, "", fmt.Errorf("%w: %s holds no PEM certificate", dotmesh.ErrInvalidArgument, caFile)
 	}
 	return []string{"--tls-cert", cert, "--tls-key", key}, string(pem), nil

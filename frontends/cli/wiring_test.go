@@ -64,6 +64,7 @@ func TestMainProgramNameFromArgs(t *testing.T) {
 // to HandOver before parsing them, and runs everything else itself; a
 // failed hand-over is one line.
 func TestHandOverNodeCommands(t *testing.T) {
+	fullBuildOnly(t, "the bucket client")
 	e, cfg := testEnv(t)
 	var got [][]string
 	w := Wiring{HandOver: func(args []string) error {

@@ -10,20 +10,17 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/dotmesh-io/dotmesh/frontends/docker/dockerenv"
 )
 
 // DefaultEngine is the Docker engine API socket used unless DOCKER_HOST
 // names another unix socket.
-const DefaultEngine = "/var/run/docker.sock"
+const DefaultEngine = dockerenv.DefaultEngine
 
 // EngineFromEnv returns the engine socket the docker CLI would use:
 // DOCKER_HOST when it is a unix:// address, else DefaultEngine.
-func EngineFromEnv(getenv func(string) string) string {
-	if h := getenv("DOCKER_HOST"); strings.HasPrefix(h, "unix://") {
-		return strings.TrimPrefix(h, "unix://")
-	}
-	return DefaultEngine
-}
+func EngineFromEnv(getenv func(string) string) string { return dockerenv.EngineFromEnv(getenv) }
 
 // engine is the little of the Docker engine API the plugin needs: which
 // containers use a volume, and stopping and starting them.

@@ -6,16 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/frontends/docker/dockerenv"
 )
 
 // Consumer is the Mount.Consumer of Docker's mounts.
-const Consumer = "docker"
+const Consumer = dockerenv.Consumer
 
 // Options configure a Plugin.
 type Options struct {
@@ -370,13 +370,4 @@ func (p *Plugin) capabilities(context.Context, *parsed) (response, error) {
 
 // Describe names a mount's user for people: the container name when
 // Docker told, else the consumer and a short mount ID.
-func Describe(m dotmesh.Mount) string {
-	if m.Name != "" {
-		return m.Name
-	}
-	id := m.ID
-	if m.Consumer == Consumer && len(id) > 12 {
-		id = id[:12]
-	}
-	return m.Consumer + ":" + filepath.Base(id)
-}
+func Describe(m dotmesh.Mount) string { return dockerenv.Describe(m) }

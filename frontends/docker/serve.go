@@ -9,11 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dotmesh-io/dotmesh/frontends/docker/dockerenv"
 	"github.com/dotmesh-io/dotmesh/frontends/internal/unixsock"
 )
 
 // DefaultSocket is where Docker looks for the "dm" volume driver.
-const DefaultSocket = "/run/docker/plugins/dm.sock"
+const DefaultSocket = dockerenv.DefaultSocket
 
 // DriverName is the volume driver name Docker derives from a plugin
 // socket path: its base name without ".sock".

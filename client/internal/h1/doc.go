@@ -9,15 +9,21 @@
 // making one request with net.Dial and a hand-written exchange took
 // 2.70-2.79 ms, with Request.Write/ReadResponse 3.33-3.49 ms, with the
 // Transport linked 3.60-3.74 ms). That is the one lever left for the
-// commit rows of issue 22, so this package exists; dm-node and every
-// node keep net/http. With this package, the same one-request program
+// commit rows of issue 22, so this package exists. The full build's
+// client uses it too for plain-HTTP calls with client.WithDirect (the
+// dm command line, one kept connection, in place of net/http's
+// Request.Write and ReadResponse it used before); nodes, https and every
+// other client keep net/http. With this package, the same one-request program
 // (static, GET /v1/ping with Basic auth against a files node, copies with
 // their page cache dropped, interleaved, 300 runs each, load 3.8-4.6)
 // took 2.40-2.42 ms of wall against 2.86-2.94 with Request.Write and
 // ReadResponse, 3.35-3.40 with an http.Client, 1.60-1.65 for an empty
 // program.
 //
-// What the light dm asks of a node (client.Client over directTransport):
+// The light dm's client.Client sends every call through it
+// (client/direct.go's h1Transport; the full build through net/http,
+// wire_nethttp.go, but for WithDirect's plain-HTTP calls). What the
+// light dm asks of a node:
 //   - plain http:// over TCP to a node or a cluster member; never a unix
 //     socket (the Docker plugin socket is served, not called, by dm) and
 //     never through a proxy (the client sets Proxy to nil: a proxy would
