@@ -100,13 +100,18 @@ func (t *h1Transport) send(ctx context.Context, r *request) (*answer, error) {
 		}
 		return nil, err
 	}
+	return answerOf(resp, &h1Body{resp: resp, t: t, c: c, stop: stop, written: written}), nil
+}
+
+// answerOf is the answer of an h1 response whose body is read from body.
+func answerOf(resp *h1.Response, body io.ReadCloser) *answer {
 	return &answer{
 		status:     resp.Status,
 		statusLine: strconv.Itoa(resp.Status) + " " + resp.Reason,
 		statusText: resp.Reason,
 		header:     header(resp.Header),
-		body:       &h1Body{resp: resp, t: t, c: c, stop: stop, written: written},
-	}, nil
+		body:       body,
+	}
 }
 
 // exchange writes r on c and reads the head of its final answer; written

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 
 	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/client/internal/h1"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"github.com/dotmesh-io/dotmesh/internal/baresock"
 )
@@ -38,30 +38,22 @@ func (c *Client) SendCommitDirect(ctx context.Context, dot dotmesh.DotName, bran
 	if err := api.WriteCommitHeader(&hdr, cm); err != nil {
 		return 0, false, err
 	}
-	u := *c.base
-	u.RawPath = c.base.EscapedPath() + p
-	u.Path, _ = url.PathUnescape(u.RawPath)
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(hdr.Bytes()))
-	if err != nil {
-		return 0, false, nil
-	}
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", api.DirectProtocol)
-	req.Header.Set("Content-Type", "application/octet-stream")
+	h := header{}
+	h.Set("Connection", "Upgrade")
+	h.Set("Upgrade", api.DirectProtocol)
+	h.Set("Content-Type", "application/octet-stream")
 	along := dotmesh.FinishAlongOf(ctx)
 	if along != nil {
 		if v, ok := api.EncodeFinish(along.Req); ok {
-			req.Header.Set(api.FinishHeader, v)
+			h.Set(api.FinishHeader, v)
 		} else {
 			along = nil
 		}
 	}
-	setRequestID(ctx, req)
-	req.SetBasicAuth(c.user, c.key)
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "80")
+	req := c.request(ctx, nil, methodPost, p, q, h, nil)
+	host := req.url.Host
+	if req.url.Port() == "" {
+		host = net.JoinHostPort(req.url.Hostname(), "80")
 	}
 	d := net.Dialer{Timeout: c.connect}
 	conn, err := d.DialContext(ctx, "tcp", host)
@@ -78,16 +70,14 @@ func (c *Client) SendCommitDirect(ctx context.Context, dot dotmesh.DotName, bran
 	// read in progress: shutdown wakes both.
 	stop := context.AfterFunc(ctx, func() { baresock.Shutdown(tc); _ = tc.Close() })
 	defer stop()
-	if err := req.Write(tc); err != nil {
+	hr := &h1.Request{Method: req.method, Target: req.url.RequestURI(), Host: req.url.Host, Header: h1.Header(req.header),
+		Body: bytes.NewReader(hdr.Bytes()), ContentLength: int64(hdr.Len())}
+	if err := h1.WriteRequest(bufio.NewWriter(tc), hr); err != nil {
 		return 0, false, nil
 	}
 	br := bufio.NewReader(tc)
-	resp, err := http.ReadResponse(br, req)
-	if err != nil {
-		return 0, false, nil
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols || br.Buffered() > 0 {
-		resp.Body.Close()
+	if _, up, err := h1.ReadUpgrade(br, methodPost, api.DirectProtocol, nil); err != nil || !up || br.Buffered() > 0 {
+		// Refused (an old node, another backend, TLS): the framed stream.
 		return 0, false, nil
 	}
 	before := baresock.Acked(tc)
@@ -106,22 +96,22 @@ func (c *Client) SendCommitDirect(ctx context.Context, dot dotmesh.DotName, bran
 	if along != nil && along.Sent != nil {
 		along.Sent()
 	}
-	final, err := http.ReadResponse(br, req)
+	resp, err := h1.ReadResponse(br, methodPost, nil)
 	if err != nil {
 		return 0, true, fmt.Errorf("reading the answer to commit %s: %w", cm.ID, c.transportError(err))
 	}
-	defer final.Body.Close()
+	final := answerOf(resp, io.NopCloser(resp.Body))
 	n := baresock.Acked(tc) - before
-	if final.StatusCode < 200 || final.StatusCode > 299 {
-		err := remoteError(final, io.LimitReader(final.Body, maxResponse))
-		if along != nil && final.Header.Get(api.FinishFailedHeader) == "1" {
+	if final.status < 200 || final.status > 299 {
+		err := remoteError(final, io.LimitReader(final.body, maxResponse))
+		if along != nil && final.header.Get(api.FinishFailedHeader) == "1" {
 			along.Answered, along.Err = true, err
 			return n, true, nil
 		}
 		return n, true, err
 	}
 	if along != nil {
-		err = finishAnswer(along, final.Body)
+		err = finishAnswer(along, final.body)
 	}
 	return n, true, err
 }

@@ -173,13 +173,34 @@ func (r *Response) Reusable() bool { return !r.Close && r.Body.done }
 // (a HEAD answer has no body). interim, when not nil, is called for each
 // 1xx answer skipped before the final one (a node's 102 Processing).
 func ReadResponse(br *bufio.Reader, method string, interim func(status int)) (*Response, error) {
+	r, _, err := readAnswer(br, method, interim, "")
+	return r, err
+}
+
+// ReadUpgrade is ReadResponse for a request that asked to switch to
+// protocol (Upgrade): a 101 answer naming it ends the HTTP exchange,
+// upgraded is true, and the connection's next bytes (br's buffered ones
+// first) are the new protocol's. Any other answer is read as
+// ReadResponse reads it.
+func ReadUpgrade(br *bufio.Reader, method, protocol string, interim func(status int)) (r *Response, upgraded bool, err error) {
+	return readAnswer(br, method, interim, protocol)
+}
+
+func readAnswer(br *bufio.Reader, method string, interim func(status int), upgrade string) (*Response, bool, error) {
 	for {
 		r, err := readHead(br)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if r.Status == 101 {
-			return nil, malformed("status 101 Switching Protocols to a request that asked for no upgrade")
+			if upgrade == "" {
+				return nil, false, malformed("status 101 Switching Protocols to a request that asked for no upgrade")
+			}
+			if got := r.Header.Get("Upgrade"); !strings.EqualFold(got, upgrade) {
+				return nil, false, malformed("status 101 Switching Protocols to %q, not the %q asked for", clip(got), upgrade)
+			}
+			r.Body, r.Close = &Body{br: br, done: true}, true
+			return r, true, nil
 		}
 		if r.Status < 200 {
 			if interim != nil {
@@ -187,7 +208,7 @@ func ReadResponse(br *bufio.Reader, method string, interim func(status int)) (*R
 			}
 			continue
 		}
-		return r, r.setBody(br, method)
+		return r, false, r.setBody(br, method)
 	}
 }
 

@@ -265,3 +265,34 @@ func TestBadRequests(t *testing.T) {
 		}
 	}
 }
+
+// ReadUpgrade: a 101 naming the protocol asked for ends the exchange with
+// the next bytes left in the reader; a 101 naming another is refused; a
+// refusal (any final answer) is read as ReadResponse reads it.
+func TestReadUpgrade(t *testing.T) {
+	read := func(s string) (*h1.Response, bool, *bufio.Reader, error) {
+		br := bufio.NewReader(strings.NewReader(s))
+		r, up, err := h1.ReadUpgrade(br, "POST", "dotmesh-direct", nil)
+		return r, up, br, err
+	}
+	r, up, br, err := read("HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: Dotmesh-Direct\r\n\r\nafter")
+	if err != nil || !up || r.Status != 101 || r.Reusable() {
+		t.Fatalf("upgrade: %v %v %+v", err, up, r)
+	}
+	if rest, _ := io.ReadAll(br); string(rest) != "after" {
+		t.Fatalf("bytes after the 101: %q", rest)
+	}
+	if b, err := io.ReadAll(r.Body); err != nil || len(b) != 0 {
+		t.Fatalf("the 101's body: %q %v", b, err)
+	}
+	if _, up, _, err = read("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"); err == nil || up || !errors.Is(err, h1.ErrMalformed) || !strings.Contains(err.Error(), `"websocket"`) {
+		t.Fatalf("another protocol: %v %v", err, up)
+	}
+	r, up, _, err = read("HTTP/1.1 400 Bad Request\r\nContent-Length: 2\r\n\r\nno")
+	if err != nil || up || r.Status != 400 {
+		t.Fatalf("refused: %v %v %+v", err, up, r)
+	}
+	if b, _ := io.ReadAll(r.Body); string(b) != "no" {
+		t.Fatalf("refusal's body %q", b)
+	}
+}
