@@ -65,3 +65,48 @@ func FuzzReadResponse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadUpgrade: any bytes give an upgrade, an answer or a one-line
+// error; an upgrade is a 101 naming the protocol asked for and leaves
+// every byte after its head unread; anything else reads as
+// ReadResponse reads it.
+func FuzzReadUpgrade(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: dotmesh-direct\r\n\r\nstream",
+		"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 101 Switching Protocols\r\nUpgrade: DOTMESH-DIRECT\r\n\r\n",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n",
+		"HTTP/1.1 409 Conflict\r\nContent-Length: 4\r\n\r\nbusy",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		br := bufio.NewReader(bytes.NewReader(data))
+		resp, up, err := h1.ReadUpgrade(br, "POST", "dotmesh-direct", nil)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error of more than one line: %q", err)
+			}
+			if !errors.Is(err, h1.ErrMalformed) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("error %v is neither ErrMalformed nor io.ErrUnexpectedEOF", err)
+			}
+			return
+		}
+		if up {
+			if resp.Status != 101 || !strings.EqualFold(resp.Header.Get("Upgrade"), "dotmesh-direct") || resp.Reusable() {
+				t.Fatalf("upgrade with %d %q reusable=%v", resp.Status, resp.Header.Get("Upgrade"), resp.Reusable())
+			}
+			rest, _ := io.ReadAll(br)
+			if !bytes.HasSuffix(data, rest) || !bytes.Contains(data[:len(data)-len(rest)], []byte("\r\n\r\n")) {
+				t.Fatalf("after the upgrade %q is left of %q", rest, data)
+			}
+			return
+		}
+		if resp.Status < 200 {
+			t.Fatalf("final status %d", resp.Status)
+		}
+		want, werr := h1.ReadResponse(bufio.NewReader(bytes.NewReader(data)), "POST", nil)
+		if werr != nil || want.Status != resp.Status {
+			t.Fatalf("ReadUpgrade read %d, ReadResponse %v %v", resp.Status, want, werr)
+		}
+	})
+}
