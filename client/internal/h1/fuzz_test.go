@@ -34,12 +34,7 @@ func FuzzReadResponse(f *testing.F) {
 			body, err = io.ReadAll(resp.Body)
 		}
 		if err != nil {
-			if strings.Contains(err.Error(), "\n") {
-				t.Fatalf("error of more than one line: %q", err)
-			}
-			if !errors.Is(err, h1.ErrMalformed) && !errors.Is(err, io.ErrUnexpectedEOF) {
-				t.Fatalf("error %v is neither ErrMalformed nor io.ErrUnexpectedEOF", err)
-			}
+			checkReadError(t, err)
 			return
 		}
 		if resp.Status < 200 || resp.Status > 599 {
@@ -83,12 +78,7 @@ func FuzzReadUpgrade(f *testing.F) {
 		br := bufio.NewReader(bytes.NewReader(data))
 		resp, up, err := h1.ReadUpgrade(br, "POST", "dotmesh-direct", nil)
 		if err != nil {
-			if strings.Contains(err.Error(), "\n") {
-				t.Fatalf("error of more than one line: %q", err)
-			}
-			if !errors.Is(err, h1.ErrMalformed) && !errors.Is(err, io.ErrUnexpectedEOF) {
-				t.Fatalf("error %v is neither ErrMalformed nor io.ErrUnexpectedEOF", err)
-			}
+			checkReadError(t, err)
 			return
 		}
 		if up {
@@ -109,4 +99,15 @@ func FuzzReadUpgrade(f *testing.F) {
 			t.Fatalf("ReadUpgrade read %d, ReadResponse %v %v", resp.Status, want, werr)
 		}
 	})
+}
+
+// checkReadError: a refused answer is one line, of one of the two kinds.
+func checkReadError(t *testing.T, err error) {
+	t.Helper()
+	if strings.Contains(err.Error(), "\n") {
+		t.Fatalf("error of more than one line: %q", err)
+	}
+	if !errors.Is(err, h1.ErrMalformed) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("error %v is neither ErrMalformed nor io.ErrUnexpectedEOF", err)
+	}
 }
