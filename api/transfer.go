@@ -36,6 +36,12 @@ import (
 // A node that predates it ignores it and answers with usage.
 const SkipUsageHeader = "Dotmesh-Skip-Usage"
 
+// BriefHistoryHeader, set to "1" on GET .../transfer, carries
+// dotmesh.StateOptions.BriefHistory: the answer's history may hold each
+// commit's id, parent and pruned mark only. A node that predates it
+// ignores it and answers with whole commits.
+const BriefHistoryHeader = "Dotmesh-Brief-History"
+
 // FinishHeader, on POST .../transfer/commits, carries a transfer's
 // dotmesh.FinishRequest (EncodeFinish) with its last commit: once the
 // commit is stored the node finishes the transfer as POST .../finish

@@ -18,16 +18,19 @@ import (
 // Push to, Pull from and Clone from it directly.
 var _ dotmesh.Transport = (*Client)(nil)
 
-// State implements dotmesh.Transport; opts.SkipUsage goes as a header,
-// which nodes that predate it ignore.
+// State implements dotmesh.Transport; opts.SkipUsage and
+// opts.BriefHistory go as headers, which nodes that predate them ignore.
 func (c *Client) State(ctx context.Context, dot dotmesh.DotName, branch string, opts dotmesh.StateOptions) (*dotmesh.TransferState, error) {
 	p, err := c.dotPath(dot, "transfer")
 	if err != nil {
 		return nil, err
 	}
-	var hdr header
+	hdr := header{}
 	if opts.SkipUsage {
-		hdr = header{api.SkipUsageHeader: {"1"}}
+		hdr[api.SkipUsageHeader] = []string{"1"}
+	}
+	if opts.BriefHistory {
+		hdr[api.BriefHistoryHeader] = []string{"1"}
 	}
 	var st dotmesh.TransferState
 	if err := c.doTransfer(ctx, methodGet, p, url.Values{"branch": {branch}}, hdr, nil, &st); err != nil {

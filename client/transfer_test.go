@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -78,7 +79,7 @@ func noErr(t *testing.T, err error) {
 
 // TestStateSkipUsageOverHTTP: StateOptions.SkipUsage travels to the node
 // (as api.SkipUsageHeader), which then leaves Usage zero; without it the
-// node reports its uncommitted changes.
+// node reports its uncommitted changes. BriefHistory travels the same way.
 func TestStateSkipUsageOverHTTP(t *testing.T) {
 	ctx := context.Background()
 	n := servertest.Start(t)
@@ -101,7 +102,14 @@ func TestStateSkipUsageOverHTTP(t *testing.T) {
 	}
 	st, err = c.State(ctx, app, "master", dotmesh.StateOptions{SkipUsage: true})
 	noErr(t, err)
-	if st.Usage != (dotmesh.Usage{}) || len(st.History) != 1 {
-		t.Fatalf("with SkipUsage: usage %+v, %d commits", st.Usage, len(st.History))
+	if st.Usage != (dotmesh.Usage{}) || len(st.History) != 1 || st.History[0].Message != "one" {
+		t.Fatalf("with SkipUsage: usage %+v, history %+v", st.Usage, st.History)
+	}
+
+	// BriefHistory travels too (api.BriefHistoryHeader): ids, no messages.
+	st, err = c.State(ctx, app, "master", dotmesh.StateOptions{BriefHistory: true})
+	noErr(t, err)
+	if !st.Usage.Dirty || len(st.History) != 1 || !reflect.DeepEqual(st.History[0], dotmesh.Commit{ID: st.Branch.Head}) {
+		t.Fatalf("with BriefHistory: usage %+v, history %+v", st.Usage, st.History)
 	}
 }

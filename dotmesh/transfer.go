@@ -182,6 +182,8 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 	// to a peer); the sender's answer is judged first, so the errors are
 	// those of asking in turn. The sender's working state plays no part:
 	// only the receiver's dirty check guards data, so it is not asked for.
+	// Of the receiver's history only the ids, parents and Pruned marks
+	// are read below (BriefHistory); the sender's commits travel whole.
 	stateCtx, cancelState := context.WithCancel(ctx)
 	defer cancelState()
 	type stateAnswer struct {
@@ -190,7 +192,7 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 	}
 	toCh := make(chan stateAnswer, 1)
 	go func() {
-		st, err := dst.State(stateCtx, dstDot, branch, StateOptions{})
+		st, err := dst.State(stateCtx, dstDot, branch, StateOptions{BriefHistory: true})
 		toCh <- stateAnswer{st, err}
 	}()
 	from, err := src.State(ctx, srcDot, branch, StateOptions{SkipUsage: true})

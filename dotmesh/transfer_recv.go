@@ -147,7 +147,11 @@ func (n *Node) transferState(ctx context.Context, name DotName, branch string, o
 	chain := ancestry(t.commits, b.Head)
 	markPruned(t.commits, chain)
 	for i := len(chain) - 1; i >= 0; i-- {
-		st.History = append(st.History, *chain[i])
+		c := *chain[i]
+		if opts.BriefHistory {
+			c = Commit{ID: c.ID, Parent: c.Parent, Pruned: c.Pruned}
+		}
+		st.History = append(st.History, c)
 	}
 	if st.Tags, err = n.tagsOn(ctx, t.dot.ID, chain); err != nil {
 		return nil, err

@@ -236,3 +236,59 @@ func TestTransferStateWithoutUsage(t *testing.T) {
 	require.Equal(t, "master", de.Branch)
 	require.Positive(t, de.Bytes)
 }
+
+// stateOpts records the StateOptions a transfer asks its peer with.
+type stateOpts struct {
+	dotmesh.Transport
+	asked []dotmesh.StateOptions
+}
+
+func (s *stateOpts) State(ctx context.Context, dot dotmesh.DotName, branch string, opts dotmesh.StateOptions) (*dotmesh.TransferState, error) {
+	s.asked = append(s.asked, opts)
+	return s.Transport.State(ctx, dot, branch, opts)
+}
+
+// TestTransferStateBriefHistory: StateOptions.BriefHistory leaves each
+// commit of the history its id, parent and pruned mark, and nothing else
+// of the answer changes; a transfer asks the receiving side for the brief
+// history and the sending side, whose commits travel, for whole ones.
+func TestTransferStateBriefHistory(t *testing.T) {
+	ctx := context.Background()
+	a := newEnv(t)
+	_, err := a.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
+	require.NoError(t, err)
+	a.commitSeries("c1", "c2", "c3", "c4")
+	_, err = a.node.GC(ctx, dotmesh.GCOptions{Dot: &app, Keep: 3})
+	require.NoError(t, err)
+	_, err = a.node.Tags().Create(ctx, app, "v1", dotmesh.TagOptions{})
+	require.NoError(t, err)
+
+	full, err := a.node.TransferPeer().State(ctx, app, "master", dotmesh.StateOptions{SkipUsage: true})
+	require.NoError(t, err)
+	brief, err := a.node.TransferPeer().State(ctx, app, "master", dotmesh.StateOptions{SkipUsage: true, BriefHistory: true})
+	require.NoError(t, err)
+	require.Len(t, full.History, 3)
+	require.True(t, full.History[0].Pruned, "the test needs a pruned start")
+	require.Len(t, full.Tags, 1, "and a tag")
+	require.Len(t, brief.History, len(full.History))
+	for i, c := range full.History {
+		require.NotEmpty(t, c.Message)
+		require.Equal(t, dotmesh.Commit{ID: c.ID, Parent: c.Parent, Pruned: c.Pruned}, brief.History[i])
+	}
+	brief.History, full.History = nil, nil
+	require.Equal(t, full, brief, "only the history is brief")
+
+	b := newEnv(t)
+	toB := &stateOpts{Transport: dotmesh.LocalTransport(b.node)}
+	_, err = a.node.Push(ctx, app, "", toB, dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.Equal(t, []dotmesh.StateOptions{{BriefHistory: true}}, toB.asked, "the receiver of a push")
+	require.Equal(t, []string{"c4", "c3", "c2"}, b.logMessages(""))
+
+	a.commitSeries("c5")
+	fromA := &stateOpts{Transport: dotmesh.LocalTransport(a.node)}
+	_, err = b.node.Pull(ctx, app, "", fromA, dotmesh.TransferOptions{})
+	require.NoError(t, err)
+	require.Equal(t, []dotmesh.StateOptions{{SkipUsage: true}}, fromA.asked, "the sender of a pull")
+	require.Equal(t, []string{"c5", "c4", "c3", "c2"}, b.logMessages(""))
+}

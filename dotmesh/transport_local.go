@@ -100,17 +100,21 @@ func (n *Node) sendSource(ctx context.Context, name DotName, id CommitID, base *
 	if kind != FormatNeutral && kind != d.Backend {
 		return nil, nil, fmt.Errorf("%w: dot %s is stored with backend %s here, not %s; ask for the %s format", ErrNotSupported, name, d.Backend, kind, FormatNeutral)
 	}
-	commits, err := n.reg.commits(ctx, d.ID)
+	// Two records, not the whole history: a push of one commit of a
+	// dot of 1,000 decoded and copied all of them here.
+	c, err := n.reg.commit(ctx, d.ID, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	c, ok := commits[id]
-	if !ok {
+	if c == nil {
 		return nil, nil, fmt.Errorf("%w: dot %s has no commit %s", ErrNotFound, name, id)
 	}
 	var bc *Commit
 	if base != nil {
-		if bc, ok = commits[*base]; !ok {
+		if bc, err = n.reg.commit(ctx, d.ID, *base); err != nil {
+			return nil, nil, err
+		}
+		if bc == nil {
 			return nil, nil, fmt.Errorf("%w: dot %s has no base commit %s", ErrNotFound, name, *base)
 		}
 	}

@@ -47,8 +47,13 @@ func (s *server) transferState(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	// Asked by the sending side of a transfer, whose usage plays no part.
-	opts := dotmesh.StateOptions{SkipUsage: r.Header.Get(api.SkipUsageHeader) == "1"}
+	// SkipUsage: asked by the sending side of a transfer, whose usage
+	// plays no part; BriefHistory: by the sending side of a push, which
+	// reads only the ids of this side's history.
+	opts := dotmesh.StateOptions{
+		SkipUsage:    r.Header.Get(api.SkipUsageHeader) == "1",
+		BriefHistory: r.Header.Get(api.BriefHistoryHeader) == "1",
+	}
 	st, err := s.node.TransferPeer().State(r.Context(), name, q.Get("branch"), opts)
 	if err != nil {
 		writeError(w, err)
