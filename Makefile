@@ -50,8 +50,8 @@ test: build vet
 	$(GO) test -count=1 -race -timeout 30m ./dotmesh/... ./transport/... ./cluster/... ./server/... ./client/... ./backend/dump/source/... ./bucket/
 	# The light dm's client speaks HTTP/1.1 through client/internal/h1, not
 	# net/http: its packages' tests again in that build. The tests of parts
-	# it leaves to dm-node (text diff, neutral transfer, bucket client) say
-	# so and are left out (fullBuildOnly, !dmlight files).
+	# it leaves to dm-node (text diff, neutral transfer, bucket client) are
+	# in !dmlight files: that build compiles without them.
 	$(GO) test -count=1 -tags dmlight -timeout 30m ./client/... ./frontends/cli/...
 	# deploy/ is a module of its own (k8s.io/api stays out of the main one):
 	# the Kubernetes manifests and the Helm chart, rendered by the real helm

@@ -1,3 +1,8 @@
+//go:build !dmlight
+
+// The light build (dmlight) leaves the text diff to dm-node: this file's
+// tests build only in the full one.
+
 package cli
 
 import (
@@ -13,7 +18,6 @@ import (
 // TestStatusDiffShowOnANode: the three verbs against a real in-process
 // node, in each output mode, with --exit-code's statuses.
 func TestStatusDiffShowOnANode(t *testing.T) {
-	fullBuildOnly(t, "the text diff")
 	e, _ := withNode(t)
 	mustRun(t, e, "init", "app")
 	mustRun(t, e, "switch", "app")

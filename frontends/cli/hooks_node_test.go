@@ -1,3 +1,8 @@
+//go:build !dmlight
+
+// The light build (dmlight) leaves the text diff to dm-node: this file's
+// tests build only in the full one.
+
 package cli
 
 import (
@@ -14,7 +19,6 @@ import (
 // nothing changed); the long log and dm show say each commit's
 // consistency, --json carries it in info.
 func TestHookCommands(t *testing.T) {
-	fullBuildOnly(t, "the text diff")
 	admin, us, _ := hubEnvs(t, "alice")
 	alice := us["alice"]
 	mustRun(t, admin, "init", "app")

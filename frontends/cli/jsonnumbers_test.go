@@ -1,3 +1,8 @@
+//go:build !dmlight
+
+// The light build (dmlight) leaves the text diff to dm-node: this file's
+// tests build only in the full one.
+
 package cli
 
 import (
@@ -41,7 +46,6 @@ func stringNumbers(path string, v any) []string {
 // an in-process node can run: each prints valid JSON on stdout, and no
 // count, size or duration in it is a string ("bytes": "3").
 func TestJSONNumbersAreNumbers(t *testing.T) {
-	fullBuildOnly(t, "the text diff")
 	e := withPeer(t)
 
 	mustRun(t, e, "init", "app")
