@@ -20,9 +20,10 @@ import (
 // than its pages gives SIGBUS, a page of garbage an assertion panic or a
 // wild pointer. Validate reads the file with plain reads first (meta pages
 // and their checksums, the size against the high-water page id, every page
-// reachable from the root), so that bbolt only ever maps a file whose
-// pages are all inside it, and then runs bbolt's own consistency check
-// with panics turned into errors.
+// reachable from the root, the order of their keys), so that bbolt only
+// ever maps a file whose pages are all inside it and in which its own
+// walks find nothing to report, and then runs bbolt's own consistency
+// check with panics turned into errors.
 
 // The on-disk format of bbolt (version 2), native byte order.
 const (
@@ -174,7 +175,8 @@ func validatePages(r io.ReaderAt, size int64, path string) error {
 			return err
 		}
 	}
-	return w.tree(m.root)
+	_, err := w.tree(m.root, nil, nil)
+	return err
 }
 
 // pageWalk reads every page reachable from the root with plain reads and
@@ -247,68 +249,110 @@ func (w *pageWalk) freelist(id uint64) error {
 	return nil
 }
 
-// tree walks the B+tree of a bucket rooted at page id.
-func (w *pageWalk) tree(id uint64) error {
+// tree walks the B+tree of a bucket rooted at page id whose keys must lie
+// in [lo, hi) (nil: unbounded), and returns the greatest key in it.
+//
+// Its checks are a superset of bbolt's own (tx_check.go), keys included:
+// bbolt walks the tree at open to rebuild the free list (the file stores
+// none) in a goroutine of its own, and at the first complaint the opener
+// panics (recovered by openBolt) and closes the transaction while that
+// goroutine walks on, into a closed transaction or an unmapped file: a
+// crash no recover reaches. So Validate must leave bbolt nothing to
+// complain about (found by FuzzValidate: keys out of order).
+func (w *pageWalk) tree(id uint64, lo, hi []byte) ([]byte, error) {
 	p, err := w.page(id, branchPageFlag|leafPageFlag)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return w.nodePage(p, id)
+	return w.nodePage(p, id, lo, hi)
 }
 
 // nodePage checks a branch or leaf page (also an inline bucket's page,
-// id 0) and walks what it refers to.
-func (w *pageWalk) nodePage(p []byte, id uint64) error {
+// id 0) and walks what it refers to; lo, hi and the result as for tree.
+func (w *pageWalk) nodePage(p []byte, id uint64, lo, hi []byte) ([]byte, error) {
 	if len(p) < pageHeaderSize {
-		return corrupt(w.path, "page %d is cut short", id)
+		return nil, corrupt(w.path, "page %d is cut short", id)
 	}
 	flags, n := nativeEndian.Uint16(p[8:]), int(nativeEndian.Uint16(p[10:]))
 	inline := id == 0
 	if inline && flags != leafPageFlag {
-		return corrupt(w.path, "an inline bucket has page type %#x", flags)
+		return nil, corrupt(w.path, "an inline bucket has page type %#x", flags)
+	}
+	if flags != branchPageFlag && flags != leafPageFlag {
+		return nil, corrupt(w.path, "page %d has type %#x where a branch or leaf belongs", id, flags)
 	}
 	if pageHeaderSize+n*elemSize > len(p) {
-		return corrupt(w.path, "page %d has %d elements, more than fit", id, n)
+		return nil, corrupt(w.path, "page %d has %d elements, more than fit", id, n)
 	}
-	for i := 0; i < n; i++ {
+	// Every element's key and value first: a branch's next key bounds the
+	// subtree before it.
+	keys, values := make([][]byte, n), make([][]byte, n)
+	for i := range n {
 		at := pageHeaderSize + i*elemSize
 		e := p[at : at+elemSize]
-		switch {
-		case flags&branchPageFlag != 0:
-			pos, ksize := uint64(nativeEndian.Uint32(e)), uint64(nativeEndian.Uint32(e[4:]))
-			if uint64(at)+pos+ksize > uint64(len(p)) {
-				return corrupt(w.path, "page %d: element %d lies outside the page", id, i)
-			}
-			if err := w.tree(nativeEndian.Uint64(e[8:])); err != nil {
-				return err
-			}
-		case flags&leafPageFlag != 0:
-			ef, pos := nativeEndian.Uint32(e), uint64(nativeEndian.Uint32(e[4:]))
-			ksize, vsize := uint64(nativeEndian.Uint32(e[8:])), uint64(nativeEndian.Uint32(e[12:]))
-			end := uint64(at) + pos + ksize + vsize
-			if end > uint64(len(p)) {
-				return corrupt(w.path, "page %d: element %d lies outside the page", id, i)
-			}
-			if ef&bucketLeafFlag == 0 {
-				continue
-			}
-			if inline { // bbolt inlines only buckets without sub-buckets
-				return corrupt(w.path, "an inline bucket holds a bucket")
-			}
-			v := p[uint64(at)+pos+ksize : end]
-			if len(v) < 16 {
-				return corrupt(w.path, "page %d: bucket element %d is cut short", id, i)
-			}
-			if root := nativeEndian.Uint64(v); root != 0 {
-				if err := w.tree(root); err != nil {
-					return err
-				}
-			} else if err := w.nodePage(v[16:], 0); err != nil { // inline bucket
-				return err
-			}
-		default:
-			return corrupt(w.path, "page %d has type %#x where a branch or leaf belongs", id, flags)
+		pos, ksize, vsize := uint64(nativeEndian.Uint32(e[4:])), uint64(nativeEndian.Uint32(e[8:])), uint64(nativeEndian.Uint32(e[12:]))
+		if flags == branchPageFlag {
+			pos, ksize, vsize = uint64(nativeEndian.Uint32(e)), uint64(nativeEndian.Uint32(e[4:])), 0
 		}
+		end := uint64(at) + pos + ksize + vsize
+		if end > uint64(len(p)) {
+			return nil, corrupt(w.path, "page %d: element %d lies outside the page", id, i)
+		}
+		keys[i] = p[uint64(at)+pos : uint64(at)+pos+ksize]
+		values[i] = p[uint64(at)+pos+ksize : end]
+	}
+	prev, greatest := lo, []byte(nil)
+	for i, key := range keys {
+		var err error
+		if err = w.keyInOrder(id, i, key, prev, hi); err != nil {
+			return nil, err
+		}
+		if flags == branchPageFlag {
+			next := hi
+			if i+1 < n {
+				next = keys[i+1]
+			}
+			e := p[pageHeaderSize+i*elemSize:]
+			if greatest, err = w.tree(nativeEndian.Uint64(e[8:]), key, next); err != nil {
+				return nil, err
+			}
+			prev = greatest
+			continue
+		}
+		prev, greatest = key, key
+		if nativeEndian.Uint32(p[pageHeaderSize+i*elemSize:])&bucketLeafFlag == 0 {
+			continue
+		}
+		if inline { // bbolt inlines only buckets without sub-buckets
+			return nil, corrupt(w.path, "an inline bucket holds a bucket")
+		}
+		v := values[i]
+		if len(v) < 16 {
+			return nil, corrupt(w.path, "page %d: bucket element %d is cut short", id, i)
+		}
+		if root := nativeEndian.Uint64(v); root != 0 {
+			if _, err := w.tree(root, nil, nil); err != nil {
+				return nil, err
+			}
+		} else if _, err := w.nodePage(v[16:], 0, nil, nil); err != nil { // inline bucket
+			return nil, err
+		}
+	}
+	return greatest, nil
+}
+
+// keyInOrder applies bbolt's key order rules to element i of page id:
+// the first key not below the bound its parent gives (prev), each later
+// one above the one before it (or the greatest key of the subtree before
+// it), every key below hi.
+func (w *pageWalk) keyInOrder(id uint64, i int, key, prev, hi []byte) error {
+	switch c := bytes.Compare(prev, key); {
+	case i == 0 && prev != nil && c > 0:
+		return corrupt(w.path, "page %d: its first key sorts before its parent's", id)
+	case i > 0 && c >= 0:
+		return corrupt(w.path, "page %d: key %d is out of order", id, i)
+	case hi != nil && bytes.Compare(key, hi) >= 0:
+		return corrupt(w.path, "page %d: key %d is not below its parent's next key", id, i)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -244,3 +245,63 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+
+// TestKeysOutOfOrderRefused: keys that break the B+tree's order are
+// refused by Validate itself. bbolt's free-list rebuild at open reports
+// them from a goroutine that outlives the failed open and then crashes
+// the process (FuzzValidate found it), so they must never reach bbolt.
+func TestKeysOutOfOrderRefused(t *testing.T) {
+	data := healthyRegistry(t, 300)
+	const ps = 4096
+	root := kvRoot(t, data) * ps
+	if flags := nativeUint16(data[root+8:]); flags != 0x01 {
+		t.Fatalf("the kv bucket's root page has flags %#x, want a branch", flags)
+	}
+	// branchKey and leafKey give the bytes of element i's key (in place).
+	branchKey := func(d []byte, page int64, i int) []byte {
+		at := page + 16 + int64(i)*16
+		pos, ksize := int64(nativeUint32(d[at:])), int64(nativeUint32(d[at+4:]))
+		return d[at+pos : at+pos+ksize]
+	}
+	leafKey := func(d []byte, page int64, i int) []byte {
+		at := page + 16 + int64(i)*16
+		pos, ksize := int64(nativeUint32(d[at+4:])), int64(nativeUint32(d[at+8:]))
+		return d[at+pos : at+pos+ksize]
+	}
+	firstLeaf := func(d []byte) int64 { return int64(nativeUint64(d[root+16+8:])) * ps }
+	cases := map[string]func(d []byte){
+		"DuplicateLeafKey": func(d []byte) {
+			copy(leafKey(d, firstLeaf(d), 1), leafKey(d, firstLeaf(d), 0))
+		},
+		"LeafKeyPastItsBranch": func(d []byte) {
+			leaf := firstLeaf(d)
+			k := leafKey(d, leaf, int(nativeUint16(d[leaf+10:]))-1)
+			copy(k[len(k)-4:], "9999")
+		},
+		"BranchKeysOutOfOrder": func(d []byte) {
+			copy(branchKey(d, root, 1), branchKey(d, root, 0))
+		},
+	}
+	for name, damage := range cases {
+		t.Run(name, func(t *testing.T) {
+			d := bytes.Clone(data)
+			damage(d)
+			if bytes.Equal(d, data) {
+				t.Fatal("the damage changed nothing")
+			}
+			path := filepath.Join(t.TempDir(), "registry.db")
+			if err := os.WriteFile(path, d, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := bboltstore.Validate(path)
+			if !errors.Is(err, dotmesh.ErrCorrupt) || !strings.Contains(err.Error(), "key") {
+				t.Fatalf("Validate: %v, want ErrCorrupt about a key", err)
+			}
+			assertRefused(t, d)
+		})
+	}
+}
+
+func nativeUint16(b []byte) uint16 { return binary.NativeEndian.Uint16(b) }
+func nativeUint32(b []byte) uint32 { return binary.NativeEndian.Uint32(b) }
+func nativeUint64(b []byte) uint64 { return binary.NativeEndian.Uint64(b) }
