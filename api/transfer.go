@@ -63,11 +63,11 @@ const (
 // connection; any other answer means the sender sends the framed stream.
 const DirectProtocol = "dotmesh-direct"
 
-// DirectIdleTimeout is how long a node waits by default for the next byte
-// of a direct stream before it cuts the connection (`dm serve
-// --transfer-idle`): a sender that hangs with the connection open would
-// otherwise hold the dot's receive for ever.
-const DirectIdleTimeout = 2 * time.Minute
+// TransferIdleTimeout is how long a node waits by default for the next
+// byte of an incoming commit stream, framed or direct, before it cuts the
+// connection (`dm serve --transfer-idle`): a sender that hangs with the
+// connection open would otherwise hold the dot's receive for ever.
+const TransferIdleTimeout = 2 * time.Minute
 
 // MaxFinishHeader bounds an encoded FinishHeader, well inside a node's
 // header limit; a FinishRequest with more tags goes by POST .../finish.

@@ -175,7 +175,7 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("the next start will need --listen again", "err", err)
 	}
 	handler, err := withUI(cfg, node, server.New(node, server.Options{Logger: log, Version: cfg.Version, BackendAliases: aliases, AnonymousRead: cfg.AnonymousRead,
-		Metrics: m.Handler(), Profiler: !cfg.NoProfiler, DirectIdle: cfg.TransferIdle}), log)
+		Metrics: m.Handler(), Profiler: !cfg.NoProfiler, TransferIdle: cfg.TransferIdle}), log)
 	if err != nil {
 		ln.Close()
 		return err

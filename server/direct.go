@@ -27,7 +27,7 @@ func (s *server) receiveDirect(w http.ResponseWriter, r *http.Request, name dotm
 		writeError(w, fmt.Errorf("%w: no direct stream over TLS", dotmesh.ErrNotSupported))
 		return
 	}
-	dc := &directConn{w: w, idle: s.directIdle, log: s.log.With("dot", name.String(), "branch", branch, "commit", c.ID)}
+	dc := &directConn{w: w, idle: s.transferIdle, log: s.log.With("dot", name.String(), "branch", branch, "commit", c.ID)}
 	err := s.node.TransferPeer().ReceiveDirect(r.Context(), name, branch, c, base, format, dc)
 	if dc.conn == nil {
 		// Not taken: an answer as any other, and the sender falls back.
@@ -36,7 +36,7 @@ func (s *server) receiveDirect(w http.ResponseWriter, r *http.Request, name dotm
 	}
 	defer dc.conn.Close()
 	if dc.stalled.Load() && err != nil {
-		err = fmt.Errorf("%w: the sender sent nothing for %s, so the stream was cut: %w", dotmesh.ErrUnavailable, dc.idle, err)
+		err = stalledStream(dc.idle, err)
 	}
 	rw := &rawResponse{h: http.Header{}, under: w}
 	switch {

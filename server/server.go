@@ -94,9 +94,10 @@ type Options struct {
 	// Profiler serves Go's profiler (net/http/pprof) under /debug/pprof/
 	// to the admin.
 	Profiler bool
-	// DirectIdle is how long a direct stream may send nothing before it
-	// is cut; 0 means api.DirectIdleTimeout.
-	DirectIdle time.Duration
+	// TransferIdle is how long an incoming commit stream (framed or
+	// direct) may send nothing before it is cut; 0 means
+	// api.TransferIdleTimeout.
+	TransferIdle time.Duration
 }
 
 type server struct {
@@ -108,9 +109,9 @@ type server struct {
 	routes  *http.ServeMux
 	table   []route // every route, as registered (routes.go)
 
-	metrics    http.Handler  // Options.Metrics
-	profiler   bool          // Options.Profiler
-	directIdle time.Duration // Options.DirectIdle
+	metrics      http.Handler  // Options.Metrics
+	profiler     bool          // Options.Profiler
+	transferIdle time.Duration // Options.TransferIdle
 }
 
 // New returns the API handler for node.
@@ -123,12 +124,12 @@ func New(node *dotmesh.Node, opts Options) http.Handler {
 		auth:    &authenticator{node: node, anonymous: opts.AnonymousRead},
 		routes:  http.NewServeMux(),
 
-		metrics:    opts.Metrics,
-		profiler:   opts.Profiler,
-		directIdle: opts.DirectIdle,
+		metrics:      opts.Metrics,
+		profiler:     opts.Profiler,
+		transferIdle: opts.TransferIdle,
 	}
-	if s.directIdle <= 0 {
-		s.directIdle = api.DirectIdleTimeout
+	if s.transferIdle <= 0 {
+		s.transferIdle = api.TransferIdleTimeout
 	}
 	if s.log == nil {
 		s.log = slog.Default()

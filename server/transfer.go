@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -83,19 +85,21 @@ func (s *server) receiveCommit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// The stream is as long as the commit: lift the server's read timeout
-	// for this body (the peer's connection dropping still ends it).
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
-	c, err := api.ReadCommitHeader(r.Body)
+	// The stream is as long as the commit: the server's read timeout gives
+	// way to an idle one.
+	body := &idleBody{r: r.Body, rc: http.NewResponseController(w), idle: s.transferIdle}
+	c, err := api.ReadCommitHeader(body)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	if r.Header.Get("Upgrade") == api.DirectProtocol {
+		// The bare socket's own watch bounds it (directConn.watch).
+		_ = body.rc.SetReadDeadline(time.Time{})
 		s.receiveDirect(w, r, name, q.Get("branch"), c, baseParam(q), q.Get("format"), fin)
 		return
 	}
-	if err := s.node.TransferPeer().Receive(r.Context(), name, q.Get("branch"), c, baseParam(q), q.Get("format"), r.Body); err != nil {
+	if err := s.node.TransferPeer().Receive(r.Context(), name, q.Get("branch"), c, baseParam(q), q.Get("format"), body); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -497,4 +501,36 @@ func parseTransferRequest(p dotmesh.Principal, req api.TransferRequest) (local, 
 		}
 	}
 	return local, remote, nil
+}
+
+// idleBody is a commit stream's request body whose read deadline moves
+// out as it is read: the stream may take as long as it needs, but a
+// sender that stops sending with the connection open is cut after idle
+// (a direct stream has its own watch, directConn.watch), so it cannot
+// hold the dot's receive for ever.
+type idleBody struct {
+	r     io.Reader
+	rc    *http.ResponseController
+	idle  time.Duration
+	armed time.Time // when the deadline was last moved
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	// Moved at most 8 times per idle: each read starts with at least 7/8
+	// of it ahead, however long the receiver took between reads.
+	if now := time.Now(); now.Sub(b.armed) >= b.idle/8 {
+		_ = b.rc.SetReadDeadline(now.Add(b.idle))
+		b.armed = now
+	}
+	n, err := b.r.Read(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = stalledStream(b.idle, err)
+	}
+	return n, err
+}
+
+// stalledStream is the error of an incoming stream cut because its
+// sender sent nothing for idle.
+func stalledStream(idle time.Duration, err error) error {
+	return fmt.Errorf("%w: the sender sent nothing for %s, so the stream was cut: %w", dotmesh.ErrUnavailable, idle, err)
 }

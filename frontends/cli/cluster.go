@@ -183,7 +183,7 @@ object a line.
 	f.StringVar(&dir, "data-dir", "", "data directory `DIR` (default ~/.dotmesh/data)")
 	f.StringVar(&listen, "listen", "", "listen on `ADDR` (HOST:PORT) for the HTTP API (default: where the node in DIR last listened, else "+node.DefaultListen+")")
 	f.StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug (also every zfs/zpool command and its duration), info, warn or error")
-	f.DurationVar(&transferIdle, "transfer-idle", api.DirectIdleTimeout, "cut a direct incoming commit stream (zfs to zfs over plain HTTP) that sent nothing for this `LONG`; the push fails and stores nothing")
+	f.DurationVar(&transferIdle, "transfer-idle", api.TransferIdleTimeout, "cut an incoming commit stream that sent nothing for this `LONG`; the push fails and stores nothing")
 	f.DurationVar(&transferPin, "transfer-pin", dotmesh.DefaultTransferPin, "keep what an interrupted incoming transfer received for a re-run this `LONG` after its last byte; then `dm gc` removes it")
 	nf.add(f)
 	bf.add(f)

@@ -65,9 +65,8 @@ type Config struct {
 	// kept for a re-run after its last byte (0: dotmesh.DefaultTransferPin);
 	// then gc removes it.
 	TransferPin time.Duration
-	// TransferIdle is how long a direct incoming stream (zfs to zfs
-	// over plain HTTP) may send nothing before it is cut (0:
-	// api.DirectIdleTimeout).
+	// TransferIdle is how long an incoming commit stream may send
+	// nothing before it is cut (0: api.TransferIdleTimeout).
 	TransferIdle time.Duration
 	Logger       *slog.Logger
 	Version      string

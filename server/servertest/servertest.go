@@ -78,6 +78,22 @@ func OpenNodeWith(t testing.TB, dataDir string, log *slog.Logger, obs dotmesh.Ob
 // and serves the API; all is closed when the test ends.
 func Start(t testing.TB) *Node {
 	t.Helper()
+	return StartWith(t, server.Options{})
+}
+
+// StartWith is Start with the server's options; those left empty get
+// Start's (a test logger, version "test", the dump backend's alias).
+func StartWith(t testing.TB, opts server.Options) *Node {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = Logger(t)
+	}
+	if opts.Version == "" {
+		opts.Version = "test"
+	}
+	if opts.BackendAliases == nil {
+		opts.BackendAliases = map[string]string{dump.UserName: dump.Name}
+	}
 	dir := t.TempDir()
 	node, store := OpenNode(t, dir)
 	key, _, err := server.EnsureAdminKey(context.Background(), node, dir)
@@ -85,11 +101,7 @@ func Start(t testing.TB) *Node {
 		node.Close()
 		t.Fatalf("making the admin key: %v", err)
 	}
-	srv := httptest.NewServer(server.New(node, server.Options{
-		Logger:         Logger(t),
-		Version:        "test",
-		BackendAliases: map[string]string{dump.UserName: dump.Name},
-	}))
+	srv := httptest.NewServer(server.New(node, opts))
 	t.Cleanup(func() {
 		srv.Close()
 		if err := node.Close(); err != nil {
