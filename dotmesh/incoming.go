@@ -84,16 +84,17 @@ type receiving struct {
 }
 
 type activeReceive struct {
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 	bytes  atomic.Int64 // the record's Bytes plus what this run received
 }
 
 func receiveKey(name DotName, branch string) string { return name.String() + "@" + branch }
 
 // beginReceive registers a receive of branch of name; the returned
-// context is canceled when the transfer is aborted.
+// context is canceled when the transfer is aborted, with an abortedError
+// as its cause.
 func (n *Node) beginReceive(ctx context.Context, name DotName, branch string) (context.Context, *activeReceive, func()) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
 	a := &activeReceive{cancel: cancel}
 	k := receiveKey(name, branch)
 	n.recv.mu.Lock()
@@ -112,8 +113,31 @@ func (n *Node) beginReceive(ctx context.Context, name DotName, branch string) (c
 			delete(n.recv.runs, k)
 		}
 		n.recv.mu.Unlock()
-		cancel()
+		cancel(nil)
 	}
+}
+
+// abortedError is why a receive that `dm transfers abort` cut off failed,
+// in place of the bare context.Canceled its steps return.
+type abortedError struct {
+	dot    DotName
+	branch string
+}
+
+func (e *abortedError) Error() string {
+	return fmt.Sprintf("%v: the incoming transfer of %s@%s was aborted on the receiving node (dm transfers abort); nothing was stored", ErrConflict, e.dot, e.branch)
+}
+
+func (e *abortedError) Unwrap() error { return ErrConflict }
+
+// abortCause is err, or the abort that caused it when ctx (from
+// beginReceive) was canceled by one.
+func abortCause(ctx context.Context, err error) error {
+	var ae *abortedError
+	if err != nil && errors.As(context.Cause(ctx), &ae) && !errors.As(err, &ae) {
+		return ae
+	}
+	return err
 }
 
 // activeBytes reports whether branch of name is being received here, and
@@ -134,7 +158,7 @@ func (n *Node) cancelReceives(name DotName, branch string) {
 	n.recv.mu.Lock()
 	defer n.recv.mu.Unlock()
 	for a := range n.recv.runs[receiveKey(name, branch)] {
-		a.cancel()
+		a.cancel(&abortedError{dot: name, branch: branch})
 	}
 }
 

@@ -152,7 +152,9 @@ func TestAbortIncomingCancelsReceive(t *testing.T) {
 	res, err := b.TransferPeer().Abort(ctx, app, "")
 	require.NoError(t, err)
 	require.Len(t, res.Aborted, 1)
-	require.ErrorIs(t, <-done, context.Canceled)
+	err = <-done
+	require.ErrorIs(t, err, dotmesh.ErrConflict)
+	require.Contains(t, err.Error(), "the incoming transfer of app@master was aborted on the receiving node (dm transfers abort)")
 	pr.Close()
 	ts, err := b.TransferPeer().Incoming(ctx)
 	require.NoError(t, err)

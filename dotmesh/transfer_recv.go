@@ -220,6 +220,7 @@ func (n *Node) receiveCommitAs(ctx context.Context, name DotName, branch string,
 	}
 	ctx, act, end := n.beginReceive(ctx, name, branch)
 	defer end()
+	defer func() { err = abortCause(ctx, err) }()
 	t, unlock, err := n.lockedTarget(ctx, name, create)
 	if err != nil {
 		return err
