@@ -3,8 +3,8 @@ package cli
 import "unicode/utf8"
 
 // decodeConfigFast decodes a config of the shape SaveConfig writes:
-// an object of the known field names, spelled as SaveConfig spells them
-// and each once, whose strings have no escapes, control characters or
+// an object of the known field names, spelled as SaveConfig spells them,
+// whose strings have no escapes, control characters or
 // invalid UTF-8, and no bucket remote. It reports false for anything
 // else, which encoding/json then decodes (and words any error of).
 // encoding/json's first decode in a process, its reflection over the
@@ -82,7 +82,8 @@ func (p *configScanner) next(c byte) bool {
 }
 
 // object reads an object, calling member for each name to read its
-// value; a name twice is declined (encoding/json merges or overwrites).
+// value. A name twice is read as encoding/json reads it: the last value
+// of a field wins, a second "remotes" adds to the first.
 func (p *configScanner) object(member func(name string) bool) bool {
 	if !p.next('{') {
 		return false
@@ -90,19 +91,9 @@ func (p *configScanner) object(member func(name string) bool) bool {
 	if p.next('}') {
 		return true
 	}
-	var seen []string
 	for {
 		var name string
-		if !p.str(&name) {
-			return false
-		}
-		for _, s := range seen {
-			if s == name {
-				return false
-			}
-		}
-		seen = append(seen, name)
-		if !p.next(':') || !member(name) {
+		if !p.str(&name) || !p.next(':') || !member(name) {
 			return false
 		}
 		if p.next('}') {
