@@ -2,11 +2,11 @@ package cli
 
 import "unicode/utf8"
 
-// decodeConfigFast decodes a config of the shape SaveConfig writes:
-// an object of the known field names, spelled as SaveConfig spells them,
-// whose strings have no escapes, control characters or
-// invalid UTF-8, and no bucket remote. It reports false for anything
-// else, which encoding/json then decodes (and words any error of).
+// decodeConfigFast decodes a config of the shape SaveConfig writes: an
+// object of the known field names, spelled as SaveConfig spells them,
+// whose strings have no escapes, control characters or invalid UTF-8,
+// and no bucket remote. It reports false for anything else, which
+// encoding/json then decodes (and words any error of).
 // encoding/json's first decode in a process, its reflection over the
 // types and the page faults of its code, took ~0.3 ms of every dm that
 // reads the config (a commit's time from exec to the dial: 1.1 ms).
