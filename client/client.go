@@ -164,7 +164,13 @@ func (c *Client) doTransfer(ctx context.Context, method, path string, query url.
 func (c *Client) call(ctx context.Context, w *idleWatch, method, path string, query url.Values, hdr header, in, out any) error {
 	var body []byte
 	if in != nil {
-		b, err := json.Marshal(in)
+		var b []byte
+		var err error
+		if e, ok := in.(requestEncoder); ok {
+			b, err = e.encodeRequest()
+		} else {
+			b, err = json.Marshal(in)
+		}
 		if err != nil {
 			return fmt.Errorf("encoding the request: %w", err)
 		}

@@ -174,7 +174,7 @@ func (c *Client) CommitWith(ctx context.Context, name dotmesh.DotName, req api.C
 		return nil, err
 	}
 	var out dotmesh.Commit
-	if err := c.long(ctx, methodPost, p, req, commitAnswer{&out}); err != nil {
+	if err := c.long(ctx, methodPost, p, commitBody{req}, commitAnswer{&out}); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -119,6 +119,9 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
+	if fast, ok := decodeConfigFast(b); ok {
+		return fast, nil
+	}
 	if err := json.Unmarshal(b, cfg); err != nil {
 		return nil, kinded(dotmesh.ErrInvalidArgument, fmt.Errorf("config %s is not valid JSON: %v", path, err))
 	}

@@ -1,0 +1,43 @@
+package client
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/dotmesh-io/dotmesh/api"
+)
+
+// FuzzCommitBody: a commit's request is encoded byte for byte as
+// encoding/json encodes it, whichever path encodes it.
+func FuzzCommitBody(f *testing.F) {
+	f.Add("", "seed data", true, "")
+	f.Add("feature", "é and ü", false, "")
+	f.Add("", "a\nb \"q\" <x> & \u2028 \xff \ufffd \\", false, "")
+	f.Add("b", "m", true, "k")
+	f.Fuzz(func(t *testing.T, branch, message string, allowEmpty bool, metaKey string) {
+		req := api.CommitRequest{Branch: branch, Message: message, AllowEmpty: allowEmpty}
+		if metaKey != "" {
+			req.Metadata = map[string]string{metaKey: message}
+		}
+		got, err := commitBody{req}.encodeRequest()
+		want, werr := json.Marshal(req)
+		if err != nil || werr != nil || string(got) != string(want) {
+			t.Fatalf("%+v: encoded %s (%v), encoding/json %s (%v)", req, got, err, want, werr)
+		}
+	})
+}
+
+// TestCommitBodyPlain: a commit with -m and no metadata takes the path
+// that does not use encoding/json.
+func TestCommitBodyPlain(t *testing.T) {
+	for _, s := range []string{"", "seed data", "é ü 日本", "a/b-c_d.e"} {
+		if !plainJSON(s) {
+			t.Errorf("%q is not plain", s)
+		}
+	}
+	for _, s := range []string{"a\n", `"`, `\`, "<", ">", "&", "\u2028", "\u2029", "\xff", "\ufffd", "\x7f\x00"} {
+		if plainJSON(s) {
+			t.Errorf("%q is plain", s)
+		}
+	}
+}
