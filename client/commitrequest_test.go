@@ -2,6 +2,7 @@ package client
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/dotmesh-io/dotmesh/api"
@@ -39,5 +40,21 @@ func TestCommitBodyPlain(t *testing.T) {
 		if plainJSON(s) {
 			t.Errorf("%q is plain", s)
 		}
+	}
+}
+
+// TestCommitBodyKnowsEveryField: the hand encoding writes the fields of
+// api.CommitRequest it knows; a field added there must be added to it
+// (or the new field would be dropped from every plain commit).
+func TestCommitBodyKnowsEveryField(t *testing.T) {
+	known := map[string]bool{"Branch": true, "Message": true, "Metadata": true, "AllowEmpty": true}
+	rt := reflect.TypeFor[api.CommitRequest]()
+	for i := range rt.NumField() {
+		if f := rt.Field(i); !known[f.Name] {
+			t.Errorf("api.CommitRequest has a field %s that commitBody.encodeRequest does not write", f.Name)
+		}
+	}
+	if rt.NumField() != len(known) {
+		t.Errorf("api.CommitRequest has %d fields, commitBody knows %d", rt.NumField(), len(known))
 	}
 }
