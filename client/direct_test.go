@@ -3,9 +3,11 @@ package client_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -143,5 +145,40 @@ func TestDirectInterim(t *testing.T) {
 		if _, err := c.State(ctx, dotmesh.DotName{Name: "web"}, "master", dotmesh.StateOptions{}); err != nil {
 			t.Errorf("direct=%v: state: %v", direct, err)
 		}
+	}
+}
+
+// A node that takes a direct request but never answers it is given up on
+// after the idle time: not handled, so the framed stream goes (and its
+// own idle watch reports the node).
+func TestDirectSilentNode(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			go io.Copy(io.Discard, conn)
+		}
+	}()
+	const idle = 200 * time.Millisecond
+	c := must(client.New("http://"+ln.Addr().String(), "", "key", client.WithIdleTimeout(idle)))
+	base := dotmesh.NewCommitID()
+	cm := dotmesh.Commit{ID: dotmesh.NewCommitID(), Parent: base}
+	start := time.Now()
+	if _, handled, err := c.SendCommitDirect(context.Background(), dotmesh.DotName{Namespace: "admin", Name: "app"}, "master", cm, &base, "native:zfs", func(*os.File) error {
+		t.Error("a node that did not answer 101 got the stream")
+		return nil
+	}); handled || err != nil {
+		t.Errorf("a silent node: handled %v, %v", handled, err)
+	}
+	if d := time.Since(start); d < idle || d > 10*idle {
+		t.Errorf("a silent node was given up on after %s; want the idle time, %s", d, idle)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"time"
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/client/internal/h1"
@@ -76,7 +77,13 @@ func (c *Client) SendCommitDirect(ctx context.Context, dot dotmesh.DotName, bran
 		return 0, false, nil
 	}
 	br := bufio.NewReader(tc)
-	if _, up, err := h1.ReadUpgrade(br, methodPost, api.DirectProtocol, nil); err != nil || !up || br.Buffered() > 0 {
+	// The answer comes within the idle time, or a 102 re-arms it: this
+	// request has no idle watch, and a receiver that stopped (frozen,
+	// or hung before its answer) would hold the push for ever.
+	_ = tc.SetReadDeadline(time.Now().Add(c.idle))
+	_, up, err := h1.ReadUpgrade(br, methodPost, api.DirectProtocol, func(int) { _ = tc.SetReadDeadline(time.Now().Add(c.idle)) })
+	_ = tc.SetReadDeadline(time.Time{})
+	if err != nil || !up || br.Buffered() > 0 {
 		// Refused (an old node, another backend, TLS): the framed stream.
 		return 0, false, nil
 	}
