@@ -90,7 +90,10 @@ func TestLightHandsHTTPSOver(t *testing.T) {
 		}
 		return
 	}
-	for _, args := range [][]string{{"list"}, {"log", "--dot", "nosuch"}, {"branch", "--dot", "app"}} {
+	// A FlexVolume call (kubelet runs the light dm as the driver) that
+	// reaches the node: the driver config is the client's remote local.
+	unmounted := filepath.Join(t.TempDir(), "not-mounted")
+	for _, args := range [][]string{{"list"}, {"log", "--dot", "nosuch"}, {"branch", "--dot", "app"}, {"flex", "unmount", unmounted}} {
 		light, full, lcode, fcode := runBoth(args...)
 		if light != full || lcode != fcode {
 			t.Errorf("dm %v: the light dm said %q (status %d), dm-node %q (%d)", args, light, lcode, full, fcode)
