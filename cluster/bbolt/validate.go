@@ -269,6 +269,8 @@ func (w *pageWalk) tree(id uint64, lo, hi []byte) ([]byte, error) {
 
 // nodePage checks a branch or leaf page (also an inline bucket's page,
 // id 0) and walks what it refers to; lo, hi and the result as for tree.
+// A page's type is exactly branch or leaf: tree's page checks it, and
+// an inline page is checked for leaf here.
 func (w *pageWalk) nodePage(p []byte, id uint64, lo, hi []byte) ([]byte, error) {
 	if len(p) < pageHeaderSize {
 		return nil, corrupt(w.path, "page %d is cut short", id)
@@ -277,9 +279,6 @@ func (w *pageWalk) nodePage(p []byte, id uint64, lo, hi []byte) ([]byte, error) 
 	inline := id == 0
 	if inline && flags != leafPageFlag {
 		return nil, corrupt(w.path, "an inline bucket has page type %#x", flags)
-	}
-	if flags != branchPageFlag && flags != leafPageFlag {
-		return nil, corrupt(w.path, "page %d has type %#x where a branch or leaf belongs", id, flags)
 	}
 	if pageHeaderSize+n*elemSize > len(p) {
 		return nil, corrupt(w.path, "page %d has %d elements, more than fit", id, n)
