@@ -27,9 +27,19 @@ all: build
 # repositories or write man pages to bin/dm-node beside it, the all-in-one dm (see
 # cmd/dm). The light dm is linked statically (no cgo): without the
 # dynamic loader it starts 2-3 ms sooner.
+# Each binary is then rewritten in one write(2): the linker writes its
+# output through a shared mapping, which leaves the file in the page cache
+# as 4 KiB pages, and every start of dm then pays for mapping its text 4 KiB
+# at a time (fault-around walks 16 small folios per fault). Written in one
+# call, ext4 (Linux 6.16+), xfs and btrfs keep it in large folios (2 MiB
+# here): a light `dm commit` starts with ~0.9-1.1 ms less CPU (see README,
+# bench). A file read back from disk by exec is in small pages again.
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/dm-node ./cmd/dm
 	CGO_ENABLED=0 $(GO) build -tags dmlight -ldflags "$(LDFLAGS)" -o bin/dm ./cmd/dm
+	@for b in bin/dm-node bin/dm; do \
+		dd if=$$b of=$$b.tmp bs=128M status=none && chmod 0755 $$b.tmp && mv -f $$b.tmp $$b || exit 1; \
+	done
 
 vet:
 	$(GO) vet ./...
