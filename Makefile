@@ -31,9 +31,9 @@ all: build
 # output through a shared mapping, which leaves the file in the page cache
 # as 4 KiB pages, and every start of dm then pays for mapping its text 4 KiB
 # at a time (fault-around walks 16 small folios per fault). Written in one
-# call, ext4 (Linux 6.16+), xfs and btrfs keep it in large folios (2 MiB
-# here): a light `dm commit` starts with ~0.9-1.1 ms less CPU (see README,
-# bench). A file read back from disk by exec is in small pages again.
+# call, a file system with large folios (ext4 since Linux 6.16) keeps it in
+# 2 MiB ones: a light `dm commit` starts with ~0.8-1 ms less CPU (see
+# README, bench). A file read back from disk by exec is in small pages again.
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/dm-node ./cmd/dm
 	CGO_ENABLED=0 $(GO) build -tags dmlight -ldflags "$(LDFLAGS)" -o bin/dm ./cmd/dm
