@@ -237,9 +237,12 @@ type ChangeCommitter interface {
 // before its registry transaction (journal.go).
 type CommitJournal interface {
 	// JournalCommit stores rec for commit c, durable no later than the
-	// data of c that the next Commit or CommitIfChanged of c makes. An
-	// error stores nothing, and the Node records the commit as usual.
-	JournalCommit(ctx context.Context, c CommitRef, rec []byte) error
+	// data of c that the next Commit or CommitIfChanged of c makes. With
+	// head, c counts only if its data differs from head's (the commit is
+	// a CommitIfChanged): Journaled does not report as stored a c that a
+	// crash left before its unchanged data was deleted. An error stores
+	// nothing, and the Node records the commit as usual.
+	JournalCommit(ctx context.Context, c CommitRef, head *CommitRef, rec []byte) error
 	// Journaled lists the records stored and not dropped.
 	Journaled(ctx context.Context) ([]JournaledCommit, error)
 	// DropJournal removes c's record, without a sync; a missing one is
@@ -251,8 +254,8 @@ type CommitJournal interface {
 type JournaledCommit struct {
 	Commit CommitRef
 	Record []byte
-	// Stored says the commit's data is stored; then Info holds the facts
-	// Commit returned for it.
+	// Stored says the commit's data is stored (and, given a head, differs
+	// from head's); then Info holds the facts Commit returned for it.
 	Stored bool
 	Info   map[string]string
 }

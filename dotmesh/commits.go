@@ -150,7 +150,11 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 	// does not know, which reconcile deletes: the old head stays; unless
 	// the commit was journaled with its data, which reconcile replays.
 	jr, journal := be.(CommitJournal)
-	journal = journal && unlock != nil && !n.ks.off && hooks == nil && n.journalCommit(ctx, jr, c, b.Name, audit)
+	var ifChanged *CommitRef // the commit counts only if it differs from head
+	if check && cheap && head != nil {
+		ifChanged = new(head.Ref())
+	}
+	journal = journal && unlock != nil && !n.ks.off && hooks == nil && n.journalCommit(ctx, jr, c, ifChanged, b.Name, audit)
 	release, err := hooks.quiesce(ctx)
 	if err != nil {
 		return nil, err

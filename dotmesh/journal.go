@@ -37,13 +37,13 @@ type journalRecord struct {
 
 // journalCommit hands c's record to jr before its data is taken; false
 // when the commit takes the synced path instead.
-func (n *Node) journalCommit(ctx context.Context, jr CommitJournal, c *Commit, branch string, ops []Op) bool {
+func (n *Node) journalCommit(ctx context.Context, jr CommitJournal, c *Commit, head *CommitRef, branch string, ops []Op) bool {
 	rec, err := json.Marshal(journalRecord{Commit: c, Branch: branch, Ops: ops})
 	if err == nil && len(rec) > maxJournalRecord {
 		err = fmt.Errorf("%w: the record has %d bytes, more than %d", ErrInvalidArgument, len(rec), maxJournalRecord)
 	}
 	if err == nil {
-		err = jr.JournalCommit(ctx, c.Ref(), rec)
+		err = jr.JournalCommit(ctx, c.Ref(), head, rec)
 	}
 	if err != nil {
 		n.log.DebugContext(ctx, "commit not journaled; the registry's transaction comes before the answer", "commit", c.ID, "err", err)
@@ -120,7 +120,7 @@ func (n *Node) replayJournaled(ctx context.Context, j JournaledCommit) error {
 	}
 	c := rec.Commit
 	if !j.Stored {
-		n.log.InfoContext(ctx, "dropping the journal record of a commit whose data was never made", "commit", j.Commit.String())
+		n.log.InfoContext(ctx, "dropping the journal record of a commit whose data was never made, or equals its head", "commit", j.Commit.String())
 		return nil
 	}
 	if _, err := n.store.Get(ctx, commitKey(c.Dot, c.ID)); err == nil {

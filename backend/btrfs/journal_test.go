@@ -146,7 +146,7 @@ func TestJournaledCommitSurvivesKill(t *testing.T) {
 		}
 		ghost = dotmesh.CommitRef{BranchRef: js[0].Commit.BranchRef, ID: dotmesh.NewCommitID()}
 		rec := fmt.Sprintf(`{"commit":{"id":%q,"dot":%q,"branch":%q,"parent":%q,"message":"never taken"},"branch":"master"}`, ghost.ID, ghost.Dot, ghost.Branch, id)
-		must(t, be.JournalCommit(ctx, ghost, []byte(rec)))
+		must(t, be.JournalCommit(ctx, ghost, nil, []byte(rec)))
 	}, &logged)
 	defer func() { n.Close() }()
 	if !strings.Contains(logged.String(), "whose data was never made") || !strings.Contains(logged.String(), string(ghost.ID)) {
@@ -183,14 +183,31 @@ func TestJournaledCommitSurvivesKill(t *testing.T) {
 		t.Fatalf("commit of an unchanged state: %v, want NothingToCommitError", err)
 	}
 	must(t, n.Close())
+
+	// A crash between the snapshot of an unchanged state and its deletion
+	// leaves no commit.
+	head := dotmesh.CommitRef{BranchRef: ghost.BranchRef, ID: c.ID}
+	empty := dotmesh.CommitRef{BranchRef: ghost.BranchRef, ID: dotmesh.NewCommitID()}
+	logged.Reset()
 	n = openJournalNode(t, dir, nil, func(be *Guarded) {
 		js, err := be.Journaled(ctx)
 		must(t, err)
 		if len(js) != 0 {
 			t.Fatalf("journal after a clean close: %+v, want none", js)
 		}
-	}, nil)
+		rec := fmt.Sprintf(`{"commit":{"id":%q,"dot":%q,"branch":%q,"parent":%q,"message":"unchanged"},"branch":"master"}`, empty.ID, empty.Dot, empty.Branch, c.ID)
+		must(t, be.JournalCommit(ctx, empty, &head, []byte(rec)))
+		_, err = be.Commit(ctx, empty)
+		must(t, err)
+	}, &logged)
+	if !strings.Contains(logged.String(), "equals its head") || !strings.Contains(logged.String(), string(empty.ID)) {
+		t.Fatalf("the start did not drop the record of the unchanged %s; its log:\n%s", empty.ID, logged.String())
+	}
 	if log, err = n.Log(ctx, journalDot, "", 0); err != nil || len(log) != 3 {
-		t.Fatalf("log after a clean restart: %+v, %v; want 3 commits", log, err)
+		t.Fatalf("log after a restart: %+v, %v; want 3 commits", log, err)
+	}
+	be, _ = n.Backend(Name)
+	if ids, err := be.Commits(ctx, empty.BranchRef); err != nil || len(ids) != 3 {
+		t.Fatalf("commits stored after the restart: %v, %v; want 3", ids, err)
 	}
 }

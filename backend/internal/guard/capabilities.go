@@ -118,13 +118,13 @@ func (g *Backend) CommitJournal() CommitJournal {
 
 // JournalCommit implements dotmesh.CommitJournal, unlocked: the Node
 // holds the dot's lock across it and the commit.
-func (c CommitJournal) JournalCommit(ctx context.Context, r dotmesh.CommitRef, rec []byte) error {
-	done, err := c.g.call(r, nil)
+func (c CommitJournal) JournalCommit(ctx context.Context, r dotmesh.CommitRef, head *dotmesh.CommitRef, rec []byte) error {
+	done, err := c.g.call(r, head)
 	if err != nil {
 		return err
 	}
 	defer done()
-	return c.in.JournalCommit(ctx, r, rec)
+	return c.in.JournalCommit(ctx, r, head, rec)
 }
 
 // Journaled implements dotmesh.CommitJournal.
