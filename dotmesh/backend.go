@@ -230,6 +230,36 @@ type ChangeCommitter interface {
 	CommitIfChanged(ctx context.Context, c CommitRef, head CommitRef) (info map[string]string, changed bool, err error)
 }
 
+// CommitJournal is an optional capability of backends that make a small
+// record durable with the next commit's data (btrfs: an xattr set before
+// the snapshot, whose ioctl commits the transaction it joined). A
+// standalone Node journals a commit's registry records there and answers
+// before its registry transaction (journal.go).
+type CommitJournal interface {
+	// JournalCommit stores rec for commit c, durable no later than the
+	// data of c that the next Commit or CommitIfChanged of c makes. With
+	// head, c counts only if its data differs from head's (the commit is
+	// a CommitIfChanged): Journaled does not report as stored a c that a
+	// crash left before its unchanged data was deleted. An error stores
+	// nothing, and the Node records the commit as usual.
+	JournalCommit(ctx context.Context, c CommitRef, head *CommitRef, rec []byte) error
+	// Journaled lists the records stored and not dropped.
+	Journaled(ctx context.Context) ([]JournaledCommit, error)
+	// DropJournal removes c's record, without a sync; a missing one is
+	// no error.
+	DropJournal(ctx context.Context, c CommitRef) error
+}
+
+// JournaledCommit is one record a CommitJournal holds.
+type JournaledCommit struct {
+	Commit CommitRef
+	Record []byte
+	// Stored says the commit's data is stored (and, given a head, differs
+	// from head's); then Info holds the facts Commit returned for it.
+	Stored bool
+	Info   map[string]string
+}
+
 // SourceDiffer is an optional capability of backends whose database
 // subdots hold dumps made by sources (dump): Node.Changes reads their
 // schema and row changes through it. A subdot is a database subdot of a

@@ -43,7 +43,12 @@ func (n *Node) Commit(ctx context.Context, name DotName, branch string, opts Com
 	if err := n.place.acquire(ctx, d, b.Name); err != nil {
 		return nil, err
 	}
-	defer n.lockDot(d.ID)()
+	unlock := n.lockDot(d.ID)
+	defer func() {
+		if unlock != nil { // a journaled commit took it
+			unlock()
+		}
+	}()
 	master := b.Master
 	d, b, rev, err := n.resolveBranch(ctx, name, b.Name)
 	if err != nil {
@@ -57,7 +62,7 @@ func (n *Node) Commit(ctx context.Context, name DotName, branch string, opts Com
 		// committed the changes it had: this commit is still made.
 		opts.AllowEmpty = true
 	}
-	return n.commitLocked(ctx, d, b, rev, opts)
+	return n.commitLocked(ctx, d, b, rev, opts, &unlock)
 }
 
 // resolveBranch returns the dot and the named branch, or the current
@@ -92,8 +97,9 @@ func (n *clustered) checkMaster(d *Dot, b *Branch) error {
 }
 
 // commitLocked is Commit for callers that hold the dot lock and read b at
-// revision rev.
-func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, opts CommitOptions) (made *Commit, err error) {
+// revision rev. Given the lock's release (unlock), it may answer before
+// the registry's transaction, which then releases the lock (journal.go).
+func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, opts CommitOptions, unlock *func()) (made *Commit, err error) {
 	name := d.DotName()
 	if err := checkRestored(d, b); err != nil {
 		return nil, err
@@ -136,9 +142,19 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 		ID: NewCommitID(), Dot: d.ID, Branch: b.StorageName(), Parent: b.Head,
 		Author: opts.Author, Time: n.now().UTC(), Message: opts.Message, Metadata: opts.Metadata,
 	}
+	// The caller's audit record of this commit, if it gave one
+	// (WithAudit), goes in the same transaction.
+	audit, audited := n.auditOps(ctx, func(r *AuditRecord) { r.Branch, r.Commit = c.Branch, string(c.ID) })
 	// Data first, then one registry transaction that records the commit and
 	// moves the head. A crash in between leaves commit data the registry
-	// does not know, which reconcile deletes: the old head stays.
+	// does not know, which reconcile deletes: the old head stays; unless
+	// the commit was journaled with its data, which reconcile replays.
+	jr, journal := be.(CommitJournal)
+	var ifChanged *CommitRef // the commit counts only if it differs from head
+	if check && cheap && head != nil {
+		ifChanged = new(head.Ref())
+	}
+	journal = journal && unlock != nil && !n.ks.off && hooks == nil && n.journalCommit(ctx, jr, c, ifChanged, b.Name, audit)
 	release, err := hooks.quiesce(ctx)
 	if err != nil {
 		return nil, err
@@ -149,6 +165,9 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 		info, changed, err = cc.CommitIfChanged(ctx, c.Ref(), head.Ref())
 		release()
 		if err == nil && !changed {
+			if journal {
+				n.dropJournal(ctx, jr, c.Ref())
+			}
 			return nil, &NothingToCommitError{Dot: name, Branch: b.Name, Head: b.Head}
 		}
 	} else {
@@ -156,13 +175,27 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 		release()
 	}
 	if err != nil {
+		if journal {
+			n.dropJournal(ctx, jr, c.Ref())
+		}
 		return nil, fmt.Errorf("committing %s@%s: %w", name, b.Name, err)
 	}
 	c.Info = recordConsistency(info, hooks.held())
 	b.Head = c.ID
-	// The caller's audit record of this commit, if it gave one
-	// (WithAudit), goes in the same transaction.
-	audit, audited := n.auditOps(ctx, func(r *AuditRecord) { r.Branch, r.Commit = c.Branch, string(c.ID) })
+	if journal {
+		// Durable with the data: answer now; the transaction follows
+		// under the dot's lock, and the registry waits for it.
+		leave, release := n.ks.gate.enter(), *unlock
+		*unlock = nil
+		audited()
+		go func() {
+			defer release()
+			defer leave()
+			n.recordJournaled(context.WithoutCancel(ctx), jr, b, rev, c, audit)
+		}()
+		n.log.InfoContext(ctx, "committed", "dot", name.String(), "branch", b.Name, "commit", c.ID)
+		return c, nil
+	}
 	ops := append([]Op{PutOp(commitKey(d.ID, c.ID), encode(c)), PutOp(branchKey(d.ID, b.Name), encode(b))}, n.place.replicaOps(d.ID, c.ID)...)
 	_, err = n.store.Txn(ctx,
 		[]Condition{IfRevision(branchKey(d.ID, b.Name), rev), IfAbsent(commitKey(d.ID, c.ID))},

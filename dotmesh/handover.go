@@ -222,7 +222,7 @@ func (n *clustered) release(ctx context.Context, name DotName, branch, to string
 		return nil, err
 	}
 	if u.Dirty {
-		c, err := n.commitLocked(ctx, d, b, rev, CommitOptions{Message: autoCommitMessage(me, to), Author: "dotmesh", AllowEmpty: true}) // dirty: checked above
+		c, err := n.commitLocked(ctx, d, b, rev, CommitOptions{Message: autoCommitMessage(me, to), Author: "dotmesh", AllowEmpty: true}, nil) // dirty: checked above
 		if err != nil {
 			return nil, fmt.Errorf("committing uncommitted changes before the move: %w", err)
 		}

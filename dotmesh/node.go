@@ -30,8 +30,9 @@ type Options struct {
 	Cluster *ClusterOptions
 	// StepHook, when set, is called at each step of a journalled
 	// operation ("marked", "restored", "recorded" of a working state's
-	// restore, see restore.go), so that tests can cut one short there.
-	// Nil in production.
+	// restore, see restore.go; "commit answered" of a journaled commit,
+	// before its registry transaction, see journal.go), so that tests
+	// can cut one short there. Nil in production.
 	StepHook func(step string)
 	// TransferPin is how long what an interrupted incoming transfer
 	// received is kept for a re-run after its last byte arrived; then gc
@@ -73,6 +74,7 @@ type Options struct {
 type Node struct {
 	reg      registry
 	store    ClusterStore
+	ks       *keepingStore // store, for the journal's gate (journal.go)
 	backends map[string]StorageBackend
 	def      string
 	log      *slog.Logger
@@ -137,7 +139,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	}
 	ks := newKeepingStore(opts.Store, n)
 	ks.off = opts.Cluster != nil
-	n.store, n.reg = ks, registry{s: ks, cc: newCommitCache(commitCacheBytes), lc: &n.lists}
+	n.store, n.ks, n.reg = ks, ks, registry{s: ks, cc: newCommitCache(commitCacheBytes), lc: &n.lists}
 	if n.now == nil {
 		n.now = time.Now
 	}
@@ -187,6 +189,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 // Closing again does nothing.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
+		_ = n.ks.gate.wait(context.Background()) // answered commits' transactions
 		n.place.stop()
 		n.lists.stop()
 		n.scratch.drop("", true, true)

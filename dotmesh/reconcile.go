@@ -15,6 +15,11 @@ import (
 // normal (not replicated to this node yet), and deleting metadata would
 // lose history.
 func (n *Node) reconcile(ctx context.Context) error {
+	// Commits answered before a crash cut their registry transaction
+	// short are recorded first, so that their data is known below.
+	if err := n.replayJournals(ctx); err != nil {
+		return err
+	}
 	// Records, then the dots being received, then the registered dots:
 	// see dropOrphanRecords.
 	records := make(map[string][]KV) // by prefix

@@ -93,45 +93,87 @@ type keepingStore struct {
 	mu       sync.Mutex
 	dotLocks map[DotID]*sync.Mutex
 	backend  map[DotID]string // a dot's backend never changes
+
+	// gate: every access below waits for the registry transactions of
+	// commits answered before them (journal.go).
+	gate journalGate
 }
 
 func newKeepingStore(s ClusterStore, n *Node) *keepingStore {
 	return &keepingStore{ClusterStore: s, n: n, dotLocks: make(map[DotID]*sync.Mutex), backend: make(map[DotID]string)}
 }
 
+func (k *keepingStore) Get(ctx context.Context, key string) (KV, error) {
+	if err := k.gate.wait(ctx); err != nil {
+		return KV{}, err
+	}
+	return k.ClusterStore.Get(ctx, key)
+}
+
+func (k *keepingStore) List(ctx context.Context, prefix string) ([]KV, error) {
+	if err := k.gate.wait(ctx); err != nil {
+		return nil, err
+	}
+	return k.ClusterStore.List(ctx, prefix)
+}
+
 // Scan forwards to the store's Scanner (see scanPrefix).
 func (k *keepingStore) Scan(ctx context.Context, prefix string, fn func(key, value []byte) error) error {
+	if err := k.gate.wait(ctx); err != nil {
+		return err
+	}
 	return scanPrefix(ctx, k.ClusterStore, prefix, fn)
 }
 
 // ListKeys forwards to the store's KeyLister (see keysUnder).
 func (k *keepingStore) ListKeys(ctx context.Context, prefix string) ([]string, error) {
+	if err := k.gate.wait(ctx); err != nil {
+		return nil, err
+	}
 	return keysUnder(ctx, k.ClusterStore, prefix)
 }
 
 // ListCached forwards to the store's CachedLister (see listCached).
 func (k *keepingStore) ListCached(ctx context.Context, prefix string) ([]KV, error) {
+	if err := k.gate.wait(ctx); err != nil {
+		return nil, err
+	}
 	return listCached(ctx, k.ClusterStore, prefix)
 }
 
 func (k *keepingStore) Put(ctx context.Context, key string, value []byte) (int64, error) {
+	if err := k.gate.wait(ctx); err != nil {
+		return 0, err
+	}
 	defer k.n.lists.touch(key) // after the write: see listCache
 	if _, _, ok := recordFor(key); !ok || k.off {
 		return k.ClusterStore.Put(ctx, key, value)
 	}
-	return k.Txn(ctx, nil, []Op{PutOp(key, value)})
+	return k.txn(ctx, nil, []Op{PutOp(key, value)})
 }
 
 func (k *keepingStore) Delete(ctx context.Context, key string) error {
+	if err := k.gate.wait(ctx); err != nil {
+		return err
+	}
 	defer k.n.lists.touch(key)
 	if _, _, ok := recordFor(key); !ok || k.off {
 		return k.ClusterStore.Delete(ctx, key)
 	}
-	_, err := k.Txn(ctx, nil, []Op{DeleteOp(key)})
+	_, err := k.txn(ctx, nil, []Op{DeleteOp(key)})
 	return err
 }
 
 func (k *keepingStore) Txn(ctx context.Context, conds []Condition, ops []Op) (int64, error) {
+	if err := k.gate.wait(ctx); err != nil {
+		return 0, err
+	}
+	return k.txn(ctx, conds, ops)
+}
+
+// txn is Txn without the wait at the gate: the transaction of a commit
+// answered before it, which the gate waits for.
+func (k *keepingStore) txn(ctx context.Context, conds []Condition, ops []Op) (int64, error) {
 	defer k.n.lists.touchOps(ops)
 	recs := make(map[DotID]map[string][]byte)
 	for _, op := range ops {

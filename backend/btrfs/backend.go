@@ -43,6 +43,7 @@ type Guarded struct {
 	guard.CommitViewer
 	guard.DirtyChecker
 	guard.ChangeCommitter
+	guard.CommitJournal
 	guard.StoreStatter
 	guard.CapacityReporter
 	guard.VolumeSizer
@@ -55,6 +56,7 @@ var (
 	_ dotmesh.CommitViewer     = (*Guarded)(nil)
 	_ dotmesh.DirtyChecker     = (*Guarded)(nil)
 	_ dotmesh.ChangeCommitter  = (*Guarded)(nil)
+	_ dotmesh.CommitJournal    = (*Guarded)(nil)
 	_ dotmesh.InodeKeeper      = (*Guarded)(nil)
 	_ dotmesh.CapacityReporter = (*Guarded)(nil)
 	_ dotmesh.VolumeSizer      = (*Guarded)(nil)
@@ -75,7 +77,7 @@ func Open(ctx context.Context, opts Options) (*Guarded, error) {
 		return nil, err
 	}
 	g := guard.New(b, guard.Options{Where: "btrfs backend " + b.root})
-	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), CommitViewer: g.CommitViewer(), DirtyChecker: g.DirtyChecker(), ChangeCommitter: g.ChangeCommitter(), StoreStatter: g.StoreStatter(), CapacityReporter: g.CapacityReporter(), VolumeSizer: g.VolumeSizer(), b: b}, nil
+	return &Guarded{Backend: g, RecordKeeper: g.RecordKeeper(), CommitViewer: g.CommitViewer(), DirtyChecker: g.DirtyChecker(), ChangeCommitter: g.ChangeCommitter(), CommitJournal: g.CommitJournal(), StoreStatter: g.StoreStatter(), CapacityReporter: g.CapacityReporter(), VolumeSizer: g.VolumeSizer(), b: b}, nil
 }
 
 // Root is the directory holding the layout (the mount point of the image

@@ -40,16 +40,21 @@ func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]s
 		_ = os.Remove(dir)
 		return nil, fmt.Errorf("commit %s: %w", c, err)
 	}
+	return b.commitFacts(c), nil
+}
+
+// commitFacts are the facts Commit returns for the stored commit c.
+func (b *Backend) commitFacts(c dotmesh.CommitRef) map[string]string {
 	// One snapshot of the branch's subvolume holds every subdot: what a
 	// crash would leave (dotmesh.ConsistencyCrash).
 	facts := map[string]string{dotmesh.InfoConsistency: dotmesh.ConsistencyCrash}
 	info, err := getSubvolInfo(b.snapPath(c))
 	if err != nil {
-		return facts, nil // the commit is made; its other facts are optional
+		return facts // the commit is made; its other facts are optional
 	}
 	facts["btrfs_uuid"] = info.UUID
 	facts["btrfs_generation"] = strconv.FormatUint(info.OTransID, 10)
-	return facts, nil
+	return facts
 }
 
 // Commits implements dotmesh.StorageBackend: the commit directories of br

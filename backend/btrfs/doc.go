@@ -15,7 +15,10 @@
 //	records/<dot id>/<key>                      copies of the registry's records
 //	                                            (dotmesh.RecordKeeper)
 //	trash/                                      being deleted
-//	lock                                        one Backend per root
+//	lock                                        one Backend per root; its
+//	                                            trusted.dotmesh.commit.<id>
+//	                                            xattrs are journaled commits
+//	                                            (dotmesh.CommitJournal)
 //
 // Subdots are directories directly in live; RootSubdot is live itself,
 // so one snapshot covers every subdot atomically. Subvolumes a user nests
@@ -37,6 +40,12 @@
 // states. Deletions first rename into the trash. Open removes the trash,
 // rollback leftovers and receive staging directories, so after a crash
 // every branch is as it was before or after the interrupted call.
+//
+// A commit's registry records are journaled in an xattr set before its
+// snapshot (Backend.JournalCommit): the snapshot ioctl commits the
+// transaction the xattr joined, so a standalone Node can answer before
+// its registry's own synced transaction and replay the record after a
+// crash.
 //
 // A commit that must not be empty snapshots first (the ioctl flushes and
 // commits the subvolume's writes) and then searches the snapshot for

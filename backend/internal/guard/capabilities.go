@@ -105,6 +105,48 @@ func (c ChangeCommitter) CommitIfChanged(ctx context.Context, r dotmesh.CommitRe
 	return c.in.CommitIfChanged(ctx, r, head)
 }
 
+// CommitJournal guards dotmesh.CommitJournal.
+type CommitJournal struct {
+	g  *Backend
+	in dotmesh.CommitJournal
+}
+
+// CommitJournal returns the guarded dotmesh.CommitJournal of the inner backend.
+func (g *Backend) CommitJournal() CommitJournal {
+	return CommitJournal{g, g.inner.(dotmesh.CommitJournal)}
+}
+
+// JournalCommit implements dotmesh.CommitJournal, unlocked: the Node
+// holds the dot's lock across it and the commit.
+func (c CommitJournal) JournalCommit(ctx context.Context, r dotmesh.CommitRef, head *dotmesh.CommitRef, rec []byte) error {
+	done, err := c.g.call(r, head)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return c.in.JournalCommit(ctx, r, head, rec)
+}
+
+// Journaled implements dotmesh.CommitJournal.
+func (c CommitJournal) Journaled(ctx context.Context) ([]dotmesh.JournaledCommit, error) {
+	done, err := c.g.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return c.in.Journaled(ctx)
+}
+
+// DropJournal implements dotmesh.CommitJournal.
+func (c CommitJournal) DropJournal(ctx context.Context, r dotmesh.CommitRef) error {
+	done, err := c.g.call(r, nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return c.in.DropJournal(ctx, r)
+}
+
 // HeadFollower guards dotmesh.HeadFollower.
 type HeadFollower struct {
 	g  *Backend
