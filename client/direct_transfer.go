@@ -47,6 +47,8 @@ func (c *Client) SendCommitDirect(ctx context.Context, dot dotmesh.DotName, bran
 	if along != nil {
 		if v, ok := api.EncodeFinish(along.Req); ok {
 			h.Set(api.FinishHeader, v)
+		} else if along.Needed {
+			return 0, false, nil
 		} else {
 			along = nil
 		}

@@ -265,7 +265,11 @@ type FinishAlong struct {
 	Req FinishRequest
 	// Sent, when not nil, is called once the whole stream has gone and
 	// the answer is awaited (the receiver finishes meanwhile).
-	Sent     func()
+	Sent func()
+	// Needed says the commit must not go without Req: a DirectSink
+	// that cannot carry it does not handle the commit (pushDirectGuess,
+	// whose guess the receiver checks against Req).
+	Needed   bool
 	Answered bool
 	Res      *FinishResult
 	Err      error

@@ -28,7 +28,7 @@ func (s *server) receiveDirect(w http.ResponseWriter, r *http.Request, name dotm
 		return
 	}
 	dc := &directConn{w: w, idle: s.transferIdle, log: s.log.With("dot", name.String(), "branch", branch, "commit", c.ID)}
-	err := s.node.TransferPeer().ReceiveDirect(r.Context(), name, branch, c, base, format, dc)
+	err := s.node.TransferPeer().ReceiveDirect(r.Context(), name, branch, c, base, format, fin, dc)
 	if dc.conn == nil {
 		// Not taken: an answer as any other, and the sender falls back.
 		writeError(w, err)
