@@ -159,7 +159,7 @@ type DirectConn interface {
 // receiver's head (pushDirectGuess) asks and sends as it would have.
 func (p *TransferPeer) ReceiveDirect(ctx context.Context, dot DotName, branch string, c Commit, base *CommitID, format string, fin *FinishRequest, conn DirectConn) error {
 	if fin != nil {
-		if err := p.n.finishWouldMove(ctx, dot, branch, *fin); err != nil {
+		if err := p.n.finishWouldMove(ctx, dot, branch, format, *fin); err != nil {
 			return fmt.Errorf("%w: %w", ErrNotSupported, err)
 		}
 	}
@@ -169,9 +169,10 @@ func (p *TransferPeer) ReceiveDirect(ctx context.Context, dot DotName, branch st
 // finishWouldMove checks, without the dot's lock (Finish checks again
 // under it), what Finish needs to move branch from req.OldHead: the
 // branch there, with a working state free of uncommitted changes and of
-// mounts. A new dot or branch passes when req.OldHead is empty. It reads
-// the dot, the branch and its head's record, not the whole history.
-func (n *Node) finishWouldMove(ctx context.Context, name DotName, branch string, req FinishRequest) error {
+// mounts; a dot stored with the stream's backend. A new dot or branch
+// passes when req.OldHead is empty. It reads the dot, the branch and its
+// head's record, not the whole history.
+func (n *Node) finishWouldMove(ctx context.Context, name DotName, branch, format string, req FinishRequest) error {
 	if err := ValidateName("branch", branch); err != nil {
 		return err
 	}
@@ -180,6 +181,9 @@ func (n *Node) finishWouldMove(ctx context.Context, name DotName, branch string,
 		return nil // a new dot (staged or not): Finish makes it
 	} else if err != nil {
 		return err
+	}
+	if kind, err := parseFormat(format); err != nil || kind != d.Backend {
+		return fmt.Errorf("dot %s is stored with backend %s here, the stream is %q", name, d.Backend, format)
 	}
 	b, _, err := n.reg.branch(ctx, d, branch)
 	switch {
