@@ -79,9 +79,11 @@ func sendDirect(ctx context.Context, src Transport, srcDot DotName, dst Transpor
 // commit ahead of the receiver's. It does not ask the receiver's State, a
 // round trip before the stream can start, but guesses that the receiver's
 // branch is at the head's parent and sends the head incrementally from
-// it, the Finish along. The receiver refuses that before it stores
+// it, the Finish along, and asks the receiver to check the Finish first
+// (FinishAlong.Check). The receiver refuses that before it stores
 // anything when the guess is wrong, or when the Finish would be refused
-// (TransferPeer.ReceiveDirect); then done is false and runTransfer goes
+// (TransferPeer.ReceiveDirect), and so does a node that predates the
+// check (api.CheckFinishParam); then done is false and runTransfer goes
 // the usual way, which asks and answers as before. done is false too
 // when the push is not of that kind.
 func pushDirectGuess(ctx context.Context, src Transport, srcDot DotName, dst Transport, dstDot DotName, branch string, opts TransferOptions) (res *TransferResult, done bool, err error) {
@@ -111,7 +113,7 @@ func pushDirectGuess(ctx context.Context, src Transport, srcDot DotName, dst Tra
 	}
 	format := FormatNative + from.Backend
 	req := FinishRequest{Head: c.ID, OldHead: parent.ID, Stash: opts.StashOnDivergence, Tags: from.Tags}
-	along := &FinishAlong{Req: req, Needed: true}
+	along := &FinishAlong{Req: req, Check: true}
 	if opts.Progress != nil {
 		opts.Progress(Progress{Commit: c.ID, Index: 1, Commits: 1, Total: estimate(c)})
 		along.Sent = func() { finishingProgress(opts.Progress, 1, 0) }
@@ -152,14 +154,16 @@ type DirectConn interface {
 
 // ReceiveDirect is Receive with the native stream on conn:
 // ErrNotSupported, before conn is accepted, when this commit cannot go
-// that way. fin, when not nil, is the Finish that comes along with the
-// commit: a receive whose Finish would be refused (the branch is not at
-// fin.OldHead, has uncommitted changes or is in use) is refused the same
-// way, before anything is stored, so that a sender that guessed the
-// receiver's head (pushDirectGuess) asks and sends as it would have.
-func (p *TransferPeer) ReceiveDirect(ctx context.Context, dot DotName, branch string, c Commit, base *CommitID, format string, fin *FinishRequest, conn DirectConn) error {
-	if fin != nil {
-		if err := p.n.finishWouldMove(ctx, dot, branch, format, *fin); err != nil {
+// that way. check, when not nil, is the Finish that comes along with the
+// commit and that the sender asked to be checked first
+// (api.CheckFinishParam): a receive whose Finish would be refused (the
+// branch is not at check.OldHead, has uncommitted changes or is in use)
+// is refused the same way, before anything is stored, so that a sender
+// that guessed the receiver's head (pushDirectGuess) asks and sends as it
+// would have.
+func (p *TransferPeer) ReceiveDirect(ctx context.Context, dot DotName, branch string, c Commit, base *CommitID, format string, check *FinishRequest, conn DirectConn) error {
+	if check != nil {
+		if err := p.n.finishWouldMove(ctx, dot, branch, format, *check); err != nil {
 			return fmt.Errorf("%w: %w", ErrNotSupported, err)
 		}
 	}

@@ -266,10 +266,11 @@ type FinishAlong struct {
 	// Sent, when not nil, is called once the whole stream has gone and
 	// the answer is awaited (the receiver finishes meanwhile).
 	Sent func()
-	// Needed says the commit must not go without Req: a DirectSink
-	// that cannot carry it does not handle the commit (pushDirectGuess,
-	// whose guess the receiver checks against Req).
-	Needed   bool
+	// Check asks the receiver to check Req before it stores the commit
+	// and to refuse the commit if Finish would be (api.CheckFinishParam:
+	// pushDirectGuess, which guessed the receiver's head). A DirectSink
+	// that cannot carry Req or the check does not handle the commit.
+	Check    bool
 	Answered bool
 	Res      *FinishResult
 	Err      error
