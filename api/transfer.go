@@ -63,6 +63,18 @@ const (
 // connection; any other answer means the sender sends the framed stream.
 const DirectProtocol = "dotmesh-direct"
 
+// CheckFinishParam "1", on a DirectProtocol request with FinishHeader,
+// asks the receiver to check that the Finish would move the branch (at
+// its OldHead, no uncommitted changes, not in use) before it takes the
+// stream or writes anything, and to refuse the upgrade otherwise: the
+// sender guessed the receiver's head (a push one commit ahead, without
+// asking its state first). It is a query parameter, not an Upgrade token
+// of its own, because a node that predates it must refuse the request
+// before it stores anything: an unknown query parameter is answered 400
+// before the body is read, while an unknown Upgrade is a framed receive
+// of an empty stream, which leaves an incoming transfer's record behind.
+const CheckFinishParam = "check-finish"
+
 // TransferIdleTimeout is how long a node waits by default for the next
 // byte of an incoming commit stream, framed or direct, before it cuts the
 // connection (`dm serve --transfer-idle`): a sender that hangs with the

@@ -47,8 +47,13 @@ func (c *Client) SendCommitDirect(ctx context.Context, dot dotmesh.DotName, bran
 	if along != nil {
 		if v, ok := api.EncodeFinish(along.Req); ok {
 			h.Set(api.FinishHeader, v)
+		} else if along.Check {
+			return 0, false, nil
 		} else {
 			along = nil
+		}
+		if along != nil && along.Check {
+			q.Set(api.CheckFinishParam, "1")
 		}
 	}
 	req := c.request(ctx, nil, methodPost, p, q, h, nil)

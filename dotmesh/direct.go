@@ -2,6 +2,8 @@ package dotmesh
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"time"
 )
@@ -72,6 +74,71 @@ func sendDirect(ctx context.Context, src Transport, srcDot DotName, dst Transpor
 	return k, handled, err
 }
 
+// pushDirectGuess is runTransfer's way for the usual push between two
+// nodes that carry the native stream directly (DirectSink): the branch one
+// commit ahead of the receiver's. It does not ask the receiver's State, a
+// round trip before the stream can start, but guesses that the receiver's
+// branch is at the head's parent and sends the head incrementally from
+// it, the Finish along, and asks the receiver to check the Finish first
+// (FinishAlong.Check). The receiver refuses that before it stores
+// anything when the guess is wrong, or when the Finish would be refused
+// (TransferPeer.ReceiveDirect), and so does a node that predates the
+// check (api.CheckFinishParam); then done is false and runTransfer goes
+// the usual way, which asks and answers as before. done is false too
+// when the push is not of that kind.
+func pushDirectGuess(ctx context.Context, src Transport, srcDot DotName, dst Transport, dstDot DotName, branch string, opts TransferOptions) (res *TransferResult, done bool, err error) {
+	if _, ok := dst.(DirectSink); !ok || opts.Neutral {
+		return nil, false, nil
+	}
+	lt, ok := src.(localTransport)
+	if !ok {
+		return nil, false, nil
+	}
+	// Only a backend that sends directly: the State below is not asked
+	// twice for other pushes.
+	if d, err := lt.n.Dot(ctx, srcDot); err != nil {
+		return nil, false, nil
+	} else if be, err := lt.n.backendOf(d); err != nil {
+		return nil, false, nil
+	} else if _, ok := be.(DirectTransferer); !ok {
+		return nil, false, nil
+	}
+	from, err := src.State(ctx, srcDot, branch, StateOptions{SkipUsage: true})
+	if err != nil || !from.Exists || from.Branch == nil || len(from.History) < 2 {
+		return nil, false, nil // the usual way says what is wrong
+	}
+	c, parent := from.History[len(from.History)-1], from.History[len(from.History)-2]
+	if c.ID != from.Branch.Head || c.Parent != parent.ID || c.Pruned || parent.Pruned {
+		return nil, false, nil
+	}
+	format := FormatNative + from.Backend
+	req := FinishRequest{Head: c.ID, OldHead: parent.ID, Stash: opts.StashOnDivergence, Tags: from.Tags}
+	along := &FinishAlong{Req: req, Check: true}
+	if opts.Progress != nil {
+		opts.Progress(Progress{Commit: c.ID, Index: 1, Commits: 1, Total: estimate(c)})
+		along.Sent = func() { finishingProgress(opts.Progress, 1, 0) }
+	}
+	k, handled, err := sendDirect(WithFinishAlong(ctx, along), src, srcDot, dst, dstDot, branch, c, &parent.ID, format)
+	if err != nil {
+		return nil, true, fmt.Errorf("transferring commit %s: %w (0 of 1 commits had arrived; what arrived is kept, so running the same command again resumes)", c.ID, err)
+	}
+	if !handled {
+		return nil, false, nil
+	}
+	res = &TransferResult{Dot: dstDot.String(), Branch: branch, Head: c.ID, Commits: 1, Bytes: k, Format: format}
+	if !along.Answered { // a receiver that stored the commit and answered 204
+		fin, err := dst.Finish(ctx, dstDot, branch, req)
+		if err != nil {
+			return nil, true, err
+		}
+		return finished(res, fin), true, nil
+	}
+	if along.Err != nil {
+		return nil, true, along.Err
+	}
+	return finished(res, along.Res), true, nil
+}
+
 // DirectConn is the bare connection a commit's native stream arrives on
 // (DirectSink), as the node's API server hands it to ReceiveDirect.
 type DirectConn interface {
@@ -87,9 +154,73 @@ type DirectConn interface {
 
 // ReceiveDirect is Receive with the native stream on conn:
 // ErrNotSupported, before conn is accepted, when this commit cannot go
-// that way.
-func (p *TransferPeer) ReceiveDirect(ctx context.Context, dot DotName, branch string, c Commit, base *CommitID, format string, conn DirectConn) error {
+// that way. check, when not nil, is the Finish that comes along with the
+// commit and that the sender asked to be checked first
+// (api.CheckFinishParam): a receive whose Finish would be refused (the
+// branch is not at check.OldHead, has uncommitted changes or is in use)
+// is refused the same way, before anything is stored, so that a sender
+// that guessed the receiver's head (pushDirectGuess) asks and sends as it
+// would have.
+func (p *TransferPeer) ReceiveDirect(ctx context.Context, dot DotName, branch string, c Commit, base *CommitID, format string, check *FinishRequest, conn DirectConn) error {
+	if check != nil {
+		if err := p.n.finishWouldMove(ctx, dot, branch, format, *check); err != nil {
+			return fmt.Errorf("%w: %w", ErrNotSupported, err)
+		}
+	}
 	return p.n.receiveCommitAs(ctx, dot, branch, c, base, format, nil, conn)
+}
+
+// finishWouldMove checks, without the dot's lock (Finish checks again
+// under it), what Finish needs to move branch from req.OldHead: the
+// branch there, with a working state free of uncommitted changes and of
+// mounts; a dot stored with the stream's backend. A new dot or branch
+// passes when req.OldHead is empty. It reads the dot, the branch and its
+// head's record, not the whole history.
+func (n *Node) finishWouldMove(ctx context.Context, name DotName, branch, format string, req FinishRequest) error {
+	if err := ValidateName("branch", branch); err != nil {
+		return err
+	}
+	d, _, err := n.reg.dotByName(ctx, name)
+	if errors.Is(err, ErrNotFound) && req.OldHead == "" {
+		return nil // a new dot (staged or not): Finish makes it
+	} else if err != nil {
+		return err
+	}
+	if kind, err := parseFormat(format); err != nil || kind != d.Backend {
+		return fmt.Errorf("dot %s is stored with backend %s here, the stream is %q", name, d.Backend, format)
+	}
+	b, _, err := n.reg.branch(ctx, d, branch)
+	switch {
+	case errors.Is(err, ErrNotFound) && req.OldHead == "":
+		return nil
+	case err != nil:
+		return err
+	case b.Head != req.OldHead:
+		return fmt.Errorf("%w: branch %s of %s is at %s, not %s", ErrConflict, branch, name, short(b.Head), short(req.OldHead))
+	}
+	be, err := n.backendOf(d)
+	if err != nil {
+		return err
+	}
+	var head *Commit
+	if b.Head != "" {
+		if head, err = n.reg.commit(ctx, d.ID, b.Head); err != nil {
+			return err
+		}
+	}
+	u, err := dirtiness(ctx, be, b.Ref(), headRef(head))
+	if err != nil {
+		return err
+	}
+	if u.Dirty {
+		return dirtyError(name, branch, u, "this node")
+	}
+	if ms, err := n.affected(ctx, d, branch); err != nil {
+		return err
+	} else if len(ms) > 0 {
+		return fmt.Errorf("%w: the transfer would change data under %s", ErrInUse, describeMounts(ms))
+	}
+	return nil
 }
 
 // receiveDirect has the backend's DirectTransferer take the stream from

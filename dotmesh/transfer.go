@@ -178,6 +178,12 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 	if err := ValidateName("branch", branch); err != nil {
 		return nil, err
 	}
+	if res, done, err := pushDirectGuess(ctx, src, srcDot, dst, dstDot, branch, opts); done {
+		if res != nil {
+			res.Duration = time.Since(start)
+		}
+		return res, err
+	}
 	// Both sides are asked at once (one of them is usually a round trip
 	// to a peer); the sender's answer is judged first, so the errors are
 	// those of asking in turn. The sender's working state plays no part:

@@ -265,7 +265,12 @@ type FinishAlong struct {
 	Req FinishRequest
 	// Sent, when not nil, is called once the whole stream has gone and
 	// the answer is awaited (the receiver finishes meanwhile).
-	Sent     func()
+	Sent func()
+	// Check asks the receiver to check Req before it stores the commit
+	// and to refuse the commit if Finish would be (api.CheckFinishParam:
+	// pushDirectGuess, which guessed the receiver's head). A DirectSink
+	// that cannot carry Req or the check does not handle the commit.
+	Check    bool
 	Answered bool
 	Res      *FinishResult
 	Err      error

@@ -20,15 +20,20 @@ import (
 
 // receiveDirect serves a commit whose native stream comes on the bare
 // connection (api.DirectProtocol): plain TCP only, and only when the
-// backend takes this commit that way; otherwise it answers as any refused
-// request does and the sender sends the framed stream.
-func (s *server) receiveDirect(w http.ResponseWriter, r *http.Request, name dotmesh.DotName, branch string, c dotmesh.Commit, base *dotmesh.CommitID, format string, fin *dotmesh.FinishRequest) {
+// backend takes this commit that way and, with check, the Finish fin
+// would move the branch (api.CheckFinishParam); otherwise it answers as
+// any refused request does and the sender sends the framed stream.
+func (s *server) receiveDirect(w http.ResponseWriter, r *http.Request, name dotmesh.DotName, branch string, c dotmesh.Commit, base *dotmesh.CommitID, format string, fin *dotmesh.FinishRequest, check bool) {
 	if r.TLS != nil {
 		writeError(w, fmt.Errorf("%w: no direct stream over TLS", dotmesh.ErrNotSupported))
 		return
 	}
 	dc := &directConn{w: w, idle: s.transferIdle, log: s.log.With("dot", name.String(), "branch", branch, "commit", c.ID)}
-	err := s.node.TransferPeer().ReceiveDirect(r.Context(), name, branch, c, base, format, dc)
+	var checkFin *dotmesh.FinishRequest
+	if check {
+		checkFin = fin // api.CheckFinishParam
+	}
+	err := s.node.TransferPeer().ReceiveDirect(r.Context(), name, branch, c, base, format, checkFin, dc)
 	if dc.conn == nil {
 		// Not taken: an answer as any other, and the sender falls back.
 		writeError(w, err)

@@ -73,7 +73,7 @@ func baseParam(q map[string][]string) *dotmesh.CommitID {
 }
 
 func (s *server) receiveCommit(w http.ResponseWriter, r *http.Request) {
-	name, q, ok := dotQuery(w, r, "branch", "format", "base")
+	name, q, ok := dotQuery(w, r, "branch", "format", "base", api.CheckFinishParam)
 	if !ok {
 		return
 	}
@@ -85,6 +85,15 @@ func (s *server) receiveCommit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	direct := r.Header.Get("Upgrade") == api.DirectProtocol
+	check, err := queryBool(q, api.CheckFinishParam)
+	if err == nil && check && (fin == nil || !direct) {
+		err = fmt.Errorf("%w: %s asks to check the finish of a direct stream: give %s and Upgrade %s", dotmesh.ErrInvalidArgument, api.CheckFinishParam, api.FinishHeader, api.DirectProtocol)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	// The stream is as long as the commit: the server's read timeout gives
 	// way to an idle one.
 	body := &idleBody{r: r.Body, rc: http.NewResponseController(w), idle: s.transferIdle}
@@ -93,10 +102,10 @@ func (s *server) receiveCommit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if r.Header.Get("Upgrade") == api.DirectProtocol {
+	if direct {
 		// The bare socket's own watch bounds it (directConn.watch).
 		_ = body.rc.SetReadDeadline(time.Time{})
-		s.receiveDirect(w, r, name, q.Get("branch"), c, baseParam(q), q.Get("format"), fin)
+		s.receiveDirect(w, r, name, q.Get("branch"), c, baseParam(q), q.Get("format"), fin, check)
 		return
 	}
 	if err := s.node.TransferPeer().Receive(r.Context(), name, q.Get("branch"), c, baseParam(q), q.Get("format"), body); err != nil {

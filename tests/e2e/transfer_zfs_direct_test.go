@@ -297,30 +297,38 @@ func directKilled(t *testing.T, sender, atOnce bool) {
 const oldNodeCommit = "a4261d68b263840e20ec06723ddf07b1d7cf5588"
 
 // oldNode is a dm binary of the version before the direct path:
-// DM_E2E_OLD_NODE when set, else ./cmd/dm built from oldNodeCommit of this
-// checkout's git history into a temp dir (removed with the test). A
-// history without that commit (a shallow clone) fails the test, saying so.
+// DM_E2E_OLD_NODE when set, else built from oldNodeCommit (oldNodeAt).
 func oldNode(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("DM_E2E_OLD_NODE"); p != "" {
+	return oldNodeAt(t, oldNodeCommit, "DM_E2E_OLD_NODE")
+}
+
+// oldNodeAt is a dm binary of an earlier version: the one the
+// environment variable env names when set, else ./cmd/dm built from
+// commit of this checkout's git history into a temp dir (removed with the
+// test). A history without that commit (a shallow clone) fails the test,
+// saying so.
+func oldNodeAt(t *testing.T, commit, env string) string {
+	t.Helper()
+	if p := os.Getenv(env); p != "" {
 		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("DM_E2E_OLD_NODE: %v", err)
+			t.Fatalf("%s: %v", env, err)
 		}
 		return p
 	}
 	start := time.Now()
 	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
 	if err != nil {
-		t.Fatalf("the mixed-versions test builds the old node from this checkout's git history: git rev-parse: %v (no git, or no repository: set DM_E2E_OLD_NODE to a dm binary built from commit %s)", err, oldNodeCommit)
+		t.Fatalf("the mixed-versions test builds the old node from this checkout's git history: git rev-parse: %v (no git, or no repository: set %s to a dm binary built from commit %s)", err, env, commit)
 	}
 	repo := strings.TrimSpace(string(top))
-	if err := exec.Command("git", "-C", repo, "cat-file", "-e", oldNodeCommit+"^{commit}").Run(); err != nil {
-		t.Fatalf("the git history of %s lacks commit %s, which the old node is built from (a shallow clone? `git fetch --unshallow`), or set DM_E2E_OLD_NODE to a dm binary built from it", repo, oldNodeCommit)
+	if err := exec.Command("git", "-C", repo, "cat-file", "-e", commit+"^{commit}").Run(); err != nil {
+		t.Fatalf("the git history of %s lacks commit %s, which the old node is built from (a shallow clone? `git fetch --unshallow`), or set %s to a dm binary built from it", repo, commit, env)
 	}
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	must(t, os.Mkdir(src, 0o755))
-	archive := exec.Command("git", "-C", repo, "archive", oldNodeCommit)
+	archive := exec.Command("git", "-C", repo, "archive", commit)
 	untar := exec.Command("tar", "-x", "-C", src)
 	untar.Stdin, err = archive.StdoutPipe()
 	must(t, err)
@@ -328,10 +336,10 @@ func oldNode(t *testing.T) string {
 	archive.Stderr, untar.Stderr = &stderr, &stderr
 	must(t, untar.Start())
 	if err := archive.Run(); err != nil {
-		t.Fatalf("git archive %s: %v: %s", oldNodeCommit, err, stderr.String())
+		t.Fatalf("git archive %s: %v: %s", commit, err, stderr.String())
 	}
 	if err := untar.Wait(); err != nil {
-		t.Fatalf("unpacking commit %s: %v: %s", oldNodeCommit, err, stderr.String())
+		t.Fatalf("unpacking commit %s: %v: %s", commit, err, stderr.String())
 	}
 	bin := filepath.Join(dir, "dm-old")
 	// -trimpath: the temp dir's name is in no cache key, so a later run
@@ -339,9 +347,9 @@ func oldNode(t *testing.T) string {
 	build := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-o", bin, "./cmd/dm")
 	build.Dir = src
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the old node from commit %s: %v: %s", oldNodeCommit, err, out)
+		t.Fatalf("building the old node from commit %s: %v: %s", commit, err, out)
 	}
-	t.Logf("built the old node from commit %.12s in %s", oldNodeCommit, time.Since(start).Round(time.Millisecond))
+	t.Logf("built the old node from commit %.12s in %s", commit, time.Since(start).Round(time.Millisecond))
 	return bin
 }
 
