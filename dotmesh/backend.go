@@ -246,7 +246,9 @@ type CommitJournal interface {
 	// Journaled lists the records stored and not dropped.
 	Journaled(ctx context.Context) ([]JournaledCommit, error)
 	// DropJournal removes c's record, without a sync; a missing one is
-	// no error.
+	// no error. A record whose removal was not durable yet (btrfs) may
+	// be listed again: the Node replays a record only while the branch
+	// is at the revision it names.
 	DropJournal(ctx context.Context, c CommitRef) error
 }
 
@@ -258,6 +260,11 @@ type JournaledCommit struct {
 	// from head's); then Info holds the facts Commit returned for it.
 	Stored bool
 	Info   map[string]string
+	// Changed, when set, is the part of Stored's check left to do:
+	// whether the data differs from the head it had to differ from. The
+	// Node calls it, during its start, only for a record it would replay:
+	// a backend that keeps its records lists every recorded one.
+	Changed func(ctx context.Context) bool
 }
 
 // SourceDiffer is an optional capability of backends whose database

@@ -154,7 +154,7 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 	if check && cheap && head != nil {
 		ifChanged = new(head.Ref())
 	}
-	journal = journal && unlock != nil && !n.ks.off && hooks == nil && n.journalCommit(ctx, jr, c, ifChanged, b.Name, audit)
+	journal = journal && unlock != nil && !n.ks.off && hooks == nil && n.journalCommit(ctx, jr, c, ifChanged, b.Name, rev, audit)
 	release, err := hooks.quiesce(ctx)
 	if err != nil {
 		return nil, err

@@ -32,13 +32,19 @@ const maxJournalRecord = 8 << 10
 type journalRecord struct {
 	Commit *Commit `json:"commit"`
 	Branch string  `json:"branch"` // its name in the registry
-	Ops    []Op    `json:"ops,omitempty"`
+	// Rev is the branch's registry revision the commit was made at: the
+	// record replays only while the branch is still at it, so a record a
+	// backend keeps after its commit was recorded (btrfs's removal is
+	// not synced) cannot bring the commit back after a reset or a
+	// branch's deletion and re-creation moved the branch.
+	Rev int64 `json:"rev,omitempty"`
+	Ops []Op  `json:"ops,omitempty"`
 }
 
 // journalCommit hands c's record to jr before its data is taken; false
 // when the commit takes the synced path instead.
-func (n *Node) journalCommit(ctx context.Context, jr CommitJournal, c *Commit, head *CommitRef, branch string, ops []Op) bool {
-	rec, err := json.Marshal(journalRecord{Commit: c, Branch: branch, Ops: ops})
+func (n *Node) journalCommit(ctx context.Context, jr CommitJournal, c *Commit, head *CommitRef, branch string, rev int64, ops []Op) bool {
+	rec, err := json.Marshal(journalRecord{Commit: c, Branch: branch, Rev: rev, Ops: ops})
 	if err == nil && len(rec) > maxJournalRecord {
 		err = fmt.Errorf("%w: the record has %d bytes, more than %d", ErrInvalidArgument, len(rec), maxJournalRecord)
 	}
@@ -65,6 +71,8 @@ func (n *Node) dropJournal(ctx context.Context, jr CommitJournal, c CommitRef) {
 // before it. The branch was read under the dot's lock, still held: a
 // conflict can only be a write that does not take it (a label, say), so
 // the branch is read again and the head moved if it is still c's parent.
+// A crash between such a write and the retried transaction loses the
+// answered commit: its record names the revision before the write.
 func (n *Node) recordJournaled(ctx context.Context, jr CommitJournal, b *Branch, rev int64, c *Commit, extra []Op) {
 	n.restoreStep("commit answered")
 	for try := 0; ; try++ {
@@ -129,12 +137,19 @@ func (n *Node) replayJournaled(ctx context.Context, j JournaledCommit) error {
 		return err
 	}
 	b, rev, err := readBranch(ctx, n.store, c.Dot, rec.Branch)
-	if errors.Is(err, ErrNotFound) || (err == nil && b.Head != c.Parent) {
+	// A transaction of the branch since the commit was made (its own, or
+	// a later reset) leaves another revision. A record without one (an
+	// older node's) counts on the head alone.
+	if errors.Is(err, ErrNotFound) || (err == nil && (b.Head != c.Parent || (rec.Rev != 0 && rev != rec.Rev))) {
 		n.log.WarnContext(ctx, "dropping the journal record of a commit whose branch moved on; its data goes", "commit", j.Commit.String())
 		return nil
 	}
 	if err != nil {
 		return err
+	}
+	if j.Changed != nil && !j.Changed(ctx) {
+		n.log.InfoContext(ctx, "dropping the journal record of a commit whose data was never made, or equals its head", "commit", j.Commit.String())
+		return nil
 	}
 	c.Info = recordConsistency(j.Info, "")
 	b.Head = c.ID

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/dotmesh-io/dotmesh/backend/internal/journalrec"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"golang.org/x/sys/unix"
 )
@@ -23,19 +24,13 @@ const journalXattr = "trusted.dotmesh.commit."
 // before it returns: the record is durable when the snapshot is, with no
 // sync of its own. A record whose snapshot never came is dropped at the
 // next open by the Node (Journaled says it is not stored). The value is
-// the dot, the branch, the head the commit must differ from (or nothing)
-// and rec, the first three ended by a zero byte.
+// journalrec's.
 func (b *Backend) JournalCommit(ctx context.Context, c dotmesh.CommitRef, head *dotmesh.CommitRef, rec []byte) error {
-	var h dotmesh.CommitID
-	if head != nil {
-		if head.BranchRef != c.BranchRef {
-			return fmt.Errorf("%w: journaling commit %s against head %s of another branch", dotmesh.ErrInvalidArgument, c, head)
-		}
-		h = head.ID
+	v, err := journalrec.Encode(c, head, rec)
+	if err != nil {
+		return err
 	}
-	v := make([]byte, 0, len(c.Dot)+len(c.Branch)+len(h)+3+len(rec))
-	v = append(append(append(append(append(append(v, c.Dot...), 0), c.Branch...), 0), h...), 0)
-	if err := unix.Fsetxattr(int(b.lock.Fd()), journalXattr+string(c.ID), append(v, rec...), 0); err != nil {
+	if err := unix.Fsetxattr(int(b.lock.Fd()), journalXattr+string(c.ID), v, 0); err != nil {
 		return fmt.Errorf("journaling commit %s: %w", c, err)
 	}
 	return nil
@@ -70,21 +65,20 @@ func (b *Backend) Journaled(ctx context.Context) ([]dotmesh.JournaledCommit, err
 		if err != nil {
 			return nil, fmt.Errorf("reading journaled commit %s: %w", id, err)
 		}
-		parts := bytes.SplitN(v, []byte{0}, 4)
-		if len(parts) != 4 {
+		j, head, ok := journalrec.Decode(dotmesh.CommitID(id), v)
+		if !ok {
 			b.log.WarnContext(ctx, "dropping a malformed commit journal record", "xattr", name)
 			_ = unix.Fremovexattr(fd, name)
 			continue
 		}
-		c := dotmesh.CommitRef{BranchRef: dotmesh.BranchRef{Dot: dotmesh.DotID(parts[0]), Branch: string(parts[1])}, ID: dotmesh.CommitID(id)}
-		j := dotmesh.JournaledCommit{Commit: c, Record: parts[3]}
+		c := j.Commit
 		if c.Validate() == nil {
 			if j.Stored, err = exists(b.snapPath(c)); err != nil {
 				return nil, fmt.Errorf("journaled commit %s: %w", c, err)
 			}
 		}
-		if j.Stored && len(parts[2]) > 0 {
-			j.Stored = b.changedSinceHead(ctx, c, dotmesh.CommitRef{BranchRef: c.BranchRef, ID: dotmesh.CommitID(parts[2])})
+		if j.Stored && head != "" {
+			j.Stored = b.changedSinceHead(ctx, c, dotmesh.CommitRef{BranchRef: c.BranchRef, ID: head})
 		}
 		if j.Stored {
 			j.Info = b.commitFacts(c)

@@ -3,21 +3,17 @@
 package btrfs
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
-	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
+	"github.com/dotmesh-io/dotmesh/backend/backendtest"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -39,106 +35,48 @@ func openJournalNode(t testing.TB, dir string, step func(string), before func(*G
 	if before != nil {
 		before(be)
 	}
-	store, err := bboltstore.Open(filepath.Join(dir, "registry.db"), bboltstore.Options{})
-	if err != nil {
-		be.Close()
-		t.Fatal(err)
-	}
-	if log == nil {
-		log = os.Stderr
-	}
-	n, err := dotmesh.NewNode(ctx, dotmesh.Options{Store: store, Backends: []dotmesh.StorageBackend{be}, StepHook: step, Logger: slog.New(slog.NewTextHandler(log, nil))})
-	if err != nil {
-		be.Close()
-		store.Close()
-		t.Fatal(err)
-	}
-	return n
-}
-
-func writeDot(t testing.TB, n *dotmesh.Node, data string) {
-	t.Helper()
-	p, err := n.SubdotPath(context.Background(), dotmesh.VolumeName{Dot: journalDot})
-	if err != nil {
-		t.Fatal(err)
-	}
-	must(t, os.WriteFile(filepath.Join(p, "data.txt"), []byte(data), 0o644))
+	return backendtest.OpenJournalNode(t, be, filepath.Join(dir, "registry.db"), step, log)
 }
 
 // TestJournalCrashChild is the node TestJournaledCommitSurvivesKill
-// kills: it commits twice and is killed by SIGKILL after the second
-// commit was answered, before that commit's registry transaction.
+// kills (backendtest.JournalCrashChild).
 func TestJournalCrashChild(t *testing.T) {
 	dir := os.Getenv(journalChildEnv)
 	if dir == "" {
 		t.Skip("run by TestJournaledCommitSurvivesKill")
 	}
-	answered := make(chan struct{})
-	steps := 0
-	n := openJournalNode(t, dir, func(step string) {
-		if step != "commit answered" {
-			return
-		}
-		if steps++; steps == 2 {
-			<-answered
-			syscall.Kill(os.Getpid(), syscall.SIGKILL) // this process only
-			select {}
-		}
-	}, nil, nil)
-	ctx := context.Background()
-	if _, err := n.CreateDot(ctx, journalDot, dotmesh.CreateDotOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	writeDot(t, n, "one")
-	if _, err := n.Commit(ctx, journalDot, "", dotmesh.CommitOptions{Message: "first"}); err != nil {
-		t.Fatal(err)
-	}
-	writeDot(t, n, "two")
-	c, err := n.Commit(ctx, journalDot, "", dotmesh.CommitOptions{Message: "answered, then killed"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Printf("answered %s\n", c.ID)
-	os.Stdout.Sync()
-	close(answered)
-	select {}
+	backendtest.JournalCrashChild(t, journalDot, func(step func(string)) *dotmesh.Node {
+		return openJournalNode(t, dir, step, nil, nil)
+	})
 }
 
 // TestJournaledCommitSurvivesKill: a commit answered before its registry
 // transaction, whose node was then killed, is in the log with its message
 // after a restart; a journal record whose snapshot was never taken is
 // dropped; a commit is seen by a log read right after its answer; an
-// unchanged working state is still nothing to commit.
+// unchanged working state is still nothing to commit, and its snapshot a
+// crash left before its deletion is not replayed; a record left of a
+// commit recorded and then reset away does not bring it back.
 func TestJournaledCommitSurvivesKill(t *testing.T) {
 	ctx := context.Background()
 	dir := sharedRoot(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestJournalCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), journalChildEnv+"="+dir)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	must(t, err)
-	must(t, cmd.Start())
-	var id string
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		if s, ok := strings.CutPrefix(sc.Text(), "answered "); ok {
-			id = s
-		}
-	}
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("child: %v, want killed by SIGKILL", err)
-	}
-	if id == "" {
-		t.Fatal("the child answered no commit before it was killed")
-	}
+	id := string(backendtest.RunJournalCrashChild(t, "TestJournalCrashChild", journalChildEnv+"="+dir))
 
 	// A record of a commit whose snapshot was never taken (killed before
 	// the ioctl) is dropped at the start.
 	var ghost dotmesh.CommitRef
 	var logged bytes.Buffer
-	n := openJournalNode(t, dir, nil, func(be *Guarded) {
+	// The records of later commits, as their answers leave them.
+	var journaled []dotmesh.JournaledCommit
+	var n *dotmesh.Node
+	n = openJournalNode(t, dir, func(step string) {
+		if step == "commit answered" {
+			be, _ := n.Backend(Name)
+			js, err := be.(dotmesh.CommitJournal).Journaled(ctx)
+			must(t, err)
+			journaled = append(journaled, js...)
+		}
+	}, func(be *Guarded) {
 		js, err := be.Journaled(ctx)
 		must(t, err)
 		if len(js) != 1 || string(js[0].Commit.ID) != id || !js[0].Stored {
@@ -171,7 +109,7 @@ func TestJournaledCommitSurvivesKill(t *testing.T) {
 	}
 
 	// Answered, then read at once: the log waits for the transaction.
-	writeDot(t, n, "three")
+	backendtest.WriteDotFile(t, n, journalDot, "three")
 	c, err := n.Commit(ctx, journalDot, "", dotmesh.CommitOptions{Message: "third"})
 	must(t, err)
 	if log, err = n.Log(ctx, journalDot, "", 1); err != nil || len(log) != 1 || log[0].ID != c.ID {
@@ -182,11 +120,19 @@ func TestJournaledCommitSurvivesKill(t *testing.T) {
 	if !errors.As(err, &nothing) {
 		t.Fatalf("commit of an unchanged state: %v, want NothingToCommitError", err)
 	}
+	if len(journaled) != 1 || journaled[0].Commit.ID != c.ID {
+		t.Fatalf("records at the third commit's answer: %+v, want its own", journaled)
+	}
+	// The third commit goes.
+	_, err = n.Reset(ctx, journalDot, "", id, dotmesh.ResetOptions{Hard: true})
+	must(t, err)
 	must(t, n.Close())
 
 	// A crash between the snapshot of an unchanged state and its deletion
-	// leaves no commit.
-	head := dotmesh.CommitRef{BranchRef: ghost.BranchRef, ID: c.ID}
+	// leaves no commit; nor does a record whose removal was not durable,
+	// of a commit recorded and then reset away, with its data, as a crash
+	// in the reset's deletion leaves them.
+	head := dotmesh.CommitRef{BranchRef: ghost.BranchRef, ID: dotmesh.CommitID(id)}
 	empty := dotmesh.CommitRef{BranchRef: ghost.BranchRef, ID: dotmesh.NewCommitID()}
 	logged.Reset()
 	n = openJournalNode(t, dir, nil, func(be *Guarded) {
@@ -195,19 +141,26 @@ func TestJournaledCommitSurvivesKill(t *testing.T) {
 		if len(js) != 0 {
 			t.Fatalf("journal after a clean close: %+v, want none", js)
 		}
-		rec := fmt.Sprintf(`{"commit":{"id":%q,"dot":%q,"branch":%q,"parent":%q,"message":"unchanged"},"branch":"master"}`, empty.ID, empty.Dot, empty.Branch, c.ID)
+		gone := journaled[0].Commit
+		must(t, be.JournalCommit(ctx, gone, nil, journaled[0].Record))
+		_, err = be.Commit(ctx, gone)
+		must(t, err)
+		rec := fmt.Sprintf(`{"commit":{"id":%q,"dot":%q,"branch":%q,"parent":%q,"message":"unchanged"},"branch":"master"}`, empty.ID, empty.Dot, empty.Branch, id)
 		must(t, be.JournalCommit(ctx, empty, &head, []byte(rec)))
 		_, err = be.Commit(ctx, empty)
 		must(t, err)
 	}, &logged)
+	if !strings.Contains(logged.String(), "branch moved on") || !strings.Contains(logged.String(), string(c.ID)) {
+		t.Fatalf("the start did not drop the record of the reset %s; its log:\n%s", c.ID, logged.String())
+	}
 	if !strings.Contains(logged.String(), "equals its head") || !strings.Contains(logged.String(), string(empty.ID)) {
 		t.Fatalf("the start did not drop the record of the unchanged %s; its log:\n%s", empty.ID, logged.String())
 	}
-	if log, err = n.Log(ctx, journalDot, "", 0); err != nil || len(log) != 3 {
-		t.Fatalf("log after a restart: %+v, %v; want 3 commits", log, err)
+	if log, err = n.Log(ctx, journalDot, "", 0); err != nil || len(log) != 2 || string(log[0].ID) != id {
+		t.Fatalf("log after a restart: %+v, %v; want the 2 commits before the reset", log, err)
 	}
 	be, _ = n.Backend(Name)
-	if ids, err := be.Commits(ctx, empty.BranchRef); err != nil || len(ids) != 3 {
-		t.Fatalf("commits stored after the restart: %v, %v; want 3", ids, err)
+	if ids, err := be.Commits(ctx, empty.BranchRef); err != nil || len(ids) != 2 {
+		t.Fatalf("commits stored after the restart: %v, %v; want 2", ids, err)
 	}
 }
