@@ -260,11 +260,6 @@ type JournaledCommit struct {
 	// from head's); then Info holds the facts Commit returned for it.
 	Stored bool
 	Info   map[string]string
-	// Changed, when set, is the part of Stored's check left to do:
-	// whether the data differs from the head it had to differ from. The
-	// Node calls it, during its start, only for a record it would replay:
-	// a backend that keeps its records lists every recorded one.
-	Changed func(ctx context.Context) bool
 }
 
 // SourceDiffer is an optional capability of backends whose database

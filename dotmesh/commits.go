@@ -160,7 +160,7 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 		return nil, err
 	}
 	var info map[string]string
-	if check && cheap && head != nil {
+	if ifChanged != nil {
 		var changed bool
 		info, changed, err = cc.CommitIfChanged(ctx, c.Ref(), head.Ref())
 		release()
@@ -196,10 +196,8 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 		n.log.InfoContext(ctx, "committed", "dot", name.String(), "branch", b.Name, "commit", c.ID)
 		return c, nil
 	}
-	ops := append([]Op{PutOp(commitKey(d.ID, c.ID), encode(c)), PutOp(branchKey(d.ID, b.Name), encode(b))}, n.place.replicaOps(d.ID, c.ID)...)
-	_, err = n.store.Txn(ctx,
-		[]Condition{IfRevision(branchKey(d.ID, b.Name), rev), IfAbsent(commitKey(d.ID, c.ID))},
-		append(ops, audit...))
+	conds, ops := commitTxn(c, b, rev, append(n.place.replicaOps(d.ID, c.ID), audit...))
+	_, err = n.store.Txn(ctx, conds, ops)
 	if err == nil {
 		audited()
 	}
@@ -214,6 +212,15 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 	}
 	n.log.InfoContext(ctx, "committed", "dot", name.String(), "branch", b.Name, "commit", c.ID)
 	return c, nil
+}
+
+// commitTxn is the registry transaction that records commit c and moves
+// branch b, read at revision rev and already pointing at c, to it, with
+// extra writes: the commit's own, a journaled commit's after its answer,
+// and its replay at a start.
+func commitTxn(c *Commit, b *Branch, rev int64, extra []Op) ([]Condition, []Op) {
+	conds := []Condition{IfRevision(branchKey(c.Dot, b.Name), rev), IfAbsent(commitKey(c.Dot, c.ID))}
+	return conds, append([]Op{PutOp(commitKey(c.Dot, c.ID), encode(c)), PutOp(branchKey(c.Dot, b.Name), encode(b))}, extra...)
 }
 
 // checkSomethingToCommit refuses a commit of a working state that the

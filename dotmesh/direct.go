@@ -112,8 +112,7 @@ func pushDirectGuess(ctx context.Context, src Transport, srcDot DotName, dst Tra
 		return nil, false, nil
 	}
 	format := FormatNative + from.Backend
-	req := FinishRequest{Head: c.ID, OldHead: parent.ID, Stash: opts.StashOnDivergence, Tags: from.Tags}
-	along := &FinishAlong{Req: req, Check: true}
+	along := &FinishAlong{Req: FinishRequest{Head: c.ID, OldHead: parent.ID, Stash: opts.StashOnDivergence, Tags: from.Tags}, Check: true}
 	if opts.Progress != nil {
 		opts.Progress(Progress{Commit: c.ID, Index: 1, Commits: 1, Total: estimate(c)})
 		along.Sent = func() { finishingProgress(opts.Progress, 1, 0) }
@@ -126,17 +125,10 @@ func pushDirectGuess(ctx context.Context, src Transport, srcDot DotName, dst Tra
 		return nil, false, nil
 	}
 	res = &TransferResult{Dot: dstDot.String(), Branch: branch, Head: c.ID, Commits: 1, Bytes: k, Format: format}
-	if !along.Answered { // a receiver that stored the commit and answered 204
-		fin, err := dst.Finish(ctx, dstDot, branch, req)
-		if err != nil {
-			return nil, true, err
-		}
-		return finished(res, fin), true, nil
-	}
-	if along.Err != nil {
-		return nil, true, along.Err
-	}
-	return finished(res, along.Res), true, nil
+	// A receiver that stored the commit and answered 204 is asked the
+	// Finish now.
+	res, err = finishTransfer(ctx, dst, dstDot, branch, along, res)
+	return res, true, err
 }
 
 // DirectConn is the bare connection a commit's native stream arrives on

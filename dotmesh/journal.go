@@ -76,8 +76,8 @@ func (n *Node) dropJournal(ctx context.Context, jr CommitJournal, c CommitRef) {
 func (n *Node) recordJournaled(ctx context.Context, jr CommitJournal, b *Branch, rev int64, c *Commit, extra []Op) {
 	n.restoreStep("commit answered")
 	for try := 0; ; try++ {
-		ops := append([]Op{PutOp(commitKey(c.Dot, c.ID), encode(c)), PutOp(branchKey(c.Dot, b.Name), encode(b))}, extra...)
-		_, err := n.ks.txn(ctx, []Condition{IfRevision(branchKey(c.Dot, b.Name), rev), IfAbsent(commitKey(c.Dot, c.ID))}, ops)
+		conds, ops := commitTxn(c, b, rev, extra)
+		_, err := n.ks.txn(ctx, conds, ops)
 		if err == nil {
 			n.dropJournal(ctx, jr, c.Ref())
 			return
@@ -147,22 +147,19 @@ func (n *Node) replayJournaled(ctx context.Context, j JournaledCommit) error {
 	if err != nil {
 		return err
 	}
-	if j.Changed != nil && !j.Changed(ctx) {
-		n.log.InfoContext(ctx, "dropping the journal record of a commit whose data was never made, or equals its head", "commit", j.Commit.String())
-		return nil
-	}
 	c.Info = recordConsistency(j.Info, "")
 	b.Head = c.ID
-	ops := append([]Op{PutOp(commitKey(c.Dot, c.ID), encode(c)), PutOp(branchKey(c.Dot, b.Name), encode(b))}, rec.Ops...)
-	if _, err := n.store.Txn(ctx, []Condition{IfRevision(branchKey(c.Dot, b.Name), rev), IfAbsent(commitKey(c.Dot, c.ID))}, ops); err != nil {
+	conds, ops := commitTxn(c, b, rev, rec.Ops)
+	if _, err := n.store.Txn(ctx, conds, ops); err != nil {
 		return err
 	}
 	n.log.InfoContext(ctx, "recorded a commit answered before a crash", "commit", j.Commit.String())
 	return nil
 }
 
-// readBranch reads a branch record from s: the commit's goroutine reads
-// past the node's journalGate, which waits for it.
+// readBranch reads a branch record and its revision from s (the
+// registry's branch, and a journaled commit's goroutine, which reads past
+// the node's journalGate, since the gate waits for it).
 func readBranch(ctx context.Context, s ClusterStore, dot DotID, name string) (*Branch, int64, error) {
 	kv, err := s.Get(ctx, branchKey(dot, name))
 	if err != nil {

@@ -60,15 +60,11 @@ func (r registry) dotByName(ctx context.Context, n DotName) (*Dot, int64, error)
 }
 
 func (r registry) branch(ctx context.Context, d *Dot, name string) (*Branch, int64, error) {
-	kv, err := r.s.Get(ctx, branchKey(d.ID, name))
-	if err != nil {
-		if isNotFound(err) {
-			return nil, 0, &NotFoundError{Kind: KindBranch, Name: name, Dot: d.DotName()}
-		}
-		return nil, 0, err
+	b, rev, err := readBranch(ctx, r.s, d.ID, name)
+	if isNotFound(err) {
+		return nil, 0, &NotFoundError{Kind: KindBranch, Name: name, Dot: d.DotName()}
 	}
-	b, err := decode[Branch](kv)
-	return b, kv.Revision, err
+	return b, rev, err
 }
 
 func (r registry) branches(ctx context.Context, id DotID) ([]*Branch, error) {

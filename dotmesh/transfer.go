@@ -309,10 +309,9 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 		total += estimate(c)
 	}
 	var moved atomic.Int64
-	finReq := FinishRequest{Head: from.Branch.Head, OldHead: oldHead, Stash: opts.StashOnDivergence, Tags: from.Tags}
 	// The last commit's stream carries the Finish to a peer that can take
 	// it (FinishAlong): one round trip less.
-	along := &FinishAlong{Req: finReq}
+	along := &FinishAlong{Req: FinishRequest{Head: from.Branch.Head, OldHead: oldHead, Stash: opts.StashOnDivergence, Tags: from.Tags}}
 	reported := false // the finishing phase
 	if opts.Progress != nil {
 		along.Sent = func() {
@@ -359,20 +358,27 @@ func runTransfer(ctx context.Context, src Transport, srcDot DotName, dst Transpo
 		res.Commits++
 	}
 	res.Bytes = moved.Load()
-	if along.Answered {
-		if along.Err != nil {
-			return nil, along.Err
-		}
-		return finished(res, along.Res), nil
-	}
-	if opts.Progress != nil {
+	if !along.Answered && opts.Progress != nil {
 		if !reported {
 			finishingProgress(opts.Progress, len(todo), res.Bytes)
 		}
 		// A local finish (pull, clone) reports its restore too.
 		ctx = WithProgress(ctx, opts.Progress)
 	}
-	fin, err := dst.Finish(ctx, dstDot, branch, finReq)
+	return finishTransfer(ctx, dst, dstDot, branch, along, res)
+}
+
+// finishTransfer ends a transfer whose last commit went with along: the
+// receiver's answer to the Finish that rode on it, or, when the receiver
+// did not take it along, the Finish asked now.
+func finishTransfer(ctx context.Context, dst Transport, dstDot DotName, branch string, along *FinishAlong, res *TransferResult) (*TransferResult, error) {
+	if along.Answered {
+		if along.Err != nil {
+			return nil, along.Err
+		}
+		return finished(res, along.Res), nil
+	}
+	fin, err := dst.Finish(ctx, dstDot, branch, along.Req)
 	if err != nil {
 		return nil, err
 	}

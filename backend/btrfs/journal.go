@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/dotmesh-io/dotmesh/backend/internal/journalrec"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"golang.org/x/sys/unix"
 )
@@ -24,12 +23,19 @@ const journalXattr = "trusted.dotmesh.commit."
 // before it returns: the record is durable when the snapshot is, with no
 // sync of its own. A record whose snapshot never came is dropped at the
 // next open by the Node (Journaled says it is not stored). The value is
-// journalrec's.
+// the dot, the branch, the head the commit must differ from (or nothing)
+// and rec, the first three ended by a zero byte.
 func (b *Backend) JournalCommit(ctx context.Context, c dotmesh.CommitRef, head *dotmesh.CommitRef, rec []byte) error {
-	v, err := journalrec.Encode(c, head, rec)
-	if err != nil {
-		return err
+	var h dotmesh.CommitID
+	if head != nil {
+		if head.BranchRef != c.BranchRef {
+			return fmt.Errorf("%w: journaling commit %s against head %s of another branch", dotmesh.ErrInvalidArgument, c, head)
+		}
+		h = head.ID
 	}
+	v := make([]byte, 0, len(c.Dot)+len(c.Branch)+len(h)+3+len(rec))
+	v = append(append(append(append(append(append(v, c.Dot...), 0), c.Branch...), 0), h...), 0)
+	v = append(v, rec...)
 	if err := unix.Fsetxattr(int(b.lock.Fd()), journalXattr+string(c.ID), v, 0); err != nil {
 		return fmt.Errorf("journaling commit %s: %w", c, err)
 	}
@@ -65,13 +71,14 @@ func (b *Backend) Journaled(ctx context.Context) ([]dotmesh.JournaledCommit, err
 		if err != nil {
 			return nil, fmt.Errorf("reading journaled commit %s: %w", id, err)
 		}
-		j, head, ok := journalrec.Decode(dotmesh.CommitID(id), v)
-		if !ok {
+		parts := bytes.SplitN(v, []byte{0}, 4)
+		if len(parts) != 4 {
 			b.log.WarnContext(ctx, "dropping a malformed commit journal record", "xattr", name)
 			_ = unix.Fremovexattr(fd, name)
 			continue
 		}
-		c := j.Commit
+		c := dotmesh.CommitRef{BranchRef: dotmesh.BranchRef{Dot: dotmesh.DotID(parts[0]), Branch: string(parts[1])}, ID: dotmesh.CommitID(id)}
+		j, head := dotmesh.JournaledCommit{Commit: c, Record: parts[3]}, dotmesh.CommitID(parts[2])
 		if c.Validate() == nil {
 			if j.Stored, err = exists(b.snapPath(c)); err != nil {
 				return nil, fmt.Errorf("journaled commit %s: %w", c, err)
