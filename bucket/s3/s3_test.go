@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,9 +26,16 @@ import (
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
-// shared is the server of TestS3's subtests; tests that kill a server
-// start their own.
+// shared is the server of TestS3's subtests.
 var shared *s3test.Server
+
+// TestMain stops the SeaweedFS server TestS3 and
+// TestServerKilledMidUpload share (in turn, a prefix each).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	s3test.CloseShared()
+	os.Exit(code)
+}
 
 func server(t *testing.T) *s3test.Server {
 	t.Helper()
@@ -46,7 +54,7 @@ func freshPrefix(t *testing.T) string {
 // TestS3 runs the conformance suite and the server-sharing tests against
 // one SeaweedFS.
 func TestS3(t *testing.T) {
-	shared = s3test.Start(t)
+	shared = s3test.Shared(t)
 	defer func() { shared = nil }()
 	t.Run("Conformance", func(t *testing.T) {
 		buckettest.Run(t, func(t *testing.T) bucket.Store {
@@ -343,8 +351,8 @@ func (k *killingReader) Read(p []byte) (int, error) {
 // WithRetry the Put waits out the restart and succeeds.
 func TestServerKilledMidUpload(t *testing.T) {
 	ctx := context.Background()
-	srv := s3test.Start(t)
-	st := srv.Open(t, "killed")
+	srv := s3test.Shared(t)
+	st := srv.Open(t, freshPrefix(t))
 	const size = 40 << 20
 	body := bytes.Repeat([]byte("dotmesh!"), size/8)
 	if err := st.Put(ctx, "old", strings.NewReader("old"), 3); err != nil {

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -108,6 +109,50 @@ func Start(t testing.TB) *Server {
 		s.Close()
 	})
 	return s
+}
+
+// shared is the server Shared hands out: one per test binary.
+var shared struct {
+	sync.Mutex
+	srv *Server
+}
+
+// Shared is Start for the tests of one package that take turns on one
+// server, each in a prefix of its own: a SeaweedFS start costs ~10 s
+// (its master holds volume allocation for a pulse). It is launched on
+// first use, started again if a test left it killed, and stopped by
+// CloseShared, which the package's TestMain calls after m.Run.
+func Shared(t testing.TB) *Server {
+	t.Helper()
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.srv == nil {
+		s, err := Launch("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		shared.srv = s
+	} else if shared.srv.cmd == nil {
+		shared.srv.Restart(t)
+	}
+	s := shared.srv
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("SeaweedFS log (%s), last lines:\n%s", filepath.Join(s.Dir, "weed.log"), s.logTail(30))
+		}
+	})
+	return s
+}
+
+// CloseShared kills the server Shared started, if any, and removes its
+// directory.
+func CloseShared() {
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.srv != nil {
+		shared.srv.Close()
+		shared.srv = nil
+	}
 }
 
 // Launch is Start for programs that are not tests (the bench): it runs

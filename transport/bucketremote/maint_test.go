@@ -43,10 +43,11 @@ func TestVerifyResultErr(t *testing.T) {
 	}
 }
 
-// TestMaint runs the maintenance and fault tests against one real S3
-// server (SeaweedFS), each in a prefix of its own.
+// TestMaint runs the maintenance and fault tests against a real S3
+// server (SeaweedFS, the one TestS3 uses too), each in a prefix of its
+// own.
 func TestMaint(t *testing.T) {
-	srv := s3test.Start(t)
+	srv := s3test.Shared(t)
 	for _, tc := range []struct {
 		name string
 		f    func(*testing.T, *s3test.Server)

@@ -2,6 +2,7 @@ package bucketremote_test
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,11 +16,20 @@ import (
 	"github.com/dotmesh-io/dotmesh/transport/bucketremote"
 )
 
-// The transfers against a real S3 server (SeaweedFS on loopback), one
-// server for the subtests, a prefix each.
+// TestMain stops the SeaweedFS server TestS3 and TestMaint share.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	s3test.CloseShared()
+	os.Exit(code)
+}
+
+// The transfers against a real S3 server (SeaweedFS on loopback), the
+// package's shared one, a prefix each (unique to this run: the server
+// outlives it under -count).
 func TestS3(t *testing.T) {
-	srv := s3test.Start(t)
-	prefix := func(t *testing.T) string { return strings.ReplaceAll(t.Name(), "/", "-") }
+	srv := s3test.Shared(t)
+	run := mtRandHex(8)
+	prefix := func(t *testing.T) string { return strings.ReplaceAll(t.Name(), "/", "-") + "-" + run }
 
 	t.Run("PushClone", func(t *testing.T) {
 		testPushClone(t, initBucket(t, srv.Open(t, prefix(t)), ""))
