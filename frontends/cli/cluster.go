@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -38,17 +37,17 @@ func (a *app) dataDir(flag string) (string, error) {
 
 func (a *app) serveCmd() *cobra.Command {
 	var (
-		dir, listen, logLevel string
-		transferPin           time.Duration
-		transferIdle          time.Duration
-		nf                    nodeFlags
-		bf                    backendFlags
-		df                    dockerFlags
-		tf                    tlsFlags
-		kf                    csiFlags
-		cf                    clusterFlags
-		of                    opsFlags
-		sf                    storeCryptFlags
+		dir, listen  string
+		transferPin  time.Duration
+		transferIdle time.Duration
+		nf           nodeFlags
+		bf           backendFlags
+		df           dockerFlags
+		tf           tlsFlags
+		kf           csiFlags
+		cf           clusterFlags
+		of           opsFlags
+		sf           storeCryptFlags
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -133,11 +132,7 @@ object a line.
 			if transferIdle <= 0 {
 				return fmt.Errorf("%w: --transfer-idle %s: give a positive duration such as 2m or 30s", dotmesh.ErrInvalidArgument, transferIdle)
 			}
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return fmt.Errorf("%w: --log-level %q: choose debug, info, warn or error", dotmesh.ErrInvalidArgument, logLevel)
-			}
-			logger, err := of.logger(a.io.Stderr, level)
+			logger, err := of.logger(a.io.Stderr)
 			if err != nil {
 				return err
 			}
@@ -182,7 +177,6 @@ object a line.
 	f := c.Flags()
 	f.StringVar(&dir, "data-dir", "", "data directory `DIR` (default ~/.dotmesh/data)")
 	f.StringVar(&listen, "listen", "", "listen on `ADDR` (HOST:PORT) for the HTTP API (default: where the node in DIR last listened, else "+node.DefaultListen+")")
-	f.StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug (also every zfs/zpool command and its duration), info, warn or error")
 	f.DurationVar(&transferIdle, "transfer-idle", api.TransferIdleTimeout, "cut an incoming commit stream that sent nothing for this `LONG`; the push fails and stores nothing")
 	f.DurationVar(&transferPin, "transfer-pin", dotmesh.DefaultTransferPin, "keep what an interrupted incoming transfer received for a re-run this `LONG` after its last byte; then `dm gc` removes it")
 	nf.add(f)
@@ -241,8 +235,8 @@ the node with all its dots. It refuses when a node already runs there.
 
 The backend flags are passed to ` + "`dm serve`" + ` (see ` + "`dm serve --help`" + `): files
 (the default), zfs or btrfs. When the backend cannot start, the error says
-what it lacks. So are --log-format, --metrics-listen, --metrics-listen-public
-and --pprof.
+what it lacks. So are --log-level, --log-format, --memory-limit,
+--metrics-listen, --metrics-listen-public and --pprof.
 
 With --store etcd it starts the first node of a cluster and prints how the
 other nodes join (` + "`dm cluster join`" + `, with a copy of DIR/admin-api-key).

@@ -15,8 +15,9 @@ import (
 )
 
 // opsFlags are `dm serve`'s flags for operating the node: its log's
-// format, where the metrics are served, and the profiler.
+// level and format, where the metrics are served, and the profiler.
 type opsFlags struct {
+	logLevel      string
 	logFormat     string
 	metricsListen string
 	metricsPublic bool
@@ -67,6 +68,7 @@ func (m *memLimitFlag) bytes() int64 {
 }
 
 func (o *opsFlags) add(f *pflag.FlagSet) {
+	f.StringVar(&o.logLevel, "log-level", "info", "log `LEVEL`: debug (also every zfs/zpool command and its duration), info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "log `FORMAT`: text (key=value lines) or json (one JSON object a line)")
 	f.StringVar(&o.metricsListen, "metrics-listen", "", "also serve the Prometheus metrics at /metrics on `ADDR` (HOST:PORT), without a key; loopback only unless --metrics-listen-public")
 	f.BoolVar(&o.metricsPublic, "metrics-listen-public", false, "allow a --metrics-listen address beyond loopback (anyone reaching it reads the metrics)")
@@ -74,8 +76,13 @@ func (o *opsFlags) add(f *pflag.FlagSet) {
 	f.BoolVar(&o.pprof, "pprof", true, "serve Go's profiler under /debug/pprof/ on the API's address, to the admin only (--pprof=false turns it off)")
 }
 
-// logger makes the node's logger on w at level, in the chosen format.
-func (o *opsFlags) logger(w io.Writer, level slog.Level) (*slog.Logger, error) {
+// logger makes the node's logger on w at the chosen level, in the chosen
+// format.
+func (o *opsFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level %q: choose debug, info, warn or error", dotmesh.ErrInvalidArgument, o.logLevel)
+	}
 	opts := &slog.HandlerOptions{Level: level}
 	switch o.logFormat {
 	case "text":
@@ -94,12 +101,16 @@ func (o *opsFlags) apply(cfg *node.Config) {
 }
 
 // args are the flags given, for the `dm serve` that `dm cluster init` and
-// `join` start; a bad --log-format is refused here, before it starts.
+// `join` start; a bad --log-level or --log-format is refused here,
+// before it starts.
 func (o *opsFlags) args() ([]string, error) {
-	if _, err := o.logger(io.Discard, slog.LevelInfo); err != nil {
+	if _, err := o.logger(io.Discard); err != nil {
 		return nil, err
 	}
 	var out []string
+	if o.logLevel != "info" {
+		out = append(out, "--log-level="+o.logLevel)
+	}
 	if o.logFormat != "text" {
 		out = append(out, "--log-format="+o.logFormat)
 	}

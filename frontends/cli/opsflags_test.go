@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -69,9 +68,9 @@ func TestOpsFlags(t *testing.T) {
 		t.Errorf("--memory-limit lots: %v", err)
 	}
 
-	of := opsFlags{logFormat: "json"}
+	of := opsFlags{logLevel: "debug", logFormat: "json"}
 	var buf bytes.Buffer
-	log, err := of.logger(&buf, slog.LevelDebug)
+	log, err := of.logger(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +79,18 @@ func TestOpsFlags(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &line); err != nil || line["msg"] != "hello" || line["level"] != "DEBUG" {
 		t.Errorf("a json log line: %s (%v)", buf.Bytes(), err)
 	}
-	of.logFormat = "xml"
+	// dm cluster init and join pass the level on to the serve they start.
+	if args, err := of.args(); err != nil || !slices.Contains(args, "--log-level=debug") || !slices.Contains(args, "--log-format=json") {
+		t.Errorf("args of --log-level debug --log-format json: %q (%v)", args, err)
+	}
+	if args, err := (&opsFlags{logLevel: "info", logFormat: "text", pprof: true}).args(); err != nil || len(args) != 0 {
+		t.Errorf("args of the defaults: %q (%v); want none", args, err)
+	}
+	of.logLevel = "loud"
+	if _, err := of.args(); !errors.Is(err, dotmesh.ErrInvalidArgument) || !strings.Contains(err.Error(), "choose debug, info, warn or error") {
+		t.Errorf("--log-level loud: %v", err)
+	}
+	of.logLevel, of.logFormat = "info", "xml"
 	if _, err := of.args(); !errors.Is(err, dotmesh.ErrInvalidArgument) || !strings.Contains(err.Error(), "choose text or json") {
 		t.Errorf("--log-format xml: %v", err)
 	}
