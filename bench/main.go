@@ -502,7 +502,17 @@ func du(root string) (int64, error) {
 // node: its flags and no Docker volume plugin (noPlugin).
 func clusterInitArgs(data string, port int, flags ...string) []string {
 	args := append([]string{"cluster", "init", "--data-dir", data, "--port", strconv.Itoa(port)}, noPlugin...)
-	return append(args, flags...)
+	return append(append(args, logLevelArgs()...), flags...)
+}
+
+// logLevelArgs give the nodes the bench starts the log level in
+// $DOTMESH_BENCH_LOG_LEVEL (debug: every request, store call and zfs
+// command with its duration), when it is set.
+func logLevelArgs() []string {
+	if l := os.Getenv("DOTMESH_BENCH_LOG_LEVEL"); l != "" {
+		return []string{"--log-level", l}
+	}
+	return nil
 }
 
 // noPlugin turns off the Docker volume plugin of every node the bench

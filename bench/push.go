@@ -380,11 +380,7 @@ func pushZFS(dm string, size int64, runs int, keep bool) (rows []func(*verdicts)
 	poolSize := strconv.FormatInt(2*size+(1<<30), 10)
 	fmt.Printf("  starting two zfs nodes (pools %s, %s)...\n", pools["a"], pools["b"])
 	rig, err = startPushRig(dm, work, func(name string) []string {
-		args := []string{"--backend", "zfs", "--zfs-pool", pools[name], "--pool-size", poolSize}
-		if l := os.Getenv("DOTMESH_BENCH_LOG_LEVEL"); l != "" {
-			args = append(args, "--log-level", l) // debug: every zfs command and its duration
-		}
-		return args
+		return append([]string{"--backend", "zfs", "--zfs-pool", pools[name], "--pool-size", poolSize}, logLevelArgs()...)
 	})
 	if err != nil {
 		return nil, err

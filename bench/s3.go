@@ -282,11 +282,7 @@ func timedPeak(cmd *exec.Cmd) (time.Duration, int64, error) {
 
 // addNode starts node name and adds it as a remote of the client config.
 func (r *s3Rig) addNode(name string) (*benchNode, error) {
-	var args []string
-	if l := os.Getenv("DOTMESH_BENCH_LOG_LEVEL"); l != "" {
-		args = append(args, "--log-level", l) // debug: every store call
-	}
-	n, err := startBenchNode(r.dm, r.work, name, "127.0.0.1", args...)
+	n, err := startBenchNode(r.dm, r.work, name, "127.0.0.1", logLevelArgs()...)
 	if err != nil {
 		return nil, err
 	}
