@@ -325,3 +325,94 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// conflictChildEnv names the directory the child of
+// TestJournaledCommitSurvivesOutsideWrite works in.
+const conflictChildEnv = "DM_BTRFS_JOURNAL_CONFLICT_CHILD"
+
+// outsideWriter is the node's bbolt registry with a writer outside the
+// node: once armed, before the first transaction that records a commit it
+// writes the commit's branch record again (its revision moves, so the
+// transaction conflicts), and at the second it waits for answered and
+// kills the process.
+type outsideWriter struct {
+	dotmesh.ClusterStore
+	armed    atomic.Bool
+	tries    atomic.Int32
+	answered chan struct{}
+}
+
+func (s *outsideWriter) Txn(ctx context.Context, conds []dotmesh.Condition, ops []dotmesh.Op) (int64, error) {
+	if s.armed.Load() && slices.ContainsFunc(ops, func(op dotmesh.Op) bool { return strings.HasPrefix(op.Key, "commits/") }) {
+		switch s.tries.Add(1) {
+		case 1:
+			for _, op := range ops {
+				if strings.HasPrefix(op.Key, "branches/") {
+					kv, err := s.ClusterStore.Get(ctx, op.Key)
+					if err != nil {
+						return 0, err
+					}
+					if _, err := s.ClusterStore.Put(ctx, op.Key, kv.Value); err != nil {
+						return 0, err
+					}
+				}
+			}
+		case 2:
+			<-s.answered
+			syscall.Kill(os.Getpid(), syscall.SIGKILL) // this process only
+			select {}
+		}
+	}
+	return s.ClusterStore.Txn(ctx, conds, ops)
+}
+
+// TestJournalConflictChild is the node TestJournaledCommitSurvivesOutsideWrite
+// kills.
+func TestJournalConflictChild(t *testing.T) {
+	dir := os.Getenv(conflictChildEnv)
+	if dir == "" {
+		return // the body of a child process TestJournaledCommitSurvivesOutsideWrite starts and kills; nothing to run alone
+	}
+	ctx := context.Background()
+	be, err := Open(ctx, Options{DataDir: filepath.Join(dir, "btrfs")})
+	must(t, err)
+	bs, err := bboltstore.Open(filepath.Join(dir, "registry.db"), bboltstore.Options{})
+	must(t, err)
+	store := &outsideWriter{ClusterStore: bs, answered: make(chan struct{})}
+	n := backendtest.OpenJournalNodeOn(t, be, store, nil, nil)
+	_, err = n.CreateDot(ctx, journalDot, dotmesh.CreateDotOptions{})
+	must(t, err)
+	backendtest.WriteDotFile(t, n, journalDot, "one")
+	_, err = n.Commit(ctx, journalDot, "", dotmesh.CommitOptions{Message: "first"})
+	must(t, err)
+	_, err = n.Log(ctx, journalDot, "", 0) // waits for the first commit's transaction
+	must(t, err)
+	store.armed.Store(true)
+	backendtest.WriteDotFile(t, n, journalDot, "two")
+	c, err := n.Commit(ctx, journalDot, "", dotmesh.CommitOptions{Message: "answered, then written from outside"})
+	must(t, err)
+	fmt.Printf("answered %s\n", c.ID)
+	os.Stdout.Sync()
+	close(store.answered)
+	select {}
+}
+
+// TestJournaledCommitSurvivesOutsideWrite: a commit answered before its
+// registry transaction, whose branch record a writer outside the node
+// rewrote before that transaction (so it conflicted), and whose node was
+// killed before the transaction was tried again, is in the log with its
+// message after a restart: its record was journaled again at the
+// revision the outside write left.
+func TestJournaledCommitSurvivesOutsideWrite(t *testing.T) {
+	ctx := context.Background()
+	dir := sharedRoot(t)
+	id := backendtest.RunJournalCrashChild(t, "TestJournalConflictChild", conflictChildEnv+"="+dir)
+	var logged syncBuffer
+	n := openJournalNode(t, dir, nil, nil, &logged)
+	defer n.Close()
+	log, err := n.Log(ctx, journalDot, "", 0)
+	must(t, err)
+	if len(log) != 2 || log[0].ID != id || log[0].Message != "answered, then written from outside" || log[1].Message != "first" {
+		t.Fatalf("log after restart: %+v, want the answered commit %s on top of the first; node log:\n%s", log, id, logged.String())
+	}
+}
