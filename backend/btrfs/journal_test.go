@@ -201,25 +201,15 @@ func (s *failingCommits) Txn(ctx context.Context, conds []dotmesh.Condition, ops
 func TestJournaledCommitHealsTransientFailure(t *testing.T) {
 	ctx := context.Background()
 	dir := sharedRoot(t)
-	be, err := Open(ctx, Options{DataDir: filepath.Join(dir, "btrfs")})
-	must(t, err)
-	bs, err := bboltstore.Open(filepath.Join(dir, "registry.db"), bboltstore.Options{})
-	if err != nil {
-		be.Close()
-		t.Fatal(err)
-	}
-	store := &failingCommits{ClusterStore: bs}
+	var store *failingCommits
 	var logged syncBuffer
-	n := backendtest.OpenJournalNodeOn(t, be, store, nil, &logged)
+	n := openJournalNodeOn(t, dir, func(s dotmesh.ClusterStore) dotmesh.ClusterStore {
+		store = &failingCommits{ClusterStore: s}
+		return store
+	}, &logged)
 	defer n.Close()
 	dot := dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "heals"}
-	_, err = n.CreateDot(ctx, dot, dotmesh.CreateDotOptions{})
-	must(t, err)
-	backendtest.WriteDotFile(t, n, dot, "one")
-	_, err = n.Commit(ctx, dot, "", dotmesh.CommitOptions{Message: "first"})
-	must(t, err)
-	_, err = n.Log(ctx, dot, "", 0) // waits for the first commit's transaction
-	must(t, err)
+	commitFirst(t, n, dot)
 
 	store.mu.Lock()
 	store.left = 2
@@ -308,6 +298,34 @@ func TestJournaledCommitBesideLabelWrites(t *testing.T) {
 	}
 }
 
+// openJournalNodeOn is openJournalNode on the bbolt registry in dir as
+// wrap returns it.
+func openJournalNodeOn(t testing.TB, dir string, wrap func(dotmesh.ClusterStore) dotmesh.ClusterStore, log io.Writer) *dotmesh.Node {
+	t.Helper()
+	be, err := Open(context.Background(), Options{DataDir: filepath.Join(dir, "btrfs")})
+	must(t, err)
+	bs, err := bboltstore.Open(filepath.Join(dir, "registry.db"), bboltstore.Options{})
+	if err != nil {
+		be.Close()
+		t.Fatal(err)
+	}
+	return backendtest.OpenJournalNodeOn(t, be, wrap(bs), nil, log)
+}
+
+// commitFirst creates dot on n and commits "first" in it, and returns
+// once the commit's registry transaction is done.
+func commitFirst(t testing.TB, n *dotmesh.Node, dot dotmesh.DotName) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := n.CreateDot(ctx, dot, dotmesh.CreateDotOptions{})
+	must(t, err)
+	backendtest.WriteDotFile(t, n, dot, "one")
+	_, err = n.Commit(ctx, dot, "", dotmesh.CommitOptions{Message: "first"})
+	must(t, err)
+	_, err = n.Log(ctx, dot, "", 0) // waits for the commit's transaction
+	must(t, err)
+}
+
 // syncBuffer is a node's log, written by its goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -374,19 +392,12 @@ func TestJournalConflictChild(t *testing.T) {
 		return // the body of a child process TestJournaledCommitSurvivesOutsideWrite starts and kills; nothing to run alone
 	}
 	ctx := context.Background()
-	be, err := Open(ctx, Options{DataDir: filepath.Join(dir, "btrfs")})
-	must(t, err)
-	bs, err := bboltstore.Open(filepath.Join(dir, "registry.db"), bboltstore.Options{})
-	must(t, err)
-	store := &outsideWriter{ClusterStore: bs, answered: make(chan struct{})}
-	n := backendtest.OpenJournalNodeOn(t, be, store, nil, nil)
-	_, err = n.CreateDot(ctx, journalDot, dotmesh.CreateDotOptions{})
-	must(t, err)
-	backendtest.WriteDotFile(t, n, journalDot, "one")
-	_, err = n.Commit(ctx, journalDot, "", dotmesh.CommitOptions{Message: "first"})
-	must(t, err)
-	_, err = n.Log(ctx, journalDot, "", 0) // waits for the first commit's transaction
-	must(t, err)
+	var store *outsideWriter
+	n := openJournalNodeOn(t, dir, func(s dotmesh.ClusterStore) dotmesh.ClusterStore {
+		store = &outsideWriter{ClusterStore: s, answered: make(chan struct{})}
+		return store
+	}, nil)
+	commitFirst(t, n, journalDot)
 	store.armed.Store(true)
 	backendtest.WriteDotFile(t, n, journalDot, "two")
 	c, err := n.Commit(ctx, journalDot, "", dotmesh.CommitOptions{Message: "answered, then written from outside"})
