@@ -121,11 +121,13 @@ func (n *Node) recordJournaled(ctx context.Context, jr CommitJournal, b *Branch,
 			}
 			if err == nil && cur.Head == c.Parent {
 				n.log.WarnContext(ctx, "an answered commit's branch was written by another writer of the registry; journaling it again at the new revision", "dot", c.Dot, "branch", b.Name, "commit", c.ID)
-				cur.Head = c.ID
-				if err = writeJournal(ctx, jr, c, nil, b.Name, crev, extra); err == nil {
-					b, rev = cur, crev
-					continue
+				if err := writeJournal(ctx, jr, c, nil, b.Name, crev, extra); err != nil {
+					// The transaction still goes: only a crash before it loses c.
+					n.log.WarnContext(ctx, "cannot journal an answered commit again; a crash before its transaction loses it", "commit", c.ID, "err", err)
 				}
+				cur.Head = c.ID
+				b, rev = cur, crev
+				continue
 			} else if err == nil {
 				err = fmt.Errorf("%w: the branch's head moved to %s", ErrConflict, cur.Head)
 			}
