@@ -241,7 +241,10 @@ type CommitJournal interface {
 	// head, c counts only if its data differs from head's (the commit is
 	// a CommitIfChanged): Journaled does not report as stored a c that a
 	// crash left before its unchanged data was deleted. An error stores
-	// nothing, and the Node records the commit as usual.
+	// nothing, and the Node records the commit as usual. Called again
+	// for a c whose data is made, it replaces the record, durable with
+	// the backend's next transaction (btrfs: its next commit of the file
+	// system's transaction); the Node does so after a conflict.
 	JournalCommit(ctx context.Context, c CommitRef, head *CommitRef, rec []byte) error
 	// Journaled lists the records stored and not dropped.
 	Journaled(ctx context.Context) ([]JournaledCommit, error)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // A standalone node whose backend is a CommitJournal answers a commit
@@ -44,18 +45,23 @@ type journalRecord struct {
 // journalCommit hands c's record to jr before its data is taken; false
 // when the commit takes the synced path instead.
 func (n *Node) journalCommit(ctx context.Context, jr CommitJournal, c *Commit, head *CommitRef, branch string, rev int64, ops []Op) bool {
-	rec, err := json.Marshal(journalRecord{Commit: c, Branch: branch, Rev: rev, Ops: ops})
-	if err == nil && len(rec) > maxJournalRecord {
-		err = fmt.Errorf("%w: the record has %d bytes, more than %d", ErrInvalidArgument, len(rec), maxJournalRecord)
-	}
-	if err == nil {
-		err = jr.JournalCommit(ctx, c.Ref(), head, rec)
-	}
-	if err != nil {
+	if err := writeJournal(ctx, jr, c, head, branch, rev, ops); err != nil {
 		n.log.DebugContext(ctx, "commit not journaled; the registry's transaction comes before the answer", "commit", c.ID, "err", err)
 		return false
 	}
 	return true
+}
+
+// writeJournal stores c's record in jr, replacing one it holds.
+func writeJournal(ctx context.Context, jr CommitJournal, c *Commit, head *CommitRef, branch string, rev int64, ops []Op) error {
+	rec, err := json.Marshal(journalRecord{Commit: c, Branch: branch, Rev: rev, Ops: ops})
+	if err == nil && len(rec) > maxJournalRecord {
+		err = fmt.Errorf("%w: the record has %d bytes, more than %d", ErrInvalidArgument, len(rec), maxJournalRecord)
+	}
+	if err != nil {
+		return err
+	}
+	return jr.JournalCommit(ctx, c.Ref(), head, rec)
 }
 
 // dropJournal removes c's record after its registry transaction (or
@@ -67,28 +73,69 @@ func (n *Node) dropJournal(ctx context.Context, jr CommitJournal, c CommitRef) {
 	}
 }
 
+// journalBackoff spaces the tries of an answered commit's transaction
+// that failed for a reason other than a conflict (an I/O error of the
+// registry): a transient failure heals without a restart, and registry
+// access through the node waits at most their sum (2.3 s) for it.
+var journalBackoff = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond,
+	160 * time.Millisecond, 320 * time.Millisecond, 640 * time.Millisecond, time.Second}
+
+// maxJournalConflicts bounds the re-reads of a branch whose transaction
+// conflicted.
+const maxJournalConflicts = 3
+
 // recordJournaled is the registry transaction of a commit answered
-// before it. The branch was read under the dot's lock, still held: a
-// conflict can only be a write that does not take it (a label, say), so
-// the branch is read again and the head moved if it is still c's parent.
-// A crash between such a write and the retried transaction loses the
-// answered commit: its record names the revision before the write.
+// before it, run with the dot's lock and the gate held. The branch was
+// read under the lock, and on a standalone node every write of a branch
+// record through the node holds it too (commit, reset, checkout, branch
+// create, delete and rename, transfers; a dot's labels and other fields
+// are in the dot's record, which the transaction does not check): the
+// transaction cannot conflict with the node's own writes. A conflict is a
+// writer outside the node; the branch is read again and, if its head is
+// still c's parent, c's record is journaled again at the new revision
+// before the transaction is tried again, so a replay matches the
+// registry's revision (durable with the file system's next transaction:
+// a crash before that, right after such an outside write, still drops
+// the commit). Other failures are tried again after journalBackoff; the
+// record stays for the next start's replay if they persist.
 func (n *Node) recordJournaled(ctx context.Context, jr CommitJournal, b *Branch, rev int64, c *Commit, extra []Op) {
 	n.restoreStep("commit answered")
-	for try := 0; ; try++ {
+	conflicts, failures := 0, 0
+	for {
 		conds, ops := commitTxn(c, b, rev, extra)
 		_, err := n.ks.txn(ctx, conds, ops)
 		if err == nil {
 			n.dropJournal(ctx, jr, c.Ref())
 			return
 		}
-		if errors.Is(err, ErrConflict) && try < 3 {
+		switch {
+		case errors.Is(err, ErrConflict) && conflicts < maxJournalConflicts:
+			conflicts++
 			var cur *Branch
-			if cur, rev, err = readBranch(ctx, n.ks.ClusterStore, c.Dot, b.Name); err == nil && cur.Head == c.Parent {
-				cur.Head = c.ID
-				b = cur
-				continue
+			var crev int64
+			cur, crev, err = readBranch(ctx, n.ks.ClusterStore, c.Dot, b.Name)
+			if err == nil && cur.Head == c.ID {
+				// An earlier try whose outcome its error hid took.
+				n.dropJournal(ctx, jr, c.Ref())
+				return
 			}
+			if err == nil && cur.Head == c.Parent {
+				n.log.WarnContext(ctx, "an answered commit's branch was written by another writer of the registry; journaling it again at the new revision", "dot", c.Dot, "branch", b.Name, "commit", c.ID)
+				if err := writeJournal(ctx, jr, c, nil, b.Name, crev, extra); err != nil {
+					// The transaction still goes: only a crash before it loses c.
+					n.log.WarnContext(ctx, "cannot journal an answered commit again; a crash before its transaction loses it", "commit", c.ID, "err", err)
+				}
+				cur.Head = c.ID
+				b, rev = cur, crev
+				continue
+			} else if err == nil {
+				err = fmt.Errorf("%w: the branch's head moved to %s", ErrConflict, cur.Head)
+			}
+		case !errors.Is(err, ErrConflict) && failures < len(journalBackoff):
+			n.log.WarnContext(ctx, "recording an answered commit in the registry failed; trying again", "dot", c.Dot, "branch", b.Name, "commit", c.ID, "err", err)
+			time.Sleep(journalBackoff[failures])
+			failures++
+			continue
 		}
 		// The record stays: the next start replays it.
 		n.log.ErrorContext(ctx, "recording an answered commit in the registry failed; it is replayed at the next start", "dot", c.Dot, "branch", b.Name, "commit", c.ID, "err", err)

@@ -112,6 +112,13 @@ func OpenJournalNode(t testing.TB, be dotmesh.StorageBackend, path string, step 
 		be.Close()
 		t.Fatal(err)
 	}
+	return OpenJournalNodeOn(t, be, store, step, log)
+}
+
+// OpenJournalNodeOn is OpenJournalNode on an open store, which the Node
+// closes.
+func OpenJournalNodeOn(t testing.TB, be dotmesh.StorageBackend, store dotmesh.ClusterStore, step func(string), log io.Writer) *dotmesh.Node {
+	t.Helper()
 	if log == nil {
 		log = os.Stderr
 	}

@@ -45,7 +45,8 @@
 // snapshot (Backend.JournalCommit): the snapshot ioctl commits the
 // transaction the xattr joined, so a standalone Node can answer before
 // its registry's own synced transaction and replay the record after a
-// crash.
+// crash. JournalCommit replaces the record of a commit it holds (the Node
+// journals again at a new registry revision after an outside write).
 //
 // A commit that must not be empty snapshots first (the ioctl flushes and
 // commits the subvolume's writes) and then searches the snapshot for
