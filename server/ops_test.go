@@ -13,6 +13,7 @@ import (
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/syncbuf"
 	"github.com/dotmesh-io/dotmesh/metrics"
 	"github.com/dotmesh-io/dotmesh/server"
 	"github.com/dotmesh-io/dotmesh/server/servertest"
@@ -22,7 +23,7 @@ import (
 // JSON at DEBUG into buf.
 // The node logs there too, through server.LogHandler as the daemon's
 // does, and tells obs (may be nil) what it does.
-func startOps(t *testing.T, buf *syncBuffer, obs dotmesh.Observer, opts server.Options) *servertest.Node {
+func startOps(t *testing.T, buf *syncbuf.Buffer, obs dotmesh.Observer, opts server.Options) *servertest.Node {
 	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(server.LogHandler(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
@@ -41,7 +42,7 @@ func startOps(t *testing.T, buf *syncBuffer, obs dotmesh.Observer, opts server.O
 // The metrics and the profiler answer the admin (a read-only admin key
 // too) and refuse everybody else; switched off they do not exist.
 func TestOpsRoutesAdminOnly(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	m := metrics.New(metrics.Options{Version: "test"})
 	n := startOps(t, &buf, m, server.Options{Metrics: m.Handler(), Profiler: true})
 	m.Watch(n.Node)
@@ -102,7 +103,7 @@ func logLines(t *testing.T, s string) []map[string]any {
 // answer's header, its error body, and every log line of the request,
 // the engine's too.
 func TestRequestID(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	n := startOps(t, &buf, nil, server.Options{})
 	do := func(id, method, path, body string) (*http.Response, []byte) {
 		t.Helper()
@@ -166,7 +167,7 @@ func TestRequestID(t *testing.T) {
 // logged as the failure it is: at the level of its error's status, with
 // that status and the error, never at INFO.
 func TestFailedTransferLoggedAsFailure(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	n := startOps(t, &buf, nil, server.Options{})
 	ok(t, n, 201, "POST", "/v1/dots", `{"name":"web"}`, nil)
 	ok(t, n, 201, "POST", "/v1/dots/admin/web/commits", `{"message":"one","allow_empty":true}`, nil)

@@ -16,6 +16,7 @@ import (
 	"github.com/dotmesh-io/dotmesh/bucket/repo"
 	"github.com/dotmesh-io/dotmesh/client"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/syncbuf"
 	"github.com/dotmesh-io/dotmesh/server"
 	"github.com/dotmesh-io/dotmesh/server/servertest"
 	"github.com/dotmesh-io/dotmesh/transport/bucketremote"
@@ -33,7 +34,7 @@ func TestBucketTransfer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	srv := httptest.NewServer(server.New(node, server.Options{
 		Logger:         slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Version:        "test",

@@ -21,6 +21,7 @@ import (
 	"github.com/dotmesh-io/dotmesh/backend/backendtest"
 	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/syncbuf"
 )
 
 // journalChildEnv names the directory the child of
@@ -202,7 +203,7 @@ func TestJournaledCommitHealsTransientFailure(t *testing.T) {
 	ctx := context.Background()
 	dir := sharedRoot(t)
 	var store *failingCommits
-	var logged syncBuffer
+	var logged syncbuf.Buffer
 	n := openJournalNodeOn(t, dir, func(s dotmesh.ClusterStore) dotmesh.ClusterStore {
 		store = &failingCommits{ClusterStore: s}
 		return store
@@ -247,7 +248,7 @@ func TestJournaledCommitBesideLabelWrites(t *testing.T) {
 	ctx := context.Background()
 	dir := sharedRoot(t)
 	dot := dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "labelled"}
-	var logged syncBuffer
+	var logged syncbuf.Buffer
 	var labels sync.WaitGroup
 	var answered atomic.Int32
 	errs := make(chan error, 16)
@@ -326,24 +327,6 @@ func commitFirst(t testing.TB, n *dotmesh.Node, dot dotmesh.DotName) {
 	must(t, err)
 }
 
-// syncBuffer is a node's log, written by its goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // conflictChildEnv names the directory the child of
 // TestJournaledCommitSurvivesOutsideWrite works in.
 const conflictChildEnv = "DM_BTRFS_JOURNAL_CONFLICT_CHILD"
@@ -418,7 +401,7 @@ func TestJournaledCommitSurvivesOutsideWrite(t *testing.T) {
 	ctx := context.Background()
 	dir := sharedRoot(t)
 	id := backendtest.RunJournalCrashChild(t, "TestJournalConflictChild", conflictChildEnv+"="+dir)
-	var logged syncBuffer
+	var logged syncbuf.Buffer
 	n := openJournalNode(t, dir, nil, nil, &logged)
 	defer n.Close()
 	log, err := n.Log(ctx, journalDot, "", 0)

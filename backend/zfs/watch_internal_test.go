@@ -1,40 +1,18 @@
 package zfs
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	bt "github.com/dotmesh-io/dotmesh/backend/backendtest"
 	"github.com/dotmesh-io/dotmesh/backend/zfs/zfstest"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/syncbuf"
 )
-
-// lockedBuffer collects the backend's log lines from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// take returns and clears what was logged.
-func (l *lockedBuffer) take() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.b.String()
-	l.b.Reset()
-	return s
-}
 
 // TestCommitProvenByWatcher: a write seen by the change watcher since the
 // head's snapshot makes the commit its snapshot alone (no `zfs send`
@@ -44,7 +22,7 @@ func (l *lockedBuffer) take() string {
 func TestCommitProvenByWatcher(t *testing.T) {
 	ctx := context.Background()
 	pool, dir := zfstest.Pool(t)
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	g, err := Open(ctx, Options{Pool: pool, DataDir: dir, PoolSize: 1 << 30, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
@@ -70,14 +48,14 @@ func TestCommitProvenByWatcher(t *testing.T) {
 	}
 	commit := func(what string, wantChanged, wantCompared bool) {
 		t.Helper()
-		logs.take()
+		logs.Take()
 		zfsChanges.Add(1) // as any other command would: the dot's listing is stale
 		c := dotmesh.CommitRef{BranchRef: ref, ID: dotmesh.NewCommitID()}
 		_, changed, err := g.CommitIfChanged(ctx, c, head)
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		log := logs.take()
+		log := logs.Take()
 		compared := strings.Contains(log, "send -i")
 		if changed != wantChanged || compared != wantCompared {
 			t.Fatalf("%s: changed %v, compared with zfs send %v; want %v, %v", what, changed, compared, wantChanged, wantCompared)
