@@ -413,6 +413,7 @@ func pushZFS(dm string, size int64, runs int, keep bool) (rows []func(*verdicts)
 	}
 	fmt.Printf("  reference full zfs send | receive of %s in %v\n", snaps[prev], time.Since(start).Round(time.Millisecond))
 
+	fuseCPU := zfsFuseCPUOf(zfsFusePIDs())
 	var samples []pushSample
 	for i := 0; i < runs; i++ {
 		cur, err := rig.change(dir, size, i)
@@ -431,19 +432,20 @@ func pushZFS(dm string, size int64, runs int, keep bool) (rows []func(*verdicts)
 		}
 		steps := []func() error{
 			func() error {
-				nodes, fuse := rig.nodesCPU(), zfsFuseCPU()
+				nodes, fuse := rig.nodesCPU(), fuseCPU()
 				d, res, err := rig.push()
+				s.dmFuse = fuseCPU() - fuse // first: the nodes' work behind the answer has begun
 				s.dmTime, s.dmBytes, s.dmServer = d, res.Bytes, res.Duration
-				s.dmCPU, s.dmFuse = rig.lastCPU+rig.nodesCPU()-nodes, zfsFuseCPU()-fuse
+				s.dmCPU = rig.lastCPU + rig.nodesCPU() - nodes
 				if err == nil && res.Format != "" && !strings.Contains(res.Format, "zfs") {
 					fmt.Printf("  note: dm push used the %q stream\n", res.Format)
 				}
 				return err
 			},
 			func() error {
-				fuse := zfsFuseCPU()
+				fuse := fuseCPU()
 				d, cpu, err := zfsPipeCPU(zfs, from, to, target)
-				s.refTime, s.refCPU, s.refFuse = d, cpu, zfsFuseCPU()-fuse
+				s.refTime, s.refCPU, s.refFuse = d, cpu, fuseCPU()-fuse
 				return err
 			},
 		}
@@ -583,21 +585,32 @@ func zfsPipeCPU(zfs, from, to, target string) (time.Duration, time.Duration, err
 	return d, cpu, nil
 }
 
-// zfsFuseCPU is the CPU time the zfs-fuse daemon has used so far, 0
-// without one (OpenZFS works in the kernel).
-func zfsFuseCPU() time.Duration {
-	out, err := exec.Command("pgrep", "-x", "zfs-fuse").Output()
-	if err != nil {
-		return 0
-	}
-	var sum time.Duration
+// zfsFusePIDs lists the running zfs-fuse daemons (none with OpenZFS,
+// which works in the kernel).
+func zfsFusePIDs() []int {
+	out, _ := exec.Command("pgrep", "-x", "zfs-fuse").Output()
+	var pids []int
 	for _, f := range strings.Fields(string(out)) {
 		if pid, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// zfsFuseCPUOf reads the CPU time of the daemons in pids, found once
+// beforehand: a timed step's reading must not wait for a pgrep's fork
+// and exec, while the nodes' work behind dm's answer (the switch's zfs
+// clone and destroy) starts and would be counted as the push's.
+func zfsFuseCPUOf(pids []int) func() time.Duration {
+	return func() time.Duration {
+		var sum time.Duration
+		for _, pid := range pids {
 			d, _ := cpuTime(pid) // 0 for a daemon gone meanwhile
 			sum += d
 		}
+		return sum
 	}
-	return sum
 }
 
 // --- files → files ---
