@@ -128,8 +128,8 @@ var shared struct {
 }
 
 // Shared is Start for the tests of one package that take turns on one
-// server, each in a prefix of its own: a SeaweedFS start costs a few
-// seconds (its master holds volume allocation for a pulse). It is
+// server, each in a prefix of its own: a SeaweedFS start costs ~10 s
+// (its master holds volume allocation for a pulse). It is
 // launched on first use, its gateway started again if a test left it
 // killed, and stopped by
 // CloseShared, which the package's TestMain calls after m.Run.
@@ -217,6 +217,8 @@ func (s *Server) launch() error {
 		"-port.iceberg=0", "-port.lance=0",
 		"-autoCreateBucket=false",
 		"-localSocket=" + filepath.Join(dir, "s3.sock"),
+		// As `weed server -s3` does: to the filer over its unix socket.
+		"-localFilerSocket=" + filepath.Join(dir, "filer.sock"),
 	}
 	s.Endpoint = "http://127.0.0.1:" + p(6)
 	if s.storage, err = s.start("weed.log", storage); err != nil {
