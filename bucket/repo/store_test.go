@@ -115,9 +115,9 @@ func testReadOnly(t *testing.T) {
 	}
 }
 
-// testServerKilled: the S3 server killed (as a crash) while writers run
-// loses nothing already stored; after a restart the repository opens,
-// checks clean, and the writes go on.
+// testServerKilled: the S3 server (its gateway) killed as a crash while
+// writers run loses nothing already stored; after a restart the
+// repository opens, checks clean, and the writes go on.
 func testServerKilled(t *testing.T) {
 	ctx := context.Background()
 	prefix := "killed-" + newKeyID()[:8]

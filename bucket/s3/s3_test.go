@@ -346,7 +346,7 @@ func (k *killingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// The server killed in the middle of an upload and started again: the
+// The S3 gateway killed in the middle of an upload and started again: the
 // bare Put fails with ErrUnavailable and leaves nothing visible; behind
 // WithRetry the Put waits out the restart and succeeds.
 func TestServerKilledMidUpload(t *testing.T) {

@@ -1,14 +1,17 @@
-// Package s3test runs a real S3 server for tests: SeaweedFS's `weed
-// server -s3` on 127.0.0.1, with free ports, data in a temporary
-// directory, two identities (one that may write, one read-only) and a
-// bucket. Tests that use it need the weed binary: `make test` builds it
+// Package s3test runs a real S3 server for tests: SeaweedFS on
+// 127.0.0.1, with free ports, data in a temporary directory, two
+// identities (one that may write, one read-only) and a bucket. It runs as
+// two processes, as a deployment would: the storage (`weed server
+// -filer`: master, volume and filer) and the S3 gateway (`weed s3`) in
+// front of it. Kill and Restart act on the gateway, the process a client
+// talks to: a restart takes well under a second, where a whole SeaweedFS
+// that restarts on its data waits ~15 s for its master. Tests that use it need the weed binary: `make test` builds it
 // with scripts/ensure-seaweedfs.sh (once; it is cached) and passes its
 // path in DOTMESH_WEED; without that variable the script's cache path is
 // tried. A missing binary fails the test, naming the script.
 package s3test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,15 +50,22 @@ const (
 	ReadOnlySecretKey = "dotmesh-test-reader-secret-key-0123456789"
 )
 
-// Server is a running (or killed) SeaweedFS with an S3 gateway.
+// Server is a running SeaweedFS with an S3 gateway that may be killed.
 type Server struct {
 	// Endpoint is the S3 gateway's URL, "http://127.0.0.1:PORT".
 	Endpoint string
-	// Dir holds the server's data and its log (weed.log).
+	// Dir holds the server's data and its logs (weed.log for the
+	// storage, s3.log for the gateway).
 	Dir string
 
-	weed string
-	args []string
+	weed    string
+	storage *proc // nil once Closed
+	gateway *proc // nil while killed
+	s3Args  []string
+}
+
+// proc is one weed process.
+type proc struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited
 }
@@ -104,7 +114,7 @@ func Start(t testing.TB) *Server {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("SeaweedFS log (%s), last lines:\n%s", filepath.Join(s.Dir, "weed.log"), s.logTail(30))
+			t.Logf("SeaweedFS logs (in %s), last lines:\n%s", s.Dir, s.logTail(30))
 		}
 		s.Close()
 	})
@@ -119,8 +129,9 @@ var shared struct {
 
 // Shared is Start for the tests of one package that take turns on one
 // server, each in a prefix of its own: a SeaweedFS start costs ~10 s
-// (its master holds volume allocation for a pulse). It is launched on
-// first use, started again if a test left it killed, and stopped by
+// (its master holds volume allocation for a pulse). It is
+// launched on first use, its gateway started again if a test left it
+// killed, and stopped by
 // CloseShared, which the package's TestMain calls after m.Run.
 func Shared(t testing.TB) *Server {
 	t.Helper()
@@ -132,13 +143,13 @@ func Shared(t testing.TB) *Server {
 			t.Fatal(err)
 		}
 		shared.srv = s
-	} else if shared.srv.cmd == nil {
+	} else if shared.srv.gateway == nil {
 		shared.srv.Restart(t)
 	}
 	s := shared.srv
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("SeaweedFS log (%s), last lines:\n%s", filepath.Join(s.Dir, "weed.log"), s.logTail(30))
+			t.Logf("SeaweedFS logs (in %s), last lines:\n%s", s.Dir, s.logTail(30))
 		}
 	})
 	return s
@@ -188,31 +199,66 @@ func (s *Server) launch() error {
 	p := func(i int) string { return strconv.Itoa(ports[i]) }
 	dir := s.Dir
 	os.MkdirAll(filepath.Join(dir, "data"), 0o700)
-	s.args = []string{"server",
+	storage := []string{"server", "-filer",
 		"-ip=127.0.0.1", "-ip.bind=127.0.0.1",
 		"-dir=" + filepath.Join(dir, "data"),
 		"-master.port=" + p(0), "-master.port.grpc=" + p(1),
 		"-volume.port=" + p(2), "-volume.port.grpc=" + p(3),
 		"-filer.port=" + p(4), "-filer.port.grpc=" + p(5),
-		"-s3", "-s3.port=" + p(6), "-s3.port.grpc=" + p(7),
-		"-s3.config=" + filepath.Join(dir, "s3.json"),
-		"-s3.port.iceberg=0", "-s3.port.lance=0",
-		"-s3.autoCreateBucket=false",
 		"-filer.localSocket=" + filepath.Join(dir, "filer.sock"),
-		"-s3.localSocket=" + filepath.Join(dir, "s3.sock"),
 		"-master.telemetry=false",
-		// A restarted master that resumes its raft state takes twice as
-		// long to elect itself; the volumes tell it the topology anyway.
-		"-master.resumeState=false",
 		"-master.volumeSizeLimitMB=256", "-volume.max=100",
 	}
+	s.s3Args = []string{"s3",
+		"-ip.bind=127.0.0.1",
+		"-port=" + p(6), "-port.grpc=" + p(7),
+		"-filer=127.0.0.1:" + p(4) + "." + p(5),
+		"-config=" + filepath.Join(dir, "s3.json"),
+		"-port.iceberg=0", "-port.lance=0",
+		"-autoCreateBucket=false",
+		"-localSocket=" + filepath.Join(dir, "s3.sock"),
+		// As `weed server -s3` does: to the filer over its unix socket.
+		"-localFilerSocket=" + filepath.Join(dir, "filer.sock"),
+	}
 	s.Endpoint = "http://127.0.0.1:" + p(6)
+	if s.storage, err = s.start("weed.log", storage); err != nil {
+		return err
+	}
 	return s.restart()
 }
 
-// Close kills the server and removes its directory.
+// start runs weed with args, its output appended to the log file named.
+func (s *Server) start(logName string, args []string) (*proc, error) {
+	log, err := os.OpenFile(filepath.Join(s.Dir, logName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(s.weed, args...)
+	cmd.Dir = s.Dir
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return nil, fmt.Errorf("starting SeaweedFS (%s %s): %v", s.weed, args[0], err)
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); log.Close(); close(p.done) }()
+	return p, nil
+}
+
+// kill stops p at once (SIGKILL) and waits for it to exit.
+func (p *proc) kill() {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Close kills the gateway and the storage and removes the directory.
 func (s *Server) Close() {
 	s.Kill()
+	if s.storage != nil {
+		s.storage.kill()
+		s.storage = nil
+	}
 	os.RemoveAll(s.Dir)
 }
 
@@ -236,11 +282,11 @@ func (s *Server) writeConfig() error {
 	return os.WriteFile(filepath.Join(s.Dir, "s3.json"), b, 0o600)
 }
 
-// Restart starts the server again after Kill (Start calls it first), with
-// the same ports and data, and waits until it stores objects.
+// Restart starts the S3 gateway again after Kill, on the same port and
+// storage, and waits until it stores objects.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
-	if s.cmd != nil {
+	if s.gateway != nil {
 		t.Fatal("s3test: Restart of a running server; Kill it first")
 	}
 	if err := s.restart(); err != nil {
@@ -248,29 +294,25 @@ func (s *Server) Restart(t testing.TB) {
 	}
 }
 
+// restart starts the gateway and waits until it is ready.
 func (s *Server) restart() error {
-	log, err := os.OpenFile(filepath.Join(s.Dir, "weed.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if s.storage == nil {
+		return errors.New("s3test: the server is closed")
+	}
+	g, err := s.start("s3.log", s.s3Args)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(s.weed, s.args...)
-	cmd.Dir = s.Dir
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		log.Close()
-		return fmt.Errorf("starting SeaweedFS (%s): %v", s.weed, err)
-	}
-	s.cmd, s.done = cmd, make(chan struct{})
-	go func() { cmd.Wait(); log.Close(); close(s.done) }()
+	s.gateway = g
 	if err := s.waitReady(90 * time.Second); err != nil {
-		return fmt.Errorf("SeaweedFS S3 server at %s: %v\nlast lines of its log:\n%s", s.Endpoint, err, s.logTail(30))
+		return fmt.Errorf("SeaweedFS S3 server at %s: %v\nlast lines of its logs:\n%s", s.Endpoint, err, s.logTail(30))
 	}
 	return nil
 }
 
-// waitReady waits until the gateway answers with the bucket created and
-// a volume to write into (the first put after start can find none).
+// waitReady waits until the gateway answers signed requests with the
+// bucket created and a volume to write into (the first put after the
+// storage starts can find none).
 func (s *Server) waitReady(limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
@@ -282,8 +324,10 @@ func (s *Server) waitReady(limit time.Duration) error {
 	var last error
 	for {
 		select {
-		case <-s.done:
-			return fmt.Errorf("weed exited: %v", s.cmd.ProcessState)
+		case <-s.gateway.done:
+			return fmt.Errorf("weed s3 exited: %v", s.gateway.cmd.ProcessState)
+		case <-s.storage.done:
+			return fmt.Errorf("weed server exited: %v", s.storage.cmd.ProcessState)
 		default:
 		}
 		last = st.CreateBucket(ctx)
@@ -298,28 +342,30 @@ func (s *Server) waitReady(limit time.Duration) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("not ready after %v: %v", limit, last)
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-// Kill stops the server at once (SIGKILL), as a crash would, and waits
-// for it to exit. Killing a stopped server does nothing.
+// Kill stops the S3 gateway at once (SIGKILL), as a crash of the
+// endpoint would, and waits for it to exit: connections to it are reset,
+// then refused. The storage behind it keeps running, as a deployment's
+// does while its gateway restarts. Killing a killed server does nothing.
 func (s *Server) Kill() {
-	if s.cmd == nil {
+	if s.gateway == nil {
 		return
 	}
-	s.cmd.Process.Kill()
-	<-s.done
-	s.cmd = nil
+	s.gateway.kill()
+	s.gateway = nil
 }
 
-// PID is the running server's process id, 0 when killed.
+// PID is the running gateway's process id (the process Kill ends), 0
+// when killed.
 func (s *Server) PID() int {
-	if s.cmd == nil {
+	if s.gateway == nil {
 		return 0
 	}
-	return s.cmd.Process.Pid
+	return s.gateway.cmd.Process.Pid
 }
 
 // Config has the writer's credentials for the server.
@@ -351,13 +397,19 @@ func (s *Server) Open(t testing.TB, prefix string) *s3.Store {
 	return st
 }
 
+// logTail has the last n lines of the gateway's log and of the
+// storage's.
 func (s *Server) logTail(n int) string {
-	b, _ := os.ReadFile(filepath.Join(s.Dir, "weed.log"))
-	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+	var out []string
+	for _, l := range []struct{ name, file string }{{"gateway", "s3.log"}, {"storage", "weed.log"}} {
+		b, _ := os.ReadFile(filepath.Join(s.Dir, l.file))
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		if len(lines) > n {
+			lines = lines[len(lines)-n:]
+		}
+		out = append(out, "== "+l.name+" ("+l.file+"):", strings.Join(lines, "\n"))
 	}
-	return string(bytes.Join(lines, []byte("\n")))
+	return strings.Join(out, "\n")
 }
 
 // freePorts finds n free loopback ports, held all at once so that they

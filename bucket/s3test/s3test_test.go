@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/dotmesh-io/dotmesh/bucket/s3test"
 )
@@ -21,8 +22,8 @@ func TestScriptVersion(t *testing.T) {
 	}
 }
 
-// Start gives a server that stores objects; Kill stops it at once and
-// Restart brings it back with its data.
+// Start gives a server that stores objects; Kill stops its gateway at
+// once and Restart brings it back, the data kept behind it.
 func TestStartKillRestart(t *testing.T) {
 	ctx := context.Background()
 	srv := s3test.Start(t)
@@ -44,7 +45,9 @@ func TestStartKillRestart(t *testing.T) {
 	if _, err := st.Stat(ctx, "o"); err == nil {
 		t.Fatal("Stat answered with the server killed")
 	}
+	began := time.Now()
 	srv.Restart(t)
+	t.Logf("the gateway restarted in %v", time.Since(began).Round(time.Millisecond))
 	if oi, err := st.Stat(ctx, "o"); err != nil || oi.Size != 4 {
 		t.Fatalf("after restart: %+v, %v", oi, err)
 	}

@@ -159,7 +159,7 @@ func testReadOnlyPush(t *testing.T, srv *s3test.Server) {
 	}
 }
 
-// testServerKilledMidPush: the S3 server dies while a push uploads; the
+// testServerKilledMidPush: the S3 gateway dies while a push uploads; the
 // push fails with a clear error, nothing stored is lost or damaged, and
 // the push run again after a restart completes.
 func testServerKilledMidPush(t *testing.T, srv *s3test.Server) {

@@ -61,7 +61,7 @@ func TestS3(t *testing.T) {
 		racePushes(t, b, a, c)
 	})
 
-	// The server killed in the middle of a push and started again: the
+	// The S3 gateway killed in the middle of a push and started again: the
 	// push fails or rides it out on retries; run again, it lands whole.
 	t.Run("ServerKilledMidPush", func(t *testing.T) {
 		ctx := context.Background()
