@@ -1,7 +1,6 @@
 package hooks_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,25 +22,8 @@ import (
 	bboltstore "github.com/dotmesh-io/dotmesh/cluster/bbolt"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 	"github.com/dotmesh-io/dotmesh/hooks"
+	"github.com/dotmesh-io/dotmesh/internal/syncbuf"
 )
-
-// logBuf collects a node's log lines for assertions.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // filesNode is a real node on the dump ("files") backend and a bbolt
 // registry, with the hook runner, and one dot "app" holding a file.
@@ -51,14 +33,14 @@ type filesNode struct {
 	node *dotmesh.Node
 	be   dotmesh.StorageBackend
 	dot  dotmesh.DotName
-	log  *logBuf
+	log  *syncbuf.Buffer
 	dir  string
 }
 
 func newFilesNode(t *testing.T, runner bool) *filesNode {
 	t.Helper()
 	dir := t.TempDir()
-	lb := &logBuf{}
+	lb := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	store, err := bboltstore.Open(filepath.Join(dir, "registry.db"), bboltstore.Options{NoSync: true})
 	if err != nil {
