@@ -191,8 +191,11 @@ func (b *Backend) commitDir(c dotmesh.CommitRef) string {
 // subvolume to another directory: a received snapshot becomes visible by
 // renaming its (plain) staging directory instead.
 func (b *Backend) snapPath(c dotmesh.CommitRef) string {
-	return filepath.Join(b.commitDir(c), "snap")
+	return filepath.Join(b.commitDir(c), snapName)
 }
+
+// snapName is the name of a commit's snapshot in its directory.
+const snapName = "snap"
 
 // toTrash moves path into the trash (atomically, so it vanishes from the
 // layout at once) and removes it; what cannot be removed now goes on the
@@ -243,6 +246,19 @@ func (b *Backend) needLive(br dotmesh.BranchRef) error {
 		return fmt.Errorf("%w: branch %s has no working state on this backend", dotmesh.ErrNotFound, br)
 	}
 	return nil
+}
+
+// openLive opens br's working state for ioctls; ErrNotFound as needLive
+// when it has none.
+func (b *Backend) openLive(br dotmesh.BranchRef) (int, error) {
+	fd, err := openDir(b.livePath(br))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return -1, fmt.Errorf("%w: branch %s has no working state on this backend", dotmesh.ErrNotFound, br)
+	case err != nil:
+		return -1, fmt.Errorf("working state of %s: %w", br, err)
+	}
+	return fd, nil
 }
 
 // needCommit returns ErrNotFound unless c's snapshot is stored.

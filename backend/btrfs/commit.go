@@ -21,40 +21,88 @@ import (
 // The snapshot ioctl commits a transaction, so the commit is durable when
 // it appears, and it appears whole or not at all.
 func (b *Backend) Commit(ctx context.Context, c dotmesh.CommitRef) (map[string]string, error) {
-	if err := b.needLive(c.BranchRef); err != nil {
+	live, err := b.openLive(c.BranchRef)
+	if err != nil {
 		return nil, err
 	}
-	dir := b.commitDir(c)
-	if ok, err := exists(b.snapPath(c)); err != nil {
-		return nil, fmt.Errorf("commit %s: %w", c, err)
-	} else if ok {
-		return nil, fmt.Errorf("%w: commit %s is already stored", dotmesh.ErrAlreadyExists, c)
+	defer unix.Close(live)
+	snap, err := b.snapshotCommit(c, live)
+	if err != nil {
+		return nil, err
 	}
-	if err := removeTree(dir); err != nil { // a Commit that died before its snapshot
-		return nil, fmt.Errorf("commit %s: %w", c, err)
+	if snap >= 0 {
+		defer unix.Close(snap)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("commit %s: %w", c, err)
-	}
-	if err := subvolSnapshot(b.snapPath(c), b.livePath(c.BranchRef), true); err != nil {
-		_ = os.Remove(dir)
-		return nil, fmt.Errorf("commit %s: %w", c, err)
-	}
-	return b.commitFacts(c), nil
+	return b.commitFacts(c, snap), nil
 }
 
-// commitFacts are the facts Commit returns for the stored commit c.
-func (b *Backend) commitFacts(c dotmesh.CommitRef) map[string]string {
+// snapshotCommit takes commit c's snapshot of the working state open at
+// live and returns the snapshot opened, or -1 when it is made but cannot
+// be opened (its facts and checks are optional).
+func (b *Backend) snapshotCommit(c dotmesh.CommitRef, live int) (int, error) {
+	dir := b.commitDir(c)
+	// A new commit's directory does not exist: one mkdir. Anything else
+	// (the commit is stored, a Commit died before its snapshot, no
+	// commits directory yet) takes the checks.
+	if err := unix.Mkdir(dir, 0o755); err != nil {
+		if ok, err := exists(b.snapPath(c)); err != nil {
+			return -1, fmt.Errorf("commit %s: %w", c, err)
+		} else if ok {
+			return -1, fmt.Errorf("%w: commit %s is already stored", dotmesh.ErrAlreadyExists, c)
+		}
+		if err := removeTree(dir); err != nil { // a Commit that died before its snapshot
+			return -1, fmt.Errorf("commit %s: %w", c, err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return -1, fmt.Errorf("commit %s: %w", c, err)
+		}
+	}
+	dfd, err := openDir(dir)
+	if err == nil {
+		err = snapshotInto(dfd, snapName, live, true)
+		if err != nil {
+			unix.Close(dfd)
+			err = fmt.Errorf("snapshot %s to %s: %w", b.livePath(c.BranchRef), b.snapPath(c), err)
+		}
+	}
+	if err != nil {
+		_ = os.Remove(dir)
+		return -1, fmt.Errorf("commit %s: %w", c, err)
+	}
+	defer unix.Close(dfd)
+	snap, err := unix.Openat(dfd, snapName, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, nil
+	}
+	return snap, nil
+}
+
+// commitFacts are the facts Commit returns for the stored commit c,
+// whose snapshot is open at snap (-1: it could not be opened).
+func (b *Backend) commitFacts(c dotmesh.CommitRef, snap int) map[string]string {
 	// One snapshot of the branch's subvolume holds every subdot: what a
 	// crash would leave (dotmesh.ConsistencyCrash).
 	facts := map[string]string{dotmesh.InfoConsistency: dotmesh.ConsistencyCrash}
-	info, err := getSubvolInfo(b.snapPath(c))
+	if snap < 0 {
+		return facts
+	}
+	info, err := subvolInfoOf(snap, b.snapPath(c))
 	if err != nil {
 		return facts // the commit is made; its other facts are optional
 	}
 	facts["btrfs_uuid"] = info.UUID
 	facts["btrfs_generation"] = strconv.FormatUint(info.OTransID, 10)
 	return facts
+}
+
+// storedFacts is commitFacts of a stored commit, opened here.
+func (b *Backend) storedFacts(c dotmesh.CommitRef) map[string]string {
+	fd, err := openDir(b.snapPath(c))
+	if err != nil {
+		return b.commitFacts(c, -1)
+	}
+	defer unix.Close(fd)
+	return b.commitFacts(c, fd)
 }
 
 // Commits implements dotmesh.StorageBackend: the commit directories of br

@@ -88,7 +88,7 @@ func (b *Backend) Journaled(ctx context.Context) ([]dotmesh.JournaledCommit, err
 			j.Stored = b.changedSinceHead(ctx, c, dotmesh.CommitRef{BranchRef: c.BranchRef, ID: head})
 		}
 		if j.Stored {
-			j.Info = b.commitFacts(c)
+			j.Info = b.storedFacts(c)
 		}
 		out = append(out, j)
 	}

@@ -5,10 +5,13 @@ package btrfs
 /*
 #include <linux/btrfs.h>
 #include <linux/btrfs_tree.h>
+#include <stddef.h>
 
 static unsigned long dm_ioc_get_subvol_info(void) { return BTRFS_IOC_GET_SUBVOL_INFO; }
 static unsigned long dm_ioc_snap_destroy(void) { return BTRFS_IOC_SNAP_DESTROY; }
 static unsigned long dm_ioc_tree_search(void) { return BTRFS_IOC_TREE_SEARCH; }
+static unsigned long dm_ioc_snap_create_v2(void) { return BTRFS_IOC_SNAP_CREATE_V2; }
+static size_t dm_vol_args_v2_name_off(void) { return offsetof(struct btrfs_ioctl_vol_args_v2, name); }
 */
 import "C"
 
@@ -91,13 +94,19 @@ type subvolInfo struct {
 // getSubvolInfo reads the root item of the subvolume holding path. It
 // reflects committed transactions only: sync first to see recent writes.
 func getSubvolInfo(path string) (subvolInfo, error) {
-	f, err := os.Open(path)
+	fd, err := openDir(path)
 	if err != nil {
 		return subvolInfo{}, err
 	}
-	defer f.Close()
+	defer unix.Close(fd)
+	return subvolInfoOf(fd, path)
+}
+
+// subvolInfoOf is getSubvolInfo of an open directory fd (path names it in
+// errors).
+func subvolInfoOf(fd int, path string) (subvolInfo, error) {
 	var a C.struct_btrfs_ioctl_get_subvol_info_args
-	_, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), uintptr(C.dm_ioc_get_subvol_info()), uintptr(unsafe.Pointer(&a)))
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(C.dm_ioc_get_subvol_info()), uintptr(unsafe.Pointer(&a)))
 	if errno != 0 {
 		return subvolInfo{}, fmt.Errorf("subvolume info of %s: %w", path, errno)
 	}
@@ -109,6 +118,41 @@ func getSubvolInfo(path string) (subvolInfo, error) {
 		ParentUUID:   uuidString(a.parent_uuid),
 		ReceivedUUID: uuidString(a.received_uuid),
 	}, nil
+}
+
+// openDir opens a directory for ioctls: one openat, without the
+// non-blocking mode and poller registration os.Open adds.
+func openDir(path string) (int, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return fd, nil
+	}
+}
+
+// snapshotInto takes a snapshot of the subvolume open at src as name in
+// the directory open at dir, in one ioctl that commits its transaction.
+func snapshotInto(dir int, name string, src int, readonly bool) error {
+	var a C.struct_btrfs_ioctl_vol_args_v2
+	if len(name) > C.BTRFS_SUBVOL_NAME_MAX {
+		return fmt.Errorf("%q too long for a subvolume name", name)
+	}
+	a.fd = C.__s64(src)
+	if readonly {
+		a.flags |= C.BTRFS_SUBVOL_RDONLY
+	}
+	nb := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(&a), C.dm_vol_args_v2_name_off())), C.BTRFS_SUBVOL_NAME_MAX+1)
+	copy(nb, name) // the rest stays zero: the name's end
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(dir), uintptr(C.dm_ioc_snap_create_v2()), uintptr(unsafe.Pointer(&a)))
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 // changedSince reports whether the subvolume at path holds an inode item
@@ -123,11 +167,17 @@ func getSubvolInfo(path string) (subvolInfo, error) {
 // does; a fresh snapshot's root block is always newer, so the items of
 // the blocks returned are checked one by one.
 func changedSince(path string, gen uint64) (bool, error) {
-	f, err := os.Open(path)
+	fd, err := openDir(path)
 	if err != nil {
 		return false, err
 	}
-	defer f.Close()
+	defer unix.Close(fd)
+	return changedSinceOf(fd, path, gen)
+}
+
+// changedSinceOf is changedSince of an open directory fd (path names it
+// in errors).
+func changedSinceOf(fd int, path string, gen uint64) (bool, error) {
 	var a C.struct_btrfs_ioctl_search_args
 	a.key.tree_id = 0 // the subvolume f is in
 	a.key.max_objectid = ^C.__u64(0)
@@ -137,7 +187,7 @@ func changedSince(path string, gen uint64) (bool, error) {
 	a.key.max_type = 255
 	for {
 		a.key.nr_items = 4096
-		_, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), uintptr(C.dm_ioc_tree_search()), uintptr(unsafe.Pointer(&a)))
+		_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(C.dm_ioc_tree_search()), uintptr(unsafe.Pointer(&a)))
 		if errno != 0 {
 			return false, fmt.Errorf("searching subvolume %s: %w", path, errno)
 		}

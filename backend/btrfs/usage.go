@@ -15,6 +15,7 @@ import (
 
 	"github.com/dotmesh-io/dotmesh/backend/internal/durable"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"golang.org/x/sys/unix"
 )
 
 // Usage implements dotmesh.StorageBackend.
@@ -71,15 +72,30 @@ var _ dotmesh.ChangeCommitter = (*Backend)(nil)
 // generations count in Usage: any write to the tree, reads only with atime
 // updates. A check that cannot decide keeps the commit, as Dirty does.
 func (b *Backend) CommitIfChanged(ctx context.Context, c dotmesh.CommitRef, head dotmesh.CommitRef) (map[string]string, bool, error) {
-	if err := b.needLive(c.BranchRef); err != nil {
+	live, err := b.openLive(c.BranchRef)
+	if err != nil {
 		return nil, false, err
 	}
-	base, known := b.equalSince(ctx, c.BranchRef, head)
-	info, err := b.Commit(ctx, c)
-	if err != nil || !known {
-		return info, err == nil, err
+	defer unix.Close(live)
+	base, known := b.equalSinceOf(ctx, c.BranchRef, live, head)
+	snap, err := b.snapshotCommit(c, live)
+	if err != nil {
+		return nil, false, err
 	}
-	changed, err := changedSince(b.snapPath(c), base)
+	info := b.commitFacts(c, snap)
+	if !known {
+		if snap >= 0 {
+			unix.Close(snap)
+		}
+		return info, true, nil
+	}
+	var changed bool
+	if snap < 0 {
+		err = fmt.Errorf("opening the snapshot %s", b.snapPath(c))
+	} else {
+		changed, err = changedSinceOf(snap, b.snapPath(c), base)
+		unix.Close(snap) // before a deletion of the snapshot
+	}
 	if err != nil {
 		b.log.WarnContext(ctx, "cannot tell whether there is anything to commit; committing", "branch", c.BranchRef.String(), "err", err)
 		return info, true, nil
@@ -98,7 +114,17 @@ func (b *Backend) CommitIfChanged(ctx context.Context, c dotmesh.CommitRef, head
 // the other, or head is not stored here: then the branch counts as
 // changed. UUIDs and creation transactions need no sync.
 func (b *Backend) equalSince(ctx context.Context, br dotmesh.BranchRef, head dotmesh.CommitRef) (base uint64, known bool) {
-	li, err := getSubvolInfo(b.livePath(br))
+	live, err := openDir(b.livePath(br))
+	if err != nil {
+		return 0, false
+	}
+	defer unix.Close(live)
+	return b.equalSinceOf(ctx, br, live, head)
+}
+
+// equalSinceOf is equalSince of the working state open at live.
+func (b *Backend) equalSinceOf(ctx context.Context, br dotmesh.BranchRef, live int, head dotmesh.CommitRef) (base uint64, known bool) {
+	li, err := subvolInfoOf(live, b.livePath(br))
 	if err != nil {
 		return 0, false
 	}
