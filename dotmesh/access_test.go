@@ -2,6 +2,8 @@ package dotmesh_test
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -691,4 +693,46 @@ func TestTransferredDotsStartPrivate(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, dotmesh.RoleNone, r)
 	}
+}
+
+// Authentication is remembered over a bbolt registry (authcache.go), but
+// a revoked key, a removed legacy key or user, and a key's record changed
+// by any writer of the store take effect at the next request.
+func TestAuthenticateCacheRevocation(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, k, secret, err := e.node.Users().Add(ctx, "ops", "")
+	require.NoError(t, err)
+	for range 2 {
+		p, err := e.node.APIKeys().Authenticate(ctx, "ops", secret)
+		require.NoError(t, err)
+		require.Equal(t, k.ID, p.KeyID)
+	}
+	k2, secret2, err := e.node.APIKeys().Issue(ctx, "ops", "ci", false)
+	require.NoError(t, err)
+	_, err = e.node.APIKeys().Authenticate(ctx, "", secret2)
+	require.NoError(t, err)
+	require.NoError(t, e.node.APIKeys().Revoke(ctx, "ops", k.ID))
+	_, err = e.node.APIKeys().Authenticate(ctx, "ops", secret)
+	require.ErrorIs(t, err, dotmesh.ErrUnauthorized)
+
+	// A write that bypasses the node: the key's record made read-only.
+	p, err := e.node.APIKeys().Authenticate(ctx, "", secret2)
+	require.NoError(t, err)
+	require.False(t, p.ReadOnly)
+	kv, err := e.st.Get(ctx, "keys/"+hex.EncodeToString(dotmesh.HashKey(secret2)))
+	require.NoError(t, err)
+	var rec map[string]any
+	require.NoError(t, json.Unmarshal(kv.Value, &rec))
+	rec["read_only"] = true
+	v, err := json.Marshal(rec)
+	require.NoError(t, err)
+	_, err = e.st.Put(ctx, kv.Key, v)
+	require.NoError(t, err)
+	p, err = e.node.APIKeys().Authenticate(ctx, "", secret2)
+	require.NoError(t, err)
+	require.True(t, p.ReadOnly, "key %s", k2.ID)
+	require.NoError(t, e.st.Delete(ctx, kv.Key))
+	_, err = e.node.APIKeys().Authenticate(ctx, "", secret2)
+	require.ErrorIs(t, err, dotmesh.ErrUnauthorized)
 }

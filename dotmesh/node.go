@@ -84,6 +84,7 @@ type Node struct {
 	recv     receiving
 	scratch  scratchTrees // kept scratch copies of commits (files_scratch.go)
 	lists    listCache    // history counts and heads for listings (listcache.go)
+	auth     authCache    // principals of keys that authenticated (authcache.go)
 	// listedDots and listedBranches are the records listings decoded
 	// (listdecode.go).
 	listedDots     decodedRecords[Dot]
@@ -139,6 +140,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	}
 	ks := newKeepingStore(opts.Store, n)
 	ks.off = opts.Cluster != nil
+	n.auth.st, _ = opts.Store.(WriteStamper)
 	n.store, n.ks, n.reg = ks, ks, registry{s: ks, cc: newCommitCache(commitCacheBytes), lc: &n.lists}
 	if n.now == nil {
 		n.now = time.Now

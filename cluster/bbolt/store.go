@@ -89,9 +89,10 @@ type Store struct {
 	// than a mutex so that waiting for it honours ctx.
 	wlock chan struct{}
 
-	mu       sync.Mutex // guards watchers and closed
+	mu       sync.Mutex // guards watchers, closed and stamps
 	watchers map[*watcher]struct{}
 	closed   bool
+	stamps   map[string]uint64 // writes by key prefix (WriteStamp)
 
 	// ctx ends at Close; it stops the lease goroutine and the watchers.
 	ctx    context.Context
@@ -181,6 +182,39 @@ func Open(path string, opts Options) (*Store, error) {
 	s.wg.Add(1)
 	go s.expireLoop()
 	return s, nil
+}
+
+// WriteStamp implements dotmesh.WriteStamper: the count of committed
+// writes under the prefixes, each a first segment of keys ("users/").
+// The file is locked while open, so every write is counted here.
+func (s *Store) WriteStamp(prefixes ...string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n uint64
+	for _, p := range prefixes {
+		n += s.stamps[p]
+	}
+	return n
+}
+
+// stamp counts the writes of events in the prefix stamps, before their
+// transaction's caller learns that it committed.
+func (s *Store) stamp(events []dotmesh.Event) {
+	if len(events) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stamps == nil {
+		s.stamps = make(map[string]uint64)
+	}
+	for _, e := range events {
+		p := e.KV.Key
+		if i := strings.IndexByte(p, '/'); i >= 0 {
+			p = p[:i+1]
+		}
+		s.stamps[p]++
+	}
 }
 
 // Close stops the lease goroutine, closes every watch channel, waits for
@@ -514,6 +548,7 @@ func (s *Store) update(ctx context.Context, what string, fn func(w *writeTx) err
 	if err != nil {
 		return 0, s.wrapDB(what, err)
 	}
+	s.stamp(w.events)
 	s.fanOut(w.events)
 	return w.rev, nil
 }

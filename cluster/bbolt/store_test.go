@@ -271,3 +271,39 @@ func TestScanMatchesList(t *testing.T) {
 		t.Error("Scan of a closed store succeeded")
 	}
 }
+
+// WriteStamp counts committed writes by first key segment; a failed
+// transaction counts nothing.
+func TestWriteStamp(t *testing.T) {
+	ctx := context.Background()
+	s, err := bboltstore.Open(filepath.Join(t.TempDir(), "cluster.db"), bboltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var _ dotmesh.WriteStamper = s
+	step := func(want uint64, prefixes ...string) {
+		t.Helper()
+		if got := s.WriteStamp(prefixes...); got != want {
+			t.Fatalf("WriteStamp(%v) = %d, want %d", prefixes, got, want)
+		}
+	}
+	step(0, "users/")
+	if _, err := s.Put(ctx, "users/a", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "commits/x/y", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	step(1, "users/")
+	step(1, "keys/", "users/")
+	step(1, "commits/")
+	if _, err := s.Txn(ctx, []dotmesh.Condition{dotmesh.IfAbsent("users/a")}, []dotmesh.Op{dotmesh.PutOp("users/b", nil)}); !errors.Is(err, dotmesh.ErrConflict) {
+		t.Fatalf("txn: %v", err)
+	}
+	step(1, "users/")
+	if err := s.Delete(ctx, "users/a"); err != nil {
+		t.Fatal(err)
+	}
+	step(2, "users/")
+}
