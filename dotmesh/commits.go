@@ -188,12 +188,15 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 		leave, release := n.ks.gate.enter(), *unlock
 		*unlock = nil
 		audited()
+		// The log line goes with the transaction: a write to the log
+		// file is off the answer's path.
 		go func() {
 			defer release()
 			defer leave()
-			n.recordJournaled(context.WithoutCancel(ctx), jr, b, rev, c, audit)
+			ctx := context.WithoutCancel(ctx)
+			n.log.InfoContext(ctx, "committed", "dot", name.String(), "branch", b.Name, "commit", c.ID)
+			n.recordJournaled(ctx, jr, b, rev, c, audit)
 		}()
-		n.log.InfoContext(ctx, "committed", "dot", name.String(), "branch", b.Name, "commit", c.ID)
 		return c, nil
 	}
 	conds, ops := commitTxn(c, b, rev, append(n.place.replicaOps(d.ID, c.ID), audit...))
