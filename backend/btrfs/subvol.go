@@ -28,8 +28,9 @@ import (
 )
 
 // Subvolume operations. Create and snapshot go through containerd/btrfs;
-// the two ioctls that library lacks (GET_SUBVOL_INFO, and a delete that
-// does not walk the whole tree looking for nested subvolumes) are here.
+// the ioctls that library lacks (GET_SUBVOL_INFO, a delete that does not
+// walk the whole tree looking for nested subvolumes, and a commit's
+// snapshot on directories already open, snapshotInto) are here.
 
 func subvolCreate(path string) error {
 	if err := cbtrfs.SubvolCreate(path); err != nil {
