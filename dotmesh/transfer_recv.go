@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -232,10 +233,27 @@ func (n *Node) receiveCommitAs(ctx context.Context, name DotName, branch string,
 	// The transfer's record shows it (IncomingTransfers) and keeps it
 	// from expiring while bytes flow; a run that fails leaves its count.
 	act.bytes.Store(n.previousBytes(ctx, t.dot.ID, branch))
-	if err := n.touchIncoming(ctx, t, branch, act.bytes.Load()); err != nil {
-		return err
+	// A direct stream's record is written while the backend starts its
+	// command and takes the stream, not before it: that registry write
+	// (an fsync, ~0.8 ms) held up the sender's zfs send. The commit's
+	// record still waits for it (touched), and a failed write fails the
+	// receive as before, only after the data: a snapshot without its
+	// record, which the next run drops (dropLeftover).
+	touchCh := make(chan error, 1)
+	touch := func() { touchCh <- n.touchIncoming(ctx, t, branch, act.bytes.Load()) }
+	if conn != nil {
+		go touch()
+	} else {
+		touch()
+	}
+	touched := sync.OnceValue(func() error { return <-touchCh })
+	if conn == nil {
+		if err := touched(); err != nil {
+			return err
+		}
 	}
 	defer func() {
+		_ = touched() // before the count below; its error is the commit's
 		if err != nil {
 			if terr := n.touchIncoming(context.WithoutCancel(ctx), t, branch, act.bytes.Load()); terr != nil {
 				n.log.WarnContext(ctx, "recording the bytes an interrupted receive got", "dot", name.String(), "err", terr)
@@ -300,6 +318,9 @@ func (n *Node) receiveCommitAs(ctx context.Context, name DotName, branch string,
 	}
 	if err != nil {
 		return fmt.Errorf("receiving commit %s of %s: %w", c.ID, name, err)
+	}
+	if err := touched(); err != nil {
+		return err
 	}
 	rop, err := n.incomingOp(ctx, t, branch, act.bytes.Load())
 	if err != nil {
