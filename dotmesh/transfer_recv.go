@@ -12,8 +12,10 @@ import (
 )
 
 // Receiving side of transfers. Commits arrive one at a time: each one's
-// data is stored by the backend and then its registry record is written,
-// but no branch head moves until Finish. So a transfer cut off at any
+// data is stored by the backend and then its registry record is written
+// (for a direct stream with its Finish checked and along, in the Finish's
+// first transaction: deferredRecord), but no branch head moves until
+// Finish. So a transfer cut off at any
 // point shows nothing partial, and a re-run finds the commits that did
 // arrive in TransferState.Have and does not send them again.
 //
