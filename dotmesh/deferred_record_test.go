@@ -69,11 +69,7 @@ func TestDirectReceiveRecordWithTheMark(t *testing.T) {
 	ctx := context.Background()
 	src := newEnv(t)
 	dst := &env{t: t, dir: t.TempDir(), wrapBe: func(b dotmesh.StorageBackend) dotmesh.StorageBackend { return directBe{b} }}
-	var log *txnLog
-	dst.open(func(s dotmesh.ClusterStore) dotmesh.ClusterStore {
-		log = &txnLog{ClusterStore: s}
-		return log
-	})
+	log := dst.openLogged()
 	_, err := src.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
 	require.NoError(t, err)
 	commit := func(v string) {
