@@ -44,6 +44,16 @@ func (l *txnLog) Put(ctx context.Context, key string, value []byte) (int64, erro
 	return rev, err
 }
 
+// openLogged opens the node on a registry that logs its writes.
+func (e *env) openLogged() *txnLog {
+	var log *txnLog
+	e.open(func(s dotmesh.ClusterStore) dotmesh.ClusterStore {
+		log = &txnLog{ClusterStore: s}
+		return log
+	})
+	return log
+}
+
 // TestCommitWritesItsAuditInItsTransaction: an audit record given with
 // WithAudit is written in the commit's own registry transaction, completed
 // with the branch and commit; a commit refused for want of changes writes
@@ -51,11 +61,7 @@ func (l *txnLog) Put(ctx context.Context, key string, value []byte) (int64, erro
 func TestCommitWritesItsAuditInItsTransaction(t *testing.T) {
 	ctx := context.Background()
 	e := &env{t: t, dir: t.TempDir()}
-	var log *txnLog
-	e.open(func(s dotmesh.ClusterStore) dotmesh.ClusterStore {
-		log = &txnLog{ClusterStore: s}
-		return log
-	})
+	log := e.openLogged()
 	_, err := e.node.CreateDot(ctx, app, dotmesh.CreateDotOptions{})
 	require.NoError(t, err)
 	e.write("app.db", "f", "one")

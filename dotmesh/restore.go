@@ -36,10 +36,27 @@ import (
 // again (or a restart) finishes it. The ops in also go into the
 // transaction that records the head.
 func (n *Node) restoreLocked(ctx context.Context, be StorageBackend, d *Dot, b *Branch, rev int64, target *Commit, also ...Op) ([]*Commit, error) {
+	return n.restoreLockedWith(ctx, be, d, b, rev, target, nil, also...)
+}
+
+// restoreLockedWith is restoreLocked writing rec, when not nil and not
+// written yet, in the transaction of the mark (a transfer's Finish: the
+// received head's record, see deferredRecord).
+func (n *Node) restoreLockedWith(ctx context.Context, be StorageBackend, d *Dot, b *Branch, rev int64, target *Commit, rec *deferredRecord, also ...Op) ([]*Commit, error) {
 	name := d.DotName()
 	marked := *b
 	marked.Restoring = target.ID
-	rev, err := n.reg.putBranch(ctx, d.ID, &marked, rev)
+	conds := []Condition{IfRevision(branchKey(d.ID, b.Name), rev)}
+	ops := []Op{PutOp(branchKey(d.ID, b.Name), encode(&marked))}
+	withRec := rec != nil && rec.commit != nil && !rec.done
+	if withRec {
+		conds, ops = append(conds, rec.conds...), append(ops, rec.ops...)
+	}
+	rev, err := n.store.Txn(ctx, conds, ops)
+	if err == nil && withRec {
+		rec.done = true
+		rec.logged(ctx)
+	}
 	if err != nil {
 		if errors.Is(err, ErrConflict) {
 			return nil, fmt.Errorf("%w: branch %s of %s changed meanwhile; run it again", ErrConflict, b.Name, name)

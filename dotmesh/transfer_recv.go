@@ -7,12 +7,15 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
 // Receiving side of transfers. Commits arrive one at a time: each one's
-// data is stored by the backend and then its registry record is written,
-// but no branch head moves until Finish. So a transfer cut off at any
+// data is stored by the backend and then its registry record is written
+// (for a direct stream with its Finish checked and along, in the Finish's
+// first transaction: deferredRecord), but no branch head moves until
+// Finish. So a transfer cut off at any
 // point shows nothing partial, and a re-run finds the commits that did
 // arrive in TransferState.Have and does not send them again.
 //
@@ -232,10 +235,27 @@ func (n *Node) receiveCommitAs(ctx context.Context, name DotName, branch string,
 	// The transfer's record shows it (IncomingTransfers) and keeps it
 	// from expiring while bytes flow; a run that fails leaves its count.
 	act.bytes.Store(n.previousBytes(ctx, t.dot.ID, branch))
-	if err := n.touchIncoming(ctx, t, branch, act.bytes.Load()); err != nil {
-		return err
+	// A direct stream's record is written while the backend starts its
+	// command and takes the stream, not before it: that registry write
+	// (an fsync, ~0.8 ms) held up the sender's zfs send. The commit's
+	// record still waits for it (touched), and a failed write fails the
+	// receive as before, only after the data: a snapshot without its
+	// record, which the next run drops (dropLeftover).
+	touchCh := make(chan error, 1)
+	touch := func() { touchCh <- n.touchIncoming(ctx, t, branch, act.bytes.Load()) }
+	if conn != nil {
+		go touch()
+	} else {
+		touch()
+	}
+	touched := sync.OnceValue(func() error { return <-touchCh })
+	if conn == nil {
+		if err := touched(); err != nil {
+			return err
+		}
 	}
 	defer func() {
+		_ = touched() // before the count below; its error is the commit's
 		if err != nil {
 			if terr := n.touchIncoming(context.WithoutCancel(ctx), t, branch, act.bytes.Load()); terr != nil {
 				n.log.WarnContext(ctx, "recording the bytes an interrupted receive got", "dot", name.String(), "err", terr)
@@ -301,19 +321,77 @@ func (n *Node) receiveCommitAs(ctx context.Context, name DotName, branch string,
 	if err != nil {
 		return fmt.Errorf("receiving commit %s of %s: %w", c.ID, name, err)
 	}
+	if err := touched(); err != nil {
+		return err
+	}
 	rop, err := n.incomingOp(ctx, t, branch, act.bytes.Load())
 	if err != nil {
 		return err
 	}
-	conds := append([]Condition{IfAbsent(commitKey(t.dot.ID, c.ID))}, t.conditions()...)
-	if _, err := n.store.Txn(ctx, conds, append([]Op{PutOp(commitKey(t.dot.ID, c.ID), encode(rc)), rop}, n.place.replicaOps(t.dot.ID, c.ID)...)); err != nil {
-		if derr := t.be.DeleteCommit(context.WithoutCancel(ctx), ref); derr != nil {
-			n.log.WarnContext(ctx, "removing data of a received commit the registry refused", "commit", c.ID, "err", derr)
-		}
-		return fmt.Errorf("recording received commit %s: %w", c.ID, err)
+	rec := &deferredRecord{
+		commit: &rc,
+		conds:  append([]Condition{IfAbsent(commitKey(t.dot.ID, c.ID))}, t.conditions()...),
+		ops:    append([]Op{PutOp(commitKey(t.dot.ID, c.ID), encode(rc)), rop}, n.place.replicaOps(t.dot.ID, c.ID)...),
+		logged: func(ctx context.Context) {
+			n.log.InfoContext(ctx, "received commit", "dot", name.String(), "branch", branch, "commit", c.ID, "format", format, "direct", conn != nil)
+		},
 	}
-	n.log.InfoContext(ctx, "received commit", "dot", name.String(), "branch", branch, "commit", c.ID, "format", format, "direct", conn != nil)
-	return nil
+	rec.write = func(ctx context.Context) error {
+		if _, err := n.store.Txn(ctx, rec.conds, rec.ops); err != nil {
+			if derr := t.be.DeleteCommit(context.WithoutCancel(ctx), ref); derr != nil {
+				n.log.WarnContext(ctx, "removing data of a received commit the registry refused", "commit", c.ID, "err", derr)
+			}
+			return fmt.Errorf("recording received commit %s: %w", c.ID, err)
+		}
+		rec.logged(ctx)
+		return nil
+	}
+	if d := deferredRecordOf(ctx); d != nil && conn != nil && d.commit == nil {
+		*d = *rec // the Finish that came along writes it (WithDeferredRecord)
+		return nil
+	}
+	return rec.write(ctx)
+}
+
+// deferredRecord is the registry record of a commit received directly
+// with its Finish along (WithDeferredRecord): the Finish writes it in the
+// transaction that marks the branch for the move (restoreLocked), one
+// registry transaction (two fsyncs) less before the answer. Wherever the
+// Finish does not get there, it writes the record alone (write), as the
+// receive would have: the commit stays for a re-run. A crash between the
+// receive and that transaction leaves the data without a record, as one
+// just before the receive's own transaction did, which the next run drops
+// and sends again (dropLeftover).
+type deferredRecord struct {
+	commit *Commit // nil until a receive deferred its record
+	conds  []Condition
+	ops    []Op
+	done   bool                            // written (or tried), alone or with the mark
+	write  func(ctx context.Context) error // alone
+	logged func(ctx context.Context)
+}
+
+// flush writes the record alone unless it was written.
+func (d *deferredRecord) flush(ctx context.Context) error {
+	if d == nil || d.commit == nil || d.done {
+		return nil
+	}
+	d.done = true
+	return d.write(ctx)
+}
+
+type deferredRecordKey struct{}
+
+// WithDeferredRecord lets a direct receive on ctx leave its commit's
+// registry record to the Finish on the same ctx (see deferredRecord). The
+// caller calls the Finish after a receive that succeeded.
+func WithDeferredRecord(ctx context.Context) context.Context {
+	return context.WithValue(ctx, deferredRecordKey{}, &deferredRecord{})
+}
+
+func deferredRecordOf(ctx context.Context) *deferredRecord {
+	d, _ := ctx.Value(deferredRecordKey{}).(*deferredRecord)
+	return d
 }
 
 // dropLeftover removes data of ref that an interrupted receive stored
@@ -373,6 +451,19 @@ var ErrDiverged = fmt.Errorf("%w: diverged", ErrConflict)
 
 // finishReceive is TransferPeer.Finish.
 func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, req FinishRequest) (res *FinishResult, err error) {
+	// A Finish that did not move the branch leaves the commit a direct
+	// receive deferred recorded, as that receive would have.
+	rec := deferredRecordOf(ctx)
+	flush := func() {
+		if ferr := rec.flush(context.WithoutCancel(ctx)); ferr != nil {
+			if err == nil {
+				res, err = nil, ferr
+			} else {
+				n.log.WarnContext(ctx, "recording a received commit after a refused finish", "dot", name.String(), "err", ferr)
+			}
+		}
+	}
+	defer flush() // after a refusal before the lock
 	if err := ValidateName("branch", branch); err != nil {
 		return nil, err
 	}
@@ -396,6 +487,13 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 		}
 	}
 	defer n.lockDot(t.dot.ID)()
+	if rec != nil && (rec.commit == nil || rec.commit.Dot != t.dot.ID || rec.commit.ID != req.Head || t.staged) {
+		if err := rec.flush(ctx); err != nil {
+			return nil, err
+		}
+		rec = nil
+	}
+	defer flush() // under the lock
 	defer func() {
 		// The branch moved; the sender's tags follow, under the same lock.
 		if err == nil && len(req.Tags) > 0 {
@@ -414,6 +512,16 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 	if t.commits, err = n.reg.commits(ctx, t.dot.ID); err != nil {
 		return nil, err
 	}
+	if rec != nil {
+		if _, ok := t.commits[req.Head]; ok { // recorded meanwhile: the receive's own write refuses
+			if err := rec.flush(ctx); err != nil {
+				return nil, err
+			}
+			rec = nil
+		} else {
+			t.commits[req.Head] = rec.commit
+		}
+	}
 	head, ok := t.commits[req.Head]
 	if !ok {
 		return nil, fmt.Errorf("%w: commit %s has not arrived at this node; run the transfer again", ErrNotFound, req.Head)
@@ -425,6 +533,12 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 		return n.finishNewDot(ctx, t, name, branch, head)
 	}
 	b, rev, err := n.reg.branch(ctx, t.dot, branch)
+	if err != nil || b.Head == head.ID {
+		// Only the move below takes the record along.
+		if ferr := rec.flush(ctx); ferr != nil {
+			return nil, ferr
+		}
+	}
 	if errors.Is(err, ErrNotFound) {
 		if err := ValidateNewName("branch", branch); err != nil {
 			return nil, err
@@ -486,7 +600,7 @@ func (n *Node) finishReceive(ctx context.Context, name DotName, branch string, r
 	// the head, which also holds the caller's audit record (WithAudit):
 	// registry writes (and fsyncs) less.
 	audit, audited := n.auditOps(ctx, func(r *AuditRecord) { r.Branch, r.Commit = branch, string(head.ID) })
-	if _, err := n.restoreLocked(ctx, t.be, t.dot, b, rev, head, append([]Op{DeleteOp(incomingKey(t.dot.ID, branch))}, audit...)...); err != nil {
+	if _, err := n.restoreLockedWith(ctx, t.be, t.dot, b, rev, head, rec, append([]Op{DeleteOp(incomingKey(t.dot.ID, branch))}, audit...)...); err != nil {
 		return nil, fmt.Errorf("updating the working state of %s@%s to %s: %w", name, branch, short(head.ID), err)
 	}
 	audited()

@@ -32,6 +32,9 @@ func (s *server) receiveDirect(w http.ResponseWriter, r *http.Request, name dotm
 	var checkFin *dotmesh.FinishRequest
 	if check {
 		checkFin = fin // api.CheckFinishParam
+		// The Finish below writes the commit's record with the mark of
+		// the move: one registry transaction less before the answer.
+		r = r.WithContext(dotmesh.WithDeferredRecord(r.Context()))
 	}
 	err := s.node.TransferPeer().ReceiveDirect(r.Context(), name, branch, c, base, format, checkFin, dc)
 	if dc.conn == nil {
