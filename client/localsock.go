@@ -1,0 +1,67 @@
+package client
+
+import (
+	"context"
+	"net"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/dotmesh-io/dotmesh/api"
+)
+
+// WithLocalSocket dials the unix socket path (a local node's API socket,
+// DATADIR/api.sock) instead of TCP for the plain-HTTP calls to a loopback
+// base URL, as Docker's clients dial docker.sock: it saves connect's and
+// close's TCP work (0.1-0.15 ms a process). When the socket cannot be
+// dialed (no node serves it: ENOENT, ECONNREFUSED; another user's node:
+// EACCES) the client dials TCP, and keeps to it. The socket must serve
+// the same node as the URL: the node whose data directory holds it.
+func WithLocalSocket(path string) Option { return func(o *options) { o.socket = path } }
+
+// maxSocketPath is the longest path a unix socket can be dialed at on
+// Linux (sun_path holds 108 bytes with its NUL).
+const maxSocketPath = 107
+
+// dialFunc is how a transport connects.
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// socketDialer dials sock for connections to host, else (and once sock
+// failed) tcp.
+type socketDialer struct {
+	sock, host string
+	tcp        dialFunc
+	connect    time.Duration
+	failed     atomic.Bool
+}
+
+// localDial is o's dial for the node at u: TCP, or through o.socket
+// first where WithLocalSocket applies (plain HTTP to a loopback host).
+func localDial(u *url.URL, o *options) dialFunc {
+	tcp := dialer(o.connect).DialContext
+	if o.socket == "" || len(o.socket) > maxSocketPath || u.Scheme != "http" || !api.LoopbackAddr(u.Host) {
+		return tcp
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "80")
+	}
+	d := &socketDialer{sock: o.socket, host: host, tcp: tcp, connect: o.connect}
+	return d.dial
+}
+
+func (d *socketDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if addr != d.host || d.failed.Load() {
+		return d.tcp(ctx, network, addr)
+	}
+	nd := net.Dialer{Timeout: d.connect}
+	c, err := nd.DialContext(ctx, "unix", d.sock)
+	if err == nil {
+		return c, nil
+	}
+	if ctx.Err() != nil {
+		return nil, err
+	}
+	d.failed.Store(true)
+	return d.tcp(ctx, network, addr)
+}
