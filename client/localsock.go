@@ -36,18 +36,26 @@ type socketDialer struct {
 }
 
 // localDial is o's dial for the node at u: TCP, or through o.socket
-// first where WithLocalSocket applies (plain HTTP to a loopback host).
+// first where WithLocalSocket applies (see newSocketDialer).
 func localDial(u *url.URL, o *options) dialFunc {
 	tcp := dialer(o.connect).DialContext
+	if d := newSocketDialer(u, o, tcp); d != nil {
+		return d.dial
+	}
+	return tcp
+}
+
+// newSocketDialer is the dialer of o.socket for the node at u, nil unless
+// u is plain HTTP to a loopback host.
+func newSocketDialer(u *url.URL, o *options, tcp dialFunc) *socketDialer {
 	if o.socket == "" || len(o.socket) > maxSocketPath || u.Scheme != "http" || !api.LoopbackAddr(u.Host) {
-		return tcp
+		return nil
 	}
 	host := u.Host
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "80")
 	}
-	d := &socketDialer{sock: o.socket, host: host, tcp: tcp, connect: o.connect}
-	return d.dial
+	return &socketDialer{sock: o.socket, host: host, tcp: tcp, connect: o.connect}
 }
 
 func (d *socketDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
