@@ -46,6 +46,7 @@ type options struct {
 	connect time.Duration
 	idle    time.Duration
 	direct  bool
+	socket  string // WithLocalSocket
 }
 
 // Option tunes New.

@@ -24,5 +24,5 @@ func newTransport(u *url.URL, o *options) (transport, error) {
 	if u.Scheme != "http" || o.caPEM != nil {
 		return nil, fmt.Errorf("%w: %w (the light dm; dm-node has it): %s", dotmesh.ErrNotSupported, ErrNoTLS, u.Redacted())
 	}
-	return &h1Transport{dial: dialer(o.connect).DialContext, timeout: o.timeout}, nil
+	return &h1Transport{dial: localDial(u, o), timeout: o.timeout}, nil
 }

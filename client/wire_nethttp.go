@@ -32,7 +32,7 @@ func CheckCACert(pem []byte) error {
 
 // newTransport is an http.Client (o.hc, else one of its own) for the node
 // at u, or a directTransport for WithDirect.
-func newTransport(_ *url.URL, o *options) (transport, error) {
+func newTransport(u *url.URL, o *options) (transport, error) {
 	hc, _ := o.hc.(*http.Client)
 	switch {
 	case hc != nil && o.caPEM != nil:
@@ -40,7 +40,7 @@ func newTransport(_ *url.URL, o *options) (transport, error) {
 	case hc == nil:
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.Proxy = nil // nodes are reached directly; a proxy would see the key
-		tr.DialContext = dialer(o.connect).DialContext
+		tr.DialContext = localDial(u, o)
 		tr.TLSHandshakeTimeout = o.connect
 		if o.caPEM != nil {
 			if err := CheckCACert(o.caPEM); err != nil {
@@ -59,7 +59,7 @@ func newTransport(_ *url.URL, o *options) (transport, error) {
 	}
 	if o.direct && o.hc == nil {
 		return directTransport{
-			plain: &h1Transport{dial: dialer(o.connect).DialContext, timeout: o.timeout},
+			plain: &h1Transport{dial: localDial(u, o), timeout: o.timeout},
 			tls:   httpTransport{hc},
 		}, nil
 	}

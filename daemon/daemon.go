@@ -204,7 +204,15 @@ func Run(ctx context.Context, cfg Config) error {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
+	sock, err := listenAPISocket(cfg, dataDir, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	go func() { served <- srv.Serve(ln) }()
+	if sock != nil {
+		serveAPISocket(srv, sock, log)
+	}
 	log.Info("dotmesh node serving", "addr", ln.Addr().String(), "data", dataDir, "backend", settings.Default, "backends", strings.Join(settings.Enabled, ","), "store", cs.Store, "version", cfg.Version)
 	if cs.etcd() {
 		log.Info("cluster node", "node", cs.NodeID, "advertise", cs.Advertise, "etcd", strings.Join(cs.EtcdEndpoints, ","))

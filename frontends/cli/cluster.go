@@ -67,6 +67,11 @@ sends API keys and data in clear: it needs --tls-cert/--tls-key, or
 --insecure to accept that. --listen and --insecure are remembered in
 DIR/listen.json: a start without --listen listens where the last did.
 
+The node also serves the same API (the same keys) on the unix socket
+DIR/api.sock, mode 0600, as Docker serves docker.sock: a dm of the
+node's user whose remote records DIR (the one ` + "`dm cluster init`" + ` writes)
+dials it instead of the loopback TCP address. --no-api-socket turns it off.
+
 ` + "`dm cluster init`" + ` runs this in the background for you; run it directly under
 a service manager or to watch the logs. The Debian package (make deb)
 installs the systemd unit dotmesh.service, which runs the node as the
@@ -151,6 +156,7 @@ object a line.
 				TransferPin:  transferPin,
 				TransferIdle: transferIdle,
 				NoUI:         nf.noUI,
+				NoAPISocket:  nf.noAPISocket,
 
 				Insecure:      nf.insecure,
 				OpenWorktrees: nf.openWorktrees,

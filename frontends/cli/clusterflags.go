@@ -139,7 +139,7 @@ func (c *clusterFlags) args() ([]string, error) {
 // nodeFlags are `dm serve`'s flags about what the node exposes; `dm
 // cluster init/join` pass them on.
 type nodeFlags struct {
-	insecure, openWorktrees, anonymousRead, noUI bool
+	insecure, openWorktrees, anonymousRead, noUI, noAPISocket bool
 }
 
 func (n *nodeFlags) add(f *pflag.FlagSet) {
@@ -147,6 +147,7 @@ func (n *nodeFlags) add(f *pflag.FlagSet) {
 	f.BoolVar(&n.openWorktrees, "open-worktrees", false, "let other local users reach the working trees, for services running as another user (the data directory becomes 0711 instead of 0700)")
 	f.BoolVar(&n.anonymousRead, "anonymous-read", false, "let API calls without credentials read the dots made public (made so with dm dot visibility NS/DOT public)")
 	f.BoolVar(&n.noUI, "no-ui", false, "do not serve the web UI under /ui/")
+	f.BoolVar(&n.noAPISocket, "no-api-socket", false, "do not also serve the API on the unix socket DIR/"+node.APISocketFile+" (mode 0600), which a dm of the node's user on this machine dials instead of TCP")
 }
 
 func (n *nodeFlags) args() []string {
@@ -162,6 +163,9 @@ func (n *nodeFlags) args() []string {
 	}
 	if n.noUI {
 		out = append(out, "--no-ui")
+	}
+	if n.noAPISocket {
+		out = append(out, "--no-api-socket")
 	}
 	return out
 }

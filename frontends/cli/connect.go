@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/dotmesh-io/dotmesh/api"
 	"github.com/dotmesh-io/dotmesh/client"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/node"
 )
 
 // session is one invocation's connection to a remote, with the config it
@@ -42,7 +44,7 @@ func (a *app) connect() (*session, error) {
 	if needsTLS(r.URL(), r.CACert) {
 		return nil, a.tlsClient()
 	}
-	c, err := newClient(r, a.timeouts.options()...)
+	c, err := newClient(r, !a.noSocket, a.timeouts.options()...)
 	if err != nil {
 		return nil, fmt.Errorf("remote %s: %w", name, err)
 	}
@@ -51,8 +53,14 @@ func (a *app) connect() (*session, error) {
 
 // newClient is a client for remote r. dm is short-lived: its calls go
 // from the calling goroutine on one kept connection (client.WithDirect).
-func newClient(r *Remote, opts ...client.Option) (*client.Client, error) {
+// With socket, a remote that records its node's data directory (the one
+// `dm cluster init` writes) is reached through the node's local API
+// socket there when its address is loopback (client.WithLocalSocket).
+func newClient(r *Remote, socket bool, opts ...client.Option) (*client.Client, error) {
 	opts = append(opts, client.WithDirect())
+	if socket && r.DataDir != "" {
+		opts = append(opts, client.WithLocalSocket(filepath.Join(r.DataDir, node.APISocketFile)))
+	}
 	if r.CACert != "" {
 		opts = append(opts, client.WithCACert([]byte(r.CACert)))
 	}

@@ -82,7 +82,7 @@ func runFlex(ctx context.Context, streams IO, w Wiring, args []string) int {
 		if needsTLS(r.URL(), r.CACert) && w.HandOver != nil {
 			return nil, path, w.HandOver(append([]string{"flex"}, args...))
 		}
-		c, err := newClient(r)
+		c, err := newClient(r, true)
 		return c, path + " (remote local)", err
 	}}
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second) // kubelet gives up after 2 minutes

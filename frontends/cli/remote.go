@@ -305,7 +305,7 @@ func (a *app) readAPIKey(user, addr string) (string, error) {
 
 // pingRemote checks that the remote answers and accepts the key.
 func pingRemote(ctx context.Context, name string, r *Remote) error {
-	c, err := newClient(r)
+	c, err := newClient(r, true)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dotmesh-io/dotmesh/frontends/flex"
+	"github.com/dotmesh-io/dotmesh/internal/node"
 )
 
 // Version is the dm version, set at build time with
@@ -47,6 +48,7 @@ type app struct {
 	jsonOut    bool         // --json
 	progress   progressFlag // --progress
 	timeouts   timeoutFlags
+	noSocket   bool // --no-socket
 	// passwordFile is --password-file of a command that opens a bucket.
 	passwordFile string
 	// args is the invocation without the program name, for handOver.
@@ -247,6 +249,7 @@ can be a hub for a team, each user with their own key and namespace (see
 	pf.Var(&a.progress, "progress", "progress of long operations on stderr: auto (a bar on a terminal), none or json (lines of JSON)")
 	_ = root.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions([]string{progressAuto, progressNone, progressJSON}, cobra.ShellCompDirectiveNoFileComp))
 	a.timeouts.add(pf)
+	pf.BoolVar(&a.noSocket, "no-socket", false, "dial the remote's TCP address even where its node's local API socket (DIR/"+node.APISocketFile+" of the remote's data directory) serves")
 
 	root.AddGroup(
 		&cobra.Group{ID: "dots", Title: "Dots:"},

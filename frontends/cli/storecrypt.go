@@ -230,7 +230,7 @@ func (a *app) storeKeyCmd(verb string) *cobra.Command {
 // runningStoreKeys does op through the API of the running node r (its
 // admin's key), which keeps the store open with the key it has.
 func (a *app) runningStoreKeys(ctx context.Context, r *Remote, op node.StoreKeyOp) (string, []node.StoreKey, error) {
-	c, err := newClient(r, a.timeouts.options()...)
+	c, err := newClient(r, !a.noSocket, a.timeouts.options()...)
 	if err != nil {
 		return "", nil, fmt.Errorf("remote %s: %w", LocalRemote, err)
 	}

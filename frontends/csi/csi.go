@@ -35,7 +35,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/dotmesh-io/dotmesh/dotmesh"
-	"github.com/dotmesh-io/dotmesh/frontends/internal/unixsock"
+	"github.com/dotmesh-io/dotmesh/internal/unixsock"
 )
 
 // DriverName is the CSI driver name (the CSIDriver object and

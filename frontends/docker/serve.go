@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/dotmesh-io/dotmesh/frontends/docker/dockerenv"
-	"github.com/dotmesh-io/dotmesh/frontends/internal/unixsock"
+	"github.com/dotmesh-io/dotmesh/internal/unixsock"
 )
 
 // DefaultSocket is where Docker looks for the "dm" volume driver.

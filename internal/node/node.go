@@ -35,6 +35,10 @@ type Config struct {
 	// Plain HTTP beyond loopback needs Insecure (TLSCert otherwise).
 	Listen   string
 	Insecure bool
+	// NoAPISocket turns off the local API socket, DATADIR/api.sock
+	// (APISocketFile), which otherwise serves the same API over plain
+	// HTTP to the node's own user.
+	NoAPISocket bool
 	// AnonymousRead lets API calls without credentials read public dots
 	// (server.Options.AnonymousRead).
 	AnonymousRead bool
@@ -133,6 +137,12 @@ const (
 	StoreBBolt = "bbolt" // one node, the registry in DataDir/registry.db
 	StoreEtcd  = "etcd"  // a cluster: many nodes share the registry in etcd
 )
+
+// APISocketFile is the unix socket in the data directory on which a node
+// also serves its API (mode 0600: the node's user only; the API key is
+// still required), as Docker's docker.sock: a dm on the same machine skips
+// TCP's connect and teardown (0.1-0.15 ms of every command).
+const APISocketFile = "api.sock"
 
 // AdminKeyFile is the file in the data directory that holds the node's
 // admin API key.
