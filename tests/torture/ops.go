@@ -301,6 +301,18 @@ func (e *Engine) received(old *dotModel, bn string, sb *branchModel, stash strin
 		}
 		if stash != "" {
 			d.Branches[stash] = ob
+			// A diverged receiver gets the sender's commits down to the
+			// newest one it shares; older ones it need not have (its
+			// history gc pruned stays shallow, as below), but those it
+			// acknowledged itself it still has.
+			if k := slices.IndexFunc(sb.Must, func(id string) bool { return slices.Contains(ob.Must, id) }); k >= 0 {
+				nb.Must = slices.Clone(sb.Must[:k+1])
+				for _, id := range sb.Must[k+1:] {
+					if slices.Contains(ob.Must, id) {
+						nb.Must = append(nb.Must, id)
+					}
+				}
+			}
 		} else if k := slices.Index(sb.Must, ob.Head); k >= 0 {
 			// A fast-forward: the receiver gets the commits after its
 			// head, and its own older acknowledged commits stay. Those

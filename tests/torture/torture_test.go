@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -211,5 +212,32 @@ func TestCutOffMustBeWhole(t *testing.T) {
 		if whole != tc.ok {
 			t.Errorf("head %s with %s: accepted %v, want %v", tc.head, tc.tree, whole, tc.ok)
 		}
+	}
+}
+
+// TestDivergedPullStaysShallow: a receiver whose gc pruned its history
+// and whose branch diverged gets the sender's commits down to the newest
+// one they share and keeps its own acknowledged ones; the sender's older
+// commits, which a transfer does not send, are not required of it (seed
+// 1 once found n2's master "missing" two commits its gc had removed).
+func TestDivergedPullStaysShallow(t *testing.T) {
+	e := &Engine{m: newModel(2)}
+	for id, msg := range map[string]string{"s4": "m4", "s3": "m3", "c": "mc", "o1": "mo1", "o2": "mo2", "r2": "mr2", "r1": "mr1"} {
+		e.m.idMsg[id], e.m.msgTree[msg] = msg, "tree-"+msg
+	}
+	sender := &branchModel{Head: "s4", Must: []string{"s4", "s3", "c", "o1", "o2"}, Tree: "tree-m4"}
+	old := &dotModel{Current: "master", Branches: map[string]*branchModel{"master": {Head: "r2", Must: []string{"r2", "r1", "c"}, Tree: "tree-mr2"}}}
+	got := e.received(old, "master", sender, "master-DIVERGED")
+	if want := []string{"s4", "s3", "c"}; !slices.Equal(got.Branches["master"].Must, want) {
+		t.Errorf("pruned receiver: master must hold %v, want %v", got.Branches["master"].Must, want)
+	}
+	if s := got.Branches["master-DIVERGED"]; s == nil || s.Head != "r2" {
+		t.Errorf("the stash is %+v, want the receiver's old master", s)
+	}
+	// A receiver that kept its older history must still show it.
+	old.Branches["master"].Must = []string{"r2", "r1", "c", "o1", "o2"}
+	got = e.received(old, "master", sender, "master-DIVERGED")
+	if want := sender.Must; !slices.Equal(got.Branches["master"].Must, want) {
+		t.Errorf("full receiver: master must hold %v, want %v", got.Branches["master"].Must, want)
 	}
 }
