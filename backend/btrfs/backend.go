@@ -239,24 +239,30 @@ func exists(path string) (bool, error) {
 // needLive returns ErrNotFound unless br has a working state.
 func (b *Backend) needLive(br dotmesh.BranchRef) error {
 	ok, err := exists(b.livePath(br))
-	if err != nil {
-		return fmt.Errorf("working state of %s: %w", br, err)
+	if err == nil && !ok {
+		err = os.ErrNotExist
 	}
-	if !ok {
+	return liveError(br, err)
+}
+
+// liveError is the error of reaching br's working state: ErrNotFound
+// when it has none (err is os.ErrNotExist), nil when err is.
+func liveError(br dotmesh.BranchRef, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("%w: branch %s has no working state on this backend", dotmesh.ErrNotFound, br)
 	}
-	return nil
+	return fmt.Errorf("working state of %s: %w", br, err)
 }
 
 // openLive opens br's working state for ioctls; ErrNotFound as needLive
 // when it has none.
 func (b *Backend) openLive(br dotmesh.BranchRef) (int, error) {
 	fd, err := openDir(b.livePath(br))
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return -1, fmt.Errorf("%w: branch %s has no working state on this backend", dotmesh.ErrNotFound, br)
-	case err != nil:
-		return -1, fmt.Errorf("working state of %s: %w", br, err)
+	if err != nil {
+		return -1, liveError(br, err)
 	}
 	return fd, nil
 }
