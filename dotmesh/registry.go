@@ -136,7 +136,13 @@ func (r registry) putDot(ctx context.Context, d *Dot, rev int64) (int64, error) 
 // putBranch writes b of dot id if its record is still at revision rev
 // (else ErrConflict).
 func (r registry) putBranch(ctx context.Context, id DotID, b *Branch, rev int64) (int64, error) {
-	return r.s.Txn(ctx, []Condition{IfRevision(branchKey(id, b.Name), rev)}, []Op{PutOp(branchKey(id, b.Name), encode(b))})
+	return r.putBranchWith(ctx, id, b, rev, nil, nil)
+}
+
+// putBranchWith is putBranch with more conditions and ops in the same
+// transaction.
+func (r registry) putBranchWith(ctx context.Context, id DotID, b *Branch, rev int64, conds []Condition, ops []Op) (int64, error) {
+	return r.s.Txn(ctx, append([]Condition{IfRevision(branchKey(id, b.Name), rev)}, conds...), append([]Op{PutOp(branchKey(id, b.Name), encode(b))}, ops...))
 }
 
 func (r registry) apiKey(ctx context.Context, user string) (*APIKey, error) {

@@ -46,13 +46,13 @@ func (n *Node) restoreLockedWith(ctx context.Context, be StorageBackend, d *Dot,
 	name := d.DotName()
 	marked := *b
 	marked.Restoring = target.ID
-	conds := []Condition{IfRevision(branchKey(d.ID, b.Name), rev)}
-	ops := []Op{PutOp(branchKey(d.ID, b.Name), encode(&marked))}
+	var conds []Condition
+	var ops []Op
 	withRec := rec != nil && rec.commit != nil && !rec.done
 	if withRec {
-		conds, ops = append(conds, rec.conds...), append(ops, rec.ops...)
+		conds, ops = rec.conds, rec.ops
 	}
-	rev, err := n.store.Txn(ctx, conds, ops)
+	rev, err := n.reg.putBranchWith(ctx, d.ID, &marked, rev, conds, ops)
 	if err == nil && withRec {
 		rec.done = true
 		rec.logged(ctx)
