@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dotmesh-io/dotmesh/api"
+	"github.com/dotmesh-io/dotmesh/internal/unixsock"
 )
 
 // WithLocalSocket dials the unix socket path (a local node's API socket,
@@ -17,10 +18,6 @@ import (
 // EACCES) the client dials TCP, and keeps to it. The socket must serve
 // the same node as the URL: the node whose data directory holds it.
 func WithLocalSocket(path string) Option { return func(o *options) { o.socket = path } }
-
-// maxSocketPath is the longest path a unix socket can be dialed at on
-// Linux (sun_path holds 108 bytes with its NUL).
-const maxSocketPath = 107
 
 // dialFunc is how a transport connects.
 type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -46,7 +43,7 @@ func localDial(u *url.URL, o *options) dialFunc {
 // newSocketDialer is the dialer of o.socket for the node at u, nil unless
 // u is plain HTTP to a loopback host.
 func newSocketDialer(u *url.URL, o *options, tcp dialFunc) *socketDialer {
-	if o.socket == "" || len(o.socket) > maxSocketPath || u.Scheme != "http" || !api.LoopbackAddr(u.Host) {
+	if o.socket == "" || len(o.socket) > unixsock.MaxPath || u.Scheme != "http" || !api.LoopbackAddr(u.Host) {
 		return nil
 	}
 	host := u.Host

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dotmesh-io/dotmesh/internal/unixsock"
 )
 
 // The socket is dialed only for plain HTTP to a loopback host, only for
@@ -58,7 +60,7 @@ func TestLocalDial(t *testing.T) {
 			t.Errorf("%s: the socket would be dialed; want TCP only", base)
 		}
 	}
-	if newSocketDialer(&url.URL{Scheme: "http", Host: "127.0.0.1:1"}, &options{socket: "/" + strings.Repeat("d", maxSocketPath)}, tcpDial) != nil {
+	if newSocketDialer(&url.URL{Scheme: "http", Host: "127.0.0.1:1"}, &options{socket: "/" + strings.Repeat("d", unixsock.MaxPath)}, tcpDial) != nil {
 		t.Error("a socket path too long to dial would be dialed")
 	}
 

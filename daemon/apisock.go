@@ -12,10 +12,6 @@ import (
 	"github.com/dotmesh-io/dotmesh/internal/unixsock"
 )
 
-// maxSocketPath is the longest path a unix socket can be bound at on
-// Linux (sun_path holds 108 bytes with its NUL).
-const maxSocketPath = 107
-
 // listenAPISocket makes the local API socket DATADIR/api.sock (mode
 // 0600): the node serves its API there too, in plain HTTP, as Docker
 // serves docker.sock. A socket a live process holds is never taken over
@@ -28,7 +24,7 @@ func listenAPISocket(cfg Config, dataDir string, log *slog.Logger) (*socketListe
 		return nil, nil
 	}
 	path := filepath.Join(dataDir, node.APISocketFile)
-	if len(path) > maxSocketPath {
+	if len(path) > unixsock.MaxPath {
 		log.Warn("not serving the local API socket: its path is too long for a unix socket; clients use TCP", "socket", path)
 		return nil, nil
 	}

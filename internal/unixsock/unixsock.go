@@ -23,6 +23,10 @@ import (
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
+// MaxPath is the longest path a unix socket can be bound or dialed at on
+// Linux (sun_path holds 108 bytes with its NUL).
+const MaxPath = 107
+
 // Socket is a listening unix socket made by Listen.
 type Socket struct {
 	net.Listener
