@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/dotmesh-io/dotmesh/backend/dump/source"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
+	"github.com/dotmesh-io/dotmesh/internal/syncbuf"
 )
 
 // pgConfig parses a postgresql hook's URL as pgx does (libpq's forms),
@@ -118,8 +118,8 @@ func (r *Runner) mysql(ctx context.Context, h dotmesh.Hook, call dotmesh.HookCal
 	if err != nil {
 		return nil, err
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &syncWriter{w: &stderr}
+	var stderr syncbuf.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %v", client, err)
 	}
@@ -238,16 +238,4 @@ func lookPath(names ...string) (string, error) {
 		}
 	}
 	return "", err
-}
-
-// syncWriter serialises writes from exec's copying goroutine and reads.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }

@@ -1,6 +1,7 @@
 // Package syncbuf is a bytes.Buffer that several goroutines may write at
-// once: a test's sink for the log of a node or backend whose goroutines
-// log while the test reads.
+// once while another reads: a test's sink for the log of a node or
+// backend whose goroutines log while the test reads, or a command's
+// stderr that exec's copying goroutine writes.
 package syncbuf
 
 import (
