@@ -181,10 +181,10 @@ var dummyHash = sync.OnceValue(func() []byte { return HashKey(NewKeySecret()) })
 // blaming the key).
 func (n *Node) authenticate(ctx context.Context, user, secret string) (Principal, error) {
 	hash := HashKey(secret)
-	if p, ok := n.auth.get(user, hash); ok && secret != "" {
-		return p, nil
+	cached, stamp, ok := n.auth.get(user, hash)
+	if ok && secret != "" {
+		return cached, nil
 	}
-	stamp := n.auth.stamp()
 	want := dummyHash()
 	var p Principal
 	known := false

@@ -39,28 +39,21 @@ type authEntry struct {
 
 func authCacheKey(user string, hash []byte) string { return user + "\x00" + string(hash) }
 
-// stamp is the write count to read the records under.
-func (a *authCache) stamp() uint64 {
-	if a.st == nil {
-		return 0
-	}
-	return a.st.WriteStamp(authPrefixes...)
-}
-
 // get returns the remembered principal of the key while no record it
-// was read from changed.
-func (a *authCache) get(user string, hash []byte) (Principal, bool) {
+// was read from changed, and the write count now: the stamp to read the
+// records under when it has none.
+func (a *authCache) get(user string, hash []byte) (Principal, uint64, bool) {
 	if a.st == nil {
-		return Principal{}, false
+		return Principal{}, 0, false
 	}
-	now := a.stamp()
+	now := a.st.WriteStamp(authPrefixes...)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	e, ok := a.m[authCacheKey(user, hash)]
 	if !ok || e.stamp != now {
-		return Principal{}, false
+		return Principal{}, now, false
 	}
-	return e.p, true
+	return e.p, now, true
 }
 
 // put remembers p, read after stamp was taken.
