@@ -20,6 +20,8 @@
 //	<Root>/<dot id>                 one container per dot, canmount=off
 //	<Root>/<dot id>/<branch>.<gen>  working states of a branch, generation gen
 //	<Root>/<dot id>/<branch>.recv-<hex>  a complete stream being received
+//	<Root>/records/<dot id>         the dot's kept registry records, as user
+//	                                properties (records.go), canmount=off
 //	...@<commit id>                 a commit: one snapshot of the filesystem
 //	                                that holds every subdot
 //

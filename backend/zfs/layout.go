@@ -13,9 +13,12 @@ import (
 // Dataset layout under the root R (see doc.go):
 //
 //	R                              mountpoint=<Mountpoint>, canmount=off
-//	R/<dot id>                     container, canmount=off; its
-//	                               io.dotmesh:rec.* user properties keep
-//	                               the registry's records (records.go)
+//	R/<dot id>                     container, canmount=off
+//	R/records/<dot id>             canmount=off; its io.dotmesh:rec.* user
+//	                               properties keep the registry's records
+//	                               (records.go: not on the container,
+//	                               whose properties every dataset of the
+//	                               dot inherits). "records" is no dot id.
 //	R/<dot id>/<branch>.<gen>      a working state of a branch; its
 //	                               io.dotmesh:state says which role
 //	R/<dot id>/<branch>.recv-<hex> a complete stream being received

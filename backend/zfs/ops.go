@@ -259,9 +259,22 @@ func (b *Backend) prune(ctx context.Context, dot dotmesh.DotID) error {
 				if err != nil && !errors.Is(err, ErrNoDataset) && !errors.Is(err, ErrDependents) {
 					return fmt.Errorf("removing the empty container of dot %s: %w", dot, err)
 				}
+				if err == nil {
+					return b.dropRecordsFS(ctx, b.recordsFS(dot))
+				}
 			}
 			return nil
 		}
+	}
+	return nil
+}
+
+// dropRecordsFS removes the records filesystem of a dot without storage
+// (after its container, so that a crash in between leaves one that Open
+// removes, not a dot without records).
+func (b *Backend) dropRecordsFS(ctx context.Context, fs dataset) error {
+	if err := b.z.destroyFS(ctx, fs); err != nil && !errors.Is(err, ErrNoDataset) {
+		return fmt.Errorf("removing the records of a removed dot (%s): %w", fs, err)
 	}
 	return nil
 }

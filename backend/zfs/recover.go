@@ -34,6 +34,9 @@ import (
 //	                              filesystem owner's (tagBeforeMove);
 //	                              tagged so when a dot is repaired anyway
 //	holders without snapshots     destroyed (prune)
+//	records/<dot> without R/<dot> the dot's records filesystem, left by
+//	                              a crash after its container's removal:
+//	                              destroyed
 func (b *Backend) recover(ctx context.Context) error {
 	// One listing of everything; only dots with leftovers get more.
 	rows, err := b.z.get(ctx, true, invProps, b.root)
@@ -49,6 +52,11 @@ func (b *Backend) recover(ctx context.Context) error {
 		dot, _, _ := strings.Cut(rest, "/")
 		dot, _, _ = strings.Cut(dot, "@")
 		byDot[dotmesh.DotID(dot)] = append(byDot[dotmesh.DotID(dot)], r)
+	}
+	for _, fs := range b.strayRecords(rows) {
+		if err := b.dropRecordsFS(ctx, fs); err != nil {
+			return err
+		}
 	}
 	for dot, rows := range byDot {
 		if dotmesh.ValidateID("dot", string(dot), false) != nil {
