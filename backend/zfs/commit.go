@@ -250,9 +250,17 @@ func (b *Backend) switchToClone(ctx context.Context, ref dotmesh.BranchRef, inv 
 	if simple && b.pendingDir() != "" {
 		// Nothing is mounted, so nobody but the next operation on the
 		// dot can see the switch: record it and let it run after return,
-		// under the lock (see pending.go).
+		// under the lock (see pending.go). A working state still marked
+		// pristine needs no record: FollowHead, which the Node calls for
+		// every branch when it starts, moves it to the head the Node
+		// recorded, this switch's target or the commit it had.
 		ps := pendingSwitch{snap: s.snap(), next: next}
-		if err := b.recordSwitch(ref, ps); err != nil {
+		recorded := cur.pristine == "" || cur.mountpoint != "none"
+		var err error
+		if recorded {
+			err = b.recordSwitch(ref, ps)
+		}
+		if err != nil {
 			b.log.WarnContext(ctx, "recording a switch of working state; switching now", "branch", ref.String(), "err", err)
 		} else {
 			b.finishInBackground(ref, unlock, func(ctx context.Context) {
@@ -271,6 +279,9 @@ func (b *Backend) switchToClone(ctx context.Context, ref dotmesh.BranchRef, inv 
 					return
 				}
 				b.finishSwitch(ctx, ref, cur, s, next, "", seq, 0)
+				if !recorded {
+					return
+				}
 				if err := os.Remove(b.pendingFile(ref)); err != nil {
 					b.log.WarnContext(ctx, "removing the record of a switch (Open does)", "branch", ref.String(), "err", err)
 				}

@@ -371,3 +371,64 @@ func TestNodeReceivedDotStaysUnmounted(t *testing.T) {
 		t.Fatalf("after dm path the receiver has %v mounted; want its working state", m)
 	}
 }
+
+// TestNodeRestartAfterHeadBeforeSwitch: a working state still marked
+// pristine is switched without a journal record (pending.go), so a crash
+// after the Node recorded the new head but before the deferred clone
+// leaves it at the old commit; the restart moves it to the head. Here the
+// state is made by switching the receiver's working state back by hand,
+// which must write no record either, then restarting.
+func TestNodeRestartAfterHeadBeforeSwitch(t *testing.T) {
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := newRestartable(t, false), newRestartable(t, false)
+	defer func() { a.n.Close(); b.n.Close() }()
+	name := dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "app"}
+	commitOnA := func(s string) dotmesh.CommitID {
+		t.Helper()
+		p, err := a.n.SubdotPath(ctx, dotmesh.VolumeName{Dot: name})
+		must(err)
+		must(os.WriteFile(filepath.Join(p, "f"), []byte(s), 0o644))
+		c, err := a.n.Commit(ctx, name, "", dotmesh.CommitOptions{Message: s})
+		must(err)
+		return c.ID
+	}
+	push := func() {
+		t.Helper()
+		_, err := a.n.Push(ctx, name, "", dotmesh.LocalTransport(b.n), dotmesh.TransferOptions{})
+		must(err)
+	}
+	_, err := a.n.CreateDot(ctx, name, dotmesh.CreateDotOptions{})
+	must(err)
+	commitOnA("one")
+	push()
+	c2 := commitOnA("two")
+	push()
+	commitOnA("three")
+	push() // b's head is "three", its working state (never mounted) too
+	d, err := b.n.Dot(ctx, name)
+	must(err)
+	must(b.be.Rollback(ctx, dotmesh.BranchRef{Dot: d.ID, Branch: "master"}, dotmesh.CommitRef{BranchRef: dotmesh.BranchRef{Dot: d.ID, Branch: "_recv-master"}, ID: c2}))
+	var records []string
+	_ = filepath.WalkDir(filepath.Join(b.opts.DataDir, "zfs-pending"), func(p string, e os.DirEntry, err error) error {
+		if err == nil && !e.IsDir() {
+			records = append(records, p)
+		}
+		return nil
+	})
+	if len(records) > 0 {
+		t.Errorf("switching a pristine working state wrote journal records %v", records)
+	}
+	must(b.n.Close())
+	b.open(t)
+	p, err := b.n.SubdotPath(ctx, dotmesh.VolumeName{Dot: name})
+	must(err)
+	if got, err := os.ReadFile(filepath.Join(p, "f")); err != nil || string(got) != "three" {
+		t.Fatalf("after the restart the receiver has %q, %v; want its head's \"three\"", got, err)
+	}
+}

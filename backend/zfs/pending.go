@@ -24,6 +24,13 @@ import (
 // should the clone fail at run time, the next operation on the dot retries
 // it first (inventory) and fails while it cannot be made.
 //
+// A working state still marked pristine (never mounted since a switch
+// made it) is switched without a record: after a crash the Node's start
+// moves it to the branch's head (FollowHead), which is the switch's
+// target once the Node recorded that, and its old commit before; so only
+// a working state made otherwise (the first one of a received dot, say)
+// costs the record's two fsyncs.
+//
 // A record is one file per branch, <DataDir>/zfs-pending/<root>/<dot
 // id>.<branch>, holding the names of the snapshot to clone and of the new
 // filesystem. Without a DataDir, switches are not deferred.
