@@ -216,35 +216,8 @@ func TestNodePushKeepsReceiverChanges(t *testing.T) {
 // working state at the recorded head after the restart, and the push
 // that was cut off completes when run again.
 func TestNodeRestartAfterSwitchBeforeHead(t *testing.T) {
-	ctx := context.Background()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	a, b := newRestartable(t, false), newRestartable(t, false)
-	defer func() { a.n.Close(); b.n.Close() }()
-	name := dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "app"}
-	file := func(n *dotmesh.Node) string {
-		t.Helper()
-		p, err := n.SubdotPath(ctx, dotmesh.VolumeName{Dot: name})
-		must(err)
-		return filepath.Join(p, "f")
-	}
-	commitOnA := func(s string) dotmesh.CommitID {
-		t.Helper()
-		must(os.WriteFile(file(a.n), []byte(s), 0o644))
-		c, err := a.n.Commit(ctx, name, "", dotmesh.CommitOptions{Message: s})
-		must(err)
-		return c.ID
-	}
-	push := func() error {
-		_, err := a.n.Push(ctx, name, "", dotmesh.LocalTransport(b.n), dotmesh.TransferOptions{})
-		return err
-	}
-	_, err := a.n.CreateDot(ctx, name, dotmesh.CreateDotOptions{})
-	must(err)
+	x := newPushPair(t)
+	ctx, a, b, name, must, file, commitOnA, push := x.ctx, x.a, x.b, x.name, x.must, x.file, x.commitOnA, x.push
 	commitOnA("one")
 	must(push())
 	commitOnA("two")
@@ -252,7 +225,7 @@ func TestNodeRestartAfterSwitchBeforeHead(t *testing.T) {
 	c3 := commitOnA("three")
 	// The commit arrives, then the working state switches to it, and the
 	// node dies before recording the new head.
-	_, err = a.n.Push(ctx, name, "", transportWithoutFinish{dotmesh.LocalTransport(b.n)}, dotmesh.TransferOptions{})
+	_, err := a.n.Push(ctx, name, "", transportWithoutFinish{dotmesh.LocalTransport(b.n)}, dotmesh.TransferOptions{})
 	must(err)
 	d, err := b.n.Dot(ctx, name)
 	must(err)
@@ -379,32 +352,9 @@ func TestNodeReceivedDotStaysUnmounted(t *testing.T) {
 // state is made by switching the receiver's working state back by hand,
 // which must write no record either, then restarting.
 func TestNodeRestartAfterHeadBeforeSwitch(t *testing.T) {
-	ctx := context.Background()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	a, b := newRestartable(t, false), newRestartable(t, false)
-	defer func() { a.n.Close(); b.n.Close() }()
-	name := dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "app"}
-	commitOnA := func(s string) dotmesh.CommitID {
-		t.Helper()
-		p, err := a.n.SubdotPath(ctx, dotmesh.VolumeName{Dot: name})
-		must(err)
-		must(os.WriteFile(filepath.Join(p, "f"), []byte(s), 0o644))
-		c, err := a.n.Commit(ctx, name, "", dotmesh.CommitOptions{Message: s})
-		must(err)
-		return c.ID
-	}
-	push := func() {
-		t.Helper()
-		_, err := a.n.Push(ctx, name, "", dotmesh.LocalTransport(b.n), dotmesh.TransferOptions{})
-		must(err)
-	}
-	_, err := a.n.CreateDot(ctx, name, dotmesh.CreateDotOptions{})
-	must(err)
+	x := newPushPair(t)
+	ctx, b, name, must, file, commitOnA := x.ctx, x.b, x.name, x.must, x.file, x.commitOnA
+	push := func() { t.Helper(); must(x.push()) }
 	commitOnA("one")
 	push()
 	c2 := commitOnA("two")
@@ -426,9 +376,52 @@ func TestNodeRestartAfterHeadBeforeSwitch(t *testing.T) {
 	}
 	must(b.n.Close())
 	b.open(t)
-	p, err := b.n.SubdotPath(ctx, dotmesh.VolumeName{Dot: name})
-	must(err)
-	if got, err := os.ReadFile(filepath.Join(p, "f")); err != nil || string(got) != "three" {
+	if got, err := os.ReadFile(file(b.n)); err != nil || string(got) != "three" {
 		t.Fatalf("after the restart the receiver has %q, %v; want its head's \"three\"", got, err)
 	}
+}
+
+// pushPair is two restartable nodes, a dot "app" created on a, and
+// helpers that fail the test on errors: file is the dot's file f on a
+// node, commitOnA writes it on a and commits, push pushes a to b.
+type pushPair struct {
+	ctx       context.Context
+	a, b      *restartable
+	name      dotmesh.DotName
+	must      func(error)
+	file      func(*dotmesh.Node) string
+	commitOnA func(string) dotmesh.CommitID
+	push      func() error
+}
+
+func newPushPair(t *testing.T) *pushPair {
+	x := &pushPair{ctx: context.Background(), name: dotmesh.DotName{Namespace: dotmesh.DefaultNamespace, Name: "app"}}
+	x.must = func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	x.a, x.b = newRestartable(t, false), newRestartable(t, false)
+	t.Cleanup(func() { x.a.n.Close(); x.b.n.Close() })
+	x.file = func(n *dotmesh.Node) string {
+		t.Helper()
+		p, err := n.SubdotPath(x.ctx, dotmesh.VolumeName{Dot: x.name})
+		x.must(err)
+		return filepath.Join(p, "f")
+	}
+	x.commitOnA = func(s string) dotmesh.CommitID {
+		t.Helper()
+		x.must(os.WriteFile(x.file(x.a.n), []byte(s), 0o644))
+		c, err := x.a.n.Commit(x.ctx, x.name, "", dotmesh.CommitOptions{Message: s})
+		x.must(err)
+		return c.ID
+	}
+	x.push = func() error {
+		_, err := x.a.n.Push(x.ctx, x.name, "", dotmesh.LocalTransport(x.b.n), dotmesh.TransferOptions{})
+		return err
+	}
+	_, err := x.a.n.CreateDot(x.ctx, x.name, dotmesh.CreateDotOptions{})
+	x.must(err)
+	return x
 }
