@@ -184,7 +184,7 @@ var _ dotmesh.HeadFollower = (*Backend)(nil)
 func (b *Backend) FollowHead(ctx context.Context, ref dotmesh.BranchRef, head dotmesh.CommitRef) error {
 	return b.withSwitchLock(ctx, ref, head, func(inv *dotInv, unlock *func()) error {
 		cur := inv.live(ref.Branch)
-		if cur == nil || cur.pristine == "" || cur.pristine == string(head.ID) || cur.mounted || cur.mountpoint != "none" {
+		if cur == nil || !cur.unseen() || cur.pristine == string(head.ID) {
 			return nil
 		}
 		s := inv.commit(head.ID)
@@ -255,7 +255,7 @@ func (b *Backend) switchToClone(ctx context.Context, ref dotmesh.BranchRef, inv 
 		// every branch when it starts, moves it to the head the Node
 		// recorded, this switch's target or the commit it had.
 		ps := pendingSwitch{snap: s.snap(), next: next}
-		recorded := cur.pristine == "" || cur.mountpoint != "none"
+		recorded := !cur.unseen()
 		var err error
 		if recorded {
 			err = b.recordSwitch(ref, ps)

@@ -41,6 +41,13 @@ func (f *fsInfo) pristineAt(id dotmesh.CommitID) bool {
 	return f.pristine != "" && f.pristine == string(id) && !f.mounted && f.mountpoint == "none"
 }
 
+// unseen reports whether nobody can have seen or changed f since it was
+// made from its pristine commit: the working state FollowHead moves to a
+// branch's head, and whose switch therefore needs no journal record.
+func (f *fsInfo) unseen() bool {
+	return f.pristine != "" && !f.mounted && f.mountpoint == "none"
+}
+
 // snapInfo is one snapshot of a dot.
 type snapInfo struct {
 	fs       *fsInfo
