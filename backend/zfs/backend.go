@@ -30,8 +30,11 @@ type Backend struct {
 	// recs holds kept registry records not yet written (records.go).
 	recs recQueue
 	// bg counts work that finishes an operation after it returned (see
-	// switchToClone); Close waits for it.
-	bg sync.WaitGroup
+	// switchToClone); Close waits for it, having ended closing, which
+	// cuts short the wait of such work for a quiet moment.
+	bg      sync.WaitGroup
+	closing context.Context
+	closeBg context.CancelFunc
 	// dataDir holds the records of deferred switches (pending.go); failed
 	// are those whose clone failed at run time, retried by inventory.
 	dataDir   string
@@ -123,6 +126,7 @@ func open(ctx context.Context, opts Options) (*Backend, error) {
 		pool: opts.Pool, root: dataset{opts.Root}, mnt: opts.Mountpoint,
 		dataDir: opts.DataDir, locks: guard.NewLocks(true),
 	}
+	b.closing, b.closeBg = context.WithCancel(context.Background())
 	if err := b.openPool(ctx, opts); err != nil {
 		return nil, err
 	}
@@ -153,6 +157,9 @@ func (b *Backend) Close() error {
 	b.recs.mu.Lock()
 	b.recs.hurry++ // the records left are written at once
 	b.recs.mu.Unlock()
+	if b.closeBg != nil {
+		b.closeBg() // switches put off are made at once
+	}
 	b.bg.Wait()
 	if b.watch != nil {
 		return b.watch.Close()

@@ -59,26 +59,39 @@ const (
 	quietMax = 30 * time.Second
 )
 
-// waitQuiet waits until no foreground command has run for quietFor, or
-// until deadline, ctx's end, or hurry says so.
-func (l *cmdLock) waitQuiet(ctx context.Context, deadline time.Time, hurry func() bool) {
+// switchQuiet is how long a switch of working state put off behind an
+// operation (finishInBackground) waits without foreground commands:
+// longer than the rest of the operation's answer takes to reach its
+// client (a few ms, 10-25 ms under load 4), shorter than a script's pause
+// between two commands (see quietFor).
+const switchQuiet = 100 * time.Millisecond
+
+// waitQuiet waits until no foreground command has run for quiet, or
+// until deadline, ctx's end, wake's closing, or hurry says so (a nil
+// hurry never does; it is asked every 50 ms).
+func (l *cmdLock) waitQuiet(ctx context.Context, quiet time.Duration, deadline time.Time, hurry func() bool, wake <-chan struct{}) {
 	if l == nil {
 		return
 	}
-	for time.Now().Before(deadline) && !hurry() {
+	for time.Now().Before(deadline) && (hurry == nil || !hurry()) {
 		l.mu.Lock()
-		wait := quietFor - time.Since(l.last)
+		wait := quiet - time.Since(l.last)
 		if l.active > 0 {
-			wait = quietFor
+			wait = quiet
 		}
 		l.mu.Unlock()
 		if wait <= 0 {
 			return
 		}
+		t := time.NewTimer(min(wait, 50*time.Millisecond))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
-		case <-time.After(min(wait, 50*time.Millisecond)):
+		case <-wake:
+			t.Stop()
+			return
+		case <-t.C:
 		}
 	}
 }

@@ -105,7 +105,7 @@ func TestCmdLockWaitQuiet(t *testing.T) {
 		unlock()
 		released <- time.Now()
 	}()
-	l.waitQuiet(ctx, time.Now().Add(time.Minute), never)
+	l.waitQuiet(ctx, quietFor, time.Now().Add(time.Minute), never, nil)
 	if waited := time.Since(<-released); waited < quietFor-10*time.Millisecond {
 		t.Fatalf("waitQuiet returned %v after the foreground command ended, want >= %v", waited, quietFor)
 	}
@@ -116,7 +116,7 @@ func TestCmdLockWaitQuiet(t *testing.T) {
 	}
 	unlock()
 	start := time.Now()
-	l.waitQuiet(ctx, time.Now().Add(time.Minute), never)
+	l.waitQuiet(ctx, quietFor, time.Now().Add(time.Minute), never, nil)
 	if d := time.Since(start); d > quietFor/2 {
 		t.Fatalf("waitQuiet waited %v after a command run behind", d)
 	}
@@ -127,17 +127,17 @@ func TestCmdLockWaitQuiet(t *testing.T) {
 	}
 	defer unlock()
 	start = time.Now()
-	l.waitQuiet(ctx, time.Now().Add(100*time.Millisecond), never)
+	l.waitQuiet(ctx, quietFor, time.Now().Add(100*time.Millisecond), never, nil)
 	if d := time.Since(start); d < 90*time.Millisecond || d > 2*time.Second {
 		t.Fatalf("waitQuiet with a 100ms deadline took %v", d)
 	}
 	start = time.Now()
-	l.waitQuiet(ctx, time.Now().Add(time.Minute), func() bool { return true })
+	l.waitQuiet(ctx, quietFor, time.Now().Add(time.Minute), func() bool { return true }, nil)
 	if d := time.Since(start); d > quietFor/2 {
 		t.Fatalf("a hurried waitQuiet took %v", d)
 	}
 	var nilLock *cmdLock // OpenZFS: no lock, no waiting
-	nilLock.waitQuiet(ctx, time.Now().Add(time.Minute), never)
+	nilLock.waitQuiet(ctx, quietFor, time.Now().Add(time.Minute), never, nil)
 }
 
 // TestCmdLockBusy: a send or receive (busy, no lock taken) makes work
@@ -154,7 +154,7 @@ func TestCmdLockBusy(t *testing.T) {
 		done()
 		ended <- time.Now()
 	}()
-	l.waitQuiet(ctx, time.Now().Add(time.Minute), never)
+	l.waitQuiet(ctx, quietFor, time.Now().Add(time.Minute), never, nil)
 	if waited := time.Since(<-ended); waited < quietFor-10*time.Millisecond {
 		t.Fatalf("waitQuiet returned %v after the send ended, want >= %v", waited, quietFor)
 	}
@@ -164,7 +164,7 @@ func TestCmdLockBusy(t *testing.T) {
 	l.mu.Unlock()
 	l.busy(behind(ctx))()
 	start := time.Now()
-	l.waitQuiet(ctx, time.Now().Add(time.Minute), never)
+	l.waitQuiet(ctx, quietFor, time.Now().Add(time.Minute), never, nil)
 	if d := time.Since(start); d > quietFor/2 {
 		t.Fatalf("waitQuiet waited %v after a send run behind", d)
 	}
@@ -190,7 +190,7 @@ func TestCmdLockListingIsBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	ended := time.Now()
-	l.waitQuiet(ctx, time.Now().Add(time.Minute), never)
+	l.waitQuiet(ctx, quietFor, time.Now().Add(time.Minute), never, nil)
 	if waited := time.Since(ended); waited < quietFor-50*time.Millisecond {
 		t.Fatalf("waitQuiet returned %v after a listing ended, want about %v", waited, quietFor)
 	}
@@ -201,7 +201,7 @@ func TestCmdLockListingIsBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	l.waitQuiet(ctx, time.Now().Add(time.Minute), never)
+	l.waitQuiet(ctx, quietFor, time.Now().Add(time.Minute), never, nil)
 	if d := time.Since(start); d > quietFor/2 {
 		t.Fatalf("waitQuiet waited %v after a listing run behind", d)
 	}

@@ -208,11 +208,11 @@ func (b *Backend) writeRecords(ctx context.Context) {
 		// After the operations that made the records (a commit, then
 		// maybe the next one), which need the command lock more: a
 		// record is a copy for a rebuild only.
-		b.z.lock.waitQuiet(ctx, oldest.Add(quietMax), func() bool {
+		b.z.lock.waitQuiet(ctx, quietFor, oldest.Add(quietMax), func() bool {
 			q.mu.Lock()
 			defer q.mu.Unlock()
 			return q.hurry > 0
-		})
+		}, nil)
 		q.mu.Lock()
 		if len(q.queue) == 0 {
 			q.mu.Unlock()

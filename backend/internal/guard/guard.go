@@ -62,6 +62,15 @@ func (l *Locks) Lock(br dotmesh.BranchRef) (unlock func()) {
 	return l.m.Lock(br)
 }
 
+// Wanted returns a channel closed when a caller waits for br's unit
+// (keylock.Map.Wanted).
+func (l *Locks) Wanted(br dotmesh.BranchRef) <-chan struct{} {
+	if l.perDot {
+		br.Branch = ""
+	}
+	return l.m.Wanted(br)
+}
+
 // Method names the calls a backend may lock itself (Options.SelfLocked).
 type Method uint
 

@@ -46,3 +46,41 @@ func TestKeysAreIndependent(t *testing.T) {
 	unlock()
 	m.Lock(1)() // free again
 }
+
+func TestWanted(t *testing.T) {
+	var m Map[string]
+	unlock := m.Lock("a")
+	w := m.Wanted("a")
+	select {
+	case <-w:
+		t.Fatal("wanted before anyone waits")
+	default:
+	}
+	m.Lock("b")() // another key wants nothing of a
+	select {
+	case <-w:
+		t.Fatal("wanted by a lock of another key")
+	default:
+	}
+	got := make(chan struct{})
+	go func() { m.Lock("a")(); close(got) }()
+	select {
+	case <-w:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a waiting Lock did not close Wanted")
+	}
+	select {
+	case <-m.Wanted("a"): // one is waiting still: closed at once
+	default:
+		t.Fatal("Wanted is open while a caller waits")
+	}
+	unlock()
+	<-got
+	unlock = m.Lock("a")
+	defer unlock()
+	select {
+	case <-m.Wanted("a"):
+		t.Fatal("wanted after the waiter got the lock and left")
+	default:
+	}
+}
