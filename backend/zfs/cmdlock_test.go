@@ -136,6 +136,13 @@ func TestCmdLockWaitQuiet(t *testing.T) {
 	if d := time.Since(start); d > quietFor/2 {
 		t.Fatalf("a hurried waitQuiet took %v", d)
 	}
+	woken := make(chan struct{})
+	close(woken)
+	start = time.Now()
+	l.waitQuiet(ctx, quietFor, time.Now().Add(time.Minute), never, woken)
+	if d := time.Since(start); d > quietFor/2 {
+		t.Fatalf("a woken waitQuiet took %v", d)
+	}
 	var nilLock *cmdLock // OpenZFS: no lock, no waiting
 	nilLock.waitQuiet(ctx, quietFor, time.Now().Add(time.Minute), never, nil)
 }

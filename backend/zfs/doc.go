@@ -62,7 +62,11 @@
 // behind the caller, with zfs-fuse at a quiet moment (no other command,
 // listings included, for 1 s; at most 30 s late): on zfs-fuse each is a
 // `zfs set` of 50-150 ms under the command lock, which the next commit
-// would wait for, and a transfer's receive and Finish keep three.
+// would wait for, and a transfer's receive and Finish keep three. A
+// switch of working state that a Rollback leaves to finish behind it (an
+// unmounted one's clone, a replaced one's destroy) waits likewise, 100 ms
+// without a foreground command, holding the dot: the next operation on
+// the dot makes it at once.
 //
 // # Keeping other branches alive
 //

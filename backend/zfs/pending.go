@@ -17,9 +17,11 @@ import (
 // its `zfs clone` (a txg sync, 15-40 ms on zfs-fuse): Rollback records the
 // switch in a journal file, fsynced, hands the dot's lock to a goroutine
 // that clones, retires the old working state and removes the record, and
-// returns. Every later operation on the dot waits for the lock, so none
-// sees the switch half done; nobody else can see it, as nothing is
-// mounted. A crash before the clone leaves the record, and Open makes the
+// returns. The goroutine starts at a quiet moment or when the dot is
+// wanted, not beside the rest of the caller's answer (see
+// finishInBackground). Every later operation on the dot waits for the
+// lock, so none sees the switch half done; nobody else can see it, as
+// nothing is mounted. A crash before the clone leaves the record, and Open makes the
 // clone (recover then retires the older generation, as after any switch);
 // should the clone fail at run time, the next operation on the dot retries
 // it first (inventory) and fails while it cannot be made.
