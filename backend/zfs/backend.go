@@ -157,9 +157,7 @@ func (b *Backend) Close() error {
 	b.recs.mu.Lock()
 	b.recs.hurry++ // the records left are written at once
 	b.recs.mu.Unlock()
-	if b.closeBg != nil {
-		b.closeBg() // switches put off are made at once
-	}
+	b.closeBg() // switches put off are made at once
 	b.bg.Wait()
 	if b.watch != nil {
 		return b.watch.Close()

@@ -353,10 +353,10 @@ func (b *Backend) switchToClone(ctx context.Context, ref dotmesh.BranchRef, inv 
 // finishInBackground runs f after the caller returns, holding the dot's
 // lock, which *unlock hands over (and is set to nil).
 //
-// f waits first, still holding the lock, for a quiet moment (switchQuiet
-// without a foreground command in this process; zfs-fuse only) or for
-// somebody to want the dot, whichever comes first; Close cuts the wait
-// short. Its commands, a clone and a destroy of 50-150 ms each on
+// Before f, still holding the lock, it waits for a quiet moment
+// (switchQuiet without a foreground command in this process; zfs-fuse
+// only) or for somebody to want the dot, whichever comes first; Close
+// cuts the wait short. f's commands, a clone and a destroy of 50-150 ms each on
 // zfs-fuse, are txg syncs: started at once, they ran beside the rest of
 // the operation's answer (a transfer's Finish writing the registry, the
 // answer passing through both nodes to the client), which waited for the
@@ -366,15 +366,11 @@ func (b *Backend) finishInBackground(ref dotmesh.BranchRef, unlock *func(), f fu
 	release := *unlock
 	*unlock = nil
 	b.bg.Add(1)
-	closing := b.closing
-	if closing == nil {
-		closing = context.Background()
-	}
 	wanted := b.locks.Wanted(dotmesh.BranchRef{Dot: ref.Dot})
 	go func() {
 		defer b.bg.Done()
 		defer release()
-		b.z.lock.waitQuiet(closing, switchQuiet, time.Now().Add(quietMax), nil, wanted)
+		b.z.lock.waitQuiet(b.closing, switchQuiet, time.Now().Add(quietMax), nil, wanted)
 		f(behind(context.Background()))
 	}()
 }
