@@ -53,20 +53,11 @@ test: build vet
 	# the background while the packages before bucket/ test; the bucket
 	# tests wait on the build's lock.
 	@scripts/ensure-seaweedfs.sh --background
-	# -p 1: one zfs-fuse daemon serves every test pool, and it can wedge when
-	# several test binaries mount and receive at once. ./tests/torture runs
-	# the torture run for 60 s (TORTURE_TEST_TIME) on the files backend.
-	DOTMESH_WEED="$$(scripts/ensure-seaweedfs.sh --path)" TORTURE_EXCLUDE="$(TORTURE_TEST_EXCLUDE)" $(GO) test -count=1 -p 1 -timeout 30m ./...
-	$(GO) test -count=1 -race -timeout 30m ./dotmesh/... ./transport/... ./cluster/... ./server/... ./client/... ./backend/dump/source/... ./bucket/
-	# The light dm's client speaks HTTP/1.1 through client/internal/h1, not
-	# net/http: its packages' tests again in that build. The tests of parts
-	# it leaves to dm-node (text diff, neutral transfer, bucket client) are
-	# in !dmlight files: that build compiles without them.
-	$(GO) test -count=1 -tags dmlight -timeout 30m ./client/... ./frontends/cli/...
-	# deploy/ is a module of its own (k8s.io/api stays out of the main one):
-	# the Kubernetes manifests and the Helm chart, rendered by the real helm
-	# (scripts/ensure-helm.sh builds it once into the cache), decoded strictly.
-	cd deploy && $(GO) test -count=1 -timeout 30m ./...
+	# scripts/test-streams.sh: the tests that share the one zfs-fuse daemon
+	# one binary at a time, beside the rest (then the -race, dmlight and
+	# deploy/ runs). ./tests/torture runs the torture run for 60 s
+	# (TORTURE_TEST_TIME) on the files backend.
+	DOTMESH_WEED="$$(scripts/ensure-seaweedfs.sh --path)" TORTURE_EXCLUDE="$(TORTURE_TEST_EXCLUDE)" GO="$(GO)" scripts/test-streams.sh
 	@$(MAKE) --no-print-directory fuzz
 
 # Every parser has a fuzz target; run each briefly.
