@@ -78,6 +78,34 @@ func TestLightLinksNoNodeCode(t *testing.T) {
 	}
 }
 
+// make build links the light dm without the Green Tea collector while the
+// toolchain offers that opt-out (Makefile: it costs a dm start page faults
+// and never collects), and with the default collector once it does not.
+func TestMakeBuildsLightDMWithoutGreenTea(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Fatalf("make is not installed (apt-get install make): %v", err)
+	}
+	out, err := exec.Command("make", "-s", "-n", "-C", filepath.Join("..", ".."), "build").CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n build: %v: %s", err, out)
+	}
+	var light string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "-tags dmlight") && strings.Contains(l, " build ") {
+			light = l
+		}
+	}
+	if light == "" {
+		t.Fatalf("make -n build shows no build of the light dm (-tags dmlight):\n%s", out)
+	}
+	offered := exec.Command("go", "env", "GOEXPERIMENT")
+	offered.Env = append(os.Environ(), "GOEXPERIMENT=nogreenteagc")
+	want := offered.Run() == nil
+	if got := strings.Contains(light, `GOEXPERIMENT="nogreenteagc"`); got != want {
+		t.Errorf("the light dm's build line sets GOEXPERIMENT=nogreenteagc: %v, the toolchain offers it: %v\n%s", got, want, light)
+	}
+}
+
 // lightNode builds the light dm and dm-node beside it in a temporary
 // directory and starts a node with them (`dm cluster init` with initArgs;
 // stopped at the test's end): dir,
