@@ -29,26 +29,21 @@ zfstest=$module/backend/zfs/zfstest
 # registries, server, client, source readers, bucket client).
 race_pkgs=$($go list ./dotmesh/... ./transport/... ./cluster/... ./server/... ./client/... ./backend/dump/source/... ./bucket/)
 
-# zfs_pkgs: the packages whose tests import zfstest
-# (or are zfstest's own).
-zfs_pkgs=$($go list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... |
-	awk -v z="$zfstest" '$1 == z { print $1; next } { for (i = 2; i <= NF; i++) if ($i == z) { print $1; break } }')
+# One listing of every package with its tests' imports: all_pkgs, and of
+# those zfs_pkgs, the packages whose tests import zfstest (or are its own).
+listing=$($go list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./...)
+all_pkgs=$(awk '{ print $1 }' <<<"$listing")
+zfs_pkgs=$(awk -v z="$zfstest" '$1 == z { print $1; next } { for (i = 2; i <= NF; i++) if ($i == z) { print $1; break } }' <<<"$listing")
 if [ -z "$zfs_pkgs" ]; then
 	echo "test-streams: no package's tests import $zfstest; the zfs stream would be empty" >&2
 	exit 1
 fi
-in_zfs() { grep -qxF "$1" <<<"$zfs_pkgs"; }
-split() { # split LIST WANT: the packages of LIST in (WANT=1) or out of (0) the zfs set
-	local p
-	for p in $1; do
-		if in_zfs "$p"; then [ "$2" = 1 ] && echo "$p"; else [ "$2" = 0 ] && echo "$p"; fi
-	done
-	return 0
-}
-all_pkgs=$($go list ./...)
-rest_pkgs=$(split "$all_pkgs" 0)
-zfs_race=$(split "$race_pkgs" 1)
-rest_race=$(split "$race_pkgs" 0)
+# in_zfs, out_of_zfs: the packages on stdin in, or out of, the zfs set.
+in_zfs() { grep -xF -f <(printf '%s\n' "$zfs_pkgs") || true; }
+out_of_zfs() { grep -vxF -f <(printf '%s\n' "$zfs_pkgs") || true; }
+rest_pkgs=$(out_of_zfs <<<"$all_pkgs")
+zfs_race=$(in_zfs <<<"$race_pkgs")
+rest_race=$(out_of_zfs <<<"$race_pkgs")
 
 run() { # run CMD...: echo it, then run it
 	echo "$*"
