@@ -10,6 +10,7 @@ import (
 
 	"github.com/dotmesh-io/dotmesh/backend/internal/changewatch"
 	"github.com/dotmesh-io/dotmesh/backend/internal/guard"
+	"github.com/dotmesh-io/dotmesh/backend/zfs/internal/fusesock"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -121,6 +122,9 @@ func open(ctx context.Context, opts Options) (*Backend, error) {
 	}
 	z.log = opts.Logger.With("backend", Name)
 	z.lock = cmdLockAt(opts.CommandLock)
+	if opts.FuseSocket != "" {
+		z.sock.Store(fusesock.New(opts.FuseSocket))
+	}
 	b := &Backend{
 		z: z, log: opts.Logger.With("backend", Name, "root", opts.Root),
 		pool: opts.Pool, root: dataset{opts.Root}, mnt: opts.Mountpoint,

@@ -191,6 +191,18 @@ func (l *cmdLock) foregroundDone() {
 	l.mu.Unlock()
 }
 
+// defaultFuseSocket is the socket Open takes snapshots through: zfs-fuse's,
+// when there is no kernel module's /dev/zfs and the socket exists.
+func defaultFuseSocket() string {
+	if _, err := os.Stat("/dev/zfs"); err == nil {
+		return ""
+	}
+	if fi, err := os.Stat(DefaultFuseSocket); err != nil || fi.Mode().Type() != os.ModeSocket {
+		return ""
+	}
+	return DefaultFuseSocket
+}
+
 // defaultCommandLock is the lock Open uses with zfs-fuse, recognised by
 // the absence of the kernel module's /dev/zfs.
 func defaultCommandLock() string {

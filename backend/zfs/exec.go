@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dotmesh-io/dotmesh/backend/zfs/internal/fusesock"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -92,6 +93,9 @@ type cli struct {
 	timeout    time.Duration // for commands that do not stream data
 	log        *slog.Logger  // commands and their durations, at debug level
 	lock       *cmdLock      // taken by commands that change state; nil: none
+	// sock is zfs-fuse's command socket, which snapshots go through
+	// (sockSnapshot); nil: the zfs command takes them.
+	sock atomic.Pointer[fusesock.Client]
 }
 
 // maxStderr bounds what is kept of a command's stderr.

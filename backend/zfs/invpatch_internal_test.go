@@ -15,17 +15,9 @@ import (
 // that exists.
 func TestCreateBranchKeepsListing(t *testing.T) {
 	ctx := context.Background()
-	pool, dir := zfstest.Pool(t)
-	g, err := Open(ctx, Options{Pool: pool, DataDir: dir, PoolSize: 1 << 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
+	g := openTest(t, testPoolOptions(t))
 	b := g.b
-	ref := dotmesh.BranchRef{Dot: dotmesh.NewDotID(), Branch: "master"}
-	if err := g.CreateBranch(ctx, ref, nil); err != nil {
-		t.Fatal(err)
-	}
+	ref := newTestBranch(t, g)
 	head := dotmesh.CommitRef{BranchRef: ref, ID: dotmesh.NewCommitID()}
 	if _, err := g.Commit(ctx, head); err != nil {
 		t.Fatal(err)
@@ -70,4 +62,31 @@ func TestCreateBranchKeepsListing(t *testing.T) {
 	if !pf.pristineAt(head.ID) {
 		t.Fatalf("the patched clone is not pristine at %s: %+v", head.ID, *pf)
 	}
+}
+
+// testPoolOptions is Options for a pool of the test's own (zfstest.Pool).
+func testPoolOptions(t *testing.T) Options {
+	pool, dir := zfstest.Pool(t)
+	return Options{Pool: pool, DataDir: dir, PoolSize: 1 << 30}
+}
+
+// openTest opens the backend with o, closed at the test's end.
+func openTest(t *testing.T, o Options) *Guarded {
+	t.Helper()
+	g, err := Open(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+// newTestBranch creates branch master of a new dot.
+func newTestBranch(t *testing.T, g *Guarded) dotmesh.BranchRef {
+	t.Helper()
+	ref := dotmesh.BranchRef{Dot: dotmesh.NewDotID(), Branch: "master"}
+	if err := g.CreateBranch(context.Background(), ref, nil); err != nil {
+		t.Fatal(err)
+	}
+	return ref
 }

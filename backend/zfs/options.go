@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dotmesh-io/dotmesh/backend/zfs/internal/fusesock"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -25,6 +26,12 @@ const (
 	DefaultCommandLock = "/run/lock/dotmesh-zfs-fuse.lock"
 	// NoCommandLock as Options.CommandLock turns the lock off.
 	NoCommandLock = "none"
+	// DefaultFuseSocket is zfs-fuse's command socket; see
+	// Options.FuseSocket.
+	DefaultFuseSocket = fusesock.DefaultPath
+	// NoFuseSocket as Options.FuseSocket makes every snapshot with the
+	// zfs command.
+	NoFuseSocket = "none"
 	// minPoolSize is the smallest vdev zpool accepts.
 	minPoolSize = int64(64 << 20)
 )
@@ -57,6 +64,13 @@ type Options struct {
 	// DefaultCommandLock with zfs-fuse, no lock with OpenZFS; NoCommandLock
 	// never locks. A missing directory of the file is made.
 	CommandLock string
+	// FuseSocket is zfs-fuse's command socket, through which a commit
+	// takes its snapshot instead of running `zfs snapshot`, whose start
+	// costs more than the snapshot (see package fusesock). Empty means
+	// DefaultFuseSocket with zfs-fuse when it exists at Open, none with
+	// OpenZFS; NoFuseSocket never. A daemon that does not answer there,
+	// or speaks another layout, gets the command.
+	FuseSocket string
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -104,6 +118,12 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Mountpoint == "/" || strings.ContainsAny(o.Mountpoint, "\x00\n\t") {
 		return fmt.Errorf("%w: mountpoint %q is not usable", dotmesh.ErrInvalidArgument, o.Mountpoint)
+	}
+	switch o.FuseSocket {
+	case "":
+		o.FuseSocket = defaultFuseSocket()
+	case NoFuseSocket:
+		o.FuseSocket = ""
 	}
 	switch o.CommandLock {
 	case "":

@@ -38,6 +38,11 @@ func (c *cli) create(ctx context.Context, d dataset, props ...prop) error {
 }
 
 func (c *cli) snapshot(ctx context.Context, s snapshot, props ...prop) error {
+	if sc := c.sock.Load(); sc != nil {
+		if err, done := c.sockSnapshot(ctx, sc, s, props); done {
+			return err
+		}
+	}
 	args := append([]string{"snapshot"}, propArgs(props)...)
 	_, err := c.run(ctx, c.zfs, append(args, s.String())...)
 	return err

@@ -1,0 +1,144 @@
+package fusesock
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/dotmesh-io/dotmesh/backend/zfs/zfstest"
+)
+
+// TestPackStrings: the XDR nvlist of one string pair, written out by
+// hand from nvpair.c's format.
+func TestPackStrings(t *testing.T) {
+	want := "01010000" + "00000000" + "00000001" + // header, version, NV_UNIQUE_NAME
+		"00000020" + "00000020" + // encoded pair 32 bytes; nvpair_t 16 + "a:b\0" -> 24, "c\0" -> 8
+		"00000003" + "613a6200" + // name
+		"00000009" + "00000001" + // DATA_TYPE_STRING, one
+		"00000001" + "63000000" + // value
+		"00000000" + "00000000" // end
+	if got := hex.EncodeToString(PackStrings(map[string]string{"a:b": "c"})); got != want {
+		t.Fatalf("PackStrings = %s\nwant          %s", got, want)
+	}
+	two := PackStrings(map[string]string{"z:z": "1", "a:a": "22"})
+	if i, j := bytes.Index(two, []byte("a:a")), bytes.Index(two, []byte("z:z")); i < 0 || j < i {
+		t.Fatalf("pairs not in name order: %x", two)
+	}
+}
+
+// TestSnapshotThroughDaemon takes snapshots through a running zfs-fuse
+// and reads them back with the zfs command.
+func TestSnapshotThroughDaemon(t *testing.T) {
+	pool, _ := zfstest.NewPool(t, 256<<20)
+	fs := pool + "/fusesock"
+	zfstest.ZFS(t, "create", fs)
+	c := New(DefaultPath)
+	ctx := context.Background()
+	props := map[string]string{"io.dotmesh:branch": "master", "io.dotmesh:note": strings.Repeat("x", 300)}
+	if err := c.Snapshot(ctx, fs, "one", props); err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	for k, v := range props {
+		if got := strings.TrimSpace(zfstest.ZFS(t, "get", "-H", "-o", "value", k, fs+"@one")); got != v {
+			t.Fatalf("%s of the snapshot = %q, want %q", k, got, v)
+		}
+	}
+	if err := c.Snapshot(ctx, fs, "bare", nil); err != nil {
+		t.Fatalf("Snapshot without properties: %v", err)
+	}
+	zfstest.ZFS(t, "list", "-H", "-o", "name", fs+"@bare")
+	if err := c.Snapshot(ctx, fs, "one", nil); !errors.Is(err, syscall.EEXIST) {
+		t.Fatalf("Snapshot of an existing name: %v, want EEXIST", err)
+	}
+	if err := c.Snapshot(ctx, pool+"/nothing", "one", nil); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("Snapshot of a missing file system: %v, want ENOENT", err)
+	}
+	if err := c.Snapshot(ctx, fs, "bad", map[string]string{"mountpoint": "/x"}); err == nil {
+		t.Fatal("Snapshot with a native property: no error")
+	}
+	if out, err := exec.Command("zfs", "list", "-H", "-o", "name", fs+"@bad").CombinedOutput(); err == nil {
+		t.Fatalf("a refused snapshot was made: %s", out)
+	}
+	var de *DialError
+	if err := New(t.TempDir()+"/none").Snapshot(ctx, fs, "x", nil); !errors.As(err, &de) {
+		t.Fatalf("Snapshot through a missing socket: %v, want a DialError", err)
+	}
+}
+
+// rw is a daemon's side of a connection: it answers from r and takes
+// what the client writes.
+type rw struct {
+	io.Reader
+	w bytes.Buffer
+}
+
+func (x *rw) Write(p []byte) (int, error) { return x.w.Write(p) }
+
+func msg(typ uint32, a, b uint64) []byte {
+	m := make([]byte, msgSize)
+	binary.LittleEndian.PutUint32(m, typ)
+	binary.LittleEndian.PutUint64(m[8:], a)
+	binary.LittleEndian.PutUint64(m[16:], b)
+	return m
+}
+
+// TestExchange: the client serves copies of what it gave, takes copy-outs
+// into it, ends at the answer, and refuses anything else.
+func TestExchange(t *testing.T) {
+	cmd := make([]byte, cmdSize)
+	copy(cmd, "pool/fs")
+	mem := memory{cmdAddr: cmd}
+	out := append(msg(copyinReq, cmdAddr, cmdSize), msg(copyoutReq, cmdAddr+4, 3)...)
+	out = append(out, "new"...)
+	out = append(out, msg(ioctlAns, 0, 0)...)
+	x := &rw{Reader: bytes.NewReader(out)}
+	if err := exchange(x, iocSnapshot, mem); err != nil {
+		t.Fatal(err)
+	}
+	if w := x.w.Bytes(); len(w) != msgSize+cmdSize || binary.LittleEndian.Uint32(w[8:]) != iocSnapshot || string(w[msgSize:msgSize+8]) != "pool/fs\x00" {
+		t.Fatalf("the client wrote %d bytes, want its request and the command", len(w))
+	}
+	if string(cmd[:7]) != "poolnew" {
+		t.Fatalf("after the copy-out the command starts %q", cmd[:7])
+	}
+	for name, tc := range map[string]struct {
+		in   []byte
+		want error
+	}{
+		"errno":           {msg(ioctlAns, uint64(syscall.EBUSY), 0), syscall.EBUSY},
+		"other layout":    {msg(copyinReq, cmdAddr, cmdSize-8), ErrLayout},
+		"outside":         {msg(copyinReq, cmdAddr+cmdSize-2, 4), ErrProtocol},
+		"wrapping":        {msg(copyoutReq, cmdAddr+8, ^uint64(0)-4), ErrProtocol},
+		"unknown address": {msg(copyinReq, 0x42, 1), ErrProtocol},
+		"descriptor":      {msg(getfReq, 3, 0), ErrProtocol},
+		"cut short":       {msg(copyinReq, cmdAddr, cmdSize)[:10], ErrProtocol},
+		"closed":          {nil, ErrProtocol},
+	} {
+		err := exchange(&rw{Reader: bytes.NewReader(tc.in)}, iocSnapshot, memory{cmdAddr: make([]byte, cmdSize)})
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+}
+
+// FuzzExchange: whatever a daemon sends, the client returns, touching
+// only the buffers it gave.
+func FuzzExchange(f *testing.F) {
+	f.Add(append(msg(copyinReq, cmdAddr, cmdSize), msg(ioctlAns, 0, 0)...))
+	f.Add(append(msg(copyoutReq, nvlistAdr, 4), 1, 2, 3, 4))
+	f.Add(msg(ioctlAns, 2, 0))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		nvl := make([]byte, 64)
+		_ = exchange(&rw{Reader: bytes.NewReader(in)}, iocSnapshot, memory{cmdAddr: make([]byte, cmdSize), nvlistAdr: nvl})
+		if len(nvl) != 64 {
+			t.Fatal("a buffer changed size")
+		}
+	})
+}
