@@ -123,7 +123,12 @@ func open(ctx context.Context, opts Options) (*Backend, error) {
 	z.log = opts.Logger.With("backend", Name)
 	z.lock = cmdLockAt(opts.CommandLock)
 	if opts.FuseSocket != "" {
-		z.sock.Store(fusesock.New(opts.FuseSocket))
+		sc := fusesock.New(opts.FuseSocket)
+		if err := sc.Check(ctx); err != nil {
+			opts.Logger.InfoContext(ctx, "zfs-fuse's command socket does not serve this client; snapshots, sends and receives run the zfs command", "socket", opts.FuseSocket, "err", err)
+		} else {
+			z.sock.Store(sc)
+		}
 	}
 	b := &Backend{
 		z: z, log: opts.Logger.With("backend", Name, "root", opts.Root),

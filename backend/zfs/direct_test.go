@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	bt "github.com/dotmesh-io/dotmesh/backend/backendtest"
+	"github.com/dotmesh-io/dotmesh/backend/zfs"
 	"github.com/dotmesh-io/dotmesh/dotmesh"
 )
 
@@ -31,7 +32,11 @@ func TestTransferDirect(t *testing.T) {
 	raw := filepath.Join(dir, "raw")
 	f, err := os.Create(raw)
 	src.must(err, "create")
+	streams := zfs.SocketStreams()
 	src.must(src.b.SendDirect(src.ctx, c2, &c1, f), "SendDirect")
+	if _, err := os.Stat("/dev/zfs"); err != nil && zfs.SocketStreams() != streams+1 {
+		t.Errorf("with zfs-fuse SendDirect did not send through its command socket")
+	}
 	f.Close()
 	stream, err := os.ReadFile(raw)
 	src.must(err, "read")
@@ -84,7 +89,11 @@ func TestTransferDirect(t *testing.T) {
 	}
 	dst.assertNoStaging("after damaged direct streams")
 
+	streams = zfs.SocketStreams()
 	dst.must(dst.b.ReceiveDirect(dst.ctx, c2, &c1, from(stream)), "ReceiveDirect C2")
+	if _, err := os.Stat("/dev/zfs"); err != nil && zfs.SocketStreams() != streams+1 {
+		t.Errorf("with zfs-fuse ReceiveDirect did not receive through its command socket")
+	}
 	dst.commits(master, c1, c2)
 	dst.assertTree(master, v2)
 	// Stored already: not taken.

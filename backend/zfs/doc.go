@@ -40,12 +40,15 @@
 // become dataset names; SubdotPath only returns the mountpoint or a real
 // directory directly inside it.
 //
-// With zfs-fuse a commit's snapshot goes through the daemon's command
-// socket (package fusesock, Options.FuseSocket) instead of `zfs snapshot`:
-// starting the zfs command cost more than the snapshot itself (12.9 of
-// 22.4 ms), and a dm commit went from 36-38 ms to 18-22 ms, quicker than
-// the raw command. Every other command runs as before, and so does the
-// snapshot with OpenZFS or a daemon that does not answer there.
+// With zfs-fuse a commit's snapshot, and a direct push's send and
+// receive (SendDirect, ReceiveDirect), go through the daemon's command
+// socket (package fusesock, Options.FuseSocket) instead of `zfs
+// snapshot`, `zfs send -i` and `zfs receive -F`: starting the zfs command
+// cost more than the snapshot itself (12.9 of 22.4 ms), and a dm commit
+// went from 36-38 ms to 18-22 ms, quicker than the raw command. Every
+// other command runs as before, and so do these with OpenZFS, a daemon
+// that does not answer there (Open checks its layout), or a send from
+// another file system's snapshot.
 //
 // Every commit snapshot is tagged io.dotmesh:branch=<branch> when it is
 // made (`zfs snapshot -o`, or the same property through the socket), because zfs promote moves snapshots between a

@@ -39,7 +39,7 @@ func (c *cli) create(ctx context.Context, d dataset, props ...prop) error {
 
 func (c *cli) snapshot(ctx context.Context, s snapshot, props ...prop) error {
 	if sc := c.sock.Load(); sc != nil {
-		if err, done := c.sockSnapshot(ctx, sc, s, props); done {
+		if done, err := c.sockSnapshot(ctx, sc, s, props); done {
 			return err
 		}
 	}
@@ -284,8 +284,14 @@ func (c *cli) receive(ctx context.Context, target string, force bool, produce fu
 	return werr
 }
 
-// sendTo runs `zfs send [-i from] to` with f, a socket, as its stdout.
+// sendTo runs `zfs send [-i from] to` with f, a socket, as its stdout,
+// or makes its ioctl through zfs-fuse's socket (sockSend).
 func (c *cli) sendTo(ctx context.Context, from *snapshot, to snapshot, f *os.File) error {
+	if sc := c.sock.Load(); sc != nil && (from == nil || from.fs == to.fs) {
+		if done, err := c.sockSend(ctx, sc, from, to, f); done {
+			return err
+		}
+	}
 	args := []string{"send"}
 	if from != nil {
 		args = append(args, "-i", from.String())
@@ -295,7 +301,7 @@ func (c *cli) sendTo(ctx context.Context, from *snapshot, to snapshot, f *os.Fil
 }
 
 // receiveFrom runs `zfs receive [-F] target` with f, a socket, as its
-// stdin.
+// stdin, or makes its ioctl through zfs-fuse's socket (sockReceive).
 func (c *cli) receiveFrom(ctx context.Context, target string, force bool, f *os.File) error {
 	args, err := receiveArgs(target, force)
 	if err != nil {
@@ -303,6 +309,11 @@ func (c *cli) receiveFrom(ctx context.Context, target string, force bool, f *os.
 	}
 	defer zfsChanges.Add(1)
 	defer c.lock.busy(ctx)()
+	if sc := c.sock.Load(); sc != nil {
+		if done, err := c.sockReceive(ctx, sc, args, target, force, f); done {
+			return err
+		}
+	}
 	return c.runWith(ctx, args, f, nil)
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -149,15 +150,29 @@ func (d *directSender) ended(limit time.Duration) bool {
 	return !(errors.As(err, &ne) && ne.Timeout())
 }
 
-// waitGone waits up to limit for no process to hold every one of words.
-func waitGone(limit time.Duration, words ...string) int {
+// receiveRunning says whether a zfs receive into pool p runs: the
+// command, or, through zfs-fuse's command socket, zfs-fuse reading a
+// connection to addr, the receiving node's.
+func receiveRunning(p, addr string) bool {
+	return processWith("receive", "-F", p) != 0 || fuseHolds(addr, "")
+}
+
+// waitNoReceive waits up to limit for no zfs receive into p to run (see
+// receiveRunning), and says what still runs then.
+func waitNoReceive(limit time.Duration, p, addr string) string {
 	deadline := time.Now().Add(limit)
 	for {
-		pid := processWith(words...)
-		if pid == 0 || time.Now().After(deadline) {
-			return pid
+		pid, fuse := processWith("receive", "-F", p), fuseHolds(addr, "")
+		switch {
+		case pid == 0 && !fuse:
+			return ""
+		case time.Now().Before(deadline):
+			time.Sleep(20 * time.Millisecond)
+		case pid != 0:
+			return fmt.Sprintf("zfs receive (pid %d)", pid)
+		default:
+			return "zfs-fuse's receive through its command socket"
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -257,14 +272,13 @@ func TestTransferZFSDirectStalled(t *testing.T) {
 	}
 	stream, err := exec.Command("zfs", "send", "-i", snaps[0], snaps[1]).Output()
 	must(t, err)
-	receiving := []string{"receive", "-F", p2}
 
 	// Aborted while it stalls.
 	d := openDirect(t, z2, c2, base)
 	_, err = d.conn.Write(stream[:len(stream)/2])
 	must(t, err)
 	time.Sleep(300 * time.Millisecond)
-	if processWith(receiving...) == 0 {
+	if !receiveRunning(p2, z2.addr) {
 		t.Fatal("z2 runs no zfs receive for the stalled stream: the test proves nothing")
 	}
 	start := time.Now()
@@ -273,8 +287,8 @@ func TestTransferZFSDirectStalled(t *testing.T) {
 		t.Fatal("the aborted direct stream's connection stays open")
 	}
 	took := time.Since(start)
-	if pid := waitGone(5*time.Second, receiving...); pid != 0 {
-		t.Errorf("zfs receive (pid %d) runs on after the abort", pid)
+	if what := waitNoReceive(5*time.Second, p2, z2.addr); what != "" {
+		t.Errorf("%s runs on after the abort", what)
 	}
 	logb, _ := os.ReadFile(z2.log)
 	if took >= idle || bytes.Contains(logb, []byte("sender sent nothing")) {
@@ -286,8 +300,8 @@ func TestTransferZFSDirectStalled(t *testing.T) {
 	d, _ = sendPart(t, z2, c2, base, stream[:len(stream)/2])
 	start = time.Now()
 	d.conn.Close()
-	if pid := waitGone(5*time.Second, receiving...); pid != 0 {
-		t.Errorf("zfs receive (pid %d) runs on after the sender's connection closed", pid)
+	if what := waitNoReceive(5*time.Second, p2, z2.addr); what != "" {
+		t.Errorf("%s runs on after the sender's connection closed", what)
 	}
 	t.Logf("zfs receive ended %s after the sender closed", time.Since(start).Round(time.Millisecond))
 	if got := ids(e.logOn(z2, "app")); got != ids(before) {
@@ -307,8 +321,8 @@ func TestTransferZFSDirectStalled(t *testing.T) {
 		t.Errorf("the stalled stream was cut after %s, before the idle time %s", took, idle)
 	}
 	t.Logf("the stalled stream was cut after %s (idle %s)", took.Round(time.Millisecond), idle)
-	if pid := waitGone(5*time.Second, receiving...); pid != 0 {
-		t.Errorf("zfs receive (pid %d) runs on after the cut", pid)
+	if what := waitNoReceive(5*time.Second, p2, z2.addr); what != "" {
+		t.Errorf("%s runs on after the cut", what)
 	}
 	if logb, _ := os.ReadFile(z2.log); !bytes.Contains(logb, []byte("sender sent nothing")) {
 		t.Error("z2 did not log the idle cut")

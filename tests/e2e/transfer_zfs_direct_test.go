@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,6 +129,53 @@ func childWith(pid int, words ...string) bool {
 	return false
 }
 
+// fuseHolds says whether the zfs-fuse daemon holds an established TCP
+// connection from local to remote (either "" for any), as it does while
+// it sends or receives a stream through its command socket, which
+// passed it the node's end of the connection.
+func fuseHolds(local, remote string) bool {
+	inodes := map[string]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, _ := os.ReadFile(f)
+		for _, l := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(l)
+			if len(fs) < 10 || fs[3] != "01" { // ESTABLISHED
+				continue
+			}
+			if (local == "" || fs[1] == procAddr(local)) && (remote == "" || fs[2] == procAddr(remote)) {
+				inodes["socket:["+fs[9]+"]"] = true
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return false
+	}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		if comm, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "comm")); strings.TrimSpace(string(comm)) != "zfs-fuse" {
+			continue
+		}
+		fds, _ := os.ReadDir(filepath.Join("/proc", d.Name(), "fd"))
+		for _, fd := range fds {
+			if l, err := os.Readlink(filepath.Join("/proc", d.Name(), "fd", fd.Name())); err == nil && inodes[l] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// procAddr is an IPv4 host:port as /proc/net/tcp writes it.
+func procAddr(hostport string) string {
+	h, p, err := net.SplitHostPort(hostport)
+	ip := net.ParseIP(h).To4()
+	port, perr := strconv.Atoi(p)
+	if err != nil || ip == nil || perr != nil {
+		return hostport
+	}
+	return fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], port)
+}
+
 // processWith is the pid of a process whose command line holds every
 // one of words, or 0.
 func processWith(words ...string) int {
@@ -201,11 +250,13 @@ func directKilled(t *testing.T, sender, atOnce bool) {
 	done := make(chan error, 1)
 	go func() { done <- push.Wait() }()
 	start := time.Now()
-	victim, words := z2, []string{"receive", "-F", p2}
+	// Running: the victim's zfs command, or zfs-fuse holding the victim's
+	// end of the stream's connection (through its command socket).
+	victim, words, local, remote := z2, []string{"receive", "-F", p2}, z2.addr, ""
 	if sender {
-		victim, words = z1, []string{"send", "-i", p1}
+		victim, words, local, remote = z1, []string{"send", "-i", p1}, "", z2.addr
 	}
-	for !childWith(victim.cmd.Process.Pid, words...) {
+	for !childWith(victim.cmd.Process.Pid, words...) && !fuseHolds(local, remote) {
 		select {
 		case err := <-done:
 			t.Fatalf("the push ended before %s ran zfs %s (err %v): %s %s", victim.name, words[0], err, out.String(), errb.String())
@@ -241,8 +292,8 @@ func directKilled(t *testing.T, sender, atOnce bool) {
 	t.Logf("killed %s %s into the push; push said: %s", victim.name, killedAt.Round(time.Millisecond), bytes.TrimSpace(errb.Bytes()))
 	if sender {
 		// zfs-fuse may send on, but the stream ends: z2's receive with it.
-		if pid := waitGone(30*time.Second, "receive", "-F", p2); pid != 0 {
-			t.Errorf("z2's zfs receive (pid %d) runs on 30 s after the sender died", pid)
+		if what := waitNoReceive(30*time.Second, p2, z2.addr); what != "" {
+			t.Errorf("z2's %s runs on 30 s after the sender died", what)
 		}
 	}
 	if all := zfstest.ZFS(t, "list", "-H", "-o", "name", "-t", "all", "-r", p2); strings.Contains(all, newID) {

@@ -199,6 +199,9 @@ func parseMySQL(c *Conn, raw string, bad func(string, ...any) error) error {
 		if c.Host == "" {
 			return bad("give a host or unix(/socket)")
 		}
+		if strings.ContainsAny(c.Host, "()") {
+			return bad("host %q is no host name or address: write tcp(host:port) or unix(/socket)", c.Host)
+		}
 		if found && (!isDigits(p) || len(p) > 5) {
 			return bad("port %q is not a number", p)
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -41,6 +42,9 @@ func TestSnapshotThroughDaemon(t *testing.T) {
 	zfstest.ZFS(t, "create", fs)
 	c := New(DefaultPath)
 	ctx := context.Background()
+	if err := c.Snapshot(ctx, fs, "probe", nil); err != nil {
+		t.Fatalf("this test needs zfs-fuse's command socket at %s (zfs-fuse, not OpenZFS): %v", DefaultPath, err)
+	}
 	props := map[string]string{"io.dotmesh:branch": "master", "io.dotmesh:note": strings.Repeat("x", 300)}
 	if err := c.Snapshot(ctx, fs, "one", props); err != nil {
 		t.Fatalf("Snapshot: %v", err)
@@ -99,7 +103,7 @@ func TestExchange(t *testing.T) {
 	out = append(out, "new"...)
 	out = append(out, msg(ioctlAns, 0, 0)...)
 	x := &rw{Reader: bytes.NewReader(out)}
-	if err := exchange(x, iocSnapshot, mem); err != nil {
+	if err := exchange(x, iocSnapshot, mem, nil); err != nil {
 		t.Fatal(err)
 	}
 	if w := x.w.Bytes(); len(w) != msgSize+cmdSize || binary.LittleEndian.Uint32(w[8:]) != iocSnapshot || string(w[msgSize:msgSize+8]) != "pool/fs\x00" {
@@ -107,6 +111,17 @@ func TestExchange(t *testing.T) {
 	}
 	if string(cmd[:7]) != "poolnew" {
 		t.Fatalf("after the copy-out the command starts %q", cmd[:7])
+	}
+	// A descriptor: passed when asked for by its token, and only then.
+	sent := 0
+	sendFD := func() error { sent++; return nil }
+	x = &rw{Reader: bytes.NewReader(append(msg(getfReq, fdToken, 0), msg(ioctlAns, 0, 0)...))}
+	if err := exchange(x, iocSend, memory{cmdAddr: make([]byte, cmdSize)}, sendFD); err != nil || sent != 1 {
+		t.Fatalf("asked for the descriptor: %v, passed %d times", err, sent)
+	}
+	x = &rw{Reader: bytes.NewReader(msg(getfReq, 7, 0))}
+	if err := exchange(x, iocSend, memory{cmdAddr: make([]byte, cmdSize)}, sendFD); !errors.Is(err, ErrProtocol) || sent != 1 {
+		t.Fatalf("asked for another descriptor: %v, passed %d times", err, sent)
 	}
 	for name, tc := range map[string]struct {
 		in   []byte
@@ -121,9 +136,30 @@ func TestExchange(t *testing.T) {
 		"cut short":       {msg(copyinReq, cmdAddr, cmdSize)[:10], ErrProtocol},
 		"closed":          {nil, ErrProtocol},
 	} {
-		err := exchange(&rw{Reader: bytes.NewReader(tc.in)}, iocSnapshot, memory{cmdAddr: make([]byte, cmdSize)})
+		err := exchange(&rw{Reader: bytes.NewReader(tc.in)}, iocSnapshot, memory{cmdAddr: make([]byte, cmdSize)}, nil)
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+}
+
+// TestCheck: the layout is the daemon's first request's size.
+func TestCheck(t *testing.T) {
+	for name, tc := range map[string]struct {
+		in   []byte
+		want error
+	}{
+		"this layout":    {msg(copyinReq, cmdAddr, cmdSize), nil},
+		"another layout": {msg(copyinReq, cmdAddr, 5440), ErrLayout},
+		"an answer":      {msg(ioctlAns, 22, 0), ErrProtocol},
+		"nothing":        {nil, ErrProtocol},
+	} {
+		x := &rw{Reader: bytes.NewReader(tc.in)}
+		if err := check(x); !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+		if w := x.w.Bytes(); len(w) != msgSize || binary.LittleEndian.Uint32(w[8:]) != iocObjsetStats {
+			t.Errorf("%s: the client wrote %x, want an OBJSET_STATS request alone", name, w)
 		}
 	}
 }
@@ -136,9 +172,91 @@ func FuzzExchange(f *testing.F) {
 	f.Add(msg(ioctlAns, 2, 0))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		nvl := make([]byte, 64)
-		_ = exchange(&rw{Reader: bytes.NewReader(in)}, iocSnapshot, memory{cmdAddr: make([]byte, cmdSize), nvlistAdr: nvl})
+		_ = exchange(&rw{Reader: bytes.NewReader(in)}, iocSnapshot, memory{cmdAddr: make([]byte, cmdSize), nvlistAdr: nvl}, func() error { return nil })
+		_ = check(&rw{Reader: bytes.NewReader(in)})
 		if len(nvl) != 64 {
 			t.Fatal("a buffer changed size")
 		}
 	})
+}
+
+// TestStreamsThroughDaemon sends an increment through the socket into a
+// pipe and receives it from the pipe through the socket, as a push's
+// two nodes do with their socket; and refuses what the command refuses.
+func TestStreamsThroughDaemon(t *testing.T) {
+	pool, _ := zfstest.NewPool(t, 256<<20)
+	c := New(DefaultPath)
+	ctx := context.Background()
+	if err := c.Check(ctx); err != nil {
+		t.Fatalf("this test needs zfs-fuse's command socket at %s (zfs-fuse, not OpenZFS): %v", DefaultPath, err)
+	}
+	a, b := pool+"/a", pool+"/b"
+	zfstest.ZFS(t, "create", a)
+	zfstest.ZFS(t, "snapshot", a+"@1")
+	zfstest.ZFS(t, "snapshot", a+"@2")
+	if out, err := exec.Command("sh", "-c", "zfs send "+a+"@1 | zfs receive "+b).CombinedOutput(); err != nil {
+		t.Fatalf("the base by the command: %v: %s", err, out)
+	}
+	// push sends from a to b@2 through a pipe; both ends through the socket.
+	push := func(from, to, dest string) (sendErr, recvErr error) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			err := c.Send(ctx, to, from, w)
+			w.Close()
+			done <- err
+		}()
+		recvErr = c.Receive(ctx, dest, true, r)
+		r.Close()
+		return <-done, recvErr
+	}
+	if serr, rerr := push("1", a+"@2", b+"@2"); serr != nil || rerr != nil {
+		t.Fatalf("increment 1 -> 2: send %v, receive %v", serr, rerr)
+	}
+	guid := func(s string) string { return strings.TrimSpace(zfstest.ZFS(t, "get", "-H", "-o", "value", "guid", s)) }
+	if g1, g2 := guid(a+"@2"), guid(b+"@2"); g1 != g2 {
+		t.Fatalf("received snapshot's guid %s, sent %s", g2, g1)
+	}
+
+	// An increment from a snapshot b lacks.
+	zfstest.ZFS(t, "snapshot", a+"@3")
+	zfstest.ZFS(t, "snapshot", a+"@4")
+	if _, rerr := push("3", a+"@4", b+"@4"); !errors.Is(rerr, syscall.ENODEV) {
+		t.Fatalf("an increment onto a base b lacks: %v, want ENODEV", rerr)
+	}
+	if out, err := exec.Command("zfs", "list", "-H", b+"@4").CombinedOutput(); err == nil {
+		t.Fatalf("a refused increment made %s", out)
+	}
+	// From a later snapshot: zfs refuses to send.
+	if serr, _ := push("4", a+"@2", b+"@x"); serr == nil {
+		t.Fatal("sending 4 -> 2: no error")
+	}
+
+	// A complete stream is not an increment: refused once its first
+	// record is read, before the daemon sees it.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("zfs", "send", a+"@1")
+	cmd.Stdout = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if err := c.Receive(ctx, pool+"/c@1", true, r); !errors.Is(err, ErrStream) {
+		t.Fatalf("a complete stream: %v, want ErrStream", err)
+	}
+	r.Close()
+	_ = cmd.Wait()
+	// A stream that ends at once.
+	r, w, _ = os.Pipe()
+	w.Close()
+	if err := c.Receive(ctx, b+"@4", true, r); !errors.Is(err, ErrStream) {
+		t.Fatalf("an empty stream: %v, want ErrStream", err)
+	}
+	r.Close()
 }
