@@ -191,8 +191,9 @@ func (l *cmdLock) foregroundDone() {
 	l.mu.Unlock()
 }
 
-// defaultFuseSocket is the socket Open takes snapshots through: zfs-fuse's,
-// when there is no kernel module's /dev/zfs and the socket exists.
+// defaultFuseSocket is the socket Open takes snapshots, and makes direct
+// streams, through: zfs-fuse's, when there is no kernel module's /dev/zfs
+// and the socket exists.
 func defaultFuseSocket() string {
 	if _, err := os.Stat("/dev/zfs"); err == nil {
 		return ""

@@ -93,8 +93,8 @@ type cli struct {
 	timeout    time.Duration // for commands that do not stream data
 	log        *slog.Logger  // commands and their durations, at debug level
 	lock       *cmdLock      // taken by commands that change state; nil: none
-	// sock is zfs-fuse's command socket, which snapshots go through
-	// (sockSnapshot); nil: the zfs command takes them.
+	// sock is zfs-fuse's command socket, which snapshots and direct
+	// streams go through (fuseioctl.go); nil: the zfs command takes them.
 	sock atomic.Pointer[fusesock.Client]
 }
 

@@ -29,8 +29,8 @@ const (
 	// DefaultFuseSocket is zfs-fuse's command socket; see
 	// Options.FuseSocket.
 	DefaultFuseSocket = fusesock.DefaultPath
-	// NoFuseSocket as Options.FuseSocket makes every snapshot with the
-	// zfs command.
+	// NoFuseSocket as Options.FuseSocket leaves every snapshot, send and
+	// receive to the zfs command.
 	NoFuseSocket = "none"
 	// minPoolSize is the smallest vdev zpool accepts.
 	minPoolSize = int64(64 << 20)
@@ -65,11 +65,12 @@ type Options struct {
 	// never locks. A missing directory of the file is made.
 	CommandLock string
 	// FuseSocket is zfs-fuse's command socket, through which a commit
-	// takes its snapshot instead of running `zfs snapshot`, whose start
-	// costs more than the snapshot (see package fusesock). Empty means
-	// DefaultFuseSocket with zfs-fuse when it exists at Open, none with
-	// OpenZFS; NoFuseSocket never. A daemon that does not answer there,
-	// or speaks another layout, gets the command.
+	// takes its snapshot, and a direct push sends and receives, instead
+	// of running the zfs command, whose start costs more than the
+	// snapshot (see package fusesock). Empty means DefaultFuseSocket
+	// with zfs-fuse when it exists at Open, none with OpenZFS;
+	// NoFuseSocket never. A daemon that does not answer there, or speaks
+	// another layout (Open asks), gets the command.
 	FuseSocket string
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger

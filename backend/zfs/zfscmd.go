@@ -287,6 +287,7 @@ func (c *cli) receive(ctx context.Context, target string, force bool, produce fu
 // sendTo runs `zfs send [-i from] to` with f, a socket, as its stdout,
 // or makes its ioctl through zfs-fuse's socket (sockSend).
 func (c *cli) sendTo(ctx context.Context, from *snapshot, to snapshot, f *os.File) error {
+	defer c.lock.busy(ctx)()
 	if sc := c.sock.Load(); sc != nil && (from == nil || from.fs == to.fs) {
 		if done, err := c.sockSend(ctx, sc, from, to, f); done {
 			return err
@@ -296,7 +297,6 @@ func (c *cli) sendTo(ctx context.Context, from *snapshot, to snapshot, f *os.Fil
 	if from != nil {
 		args = append(args, "-i", from.String())
 	}
-	defer c.lock.busy(ctx)()
 	return c.runWith(ctx, append(args, to.String()), nil, f)
 }
 
