@@ -89,11 +89,11 @@ func (c *cli) sockReceive(ctx context.Context, sc *fusesock.Client, args []strin
 	start := time.Now()
 	err = sc.Receive(ctx, target, force, f)
 	c.logIoctl(sc, args, start, err)
-	var de *fusesock.DialError
-	if errors.As(err, &de) {
+	// A daemon of another layout refuses only after the stream's first
+	// record was read: too late for the command.
+	if c.untaken(sc, err) && !errors.Is(err, fusesock.ErrLayout) {
 		return false, nil
 	}
-	c.untaken(sc, err) // after the stream's first record: too late for the command
 	fs, _, _ := strings.Cut(target, "@")
 	return outcome(&socketStreams, args, "cannot receive incremental stream", err, map[syscall.Errno]string{
 		syscall.ENODEV:  fmt.Sprintf("most recent snapshot of %s does not match incremental source", fs),

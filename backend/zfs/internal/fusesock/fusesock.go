@@ -125,7 +125,7 @@ func (e *DialError) Unwrap() error { return e.Err }
 // short; the snapshot may have been made then, as when the command is
 // killed.
 func (c *Client) Snapshot(ctx context.Context, fs, name string, props map[string]string) error {
-	if fs == "" || name == "" || len(fs) >= nameMax || len(name) >= nameMax || strings.ContainsRune(fs+name, 0) {
+	if !validSnapshot(fs + "@" + name) {
 		return fmt.Errorf("fusesock: invalid snapshot name %q@%q", fs, name)
 	}
 	for k := range props {
@@ -215,6 +215,9 @@ func (c *Client) Receive(ctx context.Context, dest string, force bool, f *os.Fil
 	return c.on(ctx, conn, iocRecv, memory{cmdAddr: cmd, dstAddr: errs}, f)
 }
 
+// validSnapshot says whether s is "fs@name", neither part empty nor
+// holding another '@' or a NUL, and short enough for the command's name
+// fields.
 func validSnapshot(s string) bool {
 	fs, name, ok := strings.Cut(s, "@")
 	return ok && fs != "" && name != "" && len(s) < nameMax && !strings.ContainsAny(s, "\x00") && !strings.Contains(name, "@")
@@ -240,13 +243,18 @@ func (c *Client) dial(ctx context.Context) (*net.UnixConn, error) {
 	return conn.(*net.UnixConn), nil
 }
 
-// on makes the ioctl on conn.
-func (c *Client) on(ctx context.Context, conn *net.UnixConn, req uint32, mem memory, f *os.File) error {
+// bind makes conn end with ctx: at its deadline, and at once when it is
+// cancelled, until stop is called.
+func bind(ctx context.Context, conn net.Conn) (stop func() bool) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+}
+
+// on makes the ioctl on conn.
+func (c *Client) on(ctx context.Context, conn *net.UnixConn, req uint32, mem memory, f *os.File) error {
+	defer bind(ctx, conn)()
 	var sendFD func() error
 	if f != nil {
 		sendFD = func() error {
@@ -353,9 +361,7 @@ func (c *Client) Check(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
+	defer bind(ctx, conn)()
 	return check(conn)
 }
 

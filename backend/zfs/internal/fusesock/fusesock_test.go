@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/dotmesh-io/dotmesh/backend/zfs/zfstest"
 )
@@ -161,6 +163,60 @@ func TestCheck(t *testing.T) {
 		if w := x.w.Bytes(); len(w) != msgSize || binary.LittleEndian.Uint32(w[8:]) != iocObjsetStats {
 			t.Errorf("%s: the client wrote %x, want an OBJSET_STATS request alone", name, w)
 		}
+	}
+}
+
+// TestRefusedNames: a name the command would refuse is refused before
+// any daemon is dialed (the socket here does not exist: a dial would
+// give a DialError).
+func TestRefusedNames(t *testing.T) {
+	c := New(t.TempDir() + "/none")
+	ctx := context.Background()
+	long := strings.Repeat("x", nameMax)
+	for _, n := range [][2]string{{"", "a"}, {"p/fs", ""}, {"p/fs@x", "a"}, {"p/fs", "a@b"}, {"p/\x00", "a"}, {long, "a"}} {
+		var de *DialError
+		if err := c.Snapshot(ctx, n[0], n[1], nil); err == nil || errors.As(err, &de) {
+			t.Errorf("Snapshot(%q, %q): %v, want a refusal before dialing", n[0], n[1], err)
+		}
+	}
+	for _, to := range []string{"p/fs", "p/fs@", "@a", "p/fs@a@b"} {
+		var de *DialError
+		if err := c.Send(ctx, to, "", nil); err == nil || errors.As(err, &de) {
+			t.Errorf("Send(%q): %v, want a refusal before dialing", to, err)
+		}
+		if err := c.Receive(ctx, to, false, nil); err == nil || errors.As(err, &de) {
+			t.Errorf("Receive(%q): %v, want a refusal before dialing", to, err)
+		}
+	}
+}
+
+// TestCheckCancelled: a daemon that never answers holds Check only until
+// its context is cancelled.
+func TestCheckCancelled(t *testing.T) {
+	path := t.TempDir() + "/sock"
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		if conn, err := l.Accept(); err == nil {
+			defer conn.Close()
+			_, _ = io.Copy(io.Discard, conn) // reads the request, says nothing
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- New(path).Check(ctx) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Check of a silent daemon succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Check of a silent daemon did not end with its context")
 	}
 }
 
