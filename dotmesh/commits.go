@@ -185,7 +185,8 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 	if journal {
 		// Durable with the data: answer now; the transaction follows
 		// under the dot's lock, and the registry waits for it.
-		leave, release := n.ks.gate.enter(), *unlock
+		leave, asked := n.ks.gate.enter()
+		release := *unlock
 		*unlock = nil
 		audited()
 		// The log line goes with the transaction: a write to the log
@@ -193,6 +194,7 @@ func (n *Node) commitLocked(ctx context.Context, d *Dot, b *Branch, rev int64, o
 		go func() {
 			defer release()
 			defer leave()
+			awaitJournalTurn(asked)
 			ctx := context.WithoutCancel(ctx)
 			n.log.InfoContext(ctx, "committed", "dot", name.String(), "branch", b.Name, "commit", c.ID)
 			n.recordJournaled(ctx, jr, b, rev, c, audit)

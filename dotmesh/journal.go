@@ -15,9 +15,11 @@ import (
 // backend before the data is taken (btrfs: an xattr, which the snapshot's
 // own transaction makes durable), so the registry's syncs leave the
 // commit's path: a crash after the answer leaves a journaled record that
-// NewNode replays. Until the transaction is done the dot stays locked and
-// every registry access through the node waits for it (journalGate), so
-// nothing after the answer reads a registry without the commit.
+// NewNode replays. The transaction starts journalDelay after the answer,
+// at once when a registry access asks for it; until it is done the dot
+// stays locked and every registry access through the node waits for it
+// (journalGate), so nothing after the answer reads a registry without
+// the commit.
 //
 // Cluster nodes do not journal: other nodes read etcd right after the
 // answer, and a branch may move to another node before a crashed one
@@ -79,6 +81,25 @@ func (n *Node) dropJournal(ctx context.Context, jr CommitJournal, c CommitRef) {
 // access through the node waits at most their sum (2.3 s) for it.
 var journalBackoff = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond,
 	160 * time.Millisecond, 320 * time.Millisecond, 640 * time.Millisecond, time.Second}
+
+// journalDelay is how long an answered commit's registry transaction
+// waits before it starts, unless a registry access through the node asks
+// for it first (journalGate): the client reads the answer and exits
+// meanwhile instead of sharing the machine with the transaction's writes
+// and fdatasyncs (a btrfs `dm commit` 1.4-2.0 ms faster on a 2-CPU
+// machine, its process's CPU 1.4 ms less). The dot stays locked and the
+// record journaled until the transaction is done, as before.
+const journalDelay = 3 * time.Millisecond
+
+// awaitJournalTurn waits journalDelay, or less when asked is closed.
+func awaitJournalTurn(asked <-chan struct{}) {
+	t := time.NewTimer(journalDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-asked:
+	}
+}
 
 // maxJournalConflicts bounds the re-reads of a branch whose transaction
 // conflicted.
@@ -224,15 +245,24 @@ type journalGate struct {
 	mu   sync.Mutex
 	next uint64
 	open map[uint64]chan struct{}
+	// asked is closed when an access waits for the transactions in
+	// flight, which then start at once (journalDelay); the next enter
+	// makes a new one.
+	asked chan struct{}
 }
 
-// enter marks one transaction in flight; the returned func ends it.
-func (g *journalGate) enter() func() {
+// enter marks one transaction in flight; the returned func ends it, and
+// asked is closed when an access waits for it.
+func (g *journalGate) enter() (leave func(), asked <-chan struct{}) {
 	ch := make(chan struct{})
 	g.mu.Lock()
 	if g.open == nil {
 		g.open = make(map[uint64]chan struct{})
 	}
+	if g.asked == nil {
+		g.asked = make(chan struct{})
+	}
+	asked = g.asked
 	id := g.next
 	g.next++
 	g.open[id] = ch
@@ -244,7 +274,7 @@ func (g *journalGate) enter() func() {
 		g.n.Add(-1)
 		g.mu.Unlock()
 		close(ch)
-	}
+	}, asked
 }
 
 // wait returns once the transactions in flight at its call are done.
@@ -256,6 +286,10 @@ func (g *journalGate) wait(ctx context.Context) error {
 	chs := make([]chan struct{}, 0, len(g.open))
 	for _, ch := range g.open {
 		chs = append(chs, ch)
+	}
+	if g.asked != nil {
+		close(g.asked)
+		g.asked = nil
 	}
 	g.mu.Unlock()
 	for _, ch := range chs {
