@@ -453,7 +453,7 @@ func pushZFS(dm string, size int64, runs int, keep bool) (rows []func(*verdicts)
 			steps[0], steps[1] = steps[1], steps[0]
 		}
 		for _, step := range steps {
-			settle()
+			settle(settleFor)
 			if err := step(); err != nil {
 				return nil, err
 			}
@@ -473,11 +473,12 @@ func pushZFS(dm string, size int64, runs int, keep bool) (rows []func(*verdicts)
 // the reference for the push's.
 const settleFor = 2 * time.Second
 
-// settle starts a timed step on an idle pool: nothing of the nodes' behind
-// work left, the page cache written out.
-func settle() {
+// settle starts a timed step on an idle pool: the page cache written
+// out, d for the nodes' work behind their answers to end, then that
+// written out too.
+func settle(d time.Duration) {
 	syscall.Sync()
-	time.Sleep(settleFor)
+	time.Sleep(d)
 	syscall.Sync()
 }
 

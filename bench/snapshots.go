@@ -301,7 +301,7 @@ func runSnapshots(k snapKind, dm string, size int64, runs int, keep bool) (err e
 			}
 		}
 		// The writes are flushed before each timed command
-		// (settleSnapshots), so that no snapshot pays for another's data
+		// (settle), so that no snapshot pays for another's data
 		// or for the node's work behind its last answer; the order turns
 		// each run, so that none always goes first.
 		type measure struct {
@@ -326,7 +326,7 @@ func runSnapshots(k snapKind, dm string, size int64, runs int, keep bool) (err e
 			order = append(order, branches[(i+j)%len(branches)])
 		}
 		for _, m := range order {
-			settleSnapshots()
+			settle(snapSettle)
 			d, err := timed(m.cmd, m.cpu)
 			if err != nil {
 				return err
@@ -367,13 +367,6 @@ func runSnapshots(k snapKind, dm string, size int64, runs int, keep bool) (err e
 // transaction (0.8 ms more for a raw btrfs snapshot right after a dm
 // commit).
 const snapSettle = time.Second
-
-// settleSnapshots starts a timed command on a settled pool: the node's
-// behind work done, the page cache written out.
-func settleSnapshots() {
-	time.Sleep(snapSettle)
-	syscall.Sync()
-}
 
 // snapCPU sums the CPU time of timed commands and of the node while each
 // ran. The node's is its threads' run time (cpuTime, nanoseconds); work

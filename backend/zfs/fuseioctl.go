@@ -18,12 +18,12 @@ import (
 var socketSnapshots, socketStreams atomic.Uint64
 
 // sockSnapshot takes s through zfs-fuse's command socket, as the
-// command would and under the same lock; done is false when the command
+// command (args) would and under the same lock; done is false when the command
 // must take it instead: nothing was asked of a daemon (none listens
 // there: the command then says what is wrong), or the daemon's layout
 // is another (the socket is then left for good), or a property is one a
 // snapshot does not take through it.
-func (c *cli) sockSnapshot(ctx context.Context, sc *fusesock.Client, s snapshot, props []prop) (done bool, err error) {
+func (c *cli) sockSnapshot(ctx context.Context, sc *fusesock.Client, args []string, s snapshot, props []prop) (done bool, err error) {
 	kv := make(map[string]string, len(props))
 	for _, p := range props {
 		if !strings.Contains(p.key, ":") {
@@ -36,7 +36,6 @@ func (c *cli) sockSnapshot(ctx context.Context, sc *fusesock.Client, s snapshot,
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	args := append(append([]string{"snapshot"}, propArgs(props)...), s.String())
 	if c.lock != nil {
 		unlock, err := c.lock.lock(ctx)
 		if err != nil {
@@ -58,14 +57,14 @@ func (c *cli) sockSnapshot(ctx context.Context, sc *fusesock.Client, s snapshot,
 	})
 }
 
-// sockSend makes `zfs send [-i from] to` into f through the socket; done
-// is false when no daemon listens there, and the command must.
-func (c *cli) sockSend(ctx context.Context, sc *fusesock.Client, from *snapshot, to snapshot, f *os.File) (done bool, err error) {
-	args, short := []string{"send"}, ""
+// sockSend makes `zfs send [-i from] to` (args) into f through the
+// socket; done is false when no daemon listens there, and the command
+// must.
+func (c *cli) sockSend(ctx context.Context, sc *fusesock.Client, args []string, from *snapshot, to snapshot, f *os.File) (done bool, err error) {
+	short := ""
 	if from != nil {
-		args, short = append(args, "-i", from.String()), from.name
+		short = from.name
 	}
-	args = append(args, to.String())
 	start := time.Now()
 	err = sc.Send(ctx, to.String(), short, f)
 	c.logIoctl(sc, args, start, err)

@@ -38,13 +38,13 @@ func (c *cli) create(ctx context.Context, d dataset, props ...prop) error {
 }
 
 func (c *cli) snapshot(ctx context.Context, s snapshot, props ...prop) error {
+	args := append(append([]string{"snapshot"}, propArgs(props)...), s.String())
 	if sc := c.sock.Load(); sc != nil {
-		if done, err := c.sockSnapshot(ctx, sc, s, props); done {
+		if done, err := c.sockSnapshot(ctx, sc, args, s, props); done {
 			return err
 		}
 	}
-	args := append([]string{"snapshot"}, propArgs(props)...)
-	_, err := c.run(ctx, c.zfs, append(args, s.String())...)
+	_, err := c.run(ctx, c.zfs, args...)
 	return err
 }
 
@@ -288,16 +288,17 @@ func (c *cli) receive(ctx context.Context, target string, force bool, produce fu
 // or makes its ioctl through zfs-fuse's socket (sockSend).
 func (c *cli) sendTo(ctx context.Context, from *snapshot, to snapshot, f *os.File) error {
 	defer c.lock.busy(ctx)()
-	if sc := c.sock.Load(); sc != nil && (from == nil || from.fs == to.fs) {
-		if done, err := c.sockSend(ctx, sc, from, to, f); done {
-			return err
-		}
-	}
 	args := []string{"send"}
 	if from != nil {
 		args = append(args, "-i", from.String())
 	}
-	return c.runWith(ctx, append(args, to.String()), nil, f)
+	args = append(args, to.String())
+	if sc := c.sock.Load(); sc != nil && (from == nil || from.fs == to.fs) {
+		if done, err := c.sockSend(ctx, sc, args, from, to, f); done {
+			return err
+		}
+	}
+	return c.runWith(ctx, args, nil, f)
 }
 
 // receiveFrom runs `zfs receive [-F] target` with f, a socket, as its

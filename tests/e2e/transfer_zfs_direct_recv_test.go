@@ -150,29 +150,29 @@ func (d *directSender) ended(limit time.Duration) bool {
 	return !(errors.As(err, &ne) && ne.Timeout())
 }
 
-// receiveRunning says whether a zfs receive into pool p runs: the
-// command, or, through zfs-fuse's command socket, zfs-fuse reading a
+// runningReceive says which zfs receive into pool p runs, "" if none:
+// the command, or, through zfs-fuse's command socket, zfs-fuse reading a
 // connection to addr, the receiving node's.
-func receiveRunning(p, addr string) bool {
-	return processWith("receive", "-F", p) != 0 || fuseHolds(addr, "")
+func runningReceive(p, addr string) string {
+	if pid := processWith("receive", "-F", p); pid != 0 {
+		return fmt.Sprintf("zfs receive (pid %d)", pid)
+	}
+	if fuseHolds(addr, "") {
+		return "zfs-fuse's receive through its command socket"
+	}
+	return ""
 }
 
 // waitNoReceive waits up to limit for no zfs receive into p to run (see
-// receiveRunning), and says what still runs then.
+// runningReceive), and says what still runs then.
 func waitNoReceive(limit time.Duration, p, addr string) string {
 	deadline := time.Now().Add(limit)
 	for {
-		pid, fuse := processWith("receive", "-F", p), fuseHolds(addr, "")
-		switch {
-		case pid == 0 && !fuse:
-			return ""
-		case time.Now().Before(deadline):
-			time.Sleep(20 * time.Millisecond)
-		case pid != 0:
-			return fmt.Sprintf("zfs receive (pid %d)", pid)
-		default:
-			return "zfs-fuse's receive through its command socket"
+		what := runningReceive(p, addr)
+		if what == "" || time.Now().After(deadline) {
+			return what
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -278,7 +278,7 @@ func TestTransferZFSDirectStalled(t *testing.T) {
 	_, err = d.conn.Write(stream[:len(stream)/2])
 	must(t, err)
 	time.Sleep(300 * time.Millisecond)
-	if !receiveRunning(p2, z2.addr) {
+	if runningReceive(p2, z2.addr) == "" {
 		t.Fatal("z2 runs no zfs receive for the stalled stream: the test proves nothing")
 	}
 	start := time.Now()
